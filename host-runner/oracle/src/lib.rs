@@ -1,0 +1,1 @@
+//! The host's judgement of the guest VMM.

@@ -1,0 +1,1 @@
+//! Traces, generation and minimization.

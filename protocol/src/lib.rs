@@ -1,0 +1,62 @@
+//! The vmmfuzz wire protocol, shared by the guest kernel and the host runner.
+//!
+//! Everything that crosses the serial line is defined here and nowhere else:
+//! the requests the host sends ([`Request`]), what the guest says back
+//! ([`GuestMessage`], [`Response`]), the layout report of the handshake
+//! ([`Hello`]), the framing ([`frame`]) and the data pattern and checksum both
+//! sides use to agree on memory contents ([`pattern`]).
+//!
+//! The in-memory formats the host checker reads from guest RAM (page-table
+//! entry software bits, the frame bitmap) are specified in [`formats`] as
+//! prose and tables only: the guest and the host each implement them on their
+//! own, so that a wrong implementation on one side is caught by the other.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod formats;
+pub mod frame;
+mod hello;
+mod message;
+pub mod pattern;
+mod request;
+mod response;
+
+pub use hello::{Hello, PhysRange, VirtRange};
+pub use message::{ExceptionReport, GuestMessage, PanicReport};
+pub use request::{AreaType, Privilege, Request};
+pub use response::{Error, FaultReason, FrameRun, PageState, Response, Stats};
+
+/// Version of this protocol. The guest reports it in [`Hello`]; the host
+/// refuses to talk to a guest of another version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Size of a page and of a frame, in bytes.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Largest `len` a single `Write` or `Read` may name (256 MiB).
+pub const MAX_TOUCH_LEN: u64 = 256 << 20;
+
+/// Largest `pages` a single `Query` may name.
+pub const MAX_QUERY_PAGES: u64 = 4096;
+
+/// Largest `count` a single `AllocFrames` may name.
+pub const MAX_ALLOC_FRAMES: u64 = 1 << 16;
+
+/// Largest number of requests in one `Batch`.
+pub const MAX_BATCH: usize = 4096;
+
+/// Exit value the guest writes to `isa-debug-exit` after a `Shutdown`
+/// request. QEMU exits with `(value << 1) | 1` = 33: the only success code.
+pub const EXIT_SUCCESS: u8 = 0x10;
+/// Exit value after a Rust panic in the guest (QEMU status 65).
+pub const EXIT_PANIC: u8 = 0x20;
+/// Exit value after an unexpected CPU exception (QEMU status 67).
+pub const EXIT_EXCEPTION: u8 = 0x21;
+
+/// QEMU's process exit status for a guest that wrote `value` to
+/// `isa-debug-exit`.
+pub const fn qemu_exit_status(value: u8) -> i32 {
+    ((value as i32) << 1) | 1
+}
