@@ -20,6 +20,7 @@ pub mod frame;
 mod hello;
 mod message;
 pub mod pattern;
+pub mod semantics;
 mod request;
 mod response;
 
