@@ -1,1 +1,27 @@
-//! Traces, generation and minimization.
+//! Traces, seeded generation of request sequences, and minimization: the
+//! parts of the fuzzer that need no VM.
+//!
+//! - [`format`]: the trace file (JSON Lines): [`Trace`], [`parse`], [`write`];
+//!   its operations ([`Op`]) and expected answers ([`Expect`]).
+//! - [`recorder`]: write-ahead recording and atomic saving of traces.
+//! - [`generate`]: seeded, reproducible generation ([`Generator`]), sharding.
+//! - [`executor`], [`failure`]: the VM behind a trait, and what a failure is.
+//! - [`minimize`]: delta debugging over operations, then arguments.
+//! - [`replay`]: walking a trace against a session, checking expectations,
+//!   and the step table.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod executor;
+pub mod expect;
+pub mod failure;
+pub mod format;
+pub mod op;
+mod value;
+
+pub use error::{FieldError, ParseError, TraceError};
+pub use executor::{Executor, Outcome};
+pub use expect::Expect;
+pub use failure::{Failure, FailureKind, Signature};
+pub use format::{parse, parse_str, write, Entry, Trace, TraceHeader};
+pub use op::{Op, OpKind};

@@ -1,0 +1,158 @@
+//! What went wrong in a run, and the signature that says whether two
+//! failures are the same bug.
+
+use std::fmt;
+
+/// The kinds of failure the runner detects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// The guest panicked (message and location in the failure's message).
+    GuestPanic,
+    /// Triple fault, unexpected reset or exit, unexpected CPU exception.
+    GuestDied,
+    /// A request got no answer within its timeout.
+    Hang,
+    /// An answer differs from the model's prediction or the trace's
+    /// `expect`.
+    Divergence,
+    /// The memory checker found a broken invariant.
+    Invariant,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 5] = [
+        FailureKind::GuestPanic,
+        FailureKind::GuestDied,
+        FailureKind::Hang,
+        FailureKind::Divergence,
+        FailureKind::Invariant,
+    ];
+
+    /// The name used in file names and trace headers.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::GuestPanic => "guest_panic",
+            FailureKind::GuestDied => "guest_died",
+            FailureKind::Hang => "hang",
+            FailureKind::Divergence => "divergence",
+            FailureKind::Invariant => "invariant",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<FailureKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failure of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// What happened: the panic message and location, the divergence
+    /// (request, answer, prediction), the invariant broken…
+    pub message: String,
+    /// The operation (index into the trace's ops) at which it showed.
+    pub op_index: Option<usize>,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>, op_index: Option<usize>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            op_index,
+        }
+    }
+
+    /// The failure's signature: the same signature is the same bug.
+    pub fn signature(&self) -> Signature {
+        Signature {
+            kind: self.kind,
+            class: message_class(&self.message),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.op_index {
+            Some(i) => write!(f, "{} at op {i}: {}", self.kind, self.message),
+            None => write!(f, "{}: {}", self.kind, self.message),
+        }
+    }
+}
+
+/// Kind plus message class: what must stay the same while a trace is
+/// shrunk, so that a different bug found on the way is not taken for the
+/// one being minimized.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Signature {
+    pub kind: FailureKind,
+    pub class: String,
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.class)
+    }
+}
+
+/// The message with its numbers taken out: hex numbers (`0x…`) become `0x#`
+/// and decimal numbers standing alone become `#` (digits inside words, as
+/// in `x86_64`, stay).
+pub fn message_class(message: &str) -> String {
+    let chars: Vec<char> = message.chars().collect();
+    let mut out = String::with_capacity(message.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let after_word = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if c.is_ascii_digit() && !after_word {
+            let hex = c == '0' && matches!(chars.get(i + 1), Some('x' | 'X'));
+            if hex {
+                i += 2;
+                while i < chars.len() && (chars[i].is_ascii_hexdigit() || chars[i] == '_') {
+                    i += 1;
+                }
+                out.push_str("0x#");
+            } else {
+                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
+                    i += 1;
+                }
+                out.push('#');
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_ignore_numbers_but_not_words() {
+        assert_eq!(
+            message_class("op 12: map \"0x12345000\" 8448 pages: expected done, got out_of_memory"),
+            "op #: map \"0x#\" # pages: expected done, got out_of_memory"
+        );
+        assert_eq!(
+            message_class("panicked at src/x86_64.rs:120:5: oops"),
+            "panicked at src/x86_64.rs:#:#: oops"
+        );
+        let a = Failure::new(FailureKind::Divergence, "page 0x1000 leaked", Some(3));
+        let b = Failure::new(FailureKind::Divergence, "page 0x7000 leaked", Some(9));
+        let c = Failure::new(FailureKind::Invariant, "page 0x1000 leaked", Some(3));
+        assert_eq!(a.signature(), b.signature());
+        assert_ne!(a.signature(), c.signature());
+    }
+}
