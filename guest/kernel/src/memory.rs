@@ -1,0 +1,160 @@
+//! Physical memory at boot: RAM from the PVH memory map, the boot
+//! reservations and where the frame bitmap goes.
+
+use alloc::vec::Vec;
+
+use protocol::{PhysRange, PAGE_SIZE};
+
+use crate::boot::{self, BootInfo, E820_RAM};
+
+/// Below this everything is firmware's (real-mode IVT, BIOS data, start
+/// info, option ROMs): reserved even where the map says RAM.
+pub const LOW_RESERVED_END: u64 = 0x10_0000;
+
+/// What boot found and decided about physical memory.
+#[derive(Debug)]
+pub struct PhysLayout {
+    /// Bytes of RAM in the memory map (E820 type 1).
+    pub ram_bytes: u64,
+    /// RAM ranges shrunk to whole frames, sorted, disjoint.
+    pub ram: Vec<PhysRange>,
+    /// Frames the allocator manages: up to the end of the highest RAM.
+    pub total_frames: u64,
+    /// The kernel image (page aligned).
+    pub kernel_image: PhysRange,
+    /// The frame bitmap, exact bytes (it starts page aligned right after the
+    /// image).
+    pub bitmap: PhysRange,
+    /// What the kernel reserves inside RAM: the first MiB, the image, the
+    /// bitmap's pages.
+    pub reserved: Vec<PhysRange>,
+    /// Every frame marked used at boot, as ranges: `[0, total_frames * 4096)`
+    /// less (RAM less reservations).
+    pub boot_reserved: Vec<PhysRange>,
+    /// Frames free at boot.
+    pub boot_free_frames: u64,
+}
+
+fn align_up(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+fn align_down(x: u64, a: u64) -> u64 {
+    x / a * a
+}
+
+/// Sorts and merges overlapping or touching ranges; drops empty ones.
+pub fn normalize(mut v: Vec<PhysRange>) -> Vec<PhysRange> {
+    v.retain(|r| r.start < r.end);
+    v.sort_by_key(|r| r.start);
+    let mut out: Vec<PhysRange> = Vec::with_capacity(v.len());
+    for r in v {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// `a` less `b` (both normalized), normalized.
+pub fn subtract(a: &[PhysRange], b: &[PhysRange]) -> Vec<PhysRange> {
+    let mut out = Vec::new();
+    for r in a {
+        let mut start = r.start;
+        for cut in b {
+            if cut.end <= start || cut.start >= r.end {
+                continue;
+            }
+            if cut.start > start {
+                out.push(PhysRange {
+                    start,
+                    end: cut.start,
+                });
+            }
+            start = start.max(cut.end);
+        }
+        if start < r.end {
+            out.push(PhysRange { start, end: r.end });
+        }
+    }
+    out
+}
+
+impl PhysLayout {
+    /// Works the layout out from the memory map.
+    pub fn new(info: &BootInfo) -> PhysLayout {
+        let raw: Vec<PhysRange> = info
+            .memmap()
+            .iter()
+            .filter(|e| e.kind == E820_RAM && e.size > 0)
+            .map(|e| PhysRange {
+                start: e.addr,
+                end: e.addr.saturating_add(e.size),
+            })
+            .collect();
+        let raw = normalize(raw);
+        let ram_bytes = raw.iter().map(|r| r.end - r.start).sum();
+        let ram = normalize(
+            raw.iter()
+                .map(|r| PhysRange {
+                    start: align_up(r.start, PAGE_SIZE),
+                    end: align_down(r.end, PAGE_SIZE),
+                })
+                .collect(),
+        );
+        let top = raw.last().map_or(0, |r| r.end);
+        assert!(top > 0, "no RAM in the memory map");
+        let total_frames = top.div_ceil(PAGE_SIZE);
+
+        let (kstart, kend) = boot::kernel_image();
+        let kernel_image = PhysRange {
+            start: kstart,
+            end: kend,
+        };
+        let bitmap_start = align_up(kend, PAGE_SIZE);
+        let bitmap = PhysRange {
+            start: bitmap_start,
+            end: bitmap_start + total_frames.div_ceil(8),
+        };
+        let bitmap_pages = PhysRange {
+            start: bitmap.start,
+            end: align_up(bitmap.end, PAGE_SIZE),
+        };
+        assert!(
+            ram.iter()
+                .any(|r| r.start <= kstart && bitmap_pages.end <= r.end),
+            "the kernel image and the frame bitmap {bitmap_pages:x?} are not in one RAM range"
+        );
+        let reserved = normalize(alloc::vec![
+            PhysRange {
+                start: 0,
+                end: LOW_RESERVED_END,
+            },
+            kernel_image,
+            bitmap_pages,
+        ]);
+        let free = subtract(&ram, &reserved);
+        let all = [PhysRange {
+            start: 0,
+            end: total_frames * PAGE_SIZE,
+        }];
+        let boot_reserved = subtract(&all, &free);
+        let boot_free_frames = free.iter().map(|r| (r.end - r.start) / PAGE_SIZE).sum();
+        PhysLayout {
+            ram_bytes,
+            ram,
+            total_frames,
+            kernel_image,
+            bitmap,
+            reserved,
+            boot_reserved,
+            boot_free_frames,
+        }
+    }
+
+    /// Bytes of the bitmap.
+    pub fn bitmap_len(&self) -> usize {
+        (self.bitmap.end - self.bitmap.start) as usize
+    }
+}

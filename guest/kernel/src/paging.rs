@@ -1,0 +1,142 @@
+//! The kernel's own mappings and physical memory access.
+//!
+//! After boot the PML4 holds exactly two kinds of kernel entries:
+//! - slot 256: the direct map of all RAM at `DIRECT_MAP_OFFSET + phys`
+//!   (2 MiB pages; tables are statics of the image);
+//! - slot 511: the kernel image at `KERNEL_BASE + phys` (the boot page
+//!   directory, cut down to the 2 MiB pages that hold the image).
+//!
+//! The lower half (slots 0–255) is empty and belongs to the VMM, as does the
+//! kernel space between the two.
+
+use x86_64::instructions::tlb;
+use x86_64::structures::paging::{PageTable, PageTableFlags as F};
+use x86_64::PhysAddr;
+
+use vmm_core::layout::{DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, KERNEL_BASE};
+
+use crate::boot;
+use crate::memory::PhysLayout;
+
+const HUGE: u64 = 2 << 20;
+const GIB: u64 = 1 << 30;
+
+/// GiB of physical address space the direct map can cover.
+pub const DIRECT_MAP_GIB: usize = 64;
+
+#[repr(C, align(4096))]
+struct DirectTables {
+    pdpt: PageTable,
+    pds: [PageTable; DIRECT_MAP_GIB],
+}
+
+static mut DIRECT: DirectTables = DirectTables {
+    pdpt: PageTable::new(),
+    pds: [const { PageTable::new() }; DIRECT_MAP_GIB],
+};
+
+/// Physical address of a static of the kernel image.
+fn image_phys<T>(p: *const T) -> u64 {
+    p as u64 - KERNEL_BASE
+}
+
+/// The table at physical `phys` inside the kernel image, through the kernel
+/// image map.
+///
+/// # Safety
+/// `phys` must be a page table of the kernel image (boot tables), and no
+/// other reference to it may be live.
+unsafe fn image_table(phys: u64) -> &'static mut PageTable {
+    // SAFETY: the kernel image map covers the image at KERNEL_BASE + phys;
+    // exclusivity is the caller's promise.
+    unsafe { &mut *(boot::kernel_virt(phys) as *mut PageTable) }
+}
+
+/// Virtual address of physical `phys` in the direct map.
+pub fn phys_to_virt(phys: u64) -> u64 {
+    DIRECT_MAP_OFFSET + phys
+}
+
+/// Builds the direct map, drops the identity map and cuts the kernel image
+/// map down to the image.
+///
+/// # Safety
+/// Call once at boot, after `gdt::init` and `interrupts::init` (nothing may
+/// use an identity-mapped address afterwards) and after the start info was
+/// read.
+pub unsafe fn init(layout: &PhysLayout) {
+    let top = layout.total_frames * 4096;
+    assert!(
+        top <= DIRECT_MAP_GIB as u64 * GIB,
+        "RAM up to {top:#x} is beyond the {DIRECT_MAP_GIB} GiB the direct map covers"
+    );
+    // SAFETY: kmain calls this once, before anything else refers to DIRECT.
+    let direct = unsafe { &mut *core::ptr::addr_of_mut!(DIRECT) };
+    let table = F::PRESENT | F::WRITABLE;
+    let huge = F::PRESENT | F::WRITABLE | F::HUGE_PAGE | F::NO_EXECUTE;
+    for r in &layout.ram {
+        let mut chunk = r.start / HUGE * HUGE;
+        while chunk < r.end {
+            let gib = (chunk / GIB) as usize;
+            let pd_phys = image_phys(&direct.pds[gib]);
+            direct.pdpt[gib].set_addr(PhysAddr::new(pd_phys), table);
+            direct.pds[gib][((chunk % GIB) / HUGE) as usize].set_addr(PhysAddr::new(chunk), huge);
+            chunk += HUGE;
+        }
+    }
+    let pdpt_phys = image_phys(&direct.pdpt);
+    // SAFETY: the boot PML4 and PD are image tables; nothing else holds a
+    // reference to them (the CPU uses them, which is what we change).
+    let (pml4, pd) = unsafe { (image_table(boot::pml4_phys()), image_table(boot::pd_phys())) };
+    pml4[usize::from(DIRECT_MAP_PML4_SLOT)].set_addr(PhysAddr::new(pdpt_phys), table);
+    // The stack and every address in use from here on are in the higher
+    // half: drop the identity map.
+    pml4[0].set_unused();
+    let image_end = layout.kernel_image.end;
+    for (i, entry) in pd.iter_mut().enumerate() {
+        if i as u64 * HUGE >= image_end {
+            entry.set_unused();
+        }
+    }
+    tlb::flush_all();
+}
+
+/// Physical memory through the direct map (the VMM's `PhysMemory`).
+#[derive(Debug)]
+pub struct DirectMap {
+    _private: (),
+}
+
+impl DirectMap {
+    /// The direct-map accessor.
+    ///
+    /// # Safety
+    /// Call once, after [`init`]: whoever holds it may view any RAM frame
+    /// as a table or as bytes, so it must be the only such accessor (the
+    /// VMM's).
+    pub unsafe fn new() -> DirectMap {
+        DirectMap { _private: () }
+    }
+
+    fn frame_ptr(frame: x86_64::structures::paging::PhysFrame) -> *mut u8 {
+        phys_to_virt(frame.start_address().as_u64()) as *mut u8
+    }
+}
+
+impl vmm_core::PhysMemory for DirectMap {
+    fn table(&mut self, frame: x86_64::structures::paging::PhysFrame) -> &mut PageTable {
+        // SAFETY: the direct map covers every RAM frame; the only DirectMap
+        // belongs to the VMM, which hands out one view at a time (the
+        // `&mut self` borrow), and the frames it names are the VMM's own.
+        unsafe { &mut *(Self::frame_ptr(frame) as *mut PageTable) }
+    }
+
+    fn frame_bytes(&mut self, frame: x86_64::structures::paging::PhysFrame) -> &mut [u8; 4096] {
+        // SAFETY: as in `table`.
+        unsafe { &mut *(Self::frame_ptr(frame) as *mut [u8; 4096]) }
+    }
+
+    fn flush(&mut self, page: x86_64::structures::paging::Page) {
+        tlb::flush(page.start_address());
+    }
+}

@@ -1,0 +1,195 @@
+//! Touching memory from the CPU with exception fixup, as Linux's
+//! `copy_to_user` and `__ex_table`.
+//!
+//! [`touch_copy`] is a `rep movsb` whose address is listed in the exception
+//! table (section `.extable`: pairs of faulting rip and fixup rip). A page
+//! fault in managed space goes to the VMM's fault resolution first: when it
+//! resolves the page (allocate-on-write) the instruction retries; when it
+//! refuses, and the fault came from a listed instruction, the handler records
+//! the reason and resumes at the fixup, which returns the count of bytes not
+//! copied. Any other fault is an unexpected exception.
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use protocol::pattern::{self, Checksum};
+use protocol::FaultReason;
+use vmm_core::layout::{KERNEL_SPACE_END, KERNEL_SPACE_START, USER_END, USER_START};
+
+use crate::interrupts::TrapFrame;
+use crate::machine;
+
+global_asm!(
+    r#"
+    .text
+    .global touch_copy
+touch_copy:
+    mov rcx, rdx
+touch_copy_insn:
+    rep movsb
+touch_copy_fixup:
+    mov rax, rcx
+    ret
+
+    .section .extable, "a"
+    .p2align 3
+    .quad touch_copy_insn, touch_copy_fixup
+    .text
+    "#
+);
+
+unsafe extern "C" {
+    /// Copies `len` bytes from `src` to `dst`; returns how many were not
+    /// copied (0 unless a page fault was fixed up).
+    fn touch_copy(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    static __extable_start: [u64; 0];
+    static __extable_end: [u64; 0];
+}
+
+/// The fixup for a fault at `rip`, if the exception table lists it.
+fn fixup_for(rip: u64) -> Option<u64> {
+    // SAFETY: the linker script brackets `.extable` with these symbols; it
+    // holds whole (fault, fixup) pairs of u64 and is never written.
+    let table = unsafe {
+        let start = core::ptr::addr_of!(__extable_start) as *const u64;
+        let end = core::ptr::addr_of!(__extable_end) as *const u64;
+        core::slice::from_raw_parts(start, end.offset_from(start) as usize)
+    };
+    table
+        .chunks_exact(2)
+        .find(|pair| pair[0] == rip)
+        .map(|pair| pair[1])
+}
+
+/// Whether `addr` lies in space the VMM manages (its faults are its own).
+fn managed(addr: u64) -> bool {
+    (USER_START..USER_END).contains(&addr) || (KERNEL_SPACE_START..KERNEL_SPACE_END).contains(&addr)
+}
+
+const NO_FAULT: u8 = 0;
+/// Reason of the last fixed-up fault (a `FaultReason` + 1, or `NO_FAULT`).
+static FIXED_REASON: AtomicU8 = AtomicU8::new(NO_FAULT);
+/// Address of the last fixed-up fault.
+static FIXED_ADDR: AtomicU64 = AtomicU64::new(0);
+/// Faults resolved since the current chunk started: a resolution that does
+/// not stop the fault from coming back is a VMM bug, reported rather than
+/// looped on.
+static RESOLVED_IN_CHUNK: AtomicU64 = AtomicU64::new(0);
+const MAX_RESOLVED_IN_CHUNK: u64 = 4;
+
+fn encode(reason: FaultReason) -> u8 {
+    match reason {
+        FaultReason::Unusable => 1,
+        FaultReason::ReadOnly => 2,
+        FaultReason::OutOfMemory => 3,
+    }
+}
+
+fn decode(code: u8) -> Option<FaultReason> {
+    match code {
+        1 => Some(FaultReason::Unusable),
+        2 => Some(FaultReason::ReadOnly),
+        3 => Some(FaultReason::OutOfMemory),
+        _ => None,
+    }
+}
+
+/// The page-fault path: true when the fault was handled (resolved, or fixed
+/// up by moving `frame.rip`), false when it is an unexpected exception.
+pub fn page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
+    const WRITE: u64 = 1 << 1;
+    const RESERVED_BIT: u64 = 1 << 3;
+    const FETCH: u64 = 1 << 4;
+    if frame.error_code & (RESERVED_BIT | FETCH) != 0 || !managed(cr2) {
+        return false;
+    }
+    let write = frame.error_code & WRITE != 0;
+    match machine::resolve_fault(cr2, write) {
+        None => false, // the VMM was locked: a fault inside the VMM
+        Some(Ok(())) => RESOLVED_IN_CHUNK.fetch_add(1, Ordering::Relaxed) < MAX_RESOLVED_IN_CHUNK,
+        Some(Err(reason)) => match fixup_for(frame.rip) {
+            Some(fixup) => {
+                FIXED_ADDR.store(cr2, Ordering::Relaxed);
+                FIXED_REASON.store(encode(reason), Ordering::Relaxed);
+                frame.rip = fixup;
+                true
+            }
+            None => false,
+        },
+    }
+}
+
+/// Copies one chunk (within one page) with fixup: Ok, or the first byte not
+/// copied and why.
+///
+/// # Safety
+/// `kernel` must be valid for the copy's direction (read when
+/// `to_user`, written otherwise) for `len` bytes; `user` may be anything
+/// managed (faults are handled).
+unsafe fn copy_chunk(
+    user: u64,
+    kernel: *mut u8,
+    len: usize,
+    to_user: bool,
+) -> Result<(), (u64, FaultReason)> {
+    FIXED_REASON.store(NO_FAULT, Ordering::Relaxed);
+    RESOLVED_IN_CHUNK.store(0, Ordering::Relaxed);
+    // SAFETY: the kernel side is valid by the caller's promise; faults on
+    // the user side either resolve or end the copy at the fixup.
+    let left = unsafe {
+        if to_user {
+            touch_copy(user as *mut u8, kernel, len)
+        } else {
+            touch_copy(kernel, user as *const u8, len)
+        }
+    };
+    if left == 0 {
+        return Ok(());
+    }
+    let reason = decode(FIXED_REASON.load(Ordering::Relaxed))
+        .expect("touch copy stopped without a recorded fault");
+    let addr = user + (len - left) as u64;
+    debug_assert_eq!(addr, FIXED_ADDR.load(Ordering::Relaxed));
+    Err((addr, reason))
+}
+
+/// Chunks of `addr..addr + len` that do not cross a page boundary.
+fn chunks(addr: u64, len: u64) -> impl Iterator<Item = (u64, usize)> {
+    let end = addr.wrapping_add(len);
+    let mut at = addr;
+    core::iter::from_fn(move || {
+        if at == end {
+            return None;
+        }
+        let page_left = 4096 - (at & 4095);
+        let n = page_left.min(end.wrapping_sub(at));
+        let chunk = (at, n as usize);
+        at = at.wrapping_add(n);
+        Some(chunk)
+    })
+}
+
+/// Stores the pattern of `seed` at `addr..addr + len` (validated by the
+/// dispatcher). Err: the first byte not stored, and why.
+pub fn write(addr: u64, len: u64, seed: u64) -> Result<(), (u64, FaultReason)> {
+    let mut buf = [0u8; 4096];
+    for (at, n) in chunks(addr, len) {
+        pattern::fill(seed, at, &mut buf[..n]);
+        // SAFETY: `buf` holds `n <= 4096` readable bytes.
+        unsafe { copy_chunk(at, buf.as_mut_ptr(), n, true)? };
+    }
+    Ok(())
+}
+
+/// Loads `addr..addr + len` (validated by the dispatcher) and answers the
+/// checksum. Err: the first byte not loaded, and why.
+pub fn read(addr: u64, len: u64) -> Result<u32, (u64, FaultReason)> {
+    let mut buf = [0u8; 4096];
+    let mut sum = Checksum::new();
+    for (at, n) in chunks(addr, len) {
+        // SAFETY: `buf` holds `n <= 4096` writable bytes.
+        unsafe { copy_chunk(at, buf.as_mut_ptr(), n, false)? };
+        sum.update(&buf[..n]);
+    }
+    Ok(sum.finish())
+}
