@@ -3,14 +3,18 @@
 
 use alloc::vec;
 
-use protocol::{FaultReason, Hello, PhysRange, VirtRange, PAGE_SIZE};
-use spin::Once;
+use protocol::{FaultReason, Hello, VirtRange, PAGE_SIZE};
+use spin::{Mutex, Once};
 use vmm_core::layout::{
     DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_END, HEAP_START, KERNEL_PML4_SLOT,
     KERNEL_SPACE_END, KERNEL_SPACE_START, USER_END, USER_START, VALLOC_PAGES, VALLOC_START,
 };
+use vmm_core::{FrameAllocator, Machine, Vmm};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::PhysAddr;
 
-use crate::memory::PhysLayout;
+use crate::memory::{self, PhysLayout};
+use crate::paging::{self, DirectMap};
 use crate::{exit, touch};
 
 /// What boot found, kept for `Hello`.
@@ -22,19 +26,50 @@ pub struct BootState {
 
 static BOOT: Once<BootState> = Once::new();
 
-/// Records the boot state (once).
-pub fn set_boot_state(state: BootState) {
-    BOOT.call_once(|| state);
+/// The VMM. Requests reach it through [`Machine::with_vmm`], page faults
+/// through [`resolve_fault`]; both only ever `try_lock` it (one CPU, no
+/// interrupts: a lock found taken is a kernel bug, never a wait).
+static VMM: Mutex<Option<Vmm<DirectMap>>> = Mutex::new(None);
+
+/// Records the boot state and builds the VMM over it: the frame allocator
+/// on the bitmap after the kernel image, the boot PML4 as the root.
+///
+/// # Safety
+/// Call once, after `paging::init` (the bitmap is reached through the
+/// direct map, and the VMM gets the only [`DirectMap`]).
+pub unsafe fn init(state: BootState) {
+    let boot = BOOT.call_once(|| state);
+    let l = &boot.layout;
+    let bitmap_virt = paging::phys_to_virt(l.bitmap.start) as *mut u8;
+    // SAFETY: the bitmap's pages are RAM (checked by PhysLayout), covered
+    // by the direct map, reserved from the allocator and reached through
+    // nothing else: the allocator owns them for good.
+    let bitmap = unsafe { core::slice::from_raw_parts_mut(bitmap_virt, l.bitmap_len()) };
+    let frames = FrameAllocator::new(bitmap, l.total_frames, &l.ram, &l.reserved);
+    assert_eq!(
+        frames.free_frames(),
+        l.boot_free_frames,
+        "the frame allocator and the boot reservations disagree"
+    );
+    // SAFETY: the only DirectMap, made once (this function runs once) after
+    // paging::init, and given to the VMM.
+    let mem = unsafe { DirectMap::new() };
+    let pml4 = PhysFrame::containing_address(PhysAddr::new(boot.pml4));
+    let vmm = Vmm::new(mem, frames, pml4);
+    *VMM.try_lock().expect("VMM locked at boot") = Some(vmm);
 }
 
 fn boot_state() -> &'static BootState {
     BOOT.get().expect("boot state not recorded")
 }
 
-/// The page-fault handler's way into the VMM: `None` when the VMM is locked
-/// (a fault inside the VMM: a kernel bug the caller reports).
-pub fn resolve_fault(_addr: u64, _write: bool) -> Option<Result<(), FaultReason>> {
-    Some(Err(FaultReason::Unusable))
+/// The page-fault handler's way into the VMM: `None` when the VMM is
+/// locked or not built yet (a fault inside the VMM or during boot: a kernel
+/// bug the caller reports as an exception).
+pub fn resolve_fault(addr: u64, write: bool) -> Option<Result<(), FaultReason>> {
+    let mut guard = VMM.try_lock()?;
+    let vmm = guard.as_mut()?;
+    Some(vmm.handle_fault(addr, write))
 }
 
 /// The kernel, as the dispatcher's machine.
@@ -44,24 +79,37 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// The machine. Call after boot recorded its state.
+    /// The machine. Call after [`init`].
     pub fn new() -> Kernel {
         boot_state();
         Kernel { _private: () }
     }
+}
 
-    pub fn hello(&mut self) -> Hello {
+impl Machine for Kernel {
+    type Mem = DirectMap;
+
+    fn hello(&mut self) -> Hello {
         let boot = boot_state();
         let l = &boot.layout;
+        let (meta, total_frames, boot_free_frames) = self.with_vmm(|v| {
+            (
+                v.metadata_range(),
+                v.frames().total_frames(),
+                v.frames().boot_free_frames(),
+            )
+        });
+        let mut reserved = l.boot_reserved.clone();
+        reserved.push(meta);
         Hello {
             protocol_version: protocol::PROTOCOL_VERSION,
             ram_bytes: l.ram_bytes,
-            total_frames: l.total_frames,
-            boot_free_frames: l.boot_free_frames,
+            total_frames,
+            boot_free_frames,
             page_table_root: boot.pml4,
             direct_map_offset: DIRECT_MAP_OFFSET,
             frame_bitmap: l.bitmap,
-            boot_reserved: l.boot_reserved.clone(),
+            boot_reserved: memory::normalize(reserved),
             kernel_image: l.kernel_image,
             user_space: VirtRange {
                 start: USER_START,
@@ -83,27 +131,24 @@ impl Kernel {
         }
     }
 
-    pub fn touch_write(
-        &mut self,
-        addr: u64,
-        len: u64,
-        seed: u64,
-    ) -> Result<(), (u64, FaultReason)> {
+    fn with_vmm<R>(&mut self, f: impl FnOnce(&mut Vmm<DirectMap>) -> R) -> R {
+        let mut guard = VMM.try_lock().expect("VMM already locked");
+        f(guard.as_mut().expect("VMM not built"))
+    }
+
+    fn touch_write(&mut self, addr: u64, len: u64, seed: u64) -> Result<(), (u64, FaultReason)> {
         touch::write(addr, len, seed)
     }
 
-    pub fn touch_read(&mut self, addr: u64, len: u64) -> Result<u32, (u64, FaultReason)> {
+    fn touch_read(&mut self, addr: u64, len: u64) -> Result<u32, (u64, FaultReason)> {
         touch::read(addr, len)
     }
 
-    pub fn panic_now(&mut self) -> ! {
+    fn panic_now(&mut self) -> ! {
         panic!("panic requested by host")
     }
 
-    pub fn shutdown(&mut self) -> ! {
+    fn shutdown(&mut self) -> ! {
         exit::exit(protocol::EXIT_SUCCESS)
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: PhysRange) {}

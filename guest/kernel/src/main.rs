@@ -47,10 +47,13 @@ extern "C" fn kmain(start_info: u64) -> ! {
     // SAFETY: once, after the GDT and IDT moved to the higher half and the
     // start info was read: nothing uses the identity map any more.
     unsafe { paging::init(&layout) };
-    machine::set_boot_state(BootState {
-        layout,
-        pml4: boot::pml4_phys(),
-    });
+    // SAFETY: once, after paging::init.
+    unsafe {
+        machine::init(BootState {
+            layout,
+            pml4: boot::pml4_phys(),
+        })
+    };
     let mut kernel = Kernel::new();
     rpc::serve(&mut kernel)
 }
