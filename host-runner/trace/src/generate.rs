@@ -1,0 +1,429 @@
+//! Seeded, reproducible generation of operation sequences (ChaCha8 from the
+//! seed: the same seed and configuration give the same operations), and
+//! the split of seeds into shards.
+
+use std::fmt;
+use std::str::FromStr;
+
+use protocol::{AreaType, FrameRun, Privilege, Response, PAGE_SIZE};
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::format::{Trace, TraceHeader};
+use crate::op::{Op, OpKind};
+use crate::strategy::{self, Targets, USER_END};
+
+/// Relative weight of each operation kind (index: [`OpKind`] as `usize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weights(pub [u32; 15]);
+
+impl Weights {
+    pub fn get(&self, k: OpKind) -> u32 {
+        self.0[k as usize]
+    }
+
+    pub fn set(mut self, k: OpKind, w: u32) -> Self {
+        self.0[k as usize] = w;
+        self
+    }
+
+    /// Every kind equally likely (`panic` included).
+    pub fn uniform() -> Self {
+        Weights([1; 15])
+    }
+}
+
+impl Default for Weights {
+    /// Mostly memory operations; no `panic` (it would end every run).
+    fn default() -> Self {
+        // hello ping panic map unmap convert write read query alloc free valloc vfree stats reset
+        Weights([1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1])
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenConfig {
+    /// Operations of a whole trace ([`generate`]).
+    pub ops: usize,
+    /// Guest RAM in MiB: sizes are drawn to press on it.
+    pub ram_mib: u32,
+    pub weights: Weights,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            ops: 200,
+            ram_mib: 128,
+            weights: Weights::default(),
+        }
+    }
+}
+
+/// How many earlier ranges, writes, frame runs and valloc runs are kept to
+/// aim at.
+const MEMORY: usize = 64;
+
+/// Generates operations one by one. Feed each answer back through
+/// [`Generator::next_op`] so that later operations can use it (frames from
+/// `alloc_frames`, ranges from `valloc`, the layout from `hello`); without
+/// answers the generator still works, aiming at guessed values.
+#[derive(Debug)]
+pub struct Generator {
+    rng: ChaCha8Rng,
+    config: GenConfig,
+    seed: u64,
+    targets: Targets,
+    /// Page ranges used before (`addr`, `pages`).
+    ranges: Vec<(u64, u64)>,
+    /// Byte ranges written before (`addr`, `len`).
+    writes: Vec<(u64, u64)>,
+    frames: Vec<FrameRun>,
+    vallocs: Vec<(u64, u64)>,
+    last: Option<Op>,
+}
+
+fn remember<T>(list: &mut Vec<T>, item: T) {
+    if list.len() == MEMORY {
+        list.remove(0);
+    }
+    list.push(item);
+}
+
+impl Generator {
+    pub fn new(seed: u64, config: GenConfig) -> Self {
+        Generator {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            targets: Targets::new(config.ram_mib),
+            config,
+            seed,
+            ranges: Vec::new(),
+            writes: Vec::new(),
+            frames: Vec::new(),
+            vallocs: Vec::new(),
+            last: None,
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The header of the traces this generator makes.
+    pub fn header(&self) -> TraceHeader {
+        TraceHeader {
+            seed: Some(self.seed),
+            ram_mib: Some(self.config.ram_mib),
+            created_by: Some(concat!("vmmfuzz-trace ", env!("CARGO_PKG_VERSION")).to_string()),
+            ..TraceHeader::default()
+        }
+    }
+
+    /// The next operation. `last_response` is the guest's answer to the
+    /// operation returned by the previous call, if the caller has it.
+    pub fn next_op(&mut self, last_response: Option<&Response>) -> Op {
+        if let (Some(op), Some(r)) = (self.last.take(), last_response) {
+            self.observe(&op, r);
+        }
+        let op = self.pick();
+        self.last = Some(op.clone());
+        op
+    }
+
+    /// Learns from the answer `r` to `op`.
+    fn observe(&mut self, op: &Op, r: &Response) {
+        match (op, r) {
+            (_, Response::Hello(h)) => self.targets.learn(h),
+            (Op::AllocFrames { .. }, Response::Frames(runs)) => {
+                runs.iter().for_each(|&run| remember(&mut self.frames, run))
+            }
+            (Op::FreeFrames { frame, .. }, Response::Done) => {
+                self.frames.retain(|r| r.start != *frame)
+            }
+            (Op::Valloc { pages, .. }, Response::Valloc { addr }) => {
+                remember(&mut self.vallocs, (*addr, *pages))
+            }
+            (Op::Vfree { addr, .. }, Response::Done) => self.vallocs.retain(|v| v.0 != *addr),
+            (Op::Reset { .. }, Response::Done) => {
+                self.frames.clear();
+                self.vallocs.clear();
+            }
+            _ => {}
+        }
+    }
+
+    fn kind(&mut self) -> OpKind {
+        let w = self.config.weights;
+        let total: u32 = OpKind::ALL.iter().map(|&k| w.get(k)).sum();
+        if total == 0 {
+            return OpKind::Stats;
+        }
+        let mut roll = self.rng.random_range(0..total);
+        for k in OpKind::ALL {
+            if roll < w.get(k) {
+                return k;
+            }
+            roll -= w.get(k);
+        }
+        OpKind::Stats
+    }
+
+    /// User or kernel for a range starting at `addr`: either in user space,
+    /// mostly kernel elsewhere (a user request there must be refused).
+    fn privilege_for(&mut self, addr: u64) -> Privilege {
+        let p_user = if addr < USER_END { 0.5 } else { 0.1 };
+        if self.rng.random_bool(p_user) {
+            Privilege::User
+        } else {
+            Privilege::Kernel
+        }
+    }
+
+    fn kernel_only(&mut self) -> Privilege {
+        if self.rng.random_bool(0.1) {
+            Privilege::User
+        } else {
+            Privilege::Kernel
+        }
+    }
+
+    /// A page range: (`addr`, `pages`, privilege), remembered for reuse.
+    fn range(&mut self) -> (u64, u64, Privilege) {
+        let pages = strategy::pages(&mut self.rng, &self.targets);
+        let addr = strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets);
+        remember(&mut self.ranges, (addr, pages));
+        (addr, pages, self.privilege_for(addr))
+    }
+
+    /// A byte range for a write or read: inside a range used before, where
+    /// the data can live, or any range.
+    fn bytes(&mut self) -> (u64, u64) {
+        match self.ranges.choose(&mut self.rng).copied() {
+            Some((addr, pages)) if self.rng.random_bool(0.7) => {
+                let span = pages.clamp(1, 1 << 16) * PAGE_SIZE;
+                let start = addr.wrapping_add(self.rng.random_range(0..span));
+                let start = if self.rng.random_bool(0.5) {
+                    start & !(PAGE_SIZE - 1)
+                } else {
+                    start
+                };
+                (start, strategy::len(&mut self.rng, &self.targets, span))
+            }
+            _ => {
+                let pages = strategy::pages(&mut self.rng, &self.targets);
+                let addr = strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets);
+                (
+                    strategy::misalign(&mut self.rng, addr, 0.3),
+                    strategy::len(&mut self.rng, &self.targets, 0),
+                )
+            }
+        }
+    }
+
+    fn pick(&mut self) -> Op {
+        match self.kind() {
+            OpKind::Hello => Op::Hello,
+            OpKind::Ping => Op::Ping {
+                nonce: self.rng.random(),
+            },
+            OpKind::Panic => Op::Panic {
+                privilege: self.kernel_only(),
+            },
+            OpKind::Stats => Op::Stats,
+            OpKind::Reset => Op::Reset {
+                privilege: self.kernel_only(),
+            },
+            OpKind::Map => {
+                let (addr, pages, privilege) = self.range();
+                let writable = self.rng.random_bool(0.8);
+                let contiguous = self.rng.random_bool(0.2);
+                Op::Map {
+                    addr,
+                    pages,
+                    writable,
+                    contiguous,
+                    privilege,
+                }
+            }
+            OpKind::Unmap => {
+                let (addr, pages, privilege) = self.range();
+                Op::Unmap {
+                    addr,
+                    pages,
+                    privilege,
+                }
+            }
+            OpKind::Convert => {
+                let (addr, pages, privilege) = self.range();
+                let to = if self.rng.random_bool(0.55) {
+                    AreaType::UsableRam
+                } else {
+                    AreaType::Unusable
+                };
+                Op::Convert {
+                    addr,
+                    pages,
+                    to,
+                    privilege,
+                }
+            }
+            OpKind::Query => {
+                let (addr, pages, privilege) = self.range();
+                let pages = if self.rng.random_bool(0.8) {
+                    pages.clamp(1, 64)
+                } else {
+                    pages
+                };
+                Op::Query {
+                    addr,
+                    pages,
+                    privilege,
+                }
+            }
+            OpKind::Write => {
+                let (addr, len) = self.bytes();
+                remember(&mut self.writes, (addr, len));
+                let privilege = self.privilege_for(addr);
+                Op::Write {
+                    addr,
+                    len,
+                    seed: self.rng.random(),
+                    privilege,
+                }
+            }
+            OpKind::Read => {
+                let (addr, len) = match self.writes.choose(&mut self.rng).copied() {
+                    Some(w) if self.rng.random_bool(0.6) => w,
+                    Some((a, l)) if self.rng.random_bool(0.5) => (a.wrapping_add(l / 2), l),
+                    _ => self.bytes(),
+                };
+                Op::Read {
+                    addr,
+                    len,
+                    privilege: self.privilege_for(addr),
+                }
+            }
+            OpKind::AllocFrames => {
+                let count = strategy::pages(&mut self.rng, &self.targets);
+                let count = if self.rng.random_bool(0.6) {
+                    count.clamp(1, 8)
+                } else {
+                    count
+                };
+                Op::AllocFrames {
+                    count,
+                    contiguous: self.rng.random_bool(0.3),
+                    privilege: self.kernel_only(),
+                }
+            }
+            OpKind::FreeFrames => {
+                let (frame, count) = match self.frames.choose(&mut self.rng).copied() {
+                    Some(run) if self.rng.random_bool(0.8) => {
+                        let skip = self.rng.random_range(0..run.count.max(1));
+                        let whole = self.rng.random_bool(0.6);
+                        let count = if whole {
+                            run.count
+                        } else {
+                            self.rng.random_range(1..=run.count - skip + 1)
+                        };
+                        (run.start + if whole { 0 } else { skip * PAGE_SIZE }, count)
+                    }
+                    _ => {
+                        let frame =
+                            self.rng.random_range(0..self.targets.ram_pages * 2) * PAGE_SIZE;
+                        (
+                            strategy::misalign(&mut self.rng, frame, 0.1),
+                            strategy::pages(&mut self.rng, &self.targets),
+                        )
+                    }
+                };
+                Op::FreeFrames {
+                    frame,
+                    count,
+                    privilege: self.kernel_only(),
+                }
+            }
+            OpKind::Valloc => {
+                let pages = strategy::pages(&mut self.rng, &self.targets);
+                Op::Valloc {
+                    pages,
+                    privilege: self.kernel_only(),
+                }
+            }
+            OpKind::Vfree => {
+                let (addr, pages) = match self.vallocs.choose(&mut self.rng).copied() {
+                    Some((a, p)) if self.rng.random_bool(0.8) => {
+                        match self.rng.random_range(0..3) {
+                            0 => (a, p),
+                            1 => (a, self.rng.random_range(1..=p.max(1))),
+                            _ => (a.wrapping_add(PAGE_SIZE), p),
+                        }
+                    }
+                    _ => {
+                        let (addr, pages, _) = self.range();
+                        (addr, pages)
+                    }
+                };
+                Op::Vfree {
+                    addr,
+                    pages,
+                    privilege: self.kernel_only(),
+                }
+            }
+        }
+    }
+}
+
+/// A whole trace of `config.ops` operations from `seed`, generated without
+/// answers.
+pub fn generate(seed: u64, config: &GenConfig) -> Trace {
+    let mut g = Generator::new(seed, config.clone());
+    let ops: Vec<Op> = (0..config.ops).map(|_| g.next_op(None)).collect();
+    Trace::from_ops(g.header(), ops)
+}
+
+/// Shard `index` of `count` (`--shard 2/4`, 1-based): seed `k` belongs to
+/// shard `k % count + 1`, so shards split any run of seeds evenly and
+/// never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// Every seed in one shard.
+    pub const ALL: Shard = Shard { index: 1, count: 1 };
+
+    pub fn contains(&self, seed: u64) -> bool {
+        seed % self.count + 1 == self.index
+    }
+
+    /// This shard's seeds from `first` on, in order.
+    pub fn seeds(self, first: u64) -> impl Iterator<Item = u64> {
+        (first..=u64::MAX).filter(move |&s| self.contains(s))
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected a shard as i/n with 1 <= i <= n, like 2/4, got {s:?}");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index = i.trim().parse::<u64>().map_err(|_| bad())?;
+        let count = n.trim().parse::<u64>().map_err(|_| bad())?;
+        if count == 0 || index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}

@@ -1,0 +1,244 @@
+//! Minimization: delta debugging over the operations, then over their
+//! arguments, as a pure function over the predicate "still fails with the
+//! same signature". Every attempt is a whole run of a candidate trace
+//! through the [`Executor`] (each from a fresh guest state).
+
+use std::time::{Duration, Instant};
+
+use crate::executor::{Executor, Outcome};
+use crate::failure::{Failure, Signature};
+use crate::format::Trace;
+use crate::shrink;
+
+/// How much minimization may cost. Whatever runs out first ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// Stop at this instant.
+    pub deadline: Option<Instant>,
+    /// Stop after this many runs.
+    pub max_attempts: Option<usize>,
+}
+
+impl Budget {
+    /// A budget of `time` from now.
+    pub fn for_duration(time: Duration) -> Self {
+        Budget {
+            deadline: Some(Instant::now() + time),
+            max_attempts: None,
+        }
+    }
+
+    pub fn with_max_attempts(mut self, n: usize) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+
+    fn exhausted(&self, attempts: usize) -> bool {
+        self.max_attempts.is_some_and(|m| attempts >= m)
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// An accepted simplification, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The attempt (1-based run count) that was accepted.
+    pub attempt: usize,
+    /// What was simplified: "removed ops 3..5", "op 2 (map): pages → 0x1".
+    pub what: String,
+    /// Operations in the trace after the step.
+    pub ops: usize,
+    /// The failure the candidate showed (same signature as the target).
+    pub failure: Failure,
+}
+
+/// The result: the smallest failing trace found, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Minimized {
+    pub trace: Trace,
+    /// Runs made.
+    pub attempts: usize,
+    pub steps: Vec<Step>,
+    /// The budget ended the search before a fixpoint.
+    pub timed_out: bool,
+}
+
+struct Search<'a> {
+    best: Trace,
+    target: &'a Signature,
+    exec: &'a mut dyn Executor,
+    budget: Budget,
+    log: &'a mut dyn FnMut(&Step),
+    attempts: usize,
+    steps: Vec<Step>,
+    timed_out: bool,
+}
+
+impl Search<'_> {
+    /// Runs `candidate`; if it fails with the target signature it becomes
+    /// the best trace. `None` once the budget is gone.
+    fn try_candidate(&mut self, candidate: Trace, what: impl FnOnce() -> String) -> Option<bool> {
+        if self.budget.exhausted(self.attempts) {
+            self.timed_out = true;
+            return None;
+        }
+        self.attempts += 1;
+        match self.exec.run(&candidate) {
+            Outcome::Failed(failure) if failure.signature() == *self.target => {
+                let step = Step {
+                    attempt: self.attempts,
+                    what: what(),
+                    ops: candidate.len(),
+                    failure,
+                };
+                (self.log)(&step);
+                self.steps.push(step);
+                self.best = candidate;
+                Some(true)
+            }
+            _ => Some(false),
+        }
+    }
+
+    /// ddmin over the operations: remove chunks, from halves down to single
+    /// operations. Answers whether anything was removed (`None`: out of
+    /// budget).
+    fn remove_ops(&mut self) -> Option<bool> {
+        let mut changed = false;
+        let mut chunks = 2usize;
+        while !self.best.is_empty() {
+            let len = self.best.len();
+            let size = len.div_ceil(chunks.min(len));
+            let mut removed = false;
+            // Later chunks first: failures tend to show at the end, and the
+            // prefix is what sets them up.
+            let mut start = (len - 1) / size * size;
+            loop {
+                let end = (start + size).min(self.best.len());
+                let mut candidate = self.best.clone();
+                candidate.entries.drain(start..end);
+                let what = || match end - start {
+                    1 => format!("removed op {start}"),
+                    _ => format!("removed ops {start}..{end}"),
+                };
+                if self.try_candidate(candidate, what)? {
+                    removed = true;
+                    changed = true;
+                }
+                if start == 0 {
+                    break;
+                }
+                start -= size;
+            }
+            if removed {
+                chunks = chunks.saturating_sub(1).max(2);
+            } else if size == 1 {
+                break;
+            } else {
+                chunks = (chunks * 2).min(self.best.len());
+            }
+        }
+        Some(changed)
+    }
+
+    /// Simplifies each operation's arguments until none of its candidates
+    /// fails the same way. Expectations of a changed operation are dropped
+    /// (they were about the old arguments).
+    fn shrink_args(&mut self) -> Option<bool> {
+        let mut changed = false;
+        let mut i = 0;
+        while i < self.best.len() {
+            let mut progress = true;
+            while progress {
+                progress = false;
+                let op = self.best.entries[i].op.clone();
+                for c in shrink::candidates(&op) {
+                    let mut candidate = self.best.clone();
+                    candidate.entries[i].op = c.op;
+                    candidate.entries[i].expect = None;
+                    let name = op.kind().name();
+                    if self.try_candidate(candidate, || format!("op {i} ({name}): {}", c.what))? {
+                        progress = true;
+                        changed = true;
+                        break;
+                    }
+                }
+            }
+            changed |= self.shift_addrs(i)?;
+            i += 1;
+        }
+        Some(changed)
+    }
+
+    /// Moves the whole layout down to lower addresses of op `i`, keeping
+    /// every range's place relative to the others (shrinking one address
+    /// alone loses an overlap the failure needs).
+    fn shift_addrs(&mut self, i: usize) -> Option<bool> {
+        let Some(from) = shrink::addr_of(&self.best.entries[i].op) else {
+            return Some(false);
+        };
+        for to in shrink::smaller_addrs(from) {
+            let ops: Vec<_> = self.best.entries.iter().map(|e| e.op.clone()).collect();
+            let Some(shifted) = shrink::shift_all(&ops, from, to) else {
+                continue;
+            };
+            let mut candidate = self.best.clone();
+            for (e, op) in candidate.entries.iter_mut().zip(shifted) {
+                if e.op != op {
+                    e.op = op;
+                    e.expect = None;
+                }
+            }
+            if self.try_candidate(candidate, || {
+                format!(
+                    "op {i} and the addresses above it: shifted down by {:#x}",
+                    from - to
+                )
+            })? {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+}
+
+/// Shrinks `trace`, which fails with signature `target`, to a smaller trace
+/// that fails the same way: ddmin over the operations, then over each
+/// operation's arguments (fewer pages, shorter lengths, lower and rounder
+/// addresses, kernel instead of user, plain instead of writable or
+/// contiguous), repeated until nothing changes or `budget` ends. Only a
+/// candidate whose failure has exactly the signature `target` is accepted.
+/// `log` sees each accepted step. Always answers the best trace found (the
+/// input itself if nothing smaller fails the same way); `trace` is not run
+/// again first.
+pub fn minimize(
+    trace: &Trace,
+    target: &Signature,
+    exec: &mut dyn Executor,
+    budget: Budget,
+    log: &mut dyn FnMut(&Step),
+) -> Minimized {
+    let mut s = Search {
+        best: trace.clone(),
+        target,
+        exec,
+        budget,
+        log,
+        attempts: 0,
+        steps: Vec::new(),
+        timed_out: false,
+    };
+    loop {
+        let Some(removed) = s.remove_ops() else { break };
+        let Some(shrunk) = s.shrink_args() else { break };
+        if !removed && !shrunk {
+            break;
+        }
+    }
+    Minimized {
+        trace: s.best,
+        attempts: s.attempts,
+        steps: s.steps,
+        timed_out: s.timed_out,
+    }
+}
