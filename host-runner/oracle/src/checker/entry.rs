@@ -1,0 +1,134 @@
+//! Page-table entries decoded from protocol::formats (written from its text,
+//! not from the guest's encoder).
+
+use std::fmt;
+
+pub const P: u64 = 1 << 0;
+pub const W: u64 = 1 << 1;
+pub const U: u64 = 1 << 2;
+pub const PWT: u64 = 1 << 3;
+pub const PCD: u64 = 1 << 4;
+pub const A: u64 = 1 << 5;
+pub const D: u64 = 1 << 6;
+pub const PS: u64 = 1 << 7;
+pub const G: u64 = 1 << 8;
+/// Bits 12–51: a frame address, a swap slot or a file page.
+pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// Bits 1–3 of a not-present level-1 entry: its kind.
+const KIND: u64 = 0b1110;
+/// Bits 4–11 of a not-present file entry: the file.
+const FILE: u64 = 0xff0;
+
+/// What a present level-1 entry maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PresentKind {
+    Ram,
+    MmapClean,
+    MmapPrivate,
+}
+
+/// A decoded level-1 entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leaf {
+    Unusable,
+    Present {
+        kind: PresentKind,
+        writable: bool,
+        frame: u64,
+    },
+    AllocOnWrite,
+    OnSwap {
+        slot: u64,
+    },
+    NotPresentMmap {
+        file: u8,
+        page: u64,
+    },
+    /// Bits that decode to no state, and why.
+    Corrupt(&'static str),
+}
+
+/// Decodes a level-1 entry of the lower (`lower`) or upper half.
+pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
+    if raw == 0 {
+        return Leaf::Unusable;
+    }
+    if raw & P == 0 {
+        return match (raw & KIND) >> 1 {
+            1 if raw == 1 << 1 => Leaf::AllocOnWrite,
+            2 if raw & !(ADDR | KIND) == 0 => Leaf::OnSwap {
+                slot: (raw & ADDR) >> 12,
+            },
+            3 if raw & !(ADDR | KIND | FILE) == 0 => Leaf::NotPresentMmap {
+                file: ((raw & FILE) >> 4) as u8,
+                page: (raw & ADDR) >> 12,
+            },
+            1..=3 => Leaf::Corrupt("not-present entry with stray bits"),
+            _ => Leaf::Corrupt("not-present entry of no known kind"),
+        };
+    }
+    let kind = match (raw >> 9) & 7 {
+        1 => PresentKind::Ram,
+        2 => PresentKind::MmapClean,
+        3 => PresentKind::MmapPrivate,
+        _ => return Leaf::Corrupt("present entry with unknown software bits 9-11"),
+    };
+    if raw & (PWT | PCD | PS | G) != 0 || raw >> 52 != 0 {
+        return Leaf::Corrupt("present entry with reserved bits (PWT, PCD, PAT, G or 52-63)");
+    }
+    if (raw & U != 0) != lower {
+        return Leaf::Corrupt("U bit not set exactly in the lower half");
+    }
+    Leaf::Present {
+        kind,
+        writable: raw & W != 0,
+        frame: raw & ADDR,
+    }
+}
+
+/// Checks a non-zero PML4/PDPT/PD entry of the managed space; answers the
+/// next table's address.
+pub fn decode_upper(raw: u64, lower: bool) -> Result<u64, &'static str> {
+    if raw & P == 0 {
+        return Err("non-zero upper-level entry not present");
+    }
+    if raw & PS != 0 {
+        return Err("huge page in the managed space");
+    }
+    if raw & W == 0 {
+        return Err("upper-level entry not writable");
+    }
+    if (raw & U != 0) != lower {
+        return Err("U bit not set exactly in the lower half");
+    }
+    if raw & !(P | W | U | A | ADDR) != 0 {
+        return Err("upper-level entry with reserved bits set");
+    }
+    Ok(raw & ADDR)
+}
+
+/// The hardware flags of an entry, for reading.
+pub struct Flags(pub u64);
+
+impl fmt::Display for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (P, "P"),
+            (W, "W"),
+            (U, "U"),
+            (PWT, "PWT"),
+            (PCD, "PCD"),
+            (A, "A"),
+            (D, "D"),
+            (PS, "PS"),
+            (G, "G"),
+            (1 << 63, "NX"),
+        ];
+        let set: Vec<&str> = names
+            .iter()
+            .filter(|(b, _)| self.0 & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        write!(f, "[{}] sw={:#05b}", set.join(" "), (self.0 >> 9) & 7)
+    }
+}

@@ -1,0 +1,53 @@
+//! Reading guest physical memory.
+
+/// A failed read of guest physical memory.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryError {
+    /// The range is not in the memory the backend holds.
+    #[error("physical range {phys:#x}+{len:#x} is outside guest memory")]
+    OutOfBounds { phys: u64, len: u64 },
+    /// The backend failed (I/O, QMP, ...).
+    #[error("guest memory backend failed: {0}")]
+    Backend(String),
+}
+
+/// Guest physical memory, read by the checker.
+pub trait GuestMemory {
+    /// Fills `buf` with the bytes at physical address `phys..`.
+    fn read(&self, phys: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
+}
+
+/// Guest memory held in a byte vector: physical `base..base + bytes.len()`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageMemory {
+    pub base: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl GuestMemory for ImageMemory {
+    fn read(&self, phys: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let oob = MemoryError::OutOfBounds {
+            phys,
+            len: buf.len() as u64,
+        };
+        let start = phys.checked_sub(self.base).ok_or(oob.clone())?;
+        let start = usize::try_from(start).map_err(|_| oob.clone())?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.bytes.get(start..end))
+            .ok_or(oob)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// Reads the 512 entries of the table at `phys`.
+pub fn read_table(mem: &dyn GuestMemory, phys: u64) -> Result<[u64; 512], MemoryError> {
+    let mut bytes = [0u8; 4096];
+    mem.read(phys, &mut bytes)?;
+    let mut table = [0u64; 512];
+    for (e, b) in table.iter_mut().zip(bytes.chunks_exact(8)) {
+        *e = u64::from_le_bytes(b.try_into().expect("chunks of 8"));
+    }
+    Ok(table)
+}

@@ -1,0 +1,68 @@
+//! The memory checker: reads guest memory through [`GuestMemory`], walks the
+//! page tables and the frame bitmap itself, and reports every broken
+//! invariant against the model's [`Expectations`].
+
+mod bitmap;
+mod decode;
+mod entry;
+mod memory;
+mod state;
+mod violation;
+mod walk;
+
+#[cfg(test)]
+mod image;
+#[cfg(test)]
+mod tests;
+
+use protocol::Hello;
+
+use crate::model::Expectations;
+
+pub use decode::decode_walk;
+pub use entry::{Leaf, PresentKind};
+pub use memory::{GuestMemory, ImageMemory, MemoryError};
+pub use violation::{Path, Step, Violation};
+pub use walk::{TableRef, Translation, Walk};
+
+/// The checker's findings: every violation, and the walk (its translations
+/// are what `info tlb` / `gva2gpa` are compared with).
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    pub violations: Vec<Violation>,
+    pub walk: Walk,
+}
+
+impl CheckReport {
+    /// Whether no invariant is broken.
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Checks invariants 1–6 of guest memory against the model's expectations.
+pub fn check(mem: &dyn GuestMemory, hello: &Hello, expect: &Expectations) -> CheckReport {
+    let mut violations = Vec::new();
+    let mut states = state::StateCheck::new(hello, expect);
+    let walk = {
+        let mut visit = |base: u64, steps: &[Step], table: u64, entries: &[u64; 512]| {
+            states.table(base, steps, table, entries);
+        };
+        walk::walk(mem, hello, &mut violations, &mut visit)
+    };
+    violations.extend(states.finish());
+    if let Some(bitmap) = bitmap::Bitmap::read(mem, hello, &mut violations) {
+        let mut owners = bitmap::Owners::new(hello, expect, &bitmap);
+        for t in &walk.tables {
+            let owner = format!("the level-{} table for {:#x}", t.level, t.path.virt);
+            owners.claim(t.frame, "page-table", owner, &t.path, &mut violations);
+        }
+        for t in &walk.translations {
+            let owner = format!("mapped at {:#x}", t.virt);
+            owners.claim(t.frame, "data page", owner, &t.path(), &mut violations);
+        }
+        owners.leaks(&mut violations);
+    }
+    state::check_data(mem, hello, expect, &walk, &mut violations);
+    CheckReport { violations, walk }
+}

@@ -1,0 +1,179 @@
+//! Broken invariants, each with what the OS developer needs to find it: the
+//! virtual address, the entry at each level, the frame.
+
+use std::fmt;
+
+use super::memory::MemoryError;
+
+/// The level names, PML4 first.
+const LEVELS: [&str; 4] = ["PML4", "PDPT", "PD", "PT"];
+
+/// One step of a page walk: the table, the index in it and the entry there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub table: u64,
+    pub index: u16,
+    pub raw: u64,
+}
+
+/// Where a violation is: a virtual address and the entries leading to it
+/// (PML4 entry first; fewer than four for a table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Path {
+    pub virt: u64,
+    pub steps: Vec<Step>,
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "virt {:#x}", self.virt)?;
+        for (name, s) in LEVELS.iter().zip(&self.steps) {
+            write!(f, " {name}[{}]@{:#x}={:#x}", s.index, s.table, s.raw)?;
+        }
+        Ok(())
+    }
+}
+
+/// A broken invariant. The number in each variant's doc is the invariant's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Guest memory the checker needed could not be read.
+    Unreadable { what: String, error: MemoryError },
+    /// 1: a page's or table's frame is free in the frame bitmap.
+    FrameFree {
+        path: Path,
+        frame: u64,
+        what: &'static str,
+    },
+    /// 1: a page's or table's frame is past the last frame of the bitmap.
+    FrameBeyondRam {
+        path: Path,
+        frame: u64,
+        what: &'static str,
+    },
+    /// 2: a frame has two owners (two pages, a table and a page, a page
+    /// and a boot reservation or host frame, ...).
+    FrameShared {
+        path: Path,
+        frame: u64,
+        what: &'static str,
+        other: String,
+    },
+    /// 3: the bitmap's used frames are not exactly the owned frames.
+    Leak {
+        /// Frames marked used that nothing owns.
+        leaked: u64,
+        leaked_sample: Vec<u64>,
+        /// Boot or host frames marked free.
+        lost: u64,
+        lost_sample: Vec<u64>,
+    },
+    /// 3: the bitmap itself is malformed (too short, tail bits not 1).
+    BadBitmap { why: String },
+    /// 4: a table of the managed space holds only zero entries.
+    EmptyTable { path: Path, table: u64 },
+    /// 4: an entry with reserved bits or an encoding of no state.
+    BadEntry { path: Path, why: &'static str },
+    /// 5: a page's decoded state differs from the model's.
+    StateMismatch {
+        path: Path,
+        expected: String,
+        got: String,
+    },
+    /// 5: the model expects non-unusable pages where no table exists.
+    MissingTable {
+        virt: u64,
+        pages: u64,
+        expected: String,
+    },
+    /// 6: a present page's bytes differ from the model's.
+    DataMismatch {
+        path: Path,
+        frame: u64,
+        offset: u64,
+        expected: u8,
+        got: u8,
+    },
+}
+
+impl Violation {
+    /// The invariant's number (0 for unreadable memory).
+    pub fn invariant(&self) -> u8 {
+        match self {
+            Violation::Unreadable { .. } => 0,
+            Violation::FrameFree { .. } | Violation::FrameBeyondRam { .. } => 1,
+            Violation::FrameShared { .. } => 2,
+            Violation::Leak { .. } | Violation::BadBitmap { .. } => 3,
+            Violation::EmptyTable { .. } | Violation::BadEntry { .. } => 4,
+            Violation::StateMismatch { .. } | Violation::MissingTable { .. } => 5,
+            Violation::DataMismatch { .. } => 6,
+        }
+    }
+}
+
+fn hex_list(frames: &[u64]) -> String {
+    let v: Vec<String> = frames.iter().map(|f| format!("{f:#x}")).collect();
+    v.join(", ")
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invariant {}: ", self.invariant())?;
+        match self {
+            Violation::Unreadable { what, error } => write!(f, "cannot read {what}: {error}"),
+            Violation::FrameFree { path, frame, what } => {
+                write!(f, "{what} frame {frame:#x} is free in the frame bitmap; {path}")
+            }
+            Violation::FrameBeyondRam { path, frame, what } => {
+                write!(f, "{what} frame {frame:#x} is beyond the bitmap's frames; {path}")
+            }
+            Violation::FrameShared {
+                path,
+                frame,
+                what,
+                other,
+            } => write!(f, "{what} frame {frame:#x} is also {other}; {path}"),
+            Violation::Leak {
+                leaked,
+                leaked_sample,
+                lost,
+                lost_sample,
+            } => write!(
+                f,
+                "frame accounting off: {leaked} frames used but owned by nothing [{}]; \
+                 {lost} boot/host frames marked free [{}]",
+                hex_list(leaked_sample),
+                hex_list(lost_sample)
+            ),
+            Violation::BadBitmap { why } => write!(f, "frame bitmap: {why}"),
+            Violation::EmptyTable { path, table } => {
+                write!(f, "table at {table:#x} holds only zero entries; {path}")
+            }
+            Violation::BadEntry { path, why } => write!(f, "{why}; {path}"),
+            Violation::StateMismatch {
+                path,
+                expected,
+                got,
+            } => write!(f, "state {got}, model expects {expected}; {path}"),
+            Violation::MissingTable {
+                virt,
+                pages,
+                expected,
+            } => write!(
+                f,
+                "virt {virt:#x} (+{pages} pages) has no page table, model expects {expected}"
+            ),
+            Violation::DataMismatch {
+                path,
+                frame,
+                offset,
+                expected,
+                got,
+            } => write!(
+                f,
+                "byte at {:#x} (frame {frame:#x} + {offset:#x}) is {got:#04x}, model expects {expected:#04x}; {path}",
+                path.virt + offset
+            ),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What the memory checker must find in guest memory, from the model (or
+//! written by hand in tests).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::pages::{ModelState, PageMap};
+use super::PageBytes;
+
+/// The model's view of guest memory at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Expectations {
+    pages: PageMap,
+    data: BTreeMap<u64, PageBytes>,
+    /// Physical addresses of the frames the host holds (`AllocFrames`).
+    pub host_frames: BTreeSet<u64>,
+    /// Frames the guest reported for pages through `Query`: virtual page
+    /// address → physical frame address (informational).
+    pub known_frames: BTreeMap<u64, u64>,
+}
+
+impl Expectations {
+    pub(super) fn from_model(
+        pages: PageMap,
+        data: BTreeMap<u64, PageBytes>,
+        host_frames: BTreeSet<u64>,
+        known_frames: BTreeMap<u64, u64>,
+    ) -> Self {
+        Expectations {
+            pages,
+            data,
+            host_frames,
+            known_frames,
+        }
+    }
+
+    /// Expects `state` (None: unusable) for `pages` pages from `addr`; swap
+    /// slots and file pages count up from the first page's.
+    pub fn set_state(&mut self, addr: u64, pages: u64, state: Option<ModelState>) {
+        self.pages.set(addr >> 12, (addr >> 12) + pages, state);
+    }
+
+    /// Expects the page at `addr` to hold `bytes` (pages never set hold zeros).
+    pub fn set_bytes(&mut self, addr: u64, bytes: [u8; 4096]) {
+        self.data.insert(addr >> 12, Arc::new(bytes));
+    }
+
+    /// The expected state of the page holding `addr` (None: unusable).
+    pub fn state(&self, addr: u64) -> Option<ModelState> {
+        self.pages.get(addr >> 12)
+    }
+
+    /// The expected bytes of the page holding `addr`; `None` means zeros.
+    pub fn bytes(&self, addr: u64) -> Option<&[u8; 4096]> {
+        self.data.get(&(addr >> 12)).map(|b| &**b)
+    }
+
+    /// Every non-unusable run: (first page address, pages, first page's state).
+    pub fn runs(&self) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
+        self.pages.runs().map(|(s, e, st)| (s << 12, e - s, st))
+    }
+
+    /// Runs inside page numbers `first..end`, clipped, by page number.
+    pub(crate) fn runs_in(
+        &self,
+        first: u64,
+        end: u64,
+    ) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
+        self.pages.runs_in(first, end)
+    }
+}

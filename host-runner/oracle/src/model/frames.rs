@@ -1,0 +1,179 @@
+//! Frames and virtual space the host holds: `AllocFrames`, `FreeFrames`,
+//! `Valloc`, `Vfree`, and the frame identities the guest reports.
+
+use protocol::{Error, FrameRun, PageState, VirtRange, MAX_ALLOC_FRAMES, PAGE_SIZE};
+
+use super::pages::ModelState;
+use super::prediction::Prediction;
+use super::validate::page_range;
+use super::{Effect, Model, Plan};
+
+/// The mark of a reserved page in the `Valloc` map.
+pub(super) const RESERVED: Option<ModelState> = Some(ModelState::AllocOnWrite);
+
+/// Page numbers `first..end` of a virtual range (`end == 0`: the top).
+fn pages_of(r: VirtRange) -> (u64, u64) {
+    let end = if r.end == 0 { 1 << 52 } else { r.end >> 12 };
+    (r.start.div_ceil(PAGE_SIZE), end)
+}
+
+impl Model {
+    pub(super) fn plan_alloc_frames(&self, count: u64, contiguous: bool) -> Result<Plan, Error> {
+        if count == 0 {
+            return Err(Error::ZeroCount);
+        }
+        if count > MAX_ALLOC_FRAMES {
+            return Err(Error::TooLarge);
+        }
+        if self.free_frames() < count {
+            return Err(Error::OutOfMemory);
+        }
+        Ok(Plan {
+            prediction: Prediction::Frames { count, contiguous },
+            effect: Effect::AllocFrames,
+        })
+    }
+
+    pub(super) fn plan_free_frames(&self, frame: u64, count: u64) -> Result<Plan, Error> {
+        if count == 0 {
+            return Err(Error::ZeroCount);
+        }
+        if count > MAX_ALLOC_FRAMES {
+            return Err(Error::TooLarge);
+        }
+        if frame % PAGE_SIZE != 0 {
+            return Err(Error::Misaligned);
+        }
+        let end = (count * PAGE_SIZE)
+            .checked_add(frame)
+            .ok_or(Error::Overflow)?;
+        if end > self.hello.total_frames * PAGE_SIZE {
+            return Err(Error::OutOfRange);
+        }
+        let first = frame >> 12;
+        if let Some(f) = (first..first + count).find(|f| !self.host.contains(f)) {
+            return Err(Error::NotOwned { frame: f << 12 });
+        }
+        Ok(Plan::done(Effect::FreeFrames { first, count }))
+    }
+
+    pub(super) fn plan_valloc(&self, pages: u64) -> Result<Plan, Error> {
+        let (lo, hi) = pages_of(self.hello.valloc);
+        if pages == 0 {
+            return Err(Error::ZeroCount);
+        }
+        if pages > hi.saturating_sub(lo) {
+            return Err(Error::TooLarge);
+        }
+        self.valloc_fit(pages).ok_or(Error::NoVirtualSpace)?;
+        Ok(Plan {
+            prediction: Prediction::Valloc {
+                pages,
+                region: self.hello.valloc,
+            },
+            effect: Effect::Valloc { pages },
+        })
+    }
+
+    /// The lowest free run of `pages` pages of the `Valloc` region.
+    pub(super) fn valloc_fit(&self, pages: u64) -> Option<u64> {
+        let (lo, hi) = pages_of(self.hello.valloc);
+        let mut at = lo;
+        for (s, e, _) in self.vspace.runs_in(lo, hi) {
+            if s - at >= pages {
+                return Some(at);
+            }
+            at = e;
+        }
+        (hi.saturating_sub(at) >= pages).then_some(at)
+    }
+
+    pub(super) fn plan_vfree(&self, addr: u64, pages: u64) -> Result<Plan, Error> {
+        page_range(addr, pages, u64::MAX)?;
+        let (first, end) = (addr >> 12, (addr >> 12) + pages);
+        if let Some(p) = self.vspace.first_gap(first, end) {
+            return Err(Error::InvalidState { addr: p << 12 });
+        }
+        Ok(Plan::done(Effect::Vfree { first, end }))
+    }
+
+    /// Takes the `Valloc` answer at `addr`: a free run inside the region.
+    pub(super) fn commit_valloc(&mut self, addr: u64, pages: u64) -> Result<(), String> {
+        let (lo, hi) = pages_of(self.hello.valloc);
+        let first = addr >> 12;
+        if addr % PAGE_SIZE != 0 || first < lo || first.saturating_add(pages) > hi {
+            return Err(format!(
+                "{addr:#x} + {pages} pages is not inside the Valloc region"
+            ));
+        }
+        if let Some((s, _, _)) = self.vspace.runs_in(first, first + pages).next() {
+            return Err(format!("page {:#x} is already reserved", s << 12));
+        }
+        self.vspace.set(first, first + pages, RESERVED);
+        Ok(())
+    }
+
+    /// Why frame number `f` cannot be newly handed to `owner` (None: it can).
+    fn frame_conflict(&self, f: u64, owner: Option<u64>) -> Option<String> {
+        let addr = f << 12;
+        if f >= self.hello.total_frames {
+            return Some(format!("frame {addr:#x} is beyond RAM"));
+        }
+        if self.hello.boot_reserved.iter().any(|r| r.contains(addr)) {
+            return Some(format!("frame {addr:#x} is a boot reservation"));
+        }
+        if self.host.contains(&f) {
+            return Some(format!("frame {addr:#x} is held by the host"));
+        }
+        match self.frame_pages.get(&f) {
+            Some(&p) if Some(p) != owner => {
+                Some(format!("frame {addr:#x} backs page {:#x}", p << 12))
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the frames of an `AllocFrames` answer.
+    pub(super) fn commit_alloc_frames(&mut self, runs: &[FrameRun]) -> Result<(), String> {
+        let mut new = std::collections::BTreeSet::new();
+        for r in runs {
+            if r.start % PAGE_SIZE != 0 || r.count == 0 {
+                return Err(format!("bad run {:#x} x {}", r.start, r.count));
+            }
+            for f in (r.start >> 12)..(r.start >> 12).saturating_add(r.count) {
+                if let Some(why) = self.frame_conflict(f, None) {
+                    return Err(why);
+                }
+                if !new.insert(f) {
+                    return Err(format!("frame {:#x} appears twice", f << 12));
+                }
+            }
+        }
+        self.host.extend(new);
+        Ok(())
+    }
+
+    /// Records the frames a `Query` answer reports for pages from `first`.
+    pub(super) fn record_frames(&mut self, first: u64, states: &[PageState]) -> Result<(), String> {
+        for (vpn, st) in (first..).zip(states) {
+            let frame = match *st {
+                PageState::PresentRam { frame, .. } | PageState::PresentMmap { frame, .. } => frame,
+                _ => continue,
+            };
+            if frame % PAGE_SIZE != 0 {
+                return Err(format!(
+                    "page {:#x}: frame {frame:#x} not aligned",
+                    vpn << 12
+                ));
+            }
+            if let Some(why) = self.frame_conflict(frame >> 12, Some(vpn)) {
+                return Err(format!("page {:#x}: {why}", vpn << 12));
+            }
+            if let Some(old) = self.page_frames.insert(vpn, frame >> 12) {
+                self.frame_pages.remove(&old);
+            }
+            self.frame_pages.insert(frame >> 12, vpn);
+        }
+        Ok(())
+    }
+}

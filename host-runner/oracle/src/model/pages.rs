@@ -1,0 +1,230 @@
+//! The model's page map: every non-unusable page of the managed space, kept
+//! as runs of pages whose states follow one another, so that a convert of
+//! the whole user half costs one entry, not 2^35.
+
+use std::collections::BTreeMap;
+
+/// Page-table levels below the PML4, as the number of page-number bits one
+/// table of that level covers: PT (512 pages), PD, PDPT.
+const TABLE_SHIFTS: [u32; 3] = [9, 18, 27];
+
+/// A page's state as the model expects it. Unusable is the absence of a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelState {
+    /// Present usable RAM.
+    PresentRam { writable: bool },
+    /// Usable RAM, allocate on write.
+    AllocOnWrite,
+    /// Usable RAM, in swap slot `slot`.
+    OnSwap { slot: u64 },
+    /// Present memory-mapped file page.
+    PresentMmap { file: u8, page: u64, private: bool },
+    /// Not-present memory-mapped file page.
+    NotPresentMmap { file: u8, page: u64 },
+}
+
+impl ModelState {
+    /// The state of the page `k` pages after a page in this state, inside
+    /// one run: swap slots and file pages count up with the page.
+    pub fn nth(self, k: u64) -> Self {
+        match self {
+            ModelState::OnSwap { slot } => ModelState::OnSwap { slot: slot + k },
+            ModelState::PresentMmap {
+                file,
+                page,
+                private,
+            } => ModelState::PresentMmap {
+                file,
+                page: page + k,
+                private,
+            },
+            ModelState::NotPresentMmap { file, page } => ModelState::NotPresentMmap {
+                file,
+                page: page + k,
+            },
+            other => other,
+        }
+    }
+
+    /// Whether a page in this state owns a frame.
+    pub fn holds_frame(self) -> bool {
+        matches!(
+            self,
+            ModelState::PresentRam { .. } | ModelState::PresentMmap { .. }
+        )
+    }
+}
+
+/// Runs of pages by page number (`addr >> 12`): start → (end, state of the
+/// first page).
+#[derive(Clone, Debug, Default)]
+pub struct PageMap {
+    runs: BTreeMap<u64, (u64, ModelState)>,
+}
+
+impl PageMap {
+    /// The state of page `vpn` (None: unusable).
+    pub fn get(&self, vpn: u64) -> Option<ModelState> {
+        let (&s, &(e, st)) = self.runs.range(..=vpn).next_back()?;
+        (vpn < e).then(|| st.nth(vpn - s))
+    }
+
+    /// Runs overlapping `start..end`, clipped to it, in order.
+    pub fn runs_in(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
+        let head = self
+            .runs
+            .range(..start)
+            .next_back()
+            .filter(|(_, &(e, _))| e > start)
+            .map(|(&s, &(e, st))| (s, e, st));
+        let rest = self.runs.range(start..end).map(|(&s, &(e, st))| (s, e, st));
+        head.into_iter().chain(rest).map(move |(s, e, st)| {
+            let cs = s.max(start);
+            (cs, e.min(end), st.nth(cs - s))
+        })
+    }
+
+    /// Every run, in order.
+    pub fn runs(&self) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
+        self.runs.iter().map(|(&s, &(e, st))| (s, e, st))
+    }
+
+    /// The first unusable page of `start..end`, if any.
+    pub fn first_gap(&self, start: u64, end: u64) -> Option<u64> {
+        let mut at = start;
+        for (s, e, _) in self.runs_in(start, end) {
+            if s > at {
+                return Some(at);
+            }
+            at = e;
+        }
+        (at < end).then_some(at)
+    }
+
+    /// Replaces the states of `start..end` with `f(old state)` page run by
+    /// page run (`None` = unusable, both ways).
+    pub fn update(
+        &mut self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(Option<ModelState>) -> Option<ModelState>,
+    ) {
+        let mut pieces = Vec::new();
+        let mut at = start;
+        for (s, e, st) in self.runs_in(start, end) {
+            if s > at {
+                pieces.push((at, s, f(None)));
+            }
+            pieces.push((s, e, f(Some(st))));
+            at = e;
+        }
+        if at < end {
+            pieces.push((at, end, f(None)));
+        }
+        self.split(start);
+        self.split(end);
+        let inside: Vec<u64> = self.runs.range(start..end).map(|(&s, _)| s).collect();
+        for s in inside {
+            self.runs.remove(&s);
+        }
+        for (s, e, st) in pieces {
+            if let Some(st) = st {
+                self.runs.insert(s, (e, st));
+            }
+        }
+        self.coalesce(start, end);
+    }
+
+    /// Sets every page of `start..end` to `state`.
+    pub fn set(&mut self, start: u64, end: u64, state: Option<ModelState>) {
+        self.update(start, end, |_| state);
+    }
+
+    /// Makes `at` the start of a run if a run covers it.
+    fn split(&mut self, at: u64) {
+        if let Some((&s, &(e, st))) = self.runs.range(..at).next_back() {
+            if e > at {
+                self.runs.insert(s, (at, st));
+                self.runs.insert(at, (e, st.nth(at - s)));
+            }
+        }
+    }
+
+    /// Merges runs that continue one another around `start..end`.
+    fn coalesce(&mut self, start: u64, end: u64) {
+        let from = self
+            .runs
+            .range(..start)
+            .next_back()
+            .map_or(start, |(&s, _)| s);
+        let keys: Vec<u64> = self.runs.range(from..=end).map(|(&s, _)| s).collect();
+        let mut current: Option<u64> = None;
+        for k in keys {
+            let (e, st) = self.runs[&k];
+            if let Some(c) = current {
+                let (ce, cst) = self.runs[&c];
+                if ce == k && cst.nth(ce - c) == st {
+                    self.runs.remove(&k);
+                    self.runs.insert(c, (e, cst));
+                    continue;
+                }
+            }
+            current = Some(k);
+        }
+    }
+
+    /// Pages whose state satisfies `pred`.
+    pub fn count(&self, pred: impl Fn(ModelState) -> bool) -> u64 {
+        self.runs()
+            .filter(|r| pred(r.2))
+            .map(|(s, e, _)| e - s)
+            .sum()
+    }
+
+    /// Page-table frames (PT, PD, PDPT) the current pages need.
+    pub fn tables(&self) -> u64 {
+        TABLE_SHIFTS
+            .iter()
+            .map(|&sh| distinct_regions(self.runs().map(|(s, e, _)| (s, e)), sh, 0, u64::MAX))
+            .sum()
+    }
+
+    /// Tables that must be created for every page of `start..end` to be
+    /// non-unusable: per level, the tables the range spans less those that
+    /// exist (hold any page, inside the range or not).
+    pub fn needed_tables(&self, start: u64, end: u64) -> u64 {
+        TABLE_SHIFTS
+            .iter()
+            .map(|&sh| {
+                let (lo, hi) = (start >> sh, (end - 1) >> sh);
+                let near = self
+                    .runs_in(lo << sh, (hi + 1) << sh)
+                    .map(|(s, e, _)| (s, e));
+                (hi - lo + 1) - distinct_regions(near, sh, lo, hi)
+            })
+            .sum()
+    }
+}
+
+/// How many distinct regions of `2^shift` pages in `lo..=hi` the sorted,
+/// disjoint page runs touch.
+fn distinct_regions(runs: impl Iterator<Item = (u64, u64)>, shift: u32, lo: u64, hi: u64) -> u64 {
+    let mut count = 0;
+    let mut last: Option<u64> = None;
+    for (s, e) in runs {
+        let mut a = (s >> shift).max(lo);
+        let b = ((e - 1) >> shift).min(hi);
+        if let Some(l) = last {
+            a = a.max(l + 1);
+        }
+        if a <= b {
+            count += b - a + 1;
+            last = Some(b);
+        }
+    }
+    count
+}

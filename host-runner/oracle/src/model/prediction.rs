@@ -1,0 +1,180 @@
+//! What the model expects of an answer, how an answer is judged against it,
+//! and the divergence reported when it is not what was expected.
+
+use std::fmt;
+
+use protocol::{Error, PageState, Request, Response, VirtRange};
+
+use super::pages::ModelState;
+
+/// The model's prediction of one answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prediction {
+    /// Exactly this answer.
+    Exact(Response),
+    /// `Done`, or `Error(OutOfMemory)` (a contiguous `Map` that may not find
+    /// a physically contiguous run although enough frames are free).
+    DoneOrOutOfMemory,
+    /// `Frames` runs holding `count` frames (one run if `contiguous`); with
+    /// `contiguous`, `Error(OutOfMemory)` is accepted too.
+    Frames { count: u64, contiguous: bool },
+    /// `Valloc` with a free run of `pages` pages inside `region`.
+    Valloc { pages: u64, region: VirtRange },
+    /// `Pages` with these states (`None` = unusable); frames are not
+    /// predicted.
+    Pages(Vec<Option<ModelState>>),
+    /// The guest sends no answer (`Shutdown`, a kernel `Panic`).
+    NoAnswer,
+    /// The specification says nothing about this answer (e.g. a touch of a
+    /// page in a state no request can create yet): any answer diverges.
+    Unspecified(String),
+    /// One prediction per request of a batch (approximate after an answer
+    /// the model cannot predict exactly; `apply` is exact).
+    Batch(Vec<Prediction>),
+}
+
+impl Prediction {
+    /// Why `got` does not fit this prediction, or `None` when it does.
+    /// `Batch` is judged element by element by the model itself.
+    pub fn mismatch(&self, got: &Response) -> Option<String> {
+        let oom = Response::Error(Error::OutOfMemory);
+        match (self, got) {
+            (Prediction::Exact(want), got) if want == got => None,
+            (Prediction::Exact(_), _) => Some("different answer".into()),
+            (Prediction::DoneOrOutOfMemory, Response::Done) => None,
+            (Prediction::DoneOrOutOfMemory, g) if *g == oom => None,
+            (
+                Prediction::Frames {
+                    contiguous: true, ..
+                },
+                g,
+            ) if *g == oom => None,
+            (Prediction::Frames { count, contiguous }, Response::Frames(runs)) => {
+                let total: u64 = runs.iter().map(|r| r.count).sum();
+                if total != *count {
+                    Some(format!("runs hold {total} frames"))
+                } else if *contiguous && runs.len() != 1 {
+                    Some(format!("{} runs for a contiguous request", runs.len()))
+                } else {
+                    None
+                }
+            }
+            (Prediction::Valloc { .. }, Response::Valloc { .. }) => None,
+            (Prediction::Pages(want), Response::Pages(got)) => pages_mismatch(want, got),
+            (Prediction::Batch(_), Response::Batch(_)) => None,
+            (Prediction::Unspecified(what), _) => Some(format!(
+                "the specification does not say what answers {what}"
+            )),
+            _ => Some("different kind of answer".into()),
+        }
+    }
+}
+
+/// The first page whose state differs (frames are not compared).
+fn pages_mismatch(want: &[Option<ModelState>], got: &[PageState]) -> Option<String> {
+    if want.len() != got.len() {
+        return Some(format!("{} states for {} pages", got.len(), want.len()));
+    }
+    let (i, w, g) = want
+        .iter()
+        .zip(got)
+        .enumerate()
+        .find(|(_, (w, g))| !state_matches(**w, **g))
+        .map(|(i, (w, g))| (i, w, g))?;
+    Some(format!("page {i}: expected {}, got {g:?}", describe(*w)))
+}
+
+/// Whether the guest's reported state is the model's (frames ignored).
+pub fn state_matches(want: Option<ModelState>, got: PageState) -> bool {
+    match (want, got) {
+        (None, PageState::Unusable) => true,
+        (Some(ModelState::PresentRam { writable }), PageState::PresentRam { writable: w, .. }) => {
+            writable == w
+        }
+        (Some(ModelState::AllocOnWrite), PageState::AllocOnWrite) => true,
+        (Some(ModelState::OnSwap { slot }), PageState::OnSwap { slot: s }) => slot == s,
+        (
+            Some(ModelState::PresentMmap {
+                file,
+                page,
+                private,
+            }),
+            PageState::PresentMmap {
+                file: f,
+                page: p,
+                private: v,
+                ..
+            },
+        ) => (file, page, private) == (f, p, v),
+        (
+            Some(ModelState::NotPresentMmap { file, page }),
+            PageState::NotPresentMmap { file: f, page: p },
+        ) => (file, page) == (f, p),
+        _ => false,
+    }
+}
+
+/// A model state in the words of [`PageState`].
+pub fn describe(state: Option<ModelState>) -> String {
+    match state {
+        None => "Unusable".into(),
+        Some(s) => format!("{s:?}"),
+    }
+}
+
+impl fmt::Display for Prediction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prediction::Exact(r) => write!(f, "{r:?}"),
+            Prediction::DoneOrOutOfMemory => write!(f, "Done or Error(OutOfMemory)"),
+            Prediction::Frames {
+                count,
+                contiguous: false,
+            } => write!(f, "Frames holding {count} frames"),
+            Prediction::Frames { count, .. } => {
+                write!(f, "Frames (one run of {count}) or Error(OutOfMemory)")
+            }
+            Prediction::Valloc { pages, region } => write!(
+                f,
+                "Valloc of {pages} free pages inside {:#x}..{:#x}",
+                region.start, region.end
+            ),
+            Prediction::Pages(states) => {
+                write!(f, "Pages[")?;
+                let mut i = 0;
+                while i < states.len() {
+                    let mut j = i + 1;
+                    while j < states.len() && states[j] == states[i] {
+                        j += 1;
+                    }
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{}x {}", j - i, describe(states[i]))?;
+                    i = j;
+                }
+                write!(f, "]")
+            }
+            Prediction::NoAnswer => write!(f, "no answer"),
+            Prediction::Unspecified(what) => write!(f, "nothing specified for {what}"),
+            Prediction::Batch(p) => write!(f, "Batch of {} answers", p.len()),
+        }
+    }
+}
+
+/// The guest's answer differs from the model's prediction.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("operation {index}{}: {request:?}: expected {expected}, got {got:?}: {reason}",
+    .element.map(|e| format!(" (batch element {e})")).unwrap_or_default())]
+pub struct Divergence {
+    /// Index of the operation in the sequence (as the runner counts them).
+    pub index: u64,
+    /// Index inside the operation's batch, if it was one.
+    pub element: Option<usize>,
+    /// The request (the batch element when `element` is set).
+    pub request: Box<Request>,
+    /// What the model expected, readable.
+    pub expected: String,
+    /// What the guest answered.
+    pub got: Box<Response>,
+    /// Why the answer is wrong.
+    pub reason: String,
+}
