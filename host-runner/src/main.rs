@@ -1,1 +1,141 @@
-fn main() {}
+//! `host-runner`: the command line. With no subcommand it runs the CI job.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use host_runner::bench::{self, BenchPlan};
+use host_runner::{accel, smoke, AccelChoice, RunnerOptions};
+
+/// Boots the vmmfuzz guest kernel under QEMU and drives its VMM over a
+/// serial RPC.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// QEMU binary (default: $VMMFUZZ_QEMU, else qemu-system-x86_64 in PATH).
+    #[arg(long, global = true, value_name = "PATH")]
+    qemu: Option<PathBuf>,
+    /// Guest kernel ELF (default: $VMMFUZZ_GUEST_KERNEL, else the one the build made).
+    #[arg(long, global = true, value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// Accelerator; `auto` measures both once per machine and caches the verdict.
+    #[arg(long, global = true, value_enum, default_value_t = AccelChoice::Auto)]
+    accel: AccelChoice,
+    /// Measure the accelerators again instead of using the cached verdict.
+    #[arg(long, global = true)]
+    remeasure_accel: bool,
+    /// Guest RAM in MiB.
+    #[arg(long, global = true, default_value_t = 128, value_name = "MIB")]
+    ram: u32,
+    /// Timeout of one request, in milliseconds.
+    #[arg(long, global = true, default_value_t = 10_000, value_name = "MS")]
+    timeout_ms: u64,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// What CI runs (now: smoke). The default.
+    Ci,
+    /// Boot, handshake, a ping batch, a memory check through QMP, shutdown.
+    Smoke,
+    /// Boot time, round-trip latency and batched throughput (medians), for
+    /// KVM and TCG both when both work (or the one --accel names).
+    Bench {
+        #[arg(long, default_value_t = 5)]
+        boots: usize,
+        #[arg(long, default_value_t = 200)]
+        round_trips: usize,
+        #[arg(long, default_value_t = 20)]
+        batches: usize,
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+    },
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let options = RunnerOptions {
+        qemu: cli.qemu,
+        kernel: cli.kernel,
+        accel: cli.accel,
+        ram_mib: Some(cli.ram),
+        request_timeout: Some(Duration::from_millis(cli.timeout_ms)),
+        remeasure_accel: cli.remeasure_accel,
+    };
+    match cli.command.unwrap_or(Command::Ci) {
+        Command::Ci | Command::Smoke => {
+            let config = host_runner::config(&options).await?;
+            let report = smoke::run(&config).await.context("smoke")?;
+            println!("{report}");
+        }
+        Command::Bench {
+            boots,
+            round_trips,
+            batches,
+            batch_size,
+        } => {
+            let base = host_runner::base_config(&options)?;
+            let accels = match options.accel {
+                AccelChoice::Auto => accel::available(),
+                AccelChoice::Kvm => vec![host_runner::Accel::Kvm],
+                AccelChoice::Tcg => vec![host_runner::Accel::Tcg],
+            };
+            let plan = BenchPlan {
+                boots,
+                round_trips,
+                batches,
+                batch_size,
+            };
+            let mut results = Vec::new();
+            for a in accels {
+                tracing::info!("bench: {a}…");
+                let r = bench::bench(&base, a, plan)
+                    .await
+                    .with_context(|| format!("bench under {a}"))?;
+                results.push(r);
+            }
+            print!("{}", bench::table(plan, &results));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    // Dropping the job on Ctrl-C drops its `Vm`, which kills QEMU.
+    tokio::select! {
+        result = run(cli) => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: QEMU killed");
+            ExitCode::from(130)
+        }
+    }
+}

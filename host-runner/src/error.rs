@@ -1,0 +1,147 @@
+//! The runner's errors. Every variant says what went wrong and, where the
+//! user can do something about it, what to do.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use protocol::frame::FrameError;
+use protocol::{ExceptionReport, PanicReport, Response};
+
+use crate::qemu::QemuExit;
+
+/// Result with the runner's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while running the guest.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No QEMU binary was found.
+    #[error(
+        "QEMU not found ({searched}): install it with `apt-get install qemu-system-x86` \
+         (Debian/Ubuntu), or name the binary with --qemu PATH or VMMFUZZ_QEMU"
+    )]
+    QemuNotFound { searched: String },
+
+    /// QEMU could not be started.
+    #[error("could not start QEMU `{binary}`: {source}")]
+    QemuSpawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The guest kernel image is not where it should be.
+    #[error(
+        "guest kernel not found at {path}: build it with `cargo build -p host-runner` \
+         (its build script builds guest/kernel), or pass --kernel PATH"
+    )]
+    KernelMissing { path: PathBuf },
+
+    /// The private temporary directory or a socket in it could not be made.
+    #[error("could not set up the private socket directory: {0} (check TMPDIR: it must be writable and short, sockets need paths under 108 bytes)")]
+    TempDir(#[source] std::io::Error),
+
+    /// QEMU did not connect to the serial socket in time.
+    #[error("QEMU did not connect its serial port within {timeout:?}{}", stderr_suffix(.stderr))]
+    SerialConnectTimeout { timeout: Duration, stderr: String },
+
+    /// QEMU exited before the guest said it was ready.
+    #[error("QEMU exited ({exit}) before the guest was ready{}", stderr_suffix(.stderr))]
+    ExitedBeforeReady { exit: QemuExit, stderr: String },
+
+    /// The guest did not send `Ready` in time.
+    #[error("the guest sent no Ready message within {timeout:?}: it hangs or crashed early (try --accel tcg, or RUST_LOG=debug to see QEMU's output)")]
+    ReadyTimeout { timeout: Duration },
+
+    /// The guest speaks another protocol version.
+    #[error("guest protocol version {guest}, host speaks {host}: rebuild the guest and the runner from the same tree")]
+    VersionMismatch { guest: u32, host: u32 },
+
+    /// A request got no answer in time.
+    #[error("request {request} got no answer within {timeout:?}: the guest hangs (its serial loop is stuck or it spins in a fault)")]
+    Timeout { request: String, timeout: Duration },
+
+    /// The guest panicked.
+    #[error("guest panicked at {}:{}:{}: {} (QEMU {exit})", .report.file, .report.line, .report.column, .report.message)]
+    GuestPanic {
+        report: PanicReport<'static>,
+        exit: QemuExit,
+    },
+
+    /// The guest took a CPU exception it did not expect.
+    #[error("guest took unexpected exception {} ({}) at rip {:#x}, error code {:#x}, cr2 {:#x}, rsp {:#x} (QEMU {exit})",
+        .report.vector, crate::rpc::vector_name(.report.vector), .report.rip, .report.error_code, .report.cr2, .report.rsp)]
+    GuestException {
+        report: ExceptionReport,
+        exit: QemuExit,
+    },
+
+    /// The serial line closed without a panic or exception report.
+    #[error("the guest closed the serial line without a report (QEMU {exit}){}", stderr_suffix(.stderr))]
+    GuestDied { exit: QemuExit, stderr: String },
+
+    /// QEMU ended with a status other than the one expected.
+    #[error("QEMU ended with {exit}, expected {expected}{}", stderr_suffix(.stderr))]
+    UnexpectedExit {
+        exit: QemuExit,
+        expected: &'static str,
+        stderr: String,
+    },
+
+    /// The guest sent a frame the host could not decode.
+    #[error(
+        "the guest sent an undecodable frame: {0} (a guest framing bug or a protocol mismatch)"
+    )]
+    GuestFrame(FrameError),
+
+    /// A request could not be encoded.
+    #[error("request does not fit in a frame: {0}")]
+    Encode(FrameError),
+
+    /// The guest answered something the request does not allow.
+    #[error("unexpected answer to {request}: {response:?}")]
+    UnexpectedResponse {
+        request: String,
+        response: Box<Response>,
+    },
+
+    /// A QMP command failed.
+    #[error("QMP {command} failed: {message}")]
+    Qmp {
+        command: &'static str,
+        message: String,
+    },
+
+    /// The accelerator asked for cannot be used.
+    #[error("accelerator {accel} is not usable here: {reason}")]
+    AccelUnavailable { accel: String, reason: String },
+
+    /// The memory dump does not hold what it should.
+    #[error("memory check failed: {0}")]
+    MemoryCheck(String),
+
+    /// An I/O error on the serial line, a socket or a file.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("; QEMU said:\n{s}")
+    }
+}
+
+impl Error {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The vmmfuzz host runner: boots the guest kernel under QEMU and drives its
+//! VMM over a serial RPC, with QMP for memory dumps.
+//!
+//! The guest is reached only through interfaces: the serial line
+//! ([`rpc`]), QMP ([`qmp`]) and QEMU's exit status ([`qemu::QemuExit`]).
+//! [`session::Vm`] owns one running guest with all three; subcommands
+//! ([`smoke`], [`bench`], and later the checker and the fuzzer) build on it.
+
+pub mod accel;
+pub mod bench;
+pub mod error;
+pub mod guest_image;
+pub mod qemu;
+pub mod qmp;
+pub mod rpc;
+pub mod session;
+pub mod smoke;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use accel::{Accel, AccelChoice};
+pub use error::{Error, Result};
+pub use qemu::QemuExit;
+pub use session::{Vm, VmConfig};
+
+/// What the command line says about the guest to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunnerOptions {
+    /// `--qemu PATH`.
+    pub qemu: Option<PathBuf>,
+    /// `--kernel PATH`.
+    pub kernel: Option<PathBuf>,
+    pub accel: AccelChoice,
+    /// Guest RAM in MiB (default 128).
+    pub ram_mib: Option<u32>,
+    /// Per-request timeout (default 10 s).
+    pub request_timeout: Option<Duration>,
+    /// Measure the accelerators again instead of using the cached verdict.
+    pub remeasure_accel: bool,
+}
+
+/// A [`VmConfig`] for the options, with QEMU and the kernel found but the
+/// accelerator not chosen yet (TCG until [`choose_accel`]).
+pub fn base_config(options: &RunnerOptions) -> Result<VmConfig> {
+    let qemu = qemu::find_qemu(options.qemu.as_deref())?;
+    let kernel = guest_image::resolve(options.kernel.as_deref())?;
+    let mut config = VmConfig::new(qemu, kernel, Accel::Tcg);
+    if let Some(ram) = options.ram_mib {
+        config.ram_mib = ram;
+    }
+    if let Some(t) = options.request_timeout {
+        config.request_timeout = t;
+    }
+    Ok(config)
+}
+
+/// Resolves `--accel` (measuring if needed) into `config`, logging the
+/// choice and why.
+pub async fn choose_accel(config: &mut VmConfig, options: &RunnerOptions) -> Result<()> {
+    let version = qemu::qemu_version(&config.qemu).await?;
+    let verdict = accel::resolve(options.accel, config, &version, options.remeasure_accel).await?;
+    tracing::info!("accel: {} — {}", verdict.accel, verdict.reason);
+    config.accel = verdict.accel;
+    Ok(())
+}
+
+/// A ready-to-boot configuration for the options.
+pub async fn config(options: &RunnerOptions) -> Result<VmConfig> {
+    let mut config = base_config(options)?;
+    choose_accel(&mut config, options).await?;
+    Ok(config)
+}

@@ -1,0 +1,482 @@
+//! Finding, starting and ending QEMU, and reading its exit status.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use crate::accel::Accel;
+use crate::error::{Error, Result};
+
+/// Name of the QEMU binary searched in `PATH`.
+pub const QEMU_BINARY: &str = "qemu-system-x86_64";
+
+/// Environment variable naming the QEMU binary to use.
+pub const QEMU_ENV: &str = "VMMFUZZ_QEMU";
+
+/// Most bytes of QEMU's output kept for error messages.
+const OUTPUT_CAP: usize = 64 * 1024;
+
+/// Finds the QEMU binary: `explicit` if given, else `$VMMFUZZ_QEMU`, else
+/// `qemu-system-x86_64` in `PATH`.
+pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_owned())
+        } else {
+            Err(Error::QemuNotFound {
+                searched: format!("--qemu {} does not exist", path.display()),
+            })
+        };
+    }
+    if let Some(path) = std::env::var_os(QEMU_ENV) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(Error::QemuNotFound {
+                searched: format!("{QEMU_ENV}={} does not exist", path.display()),
+            })
+        };
+    }
+    search_path(QEMU_BINARY, std::env::var_os("PATH").as_deref()).ok_or_else(|| {
+        Error::QemuNotFound {
+            searched: format!("no {QEMU_BINARY} in PATH"),
+        }
+    })
+}
+
+/// Looks for an executable `name` in the directories of `path`.
+pub fn search_path(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// QEMU's version line (`QEMU emulator version 7.2.22 (…)`).
+pub async fn qemu_version(binary: &Path) -> Result<String> {
+    let out = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| Error::QemuSpawn {
+            binary: binary.to_owned(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().next().unwrap_or("unknown").trim().to_owned())
+}
+
+/// Everything QEMU's command line depends on.
+#[derive(Clone, Debug)]
+pub struct QemuArgs {
+    /// The guest kernel ELF (booted through its PVH note).
+    pub kernel: PathBuf,
+    /// Guest RAM in MiB.
+    pub ram_mib: u32,
+    pub accel: Accel,
+    /// Unix socket the host listens on; QEMU connects to it as a client.
+    pub serial_socket: PathBuf,
+    /// Unix socket QEMU listens on for QMP.
+    pub qmp_socket: PathBuf,
+    /// Appended verbatim.
+    pub extra: Vec<OsString>,
+}
+
+impl QemuArgs {
+    /// QEMU's arguments: a microvm with no devices but one serial port and
+    /// `isa-debug-exit`, no display, no network, no reboot.
+    pub fn argv(&self) -> Vec<OsString> {
+        let mut v: Vec<OsString> = Vec::new();
+        let mut push = |s: &str| v.push(s.into());
+        push("-M");
+        push("microvm");
+        push("-accel");
+        push(self.accel.qemu_name());
+        push("-m");
+        push(&format!("{}M", self.ram_mib));
+        for s in [
+            "-nodefaults",
+            "-no-user-config",
+            "-no-reboot",
+            "-display",
+            "none",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-serial",
+            "chardev:s0",
+        ] {
+            push(s);
+        }
+        v.push("-chardev".into());
+        v.push(opt_with_path("socket,id=s0,path=", &self.serial_socket, ""));
+        v.push("-qmp".into());
+        v.push(opt_with_path(
+            "unix:",
+            &self.qmp_socket,
+            ",server=on,wait=off",
+        ));
+        v.push("-kernel".into());
+        v.push(self.kernel.clone().into_os_string());
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+}
+
+/// `prefix ‖ path ‖ suffix`, with the path's commas doubled as QEMU's option
+/// syntax wants.
+fn opt_with_path(prefix: &str, path: &Path, suffix: &str) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut bytes = prefix.as_bytes().to_vec();
+    for &b in path.as_os_str().as_bytes() {
+        bytes.push(b);
+        if b == b',' {
+            bytes.push(b',');
+        }
+    }
+    bytes.extend_from_slice(suffix.as_bytes());
+    OsString::from_vec(bytes)
+}
+
+/// How QEMU ended, read from its exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QemuExit {
+    /// Status 33: the guest wrote `EXIT_SUCCESS` to `isa-debug-exit` after
+    /// `Shutdown`. The only success the guest can report.
+    Shutdown,
+    /// Status 65: the guest panicked.
+    Panic,
+    /// Status 67: the guest took an unexpected exception.
+    Exception,
+    /// Status 0 after the host sent QMP `quit`.
+    Quit,
+    /// Status 0 without a `quit`: with `-no-reboot`, a triple fault.
+    TripleFault,
+    /// Any other status: QEMU itself failed (bad option, missing file, …).
+    Failed(i32),
+    /// Killed by a signal (the runner's own kill is `SIGKILL`, 9).
+    Signal(i32),
+    /// QEMU had not ended when we stopped waiting.
+    Running,
+}
+
+impl QemuExit {
+    /// Reads an exit status; `quit_sent` says whether the host sent QMP
+    /// `quit` (the only way status 0 is a success).
+    pub fn from_status(status: ExitStatus, quit_sent: bool) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Self::from_code(code, quit_sent),
+            (None, Some(sig)) => QemuExit::Signal(sig),
+            (None, None) => QemuExit::Failed(-1),
+        }
+    }
+
+    /// Reads an exit code.
+    pub fn from_code(code: i32, quit_sent: bool) -> Self {
+        match code {
+            c if c == protocol::qemu_exit_status(protocol::EXIT_SUCCESS) => QemuExit::Shutdown,
+            c if c == protocol::qemu_exit_status(protocol::EXIT_PANIC) => QemuExit::Panic,
+            c if c == protocol::qemu_exit_status(protocol::EXIT_EXCEPTION) => QemuExit::Exception,
+            0 if quit_sent => QemuExit::Quit,
+            0 => QemuExit::TripleFault,
+            c => QemuExit::Failed(c),
+        }
+    }
+
+    /// The process exit code, when there is one.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            QemuExit::Shutdown => Some(protocol::qemu_exit_status(protocol::EXIT_SUCCESS)),
+            QemuExit::Panic => Some(protocol::qemu_exit_status(protocol::EXIT_PANIC)),
+            QemuExit::Exception => Some(protocol::qemu_exit_status(protocol::EXIT_EXCEPTION)),
+            QemuExit::Quit | QemuExit::TripleFault => Some(0),
+            QemuExit::Failed(c) => Some(c),
+            QemuExit::Signal(_) | QemuExit::Running => None,
+        }
+    }
+
+    /// Whether this is an orderly end: a guest shutdown or a host quit.
+    pub fn is_success(self) -> bool {
+        matches!(self, QemuExit::Shutdown | QemuExit::Quit)
+    }
+}
+
+impl fmt::Display for QemuExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QemuExit::Shutdown => write!(f, "exit status 33: clean guest shutdown"),
+            QemuExit::Panic => write!(f, "exit status 65: guest panic"),
+            QemuExit::Exception => write!(f, "exit status 67: guest exception"),
+            QemuExit::Quit => write!(f, "exit status 0: QMP quit"),
+            QemuExit::TripleFault => {
+                write!(f, "exit status 0 without a quit: triple fault")
+            }
+            QemuExit::Failed(c) => write!(f, "exit status {c}: QEMU failed"),
+            QemuExit::Signal(s) => write!(f, "killed by signal {s}"),
+            QemuExit::Running => write!(f, "still running"),
+        }
+    }
+}
+
+/// A running QEMU. Dropping it kills QEMU (`SIGKILL`).
+#[derive(Debug)]
+pub struct Qemu {
+    child: Child,
+    output: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    exit: Option<QemuExit>,
+    quit_sent: bool,
+}
+
+impl Qemu {
+    /// Starts `binary` with `args`; its stdout and stderr are collected (and
+    /// logged at debug level under the target `qemu`).
+    pub fn spawn(binary: &Path, args: &QemuArgs) -> Result<Qemu> {
+        let argv = args.argv();
+        tracing::debug!(target: "qemu", "{} {}", binary.display(), shell_words(&argv));
+        let mut child = Command::new(binary)
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| Error::QemuSpawn {
+                binary: binary.to_owned(),
+                source,
+            })?;
+        let output = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(tokio::spawn(collect(out, output.clone())));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(tokio::spawn(collect(err, output.clone())));
+        }
+        Ok(Qemu {
+            child,
+            output,
+            readers,
+            exit: None,
+            quit_sent: false,
+        })
+    }
+
+    /// QEMU's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Records that QMP `quit` was sent, so that status 0 reads as success.
+    pub fn mark_quit_sent(&mut self) {
+        self.quit_sent = true;
+    }
+
+    /// How QEMU ended, if it has.
+    pub fn try_exit(&mut self) -> Option<QemuExit> {
+        if self.exit.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(QemuExit::from_status(status, self.quit_sent));
+            }
+        }
+        self.exit
+    }
+
+    /// Waits up to `timeout` for QEMU to end; [`QemuExit::Running`] if it
+    /// has not.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> QemuExit {
+        if let Some(exit) = self.exit {
+            return exit;
+        }
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => {
+                let exit = QemuExit::from_status(status, self.quit_sent);
+                self.exit = Some(exit);
+                exit
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("waiting for QEMU: {e}");
+                QemuExit::Running
+            }
+            Err(_) => QemuExit::Running,
+        }
+    }
+
+    /// Kills QEMU if it still runs and returns how it ended.
+    pub async fn kill(&mut self) -> QemuExit {
+        if let Some(exit) = self.try_exit() {
+            return exit;
+        }
+        let _ = self.child.start_kill();
+        self.wait_exit(Duration::from_secs(5)).await
+    }
+
+    /// QEMU's output so far (stdout and stderr interleaved, capped).
+    pub fn output(&self) -> String {
+        self.output.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// QEMU's output once it has ended: waits (briefly) for the pipes to
+    /// drain first.
+    pub async fn final_output(&mut self) -> String {
+        for reader in &mut self.readers {
+            let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+        }
+        self.readers.clear();
+        self.output()
+    }
+}
+
+async fn collect(pipe: impl AsyncRead + Unpin, into: Arc<Mutex<String>>) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(target: "qemu", "{line}");
+        if let Ok(mut s) = into.lock() {
+            if s.len() + line.len() < OUTPUT_CAP {
+                s.push_str(&line);
+                s.push('\n');
+            }
+        }
+    }
+}
+
+/// The command line as a shell would show it (for logs).
+pub fn shell_words(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|a| {
+            let s = a.to_string_lossy();
+            if s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=,./:".contains(c))
+            {
+                s.into_owned()
+            } else {
+                format!("'{}'", s.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> QemuArgs {
+        QemuArgs {
+            kernel: "/k/vmmfuzz-kernel".into(),
+            ram_mib: 128,
+            accel: Accel::Tcg,
+            serial_socket: "/tmp/d,x/serial.sock".into(),
+            qmp_socket: "/tmp/d/qmp.sock".into(),
+            extra: vec!["-s".into()],
+        }
+    }
+
+    #[test]
+    fn argv_is_a_bare_microvm() {
+        let argv: Vec<String> = args()
+            .argv()
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let line = argv.join(" ");
+        assert_eq!(
+            line,
+            "-M microvm -accel tcg -m 128M -nodefaults -no-user-config -no-reboot \
+             -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+             -serial chardev:s0 -chardev socket,id=s0,path=/tmp/d,,x/serial.sock \
+             -qmp unix:/tmp/d/qmp.sock,server=on,wait=off -kernel /k/vmmfuzz-kernel -s"
+        );
+        assert!(!line.contains("-net") && !line.contains("tcp"));
+    }
+
+    #[test]
+    fn kvm_argv() {
+        let mut a = args();
+        a.accel = Accel::Kvm;
+        let argv = a.argv();
+        let i = argv.iter().position(|s| s == "-accel").unwrap();
+        assert_eq!(argv[i + 1], "kvm");
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(QemuExit::from_code(33, false), QemuExit::Shutdown);
+        assert_eq!(QemuExit::from_code(65, false), QemuExit::Panic);
+        assert_eq!(QemuExit::from_code(67, true), QemuExit::Exception);
+        assert_eq!(QemuExit::from_code(0, true), QemuExit::Quit);
+        assert_eq!(QemuExit::from_code(0, false), QemuExit::TripleFault);
+        assert_eq!(QemuExit::from_code(1, false), QemuExit::Failed(1));
+        assert!(QemuExit::Shutdown.is_success());
+        assert!(QemuExit::Quit.is_success());
+        for e in [
+            QemuExit::Panic,
+            QemuExit::Exception,
+            QemuExit::TripleFault,
+            QemuExit::Failed(1),
+            QemuExit::Signal(9),
+            QemuExit::Running,
+        ] {
+            assert!(!e.is_success(), "{e}");
+        }
+        assert_eq!(QemuExit::Panic.code(), Some(65));
+        assert_eq!(QemuExit::Signal(9).code(), None);
+    }
+
+    #[test]
+    fn exit_status_from_process() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            QemuExit::from_status(ExitStatus::from_raw(33 << 8), false),
+            QemuExit::Shutdown
+        );
+        assert_eq!(
+            QemuExit::from_status(ExitStatus::from_raw(9), false),
+            QemuExit::Signal(9)
+        );
+    }
+
+    #[test]
+    fn path_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("qemu-system-x86_64");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::join_paths(["/nonexistent".as_ref(), dir.path()]).unwrap();
+        assert_eq!(
+            search_path(QEMU_BINARY, Some(&path)),
+            None,
+            "not executable"
+        );
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(search_path(QEMU_BINARY, Some(&path)), Some(exe));
+        assert_eq!(search_path(QEMU_BINARY, None), None);
+    }
+
+    #[test]
+    fn missing_qemu_names_the_package() {
+        let err = find_qemu(Some(Path::new("/nonexistent/qemu"))).unwrap_err();
+        assert!(err.to_string().contains("apt-get install qemu-system-x86"));
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(
+            shell_words(&["-a".into(), "b c".into(), "it's".into()]),
+            r"-a 'b c' 'it'\''s'"
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! The serial RPC client: sends framed [`Request`]s and demultiplexes what
+//! the guest sends back ([`GuestMessage`]).
+//!
+//! A reader task owns the receiving half of the line. It turns the byte
+//! stream into frames, logs the guest's `Log` lines through `tracing`
+//! (target `guest`), and passes everything else to the client: replies,
+//! `Ready`, panic and exception reports, undecodable frames, and the end of
+//! the line. The client sends one request at a time and waits for its reply
+//! with a timeout. Every frame the guest receives is answered by exactly one
+//! reply (a `BadFrame` for a damaged one), so when a request times out the
+//! client remembers that one reply is still owed and drops it when it comes
+//! late, instead of taking it for the answer to the next request.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use protocol::frame::{self, Feed, FrameAccumulator, FrameError};
+use protocol::{ExceptionReport, GuestMessage, PanicReport, Request, Response};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// The last report the guest sent before it died.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestReport {
+    Panic(PanicReport<'static>),
+    Exception(ExceptionReport),
+}
+
+/// What can go wrong on the serial line.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// No answer in time; the late reply, if any, will be dropped.
+    #[error("{request} got no answer within {timeout:?}")]
+    Timeout { request: String, timeout: Duration },
+    /// The guest panicked.
+    #[error("guest panicked: {}", .0.message)]
+    Panic(PanicReport<'static>),
+    /// The guest took an unexpected exception.
+    #[error("guest took exception {}", .0.vector)]
+    Exception(ExceptionReport),
+    /// The line closed (QEMU ended); `last_report` is what the guest said
+    /// before, if anything.
+    #[error("serial line closed{}", .io.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Closed {
+        last_report: Option<GuestReport>,
+        io: Option<io::Error>,
+    },
+    /// The request does not fit in a frame.
+    #[error("cannot encode request: {0}")]
+    Encode(FrameError),
+    /// The guest sent a frame that does not decode (it was taken as the
+    /// reply to the pending request).
+    #[error("undecodable frame from the guest: {0}")]
+    Garbled(FrameError),
+}
+
+#[derive(Debug)]
+enum Inbound {
+    Ready(u32),
+    Reply(Response),
+    Report(GuestReport),
+    Garbled(FrameError),
+    Closed(Option<io::Error>),
+}
+
+/// Sends requests over a byte stream and receives their replies.
+pub struct RpcClient {
+    writer: Pin<Box<dyn AsyncWrite + Send>>,
+    inbound: mpsc::UnboundedReceiver<Inbound>,
+    reader: JoinHandle<()>,
+    timeout: Duration,
+    /// Replies owed to requests that timed out.
+    stale: usize,
+    /// A write was cut short: send a lone delimiter first.
+    needs_flush: bool,
+    last_report: Option<GuestReport>,
+    closed: bool,
+}
+
+impl fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("timeout", &self.timeout)
+            .field("stale", &self.stale)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RpcClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl RpcClient {
+    /// A client over `stream` whose requests time out after `timeout`.
+    pub fn new<S>(stream: S, timeout: Duration) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(stream);
+        let (tx, inbound) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_frames(read, tx));
+        RpcClient {
+            writer: Box::pin(write),
+            inbound,
+            reader,
+            timeout,
+            stale: 0,
+            needs_flush: false,
+            last_report: None,
+            closed: false,
+        }
+    }
+
+    /// The default request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Changes the default request timeout.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// The guest's last panic or exception report, if it sent one.
+    pub fn last_report(&self) -> Option<&GuestReport> {
+        self.last_report.as_ref()
+    }
+
+    /// Waits for the guest's `Ready` message; returns its protocol version.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<u32, RpcError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next(deadline, "Ready", timeout).await? {
+                Inbound::Ready(version) => return Ok(version),
+                other => tracing::warn!("guest sent {other:?} before Ready; ignored"),
+            }
+        }
+    }
+
+    /// Sends `request` and waits (the default timeout) for its reply.
+    pub async fn call(&mut self, request: &Request) -> Result<Response, RpcError> {
+        self.call_timeout(request, self.timeout).await
+    }
+
+    /// Sends `request` and waits up to `timeout` for its reply.
+    pub async fn call_timeout(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, RpcError> {
+        let bytes = frame::encode(request).map_err(RpcError::Encode)?;
+        self.exchange(&bytes, &label(request), timeout).await
+    }
+
+    /// Sends raw bytes (a hand-made or damaged frame) and waits up to
+    /// `timeout` for the one reply they should get.
+    pub async fn call_raw(
+        &mut self,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, RpcError> {
+        self.exchange(bytes, "raw frame", timeout).await
+    }
+
+    /// Sends `request` without waiting for a reply (`Shutdown`, `Panic`).
+    pub async fn send(&mut self, request: &Request) -> Result<(), RpcError> {
+        let bytes = frame::encode(request).map_err(RpcError::Encode)?;
+        let deadline = Instant::now() + self.timeout;
+        self.write(&bytes, &label(request), deadline, self.timeout)
+            .await
+    }
+
+    /// Waits up to `timeout` for the line to close, and returns what the
+    /// guest reported before (replies are dropped).
+    pub async fn wait_closed(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<GuestReport>, RpcError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next(deadline, "end of the serial line", timeout).await {
+                Ok(_) | Err(RpcError::Panic(_)) | Err(RpcError::Exception(_)) => {}
+                Err(RpcError::Closed { last_report, .. }) => return Ok(last_report),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        bytes: &[u8],
+        what: &str,
+        timeout: Duration,
+    ) -> Result<Response, RpcError> {
+        let deadline = Instant::now() + timeout;
+        self.write(bytes, what, deadline, timeout).await?;
+        loop {
+            match self.next(deadline, what, timeout).await {
+                Ok(Inbound::Reply(r)) if self.stale > 0 => {
+                    self.stale -= 1;
+                    tracing::debug!("dropped a late reply: {r:?}");
+                }
+                Ok(Inbound::Garbled(e)) if self.stale > 0 => {
+                    self.stale -= 1;
+                    tracing::debug!("dropped a late undecodable reply: {e}");
+                }
+                Ok(Inbound::Reply(r)) => return Ok(r),
+                Ok(Inbound::Garbled(e)) => return Err(RpcError::Garbled(e)),
+                Ok(Inbound::Ready(v)) => {
+                    tracing::warn!("guest sent Ready (protocol {v}) again: did it restart?")
+                }
+                Ok(other) => tracing::warn!("unexpected {other:?}"),
+                Err(e) => {
+                    if matches!(e, RpcError::Timeout { .. }) {
+                        self.stale += 1;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn write(
+        &mut self,
+        bytes: &[u8],
+        what: &str,
+        deadline: Instant,
+        total: Duration,
+    ) -> Result<(), RpcError> {
+        if self.closed {
+            return Err(self.closed_error(None));
+        }
+        let writer = &mut self.writer;
+        let flush = self.needs_flush;
+        let io = async move {
+            if flush {
+                writer.write_all(&[0]).await?;
+            }
+            writer.write_all(bytes).await?;
+            writer.flush().await
+        };
+        match tokio::time::timeout_at(deadline, io).await {
+            Ok(Ok(())) => {
+                self.needs_flush = false;
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.closed = true;
+                Err(self.closed_error(Some(e)))
+            }
+            Err(_) => {
+                self.needs_flush = true;
+                Err(RpcError::Timeout {
+                    request: what.to_owned(),
+                    timeout: total,
+                })
+            }
+        }
+    }
+
+    /// The next message that is not a report; reports end the wait as errors.
+    async fn next(
+        &mut self,
+        deadline: Instant,
+        what: &str,
+        total: Duration,
+    ) -> Result<Inbound, RpcError> {
+        if self.closed {
+            return Err(self.closed_error(None));
+        }
+        match tokio::time::timeout_at(deadline, self.inbound.recv()).await {
+            Err(_) => Err(RpcError::Timeout {
+                request: what.to_owned(),
+                timeout: total,
+            }),
+            Ok(None) => {
+                self.closed = true;
+                Err(self.closed_error(None))
+            }
+            Ok(Some(Inbound::Closed(io))) => {
+                self.closed = true;
+                Err(self.closed_error(io))
+            }
+            Ok(Some(Inbound::Report(report))) => {
+                self.last_report = Some(report.clone());
+                Err(match report {
+                    GuestReport::Panic(p) => RpcError::Panic(p),
+                    GuestReport::Exception(e) => RpcError::Exception(e),
+                })
+            }
+            Ok(Some(msg)) => Ok(msg),
+        }
+    }
+
+    fn closed_error(&self, io: Option<io::Error>) -> RpcError {
+        RpcError::Closed {
+            last_report: self.last_report.clone(),
+            io,
+        }
+    }
+}
+
+/// A short name for a request, for errors and logs.
+pub fn label(request: &Request) -> String {
+    match request {
+        Request::Batch(v) => format!("Batch of {}", v.len()),
+        Request::Write { addr, len, .. } => format!("Write {len:#x} bytes at {addr:#x}"),
+        other => {
+            let s = format!("{other:?}");
+            s.chars().take(120).collect()
+        }
+    }
+}
+
+/// The reader task: bytes to frames to messages.
+async fn read_frames(mut read: impl AsyncRead + Unpin, tx: mpsc::UnboundedSender<Inbound>) {
+    let mut acc = FrameAccumulator::new(vec![0u8; frame::MAX_ENCODED_FRAME]);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut ready_seen = false;
+    loop {
+        let n = match read.read(&mut buf).await {
+            Ok(0) => {
+                let _ = tx.send(Inbound::Closed(None));
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(Inbound::Closed(Some(e)));
+                return;
+            }
+        };
+        for &byte in &buf[..n] {
+            let msg = match acc.push(byte) {
+                Feed::Pending => continue,
+                Feed::TooLong => Inbound::Garbled(FrameError::TooLong),
+                Feed::Frame(len) => match frame::decode::<GuestMessage>(acc.frame(len)) {
+                    Ok(GuestMessage::Log(line)) => {
+                        tracing::info!(target: "guest", "{line}");
+                        continue;
+                    }
+                    Ok(GuestMessage::Ready { protocol_version }) => {
+                        ready_seen = true;
+                        Inbound::Ready(protocol_version)
+                    }
+                    Ok(GuestMessage::Reply(r)) => Inbound::Reply(r),
+                    Ok(GuestMessage::Panic(p)) => {
+                        let p = PanicReport {
+                            message: Cow::Owned(p.message.into_owned()),
+                            file: Cow::Owned(p.file.into_owned()),
+                            line: p.line,
+                            column: p.column,
+                        };
+                        tracing::error!(target: "guest", "panic at {}:{}:{}: {}", p.file, p.line, p.column, p.message);
+                        Inbound::Report(GuestReport::Panic(p))
+                    }
+                    Ok(GuestMessage::Exception(e)) => {
+                        tracing::error!(target: "guest", "exception {} ({}) at {:#x}", e.vector, vector_name(e.vector), e.rip);
+                        Inbound::Report(GuestReport::Exception(e))
+                    }
+                    Err(e) => Inbound::Garbled(e),
+                },
+            };
+            if let (Inbound::Garbled(e), false) = (&msg, ready_seen) {
+                tracing::debug!("undecodable bytes before Ready: {e}");
+                continue;
+            }
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The name of a CPU exception vector.
+pub fn vector_name(vector: u8) -> &'static str {
+    match vector {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        2 => "NMI",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        8 => "#DF double fault",
+        10 => "#TS invalid TSS",
+        11 => "#NP segment not present",
+        12 => "#SS stack fault",
+        13 => "#GP general protection",
+        14 => "#PF page fault",
+        16 => "#MF x87 error",
+        17 => "#AC alignment check",
+        18 => "#MC machine check",
+        19 => "#XM SIMD error",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! The RPC client against a fake guest on an in-memory stream.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use protocol::frame::{self, Feed, FrameAccumulator, FrameError};
+use protocol::{ExceptionReport, GuestMessage, PanicReport, Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use super::{GuestReport, RpcClient, RpcError};
+
+/// Nonces the fake guest treats specially.
+const HANG: u64 = u64::MAX;
+const LATE: u64 = u64::MAX - 1;
+const LOG_FIRST: u64 = 42;
+
+const T: Duration = Duration::from_secs(5);
+
+async fn send(io: &mut DuplexStream, msg: &GuestMessage<'_>) {
+    io.write_all(&frame::encode(msg).unwrap()).await.unwrap();
+}
+
+/// A guest that says Ready and answers like the real one.
+async fn fake_guest(mut io: DuplexStream) {
+    // Noise before Ready is ignored by the host.
+    io.write_all(b"boot noise\0").await.unwrap();
+    send(
+        &mut io,
+        &GuestMessage::Ready {
+            protocol_version: 1,
+        },
+    )
+    .await;
+    let mut acc = FrameAccumulator::new(vec![0u8; frame::MAX_ENCODED_FRAME]);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        for &byte in &buf[..n] {
+            let len = match acc.push(byte) {
+                Feed::Pending => continue,
+                Feed::TooLong => {
+                    send(
+                        &mut io,
+                        &GuestMessage::Reply(Response::BadFrame(FrameError::TooLong)),
+                    )
+                    .await;
+                    continue;
+                }
+                Feed::Frame(len) => len,
+            };
+            let reply = match frame::decode::<Request>(acc.frame(len)) {
+                Err(e) => Response::BadFrame(e),
+                Ok(Request::Ping { nonce: HANG }) => continue,
+                Ok(Request::Ping { nonce: LATE }) => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Response::Pong { nonce: LATE }
+                }
+                Ok(Request::Ping { nonce }) => {
+                    if nonce == LOG_FIRST {
+                        send(&mut io, &GuestMessage::Log(Cow::Borrowed("about to pong"))).await;
+                    }
+                    Response::Pong { nonce }
+                }
+                Ok(Request::Batch(v)) => Response::Batch(
+                    v.into_iter()
+                        .map(|r| match r {
+                            Request::Ping { nonce } => Response::Pong { nonce },
+                            _ => Response::Done,
+                        })
+                        .collect(),
+                ),
+                Ok(Request::Panic { .. }) => {
+                    let report = PanicReport {
+                        message: Cow::Borrowed("panic requested by host"),
+                        file: Cow::Borrowed("kernel/src/rpc.rs"),
+                        line: 12,
+                        column: 5,
+                    };
+                    send(&mut io, &GuestMessage::Panic(report)).await;
+                    return;
+                }
+                Ok(Request::Stats) => {
+                    let e = ExceptionReport {
+                        vector: 14,
+                        error_code: 2,
+                        rip: 0x1000,
+                        cr2: 0xdead_0000,
+                        rsp: 0x8000,
+                    };
+                    send(&mut io, &GuestMessage::Exception(e)).await;
+                    return;
+                }
+                Ok(Request::Shutdown) => return,
+                Ok(_) => Response::Done,
+            };
+            send(&mut io, &GuestMessage::Reply(reply)).await;
+        }
+    }
+}
+
+async fn client() -> RpcClient {
+    let (host, guest) = tokio::io::duplex(1 << 16);
+    tokio::spawn(fake_guest(guest));
+    let mut c = RpcClient::new(host, T);
+    assert_eq!(c.wait_ready(T).await.unwrap(), 1);
+    c
+}
+
+#[tokio::test]
+async fn ping_and_batch() {
+    let mut c = client().await;
+    assert_eq!(
+        c.call(&Request::Ping { nonce: 5 }).await.unwrap(),
+        Response::Pong { nonce: 5 }
+    );
+    // A Log before the reply is logged, not taken as the reply.
+    assert_eq!(
+        c.call(&Request::Ping { nonce: LOG_FIRST }).await.unwrap(),
+        Response::Pong { nonce: LOG_FIRST }
+    );
+    let batch = Request::Batch((0..300).map(|nonce| Request::Ping { nonce }).collect());
+    match c.call(&batch).await.unwrap() {
+        Response::Batch(v) => {
+            assert_eq!(v.len(), 300);
+            assert_eq!(v[299], Response::Pong { nonce: 299 });
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn damaged_frame_gets_bad_frame_and_the_line_goes_on() {
+    let mut c = client().await;
+    let mut bytes = frame::encode(&Request::Ping { nonce: 0x1122_3344 }).unwrap();
+    bytes[2] ^= 0x40; // still nonzero: COBS survives, the CRC does not
+    assert_ne!(bytes[2], 0);
+    match c.call_raw(&bytes, T).await.unwrap() {
+        Response::BadFrame(FrameError::Checksum { .. } | FrameError::Cobs) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.call(&Request::Ping { nonce: 9 }).await.unwrap(),
+        Response::Pong { nonce: 9 }
+    );
+}
+
+#[tokio::test]
+async fn timeout_then_late_reply_is_dropped() {
+    let mut c = client().await;
+    let err = c
+        .call_timeout(&Request::Ping { nonce: LATE }, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RpcError::Timeout { timeout, .. } if *timeout == Duration::from_millis(50)),
+        "{err}"
+    );
+    // The late Pong { LATE } arrives during this call and must not be
+    // mistaken for its answer.
+    assert_eq!(
+        c.call(&Request::Ping { nonce: 3 }).await.unwrap(),
+        Response::Pong { nonce: 3 }
+    );
+}
+
+#[tokio::test]
+async fn hang_times_out() {
+    let mut c = client().await;
+    let err = c
+        .call_timeout(&Request::Ping { nonce: HANG }, Duration::from_millis(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn panic_is_reported_then_eof_keeps_it() {
+    let mut c = client().await;
+    let err = c
+        .call(&Request::Panic {
+            privilege: protocol::Privilege::Kernel,
+        })
+        .await
+        .unwrap_err();
+    match err {
+        RpcError::Panic(p) => {
+            assert_eq!(p.message, "panic requested by host");
+            assert_eq!(
+                (p.file.as_ref(), p.line, p.column),
+                ("kernel/src/rpc.rs", 12, 5)
+            );
+        }
+        other => panic!("{other}"),
+    }
+    // The fake guest has gone: the next call sees the end of the line, with
+    // the panic as the last report.
+    match c.call(&Request::Ping { nonce: 1 }).await.unwrap_err() {
+        RpcError::Closed {
+            last_report: Some(GuestReport::Panic(p)),
+            ..
+        } => assert_eq!(p.line, 12),
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn exception_is_reported() {
+    let mut c = client().await;
+    match c.call(&Request::Stats).await.unwrap_err() {
+        RpcError::Exception(e) => assert_eq!((e.vector, e.cr2), (14, 0xdead_0000)),
+        other => panic!("{other}"),
+    }
+    assert!(matches!(c.last_report(), Some(GuestReport::Exception(_))));
+}
+
+#[tokio::test]
+async fn eof_without_report() {
+    let mut c = client().await;
+    c.send(&Request::Shutdown).await.unwrap();
+    assert_eq!(c.wait_closed(T).await.unwrap(), None);
+    match c.call(&Request::Ping { nonce: 1 }).await.unwrap_err() {
+        RpcError::Closed {
+            last_report: None, ..
+        } => {}
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn ready_timeout_when_guest_is_silent() {
+    let (host, _guest) = tokio::io::duplex(64);
+    let mut c = RpcClient::new(host, T);
+    let err = c.wait_ready(Duration::from_millis(20)).await.unwrap_err();
+    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn undecodable_reply_is_an_error() {
+    let (host, mut guest) = tokio::io::duplex(1 << 16);
+    let mut c = RpcClient::new(host, T);
+    send(
+        &mut guest,
+        &GuestMessage::Ready {
+            protocol_version: 1,
+        },
+    )
+    .await;
+    c.wait_ready(T).await.unwrap();
+    let responder = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        let _ = guest.read(&mut buf).await;
+        guest.write_all(b"\x05garb\0").await.unwrap();
+        guest
+    });
+    let err = c.call(&Request::Ping { nonce: 1 }).await.unwrap_err();
+    assert!(matches!(err, RpcError::Garbled(_)), "{err}");
+    drop(responder.await);
+}

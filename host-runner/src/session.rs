@@ -1,0 +1,394 @@
+//! A running guest: QEMU, its private socket directory, the serial RPC
+//! client and the QMP connection, owned together. Dropping a [`Vm`] kills
+//! QEMU and removes the directory.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use protocol::{Hello, Request, Response, PROTOCOL_VERSION};
+use tokio::net::UnixListener;
+use tokio::time::Instant;
+
+use crate::accel::Accel;
+use crate::error::{Error, Result};
+use crate::qemu::{Qemu, QemuArgs, QemuExit};
+use crate::qmp::{Qmp, StatusInfo};
+use crate::rpc::{label, GuestReport, RpcClient, RpcError};
+
+/// How long to wait for QEMU to end after the guest said it would.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Everything needed to boot a guest.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    pub qemu: PathBuf,
+    pub kernel: PathBuf,
+    pub accel: Accel,
+    /// Guest RAM in MiB.
+    pub ram_mib: u32,
+    /// From QEMU's start to the guest's `Ready`.
+    pub boot_timeout: Duration,
+    /// For every request (a batch gets more, see [`Vm::batch`]).
+    pub request_timeout: Duration,
+    /// Extra QEMU arguments (e.g. `-s -S` for gdb).
+    pub extra_args: Vec<OsString>,
+}
+
+impl VmConfig {
+    /// A configuration with the default sizes and timeouts (128 MiB, 30 s
+    /// boot, 10 s per request).
+    pub fn new(qemu: PathBuf, kernel: PathBuf, accel: Accel) -> Self {
+        VmConfig {
+            qemu,
+            kernel,
+            accel,
+            ram_mib: 128,
+            boot_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Guest RAM in bytes.
+    pub fn ram_bytes(&self) -> u64 {
+        u64::from(self.ram_mib) << 20
+    }
+}
+
+/// A booted guest that has said `Ready`.
+#[derive(Debug)]
+pub struct Vm {
+    // Field order is drop order: QEMU is killed first, the directory goes last.
+    qemu: Qemu,
+    rpc: RpcClient,
+    qmp: Qmp,
+    config: VmConfig,
+    boot_time: Duration,
+    hello: Option<Hello>,
+    dir: tempfile::TempDir,
+}
+
+/// Makes the private directory for the sockets and dumps (mode 0700).
+pub fn private_dir() -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("vmmfuzz-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(Error::TempDir)?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .map_err(Error::TempDir)?;
+    Ok(dir)
+}
+
+impl Vm {
+    /// Starts QEMU and waits for the guest's `Ready`.
+    pub async fn boot(config: &VmConfig) -> Result<Vm> {
+        if !config.kernel.is_file() {
+            return Err(Error::KernelMissing {
+                path: config.kernel.clone(),
+            });
+        }
+        let dir = private_dir()?;
+        let serial_socket = dir.path().join("serial.sock");
+        let qmp_socket = dir.path().join("qmp.sock");
+        let listener = UnixListener::bind(&serial_socket).map_err(Error::TempDir)?;
+        let args = QemuArgs {
+            kernel: config.kernel.clone(),
+            ram_mib: config.ram_mib,
+            accel: config.accel,
+            serial_socket,
+            qmp_socket: qmp_socket.clone(),
+            extra: config.extra_args.clone(),
+        };
+        let started = Instant::now();
+        let deadline = started + config.boot_timeout;
+        let mut qemu = Qemu::spawn(&config.qemu, &args)?;
+        tracing::debug!("QEMU pid {:?} in {}", qemu.pid(), dir.path().display());
+
+        let stream = tokio::select! {
+            accepted = tokio::time::timeout_at(deadline, listener.accept()) => match accepted {
+                Ok(Ok((stream, _))) => stream,
+                Ok(Err(e)) => return Err(Error::io("accepting QEMU's serial connection", e)),
+                Err(_) => {
+                    qemu.kill().await;
+                    return Err(Error::SerialConnectTimeout {
+                        timeout: config.boot_timeout,
+                        stderr: qemu.final_output().await,
+                    });
+                }
+            },
+            exit = qemu.wait_exit(config.boot_timeout) => {
+                return Err(Error::ExitedBeforeReady { exit, stderr: qemu.final_output().await });
+            }
+        };
+        drop(listener);
+        let mut rpc = RpcClient::new(stream, config.request_timeout);
+        let ready = rpc
+            .wait_ready(deadline.saturating_duration_since(Instant::now()))
+            .await;
+        let boot_time = started.elapsed();
+        let version = match ready {
+            Ok(v) => v,
+            Err(RpcError::Timeout { .. }) => {
+                return Err(Error::ReadyTimeout {
+                    timeout: config.boot_timeout,
+                })
+            }
+            Err(e) => return Err(guest_error(&mut qemu, e).await),
+        };
+        if version != PROTOCOL_VERSION {
+            return Err(Error::VersionMismatch {
+                guest: version,
+                host: PROTOCOL_VERSION,
+            });
+        }
+        let qmp = Qmp::connect(&qmp_socket, config.request_timeout).await?;
+        tracing::debug!("guest ready after {boot_time:?} ({})", config.accel);
+        Ok(Vm {
+            qemu,
+            rpc,
+            qmp,
+            config: config.clone(),
+            boot_time,
+            hello: None,
+            dir,
+        })
+    }
+
+    /// From QEMU's start to the guest's `Ready`.
+    pub fn boot_time(&self) -> Duration {
+        self.boot_time
+    }
+
+    /// The configuration this guest was booted with.
+    pub fn config(&self) -> &VmConfig {
+        &self.config
+    }
+
+    /// The private directory (sockets, memory dumps).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The handshake: the guest's layout (asked once, then remembered).
+    pub async fn hello(&mut self) -> Result<Hello> {
+        if let Some(h) = &self.hello {
+            return Ok(h.clone());
+        }
+        match self.call(Request::Hello).await? {
+            Response::Hello(h) if h.protocol_version != PROTOCOL_VERSION => {
+                Err(Error::VersionMismatch {
+                    guest: h.protocol_version,
+                    host: PROTOCOL_VERSION,
+                })
+            }
+            Response::Hello(h) => {
+                self.hello = Some(h.clone());
+                Ok(h)
+            }
+            other => Err(unexpected(&Request::Hello, other)),
+        }
+    }
+
+    /// Sends one request and waits for its answer (the default timeout).
+    pub async fn call(&mut self, request: Request) -> Result<Response> {
+        let timeout = self.rpc.timeout();
+        self.call_timeout(request, timeout).await
+    }
+
+    /// Sends one request and waits up to `timeout` for its answer.
+    pub async fn call_timeout(&mut self, request: Request, timeout: Duration) -> Result<Response> {
+        match self.rpc.call_timeout(&request, timeout).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(guest_error(&mut self.qemu, e).await),
+        }
+    }
+
+    /// Sends requests as one `Batch` and returns one answer each. The
+    /// timeout grows with the batch (1 ms a request over the default).
+    pub async fn batch(&mut self, requests: Vec<Request>) -> Result<Vec<Response>> {
+        let n = requests.len();
+        let timeout = self.rpc.timeout() + Duration::from_millis(n as u64);
+        let request = Request::Batch(requests);
+        match self.call_timeout(request, timeout).await? {
+            Response::Batch(answers) if answers.len() == n => Ok(answers),
+            other => Err(Error::UnexpectedResponse {
+                request: format!("Batch of {n}"),
+                response: Box::new(other),
+            }),
+        }
+    }
+
+    /// Sends raw bytes (a damaged frame, say) and waits for the one answer.
+    pub async fn call_raw(&mut self, bytes: &[u8]) -> Result<Response> {
+        let timeout = self.rpc.timeout();
+        match self.rpc.call_raw(bytes, timeout).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(guest_error(&mut self.qemu, e).await),
+        }
+    }
+
+    /// Sends a request that gets no answer (`Panic`, `Shutdown`), then waits
+    /// for QEMU to end and returns the error that describes the guest's
+    /// end (`GuestPanic`, …), or `Ok` with the exit when the guest had
+    /// nothing to report.
+    pub async fn send_and_wait_exit(&mut self, request: Request) -> Result<QemuExit> {
+        if let Err(e) = self.rpc.send(&request).await {
+            return Err(guest_error(&mut self.qemu, e).await);
+        }
+        match self.rpc.wait_closed(EXIT_WAIT).await {
+            Ok(None) => Ok(self.qemu.wait_exit(EXIT_WAIT).await),
+            Ok(Some(report)) => Err(report_error(&mut self.qemu, report).await),
+            Err(e) => Err(guest_error(&mut self.qemu, e).await),
+        }
+    }
+
+    /// Asks the guest to shut down and checks that QEMU exits with 33.
+    pub async fn shutdown(mut self) -> Result<QemuExit> {
+        let label = label(&Request::Shutdown);
+        let exit = self.send_and_wait_exit(Request::Shutdown).await?;
+        if exit == QemuExit::Shutdown {
+            Ok(exit)
+        } else {
+            tracing::debug!("{label}: {exit}");
+            Err(Error::UnexpectedExit {
+                exit,
+                expected: "status 33 (clean guest shutdown)",
+                stderr: self.qemu.final_output().await,
+            })
+        }
+    }
+
+    /// Ends QEMU through QMP `quit` and checks that it exits with 0.
+    pub async fn quit(mut self) -> Result<QemuExit> {
+        self.qemu.mark_quit_sent();
+        self.qmp.quit().await?;
+        match self.qemu.wait_exit(EXIT_WAIT).await {
+            QemuExit::Quit => Ok(QemuExit::Quit),
+            exit => Err(Error::UnexpectedExit {
+                exit,
+                expected: "status 0 after QMP quit",
+                stderr: self.qemu.final_output().await,
+            }),
+        }
+    }
+
+    /// Kills QEMU and returns how it ended.
+    pub async fn kill(mut self) -> QemuExit {
+        self.qemu.kill().await
+    }
+
+    /// Waits up to `timeout` for QEMU to end on its own.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> QemuExit {
+        self.qemu.wait_exit(timeout).await
+    }
+
+    /// QEMU's output so far.
+    pub fn qemu_output(&self) -> String {
+        self.qemu.output()
+    }
+
+    /// The QMP connection, for commands this type does not wrap.
+    pub fn qmp(&self) -> &Qmp {
+        &self.qmp
+    }
+
+    /// QMP `query-status`.
+    pub async fn query_status(&self) -> Result<StatusInfo> {
+        self.qmp.query_status().await
+    }
+
+    /// Pauses the guest (QMP `stop`).
+    pub async fn stop(&self) -> Result<()> {
+        self.qmp.stop().await
+    }
+
+    /// Resumes the guest (QMP `cont`).
+    pub async fn cont(&self) -> Result<()> {
+        self.qmp.cont().await
+    }
+
+    /// Saves guest physical memory `addr..addr + size` to `name` in the
+    /// private directory and returns the file's path.
+    pub async fn pmemsave(&self, addr: u64, size: u64, name: &str) -> Result<PathBuf> {
+        let path = self.dir.path().join(name);
+        self.qmp.pmemsave(addr, size, &path).await?;
+        Ok(path)
+    }
+
+    /// All guest RAM, read through `pmemsave` (stop the guest first for a
+    /// consistent picture).
+    pub async fn dump_ram(&self) -> Result<Vec<u8>> {
+        let path = self.pmemsave(0, self.config.ram_bytes(), "mem.bin").await?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(bytes)
+    }
+
+    /// A human-monitor command's output (`info registers`, `info tlb`, …).
+    pub async fn hmp(&self, command_line: &str) -> Result<String> {
+        self.qmp.hmp(command_line).await
+    }
+}
+
+fn unexpected(request: &Request, response: Response) -> Error {
+    Error::UnexpectedResponse {
+        request: label(request),
+        response: Box::new(response),
+    }
+}
+
+/// Turns a serial-line error into the runner's error, with QEMU's exit
+/// status when the guest died.
+async fn guest_error(qemu: &mut Qemu, e: RpcError) -> Error {
+    match e {
+        RpcError::Timeout { request, timeout } => Error::Timeout { request, timeout },
+        RpcError::Encode(e) => Error::Encode(e),
+        RpcError::Garbled(e) => Error::GuestFrame(e),
+        RpcError::Panic(p) => report_error(qemu, GuestReport::Panic(p)).await,
+        RpcError::Exception(x) => report_error(qemu, GuestReport::Exception(x)).await,
+        RpcError::Closed {
+            last_report: Some(report),
+            ..
+        } => report_error(qemu, report).await,
+        RpcError::Closed {
+            last_report: None,
+            io,
+        } => {
+            if let Some(io) = io {
+                tracing::debug!("serial line: {io}");
+            }
+            let exit = qemu.wait_exit(EXIT_WAIT).await;
+            Error::GuestDied {
+                exit,
+                stderr: qemu.final_output().await,
+            }
+        }
+    }
+}
+
+async fn report_error(qemu: &mut Qemu, report: GuestReport) -> Error {
+    let exit = qemu.wait_exit(EXIT_WAIT).await;
+    match report {
+        GuestReport::Panic(report) => Error::GuestPanic { report, exit },
+        GuestReport::Exception(report) => Error::GuestException { report, exit },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dir_is_0700() {
+        let dir = private_dir().unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let name = dir.path().file_name().unwrap().to_string_lossy();
+        assert!(name.starts_with("vmmfuzz-"));
+    }
+}
