@@ -1,0 +1,210 @@
+//! The physical frame allocator: one bit per frame in guest RAM, in the
+//! format of `protocol::formats` (bit `n` = byte `n / 8`, bit `n % 8`, 1 =
+//! used; bits past the last frame are 1).
+
+use protocol::PhysRange;
+use x86_64::structures::paging::PhysFrame;
+use x86_64::PhysAddr;
+
+use crate::pte::ADDR_MASK;
+
+/// Why a frame could not be freed (a bug of the caller: the VMM never frees a
+/// frame it does not own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeError {
+    /// The frame is past the frames the allocator manages.
+    OutOfRange,
+    /// The frame is free already.
+    NotUsed,
+}
+
+/// Single and contiguous frame allocation over a bitmap.
+#[derive(Debug)]
+pub struct FrameAllocator {
+    bitmap: &'static mut [u8],
+    total: u64,
+    free: u64,
+    boot_free: u64,
+    /// Next-fit hint for single frames.
+    next: u64,
+}
+
+/// The frame whose number is `n`.
+pub(crate) fn frame_at(n: u64) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(n.wrapping_mul(4096) & ADDR_MASK))
+}
+
+/// The number of `frame`.
+pub(crate) fn frame_number(frame: PhysFrame) -> u64 {
+    frame.start_address().as_u64() / 4096
+}
+
+/// Bit `n` of a bitmap (out of range reads as 1).
+pub(crate) fn bit(map: &[u8], n: u64) -> bool {
+    usize::try_from(n / 8)
+        .ok()
+        .and_then(|i| map.get(i))
+        .is_none_or(|b| b & (1 << (n % 8)) != 0)
+}
+
+/// Sets bit `n` of a bitmap to `v` (out of range: no effect).
+pub(crate) fn set_bit(map: &mut [u8], n: u64, v: bool) {
+    if let Some(b) = usize::try_from(n / 8).ok().and_then(|i| map.get_mut(i)) {
+        if v {
+            *b |= 1 << (n % 8);
+        } else {
+            *b &= !(1 << (n % 8));
+        }
+    }
+}
+
+impl FrameAllocator {
+    /// An allocator over `bitmap` for `total_frames` frames: every frame is
+    /// marked used except those wholly inside a `ram` range and touching no
+    /// `reserved` range; the bits past `total_frames` in the last byte are 1.
+    /// `total_frames` is cut to what `bitmap` can hold.
+    pub fn new(
+        bitmap: &'static mut [u8],
+        total_frames: u64,
+        ram: &[PhysRange],
+        reserved: &[PhysRange],
+    ) -> Self {
+        let cap = u64::try_from(bitmap.len())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(8);
+        let total = total_frames.min(cap);
+        for b in bitmap.iter_mut() {
+            *b = 0xff;
+        }
+        for r in ram {
+            let first = r.start.div_ceil(4096);
+            let end = (r.end / 4096).min(total);
+            for n in first..end {
+                set_bit(bitmap, n, false);
+            }
+        }
+        for r in reserved {
+            let first = r.start / 4096;
+            let end = r.end.div_ceil(4096).min(total);
+            for n in first..end {
+                set_bit(bitmap, n, true);
+            }
+        }
+        let free = (0..total).filter(|&n| !bit(bitmap, n)).count() as u64;
+        FrameAllocator {
+            bitmap,
+            total,
+            free,
+            boot_free: free,
+            next: 0,
+        }
+    }
+
+    /// Frames managed (bits in the bitmap).
+    pub fn total_frames(&self) -> u64 {
+        self.total
+    }
+
+    /// Frames free now.
+    pub fn free_frames(&self) -> u64 {
+        self.free
+    }
+
+    /// Frames free at boot (what every `Reset` returns to).
+    pub fn boot_free_frames(&self) -> u64 {
+        self.boot_free
+    }
+
+    /// The bitmap as it lies in memory.
+    pub fn bitmap(&self) -> &[u8] {
+        self.bitmap
+    }
+
+    /// Records the current free count as the boot count (after the VMM took
+    /// its own metadata frames).
+    pub(crate) fn set_boot_point(&mut self) {
+        self.boot_free = self.free;
+    }
+
+    /// Whether frame number `n` is in use (frames past the end are).
+    pub fn is_used(&self, n: u64) -> bool {
+        n >= self.total || bit(self.bitmap, n)
+    }
+
+    fn take(&mut self, n: u64) {
+        set_bit(self.bitmap, n, true);
+        self.free -= 1;
+    }
+
+    /// One free frame, or `None` when none is left.
+    pub fn alloc(&mut self) -> Option<PhysFrame> {
+        if self.free == 0 {
+            return None;
+        }
+        let bytes = self.total.div_ceil(8);
+        let start = (self.next / 8).min(bytes);
+        for byte in (start..bytes).chain(0..start) {
+            let i = usize::try_from(byte).ok()?;
+            let b = *self.bitmap.get(i)?;
+            if b == 0xff {
+                continue;
+            }
+            let n = byte * 8 + u64::from((!b).trailing_zeros());
+            if n < self.total {
+                self.take(n);
+                self.next = n + 1;
+                return Some(frame_at(n));
+            }
+        }
+        None
+    }
+
+    /// `count` physically contiguous free frames (first fit), or `None`.
+    pub fn alloc_contiguous(&mut self, count: u64) -> Option<PhysFrame> {
+        if count == 0 || count > self.free {
+            return None;
+        }
+        let mut run_start = 0;
+        let mut run = 0;
+        let mut n = 0;
+        while n < self.total {
+            if n % 8 == 0 && run == 0 {
+                // Skip fully used bytes quickly.
+                if let Some(&0xff) = usize::try_from(n / 8).ok().and_then(|i| self.bitmap.get(i)) {
+                    n += 8;
+                    continue;
+                }
+            }
+            if bit(self.bitmap, n) {
+                run = 0;
+            } else {
+                if run == 0 {
+                    run_start = n;
+                }
+                run += 1;
+                if run == count {
+                    for m in run_start..run_start + count {
+                        self.take(m);
+                    }
+                    return Some(frame_at(run_start));
+                }
+            }
+            n += 1;
+        }
+        None
+    }
+
+    /// Frees `frame`.
+    pub fn free(&mut self, frame: PhysFrame) -> Result<(), FreeError> {
+        let n = frame_number(frame);
+        if n >= self.total {
+            return Err(FreeError::OutOfRange);
+        }
+        if !bit(self.bitmap, n) {
+            return Err(FreeError::NotUsed);
+        }
+        set_bit(self.bitmap, n, false);
+        self.free += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! The kernel virtual allocator: the seed's "get me n free virtual pages",
+//! over the `Valloc` region (`layout::VALLOC_START`, 1 GiB).
+//!
+//! # Why a bitmap (and not bump pointers)
+//! The thread offers two designs: a bitmap of the region, or bump pointers
+//! from the bottom and the top with returned space "handed back" to the
+//! caller's own allocator. The protocol needs what only the bitmap gives:
+//! `Vfree` may return any part of one or several runs and must refuse
+//! (`InvalidState` with the lowest page) a page that is not handed out, and
+//! freed space must be found again by later `Valloc`s (`NoVirtualSpace` only
+//! when no free run of that length exists). Bump pointers forget returned
+//! middle space and cannot tell a handed-out page from a returned one. The
+//! cost the thread names (extra RAM, 4 MiB for a 4 GiB space) is small
+//! here: the region is 2^18 pages, a 32 KiB bitmap (8 frames of the VMM's
+//! metadata), searched first fit with a byte-at-a-time skip of full and
+//! empty bytes.
+
+use protocol::Error;
+
+use crate::backend::PhysMemory;
+use crate::layout::{VALLOC_PAGES, VALLOC_START};
+use crate::validate;
+use crate::vmm::Vmm;
+
+/// Frames of the `Valloc` bitmap (one bit per page of the region).
+pub const VALLOC_BITMAP_FRAMES: u64 = VALLOC_PAGES.div_ceil(4096 * 8);
+
+impl<M: PhysMemory> Vmm<M> {
+    fn valloc_base(&self) -> Option<u64> {
+        self.meta.map(|m| m.valloc_base())
+    }
+
+    /// Finds `pages` free pages of the `Valloc` region and reserves them
+    /// until [`Vmm::vfree`]; maps nothing. The kernel-only check is the
+    /// caller's.
+    pub fn valloc(&mut self, pages: u64) -> Result<u64, Error> {
+        if pages == 0 {
+            return Err(Error::ZeroCount);
+        }
+        if pages > VALLOC_PAGES {
+            return Err(Error::TooLarge);
+        }
+        let base = self.valloc_base().ok_or(Error::NoVirtualSpace)?;
+        let start = self
+            .find_free_run(base, pages)
+            .ok_or(Error::NoVirtualSpace)?;
+        for n in start..start + pages {
+            self.set_meta_bit(base, n, true);
+        }
+        self.counters.valloc_pages += pages;
+        Ok(VALLOC_START + start * 4096)
+    }
+
+    /// First fit over the bitmap.
+    fn find_free_run(&mut self, base: u64, pages: u64) -> Option<u64> {
+        let mut run_start = 0u64;
+        let mut run = 0u64;
+        for fi in 0..VALLOC_BITMAP_FRAMES {
+            let bytes = *self.mem.frame_bytes(crate::frames::frame_at(base + fi));
+            for (j, &b) in bytes.iter().enumerate() {
+                let first = (fi * 4096 + j as u64) * 8;
+                if b == 0xff {
+                    run = 0;
+                    continue;
+                }
+                for k in 0..8 {
+                    if b & (1 << k) != 0 {
+                        run = 0;
+                    } else {
+                        if run == 0 {
+                            run_start = first + k;
+                        }
+                        run += 1;
+                        if run == pages {
+                            return Some(run_start);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Gives back `pages` pages at `addr`, every one handed out by
+    /// [`Vmm::valloc`] (any part of one or several runs). The kernel-only
+    /// check is the caller's.
+    pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), Error> {
+        let len = validate::check_pages_basic(addr, pages, None)?;
+        let end = addr + len;
+        let region_end = VALLOC_START + VALLOC_PAGES * 4096;
+        if addr < VALLOC_START || addr >= region_end {
+            return Err(Error::InvalidState { addr });
+        }
+        let Some(base) = self.valloc_base() else {
+            return Err(Error::InvalidState { addr });
+        };
+        let first = (addr - VALLOC_START) / 4096;
+        let last = (end.min(region_end) - VALLOC_START) / 4096;
+        for n in first..last {
+            if !self.meta_bit(base, n) {
+                return Err(Error::InvalidState {
+                    addr: VALLOC_START + n * 4096,
+                });
+            }
+        }
+        if end > region_end {
+            return Err(Error::InvalidState { addr: region_end });
+        }
+        for n in first..last {
+            self.set_meta_bit(base, n, false);
+        }
+        self.counters.valloc_pages -= pages;
+        Ok(())
+    }
+
+    /// Frees every `Valloc` run.
+    pub(crate) fn clear_valloc(&mut self) {
+        if let Some(base) = self.valloc_base() {
+            for fi in 0..VALLOC_BITMAP_FRAMES {
+                self.mem
+                    .frame_bytes(crate::frames::frame_at(base + fi))
+                    .fill(0);
+            }
+        }
+        self.counters.valloc_pages = 0;
+    }
+}

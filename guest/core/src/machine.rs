@@ -1,0 +1,36 @@
+//! What [`crate::dispatch`] needs from the machine: the VMM behind its lock,
+//! touches of memory from the CPU, the handshake, panic and shutdown.
+
+use protocol::{FaultReason, Hello};
+
+use crate::backend::PhysMemory;
+use crate::vmm::Vmm;
+
+/// The machine the dispatcher runs on: the kernel, or [`crate::sim`]'s
+/// simulated machine.
+pub trait Machine {
+    /// The VMM's memory backend.
+    type Mem: PhysMemory;
+
+    /// The layout report of the handshake.
+    fn hello(&mut self) -> Hello;
+
+    /// Runs `f` with the VMM (in the kernel: under its lock). Never touch
+    /// memory inside `f`: a touch may fault into the VMM.
+    fn with_vmm<R>(&mut self, f: impl FnOnce(&mut Vmm<Self::Mem>) -> R) -> R;
+
+    /// Stores the pattern of `seed` at `addr..addr + len` from the CPU, in
+    /// ascending order; page faults go to [`Vmm::handle_fault`]. `Err` holds
+    /// the first byte not stored and why.
+    fn touch_write(&mut self, addr: u64, len: u64, seed: u64) -> Result<(), (u64, FaultReason)>;
+
+    /// Loads `addr..addr + len` from the CPU and answers the checksum of the
+    /// bytes; faults as in [`Machine::touch_write`].
+    fn touch_read(&mut self, addr: u64, len: u64) -> Result<u32, (u64, FaultReason)>;
+
+    /// Panics with the message `"panic requested by host"`.
+    fn panic_now(&mut self) -> !;
+
+    /// Exits through `isa-debug-exit` with `protocol::EXIT_SUCCESS`.
+    fn shutdown(&mut self) -> !;
+}

@@ -1,0 +1,228 @@
+//! Page states in the available bits of a level-1 entry: the one
+//! encode/decode pair of the format in `protocol::formats`.
+//!
+//! | entry | state |
+//! | --- | --- |
+//! | `0` | unusable |
+//! | `P=1`, bits 9–11 = `0b001` | present usable RAM |
+//! | `P=1`, bits 9–11 = `0b010` / `0b011` | present mmap, clean / private |
+//! | `P=0`, bits 1–3 = 1, rest 0 | allocate on write |
+//! | `P=0`, bits 1–3 = 2, bits 12–51 = slot | on swap |
+//! | `P=0`, bits 1–3 = 3, bits 4–11 = file, bits 12–51 = page | not-present mmap |
+//!
+//! Present entries also carry W (writability), U (set exactly in the lower
+//! half) and the frame; A and D are the CPU's and are ignored by
+//! [`Pte::decode`]. Anything else is [`Pte::Corrupt`].
+
+use protocol::PageState;
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{PageTableFlags, PhysFrame};
+use x86_64::PhysAddr;
+
+/// Bits 12–51: a frame's address, a swap slot or a file page.
+pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// Largest swap slot or file page an entry can hold (40 bits).
+pub const MAX_INDEX: u64 = (1 << 40) - 1;
+
+const P: u64 = 1;
+const W: u64 = 1 << 1;
+const U: u64 = 1 << 2;
+const A: u64 = 1 << 5;
+const D: u64 = 1 << 6;
+const SW_SHIFT: u32 = 9;
+const SW_RAM: u64 = 0b001;
+const SW_MMAP_CLEAN: u64 = 0b010;
+const SW_MMAP_PRIVATE: u64 = 0b011;
+const KIND_SHIFT: u32 = 1;
+const KIND_AOW: u64 = 1;
+const KIND_SWAP: u64 = 2;
+const KIND_MMAP: u64 = 3;
+const FILE_SHIFT: u32 = 4;
+
+/// The state of one page, decoded from its level-1 entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pte {
+    /// The zero entry.
+    Unusable,
+    /// Usable RAM, present.
+    PresentRam {
+        /// Backing frame.
+        frame: PhysFrame,
+        /// W bit.
+        writable: bool,
+    },
+    /// Usable RAM, not present: a zeroed frame is allocated on first touch.
+    AllocOnWrite,
+    /// Usable RAM, not present: the data is in swap slot `slot` (< 2^40).
+    OnSwap {
+        /// Swap slot.
+        slot: u64,
+    },
+    /// Memory-mapped file, present.
+    PresentMmap {
+        /// Backing frame.
+        frame: PhysFrame,
+        /// W bit.
+        writable: bool,
+        /// Written since loaded (copy on write done).
+        private: bool,
+    },
+    /// Memory-mapped file, not present: page `page` (< 2^40) of `file`.
+    NotPresentMmap {
+        /// File number.
+        file: u8,
+        /// Page of the file.
+        page: u64,
+    },
+    /// Bits that decode to no state.
+    Corrupt(u64),
+}
+
+impl Pte {
+    /// Decodes a level-1 entry of a page in the lower half (`user`) or the
+    /// upper half.
+    pub fn decode(raw: u64, user: bool) -> Pte {
+        if raw == 0 {
+            return Pte::Unusable;
+        }
+        if raw & P != 0 {
+            let forbidden = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 8) | !(ADDR_MASK | 0xfff);
+            if raw & forbidden != 0 || (raw & U != 0) != user {
+                return Pte::Corrupt(raw);
+            }
+            let frame = frame_of(raw);
+            let writable = raw & W != 0;
+            return match (raw >> SW_SHIFT) & 0b111 {
+                SW_RAM => Pte::PresentRam { frame, writable },
+                SW_MMAP_CLEAN => Pte::PresentMmap {
+                    frame,
+                    writable,
+                    private: false,
+                },
+                SW_MMAP_PRIVATE => Pte::PresentMmap {
+                    frame,
+                    writable,
+                    private: true,
+                },
+                _ => Pte::Corrupt(raw),
+            };
+        }
+        let index = (raw & ADDR_MASK) >> 12;
+        match (raw >> KIND_SHIFT) & 0b111 {
+            KIND_AOW if raw == KIND_AOW << KIND_SHIFT => Pte::AllocOnWrite,
+            KIND_SWAP if raw & !(ADDR_MASK | 0b1110) == 0 => Pte::OnSwap { slot: index },
+            KIND_MMAP if raw & !(ADDR_MASK | 0xff0 | 0b1110) == 0 => Pte::NotPresentMmap {
+                file: ((raw >> FILE_SHIFT) & 0xff) as u8,
+                page: index,
+            },
+            _ => Pte::Corrupt(raw),
+        }
+    }
+
+    /// Encodes the state for a page in the lower half (`user`) or the upper
+    /// half. Slots and file pages are truncated to 40 bits; `Corrupt` encodes
+    /// its raw bits unchanged.
+    pub fn encode(self, user: bool) -> u64 {
+        let u = if user { U } else { 0 };
+        let present = |frame: PhysFrame, writable: bool, sw: u64| {
+            P | if writable { W } else { 0 }
+                | u
+                | (sw << SW_SHIFT)
+                | (frame.start_address().as_u64() & ADDR_MASK)
+        };
+        match self {
+            Pte::Unusable => 0,
+            Pte::PresentRam { frame, writable } => present(frame, writable, SW_RAM),
+            Pte::PresentMmap {
+                frame,
+                writable,
+                private,
+            } => present(
+                frame,
+                writable,
+                if private {
+                    SW_MMAP_PRIVATE
+                } else {
+                    SW_MMAP_CLEAN
+                },
+            ),
+            Pte::AllocOnWrite => KIND_AOW << KIND_SHIFT,
+            Pte::OnSwap { slot } => (KIND_SWAP << KIND_SHIFT) | ((slot & MAX_INDEX) << 12),
+            Pte::NotPresentMmap { file, page } => {
+                (KIND_MMAP << KIND_SHIFT)
+                    | (u64::from(file) << FILE_SHIFT)
+                    | ((page & MAX_INDEX) << 12)
+            }
+            Pte::Corrupt(raw) => raw,
+        }
+    }
+
+    /// Whether the entry is present (a frame is mapped).
+    pub fn is_present(self) -> bool {
+        matches!(self, Pte::PresentRam { .. } | Pte::PresentMmap { .. })
+    }
+
+    /// The mapped frame of a present page.
+    pub fn frame(self) -> Option<PhysFrame> {
+        match self {
+            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => Some(frame),
+            _ => None,
+        }
+    }
+
+    /// Whether the page is of the usable RAM area type.
+    pub fn is_usable_ram(self) -> bool {
+        matches!(
+            self,
+            Pte::PresentRam { .. } | Pte::AllocOnWrite | Pte::OnSwap { .. }
+        )
+    }
+
+    /// The state as the protocol reports it. A present mmap entry does not
+    /// hold its file and page (bits 12–51 are the frame), so they read 0.
+    pub fn to_protocol(self) -> PageState {
+        match self {
+            Pte::Unusable => PageState::Unusable,
+            Pte::PresentRam { frame, writable } => PageState::PresentRam {
+                writable,
+                frame: frame.start_address().as_u64(),
+            },
+            Pte::AllocOnWrite => PageState::AllocOnWrite,
+            Pte::OnSwap { slot } => PageState::OnSwap { slot },
+            Pte::PresentMmap { frame, private, .. } => PageState::PresentMmap {
+                file: 0,
+                page: 0,
+                private,
+                frame: frame.start_address().as_u64(),
+            },
+            Pte::NotPresentMmap { file, page } => PageState::NotPresentMmap { file, page },
+            Pte::Corrupt(raw) => PageState::Corrupt { raw },
+        }
+    }
+}
+
+/// The bits of an entry that the CPU may set on its own (accessed, dirty).
+pub const CPU_BITS: u64 = A | D;
+
+/// The frame in bits 12–51 of `raw`.
+pub fn frame_of(raw: u64) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(raw & ADDR_MASK))
+}
+
+/// The raw 64 bits of an entry.
+pub fn raw(entry: &PageTableEntry) -> u64 {
+    entry.addr().as_u64() | entry.flags().bits()
+}
+
+/// Sets the raw 64 bits of an entry.
+pub fn set_raw(entry: &mut PageTableEntry, raw: u64) {
+    entry.set_addr(
+        PhysAddr::new(raw & ADDR_MASK),
+        PageTableFlags::from_bits_retain(raw & !ADDR_MASK),
+    );
+}
+
+/// An upper-level entry (PML4, PDPT, PD) pointing at the table in `frame`.
+pub fn table_entry(frame: PhysFrame, user: bool) -> u64 {
+    P | W | if user { U } else { 0 } | (frame.start_address().as_u64() & ADDR_MASK)
+}

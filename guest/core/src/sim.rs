@@ -1,0 +1,240 @@
+//! Host-only simulation (feature `sim`, and this crate's tests): a physical
+//! memory of frames in a `Vec`, and a machine whose touches emulate the CPU
+//! (walk the tables, access present frames, call
+//! [`Vmm::handle_fault`](crate::vmm::Vmm::handle_fault) on a fault, report
+//! what the handler cannot resolve).
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use protocol::{FaultReason, Hello, PhysRange, VirtRange};
+use x86_64::structures::paging::{Page, PageTable, PhysFrame};
+
+use crate::backend::PhysMemory;
+use crate::frames::{frame_at, frame_number, FrameAllocator};
+use crate::layout;
+use crate::machine::Machine;
+use crate::pte;
+use crate::vmm::Vmm;
+
+/// One simulated frame: never written (zero), last seen as bytes, or last
+/// seen as a table. Switching views converts the contents, so both views
+/// always show the same bits.
+#[derive(Debug)]
+enum SimFrame {
+    Zero,
+    Bytes(Box<[u8; 4096]>),
+    Table(Box<PageTable>),
+}
+
+/// Simulated physical memory: `frames` frames, allocated lazily.
+#[derive(Debug)]
+pub struct SimMemory {
+    frames: Vec<SimFrame>,
+    /// Pages flushed from the (simulated) TLB, in order.
+    pub flushed: Vec<Page>,
+}
+
+impl SimMemory {
+    /// A memory of `frames` zeroed frames.
+    pub fn new(frames: u64) -> Self {
+        SimMemory {
+            frames: (0..frames).map(|_| SimFrame::Zero).collect(),
+            flushed: Vec::new(),
+        }
+    }
+
+    fn slot(&mut self, frame: PhysFrame) -> &mut SimFrame {
+        let n = frame_number(frame) as usize;
+        let len = self.frames.len();
+        self.frames
+            .get_mut(n)
+            .unwrap_or_else(|| panic!("frame {n} outside the simulated memory of {len} frames"))
+    }
+}
+
+impl PhysMemory for SimMemory {
+    fn table(&mut self, frame: PhysFrame) -> &mut PageTable {
+        let slot = self.slot(frame);
+        let table = match core::mem::replace(slot, SimFrame::Zero) {
+            SimFrame::Table(t) => t,
+            SimFrame::Zero => Box::new(PageTable::new()),
+            SimFrame::Bytes(b) => {
+                let mut t = Box::new(PageTable::new());
+                for (e, chunk) in t.iter_mut().zip(b.chunks_exact(8)) {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(chunk);
+                    pte::set_raw(e, u64::from_le_bytes(w));
+                }
+                t
+            }
+        };
+        *slot = SimFrame::Table(table);
+        match slot {
+            SimFrame::Table(t) => t,
+            _ => unreachable!(),
+        }
+    }
+
+    fn frame_bytes(&mut self, frame: PhysFrame) -> &mut [u8; 4096] {
+        let slot = self.slot(frame);
+        let bytes = match core::mem::replace(slot, SimFrame::Zero) {
+            SimFrame::Bytes(b) => b,
+            SimFrame::Zero => Box::new([0u8; 4096]),
+            SimFrame::Table(t) => {
+                let mut b = Box::new([0u8; 4096]);
+                for (e, chunk) in t.iter().zip(b.chunks_exact_mut(8)) {
+                    chunk.copy_from_slice(&pte::raw(e).to_le_bytes());
+                }
+                b
+            }
+        };
+        *slot = SimFrame::Bytes(bytes);
+        match slot {
+            SimFrame::Bytes(b) => b,
+            _ => unreachable!(),
+        }
+    }
+
+    fn flush(&mut self, page: Page) {
+        self.flushed.push(page);
+    }
+}
+
+/// Frames reserved at boot in the simulated machine: frame 0, the PML4
+/// (frame 1) and two stand-ins for the kernel's own tables (frames 2, 3)
+/// that PML4 slots 256 and 511 point at.
+pub const SIM_BOOT_FRAMES: u64 = 4;
+/// The raw PML4 entries of the kernel's slots 256 and 511 in the simulation.
+pub const SIM_KERNEL_SLOTS: [(usize, u64); 2] = [(256, 0x2003), (511, 0x3003)];
+
+/// A simulated machine: the VMM over [`SimMemory`], touches emulating the
+/// CPU.
+#[derive(Debug)]
+pub struct SimMachine {
+    /// The VMM.
+    pub vmm: Vmm<SimMemory>,
+    hello: Hello,
+}
+
+impl SimMachine {
+    /// A machine with `total_frames` frames of RAM (at least 16).
+    pub fn new(total_frames: u64) -> Self {
+        let total = total_frames.max(16);
+        let mut mem = SimMemory::new(total);
+        let pml4 = frame_at(1);
+        for (slot, raw) in SIM_KERNEL_SLOTS {
+            pte::set_raw(&mut mem.table(pml4)[slot], raw);
+        }
+        let bitmap: &'static mut [u8] =
+            Box::leak(vec![0u8; total.div_ceil(8) as usize].into_boxed_slice());
+        let reserved = [PhysRange {
+            start: 0,
+            end: SIM_BOOT_FRAMES * 4096,
+        }];
+        let ram = [PhysRange {
+            start: 0,
+            end: total * 4096,
+        }];
+        let frames = FrameAllocator::new(bitmap, total, &ram, &reserved);
+        let vmm = Vmm::new(mem, frames, pml4);
+        let meta = vmm.metadata_range();
+        let hello = Hello {
+            protocol_version: protocol::PROTOCOL_VERSION,
+            ram_bytes: total * 4096,
+            total_frames: total,
+            boot_free_frames: vmm.stats().boot_free_frames,
+            page_table_root: pml4.start_address().as_u64(),
+            direct_map_offset: layout::DIRECT_MAP_OFFSET,
+            frame_bitmap: PhysRange { start: 0, end: 0 },
+            boot_reserved: vec![reserved[0], meta],
+            kernel_image: PhysRange { start: 0, end: 0 },
+            user_space: VirtRange {
+                start: layout::USER_START,
+                end: layout::USER_END,
+            },
+            kernel_space: VirtRange {
+                start: layout::KERNEL_SPACE_START,
+                end: layout::KERNEL_SPACE_END,
+            },
+            heap: VirtRange {
+                start: layout::HEAP_START,
+                end: layout::HEAP_END,
+            },
+            valloc: VirtRange {
+                start: layout::VALLOC_START,
+                end: layout::VALLOC_START + layout::VALLOC_PAGES * 4096,
+            },
+            reserved_pml4_slots: vec![layout::DIRECT_MAP_PML4_SLOT, layout::KERNEL_PML4_SLOT],
+        };
+        SimMachine { vmm, hello }
+    }
+
+    /// Runs the CPU's access to the bytes `addr..addr + len`, page by page:
+    /// `access(vmm, frame, offset, chunk_addr, chunk_len)` for every chunk.
+    fn touch(
+        &mut self,
+        addr: u64,
+        len: u64,
+        write: bool,
+        mut access: impl FnMut(&mut Vmm<SimMemory>, PhysFrame, usize, u64, usize),
+    ) -> Result<(), (u64, FaultReason)> {
+        let end = addr.checked_add(len).ok_or((addr, FaultReason::Unusable))?;
+        let mut at = addr;
+        while at < end {
+            let page_end = (at | 0xfff).saturating_add(1).min(end);
+            let chunk = (page_end - at) as usize;
+            let mut tries = 0;
+            let frame = loop {
+                match self.vmm.translate(at) {
+                    Some((frame, writable)) if writable || !write => break frame,
+                    _ => {}
+                }
+                // A page fault: the kernel's handler runs.
+                tries += 1;
+                if tries > 2 {
+                    panic!("fault at {at:#x} resolved but the page is still not accessible");
+                }
+                self.vmm.handle_fault(at, write).map_err(|r| (at, r))?;
+            };
+            access(&mut self.vmm, frame, (at & 0xfff) as usize, at, chunk);
+            at = page_end;
+        }
+        Ok(())
+    }
+}
+
+impl Machine for SimMachine {
+    type Mem = SimMemory;
+
+    fn hello(&mut self) -> Hello {
+        self.hello.clone()
+    }
+
+    fn with_vmm<R>(&mut self, f: impl FnOnce(&mut Vmm<SimMemory>) -> R) -> R {
+        f(&mut self.vmm)
+    }
+
+    fn touch_write(&mut self, addr: u64, len: u64, seed: u64) -> Result<(), (u64, FaultReason)> {
+        self.touch(addr, len, true, |vmm, frame, off, at, n| {
+            let bytes = vmm.mem().frame_bytes(frame);
+            protocol::pattern::fill(seed, at, &mut bytes[off..off + n]);
+        })
+    }
+
+    fn touch_read(&mut self, addr: u64, len: u64) -> Result<u32, (u64, FaultReason)> {
+        let mut sum = protocol::pattern::Checksum::new();
+        self.touch(addr, len, false, |vmm, frame, off, _, n| {
+            sum.update(&vmm.mem().frame_bytes(frame)[off..off + n]);
+        })?;
+        Ok(sum.finish())
+    }
+
+    fn panic_now(&mut self) -> ! {
+        panic!("panic requested by host")
+    }
+
+    fn shutdown(&mut self) -> ! {
+        panic!("shutdown requested by host")
+    }
+}
