@@ -228,9 +228,8 @@ pub fn minimize(
         steps: Vec::new(),
         timed_out: false,
     };
-    loop {
-        let Some(removed) = s.remove_ops() else { break };
-        let Some(shrunk) = s.shrink_args() else { break };
+    // Until a fixpoint: shrunk arguments can make operations removable.
+    while let (Some(removed), Some(shrunk)) = (s.remove_ops(), s.shrink_args()) {
         if !removed && !shrunk {
             break;
         }

@@ -112,7 +112,12 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
     let mut push = |op: Op, what: String| out.push(Candidate { op, what });
     let mut variant = |field: &str, values: Vec<u64>, make: &dyn Fn(u64) -> Op| {
         for v in values {
-            push(make(v), format!("{field} → {v:#x}"));
+            let what = match field {
+                _ if field.contains('→') => field.to_string(),
+                "addr" => format!("addr → {v:#x}"),
+                _ => format!("{field} → {v}"),
+            };
+            push(make(v), what);
         }
     };
     match op.clone() {
@@ -134,17 +139,17 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
                 m(addr, p, writable, contiguous, privilege)
             });
             if contiguous {
-                variant("contiguous", vec![0], &|_| {
+                variant("contiguous → false", vec![0], &|_| {
                     m(addr, pages, writable, false, privilege)
                 });
             }
             if writable {
-                variant("writable", vec![0], &|_| {
+                variant("writable → false", vec![0], &|_| {
                     m(addr, pages, false, contiguous, privilege)
                 });
             }
             if privilege == Privilege::User {
-                variant("as kernel", vec![0], &|_| {
+                variant("as → kernel", vec![0], &|_| {
                     m(addr, pages, writable, contiguous, Privilege::Kernel)
                 });
             }
@@ -189,7 +194,9 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
                 m(addr, p, privilege)
             });
             if privilege == Privilege::User {
-                variant("as kernel", vec![0], &|_| m(addr, pages, Privilege::Kernel));
+                variant("as → kernel", vec![0], &|_| {
+                    m(addr, pages, Privilege::Kernel)
+                });
             }
             variant("addr", smaller_addrs(addr), &|a| m(a, pages, privilege));
         }
@@ -209,7 +216,9 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
                 m(addr, p, privilege)
             });
             if privilege == Privilege::User {
-                variant("as kernel", vec![0], &|_| m(addr, pages, Privilege::Kernel));
+                variant("as → kernel", vec![0], &|_| {
+                    m(addr, pages, Privilege::Kernel)
+                });
             }
             variant("addr", smaller_addrs(addr), &|a| m(a, pages, privilege));
         }
@@ -234,7 +243,7 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
                 &|s| m(addr, len, s, privilege),
             );
             if privilege == Privilege::User {
-                variant("as kernel", vec![0], &|_| {
+                variant("as → kernel", vec![0], &|_| {
                     m(addr, len, seed, Privilege::Kernel)
                 });
             }
@@ -252,7 +261,9 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
             };
             variant("len", smaller_counts(len, 1), &|l| m(addr, l, privilege));
             if privilege == Privilege::User {
-                variant("as kernel", vec![0], &|_| m(addr, len, Privilege::Kernel));
+                variant("as → kernel", vec![0], &|_| {
+                    m(addr, len, Privilege::Kernel)
+                });
             }
             variant("addr", smaller_addrs(addr), &|a| m(a, len, privilege));
         }
@@ -268,7 +279,7 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
             };
             variant("count", smaller_counts(count, 1), &|c| m(c, contiguous));
             if contiguous {
-                variant("contiguous", vec![0], &|_| m(count, false));
+                variant("contiguous → false", vec![0], &|_| m(count, false));
             }
         }
         Op::FreeFrames {
@@ -314,19 +325,29 @@ mod tests {
             smaller_addrs(0xffff_c080_0000_1234),
             vec![
                 0xffff_8000_0000_0000,
-                0xffff_c000_0000_0000,
                 0xffff_c080_0000_0000,
                 0xffff_c080_0000_1000
             ]
         );
-        for c in candidates(&Op::Map {
+        let map = Op::Map {
             addr: 0x20_1000,
             pages: 3,
             writable: true,
             contiguous: true,
             privilege: Privilege::User,
-        }) {
-            assert_ne!(c.op, Op::Stats, "{}", c.what);
-        }
+        };
+        let whats: Vec<String> = candidates(&map).into_iter().map(|c| c.what).collect();
+        assert_eq!(
+            whats,
+            [
+                "pages → 1",
+                "pages → 2",
+                "contiguous → false",
+                "writable → false",
+                "as → kernel",
+                "addr → 0x0",
+                "addr → 0x200000"
+            ]
+        );
     }
 }

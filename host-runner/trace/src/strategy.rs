@@ -148,7 +148,7 @@ fn special(rng: &mut ChaCha8Rng, pages: u64, t: &Targets) -> u64 {
             *t.edges.choose(rng).unwrap_or(&KERNEL_START),
             rng.random_range(0..=span.min(4)),
         ),
-        _ => *[0, u64::MAX & !(PAGE_SIZE - 1), 0x1234_5000, 0x1230_0000]
+        _ => *[0, !(PAGE_SIZE - 1), 0x1234_5000, 0x1230_0000]
             .choose(rng)
             .unwrap_or(&0),
     }
