@@ -389,7 +389,7 @@ impl Model {
                 self.forget(first, end);
                 self.pages.set(first, end, state);
             }
-            (Effect::ToUsable { first, end }, _) => self.pages.update(first, end, |s| match s {
+            (Effect::ToUsable { first, end }, _) => self.pages.update(first, end, |_, s| match s {
                 None | Some(ModelState::NotPresentMmap { .. }) => Some(ModelState::AllocOnWrite),
                 Some(ModelState::PresentMmap { .. }) => {
                     Some(ModelState::PresentRam { writable: true })

@@ -105,25 +105,25 @@ impl PageMap {
         (at < end).then_some(at)
     }
 
-    /// Replaces the states of `start..end` with `f(old state)` page run by
-    /// page run (`None` = unusable, both ways).
+    /// Replaces the states of `start..end` with `f(first page, old state)`
+    /// piece by piece (`None` = unusable, both ways).
     pub fn update(
         &mut self,
         start: u64,
         end: u64,
-        mut f: impl FnMut(Option<ModelState>) -> Option<ModelState>,
+        mut f: impl FnMut(u64, Option<ModelState>) -> Option<ModelState>,
     ) {
         let mut pieces = Vec::new();
         let mut at = start;
         for (s, e, st) in self.runs_in(start, end) {
             if s > at {
-                pieces.push((at, s, f(None)));
+                pieces.push((at, s, f(at, None)));
             }
-            pieces.push((s, e, f(Some(st))));
+            pieces.push((s, e, f(s, Some(st))));
             at = e;
         }
         if at < end {
-            pieces.push((at, end, f(None)));
+            pieces.push((at, end, f(at, None)));
         }
         self.split(start);
         self.split(end);
@@ -139,9 +139,10 @@ impl PageMap {
         self.coalesce(start, end);
     }
 
-    /// Sets every page of `start..end` to `state`.
+    /// Sets the pages of `start..end` to `state` (slots and file pages
+    /// counting up from the first page's).
     pub fn set(&mut self, start: u64, end: u64, state: Option<ModelState>) {
-        self.update(start, end, |_| state);
+        self.update(start, end, |p, _| state.map(|s| s.nth(p - start)));
     }
 
     /// Makes `at` the start of a run if a run covers it.
