@@ -196,3 +196,40 @@ pub fn to_usable(old: Pte) -> Option<Pte> {
         Pte::PresentRam { .. } | Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::Corrupt(_) => None,
     }
 }
+
+#[cfg(any(test, feature = "sim"))]
+impl<M: PhysMemory> Vmm<M> {
+    /// Test support: puts the page at canonical `addr` in `state` whatever it
+    /// was (its old frame freed; a present state gets a fresh frame filled
+    /// with `fill`, its `frame` field ignored). The mmap and swap states
+    /// have no request that makes them in part 1.
+    pub fn set_state_for_test(&mut self, addr: u64, state: Pte, fill: u8) -> Result<(), Error> {
+        let span = validate::check_pages(addr, 1, None, Privilege::Kernel)?;
+        self.make_unusable(span);
+        if state == Pte::Unusable {
+            return Ok(());
+        }
+        self.ensure_tables(span).map_err(|()| Error::OutOfMemory)?;
+        let state = match state {
+            Pte::PresentRam { writable, .. } => {
+                let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
+                self.mem.frame_bytes(frame).fill(fill);
+                Pte::PresentRam { frame, writable }
+            }
+            Pte::PresentMmap {
+                writable, private, ..
+            } => {
+                let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
+                self.mem.frame_bytes(frame).fill(fill);
+                Pte::PresentMmap {
+                    frame,
+                    writable,
+                    private,
+                }
+            }
+            s => s,
+        };
+        self.update(span, &mut |_: &mut Self, _, _| Some(state));
+        Ok(())
+    }
+}

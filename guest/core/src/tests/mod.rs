@@ -1,1 +1,208 @@
 //! Host tests of the core over the simulated machine.
+//!
+//! `check` is the leak and consistency check every test runs: an
+//! independent walk of the page tables (not the VMM's walker) compared with
+//! the frame bitmap and the counters.
+
+mod bad_input;
+mod basics;
+mod model;
+mod oom;
+mod pte_codec;
+mod seed;
+mod transitions;
+
+use std::collections::{BTreeMap, HashSet};
+
+use protocol::{Privilege, Request, Response, Stats};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::PhysAddr;
+
+use crate::dispatch;
+use crate::pte::{self, Pte};
+use crate::sim::{SimMachine, SIM_BOOT_FRAMES, SIM_KERNEL_SLOTS};
+use crate::PhysMemory;
+
+pub(crate) const K: Privilege = Privilege::Kernel;
+pub(crate) const U: Privilege = Privilege::User;
+
+pub(crate) fn frame(n: u64) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(n * 4096))
+}
+
+/// Sends one request.
+pub(crate) fn req(m: &mut SimMachine, r: Request) -> Response {
+    dispatch::handle(m, r)
+}
+
+pub(crate) fn stats(m: &mut SimMachine) -> Stats {
+    match req(m, Request::Stats) {
+        Response::Stats(s) => s,
+        other => panic!("stats answered {other:?}"),
+    }
+}
+
+/// Everything observable of the state: counters, bitmap, every non-zero
+/// entry of the managed tables (by level and linear address), the
+/// metadata frames.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    stats: Stats,
+    bitmap: Vec<u8>,
+    entries: BTreeMap<(u8, u64), u64>,
+    meta: Vec<u8>,
+}
+
+pub(crate) fn snapshot(m: &mut SimMachine) -> Snapshot {
+    let stats = m.vmm.stats();
+    let bitmap = m.vmm.frames().bitmap().to_vec();
+    let mut entries = BTreeMap::new();
+    let pml4 = m.vmm.pml4();
+    walk(m, pml4, 4, 0, &mut |lvl, lin, raw| {
+        entries.insert((lvl, lin), raw);
+    });
+    let r = m.vmm.metadata_range();
+    let mut meta = Vec::new();
+    for n in r.start / 4096..r.end / 4096 {
+        meta.extend_from_slice(m.vmm.mem().frame_bytes(frame(n)));
+    }
+    Snapshot {
+        stats,
+        bitmap,
+        entries,
+        meta,
+    }
+}
+
+/// The managed PML4 slots.
+fn managed_slot(i: u64) -> bool {
+    i < 256 || (385..511).contains(&i)
+}
+
+/// Calls `f(level, linear, raw)` for every non-zero entry below `table`
+/// (managed slots only at the PML4).
+fn walk(
+    m: &mut SimMachine,
+    table: PhysFrame,
+    level: u8,
+    base: u64,
+    f: &mut impl FnMut(u8, u64, u64),
+) {
+    let shift = 12 + 9 * (u32::from(level) - 1);
+    for i in 0..512u64 {
+        if level == 4 && !managed_slot(i) {
+            continue;
+        }
+        let raw = pte::raw(&m.vmm.mem().table(table)[i as usize]);
+        if raw == 0 {
+            continue;
+        }
+        let lin = base + (i << shift);
+        f(level, lin, raw);
+        if level > 1 {
+            walk(m, pte::frame_of(raw), level - 1, lin, f);
+        }
+    }
+}
+
+/// The leak and consistency check: no managed table holds only zero
+/// entries; upper entries have the format's bits; every frame in use is
+/// owned by exactly one of boot, metadata, a table, a present page, the
+/// host; the counters agree with the walk; the kernel's PML4 slots are
+/// untouched and the heap slot is empty.
+pub(crate) fn check(m: &mut SimMachine) {
+    let pml4 = m.vmm.pml4();
+    let mut owners: BTreeMap<u64, &'static str> = BTreeMap::new();
+    let mut own = |n: u64, who: &'static str, owners: &mut BTreeMap<u64, &'static str>| {
+        if let Some(prev) = owners.insert(n, who) {
+            panic!("frame {n} owned twice: {prev} and {who}");
+        }
+    };
+    for n in 0..SIM_BOOT_FRAMES {
+        own(n, "boot", &mut owners);
+    }
+    let r = m.vmm.metadata_range();
+    for n in r.start / 4096..r.end / 4096 {
+        own(n, "meta", &mut owners);
+    }
+    let mut tables = Vec::new();
+    let mut present = Vec::new();
+    let mut aow = 0u64;
+    let mut upper_ok = true;
+    walk(m, pml4, 4, 0, &mut |lvl, lin, raw| {
+        let user = lin < (1 << 47);
+        if lvl > 1 {
+            let want = pte::table_entry(pte::frame_of(raw), user);
+            upper_ok &= raw & !(1 << 5) == want;
+            tables.push(pte::frame_of(raw));
+        } else {
+            match Pte::decode(raw, user) {
+                Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
+                    present.push(frame)
+                }
+                Pte::AllocOnWrite => aow += 1,
+                Pte::Corrupt(raw) => panic!("corrupt entry {raw:#x} at {lin:#x}"),
+                _ => {}
+            }
+        }
+    });
+    assert!(upper_ok, "an upper-level entry has bits outside the format");
+    for &t in &tables {
+        let empty = m.vmm.mem().table(t).is_empty();
+        assert!(!empty, "table {t:?} holds only zero entries");
+        own(t.start_address().as_u64() / 4096, "table", &mut owners);
+    }
+    for &p in &present {
+        own(p.start_address().as_u64() / 4096, "page", &mut owners);
+    }
+    let total = m.vmm.frames().total_frames();
+    let mut host = 0;
+    for n in 0..total {
+        if m.vmm.host_holds(n) {
+            own(n, "host", &mut owners);
+            host += 1;
+        }
+    }
+    let used: HashSet<u64> = (0..total).filter(|&n| m.vmm.frames().is_used(n)).collect();
+    let owned: HashSet<u64> = owners.keys().copied().collect();
+    assert_eq!(used, owned, "frames in use differ from frames owned");
+    // Bits past the last frame are 1.
+    let bm = m.vmm.frames().bitmap();
+    for n in total..(total.div_ceil(8) * 8) {
+        assert!(
+            bm[(n / 8) as usize] & (1 << (n % 8)) != 0,
+            "bit {n} past the end is 0"
+        );
+    }
+    let s = m.vmm.stats();
+    assert_eq!(
+        s.page_table_frames,
+        tables.len() as u64,
+        "page_table_frames"
+    );
+    assert_eq!(s.present_pages, present.len() as u64, "present_pages");
+    assert_eq!(s.alloc_on_write_pages, aow, "alloc_on_write_pages");
+    assert_eq!(s.host_frames, host, "host_frames");
+    assert_eq!(s.free_frames, total - used.len() as u64, "free_frames");
+    for (slot, raw) in SIM_KERNEL_SLOTS {
+        assert_eq!(
+            pte::raw(&m.vmm.mem().table(pml4)[slot]),
+            raw,
+            "kernel slot {slot}"
+        );
+    }
+    assert_eq!(pte::raw(&m.vmm.mem().table(pml4)[384]), 0, "heap slot");
+}
+
+/// Reset, then everything is back: free frames at the boot count, no table.
+pub(crate) fn reset_and_check(m: &mut SimMachine) {
+    assert_eq!(req(m, Request::Reset { privilege: K }), Response::Done);
+    check(m);
+    let s = m.vmm.stats();
+    assert_eq!(s.free_frames, s.boot_free_frames, "free frames after reset");
+    assert_eq!(s.page_table_frames, 0);
+    assert_eq!(
+        s.present_pages + s.alloc_on_write_pages + s.host_frames + s.valloc_pages,
+        0
+    );
+}
