@@ -4,11 +4,13 @@
 //! The same syntax shows the guest's answers in replay tables
 //! ([`Expect::exact`] of a response, written with [`Expect::to_json`]).
 
-use protocol::{Error, FaultReason, PageState, Response, Stats};
+use protocol::{FaultReason, Response};
 use serde_json::Value;
 
+use crate::answer::FAULTS;
+pub use crate::answer::{AnswerKind, ErrorCode, FaultName, PageKind, StatField};
 use crate::error::FieldError;
-use crate::value::{read_bool, read_name, read_u32, read_u64, shown, Fields, ObjectWriter};
+use crate::value::{read_bool, read_u32, read_u64, shown, Fields, ObjectWriter};
 
 /// What a line expects its answer to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,135 +43,6 @@ pub enum Expect {
     Pages(Vec<(PageKind, u64)>),
     /// `{"stats":{"free_frames":100}}`: the named counters only.
     Stats(Vec<(StatField, u64)>),
-}
-
-macro_rules! names {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),* }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-            pub const NAMES: &'static [&'static str] = &[$($text),*];
-            pub fn name(self) -> &'static str { Self::NAMES[self as usize] }
-            #[allow(dead_code)]
-            fn read(v: &Value) -> Result<Self, String> {
-                read_name(v, Self::NAMES).map(|i| Self::ALL[i])
-            }
-        }
-    };
-}
-
-names!(
-    /// A kind of [`Response`].
-    AnswerKind { Hello = "hello", Pong = "pong", Done = "done", Checksum = "checksum", Fault = "fault",
-    Pages = "pages", Frames = "frames", Valloc = "valloc", Stats = "stats", Error = "error",
-    BadFrame = "bad_frame", Batch = "batch" }
-);
-names!(
-    /// A [`protocol::Error`] without its data.
-    ErrorCode { ZeroCount = "zero_count", TooLarge = "too_large", Misaligned = "misaligned",
-    NonCanonical = "non_canonical", Overflow = "overflow", CrossesCanonicalHole = "crosses_canonical_hole",
-    PermissionDenied = "permission_denied", Reserved = "reserved", InvalidState = "invalid_state",
-    OutOfMemory = "out_of_memory", OutOfRange = "out_of_range", NotOwned = "not_owned",
-    NoVirtualSpace = "no_virtual_space", NestedBatch = "nested_batch" }
-);
-names!(
-    /// A [`PageState`] without frames and slots (which the host does not
-    /// predict); `any` matches every state.
-    PageKind { Any = "any", Unusable = "unusable", PresentRam = "present_ram", PresentRamRo = "present_ram_ro",
-    AllocOnWrite = "alloc_on_write", OnSwap = "on_swap", PresentMmap = "present_mmap",
-    NotPresentMmap = "not_present_mmap", Corrupt = "corrupt" }
-);
-names!(
-    /// A counter of [`Stats`].
-    StatField { TotalFrames = "total_frames", FreeFrames = "free_frames", BootFreeFrames = "boot_free_frames",
-    PageTableFrames = "page_table_frames", PresentPages = "present_pages",
-    AllocOnWritePages = "alloc_on_write_pages", HostFrames = "host_frames", VallocPages = "valloc_pages",
-    FaultsResolved = "faults_resolved" }
-);
-names!(FaultName { Unusable = "unusable", ReadOnly = "read_only", OutOfMemory = "out_of_memory" });
-
-const FAULTS: [FaultReason; 3] = [
-    FaultReason::Unusable,
-    FaultReason::ReadOnly,
-    FaultReason::OutOfMemory,
-];
-
-impl StatField {
-    pub fn get(self, s: &Stats) -> u64 {
-        [
-            s.total_frames,
-            s.free_frames,
-            s.boot_free_frames,
-            s.page_table_frames,
-            s.present_pages,
-            s.alloc_on_write_pages,
-            s.host_frames,
-            s.valloc_pages,
-            s.faults_resolved,
-        ][self as usize]
-    }
-}
-
-impl ErrorCode {
-    /// The code of `e`, and its address (`invalid_state`) or frame
-    /// (`not_owned`).
-    pub fn of(e: &Error) -> (ErrorCode, Option<u64>) {
-        use ErrorCode as C;
-        match *e {
-            Error::ZeroCount => (C::ZeroCount, None),
-            Error::TooLarge => (C::TooLarge, None),
-            Error::Misaligned => (C::Misaligned, None),
-            Error::NonCanonical => (C::NonCanonical, None),
-            Error::Overflow => (C::Overflow, None),
-            Error::CrossesCanonicalHole => (C::CrossesCanonicalHole, None),
-            Error::PermissionDenied => (C::PermissionDenied, None),
-            Error::Reserved => (C::Reserved, None),
-            Error::InvalidState { addr } => (C::InvalidState, Some(addr)),
-            Error::OutOfMemory => (C::OutOfMemory, None),
-            Error::OutOfRange => (C::OutOfRange, None),
-            Error::NotOwned { frame } => (C::NotOwned, Some(frame)),
-            Error::NoVirtualSpace => (C::NoVirtualSpace, None),
-            Error::NestedBatch => (C::NestedBatch, None),
-        }
-    }
-}
-
-impl PageKind {
-    pub fn of(s: &PageState) -> PageKind {
-        match s {
-            PageState::Unusable => PageKind::Unusable,
-            PageState::PresentRam { writable: true, .. } => PageKind::PresentRam,
-            PageState::PresentRam {
-                writable: false, ..
-            } => PageKind::PresentRamRo,
-            PageState::AllocOnWrite => PageKind::AllocOnWrite,
-            PageState::OnSwap { .. } => PageKind::OnSwap,
-            PageState::PresentMmap { .. } => PageKind::PresentMmap,
-            PageState::NotPresentMmap { .. } => PageKind::NotPresentMmap,
-            PageState::Corrupt { .. } => PageKind::Corrupt,
-        }
-    }
-}
-
-impl AnswerKind {
-    pub fn of(r: &Response) -> AnswerKind {
-        match r {
-            Response::Hello(_) => AnswerKind::Hello,
-            Response::Pong { .. } => AnswerKind::Pong,
-            Response::Batch(_) => AnswerKind::Batch,
-            Response::Done => AnswerKind::Done,
-            Response::Checksum { .. } => AnswerKind::Checksum,
-            Response::Fault { .. } => AnswerKind::Fault,
-            Response::Pages(_) => AnswerKind::Pages,
-            Response::Frames(_) => AnswerKind::Frames,
-            Response::Valloc { .. } => AnswerKind::Valloc,
-            Response::Stats(_) => AnswerKind::Stats,
-            Response::Error(_) => AnswerKind::Error,
-            Response::BadFrame(_) => AnswerKind::BadFrame,
-        }
-    }
 }
 
 fn runs<T: PartialEq + Copy>(items: impl IntoIterator<Item = T>) -> Vec<(T, u64)> {

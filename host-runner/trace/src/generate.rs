@@ -1,9 +1,6 @@
-//! Seeded, reproducible generation of operation sequences (ChaCha8 from the
-//! seed: the same seed and configuration give the same operations), and
-//! the split of seeds into shards.
-
-use std::fmt;
-use std::str::FromStr;
+//! Seeded, reproducible generation of operation sequences: ChaCha8 from the
+//! seed, so the same seed, configuration and answers fed back give the same
+//! operations.
 
 use protocol::{AreaType, FrameRun, Privilege, Response, PAGE_SIZE};
 use rand::seq::IndexedRandom;
@@ -13,54 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::format::{Trace, TraceHeader};
 use crate::op::{Op, OpKind};
 use crate::strategy::{self, Targets, USER_END};
-
-/// Relative weight of each operation kind (index: [`OpKind`] as `usize`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Weights(pub [u32; 15]);
-
-impl Weights {
-    pub fn get(&self, k: OpKind) -> u32 {
-        self.0[k as usize]
-    }
-
-    pub fn set(mut self, k: OpKind, w: u32) -> Self {
-        self.0[k as usize] = w;
-        self
-    }
-
-    /// Every kind equally likely (`panic` included).
-    pub fn uniform() -> Self {
-        Weights([1; 15])
-    }
-}
-
-impl Default for Weights {
-    /// Mostly memory operations; no `panic` (it would end every run).
-    fn default() -> Self {
-        // hello ping panic map unmap convert write read query alloc free valloc vfree stats reset
-        Weights([1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1])
-    }
-}
-
-/// What to generate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GenConfig {
-    /// Operations of a whole trace ([`generate`]).
-    pub ops: usize,
-    /// Guest RAM in MiB: sizes are drawn to press on it.
-    pub ram_mib: u32,
-    pub weights: Weights,
-}
-
-impl Default for GenConfig {
-    fn default() -> Self {
-        GenConfig {
-            ops: 200,
-            ram_mib: 128,
-            weights: Weights::default(),
-        }
-    }
-}
+pub use crate::weights::{GenConfig, Weights};
 
 /// How many earlier ranges, writes, frame runs and valloc runs are kept to
 /// aim at.
@@ -382,48 +332,4 @@ pub fn generate(seed: u64, config: &GenConfig) -> Trace {
     let mut g = Generator::new(seed, config.clone());
     let ops: Vec<Op> = (0..config.ops).map(|_| g.next_op(None)).collect();
     Trace::from_ops(g.header(), ops)
-}
-
-/// Shard `index` of `count` (`--shard 2/4`, 1-based): seed `k` belongs to
-/// shard `k % count + 1`, so shards split any run of seeds evenly and
-/// never overlap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u64,
-    pub count: u64,
-}
-
-impl Shard {
-    /// Every seed in one shard.
-    pub const ALL: Shard = Shard { index: 1, count: 1 };
-
-    pub fn contains(&self, seed: u64) -> bool {
-        seed % self.count + 1 == self.index
-    }
-
-    /// This shard's seeds from `first` on, in order.
-    pub fn seeds(self, first: u64) -> impl Iterator<Item = u64> {
-        (first..=u64::MAX).filter(move |&s| self.contains(s))
-    }
-}
-
-impl FromStr for Shard {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("expected a shard as i/n with 1 <= i <= n, like 2/4, got {s:?}");
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let index = i.trim().parse::<u64>().map_err(|_| bad())?;
-        let count = n.trim().parse::<u64>().map_err(|_| bad())?;
-        if count == 0 || index == 0 || index > count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
 }

@@ -11,6 +11,7 @@
 //!   and the step table.
 #![forbid(unsafe_code)]
 
+mod answer;
 mod error;
 pub mod executor;
 pub mod expect;
@@ -19,19 +20,24 @@ pub mod format;
 pub mod generate;
 pub mod minimize;
 pub mod op;
+mod op_json;
 pub mod recorder;
 pub mod replay;
+pub mod shard;
 pub mod shrink;
 mod strategy;
 mod value;
+pub mod weights;
 
 pub use error::{FieldError, ParseError, TraceError};
 pub use executor::{Executor, Outcome};
 pub use expect::Expect;
 pub use failure::{Failure, FailureKind, Signature};
 pub use format::{parse, parse_str, write, Entry, Trace, TraceHeader};
-pub use generate::{generate, GenConfig, Generator, Shard, Weights};
+pub use generate::{generate, Generator};
 pub use minimize::{minimize, Budget, Minimized};
 pub use op::{Op, OpKind};
 pub use recorder::{save_atomically, TraceWriter};
 pub use replay::{replay, Judge, ReplayReport, Session};
+pub use shard::Shard;
+pub use weights::{GenConfig, Weights};

@@ -1,603 +1,90 @@
 //! One operation of a trace: every VMM request of the protocol except
-//! `Batch` (batching is a transport detail) and `Shutdown` (not a VMM
-//! operation), with named fields.
+//! `Batch` (batching is a transport detail: a trace is a flat list) and
+//! `Shutdown` (not a VMM operation), with named fields. Its JSON form is in
+//! `op_json`.
 
 use protocol::{AreaType, Privilege, Request};
 
-use crate::error::FieldError;
-use crate::value::{read_bool, read_name, read_u64, Fields, ObjectWriter};
+/// Declares [`Op`] and [`OpKind`] from one list, with the conversions to and
+/// from [`Request`] (whose variants have the same names and fields).
+macro_rules! ops {
+    ($($(#[$doc:meta])* $name:ident $({ $($field:ident: $ty:ty),* })? = $text:literal,)*) => {
+        /// An operation: a [`Request`] a trace can hold.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Op {
+            $($(#[$doc])* $name $({ $($field: $ty),* })?,)*
+        }
 
-/// An operation: a [`Request`] a trace can hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    Hello,
-    Ping {
-        nonce: u64,
-    },
-    Panic {
-        privilege: Privilege,
-    },
-    Map {
-        addr: u64,
-        pages: u64,
-        writable: bool,
-        contiguous: bool,
-        privilege: Privilege,
-    },
-    Unmap {
-        addr: u64,
-        pages: u64,
-        privilege: Privilege,
-    },
-    Convert {
-        addr: u64,
-        pages: u64,
-        to: AreaType,
-        privilege: Privilege,
-    },
-    Write {
-        addr: u64,
-        len: u64,
-        seed: u64,
-        privilege: Privilege,
-    },
-    Read {
-        addr: u64,
-        len: u64,
-        privilege: Privilege,
-    },
-    Query {
-        addr: u64,
-        pages: u64,
-        privilege: Privilege,
-    },
-    AllocFrames {
-        count: u64,
-        contiguous: bool,
-        privilege: Privilege,
-    },
-    FreeFrames {
-        frame: u64,
-        count: u64,
-        privilege: Privilege,
-    },
-    Valloc {
-        pages: u64,
-        privilege: Privilege,
-    },
-    Vfree {
-        addr: u64,
-        pages: u64,
-        privilege: Privilege,
-    },
-    Stats,
-    Reset {
-        privilege: Privilege,
-    },
+        /// The kind of an [`Op`], without its arguments.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum OpKind {
+            $($name,)*
+        }
+
+        impl OpKind {
+            /// Every kind, in declaration order.
+            pub const ALL: [OpKind; 15] = [$(OpKind::$name,)*];
+            /// The `"op"` names of a trace line, in the order of [`OpKind::ALL`].
+            pub const NAMES: [&'static str; 15] = [$($text,)*];
+        }
+
+        impl Op {
+            pub fn kind(&self) -> OpKind {
+                match self {
+                    $(Op::$name { .. } => OpKind::$name,)*
+                }
+            }
+
+            /// The request this operation sends.
+            pub fn to_request(&self) -> Request {
+                match self.clone() {
+                    $(Op::$name $({ $($field),* })? => Request::$name $({ $($field),* })?,)*
+                }
+            }
+
+            /// The operation of a request; `None` for `Batch` and
+            /// `Shutdown`, which a trace does not hold (record a batch's
+            /// requests one by one).
+            pub fn from_request(request: &Request) -> Option<Op> {
+                Some(match request.clone() {
+                    $(Request::$name $({ $($field),* })? => Op::$name $({ $($field),* })?,)*
+                    Request::Batch(_) | Request::Shutdown => return None,
+                })
+            }
+        }
+    };
 }
 
-/// The kind of an [`Op`], without its arguments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OpKind {
-    Hello,
-    Ping,
-    Panic,
-    Map,
-    Unmap,
-    Convert,
-    Write,
-    Read,
-    Query,
-    AllocFrames,
-    FreeFrames,
-    Valloc,
-    Vfree,
-    Stats,
-    Reset,
+ops! {
+    /// Handshake (answered with the guest's layout).
+    Hello = "hello",
+    Ping { nonce: u64 } = "ping",
+    /// Makes the guest panic (kernel only).
+    Panic { privilege: Privilege } = "panic",
+    Map { addr: u64, pages: u64, writable: bool, contiguous: bool, privilege: Privilege } = "map",
+    Unmap { addr: u64, pages: u64, privilege: Privilege } = "unmap",
+    Convert { addr: u64, pages: u64, to: AreaType, privilege: Privilege } = "convert",
+    Write { addr: u64, len: u64, seed: u64, privilege: Privilege } = "write",
+    Read { addr: u64, len: u64, privilege: Privilege } = "read",
+    Query { addr: u64, pages: u64, privilege: Privilege } = "query",
+    AllocFrames { count: u64, contiguous: bool, privilege: Privilege } = "alloc_frames",
+    FreeFrames { frame: u64, count: u64, privilege: Privilege } = "free_frames",
+    Valloc { pages: u64, privilege: Privilege } = "valloc",
+    Vfree { addr: u64, pages: u64, privilege: Privilege } = "vfree",
+    Stats = "stats",
+    Reset { privilege: Privilege } = "reset",
 }
 
 impl OpKind {
-    /// Every kind, in the order of [`OpKind::NAMES`].
-    pub const ALL: [OpKind; 15] = [
-        OpKind::Hello,
-        OpKind::Ping,
-        OpKind::Panic,
-        OpKind::Map,
-        OpKind::Unmap,
-        OpKind::Convert,
-        OpKind::Write,
-        OpKind::Read,
-        OpKind::Query,
-        OpKind::AllocFrames,
-        OpKind::FreeFrames,
-        OpKind::Valloc,
-        OpKind::Vfree,
-        OpKind::Stats,
-        OpKind::Reset,
-    ];
-    /// The `"op"` names of a trace line.
-    pub const NAMES: [&'static str; 15] = [
-        "hello",
-        "ping",
-        "panic",
-        "map",
-        "unmap",
-        "convert",
-        "write",
-        "read",
-        "query",
-        "alloc_frames",
-        "free_frames",
-        "valloc",
-        "vfree",
-        "stats",
-        "reset",
-    ];
-
     /// The `"op"` name.
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
     }
 }
 
-const PRIVILEGES: [&str; 2] = ["kernel", "user"];
-const AREA_TYPES: [&str; 2] = ["usable_ram", "unusable"];
-
-fn privilege_name(p: Privilege) -> &'static str {
-    match p {
-        Privilege::Kernel => "kernel",
-        Privilege::User => "user",
-    }
-}
-
-fn area_name(a: AreaType) -> &'static str {
-    match a {
-        AreaType::UsableRam => "usable_ram",
-        AreaType::Unusable => "unusable",
-    }
-}
-
 impl Op {
-    pub fn kind(&self) -> OpKind {
-        match self {
-            Op::Hello => OpKind::Hello,
-            Op::Ping { .. } => OpKind::Ping,
-            Op::Panic { .. } => OpKind::Panic,
-            Op::Map { .. } => OpKind::Map,
-            Op::Unmap { .. } => OpKind::Unmap,
-            Op::Convert { .. } => OpKind::Convert,
-            Op::Write { .. } => OpKind::Write,
-            Op::Read { .. } => OpKind::Read,
-            Op::Query { .. } => OpKind::Query,
-            Op::AllocFrames { .. } => OpKind::AllocFrames,
-            Op::FreeFrames { .. } => OpKind::FreeFrames,
-            Op::Valloc { .. } => OpKind::Valloc,
-            Op::Vfree { .. } => OpKind::Vfree,
-            Op::Stats => OpKind::Stats,
-            Op::Reset { .. } => OpKind::Reset,
-        }
-    }
-
-    /// The request this operation sends.
-    pub fn to_request(&self) -> Request {
-        match *self {
-            Op::Hello => Request::Hello,
-            Op::Ping { nonce } => Request::Ping { nonce },
-            Op::Panic { privilege } => Request::Panic { privilege },
-            Op::Map {
-                addr,
-                pages,
-                writable,
-                contiguous,
-                privilege,
-            } => Request::Map {
-                addr,
-                pages,
-                writable,
-                contiguous,
-                privilege,
-            },
-            Op::Unmap {
-                addr,
-                pages,
-                privilege,
-            } => Request::Unmap {
-                addr,
-                pages,
-                privilege,
-            },
-            Op::Convert {
-                addr,
-                pages,
-                to,
-                privilege,
-            } => Request::Convert {
-                addr,
-                pages,
-                to,
-                privilege,
-            },
-            Op::Write {
-                addr,
-                len,
-                seed,
-                privilege,
-            } => Request::Write {
-                addr,
-                len,
-                seed,
-                privilege,
-            },
-            Op::Read {
-                addr,
-                len,
-                privilege,
-            } => Request::Read {
-                addr,
-                len,
-                privilege,
-            },
-            Op::Query {
-                addr,
-                pages,
-                privilege,
-            } => Request::Query {
-                addr,
-                pages,
-                privilege,
-            },
-            Op::AllocFrames {
-                count,
-                contiguous,
-                privilege,
-            } => Request::AllocFrames {
-                count,
-                contiguous,
-                privilege,
-            },
-            Op::FreeFrames {
-                frame,
-                count,
-                privilege,
-            } => Request::FreeFrames {
-                frame,
-                count,
-                privilege,
-            },
-            Op::Valloc { pages, privilege } => Request::Valloc { pages, privilege },
-            Op::Vfree {
-                addr,
-                pages,
-                privilege,
-            } => Request::Vfree {
-                addr,
-                pages,
-                privilege,
-            },
-            Op::Stats => Request::Stats,
-            Op::Reset { privilege } => Request::Reset { privilege },
-        }
-    }
-
-    /// The operation of a request; `None` for `Batch` and `Shutdown`, which
-    /// a trace does not hold (record a batch's requests one by one).
-    pub fn from_request(request: &Request) -> Option<Op> {
-        Some(match *request {
-            Request::Hello => Op::Hello,
-            Request::Ping { nonce } => Op::Ping { nonce },
-            Request::Panic { privilege } => Op::Panic { privilege },
-            Request::Map {
-                addr,
-                pages,
-                writable,
-                contiguous,
-                privilege,
-            } => Op::Map {
-                addr,
-                pages,
-                writable,
-                contiguous,
-                privilege,
-            },
-            Request::Unmap {
-                addr,
-                pages,
-                privilege,
-            } => Op::Unmap {
-                addr,
-                pages,
-                privilege,
-            },
-            Request::Convert {
-                addr,
-                pages,
-                to,
-                privilege,
-            } => Op::Convert {
-                addr,
-                pages,
-                to,
-                privilege,
-            },
-            Request::Write {
-                addr,
-                len,
-                seed,
-                privilege,
-            } => Op::Write {
-                addr,
-                len,
-                seed,
-                privilege,
-            },
-            Request::Read {
-                addr,
-                len,
-                privilege,
-            } => Op::Read {
-                addr,
-                len,
-                privilege,
-            },
-            Request::Query {
-                addr,
-                pages,
-                privilege,
-            } => Op::Query {
-                addr,
-                pages,
-                privilege,
-            },
-            Request::AllocFrames {
-                count,
-                contiguous,
-                privilege,
-            } => Op::AllocFrames {
-                count,
-                contiguous,
-                privilege,
-            },
-            Request::FreeFrames {
-                frame,
-                count,
-                privilege,
-            } => Op::FreeFrames {
-                frame,
-                count,
-                privilege,
-            },
-            Request::Valloc { pages, privilege } => Op::Valloc { pages, privilege },
-            Request::Vfree {
-                addr,
-                pages,
-                privilege,
-            } => Op::Vfree {
-                addr,
-                pages,
-                privilege,
-            },
-            Request::Stats => Op::Stats,
-            Request::Reset { privilege } => Op::Reset { privilege },
-            Request::Batch(_) | Request::Shutdown => return None,
-        })
-    }
-
     /// The privilege the operation is made with, if it carries one.
     pub fn privilege(&self) -> Option<Privilege> {
         self.to_request().privilege()
-    }
-
-    /// The operation's fields, `"op"` first, as a JSON object's fields in a
-    /// fixed order (without the closing brace's caller-added `expect`).
-    pub(crate) fn write_fields(&self, w: ObjectWriter) -> ObjectWriter {
-        let w = w.str("op", self.kind().name());
-        let w = match *self {
-            Op::Hello | Op::Stats => w,
-            Op::Ping { nonce } => w.hex("nonce", nonce),
-            Op::Panic { .. } | Op::Reset { .. } => w,
-            Op::Map {
-                addr,
-                pages,
-                writable,
-                contiguous,
-                ..
-            } => w
-                .hex("addr", addr)
-                .count("pages", pages)
-                .bool("writable", writable)
-                .bool("contiguous", contiguous),
-            Op::Unmap { addr, pages, .. }
-            | Op::Query { addr, pages, .. }
-            | Op::Vfree { addr, pages, .. } => w.hex("addr", addr).count("pages", pages),
-            Op::Convert {
-                addr, pages, to, ..
-            } => w
-                .hex("addr", addr)
-                .count("pages", pages)
-                .str("to", area_name(to)),
-            Op::Write {
-                addr, len, seed, ..
-            } => w.hex("addr", addr).count("len", len).hex("seed", seed),
-            Op::Read { addr, len, .. } => w.hex("addr", addr).count("len", len),
-            Op::AllocFrames {
-                count, contiguous, ..
-            } => w.count("count", count).bool("contiguous", contiguous),
-            Op::FreeFrames { frame, count, .. } => w.hex("frame", frame).count("count", count),
-            Op::Valloc { pages, .. } => w.count("pages", pages),
-        };
-        match self.privilege() {
-            Some(p) => w.str("as", privilege_name(p)),
-            None => w,
-        }
-    }
-
-    /// Reads an operation of kind `kind` from `f` (the `"op"` field already
-    /// taken), leaving other fields (`expect`) in `f`.
-    ///
-    /// `"as"` is required on the memory operations (map, unmap, convert,
-    /// write, read, query), where both privileges mean something; on the
-    /// kernel-only ones it defaults to `"kernel"`.
-    pub(crate) fn read_fields(
-        kind: OpKind,
-        f: &mut Fields,
-    ) -> Result<(Op, &'static [&'static str]), FieldError> {
-        let addr = |f: &mut Fields| f.required("addr", "a hex address like \"0x1000\"", read_u64);
-        let pages = |f: &mut Fields| f.required("pages", "a page count", read_u64);
-        let len = |f: &mut Fields| f.required("len", "a length in bytes", read_u64);
-        let count = |f: &mut Fields| f.required("count", "a frame count", read_u64);
-        let flag = |f: &mut Fields, name: &str, default: bool| {
-            f.optional(name, read_bool).map(|b| b.unwrap_or(default))
-        };
-        let read_priv = |v: &serde_json::Value| {
-            read_name(v, &PRIVILEGES).map(|i| [Privilege::Kernel, Privilege::User][i])
-        };
-        let must_as = |f: &mut Fields| f.required("as", "\"user\" or \"kernel\"", read_priv);
-        let kernel_as = |f: &mut Fields| {
-            f.optional("as", read_priv)
-                .map(|p| p.unwrap_or(Privilege::Kernel))
-        };
-        Ok(match kind {
-            OpKind::Hello => (Op::Hello, &["op"]),
-            OpKind::Stats => (Op::Stats, &["op"]),
-            OpKind::Ping => {
-                let nonce = f.optional("nonce", read_u64)?.unwrap_or(0);
-                (Op::Ping { nonce }, &["op", "nonce"])
-            }
-            OpKind::Panic => (
-                Op::Panic {
-                    privilege: kernel_as(f)?,
-                },
-                &["op", "as"],
-            ),
-            OpKind::Reset => (
-                Op::Reset {
-                    privilege: kernel_as(f)?,
-                },
-                &["op", "as"],
-            ),
-            OpKind::Map => {
-                let (addr, pages) = (addr(f)?, pages(f)?);
-                let writable = flag(f, "writable", true)?;
-                let contiguous = flag(f, "contiguous", false)?;
-                let privilege = must_as(f)?;
-                (
-                    Op::Map {
-                        addr,
-                        pages,
-                        writable,
-                        contiguous,
-                        privilege,
-                    },
-                    &["op", "addr", "pages", "writable", "contiguous", "as"],
-                )
-            }
-            OpKind::Unmap => {
-                let (addr, pages, privilege) = (addr(f)?, pages(f)?, must_as(f)?);
-                (
-                    Op::Unmap {
-                        addr,
-                        pages,
-                        privilege,
-                    },
-                    &["op", "addr", "pages", "as"],
-                )
-            }
-            OpKind::Query => {
-                let (addr, pages, privilege) = (addr(f)?, pages(f)?, must_as(f)?);
-                (
-                    Op::Query {
-                        addr,
-                        pages,
-                        privilege,
-                    },
-                    &["op", "addr", "pages", "as"],
-                )
-            }
-            OpKind::Convert => {
-                let (addr, pages) = (addr(f)?, pages(f)?);
-                let to = f.required("to", "\"usable_ram\" or \"unusable\"", |v| {
-                    read_name(v, &AREA_TYPES).map(|i| [AreaType::UsableRam, AreaType::Unusable][i])
-                })?;
-                let privilege = must_as(f)?;
-                (
-                    Op::Convert {
-                        addr,
-                        pages,
-                        to,
-                        privilege,
-                    },
-                    &["op", "addr", "pages", "to", "as"],
-                )
-            }
-            OpKind::Write => {
-                let (addr, len) = (addr(f)?, len(f)?);
-                let seed = f.optional("seed", read_u64)?.unwrap_or(0);
-                let privilege = must_as(f)?;
-                (
-                    Op::Write {
-                        addr,
-                        len,
-                        seed,
-                        privilege,
-                    },
-                    &["op", "addr", "len", "seed", "as"],
-                )
-            }
-            OpKind::Read => {
-                let (addr, len, privilege) = (addr(f)?, len(f)?, must_as(f)?);
-                (
-                    Op::Read {
-                        addr,
-                        len,
-                        privilege,
-                    },
-                    &["op", "addr", "len", "as"],
-                )
-            }
-            OpKind::AllocFrames => {
-                let count = count(f)?;
-                let contiguous = flag(f, "contiguous", false)?;
-                let privilege = kernel_as(f)?;
-                (
-                    Op::AllocFrames {
-                        count,
-                        contiguous,
-                        privilege,
-                    },
-                    &["op", "count", "contiguous", "as"],
-                )
-            }
-            OpKind::FreeFrames => {
-                let frame = f.required(
-                    "frame",
-                    "a hex physical address like \"0x200000\"",
-                    read_u64,
-                )?;
-                let (count, privilege) = (count(f)?, kernel_as(f)?);
-                (
-                    Op::FreeFrames {
-                        frame,
-                        count,
-                        privilege,
-                    },
-                    &["op", "frame", "count", "as"],
-                )
-            }
-            OpKind::Valloc => {
-                let (pages, privilege) = (pages(f)?, kernel_as(f)?);
-                (Op::Valloc { pages, privilege }, &["op", "pages", "as"])
-            }
-            OpKind::Vfree => {
-                let (addr, pages, privilege) = (addr(f)?, pages(f)?, kernel_as(f)?);
-                (
-                    Op::Vfree {
-                        addr,
-                        pages,
-                        privilege,
-                    },
-                    &["op", "addr", "pages", "as"],
-                )
-            }
-        })
     }
 }

@@ -49,9 +49,37 @@ pub fn smaller_addrs(addr: u64) -> Vec<u64> {
     out
 }
 
-/// The virtual address an operation names, if it names one.
-pub fn addr_of(op: &Op) -> Option<u64> {
-    match *op {
+/// The operation's count field (`pages`, `len` or `count`), by name.
+fn count_mut(op: &mut Op) -> Option<(&'static str, &mut u64)> {
+    match op {
+        Op::Map { pages, .. }
+        | Op::Unmap { pages, .. }
+        | Op::Convert { pages, .. }
+        | Op::Query { pages, .. }
+        | Op::Valloc { pages, .. }
+        | Op::Vfree { pages, .. } => Some(("pages", pages)),
+        Op::Write { len, .. } | Op::Read { len, .. } => Some(("len", len)),
+        Op::AllocFrames { count, .. } | Op::FreeFrames { count, .. } => Some(("count", count)),
+        _ => None,
+    }
+}
+
+/// The operation's flags, by name.
+fn flags_mut(op: &mut Op) -> Vec<(&'static str, &mut bool)> {
+    match op {
+        Op::Map {
+            writable,
+            contiguous,
+            ..
+        } => vec![("contiguous", contiguous), ("writable", writable)],
+        Op::AllocFrames { contiguous, .. } => vec![("contiguous", contiguous)],
+        _ => Vec::new(),
+    }
+}
+
+/// The operation's virtual address field.
+fn addr_mut(op: &mut Op) -> Option<&mut u64> {
+    match op {
         Op::Map { addr, .. }
         | Op::Unmap { addr, .. }
         | Op::Convert { addr, .. }
@@ -63,19 +91,31 @@ pub fn addr_of(op: &Op) -> Option<u64> {
     }
 }
 
+/// The privilege of a memory operation, which may be either (kernel-only
+/// operations keep theirs: a user one is there to be refused).
+fn privilege_mut(op: &mut Op) -> Option<&mut Privilege> {
+    match op {
+        Op::Map { privilege, .. }
+        | Op::Unmap { privilege, .. }
+        | Op::Convert { privilege, .. }
+        | Op::Write { privilege, .. }
+        | Op::Read { privilege, .. }
+        | Op::Query { privilege, .. } => Some(privilege),
+        _ => None,
+    }
+}
+
+/// The virtual address an operation names, if it names one.
+pub fn addr_of(op: &Op) -> Option<u64> {
+    addr_mut(&mut op.clone()).copied()
+}
+
 /// `op` with its virtual address replaced by `new` (unchanged if it names
 /// none).
 pub fn with_addr(op: &Op, new: u64) -> Op {
     let mut op = op.clone();
-    match &mut op {
-        Op::Map { addr, .. }
-        | Op::Unmap { addr, .. }
-        | Op::Convert { addr, .. }
-        | Op::Write { addr, .. }
-        | Op::Read { addr, .. }
-        | Op::Query { addr, .. }
-        | Op::Vfree { addr, .. } => *addr = new,
-        _ => {}
+    if let Some(a) = addr_mut(&mut op) {
+        *a = new;
     }
     op
 }
@@ -106,205 +146,49 @@ pub fn shift_all(ops: &[Op], from: u64, to: u64) -> Option<Vec<Op>> {
     (moved > 1).then_some(out)
 }
 
-/// Every simpler variant of `op`, simplest first.
+/// Every simpler variant of `op`, simplest first: smaller counts, flags
+/// off, kernel instead of user, a zero seed or nonce, lower addresses.
 pub fn candidates(op: &Op) -> Vec<Candidate> {
     let mut out = Vec::new();
-    let mut push = |op: Op, what: String| out.push(Candidate { op, what });
-    let mut variant = |field: &str, values: Vec<u64>, make: &dyn Fn(u64) -> Op| {
-        for v in values {
-            let what = match field {
-                _ if field.contains('→') => field.to_string(),
-                "addr" => format!("addr → {v:#x}"),
-                _ => format!("{field} → {v}"),
-            };
-            push(make(v), what);
-        }
+    let mut variant = |what: String, change: &dyn Fn(&mut Op)| {
+        let mut c = op.clone();
+        change(&mut c);
+        out.push(Candidate { op: c, what });
     };
-    match op.clone() {
-        Op::Map {
-            addr,
-            pages,
-            writable,
-            contiguous,
-            privilege,
-        } => {
-            let m = |addr, pages, writable, contiguous, privilege| Op::Map {
-                addr,
-                pages,
-                writable,
-                contiguous,
-                privilege,
-            };
-            variant("pages", smaller_counts(pages, 1), &|p| {
-                m(addr, p, writable, contiguous, privilege)
-            });
-            if contiguous {
-                variant("contiguous → false", vec![0], &|_| {
-                    m(addr, pages, writable, false, privilege)
-                });
-            }
-            if writable {
-                variant("writable → false", vec![0], &|_| {
-                    m(addr, pages, false, contiguous, privilege)
-                });
-            }
-            if privilege == Privilege::User {
-                variant("as → kernel", vec![0], &|_| {
-                    m(addr, pages, writable, contiguous, Privilege::Kernel)
-                });
-            }
-            variant("addr", smaller_addrs(addr), &|a| {
-                m(a, pages, writable, contiguous, privilege)
+    if let Some((name, &mut cur)) = count_mut(&mut op.clone()) {
+        for v in smaller_counts(cur, 1) {
+            variant(format!("{name} → {v}"), &|o| {
+                *count_mut(o).expect("a count").1 = v
             });
         }
-        Op::Unmap {
-            addr,
-            pages,
-            privilege,
-        }
-        | Op::Query {
-            addr,
-            pages,
-            privilege,
-        }
-        | Op::Vfree {
-            addr,
-            pages,
-            privilege,
-        } => {
-            let orig = op.clone();
-            let m = move |addr, pages, privilege| match orig {
-                Op::Unmap { .. } => Op::Unmap {
-                    addr,
-                    pages,
-                    privilege,
-                },
-                Op::Query { .. } => Op::Query {
-                    addr,
-                    pages,
-                    privilege,
-                },
-                _ => Op::Vfree {
-                    addr,
-                    pages,
-                    privilege,
-                },
-            };
-            variant("pages", smaller_counts(pages, 1), &|p| {
-                m(addr, p, privilege)
-            });
-            if privilege == Privilege::User {
-                variant("as → kernel", vec![0], &|_| {
-                    m(addr, pages, Privilege::Kernel)
-                });
-            }
-            variant("addr", smaller_addrs(addr), &|a| m(a, pages, privilege));
-        }
-        Op::Convert {
-            addr,
-            pages,
-            to,
-            privilege,
-        } => {
-            let m = |addr, pages, privilege| Op::Convert {
-                addr,
-                pages,
-                to,
-                privilege,
-            };
-            variant("pages", smaller_counts(pages, 1), &|p| {
-                m(addr, p, privilege)
-            });
-            if privilege == Privilege::User {
-                variant("as → kernel", vec![0], &|_| {
-                    m(addr, pages, Privilege::Kernel)
-                });
-            }
-            variant("addr", smaller_addrs(addr), &|a| m(a, pages, privilege));
-        }
-        Op::Write {
-            addr,
-            len,
-            seed,
-            privilege,
-        } => {
-            let m = |addr, len, seed, privilege| Op::Write {
-                addr,
-                len,
-                seed,
-                privilege,
-            };
-            variant("len", smaller_counts(len, 1), &|l| {
-                m(addr, l, seed, privilege)
-            });
-            variant(
-                "seed",
-                smaller_counts(seed, 0).into_iter().take(1).collect(),
-                &|s| m(addr, len, s, privilege),
-            );
-            if privilege == Privilege::User {
-                variant("as → kernel", vec![0], &|_| {
-                    m(addr, len, seed, Privilege::Kernel)
-                });
-            }
-            variant("addr", smaller_addrs(addr), &|a| m(a, len, seed, privilege));
-        }
-        Op::Read {
-            addr,
-            len,
-            privilege,
-        } => {
-            let m = |addr, len, privilege| Op::Read {
-                addr,
-                len,
-                privilege,
-            };
-            variant("len", smaller_counts(len, 1), &|l| m(addr, l, privilege));
-            if privilege == Privilege::User {
-                variant("as → kernel", vec![0], &|_| {
-                    m(addr, len, Privilege::Kernel)
-                });
-            }
-            variant("addr", smaller_addrs(addr), &|a| m(a, len, privilege));
-        }
-        Op::AllocFrames {
-            count,
-            contiguous,
-            privilege,
-        } => {
-            let m = |count, contiguous| Op::AllocFrames {
-                count,
-                contiguous,
-                privilege,
-            };
-            variant("count", smaller_counts(count, 1), &|c| m(c, contiguous));
-            if contiguous {
-                variant("contiguous → false", vec![0], &|_| m(count, false));
-            }
-        }
-        Op::FreeFrames {
-            frame,
-            count,
-            privilege,
-        } => {
-            variant("count", smaller_counts(count, 1), &|c| Op::FreeFrames {
-                frame,
-                count: c,
-                privilege,
+    }
+    for (i, (name, on)) in flags_mut(&mut op.clone()).into_iter().enumerate() {
+        if *on {
+            variant(format!("{name} → false"), &|o| {
+                *flags_mut(o).swap_remove(i).1 = false
             });
         }
-        Op::Valloc { pages, privilege } => {
-            variant("pages", smaller_counts(pages, 1), &|p| Op::Valloc {
-                pages: p,
-                privilege,
-            });
+    }
+    if op.privilege() == Some(Privilege::User) && privilege_mut(&mut op.clone()).is_some() {
+        variant("as → kernel".into(), &|o| {
+            *privilege_mut(o).expect("a privilege") = Privilege::Kernel
+        });
+    }
+    match *op {
+        Op::Write { seed, .. } if seed != 0 => variant("seed → 0".into(), &|o| {
+            if let Op::Write { seed, .. } = o {
+                *seed = 0;
+            }
+        }),
+        Op::Ping { nonce } if nonce != 0 => {
+            variant("nonce → 0".into(), &|o| *o = Op::Ping { nonce: 0 })
         }
-        Op::Ping { nonce } => variant(
-            "nonce",
-            smaller_counts(nonce, 0).into_iter().take(1).collect(),
-            &|n| Op::Ping { nonce: n },
-        ),
-        Op::Hello | Op::Stats | Op::Panic { .. } | Op::Reset { .. } => {}
+        _ => {}
+    }
+    if let Some(addr) = addr_of(op) {
+        for a in smaller_addrs(addr) {
+            variant(format!("addr → {a:#x}"), &|o| *o = with_addr(o, a));
+        }
     }
     out
 }

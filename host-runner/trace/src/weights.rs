@@ -1,0 +1,52 @@
+//! What the generator is asked for: how many operations, for how much guest
+//! RAM, and how often each kind.
+
+use crate::op::OpKind;
+
+/// Relative weight of each operation kind (index: [`OpKind`] as `usize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weights(pub [u32; 15]);
+
+impl Weights {
+    pub fn get(&self, k: OpKind) -> u32 {
+        self.0[k as usize]
+    }
+
+    pub fn set(mut self, k: OpKind, w: u32) -> Self {
+        self.0[k as usize] = w;
+        self
+    }
+
+    /// Every kind equally likely (`panic` included).
+    pub fn uniform() -> Self {
+        Weights([1; 15])
+    }
+}
+
+impl Default for Weights {
+    /// Mostly memory operations; no `panic` (it would end every run).
+    fn default() -> Self {
+        // hello ping panic map unmap convert write read query alloc free valloc vfree stats reset
+        Weights([1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1])
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenConfig {
+    /// Operations of a whole trace ([`generate`]).
+    pub ops: usize,
+    /// Guest RAM in MiB: sizes are drawn to press on it.
+    pub ram_mib: u32,
+    pub weights: Weights,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            ops: 200,
+            ram_mib: 128,
+            weights: Weights::default(),
+        }
+    }
+}
