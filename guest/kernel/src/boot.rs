@@ -128,6 +128,9 @@ boot_pd:
 
     .section .bss.boot_stack, "aw", @nobits
     .p2align 12
+    .global boot_stack_guard
+boot_stack_guard:           /* left unmapped: an overflow faults */
+    .skip 4096
 boot_stack_bottom:
     .skip {stack_size}
 boot_stack_top:

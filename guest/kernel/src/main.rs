@@ -15,6 +15,7 @@ mod boot;
 mod exit;
 mod gdt;
 mod heap;
+mod image_map;
 mod interrupts;
 mod machine;
 mod memory;

@@ -3,8 +3,8 @@
 //! After boot the PML4 holds exactly two kinds of kernel entries:
 //! - slot 256: the direct map of all RAM at `DIRECT_MAP_OFFSET + phys`
 //!   (2 MiB pages; tables are statics of the image);
-//! - slot 511: the kernel image at `KERNEL_BASE + phys` (the boot page
-//!   directory, cut down to the 2 MiB pages that hold the image).
+//! - slot 511: the kernel image at `KERNEL_BASE + phys` (4 KiB pages with
+//!   per-section permissions: `image_map`).
 //!
 //! The lower half (slots 0–255) is empty and belongs to the VMM, as does the
 //! kernel space between the two.
@@ -15,8 +15,8 @@ use x86_64::PhysAddr;
 
 use vmm_core::layout::{DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, KERNEL_BASE};
 
-use crate::boot;
 use crate::memory::PhysLayout;
+use crate::{boot, image_map};
 
 const HUGE: u64 = 2 << 20;
 const GIB: u64 = 1 << 30;
@@ -57,8 +57,8 @@ pub fn phys_to_virt(phys: u64) -> u64 {
     DIRECT_MAP_OFFSET + phys
 }
 
-/// Builds the direct map, drops the identity map and cuts the kernel image
-/// map down to the image.
+/// Builds the direct map, drops the identity map and narrows the kernel
+/// image map to the image (`image_map`).
 ///
 /// # Safety
 /// Call once at boot, after `gdt::init` and `interrupts::init` (nothing may
@@ -92,12 +92,10 @@ pub unsafe fn init(layout: &PhysLayout) {
     // The stack and every address in use from here on are in the higher
     // half: drop the identity map.
     pml4[0].set_unused();
-    let image_end = layout.kernel_image.end;
-    for (i, entry) in pd.iter_mut().enumerate() {
-        if i as u64 * HUGE >= image_end {
-            entry.set_unused();
-        }
-    }
+    let image = (layout.kernel_image.start, layout.kernel_image.end);
+    // SAFETY: once at boot; `pd` is the kernel map's directory and `image`
+    // the image's range.
+    unsafe { image_map::remap(pd, image) };
     tlb::flush_all();
 }
 
