@@ -162,6 +162,11 @@ impl Vm {
         self.boot_time
     }
 
+    /// QEMU's process id, while it runs.
+    pub fn qemu_pid(&self) -> Option<u32> {
+        self.qemu.pid()
+    }
+
     /// The configuration this guest was booted with.
     pub fn config(&self) -> &VmConfig {
         &self.config

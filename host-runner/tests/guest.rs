@@ -1,0 +1,273 @@
+//! The real guest under QEMU: handshake, batches, damaged frames, panics,
+//! QMP, and the runner binary. Needs `qemu-system-x86_64` (CI installs it).
+//! No wall-clock assertions: timeouts only bound hangs.
+
+use std::time::Duration;
+
+use host_runner::accel::{self, Accel};
+use host_runner::{smoke, Error, QemuExit, RunnerOptions, Vm, VmConfig};
+use protocol::frame::{self, FrameError};
+use protocol::{Privilege, Request, Response, PROTOCOL_VERSION};
+
+fn config(accel: Accel) -> VmConfig {
+    let mut c = host_runner::base_config(&RunnerOptions::default())
+        .expect("QEMU and the built guest kernel");
+    c.accel = accel;
+    c
+}
+
+async fn boot() -> Vm {
+    Vm::boot(&config(Accel::Tcg)).await.expect("boot")
+}
+
+#[tokio::test]
+async fn handshake_and_batch() {
+    let mut vm = boot().await;
+    let hello = vm.hello().await.unwrap();
+    assert_eq!(hello.protocol_version, PROTOCOL_VERSION);
+    let ram = vm.config().ram_bytes();
+    assert!(hello.ram_bytes > 0 && hello.ram_bytes <= ram, "{hello:?}");
+    assert!(hello.page_table_root < ram && hello.page_table_root % 4096 == 0);
+    assert!(hello.total_frames > 0 && hello.boot_free_frames <= hello.total_frames);
+
+    assert_eq!(
+        vm.call(Request::Ping { nonce: 77 }).await.unwrap(),
+        Response::Pong { nonce: 77 }
+    );
+    let mut requests: Vec<Request> = (0..100).map(|nonce| Request::Ping { nonce }).collect();
+    requests.push(Request::Batch(vec![]));
+    requests.push(Request::Stats);
+    let answers = vm.batch(requests).await.unwrap();
+    assert_eq!(answers.len(), 102);
+    for (nonce, a) in answers.iter().take(100).enumerate() {
+        assert_eq!(
+            *a,
+            Response::Pong {
+                nonce: nonce as u64
+            }
+        );
+    }
+    assert_eq!(answers[100], Response::Error(protocol::Error::NestedBatch));
+    match &answers[101] {
+        Response::Stats(s) => assert_eq!(s.total_frames, hello.total_frames),
+        other => panic!("{other:?}"),
+    }
+    // A user may not ask for a panic; the guest refuses and goes on.
+    assert_eq!(
+        vm.call(Request::Panic {
+            privilege: Privilege::User
+        })
+        .await
+        .unwrap(),
+        Response::Error(protocol::Error::PermissionDenied)
+    );
+    assert_eq!(vm.shutdown().await.unwrap(), QemuExit::Shutdown);
+}
+
+#[tokio::test]
+async fn damaged_frame_is_answered_and_the_guest_goes_on() {
+    let mut vm = boot().await;
+    let mut bytes = frame::encode(&Request::Ping {
+        nonce: 0x0102_0304_0506,
+    })
+    .unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    assert_ne!(bytes[mid], 0, "the damage must keep the frame in one piece");
+    match vm.call_raw(&bytes).await.unwrap() {
+        Response::BadFrame(FrameError::Checksum { .. } | FrameError::Cobs) => {}
+        other => panic!("damaged frame answered with {other:?}"),
+    }
+    // Garbage that is not even COBS, and a frame too short for its checksum.
+    match vm.call_raw(&[0x05, 0xff, 0x00]).await.unwrap() {
+        Response::BadFrame(_) => {}
+        other => panic!("{other:?}"),
+    }
+    match vm.call_raw(&[0x02, 0x01, 0x00]).await.unwrap() {
+        Response::BadFrame(FrameError::TooShort { .. } | FrameError::Cobs) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        vm.call(Request::Ping { nonce: 5 }).await.unwrap(),
+        Response::Pong { nonce: 5 }
+    );
+    vm.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn guest_panic_is_reported_with_location_and_exit_status() {
+    let mut vm = boot().await;
+    let err = vm
+        .call(Request::Panic {
+            privilege: Privilege::Kernel,
+        })
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("{text}");
+    match err {
+        Error::GuestPanic { report, exit } => {
+            assert!(
+                report.message.contains("panic requested by host"),
+                "{report:?}"
+            );
+            assert!(!report.file.is_empty() && report.line > 0, "{report:?}");
+            assert_eq!(exit, QemuExit::Panic);
+            assert_eq!(exit.code(), Some(65));
+            let location = format!("{}:{}:{}", report.file, report.line, report.column);
+            assert!(text.contains(&location) && text.contains("65"), "{text}");
+        }
+        other => panic!("expected a guest panic, got {other}"),
+    }
+    // The line is closed now; further calls say the guest died of its panic.
+    match vm.call(Request::Ping { nonce: 1 }).await.unwrap_err() {
+        Error::GuestPanic { exit, .. } => assert_eq!(exit, QemuExit::Panic),
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn qmp_stop_dump_cont_quit() {
+    let mut vm = boot().await;
+    let hello = vm.hello().await.unwrap();
+    assert!(vm.query_status().await.unwrap().running);
+    vm.stop().await.unwrap();
+    assert!(!vm.query_status().await.unwrap().running);
+    let regs = vm.hmp("info registers").await.unwrap();
+    let cr3 = regs
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("CR3="))
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or_else(|| panic!("no CR3 in {regs}"));
+    assert_eq!(cr3 & !0xfff, hello.page_table_root);
+    let ram = vm.dump_ram().await.unwrap();
+    assert_eq!(ram.len() as u64, vm.config().ram_bytes());
+    let entry = smoke::check_direct_map_entry(&ram, hello.page_table_root, hello.direct_map_offset)
+        .unwrap();
+    assert!(hello.reserved_pml4_slots.contains(&(entry.slot as u16)));
+    vm.cont().await.unwrap();
+    assert_eq!(
+        vm.call(Request::Ping { nonce: 2 }).await.unwrap(),
+        Response::Pong { nonce: 2 }
+    );
+    assert_eq!(vm.quit().await.unwrap(), QemuExit::Quit);
+}
+
+#[tokio::test]
+async fn smoke_passes() {
+    let report = smoke::run(&config(Accel::Tcg)).await.unwrap();
+    assert_eq!(report.protocol_version, PROTOCOL_VERSION);
+    assert!(report.to_string().starts_with("smoke: ok"));
+}
+
+#[tokio::test]
+async fn kvm_boots_when_usable() {
+    if let Err(why) = accel::kvm_usable() {
+        eprintln!("skipped: KVM not usable here ({why})");
+        return;
+    }
+    let mut vm = Vm::boot(&config(Accel::Kvm)).await.unwrap();
+    assert_eq!(
+        vm.call(Request::Ping { nonce: 3 }).await.unwrap(),
+        Response::Pong { nonce: 3 }
+    );
+    vm.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn dropping_the_vm_kills_qemu() {
+    let vm = boot().await;
+    let dir = vm.dir().to_owned();
+    let pid = vm.qemu_pid().expect("QEMU runs");
+    assert!(alive(pid));
+    drop(vm);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!alive(pid), "QEMU {pid} survived its Vm");
+    assert!(!dir.exists(), "the private directory was not removed");
+}
+
+/// Process ids of the QEMU children of `parent`.
+fn qemu_children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …
+        let Some((comm, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let ppid = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+        if ppid == Some(parent) && comm.contains("qemu-system") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Whether `pid` runs (a zombie does not count).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn runner_binary_runs_smoke_by_default() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args(["--accel", "tcg"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("smoke: ok"),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ctrl_c_kills_qemu() {
+    let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args([
+            "bench",
+            "--accel",
+            "tcg",
+            "--boots",
+            "1000",
+            "--round-trips",
+            "100000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut qemu = Vec::new();
+    for _ in 0..200 {
+        qemu = qemu_children(runner.id());
+        if !qemu.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!qemu.is_empty(), "the runner started no QEMU");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &runner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = runner.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    std::thread::sleep(Duration::from_millis(200));
+    for p in qemu {
+        assert!(!alive(p), "QEMU {p} survived the runner's Ctrl-C");
+    }
+}
