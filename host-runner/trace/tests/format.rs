@@ -393,3 +393,34 @@ fn expectations_match_answers() {
     assert!(!Expect::Pages(vec![(PageKind::PresentRam, 1)]).matches(&pages));
     assert_eq!(Entry::from(Op::Stats).expect, None);
 }
+
+#[test]
+fn error_messages_read_as_documented() {
+    let msg = |body: &str| {
+        parse_str(&format!("{HEADER}{body}\n"))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        msg("{\"op\":\"map\",\"addr\":\"0x12g\",\"pages\":1,\"as\":\"user\"}"),
+        "line 2: field \"addr\": expected a hex string like \"0x1000\" or a number, got \"0x12g\""
+    );
+    assert_eq!(
+        msg("{\"op\":\"map\",\"addr\":\"0x1000\",\"pages\":1}"),
+        "line 2: field \"as\": missing (\"user\" or \"kernel\")"
+    );
+    assert_eq!(
+        msg("{\"op\":\"read\",\"addr\":\"0x1000\",\"len\":1,\"as\":\"user\",\"expect\":{\"fault\":{\"reason\":\"ro\"}}}"),
+        "line 2: field \"expect.fault.reason\": expected one of \"unusable\", \"read_only\" or \"out_of_memory\", got \"ro\""
+    );
+    assert_eq!(
+        msg("{\"op\":\"map\",\"addr\":\"0x1000\","),
+        "line 2: invalid JSON at column 28: EOF while parsing a value"
+    );
+    assert_eq!(
+        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":2}")
+            .unwrap_err()
+            .to_string(),
+        "line 1: field \"version\": unsupported version 2: this build reads version 1"
+    );
+}
