@@ -1,14 +1,19 @@
 //! Traces, seeded generation of request sequences, and minimization: the
 //! parts of the fuzzer that need no VM.
 //!
-//! - [`format`]: the trace file (JSON Lines): [`Trace`], [`parse`], [`write`];
-//!   its operations ([`Op`]) and expected answers ([`Expect`]).
-//! - [`recorder`]: write-ahead recording and atomic saving of traces.
-//! - [`generate`]: seeded, reproducible generation ([`Generator`]), sharding.
-//! - [`executor`], [`failure`]: the VM behind a trait, and what a failure is.
-//! - [`minimize`]: delta debugging over operations, then arguments.
-//! - [`replay`]: walking a trace against a session, checking expectations,
-//!   and the step table.
+//! - [`mod@format`]: the trace file (JSON Lines): [`Trace`], [`parse()`],
+//!   [`write()`]; its operations ([`Op`]) and expected answers ([`Expect`]).
+//!   The format is documented in `testcases/README.md`.
+//! - [`recorder`]: write-ahead recording ([`TraceWriter`]) and atomic saving
+//!   ([`save_atomically`]) of traces.
+//! - [`mod@generate`]: seeded, reproducible generation ([`Generator`],
+//!   [`generate()`]); [`shard`]: `--shard i/n`.
+//! - [`executor`], [`failure`]: the VM behind a trait ([`Executor`]), and
+//!   what a failure and its [`Signature`] are.
+//! - [`mod@minimize`]: delta debugging over operations, then arguments
+//!   ([`minimize()`]).
+//! - [`mod@replay`]: walking a trace through a [`Session`], checking
+//!   expectations and a [`Judge`], and the step table.
 #![forbid(unsafe_code)]
 
 mod answer;

@@ -34,7 +34,7 @@ impl Default for Weights {
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenConfig {
-    /// Operations of a whole trace ([`generate`]).
+    /// Operations of a whole trace ([`crate::generate()`]).
     pub ops: usize,
     /// Guest RAM in MiB: sizes are drawn to press on it.
     pub ram_mib: u32,

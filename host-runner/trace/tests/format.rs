@@ -424,3 +424,16 @@ fn error_messages_read_as_documented() {
         "line 1: field \"version\": unsupported version 2: this build reads version 1"
     );
 }
+
+#[test]
+fn ops_convert_to_requests_and_back() {
+    for op in every_op() {
+        let r = op.to_request();
+        assert_eq!(Op::from_request(&r), Some(op.clone()));
+        assert_eq!(op.privilege(), r.privilege());
+    }
+    assert_eq!(Op::from_request(&protocol::Request::Shutdown), None);
+    assert_eq!(Op::from_request(&protocol::Request::Batch(vec![])), None);
+    let kinds: std::collections::BTreeSet<_> = every_op().iter().map(Op::kind).collect();
+    assert_eq!(kinds.len(), trace::OpKind::ALL.len());
+}
