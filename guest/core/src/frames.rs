@@ -27,6 +27,9 @@ pub struct FrameAllocator {
     boot_free: u64,
     /// Next-fit hint for single frames.
     next: u64,
+    /// Test support: allocations left before every allocation fails.
+    #[cfg(test)]
+    pub(crate) fail_after: Option<u64>,
 }
 
 /// The frame whose number is `n`.
@@ -97,6 +100,8 @@ impl FrameAllocator {
             free,
             boot_free: free,
             next: 0,
+            #[cfg(test)]
+            fail_after: None,
         }
     }
 
@@ -131,6 +136,18 @@ impl FrameAllocator {
         n >= self.total || bit(self.bitmap, n)
     }
 
+    /// Test support: whether the next allocation is made to fail.
+    fn injected_failure(&mut self) -> bool {
+        #[cfg(test)]
+        if let Some(left) = &mut self.fail_after {
+            if *left == 0 {
+                return true;
+            }
+            *left -= 1;
+        }
+        false
+    }
+
     fn take(&mut self, n: u64) {
         set_bit(self.bitmap, n, true);
         self.free -= 1;
@@ -138,7 +155,7 @@ impl FrameAllocator {
 
     /// One free frame, or `None` when none is left.
     pub fn alloc(&mut self) -> Option<PhysFrame> {
-        if self.free == 0 {
+        if self.free == 0 || self.injected_failure() {
             return None;
         }
         let bytes = self.total.div_ceil(8);
@@ -161,7 +178,7 @@ impl FrameAllocator {
 
     /// `count` physically contiguous free frames (first fit), or `None`.
     pub fn alloc_contiguous(&mut self, count: u64) -> Option<PhysFrame> {
-        if count == 0 || count > self.free {
+        if count == 0 || count > self.free || self.injected_failure() {
             return None;
         }
         let mut run_start = 0;

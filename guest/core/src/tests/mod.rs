@@ -113,7 +113,7 @@ fn walk(
 pub(crate) fn check(m: &mut SimMachine) {
     let pml4 = m.vmm.pml4();
     let mut owners: BTreeMap<u64, &'static str> = BTreeMap::new();
-    let mut own = |n: u64, who: &'static str, owners: &mut BTreeMap<u64, &'static str>| {
+    let own = |n: u64, who: &'static str, owners: &mut BTreeMap<u64, &'static str>| {
         if let Some(prev) = owners.insert(n, who) {
             panic!("frame {n} owned twice: {prev} and {who}");
         }
