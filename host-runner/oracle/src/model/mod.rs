@@ -5,6 +5,7 @@
 mod expect;
 mod frames;
 mod pages;
+mod plan;
 mod prediction;
 mod touch;
 mod validate;
@@ -15,16 +16,14 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use protocol::{
-    AreaType, Error, Hello, Privilege, Request, Response, Stats, MAX_BATCH, MAX_QUERY_PAGES,
-};
+use protocol::{Error, Hello, Request, Response, Stats, MAX_BATCH};
 
 pub use expect::Expectations;
 pub use pages::ModelState;
 pub use prediction::{Divergence, Prediction};
 pub use validate::canonical;
 
-use touch::TouchPlan;
+use plan::{Effect, Plan};
 use validate::Space;
 
 /// The bytes of one page the host wrote.
@@ -46,73 +45,6 @@ pub struct Model {
     /// Pages reserved by `Valloc`.
     vspace: pages::PageMap,
     faults_resolved: u64,
-}
-
-/// A request's validated outcome: the answer expected and what it changes.
-#[derive(Clone, Debug)]
-struct Plan {
-    prediction: Prediction,
-    effect: Effect,
-}
-
-/// What an answered request changes (nothing when the answer is an error).
-#[derive(Clone, Debug)]
-enum Effect {
-    None,
-    Set {
-        first: u64,
-        end: u64,
-        state: Option<ModelState>,
-    },
-    ToUsable {
-        first: u64,
-        end: u64,
-    },
-    Touch(TouchPlan),
-    Query {
-        first: u64,
-    },
-    AllocFrames,
-    FreeFrames {
-        first: u64,
-        count: u64,
-    },
-    Valloc {
-        pages: u64,
-    },
-    Vfree {
-        first: u64,
-        end: u64,
-    },
-    Reset,
-}
-
-impl Plan {
-    fn exact(r: Response) -> Plan {
-        Plan {
-            prediction: Prediction::Exact(r),
-            effect: Effect::None,
-        }
-    }
-
-    fn done(effect: Effect) -> Plan {
-        Plan {
-            prediction: Prediction::Exact(Response::Done),
-            effect,
-        }
-    }
-}
-
-fn kernel_only(req: &Request) -> bool {
-    matches!(
-        req,
-        Request::Panic { .. }
-            | Request::AllocFrames { .. }
-            | Request::FreeFrames { .. }
-            | Request::Valloc { .. }
-            | Request::Vfree { .. }
-            | Request::Reset { .. }
-    )
 }
 
 impl Model {
@@ -259,178 +191,6 @@ impl Model {
         }
         let expected = plan.prediction.to_string();
         self.commit(plan.effect, actual).map_err(|r| (expected, r))
-    }
-
-    /// The validated outcome of a request that is not a batch.
-    fn plan(&self, req: &Request) -> Plan {
-        self.try_plan(req)
-            .unwrap_or_else(|e| Plan::exact(Response::Error(e)))
-    }
-
-    fn try_plan(&self, req: &Request) -> Result<Plan, Error> {
-        if kernel_only(req) && req.privilege() == Some(Privilege::User) {
-            return Err(Error::PermissionDenied);
-        }
-        let space = &self.space;
-        Ok(match *req {
-            Request::Hello => Plan::exact(Response::Hello(self.hello.clone())),
-            Request::Ping { nonce } => Plan::exact(Response::Pong { nonce }),
-            Request::Batch(_) => Plan::exact(Response::Error(Error::NestedBatch)),
-            Request::Panic { .. } | Request::Shutdown => Plan {
-                prediction: Prediction::NoAnswer,
-                effect: Effect::None,
-            },
-            Request::Map {
-                addr,
-                pages,
-                writable,
-                contiguous,
-                privilege,
-            } => {
-                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
-                if let Some((s, _, _)) = self.pages.runs_in(first, end).next() {
-                    return Err(Error::InvalidState { addr: s << 12 });
-                }
-                let need = pages.saturating_add(self.pages.needed_tables(first, end));
-                if self.free_frames() < need {
-                    return Err(Error::OutOfMemory);
-                }
-                let state = Some(ModelState::PresentRam { writable });
-                let mut plan = Plan::done(Effect::Set { first, end, state });
-                if contiguous {
-                    plan.prediction = Prediction::DoneOrOutOfMemory;
-                }
-                plan
-            }
-            Request::Unmap {
-                addr,
-                pages,
-                privilege,
-            } => {
-                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
-                if let Some(p) = self.pages.first_gap(first, end) {
-                    return Err(Error::InvalidState { addr: p << 12 });
-                }
-                Plan::done(Effect::Set {
-                    first,
-                    end,
-                    state: None,
-                })
-            }
-            Request::Convert {
-                addr,
-                pages,
-                to,
-                privilege,
-            } => {
-                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
-                if to == AreaType::Unusable {
-                    return Ok(Plan::done(Effect::Set {
-                        first,
-                        end,
-                        state: None,
-                    }));
-                }
-                if self.free_frames() < self.pages.needed_tables(first, end) {
-                    return Err(Error::OutOfMemory);
-                }
-                Plan::done(Effect::ToUsable { first, end })
-            }
-            Request::Write {
-                addr,
-                len,
-                seed,
-                privilege,
-            } => match space.check_touch(addr, len, privilege)? {
-                None => Plan::exact(Response::Done),
-                Some(end) => self.plan_touch(addr, end, Some(seed)),
-            },
-            Request::Read {
-                addr,
-                len,
-                privilege,
-            } => match space.check_touch(addr, len, privilege)? {
-                None => Plan::exact(Response::Checksum {
-                    checksum: protocol::pattern::checksum(&[]),
-                }),
-                Some(end) => self.plan_touch(addr, end, None),
-            },
-            Request::Query {
-                addr,
-                pages,
-                privilege,
-            } => {
-                let (first, end) = space.check_pages(addr, pages, MAX_QUERY_PAGES, privilege)?;
-                Plan {
-                    prediction: Prediction::Pages(
-                        (first..end).map(|p| self.pages.get(p)).collect(),
-                    ),
-                    effect: Effect::Query { first },
-                }
-            }
-            Request::AllocFrames {
-                count, contiguous, ..
-            } => self.plan_alloc_frames(count, contiguous)?,
-            Request::FreeFrames { frame, count, .. } => self.plan_free_frames(frame, count)?,
-            Request::Valloc { pages, .. } => self.plan_valloc(pages)?,
-            Request::Vfree { addr, pages, .. } => self.plan_vfree(addr, pages)?,
-            Request::Stats => Plan::exact(Response::Stats(self.stats())),
-            Request::Reset { .. } => Plan::done(Effect::Reset),
-        })
-    }
-
-    /// Carries out an effect given the (matching) answer.
-    fn commit(&mut self, effect: Effect, actual: &Response) -> Result<(), String> {
-        if matches!(actual, Response::Error(_)) {
-            return Ok(());
-        }
-        match (effect, actual) {
-            (Effect::Set { first, end, state }, _) => {
-                self.forget(first, end);
-                self.pages.set(first, end, state);
-            }
-            (Effect::ToUsable { first, end }, _) => self.pages.update(first, end, |_, s| match s {
-                None | Some(ModelState::NotPresentMmap { .. }) => Some(ModelState::AllocOnWrite),
-                Some(ModelState::PresentMmap { .. }) => {
-                    Some(ModelState::PresentRam { writable: true })
-                }
-                usable => usable,
-            }),
-            (Effect::Touch(t), _) => self.commit_touch(t),
-            (Effect::Query { first }, Response::Pages(states)) => {
-                self.record_frames(first, states)?
-            }
-            (Effect::AllocFrames, Response::Frames(runs)) => self.commit_alloc_frames(runs)?,
-            (Effect::FreeFrames { first, count }, _) => {
-                (first..first + count).for_each(|f| {
-                    self.host.remove(&f);
-                });
-            }
-            (Effect::Valloc { pages }, Response::Valloc { addr }) => {
-                self.commit_valloc(*addr, pages)?
-            }
-            (Effect::Vfree { first, end }, _) => self.vspace.set(first, end, None),
-            (Effect::Reset, _) => *self = Model::new(&self.hello),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Drops the data and frame identities of pages `first..end`.
-    fn forget(&mut self, first: u64, end: u64) {
-        let gone: Vec<u64> = self.data.range(first..end).map(|(&p, _)| p).collect();
-        for p in gone {
-            self.data.remove(&p);
-        }
-        let gone: Vec<(u64, u64)> = self
-            .page_frames
-            .range(first..end)
-            .map(|(&p, &f)| (p, f))
-            .collect();
-        for (p, f) in gone {
-            self.page_frames.remove(&p);
-            self.frame_pages.remove(&f);
-        }
     }
 
     /// What the memory checker must find, as of now.

@@ -31,6 +31,8 @@ fn naive_tables(pages: &BTreeMap<u64, ModelState>) -> u64 {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
     #[test]
     fn runs_agree_with_pages(ops in prop::collection::vec((0u64..3000, 1u64..1500, 0u8..6), 1..25)) {
         let mut map = PageMap::default();
