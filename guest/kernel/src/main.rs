@@ -1,9 +1,11 @@
 //! vmmfuzz guest kernel: the bare-metal glue around `vmm-core`.
 //!
-//! Boot (PVH, `boot`), CPU tables (`gdt`, `interrupts`), the kernel's own
-//! mappings (`paging`), the serial line (`serial`), memory touches with
-//! exception fixup (`touch`), and the request loop (`rpc`) that hands every
-//! request to the VMM core's dispatcher through [`machine::Kernel`].
+//! Boot (PVH, `boot`), physical memory at boot (`memory`), CPU tables
+//! (`gdt`, `interrupts`), the kernel's own mappings (`paging`, `image_map`),
+//! the early heap (`heap`), the serial line (`serial`), panics (`panic`,
+//! `exit`), memory touches with exception fixup (`touch`), and the request
+//! loop (`rpc`, `batch_depth`) that hands every request to the VMM core's
+//! dispatcher through [`machine::Kernel`].
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -11,6 +13,7 @@
 
 extern crate alloc;
 
+mod batch_depth;
 mod boot;
 mod exit;
 mod gdt;
