@@ -9,7 +9,7 @@
 //! the host kernel and the CPU model.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::{Request, Response};
@@ -87,11 +87,13 @@ pub fn available() -> Vec<Accel> {
 
 /// Turns `--accel` into an accelerator. `base` is the configuration the
 /// measurement boots with (its `accel` is ignored); `qemu_version` keys the
-/// cache; `remeasure` ignores a cached verdict.
+/// cache kept in the file `cache` ([`cache_file`] by default);
+/// `remeasure` ignores a cached verdict.
 pub async fn resolve(
     choice: AccelChoice,
     base: &VmConfig,
     qemu_version: &str,
+    cache: Option<&Path>,
     remeasure: bool,
 ) -> Result<Verdict> {
     match choice {
@@ -117,14 +119,13 @@ pub async fn resolve(
                 });
             }
             let key = cache_key(qemu_version);
-            let cache = cache_file();
             if !remeasure {
-                if let Some(v) = cache.as_ref().and_then(|f| read_cache(f, &key)) {
+                if let Some(v) = cache.and_then(|f| read_cache(f, &key)) {
                     return Ok(v);
                 }
             }
             let verdict = measure_both(base).await?;
-            if let Some(file) = &cache {
+            if let Some(file) = cache {
                 match write_cache(file, &key, &verdict) {
                     Ok(()) => tracing::debug!("accel verdict cached in {}", file.display()),
                     Err(e) => tracing::warn!(
@@ -277,7 +278,7 @@ pub fn cache_file() -> Option<PathBuf> {
     Some(dir.join("accel.json"))
 }
 
-fn read_cache(file: &std::path::Path, key: &str) -> Option<Verdict> {
+fn read_cache(file: &Path, key: &str) -> Option<Verdict> {
     let text = std::fs::read_to_string(file).ok()?;
     let all: Value = serde_json::from_str(&text).ok()?;
     let entry = all.get(key)?;
@@ -289,7 +290,7 @@ fn read_cache(file: &std::path::Path, key: &str) -> Option<Verdict> {
     })
 }
 
-fn write_cache(file: &std::path::Path, key: &str, verdict: &Verdict) -> std::io::Result<()> {
+fn write_cache(file: &Path, key: &str, verdict: &Verdict) -> std::io::Result<()> {
     let mut all: Value = std::fs::read_to_string(file)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())

@@ -59,7 +59,15 @@ pub fn base_config(options: &RunnerOptions) -> Result<VmConfig> {
 /// choice and why.
 pub async fn choose_accel(config: &mut VmConfig, options: &RunnerOptions) -> Result<()> {
     let version = qemu::qemu_version(&config.qemu).await?;
-    let verdict = accel::resolve(options.accel, config, &version, options.remeasure_accel).await?;
+    let cache = accel::cache_file();
+    let verdict = accel::resolve(
+        options.accel,
+        config,
+        &version,
+        cache.as_deref(),
+        options.remeasure_accel,
+    )
+    .await?;
     tracing::info!("accel: {} — {}", verdict.accel, verdict.reason);
     config.accel = verdict.accel;
     Ok(())

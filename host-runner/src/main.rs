@@ -120,11 +120,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits for Ctrl-C, SIGTERM or SIGHUP; returns the exit code to end with.
+async fn interrupted() -> u8 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return 130;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => 130,
+        _ = term.recv() => 143,
+        _ = hup.recv() => 129,
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    // Dropping the job on Ctrl-C drops its `Vm`, which kills QEMU.
+    // On a signal the job is dropped, and with it its `Vm`, which kills QEMU.
     tokio::select! {
         result = run(cli) => match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -133,9 +150,9 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        _ = tokio::signal::ctrl_c() => {
+        code = interrupted() => {
             eprintln!("interrupted: QEMU killed");
-            ExitCode::from(130)
+            ExitCode::from(code)
         }
     }
 }

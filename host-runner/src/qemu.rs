@@ -247,17 +247,17 @@ impl Qemu {
     pub fn spawn(binary: &Path, args: &QemuArgs) -> Result<Qemu> {
         let argv = args.argv();
         tracing::debug!(target: "qemu", "{} {}", binary.display(), shell_words(&argv));
-        let mut child = Command::new(binary)
-            .args(&argv)
+        let mut cmd = Command::new(binary);
+        cmd.args(&argv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| Error::QemuSpawn {
-                binary: binary.to_owned(),
-                source,
-            })?;
+            .kill_on_drop(true);
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| Error::QemuSpawn {
+            binary: binary.to_owned(),
+            source,
+        })?;
         let output = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
@@ -337,6 +337,30 @@ impl Qemu {
         }
         self.readers.clear();
         self.output()
+    }
+}
+
+/// Makes the kernel kill QEMU when the runner dies without running its
+/// destructors (`SIGKILL`, an abort): `kill_on_drop` covers every other
+/// way out. The signal is tied to the thread that spawns QEMU, which is a
+/// runtime thread that lives as long as the runner's runtime.
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: getpid is async-signal-safe, and the closure calls only
+    // async-signal-safe functions (prctl, getppid, _exit) between fork and
+    // exec, allocating nothing.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: see above.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The runner died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
     }
 }
 

@@ -136,6 +136,14 @@ impl Vm {
                     timeout: config.boot_timeout,
                 })
             }
+            Err(RpcError::Closed {
+                last_report: None, ..
+            }) => {
+                return Err(Error::ExitedBeforeReady {
+                    exit: qemu.wait_exit(EXIT_WAIT).await,
+                    stderr: qemu.final_output().await,
+                })
+            }
             Err(e) => return Err(guest_error(&mut qemu, e).await),
         };
         if version != PROTOCOL_VERSION {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use host_runner::accel::{self, Accel};
-use host_runner::{smoke, Error, QemuExit, RunnerOptions, Vm, VmConfig};
+use host_runner::{smoke, AccelChoice, Error, QemuExit, RunnerOptions, Vm, VmConfig};
 use protocol::frame::{self, FrameError};
 use protocol::{Privilege, Request, Response, PROTOCOL_VERSION};
 
@@ -250,15 +250,7 @@ fn ctrl_c_kills_qemu() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut qemu = Vec::new();
-    for _ in 0..200 {
-        qemu = qemu_children(runner.id());
-        if !qemu.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!qemu.is_empty(), "the runner started no QEMU");
+    let qemu = wait_for_qemu(runner.id());
     let sent = std::process::Command::new("kill")
         .args(["-INT", &runner.id().to_string()])
         .status()
@@ -270,4 +262,111 @@ fn ctrl_c_kills_qemu() {
     for p in qemu {
         assert!(!alive(p), "QEMU {p} survived the runner's Ctrl-C");
     }
+}
+
+#[tokio::test]
+async fn auto_accel_measures_once_then_uses_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("accel.json");
+    let base = config(Accel::Tcg);
+    let first = accel::resolve(AccelChoice::Auto, &base, "test-qemu", Some(&cache), false)
+        .await
+        .unwrap();
+    if accel::kvm_usable().is_err() {
+        assert_eq!(first.accel, Accel::Tcg);
+        assert!(first.reason.contains("KVM not usable"), "{}", first.reason);
+        return;
+    }
+    // Both were measured, and the figures say why.
+    assert!(
+        first.reason.contains("kvm: boot") && first.reason.contains("tcg: boot"),
+        "{}",
+        first.reason
+    );
+    let again = accel::resolve(AccelChoice::Auto, &base, "test-qemu", Some(&cache), false)
+        .await
+        .unwrap();
+    assert_eq!(again.accel, first.accel);
+    assert!(again.reason.contains("cached"), "{}", again.reason);
+    assert!(std::fs::read_to_string(&cache)
+        .unwrap()
+        .contains("test-qemu"));
+}
+
+#[tokio::test]
+async fn explicit_accels_need_no_measurement() {
+    let base = config(Accel::Tcg);
+    let v = accel::resolve(AccelChoice::Tcg, &base, "q", None, false)
+        .await
+        .unwrap();
+    assert_eq!(v.accel, Accel::Tcg);
+    match accel::resolve(AccelChoice::Kvm, &base, "q", None, false).await {
+        Ok(v) => assert_eq!(v.accel, Accel::Kvm),
+        Err(e) => assert!(matches!(e, Error::AccelUnavailable { .. }), "{e}"),
+    }
+}
+
+#[tokio::test]
+async fn qemu_failing_to_start_the_kernel_is_reported_with_its_stderr() {
+    let bogus = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bogus.path(), b"not an ELF").unwrap();
+    let mut c = config(Accel::Tcg);
+    c.kernel = bogus.path().to_owned();
+    match Vm::boot(&c).await.unwrap_err() {
+        Error::ExitedBeforeReady { exit, stderr } => {
+            assert!(matches!(exit, QemuExit::Failed(_)), "{exit}");
+            assert!(!stderr.trim().is_empty(), "QEMU's complaint is kept");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn runner_names_the_package_when_qemu_is_missing() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args(["--qemu", "/nonexistent/qemu-system-x86_64", "smoke"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("apt-get install qemu-system-x86"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn killing_the_runner_outright_kills_qemu() {
+    let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args([
+            "bench",
+            "--accel",
+            "tcg",
+            "--boots",
+            "1000",
+            "--round-trips",
+            "100000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let qemu = wait_for_qemu(runner.id());
+    runner.kill().unwrap(); // SIGKILL: no destructor runs
+    runner.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for p in qemu {
+        assert!(!alive(p), "QEMU {p} outlived a killed runner");
+    }
+}
+
+fn wait_for_qemu(runner: u32) -> Vec<u32> {
+    for _ in 0..200 {
+        let qemu = qemu_children(runner);
+        if !qemu.is_empty() {
+            return qemu;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the runner started no QEMU");
 }
