@@ -22,6 +22,11 @@ pub struct TouchPlan {
 
 const ZERO: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
+/// [`pattern::checksum`]'s CRC-32C with a 16-way table: the same function
+/// (a test holds them equal), several times faster on 256 MiB reads.
+static CRC32C: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+
 impl Model {
     /// Plans the touch of `addr..end` (validated, non-empty).
     pub(super) fn plan_touch(&self, addr: u64, end: u64, seed: Option<u64>) -> Plan {
@@ -97,7 +102,7 @@ impl Model {
 
     /// The checksum of the bytes the model holds at `addr..end`.
     fn checksum(&self, addr: u64, end: u64) -> u32 {
-        let mut sum = pattern::Checksum::new();
+        let mut sum = CRC32C.digest();
         let mut at = addr;
         while at < end {
             let page_end = ((at >> 12) + 1) << 12;
@@ -107,7 +112,7 @@ impl Model {
             sum.update(&bytes[lo..hi]);
             at = to;
         }
-        sum.finish()
+        sum.finalize()
     }
 
     /// Carries out a planned touch.
@@ -136,5 +141,17 @@ fn lo_hi_end(to: u64) -> usize {
     match to & 0xfff {
         0 => PAGE_SIZE as usize,
         n => n as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fast_checksum_is_the_protocol_s(bytes in prop::collection::vec(any::<u8>(), 0..5000)) {
+            prop_assert_eq!(super::CRC32C.checksum(&bytes), protocol::pattern::checksum(&bytes));
+        }
     }
 }

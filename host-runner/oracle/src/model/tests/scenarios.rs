@@ -4,7 +4,7 @@ use protocol::pattern::{checksum, fill};
 use protocol::{AreaType, FaultReason, Privilege, Request, Response};
 
 use super::{diverges, hello, run, BOOT_FREE};
-use crate::model::Model;
+use crate::model::{Model, Prediction};
 
 const BASE: u64 = 0x1234_5000;
 const LEN: u64 = 33 << 20;
@@ -129,4 +129,35 @@ fn convert_33_mib_to_usable_ram_then_512_mib_to_unusable() {
         ],
     );
     assert!(m.expectations().runs().next().is_none());
+}
+
+#[test]
+fn a_256_mib_write_and_read_stay_fast() {
+    let mut h = hello();
+    h.total_frames = 1 << 18;
+    h.boot_free_frames = (1 << 18) - 512;
+    let mut m = Model::new(&h);
+    let len = protocol::MAX_TOUCH_LEN;
+    let map = Request::Map {
+        addr: 0x4000_0000,
+        pages: len / 4096,
+        writable: true,
+        contiguous: false,
+        privilege: Privilege::User,
+    };
+    let write = Request::Write {
+        addr: 0x4000_0000,
+        len,
+        seed: 77,
+        privilege: Privilege::User,
+    };
+    let start = std::time::Instant::now();
+    run(&mut m, &[(map, Response::Done), (write, Response::Done)]);
+    let wrote = start.elapsed();
+    let Prediction::Exact(Response::Checksum { .. }) = m.predict(&read(0x4000_0000, len)) else {
+        panic!("a read of mapped memory answers a checksum");
+    };
+    let took = start.elapsed();
+    eprintln!("256 MiB: write {wrote:?}, write + read {took:?}");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
 }
