@@ -405,7 +405,7 @@ fn a_128_mib_image_with_thousands_of_pages_is_checked_quickly() {
     // A generous bound for unoptimized builds on a busy machine (release: ~20 ms);
     // a walk quadratic in pages or tables would take minutes.
     assert!(
-        took < std::time::Duration::from_secs(2),
+        took < std::time::Duration::from_secs(10),
         "check took {took:?}"
     );
     eprintln!(

@@ -125,7 +125,7 @@ pub fn describe(state: Option<ModelState>) -> String {
 impl fmt::Display for Prediction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Prediction::Exact(r) => write!(f, "{r:?}"),
+            Prediction::Exact(r) => write!(f, "{}", hex_debug(r)),
             Prediction::DoneOrOutOfMemory => write!(f, "Done or Error(OutOfMemory)"),
             Prediction::Frames {
                 count,
@@ -162,8 +162,6 @@ impl fmt::Display for Prediction {
 
 /// The guest's answer differs from the model's prediction.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("operation {index}{}: {request:?}: expected {expected}, got {got:?}: {reason}",
-    .element.map(|e| format!(" (batch element {e})")).unwrap_or_default())]
 pub struct Divergence {
     /// Index of the operation in the sequence (as the runner counts them).
     pub index: u64,
@@ -171,10 +169,56 @@ pub struct Divergence {
     pub element: Option<usize>,
     /// The request (the batch element when `element` is set).
     pub request: Box<Request>,
-    /// What the model expected, readable.
+    /// What the model expected, readable (addresses in hex).
     pub expected: String,
     /// What the guest answered.
     pub got: Box<Response>,
     /// Why the answer is wrong.
     pub reason: String,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "operation {}", self.index)?;
+        if let Some(e) = self.element {
+            write!(f, " (batch element {e})")?;
+        }
+        write!(
+            f,
+            ": {}: expected {}, got {}: {}",
+            hex_debug(&self.request),
+            self.expected,
+            hex_debug(&self.got),
+            self.reason
+        )
+    }
+}
+
+/// Field names whose values read better in hex.
+const HEX_FIELDS: [&str; 5] = ["addr: ", "frame: ", "start: ", "checksum: ", "raw: "];
+
+/// `{:?}` of `value` with the numbers of address-like fields in hex.
+pub fn hex_debug(value: &impl fmt::Debug) -> String {
+    let text = format!("{value:?}");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some((at, field)) = HEX_FIELDS
+        .iter()
+        .filter_map(|h| rest.find(h).map(|i| (i, *h)))
+        .min()
+    {
+        let value_at = at + field.len();
+        out.push_str(&rest[..value_at]);
+        rest = &rest[value_at..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        match rest[..digits].parse::<u64>() {
+            Ok(n) => out.push_str(&format!("{n:#x}")),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
 }

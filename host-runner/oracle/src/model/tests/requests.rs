@@ -130,7 +130,12 @@ fn state_rules_name_the_lowest_offending_page() {
     let huge = map(0x3000, 1 << 30, U);
     assert_eq!(m.predict(&huge), err(Error::InvalidState { addr: 0x5000 }));
     let d = diverges(&mut m, unmap, Response::Done);
-    assert_eq!(d.expected, "Error(InvalidState { addr: 28672 })");
+    assert_eq!(d.expected, "Error(InvalidState { addr: 0x7000 })");
+    assert_eq!(
+        d.to_string(),
+        "operation 7: Unmap { addr: 0x5000, pages: 4, privilege: User }: \
+         expected Error(InvalidState { addr: 0x7000 }), got Done: different answer"
+    );
     assert_eq!(
         m.state(0x5000),
         Some(ModelState::PresentRam { writable: true })
