@@ -87,7 +87,9 @@ impl<M: PhysMemory> Vmm<M> {
     }
 
     /// Writes a level-1 entry, keeping the counters; answers the flush a
-    /// changed present entry needs.
+    /// changed present entry needs (`#[must_use]`, like the token itself,
+    /// since `Option` does not carry the token's `must_use`).
+    #[must_use = "a changed present entry must be flushed from the TLB"]
     pub(crate) fn set_leaf(
         &mut self,
         table: PhysFrame,
