@@ -15,6 +15,21 @@
 //! - `paging`: the table walker (create on demand, free when empty);
 //! - [`vmm`]: the VMM and its operations (`ops`, `hostframes`, [`kvalloc`]);
 //! - [`machine`], [`dispatch`]: requests in, responses out.
+//!
+//! # What the kernel must do
+//! - Build a [`FrameAllocator`] over the bitmap at `Hello::frame_bitmap`,
+//!   then [`Vmm::new`]: it takes one contiguous run of frames for its own
+//!   metadata (the host-frame and `Valloc` bitmaps) before recording the
+//!   boot free count. List [`Vmm::metadata_range`] in
+//!   `Hello::boot_reserved` and report `boot_free_frames` from the VMM.
+//! - Give the VMM a PML4 whose managed slots (0–255, 384–510) are empty; it
+//!   never reads or writes slots 256 and 511.
+//! - Call [`Vmm::handle_fault`] from the page-fault handler (with CR2 and
+//!   the W bit of the error code); `Ok` means retry the access, `Err` is the
+//!   fault a touch reports. Set CR0.WP so that writes to read-only pages
+//!   fault in ring 0 too.
+//! - Never touch managed memory inside [`Machine::with_vmm`]:
+//!   [`dispatch::handle`] validates under it, releases it, then touches.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

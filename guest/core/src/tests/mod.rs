@@ -49,7 +49,7 @@ pub(crate) fn stats(m: &mut SimMachine) -> Stats {
 pub(crate) struct Snapshot {
     stats: Stats,
     bitmap: Vec<u8>,
-    entries: BTreeMap<(u8, u64), u64>,
+    pub(crate) entries: BTreeMap<(u8, u64), u64>,
     meta: Vec<u8>,
 }
 

@@ -609,6 +609,16 @@ fn step(m: &mut SimMachine, md: &mut Model, op: &Op) {
     }
 }
 
+/// Every present level-1 entry, by canonical page address.
+fn present_leaves(m: &mut SimMachine) -> BTreeMap<u64, u64> {
+    snapshot(m)
+        .entries
+        .into_iter()
+        .filter(|((lvl, _), raw)| *lvl == 1 && raw & 1 != 0)
+        .map(|((_, lin), raw)| (crate::validate::canonical(lin), raw))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -617,7 +627,19 @@ proptest! {
         let mut m = SimMachine::new(TOTAL_FRAMES);
         let mut md = Model { boot_free: stats(&mut m).boot_free_frames, ..Model::default() };
         for (i, op) in ops.iter().enumerate() {
+            let before = present_leaves(&mut m);
+            let flushed = m.vmm.mem().flushed.len();
             step(&mut m, &mut md, op);
+            let after = present_leaves(&mut m);
+            let fl: std::collections::HashSet<u64> = m.vmm.mem().flushed[flushed..]
+                .iter()
+                .map(|p| p.start_address().as_u64())
+                .collect();
+            for (page, raw) in before {
+                if after.get(&page) != Some(&raw) {
+                    prop_assert!(fl.contains(&page), "present page {:#x} changed without a flush in op {} {:?}", page, i, op);
+                }
+            }
             let s = stats(&mut m);
             prop_assert_eq!(s, md.stats(), "counters after op {} {:?}", i, op);
             check(&mut m);
