@@ -4,7 +4,7 @@
 use x86_64::structures::paging::{Page, PageTable, PhysFrame};
 
 /// Physical memory as the VMM sees it. In the kernel: the frames through the
-/// direct map and `invlpg`; on the host: a simulated memory ([`crate::sim`]).
+/// direct map and `invlpg`; on the host: a simulated memory (`sim`, feature `sim`).
 pub trait PhysMemory {
     /// The frame `frame`, viewed as a page table.
     fn table(&mut self, frame: PhysFrame) -> &mut PageTable;

@@ -5,7 +5,7 @@
 //! `invlpg`) and a [`machine::Machine`] (touches from the CPU, the handshake,
 //! panic and shutdown), and turns page faults into
 //! [`vmm::Vmm::handle_fault`]. On the host the same code runs over the
-//! simulated memory of [`sim`] (feature `sim`).
+//! simulated memory of `sim` (feature `sim`).
 //!
 //! Module map:
 //! - [`backend`]: the memory/TLB trait and the `#[must_use]` flush token;

@@ -6,7 +6,7 @@ use protocol::{FaultReason, Hello};
 use crate::backend::PhysMemory;
 use crate::vmm::Vmm;
 
-/// The machine the dispatcher runs on: the kernel, or [`crate::sim`]'s
+/// The machine the dispatcher runs on: the kernel, or the `sim` module's
 /// simulated machine.
 pub trait Machine {
     /// The VMM's memory backend.
