@@ -80,11 +80,13 @@ impl<'a> Owners<'a> {
     }
 
     /// Claims `frame` (an address) for `owner`; reports invariants 1 and 2.
+    /// `boot_ok`: the frame may be a boot reservation (the heap's tables and
+    /// pages are set up at boot).
     pub fn claim(
         &mut self,
         frame: u64,
         what: &'static str,
-        owner: String,
+        (owner, boot_ok): (String, bool),
         path: &Path,
         out: &mut Vec<Violation>,
     ) {
@@ -104,7 +106,7 @@ impl<'a> Owners<'a> {
                 what,
             });
         }
-        let other = if self.boot(frame) {
+        let other = if self.boot(frame) && !boot_ok {
             Some("a boot reservation".to_string())
         } else if self.expect.host_frames.contains(&frame) {
             Some("held by the host".to_string())

@@ -40,6 +40,20 @@ impl CheckReport {
     }
 }
 
+/// Whether `start..start + len` overlaps the heap region (empty when its
+/// start equals its end).
+fn heap_overlaps(hello: &Hello, start: u64, len: u64) -> bool {
+    let heap = hello.heap;
+    let heap_end = if heap.end == 0 {
+        u128::MAX
+    } else {
+        u128::from(heap.end)
+    };
+    heap.start != heap.end
+        && u128::from(start) < heap_end
+        && u128::from(heap.start) < u128::from(start) + u128::from(len)
+}
+
 /// Checks invariants 1–6 of guest memory against the model's expectations.
 pub fn check(mem: &dyn GuestMemory, hello: &Hello, expect: &Expectations) -> CheckReport {
     let mut violations = Vec::new();
@@ -55,11 +69,16 @@ pub fn check(mem: &dyn GuestMemory, hello: &Hello, expect: &Expectations) -> Che
         let mut owners = bitmap::Owners::new(hello, expect, &bitmap);
         for t in &walk.tables {
             let owner = format!("the level-{} table for {:#x}", t.level, t.path.virt);
-            owners.claim(t.frame, "page-table", owner, &t.path, &mut violations);
+            let span = 1u64 << (12 + 9 * u32::from(t.level));
+            let boot_ok = heap_overlaps(hello, t.path.virt, span);
+            let (f, p) = (t.frame, &t.path);
+            owners.claim(f, "page-table", (owner, boot_ok), p, &mut violations);
         }
         for t in &walk.translations {
             let owner = format!("mapped at {:#x}", t.virt);
-            owners.claim(t.frame, "data page", owner, &t.path(), &mut violations);
+            let boot_ok = heap_overlaps(hello, t.virt, 4096);
+            let p = &t.path();
+            owners.claim(t.frame, "data page", (owner, boot_ok), p, &mut violations);
         }
         owners.leaks(&mut violations);
     }

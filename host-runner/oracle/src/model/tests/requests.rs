@@ -563,3 +563,55 @@ fn reset_returns_to_boot() {
     );
     assert_eq!(m.state(0x1000), None);
 }
+
+#[test]
+fn query_answers_states_and_ignores_frame_values() {
+    let mut m = Model::new(&hello());
+    let ro = Request::Map {
+        addr: KSPACE,
+        pages: 1,
+        writable: false,
+        contiguous: true,
+        privilege: K,
+    };
+    let conv = Request::Convert {
+        addr: KSPACE + 0x1000,
+        pages: 1,
+        to: AreaType::UsableRam,
+        privilege: K,
+    };
+    run(&mut m, &[(ro, Response::Done), (conv, Response::Done)]);
+    // One kernel page table each: PDPT, PD, PT of slot 385.
+    assert_eq!(m.stats().page_table_frames, 3);
+    let q = Request::Query {
+        addr: KSPACE,
+        pages: 3,
+        privilege: K,
+    };
+    let answer = |writable, frame| {
+        Response::Pages(vec![
+            PageState::PresentRam { writable, frame },
+            PageState::AllocOnWrite,
+            PageState::Unusable,
+        ])
+    };
+    run(&mut m, &[(q.clone(), answer(false, 0x70_0000))]);
+    let d = diverges(&mut m, q.clone(), answer(true, 0x70_0000));
+    assert!(d.reason.starts_with("page 0: expected PresentRam"), "{d}");
+    let corrupt = Response::Pages(vec![PageState::Corrupt { raw: 3 }; 3]);
+    diverges(&mut m, q.clone(), corrupt);
+    // A frame already seen for this page is fine; an unaligned one is not.
+    run(&mut m, &[(q.clone(), answer(false, 0x70_0000))]);
+    diverges(&mut m, q, answer(false, 0x70_0010));
+    assert_eq!(m.expectations().known_frames.get(&KSPACE), Some(&0x70_0000));
+    // The guest neither answers a shutdown nor a kernel panic.
+    assert_eq!(m.predict(&Request::Shutdown), Prediction::NoAnswer);
+    assert_eq!(
+        m.predict(&Request::Panic { privilege: K }),
+        Prediction::NoAnswer
+    );
+    assert_eq!(
+        m.predict(&Request::Panic { privilege: U }),
+        err(Error::PermissionDenied)
+    );
+}
