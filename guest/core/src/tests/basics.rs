@@ -447,3 +447,23 @@ fn hello_ping_stats_and_panic() {
     .unwrap_err();
     assert_eq!(e.downcast_ref::<&str>(), Some(&"panic requested by host"));
 }
+
+#[test]
+fn vmm_can_live_in_a_static_lock() {
+    fn send_static<T: Send + 'static>() {}
+    send_static::<crate::Vmm<crate::sim::SimMemory>>();
+    send_static::<FrameAllocator>();
+}
+
+#[test]
+fn sim_views_of_a_frame_agree() {
+    let mut mem = crate::sim::SimMemory::new(4);
+    mem.frame_bytes(frame(2))[8..16].copy_from_slice(&0x1234_5003u64.to_le_bytes());
+    assert_eq!(pte::raw(&mem.table(frame(2))[1]), 0x1234_5003);
+    pte::set_raw(&mut mem.table(frame(2))[511], 0xdead_b000);
+    assert_eq!(
+        mem.frame_bytes(frame(2))[4088..4096],
+        0xdead_b000u64.to_le_bytes()
+    );
+    assert!(mem.table(frame(3)).is_empty());
+}
