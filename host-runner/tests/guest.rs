@@ -278,10 +278,11 @@ async fn auto_accel_measures_once_then_uses_the_cache() {
         return;
     }
     // Both were measured, and the figures say why.
+    let r = &first.reason;
+    assert!(r.contains("tcg: boot"), "{r}");
     assert!(
-        first.reason.contains("kvm: boot") && first.reason.contains("tcg: boot"),
-        "{}",
-        first.reason
+        r.contains("kvm: boot") || r.contains("kvm did not finish") || r.contains("KVM failed"),
+        "{r}"
     );
     let again = accel::resolve(AccelChoice::Auto, &base, "test-qemu", Some(&cache), false)
         .await
