@@ -1,8 +1,10 @@
 //! The model against hand-computed sequences.
 
+mod host;
 mod pagemap;
 mod requests;
 mod scenarios;
+mod touches;
 
 use protocol::{Hello, PhysRange, Request, Response, VirtRange};
 

@@ -1,0 +1,242 @@
+//! Invariants 4–6, unreadable memory, the decoded walk, the model's own
+//! expectations, and speed.
+
+use protocol::pattern::fill;
+use protocol::{Privilege, Request, Response};
+
+use super::super::entry::{G, P, PS, U, W};
+use super::super::image::Image;
+use super::super::{check, decode_walk, Violation};
+use super::{broken, clean, run, AOW, DATA, KPAGE, RO, SWAP};
+use crate::model::{Expectations, Model, ModelState};
+
+#[test]
+fn invariant_4_no_empty_table_no_reserved_bits() {
+    let mut c = clean();
+    c.img.set_leaf(0x4000_0000, 1 << 1);
+    c.img.set_leaf(0x4000_0000, 0);
+    let (n, text) = broken(&run(&c));
+    assert_eq!(n, [4], "{text}");
+    assert!(
+        text.contains("holds only zero entries; virt 0x40000000 PML4[0]"),
+        "{text}"
+    );
+
+    type Corrupt = fn(u64) -> u64;
+    let cases: [(u64, Corrupt, &str); 4] = [
+        (DATA, |e| e | G, "reserved bits"),
+        (AOW, |e| e | 1 << 5, "stray bits"),
+        (KPAGE, |e| e | U, "U bit"),
+        (SWAP, |e| (e & !0xe) | 5 << 1, "no known kind"),
+    ];
+    for (virt, corrupt, why) in cases {
+        let mut c = clean();
+        let at = c.img.entry_addr(virt, 1);
+        let e = c.img.read_u64(at);
+        c.img.write_u64(at, corrupt(e));
+        let (n, text) = broken(&run(&c));
+        assert!(n.contains(&4), "{text}");
+        assert!(
+            text.contains(why) && text.contains(&format!("virt {virt:#x}")),
+            "{text}"
+        );
+    }
+
+    // A huge page in the managed space.
+    let mut c = clean();
+    let at = c.img.entry_addr(DATA, 2);
+    let e = c.img.read_u64(at);
+    c.img.write_u64(at, e | PS);
+    let (n, text) = broken(&run(&c));
+    assert!(n.contains(&4), "{text}");
+    assert!(text.contains("huge page in the managed space"), "{text}");
+}
+
+#[test]
+fn invariant_5_states_agree_with_the_model() {
+    let mut c = clean();
+    c.expect
+        .set_state(AOW, 1, Some(ModelState::PresentRam { writable: true }));
+    c.expect
+        .set_state(SWAP, 1, Some(ModelState::OnSwap { slot: 6 }));
+    c.expect
+        .set_state(0x7000, 1, Some(ModelState::AllocOnWrite));
+    let (n, text) = broken(&run(&c));
+    assert_eq!(n, [5], "{text}");
+    assert!(
+        text.contains(
+            "state AllocOnWrite, model expects PresentRam { writable: true }; virt 0x3000"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("state OnSwap { slot: 5 }, model expects OnSwap { slot: 6 }; virt 0x4000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("state Unusable, model expects AllocOnWrite; virt 0x7000"),
+        "{text}"
+    );
+
+    // Pages where no table exists: reported once per run, with the count.
+    let mut c = clean();
+    c.expect
+        .set_state(0x1ff000, 3, Some(ModelState::AllocOnWrite));
+    let (n, text) = broken(&run(&c));
+    assert_eq!(n, [5], "{text}");
+    assert!(
+        text.contains("virt 0x200000 (+2 pages) has no page table"),
+        "{text}"
+    );
+
+    // The frame Query reported must be the one mapped.
+    let mut c = clean();
+    c.expect.known_frames.insert(DATA, c.data + 0x1000);
+    let (n, text) = broken(&run(&c));
+    assert_eq!(n, [5], "{text}");
+}
+
+#[test]
+fn invariant_6_bytes_agree_with_the_model() {
+    let mut c = clean();
+    c.img.mem.bytes[c.data as usize + 100] ^= 0xff;
+    let r = run(&c);
+    assert_eq!(r.violations.len(), 1, "{:#?}", r.violations);
+    let want = Violation::DataMismatch {
+        path: r.walk.translations[0].path(),
+        frame: c.data,
+        offset: 100,
+        expected: c.bytes[100],
+        got: c.bytes[100] ^ 0xff,
+    };
+    assert_eq!(r.violations[0], want);
+    assert!(want.to_string().contains("byte at 0x1064"));
+    // A page never written must hold zeros.
+    let mut c = clean();
+    let ro = c.img.entry_addr(RO, 1);
+    let frame = c.img.read_u64(ro) & !0xfff;
+    c.img.write(frame + 4095, &[1]);
+    let (n, text) = broken(&run(&c));
+    assert_eq!(n, [6], "{text}");
+    assert!(text.contains("byte at 0x2fff"), "{text}");
+}
+
+#[test]
+fn unreadable_tables_are_reported() {
+    let mut c = clean();
+    c.img.write_u64(0x1000 + 8, 0x4000_0000 | P | W | U);
+    let (n, text) = broken(&run(&c));
+    assert!(n.contains(&0), "{text}");
+    assert!(
+        text.contains("cannot read the level-3 table at 0x40000000"),
+        "{text}"
+    );
+}
+
+#[test]
+fn decode_walk_renders_every_level() {
+    let mut c = clean();
+    let text = decode_walk(&c.img.mem, &c.img.hello, DATA + 0x10);
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(text.contains("PML4[0] @ 0x1000"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "PT[1] @ {:#x}",
+            c.img.entry_addr(DATA, 1) & !0xfff
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Present {{ kind: Ram, writable: true, frame: {} }}",
+            c.data
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("frame {:#x} (used)", c.data)),
+        "{text}"
+    );
+    c.img.set_used(c.data >> 12, false);
+    let text = decode_walk(&c.img.mem, &c.img.hello, DATA);
+    assert!(text.contains("(FREE)"), "{text}");
+    let text = decode_walk(&c.img.mem, &c.img.hello, 0x7000_0000_0000);
+    assert!(text.contains("(not present)"), "{text}");
+}
+
+#[test]
+fn the_model_s_expectations_check_a_matching_image() {
+    let mut img = Image::new();
+    let mut m = Model::new(&img.hello);
+    let u = Privilege::User;
+    let steps = [
+        (
+            Request::Map {
+                addr: DATA,
+                pages: 2,
+                writable: true,
+                contiguous: false,
+                privilege: u,
+            },
+            Response::Done,
+        ),
+        (
+            Request::Write {
+                addr: DATA + 0xff0,
+                len: 0x20,
+                seed: 8,
+                privilege: u,
+            },
+            Response::Done,
+        ),
+    ];
+    for (i, (req, resp)) in steps.iter().enumerate() {
+        m.apply(i as u64, req, resp)
+            .expect("the model accepts the answers");
+    }
+    let a = img.map(DATA, true);
+    let b = img.map(DATA + 0x1000, true);
+    let mut bytes = [0u8; 0x20];
+    fill(8, DATA + 0xff0, &mut bytes);
+    img.write(a + 0xff0, &bytes[..0x10]);
+    let r = check(&img.mem, &img.hello, &m.expectations());
+    let (n, text) = broken(&r);
+    assert_eq!(n, [6], "{text}");
+    assert!(text.contains("byte at 0x2000"), "{text}");
+    img.write(b, &bytes[0x10..]);
+    let r = check(&img.mem, &img.hello, &m.expectations());
+    assert!(r.is_clean(), "{:#?}", r.violations);
+}
+
+#[test]
+fn a_128_mib_image_with_thousands_of_pages_is_checked_quickly() {
+    let mut img = Image::sized(32764, 32768);
+    let mut expect = Expectations::default();
+    // 4000 pages spread over 8 GiB (many tables), every tenth written.
+    for i in 0..4000u64 {
+        let virt = i * 0x20_1000;
+        let frame = img.map(virt, true);
+        expect.set_state(virt, 1, Some(ModelState::PresentRam { writable: true }));
+        if i % 10 == 0 {
+            let mut bytes = [0u8; 4096];
+            fill(i, virt, &mut bytes);
+            img.write(frame, &bytes);
+            expect.set_bytes(virt, bytes);
+        }
+    }
+    let start = std::time::Instant::now();
+    let r = check(&img.mem, &img.hello, &expect);
+    let took = start.elapsed();
+    assert!(r.is_clean(), "{:?}", r.violations.first());
+    assert_eq!(r.walk.translations.len(), 4000);
+    // A generous bound for unoptimized builds on a busy machine (release: ~20 ms);
+    // a walk quadratic in pages or tables would take minutes.
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "check took {took:?}"
+    );
+    eprintln!(
+        "check of 4000 pages, {} tables: {took:?}",
+        r.walk.tables.len()
+    );
+}
