@@ -1,16 +1,25 @@
 //! The host's judgement of the guest VMM.
 //!
 //! - [`model`]: an independent model of the VMM, written from
-//!   `protocol::semantics`; it predicts and judges every answer
-//!   ([`Model::apply`]) and says what memory must hold ([`Expectations`]).
-//! - [`checker`]: reads guest physical memory ([`GuestMemory`]), walks the
-//!   page tables and the frame bitmap itself (from `protocol::formats`) and
-//!   reports every broken invariant ([`check`]).
+//!   `protocol::semantics` alone (it shares no code with `guest/core`). The
+//!   runner calls [`Model::new`] with the guest's `Hello`, then for every
+//!   request [`Model::apply`]`(index, &request, &answer)`: the model predicts
+//!   the answer, judges the guest's, and advances. A wrong answer is a
+//!   [`Divergence`] whose `Display` is one line: operation index, request,
+//!   expected, got, reason. [`Model::predict`] shows what is expected
+//!   without advancing.
+//! - [`checker`]: [`check`]`(&memory, &hello, &model.expectations())` reads
+//!   guest physical memory through [`GuestMemory`], walks the page tables
+//!   and the frame bitmap itself (decoders written from `protocol::formats`)
+//!   and reports every broken invariant ([`Violation`], numbered 1–6 as in
+//!   issue 4), with the [`Walk`]'s translations for the QEMU comparisons
+//!   (invariants 7 and 8). [`decode_walk`] renders the walk of one address.
 
 pub mod checker;
 pub mod model;
 
 pub use checker::{
-    check, decode_walk, CheckReport, GuestMemory, ImageMemory, MemoryError, Violation, Walk,
+    check, decode_walk, CheckReport, GuestMemory, ImageMemory, MemoryError, Translation, Violation,
+    Walk,
 };
 pub use model::{Divergence, Expectations, Model, ModelState, Prediction};

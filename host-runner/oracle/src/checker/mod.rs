@@ -40,6 +40,25 @@ impl CheckReport {
     }
 }
 
+/// One violation per line; "memory check passed" when there is none.
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.violations.is_empty() {
+            return write!(
+                f,
+                "memory check passed: {} translations, {} tables",
+                self.walk.translations.len(),
+                self.walk.tables.len()
+            );
+        }
+        for (i, v) in self.violations.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "\n" };
+            write!(f, "{sep}{v}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether `start..start + len` overlaps the heap region (empty when its
 /// start equals its end).
 fn heap_overlaps(hello: &Hello, start: u64, len: u64) -> bool {

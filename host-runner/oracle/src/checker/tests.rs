@@ -73,6 +73,10 @@ fn a_clean_image_passes() {
     assert_eq!(virts, [DATA, RO, KPAGE]);
     assert_eq!(r.walk.translations[0].frame, c.data);
     assert!(!r.walk.translations[1].writable);
+    assert_eq!(
+        r.to_string(),
+        "memory check passed: 3 translations, 6 tables"
+    );
     let levels: Vec<u8> = r.walk.tables.iter().map(|t| t.level).collect();
     assert_eq!(levels, [3, 2, 1, 3, 2, 1]);
 }
