@@ -4,7 +4,7 @@
 //! The guest is reached only through interfaces: the serial line
 //! ([`rpc`]), QMP ([`qmp`]) and QEMU's exit status ([`qemu::QemuExit`]).
 //! [`session::Vm`] owns one running guest with all three; subcommands
-//! ([`smoke`], [`bench`], and later the checker and the fuzzer) build on it.
+//! ([`smoke`], [`bench`](mod@bench), and later the checker and the fuzzer) build on it.
 
 pub mod accel;
 pub mod bench;

@@ -1,9 +1,8 @@
 //! Finding, starting and ending QEMU, and reading its exit status.
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::accel::Accel;
 use crate::error::{Error, Result};
+
+mod exit;
+pub use exit::QemuExit;
 
 /// Name of the QEMU binary searched in `PATH`.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
@@ -148,87 +150,6 @@ fn opt_with_path(prefix: &str, path: &Path, suffix: &str) -> OsString {
     }
     bytes.extend_from_slice(suffix.as_bytes());
     OsString::from_vec(bytes)
-}
-
-/// How QEMU ended, read from its exit status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QemuExit {
-    /// Status 33: the guest wrote `EXIT_SUCCESS` to `isa-debug-exit` after
-    /// `Shutdown`. The only success the guest can report.
-    Shutdown,
-    /// Status 65: the guest panicked.
-    Panic,
-    /// Status 67: the guest took an unexpected exception.
-    Exception,
-    /// Status 0 after the host sent QMP `quit`.
-    Quit,
-    /// Status 0 without a `quit`: with `-no-reboot`, a triple fault.
-    TripleFault,
-    /// Any other status: QEMU itself failed (bad option, missing file, …).
-    Failed(i32),
-    /// Killed by a signal (the runner's own kill is `SIGKILL`, 9).
-    Signal(i32),
-    /// QEMU had not ended when we stopped waiting.
-    Running,
-}
-
-impl QemuExit {
-    /// Reads an exit status; `quit_sent` says whether the host sent QMP
-    /// `quit` (the only way status 0 is a success).
-    pub fn from_status(status: ExitStatus, quit_sent: bool) -> Self {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Self::from_code(code, quit_sent),
-            (None, Some(sig)) => QemuExit::Signal(sig),
-            (None, None) => QemuExit::Failed(-1),
-        }
-    }
-
-    /// Reads an exit code.
-    pub fn from_code(code: i32, quit_sent: bool) -> Self {
-        match code {
-            c if c == protocol::qemu_exit_status(protocol::EXIT_SUCCESS) => QemuExit::Shutdown,
-            c if c == protocol::qemu_exit_status(protocol::EXIT_PANIC) => QemuExit::Panic,
-            c if c == protocol::qemu_exit_status(protocol::EXIT_EXCEPTION) => QemuExit::Exception,
-            0 if quit_sent => QemuExit::Quit,
-            0 => QemuExit::TripleFault,
-            c => QemuExit::Failed(c),
-        }
-    }
-
-    /// The process exit code, when there is one.
-    pub fn code(self) -> Option<i32> {
-        match self {
-            QemuExit::Shutdown => Some(protocol::qemu_exit_status(protocol::EXIT_SUCCESS)),
-            QemuExit::Panic => Some(protocol::qemu_exit_status(protocol::EXIT_PANIC)),
-            QemuExit::Exception => Some(protocol::qemu_exit_status(protocol::EXIT_EXCEPTION)),
-            QemuExit::Quit | QemuExit::TripleFault => Some(0),
-            QemuExit::Failed(c) => Some(c),
-            QemuExit::Signal(_) | QemuExit::Running => None,
-        }
-    }
-
-    /// Whether this is an orderly end: a guest shutdown or a host quit.
-    pub fn is_success(self) -> bool {
-        matches!(self, QemuExit::Shutdown | QemuExit::Quit)
-    }
-}
-
-impl fmt::Display for QemuExit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            QemuExit::Shutdown => write!(f, "exit status 33: clean guest shutdown"),
-            QemuExit::Panic => write!(f, "exit status 65: guest panic"),
-            QemuExit::Exception => write!(f, "exit status 67: guest exception"),
-            QemuExit::Quit => write!(f, "exit status 0: QMP quit"),
-            QemuExit::TripleFault => {
-                write!(f, "exit status 0 without a quit: triple fault")
-            }
-            QemuExit::Failed(c) => write!(f, "exit status {c}: QEMU failed"),
-            QemuExit::Signal(s) => write!(f, "killed by signal {s}"),
-            QemuExit::Running => write!(f, "still running"),
-        }
-    }
 }
 
 /// A running QEMU. Dropping it kills QEMU (`SIGKILL`).
@@ -395,112 +316,4 @@ pub fn shell_words(argv: &[OsString]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args() -> QemuArgs {
-        QemuArgs {
-            kernel: "/k/vmmfuzz-kernel".into(),
-            ram_mib: 128,
-            accel: Accel::Tcg,
-            serial_socket: "/tmp/d,x/serial.sock".into(),
-            qmp_socket: "/tmp/d/qmp.sock".into(),
-            extra: vec!["-s".into()],
-        }
-    }
-
-    #[test]
-    fn argv_is_a_bare_microvm() {
-        let argv: Vec<String> = args()
-            .argv()
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect();
-        let line = argv.join(" ");
-        assert_eq!(
-            line,
-            "-M microvm -accel tcg -m 128M -nodefaults -no-user-config -no-reboot \
-             -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-             -serial chardev:s0 -chardev socket,id=s0,path=/tmp/d,,x/serial.sock \
-             -qmp unix:/tmp/d/qmp.sock,server=on,wait=off -kernel /k/vmmfuzz-kernel -s"
-        );
-        assert!(!line.contains("-net") && !line.contains("tcp"));
-    }
-
-    #[test]
-    fn kvm_argv() {
-        let mut a = args();
-        a.accel = Accel::Kvm;
-        let argv = a.argv();
-        let i = argv.iter().position(|s| s == "-accel").unwrap();
-        assert_eq!(argv[i + 1], "kvm");
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(QemuExit::from_code(33, false), QemuExit::Shutdown);
-        assert_eq!(QemuExit::from_code(65, false), QemuExit::Panic);
-        assert_eq!(QemuExit::from_code(67, true), QemuExit::Exception);
-        assert_eq!(QemuExit::from_code(0, true), QemuExit::Quit);
-        assert_eq!(QemuExit::from_code(0, false), QemuExit::TripleFault);
-        assert_eq!(QemuExit::from_code(1, false), QemuExit::Failed(1));
-        assert!(QemuExit::Shutdown.is_success());
-        assert!(QemuExit::Quit.is_success());
-        for e in [
-            QemuExit::Panic,
-            QemuExit::Exception,
-            QemuExit::TripleFault,
-            QemuExit::Failed(1),
-            QemuExit::Signal(9),
-            QemuExit::Running,
-        ] {
-            assert!(!e.is_success(), "{e}");
-        }
-        assert_eq!(QemuExit::Panic.code(), Some(65));
-        assert_eq!(QemuExit::Signal(9).code(), None);
-    }
-
-    #[test]
-    fn exit_status_from_process() {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            QemuExit::from_status(ExitStatus::from_raw(33 << 8), false),
-            QemuExit::Shutdown
-        );
-        assert_eq!(
-            QemuExit::from_status(ExitStatus::from_raw(9), false),
-            QemuExit::Signal(9)
-        );
-    }
-
-    #[test]
-    fn path_search() {
-        let dir = tempfile::tempdir().unwrap();
-        let exe = dir.path().join("qemu-system-x86_64");
-        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        let path = std::env::join_paths(["/nonexistent".as_ref(), dir.path()]).unwrap();
-        assert_eq!(
-            search_path(QEMU_BINARY, Some(&path)),
-            None,
-            "not executable"
-        );
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(search_path(QEMU_BINARY, Some(&path)), Some(exe));
-        assert_eq!(search_path(QEMU_BINARY, None), None);
-    }
-
-    #[test]
-    fn missing_qemu_names_the_package() {
-        let err = find_qemu(Some(Path::new("/nonexistent/qemu"))).unwrap_err();
-        assert!(err.to_string().contains("apt-get install qemu-system-x86"));
-    }
-
-    #[test]
-    fn shell_quoting() {
-        assert_eq!(
-            shell_words(&["-a".into(), "b c".into(), "it's".into()]),
-            r"-a 'b c' 'it'\''s'"
-        );
-    }
-}
+mod tests;

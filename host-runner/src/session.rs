@@ -2,8 +2,6 @@
 //! client and the QMP connection, owned together. Dropping a [`Vm`] kills
 //! QEMU and removes the directory.
 
-use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,51 +9,18 @@ use protocol::{Hello, Request, Response, PROTOCOL_VERSION};
 use tokio::net::UnixListener;
 use tokio::time::Instant;
 
-use crate::accel::Accel;
 use crate::error::{Error, Result};
 use crate::qemu::{Qemu, QemuArgs, QemuExit};
 use crate::qmp::{Qmp, StatusInfo};
-use crate::rpc::{label, GuestReport, RpcClient, RpcError};
+use crate::rpc::{label, RpcClient, RpcError};
+
+mod config;
+mod failure;
+pub use config::{private_dir, VmConfig};
+use failure::{guest_error, report_error, unexpected};
 
 /// How long to wait for QEMU to end after the guest said it would.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
-
-/// Everything needed to boot a guest.
-#[derive(Clone, Debug)]
-pub struct VmConfig {
-    pub qemu: PathBuf,
-    pub kernel: PathBuf,
-    pub accel: Accel,
-    /// Guest RAM in MiB.
-    pub ram_mib: u32,
-    /// From QEMU's start to the guest's `Ready`.
-    pub boot_timeout: Duration,
-    /// For every request (a batch gets more, see [`Vm::batch`]).
-    pub request_timeout: Duration,
-    /// Extra QEMU arguments (e.g. `-s -S` for gdb).
-    pub extra_args: Vec<OsString>,
-}
-
-impl VmConfig {
-    /// A configuration with the default sizes and timeouts (128 MiB, 30 s
-    /// boot, 10 s per request).
-    pub fn new(qemu: PathBuf, kernel: PathBuf, accel: Accel) -> Self {
-        VmConfig {
-            qemu,
-            kernel,
-            accel,
-            ram_mib: 128,
-            boot_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(10),
-            extra_args: Vec::new(),
-        }
-    }
-
-    /// Guest RAM in bytes.
-    pub fn ram_bytes(&self) -> u64 {
-        u64::from(self.ram_mib) << 20
-    }
-}
 
 /// A booted guest that has said `Ready`.
 #[derive(Debug)]
@@ -68,18 +33,6 @@ pub struct Vm {
     boot_time: Duration,
     hello: Option<Hello>,
     dir: tempfile::TempDir,
-}
-
-/// Makes the private directory for the sockets and dumps (mode 0700).
-pub fn private_dir() -> Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix("vmmfuzz-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()
-        .map_err(Error::TempDir)?;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-        .map_err(Error::TempDir)?;
-    Ok(dir)
 }
 
 impl Vm {
@@ -345,63 +298,5 @@ impl Vm {
     /// A human-monitor command's output (`info registers`, `info tlb`, …).
     pub async fn hmp(&self, command_line: &str) -> Result<String> {
         self.qmp.hmp(command_line).await
-    }
-}
-
-fn unexpected(request: &Request, response: Response) -> Error {
-    Error::UnexpectedResponse {
-        request: label(request),
-        response: Box::new(response),
-    }
-}
-
-/// Turns a serial-line error into the runner's error, with QEMU's exit
-/// status when the guest died.
-async fn guest_error(qemu: &mut Qemu, e: RpcError) -> Error {
-    match e {
-        RpcError::Timeout { request, timeout } => Error::Timeout { request, timeout },
-        RpcError::Encode(e) => Error::Encode(e),
-        RpcError::Garbled(e) => Error::GuestFrame(e),
-        RpcError::Panic(p) => report_error(qemu, GuestReport::Panic(p)).await,
-        RpcError::Exception(x) => report_error(qemu, GuestReport::Exception(x)).await,
-        RpcError::Closed {
-            last_report: Some(report),
-            ..
-        } => report_error(qemu, report).await,
-        RpcError::Closed {
-            last_report: None,
-            io,
-        } => {
-            if let Some(io) = io {
-                tracing::debug!("serial line: {io}");
-            }
-            let exit = qemu.wait_exit(EXIT_WAIT).await;
-            Error::GuestDied {
-                exit,
-                stderr: qemu.final_output().await,
-            }
-        }
-    }
-}
-
-async fn report_error(qemu: &mut Qemu, report: GuestReport) -> Error {
-    let exit = qemu.wait_exit(EXIT_WAIT).await;
-    match report {
-        GuestReport::Panic(report) => Error::GuestPanic { report, exit },
-        GuestReport::Exception(report) => Error::GuestException { report, exit },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn private_dir_is_0700() {
-        let dir = private_dir().unwrap();
-        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
-        let name = dir.path().file_name().unwrap().to_string_lossy();
-        assert!(name.starts_with("vmmfuzz-"));
     }
 }

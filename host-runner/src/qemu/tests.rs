@@ -1,0 +1,112 @@
+//! Unit tests of argv building, exit statuses and the binary search.
+
+use std::path::Path;
+use std::process::ExitStatus;
+
+use super::*;
+
+fn args() -> QemuArgs {
+    QemuArgs {
+        kernel: "/k/vmmfuzz-kernel".into(),
+        ram_mib: 128,
+        accel: Accel::Tcg,
+        serial_socket: "/tmp/d,x/serial.sock".into(),
+        qmp_socket: "/tmp/d/qmp.sock".into(),
+        extra: vec!["-s".into()],
+    }
+}
+
+#[test]
+fn argv_is_a_bare_microvm() {
+    let argv: Vec<String> = args()
+        .argv()
+        .into_iter()
+        .map(|s| s.into_string().unwrap())
+        .collect();
+    let line = argv.join(" ");
+    assert_eq!(
+        line,
+        "-M microvm -accel tcg -m 128M -nodefaults -no-user-config -no-reboot \
+         -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+         -serial chardev:s0 -chardev socket,id=s0,path=/tmp/d,,x/serial.sock \
+         -qmp unix:/tmp/d/qmp.sock,server=on,wait=off -kernel /k/vmmfuzz-kernel -s"
+    );
+    assert!(!line.contains("-net") && !line.contains("tcp"));
+}
+
+#[test]
+fn kvm_argv() {
+    let mut a = args();
+    a.accel = Accel::Kvm;
+    let argv = a.argv();
+    let i = argv.iter().position(|s| s == "-accel").unwrap();
+    assert_eq!(argv[i + 1], "kvm");
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(QemuExit::from_code(33, false), QemuExit::Shutdown);
+    assert_eq!(QemuExit::from_code(65, false), QemuExit::Panic);
+    assert_eq!(QemuExit::from_code(67, true), QemuExit::Exception);
+    assert_eq!(QemuExit::from_code(0, true), QemuExit::Quit);
+    assert_eq!(QemuExit::from_code(0, false), QemuExit::TripleFault);
+    assert_eq!(QemuExit::from_code(1, false), QemuExit::Failed(1));
+    assert!(QemuExit::Shutdown.is_success());
+    assert!(QemuExit::Quit.is_success());
+    for e in [
+        QemuExit::Panic,
+        QemuExit::Exception,
+        QemuExit::TripleFault,
+        QemuExit::Failed(1),
+        QemuExit::Signal(9),
+        QemuExit::Running,
+    ] {
+        assert!(!e.is_success(), "{e}");
+    }
+    assert_eq!(QemuExit::Panic.code(), Some(65));
+    assert_eq!(QemuExit::Signal(9).code(), None);
+}
+
+#[test]
+fn exit_status_from_process() {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        QemuExit::from_status(ExitStatus::from_raw(33 << 8), false),
+        QemuExit::Shutdown
+    );
+    assert_eq!(
+        QemuExit::from_status(ExitStatus::from_raw(9), false),
+        QemuExit::Signal(9)
+    );
+}
+
+#[test]
+fn path_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("qemu-system-x86_64");
+    std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::join_paths(["/nonexistent".as_ref(), dir.path()]).unwrap();
+    assert_eq!(
+        search_path(QEMU_BINARY, Some(&path)),
+        None,
+        "not executable"
+    );
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(search_path(QEMU_BINARY, Some(&path)), Some(exe));
+    assert_eq!(search_path(QEMU_BINARY, None), None);
+}
+
+#[test]
+fn missing_qemu_names_the_package() {
+    let err = find_qemu(Some(Path::new("/nonexistent/qemu"))).unwrap_err();
+    assert!(err.to_string().contains("apt-get install qemu-system-x86"));
+}
+
+#[test]
+fn shell_quoting() {
+    assert_eq!(
+        shell_words(&["-a".into(), "b c".into(), "it's".into()]),
+        r"-a 'b c' 'it'\''s'"
+    );
+}
