@@ -133,7 +133,9 @@ impl<'a> Owners<'a> {
         let mut reserved = vec![false; total as usize];
         for r in &self.hello.boot_reserved {
             let (a, b) = ((r.start >> 12).min(total), r.end.div_ceil(4096).min(total));
-            reserved[a as usize..b as usize].fill(true);
+            if a < b {
+                reserved[a as usize..b as usize].fill(true);
+            }
         }
         for &f in &self.expect.host_frames {
             if let Some(x) = reserved.get_mut((f >> 12) as usize) {

@@ -50,8 +50,9 @@ impl Prediction {
                 g,
             ) if *g == oom => None,
             (Prediction::Frames { count, contiguous }, Response::Frames(runs)) => {
-                let total: u64 = runs.iter().map(|r| r.count).sum();
-                if total != *count {
+                let total = runs.iter().try_fold(0u64, |t, r| t.checked_add(r.count));
+                if total != Some(*count) {
+                    let total = total.map_or("over 2^64".into(), |t| t.to_string());
                     Some(format!("runs hold {total} frames"))
                 } else if *contiguous && runs.len() != 1 {
                     Some(format!("{} runs for a contiguous request", runs.len()))

@@ -1,5 +1,6 @@
 //! The model against hand-computed sequences.
 
+mod fuzz;
 mod host;
 mod pagemap;
 mod requests;
