@@ -72,7 +72,9 @@ impl Vm {
                     });
                 }
             },
-            exit = qemu.wait_exit(config.boot_timeout) => {
+            // Longer than the accept's deadline: this branch is for QEMU
+            // ending early, not for the timeout.
+            exit = qemu.wait_exit(config.boot_timeout + EXIT_WAIT) => {
                 return Err(Error::ExitedBeforeReady { exit, stderr: qemu.final_output().await });
             }
         };
