@@ -75,8 +75,8 @@ pub struct RpcClient {
     timeout: Duration,
     /// Replies owed to requests that timed out.
     stale: usize,
-    /// A write was cut short: send a lone delimiter first.
-    needs_flush: bool,
+    /// A write was cut short inside a frame: send a lone delimiter first.
+    partial_frame: bool,
     last_report: Option<GuestReport>,
     closed: bool,
 }
@@ -112,7 +112,7 @@ impl RpcClient {
             reader,
             timeout,
             stale: 0,
-            needs_flush: false,
+            partial_frame: false,
             last_report: None,
             closed: false,
         }
@@ -237,31 +237,36 @@ impl RpcClient {
         if self.closed {
             return Err(self.closed_error(None));
         }
-        let writer = &mut self.writer;
-        let flush = self.needs_flush;
+        let this = &mut *self;
         let io = async move {
-            if flush {
-                writer.write_all(&[0]).await?;
+            if this.partial_frame {
+                // End the cut frame: the guest answers it with a BadFrame,
+                // which is dropped as a stale reply.
+                this.writer.write_all(&[0]).await?;
+                this.partial_frame = false;
+                this.stale += 1;
             }
-            writer.write_all(bytes).await?;
-            writer.flush().await
+            let mut done = 0;
+            while done < bytes.len() {
+                let n = this.writer.write(&bytes[done..]).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                done += n;
+                this.partial_frame = done < bytes.len();
+            }
+            this.writer.flush().await
         };
         match tokio::time::timeout_at(deadline, io).await {
-            Ok(Ok(())) => {
-                self.needs_flush = false;
-                Ok(())
-            }
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 self.closed = true;
                 Err(self.closed_error(Some(e)))
             }
-            Err(_) => {
-                self.needs_flush = true;
-                Err(RpcError::Timeout {
-                    request: what.to_owned(),
-                    timeout: total,
-                })
-            }
+            Err(_) => Err(RpcError::Timeout {
+                request: what.to_owned(),
+                timeout: total,
+            }),
         }
     }
 

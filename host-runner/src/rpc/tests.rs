@@ -21,7 +21,12 @@ async fn send(io: &mut DuplexStream, msg: &GuestMessage<'_>) {
 }
 
 /// A guest that says Ready and answers like the real one.
-async fn fake_guest(mut io: DuplexStream) {
+async fn fake_guest(io: DuplexStream) {
+    slow_fake_guest(io, Duration::ZERO).await
+}
+
+/// A guest that reads nothing for `stall` after saying Ready.
+async fn slow_fake_guest(mut io: DuplexStream, stall: Duration) {
     // Noise before Ready is ignored by the host.
     io.write_all(b"boot noise\0").await.unwrap();
     send(
@@ -31,6 +36,7 @@ async fn fake_guest(mut io: DuplexStream) {
         },
     )
     .await;
+    tokio::time::sleep(stall).await;
     let mut acc = FrameAccumulator::new(vec![0u8; frame::MAX_ENCODED_FRAME]);
     let mut buf = [0u8; 4096];
     loop {
@@ -258,4 +264,25 @@ async fn undecodable_reply_is_an_error() {
     let err = c.call(&Request::Ping { nonce: 1 }).await.unwrap_err();
     assert!(matches!(err, RpcError::Garbled(_)), "{err}");
     drop(responder.await);
+}
+
+#[tokio::test]
+async fn write_cut_by_a_timeout_is_ended_and_its_answer_dropped() {
+    // A small pipe: a big request fills it while the guest does not read.
+    let (host, guest) = tokio::io::duplex(64);
+    tokio::spawn(slow_fake_guest(guest, Duration::from_millis(300)));
+    let mut c = RpcClient::new(host, T);
+    c.wait_ready(T).await.unwrap();
+    let big = Request::Batch((0..200).map(|nonce| Request::Ping { nonce }).collect());
+    let err = c
+        .call_timeout(&big, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+    // The cut frame is ended with a delimiter; the guest's BadFrame for it is
+    // not taken as the answer to this Ping.
+    assert_eq!(
+        c.call(&Request::Ping { nonce: 9 }).await.unwrap(),
+        Response::Pong { nonce: 9 }
+    );
 }
