@@ -70,7 +70,7 @@ pub enum Request {
         privilege: Privilege,
     },
     /// Releases the pages' frames and swap slots; entries become unusable.
-    /// Every page must be usable RAM (else `InvalidState`).
+    /// No page may be unusable already (else `InvalidState`).
     Unmap {
         addr: u64,
         pages: u64,
