@@ -12,6 +12,7 @@ pub mod error;
 pub mod guest_image;
 pub mod qemu;
 pub mod qmp;
+pub mod ram;
 pub mod rpc;
 pub mod session;
 pub mod smoke;

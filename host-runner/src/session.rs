@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::qemu::{Qemu, QemuArgs, QemuExit};
 use crate::qmp::{Qmp, StatusInfo};
+use crate::ram::{RamBacking, SharedRam};
 use crate::rpc::{label, RpcClient, RpcError};
 
 mod config;
@@ -29,6 +30,7 @@ pub struct Vm {
     qemu: Qemu,
     rpc: RpcClient,
     qmp: Qmp,
+    ram: Option<SharedRam>,
     config: VmConfig,
     boot_time: Duration,
     hello: Option<Hello>,
@@ -47,13 +49,23 @@ impl Vm {
         let serial_socket = dir.path().join("serial.sock");
         let qmp_socket = dir.path().join("qmp.sock");
         let listener = UnixListener::bind(&serial_socket).map_err(Error::TempDir)?;
+        let backing = if config.shared_ram {
+            Some(RamBacking::create(config.ram_bytes(), dir.path())?)
+        } else {
+            None
+        };
+        let mut extra = backing
+            .as_ref()
+            .map(RamBacking::qemu_args)
+            .unwrap_or_default();
+        extra.extend(config.extra_args.iter().cloned());
         let args = QemuArgs {
             kernel: config.kernel.clone(),
             ram_mib: config.ram_mib,
             accel: config.accel,
             serial_socket,
             qmp_socket: qmp_socket.clone(),
-            extra: config.extra_args.clone(),
+            extra,
         };
         let started = Instant::now();
         let deadline = started + config.boot_timeout;
@@ -108,11 +120,13 @@ impl Vm {
             });
         }
         let qmp = Qmp::connect(&qmp_socket, config.request_timeout).await?;
+        let ram = backing.map(RamBacking::map).transpose()?;
         tracing::debug!("guest ready after {boot_time:?} ({})", config.accel);
         Ok(Vm {
             qemu,
             rpc,
             qmp,
+            ram,
             config: config.clone(),
             boot_time,
             hello: None,
@@ -284,6 +298,13 @@ impl Vm {
         let path = self.dir.path().join(name);
         self.qmp.pmemsave(addr, size, &path).await?;
         Ok(path)
+    }
+
+    /// Guest RAM mapped from QEMU's RAM file, when booted with
+    /// [`VmConfig::shared_ram`]. Stop the guest before reading for a
+    /// consistent picture.
+    pub fn shared_ram(&self) -> Option<&SharedRam> {
+        self.ram.as_ref()
     }
 
     /// All guest RAM, read through `pmemsave` (stop the guest first for a

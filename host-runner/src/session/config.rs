@@ -22,6 +22,9 @@ pub struct VmConfig {
     pub request_timeout: Duration,
     /// Extra QEMU arguments (e.g. `-s -S` for gdb).
     pub extra_args: Vec<OsString>,
+    /// Back guest RAM with a file the host maps ([`crate::ram`]), so that
+    /// [`crate::Vm::shared_ram`] reads guest memory without `pmemsave`.
+    pub shared_ram: bool,
 }
 
 impl VmConfig {
@@ -36,6 +39,7 @@ impl VmConfig {
             boot_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             extra_args: Vec::new(),
+            shared_ram: false,
         }
     }
 

@@ -1,0 +1,224 @@
+//! Guest RAM shared with the host.
+//!
+//! QEMU can back guest RAM with a file (`memory-backend-file`, `share=on`)
+//! that the host maps too: the checker then reads guest physical memory
+//! directly — a page walk in tens of microseconds instead of a `pmemsave`
+//! of all RAM (about 100 ms for 128 MiB). The file lives in `/dev/shm` when
+//! it has room (else in the session's private directory), is created mode
+//! 0600, and loses its name as soon as the host has mapped it, so nothing
+//! is left behind when QEMU ends. Read it with the guest stopped for a
+//! consistent picture.
+//!
+//! The file is RAM as RAM: where the machine overlays something else on
+//! guest physical memory — the firmware's ROM alias at `0xe0000..0x100000`
+//! on microvm — the guest and `pmemsave` see the overlay and the file holds
+//! the RAM underneath. Nothing the VMM manages lives there.
+
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::ptr::NonNull;
+
+use oracle::{GuestMemory, MemoryError};
+
+use crate::error::{Error, Result};
+
+/// Where shared RAM goes when it fits.
+const SHM: &str = "/dev/shm";
+
+/// The file QEMU backs guest RAM with, until the host maps it.
+#[derive(Debug)]
+pub struct RamBacking {
+    file: tempfile::NamedTempFile,
+    size: u64,
+}
+
+impl RamBacking {
+    /// An empty backing file of `size` bytes: in `/dev/shm` when it has
+    /// room for all of it, else in `fallback_dir`.
+    pub fn create(size: u64, fallback_dir: &Path) -> Result<RamBacking> {
+        let dir = if free_bytes(Path::new(SHM)).is_some_and(|free| free >= size) {
+            Path::new(SHM)
+        } else {
+            fallback_dir
+        };
+        let file = tempfile::Builder::new()
+            .prefix("vmmfuzz-ram-")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(format!("creating guest RAM in {}", dir.display()), e))?;
+        file.as_file()
+            .set_len(size)
+            .map_err(|e| Error::io("sizing the guest RAM file", e))?;
+        Ok(RamBacking { file, size })
+    }
+
+    /// The backing file.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// QEMU's arguments that back guest RAM with this file.
+    pub fn qemu_args(&self) -> Vec<OsString> {
+        let mut object = OsString::from("memory-backend-file,id=vmmfuzz-ram,share=on,size=");
+        object.push(self.size.to_string());
+        object.push(",mem-path=");
+        object.push(self.path().as_os_str());
+        vec![
+            "-object".into(),
+            object,
+            "-machine".into(),
+            "memory-backend=vmmfuzz-ram".into(),
+        ]
+    }
+
+    /// Maps the file read-only and removes its name (QEMU, which opened it
+    /// at start, keeps its own mapping).
+    pub fn map(self) -> Result<SharedRam> {
+        let len = usize::try_from(self.size).expect("RAM size fits in usize");
+        // SAFETY: a fresh read-only shared mapping of a file we own, of its
+        // full length; the kernel picks the address. Nothing aliases it
+        // mutably in this process.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                self.file.as_file().as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Error::io(
+                "mapping guest RAM",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap does not return null");
+        // Dropping the NamedTempFile unlinks the name.
+        drop(self.file);
+        Ok(SharedRam { ptr, len })
+    }
+}
+
+/// Free bytes of the file system at `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid C string and `st` is writable for one statvfs.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    // The fields' types differ between targets.
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+/// Guest physical memory `0..len`, mapped from QEMU's RAM file.
+#[derive(Debug)]
+pub struct SharedRam {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value; reads are
+// volatile copies that take `&self`, so sharing across threads is sound.
+unsafe impl Send for SharedRam {}
+// SAFETY: as above.
+unsafe impl Sync for SharedRam {}
+
+impl SharedRam {
+    /// Bytes of guest RAM.
+    pub fn len(&self) -> u64 {
+        self.len as u64
+    }
+
+    /// Whether the mapping is empty (never, for a booted guest).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies guest physical `phys..phys + buf.len()` into `buf`.
+    pub fn read_into(&self, phys: u64, buf: &mut [u8]) -> std::result::Result<(), MemoryError> {
+        let oob = MemoryError::OutOfBounds {
+            phys,
+            len: buf.len() as u64,
+        };
+        let start = usize::try_from(phys).map_err(|_| oob.clone())?;
+        let end = start.checked_add(buf.len()).ok_or(oob.clone())?;
+        if end > self.len {
+            return Err(oob);
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: start + i < end <= len: inside the mapping. Volatile,
+            // because QEMU may change the memory under us.
+            *b = unsafe { self.ptr.as_ptr().add(start + i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    /// Reads the little-endian `u64` at `phys`.
+    pub fn read_u64(&self, phys: u64) -> std::result::Result<u64, MemoryError> {
+        let mut b = [0u8; 8];
+        self.read_into(phys, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+impl GuestMemory for SharedRam {
+    fn read(&self, phys: u64, buf: &mut [u8]) -> std::result::Result<(), MemoryError> {
+        self.read_into(phys, buf)
+    }
+}
+
+impl Drop for SharedRam {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `RamBacking::map`, unmapped once.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+
+    #[test]
+    fn maps_reads_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let backing = RamBacking::create(64 << 10, dir.path()).unwrap();
+        let path = backing.path().to_owned();
+        // Stand in for QEMU: write through another handle.
+        let mut other = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let args = backing.qemu_args();
+        assert!(args[1]
+            .to_string_lossy()
+            .contains("share=on,size=65536,mem-path="));
+        let ram = backing.map().unwrap();
+        assert!(!path.exists(), "the name is gone once mapped");
+        other.seek(SeekFrom::Start(0x1008)).unwrap();
+        other
+            .write_all(&0x1122_3344_5566_7788u64.to_le_bytes())
+            .unwrap();
+        assert_eq!(ram.read_u64(0x1008).unwrap(), 0x1122_3344_5566_7788);
+        assert_eq!(ram.read_u64(0).unwrap(), 0);
+        assert_eq!(ram.len(), 64 << 10);
+        assert!(ram.read_u64((64 << 10) - 4).is_err());
+        assert!(ram.read_u64(u64::MAX).is_err());
+        let mut page = [0u8; 4096];
+        GuestMemory::read(&ram, 0x1000, &mut page).unwrap();
+        assert_eq!(page[8], 0x88);
+    }
+
+    #[test]
+    fn free_space_of_tmp() {
+        assert!(free_bytes(Path::new("/tmp")).is_some_and(|b| b > 0));
+        assert_eq!(free_bytes(Path::new("/nonexistent")), None);
+    }
+}
