@@ -2,9 +2,35 @@
 //! VMM over a serial RPC, with QMP for memory dumps.
 //!
 //! The guest is reached only through interfaces: the serial line
-//! ([`rpc`]), QMP ([`qmp`]) and QEMU's exit status ([`qemu::QemuExit`]).
-//! [`session::Vm`] owns one running guest with all three; subcommands
-//! ([`smoke`], [`bench`](mod@bench), and later the checker and the fuzzer) build on it.
+//! ([`rpc`]), QMP ([`qmp`]), optionally its RAM mapped from QEMU's backing
+//! file ([`ram`]), and QEMU's exit status ([`qemu::QemuExit`]).
+//! [`session::Vm`] owns one running guest with all of them; subcommands
+//! ([`smoke`], [`bench`](mod@bench), and later the checker and the fuzzer)
+//! build on it:
+//!
+//! ```no_run
+//! use host_runner::{RunnerOptions, Vm};
+//! use protocol::{Privilege, Request, Response};
+//!
+//! # async fn demo() -> host_runner::Result<()> {
+//! // Finds QEMU and the built kernel, picks the accelerator (logged).
+//! let config = host_runner::config(&RunnerOptions::default()).await?;
+//! let mut vm = Vm::boot(&config).await?; // the guest has said Ready
+//! let hello = vm.hello().await?; // its layout
+//! let answers = vm
+//!     .batch(vec![Request::Ping { nonce: 1 }, Request::Stats])
+//!     .await?;
+//! assert_eq!(answers[0], Response::Pong { nonce: 1 });
+//! vm.stop().await?; // QMP
+//! let ram = vm.dump_ram().await?; // pmemsave of all RAM
+//! let regs = vm.hmp("info registers").await?;
+//! vm.cont().await?;
+//! // A guest panic is an `Error::GuestPanic` with the report and QEMU's status.
+//! let err = vm.call(Request::Panic { privilege: Privilege::Kernel }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! Dropping a [`Vm`] kills QEMU; so does the runner's death by any signal.
 
 pub mod accel;
 pub mod bench;
