@@ -18,7 +18,7 @@ pub struct VmConfig {
     pub ram_mib: u32,
     /// From QEMU's start to the guest's `Ready`.
     pub boot_timeout: Duration,
-    /// For every request (a batch gets more, see [`Vm::batch`]).
+    /// For every request (a batch gets more, see [`crate::Vm::batch`]).
     pub request_timeout: Duration,
     /// Extra QEMU arguments (e.g. `-s -S` for gdb).
     pub extra_args: Vec<OsString>,
