@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::accel::Accel;
@@ -49,8 +49,13 @@ impl VmConfig {
     }
 }
 
-/// Makes the private directory for the sockets and dumps (mode 0700).
+/// The file in a private directory that names its owner's process id.
+const OWNER: &str = "owner.pid";
+
+/// Makes the private directory for the sockets and dumps (mode 0700), after
+/// removing those that runners killed outright left behind.
 pub fn private_dir() -> Result<tempfile::TempDir> {
+    sweep_stale_dirs(&std::env::temp_dir());
     let dir = tempfile::Builder::new()
         .prefix("vmmfuzz-")
         .permissions(std::fs::Permissions::from_mode(0o700))
@@ -58,7 +63,41 @@ pub fn private_dir() -> Result<tempfile::TempDir> {
         .map_err(Error::TempDir)?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
         .map_err(Error::TempDir)?;
+    std::fs::write(dir.path().join(OWNER), std::process::id().to_string())
+        .map_err(Error::TempDir)?;
     Ok(dir)
+}
+
+/// Removes the private directories in `tmp` whose owner process is gone
+/// (a runner killed by `SIGKILL` runs no destructor); returns how many.
+pub fn sweep_stale_dirs(tmp: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("vmmfuzz-") {
+            continue;
+        }
+        let path = entry.path();
+        let Some(pid) = std::fs::read_to_string(path.join(OWNER))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            tracing::debug!(
+                "removed {} (its runner, pid {pid}, is gone)",
+                path.display()
+            );
+            removed += 1;
+        }
+    }
+    removed
 }
 
 #[cfg(test)]
@@ -72,5 +111,31 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
         let name = dir.path().file_name().unwrap().to_string_lossy();
         assert!(name.starts_with("vmmfuzz-"));
+        let owner = std::fs::read_to_string(dir.path().join(OWNER)).unwrap();
+        assert_eq!(owner, std::process::id().to_string());
+    }
+
+    #[test]
+    fn stale_dirs_of_dead_runners_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mk = |name: &str, owner: Option<u32>| {
+            let d = tmp.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("serial.sock"), "").unwrap();
+            if let Some(pid) = owner {
+                std::fs::write(d.join(OWNER), pid.to_string()).unwrap();
+            }
+            d
+        };
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = mk("vmmfuzz-dead", Some(dead));
+        let live = mk("vmmfuzz-live", Some(std::process::id()));
+        let unowned = mk("vmmfuzz-unowned", None);
+        let other = mk("other-dead", Some(dead));
+        assert_eq!(sweep_stale_dirs(tmp.path()), 1);
+        assert!(!stale.exists());
+        assert!(live.exists() && unowned.exists() && other.exists());
     }
 }
