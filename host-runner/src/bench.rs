@@ -7,7 +7,7 @@ use std::time::Duration;
 use protocol::Request;
 use tokio::time::Instant;
 
-use crate::accel::{expect_pong, Accel};
+use crate::accel::{expect_pong, vmm_workload, Accel, PROBE_VMM_PAGES, PROBE_VMM_ROUNDS};
 use crate::error::Result;
 use crate::session::{Vm, VmConfig};
 
@@ -22,6 +22,9 @@ pub struct BenchPlan {
     pub batches: usize,
     /// Pings per batch.
     pub batch_size: usize,
+    /// Batches of VMM work ([`crate::accel::vmm_workload`]), spread over
+    /// the boots.
+    pub vmm_batches: usize,
 }
 
 impl Default for BenchPlan {
@@ -31,6 +34,7 @@ impl Default for BenchPlan {
             round_trips: 200,
             batches: 20,
             batch_size: 500,
+            vmm_batches: 5,
         }
     }
 }
@@ -43,6 +47,8 @@ pub struct BenchResult {
     pub round_trip: Duration,
     pub batch: Duration,
     pub batch_size: usize,
+    /// Median time of one VMM batch (zero when none was run).
+    pub vmm_batch: Duration,
 }
 
 impl BenchResult {
@@ -73,7 +79,7 @@ pub async fn bench(base: &VmConfig, accel: Accel, plan: BenchPlan) -> Result<Ben
     let mut config = base.clone();
     config.accel = accel;
     let boots = plan.boots.max(1);
-    let (mut boot, mut rtt, mut batch) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut boot, mut rtt, mut batch, mut vmm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut nonce = 0u64;
     for i in 0..boots {
         let mut vm = Vm::boot(&config).await?;
@@ -99,6 +105,11 @@ pub async fn bench(base: &VmConfig, accel: Accel, plan: BenchPlan) -> Result<Ben
                 expect_pong(a, first + k as u64)?;
             }
         }
+        for _ in 0..share(plan.vmm_batches, boots, i) {
+            let t = Instant::now();
+            vm.batch(vmm_workload()).await?;
+            vmm.push(t.elapsed());
+        }
         vm.shutdown().await?;
         tracing::debug!("{accel}: run {} of {boots} done", i + 1);
     }
@@ -108,6 +119,7 @@ pub async fn bench(base: &VmConfig, accel: Accel, plan: BenchPlan) -> Result<Ben
         round_trip: median(&mut rtt),
         batch: median(&mut batch),
         batch_size: plan.batch_size,
+        vmm_batch: median(&mut vmm),
     })
 }
 
@@ -116,23 +128,36 @@ pub fn table(plan: BenchPlan, results: &[BenchResult]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "medians over {} boots, {} round trips, {} batches of {} pings",
-        plan.boots, plan.round_trips, plan.batches, plan.batch_size
+        "medians over {} boots, {} round trips, {} batches of {} pings, {} VMM batches \
+         ({} × map, write, read, unmap, fault in {} pages)",
+        plan.boots,
+        plan.round_trips,
+        plan.batches,
+        plan.batch_size,
+        plan.vmm_batches,
+        PROBE_VMM_ROUNDS,
+        PROBE_VMM_PAGES
     );
     let _ = writeln!(
         s,
-        "{:<6} {:>14} {:>16} {:>14} {:>16}",
-        "accel", "boot→ready ms", "round trip µs", "batch ms", "pings/s batched"
+        "{:<6} {:>14} {:>16} {:>14} {:>16} {:>14}",
+        "accel", "boot→ready ms", "round trip µs", "batch ms", "pings/s batched", "VMM batch ms"
     );
     for r in results {
+        let vmm = if plan.vmm_batches == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.1}", r.vmm_batch.as_secs_f64() * 1e3)
+        };
         let _ = writeln!(
             s,
-            "{:<6} {:>14.1} {:>16.1} {:>14.2} {:>16.0}",
+            "{:<6} {:>14.1} {:>16.1} {:>14.2} {:>16.0} {:>14}",
             r.accel.to_string(),
             r.boot.as_secs_f64() * 1e3,
             r.round_trip.as_secs_f64() * 1e6,
             r.batch.as_secs_f64() * 1e3,
-            r.throughput()
+            r.throughput(),
+            vmm
         );
     }
     s
@@ -170,6 +195,7 @@ mod tests {
             round_trip: Duration::from_micros(200),
             batch: Duration::from_millis(50),
             batch_size: 500,
+            vmm_batch: Duration::from_millis(12),
         };
         let t = table(
             BenchPlan::default(),

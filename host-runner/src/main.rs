@@ -56,6 +56,9 @@ enum Command {
         batches: usize,
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
+        /// Batches of VMM work (map, write, read, unmap, page faults).
+        #[arg(long, default_value_t = 5)]
+        vmm_batches: usize,
     },
 }
 
@@ -93,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             round_trips,
             batches,
             batch_size,
+            vmm_batches,
         } => {
             let base = host_runner::base_config(&options)?;
             let accels = match options.accel {
@@ -105,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 round_trips,
                 batches,
                 batch_size,
+                vmm_batches,
             };
             let mut results = Vec::new();
             for a in accels {
