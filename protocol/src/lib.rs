@@ -20,9 +20,9 @@ pub mod frame;
 mod hello;
 mod message;
 pub mod pattern;
-pub mod semantics;
 mod request;
 mod response;
+pub mod semantics;
 
 pub use hello::{Hello, PhysRange, VirtRange};
 pub use message::{ExceptionReport, GuestMessage, PanicReport};
