@@ -36,6 +36,7 @@ pub mod accel;
 pub mod bench;
 pub mod error;
 pub mod guest_image;
+pub mod judge;
 pub mod qemu;
 pub mod qmp;
 pub mod ram;

@@ -1,0 +1,64 @@
+//! A guest under judgement: every answer judged by the model, the memory
+//! checked through QMP when asked, every failure a [`trace::Failure`].
+//!
+//! This is the API the fuzzer, `replay`, `check` and CI build on:
+//!
+//! ```no_run
+//! use host_runner::judge::{JudgeOptions, JudgedVm};
+//! use protocol::{Privilege, Request};
+//!
+//! # async fn demo(config: &host_runner::VmConfig) -> Result<(), trace::Failure> {
+//! let mut vm = JudgedVm::start(config, JudgeOptions::default()).await?; // boot, Hello, Model::new
+//! vm.step(Request::Map { addr: 0x1000, pages: 1, writable: true, contiguous: false,
+//!                        privilege: Privilege::User }).await?;     // judged: Err(Divergence) if wrong
+//! vm.steps(vec![Request::Stats, Request::Ping { nonce: 1 }]).await?; // one Batch frame, judged element-wise
+//! let report = vm.check().await?;  // Err(Invariant) lists every violation
+//! vm.reset().await?;               // Reset + Stats (free == boot_free), op index back to 0
+//! vm.finish().await?;              // Shutdown, QEMU must exit 33
+//! # Ok(()) }
+//! ```
+//!
+//! Every method returns `Err(trace::Failure)` for anything that went wrong;
+//! its `op_index` is the operation's index (counted from the start or the
+//! last [`JudgedVm::reset`]). Host-side errors that say nothing about the
+//! guest (QMP or socket trouble) are failures too, recognisable by
+//! [`is_runner_failure`]: do not save those as guest bugs. After a `Hang`
+//! QEMU has been killed; after any failure, drop the `JudgedVm` and start a
+//! new one.
+//!
+//! For the synchronous trace machinery (`trace::replay`, `trace::minimize`)
+//! see [`glue`].
+
+mod failure;
+pub mod glue;
+mod inspect;
+pub mod qemu_view;
+mod run;
+
+pub use failure::{failure_from, is_runner_failure, RUNNER_PREFIX};
+pub use inspect::{inspect, MemoryCheck, MemorySource};
+pub use run::JudgedVm;
+
+/// How a [`JudgedVm`] judges.
+#[derive(Clone, Debug)]
+pub struct JudgeOptions {
+    /// Run the memory check after every `n` operations (`Some(1)`: after
+    /// each; `None` or `Some(0)`: only when [`JudgedVm::check`] is called).
+    pub check_every: Option<usize>,
+    /// Where the memory check reads guest RAM from.
+    pub memory: MemorySource,
+    /// Compare QEMU's own mappings (`info tlb`) with the walk in every
+    /// memory check (invariant 7).
+    pub tlb_check: bool,
+}
+
+impl Default for JudgeOptions {
+    /// Memory checks only when asked, shared RAM, `info tlb` compared.
+    fn default() -> Self {
+        JudgeOptions {
+            check_every: None,
+            memory: MemorySource::default(),
+            tlb_check: true,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! QEMU's own view of the guest's paging, for the checks the page walk
+//! cannot make alone: CR3 from `info registers` must be the root the guest
+//! reported, and the mappings of `info tlb` (QEMU's MMU walking the same
+//! tables) must be the walk's translations (invariant 7).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use oracle::Walk;
+use protocol::Hello;
+
+/// One mapping `info tlb` lists: `virt: phys flags`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbEntry {
+    pub virt: u64,
+    pub phys: u64,
+    pub writable: bool,
+    pub user: bool,
+    /// A 2 MiB or 1 GiB page (`P` flag).
+    pub large: bool,
+}
+
+/// Where QEMU's view and the walk disagree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QemuMismatch {
+    /// CR3 does not hold the root the guest reported in `Hello`.
+    Cr3 { cr3: u64, hello_root: u64 },
+    /// `info registers` had no CR3 the runner could read.
+    NoCr3 { output: String },
+    /// The walk found a present page QEMU does not translate.
+    MissingInQemu { virt: u64, frame: u64 },
+    /// QEMU translates a managed page the walk found not present.
+    OnlyInQemu { virt: u64, phys: u64 },
+    /// Both translate the page, to different frames or permissions.
+    Differs {
+        virt: u64,
+        walk_frame: u64,
+        walk_writable: bool,
+        qemu_phys: u64,
+        qemu_writable: bool,
+    },
+    /// A huge page in the managed space (never used there).
+    LargePage { virt: u64, phys: u64 },
+}
+
+impl fmt::Display for QemuMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QemuMismatch::Cr3 { cr3, hello_root } => write!(
+                f,
+                "invariant 7: CR3 is {cr3:#x} but the guest reported page-table root {hello_root:#x}"
+            ),
+            QemuMismatch::NoCr3 { output } => {
+                write!(f, "invariant 7: no CR3 in `info registers`: {output:.200}")
+            }
+            QemuMismatch::MissingInQemu { virt, frame } => write!(
+                f,
+                "invariant 7: virt {virt:#x} maps frame {frame:#x} in the walk, QEMU's MMU does not translate it"
+            ),
+            QemuMismatch::OnlyInQemu { virt, phys } => write!(
+                f,
+                "invariant 7: QEMU's MMU translates virt {virt:#x} to {phys:#x}, the walk finds no present page"
+            ),
+            QemuMismatch::Differs {
+                virt,
+                walk_frame,
+                walk_writable,
+                qemu_phys,
+                qemu_writable,
+            } => write!(
+                f,
+                "invariant 7: virt {virt:#x}: the walk says frame {walk_frame:#x} (writable {walk_writable}), QEMU's MMU says {qemu_phys:#x} (writable {qemu_writable})"
+            ),
+            QemuMismatch::LargePage { virt, phys } => write!(
+                f,
+                "invariant 7: QEMU's MMU maps a huge page at virt {virt:#x} ({phys:#x}) in the managed space"
+            ),
+        }
+    }
+}
+
+/// CR3's page-table address from `info registers` (`CR3=0000000000001000`).
+pub fn parse_cr3(info_registers: &str) -> Option<u64> {
+    let at = info_registers.find("CR3=")? + 4;
+    let hex: String = info_registers[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    u64::from_str_radix(&hex, 16)
+        .ok()
+        .map(|v| v & 0x000f_ffff_ffff_f000)
+}
+
+/// Checks CR3 against `hello.page_table_root`.
+pub fn check_cr3(info_registers: &str, hello: &Hello) -> Option<QemuMismatch> {
+    match parse_cr3(info_registers) {
+        None => Some(QemuMismatch::NoCr3 {
+            output: info_registers.trim().to_string(),
+        }),
+        Some(cr3) if cr3 != hello.page_table_root => Some(QemuMismatch::Cr3 {
+            cr3,
+            hello_root: hello.page_table_root,
+        }),
+        Some(_) => None,
+    }
+}
+
+/// Sign-extends a 48-bit virtual address.
+fn canonical(v: u64) -> u64 {
+    if v & (1 << 47) != 0 {
+        v | 0xffff_0000_0000_0000
+    } else {
+        v & 0x0000_ffff_ffff_ffff
+    }
+}
+
+/// The mappings of `info tlb` (lines `0000000012345000: 0000000000abc000
+/// XGPDACTUW`, `-` for a clear flag); other lines are skipped.
+pub fn parse_tlb(text: &str) -> Vec<TlbEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (virt, rest) = line.trim().split_once(": ")?;
+            let mut parts = rest.split_whitespace();
+            let phys = parts.next()?;
+            let flags = parts.next()?.as_bytes();
+            if flags.len() != 9 {
+                return None;
+            }
+            Some(TlbEntry {
+                virt: canonical(u64::from_str_radix(virt, 16).ok()?),
+                phys: u64::from_str_radix(phys, 16).ok()?,
+                large: flags[2] == b'P',
+                user: flags[7] == b'U',
+                writable: flags[8] == b'W',
+            })
+        })
+        .collect()
+}
+
+/// Whether `virt` lies in a PML4 slot the VMM manages.
+fn managed(hello: &Hello, virt: u64) -> bool {
+    let slot = ((virt >> 39) & 511) as u16;
+    let in_kernel_space = hello.kernel_space.contains(virt);
+    (slot < 256 || in_kernel_space) && !hello.reserved_pml4_slots.contains(&slot)
+}
+
+/// Compares QEMU's mappings of the managed space with the walk's
+/// translations (at most `limit` mismatches are listed).
+pub fn compare_tlb(
+    tlb: &[TlbEntry],
+    walk: &Walk,
+    hello: &Hello,
+    limit: usize,
+) -> Vec<QemuMismatch> {
+    let mut qemu: BTreeMap<u64, TlbEntry> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in tlb.iter().filter(|e| managed(hello, e.virt)) {
+        if e.large {
+            out.push(QemuMismatch::LargePage {
+                virt: e.virt,
+                phys: e.phys,
+            });
+        } else {
+            qemu.insert(e.virt, *e);
+        }
+    }
+    for t in &walk.translations {
+        match qemu.remove(&t.virt) {
+            None => out.push(QemuMismatch::MissingInQemu {
+                virt: t.virt,
+                frame: t.frame,
+            }),
+            Some(q) if q.phys != t.frame || q.writable != t.writable => {
+                out.push(QemuMismatch::Differs {
+                    virt: t.virt,
+                    walk_frame: t.frame,
+                    walk_writable: t.writable,
+                    qemu_phys: q.phys,
+                    qemu_writable: q.writable,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    out.extend(qemu.into_values().map(|q| QemuMismatch::OnlyInQemu {
+        virt: q.virt,
+        phys: q.phys,
+    }));
+    out.truncate(limit);
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+use oracle::checker::{PresentKind, Step};
+use oracle::Translation;
+use protocol::{PhysRange, VirtRange};
+
+use super::*;
+
+fn hello() -> Hello {
+    Hello {
+        protocol_version: 1,
+        ram_bytes: 128 << 20,
+        total_frames: 32768,
+        boot_free_frames: 30000,
+        page_table_root: 0x1000,
+        direct_map_offset: 0xffff_8000_0000_0000,
+        frame_bitmap: PhysRange {
+            start: 0x10_0000,
+            end: 0x10_1000,
+        },
+        boot_reserved: vec![],
+        kernel_image: PhysRange {
+            start: 0x20_0000,
+            end: 0x40_0000,
+        },
+        user_space: VirtRange {
+            start: 0,
+            end: 0x0000_8000_0000_0000,
+        },
+        kernel_space: VirtRange {
+            start: 0xffff_c080_0000_0000,
+            end: 0xffff_ff80_0000_0000,
+        },
+        heap: VirtRange {
+            start: 0xffff_c080_0000_0000,
+            end: 0xffff_c080_0200_0000,
+        },
+        valloc: VirtRange {
+            start: 0xffff_d000_0000_0000,
+            end: 0xffff_d000_1000_0000,
+        },
+        reserved_pml4_slots: vec![256, 511],
+    }
+}
+
+fn translation(virt: u64, frame: u64, writable: bool) -> Translation {
+    let step = Step {
+        table: 0x1000,
+        index: 0,
+        raw: 0,
+    };
+    Translation {
+        virt,
+        frame,
+        writable,
+        kind: PresentKind::Ram,
+        steps: [step; 4],
+    }
+}
+
+const REGISTERS: &str = "RAX=0000000000000000 RBX=0000000000000001\n\
+    CR0=80010011 CR2=0000000012345000 CR3=0000000000001018 CR4=00000620\n";
+
+#[test]
+fn cr3_is_read_and_compared() {
+    assert_eq!(parse_cr3(REGISTERS), Some(0x1000));
+    assert_eq!(check_cr3(REGISTERS, &hello()), None);
+    let mut h = hello();
+    h.page_table_root = 0x2000;
+    let m = check_cr3(REGISTERS, &h).unwrap();
+    assert_eq!(
+        m,
+        QemuMismatch::Cr3 {
+            cr3: 0x1000,
+            hello_root: 0x2000
+        }
+    );
+    assert!(m.to_string().contains("CR3 is 0x1000"), "{m}");
+    assert!(matches!(
+        check_cr3("no registers", &h),
+        Some(QemuMismatch::NoCr3 { .. })
+    ));
+}
+
+const TLB: &str = "0000000012345000: 0000000000abc000 ---DA--UW\n\
+    0000000012346000: 0000000000abd000 ----A--U-\n\
+    ffff800000000000: 0000000000000000 X-PDA---W\n\
+    0000c08000001000: 0000000000777000 X--DA---W\n\
+    garbage line\n";
+
+#[test]
+fn tlb_lines_parse_with_sign_extension() {
+    let t = parse_tlb(TLB);
+    assert_eq!(t.len(), 4);
+    assert_eq!(
+        t[0],
+        TlbEntry {
+            virt: 0x1234_5000,
+            phys: 0xabc000,
+            writable: true,
+            user: true,
+            large: false
+        }
+    );
+    assert!(!t[1].writable);
+    assert!(t[2].large);
+    assert_eq!(t[3].virt, 0xffff_c080_0000_1000);
+}
+
+#[test]
+fn agreeing_views_pass_and_each_difference_is_named() {
+    let h = hello();
+    let tlb = parse_tlb(TLB);
+    let mut walk = Walk {
+        translations: vec![
+            translation(0x1234_5000, 0xabc000, true),
+            translation(0x1234_6000, 0xabd000, false),
+            translation(0xffff_c080_0000_1000, 0x777000, true),
+        ],
+        ..Walk::default()
+    };
+    // The direct map (slot 256) is not managed: its huge page is ignored.
+    assert_eq!(compare_tlb(&tlb, &walk, &h, 10), vec![]);
+
+    walk.translations[1] = translation(0x1234_6000, 0xabe000, false);
+    walk.translations.push(translation(0x5000, 0x9000, true));
+    walk.translations.remove(2);
+    let m = compare_tlb(&tlb, &walk, &h, 10);
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert!(matches!(
+        m[0],
+        QemuMismatch::Differs {
+            virt: 0x1234_6000,
+            qemu_phys: 0xabd000,
+            ..
+        }
+    ));
+    assert!(matches!(
+        m[1],
+        QemuMismatch::MissingInQemu { virt: 0x5000, .. }
+    ));
+    assert!(matches!(
+        m[2],
+        QemuMismatch::OnlyInQemu {
+            virt: 0xffff_c080_0000_1000,
+            ..
+        }
+    ));
+    assert_eq!(compare_tlb(&tlb, &walk, &h, 1).len(), 1);
+    let text = m[2].to_string();
+    assert!(
+        text.starts_with("invariant 7:") && text.contains("0xffffc08000001000"),
+        "{text}"
+    );
+}
+
+#[test]
+fn huge_page_in_managed_space_is_reported() {
+    let tlb = parse_tlb("0000000000200000: 0000000000400000 ---DAP-UW\n");
+    // flags: X G P D A C T U W — P is the third.
+    let tlb2 = parse_tlb("0000000000200000: 0000000000400000 --PDA--UW\n");
+    assert!(!tlb[0].large);
+    assert!(tlb2[0].large);
+    let m = compare_tlb(&tlb2, &Walk::default(), &hello(), 10);
+    assert!(matches!(
+        m[0],
+        QemuMismatch::LargePage { virt: 0x200000, .. }
+    ));
+}
