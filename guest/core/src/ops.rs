@@ -124,7 +124,18 @@ impl<M: PhysMemory> Vmm<M> {
                 addr: canonical(bad),
             });
         }
-        self.make_unusable(span);
+        if cfg!(feature = "inject-leak") {
+            // A deliberate bug, only for host-runner's test that the fuzzer
+            // catches bugs (tests/inject_leak.rs): the frame of the last
+            // page is not freed.
+            let last = (span.end - 4096) & 0xffff_ffff_f000;
+            self.update(span, &mut |v: &mut Self, page, old| match old {
+                Pte::PresentRam { .. } if page & 0xffff_ffff_f000 == last => Some(Pte::Unusable),
+                _ => v.release(old),
+            });
+        } else {
+            self.make_unusable(span);
+        }
         Ok(())
     }
 
