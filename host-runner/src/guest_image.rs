@@ -3,8 +3,14 @@
 //! The build script builds `guest/kernel` and records the ELF's path in
 //! `VMMFUZZ_GUEST_KERNEL` at compile time. At run time `--kernel PATH` wins,
 //! then `VMMFUZZ_GUEST_KERNEL` from the environment, then the built one.
+//!
+//! [`build_guest`] builds the kernel with cargo features of its own (the
+//! `inject-*` bugs the runner's tests inject on purpose) into a target
+//! directory of its own, so that an injected build never replaces the one
+//! everything else boots.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::error::{Error, Result};
 
@@ -34,6 +40,83 @@ pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf> {
     } else {
         Err(Error::KernelMissing { path })
     }
+}
+
+/// The guest kernel's sources (`guest/kernel`), from where this crate was
+/// built.
+pub fn kernel_source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest/kernel")
+}
+
+/// The directory an injected build of `features` goes to: beside the
+/// default build (`<target>/guest`) as `<target>/guest-<features>`.
+pub fn feature_target_dir(features: &[&str]) -> PathBuf {
+    let base = built_kernel()
+        .and_then(|k| k.ancestors().nth(4).map(Path::to_owned))
+        .unwrap_or_else(|| std::env::temp_dir().join("vmmfuzz-guest-builds"));
+    let mut names: Vec<&str> = features.to_vec();
+    names.sort_unstable();
+    base.join(format!("guest-{}", names.join("-")))
+}
+
+/// Variables of a surrounding cargo (or test run) that must not reach the
+/// guest's build: its own `.cargo/config.toml` sets the flags.
+const CLEARED: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_BUILD_TARGET",
+    "CARGO_BUILD_TARGET_DIR",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTC_WRAPPER",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_DIR",
+    "LLVM_PROFILE_FILE",
+];
+
+/// Builds the guest kernel with `features` (e.g. `["inject-skip-flush"]`)
+/// into [`feature_target_dir`] and returns the ELF's path. Cargo's own
+/// up-to-date check makes a second call cheap. For tests that inject bugs:
+/// nothing else boots these builds.
+pub fn build_guest(features: &[&str]) -> Result<PathBuf> {
+    let dir = kernel_source_dir();
+    let target = feature_target_dir(features);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&dir)
+        .args(["build", "--release", "--bin", "vmmfuzz-kernel"]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if CLEARED.contains(&k.as_ref())
+            || k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_CFG_")
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("CARGO_TARGET_DIR", &target);
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io("running cargo to build the guest", e))?;
+    let elf = target.join("x86_64-unknown-none/release/vmmfuzz-kernel");
+    if !out.status.success() || !elf.is_file() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::io(
+            format!(
+                "building the guest kernel with features [{}] in {} ({})",
+                features.join(","),
+                dir.display(),
+                out.status
+            ),
+            std::io::Error::other(stderr.trim().to_string()),
+        ));
+    }
+    Ok(elf)
 }
 
 #[cfg(test)]
