@@ -35,8 +35,10 @@
 pub mod accel;
 pub mod bench;
 pub mod error;
+pub mod fuzz;
 pub mod guest_image;
 pub mod judge;
+pub mod minimize;
 pub mod qemu;
 pub mod qmp;
 pub mod ram;

@@ -60,6 +60,20 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         vmm_batches: usize,
     },
+    /// Fuzz the VMM: seeded sequences, judged by the model and the memory
+    /// checker; failures saved to --out, minimized, with the replay command.
+    Fuzz(host_runner::fuzz::FuzzArgs),
+    /// Shrink a failing trace to the smallest that fails the same way;
+    /// writes TRACE-min.jsonl beside it.
+    Minimize {
+        trace: PathBuf,
+        /// Time for the whole search; the best trace so far is kept.
+        #[arg(long, default_value = "5m", value_parser = host_runner::fuzz::plan::parse_duration)]
+        duration: Duration,
+        /// Memory check every K operations of each attempt (0: only at its end).
+        #[arg(long, default_value_t = 0, value_name = "K")]
+        check_every: usize,
+    },
 }
 
 fn init_tracing(verbose: u8) {
@@ -120,6 +134,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 results.push(r);
             }
             print!("{}", bench::table(plan, &results));
+        }
+        Command::Fuzz(args) => {
+            let config = host_runner::config(&options).await?;
+            let replay = host_runner::fuzz::replay_command(&options);
+            let summary = host_runner::fuzz::run(&config, &args, replay).await?;
+            print!("{summary}");
+            anyhow::ensure!(
+                summary.failures.is_empty(),
+                "fuzz found {} failure(s)",
+                summary.failures.len()
+            );
+        }
+        Command::Minimize {
+            trace,
+            duration,
+            check_every,
+        } => {
+            let config = host_runner::config(&options).await?;
+            let opts = host_runner::minimize::MinimizeOptions {
+                judge: host_runner::judge::JudgeOptions {
+                    check_every: Some(check_every),
+                    ..Default::default()
+                },
+                reuse: host_runner::judge::glue::Reuse::FreshBoot,
+                duration,
+            };
+            let log =
+                |s: &trace::minimize::Step| eprintln!("{}", host_runner::minimize::step_line(s));
+            let report = host_runner::minimize::minimize_file(&config, &trace, &opts, log).await?;
+            println!("{report}");
+            println!(
+                "reproduce: {} {}",
+                host_runner::fuzz::replay_command(&options),
+                report.path.display()
+            );
         }
     }
     Ok(())

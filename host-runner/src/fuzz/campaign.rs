@@ -1,0 +1,366 @@
+//! The campaign: `--jobs` tasks, each with its own judged guest, taking
+//! sequence numbers from one [`SequenceSource`]; a fresh state per
+//! sequence; failures saved first, then minimized.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use protocol::Privilege;
+use trace::recorder::failure_path;
+use trace::{Failure, GenConfig, Generator, Op, Signature, Trace, TraceWriter};
+
+use super::plan::{sequence_seed, SequenceSource};
+use super::progress::{median, Goal, Progress};
+use super::sequence::{run_sequence, SequenceRun, SequenceSpec};
+use super::summary::{FoundFailure, FreshState, FuzzArgs, Summary};
+use crate::judge::glue::Reuse;
+use crate::judge::{is_runner_failure, JudgeOptions, JudgedVm};
+use crate::minimize::{minimize_trace, step_line, MinimizeOptions};
+use crate::session::VmConfig;
+
+/// Why a campaign could not go on (a guest bug is a failure in the
+/// summary, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum FuzzError {
+    #[error("writing {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the guest did not start: {0}")]
+    Boot(Failure),
+    #[error("the runner failed twice on sequence {k}: {failure}")]
+    Runner { k: u64, failure: Failure },
+}
+
+/// What the jobs share.
+struct Shared {
+    config: VmConfig,
+    args: FuzzArgs,
+    seed: u64,
+    source: SequenceSource,
+    progress: Progress,
+    deadline: Option<Instant>,
+    stop: AtomicBool,
+    found: Mutex<Vec<FoundFailure>>,
+    minimized: Mutex<HashSet<Signature>>,
+    replay: String,
+}
+
+impl Shared {
+    fn judge(&self) -> JudgeOptions {
+        JudgeOptions {
+            check_every: Some(self.args.check_every),
+            ..JudgeOptions::default()
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn io(&self, path: PathBuf) -> impl FnOnce(std::io::Error) -> FuzzError {
+        move |source| FuzzError::Io { path, source }
+    }
+
+    /// Saves the failing trace (atomically: before anything else), reports
+    /// it, and minimizes it if its signature is new.
+    async fn capture(&self, trace: Trace) -> Result<(), FuzzError> {
+        let failure = trace.header.failure.clone().expect("a failing trace");
+        let path = failure_path(&self.args.out, &failure, &trace);
+        trace::save_atomically(&path, &trace).map_err(self.io(path.clone()))?;
+        let n = self.progress.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.args.max_failures > 0 && n >= self.args.max_failures {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.progress.println(format!(
+            "FAILED: {failure}\n  saved: {}\n  reproduce: {} {}",
+            path.display(),
+            self.replay,
+            path.display()
+        ));
+        let new = self
+            .minimized
+            .lock()
+            .expect("not poisoned")
+            .insert(failure.signature());
+        let minimized = if new && !self.args.no_minimize {
+            let opts = MinimizeOptions {
+                judge: self.judge(),
+                reuse: Reuse::FreshBoot,
+                duration: self.args.minimize_duration,
+            };
+            let out = self.progress.printer();
+            let log = move |s: &trace::minimize::Step| out.println(step_line(s));
+            let r = minimize_trace(&self.config, trace.clone(), &path, &opts, log).await;
+            match &r {
+                Ok(m) => self.progress.println(format!(
+                    "  {m}\n  reproduce: {} {}",
+                    self.replay,
+                    m.path.display()
+                )),
+                Err(e) => self.progress.println(format!("  not minimized: {e}")),
+            }
+            Some(r.map_err(|e| e.to_string()))
+        } else {
+            None
+        };
+        self.found.lock().expect("not poisoned").push(FoundFailure {
+            failure,
+            path,
+            ops: trace.len(),
+            minimized,
+        });
+        Ok(())
+    }
+}
+
+/// A job's guest and how it gets a fresh state.
+struct Job {
+    vm: Option<JudgedVm>,
+    fresh: FreshState,
+    /// The last passing sequence, blamed when the reset after it fails.
+    prev: Option<SequenceRun>,
+}
+
+impl Job {
+    async fn boot(&mut self, s: &Shared) -> Result<JudgedVm, FuzzError> {
+        drop(self.vm.take());
+        let t = Instant::now();
+        let vm = JudgedVm::start(&s.config, s.judge())
+            .await
+            .map_err(FuzzError::Boot)?;
+        s.progress.record_boot(t.elapsed());
+        Ok(vm)
+    }
+
+    /// A guest in the boot state: the reset one (a judged `Reset`, every
+    /// frame back), or a fresh boot. In `auto`, the first reset is timed
+    /// against the boot and the faster is kept.
+    async fn fresh_guest(&mut self, s: &Shared) -> Result<JudgedVm, FuzzError> {
+        let Some(mut vm) = self.vm.take() else {
+            return self.boot(s).await;
+        };
+        if self.fresh == FreshState::Boot {
+            return self.boot(s).await;
+        }
+        let t = Instant::now();
+        match vm.reset().await {
+            Ok(()) => {
+                let took = t.elapsed();
+                s.progress.record_reset(took);
+                if self.fresh == FreshState::Auto {
+                    let (boot, _) = s.progress.fresh_state_medians();
+                    self.fresh = match boot {
+                        Some(b) if b <= took => FreshState::Boot,
+                        _ => FreshState::Reset,
+                    };
+                }
+                Ok(vm)
+            }
+            Err(f) if is_runner_failure(&f) => {
+                tracing::warn!("reset: {f}; booting a fresh guest");
+                self.boot(s).await
+            }
+            Err(mut f) => {
+                // The state the last sequence left does not reset cleanly:
+                // its trace, then the reset, is the failing trace.
+                let prev = self
+                    .prev
+                    .take()
+                    .expect("a guest is kept only after a sequence");
+                f.op_index = Some(prev.ops.len());
+                let mut ops = prev.ops;
+                ops.extend([
+                    Op::Reset {
+                        privilege: Privilege::Kernel,
+                    },
+                    Op::Stats,
+                ]);
+                let header = trace::TraceHeader {
+                    failure: Some(f),
+                    ..prev.header
+                };
+                s.capture(Trace::from_ops(header, ops)).await?;
+                self.boot(s).await
+            }
+        }
+    }
+}
+
+/// One job: sequences until the source, the deadline or the failure limit
+/// says stop.
+async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
+    let log_path = s.args.out.join(format!("running-job{index}.jsonl"));
+    let gen = GenConfig {
+        ops: s.args.ops,
+        ram_mib: s.config.ram_mib,
+        ..GenConfig::default()
+    };
+    let mut job = Job {
+        vm: None,
+        fresh: s.args.fresh,
+        prev: None,
+    };
+    let mut retry = None;
+    while !s.stopping() {
+        let Some(k) = retry.or_else(|| s.source.take()) else {
+            break;
+        };
+        let spec = SequenceSpec {
+            seed: sequence_seed(s.seed, k),
+            gen: gen.clone(),
+            batch: s.args.batch,
+            check_every: s.args.check_every,
+        };
+        let mut target = job.fresh_guest(&s).await?;
+        let mut header = Generator::new(spec.seed, gen.clone()).header();
+        header.note = Some(format!(
+            "in flight: sequence {k} of campaign seed {:#x} (job {index})",
+            s.seed
+        ));
+        let mut log =
+            TraceWriter::create(&log_path, &header, false).map_err(s.io(log_path.clone()))?;
+        let run = run_sequence(&mut target, &spec, Some(&mut log))
+            .await
+            .map_err(s.io(log_path.clone()))?;
+        s.progress
+            .ops
+            .fetch_add(run.ops.len() as u64, Ordering::Relaxed);
+        s.progress
+            .batches
+            .fetch_add(run.batches as u64, Ordering::Relaxed);
+        s.progress.sequences.fetch_add(1, Ordering::Relaxed);
+        match &run.failure {
+            None => {
+                job.vm = Some(target);
+                job.prev = Some(run);
+                retry = None;
+            }
+            Some(f) if is_runner_failure(f) => {
+                if retry.is_some() {
+                    return Err(FuzzError::Runner {
+                        k,
+                        failure: f.clone(),
+                    });
+                }
+                tracing::warn!("sequence {k}: {f}; running it again on a fresh guest");
+                retry = Some(k);
+            }
+            Some(_) => {
+                let trace = run.failing_trace().expect("failed");
+                s.capture(trace).await?;
+                drop(target);
+                retry = None;
+            }
+        }
+    }
+    if let Some(vm) = job.vm.take() {
+        if let Err(f) = vm.finish().await {
+            if let Some(prev) = job.prev.take().filter(|_| !is_runner_failure(&f)) {
+                let header = trace::TraceHeader {
+                    failure: Some(f),
+                    ..prev.header
+                };
+                s.capture(Trace::from_ops(header, prev.ops)).await?;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&log_path);
+    Ok(())
+}
+
+/// The campaign seed when none is given: from the clock.
+fn clock_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Runs a campaign on guests configured by `config`; `replay` is the
+/// command line that replays a trace with this guest (shown with each
+/// failure).
+pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<Summary, FuzzError> {
+    let seed = args.seed.unwrap_or_else(clock_seed);
+    let limit = args.sequences.or(if args.duration.is_none() {
+        Some(100)
+    } else {
+        None
+    });
+    let goal = match (limit, args.duration) {
+        (Some(n), _) => Goal::Sequences(n),
+        (None, Some(d)) => Goal::Time(d),
+        (None, None) => Goal::Sequences(100),
+    };
+    std::fs::create_dir_all(&args.out).map_err(|source| FuzzError::Io {
+        path: args.out.clone(),
+        source,
+    })?;
+    tracing::info!(
+        "fuzz: seed {seed:#x}, shard {}, {} job(s), {} ops per sequence, memory check every {}; \
+         in-flight traces in {}",
+        args.shard,
+        args.jobs,
+        args.ops,
+        args.check_every,
+        args.out.display()
+    );
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        args: args.clone(),
+        seed,
+        source: SequenceSource::new(args.shard, limit),
+        progress: Progress::new(goal),
+        deadline: args.duration.map(|d| Instant::now() + d),
+        stop: AtomicBool::new(false),
+        found: Mutex::new(Vec::new()),
+        minimized: Mutex::new(HashSet::new()),
+        replay,
+    });
+    // One local task per job: a judged guest's futures are not `Send`.
+    // The guests run in their own QEMU processes and the minimizer on
+    // blocking threads, so one thread drives them all.
+    let local = tokio::task::LocalSet::new();
+    let jobs: Vec<_> = (0..args.jobs.max(1))
+        .map(|i| local.spawn_local(job(shared.clone(), i)))
+        .collect();
+    let mut results = None;
+    local
+        .run_until(shared.progress.tick(goal, async {
+            results = Some(futures::future::join_all(jobs).await);
+        }))
+        .await;
+    for r in results.unwrap_or_default() {
+        r.expect("a fuzz job does not panic")?;
+    }
+    let p = &shared.progress;
+    let (boots, resets) = (
+        p.boots.lock().expect("not poisoned").clone(),
+        p.resets.lock().expect("not poisoned").clone(),
+    );
+    let fresh = match (args.fresh, median(&boots), median(&resets)) {
+        (FreshState::Boot, ..) => "boot (--fresh boot)",
+        (FreshState::Reset, ..) => "reset (--fresh reset)",
+        (FreshState::Auto, Some(b), Some(r)) if r < b => "reset (faster)",
+        (FreshState::Auto, _, Some(_)) => "boot (faster)",
+        (FreshState::Auto, ..) => "boot (no reset measured)",
+    };
+    let found = shared.found.lock().expect("not poisoned").clone();
+    Ok(Summary {
+        seed,
+        shard: args.shard,
+        jobs: args.jobs.max(1),
+        elapsed: p.elapsed(),
+        sequences: p.sequences.load(Ordering::Relaxed),
+        ops: p.ops.load(Ordering::Relaxed),
+        batches: p.batches.load(Ordering::Relaxed),
+        boot: median(&boots).map(|m| (m, boots.len())),
+        reset: median(&resets).map(|m| (m, resets.len())),
+        fresh,
+        failures: found,
+        replay: shared.replay.clone(),
+    })
+}

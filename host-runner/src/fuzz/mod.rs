@@ -1,0 +1,42 @@
+//! `host-runner fuzz`: a seeded, reproducible campaign. Sequences of
+//! generated operations run on judged guests (every answer through the
+//! model, the memory check every `--check-every` operations and at each
+//! sequence's end), `--jobs` guests at once, each sequence from a fresh
+//! state (a verified `Reset`, or a fresh boot: measured, the faster used).
+//! A failure's trace is saved atomically before anything else, then
+//! minimized (see [`crate::minimize`]).
+//!
+//! - [`plan`]: seeds, shards, where batches end, `--duration`.
+//! - [`sequence`]: one sequence on a [`sequence::Target`].
+//! - [`campaign`]: the jobs, fresh state, failure capture.
+//! - [`progress`]: counters, the progress bar.
+//! - [`summary`]: the options and the end-of-campaign report.
+
+pub mod campaign;
+pub mod plan;
+pub mod progress;
+pub mod sequence;
+pub mod summary;
+
+pub use campaign::{run, FuzzError};
+pub use summary::{FoundFailure, FreshState, FuzzArgs, Summary};
+
+use crate::RunnerOptions;
+
+/// The command that replays a trace with the guest of `options`
+/// (`host-runner replay`, plus `--kernel` and `--accel` when they were
+/// given; the trace's header holds its RAM size).
+pub fn replay_command(options: &RunnerOptions) -> String {
+    let mut cmd = String::from("host-runner");
+    if let Some(k) = &options.kernel {
+        cmd.push_str(&format!(" --kernel {}", k.display()));
+    }
+    if options.accel != crate::AccelChoice::Auto {
+        cmd.push_str(&format!(
+            " --accel {}",
+            format!("{:?}", options.accel).to_lowercase()
+        ));
+    }
+    cmd.push_str(" replay");
+    cmd
+}

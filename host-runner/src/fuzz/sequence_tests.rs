@@ -1,0 +1,169 @@
+//! `run_sequence` against a fake guest.
+
+use protocol::{FrameRun, Request, Response};
+use trace::{Failure, FailureKind, GenConfig, Op, TraceWriter};
+
+use super::{run_sequence, SequenceSpec, Target};
+use crate::fuzz::plan::needs_answer;
+
+/// Answers `Done` to everything but `AllocFrames` (a run at a fresh frame
+/// each time); fails at operation `fail_at` or at the final check.
+#[derive(Default)]
+struct Fake {
+    sent: Vec<Request>,
+    batches: Vec<usize>,
+    next_frame: u64,
+    fail_at: Option<usize>,
+    fail_check: bool,
+    checks: usize,
+}
+
+impl Target for Fake {
+    async fn steps(&mut self, reqs: Vec<Request>) -> Result<Vec<Response>, Failure> {
+        self.batches.push(reqs.len());
+        let mut out = Vec::new();
+        for r in reqs {
+            let index = self.sent.len();
+            self.sent.push(r.clone());
+            if self.fail_at == Some(index) {
+                return Err(Failure::new(FailureKind::Divergence, "bad", Some(index)));
+            }
+            out.push(match r {
+                Request::AllocFrames { count, .. } => {
+                    self.next_frame += 1;
+                    Response::Frames(vec![FrameRun {
+                        start: self.next_frame * 0x10_0000,
+                        count: count.clamp(1, 4),
+                    }])
+                }
+                _ => Response::Done,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn check(&mut self) -> Result<(), Failure> {
+        self.checks += 1;
+        if self.fail_check {
+            let at = self.sent.len().checked_sub(1);
+            return Err(Failure::new(FailureKind::Invariant, "leak", at));
+        }
+        Ok(())
+    }
+}
+
+fn spec(seed: u64, ops: usize) -> SequenceSpec {
+    SequenceSpec {
+        seed,
+        gen: GenConfig {
+            ops,
+            ..GenConfig::default()
+        },
+        batch: 16,
+        check_every: 50,
+    }
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+#[test]
+fn same_seed_same_sequence_in_bounded_batches() {
+    let (mut a, mut b) = (Fake::default(), Fake::default());
+    let ra = block(run_sequence(&mut a, &spec(7, 300), None)).unwrap();
+    let rb = block(run_sequence(&mut b, &spec(7, 300), None)).unwrap();
+    assert_eq!(ra.ops, rb.ops);
+    assert_eq!(ra.ops.len(), 300);
+    assert!(ra.failure.is_none());
+    assert_eq!(a.checks, 1, "one final check");
+    let sent: Vec<Op> = a
+        .sent
+        .iter()
+        .map(|r| Op::from_request(r).unwrap())
+        .collect();
+    assert_eq!(sent, ra.ops);
+    assert!(a.batches.iter().all(|&n| (1..=16).contains(&n)));
+    assert_eq!(a.batches.len(), ra.batches);
+    // Every batch but the last ends at a check point, at a full batch, or
+    // after an operation whose answer the generator needs.
+    let mut end = 0;
+    for &n in &a.batches[..a.batches.len() - 1] {
+        end += n;
+        let op = &ra.ops[end - 1];
+        assert!(
+            n == 16 || end % 50 == 0 || needs_answer(op),
+            "batch ends at {end}"
+        );
+    }
+    let other = block(run_sequence(&mut Fake::default(), &spec(8, 300), None)).unwrap();
+    assert_ne!(other.ops, ra.ops);
+}
+
+#[test]
+fn answers_feed_the_generator() {
+    let mut fake = Fake::default();
+    let run = block(run_sequence(&mut fake, &spec(3, 600), None)).unwrap();
+    let frees_of_given_frames = run
+        .ops
+        .iter()
+        .filter(
+            |op| matches!(op, Op::FreeFrames { frame, .. } if frame % 0x10_0000 == 0 && *frame > 0),
+        )
+        .count();
+    assert!(
+        frees_of_given_frames > 0,
+        "no free_frames of a frame the fake handed out"
+    );
+}
+
+#[test]
+fn a_failure_keeps_the_prefix_and_the_log_has_everything_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("running.jsonl");
+    let mut fake = Fake {
+        fail_at: Some(37),
+        ..Fake::default()
+    };
+    let spec = spec(11, 200);
+    let mut log = TraceWriter::create(
+        &path,
+        &trace::Generator::new(11, spec.gen.clone()).header(),
+        false,
+    )
+    .unwrap();
+    let run = block(run_sequence(&mut fake, &spec, Some(&mut log))).unwrap();
+    drop(log);
+    let failure = run.failure.clone().expect("failed");
+    assert_eq!(failure.op_index, Some(37));
+    assert_eq!(fake.checks, 0, "no check after a failure");
+    let saved = run.failing_trace().unwrap();
+    assert_eq!(saved.len(), 38);
+    assert_eq!(saved.header.failure, Some(failure));
+    assert_eq!(saved.header.seed, Some(11));
+    // The write-ahead log holds every operation sent (the whole batch
+    // with the failing one), readable as a trace.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let logged = trace::parse_str(&text).unwrap();
+    assert!(logged.len() >= 38);
+    assert_eq!(logged.len(), run.ops.len());
+    assert!(
+        text.contains("# failed: divergence at op 37: bad"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_final_check_is_a_failure_with_every_op() {
+    let mut fake = Fake {
+        fail_check: true,
+        ..Fake::default()
+    };
+    let run = block(run_sequence(&mut fake, &spec(5, 40), None)).unwrap();
+    let t = run.failing_trace().unwrap();
+    assert_eq!(t.len(), 40);
+    assert_eq!(t.header.failure.unwrap().kind, FailureKind::Invariant);
+}

@@ -1,0 +1,186 @@
+//! `host-runner minimize TRACE`: reproduce a failing trace on a fresh
+//! guest, shrink it by delta debugging (operations, then arguments) to the
+//! smallest trace that fails with the same signature, and save it beside
+//! the original as `…-min.jsonl`. The fuzzer runs the same after each new
+//! failure.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use trace::minimize::Step;
+use trace::recorder::minimized_path;
+use trace::{Budget, Executor, Failure, Minimized, Outcome, Trace, TraceError};
+
+use crate::judge::glue::{JudgedExecutor, Reuse};
+use crate::judge::{is_runner_failure, JudgeOptions};
+use crate::session::VmConfig;
+
+/// How to minimize.
+#[derive(Clone, Debug)]
+pub struct MinimizeOptions {
+    pub judge: JudgeOptions,
+    /// A fresh boot per attempt, or `Reset` on one guest.
+    pub reuse: Reuse,
+    /// The whole search, reproduction included; the best trace found so
+    /// far is kept when it runs out.
+    pub duration: Duration,
+}
+
+/// What went wrong, other than the guest.
+#[derive(Debug, thiserror::Error)]
+pub enum MinimizeError {
+    #[error("{}: {source}", .path.display())]
+    Read { path: PathBuf, source: TraceError },
+    #[error("{} does not fail on a fresh guest{}: nothing to minimize", .path.display(),
+        .recorded.as_ref().map(|f| format!(" (it was saved for: {f})")).unwrap_or_default())]
+    Passes {
+        path: PathBuf,
+        recorded: Option<Failure>,
+    },
+    #[error("the runner itself failed while reproducing {}: {failure}", .path.display())]
+    Runner { path: PathBuf, failure: Failure },
+    #[error("writing {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A finished minimization.
+#[derive(Debug, Clone)]
+pub struct MinimizeReport {
+    /// The failure the original trace showed when run again.
+    pub reproduced: Failure,
+    pub original_ops: usize,
+    pub result: Minimized,
+    /// Where the minimized trace was saved.
+    pub path: PathBuf,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for MinimizeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "minimized {} → {} ops in {} runs, {:.1} s{}: {}\n  signature: {}",
+            self.original_ops,
+            self.result.trace.len(),
+            self.result.attempts + 1,
+            self.elapsed.as_secs_f64(),
+            if self.result.timed_out {
+                " (time ran out: best so far)"
+            } else {
+                ""
+            },
+            self.path.display(),
+            self.reproduced.signature()
+        )
+    }
+}
+
+/// One accepted step, as the log line says it.
+pub fn step_line(step: &Step) -> String {
+    format!(
+        "minimize: run {}: {} → {} ops",
+        step.attempt, step.what, step.ops
+    )
+}
+
+/// Reads, reproduces and minimizes the trace at `path`, and writes the
+/// result to `…-min.jsonl` beside it (atomically). `log` sees each
+/// accepted step.
+pub async fn minimize_file(
+    config: &VmConfig,
+    path: &Path,
+    opts: &MinimizeOptions,
+    log: impl FnMut(&Step) + Send + 'static,
+) -> Result<MinimizeReport, MinimizeError> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| MinimizeError::Read {
+            path: path.to_owned(),
+            source: TraceError::Io(e),
+        })?;
+    let trace = trace::parse_str(&text).map_err(|source| MinimizeError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    minimize_trace(config, trace, path, opts, log).await
+}
+
+/// [`minimize_file`] for a trace already read from `path`.
+pub async fn minimize_trace(
+    config: &VmConfig,
+    trace: Trace,
+    path: &Path,
+    opts: &MinimizeOptions,
+    mut log: impl FnMut(&Step) + Send + 'static,
+) -> Result<MinimizeReport, MinimizeError> {
+    let started = Instant::now();
+    let budget = Budget::for_duration(opts.duration);
+    let mut exec = JudgedExecutor::new(
+        config.clone(),
+        opts.judge.clone(),
+        opts.reuse,
+        Handle::current(),
+    );
+    let original = trace.clone();
+    let (reproduced, result) = tokio::task::spawn_blocking(move || {
+        let reproduced = match exec.run(&trace) {
+            Outcome::Passed => return (None, None),
+            Outcome::Failed(f) => f,
+        };
+        if is_runner_failure(&reproduced) {
+            return (Some(reproduced), None);
+        }
+        let target = reproduced.signature();
+        let result = trace::minimize(&trace, &target, &mut exec, budget, &mut log);
+        (Some(reproduced), Some(result))
+    })
+    .await
+    .expect("the minimizer thread does not panic");
+    let reproduced = reproduced.ok_or_else(|| MinimizeError::Passes {
+        path: path.to_owned(),
+        recorded: original.header.failure.clone(),
+    })?;
+    let Some(mut result) = result else {
+        return Err(MinimizeError::Runner {
+            path: path.to_owned(),
+            failure: reproduced,
+        });
+    };
+    if let Some(recorded) = &original.header.failure {
+        if recorded.signature() != reproduced.signature() {
+            tracing::warn!(
+                "{} was saved for «{}» but fails with «{}» on a fresh guest: minimizing that",
+                path.display(),
+                recorded.signature(),
+                reproduced.signature()
+            );
+        }
+    }
+    let failure = result
+        .steps
+        .last()
+        .map_or_else(|| reproduced.clone(), |s| s.failure.clone());
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    result.trace.header.failure = Some(failure);
+    result.trace.header.note = Some(format!(
+        "minimized from {name} ({} → {} ops)",
+        original.len(),
+        result.trace.len()
+    ));
+    let out = minimized_path(path);
+    trace::save_atomically(&out, &result.trace).map_err(|source| MinimizeError::Write {
+        path: out.clone(),
+        source,
+    })?;
+    Ok(MinimizeReport {
+        reproduced,
+        original_ops: original.len(),
+        result,
+        path: out,
+        elapsed: started.elapsed(),
+    })
+}
