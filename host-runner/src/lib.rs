@@ -34,6 +34,8 @@
 
 pub mod accel;
 pub mod bench;
+pub mod check;
+pub mod ci_job;
 pub mod error;
 pub mod fuzz;
 pub mod guest_image;
@@ -42,6 +44,7 @@ pub mod minimize;
 pub mod qemu;
 pub mod qmp;
 pub mod ram;
+pub mod replay;
 pub mod rpc;
 pub mod session;
 pub mod smoke;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use host_runner::bench::{self, BenchPlan};
-use host_runner::{accel, smoke, AccelChoice, RunnerOptions};
+use host_runner::judge::MemorySource;
+use host_runner::{accel, check, ci_job, replay, smoke, AccelChoice, RunnerOptions};
 
 /// Boots the vmmfuzz guest kernel under QEMU and drives its VMM over a
 /// serial RPC.
@@ -41,8 +42,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// What CI runs (now: smoke). The default.
-    Ci,
+    /// What CI runs (the default): smoke, every testcases/*.jsonl replayed
+    /// with the model and memory checks, a time-bounded fuzz campaign; one
+    /// summary table; fails unless all passed.
+    Ci(CiArgs),
+    /// Replay a trace on a fresh guest: the step table, judged by the model
+    /// and memory checks; at the first failure the decoded page walk around
+    /// the failing address. Fails unless the trace passes.
+    Replay(ReplayArgs),
+    /// Boot, run a trace (or a built-in workload), check guest memory:
+    /// every invariant's verdict, counts, timings. Fails on any violation.
+    Check {
+        /// Run this trace first instead of the built-in workload.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// The memory source reported first (both are timed).
+        #[arg(long, value_enum, default_value_t = MemorySource::default())]
+        memory: MemorySource,
+        /// Skip the `info tlb` comparison (CR3 is still compared).
+        #[arg(long)]
+        no_tlb: bool,
+    },
     /// Boot, handshake, a ping batch, a memory check through QMP, shutdown.
     Smoke,
     /// Boot time, round-trip latency and batched throughput (medians), for
@@ -76,6 +96,40 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct CiArgs {
+    /// Seconds of fuzzing after the corpus (0: none).
+    #[arg(long, default_value_t = 45, value_name = "SECS")]
+    fuzz_secs: u64,
+    /// Memory check every K operations of each trace (and at its end).
+    #[arg(long, default_value_t = 16, value_name = "K")]
+    check_every: usize,
+    /// The folder of traces to replay.
+    #[arg(long, value_name = "DIR")]
+    testcases: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    trace: PathBuf,
+    /// Memory check every N operations (0: only at the end).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    check_every: usize,
+    /// Where the memory check reads guest RAM.
+    #[arg(long, value_enum, default_value_t = MemorySource::default())]
+    memory: MemorySource,
+    /// Skip the `info tlb` comparison in memory checks.
+    #[arg(long)]
+    no_tlb: bool,
+    /// At a failure, replay again up to the operation before it and leave
+    /// QEMU paused with a gdb stub on a unix socket; prints the gdb command.
+    #[arg(long)]
+    gdb: bool,
+    /// At a failure, write an ELF core of the guest (dump-guest-memory).
+    #[arg(long, value_name = "FILE")]
+    dump: Option<PathBuf>,
+}
+
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
@@ -99,8 +153,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         request_timeout: Some(Duration::from_millis(cli.timeout_ms)),
         remeasure_accel: cli.remeasure_accel,
     };
-    match cli.command.unwrap_or(Command::Ci) {
-        Command::Ci | Command::Smoke => {
+    let default_ci = CiArgs {
+        fuzz_secs: 45,
+        check_every: 16,
+        testcases: None,
+    };
+    match cli.command.unwrap_or(Command::Ci(default_ci)) {
+        Command::Ci(args) => {
+            let config = host_runner::config(&options).await?;
+            let mut plan = ci_job::CiPlan::new();
+            plan.fuzz_budget = Duration::from_secs(args.fuzz_secs);
+            plan.check_every = args.check_every;
+            plan.replay_command = host_runner::fuzz::replay_command(&options);
+            if let Some(dir) = args.testcases {
+                plan.testcases = dir;
+            }
+            let rows = ci_job::run(&config, &plan, |s| print!("{s}")).await?;
+            let failed = rows.iter().filter(|r| r.failure.is_some()).count();
+            anyhow::ensure!(failed == 0, "CI job: {failed} failed");
+        }
+        Command::Replay(args) => {
+            let config = host_runner::config(&options).await?;
+            let trace = replay::read_trace(&args.trace)?;
+            let opts = replay::ReplayOptions {
+                check_every: args.check_every,
+                memory: args.memory,
+                tlb_check: !args.no_tlb,
+                gdb: args.gdb,
+                dump: args.dump,
+            };
+            let run = replay::run(&config, &trace, &opts, |s| print!("{s}")).await;
+            if let (true, Some(f)) = (opts.gdb, run.report.outcome.failure()) {
+                let stop = f.op_index.unwrap_or(trace.len());
+                replay::pause_for_gdb(&config, &trace, &opts, stop, |s| print!("{s}")).await?;
+            }
+            anyhow::ensure!(run.passed(), "replay of {} failed", args.trace.display());
+        }
+        Command::Check {
+            trace,
+            memory,
+            no_tlb,
+        } => {
+            let config = host_runner::config(&options).await?;
+            let trace = trace.map(|p| replay::read_trace(&p)).transpose()?;
+            let run = check::run(&config, trace.as_ref(), memory, !no_tlb)
+                .await
+                .map_err(|f| anyhow::anyhow!("check: {f}"))?;
+            print!("{}", check::format_report(&run));
+            anyhow::ensure!(run.passed(), "check: invariants violated");
+        }
+        Command::Smoke => {
             let config = host_runner::config(&options).await?;
             let report = smoke::run(&config).await.context("smoke")?;
             println!("{report}");

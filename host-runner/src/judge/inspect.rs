@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::session::Vm;
 
 /// Where the checker reads guest RAM from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum MemorySource {
     /// QMP `pmemsave` of all RAM into the private directory, then read
     /// back. Works with any QEMU setup.

@@ -1,0 +1,231 @@
+//! `host-runner check`: boots, runs a trace (`--trace FILE`) or a small
+//! built-in workload, judged by the model, then checks guest memory and
+//! prints every invariant with its verdict, the counts and the timings —
+//! through both memory sources, so their cost is on screen.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use protocol::{AreaType, Privilege, Request};
+use trace::Trace;
+
+use crate::judge::glue::replay_trace;
+use crate::judge::{JudgeOptions, JudgedVm, MemoryCheck, MemorySource};
+use crate::session::VmConfig;
+
+/// The invariants, numbered as the checker numbers them.
+pub const INVARIANTS: [(u8, &str); 8] = [
+    (1, "every present page's and table's frame is marked used"),
+    (2, "no frame has two owners"),
+    (
+        3,
+        "no used frame that nothing owns (leak), bitmap well formed",
+    ),
+    (
+        4,
+        "tables: no empty table, no entry with reserved bits or no state",
+    ),
+    (5, "state bits agree with the model"),
+    (6, "written data is intact"),
+    (7, "CR3 and QEMU's MMU (info tlb) agree with the walk"),
+    (8, "no stale TLB entry (judged by the model at every touch)"),
+];
+
+/// The built-in workload: a map written and read, the seed's 33 MiB
+/// conversion touched across page-table boundaries, host frames, valloc.
+pub fn builtin_workload() -> Vec<Request> {
+    let user = Privilege::User;
+    let kernel = Privilege::Kernel;
+    vec![
+        Request::Map {
+            addr: 0x4000_0000,
+            pages: 16,
+            writable: true,
+            contiguous: false,
+            privilege: user,
+        },
+        Request::Write {
+            addr: 0x4000_0800,
+            len: 8 * 4096,
+            seed: 1,
+            privilege: user,
+        },
+        Request::Convert {
+            addr: 0x1234_5000,
+            pages: 8448,
+            to: AreaType::UsableRam,
+            privilege: user,
+        },
+        Request::Write {
+            addr: 0x1234_5000,
+            len: 4 << 20,
+            seed: 2,
+            privilege: user,
+        },
+        Request::Read {
+            addr: 0x4000_0000,
+            len: 16 * 4096,
+            privilege: user,
+        },
+        Request::AllocFrames {
+            count: 5,
+            contiguous: true,
+            privilege: kernel,
+        },
+        Request::Valloc {
+            pages: 4,
+            privilege: kernel,
+        },
+        Request::Stats,
+    ]
+}
+
+/// What `check` found.
+#[derive(Debug)]
+pub struct CheckRun {
+    /// The workload's failure (model divergence, panic…), if any.
+    pub workload: Option<trace::Failure>,
+    pub ops: usize,
+    /// The check through each source (the first is the `--memory` one).
+    pub checks: Vec<MemoryCheck>,
+}
+
+impl CheckRun {
+    /// Whether the workload passed and every invariant held.
+    pub fn passed(&self) -> bool {
+        self.workload.is_none() && self.checks.iter().all(MemoryCheck::is_clean)
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The report: the workload, every invariant's verdict, counts, timings.
+pub fn format_report(run: &CheckRun) -> String {
+    let mut out = String::new();
+    match &run.workload {
+        None => {
+            let _ = writeln!(
+                out,
+                "workload: {} ops, every answer as the model predicted",
+                run.ops
+            );
+        }
+        Some(f) => {
+            let _ = writeln!(out, "workload FAILED: {f}");
+        }
+    }
+    let Some(first) = run.checks.first() else {
+        return out;
+    };
+    for (n, what) in INVARIANTS {
+        let count = match n {
+            7 => first.qemu.len(),
+            8 => 0,
+            n => first
+                .report
+                .violations
+                .iter()
+                .filter(|v| v.invariant() == n)
+                .count(),
+        };
+        let verdict = match (n, count) {
+            (7, 0) if !first.tlb_checked => "ok (CR3 only: --no-tlb)".to_string(),
+            (8, _) if run.workload.is_none() => "ok".to_string(),
+            (8, _) => "see the workload".to_string(),
+            (_, 0) => "ok".to_string(),
+            (_, c) => format!("VIOLATED ({c})"),
+        };
+        let _ = writeln!(out, "  {n}. {what}: {verdict}");
+    }
+    let unreadable = first
+        .report
+        .violations
+        .iter()
+        .filter(|v| v.invariant() == 0)
+        .count();
+    if unreadable > 0 {
+        let _ = writeln!(out, "  unreadable memory: {unreadable}");
+    }
+    if !first.is_clean() {
+        let _ = writeln!(out, "{}", first.violations_text());
+    }
+    let w = &first.report.walk;
+    let _ = writeln!(
+        out,
+        "counts: {} present pages, {} page tables walked, {} info-tlb mappings",
+        w.translations.len(),
+        w.tables.len(),
+        first.tlb_entries
+    );
+    for c in &run.checks {
+        let _ = writeln!(
+            out,
+            "timing ({}): read {}, checker {}, CR3 + info tlb {}, total {}",
+            c.source,
+            ms(c.read_time),
+            ms(c.check_time),
+            ms(c.qemu_time),
+            ms(c.total_time())
+        );
+    }
+    out
+}
+
+/// Boots, runs `trace` (or the built-in workload), and checks memory
+/// through `memory` and then through the other source.
+pub async fn run(
+    config: &VmConfig,
+    trace: Option<&Trace>,
+    memory: MemorySource,
+    tlb: bool,
+) -> Result<CheckRun, trace::Failure> {
+    let config = match trace {
+        Some(t) => crate::replay::config_for(config, t),
+        None => config.clone(),
+    };
+    // Shared RAM is booted either way, so that both sources can be timed.
+    let opts = JudgeOptions {
+        check_every: None,
+        memory: MemorySource::SharedRam,
+        tlb_check: tlb,
+    };
+    let vm = JudgedVm::start(&config, opts).await?;
+    let (mut vm, workload, ops) = match trace {
+        Some(t) => {
+            let (vm, report) = replay_trace(vm, t.clone(), |_| {}).await;
+            let ops = report.steps.len();
+            (vm, report.outcome.failure().cloned(), ops)
+        }
+        None => {
+            let mut vm = vm;
+            let reqs = builtin_workload();
+            let n = reqs.len();
+            let failure = vm.steps(reqs).await.err();
+            (vm, failure, n)
+        }
+    };
+    let other = match memory {
+        MemorySource::Pmemsave => MemorySource::SharedRam,
+        MemorySource::SharedRam => MemorySource::Pmemsave,
+    };
+    let mut checks = Vec::new();
+    for source in [memory, other] {
+        let expect = vm.model().expectations();
+        let hello = vm.hello().clone();
+        let c = crate::judge::inspect(vm.vm(), &hello, &expect, source, tlb)
+            .await
+            .map_err(crate::judge::failure_from)?;
+        checks.push(c);
+    }
+    let run = CheckRun {
+        workload,
+        ops,
+        checks,
+    };
+    if run.passed() {
+        vm.finish().await?;
+    }
+    Ok(run)
+}

@@ -1,0 +1,216 @@
+//! The CI job (`host-runner ci`, and `host-runner` with no subcommand):
+//! smoke, then every `testcases/*.jsonl` replayed on a fresh guest (judged
+//! by the model, memory checked every K operations and at the end), then a
+//! time-bounded fuzz campaign; one summary table; success only if all
+//! passed.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use trace::Outcome;
+
+use crate::error::{Error, Result};
+use crate::fuzz::{FreshState, FuzzArgs};
+use crate::replay::{self, ReplayOptions};
+use crate::session::VmConfig;
+
+/// What the CI job runs.
+#[derive(Clone, Debug)]
+pub struct CiPlan {
+    /// The folder of traces (`testcases/`).
+    pub testcases: PathBuf,
+    /// Memory check every this many operations (and at each trace's end).
+    pub check_every: usize,
+    /// The fuzz campaign's time budget (zero: no campaign).
+    pub fuzz_budget: Duration,
+    /// Where the fuzz campaign saves failing traces.
+    pub failures_dir: PathBuf,
+    /// The command that replays a saved failure (printed with it).
+    pub replay_command: String,
+}
+
+impl CiPlan {
+    /// `testcases/` of this source tree, checks every 16 operations, 60 s of
+    /// fuzzing, failures under `failures/`.
+    pub fn new() -> Self {
+        CiPlan {
+            testcases: default_testcases(),
+            check_every: 16,
+            fuzz_budget: Duration::from_secs(60),
+            failures_dir: PathBuf::from("failures"),
+            replay_command: "host-runner replay".into(),
+        }
+    }
+}
+
+impl Default for CiPlan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `testcases/` beside this crate.
+pub fn default_testcases() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testcases")
+}
+
+/// One line of the summary table.
+#[derive(Clone, Debug)]
+pub struct CiRow {
+    pub name: String,
+    pub ops: usize,
+    /// `None` when it passed.
+    pub failure: Option<String>,
+    pub time: Duration,
+}
+
+/// Every `*.jsonl` in `dir`, sorted.
+pub fn corpus(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Replays one trace file (quietly) and says how it went.
+pub async fn replay_file(config: &VmConfig, path: &Path, check_every: usize) -> CiRow {
+    let started = Instant::now();
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let trace = match replay::read_trace(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return CiRow {
+                name,
+                ops: 0,
+                failure: Some(e.to_string()),
+                time: started.elapsed(),
+            }
+        }
+    };
+    let opts = ReplayOptions {
+        check_every,
+        ..ReplayOptions::default()
+    };
+    let run = replay::run(config, &trace, &opts, |_| {}).await;
+    let failure = match &run.report.outcome {
+        Outcome::Passed => None,
+        Outcome::Failed(_) => Some(run.text.clone()),
+    };
+    CiRow {
+        name,
+        ops: trace.len(),
+        failure,
+        time: started.elapsed(),
+    }
+}
+
+/// The CI job's fuzz campaign: the fuzz engine (`host-runner fuzz`,
+/// [`crate::fuzz`]) for `budget`, one job, a clock seed (printed), failures
+/// saved to `failures_dir` before anything else and minimized (30 s).
+pub async fn fuzz_campaign(
+    config: &VmConfig,
+    budget: Duration,
+    failures_dir: &Path,
+    replay_command: String,
+) -> CiRow {
+    let started = Instant::now();
+    let args = FuzzArgs {
+        seed: None,
+        sequences: None,
+        ops: 200,
+        duration: Some(budget),
+        check_every: 50,
+        jobs: 1,
+        shard: "1/1".parse().expect("a valid shard"),
+        out: failures_dir.to_owned(),
+        batch: 32,
+        fresh: FreshState::Auto,
+        max_failures: 1,
+        minimize_duration: Duration::from_secs(30),
+        no_minimize: false,
+    };
+    let name = format!("fuzz ({}s)", budget.as_secs());
+    match crate::fuzz::run(config, &args, replay_command).await {
+        Ok(summary) => {
+            let failure = (!summary.failures.is_empty()).then(|| summary.to_string());
+            let ops = usize::try_from(summary.ops).unwrap_or(usize::MAX);
+            CiRow {
+                name,
+                ops,
+                failure,
+                time: started.elapsed(),
+            }
+        }
+        Err(e) => CiRow {
+            name,
+            ops: 0,
+            failure: Some(e.to_string()),
+            time: started.elapsed(),
+        },
+    }
+}
+
+/// The summary table.
+pub fn table(rows: &[CiRow]) -> String {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
+    let mut out = format!(
+        "{:width$}  {:>6}  {:6}  {:>8}\n",
+        "trace", "ops", "result", "time"
+    );
+    for r in rows {
+        let result = if r.failure.is_none() { "ok" } else { "FAILED" };
+        let secs = format!("{:.2}s", r.time.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "{:width$}  {:>6}  {result:6}  {secs:>8}",
+            r.name, r.ops
+        );
+    }
+    let failed = rows.iter().filter(|r| r.failure.is_some()).count();
+    let _ = writeln!(out, "{} passed, {failed} failed", rows.len() - failed);
+    out
+}
+
+/// Runs the whole job; prints each failure's details as it happens, and
+/// the table at the end. Returns the rows (the job passed when none failed).
+pub async fn run(config: &VmConfig, plan: &CiPlan, print: impl Fn(&str)) -> Result<Vec<CiRow>> {
+    let mut rows = Vec::new();
+    let started = Instant::now();
+    let smoke = crate::smoke::run(config).await;
+    rows.push(CiRow {
+        name: "smoke".into(),
+        ops: 0,
+        failure: smoke.as_ref().err().map(ToString::to_string),
+        time: started.elapsed(),
+    });
+    for path in corpus(&plan.testcases)? {
+        let row = replay_file(config, &path, plan.check_every).await;
+        if let Some(f) = &row.failure {
+            print(&format!("--- {} FAILED\n{f}\n", row.name));
+        }
+        rows.push(row);
+    }
+    if !plan.fuzz_budget.is_zero() {
+        let replay = plan.replay_command.clone();
+        let row = fuzz_campaign(config, plan.fuzz_budget, &plan.failures_dir, replay).await;
+        if let Some(f) = &row.failure {
+            print(&format!("--- fuzz FAILED\n{f}\n"));
+        }
+        rows.push(row);
+    }
+    print(&table(&rows));
+    print(&format!(
+        "CI job: {:.1}s\n",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(rows)
+}

@@ -1,0 +1,79 @@
+//! What `replay` prints at a failure besides the step table: the decoded
+//! page walk of the failing address and its neighbours, and the model's
+//! view of the same pages.
+
+use std::fmt::Write;
+
+use oracle::{GuestMemory, Model};
+use protocol::{Hello, Request, Response, PAGE_SIZE};
+use trace::replay::StepRecord;
+use trace::Failure;
+
+/// The address a failure is about: the fault address of a touch that
+/// faulted, else the request's address, else the first `virt 0x…` of an
+/// invariant failure's message.
+pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u64> {
+    if let Some(Response::Fault { addr, .. }) = step.and_then(|s| s.answer.as_ref()) {
+        return Some(*addr);
+    }
+    let from_request = step.and_then(|s| match s.entry.op.to_request() {
+        Request::Map { addr, .. }
+        | Request::Unmap { addr, .. }
+        | Request::Convert { addr, .. }
+        | Request::Write { addr, .. }
+        | Request::Read { addr, .. }
+        | Request::Query { addr, .. }
+        | Request::Vfree { addr, .. } => Some(addr),
+        Request::FreeFrames { .. } | Request::AllocFrames { .. } | Request::Valloc { .. } => None,
+        _ => None,
+    });
+    from_request.or_else(|| first_virt(&failure.message))
+}
+
+/// The first `virt 0x…` (or `virt {addr}` as the checker prints it) in a
+/// message.
+pub fn first_virt(message: &str) -> Option<u64> {
+    let at = message.find("virt 0x")? + "virt 0x".len();
+    let hex: String = message[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    u64::from_str_radix(&hex, 16).ok()
+}
+
+/// The page of `addr` and its two neighbours (fewer at the ends of the
+/// address space).
+pub fn neighbourhood(addr: u64) -> Vec<u64> {
+    let page = addr & !(PAGE_SIZE - 1);
+    [
+        page.checked_sub(PAGE_SIZE),
+        Some(page),
+        page.checked_add(PAGE_SIZE),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The decoded walks of `pages` (guest memory as it is now).
+pub fn walks(mem: &dyn GuestMemory, hello: &Hello, pages: &[u64]) -> String {
+    pages
+        .iter()
+        .map(|&p| oracle::decode_walk(mem, hello, p))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// The model's state of `pages`, and its counters.
+pub fn model_view(model: &Model, pages: &[u64]) -> String {
+    let mut out = String::from("model (after the last operation it accepted):\n");
+    for &p in pages {
+        let state = match model.state(p) {
+            None => "Unusable".to_string(),
+            Some(s) => format!("{s:?}"),
+        };
+        let _ = writeln!(out, "  page {p:#x}: {state}");
+    }
+    let _ = writeln!(out, "  {:?}", model.stats());
+    out
+}

@@ -1,0 +1,77 @@
+//! `replay --gdb`: a second run of the trace on a guest with QEMU's gdb
+//! stub on a unix socket (no network port), paused before the failing
+//! operation, with the exact gdb command line to attach.
+
+use std::os::unix::fs::PermissionsExt;
+
+use trace::{Outcome, Trace};
+
+use super::{config_for, ReplayOptions};
+use crate::error::{Error, Result};
+use crate::judge::glue::replay_trace;
+use crate::judge::JudgedVm;
+use crate::qemu::shell_words;
+use crate::session::VmConfig;
+
+/// The gdb command line that attaches to the stub at `socket`, with the
+/// kernel's symbols.
+pub fn gdb_command(kernel: &std::path::Path, socket: &std::path::Path) -> String {
+    shell_words(&[
+        "gdb".into(),
+        kernel.as_os_str().to_owned(),
+        "-ex".into(),
+        format!("target remote {}", socket.display()).into(),
+    ])
+}
+
+/// Boots a guest with a gdb stub, runs the trace's operations before
+/// `stop_before` (judged), pauses the guest, prints how to attach, and
+/// waits for Ctrl-C (which ends QEMU).
+pub async fn pause_for_gdb(
+    config: &VmConfig,
+    trace: &Trace,
+    opts: &ReplayOptions,
+    stop_before: usize,
+    print: impl Fn(&str),
+) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("vmmfuzz-gdb-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(Error::TempDir)?;
+    let socket = dir.path().join("gdb.sock");
+    let mut config = config_for(config, trace);
+    let mut arg = std::ffi::OsString::from("unix:");
+    arg.push(socket.as_os_str());
+    arg.push(",server=on,wait=off");
+    config.extra_args.extend(["-gdb".into(), arg]);
+    let prefix = Trace {
+        header: trace.header.clone(),
+        entries: trace.entries[..stop_before.min(trace.len())].to_vec(),
+    };
+    let vm = JudgedVm::start(&config, opts.judge_options())
+        .await
+        .map_err(|f| Error::MemoryCheck(format!("booting for gdb: {f}")))?;
+    let (mut vm, report) = replay_trace(vm, prefix, |_| {}).await;
+    if let Outcome::Failed(f) = &report.outcome {
+        print(&format!("(the gdb run failed earlier, at: {f})\n"));
+    }
+    vm.vm().stop().await?;
+    let next = trace
+        .entries
+        .get(stop_before)
+        .map(|e| trace::format::write_entry(&trace::Entry::from(e.op.clone())))
+        .unwrap_or_else(|| "(end of trace)".into());
+    print(&format!(
+        "\nQEMU is paused before operation {stop_before}: {next}\n\
+         attach with:\n  {}\n\
+         (`continue` in gdb runs the guest; the runner waits: Ctrl-C ends QEMU)\n",
+        gdb_command(&config.kernel, &socket)
+    ));
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Error::io("waiting for Ctrl-C", e))?;
+    drop(vm);
+    drop(dir);
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! `host-runner replay TRACE`: runs a trace on a fresh guest, judged by the
+//! model, with a memory check every `--check-every` operations and at the
+//! end; prints the step table; at the first failure prints the decoded page
+//! walk around the failing address and the model's view of it. `--dump`
+//! writes an ELF core of the guest at the failure; `--gdb` replays again up
+//! to the operation before the failing one and leaves QEMU paused for gdb.
+
+mod explain;
+mod gdb;
+
+use std::path::{Path, PathBuf};
+
+use trace::replay::{format_step, ReplayReport};
+use trace::{Failure, Outcome, Trace};
+
+use crate::error::{Error, Result};
+use crate::judge::glue::replay_trace;
+use crate::judge::{JudgeOptions, JudgedVm, MemorySource};
+use crate::session::VmConfig;
+
+pub use explain::{failing_address, first_virt, neighbourhood};
+
+/// What the command line asks of a replay.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Memory check after every N operations; 0: only at the end.
+    pub check_every: usize,
+    pub memory: MemorySource,
+    /// Compare `info tlb` with the walk in every check.
+    pub tlb_check: bool,
+    /// Leave QEMU paused under gdb before the failing operation.
+    pub gdb: bool,
+    /// Write an ELF core of the guest at the failure here.
+    pub dump: Option<PathBuf>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            check_every: 1,
+            memory: MemorySource::default(),
+            tlb_check: true,
+            gdb: false,
+            dump: None,
+        }
+    }
+}
+
+impl ReplayOptions {
+    pub(crate) fn judge_options(&self) -> JudgeOptions {
+        JudgeOptions {
+            check_every: Some(self.check_every),
+            memory: self.memory,
+            tlb_check: self.tlb_check,
+        }
+    }
+}
+
+/// Reads a trace file; errors name the line and the field.
+pub fn read_trace(path: &Path) -> Result<Trace> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("opening trace {}", path.display()), e))?;
+    trace::parse(std::io::BufReader::new(file)).map_err(|e| {
+        Error::io(
+            format!("trace {}", path.display()),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        )
+    })
+}
+
+/// The configuration for a trace: its `ram_mib` wins.
+pub fn config_for(config: &VmConfig, trace: &Trace) -> VmConfig {
+    let mut c = config.clone();
+    if let Some(mib) = trace.header.ram_mib {
+        c.ram_mib = mib;
+    }
+    c
+}
+
+/// A replay's outcome and everything printed about it.
+#[derive(Debug)]
+pub struct ReplayRun {
+    pub report: ReplayReport,
+    /// The table, the failure and the decoded walks, as printed.
+    pub text: String,
+}
+
+impl ReplayRun {
+    pub fn passed(&self) -> bool {
+        self.report.outcome == Outcome::Passed
+    }
+}
+
+/// Replays `trace` on a fresh guest. `print` gets each piece of output as
+/// it comes (the table row by row). With a final memory check; after a
+/// failure, the walks (when the guest still runs) and the `--dump`.
+pub async fn run(
+    config: &VmConfig,
+    trace: &Trace,
+    opts: &ReplayOptions,
+    print: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> ReplayRun {
+    let config = config_for(config, trace);
+    let mut text = String::new();
+    let emit = |s: &str, text: &mut String| {
+        print(s);
+        text.push_str(s);
+    };
+    let vm = match JudgedVm::start(&config, opts.judge_options()).await {
+        Ok(vm) => vm,
+        Err(f) => {
+            emit(&format!("FAILED at boot: {f}\n"), &mut text);
+            let report = ReplayReport {
+                steps: vec![],
+                outcome: Outcome::Failed(f),
+            };
+            return ReplayRun { report, text };
+        }
+    };
+    let row_print = print.clone();
+    let (mut vm, mut report) = replay_trace(vm, trace.clone(), move |step| {
+        row_print(&format!("{}\n", format_step(step)));
+    })
+    .await;
+    for s in &report.steps {
+        text.push_str(&format_step(s));
+        text.push('\n');
+    }
+    if report.outcome == Outcome::Passed && !trace.is_empty() {
+        if let Err(f) = vm.check().await {
+            report.outcome = Outcome::Failed(f);
+        }
+    }
+    match report.outcome.clone() {
+        Outcome::Passed => {
+            emit(
+                &format!("passed: {} ops, memory check clean\n", report.steps.len()),
+                &mut text,
+            );
+            if let Err(f) = vm.finish().await {
+                report.outcome = Outcome::Failed(f.clone());
+                emit(&format!("FAILED: {f}\n"), &mut text);
+            }
+        }
+        Outcome::Failed(f) => {
+            emit(&format!("FAILED: {f}\n"), &mut text);
+            let more = after_failure(&mut vm, &report, &f, opts).await;
+            emit(&more, &mut text);
+        }
+    }
+    ReplayRun { report, text }
+}
+
+/// The walks around the failing address, the model's view, and the core
+/// dump, as far as the guest still lets us look.
+async fn after_failure(
+    vm: &mut JudgedVm,
+    report: &ReplayReport,
+    f: &Failure,
+    opts: &ReplayOptions,
+) -> String {
+    let step = report.steps.last();
+    let mut out = String::new();
+    let Some(addr) = failing_address(f, step) else {
+        return out;
+    };
+    let pages = neighbourhood(addr);
+    if vm.vm().qemu_pid().is_none()
+        || vm.vm().wait_exit(std::time::Duration::ZERO).await != crate::QemuExit::Running
+    {
+        out.push_str("(the guest is gone: no page walk to show)\n");
+    } else {
+        match vm
+            .with_ram(|mem, hello| explain::walks(mem, hello, &pages))
+            .await
+        {
+            Ok(w) => out.push_str(&w),
+            Err(e) => out.push_str(&format!("(could not read guest memory: {e})\n")),
+        }
+        if let Some(path) = &opts.dump {
+            out.push_str(&dump(vm, path).await);
+        }
+    }
+    out.push_str(&explain::model_view(vm.model(), &pages));
+    out
+}
+
+/// `dump-guest-memory` (an ELF core, for gdb or crash) to `path`.
+async fn dump(vm: &mut JudgedVm, path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    match vm
+        .vm()
+        .hmp(&format!("dump-guest-memory {}", abs.display()))
+        .await
+    {
+        Ok(o) if o.trim().is_empty() => format!("guest core written to {}\n", abs.display()),
+        Ok(o) => format!("dump-guest-memory: {}\n", o.trim()),
+        Err(e) => format!("dump-guest-memory failed: {e}\n"),
+    }
+}
+
+pub use gdb::pause_for_gdb;
