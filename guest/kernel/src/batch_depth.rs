@@ -8,8 +8,7 @@
 //! answered `BadFrame(Decode)`.
 //!
 //! The scan walks the postcard encoding of a `Request` without building it:
-//! every variant but `Batch` is a fixed number of varints (a bool is one
-//! byte below 0x80, so it reads as a varint too). [`self_check`] runs at
+//! every variant but `Batch` is a fixed list of varints and single bytes. [`self_check`] runs at
 //! boot and proves the table against postcard's own encoding of every
 //! variant, so a protocol change cannot leave it silently wrong.
 
@@ -37,16 +36,31 @@ pub enum Scan {
     Unparsed,
 }
 
-/// Number of varint fields of the request variant with postcard tag `tag`
-/// (declaration order in `protocol::Request`), `Batch` excepted.
-fn fields(tag: u64) -> Option<usize> {
+/// How postcard encodes one field.
+#[derive(Clone, Copy)]
+enum Field {
+    /// Integers wider than a byte, unit enums (`Privilege`, `AreaType`).
+    Varint,
+    /// `u8` and `bool`: one raw byte.
+    Byte,
+}
+
+/// The fields of the request variant with postcard tag `tag` (declaration
+/// order in `protocol::Request`), `Batch` excepted.
+fn fields(tag: u64) -> Option<&'static [Field]> {
+    use Field::{Byte as B, Varint as V};
     Some(match tag {
-        0 | 4 | 15 => 0,                // Hello, Shutdown, Stats
-        1 | 3 | 16 => 1,                // Ping, Panic, Reset
-        13 => 2,                        // Valloc
-        6 | 9 | 10 | 11 | 12 | 14 => 3, // Unmap, Read, Query, AllocFrames, FreeFrames, Vfree
-        7 | 8 => 4,                     // Convert, Write
-        5 => 5,                         // Map
+        0 | 4 | 15 => &[],                  // Hello, Shutdown, Stats
+        1 | 3 | 16 => &[V],                 // Ping, Panic, Reset
+        5 => &[V, V, B, B, V],              // Map
+        6 | 9 | 10 | 12 | 14 => &[V, V, V], // Unmap, Read, Query, FreeFrames, Vfree
+        7 | 8 => &[V, V, V, V],             // Convert, Write
+        11 => &[V, B, V],                   // AllocFrames
+        13 => &[V, V],                      // Valloc
+        17 => &[V, V, B, V, V],             // MapFile
+        18 | 19 => &[V, V, V],              // Evict, Kmalloc
+        20 => &[V, V],                      // Kfree
+        21 => &[V],                         // HeapScavenge
         _ => return None,
     })
 }
@@ -85,11 +99,18 @@ pub fn scan(body: &[u8]) -> Scan {
             open[depth] = n;
             depth += 1;
         } else {
-            let Some(n) = fields(tag) else {
+            let Some(fields) = fields(tag) else {
                 return Scan::Unparsed;
             };
-            for _ in 0..n {
-                if varint(body, &mut pos).is_none() {
+            for field in fields {
+                let read = match field {
+                    Field::Varint => varint(body, &mut pos).is_some(),
+                    Field::Byte => {
+                        pos += 1;
+                        pos <= body.len()
+                    }
+                };
+                if !read {
                     return Scan::Unparsed;
                 }
             }
@@ -175,6 +196,28 @@ pub fn self_check() {
         },
         Request::Stats,
         Request::Reset { privilege: k },
+        Request::MapFile {
+            addr: big,
+            pages: big,
+            file: u8::MAX,
+            file_page: big,
+            privilege: k,
+        },
+        Request::Evict {
+            addr: big,
+            pages: big,
+            privilege: k,
+        },
+        Request::Kmalloc {
+            size: big,
+            align: big,
+            privilege: k,
+        },
+        Request::Kfree {
+            addr: big,
+            privilege: k,
+        },
+        Request::HeapScavenge { privilege: k },
     ];
     for (i, sample) in samples.iter().enumerate() {
         // Exhaustive on purpose: a new variant must be added above.
@@ -196,6 +239,11 @@ pub fn self_check() {
             Request::Vfree { .. } => 14,
             Request::Stats => 15,
             Request::Reset { .. } => 16,
+            Request::MapFile { .. } => 17,
+            Request::Evict { .. } => 18,
+            Request::Kmalloc { .. } => 19,
+            Request::Kfree { .. } => 20,
+            Request::HeapScavenge { .. } => 21,
         };
         assert_eq!(index, i, "request samples out of order");
         let mut buf = [0u8; 128];

@@ -7,7 +7,9 @@
 use linked_list_allocator::LockedHeap;
 
 /// Bytes of the early heap.
-pub const HEAP_SIZE: usize = 4 << 20;
+/// Enough to decode any frame: a 128 KiB frame holds at most ~131072
+/// one-byte requests, a 4 MiB `Vec<Request>` (6 MiB while it grows).
+pub const HEAP_SIZE: usize = 8 << 20;
 
 #[repr(C, align(4096))]
 struct HeapSpace([u8; HEAP_SIZE]);
