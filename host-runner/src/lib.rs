@@ -4,9 +4,12 @@
 //! The guest is reached only through interfaces: the serial line
 //! ([`rpc`]), QMP ([`qmp`]), optionally its RAM mapped from QEMU's backing
 //! file ([`ram`]), and QEMU's exit status ([`qemu::QemuExit`]).
-//! [`session::Vm`] owns one running guest with all of them; subcommands
-//! ([`smoke`], [`bench`](mod@bench), and later the checker and the fuzzer)
-//! build on it:
+//! [`session::Vm`] owns one running guest with all of them; [`judge`]
+//! wraps it with the model and the memory checker ([`judge::JudgedVm`]);
+//! the subcommands build on them: [`smoke`], [`bench`](mod@bench),
+//! [`replay`](mod@replay), [`check`](mod@check), [`fuzz`],
+//! [`minimize`](mod@minimize) and the CI job ([`ci_job`]). The session
+//! alone:
 //!
 //! ```no_run
 //! use host_runner::{RunnerOptions, Vm};
