@@ -52,5 +52,62 @@
 //! [`crate::Hello::boot_reserved`].
 //!
 //! A frame is in use exactly when one of these owns it: a boot reservation,
-//! a page table of the managed space, a present page of the managed space, or
-//! the host (through `AllocFrames`).
+//! a page table of the managed space, a present page of the managed space,
+//! the host (through `AllocFrames`), a page table of the heap's pages, or a
+//! present heap page. The heap's tables are made at boot but are not listed
+//! in `boot_reserved` (they are found by walking PML4 slot 384);
+//! `boot_free_frames` counts them as used.
+//!
+//! # The heap region (PML4 slot 384)
+//!
+//! Pages `heap.start..heap.start + heap_max_bytes` always have level-1
+//! entries: allocate-on-write (`0b0010`) or present RAM (`P=1`, `W=1`,
+//! `U=0`, bits 9–11 = `0b001`). Every other entry of slot 384 is zero.
+//!
+//! # The frame-info table
+//!
+//! At [`crate::Hello::frame_info`]: one little-endian `u64` per frame
+//! (`total_frames` of them, frame `n` at byte `8 n`). `0` = no record;
+//! a frame backing a present mmap page (clean or private) holds
+//! `1 << 63 | file << 40 | page` (file in bits 40–47, page in bits 0–39).
+//! Every other bit pattern is corrupt, and so is a record on a frame that no
+//! present mmap page maps, or a missing one on a frame that one does.
+//! A present mmap clean entry has W = 0 (a write faults and makes it private
+//! in place); a private one has W = 1.
+//!
+//! # The file images
+//!
+//! The host passes one blob as QEMU's `-initrd`: a header page, then the
+//! files. Header, little endian: magic `b"VMMFILES"` (8 bytes), `u32`
+//! version (1), `u32` count (at most [`crate::MAX_FILES`]), then `count`
+//! records `(u64 offset, u64 pages)`: file `n` is `pages * 4096` bytes at
+//! byte `offset` of the blob (`offset` page aligned, files in order, not
+//! overlapping, inside the blob). Byte `o` of file `n` built from
+//! `(pages, seed)` is [`crate::pattern::pattern_byte`]`(seed, o)`. The guest
+//! reports each file's bytes in [`crate::Hello::files`]; the whole blob's
+//! frames are boot reservations and are never written.
+//!
+//! # The swap store
+//!
+//! At [`crate::Hello::swap`] (about RAM / 8, a boot reservation), little
+//! endian:
+//! - a header at offset 0: magic `b"VMMSWAP1"`, `u32` unit size (128),
+//!   `u32` units `U`, `u64` offset of the used-unit bitmap, `u64` offset of
+//!   the pending bitmap, `u64` offset of the length table, `u64` offset of
+//!   the data area (all from the store's start, page aligned);
+//! - the used-unit bitmap: `U` bits, bit `u` (byte `u / 8`, LSB first) set
+//!   when unit `u` of the data area is in use;
+//! - the pending bitmap: `U` bits, set on the first unit of a slot freed by
+//!   a swap-in during the request in progress; all zero between requests;
+//! - the length table: `U` `u16`s; entry `s` is the byte length of slot
+//!   `s`'s data (0: no slot starts at unit `s`);
+//! - the data area: `U * 128` bytes. Swap slot `s` (the number in an on-swap
+//!   entry) is the data starting at unit `s`, occupying
+//!   `ceil(len / 128)` units, all marked used. `len == 4096` means the page
+//!   is stored raw; a smaller `len` is an LZ4 block (the `lz4_flex::block`
+//!   format, no size prefix) that decompresses to exactly 4096 bytes.
+//!
+//! Between requests: the slots in use are exactly the on-swap entries' slots
+//! (each named once), their units are disjoint, and the used bits are
+//! exactly the union of their units. `swap_bytes_used` is the sum of the
+//! slots' `len`; `swap_bytes_total` is `U * 128`.

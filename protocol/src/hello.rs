@@ -67,4 +67,24 @@ pub struct Hello {
     /// PML4 slots that hold the direct map and the kernel image, which the
     /// VMM does not manage (their tables are boot reservations).
     pub reserved_pml4_slots: Vec<u16>,
+    /// The files the host supplied at boot, file `n` at index `n` (their
+    /// images are boot reservations).
+    pub files: Vec<FileInfo>,
+    /// The swap store (format: [`crate::formats`]), a boot reservation.
+    pub swap: PhysRange,
+    /// The frame-info table (format: [`crate::formats`]), a boot
+    /// reservation.
+    pub frame_info: PhysRange,
+    /// The heap's fixed maximum size: its pages are
+    /// `heap.start..heap.start + heap_max_bytes`.
+    pub heap_max_bytes: u64,
+}
+
+/// One file the host supplied at boot.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileInfo {
+    /// Length in pages.
+    pub pages: u64,
+    /// Where its bytes lie in physical memory (`pages * 4096` bytes).
+    pub image: PhysRange,
 }

@@ -24,14 +24,14 @@ mod request;
 mod response;
 pub mod semantics;
 
-pub use hello::{Hello, PhysRange, VirtRange};
+pub use hello::{FileInfo, Hello, PhysRange, VirtRange};
 pub use message::{ExceptionReport, GuestMessage, PanicReport};
 pub use request::{AreaType, Privilege, Request};
-pub use response::{Error, FaultReason, FrameRun, PageState, Response, Stats};
+pub use response::{Error, FaultReason, FrameRun, PageState, Reclaim, Response, Stats};
 
 /// Version of this protocol. The guest reports it in [`Hello`]; the host
 /// refuses to talk to a guest of another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Size of a page and of a frame, in bytes.
 pub const PAGE_SIZE: u64 = 4096;
@@ -47,6 +47,17 @@ pub const MAX_ALLOC_FRAMES: u64 = 1 << 16;
 
 /// Largest number of requests in one `Batch`.
 pub const MAX_BATCH: usize = 4096;
+
+/// Capacity of the guest's reclaim-event ring: at most this many
+/// [`Reclaim`] events per answer. With the ring full the guest reclaims
+/// nothing more until the answer is built (see `semantics`).
+pub const RECLAIM_RING: usize = 512;
+
+/// Largest number of files the host may supply (file numbers are 8 bits).
+pub const MAX_FILES: usize = 255;
+
+/// Largest `align` a `Kmalloc` may name.
+pub const MAX_KMALLOC_ALIGN: u64 = 4096;
 
 /// Exit value the guest writes to `isa-debug-exit` after a `Shutdown`
 /// request. QEMU exits with `(value << 1) | 1` = 33: the only success code.

@@ -129,9 +129,40 @@ pub enum Request {
     },
     /// Counters of the VMM and the frame allocator.
     Stats,
-    /// Back to the boot state: every managed page unusable, every host frame
-    /// and every virtual range freed. Kernel only.
+    /// Back to the boot state: every managed page unusable, every host frame,
+    /// every virtual range and every host heap block freed. Kernel only.
     Reset { privilege: Privilege },
+
+    /// Makes `pages` unusable pages at `addr` a memory-mapped-file area over
+    /// pages `file_page..file_page + pages` of file `file` (one of
+    /// [`crate::Hello::files`]): every entry becomes not-present mmap; no
+    /// data frame is used until a touch loads the page.
+    MapFile {
+        addr: u64,
+        pages: u64,
+        file: u8,
+        file_page: u64,
+        privilege: Privilege,
+    },
+    /// Sends the range's present pages out, in ascending order: RAM and
+    /// private file pages to the swap store, clean file pages dropped.
+    /// Answered with `Evicted` (inside `Reclaimed`, which names every page).
+    Evict {
+        addr: u64,
+        pages: u64,
+        privilege: Privilege,
+    },
+    /// Allocates a kernel heap block of `size` bytes aligned to `align` (a
+    /// power of two up to 4096) for the host. Kernel only.
+    Kmalloc {
+        size: u64,
+        align: u64,
+        privilege: Privilege,
+    },
+    /// Frees a heap block the host got from `Kmalloc`. Kernel only.
+    Kfree { addr: u64, privilege: Privilege },
+    /// Returns the frames of every wholly free present heap page. Kernel only.
+    HeapScavenge { privilege: Privilege },
 }
 
 impl Request {
@@ -149,7 +180,12 @@ impl Request {
             | Request::FreeFrames { privilege, .. }
             | Request::Valloc { privilege, .. }
             | Request::Vfree { privilege, .. }
-            | Request::Reset { privilege } => Some(*privilege),
+            | Request::Reset { privilege }
+            | Request::MapFile { privilege, .. }
+            | Request::Evict { privilege, .. }
+            | Request::Kmalloc { privilege, .. }
+            | Request::Kfree { privilege, .. }
+            | Request::HeapScavenge { privilege } => Some(*privilege),
             Request::Hello
             | Request::Ping { .. }
             | Request::Batch(_)

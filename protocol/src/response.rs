@@ -1,5 +1,6 @@
 //! Answers from the guest to the host.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,46 @@ pub enum Response {
     Error(Error),
     /// The guest could not decode the frame it received; it kept serving.
     BadFrame(FrameError),
+    /// Answer to `Evict`: pages sent to the swap store and clean file pages
+    /// dropped (always inside `Reclaimed`, whose events name them).
+    Evicted { swapped: u64, dropped: u64 },
+    /// Answer to `Kmalloc`: the block's address.
+    Kmalloc { addr: u64 },
+    /// Answer to `HeapScavenge`: heap pages whose frames were returned.
+    Scavenged { pages: u64 },
+    /// `response`, preceded by the reclaims the guest made since the
+    /// previous answer was built (see `semantics`, "Reclaim events"). Never
+    /// nested; inside a `Batch` each element carries its own.
+    Reclaimed {
+        events: Vec<Reclaim>,
+        response: Box<Response>,
+    },
+}
+
+impl Response {
+    /// The reclaim events (empty when none) and the plain answer.
+    pub fn split_reclaimed(self) -> (Vec<Reclaim>, Response) {
+        match self {
+            Response::Reclaimed { events, response } => (events, *response),
+            r => (Vec::new(), r),
+        }
+    }
+}
+
+/// One page the guest reclaimed on its own (under memory pressure, or for
+/// `Evict`/`HeapScavenge`): facts the host cannot predict, reported so that
+/// its model stays exact. Each freed exactly one frame.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reclaim {
+    /// The present page at `addr` (present RAM or a private file page) went
+    /// to swap slot `slot`; it is usable RAM on swap now.
+    Swapped { addr: u64, slot: u64 },
+    /// The clean present file page at `addr` was dropped: not-present mmap
+    /// again, same file and page.
+    Dropped { addr: u64 },
+    /// The wholly free heap page at `addr` lost its frame: allocate-on-write
+    /// again.
+    Scavenged { addr: u64 },
 }
 
 /// Why a touch of memory failed.
@@ -76,7 +117,8 @@ pub enum PageState {
     AllocOnWrite,
     /// Usable RAM, not present: the data is in swap slot `slot`.
     OnSwap { slot: u64 },
-    /// Memory-mapped file, present. `private` once written (copy on write).
+    /// Memory-mapped file, present, holding page `page` of file `file` (from
+    /// the frame-info table). `private` once written (copy on write).
     PresentMmap {
         file: u8,
         page: u64,
@@ -109,8 +151,31 @@ pub struct Stats {
     pub host_frames: u64,
     /// Pages of kernel virtual space handed out by `Valloc`.
     pub valloc_pages: u64,
-    /// Page faults resolved by allocating a frame (allocate-on-write).
+    /// Page faults resolved by giving a page a frame (allocate-on-write,
+    /// file load, swap-in; not the copy-on-write of a present file page).
     pub faults_resolved: u64,
+    /// Swap slots in use (pages on swap).
+    pub swap_slots_used: u64,
+    /// Bytes of compressed data in the swap store.
+    pub swap_bytes_used: u64,
+    /// Bytes of the swap store's data area.
+    pub swap_bytes_total: u64,
+    /// The kernel heap's fixed maximum size.
+    pub heap_max_bytes: u64,
+    /// Present heap pages (each holds a frame).
+    pub heap_pages: u64,
+    /// Page-table frames of the heap region (fixed since boot).
+    pub heap_table_frames: u64,
+    /// Bytes in live heap blocks (the kernel's and the host's).
+    pub heap_bytes_live: u64,
+    /// Bytes freed in the heap since its last complete scavenge.
+    pub bytes_freed_since_check: u64,
+    /// `Reclaim::Scavenged` events since boot or `Reset`.
+    pub pages_scavenged: u64,
+    /// `Reclaim::Swapped` events since boot or `Reset`.
+    pub pages_evicted: u64,
+    /// `Reclaim::Dropped` events since boot or `Reset`.
+    pub pages_dropped: u64,
 }
 
 /// Why a request was refused. The request changed nothing.
@@ -146,4 +211,8 @@ pub enum Error {
     NoVirtualSpace,
     /// A `Batch` inside a `Batch`.
     NestedBatch,
+    /// `MapFile` named a file the guest was not given.
+    NoSuchFile,
+    /// `MapFile`'s `file_page + pages` exceeds the file's pages.
+    BeyondFile,
 }

@@ -40,8 +40,14 @@
 //! steps 3–7 over the byte range `addr..addr + len` (no alignment rule).
 //!
 //! Kernel-only requests (`Panic`, `AllocFrames`, `FreeFrames`, `Valloc`,
-//! `Vfree`, `Reset`) made as `User` answer `PermissionDenied` before any
-//! other check.
+//! `Vfree`, `Reset`, `Kmalloc`, `Kfree`, `HeapScavenge`) made as `User`
+//! answer `PermissionDenied` before any other check.
+//!
+//! Step 9 in version 2: "free frames" means the free frames after the guest
+//! reclaimed what it could (see *Memory pressure*): the guest answers
+//! `OutOfMemory` only when reclaiming cannot free enough. The host applies
+//! the answer's reclaim events first; then the request succeeds exactly when
+//! the free frames (after the events) cover what it needs.
 //!
 //! # Requests
 //! - **Map** `addr, pages, writable, contiguous`: state rule: every page
@@ -60,6 +66,38 @@
 //!   rule; needs the tables of the pages that were unusable.
 //!   `to = Unusable`: every page becomes unusable, freeing frames, swap
 //!   slots and emptied tables. Needs nothing; never fails after validation.
+//! - **MapFile** `addr, pages, file, file_page`: steps 1–7, then
+//!   `file >= files.len()` → `NoSuchFile`; `file_page + pages` (overflow
+//!   included) above the file's `pages` → `BeyondFile`; then the state rule:
+//!   every page unusable; then needed tables (step 9). Page `i` becomes
+//!   not-present mmap of `(file, file_page + i)`. No data frame is used.
+//! - **Evict** `addr, pages`: steps 1–7; no state rule; needs nothing. In
+//!   ascending address order: present *writable* RAM → swapped (on swap,
+//!   slot freshly allocated, frame freed); present private mmap → swapped
+//!   (it is anonymous memory now: on swap it is usable RAM, and comes back as
+//!   present RAM); present clean mmap → dropped (not-present mmap, same file
+//!   and page, frame freed); every other state (read-only present RAM
+//!   included: the on-swap entry has no room for writability) is left. The
+//!   walk stops at the first page whose compressed data does not fit in the
+//!   swap store, or when the reclaim ring is full: that page and every later
+//!   one are left. The answer is `Reclaimed { events, Evicted { swapped,
+//!   dropped } }` with one event per page changed, in address order.
+//! - **Kmalloc** `size, align` (kernel): `size == 0` → `ZeroCount`; `align`
+//!   not a power of two → `Misaligned`; `align > MAX_KMALLOC_ALIGN` →
+//!   `TooLarge`; no free run of the heap fits → `OutOfMemory`. Answers
+//!   `Kmalloc { addr }`, `addr % max(align, 16) == 0`, the block
+//!   `addr..addr + size` inside `heap.start..heap.start + heap_max_bytes`
+//!   and overlapping no live block (the kernel's own included). Uses no
+//!   frame: the block's pages are allocate-on-write until touched.
+//! - **Kfree** `addr` (kernel): `InvalidState { addr }` unless `addr` is the
+//!   address of a live block the host got from `Kmalloc`; frees it (adds its
+//!   size to `bytes_freed_since_check`). Frees no frame by itself.
+//! - **HeapScavenge** (kernel): every present heap page that no live block
+//!   overlaps loses its frame (allocate-on-write again), one
+//!   `Reclaim::Scavenged` event each (up to the ring's capacity; a scan cut
+//!   short by a full ring keeps `bytes_freed_since_check`, a complete one
+//!   sets it to 0). Answers `Reclaimed { events, Scavenged { pages } }`, or
+//!   plain `Scavenged { pages: 0 }` when nothing was freed.
 //! - **Write** `addr, len, seed`: the guest CPU stores the pattern of `seed`
 //!   ([`crate::pattern`]) at every byte of `addr..addr + len`, in ascending
 //!   address order. Page by page: present and writable → stored; present
@@ -70,13 +108,26 @@
 //!   `Fault { reason: Unusable }`. A fault's `addr` is the first byte not
 //!   stored (the start of the page, or `addr` itself in the first page);
 //!   every byte before it stays written. Success answers `Done`.
+//!   Version 2 adds, page by page: on swap → a fault takes a frame, the
+//!   page's data comes back from its slot (present RAM, writable; the slot is
+//!   freed when the request's answer is built, see *Reclaim events*);
+//!   not-present mmap → a fault takes a frame and copies the file page into
+//!   it, present mmap *private* (writable); present mmap clean → a fault
+//!   makes it private in place (same frame, no frame taken; not counted in
+//!   `faults_resolved`). The file's image never changes. With no frame left
+//!   after reclaim: `Fault { reason: OutOfMemory }`.
+//!   Kernel `Write`s may also name bytes in the heap region, if all of them
+//!   lie in one live block the host got from `Kmalloc` (else `Reserved`, as
+//!   any other heap byte).
 //! - **Read** `addr, len`: as `Write`, loading instead of storing: read-only
 //!   pages read fine, allocate-on-write pages are allocated (zero-filled) on
-//!   read too. Success answers the [`crate::pattern::checksum`] of the bytes.
+//!   read too, swapped pages come back as on a write, a not-present mmap
+//!   page is loaded *clean* (present mmap, not private). Success answers the
+//!   [`crate::pattern::checksum`] of the bytes. The same heap rule applies.
 //! - **Query** `addr, pages`: each page's state; changes nothing.
 //! - **AllocFrames** `count, contiguous`: `count == 0` → `ZeroCount`;
-//!   `count > MAX_ALLOC_FRAMES` → `TooLarge`; `free_frames < count` →
-//!   `OutOfMemory`; contiguous with no run → `OutOfMemory`. The frames become
+//!   `count > MAX_ALLOC_FRAMES` → `TooLarge`; `free_frames < count` after
+//!   reclaim (as step 9) → `OutOfMemory`; contiguous with no run → `OutOfMemory`. The frames become
 //!   the host's; answered as runs.
 //! - **FreeFrames** `frame, count`: `ZeroCount`, `TooLarge` (as above),
 //!   `Misaligned` (`frame % 4096`), `Overflow`, `OutOfRange` (past
@@ -92,11 +143,93 @@
 //! - **Stats**: counters ([`crate::Stats`]); `faults_resolved` counts since
 //!   boot or the last `Reset`.
 //! - **Reset**: every managed page unusable, every table of the managed
-//!   space freed, every host frame freed, every `Valloc` run freed,
-//!   `faults_resolved` zero. Afterwards `free_frames == boot_free_frames`.
+//!   space freed, every host frame freed, every `Valloc` run freed, every
+//!   host heap block freed, `faults_resolved`, `pages_scavenged`,
+//!   `pages_evicted` and `pages_dropped` zero. Afterwards
+//!   `swap_slots_used == 0` and `free_frames + heap_pages ==
+//!   boot_free_frames` (the kernel's own heap blocks stay).
 //! - **Batch**: more than [`crate::MAX_BATCH`] requests → one
 //!   `Error(TooLarge)` for the whole batch; otherwise one answer each, in
 //!   order; a nested `Batch` answers `Error(NestedBatch)` in its place.
 //! - **Panic** (kernel): the guest panics with the message
 //!   `"panic requested by host"`; **Shutdown**: the guest exits through
 //!   `isa-debug-exit` with [`crate::EXIT_SUCCESS`] and answers nothing.
+//!
+//! # Convert, and every other transition (version 2)
+//!
+//! The seed's two functions plus the requests of version 2, one row per
+//! page state. "–" means the page is left as it is.
+//!
+//! | state | Convert → UsableRam | Convert → Unusable | MapFile | Evict | read touch | write touch |
+//! | --- | --- | --- | --- | --- | --- | --- |
+//! | unusable | allocate-on-write (+ tables) | – | not-present mmap | – | Fault Unusable | Fault Unusable |
+//! | present RAM, writable | – | unusable, frame freed | InvalidState | on swap, frame freed | read | stored |
+//! | present RAM, read-only | – | unusable, frame freed | InvalidState | – | read | Fault ReadOnly |
+//! | allocate-on-write | – | unusable | InvalidState | – | zeroed frame → present RAM | same |
+//! | on swap | – | unusable, slot freed | InvalidState | – | frame, data back → present RAM | same |
+//! | present mmap, clean | present RAM, writable (same frame and data) | unusable, frame freed | InvalidState | not-present mmap, frame freed (dropped) | read | private in place |
+//! | present mmap, private | present RAM, writable (same frame and data) | unusable, frame freed | InvalidState | on swap (usable RAM now), frame freed | read | stored |
+//! | not-present mmap | allocate-on-write (the file data is not loaded) | unusable | InvalidState | – | file page copied → present mmap clean | copied → present mmap private |
+//!
+//! Usable RAM or unusable → mmap is `MapFile` on unusable pages only: making
+//! a page that holds data an mmap page would drop that data silently, so it
+//! takes a `Convert → Unusable` first. Convert never fails for a page's
+//! state.
+//!
+//! # Reclaim events
+//! Which page the guest evicts, drops or scavenges is its own choice, so it
+//! reports each one as a [`crate::Reclaim`]: the VMM records every reclaim
+//! in a ring of [`crate::RECLAIM_RING`] entries (no allocation), and every
+//! answer built while the ring holds events comes as
+//! `Reclaimed { events, response }` (inside a `Batch`, per element; the
+//! `Batch` answer itself is never wrapped). Rules the host may rely on:
+//! 1. Every reclaim is reported exactly once, in the first answer built after
+//!    it, in the order they happened (reclaims between two requests, e.g.
+//!    while the kernel's own heap grows, go to the next answer).
+//! 2. No reclaim changes a page of the range of the request being answered
+//!    (its page range, or the pages of its touch range), except `Evict`'s
+//!    own events; and a swap slot freed by a swap-in stays allocated until
+//!    the answer is built. So the host may apply an answer's events *before*
+//!    the request itself, then predict the request as usual.
+//! 3. Each event freed exactly one frame; `Swapped` also took its slot.
+//! 4. The guest reclaims only when it needs a frame and none is free (or for
+//!    `Evict` / `HeapScavenge`).
+//! 5. With the ring full, nothing more is reclaimed until the answer is
+//!    built: the request may fail with `OutOfMemory`.
+//!
+//! # Memory pressure
+//! Every frame the VMM takes (data, tables, heap pages, swap-in) comes from
+//! one path; when the allocator is empty it tries, in order, until a frame
+//! is free: (1) heap scavenge, when `bytes_freed_since_check > 0` or the
+//! previous scan was cut short (as `HeapScavenge`); (2) drop one clean
+//! present file page; (3) evict one present writable RAM or private mmap
+//! page to swap; else `OutOfMemory`. Steps 2–3 pick by a clock over the
+//! managed space (second chance on the accessed bit, one hand kept across
+//! requests; pages of the request's range are skipped). Read-only present
+//! RAM and heap pages are never evicted. Requests that need several frames
+//! (`Map`, `MapFile`, `Convert`) reclaim until enough are free before they
+//! change anything, and fail with `OutOfMemory` (state unchanged apart from
+//! the reported events) if they cannot.
+//!
+//! # The kernel heap
+//! `heap.start..heap.start + heap_max_bytes` (`heap_max_bytes` = RAM / 4,
+//! whole pages, bounded by the heap region) is allocate-on-write from boot;
+//! its tables exist from boot (`heap_table_frames`) and are never freed.
+//! The heap is also the kernel's own `#[global_allocator]`: the kernel's
+//! blocks take frames and live bytes the host does not predict (reported in
+//! `heap_pages`, `heap_bytes_live`). Heap pages are never swapped; only
+//! wholly free ones are scavenged. The host's blocks are host memory: touch
+//! them with `Write`/`Read`; they never move or overlap another live block.
+//!
+//! # Stats in version 2
+//! Determined by the history (the host predicts them exactly):
+//! `total_frames`, `boot_free_frames`, `page_table_frames`, `present_pages`
+//! (the managed space only), `alloc_on_write_pages`, `host_frames`,
+//! `valloc_pages`, `faults_resolved`, `swap_slots_used` (pages on swap; heap
+//! pages are in neither `present_pages` nor `alloc_on_write_pages`),
+//! `swap_bytes_total`, `heap_max_bytes`, `heap_table_frames`, and the event
+//! counts `pages_scavenged`, `pages_evicted`, `pages_dropped`. The guest's
+//! own (checked against guest memory, not predicted): `swap_bytes_used`,
+//! `heap_pages`, `heap_bytes_live`, `bytes_freed_since_check`. Always:
+//! `free_frames + page_table_frames + present_pages + host_frames +
+//! heap_pages == boot_free_frames`.

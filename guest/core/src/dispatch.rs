@@ -152,5 +152,12 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             m.with_vmm(|v| v.reset());
             Response::Done
         }
+        // Protocol v2 (files, swap, heap): the VMM side lands in the next
+        // commits; until then these requests are refused.
+        Request::MapFile { .. }
+        | Request::Evict { .. }
+        | Request::Kmalloc { .. }
+        | Request::Kfree { .. }
+        | Request::HeapScavenge { .. } => Response::Error(Error::Reserved),
     }
 }

@@ -166,6 +166,10 @@ impl SimMachine {
                 end: layout::VALLOC_START + layout::VALLOC_PAGES * 4096,
             },
             reserved_pml4_slots: vec![layout::DIRECT_MAP_PML4_SLOT, layout::KERNEL_PML4_SLOT],
+            files: vec![],
+            swap: PhysRange { start: 0, end: 0 },
+            frame_info: PhysRange { start: 0, end: 0 },
+            heap_max_bytes: 0,
         };
         SimMachine { vmm, hello }
     }

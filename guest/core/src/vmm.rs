@@ -138,6 +138,7 @@ impl<M: PhysMemory> Vmm<M> {
             host_frames: c.host_frames,
             valloc_pages: c.valloc_pages,
             faults_resolved: c.faults_resolved,
+            ..Stats::default()
         }
     }
 

@@ -57,6 +57,10 @@ fn fields(tag: u64) -> Option<&'static [Field]> {
         7 | 8 => &[V, V, V, V],             // Convert, Write
         11 => &[V, B, V],                   // AllocFrames
         13 => &[V, V],                      // Valloc
+        17 => &[V, V, B, V, V],             // MapFile
+        18 | 19 => &[V, V, V],              // Evict, Kmalloc
+        20 => &[V, V],                      // Kfree
+        21 => &[V],                         // HeapScavenge
         _ => return None,
     })
 }
@@ -192,6 +196,28 @@ pub fn self_check() {
         },
         Request::Stats,
         Request::Reset { privilege: k },
+        Request::MapFile {
+            addr: big,
+            pages: big,
+            file: u8::MAX,
+            file_page: big,
+            privilege: k,
+        },
+        Request::Evict {
+            addr: big,
+            pages: big,
+            privilege: k,
+        },
+        Request::Kmalloc {
+            size: big,
+            align: big,
+            privilege: k,
+        },
+        Request::Kfree {
+            addr: big,
+            privilege: k,
+        },
+        Request::HeapScavenge { privilege: k },
     ];
     for (i, sample) in samples.iter().enumerate() {
         // Exhaustive on purpose: a new variant must be added above.
@@ -213,6 +239,11 @@ pub fn self_check() {
             Request::Vfree { .. } => 14,
             Request::Stats => 15,
             Request::Reset { .. } => 16,
+            Request::MapFile { .. } => 17,
+            Request::Evict { .. } => 18,
+            Request::Kmalloc { .. } => 19,
+            Request::Kfree { .. } => 20,
+            Request::HeapScavenge { .. } => 21,
         };
         assert_eq!(index, i, "request samples out of order");
         let mut buf = [0u8; 128];

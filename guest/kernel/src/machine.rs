@@ -3,7 +3,7 @@
 
 use alloc::vec;
 
-use protocol::{FaultReason, Hello, VirtRange, PAGE_SIZE};
+use protocol::{FaultReason, Hello, PhysRange, VirtRange, PAGE_SIZE};
 use spin::{Mutex, Once};
 use vmm_core::layout::{
     DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_END, HEAP_START, KERNEL_PML4_SLOT,
@@ -128,6 +128,10 @@ impl Machine for Kernel {
                 end: VALLOC_START + VALLOC_PAGES * PAGE_SIZE,
             },
             reserved_pml4_slots: vec![DIRECT_MAP_PML4_SLOT, KERNEL_PML4_SLOT],
+            files: vec![],
+            swap: PhysRange { start: 0, end: 0 },
+            frame_info: PhysRange { start: 0, end: 0 },
+            heap_max_bytes: 0,
         }
     }
 

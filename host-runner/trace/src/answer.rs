@@ -27,7 +27,8 @@ names!(
     /// A kind of [`Response`].
     AnswerKind { Hello = "hello", Pong = "pong", Done = "done", Checksum = "checksum", Fault = "fault",
     Pages = "pages", Frames = "frames", Valloc = "valloc", Stats = "stats", Error = "error",
-    BadFrame = "bad_frame", Batch = "batch" }
+    BadFrame = "bad_frame", Batch = "batch", Evicted = "evicted", Kmalloc = "kmalloc",
+    Scavenged = "scavenged", Reclaimed = "reclaimed" }
 );
 names!(
     /// A [`protocol::Error`] without its data.
@@ -35,7 +36,8 @@ names!(
     NonCanonical = "non_canonical", Overflow = "overflow", CrossesCanonicalHole = "crosses_canonical_hole",
     PermissionDenied = "permission_denied", Reserved = "reserved", InvalidState = "invalid_state",
     OutOfMemory = "out_of_memory", OutOfRange = "out_of_range", NotOwned = "not_owned",
-    NoVirtualSpace = "no_virtual_space", NestedBatch = "nested_batch" }
+    NoVirtualSpace = "no_virtual_space", NestedBatch = "nested_batch", NoSuchFile = "no_such_file",
+    BeyondFile = "beyond_file" }
 );
 names!(
     /// A [`PageState`] without frames and slots (which the host does not
@@ -49,7 +51,11 @@ names!(
     StatField { TotalFrames = "total_frames", FreeFrames = "free_frames", BootFreeFrames = "boot_free_frames",
     PageTableFrames = "page_table_frames", PresentPages = "present_pages",
     AllocOnWritePages = "alloc_on_write_pages", HostFrames = "host_frames", VallocPages = "valloc_pages",
-    FaultsResolved = "faults_resolved" }
+    FaultsResolved = "faults_resolved", SwapSlotsUsed = "swap_slots_used", SwapBytesUsed = "swap_bytes_used",
+    SwapBytesTotal = "swap_bytes_total", HeapMaxBytes = "heap_max_bytes", HeapPages = "heap_pages",
+    HeapTableFrames = "heap_table_frames", HeapBytesLive = "heap_bytes_live",
+    BytesFreedSinceCheck = "bytes_freed_since_check", PagesScavenged = "pages_scavenged",
+    PagesEvicted = "pages_evicted", PagesDropped = "pages_dropped" }
 );
 names!(FaultName { Unusable = "unusable", ReadOnly = "read_only", OutOfMemory = "out_of_memory" });
 
@@ -71,6 +77,17 @@ impl StatField {
             s.host_frames,
             s.valloc_pages,
             s.faults_resolved,
+            s.swap_slots_used,
+            s.swap_bytes_used,
+            s.swap_bytes_total,
+            s.heap_max_bytes,
+            s.heap_pages,
+            s.heap_table_frames,
+            s.heap_bytes_live,
+            s.bytes_freed_since_check,
+            s.pages_scavenged,
+            s.pages_evicted,
+            s.pages_dropped,
         ][self as usize]
     }
 }
@@ -95,6 +112,8 @@ impl ErrorCode {
             Error::NotOwned { frame } => (C::NotOwned, Some(frame)),
             Error::NoVirtualSpace => (C::NoVirtualSpace, None),
             Error::NestedBatch => (C::NestedBatch, None),
+            Error::NoSuchFile => (C::NoSuchFile, None),
+            Error::BeyondFile => (C::BeyondFile, None),
         }
     }
 }
@@ -131,6 +150,10 @@ impl AnswerKind {
             Response::Stats(_) => AnswerKind::Stats,
             Response::Error(_) => AnswerKind::Error,
             Response::BadFrame(_) => AnswerKind::BadFrame,
+            Response::Evicted { .. } => AnswerKind::Evicted,
+            Response::Kmalloc { .. } => AnswerKind::Kmalloc,
+            Response::Scavenged { .. } => AnswerKind::Scavenged,
+            Response::Reclaimed { .. } => AnswerKind::Reclaimed,
         }
     }
 }

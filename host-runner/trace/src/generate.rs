@@ -302,6 +302,44 @@ impl Generator {
                     privilege: self.kernel_only(),
                 }
             }
+            OpKind::MapFile => {
+                let (addr, pages, privilege) = self.range();
+                let file = if self.rng.random_bool(0.9) {
+                    self.rng.random_range(0..2)
+                } else {
+                    self.rng.random()
+                };
+                Op::MapFile {
+                    addr,
+                    pages,
+                    file,
+                    file_page: self.rng.random_range(0..pages.clamp(1, 64)),
+                    privilege,
+                }
+            }
+            OpKind::Evict => {
+                let (addr, pages, privilege) = self.range();
+                Op::Evict {
+                    addr,
+                    pages,
+                    privilege,
+                }
+            }
+            OpKind::Kmalloc => Op::Kmalloc {
+                size: self.rng.random_range(0..3 * PAGE_SIZE),
+                align: 1 << self.rng.random_range(0..14),
+                privilege: self.kernel_only(),
+            },
+            OpKind::Kfree => {
+                let (addr, _, _) = self.range();
+                Op::Kfree {
+                    addr,
+                    privilege: self.kernel_only(),
+                }
+            }
+            OpKind::HeapScavenge => Op::HeapScavenge {
+                privilege: self.kernel_only(),
+            },
             OpKind::Vfree => {
                 let (addr, pages) = match self.vallocs.choose(&mut self.rng).copied() {
                     Some((a, p)) if self.rng.random_bool(0.8) => {

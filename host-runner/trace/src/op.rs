@@ -23,9 +23,9 @@ macro_rules! ops {
 
         impl OpKind {
             /// Every kind, in declaration order.
-            pub const ALL: [OpKind; 15] = [$(OpKind::$name,)*];
+            pub const ALL: [OpKind; 20] = [$(OpKind::$name,)*];
             /// The `"op"` names of a trace line, in the order of [`OpKind::ALL`].
-            pub const NAMES: [&'static str; 15] = [$($text,)*];
+            pub const NAMES: [&'static str; 20] = [$($text,)*];
         }
 
         impl Op {
@@ -73,6 +73,12 @@ ops! {
     Vfree { addr: u64, pages: u64, privilege: Privilege } = "vfree",
     Stats = "stats",
     Reset { privilege: Privilege } = "reset",
+    MapFile { addr: u64, pages: u64, file: u8, file_page: u64, privilege: Privilege } = "map_file",
+    Evict { addr: u64, pages: u64, privilege: Privilege } = "evict",
+    /// Allocates a kernel heap block for the host (kernel only).
+    Kmalloc { size: u64, align: u64, privilege: Privilege } = "kmalloc",
+    Kfree { addr: u64, privilege: Privilege } = "kfree",
+    HeapScavenge { privilege: Privilege } = "heap_scavenge",
 }
 
 impl OpKind {

@@ -61,6 +61,21 @@ impl Op {
             } => w.count("count", count).bool("contiguous", contiguous),
             Op::FreeFrames { frame, count, .. } => w.hex("frame", frame).count("count", count),
             Op::Valloc { pages, .. } => w.count("pages", pages),
+            Op::MapFile {
+                addr,
+                pages,
+                file,
+                file_page,
+                ..
+            } => w
+                .hex("addr", addr)
+                .count("pages", pages)
+                .count("file", u64::from(file))
+                .count("file_page", file_page),
+            Op::Evict { addr, pages, .. } => w.hex("addr", addr).count("pages", pages),
+            Op::Kmalloc { size, align, .. } => w.count("size", size).count("align", align),
+            Op::Kfree { addr, .. } => w.hex("addr", addr),
+            Op::HeapScavenge { .. } => w,
         };
         match self.privilege() {
             Some(p) => w.str("as", privilege_name(p)),
@@ -224,6 +239,59 @@ impl Op {
                 let (pages, privilege) = (pages(f)?, kernel_as(f)?);
                 (Op::Valloc { pages, privilege }, &["op", "pages", "as"])
             }
+            OpKind::MapFile => {
+                let (addr, pages) = (addr(f)?, pages(f)?);
+                let file = f.required("file", "a file number (0-255)", |v| {
+                    read_u64(v)
+                        .and_then(|n| u8::try_from(n).map_err(|_| "a file number (0-255)".into()))
+                })?;
+                let file_page = f.optional("file_page", read_u64)?.unwrap_or(0);
+                let privilege = must_as(f)?;
+                (
+                    Op::MapFile {
+                        addr,
+                        pages,
+                        file,
+                        file_page,
+                        privilege,
+                    },
+                    &["op", "addr", "pages", "file", "file_page", "as"],
+                )
+            }
+            OpKind::Evict => {
+                let (addr, pages, privilege) = (addr(f)?, pages(f)?, must_as(f)?);
+                (
+                    Op::Evict {
+                        addr,
+                        pages,
+                        privilege,
+                    },
+                    &["op", "addr", "pages", "as"],
+                )
+            }
+            OpKind::Kmalloc => {
+                let size = f.required("size", "a size in bytes", read_u64)?;
+                let align = f.optional("align", read_u64)?.unwrap_or(16);
+                let privilege = kernel_as(f)?;
+                (
+                    Op::Kmalloc {
+                        size,
+                        align,
+                        privilege,
+                    },
+                    &["op", "size", "align", "as"],
+                )
+            }
+            OpKind::Kfree => {
+                let (addr, privilege) = (addr(f)?, kernel_as(f)?);
+                (Op::Kfree { addr, privilege }, &["op", "addr", "as"])
+            }
+            OpKind::HeapScavenge => (
+                Op::HeapScavenge {
+                    privilege: kernel_as(f)?,
+                },
+                &["op", "as"],
+            ),
             OpKind::Vfree => {
                 let (addr, pages, privilege) = (addr(f)?, pages(f)?, kernel_as(f)?);
                 (

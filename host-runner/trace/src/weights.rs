@@ -5,7 +5,7 @@ use crate::op::OpKind;
 
 /// Relative weight of each operation kind (index: [`OpKind`] as `usize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Weights(pub [u32; 15]);
+pub struct Weights(pub [u32; 20]);
 
 impl Weights {
     pub fn get(&self, k: OpKind) -> u32 {
@@ -19,7 +19,7 @@ impl Weights {
 
     /// Every kind equally likely (`panic` included).
     pub fn uniform() -> Self {
-        Weights([1; 15])
+        Weights([1; 20])
     }
 }
 
@@ -27,7 +27,10 @@ impl Default for Weights {
     /// Mostly memory operations; no `panic` (it would end every run).
     fn default() -> Self {
         // hello ping panic map unmap convert write read query alloc free valloc vfree stats reset
-        Weights([1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1])
+        // map_file evict kmalloc kfree heap_scavenge (0 until the host model predicts them)
+        Weights([
+            1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1, 0, 0, 0, 0, 0,
+        ])
     }
 }
 

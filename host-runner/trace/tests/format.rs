@@ -72,6 +72,28 @@ fn every_op() -> Vec<Op> {
         },
         Op::Stats,
         Op::Reset { privilege: Kernel },
+        Op::MapFile {
+            addr: 0x4000,
+            pages: 3,
+            file: 200,
+            file_page: 5,
+            privilege: User,
+        },
+        Op::Evict {
+            addr: 0x4000,
+            pages: 3,
+            privilege: User,
+        },
+        Op::Kmalloc {
+            size: 100,
+            align: 64,
+            privilege: Kernel,
+        },
+        Op::Kfree {
+            addr: 0xffff_c000_0000_0040,
+            privilege: Kernel,
+        },
+        Op::HeapScavenge { privilege: Kernel },
     ]
 }
 

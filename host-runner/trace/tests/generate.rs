@@ -52,7 +52,7 @@ fn every_kind_appears_and_default_weights_never_panic() {
         },
     );
     assert!(t.entries.iter().all(|e| e.op.kind() != OpKind::Panic));
-    let only_maps = Weights([0; 15]).set(OpKind::Map, 1);
+    let only_maps = Weights([0; 20]).set(OpKind::Map, 1);
     let t = generate(
         1,
         &GenConfig {
@@ -144,7 +144,7 @@ fn addresses_hit_what_breaks_vmms() {
 
 #[test]
 fn stepping_uses_the_answers() {
-    let only = Weights([0; 15])
+    let only = Weights([0; 20])
         .set(OpKind::AllocFrames, 1)
         .set(OpKind::FreeFrames, 3)
         .set(OpKind::Valloc, 1)

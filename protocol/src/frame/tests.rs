@@ -78,6 +78,30 @@ fn every_request() -> Vec<Request> {
         Request::Reset {
             privilege: Privilege::Kernel,
         },
+        Request::MapFile {
+            addr: 0x1234_5000,
+            pages: 16,
+            file: 2,
+            file_page: 3,
+            privilege: p,
+        },
+        Request::Evict {
+            addr: 0x1234_5000,
+            pages: 16,
+            privilege: p,
+        },
+        Request::Kmalloc {
+            size: 100,
+            align: 64,
+            privilege: Privilege::Kernel,
+        },
+        Request::Kfree {
+            addr: 0xffff_c000_0000_0040,
+            privilege: Privilege::Kernel,
+        },
+        Request::HeapScavenge {
+            privilege: Privilege::Kernel,
+        },
     ]
 }
 
@@ -119,6 +143,22 @@ fn every_response() -> Vec<Response> {
                 end: 0xffff_c080_4000_0000,
             },
             reserved_pml4_slots: vec![256, 511],
+            files: vec![FileInfo {
+                pages: 16,
+                image: PhysRange {
+                    start: 0x700_0000,
+                    end: 0x701_0000,
+                },
+            }],
+            swap: PhysRange {
+                start: 0x40_0000,
+                end: 0x140_0000,
+            },
+            frame_info: PhysRange {
+                start: 0x30_0000,
+                end: 0x34_0000,
+            },
+            heap_max_bytes: 32 << 20,
         }),
         Response::Pong { nonce: 3 },
         Response::Batch(vec![Response::Done, Response::Error(Error::NestedBatch)]),
@@ -168,9 +208,34 @@ fn every_response() -> Vec<Response> {
         Response::Stats(Stats {
             total_frames: 10,
             free_frames: 5,
+            swap_slots_used: 7,
+            pages_dropped: u64::MAX,
             ..Stats::default()
         }),
         Response::Error(Error::InvalidState { addr: 0x5000 }),
+        Response::Error(Error::NoSuchFile),
+        Response::Error(Error::BeyondFile),
+        Response::Evicted {
+            swapped: 3,
+            dropped: 1,
+        },
+        Response::Kmalloc {
+            addr: 0xffff_c000_0000_1000,
+        },
+        Response::Scavenged { pages: 2 },
+        Response::Reclaimed {
+            events: vec![
+                Reclaim::Swapped {
+                    addr: 0x1000,
+                    slot: 1 << 39,
+                },
+                Reclaim::Dropped { addr: 0x2000 },
+                Reclaim::Scavenged {
+                    addr: 0xffff_c000_0000_0000,
+                },
+            ],
+            response: alloc::boxed::Box::new(Response::Batch(vec![Response::Done])),
+        },
         Response::Error(Error::NotOwned { frame: 0x5000 }),
         Response::BadFrame(FrameError::Checksum {
             expected: 1,
@@ -366,4 +431,19 @@ proptest! {
             prop_assert_eq!(got, req);
         }
     }
+}
+
+#[test]
+fn split_reclaimed_unwraps_once() {
+    let inner = Response::Evicted {
+        swapped: 1,
+        dropped: 0,
+    };
+    let ev = vec![Reclaim::Swapped { addr: 0, slot: 0 }];
+    let wrapped = Response::Reclaimed {
+        events: ev.clone(),
+        response: alloc::boxed::Box::new(inner.clone()),
+    };
+    assert_eq!(wrapped.split_reclaimed(), (ev, inner.clone()));
+    assert_eq!(inner.clone().split_reclaimed(), (Vec::new(), inner));
 }

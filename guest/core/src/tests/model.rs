@@ -106,6 +106,7 @@ impl Model {
             host_frames: self.host.len() as u64,
             valloc_pages: self.valloc.len() as u64,
             faults_resolved: self.faults,
+            ..Stats::default()
         }
     }
 

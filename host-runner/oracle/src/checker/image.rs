@@ -65,6 +65,10 @@ impl Image {
                 end: 0xffff_c0c0_0010_0000,
             },
             reserved_pml4_slots: vec![256, 511],
+            files: vec![],
+            swap: PhysRange { start: 0, end: 0 },
+            frame_info: PhysRange { start: 0, end: 0 },
+            heap_max_bytes: 0,
         };
         let mut image = Image {
             mem: ImageMemory {

@@ -93,6 +93,7 @@ impl Model {
             host_frames: self.host.len() as u64,
             valloc_pages: self.vspace.count(|_| true),
             faults_resolved: self.faults_resolved,
+            ..Stats::default()
         }
     }
 

@@ -89,6 +89,16 @@ impl Model {
             Request::Hello => Plan::exact(Response::Hello(self.hello.clone())),
             Request::Ping { nonce } => Plan::exact(Response::Pong { nonce }),
             Request::Batch(_) => Plan::exact(Response::Error(Error::NestedBatch)),
+            // Protocol v2 requests: modelled by the oracle's v2 work (see
+            // protocol::semantics); until then any answer diverges.
+            Request::MapFile { .. }
+            | Request::Evict { .. }
+            | Request::Kmalloc { .. }
+            | Request::Kfree { .. }
+            | Request::HeapScavenge { .. } => Plan {
+                prediction: Prediction::Unspecified("protocol v2 request not modelled yet".into()),
+                effect: Effect::None,
+            },
             Request::Panic { .. } | Request::Shutdown => Plan {
                 prediction: Prediction::NoAnswer,
                 effect: Effect::None,

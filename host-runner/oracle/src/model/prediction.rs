@@ -8,6 +8,9 @@ use protocol::{Error, PageState, Request, Response, VirtRange};
 use super::pages::ModelState;
 
 /// The model's prediction of one answer.
+// `Exact` holds a whole `Response` (a v2 `Hello` is large); predictions are
+// few and short-lived, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Prediction {
     /// Exactly this answer.
