@@ -9,10 +9,15 @@ use protocol::{Hello, Request, Response, PAGE_SIZE};
 use trace::replay::StepRecord;
 use trace::Failure;
 
-/// The address a failure is about: the fault address of a touch that
-/// faulted, else the request's address, else the first `virt 0x…` of an
-/// invariant failure's message.
+/// The address a failure is about: the first `virt 0x…` of an invariant
+/// failure's message, else the fault address of a touch that faulted, else
+/// the request's address.
 pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u64> {
+    if failure.kind == trace::FailureKind::Invariant {
+        if let Some(virt) = first_virt(&failure.message) {
+            return Some(virt);
+        }
+    }
     if let Some(Response::Fault { addr, .. }) = step.and_then(|s| s.answer.as_ref()) {
         return Some(*addr);
     }
@@ -24,7 +29,6 @@ pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u
         | Request::Read { addr, .. }
         | Request::Query { addr, .. }
         | Request::Vfree { addr, .. } => Some(addr),
-        Request::FreeFrames { .. } | Request::AllocFrames { .. } | Request::Valloc { .. } => None,
         _ => None,
     });
     from_request.or_else(|| first_virt(&failure.message))
@@ -76,4 +80,56 @@ pub fn model_view(model: &Model, pages: &[u64]) -> String {
     }
     let _ = writeln!(out, "  {:?}", model.stats());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trace::{Entry, FailureKind, Op};
+
+    fn step(op: Op, answer: Response) -> StepRecord {
+        StepRecord {
+            index: 3,
+            entry: Entry::from(op),
+            answer: Some(answer),
+            predicted: None,
+            verdict: trace::replay::Verdict::Failed,
+        }
+    }
+
+    #[test]
+    fn the_address_a_failure_is_about() {
+        let read = Op::Read {
+            addr: 0x5000_0ff8,
+            len: 16,
+            privilege: protocol::Privilege::User,
+        };
+        let div = Failure::new(FailureKind::Divergence, "operation 3: …", Some(3));
+        let fault = Response::Fault {
+            addr: 0x5000_1000,
+            write: false,
+            reason: protocol::FaultReason::Unusable,
+        };
+        let s = step(read.clone(), fault);
+        assert_eq!(failing_address(&div, Some(&s)), Some(0x5000_1000));
+        let s = step(read, Response::Checksum { checksum: 1 });
+        assert_eq!(failing_address(&div, Some(&s)), Some(0x5000_0ff8));
+        let inv = Failure::new(
+            FailureKind::Invariant,
+            "memory check after operation 3: 1 violation(s)\ninvariant 5: state of virt 0x7000 PML4[0]@0x1000=0x2027",
+            Some(3),
+        );
+        assert_eq!(failing_address(&inv, Some(&s)), Some(0x7000));
+        assert_eq!(failing_address(&div, None), None);
+    }
+
+    #[test]
+    fn neighbours_stop_at_the_ends() {
+        assert_eq!(neighbourhood(0x5123), vec![0x4000, 0x5000, 0x6000]);
+        assert_eq!(neighbourhood(0x10), vec![0, 0x1000]);
+        assert_eq!(
+            neighbourhood(u64::MAX),
+            vec![u64::MAX - 0x1fff, u64::MAX - 0xfff]
+        );
+    }
 }
