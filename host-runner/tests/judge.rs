@@ -135,3 +135,50 @@ async fn wrong_answer_is_a_divergence_at_its_index() {
     assert_eq!(f.op_index, Some(2));
     assert!(f.message.starts_with("operation 2: Ping"), "{}", f.message);
 }
+
+/// The executor the minimizer drives: runs traces on a reused guest (reset
+/// between them) or on fresh boots, from a blocking thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_runs_traces_reused_and_fresh() {
+    use host_runner::judge::glue::{JudgedExecutor, Reuse};
+    use trace::{Executor, Outcome};
+
+    let good = trace::parse_str(
+        "{\"format\":\"vmmfuzz-trace\",\"version\":1}\n\
+         {\"op\":\"map\",\"addr\":\"0x1000\",\"pages\":1,\"as\":\"user\",\"expect\":\"done\"}\n\
+         {\"op\":\"write\",\"addr\":\"0x1000\",\"len\":8,\"seed\":\"0x1\",\"as\":\"user\"}\n",
+    )
+    .unwrap();
+    // `good` passes only from a fresh state (run twice without a reset,
+    // its map would find the page mapped); `bad` fails at op 1 (the page is
+    // unusable: invalid_state, not done).
+    let bad = trace::parse_str(
+        "{\"format\":\"vmmfuzz-trace\",\"version\":1}\n\
+         {\"op\":\"stats\"}\n\
+         {\"op\":\"unmap\",\"addr\":\"0x1000\",\"pages\":1,\"as\":\"user\",\"expect\":\"done\"}\n",
+    )
+    .unwrap();
+    let handle = tokio::runtime::Handle::current();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for reuse in [Reuse::ResetBetween, Reuse::FreshBoot] {
+            let mut exec =
+                JudgedExecutor::new(config(), JudgeOptions::default(), reuse, handle.clone());
+            out.push(exec.run(&good));
+            out.push(exec.run(&good));
+            out.push(exec.run(&bad));
+        }
+        out
+    })
+    .await
+    .unwrap();
+    for chunk in outcomes.chunks(3) {
+        assert_eq!(chunk[0], Outcome::Passed);
+        assert_eq!(chunk[1], Outcome::Passed, "fresh state for every run");
+        let f = chunk[2]
+            .failure()
+            .expect("the unmap of an unusable page diverges");
+        assert_eq!(f.kind, FailureKind::Divergence);
+        assert_eq!(f.op_index, Some(1), "{f}");
+    }
+}
