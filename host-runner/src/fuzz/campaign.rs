@@ -8,16 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use protocol::Privilege;
 use trace::recorder::failure_path;
-use trace::{Failure, GenConfig, Generator, Op, Signature, Trace, TraceWriter};
+use trace::{Failure, GenConfig, Generator, Signature, Trace, TraceWriter};
 
+use super::fresh::Fresh;
 use super::plan::{sequence_seed, SequenceSource};
 use super::progress::{median, Goal, Progress};
-use super::sequence::{run_sequence, SequenceRun, SequenceSpec};
+use super::sequence::{run_sequence, SequenceSpec};
 use super::summary::{FoundFailure, FreshState, FuzzArgs, Summary};
 use crate::judge::glue::Reuse;
-use crate::judge::{is_runner_failure, JudgeOptions, JudgedVm};
+use crate::judge::{is_runner_failure, JudgeOptions};
 use crate::minimize::{minimize_trace, step_line, MinimizeOptions};
 use crate::session::VmConfig;
 
@@ -37,21 +37,23 @@ pub enum FuzzError {
 }
 
 /// What the jobs share.
-struct Shared {
-    config: VmConfig,
+pub(super) struct Shared {
+    pub config: VmConfig,
     args: FuzzArgs,
     seed: u64,
     source: SequenceSource,
-    progress: Progress,
+    pub progress: Progress,
     deadline: Option<Instant>,
     stop: AtomicBool,
     found: Mutex<Vec<FoundFailure>>,
     minimized: Mutex<HashSet<Signature>>,
     replay: String,
+    /// Each job's choice of fresh state, and why.
+    fresh_notes: Mutex<Vec<String>>,
 }
 
 impl Shared {
-    fn judge(&self) -> JudgeOptions {
+    pub fn judge(&self) -> JudgeOptions {
         JudgeOptions {
             check_every: Some(self.args.check_every),
             ..JudgeOptions::default()
@@ -68,7 +70,7 @@ impl Shared {
 
     /// Saves the failing trace (atomically: before anything else), reports
     /// it, and minimizes it if its signature is new.
-    async fn capture(&self, trace: Trace) -> Result<(), FuzzError> {
+    pub async fn capture(&self, trace: Trace) -> Result<(), FuzzError> {
         let failure = trace.header.failure.clone().expect("a failing trace");
         let path = failure_path(&self.args.out, &failure, &trace);
         trace::save_atomically(&path, &trace).map_err(self.io(path.clone()))?;
@@ -118,79 +120,6 @@ impl Shared {
     }
 }
 
-/// A job's guest and how it gets a fresh state.
-struct Job {
-    vm: Option<JudgedVm>,
-    fresh: FreshState,
-    /// The last passing sequence, blamed when the reset after it fails.
-    prev: Option<SequenceRun>,
-}
-
-impl Job {
-    async fn boot(&mut self, s: &Shared) -> Result<JudgedVm, FuzzError> {
-        drop(self.vm.take());
-        let t = Instant::now();
-        let vm = JudgedVm::start(&s.config, s.judge())
-            .await
-            .map_err(FuzzError::Boot)?;
-        s.progress.record_boot(t.elapsed());
-        Ok(vm)
-    }
-
-    /// A guest in the boot state: the reset one (a judged `Reset`, every
-    /// frame back), or a fresh boot. In `auto`, the first reset is timed
-    /// against the boot and the faster is kept.
-    async fn fresh_guest(&mut self, s: &Shared) -> Result<JudgedVm, FuzzError> {
-        let Some(mut vm) = self.vm.take() else {
-            return self.boot(s).await;
-        };
-        if self.fresh == FreshState::Boot {
-            return self.boot(s).await;
-        }
-        let t = Instant::now();
-        match vm.reset().await {
-            Ok(()) => {
-                let took = t.elapsed();
-                s.progress.record_reset(took);
-                if self.fresh == FreshState::Auto {
-                    let (boot, _) = s.progress.fresh_state_medians();
-                    self.fresh = match boot {
-                        Some(b) if b <= took => FreshState::Boot,
-                        _ => FreshState::Reset,
-                    };
-                }
-                Ok(vm)
-            }
-            Err(f) if is_runner_failure(&f) => {
-                tracing::warn!("reset: {f}; booting a fresh guest");
-                self.boot(s).await
-            }
-            Err(mut f) => {
-                // The state the last sequence left does not reset cleanly:
-                // its trace, then the reset, is the failing trace.
-                let prev = self
-                    .prev
-                    .take()
-                    .expect("a guest is kept only after a sequence");
-                f.op_index = Some(prev.ops.len());
-                let mut ops = prev.ops;
-                ops.extend([
-                    Op::Reset {
-                        privilege: Privilege::Kernel,
-                    },
-                    Op::Stats,
-                ]);
-                let header = trace::TraceHeader {
-                    failure: Some(f),
-                    ..prev.header
-                };
-                s.capture(Trace::from_ops(header, ops)).await?;
-                self.boot(s).await
-            }
-        }
-    }
-}
-
 /// One job: sequences until the source, the deadline or the failure limit
 /// says stop.
 async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
@@ -200,14 +129,10 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         ram_mib: s.config.ram_mib,
         ..GenConfig::default()
     };
-    let mut job = Job {
-        vm: None,
-        fresh: s.args.fresh,
-        prev: None,
-    };
+    let mut job = Fresh::new(s.args.fresh);
     let mut retry = None;
     while !s.stopping() {
-        let Some(k) = retry.or_else(|| s.source.take()) else {
+        let Some(k) = retry.or(job.probe_due()).or_else(|| s.source.take()) else {
             break;
         };
         let spec = SequenceSpec {
@@ -216,7 +141,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             batch: s.args.batch,
             check_every: s.args.check_every,
         };
-        let mut target = job.fresh_guest(&s).await?;
+        let mut target = job.guest(&s).await?;
         let mut header = Generator::new(spec.seed, gen.clone()).header();
         header.note = Some(format!(
             "in flight: sequence {k} of campaign seed {:#x} (job {index})",
@@ -236,6 +161,15 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         s.progress.sequences.fetch_add(1, Ordering::Relaxed);
         match &run.failure {
             None => {
+                if let Some(note) = job.passed(k, &run) {
+                    s.progress.println(format!(
+                        "fuzz job {index}: fresh state per sequence: {note}"
+                    ));
+                    s.fresh_notes
+                        .lock()
+                        .expect("not poisoned")
+                        .push(format!("job {index}: {note}"));
+                }
                 job.vm = Some(target);
                 job.prev = Some(run);
                 retry = None;
@@ -319,6 +253,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         found: Mutex::new(Vec::new()),
         minimized: Mutex::new(HashSet::new()),
         replay,
+        fresh_notes: Mutex::new(Vec::new()),
     });
     // One local task per job: a judged guest's futures are not `Send`.
     // The guests run in their own QEMU processes and the minimizer on
@@ -341,12 +276,10 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         p.boots.lock().expect("not poisoned").clone(),
         p.resets.lock().expect("not poisoned").clone(),
     );
-    let fresh = match (args.fresh, median(&boots), median(&resets)) {
-        (FreshState::Boot, ..) => "boot (--fresh boot)",
-        (FreshState::Reset, ..) => "reset (--fresh reset)",
-        (FreshState::Auto, Some(b), Some(r)) if r < b => "reset (faster)",
-        (FreshState::Auto, _, Some(_)) => "boot (faster)",
-        (FreshState::Auto, ..) => "boot (no reset measured)",
+    let fresh = match args.fresh {
+        FreshState::Boot => vec!["boot (--fresh boot)".to_string()],
+        FreshState::Reset => vec!["reset (--fresh reset)".to_string()],
+        FreshState::Auto => shared.fresh_notes.lock().expect("not poisoned").clone(),
     };
     let found = shared.found.lock().expect("not poisoned").clone();
     Ok(Summary {

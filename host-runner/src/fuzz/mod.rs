@@ -8,11 +8,13 @@
 //!
 //! - [`plan`]: seeds, shards, where batches end, `--duration`.
 //! - [`sequence`]: one sequence on a [`sequence::Target`].
-//! - [`campaign`]: the jobs, fresh state, failure capture.
+//! - [`campaign`]: the jobs and failure capture; `fresh`: a fresh state
+//!   per sequence (reset or boot, measured and checked equivalent).
 //! - [`progress`]: counters, the progress bar.
 //! - [`summary`]: the options and the end-of-campaign report.
 
 pub mod campaign;
+mod fresh;
 pub mod plan;
 pub mod progress;
 pub mod sequence;

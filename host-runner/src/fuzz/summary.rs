@@ -98,7 +98,8 @@ pub struct Summary {
     /// Median boot and reset times, and what was used.
     pub boot: Option<(Duration, usize)>,
     pub reset: Option<(Duration, usize)>,
-    pub fresh: &'static str,
+    /// How fresh states were made, and why (one line per job in `auto`).
+    pub fresh: Vec<String>,
     pub failures: Vec<FoundFailure>,
     /// The command line that replays a trace with this guest.
     pub replay: String,
@@ -133,11 +134,13 @@ impl fmt::Display for Summary {
         };
         writeln!(
             f,
-            "fresh state per sequence: boot {}, reset {}: used {}",
+            "fresh state per sequence: boot {}, reset {}",
             figure(self.boot),
             figure(self.reset),
-            self.fresh
         )?;
+        for note in &self.fresh {
+            writeln!(f, "  {note}")?;
+        }
         for found in &self.failures {
             writeln!(f, "FAILED: {}", found.failure)?;
             writeln!(f, "  trace ({} ops): {}", found.ops, found.path.display())?;
