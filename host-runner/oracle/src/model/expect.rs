@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::files::FileSpec;
 use super::pages::{ModelState, PageMap};
 use super::PageBytes;
 
@@ -17,12 +18,19 @@ pub struct Expectations {
     /// Frames the guest reported for pages through `Query`: virtual page
     /// address → physical frame address (informational).
     pub known_frames: BTreeMap<u64, u64>,
+    /// Each file's spec, when known (`None`: its bytes are not checked
+    /// against a seed, only against its image in guest memory).
+    pub files: Vec<Option<FileSpec>>,
+    /// The host's live heap blocks: address → size.
+    pub heap_blocks: BTreeMap<u64, u64>,
 }
 
 impl Expectations {
     pub(super) fn from_model(
         pages: PageMap,
         data: BTreeMap<u64, PageBytes>,
+        files: Vec<Option<FileSpec>>,
+        heap_blocks: BTreeMap<u64, u64>,
         host_frames: BTreeSet<u64>,
         known_frames: BTreeMap<u64, u64>,
     ) -> Self {
@@ -31,6 +39,8 @@ impl Expectations {
             data,
             host_frames,
             known_frames,
+            files,
+            heap_blocks,
         }
     }
 
@@ -50,9 +60,39 @@ impl Expectations {
         self.pages.get(addr >> 12)
     }
 
-    /// The expected bytes of the page holding `addr`; `None` means zeros.
+    /// The host's own bytes of the page holding `addr` (written data, or
+    /// a file page that became private or anonymous); `None` means zeros
+    /// for RAM and the file's bytes for a clean file page.
     pub fn bytes(&self, addr: u64) -> Option<&[u8; 4096]> {
         self.data.get(&(addr >> 12)).map(|b| &**b)
+    }
+
+    /// The bytes the page holding `addr` must hold, whatever its state
+    /// (`None`: unknown, a file without a spec).
+    pub fn expected_bytes(&self, addr: u64) -> Option<[u8; 4096]> {
+        if let Some(b) = self.bytes(addr) {
+            return Some(*b);
+        }
+        match self.state(addr) {
+            Some(
+                ModelState::PresentMmap { file, page, .. }
+                | ModelState::NotPresentMmap { file, page },
+            ) => {
+                let spec = (*self.files.get(usize::from(file))?)?;
+                Some(super::files::file_page(spec.seed, page))
+            }
+            _ => Some([0; 4096]),
+        }
+    }
+
+    /// Expects the files built from these specs.
+    pub fn set_files(&mut self, files: &[FileSpec]) {
+        self.files = files.iter().copied().map(Some).collect();
+    }
+
+    /// Expects a live host heap block at `addr` of `size` bytes.
+    pub fn add_heap_block(&mut self, addr: u64, size: u64) {
+        self.heap_blocks.insert(addr, size);
     }
 
     /// Every non-unusable run: (first page address, pages, first page's state).

@@ -25,11 +25,19 @@ impl Model {
         if count > MAX_ALLOC_FRAMES {
             return Err(Error::TooLarge);
         }
-        if self.free_frames() < count {
-            return Err(Error::OutOfMemory);
+        let outcome = self.outcome(count, 0, 0);
+        if !outcome.ok {
+            return Ok(Plan {
+                prediction: outcome.predict(protocol::Response::Done),
+                effect: Effect::None,
+            });
         }
         Ok(Plan {
-            prediction: Prediction::Frames { count, contiguous },
+            prediction: Prediction::Frames {
+                count,
+                contiguous,
+                oom: outcome.oom,
+            },
             effect: Effect::AllocFrames,
         })
     }

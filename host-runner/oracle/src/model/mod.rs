@@ -3,10 +3,15 @@
 //! the specification leaves the answer open (which frames, which range).
 
 mod expect;
+mod files;
 mod frames;
+mod heap;
 mod pages;
 mod plan;
 mod prediction;
+mod pressure;
+mod reclaim;
+mod stats;
 mod touch;
 mod validate;
 
@@ -16,11 +21,14 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use protocol::{Error, Hello, Request, Response, Stats, MAX_BATCH};
+use protocol::{Error, Hello, Request, Response, MAX_BATCH};
 
 pub use expect::Expectations;
+pub use files::{FileSpec, FilesError};
 pub use pages::ModelState;
 pub use prediction::{Divergence, Prediction};
+pub use stats::StatsBounds;
+pub use touch::TouchOutcomes;
 pub use validate::canonical;
 
 use plan::{Effect, Plan};
@@ -45,10 +53,23 @@ pub struct Model {
     /// Pages reserved by `Valloc`.
     vspace: pages::PageMap,
     faults_resolved: u64,
+    /// Each file's content, when the runner told it (`with_files`).
+    files: Vec<Option<FileSpec>>,
+    /// The host's heap blocks and what the model knows of the heap's pages.
+    heap: heap::Heap,
+    /// Reclaim events since boot or `Reset`: scavenged, swapped, dropped.
+    reclaims: [u64; 3],
+    /// Fixed numbers the model learns from the first `Stats` answer:
+    /// `swap_bytes_total`, `heap_table_frames`.
+    learned: Option<(u64, u64)>,
+    /// Events of the answer being judged (the ring's fill).
+    ring_used: usize,
 }
 
 impl Model {
     /// The model of a guest right after boot (or `Reset`), with its layout.
+    /// The files' contents are unknown: a touch of a file page is then
+    /// [`Prediction::Unspecified`] (use [`Model::with_files`]).
     pub fn new(hello: &Hello) -> Self {
         Model {
             hello: hello.clone(),
@@ -60,6 +81,11 @@ impl Model {
             frame_pages: HashMap::new(),
             vspace: Default::default(),
             faults_resolved: 0,
+            files: vec![None; hello.files.len()],
+            heap: heap::Heap::default(),
+            reclaims: [0; 3],
+            learned: None,
+            ring_used: 0,
         }
     }
 
@@ -71,30 +97,6 @@ impl Model {
     /// The model's state of the page holding `addr` (None: unusable).
     pub fn state(&self, addr: u64) -> Option<ModelState> {
         self.pages.get(addr >> 12)
-    }
-
-    /// Frames the guest must have free now.
-    pub fn free_frames(&self) -> u64 {
-        let used = self.pages.tables()
-            + self.pages.count(ModelState::holds_frame)
-            + self.host.len() as u64;
-        self.hello.boot_free_frames.saturating_sub(used)
-    }
-
-    /// The counters `Stats` must answer.
-    pub fn stats(&self) -> Stats {
-        Stats {
-            total_frames: self.hello.total_frames,
-            free_frames: self.free_frames(),
-            boot_free_frames: self.hello.boot_free_frames,
-            page_table_frames: self.pages.tables(),
-            present_pages: self.pages.count(ModelState::holds_frame),
-            alloc_on_write_pages: self.pages.count(|s| s == ModelState::AllocOnWrite),
-            host_frames: self.host.len() as u64,
-            valloc_pages: self.vspace.count(|_| true),
-            faults_resolved: self.faults_resolved,
-            ..Stats::default()
-        }
     }
 
     /// The answer the model expects to `req` in its current state.
@@ -121,6 +123,7 @@ impl Model {
         let assumed = match &plan.prediction {
             Prediction::Exact(r) => Some(r.clone()),
             Prediction::DoneOrOutOfMemory => Some(Response::Done),
+            Prediction::Touch(t) => t.assumed(),
             Prediction::Valloc { pages, .. } => self
                 .valloc_fit(*pages)
                 .map(|p| Response::Valloc { addr: p << 12 }),
@@ -184,8 +187,35 @@ impl Model {
         Ok(())
     }
 
-    /// Judges and applies one request that is not a batch.
+    /// Judges and applies one request that is not a batch: its reclaim
+    /// events first (semantics, "Reclaim events", rule 2), then the plain
+    /// answer against the plan made after them. Atomic: on a divergence the
+    /// model is unchanged.
     fn apply_one(&mut self, req: &Request, actual: &Response) -> Result<(), (String, String)> {
+        let (events, inner) = actual.clone().split_reclaimed();
+        let own_judged = matches!(req, Request::Evict { .. } | Request::HeapScavenge { .. });
+        if events.is_empty() && !matches!(actual, Response::Reclaimed { .. }) && !own_judged {
+            return self.judge_plain(req, actual);
+        }
+        if let Response::Reclaimed { .. } = inner {
+            return Err(("one Reclaimed".into(), "Reclaimed inside Reclaimed".into()));
+        }
+        let mut m = self.clone();
+        let own = m.own_events(req, &events);
+        m.ring_used = events.len();
+        let applied = m.apply_events(req, &events, &own);
+        let judged = applied
+            .map_err(|why| ("legal reclaim events".to_string(), why))
+            .and_then(|()| m.judge_own(req, &events, &own, &inner))
+            .and_then(|()| m.judge_plain(req, &inner));
+        m.ring_used = 0;
+        judged?;
+        *self = m;
+        Ok(())
+    }
+
+    /// Judges and applies a plain answer (events already applied).
+    fn judge_plain(&mut self, req: &Request, actual: &Response) -> Result<(), (String, String)> {
         let plan = self.plan(req);
         if let Some(reason) = plan.prediction.mismatch(actual) {
             return Err((plan.prediction.to_string(), reason));
@@ -199,6 +229,8 @@ impl Model {
         Expectations::from_model(
             self.pages.clone(),
             self.data.clone(),
+            self.files.clone(),
+            self.heap.blocks.clone(),
             self.host.iter().map(|f| f << 12).collect(),
             self.page_frames
                 .iter()

@@ -43,6 +43,13 @@ pub(super) enum Effect {
         end: u64,
     },
     Reset,
+    Stats,
+    Kmalloc {
+        size: u64,
+    },
+    Kfree {
+        addr: u64,
+    },
 }
 
 impl Plan {
@@ -70,6 +77,9 @@ fn kernel_only(req: &Request) -> bool {
             | Request::Valloc { .. }
             | Request::Vfree { .. }
             | Request::Reset { .. }
+            | Request::Kmalloc { .. }
+            | Request::Kfree { .. }
+            | Request::HeapScavenge { .. }
     )
 }
 
@@ -89,16 +99,58 @@ impl Model {
             Request::Hello => Plan::exact(Response::Hello(self.hello.clone())),
             Request::Ping { nonce } => Plan::exact(Response::Pong { nonce }),
             Request::Batch(_) => Plan::exact(Response::Error(Error::NestedBatch)),
-            // Protocol v2 requests: modelled by the oracle's v2 work (see
-            // protocol::semantics); until then any answer diverges.
-            Request::MapFile { .. }
-            | Request::Evict { .. }
-            | Request::Kmalloc { .. }
-            | Request::Kfree { .. }
-            | Request::HeapScavenge { .. } => Plan {
-                prediction: Prediction::Unspecified("protocol v2 request not modelled yet".into()),
-                effect: Effect::None,
-            },
+            Request::MapFile {
+                addr,
+                pages,
+                file,
+                file_page,
+                privilege,
+            } => {
+                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
+                let info = self
+                    .hello
+                    .files
+                    .get(usize::from(file))
+                    .ok_or(Error::NoSuchFile)?;
+                if file_page.checked_add(pages).is_none_or(|e| e > info.pages) {
+                    return Err(Error::BeyondFile);
+                }
+                if let Some((s, _, _)) = self.pages.runs_in(first, end).next() {
+                    return Err(Error::InvalidState { addr: s << 12 });
+                }
+                let need = self.pages.needed_tables(first, end);
+                let state = Some(ModelState::NotPresentMmap {
+                    file,
+                    page: file_page,
+                });
+                Plan {
+                    prediction: self.outcome(need, first, end).predict(Response::Done),
+                    effect: Effect::Set { first, end, state },
+                }
+            }
+            Request::Evict {
+                addr,
+                pages,
+                privilege,
+            } => {
+                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
+                let (mut swap, mut drop) = (0, 0);
+                for (s, e, st) in self.pages.runs_in(first, end) {
+                    match st {
+                        ModelState::PresentRam { writable: true }
+                        | ModelState::PresentMmap { private: true, .. } => swap += e - s,
+                        ModelState::PresentMmap { .. } => drop += e - s,
+                        _ => {}
+                    }
+                }
+                Plan {
+                    prediction: Prediction::Evict { swap, drop },
+                    effect: Effect::None,
+                }
+            }
+            Request::Kmalloc { size, align, .. } => self.plan_kmalloc(size, align)?,
+            Request::Kfree { addr, .. } => self.plan_kfree(addr)?,
+            Request::HeapScavenge { .. } => self.plan_scavenge(),
             Request::Panic { .. } | Request::Shutdown => Plan {
                 prediction: Prediction::NoAnswer,
                 effect: Effect::None,
@@ -115,15 +167,13 @@ impl Model {
                     return Err(Error::InvalidState { addr: s << 12 });
                 }
                 let need = pages.saturating_add(self.pages.needed_tables(first, end));
-                if self.free_frames() < need {
-                    return Err(Error::OutOfMemory);
-                }
+                let mut outcome = self.outcome(need, first, end);
+                outcome.oom |= contiguous;
                 let state = Some(ModelState::PresentRam { writable });
-                let mut plan = Plan::done(Effect::Set { first, end, state });
-                if contiguous {
-                    plan.prediction = Prediction::DoneOrOutOfMemory;
+                Plan {
+                    prediction: outcome.predict(Response::Done),
+                    effect: Effect::Set { first, end, state },
                 }
-                plan
             }
             Request::Unmap {
                 addr,
@@ -154,29 +204,52 @@ impl Model {
                         state: None,
                     }));
                 }
-                if self.free_frames() < self.pages.needed_tables(first, end) {
-                    return Err(Error::OutOfMemory);
+                for (s, _, st) in self.pages.runs_in(first, end) {
+                    if let ModelState::PresentMmap {
+                        file,
+                        private: false,
+                        ..
+                    } = st
+                    {
+                        if let Err(what) = self.file_seed(file) {
+                            let what = format!("{what}, for the page at {:#x}", s << 12);
+                            return Ok(Plan {
+                                prediction: Prediction::Unspecified(what),
+                                effect: Effect::None,
+                            });
+                        }
+                    }
                 }
-                Plan::done(Effect::ToUsable { first, end })
+                let need = self.pages.needed_tables(first, end);
+                Plan {
+                    prediction: self.outcome(need, first, end).predict(Response::Done),
+                    effect: Effect::ToUsable { first, end },
+                }
             }
             Request::Write {
                 addr,
                 len,
                 seed,
                 privilege,
-            } => match space.check_touch(addr, len, privilege)? {
-                None => Plan::exact(Response::Done),
-                Some(end) => self.plan_touch(addr, end, Some(seed)),
+            } => match self.heap_touch(addr, len, privilege) {
+                Some(end) => self.plan_touch(addr, end, Some(seed), true),
+                None => match space.check_touch(addr, len, privilege)? {
+                    None => Plan::exact(Response::Done),
+                    Some(end) => self.plan_touch(addr, end, Some(seed), false),
+                },
             },
             Request::Read {
                 addr,
                 len,
                 privilege,
-            } => match space.check_touch(addr, len, privilege)? {
-                None => Plan::exact(Response::Checksum {
-                    checksum: protocol::pattern::checksum(&[]),
-                }),
-                Some(end) => self.plan_touch(addr, end, None),
+            } => match self.heap_touch(addr, len, privilege) {
+                Some(end) => self.plan_touch(addr, end, None, true),
+                None => match space.check_touch(addr, len, privilege)? {
+                    None => Plan::exact(Response::Checksum {
+                        checksum: protocol::pattern::checksum(&[]),
+                    }),
+                    Some(end) => self.plan_touch(addr, end, None, false),
+                },
             },
             Request::Query {
                 addr,
@@ -197,7 +270,10 @@ impl Model {
             Request::FreeFrames { frame, count, .. } => self.plan_free_frames(frame, count)?,
             Request::Valloc { pages, .. } => self.plan_valloc(pages)?,
             Request::Vfree { addr, pages, .. } => self.plan_vfree(addr, pages)?,
-            Request::Stats => Plan::exact(Response::Stats(self.stats())),
+            Request::Stats => Plan {
+                prediction: Prediction::Stats(self.stats_bounds()),
+                effect: Effect::Stats,
+            },
             Request::Reset { .. } => Plan::done(Effect::Reset),
         })
     }
@@ -212,14 +288,24 @@ impl Model {
                 self.forget(first, end);
                 self.pages.set(first, end, state);
             }
-            (Effect::ToUsable { first, end }, _) => self.pages.update(first, end, |_, s| match s {
-                None | Some(ModelState::NotPresentMmap { .. }) => Some(ModelState::AllocOnWrite),
-                Some(ModelState::PresentMmap { .. }) => {
-                    Some(ModelState::PresentRam { writable: true })
-                }
-                usable => usable,
-            }),
-            (Effect::Touch(t), _) => self.commit_touch(t),
+            (Effect::ToUsable { first, end }, _) => {
+                self.materialize_clean(first, end);
+                self.pages.update(first, end, |_, s| match s {
+                    None | Some(ModelState::NotPresentMmap { .. }) => {
+                        Some(ModelState::AllocOnWrite)
+                    }
+                    Some(ModelState::PresentMmap { .. }) => {
+                        Some(ModelState::PresentRam { writable: true })
+                    }
+                    usable => usable,
+                })
+            }
+            (Effect::Touch(t), a) => self.commit_touch(t, a),
+            (Effect::Stats, Response::Stats(got)) => self.commit_stats(got),
+            (Effect::Kmalloc { size }, Response::Kmalloc { addr }) => {
+                self.commit_kmalloc(*addr, size)?
+            }
+            (Effect::Kfree { addr }, _) => self.commit_kfree(addr),
             (Effect::Query { first }, Response::Pages(states)) => {
                 self.record_frames(first, states)?
             }
@@ -233,7 +319,7 @@ impl Model {
                 self.commit_valloc(*addr, pages)?
             }
             (Effect::Vfree { first, end }, _) => self.vspace.set(first, end, None),
-            (Effect::Reset, _) => *self = Model::new(&self.hello),
+            (Effect::Reset, _) => self.reset(),
             _ => {}
         }
         Ok(())
@@ -254,5 +340,47 @@ impl Model {
             self.page_frames.remove(&p);
             self.frame_pages.remove(&f);
         }
+    }
+}
+
+impl Model {
+    /// `Reset`: back to boot, but the files, the fixed numbers learned and
+    /// the heap's pages stay (the kernel's blocks live on; only the host's
+    /// blocks are freed).
+    fn reset(&mut self) {
+        let mut m = Model::new(&self.hello);
+        m.files = std::mem::take(&mut self.files);
+        m.learned = self.learned;
+        m.heap = std::mem::take(&mut self.heap);
+        m.heap.blocks.clear();
+        m.heap.written.clear();
+        for vpn in m.heap.present.clone() {
+            m.data.remove(&vpn);
+        }
+        *self = m;
+    }
+
+    /// Gives the clean file pages of `first..end` their bytes as the
+    /// host's data (they become anonymous).
+    fn materialize_clean(&mut self, first: u64, end: u64) {
+        let clean: Vec<(u64, u64)> = self
+            .pages
+            .runs_in(first, end)
+            .filter(|r| matches!(r.2, ModelState::PresentMmap { private: false, .. }))
+            .map(|(s, e, _)| (s, e))
+            .collect();
+        for (s, e) in clean {
+            (s..e).for_each(|p| self.materialize(p));
+        }
+    }
+
+    /// The end of a kernel touch of `addr..addr + len` that lies in one
+    /// live host heap block (semantics, `Write`), else `None`.
+    fn heap_touch(&self, addr: u64, len: u64, privilege: Privilege) -> Option<u64> {
+        if privilege != Privilege::Kernel || len == 0 || len > protocol::MAX_TOUCH_LEN {
+            return None;
+        }
+        let end = addr.checked_add(len)?;
+        self.heap.block_holding(addr, end).map(|_| end)
     }
 }

@@ -6,6 +6,8 @@ use std::fmt;
 use protocol::{Error, PageState, Request, Response, VirtRange};
 
 use super::pages::ModelState;
+use super::stats::StatsBounds;
+use super::touch::TouchOutcomes;
 
 /// The model's prediction of one answer.
 // `Exact` holds a whole `Response` (a v2 `Hello` is large); predictions are
@@ -19,8 +21,33 @@ pub enum Prediction {
     /// a physically contiguous run although enough frames are free).
     DoneOrOutOfMemory,
     /// `Frames` runs holding `count` frames (one run if `contiguous`); with
-    /// `contiguous`, `Error(OutOfMemory)` is accepted too.
-    Frames { count: u64, contiguous: bool },
+    /// `contiguous` or `oom` (the free frames are known only within
+    /// bounds), `Error(OutOfMemory)` is accepted too.
+    Frames {
+        count: u64,
+        contiguous: bool,
+        oom: bool,
+    },
+    /// A `Write` or `Read` whose stop depends on how many frames are free.
+    Touch(TouchOutcomes),
+    /// `Stats` within these bounds.
+    Stats(StatsBounds),
+    /// `Kmalloc { addr }` with `addr % align == 0` and `addr..addr + size`
+    /// inside `region` (overlap with live blocks is judged by the model),
+    /// or `Error(OutOfMemory)`.
+    Kmalloc {
+        size: u64,
+        align: u64,
+        region: (u64, u64),
+    },
+    /// `Evicted` with at most `swap` pages swapped and `drop` dropped (the
+    /// model judges the counts against the events).
+    Evict { swap: u64, drop: u64 },
+    /// `Scavenged` (the model judges the count against the events).
+    Scavenge,
+    /// No answer is right without reclaim first: the guest had to reclaim
+    /// (why) before answering.
+    Reclaim(String),
     /// `Valloc` with a free run of `pages` pages inside `region`.
     Valloc { pages: u64, region: VirtRange },
     /// `Pages` with these states (`None` = unusable); frames are not
@@ -48,11 +75,49 @@ impl Prediction {
             (Prediction::DoneOrOutOfMemory, g) if *g == oom => None,
             (
                 Prediction::Frames {
-                    contiguous: true, ..
+                    contiguous, oom, ..
                 },
                 g,
-            ) if *g == oom => None,
-            (Prediction::Frames { count, contiguous }, Response::Frames(runs)) => {
+            ) if *g == Response::Error(Error::OutOfMemory) => {
+                (!contiguous && !oom).then(|| "enough frames are free".into())
+            }
+            (Prediction::Touch(t), got) => t.mismatch(got),
+            (Prediction::Stats(b), Response::Stats(got)) => b.mismatch(got),
+            (Prediction::Kmalloc { .. }, g) if *g == oom => None,
+            (
+                Prediction::Kmalloc {
+                    size,
+                    align,
+                    region,
+                },
+                Response::Kmalloc { addr },
+            ) => {
+                let end = addr.checked_add(*size);
+                if addr % align != 0 {
+                    Some(format!("{addr:#x} is not aligned to {align}"))
+                } else if *addr < region.0 || end.is_none_or(|e| e > region.1) {
+                    Some(format!(
+                        "{addr:#x}+{size:#x} is not inside the heap {:#x}..{:#x}",
+                        region.0, region.1
+                    ))
+                } else {
+                    None
+                }
+            }
+            (Prediction::Evict { swap, drop }, Response::Evicted { swapped, dropped }) => {
+                (swapped > swap || dropped > drop)
+                    .then(|| format!("at most {swap} pages can be swapped and {drop} dropped"))
+            }
+            (Prediction::Scavenge, Response::Scavenged { .. }) => None,
+            (Prediction::Reclaim(why), _) => {
+                Some(format!("the guest had to reclaim {why} before answering"))
+            }
+            (
+                Prediction::Frames {
+                    count, contiguous, ..
+                },
+                Response::Frames(runs),
+            ) => {
                 let total = runs.iter().try_fold(0u64, |t, r| t.checked_add(r.count));
                 if total != Some(*count) {
                     let total = total.map_or("over 2^64".into(), |t| t.to_string());
@@ -134,10 +199,29 @@ impl fmt::Display for Prediction {
             Prediction::Frames {
                 count,
                 contiguous: false,
+                oom: false,
             } => write!(f, "Frames holding {count} frames"),
+            Prediction::Frames {
+                count,
+                contiguous: false,
+                ..
+            } => write!(f, "Frames holding {count} frames or Error(OutOfMemory)"),
             Prediction::Frames { count, .. } => {
                 write!(f, "Frames (one run of {count}) or Error(OutOfMemory)")
             }
+            Prediction::Touch(t) => write!(f, "{t}"),
+            Prediction::Stats(b) => write!(f, "{b}"),
+            Prediction::Kmalloc { size, align, region } => write!(
+                f,
+                "Kmalloc of {size:#x} bytes aligned to {align} inside {:#x}..{:#x} or Error(OutOfMemory)",
+                region.0, region.1
+            ),
+            Prediction::Evict { swap, drop } => write!(
+                f,
+                "Evicted: a prefix in address order of {swap} pages to swap and {drop} to drop"
+            ),
+            Prediction::Scavenge => write!(f, "Scavenged, one page per Scavenged event"),
+            Prediction::Reclaim(why) => write!(f, "reclaim of {why} first"),
             Prediction::Valloc { pages, region } => write!(
                 f,
                 "Valloc of {pages} free pages inside {:#x}..{:#x}",

@@ -1,23 +1,151 @@
 //! `Write` and `Read`: where a touch stops, which pages it allocates, the
 //! bytes it stores and the checksum it answers.
 
+use std::fmt;
 use std::sync::Arc;
 
-use protocol::{pattern, FaultReason, PAGE_SIZE};
+use protocol::{pattern, FaultReason, Response, PAGE_SIZE};
 
 use super::pages::ModelState;
-use super::prediction::Prediction;
+use super::prediction::{hex_debug, Prediction};
 use super::{Effect, Model, PageBytes, Plan};
 
-/// A touch of `addr..stop`, the bytes before the fault (or all of them).
+/// A planned touch of `addr..end`; where it stopped comes from the answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TouchPlan {
     addr: u64,
-    stop: u64,
+    end: u64,
     /// The seed of a `Write`; `None` for a `Read`.
     seed: Option<u64>,
-    /// Allocate-on-write page runs the touch allocates, by page number.
-    allocs: Vec<(u64, u64)>,
+    /// A touch of a host heap block.
+    heap: bool,
+}
+
+/// The answers a touch may get: the complete one when every frame it
+/// needs is found, or `Fault { OutOfMemory }` at a page needing a frame
+/// where the frames found so far lie within the free-frame bounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TouchOutcomes {
+    addr: u64,
+    write: bool,
+    /// The answer if no frame runs out (`None`: any `Checksum`, for heap
+    /// bytes the host never wrote).
+    complete: Option<Response>,
+    /// Page runs before the complete answer's stop whose touch takes a
+    /// frame: (first, end, certainly: false for heap pages the kernel may
+    /// have made present already).
+    needy: Vec<(u64, u64, bool)>,
+    /// The fewest and the most frames that can be free.
+    free: (u64, u64),
+    /// Reclaim may have given up (see `Model::reclaim_exhausted`).
+    oom_ok: bool,
+}
+
+impl TouchOutcomes {
+    fn needs(&self) -> u64 {
+        self.needy.iter().filter(|r| r.2).map(|r| r.1 - r.0).sum()
+    }
+
+    /// The one possible answer when the bounds leave one: every frame-taking
+    /// page is sure to take one and the free frames are known exactly.
+    fn collapse(self) -> Prediction {
+        let all: u64 = self.needy.iter().map(|r| r.1 - r.0).sum();
+        if let Some(c) = &self.complete {
+            if all <= self.free.0 {
+                return Prediction::Exact(c.clone());
+            }
+        }
+        if self.free.0 != self.free.1 || self.needy.iter().any(|r| !r.2) {
+            return Prediction::Touch(self);
+        }
+        if !self.oom_ok {
+            return Prediction::Reclaim("clean file pages outside the range".into());
+        }
+        let mut k = self.free.0;
+        for &(s, e, _) in &self.needy {
+            if k < e - s {
+                return Prediction::Exact(Response::Fault {
+                    addr: ((s + k) << 12).max(self.addr),
+                    write: self.write,
+                    reason: FaultReason::OutOfMemory,
+                });
+            }
+            k -= e - s;
+        }
+        Prediction::Touch(self)
+    }
+
+    /// The answer the model assumes in a batch prediction.
+    pub(super) fn assumed(&self) -> Option<Response> {
+        (self.needs() <= self.free.1)
+            .then(|| self.complete.clone())
+            .flatten()
+    }
+
+    /// Why `got` is not one of the possible answers.
+    pub fn mismatch(&self, got: &Response) -> Option<String> {
+        let complete = match (&self.complete, got) {
+            (Some(c), g) => c == g,
+            (None, g) => matches!(g, Response::Checksum { .. }),
+        };
+        if complete {
+            let n = self.needs();
+            return (n > self.free.1)
+                .then(|| format!("it needs {n} frames; at most {} can be free", self.free.1));
+        }
+        let Response::Fault {
+            addr,
+            write,
+            reason: FaultReason::OutOfMemory,
+        } = *got
+        else {
+            return Some("different answer".into());
+        };
+        let (mut sure, mut all) = (0, 0);
+        for &(s, e, certain) in &self.needy {
+            if (s..e).contains(&(addr >> 12)) && write == self.write {
+                let before = addr.max(self.addr) >> 12;
+                if addr != (before << 12).max(self.addr) {
+                    break;
+                }
+                let k = before - s;
+                let (sure, all) = (sure + if certain { k } else { 0 }, all + k);
+                return if !self.oom_ok {
+                    Some("a clean file page outside the range was left to drop".into())
+                } else if sure > self.free.1 {
+                    Some(format!("{sure} frames found, at most {} free", self.free.1))
+                } else if all < self.free.0 {
+                    Some(format!(
+                        "only {all} frames found, at least {} free",
+                        self.free.0
+                    ))
+                } else {
+                    None
+                };
+            }
+            all += e - s;
+            if certain {
+                sure += e - s;
+            }
+        }
+        Some("no frame-taking page of the touch is there".into())
+    }
+}
+
+impl fmt::Display for TouchOutcomes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.complete {
+            Some(r) => write!(f, "{}", hex_debug(r))?,
+            None => write!(f, "any Checksum")?,
+        }
+        write!(
+            f,
+            " (needing {} frames, {}..={} free), or Fault(OutOfMemory) where they run out",
+            self.needs(),
+            self.free.0,
+            self.free.1
+        )
+    }
 }
 
 const ZERO: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
@@ -28,15 +156,82 @@ static CRC32C: crc::Crc<u32, crc::Table<16>> =
     crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 impl Model {
-    /// Plans the touch of `addr..end` (validated, non-empty).
-    pub(super) fn plan_touch(&self, addr: u64, end: u64, seed: Option<u64>) -> Plan {
+    /// Plans the touch of `addr..end` (validated, non-empty); `heap`: a
+    /// touch inside a host heap block.
+    pub(super) fn plan_touch(&self, addr: u64, end: u64, seed: Option<u64>, heap: bool) -> Plan {
         let write = seed.is_some();
         let (first, last) = (addr >> 12, ((end - 1) >> 12) + 1);
-        let mut free = self.free_frames();
-        let mut allocs = Vec::new();
+        if let Err(what) = self.file_bytes_known(first, last) {
+            return Plan {
+                prediction: Prediction::Unspecified(what),
+                effect: Effect::None,
+            };
+        }
+        let mut needy = Vec::new();
+        let mut stop = None;
+        if heap {
+            for vpn in first..last {
+                if !self.heap.present.contains(&vpn) {
+                    push_run(&mut needy, vpn, false);
+                }
+            }
+        } else {
+            for (s, e, st) in self.segments(first, last) {
+                stop = match st {
+                    None => Some((s, FaultReason::Unusable)),
+                    Some(ModelState::PresentRam { writable: false }) if write => {
+                        Some((s, FaultReason::ReadOnly))
+                    }
+                    Some(
+                        ModelState::AllocOnWrite
+                        | ModelState::OnSwap { .. }
+                        | ModelState::NotPresentMmap { .. },
+                    ) => {
+                        needy.push((s, e, true));
+                        None
+                    }
+                    Some(_) => None,
+                };
+                if stop.is_some() {
+                    break;
+                }
+            }
+        }
+        let complete = match (stop, seed) {
+            (Some((page, reason)), _) => Some(Response::Fault {
+                addr: (page << 12).max(addr),
+                write,
+                reason,
+            }),
+            (None, Some(_)) => Some(Response::Done),
+            (None, None) if heap && !self.heap.all_written(addr, end) => None,
+            (None, None) => Some(Response::Checksum {
+                checksum: self.checksum(addr, end),
+            }),
+        };
+        let outcomes = TouchOutcomes {
+            addr,
+            write,
+            complete,
+            needy,
+            free: (self.free_frames_min(), self.free_frames()),
+            oom_ok: self.reclaim_exhausted(first, last),
+        };
+        Plan {
+            prediction: outcomes.collapse(),
+            effect: Effect::Touch(TouchPlan {
+                addr,
+                end,
+                seed,
+                heap,
+            }),
+        }
+    }
+
+    /// The runs of `first..last`, unusable gaps included (`None`).
+    fn segments(&self, first: u64, last: u64) -> Vec<(u64, u64, Option<ModelState>)> {
+        let mut segments = Vec::new();
         let mut at = first;
-        let mut fault = None;
-        let mut segments: Vec<(u64, u64, Option<ModelState>)> = Vec::new();
         for (s, e, st) in self.pages.runs_in(first, last) {
             if s > at {
                 segments.push((at, s, None));
@@ -47,57 +242,7 @@ impl Model {
         if at < last {
             segments.push((at, last, None));
         }
-        for (s, e, st) in segments {
-            let stop = match st {
-                None => Some((s, FaultReason::Unusable)),
-                Some(ModelState::PresentRam { writable: false }) if write => {
-                    Some((s, FaultReason::ReadOnly))
-                }
-                Some(ModelState::PresentRam { .. }) => None,
-                Some(ModelState::AllocOnWrite) => {
-                    let got = free.min(e - s);
-                    free -= got;
-                    if got > 0 {
-                        allocs.push((s, s + got));
-                    }
-                    (got < e - s).then_some((s + got, FaultReason::OutOfMemory))
-                }
-                Some(other) => {
-                    return Plan {
-                        prediction: Prediction::Unspecified(format!(
-                            "a touch of page {:#x} in state {other:?}",
-                            s << 12
-                        )),
-                        effect: Effect::None,
-                    }
-                }
-            };
-            if let Some((page, reason)) = stop {
-                fault = Some(((page << 12).max(addr), reason));
-                break;
-            }
-        }
-        let stop = fault.map_or(end, |f| f.0);
-        let response = match (fault, seed) {
-            (Some((addr, reason)), _) => protocol::Response::Fault {
-                addr,
-                write,
-                reason,
-            },
-            (None, Some(_)) => protocol::Response::Done,
-            (None, None) => protocol::Response::Checksum {
-                checksum: self.checksum(addr, end),
-            },
-        };
-        Plan {
-            prediction: Prediction::Exact(response),
-            effect: Effect::Touch(TouchPlan {
-                addr,
-                stop,
-                seed,
-                allocs,
-            }),
-        }
+        segments
     }
 
     /// The checksum of the bytes the model holds at `addr..end`.
@@ -108,30 +253,79 @@ impl Model {
             let page_end = ((at >> 12) + 1) << 12;
             let to = end.min(page_end);
             let (lo, hi) = ((at & 0xfff) as usize, lo_hi_end(to));
-            let bytes = self.data.get(&(at >> 12)).map_or(&ZERO, |p| &**p);
-            sum.update(&bytes[lo..hi]);
+            let bytes = self.page_bytes(at >> 12);
+            sum.update(&bytes.as_deref().unwrap_or(&ZERO)[lo..hi]);
             at = to;
         }
         sum.finalize()
     }
 
-    /// Carries out a planned touch.
-    pub(super) fn commit_touch(&mut self, t: TouchPlan) {
-        for (s, e) in t.allocs {
-            self.pages
-                .set(s, e, Some(ModelState::PresentRam { writable: true }));
-            self.faults_resolved += e - s;
+    /// Carries out a touch that got `actual`: every page before the one it
+    /// stopped at took its frame (or became private), and a write stored
+    /// its bytes up to the stop.
+    pub(super) fn commit_touch(&mut self, t: TouchPlan, actual: &Response) {
+        let (first, last) = (t.addr >> 12, ((t.end - 1) >> 12) + 1);
+        let stop = match *actual {
+            Response::Fault { addr, .. } => addr,
+            _ => t.end,
+        };
+        let stop_page = if stop == t.end { last } else { stop >> 12 };
+        let write = t.seed.is_some();
+        if t.heap {
+            self.heap.present.extend(first..stop_page);
+        } else {
+            let runs: Vec<_> = self.pages.runs_in(first, stop_page).collect();
+            for (s, e, st) in runs {
+                let new = match st {
+                    ModelState::AllocOnWrite | ModelState::OnSwap { .. } => {
+                        self.faults_resolved += e - s;
+                        ModelState::PresentRam { writable: true }
+                    }
+                    ModelState::NotPresentMmap { file, page } => {
+                        self.faults_resolved += e - s;
+                        ModelState::PresentMmap {
+                            file,
+                            page,
+                            private: false,
+                        }
+                    }
+                    other => other,
+                };
+                let new = match new {
+                    ModelState::PresentMmap { file, page, .. } if write => {
+                        (s..e).for_each(|p| self.materialize(p));
+                        ModelState::PresentMmap {
+                            file,
+                            page,
+                            private: true,
+                        }
+                    }
+                    other => other,
+                };
+                self.pages.set(s, e, Some(new));
+            }
         }
         let Some(seed) = t.seed else { return };
+        if t.heap {
+            self.heap.wrote(t.addr, stop);
+        }
         let mut at = t.addr;
-        while at < t.stop {
+        while at < stop {
             let page_end = ((at >> 12) + 1) << 12;
-            let to = t.stop.min(page_end);
+            let to = stop.min(page_end);
             let (lo, hi) = ((at & 0xfff) as usize, lo_hi_end(to));
             let page: &mut PageBytes = self.data.entry(at >> 12).or_insert_with(|| Arc::new(ZERO));
             pattern::fill(seed, at, &mut Arc::make_mut(page)[lo..hi]);
             at = to;
         }
+    }
+}
+
+/// Appends page `vpn` to the last run of `runs` or starts a new one.
+fn push_run(runs: &mut Vec<(u64, u64, bool)>, vpn: u64, certain: bool) {
+    match runs.last_mut() {
+        Some(r) if r.1 == vpn && r.2 == certain => r.1 += 1,
+        _ => runs.push((vpn, vpn + 1, certain)),
     }
 }
 
