@@ -1,15 +1,19 @@
 //! The model against hand-computed sequences.
 
+mod evict;
+mod files;
 mod fuzz;
+mod heap;
 mod host;
 mod pagemap;
+mod reclaim;
 mod requests;
 mod scenarios;
 mod touches;
 
-use protocol::{Hello, PhysRange, Request, Response, VirtRange};
+use protocol::{FileInfo, Hello, PhysRange, Request, Response, VirtRange};
 
-use super::{Divergence, Model};
+use super::{Divergence, FileSpec, Model};
 
 /// Frames of the test machine: 128 MiB; the first 2 MiB are boot reserved.
 pub const TOTAL: u64 = 32768;
@@ -77,5 +81,47 @@ pub fn diverges(m: &mut Model, req: Request, resp: Response) -> Divergence {
     match m.apply(7, &req, &resp) {
         Err(d) => d,
         Ok(()) => panic!("{req:?} answered {resp:?} was accepted"),
+    }
+}
+
+/// Two files: file 0 of 8 pages (seed 11), file 1 of 4 pages (seed 22).
+pub const FILES: [FileSpec; 2] = [
+    FileSpec { pages: 8, seed: 11 },
+    FileSpec { pages: 4, seed: 22 },
+];
+
+/// The layout of [`hello`] with the two [`FILES`] (no heap: the free
+/// frames are known exactly).
+pub fn hello_files() -> Hello {
+    let mut h = hello();
+    h.files = vec![
+        FileInfo {
+            pages: 8,
+            image: PhysRange {
+                start: 0x10_0000,
+                end: 0x10_8000,
+            },
+        },
+        FileInfo {
+            pages: 4,
+            image: PhysRange {
+                start: 0x10_8000,
+                end: 0x10_c000,
+            },
+        },
+    ];
+    h
+}
+
+/// A model of [`hello_files`] that knows the files' contents.
+pub fn model_files() -> Model {
+    Model::with_files(&hello_files(), &FILES).expect("specs match")
+}
+
+/// `inner` with reclaim `events`.
+pub fn reclaimed(events: Vec<protocol::Reclaim>, inner: Response) -> Response {
+    Response::Reclaimed {
+        events,
+        response: Box::new(inner),
     }
 }
