@@ -1,21 +1,20 @@
 //! The harness catches bugs: a guest built with `inject-leak` (unmap does
 //! not free the last page's frame) is fuzzed with a fixed seed; the fuzzer
 //! must find the leak, minimize it to a handful of operations, and the
-//! minimized trace must fail the same way on every fresh guest — and pass
-//! on the normal guest. Needs `qemu-system-x86_64` and the guest's
+//! minimized trace, replayed with `host-runner replay` as a user would,
+//! must fail the same way every time — and pass on the normal guest. Needs `qemu-system-x86_64` and the guest's
 //! toolchain (the injected build is made here, into its own target
 //! directory).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use host_runner::fuzz::{FreshState, FuzzArgs};
 use host_runner::guest_image::build_guest;
-use host_runner::judge::glue::{JudgedExecutor, Reuse};
-use host_runner::judge::JudgeOptions;
 use host_runner::{Accel, RunnerOptions, VmConfig};
-use tokio::runtime::Handle;
-use trace::{Executor, FailureKind, Outcome, Shard, Trace};
+use trace::failure::message_class;
+use trace::{Failure, FailureKind, Shard};
 
 fn config(kernel: Option<PathBuf>) -> VmConfig {
     let mut c = host_runner::base_config(&RunnerOptions {
@@ -45,17 +44,34 @@ fn args(out: PathBuf) -> FuzzArgs {
     }
 }
 
-/// Runs `trace` `n` times, each on a freshly booted guest.
-async fn run_fresh(config: &VmConfig, trace: &Trace, n: usize) -> Vec<Outcome> {
-    let (config, trace) = (config.clone(), trace.clone());
-    let handle = Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let opts = JudgeOptions::default();
-        let mut exec = JudgedExecutor::new(config, opts, Reuse::FreshBoot, handle);
-        (0..n).map(|_| exec.run(&trace)).collect()
-    })
-    .await
-    .expect("the executor thread does not panic")
+/// `host-runner [--kernel K] replay PATH`, as a user runs it: whether it
+/// passed, and its output.
+fn replay_cli(kernel: Option<&Path>, path: &Path) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-runner"));
+    cmd.args(["--accel", "tcg"]);
+    if let Some(k) = kernel {
+        cmd.arg("--kernel").arg(k);
+    }
+    let out = cmd
+        .arg("replay")
+        .arg(path)
+        .output()
+        .expect("host-runner runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The failure `replay` printed (`FAILED: …`, as many lines as `like`
+/// has), with its numbers taken out.
+fn printed_failure_class(output: &str, like: &Failure) -> Option<String> {
+    let at = output.find("FAILED: ")?;
+    let lines = format!("{like}").lines().count();
+    let text: Vec<&str> = output[at + "FAILED: ".len()..]
+        .lines()
+        .take(lines)
+        .collect();
+    Some(message_class(&text.join("\n")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,16 +122,17 @@ async fn fuzz_finds_minimizes_and_replays_an_injected_leak() {
         .signature();
     assert_eq!(target, min.reproduced.signature());
 
-    for (i, outcome) in run_fresh(&leaky, &minimized, 3)
-        .await
-        .into_iter()
-        .enumerate()
-    {
-        let f = outcome
-            .failure()
-            .unwrap_or_else(|| panic!("replay {i} passed"));
-        assert_eq!(f.signature(), target, "replay {i}: {f}");
+    let kernel = leaky.kernel.clone();
+    let expected = minimized.header.failure.clone().expect("failure in header");
+    for i in 0..3 {
+        let (passed, output) = replay_cli(Some(&kernel), &min.path);
+        assert!(!passed, "replay {i} passed:\n{output}");
+        assert_eq!(
+            printed_failure_class(&output, &expected),
+            Some(message_class(&expected.to_string())),
+            "replay {i} failed otherwise:\n{output}"
+        );
     }
-    let normal = run_fresh(&config(None), &minimized, 1).await;
-    assert_eq!(normal, vec![Outcome::Passed], "the normal guest passes it");
+    let (passed, output) = replay_cli(None, &min.path);
+    assert!(passed, "the normal guest passes it:\n{output}");
 }
