@@ -1,0 +1,289 @@
+//! Reclaim events (semantics, "Reclaim events"): each one checked legal at
+//! its moment and applied before the request is judged; `Evict`'s and
+//! `HeapScavenge`'s own events judged against what those requests do.
+
+use std::collections::BTreeSet;
+
+use protocol::{Reclaim, Request, Response, PAGE_SIZE, RECLAIM_RING};
+
+use super::pages::ModelState;
+use super::Model;
+
+/// The pages a request names (rule 2: no reclaim may change them), and the
+/// pages an `Evict` may send out, in address order (`true`: to swap).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Own {
+    range: (u64, u64),
+    evict: Option<Vec<(u64, bool)>>,
+}
+
+/// Pages `first..end` a request names (empty when it names none).
+fn named_pages(req: &Request) -> (u64, u64) {
+    match *req {
+        Request::Map { addr, pages, .. }
+        | Request::Unmap { addr, pages, .. }
+        | Request::Convert { addr, pages, .. }
+        | Request::MapFile { addr, pages, .. }
+        | Request::Query { addr, pages, .. }
+        | Request::Evict { addr, pages, .. } => (addr >> 12, (addr >> 12).saturating_add(pages)),
+        Request::Write { addr, len, .. } | Request::Read { addr, len, .. } if len > 0 => {
+            (addr >> 12, (addr.saturating_add(len - 1) >> 12) + 1)
+        }
+        _ => (0, 0),
+    }
+}
+
+fn show(ev: &Reclaim) -> String {
+    super::prediction::hex_debug(ev)
+}
+
+impl Model {
+    /// What the request's own events may be, from the state before them.
+    pub(super) fn own_events(&self, req: &Request, _events: &[Reclaim]) -> Own {
+        let range = named_pages(req);
+        let evict = match *req {
+            Request::Evict {
+                addr,
+                pages,
+                privilege,
+            } => self
+                .space
+                .check_pages(addr, pages, u64::MAX, privilege)
+                .ok()
+                .map(|(first, end)| self.evictable(first, end)),
+            _ => None,
+        };
+        Own { range, evict }
+    }
+
+    /// The pages of `first..end` `Evict` sends out, in order (at most one
+    /// more than the ring holds).
+    fn evictable(&self, first: u64, end: u64) -> Vec<(u64, bool)> {
+        let mut out = Vec::new();
+        for (s, e, st) in self.pages.runs_in(first, end) {
+            let swap = match st {
+                ModelState::PresentRam { writable: true }
+                | ModelState::PresentMmap { private: true, .. } => true,
+                ModelState::PresentMmap { private: false, .. } => false,
+                _ => continue,
+            };
+            for p in s..e {
+                if out.len() > RECLAIM_RING {
+                    return out;
+                }
+                out.push((p, swap));
+            }
+        }
+        out
+    }
+
+    /// Checks each event legal when it happened and applies it.
+    pub(super) fn apply_events(
+        &mut self,
+        _req: &Request,
+        events: &[Reclaim],
+        own: &Own,
+    ) -> Result<(), String> {
+        if events.len() > RECLAIM_RING {
+            return Err(format!(
+                "{} events, more than the ring's {RECLAIM_RING}",
+                events.len()
+            ));
+        }
+        let mut slots: BTreeSet<u64> = self
+            .pages
+            .runs()
+            .filter_map(|(s, e, st)| match st {
+                ModelState::OnSwap { slot } => Some(slot..slot + (e - s)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for (i, ev) in events.iter().enumerate() {
+            let (Reclaim::Swapped { addr, .. }
+            | Reclaim::Dropped { addr }
+            | Reclaim::Scavenged { addr }) = *ev;
+            let why = |w: String| format!("event {i} {}: {w}", show(ev));
+            if addr % PAGE_SIZE != 0 {
+                return Err(why("address not page aligned".into()));
+            }
+            let vpn = addr >> 12;
+            let (a, b) = own.range;
+            if (a..b).contains(&vpn) && own.evict.is_none() {
+                return Err(why("a page of the request's own range".into()));
+            }
+            self.apply_event(ev, &mut slots).map_err(why)?;
+        }
+        Ok(())
+    }
+
+    fn apply_event(&mut self, ev: &Reclaim, slots: &mut BTreeSet<u64>) -> Result<(), String> {
+        match *ev {
+            Reclaim::Swapped { addr, slot } => {
+                let vpn = addr >> 12;
+                let st = self.pages.get(vpn);
+                let ok = matches!(
+                    st,
+                    Some(
+                        ModelState::PresentRam { writable: true }
+                            | ModelState::PresentMmap { private: true, .. }
+                    )
+                );
+                if !ok {
+                    let (a, b) = self.heap_vpns();
+                    let what = if (a..b).contains(&vpn) {
+                        "a heap page (never swapped)".into()
+                    } else {
+                        format!(
+                            "{} (only present writable RAM or private file pages)",
+                            super::prediction::describe(st)
+                        )
+                    };
+                    return Err(format!("the page is {what}"));
+                }
+                if let Some((total, _)) = self.learned {
+                    if slot >= total / 128 {
+                        return Err(format!(
+                            "slot {slot} is past the store's {} units",
+                            total / 128
+                        ));
+                    }
+                }
+                if !slots.insert(slot) {
+                    return Err(format!("slot {slot} is in use"));
+                }
+                self.pages
+                    .set(vpn, vpn + 1, Some(ModelState::OnSwap { slot }));
+                self.drop_frame(vpn);
+                self.reclaims[1] += 1;
+            }
+            Reclaim::Dropped { addr } => {
+                let vpn = addr >> 12;
+                let Some(ModelState::PresentMmap {
+                    file,
+                    page,
+                    private: false,
+                }) = self.pages.get(vpn)
+                else {
+                    let st = super::prediction::describe(self.pages.get(vpn));
+                    return Err(format!(
+                        "the page is {st} (only clean present file pages drop)"
+                    ));
+                };
+                self.pages.set(
+                    vpn,
+                    vpn + 1,
+                    Some(ModelState::NotPresentMmap { file, page }),
+                );
+                self.drop_frame(vpn);
+                self.reclaims[2] += 1;
+            }
+            Reclaim::Scavenged { addr } => {
+                let (a, b) = self.heap_vpns();
+                let vpn = addr >> 12;
+                if !(a..b).contains(&vpn) {
+                    return Err("not a page of the heap".into());
+                }
+                if let Some((s, n)) = self.heap.overlaps(addr, addr + PAGE_SIZE) {
+                    return Err(format!("the page holds the live block {s:#x}+{n:#x}"));
+                }
+                self.heap.present.remove(&vpn);
+                self.heap.scavenged_since += 1;
+                self.data.remove(&vpn);
+                self.reclaims[0] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the frame page `vpn` had (its data stays).
+    fn drop_frame(&mut self, vpn: u64) {
+        if let Some(f) = self.page_frames.remove(&vpn) {
+            self.frame_pages.remove(&f);
+        }
+    }
+
+    /// Judges `Evict`'s and `HeapScavenge`'s own events and counts.
+    pub(super) fn judge_own(
+        &self,
+        req: &Request,
+        events: &[Reclaim],
+        own: &Own,
+        inner: &Response,
+    ) -> Result<(), (String, String)> {
+        if let Request::HeapScavenge { .. } = req {
+            let n = events
+                .iter()
+                .filter(|e| matches!(e, Reclaim::Scavenged { .. }))
+                .count();
+            return self
+                .judge_scavenge(n, inner)
+                .map_err(|w| ("Scavenged, one page per event".into(), w));
+        }
+        let Some(elig) = &own.evict else {
+            return Ok(());
+        };
+        let (a, b) = own.range;
+        let mine: Vec<&Reclaim> = events
+            .iter()
+            .filter(|e| {
+                let (Reclaim::Swapped { addr, .. }
+                | Reclaim::Dropped { addr }
+                | Reclaim::Scavenged { addr }) = **e;
+                (a..b).contains(&(addr >> 12))
+            })
+            .collect();
+        let expected = || {
+            let next: Vec<String> = elig
+                .iter()
+                .take(4)
+                .map(|(p, s)| format!("{}{:#x}", if *s { "swap " } else { "drop " }, p << 12))
+                .collect();
+            format!("Evict's events in address order: {} ...", next.join(", "))
+        };
+        for (i, ev) in mine.iter().enumerate() {
+            let want = elig.get(i).copied();
+            let fits = match (**ev, want) {
+                (Reclaim::Swapped { addr, .. }, Some((p, true)))
+                | (Reclaim::Dropped { addr }, Some((p, false))) => addr >> 12 == p,
+                _ => false,
+            };
+            if !fits {
+                return Err((
+                    expected(),
+                    format!(
+                        "its event {} is not the next page Evict sends out",
+                        show(ev)
+                    ),
+                ));
+            }
+        }
+        let k = mine.len();
+        if let Some(&(p, false)) = elig.get(k) {
+            if events.len() < RECLAIM_RING {
+                return Err((
+                    expected(),
+                    format!(
+                        "the walk stopped at the clean file page {:#x}, which needs no swap space",
+                        p << 12
+                    ),
+                ));
+            }
+        }
+        let swapped = mine
+            .iter()
+            .filter(|e| matches!(e, Reclaim::Swapped { .. }))
+            .count() as u64;
+        let want = Response::Evicted {
+            swapped,
+            dropped: k as u64 - swapped,
+        };
+        if matches!(inner, Response::Evicted { .. }) && *inner != want {
+            return Err((
+                super::prediction::hex_debug(&want),
+                "the counts are not the events'".into(),
+            ));
+        }
+        Ok(())
+    }
+}

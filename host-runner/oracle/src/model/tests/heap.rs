@@ -1,0 +1,296 @@
+//! The kernel heap: `Kmalloc`, `Kfree`, touches of host blocks,
+//! `HeapScavenge`, and the `Stats` counters the guest owns.
+
+use protocol::pattern::{checksum, fill};
+use protocol::{Error, Reclaim, Request, Response, Stats};
+
+use super::requests::{err, K, U};
+use super::{diverges, hello, reclaimed, run, BOOT_FREE, HEAP};
+use crate::model::{Model, Prediction};
+
+/// A heap of 1 MiB (256 pages).
+fn model() -> Model {
+    let mut h = hello();
+    h.heap_max_bytes = 1 << 20;
+    Model::new(&h)
+}
+
+fn kmalloc(size: u64, align: u64) -> Request {
+    Request::Kmalloc {
+        size,
+        align,
+        privilege: K,
+    }
+}
+
+fn kfree(addr: u64) -> Request {
+    Request::Kfree { addr, privilege: K }
+}
+
+fn touch(addr: u64, len: u64, seed: Option<u64>) -> Request {
+    match seed {
+        Some(seed) => Request::Write {
+            addr,
+            len,
+            seed,
+            privilege: K,
+        },
+        None => Request::Read {
+            addr,
+            len,
+            privilege: K,
+        },
+    }
+}
+
+#[test]
+fn kmalloc_validation_and_placement() {
+    let mut m = model();
+    let user = Request::Kmalloc {
+        size: 1,
+        align: 1,
+        privilege: U,
+    };
+    assert_eq!(m.predict(&user), err(Error::PermissionDenied));
+    assert_eq!(m.predict(&kmalloc(0, 0)), err(Error::ZeroCount));
+    assert_eq!(m.predict(&kmalloc(8, 0)), err(Error::Misaligned));
+    assert_eq!(m.predict(&kmalloc(8, 24)), err(Error::Misaligned));
+    assert_eq!(m.predict(&kmalloc(8, 8192)), err(Error::TooLarge));
+    assert_eq!(
+        m.predict(&kmalloc((1 << 20) + 1, 8)),
+        err(Error::OutOfMemory)
+    );
+    let at = |addr| Response::Kmalloc { addr };
+    // 16-byte alignment at least; inside heap.start..+heap_max_bytes.
+    diverges(&mut m, kmalloc(100, 1), at(HEAP + 8));
+    diverges(&mut m, kmalloc(100, 64), at(HEAP + 32));
+    diverges(&mut m, kmalloc(100, 16), at(HEAP - 16));
+    let d = diverges(&mut m, kmalloc(100, 16), at(HEAP + (1 << 20) - 96));
+    assert!(d.reason.contains("not inside the heap"), "{d}");
+    // Out of memory is allowed (the kernel's own blocks are unknown).
+    run(
+        &mut m,
+        &[(kmalloc(100, 16), Response::Error(Error::OutOfMemory))],
+    );
+    run(&mut m, &[(kmalloc(100, 64), at(HEAP + 0x1000))]);
+    // No overlap with a live block.
+    let d = diverges(&mut m, kmalloc(16, 16), at(HEAP + 0x1060));
+    assert!(
+        d.reason.contains("overlaps the live block"),
+        "{d}"
+    );
+    run(&mut m, &[(kmalloc(16, 16), at(HEAP + 0x1070))]);
+    // A block uses no frame.
+    assert_eq!(m.stats().free_frames, BOOT_FREE);
+    assert_eq!(m.stats().heap_bytes_live, 116);
+    // Kfree: only live host blocks, once.
+    assert_eq!(
+        m.predict(&kfree(HEAP + 0x1001)),
+        err(Error::InvalidState {
+            addr: HEAP + 0x1001
+        })
+    );
+    run(&mut m, &[(kfree(HEAP + 0x1000), Response::Done)]);
+    assert_eq!(
+        m.predict(&kfree(HEAP + 0x1000)),
+        err(Error::InvalidState {
+            addr: HEAP + 0x1000
+        })
+    );
+    // Its room can be handed out again.
+    run(&mut m, &[(kmalloc(0x60, 16), at(HEAP + 0x1000))]);
+}
+
+#[test]
+fn host_blocks_hold_what_the_host_wrote() {
+    let mut m = model();
+    let block = HEAP + 0x2000;
+    run(
+        &mut m,
+        &[(kmalloc(0x2000, 4096), Response::Kmalloc { addr: block })],
+    );
+    // Outside the block (or spanning its end): Reserved; as User: denied.
+    assert_eq!(
+        m.predict(&touch(block - 1, 2, Some(1))),
+        err(Error::Reserved)
+    );
+    assert_eq!(
+        m.predict(&touch(block + 0x1fff, 2, None)),
+        err(Error::Reserved)
+    );
+    let user = Request::Read {
+        addr: block,
+        len: 1,
+        privilege: U,
+    };
+    assert_eq!(m.predict(&user), err(Error::PermissionDenied));
+    // Bytes never written: any checksum.
+    run(
+        &mut m,
+        &[(touch(block, 16, None), Response::Checksum { checksum: 7 })],
+    );
+    run(
+        &mut m,
+        &[(touch(block + 0x10, 0x1ff0, Some(3)), Response::Done)],
+    );
+    let mut want = vec![0u8; 0x100];
+    fill(3, block + 0x100, &mut want);
+    let sum = Response::Checksum {
+        checksum: checksum(&want),
+    };
+    assert_eq!(
+        m.predict(&touch(block + 0x100, 0x100, None)),
+        Prediction::Exact(sum.clone())
+    );
+    diverges(
+        &mut m.clone(),
+        touch(block + 0x100, 0x100, None),
+        Response::Checksum { checksum: 0 },
+    );
+    run(&mut m, &[(touch(block + 0x100, 0x100, None), sum)]);
+    // Heap faults are not counted; the pages are heap pages, not present pages.
+    let s = m.stats();
+    assert_eq!((s.faults_resolved, s.present_pages), (0, 0));
+    assert_eq!(s.heap_pages, 2);
+    assert_eq!(s.free_frames, BOOT_FREE - 2);
+    // Freed: the bytes are no longer the host's.
+    run(&mut m, &[(kfree(block), Response::Done)]);
+    assert_eq!(m.predict(&touch(block, 1, None)), err(Error::Reserved));
+}
+
+#[test]
+fn scavenge_returns_free_heap_pages_only() {
+    let mut m = model();
+    let block = HEAP + 0x3000;
+    run(
+        &mut m,
+        &[
+            (kmalloc(0x1000, 4096), Response::Kmalloc { addr: block }),
+            (touch(block, 0x1000, Some(1)), Response::Done),
+            (
+                kmalloc(0x1000, 4096),
+                Response::Kmalloc {
+                    addr: block + 0x1000,
+                },
+            ),
+            (touch(block + 0x1000, 1, Some(1)), Response::Done),
+            (kfree(block + 0x1000), Response::Done),
+        ],
+    );
+    let scav = Request::HeapScavenge { privilege: K };
+    let page = |addr| Reclaim::Scavenged { addr };
+    // A live block's page may not be scavenged.
+    let d = diverges(
+        &mut m.clone(),
+        scav.clone(),
+        reclaimed(vec![page(block)], Response::Scavenged { pages: 1 }),
+    );
+    assert!(d.reason.contains("holds the live block"), "{d}");
+    // More pages than events.
+    let d = diverges(
+        &mut m.clone(),
+        scav.clone(),
+        reclaimed(vec![page(block + 0x1000)], Response::Scavenged { pages: 2 }),
+    );
+    assert!(d.reason.contains("2 pages scavenged but 1"), "{d}");
+    // Nothing freed is a plain answer.
+    run(
+        &mut m.clone(),
+        &[(scav.clone(), Response::Scavenged { pages: 0 })],
+    );
+    assert_eq!(m.stats().heap_pages, 2);
+    run(
+        &mut m,
+        &[(
+            scav.clone(),
+            reclaimed(vec![page(block + 0x1000)], Response::Scavenged { pages: 1 }),
+        )],
+    );
+    let s = m.stats();
+    assert_eq!((s.heap_pages, s.pages_scavenged), (1, 1));
+    assert_eq!(s.free_frames, BOOT_FREE - 1);
+    // Outside the heap's pages: not a heap page.
+    let d = diverges(
+        &mut m,
+        scav,
+        reclaimed(
+            vec![page(HEAP + (1 << 20))],
+            Response::Scavenged { pages: 1 },
+        ),
+    );
+    assert!(d.reason.contains("not a page of the heap"), "{d}");
+}
+
+#[test]
+fn stats_bound_the_guest_s_own_counters() {
+    let mut m = model();
+    let good = Stats {
+        free_frames: BOOT_FREE - 5,
+        heap_pages: 5,
+        swap_bytes_total: 1 << 20,
+        heap_table_frames: 3,
+        heap_bytes_live: 300,
+        bytes_freed_since_check: 40,
+        ..m.stats()
+    };
+    let bad = |f: fn(&mut Stats), want: &str| {
+        let mut s = good;
+        f(&mut s);
+        let d = diverges(&mut m.clone(), Request::Stats, Response::Stats(s));
+        assert!(d.reason.contains(want), "{want}: {d}");
+    };
+    bad(|s| s.free_frames += 1, "not boot_free_frames");
+    bad(|s| s.heap_pages = 257, "heap_pages 257 outside 0..=256");
+    bad(|s| s.present_pages = 1, "present_pages is 1, expected 0");
+    bad(|s| s.swap_bytes_used = 1, "swap_bytes_used 1 for 0 slots");
+    bad(|s| s.heap_bytes_live = (1 << 20) + 1, "heap_bytes_live");
+    run(&mut m, &[(Request::Stats, Response::Stats(good))]);
+    // Learned: the heap holds at least 5 pages; the fixed numbers stay.
+    assert_eq!(m.stats().heap_pages, 5);
+    let mut fewer = good;
+    fewer.heap_pages = 4;
+    fewer.free_frames += 1;
+    let d = diverges(&mut m.clone(), Request::Stats, Response::Stats(fewer));
+    assert!(d.reason.contains("heap_pages 4 outside 5..=256"), "{d}");
+    let mut moved = good;
+    moved.heap_table_frames = 4;
+    let d = diverges(&mut m.clone(), Request::Stats, Response::Stats(moved));
+    assert!(d.reason.contains("changed since boot"), "{d}");
+    // A scavenge event lowers the bound.
+    let scav = reclaimed(
+        vec![Reclaim::Scavenged {
+            addr: HEAP + 0x9000,
+        }],
+        Response::Scavenged { pages: 1 },
+    );
+    run(&mut m, &[(Request::HeapScavenge { privilege: K }, scav)]);
+    run(
+        &mut m,
+        &[(
+            Request::Stats,
+            Response::Stats(Stats {
+                pages_scavenged: 1,
+                ..fewer
+            }),
+        )],
+    );
+}
+
+#[test]
+fn reset_frees_the_host_s_blocks() {
+    let mut m = model();
+    run(
+        &mut m,
+        &[
+            (kmalloc(64, 16), Response::Kmalloc { addr: HEAP }),
+            (touch(HEAP, 64, Some(2)), Response::Done),
+            (Request::Reset { privilege: K }, Response::Done),
+        ],
+    );
+    assert_eq!(
+        m.predict(&kfree(HEAP)),
+        err(Error::InvalidState { addr: HEAP })
+    );
+    // The heap page stays present (the kernel's blocks live on).
+    assert_eq!(m.stats().heap_pages, 1);
+}
