@@ -15,6 +15,7 @@
 
 extern crate alloc;
 
+pub mod budget;
 pub mod formats;
 pub mod frame;
 mod hello;
@@ -42,8 +43,9 @@ pub const MAX_TOUCH_LEN: u64 = 256 << 20;
 /// Largest `pages` a single `Query` may name.
 pub const MAX_QUERY_PAGES: u64 = 4096;
 
-/// Largest `count` a single `AllocFrames` may name.
-pub const MAX_ALLOC_FRAMES: u64 = 1 << 16;
+/// Largest `count` a single `AllocFrames` may name (its answer, up to one
+/// run per frame, must fit in a frame: see [`budget`]).
+pub const MAX_ALLOC_FRAMES: u64 = 4096;
 
 /// Largest number of requests in one `Batch`.
 pub const MAX_BATCH: usize = 4096;

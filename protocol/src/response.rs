@@ -215,4 +215,9 @@ pub enum Error {
     NoSuchFile,
     /// `MapFile`'s `file_page + pages` exceeds the file's pages.
     BeyondFile,
+    /// The `Batch` was cut here: the answers so far and this request's
+    /// largest possible answer might not fit in one frame, so this request
+    /// and the rest were not executed (see [`crate::budget`]). Send them
+    /// again in another batch.
+    BatchCut,
 }

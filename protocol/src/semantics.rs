@@ -151,6 +151,14 @@
 //! - **Batch**: more than [`crate::MAX_BATCH`] requests → one
 //!   `Error(TooLarge)` for the whole batch; otherwise one answer each, in
 //!   order; a nested `Batch` answers `Error(NestedBatch)` in its place.
+//!   The answer must fit in one frame, so before executing element `i` the
+//!   guest adds the encoded size of the answers to elements `0..i`
+//!   ([`crate::budget::encoded_len`]) and element `i`'s largest possible
+//!   answer ([`crate::budget::max_answer_bytes`]); when the sum exceeds
+//!   [`crate::budget::ANSWER_BUDGET`] it executes nothing more and the answer
+//!   holds the `i` answers followed by one `Error(BatchCut)`. The first
+//!   element is never cut. The host checks the cut with the same two
+//!   functions, and sends the elements from `i` on again.
 //! - **Panic** (kernel): the guest panics with the message
 //!   `"panic requested by host"`; **Shutdown**: the guest exits through
 //!   `isa-debug-exit` with [`crate::EXIT_SUCCESS`] and answers nothing.

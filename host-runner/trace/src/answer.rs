@@ -37,7 +37,7 @@ names!(
     PermissionDenied = "permission_denied", Reserved = "reserved", InvalidState = "invalid_state",
     OutOfMemory = "out_of_memory", OutOfRange = "out_of_range", NotOwned = "not_owned",
     NoVirtualSpace = "no_virtual_space", NestedBatch = "nested_batch", NoSuchFile = "no_such_file",
-    BeyondFile = "beyond_file" }
+    BeyondFile = "beyond_file", BatchCut = "batch_cut" }
 );
 names!(
     /// A [`PageState`] without frames and slots (which the host does not
@@ -114,6 +114,7 @@ impl ErrorCode {
             Error::NestedBatch => (C::NestedBatch, None),
             Error::NoSuchFile => (C::NoSuchFile, None),
             Error::BeyondFile => (C::BeyondFile, None),
+            Error::BatchCut => (C::BatchCut, None),
         }
     }
 }
