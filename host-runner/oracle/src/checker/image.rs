@@ -68,7 +68,7 @@ impl Image {
             files: vec![],
             swap: PhysRange { start: 0, end: 0 },
             frame_info: PhysRange { start: 0, end: 0 },
-            heap_max_bytes: 0,
+            heap_max_bytes: 0x1000,
         };
         let mut image = Image {
             mem: ImageMemory {

@@ -6,6 +6,7 @@ mod bitmap;
 mod decode;
 mod entry;
 mod memory;
+mod mmap;
 mod state;
 mod violation;
 mod walk;
@@ -102,5 +103,7 @@ pub fn check(mem: &dyn GuestMemory, hello: &Hello, expect: &Expectations) -> Che
         owners.leaks(&mut violations);
     }
     state::check_data(mem, hello, expect, &walk, &mut violations);
+    mmap::check_frame_info(mem, hello, expect, &walk, &mut violations);
+    mmap::check_images(mem, hello, expect, &mut violations);
     CheckReport { violations, walk }
 }

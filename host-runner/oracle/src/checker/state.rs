@@ -51,6 +51,24 @@ fn in_heap(hello: &Hello, virt: u64) -> bool {
     hello.heap.start != hello.heap.end && hello.heap.contains(virt)
 }
 
+/// Why a heap-region entry is wrong (formats.rs, "The heap region").
+fn heap_entry(hello: &Hello, virt: u64, got: Leaf) -> Option<&'static str> {
+    let inside = virt - hello.heap.start < hello.heap_max_bytes;
+    match got {
+        Leaf::Unusable if inside => Some("a heap page with a zero entry"),
+        Leaf::Unusable => None,
+        _ if !inside => Some("an entry past heap_max_bytes"),
+        Leaf::AllocOnWrite => None,
+        Leaf::Present {
+            kind: PresentKind::Ram,
+            writable: true,
+            ..
+        } => None,
+        Leaf::Present { .. } => Some("a present heap page not writable kernel RAM"),
+        _ => Some("a heap page neither allocate-on-write nor present RAM"),
+    }
+}
+
 fn describe(s: Option<ModelState>) -> String {
     s.map_or("Unusable".into(), |s| format!("{s:?}"))
 }
@@ -78,9 +96,6 @@ impl<'a> StateCheck<'a> {
         for (i, &raw) in entries.iter().enumerate() {
             let virt = (base + i as u64) << 12;
             let got = decode_leaf(raw, lower);
-            if matches!(got, Leaf::Corrupt(_)) || in_heap(self.hello, virt) {
-                continue;
-            }
             let path = || {
                 let mut s = steps.to_vec();
                 s.push(Step {
@@ -90,6 +105,15 @@ impl<'a> StateCheck<'a> {
                 });
                 Path { virt, steps: s }
             };
+            if matches!(got, Leaf::Corrupt(_)) {
+                continue;
+            }
+            if in_heap(self.hello, virt) {
+                if let Some(why) = heap_entry(self.hello, virt, got) {
+                    self.out.push(Violation::HeapEntry { path: path(), why });
+                }
+                continue;
+            }
             if !agrees(want[i], got) {
                 self.out.push(Violation::StateMismatch {
                     path: path(),
@@ -153,24 +177,32 @@ pub fn check_data(
     walk: &Walk,
     out: &mut Vec<Violation>,
 ) {
-    let zero = [0u8; PAGE_SIZE as usize];
     let mut buf = [0u8; PAGE_SIZE as usize];
     for t in &walk.translations {
-        let expected_ram = matches!(expect.state(t.virt), Some(ModelState::PresentRam { .. }));
-        if !expected_ram
-            || in_heap(hello, t.virt)
-            || t.kind != PresentKind::Ram
-            || t.frame >> 12 >= hello.total_frames
-        {
+        let kind_agrees = match expect.state(t.virt) {
+            Some(ModelState::PresentRam { .. }) => t.kind == PresentKind::Ram,
+            Some(ModelState::PresentMmap { private, .. }) => {
+                t.kind
+                    == if private {
+                        PresentKind::MmapPrivate
+                    } else {
+                        PresentKind::MmapClean
+                    }
+            }
+            _ => false,
+        };
+        if !kind_agrees || in_heap(hello, t.virt) || t.frame >> 12 >= hello.total_frames {
             continue;
         }
+        let Some(want) = super::mmap::expected_page(mem, hello, expect, t.virt) else {
+            continue;
+        };
         if let Err(error) = mem.read(t.frame, &mut buf) {
             let what = format!("the frame {:#x} of page {:#x}", t.frame, t.virt);
             out.push(Violation::Unreadable { what, error });
             continue;
         }
-        let want = expect.bytes(t.virt).unwrap_or(&zero);
-        if let Some(offset) = buf.iter().zip(want).position(|(a, b)| a != b) {
+        if let Some(offset) = buf.iter().zip(&want).position(|(a, b)| a != b) {
             out.push(Violation::DataMismatch {
                 path: t.path(),
                 frame: t.frame,

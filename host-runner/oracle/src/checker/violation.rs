@@ -86,6 +86,39 @@ pub enum Violation {
         pages: u64,
         expected: String,
     },
+    /// 4: a heap-region entry that is neither allocate-on-write nor
+    /// present writable kernel RAM (or any entry past `heap_max_bytes`).
+    HeapEntry { path: Path, why: &'static str },
+    /// 5: a present file page's frame-info record is not its file and page.
+    FrameInfoMismatch {
+        path: Path,
+        frame: u64,
+        expected: String,
+        got: u64,
+    },
+    /// 5: the frame-info table is malformed, or holds a record on a frame
+    /// no present file page maps.
+    FrameInfo { frame: u64, why: String },
+    /// 3 / 5: the swap store disagrees with the model's on-swap pages (a
+    /// slot missing, a stray slot, used units that no slot owns, ...).
+    SwapStore { why: String },
+    /// 6: a file image's byte differs from its spec's.
+    FileImage {
+        file: u8,
+        page: u64,
+        phys: u64,
+        offset: u64,
+        expected: u8,
+        got: u8,
+    },
+    /// 6: an on-swap page's stored data differs from the model's bytes.
+    SwapData {
+        path: Path,
+        slot: u64,
+        offset: u64,
+        expected: u8,
+        got: u8,
+    },
     /// 6: a present page's bytes differ from the model's.
     DataMismatch {
         path: Path,
@@ -104,9 +137,17 @@ impl Violation {
             Violation::FrameFree { .. } | Violation::FrameBeyondRam { .. } => 1,
             Violation::FrameShared { .. } => 2,
             Violation::Leak { .. } | Violation::BadBitmap { .. } => 3,
-            Violation::EmptyTable { .. } | Violation::BadEntry { .. } => 4,
-            Violation::StateMismatch { .. } | Violation::MissingTable { .. } => 5,
-            Violation::DataMismatch { .. } => 6,
+            Violation::EmptyTable { .. }
+            | Violation::BadEntry { .. }
+            | Violation::HeapEntry { .. } => 4,
+            Violation::StateMismatch { .. }
+            | Violation::MissingTable { .. }
+            | Violation::FrameInfoMismatch { .. }
+            | Violation::FrameInfo { .. } => 5,
+            Violation::SwapStore { .. } => 3,
+            Violation::DataMismatch { .. }
+            | Violation::FileImage { .. }
+            | Violation::SwapData { .. } => 6,
         }
     }
 }
@@ -162,6 +203,42 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "virt {virt:#x} (+{pages} pages) has no page table, model expects {expected}"
+            ),
+            Violation::HeapEntry { path, why } => write!(f, "heap region: {why}; {path}"),
+            Violation::FrameInfoMismatch {
+                path,
+                frame,
+                expected,
+                got,
+            } => write!(
+                f,
+                "frame-info record of frame {frame:#x} is {got:#x}, model expects {expected}; {path}"
+            ),
+            Violation::FrameInfo { frame, why } => {
+                write!(f, "frame-info table at frame {frame:#x}: {why}")
+            }
+            Violation::SwapStore { why } => write!(f, "swap store: {why}"),
+            Violation::FileImage {
+                file,
+                page,
+                phys,
+                offset,
+                expected,
+                got,
+            } => write!(
+                f,
+                "file {file} page {page:#x} (phys {phys:#x}) byte {offset:#x} is {got:#04x}, its spec gives {expected:#04x}"
+            ),
+            Violation::SwapData {
+                path,
+                slot,
+                offset,
+                expected,
+                got,
+            } => write!(
+                f,
+                "swap slot {slot} byte {offset:#x} (page byte {:#x}) is {got:#04x}, model expects {expected:#04x}; {path}",
+                path.virt + offset
             ),
             Violation::DataMismatch {
                 path,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use protocol::{Error, Hello, Request, Response, MAX_BATCH};
 
 pub use expect::Expectations;
-pub use files::{FileSpec, FilesError};
+pub use files::{file_page, FileSpec, FilesError};
 pub use pages::ModelState;
 pub use prediction::{Divergence, Prediction};
 pub use stats::StatsBounds;

@@ -75,10 +75,7 @@ fn kmalloc_validation_and_placement() {
     run(&mut m, &[(kmalloc(100, 64), at(HEAP + 0x1000))]);
     // No overlap with a live block.
     let d = diverges(&mut m, kmalloc(16, 16), at(HEAP + 0x1060));
-    assert!(
-        d.reason.contains("overlaps the live block"),
-        "{d}"
-    );
+    assert!(d.reason.contains("overlaps the live block"), "{d}");
     run(&mut m, &[(kmalloc(16, 16), at(HEAP + 0x1070))]);
     // A block uses no frame.
     assert_eq!(m.stats().free_frames, BOOT_FREE);
