@@ -17,7 +17,7 @@ use crate::model::{Expectations, ModelState};
 /// A frame-info record's valid bit.
 const VALID: u64 = 1 << 63;
 /// Bits a record may hold: valid, file (40–47), page (0–39).
-const RECORD: u64 = VALID | 0xff << 40 | (1 << 40) - 1;
+const RECORD: u64 = VALID | (0xff << 40) | ((1 << 40) - 1);
 
 /// The record of page `page` of file `file`.
 pub fn record(file: u8, page: u64) -> u64 {

@@ -8,6 +8,7 @@ mod entry;
 mod memory;
 mod mmap;
 mod state;
+mod swap;
 mod violation;
 mod walk;
 
@@ -105,5 +106,6 @@ pub fn check(mem: &dyn GuestMemory, hello: &Hello, expect: &Expectations) -> Che
     state::check_data(mem, hello, expect, &walk, &mut violations);
     mmap::check_frame_info(mem, hello, expect, &walk, &mut violations);
     mmap::check_images(mem, hello, expect, &mut violations);
+    swap::check_swap(mem, hello, expect, &mut violations);
     CheckReport { violations, walk }
 }

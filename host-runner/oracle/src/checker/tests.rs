@@ -1,6 +1,7 @@
 //! Synthetic images that break each invariant on purpose, and a clean one.
 
 mod more;
+mod v2;
 
 use protocol::pattern::fill;
 
