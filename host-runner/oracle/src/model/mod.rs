@@ -2,6 +2,7 @@
 //! It predicts every answer, judges the guest's, and follows the guest where
 //! the specification leaves the answer open (which frames, which range).
 
+mod batch;
 mod expect;
 mod files;
 mod frames;
@@ -171,12 +172,9 @@ impl Model {
             let e = format!("Batch of {} answers", reqs.len());
             return Err(diverge(None, req, e, actual, "not a batch answer".into()));
         };
-        if answers.len() != reqs.len() {
-            let e = format!("Batch of {} answers", reqs.len());
-            let r = format!("{} answers", answers.len());
-            return Err(diverge(None, req, e, actual, r));
-        }
-        for (i, (r, a)) in reqs.iter().zip(answers).enumerate() {
+        let cut =
+            batch::cut_at(reqs, answers).map_err(|(e, r)| diverge(None, req, e, actual, r))?;
+        for (i, (r, a)) in reqs.iter().zip(&answers[..cut]).enumerate() {
             let result = match r {
                 Request::Batch(_) if *a == Response::Error(Error::NestedBatch) => Ok(()),
                 Request::Batch(_) => Err(("Error(NestedBatch)".into(), "nested batch".into())),
