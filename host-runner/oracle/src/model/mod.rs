@@ -7,11 +7,13 @@ mod expect;
 mod files;
 mod frames;
 mod heap;
+mod outcomes;
 mod pages;
 mod plan;
 mod prediction;
 mod pressure;
 mod reclaim;
+mod requests_v2;
 mod stats;
 mod touch;
 mod validate;
@@ -26,10 +28,10 @@ use protocol::{Error, Hello, Request, Response, MAX_BATCH};
 
 pub use expect::Expectations;
 pub use files::{file_page, FileSpec, FilesError};
+pub use outcomes::TouchOutcomes;
 pub use pages::ModelState;
 pub use prediction::{Divergence, Prediction};
 pub use stats::StatsBounds;
-pub use touch::TouchOutcomes;
 pub use validate::canonical;
 
 use plan::{Effect, Plan};
@@ -199,9 +201,9 @@ impl Model {
             return Err(("one Reclaimed".into(), "Reclaimed inside Reclaimed".into()));
         }
         let mut m = self.clone();
-        let own = m.own_events(req, &events);
+        let own = m.own_events(req);
         m.ring_used = events.len();
-        let applied = m.apply_events(req, &events, &own);
+        let applied = m.apply_events(&events, &own);
         let judged = applied
             .map_err(|why| ("legal reclaim events".to_string(), why))
             .and_then(|()| m.judge_own(req, &events, &own, &inner))

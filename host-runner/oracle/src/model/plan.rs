@@ -105,49 +105,16 @@ impl Model {
                 file,
                 file_page,
                 privilege,
-            } => {
-                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
-                let info = self
-                    .hello
-                    .files
-                    .get(usize::from(file))
-                    .ok_or(Error::NoSuchFile)?;
-                if file_page.checked_add(pages).is_none_or(|e| e > info.pages) {
-                    return Err(Error::BeyondFile);
-                }
-                if let Some((s, _, _)) = self.pages.runs_in(first, end).next() {
-                    return Err(Error::InvalidState { addr: s << 12 });
-                }
-                let need = self.pages.needed_tables(first, end);
-                let state = Some(ModelState::NotPresentMmap {
-                    file,
-                    page: file_page,
-                });
-                Plan {
-                    prediction: self.outcome(need, first, end).predict(Response::Done),
-                    effect: Effect::Set { first, end, state },
-                }
-            }
+            } => self.plan_map_file(
+                space.check_pages(addr, pages, u64::MAX, privilege)?,
+                file,
+                file_page,
+            )?,
             Request::Evict {
                 addr,
                 pages,
                 privilege,
-            } => {
-                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
-                let (mut swap, mut drop) = (0, 0);
-                for (s, e, st) in self.pages.runs_in(first, end) {
-                    match st {
-                        ModelState::PresentRam { writable: true }
-                        | ModelState::PresentMmap { private: true, .. } => swap += e - s,
-                        ModelState::PresentMmap { .. } => drop += e - s,
-                        _ => {}
-                    }
-                }
-                Plan {
-                    prediction: Prediction::Evict { swap, drop },
-                    effect: Effect::None,
-                }
-            }
+            } => self.plan_evict(space.check_pages(addr, pages, u64::MAX, privilege)?),
             Request::Kmalloc { size, align, .. } => self.plan_kmalloc(size, align)?,
             Request::Kfree { addr, .. } => self.plan_kfree(addr)?,
             Request::HeapScavenge { .. } => self.plan_scavenge(),
@@ -340,47 +307,5 @@ impl Model {
             self.page_frames.remove(&p);
             self.frame_pages.remove(&f);
         }
-    }
-}
-
-impl Model {
-    /// `Reset`: back to boot, but the files, the fixed numbers learned and
-    /// the heap's pages stay (the kernel's blocks live on; only the host's
-    /// blocks are freed).
-    fn reset(&mut self) {
-        let mut m = Model::new(&self.hello);
-        m.files = std::mem::take(&mut self.files);
-        m.learned = self.learned;
-        m.heap = std::mem::take(&mut self.heap);
-        m.heap.blocks.clear();
-        m.heap.written.clear();
-        for vpn in m.heap.present.clone() {
-            m.data.remove(&vpn);
-        }
-        *self = m;
-    }
-
-    /// Gives the clean file pages of `first..end` their bytes as the
-    /// host's data (they become anonymous).
-    fn materialize_clean(&mut self, first: u64, end: u64) {
-        let clean: Vec<(u64, u64)> = self
-            .pages
-            .runs_in(first, end)
-            .filter(|r| matches!(r.2, ModelState::PresentMmap { private: false, .. }))
-            .map(|(s, e, _)| (s, e))
-            .collect();
-        for (s, e) in clean {
-            (s..e).for_each(|p| self.materialize(p));
-        }
-    }
-
-    /// The end of a kernel touch of `addr..addr + len` that lies in one
-    /// live host heap block (semantics, `Write`), else `None`.
-    fn heap_touch(&self, addr: u64, len: u64, privilege: Privilege) -> Option<u64> {
-        if privilege != Privilege::Kernel || len == 0 || len > protocol::MAX_TOUCH_LEN {
-            return None;
-        }
-        let end = addr.checked_add(len)?;
-        self.heap.block_holding(addr, end).map(|_| end)
     }
 }

@@ -5,9 +5,9 @@ use std::fmt;
 
 use protocol::{Error, PageState, Request, Response, VirtRange};
 
+use super::outcomes::TouchOutcomes;
 use super::pages::ModelState;
 use super::stats::StatsBounds;
-use super::touch::TouchOutcomes;
 
 /// The model's prediction of one answer.
 // `Exact` holds a whole `Response` (a v2 `Hello` is large); predictions are

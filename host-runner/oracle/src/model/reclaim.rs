@@ -39,7 +39,7 @@ fn show(ev: &Reclaim) -> String {
 
 impl Model {
     /// What the request's own events may be, from the state before them.
-    pub(super) fn own_events(&self, req: &Request, _events: &[Reclaim]) -> Own {
+    pub(super) fn own_events(&self, req: &Request) -> Own {
         let range = named_pages(req);
         let evict = match *req {
             Request::Evict {
@@ -78,12 +78,7 @@ impl Model {
     }
 
     /// Checks each event legal when it happened and applies it.
-    pub(super) fn apply_events(
-        &mut self,
-        _req: &Request,
-        events: &[Reclaim],
-        own: &Own,
-    ) -> Result<(), String> {
+    pub(super) fn apply_events(&mut self, events: &[Reclaim], own: &Own) -> Result<(), String> {
         if events.len() > RECLAIM_RING {
             return Err(format!(
                 "{} events, more than the ring's {RECLAIM_RING}",

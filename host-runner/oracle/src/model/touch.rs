@@ -1,13 +1,13 @@
 //! `Write` and `Read`: where a touch stops, which pages it allocates, the
 //! bytes it stores and the checksum it answers.
 
-use std::fmt;
 use std::sync::Arc;
 
 use protocol::{pattern, FaultReason, Response, PAGE_SIZE};
 
+use super::outcomes::TouchOutcomes;
 use super::pages::ModelState;
-use super::prediction::{hex_debug, Prediction};
+use super::prediction::Prediction;
 use super::{Effect, Model, PageBytes, Plan};
 
 /// A planned touch of `addr..end`; where it stopped comes from the answer.
@@ -19,133 +19,6 @@ pub struct TouchPlan {
     seed: Option<u64>,
     /// A touch of a host heap block.
     heap: bool,
-}
-
-/// The answers a touch may get: the complete one when every frame it
-/// needs is found, or `Fault { OutOfMemory }` at a page needing a frame
-/// where the frames found so far lie within the free-frame bounds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TouchOutcomes {
-    addr: u64,
-    write: bool,
-    /// The answer if no frame runs out (`None`: any `Checksum`, for heap
-    /// bytes the host never wrote).
-    complete: Option<Response>,
-    /// Page runs before the complete answer's stop whose touch takes a
-    /// frame: (first, end, certainly: false for heap pages the kernel may
-    /// have made present already).
-    needy: Vec<(u64, u64, bool)>,
-    /// The fewest and the most frames that can be free.
-    free: (u64, u64),
-    /// Reclaim may have given up (see `Model::reclaim_exhausted`).
-    oom_ok: bool,
-}
-
-impl TouchOutcomes {
-    fn needs(&self) -> u64 {
-        self.needy.iter().filter(|r| r.2).map(|r| r.1 - r.0).sum()
-    }
-
-    /// The one possible answer when the bounds leave one: every frame-taking
-    /// page is sure to take one and the free frames are known exactly.
-    fn collapse(self) -> Prediction {
-        let all: u64 = self.needy.iter().map(|r| r.1 - r.0).sum();
-        if let Some(c) = &self.complete {
-            if all <= self.free.0 {
-                return Prediction::Exact(c.clone());
-            }
-        }
-        if self.free.0 != self.free.1 || self.needy.iter().any(|r| !r.2) {
-            return Prediction::Touch(self);
-        }
-        if !self.oom_ok {
-            return Prediction::Reclaim("clean file pages outside the range".into());
-        }
-        let mut k = self.free.0;
-        for &(s, e, _) in &self.needy {
-            if k < e - s {
-                return Prediction::Exact(Response::Fault {
-                    addr: ((s + k) << 12).max(self.addr),
-                    write: self.write,
-                    reason: FaultReason::OutOfMemory,
-                });
-            }
-            k -= e - s;
-        }
-        Prediction::Touch(self)
-    }
-
-    /// The answer the model assumes in a batch prediction.
-    pub(super) fn assumed(&self) -> Option<Response> {
-        (self.needs() <= self.free.1)
-            .then(|| self.complete.clone())
-            .flatten()
-    }
-
-    /// Why `got` is not one of the possible answers.
-    pub fn mismatch(&self, got: &Response) -> Option<String> {
-        let complete = match (&self.complete, got) {
-            (Some(c), g) => c == g,
-            (None, g) => matches!(g, Response::Checksum { .. }),
-        };
-        if complete {
-            let n = self.needs();
-            return (n > self.free.1)
-                .then(|| format!("it needs {n} frames; at most {} can be free", self.free.1));
-        }
-        let Response::Fault {
-            addr,
-            write,
-            reason: FaultReason::OutOfMemory,
-        } = *got
-        else {
-            return Some("different answer".into());
-        };
-        let (mut sure, mut all) = (0, 0);
-        for &(s, e, certain) in &self.needy {
-            if (s..e).contains(&(addr >> 12)) && write == self.write {
-                let before = addr.max(self.addr) >> 12;
-                if addr != (before << 12).max(self.addr) {
-                    break;
-                }
-                let k = before - s;
-                let (sure, all) = (sure + if certain { k } else { 0 }, all + k);
-                return if !self.oom_ok {
-                    Some("a clean file page outside the range was left to drop".into())
-                } else if sure > self.free.1 {
-                    Some(format!("{sure} frames found, at most {} free", self.free.1))
-                } else if all < self.free.0 {
-                    Some(format!(
-                        "only {all} frames found, at least {} free",
-                        self.free.0
-                    ))
-                } else {
-                    None
-                };
-            }
-            all += e - s;
-            if certain {
-                sure += e - s;
-            }
-        }
-        Some("no frame-taking page of the touch is there".into())
-    }
-}
-
-impl fmt::Display for TouchOutcomes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.complete {
-            Some(r) => write!(f, "{}", hex_debug(r))?,
-            None => write!(f, "any Checksum")?,
-        }
-        write!(
-            f,
-            " (needing {} frames, {}..={} free), or Fault(OutOfMemory) where they run out",
-            self.needs(),
-            self.free.0,
-            self.free.1
-        )
-    }
 }
 
 const ZERO: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
