@@ -9,6 +9,7 @@ mod pagemap;
 mod reclaim;
 mod requests;
 mod scenarios;
+mod table;
 mod touches;
 
 use protocol::{FileInfo, Hello, PhysRange, Request, Response, VirtRange};
