@@ -186,6 +186,9 @@ pub async fn run(config: &VmConfig, plan: &CiPlan, print: impl Fn(&str)) -> Resu
     let mut rows = Vec::new();
     let started = Instant::now();
     let smoke = crate::smoke::run(config).await;
+    if let Ok(report) = &smoke {
+        print(&format!("{report}\n"));
+    }
     rows.push(CiRow {
         name: "smoke".into(),
         ops: 0,

@@ -38,6 +38,10 @@ struct Cli {
     verbose: u8,
     #[command(subcommand)]
     command: Option<Command>,
+    /// The CI job's options, when no subcommand is given (`ci` takes the
+    /// same after it).
+    #[command(flatten)]
+    ci: CiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,7 +100,7 @@ enum Command {
     },
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, PartialEq, Eq, clap::Args)]
 struct CiArgs {
     /// Seconds of fuzzing after the corpus (0: none).
     #[arg(long, default_value_t = 45, value_name = "SECS")]
@@ -107,6 +111,16 @@ struct CiArgs {
     /// The folder of traces to replay.
     #[arg(long, value_name = "DIR")]
     testcases: Option<PathBuf>,
+}
+
+impl Default for CiArgs {
+    fn default() -> Self {
+        CiArgs {
+            fuzz_secs: 45,
+            check_every: 16,
+            testcases: None,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -153,12 +167,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         request_timeout: Some(Duration::from_millis(cli.timeout_ms)),
         remeasure_accel: cli.remeasure_accel,
     };
-    let default_ci = CiArgs {
-        fuzz_secs: 45,
-        check_every: 16,
-        testcases: None,
-    };
-    match cli.command.unwrap_or(Command::Ci(default_ci)) {
+    if cli.command.is_some() && cli.ci != CiArgs::default() {
+        anyhow::bail!("--fuzz-secs, --check-every and --testcases go with the CI job (no subcommand, or after `ci`)");
+    }
+    match cli.command.unwrap_or(Command::Ci(cli.ci)) {
         Command::Ci(args) => {
             let config = host_runner::config(&options).await?;
             let mut plan = ci_job::CiPlan::new();

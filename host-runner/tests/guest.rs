@@ -231,8 +231,10 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn runner_binary_runs_smoke_by_default() {
+    // The default is the CI job: smoke first, then the corpus (no fuzzing
+    // here, to keep the test short).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
-        .args(["--accel", "tcg"])
+        .args(["--accel", "tcg", "--fuzz-secs", "0"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
