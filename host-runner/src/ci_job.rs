@@ -31,13 +31,13 @@ pub struct CiPlan {
 }
 
 impl CiPlan {
-    /// `testcases/` of this source tree, checks every 16 operations, 60 s of
+    /// `testcases/` of this source tree, checks every 16 operations, 45 s of
     /// fuzzing, failures under `failures/`.
     pub fn new() -> Self {
         CiPlan {
             testcases: default_testcases(),
             check_every: 16,
-            fuzz_budget: Duration::from_secs(60),
+            fuzz_budget: Duration::from_secs(45),
             failures_dir: PathBuf::from("failures"),
             replay_command: "host-runner replay".into(),
         }
