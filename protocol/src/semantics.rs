@@ -81,7 +81,9 @@
 //!   walk stops at the first page whose compressed data does not fit in the
 //!   swap store, or when the reclaim ring is full: that page and every later
 //!   one are left. The answer is `Reclaimed { events, Evicted { swapped,
-//!   dropped } }` with one event per page changed, in address order.
+//!   dropped } }` with one event per page changed, in address order (a
+//!   plain `Evicted { swapped: 0, dropped: 0 }` when no page changed, as
+//!   `HeapScavenge` answers).
 //! - **Kmalloc** `size, align` (kernel): `size == 0` → `ZeroCount`; `align`
 //!   not a power of two → `Misaligned`; `align > MAX_KMALLOC_ALIGN` →
 //!   `TooLarge`; no free run of the heap fits → `OutOfMemory`. Answers
@@ -141,7 +143,9 @@
 //!   must be reserved by `Valloc` (any part of one or several runs) else
 //!   `InvalidState { addr }` with the lowest page that is not.
 //! - **Stats**: counters ([`crate::Stats`]); `faults_resolved` counts since
-//!   boot or the last `Reset`.
+//!   boot or the last `Reset`, faults of the managed space only (a heap
+//!   page's fault, the kernel's own or in a host block, is not counted: the
+//!   kernel's are not predictable).
 //! - **Reset**: every managed page unusable, every table of the managed
 //!   space freed, every host frame freed, every `Valloc` run freed, every
 //!   host heap block freed, `faults_resolved`, `pages_scavenged`,
