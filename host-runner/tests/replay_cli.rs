@@ -120,3 +120,90 @@ fn check_prints_every_invariant() {
     assert!(!stdout.contains("VIOLATED"), "{stdout}");
     assert!(stdout.contains("timing (shared-ram)") && stdout.contains("timing (pmemsave)"));
 }
+
+/// A trace whose last operation fails (a read of an unusable page expected
+/// to answer a checksum).
+fn failing_trace() -> tempfile::NamedTempFile {
+    trace_file(&format!(
+        "{HEADER}\n\
+         {{\"op\":\"map\",\"addr\":\"0x12345000\",\"pages\":1,\"as\":\"user\"}}\n\
+         {{\"op\":\"read\",\"addr\":\"0x12346000\",\"len\":8,\"as\":\"user\",\"expect\":\"checksum\"}}\n"
+    ))
+}
+
+#[test]
+fn dump_writes_an_elf_core_at_the_failure() {
+    let trace = failing_trace();
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("guest.core");
+    let out = runner(&[
+        "replay",
+        "--dump",
+        core.to_str().unwrap(),
+        trace.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("guest core written to"), "{stdout}");
+    let bytes = std::fs::read(&core).expect("the core file");
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([bytes[16], bytes[17]]), 4, "ET_CORE");
+}
+
+/// `--gdb` leaves QEMU paused before the failing operation with a gdb stub
+/// on a unix socket; gdb attaches with the printed command and sees the
+/// kernel's symbols. Ctrl-C (SIGINT) ends the runner and QEMU.
+#[test]
+fn gdb_attaches_to_the_paused_guest() {
+    use std::io::{BufRead, BufReader};
+    if Command::new("gdb").arg("--version").output().is_err() {
+        eprintln!("gdb_attaches_to_the_paused_guest: no gdb here, not run (apt-get install gdb)");
+        return;
+    }
+    let trace = failing_trace();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args(["--accel", "tcg", "replay", "--gdb"])
+        .arg(trace.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let command = loop {
+        let line = lines
+            .next()
+            .expect("the runner prints the gdb command")
+            .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.trim_start().starts_with("gdb ") {
+            break line;
+        }
+    };
+    assert!(seen.contains("paused before operation 1"), "{seen}");
+    let socket = command
+        .split("target remote ")
+        .nth(1)
+        .and_then(|s| s.strip_suffix('\''))
+        .expect("target remote SOCKET")
+        .to_string();
+    let kernel = command.split_whitespace().nth(1).unwrap().to_string();
+    let gdb = Command::new("gdb")
+        .args(["-batch", "-nx", &kernel, "-ex"])
+        .arg(format!("target remote {socket}"))
+        .args(["-ex", "info symbol $pc"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&gdb.stdout);
+    // SAFETY: kill(2) of the runner this test spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        text.contains("vmmfuzz_kernel::") || text.contains("in section .text"),
+        "{text}"
+    );
+    assert!(!status.success());
+}
