@@ -82,10 +82,18 @@ impl Model {
 
     /// The possible outcomes of a request needing `need` frames for pages
     /// `first..end`.
+    /// A need above `free_frames + present_pages + heap_pages` (all that
+    /// reclaim could ever free; the sum is `boot_free - tables - host`,
+    /// known exactly) fails at once, reclaiming nothing.
     pub(super) fn outcome(&self, need: u64, first: u64, end: u64) -> Outcome {
+        let hopeless = self
+            .hello
+            .boot_free_frames
+            .saturating_sub(self.pages.tables() + self.host.len() as u64);
         Outcome {
             ok: need <= self.free_frames(),
-            oom: need > self.free_frames_min() && self.reclaim_exhausted(first, end),
+            oom: need > self.free_frames_min()
+                && (need > hopeless || self.reclaim_exhausted(first, end)),
         }
     }
 }

@@ -48,6 +48,12 @@ fn pressure_drops_a_clean_page_for_a_touch() {
         Response::Error(Error::OutOfMemory),
     );
     assert!(d.reason.contains("reclaim clean file pages"), "{d}");
+    // A need no reclaim could ever meet fails at once, reclaiming nothing.
+    let huge = map(0x8000_0000, BOOT_FREE, U);
+    run(
+        &mut m.clone(),
+        &[(huge, Response::Error(Error::OutOfMemory))],
+    );
     let mut dropped = m.clone();
     let drop = vec![Reclaim::Dropped { addr: 0x3000 }];
     run(&mut dropped, &[(mf, reclaimed(drop, Response::Done))]);
