@@ -183,3 +183,26 @@ pub fn expected_page(
         .ok()?;
     Some(buf)
 }
+
+/// Invariant 3: the file images, the swap store and the frame-info table
+/// are boot reservations (the first frame of each that is not is named).
+pub fn check_reservations(hello: &Hello, out: &mut Vec<Violation>) {
+    let mut parts: Vec<(String, protocol::PhysRange)> = hello
+        .files
+        .iter()
+        .enumerate()
+        .map(|(n, f)| (format!("file {n}'s image"), f.image))
+        .collect();
+    parts.push(("the swap store".into(), hello.swap));
+    parts.push(("the frame-info table".into(), hello.frame_info));
+    for (what, r) in parts {
+        let mut at = r.start & !(PAGE_SIZE - 1);
+        while at < r.end {
+            if !hello.boot_reserved.iter().any(|b| b.contains(at)) {
+                out.push(Violation::NotReserved { what, frame: at });
+                break;
+            }
+            at += PAGE_SIZE;
+        }
+    }
+}

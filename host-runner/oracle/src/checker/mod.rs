@@ -106,6 +106,7 @@ pub fn check(mem: &dyn GuestMemory, hello: &Hello, expect: &Expectations) -> Che
     state::check_data(mem, hello, expect, &walk, &mut violations);
     mmap::check_frame_info(mem, hello, expect, &walk, &mut violations);
     mmap::check_images(mem, hello, expect, &mut violations);
+    mmap::check_reservations(hello, &mut violations);
     swap::check_swap(mem, hello, expect, &mut violations);
     CheckReport { violations, walk }
 }

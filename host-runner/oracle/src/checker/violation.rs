@@ -102,6 +102,9 @@ pub enum Violation {
     /// 3 / 5: the swap store disagrees with the model's on-swap pages (a
     /// slot missing, a stray slot, used units that no slot owns, ...).
     SwapStore { why: String },
+    /// 3: a boot structure (a file image, the swap store, the frame-info
+    /// table) has frames outside `boot_reserved` or free in the bitmap.
+    NotReserved { what: String, frame: u64 },
     /// 6: a file image's byte differs from its spec's.
     FileImage {
         file: u8,
@@ -144,7 +147,7 @@ impl Violation {
             | Violation::MissingTable { .. }
             | Violation::FrameInfoMismatch { .. }
             | Violation::FrameInfo { .. } => 5,
-            Violation::SwapStore { .. } => 3,
+            Violation::SwapStore { .. } | Violation::NotReserved { .. } => 3,
             Violation::DataMismatch { .. }
             | Violation::FileImage { .. }
             | Violation::SwapData { .. } => 6,
@@ -218,6 +221,9 @@ impl fmt::Display for Violation {
                 write!(f, "frame-info table at frame {frame:#x}: {why}")
             }
             Violation::SwapStore { why } => write!(f, "swap store: {why}"),
+            Violation::NotReserved { what, frame } => {
+                write!(f, "frame {frame:#x} of {what} is not a boot reservation")
+            }
             Violation::FileImage {
                 file,
                 page,

@@ -276,3 +276,20 @@ fn the_heap_region_holds_only_heap_entries() {
     c.img.set_leaf(heap + 0x1000, 1 << 1);
     breaks(&c, 4, "heap region: an entry past heap_max_bytes");
 }
+
+#[test]
+fn boot_structures_are_boot_reservations() {
+    let mut c = v2();
+    c.img.hello.boot_reserved.pop();
+    c.img.hello.boot_reserved.push(PhysRange {
+        start: IMAGE,
+        end: SWAP + 0x1000,
+    });
+    breaks(
+        &c,
+        3,
+        "frame 0x38b000 of the swap store is not a boot reservation",
+    );
+    let (_, text) = broken(&run(&c));
+    assert!(!text.contains("file 0"), "{text}");
+}
