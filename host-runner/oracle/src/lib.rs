@@ -2,12 +2,18 @@
 //!
 //! - [`model`]: an independent model of the VMM, written from
 //!   `protocol::semantics` alone (it shares no code with `guest/core`). The
-//!   runner calls [`Model::new`] with the guest's `Hello`, then for every
+//!   runner calls [`Model::with_files`] with the guest's `Hello` and the
+//!   [`FileSpec`]s it built the file blob from ([`Model::new`]: no file
+//!   contents known, a touch of a file page is then unspecified), then for every
 //!   request [`Model::apply`]`(index, &request, &answer)`: the model predicts
 //!   the answer, judges the guest's, and advances. A wrong answer is a
 //!   [`Divergence`] whose `Display` is one line: operation index, request,
 //!   expected, got, reason. [`Model::predict`] shows what is expected
-//!   without advancing.
+//!   without advancing. Protocol v2: an answer's reclaim events are
+//!   checked legal one by one and applied first, then the plain answer is
+//!   judged; what depends on the kernel heap's unpredicted frames (free
+//!   frames, where a touch runs out, `Stats`' guest-own counters, `Kmalloc`
+//!   placement) is judged within bounds ([`StatsBounds`], [`TouchOutcomes`]).
 //! - [`checker`]: [`check`]`(&memory, &hello, &model.expectations())` reads
 //!   guest physical memory through [`GuestMemory`], walks the page tables
 //!   and the frame bitmap itself (decoders written from `protocol::formats`)
@@ -22,4 +28,7 @@ pub use checker::{
     check, decode_walk, CheckReport, GuestMemory, ImageMemory, MemoryError, Translation, Violation,
     Walk,
 };
-pub use model::{Divergence, Expectations, Model, ModelState, Prediction};
+pub use model::{
+    file_page, Divergence, Expectations, FileSpec, FilesError, Model, ModelState, Prediction,
+    StatsBounds, TouchOutcomes,
+};
