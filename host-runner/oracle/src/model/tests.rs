@@ -3,6 +3,7 @@
 mod evict;
 mod files;
 mod fuzz;
+mod fuzz_v2;
 mod heap;
 mod host;
 mod pagemap;
