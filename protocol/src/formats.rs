@@ -53,10 +53,9 @@
 //!
 //! A frame is in use exactly when one of these owns it: a boot reservation,
 //! a page table of the managed space, a present page of the managed space,
-//! the host (through `AllocFrames`), a page table of the heap's pages, or a
-//! present heap page. The heap's tables are made at boot but are not listed
-//! in `boot_reserved` (they are found by walking PML4 slot 384);
-//! `boot_free_frames` counts them as used.
+//! the host (through `AllocFrames`), or a present heap page. The heap's
+//! page tables are made at boot and never freed: they are boot reservations
+//! (listed in `boot_reserved`).
 //!
 //! # The heap region (PML4 slot 384)
 //!

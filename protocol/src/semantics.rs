@@ -221,12 +221,15 @@
 //! RAM and heap pages are never evicted. Requests that need several frames
 //! (`Map`, `MapFile`, `Convert`) reclaim until enough are free before they
 //! change anything, and fail with `OutOfMemory` (state unchanged apart from
-//! the reported events) if they cannot.
+//! the reported events) if they cannot; one that needs more than
+//! `free_frames + present_pages + heap_pages` fails at once, reclaiming
+//! nothing.
 //!
 //! # The kernel heap
 //! `heap.start..heap.start + heap_max_bytes` (`heap_max_bytes` = RAM / 4,
 //! whole pages, bounded by the heap region) is allocate-on-write from boot;
-//! its tables exist from boot (`heap_table_frames`) and are never freed.
+//! its tables exist from boot (`heap_table_frames`), are never freed and
+//! are listed in `boot_reserved`.
 //! The heap is also the kernel's own `#[global_allocator]`: the kernel's
 //! blocks take frames and live bytes the host does not predict (reported in
 //! `heap_pages`, `heap_bytes_live`). Heap pages are never swapped; only

@@ -4,9 +4,19 @@
 //! (`Write`/`Read`) run after it is released, since they fault into the
 //! VMM. Answer vectors are allocated outside `with_vmm` with their full
 //! capacity, so nothing allocates while the VMM is held.
+//!
+//! Every answer (each element of a `Batch`) is finished by [`finish`]: the
+//! reclaim events recorded since the previous answer are moved out of the
+//! VMM's ring in small stack-sized chunks (the `Vec` grows outside the
+//! lock) and wrap the answer as `Reclaimed`; then the swap slots freed by
+//! swap-ins during the request are released.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
-use protocol::{Error, Privilege, Request, Response, MAX_ALLOC_FRAMES, MAX_BATCH, MAX_QUERY_PAGES};
+use protocol::budget::{encoded_len, max_answer_bytes, ANSWER_BUDGET};
+use protocol::{
+    Error, Privilege, Reclaim, Request, Response, MAX_ALLOC_FRAMES, MAX_BATCH, MAX_QUERY_PAGES,
+};
 
 use crate::machine::Machine;
 
@@ -19,15 +29,53 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
                 return Response::Error(Error::TooLarge);
             }
             let mut out = Vec::with_capacity(reqs.len());
+            // Bytes the answers so far take encoded: the batch is cut before
+            // an element whose largest answer might not fit (see
+            // `protocol::budget`), so no valid batch can overflow a frame
+            // or the heap.
+            let mut used = 0usize;
             for r in reqs {
-                out.push(match r {
+                if !out.is_empty() && used.saturating_add(max_answer_bytes(&r)) > ANSWER_BUDGET {
+                    out.push(Response::Error(Error::BatchCut));
+                    break;
+                }
+                let answer = match r {
                     Request::Batch(_) => Response::Error(Error::NestedBatch),
                     r => handle_one(m, r),
-                });
+                };
+                let answer = finish(m, answer);
+                used = used.saturating_add(encoded_len(&answer));
+                out.push(answer);
             }
             Response::Batch(out)
         }
-        r => handle_one(m, r),
+        r => {
+            let answer = handle_one(m, r);
+            finish(m, answer)
+        }
+    }
+}
+
+/// Wraps `answer` with the events recorded since the previous answer, then
+/// frees the swap slots of this request's swap-ins.
+fn finish<M: Machine>(m: &mut M, answer: Response) -> Response {
+    let mut events: Vec<Reclaim> = Vec::new();
+    loop {
+        let mut chunk = [Reclaim::Dropped { addr: 0 }; 32];
+        let n = m.with_vmm(|v| v.drain_events(&mut chunk));
+        if n == 0 {
+            break;
+        }
+        events.extend_from_slice(&chunk[..n]);
+    }
+    m.with_vmm(|v| v.swap_end_request());
+    if events.is_empty() {
+        answer
+    } else {
+        Response::Reclaimed {
+            events,
+            response: Box::new(answer),
+        }
     }
 }
 
@@ -48,6 +96,9 @@ fn kernel_only(req: &Request) -> bool {
             | Request::Valloc { .. }
             | Request::Vfree { .. }
             | Request::Reset { .. }
+            | Request::Kmalloc { .. }
+            | Request::Kfree { .. }
+            | Request::HeapScavenge { .. }
     )
 }
 
@@ -55,6 +106,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
     if kernel_only(&req) && req.privilege() == Some(Privilege::User) {
         return Response::Error(Error::PermissionDenied);
     }
+    m.with_vmm(|v| v.set_pin(None));
     match req {
         Request::Hello => Response::Hello(m.hello()),
         Request::Ping { nonce } => Response::Pong { nonce },
@@ -152,12 +204,30 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             m.with_vmm(|v| v.reset());
             Response::Done
         }
-        // Protocol v2 (files, swap, heap): the VMM side lands in the next
-        // commits; until then these requests are refused.
-        Request::MapFile { .. }
-        | Request::Evict { .. }
-        | Request::Kmalloc { .. }
-        | Request::Kfree { .. }
-        | Request::HeapScavenge { .. } => Response::Error(Error::Reserved),
+        Request::MapFile {
+            addr,
+            pages,
+            file,
+            file_page,
+            privilege,
+        } => done(m.with_vmm(|v| v.map_file(addr, pages, file, file_page, privilege))),
+        Request::Evict {
+            addr,
+            pages,
+            privilege,
+        } => match m.with_vmm(|v| v.evict(addr, pages, privilege)) {
+            Ok((swapped, dropped)) => Response::Evicted { swapped, dropped },
+            Err(e) => Response::Error(e),
+        },
+        Request::Kmalloc { size, align, .. } => {
+            match m.with_vmm(|v| v.heap_alloc(size, align, true)) {
+                Ok(addr) => Response::Kmalloc { addr },
+                Err(e) => Response::Error(e),
+            }
+        }
+        Request::Kfree { addr, .. } => done(m.with_vmm(|v| v.heap_free(addr, true).map(|_| ()))),
+        Request::HeapScavenge { .. } => Response::Scavenged {
+            pages: m.with_vmm(|v| v.heap_scavenge()),
+        },
     }
 }

@@ -18,6 +18,12 @@ impl<M: PhysMemory> Vmm<M> {
         self.mem.frame_bytes(f)[byte] & (1 << (n % 8)) != 0
     }
 
+    /// Byte `k` of the bitmap starting at frame number `base`.
+    pub(crate) fn meta_byte(&mut self, base: u64, k: u64) -> u8 {
+        let f = frame_at(base + k / 4096);
+        self.mem.frame_bytes(f)[(k % 4096) as usize]
+    }
+
     /// Sets bit `n` of the bitmap starting at frame number `base`.
     pub(crate) fn set_meta_bit(&mut self, base: u64, n: u64, v: bool) {
         let f = frame_at(base + n / (4096 * 8));
@@ -64,7 +70,7 @@ impl<M: PhysMemory> Vmm<M> {
         if count > MAX_ALLOC_FRAMES {
             return Err(Error::TooLarge);
         }
-        if self.frames.free_frames() < count || self.meta.is_none() {
+        if self.meta.is_none() || !self.reserve(count) {
             return Err(Error::OutOfMemory);
         }
         if contiguous {

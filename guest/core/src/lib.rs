@@ -37,16 +37,20 @@ extern crate alloc;
 
 pub mod backend;
 pub mod dispatch;
+pub mod files;
 pub mod frames;
 mod hostframes;
+pub mod kheap;
 pub mod kvalloc;
 pub mod layout;
 pub mod machine;
 mod ops;
 mod paging;
 pub mod pte;
+pub mod reclaim;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+pub mod swap;
 pub mod validate;
 pub mod vmm;
 
@@ -56,4 +60,4 @@ mod tests;
 pub use backend::{Flush, PhysMemory};
 pub use frames::FrameAllocator;
 pub use machine::Machine;
-pub use vmm::Vmm;
+pub use vmm::{Config, Vmm};

@@ -25,12 +25,15 @@ impl<M: PhysMemory> Vmm<M> {
         match old {
             Pte::Unusable => None,
             Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
+                self.set_frame_info(frame, None);
                 let freed = self.frames.free(frame);
                 debug_assert!(freed.is_ok(), "data frame {frame:?} was not in use");
                 Some(Pte::Unusable)
             }
-            // No swap space exists yet (part 2): a slot holds nothing to free.
-            Pte::OnSwap { .. } => Some(Pte::Unusable),
+            Pte::OnSwap { slot } => {
+                self.swap_free(slot);
+                Some(Pte::Unusable)
+            }
             Pte::AllocOnWrite | Pte::NotPresentMmap { .. } | Pte::Corrupt(_) => Some(Pte::Unusable),
         }
     }
@@ -57,12 +60,10 @@ impl<M: PhysMemory> Vmm<M> {
                 addr: canonical(bad),
             });
         }
-        let avail = self
-            .frames
-            .free_frames()
-            .checked_sub(pages)
-            .ok_or(Error::OutOfMemory)?;
-        if self.count_missing_tables(span, avail) > avail {
+        self.pin = Some(span);
+        let limit = self.frames.total_frames();
+        let need = pages.saturating_add(self.count_missing_tables(span, limit));
+        if need > limit || !self.reserve(need) {
             return Err(Error::OutOfMemory);
         }
         let run = if contiguous {
@@ -152,18 +153,57 @@ impl<M: PhysMemory> Vmm<M> {
         match to {
             AreaType::Unusable => self.make_unusable(span),
             AreaType::UsableRam => {
-                let avail = self.frames.free_frames();
-                if self.count_missing_tables(span, avail) > avail {
+                self.pin = Some(span);
+                let limit = self.frames.total_frames();
+                let need = self.count_missing_tables(span, limit);
+                if need > limit || !self.reserve(need) {
                     return Err(Error::OutOfMemory);
                 }
                 if self.ensure_tables(span).is_err() {
                     self.update(span, &mut |_: &mut Self, _, _| None);
                     return Err(Error::OutOfMemory);
                 }
-                self.update(span, &mut |_: &mut Self, _, old| to_usable(old));
+                self.update(span, &mut |v: &mut Self, _, old| {
+                    if let Pte::PresentMmap { frame, .. } = old {
+                        v.set_frame_info(frame, None);
+                    }
+                    to_usable(old)
+                });
             }
         }
         Ok(())
+    }
+
+    /// Sends the range's present pages out in ascending order (RAM and
+    /// private file pages to swap, clean file pages dropped), stopping at
+    /// the first that does not fit or when the event ring is full. Answers
+    /// `(swapped, dropped)`; the events name every page.
+    pub fn evict(
+        &mut self,
+        addr: u64,
+        pages: u64,
+        privilege: Privilege,
+    ) -> Result<(u64, u64), Error> {
+        let span = validate::check_pages(addr, pages, None, privilege)?;
+        self.pin = Some(span);
+        let (mut swapped, mut dropped) = (0, 0);
+        let mut from = span.start;
+        while let Some((lin, table, i, p)) = self.next_evictable(from, span.end) {
+            from = lin + 4096;
+            if self.ring.full() {
+                break;
+            }
+            let clean = matches!(p, Pte::PresentMmap { private: false, .. });
+            if !self.send_out(table, i, lin, p) {
+                break;
+            }
+            if clean {
+                dropped += 1;
+            } else {
+                swapped += 1;
+            }
+        }
+        Ok((swapped, dropped))
     }
 
     /// Each page's state, in address order, through `out`.
@@ -177,7 +217,19 @@ impl<M: PhysMemory> Vmm<M> {
         let span = validate::check_pages(addr, pages, Some(protocol::MAX_QUERY_PAGES), privilege)?;
         let mut page = span.start;
         while page < span.end {
-            out(self.lookup(page).to_protocol());
+            let state = match self.lookup(page) {
+                Pte::PresentMmap { frame, private, .. } => {
+                    let (file, fpage) = self.frame_info(frame).unwrap_or((0, 0));
+                    PageState::PresentMmap {
+                        file,
+                        page: fpage,
+                        private,
+                        frame: frame.start_address().as_u64(),
+                    }
+                }
+                p => p.to_protocol(),
+            };
+            out(state);
             page += 4096;
         }
         Ok(())
@@ -186,12 +238,27 @@ impl<M: PhysMemory> Vmm<M> {
     /// Checks a `Write`/`Read` before touching: `Ok(None)` for a zero
     /// length (nothing to touch), else the byte span.
     pub fn check_touch(
-        &self,
+        &mut self,
         addr: u64,
         len: u64,
         privilege: Privilege,
     ) -> Result<Option<Span>, Error> {
-        validate::check_touch(addr, len, privilege)
+        match validate::check_touch(addr, len, privilege) {
+            Err(Error::Reserved)
+                if privilege == Privilege::Kernel
+                    && (crate::layout::HEAP_START..crate::layout::HEAP_END).contains(&addr)
+                    && self.heap_host_range(addr, len) =>
+            {
+                Ok(Some(validate::Span::from_canonical(addr, len)))
+            }
+            r => r,
+        }
+        .inspect(|span| {
+            self.pin = span.map(|s| Span {
+                start: s.start & !0xfff,
+                end: s.end.div_ceil(4096) * 4096,
+            });
+        })
     }
 }
 
@@ -212,8 +279,9 @@ pub fn to_usable(old: Pte) -> Option<Pte> {
 impl<M: PhysMemory> Vmm<M> {
     /// Test support: puts the page at canonical `addr` in `state` whatever it
     /// was (its old frame freed; a present state gets a fresh frame filled
-    /// with `fill`, its `frame` field ignored). The mmap and swap states
-    /// have no request that makes them in part 1.
+    /// with `fill`, its `frame` field ignored; a present mmap page records
+    /// file 0 page 0; an on-swap page gets a real slot holding a page of
+    /// `fill`).
     pub fn set_state_for_test(&mut self, addr: u64, state: Pte, fill: u8) -> Result<(), Error> {
         let span = validate::check_pages(addr, 1, None, Privilege::Kernel)?;
         self.make_unusable(span);
@@ -232,10 +300,20 @@ impl<M: PhysMemory> Vmm<M> {
             } => {
                 let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
                 self.mem.frame_bytes(frame).fill(fill);
+                self.set_frame_info(frame, Some((0, 0)));
                 Pte::PresentMmap {
                     frame,
                     writable,
                     private,
+                }
+            }
+            Pte::OnSwap { .. } => {
+                let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
+                self.mem.frame_bytes(frame).fill(fill);
+                let slot = self.swap_out(frame);
+                let _ = self.frames.free(frame);
+                Pte::OnSwap {
+                    slot: slot.ok_or(Error::OutOfMemory)?,
                 }
             }
             s => s,

@@ -59,6 +59,12 @@ impl<M: PhysMemory> Vmm<M> {
         pte::set_raw(&mut self.mem.table(table)[i & 511], raw);
     }
 
+    /// Rewrites a level-1 entry's raw bits without changing its state (the
+    /// clock clearing the accessed bit); the caller flushes.
+    pub(crate) fn write_leaf_raw(&mut self, table: PhysFrame, i: usize, raw: u64) {
+        self.write_entry(table, i, raw);
+    }
+
     /// The page table and index holding the level-1 entry of `linear`, if
     /// its tables exist.
     pub(crate) fn leaf_slot(&mut self, linear: u64) -> Option<(PhysFrame, usize)> {
@@ -99,8 +105,8 @@ impl<M: PhysMemory> Vmm<M> {
         new: Pte,
     ) -> Option<Flush> {
         self.write_entry(table, i, new.encode(user(linear)));
-        self.count(old, false);
-        self.count(new, true);
+        self.count(linear, old, false);
+        self.count(linear, new, true);
         old.is_present().then(|| Flush::new(page_of(linear)))
     }
 

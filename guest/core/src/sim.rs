@@ -120,8 +120,44 @@ pub struct SimMachine {
 impl SimMachine {
     /// A machine with `total_frames` frames of RAM (at least 16).
     pub fn new(total_frames: u64) -> Self {
-        let total = total_frames.max(16);
+        Self::with_files(total_frames, &[])
+    }
+
+    /// A machine with `total_frames` frames of RAM (at least 16) and the
+    /// files `(pages, seed)` (byte `o` of a file is
+    /// `protocol::pattern::pattern_byte(seed, o)`), their images in the
+    /// frames right after the boot frames (boot reservations).
+    pub fn with_files(total_frames: u64, files: &[(u64, u64)]) -> Self {
+        Self::build(total_frames, files, true)
+    }
+
+    /// A machine as in protocol version 1: no swap store and no heap, so
+    /// nothing can be reclaimed and out of memory comes exactly when the
+    /// free frames do not suffice.
+    pub fn without_reclaim(total_frames: u64) -> Self {
+        Self::build(total_frames, &[], false)
+    }
+
+    fn build(total_frames: u64, files: &[(u64, u64)], reclaim: bool) -> Self {
+        let image_frames: u64 = files.iter().map(|f| f.0).sum();
+        let total = total_frames
+            .max(16)
+            .max(SIM_BOOT_FRAMES + image_frames + 16);
         let mut mem = SimMemory::new(total);
+        let mut images = Vec::new();
+        let mut next = SIM_BOOT_FRAMES;
+        for &(pages, seed) in files {
+            for p in 0..pages {
+                let bytes = mem.frame_bytes(frame_at(next + p));
+                protocol::pattern::fill(seed, p * 4096, bytes);
+            }
+            images.push(crate::files::FileImage {
+                pages,
+                start: next * 4096,
+            });
+            next += pages;
+        }
+        let images: &'static [crate::files::FileImage] = Box::leak(images.into_boxed_slice());
         let pml4 = frame_at(1);
         for (slot, raw) in SIM_KERNEL_SLOTS {
             pte::set_raw(&mut mem.table(pml4)[slot], raw);
@@ -130,14 +166,22 @@ impl SimMachine {
             Box::leak(vec![0u8; total.div_ceil(8) as usize].into_boxed_slice());
         let reserved = [PhysRange {
             start: 0,
-            end: SIM_BOOT_FRAMES * 4096,
+            end: next * 4096,
         }];
         let ram = [PhysRange {
             start: 0,
             end: total * 4096,
         }];
         let frames = FrameAllocator::new(bitmap, total, &ram, &reserved);
-        let vmm = Vmm::new(mem, frames, pml4);
+        let mut config = crate::vmm::Config {
+            files: images,
+            ..crate::vmm::Config::for_frames(total)
+        };
+        if !reclaim {
+            config.swap_frames = 0;
+            config.heap_max_bytes = 0;
+        }
+        let vmm = Vmm::with_config(mem, frames, pml4, config);
         let meta = vmm.metadata_range();
         let hello = Hello {
             protocol_version: protocol::PROTOCOL_VERSION,
@@ -166,10 +210,19 @@ impl SimMachine {
                 end: layout::VALLOC_START + layout::VALLOC_PAGES * 4096,
             },
             reserved_pml4_slots: vec![layout::DIRECT_MAP_PML4_SLOT, layout::KERNEL_PML4_SLOT],
-            files: vec![],
-            swap: PhysRange { start: 0, end: 0 },
-            frame_info: PhysRange { start: 0, end: 0 },
-            heap_max_bytes: 0,
+            files: images
+                .iter()
+                .map(|f| protocol::FileInfo {
+                    pages: f.pages,
+                    image: PhysRange {
+                        start: f.start,
+                        end: f.start + f.pages * 4096,
+                    },
+                })
+                .collect(),
+            swap: vmm.swap_range(),
+            frame_info: vmm.frame_info_range(),
+            heap_max_bytes: vmm.heap_max_bytes(),
         };
         SimMachine { vmm, hello }
     }

@@ -9,10 +9,15 @@ use protocol::{FaultReason, PhysRange, Stats};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::PhysMemory;
-use crate::frames::{frame_number, FrameAllocator};
+use crate::files::FileImage;
+use crate::frames::{frame_at, frame_number, FrameAllocator};
+use crate::kheap::{KHeap, GRANULE};
 use crate::kvalloc::VALLOC_BITMAP_FRAMES;
+use crate::layout::HEAP_START;
 use crate::paging::user;
 use crate::pte::Pte;
+use crate::reclaim::Ring;
+use crate::swap::SwapStore;
 use crate::validate::{is_canonical, Span, KERNEL_REQUEST_END, KERNEL_REQUEST_START, LINEAR_MASK};
 
 /// Counters kept as the state changes (never recomputed by a walk).
@@ -24,16 +29,48 @@ pub(crate) struct Counters {
     pub host_frames: u64,
     pub valloc_pages: u64,
     pub faults_resolved: u64,
+    pub heap_pages: u64,
+    pub heap_table_frames: u64,
+    pub clean_mmap: u64,
+    pub pages_scavenged: u64,
+    pub pages_evicted: u64,
+    pub pages_dropped: u64,
+}
+
+/// What the kernel decides at boot besides the frames: the file images, the
+/// swap store's size and the heap's maximum.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The files the host supplied (their frames are boot reservations).
+    pub files: &'static [FileImage],
+    /// Frames of the swap store (0: no swap).
+    pub swap_frames: u64,
+    /// The heap's maximum size in bytes (a multiple of 4096; 0: no heap).
+    pub heap_max_bytes: u64,
+}
+
+impl Config {
+    /// The defaults for a machine of `total_frames` frames: no files, a
+    /// swap store of RAM / 8, a heap of RAM / 4.
+    pub fn for_frames(total_frames: u64) -> Config {
+        Config {
+            files: &[],
+            swap_frames: total_frames / 8,
+            heap_max_bytes: total_frames / 4 * 4096,
+        }
+    }
 }
 
 /// The VMM's own metadata in guest RAM, one contiguous run of frames taken
 /// at construction: the host-frame ownership bitmap (bit `n` = the host holds
-/// frame `n`), then the `Valloc` bitmap (bit `n` = page `n` of the region is
-/// handed out).
+/// frame `n`), the `Valloc` bitmap (bit `n` = page `n` of the region is
+/// handed out), the heap's three bitmaps, the frame-info table, then the
+/// swap store.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Meta {
     pub base: PhysFrame,
     pub host_frames: u64,
+    pub frames: u64,
 }
 
 impl Meta {
@@ -50,6 +87,16 @@ pub struct Vmm<M> {
     pub(crate) pml4: PhysFrame,
     pub(crate) counters: Counters,
     pub(crate) meta: Option<Meta>,
+    pub(crate) files: &'static [FileImage],
+    pub(crate) finfo: Option<PhysFrame>,
+    pub(crate) swap: Option<SwapStore>,
+    pub(crate) heap: Option<KHeap>,
+    pub(crate) heap_max: u64,
+    pub(crate) ring: Ring,
+    /// The range of the request being answered: the clock skips it.
+    pub(crate) pin: Option<Span>,
+    /// The clock's hand (a linear address).
+    pub(crate) hand: u64,
 }
 
 /// The user space, as a span.
@@ -65,34 +112,165 @@ pub(crate) const KERNEL_SPAN: Span = Span {
 
 impl<M: PhysMemory> Vmm<M> {
     /// The VMM over `mem`, allocating from `frames`, with the page tables
-    /// rooted at `pml4` (whose managed slots must be empty).
+    /// rooted at `pml4` (whose managed slots must be empty), with the
+    /// defaults of [`Config::for_frames`].
+    pub fn new(mem: M, frames: FrameAllocator, pml4: PhysFrame) -> Self {
+        let config = Config::for_frames(frames.total_frames());
+        Self::with_config(mem, frames, pml4, config)
+    }
+
+    /// The VMM, as [`Vmm::new`], with `config`.
     ///
-    /// Takes one contiguous run of frames for its metadata (host-frame
-    /// ownership bitmap and `Valloc` bitmap; see [`Vmm::metadata_range`])
-    /// and then records the boot free count: the kernel lists that range in
+    /// Takes one contiguous run of frames for its metadata (host-frame and
+    /// `Valloc` bitmaps, heap bitmaps, frame-info table, swap store; see
+    /// [`Vmm::metadata_range`]) and the heap's page tables, then records the
+    /// boot free count: the kernel lists the metadata range in
     /// `Hello::boot_reserved` and reports `boot_free_frames` from
-    /// [`Vmm::stats`]. With too little RAM for it, `AllocFrames` and
-    /// `Valloc` always fail.
-    pub fn new(mem: M, mut frames: FrameAllocator, pml4: PhysFrame) -> Self {
-        let host_frames = frames.total_frames().div_ceil(4096 * 8).max(1);
+    /// [`Vmm::stats`]. With too little RAM for the metadata, `AllocFrames`,
+    /// `Valloc`, the heap, files and swap are all unavailable.
+    pub fn with_config(
+        mem: M,
+        mut frames: FrameAllocator,
+        pml4: PhysFrame,
+        config: Config,
+    ) -> Self {
+        let total = frames.total_frames();
+        let host_frames = total.div_ceil(4096 * 8).max(1);
+        let heap_max = config.heap_max_bytes / 4096 * 4096;
+        let heap_maps = KHeap::map_frames(heap_max);
+        let finfo_frames = total.div_ceil(512);
+        let fixed = host_frames + VALLOC_BITMAP_FRAMES + 3 * heap_maps + finfo_frames;
         let meta = frames
-            .alloc_contiguous(host_frames + VALLOC_BITMAP_FRAMES)
-            .map(|base| Meta { base, host_frames });
-        frames.set_boot_point();
+            .alloc_contiguous(fixed + config.swap_frames)
+            .map(|base| (base, config.swap_frames))
+            .or_else(|| frames.alloc_contiguous(fixed).map(|base| (base, 0)))
+            .map(|(base, swap)| Meta {
+                base,
+                host_frames,
+                frames: fixed + swap,
+            });
         let mut vmm = Vmm {
             mem,
             frames,
             pml4,
             counters: Counters::default(),
             meta,
+            files: config.files,
+            finfo: None,
+            swap: None,
+            heap: None,
+            heap_max: 0,
+            ring: Ring::default(),
+            pin: None,
+            hand: 0,
         };
         if let Some(m) = meta {
-            for n in 0..host_frames + VALLOC_BITMAP_FRAMES {
-                let f = crate::frames::frame_at(frame_number(m.base) + n);
-                vmm.mem.frame_bytes(f).fill(0);
+            let first = frame_number(m.base);
+            for n in 0..fixed {
+                vmm.mem.frame_bytes(frame_at(first + n)).fill(0);
+            }
+            let heap_base = first + host_frames + VALLOC_BITMAP_FRAMES;
+            vmm.finfo = Some(frame_at(heap_base + 3 * heap_maps));
+            vmm.swap = SwapStore::layout(frame_at(first + fixed), m.frames - fixed);
+            vmm.swap_format();
+            if heap_max > 0 && vmm.init_heap(heap_max) {
+                vmm.heap = Some(KHeap {
+                    base: heap_base,
+                    map_frames: heap_maps,
+                    granules: heap_max / GRANULE,
+                    hint: 0,
+                    live: 0,
+                    freed: 0,
+                    incomplete: false,
+                });
+                vmm.heap_max = heap_max;
             }
         }
+        vmm.frames.set_boot_point();
         vmm
+    }
+
+    /// Makes the heap's pages allocate-on-write (creating its tables).
+    fn init_heap(&mut self, max: u64) -> bool {
+        let start = HEAP_START & LINEAR_MASK;
+        let span = Span {
+            start,
+            end: start + max,
+        };
+        let before = self.counters.page_table_frames;
+        if self.ensure_tables(span).is_err() {
+            self.update(span, &mut |_: &mut Self, _, _| None);
+            return false;
+        }
+        self.update(span, &mut |_: &mut Self, _, _| Some(Pte::AllocOnWrite));
+        self.counters.heap_table_frames = self.counters.page_table_frames - before;
+        self.counters.page_table_frames = before;
+        true
+    }
+
+    /// Calls `out` with every page-table frame of the heap region (made at
+    /// boot, never freed: boot reservations).
+    pub fn heap_tables(&mut self, mut out: impl FnMut(PhysFrame)) {
+        let slot = ((HEAP_START & LINEAR_MASK) >> 39) as usize;
+        let root = self.read_entry(self.pml4, slot);
+        if root & 1 == 0 {
+            return;
+        }
+        let pdpt = crate::pte::frame_of(root);
+        out(pdpt);
+        for i in 0..512 {
+            let pd = self.read_entry(pdpt, i);
+            if pd & 1 == 0 {
+                continue;
+            }
+            out(crate::pte::frame_of(pd));
+            for j in 0..512 {
+                let pt = self.read_entry(crate::pte::frame_of(pd), j);
+                if pt & 1 != 0 {
+                    out(crate::pte::frame_of(pt));
+                }
+            }
+        }
+    }
+
+    /// The file images.
+    pub fn files(&self) -> &'static [FileImage] {
+        self.files
+    }
+
+    /// The swap store's physical range (empty if none).
+    pub fn swap_range(&self) -> PhysRange {
+        self.swap
+            .map_or(PhysRange { start: 0, end: 0 }, |s| s.range())
+    }
+
+    /// The frame-info table's physical range (empty if none).
+    pub fn frame_info_range(&self) -> PhysRange {
+        match self.finfo {
+            Some(f) => {
+                let start = f.start_address().as_u64();
+                PhysRange {
+                    start,
+                    end: start + self.frames.total_frames() * 8,
+                }
+            }
+            None => PhysRange { start: 0, end: 0 },
+        }
+    }
+
+    /// The heap's maximum size (0 if there is no heap).
+    pub fn heap_max_bytes(&self) -> u64 {
+        self.heap_max
+    }
+
+    /// Sets the range of the request being answered (the clock skips it).
+    pub fn set_pin(&mut self, span: Option<Span>) {
+        self.pin = span;
+    }
+
+    /// Events waiting in the ring.
+    pub fn pending_events(&self) -> usize {
+        self.ring.len()
     }
 
     /// The physical range of the VMM's metadata frames (empty if none), a
@@ -103,7 +281,7 @@ impl<M: PhysMemory> Vmm<M> {
                 let start = m.base.start_address().as_u64();
                 PhysRange {
                     start,
-                    end: start + (m.host_frames + VALLOC_BITMAP_FRAMES) * 4096,
+                    end: start + m.frames * 4096,
                 }
             }
             None => PhysRange { start: 0, end: 0 },
@@ -138,21 +316,43 @@ impl<M: PhysMemory> Vmm<M> {
             host_frames: c.host_frames,
             valloc_pages: c.valloc_pages,
             faults_resolved: c.faults_resolved,
-            ..Stats::default()
+            swap_slots_used: self.swap.map_or(0, |s| s.slots),
+            swap_bytes_used: self.swap.map_or(0, |s| s.bytes),
+            swap_bytes_total: self.swap.map_or(0, |s| s.capacity()),
+            heap_max_bytes: self.heap_max,
+            heap_pages: c.heap_pages,
+            heap_table_frames: c.heap_table_frames,
+            heap_bytes_live: self.heap.map_or(0, |h| h.live),
+            bytes_freed_since_check: self.heap.map_or(0, |h| h.freed),
+            pages_scavenged: c.pages_scavenged,
+            pages_evicted: c.pages_evicted,
+            pages_dropped: c.pages_dropped,
         }
     }
 
-    /// Adds (`add`) or removes a page of state `p` to the counters.
-    pub(crate) fn count(&mut self, p: Pte, add: bool) {
-        let c = match p {
-            Pte::PresentRam { .. } | Pte::PresentMmap { .. } => &mut self.counters.present_pages,
-            Pte::AllocOnWrite => &mut self.counters.alloc_on_write_pages,
+    /// Adds (`add`) or removes a page of state `p` at `linear` to the
+    /// counters (heap pages count apart).
+    pub(crate) fn count(&mut self, linear: u64, p: Pte, add: bool) {
+        let heap = (linear >> 39) == (HEAP_START & LINEAR_MASK) >> 39;
+        let c = &mut self.counters;
+        let field = match p {
+            Pte::PresentRam { .. } if heap => &mut c.heap_pages,
+            Pte::PresentMmap { private: false, .. } => {
+                if add {
+                    c.clean_mmap += 1;
+                } else {
+                    c.clean_mmap -= 1;
+                }
+                &mut c.present_pages
+            }
+            Pte::PresentRam { .. } | Pte::PresentMmap { .. } => &mut c.present_pages,
+            Pte::AllocOnWrite if !heap => &mut c.alloc_on_write_pages,
             _ => return,
         };
         if add {
-            *c += 1;
+            *field += 1;
         } else {
-            *c -= 1;
+            *field -= 1;
         }
     }
 
@@ -178,8 +378,10 @@ impl<M: PhysMemory> Vmm<M> {
     }
 
     /// The page-fault handler's decision for a fault at `addr` (a `write`
-    /// or a read). Allocate-on-write pages get a zeroed frame (on reads
-    /// too); `Err` is the fault a touch reports back.
+    /// or a read): allocate-on-write pages get a zeroed frame, swapped pages
+    /// come back, file pages are loaded (private on a write), a clean file
+    /// page written becomes private; frames come through the pressure path.
+    /// `Err` is the fault a touch reports back.
     pub fn handle_fault(&mut self, addr: u64, write: bool) -> Result<(), FaultReason> {
         if !is_canonical(addr) {
             return Err(FaultReason::Unusable);
@@ -194,34 +396,69 @@ impl<M: PhysMemory> Vmm<M> {
         let Some((table, i)) = self.leaf_slot(linear) else {
             return Err(FaultReason::Unusable);
         };
-        let raw = self.read_entry(table, i);
-        let old = Pte::decode(raw, user(linear));
-        match old {
-            Pte::AllocOnWrite => {
-                let frame = self.frames.alloc().ok_or(FaultReason::OutOfMemory)?;
-                self.mem.frame_bytes(frame).fill(0);
-                let new = Pte::PresentRam {
-                    frame,
-                    writable: true,
+        let page = linear & !0xfff;
+        let old = Pte::decode(self.read_entry(table, i), user(linear));
+        let new = match old {
+            Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. } => {
+                let frame = self.alloc_frame().ok_or(FaultReason::OutOfMemory)?;
+                let loaded = match old {
+                    Pte::OnSwap { slot } => self.swap_in(slot, frame),
+                    Pte::NotPresentMmap { file, page } => self.load_file_page(file, page, frame),
+                    _ => {
+                        self.mem.frame_bytes(frame).fill(0);
+                        true
+                    }
                 };
-                // Not present before: nothing to flush.
-                if let Some(f) = self.set_leaf(table, i, linear & !0xfff, old, new) {
-                    f.flush(&mut self.mem);
+                if !loaded {
+                    let _ = self.frames.free(frame);
+                    return Err(FaultReason::Unusable);
                 }
-                self.counters.faults_resolved += 1;
-                Ok(())
+                // The managed space's faults only: the kernel's own heap
+                // faults are not the host's to predict.
+                if slot != (HEAP_START & LINEAR_MASK) >> 39 {
+                    self.counters.faults_resolved += 1;
+                }
+                match old {
+                    Pte::NotPresentMmap { file, page } => {
+                        self.set_frame_info(frame, Some((file, page)));
+                        Pte::PresentMmap {
+                            frame,
+                            writable: write,
+                            private: write,
+                        }
+                    }
+                    _ => Pte::PresentRam {
+                        frame,
+                        writable: true,
+                    },
+                }
             }
+            Pte::PresentMmap {
+                frame,
+                private: false,
+                ..
+            } if write => Pte::PresentMmap {
+                frame,
+                writable: true,
+                private: true,
+            },
             Pte::PresentRam { writable, .. } | Pte::PresentMmap { writable, .. } => {
                 if write && !writable {
-                    Err(FaultReason::ReadOnly)
-                } else {
-                    // A stale TLB entry: the entry allows the access now.
-                    crate::backend::Flush::new(crate::paging::page_of(linear)).flush(&mut self.mem);
-                    Ok(())
+                    return Err(FaultReason::ReadOnly);
                 }
+                // A stale TLB entry: the entry allows the access now.
+                crate::backend::Flush::new(crate::paging::page_of(linear)).flush(&mut self.mem);
+                return Ok(());
             }
-            _ => Err(FaultReason::Unusable),
+            _ => return Err(FaultReason::Unusable),
+        };
+        // The entry may have changed while reclaiming (never for the page
+        // being faulted: it was not present), so write over what it holds.
+        let cur = Pte::decode(self.read_entry(table, i), user(linear));
+        if let Some(f) = self.set_leaf(table, i, page, cur, new) {
+            f.flush(&mut self.mem);
         }
+        Ok(())
     }
 
     /// Back to the boot state: every managed page unusable and every table
@@ -232,6 +469,11 @@ impl<M: PhysMemory> Vmm<M> {
         self.make_unusable(KERNEL_SPAN);
         self.free_all_host_frames();
         self.clear_valloc();
+        self.heap_free_host_blocks();
+        self.swap_end_request();
         self.counters.faults_resolved = 0;
+        self.counters.pages_scavenged = 0;
+        self.counters.pages_evicted = 0;
+        self.counters.pages_dropped = 0;
     }
 }

@@ -199,6 +199,8 @@ pub const MAX_MEMMAP: usize = 128;
 pub struct BootInfo {
     pub memmap: [MemmapEntry; MAX_MEMMAP],
     pub entries: usize,
+    /// The first boot module (QEMU's `-initrd`): the host's file blob.
+    pub module: Option<protocol::PhysRange>,
 }
 
 impl BootInfo {
@@ -246,9 +248,33 @@ pub unsafe fn read_start_info(start_info: u64) -> BootInfo {
         memmap_paddr + size <= LOW_LIMIT,
         "memory map at {memmap_paddr:#x} is above the boot identity map"
     );
+    // SAFETY: as above (the structure is identity mapped); `nr_modules` at
+    // 12, `modlist_paddr` at 16.
+    let (nr_modules, modlist) = unsafe {
+        (
+            core::ptr::read_unaligned(p.add(12) as *const u32),
+            core::ptr::read_unaligned(p.add(16) as *const u64),
+        )
+    };
+    let module = (nr_modules > 0 && modlist != 0 && modlist + 16 <= LOW_LIMIT).then(|| {
+        let m = modlist as *const u64;
+        // SAFETY: the first `hvm_modlist_entry` (paddr, size, ...) lies in
+        // the identity-mapped GiB (checked just above).
+        let (paddr, size) = unsafe {
+            (
+                core::ptr::read_unaligned(m),
+                core::ptr::read_unaligned(m.add(1)),
+            )
+        };
+        protocol::PhysRange {
+            start: paddr,
+            end: paddr.saturating_add(size),
+        }
+    });
     let mut info = BootInfo {
         memmap: [MemmapEntry::default(); MAX_MEMMAP],
         entries: n,
+        module,
     };
     let src = memmap_paddr as *const MemmapEntry;
     for (i, slot) in info.memmap[..n].iter_mut().enumerate() {

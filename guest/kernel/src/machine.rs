@@ -55,8 +55,14 @@ pub unsafe fn init(state: BootState) {
     // paging::init, and given to the VMM.
     let mem = unsafe { DirectMap::new() };
     let pml4 = PhysFrame::containing_address(PhysAddr::new(boot.pml4));
-    let vmm = Vmm::new(mem, frames, pml4);
+    let files: &'static [vmm_core::files::FileImage] = alloc::vec::Vec::leak(l.files.clone());
+    let config = vmm_core::Config {
+        files,
+        ..vmm_core::Config::for_frames(l.total_frames)
+    };
+    let vmm = Vmm::with_config(mem, frames, pml4, config);
     *VMM.try_lock().expect("VMM locked at boot") = Some(vmm);
+    crate::heap::use_vmm_heap();
 }
 
 fn boot_state() -> &'static BootState {
@@ -70,6 +76,32 @@ pub fn resolve_fault(addr: u64, write: bool) -> Option<Result<(), FaultReason>> 
     let mut guard = VMM.try_lock()?;
     let vmm = guard.as_mut()?;
     Some(vmm.handle_fault(addr, write))
+}
+
+/// A kernel heap block of `size` bytes aligned to `align`, committed (its
+/// pages have frames); `None` if the heap or the frames are exhausted, or
+/// if the VMM is locked (an allocation under the VMM's lock is a bug).
+pub fn heap_alloc(size: u64, align: u64) -> Option<u64> {
+    let mut guard = VMM.try_lock()?;
+    let vmm = guard.as_mut()?;
+    let addr = vmm.heap_alloc(size, align, false).ok()?;
+    if vmm.heap_commit(addr, size) {
+        Some(addr)
+    } else {
+        let _ = vmm.heap_free(addr, false);
+        None
+    }
+}
+
+/// Frees a kernel heap block; `false` if `addr` is not one (or the VMM is
+/// locked).
+pub fn heap_free(addr: u64) -> bool {
+    let Some(mut guard) = VMM.try_lock() else {
+        return false;
+    };
+    guard
+        .as_mut()
+        .is_some_and(|vmm| vmm.heap_free(addr, false).is_ok())
 }
 
 /// The kernel, as the dispatcher's machine.
@@ -92,15 +124,40 @@ impl Machine for Kernel {
     fn hello(&mut self) -> Hello {
         let boot = boot_state();
         let l = &boot.layout;
-        let (meta, total_frames, boot_free_frames) = self.with_vmm(|v| {
-            (
-                v.metadata_range(),
-                v.frames().total_frames(),
-                v.frames().boot_free_frames(),
-            )
-        });
         let mut reserved = l.boot_reserved.clone();
+        // Room for the heap's tables, reserved before the VMM is locked (no
+        // allocation under the lock).
+        reserved.reserve(self.with_vmm(|v| v.stats().heap_table_frames) as usize + 1);
+        let (meta, total_frames, boot_free_frames, swap, frame_info, heap_max_bytes) = self
+            .with_vmm(|v| {
+                v.heap_tables(|f| {
+                    let start = f.start_address().as_u64();
+                    reserved.push(PhysRange {
+                        start,
+                        end: start + PAGE_SIZE,
+                    });
+                });
+                (
+                    v.metadata_range(),
+                    v.frames().total_frames(),
+                    v.frames().boot_free_frames(),
+                    v.swap_range(),
+                    v.frame_info_range(),
+                    v.heap_max_bytes(),
+                )
+            });
         reserved.push(meta);
+        let files = l
+            .files
+            .iter()
+            .map(|f| protocol::FileInfo {
+                pages: f.pages,
+                image: PhysRange {
+                    start: f.start,
+                    end: f.start + f.pages * PAGE_SIZE,
+                },
+            })
+            .collect();
         Hello {
             protocol_version: protocol::PROTOCOL_VERSION,
             ram_bytes: l.ram_bytes,
@@ -128,10 +185,10 @@ impl Machine for Kernel {
                 end: VALLOC_START + VALLOC_PAGES * PAGE_SIZE,
             },
             reserved_pml4_slots: vec![DIRECT_MAP_PML4_SLOT, KERNEL_PML4_SLOT],
-            files: vec![],
-            swap: PhysRange { start: 0, end: 0 },
-            frame_info: PhysRange { start: 0, end: 0 },
-            heap_max_bytes: 0,
+            files,
+            swap,
+            frame_info,
+            heap_max_bytes,
         }
     }
 

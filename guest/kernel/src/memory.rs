@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 
 use protocol::{PhysRange, PAGE_SIZE};
+use vmm_core::files::FileImage;
 
 use crate::boot::{self, BootInfo, E820_RAM};
 
@@ -33,6 +34,55 @@ pub struct PhysLayout {
     pub boot_reserved: Vec<PhysRange>,
     /// Frames free at boot.
     pub boot_free_frames: u64,
+    /// The files of the host's blob (`protocol::formats`, "The file
+    /// images"), inside the blob's frames (a boot reservation).
+    pub files: Vec<FileImage>,
+}
+
+/// The files of the blob at `blob` (read through the boot identity map, so
+/// call before `paging::init`). Panics on a malformed blob: the host built
+/// it, and a guest that silently dropped files would mislead it.
+fn read_blob(blob: PhysRange) -> Vec<FileImage> {
+    let len = blob.end - blob.start;
+    assert!(
+        blob.start % PAGE_SIZE == 0 && blob.end <= 1 << 30 && len >= 16,
+        "file blob {blob:x?} is not page aligned inside the first GiB"
+    );
+    let p = blob.start as *const u8;
+    let mut head = [0u8; 16];
+    // SAFETY: 16 bytes inside the blob, which QEMU loaded into RAM below
+    // 1 GiB (checked above): identity mapped at this point of boot.
+    unsafe { core::ptr::copy_nonoverlapping(p, head.as_mut_ptr(), 16) };
+    assert_eq!(&head[..8], b"VMMFILES", "file blob: bad magic");
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    assert_eq!(word(&head[8..12]), 1, "file blob: unknown version");
+    let count = word(&head[12..16]) as u64;
+    assert!(
+        count as usize <= protocol::MAX_FILES && 16 + count * 16 <= len,
+        "file blob: {count} files"
+    );
+    (0..count)
+        .map(|i| {
+            let mut rec = [0u8; 16];
+            // SAFETY: record `i` lies inside the blob (checked above).
+            unsafe {
+                core::ptr::copy_nonoverlapping(p.add(16 + 16 * i as usize), rec.as_mut_ptr(), 16)
+            };
+            let offset = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
+            let pages = u64::from_le_bytes(rec[8..].try_into().expect("8 bytes"));
+            let end = pages
+                .checked_mul(PAGE_SIZE)
+                .and_then(|b| b.checked_add(offset));
+            assert!(
+                offset % PAGE_SIZE == 0 && end.is_some_and(|e| e <= len),
+                "file blob: file {i} at {offset:#x}, {pages} pages, outside the blob"
+            );
+            FileImage {
+                pages,
+                start: blob.start + offset,
+            }
+        })
+        .collect()
 }
 
 fn align_up(x: u64, a: u64) -> u64 {
@@ -126,6 +176,13 @@ impl PhysLayout {
                 .any(|r| r.start <= kstart && bitmap_pages.end <= r.end),
             "the kernel image and the frame bitmap {bitmap_pages:x?} are not in one RAM range"
         );
+        let files = info.module.map(read_blob).unwrap_or_default();
+        let blob = info
+            .module
+            .map_or(PhysRange { start: 0, end: 0 }, |b| PhysRange {
+                start: align_down(b.start, PAGE_SIZE),
+                end: align_up(b.end, PAGE_SIZE),
+            });
         let reserved = normalize(alloc::vec![
             PhysRange {
                 start: 0,
@@ -133,6 +190,7 @@ impl PhysLayout {
             },
             kernel_image,
             bitmap_pages,
+            blob,
         ]);
         let free = subtract(&ram, &reserved);
         let all = [PhysRange {
@@ -150,6 +208,7 @@ impl PhysLayout {
             reserved,
             boot_reserved,
             boot_free_frames,
+            files,
         }
     }
 

@@ -11,6 +11,8 @@ mod oom;
 mod pte_codec;
 mod seed;
 mod transitions;
+mod v2_pressure;
+mod v2_table;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -121,6 +123,11 @@ pub(crate) fn check(m: &mut SimMachine) {
     for n in 0..SIM_BOOT_FRAMES {
         own(n, "boot", &mut owners);
     }
+    for f in m.vmm.files() {
+        for n in f.start / 4096..f.start / 4096 + f.pages {
+            own(n, "file image", &mut owners);
+        }
+    }
     let r = m.vmm.metadata_range();
     for n in r.start / 4096..r.end / 4096 {
         own(n, "meta", &mut owners);
@@ -129,6 +136,13 @@ pub(crate) fn check(m: &mut SimMachine) {
     let mut present = Vec::new();
     let mut aow = 0u64;
     let mut upper_ok = true;
+    let (heap_tables, heap_pages) = walk_heap(m);
+    for t in &heap_tables {
+        own(*t, "heap table", &mut owners);
+    }
+    for p in &heap_pages {
+        own(*p, "heap page", &mut owners);
+    }
     walk(m, pml4, 4, 0, &mut |lvl, lin, raw| {
         let user = lin < (1 << 47);
         if lvl > 1 {
@@ -191,7 +205,77 @@ pub(crate) fn check(m: &mut SimMachine) {
             "kernel slot {slot}"
         );
     }
-    assert_eq!(pte::raw(&m.vmm.mem().table(pml4)[384]), 0, "heap slot");
+    assert_eq!(
+        s.heap_table_frames,
+        heap_tables.len() as u64,
+        "heap_table_frames"
+    );
+    assert_eq!(s.heap_pages, heap_pages.len() as u64, "heap_pages");
+    assert_eq!(
+        s.free_frames + s.page_table_frames + s.present_pages + s.host_frames + s.heap_pages,
+        s.boot_free_frames,
+        "frame identity"
+    );
+    check_swap(m);
+}
+
+/// The heap slot: tables (frame numbers) and present pages' frames; every
+/// heap page is allocate-on-write or present RAM, writable, kernel; every
+/// entry past the heap's maximum is zero.
+fn walk_heap(m: &mut SimMachine) -> (Vec<u64>, Vec<u64>) {
+    let pml4 = m.vmm.pml4();
+    let max = m.vmm.heap_max_bytes();
+    let heap_lin = crate::layout::HEAP_START & crate::validate::LINEAR_MASK;
+    let (mut tables, mut pages) = (Vec::new(), Vec::new());
+    let root = pte::raw(&m.vmm.mem().table(pml4)[384]);
+    if root == 0 {
+        assert_eq!(max, 0, "heap of {max} bytes without tables");
+        return (tables, pages);
+    }
+    tables.push(pte::frame_of(root).start_address().as_u64() / 4096);
+    let mut leaves = 0u64;
+    walk(m, pte::frame_of(root), 3, heap_lin, &mut |lvl, lin, raw| {
+        if lvl > 1 {
+            tables.push(pte::frame_of(raw).start_address().as_u64() / 4096);
+            return;
+        }
+        assert!(
+            lin - heap_lin < max,
+            "heap entry past the maximum at {lin:#x}"
+        );
+        leaves += 1;
+        match Pte::decode(raw, false) {
+            Pte::AllocOnWrite => {}
+            Pte::PresentRam {
+                frame,
+                writable: true,
+            } => pages.push(frame.start_address().as_u64() / 4096),
+            p => panic!("heap page {lin:#x} in state {p:?}"),
+        }
+    });
+    assert_eq!(leaves, max / 4096, "every heap page has an entry");
+    (tables, pages)
+}
+
+/// The swap store agrees with the on-swap entries: every slot is named by
+/// exactly one entry, counts agree, nothing is pending between requests.
+fn check_swap(m: &mut SimMachine) {
+    let pml4 = m.vmm.pml4();
+    let mut slots = Vec::new();
+    walk(m, pml4, 4, 0, &mut |lvl, lin, raw| {
+        if lvl == 1 {
+            if let Pte::OnSwap { slot } = Pte::decode(raw, lin < (1 << 47)) {
+                slots.push(slot);
+            }
+        }
+    });
+    let mut sorted = slots.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), slots.len(), "a swap slot named twice");
+    let s = m.vmm.stats();
+    assert_eq!(s.swap_slots_used, slots.len() as u64, "swap_slots_used");
+    assert_eq!(m.vmm.swap_check(), Ok(slots.len() as u64), "swap store");
 }
 
 /// Reset, then everything is back: free frames at the boot count, no table.
@@ -199,7 +283,12 @@ pub(crate) fn reset_and_check(m: &mut SimMachine) {
     assert_eq!(req(m, Request::Reset { privilege: K }), Response::Done);
     check(m);
     let s = m.vmm.stats();
-    assert_eq!(s.free_frames, s.boot_free_frames, "free frames after reset");
+    assert_eq!(
+        s.free_frames + s.heap_pages,
+        s.boot_free_frames,
+        "free frames after reset"
+    );
+    assert_eq!(s.swap_slots_used, 0, "swap slots after reset");
     assert_eq!(s.page_table_frames, 0);
     assert_eq!(
         s.present_pages + s.alloc_on_write_pages + s.host_frames + s.valloc_pages,

@@ -625,7 +625,7 @@ proptest! {
 
     #[test]
     fn random_sequences_agree_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
-        let mut m = SimMachine::new(TOTAL_FRAMES);
+        let mut m = SimMachine::without_reclaim(TOTAL_FRAMES);
         let mut md = Model { boot_free: stats(&mut m).boot_free_frames, ..Model::default() };
         for (i, op) in ops.iter().enumerate() {
             let before = present_leaves(&mut m);

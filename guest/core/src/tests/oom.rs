@@ -11,7 +11,7 @@ use super::*;
 /// `OutOfMemory` with the state unchanged.
 fn fails_cleanly_at_every_allocation(r: Request) {
     for k in 0.. {
-        let mut m = SimMachine::new(256);
+        let mut m = SimMachine::without_reclaim(256);
         req(
             &mut m,
             Request::Map {
@@ -80,7 +80,7 @@ fn convert_rolls_back_at_every_failing_allocation() {
 
 #[test]
 fn exact_memory_boundary() {
-    let mut m = SimMachine::new(64);
+    let mut m = SimMachine::without_reclaim(64);
     let free = stats(&mut m).free_frames;
     // One PDPT, one PD, one PT are needed.
     let r = req(
@@ -113,7 +113,7 @@ fn exact_memory_boundary() {
 
 #[test]
 fn touch_reports_out_of_memory_at_the_first_byte_not_stored() {
-    let mut m = SimMachine::new(64);
+    let mut m = SimMachine::without_reclaim(64);
     let free = stats(&mut m).free_frames;
     let pages = free + 4;
     // Allocate-on-write over more pages than there are frames (tables: 3).

@@ -55,6 +55,8 @@ fn strip(p: Pte) -> Pte {
             writable,
             private,
         },
+        // Slots are the store's choice.
+        Pte::OnSwap { .. } => Pte::OnSwap { slot: 0 },
         o => o,
     }
 }

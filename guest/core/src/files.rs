@@ -1,0 +1,110 @@
+//! Memory-mapped files: the images the host supplied at boot, `MapFile`,
+//! loading a page on a fault, and the frame-info table that remembers which
+//! file page a present mmap frame holds (format: `protocol::formats`).
+
+use protocol::{Error, Privilege};
+use x86_64::structures::paging::PhysFrame;
+
+use crate::backend::PhysMemory;
+use crate::frames::{frame_at, frame_number};
+use crate::pte::{Pte, MAX_INDEX};
+use crate::validate::{self, canonical};
+use crate::vmm::Vmm;
+
+/// One file image in physical memory (the kernel found it in the blob).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileImage {
+    /// Length in pages.
+    pub pages: u64,
+    /// Physical address of its first byte (page aligned).
+    pub start: u64,
+}
+
+const RECORD: u64 = 1 << 63;
+
+impl<M: PhysMemory> Vmm<M> {
+    /// The `(file, page)` recorded for `frame`, if any.
+    pub(crate) fn frame_info(&mut self, frame: PhysFrame) -> Option<(u8, u64)> {
+        let base = self.finfo?;
+        let n = frame_number(frame);
+        let f = frame_at(frame_number(base) + n / 512);
+        let at = ((n % 512) * 8) as usize;
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.mem.frame_bytes(f)[at..at + 8]);
+        let v = u64::from_le_bytes(w);
+        (v & RECORD != 0).then_some((((v >> 40) & 0xff) as u8, v & MAX_INDEX))
+    }
+
+    /// Records (or clears, with `None`) the file page `frame` holds.
+    pub(crate) fn set_frame_info(&mut self, frame: PhysFrame, info: Option<(u8, u64)>) {
+        let Some(base) = self.finfo else { return };
+        let n = frame_number(frame);
+        if n >= self.frames.total_frames() {
+            return;
+        }
+        let v = info.map_or(0, |(file, page)| {
+            RECORD | (u64::from(file) << 40) | (page & MAX_INDEX)
+        });
+        let f = frame_at(frame_number(base) + n / 512);
+        let at = ((n % 512) * 8) as usize;
+        self.mem.frame_bytes(f)[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// Copies page `page` of file `file` into `frame`; `false` if there is
+    /// no such page.
+    pub(crate) fn load_file_page(&mut self, file: u8, page: u64, frame: PhysFrame) -> bool {
+        let Some(img) = self.files.get(usize::from(file)).copied() else {
+            return false;
+        };
+        if page >= img.pages {
+            return false;
+        }
+        let src = frame_at(img.start / 4096 + page);
+        let data = *self.mem.frame_bytes(src);
+        self.mem.frame_bytes(frame).copy_from_slice(&data);
+        true
+    }
+
+    /// Makes `pages` unusable pages at `addr` not-present mmap pages of
+    /// `file` from `file_page` (needs only tables).
+    pub fn map_file(
+        &mut self,
+        addr: u64,
+        pages: u64,
+        file: u8,
+        file_page: u64,
+        privilege: Privilege,
+    ) -> Result<(), Error> {
+        let span = validate::check_pages(addr, pages, None, privilege)?;
+        let img = self
+            .files
+            .get(usize::from(file))
+            .copied()
+            .ok_or(Error::NoSuchFile)?;
+        if file_page
+            .checked_add(pages)
+            .is_none_or(|end| end > img.pages)
+        {
+            return Err(Error::BeyondFile);
+        }
+        if let Some(bad) = self.find_first(span, &|p| p != Pte::Unusable) {
+            return Err(Error::InvalidState {
+                addr: canonical(bad),
+            });
+        }
+        self.pin = Some(span);
+        let need = self.count_missing_tables(span, u64::MAX);
+        if !self.reserve(need) || self.ensure_tables(span).is_err() {
+            self.update(span, &mut |_: &mut Self, _, _| None);
+            return Err(Error::OutOfMemory);
+        }
+        let start = span.start;
+        self.update(span, &mut |_: &mut Self, a, _| {
+            Some(Pte::NotPresentMmap {
+                file,
+                page: file_page + ((a & crate::validate::LINEAR_MASK) - start) / 4096,
+            })
+        });
+        Ok(())
+    }
+}

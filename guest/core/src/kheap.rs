@@ -1,0 +1,247 @@
+//! The kernel heap: `kmalloc`/`kfree` over the heap region (PML4 slot 384),
+//! `heap_max_bytes` of allocate-on-write pages, with a scavenger that gives
+//! the frames of wholly free pages back.
+//!
+//! The allocator's metadata is the metadata `kmalloc` needs anyway, kept in
+//! the VMM's reserved frames rather than in the heap itself, so neither an
+//! allocation nor the scavenger ever touches heap memory (no heap fault can
+//! happen under the VMM's lock): three bitmaps of 16-byte granules, *used*,
+//! *start* (the first granule of a block) and *host* (a block the host got
+//! from `Kmalloc`). A block is its start granule and the used granules after
+//! it up to the next start or free granule. Allocation is first fit from a
+//! rotating hint. A heap page whose 256 used bits are all zero is free, and
+//! the scavenger turns it back to allocate-on-write.
+
+use protocol::{Error, Reclaim};
+
+use crate::backend::PhysMemory;
+use crate::layout::HEAP_START;
+use crate::paging::user;
+use crate::pte::Pte;
+use crate::validate::LINEAR_MASK;
+use crate::vmm::Vmm;
+
+/// Bytes of a granule (and the smallest alignment).
+pub const GRANULE: u64 = 16;
+
+/// Where the heap's bitmaps are and how it is doing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KHeap {
+    /// Frame number of the used bitmap; start and host follow, `map_frames`
+    /// frames each.
+    pub base: u64,
+    pub map_frames: u64,
+    pub granules: u64,
+    pub hint: u64,
+    pub live: u64,
+    pub freed: u64,
+    pub incomplete: bool,
+}
+
+impl KHeap {
+    /// Frames of one bitmap for a heap of `max` bytes.
+    pub fn map_frames(max: u64) -> u64 {
+        (max / GRANULE).div_ceil(8 * 4096)
+    }
+}
+
+const USED: u64 = 0;
+const START: u64 = 1;
+const HOST: u64 = 2;
+
+impl<M: PhysMemory> Vmm<M> {
+    fn hbit(&mut self, h: &KHeap, map: u64, g: u64) -> bool {
+        self.meta_bit(h.base + map * h.map_frames, g)
+    }
+
+    fn set_hbit(&mut self, h: &KHeap, map: u64, g: u64, v: bool) {
+        self.set_meta_bit(h.base + map * h.map_frames, g, v);
+    }
+
+    /// A block of `size` bytes aligned to `align` (a power of two, at most
+    /// 4096); `host` marks it as the host's.
+    pub fn heap_alloc(&mut self, size: u64, align: u64, host: bool) -> Result<u64, Error> {
+        if size == 0 {
+            return Err(Error::ZeroCount);
+        }
+        if !align.is_power_of_two() {
+            return Err(Error::Misaligned);
+        }
+        if align > protocol::MAX_KMALLOC_ALIGN {
+            return Err(Error::TooLarge);
+        }
+        let h = self.heap.ok_or(Error::OutOfMemory)?;
+        let n = size.div_ceil(GRANULE);
+        let step = align.max(GRANULE) / GRANULE;
+        if n > h.granules {
+            return Err(Error::OutOfMemory);
+        }
+        let g = self.find_granules(&h, n, step).ok_or(Error::OutOfMemory)?;
+        for j in g..g + n {
+            self.set_hbit(&h, USED, j, true);
+            if host {
+                self.set_hbit(&h, HOST, j, true);
+            }
+        }
+        self.set_hbit(&h, START, g, true);
+        if let Some(hp) = self.heap.as_mut() {
+            hp.hint = g + n;
+            hp.live += n * GRANULE;
+        }
+        Ok(HEAP_START + g * GRANULE)
+    }
+
+    fn find_granules(&mut self, h: &KHeap, n: u64, step: u64) -> Option<u64> {
+        for from in [h.hint.min(h.granules), 0] {
+            let mut g = from.div_ceil(step) * step;
+            while g + n <= h.granules {
+                match (g..g + n).find(|&j| self.hbit(h, USED, j)) {
+                    Some(j) => g = (j + 1).div_ceil(step) * step,
+                    None => return Some(g),
+                }
+            }
+        }
+        None
+    }
+
+    /// The granule of a heap address, if inside the heap.
+    fn granule(&self, addr: u64) -> Option<(KHeap, u64)> {
+        let h = self.heap?;
+        let off = addr.checked_sub(HEAP_START)?;
+        (off % GRANULE == 0 && off / GRANULE < h.granules).then_some((h, off / GRANULE))
+    }
+
+    /// Frees the block at `addr`: the host's (`host`) or the kernel's.
+    /// Answers its size; `InvalidState` if `addr` is no such live block.
+    pub fn heap_free(&mut self, addr: u64, host: bool) -> Result<u64, Error> {
+        let bad = Error::InvalidState { addr };
+        let (h, g) = self.granule(addr).ok_or(bad)?;
+        if !self.hbit(&h, START, g) || self.hbit(&h, HOST, g) != host {
+            return Err(bad);
+        }
+        self.set_hbit(&h, START, g, false);
+        let mut j = g;
+        while j < h.granules && self.hbit(&h, USED, j) && (j == g || !self.hbit(&h, START, j)) {
+            self.set_hbit(&h, USED, j, false);
+            self.set_hbit(&h, HOST, j, false);
+            j += 1;
+        }
+        let size = (j - g) * GRANULE;
+        if let Some(hp) = self.heap.as_mut() {
+            hp.live -= size;
+            hp.freed += size;
+        }
+        Ok(size)
+    }
+
+    /// Whether `addr..addr + len` (`len > 0`) lies in one live host block.
+    pub fn heap_host_range(&mut self, addr: u64, len: u64) -> bool {
+        let Some(h) = self.heap else { return false };
+        let Some(off) = addr.checked_sub(HEAP_START) else {
+            return false;
+        };
+        let (first, last) = (off / GRANULE, (off + len - 1) / GRANULE);
+        if last >= h.granules {
+            return false;
+        }
+        let mut g = first;
+        loop {
+            if !self.hbit(&h, USED, g) || !self.hbit(&h, HOST, g) {
+                return false;
+            }
+            if self.hbit(&h, START, g) {
+                break;
+            }
+            g -= 1;
+        }
+        (first + 1..=last)
+            .all(|j| self.hbit(&h, USED, j) && self.hbit(&h, HOST, j) && !self.hbit(&h, START, j))
+    }
+
+    /// Frees every host block (`Reset`).
+    pub(crate) fn heap_free_host_blocks(&mut self) {
+        let Some(h) = self.heap else { return };
+        for g in 0..h.granules {
+            if self.hbit(&h, START, g) && self.hbit(&h, HOST, g) {
+                let _ = self.heap_free(HEAP_START + g * GRANULE, true);
+            }
+        }
+    }
+
+    /// Whether the pressure path should scan the heap.
+    pub(crate) fn heap_wants_scan(&self) -> bool {
+        self.heap.is_some_and(|h| h.freed > 0 || h.incomplete)
+    }
+
+    /// Returns the frames of wholly free present heap pages (one event
+    /// each, while the ring has room); answers how many.
+    pub fn heap_scavenge(&mut self) -> u64 {
+        let Some(h) = self.heap else { return 0 };
+        let mut freed = 0;
+        let pages = h.granules * GRANULE / 4096;
+        let mut complete = true;
+        for p in 0..pages {
+            if (p * 256..(p + 1) * 256)
+                .step_by(8)
+                .any(|g| self.meta_byte(h.base, g / 8) != 0)
+            {
+                continue;
+            }
+            let addr = HEAP_START + p * 4096;
+            let linear = addr & LINEAR_MASK;
+            let Some((table, i)) = self.leaf_slot(linear) else {
+                continue;
+            };
+            let old = Pte::decode(self.read_entry(table, i), user(linear));
+            let Pte::PresentRam { frame, .. } = old else {
+                continue;
+            };
+            if self.ring.full() {
+                complete = false;
+                break;
+            }
+            if let Some(f) = self.set_leaf(table, i, linear, old, Pte::AllocOnWrite) {
+                f.flush(&mut self.mem);
+            }
+            let ok = self.frames.free(frame);
+            debug_assert!(ok.is_ok(), "heap frame {frame:?} was not in use");
+            self.record(Reclaim::Scavenged { addr });
+            freed += 1;
+        }
+        if let Some(hp) = self.heap.as_mut() {
+            hp.incomplete = !complete;
+            if complete {
+                hp.freed = 0;
+            }
+        }
+        freed
+    }
+
+    /// Gives every allocate-on-write page of `addr..addr + size` a zeroed
+    /// frame now (the kernel's own blocks, so that using them never faults);
+    /// `false` if frames ran out.
+    pub fn heap_commit(&mut self, addr: u64, size: u64) -> bool {
+        let mut page = addr & !0xfff;
+        while page < addr + size {
+            let linear = page & LINEAR_MASK;
+            let Some((table, i)) = self.leaf_slot(linear) else {
+                return false;
+            };
+            if Pte::decode(self.read_entry(table, i), false) == Pte::AllocOnWrite {
+                let Some(frame) = self.alloc_frame() else {
+                    return false;
+                };
+                self.mem.frame_bytes(frame).fill(0);
+                let new = Pte::PresentRam {
+                    frame,
+                    writable: true,
+                };
+                if let Some(f) = self.set_leaf(table, i, linear, Pte::AllocOnWrite, new) {
+                    f.flush(&mut self.mem);
+                }
+            }
+            page += 4096;
+        }
+        true
+    }
+}

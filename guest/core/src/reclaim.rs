@@ -1,0 +1,275 @@
+//! Memory pressure: the one path every frame of the VMM comes from, the
+//! reclaim-event ring, and the clock that picks pages to drop or evict.
+//!
+//! Order when the allocator is empty (`protocol::semantics`, "Memory
+//! pressure"): heap scavenge → drop one clean file page → evict one RAM or
+//! private file page to swap → out of memory.
+//!
+//! # Why a clock
+//! True LRU needs the time of every access, which only a fault on every
+//! access could give. The clock (second chance) approximates it with what
+//! the CPU keeps for free: the accessed bit of each entry. One hand sweeps
+//! the managed space in address order across requests; a present page with
+//! A set gets its bit cleared (and its TLB entry flushed, so the CPU sets it
+//! again on the next access) and is passed over once; one with A clear is
+//! the victim. It needs no memory of its own (the state is in the entries),
+//! costs O(1) amortized per victim, and never picks a page touched since the
+//! hand last passed while an untouched one exists.
+
+use protocol::{Reclaim, RECLAIM_RING};
+use x86_64::structures::paging::PhysFrame;
+
+use crate::backend::{Flush, PhysMemory};
+use crate::paging::{page_of, user};
+use crate::pte::{self, Pte};
+use crate::validate::canonical;
+use crate::vmm::{Vmm, KERNEL_SPAN, USER_SPAN};
+
+const ACCESSED: u64 = 1 << 5;
+
+/// The events of the answer being built, in a fixed array.
+#[derive(Debug)]
+pub struct Ring {
+    events: [Reclaim; RECLAIM_RING],
+    len: usize,
+}
+
+impl Default for Ring {
+    fn default() -> Self {
+        Ring {
+            events: [Reclaim::Dropped { addr: 0 }; RECLAIM_RING],
+            len: 0,
+        }
+    }
+}
+
+impl Ring {
+    pub(crate) fn full(&self) -> bool {
+        self.len == RECLAIM_RING
+    }
+
+    pub(crate) fn push(&mut self, e: Reclaim) {
+        if let Some(slot) = self.events.get_mut(self.len) {
+            *slot = e;
+            self.len += 1;
+        }
+    }
+
+    /// Events recorded.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no event is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What the clock looks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Victim {
+    CleanFile,
+    Evictable,
+}
+
+impl<M: PhysMemory> Vmm<M> {
+    /// Moves up to `out.len()` events out of the ring, oldest first.
+    pub fn drain_events(&mut self, out: &mut [Reclaim]) -> usize {
+        let n = out.len().min(self.ring.len);
+        out[..n].copy_from_slice(&self.ring.events[..n]);
+        self.ring.events.copy_within(n..self.ring.len, 0);
+        self.ring.len -= n;
+        n
+    }
+
+    pub(crate) fn record(&mut self, e: Reclaim) {
+        match e {
+            Reclaim::Swapped { .. } => self.counters.pages_evicted += 1,
+            Reclaim::Dropped { .. } => self.counters.pages_dropped += 1,
+            Reclaim::Scavenged { .. } => self.counters.pages_scavenged += 1,
+        }
+        self.ring.push(e);
+    }
+
+    /// One frame, reclaiming if none is free.
+    pub(crate) fn alloc_frame(&mut self) -> Option<PhysFrame> {
+        loop {
+            if let Some(f) = self.frames.alloc() {
+                return Some(f);
+            }
+            if !self.reclaim_one() {
+                return None;
+            }
+        }
+    }
+
+    /// Reclaims until `n` frames are free; `false` if it cannot. A request
+    /// that could not get `n` frames even if every present page (managed
+    /// and heap) were reclaimed fails at once, reclaiming nothing.
+    pub(crate) fn reserve(&mut self, n: u64) -> bool {
+        let c = &self.counters;
+        let bound = self.frames.free_frames() + c.present_pages + c.heap_pages;
+        if bound < n {
+            return false;
+        }
+        while self.frames.free_frames() < n {
+            if !self.reclaim_one() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Frees at least one frame by the pressure order; `false` if nothing
+    /// could be freed (or the ring is full).
+    pub(crate) fn reclaim_one(&mut self) -> bool {
+        if self.ring.full() {
+            return false;
+        }
+        if self.heap_wants_scan() && self.heap_scavenge() > 0 {
+            return true;
+        }
+        if self.counters.clean_mmap > 0 && self.clock(Victim::CleanFile) {
+            return true;
+        }
+        self.clock(Victim::Evictable)
+    }
+
+    /// Sends the present page at `linear` (entry `table[i]`, state `old`)
+    /// out: drops a clean file page, swaps anything else. `false` if the
+    /// swap store has no room (nothing changed).
+    pub(crate) fn send_out(&mut self, table: PhysFrame, i: usize, linear: u64, old: Pte) -> bool {
+        let addr = canonical(linear);
+        let (new, event, frame) = match old {
+            Pte::PresentMmap {
+                frame,
+                private: false,
+                ..
+            } => {
+                let (file, page) = self.frame_info(frame).unwrap_or((0, 0));
+                (
+                    Pte::NotPresentMmap { file, page },
+                    Reclaim::Dropped { addr },
+                    frame,
+                )
+            }
+            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
+                let Some(slot) = self.swap_out(frame) else {
+                    return false;
+                };
+                (Pte::OnSwap { slot }, Reclaim::Swapped { addr, slot }, frame)
+            }
+            _ => return false,
+        };
+        if let Some(f) = self.set_leaf(table, i, linear, old, new) {
+            f.flush(&mut self.mem);
+        }
+        self.set_frame_info(frame, None);
+        let freed = self.frames.free(frame);
+        debug_assert!(freed.is_ok(), "evicted frame {frame:?} was not in use");
+        self.record(event);
+        true
+    }
+
+    /// One sweep step of the clock for `want`; `true` once a page went out.
+    fn clock(&mut self, want: Victim) -> bool {
+        let mut failures = 0;
+        // Two laps: the first may only clear accessed bits.
+        let spans = [USER_SPAN, KERNEL_SPAN, USER_SPAN, KERNEL_SPAN, USER_SPAN];
+        let start = spans
+            .iter()
+            .position(|s| s.start <= self.hand && self.hand < s.end)
+            .unwrap_or(0);
+        for (k, span) in spans.iter().enumerate().skip(start) {
+            let mut from = if k == start { self.hand } else { span.start };
+            while let Some((lin, table, i, raw)) = self.next_present(from, span.end) {
+                from = lin + 4096;
+                self.hand = from;
+                if self.pin.is_some_and(|p| p.start <= lin && lin < p.end) {
+                    continue;
+                }
+                let p = Pte::decode(raw, user(lin));
+                let fits = match (want, p) {
+                    (Victim::CleanFile, Pte::PresentMmap { private, .. }) => !private,
+                    (Victim::Evictable, Pte::PresentMmap { .. }) => true,
+                    (Victim::Evictable, Pte::PresentRam { writable, .. }) => writable,
+                    _ => false,
+                };
+                if !fits {
+                    continue;
+                }
+                if raw & ACCESSED != 0 {
+                    self.write_leaf_raw(table, i, raw & !ACCESSED);
+                    Flush::new(page_of(lin)).flush(&mut self.mem);
+                    continue;
+                }
+                if self.send_out(table, i, lin, p) {
+                    return true;
+                }
+                failures += 1;
+                if failures >= 16 {
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    /// The first page at or after `from` below `end` that `Evict` sends
+    /// out: `(linear, table, index, state)`.
+    pub(crate) fn next_evictable(
+        &mut self,
+        mut from: u64,
+        end: u64,
+    ) -> Option<(u64, PhysFrame, usize, Pte)> {
+        while let Some((lin, table, i, raw)) = self.next_present(from, end) {
+            let p = Pte::decode(raw, user(lin));
+            match p {
+                Pte::PresentMmap { .. } | Pte::PresentRam { writable: true, .. } => {
+                    return Some((lin, table, i, p))
+                }
+                _ => from = lin + 4096,
+            }
+        }
+        None
+    }
+
+    /// The first present level-1 entry at or after `from` below `end`:
+    /// `(linear, table, index, raw)`.
+    fn next_present(&mut self, from: u64, end: u64) -> Option<(u64, PhysFrame, usize, u64)> {
+        self.next_rec(self.pml4, 4, 0, from, end)
+    }
+
+    fn next_rec(
+        &mut self,
+        table: PhysFrame,
+        level: u8,
+        base: u64,
+        s: u64,
+        e: u64,
+    ) -> Option<(u64, PhysFrame, usize, u64)> {
+        if s >= e {
+            return None;
+        }
+        let sh = 12 + 9 * u32::from(level - 1);
+        let first = (s - base) >> sh;
+        let last = ((e - 1 - base) >> sh).min(511);
+        for idx in first..=last {
+            let lo = base + (idx << sh);
+            let raw = self.read_entry(table, idx as usize);
+            if raw & 1 == 0 {
+                continue;
+            }
+            if level == 1 {
+                return Some((lo, table, idx as usize, raw));
+            }
+            let hi = lo + (1u64 << sh);
+            if let Some(x) = self.next_rec(pte::frame_of(raw), level - 1, lo, s.max(lo), e.min(hi))
+            {
+                return Some(x);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,330 @@
+//! The swap store: compressed RAM, in a region of guest RAM reserved at
+//! boot, in the format of `protocol::formats` ("The swap store").
+//!
+//! A page goes out as an LZ4 block (`lz4_flex`, see the crate's
+//! `Cargo.toml` for why) or raw when it does not shrink, packed into
+//! 128-byte units; the slot number is the first unit's index. Free runs of
+//! units are found first fit from a rotating hint over the used-unit
+//! bitmap. A slot freed by a swap-in is only marked *pending* until the
+//! request's answer is built ([`Vmm::swap_end_request`]), so a slot number
+//! is never reused within one answer (rule 2 of the reclaim events).
+
+use protocol::PhysRange;
+use x86_64::structures::paging::PhysFrame;
+
+use crate::backend::PhysMemory;
+use crate::frames::{frame_at, frame_number};
+use crate::vmm::Vmm;
+
+/// Bytes of a unit.
+pub const UNIT: u64 = 128;
+const HEADER_MAGIC: &[u8; 8] = b"VMMSWAP1";
+
+/// Where the store's parts lie (byte offsets from its first frame).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SwapStore {
+    base: PhysFrame,
+    frames: u64,
+    units: u64,
+    used_off: u64,
+    pending_off: u64,
+    len_off: u64,
+    data_off: u64,
+    hint: u64,
+    pub slots: u64,
+    pub bytes: u64,
+    pending: u64,
+}
+
+fn page_up(b: u64) -> u64 {
+    b.div_ceil(4096) * 4096
+}
+
+impl SwapStore {
+    /// The layout of a store of `frames` frames at `base` (`None` if too
+    /// small to hold one page).
+    pub fn layout(base: PhysFrame, frames: u64) -> Option<SwapStore> {
+        let bytes = frames.checked_mul(4096)?;
+        // Per unit: 128 data bytes, 2 bits, one u16 length.
+        let mut units = bytes.saturating_sub(4096) * 8 / (UNIT * 8 + 2 + 16);
+        loop {
+            let used_off = 4096;
+            let pending_off = used_off + page_up(units.div_ceil(8));
+            let len_off = pending_off + page_up(units.div_ceil(8));
+            let data_off = len_off + page_up(units * 2);
+            if data_off + units * UNIT <= bytes {
+                return (units >= 4096 / UNIT).then_some(SwapStore {
+                    base,
+                    frames,
+                    units,
+                    used_off,
+                    pending_off,
+                    len_off,
+                    data_off,
+                    hint: 0,
+                    slots: 0,
+                    bytes: 0,
+                    pending: 0,
+                });
+            }
+            units = units.checked_sub(1)?;
+        }
+    }
+
+    /// The store's physical range.
+    pub fn range(&self) -> PhysRange {
+        let start = self.base.start_address().as_u64();
+        PhysRange {
+            start,
+            end: start + self.frames * 4096,
+        }
+    }
+
+    /// Bytes of the data area.
+    pub fn capacity(&self) -> u64 {
+        self.units * UNIT
+    }
+}
+
+/// Bytes at store offset `off..off + buf.len()` (across frames).
+fn read<M: PhysMemory>(mem: &mut M, s: &SwapStore, mut off: u64, buf: &mut [u8]) {
+    let mut done = 0;
+    while done < buf.len() {
+        let f = frame_at(frame_number(s.base) + off / 4096);
+        let at = (off % 4096) as usize;
+        let n = (4096 - at).min(buf.len() - done);
+        buf[done..done + n].copy_from_slice(&mem.frame_bytes(f)[at..at + n]);
+        done += n;
+        off += n as u64;
+    }
+}
+
+fn write<M: PhysMemory>(mem: &mut M, s: &SwapStore, mut off: u64, buf: &[u8]) {
+    let mut done = 0;
+    while done < buf.len() {
+        let f = frame_at(frame_number(s.base) + off / 4096);
+        let at = (off % 4096) as usize;
+        let n = (4096 - at).min(buf.len() - done);
+        mem.frame_bytes(f)[at..at + n].copy_from_slice(&buf[done..done + n]);
+        done += n;
+        off += n as u64;
+    }
+}
+
+fn get_bit<M: PhysMemory>(mem: &mut M, s: &SwapStore, map: u64, n: u64) -> bool {
+    let mut b = [0u8];
+    read(mem, s, map + n / 8, &mut b);
+    b[0] & (1 << (n % 8)) != 0
+}
+
+fn set_bit<M: PhysMemory>(mem: &mut M, s: &SwapStore, map: u64, n: u64, v: bool) {
+    let mut b = [0u8];
+    read(mem, s, map + n / 8, &mut b);
+    if v {
+        b[0] |= 1 << (n % 8);
+    } else {
+        b[0] &= !(1 << (n % 8));
+    }
+    write(mem, s, map + n / 8, &b);
+}
+
+fn slot_len<M: PhysMemory>(mem: &mut M, s: &SwapStore, slot: u64) -> u64 {
+    let mut b = [0u8; 2];
+    read(mem, s, s.len_off + slot * 2, &mut b);
+    u64::from(u16::from_le_bytes(b))
+}
+
+fn set_slot_len<M: PhysMemory>(mem: &mut M, s: &SwapStore, slot: u64, len: u64) {
+    write(mem, s, s.len_off + slot * 2, &(len as u16).to_le_bytes());
+}
+
+impl<M: PhysMemory> Vmm<M> {
+    /// Writes an empty store (header, zero bitmaps and lengths).
+    pub(crate) fn swap_format(&mut self) {
+        let Some(s) = self.swap else { return };
+        for n in 0..s.data_off / 4096 {
+            self.mem
+                .frame_bytes(frame_at(frame_number(s.base) + n))
+                .fill(0);
+        }
+        let mut h = [0u8; 48];
+        h[..8].copy_from_slice(HEADER_MAGIC);
+        h[8..12].copy_from_slice(&(UNIT as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&(s.units as u32).to_le_bytes());
+        for (i, v) in [s.used_off, s.pending_off, s.len_off, s.data_off]
+            .into_iter()
+            .enumerate()
+        {
+            h[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        write(&mut self.mem, &s, 0, &h);
+    }
+
+    /// A free run of `n` units, first fit from the hint, then from 0.
+    fn find_units(&mut self, n: u64) -> Option<u64> {
+        let s = self.swap?;
+        for from in [s.hint.min(s.units), 0] {
+            let (mut run, mut start) = (0, from);
+            for u in from..s.units {
+                if get_bit(&mut self.mem, &s, s.used_off, u) {
+                    run = 0;
+                    continue;
+                }
+                if run == 0 {
+                    start = u;
+                }
+                run += 1;
+                if run == n {
+                    return Some(start);
+                }
+            }
+        }
+        None
+    }
+
+    /// Stores the contents of `frame` in a new slot; `None` when the store
+    /// is absent or has no room for it.
+    pub(crate) fn swap_out(&mut self, frame: PhysFrame) -> Option<u64> {
+        let s = self.swap?;
+        let mut out = [0u8; 4096];
+        let len = {
+            let page = self.mem.frame_bytes(frame);
+            match lz4_flex::block::compress_into(page, &mut out[..4095]) {
+                Ok(n) => n,
+                Err(_) => {
+                    out.copy_from_slice(page);
+                    4096
+                }
+            }
+        };
+        let units = (len as u64).div_ceil(UNIT);
+        let slot = self.find_units(units)?;
+        for u in slot..slot + units {
+            set_bit(&mut self.mem, &s, s.used_off, u, true);
+        }
+        set_slot_len(&mut self.mem, &s, slot, len as u64);
+        write(&mut self.mem, &s, s.data_off + slot * UNIT, &out[..len]);
+        let st = self.swap.as_mut()?;
+        st.hint = slot + units;
+        st.slots += 1;
+        st.bytes += len as u64;
+        Some(slot)
+    }
+
+    /// Loads slot `slot` into `frame` and marks the slot pending (freed when
+    /// the answer is built). `false` if the slot does not hold a page.
+    pub(crate) fn swap_in(&mut self, slot: u64, frame: PhysFrame) -> bool {
+        let Some(s) = self.swap else { return false };
+        if slot >= s.units {
+            return false;
+        }
+        let len = slot_len(&mut self.mem, &s, slot);
+        if len == 0 || get_bit(&mut self.mem, &s, s.pending_off, slot) {
+            return false;
+        }
+        let mut buf = [0u8; 4096];
+        read(
+            &mut self.mem,
+            &s,
+            s.data_off + slot * UNIT,
+            &mut buf[..len as usize],
+        );
+        let page = self.mem.frame_bytes(frame);
+        if len == 4096 {
+            page.copy_from_slice(&buf);
+        } else {
+            match lz4_flex::block::decompress_into(&buf[..len as usize], page) {
+                Ok(4096) => {}
+                _ => return false,
+            }
+        }
+        set_bit(&mut self.mem, &s, s.pending_off, slot, true);
+        if let Some(st) = self.swap.as_mut() {
+            st.pending += 1;
+        }
+        true
+    }
+
+    /// Frees slot `slot` now (its page became unusable).
+    pub(crate) fn swap_free(&mut self, slot: u64) {
+        let Some(s) = self.swap else { return };
+        if slot >= s.units {
+            return;
+        }
+        let len = slot_len(&mut self.mem, &s, slot);
+        if len == 0 {
+            return;
+        }
+        for u in slot..slot + len.div_ceil(UNIT) {
+            set_bit(&mut self.mem, &s, s.used_off, u, false);
+        }
+        set_slot_len(&mut self.mem, &s, slot, 0);
+        if get_bit(&mut self.mem, &s, s.pending_off, slot) {
+            set_bit(&mut self.mem, &s, s.pending_off, slot, false);
+            if let Some(st) = self.swap.as_mut() {
+                st.pending -= 1;
+            }
+        }
+        if let Some(st) = self.swap.as_mut() {
+            st.slots -= 1;
+            st.bytes -= len;
+        }
+    }
+
+    /// Frees every pending slot (called once a request's answer is built).
+    pub fn swap_end_request(&mut self) {
+        let Some(s) = self.swap else { return };
+        if s.pending == 0 {
+            return;
+        }
+        for byte in 0..s.units.div_ceil(8) {
+            let mut b = [0u8];
+            read(&mut self.mem, &s, s.pending_off + byte, &mut b);
+            for k in 0..8 {
+                if b[0] & (1 << k) != 0 {
+                    self.swap_free(byte * 8 + k);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(any(test, feature = "sim"))]
+impl<M: PhysMemory> Vmm<M> {
+    /// Test support: checks the store's bitmaps and lengths against each
+    /// other (used bits exactly the slots' units, none pending, counters
+    /// right); answers the slots in use.
+    pub fn swap_check(&mut self) -> Result<u64, alloc::string::String> {
+        use alloc::format;
+        let Some(s) = self.swap else { return Ok(0) };
+        let (mut slots, mut bytes, mut covered_to) = (0u64, 0u64, 0u64);
+        for u in 0..s.units {
+            let len = slot_len(&mut self.mem, &s, u);
+            let used = get_bit(&mut self.mem, &s, s.used_off, u);
+            if get_bit(&mut self.mem, &s, s.pending_off, u) {
+                return Err(format!("unit {u} pending between requests"));
+            }
+            if len > 0 {
+                if u < covered_to || len > 4096 {
+                    return Err(format!("slot {u} overlaps or has length {len}"));
+                }
+                slots += 1;
+                bytes += len;
+                covered_to = u + len.div_ceil(UNIT);
+            }
+            if used != (u < covered_to) {
+                return Err(format!(
+                    "unit {u}: used bit {used}, covered {}",
+                    u < covered_to
+                ));
+            }
+        }
+        if (slots, bytes) != (s.slots, s.bytes) {
+            return Err(format!(
+                "store holds {slots} slots / {bytes} bytes, counters say {} / {}",
+                s.slots, s.bytes
+            ));
+        }
+        Ok(slots)
+    }
+}

@@ -1,0 +1,190 @@
+//! Swap round trips, the heap (kmalloc/kfree/scavenge never freeing a live
+//! block), and memory pressure on a machine with few frames.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use protocol::pattern::{checksum, fill};
+use protocol::{AreaType, Reclaim};
+
+use super::v2_table::ok;
+use super::*;
+
+const HEAP: u64 = crate::layout::HEAP_START;
+
+fn read_sum(m: &mut SimMachine, addr: u64, len: u64, privilege: Privilege) -> Response {
+    req(
+        m,
+        Request::Read {
+            addr,
+            len,
+            privilege,
+        },
+    )
+    .split_reclaimed()
+    .1
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Pages of random contents (some compressible, some not) go to swap
+    /// and come back byte for byte; slots are freed once read back.
+    #[test]
+    fn swap_round_trips_random_contents(
+        pages in proptest::collection::vec((any::<u64>(), 0u64..4097, any::<u8>()), 1..12)
+    ) {
+        let mut m = SimMachine::new(256);
+        let base = 0x40_0000u64;
+        let n = pages.len() as u64;
+        ok(&mut m, Request::Map { addr: base, pages: n, writable: true, contiguous: false, privilege: U });
+        let mut want = vec![0u8; (n * 4096) as usize];
+        for (i, &(seed, len, fill_byte)) in pages.iter().enumerate() {
+            let a = base + i as u64 * 4096;
+            // A run of one byte then `len` pattern bytes: from all-same to random.
+            let page = &mut want[i * 4096..(i + 1) * 4096];
+            page.fill(fill_byte);
+            fill(seed, a, &mut page[..len as usize]);
+            for (j, b) in page.iter().enumerate() {
+                let mv = m.vmm.translate(a + j as u64).unwrap().0;
+                m.vmm.mem().frame_bytes(mv)[j] = *b;
+            }
+        }
+        let (events, _) = req(&mut m, Request::Evict { addr: base, pages: n, privilege: U }).split_reclaimed();
+        prop_assert!(!events.is_empty());
+        check(&mut m);
+        prop_assert_eq!(read_sum(&mut m, base, n * 4096, U), Response::Checksum { checksum: checksum(&want) });
+        check(&mut m);
+        prop_assert_eq!(m.vmm.stats().swap_slots_used, 0);
+    }
+
+    /// Random kmalloc / kfree / scavenge / touch: blocks never overlap, a
+    /// block's data survives every scavenge, and the heap's frames are all
+    /// accounted for.
+    #[test]
+    fn heap_scavenger_never_frees_a_live_block(
+        ops in proptest::collection::vec((0u8..4, 1u64..9000, 0u32..8, any::<u64>()), 1..60)
+    ) {
+        let mut m = SimMachine::new(512);
+        let mut live: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for (op, size, align_log, seed) in ops {
+            match op {
+                0 | 1 => {
+                    let align = 1u64 << (align_log + 2);
+                    let r = req(&mut m, Request::Kmalloc { size, align, privilege: K }).split_reclaimed().1;
+                    if let Response::Kmalloc { addr } = r {
+                        prop_assert_eq!(addr % align.max(16), 0);
+                        for (&a, &(s, _)) in &live {
+                            prop_assert!(addr + size <= a || a + s <= addr, "overlap {addr:#x}+{size} {a:#x}+{s}");
+                        }
+                        ok(&mut m, Request::Write { addr, len: size, seed, privilege: K });
+                        live.insert(addr, (size, seed));
+                    } else {
+                        prop_assert_eq!(r, Response::Error(protocol::Error::OutOfMemory));
+                    }
+                }
+                2 => {
+                    if let Some((&a, _)) = live.iter().nth(seed as usize % live.len().max(1)) {
+                        live.remove(&a);
+                        prop_assert_eq!(req(&mut m, Request::Kfree { addr: a, privilege: K }), Response::Done);
+                        // Freed memory may no longer be touched.
+                        prop_assert_eq!(
+                            req(&mut m, Request::Read { addr: a, len: 1, privilege: K }),
+                            Response::Error(protocol::Error::Reserved)
+                        );
+                    }
+                }
+                _ => {
+                    let (events, r) = req(&mut m, Request::HeapScavenge { privilege: K }).split_reclaimed();
+                    prop_assert_eq!(r, Response::Scavenged { pages: events.len() as u64 });
+                    for e in events {
+                        let Reclaim::Scavenged { addr } = e else { panic!("{e:?}") };
+                        for (&a, &(s, _)) in &live {
+                            prop_assert!(addr + 4096 <= a || a + s <= addr, "scavenged a live block's page");
+                        }
+                    }
+                }
+            }
+            for (&a, &(s, seed)) in &live {
+                let mut want = vec![0u8; s as usize];
+                fill(seed, a, &mut want);
+                prop_assert_eq!(read_sum(&mut m, a, s, K), Response::Checksum { checksum: checksum(&want) });
+            }
+            check(&mut m);
+        }
+        let s = m.vmm.stats();
+        prop_assert_eq!(s.heap_bytes_live, live.values().map(|&(s, _)| s.div_ceil(16) * 16).sum::<u64>());
+        reset_and_check(&mut m);
+        prop_assert_eq!(m.vmm.stats().heap_bytes_live, 0);
+    }
+
+    /// A machine of few frames: random writes over far more memory than it
+    /// has (anonymous and file-backed), with the heap in use; every read
+    /// gives back what was written, and every frame and slot is accounted
+    /// for at the end.
+    #[test]
+    fn pressure_keeps_all_data(
+        ops in proptest::collection::vec((0u64..64, 1u64..3, any::<u64>(), 0u8..6), 40..120)
+    ) {
+        let mut m = SimMachine::with_files(116, &[(8, 0x5eed)]);
+        let anon = 0x100_0000u64;
+        let file = 0x200_0000u64;
+        ok(&mut m, Request::Convert { addr: anon, pages: 64, to: AreaType::UsableRam, privilege: U });
+        ok(&mut m, Request::MapFile { addr: file, pages: 8, file: 0, file_page: 0, privilege: U });
+        let block = match ok(&mut m, Request::Kmalloc { size: 20_000, align: 64, privilege: K }) {
+            Response::Kmalloc { addr } => addr,
+            r => panic!("{r:?}"),
+        };
+        assert!(block >= HEAP);
+        ok(&mut m, Request::Write { addr: block, len: 20_000, seed: 1, privilege: K });
+        // Expected memory, page by page: anonymous pages start zero, file
+        // pages start as the file; each page holds mostly zeros and a
+        // pattern run, so that some compress and some do not.
+        let mut mem: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        for p in 0..64 {
+            mem.insert(anon + p * 4096, vec![0; 4096]);
+        }
+        for p in 0..8 {
+            let mut b = vec![0; 4096];
+            fill(0x5eed, p * 4096, &mut b);
+            mem.insert(file + p * 4096, b);
+        }
+        let mut evicted = 0;
+        for (page, npages, seed, kind) in ops {
+            // Kinds: anonymous small writes (0, 2, 5), file small writes
+            // (1, 3), anonymous whole pages (4).
+            let to_file = kind == 1 || kind == 3;
+            let base = if to_file { file + (page % 8) * 4096 } else { anon + page * 4096 };
+            let len = if kind == 4 { npages * 4096 } else { 100 + seed % 900 };
+            let end = (base + len).min(if to_file { file + 8 * 4096 } else { anon + 64 * 4096 });
+            let len = end - base;
+            let (events, r) = req(&mut m, Request::Write { addr: base, len, seed, privilege: U }).split_reclaimed();
+            prop_assert_eq!(r, Response::Done);
+            evicted += events.len();
+            for a in (base..end).step_by(4096) {
+                let b = mem.get_mut(&(a & !0xfff)).unwrap();
+                let n = (end - a).min(4096) as usize;
+                fill(seed, a, &mut b[..n]);
+            }
+            let probe = (seed % 72) * 4096;
+            let probe = if probe < 64 * 4096 { anon + probe } else { file + probe - 64 * 4096 };
+            let want = mem[&probe].clone();
+            prop_assert_eq!(read_sum(&mut m, probe, 4096, U), Response::Checksum { checksum: checksum(&want) });
+        }
+        check(&mut m);
+        for (&a, want) in &mem {
+            let got = read_sum(&mut m, a, 4096, U);
+            let st = m.vmm.stats();
+            prop_assert_eq!(got, Response::Checksum { checksum: checksum(want) }, "{:#x} {:?}", a, st);
+        }
+        let _ = evicted;
+        let s = m.vmm.stats();
+        prop_assert!(s.pages_evicted + s.pages_dropped > 0, "{s:?}");
+        check(&mut m);
+        let mut want = vec![0u8; 20_000];
+        fill(1, block, &mut want);
+        prop_assert_eq!(read_sum(&mut m, block, 20_000, K), Response::Checksum { checksum: checksum(&want) });
+        prop_assert_eq!(req(&mut m, Request::Kfree { addr: block, privilege: K }), Response::Done);
+        reset_and_check(&mut m);
+    }
+}
