@@ -79,7 +79,7 @@ impl PageMap {
             .runs
             .range(..start)
             .next_back()
-            .filter(|(_, &(e, _))| e > start)
+            .filter(|(_, &(e, _))| e > start && start < end)
             .map(|(&s, &(e, st))| (s, e, st));
         let rest = self.runs.range(start..end).map(|(&s, &(e, st))| (s, e, st));
         head.into_iter().chain(rest).map(move |(s, e, st)| {
