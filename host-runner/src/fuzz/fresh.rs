@@ -132,7 +132,15 @@ impl Fresh {
                 self.boot(s).await
             }
             Err(mut f) => {
+                // A reset that fails is no way to a fresh state: boot from
+                // now on (in `auto`), so the same failure is not met again.
                 self.probe = None;
+                if self.mode == FreshState::Auto {
+                    self.mode = FreshState::Boot;
+                    s.progress.println(format!(
+                        "fuzz: fresh state per sequence: boot from now on — a reset failed: {f}"
+                    ));
+                }
                 let prev = self
                     .prev
                     .take()
