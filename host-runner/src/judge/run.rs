@@ -237,10 +237,10 @@ impl JudgedVm {
                 .map_err(|d| bad(d.to_string()))?;
         }
         match &got[1] {
-            Response::Stats(s) if s.free_frames == s.boot_free_frames => {}
+            Response::Stats(s) if s.free_frames + s.heap_pages == s.boot_free_frames => {}
             other => {
                 return Err(bad(format!(
-                    "Stats after Reset: free_frames must equal boot_free_frames, got {other:?}"
+                    "Stats after Reset: free_frames + heap_pages must equal boot_free_frames, got {other:?}"
                 )))
             }
         }
