@@ -216,7 +216,7 @@ impl JudgedVm {
     }
 
     /// Back to the boot state: `Reset` and `Stats`, both judged (free
-    /// frames must be the boot count), a fresh model, operation index 0, and
+    /// frames plus heap pages must be the boot count), a fresh model, operation index 0, and
     /// a memory check if `check_every` is set. Failures here carry no
     /// operation index.
     pub async fn reset(&mut self) -> Result<(), Failure> {
