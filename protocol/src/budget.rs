@@ -144,7 +144,6 @@ mod tests {
             pages_scavenged: max,
             pages_evicted: max,
             pages_dropped: max,
-            ..Stats::default()
         };
         assert!(encoded_len(&wrap(Response::Stats(stats))) <= max_answer_bytes(&Request::Stats));
         let fault = Response::Fault {
