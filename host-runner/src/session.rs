@@ -58,6 +58,13 @@ impl Vm {
             .as_ref()
             .map(RamBacking::qemu_args)
             .unwrap_or_default();
+        if !config.files.is_empty() {
+            let blob = dir.path().join("files.img");
+            std::fs::write(&blob, crate::files::build_blob(&config.files))
+                .map_err(Error::TempDir)?;
+            extra.push("-initrd".into());
+            extra.push(blob.into_os_string());
+        }
         extra.extend(config.extra_args.iter().cloned());
         let args = QemuArgs {
             kernel: config.kernel.clone(),

@@ -18,6 +18,9 @@ use crate::vmm::Vmm;
 
 /// Bytes of a unit.
 pub const UNIT: u64 = 128;
+/// Output buffer of the compressor: lz4's worst case for a page
+/// (`lz4_flex::block::get_maximum_output_size(4096)`), rounded up.
+const COMPRESS_BUF: usize = 4608;
 const HEADER_MAGIC: &[u8; 8] = b"VMMSWAP1";
 
 /// Where the store's parts lie (byte offsets from its first frame).
@@ -186,13 +189,14 @@ impl<M: PhysMemory> Vmm<M> {
     /// is absent or has no room for it.
     pub(crate) fn swap_out(&mut self, frame: PhysFrame) -> Option<u64> {
         let s = self.swap?;
-        let mut out = [0u8; 4096];
+        // lz4_flex wants room for the worst case (a little over 4096).
+        let mut out = [0u8; COMPRESS_BUF];
         let len = {
             let page = self.mem.frame_bytes(frame);
-            match lz4_flex::block::compress_into(page, &mut out[..4095]) {
-                Ok(n) => n,
-                Err(_) => {
-                    out.copy_from_slice(page);
+            match lz4_flex::block::compress_into(page, &mut out) {
+                Ok(n) if n < 4096 => n,
+                _ => {
+                    out[..4096].copy_from_slice(page);
                     4096
                 }
             }

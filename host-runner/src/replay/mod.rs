@@ -74,6 +74,7 @@ pub fn config_for(config: &VmConfig, trace: &Trace) -> VmConfig {
     if let Some(mib) = trace.header.ram_mib {
         c.ram_mib = mib;
     }
+    c.files.clone_from(&trace.header.files);
     c
 }
 

@@ -25,6 +25,9 @@ pub struct VmConfig {
     /// Back guest RAM with a file the host maps ([`crate::ram`]), so that
     /// [`crate::Vm::shared_ram`] reads guest memory without `pmemsave`.
     pub shared_ram: bool,
+    /// File images for memory-mapped files, passed as one `-initrd` blob
+    /// ([`crate::files`]); none when empty.
+    pub files: Vec<crate::files::FileSpec>,
 }
 
 impl VmConfig {
@@ -40,6 +43,7 @@ impl VmConfig {
             request_timeout: Duration::from_secs(10),
             extra_args: Vec::new(),
             shared_ram: false,
+            files: Vec::new(),
         }
     }
 

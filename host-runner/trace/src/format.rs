@@ -29,6 +29,17 @@ pub struct TraceHeader {
     pub created_by: Option<String>,
     /// The failure the trace reproduces, when it was saved for one.
     pub failure: Option<Failure>,
+    /// The files the guest boots with (`-initrd`), file `n` at index `n`.
+    pub files: Vec<FileSpec>,
+}
+
+/// A file image the host builds: `pages` pages whose byte at file offset
+/// `o` is `protocol::pattern::pattern_byte(seed, o)`. In a header:
+/// `"files":[{"pages":16,"seed":"0x1"}]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileSpec {
+    pub pages: u64,
+    pub seed: u64,
 }
 
 /// One operation line: the operation and, optionally, its expected answer.
@@ -118,6 +129,19 @@ pub fn write_header(h: &TraceHeader) -> String {
             inner = inner.count("op", i as u64);
         }
         w = w.raw("failure", &inner.finish());
+    }
+    if !h.files.is_empty() {
+        let files: Vec<String> = h
+            .files
+            .iter()
+            .map(|f| {
+                ObjectWriter::new()
+                    .count("pages", f.pages)
+                    .hex("seed", f.seed)
+                    .finish()
+            })
+            .collect();
+        w = w.raw("files", &format!("[{}]", files.join(",")));
     }
     w.finish()
 }
@@ -211,13 +235,27 @@ fn read_header(v: Value) -> Result<TraceHeader, FieldError> {
             None => None,
             Some(v) => Some(read_failure(v)?),
         },
+        files: Vec::new(),
     };
-    f.optional("files", |v| match v.as_array() {
-        Some(a) if a.is_empty() => Ok(()),
-        _ => Err("file images are reserved for a later version: only [] is accepted".to_string()),
-    })?;
+    let files = f
+        .optional("files", |v| {
+            let bad = || "a list of {\"pages\": N, \"seed\": \"0x…\"}".to_string();
+            let list = v.as_array().ok_or_else(bad)?;
+            list.iter()
+                .map(|item| {
+                    let pages = item.get("pages").ok_or_else(bad).and_then(read_u64)?;
+                    let seed = item.get("seed").map_or(Ok(0), read_u64)?;
+                    match item.as_object() {
+                        Some(o) if o.keys().all(|k| k == "pages" || k == "seed") => {}
+                        _ => return Err(bad()),
+                    }
+                    Ok(FileSpec { pages, seed })
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })?
+        .unwrap_or_default();
     f.finish(&HEADER_FIELDS)?;
-    Ok(header)
+    Ok(TraceHeader { files, ..header })
 }
 
 fn read_failure(v: Value) -> Result<Failure, FieldError> {

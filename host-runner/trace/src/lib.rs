@@ -38,7 +38,7 @@ pub use error::{FieldError, ParseError, TraceError};
 pub use executor::{Executor, Outcome};
 pub use expect::Expect;
 pub use failure::{Failure, FailureKind, Signature};
-pub use format::{parse, parse_str, write, Entry, Trace, TraceHeader};
+pub use format::{parse, parse_str, write, Entry, FileSpec, Trace, TraceHeader};
 pub use generate::{generate, Generator};
 pub use minimize::{minimize, Budget, Minimized};
 pub use op::{Op, OpKind};

@@ -151,6 +151,16 @@ fn sample() -> Trace {
             "panicked at src/vmm.rs:1:2: boom",
             Some(3),
         )),
+        files: vec![
+            trace::FileSpec {
+                pages: 16,
+                seed: 0x1,
+            },
+            trace::FileSpec {
+                pages: 1,
+                seed: u64::MAX,
+            },
+        ],
     };
     let mut t = Trace::from_ops(header, every_op());
     for (e, x) in t.entries.iter_mut().zip(every_expect()) {
@@ -332,7 +342,7 @@ fn malformed_headers() {
             "{\"format\":\"vmmfuzz-trace\",\"version\":1,\"files\":[\"a.img\"]}",
             1,
             Some("files"),
-            "reserved",
+            "a list of",
         ),
         (
             "{\"format\":\"vmmfuzz-trace\",\"version\":1,\"failure\":{\"kind\":\"meh\"}}",

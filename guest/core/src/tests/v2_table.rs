@@ -391,3 +391,17 @@ fn evict_reports_each_page_in_order_and_stops_when_the_store_is_full() {
     check(&mut m);
     reset_and_check(&mut m);
 }
+
+#[test]
+fn a_page_of_zeros_compresses_and_random_data_is_stored_raw() {
+    assert!(lz4_flex::block::get_maximum_output_size(4096) <= 4608);
+    let mut m = files_machine();
+    ok(&mut m, map(true));
+    ok(&mut m, evict());
+    let s = m.vmm.stats();
+    assert!(s.swap_slots_used == 1 && s.swap_bytes_used < 64, "{s:?}");
+    ok(&mut m, write());
+    ok(&mut m, evict());
+    assert_eq!(m.vmm.stats().swap_bytes_used, 4096);
+    check(&mut m);
+}
