@@ -202,6 +202,11 @@ pub async fn run(config: &VmConfig, plan: &CiPlan, print: impl Fn(&str)) -> Resu
         }
         rows.push(row);
     }
+    let row = crate::pressure::ci_row(config).await;
+    if let Some(f) = &row.failure {
+        print(&format!("--- {} FAILED\n{f}\n", row.name));
+    }
+    rows.push(row);
     if !plan.fuzz_budget.is_zero() {
         let replay = plan.replay_command.clone();
         let row = fuzz_campaign(config, plan.fuzz_budget, &plan.failures_dir, replay).await;

@@ -250,3 +250,27 @@ pub fn judge(r: &PressureReport) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The scenario as a row of the CI job (`host-runner`'s default run): boots
+/// its own 32 MiB guest from `base`.
+pub async fn ci_row(base: &VmConfig) -> crate::ci_job::CiRow {
+    let started = std::time::Instant::now();
+    let mut config = config(base);
+    config.request_timeout = config
+        .request_timeout
+        .max(std::time::Duration::from_secs(60));
+    let outcome = async {
+        let mut vm = Vm::boot(&config).await.map_err(|e| e.to_string())?;
+        let report = scenario(&mut vm).await?;
+        judge(&report)?;
+        vm.shutdown().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(())
+    }
+    .await;
+    crate::ci_job::CiRow {
+        name: "pressure (32 MiB)".into(),
+        ops: (2 * ANON_PAGES + 2 * FILE_SPEC.pages) as usize,
+        failure: outcome.err(),
+        time: started.elapsed(),
+    }
+}
