@@ -55,6 +55,11 @@ pub const MAX_BATCH: usize = 4096;
 /// nothing more until the answer is built (see `semantics`).
 pub const RECLAIM_RING: usize = 512;
 
+/// Frames a guest with a kernel heap keeps for the heap alone: every other
+/// frame the VMM takes leaves at least this many free (see `semantics`,
+/// **Memory pressure**), so the kernel can always build its answers.
+pub const HEAP_RESERVE_FRAMES: u64 = 64;
+
 /// Largest number of files the host may supply (file numbers are 8 bits).
 pub const MAX_FILES: usize = 255;
 

@@ -213,13 +213,21 @@
 //! Every frame the VMM takes (data, tables, heap pages, swap-in) comes from
 //! one path; when the allocator is empty it tries, in order, until a frame
 //! is free: (1) heap scavenge, when `bytes_freed_since_check > 0` or the
-//! previous scan was cut short (as `HeapScavenge`); (2) drop one clean
+//! previous scan was cut short (as `HeapScavenge`, except that the lowest
+//! 8 wholly free present heap pages are kept, for the kernel's own
+//! allocations while it builds an answer); (2) drop one clean
 //! present file page; (3) evict one present writable RAM or private mmap
 //! page to swap; else `OutOfMemory`. Steps 2–3 pick by a clock over the
 //! managed space (second chance on the accessed bit, one hand kept across
 //! requests; pages of the request's range are skipped). Read-only present
-//! RAM and heap pages are never evicted. Requests that need several frames
-//! (`Map`, `MapFile`, `Convert`) reclaim until enough are free before they
+//! RAM and heap pages are never evicted. A guest with a heap keeps
+//! [`crate::HEAP_RESERVE_FRAMES`] frames for the heap alone: a frame for
+//! anything else is taken only while more than that many are free
+//! (reclaiming otherwise), and a request needing `n` frames needs
+//! `n + HEAP_RESERVE_FRAMES` free (the bound of step 9 grows by the same);
+//! only the heap's own faults take the last ones. So requests run out of
+//! memory before the kernel's own allocations (the answers it builds) do.
+//! Requests that need several frames (`Map`, `MapFile`, `Convert`) reclaim until enough are free before they
 //! change anything, and fail with `OutOfMemory` (state unchanged apart from
 //! the reported events) if they cannot; one that needs more than
 //! `free_frames + present_pages + heap_pages` fails at once, reclaiming

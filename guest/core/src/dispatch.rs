@@ -59,14 +59,22 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
 /// Wraps `answer` with the events recorded since the previous answer, then
 /// frees the swap slots of this request's swap-ins.
 fn finish<M: Machine>(m: &mut M, answer: Response) -> Response {
-    let mut events: Vec<Reclaim> = Vec::new();
-    loop {
+    // This answer carries the events in the ring now. Growing the vector
+    // may fault heap pages in and reclaim again; those events happened
+    // after the request and go to the next answer (and never push this
+    // one past the ring's capacity).
+    let pending = m.with_vmm(|v| v.pending_events());
+    let mut events: Vec<Reclaim> = Vec::with_capacity(pending);
+    let mut left = pending;
+    while left > 0 {
         let mut chunk = [Reclaim::Dropped { addr: 0 }; 32];
-        let n = m.with_vmm(|v| v.drain_events(&mut chunk));
+        let want = left.min(chunk.len());
+        let n = m.with_vmm(|v| v.drain_events(&mut chunk[..want]));
         if n == 0 {
             break;
         }
         events.extend_from_slice(&chunk[..n]);
+        left -= n;
     }
     m.with_vmm(|v| v.swap_end_request());
     if events.is_empty() {

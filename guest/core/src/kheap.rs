@@ -76,7 +76,14 @@ impl<M: PhysMemory> Vmm<M> {
         if n > h.granules {
             return Err(Error::OutOfMemory);
         }
-        let g = self.find_granules(&h, n, step).ok_or(Error::OutOfMemory)?;
+        // The kernel's blocks first fit from the start, so that they reuse
+        // pages that already have frames (an allocation must not need a
+        // new frame while freed room is left in committed pages); the
+        // host's from a rotating hint, to spread over fresh pages.
+        let from = if host { h.hint } else { 0 };
+        let g = self
+            .find_granules(&h, n, step, from)
+            .ok_or(Error::OutOfMemory)?;
         for j in g..g + n {
             self.set_hbit(&h, USED, j, true);
             if host {
@@ -85,14 +92,16 @@ impl<M: PhysMemory> Vmm<M> {
         }
         self.set_hbit(&h, START, g, true);
         if let Some(hp) = self.heap.as_mut() {
-            hp.hint = g + n;
+            if host {
+                hp.hint = g + n;
+            }
             hp.live += n * GRANULE;
         }
         Ok(HEAP_START + g * GRANULE)
     }
 
-    fn find_granules(&mut self, h: &KHeap, n: u64, step: u64) -> Option<u64> {
-        for from in [h.hint.min(h.granules), 0] {
+    fn find_granules(&mut self, h: &KHeap, n: u64, step: u64, from: u64) -> Option<u64> {
+        for from in [from.min(h.granules), 0] {
             let mut g = from.div_ceil(step) * step;
             while g + n <= h.granules {
                 match (g..g + n).find(|&j| self.hbit(h, USED, j)) {
@@ -176,6 +185,14 @@ impl<M: PhysMemory> Vmm<M> {
     /// Returns the frames of wholly free present heap pages (one event
     /// each, while the ring has room); answers how many.
     pub fn heap_scavenge(&mut self) -> u64 {
+        self.heap_scavenge_keeping(0)
+    }
+
+    /// As [`Vmm::heap_scavenge`], but keeps the lowest `keep` wholly free
+    /// present pages: the pressure path leaves them so that the kernel can
+    /// still build its answers (its blocks fit first from the start) when
+    /// every other frame is taken.
+    pub(crate) fn heap_scavenge_keeping(&mut self, mut keep: u64) -> u64 {
         let Some(h) = self.heap else { return 0 };
         let mut freed = 0;
         let pages = h.granules * GRANULE / 4096;
@@ -196,6 +213,10 @@ impl<M: PhysMemory> Vmm<M> {
             let Pte::PresentRam { frame, .. } = old else {
                 continue;
             };
+            if keep > 0 {
+                keep -= 1;
+                continue;
+            }
             if self.ring.full() {
                 complete = false;
                 break;
@@ -228,7 +249,7 @@ impl<M: PhysMemory> Vmm<M> {
                 return false;
             };
             if Pte::decode(self.read_entry(table, i), false) == Pte::AllocOnWrite {
-                let Some(frame) = self.alloc_frame() else {
+                let Some(frame) = self.alloc_heap_frame() else {
                     return false;
                 };
                 self.mem.frame_bytes(frame).fill(0);

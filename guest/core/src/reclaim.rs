@@ -27,6 +27,10 @@ use crate::vmm::{Vmm, KERNEL_SPAN, USER_SPAN};
 
 const ACCESSED: u64 = 1 << 5;
 
+/// Wholly free heap pages the pressure path leaves committed, for the
+/// kernel's own allocations while it builds an answer with no frame left.
+pub const HEAP_CUSHION: u64 = 8;
+
 /// The events of the answer being built, in a fixed array.
 #[derive(Debug)]
 pub struct Ring {
@@ -92,8 +96,34 @@ impl<M: PhysMemory> Vmm<M> {
         self.ring.push(e);
     }
 
-    /// One frame, reclaiming if none is free.
+    /// Frames only the kernel heap may take ([`protocol::HEAP_RESERVE_FRAMES`]
+    /// in a guest with a heap): requests fail with `OutOfMemory` while the
+    /// kernel can still build their answers.
+    pub(crate) fn heap_reserve(&self) -> u64 {
+        if self.heap_max > 0 {
+            protocol::HEAP_RESERVE_FRAMES
+        } else {
+            0
+        }
+    }
+
+    /// One frame for a request (data, swap-in, file load), reclaiming if
+    /// only the heap's reserve is left.
     pub(crate) fn alloc_frame(&mut self) -> Option<PhysFrame> {
+        loop {
+            if self.frames.free_frames() > self.heap_reserve() {
+                if let Some(f) = self.frames.alloc() {
+                    return Some(f);
+                }
+            }
+            if !self.reclaim_one() {
+                return None;
+            }
+        }
+    }
+
+    /// One frame for the kernel heap: the reserve first, then reclaim.
+    pub(crate) fn alloc_heap_frame(&mut self) -> Option<PhysFrame> {
         loop {
             if let Some(f) = self.frames.alloc() {
                 return Some(f);
@@ -104,10 +134,12 @@ impl<M: PhysMemory> Vmm<M> {
         }
     }
 
-    /// Reclaims until `n` frames are free; `false` if it cannot. A request
-    /// that could not get `n` frames even if every present page (managed
-    /// and heap) were reclaimed fails at once, reclaiming nothing.
+    /// Reclaims until `n` frames are free beyond the heap's reserve; `false`
+    /// if it cannot. A request that could not get them even if every
+    /// present page (managed and heap) were reclaimed fails at once,
+    /// reclaiming nothing.
     pub(crate) fn reserve(&mut self, n: u64) -> bool {
+        let n = n.saturating_add(self.heap_reserve());
         let c = &self.counters;
         let bound = self.frames.free_frames() + c.present_pages + c.heap_pages;
         if bound < n {
@@ -127,7 +159,7 @@ impl<M: PhysMemory> Vmm<M> {
         if self.ring.full() {
             return false;
         }
-        if self.heap_wants_scan() && self.heap_scavenge() > 0 {
+        if self.heap_wants_scan() && self.heap_scavenge_keeping(HEAP_CUSHION) > 0 {
             return true;
         }
         if self.counters.clean_mmap > 0 && self.clock(Victim::CleanFile) {

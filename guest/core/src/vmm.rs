@@ -400,7 +400,14 @@ impl<M: PhysMemory> Vmm<M> {
         let old = Pte::decode(self.read_entry(table, i), user(linear));
         let new = match old {
             Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. } => {
-                let frame = self.alloc_frame().ok_or(FaultReason::OutOfMemory)?;
+                // The heap's own faults may take the frames kept for it.
+                let frame = if (crate::layout::HEAP_START..crate::layout::HEAP_END).contains(&addr)
+                {
+                    self.alloc_heap_frame()
+                } else {
+                    self.alloc_frame()
+                }
+                .ok_or(FaultReason::OutOfMemory)?;
                 let loaded = match old {
                     Pte::OnSwap { slot } => self.swap_in(slot, frame),
                     Pte::NotPresentMmap { file, page } => self.load_file_page(file, page, frame),

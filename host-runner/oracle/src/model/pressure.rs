@@ -70,6 +70,26 @@ impl Model {
         self.free_frames().saturating_sub(slack)
     }
 
+    /// Frames only the guest's heap may take (semantics, "Memory
+    /// pressure"): none in a guest without a heap.
+    pub(super) fn heap_reserve(&self) -> u64 {
+        if self.hello.heap_max_bytes > 0 {
+            protocol::HEAP_RESERVE_FRAMES
+        } else {
+            0
+        }
+    }
+
+    /// The fewest and the most frames a request (not the heap) can take
+    /// without reclaiming: the free frames less the heap's reserve.
+    pub(super) fn request_free_bounds(&self) -> (u64, u64) {
+        let r = self.heap_reserve();
+        (
+            self.free_frames_min().saturating_sub(r),
+            self.free_frames().saturating_sub(r),
+        )
+    }
+
     /// Whether reclaim may have given up: the ring is full, or no clean
     /// present file page is left outside pages `first..end`.
     pub(super) fn reclaim_exhausted(&self, first: u64, end: u64) -> bool {
@@ -89,11 +109,11 @@ impl Model {
         let hopeless = self
             .hello
             .boot_free_frames
-            .saturating_sub(self.pages.tables() + self.host.len() as u64);
+            .saturating_sub(self.pages.tables() + self.host.len() as u64 + self.heap_reserve());
+        let (fewest, most) = self.request_free_bounds();
         Outcome {
-            ok: need <= self.free_frames(),
-            oom: need > self.free_frames_min()
-                && (need > hopeless || self.reclaim_exhausted(first, end)),
+            ok: need <= most,
+            oom: need > fewest && (need > hopeless || self.reclaim_exhausted(first, end)),
         }
     }
 }

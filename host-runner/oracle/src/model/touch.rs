@@ -87,7 +87,12 @@ impl Model {
             write,
             complete,
             needy,
-            free: (self.free_frames_min(), self.free_frames()),
+            // The heap's own faults may take the frames kept for it.
+            free: if heap {
+                (self.free_frames_min(), self.free_frames())
+            } else {
+                self.request_free_bounds()
+            },
             oom_ok: self.reclaim_exhausted(first, last),
         };
         Plan {
