@@ -105,6 +105,13 @@ impl FrameAllocator {
         }
     }
 
+    /// Back to the placement of boot: the next single frame is searched
+    /// from frame 0 again, so that a run after `Reset` allocates the same
+    /// frames as a run after a fresh boot.
+    pub(crate) fn rewind(&mut self) {
+        self.next = 0;
+    }
+
     /// Frames managed (bits in the bitmap).
     pub fn total_frames(&self) -> u64 {
         self.total

@@ -470,7 +470,10 @@ impl<M: PhysMemory> Vmm<M> {
 
     /// Back to the boot state: every managed page unusable and every table
     /// of the managed space freed, every host frame freed, every `Valloc`
-    /// run freed, `faults_resolved` zero.
+    /// run freed, `faults_resolved` zero, and every placement choice (the
+    /// frame allocator's next-fit hint, the clock's hand, the heap's hint
+    /// for host blocks) where boot left it, so that a sequence run after a
+    /// reset gets the answers it gets after a fresh boot.
     pub fn reset(&mut self) {
         self.make_unusable(USER_SPAN);
         self.make_unusable(KERNEL_SPAN);
@@ -478,6 +481,11 @@ impl<M: PhysMemory> Vmm<M> {
         self.clear_valloc();
         self.heap_free_host_blocks();
         self.swap_end_request();
+        self.frames.rewind();
+        self.hand = 0;
+        if let Some(h) = self.heap.as_mut() {
+            h.hint = 0;
+        }
         self.counters.faults_resolved = 0;
         self.counters.pages_scavenged = 0;
         self.counters.pages_evicted = 0;
