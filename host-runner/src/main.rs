@@ -103,8 +103,12 @@ enum Command {
 #[derive(Debug, PartialEq, Eq, clap::Args)]
 struct CiArgs {
     /// Seconds of fuzzing after the corpus (0: none).
-    #[arg(long, default_value_t = 45, value_name = "SECS")]
+    #[arg(long, default_value_t = ci_job::DEFAULT_FUZZ_SECS, value_name = "SECS")]
     fuzz_secs: u64,
+    /// Seed of that campaign (fixed by default, so a red CI run reproduces).
+    #[arg(long, default_value_t = ci_job::DEFAULT_FUZZ_SEED, value_name = "SEED",
+          value_parser = host_runner::fuzz::summary::parse_seed)]
+    fuzz_seed: u64,
     /// Memory check every K operations of each trace (and at its end).
     #[arg(long, default_value_t = 16, value_name = "K")]
     check_every: usize,
@@ -116,7 +120,8 @@ struct CiArgs {
 impl Default for CiArgs {
     fn default() -> Self {
         CiArgs {
-            fuzz_secs: 45,
+            fuzz_secs: ci_job::DEFAULT_FUZZ_SECS,
+            fuzz_seed: ci_job::DEFAULT_FUZZ_SEED,
             check_every: 16,
             testcases: None,
         }
@@ -168,13 +173,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         remeasure_accel: cli.remeasure_accel,
     };
     if cli.command.is_some() && cli.ci != CiArgs::default() {
-        anyhow::bail!("--fuzz-secs, --check-every and --testcases go with the CI job (no subcommand, or after `ci`)");
+        anyhow::bail!("--fuzz-secs, --fuzz-seed, --check-every and --testcases go with the CI job (no subcommand, or after `ci`)");
     }
     match cli.command.unwrap_or(Command::Ci(cli.ci)) {
         Command::Ci(args) => {
             let config = host_runner::config(&options).await?;
             let mut plan = ci_job::CiPlan::new();
             plan.fuzz_budget = Duration::from_secs(args.fuzz_secs);
+            plan.fuzz_seed = args.fuzz_seed;
             plan.check_every = args.check_every;
             plan.replay_command = host_runner::fuzz::replay_command(&options);
             if let Some(dir) = args.testcases {

@@ -20,7 +20,7 @@ pub enum FreshState {
     Boot,
 }
 
-fn parse_seed(s: &str) -> Result<u64, String> {
+pub fn parse_seed(s: &str) -> Result<u64, String> {
     let r = match s.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => s.parse(),
