@@ -34,9 +34,10 @@ impl JudgedVm {
         }
         let mut vm = Vm::boot(&config).await.map_err(failure_from)?;
         let hello = vm.hello().await.map_err(failure_from)?;
+        let model = model_for(&hello, &config)?;
         Ok(JudgedVm {
             vm,
-            model: Model::new(&hello),
+            model,
             hello,
             index: 0,
             since_check: 0,
@@ -244,7 +245,7 @@ impl JudgedVm {
                 )))
             }
         }
-        self.model = Model::new(&self.hello);
+        self.model = model_for(&self.hello, self.vm.config())?;
         self.index = 0;
         self.since_check = 0;
         if self.opts.check_every.is_some_and(|n| n > 0) {
@@ -266,4 +267,27 @@ impl JudgedVm {
             f
         })
     }
+}
+
+/// The model of a guest booted with `config`: it knows the bytes of every
+/// file image the runner gave the guest, so that file pages are judged.
+fn model_for(hello: &Hello, config: &VmConfig) -> Result<Model, Failure> {
+    let specs: Vec<oracle::FileSpec> = config
+        .files
+        .iter()
+        .map(|f| oracle::FileSpec {
+            pages: f.pages,
+            seed: f.seed,
+        })
+        .collect();
+    Model::with_files(hello, &specs).map_err(|e| {
+        Failure::new(
+            FailureKind::GuestDied,
+            format!(
+                "{}the guest's Hello does not list the files it was booted with: {e}",
+                super::failure::RUNNER_PREFIX
+            ),
+            None,
+        )
+    })
 }
