@@ -12,7 +12,9 @@
 //! - [`pte`]: the page-state enum and its one encode/decode pair;
 //! - [`frames`]: the physical frame allocator (bitmap in guest RAM);
 //! - [`validate`]: request input checks, in the order of the specification;
-//! - `paging`: the table walker (create on demand, free when empty);
+//! - `walk`: the one walk over the page tables (entries a range covers,
+//!   descent into the tables that exist), which every walker is built on;
+//! - `paging`: the table walkers (create on demand, free when empty);
 //! - [`vmm`]: the VMM and its operations (`ops`, `hostframes`, [`kvalloc`]);
 //! - [`machine`], [`dispatch`]: requests in, responses out.
 //!
@@ -53,6 +55,7 @@ pub mod sim;
 pub mod swap;
 pub mod validate;
 pub mod vmm;
+mod walk;
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,13 @@
-//! The page-table walker: 4 levels, tables created on demand, freed as soon
-//! as every entry in them is zero. Every walk visits only the tables that
-//! exist, so a huge range costs what its tables cost, not its pages.
+//! The page-table walkers: 4 levels, tables created on demand, freed as
+//! soon as every entry in them is zero. Every walk visits only the tables
+//! that exist, so a huge range costs what its tables cost, not its pages;
+//! the walk itself is [`crate::walk`], each walker here a [`Visit`].
 //!
 //! Addresses are linear (48-bit, see [`crate::validate::Span`]); level 4 is
 //! the PML4, level 1 the page table.
+
+use core::convert::Infallible;
+use core::ops::ControlFlow;
 
 use x86_64::structures::paging::{Page, PhysFrame};
 use x86_64::VirtAddr;
@@ -12,11 +16,7 @@ use crate::backend::{Flush, PhysMemory};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span, LINEAR_MASK};
 use crate::vmm::Vmm;
-
-/// Shift of the address span of one entry of a table at `level`.
-fn shift(level: u8) -> u32 {
-    12 + 9 * u32::from(level - 1)
-}
+use crate::walk::{index, shift, Descend, Entry, Visit};
 
 /// Whether a linear address is in the lower half (its entries carry U).
 pub(crate) fn user(linear: u64) -> bool {
@@ -34,19 +34,6 @@ fn tables_below(level: u8, s: u64, e: u64) -> u64 {
     (1..level).fold(0u64, |acc, j| {
         let sh = shift(j) + 9;
         acc.saturating_add(((e - 1) >> sh) - (s >> sh) + 1)
-    })
-}
-
-/// The entries of a table at `level` based at `base` that `s..e` covers:
-/// `(index, lo, s', e')` with `s'..e'` the part under that entry.
-fn entries(level: u8, base: u64, s: u64, e: u64) -> impl Iterator<Item = (usize, u64, u64, u64)> {
-    let sh = shift(level);
-    let first = (s - base) >> sh;
-    let last = (e - 1 - base) >> sh;
-    (first..=last).map(move |i| {
-        let lo = base + (i << sh);
-        let hi = lo + (1u64 << sh);
-        (i as usize, lo, s.max(lo), e.min(hi))
     })
 }
 
@@ -71,14 +58,13 @@ impl<M: PhysMemory> Vmm<M> {
         let linear = linear & LINEAR_MASK;
         let mut table = self.pml4;
         for level in (2..=4).rev() {
-            let i = ((linear >> shift(level)) & 511) as usize;
-            let raw = self.read_entry(table, i);
+            let raw = self.read_entry(table, index(linear, level));
             if raw & 1 == 0 {
                 return None;
             }
             table = pte::frame_of(raw);
         }
-        Some((table, ((linear >> 12) & 511) as usize))
+        Some((table, index(linear, 1)))
     }
 
     /// The state of the page at `linear` (unusable when its tables are absent).
@@ -114,106 +100,26 @@ impl<M: PhysMemory> Vmm<M> {
     /// hold unusable pages).
     pub(crate) fn find_first(&mut self, span: Span, pred: &impl Fn(Pte) -> bool) -> Option<u64> {
         let absent = pred(Pte::Unusable);
-        self.find_rec(self.pml4, 4, 0, span.start, span.end, pred, absent)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn find_rec(
-        &mut self,
-        table: PhysFrame,
-        level: u8,
-        base: u64,
-        s: u64,
-        e: u64,
-        pred: &impl Fn(Pte) -> bool,
-        absent: bool,
-    ) -> Option<u64> {
-        for (i, lo, s2, e2) in entries(level, base, s, e) {
-            let raw = self.read_entry(table, i);
-            if level == 1 {
-                if pred(Pte::decode(raw, user(lo))) {
-                    return Some(lo);
-                }
-            } else if raw == 0 {
-                if absent {
-                    return Some(s2);
-                }
-            } else if let Some(x) =
-                self.find_rec(pte::frame_of(raw), level - 1, lo, s2, e2, pred, absent)
-            {
-                return Some(x);
-            }
-        }
-        None
+        let mut find = Find { pred, absent };
+        self.walk(span.start, span.end, &mut find).break_value()
     }
 
     /// Tables (PDPT, PD, PT) missing to give every page of `span` a level-1
     /// entry; the count stops growing soon after it exceeds `limit`.
     pub(crate) fn count_missing_tables(&mut self, span: Span, limit: u64) -> u64 {
-        let mut acc = 0;
-        self.count_rec(self.pml4, 4, 0, span.start, span.end, limit, &mut acc);
-        acc
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn count_rec(
-        &mut self,
-        table: PhysFrame,
-        level: u8,
-        base: u64,
-        s: u64,
-        e: u64,
-        limit: u64,
-        acc: &mut u64,
-    ) {
-        if level == 1 {
-            return;
-        }
-        for (i, lo, s2, e2) in entries(level, base, s, e) {
-            if *acc > limit {
-                return;
-            }
-            let raw = self.read_entry(table, i);
-            if raw == 0 {
-                *acc = acc.saturating_add(tables_below(level, s2, e2));
-            } else {
-                self.count_rec(pte::frame_of(raw), level - 1, lo, s2, e2, limit, acc);
-            }
-        }
+        let mut count = Count { limit, acc: 0 };
+        let _ = self.walk(span.start, span.end, &mut count);
+        count.acc
     }
 
     /// Creates every missing table of `span`. On `Err` (no free frame) some
     /// tables may be left empty: the caller prunes them with
     /// [`Vmm::update`] (which frees empty tables).
     pub(crate) fn ensure_tables(&mut self, span: Span) -> Result<(), ()> {
-        self.ensure_rec(self.pml4, 4, 0, span.start, span.end)
-    }
-
-    fn ensure_rec(
-        &mut self,
-        table: PhysFrame,
-        level: u8,
-        base: u64,
-        s: u64,
-        e: u64,
-    ) -> Result<(), ()> {
-        if level == 1 {
-            return Ok(());
+        match self.walk(span.start, span.end, &mut Ensure) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => Err(()),
         }
-        for (i, lo, s2, e2) in entries(level, base, s, e) {
-            let raw = self.read_entry(table, i);
-            let child = if raw == 0 {
-                let f = self.frames.alloc().ok_or(())?;
-                self.mem.table(f).zero();
-                self.write_entry(table, i, pte::table_entry(f, user(lo)));
-                self.counters.page_table_frames += 1;
-                f
-            } else {
-                pte::frame_of(raw)
-            };
-            self.ensure_rec(child, level - 1, lo, s2, e2)?;
-        }
-        Ok(())
     }
 
     /// Calls `f` on every page of `span` whose tables exist, in address
@@ -224,35 +130,109 @@ impl<M: PhysMemory> Vmm<M> {
     where
         F: FnMut(&mut Self, u64, Pte) -> Option<Pte>,
     {
-        self.update_rec(self.pml4, 4, 0, span.start, span.end, f);
+        let _ = self.walk(span.start, span.end, &mut Update(f));
+    }
+}
+
+/// [`Vmm::find_first`]: stops at the first page satisfying `pred`, or at
+/// the start of a missing table's part when `absent` (unusable satisfies).
+struct Find<'a, P> {
+    pred: &'a P,
+    absent: bool,
+}
+
+impl<M: PhysMemory, P: Fn(Pte) -> bool> Visit<M> for Find<'_, P> {
+    type Stop = u64;
+    const PAGES: bool = true;
+
+    fn page(&mut self, _: &mut Vmm<M>, at: Entry) -> ControlFlow<u64> {
+        if (self.pred)(Pte::decode(at.raw, user(at.slot.base))) {
+            return ControlFlow::Break(at.slot.base);
+        }
+        ControlFlow::Continue(())
     }
 
-    fn update_rec<F>(&mut self, table: PhysFrame, level: u8, base: u64, s: u64, e: u64, f: &mut F)
-    where
-        F: FnMut(&mut Self, u64, Pte) -> Option<Pte>,
-    {
-        for (i, lo, s2, e2) in entries(level, base, s, e) {
-            let raw = self.read_entry(table, i);
-            if level == 1 {
-                let old = Pte::decode(raw, user(lo));
-                if let Some(new) = f(self, canonical(lo), old) {
-                    if new != old {
-                        if let Some(flush) = self.set_leaf(table, i, lo, old, new) {
-                            flush.flush(&mut self.mem);
-                        }
-                    }
-                }
-            } else if raw != 0 {
-                let child = pte::frame_of(raw);
-                self.update_rec(child, level - 1, lo, s2, e2, f);
-                if self.mem.table(child).is_empty() {
-                    self.write_entry(table, i, 0);
-                    Flush::new(page_of(lo)).flush(&mut self.mem);
-                    let freed = self.frames.free(child);
-                    debug_assert!(freed.is_ok(), "table frame {child:?} was not in use");
-                    self.counters.page_table_frames -= 1;
+    fn missing(&mut self, _: &mut Vmm<M>, at: Entry) -> Descend<u64> {
+        if self.absent {
+            return ControlFlow::Break(at.slot.start);
+        }
+        ControlFlow::Continue(None)
+    }
+}
+
+/// [`Vmm::count_missing_tables`]: adds up the tables below each missing
+/// entry, stopping once past `limit`.
+struct Count {
+    limit: u64,
+    acc: u64,
+}
+
+impl<M: PhysMemory> Visit<M> for Count {
+    type Stop = ();
+    const PAGES: bool = false;
+
+    fn missing(&mut self, _: &mut Vmm<M>, at: Entry) -> Descend<()> {
+        let below = tables_below(at.level, at.slot.start, at.slot.end);
+        self.acc = self.acc.saturating_add(below);
+        if self.acc > self.limit {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(None)
+    }
+}
+
+/// [`Vmm::ensure_tables`]: makes each missing table (zeroed, counted) and
+/// goes on into it; stops when no frame is free.
+struct Ensure;
+
+impl<M: PhysMemory> Visit<M> for Ensure {
+    type Stop = ();
+    const PAGES: bool = false;
+
+    fn missing(&mut self, vmm: &mut Vmm<M>, at: Entry) -> Descend<()> {
+        let Some(f) = vmm.frames.alloc() else {
+            return ControlFlow::Break(());
+        };
+        vmm.mem.table(f).zero();
+        let raw = pte::table_entry(f, user(at.slot.base));
+        vmm.write_entry(at.table, at.slot.index, raw);
+        vmm.counters.page_table_frames += 1;
+        ControlFlow::Continue(Some(f))
+    }
+}
+
+/// [`Vmm::update`]: writes the state `f` answers for each page, and frees
+/// each table the walk leaves empty.
+struct Update<'a, F>(&'a mut F);
+
+impl<M, F> Visit<M> for Update<'_, F>
+where
+    M: PhysMemory,
+    F: FnMut(&mut Vmm<M>, u64, Pte) -> Option<Pte>,
+{
+    type Stop = Infallible;
+    const PAGES: bool = true;
+
+    fn page(&mut self, vmm: &mut Vmm<M>, at: Entry) -> ControlFlow<Infallible> {
+        let lo = at.slot.base;
+        let old = Pte::decode(at.raw, user(lo));
+        if let Some(new) = (self.0)(vmm, canonical(lo), old) {
+            if new != old {
+                if let Some(flush) = vmm.set_leaf(at.table, at.slot.index, lo, old, new) {
+                    flush.flush(&mut vmm.mem);
                 }
             }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn left(&mut self, vmm: &mut Vmm<M>, at: Entry, child: PhysFrame) {
+        if vmm.mem.table(child).is_empty() {
+            vmm.write_entry(at.table, at.slot.index, 0);
+            Flush::new(page_of(at.slot.base)).flush(&mut vmm.mem);
+            let freed = vmm.frames.free(child);
+            debug_assert!(freed.is_ok(), "table frame {child:?} was not in use");
+            vmm.counters.page_table_frames -= 1;
         }
     }
 }

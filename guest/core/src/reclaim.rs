@@ -16,14 +16,17 @@
 //! costs O(1) amortized per victim, and never picks a page touched since the
 //! hand last passed while an untouched one exists.
 
+use core::ops::ControlFlow;
+
 use protocol::{Reclaim, RECLAIM_RING};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, PhysMemory};
 use crate::paging::{page_of, user};
-use crate::pte::{self, Pte};
+use crate::pte::Pte;
 use crate::validate::canonical;
 use crate::vmm::{Vmm, KERNEL_SPAN, USER_SPAN};
+use crate::walk::{Entry, Visit};
 
 const ACCESSED: u64 = 1 << 5;
 
@@ -270,38 +273,21 @@ impl<M: PhysMemory> Vmm<M> {
     /// The first present level-1 entry at or after `from` below `end`:
     /// `(linear, table, index, raw)`.
     fn next_present(&mut self, from: u64, end: u64) -> Option<(u64, PhysFrame, usize, u64)> {
-        self.next_rec(self.pml4, 4, 0, from, end)
+        self.walk(from, end, &mut NextPresent).break_value()
     }
+}
 
-    fn next_rec(
-        &mut self,
-        table: PhysFrame,
-        level: u8,
-        base: u64,
-        s: u64,
-        e: u64,
-    ) -> Option<(u64, PhysFrame, usize, u64)> {
-        if s >= e {
-            return None;
+/// [`Vmm::next_present`]: stops at the first present page.
+struct NextPresent;
+
+impl<M: PhysMemory> Visit<M> for NextPresent {
+    type Stop = (u64, PhysFrame, usize, u64);
+    const PAGES: bool = true;
+
+    fn page(&mut self, _: &mut Vmm<M>, at: Entry) -> ControlFlow<Self::Stop> {
+        if at.raw & 1 == 0 {
+            return ControlFlow::Continue(());
         }
-        let sh = 12 + 9 * u32::from(level - 1);
-        let first = (s - base) >> sh;
-        let last = ((e - 1 - base) >> sh).min(511);
-        for idx in first..=last {
-            let lo = base + (idx << sh);
-            let raw = self.read_entry(table, idx as usize);
-            if raw & 1 == 0 {
-                continue;
-            }
-            if level == 1 {
-                return Some((lo, table, idx as usize, raw));
-            }
-            let hi = lo + (1u64 << sh);
-            if let Some(x) = self.next_rec(pte::frame_of(raw), level - 1, lo, s.max(lo), e.min(hi))
-            {
-                return Some(x);
-            }
-        }
-        None
+        ControlFlow::Break((at.slot.base, at.table, at.slot.index, at.raw))
     }
 }

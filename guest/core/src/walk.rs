@@ -1,0 +1,198 @@
+//! The one walk over the page tables that every walker of the VMM is built
+//! on: which entries of a table a range covers, the part of the range under
+//! each, and the descent into the tables that exist.
+//!
+//! A walker says only what it does at an entry, by implementing [`Visit`]:
+//! at a page's entry (level 1), at a missing table (an upper-level entry
+//! without P: skip it, stop, or create the table and go on into it), and
+//! after coming back from a table. [`Vmm::walk`] visits the entries of the
+//! range in address order, depth first, and stops the whole walk as soon as
+//! a hook answers `Break`.
+//!
+//! Upper-level entries are either zero or a table entry
+//! ([`pte::table_entry`], P set): the walkers are their only writers.
+//!
+//! Nothing here panics: an empty range visits nothing, and a range past the
+//! 512 entries of a table is cut at its end.
+
+use core::ops::ControlFlow;
+
+use x86_64::structures::paging::PhysFrame;
+
+use crate::backend::PhysMemory;
+use crate::pte;
+use crate::vmm::Vmm;
+
+/// The present bit of an entry.
+const PRESENT: u64 = 1;
+
+/// Shift of the address span of one entry of a table at `level` (12 for a
+/// page table, 39 for the PML4).
+pub(crate) fn shift(level: u8) -> u32 {
+    12 + 9 * u32::from(level.saturating_sub(1))
+}
+
+/// The index of the entry for `linear` in its table at `level`.
+pub(crate) fn index(linear: u64, level: u8) -> usize {
+    ((linear >> shift(level)) & 511) as usize
+}
+
+/// One entry of a table that a range covers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot {
+    /// The entry's index in its table.
+    pub index: usize,
+    /// The first linear address under the entry.
+    pub base: u64,
+    /// Start of the part of the range under the entry.
+    pub start: u64,
+    /// End (exclusive) of the part of the range under the entry; never
+    /// `<= start`.
+    pub end: u64,
+}
+
+/// The entries of a table at `level` whose first address is `base` that
+/// `s..e` covers, in address order. An empty range, or one that begins
+/// below `base`, covers none; one past the table's end is cut there.
+pub(crate) fn slots(level: u8, base: u64, s: u64, e: u64) -> impl Iterator<Item = Slot> {
+    let sh = shift(level);
+    let (first, last) = if s < e && base <= s {
+        ((s - base) >> sh, ((e - 1 - base) >> sh).min(511))
+    } else {
+        (1, 0)
+    };
+    (first..=last).map(move |i| {
+        let lo = base + (i << sh);
+        let hi = lo + (1u64 << sh);
+        Slot {
+            index: i as usize,
+            base: lo,
+            start: s.max(lo),
+            end: e.min(hi),
+        }
+    })
+}
+
+/// An entry the walk is at: `table[slot.index]`, a table at `level`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    /// The table holding the entry.
+    pub table: PhysFrame,
+    /// The table's level (1 for a page table, 4 for the PML4).
+    pub level: u8,
+    /// Where the entry is and the part of the range under it.
+    pub slot: Slot,
+    /// The entry's raw bits, as read when the walk came to it.
+    pub raw: u64,
+}
+
+/// What [`Visit::missing`] answers: the table to go on into, if any.
+pub(crate) type Descend<B> = ControlFlow<B, Option<PhysFrame>>;
+
+/// What a walk does at the entries it meets; every hook may stop the walk
+/// with `Break`.
+pub(crate) trait Visit<M: PhysMemory> {
+    /// What a stopped walk answers.
+    type Stop;
+
+    /// Whether the walk goes down to the pages' entries (level 1). Without,
+    /// it ends at the entries of page directories (level 2), which name
+    /// page tables, and never reads a page table.
+    const PAGES: bool;
+
+    /// A level-1 entry (with any bits, present or not).
+    fn page(&mut self, _vmm: &mut Vmm<M>, _at: Entry) -> ControlFlow<Self::Stop> {
+        ControlFlow::Continue(())
+    }
+
+    /// An upper-level entry without a table: answer the table to go on
+    /// into (one just made), or `None` to pass it.
+    fn missing(&mut self, _vmm: &mut Vmm<M>, _at: Entry) -> Descend<Self::Stop> {
+        ControlFlow::Continue(None)
+    }
+
+    /// Back from the walk of `child`, the table under the upper-level entry
+    /// `at`, which did not stop.
+    fn left(&mut self, _vmm: &mut Vmm<M>, _at: Entry, _child: PhysFrame) {}
+}
+
+impl<M: PhysMemory> Vmm<M> {
+    /// Walks the entries that cover the linear range `s..e`, from the PML4
+    /// down, calling `v`'s hooks; answers the `Break` of the hook that
+    /// stopped it.
+    pub(crate) fn walk<V: Visit<M>>(&mut self, s: u64, e: u64, v: &mut V) -> ControlFlow<V::Stop> {
+        self.walk_table(self.pml4, 4, 0, s, e, v)
+    }
+
+    fn walk_table<V: Visit<M>>(
+        &mut self,
+        table: PhysFrame,
+        level: u8,
+        base: u64,
+        s: u64,
+        e: u64,
+        v: &mut V,
+    ) -> ControlFlow<V::Stop> {
+        if level == 0 {
+            return ControlFlow::Continue(());
+        }
+        for slot in slots(level, base, s, e) {
+            let raw = self.read_entry(table, slot.index);
+            let at = Entry {
+                table,
+                level,
+                slot,
+                raw,
+            };
+            if level == 1 {
+                v.page(self, at)?;
+                continue;
+            }
+            let child = if raw & PRESENT != 0 {
+                Some(pte::frame_of(raw))
+            } else {
+                v.missing(self, at)?
+            };
+            if let Some(child) = child.filter(|_| level > 2 || V::PAGES) {
+                self.walk_table(child, level - 1, slot.base, slot.start, slot.end, v)?;
+                v.left(self, at, child);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(level: u8, base: u64, s: u64, e: u64) -> Vec<(usize, u64, u64, u64)> {
+        slots(level, base, s, e)
+            .map(|x| (x.index, x.base, x.start, x.end))
+            .collect()
+    }
+
+    #[test]
+    fn a_range_is_cut_at_each_entry() {
+        let got = parts(2, 0, 0x1f_f000, 0x40_1000);
+        let want = vec![
+            (0, 0, 0x1f_f000, 0x20_0000),
+            (1, 0x20_0000, 0x20_0000, 0x40_0000),
+            (2, 0x40_0000, 0x40_0000, 0x40_1000),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(index(0x40_1000, 2), 2);
+        assert_eq!(index(0x40_1000, 1), 1);
+    }
+
+    #[test]
+    fn odd_ranges_cover_nothing_or_stop_at_the_table_end() {
+        assert!(parts(4, 0, 5, 5).is_empty());
+        assert!(parts(4, 0, 7, 3).is_empty());
+        assert!(parts(1, 0x1000_0000, 0, u64::MAX).is_empty());
+        assert!(parts(4, 0, u64::MAX - 1, u64::MAX).is_empty());
+        let all = parts(4, 0, 0, u64::MAX);
+        assert_eq!(all.len(), 512);
+        assert_eq!(all[511], (511, 511 << 39, 511 << 39, 1 << 48));
+    }
+}
