@@ -66,6 +66,11 @@ pub const MAX_FILES: usize = 255;
 /// Largest `align` a `Kmalloc` may name.
 pub const MAX_KMALLOC_ALIGN: u64 = 4096;
 
+/// The kernel heap hands out whole granules of this many bytes: a
+/// `Kmalloc` of `size` bytes gets the block `addr..addr + size` rounded up
+/// to a multiple of it (see `semantics`, **Kmalloc**).
+pub const KMALLOC_GRANULE: u64 = 16;
+
 /// Exit value the guest writes to `isa-debug-exit` after a `Shutdown`
 /// request. QEMU exits with `(value << 1) | 1` = 33: the only success code.
 pub const EXIT_SUCCESS: u8 = 0x10;

@@ -87,13 +87,17 @@
 //! - **Kmalloc** `size, align` (kernel): `size == 0` → `ZeroCount`; `align`
 //!   not a power of two → `Misaligned`; `align > MAX_KMALLOC_ALIGN` →
 //!   `TooLarge`; no free run of the heap fits → `OutOfMemory`. Answers
-//!   `Kmalloc { addr }`, `addr % max(align, 16) == 0`, the block
-//!   `addr..addr + size` inside `heap.start..heap.start + heap_max_bytes`
-//!   and overlapping no live block (the kernel's own included). Uses no
-//!   frame: the block's pages are allocate-on-write until touched.
+//!   `Kmalloc { addr }`, `addr % max(align, 16) == 0`. The block is
+//!   `addr..addr + size'` where `size'` is `size` rounded up to a multiple
+//!   of [`crate::KMALLOC_GRANULE`] (16): the heap hands out whole granules,
+//!   so the bytes up to `size'` are the block's too (touchable, counted as
+//!   live and, once freed, as freed). It lies inside
+//!   `heap.start..heap.start + heap_max_bytes` and overlaps no live block
+//!   (the kernel's own included). Uses no frame: the block's pages are
+//!   allocate-on-write until touched.
 //! - **Kfree** `addr` (kernel): `InvalidState { addr }` unless `addr` is the
 //!   address of a live block the host got from `Kmalloc`; frees it (adds its
-//!   size to `bytes_freed_since_check`). Frees no frame by itself.
+//!   size, rounded up as above, to `bytes_freed_since_check`). Frees no frame by itself.
 //! - **HeapScavenge** (kernel): every present heap page that no live block
 //!   overlaps loses its frame (allocate-on-write again), one
 //!   `Reclaim::Scavenged` event each (up to the ring's capacity; a scan cut

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use protocol::{Error, Response, MAX_KMALLOC_ALIGN, PAGE_SIZE};
+use protocol::{Error, Response, KMALLOC_GRANULE, MAX_KMALLOC_ALIGN, PAGE_SIZE};
 
 use super::plan::{Effect, Plan};
 use super::prediction::Prediction;
@@ -14,7 +14,8 @@ use super::Model;
 /// What the model knows of the heap.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Heap {
-    /// The host's live blocks: address → size.
+    /// The host's live blocks: address → size, rounded up to whole
+    /// granules (the block a `Kmalloc` hands out).
     pub blocks: BTreeMap<u64, u64>,
     /// Byte ranges of live host blocks the host wrote: start → end.
     pub written: BTreeMap<u64, u64>,
@@ -110,6 +111,11 @@ impl Model {
         }
         let room =
             self.hello.heap_max_bytes - self.heap.live_bytes().min(self.hello.heap_max_bytes);
+        // Whole granules: `size` rounded up (saturating: a size that
+        // rounds past `u64::MAX` is out of memory anyway).
+        let size = size
+            .checked_next_multiple_of(KMALLOC_GRANULE)
+            .unwrap_or(u64::MAX);
         if size > room {
             return Err(Error::OutOfMemory);
         }
@@ -124,7 +130,8 @@ impl Model {
         })
     }
 
-    /// Takes the block a `Kmalloc` answered (its place was judged).
+    /// Takes the block a `Kmalloc` answered (its place was judged); `size`
+    /// is already rounded up to whole granules.
     pub(super) fn commit_kmalloc(&mut self, addr: u64, size: u64) -> Result<(), String> {
         if let Some((a, s)) = self.heap.overlaps(addr, addr + size) {
             return Err(format!(

@@ -79,7 +79,8 @@ fn kmalloc_validation_and_placement() {
     run(&mut m, &[(kmalloc(16, 16), at(HEAP + 0x1070))]);
     // A block uses no frame.
     assert_eq!(m.stats().free_frames, BOOT_FREE);
-    assert_eq!(m.stats().heap_bytes_live, 116);
+    // Whole granules: 100 bytes take 112.
+    assert_eq!(m.stats().heap_bytes_live, 128);
     // Kfree: only live host blocks, once.
     assert_eq!(
         m.predict(&kfree(HEAP + 0x1001)),
@@ -96,6 +97,39 @@ fn kmalloc_validation_and_placement() {
     );
     // Its room can be handed out again.
     run(&mut m, &[(kmalloc(0x60, 16), at(HEAP + 0x1000))]);
+}
+
+#[test]
+fn a_block_is_its_size_rounded_up_to_whole_granules() {
+    let mut m = model();
+    let block = HEAP + 0x3000;
+    run(
+        &mut m,
+        &[(kmalloc(100, 16), Response::Kmalloc { addr: block })],
+    );
+    // Bytes 100..112 are the block's (the granule's rest); 112 is not.
+    assert!(
+        !matches!(
+            m.predict(&touch(block + 100, 12, Some(5))),
+            Prediction::Exact(Response::Error(_))
+        ),
+        "the rest of the last granule is touchable"
+    );
+    assert_eq!(
+        m.predict(&touch(block + 100, 13, Some(5))),
+        err(Error::Reserved)
+    );
+    // The next block may start right after the granules, not before.
+    let d = diverges(
+        &mut m,
+        kmalloc(16, 16),
+        Response::Kmalloc { addr: block + 96 },
+    );
+    assert!(d.reason.contains("overlaps the live block"), "{d}");
+    run(
+        &mut m,
+        &[(kmalloc(16, 16), Response::Kmalloc { addr: block + 112 })],
+    );
 }
 
 #[test]
