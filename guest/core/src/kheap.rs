@@ -8,9 +8,13 @@
 //! happen under the VMM's lock): three bitmaps of 16-byte granules, *used*,
 //! *start* (the first granule of a block) and *host* (a block the host got
 //! from `Kmalloc`). A block is its start granule and the used granules after
-//! it up to the next start or free granule. Allocation is first fit from a
-//! rotating hint. A heap page whose 256 used bits are all zero is free, and
-//! the scavenger turns it back to allocate-on-write.
+//! it up to the next start or free granule. The kernel's blocks are first
+//! fit from the start of the heap; the host's are first fit from a rotating
+//! hint in the upper half, so where a host block lands depends on the
+//! host's requests alone, not on the kernel's own blocks (which come and go
+//! with how requests are batched): a trace replays with the same addresses
+//! however it is sent. A heap page whose 256 used bits are all zero is free,
+//! and the scavenger turns it back to allocate-on-write.
 
 use protocol::{Error, Reclaim};
 
@@ -39,6 +43,12 @@ pub(crate) struct KHeap {
 }
 
 impl KHeap {
+    /// The granule where the host's blocks start (and `Reset` puts the
+    /// hint back): the upper half of a heap of `granules`.
+    pub fn host_start(granules: u64) -> u64 {
+        granules / 2
+    }
+
     /// Frames of one bitmap for a heap of `max` bytes.
     pub fn map_frames(max: u64) -> u64 {
         (max / GRANULE).div_ceil(8 * 4096)
@@ -78,12 +88,19 @@ impl<M: PhysMemory> Vmm<M> {
         }
         // The kernel's blocks first fit from the start, so that they reuse
         // pages that already have frames (an allocation must not need a
-        // new frame while freed room is left in committed pages); the
-        // host's from a rotating hint, to spread over fresh pages.
-        let from = if host { h.hint } else { 0 };
-        let g = self
-            .find_granules(&h, n, step, from)
-            .ok_or(Error::OutOfMemory)?;
+        // new frame while freed room is left in committed pages). The
+        // host's from a rotating hint over the upper half, to spread over
+        // fresh pages away from the kernel's; anywhere only when the upper
+        // half has no room.
+        let host_start = KHeap::host_start(h.granules);
+        let found = if host {
+            self.find_granules(&h, n, step, h.hint.max(host_start))
+                .or_else(|| self.find_granules(&h, n, step, host_start))
+                .or_else(|| self.find_granules(&h, n, step, 0))
+        } else {
+            self.find_granules(&h, n, step, 0)
+        };
+        let g = found.ok_or(Error::OutOfMemory)?;
         for j in g..g + n {
             self.set_hbit(&h, USED, j, true);
             if host {
@@ -100,14 +117,14 @@ impl<M: PhysMemory> Vmm<M> {
         Ok(HEAP_START + g * GRANULE)
     }
 
+    /// The first free run of `n` granules at a multiple of `step`, at or
+    /// after `from`.
     fn find_granules(&mut self, h: &KHeap, n: u64, step: u64, from: u64) -> Option<u64> {
-        for from in [from.min(h.granules), 0] {
-            let mut g = from.div_ceil(step) * step;
-            while g + n <= h.granules {
-                match (g..g + n).find(|&j| self.hbit(h, USED, j)) {
-                    Some(j) => g = (j + 1).div_ceil(step) * step,
-                    None => return Some(g),
-                }
+        let mut g = from.min(h.granules).div_ceil(step) * step;
+        while g + n <= h.granules {
+            match (g..g + n).find(|&j| self.hbit(h, USED, j)) {
+                Some(j) => g = (j + 1).div_ceil(step) * step,
+                None => return Some(g),
             }
         }
         None

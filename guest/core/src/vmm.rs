@@ -178,7 +178,7 @@ impl<M: PhysMemory> Vmm<M> {
                     base: heap_base,
                     map_frames: heap_maps,
                     granules: heap_max / GRANULE,
-                    hint: 0,
+                    hint: KHeap::host_start(heap_max / GRANULE),
                     live: 0,
                     freed: 0,
                     incomplete: false,
@@ -484,7 +484,7 @@ impl<M: PhysMemory> Vmm<M> {
         self.frames.rewind();
         self.hand = 0;
         if let Some(h) = self.heap.as_mut() {
-            h.hint = 0;
+            h.hint = KHeap::host_start(h.granules);
         }
         self.counters.faults_resolved = 0;
         self.counters.pages_scavenged = 0;
