@@ -48,14 +48,15 @@ impl SequenceSource {
 }
 
 /// Whether the generator learns from the answer to `op` (frames from
-/// `alloc_frames`, ranges from `valloc`, the layout from `hello`, what a
-/// free or a reset gave back): a batch ends after such an operation, so
-/// the next one is generated knowing its answer.
+/// `alloc_frames`, ranges from `valloc`, blocks from `kmalloc`, the layout
+/// from `hello`, what a free or a reset gave back): a batch ends after
+/// such an operation, so the next one is generated knowing its answer.
 pub fn needs_answer(op: &Op) -> bool {
     matches!(
         op,
         Op::Hello
             | Op::AllocFrames { .. }
+            | Op::Kmalloc { .. }
             | Op::FreeFrames { .. }
             | Op::Valloc { .. }
             | Op::Vfree { .. }

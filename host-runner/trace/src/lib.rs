@@ -45,4 +45,4 @@ pub use op::{Op, OpKind};
 pub use recorder::{save_atomically, TraceWriter};
 pub use replay::{replay, Judge, ReplayReport, Session};
 pub use shard::Shard;
-pub use weights::{GenConfig, Weights};
+pub use weights::{files_of_pages, GenConfig, Weights, DEFAULT_FILE_PAGES};

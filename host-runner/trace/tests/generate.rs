@@ -3,8 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use protocol::{FrameRun, Privilege, Response, MAX_TOUCH_LEN};
-use trace::{generate, parse_str, GenConfig, Generator, Op, OpKind, Shard, Weights};
+use protocol::{FrameRun, Privilege, Reclaim, Response, MAX_TOUCH_LEN};
+use trace::{
+    files_of_pages, generate, parse_str, FileSpec, GenConfig, Generator, Op, OpKind, Shard, Weights,
+};
 
 const USER_END: u64 = 0x0000_8000_0000_0000;
 const HIGH_HALF: u64 = 0xffff_8000_0000_0000;
@@ -12,8 +14,8 @@ const HIGH_HALF: u64 = 0xffff_8000_0000_0000;
 fn config(ops: usize) -> GenConfig {
     GenConfig {
         ops,
-        ram_mib: 128,
         weights: Weights::uniform(),
+        ..GenConfig::default()
     }
 }
 
@@ -35,6 +37,11 @@ fn same_seed_same_trace_other_seed_other_trace() {
     assert_eq!(a.len(), 200);
     assert_eq!(a.header.seed, Some(1234));
     assert_eq!(a.header.ram_mib, Some(128));
+    assert_eq!(
+        a.header.files,
+        files_of_pages(&[24, 600]),
+        "the header names the files the campaign boots with"
+    );
     // Generated traces survive the file format.
     assert_eq!(parse_str(&a.to_text()).unwrap(), a);
 }
@@ -59,6 +66,7 @@ fn every_kind_appears_and_default_weights_never_panic() {
             ops: 50,
             ram_mib: 64,
             weights: only_maps,
+            ..GenConfig::default()
         },
     );
     assert!(t.entries.iter().all(|e| e.op.kind() == OpKind::Map));
@@ -153,8 +161,8 @@ fn stepping_uses_the_answers() {
         5,
         GenConfig {
             ops: 0,
-            ram_mib: 128,
             weights: only,
+            ..GenConfig::default()
         },
     );
     let mut answer: Option<Response> = None;
@@ -210,4 +218,149 @@ fn shards_split_seeds_without_overlap() {
         assert!(bad.parse::<Shard>().is_err(), "{bad}");
     }
     assert_eq!(shards[2].to_string(), "3/4");
+}
+
+#[test]
+fn default_weights_fuzz_every_version_2_operation() {
+    let t = generate(
+        8,
+        &GenConfig {
+            ops: 3000,
+            ..GenConfig::default()
+        },
+    );
+    let count = |k: OpKind| t.entries.iter().filter(|e| e.op.kind() == k).count();
+    for k in [
+        OpKind::MapFile,
+        OpKind::Evict,
+        OpKind::Kmalloc,
+        OpKind::Kfree,
+        OpKind::HeapScavenge,
+    ] {
+        assert!(count(k) > 30, "{k:?}: {}", count(k));
+    }
+}
+
+#[test]
+fn map_file_aims_at_the_guests_files_and_past_them() {
+    let files = vec![
+        FileSpec { pages: 5, seed: 1 },
+        FileSpec {
+            pages: 700,
+            seed: 2,
+        },
+    ];
+    let only = Weights([0; 20]).set(OpKind::MapFile, 1);
+    let t = generate(
+        11,
+        &GenConfig {
+            ops: 1000,
+            weights: only,
+            files: files.clone(),
+            ..GenConfig::default()
+        },
+    );
+    assert_eq!(t.header.files, files);
+    let windows: Vec<(u8, u64, u64)> = t
+        .entries
+        .iter()
+        .map(|e| match e.op {
+            Op::MapFile {
+                file,
+                file_page,
+                pages,
+                ..
+            } => (file, file_page, pages),
+            ref op => panic!("{op:?}"),
+        })
+        .collect();
+    let fits = |&(f, start, pages): &(u8, u64, u64)| {
+        files.get(usize::from(f)).is_some_and(|spec| {
+            pages > 0
+                && start
+                    .checked_add(pages)
+                    .is_some_and(|end| end <= spec.pages)
+        })
+    };
+    let fitting = windows.iter().filter(|w| fits(w)).count();
+    assert!(fitting > 600, "most windows fit a file: {fitting}");
+    for f in [0u8, 1] {
+        assert!(windows.iter().any(|w| w.0 == f && fits(w)), "file {f}");
+        let last = files[usize::from(f)].pages - 1;
+        assert!(
+            windows.iter().any(|w| w.0 == f && w.1 == last && w.2 == 1),
+            "the last page of file {f}"
+        );
+    }
+    assert!(
+        windows.iter().any(|w| w.0 == 1 && w.1 == 0 && w.2 == 700),
+        "a whole file"
+    );
+    assert!(windows.iter().any(|w| w.0 == 2), "a file the guest lacks");
+    assert!(
+        windows.iter().any(|w| usize::from(w.0) < 2 && !fits(w)),
+        "a window past a file's end"
+    );
+}
+
+#[test]
+fn the_heap_operations_use_the_blocks_the_guest_handed_out() {
+    let only = Weights([0; 20])
+        .set(OpKind::Kmalloc, 2)
+        .set(OpKind::Kfree, 2)
+        .set(OpKind::Write, 2)
+        .set(OpKind::Read, 1);
+    let mut g = Generator::new(
+        21,
+        GenConfig {
+            ops: 0,
+            weights: only,
+            ..GenConfig::default()
+        },
+    );
+    let heap = 0xffff_c000_0000_0000u64;
+    let mut next = heap;
+    let mut live: Vec<u64> = Vec::new();
+    let mut freed: Vec<u64> = Vec::new();
+    let (mut frees_of_live, mut double_frees, mut touches_in_blocks) = (0, 0, 0);
+    let mut answer: Option<Response> = None;
+    for i in 0..2000 {
+        let op = g.next_op(answer.as_ref());
+        let plain = match op {
+            Op::Kmalloc { size, .. } if (1..=1 << 20).contains(&size) => {
+                let addr = next;
+                next += size.next_multiple_of(16);
+                live.push(addr);
+                Response::Kmalloc { addr }
+            }
+            Op::Kfree { addr, privilege } => {
+                if live.contains(&addr) && privilege == Privilege::Kernel {
+                    frees_of_live += 1;
+                    live.retain(|&a| a != addr);
+                    freed.push(addr);
+                } else if freed.contains(&addr) {
+                    double_frees += 1;
+                }
+                Response::Done
+            }
+            Op::Write { addr, .. } | Op::Read { addr, .. } => {
+                touches_in_blocks += usize::from((heap..next).contains(&addr));
+                Response::Done
+            }
+            _ => Response::Done,
+        };
+        // Answers inside `Reclaimed` teach the generator the same.
+        answer = Some(if i % 3 == 0 {
+            Response::Reclaimed {
+                events: vec![Reclaim::Dropped { addr: 0x1000 }],
+                response: Box::new(plain),
+            }
+        } else {
+            plain
+        });
+    }
+    assert!(
+        frees_of_live > 200 && double_frees > 10 && touches_in_blocks > 50,
+        "{frees_of_live} {double_frees} {touches_in_blocks}"
+    );
 }

@@ -12,6 +12,8 @@ use crate::op::{Op, OpKind};
 use crate::strategy::{self, Targets, USER_END};
 pub use crate::weights::{GenConfig, Weights};
 
+mod v2;
+
 /// How many earlier ranges, writes, frame runs and valloc runs are kept to
 /// aim at.
 const MEMORY: usize = 64;
@@ -32,6 +34,10 @@ pub struct Generator {
     writes: Vec<(u64, u64)>,
     frames: Vec<FrameRun>,
     vallocs: Vec<(u64, u64)>,
+    /// Live heap blocks the host got from `kmalloc` (`addr`, `size`).
+    blocks: Vec<(u64, u64)>,
+    /// Blocks freed before, to free again (a double free must be refused).
+    freed_blocks: Vec<u64>,
     last: Option<Op>,
 }
 
@@ -53,6 +59,8 @@ impl Generator {
             writes: Vec::new(),
             frames: Vec::new(),
             vallocs: Vec::new(),
+            blocks: Vec::new(),
+            freed_blocks: Vec::new(),
             last: None,
         }
     }
@@ -67,6 +75,7 @@ impl Generator {
             seed: Some(self.seed),
             ram_mib: Some(self.config.ram_mib),
             created_by: Some(concat!("vmmfuzz-trace ", env!("CARGO_PKG_VERSION")).to_string()),
+            files: self.config.files.clone(),
             ..TraceHeader::default()
         }
     }
@@ -82,8 +91,13 @@ impl Generator {
         op
     }
 
-    /// Learns from the answer `r` to `op`.
+    /// Learns from the answer `r` to `op` (the plain answer inside a
+    /// `Reclaimed`: the reclaim events say nothing the generator uses).
     fn observe(&mut self, op: &Op, r: &Response) {
+        let r = match r {
+            Response::Reclaimed { response, .. } => response,
+            r => r,
+        };
         match (op, r) {
             (_, Response::Hello(h)) => self.targets.learn(h),
             (Op::AllocFrames { .. }, Response::Frames(runs)) => {
@@ -96,9 +110,13 @@ impl Generator {
                 remember(&mut self.vallocs, (*addr, *pages))
             }
             (Op::Vfree { addr, .. }, Response::Done) => self.vallocs.retain(|v| v.0 != *addr),
+            (Op::Kmalloc { size, .. }, Response::Kmalloc { addr }) => {
+                remember(&mut self.blocks, (*addr, *size))
+            }
             (Op::Reset { .. }, Response::Done) => {
                 self.frames.clear();
                 self.vallocs.clear();
+                self.blocks.clear();
             }
             _ => {}
         }
@@ -150,6 +168,9 @@ impl Generator {
     /// A byte range for a write or read: inside a range used before, where
     /// the data can live, or any range.
     fn bytes(&mut self) -> (u64, u64) {
+        if !self.blocks.is_empty() && self.rng.random_bool(0.15) {
+            return self.block_bytes();
+        }
         match self.ranges.choose(&mut self.rng).copied() {
             Some((addr, pages)) if self.rng.random_bool(0.7) => {
                 let span = pages.clamp(1, 1 << 16) * PAGE_SIZE;
@@ -302,21 +323,7 @@ impl Generator {
                     privilege: self.kernel_only(),
                 }
             }
-            OpKind::MapFile => {
-                let (addr, pages, privilege) = self.range();
-                let file = if self.rng.random_bool(0.9) {
-                    self.rng.random_range(0..2)
-                } else {
-                    self.rng.random()
-                };
-                Op::MapFile {
-                    addr,
-                    pages,
-                    file,
-                    file_page: self.rng.random_range(0..pages.clamp(1, 64)),
-                    privilege,
-                }
-            }
+            OpKind::MapFile => self.map_file(),
             OpKind::Evict => {
                 let (addr, pages, privilege) = self.range();
                 Op::Evict {
@@ -325,18 +332,8 @@ impl Generator {
                     privilege,
                 }
             }
-            OpKind::Kmalloc => Op::Kmalloc {
-                size: self.rng.random_range(0..3 * PAGE_SIZE),
-                align: 1 << self.rng.random_range(0..14),
-                privilege: self.kernel_only(),
-            },
-            OpKind::Kfree => {
-                let (addr, _, _) = self.range();
-                Op::Kfree {
-                    addr,
-                    privilege: self.kernel_only(),
-                }
-            }
+            OpKind::Kmalloc => self.kmalloc(),
+            OpKind::Kfree => self.kfree(),
             OpKind::HeapScavenge => Op::HeapScavenge {
                 privilege: self.kernel_only(),
             },
