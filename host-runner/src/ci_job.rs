@@ -139,18 +139,13 @@ pub async fn fuzz_campaign(
     let started = Instant::now();
     let args = FuzzArgs {
         seed: Some(seed),
-        sequences: None,
-        ops: 200,
         duration: Some(budget),
-        check_every: 50,
         jobs: 1,
-        shard: "1/1".parse().expect("a valid shard"),
         out: failures_dir.to_owned(),
-        batch: 32,
         fresh: FreshState::Auto,
         max_failures: 1,
         minimize_duration: Duration::from_secs(30),
-        no_minimize: false,
+        ..FuzzArgs::default()
     };
     let name = format!("fuzz ({}s)", budget.as_secs());
     match crate::fuzz::run(config, &args, replay_command).await {

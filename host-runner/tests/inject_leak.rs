@@ -32,15 +32,13 @@ fn args(out: PathBuf) -> FuzzArgs {
         sequences: Some(30),
         ops: 100,
         duration: None,
-        check_every: 50,
         jobs: 1,
         shard: Shard::ALL,
         out,
-        batch: 32,
         fresh: FreshState::Auto,
         max_failures: 1,
         minimize_duration: Duration::from_secs(300),
-        no_minimize: false,
+        ..FuzzArgs::default()
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use trace::recorder::failure_path;
-use trace::{Failure, GenConfig, Generator, Signature, Trace, TraceWriter};
+use trace::{Failure, GenConfig, Generator, Op, Signature, Trace, TraceWriter};
 
 use super::fresh::Fresh;
 use super::plan::{sequence_seed, SequenceSource};
@@ -18,7 +18,7 @@ use super::sequence::{run_sequence, SequenceSpec};
 use super::summary::{FoundFailure, FreshState, FuzzArgs, Summary};
 use crate::judge::glue::Reuse;
 use crate::judge::{is_runner_failure, JudgeOptions};
-use crate::minimize::{minimize_trace, step_line, MinimizeOptions};
+use crate::minimize::{minimize_trace, step_line, MinimizeError, MinimizeOptions, MinimizeReport};
 use crate::session::VmConfig;
 
 /// Why a campaign could not go on (a guest bug is a failure in the
@@ -68,12 +68,24 @@ impl Shared {
         move |source| FuzzError::Io { path, source }
     }
 
-    /// Saves the failing trace (atomically: before anything else), reports
-    /// it, and minimizes it if its signature is new.
-    pub async fn capture(&self, trace: Trace) -> Result<(), FuzzError> {
+    /// Saves the failing trace (atomically: before anything else), and
+    /// beside it `since_boot` (the same failure after everything the guest
+    /// received since it booted) when the sequence ran after a reset;
+    /// reports it, and minimizes it if its signature is new: the sequence
+    /// alone, or the history when the sequence alone passes on a fresh
+    /// guest (the reset left some state behind).
+    pub async fn capture(&self, trace: Trace, since_boot: Option<Trace>) -> Result<(), FuzzError> {
         let failure = trace.header.failure.clone().expect("a failing trace");
         let path = failure_path(&self.args.out, &failure, &trace);
         trace::save_atomically(&path, &trace).map_err(self.io(path.clone()))?;
+        let history = match since_boot {
+            Some(t) => {
+                let p = since_boot_path(&path);
+                trace::save_atomically(&p, &t).map_err(self.io(p.clone()))?;
+                Some((p, t))
+            }
+            None => None,
+        };
         let n = self.progress.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if self.args.max_failures > 0 && n >= self.args.max_failures {
             self.stop.store(true, Ordering::Relaxed);
@@ -84,20 +96,28 @@ impl Shared {
             self.replay,
             path.display()
         ));
+        if let Some((p, t)) = &history {
+            self.progress.println(format!(
+                "  the sequence ran after a reset; with everything before it since boot \
+                 ({} ops): {}",
+                t.len(),
+                p.display()
+            ));
+        }
         let new = self
             .minimized
             .lock()
             .expect("not poisoned")
             .insert(failure.signature());
         let minimized = if new && !self.args.no_minimize {
-            let opts = MinimizeOptions {
-                judge: self.judge(),
-                reuse: Reuse::FreshBoot,
-                duration: self.args.minimize_duration,
-            };
-            let out = self.progress.printer();
-            let log = move |s: &trace::minimize::Step| out.println(step_line(s));
-            let r = minimize_trace(&self.config, trace.clone(), &path, &opts, log).await;
+            let mut r = self.minimize(trace.clone(), &path).await;
+            if let (Err(MinimizeError::Passes { .. }), Some((p, t))) = (&r, history) {
+                self.progress.println(format!(
+                    "  the sequence alone passes on a fresh guest: minimizing {} instead",
+                    p.display()
+                ));
+                r = self.minimize(t, &p).await;
+            }
             match &r {
                 Ok(m) => self.progress.println(format!(
                     "  {m}\n  reproduce: {} {}",
@@ -120,6 +140,55 @@ impl Shared {
     }
 }
 
+/// Where a failure's trace from boot goes: beside the failing sequence's.
+fn since_boot_path(path: &std::path::Path) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!("{stem}-since-boot.jsonl"))
+}
+
+/// The failing sequence's trace `t` preceded by `history`, what the guest
+/// received since boot (`None` when it is empty: `t` is that already).
+fn with_history(history: &[Op], t: &Trace) -> Option<Trace> {
+    if history.is_empty() {
+        return None;
+    }
+    let mut header = t.header.clone();
+    if let Some(f) = header.failure.as_mut() {
+        f.op_index = f.op_index.map(|i| i + history.len());
+    }
+    let resets = history
+        .iter()
+        .filter(|op| matches!(op, Op::Reset { .. }))
+        .count();
+    header.note = Some(format!(
+        "what the guest received since boot: {resets} earlier sequence(s), each followed by \
+         the campaign's reset, then the failing sequence (seed {})",
+        t.header.seed.map_or("?".into(), |s| format!("{s:#x}"))
+    ));
+    let ops = history
+        .iter()
+        .cloned()
+        .chain(t.entries.iter().map(|e| e.op.clone()));
+    Some(Trace::from_ops(header, ops))
+}
+
+impl Shared {
+    async fn minimize(
+        &self,
+        trace: Trace,
+        path: &std::path::Path,
+    ) -> Result<MinimizeReport, MinimizeError> {
+        let opts = MinimizeOptions {
+            judge: self.judge(),
+            reuse: Reuse::FreshBoot,
+            duration: self.args.minimize_duration,
+        };
+        let out = self.progress.printer();
+        let log = move |s: &trace::minimize::Step| out.println(step_line(s));
+        minimize_trace(&self.config, trace, path, &opts, log).await
+    }
+}
+
 /// One job: sequences until the source, the deadline or the failure limit
 /// says stop.
 async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
@@ -127,6 +196,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
     let gen = GenConfig {
         ops: s.args.ops,
         ram_mib: s.config.ram_mib,
+        files: s.config.files.clone(),
         ..GenConfig::default()
     };
     let mut job = Fresh::new(s.args.fresh);
@@ -159,6 +229,11 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             .batches
             .fetch_add(run.batches as u64, Ordering::Relaxed);
         s.progress.sequences.fetch_add(1, Ordering::Relaxed);
+        s.progress
+            .coverage
+            .lock()
+            .expect("not poisoned")
+            .merge(&run.coverage);
         match &run.failure {
             None => {
                 if let Some(note) = job.passed(k, &run) {
@@ -186,7 +261,8 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             }
             Some(_) => {
                 let trace = run.failing_trace().expect("failed");
-                s.capture(trace).await?;
+                let since_boot = with_history(job.since_boot(), &trace);
+                s.capture(trace, since_boot).await?;
                 drop(target);
                 retry = None;
             }
@@ -199,7 +275,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
                     failure: Some(f),
                     ..prev.header
                 };
-                s.capture(Trace::from_ops(header, prev.ops)).await?;
+                s.capture(Trace::from_ops(header, prev.ops), None).await?;
             }
         }
     }
@@ -217,7 +293,12 @@ fn clock_seed() -> u64 {
 /// Runs a campaign on guests configured by `config`; `replay` is the
 /// command line that replays a trace with this guest (shown with each
 /// failure).
+/// The guests boot with `args.files` (the trace headers name them).
 pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<Summary, FuzzError> {
+    let config = &VmConfig {
+        files: args.files.0.clone(),
+        ..config.clone()
+    };
     let seed = args.seed.unwrap_or_else(clock_seed);
     let limit = args.sequences.or(if args.duration.is_none() {
         Some(100)
@@ -234,12 +315,13 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         source,
     })?;
     tracing::info!(
-        "fuzz: seed {seed:#x}, shard {}, {} job(s), {} ops per sequence, memory check every {}; \
-         in-flight traces in {}",
+        "fuzz: seed {seed:#x}, shard {}, {} job(s), {} ops per sequence, memory check every {}, \
+         files of {} pages; in-flight traces in {}",
         args.shard,
         args.jobs,
         args.ops,
         args.check_every,
+        args.files,
         args.out.display()
     );
     let shared = Arc::new(Shared {
@@ -282,6 +364,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         FreshState::Auto => shared.fresh_notes.lock().expect("not poisoned").clone(),
     };
     let found = shared.found.lock().expect("not poisoned").clone();
+    let coverage = p.coverage.lock().expect("not poisoned").clone();
     Ok(Summary {
         seed,
         shard: args.shard,
@@ -295,5 +378,6 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         fresh,
         failures: found,
         replay: shared.replay.clone(),
+        coverage,
     })
 }

@@ -6,6 +6,14 @@
 //! send the same operations only if `Reset` really restores the boot state.
 //! Reset is used only if it does and is faster: a failure found after a
 //! reset must replay from a fresh boot.
+//!
+//! The probe is one sequence; a guest whose state leaks through a reset in
+//! rarer ways can still fail after a reset and pass from a fresh boot. So
+//! each job also keeps every operation its guest received since it booted
+//! (earlier sequences, each followed by the campaign's `reset`): a failure
+//! after a reset is saved with that history too, which replays from a
+//! fresh boot whatever the reset left behind. A guest is booted afresh
+//! after [`MAX_RESETS_PER_BOOT`] resets, which bounds that history.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +25,12 @@ use super::campaign::{FuzzError, Shared};
 use super::sequence::SequenceRun;
 use super::summary::FreshState;
 use crate::judge::{is_runner_failure, JudgedVm};
+
+/// Resets of one guest before the job boots a fresh one: bounds the
+/// history a failure after a reset is saved with (at most this many
+/// sequences before the failing one) at the cost of one boot (tens of
+/// milliseconds) per this many sequences.
+pub const MAX_RESETS_PER_BOOT: usize = 8;
 
 /// A job's guest between sequences, and how it gets a fresh state.
 #[derive(Debug)]
@@ -30,6 +44,10 @@ pub(super) struct Fresh {
     probe: Option<(u64, Vec<Op>)>,
     /// The last passing sequence, blamed when the reset after it fails.
     pub prev: Option<SequenceRun>,
+    /// What the guest received since it booted, up to the sequence
+    /// running now: earlier sequences, each followed by a `reset`.
+    history: Vec<Op>,
+    resets: usize,
 }
 
 impl Fresh {
@@ -41,7 +59,15 @@ impl Fresh {
             reset: None,
             probe: None,
             prev: None,
+            history: Vec::new(),
+            resets: 0,
         }
+    }
+
+    /// The operations the current guest received before the sequence
+    /// running now (empty on a fresh boot).
+    pub fn since_boot(&self) -> &[Op] {
+        &self.history
     }
 
     /// The sequence to run again after a reset, when the probe is due.
@@ -99,6 +125,8 @@ impl Fresh {
 
     async fn boot(&mut self, s: &Shared) -> Result<JudgedVm, FuzzError> {
         drop(self.vm.take());
+        self.history.clear();
+        self.resets = 0;
         let t = Instant::now();
         let vm = JudgedVm::start(&s.config, s.judge())
             .await
@@ -116,12 +144,19 @@ impl Fresh {
         let Some(mut vm) = self.vm.take() else {
             return self.boot(s).await;
         };
-        if self.mode == FreshState::Boot {
+        if self.mode == FreshState::Boot || self.resets >= MAX_RESETS_PER_BOOT {
             return self.boot(s).await;
         }
         let t = Instant::now();
         match vm.reset().await {
             Ok(()) => {
+                if let Some(prev) = &self.prev {
+                    self.history.extend(prev.ops.iter().cloned());
+                }
+                self.history.push(Op::Reset {
+                    privilege: Privilege::Kernel,
+                });
+                self.resets += 1;
                 let took = t.elapsed();
                 self.reset.get_or_insert(took);
                 s.progress.record_reset(took);
@@ -145,8 +180,11 @@ impl Fresh {
                     .prev
                     .take()
                     .expect("a guest is kept only after a sequence");
-                f.op_index = Some(prev.ops.len());
-                let mut ops = prev.ops;
+                // Everything since boot: the reset failed on what all of
+                // it left behind.
+                let mut ops = std::mem::take(&mut self.history);
+                ops.extend(prev.ops);
+                f.op_index = Some(ops.len());
                 ops.extend([
                     Op::Reset {
                         privilege: Privilege::Kernel,
@@ -157,7 +195,7 @@ impl Fresh {
                     failure: Some(f),
                     ..prev.header
                 };
-                s.capture(Trace::from_ops(header, ops)).await?;
+                s.capture(Trace::from_ops(header, ops), None).await?;
                 self.boot(s).await
             }
         }
@@ -175,6 +213,7 @@ mod tests {
             ops,
             batches: 1,
             failure: None,
+            coverage: Default::default(),
         }
     }
 

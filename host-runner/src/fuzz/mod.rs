@@ -10,10 +10,12 @@
 //! - [`sequence`]: one sequence on a [`sequence::Target`].
 //! - [`campaign`]: the jobs and failure capture; `fresh`: a fresh state
 //!   per sequence (reset or boot, measured and checked equivalent).
-//! - [`progress`]: counters, the progress bar.
+//! - [`progress`]: counters, the progress bar; [`coverage`]: how the guest
+//!   answered each kind of operation.
 //! - [`summary`]: the options and the end-of-campaign report.
 
 pub mod campaign;
+pub mod coverage;
 mod fresh;
 pub mod plan;
 pub mod progress;

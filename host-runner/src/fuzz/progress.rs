@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::coverage::Coverage;
+
 /// How often the bar's message is refreshed, and the log line's period.
 const TICK: Duration = Duration::from_millis(250);
 const LOG_EVERY: Duration = Duration::from_secs(30);
@@ -23,6 +25,8 @@ pub struct Progress {
     /// Times of fresh boots (until Ready and Hello) and of judged resets.
     pub boots: Mutex<Vec<Duration>>,
     pub resets: Mutex<Vec<Duration>>,
+    /// The answers of every sequence so far.
+    pub coverage: Mutex<Coverage>,
     bar: ProgressBar,
 }
 
@@ -52,6 +56,7 @@ impl Progress {
             failures: AtomicU64::new(0),
             boots: Mutex::new(Vec::new()),
             resets: Mutex::new(Vec::new()),
+            coverage: Mutex::new(Coverage::default()),
             bar,
         }
     }

@@ -7,6 +7,7 @@ use std::io;
 use protocol::{Request, Response};
 use trace::{Failure, GenConfig, Generator, Op, Trace, TraceHeader, TraceWriter};
 
+use super::coverage::Coverage;
 use super::plan::BatchRule;
 use crate::judge::JudgedVm;
 
@@ -58,6 +59,9 @@ pub struct SequenceRun {
     /// Batches sent.
     pub batches: usize,
     pub failure: Option<Failure>,
+    /// How the guest answered each kind of operation (the batches answered
+    /// in full).
+    pub coverage: Coverage,
 }
 
 impl SequenceRun {
@@ -100,6 +104,7 @@ pub async fn run_sequence<T: Target>(
         ops: Vec::with_capacity(spec.gen.ops),
         batches: 0,
         failure: None,
+        coverage: Coverage::default(),
     };
     let mut last: Option<Response> = None;
     while run.ops.len() < spec.gen.ops {
@@ -120,9 +125,13 @@ pub async fn run_sequence<T: Target>(
             w.flush_batch()?;
         }
         let requests = batch.iter().map(Op::to_request).collect();
-        run.ops.extend(batch);
         run.batches += 1;
-        match target.steps(requests).await {
+        let result = target.steps(requests).await;
+        if let Ok(answers) = &result {
+            run.coverage.record(&batch, answers);
+        }
+        run.ops.extend(batch);
+        match result {
             Ok(answers) => last = answers.last().cloned(),
             Err(f) => {
                 run.failure = Some(f);

@@ -4,8 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use trace::{Failure, Shard};
+use trace::{files_of_pages, Failure, FileSpec, Shard, DEFAULT_FILE_PAGES};
 
+use super::coverage::Coverage;
 use super::plan::parse_duration;
 use crate::minimize::MinimizeReport;
 
@@ -26,6 +27,50 @@ pub fn parse_seed(s: &str) -> Result<u64, String> {
         None => s.parse(),
     };
     r.map_err(|e| format!("expected a seed (decimal or 0x hex), got {s:?}: {e}"))
+}
+
+/// The files a campaign's guests boot with (`--files`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileList(pub Vec<FileSpec>);
+
+/// `--files`: page counts separated by commas (`24,600`), or `none`.
+pub fn parse_files(s: &str) -> Result<FileList, String> {
+    if s.trim() == "none" {
+        return Ok(FileList(Vec::new()));
+    }
+    let pages = s
+        .split(',')
+        .map(|p| match p.trim().parse::<u64>() {
+            Ok(n) if (1..=1 << 16).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "expected page counts from 1 to 65536 separated by commas (like 24,600), \
+                 or none; got {p:?}"
+            )),
+        })
+        .collect::<Result<Vec<u64>, String>>()?;
+    if pages.len() > 255 {
+        return Err(format!(
+            "at most 255 files (map_file names one by a u8), got {}",
+            pages.len()
+        ));
+    }
+    Ok(FileList(files_of_pages(&pages)))
+}
+
+impl Default for FileList {
+    fn default() -> Self {
+        FileList(files_of_pages(&DEFAULT_FILE_PAGES))
+    }
+}
+
+impl fmt::Display for FileList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let pages: Vec<String> = self.0.iter().map(|s| s.pages.to_string()).collect();
+        f.write_str(&pages.join(","))
+    }
 }
 
 /// `host-runner fuzz` options.
@@ -71,6 +116,23 @@ pub struct FuzzArgs {
     /// Save failures without minimizing them.
     #[arg(long)]
     pub no_minimize: bool,
+    /// The files each guest boots with, for `map_file`: their page counts
+    /// (`24,600`; file i's bytes come from seed 0xf11e0000 + i), or `none`.
+    #[arg(long, default_value_t = FileList::default(), value_parser = parse_files,
+          value_name = "PAGES,…")]
+    pub files: FileList,
+}
+
+impl Default for FuzzArgs {
+    /// The command line's defaults.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: FuzzArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["fuzz"]).args
+    }
 }
 
 /// A failure the campaign found.
@@ -103,6 +165,8 @@ pub struct Summary {
     pub failures: Vec<FoundFailure>,
     /// The command line that replays a trace with this guest.
     pub replay: String,
+    /// How the guest answered each kind of operation.
+    pub coverage: Coverage,
 }
 
 fn ms(d: Duration) -> String {
@@ -140,6 +204,9 @@ impl fmt::Display for Summary {
         )?;
         for note in &self.fresh {
             writeln!(f, "  {note}")?;
+        }
+        if !self.coverage.is_empty() {
+            write!(f, "{}", self.coverage)?;
         }
         for found in &self.failures {
             writeln!(f, "FAILED: {}", found.failure)?;
