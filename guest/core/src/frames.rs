@@ -183,6 +183,33 @@ impl FrameAllocator {
         None
     }
 
+    /// The highest free frame, or `None` when none is left. The kernel
+    /// heap takes its frames from the top, the rest from the bottom: which
+    /// frames the heap holds (it keeps what it grew into across `Reset`)
+    /// then does not change which frames the host's requests get, until
+    /// memory is nearly full.
+    pub fn alloc_high(&mut self) -> Option<PhysFrame> {
+        if self.free == 0 || self.injected_failure() {
+            return None;
+        }
+        for byte in (0..self.total.div_ceil(8)).rev() {
+            let b = *self.bitmap.get(usize::try_from(byte).ok()?)?;
+            if b == 0xff {
+                continue;
+            }
+            // The highest zero bit below `total`.
+            let n = (0..8u64)
+                .rev()
+                .map(|i| byte * 8 + i)
+                .find(|&n| n < self.total && b & (1 << (n % 8)) == 0);
+            if let Some(n) = n {
+                self.take(n);
+                return Some(frame_at(n));
+            }
+        }
+        None
+    }
+
     /// `count` physically contiguous free frames (first fit), or `None`.
     pub fn alloc_contiguous(&mut self, count: u64) -> Option<PhysFrame> {
         if count == 0 || count > self.free || self.injected_failure() {

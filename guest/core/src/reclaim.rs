@@ -125,10 +125,12 @@ impl<M: PhysMemory> Vmm<M> {
         }
     }
 
-    /// One frame for the kernel heap: the reserve first, then reclaim.
+    /// One frame for the kernel heap, from the top of memory (see
+    /// [`crate::frames::FrameAllocator::alloc_high`]): the reserve first,
+    /// then reclaim.
     pub(crate) fn alloc_heap_frame(&mut self) -> Option<PhysFrame> {
         loop {
-            if let Some(f) = self.frames.alloc() {
+            if let Some(f) = self.frames.alloc_high() {
                 return Some(f);
             }
             if !self.reclaim_one() {

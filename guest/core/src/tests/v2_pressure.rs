@@ -260,3 +260,69 @@ fn host_blocks_land_where_the_hosts_requests_alone_say() {
         Response::Error(protocol::Error::Reserved)
     );
 }
+
+/// The heap keeps the frames it grew into across `Reset`; taking them from
+/// the top of memory keeps them out of the way of the host's requests, so
+/// after a reset the host gets the frames it got after boot.
+#[test]
+fn frames_after_a_reset_are_the_boots_though_the_heap_grew() {
+    let frames = |m: &mut SimMachine| match req(
+        m,
+        Request::AllocFrames {
+            count: 8,
+            contiguous: false,
+            privilege: K,
+        },
+    )
+    .split_reclaimed()
+    .1
+    {
+        Response::Frames(runs) => runs,
+        r => panic!("{r:?}"),
+    };
+    let mut m = SimMachine::new(512);
+    let at_boot = frames(&mut m);
+    // The heap grows: a host block written over 16 pages, and kernel
+    // blocks the reset leaves alive.
+    let addr = match req(
+        &mut m,
+        Request::Kmalloc {
+            size: 16 * 4096,
+            align: 4096,
+            privilege: K,
+        },
+    )
+    .split_reclaimed()
+    .1
+    {
+        Response::Kmalloc { addr } => addr,
+        r => panic!("{r:?}"),
+    };
+    ok(
+        &mut m,
+        Request::Write {
+            addr,
+            len: 16 * 4096,
+            seed: 1,
+            privilege: K,
+        },
+    );
+    let grown = m.vmm.stats().heap_pages;
+    for _ in 0..4 {
+        let b = m.vmm.heap_alloc(4000, 16, false).unwrap();
+        assert!(m.vmm.heap_commit(b, 4000));
+    }
+    reset_and_check(&mut m);
+    assert!(
+        m.vmm.stats().heap_pages >= grown,
+        "the heap keeps its pages"
+    );
+    assert_eq!(frames(&mut m), at_boot);
+    // The heap's frames are the highest ones.
+    let total = m.vmm.frames().total_frames();
+    let (_, heap_pages) = walk_heap(&mut m);
+    assert!(
+        heap_pages.iter().all(|&n| n >= total - 64),
+        "{heap_pages:?}"
+    );
+}
