@@ -30,6 +30,9 @@ pub struct Generator {
     targets: Targets,
     /// Page ranges used before (`addr`, `pages`).
     ranges: Vec<(u64, u64)>,
+    /// Page ranges of `map`, `convert` to usable RAM and `map_file`: where
+    /// data can live, so where writes and reads mostly go.
+    backed: Vec<(u64, u64)>,
     /// Byte ranges written before (`addr`, `len`).
     writes: Vec<(u64, u64)>,
     frames: Vec<FrameRun>,
@@ -56,6 +59,7 @@ impl Generator {
             config,
             seed,
             ranges: Vec::new(),
+            backed: Vec::new(),
             writes: Vec::new(),
             frames: Vec::new(),
             vallocs: Vec::new(),
@@ -165,13 +169,26 @@ impl Generator {
         (addr, pages, self.privilege_for(addr))
     }
 
+    /// Remembers a range data may live in, unless it is too big to be
+    /// backed (over a quarter of RAM: such maps mostly run out of memory).
+    fn backs(&mut self, addr: u64, pages: u64) {
+        if pages > 0 && pages <= self.targets.ram_pages / 4 {
+            remember(&mut self.backed, (addr, pages));
+        }
+    }
+
     /// A byte range for a write or read: inside a range used before, where
     /// the data can live, or any range.
     fn bytes(&mut self) -> (u64, u64) {
         if !self.blocks.is_empty() && self.rng.random_bool(0.15) {
             return self.block_bytes();
         }
-        match self.ranges.choose(&mut self.rng).copied() {
+        let pool = if !self.backed.is_empty() && self.rng.random_bool(0.7) {
+            &self.backed
+        } else {
+            &self.ranges
+        };
+        match pool.choose(&mut self.rng).copied() {
             Some((addr, pages)) if self.rng.random_bool(0.7) => {
                 let span = pages.clamp(1, 1 << 16) * PAGE_SIZE;
                 let start = addr.wrapping_add(self.rng.random_range(0..span));
@@ -210,6 +227,7 @@ impl Generator {
                 let (addr, pages, privilege) = self.range();
                 let writable = self.rng.random_bool(0.8);
                 let contiguous = self.rng.random_bool(0.2);
+                self.backs(addr, pages);
                 Op::Map {
                     addr,
                     pages,
@@ -229,6 +247,7 @@ impl Generator {
             OpKind::Convert => {
                 let (addr, pages, privilege) = self.range();
                 let to = if self.rng.random_bool(0.55) {
+                    self.backs(addr, pages);
                     AreaType::UsableRam
                 } else {
                     AreaType::Unusable

@@ -52,6 +52,7 @@ impl Generator {
                 }
             }
             remember(&mut self.ranges, (addr, pages));
+            self.backs(addr, pages);
         } else {
             // Past the end: the file's page count (or beyond), or a window
             // whose `file_page + pages` overflows.
