@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use trace::recorder::failure_path;
-use trace::{Failure, GenConfig, Generator, Op, Signature, Trace, TraceWriter};
+use trace::{Failure, GenConfig, Generator, Signature, Trace, TraceWriter};
 
 use super::fresh::Fresh;
+use super::history::{since_boot_path, with_history};
 use super::plan::{sequence_seed, SequenceSource};
 use super::progress::{median, Goal, Progress};
 use super::sequence::{run_sequence, SequenceSpec};
@@ -138,38 +139,6 @@ impl Shared {
         });
         Ok(())
     }
-}
-
-/// Where a failure's trace from boot goes: beside the failing sequence's.
-fn since_boot_path(path: &std::path::Path) -> PathBuf {
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!("{stem}-since-boot.jsonl"))
-}
-
-/// The failing sequence's trace `t` preceded by `history`, what the guest
-/// received since boot (`None` when it is empty: `t` is that already).
-fn with_history(history: &[Op], t: &Trace) -> Option<Trace> {
-    if history.is_empty() {
-        return None;
-    }
-    let mut header = t.header.clone();
-    if let Some(f) = header.failure.as_mut() {
-        f.op_index = f.op_index.map(|i| i + history.len());
-    }
-    let resets = history
-        .iter()
-        .filter(|op| matches!(op, Op::Reset { .. }))
-        .count();
-    header.note = Some(format!(
-        "what the guest received since boot: {resets} earlier sequence(s), each followed by \
-         the campaign's reset, then the failing sequence (seed {})",
-        t.header.seed.map_or("?".into(), |s| format!("{s:#x}"))
-    ));
-    let ops = history
-        .iter()
-        .cloned()
-        .chain(t.entries.iter().map(|e| e.op.clone()));
-    Some(Trace::from_ops(header, ops))
 }
 
 impl Shared {

@@ -9,7 +9,8 @@
 //! - [`plan`]: seeds, shards, where batches end, `--duration`.
 //! - [`sequence`]: one sequence on a [`sequence::Target`].
 //! - [`campaign`]: the jobs and failure capture; `fresh`: a fresh state
-//!   per sequence (reset or boot, measured and checked equivalent).
+//!   per sequence (reset or boot, measured and checked equivalent);
+//!   `history`: a failure's trace since boot.
 //! - [`progress`]: counters, the progress bar; [`coverage`]: how the guest
 //!   answered each kind of operation.
 //! - [`summary`]: the options and the end-of-campaign report.
@@ -17,6 +18,7 @@
 pub mod campaign;
 pub mod coverage;
 mod fresh;
+mod history;
 pub mod plan;
 pub mod progress;
 pub mod sequence;
