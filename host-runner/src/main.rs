@@ -152,7 +152,10 @@ struct ReplayArgs {
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "info",
+        // QEMU closes its QMP socket as it exits, which the qapi crate
+        // reports as a warning ("QAPI stream closed with error"): expected
+        // on every shutdown, so not shown unless asked for (-v).
+        0 => "info,qapi::futures=error",
         1 => "debug",
         _ => "trace",
     };
