@@ -3,14 +3,20 @@
 //!
 //! The same syntax shows the guest's answers in replay tables
 //! ([`Expect::exact`] of a response, written with [`Expect::to_json`]).
+//!
+//! A `Reclaimed { events, response }` answer (version 2: the pages the guest
+//! reclaimed on its own before answering) is matched by its `response`:
+//! which pages the guest reclaims is its choice, judged by the model, not
+//! by `expect`. Only `"reclaimed"` looks at the wrapper itself: it accepts
+//! an answer with reclaim events and nothing else.
+
+mod read;
 
 use protocol::{FaultReason, Response};
-use serde_json::Value;
 
 use crate::answer::FAULTS;
 pub use crate::answer::{AnswerKind, ErrorCode, FaultName, PageKind, StatField};
-use crate::error::FieldError;
-use crate::value::{read_bool, read_u32, read_u64, shown, Fields, ObjectWriter};
+use crate::value::ObjectWriter;
 
 /// What a line expects its answer to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +45,16 @@ pub enum Expect {
     Valloc(u64),
     /// `{"frames":N}`: `AllocFrames` answered N frames in all.
     Frames(u64),
+    /// `{"evicted":{"swapped":N,"dropped":M}}`: `Evict`'s counts, each
+    /// optional.
+    Evicted {
+        swapped: Option<u64>,
+        dropped: Option<u64>,
+    },
+    /// `{"kmalloc":"0x…"}`: a heap block at that address.
+    Kmalloc(u64),
+    /// `{"scavenged":N}`: `HeapScavenge` freed N heap pages.
+    Scavenged(u64),
     /// `{"pages":["present_ram",["unusable",3]]}`: page states as runs.
     Pages(Vec<(PageKind, u64)>),
     /// `{"stats":{"free_frames":100}}`: the named counters only.
@@ -57,10 +73,13 @@ fn runs<T: PartialEq + Copy>(items: impl IntoIterator<Item = T>) -> Vec<(T, u64)
 }
 
 impl Expect {
-    /// Whether `r` is an answer this expectation accepts.
+    /// Whether `r` is an answer this expectation accepts (the answer inside
+    /// a `Reclaimed`, unless the expectation is `"reclaimed"`).
     pub fn matches(&self, r: &Response) -> bool {
         match (self, r) {
             (Expect::Any, _) => true,
+            (Expect::Kind(AnswerKind::Reclaimed), r) => matches!(r, Response::Reclaimed { .. }),
+            (x, Response::Reclaimed { response, .. }) => x.matches(response),
             (Expect::Ok, r) => !matches!(
                 r,
                 Response::Error(_) | Response::Fault { .. } | Response::BadFrame(_)
@@ -105,14 +124,31 @@ impl Expect {
                     })
             }
             (Expect::Stats(want), Response::Stats(s)) => want.iter().all(|&(f, v)| f.get(s) == v),
+            (
+                Expect::Evicted { swapped, dropped },
+                Response::Evicted {
+                    swapped: s,
+                    dropped: d,
+                },
+            ) => swapped.is_none_or(|x| x == *s) && dropped.is_none_or(|x| x == *d),
+            (Expect::Kmalloc(x), Response::Kmalloc { addr }) => x == addr,
+            (Expect::Scavenged(n), Response::Scavenged { pages }) => n == pages,
             _ => false,
         }
     }
 
-    /// The most exact expectation `r` satisfies (frames, swap slots and the
-    /// handshake's layout left out): what a recorded answer reads as.
+    /// The most exact expectation `r` satisfies (frames, swap slots, the
+    /// handshake's layout and reclaim events left out): what a recorded
+    /// answer reads as.
     pub fn exact(r: &Response) -> Expect {
         match r {
+            Response::Reclaimed { response, .. } => Expect::exact(response),
+            Response::Evicted { swapped, dropped } => Expect::Evicted {
+                swapped: Some(*swapped),
+                dropped: Some(*dropped),
+            },
+            Response::Kmalloc { addr } => Expect::Kmalloc(*addr),
+            Response::Scavenged { pages } => Expect::Scavenged(*pages),
             Response::Pong { nonce } => Expect::Pong(*nonce),
             Response::Checksum { checksum } => Expect::Checksum(*checksum),
             Response::Fault {
@@ -176,6 +212,18 @@ impl Expect {
             Expect::Pong(n) => ObjectWriter::new().hex("pong", *n).finish(),
             Expect::Valloc(a) => ObjectWriter::new().hex("valloc", *a).finish(),
             Expect::Frames(n) => ObjectWriter::new().count("frames", *n).finish(),
+            Expect::Evicted { swapped, dropped } => {
+                let mut w = ObjectWriter::new();
+                if let Some(n) = swapped {
+                    w = w.count("swapped", *n);
+                }
+                if let Some(n) = dropped {
+                    w = w.count("dropped", *n);
+                }
+                ObjectWriter::new().raw("evicted", &w.finish()).finish()
+            }
+            Expect::Kmalloc(a) => ObjectWriter::new().hex("kmalloc", *a).finish(),
+            Expect::Scavenged(n) => ObjectWriter::new().count("scavenged", *n).finish(),
             Expect::Pages(runs) => {
                 let items: Vec<String> = runs
                     .iter()
@@ -199,90 +247,4 @@ impl Expect {
             }
         }
     }
-
-    /// Reads the `expect` field's value; errors name `expect…` fields.
-    pub fn read(v: &Value) -> Result<Expect, FieldError> {
-        let top = || {
-            FieldError::new("expect", format!("expected \"any\", \"ok\", an answer kind such as \"done\", or an object such as {{\"error\":\"invalid_state\"}}, got {}", shown(v)))
-        };
-        if let Value::String(s) = v {
-            return match s.as_str() {
-                "any" => Ok(Expect::Any),
-                "ok" => Ok(Expect::Ok),
-                _ => AnswerKind::read(v).map(Expect::Kind).map_err(|_| top()),
-            };
-        }
-        let mut f = Fields::new(v.clone(), "expect.").map_err(|_| top())?;
-        let key = [
-            "error", "fault", "checksum", "pong", "valloc", "frames", "pages", "stats",
-        ]
-        .into_iter()
-        .find(|k| f.has(k))
-        .ok_or_else(top)?;
-        let e = match key {
-            "error" => {
-                let code = f.required("error", "an error name", ErrorCode::read)?;
-                let at_name = if code == ErrorCode::NotOwned {
-                    "frame"
-                } else {
-                    "addr"
-                };
-                let at = f.optional(at_name, read_u64)?;
-                f.finish(&["error", at_name])?;
-                return Ok(Expect::Error { code, at });
-            }
-            "fault" => {
-                let mut inner =
-                    Fields::new(f.take("fault").unwrap_or(Value::Null), "expect.fault.")?;
-                let addr = inner.optional("addr", read_u64)?;
-                let write = inner.optional("write", read_bool)?;
-                let reason =
-                    inner.optional("reason", |v| FaultName::read(v).map(|n| FAULTS[n as usize]))?;
-                inner.finish(&["addr", "write", "reason"])?;
-                Expect::Fault {
-                    addr,
-                    write,
-                    reason,
-                }
-            }
-            "checksum" => Expect::Checksum(f.required("checksum", "", read_u32)?),
-            "pong" => Expect::Pong(f.required("pong", "", read_u64)?),
-            "valloc" => Expect::Valloc(f.required("valloc", "", read_u64)?),
-            "frames" => Expect::Frames(f.required("frames", "", read_u64)?),
-            "pages" => Expect::Pages(f.required("pages", "", read_page_runs)?),
-            _ => {
-                let mut inner =
-                    Fields::new(f.take("stats").unwrap_or(Value::Null), "expect.stats.")?;
-                let mut want = Vec::new();
-                for &field in StatField::ALL {
-                    if let Some(v) = inner.optional(field.name(), read_u64)? {
-                        want.push((field, v));
-                    }
-                }
-                inner.finish(StatField::NAMES)?;
-                Expect::Stats(want)
-            }
-        };
-        f.finish(&[key])?;
-        Ok(e)
-    }
-}
-
-fn read_page_runs(v: &Value) -> Result<Vec<(PageKind, u64)>, String> {
-    let items = v
-        .as_array()
-        .ok_or_else(|| format!("expected a list of page states, got {}", shown(v)))?;
-    items
-        .iter()
-        .map(|item| match item {
-            Value::Array(pair) if pair.len() == 2 => {
-                Ok((PageKind::read(&pair[0])?, read_u64(&pair[1])?))
-            }
-            Value::Array(_) => Err(format!(
-                "expected a state or [state, count], got {}",
-                shown(item)
-            )),
-            _ => Ok((PageKind::read(item)?, 1)),
-        })
-        .collect()
 }

@@ -67,7 +67,7 @@ pub fn expect_failure(index: usize, entry: &Entry, expect: &Expect, got: &Respon
             "op {index} ({}): expected {}, got {}",
             entry.op.kind().name(),
             expect.to_json(),
-            Expect::exact(got).to_json()
+            answer_text(Some(got))
         ),
         Some(index),
     )
@@ -139,8 +139,20 @@ pub fn run_trace(
     replay(trace, session, judge, &mut |_| {}).outcome
 }
 
+/// An answer in `expect` syntax; a `Reclaimed` answer is its plain answer
+/// (what `expect` matches) and the number of reclaim events.
 fn answer_text(r: Option<&Response>) -> String {
-    r.map_or_else(|| "-".to_string(), |r| Expect::exact(r).to_json())
+    match r {
+        None => "-".to_string(),
+        Some(Response::Reclaimed { events, response }) => {
+            format!(
+                "{} +{} reclaimed",
+                Expect::exact(response).to_json(),
+                events.len()
+            )
+        }
+        Some(r) => Expect::exact(r).to_json(),
+    }
 }
 
 /// One row: index, verdict mark, request (as its trace line, without

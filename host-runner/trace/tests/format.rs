@@ -137,6 +137,12 @@ fn every_expect() -> Vec<Expect> {
             (StatField::FreeFrames, 100),
             (StatField::FaultsResolved, 0),
         ]),
+        Expect::Evicted {
+            swapped: Some(2),
+            dropped: None,
+        },
+        Expect::Kmalloc(0xffff_c000_0100_0000),
+        Expect::Scavenged(1),
     ]
 }
 
