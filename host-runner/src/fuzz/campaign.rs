@@ -188,6 +188,19 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         ));
         let mut log =
             TraceWriter::create(&log_path, &header, false).map_err(s.io(log_path.clone()))?;
+        // What the guest received since boot goes first, so that the
+        // in-flight trace of a killed runner replays from a fresh boot too.
+        let history = job.since_boot();
+        if !history.is_empty() {
+            let io = s.io(log_path.clone());
+            log.comment(&format!(
+                "since boot: {} operations of earlier sequences, each followed by a reset",
+                history.len()
+            ))
+            .and_then(|()| history.iter().try_for_each(|op| log.append(&op.clone().into())))
+            .and_then(|()| log.comment(&format!("sequence {k}")))
+            .map_err(io)?;
+        }
         let run = run_sequence(&mut target, &spec, Some(&mut log))
             .await
             .map_err(s.io(log_path.clone()))?;
