@@ -13,8 +13,13 @@ use crate::value::{read_name, read_str, read_u32, read_u64, Fields, ObjectWriter
 
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
-/// The version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this crate writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The versions this crate reads: version 1 is version 2 without the
+/// additions of protocol version 2 (`files`, `map_file`, `evict`,
+/// `kmalloc`, `kfree`, `heap_scavenge` and their answers), so it reads the
+/// same.
+pub const READ_VERSIONS: [u32; 2] = [1, 2];
 
 /// The first line of a trace.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -220,10 +225,10 @@ fn read_header(v: Value) -> Result<TraceHeader, FieldError> {
         read_name(v, &[FORMAT_NAME])
     })?;
     let version = f.required("version", &format!("{FORMAT_VERSION}"), read_u32)?;
-    if version != FORMAT_VERSION {
+    if !READ_VERSIONS.contains(&version) {
         return Err(FieldError::new(
             "version",
-            format!("unsupported version {version}: this build reads version {FORMAT_VERSION}"),
+            format!("unsupported version {version}: this build reads versions 1 and 2"),
         ));
     }
     let header = TraceHeader {

@@ -6,7 +6,7 @@ use protocol::{Error, Reclaim, Response};
 use trace::expect::AnswerKind;
 use trace::{parse_str, Expect};
 
-const HEADER: &str = "{\"format\":\"vmmfuzz-trace\",\"version\":1}\n";
+const HEADER: &str = "{\"format\":\"vmmfuzz-trace\",\"version\":2}\n";
 
 /// The expectation of a one-line trace whose line expects `json`.
 fn read(json: &str) -> Result<Expect, trace::TraceError> {

@@ -203,7 +203,7 @@ fn written_lines_look_as_documented() {
     );
     assert_eq!(
         t.to_text(),
-        "{\"format\":\"vmmfuzz-trace\",\"version\":1,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
+        "{\"format\":\"vmmfuzz-trace\",\"version\":2,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
          {\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":8448,\"to\":\"usable_ram\",\"as\":\"user\"}\n"
     );
 }
@@ -327,10 +327,10 @@ fn malformed_headers() {
             "\"vmmfuzz-trace\"",
         ),
         (
-            "{\"format\":\"vmmfuzz-trace\",\"version\":2}",
+            "{\"format\":\"vmmfuzz-trace\",\"version\":3}",
             1,
             Some("version"),
-            "unsupported version 2",
+            "unsupported version 3: this build reads versions 1 and 2",
         ),
         (
             "{\"format\":\"vmmfuzz-trace\"}",
@@ -456,10 +456,10 @@ fn error_messages_read_as_documented() {
         "line 2: invalid JSON at column 28: EOF while parsing a value"
     );
     assert_eq!(
-        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":2}")
+        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":3}")
             .unwrap_err()
             .to_string(),
-        "line 1: field \"version\": unsupported version 2: this build reads version 1"
+        "line 1: field \"version\": unsupported version 3: this build reads versions 1 and 2"
     );
 }
 
@@ -474,4 +474,18 @@ fn ops_convert_to_requests_and_back() {
     assert_eq!(Op::from_request(&protocol::Request::Batch(vec![])), None);
     let kinds: std::collections::BTreeSet<_> = every_op().iter().map(Op::kind).collect();
     assert_eq!(kinds.len(), trace::OpKind::ALL.len());
+}
+
+#[test]
+fn version_1_traces_still_read_and_new_ones_are_version_2() {
+    for v in [1, 2] {
+        let t = parse_str(&format!(
+            "{{\"format\":\"vmmfuzz-trace\",\"version\":{v}}}\n{{\"op\":\"stats\"}}\n"
+        ))
+        .unwrap_or_else(|e| panic!("version {v}: {e}"));
+        assert_eq!(t.len(), 1);
+        assert!(t
+            .to_text()
+            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":2"));
+    }
 }
