@@ -13,7 +13,9 @@
 //! hint in the upper half, so where a host block lands depends on the
 //! host's requests alone, not on the kernel's own blocks (which come and go
 //! with how requests are batched): a trace replays with the same addresses
-//! however it is sent. A heap page whose 256 used bits are all zero is free,
+//! however it is sent. That holds while the upper half has room: a block
+//! bigger than it, or one the full upper half cannot take, is first fit
+//! from the start, among the kernel's blocks. A heap page whose 256 used bits are all zero is free,
 //! and the scavenger turns it back to allocate-on-write.
 
 use protocol::{Error, Reclaim};
