@@ -197,7 +197,11 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
                 "since boot: {} operations of earlier sequences, each followed by a reset",
                 history.len()
             ))
-            .and_then(|()| history.iter().try_for_each(|op| log.append(&op.clone().into())))
+            .and_then(|()| {
+                history
+                    .iter()
+                    .try_for_each(|op| log.append(&op.clone().into()))
+            })
             .and_then(|()| log.comment(&format!("sequence {k}")))
             .map_err(io)?;
         }
