@@ -152,9 +152,15 @@
 //!   kernel's are not predictable).
 //! - **Reset**: every managed page unusable, every table of the managed
 //!   space freed, every host frame freed, every `Valloc` run freed, every
-//!   host heap block freed, `faults_resolved`, `pages_scavenged`,
-//!   `pages_evicted` and `pages_dropped` zero. Afterwards
-//!   `swap_slots_used == 0` and `free_frames + heap_pages ==
+//!   host heap block freed, then the heap scavenged as by `HeapScavenge`
+//!   (so it holds the pages of the kernel's live blocks, as after boot: a
+//!   sequence after a reset gets the frames it gets after a fresh boot),
+//!   then `faults_resolved`, `pages_scavenged`, `pages_evicted` and
+//!   `pages_dropped` zero. Answers `Done`, inside `Reclaimed` with one
+//!   `Scavenged` event per heap page given back; these are the only events
+//!   of a `Reset` answer, and they happen *after* the reset (the host
+//!   applies them after it, unlike other requests' events: see rule 2).
+//!   Afterwards `swap_slots_used == 0` and `free_frames + heap_pages ==
 //!   boot_free_frames` (the kernel's own heap blocks stay).
 //! - **Batch**: more than [`crate::MAX_BATCH`] requests → one
 //!   `Error(TooLarge)` for the whole batch; otherwise one answer each, in
@@ -206,10 +212,11 @@
 //!    (its page range, or the pages of its touch range), except `Evict`'s
 //!    own events; and a swap slot freed by a swap-in stays allocated until
 //!    the answer is built. So the host may apply an answer's events *before*
-//!    the request itself, then predict the request as usual.
+//!    the request itself, then predict the request as usual; except a
+//!    `Reset`'s, which come from its own scavenge of the heap, after it.
 //! 3. Each event freed exactly one frame; `Swapped` also took its slot.
 //! 4. The guest reclaims only when it needs a frame and none is free (or for
-//!    `Evict` / `HeapScavenge`).
+//!    `Evict` / `HeapScavenge`, and the heap scavenge of `Reset`).
 //! 5. With the ring full, nothing more is reclaimed until the answer is
 //!    built: the request may fail with `OutOfMemory`.
 //!

@@ -480,6 +480,10 @@ impl<M: PhysMemory> Vmm<M> {
         self.free_all_host_frames();
         self.clear_valloc();
         self.heap_free_host_blocks();
+        // The heap back to the pages of the kernel's live blocks, as after
+        // boot: the pages it grew into would otherwise hold frames a fresh
+        // boot hands to the host (one `Scavenged` event each).
+        self.heap_scavenge();
         self.swap_end_request();
         self.frames.rewind();
         self.hand = 0;

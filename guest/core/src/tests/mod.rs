@@ -279,8 +279,17 @@ fn check_swap(m: &mut SimMachine) {
 }
 
 /// Reset, then everything is back: free frames at the boot count, no table.
+/// The answer is `Done`, with a `Scavenged` event for each heap page the
+/// reset gave back.
 pub(crate) fn reset_and_check(m: &mut SimMachine) {
-    assert_eq!(req(m, Request::Reset { privilege: K }), Response::Done);
+    let (events, answer) = req(m, Request::Reset { privilege: K }).split_reclaimed();
+    assert_eq!(answer, Response::Done);
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, protocol::Reclaim::Scavenged { .. })),
+        "a reset reclaims nothing but heap pages: {events:?}"
+    );
     check(m);
     let s = m.vmm.stats();
     assert_eq!(

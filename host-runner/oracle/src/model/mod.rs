@@ -24,7 +24,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use protocol::{Error, Hello, Request, Response, MAX_BATCH};
+use protocol::{Error, Hello, Privilege, Reclaim, Request, Response, MAX_BATCH};
 
 pub use expect::Expectations;
 pub use files::{file_page, FileSpec, FilesError};
@@ -200,6 +200,14 @@ impl Model {
         if let Response::Reclaimed { .. } = inner {
             return Err(("one Reclaimed".into(), "Reclaimed inside Reclaimed".into()));
         }
+        if matches!(
+            req,
+            Request::Reset {
+                privilege: Privilege::Kernel
+            }
+        ) {
+            return self.apply_reset(req, &events, &inner);
+        }
         let mut m = self.clone();
         let own = m.own_events(req);
         m.ring_used = events.len();
@@ -210,6 +218,34 @@ impl Model {
             .and_then(|()| m.judge_plain(req, &inner));
         m.ring_used = 0;
         judged?;
+        *self = m;
+        Ok(())
+    }
+
+    /// A `Reset` answered with events: they come from its own scavenge of
+    /// the heap, after it (semantics, **Reset**), so they are applied after
+    /// the reset, and may only be `Scavenged`.
+    fn apply_reset(
+        &mut self,
+        req: &Request,
+        events: &[Reclaim],
+        inner: &Response,
+    ) -> Result<(), (String, String)> {
+        let mut m = self.clone();
+        m.judge_plain(req, inner)?;
+        if let Some(e) = events
+            .iter()
+            .find(|e| !matches!(e, Reclaim::Scavenged { .. }))
+        {
+            return Err((
+                "Done, with Scavenged events of the heap alone".into(),
+                format!("a Reset reclaims heap pages only, not {e:?}"),
+            ));
+        }
+        m.apply_events(events, &Default::default())
+            .map_err(|why| ("legal reclaim events".to_string(), why))?;
+        // The reset zeroes the reclaim counters after its scavenge.
+        m.reclaims = [0; 3];
         *self = m;
         Ok(())
     }

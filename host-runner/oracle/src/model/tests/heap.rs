@@ -325,3 +325,69 @@ fn reset_frees_the_host_s_blocks() {
     // The heap page stays present (the kernel's blocks live on).
     assert_eq!(m.stats().heap_pages, 1);
 }
+
+#[test]
+fn a_reset_gives_back_heap_pages_after_it() {
+    let mut m = model();
+    let block = HEAP + 0x4000;
+    run(
+        &mut m,
+        &[
+            (kmalloc(0x2000, 4096), Response::Kmalloc { addr: block }),
+            (touch(block, 0x2000, Some(1)), Response::Done),
+        ],
+    );
+    let reset = Request::Reset { privilege: K };
+    let scavenged = |addr| Reclaim::Scavenged { addr };
+    // Only heap pages, and only scavenged.
+    let d = diverges(
+        &mut m,
+        reset.clone(),
+        reclaimed(
+            vec![Reclaim::Swapped {
+                addr: 0x40_0000,
+                slot: 0,
+            }],
+            Response::Done,
+        ),
+    );
+    assert!(d.reason.contains("heap pages only"), "{d}");
+    let d = diverges(
+        &mut m,
+        reset.clone(),
+        reclaimed(vec![scavenged(0x40_0000)], Response::Done),
+    );
+    assert!(d.reason.contains("not a page of the heap"), "{d}");
+    // The block's pages held a live block before the reset, not after it:
+    // the reset's events are applied after the reset.
+    run(
+        &mut m,
+        &[(
+            reset,
+            reclaimed(
+                vec![scavenged(block), scavenged(block + 0x1000)],
+                Response::Done,
+            ),
+        )],
+    );
+    // The counters a reset zeroes stay zero after its own scavenge.
+    let Prediction::Stats(b) = m.predict(&Request::Stats) else {
+        panic!("a Stats prediction")
+    };
+    assert_eq!(b.exact.pages_scavenged, 0);
+    // Another request's events come first: the same events before a
+    // request that needs the block are refused.
+    run(
+        &mut m,
+        &[
+            (kmalloc(0x1000, 4096), Response::Kmalloc { addr: block }),
+            (touch(block, 0x1000, Some(2)), Response::Done),
+        ],
+    );
+    let d = diverges(
+        &mut m,
+        Request::Stats,
+        reclaimed(vec![scavenged(block)], Response::Stats(Stats::default())),
+    );
+    assert!(d.reason.contains("live block"), "{d}");
+}
