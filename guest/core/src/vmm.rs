@@ -470,10 +470,12 @@ impl<M: PhysMemory> Vmm<M> {
 
     /// Back to the boot state: every managed page unusable and every table
     /// of the managed space freed, every host frame freed, every `Valloc`
-    /// run freed, `faults_resolved` zero, and every placement choice (the
-    /// frame allocator's next-fit hint, the clock's hand, the heap's hint
-    /// for host blocks) where boot left it, so that a sequence run after a
-    /// reset gets the answers it gets after a fresh boot.
+    /// run freed, every host heap block freed and the heap scavenged (its
+    /// pages back to those of the kernel's live blocks), the counters zero,
+    /// and every placement choice (the frame allocator's next-fit hint, the
+    /// clock's hand, the heap's hint for host blocks) where boot left it, so
+    /// that a sequence run after a reset gets the answers it gets after a
+    /// fresh boot.
     pub fn reset(&mut self) {
         self.make_unusable(USER_SPAN);
         self.make_unusable(KERNEL_SPAN);
