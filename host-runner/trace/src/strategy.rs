@@ -36,7 +36,9 @@ impl Targets {
     }
 
     pub fn learn(&mut self, hello: &Hello) {
-        self.ram_pages = hello.total_frames.max(1);
+        // Clamped: the counts drawn from it are multiplied by 2 and by the
+        // page size, and a buggy guest may report anything.
+        self.ram_pages = hello.total_frames.clamp(1, 1 << 36);
         self.edges = [hello.heap, hello.valloc, hello.kernel_space]
             .iter()
             .flat_map(|r| [r.start, r.end])

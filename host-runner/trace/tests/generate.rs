@@ -364,3 +364,60 @@ fn the_heap_operations_use_the_blocks_the_guest_handed_out() {
         "{frees_of_live} {double_frees} {touches_in_blocks}"
     );
 }
+
+#[test]
+fn absurd_answers_do_not_crash_the_generator() {
+    // A buggy guest may answer anything: blocks at the top of the address
+    // space or of absurd sizes, frames past the end, valloc at u64::MAX.
+    let mut g = Generator::new(
+        41,
+        GenConfig {
+            ops: 0,
+            ..GenConfig::default()
+        },
+    );
+    let r = protocol::PhysRange {
+        start: u64::MAX - 4095,
+        end: u64::MAX,
+    };
+    let v = protocol::VirtRange {
+        start: u64::MAX - 4095,
+        end: u64::MAX,
+    };
+    let hello = protocol::Hello {
+        protocol_version: 2,
+        ram_bytes: u64::MAX,
+        total_frames: u64::MAX,
+        boot_free_frames: u64::MAX,
+        page_table_root: 0,
+        direct_map_offset: u64::MAX,
+        frame_bitmap: r,
+        boot_reserved: vec![r],
+        kernel_image: r,
+        user_space: v,
+        kernel_space: v,
+        heap: v,
+        valloc: v,
+        reserved_pml4_slots: vec![],
+        files: vec![],
+        swap: r,
+        frame_info: r,
+        heap_max_bytes: u64::MAX,
+    };
+    let mut answer: Option<Response> = None;
+    for i in 0..3000u64 {
+        let op = g.next_op(answer.as_ref());
+        answer = Some(match op {
+            Op::Hello => Response::Hello(hello.clone()),
+            Op::Kmalloc { .. } => Response::Kmalloc {
+                addr: u64::MAX - (i % 7) * 16,
+            },
+            Op::AllocFrames { .. } => Response::Frames(vec![FrameRun {
+                start: u64::MAX - 4095,
+                count: u64::MAX,
+            }]),
+            Op::Valloc { .. } => Response::Valloc { addr: u64::MAX },
+            _ => Response::Done,
+        });
+    }
+}

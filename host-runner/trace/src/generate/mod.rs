@@ -313,12 +313,21 @@ impl Generator {
                     Some(run) if self.rng.random_bool(0.8) => {
                         let skip = self.rng.random_range(0..run.count.max(1));
                         let whole = self.rng.random_bool(0.6);
+                        // The run is what the guest answered: wrapping
+                        // arithmetic, so that a buggy answer cannot crash
+                        // the generator.
                         let count = if whole {
                             run.count
                         } else {
-                            self.rng.random_range(1..=run.count - skip + 1)
+                            self.rng
+                                .random_range(1..=(run.count - skip).saturating_add(1))
                         };
-                        (run.start + if whole { 0 } else { skip * PAGE_SIZE }, count)
+                        let offset = if whole {
+                            0
+                        } else {
+                            skip.wrapping_mul(PAGE_SIZE)
+                        };
+                        (run.start.wrapping_add(offset), count)
                     }
                     _ => {
                         let frame =
@@ -343,14 +352,7 @@ impl Generator {
                 }
             }
             OpKind::MapFile => self.map_file(),
-            OpKind::Evict => {
-                let (addr, pages, privilege) = self.range();
-                Op::Evict {
-                    addr,
-                    pages,
-                    privilege,
-                }
-            }
+            OpKind::Evict => self.evict(),
             OpKind::Kmalloc => self.kmalloc(),
             OpKind::Kfree => self.kfree(),
             OpKind::HeapScavenge => Op::HeapScavenge {

@@ -1,5 +1,6 @@
 //! The operations of protocol version 2 that need more than a page range:
-//! `map_file` aimed at the files the guest booted with, and the kernel heap
+//! `map_file` aimed at the files the guest booted with, `evict` aimed at
+//! where data lives, and the kernel heap
 //! (`kmalloc`, `kfree`, touches of host blocks) aimed at the blocks the
 //! guest handed out.
 
@@ -71,6 +72,31 @@ impl Generator {
         }
     }
 
+    /// `evict`: mostly a range where data lives (a map, a convert to
+    /// usable RAM, a map_file: whole, or a part of it), else any range.
+    pub(super) fn evict(&mut self) -> Op {
+        let (addr, pages, privilege) = match self.backed.choose(&mut self.rng).copied() {
+            Some((a, p)) if self.rng.random_bool(0.7) => {
+                let skip = self.rng.random_range(0..p.max(1));
+                let (addr, pages) = if self.rng.random_bool(0.5) {
+                    (a, p)
+                } else {
+                    (
+                        a.wrapping_add(skip * PAGE_SIZE),
+                        self.rng.random_range(1..=p - skip),
+                    )
+                };
+                (addr, pages, self.privilege_for(addr))
+            }
+            _ => self.range(),
+        };
+        Op::Evict {
+            addr,
+            pages,
+            privilege,
+        }
+    }
+
     /// `kmalloc`: small and page-sized blocks, alignments from 1 to past
     /// the largest allowed, sometimes zero bytes or more than the heap.
     pub(super) fn kmalloc(&mut self) -> Op {
@@ -121,7 +147,7 @@ impl Generator {
             *self.freed_blocks.choose(&mut self.rng).unwrap_or(&0)
         } else if roll < 9 && !self.blocks.is_empty() {
             let &(addr, size) = self.blocks.choose(&mut self.rng).unwrap_or(&(0, 0));
-            addr + self.rng.random_range(1..=size.clamp(1, 64))
+            addr.wrapping_add(self.rng.random_range(1..=size.clamp(1, 64)))
         } else {
             self.range().0
         };
@@ -130,6 +156,8 @@ impl Generator {
 
     /// A byte range for a touch of a live heap block: inside it, the whole
     /// block, or running a little past its end (which must be refused).
+    /// Blocks are what the guest answered, so the arithmetic wraps: a
+    /// buggy answer must not crash the generator.
     pub(super) fn block_bytes(&mut self) -> (u64, u64) {
         let &(addr, size) = self.blocks.choose(&mut self.rng).unwrap_or(&(0, 1));
         let size = size.max(1);
@@ -137,9 +165,15 @@ impl Generator {
             0..4 => (addr, size),
             4..8 => {
                 let off = self.rng.random_range(0..size);
-                (addr + off, self.rng.random_range(1..=size - off))
+                (
+                    addr.wrapping_add(off),
+                    self.rng.random_range(1..=size - off),
+                )
             }
-            8 => (addr, size + self.rng.random_range(1..=PAGE_SIZE)),
+            8 => (
+                addr,
+                size.saturating_add(self.rng.random_range(1..=PAGE_SIZE)),
+            ),
             _ => (addr.wrapping_sub(1), 2),
         }
     }
