@@ -1,27 +1,25 @@
 //! What the campaign exercised: for each operation kind, how the guest
 //! answered (succeeded, or which refusal or fault). A campaign that sends
-//! ten thousand `map_file`s the guest all refuses with `InvalidState` has
+//! ten thousand `map_file`s the guest all refuses with `invalid_state` has
 //! not tested `map_file`; this table says so at the end of the run.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use protocol::Response;
+use trace::expect::{AnswerKind, ErrorCode, FaultName};
 use trace::{Op, OpKind};
 
-/// The class of an answer: its variant, the error's or fault reason's
-/// name for refusals and faults, the plain answer's inside `Reclaimed`
-/// (marked, since the guest reclaimed to serve it).
+/// The class of an answer, named as traces name it (`testcases/README.md`,
+/// "Expected answers"): its kind, the error's or fault reason's name for
+/// refusals and faults, the plain answer's inside `Reclaimed` (marked,
+/// since the guest reclaimed to serve it).
 pub fn answer_class(r: &Response) -> String {
-    fn variant(debug: String) -> String {
-        let end = debug.find([' ', '(', '{']).unwrap_or(debug.len());
-        debug[..end].to_string()
-    }
     match r {
-        Response::Error(e) => variant(format!("{e:?}")),
-        Response::Fault { reason, .. } => format!("Fault {reason:?}"),
+        Response::Error(e) => ErrorCode::of(e).0.name().to_string(),
+        Response::Fault { reason, .. } => format!("fault {}", FaultName::of(*reason).name()),
         Response::Reclaimed { response, .. } => format!("{} +reclaim", answer_class(response)),
-        r => variant(format!("{r:?}")),
+        r => AnswerKind::of(r).name().to_string(),
     }
 }
 
@@ -93,15 +91,15 @@ mod tests {
 
     #[test]
     fn answers_are_classed_by_variant_reason_and_reclaim() {
-        assert_eq!(answer_class(&Response::Done), "Done");
-        assert_eq!(answer_class(&Response::Kmalloc { addr: 5 }), "Kmalloc");
+        assert_eq!(answer_class(&Response::Done), "done");
+        assert_eq!(answer_class(&Response::Kmalloc { addr: 5 }), "kmalloc");
         assert_eq!(
             answer_class(&Response::Error(Error::InvalidState { addr: 0x1000 })),
-            "InvalidState"
+            "invalid_state"
         );
         assert_eq!(
             answer_class(&Response::Error(Error::ZeroCount)),
-            "ZeroCount"
+            "zero_count"
         );
         assert_eq!(
             answer_class(&Response::Fault {
@@ -109,13 +107,13 @@ mod tests {
                 write: true,
                 reason: FaultReason::ReadOnly
             }),
-            "Fault ReadOnly"
+            "fault read_only"
         );
         let reclaimed = Response::Reclaimed {
             events: vec![Reclaim::Dropped { addr: 0 }],
             response: Box::new(Response::Pages(vec![])),
         };
-        assert_eq!(answer_class(&reclaimed), "Pages +reclaim");
+        assert_eq!(answer_class(&reclaimed), "pages +reclaim");
     }
 
     #[test]
@@ -139,12 +137,12 @@ mod tests {
             &[Response::Error(Error::InvalidState { addr: 8 })],
         );
         a.merge(&b);
-        assert_eq!(a.count(OpKind::Kfree, "InvalidState"), 2);
-        assert_eq!(a.count(OpKind::Kfree, "Done"), 1);
-        assert_eq!(a.count(OpKind::Stats, "Stats"), 0);
+        assert_eq!(a.count(OpKind::Kfree, "invalid_state"), 2);
+        assert_eq!(a.count(OpKind::Kfree, "done"), 1);
+        assert_eq!(a.count(OpKind::Stats, "stats"), 0);
         let text = a.to_string();
         assert!(
-            text.contains("kfree               3: InvalidState 2, Done 1"),
+            text.contains("kfree               3: invalid_state 2, done 1"),
             "{text}"
         );
     }

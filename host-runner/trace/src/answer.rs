@@ -136,6 +136,16 @@ impl PageKind {
     }
 }
 
+impl FaultName {
+    pub fn of(r: FaultReason) -> FaultName {
+        match r {
+            FaultReason::Unusable => FaultName::Unusable,
+            FaultReason::ReadOnly => FaultName::ReadOnly,
+            FaultReason::OutOfMemory => FaultName::OutOfMemory,
+        }
+    }
+}
+
 impl AnswerKind {
     pub fn of(r: &Response) -> AnswerKind {
         match r {
