@@ -5,7 +5,7 @@ use protocol::pattern::{checksum, fill};
 use protocol::{Reclaim, Request, Response, RECLAIM_RING};
 
 use super::files::{file_sum, map_file, read, write};
-use super::requests::{map, U};
+use super::requests::{map, map_ro, U};
 use super::{diverges, model_files, reclaimed, run};
 use crate::model::{Model, ModelState, Prediction};
 
@@ -30,13 +30,7 @@ fn swapped(addr: u64, slot: u64) -> Reclaim {
 /// page 1, written with seed 6), 0x6000 not-present file page.
 fn setup() -> Model {
     let mut m = model_files();
-    let ro = Request::Map {
-        addr: 0x2000,
-        pages: 1,
-        writable: false,
-        contiguous: false,
-        privilege: U,
-    };
+    let ro = map_ro(0x2000, 1);
     let aow = Request::Convert {
         addr: 0x3000,
         pages: 1,

@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 use protocol::{AreaType, Privilege, Reclaim, Request, Response};
 
+use super::files::map_file;
 use super::{model_files, BOOT_FREE};
 use crate::model::{Model, ModelState, Prediction};
 
@@ -27,15 +28,8 @@ fn request() -> impl Strategy<Value = Request> {
             contiguous: false,
             privilege: U
         }),
-        (addr(), count(), 0u8..3, 0u64..10).prop_map(|(addr, pages, file, file_page)| {
-            Request::MapFile {
-                addr,
-                pages,
-                file,
-                file_page,
-                privilege: U,
-            }
-        }),
+        (addr(), count(), 0u8..3, 0u64..10)
+            .prop_map(|(addr, pages, file, file_page)| map_file(addr, pages, file, file_page)),
         (addr(), count()).prop_map(|(addr, pages)| Request::Evict {
             addr,
             pages,

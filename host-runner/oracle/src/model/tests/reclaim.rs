@@ -4,7 +4,7 @@
 use protocol::{Error, FaultReason, Reclaim, Request, Response};
 
 use super::files::{file_sum, map_file, read, write};
-use super::requests::{map, U};
+use super::requests::{map, map_ro, U};
 use super::{diverges, model_files, reclaimed, run, BOOT_FREE};
 use crate::model::{Model, ModelState, Prediction};
 
@@ -12,13 +12,7 @@ use crate::model::{Model, ModelState, Prediction};
 /// every other frame taken by a big mapping at 1 GiB: no frame is free.
 fn full() -> Model {
     let mut m = model_files();
-    let ro = Request::Map {
-        addr: 0x2000,
-        pages: 1,
-        writable: false,
-        contiguous: false,
-        privilege: U,
-    };
+    let ro = map_ro(0x2000, 1);
     run(
         &mut m,
         &[

@@ -19,6 +19,17 @@ pub(super) fn map(addr: u64, pages: u64, privilege: Privilege) -> Request {
     }
 }
 
+/// A read-only user mapping of `pages` pages at `addr`.
+pub(super) fn map_ro(addr: u64, pages: u64) -> Request {
+    Request::Map {
+        addr,
+        pages,
+        writable: false,
+        contiguous: false,
+        privilege: U,
+    }
+}
+
 pub(super) fn err(e: Error) -> Prediction {
     Prediction::Exact(Response::Error(e))
 }

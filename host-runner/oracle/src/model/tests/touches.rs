@@ -3,7 +3,7 @@
 use protocol::pattern::{checksum, fill};
 use protocol::{AreaType, FaultReason, Request, Response};
 
-use super::requests::{map, U};
+use super::requests::{map, map_ro, U};
 use super::{diverges, hello, run};
 use crate::model::Model;
 
@@ -55,13 +55,7 @@ fn a_fault_mid_write_leaves_the_bytes_before_it_written() {
         },
     );
     // A read-only page: the fault is at the write's start when it is the first page.
-    let ro = Request::Map {
-        addr: 0x3000,
-        pages: 1,
-        writable: false,
-        contiguous: false,
-        privilege: U,
-    };
+    let ro = map_ro(0x3000, 1);
     let w2 = Request::Write {
         addr: 0x3008,
         len: 8,
