@@ -97,6 +97,10 @@ pub enum Error {
     #[error("request does not fit in a frame: {0}")]
     Encode(FrameError),
 
+    /// The shared-memory transport could not be set up or broke its rules.
+    #[error("shared-memory transport: {0} (a guest transport bug, or a VMM that wrote over the ring; `--transport serial` avoids the ring)")]
+    Ring(#[from] crate::ring::RingError),
+
     /// The guest answered something the request does not allow.
     #[error("unexpected answer to {request}: {response:?}")]
     UnexpectedResponse {

@@ -50,6 +50,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod ram;
 pub mod replay;
+pub mod ring;
 pub mod rpc;
 pub mod session;
 pub mod smoke;
@@ -60,7 +61,7 @@ use std::time::Duration;
 pub use accel::{Accel, AccelChoice};
 pub use error::{Error, Result};
 pub use qemu::QemuExit;
-pub use session::{Vm, VmConfig};
+pub use session::{Transport, Vm, VmConfig};
 
 /// What the command line says about the guest to run.
 #[derive(Clone, Debug, Default)]
@@ -76,6 +77,8 @@ pub struct RunnerOptions {
     pub request_timeout: Option<Duration>,
     /// Measure the accelerators again instead of using the cached verdict.
     pub remeasure_accel: bool,
+    /// How requests travel after the handshake.
+    pub transport: Transport,
 }
 
 /// A [`VmConfig`] for the options, with QEMU and the kernel found but the
@@ -90,6 +93,9 @@ pub fn base_config(options: &RunnerOptions) -> Result<VmConfig> {
     if let Some(t) = options.request_timeout {
         config.request_timeout = t;
     }
+    config.transport = options.transport;
+    // The ring lives in guest RAM the host maps.
+    config.shared_ram |= options.transport == Transport::Ring;
     Ok(config)
 }
 

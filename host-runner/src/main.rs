@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use host_runner::bench::{self, BenchPlan};
 use host_runner::judge::MemorySource;
-use host_runner::{accel, check, ci_job, replay, smoke, AccelChoice, RunnerOptions};
+use host_runner::{accel, check, ci_job, replay, smoke, AccelChoice, RunnerOptions, Transport};
 
 /// Boots the vmmfuzz guest kernel under QEMU and drives its VMM over a
 /// serial RPC.
@@ -33,6 +33,10 @@ struct Cli {
     /// Timeout of one request, in milliseconds.
     #[arg(long, global = true, default_value_t = 10_000, value_name = "MS")]
     timeout_ms: u64,
+    /// How requests and answers travel after the handshake: the
+    /// shared-memory ring (with shared guest RAM), or the serial line.
+    #[arg(long, global = true, value_enum, default_value_t = Transport::Ring)]
+    transport: Transport,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -83,6 +87,10 @@ enum Command {
         /// Batches of VMM work (map, write, read, unmap, page faults).
         #[arg(long, default_value_t = 5)]
         vmm_batches: usize,
+        /// Instead: the guest's cost per kind of operation, over this many
+        /// generated operations sent one by one.
+        #[arg(long, value_name = "OPS")]
+        op_costs: Option<usize>,
     },
     /// Fuzz the VMM: seeded sequences, judged by the model and the memory
     /// checker; failures saved to --out, minimized, with the replay command.
@@ -174,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ram_mib: Some(cli.ram),
         request_timeout: Some(Duration::from_millis(cli.timeout_ms)),
         remeasure_accel: cli.remeasure_accel,
+        transport: cli.transport,
     };
     if cli.command.is_some() && cli.ci != CiArgs::default() {
         anyhow::bail!("--fuzz-secs, --fuzz-seed, --check-every and --testcases go with the CI job (no subcommand, or after `ci`)");
@@ -234,7 +243,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             batches,
             batch_size,
             vmm_batches,
+            op_costs,
         } => {
+            if let Some(n) = op_costs {
+                let mut config = host_runner::config(&options).await?;
+                config.files = trace::files_of_pages(&trace::DEFAULT_FILE_PAGES);
+                print!("{}", bench::op_costs(&config, n, 1).await?);
+                return Ok(());
+            }
             let base = host_runner::base_config(&options)?;
             let accels = match options.accel {
                 AccelChoice::Auto => accel::available(),

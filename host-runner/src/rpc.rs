@@ -10,6 +10,11 @@
 //! reply (a `BadFrame` for a damaged one), so when a request times out the
 //! client remembers that one reply is still owed and drops it when it comes
 //! late, instead of taking it for the answer to the next request.
+//!
+//! Once a [`RingPort`] is attached ([`RpcClient::attach_ring`]), requests
+//! and answers travel through the shared-memory ring (`protocol::ring`)
+//! instead, and the serial line carries only the doorbells, logs and
+//! reports; [`RpcClient::call_serial`] still sends over the line.
 
 use std::fmt;
 use std::io;
@@ -17,11 +22,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use protocol::frame::{self, FrameError};
-use protocol::{ExceptionReport, PanicReport, Request, Response};
+use protocol::{ExceptionReport, GuestMessage, PanicReport, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::ring::{RingError, RingPort};
 
 /// The last report the guest sent before it died.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +59,9 @@ pub enum RpcError {
     /// The request does not fit in a frame.
     #[error("cannot encode request: {0}")]
     Encode(FrameError),
+    /// The shared-memory ring broke its rules.
+    #[error("shared-memory transport: {0}")]
+    Ring(#[from] RingError),
     /// The guest sent a frame that does not decode (it was taken as the
     /// reply to the pending request).
     #[error("undecodable frame from the guest: {0}")]
@@ -61,6 +71,8 @@ pub enum RpcError {
 #[derive(Debug)]
 enum Inbound {
     Ready(u32),
+    /// An empty frame: the ring's doorbell.
+    Doorbell,
     Reply(Response),
     Report(GuestReport),
     Garbled(FrameError),
@@ -79,6 +91,7 @@ pub struct RpcClient {
     partial_frame: bool,
     last_report: Option<GuestReport>,
     closed: bool,
+    ring: Option<RingPort>,
 }
 
 impl fmt::Debug for RpcClient {
@@ -115,6 +128,7 @@ impl RpcClient {
             partial_frame: false,
             last_report: None,
             closed: false,
+            ring: None,
         }
     }
 
@@ -144,6 +158,16 @@ impl RpcClient {
         }
     }
 
+    /// From now on requests and answers go through `ring`.
+    pub fn attach_ring(&mut self, ring: RingPort) {
+        self.ring = Some(ring);
+    }
+
+    /// Whether requests go through the shared-memory ring.
+    pub fn uses_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
     /// Sends `request` and waits (the default timeout) for its reply.
     pub async fn call(&mut self, request: &Request) -> Result<Response, RpcError> {
         self.call_timeout(request, self.timeout).await
@@ -156,7 +180,57 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<Response, RpcError> {
         let bytes = frame::encode(request).map_err(RpcError::Encode)?;
+        if self.ring.is_some() {
+            return self.exchange_ring(&bytes, &label(request), timeout).await;
+        }
         self.exchange(&bytes, &label(request), timeout).await
+    }
+
+    /// Sends `request` over the serial line whatever the transport, and
+    /// waits up to `timeout` for its reply there.
+    pub async fn call_serial(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, RpcError> {
+        let bytes = frame::encode(request).map_err(RpcError::Encode)?;
+        self.exchange(&bytes, &label(request), timeout).await
+    }
+
+    /// Posts a frame in the ring, rings the doorbell if the guest may
+    /// sleep, and waits for the answer in the ring.
+    async fn exchange_ring(
+        &mut self,
+        bytes: &[u8],
+        what: &str,
+        timeout: Duration,
+    ) -> Result<Response, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let ring = self.ring.as_mut().expect("a ring");
+        let (seq, doorbell) = ring.post(bytes)?;
+        if doorbell {
+            self.write(&[0], what, deadline, timeout).await?;
+        }
+        loop {
+            if let Some(answer) = self.ring.as_mut().expect("a ring").answer(seq) {
+                let mut answer = answer?;
+                return match frame::decode::<GuestMessage>(&mut answer) {
+                    Ok(GuestMessage::Reply(r)) => Ok(r),
+                    Ok(other) => {
+                        tracing::warn!("ring answer {seq} is not a reply: {other:?}");
+                        Err(RpcError::Garbled(FrameError::Decode))
+                    }
+                    Err(e) => Err(RpcError::Garbled(e)),
+                };
+            }
+            match self.next(deadline, what, timeout).await? {
+                Inbound::Doorbell => {}
+                Inbound::Reply(r) => {
+                    tracing::warn!("a serial reply while the ring is in use: {r:?}")
+                }
+                other => tracing::warn!("unexpected {other:?}"),
+            }
+        }
     }
 
     /// Sends raw bytes (a hand-made or damaged frame) and waits up to
@@ -216,6 +290,7 @@ impl RpcClient {
                 Ok(Inbound::Ready(v)) => {
                     tracing::warn!("guest sent Ready (protocol {v}) again: did it restart?")
                 }
+                Ok(Inbound::Doorbell) => {}
                 Ok(other) => tracing::warn!("unexpected {other:?}"),
                 Err(e) => {
                     if matches!(e, RpcError::Timeout { .. }) {

@@ -13,11 +13,12 @@ use crate::error::{Error, Result};
 use crate::qemu::{Qemu, QemuArgs, QemuExit};
 use crate::qmp::{Qmp, StatusInfo};
 use crate::ram::{RamBacking, SharedRam};
+use crate::ring::RingPort;
 use crate::rpc::{label, RpcClient, RpcError};
 
 mod config;
 mod failure;
-pub use config::{private_dir, VmConfig};
+pub use config::{private_dir, Transport, VmConfig};
 use failure::{guest_error, report_error, unexpected};
 
 /// How long to wait for QEMU to end after the guest said it would.
@@ -161,7 +162,15 @@ impl Vm {
         self.dir.path()
     }
 
+    /// Whether requests travel through the shared-memory ring (after the
+    /// handshake, with shared RAM and [`Transport::Ring`]).
+    pub fn uses_ring(&self) -> bool {
+        self.rpc.uses_ring()
+    }
+
     /// The handshake: the guest's layout (asked once, then remembered).
+    /// With [`Transport::Ring`] and shared RAM, later requests go through
+    /// the ring it reports.
     pub async fn hello(&mut self) -> Result<Hello> {
         if let Some(h) = &self.hello {
             return Ok(h.clone());
@@ -174,8 +183,12 @@ impl Vm {
                 })
             }
             Response::Hello(h) => {
-                self.hello = Some(h.clone());
-                Ok(h)
+                if let (Transport::Ring, Some(ram)) = (self.config.transport, &self.ram) {
+                    let port = RingPort::open(ram, h.ring).map_err(Error::Ring)?;
+                    self.rpc.attach_ring(port);
+                }
+                self.hello = Some((*h).clone());
+                Ok(*h)
             }
             other => Err(unexpected(&Request::Hello, other)),
         }

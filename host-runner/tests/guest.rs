@@ -166,7 +166,13 @@ async fn kvm_boots_when_usable() {
         eprintln!("skipped: KVM not usable here ({why})");
         return;
     }
-    let mut vm = Vm::boot(&config(Accel::Kvm)).await.unwrap();
+    let mut c = config(Accel::Kvm);
+    // The first request waits for the end of boot, which under a
+    // software-nested KVM (shadow paging: every page-table write of the
+    // heap's set-up traps) took 8 s on a loaded machine: this test asks
+    // whether KVM works, not how fast.
+    c.request_timeout = std::time::Duration::from_secs(120);
+    let mut vm = Vm::boot(&c).await.unwrap();
     assert_eq!(
         vm.call(Request::Ping { nonce: 3 }).await.unwrap(),
         Response::Pong { nonce: 3 }

@@ -21,6 +21,8 @@ const FRAME_RUN_BYTES: usize = 21;
 const RECLAIM_BYTES: usize = 21;
 /// Largest `Reclaimed` wrapping: tag, event count, the events.
 const RECLAIMED_BYTES: usize = 1 + 3 + RECLAIM_RING * RECLAIM_BYTES;
+/// Largest `Stale` wrapping: tag and address.
+const STALE_BYTES: usize = 1 + 10;
 /// Largest answer of a request with a fixed-size answer (`Stats` is the
 /// biggest: a tag and at most 24 counters of at most 10 bytes).
 const FIXED_ANSWER_BYTES: usize = 256;
@@ -54,7 +56,7 @@ pub fn max_answer_bytes(request: &Request) -> usize {
         }
         _ => FIXED_ANSWER_BYTES,
     };
-    own + RECLAIMED_BYTES
+    own + RECLAIMED_BYTES + STALE_BYTES
 }
 
 #[cfg(test)]
@@ -90,9 +92,12 @@ mod tests {
             };
             RECLAIM_RING
         ];
-        let wrap = |r: Response| Response::Reclaimed {
-            events: events.clone(),
-            response: Box::new(r),
+        let wrap = |r: Response| Response::Stale {
+            addr: u64::MAX,
+            response: Box::new(Response::Reclaimed {
+                events: events.clone(),
+                response: Box::new(r),
+            }),
         };
         let pages = vec![
             PageState::PresentMmap {

@@ -6,7 +6,8 @@
 //! byte) the receiver loses at most the frame it was in and resynchronizes at
 //! the next zero. The CRC-32C catches corruption that still decodes.
 //! An empty frame (two zeros in a row) is not an error: senders may emit a
-//! lone zero to flush a receiver's partial frame.
+//! lone zero to flush a receiver's partial frame, and the shared-memory
+//! transport's doorbell is one ([`crate::ring`]).
 
 use core::fmt;
 
@@ -127,8 +128,11 @@ pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<T, FrameErr
 /// What one more byte did to a [`FrameAccumulator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feed {
-    /// The frame is not complete yet (or an empty frame was skipped).
+    /// The frame is not complete yet.
     Pending,
+    /// A zero byte ended an empty frame: nothing to decode (a flush, or a
+    /// doorbell).
+    Empty,
     /// A complete frame of this many bytes waits in the buffer
     /// ([`FrameAccumulator::frame`]).
     Frame(usize),
@@ -160,7 +164,7 @@ impl<B: AsMut<[u8]>> FrameAccumulator<B> {
             let feed = if self.overflowed {
                 Feed::TooLong
             } else if self.len == 0 {
-                Feed::Pending
+                Feed::Empty
             } else {
                 Feed::Frame(self.len)
             };
@@ -186,6 +190,11 @@ impl<B: AsMut<[u8]>> FrameAccumulator<B> {
         let buf = self.buf.as_mut();
         let len = len.min(buf.len());
         &mut buf[..len]
+    }
+
+    /// Whether part of a frame has arrived (its end has not).
+    pub fn in_frame(&self) -> bool {
+        self.len > 0 || self.overflowed
     }
 
     /// Drops any partial frame.

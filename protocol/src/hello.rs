@@ -78,6 +78,9 @@ pub struct Hello {
     /// The heap's fixed maximum size: its pages are
     /// `heap.start..heap.start + heap_max_bytes`.
     pub heap_max_bytes: u64,
+    /// The shared-memory transport (layout and rules: [`crate::ring`]),
+    /// inside the kernel image.
+    pub ring: PhysRange,
 }
 
 /// One file the host supplied at boot.

@@ -23,6 +23,7 @@ mod message;
 pub mod pattern;
 mod request;
 mod response;
+pub mod ring;
 pub mod semantics;
 
 pub use hello::{FileInfo, Hello, PhysRange, VirtRange};
@@ -32,7 +33,7 @@ pub use response::{Error, FaultReason, FrameRun, PageState, Reclaim, Response, S
 
 /// Version of this protocol. The guest reports it in [`Hello`]; the host
 /// refuses to talk to a guest of another version.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Size of a page and of a frame, in bytes.
 pub const PAGE_SIZE: u64 = 4096;

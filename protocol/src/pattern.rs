@@ -43,7 +43,11 @@ pub fn fill(seed: u64, addr: u64, buf: &mut [u8]) {
     }
 }
 
-static CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+/// CRC-32C with a 16-way table (64 KiB): the same function as the
+/// byte-at-a-time table, about four times fewer instructions a byte, which
+/// counts in the guest, where every instruction is emulated.
+static CRC32C: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// The checksum a `Read` answers: CRC-32C (Castagnoli) of the bytes in
 /// address order.
@@ -53,7 +57,7 @@ pub fn checksum(bytes: &[u8]) -> u32 {
 
 /// [`checksum`] computed piece by piece, for reads done in chunks.
 pub struct Checksum {
-    digest: crc::Digest<'static, u32>,
+    digest: crc::Digest<'static, u32, crc::Table<16>>,
 }
 
 impl core::fmt::Debug for Checksum {

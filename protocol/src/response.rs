@@ -10,8 +10,10 @@ use crate::Hello;
 /// The answer to one [`crate::Request`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Response {
-    /// Answer to `Hello`.
-    Hello(Hello),
+    /// Answer to `Hello` (boxed: the layout is ten times bigger than any
+    /// other answer, and every answer of a batch is as big as the biggest
+    /// variant).
+    Hello(Box<Hello>),
     /// Answer to `Ping`.
     Pong { nonce: u64 },
     /// Answer to `Batch`: one answer per request, in order.
@@ -55,6 +57,12 @@ pub enum Response {
         events: Vec<Reclaim>,
         response: Box<Response>,
     },
+    /// `response` (the request's answer, `Reclaimed` included), after
+    /// which a page the request made not present still read through a
+    /// stale translation: the VMM changed a present entry without
+    /// invalidating its TLB entry (see `semantics`, **Stale
+    /// translations**). `addr` is the lowest such page.
+    Stale { addr: u64, response: Box<Response> },
 }
 
 impl Response {

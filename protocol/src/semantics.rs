@@ -198,6 +198,19 @@
 //! takes a `Convert → Unusable` first. Convert never fails for a page's
 //! state.
 //!
+//! # Stale translations
+//! The CPU may cache the translation of any page a `Write` or `Read` touched
+//! (since boot or the last `Reset`) until the VMM invalidates it. After
+//! answering an `Unmap`, a `Convert`, an `Evict` or a `Reset`, and after any
+//! answer with reclaim events, the guest reads one byte of every such page
+//! the request (or its reclaims) left not present, without resolving the
+//! fault: each read must fault. One that does not shows a stale TLB entry,
+//! and the answer becomes `Stale { addr, response }` with the lowest such
+//! page (a VMM bug the host reports as a broken invariant). The reads change
+//! nothing: a fault from them never reaches the VMM. The guest may read
+//! more pages than these (it keeps the touched pages as ranges, merged when
+//! too many): a read of a not-present page faults anyway.
+//!
 //! # Reclaim events
 //! Which page the guest evicts, drops or scavenges is its own choice, so it
 //! reports each one as a [`crate::Reclaim`]: the VMM records every reclaim

@@ -9,7 +9,8 @@
 //! reclaim events recorded since the previous answer are moved out of the
 //! VMM's ring in small stack-sized chunks (the `Vec` grows outside the
 //! lock) and wrap the answer as `Reclaimed`; then the swap slots freed by
-//! swap-ins during the request are released.
+//! swap-ins during the request are released; then the stale-translation
+//! probe runs (`stale`) and may wrap it as `Stale`.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -19,6 +20,8 @@ use protocol::{
 };
 
 use crate::machine::Machine;
+use crate::stale::{self, Scope};
+use crate::validate::canonical;
 
 /// Answers one request (a `Batch` answers one response per request, a
 /// nested `Batch` `Error(NestedBatch)` in its place).
@@ -39,19 +42,23 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
                     out.push(Response::Error(Error::BatchCut));
                     break;
                 }
+                let scope = Scope::of(&r);
                 let answer = match r {
                     Request::Batch(_) => Response::Error(Error::NestedBatch),
                     r => handle_one(m, r),
                 };
                 let answer = finish(m, answer);
+                let answer = stale::check(m, scope, answer);
                 used = used.saturating_add(encoded_len(&answer));
                 out.push(answer);
             }
             Response::Batch(out)
         }
         r => {
+            let scope = Scope::of(&r);
             let answer = handle_one(m, r);
-            finish(m, answer)
+            let answer = finish(m, answer);
+            stale::check(m, scope, answer)
         }
     }
 }
@@ -87,6 +94,15 @@ fn finish<M: Machine>(m: &mut M, answer: Response) -> Response {
     }
 }
 
+/// Adds the pages a touch of `addr..addr + len` (`len > 0`, validated)
+/// reached to the touched set: up to and including the page of `stop`, the
+/// first byte not touched, when it faulted.
+fn record_touch<M: Machine>(m: &mut M, addr: u64, len: u64, stop: Option<u64>) {
+    let end = stop.unwrap_or(addr.wrapping_add(len - 1));
+    let (lo, hi) = (canonical(addr) >> 12, canonical(end) >> 12);
+    m.touched().add(lo, hi.max(lo) + 1);
+}
+
 fn done(r: Result<(), Error>) -> Response {
     match r {
         Ok(()) => Response::Done,
@@ -116,7 +132,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
     }
     m.with_vmm(|v| v.set_pin(None));
     match req {
-        Request::Hello => Response::Hello(m.hello()),
+        Request::Hello => Response::Hello(alloc::boxed::Box::new(m.hello())),
         Request::Ping { nonce } => Response::Pong { nonce },
         Request::Batch(_) => Response::Error(Error::NestedBatch),
         Request::Panic { .. } => m.panic_now(),
@@ -147,14 +163,18 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
         } => match m.with_vmm(|v| v.check_touch(addr, len, privilege)) {
             Err(e) => Response::Error(e),
             Ok(None) => Response::Done,
-            Ok(Some(_)) => match m.touch_write(addr, len, seed) {
-                Ok(()) => Response::Done,
-                Err((addr, reason)) => Response::Fault {
-                    addr,
-                    write: true,
-                    reason,
-                },
-            },
+            Ok(Some(_)) => {
+                let r = m.touch_write(addr, len, seed);
+                record_touch(m, addr, len, r.as_ref().err().map(|e| e.0));
+                match r {
+                    Ok(()) => Response::Done,
+                    Err((addr, reason)) => Response::Fault {
+                        addr,
+                        write: true,
+                        reason,
+                    },
+                }
+            }
         },
         Request::Read {
             addr,
@@ -165,14 +185,18 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             Ok(None) => Response::Checksum {
                 checksum: protocol::pattern::checksum(&[]),
             },
-            Ok(Some(_)) => match m.touch_read(addr, len) {
-                Ok(checksum) => Response::Checksum { checksum },
-                Err((addr, reason)) => Response::Fault {
-                    addr,
-                    write: false,
-                    reason,
-                },
-            },
+            Ok(Some(_)) => {
+                let r = m.touch_read(addr, len);
+                record_touch(m, addr, len, r.as_ref().err().map(|e| e.0));
+                match r {
+                    Ok(checksum) => Response::Checksum { checksum },
+                    Err((addr, reason)) => Response::Fault {
+                        addr,
+                        write: false,
+                        reason,
+                    },
+                }
+            }
         },
         Request::Query {
             addr,

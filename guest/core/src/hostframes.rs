@@ -6,51 +6,30 @@ use protocol::{Error, FrameRun, MAX_ALLOC_FRAMES};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::PhysMemory;
+use crate::bits::Bits;
 use crate::frames::{frame_at, frame_number};
 use crate::vmm::{Meta, Vmm};
 
 impl<M: PhysMemory> Vmm<M> {
-    /// Bit `n` of the bitmap starting at frame number `base` of the
-    /// metadata.
-    pub(crate) fn meta_bit(&mut self, base: u64, n: u64) -> bool {
-        let f = frame_at(base + n / (4096 * 8));
-        let byte = ((n / 8) % 4096) as usize;
-        self.mem.frame_bytes(f)[byte] & (1 << (n % 8)) != 0
-    }
-
-    /// Byte `k` of the bitmap starting at frame number `base`.
-    pub(crate) fn meta_byte(&mut self, base: u64, k: u64) -> u8 {
-        let f = frame_at(base + k / 4096);
-        self.mem.frame_bytes(f)[(k % 4096) as usize]
-    }
-
-    /// Sets bit `n` of the bitmap starting at frame number `base`.
-    pub(crate) fn set_meta_bit(&mut self, base: u64, n: u64, v: bool) {
-        let f = frame_at(base + n / (4096 * 8));
-        let byte = ((n / 8) % 4096) as usize;
-        let b = &mut self.mem.frame_bytes(f)[byte];
-        if v {
-            *b |= 1 << (n % 8);
-        } else {
-            *b &= !(1 << (n % 8));
-        }
-    }
-
-    fn host_base(&self) -> Option<u64> {
-        self.meta.map(|m: Meta| frame_number(m.base))
+    /// The host-frame bitmap (bit `n`: the host holds frame `n`).
+    fn host_bits(&self) -> Option<Bits> {
+        self.meta.map(|m: Meta| Bits {
+            base: frame_number(m.base),
+            len: self.frames.total_frames(),
+        })
     }
 
     /// Whether the host holds frame number `n`.
     pub fn host_holds(&mut self, n: u64) -> bool {
-        match self.host_base() {
-            Some(b) if n < self.frames.total_frames() => self.meta_bit(b, n),
+        match self.host_bits() {
+            Some(b) if n < b.len => b.get(&mut self.mem, n),
             _ => false,
         }
     }
 
     fn give_host(&mut self, frame: PhysFrame) {
-        if let Some(b) = self.host_base() {
-            self.set_meta_bit(b, frame_number(frame), true);
+        if let Some(b) = self.host_bits() {
+            b.set(&mut self.mem, frame_number(frame), true);
             self.counters.host_frames += 1;
         }
     }
@@ -132,14 +111,12 @@ impl<M: PhysMemory> Vmm<M> {
             return Err(Error::OutOfRange);
         }
         let first = frame / 4096;
-        for n in first..first + count {
-            if !self.host_holds(n) {
-                return Err(Error::NotOwned { frame: n * 4096 });
-            }
+        let bits = self.host_bits().ok_or(Error::NotOwned { frame })?;
+        if let Some(n) = bits.find(&mut self.mem, first, first + count, false) {
+            return Err(Error::NotOwned { frame: n * 4096 });
         }
-        let base = self.host_base().ok_or(Error::NotOwned { frame })?;
+        bits.set_range(&mut self.mem, first, first + count, false);
         for n in first..first + count {
-            self.set_meta_bit(base, n, false);
             let freed = self.frames.free(frame_at(n));
             debug_assert!(freed.is_ok(), "host frame {n} was not in use");
             self.counters.host_frames -= 1;
@@ -147,28 +124,19 @@ impl<M: PhysMemory> Vmm<M> {
         Ok(())
     }
 
-    /// Frees every frame the host holds.
+    /// Frees every frame the host holds (a scan of the host-frame bitmap,
+    /// a word at a time; nothing when the host holds none).
     pub(crate) fn free_all_host_frames(&mut self) {
-        let Some(m) = self.meta else { return };
-        let base = frame_number(m.base);
-        let total = self.frames.total_frames();
-        for i in 0..m.host_frames {
-            let f = frame_at(base + i);
-            let bytes = *self.mem.frame_bytes(f);
-            for (j, b) in bytes.iter().enumerate() {
-                if *b == 0 {
-                    continue;
-                }
-                for k in 0..8 {
-                    let n = i * 4096 * 8 + j as u64 * 8 + k;
-                    if b & (1 << k) != 0 && n < total {
-                        let freed = self.frames.free(frame_at(n));
-                        debug_assert!(freed.is_ok(), "host frame {n} was not in use");
-                    }
-                }
-            }
-            self.mem.frame_bytes(f).fill(0);
+        let Some(bits) = self.host_bits() else { return };
+        if self.counters.host_frames == 0 {
+            return;
         }
+        let frames = &mut self.frames;
+        bits.for_each_set(&mut self.mem, 0, bits.len, |_, n| {
+            let freed = frames.free(frame_at(n));
+            debug_assert!(freed.is_ok(), "host frame {n} was not in use");
+        });
+        bits.clear_all(&mut self.mem);
         self.counters.host_frames = 0;
     }
 }

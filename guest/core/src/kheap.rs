@@ -17,10 +17,16 @@
 //! bigger than it, or one the full upper half cannot take, is first fit
 //! from the start, among the kernel's blocks. A heap page whose 256 used bits are all zero is free,
 //! and the scavenger turns it back to allocate-on-write.
+//!
+//! Costs: the maps are searched a 64-bit word at a time (`bits`); `Reset`
+//! frees host blocks by scanning only the granules host blocks have held
+//! since the last reset, and the scavenger reads the heap's page tables
+//! directly, one table at a time.
 
 use protocol::{Error, Reclaim};
 
 use crate::backend::PhysMemory;
+use crate::bits::Bits;
 use crate::layout::HEAP_START;
 use crate::paging::user;
 use crate::pte::Pte;
@@ -42,6 +48,12 @@ pub(crate) struct KHeap {
     pub live: u64,
     pub freed: u64,
     pub incomplete: bool,
+    /// Live host blocks.
+    pub host_blocks: u64,
+    /// Granules `host_lo..host_hi` hold every host block handed out since
+    /// boot or the last `Reset` (empty when `host_lo >= host_hi`).
+    pub host_lo: u64,
+    pub host_hi: u64,
 }
 
 impl KHeap {
@@ -61,15 +73,17 @@ const USED: u64 = 0;
 const START: u64 = 1;
 const HOST: u64 = 2;
 
+impl KHeap {
+    /// One of the three maps.
+    fn map(&self, which: u64) -> Bits {
+        Bits {
+            base: self.base + which * self.map_frames,
+            len: self.granules,
+        }
+    }
+}
+
 impl<M: PhysMemory> Vmm<M> {
-    fn hbit(&mut self, h: &KHeap, map: u64, g: u64) -> bool {
-        self.meta_bit(h.base + map * h.map_frames, g)
-    }
-
-    fn set_hbit(&mut self, h: &KHeap, map: u64, g: u64, v: bool) {
-        self.set_meta_bit(h.base + map * h.map_frames, g, v);
-    }
-
     /// A block of `size` bytes aligned to `align` (a power of two, at most
     /// 4096); `host` marks it as the host's.
     pub fn heap_alloc(&mut self, size: u64, align: u64, host: bool) -> Result<u64, Error> {
@@ -95,41 +109,35 @@ impl<M: PhysMemory> Vmm<M> {
         // fresh pages away from the kernel's; anywhere only when the upper
         // half has no room.
         let host_start = KHeap::host_start(h.granules);
+        let used = h.map(USED);
+        let mem = &mut self.mem;
         let found = if host {
-            self.find_granules(&h, n, step, h.hint.max(host_start))
-                .or_else(|| self.find_granules(&h, n, step, host_start))
-                .or_else(|| self.find_granules(&h, n, step, 0))
+            used.find_clear_run(mem, n, step, h.hint.max(host_start))
+                .or_else(|| used.find_clear_run(mem, n, step, host_start))
+                .or_else(|| used.find_clear_run(mem, n, step, 0))
         } else {
-            self.find_granules(&h, n, step, 0)
+            used.find_clear_run(mem, n, step, 0)
         };
         let g = found.ok_or(Error::OutOfMemory)?;
-        for j in g..g + n {
-            self.set_hbit(&h, USED, j, true);
-            if host {
-                self.set_hbit(&h, HOST, j, true);
-            }
+        used.set_range(mem, g, g + n, true);
+        if host {
+            h.map(HOST).set_range(mem, g, g + n, true);
         }
-        self.set_hbit(&h, START, g, true);
+        h.map(START).set(mem, g, true);
         if let Some(hp) = self.heap.as_mut() {
             if host {
                 hp.hint = g + n;
+                if hp.host_lo >= hp.host_hi {
+                    (hp.host_lo, hp.host_hi) = (g, g + n);
+                } else {
+                    hp.host_lo = hp.host_lo.min(g);
+                    hp.host_hi = hp.host_hi.max(g + n);
+                }
+                hp.host_blocks += 1;
             }
             hp.live += n * GRANULE;
         }
         Ok(HEAP_START + g * GRANULE)
-    }
-
-    /// The first free run of `n` granules at a multiple of `step`, at or
-    /// after `from`.
-    fn find_granules(&mut self, h: &KHeap, n: u64, step: u64, from: u64) -> Option<u64> {
-        let mut g = from.min(h.granules).div_ceil(step) * step;
-        while g + n <= h.granules {
-            match (g..g + n).find(|&j| self.hbit(h, USED, j)) {
-                Some(j) => g = (j + 1).div_ceil(step) * step,
-                None => return Some(g),
-            }
-        }
-        None
     }
 
     /// The granule of a heap address, if inside the heap.
@@ -144,20 +152,27 @@ impl<M: PhysMemory> Vmm<M> {
     pub fn heap_free(&mut self, addr: u64, host: bool) -> Result<u64, Error> {
         let bad = Error::InvalidState { addr };
         let (h, g) = self.granule(addr).ok_or(bad)?;
-        if !self.hbit(&h, START, g) || self.hbit(&h, HOST, g) != host {
+        let (used, start, hosts) = (h.map(USED), h.map(START), h.map(HOST));
+        let mem = &mut self.mem;
+        if !start.get(mem, g) || hosts.get(mem, g) != host {
             return Err(bad);
         }
-        self.set_hbit(&h, START, g, false);
-        let mut j = g;
-        while j < h.granules && self.hbit(&h, USED, j) && (j == g || !self.hbit(&h, START, j)) {
-            self.set_hbit(&h, USED, j, false);
-            self.set_hbit(&h, HOST, j, false);
-            j += 1;
-        }
-        let size = (j - g) * GRANULE;
+        // The block: its start granule, and the used granules after it up
+        // to the next start or free granule.
+        let end_free = used
+            .find(mem, g + 1, h.granules, false)
+            .unwrap_or(h.granules);
+        let end = start.find(mem, g + 1, end_free, true).unwrap_or(end_free);
+        start.set(mem, g, false);
+        used.set_range(mem, g, end, false);
+        hosts.set_range(mem, g, end, false);
+        let size = (end - g) * GRANULE;
         if let Some(hp) = self.heap.as_mut() {
             hp.live -= size;
             hp.freed += size;
+            if host {
+                hp.host_blocks -= 1;
+            }
         }
         Ok(size)
     }
@@ -172,27 +187,43 @@ impl<M: PhysMemory> Vmm<M> {
         if last >= h.granules {
             return false;
         }
+        let (used, start, hosts) = (h.map(USED), h.map(START), h.map(HOST));
+        let mem = &mut self.mem;
+        // Back from `first` to its block's start, through host granules.
         let mut g = first;
         loop {
-            if !self.hbit(&h, USED, g) || !self.hbit(&h, HOST, g) {
+            if !used.get(mem, g) || !hosts.get(mem, g) {
                 return false;
             }
-            if self.hbit(&h, START, g) {
+            if start.get(mem, g) {
                 break;
             }
-            g -= 1;
+            match g.checked_sub(1) {
+                Some(p) => g = p,
+                None => return false,
+            }
         }
-        (first + 1..=last)
-            .all(|j| self.hbit(&h, USED, j) && self.hbit(&h, HOST, j) && !self.hbit(&h, START, j))
+        used.find(mem, first + 1, last + 1, false).is_none()
+            && hosts.find(mem, first + 1, last + 1, false).is_none()
+            && start.find(mem, first + 1, last + 1, true).is_none()
     }
 
-    /// Frees every host block (`Reset`).
+    /// Frees every host block (`Reset`): only the granules host blocks have
+    /// held since the last reset are looked at.
     pub(crate) fn heap_free_host_blocks(&mut self) {
         let Some(h) = self.heap else { return };
-        for g in 0..h.granules {
-            if self.hbit(&h, START, g) && self.hbit(&h, HOST, g) {
-                let _ = self.heap_free(HEAP_START + g * GRANULE, true);
+        if h.host_blocks > 0 {
+            let (start, hosts) = (h.map(START), h.map(HOST));
+            let mut g = h.host_lo;
+            while let Some(s) = start.find(&mut self.mem, g, h.host_hi, true) {
+                if hosts.get(&mut self.mem, s) {
+                    let _ = self.heap_free(HEAP_START + s * GRANULE, true);
+                }
+                g = s + 1;
             }
+        }
+        if let Some(hp) = self.heap.as_mut() {
+            (hp.host_lo, hp.host_hi) = (0, 0);
         }
     }
 
@@ -215,38 +246,47 @@ impl<M: PhysMemory> Vmm<M> {
         let Some(h) = self.heap else { return 0 };
         let mut freed = 0;
         let pages = h.granules * GRANULE / 4096;
+        let used = h.map(USED);
         let mut complete = true;
-        for p in 0..pages {
-            if (p * 256..(p + 1) * 256)
-                .step_by(8)
-                .any(|g| self.meta_byte(h.base, g / 8) != 0)
-            {
-                continue;
-            }
-            let addr = HEAP_START + p * 4096;
-            let linear = addr & LINEAR_MASK;
-            let Some((table, i)) = self.leaf_slot(linear) else {
+        // One page table (512 pages) at a time, its entries read in place.
+        'tables: for first in (0..pages).step_by(512) {
+            let linear = (HEAP_START + first * 4096) & LINEAR_MASK;
+            let Some((table, _)) = self.leaf_slot(linear) else {
                 continue;
             };
-            let old = Pte::decode(self.read_entry(table, i), user(linear));
-            let Pte::PresentRam { frame, .. } = old else {
-                continue;
-            };
-            if keep > 0 {
-                keep -= 1;
-                continue;
+            for p in first..pages.min(first + 512) {
+                let i = (p % 512) as usize;
+                let raw = self.read_entry(table, i);
+                if raw & 1 == 0 {
+                    continue;
+                }
+                // The page's 256 granules are 4 words of the used map.
+                if (p * 4..p * 4 + 4).any(|w| used.word(&mut self.mem, w) != 0) {
+                    continue;
+                }
+                let linear = (HEAP_START + p * 4096) & LINEAR_MASK;
+                let old = Pte::decode(raw, user(linear));
+                let Pte::PresentRam { frame, .. } = old else {
+                    continue;
+                };
+                if keep > 0 {
+                    keep -= 1;
+                    continue;
+                }
+                if self.ring.full() {
+                    complete = false;
+                    break 'tables;
+                }
+                if let Some(f) = self.set_leaf(table, i, linear, old, Pte::AllocOnWrite) {
+                    f.flush(&mut self.mem);
+                }
+                let ok = self.frames.free(frame);
+                debug_assert!(ok.is_ok(), "heap frame {frame:?} was not in use");
+                self.record(Reclaim::Scavenged {
+                    addr: HEAP_START + p * 4096,
+                });
+                freed += 1;
             }
-            if self.ring.full() {
-                complete = false;
-                break;
-            }
-            if let Some(f) = self.set_leaf(table, i, linear, old, Pte::AllocOnWrite) {
-                f.flush(&mut self.mem);
-            }
-            let ok = self.frames.free(frame);
-            debug_assert!(ok.is_ok(), "heap frame {frame:?} was not in use");
-            self.record(Reclaim::Scavenged { addr });
-            freed += 1;
         }
         if let Some(hp) = self.heap.as_mut() {
             hp.incomplete = !complete;

@@ -12,12 +12,12 @@
 //! middle space and cannot tell a handed-out page from a returned one. The
 //! cost the thread names (extra RAM, 4 MiB for a 4 GiB space) is small
 //! here: the region is 2^18 pages, a 32 KiB bitmap (8 frames of the VMM's
-//! metadata), searched first fit with a byte-at-a-time skip of full and
-//! empty bytes.
+//! metadata), searched first fit a 64-bit word at a time (`bits`).
 
 use protocol::Error;
 
 use crate::backend::PhysMemory;
+use crate::bits::Bits;
 use crate::layout::{VALLOC_PAGES, VALLOC_START};
 use crate::validate;
 use crate::vmm::Vmm;
@@ -26,8 +26,11 @@ use crate::vmm::Vmm;
 pub const VALLOC_BITMAP_FRAMES: u64 = VALLOC_PAGES.div_ceil(4096 * 8);
 
 impl<M: PhysMemory> Vmm<M> {
-    fn valloc_base(&self) -> Option<u64> {
-        self.meta.map(|m| m.valloc_base())
+    fn valloc_bits(&self) -> Option<Bits> {
+        self.meta.map(|m| Bits {
+            base: m.valloc_base(),
+            len: VALLOC_PAGES,
+        })
     }
 
     /// Finds `pages` free pages of the `Valloc` region and reserves them
@@ -40,45 +43,13 @@ impl<M: PhysMemory> Vmm<M> {
         if pages > VALLOC_PAGES {
             return Err(Error::TooLarge);
         }
-        let base = self.valloc_base().ok_or(Error::NoVirtualSpace)?;
-        let start = self
-            .find_free_run(base, pages)
+        let bits = self.valloc_bits().ok_or(Error::NoVirtualSpace)?;
+        let start = bits
+            .find_clear_run(&mut self.mem, pages, 1, 0)
             .ok_or(Error::NoVirtualSpace)?;
-        for n in start..start + pages {
-            self.set_meta_bit(base, n, true);
-        }
+        bits.set_range(&mut self.mem, start, start + pages, true);
         self.counters.valloc_pages += pages;
         Ok(VALLOC_START + start * 4096)
-    }
-
-    /// First fit over the bitmap.
-    fn find_free_run(&mut self, base: u64, pages: u64) -> Option<u64> {
-        let mut run_start = 0u64;
-        let mut run = 0u64;
-        for fi in 0..VALLOC_BITMAP_FRAMES {
-            let bytes = *self.mem.frame_bytes(crate::frames::frame_at(base + fi));
-            for (j, &b) in bytes.iter().enumerate() {
-                let first = (fi * 4096 + j as u64) * 8;
-                if b == 0xff {
-                    run = 0;
-                    continue;
-                }
-                for k in 0..8 {
-                    if b & (1 << k) != 0 {
-                        run = 0;
-                    } else {
-                        if run == 0 {
-                            run_start = first + k;
-                        }
-                        run += 1;
-                        if run == pages {
-                            return Some(run_start);
-                        }
-                    }
-                }
-            }
-        }
-        None
     }
 
     /// Gives back `pages` pages at `addr`, every one handed out by
@@ -91,36 +62,31 @@ impl<M: PhysMemory> Vmm<M> {
         if addr < VALLOC_START || addr >= region_end {
             return Err(Error::InvalidState { addr });
         }
-        let Some(base) = self.valloc_base() else {
+        let Some(bits) = self.valloc_bits() else {
             return Err(Error::InvalidState { addr });
         };
         let first = (addr - VALLOC_START) / 4096;
         let last = (end.min(region_end) - VALLOC_START) / 4096;
-        for n in first..last {
-            if !self.meta_bit(base, n) {
-                return Err(Error::InvalidState {
-                    addr: VALLOC_START + n * 4096,
-                });
-            }
+        if let Some(n) = bits.find(&mut self.mem, first, last, false) {
+            return Err(Error::InvalidState {
+                addr: VALLOC_START + n * 4096,
+            });
         }
         if end > region_end {
             return Err(Error::InvalidState { addr: region_end });
         }
-        for n in first..last {
-            self.set_meta_bit(base, n, false);
-        }
+        bits.set_range(&mut self.mem, first, last, false);
         self.counters.valloc_pages -= pages;
         Ok(())
     }
 
     /// Frees every `Valloc` run.
     pub(crate) fn clear_valloc(&mut self) {
-        if let Some(base) = self.valloc_base() {
-            for fi in 0..VALLOC_BITMAP_FRAMES {
-                self.mem
-                    .frame_bytes(crate::frames::frame_at(base + fi))
-                    .fill(0);
-            }
+        if let Some(bits) = self
+            .valloc_bits()
+            .filter(|_| self.counters.valloc_pages > 0)
+        {
+            bits.clear_all(&mut self.mem);
         }
         self.counters.valloc_pages = 0;
     }

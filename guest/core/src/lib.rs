@@ -38,6 +38,7 @@
 extern crate alloc;
 
 pub mod backend;
+mod bits;
 pub mod dispatch;
 pub mod files;
 pub mod frames;
@@ -52,7 +53,9 @@ pub mod pte;
 pub mod reclaim;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+mod stale;
 pub mod swap;
+pub mod touched;
 pub mod validate;
 pub mod vmm;
 mod walk;

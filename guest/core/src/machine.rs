@@ -4,6 +4,7 @@
 use protocol::{FaultReason, Hello};
 
 use crate::backend::PhysMemory;
+use crate::touched::Touched;
 use crate::vmm::Vmm;
 
 /// The machine the dispatcher runs on: the kernel, or the `sim` module's
@@ -27,6 +28,15 @@ pub trait Machine {
     /// Loads `addr..addr + len` from the CPU and answers the checksum of the
     /// bytes; faults as in [`Machine::touch_write`].
     fn touch_read(&mut self, addr: u64, len: u64) -> Result<u32, (u64, FaultReason)>;
+
+    /// Loads one byte at `addr` from the CPU without resolving a fault:
+    /// whether the load succeeded (the page is present, or a stale TLB
+    /// entry still translates it). A fault here never reaches the VMM.
+    fn probe(&mut self, addr: u64) -> bool;
+
+    /// The pages the CPU may hold translations for (see
+    /// [`crate::touched`]), kept across requests.
+    fn touched(&mut self) -> &mut Touched;
 
     /// Panics with the message `"panic requested by host"`.
     fn panic_now(&mut self) -> !;

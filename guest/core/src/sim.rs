@@ -2,9 +2,12 @@
 //! memory of frames in a `Vec`, and a machine whose touches emulate the CPU
 //! (walk the tables, access present frames, call
 //! [`Vmm::handle_fault`](crate::vmm::Vmm::handle_fault) on a fault, report
-//! what the handler cannot resolve).
+//! what the handler cannot resolve), with a TLB: a translation walked once
+//! is used until the VMM flushes its page, as on the real CPU, so a missing
+//! flush shows here too.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use protocol::{FaultReason, Hello, PhysRange, VirtRange};
@@ -33,6 +36,13 @@ pub struct SimMemory {
     frames: Vec<SimFrame>,
     /// Pages flushed from the (simulated) TLB, in order.
     pub flushed: Vec<Page>,
+    /// The simulated TLB: page address → frame and writability, filled by
+    /// touches, emptied page by page by flushes.
+    pub tlb: BTreeMap<u64, (PhysFrame, bool)>,
+    /// Test support: flushes are recorded but leave the TLB as it is (a
+    /// CPU whose `invlpg` does nothing, to test what catches a missing
+    /// flush).
+    pub ignore_flushes: bool,
 }
 
 impl SimMemory {
@@ -41,6 +51,8 @@ impl SimMemory {
         SimMemory {
             frames: (0..frames).map(|_| SimFrame::Zero).collect(),
             flushed: Vec::new(),
+            tlb: BTreeMap::new(),
+            ignore_flushes: false,
         }
     }
 
@@ -97,6 +109,9 @@ impl PhysMemory for SimMemory {
     }
 
     fn flush(&mut self, page: Page) {
+        if !self.ignore_flushes {
+            self.tlb.remove(&page.start_address().as_u64());
+        }
         self.flushed.push(page);
     }
 }
@@ -115,6 +130,7 @@ pub struct SimMachine {
     /// The VMM.
     pub vmm: Vmm<SimMemory>,
     hello: Hello,
+    touched: crate::touched::Touched,
 }
 
 impl SimMachine {
@@ -223,8 +239,13 @@ impl SimMachine {
             swap: vmm.swap_range(),
             frame_info: vmm.frame_info_range(),
             heap_max_bytes: vmm.heap_max_bytes(),
+            ring: PhysRange { start: 0, end: 0 },
         };
-        SimMachine { vmm, hello }
+        SimMachine {
+            vmm,
+            hello,
+            touched: Default::default(),
+        }
     }
 
     /// Runs the CPU's access to the bytes `addr..addr + len`, page by page:
@@ -242,9 +263,18 @@ impl SimMachine {
             let page_end = (at | 0xfff).saturating_add(1).min(end);
             let chunk = (page_end - at) as usize;
             let mut tries = 0;
+            let page = at & !0xfff;
             let frame = loop {
+                // The TLB first, as the CPU does; a miss walks the tables.
+                match self.vmm.mem().tlb.get(&page) {
+                    Some(&(frame, writable)) if writable || !write => break frame,
+                    _ => {}
+                }
                 match self.vmm.translate(at) {
-                    Some((frame, writable)) if writable || !write => break frame,
+                    Some((frame, writable)) if writable || !write => {
+                        self.vmm.mem().tlb.insert(page, (frame, writable));
+                        break frame;
+                    }
                     _ => {}
                 }
                 // A page fault: the kernel's handler runs.
@@ -285,6 +315,24 @@ impl Machine for SimMachine {
             sum.update(&vmm.mem().frame_bytes(frame)[off..off + n]);
         })?;
         Ok(sum.finish())
+    }
+
+    fn probe(&mut self, addr: u64) -> bool {
+        let page = addr & !0xfff;
+        if self.vmm.mem().tlb.contains_key(&page) {
+            return true;
+        }
+        match self.vmm.translate(addr) {
+            Some(t) => {
+                self.vmm.mem().tlb.insert(page, t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn touched(&mut self) -> &mut crate::touched::Touched {
+        &mut self.touched
     }
 
     fn panic_now(&mut self) -> ! {

@@ -182,6 +182,9 @@ impl<M: PhysMemory> Vmm<M> {
                     live: 0,
                     freed: 0,
                     incomplete: false,
+                    host_blocks: 0,
+                    host_lo: 0,
+                    host_hi: 0,
                 });
                 vmm.heap_max = heap_max;
             }

@@ -178,6 +178,12 @@ pub fn kernel_virt(phys: u64) -> u64 {
     KERNEL_BASE + phys
 }
 
+/// Physical address of a static of the kernel image (virtual `virt` in the
+/// kernel image map).
+pub fn kernel_phys(virt: u64) -> u64 {
+    virt - KERNEL_BASE
+}
+
 /// One entry of the `hvm_start_info` memory map (E820 types).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]

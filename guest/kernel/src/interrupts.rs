@@ -1,11 +1,14 @@
-//! The IDT for the 32 CPU exceptions.
+//! The IDT: the 32 CPU exceptions and vectors 32–47 for the interrupt
+//! controllers (`irq`).
 //!
 //! Each vector has a `global_asm!` stub that pushes a zero error code when
 //! the CPU pushes none, then the vector number, saves every general register
 //! and calls [`exception_entry`] with a pointer to the saved [`TrapFrame`];
 //! on return it restores the registers (the handler may have changed `rip`
 //! for an exception-table fixup), drops vector and error code and `iretq`s.
-//! Interrupts stay disabled for good, so only exceptions arrive here.
+//! Interrupts are enabled only while the CPU halts waiting for input
+//! (`serial::wait`): the serial line's interrupt wakes it, and nothing else
+//! is unmasked.
 
 use core::arch::global_asm;
 
@@ -17,7 +20,7 @@ use x86_64::registers::control::Cr2;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
 
-use crate::{exit, gdt, serial, touch};
+use crate::{exit, gdt, irq, serial, touch};
 
 /// Vector of the page fault.
 pub const PAGE_FAULT: u64 = 14;
@@ -99,6 +102,9 @@ isr_stub_\n:
     isr_err   29
     isr_err   30
     isr_noerr 31
+    .irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    isr_noerr \n
+    .endr
 
 isr_common:
     push rax
@@ -141,7 +147,7 @@ isr_common:
     .p2align 3
     .global isr_stub_table
 isr_stub_table:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
     .quad isr_stub_\n
     .endr
     .text
@@ -149,8 +155,11 @@ isr_stub_table:
     entry = sym exception_entry,
 );
 
+/// Vectors in the IDT: the exceptions, then the 8259s' lines.
+const VECTORS: usize = 48;
+
 unsafe extern "C" {
-    static isr_stub_table: [u64; 32];
+    static isr_stub_table: [u64; VECTORS];
 }
 
 /// One 64-bit interrupt gate.
@@ -182,16 +191,16 @@ impl Gate {
     }
 }
 
-static IDT: Once<[Gate; 32]> = Once::new();
+static IDT: Once<[Gate; VECTORS]> = Once::new();
 
 /// Builds and loads the IDT. Call after `gdt::init`.
 pub fn init() {
     let selector = CS::get_reg().0;
     let idt = IDT.call_once(|| {
-        // SAFETY: a table of 32 addresses the linker filled in; never
+        // SAFETY: a table of VECTORS addresses the linker filled in; never
         // written.
         let stubs = unsafe { &*core::ptr::addr_of!(isr_stub_table) };
-        let mut idt = [Gate::default(); 32];
+        let mut idt = [Gate::default(); VECTORS];
         for (v, gate) in idt.iter_mut().enumerate() {
             let ist = match v {
                 2 => Some(gdt::NMI_IST),
@@ -204,7 +213,7 @@ pub fn init() {
         idt
     });
     let ptr = DescriptorTablePointer {
-        limit: (core::mem::size_of::<[Gate; 32]>() - 1) as u16,
+        limit: (core::mem::size_of::<[Gate; VECTORS]>() - 1) as u16,
         base: VirtAddr::new(idt.as_ptr() as u64),
     };
     // SAFETY: the table lives in a static for good and each gate points to
@@ -214,11 +223,26 @@ pub fn init() {
 
 /// Called by every stub with the saved registers.
 extern "C" fn exception_entry(frame: &mut TrapFrame) {
+    if frame.vector >= 32 {
+        interrupt(frame.vector as u8);
+        return;
+    }
     let cr2 = Cr2::read_raw();
     if frame.vector == PAGE_FAULT && touch::page_fault(frame, cr2) {
         return;
     }
     report(frame, cr2)
+}
+
+/// An interrupt. Only the serial port's is routed: it quiets the UART's
+/// interrupt (the waiting loop reads the byte) and ends the interrupt. The
+/// local APIC's spurious vector and the masked 8259s' spurious lines get no
+/// end of interrupt.
+fn interrupt(vector: u8) {
+    if vector == irq::SERIAL_VECTOR {
+        serial::quiet();
+        irq::end_of_interrupt();
+    }
 }
 
 /// Reports an exception the kernel did not expect and exits.

@@ -107,14 +107,16 @@ pub fn heap_free(addr: u64) -> bool {
 /// The kernel, as the dispatcher's machine.
 #[derive(Debug)]
 pub struct Kernel {
-    _private: (),
+    touched: vmm_core::touched::Touched,
 }
 
 impl Kernel {
     /// The machine. Call after [`init`].
     pub fn new() -> Kernel {
         boot_state();
-        Kernel { _private: () }
+        Kernel {
+            touched: Default::default(),
+        }
     }
 }
 
@@ -189,6 +191,7 @@ impl Machine for Kernel {
             swap,
             frame_info,
             heap_max_bytes,
+            ring: crate::ring::range(),
         }
     }
 
@@ -203,6 +206,14 @@ impl Machine for Kernel {
 
     fn touch_read(&mut self, addr: u64, len: u64) -> Result<u32, (u64, FaultReason)> {
         touch::read(addr, len)
+    }
+
+    fn probe(&mut self, addr: u64) -> bool {
+        touch::probe(addr)
+    }
+
+    fn touched(&mut self) -> &mut vmm_core::touched::Touched {
+        &mut self.touched
     }
 
     fn panic_now(&mut self) -> ! {

@@ -20,10 +20,12 @@ mod gdt;
 mod heap;
 mod image_map;
 mod interrupts;
+mod irq;
 mod machine;
 mod memory;
 mod paging;
 mod panic;
+mod ring;
 mod rpc;
 mod serial;
 mod touch;
@@ -44,6 +46,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
     });
     gdt::init();
     interrupts::init();
+    ring::init();
     // SAFETY: the identity map is still in place and `start_info` is what
     // QEMU passed (the entry code checked its magic).
     let info = unsafe { boot::read_start_info(start_info) };
@@ -51,6 +54,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
     // SAFETY: once, after the GDT and IDT moved to the higher half and the
     // start info was read: nothing uses the identity map any more.
     unsafe { paging::init(&layout) };
+    irq::init();
     // SAFETY: once, after paging::init.
     unsafe {
         machine::init(BootState {

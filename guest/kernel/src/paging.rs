@@ -2,7 +2,8 @@
 //!
 //! After boot the PML4 holds exactly two kinds of kernel entries:
 //! - slot 256: the direct map of all RAM at `DIRECT_MAP_OFFSET + phys`
-//!   (2 MiB pages; tables are statics of the image);
+//!   (2 MiB pages; tables are statics of the image), and of the I/O and
+//!   local APICs' registers (uncached 2 MiB pages, `irq`);
 //! - slot 511: the kernel image at `KERNEL_BASE + phys` (4 KiB pages with
 //!   per-section permissions: `image_map`).
 //!
@@ -84,6 +85,16 @@ pub unsafe fn init(layout: &PhysLayout) {
             chunk += HUGE;
         }
     }
+    // The APICs' registers, uncached, for `irq` (outside RAM: the
+    // allocator never hands these frames out).
+    let mmio =
+        F::PRESENT | F::WRITABLE | F::HUGE_PAGE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
+    for phys in [crate::irq::IOAPIC_PHYS, crate::irq::LAPIC_PHYS] {
+        let page = phys / HUGE * HUGE;
+        let gib = (page / GIB) as usize;
+        direct.pdpt[gib].set_addr(PhysAddr::new(image_phys(&direct.pds[gib])), table);
+        direct.pds[gib][((page % GIB) / HUGE) as usize].set_addr(PhysAddr::new(page), mmio);
+    }
     let pdpt_phys = image_phys(&direct.pdpt);
     // SAFETY: the boot PML4 and PD are image tables; nothing else holds a
     // reference to them (the CPU uses them, which is what we change).
@@ -100,6 +111,11 @@ pub unsafe fn init(layout: &PhysLayout) {
 }
 
 /// Physical memory through the direct map (the VMM's `PhysMemory`).
+///
+/// Each invalidation is one `invlpg`, at once. (Queueing them and turning
+/// more than 32 into one CR3 reload, as Linux does, was measured slower
+/// under TCG: a full flush empties QEMU's TLB of the kernel's own code and
+/// data too.)
 #[derive(Debug)]
 pub struct DirectMap {
     _private: (),

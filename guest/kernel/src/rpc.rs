@@ -1,6 +1,9 @@
-//! The request loop: frames in, `vmm_core::dispatch::handle`, replies out.
-//! A frame that does not decode is answered `BadFrame` and the loop goes on
-//! (the accumulator resynchronizes on the next 0).
+//! The request loop: frames in from the serial line or the shared-memory
+//! ring (`protocol::ring`), `vmm_core::dispatch::handle`, answers out the
+//! way the request came. A frame that does not decode is answered
+//! `BadFrame` and the loop goes on (the serial accumulator resynchronizes
+//! on the next 0). With nothing to do the CPU sleeps (`serial::wait`) until
+//! a byte arrives: a serial frame, or the ring's doorbell.
 //!
 //! Decoding is `protocol::frame::decode` with one step between unframing and
 //! postcard: frames that nest `Batch` too deep are refused (`batch_depth`).
@@ -10,22 +13,63 @@ use protocol::{GuestMessage, Request, Response};
 
 use crate::batch_depth::{self, Scan};
 use crate::machine::Kernel;
+use crate::ring::Ring;
 use crate::serial::{self, Incoming, Receiver};
 
 /// Serves requests for good.
 pub fn serve(kernel: &mut Kernel) -> ! {
     batch_depth::self_check();
     let mut rx = Receiver::take();
+    let mut ring = Ring::default();
     loop {
-        let response = match rx.next() {
-            Incoming::TooLong => Response::BadFrame(frame::FrameError::TooLong),
-            Incoming::Frame(bytes) => match decode(bytes) {
-                Ok(request) => vmm_core::dispatch::handle(kernel, request),
-                Err(err) => Response::BadFrame(err),
-            },
-        };
-        serial::send(&GuestMessage::Reply(response));
+        if let Some(posted) = ring.take() {
+            let seq = posted.seq;
+            let response = match posted.frame {
+                Some(bytes) => match decode(bytes) {
+                    Ok(request) => vmm_core::dispatch::handle(kernel, request),
+                    Err(err) => Response::BadFrame(err),
+                },
+                None => Response::BadFrame(FrameError::Decode),
+            };
+            let len = encode_answer(&GuestMessage::Reply(response), ring.answer_area(seq));
+            ring.publish(seq, len);
+            continue;
+        }
+        if let Some(incoming) = rx.poll() {
+            let response = match incoming {
+                Incoming::TooLong => Response::BadFrame(frame::FrameError::TooLong),
+                Incoming::Frame(bytes) => match decode(bytes) {
+                    Ok(request) => vmm_core::dispatch::handle(kernel, request),
+                    Err(err) => Response::BadFrame(err),
+                },
+            };
+            serial::send(&GuestMessage::Reply(response));
+            continue;
+        }
+        if rx.in_frame() {
+            // The rest of a serial frame is on its way: the UART gets at
+            // most a FIFO's worth at a time, and sleeping between them
+            // would double the line's latency.
+            core::hint::spin_loop();
+            continue;
+        }
+        serial::wait(|| ring.set_waiting(true), || ring.pending());
+        ring.set_waiting(false);
     }
+}
+
+/// Encodes `message` into `area` (a ring slot's frame area) and answers the
+/// frame's length, without its trailing zero. A message too big for a frame
+/// is replaced by `Reply(BadFrame(Encode))`, so the host always gets an
+/// answer.
+fn encode_answer(message: &GuestMessage<'_>, area: &mut [u8]) -> usize {
+    serial::with_scratch(|scratch| match frame::encode_into(message, scratch, area) {
+        Ok(bytes) => bytes.len() - 1,
+        Err(err) => {
+            let fallback = GuestMessage::Reply(Response::BadFrame(err));
+            frame::encode_into(&fallback, scratch, area).map_or(0, |b| b.len() - 1)
+        }
+    })
 }
 
 /// Unframes and decodes one request, refusing deep `Batch` nesting.

@@ -1,4 +1,6 @@
-//! The serial line: a polled 16550 on COM1 carrying protocol frames.
+//! The serial line: a 16550 on COM1 carrying protocol frames, polled while
+//! the kernel works; its receive interrupt wakes the CPU from `hlt` when
+//! the kernel waits for input ([`wait`]).
 //!
 //! Every byte the guest sends belongs to a frame
 //! (`protocol::frame::encode_into`). Two senders share the port:
@@ -39,15 +41,67 @@ fn inb(port: u16) -> u8 {
     unsafe { Port::<u8>::new(port).read() }
 }
 
-/// Initializes COM1: 115200 baud 8N1, FIFOs on and cleared, interrupts off.
+/// IER: interrupt when received data is available.
+const IER_RX: u8 = 1 << 0;
+/// FCR: FIFO on, interrupt (and QEMU's intake) at 14 bytes. QEMU offers the
+/// UART as many bytes per main-loop turn as the trigger level allows, so a
+/// frame arrives 14 bytes at a time while the kernel polls.
+const FCR_ITL14: u8 = 0xc1;
+/// FCR: FIFO on, interrupt at 1 byte, for sleeping: a doorbell is one byte,
+/// and at 14 it would wait for the FIFO's timeout (4 character times).
+const FCR_ITL1: u8 = 0x01;
+
+/// Initializes COM1: 115200 baud 8N1, FIFOs on and cleared, interrupts off
+/// (until [`wait`] enables the receive interrupt).
 pub fn init() {
     outb(IER, 0x00);
     outb(LCR, 0x80); // DLAB
     outb(DATA, 0x01); // divisor 1: 115200 baud
     outb(IER, 0x00);
     outb(LCR, 0x03); // 8 bits, no parity, 1 stop bit
-    outb(FCR, 0xc7); // FIFO on, clear both, 14-byte threshold
-    outb(MCR, 0x0b); // DTR, RTS, OUT2
+    outb(FCR, FCR_ITL14 | 0x06); // both FIFOs cleared
+
+    outb(MCR, 0x0b); // DTR, RTS, OUT2 (OUT2 gates the IRQ line)
+}
+
+/// Whether a received byte waits in the UART.
+pub fn has_input() -> bool {
+    inb(LSR) & LSR_DATA_READY != 0
+}
+
+/// The UART's interrupt handler: turns its interrupts off (the byte stays
+/// in the FIFO for the waiting loop; [`wait`] turns them on again).
+pub fn quiet() {
+    outb(IER, 0x00);
+}
+
+/// Sleeps until a byte arrives on the line, or until `ready` (looked at
+/// once more with interrupts off) says there is work. `prepare` runs first
+/// with interrupts off and `ready` after it, so a host that publishes work
+/// and then looks at what `prepare` published either is seen by `ready` or
+/// sends the byte that wakes the CPU.
+pub fn wait(prepare: impl FnOnce(), ready: impl FnOnce() -> bool) {
+    x86_64::instructions::interrupts::disable();
+    prepare();
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if ready() || has_input() {
+        return;
+    }
+    outb(FCR, FCR_ITL1);
+    outb(IER, IER_RX);
+    // `sti; hlt` as one: the interrupt that a byte already waiting raises
+    // is taken after the `hlt` has begun, and ends it.
+    x86_64::instructions::interrupts::enable_and_hlt();
+    x86_64::instructions::interrupts::disable();
+    outb(IER, 0x00);
+    outb(FCR, FCR_ITL14);
+}
+
+/// Sends the doorbell: one zero byte, an empty frame the framing ignores
+/// (see `protocol::ring`).
+pub fn doorbell() {
+    let _tx = TX.lock();
+    put(0);
 }
 
 /// Sends one byte, waiting for room in the transmitter.
@@ -65,12 +119,9 @@ fn put_all(bytes: &[u8]) {
     }
 }
 
-/// Waits for one byte from the host.
-pub fn get() -> u8 {
-    while inb(LSR) & LSR_DATA_READY == 0 {
-        core::hint::spin_loop();
-    }
-    inb(DATA)
+/// One byte from the host, if one waits.
+fn try_get() -> Option<u8> {
+    has_input().then(|| inb(DATA))
 }
 
 /// The buffers of [`send`]: a body and its encoding, each one frame long.
@@ -83,6 +134,13 @@ static TX: Mutex<TxBuffers> = Mutex::new(TxBuffers {
     scratch: [0; MAX_FRAME],
     out: [0; MAX_ENCODED_FRAME],
 });
+
+/// Runs `f` with the sender's scratch buffer (one frame body long), for
+/// encoding a frame elsewhere than the line (a ring slot).
+pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut tx = TX.lock();
+    f(&mut tx.scratch)
+}
 
 /// Sends `message` as one frame. A message too big for a frame is replaced
 /// by `Reply(BadFrame(Encode))`, so the host always gets an answer.
@@ -175,14 +233,23 @@ impl Receiver {
         }
     }
 
-    /// Waits for the next frame from the host.
-    pub fn next(&mut self) -> Incoming<'_> {
-        loop {
-            match self.acc.push(get()) {
-                Feed::Pending => {}
-                Feed::TooLong => return Incoming::TooLong,
-                Feed::Frame(len) => return Incoming::Frame(self.acc.frame(len)),
+    /// Takes the bytes waiting in the UART until a frame ends: the frame,
+    /// or `None` when no more bytes wait (a partial frame stays for later;
+    /// empty frames, the ring's doorbells among them, are skipped).
+    pub fn poll(&mut self) -> Option<Incoming<'_>> {
+        while let Some(byte) = try_get() {
+            match self.acc.push(byte) {
+                Feed::Pending | Feed::Empty => {}
+                Feed::TooLong => return Some(Incoming::TooLong),
+                Feed::Frame(len) => return Some(Incoming::Frame(self.acc.frame(len))),
             }
         }
+        None
+    }
+
+    /// Whether part of a frame has arrived: the rest follows at once, so
+    /// the kernel polls instead of sleeping.
+    pub fn in_frame(&self) -> bool {
+        self.acc.in_frame()
     }
 }

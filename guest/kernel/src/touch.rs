@@ -1,13 +1,21 @@
 //! Touching memory from the CPU with exception fixup, as Linux's
 //! `copy_to_user` and `__ex_table`.
 //!
-//! [`touch_copy`] is a `rep movsb` whose address is listed in the exception
-//! table (section `.extable`: pairs of faulting rip and fixup rip). A page
+//! [`touch_copy`] is a `rep movsq` and a `rep movsb` (the 8-byte moves are
+//! most of the bytes: under TCG every iteration is emulated, so a page
+//! copied by quadwords costs an eighth of one copied by bytes), whose
+//! addresses are listed in the exception table (section `.extable`: pairs
+//! of faulting rip and fixup rip). A page
 //! fault in managed space goes to the VMM's fault resolution first: when it
 //! resolves the page (allocate-on-write) the instruction retries; when it
 //! refuses, and the fault came from a listed instruction, the handler records
 //! the reason and resumes at the fixup, which returns the count of bytes not
 //! copied. Any other fault is an unexpected exception.
+//!
+//! [`probe`] is a one-byte load for the stale-translation probe
+//! (`vmm_core::stale`): a fault on it goes straight to its fixup, never to
+//! the VMM, so it reports what the CPU's translation says and changes
+//! nothing.
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -25,16 +33,38 @@ global_asm!(
     .global touch_copy
 touch_copy:
     mov rcx, rdx
-touch_copy_insn:
+    shr rcx, 3
+touch_copy_q:
+    rep movsq
+    mov rcx, rdx
+    and rcx, 7
+touch_copy_b:
     rep movsb
-touch_copy_fixup:
+touch_copy_b_fixup:
     mov rax, rcx
+    ret
+touch_copy_q_fixup:
+    shl rcx, 3
+    and rdx, 7
+    lea rax, [rcx + rdx]
     ret
 
     .section .extable, "a"
     .p2align 3
-    .quad touch_copy_insn, touch_copy_fixup
+    .quad touch_copy_q, touch_copy_q_fixup
+    .quad touch_copy_b, touch_copy_b_fixup
     .text
+
+    .global touch_probe
+touch_probe:
+    xor eax, eax
+    .global touch_probe_insn
+touch_probe_insn:
+    mov cl, byte ptr [rdi]
+    mov eax, 1
+    .global touch_probe_fixup
+touch_probe_fixup:
+    ret
     "#
 );
 
@@ -42,6 +72,11 @@ unsafe extern "C" {
     /// Copies `len` bytes from `src` to `dst`; returns how many were not
     /// copied (0 unless a page fault was fixed up).
     fn touch_copy(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    /// Loads the byte at `addr`: 1 if it loaded, 0 if it faulted (the
+    /// fault goes to `touch_probe_fixup`, never to the VMM).
+    fn touch_probe(addr: *const u8) -> u32;
+    static touch_probe_insn: u8;
+    static touch_probe_fixup: u8;
     static __extable_start: [u64; 0];
     static __extable_end: [u64; 0];
 }
@@ -97,6 +132,11 @@ fn decode(code: u8) -> Option<FaultReason> {
 /// The page-fault path: true when the fault was handled (resolved, or fixed
 /// up by moving `frame.rip`), false when it is an unexpected exception.
 pub fn page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
+    if frame.rip == core::ptr::addr_of!(touch_probe_insn) as u64 {
+        // A probe: its fault is its answer.
+        frame.rip = core::ptr::addr_of!(touch_probe_fixup) as u64;
+        return true;
+    }
     const WRITE: u64 = 1 << 1;
     const RESERVED_BIT: u64 = 1 << 3;
     const FETCH: u64 = 1 << 4;
@@ -167,6 +207,14 @@ fn chunks(addr: u64, len: u64) -> impl Iterator<Item = (u64, usize)> {
         at = at.wrapping_add(n);
         Some(chunk)
     })
+}
+
+/// Whether a one-byte load at `addr` goes through (see the module docs).
+pub fn probe(addr: u64) -> bool {
+    // SAFETY: a load of one byte; if the address does not translate the
+    // fault handler resumes at the fixup (the page-fault path checks the
+    // probe's rip first), and a load changes no memory.
+    unsafe { touch_probe(addr as *const u8) != 0 }
 }
 
 /// Stores the pattern of `seed` at `addr..addr + len` (validated by the

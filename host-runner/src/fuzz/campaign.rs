@@ -180,7 +180,9 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             batch: s.args.batch,
             check_every: s.args.check_every,
         };
+        let fresh_started = Instant::now();
         let mut target = job.guest(&s).await?;
+        let fresh = fresh_started.elapsed();
         let mut header = Generator::new(spec.seed, gen.clone()).header();
         header.note = Some(format!(
             "in flight: sequence {k} of campaign seed {:#x} (job {index})",
@@ -220,6 +222,11 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             .lock()
             .expect("not poisoned")
             .merge(&run.coverage);
+        {
+            let mut t = s.progress.timings.lock().expect("not poisoned");
+            *t += run.timings;
+            t.fresh += fresh;
+        }
         match &run.failure {
             None => {
                 if let Some(note) = job.passed(k, &run) {
@@ -351,6 +358,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
     };
     let found = shared.found.lock().expect("not poisoned").clone();
     let coverage = p.coverage.lock().expect("not poisoned").clone();
+    let timings = *p.timings.lock().expect("not poisoned");
     Ok(Summary {
         seed,
         shard: args.shard,
@@ -365,5 +373,6 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         failures: found,
         replay: shared.replay.clone(),
         coverage,
+        timings,
     })
 }

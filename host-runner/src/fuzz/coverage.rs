@@ -19,6 +19,7 @@ pub fn answer_class(r: &Response) -> String {
         Response::Error(e) => ErrorCode::of(e).0.name().to_string(),
         Response::Fault { reason, .. } => format!("fault {}", FaultName::of(*reason).name()),
         Response::Reclaimed { response, .. } => format!("{} +reclaim", answer_class(response)),
+        Response::Stale { response, .. } => format!("{} +stale", answer_class(response)),
         r => AnswerKind::of(r).name().to_string(),
     }
 }

@@ -27,6 +27,8 @@ pub struct Progress {
     pub resets: Mutex<Vec<Duration>>,
     /// The answers of every sequence so far.
     pub coverage: Mutex<Coverage>,
+    /// Where the jobs' time went.
+    pub timings: Mutex<crate::judge::Timings>,
     bar: ProgressBar,
 }
 
@@ -57,6 +59,7 @@ impl Progress {
             boots: Mutex::new(Vec::new()),
             resets: Mutex::new(Vec::new()),
             coverage: Mutex::new(Coverage::default()),
+            timings: Mutex::new(Default::default()),
             bar,
         }
     }

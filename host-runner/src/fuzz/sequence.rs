@@ -9,7 +9,8 @@ use trace::{Failure, GenConfig, Generator, Op, Trace, TraceHeader, TraceWriter};
 
 use super::coverage::Coverage;
 use super::plan::BatchRule;
-use crate::judge::JudgedVm;
+use crate::judge::timings::timed;
+use crate::judge::{JudgedVm, Timings};
 
 /// What a sequence runs on: a guest whose every answer is judged (model,
 /// and the memory check every `check_every` operations), from a fresh
@@ -23,6 +24,10 @@ pub trait Target {
         -> impl Future<Output = Result<Vec<Response>, Failure>>;
     /// The memory check now.
     fn check(&mut self) -> impl Future<Output = Result<(), Failure>>;
+    /// Where the target's time went so far (none for a fake).
+    fn timings(&self) -> Timings {
+        Timings::default()
+    }
 }
 
 impl Target for JudgedVm {
@@ -35,6 +40,10 @@ impl Target for JudgedVm {
 
     async fn check(&mut self) -> Result<(), Failure> {
         JudgedVm::check(self).await.map(drop)
+    }
+
+    fn timings(&self) -> Timings {
+        *JudgedVm::timings(self)
     }
 }
 
@@ -62,6 +71,8 @@ pub struct SequenceRun {
     /// How the guest answered each kind of operation (the batches answered
     /// in full).
     pub coverage: Coverage,
+    /// Where the sequence's time went (the target's parts and generating).
+    pub timings: Timings,
 }
 
 impl SequenceRun {
@@ -105,11 +116,13 @@ pub async fn run_sequence<T: Target>(
         batches: 0,
         failure: None,
         coverage: Coverage::default(),
+        timings: Timings::default(),
     };
+    let before = target.timings();
     let mut last: Option<Response> = None;
     while run.ops.len() < spec.gen.ops {
         let mut batch = Vec::new();
-        loop {
+        timed(&mut run.timings.generate, || loop {
             let answer = if batch.is_empty() { last.take() } else { None };
             let op = generator.next_op(answer.as_ref());
             batch.push(op);
@@ -117,7 +130,7 @@ pub async fn run_sequence<T: Target>(
             if rule.ends_after(op, batch.len(), run.ops.len() + batch.len()) {
                 break;
             }
-        }
+        });
         if let Some(w) = log.as_deref_mut() {
             for op in &batch {
                 w.append(&op.clone().into())?;
@@ -142,6 +155,9 @@ pub async fn run_sequence<T: Target>(
     if run.failure.is_none() {
         run.failure = target.check().await.err();
     }
+    let generate = run.timings.generate;
+    run.timings = target.timings().since(&before);
+    run.timings.generate = generate;
     if let (Some(w), Some(f)) = (log, &run.failure) {
         w.comment(&format!("failed: {f}"))?;
         w.flush_batch()?;

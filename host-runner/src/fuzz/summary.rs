@@ -167,6 +167,8 @@ pub struct Summary {
     pub replay: String,
     /// How the guest answered each kind of operation.
     pub coverage: Coverage,
+    /// Where the jobs' time went.
+    pub timings: crate::judge::Timings,
 }
 
 fn ms(d: Duration) -> String {
@@ -205,6 +207,11 @@ impl fmt::Display for Summary {
         for note in &self.fresh {
             writeln!(f, "  {note}")?;
         }
+        writeln!(
+            f,
+            "time: {}",
+            self.timings.split(self.elapsed * self.jobs as u32)
+        )?;
         if !self.coverage.is_empty() {
             write!(f, "{}", self.coverage)?;
         }

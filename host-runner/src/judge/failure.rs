@@ -18,7 +18,7 @@ pub const RUNNER_PREFIX: &str = "runner error (host side, not a guest bug): ";
 /// | `GuestPanic` (message, file:line:col, QEMU status 65) | `GuestPanic` |
 /// | `GuestException`, `GuestDied` (a triple fault: with `-no-reboot` QEMU exits 0 without a quit), `UnexpectedExit`, `ExitedBeforeReady` | `GuestDied` |
 /// | `Timeout`, `ReadyTimeout` | `Hang` |
-/// | `UnexpectedResponse`, `GuestFrame` (the guest broke the protocol) | `Divergence` |
+/// | `UnexpectedResponse`, `GuestFrame`, `Ring` (the guest broke the protocol) | `Divergence` |
 /// | anything else (QEMU not found, QMP, I/O, …) | `GuestDied`, message starting with [`RUNNER_PREFIX`] |
 ///
 /// The operation index is left unset: the caller knows it.
@@ -30,7 +30,9 @@ pub fn failure_from(err: Error) -> Failure {
         | Error::UnexpectedExit { .. }
         | Error::ExitedBeforeReady { .. } => FailureKind::GuestDied,
         Error::Timeout { .. } | Error::ReadyTimeout { .. } => FailureKind::Hang,
-        Error::UnexpectedResponse { .. } | Error::GuestFrame(_) => FailureKind::Divergence,
+        Error::UnexpectedResponse { .. } | Error::GuestFrame(_) | Error::Ring(_) => {
+            FailureKind::Divergence
+        }
         _ => {
             return Failure::new(
                 FailureKind::GuestDied,

@@ -34,10 +34,12 @@ pub mod glue;
 mod inspect;
 pub mod qemu_view;
 mod run;
+pub mod timings;
 
 pub use failure::{failure_from, is_runner_failure, RUNNER_PREFIX};
 pub use inspect::{inspect, MemoryCheck, MemorySource};
 pub use run::JudgedVm;
+pub use timings::Timings;
 
 /// How a [`JudgedVm`] judges.
 #[derive(Clone, Debug)]

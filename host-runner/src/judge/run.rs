@@ -7,6 +7,9 @@ use trace::{Failure, FailureKind};
 
 use super::failure::failure_from;
 use super::inspect::{inspect, with_paused_ram, MemoryCheck};
+use std::time::Instant;
+
+use super::timings::Timings;
 use super::JudgeOptions;
 use crate::session::{Vm, VmConfig};
 
@@ -22,6 +25,7 @@ pub struct JudgedVm {
     /// Operations since the last memory check.
     since_check: usize,
     opts: JudgeOptions,
+    timings: Timings,
 }
 
 impl JudgedVm {
@@ -42,6 +46,7 @@ impl JudgedVm {
             index: 0,
             since_check: 0,
             opts,
+            timings: Timings::default(),
         })
     }
 
@@ -53,6 +58,12 @@ impl JudgedVm {
     /// The guest's layout.
     pub fn hello(&self) -> &Hello {
         &self.hello
+    }
+
+    /// Where this guest's time went so far (the model, the guest, the
+    /// checks); see [`Timings`].
+    pub fn timings(&self) -> &Timings {
+        &self.timings
     }
 
     /// The options.
@@ -94,7 +105,11 @@ impl JudgedVm {
     /// the session saw (panic, death, hang). Follow with [`Self::judge`].
     pub async fn send(&mut self, req: &Request) -> Result<Response, Failure> {
         let index = self.index;
-        match self.vm.call(req.clone()).await {
+        let t = Instant::now();
+        let r = self.vm.call(req.clone()).await;
+        self.timings.guest += t.elapsed();
+        self.timings.batches += 1;
+        match r {
             Ok(r) => Ok(r),
             Err(e) => Err(self.fail(e, Some(index)).await),
         }
@@ -109,14 +124,16 @@ impl JudgedVm {
         got: &Response,
     ) -> Result<Option<Response>, Failure> {
         let index = self.index;
+        let t = Instant::now();
         let predicted = match self.model.predict(req) {
             oracle::Prediction::Exact(r) => Some(r),
             _ => None,
         };
         self.index += 1;
-        self.model
-            .apply(index as u64, req, got)
-            .map_err(|d| Failure::new(FailureKind::Divergence, d.to_string(), Some(index)))?;
+        stale_check(index, got)?;
+        let applied = self.model.apply(index as u64, req, got);
+        self.timings.model += t.elapsed();
+        applied.map_err(|d| Failure::new(FailureKind::Divergence, d.to_string(), Some(index)))?;
         self.count_ops(1, index).await?;
         Ok(predicted)
     }
@@ -125,7 +142,7 @@ impl JudgedVm {
         self.since_check += n;
         match self.opts.check_every {
             Some(every) if every > 0 && self.since_check >= every => {
-                self.check_at(Some(last)).await.map(drop)
+                self.check_at(Some(last), false).await.map(drop)
             }
             _ => Ok(()),
         }
@@ -145,13 +162,19 @@ impl JudgedVm {
         let mut answers = Vec::with_capacity(reqs.len());
         for chunk in reqs.chunks(MAX_BATCH) {
             let first = self.index;
-            let got = match self.vm.batch(chunk.to_vec()).await {
+            let t = Instant::now();
+            let got = self.vm.batch(chunk.to_vec()).await;
+            self.timings.guest += t.elapsed();
+            self.timings.batches += 1;
+            let got = match got {
                 Ok(a) => a,
                 Err(e) => return Err(self.fail(e, Some(first)).await),
             };
+            let t = Instant::now();
             for (i, (req, answer)) in chunk.iter().zip(&got).enumerate() {
                 let index = first + i;
                 self.index = index + 1;
+                stale_check(index, answer)?;
                 let verdict = match req {
                     Request::Batch(_) if *answer == Response::Error(ProtoError::NestedBatch) => Ok(()),
                     Request::Batch(_) => Err(format!(
@@ -164,27 +187,40 @@ impl JudgedVm {
                 };
                 verdict.map_err(|m| Failure::new(FailureKind::Divergence, m, Some(index)))?;
             }
+            self.timings.model += t.elapsed();
             self.count_ops(chunk.len(), self.index - 1).await?;
             answers.extend(got);
         }
         Ok(answers)
     }
 
-    /// The memory check now, whatever `check_every` says: the full result,
-    /// clean or not (a failure only when it could not be made).
+    /// The full memory check now, whatever `check_every` says: the full
+    /// result, clean or not (a failure only when it could not be made).
     pub async fn inspect(&mut self) -> Result<MemoryCheck, Failure> {
+        self.inspect_with(self.opts.tlb_check).await
+    }
+
+    /// The memory check, with QEMU's view (CR3, `info tlb`) compared when
+    /// `qemu`: at full checks, not at the ones `check_every` makes on the
+    /// way.
+    async fn inspect_with(&mut self, qemu: bool) -> Result<MemoryCheck, Failure> {
+        let t = Instant::now();
         let expect = self.model.expectations();
-        let (memory, tlb) = (self.opts.memory, self.opts.tlb_check);
+        let memory = self.opts.memory;
         let at = self.index.checked_sub(1);
-        match inspect(&self.vm, &self.hello, &expect, memory, tlb).await {
+        let r = inspect(&self.vm, &self.hello, &expect, memory, qemu).await;
+        self.timings.checks += t.elapsed();
+        self.timings.check_count += 1;
+        match r {
             Ok(c) => Ok(c),
             Err(e) => Err(self.fail(e, at).await),
         }
     }
 
-    async fn check_at(&mut self, at: Option<usize>) -> Result<CheckReport, Failure> {
+    async fn check_at(&mut self, at: Option<usize>, full: bool) -> Result<CheckReport, Failure> {
         self.since_check = 0;
-        let check = self.inspect().await?;
+        let qemu = full && self.opts.tlb_check;
+        let check = self.inspect_with(qemu).await?;
         if check.is_clean() {
             return Ok(check.report);
         }
@@ -197,10 +233,10 @@ impl JudgedVm {
         Err(Failure::new(FailureKind::Invariant, message, at))
     }
 
-    /// The memory check now: the report when every invariant holds, else an
-    /// `Invariant` failure listing every violation.
+    /// The full memory check now: the report when every invariant holds,
+    /// else an `Invariant` failure listing every violation.
     pub async fn check(&mut self) -> Result<CheckReport, Failure> {
-        self.check_at(self.index.checked_sub(1)).await
+        self.check_at(self.index.checked_sub(1), true).await
     }
 
     /// Runs `f` on the paused guest's RAM (for decoding walks at a failure).
@@ -233,6 +269,11 @@ impl JudgedVm {
         };
         let bad = |m: String| Failure::new(FailureKind::Divergence, format!("reset: {m}"), None);
         for (req, answer) in reqs.iter().zip(&got) {
+            stale_check(0, answer).map_err(|mut f| {
+                f.op_index = None;
+                f.message = format!("reset: {}", f.message);
+                f
+            })?;
             self.model
                 .apply(0, req, answer)
                 .map_err(|d| bad(d.to_string()))?;
@@ -249,7 +290,7 @@ impl JudgedVm {
         self.index = 0;
         self.since_check = 0;
         if self.opts.check_every.is_some_and(|n| n > 0) {
-            self.check_at(None).await.map_err(|mut f| {
+            self.check_at(None, false).await.map_err(|mut f| {
                 f.message = format!("after reset: {}", f.message);
                 f
             })?;
@@ -266,6 +307,24 @@ impl JudgedVm {
             f.message = format!("at shutdown: {}", f.message);
             f
         })
+    }
+}
+
+/// Invariant 8 as the guest's stale-translation probe found it
+/// (`protocol::semantics`, **Stale translations**): a page the request made
+/// not present still read through a TLB entry the VMM did not invalidate.
+fn stale_check(index: usize, answer: &Response) -> Result<(), Failure> {
+    match answer {
+        Response::Stale { addr, response } => Err(Failure::new(
+            FailureKind::Invariant,
+            format!(
+                "invariant 8: stale TLB entry: page {addr:#x} still read after operation \
+                 {index} made it not present (the VMM changed its entry without invalidating \
+                 the TLB); the operation answered {response:?}"
+            ),
+            Some(index),
+        )),
+        _ => Ok(()),
     }
 }
 

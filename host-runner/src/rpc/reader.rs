@@ -32,6 +32,10 @@ pub(super) async fn read_frames(
         for &byte in &buf[..n] {
             let msg = match acc.push(byte) {
                 Feed::Pending => continue,
+                // A lone zero: the ring's doorbell (or a flush before a
+                // report), which only means something once the guest runs.
+                Feed::Empty if ready_seen => Inbound::Doorbell,
+                Feed::Empty => continue,
                 Feed::TooLong => Inbound::Garbled(FrameError::TooLong),
                 Feed::Frame(len) => match frame::decode::<GuestMessage>(acc.frame(len)) {
                     Ok(GuestMessage::Log(line)) => {

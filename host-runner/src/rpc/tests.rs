@@ -46,7 +46,7 @@ async fn slow_fake_guest(mut io: DuplexStream, stall: Duration) {
         };
         for &byte in &buf[..n] {
             let len = match acc.push(byte) {
-                Feed::Pending => continue,
+                Feed::Pending | Feed::Empty => continue,
                 Feed::TooLong => {
                     send(
                         &mut io,

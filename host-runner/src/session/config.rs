@@ -28,6 +28,29 @@ pub struct VmConfig {
     /// File images for memory-mapped files, passed as one `-initrd` blob
     /// ([`crate::files`]); none when empty.
     pub files: Vec<crate::files::FileSpec>,
+    /// How requests and answers travel after the handshake.
+    pub transport: Transport,
+}
+
+/// How requests and answers travel between host and guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// The shared-memory ring in guest RAM with a one-byte doorbell each
+    /// way (`protocol::ring`): needs shared RAM; the serial line is used
+    /// when the guest was booted without it.
+    #[default]
+    Ring,
+    /// Every frame through the 16550, byte by byte.
+    Serial,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Ring => "ring",
+            Transport::Serial => "serial",
+        })
+    }
 }
 
 impl VmConfig {
@@ -44,6 +67,7 @@ impl VmConfig {
             extra_args: Vec::new(),
             shared_ram: false,
             files: Vec::new(),
+            transport: Transport::default(),
         }
     }
 

@@ -22,6 +22,7 @@ pub(super) async fn guest_error(qemu: &mut Qemu, e: RpcError) -> Error {
         RpcError::Timeout { request, timeout } => Error::Timeout { request, timeout },
         RpcError::Encode(e) => Error::Encode(e),
         RpcError::Garbled(e) => Error::GuestFrame(e),
+        RpcError::Ring(e) => Error::Ring(e),
         RpcError::Panic(p) => report_error(qemu, GuestReport::Panic(p)).await,
         RpcError::Exception(x) => report_error(qemu, GuestReport::Exception(x)).await,
         RpcError::Closed {

@@ -28,7 +28,7 @@ names!(
     AnswerKind { Hello = "hello", Pong = "pong", Done = "done", Checksum = "checksum", Fault = "fault",
     Pages = "pages", Frames = "frames", Valloc = "valloc", Stats = "stats", Error = "error",
     BadFrame = "bad_frame", Batch = "batch", Evicted = "evicted", Kmalloc = "kmalloc",
-    Scavenged = "scavenged", Reclaimed = "reclaimed" }
+    Scavenged = "scavenged", Reclaimed = "reclaimed", Stale = "stale" }
 );
 names!(
     /// A [`protocol::Error`] without its data.
@@ -165,6 +165,7 @@ impl AnswerKind {
             Response::Kmalloc { .. } => AnswerKind::Kmalloc,
             Response::Scavenged { .. } => AnswerKind::Scavenged,
             Response::Reclaimed { .. } => AnswerKind::Reclaimed,
+            Response::Stale { .. } => AnswerKind::Stale,
         }
     }
 }

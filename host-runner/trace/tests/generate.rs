@@ -403,12 +403,13 @@ fn absurd_answers_do_not_crash_the_generator() {
         swap: r,
         frame_info: r,
         heap_max_bytes: u64::MAX,
+        ring: protocol::PhysRange { start: 0, end: 0 },
     };
     let mut answer: Option<Response> = None;
     for i in 0..3000u64 {
         let op = g.next_op(answer.as_ref());
         answer = Some(match op {
-            Op::Hello => Response::Hello(hello.clone()),
+            Op::Hello => Response::Hello(Box::new(hello.clone())),
             Op::Kmalloc { .. } => Response::Kmalloc {
                 addr: u64::MAX - (i % 7) * 16,
             },

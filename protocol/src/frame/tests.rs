@@ -107,7 +107,7 @@ fn every_request() -> Vec<Request> {
 
 fn every_response() -> Vec<Response> {
     vec![
-        Response::Hello(Hello {
+        Response::Hello(alloc::boxed::Box::new(Hello {
             protocol_version: PROTOCOL_VERSION,
             ram_bytes: 128 << 20,
             total_frames: 32768,
@@ -159,7 +159,11 @@ fn every_response() -> Vec<Response> {
                 end: 0x34_0000,
             },
             heap_max_bytes: 32 << 20,
-        }),
+            ring: PhysRange {
+                start: 0x20_0000,
+                end: 0x24_2000,
+            },
+        })),
         Response::Pong { nonce: 3 },
         Response::Batch(vec![Response::Done, Response::Error(Error::NestedBatch)]),
         Response::Done,
@@ -387,21 +391,24 @@ fn oversized_message_is_refused_by_the_sender() {
 fn accumulator_resynchronizes_after_garbage_and_overflow() {
     let good = encode(&Request::Ping { nonce: 5 }).unwrap();
     let mut stream = vec![0x41, 0x42, 0x43, 0]; // garbage frame
-    stream.push(0); // empty frame: skipped
+    stream.push(0); // empty frame: reported, nothing to decode
     stream.extend(core::iter::repeat_n(7u8, 100)); // longer than the buffer
     stream.push(0);
     stream.extend_from_slice(&good);
     let mut acc = FrameAccumulator::new([0u8; 64]);
     let mut frames = Vec::new();
     let mut too_long = 0;
+    let mut empty = 0;
     for b in stream {
         match acc.push(b) {
             Feed::Pending => {}
+            Feed::Empty => empty += 1,
             Feed::TooLong => too_long += 1,
             Feed::Frame(n) => frames.push(decode::<Request>(acc.frame(n))),
         }
     }
     assert_eq!(too_long, 1);
+    assert_eq!(empty, 1);
     assert_eq!(frames.len(), 2);
     assert!(frames[0].is_err());
     assert_eq!(frames[1], Ok(Request::Ping { nonce: 5 }));

@@ -10,6 +10,7 @@ mod model;
 mod oom;
 mod pte_codec;
 mod seed;
+mod stale;
 mod transitions;
 mod v2_pressure;
 mod v2_table;

@@ -56,13 +56,31 @@ impl Bitmap {
     }
 }
 
+/// Who owns a frame the walk found: a table (its level and first address)
+/// or a data page (its address). Named in words only when a violation
+/// needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Table { level: u8, virt: u64 },
+    Page { virt: u64 },
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Table { level, virt } => write!(f, "the level-{level} table for {virt:#x}"),
+            Owner::Page { virt } => write!(f, "mapped at {virt:#x}"),
+        }
+    }
+}
+
 /// Frames and who owns them, built while checking invariants 1 and 2.
 pub struct Owners<'a> {
     hello: &'a Hello,
     expect: &'a Expectations,
     bitmap: &'a Bitmap,
     /// Tables and pages found by the walk: frame number → owner.
-    walked: HashMap<u64, String>,
+    walked: HashMap<u64, Owner>,
 }
 
 impl<'a> Owners<'a> {
@@ -86,14 +104,14 @@ impl<'a> Owners<'a> {
         &mut self,
         frame: u64,
         what: &'static str,
-        (owner, boot_ok): (String, bool),
-        path: &Path,
+        (owner, boot_ok): (Owner, bool),
+        path: impl Fn() -> Path,
         out: &mut Vec<Violation>,
     ) {
         let n = frame >> 12;
         if n >= self.bitmap.total {
             out.push(Violation::FrameBeyondRam {
-                path: path.clone(),
+                path: path(),
                 frame,
                 what,
             });
@@ -101,7 +119,7 @@ impl<'a> Owners<'a> {
         }
         if !self.bitmap.used(n) {
             out.push(Violation::FrameFree {
-                path: path.clone(),
+                path: path(),
                 frame,
                 what,
             });
@@ -111,11 +129,11 @@ impl<'a> Owners<'a> {
         } else if self.expect.host_frames.contains(&frame) {
             Some("held by the host".to_string())
         } else {
-            self.walked.get(&n).cloned()
+            self.walked.get(&n).map(ToString::to_string)
         };
         match other {
             Some(other) => out.push(Violation::FrameShared {
-                path: path.clone(),
+                path: path(),
                 frame,
                 what,
                 other,

@@ -4,7 +4,9 @@
 //! private one writable, no other frame has a record, and the file images
 //! hold the bytes their specs give (invariant 6).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use protocol::{Hello, PAGE_SIZE};
 
@@ -12,7 +14,7 @@ use super::entry::PresentKind;
 use super::memory::GuestMemory;
 use super::violation::Violation;
 use super::walk::Walk;
-use crate::model::{Expectations, ModelState};
+use crate::model::{Expectations, FileSpec, ModelState};
 
 /// A frame-info record's valid bit.
 const VALID: u64 = 1 << 63;
@@ -128,6 +130,21 @@ pub fn check_frame_info(
     }
 }
 
+/// The bytes of file `spec`'s image, made once per process (a check
+/// compares them with guest memory; making them is the costly part).
+fn image_bytes(spec: FileSpec) -> Arc<Vec<u8>> {
+    static IMAGES: Mutex<Vec<(FileSpec, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
+    let mut images = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, b)) = images.iter().find(|(s, _)| *s == spec) {
+        return b.clone();
+    }
+    let mut bytes = vec![0u8; (spec.pages * PAGE_SIZE) as usize];
+    protocol::pattern::fill(spec.seed, 0, &mut bytes);
+    let bytes = Arc::new(bytes);
+    images.push((spec, bytes.clone()));
+    bytes
+}
+
 /// Invariant 6 for the file images: every page of every file holds the
 /// bytes of its spec.
 pub fn check_images(
@@ -141,15 +158,23 @@ pub fn check_images(
         let Some(Some(spec)) = expect.files.get(file) else {
             continue;
         };
-        for page in 0..info.pages {
+        // Page `p` of a file is the pattern at `p * 4096`: the image of
+        // the pages the guest reports.
+        let image = image_bytes(FileSpec {
+            pages: info.pages,
+            seed: spec.seed,
+        });
+        for (page, want) in (0..info.pages).zip(image.chunks_exact(PAGE_SIZE as usize)) {
             let phys = info.image.start + page * PAGE_SIZE;
             if let Err(error) = mem.read(phys, &mut buf) {
                 let what = format!("page {page:#x} of file {file} at {phys:#x}");
                 out.push(Violation::Unreadable { what, error });
                 break;
             }
-            let want = crate::model::file_page(spec.seed, page);
-            if let Some(offset) = buf.iter().zip(&want).position(|(a, b)| a != b) {
+            if buf[..] == *want {
+                continue;
+            }
+            if let Some(offset) = buf.iter().zip(want).position(|(a, b)| a != b) {
                 out.push(Violation::FileImage {
                     file: file as u8,
                     page,
@@ -165,23 +190,27 @@ pub fn check_images(
 
 /// The bytes the present page at `virt` must hold: the model's, or for a
 /// clean page of a file without a spec, its image in guest memory.
-pub fn expected_page(
+pub fn expected_page<'e>(
     mem: &dyn GuestMemory,
     hello: &Hello,
-    expect: &Expectations,
+    expect: &'e Expectations,
     virt: u64,
-) -> Option<[u8; 4096]> {
-    if let Some(b) = expect.expected_bytes(virt) {
-        return Some(b);
+) -> Option<Cow<'e, [u8; 4096]>> {
+    static ZERO: [u8; 4096] = [0; 4096];
+    if let Some(b) = expect.bytes(virt) {
+        return Some(Cow::Borrowed(b));
     }
     let Some(ModelState::PresentMmap { file, page, .. }) = expect.state(virt) else {
-        return None;
+        return Some(Cow::Borrowed(&ZERO));
     };
+    if let Some(b) = expect.expected_bytes(virt) {
+        return Some(Cow::Owned(b));
+    }
     let info = hello.files.get(usize::from(file))?;
     let mut buf = [0u8; 4096];
     mem.read(info.image.start + page * PAGE_SIZE, &mut buf)
         .ok()?;
-    Some(buf)
+    Some(Cow::Owned(buf))
 }
 
 /// Invariant 3: the file images, the swap store and the frame-info table

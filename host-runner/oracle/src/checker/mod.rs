@@ -89,17 +89,25 @@ pub fn check(mem: &dyn GuestMemory, hello: &Hello, expect: &Expectations) -> Che
     if let Some(bitmap) = bitmap::Bitmap::read(mem, hello, &mut violations) {
         let mut owners = bitmap::Owners::new(hello, expect, &bitmap);
         for t in &walk.tables {
-            let owner = format!("the level-{} table for {:#x}", t.level, t.path.virt);
+            let owner = bitmap::Owner::Table {
+                level: t.level,
+                virt: t.path.virt,
+            };
             let span = 1u64 << (12 + 9 * u32::from(t.level));
             let boot_ok = heap_overlaps(hello, t.path.virt, span);
-            let (f, p) = (t.frame, &t.path);
+            let (f, p) = (t.frame, || t.path.clone());
             owners.claim(f, "page-table", (owner, boot_ok), p, &mut violations);
         }
         for t in &walk.translations {
-            let owner = format!("mapped at {:#x}", t.virt);
+            let owner = bitmap::Owner::Page { virt: t.virt };
             let boot_ok = heap_overlaps(hello, t.virt, 4096);
-            let p = &t.path();
-            owners.claim(t.frame, "data page", (owner, boot_ok), p, &mut violations);
+            owners.claim(
+                t.frame,
+                "data page",
+                (owner, boot_ok),
+                || t.path(),
+                &mut violations,
+            );
         }
         owners.leaks(&mut violations);
     }

@@ -66,6 +66,7 @@ pub fn hello() -> Hello {
         swap: PhysRange { start: 0, end: 0 },
         frame_info: PhysRange { start: 0, end: 0 },
         heap_max_bytes: 0,
+        ring: PhysRange { start: 0, end: 0 },
     }
 }
 

@@ -11,6 +11,9 @@ use crate::accel::{expect_pong, vmm_workload, Accel, PROBE_VMM_PAGES, PROBE_VMM_
 use crate::error::Result;
 use crate::session::{Vm, VmConfig};
 
+mod ops;
+pub use ops::op_costs;
+
 /// How much to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BenchPlan {
@@ -49,6 +52,9 @@ pub struct BenchResult {
     pub batch_size: usize,
     /// Median time of one VMM batch (zero when none was run).
     pub vmm_batch: Duration,
+    /// Median round trip of a `Reset` after a VMM batch (the guest's fresh
+    /// state; zero when no VMM batch was run).
+    pub reset: Duration,
 }
 
 impl BenchResult {
@@ -80,6 +86,7 @@ pub async fn bench(base: &VmConfig, accel: Accel, plan: BenchPlan) -> Result<Ben
     config.accel = accel;
     let boots = plan.boots.max(1);
     let (mut boot, mut rtt, mut batch, mut vmm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut reset = Vec::new();
     let mut nonce = 0u64;
     for i in 0..boots {
         let mut vm = Vm::boot(&config).await?;
@@ -109,6 +116,12 @@ pub async fn bench(base: &VmConfig, accel: Accel, plan: BenchPlan) -> Result<Ben
             let t = Instant::now();
             vm.batch(vmm_workload()).await?;
             vmm.push(t.elapsed());
+            let t = Instant::now();
+            vm.call(Request::Reset {
+                privilege: protocol::Privilege::Kernel,
+            })
+            .await?;
+            reset.push(t.elapsed());
         }
         vm.shutdown().await?;
         tracing::debug!("{accel}: run {} of {boots} done", i + 1);
@@ -120,6 +133,7 @@ pub async fn bench(base: &VmConfig, accel: Accel, plan: BenchPlan) -> Result<Ben
         batch: median(&mut batch),
         batch_size: plan.batch_size,
         vmm_batch: median(&mut vmm),
+        reset: median(&mut reset),
     })
 }
 
@@ -140,8 +154,14 @@ pub fn table(plan: BenchPlan, results: &[BenchResult]) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<6} {:>14} {:>16} {:>14} {:>16} {:>14}",
-        "accel", "boot→ready ms", "round trip µs", "batch ms", "pings/s batched", "VMM batch ms"
+        "{:<6} {:>14} {:>16} {:>14} {:>16} {:>14} {:>10}",
+        "accel",
+        "boot→ready ms",
+        "round trip µs",
+        "batch ms",
+        "pings/s batched",
+        "VMM batch ms",
+        "reset µs"
     );
     for r in results {
         let vmm = if plan.vmm_batches == 0 {
@@ -151,13 +171,14 @@ pub fn table(plan: BenchPlan, results: &[BenchResult]) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<6} {:>14.1} {:>16.1} {:>14.2} {:>16.0} {:>14}",
+            "{:<6} {:>14.1} {:>16.1} {:>14.2} {:>16.0} {:>14} {:>10.0}",
             r.accel.to_string(),
             r.boot.as_secs_f64() * 1e3,
             r.round_trip.as_secs_f64() * 1e6,
             r.batch.as_secs_f64() * 1e3,
             r.throughput(),
-            vmm
+            vmm,
+            r.reset.as_secs_f64() * 1e6
         );
     }
     s
@@ -196,6 +217,7 @@ mod tests {
             batch: Duration::from_millis(50),
             batch_size: 500,
             vmm_batch: Duration::from_millis(12),
+            reset: Duration::from_micros(700),
         };
         let t = table(
             BenchPlan::default(),
@@ -211,3 +233,4 @@ mod tests {
         assert!(t.contains("10000"), "{t}");
     }
 }
+

@@ -1,0 +1,173 @@
+//! The stale-translation probe (`protocol::semantics`, **Stale
+//! translations**): after a request that can make present pages not
+//! present, read one byte of each page the CPU may still hold a translation
+//! for and the page tables now say is not present; a read that does not
+//! fault is a TLB entry the VMM failed to invalidate.
+//!
+//! Which pages: every page the answer's reclaim events name (heap pages the
+//! kernel itself used included), then those of [`Touched`] (what
+//! `Write`/`Read` touched) inside the request's range (everything for
+//! `Reset`), from the highest down: a touch runs upwards, so the last pages
+//! it reached are the ones a TLB most likely still holds.
+//!
+//! The cost is one page walk per page looked at and one faulting load per
+//! page found not present, bounded per answer by [`EXAMINE_CAP`] walks and
+//! [`PROBE_CAP`] loads (a 64 MiB write then a `Reset` would otherwise cost
+//! 16,384 of each); a probed page that is not present leaves the set, so
+//! it is not probed again until touched again, and `Reset` empties it.
+
+use alloc::boxed::Box;
+use protocol::{Reclaim, Request, Response};
+
+use crate::machine::Machine;
+use crate::touched::{Touched, CAPACITY};
+use crate::validate::canonical;
+
+/// Most pages whose entry one answer's probe looks at.
+pub const EXAMINE_CAP: usize = 1024;
+/// Most faulting loads one answer's probe makes.
+pub const PROBE_CAP: usize = 128;
+
+/// The pages a request's probe looks at, as page numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Nothing beyond the reclaim events.
+    Events,
+    /// Pages `lo..hi` of the touched set, and the events.
+    Range(u64, u64),
+    /// Every page of the touched set, and the events; then the set is
+    /// emptied (`Reset`: no managed page is present after it).
+    All,
+}
+
+impl Scope {
+    /// The scope of `req` (looked at before it runs).
+    pub fn of(req: &Request) -> Scope {
+        let range = |addr: u64, pages: u64| {
+            let lo = canonical(addr) >> 12;
+            Scope::Range(lo, lo.saturating_add(pages))
+        };
+        match *req {
+            Request::Unmap { addr, pages, .. }
+            | Request::Convert { addr, pages, .. }
+            | Request::Evict { addr, pages, .. } => range(addr, pages),
+            Request::Reset { .. } => Scope::All,
+            _ => Scope::Events,
+        }
+    }
+}
+
+/// What an answer's probe may still spend.
+struct Budget {
+    examine: usize,
+    probe: usize,
+}
+
+/// The page an event names.
+fn event_page(e: &Reclaim) -> u64 {
+    match *e {
+        Reclaim::Swapped { addr, .. } | Reclaim::Dropped { addr } | Reclaim::Scavenged { addr } => {
+            canonical(addr) >> 12
+        }
+    }
+}
+
+/// Probes page `p` if its entry is not present: `Some(addr)` when the load
+/// went through a stale translation. Answers too whether it is present
+/// (`None` when the budget is spent: the page was not looked at).
+fn probe_page<M: Machine>(m: &mut M, p: u64, b: &mut Budget) -> Option<(bool, Option<u64>)> {
+    if b.examine == 0 || b.probe == 0 {
+        return None;
+    }
+    b.examine -= 1;
+    let addr = p << 12;
+    if m.with_vmm(|v| v.translate(addr).is_some()) {
+        return Some((true, None));
+    }
+    b.probe -= 1;
+    Some((false, m.probe(addr).then_some(addr)))
+}
+
+/// Runs the probe of `scope` after `answer` was built; wraps the answer as
+/// `Stale` when a page read through a stale translation.
+pub(crate) fn check<M: Machine>(m: &mut M, scope: Scope, answer: Response) -> Response {
+    let mut stale: Option<u64> = None;
+    let mut found = |a: Option<u64>| {
+        if let Some(a) = a {
+            stale = Some(stale.map_or(a, |s| s.min(a)));
+        }
+    };
+    let mut budget = Budget {
+        examine: EXAMINE_CAP,
+        probe: PROBE_CAP,
+    };
+    if let Response::Reclaimed { events, .. } = &answer {
+        for e in events {
+            let p = event_page(e);
+            let Some((present, hit)) = probe_page(m, p, &mut budget) else {
+                break;
+            };
+            found(hit);
+            if !present {
+                m.touched().remove(p, p + 1);
+            }
+        }
+    }
+    let range = match scope {
+        Scope::Events => None,
+        Scope::Range(lo, hi) => Some((lo, hi)),
+        Scope::All => Some((0, u64::MAX)),
+    };
+    if let Some((lo, hi)) = range {
+        // A copy of the ranges, so that the set can shrink as pages are
+        // found not present.
+        let mut runs = [(0u64, 0u64); CAPACITY];
+        let n = {
+            let t: &Touched = m.touched();
+            runs[..t.runs().len()].copy_from_slice(t.runs());
+            t.runs().len()
+        };
+        'runs: for &(s, e) in runs[..n].iter().rev() {
+            let (s, e) = (s.max(lo), e.min(hi));
+            // Consecutive pages found not present leave the set together.
+            let mut gone: Option<(u64, u64)> = None;
+            for p in (s..e).rev() {
+                let Some((present, hit)) = probe_page(m, p, &mut budget) else {
+                    if let Some((a, b)) = gone {
+                        m.touched().remove(a, b);
+                    }
+                    break 'runs;
+                };
+                found(hit);
+                gone = match (present, gone) {
+                    (false, Some((a, b))) if a == p + 1 => Some((p, b)),
+                    (false, g) => {
+                        if let Some((a, b)) = g {
+                            m.touched().remove(a, b);
+                        }
+                        Some((p, p + 1))
+                    }
+                    (true, g) => {
+                        if let Some((a, b)) = g {
+                            m.touched().remove(a, b);
+                        }
+                        None
+                    }
+                };
+            }
+            if let Some((a, b)) = gone {
+                m.touched().remove(a, b);
+            }
+        }
+    }
+    if scope == Scope::All {
+        m.touched().clear();
+    }
+    match stale {
+        Some(addr) => Response::Stale {
+            addr: canonical(addr),
+            response: Box::new(answer),
+        },
+        None => answer,
+    }
+}

@@ -1,0 +1,95 @@
+//! Where a judged guest's time goes: waiting for the guest's answers,
+//! judging them with the model, checking memory. The fuzzer adds its own
+//! parts (generating, fresh states) and prints the split, so a campaign
+//! says what bounds its rate.
+
+use std::fmt;
+use std::ops::AddAssign;
+use std::time::{Duration, Instant};
+
+/// Time spent, by part, and how often.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// From sending a batch to having its answers (transport and the
+    /// guest's own work).
+    pub guest: Duration,
+    pub batches: u64,
+    /// The model judging answers.
+    pub model: Duration,
+    /// Memory checks: reading, the checker, QEMU's view.
+    pub checks: Duration,
+    pub check_count: u64,
+    /// Generating operations (the fuzzer's).
+    pub generate: Duration,
+    /// Fresh states between sequences: judged resets, boots (the fuzzer's).
+    pub fresh: Duration,
+}
+
+impl AddAssign for Timings {
+    fn add_assign(&mut self, o: Timings) {
+        self.guest += o.guest;
+        self.batches += o.batches;
+        self.model += o.model;
+        self.checks += o.checks;
+        self.check_count += o.check_count;
+        self.generate += o.generate;
+        self.fresh += o.fresh;
+    }
+}
+
+impl Timings {
+    /// What was spent since `earlier` (a copy taken before).
+    pub fn since(&self, earlier: &Timings) -> Timings {
+        Timings {
+            guest: self.guest.saturating_sub(earlier.guest),
+            batches: self.batches - earlier.batches,
+            model: self.model.saturating_sub(earlier.model),
+            checks: self.checks.saturating_sub(earlier.checks),
+            check_count: self.check_count - earlier.check_count,
+            generate: self.generate.saturating_sub(earlier.generate),
+            fresh: self.fresh.saturating_sub(earlier.fresh),
+        }
+    }
+}
+
+/// Adds the time `f` takes to `slot`.
+pub fn timed<T>(slot: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    *slot += t.elapsed();
+    r
+}
+
+impl Timings {
+    /// The parts as one line, each with its share of `total` (the wall
+    /// time they ran in; with several jobs the parts add up to more).
+    pub fn split(&self, total: Duration) -> String {
+        let total = total.as_secs_f64().max(1e-9);
+        let part = |name: &str, d: Duration| {
+            format!(
+                "{name} {:.1} s ({:.0}%)",
+                d.as_secs_f64(),
+                100.0 * d.as_secs_f64() / total
+            )
+        };
+        let per = |d: Duration, n: u64| d.as_secs_f64() * 1e3 / n.max(1) as f64;
+        format!(
+            "{}, {}, {} in {} checks ({:.2} ms each), {}, {}; {:.2} ms per batch round trip",
+            part("guest", self.guest),
+            part("model", self.model),
+            part("memory checks", self.checks),
+            self.check_count,
+            per(self.checks, self.check_count),
+            part("generator", self.generate),
+            part("fresh states", self.fresh),
+            per(self.guest, self.batches),
+        )
+    }
+}
+
+impl fmt::Display for Timings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sum = self.guest + self.model + self.checks + self.generate + self.fresh;
+        f.write_str(&self.split(sum))
+    }
+}
