@@ -16,8 +16,7 @@ use std::fmt;
 
 use serde::de::value::{MapDeserializer, SeqDeserializer, StrDeserializer};
 use serde::de::{
-    self, DeserializeSeed, EnumAccess, Expected, IntoDeserializer, Unexpected, VariantAccess,
-    Visitor,
+    self, DeserializeSeed, EnumAccess, Expected, IntoDeserializer, VariantAccess, Visitor,
 };
 use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
@@ -82,22 +81,6 @@ impl de::Error for DeError {
             quoted(expected),
             shown(&Value::from(variant))
         ))
-    }
-
-    fn invalid_type(got: Unexpected<'_>, want: &dyn Expected) -> Self {
-        let got = match got {
-            Unexpected::Str(s) => shown(&Value::from(s)),
-            Unexpected::Float(x) => Value::from(x).to_string(),
-            Unexpected::Unit => "null".to_string(),
-            Unexpected::Seq => "a list".to_string(),
-            Unexpected::Map => "an object".to_string(),
-            other => other.to_string(),
-        };
-        DeError::Message(format!("expected {want}, got {got}"))
-    }
-
-    fn invalid_value(got: Unexpected<'_>, want: &dyn Expected) -> Self {
-        Self::invalid_type(got, want)
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, Write};
 
-use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_with::{serde_as, skip_serializing_none};
@@ -16,7 +15,6 @@ use crate::failure::Failure;
 use crate::line::{read_entry, read_header};
 use crate::numbers::{Count, Hex};
 use crate::op::Op;
-use crate::tag::TagInto;
 
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
@@ -69,23 +67,17 @@ pub struct FileSpec {
 
 /// One operation line: the operation and, optionally, its expected answer,
 /// written `{"op":"<name>",<the operation's fields>,"expect":…}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
+    #[serde(flatten)]
     pub op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
 }
 
-impl Serialize for Entry {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        self.op.serialize(TagInto {
-            map: &mut map,
-            tag: "op",
-        })?;
-        if let Some(x) = &self.expect {
-            map.serialize_entry("expect", x)?;
-        }
-        map.end()
+impl From<Op> for Entry {
+    fn from(op: Op) -> Self {
+        Entry { op, expect: None }
     }
 }
 
@@ -96,12 +88,6 @@ struct HeaderLine<'a> {
     version: u32,
     #[serde(flatten)]
     header: &'a TraceHeader,
-}
-
-impl From<Op> for Entry {
-    fn from(op: Op) -> Self {
-        Entry { op, expect: None }
-    }
 }
 
 /// A trace: a header and a flat list of operations, each run in order from

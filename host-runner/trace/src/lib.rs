@@ -34,7 +34,6 @@ pub mod replay;
 pub mod shard;
 pub mod shrink;
 mod strategy;
-mod tag;
 pub mod weights;
 
 pub use error::{FieldError, ParseError, TraceError};

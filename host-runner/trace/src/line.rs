@@ -10,7 +10,7 @@ use crate::expect::read::read_expect;
 use crate::fields::{read, Place};
 use crate::format::{Entry, TraceHeader, FORMAT_NAME, FORMAT_VERSION, READ_VERSIONS};
 use crate::numbers::{read_number, shown, Count};
-use crate::op::OpKind;
+use crate::op::{OpFields, OpKind};
 
 /// The fields of an operation line's object.
 fn object(value: Value) -> Result<Map<String, Value>, FieldError> {
@@ -106,7 +106,7 @@ pub(crate) fn read_entry(value: Value) -> Result<Entry, FieldError> {
     let mut tagged = Map::new();
     tagged.insert(name, Value::Object(f));
     let tagged = Value::Object(tagged);
-    let op = read(
+    let op = read::<OpFields>(
         &tagged,
         Place {
             variant_is_tag: true,
@@ -114,6 +114,7 @@ pub(crate) fn read_entry(value: Value) -> Result<Entry, FieldError> {
             known_after: &["expect"],
             ..Place::default()
         },
-    )?;
+    )?
+    .into();
     Ok(Entry { op, expect })
 }

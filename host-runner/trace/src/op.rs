@@ -5,9 +5,10 @@
 //! Its JSON form comes from serde derive: an operation line is the
 //! variant's name under `"op"` and its fields beside it,
 //! `{"op":"map","addr":"0x1000","pages":1,…,"as":"user"}`, fields in the
-//! order declared here. The derive is externally tagged and the `"op"` key
-//! is moved in and out by `format` (see `tag`): serde's own `tag = "op"`
-//! reads through an untyped buffer that loses the path to a bad field.
+//! order declared here (`#[serde(tag = "op")]`). Reading goes through
+//! [`OpFields`], the same variants externally tagged (`{"map":{…}}`, which
+//! `line` makes of a line): serde's internally tagged reader goes through an
+//! untyped buffer that loses the path to a bad field (dtolnay/path-to-error#1).
 //!
 //! A field is one line below: its name, type, and how it is written
 //! (`Hex`, `Count`, `Who`) and defaulted.
@@ -18,16 +19,33 @@ use serde::{Deserialize, Serialize};
 use crate::names::{AreaName, Who};
 use crate::numbers::{Count, Hex};
 
-/// Declares [`Op`] and [`OpKind`] from one list, with the conversions to and
-/// from [`Request`] (whose variants have the same names and fields).
+/// Declares [`Op`], [`OpFields`] and [`OpKind`] from one list, with the
+/// conversions to and from [`Request`] (whose variants have the same names
+/// and fields).
 macro_rules! ops {
     ($($(#[$doc:meta])* $name:ident $({ $($(#[$attr:meta])* $field:ident: $ty:ty),* $(,)? })? = $text:literal,)*) => {
         /// An operation: a [`Request`] a trace can hold.
         #[serde_with::serde_as]
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(tag = "op")]
         pub enum Op {
             $($(#[$doc])* #[serde(rename = $text)] $name $({ $($(#[$attr])* $field: $ty),* })?,)*
+        }
+
+        /// [`Op`] as serde reads it: the same variants, externally tagged.
+        #[serde_with::serde_as]
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) enum OpFields {
+            $(#[serde(rename = $text)] $name $({ $($(#[$attr])* $field: $ty),* })?,)*
+        }
+
+        impl From<OpFields> for Op {
+            fn from(op: OpFields) -> Op {
+                match op {
+                    $(OpFields::$name $({ $($field),* })? => Op::$name $({ $($field),* })?,)*
+                }
+            }
         }
 
         /// The kind of an [`Op`], without its arguments.
