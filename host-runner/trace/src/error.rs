@@ -48,7 +48,11 @@ pub enum ParseError {
     #[error("line {line}: not UTF-8 text (the byte at column {column} is not)")]
     Utf8 { line: usize, column: usize },
     /// The file holds no header line.
-    #[error("line {line}: the trace is empty: a trace starts with a header line like {{\"format\":\"vmmfuzz-trace\",\"version\":1}}")]
+    #[error(
+        "line {line}: the trace is empty: a trace starts with a header line like {{\"format\":\"{}\",\"version\":{}}}",
+        crate::format::FORMAT_NAME,
+        crate::format::FORMAT_VERSION
+    )]
     Empty { line: usize },
 }
 

@@ -99,3 +99,52 @@ fn what(field: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! A number field can become something else by giving its adapter an
+    //! impl: a sketch of `{"ref": N}` beside literal addresses, read by the
+    //! same reader, errors still naming the field.
+
+    use serde::de::{Deserialize, Deserializer};
+    use serde_json::{json, Value};
+    use serde_with::{serde_as, DeserializeAs};
+
+    use super::{read, Place};
+    use crate::numbers::{read_number, Hex};
+
+    #[derive(Debug, PartialEq)]
+    enum Arg {
+        Literal(u64),
+        Ref(u64),
+    }
+
+    impl<'de> DeserializeAs<'de, Arg> for Hex {
+        fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<Arg, D::Error> {
+            let v = Value::deserialize(d)?;
+            let number = |v: &Value| read_number::<u64, Hex>(v).map_err(serde::de::Error::custom);
+            match v.get("ref") {
+                Some(r) => number(r).map(Arg::Ref),
+                None => number(&v).map(Arg::Literal),
+            }
+        }
+    }
+
+    #[serde_as]
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        #[serde_as(as = "Hex")]
+        addr: Arg,
+    }
+
+    #[test]
+    fn a_number_field_can_become_literal_or_ref() {
+        let addr = |v: Value| read::<Line>(&v, Place::default()).map(|l| l.addr);
+        assert_eq!(addr(json!({"addr": "0x1000"})), Ok(Arg::Literal(0x1000)));
+        assert_eq!(addr(json!({"addr": {"ref": 12}})), Ok(Arg::Ref(12)));
+        let e = addr(json!({"addr": {"ref": "x"}})).unwrap_err();
+        assert_eq!(e.field, "addr");
+        assert!(e.message.contains("hex string"), "{e}");
+    }
+}

@@ -467,6 +467,10 @@ fn error_messages_read_as_documented() {
             .to_string(),
         "line 1: field \"version\": unsupported version 3: this build reads versions 1 and 2"
     );
+    assert_eq!(
+        parse_str("# nothing\n").unwrap_err().to_string(),
+        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":2}"
+    );
 }
 
 #[test]
