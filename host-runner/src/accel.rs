@@ -26,7 +26,10 @@ pub use probe::{
 };
 
 /// An accelerator QEMU can run the guest with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Accel {
     Kvm,
     Tcg,
@@ -38,14 +41,6 @@ impl Accel {
         match self {
             Accel::Kvm => "kvm",
             Accel::Tcg => "tcg",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Accel> {
-        match name {
-            "kvm" => Some(Accel::Kvm),
-            "tcg" => Some(Accel::Tcg),
-            _ => None,
         }
     }
 }

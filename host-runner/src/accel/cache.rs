@@ -1,11 +1,39 @@
 //! The cached accelerator verdict: one JSON file, one entry per machine
-//! kind.
+//! kind, `{"version":1,"verdicts":{"<key>":{"accel":"tcg","reason":"…",
+//! "measured_at":<unix seconds>}}}`. A file of another version (or of none:
+//! before versions) is taken as empty and replaced on the next write.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::{Accel, Verdict};
+
+/// The version of the cache file this build reads and writes.
+const CACHE_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CacheFile {
+    version: u32,
+    verdicts: BTreeMap<String, CachedVerdict>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedVerdict {
+    accel: Accel,
+    reason: String,
+    /// When it was measured, in seconds since the Unix epoch.
+    measured_at: u64,
+}
+
+/// The cache in `file`, when there is one of this version.
+fn load(file: &Path) -> Option<CacheFile> {
+    let text = std::fs::read_to_string(file).ok()?;
+    serde_json::from_str::<CacheFile>(&text)
+        .ok()
+        .filter(|c| c.version == CACHE_VERSION)
+}
 
 /// What the cached verdict depends on.
 pub fn cache_key(qemu_version: &str) -> String {
@@ -37,33 +65,35 @@ pub fn cache_file() -> Option<PathBuf> {
 }
 
 pub(super) fn read_cache(file: &Path, key: &str) -> Option<Verdict> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let all: Value = serde_json::from_str(&text).ok()?;
-    let entry = all.get(key)?;
-    let accel = Accel::from_name(entry.get("accel")?.as_str()?)?;
-    let why = entry.get("reason")?.as_str()?;
+    let cached = load(file)?.verdicts.remove(key)?;
     Some(Verdict {
-        accel,
-        reason: format!("cached verdict ({}): {why}", file.display()),
+        accel: cached.accel,
+        reason: format!("cached verdict ({}): {}", file.display(), cached.reason),
     })
 }
 
 pub(super) fn write_cache(file: &Path, key: &str, verdict: &Verdict) -> std::io::Result<()> {
-    let mut all: Value = std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
-    let when = std::time::SystemTime::now()
+    let mut cache = load(file).unwrap_or(CacheFile {
+        version: CACHE_VERSION,
+        verdicts: BTreeMap::new(),
+    });
+    let measured_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    all[key] = json!({ "accel": verdict.accel.qemu_name(), "reason": verdict.reason, "measured_at": when });
+    cache.verdicts.insert(
+        key.to_string(),
+        CachedVerdict {
+            accel: verdict.accel,
+            reason: verdict.reason.clone(),
+            measured_at,
+        },
+    );
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = file.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&all)?)?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(&cache)?)?;
     std::fs::rename(tmp, file)
 }
 
@@ -95,6 +125,29 @@ mod tests {
         assert!(back.reason.contains("because") && back.reason.contains("cached"));
         assert_eq!(read_cache(&file, "other").unwrap().accel, Accel::Tcg);
         assert_eq!(read_cache(&file, "missing"), None);
+    }
+
+    #[test]
+    fn files_of_another_version_are_taken_as_empty_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("accel.json");
+        let v = Verdict {
+            accel: Accel::Tcg,
+            reason: "faster".into(),
+        };
+        // Before versions, keys were at the top level.
+        let old = r#"{"k":{"accel":"kvm","reason":"old","measured_at":1}}"#;
+        std::fs::write(&file, old).unwrap();
+        assert_eq!(read_cache(&file, "k"), None);
+        let newer =
+            r#"{"version":2,"verdicts":{"k":{"accel":"kvm","reason":"x","measured_at":1}}}"#;
+        std::fs::write(&file, newer).unwrap();
+        assert_eq!(read_cache(&file, "k"), None);
+        write_cache(&file, "k", &v).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("\"version\": 1"), "{text}");
+        assert!(text.contains("\"accel\": \"tcg\""), "{text}");
+        assert_eq!(read_cache(&file, "k").unwrap().accel, Accel::Tcg);
     }
 
     #[test]

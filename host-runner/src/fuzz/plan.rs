@@ -87,39 +87,15 @@ impl BatchRule {
 }
 
 /// Parses a duration: a number and a unit (`90s`, `10m`, `1h`, `500ms`;
-/// units may be combined: `1m30s`); a bare number is seconds.
+/// units may be combined: `1m30s`, `1h 5m`), as `humantime` reads them (it
+/// also knows `min`, `sec`, `d`, `w`…); a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("expected a duration like 90s, 10m, 1h or 1m30s, got {text:?}");
     let s = text.trim();
-    if s.is_empty() {
-        return Err(bad());
-    }
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(unit);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    humantime::parse_duration(s)
+        .map_err(|e| format!("expected a duration like 90s, 10m, 1h or 1m30s, got {text:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -180,7 +156,11 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        for bad in ["", "m", "10x", "1.5m", "-3s"] {
+        assert_eq!(parse_duration("5min"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration(" 1h 5m "), Ok(Duration::from_secs(3900)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        for bad in ["", "m", "10x", "1.5", "-3s", "3 parsecs"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -44,8 +44,15 @@ pub enum ParseError {
     /// A field is missing, unknown, or holds a value of the wrong kind.
     #[error("line {line}: {error}")]
     Field { line: usize, error: FieldError },
+    /// The line is not UTF-8 (`column`: the first byte that is not).
+    #[error("line {line}: not UTF-8 text (the byte at column {column} is not)")]
+    Utf8 { line: usize, column: usize },
     /// The file holds no header line.
-    #[error("line {line}: the trace is empty: a trace starts with a header line like {{\"format\":\"vmmfuzz-trace\",\"version\":1}}")]
+    #[error(
+        "line {line}: the trace is empty: a trace starts with a header line like {{\"format\":\"{}\",\"version\":{}}}",
+        crate::format::FORMAT_NAME,
+        crate::format::FORMAT_VERSION
+    )]
     Empty { line: usize },
 }
 
@@ -55,6 +62,7 @@ impl ParseError {
         match self {
             ParseError::Json { line, .. }
             | ParseError::Field { line, .. }
+            | ParseError::Utf8 { line, .. }
             | ParseError::Empty { line } => *line,
         }
     }

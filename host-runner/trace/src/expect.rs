@@ -4,61 +4,102 @@
 //! The same syntax shows the guest's answers in replay tables
 //! ([`Expect::exact`] of a response, written with [`Expect::to_json`]).
 //!
+//! Its JSON form comes from serde derive: `"any"`, `"ok"` and an answer
+//! kind are names, every other form an object whose one key names it
+//! (`{"checksum":"0x…"}`), except the error form, whose key `"error"` has
+//! the address beside it (`{"error":"invalid_state","addr":"0x…"}`). Reading
+//! picks the form (`read`); the adapters of the forms are in `forms`.
+//!
 //! A `Reclaimed { events, response }` answer (version 2: the pages the guest
 //! reclaimed on its own before answering) is matched by its `response`:
 //! which pages the guest reclaims is its choice, judged by the model, not
 //! by `expect`. Only `"reclaimed"` looks at the wrapper itself: it accepts
 //! an answer with reclaim events and nothing else.
 
-mod read;
+mod forms;
+pub(crate) mod read;
 
 use protocol::{FaultReason, Response};
+use serde::{Deserialize, Serialize};
+use serde_with::{serde_as, skip_serializing_none};
 
-use crate::answer::FAULTS;
-pub use crate::answer::{AnswerKind, ErrorCode, FaultName, PageKind, StatField};
-use crate::value::ObjectWriter;
+pub use crate::names::{AnswerKind, ErrorCode, FaultName, PageKind, StatField};
+use crate::numbers::{Count, Hex};
+use forms::{PageRuns, StatsMap};
 
 /// What a line expects its answer to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Reading takes the first of the object forms, in the order declared,
+/// whose key a line has; any other key is an unknown field.
+///
+/// The derive (`remote = "Self"`: serde's functions, not its traits) does
+/// the object forms; the names and the error form are written by the
+/// `Serialize` impl below and read by `read`.
+#[skip_serializing_none]
+#[serde_as]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Expect {
     /// `"any"`: anything (the same as no `expect`).
+    #[serde(skip_deserializing)]
     Any,
     /// `"ok"`: anything but an error, a fault or a bad frame.
+    #[serde(skip_deserializing)]
     Ok,
-    /// A kind of answer with any content: `"done"`, `"hello"`, `"error"`…
-    Kind(AnswerKind),
-    /// `{"error":"invalid_state","addr":"0x…"}`; `at` is the `addr` of
-    /// `invalid_state` or the `frame` of `not_owned` (any when `None`).
-    Error { code: ErrorCode, at: Option<u64> },
     /// `{"fault":{"addr":"0x…","write":true,"reason":"read_only"}}`, every
     /// inner field optional.
     Fault {
+        #[serde_as(as = "Option<Hex>")]
         addr: Option<u64>,
         write: Option<bool>,
+        #[serde_as(as = "Option<FaultName>")]
         reason: Option<FaultReason>,
     },
     /// `{"checksum":"0x…"}`.
-    Checksum(u32),
+    Checksum(#[serde_as(as = "Hex")] u32),
     /// `{"pong":"0x…"}`.
-    Pong(u64),
+    Pong(#[serde_as(as = "Hex")] u64),
     /// `{"valloc":"0x…"}`.
-    Valloc(u64),
+    Valloc(#[serde_as(as = "Hex")] u64),
     /// `{"frames":N}`: `AllocFrames` answered N frames in all.
-    Frames(u64),
+    Frames(#[serde_as(as = "Count")] u64),
+    /// `{"pages":["present_ram",["unusable",3]]}`: page states as runs.
+    Pages(#[serde_as(as = "PageRuns")] Vec<(PageKind, u64)>),
+    /// `{"stats":{"free_frames":100}}`: the named counters only.
+    Stats(#[serde_as(as = "StatsMap")] Vec<(StatField, u64)>),
     /// `{"evicted":{"swapped":N,"dropped":M}}`: `Evict`'s counts, each
     /// optional.
     Evicted {
+        #[serde_as(as = "Option<Count>")]
         swapped: Option<u64>,
+        #[serde_as(as = "Option<Count>")]
         dropped: Option<u64>,
     },
     /// `{"kmalloc":"0x…"}`: a heap block at that address.
-    Kmalloc(u64),
+    Kmalloc(#[serde_as(as = "Hex")] u64),
     /// `{"scavenged":N}`: `HeapScavenge` freed N heap pages.
-    Scavenged(u64),
-    /// `{"pages":["present_ram",["unusable",3]]}`: page states as runs.
-    Pages(Vec<(PageKind, u64)>),
-    /// `{"stats":{"free_frames":100}}`: the named counters only.
-    Stats(Vec<(StatField, u64)>),
+    Scavenged(#[serde_as(as = "Count")] u64),
+    /// A kind of answer with any content: `"done"`, `"hello"`, `"error"`…
+    #[serde(skip)]
+    Kind(AnswerKind),
+    /// `{"error":"invalid_state","addr":"0x…"}`; `at` is the `addr` of
+    /// `invalid_state` or the `frame` of `not_owned` (any when `None`).
+    #[serde(skip)]
+    Error {
+        code: ErrorCode,
+        #[serialize_always]
+        at: Option<u64>,
+    },
+}
+
+impl Serialize for Expect {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Expect::Kind(kind) => kind.serialize(s),
+            Expect::Error { code, at } => forms::error_form(code, at, s),
+            form => Expect::serialize(form, s),
+        }
+    }
 }
 
 fn runs<T: PartialEq + Copy>(items: impl IntoIterator<Item = T>) -> Vec<(T, u64)> {
@@ -176,75 +217,6 @@ impl Expect {
 
     /// The expectation as JSON text, as a trace line holds it.
     pub fn to_json(&self) -> String {
-        let q = |s: &str| format!("\"{s}\"");
-        match self {
-            Expect::Any => q("any"),
-            Expect::Ok => q("ok"),
-            Expect::Kind(k) => q(k.name()),
-            Expect::Error { code, at } => {
-                let w = ObjectWriter::new().str("error", code.name());
-                match (code, at) {
-                    (ErrorCode::NotOwned, Some(f)) => w.hex("frame", *f),
-                    (_, Some(a)) => w.hex("addr", *a),
-                    (_, None) => w,
-                }
-                .finish()
-            }
-            Expect::Fault {
-                addr,
-                write,
-                reason,
-            } => {
-                let mut w = ObjectWriter::new();
-                if let Some(a) = addr {
-                    w = w.hex("addr", *a);
-                }
-                if let Some(x) = write {
-                    w = w.bool("write", *x);
-                }
-                if let Some(r) = reason {
-                    let i = FAULTS.iter().position(|f| f == r).unwrap_or(0);
-                    w = w.str("reason", FaultName::ALL[i].name());
-                }
-                ObjectWriter::new().raw("fault", &w.finish()).finish()
-            }
-            Expect::Checksum(c) => ObjectWriter::new().hex("checksum", u64::from(*c)).finish(),
-            Expect::Pong(n) => ObjectWriter::new().hex("pong", *n).finish(),
-            Expect::Valloc(a) => ObjectWriter::new().hex("valloc", *a).finish(),
-            Expect::Frames(n) => ObjectWriter::new().count("frames", *n).finish(),
-            Expect::Evicted { swapped, dropped } => {
-                let mut w = ObjectWriter::new();
-                if let Some(n) = swapped {
-                    w = w.count("swapped", *n);
-                }
-                if let Some(n) = dropped {
-                    w = w.count("dropped", *n);
-                }
-                ObjectWriter::new().raw("evicted", &w.finish()).finish()
-            }
-            Expect::Kmalloc(a) => ObjectWriter::new().hex("kmalloc", *a).finish(),
-            Expect::Scavenged(n) => ObjectWriter::new().count("scavenged", *n).finish(),
-            Expect::Pages(runs) => {
-                let items: Vec<String> = runs
-                    .iter()
-                    .map(|(k, n)| {
-                        if *n == 1 {
-                            q(k.name())
-                        } else {
-                            format!("[{},{n}]", q(k.name()))
-                        }
-                    })
-                    .collect();
-                ObjectWriter::new()
-                    .raw("pages", &format!("[{}]", items.join(",")))
-                    .finish()
-            }
-            Expect::Stats(fields) => {
-                let inner = fields
-                    .iter()
-                    .fold(ObjectWriter::new(), |w, (f, v)| w.count(f.name(), *v));
-                ObjectWriter::new().raw("stats", &inner.finish()).finish()
-            }
-        }
+        serde_json::to_string(self).expect("every expectation can be written as JSON")
     }
 }

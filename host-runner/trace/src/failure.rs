@@ -3,8 +3,14 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+use serde_with::{serde_as, skip_serializing_none};
+
+use crate::numbers::Count;
+
 /// The kinds of failure the runner detects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The guest panicked (message and location in the failure's message).
     GuestPanic,
@@ -50,14 +56,21 @@ impl fmt::Display for FailureKind {
     }
 }
 
-/// A failure of one run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A failure of one run; in a trace header,
+/// `"failure":{"kind":"guest_panic","message":"…","op":3}`.
+#[skip_serializing_none]
+#[serde_as]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Failure {
     pub kind: FailureKind,
     /// What happened: the panic message and location, the divergence
     /// (request, answer, prediction), the invariant broken…
+    #[serde(default)]
     pub message: String,
     /// The operation (index into the trace's ops) at which it showed.
+    #[serde(rename = "op")]
+    #[serde_as(as = "Option<Count>")]
     pub op_index: Option<usize>,
 }
 

@@ -1,15 +1,20 @@
 //! The trace file: JSON Lines, a header line then one operation per line
-//! (the format is documented in `testcases/README.md`).
+//! (the format is documented in `testcases/README.md`). Each line is
+//! written and read by serde derive (`line` reads one); this module holds
+//! the types and the file around them: lines, comments, encoding.
 
 use std::io::{BufRead, Write};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_with::{serde_as, skip_serializing_none};
 
 use crate::error::{FieldError, ParseError, TraceError};
 use crate::expect::Expect;
-use crate::failure::{Failure, FailureKind};
-use crate::op::{Op, OpKind};
-use crate::value::{read_name, read_str, read_u32, read_u64, Fields, ObjectWriter};
+use crate::failure::Failure;
+use crate::line::{read_entry, read_header};
+use crate::numbers::{Count, Hex};
+use crate::op::Op;
 
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
@@ -21,12 +26,19 @@ pub const FORMAT_VERSION: u32 = 2;
 /// same.
 pub const READ_VERSIONS: [u32; 2] = [1, 2];
 
-/// The first line of a trace.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The first line of a trace, after its `"format"` and `"version"`: its
+/// fields are written in this order, those that are `None` or empty left
+/// out.
+#[skip_serializing_none]
+#[serde_as]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TraceHeader {
     /// The seed the trace was generated from, if it was generated.
+    #[serde_as(as = "Option<Hex>")]
     pub seed: Option<u64>,
     /// Guest RAM in MiB; `None` leaves it to the runner.
+    #[serde_as(as = "Option<Count>")]
     pub ram_mib: Option<u32>,
     /// Free text: what the trace is about.
     pub note: Option<String>,
@@ -35,22 +47,31 @@ pub struct TraceHeader {
     /// The failure the trace reproduces, when it was saved for one.
     pub failure: Option<Failure>,
     /// The files the guest boots with (`-initrd`), file `n` at index `n`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileSpec>,
 }
 
 /// A file image the host builds: `pages` pages whose byte at file offset
 /// `o` is `protocol::pattern::pattern_byte(seed, o)`. In a header:
 /// `"files":[{"pages":16,"seed":"0x1"}]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde_as]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileSpec {
+    #[serde_as(as = "Count")]
     pub pages: u64,
+    #[serde(default)]
+    #[serde_as(as = "Hex")]
     pub seed: u64,
 }
 
-/// One operation line: the operation and, optionally, its expected answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One operation line: the operation and, optionally, its expected answer,
+/// written `{"op":"<name>",<the operation's fields>,"expect":…}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
+    #[serde(flatten)]
     pub op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
 }
 
@@ -58,6 +79,15 @@ impl From<Op> for Entry {
     fn from(op: Op) -> Self {
         Entry { op, expect: None }
     }
+}
+
+/// The header line as it is written.
+#[derive(Serialize)]
+struct HeaderLine<'a> {
+    format: &'static str,
+    version: u32,
+    #[serde(flatten)]
+    header: &'a TraceHeader,
 }
 
 /// A trace: a header and a flat list of operations, each run in order from
@@ -94,71 +124,47 @@ impl Trace {
 
     /// The trace as text (header line, then one line per operation).
     pub fn to_text(&self) -> String {
-        let mut out = write_header(&self.header);
-        out.push('\n');
+        let mut out = Vec::with_capacity(64 * (self.entries.len() + 1));
+        self.write_lines(&mut out)
+            .expect("a trace can always be written to memory");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    fn write_lines(&self, mut out: impl Write) -> std::io::Result<()> {
+        write_line(&mut out, &header_line(&self.header))?;
         for e in &self.entries {
-            out.push_str(&write_entry(e));
-            out.push('\n');
+            write_line(&mut out, e)?;
         }
-        out
+        Ok(())
     }
 }
 
+fn header_line(header: &TraceHeader) -> HeaderLine<'_> {
+    HeaderLine {
+        format: FORMAT_NAME,
+        version: FORMAT_VERSION,
+        header,
+    }
+}
+
+fn write_line(mut out: impl Write, line: &impl Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut out, line)?;
+    out.write_all(b"\n")
+}
+
 /// Writes `trace` to `w` (see [`Trace::to_text`]).
-pub fn write(trace: &Trace, mut w: impl Write) -> std::io::Result<()> {
-    w.write_all(trace.to_text().as_bytes())
+pub fn write(trace: &Trace, w: impl Write) -> std::io::Result<()> {
+    trace.write_lines(std::io::BufWriter::new(w))
 }
 
 /// The header as one JSON line (no newline).
 pub fn write_header(h: &TraceHeader) -> String {
-    let mut w = ObjectWriter::new()
-        .str("format", FORMAT_NAME)
-        .count("version", u64::from(FORMAT_VERSION));
-    if let Some(s) = h.seed {
-        w = w.hex("seed", s);
-    }
-    if let Some(r) = h.ram_mib {
-        w = w.count("ram_mib", u64::from(r));
-    }
-    if let Some(n) = &h.note {
-        w = w.str("note", n);
-    }
-    if let Some(c) = &h.created_by {
-        w = w.str("created_by", c);
-    }
-    if let Some(f) = &h.failure {
-        let mut inner = ObjectWriter::new()
-            .str("kind", f.kind.name())
-            .str("message", &f.message);
-        if let Some(i) = f.op_index {
-            inner = inner.count("op", i as u64);
-        }
-        w = w.raw("failure", &inner.finish());
-    }
-    if !h.files.is_empty() {
-        let files: Vec<String> = h
-            .files
-            .iter()
-            .map(|f| {
-                ObjectWriter::new()
-                    .count("pages", f.pages)
-                    .hex("seed", f.seed)
-                    .finish()
-            })
-            .collect();
-        w = w.raw("files", &format!("[{}]", files.join(",")));
-    }
-    w.finish()
+    serde_json::to_string(&header_line(h)).expect("a header can always be written")
 }
 
 /// An operation line (no newline).
 pub fn write_entry(e: &Entry) -> String {
-    let w = e.op.write_fields(ObjectWriter::new());
-    match &e.expect {
-        Some(x) => w.raw("expect", &x.to_json()),
-        None => w,
-    }
-    .finish()
+    serde_json::to_string(e).expect("an operation line can always be written")
 }
 
 /// Whether a line is blank or a comment (`#…` or `//…`).
@@ -180,123 +186,39 @@ fn json(line: &str, n: usize) -> Result<Value, ParseError> {
     })
 }
 
-/// Reads a trace. Errors name the line (1-based) and the field.
-pub fn parse(reader: impl BufRead) -> Result<Trace, TraceError> {
+/// Reads a trace. Errors name the line (1-based) and the field. A UTF-8
+/// byte order mark before the header is skipped; a line that is not UTF-8
+/// is an error.
+pub fn parse(mut reader: impl BufRead) -> Result<Trace, TraceError> {
     let mut trace: Option<Trace> = None;
-    let mut last = 0;
-    for (i, line) in reader.lines().enumerate() {
-        let (n, line) = (i + 1, line?);
-        last = n;
-        if is_comment(&line) {
-            continue;
+    let mut bytes = Vec::new();
+    let mut n = 0;
+    while reader.read_until(b'\n', &mut bytes)? > 0 {
+        n += 1;
+        let raw = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let raw = match n {
+            1 => raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw),
+            _ => raw,
+        };
+        let line = std::str::from_utf8(raw).map_err(|e| ParseError::Utf8 {
+            line: n,
+            column: e.valid_up_to() + 1,
+        })?;
+        if !is_comment(line) {
+            let value = json(line, n)?;
+            let at = |error: FieldError| ParseError::Field { line: n, error };
+            match &mut trace {
+                None => trace = Some(Trace::new(read_header(value).map_err(at)?)),
+                Some(t) => t.entries.push(read_entry(value).map_err(at)?),
+            }
         }
-        let value = json(&line, n)?;
-        let at = |error: FieldError| ParseError::Field { line: n, error };
-        match &mut trace {
-            None => trace = Some(Trace::new(read_header(value).map_err(at)?)),
-            Some(t) => t.entries.push(read_entry(value).map_err(at)?),
-        }
+        bytes.clear();
     }
-    Ok(trace.ok_or(ParseError::Empty { line: last.max(1) })?)
+    Ok(trace.ok_or(ParseError::Empty { line: n.max(1) })?)
 }
 
 /// Reads a trace from a string.
 pub fn parse_str(text: &str) -> Result<Trace, TraceError> {
     parse(text.as_bytes())
-}
-
-const HEADER_FIELDS: [&str; 8] = [
-    "format",
-    "version",
-    "seed",
-    "ram_mib",
-    "note",
-    "created_by",
-    "failure",
-    "files",
-];
-
-fn read_header(v: Value) -> Result<TraceHeader, FieldError> {
-    let mut f = Fields::new(v, "")?;
-    if f.has("op") && !f.has("format") {
-        return Err(FieldError::new("format", format!("missing: a trace starts with a header line like {{\"format\":\"{FORMAT_NAME}\",\"version\":{FORMAT_VERSION}}} before its first op")));
-    }
-    f.required("format", &format!("\"{FORMAT_NAME}\""), |v| {
-        read_name(v, &[FORMAT_NAME])
-    })?;
-    let version = f.required("version", &format!("{FORMAT_VERSION}"), read_u32)?;
-    if !READ_VERSIONS.contains(&version) {
-        return Err(FieldError::new(
-            "version",
-            format!("unsupported version {version}: this build reads versions 1 and 2"),
-        ));
-    }
-    let header = TraceHeader {
-        seed: f.optional("seed", read_u64)?,
-        ram_mib: f.optional("ram_mib", read_u32)?,
-        note: f.optional("note", read_str)?,
-        created_by: f.optional("created_by", read_str)?,
-        failure: match f.take("failure") {
-            None => None,
-            Some(v) => Some(read_failure(v)?),
-        },
-        files: Vec::new(),
-    };
-    let files = f
-        .optional("files", |v| {
-            let bad = || "a list of {\"pages\": N, \"seed\": \"0x…\"}".to_string();
-            let list = v.as_array().ok_or_else(bad)?;
-            list.iter()
-                .map(|item| {
-                    let pages = item.get("pages").ok_or_else(bad).and_then(read_u64)?;
-                    let seed = item.get("seed").map_or(Ok(0), read_u64)?;
-                    match item.as_object() {
-                        Some(o) if o.keys().all(|k| k == "pages" || k == "seed") => {}
-                        _ => return Err(bad()),
-                    }
-                    Ok(FileSpec { pages, seed })
-                })
-                .collect::<Result<Vec<_>, String>>()
-        })?
-        .unwrap_or_default();
-    f.finish(&HEADER_FIELDS)?;
-    Ok(TraceHeader { files, ..header })
-}
-
-fn read_failure(v: Value) -> Result<Failure, FieldError> {
-    let mut f = Fields::new(v, "failure.")?;
-    let names: Vec<&str> = FailureKind::ALL.iter().map(|k| k.name()).collect();
-    let kind = f.required("kind", "a failure kind", |v| {
-        read_name(v, &names).map(|i| FailureKind::ALL[i])
-    })?;
-    let message = f.optional("message", read_str)?.unwrap_or_default();
-    let op_index = f.optional("op", read_u64)?.map(|i| i as usize);
-    f.finish(&["kind", "message", "op"])?;
-    Ok(Failure {
-        kind,
-        message,
-        op_index,
-    })
-}
-
-fn read_entry(v: Value) -> Result<Entry, FieldError> {
-    let mut f = Fields::new(v, "")?;
-    if f.has("format") {
-        return Err(FieldError::new(
-            "format",
-            "a second header line: the header is the first line only",
-        ));
-    }
-    let kind = f.required("op", "the operation's name, e.g. \"map\"", |v| {
-        read_name(v, &OpKind::NAMES).map(|i| OpKind::ALL[i])
-    })?;
-    let expect = match f.take("expect") {
-        None => None,
-        Some(v) => Some(Expect::read(&v)?),
-    };
-    let (op, known) = Op::read_fields(kind, &mut f)?;
-    let mut known = known.to_vec();
-    known.push("expect");
-    f.finish(&known)?;
-    Ok(Entry { op, expect })
 }

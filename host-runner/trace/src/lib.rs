@@ -16,22 +16,24 @@
 //!   expectations and a [`Judge`], and the step table.
 #![forbid(unsafe_code)]
 
-mod answer;
+mod de;
 mod error;
 pub mod executor;
 pub mod expect;
 pub mod failure;
+mod fields;
 pub mod format;
 pub mod generate;
+mod line;
 pub mod minimize;
+mod names;
+mod numbers;
 pub mod op;
-mod op_json;
 pub mod recorder;
 pub mod replay;
 pub mod shard;
 pub mod shrink;
 mod strategy;
-mod value;
 pub mod weights;
 
 pub use error::{FieldError, ParseError, TraceError};

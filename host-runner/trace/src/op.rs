@@ -1,18 +1,51 @@
 //! One operation of a trace: every VMM request of the protocol except
 //! `Batch` (batching is a transport detail: a trace is a flat list) and
-//! `Shutdown` (not a VMM operation), with named fields. Its JSON form is in
-//! `op_json`.
+//! `Shutdown` (not a VMM operation), with named fields.
+//!
+//! Its JSON form comes from serde derive: an operation line is the
+//! variant's name under `"op"` and its fields beside it,
+//! `{"op":"map","addr":"0x1000","pages":1,…,"as":"user"}`, fields in the
+//! order declared here (`#[serde(tag = "op")]`). Reading goes through
+//! [`OpFields`], the same variants externally tagged (`{"map":{…}}`, which
+//! `line` makes of a line): serde's internally tagged reader goes through an
+//! untyped buffer that loses the path to a bad field (dtolnay/path-to-error#1).
+//!
+//! A field is one line below: its name, type, and how it is written
+//! (`Hex`, `Count`, `Who`) and defaulted.
 
 use protocol::{AreaType, Privilege, Request};
+use serde::{Deserialize, Serialize};
 
-/// Declares [`Op`] and [`OpKind`] from one list, with the conversions to and
-/// from [`Request`] (whose variants have the same names and fields).
+use crate::names::{AreaName, Who};
+use crate::numbers::{Count, Hex};
+
+/// Declares [`Op`], [`OpFields`] and [`OpKind`] from one list, with the
+/// conversions to and from [`Request`] (whose variants have the same names
+/// and fields).
 macro_rules! ops {
-    ($($(#[$doc:meta])* $name:ident $({ $($field:ident: $ty:ty),* })? = $text:literal,)*) => {
+    ($($(#[$doc:meta])* $name:ident $({ $($(#[$attr:meta])* $field:ident: $ty:ty),* $(,)? })? = $text:literal,)*) => {
         /// An operation: a [`Request`] a trace can hold.
-        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[serde_with::serde_as]
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(tag = "op")]
         pub enum Op {
-            $($(#[$doc])* $name $({ $($field: $ty),* })?,)*
+            $($(#[$doc])* #[serde(rename = $text)] $name $({ $($(#[$attr])* $field: $ty),* })?,)*
+        }
+
+        /// [`Op`] as serde reads it: the same variants, externally tagged.
+        #[serde_with::serde_as]
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) enum OpFields {
+            $(#[serde(rename = $text)] $name $({ $($(#[$attr])* $field: $ty),* })?,)*
+        }
+
+        impl From<OpFields> for Op {
+            fn from(op: OpFields) -> Op {
+                match op {
+                    $(OpFields::$name $({ $($field),* })? => Op::$name $({ $($field),* })?,)*
+                }
+            }
         }
 
         /// The kind of an [`Op`], without its arguments.
@@ -55,30 +88,105 @@ macro_rules! ops {
     };
 }
 
+// `"as"` is required on the memory operations, where both privileges mean
+// something; on the kernel-only ones it defaults to `"kernel"`.
 ops! {
     /// Handshake (answered with the guest's layout).
     Hello = "hello",
-    Ping { nonce: u64 } = "ping",
+    Ping { #[serde(default)] #[serde_as(as = "Hex")] nonce: u64 } = "ping",
     /// Makes the guest panic (kernel only).
-    Panic { privilege: Privilege } = "panic",
-    Map { addr: u64, pages: u64, writable: bool, contiguous: bool, privilege: Privilege } = "map",
-    Unmap { addr: u64, pages: u64, privilege: Privilege } = "unmap",
-    Convert { addr: u64, pages: u64, to: AreaType, privilege: Privilege } = "convert",
-    Write { addr: u64, len: u64, seed: u64, privilege: Privilege } = "write",
-    Read { addr: u64, len: u64, privilege: Privilege } = "read",
-    Query { addr: u64, pages: u64, privilege: Privilege } = "query",
-    AllocFrames { count: u64, contiguous: bool, privilege: Privilege } = "alloc_frames",
-    FreeFrames { frame: u64, count: u64, privilege: Privilege } = "free_frames",
-    Valloc { pages: u64, privilege: Privilege } = "valloc",
-    Vfree { addr: u64, pages: u64, privilege: Privilege } = "vfree",
+    Panic { #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege } = "panic",
+    Map {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde(default = "yes")] writable: bool,
+        #[serde(default)] contiguous: bool,
+        #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "map",
+    Unmap {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "unmap",
+    Convert {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde_as(as = "AreaName")] to: AreaType,
+        #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "convert",
+    Write {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] len: u64,
+        #[serde(default)] #[serde_as(as = "Hex")] seed: u64,
+        #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "write",
+    Read {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] len: u64,
+        #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "read",
+    Query {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "query",
+    AllocFrames {
+        #[serde_as(as = "Count")] count: u64,
+        #[serde(default)] contiguous: bool,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "alloc_frames",
+    FreeFrames {
+        #[serde_as(as = "Hex")] frame: u64,
+        #[serde_as(as = "Count")] count: u64,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "free_frames",
+    Valloc {
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "valloc",
+    Vfree {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "vfree",
     Stats = "stats",
-    Reset { privilege: Privilege } = "reset",
-    MapFile { addr: u64, pages: u64, file: u8, file_page: u64, privilege: Privilege } = "map_file",
-    Evict { addr: u64, pages: u64, privilege: Privilege } = "evict",
+    Reset { #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege } = "reset",
+    MapFile {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde_as(as = "Count")] file: u8,
+        #[serde(default)] #[serde_as(as = "Count")] file_page: u64,
+        #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "map_file",
+    Evict {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "evict",
     /// Allocates a kernel heap block for the host (kernel only).
-    Kmalloc { size: u64, align: u64, privilege: Privilege } = "kmalloc",
-    Kfree { addr: u64, privilege: Privilege } = "kfree",
-    HeapScavenge { privilege: Privilege } = "heap_scavenge",
+    Kmalloc {
+        #[serde_as(as = "Count")] size: u64,
+        #[serde(default = "heap_align")] #[serde_as(as = "Count")] align: u64,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "kmalloc",
+    Kfree {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "kfree",
+    HeapScavenge { #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege } = "heap_scavenge",
+}
+
+fn kernel() -> Privilege {
+    Privilege::Kernel
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `kmalloc`'s alignment when a line gives none.
+fn heap_align() -> u64 {
+    16
 }
 
 impl OpKind {

@@ -302,7 +302,7 @@ fn malformed_files_name_line_and_field() {
         ("{\"op\":\"stats\",\"expect\":{\"error\":\"oops\"}}", 2, Some("expect.error"), "zero_count"),
         ("{\"op\":\"read\",\"addr\":\"0x1000\",\"len\":1,\"as\":\"user\",\"expect\":{\"fault\":{\"addr\":true}}}", 2, Some("expect.fault.addr"), "hex string"),
         ("{\"op\":\"stats\",\"expect\":{\"stats\":{\"free\":1}}}", 2, Some("expect.stats.free"), "unknown field"),
-        ("{\"op\":\"query\",\"addr\":\"0x1000\",\"pages\":2,\"as\":\"user\",\"expect\":{\"pages\":[\"present\"]}}", 2, Some("expect.pages"), "\"present\""),
+        ("{\"op\":\"query\",\"addr\":\"0x1000\",\"pages\":2,\"as\":\"user\",\"expect\":{\"pages\":[\"unusable\",\"present\"]}}", 2, Some("expect.pages[1]"), "\"present\""),
         ("[1,2]", 2, Some(""), "expected a JSON object"),
         ("{\"format\":\"vmmfuzz-trace\",\"version\":1}", 2, Some("format"), "second header"),
     ];
@@ -347,8 +347,14 @@ fn malformed_headers() {
         (
             "{\"format\":\"vmmfuzz-trace\",\"version\":1,\"files\":[\"a.img\"]}",
             1,
-            Some("files"),
-            "a list of",
+            Some("files[0]"),
+            "expected a JSON object, got \"a.img\"",
+        ),
+        (
+            "{\"format\":\"vmmfuzz-trace\",\"version\":1,\"files\":[{\"pages\":1},{\"seed\":\"0x1\"}]}",
+            1,
+            Some("files[1].pages"),
+            "missing (a page count)",
         ),
         (
             "{\"format\":\"vmmfuzz-trace\",\"version\":1,\"failure\":{\"kind\":\"meh\"}}",
@@ -461,6 +467,10 @@ fn error_messages_read_as_documented() {
             .to_string(),
         "line 1: field \"version\": unsupported version 3: this build reads versions 1 and 2"
     );
+    assert_eq!(
+        parse_str("# nothing\n").unwrap_err().to_string(),
+        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":2}"
+    );
 }
 
 #[test]
@@ -488,4 +498,25 @@ fn version_1_traces_still_read_and_new_ones_are_version_2() {
             .to_text()
             .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":2"));
     }
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped_and_bytes_that_are_not_utf8_are_refused() {
+    let text = format!("{HEADER}{{\"op\":\"stats\"}}\r\n");
+    let plain = parse_str(&text).unwrap();
+    assert_eq!(plain.entries.len(), 1);
+    assert_eq!(parse_str(&format!("\u{feff}{text}")).unwrap(), plain);
+    // Only before the header: anywhere else it is not JSON.
+    let err = parse_str(&format!("{HEADER}\u{feff}{{\"op\":\"stats\"}}\n")).unwrap_err();
+    assert_eq!(err.as_parse().map(|p| p.line()), Some(2), "{err}");
+
+    let mut bytes = format!("{HEADER}# ok\n{{\"op\":\"stats\",\"expect\":\"").into_bytes();
+    bytes.extend_from_slice(b"\xff\"}\n{\"op\":\"stats\"}\n");
+    let err = trace::parse(&bytes[..]).unwrap_err();
+    let p = err.as_parse().expect("a parse error, not an I/O error");
+    assert_eq!(p.line(), 3);
+    assert_eq!(
+        err.to_string(),
+        "line 3: not UTF-8 text (the byte at column 25 is not)"
+    );
 }

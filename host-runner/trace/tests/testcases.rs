@@ -1,7 +1,11 @@
 //! Every trace in `testcases/` and every example in its README parses, and
-//! writes back to the same trace.
+//! writes back to the same trace; the traces written by the runner (every
+//! `testcases/*.jsonl`, and the shared traces when they are there) write
+//! back byte for byte, less their comment lines and with a version-1
+//! header's version written as 2 (a trace is always written in the current
+//! version).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use trace::parse_str;
 
@@ -12,6 +16,49 @@ fn testcases() -> PathBuf {
 fn check(name: &str, text: &str) {
     let t = parse_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(parse_str(&t.to_text()).unwrap(), t, "{name}");
+}
+
+/// What writing `text` back gives: its lines less comments and blank
+/// lines, version 1 written as 2.
+fn written_back(text: &str) -> String {
+    let out: String = text
+        .lines()
+        .filter(|l| {
+            let t = l.trim();
+            !(t.is_empty() || t.starts_with('#') || t.starts_with("//"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    const V1: &str = "{\"format\":\"vmmfuzz-trace\",\"version\":1";
+    match out.strip_prefix(V1) {
+        Some(rest) => format!("{{\"format\":\"vmmfuzz-trace\",\"version\":2{rest}"),
+        None => out,
+    }
+}
+
+/// Every `.jsonl` file in `dir` parses and writes back byte for byte;
+/// answers how many.
+fn round_trip_dir(dir: &Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let t = parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let back = t.to_text();
+            let want = written_back(&text);
+            if back != want {
+                let line = back.lines().zip(want.lines()).position(|(a, b)| a != b);
+                panic!(
+                    "{}: written back differently (first differing line {line:?}):\n{}",
+                    path.display(),
+                    line.map_or("", |i| back.lines().nth(i).unwrap_or(""))
+                );
+            }
+            n += 1;
+        }
+    }
+    n
 }
 
 #[test]
@@ -29,14 +76,18 @@ fn readme_examples_parse() {
 }
 
 #[test]
-fn every_testcase_parses() {
-    for entry in std::fs::read_dir(testcases()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "jsonl") {
-            check(
-                &path.display().to_string(),
-                &std::fs::read_to_string(&path).unwrap(),
-            );
-        }
+fn every_testcase_writes_back_byte_for_byte() {
+    let n = round_trip_dir(&testcases());
+    assert!(n >= 29, "only {n} testcases");
+}
+
+#[test]
+fn shared_traces_write_back_byte_for_byte() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces");
+    if !dir.is_dir() {
+        println!("SKIPPED: no shared traces at {}", dir.display());
+        return;
     }
+    let n = round_trip_dir(&dir);
+    println!("{n} shared traces written back byte for byte");
 }

@@ -1,23 +1,47 @@
-//! The names of answers and their parts, as traces spell them: kinds of
-//! answer, error codes, page states, counters, fault reasons.
+//! The names a trace spells things with: kinds of answer, error codes, page
+//! states, counters, fault reasons, privileges and area types. Each is a
+//! unit enum whose serde form is its name, and a serde_with adapter for the
+//! protocol type it names (`#[serde_as(as = "Who")] privilege: Privilege`).
 
-use protocol::{Error, FaultReason, PageState, Response, Stats};
-use serde_json::Value;
-
-use crate::value::read_name;
+use protocol::{AreaType, Error, FaultReason, PageState, Privilege, Response, Stats};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_with::{DeserializeAs, SerializeAs};
 
 macro_rules! names {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),* }
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),* }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),*];
             pub const NAMES: &'static [&'static str] = &[$($text),*];
             pub fn name(self) -> &'static str { Self::NAMES[self as usize] }
-            #[allow(dead_code)]
-            pub(crate) fn read(v: &Value) -> Result<Self, String> {
-                read_name(v, Self::NAMES).map(|i| Self::ALL[i])
+        }
+        /// Writes and reads the protocol type this names, by its name.
+        impl<T: Copy + Into<$name>> SerializeAs<T> for $name {
+            fn serialize_as<S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+                (*value).into().serialize(s)
+            }
+        }
+        impl<'de, T: From<$name>> DeserializeAs<'de, T> for $name {
+            fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+                $name::deserialize(d).map(T::from)
+            }
+        }
+    };
+}
+
+/// Declares `From` both ways between a protocol enum and its names.
+macro_rules! same_variants {
+    ($names:ident <-> $protocol:ident { $($variant:ident),* }) => {
+        impl From<$protocol> for $names {
+            fn from(v: $protocol) -> Self {
+                match v { $($protocol::$variant => $names::$variant),* }
+            }
+        }
+        impl From<$names> for $protocol {
+            fn from(v: $names) -> Self {
+                match v { $($names::$variant => $protocol::$variant),* }
             }
         }
     };
@@ -57,13 +81,21 @@ names!(
     BytesFreedSinceCheck = "bytes_freed_since_check", PagesScavenged = "pages_scavenged",
     PagesEvicted = "pages_evicted", PagesDropped = "pages_dropped" }
 );
-names!(FaultName { Unusable = "unusable", ReadOnly = "read_only", OutOfMemory = "out_of_memory" });
-
-pub(crate) const FAULTS: [FaultReason; 3] = [
-    FaultReason::Unusable,
-    FaultReason::ReadOnly,
-    FaultReason::OutOfMemory,
-];
+names!(
+    /// A [`FaultReason`].
+    FaultName { Unusable = "unusable", ReadOnly = "read_only", OutOfMemory = "out_of_memory" }
+);
+same_variants!(FaultName <-> FaultReason { Unusable, ReadOnly, OutOfMemory });
+names!(
+    /// A [`Privilege`]: an operation's `"as"`.
+    Who { Kernel = "kernel", User = "user" }
+);
+same_variants!(Who <-> Privilege { Kernel, User });
+names!(
+    /// An [`AreaType`]: a `convert`'s `"to"`.
+    AreaName { UsableRam = "usable_ram", Unusable = "unusable" }
+);
+same_variants!(AreaName <-> AreaType { UsableRam, Unusable });
 
 impl StatField {
     pub fn get(self, s: &Stats) -> u64 {
@@ -138,11 +170,7 @@ impl PageKind {
 
 impl FaultName {
     pub fn of(r: FaultReason) -> FaultName {
-        match r {
-            FaultReason::Unusable => FaultName::Unusable,
-            FaultReason::ReadOnly => FaultName::ReadOnly,
-            FaultReason::OutOfMemory => FaultName::OutOfMemory,
-        }
+        r.into()
     }
 }
 
