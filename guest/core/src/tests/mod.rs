@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod basics;
+mod kernel_reserve;
 mod model;
 mod oom;
 mod pte_codec;
