@@ -77,9 +77,9 @@ pub const fn heap_reserve_frames(heap_max_bytes: u64) -> u64 {
 }
 
 /// Where the host's part of the heap starts, from `heap.start`: host
-/// blocks (`Kmalloc`) lie in `heap.start + host_heap_offset(max)..heap.start
-/// + max`, the upper half; the lower half is the kernel's alone (see
-/// `semantics`, **Kmalloc**).
+/// blocks (`Kmalloc`) lie from `heap.start + host_heap_offset(max)` to
+/// `heap.start + max`, the upper half; the lower half is the kernel's alone
+/// (see `semantics`, **Kmalloc**).
 pub const fn host_heap_offset(heap_max_bytes: u64) -> u64 {
     heap_max_bytes / 2 / KMALLOC_GRANULE * KMALLOC_GRANULE
 }

@@ -93,9 +93,9 @@
 //!   up to a multiple of [`crate::KMALLOC_GRANULE`] (16): the heap hands
 //!   out whole granules, so the bytes up to `size'` are the block's too
 //!   (touchable, counted as live and, once freed, as freed). It lies inside
-//!   the host's part of the heap, `heap.start + host_heap_offset..heap.start
-//!   + heap_max_bytes` ([`crate::host_heap_offset`]: the upper half), and
-//!   overlaps no live block (the kernel's own included). The lower half is
+//!   the host's part of the heap, from `heap.start + host_heap_offset`
+//!   ([`crate::host_heap_offset`]: the upper half) to `heap.start +
+//!   heap_max_bytes`, and overlaps no live block (the kernel's own included). The lower half is
 //!   the kernel's (see *The kernel's reserve*): however the host allocates,
 //!   its blocks never take more than `heap_max_bytes - host_heap_offset`
 //!   bytes. Uses no frame: the block's pages are allocate-on-write until

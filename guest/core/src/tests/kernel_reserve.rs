@@ -1,11 +1,11 @@
 //! The kernel's reserve (`protocol::semantics`, "The kernel's reserve"):
 //! every allocating request driven to exhaustion, then every request kind
 //! still answered right, with the kernel's own heap use emulated beside the
-//! dispatch ([`SimMachine::answer_as_kernel`]); and the two bugs it fixed,
-//! each alone.
+//! dispatch ([`SimMachine::answer_as_kernel`]). The two bugs it fixed,
+//! each alone, are in `reserve_bugs`.
 
 use protocol::budget::{Used, KERNEL_REQUEST_MEMORY};
-use protocol::{AreaType, Error, FaultReason, PageState, MAX_BATCH, MAX_QUERY_PAGES};
+use protocol::{AreaType, Error, FaultReason, MAX_BATCH, MAX_QUERY_PAGES};
 
 use super::*;
 use crate::layout::{HEAP_START, VALLOC_PAGES, VALLOC_START};
@@ -13,7 +13,7 @@ use crate::sim::KernelOutOfMemory;
 
 /// An 8 MiB machine: a 2 MiB heap (the host's half 1 MiB), a reserve of
 /// 256 frames, a 1 MiB swap store, one file of 64 pages.
-fn machine() -> SimMachine {
+pub(super) fn machine() -> SimMachine {
     SimMachine::with_files(2048, &[(64, 0xf11e)])
 }
 
@@ -24,7 +24,7 @@ const READ_ONLY: u64 = 0x3_0000_0000;
 
 /// Sends `r` as the kernel answers it; its plain answer (events dropped).
 /// Panics where the real kernel would: its heap could not serve it.
-fn kreq(m: &mut SimMachine, r: Request) -> Response {
+pub(super) fn kreq(m: &mut SimMachine, r: Request) -> Response {
     match m.answer_as_kernel(r.clone()) {
         Ok(a) => a.split_reclaimed().1,
         Err(KernelOutOfMemory { bytes }) => {
@@ -34,7 +34,7 @@ fn kreq(m: &mut SimMachine, r: Request) -> Response {
 }
 
 /// The kernel can take the most one request frame needs, and give it back.
-fn kernel_can_answer(m: &mut SimMachine) {
+pub(super) fn kernel_can_answer(m: &mut SimMachine) {
     let free = m.vmm.stats().free_frames;
     let a = m
         .kernel_alloc(KERNEL_REQUEST_MEMORY as u64)
@@ -52,7 +52,7 @@ fn map(addr: u64, pages: u64, writable: bool) -> Request {
     }
 }
 
-fn write(addr: u64, len: u64, seed: u64, privilege: Privilege) -> Request {
+pub(super) fn write(addr: u64, len: u64, seed: u64, privilege: Privilege) -> Request {
     Request::Write {
         addr,
         len,
@@ -77,7 +77,7 @@ fn map_until_refused(m: &mut SimMachine, at: &mut u64, chunk: u64, writable: boo
 
 /// `AllocFrames` until a single frame is refused, halving the count at
 /// each refusal: every frame a request may take is the host's then.
-fn take_all_frames(m: &mut SimMachine) {
+pub(super) fn take_all_frames(m: &mut SimMachine) {
     let mut count = protocol::MAX_ALLOC_FRAMES;
     while count > 0 {
         let r = Request::AllocFrames {
@@ -208,7 +208,7 @@ fn after_every_allocating_request_is_exhausted_every_request_is_answered() {
     check(&mut m);
     kernel_can_answer(&mut m);
 
-    let mut sent = |m: &mut SimMachine, r: Request| -> Response {
+    let sent = |m: &mut SimMachine, r: Request| -> Response {
         let a = kreq(m, r);
         check(m);
         kernel_can_answer(m);
@@ -392,109 +392,4 @@ fn after_every_allocating_request_is_exhausted_every_request_is_answered() {
     assert_eq!(sent(&mut m, un), Response::Done);
     reset_and_check(&mut m);
     kernel_can_answer(&mut m);
-}
-
-/// The first bug: one host `Kmalloc` took the whole heap, and the kernel's
-/// next allocation (any answer with a vector) failed: the guest panicked.
-/// The host's blocks now stay in the upper half.
-#[test]
-fn a_host_block_never_takes_the_kernels_half_of_the_heap() {
-    let mut m = machine();
-    let max = m.vmm.heap_max_bytes();
-    let whole = Request::Kmalloc {
-        size: max,
-        align: 16,
-        privilege: K,
-    };
-    assert_eq!(kreq(&mut m, whole), Response::Error(Error::OutOfMemory));
-    let half = Request::Kmalloc {
-        size: max / 2,
-        align: 16,
-        privilege: K,
-    };
-    assert_eq!(
-        kreq(&mut m, half.clone()),
-        Response::Kmalloc {
-            addr: HEAP_START + max / 2
-        }
-    );
-    assert_eq!(kreq(&mut m, half), Response::Error(Error::OutOfMemory));
-    for size in [max / 4, 4096, 16] {
-        let r = Request::Kmalloc {
-            size,
-            align: 16,
-            privilege: K,
-        };
-        assert_eq!(kreq(&mut m, r), Response::Error(Error::OutOfMemory));
-    }
-    kernel_can_answer(&mut m);
-    let q = Request::Query {
-        addr: 0x1234_5000,
-        pages: 1,
-        privilege: U,
-    };
-    assert_eq!(kreq(&mut m, q), Response::Pages(vec![PageState::Unusable]));
-    check(&mut m);
-}
-
-/// A host block's pages take their frames as a request's do: touched
-/// with only the reserve left, the touch faults and the reserve stays.
-#[test]
-fn a_host_blocks_touch_leaves_the_kernels_reserve() {
-    let mut m = machine();
-    let block = match kreq(
-        &mut m,
-        Request::Kmalloc {
-            size: 64 * 4096,
-            align: 4096,
-            privilege: K,
-        },
-    ) {
-        Response::Kmalloc { addr } => addr,
-        a => panic!("{a:?}"),
-    };
-    take_all_frames(&mut m);
-    let reserve = protocol::heap_reserve_frames(m.vmm.heap_max_bytes());
-    let free = m.vmm.stats().free_frames;
-    assert!(free <= reserve, "{free} free");
-    assert_eq!(
-        kreq(&mut m, write(block, 64 * 4096, 1, K)),
-        Response::Fault {
-            addr: block,
-            write: true,
-            reason: FaultReason::OutOfMemory
-        }
-    );
-    assert_eq!(m.vmm.stats().free_frames, free);
-    kernel_can_answer(&mut m);
-    check(&mut m);
-}
-
-/// The second bug: a request that needs no frame (a `Convert` of pages
-/// whose tables exist) answered `OutOfMemory` once the kernel's own heap
-/// had taken frames of the reserve and nothing could be reclaimed.
-#[test]
-fn a_request_needing_no_frame_is_done_whatever_the_heap_took() {
-    let mut m = machine();
-    let conv = Request::Convert {
-        addr: 0x1000,
-        pages: 1,
-        to: AreaType::UsableRam,
-        privilege: U,
-    };
-    assert_eq!(kreq(&mut m, conv.clone()), Response::Done);
-    take_all_frames(&mut m);
-    // The kernel's heap takes frames of the reserve, and keeps them.
-    let reserve = protocol::heap_reserve_frames(m.vmm.heap_max_bytes());
-    let a = m
-        .kernel_alloc(64 * 4096)
-        .expect("the reserve serves the kernel");
-    let free = m.vmm.stats().free_frames;
-    assert!(free < reserve, "{free} free");
-    assert_eq!(req(&mut m, conv.clone()), Response::Done);
-    assert_eq!(m.vmm.stats().free_frames, free, "nothing reclaimed");
-    // Once freed, its pages are the heap's until reclaimed: still done.
-    assert!(m.vmm.kernel_free(a));
-    assert_eq!(req(&mut m, conv).split_reclaimed().1, Response::Done);
-    check(&mut m);
 }

@@ -10,6 +10,7 @@ mod kernel_reserve;
 mod model;
 mod oom;
 mod pte_codec;
+mod reserve_bugs;
 mod seed;
 mod stale;
 mod transitions;
