@@ -79,12 +79,13 @@ pub fn answer_memory(answer: &Response) -> usize {
             Response::Reclaimed { events, response } => {
                 block(events.len() * RECLAIM_BYTES) + answer_memory(response)
             }
+            Response::Stale { response, .. } => answer_memory(response),
             _ => 0,
         }
 }
 
 /// The most kernel memory the answer to `request` can hold, or take while
-/// it is built, reclaim events included.
+/// it is built, reclaim events and a `Stale` wrapping included.
 pub fn max_answer_memory(request: &Request) -> usize {
     let own = match *request {
         Request::Hello => 2 * HELLO_BYTES,
@@ -103,7 +104,9 @@ pub fn max_answer_memory(request: &Request) -> usize {
         }
         _ => 0,
     };
-    RESPONSE_BYTES + own + RESPONSE_BYTES + block(RECLAIM_RING * RECLAIM_BYTES)
+    // The slot, what the answer owns, the box of a `Reclaimed` wrapping and
+    // its events, the box of a `Stale` wrapping.
+    RESPONSE_BYTES + own + RESPONSE_BYTES + block(RECLAIM_RING * RECLAIM_BYTES) + RESPONSE_BYTES
 }
 
 #[cfg(test)]
@@ -116,9 +119,12 @@ mod tests {
     #[test]
     fn the_largest_answers_hold_at_most_their_bound() {
         let events = vec![Reclaim::Dropped { addr: 0 }; RECLAIM_RING];
-        let wrap = |r: Response| Response::Reclaimed {
-            events: events.clone(),
-            response: Box::new(r),
+        let wrap = |r: Response| Response::Stale {
+            addr: 0,
+            response: Box::new(Response::Reclaimed {
+                events: events.clone(),
+                response: Box::new(r),
+            }),
         };
         let q = Request::Query {
             addr: 0,
