@@ -102,9 +102,10 @@ enum Command {
         /// Time for the whole search; the best trace so far is kept.
         #[arg(long, default_value = "5m", value_parser = host_runner::fuzz::plan::parse_duration)]
         duration: Duration,
-        /// Memory check every K operations of each attempt (0: only at its end).
-        #[arg(long, default_value_t = 0, value_name = "K")]
-        check_every: usize,
+        /// Memory check cadence of each attempt (0: only at its end);
+        /// default: the trace's own.
+        #[arg(long, value_name = "K")]
+        check_every: Option<usize>,
     },
 }
 
@@ -139,9 +140,11 @@ impl Default for CiArgs {
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
     trace: PathBuf,
-    /// Memory check every N operations (0: only at the end).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    check_every: usize,
+    /// Memory check after each batch that brings the operations since the
+    /// last check to N (0: only at the end); default: the trace's own
+    /// cadence (its `check_every`), as it ran when it was saved.
+    #[arg(long, value_name = "N")]
+    check_every: Option<usize>,
     /// Where the memory check reads guest RAM.
     #[arg(long, value_enum, default_value_t = MemorySource::default())]
     memory: MemorySource,
@@ -292,12 +295,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = host_runner::config(&options).await?;
             let opts = host_runner::minimize::MinimizeOptions {
-                judge: host_runner::judge::JudgeOptions {
-                    check_every: Some(check_every),
-                    ..Default::default()
-                },
-                reuse: host_runner::judge::glue::Reuse::FreshBoot,
+                judge: host_runner::judge::JudgeOptions::default(),
+                reuse: host_runner::judge::target::Reuse::FreshBoot,
                 duration,
+                check_every,
             };
             let log =
                 |s: &trace::minimize::Step| eprintln!("{}", host_runner::minimize::step_line(s));

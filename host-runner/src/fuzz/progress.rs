@@ -29,6 +29,9 @@ pub struct Progress {
     pub coverage: Mutex<Coverage>,
     /// Where the jobs' time went.
     pub timings: Mutex<crate::judge::Timings>,
+    /// Time the jobs spent saving and minimizing failures (summed over
+    /// jobs): not fuzzing.
+    pub capturing: Mutex<Duration>,
     bar: ProgressBar,
 }
 
@@ -60,6 +63,7 @@ impl Progress {
             resets: Mutex::new(Vec::new()),
             coverage: Mutex::new(Coverage::default()),
             timings: Mutex::new(Default::default()),
+            capturing: Mutex::new(Duration::ZERO),
             bar,
         }
     }
