@@ -223,6 +223,7 @@ impl SimMachine {
             swap: vmm.swap_range(),
             frame_info: vmm.frame_info_range(),
             heap_max_bytes: vmm.heap_max_bytes(),
+            coverage: None,
         };
         SimMachine { vmm, hello }
     }

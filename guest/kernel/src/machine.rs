@@ -189,6 +189,7 @@ impl Machine for Kernel {
             swap,
             frame_info,
             heap_max_bytes,
+            coverage: crate::coverage::info(),
         }
     }
 

@@ -159,6 +159,16 @@ fn every_response() -> Vec<Response> {
                 end: 0x34_0000,
             },
             heap_max_bytes: 32 << 20,
+            coverage: Some(CoverageInfo {
+                counters: PhysRange {
+                    start: 0x13_0000,
+                    end: 0x13_4000,
+                },
+                pcs: PhysRange {
+                    start: 0x12_0000,
+                    end: 0x16_0000,
+                },
+            }),
         }),
         Response::Pong { nonce: 3 },
         Response::Batch(vec![Response::Done, Response::Error(Error::NestedBatch)]),
