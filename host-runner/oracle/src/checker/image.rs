@@ -69,6 +69,7 @@ impl Image {
             swap: PhysRange { start: 0, end: 0 },
             frame_info: PhysRange { start: 0, end: 0 },
             heap_max_bytes: 0x1000,
+            coverage: None,
         };
         let mut image = Image {
             mem: ImageMemory {

@@ -1,5 +1,6 @@
 //! The model against hand-computed sequences.
 
+mod coverage;
 mod evict;
 mod files;
 mod fuzz;
@@ -66,6 +67,7 @@ pub fn hello() -> Hello {
         swap: PhysRange { start: 0, end: 0 },
         frame_info: PhysRange { start: 0, end: 0 },
         heap_max_bytes: 0,
+        coverage: None,
     }
 }
 
