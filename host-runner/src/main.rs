@@ -86,7 +86,18 @@ enum Command {
     },
     /// Fuzz the VMM: seeded sequences, judged by the model and the memory
     /// checker; failures saved to --out, minimized, with the replay command.
-    Fuzz(host_runner::fuzz::FuzzArgs),
+    Fuzz {
+        #[command(flatten)]
+        args: host_runner::fuzz::FuzzArgs,
+        /// Write what the campaign reached (guest edges, model transitions)
+        /// here, as JSON, for `coverage --data`.
+        #[arg(long, value_name = "FILE")]
+        coverage_out: Option<PathBuf>,
+    },
+    /// Which functions and lines of guest/core and guest/kernel the fuzzer
+    /// reached, and how often, with the model's transition table: from a
+    /// campaign run now (the `fuzz` options) and/or saved coverage (--data).
+    Coverage(CoverageArgs),
     /// Shrink a failing trace to the smallest that fails the same way;
     /// writes TRACE-min.jsonl beside it.
     Minimize {
@@ -126,6 +137,26 @@ impl Default for CiArgs {
             testcases: None,
         }
     }
+}
+
+#[derive(Debug, clap::Args)]
+struct CoverageArgs {
+    /// Coverage written by `fuzz --coverage-out` or `coverage --save`
+    /// (repeatable: merged). With --data alone no campaign runs.
+    #[arg(long = "data", value_name = "FILE")]
+    data: Vec<PathBuf>,
+    /// Write the merged coverage here (JSON).
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Every instrumented line with its hits, not only functions.
+    #[arg(long)]
+    lines: bool,
+    /// Code outside guest/core and guest/kernel too (dependencies, inlined
+    /// core library code).
+    #[arg(long)]
+    other: bool,
+    #[command(flatten)]
+    fuzz: host_runner::fuzz::FuzzArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -258,17 +289,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             print!("{}", bench::table(plan, &results));
         }
-        Command::Fuzz(args) => {
+        Command::Fuzz { args, coverage_out } => {
             let config = host_runner::config(&options).await?;
             let replay = host_runner::fuzz::replay_command(&options);
             let summary = host_runner::fuzz::run(&config, &args, replay).await?;
             print!("{summary}");
+            if let Some(path) = coverage_out {
+                summary.reached.save(&path)?;
+            }
             anyhow::ensure!(
                 summary.failures.is_empty(),
                 "fuzz found {} failure(s)",
                 summary.failures.len()
             );
         }
+        Command::Coverage(args) => coverage(&options, args).await?,
         Command::Minimize {
             trace,
             duration,
@@ -294,6 +329,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `host-runner coverage`: runs a campaign unless only --data was given,
+/// merges the saved coverage, prints the report.
+async fn coverage(options: &RunnerOptions, args: CoverageArgs) -> anyhow::Result<()> {
+    use host_runner::coverage::{report, Coverage};
+    let mut reached = Coverage::default();
+    for path in &args.data {
+        reached.merge(&Coverage::load(path)?)?;
+    }
+    let fuzz = &args.fuzz;
+    if args.data.is_empty() || fuzz.duration.is_some() || fuzz.sequences.is_some() {
+        let config = host_runner::config(options).await?;
+        let replay = host_runner::fuzz::replay_command(options);
+        let summary = host_runner::fuzz::run(&config, fuzz, replay).await?;
+        print!("{summary}");
+        if !summary.failures.is_empty() {
+            eprintln!(
+                "coverage: the campaign found {} failure(s); its coverage is counted",
+                summary.failures.len()
+            );
+        }
+        reached.merge(&summary.reached)?;
+        println!();
+    }
+    if let Some(path) = &args.save {
+        reached.save(path)?;
+    }
+    let kernel = host_runner::guest_image::resolve(options.kernel.as_deref())?;
+    let opts = report::RenderOptions {
+        lines: args.lines,
+        other: args.other,
+    };
+    print!("{}", report::text_report(&kernel, &reached, opts)?);
     Ok(())
 }
 

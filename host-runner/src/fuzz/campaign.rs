@@ -220,6 +220,15 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             .lock()
             .expect("not poisoned")
             .merge(&run.coverage);
+        let merged = s
+            .progress
+            .reached
+            .lock()
+            .expect("not poisoned")
+            .merge(&run.reached);
+        if let Err(e) = merged {
+            tracing::warn!("sequence {k}: coverage not counted: {e}");
+        }
         match &run.failure {
             None => {
                 if let Some(note) = job.passed(k, &run) {
@@ -351,6 +360,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
     };
     let found = shared.found.lock().expect("not poisoned").clone();
     let coverage = p.coverage.lock().expect("not poisoned").clone();
+    let reached = p.reached.lock().expect("not poisoned").clone();
     Ok(Summary {
         seed,
         shard: args.shard,
@@ -365,5 +375,6 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         failures: found,
         replay: shared.replay.clone(),
         coverage,
+        reached,
     })
 }

@@ -214,6 +214,7 @@ mod tests {
             batches: 1,
             failure: None,
             coverage: Default::default(),
+            reached: Default::default(),
         }
     }
 

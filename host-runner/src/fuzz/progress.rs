@@ -27,6 +27,8 @@ pub struct Progress {
     pub resets: Mutex<Vec<Duration>>,
     /// The answers of every sequence so far.
     pub coverage: Mutex<Coverage>,
+    /// Guest edges and model transitions every sequence so far reached.
+    pub reached: Mutex<crate::coverage::Coverage>,
     bar: ProgressBar,
 }
 
@@ -57,6 +59,7 @@ impl Progress {
             boots: Mutex::new(Vec::new()),
             resets: Mutex::new(Vec::new()),
             coverage: Mutex::new(Coverage::default()),
+            reached: Mutex::default(),
             bar,
         }
     }

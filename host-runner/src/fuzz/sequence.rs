@@ -9,6 +9,7 @@ use trace::{Failure, GenConfig, Generator, Op, Trace, TraceHeader, TraceWriter};
 
 use super::coverage::Coverage;
 use super::plan::BatchRule;
+use crate::coverage::Coverage as Reached;
 use crate::judge::JudgedVm;
 
 /// What a sequence runs on: a guest whose every answer is judged (model,
@@ -23,6 +24,11 @@ pub trait Target {
         -> impl Future<Output = Result<Vec<Response>, Failure>>;
     /// The memory check now.
     fn check(&mut self) -> impl Future<Output = Result<(), Failure>>;
+    /// What the guest's code and the model reached since the last call
+    /// (`crate::coverage`): none unless the target can tell.
+    fn take_coverage(&mut self) -> Reached {
+        Reached::default()
+    }
 }
 
 impl Target for JudgedVm {
@@ -35,6 +41,10 @@ impl Target for JudgedVm {
 
     async fn check(&mut self) -> Result<(), Failure> {
         JudgedVm::check(self).await.map(drop)
+    }
+
+    fn take_coverage(&mut self) -> Reached {
+        JudgedVm::take_coverage(self)
     }
 }
 
@@ -62,6 +72,9 @@ pub struct SequenceRun {
     /// How the guest answered each kind of operation (the batches answered
     /// in full).
     pub coverage: Coverage,
+    /// Guest edges and model transitions reached, read at the end (and
+    /// since the previous sequence's end on the same guest: its reset).
+    pub reached: Reached,
 }
 
 impl SequenceRun {
@@ -105,6 +118,7 @@ pub async fn run_sequence<T: Target>(
         batches: 0,
         failure: None,
         coverage: Coverage::default(),
+        reached: Reached::default(),
     };
     let mut last: Option<Response> = None;
     while run.ops.len() < spec.gen.ops {
@@ -142,6 +156,7 @@ pub async fn run_sequence<T: Target>(
     if run.failure.is_none() {
         run.failure = target.check().await.err();
     }
+    run.reached = target.take_coverage();
     if let (Some(w), Some(f)) = (log, &run.failure) {
         w.comment(&format!("failed: {f}"))?;
         w.flush_batch()?;

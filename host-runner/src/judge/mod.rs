@@ -14,6 +14,7 @@
 //! vm.steps(vec![Request::Stats, Request::Ping { nonce: 1 }]).await?; // one Batch frame, judged element-wise
 //! let report = vm.check().await?;  // Err(Invariant) lists every violation
 //! vm.reset().await?;               // Reset + Stats (free == boot_free), op index back to 0
+//! let reached = vm.take_coverage(); // guest edges and model transitions since boot
 //! vm.finish().await?;              // Shutdown, QEMU must exit 33
 //! # Ok(()) }
 //! ```
@@ -29,6 +30,7 @@
 //! For the synchronous trace machinery (`trace::replay`, `trace::minimize`)
 //! see [`glue`].
 
+mod coverage;
 mod failure;
 pub mod glue;
 mod inspect;

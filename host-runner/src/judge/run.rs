@@ -5,6 +5,7 @@ use oracle::{CheckReport, GuestMemory, Model};
 use protocol::{Error as ProtoError, Hello, Privilege, Request, Response, MAX_BATCH};
 use trace::{Failure, FailureKind};
 
+use super::coverage::CoverageProbe;
 use super::failure::failure_from;
 use super::inspect::{inspect, with_paused_ram, MemoryCheck};
 use super::JudgeOptions;
@@ -22,6 +23,8 @@ pub struct JudgedVm {
     /// Operations since the last memory check.
     since_check: usize,
     opts: JudgeOptions,
+    /// The guest's coverage counters (`super::coverage`).
+    coverage: CoverageProbe,
 }
 
 impl JudgedVm {
@@ -35,6 +38,7 @@ impl JudgedVm {
         let mut vm = Vm::boot(&config).await.map_err(failure_from)?;
         let hello = vm.hello().await.map_err(failure_from)?;
         let model = model_for(&hello, &config)?;
+        let coverage = CoverageProbe::new(&hello, &vm);
         Ok(JudgedVm {
             vm,
             model,
@@ -42,6 +46,7 @@ impl JudgedVm {
             index: 0,
             since_check: 0,
             opts,
+            coverage,
         })
     }
 
@@ -184,6 +189,7 @@ impl JudgedVm {
 
     async fn check_at(&mut self, at: Option<usize>) -> Result<CheckReport, Failure> {
         self.since_check = 0;
+        self.coverage.poll(&self.vm);
         let check = self.inspect().await?;
         if check.is_clean() {
             return Ok(check.report);
@@ -245,7 +251,9 @@ impl JudgedVm {
                 )))
             }
         }
+        let reached = self.model.take_coverage();
         self.model = model_for(&self.hello, self.vm.config())?;
+        self.model.add_coverage(&reached);
         self.index = 0;
         self.since_check = 0;
         if self.opts.check_every.is_some_and(|n| n > 0) {
@@ -255,6 +263,13 @@ impl JudgedVm {
             })?;
         }
         Ok(())
+    }
+
+    /// What the guest's code and the model reached since the last call
+    /// (or the boot): guest edges read from its counters now, and the
+    /// model's transitions and events, carried across `reset`.
+    pub fn take_coverage(&mut self) -> crate::coverage::Coverage {
+        self.coverage.take(&self.vm, &mut self.model)
     }
 
     /// Shuts the guest down; QEMU must exit with 33.

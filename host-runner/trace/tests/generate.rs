@@ -403,6 +403,7 @@ fn absurd_answers_do_not_crash_the_generator() {
         swap: r,
         frame_info: r,
         heap_max_bytes: u64::MAX,
+        coverage: None,
     };
     let mut answer: Option<Response> = None;
     for i in 0..3000u64 {

@@ -42,6 +42,7 @@ fn hello() -> Hello {
         swap: PhysRange { start: 0, end: 0 },
         frame_info: PhysRange { start: 0, end: 0 },
         heap_max_bytes: 0,
+        coverage: None,
     }
 }
 
