@@ -174,8 +174,8 @@ impl Vm {
                 })
             }
             Response::Hello(h) => {
-                self.hello = Some(h.clone());
-                Ok(h)
+                self.hello = Some((*h).clone());
+                Ok(*h)
             }
             other => Err(unexpected(&Request::Hello, other)),
         }

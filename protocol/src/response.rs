@@ -10,8 +10,9 @@ use crate::Hello;
 /// The answer to one [`crate::Request`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Response {
-    /// Answer to `Hello`.
-    Hello(Hello),
+    /// Answer to `Hello` (boxed: every `Response` is as large as its
+    /// largest variant, and the layout is by far the largest).
+    Hello(Box<Hello>),
     /// Answer to `Ping`.
     Pong { nonce: u64 },
     /// Answer to `Batch`: one answer per request, in order.

@@ -116,7 +116,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
     }
     m.with_vmm(|v| v.set_pin(None));
     match req {
-        Request::Hello => Response::Hello(m.hello()),
+        Request::Hello => Response::Hello(alloc::boxed::Box::new(m.hello())),
         Request::Ping { nonce } => Response::Pong { nonce },
         Request::Batch(_) => Response::Error(Error::NestedBatch),
         Request::Panic { .. } => m.panic_now(),

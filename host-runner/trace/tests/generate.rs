@@ -409,7 +409,7 @@ fn absurd_answers_do_not_crash_the_generator() {
     for i in 0..3000u64 {
         let op = g.next_op(answer.as_ref());
         answer = Some(match op {
-            Op::Hello => Response::Hello(hello.clone()),
+            Op::Hello => Response::Hello(Box::new(hello.clone())),
             Op::Kmalloc { .. } => Response::Kmalloc {
                 addr: u64::MAX - (i % 7) * 16,
             },

@@ -107,7 +107,7 @@ fn every_request() -> Vec<Request> {
 
 fn every_response() -> Vec<Response> {
     vec![
-        Response::Hello(Hello {
+        Response::Hello(alloc::boxed::Box::new(Hello {
             protocol_version: PROTOCOL_VERSION,
             ram_bytes: 128 << 20,
             total_frames: 32768,
@@ -169,7 +169,7 @@ fn every_response() -> Vec<Response> {
                     end: 0x16_0000,
                 },
             }),
-        }),
+        })),
         Response::Pong { nonce: 3 },
         Response::Batch(vec![Response::Done, Response::Error(Error::NestedBatch)]),
         Response::Done,

@@ -96,7 +96,7 @@ impl Model {
         }
         let space = &self.space;
         Ok(match *req {
-            Request::Hello => Plan::exact(Response::Hello(self.hello.clone())),
+            Request::Hello => Plan::exact(Response::Hello(Box::new(self.hello.clone()))),
             Request::Ping { nonce } => Plan::exact(Response::Pong { nonce }),
             Request::Batch(_) => Plan::exact(Response::Error(Error::NestedBatch)),
             Request::MapFile {
