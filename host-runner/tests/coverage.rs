@@ -124,3 +124,52 @@ async fn counters_move_when_map_runs_and_name_its_source() {
     assert_eq!(f.hits, 3);
     vm.finish().await.expect("exit 33");
 }
+
+/// `host-runner coverage` as a user runs it: a short campaign's report
+/// names guest/core's functions and the model's table; saved, it reads
+/// back into the same report without running anything.
+#[test]
+fn the_coverage_command_reports_and_reads_back_what_it_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("coverage.json");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
+            .args(["--accel", "tcg", "coverage", "--out"])
+            .arg(dir.path().join("failures"))
+            .args(extra)
+            .output()
+            .expect("host-runner runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        stdout
+    };
+    let first = run(&[
+        "--seed",
+        "0x2a",
+        "--sequences",
+        "2",
+        "--ops",
+        "60",
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    let guest_line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("guest edges: "))
+            .unwrap_or_else(|| panic!("no guest line in:\n{text}"))
+            .to_string()
+    };
+    assert!(first.contains("reached: guest edges "), "{first}");
+    assert!(
+        first.contains("  guest/core/src/ops.rs") && first.contains("vmm_core::ops::"),
+        "{first}"
+    );
+    assert!(first.contains("model transitions: "), "{first}");
+    let again = run(&["--data", saved.to_str().unwrap()]);
+    assert!(
+        !again.contains("fuzz: seed"),
+        "--data alone runs no campaign"
+    );
+    assert_eq!(guest_line(&again), guest_line(&first));
+}

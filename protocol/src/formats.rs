@@ -126,6 +126,5 @@
 //!   instrumented block in the kernel ELF; bit 0 of `flags` is set when the
 //!   block is a function's entry. The table is never written.
 //!
-//! Which code is instrumented (the VMM core and the kernel's own crate, not
-//! its dependencies) is the kernel build's choice; the ELF's debug
+//! Which code is instrumented is the kernel build's choice; the ELF's debug
 //! information maps a `pc` to its function and source line.
