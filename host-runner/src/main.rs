@@ -97,7 +97,7 @@ enum Command {
     /// Which functions and lines of guest/core and guest/kernel the fuzzer
     /// reached, and how often, with the model's transition table: from a
     /// campaign run now (the `fuzz` options) and/or saved coverage (--data).
-    Coverage(CoverageArgs),
+    Coverage(host_runner::coverage::cli::CoverageArgs),
     /// Shrink a failing trace to the smallest that fails the same way;
     /// writes TRACE-min.jsonl beside it.
     Minimize {
@@ -137,26 +137,6 @@ impl Default for CiArgs {
             testcases: None,
         }
     }
-}
-
-#[derive(Debug, clap::Args)]
-struct CoverageArgs {
-    /// Coverage written by `fuzz --coverage-out` or `coverage --save`
-    /// (repeatable: merged). With --data alone no campaign runs.
-    #[arg(long = "data", value_name = "FILE")]
-    data: Vec<PathBuf>,
-    /// Write the merged coverage here (JSON).
-    #[arg(long, value_name = "FILE")]
-    save: Option<PathBuf>,
-    /// Every instrumented line with its hits, not only functions.
-    #[arg(long)]
-    lines: bool,
-    /// Code outside guest/core and guest/kernel too (dependencies, inlined
-    /// core library code).
-    #[arg(long)]
-    other: bool,
-    #[command(flatten)]
-    fuzz: host_runner::fuzz::FuzzArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -303,7 +283,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.failures.len()
             );
         }
-        Command::Coverage(args) => coverage(&options, args).await?,
+        Command::Coverage(args) => print!(
+            "{}",
+            host_runner::coverage::cli::run(&options, &args).await?
+        ),
         Command::Minimize {
             trace,
             duration,
@@ -329,41 +312,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
-}
-
-/// `host-runner coverage`: runs a campaign unless only --data was given,
-/// merges the saved coverage, prints the report.
-async fn coverage(options: &RunnerOptions, args: CoverageArgs) -> anyhow::Result<()> {
-    use host_runner::coverage::{report, Coverage};
-    let mut reached = Coverage::default();
-    for path in &args.data {
-        reached.merge(&Coverage::load(path)?)?;
-    }
-    let fuzz = &args.fuzz;
-    if args.data.is_empty() || fuzz.duration.is_some() || fuzz.sequences.is_some() {
-        let config = host_runner::config(options).await?;
-        let replay = host_runner::fuzz::replay_command(options);
-        let summary = host_runner::fuzz::run(&config, fuzz, replay).await?;
-        print!("{summary}");
-        if !summary.failures.is_empty() {
-            eprintln!(
-                "coverage: the campaign found {} failure(s); its coverage is counted",
-                summary.failures.len()
-            );
-        }
-        reached.merge(&summary.reached)?;
-        println!();
-    }
-    if let Some(path) = &args.save {
-        reached.save(path)?;
-    }
-    let kernel = host_runner::guest_image::resolve(options.kernel.as_deref())?;
-    let opts = report::RenderOptions {
-        lines: args.lines,
-        other: args.other,
-    };
-    print!("{}", report::text_report(&kernel, &reached, opts)?);
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 //!   sequences by. It is serializable ([`Coverage::save`], [`Coverage::load`]).
 //! - [`symbols`]: counters to PCs (the kernel ELF's PC table) to functions and
 //!   source lines (its DWARF); [`report`]: the text report of
-//!   `host-runner coverage`.
+//!   `host-runner coverage` ([`cli`]).
 //!
 //! The counters are 8 bits and wrap: the reader counts each one's change
 //! between two reads modulo 256, so an edge run a multiple of 256 times
@@ -21,6 +21,7 @@
 //! edges rarely run that often; the serial loop's edges, which run while
 //! the guest waits, are counted approximately.
 
+pub mod cli;
 pub mod counters;
 mod edges;
 pub mod report;
