@@ -94,7 +94,18 @@ enum Command {
     },
     /// Fuzz the VMM: seeded sequences, judged by the model and the memory
     /// checker; failures saved to --out, minimized, with the replay command.
-    Fuzz(host_runner::fuzz::FuzzArgs),
+    Fuzz {
+        #[command(flatten)]
+        args: host_runner::fuzz::FuzzArgs,
+        /// Write what the campaign reached (guest edges, model transitions)
+        /// here, as JSON, for `coverage --data`.
+        #[arg(long, value_name = "FILE")]
+        coverage_out: Option<PathBuf>,
+    },
+    /// Which functions and lines of guest/core and guest/kernel the fuzzer
+    /// reached, and how often, with the model's transition table: from a
+    /// campaign run now (the `fuzz` options) and/or saved coverage (--data).
+    Coverage(host_runner::coverage::cli::CoverageArgs),
     /// Shrink a failing trace to the smallest that fails the same way;
     /// writes TRACE-min.jsonl beside it.
     Minimize {
@@ -277,17 +288,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             print!("{}", bench::table(plan, &results));
         }
-        Command::Fuzz(args) => {
+        Command::Fuzz { args, coverage_out } => {
             let config = host_runner::config(&options).await?;
             let replay = host_runner::fuzz::replay_command(&options);
             let summary = host_runner::fuzz::run(&config, &args, replay).await?;
             print!("{summary}");
+            if let Some(path) = coverage_out {
+                summary.reached.save(&path)?;
+            }
             anyhow::ensure!(
                 summary.failures.is_empty(),
                 "fuzz found {} failure(s)",
                 summary.failures.len()
             );
         }
+        Command::Coverage(args) => print!(
+            "{}",
+            host_runner::coverage::cli::run(&options, &args).await?
+        ),
         Command::Minimize {
             trace,
             duration,

@@ -225,6 +225,15 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             *t += run.timings;
             t.fresh += fresh;
         }
+        let merged = s
+            .progress
+            .reached
+            .lock()
+            .expect("not poisoned")
+            .merge(&run.reached);
+        if let Err(e) = merged {
+            tracing::warn!("sequence {k}: coverage not counted: {e}");
+        }
         match &run.failure {
             None => {
                 if let Some(note) = job.passed(k, &run) {
@@ -358,6 +367,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
     let coverage = p.coverage.lock().expect("not poisoned").clone();
     let timings = *p.timings.lock().expect("not poisoned");
     let capturing = *p.capturing.lock().expect("not poisoned");
+    let reached = p.reached.lock().expect("not poisoned").clone();
     Ok(Summary {
         seed,
         shard: args.shard,
@@ -374,5 +384,6 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         replay: shared.replay.clone(),
         coverage,
         timings,
+        reached,
     })
 }

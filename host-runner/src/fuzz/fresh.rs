@@ -195,6 +195,7 @@ mod tests {
             failure: None,
             coverage: Default::default(),
             timings: Default::default(),
+            reached: Default::default(),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Progress {
     /// Time the jobs spent saving and minimizing failures (summed over
     /// jobs): not fuzzing.
     pub capturing: Mutex<Duration>,
+    /// Guest edges and model transitions every sequence so far reached.
+    pub reached: Mutex<crate::coverage::Coverage>,
     bar: ProgressBar,
 }
 
@@ -64,6 +66,7 @@ impl Progress {
             coverage: Mutex::new(Coverage::default()),
             timings: Mutex::new(Default::default()),
             capturing: Mutex::new(Duration::ZERO),
+            reached: Mutex::default(),
             bar,
         }
     }

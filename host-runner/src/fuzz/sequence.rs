@@ -9,20 +9,31 @@ use trace::{Cadence, Failure, GenConfig, Generator, Op, Target, Trace, TraceHead
 
 use super::coverage::Coverage;
 use super::plan::BatchRule;
+use crate::coverage::Coverage as Reached;
 use crate::judge::timings::timed;
 use crate::judge::{JudgedVm, Timings};
 
-/// Where a target's time went (the judged guest's [`Timings`]; none for a
-/// fake).
+/// What a fuzz sequence learns from its target besides the answers: where
+/// its time went (the judged guest's [`Timings`]) and what the guest's
+/// code and the model reached (`crate::coverage`); nothing for a fake.
 pub trait Timed {
     fn timings(&self) -> Timings {
         Timings::default()
+    }
+
+    /// What the guest's code and the model reached since the last call.
+    fn take_coverage(&mut self) -> Reached {
+        Reached::default()
     }
 }
 
 impl Timed for JudgedVm {
     fn timings(&self) -> Timings {
         *JudgedVm::timings(self)
+    }
+
+    fn take_coverage(&mut self) -> Reached {
+        JudgedVm::take_coverage(self)
     }
 }
 
@@ -53,6 +64,9 @@ pub struct SequenceRun {
     pub coverage: Coverage,
     /// Where the sequence's time went (the target's parts and generating).
     pub timings: Timings,
+    /// Guest edges and model transitions reached, read at the end (and
+    /// since the previous sequence's end on the same guest: its reset).
+    pub reached: Reached,
 }
 
 impl SequenceRun {
@@ -113,6 +127,7 @@ pub async fn run_sequence<T: Target + Timed>(
         failure: None,
         coverage: Coverage::default(),
         timings: Timings::default(),
+        reached: Reached::default(),
     };
     let before = target.timings();
     let mut cadence = Cadence::new(spec.check_every);
@@ -162,6 +177,7 @@ pub async fn run_sequence<T: Target + Timed>(
     let generate = run.timings.generate;
     run.timings = target.timings().since(&before);
     run.timings.generate = generate;
+    run.reached = target.take_coverage();
     if let (Some(w), Some(f)) = (log, &run.failure) {
         w.comment(&format!("failed: {f}"))?;
         w.flush_batch()?;

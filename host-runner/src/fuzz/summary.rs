@@ -172,6 +172,27 @@ pub struct Summary {
     pub coverage: Coverage,
     /// Where the jobs' time went.
     pub timings: crate::judge::Timings,
+    /// Guest edges and model transitions reached (`crate::coverage`;
+    /// `host-runner coverage` shows them by function and line).
+    pub reached: crate::coverage::Coverage,
+}
+
+/// The campaign's guidance in one line: guest edges and model
+/// transitions and events reached.
+pub fn reached_line(r: &crate::coverage::Coverage) -> String {
+    let guest = match r.edges_reached() {
+        (_, 0) => "guest edges not read".to_string(),
+        (hit, all) => format!(
+            "guest edges {hit} of {all} ({:.1} %)",
+            100.0 * hit as f64 / all as f64
+        ),
+    };
+    format!(
+        "reached: {guest}, model transitions {}, model events {} of {}",
+        r.model.transitions_reached(),
+        r.model.events_reached(),
+        oracle::coverage::Event::ALL.len()
+    )
 }
 
 fn ms(d: Duration) -> String {
@@ -234,6 +255,7 @@ impl fmt::Display for Summary {
         if !self.coverage.is_empty() {
             write!(f, "{}", self.coverage)?;
         }
+        writeln!(f, "{}", reached_line(&self.reached))?;
         for found in &self.failures {
             writeln!(f, "FAILED: {}", found.failure)?;
             writeln!(f, "  trace ({} ops): {}", found.ops, found.path.display())?;

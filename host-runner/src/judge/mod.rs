@@ -14,6 +14,7 @@
 //! vm.steps(vec![Request::Stats, Request::Ping { nonce: 1 }]).await?; // one Batch frame, judged element-wise
 //! let report = vm.check().await?;  // Err(Invariant) lists every violation
 //! vm.reset().await?;               // Reset + Stats (free == boot_free), op index back to 0
+//! let reached = vm.take_coverage(); // guest edges and model transitions since boot
 //! vm.finish().await?;              // Shutdown, QEMU must exit 33
 //! # Ok(()) }
 //! ```
@@ -29,6 +30,7 @@
 //! A `JudgedVm` is a [`trace::Target`], and [`target::JudgedExecutor`] a
 //! [`trace::Executor`]: `trace::run` and `trace::minimize` drive it.
 
+mod coverage;
 mod failure;
 mod inspect;
 pub mod qemu_view;

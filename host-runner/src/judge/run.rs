@@ -6,6 +6,7 @@ use protocol::{Error as ProtoError, Hello, Privilege, Request, Response, MAX_BAT
 use trace::replay::BatchRun;
 use trace::{Failure, FailureKind};
 
+use super::coverage::CoverageProbe;
 use super::failure::failure_from;
 use super::inspect::{inspect, with_paused_ram, MemoryCheck};
 use std::time::Instant;
@@ -25,6 +26,8 @@ pub struct JudgedVm {
     index: usize,
     opts: JudgeOptions,
     timings: Timings,
+    /// The guest's coverage counters (`super::coverage`).
+    coverage: CoverageProbe,
 }
 
 impl JudgedVm {
@@ -38,6 +41,7 @@ impl JudgedVm {
         let mut vm = Vm::boot(&config).await.map_err(failure_from)?;
         let hello = vm.hello().await.map_err(failure_from)?;
         let model = model_for(&hello, &config)?;
+        let coverage = CoverageProbe::new(&hello, &vm);
         Ok(JudgedVm {
             vm,
             model,
@@ -45,6 +49,7 @@ impl JudgedVm {
             index: 0,
             opts,
             timings: Timings::default(),
+            coverage,
         })
     }
 
@@ -210,6 +215,7 @@ impl JudgedVm {
         at: Option<usize>,
         full: bool,
     ) -> Result<CheckReport, Failure> {
+        self.coverage.poll(&self.vm);
         let qemu = full && self.opts.tlb_check;
         let check = self.inspect_with(qemu).await?;
         if check.is_clean() {
@@ -277,7 +283,9 @@ impl JudgedVm {
                 )))
             }
         }
+        let reached = self.model.take_coverage();
         self.model = model_for(&self.hello, self.vm.config())?;
+        self.model.add_coverage(&reached);
         self.index = 0;
         if self.opts.check_after_reset {
             self.check_at(None, false).await.map_err(|mut f| {
@@ -286,6 +294,13 @@ impl JudgedVm {
             })?;
         }
         Ok(())
+    }
+
+    /// What the guest's code and the model reached since the last call
+    /// (or the boot): guest edges read from its counters now, and the
+    /// model's transitions and events, carried across `reset`.
+    pub fn take_coverage(&mut self) -> crate::coverage::Coverage {
+        self.coverage.take(&self.vm, &mut self.model)
     }
 
     /// Shuts the guest down; QEMU must exit with 33.
