@@ -184,6 +184,7 @@ impl Machine for Kernel {
             frame_info,
             heap_max_bytes,
             ring: crate::ring::range(),
+            coverage: crate::coverage::info(),
         }
     }
 
