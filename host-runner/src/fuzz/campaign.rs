@@ -4,13 +4,14 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use trace::recorder::failure_path;
 use trace::{Failure, GenConfig, Generator, Signature, Trace};
 
+use super::corpus::Corpus;
 use super::fresh::Fresh;
 use super::history::since_boot_path;
 use super::plan::{sequence_seed, SequenceSource};
@@ -51,6 +52,9 @@ pub(super) struct Shared {
     replay: String,
     /// Each job's choice of fresh state, and why.
     fresh_notes: Mutex<Vec<String>>,
+    corpus: Mutex<Corpus>,
+    /// Sequences run as corpus mutants.
+    mutants: AtomicU64,
 }
 
 impl Shared {
@@ -59,6 +63,17 @@ impl Shared {
             check_after_reset: true,
             ..JudgeOptions::default()
         }
+    }
+
+    /// Sequence `seed`'s mutant, when the draw says it mutates (share
+    /// `--mutate`) and the corpus holds something.
+    fn mutant(&self, seed: u64, gen: &GenConfig) -> Option<super::corpus::Mutant> {
+        let p = self.args.mutate.clamp(0.0, 1.0);
+        let roll = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1u64 << 53) as f64;
+        if roll >= p {
+            return None;
+        }
+        self.corpus.lock().expect("not poisoned").mutant(seed, gen)
     }
 
     fn stopping(&self) -> bool {
@@ -190,16 +205,35 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
     ));
     let mut job = Fresh::new(s.args.fresh, log_path.clone(), log_header);
     let mut retry = None;
+    // The mutants of the latest sequences, so that a sequence run again
+    // (a retry, the fresh-state probe) is the same sequence.
+    let mut recent: Vec<(u64, Option<super::corpus::Mutant>)> = Vec::new();
     while !s.stopping() {
         let Some(k) = retry.or(job.probe_due()).or_else(|| s.source.take()) else {
             break;
         };
+        let seed = sequence_seed(s.seed, k);
+        let mutant = match recent.iter().find(|r| r.0 == k) {
+            Some((_, m)) => m.clone(),
+            None => {
+                let m = s.mutant(seed, &gen);
+                if recent.len() == 8 {
+                    recent.remove(0);
+                }
+                recent.push((k, m.clone()));
+                m
+            }
+        };
         let spec = SequenceSpec {
-            seed: sequence_seed(s.seed, k),
+            seed,
             gen: gen.clone(),
             batch: s.args.batch,
             check_every: s.args.check_every,
+            mutant,
         };
+        if spec.mutant.is_some() {
+            s.mutants.fetch_add(1, Ordering::Relaxed);
+        }
         let fresh_started = Instant::now();
         let mut target = job.guest(&s).await?;
         let fresh = fresh_started.elapsed();
@@ -226,17 +260,23 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             *t += run.timings;
             t.fresh += fresh;
         }
-        let merged = s
-            .progress
-            .reached
-            .lock()
-            .expect("not poisoned")
-            .merge(&run.reached);
+        let (novelty, merged) = {
+            let mut seen = s.progress.reached.lock().expect("not poisoned");
+            (run.reached.novelty(&seen), seen.merge(&run.reached))
+        };
         if let Err(e) = merged {
             tracing::warn!("sequence {k}: coverage not counted: {e}");
         }
         match &run.failure {
             None => {
+                let kept = s.corpus.lock().expect("not poisoned").offer(
+                    &run.trace(),
+                    novelty,
+                    format!("sequence {k}"),
+                );
+                if let Err(e) = kept {
+                    tracing::warn!("sequence {k}: not written to the corpus: {e}");
+                }
                 if let Some(note) = job.passed(k, &run) {
                     s.progress.println(format!(
                         "fuzz job {index}: fresh state per sequence: {note}"
@@ -325,6 +365,16 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         args.files,
         args.out.display()
     );
+    let corpus = Corpus::open(
+        args.corpus.as_deref(),
+        &args.corpus_from,
+        config.ram_mib,
+        &config.files,
+    )
+    .map_err(|source| FuzzError::Io {
+        path: args.corpus.clone().unwrap_or_default(),
+        source,
+    })?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         args: args.clone(),
@@ -337,6 +387,8 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         minimized: Mutex::new(HashSet::new()),
         replay,
         fresh_notes: Mutex::new(Vec::new()),
+        corpus: Mutex::new(corpus),
+        mutants: AtomicU64::new(0),
     });
     // One local task per job: a judged guest's futures are not `Send`.
     // The guests run in their own QEMU processes and the minimizer on
@@ -369,7 +421,23 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
     let timings = *p.timings.lock().expect("not poisoned");
     let capturing = *p.capturing.lock().expect("not poisoned");
     let reached = p.reached.lock().expect("not poisoned").clone();
+    let corpus = {
+        let c = shared.corpus.lock().expect("not poisoned");
+        format!(
+            "corpus: {} sequence(s) kept ({} read at the start, {} skipped, {} new{}); \
+             {} mutant(s) run",
+            c.len(),
+            c.loaded,
+            c.skipped,
+            c.added,
+            args.corpus
+                .as_ref()
+                .map_or(String::new(), |d| format!(", in {}", d.display())),
+            shared.mutants.load(Ordering::Relaxed)
+        )
+    };
     Ok(Summary {
+        corpus,
         seed,
         shard: args.shard,
         jobs: args.jobs.max(1),

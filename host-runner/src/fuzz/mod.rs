@@ -16,6 +16,7 @@
 //! - [`summary`]: the options and the end-of-campaign report.
 
 pub mod campaign;
+pub mod corpus;
 pub mod coverage;
 mod fresh;
 mod history;

@@ -48,6 +48,8 @@ pub struct SequenceSpec {
     /// brings the operations since the last check to this many (0: only
     /// the final check).
     pub check_every: usize,
+    /// Operations to send instead of generating them: a corpus mutant.
+    pub mutant: Option<super::corpus::Mutant>,
 }
 
 /// A finished sequence: what was sent and how it ended.
@@ -113,13 +115,22 @@ pub async fn run_sequence<T: Target + Timed>(
     spec: &SequenceSpec,
     mut log: Option<&mut TraceWriter>,
 ) -> io::Result<SequenceRun> {
-    let gen = spec.gen.for_sequence(spec.seed);
+    let mut gen = spec.gen.for_sequence(spec.seed);
     let mut generator = Generator::new(spec.seed, gen.clone());
+    let mut fixed = spec.mutant.as_ref().map(|m| m.ops.iter());
+    if let Some(m) = &spec.mutant {
+        gen.ops = m.ops.len();
+    }
     let rule = BatchRule {
         max: spec.batch,
         ops: gen.ops,
     };
     let mut header = generator.header();
+    if let Some(m) = &spec.mutant {
+        header.seed = None;
+        header.weights = None;
+        header.note = Some(format!("{} (sequence seed {:#x})", m.note, spec.seed));
+    }
     header.check_every = u32::try_from(spec.check_every).ok().filter(|&n| n > 0);
     let mut run = SequenceRun {
         header,
@@ -137,7 +148,10 @@ pub async fn run_sequence<T: Target + Timed>(
         let mut batch = Vec::new();
         timed(&mut run.timings.generate, || loop {
             let answer = if batch.is_empty() { last.take() } else { None };
-            let op = generator.next_op(answer.as_ref());
+            let op = match fixed.as_mut() {
+                Some(ops) => ops.next().cloned().unwrap_or(Op::Stats),
+                None => generator.next_op(answer.as_ref()),
+            };
             batch.push(op);
             let op = batch.last().expect("just pushed");
             if rule.ends_after(op, batch.len(), run.ops.len() + batch.len()) {

@@ -65,6 +65,7 @@ fn spec(seed: u64, ops: usize) -> SequenceSpec {
         },
         batch: 16,
         check_every: 50,
+        mutant: None,
     }
 }
 

@@ -93,6 +93,20 @@ pub struct FuzzArgs {
     /// the trace header records the weights).
     #[arg(long)]
     pub no_swarm: bool,
+    /// Keep the sequences that reach new guest edges or model transitions
+    /// here (read back at the start: a corpus grows across campaigns).
+    /// Without it the corpus lives in memory for this campaign only.
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Option<PathBuf>,
+    /// More traces to seed the corpus with (e.g. `testcases`); only those
+    /// for the campaign's guest (RAM size, files) are used. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub corpus_from: Vec<PathBuf>,
+    /// The share of sequences that are corpus mutants (splice, insert,
+    /// delete, repeat, change arguments) rather than freshly generated,
+    /// once the corpus holds something; 0 turns mutation off.
+    #[arg(long, default_value_t = 0.3, value_name = "P")]
+    pub mutate: f64,
     /// Stop starting sequences after this long (90s, 10m, 1h).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -182,6 +196,8 @@ pub struct Summary {
     /// Guest edges and model transitions reached (`crate::coverage`;
     /// `host-runner coverage` shows them by function and line).
     pub reached: crate::coverage::Coverage,
+    /// The corpus line: what was kept and how many mutants ran.
+    pub corpus: String,
 }
 
 /// The campaign's guidance in one line: guest edges and model
@@ -263,6 +279,9 @@ impl fmt::Display for Summary {
             write!(f, "{}", self.coverage)?;
         }
         writeln!(f, "{}", reached_line(&self.reached))?;
+        if !self.corpus.is_empty() {
+            writeln!(f, "{}", self.corpus)?;
+        }
         for found in &self.failures {
             writeln!(f, "FAILED: {}", found.failure)?;
             writeln!(f, "  trace ({} ops): {}", found.ops, found.path.display())?;

@@ -50,7 +50,7 @@ pub fn smaller_addrs(addr: u64) -> Vec<u64> {
 }
 
 /// The operation's count field (`pages`, `len` or `count`), by name.
-fn count_mut(op: &mut Op) -> Option<(&'static str, &mut u64)> {
+pub(crate) fn count_mut(op: &mut Op) -> Option<(&'static str, &mut u64)> {
     match op {
         Op::Map { pages, .. }
         | Op::Unmap { pages, .. }
@@ -78,7 +78,7 @@ fn flags_mut(op: &mut Op) -> Vec<(&'static str, &mut bool)> {
 }
 
 /// The operation's virtual address field.
-fn addr_mut(op: &mut Op) -> Option<&mut u64> {
+pub(crate) fn addr_mut(op: &mut Op) -> Option<&mut u64> {
     match op {
         Op::Map { addr, .. }
         | Op::Unmap { addr, .. }
