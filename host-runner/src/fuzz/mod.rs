@@ -13,12 +13,14 @@
 //!   `history`: a failure's trace since boot.
 //! - [`progress`]: counters, the progress bar; [`coverage`]: how the guest
 //!   answered each kind of operation.
+//! - [`pages`]: the pages each operation's range names (the work done).
 //! - [`summary`]: the options and the end-of-campaign report.
 
 pub mod campaign;
 pub mod coverage;
 mod fresh;
 mod history;
+pub mod pages;
 pub mod plan;
 pub mod progress;
 pub mod sequence;
