@@ -135,6 +135,9 @@ impl BenchPlan {
     }
 }
 
+/// The least request timeout of the bench's guests.
+const BENCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The transport a [`Link`] of the plan names.
 fn transport_of(link: Link) -> Option<Transport> {
     match link {
@@ -159,6 +162,10 @@ pub async fn run(
         let config = VmConfig {
             accel,
             files: crate::fuzz::FuzzArgs::default().files.0,
+            // Measuring, not hunting hangs: a batch of 256 of the mix's
+            // large operations over the serial line on a loaded machine
+            // outlasts the default 10 s.
+            request_timeout: base.request_timeout.max(BENCH_TIMEOUT),
             ..base.clone()
         };
         let mix = mix::Mix::record(&config, plan.mix_ops, plan.seed);
