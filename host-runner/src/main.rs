@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use host_runner::bench::{self, BenchPlan};
 use host_runner::judge::MemorySource;
-use host_runner::{accel, check, ci_job, replay, smoke, AccelChoice, RunnerOptions, Transport};
+use host_runner::{check, ci_job, replay, smoke, AccelChoice, RunnerOptions, Transport};
 
 /// Boots the vmmfuzz guest kernel under QEMU and drives its VMM over a
 /// serial RPC.
@@ -73,25 +72,11 @@ enum Command {
     },
     /// Boot, handshake, a ping batch, a memory check through QMP, shutdown.
     Smoke,
-    /// Boot time, round-trip latency and batched throughput (medians), for
-    /// KVM and TCG both when both work (or the one --accel names).
-    Bench {
-        #[arg(long, default_value_t = 5)]
-        boots: usize,
-        #[arg(long, default_value_t = 200)]
-        round_trips: usize,
-        #[arg(long, default_value_t = 20)]
-        batches: usize,
-        #[arg(long, default_value_t = 500)]
-        batch_size: usize,
-        /// Batches of VMM work (map, write, read, unmap, page faults).
-        #[arg(long, default_value_t = 5)]
-        vmm_batches: usize,
-        /// Instead: the guest's cost per kind of operation, over this many
-        /// generated operations sent one by one.
-        #[arg(long, value_name = "OPS")]
-        op_costs: Option<usize>,
-    },
+    /// What the fuzzer's parts cost, as one table of medians (and --json):
+    /// boot, round trips and batches per transport, fresh state, in-guest
+    /// vs in-process, end-to-end campaigns, checks; per accelerator (KVM
+    /// and TCG when both work, or the one --accel names).
+    Bench(host_runner::bench::cli::BenchArgs),
     /// Fuzz the VMM: seeded sequences, judged by the model and the memory
     /// checker; failures saved to --out, minimized, with the replay command.
     Fuzz {
@@ -251,43 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = smoke::run(&config).await.context("smoke")?;
             println!("{report}");
         }
-        Command::Bench {
-            boots,
-            round_trips,
-            batches,
-            batch_size,
-            vmm_batches,
-            op_costs,
-        } => {
-            if let Some(n) = op_costs {
-                let mut config = host_runner::config(&options).await?;
-                config.files = trace::files_of_pages(&trace::DEFAULT_FILE_PAGES);
-                print!("{}", bench::op_costs(&config, n, 1).await?);
-                return Ok(());
-            }
-            let base = host_runner::base_config(&options)?;
-            let accels = match options.accel {
-                AccelChoice::Auto => accel::available(),
-                AccelChoice::Kvm => vec![host_runner::Accel::Kvm],
-                AccelChoice::Tcg => vec![host_runner::Accel::Tcg],
-            };
-            let plan = BenchPlan {
-                boots,
-                round_trips,
-                batches,
-                batch_size,
-                vmm_batches,
-            };
-            let mut results = Vec::new();
-            for a in accels {
-                tracing::info!("bench: {a}…");
-                let r = bench::bench(&base, a, plan)
-                    .await
-                    .with_context(|| format!("bench under {a}"))?;
-                results.push(r);
-            }
-            print!("{}", bench::table(plan, &results));
-        }
+        Command::Bench(args) => host_runner::bench::cli::run(&options, &args).await?,
         Command::Fuzz { args, coverage_out } => {
             let config = host_runner::config(&options).await?;
             let replay = host_runner::fuzz::replay_command(&options);

@@ -1,235 +1,241 @@
-//! `bench`: boot time, round-trip latency and batched throughput, as
-//! medians over several runs, for each accelerator.
+//! `bench`: what the fuzzer's parts cost, as one table of figures (each
+//! the median of several runs, with its unit) and the same figures as
+//! JSON ([`Report`]).
+//!
+//! Sections ([`Section`]): boot to ready; one round trip on each
+//! transport; batched throughput at 1, 16 and 256 requests, pings and the
+//! fuzzer's operation mix ([`mix::Mix`]); fresh-state cost (the judged
+//! reset a campaign makes, and a judged start beside it); the same mix in
+//! the guest and in-process in `vmm-core`, with their ratio; end-to-end
+//! checked operations and pages touched per second from short campaigns
+//! per `--jobs`; the memory check by RAM size and pages mapped
+//! ([`checks::check_rows`]); minimizing a long failing trace when an
+//! injected-bug guest is given. Every part runs the code the fuzzer runs.
+//! `--op-costs` ([`op_costs`]) is the guest's cost per kind of operation.
 
-use std::fmt::Write as _;
-use std::time::Duration;
+use std::path::PathBuf;
 
-use protocol::Request;
-use tokio::time::Instant;
+use serde::{Deserialize, Serialize};
 
-use crate::accel::{expect_pong, vmm_workload, Accel, PROBE_VMM_PAGES, PROBE_VMM_ROUNDS};
-use crate::error::Result;
-use crate::session::{Vm, VmConfig};
+use crate::accel::Accel;
+use crate::session::{Transport, VmConfig};
 
+pub mod checks;
+pub mod cli;
+mod end_to_end;
+mod fresh;
+mod minimize;
+pub mod mix;
 mod ops;
+pub mod report;
+pub mod table;
+#[cfg(test)]
+mod tests;
+mod transport;
+
 pub use ops::op_costs;
+pub use report::{median, Figure, Link, Report, Section, Unit};
+
+/// Why the bench stopped (a guest bug it ran into is one: the bench runs
+/// judged guests).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Runner(#[from] crate::Error),
+    #[error("bench, {stage}: {failure}")]
+    Failed {
+        stage: String,
+        failure: trace::Failure,
+    },
+    #[error("bench, end to end: {0}")]
+    Fuzz(#[from] crate::fuzz::FuzzError),
+    #[error("bench: {0}")]
+    Setup(String),
+    #[error("bench, minimization: {0}")]
+    Minimize(#[from] crate::minimize::MinimizeError),
+}
 
 /// How much to measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchPlan {
-    /// Boots (each one timed, spawn to `Ready`).
-    pub boots: usize,
-    /// Single-ping round trips, spread over the boots.
+    /// Runs (each on fresh guests) whose medians the figures are.
+    pub runs: usize,
+    /// Single pings per run.
     pub round_trips: usize,
-    /// Batches, spread over the boots.
-    pub batches: usize,
-    /// Pings per batch.
-    pub batch_size: usize,
-    /// Batches of VMM work ([`crate::accel::vmm_workload`]), spread over
-    /// the boots.
-    pub vmm_batches: usize,
+    /// Transports of the boot, round-trip and batched sections.
+    pub transports: Vec<Link>,
+    /// Batch sizes of the batched section.
+    pub batch_sizes: Vec<usize>,
+    /// Requests per batch size per run (whole batches, at least one).
+    pub batched_requests: usize,
+    /// Operations of the mix (in-guest vs in-process, batched).
+    pub mix_ops: usize,
+    /// Batch size of the in-guest side of in-guest vs in-process.
+    pub mix_batch: usize,
+    /// Seed of the mix, the fresh-state sequences and the campaigns.
+    pub seed: u64,
+    /// Seconds of each end-to-end campaign.
+    pub fuzz_secs: f64,
+    /// `--jobs` of the end-to-end campaigns.
+    pub fuzz_jobs: Vec<usize>,
+    /// Campaigns per `--jobs` value.
+    pub campaign_runs: usize,
+    /// Guest RAM sizes of the checks section.
+    pub check_ram_mib: Vec<u32>,
+    /// Pages mapped for the checks: few, many.
+    pub check_pages: [u64; 2],
+    /// A guest built with an injected bug (`inject-leak`): minimization is
+    /// measured only with one.
+    pub minimize_kernel: Option<PathBuf>,
+    /// Operations of the trace to minimize.
+    pub minimize_ops: usize,
+    /// Seconds the minimization may take.
+    pub minimize_secs: f64,
 }
 
 impl Default for BenchPlan {
     fn default() -> Self {
         BenchPlan {
-            boots: 5,
+            runs: 5,
             round_trips: 200,
-            batches: 20,
-            batch_size: 500,
-            vmm_batches: 5,
+            transports: vec![Link::Ring, Link::Serial],
+            batch_sizes: vec![1, 16, 256],
+            batched_requests: 1024,
+            mix_ops: 2000,
+            mix_batch: 256,
+            seed: 0xbe7c_0001,
+            fuzz_secs: 10.0,
+            fuzz_jobs: vec![1, 2],
+            campaign_runs: 3,
+            check_ram_mib: vec![64, 512, 2048],
+            check_pages: [16, 4096],
+            minimize_kernel: None,
+            minimize_ops: 10_000,
+            minimize_secs: 120.0,
         }
     }
 }
 
-/// Medians for one accelerator.
-#[derive(Clone, Copy, Debug)]
-pub struct BenchResult {
-    pub accel: Accel,
-    pub boot: Duration,
-    pub round_trip: Duration,
-    pub batch: Duration,
-    pub batch_size: usize,
-    /// Median time of one VMM batch (zero when none was run).
-    pub vmm_batch: Duration,
-    /// Median round trip of a `Reset` after a VMM batch (the guest's fresh
-    /// state; zero when no VMM batch was run).
-    pub reset: Duration,
-}
-
-impl BenchResult {
-    /// Pings per second in a batch.
-    pub fn throughput(&self) -> f64 {
-        self.batch_size as f64 / self.batch.as_secs_f64().max(1e-9)
+impl BenchPlan {
+    /// The short plan CI runs (well under a minute on TCG): every section
+    /// but minimization, two runs, small counts, 3 s campaigns, checks at
+    /// 64 MiB only.
+    pub fn quick() -> Self {
+        BenchPlan {
+            runs: 2,
+            round_trips: 20,
+            batched_requests: 256,
+            mix_ops: 256,
+            fuzz_secs: 3.0,
+            campaign_runs: 1,
+            check_ram_mib: vec![64],
+            check_pages: [16, 1024],
+            ..BenchPlan::default()
+        }
     }
 }
 
-/// The median of `samples` (the mean of the middle two for an even count);
-/// zero for none.
-pub fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    match samples.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => samples[n / 2],
-        n => (samples[n / 2 - 1] + samples[n / 2]) / 2,
+/// The least request timeout of the bench's guests.
+const BENCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The transport a [`Link`] of the plan names.
+fn transport_of(link: Link) -> Option<Transport> {
+    match link {
+        Link::Ring => Some(Transport::Ring),
+        Link::Serial => Some(Transport::Serial),
+        Link::InProcess => None,
     }
 }
 
-/// `total` spread over `parts`: the share of part `i`.
-fn share(total: usize, parts: usize, i: usize) -> usize {
-    total / parts + usize::from(i < total % parts)
-}
-
-/// Measures one accelerator.
-pub async fn bench(base: &VmConfig, accel: Accel, plan: BenchPlan) -> Result<BenchResult> {
-    let mut config = base.clone();
-    config.accel = accel;
-    let boots = plan.boots.max(1);
-    let (mut boot, mut rtt, mut batch, mut vmm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut reset = Vec::new();
-    let mut nonce = 0u64;
-    for i in 0..boots {
-        let mut vm = Vm::boot(&config).await?;
-        boot.push(vm.boot_time());
-        vm.hello().await?;
-        for _ in 0..share(plan.round_trips, boots, i) {
-            nonce += 1;
-            let t = Instant::now();
-            let answer = vm.call(Request::Ping { nonce }).await?;
-            rtt.push(t.elapsed());
-            expect_pong(answer, nonce)?;
-        }
-        for _ in 0..share(plan.batches, boots, i) {
-            let first = nonce;
-            let requests = (0..plan.batch_size as u64)
-                .map(|k| Request::Ping { nonce: first + k })
-                .collect();
-            nonce += plan.batch_size as u64;
-            let t = Instant::now();
-            let answers = vm.batch(requests).await?;
-            batch.push(t.elapsed());
-            for (k, a) in answers.into_iter().enumerate() {
-                expect_pong(a, first + k as u64)?;
-            }
-        }
-        for _ in 0..share(plan.vmm_batches, boots, i) {
-            let t = Instant::now();
-            vm.batch(vmm_workload()).await?;
-            vmm.push(t.elapsed());
-            let t = Instant::now();
-            vm.call(Request::Reset {
-                privilege: protocol::Privilege::Kernel,
-            })
-            .await?;
-            reset.push(t.elapsed());
-        }
-        vm.shutdown().await?;
-        tracing::debug!("{accel}: run {} of {boots} done", i + 1);
-    }
-    Ok(BenchResult {
-        accel,
-        boot: median(&mut boot),
-        round_trip: median(&mut rtt),
-        batch: median(&mut batch),
-        batch_size: plan.batch_size,
-        vmm_batch: median(&mut vmm),
-        reset: median(&mut reset),
-    })
-}
-
-/// The results as a table.
-pub fn table(plan: BenchPlan, results: &[BenchResult]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "medians over {} boots, {} round trips, {} batches of {} pings, {} VMM batches \
-         ({} × map, write, read, unmap, fault in {} pages)",
-        plan.boots,
-        plan.round_trips,
-        plan.batches,
-        plan.batch_size,
-        plan.vmm_batches,
-        PROBE_VMM_ROUNDS,
-        PROBE_VMM_PAGES
-    );
-    let _ = writeln!(
-        s,
-        "{:<6} {:>14} {:>16} {:>14} {:>16} {:>14} {:>10}",
-        "accel",
-        "boot→ready ms",
-        "round trip µs",
-        "batch ms",
-        "pings/s batched",
-        "VMM batch ms",
-        "reset µs"
-    );
-    for r in results {
-        let vmm = if plan.vmm_batches == 0 {
-            "-".to_owned()
-        } else {
-            format!("{:.1}", r.vmm_batch.as_secs_f64() * 1e3)
+/// Runs `plan` under each of `accels` with guests like `base` (its
+/// transport for the sections that are not per transport), booted with
+/// the fuzzer's default files. `progress` hears each section start.
+pub async fn run(
+    base: &VmConfig,
+    accels: &[Accel],
+    plan: &BenchPlan,
+    progress: impl Fn(&str),
+) -> Result<Report, BenchError> {
+    let mut report = Report::new(plan.clone());
+    let notes = &mut report.notes;
+    for &accel in accels {
+        let config = VmConfig {
+            accel,
+            files: crate::fuzz::FuzzArgs::default().files.0,
+            // Measuring, not hunting hangs: a batch of 256 of the mix's
+            // large operations over the serial line on a loaded machine
+            // outlasts the default 10 s.
+            request_timeout: base.request_timeout.max(BENCH_TIMEOUT),
+            ..base.clone()
         };
-        let _ = writeln!(
-            s,
-            "{:<6} {:>14.1} {:>16.1} {:>14.2} {:>16.0} {:>14} {:>10.0}",
-            r.accel.to_string(),
-            r.boot.as_secs_f64() * 1e3,
-            r.round_trip.as_secs_f64() * 1e6,
-            r.batch.as_secs_f64() * 1e3,
-            r.throughput(),
-            vmm,
-            r.reset.as_secs_f64() * 1e6
+        let mix = mix::Mix::record(&config, plan.mix_ops, plan.seed);
+        for t in plan.transports.iter().filter_map(|&l| transport_of(l)) {
+            progress(&format!("{accel}, {t}: boot, round trip, batches"));
+            let config = VmConfig {
+                transport: t,
+                shared_ram: config.shared_ram || t == Transport::Ring,
+                ..config.clone()
+            };
+            report
+                .figures
+                .extend(transport::figures(&config, plan, &mix).await?);
+        }
+        progress(&format!("{accel}: fresh state"));
+        report.figures.extend(fresh::figures(&config, plan).await?);
+        progress(&format!("{accel}: in guest and in process"));
+        report
+            .figures
+            .extend(mix::figures(&config, plan, &mix).await?);
+        progress(&format!("{accel}: fuzz campaigns"));
+        report
+            .figures
+            .extend(end_to_end::figures(&config, plan, notes).await?);
+        progress(&format!("{accel}: checks"));
+        report
+            .figures
+            .extend(checks::check_rows(&config, plan).await?);
+        if let Some(kernel) = &plan.minimize_kernel {
+            progress(&format!("{accel}: minimization"));
+            report
+                .figures
+                .extend(minimize::figures(&config, kernel, plan, notes).await?);
+        }
+    }
+    notes.extend(standing_notes(plan));
+    Ok(report)
+}
+
+/// What the figures include, and what the plan left out.
+fn standing_notes(plan: &BenchPlan) -> Vec<String> {
+    let mut notes = vec![
+        format!(
+            "the VMM mix: {} operations of the fuzzer's generator (seed {:#x}, default weights \
+             and files), each generated from the answer to the one before, the answers from \
+             vmm-core in-process; the guest gets the same requests",
+            plan.mix_ops, plan.seed
+        ),
+        format!(
+            "in guest vs in process: the guest's time includes the transport (batches of {}); \
+             'answers equal' counts the guest's answers equal to vmm-core's (frame addresses \
+             differ between the two machines)",
+            plan.mix_batch
+        ),
+        "pages touched: each operation's range in pages (map, unmap, convert, query, \
+         map_file, evict, vfree; the pages a write's or read's bytes overlap), none for a \
+         refused one (an Error answer); in guest vs in process, by vmm-core's answers"
+            .to_string(),
+        "checks: the judge's full check today (JudgedVm::check: model expectations against \
+         shared guest RAM, and QEMU's info tlb); the oracle's check-cost bench (full and \
+         incremental) replaces these rows when it lands"
+            .to_string(),
+    ];
+    if plan.minimize_kernel.is_none() {
+        notes.push(
+            "minimization: not measured. Injected bugs are cargo features of the guest \
+             build; pass --minimize-kernel PATH (a guest built with inject-leak) to measure \
+             minimizing a long failing trace"
+                .to_string(),
         );
     }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ms(v: &[u64]) -> Vec<Duration> {
-        v.iter().map(|&m| Duration::from_millis(m)).collect()
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&mut ms(&[])), Duration::ZERO);
-        assert_eq!(median(&mut ms(&[5])), Duration::from_millis(5));
-        assert_eq!(median(&mut ms(&[9, 1, 5])), Duration::from_millis(5));
-        assert_eq!(median(&mut ms(&[4, 1, 2, 100])), Duration::from_millis(3));
-    }
-
-    #[test]
-    fn shares_add_up() {
-        for (total, parts) in [(200, 5), (20, 5), (7, 3), (2, 5), (0, 4)] {
-            let sum: usize = (0..parts).map(|i| share(total, parts, i)).sum();
-            assert_eq!(sum, total);
-        }
-    }
-
-    #[test]
-    fn table_has_a_row_per_accel() {
-        let r = BenchResult {
-            accel: Accel::Tcg,
-            boot: Duration::from_millis(30),
-            round_trip: Duration::from_micros(200),
-            batch: Duration::from_millis(50),
-            batch_size: 500,
-            vmm_batch: Duration::from_millis(12),
-            reset: Duration::from_micros(700),
-        };
-        let t = table(
-            BenchPlan::default(),
-            &[
-                r,
-                BenchResult {
-                    accel: Accel::Kvm,
-                    ..r
-                },
-            ],
-        );
-        assert_eq!(t.lines().count(), 4);
-        assert!(t.contains("10000"), "{t}");
-    }
+    notes
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::median;
+use super::report::median;
 use crate::error::Result;
 use crate::session::{Vm, VmConfig};
 
@@ -47,7 +47,7 @@ pub async fn op_costs(config: &VmConfig, ops: usize, seed: u64) -> Result<String
     );
     let mut rows: Vec<_> = per.into_iter().collect();
     rows.sort_by_key(|(_, v)| std::cmp::Reverse(v.iter().sum::<Duration>()));
-    for (name, mut v) in rows {
+    for (name, v) in rows {
         let total: Duration = v.iter().sum();
         let max = v.iter().max().copied().unwrap_or_default();
         let n = v.len();
@@ -56,7 +56,7 @@ pub async fn op_costs(config: &VmConfig, ops: usize, seed: u64) -> Result<String
             "{:<14} {:>6} {:>12.1} {:>12.2} {:>12.1}",
             name,
             n,
-            median(&mut v).as_secs_f64() * 1e6,
+            median(&v.iter().map(|d| d.as_secs_f64() * 1e6).collect::<Vec<_>>()).unwrap_or(0.0),
             max.as_secs_f64() * 1e3,
             total.as_secs_f64() * 1e3
         );

@@ -247,6 +247,9 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             .ops
             .fetch_add(run.ops.len() as u64, Ordering::Relaxed);
         s.progress
+            .pages
+            .fetch_add(run.coverage.pages(), Ordering::Relaxed);
+        s.progress
             .batches
             .fetch_add(run.batches() as u64, Ordering::Relaxed);
         s.progress.sequences.fetch_add(1, Ordering::Relaxed);
@@ -445,6 +448,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         capturing,
         sequences: p.sequences.load(Ordering::Relaxed),
         ops: p.ops.load(Ordering::Relaxed),
+        pages: p.pages.load(Ordering::Relaxed),
         batches: p.batches.load(Ordering::Relaxed),
         boot: median(&boots).map(|m| (m, boots.len())),
         reset: median(&resets).map(|m| (m, resets.len())),

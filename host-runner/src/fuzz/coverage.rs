@@ -28,6 +28,8 @@ pub fn answer_class(r: &Response) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Coverage {
     counts: BTreeMap<OpKind, BTreeMap<String, u64>>,
+    /// Pages the answered operations touched ([`super::pages::pages_touched`]).
+    pages: u64,
 }
 
 impl Coverage {
@@ -35,6 +37,8 @@ impl Coverage {
     /// batch cut short counts what was answered).
     pub fn record(&mut self, ops: &[Op], answers: &[Response]) {
         for (op, r) in ops.iter().zip(answers) {
+            let pages = super::pages::pages_touched(&op.to_request(), r);
+            self.pages = self.pages.saturating_add(pages);
             *self
                 .counts
                 .entry(op.kind())
@@ -45,6 +49,7 @@ impl Coverage {
     }
 
     pub fn merge(&mut self, other: &Coverage) {
+        self.pages = self.pages.saturating_add(other.pages);
         for (kind, classes) in &other.counts {
             let mine = self.counts.entry(*kind).or_default();
             for (class, n) in classes {
@@ -60,6 +65,11 @@ impl Coverage {
             .and_then(|c| c.get(class))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Pages the answered operations touched.
+    pub fn pages(&self) -> u64 {
+        self.pages
     }
 
     pub fn is_empty(&self) -> bool {

@@ -13,6 +13,7 @@
 //!   `history`: a failure's trace since boot.
 //! - [`progress`]: counters, the progress bar; [`coverage`]: how the guest
 //!   answered each kind of operation.
+//! - [`pages`]: the pages each operation's range names (the work done).
 //! - [`summary`]: the options and the end-of-campaign report.
 
 pub mod campaign;
@@ -20,6 +21,7 @@ pub mod corpus;
 pub mod coverage;
 mod fresh;
 mod history;
+pub mod pages;
 pub mod plan;
 pub mod progress;
 pub mod sequence;

@@ -20,6 +20,8 @@ pub struct Progress {
     started: Instant,
     pub sequences: AtomicU64,
     pub ops: AtomicU64,
+    /// Pages the answered operations touched ([`super::pages::pages_touched`]).
+    pub pages: AtomicU64,
     pub batches: AtomicU64,
     pub failures: AtomicU64,
     /// Times of fresh boots (until Ready and Hello) and of judged resets.
@@ -59,6 +61,7 @@ impl Progress {
             started: Instant::now(),
             sequences: AtomicU64::new(0),
             ops: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             boots: Mutex::new(Vec::new()),

@@ -180,6 +180,8 @@ pub struct Summary {
     pub capturing: Duration,
     pub sequences: u64,
     pub ops: u64,
+    /// Pages the answered operations touched ([`super::pages::pages_touched`]).
+    pub pages: u64,
     pub batches: u64,
     /// Median boot and reset times, and what was used.
     pub boot: Option<(Duration, usize)>,
@@ -234,6 +236,11 @@ impl Summary {
     pub fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.fuzzing_secs()
     }
+
+    /// Pages the operations' ranges named, per second of fuzzing.
+    pub fn pages_per_sec(&self) -> f64 {
+        self.pages as f64 / self.fuzzing_secs()
+    }
 }
 
 impl fmt::Display for Summary {
@@ -243,7 +250,8 @@ impl fmt::Display for Summary {
         writeln!(
             f,
             "fuzz: seed {:#x}, shard {}, {} job(s), {:.1} s: {} sequences, {} ops in {} batches \
-             ({:.0} ops/s over {:.1} s of fuzzing, {:.1} ops/batch), {} failure(s)",
+             ({:.0} ops/s and {:.0} pages touched/s over {:.1} s of fuzzing, {:.1} ops/batch), \
+             {} failure(s)",
             self.seed,
             self.shard,
             self.jobs,
@@ -252,6 +260,7 @@ impl fmt::Display for Summary {
             self.ops,
             self.batches,
             self.ops as f64 / fuzzing,
+            self.pages as f64 / fuzzing,
             fuzzing,
             self.ops as f64 / self.batches.max(1) as f64,
             self.failures.len()

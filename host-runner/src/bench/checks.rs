@@ -1,0 +1,111 @@
+//! What a memory check costs, by guest RAM size and by the pages mapped.
+//!
+//! [`check_rows`] measures the judge's full check as it is today
+//! ([`JudgedVm::check`]: the model's expectations against guest RAM read
+//! through the shared mapping, and QEMU's `info tlb`). It is kept apart so
+//! that the oracle's own check-cost bench (full and incremental checks)
+//! can replace it when that lands.
+
+use std::time::Instant;
+
+use protocol::{Privilege, Request, MAX_TOUCH_LEN};
+
+use super::report::{Figure, Section, Tag, Unit};
+use super::{BenchError, BenchPlan};
+use crate::judge::{JudgeOptions, JudgedVm};
+use crate::session::VmConfig;
+
+/// Where the mapped pages start (user space, clear of page 0).
+const MAP_AT: u64 = 0x4000_0000;
+
+fn failed(stage: String) -> impl FnOnce(trace::Failure) -> BenchError {
+    move |failure| BenchError::Failed { stage, failure }
+}
+
+/// For each RAM size of `plan.check_ram_mib`: one guest, `few` pages
+/// mapped and written, the full check timed `plan.runs` times; then up to
+/// `many` pages mapped and written (at most a quarter of the guest's
+/// frames), the full check timed again.
+pub async fn check_rows(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>, BenchError> {
+    let tag = Tag {
+        section: Section::Checks,
+        accel: config.accel,
+        transport: None,
+    };
+    let [few, many] = plan.check_pages;
+    let mut out = Vec::new();
+    for &ram in &plan.check_ram_mib {
+        let config = VmConfig {
+            ram_mib: ram,
+            ..config.clone()
+        };
+        let stage = |what: &str| format!("checks at {ram} MiB: {what}");
+        let mut vm = JudgedVm::start(&config, JudgeOptions::default())
+            .await
+            .map_err(failed(stage("start")))?;
+        let many = many.min(vm.hello().total_frames / 4).max(few);
+        let mut mapped = 0;
+        for target in [few, many] {
+            let requests = map_and_write(MAP_AT + mapped * 4096, target - mapped);
+            vm.steps(requests).await.map_err(failed(stage("mapping")))?;
+            mapped = target;
+            let mut ms = Vec::new();
+            for _ in 0..plan.runs.max(1) {
+                let t = Instant::now();
+                vm.check().await.map_err(failed(stage("check")))?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            out.extend(tag.median(
+                format!("{ram} MiB RAM, {mapped} pages mapped: full check"),
+                Unit::Millis,
+                &ms,
+            ));
+        }
+        vm.finish().await.map_err(failed(stage("shutdown")))?;
+    }
+    Ok(out)
+}
+
+/// `Map` of `pages` writable user pages at `addr` and `Write`s over all of
+/// them (so every frame holds data the check compares).
+fn map_and_write(addr: u64, pages: u64) -> Vec<Request> {
+    if pages == 0 {
+        return Vec::new();
+    }
+    let mut requests = vec![Request::Map {
+        addr,
+        pages,
+        writable: true,
+        contiguous: false,
+        privilege: Privilege::User,
+    }];
+    let (mut at, end) = (addr, addr + pages * 4096);
+    while at < end {
+        let len = (end - at).min(MAX_TOUCH_LEN);
+        requests.push(Request::Write {
+            addr: at,
+            len,
+            seed: at,
+            privilege: Privilege::User,
+        });
+        at += len;
+    }
+    requests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzz::pages::pages_named;
+
+    #[test]
+    fn the_pages_are_mapped_once_and_written_whole() {
+        assert!(map_and_write(MAP_AT, 0).is_empty());
+        let pages = MAX_TOUCH_LEN / 4096 + 3;
+        let r = map_and_write(MAP_AT, pages);
+        assert_eq!(r.len(), 3, "one map, two writes: {r:?}");
+        assert_eq!(pages_named(&r[0]), pages);
+        let written: u64 = r[1..].iter().map(pages_named).sum();
+        assert_eq!(written, pages);
+    }
+}

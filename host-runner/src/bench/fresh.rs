@@ -1,0 +1,89 @@
+//! Fresh-state cost as the fuzzer pays it: a judged guest (the campaign's
+//! judge options) runs one fuzz sequence at the campaign defaults, then
+//! the judged `Reset` (`Reset` and `Stats` judged, a new model, the memory
+//! check after it) is timed; beside it, the judged start of a new guest
+//! (boot, `Hello`, model), the other way to a fresh state.
+
+use std::time::Instant;
+
+use super::report::{Figure, Section, Tag, Unit};
+use super::{BenchError, BenchPlan};
+use crate::fuzz::sequence::{run_sequence, SequenceSpec};
+use crate::fuzz::FuzzArgs;
+use crate::judge::{JudgeOptions, JudgedVm};
+use crate::session::VmConfig;
+
+/// The judge a fuzz campaign uses (`fuzz::campaign`): a memory check after
+/// every reset.
+fn campaign_judge() -> JudgeOptions {
+    JudgeOptions {
+        check_after_reset: true,
+        ..JudgeOptions::default()
+    }
+}
+
+fn failed(what: &str, failure: trace::Failure) -> BenchError {
+    BenchError::Failed {
+        stage: format!("fresh state, {what}"),
+        failure,
+    }
+}
+
+/// `plan.runs` times: start a judged guest (timed), run sequence
+/// `plan.seed + run` (the fuzzer's defaults: operations, batch, check
+/// cadence), then the judged reset (timed).
+pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>, BenchError> {
+    let defaults = FuzzArgs::default();
+    let (mut starts, mut resets, mut ops) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..plan.runs.max(1) {
+        let t = Instant::now();
+        let mut vm = JudgedVm::start(config, campaign_judge())
+            .await
+            .map_err(|f| failed("start", f))?;
+        starts.push(t.elapsed().as_secs_f64() * 1e3);
+        let spec = SequenceSpec {
+            seed: plan.seed.wrapping_add(run as u64),
+            gen: trace::GenConfig {
+                ops: defaults.ops,
+                ram_mib: config.ram_mib,
+                files: config.files.clone(),
+                ..trace::GenConfig::default()
+            },
+            batch: defaults.batch,
+            check_every: defaults.check_every,
+        };
+        let seq = run_sequence(&mut vm, &spec, None)
+            .await
+            .map_err(|e| crate::Error::io("bench, fresh state: the sequence's log", e))?;
+        if let Some(f) = seq.failure {
+            return Err(failed(&format!("sequence of seed {:#x}", spec.seed), f));
+        }
+        ops.push(seq.ops.len() as f64);
+        let t = Instant::now();
+        vm.reset().await.map_err(|f| failed("reset", f))?;
+        resets.push(t.elapsed().as_secs_f64() * 1e3);
+        vm.finish().await.map_err(|f| failed("shutdown", f))?;
+    }
+    let tag = Tag {
+        section: Section::FreshState,
+        accel: config.accel,
+        transport: Some(config.transport.into()),
+    };
+    let mut out = Vec::new();
+    out.extend(tag.median(
+        "judged reset after a fuzz sequence (reset, stats, check)",
+        Unit::Millis,
+        &resets,
+    ));
+    out.extend(tag.median(
+        "judged start of a new guest (boot, hello, model)",
+        Unit::Millis,
+        &starts,
+    ));
+    out.extend(tag.median(
+        "operations in the sequence before the reset",
+        Unit::Ops,
+        &ops,
+    ));
+    Ok(out)
+}

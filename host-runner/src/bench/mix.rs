@@ -1,0 +1,184 @@
+//! The fuzzer's operation mix as a fixed list of requests, and the same
+//! list run in the guest and in-process: `vmm-core` (the guest's own VMM
+//! code) over its simulated machine (`vmm_core::sim`). Only the bench
+//! uses `vmm-core`; the model that judges the guest never does.
+
+use std::time::Instant;
+
+use protocol::{Request, Response};
+use vmm_core::machine::Machine as _;
+use vmm_core::sim::SimMachine;
+
+use super::report::{Figure, Link, Section, Tag, Unit};
+use super::transport::send;
+use super::BenchPlan;
+use crate::error::Result;
+use crate::fuzz::pages::pages_touched;
+use crate::session::{Vm, VmConfig};
+
+/// A fixed operation list and what `vmm-core` answered it in-process.
+#[derive(Debug, Clone)]
+pub struct Mix {
+    pub requests: Vec<Request>,
+    /// The in-process answers, one per request.
+    pub answers: Vec<Response>,
+    /// Pages the requests touched, by the in-process answers
+    /// ([`pages_touched`]).
+    pub pages: u64,
+}
+
+/// A simulated machine like the guest `config` boots: its RAM size and
+/// files.
+fn machine(config: &VmConfig) -> SimMachine {
+    let files: Vec<(u64, u64)> = config.files.iter().map(|f| (f.pages, f.seed)).collect();
+    SimMachine::with_files(u64::from(config.ram_mib) * 256, &files)
+}
+
+impl Mix {
+    /// `ops` operations of the fuzzer's default mix (the generator of
+    /// `seed`, the guest's RAM size and files), each generated knowing the
+    /// answer to the one before as the fuzzer does, the answers coming
+    /// from `vmm-core` in-process. `Panic`s are left out.
+    pub fn record(config: &VmConfig, ops: usize, seed: u64) -> Mix {
+        let gen = trace::GenConfig {
+            ops,
+            ram_mib: config.ram_mib,
+            files: config.files.clone(),
+            ..trace::GenConfig::default()
+        };
+        let mut generator = trace::Generator::new(seed, gen);
+        let mut m = machine(config);
+        let mut last = Some(Response::Hello(Box::new(m.hello())));
+        let (mut requests, mut answers) = (Vec::new(), Vec::new());
+        while requests.len() < ops {
+            let op = generator.next_op(last.as_ref());
+            if matches!(op, trace::Op::Panic { .. }) {
+                last = None;
+                continue;
+            }
+            let request = op.to_request();
+            let answer = vmm_core::dispatch::handle(&mut m, request.clone());
+            requests.push(request);
+            answers.push(answer.clone());
+            last = Some(answer);
+        }
+        let pages = requests
+            .iter()
+            .zip(&answers)
+            .map(|(r, a)| pages_touched(r, a))
+            .fold(0, u64::saturating_add);
+        Mix {
+            requests,
+            answers,
+            pages,
+        }
+    }
+}
+
+/// Seconds to run the whole mix in-process on a new simulated machine
+/// (the machine's making not counted).
+fn in_process(config: &VmConfig, mix: &Mix) -> f64 {
+    let mut m = machine(config);
+    let requests = mix.requests.clone();
+    let t = Instant::now();
+    for r in requests {
+        std::hint::black_box(vmm_core::dispatch::handle(&mut m, r));
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// Seconds to run the whole mix on a freshly booted guest in batches of
+/// `batch`, and how many answers equal the in-process ones.
+async fn in_guest(config: &VmConfig, mix: &Mix, batch: usize) -> Result<(f64, usize)> {
+    let mut vm = Vm::boot(config).await?;
+    vm.hello().await?;
+    let mut secs = 0.0;
+    let mut answers = Vec::with_capacity(mix.requests.len());
+    for chunk in mix.requests.chunks(batch.max(1)) {
+        let t = Instant::now();
+        answers.extend(send(&mut vm, chunk.to_vec()).await?);
+        secs += t.elapsed().as_secs_f64();
+    }
+    vm.shutdown().await?;
+    let same = answers
+        .iter()
+        .zip(&mix.answers)
+        .filter(|(a, b)| a == b)
+        .count();
+    Ok((secs, same))
+}
+
+/// The mix's rates in the guest and in-process, side by side, with their
+/// ratio and how many answers agreed (`plan.runs` runs of each).
+pub async fn figures(config: &VmConfig, plan: &BenchPlan, mix: &Mix) -> Result<Vec<Figure>> {
+    let n = mix.requests.len().max(1) as f64;
+    let (mut guest, mut host, mut same) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..plan.runs.max(1) {
+        let (secs, agreed) = in_guest(config, mix, plan.mix_batch).await?;
+        guest.push(secs);
+        same.push(100.0 * agreed as f64 / n);
+        host.push(in_process(config, mix));
+    }
+    let rate = |v: &[f64], of: f64| v.iter().map(|s| of / s.max(1e-9)).collect::<Vec<_>>();
+    let tag = Tag {
+        section: Section::InGuestVsInProcess,
+        accel: config.accel,
+        transport: Some(config.transport.into()),
+    };
+    let host_tag = tag.with(Some(Link::InProcess));
+    let batch = plan.mix_batch;
+    let mut out = Vec::new();
+    let g = tag.median(
+        format!("in guest (batches of {batch}): operations"),
+        Unit::OpsPerSec,
+        &rate(&guest, n),
+    );
+    let h = host_tag.median(
+        "in process (vmm-core sim): operations",
+        Unit::OpsPerSec,
+        &rate(&host, n),
+    );
+    out.extend(g.clone());
+    out.extend(h.clone());
+    out.extend(tag.median(
+        format!("in guest (batches of {batch}): pages touched"),
+        Unit::PagesPerSec,
+        &rate(&guest, mix.pages as f64),
+    ));
+    out.extend(host_tag.median(
+        "in process (vmm-core sim): pages touched",
+        Unit::PagesPerSec,
+        &rate(&host, mix.pages as f64),
+    ));
+    if let (Some(g), Some(h)) = (g, h) {
+        out.push(tag.value(
+            "in guest / in process (operations/s)",
+            Unit::Ratio,
+            g.value / h.value.max(1e-9),
+            g.samples.min(h.samples),
+        ));
+    }
+    out.extend(tag.median("answers equal in both", Unit::Percent, &same));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accel::Accel;
+
+    #[test]
+    fn the_recorded_mix_is_the_generators_and_in_process_replays_it() {
+        let mut config = VmConfig::new("qemu".into(), "kernel".into(), Accel::Tcg);
+        config.ram_mib = 16;
+        config.files = trace::files_of_pages(&[4]);
+        let a = Mix::record(&config, 200, 7);
+        let b = Mix::record(&config, 200, 7);
+        assert_eq!(a.requests.len(), 200);
+        assert_eq!(a.requests, b.requests, "the same seed, the same mix");
+        assert_eq!(a.answers.len(), 200);
+        assert!(a.pages > 0, "the default mix names pages");
+        assert_ne!(a.requests, Mix::record(&config, 200, 8).requests);
+        assert!(in_process(&config, &a) > 0.0);
+    }
+}

@@ -1,0 +1,176 @@
+//! Boot, round trip and batched throughput on one transport: raw
+//! requests on a [`Vm`] (no model, no check), the guest's and the link's
+//! speed alone.
+
+use std::time::Duration;
+
+use protocol::{Privilege, Request};
+use tokio::time::Instant;
+
+use super::mix::Mix;
+use super::report::{Figure, Section, Tag, Unit};
+use super::{BenchError, BenchPlan};
+use crate::accel::expect_pong;
+use crate::error::{Error, Result};
+use crate::session::{Transport, Vm, VmConfig};
+
+/// What the runs on one transport measured, in seconds.
+#[derive(Debug, Default)]
+struct Samples {
+    boot: Vec<f64>,
+    round_trip: Vec<f64>,
+    /// Per batch size (the plan's order): one sample per batch.
+    pings: Vec<Vec<f64>>,
+    mix: Vec<Vec<f64>>,
+}
+
+/// `plan.runs` boots of `config` (its transport): each timed to `Ready`,
+/// then single pings, then for each batch size `plan.batched_requests`
+/// pings and as many operations of `mix` (after a `Reset`, so every size
+/// starts from the same state and sends the same operations), in batches
+/// of that size, each batch timed.
+pub async fn figures(
+    config: &VmConfig,
+    plan: &BenchPlan,
+    mix: &Mix,
+) -> Result<Vec<Figure>, BenchError> {
+    let sizes = &plan.batch_sizes;
+    let mut s = Samples {
+        pings: vec![Vec::new(); sizes.len()],
+        mix: vec![Vec::new(); sizes.len()],
+        ..Samples::default()
+    };
+    let mut nonce = 0u64;
+    for run in 0..plan.runs.max(1) {
+        let mut vm = Vm::boot(config).await?;
+        s.boot.push(vm.boot_time().as_secs_f64());
+        vm.hello().await?;
+        if vm.uses_ring() != (config.transport == Transport::Ring) {
+            return Err(BenchError::Setup(format!(
+                "asked for the {} transport, the guest uses the {}",
+                config.transport,
+                if vm.uses_ring() {
+                    "ring"
+                } else {
+                    "serial line"
+                }
+            )));
+        }
+        for _ in 0..plan.round_trips {
+            nonce += 1;
+            let t = Instant::now();
+            let answer = vm.call(Request::Ping { nonce }).await?;
+            s.round_trip.push(t.elapsed().as_secs_f64());
+            expect_pong(answer, nonce)?;
+        }
+        for (i, &size) in sizes.iter().enumerate() {
+            let size = size.max(1);
+            for _ in 0..batches_of(plan.batched_requests, size) {
+                let first = nonce + 1;
+                nonce += size as u64;
+                let pings = (first..=nonce).map(|n| Request::Ping { nonce: n });
+                let t = Instant::now();
+                let answers = send(&mut vm, pings.collect()).await?;
+                s.pings[i].push(t.elapsed().as_secs_f64());
+                for (n, a) in (first..).zip(answers) {
+                    expect_pong(a, n)?;
+                }
+            }
+            reset(&mut vm).await?;
+            let ops = &mix.requests[..mix.requests.len().min(plan.batched_requests)];
+            for chunk in ops.chunks(size) {
+                if chunk.len() < size {
+                    break;
+                }
+                let t = Instant::now();
+                send(&mut vm, chunk.to_vec()).await?;
+                s.mix[i].push(t.elapsed().as_secs_f64());
+            }
+        }
+        vm.shutdown().await?;
+        tracing::debug!("bench {}: run {} done", config.transport, run + 1);
+    }
+    Ok(s.figures(config, sizes))
+}
+
+impl Samples {
+    fn figures(self, config: &VmConfig, sizes: &[usize]) -> Vec<Figure> {
+        let tag = Tag {
+            section: Section::Boot,
+            accel: config.accel,
+            transport: Some(config.transport.into()),
+        };
+        let ms = |v: &[f64]| v.iter().map(|s| s * 1e3).collect::<Vec<_>>();
+        let us = |v: &[f64]| v.iter().map(|s| s * 1e6).collect::<Vec<_>>();
+        let mut out = Vec::new();
+        out.extend(tag.median("boot → ready", Unit::Millis, &ms(&self.boot)));
+        let tag = Tag {
+            section: Section::RoundTrip,
+            ..tag
+        };
+        out.extend(tag.median("ping", Unit::Micros, &us(&self.round_trip)));
+        let tag = Tag {
+            section: Section::Batched,
+            ..tag
+        };
+        for (what, per_size) in [("pings", &self.pings), ("VMM mix", &self.mix)] {
+            for (&size, samples) in sizes.iter().zip(per_size) {
+                let Some(batch) = tag.median(
+                    format!("{what}, batches of {size}: per batch"),
+                    Unit::Millis,
+                    &ms(samples),
+                ) else {
+                    continue;
+                };
+                let rate = size as f64 / (batch.value / 1e3).max(1e-9);
+                out.push(tag.value(
+                    format!("{what}, batches of {size}: throughput"),
+                    Unit::RequestsPerSec,
+                    rate,
+                    batch.samples,
+                ));
+                out.push(batch);
+            }
+        }
+        out
+    }
+}
+
+/// Whole batches of `size` in `total` requests (at least one).
+fn batches_of(total: usize, size: usize) -> usize {
+    (total / size).max(1)
+}
+
+/// One request alone (as a single frame), more as a `Batch`.
+pub async fn send(vm: &mut Vm, mut requests: Vec<Request>) -> Result<Vec<protocol::Response>> {
+    if requests.len() == 1 {
+        let one = requests.pop().expect("one");
+        return Ok(vec![vm.call(one).await?]);
+    }
+    vm.batch(requests).await
+}
+
+/// Back to the boot state (unjudged: the guest's answer is only checked
+/// to be `Done`, reclaimed or not).
+pub async fn reset(vm: &mut Vm) -> Result<()> {
+    let request = Request::Reset {
+        privilege: Privilege::Kernel,
+    };
+    let mut answer = vm.call(request.clone()).await?;
+    // The reset may reclaim on its way (heap pages scavenged).
+    while let protocol::Response::Reclaimed { response, .. } = answer {
+        answer = *response;
+    }
+    match answer {
+        protocol::Response::Done => Ok(()),
+        other => Err(Error::UnexpectedResponse {
+            request: format!("{request:?}"),
+            response: Box::new(other),
+        }),
+    }
+}
+
+/// Seconds as a [`Duration`] (for plan fields kept as seconds).
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}

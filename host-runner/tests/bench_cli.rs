@@ -1,0 +1,66 @@
+//! `host-runner bench --quick --json` as CI runs it, on TCG: the JSON on
+//! stdout parses into the report, carries every section of the quick plan
+//! with positive values and units, and the table goes to stderr. No
+//! wall-clock thresholds: the figures are whatever this machine gives.
+//! Needs `qemu-system-x86_64` and the built guest.
+
+use std::process::Command;
+
+use host_runner::bench::{Link, Report, Section};
+
+#[test]
+fn quick_bench_json_has_every_section_with_positive_figures() {
+    let run = Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args(["--accel", "tcg", "bench", "--quick", "--json"])
+        .output()
+        .expect("host-runner runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let report: Report = serde_json::from_str(&stdout).expect("stdout is the JSON report");
+    assert_eq!(report.format, "vmmfuzz-bench");
+    assert_eq!(report.version, 1);
+    assert!(report.machine.cores >= 1);
+    assert!(report.plan.minimize_kernel.is_none());
+    let expected: Vec<Section> = Section::ALL
+        .into_iter()
+        .filter(|s| *s != Section::Minimize)
+        .collect();
+    assert_eq!(report.sections(), expected, "{stdout}");
+    for f in &report.figures {
+        assert!(
+            f.value.is_finite() && f.value > 0.0 && f.samples > 0,
+            "{f:?}"
+        );
+        assert_eq!(f.accel, host_runner::Accel::Tcg);
+    }
+    for link in [Link::Ring, Link::Serial] {
+        for section in [Section::Boot, Section::RoundTrip, Section::Batched] {
+            assert!(
+                report
+                    .figures
+                    .iter()
+                    .any(|f| f.section == section && f.transport == Some(link)),
+                "no {section:?} figure on {link:?}"
+            );
+        }
+    }
+    assert!(
+        report
+            .figures
+            .iter()
+            .any(|f| f.transport == Some(Link::InProcess)),
+        "the in-process side is measured"
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("minimization: not measured")),
+        "{:?}",
+        report.notes
+    );
+    for title in ["boot → ready", "checks", "notes:"] {
+        assert!(stderr.contains(title), "the table on stderr:\n{stderr}");
+    }
+}
