@@ -51,6 +51,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
             },
             batch: defaults.batch,
             check_every: defaults.check_every,
+            mutant: None,
         };
         let seq = run_sequence(&mut vm, &spec, None)
             .await
