@@ -98,7 +98,9 @@ pub struct EnvironmentError(pub String);
 /// The class of an error at the binary's edge: the first error in its
 /// chain whose type says (anything unknown is a tool error, 3).
 pub fn classify(err: &anyhow::Error) -> ExitClass {
-    err.chain().find_map(class_of).unwrap_or(ExitClass::Environment)
+    err.chain()
+        .find_map(class_of)
+        .unwrap_or(ExitClass::Environment)
 }
 
 fn class_of(e: &(dyn std::error::Error + 'static)) -> Option<ExitClass> {
@@ -196,6 +198,9 @@ mod tests {
         assert_eq!(classify(&full), ExitClass::Environment);
         let usage = anyhow::Error::new(UsageError("bad".into()));
         assert_eq!(classify(&usage), ExitClass::Usage);
-        assert_eq!(classify(&anyhow::anyhow!("who knows")), ExitClass::Environment);
+        assert_eq!(
+            classify(&anyhow::anyhow!("who knows")),
+            ExitClass::Environment
+        );
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use host_runner::bench::{self, BenchPlan};
-use host_runner::judge::MemorySource;
 use host_runner::exit_code::{self, ExitClass, UsageError};
+use host_runner::judge::MemorySource;
 use host_runner::{accel, check, ci_job, replay, smoke, AccelChoice, RunnerOptions, Transport};
 
 mod cli_args;

@@ -37,7 +37,12 @@ fn help_lists_the_exit_codes() {
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Exit status"), "{help}");
-    for line in ["0  passed", "1  the VMM failed", "2  usage error", "3  environment"] {
+    for line in [
+        "0  passed",
+        "1  the VMM failed",
+        "2  usage error",
+        "3  environment",
+    ] {
         assert!(help.contains(line), "{line:?} missing:\n{help}");
     }
 }

@@ -70,7 +70,10 @@ fn a_killed_runner_leaves_the_in_flight_trace() {
     assert!(trace.len() >= ops, "{} ops in the file", trace.len());
     // The log spans every sequence since the guest booted, so it carries no
     // single sequence's seed: its note names the campaign's.
-    assert_eq!(trace.header.seed, None, "a log since boot, not one sequence");
+    assert_eq!(
+        trace.header.seed, None,
+        "a log since boot, not one sequence"
+    );
     let note = trace.header.note.as_deref().unwrap_or("");
     assert!(
         note.contains("in flight") && note.contains("campaign seed 0x7"),

@@ -67,7 +67,10 @@ fn replay_cli(kernel: Option<&Path>, path: &Path) -> (Option<i32>, String) {
 /// stderr after a `--- stderr` line).
 fn verdict(output: &str) -> &str {
     let stdout = output.split("\n--- stderr\n").next().unwrap_or_default();
-    stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default()
+    stdout
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default()
 }
 
 /// The failure `replay` printed (`FAILED: …`, as many lines as `like`

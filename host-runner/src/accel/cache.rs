@@ -134,7 +134,10 @@ mod tests {
         let back = read_cache(&file, "k").unwrap();
         assert_eq!(back.accel, Accel::Kvm);
         assert!(back.reason.contains("because") && back.reason.contains("cached"));
-        assert_eq!(back.score, v.score, "the probe time is kept: timeouts scale with it");
+        assert_eq!(
+            back.score, v.score,
+            "the probe time is kept: timeouts scale with it"
+        );
         assert_eq!(read_cache(&file, "other").unwrap().accel, Accel::Tcg);
         assert_eq!(read_cache(&file, "missing"), None);
     }

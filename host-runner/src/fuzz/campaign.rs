@@ -86,7 +86,6 @@ impl Shared {
     pub(super) fn io(&self, path: PathBuf) -> impl FnOnce(std::io::Error) -> FuzzError {
         move |source| FuzzError::Io { path, source }
     }
-
 }
 
 /// One job: sequences until the source, the deadline or the failure limit

@@ -40,10 +40,10 @@ mod run;
 pub mod target;
 pub mod timings;
 
+pub use classes::{invariant_class, request_kind};
 pub use failure::{
     external_signal, failure_from, is_environment_error, is_runner_failure, signal_name,
 };
-pub use classes::{invariant_class, request_kind};
 pub use inspect::{inspect, MemoryCheck, MemorySource};
 pub use run::JudgedVm;
 pub use timings::Timings;

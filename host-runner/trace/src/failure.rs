@@ -252,14 +252,16 @@ mod tests {
         assert_eq!(a.signature(), b.signature());
         assert_eq!(a.signature().to_string(), "invariant: invariant 3");
         // As a version-3 trace holds it: no class, the message decides.
-        let old: Failure = serde_json::from_str(
-            r#"{"kind":"invariant","message":"frame 0x7000 leaked","op":3}"#,
-        )
-        .unwrap();
+        let old: Failure =
+            serde_json::from_str(r#"{"kind":"invariant","message":"frame 0x7000 leaked","op":3}"#)
+                .unwrap();
         assert_eq!(old.class, None);
         assert_eq!(old.signature().class, "frame 0x# leaked");
         let json = serde_json::to_string(&a).unwrap();
-        assert!(json.ends_with(r#","class":{"is":"invariant","numbers":[3],"frames":["0x7000"]}}"#), "{json}");
+        assert!(
+            json.ends_with(r#","class":{"is":"invariant","numbers":[3],"frames":["0x7000"]}}"#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<Failure>(&json).unwrap(), a);
     }
 }

@@ -114,6 +114,10 @@ pub fn expect_class(x: &Expect) -> String {
     match &v {
         Value::String(s) => s.clone(),
         Value::Object(m) => {
+            // An error carries its code beside its address: the code names it.
+            if let Some(Value::String(code)) = m.get("error") {
+                return format!("error {code}");
+            }
             let Some((k, inner)) = m.iter().next() else {
                 return "-".into();
             };

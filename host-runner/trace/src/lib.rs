@@ -48,7 +48,7 @@ pub use generate::{generate, Generator};
 pub use minimize::{minimize, Budget, Minimized};
 pub use op::{Op, OpKind};
 pub use recorder::{save_atomically, TraceWriter};
-pub use reproduce::{rerun, Rate, Reproduction};
 pub use replay::{run, run_outcome, Cadence, Depth, ReplayReport, RunOptions, Target};
+pub use reproduce::{rerun, Rate, Reproduction};
 pub use shard::Shard;
 pub use weights::{files_of_pages, GenConfig, Weights, DEFAULT_FILE_PAGES};

@@ -172,7 +172,11 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let saved = f(FailureKind::Divergence, "op 3: stats: expected 5 free, got 4", 3);
+        let saved = f(
+            FailureKind::Divergence,
+            "op 3: stats: expected 5 free, got 4",
+            3,
+        );
         let same = Outcome::Failed(f(
             FailureKind::Divergence,
             "op 3: stats: expected 9 free, got 8",
@@ -184,7 +188,10 @@ mod tests {
         let early = Outcome::Failed(f(FailureKind::Invariant, "invariant 3: frame leaked", 2));
         let r = Reproduction::judge(&saved, &early);
         assert!(matches!(r, Reproduction::ReproducedEarlier { .. }), "{r}");
-        assert!(r.to_string().contains("invariant at op 2") && r.to_string().contains("divergence at op 3"));
+        assert!(
+            r.to_string().contains("invariant at op 2")
+                && r.to_string().contains("divergence at op 3")
+        );
         let late = Outcome::Failed(f(FailureKind::Invariant, "invariant 3: frame leaked", 7));
         assert!(matches!(
             Reproduction::judge(&saved, &late),
@@ -192,11 +199,17 @@ mod tests {
         ));
         let panic = Outcome::Failed(f(FailureKind::GuestPanic, "panicked at x.rs:1:1", 1));
         let r = Reproduction::judge(&saved, &panic);
-        assert!(r.to_string().starts_with("different failure: guest_panic at op 1"), "{r}");
+        assert!(
+            r.to_string()
+                .starts_with("different failure: guest_panic at op 1"),
+            "{r}"
+        );
         assert!(r.vmm_failed());
         let r = Reproduction::judge(&saved, &Outcome::Passed);
         assert!(!r.vmm_failed() && !r.reproduced());
-        assert!(r.to_string().starts_with("passed: the saved failure did not occur"));
+        assert!(r
+            .to_string()
+            .starts_with("passed: the saved failure did not occur"));
         let env = Outcome::Failed(Failure::new(FailureKind::Environment, "QEMU killed", None));
         assert!(!Reproduction::judge(&saved, &env).vmm_failed());
     }
@@ -204,7 +217,13 @@ mod tests {
     #[test]
     fn rates_read_and_write() {
         let r: Rate = "2/3".parse().unwrap();
-        assert_eq!(r, Rate { reproduced: 2, runs: 3 });
+        assert_eq!(
+            r,
+            Rate {
+                reproduced: 2,
+                runs: 3
+            }
+        );
         assert!(r.is_flaky());
         assert_eq!(r.to_string(), "2/3");
         assert!(!"3/3".parse::<Rate>().unwrap().is_flaky());

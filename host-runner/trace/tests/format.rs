@@ -152,11 +152,18 @@ fn sample() -> Trace {
         ram_mib: Some(128),
         note: Some("every op, \"quoted\"".into()),
         created_by: Some("vmmfuzz test".into()),
-        failure: Some(Failure::new(
-            FailureKind::GuestPanic,
-            "panicked at src/vmm.rs:1:2: boom",
-            Some(3),
-        )),
+        failure: Some(
+            Failure::new(
+                FailureKind::GuestPanic,
+                "panicked at src/vmm.rs:1:2: boom",
+                Some(3),
+            )
+            .with_class(trace::FailureClass::Panic {
+                file: "src/vmm.rs".into(),
+                line: 1,
+                column: 2,
+            }),
+        ),
         files: vec![
             trace::FileSpec {
                 pages: 16,
@@ -169,6 +176,7 @@ fn sample() -> Trace {
         ],
         check_every: Some(16),
         batches: Vec::new(),
+        reproduced: Some("2/3".parse().unwrap()),
     };
     let mut t = Trace::from_ops(header, every_op());
     for (e, x) in t.entries.iter_mut().zip(every_expect()) {

@@ -42,7 +42,13 @@ fn a_reproducer_that_fails_every_time_is_3_of_3() {
         Outcome::Failed(leak(runs))
     });
     let rate = block_on(rerun(&t, &leak(0), &mut exec, 3));
-    assert_eq!(rate, Rate { reproduced: 3, runs: 3 });
+    assert_eq!(
+        rate,
+        Rate {
+            reproduced: 3,
+            runs: 3
+        }
+    );
     assert!(!rate.is_flaky());
 }
 
@@ -65,7 +71,13 @@ fn a_reproducer_that_fails_every_other_run_is_flaky() {
     let mut saved = t.clone();
     saved.header.reproduced = Some(rate);
     let text = saved.to_text();
-    assert!(text.lines().next().unwrap().contains("\"reproduced\":\"2/3\""), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("\"reproduced\":\"2/3\""),
+        "{text}"
+    );
     assert_eq!(parse_str(&text).unwrap().header.reproduced, Some(rate));
 }
 
@@ -125,5 +137,7 @@ fn version_3_headers_still_read() {
               {\"op\":\"stats\"}\n";
     let t = parse_str(v3).unwrap();
     assert_eq!(t.header.reproduced, None);
-    assert!(t.to_text().starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":4,"));
+    assert!(t
+        .to_text()
+        .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":4,"));
 }
