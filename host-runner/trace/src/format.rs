@@ -62,6 +62,11 @@ pub struct TraceHeader {
     /// alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<u32>,
+    /// The operation weights the generator drew from (a swarm sequence
+    /// draws its own), as `{"map":20,"unmap":12,…}` with the kinds left
+    /// out at weight 0. Informative: the operations are in the trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<crate::weights::Weights>,
     /// How often the saved failure showed when the trace was run again
     /// (`"3/3"`): under every time, the reproducer is flaky.
     pub reproduced: Option<crate::reproduce::Rate>,

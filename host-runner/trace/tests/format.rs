@@ -176,6 +176,7 @@ fn sample() -> Trace {
         ],
         check_every: Some(16),
         batches: Vec::new(),
+        weights: Some(trace::Weights::default().set(trace::OpKind::Reset, 0)),
         reproduced: Some("2/3".parse().unwrap()),
     };
     let mut t = Trace::from_ops(header, every_op());
