@@ -203,7 +203,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 let stop = f.op_index.unwrap_or(trace.len());
                 replay::pause_for_gdb(&config, &trace, &opts, stop, |s| print!("{s}")).await?;
             }
-            return Ok(run.exit_class());
+            let class = run.exit_class();
+            if class != ExitClass::Passed {
+                eprintln!("replay of {} failed ({class})", args.trace.display());
+            }
+            return Ok(class);
         }
         Command::Check {
             trace,

@@ -33,7 +33,10 @@ fn swarm_turns_kinds_off_and_up_but_never_on() {
     let (mut off, mut boosted) = (0, 0);
     for seed in 0..200 {
         let w = base.for_sequence(seed).weights;
-        assert!(w.get(OpKind::Map) > 0 && w.get(OpKind::Write) > 0, "seed {seed}");
+        assert!(
+            w.get(OpKind::Map) > 0 && w.get(OpKind::Write) > 0,
+            "seed {seed}"
+        );
         assert_eq!(w.get(OpKind::Panic), 0, "a kind at weight 0 stays off");
         for k in OpKind::ALL {
             if default.get(k) > 0 && w.get(k) == 0 {
@@ -69,8 +72,14 @@ fn the_header_records_the_weights_and_reads_them_back() {
     assert_eq!(t.header.weights, Some(c.weights));
     let text = t.to_text();
     let header = text.lines().next().unwrap();
-    assert!(header.contains("\"weights\":{") && header.contains("\"map\":"), "{header}");
-    assert!(!header.contains("\"panic\""), "kinds at 0 are left out: {header}");
+    assert!(
+        header.contains("\"weights\":{") && header.contains("\"map\":"),
+        "{header}"
+    );
+    assert!(
+        !header.contains("\"panic\""),
+        "kinds at 0 are left out: {header}"
+    );
     assert_eq!(parse_str(&text).unwrap(), t);
     let bad = header.replace("\"weights\":{", "\"weights\":{\"mapp\":3,");
     let err = parse_str(&bad).unwrap_err().to_string();
