@@ -67,28 +67,45 @@ impl Reproduction {
     }
 }
 
+/// A failure on one line: its kind, operation and signature class (the
+/// message, for people, is printed above the verdict).
+fn one_line(f: &Failure) -> String {
+    let class = f.signature().class;
+    let class = class.lines().next().unwrap_or_default();
+    match f.op_index {
+        Some(i) => format!("{} at op {i} ({class})", f.kind),
+        None => format!("{} ({class})", f.kind),
+    }
+}
+
 impl fmt::Display for Reproduction {
-    /// The verdict line.
+    /// The verdict line: one line, whatever the messages hold.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reproduction::Reproduced { got, .. } => {
-                write!(f, "reproduced: {got} (signature {})", got.signature())
-            }
+            Reproduction::Reproduced { got, .. } => write!(f, "reproduced: {}", one_line(got)),
             Reproduction::ReproducedEarlier { saved, got } => write!(
                 f,
-                "reproduced earlier: {got} — caught by a memory check before the saved \
-                 failure ({saved}) showed"
+                "reproduced earlier: {} — caught by a memory check before the saved failure, {}, \
+                 showed",
+                one_line(got),
+                one_line(saved)
             ),
-            Reproduction::Different { saved, got } => {
-                write!(f, "different failure: {got} — saved for: {saved}")
-            }
-            Reproduction::Passed { saved } => {
-                write!(f, "passed: the saved failure did not occur ({saved})")
-            }
+            Reproduction::Different { saved, got } => write!(
+                f,
+                "different failure: {} — saved for: {}",
+                one_line(got),
+                one_line(saved)
+            ),
+            Reproduction::Passed { saved } => write!(
+                f,
+                "passed: the saved failure did not occur ({})",
+                one_line(saved)
+            ),
             Reproduction::Environment { saved, got } => write!(
                 f,
-                "environment error: could not tell whether it reproduces ({got}); saved for: \
-                 {saved}"
+                "environment error: could not tell whether it reproduces ({}); saved for: {}",
+                one_line(got),
+                one_line(saved)
             ),
         }
     }
@@ -185,6 +202,18 @@ mod tests {
         let r = Reproduction::judge(&saved, &same);
         assert!(matches!(r, Reproduction::Reproduced { .. }), "{r}");
         assert!(r.to_string().starts_with("reproduced: divergence at op 3"));
+        let multi = Outcome::Failed(f(
+            FailureKind::Divergence,
+            "op 3: stats: expected 1 free, got 0\nmore",
+            3,
+        ));
+        assert_eq!(
+            Reproduction::judge(&saved, &multi)
+                .to_string()
+                .lines()
+                .count(),
+            1
+        );
         let early = Outcome::Failed(f(FailureKind::Invariant, "invariant 3: frame leaked", 2));
         let r = Reproduction::judge(&saved, &early);
         assert!(matches!(r, Reproduction::ReproducedEarlier { .. }), "{r}");
