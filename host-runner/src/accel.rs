@@ -66,6 +66,25 @@ pub enum AccelChoice {
 pub struct Verdict {
     pub accel: Accel,
     pub reason: String,
+    /// The chosen accelerator's probe time ([`Probe::score`]), when it
+    /// was measured: request timeouts scale with it.
+    pub score: Option<Duration>,
+}
+
+/// How many times its whole probe one request may take on an accelerator
+/// before it is a hang: 100× (TCG's probe here takes about 60 ms, so the
+/// 10 s default stands; a nested software KVM's takes 0.5–2 s, which gives
+/// 50–200 s).
+pub const TIMEOUT_PER_PROBE: u32 = 100;
+
+impl Verdict {
+    /// The request timeout on this accelerator: `default`, or more when
+    /// its measured speed says requests are slow here
+    /// ([`TIMEOUT_PER_PROBE`] times its probe).
+    pub fn request_timeout(&self, default: Duration) -> Duration {
+        self.score
+            .map_or(default, |s| default.max(s * TIMEOUT_PER_PROBE))
+    }
 }
 
 /// Whether `/dev/kvm` can be opened for reading and writing.
@@ -101,11 +120,13 @@ pub async fn resolve(
         AccelChoice::Tcg => Ok(Verdict {
             accel: Accel::Tcg,
             reason: "asked for with --accel tcg".into(),
+            score: None,
         }),
         AccelChoice::Kvm => match kvm_usable() {
             Ok(()) => Ok(Verdict {
                 accel: Accel::Kvm,
                 reason: "asked for with --accel kvm".into(),
+                score: None,
             }),
             Err(reason) => Err(Error::AccelUnavailable {
                 accel: "kvm".into(),
@@ -117,6 +138,7 @@ pub async fn resolve(
                 return Ok(Verdict {
                     accel: Accel::Tcg,
                     reason: format!("KVM not usable ({reason})"),
+                    score: None,
                 });
             }
             let key = cache_key(qemu_version);
@@ -151,6 +173,7 @@ async fn measure_both(base: &VmConfig) -> Result<Verdict> {
             return Ok(Verdict {
                 accel: Accel::Tcg,
                 reason: format!("KVM failed to run the guest ({e}); tcg: {tcg}"),
+                score: Some(tcg.score()),
             })
         }
         Err(_) => {
@@ -160,6 +183,7 @@ async fn measure_both(base: &VmConfig) -> Result<Verdict> {
                     "kvm did not finish the probe within {:.0} ms; tcg: {tcg}",
                     ms(budget)
                 ),
+                score: Some(tcg.score()),
             })
         }
     };
@@ -182,6 +206,7 @@ pub fn decide(kvm: Probe, tcg: Probe) -> Verdict {
     Verdict {
         accel,
         reason: format!("measured {ratio:.1}× faster — kvm: {kvm}; tcg: {tcg}"),
+        score: Some(fast),
     }
 }
 
@@ -207,5 +232,26 @@ mod tests {
         // Hardware KVM.
         let v = decide(probe_ms(40, 1, 3), probe_ms(30, 4, 15));
         assert_eq!(v.accel, Accel::Kvm);
+    }
+
+    #[test]
+    fn timeouts_scale_with_a_slow_accelerator() {
+        let default = Duration::from_secs(10);
+        // TCG here: the default stands.
+        let fast = decide(probe_ms(800, 2000, 4000), probe_ms(30, 4, 15));
+        assert_eq!(fast.request_timeout(default), default);
+        // An accelerator measured slow (a loaded nested KVM, the only one
+        // left): 100× its 1.5 s probe.
+        let slow = Verdict {
+            accel: Accel::Kvm,
+            reason: "only one".into(),
+            score: Some(Duration::from_millis(1500)),
+        };
+        assert_eq!(slow.request_timeout(default), Duration::from_secs(150));
+        let unmeasured = Verdict {
+            score: None,
+            ..slow
+        };
+        assert_eq!(unmeasured.request_timeout(default), default);
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use trace::Outcome;
 
 use crate::error::{Error, Result};
+use crate::exit_code::{of_runner_error, ExitClass};
 use crate::fuzz::{FreshState, FuzzArgs};
 use crate::replay::{self, ReplayOptions};
 use crate::session::VmConfig;
@@ -75,7 +76,17 @@ pub struct CiRow {
     pub ops: usize,
     /// `None` when it passed.
     pub failure: Option<String>,
+    /// Whose the failure is: [`ExitClass::Passed`] when there is none,
+    /// [`ExitClass::Environment`] for a fault of the machine or the tool.
+    pub class: ExitClass,
     pub time: Duration,
+}
+
+/// What the job exits with: the worst of its rows' classes.
+pub fn exit_class(rows: &[CiRow]) -> ExitClass {
+    rows.iter()
+        .map(|r| r.class)
+        .fold(ExitClass::Passed, ExitClass::worst)
 }
 
 /// Every `*.jsonl` in `dir`, sorted.
@@ -105,6 +116,7 @@ pub async fn replay_file(config: &VmConfig, path: &Path, check_every: usize) -> 
                 name,
                 ops: 0,
                 failure: Some(e.to_string()),
+                class: of_runner_error(&e),
                 time: started.elapsed(),
             }
         }
@@ -114,14 +126,15 @@ pub async fn replay_file(config: &VmConfig, path: &Path, check_every: usize) -> 
         ..ReplayOptions::default()
     };
     let run = replay::run(config, &trace, &opts, |_| {}).await;
-    let failure = match &run.report.outcome {
-        Outcome::Passed => None,
-        Outcome::Failed(_) => Some(run.text.clone()),
+    let (failure, class) = match &run.report.outcome {
+        Outcome::Passed => (None, ExitClass::Passed),
+        Outcome::Failed(f) => (Some(run.text.clone()), ExitClass::of_failure(f)),
     };
     CiRow {
         name,
         ops: trace.len(),
         failure,
+        class,
         time: started.elapsed(),
     }
 }
@@ -158,6 +171,11 @@ pub async fn fuzz_campaign(
             CiRow {
                 name,
                 ops,
+                class: if failure.is_some() {
+                    ExitClass::VmmFailed
+                } else {
+                    ExitClass::Passed
+                },
                 failure,
                 time: started.elapsed(),
             }
@@ -166,6 +184,7 @@ pub async fn fuzz_campaign(
             name,
             ops: 0,
             failure: Some(e.to_string()),
+            class: crate::exit_code::of_fuzz_error(&e),
             time: started.elapsed(),
         },
     }
@@ -205,6 +224,10 @@ pub async fn run(config: &VmConfig, plan: &CiPlan, print: impl Fn(&str)) -> Resu
         name: "smoke".into(),
         ops: 0,
         failure: smoke.as_ref().err().map(ToString::to_string),
+        class: smoke
+            .as_ref()
+            .err()
+            .map_or(ExitClass::Passed, of_runner_error),
         time: started.elapsed(),
     });
     for path in corpus(&plan.testcases)? {

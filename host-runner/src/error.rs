@@ -123,6 +123,14 @@ pub enum Error {
     #[error("memory check failed: {0}")]
     MemoryCheck(String),
 
+    /// A trace file that cannot be opened or read (a usage error: the
+    /// input is wrong, not the guest or the machine).
+    #[error("trace {}: {source}", .path.display())]
+    Trace {
+        path: PathBuf,
+        source: trace::TraceError,
+    },
+
     /// An I/O error on the serial line, a socket or a file.
     #[error("{context}: {source}")]
     Io {

@@ -41,6 +41,7 @@ pub mod check;
 pub mod ci_job;
 pub mod coverage;
 pub mod error;
+pub mod exit_code;
 pub mod files;
 pub mod fuzz;
 pub mod guest_image;
@@ -74,7 +75,8 @@ pub struct RunnerOptions {
     pub accel: AccelChoice,
     /// Guest RAM in MiB (default 128).
     pub ram_mib: Option<u32>,
-    /// Per-request timeout (default 10 s).
+    /// Per-request timeout (default 10 s, more on an accelerator measured
+    /// slow: [`accel::Verdict::request_timeout`]).
     pub request_timeout: Option<Duration>,
     /// Measure the accelerators again instead of using the cached verdict.
     pub remeasure_accel: bool,
@@ -115,6 +117,17 @@ pub async fn choose_accel(config: &mut VmConfig, options: &RunnerOptions) -> Res
     .await?;
     tracing::info!("accel: {} — {}", verdict.accel, verdict.reason);
     config.accel = verdict.accel;
+    if options.request_timeout.is_none() {
+        let t = verdict.request_timeout(config.request_timeout);
+        if t != config.request_timeout {
+            tracing::info!(
+                "request timeout {t:?}: {} measured slow here ({}× its probe)",
+                verdict.accel,
+                accel::TIMEOUT_PER_PROBE
+            );
+        }
+        config.request_timeout = t;
+    }
     Ok(())
 }
 

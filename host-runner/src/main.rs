@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use host_runner::exit_code::{self, ExitClass, UsageError};
 use host_runner::judge::MemorySource;
 use host_runner::{check, ci_job, replay, smoke, AccelChoice, RunnerOptions, Transport};
+
+mod cli_args;
+use cli_args::{CiArgs, ReplayArgs};
 
 /// Boots the vmmfuzz guest kernel under QEMU and drives its VMM over a
 /// serial RPC.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = exit_code::EXIT_CODES_HELP)]
 struct Cli {
     /// QEMU binary (default: $VMMFUZZ_QEMU, else qemu-system-x86_64 in PATH).
     #[arg(long, global = true, value_name = "PATH")]
@@ -29,9 +33,10 @@ struct Cli {
     /// Guest RAM in MiB.
     #[arg(long, global = true, default_value_t = 128, value_name = "MIB")]
     ram: u32,
-    /// Timeout of one request, in milliseconds.
-    #[arg(long, global = true, default_value_t = 10_000, value_name = "MS")]
-    timeout_ms: u64,
+    /// Timeout of one request, in milliseconds (default: 10000, or 100×
+    /// the accelerator's probe time when `auto` measured it slower).
+    #[arg(long, global = true, value_name = "MS")]
+    timeout_ms: Option<u64>,
     /// How requests and answers travel after the handshake: the
     /// shared-memory ring (with shared guest RAM), or the serial line.
     #[arg(long, global = true, value_enum, default_value_t = Transport::Ring)]
@@ -55,7 +60,10 @@ enum Command {
     Ci(CiArgs),
     /// Replay a trace on a fresh guest: the step table, judged by the model
     /// and memory checks; at the first failure the decoded page walk around
-    /// the failing address. Fails unless the trace passes.
+    /// the failing address. A trace saved for a failure ends with one
+    /// verdict line: `reproduced`, `reproduced earlier`, `different
+    /// failure` or `passed`. Exits 1 when the VMM failed in any way, 0
+    /// when the trace passed.
     Replay(ReplayArgs),
     /// Boot, run a trace (or a built-in workload), check guest memory:
     /// every invariant's verdict, counts, timings. Fails on any violation.
@@ -92,7 +100,9 @@ enum Command {
     /// campaign run now (the `fuzz` options) and/or saved coverage (--data).
     Coverage(host_runner::coverage::cli::CoverageArgs),
     /// Shrink a failing trace to the smallest that fails the same way;
-    /// writes TRACE-min.jsonl beside it.
+    /// writes TRACE-min.jsonl beside it (TRACE-min-flaky.jsonl when its
+    /// reruns did not all reproduce). Exits 1 (the VMM fails the trace),
+    /// or 0 when the trace passes (nothing to minimize).
     Minimize {
         trace: PathBuf,
         /// Time for the whole search; the best trace so far is kept.
@@ -102,58 +112,11 @@ enum Command {
         /// default: the trace's own.
         #[arg(long, value_name = "K")]
         check_every: Option<usize>,
+        /// Runs of the minimized trace afterwards: its reproduction rate
+        /// goes in its header; under every run, it is labelled flaky.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        reruns: u32,
     },
-}
-
-#[derive(Debug, PartialEq, Eq, clap::Args)]
-struct CiArgs {
-    /// Seconds of fuzzing after the corpus (0: none).
-    #[arg(long, default_value_t = ci_job::DEFAULT_FUZZ_SECS, value_name = "SECS")]
-    fuzz_secs: u64,
-    /// Seed of that campaign (fixed by default, so a red CI run reproduces).
-    #[arg(long, default_value_t = ci_job::DEFAULT_FUZZ_SEED, value_name = "SEED",
-          value_parser = host_runner::fuzz::summary::parse_seed)]
-    fuzz_seed: u64,
-    /// Memory check every K operations of each trace (and at its end).
-    #[arg(long, default_value_t = 16, value_name = "K")]
-    check_every: usize,
-    /// The folder of traces to replay.
-    #[arg(long, value_name = "DIR")]
-    testcases: Option<PathBuf>,
-}
-
-impl Default for CiArgs {
-    fn default() -> Self {
-        CiArgs {
-            fuzz_secs: ci_job::DEFAULT_FUZZ_SECS,
-            fuzz_seed: ci_job::DEFAULT_FUZZ_SEED,
-            check_every: 16,
-            testcases: None,
-        }
-    }
-}
-
-#[derive(Debug, clap::Args)]
-struct ReplayArgs {
-    trace: PathBuf,
-    /// Memory check after each batch that brings the operations since the
-    /// last check to N (0: only at the end); default: the trace's own
-    /// cadence (its `check_every`), as it ran when it was saved.
-    #[arg(long, value_name = "N")]
-    check_every: Option<usize>,
-    /// Where the memory check reads guest RAM.
-    #[arg(long, value_enum, default_value_t = MemorySource::default())]
-    memory: MemorySource,
-    /// Skip the `info tlb` comparison in memory checks.
-    #[arg(long)]
-    no_tlb: bool,
-    /// At a failure, replay again up to the operation before it and leave
-    /// QEMU paused with a gdb stub on a unix socket; prints the gdb command.
-    #[arg(long)]
-    gdb: bool,
-    /// At a failure, write an ELF core of the guest (dump-guest-memory).
-    #[arg(long, value_name = "FILE")]
-    dump: Option<PathBuf>,
 }
 
 fn init_tracing(verbose: u8) {
@@ -173,18 +136,23 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
     let options = RunnerOptions {
         qemu: cli.qemu,
         kernel: cli.kernel,
         accel: cli.accel,
         ram_mib: Some(cli.ram),
-        request_timeout: Some(Duration::from_millis(cli.timeout_ms)),
+        request_timeout: cli.timeout_ms.map(Duration::from_millis),
         remeasure_accel: cli.remeasure_accel,
         transport: cli.transport,
     };
     if cli.command.is_some() && cli.ci != CiArgs::default() {
-        anyhow::bail!("--fuzz-secs, --fuzz-seed, --check-every and --testcases go with the CI job (no subcommand, or after `ci`)");
+        return Err(UsageError(
+            "--fuzz-secs, --fuzz-seed, --check-every and --testcases go with the CI job \
+             (no subcommand, or after `ci`)"
+                .into(),
+        )
+        .into());
     }
     match cli.command.unwrap_or(Command::Ci(cli.ci)) {
         Command::Ci(args) => {
@@ -198,12 +166,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 plan.testcases = dir;
             }
             let rows = ci_job::run(&config, &plan, |s| print!("{s}")).await?;
-            let failed = rows.iter().filter(|r| r.failure.is_some()).count();
-            anyhow::ensure!(failed == 0, "CI job: {failed} failed");
+            let class = ci_job::exit_class(&rows);
+            if class != ExitClass::Passed {
+                let failed = rows.iter().filter(|r| r.failure.is_some()).count();
+                eprintln!("CI job: {failed} failed ({class})");
+            }
+            return Ok(class);
         }
         Command::Replay(args) => {
-            let config = host_runner::config(&options).await?;
             let trace = replay::read_trace(&args.trace)?;
+            let config = host_runner::config(&options).await?;
             let opts = replay::ReplayOptions {
                 check_every: args.check_every,
                 memory: args.memory,
@@ -216,20 +188,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let stop = f.op_index.unwrap_or(trace.len());
                 replay::pause_for_gdb(&config, &trace, &opts, stop, |s| print!("{s}")).await?;
             }
-            anyhow::ensure!(run.passed(), "replay of {} failed", args.trace.display());
+            let class = run.exit_class();
+            if class != ExitClass::Passed {
+                eprintln!("replay of {} failed ({class})", args.trace.display());
+            }
+            return Ok(class);
         }
         Command::Check {
             trace,
             memory,
             no_tlb,
         } => {
-            let config = host_runner::config(&options).await?;
             let trace = trace.map(|p| replay::read_trace(&p)).transpose()?;
-            let run = check::run(&config, trace.as_ref(), memory, !no_tlb)
-                .await
-                .map_err(|f| anyhow::anyhow!("check: {f}"))?;
+            let config = host_runner::config(&options).await?;
+            let run = match check::run(&config, trace.as_ref(), memory, !no_tlb).await {
+                Ok(run) => run,
+                Err(f) => {
+                    eprintln!("check: {f}");
+                    return Ok(ExitClass::of_failure(&f));
+                }
+            };
             print!("{}", check::format_report(&run));
-            anyhow::ensure!(run.passed(), "check: invariants violated");
+            if !run.passed() {
+                eprintln!("check: invariants violated");
+                return Ok(ExitClass::VmmFailed);
+            }
         }
         Command::Smoke => {
             let config = host_runner::config(&options).await?;
@@ -245,20 +228,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(path) = coverage_out {
                 summary.reached.save(&path)?;
             }
-            anyhow::ensure!(
-                summary.failures.is_empty(),
-                "fuzz found {} failure(s)",
-                summary.failures.len()
-            );
+            if !summary.failures.is_empty() {
+                eprintln!("fuzz found {} failure(s)", summary.failures.len());
+                return Ok(ExitClass::VmmFailed);
+            }
         }
-        Command::Coverage(args) => print!(
-            "{}",
-            host_runner::coverage::cli::run(&options, &args).await?
-        ),
+        Command::Coverage(args) => {
+            let report = host_runner::coverage::cli::run(&options, &args).await?;
+            print!("{}", report.text);
+            if report.failures > 0 {
+                return Ok(ExitClass::VmmFailed);
+            }
+        }
         Command::Minimize {
             trace,
             duration,
             check_every,
+            reruns,
         } => {
             let config = host_runner::config(&options).await?;
             let opts = host_runner::minimize::MinimizeOptions {
@@ -266,19 +252,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 reuse: host_runner::judge::target::Reuse::FreshBoot,
                 duration,
                 check_every,
+                reruns,
             };
             let log =
                 |s: &trace::minimize::Step| eprintln!("{}", host_runner::minimize::step_line(s));
-            let report = host_runner::minimize::minimize_file(&config, &trace, &opts, log).await?;
+            let report = host_runner::minimize::minimize_file(&config, &trace, &opts, log).await;
+            let report = match report {
+                Err(e @ host_runner::minimize::MinimizeError::Passes { .. }) => {
+                    println!("passed: {e}");
+                    return Ok(ExitClass::Passed);
+                }
+                r => r?,
+            };
             println!("{report}");
             println!(
                 "reproduce: {} {}",
                 host_runner::fuzz::replay_command(&options),
                 report.path.display()
             );
+            // The trace still fails: the VMM has the bug it reproduces.
+            return Ok(ExitClass::VmmFailed);
         }
     }
-    Ok(())
+    Ok(ExitClass::Passed)
 }
 
 /// Waits for Ctrl-C, SIGTERM or SIGHUP; returns the exit code to end with.
@@ -305,10 +301,11 @@ async fn main() -> ExitCode {
     // On a signal the job is dropped, and with it its `Vm`, which kills QEMU.
     tokio::select! {
         result = run(cli) => match result {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(class) => ExitCode::from(class.code()),
             Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+                let class = exit_code::classify(&e);
+                eprintln!("error ({class}): {e:#}");
+                ExitCode::from(class.code())
             }
         },
         code = interrupted() => {

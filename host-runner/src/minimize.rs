@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use trace::minimize::Step;
 use trace::recorder::minimized_path;
-use trace::{Budget, Executor, Failure, Minimized, Outcome, Trace, TraceError};
+use trace::{Budget, Executor, Failure, Minimized, Outcome, Rate, Trace, TraceError};
 
 use crate::judge::target::{JudgedExecutor, Reuse};
 use crate::judge::{is_runner_failure, JudgeOptions};
@@ -26,6 +26,9 @@ pub struct MinimizeOptions {
     pub duration: Duration,
     /// The check cadence of every attempt: `None`, the trace's own.
     pub check_every: Option<usize>,
+    /// Runs of the minimized trace afterwards, to measure how reliably it
+    /// reproduces (recorded as `reproduced` in its header; 0: none).
+    pub reruns: u32,
 }
 
 /// What went wrong, other than the guest.
@@ -58,6 +61,16 @@ pub struct MinimizeReport {
     /// Where the minimized trace was saved.
     pub path: PathBuf,
     pub elapsed: Duration,
+    /// How often the minimized trace reproduced when run again (`None`
+    /// without reruns).
+    pub rate: Option<Rate>,
+}
+
+impl MinimizeReport {
+    /// The minimized trace reproduced in fewer than all of its reruns.
+    pub fn is_flaky(&self) -> bool {
+        self.rate.is_some_and(|r| r.is_flaky())
+    }
 }
 
 impl std::fmt::Display for MinimizeReport {
@@ -76,7 +89,15 @@ impl std::fmt::Display for MinimizeReport {
             },
             self.path.display(),
             self.reproduced.signature()
-        )
+        )?;
+        match self.rate {
+            Some(r) if r.is_flaky() => write!(
+                f,
+                "\n  FLAKY: reproduced in {r} runs of the minimized trace"
+            ),
+            Some(r) => write!(f, "\n  reproduced in {r} runs of the minimized trace"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -156,12 +177,25 @@ pub async fn minimize_trace(
         .map_or_else(|| reproduced.clone(), |s| s.failure.clone());
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     result.trace.header.failure = Some(failure);
+    let rate = if opts.reruns > 0 {
+        let saved = result.trace.header.failure.clone().expect("set above");
+        Some(trace::rerun(&result.trace, &saved, &mut exec, opts.reruns).await)
+    } else {
+        None
+    };
+    result.trace.header.reproduced = rate;
+    let flaky = rate.is_some_and(|r| r.is_flaky());
     result.trace.header.note = Some(format!(
-        "minimized from {name} ({} → {} ops)",
+        "{}minimized from {name} ({} → {} ops)",
+        if flaky {
+            format!("FLAKY (reproduced {}): ", rate.expect("flaky"))
+        } else {
+            String::new()
+        },
         original.len(),
         result.trace.len()
     ));
-    let out = minimized_path(path);
+    let out = minimized_path(path, flaky);
     trace::save_atomically(&out, &result.trace).map_err(|source| MinimizeError::Write {
         path: out.clone(),
         source,
@@ -172,5 +206,6 @@ pub async fn minimize_trace(
         result,
         path: out,
         elapsed: started.elapsed(),
+        rate,
     })
 }

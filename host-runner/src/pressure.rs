@@ -259,18 +259,26 @@ pub async fn ci_row(base: &VmConfig) -> crate::ci_job::CiRow {
     config.request_timeout = config
         .request_timeout
         .max(std::time::Duration::from_secs(60));
+    use crate::exit_code::{of_runner_error, ExitClass};
+    let runner = |e: crate::Error| (e.to_string(), of_runner_error(&e));
+    let vmm = |e: String| (e, ExitClass::VmmFailed);
     let outcome = async {
-        let mut vm = Vm::boot(&config).await.map_err(|e| e.to_string())?;
-        let report = scenario(&mut vm).await?;
-        judge(&report)?;
-        vm.shutdown().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(())
+        let mut vm = Vm::boot(&config).await.map_err(runner)?;
+        let report = scenario(&mut vm).await.map_err(vmm)?;
+        judge(&report).map_err(vmm)?;
+        vm.shutdown().await.map_err(runner)?;
+        Ok::<_, (String, ExitClass)>(())
     }
     .await;
+    let (failure, class) = match outcome {
+        Ok(()) => (None, ExitClass::Passed),
+        Err((f, class)) => (Some(f), class),
+    };
     crate::ci_job::CiRow {
         name: "pressure (32 MiB)".into(),
         ops: (2 * ANON_PAGES + 2 * FILE_SPEC.pages) as usize,
-        failure: outcome.err(),
+        failure,
+        class,
         time: started.elapsed(),
     }
 }

@@ -345,7 +345,8 @@ fn runner_names_the_package_when_qemu_is_missing() {
         .args(["--qemu", "/nonexistent/qemu-system-x86_64", "smoke"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // 3: an environment or tool error, not a VMM failure.
+    assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("apt-get install qemu-system-x86"),

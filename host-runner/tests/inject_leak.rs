@@ -42,9 +42,9 @@ fn args(out: PathBuf) -> FuzzArgs {
     }
 }
 
-/// `host-runner [--kernel K] replay PATH`, as a user runs it: whether it
-/// passed, and its output.
-fn replay_cli(kernel: Option<&Path>, path: &Path) -> (bool, String) {
+/// `host-runner [--kernel K] replay PATH`, as a user runs it: its exit
+/// code, and its output.
+fn replay_cli(kernel: Option<&Path>, path: &Path) -> (Option<i32>, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-runner"));
     cmd.args(["--accel", "tcg"]);
     if let Some(k) = kernel {
@@ -55,9 +55,22 @@ fn replay_cli(kernel: Option<&Path>, path: &Path) -> (bool, String) {
         .arg(path)
         .output()
         .expect("host-runner runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    let text = format!(
+        "{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// The last line `replay` printed on stdout (its output is stdout, then
+/// stderr after a `--- stderr` line).
+fn verdict(output: &str) -> &str {
+    let stdout = output.split("\n--- stderr\n").next().unwrap_or_default();
+    stdout
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default()
 }
 
 /// The failure `replay` printed (`FAILED: …`, as many lines as `like`
@@ -119,18 +132,31 @@ async fn fuzz_finds_minimizes_and_replays_an_injected_leak() {
         .expect("failure in header")
         .signature();
     assert_eq!(target, min.reproduced.signature());
+    // Run again 3 times (the default --reruns): the rate is in the header.
+    let rate = minimized.header.reproduced.expect("the reproduction rate");
+    assert_eq!(rate.to_string(), "3/3", "{text}");
+    assert_eq!(min.rate, Some(rate));
+    assert!(!min.path.to_string_lossy().contains("flaky"));
 
     let kernel = leaky.kernel.clone();
     let expected = minimized.header.failure.clone().expect("failure in header");
     for i in 0..3 {
-        let (passed, output) = replay_cli(Some(&kernel), &min.path);
-        assert!(!passed, "replay {i} passed:\n{output}");
+        let (code, output) = replay_cli(Some(&kernel), &min.path);
+        assert_eq!(code, Some(1), "replay {i}: the VMM fails:\n{output}");
         assert_eq!(
             printed_failure_class(&output, &expected),
             Some(message_class(&expected.to_string())),
             "replay {i} failed otherwise:\n{output}"
         );
+        assert!(
+            verdict(&output).starts_with("reproduced: "),
+            "replay {i} ends with its verdict:\n{output}"
+        );
     }
-    let (passed, output) = replay_cli(None, &min.path);
-    assert!(passed, "the normal guest passes it:\n{output}");
+    let (code, output) = replay_cli(None, &min.path);
+    assert_eq!(code, Some(0), "the normal guest passes it:\n{output}");
+    assert!(
+        verdict(&output).starts_with("passed: the saved failure did not occur"),
+        "{output}"
+    );
 }

@@ -25,6 +25,10 @@ struct CachedVerdict {
     reason: String,
     /// When it was measured, in seconds since the Unix epoch.
     measured_at: u64,
+    /// The chosen accelerator's probe time in milliseconds (absent in
+    /// caches written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    score_ms: Option<f64>,
 }
 
 /// The cache in `file`, when there is one of this version.
@@ -69,6 +73,10 @@ pub(super) fn read_cache(file: &Path, key: &str) -> Option<Verdict> {
     Some(Verdict {
         accel: cached.accel,
         reason: format!("cached verdict ({}): {}", file.display(), cached.reason),
+        score: cached
+            .score_ms
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map(|ms| std::time::Duration::from_secs_f64(ms / 1e3)),
     })
 }
 
@@ -87,6 +95,7 @@ pub(super) fn write_cache(file: &Path, key: &str, verdict: &Verdict) -> std::io:
             accel: verdict.accel,
             reason: verdict.reason.clone(),
             measured_at,
+            score_ms: verdict.score.map(|d| d.as_secs_f64() * 1e3),
         },
     );
     if let Some(dir) = file.parent() {
@@ -109,6 +118,7 @@ mod tests {
         let v = Verdict {
             accel: Accel::Kvm,
             reason: "because".into(),
+            score: Some(std::time::Duration::from_millis(1500)),
         };
         write_cache(&file, "k", &v).unwrap();
         write_cache(
@@ -117,12 +127,17 @@ mod tests {
             &Verdict {
                 accel: Accel::Tcg,
                 reason: "x".into(),
+                score: None,
             },
         )
         .unwrap();
         let back = read_cache(&file, "k").unwrap();
         assert_eq!(back.accel, Accel::Kvm);
         assert!(back.reason.contains("because") && back.reason.contains("cached"));
+        assert_eq!(
+            back.score, v.score,
+            "the probe time is kept: timeouts scale with it"
+        );
         assert_eq!(read_cache(&file, "other").unwrap().accel, Accel::Tcg);
         assert_eq!(read_cache(&file, "missing"), None);
     }
@@ -134,6 +149,7 @@ mod tests {
         let v = Verdict {
             accel: Accel::Tcg,
             reason: "faster".into(),
+            score: None,
         };
         // Before versions, keys were at the top level.
         let old = r#"{"k":{"accel":"kvm","reason":"old","measured_at":1}}"#;

@@ -40,21 +40,31 @@ pub enum CommandError {
     Runner(#[from] crate::Error),
 }
 
+/// What the command prints, and how many failures its campaign found
+/// (the command exits 1 when it found any).
+#[derive(Debug)]
+pub struct Report {
+    pub text: String,
+    pub failures: usize,
+}
+
 /// Runs the campaign unless only `--data` was given, merges the saved
 /// coverage, saves, and answers the text to print: the campaign's summary
 /// (if one ran), then the report.
-pub async fn run(options: &RunnerOptions, args: &CoverageArgs) -> Result<String, CommandError> {
+pub async fn run(options: &RunnerOptions, args: &CoverageArgs) -> Result<Report, CommandError> {
     let mut reached = Coverage::default();
     for path in &args.data {
         reached.merge(&Coverage::load(path)?)?;
     }
     let mut out = String::new();
+    let mut failures = 0;
     let fuzz = &args.fuzz;
     if args.data.is_empty() || fuzz.duration.is_some() || fuzz.sequences.is_some() {
         let config = crate::config(options).await?;
         let replay = crate::fuzz::replay_command(options);
         let summary = crate::fuzz::run(&config, fuzz, replay).await?;
         out.push_str(&format!("{summary}\n"));
+        failures = summary.failures.len();
         if !summary.failures.is_empty() {
             tracing::warn!(
                 "the campaign found {} failure(s); its coverage is counted",
@@ -72,5 +82,8 @@ pub async fn run(options: &RunnerOptions, args: &CoverageArgs) -> Result<String,
         other: args.other,
     };
     out.push_str(&report::text_report(&kernel, &reached, opts)?);
-    Ok(out)
+    Ok(Report {
+        text: out,
+        failures,
+    })
 }

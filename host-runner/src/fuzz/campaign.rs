@@ -8,34 +8,42 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use trace::recorder::failure_path;
-use trace::{Failure, GenConfig, Generator, Signature, Trace};
+use trace::{Failure, FailureKind, GenConfig, Generator, Signature, Trace};
 
 use super::corpus::Corpus;
 use super::fresh::Fresh;
-use super::history::since_boot_path;
 use super::plan::{sequence_seed, SequenceSource};
 use super::progress::{median, Goal, Progress};
 use super::sequence::{run_sequence, SequenceSpec};
 use super::summary::{FoundFailure, FreshState, FuzzArgs, Summary};
-use crate::judge::target::Reuse;
+
+mod capture;
 use crate::judge::{is_runner_failure, JudgeOptions};
-use crate::minimize::{minimize_trace, step_line, MinimizeError, MinimizeOptions, MinimizeReport};
 use crate::session::VmConfig;
 
 /// Why a campaign could not go on (a guest bug is a failure in the
 /// summary, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum FuzzError {
-    #[error("writing {}: {source}", .path.display())]
+    #[error("writing {}: {source}{}", .path.display(), disk_hint(.source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("the guest did not start: {0}")]
     Boot(Failure),
-    #[error("the runner failed twice on sequence {k}: {failure}")]
+    #[error("an environment fault twice in a row on sequence {k} (not a VMM bug): {failure}")]
     Runner { k: u64, failure: Failure },
+}
+
+/// What to do about a full disk (an environment fault, not a VMM bug).
+fn disk_hint(e: &std::io::Error) -> &'static str {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        " (the disk is full: free some space or pass --out on another disk; nothing \
+         about the VMM is known)"
+    } else {
+        ""
+    }
 }
 
 /// What the jobs share.
@@ -55,6 +63,8 @@ pub(super) struct Shared {
     corpus: Mutex<Corpus>,
     /// Sequences run as corpus mutants.
     mutants: AtomicU64,
+    /// Environment faults met and retried (not VMM bugs).
+    environment: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -76,112 +86,20 @@ impl Shared {
         self.corpus.lock().expect("not poisoned").mutant(seed, gen)
     }
 
+    /// Reports an environment fault that is being retried, and keeps it
+    /// for the summary.
+    pub(super) fn environment_fault(&self, what: String) {
+        self.progress
+            .println(format!("environment fault (not a VMM bug): {what}"));
+        self.environment.lock().expect("not poisoned").push(what);
+    }
+
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     pub(super) fn io(&self, path: PathBuf) -> impl FnOnce(std::io::Error) -> FuzzError {
         move |source| FuzzError::Io { path, source }
-    }
-
-    /// Saves the failing trace (atomically: before anything else), and
-    /// beside it `since_boot` (the same failure after everything the guest
-    /// received since it booted) when the sequence ran after a reset;
-    /// reports it, and minimizes it if its signature is new: the sequence
-    /// alone, or the history when the sequence alone passes on a fresh
-    /// guest (the reset left some state behind).
-    pub async fn capture(&self, trace: Trace, since_boot: Option<Trace>) -> Result<(), FuzzError> {
-        let started = Instant::now();
-        let r = self.capture_timed(trace, since_boot).await;
-        *self.progress.capturing.lock().expect("not poisoned") += started.elapsed();
-        r
-    }
-
-    async fn capture_timed(
-        &self,
-        trace: Trace,
-        since_boot: Option<Trace>,
-    ) -> Result<(), FuzzError> {
-        let failure = trace.header.failure.clone().expect("a failing trace");
-        let path = failure_path(&self.args.out, &failure, &trace);
-        trace::save_atomically(&path, &trace).map_err(self.io(path.clone()))?;
-        let history = match since_boot {
-            Some(t) => {
-                let p = since_boot_path(&path);
-                trace::save_atomically(&p, &t).map_err(self.io(p.clone()))?;
-                Some((p, t))
-            }
-            None => None,
-        };
-        let n = self.progress.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.args.max_failures > 0 && n >= self.args.max_failures {
-            self.stop.store(true, Ordering::Relaxed);
-        }
-        self.progress.println(format!(
-            "FAILED: {failure}\n  saved: {}\n  reproduce: {} {}",
-            path.display(),
-            self.replay,
-            path.display()
-        ));
-        if let Some((p, t)) = &history {
-            self.progress.println(format!(
-                "  the sequence ran after a reset; with everything before it since boot \
-                 ({} ops): {}",
-                t.len(),
-                p.display()
-            ));
-        }
-        let new = self
-            .minimized
-            .lock()
-            .expect("not poisoned")
-            .insert(failure.signature());
-        let minimized = if new && !self.args.no_minimize {
-            let mut r = self.minimize(trace.clone(), &path).await;
-            if let (Err(MinimizeError::Passes { .. }), Some((p, t))) = (&r, history) {
-                self.progress.println(format!(
-                    "  the sequence alone passes on a fresh guest: minimizing {} instead",
-                    p.display()
-                ));
-                r = self.minimize(t, &p).await;
-            }
-            match &r {
-                Ok(m) => self.progress.println(format!(
-                    "  {m}\n  reproduce: {} {}",
-                    self.replay,
-                    m.path.display()
-                )),
-                Err(e) => self.progress.println(format!("  not minimized: {e}")),
-            }
-            Some(r.map_err(|e| e.to_string()))
-        } else {
-            None
-        };
-        self.found.lock().expect("not poisoned").push(FoundFailure {
-            failure,
-            path,
-            ops: trace.len(),
-            minimized,
-        });
-        Ok(())
-    }
-}
-
-impl Shared {
-    async fn minimize(
-        &self,
-        trace: Trace,
-        path: &std::path::Path,
-    ) -> Result<MinimizeReport, MinimizeError> {
-        let opts = MinimizeOptions {
-            judge: self.judge(),
-            reuse: Reuse::FreshBoot,
-            duration: self.args.minimize_duration,
-            check_every: None,
-        };
-        let out = self.progress.printer();
-        let log = move |s: &trace::minimize::Step| out.println(step_line(s));
-        minimize_trace(&self.config, trace, path, &opts, log).await
     }
 }
 
@@ -208,6 +126,8 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
     // The mutants of the latest sequences, so that a sequence run again
     // (a retry, the fresh-state probe) is the same sequence.
     let mut recent: Vec<(u64, Option<super::corpus::Mutant>)> = Vec::new();
+    // A sequence that hung, running again with twice the timeout.
+    let mut hung: Option<Failure> = None;
     while !s.stopping() {
         let Some(k) = retry.or(job.probe_due()).or_else(|| s.source.take()) else {
             break;
@@ -270,7 +190,40 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         if let Err(e) = merged {
             tracing::warn!("sequence {k}: coverage not counted: {e}");
         }
+        let rerun_of_hang = hung.is_some();
+        if let Some(first) = hung.take() {
+            // Whatever the rerun shows, the next sequence boots afresh with
+            // the usual timeout.
+            job.timeout_scale = 1;
+            job.vm = None;
+            retry = None;
+            match &run.failure {
+                None => {
+                    s.environment_fault(format!(
+                        "sequence {k}: {first}; it passed on a fresh boot with twice the \
+                         timeout: the machine was slow, not the guest stuck"
+                    ));
+                    continue;
+                }
+                Some(f) if is_runner_failure(f) => {
+                    return Err(FuzzError::Runner {
+                        k,
+                        failure: f.clone(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
         match &run.failure {
+            Some(f) if f.kind == FailureKind::Hang && retry.is_none() && !rerun_of_hang => {
+                s.progress.println(format!(
+                    "sequence {k}: {f}; running it again on a fresh boot with twice the timeout \
+                     (a slow machine, or a hang?)"
+                ));
+                hung = Some(f.clone());
+                job.timeout_scale = 2;
+                retry = Some(k);
+            }
             None => {
                 let kept = s.corpus.lock().expect("not poisoned").offer(
                     &run.trace(),
@@ -300,7 +253,9 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
                         failure: f.clone(),
                     });
                 }
-                tracing::warn!("sequence {k}: {f}; running it again on a fresh guest");
+                s.environment_fault(format!(
+                    "sequence {k}: {f}; running it again on a fresh boot"
+                ));
                 retry = Some(k);
             }
             Some(_) => {
@@ -392,6 +347,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         fresh_notes: Mutex::new(Vec::new()),
         corpus: Mutex::new(corpus),
         mutants: AtomicU64::new(0),
+        environment: Mutex::new(Vec::new()),
     });
     // One local task per job: a judged guest's futures are not `Send`.
     // The guests run in their own QEMU processes and the minimizer on
@@ -439,6 +395,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
             shared.mutants.load(Ordering::Relaxed)
         )
     };
+    let environment = shared.environment.lock().expect("not poisoned").clone();
     Ok(Summary {
         corpus,
         seed,
@@ -453,6 +410,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         boot: median(&boots).map(|m| (m, boots.len())),
         reset: median(&resets).map(|m| (m, resets.len())),
         fresh,
+        environment,
         failures: found,
         replay: shared.replay.clone(),
         coverage,

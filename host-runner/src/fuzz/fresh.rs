@@ -48,6 +48,9 @@ pub(super) struct Fresh {
     /// Where the in-flight log goes, and its header.
     log: (PathBuf, TraceHeader),
     resets: usize,
+    /// The request timeout's multiplier for the next boots (2 while a
+    /// sequence that hung runs again: a slow machine or a hang?).
+    pub timeout_scale: u32,
 }
 
 impl Fresh {
@@ -60,6 +63,7 @@ impl Fresh {
             since: None,
             log: (log, header),
             resets: 0,
+            timeout_scale: 1,
         }
     }
 
@@ -119,9 +123,19 @@ impl Fresh {
         let (path, header) = &self.log;
         self.since = Some(SinceBoot::start(path, header).map_err(s.io(path.clone()))?);
         let t = Instant::now();
-        let vm = JudgedVm::start(&s.config, s.judge())
-            .await
-            .map_err(FuzzError::Boot)?;
+        let config = crate::session::VmConfig {
+            request_timeout: s.config.request_timeout * self.timeout_scale,
+            ..s.config.clone()
+        };
+        let vm = match JudgedVm::start(&config, s.judge()).await {
+            // QEMU killed from outside or failing to start: once more.
+            Err(f) if is_runner_failure(&f) => {
+                s.environment_fault(format!("boot: {f}; booting again"));
+                JudgedVm::start(&config, s.judge()).await
+            }
+            r => r,
+        }
+        .map_err(FuzzError::Boot)?;
         s.progress.record_boot(t.elapsed());
         Ok(vm)
     }
@@ -150,7 +164,7 @@ impl Fresh {
                 Ok(vm)
             }
             Err(f) if is_runner_failure(&f) => {
-                tracing::warn!("reset: {f}; booting a fresh guest");
+                s.environment_fault(format!("reset: {f}; booting a fresh guest"));
                 self.boot(s).await
             }
             Err(mut f) => {

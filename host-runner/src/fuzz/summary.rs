@@ -137,6 +137,11 @@ pub struct FuzzArgs {
     /// Save failures without minimizing them.
     #[arg(long)]
     pub no_minimize: bool,
+    /// Runs of each minimized trace afterwards: the rate it reproduced at
+    /// goes in its header (`reproduced: "3/3"`); under every run, it is
+    /// labelled flaky (header note, `-min-flaky.jsonl`, the summary).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub reruns: u32,
     /// The files each guest boots with, for `map_file`: their page counts
     /// (`24,600`; file i's bytes come from seed 0xf11e0000 + i), or `none`.
     #[arg(long, default_value_t = FileList::default(), value_parser = parse_files,
@@ -188,6 +193,9 @@ pub struct Summary {
     pub reset: Option<(Duration, usize)>,
     /// How fresh states were made, and why (one line per job in `auto`).
     pub fresh: Vec<String>,
+    /// Environment faults met and retried: QEMU killed from outside, a
+    /// boot that failed on the host's side (never counted as failures).
+    pub environment: Vec<String>,
     pub failures: Vec<FoundFailure>,
     /// The command line that replays a trace with this guest.
     pub replay: String,
@@ -290,6 +298,16 @@ impl fmt::Display for Summary {
         writeln!(f, "{}", reached_line(&self.reached))?;
         if !self.corpus.is_empty() {
             writeln!(f, "{}", self.corpus)?;
+        }
+        if !self.environment.is_empty() {
+            writeln!(
+                f,
+                "environment faults, retried (not VMM bugs, nothing saved): {}",
+                self.environment.len()
+            )?;
+            for e in &self.environment {
+                writeln!(f, "  {e}")?;
+            }
         }
         for found in &self.failures {
             writeln!(f, "FAILED: {}", found.failure)?;

@@ -1,45 +1,99 @@
 //! The runner's errors as trace failures: what the guest did wrong (panic,
-//! death, hang, a bad answer), or a host-side error that says nothing about
-//! the guest (marked so that a fuzzer does not save it as a bug).
+//! death, hang, a bad answer), or an environment fault that says nothing
+//! about the guest ([`FailureKind::Environment`]: QEMU killed from outside,
+//! QEMU failing to start, host sockets or files failing), which a runner
+//! retries or reports and never saves as a bug.
 
 use trace::{Failure, FailureKind};
 
 use crate::error::Error;
 use crate::qemu::QemuExit;
 
-/// The start of the message of every failure that is the host's, not the
-/// guest's (QEMU missing, QMP or socket trouble): see [`is_runner_failure`].
-pub const RUNNER_PREFIX: &str = "runner error (host side, not a guest bug): ";
+/// The signals that only come from outside QEMU: nothing a guest does makes
+/// QEMU receive them (the OOM killer's and `kill`'s SIGKILL, a terminal's
+/// or a CI timeout's SIGTERM/SIGINT/SIGHUP/SIGQUIT, a CPU-time limit's
+/// SIGXCPU). A QEMU that dies of SIGSEGV, SIGABRT, SIGBUS… crashed, which
+/// the guest may have caused: that stays `guest_died`.
+pub fn external_signal(signal: i32) -> bool {
+    matches!(
+        signal,
+        libc::SIGKILL | libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT | libc::SIGXCPU
+    )
+}
+
+/// The signal's name (`SIGKILL`), or its number.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        _ => return format!("signal {signal}"),
+    };
+    format!("{name} ({signal})")
+}
+
+/// Whether the error is the environment's, not the guest's: every variant
+/// is decided here, by its type (and for a dead QEMU, by the signal).
+pub fn is_environment_error(err: &Error) -> bool {
+    match err {
+        Error::GuestPanic { .. }
+        | Error::GuestException { .. }
+        | Error::Timeout { .. }
+        | Error::ReadyTimeout { .. }
+        | Error::UnexpectedResponse { .. }
+        | Error::GuestFrame(_)
+        | Error::Ring(_) => false,
+        Error::GuestDied { exit, .. }
+        | Error::UnexpectedExit { exit, .. }
+        | Error::ExitedBeforeReady { exit, .. } => {
+            matches!(exit, QemuExit::Signal(s) if external_signal(*s))
+                || matches!(exit, QemuExit::Failed(_))
+        }
+        Error::QemuNotFound { .. }
+        | Error::QemuSpawn { .. }
+        | Error::KernelMissing { .. }
+        | Error::TempDir(_)
+        | Error::SerialConnectTimeout { .. }
+        | Error::VersionMismatch { .. }
+        | Error::Encode(_)
+        | Error::Qmp { .. }
+        | Error::AccelUnavailable { .. }
+        | Error::MemoryCheck(_)
+        | Error::Trace { .. }
+        | Error::Io { .. } => true,
+    }
+}
 
 /// The trace failure of a runner error:
 ///
 /// | error | kind |
 /// | --- | --- |
 /// | `GuestPanic` (message, file:line:col, QEMU status 65) | `GuestPanic` |
-/// | `GuestException`, `GuestDied` (a triple fault: with `-no-reboot` QEMU exits 0 without a quit), `UnexpectedExit`, `ExitedBeforeReady` | `GuestDied` |
+/// | `GuestException`, `GuestDied` (a triple fault: with `-no-reboot` QEMU exits 0 without a quit), `UnexpectedExit`, `ExitedBeforeReady`, QEMU crashed (SIGSEGV, SIGABRT…) | `GuestDied` |
 /// | `Timeout`, `ReadyTimeout` | `Hang` |
 /// | `UnexpectedResponse`, `GuestFrame`, `Ring` (the guest broke the protocol) | `Divergence` |
-/// | anything else (QEMU not found, QMP, I/O, …) | `GuestDied`, message starting with [`RUNNER_PREFIX`] |
+/// | QEMU killed by a signal from outside ([`external_signal`]), QEMU failing (its own exit status: a bad option, a missing file), QEMU not found or not starting, QMP, I/O, … | `Environment` |
 ///
 /// The operation index is left unset: the caller knows it.
 pub fn failure_from(err: Error) -> Failure {
+    let class = super::classes::of_error(&err);
+    if is_environment_error(&err) {
+        return Failure::new(FailureKind::Environment, environment_message(&err), None)
+            .with_class(class);
+    }
     let kind = match &err {
         Error::GuestPanic { .. } => FailureKind::GuestPanic,
-        Error::GuestException { .. }
-        | Error::GuestDied { .. }
-        | Error::UnexpectedExit { .. }
-        | Error::ExitedBeforeReady { .. } => FailureKind::GuestDied,
         Error::Timeout { .. } | Error::ReadyTimeout { .. } => FailureKind::Hang,
         Error::UnexpectedResponse { .. } | Error::GuestFrame(_) | Error::Ring(_) => {
             FailureKind::Divergence
         }
-        _ => {
-            return Failure::new(
-                FailureKind::GuestDied,
-                format!("{RUNNER_PREFIX}{err}"),
-                None,
-            )
-        }
+        _ => FailureKind::GuestDied,
     };
     let message = match &err {
         Error::GuestDied {
@@ -48,13 +102,32 @@ pub fn failure_from(err: Error) -> Failure {
         } => format!("triple fault: {err}"),
         _ => err.to_string(),
     };
-    Failure::new(kind, message, None)
+    Failure::new(kind, message, None).with_class(class)
 }
 
-/// Whether a failure is a host-side error rather than something the guest
+/// What an environment fault's failure says: what happened, and that the
+/// guest is not to blame.
+fn environment_message(err: &Error) -> String {
+    let exit = match err {
+        Error::GuestDied { exit, .. }
+        | Error::UnexpectedExit { exit, .. }
+        | Error::ExitedBeforeReady { exit, .. } => Some(*exit),
+        _ => None,
+    };
+    match exit {
+        Some(QemuExit::Signal(s)) => format!(
+            "QEMU was killed by {} from outside the runner (the OOM killer, a user, a time \
+             limit?): nothing the guest did; {err}",
+            signal_name(s)
+        ),
+        _ => format!("environment (host side, not a guest bug): {err}"),
+    }
+}
+
+/// Whether a failure is the environment's rather than something the guest
 /// did (see [`failure_from`]).
 pub fn is_runner_failure(failure: &Failure) -> bool {
-    failure.message.starts_with(RUNNER_PREFIX)
+    failure.is_environment()
 }
 
 #[cfg(test)]
@@ -76,6 +149,7 @@ mod tests {
         });
         assert_eq!(died.kind, FailureKind::GuestDied);
         assert!(died.message.starts_with("triple fault"), "{}", died.message);
+        assert_eq!(died.signature().class, "triple fault");
         assert!(!is_runner_failure(&died));
         let panic = failure_from(Error::GuestPanic {
             report: protocol::PanicReport {
@@ -92,10 +166,43 @@ mod tests {
             "{}",
             panic.message
         );
+        // The signature comes from the class: rewording the message
+        // changes nothing.
+        let mut reworded = panic.clone();
+        reworded.message = "something else entirely 42".into();
+        assert_eq!(reworded.signature(), panic.signature());
+        assert_eq!(panic.signature().class, "panic at src/paging.rs:88:9");
         let host = failure_from(Error::Qmp {
             command: "stop",
             message: "gone".into(),
         });
         assert!(is_runner_failure(&host), "{}", host.message);
+        assert_eq!(host.kind, FailureKind::Environment);
+    }
+
+    #[test]
+    fn a_qemu_killed_from_outside_is_the_environment() {
+        let killed = failure_from(Error::GuestDied {
+            exit: QemuExit::Signal(libc::SIGKILL),
+            stderr: String::new(),
+        });
+        assert_eq!(killed.kind, FailureKind::Environment);
+        assert!(killed.message.contains("SIGKILL (9)"), "{}", killed.message);
+        let at_boot = failure_from(Error::ExitedBeforeReady {
+            exit: QemuExit::Signal(libc::SIGTERM),
+            stderr: String::new(),
+        });
+        assert!(is_runner_failure(&at_boot), "{}", at_boot.message);
+        // A crash may be the guest's doing (a QEMU bug it triggered).
+        let crashed = failure_from(Error::GuestDied {
+            exit: QemuExit::Signal(libc::SIGSEGV),
+            stderr: String::new(),
+        });
+        assert_eq!(crashed.kind, FailureKind::GuestDied);
+        let spawn = failure_from(Error::QemuSpawn {
+            binary: "/nonexistent/qemu".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(spawn.kind, FailureKind::Environment);
     }
 }

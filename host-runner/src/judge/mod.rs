@@ -21,15 +21,17 @@
 //!
 //! Every method returns `Err(trace::Failure)` for anything that went wrong;
 //! its `op_index` is the operation's index (counted from the start or the
-//! last [`JudgedVm::reset`]). Host-side errors that say nothing about the
-//! guest (QMP or socket trouble) are failures too, recognisable by
-//! [`is_runner_failure`]: do not save those as guest bugs. After a `Hang`
+//! last [`JudgedVm::reset`]). Environment faults that say nothing about
+//! the guest (QEMU killed from outside, QMP or socket trouble) are failures
+//! of kind [`trace::FailureKind::Environment`] ([`is_runner_failure`]): do
+//! not save those as guest bugs. After a `Hang`
 //! QEMU has been killed; after any failure, drop the `JudgedVm` and start a
 //! new one.
 //!
 //! A `JudgedVm` is a [`trace::Target`], and [`target::JudgedExecutor`] a
 //! [`trace::Executor`]: `trace::run` and `trace::minimize` drive it.
 
+mod classes;
 mod coverage;
 mod failure;
 mod inspect;
@@ -38,7 +40,10 @@ mod run;
 pub mod target;
 pub mod timings;
 
-pub use failure::{failure_from, is_runner_failure, RUNNER_PREFIX};
+pub use classes::{invariant_class, request_kind};
+pub use failure::{
+    external_signal, failure_from, is_environment_error, is_runner_failure, signal_name,
+};
 pub use inspect::{inspect, MemoryCheck, MemorySource};
 pub use run::JudgedVm;
 pub use timings::Timings;

@@ -150,7 +150,14 @@ impl JudgedVm {
                         Some(index),
                     )),
                     _ => self.model.apply(index as u64, req, &answer).map_err(|d| {
+                        // The model is unchanged by a divergence: what it
+                        // predicts now is what it expected.
+                        let expected = match self.model.predict(&d.request) {
+                            oracle::Prediction::Exact(p) => Some(p),
+                            _ => None,
+                        };
                         Failure::new(FailureKind::Divergence, d.to_string(), Some(index))
+                            .with_class(super::classes::answer(&d.request, expected.as_ref(), &d.got))
                     }),
                 });
                 run.answers.push(answer);
@@ -227,7 +234,8 @@ impl JudgedVm {
             check.report.violations.len() + check.qemu.len(),
             check.violations_text()
         );
-        Err(Failure::new(FailureKind::Invariant, message, at))
+        Err(Failure::new(FailureKind::Invariant, message, at)
+            .with_class(super::classes::invariant_class(&check)))
     }
 
     /// The full memory check now: the report when every invariant holds,
@@ -328,7 +336,13 @@ fn stale_check(index: usize, answer: &Response) -> Result<(), Failure> {
                  the TLB); the operation answered {response:?}"
             ),
             Some(index),
-        )),
+        )
+        .with_class(trace::FailureClass::Invariant {
+            numbers: vec![8],
+            frames: vec![],
+            pages: vec![*addr],
+            slots: vec![],
+        })),
         _ => Ok(()),
     }
 }
@@ -346,12 +360,12 @@ fn model_for(hello: &Hello, config: &VmConfig) -> Result<Model, Failure> {
         .collect();
     Model::with_files(hello, &specs).map_err(|e| {
         Failure::new(
-            FailureKind::GuestDied,
-            format!(
-                "{}the guest's Hello does not list the files it was booted with: {e}",
-                super::failure::RUNNER_PREFIX
-            ),
+            FailureKind::Environment,
+            format!("the guest's Hello does not list the files it was booted with: {e}"),
             None,
         )
+        .with_class(trace::FailureClass::Environment {
+            what: "the guest's files differ from the runner's".into(),
+        })
     })
 }

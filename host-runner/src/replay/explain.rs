@@ -9,14 +9,23 @@ use protocol::{Hello, Request, Response, PAGE_SIZE};
 use trace::replay::StepRecord;
 use trace::Failure;
 
-/// The address a failure is about: the first `virt 0x…` of an invariant
-/// failure's message, else the fault address of a touch that faulted, else
-/// the request's address.
+/// The address a failure is about: the first page its invariant class
+/// names, else the fault address of a touch that faulted, else the
+/// request's address. A failure without a class (from a trace older than
+/// version 4) falls back to the first `virt 0x…` of its message.
 pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u64> {
-    if failure.kind == trace::FailureKind::Invariant {
-        if let Some(virt) = first_virt(&failure.message) {
-            return Some(virt);
+    match &failure.class {
+        Some(c) => {
+            if let Some(page) = c.first_page() {
+                return Some(page);
+            }
         }
+        None if failure.kind == trace::FailureKind::Invariant => {
+            if let Some(virt) = first_virt(&failure.message) {
+                return Some(virt);
+            }
+        }
+        None => {}
     }
     if let Some(Response::Fault { addr, .. }) = step.and_then(|s| s.answer.as_ref()) {
         return Some(*addr);
@@ -31,7 +40,10 @@ pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u
         | Request::Vfree { addr, .. } => Some(addr),
         _ => None,
     });
-    from_request.or_else(|| first_virt(&failure.message))
+    match &failure.class {
+        Some(_) => from_request,
+        None => from_request.or_else(|| first_virt(&failure.message)),
+    }
 }
 
 /// The first `virt 0x…` (or `virt {addr}` as the checker prints it) in a
@@ -121,6 +133,15 @@ mod tests {
         );
         assert_eq!(failing_address(&inv, Some(&s)), Some(0x7000));
         assert_eq!(failing_address(&div, None), None);
+        // With a class, the structure decides, not the text.
+        let classified = Failure::new(FailureKind::Invariant, "virt 0x7000 in the text", Some(3))
+            .with_class(trace::FailureClass::Invariant {
+                numbers: vec![5],
+                frames: vec![0x9000],
+                pages: vec![0x4000_2000],
+                slots: vec![],
+            });
+        assert_eq!(failing_address(&classified, Some(&s)), Some(0x4000_2000));
     }
 
     #[test]

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 use trace::replay::{format_step, ReplayReport};
 use trace::RunOptions;
-use trace::{Failure, Outcome, Trace};
+use trace::{Failure, Outcome, Reproduction, Trace};
 
 use crate::error::{Error, Result};
+use crate::exit_code::ExitClass;
 use crate::judge::{JudgeOptions, JudgedVm, MemorySource};
 use crate::session::VmConfig;
 
@@ -60,14 +61,12 @@ impl ReplayOptions {
 
 /// Reads a trace file; errors name the line and the field.
 pub fn read_trace(path: &Path) -> Result<Trace> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("opening trace {}", path.display()), e))?;
-    trace::parse(std::io::BufReader::new(file)).map_err(|e| {
-        Error::io(
-            format!("trace {}", path.display()),
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-        )
-    })
+    let err = |source| Error::Trace {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(trace::TraceError::Io(e)))?;
+    trace::parse(std::io::BufReader::new(file)).map_err(err)
 }
 
 /// The configuration for a trace: its `ram_mib` wins.
@@ -86,11 +85,24 @@ pub struct ReplayRun {
     pub report: ReplayReport,
     /// The table, the failure and the decoded walks, as printed.
     pub text: String,
+    /// For a trace saved for a failure: whether it reproduced (its line
+    /// ends the text).
+    pub reproduction: Option<Reproduction>,
 }
 
 impl ReplayRun {
     pub fn passed(&self) -> bool {
         self.report.outcome == Outcome::Passed
+    }
+
+    /// What the replay exits with: 0 when the trace passed (the saved
+    /// failure did not occur), 1 when the VMM failed in any way (the saved
+    /// failure, earlier, or another), 3 when the environment failed.
+    pub fn exit_class(&self) -> ExitClass {
+        match &self.report.outcome {
+            Outcome::Passed => ExitClass::Passed,
+            Outcome::Failed(f) => ExitClass::of_failure(f),
+        }
     }
 }
 
@@ -117,7 +129,12 @@ pub async fn run(
                 steps: vec![],
                 outcome: Outcome::Failed(f),
             };
-            return ReplayRun { report, text };
+            let reproduction = verdict(trace, &report, &mut text, &print);
+            return ReplayRun {
+                report,
+                text,
+                reproduction,
+            };
         }
     };
     let run = RunOptions {
@@ -148,7 +165,27 @@ pub async fn run(
             emit(&more, &mut text);
         }
     }
-    ReplayRun { report, text }
+    let reproduction = verdict(trace, &report, &mut text, &print);
+    ReplayRun {
+        report,
+        text,
+        reproduction,
+    }
+}
+
+/// For a trace saved for a failure, the verdict line (printed last).
+fn verdict(
+    trace: &Trace,
+    report: &ReplayReport,
+    text: &mut String,
+    print: &impl Fn(&str),
+) -> Option<Reproduction> {
+    let saved = trace.header.failure.as_ref()?;
+    let r = Reproduction::judge(saved, &report.outcome);
+    let line = format!("{r}\n");
+    print(&line);
+    text.push_str(&line);
+    Some(r)
 }
 
 /// The walks around the failing address, the model's view, and the core

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_with::{serde_as, skip_serializing_none};
 
+use crate::failure_class::FailureClass;
 use crate::numbers::Count;
 
 /// The kinds of failure the runner detects.
@@ -23,15 +24,20 @@ pub enum FailureKind {
     Divergence,
     /// The memory checker found a broken invariant.
     Invariant,
+    /// Not the guest's doing: QEMU killed from outside, QEMU or a host
+    /// socket failing, the disk full. Never a VMM bug: runners retry or
+    /// report it and never save it as a failing trace.
+    Environment,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 5] = [
+    pub const ALL: [FailureKind; 6] = [
         FailureKind::GuestPanic,
         FailureKind::GuestDied,
         FailureKind::Hang,
         FailureKind::Divergence,
         FailureKind::Invariant,
+        FailureKind::Environment,
     ];
 
     /// The name used in file names and trace headers.
@@ -42,6 +48,7 @@ impl FailureKind {
             FailureKind::Hang => "hang",
             FailureKind::Divergence => "divergence",
             FailureKind::Invariant => "invariant",
+            FailureKind::Environment => "environment",
         }
     }
 
@@ -72,6 +79,10 @@ pub struct Failure {
     #[serde(rename = "op")]
     #[serde_as(as = "Option<Count>")]
     pub op_index: Option<usize>,
+    /// What the failure is, as data (`None` in traces written before
+    /// version 4, and for failures no runner classified): the signature
+    /// is computed from it.
+    pub class: Option<FailureClass>,
 }
 
 impl Failure {
@@ -80,14 +91,33 @@ impl Failure {
             kind,
             message: message.into(),
             op_index,
+            class: None,
         }
     }
 
-    /// The failure's signature: the same signature is the same bug.
+    /// The failure with its class.
+    pub fn with_class(mut self, class: FailureClass) -> Self {
+        self.class = Some(class);
+        self
+    }
+
+    /// Whether this is the environment's fault, not the guest's
+    /// ([`FailureKind::Environment`]).
+    pub fn is_environment(&self) -> bool {
+        self.kind == FailureKind::Environment
+    }
+
+    /// The failure's signature: the same signature is the same bug. It is
+    /// computed from the failure's class ([`FailureClass::key`]); a failure
+    /// without one (read from a trace older than version 4) falls back to
+    /// its message with the numbers taken out ([`message_class`]).
     pub fn signature(&self) -> Signature {
         Signature {
             kind: self.kind,
-            class: message_class(&self.message),
+            class: match &self.class {
+                Some(c) => c.key(),
+                None => message_class(&self.message),
+            },
         }
     }
 }
@@ -101,7 +131,7 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Kind plus message class: what must stay the same while a trace is
+/// Kind plus class: what must stay the same while a trace is
 /// shrunk, so that a different bug found on the way is not taken for the
 /// one being minimized.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -205,5 +235,33 @@ mod tests {
         let c = Failure::new(FailureKind::Invariant, "page 0x1000 leaked", Some(3));
         assert_eq!(a.signature(), b.signature());
         assert_ne!(a.signature(), c.signature());
+    }
+
+    #[test]
+    fn a_class_decides_the_signature_and_old_failures_keep_theirs() {
+        let class = |frames| FailureClass::Invariant {
+            numbers: vec![3],
+            frames,
+            pages: vec![],
+            slots: vec![],
+        };
+        let a = Failure::new(FailureKind::Invariant, "frame 0x7000 leaked", Some(3))
+            .with_class(class(vec![0x7000]));
+        let b = Failure::new(FailureKind::Invariant, "a reworded message", Some(1))
+            .with_class(class(vec![0x9000]));
+        assert_eq!(a.signature(), b.signature());
+        assert_eq!(a.signature().to_string(), "invariant: invariant 3");
+        // As a version-3 trace holds it: no class, the message decides.
+        let old: Failure =
+            serde_json::from_str(r#"{"kind":"invariant","message":"frame 0x7000 leaked","op":3}"#)
+                .unwrap();
+        assert_eq!(old.class, None);
+        assert_eq!(old.signature().class, "frame 0x# leaked");
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(
+            json.ends_with(r#","class":{"is":"invariant","numbers":[3],"frames":["0x7000"]}}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Failure>(&json).unwrap(), a);
     }
 }

@@ -19,13 +19,15 @@ use crate::op::Op;
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
 /// The version this crate writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The versions this crate reads: version 1 is version 2 without the
 /// additions of protocol version 2 (`files`, `map_file`, `evict`,
 /// `kmalloc`, `kfree`, `heap_scavenge` and their answers), and version 2 is
 /// version 3 without `batches` and `check_every` (each operation was sent
-/// alone, checks were the runner's choice), so all read the same.
-pub const READ_VERSIONS: [u32; 3] = [1, 2, 3];
+/// alone, checks were the runner's choice), and version 3 is version 4
+/// without `reproduced` and a failure's `class` (its signature then comes
+/// from its message), so all read the same.
+pub const READ_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 
 /// The first line of a trace, after its `"format"` and `"version"`: its
 /// fields are written in this order, those that are `None` or empty left
@@ -65,6 +67,9 @@ pub struct TraceHeader {
     /// out at weight 0. Informative: the operations are in the trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<crate::weights::Weights>,
+    /// How often the saved failure showed when the trace was run again
+    /// (`"3/3"`): under every time, the reproducer is flaky.
+    pub reproduced: Option<crate::reproduce::Rate>,
 }
 
 /// A file image the host builds: `pages` pages whose byte at file offset

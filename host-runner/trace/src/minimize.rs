@@ -213,7 +213,9 @@ impl<E: Executor> Search<'_, E> {
 }
 
 /// Shrinks `trace`, which fails with signature `target`, to a smaller trace
-/// that fails the same way: ddmin over the operations, then over each
+/// that fails the same way: first no operation at all (a failure at boot
+/// needs none), then ddmin over the operations (halves, quarters, … before
+/// single operations), then over each
 /// operation's arguments (fewer pages, shorter lengths, lower and rounder
 /// addresses, kernel instead of user, plain instead of writable or
 /// contiguous), repeated until nothing changes or `budget` ends. Only a
@@ -238,6 +240,19 @@ pub async fn minimize(
         steps: Vec::new(),
         timed_out: false,
     };
+    // A failure that needs no operation (a bug at boot, a broken
+    // invariant before any request) minimizes to none, in one run.
+    if !s.best.is_empty() {
+        let mut empty = s.best.clone();
+        empty.remove_ops(0..empty.len());
+        let n = s.best.len();
+        if s.try_candidate(empty, || format!("removed all {n} ops"))
+            .await
+            .is_none()
+        {
+            return s.finish();
+        }
+    }
     // Until a fixpoint: shrunk arguments can make operations removable.
     loop {
         let Some(removed) = s.remove_ops().await else {
@@ -250,10 +265,16 @@ pub async fn minimize(
             break;
         }
     }
-    Minimized {
-        trace: s.best,
-        attempts: s.attempts,
-        steps: s.steps,
-        timed_out: s.timed_out,
+    s.finish()
+}
+
+impl<E> Search<'_, E> {
+    fn finish(self) -> Minimized {
+        Minimized {
+            trace: self.best,
+            attempts: self.attempts,
+            steps: self.steps,
+            timed_out: self.timed_out,
+        }
     }
 }

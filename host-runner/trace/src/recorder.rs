@@ -137,9 +137,11 @@ pub fn failure_path(dir: impl AsRef<Path>, failure: &Failure, trace: &Trace) -> 
 }
 
 /// Where the minimized trace of the failure saved at `path` goes: beside
-/// it, `…-min.jsonl`.
-pub fn minimized_path(path: impl AsRef<Path>) -> PathBuf {
+/// it, `…-min.jsonl`, or `…-min-flaky.jsonl` for one that did not
+/// reproduce every time it was run again.
+pub fn minimized_path(path: impl AsRef<Path>, flaky: bool) -> PathBuf {
     let path = path.as_ref();
     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!("{stem}-min.jsonl"))
+    let flaky = if flaky { "-flaky" } else { "" };
+    path.with_file_name(format!("{stem}-min{flaky}.jsonl"))
 }

@@ -151,6 +151,11 @@ pub fn expect_failure(index: usize, entry: &Entry, expect: &Expect, got: &Respon
         ),
         Some(index),
     )
+    .with_class(crate::failure_class::FailureClass::Answer {
+        op: entry.op.kind().name().to_string(),
+        expected: crate::failure_class::expect_class(expect),
+        actual: crate::failure_class::answer_class(got),
+    })
 }
 
 /// Runs every operation of `trace` on `target` (which the caller has

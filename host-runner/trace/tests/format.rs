@@ -152,11 +152,18 @@ fn sample() -> Trace {
         ram_mib: Some(128),
         note: Some("every op, \"quoted\"".into()),
         created_by: Some("vmmfuzz test".into()),
-        failure: Some(Failure::new(
-            FailureKind::GuestPanic,
-            "panicked at src/vmm.rs:1:2: boom",
-            Some(3),
-        )),
+        failure: Some(
+            Failure::new(
+                FailureKind::GuestPanic,
+                "panicked at src/vmm.rs:1:2: boom",
+                Some(3),
+            )
+            .with_class(trace::FailureClass::Panic {
+                file: "src/vmm.rs".into(),
+                line: 1,
+                column: 2,
+            }),
+        ),
         files: vec![
             trace::FileSpec {
                 pages: 16,
@@ -170,6 +177,7 @@ fn sample() -> Trace {
         check_every: Some(16),
         batches: Vec::new(),
         weights: Some(trace::Weights::default().set(trace::OpKind::Reset, 0)),
+        reproduced: Some("2/3".parse().unwrap()),
     };
     let mut t = Trace::from_ops(header, every_op());
     for (e, x) in t.entries.iter_mut().zip(every_expect()) {
@@ -206,7 +214,7 @@ fn written_lines_look_as_documented() {
     );
     assert_eq!(
         t.to_text(),
-        "{\"format\":\"vmmfuzz-trace\",\"version\":3,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
+        "{\"format\":\"vmmfuzz-trace\",\"version\":4,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
          {\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":8448,\"to\":\"usable_ram\",\"as\":\"user\"}\n"
     );
 }
@@ -330,10 +338,10 @@ fn malformed_headers() {
             "\"vmmfuzz-trace\"",
         ),
         (
-            "{\"format\":\"vmmfuzz-trace\",\"version\":4}",
+            "{\"format\":\"vmmfuzz-trace\",\"version\":5}",
             1,
             Some("version"),
-            "unsupported version 4: this build reads versions 1, 2 and 3",
+            "unsupported version 5: this build reads versions 1, 2, 3 and 4",
         ),
         (
             "{\"format\":\"vmmfuzz-trace\"}",
@@ -465,14 +473,14 @@ fn error_messages_read_as_documented() {
         "line 2: invalid JSON at column 28: EOF while parsing a value"
     );
     assert_eq!(
-        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":4}")
+        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":5}")
             .unwrap_err()
             .to_string(),
-        "line 1: field \"version\": unsupported version 4: this build reads versions 1, 2 and 3"
+        "line 1: field \"version\": unsupported version 5: this build reads versions 1, 2, 3 and 4"
     );
     assert_eq!(
         parse_str("# nothing\n").unwrap_err().to_string(),
-        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":3}"
+        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":4}"
     );
 }
 
@@ -499,7 +507,7 @@ fn older_traces_still_read_and_new_ones_are_version_3() {
         assert_eq!(t.len(), 1);
         assert!(t
             .to_text()
-            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":3"));
+            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":4"));
     }
 }
 

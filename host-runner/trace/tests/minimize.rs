@@ -287,3 +287,54 @@ fn budget_of_time_returns_best_so_far() {
         target
     );
 }
+
+#[test]
+fn a_failure_at_boot_minimizes_to_no_operation_in_one_run() {
+    let t = noisy_trace();
+    let at_boot = |_: &Trace| {
+        Outcome::Failed(Failure::new(
+            FailureKind::Invariant,
+            "invariant 3: frame 0x7000 leaked",
+            None,
+        ))
+    };
+    let target = at_boot(&t).failure().unwrap().signature();
+    let mut exec = at_boot;
+    let m = minimize(&t, &target, &mut exec, Budget::default(), &mut |_| {});
+    assert!(m.trace.is_empty(), "{} ops left", m.trace.len());
+    assert_eq!(m.steps[0].what, format!("removed all {} ops", t.len()));
+    assert_eq!(m.steps.len(), 1);
+    assert!(m.attempts <= 2, "{} runs", m.attempts);
+}
+
+#[test]
+fn a_large_count_shrinks_by_halving_not_one_by_one() {
+    // Fails while a map asks for at least 300 pages: from 61,838 pages the
+    // count reaches 300 in a few dozen runs, not tens of thousands.
+    let t = Trace::from_ops(
+        TraceHeader::default(),
+        [Op::Map {
+            addr: 0x4000_0000,
+            pages: 61_838,
+            writable: false,
+            contiguous: false,
+            privilege: Privilege::Kernel,
+        }],
+    );
+    let mut exec = |t: &Trace| match t.entries.first().map(|e| &e.op) {
+        Some(Op::Map { pages, .. }) if *pages >= 300 => Outcome::Failed(Failure::new(
+            FailureKind::GuestPanic,
+            "panicked at src/paging.rs:1:1: too many",
+            Some(0),
+        )),
+        _ => Outcome::Passed,
+    };
+    let target = exec(&t).failure().unwrap().signature();
+    let m = minimize(&t, &target, &mut exec, Budget::default(), &mut |_| {});
+    assert!(
+        matches!(m.trace.entries[0].op, Op::Map { pages: 300, .. }),
+        "{:?}",
+        m.trace.entries[0].op
+    );
+    assert!(m.attempts < 200, "{} runs", m.attempts);
+}

@@ -135,7 +135,7 @@ fn batches_and_the_check_cadence_come_from_the_header() {
     );
     // The header round-trips, and removing operations keeps it consistent.
     let text = t.to_text();
-    assert!(text.starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":3,\"ram_mib\":64,\"check_every\":2,\"batches\":[3,1]}"), "{text}");
+    assert!(text.starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":4,\"ram_mib\":64,\"check_every\":2,\"batches\":[3,1]}"), "{text}");
     assert_eq!(parse_str(&text).unwrap(), t);
     t.remove_ops(1..3);
     assert_eq!(t.header.batches, vec![1, 1]);
@@ -239,7 +239,7 @@ fn the_write_ahead_trace_survives_and_failures_are_saved_atomically() {
         parse_str(&std::fs::read_to_string(&out).unwrap()).unwrap(),
         Trace::default()
     );
-    let min = minimized_path(&out);
+    let min = minimized_path(&out, false);
     assert_eq!(
         min.file_name().unwrap().to_string_lossy(),
         name.replace(".jsonl", "-min.jsonl")

@@ -19,7 +19,7 @@ fn check(name: &str, text: &str) {
 }
 
 /// What writing `text` back gives: its lines less comments and blank
-/// lines, versions 1 and 2 written as 3.
+/// lines, versions 1 to 3 written as 4.
 fn written_back(text: &str) -> String {
     let out: String = text
         .lines()
@@ -29,10 +29,10 @@ fn written_back(text: &str) -> String {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    for old in [1, 2] {
+    for old in [1, 2, 3] {
         let prefix = format!("{{\"format\":\"vmmfuzz-trace\",\"version\":{old}");
         if let Some(rest) = out.strip_prefix(&prefix) {
-            return format!("{{\"format\":\"vmmfuzz-trace\",\"version\":3{rest}");
+            return format!("{{\"format\":\"vmmfuzz-trace\",\"version\":4{rest}");
         }
     }
     out

@@ -1,0 +1,57 @@
+//! The command line's argument groups: the CI job's and `replay`'s.
+
+use std::path::PathBuf;
+
+use host_runner::ci_job;
+use host_runner::judge::MemorySource;
+
+#[derive(Debug, PartialEq, Eq, clap::Args)]
+pub struct CiArgs {
+    /// Seconds of fuzzing after the corpus (0: none).
+    #[arg(long, default_value_t = ci_job::DEFAULT_FUZZ_SECS, value_name = "SECS")]
+    pub fuzz_secs: u64,
+    /// Seed of that campaign (fixed by default, so a red CI run reproduces).
+    #[arg(long, default_value_t = ci_job::DEFAULT_FUZZ_SEED, value_name = "SEED",
+          value_parser = host_runner::fuzz::summary::parse_seed)]
+    pub fuzz_seed: u64,
+    /// Memory check every K operations of each trace (and at its end).
+    #[arg(long, default_value_t = 16, value_name = "K")]
+    pub check_every: usize,
+    /// The folder of traces to replay.
+    #[arg(long, value_name = "DIR")]
+    pub testcases: Option<PathBuf>,
+}
+
+impl Default for CiArgs {
+    fn default() -> Self {
+        CiArgs {
+            fuzz_secs: ci_job::DEFAULT_FUZZ_SECS,
+            fuzz_seed: ci_job::DEFAULT_FUZZ_SEED,
+            check_every: 16,
+            testcases: None,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    pub trace: PathBuf,
+    /// Memory check after each batch that brings the operations since the
+    /// last check to N (0: only at the end); default: the trace's own
+    /// cadence (its `check_every`), as it ran when it was saved.
+    #[arg(long, value_name = "N")]
+    pub check_every: Option<usize>,
+    /// Where the memory check reads guest RAM.
+    #[arg(long, value_enum, default_value_t = MemorySource::default())]
+    pub memory: MemorySource,
+    /// Skip the `info tlb` comparison in memory checks.
+    #[arg(long)]
+    pub no_tlb: bool,
+    /// At a failure, replay again up to the operation before it and leave
+    /// QEMU paused with a gdb stub on a unix socket; prints the gdb command.
+    #[arg(long)]
+    pub gdb: bool,
+    /// At a failure, write an ELF core of the guest (dump-guest-memory).
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
+}

@@ -1,0 +1,206 @@
+//! The process's exit codes, the same for every subcommand:
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | passed: the VMM did everything asked of it right |
+//! | 1 | the VMM failed: a bug found (a divergence, a broken invariant, a panic, a hang, a guest death) |
+//! | 2 | usage error: a bad option, a trace that cannot be read |
+//! | 3 | environment or tool error: QEMU missing or killed from outside, a full disk, a host socket failing |
+//!
+//! Errors are classified by their type ([`classify`]), never by their text.
+
+use std::fmt;
+
+use trace::{Failure, TraceError};
+
+use crate::coverage::cli::CommandError;
+use crate::fuzz::FuzzError;
+use crate::judge::is_environment_error;
+use crate::minimize::MinimizeError;
+
+/// What a run ended with, as the process's exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ExitClass {
+    /// 0: passed.
+    Passed,
+    /// 3: the environment or the tool failed; nothing is known about the
+    /// VMM.
+    Environment,
+    /// 1: the VMM failed.
+    VmmFailed,
+    /// 2: the command line or its input is wrong.
+    Usage,
+}
+
+impl ExitClass {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitClass::Passed => 0,
+            ExitClass::VmmFailed => 1,
+            ExitClass::Usage => 2,
+            ExitClass::Environment => 3,
+        }
+    }
+
+    /// Of two results of one job, the one the job exits with: a usage
+    /// error, else a VMM failure (a bug found stays found even if the
+    /// environment also failed), else an environment error, else passed.
+    pub fn worst(self, other: ExitClass) -> ExitClass {
+        self.max(other)
+    }
+
+    /// The class of a failure: the environment's, or the VMM's.
+    pub fn of_failure(f: &Failure) -> ExitClass {
+        if f.is_environment() {
+            ExitClass::Environment
+        } else {
+            ExitClass::VmmFailed
+        }
+    }
+}
+
+impl fmt::Display for ExitClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExitClass::Passed => "passed",
+            ExitClass::VmmFailed => "the VMM failed",
+            ExitClass::Usage => "usage error",
+            ExitClass::Environment => "environment or tool error",
+        })
+    }
+}
+
+/// The exit codes as `--help` and the README give them.
+pub const EXIT_CODES_HELP: &str = "\
+Exit status (every subcommand, and the CI job):
+  0  passed
+  1  the VMM failed: a bug found (divergence, invariant, panic, hang, guest death)
+  2  usage error: a bad option, a trace file that cannot be read
+  3  environment or tool error: QEMU missing, failing to start or killed from
+     outside (the OOM killer), a full disk, a host socket failing";
+
+/// A command-line or input mistake (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The VMM failed (exit 1): the message says how.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct VmmFailed(pub String);
+
+/// An environment fault (exit 3) met outside the runner's own error types.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EnvironmentError(pub String);
+
+/// The class of an error at the binary's edge: the first error in its
+/// chain whose type says (anything unknown is a tool error, 3).
+pub fn classify(err: &anyhow::Error) -> ExitClass {
+    err.chain()
+        .find_map(class_of)
+        .unwrap_or(ExitClass::Environment)
+}
+
+fn class_of(e: &(dyn std::error::Error + 'static)) -> Option<ExitClass> {
+    if e.is::<UsageError>() || e.is::<TraceError>() {
+        return Some(ExitClass::Usage);
+    }
+    if e.is::<VmmFailed>() {
+        return Some(ExitClass::VmmFailed);
+    }
+    if e.is::<EnvironmentError>() {
+        return Some(ExitClass::Environment);
+    }
+    if let Some(e) = e.downcast_ref::<crate::Error>() {
+        return Some(of_runner_error(e));
+    }
+    if let Some(e) = e.downcast_ref::<FuzzError>() {
+        return Some(of_fuzz_error(e));
+    }
+    if let Some(e) = e.downcast_ref::<MinimizeError>() {
+        return Some(match e {
+            MinimizeError::Read { .. } => ExitClass::Usage,
+            MinimizeError::Passes { .. } => ExitClass::Passed,
+            MinimizeError::Runner { .. } | MinimizeError::Write { .. } => ExitClass::Environment,
+        });
+    }
+    if let Some(e) = e.downcast_ref::<CommandError>() {
+        return Some(match e {
+            CommandError::Coverage(_) => ExitClass::Usage,
+            CommandError::Fuzz(e) => of_fuzz_error(e),
+            CommandError::Runner(e) => of_runner_error(e),
+        });
+    }
+    None
+}
+
+/// The class of a runner error: the guest's doing is the VMM failing.
+pub fn of_runner_error(e: &crate::Error) -> ExitClass {
+    match e {
+        crate::Error::Trace { .. } => ExitClass::Usage,
+        e if is_environment_error(e) => ExitClass::Environment,
+        _ => ExitClass::VmmFailed,
+    }
+}
+
+/// The class of a campaign's error.
+pub fn of_fuzz_error(e: &FuzzError) -> ExitClass {
+    match e {
+        FuzzError::Io { .. } | FuzzError::Runner { .. } => ExitClass::Environment,
+        FuzzError::Boot(f) => ExitClass::of_failure(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::QemuExit;
+
+    #[test]
+    fn codes() {
+        assert_eq!(ExitClass::Passed.code(), 0);
+        assert_eq!(ExitClass::VmmFailed.code(), 1);
+        assert_eq!(ExitClass::Usage.code(), 2);
+        assert_eq!(ExitClass::Environment.code(), 3);
+        assert_eq!(
+            ExitClass::Environment.worst(ExitClass::VmmFailed),
+            ExitClass::VmmFailed
+        );
+        assert_eq!(
+            ExitClass::Passed.worst(ExitClass::Environment),
+            ExitClass::Environment
+        );
+    }
+
+    #[test]
+    fn errors_classify_by_type_through_context() {
+        let missing = anyhow::Error::new(crate::Error::QemuNotFound {
+            searched: "no qemu".into(),
+        })
+        .context("starting");
+        assert_eq!(classify(&missing), ExitClass::Environment);
+        let killed = anyhow::Error::new(crate::Error::GuestDied {
+            exit: QemuExit::Signal(libc::SIGKILL),
+            stderr: String::new(),
+        });
+        assert_eq!(classify(&killed), ExitClass::Environment);
+        let triple = anyhow::Error::new(crate::Error::GuestDied {
+            exit: QemuExit::TripleFault,
+            stderr: String::new(),
+        });
+        assert_eq!(classify(&triple), ExitClass::VmmFailed);
+        let full = anyhow::Error::new(FuzzError::Io {
+            path: "failures/x.jsonl".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        });
+        assert_eq!(classify(&full), ExitClass::Environment);
+        let usage = anyhow::Error::new(UsageError("bad".into()));
+        assert_eq!(classify(&usage), ExitClass::Usage);
+        assert_eq!(
+            classify(&anyhow::anyhow!("who knows")),
+            ExitClass::Environment
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! A failure's capture: its trace saved before anything else, reported,
+//! minimized when its signature is new.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use trace::recorder::failure_path;
+use trace::Trace;
+
+use super::{FuzzError, Shared};
+use crate::fuzz::history::since_boot_path;
+use crate::fuzz::summary::FoundFailure;
+use crate::judge::target::Reuse;
+use crate::minimize::{minimize_trace, step_line, MinimizeError, MinimizeOptions, MinimizeReport};
+
+impl Shared {
+    /// Saves the failing trace (atomically: before anything else), and
+    /// beside it `since_boot` (the same failure after everything the guest
+    /// received since it booted) when the sequence ran after a reset;
+    /// reports it, and minimizes it if its signature is new: the sequence
+    /// alone, or the history when the sequence alone passes on a fresh
+    /// guest (the reset left some state behind).
+    pub async fn capture(&self, trace: Trace, since_boot: Option<Trace>) -> Result<(), FuzzError> {
+        let started = Instant::now();
+        let r = self.capture_timed(trace, since_boot).await;
+        *self.progress.capturing.lock().expect("not poisoned") += started.elapsed();
+        r
+    }
+
+    async fn capture_timed(
+        &self,
+        trace: Trace,
+        since_boot: Option<Trace>,
+    ) -> Result<(), FuzzError> {
+        let failure = trace.header.failure.clone().expect("a failing trace");
+        let path = failure_path(&self.args.out, &failure, &trace);
+        trace::save_atomically(&path, &trace).map_err(self.io(path.clone()))?;
+        let history = match since_boot {
+            Some(t) => {
+                let p = since_boot_path(&path);
+                trace::save_atomically(&p, &t).map_err(self.io(p.clone()))?;
+                Some((p, t))
+            }
+            None => None,
+        };
+        let n = self.progress.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.args.max_failures > 0 && n >= self.args.max_failures {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.progress.println(format!(
+            "FAILED: {failure}\n  saved: {}\n  reproduce: {} {}",
+            path.display(),
+            self.replay,
+            path.display()
+        ));
+        if let Some((p, t)) = &history {
+            self.progress.println(format!(
+                "  the sequence ran after a reset; with everything before it since boot \
+                 ({} ops): {}",
+                t.len(),
+                p.display()
+            ));
+        }
+        let new = self
+            .minimized
+            .lock()
+            .expect("not poisoned")
+            .insert(failure.signature());
+        let minimized = if new && !self.args.no_minimize {
+            let mut r = self.minimize(trace.clone(), &path).await;
+            if let (Err(MinimizeError::Passes { .. }), Some((p, t))) = (&r, history) {
+                self.progress.println(format!(
+                    "  the sequence alone passes on a fresh guest: minimizing {} instead",
+                    p.display()
+                ));
+                r = self.minimize(t, &p).await;
+            }
+            match &r {
+                Ok(m) => self.progress.println(format!(
+                    "  {m}\n  reproduce: {} {}",
+                    self.replay,
+                    m.path.display()
+                )),
+                Err(e) => self.progress.println(format!("  not minimized: {e}")),
+            }
+            Some(r.map_err(|e| e.to_string()))
+        } else {
+            None
+        };
+        self.found.lock().expect("not poisoned").push(FoundFailure {
+            failure,
+            path,
+            ops: trace.len(),
+            minimized,
+        });
+        Ok(())
+    }
+}
+
+impl Shared {
+    async fn minimize(
+        &self,
+        trace: Trace,
+        path: &std::path::Path,
+    ) -> Result<MinimizeReport, MinimizeError> {
+        let opts = MinimizeOptions {
+            judge: self.judge(),
+            reuse: Reuse::FreshBoot,
+            duration: self.args.minimize_duration,
+            check_every: None,
+            reruns: self.args.reruns,
+        };
+        let out = self.progress.printer();
+        let log = move |s: &trace::minimize::Step| out.println(step_line(s));
+        minimize_trace(&self.config, trace, path, &opts, log).await
+    }
+}
