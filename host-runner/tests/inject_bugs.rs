@@ -1,4 +1,4 @@
-//! Three VMM bugs, put back by cargo features of the guest, are caught
+//! Two fixed VMM bugs, put back by cargo features of the guest, are caught
 //! by their reproducers in `testcases/`: replayed with `host-runner replay`
 //! as a user would, each fails on its injected build, the same way every
 //! time, and passes on the normal guest.
@@ -10,9 +10,6 @@
 //! - `inject-zero-need-oom` (`testcases/bug-zero-need-oom.jsonl`): a request
 //!   that needs no frame answers `OutOfMemory` once the kernel's heap dipped
 //!   into its reserve.
-//! - `inject-unmap-skip-flush` (`testcases/bug-unmap-skip-flush.jsonl`):
-//!   `unmap` changes leaf entries without a TLB flush; the stale-translation
-//!   probe reports invariant 8 at the unmap.
 //!
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
@@ -88,15 +85,6 @@ fn the_zero_need_reproducer_fails_on_its_injected_build_only() {
         "inject-zero-need-oom",
         "bug-zero-need-oom.jsonl",
         r#"(convert): expected "done", got {"error":"out_of_memory"}"#,
-    );
-}
-
-#[test]
-fn the_unmap_skip_flush_reproducer_fails_on_its_injected_build_only() {
-    fails_only_on(
-        "inject-unmap-skip-flush",
-        "bug-unmap-skip-flush.jsonl",
-        "invariant at op 3: ",
     );
 }
 

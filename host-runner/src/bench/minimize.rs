@@ -77,6 +77,7 @@ pub async fn figures(
         reuse: Reuse::FreshBoot,
         duration: super::transport::secs(plan.minimize_secs),
         check_every: None,
+        reruns: 0,
     };
     let report = minimize_trace(&config, trace, &path, &opts, |_| {}).await?;
     if report.result.timed_out {

@@ -14,7 +14,7 @@ use trace::Failure;
 /// request's address. A failure without a class (from a trace older than
 /// version 4) falls back to the first `virt 0x…` of its message.
 pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u64> {
-    match &failure.class {
+    match failure.class.as_deref() {
         Some(c) => {
             if let Some(page) = c.first_page() {
                 return Some(page);
@@ -40,7 +40,7 @@ pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u
         | Request::Vfree { addr, .. } => Some(addr),
         _ => None,
     });
-    match &failure.class {
+    match failure.class.as_deref() {
         Some(_) => from_request,
         None => from_request.or_else(|| first_virt(&failure.message)),
     }

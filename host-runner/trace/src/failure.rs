@@ -82,7 +82,7 @@ pub struct Failure {
     /// What the failure is, as data (`None` in traces written before
     /// version 4, and for failures no runner classified): the signature
     /// is computed from it.
-    pub class: Option<FailureClass>,
+    pub class: Option<Box<FailureClass>>,
 }
 
 impl Failure {
@@ -97,7 +97,7 @@ impl Failure {
 
     /// The failure with its class.
     pub fn with_class(mut self, class: FailureClass) -> Self {
-        self.class = Some(class);
+        self.class = Some(Box::new(class));
         self
     }
 
@@ -114,7 +114,7 @@ impl Failure {
     pub fn signature(&self) -> Signature {
         Signature {
             kind: self.kind,
-            class: match &self.class {
+            class: match self.class.as_deref() {
                 Some(c) => c.key(),
                 None => message_class(&self.message),
             },
