@@ -21,14 +21,16 @@
 //!   issue 4), with the [`Walk`]'s translations for the QEMU comparisons
 //!   (invariants 7 and 8). [`decode_walk`] renders the walk of one address.
 
+pub mod bench;
 pub mod checker;
 pub mod model;
+pub mod synth;
 
 pub use checker::{
     check, decode_walk, CheckReport, GuestMemory, ImageMemory, MemoryError, Translation, Violation,
     Walk,
 };
 pub use model::{
-    file_page, Divergence, Expectations, FileSpec, FilesError, Model, ModelState, Prediction,
-    StatsBounds, TouchOutcomes,
+    file_page, Changes, Divergence, Expectations, Expected, FileSpec, FilesError, Model,
+    ModelState, Prediction, StatsBounds, TouchOutcomes,
 };

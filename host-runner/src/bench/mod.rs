@@ -233,4 +233,3 @@ mod tests {
         assert!(t.contains("10000"), "{t}");
     }
 }
-

@@ -1,0 +1,173 @@
+//! What memory checks cost: full checks over synthetic images of several
+//! RAM sizes with few and many mapped pages, as a plain function that
+//! `cargo bench -p oracle` and `host-runner bench` both print
+//! ([`check_costs`], [`table`]). Figures only, no verdicts: the caller
+//! compares them with its targets.
+
+use std::time::{Duration, Instant};
+
+use protocol::{Privilege, Request};
+
+use crate::model::Model;
+use crate::synth::Image;
+
+/// What to measure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// RAM sizes, in MiB.
+    pub ram_mib: Vec<u64>,
+    /// Mapped (present) pages of each image.
+    pub mapped: Vec<u64>,
+    /// Timed checks of each kind per image (the median is reported).
+    pub runs: usize,
+}
+
+impl Default for Plan {
+    /// 64 MiB, 512 MiB and 2 GiB; about 20 and 2000 mapped pages; 7 runs.
+    fn default() -> Self {
+        Plan {
+            ram_mib: vec![64, 512, 2048],
+            mapped: vec![20, 2000],
+            runs: 7,
+        }
+    }
+}
+
+/// The figures of one image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub ram_mib: u64,
+    /// Present pages the checker's walk found (heap pages included).
+    pub present: usize,
+    /// Page tables it walked.
+    pub tables: usize,
+    /// Median full check.
+    pub full: Duration,
+}
+
+/// A guest state with `mapped` present pages: runs of up to 100 pages a
+/// GiB apart, every fourth page written, a few file pages and a few pages
+/// on swap.
+#[derive(Debug)]
+pub struct Scenario {
+    pub img: Image,
+    pub model: Model,
+    /// Index of the next operation.
+    index: u64,
+}
+
+impl Scenario {
+    pub fn new(ram_mib: u64, mapped: u64) -> Scenario {
+        let img = Image::new(ram_mib, 16);
+        let model = Model::with_files(&img.hello, &img.file_specs()).expect("the image's files");
+        let mut s = Scenario {
+            img,
+            model,
+            index: 0,
+        };
+        let u = Privilege::User;
+        let run = mapped.clamp(1, 100);
+        for k in 0..mapped.div_ceil(run) {
+            let addr = 0x1000_0000 + k * 0x4000_0000;
+            let pages = run.min(mapped - k * run);
+            s.apply(Request::Map {
+                addr,
+                pages,
+                writable: true,
+                contiguous: false,
+                privilege: u,
+            });
+            for p in (0..pages).step_by(4) {
+                s.apply(Request::Write {
+                    addr: addr + p * 4096 + 8,
+                    len: 64,
+                    seed: k * 1000 + p,
+                    privilege: u,
+                });
+            }
+        }
+        s.apply(Request::MapFile {
+            addr: 0x8000_0000,
+            pages: 4,
+            file: 0,
+            file_page: 2,
+            privilege: u,
+        });
+        s.apply(Request::Read {
+            addr: 0x8000_0000,
+            len: 2 * 4096,
+            privilege: u,
+        });
+        s.apply(Request::Evict {
+            addr: 0x1000_0000,
+            pages: 2,
+            privilege: u,
+        });
+        s
+    }
+
+    /// Sends `req` to the model with the answer a correct guest gives, and
+    /// brings the image in line.
+    pub fn apply(&mut self, req: Request) {
+        let Some(answer) = self.img.answer(&self.model, &req) else {
+            return;
+        };
+        self.model
+            .apply(self.index, &req, &answer)
+            .unwrap_or_else(|d| panic!("the model refuses its own answer: {d}"));
+        self.index += 1;
+        let changes = self.model.take_changes();
+        self.img.realize(&self.model.view(), &changes);
+    }
+}
+
+/// The median of `samples`.
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+/// Measures every image of `plan`.
+pub fn check_costs(plan: &Plan) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &ram_mib in &plan.ram_mib {
+        for &mapped in &plan.mapped {
+            let s = Scenario::new(ram_mib, mapped);
+            let mut full = Vec::new();
+            let mut report = None;
+            for _ in 0..plan.runs.max(1) {
+                let t = Instant::now();
+                let r = crate::check(&s.img.mem, &s.img.hello, &s.model.expectations());
+                full.push(t.elapsed());
+                assert!(r.is_clean(), "the synthetic image is not clean: {r}");
+                report = Some(r);
+            }
+            let walk = report.expect("one run at least").walk;
+            rows.push(Row {
+                ram_mib,
+                present: walk.translations.len(),
+                tables: walk.tables.len(),
+                full: median(full),
+            });
+        }
+    }
+    rows
+}
+
+/// The rows as a table, one image a line.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:>9} {:>8} {:>7} {:>12}\n",
+        "RAM", "present", "tables", "full check"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:>5} MiB {:>8} {:>7} {:>9.3} ms\n",
+            r.ram_mib,
+            r.present,
+            r.tables,
+            r.full.as_secs_f64() * 1e3
+        ));
+    }
+    out
+}
