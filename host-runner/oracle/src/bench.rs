@@ -1,5 +1,6 @@
-//! What memory checks cost: full checks over synthetic images of several
-//! RAM sizes with few and many mapped pages, as a plain function that
+//! What memory checks cost: full and incremental checks over synthetic
+//! images of several RAM sizes with few and many mapped pages, as a plain
+//! function that
 //! `cargo bench -p oracle` and `host-runner bench` both print
 //! ([`check_costs`], [`table`]). Figures only, no verdicts: the caller
 //! compares them with its targets.
@@ -8,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use protocol::{Privilege, Request};
 
-use crate::model::Model;
+use crate::checker::{Checker, Scope};
+use crate::model::{Changes, Model};
 use crate::synth::Image;
 
 /// What to measure.
@@ -43,6 +45,10 @@ pub struct Row {
     pub tables: usize,
     /// Median full check.
     pub full: Duration,
+    /// Median incremental check after a round of changes.
+    pub incremental: Duration,
+    /// Pages the model changed in a round (median).
+    pub changed: u64,
 }
 
 /// A guest state with `mapped` present pages: runs of up to 100 pages a
@@ -54,6 +60,10 @@ pub struct Scenario {
     pub model: Model,
     /// Index of the next operation.
     index: u64,
+    /// The mapped runs: (address, pages).
+    runs: Vec<(u64, u64)>,
+    /// The model's changes since the checker last took them.
+    pending: Option<Changes>,
 }
 
 impl Scenario {
@@ -64,12 +74,15 @@ impl Scenario {
             img,
             model,
             index: 0,
+            runs: Vec::new(),
+            pending: None,
         };
         let u = Privilege::User;
         let run = mapped.clamp(1, 100);
         for k in 0..mapped.div_ceil(run) {
             let addr = 0x1000_0000 + k * 0x4000_0000;
             let pages = run.min(mapped - k * run);
+            s.runs.push((addr, pages));
             s.apply(Request::Map {
                 addr,
                 pages,
@@ -118,6 +131,70 @@ impl Scenario {
         self.index += 1;
         let changes = self.model.take_changes();
         self.img.realize(&self.model.view(), &changes);
+        match &mut self.pending {
+            Some(p) => p.merge(changes),
+            None => self.pending = Some(changes),
+        }
+    }
+
+    /// The model's changes since the last call, for the checker.
+    pub fn take_changes(&mut self) -> Changes {
+        let now = self.model.take_changes();
+        self.img.realize(&self.model.view(), &now);
+        let mut all = self.pending.take().unwrap_or_else(Changes::everything);
+        all.merge(now);
+        all
+    }
+
+    /// About 30 operations' worth of changes, different each `round`:
+    /// writes to 20 pages, an unmap and a map of 4, an eviction of 2 and
+    /// their swap-in.
+    pub fn churn(&mut self, round: u64) {
+        let u = Privilege::User;
+        let pages: Vec<u64> = self
+            .runs
+            .iter()
+            .flat_map(|&(a, n)| (0..n).map(move |p| a + p * 4096))
+            .collect();
+        let n = pages.len() as u64;
+        for k in 0..20 {
+            let addr = pages[((round * 7919 + k * 131) % n) as usize];
+            self.apply(Request::Write {
+                addr: addr + 256,
+                len: 16,
+                seed: round * 100 + k,
+                privilege: u,
+            });
+        }
+        let (addr, len) = self.runs[(round % self.runs.len() as u64) as usize];
+        let at = addr + len.saturating_sub(4) * 4096;
+        let count = len.min(4);
+        for req in [
+            Request::Unmap {
+                addr: at,
+                pages: count,
+                privilege: u,
+            },
+            Request::Map {
+                addr: at,
+                pages: count,
+                writable: true,
+                contiguous: false,
+                privilege: u,
+            },
+            Request::Evict {
+                addr,
+                pages: 2,
+                privilege: u,
+            },
+            Request::Read {
+                addr,
+                len: 2 * 4096,
+                privilege: u,
+            },
+        ] {
+            self.apply(req);
+        }
     }
 }
 
@@ -132,22 +209,37 @@ pub fn check_costs(plan: &Plan) -> Vec<Row> {
     let mut rows = Vec::new();
     for &ram_mib in &plan.ram_mib {
         for &mapped in &plan.mapped {
-            let s = Scenario::new(ram_mib, mapped);
-            let mut full = Vec::new();
+            let mut s = Scenario::new(ram_mib, mapped);
+            let mut checker = Checker::new();
+            let (mut full, mut incremental, mut changed) = (Vec::new(), Vec::new(), Vec::new());
             let mut report = None;
             for _ in 0..plan.runs.max(1) {
+                let changes = s.take_changes();
                 let t = Instant::now();
-                let r = crate::check(&s.img.mem, &s.img.hello, &s.model.expectations());
+                let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
                 full.push(t.elapsed());
                 assert!(r.is_clean(), "the synthetic image is not clean: {r}");
                 report = Some(r);
             }
+            for round in 0..plan.runs.max(1) as u64 {
+                s.churn(round);
+                let changes = s.take_changes();
+                changed.push(changes.page_count());
+                let t = Instant::now();
+                let r = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
+                incremental.push(t.elapsed());
+                assert!(r.is_clean(), "the synthetic image is not clean: {r}");
+                assert!(matches!(r.scope, Scope::Incremental { .. }), "{r}");
+            }
+            changed.sort_unstable();
             let walk = report.expect("one run at least").walk;
             rows.push(Row {
                 ram_mib,
                 present: walk.translations.len(),
                 tables: walk.tables.len(),
                 full: median(full),
+                incremental: median(incremental),
+                changed: changed[changed.len() / 2],
             });
         }
     }
@@ -157,16 +249,19 @@ pub fn check_costs(plan: &Plan) -> Vec<Row> {
 /// The rows as a table, one image a line.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:>9} {:>8} {:>7} {:>12}\n",
-        "RAM", "present", "tables", "full check"
+        "{:>9} {:>8} {:>7} {:>11} {:>8} {:>12}\n",
+        "RAM", "present", "tables", "full check", "changed", "incremental"
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for r in rows {
         out.push_str(&format!(
-            "{:>5} MiB {:>8} {:>7} {:>9.3} ms\n",
+            "{:>5} MiB {:>8} {:>7} {:>8.3} ms {:>8} {:>9.3} ms\n",
             r.ram_mib,
             r.present,
             r.tables,
-            r.full.as_secs_f64() * 1e3
+            ms(r.full),
+            r.changed,
+            ms(r.incremental)
         ));
     }
     out

@@ -27,8 +27,8 @@ pub mod model;
 pub mod synth;
 
 pub use checker::{
-    check, decode_walk, CheckReport, GuestMemory, ImageMemory, MemoryError, Translation, Violation,
-    Walk,
+    check, decode_walk, CheckReport, Checker, GuestMemory, ImageMemory, MemoryError, Scope,
+    Translation, Violation, Walk,
 };
 pub use model::{
     file_page, Changes, Divergence, Expectations, Expected, FileSpec, FilesError, Model,

@@ -1,26 +1,26 @@
 //! The swap store (formats.rs, "The swap store"): its slots are exactly the
 //! model's on-swap pages, their units are disjoint and exactly the used
 //! bits, nothing is pending between requests (invariant 3 / 5), and each
-//! slot's data decodes to the page's bytes (invariant 6).
-
-use std::collections::BTreeMap;
+//! slot's data decodes to the page's bytes (invariant 6, [`super::slots`]).
 
 use protocol::Hello;
 
+use super::bitmap::{frame_mask, set_range};
 use super::memory::GuestMemory;
-use super::violation::{Path, Step, Violation};
-use crate::model::{Expectations, ModelState};
+use super::violation::Violation;
+use crate::model::{Expected, ModelState};
 
 /// The unit of the data area.
-const UNIT: u64 = 128;
+pub const UNIT: u64 = 128;
 
 /// The store's header.
-struct Header {
-    units: u64,
-    used: u64,
-    pending: u64,
-    lengths: u64,
-    data: u64,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub units: u64,
+    pub used: u64,
+    pub pending: u64,
+    pub lengths: u64,
+    pub data: u64,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -63,159 +63,172 @@ fn header(mem: &dyn GuestMemory, hello: &Hello) -> Result<Header, String> {
     Ok(h)
 }
 
-/// Checks the store against the model's on-swap pages.
-pub fn check_swap(
-    mem: &dyn GuestMemory,
-    hello: &Hello,
-    expect: &Expectations,
-    out: &mut Vec<Violation>,
-) {
+/// The store's bookkeeping as read: what a check compares and keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    pub header: Header,
+    /// The used and pending bitmaps as words (bits past the units 0).
+    pub used: Vec<u64>,
+    pub pending: Vec<u64>,
+    pub lengths: Vec<u16>,
+}
+
+/// Reads `units` bits at `phys` as words.
+fn read_bits(mem: &dyn GuestMemory, phys: u64, units: u64) -> Option<Vec<u64>> {
+    let mut bytes = vec![0u8; units.div_ceil(64) as usize * 8];
+    mem.read(phys, &mut bytes[..units.div_ceil(8) as usize])
+        .ok()?;
+    let mut words: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    let last = words.len().saturating_sub(1);
+    if let Some(w) = words.last_mut() {
+        *w &= frame_mask(last, units);
+    }
+    Some(words)
+}
+
+/// Reads the store (`Ok(None)`: the layout has none; `Err`: why it is
+/// unusable, reported as a swap store violation).
+pub fn read_store(mem: &dyn GuestMemory, hello: &Hello) -> Result<Option<Store>, String> {
     if hello.swap.start == hello.swap.end {
-        return;
+        return Ok(None);
     }
-    let mut found = Vec::new();
-    let mut bad = |why: String| out.push(Violation::SwapStore { why });
-    let h = match header(mem, hello) {
-        Ok(h) => h,
-        Err(why) => return bad(format!("header: {why}")),
+    let h = header(mem, hello).map_err(|why| format!("header: {why}"))?;
+    let at = hello.swap.start;
+    let mut len_bytes = vec![0u8; (h.units * 2) as usize];
+    let parts = (
+        read_bits(mem, at + h.used, h.units),
+        read_bits(mem, at + h.pending, h.units),
+        mem.read(at + h.lengths, &mut len_bytes).ok(),
+    );
+    let (Some(used), Some(pending), Some(())) = parts else {
+        return Err("bitmaps or length table unreadable".into());
     };
-    let read = |off: u64, len: u64| {
-        let mut v = vec![0u8; len as usize];
-        mem.read(hello.swap.start + off, &mut v).map(|()| v)
-    };
-    let (Ok(used), Ok(pending), Ok(lengths)) = (
-        read(h.used, h.units.div_ceil(8)),
-        read(h.pending, h.units.div_ceil(8)),
-        read(h.lengths, h.units * 2),
-    ) else {
-        return bad("bitmaps or length table unreadable".into());
-    };
-    let bit = |b: &[u8], u: u64| b[(u / 8) as usize] >> (u % 8) & 1 == 1;
-    let len_of = |s: u64| {
-        u64::from(u16::from_le_bytes([
-            lengths[2 * s as usize],
-            lengths[2 * s as usize + 1],
-        ]))
-    };
-    if let Some(u) = (0..h.units).find(|&u| bit(&pending, u)) {
-        bad(format!("pending bit of unit {u} set between requests"));
-    }
-    // The model's slots: slot → page.
-    let mut slots = BTreeMap::new();
-    for (start, pages, st) in expect.runs() {
+    let lengths = len_bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    Ok(Some(Store {
+        header: h,
+        used,
+        pending,
+        lengths,
+    }))
+}
+
+/// The first set bit of `words`.
+fn first_bit(words: &[u64]) -> Option<u64> {
+    let (w, &x) = words.iter().enumerate().find(|(_, &x)| x != 0)?;
+    Some(w as u64 * 64 + u64::from(x.trailing_zeros()))
+}
+
+/// The model's on-swap pages: (slot, page address), by slot.
+pub fn model_slots(expect: &Expected) -> Vec<(u64, u64)> {
+    let mut slots = Vec::new();
+    for (s, e, st) in expect.runs() {
         if let ModelState::OnSwap { slot } = st {
-            for k in 0..pages {
-                slots.insert(slot + k, start + k * 4096);
-            }
+            slots.extend((0..e - s).map(|k| (slot + k, (s + k) << 12)));
         }
     }
-    let mut owner: Vec<Option<u64>> = vec![None; h.units as usize];
-    for s in 0..h.units {
-        let len = len_of(s);
-        let expected = slots.get(&s).copied();
+    slots.sort_unstable();
+    slots
+}
+
+/// Checks the store's bookkeeping against the model's on-swap pages
+/// `slots` ([`model_slots`]); answers the slots whose data must be
+/// checked: (slot, length, page address).
+pub fn check_store(
+    store: &Store,
+    slots: &[(u64, u64)],
+    out: &mut Vec<Violation>,
+) -> Vec<(u64, u64, u64)> {
+    let mut bad = |why: String| out.push(Violation::SwapStore { why });
+    let units = store.header.units;
+    if let Some(u) = first_bit(&store.pending) {
+        bad(format!("pending bit of unit {u} set between requests"));
+    }
+    let bit = |b: &[u64], u: u64| b[(u / 64) as usize] >> (u % 64) & 1 == 1;
+    let mut owned = vec![0u64; store.used.len()];
+    // Slots whose units were taken, in order: (slot, end unit).
+    let mut taken: Vec<(u64, u64)> = Vec::new();
+    let mut data = Vec::new();
+    let mut next = slots.iter().peekable();
+    let mut s = 0;
+    while s < units {
+        // The next slot with a length, or that a page is on.
+        let nonzero = store.lengths[s as usize..]
+            .chunks(32)
+            .enumerate()
+            .find(|(_, c)| c.iter().any(|&l| l != 0))
+            .and_then(|(k, c)| {
+                c.iter()
+                    .position(|&l| l != 0)
+                    .map(|i| s + k as u64 * 32 + i as u64)
+            });
+        while next.peek().is_some_and(|&&(slot, _)| slot < s) {
+            next.next();
+        }
+        let modeled = next
+            .peek()
+            .map(|&&(slot, _)| slot)
+            .filter(|&slot| slot < units);
+        let Some(at) = [nonzero, modeled].into_iter().flatten().min() else {
+            break;
+        };
+        s = at + 1;
+        let len = u64::from(store.lengths[at as usize]);
+        let expected = next
+            .peek()
+            .filter(|&&&(slot, _)| slot == at)
+            .map(|&&(_, v)| v);
         match (len, expected) {
             (0, None) => continue,
             (0, Some(virt)) => {
                 bad(format!(
-                    "slot {s} of the page at {virt:#x} holds no data (length 0)"
+                    "slot {at} of the page at {virt:#x} holds no data (length 0)"
                 ));
                 continue;
             }
-            (_, None) => bad(format!("slot {s} holds {len} bytes but no page is on it")),
+            (_, None) => bad(format!("slot {at} holds {len} bytes but no page is on it")),
             (_, Some(_)) if len > 4096 => {
-                bad(format!("slot {s} has length {len}, above 4096"));
+                bad(format!("slot {at} has length {len}, above 4096"));
                 continue;
             }
             _ => {}
         }
-        for u in s..s + len.div_ceil(UNIT) {
-            match owner.get_mut(u as usize) {
-                Some(Some(o)) => bad(format!("unit {u} belongs to slots {o} and {s}")),
-                Some(o) => *o = Some(s),
-                None => bad(format!("slot {s} runs past the store's {} units", h.units)),
+        for u in at..at + len.div_ceil(UNIT) {
+            if u >= units {
+                bad(format!("slot {at} runs past the store's {units} units"));
+            } else if bit(&owned, u) {
+                let o = taken
+                    .iter()
+                    .find(|&&(o, end)| o <= u && u < end)
+                    .map_or(at, |&(o, _)| o);
+                bad(format!("unit {u} belongs to slots {o} and {at}"));
+            } else {
+                set_range(&mut owned, u, u + 1);
             }
-            if u < h.units && !bit(&used, u) {
-                bad(format!("unit {u} of slot {s} is not marked used"));
+            if u < units && !bit(&store.used, u) {
+                bad(format!("unit {u} of slot {at} is not marked used"));
             }
         }
+        taken.push((at, at + len.div_ceil(UNIT)));
         if let Some(virt) = expected {
-            found.extend(slot_data(mem, hello, &h, expect, (s, len, virt)));
+            data.push((at, len, virt));
         }
     }
-    if let Some(u) = (0..h.units).find(|&u| bit(&used, u) && owner[u as usize].is_none()) {
+    let stray: Vec<u64> = store.used.iter().zip(&owned).map(|(u, o)| u & !o).collect();
+    if let Some(u) = first_bit(&stray) {
         bad(format!(
             "unit {u} is marked used but no slot owns it (a leak)"
         ));
     }
-    if let Some((s, virt)) = slots.iter().find(|(s, _)| **s >= h.units) {
+    if let Some((s, virt)) = slots.iter().find(|(s, _)| *s >= units) {
         bad(format!(
             "the page at {virt:#x} is on slot {s}, past the store's units"
         ));
     }
-    out.extend(found);
-}
-
-/// The entries leading to `virt`'s level-1 entry, read from the root.
-fn path_of(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Path {
-    let mut steps = Vec::new();
-    let mut table = hello.page_table_root;
-    for level in (0..4).rev() {
-        let index = (virt >> (12 + 9 * level)) & 511;
-        let mut b = [0u8; 8];
-        if mem.read(table + index * 8, &mut b).is_err() {
-            break;
-        }
-        let raw = u64::from_le_bytes(b);
-        steps.push(Step {
-            table,
-            index: index as u16,
-            raw,
-        });
-        if raw & 1 == 0 {
-            break;
-        }
-        table = raw & 0x000f_ffff_ffff_f000;
-    }
-    Path { virt, steps }
-}
-
-/// Invariant 6 for one slot: its data decodes to the page's bytes.
-fn slot_data(
-    mem: &dyn GuestMemory,
-    hello: &Hello,
-    h: &Header,
-    expect: &Expectations,
-    (slot, len, virt): (u64, u64, u64),
-) -> Option<Violation> {
-    let mut stored = vec![0u8; len as usize];
-    let at = hello.swap.start + h.data + slot * UNIT;
-    if let Err(error) = mem.read(at, &mut stored) {
-        let what = format!("swap slot {slot} at {at:#x}");
-        return Some(Violation::Unreadable { what, error });
-    }
-    let page = if len == 4096 {
-        stored
-    } else {
-        let mut p = vec![0u8; 4096];
-        match lz4_flex::block::decompress_into(&stored, &mut p) {
-            Ok(4096) => p,
-            Ok(n) => {
-                let why = format!("slot {slot} of {virt:#x} decompresses to {n} bytes, not 4096");
-                return Some(Violation::SwapStore { why });
-            }
-            Err(e) => {
-                let why = format!("slot {slot} of {virt:#x} is no LZ4 block: {e}");
-                return Some(Violation::SwapStore { why });
-            }
-        }
-    };
-    let want = expect.expected_bytes(virt)?;
-    let offset = page.iter().zip(&want).position(|(a, b)| a != b)?;
-    Some(Violation::SwapData {
-        path: path_of(mem, hello, virt),
-        slot,
-        offset: offset as u64,
-        expected: want[offset],
-        got: page[offset],
-    })
+    data
 }

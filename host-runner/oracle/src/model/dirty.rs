@@ -80,6 +80,7 @@ impl Dirty {
         self.seq += 1;
         Changes {
             epoch: self.epoch,
+            first: self.seq,
             seq: self.seq,
             all: std::mem::take(&mut self.all),
             pages: std::mem::take(&mut self.pages).into_iter().collect(),
@@ -92,6 +93,8 @@ impl Dirty {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     epoch: u64,
+    /// The first and last take they cover.
+    first: u64,
     seq: u64,
     all: bool,
     pages: Vec<(u64, u64)>,
@@ -117,7 +120,7 @@ impl Changes {
         self.epoch
     }
 
-    /// Which take of that model these are (1 for the first).
+    /// The last take of that model these cover (1 for the first).
     pub fn seq(&self) -> u64 {
         self.seq
     }
@@ -126,7 +129,34 @@ impl Changes {
     /// of the same model, so that together with a record made then they
     /// cover every change.
     pub fn follow(&self, epoch: u64, seq: u64) -> bool {
-        !self.all && self.epoch != 0 && self.epoch == epoch && self.seq == seq + 1
+        !self.all && self.epoch != 0 && self.epoch == epoch && self.first == seq + 1
+    }
+
+    /// Adds the changes taken right after these (of the same model); any
+    /// others make these cover everything.
+    pub fn merge(&mut self, later: Changes) {
+        if self.epoch != later.epoch || later.first != self.seq + 1 || later.all {
+            self.all = true;
+        }
+        self.seq = later.seq;
+        if self.all {
+            self.pages.clear();
+            self.host_frames.clear();
+            return;
+        }
+        let mut d = Dirty {
+            epoch: self.epoch,
+            seq: 0,
+            all: false,
+            pages: self.pages.drain(..).collect(),
+            host: self.host_frames.drain(..).collect(),
+        };
+        for (s, e) in later.pages {
+            d.pages(s, e);
+        }
+        d.host.extend(later.host_frames);
+        self.pages = d.pages.into_iter().collect();
+        self.host_frames = d.host.into_iter().collect();
     }
 
     /// The changed pages as disjoint runs of page numbers, in order.
@@ -188,6 +218,21 @@ mod tests {
         let all = d.take();
         assert!(all.is_everything() && all.pages().is_empty());
         assert!(!all.follow(next.epoch(), next.seq()));
+        let mut a = d.take();
+        d.pages(1, 3);
+        a.merge(d.take());
+        d.pages(2, 5);
+        d.host_frame(4);
+        a.merge(d.take());
+        assert_eq!((a.pages(), a.host_frames()), (&[(1, 5)][..], &[4][..]));
+        assert!(a.follow(all.epoch(), all.seq()) && !a.is_everything());
+        let stale = d.take();
+        a.merge(Dirty::new().take());
+        assert!(a.is_everything());
+        let mut b = stale;
+        b.merge(d.take());
+        b.merge(d.take());
+        assert!(!b.is_everything());
     }
 
     #[test]

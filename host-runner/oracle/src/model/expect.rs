@@ -101,15 +101,6 @@ impl Expectations {
         self.pages.runs().map(|(s, e, st)| (s << 12, e - s, st))
     }
 
-    /// Runs inside page numbers `first..end`, clipped, by page number.
-    pub(crate) fn runs_in(
-        &self,
-        first: u64,
-        end: u64,
-    ) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
-        self.pages.runs_in(first, end)
-    }
-
     /// A borrowed view of these expectations, as the checker reads them.
     pub fn view(&self) -> Expected<'_> {
         Expected {
