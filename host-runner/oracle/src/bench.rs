@@ -141,9 +141,13 @@ impl Scenario {
     pub fn take_changes(&mut self) -> Changes {
         let now = self.model.take_changes();
         self.img.realize(&self.model.view(), &now);
-        let mut all = self.pending.take().unwrap_or_else(Changes::everything);
-        all.merge(now);
-        all
+        match self.pending.take() {
+            Some(mut all) => {
+                all.merge(now);
+                all
+            }
+            None => now,
+        }
     }
 
     /// About 30 operations' worth of changes, different each `round`:

@@ -21,13 +21,14 @@ use protocol::Hello;
 
 use super::bitmap::Bitmap;
 use super::claims::{Claim, Ctx, Owner};
+use super::copies::{refresh, word};
 use super::entry::{decode_leaf, Leaf, A, D, P};
 use super::memory::GuestMemory;
-use super::stateful::{swap_store, Checker, Record};
-use super::swap::{check_store, model_slots};
+use super::stateful::{Checker, Record};
+use super::swap::{check_store, model_slots, refresh_store};
 use super::violation::{Path, Step};
 use super::walk::{walk, Table, Translation, Tree, Walk};
-use super::{data, leaf, mmap, slots, CheckReport, Scope};
+use super::{data, leaf, mmap, slots, CheckReport, Scope, Violation};
 use crate::model::{Changes, Expected, ModelState};
 
 /// Whether a level-1 entry changed in a way that matters.
@@ -131,7 +132,7 @@ impl Checker {
         if !usable {
             return self.full(mem, hello, expect, Some(changes));
         }
-        let rec = self.record.take().expect("checked above");
+        let mut rec = self.record.take().expect("checked above");
         let mut out = Vec::new();
         let tree = walk(mem, hello, &mut self.pool, &mut out);
         let mut d = Diff {
@@ -176,19 +177,20 @@ impl Checker {
 
         // Frame-info records, before the claims are decided again: a
         // frame's unchanged page is its owner still.
-        let info = mmap::read_info(mem, hello, Vec::new(), &mut out);
-        if let (Some(info), Some(old)) = (&info, &rec.info) {
-            let mut fi: Vec<u64> = d.page_frames.clone();
-            fi.extend(d.verified.iter().map(|t| t.frame >> 12));
-            let changed = info
-                .iter()
-                .zip(old)
-                .enumerate()
-                .filter(|(_, (a, b))| a != b);
-            fi.extend(changed.map(|(n, _)| n as u64));
+        let mut fi: Vec<u64> = d.page_frames.clone();
+        fi.extend(d.verified.iter().map(|t| t.frame >> 12));
+        let info_at = hello.frame_info.start;
+        if let Some(info) = rec.info.as_mut() {
+            let changed = |n: usize, _, _| fi.push(n as u64);
+            if let Err(error) = refresh(mem, info_at, info, &mut self.scratch, changed) {
+                let what = format!("the frame-info table at {info_at:#x}");
+                out.push(Violation::Unreadable { what, error });
+            }
+        }
+        if let Some(info) = &rec.info {
             fi.sort_unstable();
             fi.dedup();
-            for n in fi.into_iter().filter(|&n| (n as usize) < info.len()) {
+            for n in fi.into_iter().filter(|&n| n < (info.len() / 8) as u64) {
                 let kept = match self.owners.owner_of(n) {
                     Some(Owner::Page { virt }) => leaf_translation(&tree, virt),
                     _ => None,
@@ -196,7 +198,7 @@ impl Checker {
                 let mut maps: Vec<&Translation> = kept.iter().collect();
                 maps.extend(d.verified.iter().filter(|t| t.frame >> 12 == n));
                 maps.sort_by_key(|t| t.virt);
-                mmap::check_frame(expect, n, info[n as usize], &maps, &mut out);
+                mmap::check_frame(expect, n, word(info, n as usize), &maps, &mut out);
             }
         }
         if let Some(bitmap) = &bitmap {
@@ -211,21 +213,24 @@ impl Checker {
         }
         data::check_pages(mem, hello, expect, d.verified.iter(), &mut out);
 
-        let swap = swap_store(mem, hello, &mut out);
-        if let Some(store) = swap
-            .as_ref()
-            .filter(|s| d.swap || rec.swap.as_ref() != Some(*s))
-        {
-            let found = check_store(store, &model_slots(expect), &mut out);
-            let old = rec.swap.as_ref().filter(|o| o.header == store.header);
-            let mut wanted: Vec<u64> = slots_of(expect, changes, &d.pages);
-            wanted.sort_unstable();
-            let again = |&(slot, _, _): &(u64, u64, u64)| {
-                old.is_none_or(|o| o.lengths[slot as usize] != store.lengths[slot as usize])
-                    || wanted.binary_search(&slot).is_ok()
-            };
-            let found = found.into_iter().filter(again);
-            slots::check_slots(mem, hello, &store.header, expect, found, &mut out);
+        if let Some(store) = rec.swap.as_mut() {
+            let mut moved = false;
+            let scratch = &mut self.scratch;
+            match refresh_store(mem, hello, store, scratch, &mut moved) {
+                Err(why) => out.push(Violation::SwapStore { why }),
+                Ok(lengths) if moved || d.swap => {
+                    let found = check_store(store, &model_slots(expect), &mut self.units, &mut out);
+                    let mut wanted: Vec<u64> = slots_of(expect, changes, &d.pages);
+                    wanted.extend(lengths.iter().flatten());
+                    wanted.sort_unstable();
+                    let again = |&(slot, _, _): &(u64, u64, u64)| {
+                        lengths.is_none() || wanted.binary_search(&slot).is_ok()
+                    };
+                    let found = found.into_iter().filter(again);
+                    slots::check_slots(mem, hello, store, expect, found, &mut out);
+                }
+                Ok(_) => {}
+            }
         }
 
         let scope = Scope::Incremental {
@@ -241,8 +246,8 @@ impl Checker {
                     since: (changes.epoch(), changes.seq()),
                     tree,
                     bitmap: b.words,
-                    info,
-                    swap,
+                    info: rec.info,
+                    swap: rec.swap,
                 })
             }
             None => tree.recycle(&mut self.pool),
@@ -288,7 +293,7 @@ fn compare(
     old: &Tree,
     new: &Tree,
     d: &mut Diff,
-    out: &mut Vec<super::Violation>,
+    out: &mut Vec<Violation>,
 ) {
     let (mut i, mut j) = (0, 0);
     loop {
@@ -369,7 +374,7 @@ fn verify(
     k: usize,
     old: u64,
     d: &mut Diff,
-    out: &mut Vec<super::Violation>,
+    out: &mut Vec<Violation>,
 ) {
     let vpn = t.first_page() + k as u64;
     let want = expect.state_of(vpn);

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use protocol::{Hello, PAGE_SIZE};
 
+use super::copies::{next_nonzero, read_into, word};
 use super::entry::PresentKind;
 use super::memory::GuestMemory;
 use super::violation::Violation;
@@ -24,14 +25,14 @@ pub fn record(file: u8, page: u64) -> u64 {
     VALID | u64::from(file) << 40 | page
 }
 
-/// Reads the frame-info table into `words` (reused); `None` when the
+/// Reads the frame-info table into `bytes` (reused); `None` when the
 /// layout has none or it cannot be read (which is reported).
 pub fn read_info(
     mem: &dyn GuestMemory,
     hello: &Hello,
-    mut words: Vec<u64>,
+    mut bytes: Vec<u8>,
     out: &mut Vec<Violation>,
-) -> Option<Vec<u64>> {
+) -> Option<Vec<u8>> {
     let r = hello.frame_info;
     if r.start == r.end {
         return None;
@@ -47,21 +48,12 @@ pub fn read_info(
         });
         return None;
     }
-    words.clear();
-    let mut chunk = vec![0u8; 1 << 16];
-    let mut at = 0;
-    while at < len {
-        let n = (len - at).min(chunk.len() as u64) as usize;
-        if let Err(error) = mem.read(r.start + at, &mut chunk[..n]) {
-            let what = format!("the frame-info table at {:#x}", r.start);
-            out.push(Violation::Unreadable { what, error });
-            return None;
-        }
-        let records = chunk[..n].chunks_exact(8);
-        words.extend(records.map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))));
-        at += n as u64;
+    if let Err(error) = read_into(mem, r.start, len, &mut bytes) {
+        let what = format!("the frame-info table at {:#x}", r.start);
+        out.push(Violation::Unreadable { what, error });
+        return None;
     }
-    Some(words)
+    Some(bytes)
 }
 
 /// The record the model expects on the frame of the file page `t` (0 when
@@ -123,7 +115,7 @@ pub fn check_frame(
 /// for records on any other frame.
 pub fn check_all(
     expect: &Expected,
-    info: &[u64],
+    info: &[u8],
     translations: &[Translation],
     out: &mut Vec<Violation>,
 ) {
@@ -144,22 +136,19 @@ pub fn check_all(
         maps.sort_unstable();
         for group in maps.chunk_by(|a, b| a.0 == b.0) {
             let n = group[0].0;
-            let Some(&got) = info.get(n as usize) else {
+            if n >= (info.len() / 8) as u64 {
                 continue;
-            };
+            }
+            let got = word(info, n as usize);
             let ts: Vec<&Translation> = group.iter().map(|&(_, i)| &translations[i]).collect();
             check_frame(expect, n, got, &ts, out);
         }
     }
-    for (block, words) in info.chunks(64).enumerate() {
-        if words.iter().fold(0, |a, &w| a | w) == 0 {
-            continue;
-        }
-        for (k, &got) in words.iter().enumerate() {
-            let n = (block * 64 + k) as u64;
-            if got != 0 && mmap.binary_search(&n).is_err() {
-                check_frame(expect, n, got, &[], out);
-            }
+    let mut at = 0;
+    while let Some(n) = next_nonzero(info, at) {
+        at = n + 1;
+        if mmap.binary_search(&(n as u64)).is_err() {
+            check_frame(expect, n as u64, word(info, n), &[], out);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod bitmap;
 mod claims;
+mod copies;
 mod data;
 mod decode;
 mod entry;

@@ -4,7 +4,7 @@
 use protocol::Hello;
 
 use super::memory::GuestMemory;
-use super::swap::{Header, UNIT};
+use super::swap::{Header, Store, UNIT};
 use super::violation::{Path, Step, Violation};
 use crate::model::Expected;
 
@@ -13,11 +13,14 @@ use crate::model::Expected;
 pub fn check_slots(
     mem: &dyn GuestMemory,
     hello: &Hello,
-    h: &Header,
+    store: &Store,
     expect: &Expected,
     slots: impl Iterator<Item = (u64, u64, u64)>,
     out: &mut Vec<Violation>,
 ) {
+    let Some(h) = &store.header else {
+        return;
+    };
     for s in slots {
         out.extend(slot_data(mem, hello, h, expect, s));
     }

@@ -23,7 +23,7 @@ pub(super) struct Record {
     pub since: (u64, u64),
     pub tree: Tree,
     pub bitmap: Vec<u64>,
-    pub info: Option<Vec<u64>>,
+    pub info: Option<Vec<u8>>,
     pub swap: Option<Store>,
 }
 
@@ -37,6 +37,9 @@ pub struct Checker {
     pub(super) owners: Owners,
     /// Spare table buffers.
     pub(super) pool: Vec<Entries>,
+    /// Reused buffers: a chunk of memory read, the swap units owned.
+    pub(super) scratch: Vec<u8>,
+    pub(super) units: Vec<u64>,
 }
 
 impl Checker {
@@ -85,10 +88,14 @@ impl Checker {
         expect: &Expected,
         since: Option<&Changes>,
     ) -> CheckReport {
-        let (spare_bitmap, spare_info) = match self.record.take() {
+        let (spare_bitmap, spare_info, spare_swap) = match self.record.take() {
             Some(r) => {
                 r.tree.recycle(&mut self.pool);
-                (r.bitmap, r.info.unwrap_or_default())
+                (
+                    r.bitmap,
+                    r.info.unwrap_or_default(),
+                    r.swap.unwrap_or_default(),
+                )
             }
             None => Default::default(),
         };
@@ -136,17 +143,10 @@ impl Checker {
         }
         mmap::check_images(mem, hello, expect, &mut out);
         mmap::check_reservations(hello, &mut out);
-        let swap = swap_store(mem, hello, &mut out);
+        let swap = swap_store(mem, hello, spare_swap, &mut out);
         if let Some(store) = &swap {
-            let found = check_store(store, &model_slots(expect), &mut out);
-            slots::check_slots(
-                mem,
-                hello,
-                &store.header,
-                expect,
-                found.into_iter(),
-                &mut out,
-            );
+            let found = check_store(store, &model_slots(expect), &mut self.units, &mut out);
+            slots::check_slots(mem, hello, store, expect, found.into_iter(), &mut out);
         }
         let walk = Walk {
             translations,
@@ -177,9 +177,10 @@ impl Checker {
 pub(super) fn swap_store(
     mem: &dyn GuestMemory,
     hello: &Hello,
+    reuse: Store,
     out: &mut Vec<Violation>,
 ) -> Option<Store> {
-    match read_store(mem, hello) {
+    match read_store(mem, hello, reuse) {
         Ok(store) => store,
         Err(why) => {
             out.push(Violation::SwapStore { why });

@@ -5,7 +5,8 @@
 
 use protocol::Hello;
 
-use super::bitmap::{frame_mask, set_range};
+use super::bitmap::set_range;
+use super::copies::{next_nonzero, read_into, refresh, word};
 use super::memory::GuestMemory;
 use super::violation::Violation;
 use crate::model::{Expected, ModelState};
@@ -63,65 +64,109 @@ fn header(mem: &dyn GuestMemory, hello: &Hello) -> Result<Header, String> {
     Ok(h)
 }
 
-/// The store's bookkeeping as read: what a check compares and keeps.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The store's bookkeeping as read (raw bytes): what a check compares and
+/// keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Store {
-    pub header: Header,
-    /// The used and pending bitmaps as words (bits past the units 0).
-    pub used: Vec<u64>,
-    pub pending: Vec<u64>,
-    pub lengths: Vec<u16>,
+    pub header: Option<Header>,
+    pub used: Vec<u8>,
+    pub pending: Vec<u8>,
+    pub lengths: Vec<u8>,
 }
 
-/// Reads `units` bits at `phys` as words.
-fn read_bits(mem: &dyn GuestMemory, phys: u64, units: u64) -> Option<Vec<u64>> {
-    let mut bytes = vec![0u8; units.div_ceil(64) as usize * 8];
-    mem.read(phys, &mut bytes[..units.div_ceil(8) as usize])
-        .ok()?;
-    let mut words: Vec<u64> = bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect();
-    let last = words.len().saturating_sub(1);
-    if let Some(w) = words.last_mut() {
-        *w &= frame_mask(last, units);
+impl Store {
+    pub fn units(&self) -> u64 {
+        self.header.map_or(0, |h| h.units)
     }
-    Some(words)
+
+    /// Slot `s`'s length.
+    pub fn len(&self, s: u64) -> u64 {
+        let at = 2 * s as usize;
+        u64::from(u16::from_le_bytes([self.lengths[at], self.lengths[at + 1]]))
+    }
+
+    fn used(&self, u: u64) -> bool {
+        self.used[(u / 8) as usize] >> (u % 8) & 1 == 1
+    }
+
+    /// The parts: (offset in the store, bytes).
+    pub fn parts_mut(&mut self) -> [(u64, &mut Vec<u8>); 3] {
+        let h = self.header.expect("a store read");
+        [
+            (h.used, &mut self.used),
+            (h.pending, &mut self.pending),
+            (h.lengths, &mut self.lengths),
+        ]
+    }
 }
 
-/// Reads the store (`Ok(None)`: the layout has none; `Err`: why it is
-/// unusable, reported as a swap store violation).
-pub fn read_store(mem: &dyn GuestMemory, hello: &Hello) -> Result<Option<Store>, String> {
+/// Reads the store into `store`'s buffers (`Ok(None)`: the layout has
+/// none; `Err`: why it is unusable, reported as a swap store violation).
+pub fn read_store(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    mut store: Store,
+) -> Result<Option<Store>, String> {
     if hello.swap.start == hello.swap.end {
         return Ok(None);
     }
     let h = header(mem, hello).map_err(|why| format!("header: {why}"))?;
     let at = hello.swap.start;
-    let mut len_bytes = vec![0u8; (h.units * 2) as usize];
-    let parts = (
-        read_bits(mem, at + h.used, h.units),
-        read_bits(mem, at + h.pending, h.units),
-        mem.read(at + h.lengths, &mut len_bytes).ok(),
-    );
-    let (Some(used), Some(pending), Some(())) = parts else {
-        return Err("bitmaps or length table unreadable".into());
-    };
-    let lengths = len_bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    Ok(Some(Store {
-        header: h,
-        used,
-        pending,
-        lengths,
-    }))
+    store.header = Some(h);
+    let bits = h.units.div_ceil(8);
+    let read = read_into(mem, at + h.used, bits, &mut store.used)
+        .and_then(|()| read_into(mem, at + h.pending, bits, &mut store.pending))
+        .and_then(|()| read_into(mem, at + h.lengths, h.units * 2, &mut store.lengths));
+    read.map_err(|_| "bitmaps or length table unreadable".to_string())?;
+    Ok(Some(store))
 }
 
-/// The first set bit of `words`.
-fn first_bit(words: &[u64]) -> Option<u64> {
-    let (w, &x) = words.iter().enumerate().find(|(_, &x)| x != 0)?;
-    Some(w as u64 * 64 + u64::from(x.trailing_zeros()))
+/// Reads `store` again (its header must be the same, else it is read
+/// anew and every slot counts as changed: `Ok(None)`); answers the slots
+/// whose length changed, or `Ok(Some(empty))` when nothing changed at all
+/// (`changed` says whether anything did).
+pub fn refresh_store(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    store: &mut Store,
+    scratch: &mut Vec<u8>,
+    changed: &mut bool,
+) -> Result<Option<Vec<u64>>, String> {
+    let h = header(mem, hello).map_err(|why| format!("header: {why}"))?;
+    if store.header != Some(h) {
+        *changed = true;
+        *store = read_store(mem, hello, std::mem::take(store))?.unwrap_or_default();
+        return Ok(None);
+    }
+    let mut slots = Vec::new();
+    let at = hello.swap.start;
+    for (k, (off, buf)) in store.parts_mut().into_iter().enumerate() {
+        let lengths = k == 2;
+        refresh(mem, at + off, buf, scratch, |i, a, b| {
+            *changed = true;
+            if lengths {
+                let moved = (0..4).filter(|j| (a ^ b) >> (16 * j) & 0xffff != 0);
+                slots.extend(moved.map(|j| i as u64 * 4 + j));
+            }
+        })
+        .map_err(|_| "bitmaps or length table unreadable".to_string())?;
+    }
+    Ok(Some(slots))
+}
+
+/// The first unit of `units` whose bit is set in `bits` (bytes) and not
+/// in `but` (words; empty: none).
+fn first_bit(bits: &[u8], but: &[u64], units: u64) -> Option<u64> {
+    let mut at = 0;
+    while let Some(w) = next_nonzero(bits, at) {
+        at = w + 1;
+        let x = word(bits, w) & !but.get(w).copied().unwrap_or(0);
+        if x != 0 {
+            let u = w as u64 * 64 + u64::from(x.trailing_zeros());
+            return (u < units).then_some(u);
+        }
+    }
+    None
 }
 
 /// The model's on-swap pages: (slot, page address), by slot.
@@ -138,35 +183,41 @@ pub fn model_slots(expect: &Expected) -> Vec<(u64, u64)> {
 
 /// Checks the store's bookkeeping against the model's on-swap pages
 /// `slots` ([`model_slots`]); answers the slots whose data must be
-/// checked: (slot, length, page address).
+/// checked: (slot, length, page address). `owned` is a reused buffer.
 pub fn check_store(
     store: &Store,
     slots: &[(u64, u64)],
+    owned: &mut Vec<u64>,
     out: &mut Vec<Violation>,
 ) -> Vec<(u64, u64, u64)> {
     let mut bad = |why: String| out.push(Violation::SwapStore { why });
-    let units = store.header.units;
-    if let Some(u) = first_bit(&store.pending) {
+    let units = store.units();
+    if let Some(u) = first_bit(&store.pending, &[], units) {
         bad(format!("pending bit of unit {u} set between requests"));
     }
     let bit = |b: &[u64], u: u64| b[(u / 64) as usize] >> (u % 64) & 1 == 1;
-    let mut owned = vec![0u64; store.used.len()];
+    owned.clear();
+    owned.resize(units.div_ceil(64) as usize, 0);
     // Slots whose units were taken, in order: (slot, end unit).
     let mut taken: Vec<(u64, u64)> = Vec::new();
     let mut data = Vec::new();
     let mut next = slots.iter().peekable();
     let mut s = 0;
+    let mut word_at = 0;
     while s < units {
-        // The next slot with a length, or that a page is on.
-        let nonzero = store.lengths[s as usize..]
-            .chunks(32)
-            .enumerate()
-            .find(|(_, c)| c.iter().any(|&l| l != 0))
-            .and_then(|(k, c)| {
-                c.iter()
-                    .position(|&l| l != 0)
-                    .map(|i| s + k as u64 * 32 + i as u64)
-            });
+        word_at = word_at.max((s / 4) as usize);
+        // The next slot with a length (four to a word), or that a page is on.
+        let mut nonzero = None;
+        while nonzero.is_none() {
+            let Some(w) = next_nonzero(&store.lengths, word_at) else {
+                break;
+            };
+            nonzero = (w as u64 * 4..w as u64 * 4 + 4)
+                .find(|&k| k >= s && k < units && store.len(k) != 0);
+            if nonzero.is_none() {
+                word_at = w + 1;
+            }
+        }
         while next.peek().is_some_and(|&&(slot, _)| slot < s) {
             next.next();
         }
@@ -178,7 +229,7 @@ pub fn check_store(
             break;
         };
         s = at + 1;
-        let len = u64::from(store.lengths[at as usize]);
+        let len = store.len(at);
         let expected = next
             .peek()
             .filter(|&&&(slot, _)| slot == at)
@@ -201,16 +252,16 @@ pub fn check_store(
         for u in at..at + len.div_ceil(UNIT) {
             if u >= units {
                 bad(format!("slot {at} runs past the store's {units} units"));
-            } else if bit(&owned, u) {
+            } else if bit(owned, u) {
                 let o = taken
                     .iter()
                     .find(|&&(o, end)| o <= u && u < end)
                     .map_or(at, |&(o, _)| o);
                 bad(format!("unit {u} belongs to slots {o} and {at}"));
             } else {
-                set_range(&mut owned, u, u + 1);
+                set_range(owned, u, u + 1);
             }
-            if u < units && !bit(&store.used, u) {
+            if u < units && !store.used(u) {
                 bad(format!("unit {u} of slot {at} is not marked used"));
             }
         }
@@ -219,8 +270,7 @@ pub fn check_store(
             data.push((at, len, virt));
         }
     }
-    let stray: Vec<u64> = store.used.iter().zip(&owned).map(|(u, o)| u & !o).collect();
-    if let Some(u) = first_bit(&stray) {
+    if let Some(u) = first_bit(&store.used, owned, units) {
         bad(format!(
             "unit {u} is marked used but no slot owns it (a leak)"
         ));

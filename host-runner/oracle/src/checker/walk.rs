@@ -261,7 +261,8 @@ impl Walker<'_> {
             };
             self.out.push(Violation::EmptyTable { path, table: phys });
         }
-        let children: Option<[u64; 512]> = (level > 1 && !empty).then(|| *entries);
+        let descend = level > 1 && !empty;
+        let at = self.tree.tables.len();
         self.tree.tables.push(Table {
             frame: phys,
             level,
@@ -270,9 +271,10 @@ impl Walker<'_> {
             entries,
             empty,
         });
-        if let Some(children) = children {
+        if descend {
             let shift = 12 + 9 * u32::from(level - 1);
-            for (i, &raw) in children.iter().enumerate() {
+            for i in 0..512 {
+                let raw = self.tree.tables[at].entries[i];
                 let v = virt | ((i as u64) << shift);
                 self.entry(level - 1, phys, i as u64, raw, v, steps, lower);
             }
