@@ -67,16 +67,22 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    pub fn new(ram_mib: u64, mapped: u64) -> Scenario {
-        let img = Image::new(ram_mib, 16);
+    /// A machine of `ram_mib` MiB with a file of `file_pages` pages, and
+    /// nothing mapped.
+    pub fn empty(ram_mib: u64, file_pages: u64) -> Scenario {
+        let img = Image::new(ram_mib, file_pages);
         let model = Model::with_files(&img.hello, &img.file_specs()).expect("the image's files");
-        let mut s = Scenario {
+        Scenario {
             img,
             model,
             index: 0,
             runs: Vec::new(),
             pending: None,
-        };
+        }
+    }
+
+    pub fn new(ram_mib: u64, mapped: u64) -> Scenario {
+        let mut s = Scenario::empty(ram_mib, 16);
         let u = Privilege::User;
         let run = mapped.clamp(1, 100);
         for k in 0..mapped.div_ceil(run) {
@@ -120,7 +126,7 @@ impl Scenario {
     }
 
     /// Sends `req` to the model with the answer a correct guest gives, and
-    /// brings the image in line.
+    /// brings the image in line (nothing when the image has no answer).
     pub fn apply(&mut self, req: Request) {
         let Some(answer) = self.img.answer(&self.model, &req) else {
             return;

@@ -38,12 +38,14 @@ pub struct Image {
     swap: SwapParts,
 }
 
+/// The swap store's parts: units, and offsets from its start.
 #[derive(Clone, Copy, Debug)]
-struct SwapParts {
-    units: u64,
-    used: u64,
-    lengths: u64,
-    data: u64,
+pub struct SwapParts {
+    pub units: u64,
+    pub used: u64,
+    pub pending: u64,
+    pub lengths: u64,
+    pub data: u64,
 }
 
 /// Whole pages holding `bytes` bytes.
@@ -64,11 +66,12 @@ impl Image {
         let mut parts = SwapParts {
             units,
             used: 4096,
+            pending: 0,
             lengths: 0,
             data: 0,
         };
-        let pending = parts.used + (pages(units.div_ceil(8)) << 12);
-        parts.lengths = pending + (pages(units.div_ceil(8)) << 12);
+        parts.pending = parts.used + (pages(units.div_ceil(8)) << 12);
+        parts.lengths = parts.pending + (pages(units.div_ceil(8)) << 12);
         parts.data = parts.lengths + (pages(units * 2) << 12);
         let swap_end = swap_at + parts.data + units * 128;
         let file_at = swap_end;
@@ -148,7 +151,7 @@ impl Image {
         header.extend(b"VMMSWAP1");
         header.extend(128u32.to_le_bytes());
         header.extend((units as u32).to_le_bytes());
-        for off in [parts.used, pending, parts.lengths, parts.data] {
+        for off in [parts.used, parts.pending, parts.lengths, parts.data] {
             header.extend(off.to_le_bytes());
         }
         img.write(swap_at, &header);
@@ -172,6 +175,11 @@ impl Image {
                 seed: FILE_SEED,
             })
             .collect()
+    }
+
+    /// The swap store's parts (offsets from `hello.swap.start`).
+    pub fn swap_parts(&self) -> SwapParts {
+        self.swap
     }
 
     fn used_frames(&self) -> u64 {
