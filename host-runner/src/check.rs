@@ -9,7 +9,6 @@ use std::time::Duration;
 use protocol::{AreaType, Privilege, Request};
 use trace::Trace;
 
-use crate::judge::glue::replay_trace;
 use crate::judge::{JudgeOptions, JudgedVm, MemoryCheck, MemorySource};
 use crate::session::VmConfig;
 
@@ -187,14 +186,19 @@ pub async fn run(
     };
     // Shared RAM is booted either way, so that both sources can be timed.
     let opts = JudgeOptions {
-        check_every: None,
+        check_after_reset: false,
         memory: MemorySource::SharedRam,
         tlb_check: tlb,
     };
     let vm = JudgedVm::start(&config, opts).await?;
     let (mut vm, workload, ops) = match trace {
         Some(t) => {
-            let (vm, report) = replay_trace(vm, t.clone(), |_| {}).await;
+            let mut vm = vm;
+            let opts = trace::RunOptions {
+                final_check: false,
+                ..trace::RunOptions::default()
+            };
+            let report = trace::run(t, &mut vm, opts, &mut |_| {}).await;
             let ops = report.steps.len();
             (vm, report.outcome.failure().cloned(), ops)
         }

@@ -110,7 +110,7 @@ pub async fn replay_file(config: &VmConfig, path: &Path, check_every: usize) -> 
         }
     };
     let opts = ReplayOptions {
-        check_every,
+        check_every: Some(check_every),
         ..ReplayOptions::default()
     };
     let run = replay::run(config, &trace, &opts, |_| {}).await;

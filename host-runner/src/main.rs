@@ -94,7 +94,18 @@ enum Command {
     },
     /// Fuzz the VMM: seeded sequences, judged by the model and the memory
     /// checker; failures saved to --out, minimized, with the replay command.
-    Fuzz(host_runner::fuzz::FuzzArgs),
+    Fuzz {
+        #[command(flatten)]
+        args: host_runner::fuzz::FuzzArgs,
+        /// Write what the campaign reached (guest edges, model transitions)
+        /// here, as JSON, for `coverage --data`.
+        #[arg(long, value_name = "FILE")]
+        coverage_out: Option<PathBuf>,
+    },
+    /// Which functions and lines of guest/core and guest/kernel the fuzzer
+    /// reached, and how often, with the model's transition table: from a
+    /// campaign run now (the `fuzz` options) and/or saved coverage (--data).
+    Coverage(host_runner::coverage::cli::CoverageArgs),
     /// Shrink a failing trace to the smallest that fails the same way;
     /// writes TRACE-min.jsonl beside it.
     Minimize {
@@ -102,9 +113,10 @@ enum Command {
         /// Time for the whole search; the best trace so far is kept.
         #[arg(long, default_value = "5m", value_parser = host_runner::fuzz::plan::parse_duration)]
         duration: Duration,
-        /// Memory check every K operations of each attempt (0: only at its end).
-        #[arg(long, default_value_t = 0, value_name = "K")]
-        check_every: usize,
+        /// Memory check cadence of each attempt (0: only at its end);
+        /// default: the trace's own.
+        #[arg(long, value_name = "K")]
+        check_every: Option<usize>,
     },
 }
 
@@ -139,9 +151,11 @@ impl Default for CiArgs {
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
     trace: PathBuf,
-    /// Memory check every N operations (0: only at the end).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    check_every: usize,
+    /// Memory check after each batch that brings the operations since the
+    /// last check to N (0: only at the end); default: the trace's own
+    /// cadence (its `check_every`), as it ran when it was saved.
+    #[arg(long, value_name = "N")]
+    check_every: Option<usize>,
     /// Where the memory check reads guest RAM.
     #[arg(long, value_enum, default_value_t = MemorySource::default())]
     memory: MemorySource,
@@ -274,17 +288,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             print!("{}", bench::table(plan, &results));
         }
-        Command::Fuzz(args) => {
+        Command::Fuzz { args, coverage_out } => {
             let config = host_runner::config(&options).await?;
             let replay = host_runner::fuzz::replay_command(&options);
             let summary = host_runner::fuzz::run(&config, &args, replay).await?;
             print!("{summary}");
+            if let Some(path) = coverage_out {
+                summary.reached.save(&path)?;
+            }
             anyhow::ensure!(
                 summary.failures.is_empty(),
                 "fuzz found {} failure(s)",
                 summary.failures.len()
             );
         }
+        Command::Coverage(args) => print!(
+            "{}",
+            host_runner::coverage::cli::run(&options, &args).await?
+        ),
         Command::Minimize {
             trace,
             duration,
@@ -292,12 +313,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = host_runner::config(&options).await?;
             let opts = host_runner::minimize::MinimizeOptions {
-                judge: host_runner::judge::JudgeOptions {
-                    check_every: Some(check_every),
-                    ..Default::default()
-                },
-                reuse: host_runner::judge::glue::Reuse::FreshBoot,
+                judge: host_runner::judge::JudgeOptions::default(),
+                reuse: host_runner::judge::target::Reuse::FreshBoot,
                 duration,
+                check_every,
             };
             let log =
                 |s: &trace::minimize::Step| eprintln!("{}", host_runner::minimize::step_line(s));

@@ -7,12 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::runtime::Handle;
 use trace::minimize::Step;
 use trace::recorder::minimized_path;
 use trace::{Budget, Executor, Failure, Minimized, Outcome, Trace, TraceError};
 
-use crate::judge::glue::{JudgedExecutor, Reuse};
+use crate::judge::target::{JudgedExecutor, Reuse};
 use crate::judge::{is_runner_failure, JudgeOptions};
 use crate::session::VmConfig;
 
@@ -25,6 +24,8 @@ pub struct MinimizeOptions {
     /// The whole search, reproduction included; the best trace found so
     /// far is kept when it runs out.
     pub duration: Duration,
+    /// The check cadence of every attempt: `None`, the trace's own.
+    pub check_every: Option<usize>,
 }
 
 /// What went wrong, other than the guest.
@@ -115,41 +116,30 @@ pub async fn minimize_trace(
     trace: Trace,
     path: &Path,
     opts: &MinimizeOptions,
-    mut log: impl FnMut(&Step) + Send + 'static,
+    mut log: impl FnMut(&Step),
 ) -> Result<MinimizeReport, MinimizeError> {
     let started = Instant::now();
     let budget = Budget::for_duration(opts.duration);
-    let mut exec = JudgedExecutor::new(
-        config.clone(),
-        opts.judge.clone(),
-        opts.reuse,
-        Handle::current(),
-    );
+    let mut exec = JudgedExecutor::new(config.clone(), opts.judge.clone(), opts.reuse);
+    exec.run.check_every = opts.check_every;
     let original = trace.clone();
-    let (reproduced, result) = tokio::task::spawn_blocking(move || {
-        let reproduced = match exec.run(&trace) {
-            Outcome::Passed => return (None, None),
-            Outcome::Failed(f) => f,
-        };
-        if is_runner_failure(&reproduced) {
-            return (Some(reproduced), None);
+    let reproduced = match exec.run(&trace).await {
+        Outcome::Passed => {
+            return Err(MinimizeError::Passes {
+                path: path.to_owned(),
+                recorded: original.header.failure.clone(),
+            })
         }
-        let target = reproduced.signature();
-        let result = trace::minimize(&trace, &target, &mut exec, budget, &mut log);
-        (Some(reproduced), Some(result))
-    })
-    .await
-    .expect("the minimizer thread does not panic");
-    let reproduced = reproduced.ok_or_else(|| MinimizeError::Passes {
-        path: path.to_owned(),
-        recorded: original.header.failure.clone(),
-    })?;
-    let Some(mut result) = result else {
+        Outcome::Failed(f) => f,
+    };
+    if is_runner_failure(&reproduced) {
         return Err(MinimizeError::Runner {
             path: path.to_owned(),
             failure: reproduced,
         });
-    };
+    }
+    let target = reproduced.signature();
+    let mut result = trace::minimize(&trace, &target, &mut exec, budget, &mut log).await;
     if let Some(recorded) = &original.header.failure {
         if recorded.signature() != reproduced.signature() {
             tracing::warn!(

@@ -93,11 +93,9 @@ async fn fresh_and_worked_guest_is_clean_through_shared_ram() {
 
 #[tokio::test]
 async fn change_behind_the_models_back_is_an_invariant_failure() {
-    let opts = JudgeOptions {
-        check_every: Some(1),
-        ..JudgeOptions::default()
-    };
-    let mut vm = JudgedVm::start(&config(), opts).await.expect("boot");
+    let mut vm = JudgedVm::start(&config(), JudgeOptions::default())
+        .await
+        .expect("boot");
     // Sent straight to the guest: the model does not know of it.
     let hidden = Request::Map {
         addr: 0x7000_0000,
@@ -107,7 +105,8 @@ async fn change_behind_the_models_back_is_an_invariant_failure() {
         privilege: USER,
     };
     assert_eq!(vm.vm().call(hidden).await.unwrap(), Response::Done);
-    let f = vm.step(Request::Ping { nonce: 1 }).await.unwrap_err();
+    vm.step(Request::Ping { nonce: 1 }).await.unwrap();
+    let f = vm.check_at(Some(0), false).await.unwrap_err();
     assert_eq!(f.kind, FailureKind::Invariant, "{f}");
     assert_eq!(f.op_index, Some(0));
     assert!(f.message.contains("0x70000000"), "{}", f.message);
@@ -124,23 +123,33 @@ async fn wrong_answer_is_a_divergence_at_its_index() {
         pages: 1,
         privilege: USER,
     };
-    let got = vm.send(&req).await.unwrap();
-    assert!(vm.judge(&req, &got).await.is_ok());
-    // The same answer judged against a request it does not answer.
-    let f = vm
-        .judge(&Request::Ping { nonce: 5 }, &got)
-        .await
-        .unwrap_err();
+    vm.step(req).await.unwrap();
+    // A query the model knows the answer of, answered behind its back
+    // first: the same query now answers differently.
+    let hidden = Request::Map {
+        addr: 0x1000,
+        pages: 1,
+        writable: true,
+        contiguous: false,
+        privilege: USER,
+    };
+    assert_eq!(vm.vm().call(hidden).await.unwrap(), Response::Done);
+    let req = Request::Query {
+        addr: 0x1000,
+        pages: 1,
+        privilege: USER,
+    };
+    let f = vm.step(req).await.unwrap_err();
     assert_eq!(f.kind, FailureKind::Divergence);
     assert_eq!(f.op_index, Some(2));
-    assert!(f.message.starts_with("operation 2: Ping"), "{}", f.message);
+    assert!(f.message.starts_with("operation 2: Query"), "{}", f.message);
 }
 
 /// The executor the minimizer drives: runs traces on a reused guest (reset
-/// between them) or on fresh boots, from a blocking thread.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// between them) or on fresh boots.
+#[tokio::test]
 async fn executor_runs_traces_reused_and_fresh() {
-    use host_runner::judge::glue::{JudgedExecutor, Reuse};
+    use host_runner::judge::target::{JudgedExecutor, Reuse};
     use trace::{Executor, Outcome};
 
     let good = trace::parse_str(
@@ -158,20 +167,13 @@ async fn executor_runs_traces_reused_and_fresh() {
          {\"op\":\"unmap\",\"addr\":\"0x1000\",\"pages\":1,\"as\":\"user\",\"expect\":\"done\"}\n",
     )
     .unwrap();
-    let handle = tokio::runtime::Handle::current();
-    let outcomes = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        for reuse in [Reuse::ResetBetween, Reuse::FreshBoot] {
-            let mut exec =
-                JudgedExecutor::new(config(), JudgeOptions::default(), reuse, handle.clone());
-            out.push(exec.run(&good));
-            out.push(exec.run(&good));
-            out.push(exec.run(&bad));
-        }
-        out
-    })
-    .await
-    .unwrap();
+    let mut outcomes = Vec::new();
+    for reuse in [Reuse::ResetBetween, Reuse::FreshBoot] {
+        let mut exec = JudgedExecutor::new(config(), JudgeOptions::default(), reuse);
+        outcomes.push(exec.run(&good).await);
+        outcomes.push(exec.run(&good).await);
+        outcomes.push(exec.run(&bad).await);
+    }
     for chunk in outcomes.chunks(3) {
         assert_eq!(chunk[0], Outcome::Passed);
         assert_eq!(chunk[1], Outcome::Passed, "fresh state for every run");

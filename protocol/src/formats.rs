@@ -110,3 +110,21 @@
 //! (each named once), their units are disjoint, and the used bits are
 //! exactly the union of their units. `swap_bytes_used` is the sum of the
 //! slots' `len`; `swap_bytes_total` is `U * 128`.
+//!
+//! # Coverage counters
+//!
+//! When the kernel is built with SanitizerCoverage (inline 8-bit counters
+//! and a PC table), [`crate::Hello::coverage`] names two ranges of the
+//! kernel image in physical memory:
+//! - the counters: one byte per instrumented edge, counter `i` at byte `i`.
+//!   Each is incremented (wrapping at 256, never saturating) whenever its
+//!   edge runs. All are zero when QEMU loads the image; neither boot nor
+//!   `Reset` clears them, and the guest never reads them: the reader (the
+//!   host) counts what changed between two of its reads, modulo 256.
+//! - the PC table: `edges` pairs of little-endian `u64` `(pc, flags)`,
+//!   pair `i` for counter `i`: `pc` is the (virtual) address of the
+//!   instrumented block in the kernel ELF; bit 0 of `flags` is set when the
+//!   block is a function's entry. The table is never written.
+//!
+//! Which code is instrumented is the kernel build's choice; the ELF's debug
+//! information maps a `pc` to its function and source line.

@@ -81,6 +81,28 @@ pub struct Hello {
     /// The shared-memory transport (layout and rules: [`crate::ring`]),
     /// inside the kernel image.
     pub ring: PhysRange,
+    /// The guest's code-coverage counters and their PC table, when the
+    /// kernel was built with SanitizerCoverage (format: [`crate::formats`],
+    /// "Coverage counters"); `None` for an uninstrumented build.
+    pub coverage: Option<CoverageInfo>,
+}
+
+/// Where the kernel's SanitizerCoverage data lies in physical memory (both
+/// inside [`Hello::kernel_image`]).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CoverageInfo {
+    /// The inline 8-bit counters: one byte per instrumented edge.
+    pub counters: PhysRange,
+    /// The PC table: one `(pc, flags)` pair of little-endian `u64`s per
+    /// counter, in the counters' order.
+    pub pcs: PhysRange,
+}
+
+impl CoverageInfo {
+    /// Number of counters (instrumented edges).
+    pub fn edges(&self) -> u64 {
+        self.counters.end.saturating_sub(self.counters.start)
+    }
 }
 
 /// One file the host supplied at boot.

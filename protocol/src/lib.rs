@@ -26,7 +26,7 @@ mod response;
 pub mod ring;
 pub mod semantics;
 
-pub use hello::{FileInfo, Hello, PhysRange, VirtRange};
+pub use hello::{CoverageInfo, FileInfo, Hello, PhysRange, VirtRange};
 pub use message::{ExceptionReport, GuestMessage, PanicReport};
 pub use request::{AreaType, Privilege, Request};
 pub use response::{Error, FaultReason, FrameRun, PageState, Reclaim, Response, Stats};

@@ -240,6 +240,7 @@ impl SimMachine {
             frame_info: vmm.frame_info_range(),
             heap_max_bytes: vmm.heap_max_bytes(),
             ring: PhysRange { start: 0, end: 0 },
+            coverage: None,
         };
         SimMachine {
             vmm,

@@ -192,6 +192,7 @@ impl Machine for Kernel {
             frame_info,
             heap_max_bytes,
             ring: crate::ring::range(),
+            coverage: crate::coverage::info(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! (`gdt`, `interrupts`), the kernel's own mappings (`paging`, `image_map`),
 //! the early heap (`heap`), the serial line (`serial`), panics (`panic`,
 //! `exit`), memory touches with exception fixup (`touch`), and the request
-//! loop (`rpc`, `batch_depth`) that hands every request to the VMM core's
+//! loop (`rpc`, `batch_depth`), and where the coverage counters are (`coverage`) that hands every request to the VMM core's
 //! dispatcher through [`machine::Kernel`].
 #![no_std]
 #![no_main]
@@ -15,6 +15,7 @@ extern crate alloc;
 
 mod batch_depth;
 mod boot;
+mod coverage;
 mod exit;
 mod gdt;
 mod heap;

@@ -20,9 +20,13 @@
 //!   and reports every broken invariant ([`Violation`], numbered 1–6 as in
 //!   issue 4), with the [`Walk`]'s translations for the QEMU comparisons
 //!   (invariants 7 and 8). [`decode_walk`] renders the walk of one address.
+//! - [`coverage`]: model coverage, (request × page state × answer)
+//!   transitions and invariant-relevant events, which the model counts as it
+//!   judges ([`Model::coverage`]).
 
 pub mod bench;
 pub mod checker;
+pub mod coverage;
 pub mod model;
 pub mod synth;
 
@@ -30,6 +34,7 @@ pub use checker::{
     check, decode_walk, CheckReport, Checker, GuestMemory, ImageMemory, MemoryError, Scope,
     Translation, Violation, Walk,
 };
+pub use coverage::{ModelCoverage, ModelNovelty};
 pub use model::{
     file_page, Changes, Divergence, Expectations, Expected, FileSpec, FilesError, Model,
     ModelState, Prediction, StatsBounds, TouchOutcomes,

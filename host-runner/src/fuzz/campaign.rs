@@ -9,15 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use trace::recorder::failure_path;
-use trace::{Failure, GenConfig, Generator, Signature, Trace, TraceWriter};
+use trace::{Failure, GenConfig, Generator, Signature, Trace};
 
 use super::fresh::Fresh;
-use super::history::{since_boot_path, with_history};
+use super::history::since_boot_path;
 use super::plan::{sequence_seed, SequenceSource};
 use super::progress::{median, Goal, Progress};
 use super::sequence::{run_sequence, SequenceSpec};
 use super::summary::{FoundFailure, FreshState, FuzzArgs, Summary};
-use crate::judge::glue::Reuse;
+use crate::judge::target::Reuse;
 use crate::judge::{is_runner_failure, JudgeOptions};
 use crate::minimize::{minimize_trace, step_line, MinimizeError, MinimizeOptions, MinimizeReport};
 use crate::session::VmConfig;
@@ -56,7 +56,7 @@ pub(super) struct Shared {
 impl Shared {
     pub fn judge(&self) -> JudgeOptions {
         JudgeOptions {
-            check_every: Some(self.args.check_every),
+            check_after_reset: true,
             ..JudgeOptions::default()
         }
     }
@@ -65,7 +65,7 @@ impl Shared {
         self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    fn io(&self, path: PathBuf) -> impl FnOnce(std::io::Error) -> FuzzError {
+    pub(super) fn io(&self, path: PathBuf) -> impl FnOnce(std::io::Error) -> FuzzError {
         move |source| FuzzError::Io { path, source }
     }
 
@@ -76,6 +76,17 @@ impl Shared {
     /// alone, or the history when the sequence alone passes on a fresh
     /// guest (the reset left some state behind).
     pub async fn capture(&self, trace: Trace, since_boot: Option<Trace>) -> Result<(), FuzzError> {
+        let started = Instant::now();
+        let r = self.capture_timed(trace, since_boot).await;
+        *self.progress.capturing.lock().expect("not poisoned") += started.elapsed();
+        r
+    }
+
+    async fn capture_timed(
+        &self,
+        trace: Trace,
+        since_boot: Option<Trace>,
+    ) -> Result<(), FuzzError> {
         let failure = trace.header.failure.clone().expect("a failing trace");
         let path = failure_path(&self.args.out, &failure, &trace);
         trace::save_atomically(&path, &trace).map_err(self.io(path.clone()))?;
@@ -151,6 +162,7 @@ impl Shared {
             judge: self.judge(),
             reuse: Reuse::FreshBoot,
             duration: self.args.minimize_duration,
+            check_every: None,
         };
         let out = self.progress.printer();
         let log = move |s: &trace::minimize::Step| out.println(step_line(s));
@@ -168,7 +180,14 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         files: s.config.files.clone(),
         ..GenConfig::default()
     };
-    let mut job = Fresh::new(s.args.fresh);
+    let mut log_header = Generator::new(s.seed, gen.clone()).header();
+    log_header.seed = None;
+    log_header.note = Some(format!(
+        "in flight: what job {index} of campaign seed {:#x} sent its guest since it booted; \
+         batches and check points are comments, so it replays one operation at a time",
+        s.seed
+    ));
+    let mut job = Fresh::new(s.args.fresh, log_path.clone(), log_header);
     let mut retry = None;
     while !s.stopping() {
         let Some(k) = retry.or(job.probe_due()).or_else(|| s.source.take()) else {
@@ -183,31 +202,10 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         let fresh_started = Instant::now();
         let mut target = job.guest(&s).await?;
         let fresh = fresh_started.elapsed();
-        let mut header = Generator::new(spec.seed, gen.clone()).header();
-        header.note = Some(format!(
-            "in flight: sequence {k} of campaign seed {:#x} (job {index})",
-            s.seed
-        ));
-        let mut log =
-            TraceWriter::create(&log_path, &header, false).map_err(s.io(log_path.clone()))?;
-        // What the guest received since boot goes first, so that the
-        // in-flight trace of a killed runner replays from a fresh boot too.
-        let history = job.since_boot();
-        if !history.is_empty() {
-            let io = s.io(log_path.clone());
-            log.comment(&format!(
-                "since boot: {} operations of earlier sequences, each followed by a reset",
-                history.len()
-            ))
-            .and_then(|()| {
-                history
-                    .iter()
-                    .try_for_each(|op| log.append(&op.clone().into()))
-            })
-            .and_then(|()| log.comment(&format!("sequence {k}")))
-            .map_err(io)?;
-        }
-        let run = run_sequence(&mut target, &spec, Some(&mut log))
+        let log = job.since_boot().log();
+        log.comment(&format!("sequence {k}, seed {:#x}", spec.seed))
+            .map_err(s.io(log_path.clone()))?;
+        let run = run_sequence(&mut target, &spec, Some(log))
             .await
             .map_err(s.io(log_path.clone()))?;
         s.progress
@@ -215,7 +213,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             .fetch_add(run.ops.len() as u64, Ordering::Relaxed);
         s.progress
             .batches
-            .fetch_add(run.batches as u64, Ordering::Relaxed);
+            .fetch_add(run.batches() as u64, Ordering::Relaxed);
         s.progress.sequences.fetch_add(1, Ordering::Relaxed);
         s.progress
             .coverage
@@ -226,6 +224,15 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             let mut t = s.progress.timings.lock().expect("not poisoned");
             *t += run.timings;
             t.fresh += fresh;
+        }
+        let merged = s
+            .progress
+            .reached
+            .lock()
+            .expect("not poisoned")
+            .merge(&run.reached);
+        if let Err(e) = merged {
+            tracing::warn!("sequence {k}: coverage not counted: {e}");
         }
         match &run.failure {
             None => {
@@ -254,7 +261,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             }
             Some(_) => {
                 let trace = run.failing_trace().expect("failed");
-                let since_boot = with_history(job.since_boot(), &trace);
+                let since_boot = job.since_boot().with(&trace);
                 s.capture(trace, since_boot).await?;
                 drop(target);
                 retry = None;
@@ -359,11 +366,14 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
     let found = shared.found.lock().expect("not poisoned").clone();
     let coverage = p.coverage.lock().expect("not poisoned").clone();
     let timings = *p.timings.lock().expect("not poisoned");
+    let capturing = *p.capturing.lock().expect("not poisoned");
+    let reached = p.reached.lock().expect("not poisoned").clone();
     Ok(Summary {
         seed,
         shard: args.shard,
         jobs: args.jobs.max(1),
         elapsed: p.elapsed(),
+        capturing,
         sequences: p.sequences.load(Ordering::Relaxed),
         ops: p.ops.load(Ordering::Relaxed),
         batches: p.batches.load(Ordering::Relaxed),
@@ -374,5 +384,6 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         replay: shared.replay.clone(),
         coverage,
         timings,
+        reached,
     })
 }

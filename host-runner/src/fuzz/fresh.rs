@@ -1,73 +1,71 @@
 //! A fresh guest state per sequence: a judged `Reset` of the job's guest
 //! (every frame back, checked), or a fresh boot. In `--fresh auto` each job
-//! measures both and checks that they are the same state: its first
-//! sequence runs on a fresh boot, then again after a reset. The generator
-//! learns from the guest's answers (frames, valloc ranges), so the two runs
-//! send the same operations only if `Reset` really restores the boot state.
-//! Reset is used only if it does and is faster: a failure found after a
-//! reset must replay from a fresh boot.
+//! checks that the two are the same state: its first sequence runs on a
+//! fresh boot, then again after a reset. The generator learns from the
+//! guest's answers (frames, valloc ranges), so the two runs send the same
+//! operations only if `Reset` really restores the boot state. The rule is
+//! stable, never a race of timings: reset when it restores the boot state,
+//! boot when it does not (or when a reset fails), decided once per job.
 //!
 //! The probe is one sequence; a guest whose state leaks through a reset in
 //! rarer ways can still fail after a reset and pass from a fresh boot. So
-//! each job also keeps every operation its guest received since it booted
-//! (earlier sequences, each followed by the campaign's `reset`): a failure
-//! after a reset is saved with that history too, which replays from a
-//! fresh boot whatever the reset left behind. A guest is booted afresh
-//! after [`MAX_RESETS_PER_BOOT`] resets, which bounds that history.
+//! each job keeps everything its guest received since it booted
+//! ([`SinceBoot`]): a failure after a reset is saved with that history
+//! too, which replays from a fresh boot whatever the reset left behind. A
+//! guest is booted afresh after [`MAX_RESETS_PER_BOOT`] resets, which
+//! bounds that history.
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
-use protocol::Privilege;
 use trace::format::write_entry;
-use trace::{Op, Trace};
+use trace::{Op, TraceHeader};
 
 use super::campaign::{FuzzError, Shared};
+use super::history::SinceBoot;
 use super::sequence::SequenceRun;
 use super::summary::FreshState;
 use crate::judge::{is_runner_failure, JudgedVm};
 
 /// Resets of one guest before the job boots a fresh one: bounds the
 /// history a failure after a reset is saved with (at most this many
-/// sequences before the failing one) at the cost of one boot (tens of
-/// milliseconds) per this many sequences.
-pub const MAX_RESETS_PER_BOOT: usize = 8;
+/// sequences before the failing one, 12,800 operations at 200 each) at
+/// the cost of one boot (tens of milliseconds) per this many sequences.
+pub const MAX_RESETS_PER_BOOT: usize = 64;
 
 /// A job's guest between sequences, and how it gets a fresh state.
 #[derive(Debug)]
 pub(super) struct Fresh {
     pub vm: Option<JudgedVm>,
     mode: FreshState,
-    boot: Option<Duration>,
-    reset: Option<Duration>,
     /// In `auto`: the first sequence's number and operations, to run again
     /// after a reset.
     probe: Option<(u64, Vec<Op>)>,
     /// The last passing sequence, blamed when the reset after it fails.
     pub prev: Option<SequenceRun>,
-    /// What the guest received since it booted, up to the sequence
-    /// running now: earlier sequences, each followed by a `reset`.
-    history: Vec<Op>,
+    /// What the guest received since it booted, and the in-flight log.
+    since: Option<SinceBoot>,
+    /// Where the in-flight log goes, and its header.
+    log: (PathBuf, TraceHeader),
     resets: usize,
 }
 
 impl Fresh {
-    pub fn new(mode: FreshState) -> Self {
+    pub fn new(mode: FreshState, log: PathBuf, header: TraceHeader) -> Self {
         Fresh {
             vm: None,
             mode,
-            boot: None,
-            reset: None,
             probe: None,
             prev: None,
-            history: Vec::new(),
+            since: None,
+            log: (log, header),
             resets: 0,
         }
     }
 
-    /// The operations the current guest received before the sequence
-    /// running now (empty on a fresh boot).
-    pub fn since_boot(&self) -> &[Op] {
-        &self.history
+    /// What the current guest received since boot, and its log.
+    pub fn since_boot(&mut self) -> &mut SinceBoot {
+        self.since.as_mut().expect("a guest is running")
     }
 
     /// The sequence to run again after a reset, when the probe is due.
@@ -89,14 +87,7 @@ impl Fresh {
             self.probe = Some((pk, ops));
             return None;
         }
-        let same = ops.iter().zip(&run.ops).position(|(a, b)| a != b);
-        let (boot, reset) = (self.boot?, self.reset?);
-        let figures = format!(
-            "boot {:.1} ms, reset {:.1} ms",
-            boot.as_secs_f64() * 1e3,
-            reset.as_secs_f64() * 1e3
-        );
-        let (mode, why) = match same {
+        let (mode, why) = match ops.iter().zip(&run.ops).position(|(a, b)| a != b) {
             Some(i) => (
                 FreshState::Boot,
                 format!(
@@ -107,15 +98,14 @@ impl Fresh {
                     write_entry(&ops[i].clone().into())
                 ),
             ),
-            None if reset < boot => (
+            None => (
                 FreshState::Reset,
-                "reset restores the boot state and is faster".into(),
+                format!("sequence {k} ran the same after a reset as on a fresh boot"),
             ),
-            None => (FreshState::Boot, "boot is faster".into()),
         };
         self.mode = mode;
         Some(format!(
-            "{figures}: using {} — {why}",
+            "using {} — {why}",
             match mode {
                 FreshState::Reset => "reset",
                 _ => "boot",
@@ -125,21 +115,20 @@ impl Fresh {
 
     async fn boot(&mut self, s: &Shared) -> Result<JudgedVm, FuzzError> {
         drop(self.vm.take());
-        self.history.clear();
         self.resets = 0;
+        let (path, header) = &self.log;
+        self.since = Some(SinceBoot::start(path, header).map_err(s.io(path.clone()))?);
         let t = Instant::now();
         let vm = JudgedVm::start(&s.config, s.judge())
             .await
             .map_err(FuzzError::Boot)?;
-        let took = t.elapsed();
-        self.boot.get_or_insert(took);
-        s.progress.record_boot(took);
+        s.progress.record_boot(t.elapsed());
         Ok(vm)
     }
 
     /// A guest in the boot state: the kept one after a judged `Reset`, or
-    /// a fresh boot. A reset that fails blames the last sequence: its
-    /// trace, then `reset` and `stats`, is saved as a failure.
+    /// a fresh boot. A reset that fails blames everything since boot: that
+    /// trace, ending with the reset, is saved as a failure.
     pub async fn guest(&mut self, s: &Shared) -> Result<JudgedVm, FuzzError> {
         let Some(mut vm) = self.vm.take() else {
             return self.boot(s).await;
@@ -147,19 +136,17 @@ impl Fresh {
         if self.mode == FreshState::Boot || self.resets >= MAX_RESETS_PER_BOOT {
             return self.boot(s).await;
         }
+        let since = self.since.as_mut().expect("a guest is running");
+        if let Some(prev) = &self.prev {
+            since.sequence(&prev.ops, &prev.batch_sizes);
+        }
+        let path = self.log.0.clone();
+        since.reset().map_err(s.io(path))?;
         let t = Instant::now();
         match vm.reset().await {
             Ok(()) => {
-                if let Some(prev) = &self.prev {
-                    self.history.extend(prev.ops.iter().cloned());
-                }
-                self.history.push(Op::Reset {
-                    privilege: Privilege::Kernel,
-                });
                 self.resets += 1;
-                let took = t.elapsed();
-                self.reset.get_or_insert(took);
-                s.progress.record_reset(took);
+                s.progress.record_reset(t.elapsed());
                 Ok(vm)
             }
             Err(f) if is_runner_failure(&f) => {
@@ -181,21 +168,14 @@ impl Fresh {
                     .take()
                     .expect("a guest is kept only after a sequence");
                 // Everything since boot: the reset failed on what all of
-                // it left behind.
-                let mut ops = std::mem::take(&mut self.history);
-                ops.extend(prev.ops);
-                f.op_index = Some(ops.len());
-                ops.extend([
-                    Op::Reset {
-                        privilege: Privilege::Kernel,
-                    },
-                    Op::Stats,
-                ]);
-                let header = trace::TraceHeader {
+                // it left behind. The reset is its last batch.
+                let since = self.since.as_ref().expect("a guest is running");
+                f.op_index = since.len().checked_sub(2);
+                let header = TraceHeader {
                     failure: Some(f),
                     ..prev.header
                 };
-                s.capture(Trace::from_ops(header, ops), None).await?;
+                s.capture(since.trace(header), None).await?;
                 self.boot(s).await
             }
         }
@@ -211,24 +191,22 @@ mod tests {
         SequenceRun {
             header: TraceHeader::default(),
             ops,
-            batches: 1,
+            batch_sizes: vec![1],
             failure: None,
             coverage: Default::default(),
             timings: Default::default(),
+            reached: Default::default(),
         }
     }
 
-    fn timed(boot: u64, reset: u64) -> Fresh {
-        let mut f = Fresh::new(FreshState::Auto);
-        f.boot = Some(Duration::from_millis(boot));
-        f.reset = Some(Duration::from_millis(reset));
-        f
+    fn fresh(mode: FreshState) -> Fresh {
+        Fresh::new(mode, PathBuf::from("unused.jsonl"), TraceHeader::default())
     }
 
     #[test]
     fn the_first_sequence_is_run_again_after_a_reset_and_decides() {
         let a = run(vec![Op::Stats, Op::Hello]);
-        let mut f = timed(100, 10);
+        let mut f = fresh(FreshState::Auto);
         assert_eq!(f.passed(4, &a), None);
         assert_eq!(f.probe_due(), Some(4));
         let note = f.passed(4, &a).expect("decided");
@@ -240,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_reset_that_changes_the_answers_is_not_used() {
-        let mut f = timed(100, 10);
+        let mut f = fresh(FreshState::Auto);
         f.passed(0, &run(vec![Op::Stats, Op::Hello]));
         let note = f
             .passed(0, &run(vec![Op::Stats, Op::Stats]))
@@ -250,17 +228,11 @@ mod tests {
             "{note}"
         );
         assert_eq!(f.mode, FreshState::Boot);
-        let mut slow_reset = timed(10, 100);
-        slow_reset.passed(0, &run(vec![Op::Stats]));
-        let note = slow_reset
-            .passed(0, &run(vec![Op::Stats]))
-            .expect("decided");
-        assert!(note.contains("boot is faster"), "{note}");
     }
 
     #[test]
     fn fixed_modes_do_not_probe() {
-        let mut f = Fresh::new(FreshState::Reset);
+        let mut f = fresh(FreshState::Reset);
         assert_eq!(f.passed(0, &run(vec![Op::Stats])), None);
         assert_eq!(f.probe_due(), None);
     }

@@ -1,12 +1,17 @@
-//! A failure's history since boot: a sequence that ran on a guest reset
-//! after earlier ones is saved a second time, preceded by everything that
-//! guest received since it booted (earlier sequences, each followed by the
-//! campaign's `reset`). That trace replays from a fresh boot even when the
-//! reset left some state behind that the sequence alone does not recreate.
+//! What a job's guest received since it booted: each sequence's
+//! operations in the batches they were sent in, and after each the
+//! campaign's reset (`reset` and `stats`, one batch). It is written ahead
+//! to the job's in-flight log as it is sent (appended, never rewritten),
+//! so a killed runner leaves a trace that replays from a fresh boot; and a
+//! sequence that fails after a reset is saved a second time, preceded by
+//! this history: that trace replays from a fresh boot even when the reset
+//! left some state behind that the sequence alone does not recreate.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
-use trace::{Op, Trace};
+use protocol::Privilege;
+use trace::{Op, Trace, TraceHeader, TraceWriter};
 
 /// Where a failure's trace from boot goes: beside the failing sequence's.
 pub(super) fn since_boot_path(path: &Path) -> PathBuf {
@@ -14,51 +19,122 @@ pub(super) fn since_boot_path(path: &Path) -> PathBuf {
     path.with_file_name(format!("{stem}-since-boot.jsonl"))
 }
 
-/// The failing sequence's trace `t` preceded by `history`, what the guest
-/// received since boot (`None` when it is empty: `t` is that already).
-pub(super) fn with_history(history: &[Op], t: &Trace) -> Option<Trace> {
-    if history.is_empty() {
-        return None;
+/// What the guest received since boot (before the running sequence), and
+/// the log it is written to.
+#[derive(Debug)]
+pub(super) struct SinceBoot {
+    ops: Vec<Op>,
+    batches: Vec<u32>,
+    log: TraceWriter,
+}
+
+impl SinceBoot {
+    /// A fresh guest's: the log at `path` started anew with `header`.
+    pub fn start(path: &Path, header: &TraceHeader) -> io::Result<SinceBoot> {
+        Ok(SinceBoot {
+            ops: Vec::new(),
+            batches: Vec::new(),
+            log: TraceWriter::create(path, header, false)?,
+        })
     }
-    let mut header = t.header.clone();
-    if let Some(f) = header.failure.as_mut() {
-        f.op_index = f.op_index.map(|i| i + history.len());
+
+    /// Operations before the running sequence.
+    pub fn len(&self) -> usize {
+        self.ops.len()
     }
-    let resets = history
-        .iter()
-        .filter(|op| matches!(op, Op::Reset { .. }))
-        .count();
-    header.note = Some(format!(
-        "what the guest received since boot: {resets} earlier sequence(s), each followed by \
-         the campaign's reset, then the failing sequence (seed {})",
-        t.header.seed.map_or("?".into(), |s| format!("{s:#x}"))
-    ));
-    let ops = history
-        .iter()
-        .cloned()
-        .chain(t.entries.iter().map(|e| e.op.clone()));
-    Some(Trace::from_ops(header, ops))
+
+    /// The in-flight log (the running sequence appends to it).
+    pub fn log(&mut self) -> &mut TraceWriter {
+        &mut self.log
+    }
+
+    /// A sequence ran: its operations (already in the log), in its batches.
+    pub fn sequence(&mut self, ops: &[Op], batches: &[u32]) {
+        self.ops.extend_from_slice(ops);
+        self.batches.extend_from_slice(batches);
+    }
+
+    /// The campaign's reset is about to be sent: into the history and the
+    /// log, as the batch it goes in.
+    pub fn reset(&mut self) -> io::Result<()> {
+        let ops = [
+            Op::Reset {
+                privilege: Privilege::Kernel,
+            },
+            Op::Stats,
+        ];
+        self.log.comment("the campaign's reset")?;
+        for op in &ops {
+            self.log.append(&op.clone().into())?;
+        }
+        self.log.flush_batch()?;
+        self.ops.extend(ops);
+        self.batches.push(2);
+        Ok(())
+    }
+
+    /// The whole history as a trace with `header` (and its batches).
+    pub fn trace(&self, header: TraceHeader) -> Trace {
+        let mut t = Trace::from_ops(header, self.ops.iter().cloned());
+        t.header.batches.clone_from(&self.batches);
+        t
+    }
+
+    /// `failing` (a sequence's trace) preceded by the history, its failure's
+    /// index moved with it; `None` on a fresh boot (`failing` is that
+    /// already).
+    pub fn with(&self, failing: &Trace) -> Option<Trace> {
+        if self.ops.is_empty() {
+            return None;
+        }
+        let mut header = failing.header.clone();
+        if let Some(f) = header.failure.as_mut() {
+            f.op_index = f.op_index.map(|i| i + self.ops.len());
+        }
+        let resets = self
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Reset { .. }))
+            .count();
+        header.note =
+            Some(format!(
+            "what the guest received since boot: {resets} earlier sequence(s), each followed by \
+             the campaign's reset, then the failing sequence (seed {})",
+            failing.header.seed.map_or("?".into(), |s| format!("{s:#x}"))
+        ));
+        let mut batches = self.batches.clone();
+        batches.extend(failing.batch_ranges().iter().map(|r| r.len() as u32));
+        header.batches = batches;
+        let ops = self
+            .ops
+            .iter()
+            .cloned()
+            .chain(failing.entries.iter().map(|e| e.op.clone()));
+        Some(Trace::from_ops(header, ops))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::Privilege;
-    use trace::{Failure, FailureKind, TraceHeader};
+    use trace::{Failure, FailureKind};
 
     #[test]
-    fn the_history_comes_first_and_the_failure_index_moves_with_it() {
-        let reset = Op::Reset {
-            privilege: Privilege::Kernel,
-        };
-        let history = vec![
-            Op::Stats,
-            Op::Hello,
-            reset.clone(),
-            Op::Ping { nonce: 1 },
-            reset,
-        ];
-        let failing = Trace::from_ops(
+    fn the_history_comes_first_in_its_batches_and_the_log_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("running.jsonl");
+        let mut h = SinceBoot::start(&log, &TraceHeader::default()).unwrap();
+        let fresh = Trace::from_ops(TraceHeader::default(), [Op::Stats]);
+        assert!(h.with(&fresh).is_none(), "a fresh boot has no history");
+        // A sequence of three ops in two batches, as run_sequence logs it.
+        let seq = [Op::Stats, Op::Hello, Op::Ping { nonce: 1 }];
+        for op in &seq {
+            h.log().append(&op.clone().into()).unwrap();
+        }
+        h.sequence(&seq, &[2, 1]);
+        h.reset().unwrap();
+        assert_eq!(h.len(), 5);
+        let mut failing = Trace::from_ops(
             TraceHeader {
                 seed: Some(0x2a),
                 failure: Some(Failure::new(FailureKind::Divergence, "x", Some(1))),
@@ -66,22 +142,28 @@ mod tests {
             },
             [Op::Stats, Op::Ping { nonce: 9 }],
         );
-        let t = with_history(&history, &failing).expect("a history");
+        failing.header.batches = vec![2];
+        let t = h.with(&failing).expect("a history");
         let ops: Vec<Op> = t.entries.iter().map(|e| e.op.clone()).collect();
-        assert_eq!(ops[..5], history[..]);
+        assert_eq!(ops[..3], seq[..]);
+        assert!(matches!(ops[3], Op::Reset { .. }) && ops[4] == Op::Stats);
         assert_eq!(ops[5..], [Op::Stats, Op::Ping { nonce: 9 }]);
-        let f = t.header.failure.expect("kept");
-        assert_eq!(f.op_index, Some(6), "still the ping");
-        assert_eq!(t.header.seed, Some(0x2a));
+        assert_eq!(t.header.batches, vec![2, 1, 2, 2]);
+        assert_eq!(
+            t.header.failure.expect("kept").op_index,
+            Some(6),
+            "still the ping"
+        );
         let note = t.header.note.expect("a note");
         assert!(
-            note.contains("2 earlier sequence(s)") && note.contains("0x2a"),
+            note.contains("1 earlier sequence(s)") && note.contains("0x2a"),
             "{note}"
         );
-        assert!(
-            with_history(&[], &failing).is_none(),
-            "a fresh boot has no history"
-        );
+        // The log alone replays the same history from a fresh boot.
+        drop(h);
+        let logged = trace::parse_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+        let logged: Vec<Op> = logged.entries.iter().map(|e| e.op.clone()).collect();
+        assert_eq!(logged[..], ops[..5]);
         assert_eq!(
             since_boot_path(Path::new("out/divergence-7-ab.jsonl")),
             Path::new("out/divergence-7-ab-since-boot.jsonl")

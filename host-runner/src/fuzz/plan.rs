@@ -70,19 +70,13 @@ pub fn needs_answer(op: &Op) -> bool {
 pub struct BatchRule {
     /// Most operations in one `Batch` frame.
     pub max: usize,
-    /// Memory check every this many operations (0: only at the end): a
-    /// batch ends at each multiple, so the check sees exactly that prefix.
-    pub check_every: usize,
     /// Operations in the sequence.
     pub ops: usize,
 }
 
 impl BatchRule {
     pub fn ends_after(&self, op: &Op, in_batch: usize, sent: usize) -> bool {
-        needs_answer(op)
-            || in_batch >= self.max.max(1)
-            || sent >= self.ops
-            || (self.check_every > 0 && sent % self.check_every == 0)
+        needs_answer(op) || in_batch >= self.max.max(1) || sent >= self.ops
     }
 }
 
@@ -126,15 +120,14 @@ mod tests {
     }
 
     #[test]
-    fn batches_end_where_answers_or_checks_are_needed() {
-        let rule = BatchRule {
-            max: 4,
-            check_every: 10,
-            ops: 25,
-        };
+    fn batches_end_where_answers_are_needed() {
+        let rule = BatchRule { max: 4, ops: 25 };
         assert!(!rule.ends_after(&Op::Stats, 1, 1));
         assert!(rule.ends_after(&Op::Stats, 4, 4), "full");
-        assert!(rule.ends_after(&Op::Stats, 2, 10), "check point");
+        assert!(
+            !rule.ends_after(&Op::Stats, 2, 10),
+            "checks wait for a batch's end"
+        );
         assert!(rule.ends_after(&Op::Stats, 1, 25), "last op");
         let alloc = Op::AllocFrames {
             count: 1,

@@ -29,6 +29,11 @@ pub struct Progress {
     pub coverage: Mutex<Coverage>,
     /// Where the jobs' time went.
     pub timings: Mutex<crate::judge::Timings>,
+    /// Time the jobs spent saving and minimizing failures (summed over
+    /// jobs): not fuzzing.
+    pub capturing: Mutex<Duration>,
+    /// Guest edges and model transitions every sequence so far reached.
+    pub reached: Mutex<crate::coverage::Coverage>,
     bar: ProgressBar,
 }
 
@@ -60,6 +65,8 @@ impl Progress {
             resets: Mutex::new(Vec::new()),
             coverage: Mutex::new(Coverage::default()),
             timings: Mutex::new(Default::default()),
+            capturing: Mutex::new(Duration::ZERO),
+            reached: Mutex::default(),
             bar,
         }
     }

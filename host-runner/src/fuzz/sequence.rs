@@ -1,49 +1,39 @@
 //! One fuzz sequence: operations generated from its seed, sent in batches
 //! to a judged guest, recorded write-ahead, and checked at the end.
 
-use std::future::Future;
 use std::io;
 
 use protocol::{Request, Response};
-use trace::{Failure, GenConfig, Generator, Op, Trace, TraceHeader, TraceWriter};
+use trace::replay::Depth;
+use trace::{Cadence, Failure, GenConfig, Generator, Op, Target, Trace, TraceHeader, TraceWriter};
 
 use super::coverage::Coverage;
 use super::plan::BatchRule;
+use crate::coverage::Coverage as Reached;
 use crate::judge::timings::timed;
 use crate::judge::{JudgedVm, Timings};
 
-/// What a sequence runs on: a guest whose every answer is judged (model,
-/// and the memory check every `check_every` operations), from a fresh
-/// state. [`JudgedVm`] in the runner; a fake in tests. (Its futures need
-/// not be `Send`: a campaign's jobs are local tasks, as a [`JudgedVm`]'s
-/// memory check holds a `&Vm` across awaits.)
-pub trait Target {
-    /// Sends `reqs` as one batch; every answer judged in order. A failure's
-    /// `op_index` counts from the sequence's first operation.
-    fn steps(&mut self, reqs: Vec<Request>)
-        -> impl Future<Output = Result<Vec<Response>, Failure>>;
-    /// The memory check now.
-    fn check(&mut self) -> impl Future<Output = Result<(), Failure>>;
-    /// Where the target's time went so far (none for a fake).
+/// What a fuzz sequence learns from its target besides the answers: where
+/// its time went (the judged guest's [`Timings`]) and what the guest's
+/// code and the model reached (`crate::coverage`); nothing for a fake.
+pub trait Timed {
     fn timings(&self) -> Timings {
         Timings::default()
     }
+
+    /// What the guest's code and the model reached since the last call.
+    fn take_coverage(&mut self) -> Reached {
+        Reached::default()
+    }
 }
 
-impl Target for JudgedVm {
-    fn steps(
-        &mut self,
-        reqs: Vec<Request>,
-    ) -> impl Future<Output = Result<Vec<Response>, Failure>> {
-        JudgedVm::steps(self, reqs)
-    }
-
-    async fn check(&mut self) -> Result<(), Failure> {
-        JudgedVm::check(self).await.map(drop)
-    }
-
+impl Timed for JudgedVm {
     fn timings(&self) -> Timings {
         *JudgedVm::timings(self)
+    }
+
+    fn take_coverage(&mut self) -> Reached {
+        JudgedVm::take_coverage(self)
     }
 }
 
@@ -54,8 +44,9 @@ pub struct SequenceSpec {
     pub gen: GenConfig,
     /// Most operations in one batch.
     pub batch: usize,
-    /// The memory check every this many operations (the target does it;
-    /// batches end at its multiples).
+    /// The memory check cadence ([`trace::Cadence`]): after each batch that
+    /// brings the operations since the last check to this many (0: only
+    /// the final check).
     pub check_every: usize,
 }
 
@@ -65,41 +56,59 @@ pub struct SequenceRun {
     pub header: TraceHeader,
     /// Every operation sent, in order.
     pub ops: Vec<Op>,
-    /// Batches sent.
-    pub batches: usize,
+    /// The size of each batch sent, in order.
+    pub batch_sizes: Vec<u32>,
     pub failure: Option<Failure>,
     /// How the guest answered each kind of operation (the batches answered
     /// in full).
     pub coverage: Coverage,
     /// Where the sequence's time went (the target's parts and generating).
     pub timings: Timings,
+    /// Guest edges and model transitions reached, read at the end (and
+    /// since the previous sequence's end on the same guest: its reset).
+    pub reached: Reached,
 }
 
 impl SequenceRun {
+    /// Batches sent.
+    pub fn batches(&self) -> usize {
+        self.batch_sizes.len()
+    }
+
+    /// The sequence as a trace: its operations, the batches they were sent
+    /// in and the check cadence.
+    pub fn trace(&self) -> Trace {
+        let mut t = Trace::from_ops(self.header.clone(), self.ops.iter().cloned());
+        t.header.batches.clone_from(&self.batch_sizes);
+        t
+    }
+
     /// The trace to save for the failure: the operations up to and
-    /// including the failing one, the failure in the header.
+    /// including the failing one (its batch cut there), the failure in the
+    /// header.
     pub fn failing_trace(&self) -> Option<Trace> {
         let failure = self.failure.clone()?;
         let end = failure
             .op_index
             .map_or(self.ops.len(), |i| (i + 1).min(self.ops.len()));
-        let header = TraceHeader {
-            failure: Some(failure),
-            ..self.header.clone()
-        };
-        Some(Trace::from_ops(header, self.ops[..end].iter().cloned()))
+        let mut t = self.trace();
+        t.remove_ops(end..t.len());
+        t.header.failure = Some(failure);
+        Some(t)
     }
 }
 
 /// Runs sequence `spec` on `target` (already in a fresh state). Each batch
 /// is appended to `log` and flushed before it is sent (write-ahead: a
-/// killed runner leaves what the guest received). The batch is generated
+/// killed runner leaves what the guest received; the log's batches are
+/// comments, so it replays one operation at a time). The batch is generated
 /// ahead of its answers; it ends after any operation whose answer the
-/// generator learns from ([`super::plan::needs_answer`]), so the trace
-/// depends only on the seed and the guest's answers, never on timing or
-/// `--jobs`. A failure ends the sequence; a passing one ends with a memory
-/// check. `Err` only for the log's I/O.
-pub async fn run_sequence<T: Target>(
+/// generator learns from ([`super::plan::needs_answer`]) or when full, so
+/// the trace depends only on the seed and the guest's answers, never on
+/// timing or `--jobs`. The memory is checked at the cadence after a batch
+/// (incremental) and once at the end (full). A failure ends the sequence.
+/// `Err` only for the log's I/O.
+pub async fn run_sequence<T: Target + Timed>(
     target: &mut T,
     spec: &SequenceSpec,
     mut log: Option<&mut TraceWriter>,
@@ -107,18 +116,21 @@ pub async fn run_sequence<T: Target>(
     let mut generator = Generator::new(spec.seed, spec.gen.clone());
     let rule = BatchRule {
         max: spec.batch,
-        check_every: spec.check_every,
         ops: spec.gen.ops,
     };
+    let mut header = generator.header();
+    header.check_every = u32::try_from(spec.check_every).ok().filter(|&n| n > 0);
     let mut run = SequenceRun {
-        header: generator.header(),
+        header,
         ops: Vec::with_capacity(spec.gen.ops),
-        batches: 0,
+        batch_sizes: Vec::new(),
         failure: None,
         coverage: Coverage::default(),
         timings: Timings::default(),
+        reached: Reached::default(),
     };
     let before = target.timings();
+    let mut cadence = Cadence::new(spec.check_every);
     let mut last: Option<Response> = None;
     while run.ops.len() < spec.gen.ops {
         let mut batch = Vec::new();
@@ -137,27 +149,35 @@ pub async fn run_sequence<T: Target>(
             }
             w.flush_batch()?;
         }
-        let requests = batch.iter().map(Op::to_request).collect();
-        run.batches += 1;
-        let result = target.steps(requests).await;
-        if let Ok(answers) = &result {
-            run.coverage.record(&batch, answers);
+        let requests: Vec<Request> = batch.iter().map(Op::to_request).collect();
+        let first = run.ops.len();
+        run.batch_sizes.push(batch.len() as u32);
+        let result = target.batch(first, &requests, false).await;
+        if result.failure.is_none() {
+            run.coverage.record(&batch, &result.answers);
         }
         run.ops.extend(batch);
-        match result {
-            Ok(answers) => last = answers.last().cloned(),
-            Err(f) => {
+        if let Some(f) = result.failure {
+            run.failure = Some(f);
+            break;
+        }
+        last = result.answers.last().cloned();
+        let end = run.ops.len();
+        if end < spec.gen.ops && cadence.after_batch(requests.len()) {
+            if let Err(f) = target.check(Some(end - 1), Depth::Incremental).await {
                 run.failure = Some(f);
                 break;
             }
         }
     }
     if run.failure.is_none() {
-        run.failure = target.check().await.err();
+        let last = run.ops.len().checked_sub(1);
+        run.failure = target.check(last, Depth::Full).await.err();
     }
     let generate = run.timings.generate;
     run.timings = target.timings().since(&before);
     run.timings.generate = generate;
+    run.reached = target.take_coverage();
     if let (Some(w), Some(f)) = (log, &run.failure) {
         w.comment(&format!("failed: {f}"))?;
         w.flush_batch()?;

@@ -1,9 +1,10 @@
 //! `run_sequence` against a fake guest.
 
 use protocol::{FrameRun, Request, Response};
-use trace::{Failure, FailureKind, GenConfig, Op, TraceWriter};
+use trace::replay::{BatchRun, Depth};
+use trace::{Failure, FailureKind, GenConfig, Op, Target, TraceWriter};
 
-use super::{run_sequence, SequenceSpec, Target};
+use super::{run_sequence, SequenceSpec, Timed};
 use crate::fuzz::plan::needs_answer;
 
 /// Answers `Done` to everything but `AllocFrames` (a run at a fresh frame
@@ -15,38 +16,41 @@ struct Fake {
     next_frame: u64,
     fail_at: Option<usize>,
     fail_check: bool,
-    checks: usize,
+    checks: Vec<(Option<usize>, Depth)>,
 }
 
+impl Timed for Fake {}
+
 impl Target for Fake {
-    async fn steps(&mut self, reqs: Vec<Request>) -> Result<Vec<Response>, Failure> {
+    async fn batch(&mut self, first: usize, reqs: &[Request], _: bool) -> BatchRun {
+        assert_eq!(first, self.sent.len());
         self.batches.push(reqs.len());
-        let mut out = Vec::new();
+        let mut out = BatchRun::default();
         for r in reqs {
             let index = self.sent.len();
             self.sent.push(r.clone());
             if self.fail_at == Some(index) {
-                return Err(Failure::new(FailureKind::Divergence, "bad", Some(index)));
+                out.failure = Some(Failure::new(FailureKind::Divergence, "bad", Some(index)));
+                return out;
             }
-            out.push(match r {
+            out.answers.push(match r {
                 Request::AllocFrames { count, .. } => {
                     self.next_frame += 1;
                     Response::Frames(vec![FrameRun {
                         start: self.next_frame * 0x10_0000,
-                        count: count.clamp(1, 4),
+                        count: (*count).clamp(1, 4),
                     }])
                 }
                 _ => Response::Done,
             });
         }
-        Ok(out)
+        out
     }
 
-    async fn check(&mut self) -> Result<(), Failure> {
-        self.checks += 1;
-        if self.fail_check {
-            let at = self.sent.len().checked_sub(1);
-            return Err(Failure::new(FailureKind::Invariant, "leak", at));
+    async fn check(&mut self, last: Option<usize>, depth: Depth) -> Result<(), Failure> {
+        self.checks.push((last, depth));
+        if self.fail_check && depth == Depth::Full {
+            return Err(Failure::new(FailureKind::Invariant, "leak", last));
         }
         Ok(())
     }
@@ -79,7 +83,14 @@ fn same_seed_same_sequence_in_bounded_batches() {
     assert_eq!(ra.ops, rb.ops);
     assert_eq!(ra.ops.len(), 300);
     assert!(ra.failure.is_none());
-    assert_eq!(a.checks, 1, "one final check");
+    // Incremental checks after the batches that reach 50 ops since the
+    // last one, then one full check at the end.
+    assert_eq!(a.checks.last(), Some(&(Some(299), Depth::Full)));
+    assert_eq!(a.checks.iter().filter(|c| c.1 == Depth::Full).count(), 1);
+    assert!(a.checks.len() > 300 / (50 + 16), "{:?}", a.checks);
+    let t = ra.trace();
+    assert_eq!(t.header.check_every, Some(50));
+    assert_eq!(t.header.batches.iter().sum::<u32>(), 300);
     let sent: Vec<Op> = a
         .sent
         .iter()
@@ -87,17 +98,14 @@ fn same_seed_same_sequence_in_bounded_batches() {
         .collect();
     assert_eq!(sent, ra.ops);
     assert!(a.batches.iter().all(|&n| (1..=16).contains(&n)));
-    assert_eq!(a.batches.len(), ra.batches);
-    // Every batch but the last ends at a check point, at a full batch, or
-    // after an operation whose answer the generator needs.
+    assert_eq!(a.batches.len(), ra.batches());
+    // Every batch but the last ends at a full batch, or after an operation
+    // whose answer the generator needs.
     let mut end = 0;
     for &n in &a.batches[..a.batches.len() - 1] {
         end += n;
         let op = &ra.ops[end - 1];
-        assert!(
-            n == 16 || end % 50 == 0 || needs_answer(op),
-            "batch ends at {end}"
-        );
+        assert!(n == 16 || needs_answer(op), "batch ends at {end}");
     }
     let other = block(run_sequence(&mut Fake::default(), &spec(8, 300), None)).unwrap();
     assert_ne!(other.ops, ra.ops);
@@ -139,9 +147,19 @@ fn a_failure_keeps_the_prefix_and_the_log_has_everything_sent() {
     drop(log);
     let failure = run.failure.clone().expect("failed");
     assert_eq!(failure.op_index, Some(37));
-    assert_eq!(fake.checks, 0, "no check after a failure");
+    assert!(
+        fake.checks
+            .iter()
+            .all(|c| c.1 == Depth::Incremental && c.0 < Some(37)),
+        "no check after a failure"
+    );
     let saved = run.failing_trace().unwrap();
     assert_eq!(saved.len(), 38);
+    assert_eq!(
+        saved.header.batches.iter().sum::<u32>(),
+        38,
+        "the batches cut there"
+    );
     assert_eq!(saved.header.failure, Some(failure));
     assert_eq!(saved.header.seed, Some(11));
     // The write-ahead log holds every operation sent (the whole batch

@@ -154,6 +154,9 @@ pub struct Summary {
     pub shard: Shard,
     pub jobs: usize,
     pub elapsed: Duration,
+    /// Time the jobs spent saving and minimizing failures, summed over
+    /// jobs (not fuzzing: the rates leave it out).
+    pub capturing: Duration,
     pub sequences: u64,
     pub ops: u64,
     pub batches: u64,
@@ -169,19 +172,55 @@ pub struct Summary {
     pub coverage: Coverage,
     /// Where the jobs' time went.
     pub timings: crate::judge::Timings,
+    /// Guest edges and model transitions reached (`crate::coverage`;
+    /// `host-runner coverage` shows them by function and line).
+    pub reached: crate::coverage::Coverage,
+}
+
+/// The campaign's guidance in one line: guest edges and model
+/// transitions and events reached.
+pub fn reached_line(r: &crate::coverage::Coverage) -> String {
+    let guest = match r.edges_reached() {
+        (_, 0) => "guest edges not read".to_string(),
+        (hit, all) => format!(
+            "guest edges {hit} of {all} ({:.1} %)",
+            100.0 * hit as f64 / all as f64
+        ),
+    };
+    format!(
+        "reached: {guest}, model transitions {}, model events {} of {}",
+        r.model.transitions_reached(),
+        r.model.events_reached(),
+        oracle::coverage::Event::ALL.len()
+    )
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+impl Summary {
+    /// Wall time spent fuzzing: the campaign's less the time its jobs
+    /// spent saving and minimizing failures (shared among the jobs).
+    pub fn fuzzing_secs(&self) -> f64 {
+        let jobs = self.jobs.max(1) as f64;
+        (self.elapsed.as_secs_f64() - self.capturing.as_secs_f64() / jobs).max(1e-3)
+    }
+
+    /// Operations per second of fuzzing.
+    pub fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.fuzzing_secs()
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64().max(1e-3);
+        let fuzzing = self.fuzzing_secs();
         writeln!(
             f,
             "fuzz: seed {:#x}, shard {}, {} job(s), {:.1} s: {} sequences, {} ops in {} batches \
-             ({:.0} ops/s, {:.1} ops/batch), {} failure(s)",
+             ({:.0} ops/s over {:.1} s of fuzzing, {:.1} ops/batch), {} failure(s)",
             self.seed,
             self.shard,
             self.jobs,
@@ -189,7 +228,8 @@ impl fmt::Display for Summary {
             self.sequences,
             self.ops,
             self.batches,
-            self.ops as f64 / secs,
+            self.ops as f64 / fuzzing,
+            fuzzing,
             self.ops as f64 / self.batches.max(1) as f64,
             self.failures.len()
         )?;
@@ -215,6 +255,7 @@ impl fmt::Display for Summary {
         if !self.coverage.is_empty() {
             write!(f, "{}", self.coverage)?;
         }
+        writeln!(f, "{}", reached_line(&self.reached))?;
         for found in &self.failures {
             writeln!(f, "FAILED: {}", found.failure)?;
             writeln!(f, "  trace ({} ops): {}", found.ops, found.path.display())?;

@@ -14,6 +14,7 @@
 //! vm.steps(vec![Request::Stats, Request::Ping { nonce: 1 }]).await?; // one Batch frame, judged element-wise
 //! let report = vm.check().await?;  // Err(Invariant) lists every violation
 //! vm.reset().await?;               // Reset + Stats (free == boot_free), op index back to 0
+//! let reached = vm.take_coverage(); // guest edges and model transitions since boot
 //! vm.finish().await?;              // Shutdown, QEMU must exit 33
 //! # Ok(()) }
 //! ```
@@ -26,14 +27,15 @@
 //! QEMU has been killed; after any failure, drop the `JudgedVm` and start a
 //! new one.
 //!
-//! For the synchronous trace machinery (`trace::replay`, `trace::minimize`)
-//! see [`glue`].
+//! A `JudgedVm` is a [`trace::Target`], and [`target::JudgedExecutor`] a
+//! [`trace::Executor`]: `trace::run` and `trace::minimize` drive it.
 
+mod coverage;
 mod failure;
-pub mod glue;
 mod inspect;
 pub mod qemu_view;
 mod run;
+pub mod target;
 pub mod timings;
 
 pub use failure::{failure_from, is_runner_failure, RUNNER_PREFIX};
@@ -44,9 +46,10 @@ pub use timings::Timings;
 /// How a [`JudgedVm`] judges.
 #[derive(Clone, Debug)]
 pub struct JudgeOptions {
-    /// Run the memory check after every `n` operations (`Some(1)`: after
-    /// each; `None` or `Some(0)`: only when [`JudgedVm::check`] is called).
-    pub check_every: Option<usize>,
+    /// Check memory after every judged `Reset` (the fresh state a fuzz job
+    /// makes between sequences). Checks between operations are the
+    /// caller's (`trace::Cadence`, [`JudgedVm::check_at`]).
+    pub check_after_reset: bool,
     /// Where the memory check reads guest RAM from.
     pub memory: MemorySource,
     /// Compare QEMU's own mappings (`info tlb`) with the walk in every
@@ -58,7 +61,7 @@ impl Default for JudgeOptions {
     /// Memory checks only when asked, shared RAM, `info tlb` compared.
     fn default() -> Self {
         JudgeOptions {
-            check_every: None,
+            check_after_reset: false,
             memory: MemorySource::default(),
             tlb_check: true,
         }

@@ -3,8 +3,10 @@
 
 use oracle::{CheckReport, GuestMemory, Model};
 use protocol::{Error as ProtoError, Hello, Privilege, Request, Response, MAX_BATCH};
+use trace::replay::BatchRun;
 use trace::{Failure, FailureKind};
 
+use super::coverage::CoverageProbe;
 use super::failure::failure_from;
 use super::inspect::{inspect, with_paused_ram, MemoryCheck};
 use std::time::Instant;
@@ -22,10 +24,10 @@ pub struct JudgedVm {
     hello: Hello,
     /// Index of the next operation.
     index: usize,
-    /// Operations since the last memory check.
-    since_check: usize,
     opts: JudgeOptions,
     timings: Timings,
+    /// The guest's coverage counters (`super::coverage`).
+    coverage: CoverageProbe,
 }
 
 impl JudgedVm {
@@ -39,14 +41,15 @@ impl JudgedVm {
         let mut vm = Vm::boot(&config).await.map_err(failure_from)?;
         let hello = vm.hello().await.map_err(failure_from)?;
         let model = model_for(&hello, &config)?;
+        let coverage = CoverageProbe::new(&hello, &vm);
         Ok(JudgedVm {
             vm,
             model,
             hello,
             index: 0,
-            since_check: 0,
             opts,
             timings: Timings::default(),
+            coverage,
         })
     }
 
@@ -101,108 +104,95 @@ impl JudgedVm {
         f
     }
 
-    /// Sends one request without judging it: the answer, or the failure
-    /// the session saw (panic, death, hang). Follow with [`Self::judge`].
-    pub async fn send(&mut self, req: &Request) -> Result<Response, Failure> {
-        let index = self.index;
-        let t = Instant::now();
-        let r = self.vm.call(req.clone()).await;
-        self.timings.guest += t.elapsed();
-        self.timings.batches += 1;
-        match r {
-            Ok(r) => Ok(r),
-            Err(e) => Err(self.fail(e, Some(index)).await),
-        }
-    }
-
-    /// Judges the guest's answer `got` to `req` (the next operation): the
-    /// model's own answer when it predicts one exactly, or the divergence.
-    /// Runs the memory check when `check_every` says so.
-    pub async fn judge(
-        &mut self,
-        req: &Request,
-        got: &Response,
-    ) -> Result<Option<Response>, Failure> {
-        let index = self.index;
-        let t = Instant::now();
-        let predicted = match self.model.predict(req) {
-            oracle::Prediction::Exact(r) => Some(r),
-            _ => None,
-        };
-        self.index += 1;
-        stale_check(index, got)?;
-        let applied = self.model.apply(index as u64, req, got);
-        self.timings.model += t.elapsed();
-        applied.map_err(|d| Failure::new(FailureKind::Divergence, d.to_string(), Some(index)))?;
-        self.count_ops(1, index).await?;
-        Ok(predicted)
-    }
-
-    async fn count_ops(&mut self, n: usize, last: usize) -> Result<(), Failure> {
-        self.since_check += n;
-        match self.opts.check_every {
-            Some(every) if every > 0 && self.since_check >= every => {
-                self.check_at(Some(last), false).await.map(drop)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Sends one request and judges the answer.
-    pub async fn step(&mut self, req: Request) -> Result<Response, Failure> {
-        let got = self.send(&req).await?;
-        self.judge(&req, &got).await?;
-        Ok(got)
-    }
-
-    /// Sends requests as `Batch` frames (of at most `MAX_BATCH`) and judges
-    /// every answer as its own operation, in order. A `Batch` among them
-    /// must be answered `Error(NestedBatch)`.
-    pub async fn steps(&mut self, reqs: Vec<Request>) -> Result<Vec<Response>, Failure> {
-        let mut answers = Vec::with_capacity(reqs.len());
+    /// Sends `reqs` (the next operations) and judges every answer in order,
+    /// with the model's predictions when `predict`: a single request goes
+    /// alone, more as `Batch` frames of at most `MAX_BATCH` (a `Batch`
+    /// among them must be answered `Error(NestedBatch)`). Stops at the first
+    /// failure, which carries its operation's index; the answers before it
+    /// are kept.
+    pub async fn run_batch(&mut self, reqs: &[Request], predict: bool) -> BatchRun {
+        let mut run = BatchRun::default();
         for chunk in reqs.chunks(MAX_BATCH) {
             let first = self.index;
             let t = Instant::now();
-            let got = self.vm.batch(chunk.to_vec()).await;
+            let got = match chunk {
+                [one] => self.vm.call(one.clone()).await.map(|a| vec![a]),
+                _ => self.vm.batch(chunk.to_vec()).await,
+            };
             self.timings.guest += t.elapsed();
             self.timings.batches += 1;
             let got = match got {
                 Ok(a) => a,
-                Err(e) => return Err(self.fail(e, Some(first)).await),
+                Err(e) => {
+                    run.failure = Some(self.fail(e, Some(first)).await);
+                    return run;
+                }
             };
             let t = Instant::now();
-            for (i, (req, answer)) in chunk.iter().zip(&got).enumerate() {
+            for (i, (req, answer)) in chunk.iter().zip(got).enumerate() {
                 let index = first + i;
-                self.index = index + 1;
-                stale_check(index, answer)?;
-                let verdict = match req {
-                    Request::Batch(_) if *answer == Response::Error(ProtoError::NestedBatch) => Ok(()),
-                    Request::Batch(_) => Err(format!(
-                        "operation {index}: a Batch inside a Batch: expected Error(NestedBatch), got {answer:?}"
-                    )),
-                    _ => self
-                        .model
-                        .apply(index as u64, req, answer)
-                        .map_err(|d| d.to_string()),
+                let predicted = match (predict, req) {
+                    (true, Request::Batch(_)) => Some(Response::Error(ProtoError::NestedBatch)),
+                    (true, r) => match self.model.predict(r) {
+                        oracle::Prediction::Exact(p) => Some(p),
+                        _ => None,
+                    },
+                    (false, _) => None,
                 };
-                verdict.map_err(|m| Failure::new(FailureKind::Divergence, m, Some(index)))?;
+                self.index = index + 1;
+                let verdict = stale_check(index, &answer).and_then(|()| match req {
+                    Request::Batch(_) if answer == Response::Error(ProtoError::NestedBatch) => Ok(()),
+                    Request::Batch(_) => Err(Failure::new(
+                        FailureKind::Divergence,
+                        format!(
+                            "operation {index}: a Batch inside a Batch: expected Error(NestedBatch), got {answer:?}"
+                        ),
+                        Some(index),
+                    )),
+                    _ => self.model.apply(index as u64, req, &answer).map_err(|d| {
+                        Failure::new(FailureKind::Divergence, d.to_string(), Some(index))
+                    }),
+                });
+                run.answers.push(answer);
+                run.predicted.push(predicted);
+                if let Err(f) = verdict {
+                    self.timings.model += t.elapsed();
+                    run.failure = Some(f);
+                    return run;
+                }
             }
             self.timings.model += t.elapsed();
-            self.count_ops(chunk.len(), self.index - 1).await?;
-            answers.extend(got);
         }
-        Ok(answers)
+        run
     }
 
-    /// The full memory check now, whatever `check_every` says: the full
-    /// result, clean or not (a failure only when it could not be made).
+    /// Sends one request and judges the answer.
+    pub async fn step(&mut self, req: Request) -> Result<Response, Failure> {
+        let mut run = self.run_batch(std::slice::from_ref(&req), false).await;
+        match run.failure {
+            Some(f) => Err(f),
+            None => Ok(run.answers.pop().expect("one answer")),
+        }
+    }
+
+    /// Sends requests as one batch and judges every answer as its own
+    /// operation, in order (see [`JudgedVm::run_batch`]).
+    pub async fn steps(&mut self, reqs: Vec<Request>) -> Result<Vec<Response>, Failure> {
+        let run = self.run_batch(&reqs, false).await;
+        match run.failure {
+            Some(f) => Err(f),
+            None => Ok(run.answers),
+        }
+    }
+
+    /// The full memory check now: the full result, clean or not (a failure
+    /// only when it could not be made).
     pub async fn inspect(&mut self) -> Result<MemoryCheck, Failure> {
         self.inspect_with(self.opts.tlb_check).await
     }
 
     /// The memory check, with QEMU's view (CR3, `info tlb`) compared when
-    /// `qemu`: at full checks, not at the ones `check_every` makes on the
-    /// way.
+    /// `qemu`: at full checks, not at the ones on the way.
     async fn inspect_with(&mut self, qemu: bool) -> Result<MemoryCheck, Failure> {
         let t = Instant::now();
         let expect = self.model.expectations();
@@ -217,8 +207,15 @@ impl JudgedVm {
         }
     }
 
-    async fn check_at(&mut self, at: Option<usize>, full: bool) -> Result<CheckReport, Failure> {
-        self.since_check = 0;
+    /// The memory check after operation `at`, full (with QEMU's view) or
+    /// the one between batches: the report, or an `Invariant` failure
+    /// listing every violation.
+    pub async fn check_at(
+        &mut self,
+        at: Option<usize>,
+        full: bool,
+    ) -> Result<CheckReport, Failure> {
+        self.coverage.poll(&self.vm);
         let qemu = full && self.opts.tlb_check;
         let check = self.inspect_with(qemu).await?;
         if check.is_clean() {
@@ -253,9 +250,9 @@ impl JudgedVm {
     }
 
     /// Back to the boot state: `Reset` and `Stats`, both judged (free
-    /// frames plus heap pages must be the boot count), a fresh model, operation index 0, and
-    /// a memory check if `check_every` is set. Failures here carry no
-    /// operation index.
+    /// frames plus heap pages must be the boot count), a fresh model,
+    /// operation index 0, and a memory check if the options ask for one.
+    /// Failures here carry no operation index.
     pub async fn reset(&mut self) -> Result<(), Failure> {
         let reqs = vec![
             Request::Reset {
@@ -286,16 +283,24 @@ impl JudgedVm {
                 )))
             }
         }
+        let reached = self.model.take_coverage();
         self.model = model_for(&self.hello, self.vm.config())?;
+        self.model.add_coverage(&reached);
         self.index = 0;
-        self.since_check = 0;
-        if self.opts.check_every.is_some_and(|n| n > 0) {
+        if self.opts.check_after_reset {
             self.check_at(None, false).await.map_err(|mut f| {
                 f.message = format!("after reset: {}", f.message);
                 f
             })?;
         }
         Ok(())
+    }
+
+    /// What the guest's code and the model reached since the last call
+    /// (or the boot): guest edges read from its counters now, and the
+    /// model's transitions and events, carried across `reset`.
+    pub fn take_coverage(&mut self) -> crate::coverage::Coverage {
+        self.coverage.take(&self.vm, &mut self.model)
     }
 
     /// Shuts the guest down; QEMU must exit with 33.

@@ -8,7 +8,6 @@ use trace::{Outcome, Trace};
 
 use super::{config_for, ReplayOptions};
 use crate::error::{Error, Result};
-use crate::judge::glue::replay_trace;
 use crate::judge::JudgedVm;
 use crate::qemu::shell_words;
 use crate::session::VmConfig;
@@ -45,14 +44,17 @@ pub async fn pause_for_gdb(
     arg.push(socket.as_os_str());
     arg.push(",server=on,wait=off");
     config.extra_args.extend(["-gdb".into(), arg]);
-    let prefix = Trace {
-        header: trace.header.clone(),
-        entries: trace.entries[..stop_before.min(trace.len())].to_vec(),
-    };
-    let vm = JudgedVm::start(&config, opts.judge_options())
+    let mut prefix = trace.clone();
+    prefix.remove_ops(stop_before.min(trace.len())..trace.len());
+    let mut vm = JudgedVm::start(&config, opts.judge_options())
         .await
         .map_err(|f| Error::MemoryCheck(format!("booting for gdb: {f}")))?;
-    let (mut vm, report) = replay_trace(vm, prefix, |_| {}).await;
+    let run = trace::RunOptions {
+        check_every: opts.check_every,
+        final_check: false,
+        predict: false,
+    };
+    let report = trace::run(&prefix, &mut vm, run, &mut |_| {}).await;
     if let Outcome::Failed(f) = &report.outcome {
         print(&format!("(the gdb run failed earlier, at: {f})\n"));
     }

@@ -11,10 +11,10 @@ mod gdb;
 use std::path::{Path, PathBuf};
 
 use trace::replay::{format_step, ReplayReport};
+use trace::RunOptions;
 use trace::{Failure, Outcome, Trace};
 
 use crate::error::{Error, Result};
-use crate::judge::glue::replay_trace;
 use crate::judge::{JudgeOptions, JudgedVm, MemorySource};
 use crate::session::VmConfig;
 
@@ -23,8 +23,10 @@ pub use explain::{failing_address, first_virt, neighbourhood};
 /// What the command line asks of a replay.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
-    /// Memory check after every N operations; 0: only at the end.
-    pub check_every: usize,
+    /// The memory check cadence: `None` replays the trace's own (its
+    /// `check_every`), `Some(0)` checks only at the end, `Some(n)` after
+    /// each batch that brings the operations since the last check to `n`.
+    pub check_every: Option<usize>,
     pub memory: MemorySource,
     /// Compare `info tlb` with the walk in every check.
     pub tlb_check: bool,
@@ -37,7 +39,7 @@ pub struct ReplayOptions {
 impl Default for ReplayOptions {
     fn default() -> Self {
         ReplayOptions {
-            check_every: 1,
+            check_every: None,
             memory: MemorySource::default(),
             tlb_check: true,
             gdb: false,
@@ -49,7 +51,7 @@ impl Default for ReplayOptions {
 impl ReplayOptions {
     pub(crate) fn judge_options(&self) -> JudgeOptions {
         JudgeOptions {
-            check_every: Some(self.check_every),
+            check_after_reset: false,
             memory: self.memory,
             tlb_check: self.tlb_check,
         }
@@ -107,7 +109,7 @@ pub async fn run(
         print(s);
         text.push_str(s);
     };
-    let vm = match JudgedVm::start(&config, opts.judge_options()).await {
+    let mut vm = match JudgedVm::start(&config, opts.judge_options()).await {
         Ok(vm) => vm,
         Err(f) => {
             emit(&format!("FAILED at boot: {f}\n"), &mut text);
@@ -118,20 +120,17 @@ pub async fn run(
             return ReplayRun { report, text };
         }
     };
-    let row_print = print.clone();
-    let (mut vm, mut report) = replay_trace(vm, trace.clone(), move |step| {
-        row_print(&format!("{}\n", format_step(step)));
+    let run = RunOptions {
+        check_every: opts.check_every,
+        final_check: true,
+        predict: true,
+    };
+    let mut report = trace::run(trace, &mut vm, run, &mut |step| {
+        let row = format!("{}\n", format_step(step));
+        print(&row);
+        text.push_str(&row);
     })
     .await;
-    for s in &report.steps {
-        text.push_str(&format_step(s));
-        text.push('\n');
-    }
-    if report.outcome == Outcome::Passed && !trace.is_empty() {
-        if let Err(f) = vm.check().await {
-            report.outcome = Outcome::Failed(f);
-        }
-    }
     match report.outcome.clone() {
         Outcome::Passed => {
             emit(

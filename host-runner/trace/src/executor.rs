@@ -21,18 +21,19 @@ impl Outcome {
 }
 
 /// Runs traces. Every call starts from a fresh guest state (a new VM or a
-/// `Reset`), so that runs do not depend on each other.
-///
-/// Synchronous on purpose: the minimizer is a plain loop over it. The host
-/// runner implements it over its async session by calling the minimizer
-/// inside `tokio::task::spawn_blocking` and blocking on the session with
-/// `Handle::block_on` in `run`.
+/// `Reset`), so that runs do not depend on each other. The runner's is
+/// its judged guest behind [`crate::replay::run`]; the minimizer's tests
+/// use plain functions of the trace ([`Fn`]).
 pub trait Executor {
-    fn run(&mut self, trace: &Trace) -> Outcome;
+    fn run(&mut self, trace: &Trace) -> impl std::future::Future<Output = Outcome>;
 }
 
-impl<F: FnMut(&Trace) -> Outcome> Executor for F {
-    fn run(&mut self, trace: &Trace) -> Outcome {
-        self(trace)
+/// A function of the trace as an executor (for tests and fakes).
+#[derive(Debug)]
+pub struct FnExecutor<F>(pub F);
+
+impl<F: FnMut(&Trace) -> Outcome> Executor for FnExecutor<F> {
+    async fn run(&mut self, trace: &Trace) -> Outcome {
+        (self.0)(trace)
     }
 }

@@ -19,12 +19,13 @@ use crate::op::Op;
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
 /// The version this crate writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The versions this crate reads: version 1 is version 2 without the
 /// additions of protocol version 2 (`files`, `map_file`, `evict`,
-/// `kmalloc`, `kfree`, `heap_scavenge` and their answers), so it reads the
-/// same.
-pub const READ_VERSIONS: [u32; 2] = [1, 2];
+/// `kmalloc`, `kfree`, `heap_scavenge` and their answers), and version 2 is
+/// version 3 without `batches` and `check_every` (each operation was sent
+/// alone, checks were the runner's choice), so all read the same.
+pub const READ_VERSIONS: [u32; 3] = [1, 2, 3];
 
 /// The first line of a trace, after its `"format"` and `"version"`: its
 /// fields are written in this order, those that are `None` or empty left
@@ -49,6 +50,16 @@ pub struct TraceHeader {
     /// The files the guest boots with (`-initrd`), file `n` at index `n`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileSpec>,
+    /// The memory check cadence the trace ran with: after each batch that
+    /// brings the operations since the last check to at least this many, a
+    /// check (and a full one at the end). `None`: only the final check.
+    #[serde_as(as = "Option<Count>")]
+    pub check_every: Option<u32>,
+    /// The sizes of the batches the operations were sent in, in order (they
+    /// add up to the number of operations). Empty: each operation was sent
+    /// alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<u32>,
 }
 
 /// A file image the host builds: `pages` pages whose byte at file offset
@@ -120,6 +131,54 @@ impl Trace {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The operations' index ranges, batch by batch: the header's
+    /// `batches`, or one operation per batch without them.
+    pub fn batch_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        if self.header.batches.is_empty() {
+            return (0..self.entries.len()).map(|i| i..i + 1).collect();
+        }
+        let mut at = 0;
+        self.header
+            .batches
+            .iter()
+            .map(|&n| {
+                let r = at..(at + n as usize).min(self.entries.len());
+                at += n as usize;
+                r
+            })
+            .filter(|r| !r.is_empty())
+            .collect()
+    }
+
+    /// Removes operations `range`, keeping the batch sizes consistent (a
+    /// batch left empty goes).
+    pub fn remove_ops(&mut self, range: std::ops::Range<usize>) {
+        if !self.header.batches.is_empty() {
+            let mut at = 0usize;
+            for n in &mut self.header.batches {
+                let (s, e) = (at, at + *n as usize);
+                let cut = range.end.min(e).saturating_sub(range.start.max(s));
+                *n -= cut as u32;
+                at = e;
+            }
+            self.header.batches.retain(|&n| n > 0);
+        }
+        self.entries.drain(range);
+    }
+
+    /// Whether the header's batch sizes fit the operations.
+    fn batches_fit(&self) -> bool {
+        self.header.batches.is_empty()
+            || (self.header.batches.iter().all(|&n| n > 0)
+                && self
+                    .header
+                    .batches
+                    .iter()
+                    .map(|&n| n as usize)
+                    .sum::<usize>()
+                    == self.entries.len())
     }
 
     /// The trace as text (header line, then one line per operation).
@@ -215,7 +274,22 @@ pub fn parse(mut reader: impl BufRead) -> Result<Trace, TraceError> {
         }
         bytes.clear();
     }
-    Ok(trace.ok_or(ParseError::Empty { line: n.max(1) })?)
+    let trace = trace.ok_or(ParseError::Empty { line: n.max(1) })?;
+    if !trace.batches_fit() {
+        let sum: u64 = trace.header.batches.iter().map(|&n| u64::from(n)).sum();
+        return Err(ParseError::Field {
+            line: 1,
+            error: FieldError::new(
+                "batches",
+                format!(
+                    "batch sizes must be at least 1 and add up to the trace's {} operations; they add up to {sum}",
+                    trace.len()
+                ),
+            ),
+        }
+        .into());
+    }
+    Ok(trace)
 }
 
 /// Reads a trace from a string.

@@ -12,8 +12,8 @@
 //!   what a failure and its [`Signature`] are.
 //! - [`mod@minimize`]: delta debugging over operations, then arguments
 //!   ([`minimize()`]).
-//! - [`mod@replay`]: walking a trace through a [`Session`], checking
-//!   expectations and a [`Judge`], and the step table.
+//! - [`mod@replay`]: running a trace through a [`Target`] (batches,
+//!   expectations, the check cadence), and the step table.
 #![forbid(unsafe_code)]
 
 mod de;
@@ -37,7 +37,7 @@ mod strategy;
 pub mod weights;
 
 pub use error::{FieldError, ParseError, TraceError};
-pub use executor::{Executor, Outcome};
+pub use executor::{Executor, FnExecutor, Outcome};
 pub use expect::Expect;
 pub use failure::{Failure, FailureKind, Signature};
 pub use format::{parse, parse_str, write, Entry, FileSpec, Trace, TraceHeader};
@@ -45,6 +45,6 @@ pub use generate::{generate, Generator};
 pub use minimize::{minimize, Budget, Minimized};
 pub use op::{Op, OpKind};
 pub use recorder::{save_atomically, TraceWriter};
-pub use replay::{replay, Judge, ReplayReport, Session};
+pub use replay::{run, run_outcome, Cadence, Depth, ReplayReport, RunOptions, Target};
 pub use shard::Shard;
 pub use weights::{files_of_pages, GenConfig, Weights, DEFAULT_FILE_PAGES};

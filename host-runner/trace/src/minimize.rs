@@ -63,10 +63,10 @@ pub struct Minimized {
     pub timed_out: bool,
 }
 
-struct Search<'a> {
+struct Search<'a, E> {
     best: Trace,
     target: &'a Signature,
-    exec: &'a mut dyn Executor,
+    exec: &'a mut E,
     budget: Budget,
     log: &'a mut dyn FnMut(&Step),
     attempts: usize,
@@ -74,16 +74,20 @@ struct Search<'a> {
     timed_out: bool,
 }
 
-impl Search<'_> {
+impl<E: Executor> Search<'_, E> {
     /// Runs `candidate`; if it fails with the target signature it becomes
     /// the best trace. `None` once the budget is gone.
-    fn try_candidate(&mut self, candidate: Trace, what: impl FnOnce() -> String) -> Option<bool> {
+    async fn try_candidate(
+        &mut self,
+        candidate: Trace,
+        what: impl FnOnce() -> String,
+    ) -> Option<bool> {
         if self.budget.exhausted(self.attempts) {
             self.timed_out = true;
             return None;
         }
         self.attempts += 1;
-        match self.exec.run(&candidate) {
+        match self.exec.run(&candidate).await {
             Outcome::Failed(failure) if failure.signature() == *self.target => {
                 let step = Step {
                     attempt: self.attempts,
@@ -103,7 +107,7 @@ impl Search<'_> {
     /// ddmin over the operations: remove chunks, from halves down to single
     /// operations. Answers whether anything was removed (`None`: out of
     /// budget).
-    fn remove_ops(&mut self) -> Option<bool> {
+    async fn remove_ops(&mut self) -> Option<bool> {
         let mut changed = false;
         let mut chunks = 2usize;
         while !self.best.is_empty() {
@@ -116,12 +120,12 @@ impl Search<'_> {
             loop {
                 let end = (start + size).min(self.best.len());
                 let mut candidate = self.best.clone();
-                candidate.entries.drain(start..end);
+                candidate.remove_ops(start..end);
                 let what = || match end - start {
                     1 => format!("removed op {start}"),
                     _ => format!("removed ops {start}..{end}"),
                 };
-                if self.try_candidate(candidate, what)? {
+                if self.try_candidate(candidate, what).await? {
                     removed = true;
                     changed = true;
                 }
@@ -144,7 +148,7 @@ impl Search<'_> {
     /// Simplifies each operation's arguments until none of its candidates
     /// fails the same way. Expectations of a changed operation are dropped
     /// (they were about the old arguments).
-    fn shrink_args(&mut self) -> Option<bool> {
+    async fn shrink_args(&mut self) -> Option<bool> {
         let mut changed = false;
         let mut i = 0;
         while i < self.best.len() {
@@ -157,14 +161,17 @@ impl Search<'_> {
                     candidate.entries[i].op = c.op;
                     candidate.entries[i].expect = None;
                     let name = op.kind().name();
-                    if self.try_candidate(candidate, || format!("op {i} ({name}): {}", c.what))? {
+                    if self
+                        .try_candidate(candidate, || format!("op {i} ({name}): {}", c.what))
+                        .await?
+                    {
                         progress = true;
                         changed = true;
                         break;
                     }
                 }
             }
-            changed |= self.shift_addrs(i)?;
+            changed |= self.shift_addrs(i).await?;
             i += 1;
         }
         Some(changed)
@@ -173,7 +180,7 @@ impl Search<'_> {
     /// Moves the whole layout down to lower addresses of op `i`, keeping
     /// every range's place relative to the others (shrinking one address
     /// alone loses an overlap the failure needs).
-    fn shift_addrs(&mut self, i: usize) -> Option<bool> {
+    async fn shift_addrs(&mut self, i: usize) -> Option<bool> {
         let Some(from) = shrink::addr_of(&self.best.entries[i].op) else {
             return Some(false);
         };
@@ -189,12 +196,15 @@ impl Search<'_> {
                     e.expect = None;
                 }
             }
-            if self.try_candidate(candidate, || {
-                format!(
-                    "op {i} and the addresses above it: shifted down by {:#x}",
-                    from - to
-                )
-            })? {
+            if self
+                .try_candidate(candidate, || {
+                    format!(
+                        "op {i} and the addresses above it: shifted down by {:#x}",
+                        from - to
+                    )
+                })
+                .await?
+            {
                 return Some(true);
             }
         }
@@ -211,10 +221,10 @@ impl Search<'_> {
 /// `log` sees each accepted step. Always answers the best trace found (the
 /// input itself if nothing smaller fails the same way); `trace` is not run
 /// again first.
-pub fn minimize(
+pub async fn minimize(
     trace: &Trace,
     target: &Signature,
-    exec: &mut dyn Executor,
+    exec: &mut impl Executor,
     budget: Budget,
     log: &mut dyn FnMut(&Step),
 ) -> Minimized {
@@ -229,7 +239,13 @@ pub fn minimize(
         timed_out: false,
     };
     // Until a fixpoint: shrunk arguments can make operations removable.
-    while let (Some(removed), Some(shrunk)) = (s.remove_ops(), s.shrink_args()) {
+    loop {
+        let Some(removed) = s.remove_ops().await else {
+            break;
+        };
+        let Some(shrunk) = s.shrink_args().await else {
+            break;
+        };
         if !removed && !shrunk {
             break;
         }

@@ -1,6 +1,14 @@
-//! Replay without QEMU: walking a trace through a [`Session`], checking each
-//! answer against the line's `expect` and an optional model ([`Judge`]),
-//! and the step table the runner prints.
+//! Running a trace without knowing what runs it: its batches sent through
+//! a [`Target`] (the runner's judged guest, or a fake), each answer
+//! checked against the line's `expect`, the memory checked at the trace's
+//! cadence and at its end, and the step table the runner prints.
+//!
+//! This is the one way a trace is run: `replay`, `check`, the minimizer's
+//! attempts and the CI job's corpus all go through [`run`], with the
+//! batches and the check cadence the trace records (a fuzzed trace keeps
+//! the ones it ran with), so a failure shows where it showed before.
+
+use std::future::Future;
 
 use protocol::{Request, Response};
 
@@ -9,23 +17,95 @@ use crate::expect::Expect;
 use crate::failure::{Failure, FailureKind};
 use crate::format::{write_entry, Entry, Trace};
 
-/// A live guest, one request at a time. An error is a failure the session
-/// itself saw: panic, death, hang.
-pub trait Session {
-    fn request(&mut self, index: usize, request: &Request) -> Result<Response, Failure>;
+/// What a batch did: an answer for each request up to the first failure
+/// (all of them when none), the model's predictions when they were asked
+/// for, and the failure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchRun {
+    pub answers: Vec<Response>,
+    /// One per answer (`None`: the model predicts no exact answer, or
+    /// predictions were not asked for).
+    pub predicted: Vec<Option<Response>>,
+    /// Its `op_index` is the index (in the whole trace) of the operation
+    /// that failed, or after which the failing check ran.
+    pub failure: Option<Failure>,
 }
 
-/// A model that predicts answers and checks what it can (the oracle and
-/// memory checker behind one face).
-pub trait Judge {
-    /// Judges the guest's answer `got` to `request`: the model's own answer
-    /// (shown in the table), or a divergence or invariant failure.
-    fn judge(
+/// How deep a memory check goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// What the operations since the last check could have changed.
+    Incremental,
+    /// Everything, QEMU's view included.
+    Full,
+}
+
+/// A guest in a fresh state that runs requests and judges them: a batch
+/// at a time, every answer judged in order by the model, and memory
+/// checks on demand.
+pub trait Target {
+    /// Sends `requests` (operations `first..`) as one batch and judges
+    /// every answer; `predict`: also answer the model's predictions.
+    fn batch(
         &mut self,
-        index: usize,
-        request: &Request,
-        got: &Response,
-    ) -> Result<Option<Response>, Failure>;
+        first: usize,
+        requests: &[Request],
+        predict: bool,
+    ) -> impl Future<Output = BatchRun>;
+
+    /// The memory check after operation `last` (`None`: before any).
+    fn check(
+        &mut self,
+        last: Option<usize>,
+        depth: Depth,
+    ) -> impl Future<Output = Result<(), Failure>>;
+}
+
+/// How to run a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The check cadence: `None` takes the trace's (`check_every` in its
+    /// header); `Some(0)` checks only at the end.
+    pub check_every: Option<usize>,
+    /// A full check after the last operation.
+    pub final_check: bool,
+    /// Ask the model's predictions (for the step table).
+    pub predict: bool,
+}
+
+impl Default for RunOptions {
+    /// The trace's cadence, a final check, no predictions.
+    fn default() -> Self {
+        RunOptions {
+            check_every: None,
+            final_check: true,
+            predict: false,
+        }
+    }
+}
+
+/// When the memory is checked: after each batch that brings the
+/// operations since the last check to `every` or more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cadence {
+    pub every: usize,
+    pub since: usize,
+}
+
+impl Cadence {
+    pub fn new(every: usize) -> Self {
+        Cadence { every, since: 0 }
+    }
+
+    /// Counts a batch of `n` operations; whether a check is due after it.
+    pub fn after_batch(&mut self, n: usize) -> bool {
+        self.since += n;
+        if self.every > 0 && self.since >= self.every {
+            self.since = 0;
+            return true;
+        }
+        false
+    }
 }
 
 /// How a step went.
@@ -73,55 +153,96 @@ pub fn expect_failure(index: usize, entry: &Entry, expect: &Expect, got: &Respon
     )
 }
 
-/// Sends every operation of `trace` in order through `session` (which the
-/// caller has freshly booted or reset), checks each answer against the
-/// line's `expect` and then `judge`, tells `on_step` about every step, and
-/// stops at the first failure.
-pub fn replay(
+/// Runs every operation of `trace` on `target` (which the caller has
+/// freshly booted or reset), batch by batch as the trace records them,
+/// checks each answer against the line's `expect`, checks memory at the
+/// cadence and at the end, tells `on_step` about every step, and stops at
+/// the first failure.
+pub async fn run(
     trace: &Trace,
-    session: &mut dyn Session,
-    mut judge: Option<&mut dyn Judge>,
+    target: &mut impl Target,
+    opts: RunOptions,
     on_step: &mut dyn FnMut(&StepRecord),
 ) -> ReplayReport {
+    let every = opts
+        .check_every
+        .or(trace.header.check_every.map(|n| n as usize))
+        .unwrap_or(0);
+    let mut cadence = Cadence::new(every);
     let mut steps = Vec::with_capacity(trace.len());
-    for (index, entry) in trace.entries.iter().enumerate() {
-        let request = entry.op.to_request();
-        let mut record = StepRecord {
-            index,
-            entry: entry.clone(),
-            answer: None,
-            predicted: None,
-            verdict: Verdict::Ok,
-        };
-        let failure = match session.request(index, &request) {
-            Err(failure) => Some(failure),
-            Ok(answer) => {
-                let mut failure = None;
-                if let Some(x) = entry.expect.as_ref().filter(|x| !x.matches(&answer)) {
-                    failure = Some(expect_failure(index, entry, x, &answer));
-                }
-                if let Some(j) = judge.as_deref_mut() {
-                    match j.judge(index, &request, &answer) {
-                        Ok(p) => record.predicted = p,
-                        Err(f) => failure = failure.or(Some(f)),
+    let fail = |steps: Vec<StepRecord>, failure: Failure| ReplayReport {
+        steps,
+        outcome: Outcome::Failed(failure),
+    };
+    for range in trace.batch_ranges() {
+        let entries = &trace.entries[range.clone()];
+        let requests: Vec<Request> = entries.iter().map(|e| e.op.to_request()).collect();
+        let run = target.batch(range.start, &requests, opts.predict).await;
+        let mut failure = run.failure;
+        let failing = failure.as_ref().and_then(|f| f.op_index);
+        if failure.is_none() && run.answers.len() < requests.len() {
+            failure = Some(Failure::new(
+                FailureKind::Divergence,
+                format!(
+                    "the batch of operations {}..{} got {} answers",
+                    range.start,
+                    range.end,
+                    run.answers.len()
+                ),
+                Some(range.start + run.answers.len()),
+            ));
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            let index = range.start + i;
+            let answer = run.answers.get(i).cloned();
+            let mut verdict = Verdict::Ok;
+            if let Some(a) = &answer {
+                if let Some(x) = entry.expect.as_ref().filter(|x| !x.matches(a)) {
+                    // The expectation names the first difference; a model
+                    // failure at a later operation comes after it.
+                    if failing.is_none_or(|f| f >= index) {
+                        failure = Some(expect_failure(index, entry, x, a));
                     }
                 }
-                record.answer = Some(answer);
-                failure
             }
-        };
-        if let Some(mut failure) = failure {
-            failure.op_index = failure.op_index.or(Some(index));
-            record.verdict = Verdict::Failed;
+            let done = failure
+                .as_ref()
+                .is_some_and(|f| f.op_index.is_none_or(|f| f <= index));
+            if done {
+                verdict = Verdict::Failed;
+            }
+            if answer.is_none() && !done {
+                break;
+            }
+            let record = StepRecord {
+                index,
+                entry: entry.clone(),
+                answer,
+                predicted: run.predicted.get(i).cloned().flatten(),
+                verdict,
+            };
             on_step(&record);
             steps.push(record);
-            return ReplayReport {
-                steps,
-                outcome: Outcome::Failed(failure),
-            };
+            if done {
+                let mut f = failure.take().expect("a failure");
+                f.op_index = f.op_index.or(Some(index));
+                return fail(steps, f);
+            }
         }
-        on_step(&record);
-        steps.push(record);
+        if let Some(mut f) = failure {
+            f.op_index = f.op_index.or(Some(range.end - 1));
+            return fail(steps, f);
+        }
+        if range.end < trace.len() && cadence.after_batch(range.len()) {
+            if let Err(f) = target.check(Some(range.end - 1), Depth::Incremental).await {
+                return fail(steps, f);
+            }
+        }
+    }
+    if opts.final_check && !trace.is_empty() {
+        if let Err(f) = target.check(trace.len().checked_sub(1), Depth::Full).await {
+            return fail(steps, f);
+        }
     }
     ReplayReport {
         steps,
@@ -129,14 +250,9 @@ pub fn replay(
     }
 }
 
-/// Replays and answers only the outcome: the body of an
-/// [`crate::Executor`] over a live session.
-pub fn run_trace(
-    trace: &Trace,
-    session: &mut dyn Session,
-    judge: Option<&mut dyn Judge>,
-) -> Outcome {
-    replay(trace, session, judge, &mut |_| {}).outcome
+/// Runs a trace and answers only its outcome.
+pub async fn run_outcome(trace: &Trace, target: &mut impl Target, opts: RunOptions) -> Outcome {
+    run(trace, target, opts, &mut |_| {}).await.outcome
 }
 
 /// An answer in `expect` syntax; a `Reclaimed` answer is its plain answer

@@ -167,6 +167,8 @@ fn sample() -> Trace {
                 seed: u64::MAX,
             },
         ],
+        check_every: Some(16),
+        batches: Vec::new(),
     };
     let mut t = Trace::from_ops(header, every_op());
     for (e, x) in t.entries.iter_mut().zip(every_expect()) {
@@ -203,7 +205,7 @@ fn written_lines_look_as_documented() {
     );
     assert_eq!(
         t.to_text(),
-        "{\"format\":\"vmmfuzz-trace\",\"version\":2,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
+        "{\"format\":\"vmmfuzz-trace\",\"version\":3,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
          {\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":8448,\"to\":\"usable_ram\",\"as\":\"user\"}\n"
     );
 }
@@ -327,10 +329,10 @@ fn malformed_headers() {
             "\"vmmfuzz-trace\"",
         ),
         (
-            "{\"format\":\"vmmfuzz-trace\",\"version\":3}",
+            "{\"format\":\"vmmfuzz-trace\",\"version\":4}",
             1,
             Some("version"),
-            "unsupported version 3: this build reads versions 1 and 2",
+            "unsupported version 4: this build reads versions 1, 2 and 3",
         ),
         (
             "{\"format\":\"vmmfuzz-trace\"}",
@@ -462,14 +464,14 @@ fn error_messages_read_as_documented() {
         "line 2: invalid JSON at column 28: EOF while parsing a value"
     );
     assert_eq!(
-        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":3}")
+        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":4}")
             .unwrap_err()
             .to_string(),
-        "line 1: field \"version\": unsupported version 3: this build reads versions 1 and 2"
+        "line 1: field \"version\": unsupported version 4: this build reads versions 1, 2 and 3"
     );
     assert_eq!(
         parse_str("# nothing\n").unwrap_err().to_string(),
-        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":2}"
+        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":3}"
     );
 }
 
@@ -487,8 +489,8 @@ fn ops_convert_to_requests_and_back() {
 }
 
 #[test]
-fn version_1_traces_still_read_and_new_ones_are_version_2() {
-    for v in [1, 2] {
+fn older_traces_still_read_and_new_ones_are_version_3() {
+    for v in [1, 2, 3] {
         let t = parse_str(&format!(
             "{{\"format\":\"vmmfuzz-trace\",\"version\":{v}}}\n{{\"op\":\"stats\"}}\n"
         ))
@@ -496,7 +498,7 @@ fn version_1_traces_still_read_and_new_ones_are_version_2() {
         assert_eq!(t.len(), 1);
         assert!(t
             .to_text()
-            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":2"));
+            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":3"));
     }
 }
 

@@ -404,6 +404,7 @@ fn absurd_answers_do_not_crash_the_generator() {
         frame_info: r,
         heap_max_bytes: u64::MAX,
         ring: protocol::PhysRange { start: 0, end: 0 },
+        coverage: None,
     };
     let mut answer: Option<Response> = None;
     for i in 0..3000u64 {

@@ -1,13 +1,32 @@
 //! The minimizer against fake executors: no QEMU.
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use futures::executor::block_on;
 use protocol::{AreaType, Privilege};
 use trace::minimize::Step;
 use trace::{
-    generate, minimize, Budget, Failure, FailureKind, GenConfig, Op, Outcome, Trace, TraceHeader,
+    generate, Budget, Failure, FailureKind, FnExecutor, GenConfig, Minimized, Op, Outcome,
+    Signature, Trace, TraceHeader,
 };
+
+/// The minimizer over a plain function of the trace.
+fn minimize(
+    t: &Trace,
+    target: &Signature,
+    exec: &mut impl FnMut(&Trace) -> Outcome,
+    budget: Budget,
+    log: &mut dyn FnMut(&Step),
+) -> Minimized {
+    block_on(trace::minimize(
+        t,
+        target,
+        &mut FnExecutor(exec),
+        budget,
+        log,
+    ))
+}
 
 fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     let end = |(addr, pages): (u64, u64)| addr.saturating_add(pages.saturating_mul(4096));
@@ -252,7 +271,6 @@ fn budget_of_time_returns_best_so_far() {
         std::thread::sleep(Duration::from_millis(20));
         map_then_unmap(t)
     };
-    let start = Instant::now();
     let m = minimize(
         &t,
         &target,
@@ -261,11 +279,8 @@ fn budget_of_time_returns_best_so_far() {
         &mut |_| {},
     );
     assert!(m.timed_out);
-    assert!(
-        start.elapsed() < Duration::from_millis(400),
-        "{:?}",
-        start.elapsed()
-    );
+    // Each attempt takes 20 ms at least: the budget ends the search after
+    // at most 150 / 20 + 1 of them, however slow the machine.
     assert!(m.attempts <= 9, "{}", m.attempts);
     assert_eq!(
         map_then_unmap(&m.trace).failure().unwrap().signature(),

@@ -1,25 +1,32 @@
 //! Replay through a fake session, the step table, recording and atomic
 //! saving: no QEMU.
 
+use futures::executor::block_on;
 use protocol::{Error, Request, Response};
 use trace::recorder::{failure_path, minimized_path, short_hash};
-use trace::replay::{format_table, run_trace, Verdict};
+use trace::replay::{format_table, BatchRun, Depth, Verdict};
 use trace::{
-    parse, parse_str, replay, save_atomically, Failure, FailureKind, Judge, Outcome, Session,
-    Trace, TraceWriter,
+    parse, parse_str, run, run_outcome, save_atomically, Failure, FailureKind, Outcome, RunOptions,
+    Target, Trace, TraceWriter,
 };
 
+/// A model's verdict on an answer: its own answer, or why the guest's is
+/// wrong.
+type JudgeFn = fn(usize, &Response) -> Result<Response, String>;
+
 /// A toy guest: every map of an address mapped before answers
-/// `InvalidState`, reads answer a checksum, a `panic` kills it.
+/// `InvalidState`, reads answer a checksum, a `panic` kills it. `judge`
+/// plays the model: it sees every answer and may call it a divergence.
 #[derive(Default)]
 struct FakeGuest {
     mapped: Vec<u64>,
-    sent: Vec<Request>,
+    sent: Vec<Vec<Request>>,
+    checks: Vec<(Option<usize>, Depth)>,
+    judge: Option<JudgeFn>,
 }
 
-impl Session for FakeGuest {
-    fn request(&mut self, index: usize, request: &Request) -> Result<Response, Failure> {
-        self.sent.push(request.clone());
+impl FakeGuest {
+    fn answer(&mut self, index: usize, request: &Request) -> Result<Response, Failure> {
         Ok(match *request {
             Request::Map { addr, .. } if self.mapped.contains(&addr) => {
                 Response::Error(Error::InvalidState { addr })
@@ -41,6 +48,41 @@ impl Session for FakeGuest {
     }
 }
 
+impl Target for FakeGuest {
+    async fn batch(&mut self, first: usize, requests: &[Request], predict: bool) -> BatchRun {
+        self.sent.push(requests.to_vec());
+        let mut out = BatchRun::default();
+        for (i, r) in requests.iter().enumerate() {
+            match self.answer(first + i, r) {
+                Ok(a) => {
+                    let verdict = self.judge.map(|j| j(first + i, &a));
+                    out.answers.push(a);
+                    match verdict {
+                        Some(Err(m)) => {
+                            out.predicted.push(None);
+                            out.failure =
+                                Some(Failure::new(FailureKind::Divergence, m, Some(first + i)));
+                            return out;
+                        }
+                        Some(Ok(p)) if predict => out.predicted.push(Some(p)),
+                        _ => out.predicted.push(None),
+                    }
+                }
+                Err(f) => {
+                    out.failure = Some(f);
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    async fn check(&mut self, last: Option<usize>, depth: Depth) -> Result<(), Failure> {
+        self.checks.push((last, depth));
+        Ok(())
+    }
+}
+
 const SCENARIO: &str = r#"{"format":"vmmfuzz-trace","version":1,"ram_mib":64}
 {"op":"map","addr":"0x1000","pages":1,"as":"user","expect":"done"}
 {"op":"read","addr":"0x1000","len":8,"as":"user","expect":{"checksum":"0x1234"}}
@@ -48,16 +90,26 @@ const SCENARIO: &str = r#"{"format":"vmmfuzz-trace","version":1,"ram_mib":64}
 {"op":"stats"}
 "#;
 
+fn replay(t: &Trace, guest: &mut FakeGuest, seen: &mut Vec<usize>) -> trace::ReplayReport {
+    let opts = RunOptions {
+        predict: true,
+        ..RunOptions::default()
+    };
+    block_on(run(t, guest, opts, &mut |s| seen.push(s.index)))
+}
+
 #[test]
 fn a_trace_whose_expectations_hold_passes() {
     let t = parse_str(SCENARIO).unwrap();
     let mut guest = FakeGuest::default();
     let mut seen = Vec::new();
-    let report = replay(&t, &mut guest, None, &mut |s| seen.push(s.index));
+    let report = replay(&t, &mut guest, &mut seen);
     assert_eq!(report.outcome, Outcome::Passed);
     assert_eq!(seen, vec![0, 1, 2, 3]);
-    let sent: Vec<Request> = t.entries.iter().map(|e| e.op.to_request()).collect();
+    // A trace without `batches` sends its operations one by one.
+    let sent: Vec<Vec<Request>> = t.entries.iter().map(|e| vec![e.op.to_request()]).collect();
     assert_eq!(guest.sent, sent);
+    assert_eq!(guest.checks, vec![(Some(3), Depth::Full)]);
     let table = format_table(&report);
     assert!(table.contains("{\"op\":\"map\",\"addr\":\"0x1000\",\"pages\":1,\"writable\":true,\"contiguous\":false,\"as\":\"user\"}"), "{table}");
     assert!(table.contains("→ {\"error\":\"invalid_state\",\"addr\":\"0x1000\"}  (expect {\"error\":\"invalid_state\",\"addr\":\"0x1000\"})"), "{table}");
@@ -65,10 +117,40 @@ fn a_trace_whose_expectations_hold_passes() {
 }
 
 #[test]
+fn batches_and_the_check_cadence_come_from_the_header() {
+    let mut t = parse_str(SCENARIO).unwrap();
+    t.header.batches = vec![3, 1];
+    t.header.check_every = Some(2);
+    let mut guest = FakeGuest::default();
+    let report = replay(&t, &mut guest, &mut Vec::new());
+    assert_eq!(report.outcome, Outcome::Passed);
+    assert_eq!(
+        guest.sent.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 1]
+    );
+    // After the first batch (3 ops since the last check), and the full one.
+    assert_eq!(
+        guest.checks,
+        vec![(Some(2), Depth::Incremental), (Some(3), Depth::Full)]
+    );
+    // The header round-trips, and removing operations keeps it consistent.
+    let text = t.to_text();
+    assert!(text.starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":3,\"ram_mib\":64,\"check_every\":2,\"batches\":[3,1]}"), "{text}");
+    assert_eq!(parse_str(&text).unwrap(), t);
+    t.remove_ops(1..3);
+    assert_eq!(t.header.batches, vec![1, 1]);
+    t.remove_ops(0..1);
+    assert_eq!(t.header.batches, vec![1]);
+    let bad = text.replace("[3,1]", "[3,2]");
+    let e = parse_str(&bad).unwrap_err().to_string();
+    assert!(e.contains("line 1") && e.contains("batches"), "{e}");
+}
+
+#[test]
 fn a_wrong_answer_is_a_divergence_and_stops_the_replay() {
     let text = SCENARIO.replace("\"checksum\":\"0x1234\"", "\"checksum\":\"0x9999\"");
     let t = parse_str(&text).unwrap();
-    let report = replay(&t, &mut FakeGuest::default(), None, &mut |_| {});
+    let report = replay(&t, &mut FakeGuest::default(), &mut Vec::new());
     let f = report.outcome.failure().unwrap().clone();
     assert_eq!((f.kind, f.op_index), (FailureKind::Divergence, Some(1)));
     assert_eq!(
@@ -86,38 +168,28 @@ fn session_failures_and_the_judge_end_the_replay() {
         "{SCENARIO}{{\"op\":\"panic\"}}\n{{\"op\":\"stats\"}}\n"
     ))
     .unwrap();
-    let f = run_trace(&t, &mut FakeGuest::default(), None);
+    let f = block_on(run_outcome(
+        &t,
+        &mut FakeGuest::default(),
+        RunOptions::default(),
+    ));
     assert_eq!(
         f.failure().map(|f| (f.kind, f.op_index)),
         Some((FailureKind::GuestPanic, Some(4)))
     );
 
-    /// A model that predicts `Done` for everything and calls any other
-    /// answer a divergence from op 2 on.
-    struct Strict;
-    impl Judge for Strict {
-        fn judge(
-            &mut self,
-            index: usize,
-            _: &Request,
-            got: &Response,
-        ) -> Result<Option<Response>, Failure> {
+    // A model that predicts `Done` for everything and calls any other
+    // answer a divergence from op 2 on.
+    let mut strict = FakeGuest {
+        judge: Some(|index, got| {
             if index >= 2 && *got != Response::Done {
-                return Err(Failure::new(
-                    FailureKind::Divergence,
-                    format!("model says done, guest {got:?}"),
-                    None,
-                ));
+                return Err(format!("model says done, guest {got:?}"));
             }
-            Ok(Some(Response::Done))
-        }
-    }
-    let report = replay(
-        &t,
-        &mut FakeGuest::default(),
-        Some(&mut Strict),
-        &mut |_| {},
-    );
+            Ok(Response::Done)
+        }),
+        ..FakeGuest::default()
+    };
+    let report = replay(&t, &mut strict, &mut Vec::new());
     let f = report.outcome.failure().unwrap();
     assert_eq!((f.kind, f.op_index), (FailureKind::Divergence, Some(2)));
     assert_eq!(report.steps[0].predicted, Some(Response::Done));

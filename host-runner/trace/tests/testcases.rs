@@ -1,9 +1,9 @@
 //! Every trace in `testcases/` and every example in its README parses, and
 //! writes back to the same trace; the traces written by the runner (every
 //! `testcases/*.jsonl`, and the shared traces when they are there) write
-//! back byte for byte, less their comment lines and with a version-1
-//! header's version written as 2 (a trace is always written in the current
-//! version).
+//! back byte for byte, less their comment lines and with a version-1 or
+//! version-2 header's version written as 3 (a trace is always written in
+//! the current version).
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,7 @@ fn check(name: &str, text: &str) {
 }
 
 /// What writing `text` back gives: its lines less comments and blank
-/// lines, version 1 written as 2.
+/// lines, versions 1 and 2 written as 3.
 fn written_back(text: &str) -> String {
     let out: String = text
         .lines()
@@ -29,11 +29,13 @@ fn written_back(text: &str) -> String {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    const V1: &str = "{\"format\":\"vmmfuzz-trace\",\"version\":1";
-    match out.strip_prefix(V1) {
-        Some(rest) => format!("{{\"format\":\"vmmfuzz-trace\",\"version\":2{rest}"),
-        None => out,
+    for old in [1, 2] {
+        let prefix = format!("{{\"format\":\"vmmfuzz-trace\",\"version\":{old}");
+        if let Some(rest) = out.strip_prefix(&prefix) {
+            return format!("{{\"format\":\"vmmfuzz-trace\",\"version\":3{rest}");
+        }
     }
+    out
 }
 
 /// Every `.jsonl` file in `dir` parses and writes back byte for byte;

@@ -163,6 +163,16 @@ fn every_response() -> Vec<Response> {
                 start: 0x20_0000,
                 end: 0x24_2000,
             },
+            coverage: Some(CoverageInfo {
+                counters: PhysRange {
+                    start: 0x13_0000,
+                    end: 0x13_4000,
+                },
+                pcs: PhysRange {
+                    start: 0x12_0000,
+                    end: 0x16_0000,
+                },
+            }),
         })),
         Response::Pong { nonce: 3 },
         Response::Batch(vec![Response::Done, Response::Error(Error::NestedBatch)]),

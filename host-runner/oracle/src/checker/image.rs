@@ -70,6 +70,7 @@ impl Image {
             frame_info: PhysRange { start: 0, end: 0 },
             heap_max_bytes: 0x1000,
             ring: PhysRange { start: 0, end: 0 },
+            coverage: None,
         };
         let mut image = Image {
             mem: ImageMemory {

@@ -8,6 +8,7 @@ mod expect;
 mod files;
 mod frames;
 mod heap;
+mod observe;
 mod outcomes;
 mod pages;
 mod plan;
@@ -26,6 +27,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use protocol::{Error, Hello, Privilege, Reclaim, Request, Response, MAX_BATCH};
+
+use crate::coverage::ModelCoverage;
 
 pub use dirty::Changes;
 pub use expect::{Expectations, Expected};
@@ -71,6 +74,9 @@ pub struct Model {
     ring_used: usize,
     /// What changed since the memory checker last took the changes.
     dirty: dirty::Dirty,
+    /// What the judged answers reached (`crate::coverage`); carried across
+    /// `Reset`, taken by [`Model::take_coverage`].
+    coverage: ModelCoverage,
 }
 
 impl Model {
@@ -94,6 +100,7 @@ impl Model {
             learned: None,
             ring_used: 0,
             dirty: dirty::Dirty::new(),
+            coverage: ModelCoverage::default(),
         }
     }
 
@@ -147,11 +154,46 @@ impl Model {
     /// Judges the guest's answer `actual` to request number `index` and
     /// advances the model. On a divergence the model is left as it was
     /// (except for the batch elements before the diverging one).
+    ///
+    /// Every request judged right (in a batch: up to the diverging one)
+    /// counts in the model's coverage ([`Model::coverage`]).
     pub fn apply(
         &mut self,
         index: u64,
         req: &Request,
         actual: &Response,
+    ) -> Result<(), Divergence> {
+        // Out of `self` while judging: the clones judging makes stay small.
+        let mut coverage = std::mem::take(&mut self.coverage);
+        let result = self.apply_covered(index, req, actual, &mut coverage);
+        self.coverage = coverage;
+        result
+    }
+
+    /// What the judged answers reached since the model was made (or the
+    /// coverage last taken).
+    pub fn coverage(&self) -> &ModelCoverage {
+        &self.coverage
+    }
+
+    /// Takes the coverage, leaving it empty.
+    pub fn take_coverage(&mut self) -> ModelCoverage {
+        std::mem::take(&mut self.coverage)
+    }
+
+    /// Adds `other` to the coverage (a new model taking over an old one's).
+    pub fn add_coverage(&mut self, other: &ModelCoverage) {
+        self.coverage.merge(other);
+    }
+
+    /// Judges and applies one request or batch (see [`Model::apply`]),
+    /// counting what each request judged right reached in `coverage`.
+    fn apply_covered(
+        &mut self,
+        index: u64,
+        req: &Request,
+        actual: &Response,
+        coverage: &mut ModelCoverage,
     ) -> Result<(), Divergence> {
         let diverge =
             |element, request: &Request, expected: String, got: &Response, reason| Divergence {
@@ -164,7 +206,7 @@ impl Model {
             };
         let Request::Batch(reqs) = req else {
             return self
-                .apply_one(req, actual)
+                .apply_observed(req, actual, coverage)
                 .map_err(|(e, r)| diverge(None, req, e, actual, r));
         };
         if reqs.len() > MAX_BATCH {
@@ -185,10 +227,25 @@ impl Model {
             let result = match r {
                 Request::Batch(_) if *a == Response::Error(Error::NestedBatch) => Ok(()),
                 Request::Batch(_) => Err(("Error(NestedBatch)".into(), "nested batch".into())),
-                r => self.apply_one(r, a),
+                r => self.apply_observed(r, a, coverage),
             };
             result.map_err(|(e, why)| diverge(Some(i), r, e, a, why))?;
         }
+        Ok(())
+    }
+
+    /// [`Model::apply_one`], counting what the request reached when it was
+    /// judged right.
+    fn apply_observed(
+        &mut self,
+        req: &Request,
+        actual: &Response,
+        coverage: &mut ModelCoverage,
+    ) -> Result<(), (String, String)> {
+        let mut seen = self.observe(req, actual);
+        self.apply_one(req, actual)?;
+        self.observe_after(req, actual, &mut seen);
+        coverage.add(&seen);
         Ok(())
     }
 

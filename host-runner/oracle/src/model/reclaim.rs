@@ -18,7 +18,7 @@ pub(super) struct Own {
 }
 
 /// Pages `first..end` a request names (empty when it names none).
-fn named_pages(req: &Request) -> (u64, u64) {
+pub(super) fn named_pages(req: &Request) -> (u64, u64) {
     match *req {
         Request::Map { addr, pages, .. }
         | Request::Unmap { addr, pages, .. }

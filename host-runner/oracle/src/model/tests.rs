@@ -1,5 +1,6 @@
 //! The model against hand-computed sequences.
 
+mod coverage;
 mod evict;
 mod files;
 mod fuzz;
@@ -67,6 +68,7 @@ pub fn hello() -> Hello {
         frame_info: PhysRange { start: 0, end: 0 },
         heap_max_bytes: 0,
         ring: PhysRange { start: 0, end: 0 },
+        coverage: None,
     }
 }
 

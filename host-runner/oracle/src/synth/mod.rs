@@ -130,6 +130,7 @@ impl Image {
             },
             heap_max_bytes: heap_max,
             ring: PhysRange { start: 0, end: 0 },
+            coverage: None,
         };
         let mut img = Image {
             mem: ImageMemory {

@@ -43,6 +43,7 @@ fn hello() -> Hello {
         frame_info: PhysRange { start: 0, end: 0 },
         heap_max_bytes: 0,
         ring: PhysRange { start: 0, end: 0 },
+        coverage: None,
     }
 }
 

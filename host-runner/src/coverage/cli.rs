@@ -1,0 +1,76 @@
+//! `host-runner coverage`: a campaign (the `fuzz` options) and/or saved
+//! coverage, merged, then the report.
+
+use std::path::PathBuf;
+
+use super::report::{self, RenderOptions};
+use super::{Coverage, CoverageError};
+use crate::fuzz::{FuzzArgs, FuzzError};
+use crate::RunnerOptions;
+
+/// The `coverage` command line.
+#[derive(Debug, clap::Args)]
+pub struct CoverageArgs {
+    /// Coverage written by `fuzz --coverage-out` or `coverage --save`
+    /// (repeatable: merged). With --data alone no campaign runs.
+    #[arg(long = "data", value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// Write the merged coverage here (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Every instrumented line with its hits, not only functions.
+    #[arg(long)]
+    pub lines: bool,
+    /// Code outside guest/core and guest/kernel too (dependencies, inlined
+    /// core library code).
+    #[arg(long)]
+    pub other: bool,
+    #[command(flatten)]
+    pub fuzz: FuzzArgs,
+}
+
+/// What can stop the command.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Coverage(#[from] CoverageError),
+    #[error(transparent)]
+    Fuzz(#[from] FuzzError),
+    #[error(transparent)]
+    Runner(#[from] crate::Error),
+}
+
+/// Runs the campaign unless only `--data` was given, merges the saved
+/// coverage, saves, and answers the text to print: the campaign's summary
+/// (if one ran), then the report.
+pub async fn run(options: &RunnerOptions, args: &CoverageArgs) -> Result<String, CommandError> {
+    let mut reached = Coverage::default();
+    for path in &args.data {
+        reached.merge(&Coverage::load(path)?)?;
+    }
+    let mut out = String::new();
+    let fuzz = &args.fuzz;
+    if args.data.is_empty() || fuzz.duration.is_some() || fuzz.sequences.is_some() {
+        let config = crate::config(options).await?;
+        let replay = crate::fuzz::replay_command(options);
+        let summary = crate::fuzz::run(&config, fuzz, replay).await?;
+        out.push_str(&format!("{summary}\n"));
+        if !summary.failures.is_empty() {
+            tracing::warn!(
+                "the campaign found {} failure(s); its coverage is counted",
+                summary.failures.len()
+            );
+        }
+        reached.merge(&summary.reached)?;
+    }
+    if let Some(path) = &args.save {
+        reached.save(path)?;
+    }
+    let kernel = crate::guest_image::resolve(options.kernel.as_deref())?;
+    let opts = RenderOptions {
+        lines: args.lines,
+        other: args.other,
+    };
+    out.push_str(&report::text_report(&kernel, &reached, opts)?);
+    Ok(out)
+}

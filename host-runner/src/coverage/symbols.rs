@@ -1,0 +1,189 @@
+//! From counter indexes to source: the kernel ELF's PC table gives each
+//! counter's code address, its DWARF the function and line there.
+
+use std::path::Path;
+
+use object::{Object, ObjectSection};
+
+use super::edges::KernelId;
+use super::CoverageError;
+
+/// Whose code an edge is.
+#[derive(serde::Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// `guest/core`: the VMM.
+    Core,
+    /// `guest/kernel`: the hardware glue.
+    Kernel,
+    /// Anything else compiled into the kernel: dependencies, `core` and
+    /// `alloc` code inlined there, code without line information.
+    Other,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Core => "guest/core",
+            Origin::Kernel => "guest/kernel",
+            Origin::Other => "other",
+        }
+    }
+}
+
+/// Where one counter's edge is in the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// Address of the instrumented block.
+    pub pc: u64,
+    /// The block starts a function (the PC table's flag).
+    pub entry: bool,
+    /// The function the line belongs to (an inlined one where inlined),
+    /// demangled without hash; `?` when the DWARF has none.
+    pub function: String,
+    /// The source file, from `guest/` on for the guest's own files (so the
+    /// same in every checkout); as the DWARF says for others; `?` if none.
+    pub file: String,
+    /// The line (0 when unknown).
+    pub line: u32,
+    pub origin: Origin,
+}
+
+/// Every counter's site, for one kernel build.
+#[derive(Debug)]
+pub struct KernelSymbols {
+    pub kernel: KernelId,
+    /// `sites[i]` is counter `i`'s.
+    pub sites: Vec<Site>,
+}
+
+/// The PC table section (`protocol::formats`, "Coverage counters").
+const PC_TABLE: &str = "__sancov_pcs";
+
+fn elf_error(path: &Path, why: impl ToString) -> CoverageError {
+    CoverageError::Elf {
+        path: path.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// `path` from `guest/core/` or `guest/kernel/` on, and whose it is.
+fn classify(path: &str) -> (String, Origin) {
+    for (dir, origin) in [
+        ("guest/core/", Origin::Core),
+        ("guest/kernel/", Origin::Kernel),
+    ] {
+        if let Some(at) = path.rfind(dir) {
+            return (path[at..].to_string(), origin);
+        }
+    }
+    (path.to_string(), Origin::Other)
+}
+
+impl KernelSymbols {
+    /// Reads the PC table and maps every PC to its site.
+    pub fn load(elf: &Path) -> Result<KernelSymbols, CoverageError> {
+        let data = std::fs::read(elf).map_err(|source| CoverageError::Io {
+            what: format!("reading {}", elf.display()),
+            source,
+        })?;
+        let file = object::File::parse(&*data).map_err(|e| elf_error(elf, e))?;
+        let section = file.section_by_name(PC_TABLE).ok_or_else(|| {
+            elf_error(
+                elf,
+                format!("no {PC_TABLE} section: not built with SanitizerCoverage"),
+            )
+        })?;
+        let table = section.data().map_err(|e| elf_error(elf, e))?;
+        if table.len() % 16 != 0 {
+            return Err(elf_error(
+                elf,
+                format!("{PC_TABLE} of {} bytes", table.len()),
+            ));
+        }
+        let loader = addr2line::Loader::new(elf).map_err(|e| elf_error(elf, e))?;
+        let sites = table
+            .chunks_exact(16)
+            .map(|pair| {
+                let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                site(&loader, word(&pair[..8]), word(&pair[8..]) & 1 != 0)
+            })
+            .collect();
+        Ok(KernelSymbols {
+            kernel: KernelId::of_pc_table(table),
+            sites,
+        })
+    }
+
+    /// Fails unless `kernel` is this build.
+    pub fn check(&self, kernel: KernelId) -> Result<(), CoverageError> {
+        if kernel == self.kernel {
+            Ok(())
+        } else {
+            Err(CoverageError::OtherKernel {
+                ours: self.kernel.to_string(),
+                theirs: kernel.to_string(),
+            })
+        }
+    }
+}
+
+/// The site of `pc`: the innermost frame (of the inlined ones) that is the
+/// guest's own code, else the innermost frame. An iterator's `next`
+/// inlined into the VMM counts as the VMM line that called it.
+fn site(loader: &addr2line::Loader, pc: u64, entry: bool) -> Site {
+    let mut chosen: Option<(Option<String>, String, u32, Origin)> = None;
+    if let Ok(mut frames) = loader.find_frames(pc) {
+        while let Ok(Some(frame)) = frames.next() {
+            let function = frame
+                .function
+                .as_ref()
+                .and_then(|f| f.demangle().ok().map(|n| n.into_owned()));
+            let (file, line) = frame
+                .location
+                .map_or((None, None), |l| (l.file.map(str::to_owned), l.line));
+            let (file, origin) = file.map_or(("?".into(), Origin::Other), |f| classify(&f));
+            let candidate = (function, file, line.unwrap_or(0), origin);
+            if origin != Origin::Other {
+                chosen = Some(candidate);
+                break;
+            }
+            chosen.get_or_insert(candidate);
+        }
+    }
+    let (function, file, line, origin) = chosen.unwrap_or((None, "?".into(), 0, Origin::Other));
+    let function = function
+        .or_else(|| loader.find_symbol(pc).map(rustc_demangle))
+        .unwrap_or_else(|| "?".into());
+    Site {
+        pc,
+        entry,
+        function,
+        file,
+        line,
+        origin,
+    }
+}
+
+/// A symbol's demangled form (as itself when it is not a Rust symbol).
+fn rustc_demangle(s: &str) -> String {
+    addr2line::demangle_auto(s.into(), Some(addr2line::gimli::DW_LANG_Rust)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_paths_are_cut_to_the_workspace() {
+        assert_eq!(
+            classify("/work/x/guest/core/src/vmm.rs"),
+            ("guest/core/src/vmm.rs".into(), Origin::Core)
+        );
+        assert_eq!(
+            classify("/a/guest/kernel/src/touch.rs"),
+            ("guest/kernel/src/touch.rs".into(), Origin::Kernel)
+        );
+        let dep = "/root/.cargo/registry/src/x/postcard-1.0/src/de.rs";
+        assert_eq!(classify(dep), (dep.into(), Origin::Other));
+    }
+}

@@ -1,0 +1,125 @@
+//! The counter reader over a memory image (wrap-around, `take` draining),
+//! and merging and novelty of whole coverages.
+
+use oracle::ImageMemory;
+use protocol::{CoverageInfo, PhysRange};
+
+use super::edges::{bucket, KernelId};
+use super::*;
+
+const COUNTERS: u64 = 0x1000;
+const PCS: u64 = 0x2000;
+
+/// A 4-edge guest: counters at 0x1000, PC table at 0x2000.
+fn guest() -> (CoverageInfo, ImageMemory) {
+    let info = CoverageInfo {
+        counters: PhysRange {
+            start: COUNTERS,
+            end: COUNTERS + 4,
+        },
+        pcs: PhysRange {
+            start: PCS,
+            end: PCS + 64,
+        },
+    };
+    let mut bytes = vec![0u8; 0x3000];
+    for i in 0..4u64 {
+        let at = (PCS + 16 * i) as usize;
+        bytes[at..at + 8].copy_from_slice(&(0xffff_ffff_8010_0000 + 0x10 * i).to_le_bytes());
+    }
+    (info, ImageMemory { base: 0, bytes })
+}
+
+fn set(mem: &mut ImageMemory, counters: [u8; 4]) {
+    mem.bytes[COUNTERS as usize..COUNTERS as usize + 4].copy_from_slice(&counters);
+}
+
+#[test]
+fn reads_count_changes_modulo_256_and_take_drains() {
+    let (info, mut mem) = guest();
+    let mut r = CounterReader::new(info, &mem).unwrap();
+    assert_eq!(r.kernel().edges, 4);
+    set(&mut mem, [3, 0, 250, 0]);
+    r.poll(&mem).unwrap();
+    // Counter 2 wraps past 255 between reads: 250 -> 4 is 10 more.
+    set(&mut mem, [3, 1, 4, 0]);
+    let hits = r.take(&mem).unwrap();
+    assert_eq!(hits.all_hits(), &[3, 1, 260, 0]);
+    assert_eq!(hits.reached(), 3);
+    // Nothing ran since: the next take is empty, and a Reset (which leaves
+    // the counters alone) needs nothing.
+    assert_eq!(r.take(&mem).unwrap().reached(), 0);
+    set(&mut mem, [3, 1, 5, 7]);
+    assert_eq!(r.take(&mem).unwrap().all_hits(), &[0, 0, 1, 7]);
+}
+
+#[test]
+fn a_pc_table_of_the_wrong_size_is_refused() {
+    let (mut info, mem) = guest();
+    info.pcs.end -= 16;
+    assert!(CounterReader::new(info, &mem).is_err());
+}
+
+fn hits(kernel: KernelId, h: [u64; 4]) -> Coverage {
+    Coverage {
+        edges: Some(EdgeHits::from_hits(kernel, h.to_vec())),
+        model: ModelCoverage::default(),
+    }
+}
+
+#[test]
+fn novelty_counts_new_edges_and_new_buckets() {
+    let k = KernelId::of_pc_table(&[0; 64]);
+    let mut campaign = Coverage::default();
+    let first = hits(k, [1, 0, 0, 5]);
+    assert_eq!(first.novelty(&campaign).edges, 2);
+    campaign.merge(&first).unwrap();
+    assert!(!first.novelty(&campaign).any());
+    // Edge 3 ran 200 times in one sequence: no new edge, a new bucket.
+    let second = hits(k, [1, 0, 0, 200]);
+    let n = second.novelty(&campaign);
+    assert_eq!((n.edges, n.buckets), (0, 1));
+    campaign.merge(&second).unwrap();
+    assert_eq!(campaign.edges.as_ref().unwrap().all_hits(), &[2, 0, 0, 205]);
+    assert_eq!(campaign.edges_reached(), (2, 4));
+    assert_eq!((bucket(1), bucket(3), bucket(4), bucket(128)), (0, 2, 3, 7));
+}
+
+#[test]
+fn merge_is_associative_and_refuses_another_kernel() {
+    let k = KernelId::of_pc_table(&[0; 64]);
+    let (a, b, c) = (
+        hits(k, [1, 2, 0, 0]),
+        hits(k, [0, 9, 0, 300]),
+        hits(k, [4, 0, 1, 0]),
+    );
+    let merged = |x: &Coverage, y: &Coverage| {
+        let mut m = x.clone();
+        m.merge(y).unwrap();
+        m
+    };
+    assert_eq!(merged(&merged(&a, &b), &c), merged(&a, &merged(&b, &c)));
+    assert_eq!(merged(&a, &b), merged(&b, &a));
+    assert_eq!(merged(&Coverage::default(), &a), a);
+    let other = hits(KernelId::of_pc_table(&[1; 64]), [1, 1, 1, 1]);
+    let mut m = a.clone();
+    assert!(matches!(
+        m.merge(&other),
+        Err(CoverageError::OtherKernel { .. })
+    ));
+}
+
+#[test]
+fn saves_and_loads() {
+    let k = KernelId::of_pc_table(&[7; 32]);
+    let c = hits(k, [1, 2, 3, 4]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cov.json");
+    c.save(&path).unwrap();
+    assert_eq!(Coverage::load(&path).unwrap(), c);
+    std::fs::write(&path, "{}").unwrap();
+    assert!(matches!(
+        Coverage::load(&path),
+        Err(CoverageError::Format { .. })
+    ));
+}

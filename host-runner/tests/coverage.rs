@@ -1,0 +1,175 @@
+//! Coverage on the real guest: the counters of `Vmm::map` move when a
+//! `Map` runs and stay still while the guest only answers pings; the PC
+//! table maps them to `guest/core/src/ops.rs`; the model counts the same
+//! request's transition; a `Reset` needs no care. Needs
+//! `qemu-system-x86_64` and the instrumented guest the build script makes.
+//! No wall-clock assertions.
+
+use host_runner::coverage::report::GuestReport;
+use host_runner::coverage::symbols::{KernelSymbols, Origin};
+use host_runner::coverage::EdgeHits;
+use host_runner::judge::{JudgeOptions, JudgedVm};
+use host_runner::{Accel, RunnerOptions, VmConfig};
+use oracle::coverage::{AnswerClass, Caller, RequestKind, StateKind, Transition};
+use protocol::{Privilege, Request};
+
+fn config() -> VmConfig {
+    let mut c = host_runner::base_config(&RunnerOptions::default())
+        .expect("QEMU and the built guest kernel");
+    c.accel = Accel::Tcg;
+    c
+}
+
+fn map(addr: u64) -> Request {
+    Request::Map {
+        addr,
+        pages: 2,
+        writable: true,
+        contiguous: false,
+        privilege: Privilege::User,
+    }
+}
+
+/// The counters of `Vmm::map` in `guest/core/src/ops.rs`, and its entry's.
+fn map_counters(symbols: &KernelSymbols) -> (Vec<usize>, usize) {
+    let edges: Vec<usize> = symbols
+        .sites
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.origin == Origin::Core
+                && s.file == "guest/core/src/ops.rs"
+                && s.function.ends_with(">::map")
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let entry = *edges
+        .iter()
+        .find(|&&i| symbols.sites[i].entry)
+        .expect("Vmm::map has an entry counter");
+    (edges, entry)
+}
+
+fn hits_of(hits: &EdgeHits, edges: &[usize]) -> u64 {
+    edges.iter().map(|&i| hits.hits(i)).sum()
+}
+
+#[tokio::test]
+async fn counters_move_when_map_runs_and_name_its_source() {
+    let config = config();
+    let symbols = KernelSymbols::load(&config.kernel).expect("the kernel's PC table and DWARF");
+    let (map_edges, entry) = map_counters(&symbols);
+
+    let mut vm = JudgedVm::start(&config, JudgeOptions::default())
+        .await
+        .expect("boot");
+    let boot = vm.take_coverage();
+    let boot_edges = boot
+        .edges
+        .clone()
+        .expect("an instrumented guest on shared RAM");
+    symbols.check(boot_edges.kernel).expect("the same build");
+    assert!(boot_edges.reached() > 0, "boot and Hello ran code");
+    assert_eq!(hits_of(&boot_edges, &map_edges), 0, "no Map yet");
+
+    vm.steps(vec![map(0x4000_0000), map(0x4010_0000), map(0x4000_0000)])
+        .await
+        .expect("judged");
+    let mapped = vm.take_coverage();
+    let edges = mapped.edges.clone().expect("read");
+    assert_eq!(edges.hits(entry), 3, "Vmm::map entered once per Map");
+    assert!(hits_of(&edges, &map_edges) > 3);
+    let t = |answer| Transition {
+        request: RequestKind::Map,
+        caller: Caller::User,
+        from: Some(StateKind::Unusable),
+        answer,
+        reclaimed: false,
+    };
+    assert_eq!(mapped.model.count(&t(AnswerClass::Ok)), 2);
+    let refused = Transition {
+        from: Some(StateKind::PresentRamWritable),
+        ..t(AnswerClass::Refused(
+            oracle::coverage::Refusal::InvalidState,
+        ))
+    };
+    assert_eq!(mapped.model.count(&refused), 1);
+
+    // Pings and a reset: Vmm::map does not run, its counters stay still.
+    vm.steps(vec![Request::Ping { nonce: 1 }, Request::Ping { nonce: 2 }])
+        .await
+        .expect("judged");
+    vm.reset().await.expect("reset");
+    let idle = vm.take_coverage();
+    assert_eq!(hits_of(idle.edges.as_ref().expect("read"), &map_edges), 0);
+    assert!(
+        idle.edges.as_ref().expect("read").reached() > 0,
+        "the reset ran"
+    );
+    assert!(idle.model.transitions_reached() > 0);
+
+    // The report names the function and its file.
+    let mut all = boot;
+    for c in [&mapped, &idle] {
+        all.merge(c).expect("one kernel");
+    }
+    let report = GuestReport::build(all.edges.as_ref().expect("read"), &symbols).expect("report");
+    let f = report
+        .functions
+        .iter()
+        .find(|f| f.function.ends_with(">::map") && f.file == "guest/core/src/ops.rs")
+        .expect("Vmm::map in the report");
+    assert_eq!(f.origin, Origin::Core);
+    assert!(f.line > 0 && f.edges_hit > 0);
+    assert_eq!(f.hits, 3);
+    vm.finish().await.expect("exit 33");
+}
+
+/// `host-runner coverage` as a user runs it: a short campaign's report
+/// names guest/core's functions and the model's table; saved, it reads
+/// back into the same report without running anything.
+#[test]
+fn the_coverage_command_reports_and_reads_back_what_it_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("coverage.json");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
+            .args(["--accel", "tcg", "coverage", "--out"])
+            .arg(dir.path().join("failures"))
+            .args(extra)
+            .output()
+            .expect("host-runner runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        stdout
+    };
+    let first = run(&[
+        "--seed",
+        "0x2a",
+        "--sequences",
+        "2",
+        "--ops",
+        "60",
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    let guest_line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("guest edges: "))
+            .unwrap_or_else(|| panic!("no guest line in:\n{text}"))
+            .to_string()
+    };
+    assert!(first.contains("reached: guest edges "), "{first}");
+    assert!(
+        first.contains("  guest/core/src/ops.rs") && first.contains("vmm_core::ops::"),
+        "{first}"
+    );
+    assert!(first.contains("model transitions: "), "{first}");
+    let again = run(&["--data", saved.to_str().unwrap()]);
+    assert!(
+        !again.contains("fuzz: seed"),
+        "--data alone runs no campaign"
+    );
+    assert_eq!(guest_line(&again), guest_line(&first));
+}
