@@ -369,7 +369,7 @@ impl Vm {
 /// is neither complete nor a cut the budget rule allows
 /// (`protocol::budget`, and `semantics`, **Batch**).
 fn batch_cut(sent: &[Request], got: &[Response]) -> Result<Option<usize>> {
-    use protocol::budget::{encoded_len, max_answer_bytes, ANSWER_BUDGET};
+    use protocol::budget::Used;
     let bad = |why: String| Error::UnexpectedResponse {
         request: format!("Batch of {} ({why})", sent.len()),
         response: Box::new(Response::Batch(got.to_vec())),
@@ -384,11 +384,11 @@ fn batch_cut(sent: &[Request], got: &[Response]) -> Result<Option<usize>> {
     {
         return Err(bad(format!("{} answers", got.len())));
     }
-    let used: usize = got[..cut].iter().map(encoded_len).sum();
-    let need = max_answer_bytes(&sent[cut]);
-    if used.saturating_add(need) <= ANSWER_BUDGET {
+    let used = Used::of(&got[..cut]);
+    if used.fits(&sent[cut]) {
         return Err(bad(format!(
-            "cut at element {cut} with {used} answer bytes used and {need} needed, within the budget of {ANSWER_BUDGET}"
+            "cut at element {cut} with {} answer bytes and {} bytes of kernel memory used, within both budgets",
+            used.bytes, used.memory
         )));
     }
     Ok(Some(cut))

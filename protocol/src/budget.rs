@@ -1,13 +1,55 @@
 //! How big an answer can get: the rule that keeps every `Batch` answer
-//! inside one frame (see `semantics`, **Batch**).
+//! inside one frame and inside the kernel's reserve (see `semantics`,
+//! **Batch**).
 //!
-//! Both functions are pure functions of the messages, so the guest uses
-//! them to decide where to cut a batch and the host uses them to check that
-//! a cut was needed.
+//! Every function here is a pure function of the messages, so the guest
+//! uses them to decide where to cut a batch ([`Used::fits`]) and the host
+//! uses them to check that a cut was needed.
 
 use serde::Serialize;
 
-use crate::{Request, MAX_ALLOC_FRAMES, MAX_QUERY_PAGES, RECLAIM_RING};
+use crate::{Request, Response, MAX_ALLOC_FRAMES, MAX_QUERY_PAGES, RECLAIM_RING};
+
+mod memory;
+
+pub use memory::{
+    answer_memory, max_answer_memory, ANSWER_MEMORY_BUDGET, KERNEL_REQUEST_MEMORY,
+    MAX_ANSWER_SLOTS, REQUEST_BYTES, RESPONSE_BYTES,
+};
+
+/// What the answers to a batch's first elements take: encoded bytes (of
+/// the frame, [`ANSWER_BUDGET`]) and kernel memory
+/// ([`ANSWER_MEMORY_BUDGET`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Used {
+    /// [`encoded_len`] of the answers, summed.
+    pub bytes: usize,
+    /// [`answer_memory`] of the answers, summed.
+    pub memory: usize,
+}
+
+impl Used {
+    /// What `answers` take.
+    pub fn of(answers: &[Response]) -> Used {
+        let mut u = Used::default();
+        answers.iter().for_each(|a| u.add(a));
+        u
+    }
+
+    /// Counts one more answer.
+    pub fn add(&mut self, answer: &Response) {
+        self.bytes = self.bytes.saturating_add(encoded_len(answer));
+        self.memory = self.memory.saturating_add(answer_memory(answer));
+    }
+
+    /// Whether `next` may run after these answers: its largest answer
+    /// fits both budgets. A batch is cut before the first element that
+    /// does not (never before its first element).
+    pub fn fits(&self, next: &Request) -> bool {
+        self.bytes.saturating_add(max_answer_bytes(next)) <= ANSWER_BUDGET
+            && self.memory.saturating_add(max_answer_memory(next)) <= ANSWER_MEMORY_BUDGET
+    }
+}
 
 /// Bytes a `Batch` answer's elements may take: a frame less the `Reply` and
 /// `Batch` tags, the element count and the checksum, with room to spare.

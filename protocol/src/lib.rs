@@ -56,10 +56,33 @@ pub const MAX_BATCH: usize = 4096;
 /// nothing more until the answer is built (see `semantics`).
 pub const RECLAIM_RING: usize = 512;
 
-/// Frames a guest with a kernel heap keeps for the heap alone: every other
-/// frame the VMM takes leaves at least this many free (see `semantics`,
-/// **Memory pressure**), so the kernel can always build its answers.
-pub const HEAP_RESERVE_FRAMES: u64 = 64;
+/// Frames a guest with a kernel heap keeps for the kernel's own heap
+/// blocks (at most; see [`heap_reserve_frames`]): every other frame the VMM
+/// takes, a host heap block's included, leaves at least this many free (see
+/// `semantics`, **Memory pressure** and **The kernel's reserve**), so the
+/// kernel can always decode the next request and build its answer. It
+/// covers [`budget::KERNEL_REQUEST_MEMORY`] (a test holds it so).
+pub const HEAP_RESERVE_FRAMES: u64 = 256;
+
+/// The frames kept for the kernel's own heap blocks in a guest whose heap
+/// is `heap_max_bytes` long: [`HEAP_RESERVE_FRAMES`], but never more than
+/// the pages of the kernel's half of the heap (none without a heap).
+pub const fn heap_reserve_frames(heap_max_bytes: u64) -> u64 {
+    let half = host_heap_offset(heap_max_bytes) / PAGE_SIZE;
+    if half < HEAP_RESERVE_FRAMES {
+        half
+    } else {
+        HEAP_RESERVE_FRAMES
+    }
+}
+
+/// Where the host's part of the heap starts, from `heap.start`: host
+/// blocks (`Kmalloc`) lie from `heap.start + host_heap_offset(max)` to
+/// `heap.start + max`, the upper half; the lower half is the kernel's alone
+/// (see `semantics`, **Kmalloc**).
+pub const fn host_heap_offset(heap_max_bytes: u64) -> u64 {
+    heap_max_bytes / 2 / KMALLOC_GRANULE * KMALLOC_GRANULE
+}
 
 /// Largest number of files the host may supply (file numbers are 8 bits).
 pub const MAX_FILES: usize = 255;

@@ -33,7 +33,8 @@
 //! 8. the request's state rule (below) → `InvalidState { addr }` with the
 //!    lowest offending page;
 //! 9. `free_frames < frames needed` (data frames + needed tables) →
-//!    `OutOfMemory`.
+//!    `OutOfMemory`. A request that needs no frame (a `Convert` or
+//!    `MapFile` whose tables all exist) never fails here.
 //!
 //! `Write` and `Read` check, in order: `len > MAX_TOUCH_LEN` → `TooLarge`;
 //! `len == 0` → `Done` / the checksum of no bytes, with no other check; then
@@ -86,15 +87,20 @@
 //!   `HeapScavenge` answers).
 //! - **Kmalloc** `size, align` (kernel): `size == 0` → `ZeroCount`; `align`
 //!   not a power of two → `Misaligned`; `align > MAX_KMALLOC_ALIGN` →
-//!   `TooLarge`; no free run of the heap fits → `OutOfMemory`. Answers
-//!   `Kmalloc { addr }`, `addr % max(align, 16) == 0`. The block is
-//!   `addr..addr + size'` where `size'` is `size` rounded up to a multiple
-//!   of [`crate::KMALLOC_GRANULE`] (16): the heap hands out whole granules,
-//!   so the bytes up to `size'` are the block's too (touchable, counted as
-//!   live and, once freed, as freed). It lies inside
-//!   `heap.start..heap.start + heap_max_bytes` and overlaps no live block
-//!   (the kernel's own included). Uses no frame: the block's pages are
-//!   allocate-on-write until touched.
+//!   `TooLarge`; no free run of the host's part of the heap fits →
+//!   `OutOfMemory`. Answers `Kmalloc { addr }`, `addr % max(align, 16) ==
+//!   0`. The block is `addr..addr + size'` where `size'` is `size` rounded
+//!   up to a multiple of [`crate::KMALLOC_GRANULE`] (16): the heap hands
+//!   out whole granules, so the bytes up to `size'` are the block's too
+//!   (touchable, counted as live and, once freed, as freed). It lies inside
+//!   the host's part of the heap, from `heap.start + host_heap_offset`
+//!   ([`crate::host_heap_offset`]: the upper half) to `heap.start +
+//!   heap_max_bytes`, and overlaps no live block (the kernel's own included). The lower half is
+//!   the kernel's (see *The kernel's reserve*): however the host allocates,
+//!   its blocks never take more than `heap_max_bytes - host_heap_offset`
+//!   bytes. Uses no frame: the block's pages are allocate-on-write until
+//!   touched, and a touch takes its frame as a request does (see *Memory
+//!   pressure*).
 //! - **Kfree** `addr` (kernel): `InvalidState { addr }` unless `addr` is the
 //!   address of a live block the host got from `Kmalloc`; frees it (adds its
 //!   size, rounded up as above, to `bytes_freed_since_check`). Frees no frame by itself.
@@ -165,14 +171,19 @@
 //! - **Batch**: more than [`crate::MAX_BATCH`] requests → one
 //!   `Error(TooLarge)` for the whole batch; otherwise one answer each, in
 //!   order; a nested `Batch` answers `Error(NestedBatch)` in its place.
-//!   The answer must fit in one frame, so before executing element `i` the
-//!   guest adds the encoded size of the answers to elements `0..i`
-//!   ([`crate::budget::encoded_len`]) and element `i`'s largest possible
-//!   answer ([`crate::budget::max_answer_bytes`]); when the sum exceeds
-//!   [`crate::budget::ANSWER_BUDGET`] it executes nothing more and the answer
-//!   holds the `i` answers followed by one `Error(BatchCut)`. The first
-//!   element is never cut. The host checks the cut with the same two
-//!   functions, and sends the elements from `i` on again.
+//!   The answer must fit in one frame and in the kernel's reserve, so
+//!   before executing element `i` the guest adds the encoded size of the
+//!   answers to elements `0..i` ([`crate::budget::encoded_len`]) and
+//!   element `i`'s largest possible answer
+//!   ([`crate::budget::max_answer_bytes`]), and likewise their kernel
+//!   memory ([`crate::budget::answer_memory`],
+//!   [`crate::budget::max_answer_memory`]); when either sum exceeds its
+//!   budget ([`crate::budget::ANSWER_BUDGET`],
+//!   [`crate::budget::ANSWER_MEMORY_BUDGET`]) it executes nothing more and
+//!   the answer holds the `i` answers followed by one `Error(BatchCut)`
+//!   ([`crate::budget::Used::fits`]). The first element is never cut. The
+//!   host checks the cut with the same functions, and sends the elements
+//!   from `i` on again.
 //! - **Panic** (kernel): the guest panics with the message
 //!   `"panic requested by host"`; **Shutdown**: the guest exits through
 //!   `isa-debug-exit` with [`crate::EXIT_SUCCESS`] and answers nothing.
@@ -245,17 +256,21 @@
 //! managed space (second chance on the accessed bit, one hand kept across
 //! requests; pages of the request's range are skipped). Read-only present
 //! RAM and heap pages are never evicted. A guest with a heap keeps
-//! [`crate::HEAP_RESERVE_FRAMES`] frames for the heap alone: a frame for
-//! anything else is taken only while more than that many are free
-//! (reclaiming otherwise), and a request needing `n` frames needs
-//! `n + HEAP_RESERVE_FRAMES` free (the bound of step 9 grows by the same);
-//! only the heap's own faults take the last ones. So requests run out of
-//! memory before the kernel's own allocations (the answers it builds) do.
-//! Requests that need several frames (`Map`, `MapFile`, `Convert`) reclaim until enough are free before they
-//! change anything, and fail with `OutOfMemory` (state unchanged apart from
-//! the reported events) if they cannot; one that needs more than
-//! `free_frames + present_pages + heap_pages` fails at once, reclaiming
-//! nothing.
+//! `reserve = `[`crate::heap_reserve_frames`]`(heap_max_bytes)` frames for
+//! the kernel's own heap blocks alone: a frame for anything else (data,
+//! tables, swap-in, file load, and the fault of a page of a *host* heap
+//! block) is taken only while more than `reserve` are free (reclaiming
+//! otherwise), and a request needing `n > 0` frames needs `n + reserve`
+//! free (the bound of step 9 grows by the same); only the kernel's own
+//! allocations (decoding a request, building an answer) take the last
+//! ones. So requests run out of memory before the kernel does. A request
+//! that needs no frame needs nothing of the reserve either: it neither
+//! reclaims nor answers `OutOfMemory`, however few frames the kernel's
+//! heap left free. Requests that need several frames (`Map`, `MapFile`,
+//! `Convert`) reclaim until enough are free before they change anything,
+//! and fail with `OutOfMemory` (state unchanged apart from the reported
+//! events) if they cannot; one that needs more than `free_frames +
+//! present_pages + heap_pages` fails at once, reclaiming nothing.
 //!
 //! # The kernel heap
 //! `heap.start..heap.start + heap_max_bytes` (`heap_max_bytes` = RAM / 4,
@@ -267,6 +282,30 @@
 //! `heap_pages`, `heap_bytes_live`). Heap pages are never swapped; only
 //! wholly free ones are scavenged. The host's blocks are host memory: touch
 //! them with `Write`/`Read`; they never move or overlap another live block.
+//!
+//! # The kernel's reserve
+//! No request, and no sequence of requests, may leave the kernel unable to
+//! decode the next request and build its answer: whatever the host asked
+//! before (every frame, heap byte, swap slot and `Valloc` page taken, the
+//! reclaim ring full), the next request gets its right answer. Four rules
+//! hold it:
+//! 1. *Heap room.* Host blocks lie in the upper half of the heap only
+//!    (*Kmalloc*); the kernel's blocks are first fit from the heap's start,
+//!    so the lower half is always theirs.
+//! 2. *Frames.* Requests, host blocks' touches included, leave
+//!    `heap_reserve_frames(heap_max_bytes)` frames free for the kernel's
+//!    blocks (*Memory pressure*); heap pages are never evicted, and the
+//!    pressure path keeps a few wholly free heap pages committed.
+//! 3. *Bounded need.* One request frame makes the kernel allocate at most
+//!    [`crate::budget::KERNEL_REQUEST_MEMORY`] bytes of heap: the decoded
+//!    requests (a `Batch` of at most [`crate::MAX_BATCH`]) and an answer
+//!    within [`crate::budget::ANSWER_MEMORY_BUDGET`] (the memory cut of
+//!    *Batch*); all of it is freed once the answer is sent. The reserve
+//!    ([`crate::HEAP_RESERVE_FRAMES`] frames) and the kernel's half of the
+//!    heap cover it on any guest of at least 8 MiB.
+//! 4. *No leak.* Once an answer is sent, the kernel's own live heap bytes
+//!    are what they were before the request (`heap_bytes_live` less the
+//!    host's live blocks is the same before and after any request).
 //!
 //! # Stats in version 2
 //! Determined by the history (the host predicts them exactly):

@@ -14,7 +14,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use protocol::budget::{encoded_len, max_answer_bytes, ANSWER_BUDGET};
+use protocol::budget::{Used, MAX_ANSWER_SLOTS};
 use protocol::{
     Error, Privilege, Reclaim, Request, Response, MAX_ALLOC_FRAMES, MAX_BATCH, MAX_QUERY_PAGES,
 };
@@ -31,14 +31,16 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
             if reqs.len() > MAX_BATCH {
                 return Response::Error(Error::TooLarge);
             }
-            let mut out = Vec::with_capacity(reqs.len());
-            // Bytes the answers so far take encoded: the batch is cut before
-            // an element whose largest answer might not fit (see
-            // `protocol::budget`), so no valid batch can overflow a frame
-            // or the heap.
-            let mut used = 0usize;
+            // No more answers fit the memory budget than these slots (each
+            // holds at least a `Response`), the `BatchCut` included.
+            let mut out = Vec::with_capacity(reqs.len().min(MAX_ANSWER_SLOTS));
+            // What the answers so far take, encoded and in memory: the
+            // batch is cut before an element whose largest answer might not
+            // fit either budget (see `protocol::budget`), so no valid batch
+            // can overflow a frame or the kernel's reserve.
+            let mut used = Used::default();
             for r in reqs {
-                if !out.is_empty() && used.saturating_add(max_answer_bytes(&r)) > ANSWER_BUDGET {
+                if !out.is_empty() && !used.fits(&r) {
                     out.push(Response::Error(Error::BatchCut));
                     break;
                 }
@@ -49,7 +51,7 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
                 };
                 let answer = finish(m, answer);
                 let answer = stale::check(m, scope, answer);
-                used = used.saturating_add(encoded_len(&answer));
+                used.add(&answer);
                 out.push(answer);
             }
             Response::Batch(out)
@@ -219,7 +221,12 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             };
             let mut out = Vec::with_capacity(cap as usize);
             match m.with_vmm(|v| v.alloc_frames(count, contiguous, |r| out.push(r))) {
-                Ok(()) => Response::Frames(out),
+                Ok(()) => {
+                    // The answer holds what it counts in the memory budget
+                    // (`protocol::budget::answer_memory`): its runs.
+                    out.shrink_to_fit();
+                    Response::Frames(out)
+                }
                 Err(e) => Response::Error(e),
             }
         }

@@ -10,13 +10,15 @@
 //! from `Kmalloc`). A block is its start granule and the used granules after
 //! it up to the next start or free granule. The kernel's blocks are first
 //! fit from the start of the heap; the host's are first fit from a rotating
-//! hint in the upper half, so where a host block lands depends on the
-//! host's requests alone, not on the kernel's own blocks (which come and go
-//! with how requests are batched): a trace replays with the same addresses
-//! however it is sent. That holds while the upper half has room: a block
-//! bigger than it, or one the full upper half cannot take, is first fit
-//! from the start, among the kernel's blocks. A heap page whose 256 used bits are all zero is free,
-//! and the scavenger turns it back to allocate-on-write.
+//! hint in the upper half and never leave it (`protocol::host_heap_offset`):
+//! the lower half is the kernel's, so no host request can take the room
+//! the kernel needs to answer the next one (`semantics`, **The kernel's
+//! reserve**). Where a host block lands depends on the host's requests
+//! alone, not on the kernel's own blocks (which come and go with how
+//! requests are batched, and stay in the lower half while it has room): a
+//! trace replays with the same addresses however it is sent. A heap page
+//! whose 256 used bits are all zero is free, and the scavenger turns it
+//! back to allocate-on-write.
 //!
 //! Costs: the maps are searched a 64-bit word at a time (`bits`); `Reset`
 //! frees host blocks by scanning only the granules host blocks have held
@@ -58,9 +60,10 @@ pub(crate) struct KHeap {
 
 impl KHeap {
     /// The granule where the host's blocks start (and `Reset` puts the
-    /// hint back): the upper half of a heap of `granules`.
+    /// hint back): the upper half of a heap of `granules`
+    /// (`protocol::host_heap_offset`).
     pub fn host_start(granules: u64) -> u64 {
-        granules / 2
+        protocol::host_heap_offset(granules * GRANULE) / GRANULE
     }
 
     /// Frames of one bitmap for a heap of `max` bytes.
@@ -106,15 +109,21 @@ impl<M: PhysMemory> Vmm<M> {
         // pages that already have frames (an allocation must not need a
         // new frame while freed room is left in committed pages). The
         // host's from a rotating hint over the upper half, to spread over
-        // fresh pages away from the kernel's; anywhere only when the upper
-        // half has no room.
+        // fresh pages away from the kernel's, and never below it.
         let host_start = KHeap::host_start(h.granules);
         let used = h.map(USED);
         let mem = &mut self.mem;
         let found = if host {
             used.find_clear_run(mem, n, step, h.hint.max(host_start))
                 .or_else(|| used.find_clear_run(mem, n, step, host_start))
-                .or_else(|| used.find_clear_run(mem, n, step, 0))
+                .or_else(|| {
+                    // A deliberate bug, only for host-runner's test that
+                    // the reproducer catches it (tests/inject_bugs.rs): a
+                    // host block may take the kernel's half too.
+                    cfg!(feature = "inject-heap-starve")
+                        .then(|| used.find_clear_run(mem, n, step, 0))
+                        .flatten()
+                })
         } else {
             used.find_clear_run(mem, n, step, 0)
         };
@@ -297,6 +306,25 @@ impl<M: PhysMemory> Vmm<M> {
         freed
     }
 
+    /// A block of the kernel's own (its `#[global_allocator]`), committed:
+    /// its pages have frames (taken from the heap's reserve first), so using
+    /// it never faults. `None` if the heap or the frames ran out (nothing
+    /// is left allocated then).
+    pub fn kernel_alloc(&mut self, size: u64, align: u64) -> Option<u64> {
+        let addr = self.heap_alloc(size, align, false).ok()?;
+        if self.heap_commit(addr, size) {
+            Some(addr)
+        } else {
+            let _ = self.heap_free(addr, false);
+            None
+        }
+    }
+
+    /// Frees a block of the kernel's own; `false` if `addr` is not one.
+    pub fn kernel_free(&mut self, addr: u64) -> bool {
+        self.heap_free(addr, false).is_ok()
+    }
+
     /// Gives every allocate-on-write page of `addr..addr + size` a zeroed
     /// frame now (the kernel's own blocks, so that using them never faults);
     /// `false` if frames ran out.
@@ -308,7 +336,7 @@ impl<M: PhysMemory> Vmm<M> {
                 return false;
             };
             if Pte::decode(self.read_entry(table, i), false) == Pte::AllocOnWrite {
-                let Some(frame) = self.alloc_heap_frame() else {
+                let Some(frame) = self.alloc_heap_frame(true) else {
                     return false;
                 };
                 self.mem.frame_bytes(frame).fill(0);

@@ -135,6 +135,12 @@ impl<M: PhysMemory> Vmm<M> {
                 _ => v.release(old),
             });
         } else {
+            // `inject-unmap-skip-flush`: a deliberate bug, only for
+            // host-runner's test that the judge probes what an unmap made
+            // unreachable: the leaves change without a TLB flush.
+            #[cfg(feature = "inject-unmap-skip-flush")]
+            self.update_unflushed(span, &mut |v: &mut Self, _, old| v.release(old));
+            #[cfg(not(feature = "inject-unmap-skip-flush"))]
             self.make_unusable(span);
         }
         Ok(())

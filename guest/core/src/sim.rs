@@ -20,6 +20,10 @@ use crate::machine::Machine;
 use crate::pte;
 use crate::vmm::Vmm;
 
+mod kernel_heap;
+
+pub use kernel_heap::KernelOutOfMemory;
+
 /// One simulated frame: never written (zero), last seen as bytes, or last
 /// seen as a table. Switching views converts the contents, so both views
 /// always show the same bits.

@@ -403,10 +403,12 @@ impl<M: PhysMemory> Vmm<M> {
         let old = Pte::decode(self.read_entry(table, i), user(linear));
         let new = match old {
             Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. } => {
-                // The heap's own faults may take the frames kept for it.
+                // A heap page faults only under a host block's touch (the
+                // kernel's blocks are committed): a request's frame, which
+                // leaves the kernel's reserve alone.
                 let frame = if (crate::layout::HEAP_START..crate::layout::HEAP_END).contains(&addr)
                 {
-                    self.alloc_heap_frame()
+                    self.alloc_heap_frame(false)
                 } else {
                     self.alloc_frame()
                 }

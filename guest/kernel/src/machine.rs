@@ -79,18 +79,12 @@ pub fn resolve_fault(addr: u64, write: bool) -> Option<Result<(), FaultReason>> 
 }
 
 /// A kernel heap block of `size` bytes aligned to `align`, committed (its
-/// pages have frames); `None` if the heap or the frames are exhausted, or
-/// if the VMM is locked (an allocation under the VMM's lock is a bug).
+/// pages have frames, from the heap's reserve first); `None` if the heap or
+/// the frames are exhausted, or if the VMM is locked (an allocation under
+/// the VMM's lock is a bug).
 pub fn heap_alloc(size: u64, align: u64) -> Option<u64> {
     let mut guard = VMM.try_lock()?;
-    let vmm = guard.as_mut()?;
-    let addr = vmm.heap_alloc(size, align, false).ok()?;
-    if vmm.heap_commit(addr, size) {
-        Some(addr)
-    } else {
-        let _ = vmm.heap_free(addr, false);
-        None
-    }
+    guard.as_mut()?.kernel_alloc(size, align)
 }
 
 /// Frees a kernel heap block; `false` if `addr` is not one (or the VMM is
@@ -99,9 +93,7 @@ pub fn heap_free(addr: u64) -> bool {
     let Some(mut guard) = VMM.try_lock() else {
         return false;
     };
-    guard
-        .as_mut()
-        .is_some_and(|vmm| vmm.heap_free(addr, false).is_ok())
+    guard.as_mut().is_some_and(|vmm| vmm.kernel_free(addr))
 }
 
 /// The kernel, as the dispatcher's machine.

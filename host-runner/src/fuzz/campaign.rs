@@ -178,6 +178,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         ops: s.args.ops,
         ram_mib: s.config.ram_mib,
         files: s.config.files.clone(),
+        swarm: !s.args.no_swarm,
         ..GenConfig::default()
     };
     let mut log_header = Generator::new(s.seed, gen.clone()).header();

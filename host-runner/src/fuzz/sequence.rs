@@ -113,16 +113,17 @@ pub async fn run_sequence<T: Target + Timed>(
     spec: &SequenceSpec,
     mut log: Option<&mut TraceWriter>,
 ) -> io::Result<SequenceRun> {
-    let mut generator = Generator::new(spec.seed, spec.gen.clone());
+    let gen = spec.gen.for_sequence(spec.seed);
+    let mut generator = Generator::new(spec.seed, gen.clone());
     let rule = BatchRule {
         max: spec.batch,
-        ops: spec.gen.ops,
+        ops: gen.ops,
     };
     let mut header = generator.header();
     header.check_every = u32::try_from(spec.check_every).ok().filter(|&n| n > 0);
     let mut run = SequenceRun {
         header,
-        ops: Vec::with_capacity(spec.gen.ops),
+        ops: Vec::with_capacity(gen.ops),
         batch_sizes: Vec::new(),
         failure: None,
         coverage: Coverage::default(),
@@ -132,7 +133,7 @@ pub async fn run_sequence<T: Target + Timed>(
     let before = target.timings();
     let mut cadence = Cadence::new(spec.check_every);
     let mut last: Option<Response> = None;
-    while run.ops.len() < spec.gen.ops {
+    while run.ops.len() < gen.ops {
         let mut batch = Vec::new();
         timed(&mut run.timings.generate, || loop {
             let answer = if batch.is_empty() { last.take() } else { None };
@@ -163,7 +164,7 @@ pub async fn run_sequence<T: Target + Timed>(
         }
         last = result.answers.last().cloned();
         let end = run.ops.len();
-        if end < spec.gen.ops && cadence.after_batch(requests.len()) {
+        if end < gen.ops && cadence.after_batch(requests.len()) {
             if let Err(f) = target.check(Some(end - 1), Depth::Incremental).await {
                 run.failure = Some(f);
                 break;

@@ -83,9 +83,16 @@ pub struct FuzzArgs {
     /// Sequences to run (in this shard); default 100 without --duration.
     #[arg(long)]
     pub sequences: Option<u64>,
-    /// Operations per sequence.
+    /// Operations per sequence (with swarm: the common length; some
+    /// sequences run 5× or 25× as deep, without resets).
     #[arg(long, default_value_t = 200)]
     pub ops: usize,
+    /// Every sequence with the same weights and length: no swarm testing
+    /// (by default each sequence draws its own operation weights, some
+    /// kinds off and one or two dominant, and its depth, from its seed;
+    /// the trace header records the weights).
+    #[arg(long)]
+    pub no_swarm: bool,
     /// Stop starting sequences after this long (90s, 10m, 1h).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,

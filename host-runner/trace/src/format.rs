@@ -60,6 +60,11 @@ pub struct TraceHeader {
     /// alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<u32>,
+    /// The operation weights the generator drew from (a swarm sequence
+    /// draws its own), as `{"map":20,"unmap":12,…}` with the kinds left
+    /// out at weight 0. Informative: the operations are in the trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<crate::weights::Weights>,
 }
 
 /// A file image the host builds: `pages` pages whose byte at file offset

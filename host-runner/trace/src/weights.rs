@@ -1,12 +1,51 @@
 //! What the generator is asked for: how many operations, for how much guest
 //! RAM, and how often each kind.
 
+use std::collections::BTreeMap;
+
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::ser::SerializeMap;
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::format::FileSpec;
 use crate::op::OpKind;
 
 /// Relative weight of each operation kind (index: [`OpKind`] as `usize`).
+/// In a trace header: a map from operation name to weight, kinds at 0
+/// left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Weights(pub [u32; 20]);
+
+impl Serialize for Weights {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for k in OpKind::ALL {
+            if self.get(k) > 0 {
+                map.serialize_entry(k.name(), &self.get(k))?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Weights {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, u32>::deserialize(d)?;
+        let mut w = Weights([0; 20]);
+        for (name, weight) in map {
+            let Some(&k) = OpKind::ALL.iter().find(|k| k.name() == name) else {
+                return Err(de::Error::custom(format!(
+                    "unknown operation `{name}` in weights (expected one of: {})",
+                    OpKind::NAMES.join(", ")
+                )));
+            };
+            w = w.set(k, weight);
+        }
+        Ok(w)
+    }
+}
 
 impl Weights {
     pub fn get(&self, k: OpKind) -> u32 {
@@ -21,6 +60,33 @@ impl Weights {
     /// Every kind equally likely (`panic` included).
     pub fn uniform() -> Self {
         Weights([1; 20])
+    }
+
+    /// Swarm testing (Groce et al., ISSTA 2012): weights drawn from these,
+    /// one set per sequence. Each kind with a weight stays on with
+    /// probability 0.7 and one or two of those left become dominant (×6),
+    /// so some sequences never free what they map, others do little but
+    /// convert. `map` and `write` always stay on: a sequence with nothing
+    /// mapped or written exercises only refusals.
+    pub fn swarm(self, rng: &mut impl Rng) -> Self {
+        let mut w = self;
+        let mut on = Vec::new();
+        for k in OpKind::ALL {
+            if w.get(k) == 0 {
+                continue;
+            }
+            if matches!(k, OpKind::Map | OpKind::Write) || rng.random_bool(0.7) {
+                on.push(k);
+            } else {
+                w = w.set(k, 0);
+            }
+        }
+        for _ in 0..rng.random_range(1..=2) {
+            if let Some(&k) = on.choose(rng) {
+                w = w.set(k, w.get(k).saturating_mul(6));
+            }
+        }
+        w
     }
 }
 
@@ -46,6 +112,46 @@ pub struct GenConfig {
     /// The files the guest boots with, which `map_file` aims at (the trace
     /// header records them, so a replay boots with the same).
     pub files: Vec<FileSpec>,
+    /// Each sequence draws its own weights and length from its seed
+    /// ([`GenConfig::for_sequence`]).
+    pub swarm: bool,
+}
+
+/// How a swarm sequence's length relates to [`GenConfig::ops`]: mostly
+/// that, sometimes 5× or 25× as deep (a deep one never resets itself).
+const DEPTHS: [(u32, usize); 3] = [(70, 1), (20, 5), (10, 25)];
+
+impl GenConfig {
+    /// The configuration sequence `seed` runs with: this one, or with
+    /// swarm on, weights and a length drawn from the seed alone (a
+    /// separate stream from the generator's, so the same seed always
+    /// gives the same sequence).
+    pub fn for_sequence(&self, seed: u64) -> GenConfig {
+        if !self.swarm {
+            return self.clone();
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5a4d_5741_524d_0001);
+        let mut weights = self.weights.swarm(&mut rng);
+        let total: u32 = DEPTHS.iter().map(|d| d.0).sum();
+        let mut roll = rng.random_range(0..total);
+        let mut depth = 1;
+        for (p, d) in DEPTHS {
+            if roll < p {
+                depth = d;
+                break;
+            }
+            roll -= p;
+        }
+        if depth > 1 {
+            weights = weights.set(OpKind::Reset, 0);
+        }
+        GenConfig {
+            ops: self.ops.saturating_mul(depth),
+            weights,
+            swarm: false,
+            ..self.clone()
+        }
+    }
 }
 
 /// Page counts of the files a campaign boots with unless told otherwise:
@@ -69,6 +175,7 @@ impl Default for GenConfig {
             ram_mib: 128,
             weights: Weights::default(),
             files: files_of_pages(&DEFAULT_FILE_PAGES),
+            swarm: false,
         }
     }
 }

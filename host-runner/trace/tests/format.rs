@@ -169,6 +169,7 @@ fn sample() -> Trace {
         ],
         check_every: Some(16),
         batches: Vec::new(),
+        weights: Some(trace::Weights::default().set(trace::OpKind::Reset, 0)),
     };
     let mut t = Trace::from_ops(header, every_op());
     for (e, x) in t.entries.iter_mut().zip(every_expect()) {

@@ -1,6 +1,7 @@
 //! Every bad-input class gets its typed error, in the specification's
 //! order, and changes nothing.
 
+use protocol::budget::Used;
 use protocol::{AreaType, Error, MAX_ALLOC_FRAMES, MAX_BATCH, MAX_QUERY_PAGES, MAX_TOUCH_LEN};
 
 use super::*;
@@ -399,9 +400,18 @@ fn batches() {
         ])
     );
     assert_eq!(snapshot(&mut m), before);
-    let full = vec![Request::Ping { nonce: 1 }; MAX_BATCH];
+    // A full batch is not refused; its answer is cut where the answers'
+    // kernel memory would pass the budget (`protocol::budget::Used`).
+    let ping = Request::Ping { nonce: 1 };
+    let full = vec![ping.clone(); MAX_BATCH];
     match req(&mut m, Request::Batch(full)) {
-        Response::Batch(v) => assert_eq!(v.len(), MAX_BATCH),
+        Response::Batch(v) => {
+            let cut = v.len() - 1;
+            assert!(cut > 1000 && cut < MAX_BATCH, "cut at {cut}");
+            assert_eq!(v[cut], Response::Error(Error::BatchCut));
+            assert!(!Used::of(&v[..cut]).fits(&ping));
+            assert!(Used::of(&v[..cut - 1]).fits(&ping));
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -6,9 +6,11 @@
 
 mod bad_input;
 mod basics;
+mod kernel_reserve;
 mod model;
 mod oom;
 mod pte_codec;
+mod reserve_bugs;
 mod seed;
 mod stale;
 mod transitions;

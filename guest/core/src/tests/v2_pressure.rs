@@ -126,8 +126,12 @@ proptest! {
     fn pressure_keeps_all_data(
         ops in proptest::collection::vec((0u64..64, 1u64..3, any::<u64>(), 0u8..6), 40..120)
     ) {
-        // As few frames as the workload can run in, plus those kept for the heap.
-        let mut m = SimMachine::with_files(116 + protocol::HEAP_RESERVE_FRAMES, &[(8, 0x5eed)]);
+        // As few frames as the workload can run in, plus those kept for the
+        // heap (a heap of a quarter of the frames).
+        let total = (116u64..)
+            .find(|&t| t >= 116 + protocol::heap_reserve_frames(t / 4 * 4096))
+            .unwrap_or(116);
+        let mut m = SimMachine::with_files(total, &[(8, 0x5eed)]);
         let anon = 0x100_0000u64;
         let file = 0x200_0000u64;
         ok(&mut m, Request::Convert { addr: anon, pages: 64, to: AreaType::UsableRam, privilege: U });

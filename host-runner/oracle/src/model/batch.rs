@@ -1,10 +1,10 @@
-//! A `Batch` answer cut to fit one frame (semantics, **Batch**): the guest
-//! stops before element `i` when the answers to `0..i` and element `i`'s
-//! largest answer exceed the budget, and answers `Error(BatchCut)` there.
-//! The host checks the cut with the same two functions of
-//! `protocol::budget`.
+//! A `Batch` answer cut to fit one frame and the kernel's reserve
+//! (semantics, **Batch**): the guest stops before element `i` when the
+//! answers to `0..i` and element `i`'s largest answer exceed either budget
+//! (encoded bytes, kernel memory), and answers `Error(BatchCut)` there. The
+//! host checks the cut with the same functions of `protocol::budget`.
 
-use protocol::budget::{encoded_len, max_answer_bytes, ANSWER_BUDGET};
+use protocol::budget::Used;
 use protocol::{Error, Request, Response};
 
 /// How many elements the answer carries out: all of them, or the `i`
@@ -25,11 +25,11 @@ pub(super) fn cut_at(reqs: &[Request], answers: &[Response]) -> Result<usize, (S
     if i == 0 {
         return Err((expected(), "the first element is never cut".into()));
     }
-    let used: usize = answers[..i].iter().map(encoded_len).sum();
-    let need = max_answer_bytes(&reqs[i]);
-    if used + need <= ANSWER_BUDGET {
+    let used = Used::of(&answers[..i]);
+    if used.fits(&reqs[i]) {
         let why = format!(
-            "cut at element {i}, but {used} bytes so far and at most {need} more fit the budget of {ANSWER_BUDGET}"
+            "cut at element {i}, but its largest answer fits after the {} bytes and {} bytes of kernel memory so far",
+            used.bytes, used.memory
         );
         return Err((expected(), why));
     }
@@ -59,16 +59,30 @@ mod tests {
         ]);
         let cut = Response::Error(protocol::Error::BatchCut);
         let mut m = Model::new(&hello());
-        // Six answers of 4 KiB and a seventh query's largest answer (about
-        // 109 KB with a full ring) exceed the budget; five do not.
+        // Encoded, six answers of 4 KiB and a seventh query's largest
+        // answer (about 109 KB with a full ring) exceed the frame; in
+        // kernel memory (96 KiB each) three and a fourth's largest exceed
+        // the memory budget already; two do not.
         let batch = Request::Batch(vec![query(); 8]);
-        let mut answers = vec![full.clone(); 6];
+        let mut answers = vec![full.clone(); 3];
         answers.push(cut.clone());
         run(&mut m, &[(batch.clone(), Response::Batch(answers))]);
-        let mut early = vec![full.clone(); 5];
+        let mut early = vec![full.clone(); 2];
         early.push(cut.clone());
         let d = diverges(&mut m, batch.clone(), Response::Batch(early));
-        assert!(d.reason.contains("cut at element 5"), "{d}");
+        assert!(d.reason.contains("cut at element 2"), "{d}");
+        // Pings are cut by memory alone, far below the frame's budget.
+        let pings: Vec<Request> = (0..2000).map(|n| Request::Ping { nonce: n }).collect();
+        let k = (0..pings.len())
+            .find(|&k| {
+                let done: Vec<Response> =
+                    (0..k as u64).map(|n| Response::Pong { nonce: n }).collect();
+                !protocol::budget::Used::of(&done).fits(&pings[k])
+            })
+            .expect("2000 pings pass the memory budget");
+        let mut got: Vec<Response> = (0..k as u64).map(|n| Response::Pong { nonce: n }).collect();
+        got.push(cut.clone());
+        run(&mut m, &[(Request::Batch(pings), Response::Batch(got))]);
         // A cut that was not needed, a first element cut, a cut not last.
         let small = Request::Batch(vec![Request::Ping { nonce: 1 }, Request::Ping { nonce: 2 }]);
         let pong = Response::Pong { nonce: 1 };
@@ -77,7 +91,7 @@ mod tests {
             small.clone(),
             Response::Batch(vec![pong.clone(), cut.clone()]),
         );
-        assert!(d.reason.contains("fit the budget"), "{d}");
+        assert!(d.reason.contains("fits after"), "{d}");
         let d = diverges(&mut m, small.clone(), Response::Batch(vec![cut.clone()]));
         assert!(d.reason.contains("never cut"), "{d}");
         let d = diverges(&mut m, batch, Response::Batch(vec![full, cut, pong]));

@@ -1,7 +1,9 @@
 //! The kernel heap as the host sees it: its own blocks (`Kmalloc`,
 //! `Kfree`), the bytes it wrote in them, and the heap pages it knows are
 //! present. The kernel's own blocks are invisible: they may use any heap
-//! byte the host's blocks do not.
+//! byte the host's blocks do not. The host's blocks lie in the upper half
+//! (semantics, **Kmalloc**: `protocol::host_heap_offset`), the lower half
+//! is the kernel's.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,6 +101,16 @@ impl Model {
         (start / PAGE_SIZE, end / PAGE_SIZE)
     }
 
+    /// The host's part of the heap: `heap.start + host_heap_offset..heap.start
+    /// + heap_max_bytes`.
+    pub(super) fn host_heap(&self) -> (u64, u64) {
+        let (start, max) = (self.hello.heap.start, self.hello.heap_max_bytes);
+        (
+            start.saturating_add(protocol::host_heap_offset(max)),
+            start.saturating_add(max),
+        )
+    }
+
     pub(super) fn plan_kmalloc(&self, size: u64, align: u64) -> Result<Plan, Error> {
         if size == 0 {
             return Err(Error::ZeroCount);
@@ -109,8 +121,9 @@ impl Model {
         if align > MAX_KMALLOC_ALIGN {
             return Err(Error::TooLarge);
         }
-        let room =
-            self.hello.heap_max_bytes - self.heap.live_bytes().min(self.hello.heap_max_bytes);
+        let region = self.host_heap();
+        let part = region.1 - region.0;
+        let room = part - self.heap.live_bytes().min(part);
         // Whole granules: `size` rounded up (saturating: a size that
         // rounds past `u64::MAX` is out of memory anyway).
         let size = size
@@ -119,12 +132,11 @@ impl Model {
         if size > room {
             return Err(Error::OutOfMemory);
         }
-        let start = self.hello.heap.start;
         Ok(Plan {
             prediction: Prediction::Kmalloc {
                 size,
                 align: align.max(16),
-                region: (start, start + self.hello.heap_max_bytes),
+                region,
             },
             effect: Effect::Kmalloc { size },
         })

@@ -33,8 +33,8 @@ pub enum Prediction {
     /// `Stats` within these bounds.
     Stats(StatsBounds),
     /// `Kmalloc { addr }` with `addr % align == 0` and `addr..addr + size`
-    /// inside `region` (overlap with live blocks is judged by the model),
-    /// or `Error(OutOfMemory)`.
+    /// inside `region`, the host's part of the heap (overlap with live
+    /// blocks is judged by the model), or `Error(OutOfMemory)`.
     Kmalloc {
         size: u64,
         align: u64,
@@ -98,7 +98,7 @@ impl Prediction {
                     Some(format!("{addr:#x} is not aligned to {align}"))
                 } else if *addr < region.0 || end.is_none_or(|e| e > region.1) {
                     Some(format!(
-                        "{addr:#x}+{size:#x} is not inside the heap {:#x}..{:#x}",
+                        "{addr:#x}+{size:#x} is not inside the host's part of the heap {:#x}..{:#x}",
                         region.0, region.1
                     ))
                 } else {

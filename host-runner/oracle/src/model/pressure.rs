@@ -70,14 +70,10 @@ impl Model {
         self.free_frames().saturating_sub(slack)
     }
 
-    /// Frames only the guest's heap may take (semantics, "Memory
-    /// pressure"): none in a guest without a heap.
+    /// Frames only the kernel's own heap blocks may take (semantics,
+    /// "Memory pressure"): none in a guest without a heap.
     pub(super) fn heap_reserve(&self) -> u64 {
-        if self.hello.heap_max_bytes > 0 {
-            protocol::HEAP_RESERVE_FRAMES
-        } else {
-            0
-        }
+        protocol::heap_reserve_frames(self.hello.heap_max_bytes)
     }
 
     /// The fewest and the most frames a request (not the heap) can take

@@ -87,12 +87,9 @@ impl Model {
             write,
             complete,
             needy,
-            // The heap's own faults may take the frames kept for it.
-            free: if heap {
-                (self.free_frames_min(), self.free_frames())
-            } else {
-                self.request_free_bounds()
-            },
+            // A host block's page takes its frame as a request does: the
+            // kernel's reserve is not the host's.
+            free: self.request_free_bounds(),
             oom_ok: self.reclaim_exhausted(first, last),
         };
         Plan {

@@ -12,6 +12,7 @@ use crate::op::{Op, OpKind};
 use crate::strategy::{self, Targets, USER_END};
 pub use crate::weights::{GenConfig, Weights};
 
+mod targeted;
 mod v2;
 
 /// How many earlier ranges, writes, frame runs and valloc runs are kept to
@@ -41,6 +42,10 @@ pub struct Generator {
     blocks: Vec<(u64, u64)>,
     /// Blocks freed before, to free again (a double free must be refused).
     freed_blocks: Vec<u64>,
+    /// Free frames at the last `stats` answer.
+    free_frames: Option<u64>,
+    /// The range the last map, unmap, convert, map_file or evict named.
+    changed: Option<(u64, u64)>,
     last: Option<Op>,
 }
 
@@ -65,6 +70,8 @@ impl Generator {
             vallocs: Vec::new(),
             blocks: Vec::new(),
             freed_blocks: Vec::new(),
+            free_frames: None,
+            changed: None,
             last: None,
         }
     }
@@ -80,6 +87,7 @@ impl Generator {
             ram_mib: Some(self.config.ram_mib),
             created_by: Some(concat!("vmmfuzz-trace ", env!("CARGO_PKG_VERSION")).to_string()),
             files: self.config.files.clone(),
+            weights: Some(self.config.weights),
             ..TraceHeader::default()
         }
     }
@@ -91,6 +99,14 @@ impl Generator {
             self.observe(&op, r);
         }
         let op = self.pick();
+        if let Op::Map { addr, pages, .. }
+        | Op::Unmap { addr, pages, .. }
+        | Op::Convert { addr, pages, .. }
+        | Op::MapFile { addr, pages, .. }
+        | Op::Evict { addr, pages, .. } = op
+        {
+            self.changed = Some((addr, pages));
+        }
         self.last = Some(op.clone());
         op
     }
@@ -117,6 +133,7 @@ impl Generator {
             (Op::Kmalloc { size, .. }, Response::Kmalloc { addr }) => {
                 remember(&mut self.blocks, (*addr, *size))
             }
+            (_, Response::Stats(s)) => self.free_frames = Some(s.free_frames),
             (Op::Reset { .. }, Response::Done) => {
                 self.frames.clear();
                 self.vallocs.clear();
@@ -237,7 +254,8 @@ impl Generator {
                 }
             }
             OpKind::Unmap => {
-                let (addr, pages, privilege) = self.range();
+                let aimed = self.rng.random_bool(0.5).then(|| self.aimed_range());
+                let (addr, pages, privilege) = aimed.flatten().unwrap_or_else(|| self.range());
                 Op::Unmap {
                     addr,
                     pages,
@@ -245,7 +263,8 @@ impl Generator {
                 }
             }
             OpKind::Convert => {
-                let (addr, pages, privilege) = self.range();
+                let aimed = self.rng.random_bool(0.35).then(|| self.aimed_range());
+                let (addr, pages, privilege) = aimed.flatten().unwrap_or_else(|| self.range());
                 let to = if self.rng.random_bool(0.55) {
                     self.backs(addr, pages);
                     AreaType::UsableRam
@@ -273,7 +292,8 @@ impl Generator {
                 }
             }
             OpKind::Write => {
-                let (addr, len) = self.bytes();
+                let edge = self.rng.random_bool(0.12).then(|| self.edge_bytes());
+                let (addr, len) = edge.flatten().unwrap_or_else(|| self.bytes());
                 remember(&mut self.writes, (addr, len));
                 let privilege = self.privilege_for(addr);
                 Op::Write {
@@ -287,7 +307,10 @@ impl Generator {
                 let (addr, len) = match self.writes.choose(&mut self.rng).copied() {
                     Some(w) if self.rng.random_bool(0.6) => w,
                     Some((a, l)) if self.rng.random_bool(0.5) => (a.wrapping_add(l / 2), l),
-                    _ => self.bytes(),
+                    _ => match self.rng.random_bool(0.2).then(|| self.edge_bytes()) {
+                        Some(Some(e)) => e,
+                        _ => self.bytes(),
+                    },
                 };
                 Op::Read {
                     addr,
@@ -296,8 +319,11 @@ impl Generator {
                 }
             }
             OpKind::AllocFrames => {
+                let aimed = self.rng.random_bool(0.1).then(|| self.aimed_count());
                 let count = strategy::pages(&mut self.rng, &self.targets);
-                let count = if self.rng.random_bool(0.6) {
+                let count = if let Some(Some(c)) = aimed {
+                    c
+                } else if self.rng.random_bool(0.6) {
                     count.clamp(1, 8)
                 } else {
                     count

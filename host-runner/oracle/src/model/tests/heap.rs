@@ -8,6 +8,9 @@ use super::requests::{err, K, U};
 use super::{diverges, hello, reclaimed, run, BOOT_FREE, HEAP};
 use crate::model::{Model, Prediction};
 
+/// Where the host's blocks lie in [`model`]'s heap: its upper half.
+const HOST: u64 = HEAP + (1 << 19);
+
 /// A heap of 1 MiB (256 pages).
 fn model() -> Model {
     let mut h = hello();
@@ -56,53 +59,64 @@ fn kmalloc_validation_and_placement() {
     assert_eq!(m.predict(&kmalloc(8, 0)), err(Error::Misaligned));
     assert_eq!(m.predict(&kmalloc(8, 24)), err(Error::Misaligned));
     assert_eq!(m.predict(&kmalloc(8, 8192)), err(Error::TooLarge));
+    // The host's part is the upper half: a block of the whole heap, or
+    // of more than half of it, is refused at once.
+    assert_eq!(m.predict(&kmalloc(1 << 20, 8)), err(Error::OutOfMemory));
     assert_eq!(
-        m.predict(&kmalloc((1 << 20) + 1, 8)),
+        m.predict(&kmalloc((1 << 19) + 1, 8)),
         err(Error::OutOfMemory)
     );
+    assert!(matches!(
+        m.predict(&kmalloc(1 << 19, 8)),
+        Prediction::Kmalloc { .. }
+    ));
     let at = |addr| Response::Kmalloc { addr };
-    // 16-byte alignment at least; inside heap.start..+heap_max_bytes.
-    diverges(&mut m, kmalloc(100, 1), at(HEAP + 8));
-    diverges(&mut m, kmalloc(100, 64), at(HEAP + 32));
-    diverges(&mut m, kmalloc(100, 16), at(HEAP - 16));
+    // 16-byte alignment at least; inside the host's part of the heap (not
+    // the kernel's lower half).
+    diverges(&mut m, kmalloc(100, 1), at(HOST + 8));
+    diverges(&mut m, kmalloc(100, 64), at(HOST + 32));
+    let d = diverges(&mut m, kmalloc(100, 16), at(HOST - 16));
+    assert!(d.reason.contains("host's part of the heap"), "{d}");
+    let d = diverges(&mut m, kmalloc(16, 16), at(HEAP + 0x1000));
+    assert!(d.reason.contains("host's part of the heap"), "{d}");
     let d = diverges(&mut m, kmalloc(100, 16), at(HEAP + (1 << 20) - 96));
-    assert!(d.reason.contains("not inside the heap"), "{d}");
+    assert!(d.reason.contains("host's part of the heap"), "{d}");
     // Out of memory is allowed (the kernel's own blocks are unknown).
     run(
         &mut m,
         &[(kmalloc(100, 16), Response::Error(Error::OutOfMemory))],
     );
-    run(&mut m, &[(kmalloc(100, 64), at(HEAP + 0x1000))]);
+    run(&mut m, &[(kmalloc(100, 64), at(HOST + 0x1000))]);
     // No overlap with a live block.
-    let d = diverges(&mut m, kmalloc(16, 16), at(HEAP + 0x1060));
+    let d = diverges(&mut m, kmalloc(16, 16), at(HOST + 0x1060));
     assert!(d.reason.contains("overlaps the live block"), "{d}");
-    run(&mut m, &[(kmalloc(16, 16), at(HEAP + 0x1070))]);
+    run(&mut m, &[(kmalloc(16, 16), at(HOST + 0x1070))]);
     // A block uses no frame.
     assert_eq!(m.stats().free_frames, BOOT_FREE);
     // Whole granules: 100 bytes take 112.
     assert_eq!(m.stats().heap_bytes_live, 128);
     // Kfree: only live host blocks, once.
     assert_eq!(
-        m.predict(&kfree(HEAP + 0x1001)),
+        m.predict(&kfree(HOST + 0x1001)),
         err(Error::InvalidState {
-            addr: HEAP + 0x1001
+            addr: HOST + 0x1001
         })
     );
-    run(&mut m, &[(kfree(HEAP + 0x1000), Response::Done)]);
+    run(&mut m, &[(kfree(HOST + 0x1000), Response::Done)]);
     assert_eq!(
-        m.predict(&kfree(HEAP + 0x1000)),
+        m.predict(&kfree(HOST + 0x1000)),
         err(Error::InvalidState {
-            addr: HEAP + 0x1000
+            addr: HOST + 0x1000
         })
     );
     // Its room can be handed out again.
-    run(&mut m, &[(kmalloc(0x60, 16), at(HEAP + 0x1000))]);
+    run(&mut m, &[(kmalloc(0x60, 16), at(HOST + 0x1000))]);
 }
 
 #[test]
 fn a_block_is_its_size_rounded_up_to_whole_granules() {
     let mut m = model();
-    let block = HEAP + 0x3000;
+    let block = HOST + 0x3000;
     run(
         &mut m,
         &[(kmalloc(100, 16), Response::Kmalloc { addr: block })],
@@ -135,7 +149,7 @@ fn a_block_is_its_size_rounded_up_to_whole_granules() {
 #[test]
 fn host_blocks_hold_what_the_host_wrote() {
     let mut m = model();
-    let block = HEAP + 0x2000;
+    let block = HOST + 0x2000;
     run(
         &mut m,
         &[(kmalloc(0x2000, 4096), Response::Kmalloc { addr: block })],
@@ -192,7 +206,7 @@ fn host_blocks_hold_what_the_host_wrote() {
 #[test]
 fn scavenge_returns_free_heap_pages_only() {
     let mut m = model();
-    let block = HEAP + 0x3000;
+    let block = HOST + 0x3000;
     run(
         &mut m,
         &[
@@ -313,14 +327,14 @@ fn reset_frees_the_host_s_blocks() {
     run(
         &mut m,
         &[
-            (kmalloc(64, 16), Response::Kmalloc { addr: HEAP }),
-            (touch(HEAP, 64, Some(2)), Response::Done),
+            (kmalloc(64, 16), Response::Kmalloc { addr: HOST }),
+            (touch(HOST, 64, Some(2)), Response::Done),
             (Request::Reset { privilege: K }, Response::Done),
         ],
     );
     assert_eq!(
-        m.predict(&kfree(HEAP)),
-        err(Error::InvalidState { addr: HEAP })
+        m.predict(&kfree(HOST)),
+        err(Error::InvalidState { addr: HOST })
     );
     // The heap page stays present (the kernel's blocks live on).
     assert_eq!(m.stats().heap_pages, 1);
@@ -329,7 +343,7 @@ fn reset_frees_the_host_s_blocks() {
 #[test]
 fn a_reset_gives_back_heap_pages_after_it() {
     let mut m = model();
-    let block = HEAP + 0x4000;
+    let block = HOST + 0x4000;
     run(
         &mut m,
         &[

@@ -1,0 +1,58 @@
+//! Targeted patterns: ranges aimed at what exists rather than drawn from
+//! the address space. Unmap or convert exactly (or a part of) a range that
+//! was mapped and touched; ask the frame allocator for exactly what it has
+//! left; touch across the edges of the range just changed.
+
+use protocol::{Privilege, PAGE_SIZE};
+use rand::seq::IndexedRandom;
+use rand::Rng;
+
+use super::Generator;
+
+impl Generator {
+    /// A range aimed at one where data lives (mapped, converted to usable
+    /// RAM, file-mapped): all of it, its first or last pages, one page
+    /// inside, or the page just past its end. `None` when nothing lives
+    /// anywhere yet.
+    pub(super) fn aimed_range(&mut self) -> Option<(u64, u64, Privilege)> {
+        let (a, p) = self.backed.choose(&mut self.rng).copied()?;
+        let p = p.max(1);
+        let (addr, pages) = match self.rng.random_range(0..10) {
+            0..4 => (a, p),
+            4..6 => (a, self.rng.random_range(1..=p)),
+            6..8 => {
+                let n = self.rng.random_range(1..=p);
+                (a.wrapping_add((p - n) * PAGE_SIZE), n)
+            }
+            8 => (a.wrapping_add(self.rng.random_range(0..p) * PAGE_SIZE), 1),
+            _ => (a.wrapping_add(p * PAGE_SIZE), 1),
+        };
+        Some((addr, pages, self.privilege_for(addr)))
+    }
+
+    /// A frame count near what the allocator has left, once a `stats`
+    /// answer said how much that is: all of it, one less, one more, half.
+    pub(super) fn aimed_count(&mut self) -> Option<u64> {
+        let free = self.free_frames?;
+        Some(match self.rng.random_range(0..4) {
+            0 => free,
+            1 => free.saturating_sub(1).max(1),
+            2 => free + 1,
+            _ => (free / 2).max(1),
+        })
+    }
+
+    /// A touch across an edge of the range changed last: a few bytes
+    /// before its start or its end through a few bytes after it.
+    pub(super) fn edge_bytes(&mut self) -> Option<(u64, u64)> {
+        let (a, p) = self.changed?;
+        let edge = if self.rng.random_bool(0.5) {
+            a
+        } else {
+            a.wrapping_add(p.min(1 << 20) * PAGE_SIZE)
+        };
+        let before = self.rng.random_range(1..=64);
+        let after = self.rng.random_range(1..=64);
+        Some((edge.wrapping_sub(before), before + after))
+    }
+}

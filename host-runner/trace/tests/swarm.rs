@@ -1,0 +1,106 @@
+//! Swarm testing and targeted patterns: each sequence draws its own
+//! weights and depth from its seed alone, the header records the weights,
+//! and unmaps, converts and touches aim at what the sequence mapped.
+
+use std::collections::BTreeSet;
+
+use trace::{generate, parse_str, GenConfig, Op, OpKind, Weights};
+
+fn swarm() -> GenConfig {
+    GenConfig {
+        swarm: true,
+        ..GenConfig::default()
+    }
+}
+
+#[test]
+fn a_sequence_config_depends_on_its_seed_alone() {
+    let base = swarm();
+    for seed in 0..50 {
+        assert_eq!(base.for_sequence(seed), base.for_sequence(seed));
+    }
+    let distinct: BTreeSet<[u32; 20]> = (0..50).map(|s| base.for_sequence(s).weights.0).collect();
+    assert!(distinct.len() > 40, "only {} weight sets", distinct.len());
+    // Without swarm, the configuration is the campaign's.
+    let plain = GenConfig::default();
+    assert_eq!(plain.for_sequence(7), plain);
+}
+
+#[test]
+fn swarm_turns_kinds_off_and_up_but_never_on() {
+    let base = swarm();
+    let default = Weights::default();
+    let (mut off, mut boosted) = (0, 0);
+    for seed in 0..200 {
+        let w = base.for_sequence(seed).weights;
+        assert!(w.get(OpKind::Map) > 0 && w.get(OpKind::Write) > 0, "seed {seed}");
+        assert_eq!(w.get(OpKind::Panic), 0, "a kind at weight 0 stays off");
+        for k in OpKind::ALL {
+            if default.get(k) > 0 && w.get(k) == 0 {
+                off += 1;
+            }
+            if w.get(k) > default.get(k) {
+                boosted += 1;
+            }
+        }
+    }
+    assert!(off > 200 && boosted >= 200, "off {off}, boosted {boosted}");
+}
+
+#[test]
+fn some_sequences_run_deep_and_deep_ones_never_reset() {
+    let base = swarm();
+    let lens: Vec<(usize, u32)> = (0..300)
+        .map(|s| {
+            let c = base.for_sequence(s);
+            (c.ops, c.weights.get(OpKind::Reset))
+        })
+        .collect();
+    let deep = lens.iter().filter(|l| l.0 > base.ops).count();
+    assert!((30..=150).contains(&deep), "{deep} deep sequences of 300");
+    assert!(lens.iter().any(|l| l.0 == base.ops * 25));
+    assert!(lens.iter().filter(|l| l.0 > base.ops).all(|l| l.1 == 0));
+}
+
+#[test]
+fn the_header_records_the_weights_and_reads_them_back() {
+    let c = swarm().for_sequence(3);
+    let t = generate(3, &c);
+    assert_eq!(t.header.weights, Some(c.weights));
+    let text = t.to_text();
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("\"weights\":{") && header.contains("\"map\":"), "{header}");
+    assert!(!header.contains("\"panic\""), "kinds at 0 are left out: {header}");
+    assert_eq!(parse_str(&text).unwrap(), t);
+    let bad = header.replace("\"weights\":{", "\"weights\":{\"mapp\":3,");
+    let err = parse_str(&bad).unwrap_err().to_string();
+    assert!(err.contains("unknown operation `mapp`"), "{err}");
+}
+
+#[test]
+fn unmaps_hit_what_was_mapped() {
+    let t = generate(
+        11,
+        &GenConfig {
+            ops: 4000,
+            ..GenConfig::default()
+        },
+    );
+    let mut mapped = BTreeSet::new();
+    let (mut unmaps, mut exact) = (0, 0);
+    for e in &t.entries {
+        match e.op {
+            Op::Map { addr, pages, .. } => {
+                mapped.insert((addr, pages));
+            }
+            Op::Unmap { addr, pages, .. } => {
+                unmaps += 1;
+                exact += usize::from(mapped.contains(&(addr, pages)));
+            }
+            _ => {}
+        }
+    }
+    // Half the unmaps are aimed, 40 % of those at a whole range: about
+    // a fifth hit a mapped range exactly (by chance, almost none would).
+    assert!(exact * 8 > unmaps, "{exact} of {unmaps} unmaps were exact");
+}
