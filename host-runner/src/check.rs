@@ -189,6 +189,8 @@ pub async fn run(
         check_after_reset: false,
         memory: MemorySource::SharedRam,
         tlb_check: tlb,
+        // Checks on the way are full ones, as the command times them.
+        incremental: false,
     };
     let vm = JudgedVm::start(&config, opts).await?;
     let (mut vm, workload, ops) = match trace {

@@ -112,6 +112,46 @@ async fn change_behind_the_models_back_is_an_invariant_failure() {
     assert!(f.message.contains("0x70000000"), "{}", f.message);
 }
 
+/// The same change behind the model's back, after a clean check left a
+/// record: the incremental check between batches compares the page tables
+/// with the record's and catches the entry the model did not expect to
+/// change; the failed check leaves no record, so the next one is full and
+/// finds it too.
+#[tokio::test]
+async fn change_behind_the_models_back_is_caught_by_an_incremental_check() {
+    let mut vm = JudgedVm::start(&config(), JudgeOptions::default())
+        .await
+        .expect("boot");
+    vm.steps(workload()).await.expect("judged workload");
+    let report = vm.check_at(Some(1), false).await.expect("clean");
+    assert_eq!(report.scope, oracle::Scope::Full, "no record yet: {report}");
+    vm.step(Request::Ping { nonce: 1 }).await.unwrap();
+    let report = vm.check_at(Some(2), false).await.expect("clean");
+    assert!(
+        matches!(report.scope, oracle::Scope::Incremental { .. }),
+        "{report:?}"
+    );
+    let hidden = Request::Map {
+        addr: 0x7000_0000,
+        pages: 1,
+        writable: true,
+        contiguous: false,
+        privilege: USER,
+    };
+    assert_eq!(vm.vm().call(hidden).await.unwrap(), Response::Done);
+    vm.step(Request::Ping { nonce: 2 }).await.unwrap();
+    let f = vm.check_at(Some(3), false).await.unwrap_err();
+    assert_eq!(f.kind, FailureKind::Invariant, "{f}");
+    assert!(f.message.contains("0x70000000"), "{}", f.message);
+    let again = vm.check_at(Some(3), false).await.unwrap_err();
+    let lines = |m: &str| {
+        let mut v: Vec<String> = m.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(lines(&again.message), lines(&f.message));
+}
+
 #[tokio::test]
 async fn wrong_answer_is_a_divergence_at_its_index() {
     let mut vm = JudgedVm::start(&config(), JudgeOptions::default())

@@ -24,16 +24,18 @@
 //!   transitions and invariant-relevant events, which the model counts as it
 //!   judges ([`Model::coverage`]).
 
+pub mod bench;
 pub mod checker;
 pub mod coverage;
 pub mod model;
+pub mod synth;
 
 pub use checker::{
-    check, decode_walk, CheckReport, GuestMemory, ImageMemory, MemoryError, Translation, Violation,
-    Walk,
+    check, decode_walk, CheckReport, Checker, GuestMemory, ImageMemory, MemoryError, Scope,
+    Translation, Violation, Walk,
 };
 pub use coverage::{ModelCoverage, ModelNovelty};
 pub use model::{
-    file_page, Divergence, Expectations, FileSpec, FilesError, Model, ModelState, Prediction,
-    StatsBounds, TouchOutcomes,
+    file_page, Changes, Divergence, Expectations, Expected, FileSpec, FilesError, Model,
+    ModelState, Prediction, StatsBounds, TouchOutcomes,
 };

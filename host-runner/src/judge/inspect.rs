@@ -139,6 +139,20 @@ pub async fn inspect(
     source: MemorySource,
     qemu: bool,
 ) -> Result<MemoryCheck> {
+    let check = |mem: &dyn GuestMemory| oracle::check(mem, hello, expect);
+    inspect_by(vm, hello, source, qemu, check).await
+}
+
+/// [`inspect`] with the oracle's part run by `check` on guest memory (a
+/// stateful [`oracle::Checker`]'s full or incremental check); with `qemu`
+/// its report must be a full one, whose walk QEMU's view is compared with.
+pub(crate) async fn inspect_by(
+    vm: &Vm,
+    hello: &Hello,
+    source: MemorySource,
+    qemu: bool,
+    check: impl FnOnce(&dyn GuestMemory) -> CheckReport,
+) -> Result<MemoryCheck> {
     let t = Instant::now();
     let ram = read_ram(vm, source).await?;
     let source = match ram {
@@ -147,7 +161,11 @@ pub async fn inspect(
     };
     let read_time = t.elapsed();
     let t = Instant::now();
-    let report = oracle::check(ram.memory(), hello, expect);
+    let report = check(ram.memory());
+    debug_assert!(
+        !qemu || report.scope == oracle::Scope::Full,
+        "QEMU's view is compared with a full walk only"
+    );
     drop(ram);
     let check_time = t.elapsed();
 

@@ -60,15 +60,21 @@ pub struct JudgeOptions {
     /// Compare QEMU's own mappings (`info tlb`) with the walk in every
     /// memory check (invariant 7).
     pub tlb_check: bool,
+    /// Checks between batches (`check_at(_, false)`) are the checker's
+    /// incremental ones: what the operations since the last clean check
+    /// could have changed. `false`: every check is a full one.
+    pub incremental: bool,
 }
 
 impl Default for JudgeOptions {
-    /// Memory checks only when asked, shared RAM, `info tlb` compared.
+    /// Memory checks only when asked, shared RAM, `info tlb` compared at
+    /// full checks, incremental checks between batches.
     fn default() -> Self {
         JudgeOptions {
             check_after_reset: false,
             memory: MemorySource::default(),
             tlb_check: true,
+            incremental: true,
         }
     }
 }

@@ -1,14 +1,14 @@
 //! [`JudgedVm`]: a [`Vm`], the model that judges its answers, and the
 //! memory check.
 
-use oracle::{CheckReport, GuestMemory, Model};
+use oracle::{CheckReport, Checker, GuestMemory, Model};
 use protocol::{Error as ProtoError, Hello, Privilege, Request, Response, MAX_BATCH};
 use trace::replay::BatchRun;
 use trace::{Failure, FailureKind};
 
 use super::coverage::CoverageProbe;
 use super::failure::failure_from;
-use super::inspect::{inspect, with_paused_ram, MemoryCheck};
+use super::inspect::{inspect_by, with_paused_ram, MemoryCheck};
 use std::time::Instant;
 
 use super::timings::Timings;
@@ -28,6 +28,9 @@ pub struct JudgedVm {
     timings: Timings,
     /// The guest's coverage counters (`super::coverage`).
     coverage: CoverageProbe,
+    /// The memory checker, with its record of the last clean check (for
+    /// incremental checks); forgotten at `reset` and after a failed check.
+    checker: Checker,
 }
 
 impl JudgedVm {
@@ -50,6 +53,7 @@ impl JudgedVm {
             opts,
             timings: Timings::default(),
             coverage,
+            checker: Checker::new(),
         })
     }
 
@@ -195,19 +199,28 @@ impl JudgedVm {
     /// The full memory check now: the full result, clean or not (a failure
     /// only when it could not be made).
     pub async fn inspect(&mut self) -> Result<MemoryCheck, Failure> {
-        self.inspect_with(self.opts.tlb_check).await
+        self.inspect_with(true, self.opts.tlb_check).await
     }
 
-    /// The memory check, with QEMU's view (CR3, `info tlb`) compared when
-    /// `qemu`: at full checks, not at the ones on the way.
-    async fn inspect_with(&mut self, qemu: bool) -> Result<MemoryCheck, Failure> {
+    /// The memory check: the checker's full check when `full` (or when the
+    /// options ask for no incremental ones), else an incremental one when
+    /// it has a record of the last clean check (`oracle::Checker`); with
+    /// QEMU's view (CR3, `info tlb`) compared when `qemu` (full checks
+    /// only). A check that is not clean, or could not be made, leaves no
+    /// record: the next one is full.
+    async fn inspect_with(&mut self, full: bool, qemu: bool) -> Result<MemoryCheck, Failure> {
         let t = Instant::now();
-        let expect = self.model.expectations();
+        let full = full || qemu || !self.opts.incremental;
         let memory = self.opts.memory;
         let at = self.index.checked_sub(1);
-        let r = inspect(&self.vm, &self.hello, &expect, memory, qemu).await;
+        let (checker, model, hello) = (&mut self.checker, &mut self.model, &self.hello);
+        let check = |mem: &dyn GuestMemory| checker.check_model(mem, hello, model, full);
+        let r = inspect_by(&self.vm, hello, memory, qemu, check).await;
         self.timings.checks += t.elapsed();
         self.timings.check_count += 1;
+        if !r.as_ref().is_ok_and(MemoryCheck::is_clean) {
+            self.checker.forget();
+        }
         match r {
             Ok(c) => Ok(c),
             Err(e) => Err(self.fail(e, at).await),
@@ -215,16 +228,27 @@ impl JudgedVm {
     }
 
     /// The memory check after operation `at`, full (with QEMU's view) or
-    /// the one between batches: the report, or an `Invariant` failure
-    /// listing every violation.
+    /// the one between batches (incremental: what changed since the last
+    /// clean check): the report, or an `Invariant` failure listing every
+    /// violation.
     pub async fn check_at(
         &mut self,
         at: Option<usize>,
         full: bool,
     ) -> Result<CheckReport, Failure> {
+        self.check_with(at, full, full && self.opts.tlb_check).await
+    }
+
+    /// [`JudgedVm::check_at`] with the oracle's depth and QEMU's view
+    /// chosen apart.
+    async fn check_with(
+        &mut self,
+        at: Option<usize>,
+        full: bool,
+        qemu: bool,
+    ) -> Result<CheckReport, Failure> {
         self.coverage.poll(&self.vm);
-        let qemu = full && self.opts.tlb_check;
-        let check = self.inspect_with(qemu).await?;
+        let check = self.inspect_with(full, qemu).await?;
         if check.is_clean() {
             return Ok(check.report);
         }
@@ -295,8 +319,12 @@ impl JudgedVm {
         self.model = model_for(&self.hello, self.vm.config())?;
         self.model.add_coverage(&reached);
         self.index = 0;
+        self.checker.forget();
         if self.opts.check_after_reset {
-            self.check_at(None, false).await.map_err(|mut f| {
+            // A full check of the fresh state (QEMU's view aside, as
+            // before): the record the sequence's incremental checks
+            // compare with.
+            self.check_with(None, true, false).await.map_err(|mut f| {
                 f.message = format!("after reset: {}", f.message);
                 f
             })?;

@@ -55,6 +55,8 @@ impl ReplayOptions {
             check_after_reset: false,
             memory: self.memory,
             tlb_check: self.tlb_check,
+            // A replay diagnoses: every check at its cadence is a full one.
+            incremental: false,
         }
     }
 }

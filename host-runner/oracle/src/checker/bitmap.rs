@@ -1,26 +1,37 @@
-//! The frame bitmap and frame ownership: invariants 1, 2 and 3.
-
-use std::collections::HashMap;
+//! The frame allocator's bitmap, read as words, and the boot reservations
+//! as the same kind of bitmap.
 
 use protocol::Hello;
 
 use super::memory::GuestMemory;
-use super::violation::{Path, Violation};
-use crate::model::Expectations;
+use super::violation::Violation;
 
-/// How many frames a leak report lists.
-const SAMPLE: usize = 8;
-
-/// The frame allocator's bitmap, as read from guest memory.
-#[derive(Clone, Debug)]
+/// The frame bitmap as read from guest memory: bit `n` of word `n / 64`
+/// is frame `n` (formats: LSB first, 1 = used); the bytes past its end
+/// read as 1.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bitmap {
-    bytes: Vec<u8>,
-    total: u64,
+    pub words: Vec<u64>,
+    pub total: u64,
+}
+
+/// The mask of the bits of word `w` that are frames below `total`.
+pub fn frame_mask(w: usize, total: u64) -> u64 {
+    let first = w as u64 * 64;
+    match total.saturating_sub(first) {
+        n if n >= 64 => u64::MAX,
+        n => (1u64 << n) - 1,
+    }
 }
 
 impl Bitmap {
-    /// Reads the bitmap at `hello.frame_bitmap` (formats: LSB first, 1 = used).
-    pub fn read(mem: &dyn GuestMemory, hello: &Hello, out: &mut Vec<Violation>) -> Option<Bitmap> {
+    /// Reads the bitmap at `hello.frame_bitmap` into `words` (reused).
+    pub fn read(
+        mem: &dyn GuestMemory,
+        hello: &Hello,
+        mut words: Vec<u64>,
+        out: &mut Vec<Violation>,
+    ) -> Option<Bitmap> {
         let total = hello.total_frames;
         let len = total.div_ceil(8);
         let range = hello.frame_bitmap;
@@ -32,153 +43,83 @@ impl Bitmap {
             out.push(Violation::BadBitmap { why });
             return None;
         }
-        let mut bytes = vec![0u8; len as usize];
-        if let Err(error) = mem.read(range.start, &mut bytes) {
+        let mut bytes = vec![0xffu8; len.div_ceil(8) as usize * 8];
+        if let Err(error) = mem.read(range.start, &mut bytes[..len as usize]) {
             let what = format!("the frame bitmap at {:#x}", range.start);
             out.push(Violation::Unreadable { what, error });
             return None;
         }
-        let bitmap = Bitmap { bytes, total };
-        if let Some(bit) = (total..len * 8).find(|&b| !bitmap.bit(b)) {
-            let why = format!("bit {bit} past the last frame is 0");
-            out.push(Violation::BadBitmap { why });
-        }
+        words.clear();
+        words.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+        );
+        let bitmap = Bitmap { words, total };
+        bitmap.check_tail(out);
         Some(bitmap)
     }
 
-    fn bit(&self, n: u64) -> bool {
-        self.bytes[(n / 8) as usize] >> (n % 8) & 1 == 1
+    /// The bits past the last frame must be 1.
+    pub fn check_tail(&self, out: &mut Vec<Violation>) {
+        let w = (self.total / 64) as usize;
+        for (k, &word) in self.words.iter().enumerate().skip(w) {
+            let free = !word & !frame_mask(k, self.total);
+            if free != 0 {
+                let bit = k as u64 * 64 + u64::from(free.trailing_zeros());
+                let why = format!("bit {bit} past the last frame is 0");
+                out.push(Violation::BadBitmap { why });
+                return;
+            }
+        }
     }
 
     /// Whether frame number `n` (below `total`) is marked used.
     pub fn used(&self, n: u64) -> bool {
-        n < self.total && self.bit(n)
+        n < self.total && self.words[(n / 64) as usize] >> (n % 64) & 1 == 1
     }
 }
 
-/// Who owns a frame the walk found: a table (its level and first address)
-/// or a data page (its address). Named in words only when a violation
-/// needs it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Owner {
-    Table { level: u8, virt: u64 },
-    Page { virt: u64 },
+/// Whether frame number `n` is reserved at boot, counting a frame that a
+/// reservation covers in part (invariant 3's reading).
+pub fn boot_covers(hello: &Hello, n: u64) -> bool {
+    hello
+        .boot_reserved
+        .iter()
+        .any(|r| r.start >> 12 <= n && n < r.end.div_ceil(4096))
 }
 
-impl std::fmt::Display for Owner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Owner::Table { level, virt } => write!(f, "the level-{level} table for {virt:#x}"),
-            Owner::Page { virt } => write!(f, "mapped at {virt:#x}"),
-        }
-    }
+/// Whether the frame at address `frame` is inside a boot reservation
+/// (invariant 2's reading: a page or table may not use it).
+pub fn boot_holds(hello: &Hello, frame: u64) -> bool {
+    hello.boot_reserved.iter().any(|r| r.contains(frame))
 }
 
-/// Frames and who owns them, built while checking invariants 1 and 2.
-pub struct Owners<'a> {
-    hello: &'a Hello,
-    expect: &'a Expectations,
-    bitmap: &'a Bitmap,
-    /// Tables and pages found by the walk: frame number → owner.
-    walked: HashMap<u64, Owner>,
-}
-
-impl<'a> Owners<'a> {
-    pub fn new(hello: &'a Hello, expect: &'a Expectations, bitmap: &'a Bitmap) -> Self {
-        Owners {
-            hello,
-            expect,
-            bitmap,
-            walked: HashMap::new(),
-        }
-    }
-
-    fn boot(&self, frame: u64) -> bool {
-        self.hello.boot_reserved.iter().any(|r| r.contains(frame))
-    }
-
-    /// Claims `frame` (an address) for `owner`; reports invariants 1 and 2.
-    /// `boot_ok`: the frame may be a boot reservation (the heap's tables and
-    /// pages are set up at boot).
-    pub fn claim(
-        &mut self,
-        frame: u64,
-        what: &'static str,
-        (owner, boot_ok): (Owner, bool),
-        path: impl Fn() -> Path,
-        out: &mut Vec<Violation>,
-    ) {
-        let n = frame >> 12;
-        if n >= self.bitmap.total {
-            out.push(Violation::FrameBeyondRam {
-                path: path(),
-                frame,
-                what,
-            });
-            return;
-        }
-        if !self.bitmap.used(n) {
-            out.push(Violation::FrameFree {
-                path: path(),
-                frame,
-                what,
-            });
-        }
-        let other = if self.boot(frame) && !boot_ok {
-            Some("a boot reservation".to_string())
-        } else if self.expect.host_frames.contains(&frame) {
-            Some("held by the host".to_string())
+/// Sets bits `a..b` of `words`.
+pub fn set_range(words: &mut [u64], a: u64, b: u64) {
+    let mut n = a;
+    while n < b {
+        let (w, bit) = ((n / 64) as usize, n % 64);
+        let len = (64 - bit).min(b - n);
+        let mask = if len == 64 {
+            u64::MAX
         } else {
-            self.walked.get(&n).map(ToString::to_string)
+            ((1u64 << len) - 1) << bit
         };
-        match other {
-            Some(other) => out.push(Violation::FrameShared {
-                path: path(),
-                frame,
-                what,
-                other,
-            }),
-            None => {
-                self.walked.insert(n, owner);
-            }
+        if let Some(x) = words.get_mut(w) {
+            *x |= mask;
         }
+        n += len;
     }
+}
 
-    /// Invariant 3: the used frames are exactly the owned ones.
-    pub fn leaks(&self, out: &mut Vec<Violation>) {
-        let total = self.bitmap.total;
-        let mut owned = vec![false; total as usize];
-        let mut reserved = vec![false; total as usize];
-        for r in &self.hello.boot_reserved {
-            let (a, b) = ((r.start >> 12).min(total), r.end.div_ceil(4096).min(total));
-            if a < b {
-                reserved[a as usize..b as usize].fill(true);
-            }
-        }
-        for &f in &self.expect.host_frames {
-            if let Some(x) = reserved.get_mut((f >> 12) as usize) {
-                *x = true;
-            }
-        }
-        for &n in self.walked.keys() {
-            owned[n as usize] = true;
-        }
-        let (mut leaked, mut lost) = (Vec::new(), Vec::new());
-        for n in 0..total {
-            let used = self.bitmap.used(n);
-            if used && !owned[n as usize] && !reserved[n as usize] {
-                leaked.push(n << 12);
-            } else if !used && reserved[n as usize] {
-                lost.push(n << 12);
-            }
-        }
-        if !leaked.is_empty() || !lost.is_empty() {
-            out.push(Violation::Leak {
-                leaked: leaked.len() as u64,
-                leaked_sample: leaked.into_iter().take(SAMPLE).collect(),
-                lost: lost.len() as u64,
-                lost_sample: lost.into_iter().take(SAMPLE).collect(),
-            });
-        }
+/// The frames reserved at boot (invariant 3's reading), as bitmap words.
+pub fn boot_words(hello: &Hello) -> Vec<u64> {
+    let total = hello.total_frames;
+    let mut words = vec![0u64; total.div_ceil(64) as usize];
+    for r in &hello.boot_reserved {
+        let (a, b) = ((r.start >> 12).min(total), r.end.div_ceil(4096).min(total));
+        set_range(&mut words, a, b);
     }
+    words
 }

@@ -40,14 +40,3 @@ impl GuestMemory for ImageMemory {
         Ok(())
     }
 }
-
-/// Reads the 512 entries of the table at `phys`.
-pub fn read_table(mem: &dyn GuestMemory, phys: u64) -> Result<[u64; 512], MemoryError> {
-    let mut bytes = [0u8; 4096];
-    mem.read(phys, &mut bytes)?;
-    let mut table = [0u64; 512];
-    for (e, b) in table.iter_mut().zip(bytes.chunks_exact(8)) {
-        *e = u64::from_le_bytes(b.try_into().expect("chunks of 8"));
-    }
-    Ok(table)
-}

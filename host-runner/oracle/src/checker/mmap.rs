@@ -4,17 +4,16 @@
 //! private one writable, no other frame has a record, and the file images
 //! hold the bytes their specs give (invariant 6).
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use protocol::{Hello, PAGE_SIZE};
 
+use super::copies::{next_nonzero, read_into, word};
 use super::entry::PresentKind;
 use super::memory::GuestMemory;
 use super::violation::Violation;
-use super::walk::Walk;
-use crate::model::{Expectations, FileSpec, ModelState};
+use super::walk::Translation;
+use crate::model::{Expected, FileSpec, ModelState};
 
 /// A frame-info record's valid bit.
 const VALID: u64 = 1 << 63;
@@ -26,9 +25,14 @@ pub fn record(file: u8, page: u64) -> u64 {
     VALID | u64::from(file) << 40 | page
 }
 
-/// Reads the frame-info table (`None` when the layout has none or it
-/// cannot be read, which is reported).
-fn read_table(mem: &dyn GuestMemory, hello: &Hello, out: &mut Vec<Violation>) -> Option<Vec<u64>> {
+/// Reads the frame-info table into `bytes` (reused); `None` when the
+/// layout has none or it cannot be read (which is reported).
+pub fn read_info(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    mut bytes: Vec<u8>,
+    out: &mut Vec<Violation>,
+) -> Option<Vec<u8>> {
     let r = hello.frame_info;
     if r.start == r.end {
         return None;
@@ -44,59 +48,49 @@ fn read_table(mem: &dyn GuestMemory, hello: &Hello, out: &mut Vec<Violation>) ->
         });
         return None;
     }
-    let mut bytes = vec![0u8; len as usize];
-    if let Err(error) = mem.read(r.start, &mut bytes) {
+    if let Err(error) = read_into(mem, r.start, len, &mut bytes) {
         let what = format!("the frame-info table at {:#x}", r.start);
         out.push(Violation::Unreadable { what, error });
         return None;
     }
-    Some(
-        bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
-    )
+    Some(bytes)
 }
 
-/// Invariant 5 for present file pages: records, writability.
-pub fn check_frame_info(
-    mem: &dyn GuestMemory,
-    hello: &Hello,
-    expect: &Expectations,
-    walk: &Walk,
+/// The record the model expects on the frame of the file page `t` (0 when
+/// the model expects no file page there).
+fn wanted(expect: &Expected, t: &Translation) -> u64 {
+    match expect.state(t.virt) {
+        Some(ModelState::PresentMmap { file, page, .. }) => record(file, page),
+        _ => 0,
+    }
+}
+
+/// Invariant 5 for frame number `n`, whose record is `got`: `maps` are the
+/// pages mapping it, in walk order. A frame no file page maps holds no
+/// record; one that file pages map holds the last one's.
+pub fn check_frame(
+    expect: &Expected,
+    n: u64,
+    got: u64,
+    maps: &[&Translation],
     out: &mut Vec<Violation>,
 ) {
-    let mut mapped: HashMap<u64, u64> = HashMap::new();
-    for t in &walk.translations {
-        if t.kind == PresentKind::Ram {
-            continue;
-        }
-        let clean = t.kind == PresentKind::MmapClean;
-        if t.writable == clean {
-            out.push(Violation::StateMismatch {
-                path: t.path(),
-                expected: format!(
-                    "W={} for a {} file page",
-                    u8::from(!clean),
-                    if clean { "clean" } else { "private" }
-                ),
-                got: format!("W={}", u8::from(t.writable)),
+    let Some(last) = maps.iter().rev().find(|t| t.kind != PresentKind::Ram) else {
+        if got != 0 {
+            let why = if got & !RECORD != 0 || got & VALID == 0 {
+                format!("corrupt record {got:#x}")
+            } else {
+                format!("record {got:#x} but no present file page maps the frame")
+            };
+            out.push(Violation::FrameInfo {
+                frame: n << 12,
+                why,
             });
         }
-        if let Some(ModelState::PresentMmap { file, page, .. }) = expect.state(t.virt) {
-            mapped.insert(t.frame >> 12, record(file, page));
-        } else {
-            mapped.insert(t.frame >> 12, 0);
-        }
-    }
-    let Some(table) = read_table(mem, hello, out) else {
         return;
     };
-    for t in &walk.translations {
-        let n = t.frame >> 12;
-        let (Some(&want), Some(&got)) = (mapped.get(&n), table.get(n as usize)) else {
-            continue;
-        };
+    let want = wanted(expect, last);
+    for t in maps {
         if got & VALID == 0 || (want != 0 && got != want) || got & !RECORD != 0 {
             let expected = if want == 0 {
                 "a file record".to_string()
@@ -115,17 +109,46 @@ pub fn check_frame_info(
             });
         }
     }
-    for (n, &raw) in table.iter().enumerate() {
-        if raw != 0 && !mapped.contains_key(&(n as u64)) {
-            let why = if raw & !RECORD != 0 || raw & VALID == 0 {
-                format!("corrupt record {raw:#x}")
-            } else {
-                format!("record {raw:#x} but no present file page maps the frame")
-            };
-            out.push(Violation::FrameInfo {
-                frame: (n as u64) << 12,
-                why,
-            });
+}
+
+/// Invariant 5 for every frame: the frames file pages map, then a scan
+/// for records on any other frame.
+pub fn check_all(
+    expect: &Expected,
+    info: &[u8],
+    translations: &[Translation],
+    out: &mut Vec<Violation>,
+) {
+    let mut mmap: Vec<u64> = translations
+        .iter()
+        .filter(|t| t.kind != PresentKind::Ram)
+        .map(|t| t.frame >> 12)
+        .collect();
+    mmap.sort_unstable();
+    mmap.dedup();
+    if !mmap.is_empty() {
+        let mut maps: Vec<(u64, usize)> = translations
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| mmap.binary_search(&(t.frame >> 12)).is_ok())
+            .map(|(i, t)| (t.frame >> 12, i))
+            .collect();
+        maps.sort_unstable();
+        for group in maps.chunk_by(|a, b| a.0 == b.0) {
+            let n = group[0].0;
+            if n >= (info.len() / 8) as u64 {
+                continue;
+            }
+            let got = word(info, n as usize);
+            let ts: Vec<&Translation> = group.iter().map(|&(_, i)| &translations[i]).collect();
+            check_frame(expect, n, got, &ts, out);
+        }
+    }
+    let mut at = 0;
+    while let Some(n) = next_nonzero(info, at) {
+        at = n + 1;
+        if mmap.binary_search(&(n as u64)).is_err() {
+            check_frame(expect, n as u64, word(info, n), &[], out);
         }
     }
 }
@@ -150,12 +173,12 @@ fn image_bytes(spec: FileSpec) -> Arc<Vec<u8>> {
 pub fn check_images(
     mem: &dyn GuestMemory,
     hello: &Hello,
-    expect: &Expectations,
+    expect: &Expected,
     out: &mut Vec<Violation>,
 ) {
     let mut buf = [0u8; PAGE_SIZE as usize];
     for (file, info) in hello.files.iter().enumerate() {
-        let Some(Some(spec)) = expect.files.get(file) else {
+        let Some(Some(spec)) = expect.files().get(file) else {
             continue;
         };
         // Page `p` of a file is the pattern at `p * 4096`: the image of
@@ -188,31 +211,6 @@ pub fn check_images(
     }
 }
 
-/// The bytes the present page at `virt` must hold: the model's, or for a
-/// clean page of a file without a spec, its image in guest memory.
-pub fn expected_page<'e>(
-    mem: &dyn GuestMemory,
-    hello: &Hello,
-    expect: &'e Expectations,
-    virt: u64,
-) -> Option<Cow<'e, [u8; 4096]>> {
-    static ZERO: [u8; 4096] = [0; 4096];
-    if let Some(b) = expect.bytes(virt) {
-        return Some(Cow::Borrowed(b));
-    }
-    let Some(ModelState::PresentMmap { file, page, .. }) = expect.state(virt) else {
-        return Some(Cow::Borrowed(&ZERO));
-    };
-    if let Some(b) = expect.expected_bytes(virt) {
-        return Some(Cow::Owned(b));
-    }
-    let info = hello.files.get(usize::from(file))?;
-    let mut buf = [0u8; 4096];
-    mem.read(info.image.start + page * PAGE_SIZE, &mut buf)
-        .ok()?;
-    Some(Cow::Owned(buf))
-}
-
 /// Invariant 3: the file images, the swap store and the frame-info table
 /// are boot reservations (the first frame of each that is not is named).
 pub fn check_reservations(hello: &Hello, out: &mut Vec<Violation>) {
@@ -225,13 +223,14 @@ pub fn check_reservations(hello: &Hello, out: &mut Vec<Violation>) {
     parts.push(("the swap store".into(), hello.swap));
     parts.push(("the frame-info table".into(), hello.frame_info));
     for (what, r) in parts {
+        // Page by page, a reservation's pages at a time.
         let mut at = r.start & !(PAGE_SIZE - 1);
         while at < r.end {
-            if !hello.boot_reserved.iter().any(|b| b.contains(at)) {
+            let Some(b) = hello.boot_reserved.iter().find(|b| b.contains(at)) else {
                 out.push(Violation::NotReserved { what, frame: at });
                 break;
-            }
-            at += PAGE_SIZE;
+            };
+            at += (b.end - at).div_ceil(PAGE_SIZE) * PAGE_SIZE;
         }
     }
 }

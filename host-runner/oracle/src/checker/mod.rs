@@ -3,11 +3,17 @@
 //! invariant against the model's [`Expectations`].
 
 mod bitmap;
+mod claims;
+mod copies;
+mod data;
 mod decode;
 mod entry;
+mod incremental;
+mod leaf;
 mod memory;
 mod mmap;
-mod state;
+mod slots;
+mod stateful;
 mod swap;
 mod violation;
 mod walk;
@@ -24,15 +30,32 @@ use crate::model::Expectations;
 pub use decode::decode_walk;
 pub use entry::{Leaf, PresentKind};
 pub use memory::{GuestMemory, ImageMemory, MemoryError};
+pub use stateful::Checker;
 pub use violation::{Path, Step, Violation};
 pub use walk::{TableRef, Translation, Walk};
 
 /// The checker's findings: every violation, and the walk (its translations
-/// are what `info tlb` / `gva2gpa` are compared with).
+/// are what `info tlb` / `gva2gpa` are compared with; a full check's only).
 #[derive(Clone, Debug)]
 pub struct CheckReport {
     pub violations: Vec<Violation>,
     pub walk: Walk,
+    pub scope: Scope,
+}
+
+/// What a check covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything; the walk lists every table and translation.
+    Full,
+    /// What changed since the last check ([`Checker::incremental`]): pages
+    /// and frames verified again, tables read and compared. The walk is
+    /// empty.
+    Incremental {
+        pages: u64,
+        frames: u64,
+        tables: usize,
+    },
 }
 
 impl CheckReport {
@@ -45,6 +68,20 @@ impl CheckReport {
 /// One violation per line; "memory check passed" when there is none.
 impl std::fmt::Display for CheckReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let (
+            true,
+            Scope::Incremental {
+                pages,
+                frames,
+                tables,
+            },
+        ) = (self.violations.is_empty(), self.scope)
+        {
+            return write!(
+                f,
+                "incremental memory check passed: {pages} pages and {frames} frames verified again, {tables} tables compared"
+            );
+        }
         if self.violations.is_empty() {
             return write!(
                 f,
@@ -75,46 +112,8 @@ fn heap_overlaps(hello: &Hello, start: u64, len: u64) -> bool {
         && u128::from(heap.start) < u128::from(start) + u128::from(len)
 }
 
-/// Checks invariants 1–6 of guest memory against the model's expectations.
+/// Checks invariants 1–6 of guest memory against the model's expectations
+/// (a full check by a checker that keeps no record: see [`Checker`]).
 pub fn check(mem: &dyn GuestMemory, hello: &Hello, expect: &Expectations) -> CheckReport {
-    let mut violations = Vec::new();
-    let mut states = state::StateCheck::new(hello, expect);
-    let walk = {
-        let mut visit = |base: u64, steps: &[Step], table: u64, entries: &[u64; 512]| {
-            states.table(base, steps, table, entries);
-        };
-        walk::walk(mem, hello, &mut violations, &mut visit)
-    };
-    violations.extend(states.finish());
-    if let Some(bitmap) = bitmap::Bitmap::read(mem, hello, &mut violations) {
-        let mut owners = bitmap::Owners::new(hello, expect, &bitmap);
-        for t in &walk.tables {
-            let owner = bitmap::Owner::Table {
-                level: t.level,
-                virt: t.path.virt,
-            };
-            let span = 1u64 << (12 + 9 * u32::from(t.level));
-            let boot_ok = heap_overlaps(hello, t.path.virt, span);
-            let (f, p) = (t.frame, || t.path.clone());
-            owners.claim(f, "page-table", (owner, boot_ok), p, &mut violations);
-        }
-        for t in &walk.translations {
-            let owner = bitmap::Owner::Page { virt: t.virt };
-            let boot_ok = heap_overlaps(hello, t.virt, 4096);
-            owners.claim(
-                t.frame,
-                "data page",
-                (owner, boot_ok),
-                || t.path(),
-                &mut violations,
-            );
-        }
-        owners.leaks(&mut violations);
-    }
-    state::check_data(mem, hello, expect, &walk, &mut violations);
-    mmap::check_frame_info(mem, hello, expect, &walk, &mut violations);
-    mmap::check_images(mem, hello, expect, &mut violations);
-    mmap::check_reservations(hello, &mut violations);
-    swap::check_swap(mem, hello, expect, &mut violations);
-    CheckReport { violations, walk }
+    Checker::new().full(mem, hello, &expect.view(), None)
 }

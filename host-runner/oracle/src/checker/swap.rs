@@ -1,26 +1,27 @@
 //! The swap store (formats.rs, "The swap store"): its slots are exactly the
 //! model's on-swap pages, their units are disjoint and exactly the used
 //! bits, nothing is pending between requests (invariant 3 / 5), and each
-//! slot's data decodes to the page's bytes (invariant 6).
-
-use std::collections::BTreeMap;
+//! slot's data decodes to the page's bytes (invariant 6, [`super::slots`]).
 
 use protocol::Hello;
 
+use super::bitmap::set_range;
+use super::copies::{next_nonzero, read_into, refresh, word};
 use super::memory::GuestMemory;
-use super::violation::{Path, Step, Violation};
-use crate::model::{Expectations, ModelState};
+use super::violation::Violation;
+use crate::model::{Expected, ModelState};
 
 /// The unit of the data area.
-const UNIT: u64 = 128;
+pub const UNIT: u64 = 128;
 
 /// The store's header.
-struct Header {
-    units: u64,
-    used: u64,
-    pending: u64,
-    lengths: u64,
-    data: u64,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub units: u64,
+    pub used: u64,
+    pub pending: u64,
+    pub lengths: u64,
+    pub data: u64,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -63,159 +64,221 @@ fn header(mem: &dyn GuestMemory, hello: &Hello) -> Result<Header, String> {
     Ok(h)
 }
 
-/// Checks the store against the model's on-swap pages.
-pub fn check_swap(
+/// The store's bookkeeping as read (raw bytes): what a check compares and
+/// keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Store {
+    pub header: Option<Header>,
+    pub used: Vec<u8>,
+    pub pending: Vec<u8>,
+    pub lengths: Vec<u8>,
+}
+
+impl Store {
+    pub fn units(&self) -> u64 {
+        self.header.map_or(0, |h| h.units)
+    }
+
+    /// Slot `s`'s length.
+    pub fn len(&self, s: u64) -> u64 {
+        let at = 2 * s as usize;
+        u64::from(u16::from_le_bytes([self.lengths[at], self.lengths[at + 1]]))
+    }
+
+    fn used(&self, u: u64) -> bool {
+        self.used[(u / 8) as usize] >> (u % 8) & 1 == 1
+    }
+
+    /// The parts: (offset in the store, bytes).
+    pub fn parts_mut(&mut self) -> [(u64, &mut Vec<u8>); 3] {
+        let h = self.header.expect("a store read");
+        [
+            (h.used, &mut self.used),
+            (h.pending, &mut self.pending),
+            (h.lengths, &mut self.lengths),
+        ]
+    }
+}
+
+/// Reads the store into `store`'s buffers (`Ok(None)`: the layout has
+/// none; `Err`: why it is unusable, reported as a swap store violation).
+pub fn read_store(
     mem: &dyn GuestMemory,
     hello: &Hello,
-    expect: &Expectations,
-    out: &mut Vec<Violation>,
-) {
+    mut store: Store,
+) -> Result<Option<Store>, String> {
     if hello.swap.start == hello.swap.end {
-        return;
+        return Ok(None);
     }
-    let mut found = Vec::new();
-    let mut bad = |why: String| out.push(Violation::SwapStore { why });
-    let h = match header(mem, hello) {
-        Ok(h) => h,
-        Err(why) => return bad(format!("header: {why}")),
-    };
-    let read = |off: u64, len: u64| {
-        let mut v = vec![0u8; len as usize];
-        mem.read(hello.swap.start + off, &mut v).map(|()| v)
-    };
-    let (Ok(used), Ok(pending), Ok(lengths)) = (
-        read(h.used, h.units.div_ceil(8)),
-        read(h.pending, h.units.div_ceil(8)),
-        read(h.lengths, h.units * 2),
-    ) else {
-        return bad("bitmaps or length table unreadable".into());
-    };
-    let bit = |b: &[u8], u: u64| b[(u / 8) as usize] >> (u % 8) & 1 == 1;
-    let len_of = |s: u64| {
-        u64::from(u16::from_le_bytes([
-            lengths[2 * s as usize],
-            lengths[2 * s as usize + 1],
-        ]))
-    };
-    if let Some(u) = (0..h.units).find(|&u| bit(&pending, u)) {
-        bad(format!("pending bit of unit {u} set between requests"));
+    let h = header(mem, hello).map_err(|why| format!("header: {why}"))?;
+    let at = hello.swap.start;
+    store.header = Some(h);
+    let bits = h.units.div_ceil(8);
+    let read = read_into(mem, at + h.used, bits, &mut store.used)
+        .and_then(|()| read_into(mem, at + h.pending, bits, &mut store.pending))
+        .and_then(|()| read_into(mem, at + h.lengths, h.units * 2, &mut store.lengths));
+    read.map_err(|_| "bitmaps or length table unreadable".to_string())?;
+    Ok(Some(store))
+}
+
+/// Reads `store` again (its header must be the same, else it is read
+/// anew and every slot counts as changed: `Ok(None)`); answers the slots
+/// whose length changed, or `Ok(Some(empty))` when nothing changed at all
+/// (`changed` says whether anything did).
+pub fn refresh_store(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    store: &mut Store,
+    scratch: &mut Vec<u8>,
+    changed: &mut bool,
+) -> Result<Option<Vec<u64>>, String> {
+    let h = header(mem, hello).map_err(|why| format!("header: {why}"))?;
+    if store.header != Some(h) {
+        *changed = true;
+        *store = read_store(mem, hello, std::mem::take(store))?.unwrap_or_default();
+        return Ok(None);
     }
-    // The model's slots: slot → page.
-    let mut slots = BTreeMap::new();
-    for (start, pages, st) in expect.runs() {
-        if let ModelState::OnSwap { slot } = st {
-            for k in 0..pages {
-                slots.insert(slot + k, start + k * 4096);
+    let mut slots = Vec::new();
+    let at = hello.swap.start;
+    for (k, (off, buf)) in store.parts_mut().into_iter().enumerate() {
+        let lengths = k == 2;
+        refresh(mem, at + off, buf, scratch, |i, a, b| {
+            *changed = true;
+            if lengths {
+                let moved = (0..4).filter(|j| (a ^ b) >> (16 * j) & 0xffff != 0);
+                slots.extend(moved.map(|j| i as u64 * 4 + j));
             }
+        })
+        .map_err(|_| "bitmaps or length table unreadable".to_string())?;
+    }
+    Ok(Some(slots))
+}
+
+/// The first unit of `units` whose bit is set in `bits` (bytes) and not
+/// in `but` (words; empty: none).
+fn first_bit(bits: &[u8], but: &[u64], units: u64) -> Option<u64> {
+    let mut at = 0;
+    while let Some(w) = next_nonzero(bits, at) {
+        at = w + 1;
+        let x = word(bits, w) & !but.get(w).copied().unwrap_or(0);
+        if x != 0 {
+            let u = w as u64 * 64 + u64::from(x.trailing_zeros());
+            return (u < units).then_some(u);
         }
     }
-    let mut owner: Vec<Option<u64>> = vec![None; h.units as usize];
-    for s in 0..h.units {
-        let len = len_of(s);
-        let expected = slots.get(&s).copied();
+    None
+}
+
+/// The model's on-swap pages: (slot, page address), by slot.
+pub fn model_slots(expect: &Expected) -> Vec<(u64, u64)> {
+    let mut slots = Vec::new();
+    for (s, e, st) in expect.runs() {
+        if let ModelState::OnSwap { slot } = st {
+            slots.extend((0..e - s).map(|k| (slot + k, (s + k) << 12)));
+        }
+    }
+    slots.sort_unstable();
+    slots
+}
+
+/// Checks the store's bookkeeping against the model's on-swap pages
+/// `slots` ([`model_slots`]); answers the slots whose data must be
+/// checked: (slot, length, page address). `owned` is a reused buffer.
+pub fn check_store(
+    store: &Store,
+    slots: &[(u64, u64)],
+    owned: &mut Vec<u64>,
+    out: &mut Vec<Violation>,
+) -> Vec<(u64, u64, u64)> {
+    let mut bad = |why: String| out.push(Violation::SwapStore { why });
+    let units = store.units();
+    if let Some(u) = first_bit(&store.pending, &[], units) {
+        bad(format!("pending bit of unit {u} set between requests"));
+    }
+    let bit = |b: &[u64], u: u64| b[(u / 64) as usize] >> (u % 64) & 1 == 1;
+    owned.clear();
+    owned.resize(units.div_ceil(64) as usize, 0);
+    // Slots whose units were taken, in order: (slot, end unit).
+    let mut taken: Vec<(u64, u64)> = Vec::new();
+    let mut data = Vec::new();
+    let mut next = slots.iter().peekable();
+    let mut s = 0;
+    let mut word_at = 0;
+    while s < units {
+        word_at = word_at.max((s / 4) as usize);
+        // The next slot with a length (four to a word), or that a page is on.
+        let mut nonzero = None;
+        while nonzero.is_none() {
+            let Some(w) = next_nonzero(&store.lengths, word_at) else {
+                break;
+            };
+            nonzero = (w as u64 * 4..w as u64 * 4 + 4)
+                .find(|&k| k >= s && k < units && store.len(k) != 0);
+            if nonzero.is_none() {
+                word_at = w + 1;
+            }
+        }
+        while next.peek().is_some_and(|&&(slot, _)| slot < s) {
+            next.next();
+        }
+        let modeled = next
+            .peek()
+            .map(|&&(slot, _)| slot)
+            .filter(|&slot| slot < units);
+        let Some(at) = [nonzero, modeled].into_iter().flatten().min() else {
+            break;
+        };
+        s = at + 1;
+        let len = store.len(at);
+        let expected = next
+            .peek()
+            .filter(|&&&(slot, _)| slot == at)
+            .map(|&&(_, v)| v);
         match (len, expected) {
             (0, None) => continue,
             (0, Some(virt)) => {
                 bad(format!(
-                    "slot {s} of the page at {virt:#x} holds no data (length 0)"
+                    "slot {at} of the page at {virt:#x} holds no data (length 0)"
                 ));
                 continue;
             }
-            (_, None) => bad(format!("slot {s} holds {len} bytes but no page is on it")),
+            (_, None) => bad(format!("slot {at} holds {len} bytes but no page is on it")),
             (_, Some(_)) if len > 4096 => {
-                bad(format!("slot {s} has length {len}, above 4096"));
+                bad(format!("slot {at} has length {len}, above 4096"));
                 continue;
             }
             _ => {}
         }
-        for u in s..s + len.div_ceil(UNIT) {
-            match owner.get_mut(u as usize) {
-                Some(Some(o)) => bad(format!("unit {u} belongs to slots {o} and {s}")),
-                Some(o) => *o = Some(s),
-                None => bad(format!("slot {s} runs past the store's {} units", h.units)),
+        for u in at..at + len.div_ceil(UNIT) {
+            if u >= units {
+                bad(format!("slot {at} runs past the store's {units} units"));
+            } else if bit(owned, u) {
+                let o = taken
+                    .iter()
+                    .find(|&&(o, end)| o <= u && u < end)
+                    .map_or(at, |&(o, _)| o);
+                bad(format!("unit {u} belongs to slots {o} and {at}"));
+            } else {
+                set_range(owned, u, u + 1);
             }
-            if u < h.units && !bit(&used, u) {
-                bad(format!("unit {u} of slot {s} is not marked used"));
+            if u < units && !store.used(u) {
+                bad(format!("unit {u} of slot {at} is not marked used"));
             }
         }
+        taken.push((at, at + len.div_ceil(UNIT)));
         if let Some(virt) = expected {
-            found.extend(slot_data(mem, hello, &h, expect, (s, len, virt)));
+            data.push((at, len, virt));
         }
     }
-    if let Some(u) = (0..h.units).find(|&u| bit(&used, u) && owner[u as usize].is_none()) {
+    if let Some(u) = first_bit(&store.used, owned, units) {
         bad(format!(
             "unit {u} is marked used but no slot owns it (a leak)"
         ));
     }
-    if let Some((s, virt)) = slots.iter().find(|(s, _)| **s >= h.units) {
+    if let Some((s, virt)) = slots.iter().find(|(s, _)| *s >= units) {
         bad(format!(
             "the page at {virt:#x} is on slot {s}, past the store's units"
         ));
     }
-    out.extend(found);
-}
-
-/// The entries leading to `virt`'s level-1 entry, read from the root.
-fn path_of(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Path {
-    let mut steps = Vec::new();
-    let mut table = hello.page_table_root;
-    for level in (0..4).rev() {
-        let index = (virt >> (12 + 9 * level)) & 511;
-        let mut b = [0u8; 8];
-        if mem.read(table + index * 8, &mut b).is_err() {
-            break;
-        }
-        let raw = u64::from_le_bytes(b);
-        steps.push(Step {
-            table,
-            index: index as u16,
-            raw,
-        });
-        if raw & 1 == 0 {
-            break;
-        }
-        table = raw & 0x000f_ffff_ffff_f000;
-    }
-    Path { virt, steps }
-}
-
-/// Invariant 6 for one slot: its data decodes to the page's bytes.
-fn slot_data(
-    mem: &dyn GuestMemory,
-    hello: &Hello,
-    h: &Header,
-    expect: &Expectations,
-    (slot, len, virt): (u64, u64, u64),
-) -> Option<Violation> {
-    let mut stored = vec![0u8; len as usize];
-    let at = hello.swap.start + h.data + slot * UNIT;
-    if let Err(error) = mem.read(at, &mut stored) {
-        let what = format!("swap slot {slot} at {at:#x}");
-        return Some(Violation::Unreadable { what, error });
-    }
-    let page = if len == 4096 {
-        stored
-    } else {
-        let mut p = vec![0u8; 4096];
-        match lz4_flex::block::decompress_into(&stored, &mut p) {
-            Ok(4096) => p,
-            Ok(n) => {
-                let why = format!("slot {slot} of {virt:#x} decompresses to {n} bytes, not 4096");
-                return Some(Violation::SwapStore { why });
-            }
-            Err(e) => {
-                let why = format!("slot {slot} of {virt:#x} is no LZ4 block: {e}");
-                return Some(Violation::SwapStore { why });
-            }
-        }
-    };
-    let want = expect.expected_bytes(virt)?;
-    let offset = page.iter().zip(&want).position(|(a, b)| a != b)?;
-    Some(Violation::SwapData {
-        path: path_of(mem, hello, virt),
-        slot,
-        offset: offset as u64,
-        expected: want[offset],
-        got: page[offset],
-    })
+    data
 }

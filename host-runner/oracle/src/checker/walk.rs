@@ -1,10 +1,12 @@
-//! The page walk: every table and level-1 entry of the managed PML4 slots,
-//! read from the root in `Hello`, with the structural checks of invariant 4.
+//! The page walk: every table of the managed PML4 slots, read from the root
+//! in `Hello`, with the structural checks of invariant 4 above level 1.
+//! The tables are kept ([`Tree`]): the leaf checks read their entries, and
+//! the stateful checker compares them with the last check's.
 
 use protocol::Hello;
 
-use super::entry::{decode_leaf, decode_upper, Leaf, PresentKind};
-use super::memory::{read_table, GuestMemory};
+use super::entry::{decode_upper, PresentKind};
+use super::memory::GuestMemory;
 use super::violation::{Path, Step, Violation};
 
 /// A page table of the managed space the walk found.
@@ -38,11 +40,86 @@ impl Translation {
     }
 }
 
-/// What the walk found: every translation and every table, in address order.
+/// What the walk found: every translation and every table, in address
+/// order (empty after an incremental check, which re-verifies only what
+/// changed: see [`super::CheckReport::scope`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Walk {
     pub translations: Vec<Translation>,
     pub tables: Vec<TableRef>,
+}
+
+/// The entries of one table.
+pub(crate) type Entries = Box<[u64; 512]>;
+
+/// One table as read.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub frame: u64,
+    pub level: u8,
+    /// The first address it covers.
+    pub virt: u64,
+    /// The entries leading to it (PML4 entry first).
+    pub steps: Vec<Step>,
+    pub entries: Entries,
+    /// Only zero entries (reported; its pages count as uncovered).
+    pub empty: bool,
+}
+
+impl Table {
+    /// Its place in walk order: by address, a table before the tables
+    /// below it.
+    pub fn key(&self) -> (u64, u8) {
+        (self.virt, 3 - self.level)
+    }
+
+    pub fn path(&self) -> Path {
+        Path {
+            virt: self.virt,
+            steps: self.steps.clone(),
+        }
+    }
+
+    /// The first page number a level-1 table covers.
+    pub fn first_page(&self) -> u64 {
+        self.virt >> 12
+    }
+}
+
+/// Every table the walk read, in walk order (parents before children,
+/// by address).
+#[derive(Debug, Default)]
+pub(crate) struct Tree {
+    pub tables: Vec<Table>,
+}
+
+impl Tree {
+    /// The table of `level` whose first address is `virt`.
+    pub fn find(&self, virt: u64, level: u8) -> Option<&Table> {
+        let key = (virt, 3 - level);
+        let i = self.tables.partition_point(|t| t.key() < key);
+        self.tables.get(i).filter(|t| t.key() == key)
+    }
+
+    /// The non-empty level-1 tables.
+    pub fn leaf_tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.iter().filter(|t| t.level == 1 && !t.empty)
+    }
+
+    /// The public list of tables.
+    pub fn table_refs(&self) -> Vec<TableRef> {
+        let refs = self.tables.iter().map(|t| TableRef {
+            frame: t.frame,
+            level: t.level,
+            path: t.path(),
+        });
+        refs.collect()
+    }
+
+    /// Gives the tables' entry buffers back to `pool`.
+    pub fn recycle(self, pool: &mut Vec<Entries>) {
+        pool.extend(self.tables.into_iter().map(|t| t.entries));
+    }
 }
 
 /// The virtual address of PML4 slot `slot` plus `offset` (sign-extended).
@@ -71,52 +148,63 @@ pub fn managed_slots(hello: &Hello) -> Vec<u64> {
         .collect()
 }
 
-/// Called for every level-1 table: first page number, entries leading to
-/// it, its address, its entries.
-pub type PtVisitor<'a> = dyn FnMut(u64, &[Step], u64, &[u64; 512]) + 'a;
+/// Reads the table at `phys` into `buf`.
+fn read_into(
+    mem: &dyn GuestMemory,
+    phys: u64,
+    buf: &mut [u64; 512],
+) -> Result<(), super::MemoryError> {
+    let mut bytes = [0u8; 4096];
+    mem.read(phys, &mut bytes)?;
+    for (e, b) in buf.iter_mut().zip(bytes.chunks_exact(8)) {
+        *e = u64::from_le_bytes(b.try_into().expect("chunks of 8"));
+    }
+    Ok(())
+}
 
 struct Walker<'a> {
     mem: &'a dyn GuestMemory,
-    walk: Walk,
-    violations: &'a mut Vec<Violation>,
-    visit: &'a mut PtVisitor<'a>,
+    tree: Tree,
+    pool: &'a mut Vec<Entries>,
+    out: &'a mut Vec<Violation>,
 }
 
-/// Walks the managed slots of the tables at `hello.page_table_root`.
-pub fn walk<'a>(
-    mem: &'a dyn GuestMemory,
+/// Walks the managed slots of the tables at `hello.page_table_root`,
+/// reporting unreadable tables, bad upper-level entries and empty tables;
+/// entry buffers come from `pool` when it has some.
+pub(crate) fn walk(
+    mem: &dyn GuestMemory,
     hello: &Hello,
-    violations: &'a mut Vec<Violation>,
-    visit: &'a mut PtVisitor<'a>,
-) -> Walk {
+    pool: &mut Vec<Entries>,
+    out: &mut Vec<Violation>,
+) -> Tree {
     let root = hello.page_table_root;
-    let pml4 = match read_table(mem, root) {
-        Ok(t) => t,
-        Err(error) => {
-            let what = format!("the PML4 at {root:#x}");
-            violations.push(Violation::Unreadable { what, error });
-            return Walk::default();
-        }
-    };
+    let mut pml4 = [0u64; 512];
+    if let Err(error) = read_into(mem, root, &mut pml4) {
+        let what = format!("the PML4 at {root:#x}");
+        out.push(Violation::Unreadable { what, error });
+        return Tree::default();
+    }
     let mut w = Walker {
         mem,
-        walk: Walk::default(),
-        violations,
-        visit,
+        tree: Tree::default(),
+        pool,
+        out,
     };
     let mut steps = Vec::with_capacity(4);
     for slot in managed_slots(hello) {
+        let raw = pml4[slot as usize];
         w.entry(
             3,
             root,
             slot,
-            pml4[slot as usize],
+            raw,
             slot_addr(slot, 0),
             &mut steps,
             slot < 256,
         );
     }
-    w.walk
+    w.tree
 }
 
 impl Walker<'_> {
@@ -142,7 +230,7 @@ impl Walker<'_> {
         });
         match decode_upper(raw, lower) {
             Ok(next) => self.table(level, next, virt, steps, lower),
-            Err(why) => self.violations.push(Violation::BadEntry {
+            Err(why) => self.out.push(Violation::BadEntry {
                 path: Path {
                     virt,
                     steps: steps.clone(),
@@ -154,63 +242,41 @@ impl Walker<'_> {
     }
 
     fn table(&mut self, level: u8, phys: u64, virt: u64, steps: &mut Vec<Step>, lower: bool) {
-        let path = Path {
-            virt,
-            steps: steps.clone(),
-        };
-        let entries = match read_table(self.mem, phys) {
-            Ok(t) => t,
-            Err(error) => {
-                let what = format!("the level-{level} table at {phys:#x} ({path})");
-                self.violations.push(Violation::Unreadable { what, error });
-                return;
-            }
-        };
-        self.walk.tables.push(TableRef {
+        let mut entries = self.pool.pop().unwrap_or_else(|| Box::new([0; 512]));
+        if let Err(error) = read_into(self.mem, phys, &mut entries) {
+            let path = Path {
+                virt,
+                steps: steps.clone(),
+            };
+            let what = format!("the level-{level} table at {phys:#x} ({path})");
+            self.out.push(Violation::Unreadable { what, error });
+            self.pool.push(entries);
+            return;
+        }
+        let empty = entries.iter().all(|&e| e == 0);
+        if empty {
+            let path = Path {
+                virt,
+                steps: steps.clone(),
+            };
+            self.out.push(Violation::EmptyTable { path, table: phys });
+        }
+        let descend = level > 1 && !empty;
+        let at = self.tree.tables.len();
+        self.tree.tables.push(Table {
             frame: phys,
             level,
-            path: path.clone(),
+            virt,
+            steps: steps.clone(),
+            entries,
+            empty,
         });
-        if entries.iter().all(|&e| e == 0) {
-            self.violations
-                .push(Violation::EmptyTable { path, table: phys });
-            return;
-        }
-        if level > 1 {
+        if descend {
             let shift = 12 + 9 * u32::from(level - 1);
-            for (i, &raw) in entries.iter().enumerate() {
+            for i in 0..512 {
+                let raw = self.tree.tables[at].entries[i];
                 let v = virt | ((i as u64) << shift);
                 self.entry(level - 1, phys, i as u64, raw, v, steps, lower);
-            }
-            return;
-        }
-        (self.visit)(virt >> 12, steps, phys, &entries);
-        for (i, &raw) in entries.iter().enumerate() {
-            let v = virt | ((i as u64) << 12);
-            let step = Step {
-                table: phys,
-                index: i as u16,
-                raw,
-            };
-            match decode_leaf(raw, lower) {
-                Leaf::Present {
-                    kind,
-                    writable,
-                    frame,
-                } => self.walk.translations.push(Translation {
-                    virt: v,
-                    frame,
-                    writable,
-                    kind,
-                    steps: [steps[0], steps[1], steps[2], step],
-                }),
-                Leaf::Corrupt(why) => {
-                    let mut s = steps.clone();
-                    s.push(step);
-                    let path = Path { virt: v, steps: s };
-                    self.violations.push(Violation::BadEntry { path, why });
-                }
-                _ => {}
             }
         }
     }

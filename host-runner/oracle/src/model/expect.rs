@@ -1,6 +1,7 @@
 //! What the memory checker must find in guest memory, from the model (or
 //! written by hand in tests).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -100,12 +101,150 @@ impl Expectations {
         self.pages.runs().map(|(s, e, st)| (s << 12, e - s, st))
     }
 
-    /// Runs inside page numbers `first..end`, clipped, by page number.
-    pub(crate) fn runs_in(
+    /// A borrowed view of these expectations, as the checker reads them.
+    pub fn view(&self) -> Expected<'_> {
+        Expected {
+            pages: &self.pages,
+            data: &self.data,
+            files: &self.files,
+            host: Frames::Addrs(&self.host_frames),
+            known: Known::Addrs(&self.known_frames),
+        }
+    }
+}
+
+/// Frame sets and maps in the units their owner keeps them in.
+#[derive(Clone, Copy, Debug)]
+enum Frames<'a> {
+    /// Physical addresses (hand-written [`Expectations`]).
+    Addrs(&'a BTreeSet<u64>),
+    /// Frame numbers (the model).
+    Numbers(&'a BTreeSet<u64>),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Known<'a> {
+    /// Virtual address → physical address.
+    Addrs(&'a BTreeMap<u64, u64>),
+    /// Page number → frame number.
+    Numbers(&'a BTreeMap<u64, u64>),
+}
+
+/// What the memory checker must find, borrowed from the model
+/// ([`crate::Model::view`]) or from [`Expectations`] ([`Expectations::view`]):
+/// nothing is copied, so a check costs what it reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected<'a> {
+    pages: &'a PageMap,
+    data: &'a BTreeMap<u64, PageBytes>,
+    files: &'a [Option<FileSpec>],
+    host: Frames<'a>,
+    known: Known<'a>,
+}
+
+impl<'a> Expected<'a> {
+    pub(super) fn of_model(
+        pages: &'a PageMap,
+        data: &'a BTreeMap<u64, PageBytes>,
+        files: &'a [Option<FileSpec>],
+        host: &'a BTreeSet<u64>,
+        page_frames: &'a BTreeMap<u64, u64>,
+    ) -> Self {
+        Expected {
+            pages,
+            data,
+            files,
+            host: Frames::Numbers(host),
+            known: Known::Numbers(page_frames),
+        }
+    }
+
+    /// The expected state of page number `vpn` (None: unusable).
+    pub fn state_of(&self, vpn: u64) -> Option<ModelState> {
+        self.pages.get(vpn)
+    }
+
+    /// The expected state of the page holding `addr`.
+    pub fn state(&self, addr: u64) -> Option<ModelState> {
+        self.pages.get(addr >> 12)
+    }
+
+    /// The host's own bytes of the page holding `addr` (see
+    /// [`Expectations::bytes`]).
+    pub fn bytes(&self, addr: u64) -> Option<&'a [u8; 4096]> {
+        self.data.get(&(addr >> 12)).map(|b| &**b)
+    }
+
+    /// Each file's spec, when known.
+    pub fn files(&self) -> &'a [Option<FileSpec>] {
+        self.files
+    }
+
+    /// The bytes the page holding `addr` must hold, whatever its state
+    /// (`None`: unknown, a file without a spec).
+    pub fn expected_bytes(&self, addr: u64) -> Option<Cow<'a, [u8; 4096]>> {
+        if let Some(b) = self.bytes(addr) {
+            return Some(Cow::Borrowed(b));
+        }
+        static ZERO: [u8; 4096] = [0; 4096];
+        match self.state(addr) {
+            Some(
+                ModelState::PresentMmap { file, page, .. }
+                | ModelState::NotPresentMmap { file, page },
+            ) => {
+                let spec = (*self.files.get(usize::from(file))?)?;
+                Some(Cow::Owned(super::files::file_page(spec.seed, page)))
+            }
+            _ => Some(Cow::Borrowed(&ZERO)),
+        }
+    }
+
+    /// Every non-unusable run: (first page number, end, first page's state).
+    pub fn runs(&self) -> impl Iterator<Item = (u64, u64, ModelState)> + 'a {
+        self.pages.runs()
+    }
+
+    /// Runs inside page numbers `first..end`, clipped.
+    pub fn runs_in(
         &self,
         first: u64,
         end: u64,
-    ) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
+    ) -> impl Iterator<Item = (u64, u64, ModelState)> + 'a {
         self.pages.runs_in(first, end)
+    }
+
+    /// Whole runs overlapping page numbers `first..end`, not clipped.
+    pub fn runs_over(
+        &self,
+        first: u64,
+        end: u64,
+    ) -> impl Iterator<Item = (u64, u64, ModelState)> + 'a {
+        self.pages.runs_over(first, end)
+    }
+
+    /// Whether the host holds the frame at physical address `frame`.
+    pub fn host_holds(&self, frame: u64) -> bool {
+        match self.host {
+            Frames::Addrs(s) => s.contains(&frame),
+            Frames::Numbers(s) => frame % 4096 == 0 && s.contains(&(frame >> 12)),
+        }
+    }
+
+    /// The frame numbers the host holds, in order.
+    pub fn host_frames(&self) -> impl Iterator<Item = u64> + 'a {
+        let (a, n) = match self.host {
+            Frames::Addrs(s) => (Some(s), None),
+            Frames::Numbers(s) => (None, Some(s)),
+        };
+        let a = a.into_iter().flatten().map(|f| f >> 12);
+        a.chain(n.into_iter().flatten().copied())
+    }
+
+    /// The frame `Query` reported for the page at `virt` (an address).
+    pub fn known_frame(&self, virt: u64) -> Option<u64> {
+        match self.known {
+            Known::Addrs(m) => m.get(&virt).copied(),
+            Known::Numbers(m) => m.get(&(virt >> 12)).map(|f| f << 12),
+        }
     }
 }

@@ -108,6 +108,7 @@ impl Model {
             return;
         }
         if let Some(b) = self.page_bytes(vpn) {
+            self.dirty.page(vpn);
             self.data.insert(vpn, b);
         }
     }

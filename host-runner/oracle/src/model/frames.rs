@@ -157,6 +157,7 @@ impl Model {
                 }
             }
         }
+        new.iter().for_each(|&f| self.dirty.host_frame(f));
         self.host.extend(new);
         Ok(())
     }
@@ -177,6 +178,7 @@ impl Model {
             if let Some(why) = self.frame_conflict(frame >> 12, Some(vpn)) {
                 return Err(format!("page {:#x}: {why}", vpn << 12));
             }
+            self.dirty.page(vpn);
             if let Some(old) = self.page_frames.insert(vpn, frame >> 12) {
                 self.frame_pages.remove(&old);
             }

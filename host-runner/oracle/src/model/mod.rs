@@ -3,6 +3,7 @@
 //! the specification leaves the answer open (which frames, which range).
 
 mod batch;
+mod dirty;
 mod expect;
 mod files;
 mod frames;
@@ -29,7 +30,8 @@ use protocol::{Error, Hello, Privilege, Reclaim, Request, Response, MAX_BATCH};
 
 use crate::coverage::ModelCoverage;
 
-pub use expect::Expectations;
+pub use dirty::Changes;
+pub use expect::{Expectations, Expected};
 pub use files::{file_page, FileSpec, FilesError};
 pub use outcomes::TouchOutcomes;
 pub use pages::ModelState;
@@ -70,6 +72,8 @@ pub struct Model {
     learned: Option<(u64, u64)>,
     /// Events of the answer being judged (the ring's fill).
     ring_used: usize,
+    /// What changed since the memory checker last took the changes.
+    dirty: dirty::Dirty,
     /// What the judged answers reached (`crate::coverage`); carried across
     /// `Reset`, taken by [`Model::take_coverage`].
     coverage: ModelCoverage,
@@ -95,6 +99,7 @@ impl Model {
             reclaims: [0; 3],
             learned: None,
             ring_used: 0,
+            dirty: dirty::Dirty::new(),
             coverage: ModelCoverage::default(),
         }
     }
@@ -332,11 +337,32 @@ impl Model {
         )
     }
 
+    /// What the memory checker must find, as of now, borrowed (nothing is
+    /// copied: see [`Expected`]).
+    pub fn view(&self) -> Expected<'_> {
+        Expected::of_model(
+            &self.pages,
+            &self.data,
+            &self.files,
+            &self.host,
+            &self.page_frames,
+        )
+    }
+
+    /// Every change since the last call (or since the model was made): the
+    /// pages whose state, frame or bytes changed and the host frames taken
+    /// or given back, for the checker's incremental check. Takes them:
+    /// the next call answers what changed after this one.
+    pub fn take_changes(&mut self) -> Changes {
+        self.dirty.take()
+    }
+
     /// Puts pages `first..end` (addresses) into `state` directly, for tests
     /// of states no request can create yet (swap, file mappings).
     #[cfg(test)]
     pub(crate) fn force_state(&mut self, addr: u64, pages: u64, state: ModelState) {
         self.pages
             .set(addr >> 12, (addr >> 12) + pages, Some(state));
+        self.dirty.pages(addr >> 12, (addr >> 12) + pages);
     }
 }

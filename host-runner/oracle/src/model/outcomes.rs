@@ -62,7 +62,7 @@ impl TouchOutcomes {
     }
 
     /// The answer the model assumes in a batch prediction.
-    pub(super) fn assumed(&self) -> Option<Response> {
+    pub(crate) fn assumed(&self) -> Option<Response> {
         (self.needs() <= self.free.1)
             .then(|| self.complete.clone())
             .flatten()

@@ -88,6 +88,22 @@ impl PageMap {
         })
     }
 
+    /// Whole runs overlapping `start..end`, not clipped, in order.
+    pub fn runs_over(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
+        let head = self
+            .runs
+            .range(..start)
+            .next_back()
+            .filter(|(_, &(e, _))| e > start && start < end)
+            .map(|(&s, &(e, st))| (s, e, st));
+        let rest = self.runs.range(start..end).map(|(&s, &(e, st))| (s, e, st));
+        head.into_iter().chain(rest)
+    }
+
     /// Every run, in order.
     pub fn runs(&self) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
         self.runs.iter().map(|(&s, &(e, st))| (s, e, st))

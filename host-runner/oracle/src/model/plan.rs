@@ -252,10 +252,12 @@ impl Model {
         }
         match (effect, actual) {
             (Effect::Set { first, end, state }, _) => {
+                self.dirty.pages(first, end);
                 self.forget(first, end);
                 self.pages.set(first, end, state);
             }
             (Effect::ToUsable { first, end }, _) => {
+                self.dirty.pages(first, end);
                 self.materialize_clean(first, end);
                 self.pages.update(first, end, |_, s| match s {
                     None | Some(ModelState::NotPresentMmap { .. }) => {
@@ -280,6 +282,7 @@ impl Model {
             (Effect::FreeFrames { first, count }, _) => {
                 (first..first + count).for_each(|f| {
                     self.host.remove(&f);
+                    self.dirty.host_frame(f);
                 });
             }
             (Effect::Valloc { pages }, Response::Valloc { addr }) => {

@@ -113,6 +113,10 @@ impl Model {
     }
 
     fn apply_event(&mut self, ev: &Reclaim, slots: &mut BTreeSet<u64>) -> Result<(), String> {
+        let (Reclaim::Swapped { addr, .. }
+        | Reclaim::Dropped { addr }
+        | Reclaim::Scavenged { addr }) = *ev;
+        self.dirty.page(addr >> 12);
         match *ev {
             Reclaim::Swapped { addr, slot } => {
                 let vpn = addr >> 12;

@@ -72,6 +72,9 @@ impl Model {
         for vpn in m.heap.present.clone() {
             m.data.remove(&vpn);
         }
+        // The same model, changed everywhere.
+        m.dirty = self.dirty.clone();
+        m.dirty.everything();
         *self = m;
     }
 

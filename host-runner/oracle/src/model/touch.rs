@@ -146,6 +146,8 @@ impl Model {
         };
         let stop_page = if stop == t.end { last } else { stop >> 12 };
         let write = t.seed.is_some();
+        // Pages it made present and the bytes it wrote: at most the range.
+        self.dirty.pages(first, last);
         if t.heap {
             self.heap.present.extend(first..stop_page);
         } else {

@@ -1,0 +1,277 @@
+//! Frame ownership: every table and present page claims its frame
+//! (invariants 1 and 2), and the used frames are exactly the owned and
+//! reserved ones (invariant 3). The owners are kept by frame number
+//! between checks, so that an incremental check re-decides only the
+//! frames whose claims, bit or host ownership changed.
+
+use protocol::Hello;
+
+use super::bitmap::{boot_covers, boot_holds, boot_words, frame_mask, Bitmap};
+use super::violation::{Path, Violation};
+use crate::model::Expected;
+
+/// How many frames a leak report lists.
+const SAMPLE: usize = 8;
+
+/// Who owns a frame the walk found: a table (its level and first address)
+/// or a data page (its address). Named in words only when a violation
+/// needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Table { level: u8, virt: u64 },
+    Page { virt: u64 },
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Table { level, virt } => write!(f, "the level-{level} table for {virt:#x}"),
+            Owner::Page { virt } => write!(f, "mapped at {virt:#x}"),
+        }
+    }
+}
+
+impl Owner {
+    /// A non-zero number for the owner (its address's low bits say what).
+    fn code(self) -> u64 {
+        match self {
+            Owner::Page { virt } => virt | 1,
+            Owner::Table { level, virt } => virt | (1 + u64::from(level)),
+        }
+    }
+
+    fn from_code(c: u64) -> Owner {
+        match c & 0xfff {
+            1 => Owner::Page { virt: c & !0xfff },
+            l => Owner::Table {
+                level: (l - 1) as u8,
+                virt: c & !0xfff,
+            },
+        }
+    }
+
+    /// The full check's order of claims: tables in walk order, then pages.
+    fn order(self) -> (u8, u64, u8) {
+        match self {
+            Owner::Table { level, virt } => (0, virt, 3 - level),
+            Owner::Page { virt } => (1, virt, 0),
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Owner::Table { .. } => "page-table",
+            Owner::Page { .. } => "data page",
+        }
+    }
+
+    /// Whether the frame may be a boot reservation: the heap's tables and
+    /// pages are set up at boot.
+    fn boot_ok(self, hello: &Hello) -> bool {
+        match self {
+            Owner::Table { level, virt } => {
+                super::heap_overlaps(hello, virt, 1u64 << (12 + 9 * u32::from(level)))
+            }
+            Owner::Page { virt } => super::heap_overlaps(hello, virt, 4096),
+        }
+    }
+}
+
+/// A claim of the frame at address `frame`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub frame: u64,
+    pub owner: Owner,
+}
+
+/// What a claim is judged against.
+pub struct Ctx<'a> {
+    pub hello: &'a Hello,
+    pub expect: &'a Expected<'a>,
+    pub bitmap: &'a Bitmap,
+}
+
+/// The owner of each frame, by frame number.
+#[derive(Debug, Default)]
+pub struct Owners {
+    owner: Vec<u64>,
+    owned: Vec<u64>,
+    /// Frame numbers given an owner since the last `reset`.
+    touched: Vec<u64>,
+}
+
+impl Owners {
+    /// No frame owned, for a machine of `total` frames.
+    pub fn reset(&mut self, total: u64) {
+        if self.owner.len() as u64 != total {
+            *self = Owners {
+                owner: vec![0; total as usize],
+                owned: vec![0; total.div_ceil(64) as usize],
+                touched: Vec::new(),
+            };
+            return;
+        }
+        for n in self.touched.drain(..) {
+            self.owner[n as usize] = 0;
+            self.owned[(n / 64) as usize] = 0;
+        }
+    }
+
+    fn set(&mut self, n: u64, code: u64) {
+        self.owner[n as usize] = code;
+        let bit = 1u64 << (n % 64);
+        if code == 0 {
+            self.owned[(n / 64) as usize] &= !bit;
+        } else {
+            self.owned[(n / 64) as usize] |= bit;
+            self.touched.push(n);
+        }
+    }
+
+    /// Claims `c`'s frame as the full check does (in walk order);
+    /// reports invariants 1 and 2.
+    pub fn claim(
+        &mut self,
+        ctx: &Ctx,
+        c: Claim,
+        path: impl Fn() -> Path,
+        out: &mut Vec<Violation>,
+    ) {
+        let (frame, what) = (c.frame, c.owner.what());
+        let n = frame >> 12;
+        if n >= ctx.bitmap.total {
+            out.push(Violation::FrameBeyondRam {
+                path: path(),
+                frame,
+                what,
+            });
+            return;
+        }
+        if !ctx.bitmap.used(n) {
+            out.push(Violation::FrameFree {
+                path: path(),
+                frame,
+                what,
+            });
+        }
+        let other = if boot_holds(ctx.hello, frame) && !c.owner.boot_ok(ctx.hello) {
+            Some("a boot reservation".to_string())
+        } else if ctx.expect.host_holds(frame) {
+            Some("held by the host".to_string())
+        } else {
+            self.owner_of(n).map(|o| o.to_string())
+        };
+        match other {
+            Some(other) => out.push(Violation::FrameShared {
+                path: path(),
+                frame,
+                what,
+                other,
+            }),
+            None => self.set(n, c.owner.code()),
+        }
+    }
+
+    /// Takes `owner`'s claim of frame number `n` back, if it holds it.
+    pub fn unclaim(&mut self, n: u64, owner: Owner) {
+        if self.owner.get(n as usize) == Some(&owner.code()) {
+            self.set(n, 0);
+        }
+    }
+
+    /// The owner of frame number `n`, if any.
+    pub fn owner_of(&self, n: u64) -> Option<Owner> {
+        let code = *self.owner.get(n as usize)?;
+        (code != 0).then(|| Owner::from_code(code))
+    }
+
+    /// Re-decides frame numbers `frames` (sorted, distinct): their owner
+    /// so far and the `added` claims (sorted by frame) in walk order, then
+    /// invariant 3 for each, exactly as the full check would decide them.
+    pub fn redo(
+        &mut self,
+        ctx: &Ctx,
+        frames: &[u64],
+        added: &[Claim],
+        path_of: impl Fn(Owner) -> Path,
+        out: &mut Vec<Violation>,
+    ) {
+        let mut at = 0;
+        let mut claimants = Vec::new();
+        for &n in frames {
+            claimants.clear();
+            while added.get(at).is_some_and(|c| c.frame >> 12 < n) {
+                at += 1;
+            }
+            while let Some(c) = added.get(at).filter(|c| c.frame >> 12 == n) {
+                claimants.push(*c);
+                at += 1;
+            }
+            if let Some(o) = self.owner_of(n) {
+                claimants.push(Claim {
+                    frame: n << 12,
+                    owner: o,
+                });
+                self.set(n, 0);
+            }
+            claimants.sort_by_key(|c| c.owner.order());
+            for &c in &claimants {
+                self.claim(ctx, c, || path_of(c.owner), out);
+            }
+        }
+        let (mut leaked, mut lost) = (Vec::new(), Vec::new());
+        for &n in frames.iter().filter(|&&n| n < ctx.bitmap.total) {
+            let reserved = boot_covers(ctx.hello, n) || ctx.expect.host_holds(n << 12);
+            let used = ctx.bitmap.used(n);
+            if used && self.owner[n as usize] == 0 && !reserved {
+                leaked.push(n << 12);
+            } else if !used && reserved {
+                lost.push(n << 12);
+            }
+        }
+        leak(leaked.len() as u64, leaked, lost.len() as u64, lost, out);
+    }
+
+    /// Invariant 3 over all frames: the used frames are exactly the owned
+    /// and reserved ones, word by word.
+    pub fn leaks(&self, ctx: &Ctx, out: &mut Vec<Violation>) {
+        let total = ctx.bitmap.total;
+        let mut reserved = boot_words(ctx.hello);
+        for f in ctx.expect.host_frames().filter(|&f| f < total) {
+            reserved[(f / 64) as usize] |= 1 << (f % 64);
+        }
+        let (mut leaked, mut lost) = (Vec::new(), Vec::new());
+        let (mut n_leaked, mut n_lost) = (0, 0);
+        for (w, &r) in reserved.iter().enumerate() {
+            let mask = frame_mask(w, total);
+            let used = ctx.bitmap.words[w] & mask;
+            let bad_used = used & !self.owned[w] & !r;
+            let bad_free = !used & r & mask;
+            n_leaked += u64::from(bad_used.count_ones());
+            n_lost += u64::from(bad_free.count_ones());
+            for (bits, list) in [(bad_used, &mut leaked), (bad_free, &mut lost)] {
+                let mut b = bits;
+                while b != 0 && list.len() < SAMPLE {
+                    list.push((w as u64 * 64 + u64::from(b.trailing_zeros())) << 12);
+                    b &= b - 1;
+                }
+            }
+        }
+        leak(n_leaked, leaked, n_lost, lost, out);
+    }
+}
+
+/// The leak violation, if any frame is leaked or lost.
+fn leak(leaked: u64, mut ls: Vec<u64>, lost: u64, mut lo: Vec<u64>, out: &mut Vec<Violation>) {
+    if leaked == 0 && lost == 0 {
+        return;
+    }
+    ls.truncate(SAMPLE);
+    lo.truncate(SAMPLE);
+    out.push(Violation::Leak {
+        leaked,
+        leaked_sample: ls,
+        lost,
+        lost_sample: lo,
+    });
+}

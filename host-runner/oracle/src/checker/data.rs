@@ -1,0 +1,100 @@
+//! Invariant 6 for present pages: each one holds the bytes the model
+//! expects (zeros where the host never wrote, a file's bytes for a clean
+//! file page).
+
+use std::borrow::Cow;
+
+use protocol::{Hello, PAGE_SIZE};
+
+use super::entry::PresentKind;
+use super::leaf::in_heap;
+use super::memory::GuestMemory;
+use super::violation::Violation;
+use super::walk::Translation;
+use crate::model::{Expected, ModelState};
+
+/// The bytes the present page at `virt` must hold: the model's, or for a
+/// clean page of a file without a spec, its image in guest memory.
+pub fn expected_page<'e>(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    expect: &Expected<'e>,
+    virt: u64,
+) -> Option<Cow<'e, [u8; 4096]>> {
+    static ZERO: [u8; 4096] = [0; 4096];
+    if let Some(b) = expect.bytes(virt) {
+        return Some(Cow::Borrowed(b));
+    }
+    let Some(ModelState::PresentMmap { file, page, .. }) = expect.state(virt) else {
+        return Some(Cow::Borrowed(&ZERO));
+    };
+    if let Some(b) = expect.expected_bytes(virt) {
+        return Some(b);
+    }
+    let info = hello.files.get(usize::from(file))?;
+    let mut buf = [0u8; 4096];
+    mem.read(info.image.start + page * PAGE_SIZE, &mut buf)
+        .ok()?;
+    Some(Cow::Owned(buf))
+}
+
+/// Checks the bytes of the present page `t` (skipped where its state is
+/// not the expected one: that is reported already).
+pub fn check_page(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    expect: &Expected,
+    t: &Translation,
+    buf: &mut [u8; PAGE_SIZE as usize],
+    out: &mut Vec<Violation>,
+) {
+    let kind_agrees = match expect.state(t.virt) {
+        Some(ModelState::PresentRam { .. }) => t.kind == PresentKind::Ram,
+        Some(ModelState::PresentMmap { private, .. }) => {
+            t.kind
+                == if private {
+                    PresentKind::MmapPrivate
+                } else {
+                    PresentKind::MmapClean
+                }
+        }
+        _ => false,
+    };
+    if !kind_agrees || in_heap(hello, t.virt) || t.frame >> 12 >= hello.total_frames {
+        return;
+    }
+    let Some(want) = expected_page(mem, hello, expect, t.virt) else {
+        return;
+    };
+    if let Err(error) = mem.read(t.frame, buf) {
+        let what = format!("the frame {:#x} of page {:#x}", t.frame, t.virt);
+        out.push(Violation::Unreadable { what, error });
+        return;
+    }
+    if *buf == *want {
+        return;
+    }
+    if let Some(offset) = buf.iter().zip(want.iter()).position(|(a, b)| a != b) {
+        out.push(Violation::DataMismatch {
+            path: t.path(),
+            frame: t.frame,
+            offset: offset as u64,
+            expected: want[offset],
+            got: buf[offset],
+        });
+    }
+}
+
+/// Checks the bytes of every page of `pages`.
+pub fn check_pages<'t>(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    expect: &Expected,
+    pages: impl Iterator<Item = &'t Translation>,
+    out: &mut Vec<Violation>,
+) {
+    let mut buf = [0u8; PAGE_SIZE as usize];
+    for t in pages {
+        check_page(mem, hello, expect, t, &mut buf, out);
+    }
+}

@@ -1,0 +1,226 @@
+//! Level-1 entries: each one's decoded state against the model's
+//! (invariants 4 and 5), the heap region's rules, and the expected pages
+//! no table covers.
+
+use protocol::Hello;
+
+use super::entry::{decode_leaf, Leaf, PresentKind};
+use super::violation::{Path, Step, Violation};
+use super::walk::{Table, Translation};
+use crate::model::{Expected, ModelState};
+
+/// Whether a decoded entry is the expected state.
+fn agrees(want: Option<ModelState>, got: Leaf) -> bool {
+    match (want, got) {
+        (None, Leaf::Unusable) | (Some(ModelState::AllocOnWrite), Leaf::AllocOnWrite) => true,
+        (
+            Some(ModelState::PresentRam { writable }),
+            Leaf::Present {
+                kind: PresentKind::Ram,
+                writable: w,
+                ..
+            },
+        ) => writable == w,
+        (Some(ModelState::OnSwap { slot }), Leaf::OnSwap { slot: s }) => slot == s,
+        (Some(ModelState::PresentMmap { private, .. }), Leaf::Present { kind, .. }) => {
+            kind == if private {
+                PresentKind::MmapPrivate
+            } else {
+                PresentKind::MmapClean
+            }
+        }
+        (
+            Some(ModelState::NotPresentMmap { file, page }),
+            Leaf::NotPresentMmap { file: f, page: p },
+        ) => (file, page) == (f, p),
+        _ => false,
+    }
+}
+
+/// Whether `virt` is in the heap region (an empty region holds nothing).
+pub(crate) fn in_heap(hello: &Hello, virt: u64) -> bool {
+    hello.heap.start != hello.heap.end && hello.heap.contains(virt)
+}
+
+/// Why a heap-region entry is wrong (formats.rs, "The heap region").
+fn heap_entry(hello: &Hello, virt: u64, got: Leaf) -> Option<&'static str> {
+    let inside = virt - hello.heap.start < hello.heap_max_bytes;
+    match got {
+        Leaf::Unusable if inside => Some("a heap page with a zero entry"),
+        Leaf::Unusable => None,
+        _ if !inside => Some("an entry past heap_max_bytes"),
+        Leaf::AllocOnWrite => None,
+        Leaf::Present {
+            kind: PresentKind::Ram,
+            writable: true,
+            ..
+        } => None,
+        Leaf::Present { .. } => Some("a present heap page not writable kernel RAM"),
+        _ => Some("a heap page neither allocate-on-write nor present RAM"),
+    }
+}
+
+pub(crate) fn describe(s: Option<ModelState>) -> String {
+    s.map_or("Unusable".into(), |s| format!("{s:?}"))
+}
+
+/// The first address of entry `i` of the level-1 table `t`.
+pub(crate) fn entry_virt(t: &Table, i: usize) -> u64 {
+    t.virt | (i as u64) << 12
+}
+
+/// The present page at entry `i` of the level-1 table `t`, if it is one.
+pub(crate) fn translation(t: &Table, i: usize) -> Option<Translation> {
+    let raw = t.entries[i];
+    let virt = entry_virt(t, i);
+    let Leaf::Present {
+        kind,
+        writable,
+        frame,
+    } = decode_leaf(raw, virt < 1 << 47)
+    else {
+        return None;
+    };
+    let step = Step {
+        table: t.frame,
+        index: i as u16,
+        raw,
+    };
+    Some(Translation {
+        virt,
+        frame,
+        writable,
+        kind,
+        steps: [t.steps[0], t.steps[1], t.steps[2], step],
+    })
+}
+
+/// Checks entry `i` of the level-1 table `t` against `want` (the model's
+/// state of its page); answers its translation when it is present.
+pub(crate) fn check_entry(
+    hello: &Hello,
+    expect: &Expected,
+    t: &Table,
+    i: usize,
+    want: Option<ModelState>,
+    out: &mut Vec<Violation>,
+) -> Option<Translation> {
+    let raw = t.entries[i];
+    let virt = entry_virt(t, i);
+    let got = decode_leaf(raw, virt < 1 << 47);
+    let path = || {
+        let mut steps = t.steps.clone();
+        steps.push(Step {
+            table: t.frame,
+            index: i as u16,
+            raw,
+        });
+        Path { virt, steps }
+    };
+    if let Leaf::Corrupt(why) = got {
+        out.push(Violation::BadEntry { path: path(), why });
+        return None;
+    }
+    let tr = translation(t, i);
+    if in_heap(hello, virt) {
+        if let Some(why) = heap_entry(hello, virt, got) {
+            out.push(Violation::HeapEntry { path: path(), why });
+        }
+    } else if !agrees(want, got) {
+        out.push(Violation::StateMismatch {
+            path: path(),
+            expected: describe(want),
+            got: format!("{got:?}"),
+        });
+    } else if let (Some(t), Some(f)) = (&tr, expect.known_frame(virt)) {
+        if f != t.frame {
+            out.push(Violation::StateMismatch {
+                path: path(),
+                expected: format!("frame {f:#x} (as Query reported)"),
+                got: format!("frame {:#x}", t.frame),
+            });
+        }
+    }
+    if let Some(t) = tr.as_ref().filter(|t| t.kind != PresentKind::Ram) {
+        let clean = t.kind == PresentKind::MmapClean;
+        if t.writable == clean {
+            out.push(Violation::StateMismatch {
+                path: t.path(),
+                expected: format!(
+                    "W={} for a {} file page",
+                    u8::from(!clean),
+                    if clean { "clean" } else { "private" }
+                ),
+                got: format!("W={}", u8::from(t.writable)),
+            });
+        }
+    }
+    tr
+}
+
+/// Checks every entry of the level-1 table `t`; pushes its translations.
+pub(crate) fn check_table(
+    hello: &Hello,
+    expect: &Expected,
+    t: &Table,
+    translations: &mut Vec<Translation>,
+    out: &mut Vec<Violation>,
+) {
+    let base = t.first_page();
+    let mut want = [None; 512];
+    for (s, e, st) in expect.runs_in(base, base + 512) {
+        for p in s..e {
+            want[(p - base) as usize] = Some(st.nth(p - s));
+        }
+    }
+    let heap = hello.heap;
+    for (i, &w) in want.iter().enumerate() {
+        let raw = t.entries[i];
+        if w.is_none() && (raw == 0 || raw == super::entry::W) {
+            // Nothing expected: a zero entry outside the heap region, or
+            // an allocate-on-write one inside it, below heap_max_bytes.
+            let virt = entry_virt(t, i);
+            let heap_ok = in_heap(hello, virt) && virt - heap.start < hello.heap_max_bytes;
+            if (raw == 0) != heap_ok {
+                continue;
+            }
+        }
+        translations.extend(check_entry(hello, expect, t, i, w, out));
+    }
+}
+
+/// The expected pages of `runs` (whole model runs, in order) that no
+/// table covers, one violation per run; `covered` holds the sorted
+/// `first page >> 9` of the non-empty level-1 tables.
+pub(crate) fn missing_tables(
+    runs: impl Iterator<Item = (u64, u64, ModelState)>,
+    covered: &[u64],
+    out: &mut Vec<Violation>,
+) {
+    for (s, e, st) in runs {
+        let (lo, hi) = (s >> 9, (e - 1) >> 9);
+        let from = covered.partition_point(|&r| r < lo);
+        let to = covered.partition_point(|&r| r <= hi);
+        let mut missing = e - s;
+        let mut first = None;
+        let mut at = s;
+        for &r in &covered[from..to] {
+            let (rs, re) = ((r << 9).max(s), ((r + 1) << 9).min(e));
+            if first.is_none() && rs > at {
+                first = Some(at);
+            }
+            missing -= re - rs;
+            at = re;
+        }
+        if first.is_none() && at < e {
+            first = Some(at);
+        }
+        if let Some(p) = first {
+            out.push(Violation::MissingTable {
+                virt: p << 12,
+                pages: missing,
+                expected: describe(Some(st.nth(p - s))),
+            });
+        }
+    }
+}

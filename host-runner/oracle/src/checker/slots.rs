@@ -1,0 +1,92 @@
+//! Invariant 6 for on-swap pages: each slot's data (raw, or an LZ4 block)
+//! decodes to the bytes the model expects of its page.
+
+use protocol::Hello;
+
+use super::memory::GuestMemory;
+use super::swap::{Header, Store, UNIT};
+use super::violation::{Path, Step, Violation};
+use crate::model::Expected;
+
+/// Checks the data of `slots` ((slot, length, page address)), reusing
+/// `buf` for the stored bytes.
+pub fn check_slots(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    store: &Store,
+    expect: &Expected,
+    slots: impl Iterator<Item = (u64, u64, u64)>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(h) = &store.header else {
+        return;
+    };
+    for s in slots {
+        out.extend(slot_data(mem, hello, h, expect, s));
+    }
+}
+
+/// The entries leading to `virt`'s level-1 entry, read from the root.
+fn path_of(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Path {
+    let mut steps = Vec::new();
+    let mut table = hello.page_table_root;
+    for level in (0..4).rev() {
+        let index = (virt >> (12 + 9 * level)) & 511;
+        let mut b = [0u8; 8];
+        if mem.read(table + index * 8, &mut b).is_err() {
+            break;
+        }
+        let raw = u64::from_le_bytes(b);
+        steps.push(Step {
+            table,
+            index: index as u16,
+            raw,
+        });
+        if raw & 1 == 0 {
+            break;
+        }
+        table = raw & 0x000f_ffff_ffff_f000;
+    }
+    Path { virt, steps }
+}
+
+/// Invariant 6 for one slot: its data decodes to the page's bytes.
+fn slot_data(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    h: &Header,
+    expect: &Expected,
+    (slot, len, virt): (u64, u64, u64),
+) -> Option<Violation> {
+    let mut stored = vec![0u8; len as usize];
+    let at = hello.swap.start + h.data + slot * UNIT;
+    if let Err(error) = mem.read(at, &mut stored) {
+        let what = format!("swap slot {slot} at {at:#x}");
+        return Some(Violation::Unreadable { what, error });
+    }
+    let page = if len == 4096 {
+        stored
+    } else {
+        let mut p = vec![0u8; 4096];
+        match lz4_flex::block::decompress_into(&stored, &mut p) {
+            Ok(4096) => p,
+            Ok(n) => {
+                let why = format!("slot {slot} of {virt:#x} decompresses to {n} bytes, not 4096");
+                return Some(Violation::SwapStore { why });
+            }
+            Err(e) => {
+                let why = format!("slot {slot} of {virt:#x} is no LZ4 block: {e}");
+                return Some(Violation::SwapStore { why });
+            }
+        }
+    };
+    let want = expect.expected_bytes(virt)?;
+    let offset = page.iter().zip(want.iter()).position(|(a, b)| a != b)?;
+    Some(Violation::SwapData {
+        path: path_of(mem, hello, virt),
+        slot,
+        offset: offset as u64,
+        expected: want[offset],
+        got: page[offset],
+    })
+}

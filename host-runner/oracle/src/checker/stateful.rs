@@ -1,0 +1,190 @@
+//! [`Checker`]: the memory checker of one booted guest. A full check
+//! verifies everything and records what it read (the page tables, the
+//! frame bitmap, the frame owners, the frame-info table, the swap store's
+//! bookkeeping); an incremental check re-verifies only what the model's
+//! changes and the differences from that record say may have changed
+//! (see [`super::incremental`]).
+
+use protocol::Hello;
+
+use super::bitmap::Bitmap;
+use super::claims::{Claim, Ctx, Owner, Owners};
+use super::memory::GuestMemory;
+use super::swap::{check_store, model_slots, read_store, Store};
+use super::walk::{walk, Entries, Tree, Walk};
+use super::{data, leaf, mmap, slots, CheckReport, Scope, Violation};
+use crate::model::{Changes, Expected, Model};
+
+/// What a clean check read, for the next incremental check to compare.
+#[derive(Debug)]
+pub(super) struct Record {
+    pub hello: Hello,
+    /// The model's changes taken when it was made: (epoch, seq).
+    pub since: (u64, u64),
+    pub tree: Tree,
+    pub bitmap: Vec<u64>,
+    pub info: Option<Vec<u8>>,
+    pub swap: Option<Store>,
+}
+
+/// The memory checker of one guest, with its record of the last check.
+/// Keep one per booted guest: [`Checker::check_model`] runs a full check
+/// when asked, and otherwise an incremental one when the record and the
+/// model's changes allow (else a full one).
+#[derive(Debug, Default)]
+pub struct Checker {
+    pub(super) record: Option<Record>,
+    pub(super) owners: Owners,
+    /// Spare table buffers.
+    pub(super) pool: Vec<Entries>,
+    /// Reused buffers: a chunk of memory read, the swap units owned.
+    pub(super) scratch: Vec<u8>,
+    pub(super) units: Vec<u64>,
+}
+
+impl Checker {
+    pub fn new() -> Checker {
+        Checker::default()
+    }
+
+    /// Whether the next incremental check can compare with a record.
+    pub fn has_record(&self) -> bool {
+        self.record.is_some()
+    }
+
+    /// Forgets the record: the next check is a full one.
+    pub fn forget(&mut self) {
+        if let Some(r) = self.record.take() {
+            r.tree.recycle(&mut self.pool);
+        }
+    }
+
+    /// Takes `model`'s changes and checks: in full when `full` says so or
+    /// when no usable record exists, else incrementally.
+    pub fn check_model(
+        &mut self,
+        mem: &dyn GuestMemory,
+        hello: &Hello,
+        model: &mut Model,
+        full: bool,
+    ) -> CheckReport {
+        let changes = model.take_changes();
+        let expect = model.view();
+        if full {
+            self.full(mem, hello, &expect, Some(&changes))
+        } else {
+            self.incremental(mem, hello, &expect, &changes)
+        }
+    }
+
+    /// Checks invariants 1–6 everywhere and, when clean, records what it
+    /// read. `since`: the model's changes taken just before (so that the
+    /// next incremental check can take the ones after them); without them
+    /// the next check is a full one too.
+    pub fn full(
+        &mut self,
+        mem: &dyn GuestMemory,
+        hello: &Hello,
+        expect: &Expected,
+        since: Option<&Changes>,
+    ) -> CheckReport {
+        let (spare_bitmap, spare_info, spare_swap) = match self.record.take() {
+            Some(r) => {
+                r.tree.recycle(&mut self.pool);
+                (
+                    r.bitmap,
+                    r.info.unwrap_or_default(),
+                    r.swap.unwrap_or_default(),
+                )
+            }
+            None => Default::default(),
+        };
+        let mut out = Vec::new();
+        let tree = walk(mem, hello, &mut self.pool, &mut out);
+        let mut translations = Vec::new();
+        for t in tree.leaf_tables() {
+            leaf::check_table(hello, expect, t, &mut translations, &mut out);
+        }
+        let covered: Vec<u64> = tree.leaf_tables().map(|t| t.first_page() >> 9).collect();
+        leaf::missing_tables(expect.runs(), &covered, &mut out);
+        let bitmap = Bitmap::read(mem, hello, spare_bitmap, &mut out);
+        if let Some(bitmap) = &bitmap {
+            self.owners.reset(hello.total_frames);
+            let ctx = Ctx {
+                hello,
+                expect,
+                bitmap,
+            };
+            for t in &tree.tables {
+                let owner = Owner::Table {
+                    level: t.level,
+                    virt: t.virt,
+                };
+                let c = Claim {
+                    frame: t.frame,
+                    owner,
+                };
+                self.owners.claim(&ctx, c, || t.path(), &mut out);
+            }
+            for t in &translations {
+                let owner = Owner::Page { virt: t.virt };
+                let c = Claim {
+                    frame: t.frame,
+                    owner,
+                };
+                self.owners.claim(&ctx, c, || t.path(), &mut out);
+            }
+            self.owners.leaks(&ctx, &mut out);
+        }
+        data::check_pages(mem, hello, expect, translations.iter(), &mut out);
+        let info = mmap::read_info(mem, hello, spare_info, &mut out);
+        if let Some(info) = &info {
+            mmap::check_all(expect, info, &translations, &mut out);
+        }
+        mmap::check_images(mem, hello, expect, &mut out);
+        mmap::check_reservations(hello, &mut out);
+        let swap = swap_store(mem, hello, spare_swap, &mut out);
+        if let Some(store) = &swap {
+            let found = check_store(store, &model_slots(expect), &mut self.units, &mut out);
+            slots::check_slots(mem, hello, store, expect, found.into_iter(), &mut out);
+        }
+        let walk = Walk {
+            translations,
+            tables: tree.table_refs(),
+        };
+        match bitmap.filter(|_| out.is_empty()) {
+            Some(bitmap) => {
+                self.record = Some(Record {
+                    hello: hello.clone(),
+                    since: since.map_or((0, 0), |c| (c.epoch(), c.seq())),
+                    tree,
+                    bitmap: bitmap.words,
+                    info,
+                    swap,
+                });
+            }
+            None => tree.recycle(&mut self.pool),
+        }
+        CheckReport {
+            violations: out,
+            walk,
+            scope: Scope::Full,
+        }
+    }
+}
+
+/// The swap store as read, its unusable layout reported.
+pub(super) fn swap_store(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    reuse: Store,
+    out: &mut Vec<Violation>,
+) -> Option<Store> {
+    match read_store(mem, hello, reuse) {
+        Ok(store) => store,
+        Err(why) => {
+            out.push(Violation::SwapStore { why });
+            None
+        }
+    }
+}

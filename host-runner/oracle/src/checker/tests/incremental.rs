@@ -1,0 +1,319 @@
+//! Incremental checks against full ones: random operations run through
+//! the model and a synthetic image kept in step with it; a clean image
+//! passes incremental checks, and a broken one (at a page, frame, slot or
+//! record the changes or the record's differences cover) gets the same
+//! violations from an incremental check as from a full one.
+
+use proptest::prelude::*;
+use protocol::{AreaType, Privilege, Request};
+
+use super::super::{CheckReport, Checker, Scope};
+use crate::bench::Scenario;
+use crate::model::{Changes, ModelState};
+
+/// The pages the operations use: 600 pages across a table boundary.
+const BASE: u64 = 0x1f_f000 - 100 * 4096;
+const U: Privilege = Privilege::User;
+
+fn addr(p: u64) -> u64 {
+    BASE + (p % 600) * 4096
+}
+
+fn op() -> impl Strategy<Value = Option<Request>> {
+    let p = 0u64..600;
+    let n = 1u64..12;
+    prop_oneof![
+        4 => (p.clone(), n.clone(), any::<bool>()).prop_map(|(p, n, w)| Some(Request::Map {
+            addr: addr(p), pages: n, writable: w, contiguous: false, privilege: U
+        })),
+        2 => (p.clone(), n.clone()).prop_map(|(p, n)| Some(Request::Unmap {
+            addr: addr(p), pages: n, privilege: U
+        })),
+        2 => (p.clone(), n.clone(), any::<bool>()).prop_map(|(p, n, u)| Some(Request::Convert {
+            addr: addr(p), pages: n,
+            to: if u { AreaType::UsableRam } else { AreaType::Unusable }, privilege: U
+        })),
+        4 => (p.clone(), 0u64..4096, 1u64..9000, any::<u64>()).prop_map(|(p, o, len, seed)| {
+            Some(Request::Write { addr: addr(p) + o, len, seed, privilege: U })
+        }),
+        2 => (p.clone(), 1u64..9000).prop_map(|(p, len)| Some(Request::Read {
+            addr: addr(p), len, privilege: U
+        })),
+        2 => (p.clone(), 1u64..4, 0u64..4).prop_map(|(p, n, fp)| Some(Request::MapFile {
+            addr: addr(p), pages: n, file: 0, file_page: fp.min(4 - n), privilege: U
+        })),
+        4 => (p.clone(), 1u64..6).prop_map(|(p, n)| Some(Request::Evict {
+            addr: addr(p), pages: n, privilege: U
+        })),
+        1 => (p, 1u64..6).prop_map(|(p, n)| Some(Request::Query {
+            addr: addr(p), pages: n, privilege: U
+        })),
+        1 => (1u64..4).prop_map(|count| Some(Request::AllocFrames {
+            count, contiguous: false, privilege: Privilege::Kernel
+        })),
+        2 => Just(None),
+    ]
+}
+
+/// A `FreeFrames` of the first frame the host holds, if any.
+fn free_host(s: &Scenario) -> Option<Request> {
+    let f = s.model.view().host_frames().next()?;
+    Some(Request::FreeFrames {
+        frame: f << 12,
+        count: 1,
+        privilege: Privilege::Kernel,
+    })
+}
+
+/// Every violation's text, sorted.
+fn texts(r: &CheckReport) -> Vec<String> {
+    let mut v: Vec<String> = r.violations.iter().map(|v| v.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// A fresh full check of `s`.
+fn full(s: &Scenario) -> CheckReport {
+    Checker::new().full(&s.img.mem, &s.img.hello, &s.model.view(), None)
+}
+
+/// Runs `ops` (`None`: an incremental check, which must pass); answers
+/// the checker, its record made.
+fn run(s: &mut Scenario, ops: &[Option<Request>]) -> Result<Checker, TestCaseError> {
+    let mut checker = Checker::new();
+    let changes = s.take_changes();
+    let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
+    prop_assert!(r.is_clean(), "{}", r);
+    for (i, op) in ops.iter().enumerate() {
+        let req = match op {
+            Some(r) => Some(r.clone()),
+            None if i % 3 == 0 => free_host(s),
+            None => None,
+        };
+        match req {
+            Some(req) => s.apply(req),
+            None => {
+                let changes = s.take_changes();
+                let r = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
+                prop_assert!(r.is_clean(), "after op {i}: {r}\nfull: {}", full(s));
+                prop_assert!(matches!(r.scope, Scope::Incremental { .. }), "{r}");
+            }
+        }
+    }
+    Ok(checker)
+}
+
+/// Pages of `changes` with a level-1 entry: (address, entry address).
+fn changed_entries(s: &Scenario, changes: &Changes) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for &(a, b) in changes.pages() {
+        for vpn in a..b.min(a + 64) {
+            if let Some(at) = s.img.leaf_addr(vpn << 12) {
+                out.push((vpn << 12, at));
+            }
+        }
+    }
+    out
+}
+
+/// The entry addresses of every present page outside the heap.
+fn full_present(s: &Scenario) -> Vec<u64> {
+    let f = full(s);
+    let user = f.walk.translations.iter().filter(|t| t.virt < 1 << 47);
+    user.filter_map(|t| s.img.leaf_addr(t.virt)).collect()
+}
+
+fn pick<T: Copy>(v: &[T], sel: u64) -> Option<T> {
+    (!v.is_empty()).then(|| v[(sel % v.len() as u64) as usize])
+}
+
+/// Breaks the image in one of several ways at something `changes` or the
+/// record's differences cover; `false` when there was nothing to break.
+fn mutate(s: &mut Scenario, changes: &Changes, kind: u8, sel: u64) -> bool {
+    let entries = changed_entries(s, changes);
+    let present: Vec<(u64, u64)> = entries
+        .iter()
+        .copied()
+        .filter(|&(_, at)| s.img.read_u64(at) & 1 == 1)
+        .collect();
+    let img = &mut s.img;
+    let swap = img.hello.swap.start;
+    let parts = img.swap_parts();
+    match kind {
+        // A byte of a changed present page.
+        0 => pick(&present, sel).is_some_and(|(_, at)| {
+            let f = img.read_u64(at) & 0x000f_ffff_ffff_f000;
+            img.mem.bytes[(f + sel % 4096) as usize] ^= 0x5a;
+            true
+        }),
+        // A changed present page's frame marked free.
+        1 => pick(&present, sel).is_some_and(|(_, at)| {
+            img.set_used(img.read_u64(at) >> 12 & 0xff_ffff_ffff, false);
+            true
+        }),
+        // A free frame marked used (a leak).
+        2 => {
+            let total = img.hello.total_frames;
+            let free: Vec<u64> = (0..total).filter(|&f| !img.used(f)).collect();
+            pick(&free, sel).is_some_and(|f| {
+                img.set_used(f, true);
+                true
+            })
+        }
+        // A changed entry with a reserved bit, or another state.
+        3 | 4 => pick(&entries, sel).is_some_and(|(_, at)| {
+            let e = img.read_u64(at);
+            let bad = match (kind, e & 1) {
+                (3, 1) => e | 1 << 8,
+                (3, _) => e | 1 << 5 | 1 << 1,
+                (_, 1) => e ^ 1 << 1,
+                _ => e ^ 1 << 12,
+            };
+            img.write_u64(at, bad);
+            true
+        }),
+        // A changed present page on another page's frame.
+        5 => {
+            let (Some((_, a)), Some((_, b))) = (pick(&present, sel), pick(&present, sel / 7 + 1))
+            else {
+                return false;
+            };
+            let (ea, eb) = (img.read_u64(a), img.read_u64(b));
+            let other = eb & 0x000f_ffff_ffff_f000;
+            img.write_u64(a, (ea & !0x000f_ffff_ffff_f000) | other);
+            ea != (ea & !0x000f_ffff_ffff_f000) | other
+        }
+        // A stray frame-info record, or a changed file page's record.
+        6 => {
+            let n = sel % img.hello.total_frames;
+            let at = img.hello.frame_info.start + n * 8;
+            let r = img.read_u64(at);
+            img.write_u64(at, r ^ (1 << 63 | 1 << 40 | 3));
+            true
+        }
+        // Swap: a pending bit, a stray length, a used unit, slot data.
+        7 => {
+            let unit = sel % parts.units;
+            match sel % 4 {
+                0 => img.mem.bytes[(swap + parts.pending + unit / 8) as usize] |= 1 << (unit % 8),
+                1 => img.mem.bytes[(swap + parts.lengths + unit * 2) as usize] ^= 0x40,
+                2 => img.mem.bytes[(swap + parts.used + unit / 8) as usize] ^= 1 << (unit % 8),
+                _ => {
+                    let slots: Vec<u64> = changes
+                        .pages()
+                        .iter()
+                        .flat_map(|&(a, b)| a..b.min(a + 64))
+                        .filter_map(|vpn| match s.model.view().state_of(vpn) {
+                            Some(ModelState::OnSwap { slot }) => Some(slot),
+                            _ => None,
+                        })
+                        .collect();
+                    let Some(slot) = pick(&slots, sel) else {
+                        return false;
+                    };
+                    let img = &mut s.img;
+                    img.mem.bytes[(swap + parts.data + slot * 128 + sel % 4096) as usize] ^= 0x81;
+                }
+            }
+            true
+        }
+        // Any present page made read-only or writable: the table's
+        // difference from the record covers it, changed page or not.
+        9 => {
+            let all = full_present(s);
+            let img = &mut s.img;
+            pick(&all, sel).is_some_and(|at| {
+                let e = img.read_u64(at);
+                img.write_u64(at, e ^ 1 << 1);
+                true
+            })
+        }
+        // Any level-1 entry of a page the changes do not name, rewritten
+        // as a guest's stray write would: a zero entry made
+        // allocate-on-write, a present one moved to a free frame, a
+        // not-present one given another slot or file page. The model
+        // expected none of them to change; the record's copy of the
+        // table shows that they did.
+        10 => {
+            let f = full(s);
+            let leaves: Vec<(u64, u64)> = f
+                .walk
+                .tables
+                .iter()
+                .filter(|t| t.level == 1)
+                .flat_map(|t| (0..512u64).map(move |k| (t.path.virt + k * 4096, t.frame + k * 8)))
+                .filter(|&(virt, _)| !changes.has_page(virt >> 12))
+                .collect();
+            let img = &mut s.img;
+            let total = img.hello.total_frames;
+            let free = (0..total).rev().find(|&f| !img.used(f));
+            pick(&leaves, sel).is_some_and(|(_, at)| {
+                let e = img.read_u64(at);
+                let bad = match e {
+                    0 => 1 << 1,
+                    e if e & 1 == 1 => match free {
+                        Some(f) => (e & !0x000f_ffff_ffff_f000) | f << 12,
+                        None => return false,
+                    },
+                    e => e ^ 1 << 12,
+                };
+                img.write_u64(at, bad);
+                true
+            })
+        }
+        // A level-2 entry gone: its table and everything under it.
+        _ => {
+            let Some((virt, _)) = pick(&entries, sel) else {
+                return false;
+            };
+            let addr = |e: u64| e & 0x000f_ffff_ffff_f000;
+            let pml4e = img.read_u64(img.hello.page_table_root + ((virt >> 39) & 511) * 8);
+            let pdpte = img.read_u64(addr(pml4e) + ((virt >> 30) & 511) * 8);
+            img.write_u64(addr(pdpte) + ((virt >> 21) & 511) * 8, 0);
+            true
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn incremental_checks_of_a_clean_image_pass(ops in prop::collection::vec(op(), 1..60)) {
+        let mut s = Scenario::empty(16, 4);
+        let mut checker = run(&mut s, &ops)?;
+        let changes = s.take_changes();
+        let r = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
+        prop_assert!(r.is_clean(), "{r}");
+        // Nothing changed: nothing to verify again.
+        let changes = s.take_changes();
+        let r = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
+        prop_assert!(r.is_clean(), "{r}");
+        prop_assert!(matches!(r.scope, Scope::Incremental { pages: 0, .. }), "{r:?}");
+        let f = full(&s);
+        prop_assert!(f.is_clean(), "{f}");
+    }
+
+    #[test]
+    fn incremental_checks_find_what_full_checks_find(
+        ops in prop::collection::vec(op(), 1..50),
+        last in prop::collection::vec(op(), 1..8),
+        kind in 0u8..12,
+        sel in any::<u64>(),
+    ) {
+        let mut s = Scenario::empty(16, 4);
+        let mut checker = run(&mut s, &ops)?;
+        for req in last.into_iter().flatten() {
+            s.apply(req);
+        }
+        let changes = s.take_changes();
+        if !mutate(&mut s, &changes, kind, sel) {
+            return Ok(());
+        }
+        let inc = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
+        let f = full(&s);
+        prop_assert!(matches!(inc.scope, Scope::Incremental { .. }), "{inc:?}");
+        prop_assert!(!f.is_clean(), "mutation {kind} broke nothing");
+        prop_assert_eq!(texts(&inc), texts(&f), "mutation {}", kind);
+    }
+}

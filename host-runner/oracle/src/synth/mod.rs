@@ -1,0 +1,298 @@
+//! Synthetic guest images for tests and benchmarks: a machine of any RAM
+//! size laid out like the guest's (page tables, frame bitmap, frame-info
+//! table, swap store, a file image, the heap region's entries), written
+//! from `protocol::formats` alone, and kept in step with a [`crate::Model`]
+//! by [`Image::realize`] — a small VMM of its own that stores each changed
+//! page's state, frame, bytes, swap slot and frame-info record the way the
+//! formats say, so that the checker finds the image clean.
+
+mod realize;
+
+use protocol::{FileInfo, Hello, PhysRange, VirtRange};
+
+use crate::checker::ImageMemory;
+use crate::model::FileSpec;
+
+/// Present, writable, user.
+const P: u64 = 1;
+const W: u64 = 1 << 1;
+const U: u64 = 1 << 2;
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// Allocate on write.
+pub(crate) const AOW: u64 = 1 << 1;
+/// The kernel space and the heap region (PML4 slots 385 and 384 less one).
+pub const KSPACE: u64 = 0xffff_c080_0000_0000;
+pub const HEAP: u64 = 0xffff_c000_0000_0000;
+pub const VALLOC: u64 = 0xffff_c0c0_0000_0000;
+/// The seed of the image's one file.
+pub const FILE_SEED: u64 = 0x5eed;
+
+/// A synthetic machine: its memory, its `Hello`, and a frame allocator.
+#[derive(Debug)]
+pub struct Image {
+    pub mem: ImageMemory,
+    pub hello: Hello,
+    /// The next frame number to look at for a free one.
+    next: u64,
+    /// The swap store's parts (offsets from its start) and units.
+    swap: SwapParts,
+}
+
+/// The swap store's parts: units, and offsets from its start.
+#[derive(Clone, Copy, Debug)]
+pub struct SwapParts {
+    pub units: u64,
+    pub used: u64,
+    pub pending: u64,
+    pub lengths: u64,
+    pub data: u64,
+}
+
+/// Whole pages holding `bytes` bytes.
+fn pages(bytes: u64) -> u64 {
+    bytes.div_ceil(4096)
+}
+
+impl Image {
+    /// A machine of `ram_mib` MiB with one file of `file_pages` pages: boot
+    /// structures at the bottom, the heap region's entries allocate on
+    /// write (RAM / 4 of them, as the guest has), nothing else mapped.
+    pub fn new(ram_mib: u64, file_pages: u64) -> Image {
+        let total = ram_mib << 8;
+        let bitmap = 0x2000;
+        let info = (2 + pages(total.div_ceil(8))) << 12;
+        let swap_at = info + (pages(total * 8) << 12);
+        let units = total * 4096 / 8 / 128;
+        let mut parts = SwapParts {
+            units,
+            used: 4096,
+            pending: 0,
+            lengths: 0,
+            data: 0,
+        };
+        parts.pending = parts.used + (pages(units.div_ceil(8)) << 12);
+        parts.lengths = parts.pending + (pages(units.div_ceil(8)) << 12);
+        parts.data = parts.lengths + (pages(units * 2) << 12);
+        let swap_end = swap_at + parts.data + units * 128;
+        let file_at = swap_end;
+        let boot_end = file_at + file_pages * 4096;
+        let heap_max = total / 4 * 4096;
+        let hello = Hello {
+            protocol_version: protocol::PROTOCOL_VERSION,
+            ram_bytes: total * 4096,
+            total_frames: total,
+            boot_free_frames: total - (boot_end >> 12),
+            page_table_root: 0x1000,
+            direct_map_offset: 0xffff_8000_0000_0000,
+            frame_bitmap: PhysRange {
+                start: bitmap,
+                end: bitmap + total.div_ceil(8),
+            },
+            boot_reserved: vec![PhysRange {
+                start: 0,
+                end: boot_end,
+            }],
+            kernel_image: PhysRange {
+                start: 0,
+                end: 0x1000,
+            },
+            user_space: VirtRange {
+                start: 0,
+                end: 0x0000_8000_0000_0000,
+            },
+            kernel_space: VirtRange {
+                start: HEAP,
+                end: 0xffff_ff80_0000_0000,
+            },
+            heap: VirtRange {
+                start: HEAP,
+                end: HEAP + (1 << 39) - (1 << 30),
+            },
+            valloc: VirtRange {
+                start: VALLOC,
+                end: VALLOC + (1 << 30),
+            },
+            reserved_pml4_slots: vec![256, 511],
+            files: vec![FileInfo {
+                pages: file_pages,
+                image: PhysRange {
+                    start: file_at,
+                    end: boot_end,
+                },
+            }],
+            swap: PhysRange {
+                start: swap_at,
+                end: swap_end,
+            },
+            frame_info: PhysRange {
+                start: info,
+                end: info + total * 8,
+            },
+            heap_max_bytes: heap_max,
+            ring: PhysRange { start: 0, end: 0 },
+            coverage: None,
+        };
+        let mut img = Image {
+            mem: ImageMemory {
+                base: 0,
+                bytes: vec![0; (total * 4096) as usize],
+            },
+            hello,
+            next: boot_end >> 12,
+            swap: parts,
+        };
+        for f in 0..boot_end >> 12 {
+            img.set_used(f, true);
+        }
+        let tail = (total.div_ceil(8) * 8).saturating_sub(total);
+        for f in total..total + tail {
+            img.set_used(f, true);
+        }
+        let mut header = Vec::with_capacity(48);
+        header.extend(b"VMMSWAP1");
+        header.extend(128u32.to_le_bytes());
+        header.extend((units as u32).to_le_bytes());
+        for off in [parts.used, parts.pending, parts.lengths, parts.data] {
+            header.extend(off.to_le_bytes());
+        }
+        img.write(swap_at, &header);
+        for p in 0..file_pages {
+            img.write(file_at + p * 4096, &crate::model::file_page(FILE_SEED, p));
+        }
+        for p in 0..heap_max >> 12 {
+            img.set_leaf(HEAP + (p << 12), AOW);
+        }
+        img.hello.boot_free_frames = total - img.used_frames();
+        img
+    }
+
+    /// The spec of the image's file, for [`crate::Model::with_files`].
+    pub fn file_specs(&self) -> Vec<FileSpec> {
+        self.hello
+            .files
+            .iter()
+            .map(|f| FileSpec {
+                pages: f.pages,
+                seed: FILE_SEED,
+            })
+            .collect()
+    }
+
+    /// The swap store's parts (offsets from `hello.swap.start`).
+    pub fn swap_parts(&self) -> SwapParts {
+        self.swap
+    }
+
+    fn used_frames(&self) -> u64 {
+        (0..self.hello.total_frames)
+            .filter(|&f| self.used(f))
+            .count() as u64
+    }
+
+    /// Whether frame number `f` is marked used.
+    pub fn used(&self, f: u64) -> bool {
+        let b = self.mem.bytes[(self.hello.frame_bitmap.start + f / 8) as usize];
+        b >> (f % 8) & 1 == 1
+    }
+
+    /// Marks frame number `f` used or free.
+    pub fn set_used(&mut self, f: u64, used: bool) {
+        let at = (self.hello.frame_bitmap.start + f / 8) as usize;
+        let bit = 1u8 << (f % 8);
+        if used {
+            self.mem.bytes[at] |= bit;
+        } else {
+            self.mem.bytes[at] &= !bit;
+        }
+    }
+
+    /// A free frame's address, marked used (panics when RAM is full).
+    pub fn alloc(&mut self) -> u64 {
+        let total = self.hello.total_frames;
+        for k in 0..total {
+            let f = (self.next + k) % total;
+            if !self.used(f) {
+                self.next = f + 1;
+                self.set_used(f, true);
+                return f << 12;
+            }
+        }
+        panic!("the synthetic machine is out of frames");
+    }
+
+    pub fn read_u64(&self, phys: u64) -> u64 {
+        let p = phys as usize;
+        u64::from_le_bytes(self.mem.bytes[p..p + 8].try_into().expect("8 bytes"))
+    }
+
+    pub fn write_u64(&mut self, phys: u64, v: u64) {
+        self.write(phys, &v.to_le_bytes());
+    }
+
+    pub fn write(&mut self, phys: u64, bytes: &[u8]) {
+        let p = phys as usize;
+        self.mem.bytes[p..p + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// The physical address of `virt`'s level-1 entry, if its tables exist.
+    pub fn leaf_addr(&self, virt: u64) -> Option<u64> {
+        let mut table = self.hello.page_table_root;
+        for level in (2..=4).rev() {
+            let e = self.read_u64(table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8);
+            if e & P == 0 {
+                return None;
+            }
+            table = e & ADDR;
+        }
+        Some(table + ((virt >> 12) & 511) * 8)
+    }
+
+    /// The level-1 entry of `virt` (0 where no table exists).
+    pub fn leaf(&self, virt: u64) -> u64 {
+        self.leaf_addr(virt).map_or(0, |a| self.read_u64(a))
+    }
+
+    /// Sets `virt`'s level-1 entry, making the tables above it.
+    pub fn set_leaf(&mut self, virt: u64, raw: u64) {
+        let user = if virt < 1 << 47 { U } else { 0 };
+        let mut table = self.hello.page_table_root;
+        for level in (2..=4).rev() {
+            let at = table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8;
+            let mut e = self.read_u64(at);
+            if e == 0 {
+                let t = self.alloc();
+                self.write(t, &[0; 4096]);
+                e = t | P | W | user;
+                self.write_u64(at, e);
+            }
+            table = e & ADDR;
+        }
+        self.write_u64(table + ((virt >> 12) & 511) * 8, raw);
+    }
+
+    /// Clears `virt`'s level-1 entry and frees the tables it leaves empty.
+    pub fn clear_leaf(&mut self, virt: u64) {
+        let mut path = vec![];
+        let mut table = self.hello.page_table_root;
+        for level in (1..=4).rev() {
+            let at = table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8;
+            path.push(at);
+            let e = self.read_u64(at);
+            if level == 1 || e & P == 0 {
+                break;
+            }
+            table = e & ADDR;
+        }
+        if path.len() < 4 {
+            return;
+        }
+        for (i, &at) in path.iter().enumerate().rev() {
+            self.write_u64(at, 0);
+            let table = at & !0xfff;
+            if i == 0 || (0..512).any(|k| self.read_u64(table + k * 8) != 0) {
+                break;
+            }
+            self.set_used(table >> 12, false);
+        }
+    }
+}
