@@ -30,10 +30,14 @@ use crate::error::{Error, Result};
 /// Where shared RAM goes when it fits.
 const SHM: &str = "/dev/shm";
 
-/// The file QEMU backs guest RAM with, until the host maps it.
+/// The file QEMU backs guest RAM with, until the host maps it. It never
+/// has a name (`O_TMPFILE`, or unlinked at once): QEMU opens it through
+/// this process's `/proc/<pid>/fd/<n>`, so a runner killed by any signal
+/// leaves nothing behind in `/dev/shm`.
 #[derive(Debug)]
 pub struct RamBacking {
-    file: tempfile::NamedTempFile,
+    file: std::fs::File,
+    path: std::path::PathBuf,
     size: u64,
 }
 
@@ -46,19 +50,17 @@ impl RamBacking {
         } else {
             fallback_dir
         };
-        let file = tempfile::Builder::new()
-            .prefix("vmmfuzz-ram-")
-            .tempfile_in(dir)
+        let file = tempfile::tempfile_in(dir)
             .map_err(|e| Error::io(format!("creating guest RAM in {}", dir.display()), e))?;
-        file.as_file()
-            .set_len(size)
+        file.set_len(size)
             .map_err(|e| Error::io("sizing the guest RAM file", e))?;
-        Ok(RamBacking { file, size })
+        let path = format!("/proc/{}/fd/{}", std::process::id(), file.as_raw_fd()).into();
+        Ok(RamBacking { file, path, size })
     }
 
-    /// The backing file.
+    /// Where QEMU opens the backing file: this process's descriptor of it.
     pub fn path(&self) -> &Path {
-        self.file.path()
+        &self.path
     }
 
     /// QEMU's arguments that back guest RAM with this file.
@@ -75,8 +77,8 @@ impl RamBacking {
         ]
     }
 
-    /// Maps the file and removes its name (QEMU, which opened it at start,
-    /// keeps its own mapping). The mapping is writable for the ring's sake
+    /// Maps the file and closes it (QEMU, which opened it at start, keeps
+    /// its own mapping). The mapping is writable for the ring's sake
     /// ([`crate::ring`]); everything else only reads it.
     pub fn map(self) -> Result<SharedRam> {
         let len = usize::try_from(self.size).expect("RAM size fits in usize");
@@ -89,7 +91,7 @@ impl RamBacking {
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                self.file.as_file().as_raw_fd(),
+                self.file.as_raw_fd(),
                 0,
             )
         };
@@ -100,7 +102,7 @@ impl RamBacking {
             ));
         }
         let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap does not return null");
-        // Dropping the NamedTempFile unlinks the name.
+        // The mapping keeps the memory; QEMU has its own.
         drop(self.file);
         Ok(SharedRam {
             map: Arc::new(Mapping { ptr, len }),
