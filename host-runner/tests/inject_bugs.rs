@@ -10,6 +10,11 @@
 //! - `inject-zero-need-oom` (`testcases/bug-zero-need-oom.jsonl`): a request
 //!   that needs no frame answers `OutOfMemory` once the kernel's heap dipped
 //!   into its reserve.
+//! - `inject-unmap-skip-flush` (`testcases/tlb-unmap-invalidates.jsonl`):
+//!   `unmap` changes its leaf entries without invalidating them; the
+//!   guest's stale-translation probe reads the page again and it does not
+//!   fault (invariant 8). A default campaign finds it too, and minimizes it
+//!   to the reproducer's two operations.
 //!
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
@@ -17,9 +22,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use host_runner::fuzz::FuzzArgs;
 use host_runner::guest_image::build_guest;
 use host_runner::{Accel, Error, QemuExit, RunnerOptions, Vm};
 use protocol::{Privilege, Request, Response};
+use trace::{FailureKind, OpKind};
 
 fn testcase(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,6 +92,79 @@ fn the_zero_need_reproducer_fails_on_its_injected_build_only() {
         "inject-zero-need-oom",
         "bug-zero-need-oom.jsonl",
         r#"(convert): expected "done", got {"error":"out_of_memory"}"#,
+    );
+}
+
+#[test]
+fn the_unmap_flush_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-unmap-skip-flush",
+        "tlb-unmap-invalidates.jsonl",
+        "invariant at op 1: invariant 8: stale TLB entry: page 0xfffffe8000000000",
+    );
+}
+
+/// The fuzzer finds a missing invalidation by itself at its default
+/// settings (only the seed and the number of sequences are fixed), and
+/// minimizes it to a map and an unmap that reproduce every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_campaign_finds_and_minimizes_a_missing_unmap_flush() {
+    let kernel = build_guest(&["inject-unmap-skip-flush"]).expect("the injected guest builds");
+    let mut config = host_runner::base_config(&RunnerOptions {
+        kernel: Some(kernel),
+        ..RunnerOptions::default()
+    })
+    .expect("QEMU");
+    config.accel = Accel::Tcg;
+    let out = tempfile::tempdir().unwrap();
+    let args = FuzzArgs {
+        seed: Some(1),
+        sequences: Some(8),
+        out: out.path().to_owned(),
+        max_failures: 1,
+        ..FuzzArgs::default()
+    };
+    let summary = host_runner::fuzz::run(&config, &args, "replay".into())
+        .await
+        .expect("the campaign runs");
+    eprint!("{summary}");
+    let found = summary
+        .failures
+        .first()
+        .expect("the missing flush is found");
+    assert_eq!(
+        found.failure.kind,
+        FailureKind::Invariant,
+        "{}",
+        found.failure
+    );
+    assert!(
+        found
+            .failure
+            .message
+            .contains("invariant 8: stale TLB entry"),
+        "{}",
+        found.failure
+    );
+    let min = match &found.minimized {
+        Some(Ok(m)) => m,
+        other => panic!("not minimized: {other:?}"),
+    };
+    let minimized = trace::parse_str(&std::fs::read_to_string(&min.path).unwrap()).unwrap();
+    let kinds: Vec<_> = minimized.entries.iter().map(|e| e.op.kind()).collect();
+    assert_eq!(
+        kinds,
+        [OpKind::Map, OpKind::Unmap],
+        "{}",
+        min.path.display()
+    );
+    assert_eq!(
+        minimized
+            .header
+            .reproduced
+            .map(|r| r.to_string())
+            .as_deref(),
+        Some("3/3")
     );
 }
 

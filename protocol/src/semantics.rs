@@ -211,11 +211,18 @@
 //!
 //! # Stale translations
 //! The CPU may cache the translation of any page a `Write` or `Read` touched
-//! (since boot or the last `Reset`) until the VMM invalidates it. After
-//! answering an `Unmap`, a `Convert`, an `Evict` or a `Reset`, and after any
-//! answer with reclaim events, the guest reads one byte of every such page
-//! the request (or its reclaims) left not present, without resolving the
-//! fault: each read must fault. One that does not shows a stale TLB entry,
+//! (since boot or the last `Reset`) until the VMM invalidates it. Before an
+//! `Unmap`, a `Convert`, an `Evict` or a `Reset` runs, the guest reads one
+//! byte of each such page of the request's range that is present (every
+//! touched page for `Reset`), and of the first and last page of the range
+//! when present, which join the touched pages: so the CPU holds their
+//! translations when the VMM changes their entries, however long ago they
+//! were touched (a TLB drops entries as it pleases). After answering such a
+//! request, and after any answer with reclaim events, the guest reads one
+//! byte of every touched page the request (or its reclaims) left not
+//! present, without resolving the fault: each read must fault. The reads
+//! before and after are bounded (at most 128 loads and 1,024 page walks
+//! each, the highest pages first) and change nothing but accessed bits. One that does not shows a stale TLB entry,
 //! and the answer becomes `Stale { addr, response }` with the lowest such
 //! page (a VMM bug the host reports as a broken invariant). The reads change
 //! nothing: a fault from them never reaches the VMM. The guest may read

@@ -45,6 +45,7 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
                     break;
                 }
                 let scope = Scope::of(&r);
+                stale::prime(m, scope);
                 let answer = match r {
                     Request::Batch(_) => Response::Error(Error::NestedBatch),
                     r => handle_one(m, r),
@@ -58,6 +59,7 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
         }
         r => {
             let scope = Scope::of(&r);
+            stale::prime(m, scope);
             let answer = handle_one(m, r);
             let answer = finish(m, answer);
             stale::check(m, scope, answer)

@@ -10,6 +10,12 @@
 //! `Reset`), from the highest down: a touch runs upwards, so the last pages
 //! it reached are the ones a TLB most likely still holds.
 //!
+//! Before such a request runs, the guest primes the TLB ([`prime`]): it
+//! loads one byte of each present page it will probe afterwards, so a
+//! translation the CPU dropped since the page was touched (QEMU's TLB holds
+//! 256 entries) is back when the VMM changes the entry; and the first and
+//! last page of the request's range join the set when present.
+//!
 //! The cost is one page walk per page looked at and one faulting load per
 //! page found not present, bounded per answer by [`EXAMINE_CAP`] walks and
 //! [`PROBE_CAP`] loads (a 64 MiB write then a `Reset` would otherwise cost
@@ -19,6 +25,7 @@
 use alloc::boxed::Box;
 use protocol::{Reclaim, Request, Response};
 
+use crate::layout::{KERNEL_SPACE_END, KERNEL_SPACE_START, USER_END, USER_START};
 use crate::machine::Machine;
 use crate::touched::{Touched, CAPACITY};
 use crate::validate::canonical;
@@ -88,6 +95,65 @@ fn probe_page<M: Machine>(m: &mut M, p: u64, b: &mut Budget) -> Option<(bool, Op
     Some((false, m.probe(addr).then_some(addr)))
 }
 
+/// A copy of the touched set's ranges (so that the set may change while
+/// they are walked), and how many there are.
+fn touched_runs<M: Machine>(m: &mut M) -> ([(u64, u64); CAPACITY], usize) {
+    let mut runs = [(0u64, 0u64); CAPACITY];
+    let t: &Touched = m.touched();
+    let n = t.runs().len();
+    runs[..n].copy_from_slice(t.runs());
+    (runs, n)
+}
+
+/// Whether page `p` (a page number of a canonical address) lies in space
+/// the VMM manages: only there does a page walk find the VMM's own tables.
+fn managed(p: u64) -> bool {
+    let addr = p.wrapping_shl(12);
+    (USER_START..USER_END).contains(&addr) || (KERNEL_SPACE_START..KERNEL_SPACE_END).contains(&addr)
+}
+
+/// Primes the TLB before the request of `scope` runs: loads one byte of
+/// each present page the probe will look at after it, so that a missing
+/// invalidation leaves a translation the probe can find however long ago
+/// the page was touched (the CPU may have dropped that translation since;
+/// QEMU's TLB holds 256 entries). The first and last page of a range join
+/// the touched set when present, so that a range never touched is probed
+/// too. Bounded as the probe is: [`EXAMINE_CAP`] walks and [`PROBE_CAP`]
+/// loads, the highest pages first, as the probe looks at them. The loads
+/// change nothing but accessed bits: a fault on them never reaches the
+/// VMM.
+pub(crate) fn prime<M: Machine>(m: &mut M, scope: Scope) {
+    let (lo, hi) = match scope {
+        Scope::Events => return,
+        Scope::Range(lo, hi) => (lo, hi),
+        Scope::All => (0, u64::MAX),
+    };
+    if let Scope::Range(lo, hi) = scope {
+        for p in [lo, hi.wrapping_sub(1)] {
+            if lo < hi && managed(p) && m.with_vmm(|v| v.translate(p << 12).is_some()) {
+                m.touched().add(p, p + 1);
+            }
+        }
+    }
+    let mut budget = Budget {
+        examine: EXAMINE_CAP,
+        probe: PROBE_CAP,
+    };
+    let (runs, n) = touched_runs(m);
+    for &(s, e) in runs[..n].iter().rev() {
+        for p in (s.max(lo)..e.min(hi)).rev() {
+            if budget.examine == 0 || budget.probe == 0 {
+                return;
+            }
+            budget.examine -= 1;
+            if m.with_vmm(|v| v.translate(p << 12).is_some()) {
+                budget.probe -= 1;
+                m.probe(p << 12);
+            }
+        }
+    }
+}
+
 /// Runs the probe of `scope` after `answer` was built; wraps the answer as
 /// `Stale` when a page read through a stale translation.
 pub(crate) fn check<M: Machine>(m: &mut M, scope: Scope, answer: Response) -> Response {
@@ -121,12 +187,7 @@ pub(crate) fn check<M: Machine>(m: &mut M, scope: Scope, answer: Response) -> Re
     if let Some((lo, hi)) = range {
         // A copy of the ranges, so that the set can shrink as pages are
         // found not present.
-        let mut runs = [(0u64, 0u64); CAPACITY];
-        let n = {
-            let t: &Touched = m.touched();
-            runs[..t.runs().len()].copy_from_slice(t.runs());
-            t.runs().len()
-        };
+        let (runs, n) = touched_runs(m);
         'runs: for &(s, e) in runs[..n].iter().rev() {
             let (s, e) = (s.max(lo), e.min(hi));
             // Consecutive pages found not present leave the set together.

@@ -97,3 +97,65 @@ fn probed_pages_leave_the_touched_set() {
         &[(p + 2, p + 4)]
     );
 }
+
+#[test]
+fn a_missing_flush_is_caught_when_the_cpu_dropped_the_translation_since_the_touch() {
+    for r in requests_that_unmap() {
+        let mut m = SimMachine::new(256);
+        map_and_touch(&mut m, 4);
+        // The CPU dropped every translation since (a TLB holds few).
+        m.vmm.mem().tlb.clear();
+        m.vmm.mem().ignore_flushes = true;
+        match req(&mut m, r.clone()) {
+            Response::Stale { addr, .. } => assert_eq!(addr, ADDR, "{r:?}"),
+            other => panic!("{r:?} with a missing flush answered {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_range_never_touched_is_probed_at_its_ends() {
+    for (pages, stale) in [(1, ADDR), (4, ADDR), (300, ADDR)] {
+        let mut m = SimMachine::new(1024);
+        let map = Request::Map {
+            addr: ADDR,
+            pages,
+            writable: true,
+            contiguous: false,
+            privilege: U,
+        };
+        assert_eq!(req(&mut m, map), Response::Done);
+        m.vmm.mem().ignore_flushes = true;
+        let unmap = Request::Unmap {
+            addr: ADDR,
+            pages,
+            privilege: U,
+        };
+        match req(&mut m, unmap) {
+            Response::Stale { addr, .. } => assert_eq!(addr, stale, "{pages} pages"),
+            other => panic!("{pages} pages: a missing flush answered {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn priming_loads_only_present_pages_of_the_range_and_changes_no_answer() {
+    let mut m = SimMachine::new(256);
+    map_and_touch(&mut m, 4);
+    m.vmm.mem().tlb.clear();
+    // Unmapping the upper half primes and probes only its pages: the lower
+    // half's translations are not loaded again.
+    let unmap = Request::Unmap {
+        addr: ADDR + 2 * 4096,
+        pages: 2,
+        privilege: U,
+    };
+    assert_eq!(req(&mut m, unmap), Response::Done);
+    assert!(m.vmm.mem().tlb.is_empty(), "{:?}", m.vmm.mem().tlb);
+    let read = Request::Read {
+        addr: ADDR,
+        len: 2 * 4096,
+        privilege: U,
+    };
+    assert!(matches!(req(&mut m, read), Response::Checksum { .. }));
+}
