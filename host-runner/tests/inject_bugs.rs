@@ -19,38 +19,14 @@
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use common::{replay_cli, testcase};
 use host_runner::fuzz::FuzzArgs;
 use host_runner::guest_image::build_guest;
 use host_runner::{Accel, Error, QemuExit, RunnerOptions, Vm};
 use protocol::{Privilege, Request, Response};
 use trace::{FailureKind, OpKind};
-
-fn testcase(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testcases")
-        .join(name)
-}
-
-/// `host-runner [--kernel K] replay PATH`, as a user runs it: whether it
-/// passed, and its output.
-fn replay_cli(kernel: Option<&Path>, path: &Path) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-runner"));
-    cmd.args(["--accel", "tcg"]);
-    if let Some(k) = kernel {
-        cmd.arg("--kernel").arg(k);
-    }
-    let out = cmd
-        .arg("replay")
-        .arg(path)
-        .output()
-        .expect("host-runner runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
 
 /// The line `replay` printed after `FAILED: `.
 fn failed_line(output: &str) -> Option<&str> {
@@ -65,16 +41,20 @@ fn fails_only_on(feature: &str, trace: &str, failure: &str) {
     let injected = build_guest(&[feature]).expect("the injected guest builds");
     let path = testcase(trace);
     for i in 0..2 {
-        let (passed, output) = replay_cli(Some(&injected), &path);
-        assert!(!passed, "replay {i} on {feature} passed:\n{output}");
+        let (code, output) = replay_cli(Some(&injected), &path);
+        assert_eq!(
+            code,
+            Some(1),
+            "replay {i} on {feature}: the VMM fails:\n{output}"
+        );
         let line = failed_line(&output).unwrap_or_else(|| panic!("no FAILED line:\n{output}"));
         assert!(
             line.contains(failure),
             "replay {i} on {feature} failed otherwise: {line}"
         );
     }
-    let (passed, output) = replay_cli(None, &path);
-    assert!(passed, "the normal guest fails {trace}:\n{output}");
+    let (code, output) = replay_cli(None, &path);
+    assert_eq!(code, Some(0), "the normal guest passes {trace}:\n{output}");
 }
 
 #[test]

@@ -6,10 +6,12 @@
 //! toolchain (the injected build is made here, into its own target
 //! directory).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::replay_cli;
 use host_runner::fuzz::{FreshState, FuzzArgs};
 use host_runner::guest_image::build_guest;
 use host_runner::{Accel, RunnerOptions, VmConfig};
@@ -40,27 +42,6 @@ fn args(out: PathBuf) -> FuzzArgs {
         minimize_duration: Duration::from_secs(300),
         ..FuzzArgs::default()
     }
-}
-
-/// `host-runner [--kernel K] replay PATH`, as a user runs it: its exit
-/// code, and its output.
-fn replay_cli(kernel: Option<&Path>, path: &Path) -> (Option<i32>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-runner"));
-    cmd.args(["--accel", "tcg"]);
-    if let Some(k) = kernel {
-        cmd.arg("--kernel").arg(k);
-    }
-    let out = cmd
-        .arg("replay")
-        .arg(path)
-        .output()
-        .expect("host-runner runs");
-    let text = format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
 }
 
 /// The last line `replay` printed on stdout (its output is stdout, then

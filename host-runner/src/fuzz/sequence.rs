@@ -5,7 +5,10 @@ use std::io;
 
 use protocol::{Request, Response};
 use trace::replay::Depth;
-use trace::{Cadence, Failure, GenConfig, Generator, Op, Target, Trace, TraceHeader, TraceWriter};
+use trace::{
+    Cadence, Failure, FailureKind, GenConfig, Generator, Op, Target, Trace, TraceHeader,
+    TraceWriter,
+};
 
 use super::coverage::Coverage;
 use super::plan::BatchRule;
@@ -87,13 +90,27 @@ impl SequenceRun {
 
     /// The trace to save for the failure: the operations up to and
     /// including the failing one (its batch cut there), the failure in the
-    /// header.
+    /// header. A failure of the whole batch (the guest hung, died or
+    /// panicked before answering it: its index is the batch's first
+    /// operation) keeps the whole batch, since any of its operations may be
+    /// the one that did it.
     pub fn failing_trace(&self) -> Option<Trace> {
         let failure = self.failure.clone()?;
-        let end = failure
-            .op_index
-            .map_or(self.ops.len(), |i| (i + 1).min(self.ops.len()));
         let mut t = self.trace();
+        let whole_batch = matches!(
+            failure.kind,
+            FailureKind::Hang | FailureKind::GuestDied | FailureKind::GuestPanic
+        );
+        let end = match failure.op_index {
+            None => self.ops.len(),
+            Some(i) if whole_batch => t
+                .batch_ranges()
+                .into_iter()
+                .find(|r| r.contains(&i))
+                .map_or(i + 1, |r| r.end),
+            Some(i) => i + 1,
+        }
+        .min(self.ops.len());
         t.remove_ops(end..t.len());
         t.header.failure = Some(failure);
         Some(t)

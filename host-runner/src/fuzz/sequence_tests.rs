@@ -15,6 +15,9 @@ struct Fake {
     batches: Vec<usize>,
     next_frame: u64,
     fail_at: Option<usize>,
+    /// The batch holding this operation gets no answer: a hang, named at
+    /// the batch's first operation as the judge names it.
+    hang_at: Option<usize>,
     fail_check: bool,
     checks: Vec<(Option<usize>, Depth)>,
 }
@@ -26,6 +29,15 @@ impl Target for Fake {
         assert_eq!(first, self.sent.len());
         self.batches.push(reqs.len());
         let mut out = BatchRun::default();
+        if let Some(h) = self
+            .hang_at
+            .filter(|h| (first..first + reqs.len()).contains(h))
+        {
+            self.sent.extend_from_slice(reqs);
+            let message = format!("request Batch of {} got no answer ({h})", reqs.len());
+            out.failure = Some(Failure::new(FailureKind::Hang, message, Some(first)));
+            return out;
+        }
         for r in reqs {
             let index = self.sent.len();
             self.sent.push(r.clone());
@@ -172,6 +184,32 @@ fn a_failure_keeps_the_prefix_and_the_log_has_everything_sent() {
     assert!(
         text.contains("# failed: divergence at op 37: bad"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_batch_that_hangs_is_saved_whole() {
+    let mut fake = Fake {
+        hang_at: Some(42),
+        ..Fake::default()
+    };
+    let run = block(run_sequence(&mut fake, &spec(11, 200), None)).unwrap();
+    let failure = run.failure.clone().expect("hung");
+    let first = failure.op_index.expect("the batch's first operation");
+    let sizes = &fake.batches;
+    let last = sizes.len() - 1;
+    let batch_end: usize = sizes.iter().sum();
+    assert_eq!(first, batch_end - sizes[last], "named at its first op");
+    assert!(
+        sizes[last] > 1 && first < 42,
+        "the hang is inside a batch: {sizes:?}"
+    );
+    let saved = run.failing_trace().unwrap();
+    assert_eq!(saved.len(), batch_end, "every operation of the batch kept");
+    assert_eq!(
+        saved.header.batches.last().copied(),
+        Some(sizes[last] as u32),
+        "the batch is not cut"
     );
 }
 
