@@ -87,7 +87,7 @@ fn finish<M: Machine>(m: &mut M, answer: Response) -> Response {
         events.extend_from_slice(&chunk[..n]);
         left -= n;
     }
-    m.with_vmm(|v| v.swap_end_request());
+    m.with_vmm(|v| v.end_request());
     if events.is_empty() {
         answer
     } else {

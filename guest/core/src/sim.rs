@@ -47,6 +47,9 @@ pub struct SimMemory {
     /// CPU whose `invlpg` does nothing, to test what catches a missing
     /// flush).
     pub ignore_flushes: bool,
+    /// Test support: page-table frames looked at so far (the cost of the
+    /// VMM's walks, which repeats where time does not).
+    pub table_reads: u64,
 }
 
 impl SimMemory {
@@ -57,6 +60,7 @@ impl SimMemory {
             flushed: Vec::new(),
             tlb: BTreeMap::new(),
             ignore_flushes: false,
+            table_reads: 0,
         }
     }
 
@@ -71,6 +75,7 @@ impl SimMemory {
 
 impl PhysMemory for SimMemory {
     fn table(&mut self, frame: PhysFrame) -> &mut PageTable {
+        self.table_reads += 1;
         let slot = self.slot(frame);
         let table = match core::mem::replace(slot, SimFrame::Zero) {
             SimFrame::Table(t) => t,

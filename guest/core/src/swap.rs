@@ -275,8 +275,9 @@ impl<M: PhysMemory> Vmm<M> {
         }
     }
 
-    /// Frees every pending slot (called once a request's answer is built).
-    pub fn swap_end_request(&mut self) {
+    /// Frees every pending slot (called once a request's answer is built,
+    /// by [`Vmm::end_request`]).
+    pub(crate) fn swap_end_request(&mut self) {
         let Some(s) = self.swap else { return };
         if s.pending == 0 {
             return;

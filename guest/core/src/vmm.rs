@@ -97,6 +97,12 @@ pub struct Vmm<M> {
     pub(crate) pin: Option<Span>,
     /// The clock's hand (a linear address).
     pub(crate) hand: u64,
+    /// The pin under which the clock last found no clean file page to
+    /// drop, in the request being answered (cleared when it ends): none
+    /// can appear outside the pin before then (a request loads file pages
+    /// only in its own range), so the pressure path skips that sweep of the
+    /// whole managed space until the request ends or the pin changes.
+    pub(crate) no_clean_file: Option<Option<Span>>,
 }
 
 /// The user space, as a span.
@@ -163,6 +169,7 @@ impl<M: PhysMemory> Vmm<M> {
             ring: Ring::default(),
             pin: None,
             hand: 0,
+            no_clean_file: None,
         };
         if let Some(m) = meta {
             let first = frame_number(m.base);
@@ -264,6 +271,13 @@ impl<M: PhysMemory> Vmm<M> {
     /// The heap's maximum size (0 if there is no heap).
     pub fn heap_max_bytes(&self) -> u64 {
         self.heap_max
+    }
+
+    /// Called once a request's answer is built: frees its pending swap
+    /// slots and forgets what its pressure path learnt.
+    pub fn end_request(&mut self) {
+        self.no_clean_file = None;
+        self.swap_end_request();
     }
 
     /// Sets the range of the request being answered (the clock skips it).
@@ -491,7 +505,7 @@ impl<M: PhysMemory> Vmm<M> {
         // boot: the pages it grew into would otherwise hold frames a fresh
         // boot hands to the host (one `Scavenged` event each).
         self.heap_scavenge();
-        self.swap_end_request();
+        self.end_request();
         self.frames.rewind();
         self.hand = 0;
         if let Some(h) = self.heap.as_mut() {

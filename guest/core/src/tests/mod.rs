@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod basics;
+mod clock_cost;
 mod kernel_reserve;
 mod model;
 mod oom;
