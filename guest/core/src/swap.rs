@@ -6,7 +6,7 @@
 //! 128-byte units; the slot number is the first unit's index. Free runs of
 //! units are found first fit from a rotating hint over the used-unit
 //! bitmap. A slot freed by a swap-in is only marked *pending* until the
-//! request's answer is built ([`Vmm::swap_end_request`]), so a slot number
+//! request's answer is built ([`Vmm::end_request`]), so a slot number
 //! is never reused within one answer (rule 2 of the reclaim events).
 
 use protocol::PhysRange;

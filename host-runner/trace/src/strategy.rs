@@ -23,6 +23,9 @@ pub const BOUNDARIES: [u64; 3] = [1 << 21, 1 << 30, 1 << 39];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Targets {
     pub ram_pages: u64,
+    /// The kernel heap's maximum size in bytes (a quarter of RAM until the
+    /// guest's `Hello` says).
+    pub heap_bytes: u64,
     /// Edges worth hitting besides the fixed ones (heap, valloc region).
     pub edges: Vec<u64>,
 }
@@ -31,6 +34,7 @@ impl Targets {
     pub fn new(ram_mib: u32) -> Self {
         Targets {
             ram_pages: u64::from(ram_mib) * 256,
+            heap_bytes: u64::from(ram_mib) * (1 << 20) / 4,
             edges: Vec::new(),
         }
     }
@@ -39,6 +43,7 @@ impl Targets {
         // Clamped: the counts drawn from it are multiplied by 2 and by the
         // page size, and a buggy guest may report anything.
         self.ram_pages = hello.total_frames.clamp(1, 1 << 36);
+        self.heap_bytes = hello.heap_max_bytes.clamp(PAGE_SIZE, 1 << 48);
         self.edges = [hello.heap, hello.valloc, hello.kernel_space]
             .iter()
             .flat_map(|r| [r.start, r.end])

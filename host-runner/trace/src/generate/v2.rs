@@ -98,16 +98,28 @@ impl Generator {
     }
 
     /// `kmalloc`: small and page-sized blocks, alignments from 1 to past
-    /// the largest allowed, sometimes zero bytes or more than the heap.
+    /// the largest allowed, sometimes zero bytes, sizes at the heap's
+    /// limits (all of it, half of it and a page more or less: the host's
+    /// blocks may only take the upper half) or more than the heap.
     pub(super) fn kmalloc(&mut self) -> Op {
-        let size = match self.rng.random_range(0..20) {
+        let heap = self.targets.heap_bytes;
+        let size = match self.rng.random_range(0..22) {
             0..10 => self.rng.random_range(1..=256),
             10..16 => self.rng.random_range(257..=3 * PAGE_SIZE),
             16..18 => PAGE_SIZE * self.rng.random_range(1..=64),
             18 => 0,
-            _ => *[u64::MAX, 1 << 40, self.targets.ram_pages * PAGE_SIZE]
+            19 => *[u64::MAX, 1 << 40, self.targets.ram_pages * PAGE_SIZE]
                 .choose(&mut self.rng)
                 .unwrap_or(&u64::MAX),
+            _ => *[
+                heap,
+                heap - PAGE_SIZE,
+                heap / 2,
+                heap / 2 + PAGE_SIZE,
+                heap / 2 - 16,
+            ]
+            .choose(&mut self.rng)
+            .unwrap_or(&heap),
         };
         let align = match self.rng.random_range(0..20) {
             0..16 => {
