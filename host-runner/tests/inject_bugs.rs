@@ -13,8 +13,10 @@
 //! - `inject-unmap-skip-flush` (`testcases/tlb-unmap-invalidates.jsonl`):
 //!   `unmap` changes its leaf entries without invalidating them; the
 //!   guest's stale-translation probe reads the page again and it does not
-//!   fault (invariant 8). A default campaign finds it too, and minimizes it
-//!   to the reproducer's two operations.
+//!   fault (invariant 8).
+//!
+//! A default campaign finds the first and the third by itself, and
+//! minimizes each to the operations of its reproducer.
 //!
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
@@ -84,12 +86,18 @@ fn the_unmap_flush_reproducer_fails_on_its_injected_build_only() {
     );
 }
 
-/// The fuzzer finds a missing invalidation by itself at its default
-/// settings (only the seed and the number of sequences are fixed), and
-/// minimizes it to a map and an unmap that reproduce every time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_default_campaign_finds_and_minimizes_a_missing_unmap_flush() {
-    let kernel = build_guest(&["inject-unmap-skip-flush"]).expect("the injected guest builds");
+/// A default campaign (only the seed and the number of sequences fixed)
+/// on the build with `feature` finds a failure of `kind` whose message
+/// holds `message`, and minimizes it to operations of `kinds` that
+/// reproduce every time.
+async fn a_default_campaign_finds(
+    feature: &str,
+    sequences: u64,
+    kind: FailureKind,
+    message: &str,
+    kinds: &[OpKind],
+) {
+    let kernel = build_guest(&[feature]).expect("the injected guest builds");
     let mut config = host_runner::base_config(&RunnerOptions {
         kernel: Some(kernel),
         ..RunnerOptions::default()
@@ -99,7 +107,7 @@ async fn a_default_campaign_finds_and_minimizes_a_missing_unmap_flush() {
     let out = tempfile::tempdir().unwrap();
     let args = FuzzArgs {
         seed: Some(1),
-        sequences: Some(8),
+        sequences: Some(sequences),
         out: out.path().to_owned(),
         max_failures: 1,
         ..FuzzArgs::default()
@@ -108,36 +116,16 @@ async fn a_default_campaign_finds_and_minimizes_a_missing_unmap_flush() {
         .await
         .expect("the campaign runs");
     eprint!("{summary}");
-    let found = summary
-        .failures
-        .first()
-        .expect("the missing flush is found");
-    assert_eq!(
-        found.failure.kind,
-        FailureKind::Invariant,
-        "{}",
-        found.failure
-    );
-    assert!(
-        found
-            .failure
-            .message
-            .contains("invariant 8: stale TLB entry"),
-        "{}",
-        found.failure
-    );
+    let found = summary.failures.first().expect("the bug is found");
+    assert_eq!(found.failure.kind, kind, "{}", found.failure);
+    assert!(found.failure.message.contains(message), "{}", found.failure);
     let min = match &found.minimized {
         Some(Ok(m)) => m,
         other => panic!("not minimized: {other:?}"),
     };
     let minimized = trace::parse_str(&std::fs::read_to_string(&min.path).unwrap()).unwrap();
-    let kinds: Vec<_> = minimized.entries.iter().map(|e| e.op.kind()).collect();
-    assert_eq!(
-        kinds,
-        [OpKind::Map, OpKind::Unmap],
-        "{}",
-        min.path.display()
-    );
+    let got: Vec<_> = minimized.entries.iter().map(|e| e.op.kind()).collect();
+    assert_eq!(got, kinds, "{}", min.path.display());
     assert_eq!(
         minimized
             .header
@@ -146,6 +134,32 @@ async fn a_default_campaign_finds_and_minimizes_a_missing_unmap_flush() {
             .as_deref(),
         Some("3/3")
     );
+}
+
+/// A missing invalidation in `unmap`: a map and an unmap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_campaign_finds_and_minimizes_a_missing_unmap_flush() {
+    a_default_campaign_finds(
+        "inject-unmap-skip-flush",
+        8,
+        FailureKind::Invariant,
+        "invariant 8: stale TLB entry",
+        &[OpKind::Map, OpKind::Unmap],
+    )
+    .await;
+}
+
+/// A host block allowed into the kernel's half of the heap: one `kmalloc`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_campaign_finds_and_minimizes_a_heap_starving_kmalloc() {
+    a_default_campaign_finds(
+        "inject-heap-starve",
+        4,
+        FailureKind::Divergence,
+        "expected Error(OutOfMemory), got Kmalloc",
+        &[OpKind::Kmalloc],
+    )
+    .await;
 }
 
 /// What the first bug did, without the model to stop it first: the whole
