@@ -423,3 +423,48 @@ fn absurd_answers_do_not_crash_the_generator() {
         });
     }
 }
+
+/// Told by `stats` how many frames are free, the generator drains the
+/// allocator to its last frame within a few dozen `alloc_frames` (each may
+/// take at most `MAX_ALLOC_FRAMES`), counting what each answer took.
+#[test]
+fn the_allocator_is_drained_to_its_last_frame() {
+    let only = Weights([0; 20])
+        .set(OpKind::AllocFrames, 4)
+        .set(OpKind::Stats, 1);
+    for seed in 0..5 {
+        let mut g = Generator::new(
+            seed,
+            GenConfig {
+                ops: 0,
+                weights: only,
+                ..GenConfig::default()
+            },
+        );
+        let mut free = 30_000u64;
+        let mut answer: Option<Response> = None;
+        let mut ops = 0;
+        while free > 0 {
+            ops += 1;
+            assert!(ops < 400, "seed {seed}: {free} frames still free");
+            let op = g.next_op(answer.as_ref());
+            answer = Some(match op {
+                Op::AllocFrames { count, .. }
+                    if (1..=protocol::MAX_ALLOC_FRAMES).contains(&count) && count <= free =>
+                {
+                    free -= count;
+                    Response::Frames(vec![FrameRun {
+                        start: 0x100_0000,
+                        count,
+                    }])
+                }
+                Op::AllocFrames { .. } => Response::Error(protocol::Error::OutOfMemory),
+                Op::Stats => Response::Stats(protocol::Stats {
+                    free_frames: free,
+                    ..protocol::Stats::default()
+                }),
+                _ => Response::Done,
+            });
+        }
+    }
+}

@@ -121,7 +121,9 @@ impl Generator {
         match (op, r) {
             (_, Response::Hello(h)) => self.targets.learn(h),
             (Op::AllocFrames { .. }, Response::Frames(runs)) => {
-                runs.iter().for_each(|&run| remember(&mut self.frames, run))
+                runs.iter().for_each(|&run| remember(&mut self.frames, run));
+                let taken = runs.iter().map(|r| r.count).fold(0, u64::saturating_add);
+                self.free_frames = self.free_frames.map(|f| f.saturating_sub(taken));
             }
             (Op::FreeFrames { frame, .. }, Response::Done) => {
                 self.frames.retain(|r| r.start != *frame)
@@ -319,7 +321,7 @@ impl Generator {
                 }
             }
             OpKind::AllocFrames => {
-                let aimed = self.rng.random_bool(0.1).then(|| self.aimed_count());
+                let aimed = self.rng.random_bool(0.25).then(|| self.aimed_count());
                 let count = strategy::pages(&mut self.rng, &self.targets);
                 let count = if let Some(Some(c)) = aimed {
                     c

@@ -3,7 +3,7 @@
 //! was mapped and touched; ask the frame allocator for exactly what it has
 //! left; touch across the edges of the range just changed.
 
-use protocol::{Privilege, PAGE_SIZE};
+use protocol::{Privilege, MAX_ALLOC_FRAMES, PAGE_SIZE};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
@@ -31,14 +31,18 @@ impl Generator {
     }
 
     /// A frame count near what the allocator has left, once a `stats`
-    /// answer said how much that is: all of it, one less, one more, half.
+    /// answer said how much that is (less what `alloc_frames` took since):
+    /// all of it, one less, one more, half; or the most one request may
+    /// take while more than that is left, so that a few requests in a row
+    /// drain the allocator to its last frame.
     pub(super) fn aimed_count(&mut self) -> Option<u64> {
         let free = self.free_frames?;
-        Some(match self.rng.random_range(0..4) {
+        Some(match self.rng.random_range(0..5) {
             0 => free,
             1 => free.saturating_sub(1).max(1),
             2 => free + 1,
-            _ => (free / 2).max(1),
+            3 => (free / 2).max(1),
+            _ => free.clamp(1, MAX_ALLOC_FRAMES),
         })
     }
 
