@@ -28,6 +28,7 @@ fn spec(seed: u64) -> SequenceSpec {
         batch: 32,
         check_every: 0,
         mutant: None,
+        deadline: None,
     }
 }
 

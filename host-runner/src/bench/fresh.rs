@@ -52,6 +52,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
             batch: defaults.batch,
             check_every: defaults.check_every,
             mutant: None,
+            deadline: None,
         };
         let seq = run_sequence(&mut vm, &spec, None)
             .await

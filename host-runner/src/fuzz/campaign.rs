@@ -150,6 +150,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             batch: s.args.batch,
             check_every: s.args.check_every,
             mutant,
+            deadline: s.deadline,
         };
         if spec.mutant.is_some() {
             s.mutants.fetch_add(1, Ordering::Relaxed);

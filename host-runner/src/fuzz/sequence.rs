@@ -53,6 +53,11 @@ pub struct SequenceSpec {
     pub check_every: usize,
     /// Operations to send instead of generating them: a corpus mutant.
     pub mutant: Option<super::corpus::Mutant>,
+    /// The campaign's end (`--duration`): a sequence still running then
+    /// stops after its batch in flight and gets its final check, so a deep
+    /// sequence never holds a campaign past its time. What it sent is a
+    /// prefix of the sequence its seed makes, and replays as one.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// A finished sequence: what was sent and how it ended.
@@ -195,6 +200,12 @@ pub async fn run_sequence<T: Target + Timed>(
         }
         last = result.answers.last().cloned();
         let end = run.ops.len();
+        if spec
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            break;
+        }
         if end < gen.ops && cadence.after_batch(requests.len()) {
             if let Err(f) = target.check(Some(end - 1), Depth::Incremental).await {
                 run.failure = Some(f);

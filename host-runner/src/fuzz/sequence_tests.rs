@@ -78,6 +78,7 @@ fn spec(seed: u64, ops: usize) -> SequenceSpec {
         batch: 16,
         check_every: 50,
         mutant: None,
+        deadline: None,
     }
 }
 
@@ -211,6 +212,22 @@ fn a_batch_that_hangs_is_saved_whole() {
         Some(sizes[last] as u32),
         "the batch is not cut"
     );
+}
+
+#[test]
+fn the_campaigns_end_stops_a_deep_sequence_with_its_final_check() {
+    let mut fake = Fake::default();
+    let ended = SequenceSpec {
+        deadline: Some(std::time::Instant::now()),
+        ..spec(4, 5000)
+    };
+    let run = block(run_sequence(&mut fake, &ended, None)).unwrap();
+    assert_eq!(run.batches(), 1, "stopped after the batch in flight");
+    assert!(run.failure.is_none());
+    assert_eq!(fake.checks.last().map(|c| c.1), Some(Depth::Full));
+    // A prefix of the sequence the seed makes without a deadline.
+    let whole = block(run_sequence(&mut Fake::default(), &spec(4, 5000), None)).unwrap();
+    assert_eq!(run.ops[..], whole.ops[..run.ops.len()]);
 }
 
 #[test]
