@@ -24,6 +24,7 @@ pub mod pattern;
 mod request;
 mod response;
 pub mod ring;
+pub mod scan;
 pub mod semantics;
 
 pub use hello::{CoverageInfo, FileInfo, Hello, PhysRange, VirtRange};
