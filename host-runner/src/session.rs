@@ -18,7 +18,7 @@ use crate::rpc::{label, RpcClient, RpcError};
 
 mod config;
 mod failure;
-pub use config::{private_dir, Transport, VmConfig};
+pub use config::{check_guest, private_dir, Transport, VmConfig, DEFAULT_RAM_MIB};
 use failure::{guest_error, report_error, unexpected};
 
 /// How long to wait for QEMU to end after the guest said it would.
@@ -41,6 +41,7 @@ pub struct Vm {
 impl Vm {
     /// Starts QEMU and waits for the guest's `Ready`.
     pub async fn boot(config: &VmConfig) -> Result<Vm> {
+        config.check()?;
         if !config.kernel.is_file() {
             return Err(Error::KernelMissing {
                 path: config.kernel.clone(),
