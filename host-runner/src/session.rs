@@ -360,6 +360,12 @@ impl Vm {
         Ok(bytes)
     }
 
+    /// Writes an ELF core of the guest to `path` (see
+    /// [`Qmp::dump_guest_memory`]).
+    pub async fn dump_guest_memory(&self, path: &Path) -> Result<()> {
+        self.qmp.dump_guest_memory(path).await
+    }
+
     /// A human-monitor command's output (`info registers`, `info tlb`, …).
     pub async fn hmp(&self, command_line: &str) -> Result<String> {
         self.qmp.hmp(command_line).await
