@@ -160,20 +160,39 @@ pub fn batch_elements(request: &Request) -> usize {
     }
 }
 
+/// Why a received frame was not decoded into a request; the guest sends
+/// [`Refusal::answer`] instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not one request: answered `BadFrame`.
+    Frame(FrameError),
+    /// More than [`MAX_BATCH`] requests in its batches: answered
+    /// `Error(TooLarge)`.
+    TooLarge,
+}
+
+impl Refusal {
+    /// The answer to the refused frame.
+    pub fn answer(self) -> Response {
+        match self {
+            Refusal::Frame(e) => Response::BadFrame(e),
+            Refusal::TooLarge => Response::Error(Error::TooLarge),
+        }
+    }
+}
+
 /// Unframes one received request frame (without its delimiter) and decodes
-/// it after the checks of the module's doc; `Err` is the answer to send
-/// instead: `BadFrame` for a frame that is not one request, or
-/// `Error(TooLarge)` for one with too many.
-pub fn decode_request(bytes: &mut [u8]) -> Result<Request, Response> {
-    let body = frame::unframe(bytes).map_err(Response::BadFrame)?;
+/// it after the checks of the module's doc.
+pub fn decode_request(bytes: &mut [u8]) -> Result<Request, Refusal> {
+    let body = frame::unframe(bytes).map_err(Refusal::Frame)?;
     match scan(body) {
-        Scan::TooMany => return Err(Response::Error(Error::TooLarge)),
-        Scan::TooDeep => return Err(Response::BadFrame(FrameError::Decode)),
+        Scan::TooMany => return Err(Refusal::TooLarge),
+        Scan::TooDeep => return Err(Refusal::Frame(FrameError::Decode)),
         Scan::Fits(_) | Scan::Unparsed => {}
     }
     match postcard::take_from_bytes::<Request>(body) {
         Ok((request, [])) => Ok(request),
-        Ok(_) | Err(_) => Err(Response::BadFrame(FrameError::Decode)),
+        Ok(_) | Err(_) => Err(Refusal::Frame(FrameError::Decode)),
     }
 }
 

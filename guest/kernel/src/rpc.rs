@@ -27,7 +27,7 @@ pub fn serve(kernel: &mut Kernel) -> ! {
             let response = match posted.frame {
                 Some(bytes) => match decode_request(bytes) {
                     Ok(request) => vmm_core::dispatch::handle(kernel, request),
-                    Err(refusal) => refusal,
+                    Err(refusal) => refusal.answer(),
                 },
                 None => Response::BadFrame(FrameError::Decode),
             };
@@ -40,7 +40,7 @@ pub fn serve(kernel: &mut Kernel) -> ! {
                 Incoming::TooLong => Response::BadFrame(frame::FrameError::TooLong),
                 Incoming::Frame(bytes) => match decode_request(bytes) {
                     Ok(request) => vmm_core::dispatch::handle(kernel, request),
-                    Err(refusal) => refusal,
+                    Err(refusal) => refusal.answer(),
                 },
             };
             serial::send(&GuestMessage::Reply(response));

@@ -162,10 +162,8 @@ fn a_batch_of_130000_one_byte_requests_is_refused_undecoded() {
     assert_eq!(scan(&body), Scan::TooMany);
     let mut frame = frame::encode_body(&body).unwrap();
     frame.pop();
-    assert_eq!(
-        decode_request(&mut frame),
-        Err(Response::Error(Error::TooLarge))
-    );
+    assert_eq!(decode_request(&mut frame), Err(Refusal::TooLarge));
+    assert_eq!(Refusal::TooLarge.answer(), Response::Error(Error::TooLarge));
     // Refused on the count alone, before any element is read.
     assert_eq!(scan(&stats_batch(MAX_BATCH + 1)[..4]), Scan::TooMany);
 }
@@ -205,6 +203,6 @@ fn trailing_bytes_after_a_request_are_refused() {
     frame.pop();
     assert_eq!(
         decode_request(&mut frame),
-        Err(Response::BadFrame(FrameError::Decode))
+        Err(Refusal::Frame(FrameError::Decode))
     );
 }
