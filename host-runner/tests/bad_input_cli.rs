@@ -144,3 +144,24 @@ fn files_that_do_not_fit_the_ram_and_a_ram_out_of_range_are_usage_errors() {
     }
     assert!(!qemu.started(), "no QEMU may start for a bad --ram");
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_named_by_every_command() {
+    let qemu = FakeQemu::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.jsonl");
+    let mut bytes = b"{\"format\":\"vmmfuzz-trace\",\"version\":4}\n".to_vec();
+    bytes.extend_from_slice(b"{\"op\":\"stats\"}\n# caf\xe9\n");
+    std::fs::write(&path, bytes).unwrap();
+    for args in [vec!["replay"], vec!["check", "--trace"], vec!["minimize"]] {
+        let out = runner(&qemu.bin()).args(&args).arg(&path).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("line 3: not UTF-8 text (the byte at column 6 is not)"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.matches("not UTF-8").count(), 1, "said once: {err}");
+    }
+    assert!(!qemu.started());
+}
