@@ -123,6 +123,11 @@ pub enum Error {
     #[error("memory check failed: {0}")]
     MemoryCheck(String),
 
+    /// A guest no run can boot: RAM or files out of range
+    /// (`trace::limits`). Refused before QEMU starts (a usage error).
+    #[error("{0}")]
+    Config(String),
+
     /// A trace file that cannot be opened or read (a usage error: the
     /// input is wrong, not the guest or the machine).
     #[error("trace {}: {source}", .path.display())]

@@ -136,10 +136,30 @@ fn class_of(e: &(dyn std::error::Error + 'static)) -> Option<ExitClass> {
     None
 }
 
+/// An error as the binary prints it: its message, then each cause in its
+/// chain that the text so far does not already say. (A `thiserror` message
+/// that shows its source, as `"{context}: {source}"`, and the source itself
+/// are not repeated, as `{:#}` would: `File exists (os error 17): File
+/// exists (os error 17)`.)
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
+}
+
 /// The class of a runner error: the guest's doing is the VMM failing.
 pub fn of_runner_error(e: &crate::Error) -> ExitClass {
     match e {
-        crate::Error::Trace { .. } => ExitClass::Usage,
+        crate::Error::Trace { .. } | crate::Error::Config(_) => ExitClass::Usage,
         e if is_environment_error(e) => ExitClass::Environment,
         _ => ExitClass::VmmFailed,
     }
@@ -171,6 +191,35 @@ mod tests {
         assert_eq!(
             ExitClass::Passed.worst(ExitClass::Environment),
             ExitClass::Environment
+        );
+    }
+
+    #[test]
+    fn an_error_and_its_causes_are_said_once() {
+        let io = || std::io::Error::from_raw_os_error(libc::EEXIST);
+        let e = anyhow::Error::new(FuzzError::Io {
+            path: "failures".into(),
+            source: io(),
+        });
+        assert_eq!(
+            format!("{e:#}"),
+            "writing failures: File exists (os error 17): File exists (os error 17)",
+            "what the binary printed before"
+        );
+        assert_eq!(
+            error_text(&e),
+            "writing failures: File exists (os error 17)"
+        );
+        // A context that does not repeat its cause keeps it.
+        let e = anyhow::Error::new(io()).context("smoke");
+        assert_eq!(error_text(&e), "smoke: File exists (os error 17)");
+        let trace = crate::Error::Trace {
+            path: "t.jsonl".into(),
+            source: trace::TraceError::Io(std::io::Error::from_raw_os_error(libc::EISDIR)),
+        };
+        assert_eq!(
+            error_text(&anyhow::Error::new(trace)),
+            "trace t.jsonl: reading the trace: Is a directory (os error 21)"
         );
     }
 

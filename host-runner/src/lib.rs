@@ -87,6 +87,7 @@ pub struct RunnerOptions {
 /// A [`VmConfig`] for the options, with QEMU and the kernel found but the
 /// accelerator not chosen yet (TCG until [`choose_accel`]).
 pub fn base_config(options: &RunnerOptions) -> Result<VmConfig> {
+    check_input(options, None)?;
     let qemu = qemu::find_qemu(options.qemu.as_deref())?;
     let kernel = guest_image::resolve(options.kernel.as_deref())?;
     let mut config = VmConfig::new(qemu, kernel, Accel::Tcg);
@@ -100,6 +101,22 @@ pub fn base_config(options: &RunnerOptions) -> Result<VmConfig> {
     // The ring lives in guest RAM the host maps.
     config.shared_ram |= options.transport == Transport::Ring;
     Ok(config)
+}
+
+/// Refuses, before anything starts, the guest these options (and the
+/// trace to run, whose `ram_mib` wins) describe when it could not boot:
+/// RAM or files out of range ([`session::check_guest`], exit 2).
+pub fn check_input(options: &RunnerOptions, trace: Option<&trace::Trace>) -> Result<()> {
+    let ram = trace
+        .and_then(|t| t.header.ram_mib)
+        .or(options.ram_mib)
+        .unwrap_or(session::DEFAULT_RAM_MIB);
+    let files = trace.map_or(&[][..], |t| &t.header.files[..]);
+    session::check_guest(ram, files).map_err(|e| match (trace, options.ram_mib) {
+        (Some(t), _) if t.header.ram_mib.is_some() => e,
+        (_, Some(_)) => Error::Config(format!("--ram {ram}: {e}")),
+        _ => e,
+    })
 }
 
 /// Resolves `--accel` (measuring if needed) into `config`, logging the

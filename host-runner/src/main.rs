@@ -175,6 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
         }
         Command::Replay(args) => {
             let trace = replay::read_trace(&args.trace)?;
+            host_runner::check_input(&options, Some(&trace))?;
             let config = host_runner::config(&options).await?;
             let opts = replay::ReplayOptions {
                 check_every: args.check_every,
@@ -200,6 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             no_tlb,
         } => {
             let trace = trace.map(|p| replay::read_trace(&p)).transpose()?;
+            host_runner::check_input(&options, trace.as_ref())?;
             let config = host_runner::config(&options).await?;
             let run = match check::run(&config, trace.as_ref(), memory, !no_tlb).await {
                 Ok(run) => run,
@@ -221,6 +223,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
         }
         Command::Bench(args) => host_runner::bench::cli::run(&options, &args).await?,
         Command::Fuzz { args, coverage_out } => {
+            let files = trace::Trace::new(trace::TraceHeader {
+                files: args.files.0.clone(),
+                ..Default::default()
+            });
+            host_runner::check_input(&options, Some(&files))?;
             let config = host_runner::config(&options).await?;
             let replay = host_runner::fuzz::replay_command(&options);
             let summary = host_runner::fuzz::run(&config, &args, replay).await?;
@@ -246,6 +253,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             check_every,
             reruns,
         } => {
+            let read = replay::read_trace(&trace)?;
+            host_runner::check_input(&options, Some(&read))?;
             let config = host_runner::config(&options).await?;
             let opts = host_runner::minimize::MinimizeOptions {
                 judge: host_runner::judge::JudgeOptions::default(),
@@ -256,7 +265,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             };
             let log =
                 |s: &trace::minimize::Step| eprintln!("{}", host_runner::minimize::step_line(s));
-            let report = host_runner::minimize::minimize_file(&config, &trace, &opts, log).await;
+            let report =
+                host_runner::minimize::minimize_trace(&config, read, &trace, &opts, log).await;
             let report = match report {
                 Err(e @ host_runner::minimize::MinimizeError::Passes { .. }) => {
                     println!("passed: {e}");
@@ -304,7 +314,7 @@ async fn main() -> ExitCode {
             Ok(class) => ExitCode::from(class.code()),
             Err(e) => {
                 let class = exit_code::classify(&e);
-                eprintln!("error ({class}): {e:#}");
+                eprintln!("error ({class}): {}", exit_code::error_text(&e));
                 ExitCode::from(class.code())
             }
         },

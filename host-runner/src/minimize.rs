@@ -118,13 +118,14 @@ pub async fn minimize_file(
     opts: &MinimizeOptions,
     log: impl FnMut(&Step) + Send + 'static,
 ) -> Result<MinimizeReport, MinimizeError> {
-    let text = tokio::fs::read_to_string(path)
+    // Bytes, not a string: a line that is not UTF-8 is named by the parser.
+    let bytes = tokio::fs::read(path)
         .await
         .map_err(|e| MinimizeError::Read {
             path: path.to_owned(),
             source: TraceError::Io(e),
         })?;
-    let trace = trace::parse_str(&text).map_err(|source| MinimizeError::Read {
+    let trace = trace::parse(&bytes[..]).map_err(|source| MinimizeError::Read {
         path: path.to_owned(),
         source,
     })?;

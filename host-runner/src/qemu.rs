@@ -29,28 +29,36 @@ const OUTPUT_CAP: usize = 64 * 1024;
 /// `qemu-system-x86_64` in `PATH`.
 pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
-        return if path.is_file() {
-            Ok(path.to_owned())
-        } else {
-            Err(Error::QemuNotFound {
-                searched: format!("--qemu {} does not exist", path.display()),
-            })
-        };
+        return usable(path, &format!("--qemu {}", path.display()));
     }
     if let Some(path) = std::env::var_os(QEMU_ENV) {
         let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::QemuNotFound {
-                searched: format!("{QEMU_ENV}={} does not exist", path.display()),
-            })
-        };
+        return usable(&path, &format!("{QEMU_ENV}={}", path.display()));
     }
     search_path(QEMU_BINARY, std::env::var_os("PATH").as_deref()).ok_or_else(|| {
         Error::QemuNotFound {
             searched: format!("no {QEMU_BINARY} in PATH"),
         }
+    })
+}
+
+/// `path` if it is an executable file; else what it is, said as `named`.
+fn usable(path: &Path, named: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let why = match path.metadata() {
+        Ok(m) if m.is_dir() => "is a directory, not the QEMU binary",
+        Ok(m) if !m.is_file() => "is not a regular file",
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => "is not executable",
+        Ok(_) => return Ok(path.to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(e) => {
+            return Err(Error::QemuNotFound {
+                searched: format!("{named}: {e}"),
+            })
+        }
+    };
+    Err(Error::QemuNotFound {
+        searched: format!("{named} {why}"),
     })
 }
 

@@ -129,6 +129,27 @@ impl Qmp {
             .map(drop)
     }
 
+    /// Writes an ELF core of the guest (all its memory, the CPUs' state)
+    /// to `path` (absolute; QEMU writes it), waiting until it is written.
+    /// The path travels as a QMP string, spaces and all.
+    pub async fn dump_guest_memory(&self, path: &Path) -> Result<()> {
+        let file = path.to_str().ok_or_else(|| Error::Qmp {
+            command: "dump-guest-memory",
+            message: format!("path {} is not UTF-8", path.display()),
+        })?;
+        let cmd = qmp::dump_guest_memory {
+            paging: false,
+            protocol: format!("file:{file}"),
+            detach: Some(false),
+            format: Some(qmp::DumpGuestMemoryFormat::elf),
+            begin: None,
+            length: None,
+        };
+        self.run::<qmp::dump_guest_memory>("dump-guest-memory", self.service.execute(cmd))
+            .await
+            .map(drop)
+    }
+
     /// Runs a human-monitor command (`info registers`, `info tlb`,
     /// `gva2gpa ADDR`, …) and returns its output.
     pub async fn hmp(&self, command_line: &str) -> Result<String> {

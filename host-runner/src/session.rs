@@ -18,7 +18,7 @@ use crate::rpc::{label, RpcClient, RpcError};
 
 mod config;
 mod failure;
-pub use config::{private_dir, Transport, VmConfig};
+pub use config::{check_guest, private_dir, Transport, VmConfig, DEFAULT_RAM_MIB};
 use failure::{guest_error, report_error, unexpected};
 
 /// How long to wait for QEMU to end after the guest said it would.
@@ -41,6 +41,7 @@ pub struct Vm {
 impl Vm {
     /// Starts QEMU and waits for the guest's `Ready`.
     pub async fn boot(config: &VmConfig) -> Result<Vm> {
+        config.check()?;
         if !config.kernel.is_file() {
             return Err(Error::KernelMissing {
                 path: config.kernel.clone(),
@@ -357,6 +358,12 @@ impl Vm {
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let _ = tokio::fs::remove_file(&path).await;
         Ok(bytes)
+    }
+
+    /// Writes an ELF core of the guest to `path` (see
+    /// [`Qmp::dump_guest_memory`]).
+    pub async fn dump_guest_memory(&self, path: &Path) -> Result<()> {
+        self.qmp.dump_guest_memory(path).await
     }
 
     /// A human-monitor command's output (`info registers`, `info tlb`, …).

@@ -80,3 +80,28 @@ fn a_killed_runner_leaves_the_in_flight_trace() {
         "{note:?}"
     );
 }
+
+#[test]
+fn one_sequence_is_reported_as_one_when_auto_runs_it_again() {
+    let out = tempfile::tempdir().unwrap();
+    let run = fuzz(
+        out.path(),
+        &[
+            "--seed",
+            "0x2b",
+            "--sequences",
+            "1",
+            "--ops",
+            "20",
+            "--fresh",
+            "auto",
+        ],
+    )
+    .output()
+    .expect("host-runner runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    // `auto` runs the first sequence again after a reset to decide.
+    assert!(stdout.contains("fresh state per sequence: "), "{stdout}");
+    assert!(stdout.contains(": 1 sequences, "), "{stdout}");
+}

@@ -135,7 +135,10 @@ fn failing_trace() -> tempfile::NamedTempFile {
 fn dump_writes_an_elf_core_at_the_failure() {
     let trace = failing_trace();
     let dir = tempfile::tempdir().unwrap();
-    let core = dir.path().join("guest.core");
+    // Spaces in the path: it travels as a QMP string, not an HMP line.
+    let sub = dir.path().join("a folder");
+    std::fs::create_dir(&sub).unwrap();
+    let core = sub.join("guest core.elf");
     let out = runner(&[
         "replay",
         "--dump",
@@ -148,6 +151,54 @@ fn dump_writes_an_elf_core_at_the_failure() {
     let bytes = std::fs::read(&core).expect("the core file");
     assert_eq!(&bytes[..4], b"\x7fELF");
     assert_eq!(u16::from_le_bytes([bytes[16], bytes[17]]), 4, "ET_CORE");
+    assert!(
+        stdout.contains(&format!(
+            "guest core written to {} ({} bytes",
+            core.display(),
+            bytes.len()
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn dump_says_why_no_core_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("never written.elf");
+    let passing = trace_file(&format!("{HEADER}\n{{\"op\":\"stats\"}}\n"));
+    let out = runner(&[
+        "replay",
+        "--dump",
+        core.to_str().unwrap(),
+        passing.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "no guest core written to {}: the trace passed",
+            core.display()
+        )),
+        "{stdout}"
+    );
+    assert!(!core.exists());
+    // The guest gone at the failure (a panic requested by the host).
+    let panics = trace_file(&format!(
+        "{HEADER}\n{{\"op\":\"panic\",\"as\":\"kernel\"}}\n"
+    ));
+    let out = runner(&[
+        "replay",
+        "--dump",
+        core.to_str().unwrap(),
+        panics.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("no guest core written to") && stdout.contains("the guest is gone"),
+        "{stdout}"
+    );
+    assert!(!core.exists());
 }
 
 /// `--gdb` leaves QEMU paused before the failing operation with a gdb stub

@@ -13,11 +13,14 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Largest frame body (postcard bytes plus the checksum) either side sends
-/// or accepts, before COBS encoding.
+/// The frame limit, stated once for both sides: the largest frame body
+/// (postcard bytes plus the checksum, before COBS encoding) either side
+/// sends or accepts. Every other size is derived from it.
 pub const MAX_FRAME: usize = 128 * 1024;
 
-/// Largest encoded frame, delimiter included.
+/// Largest encoded frame, delimiter included: [`MAX_FRAME`] bytes of body
+/// with no zero among them (COBS's worst case) and the delimiter. A
+/// receiver's buffer of this many bytes holds every legal frame.
 pub const MAX_ENCODED_FRAME: usize = cobs::max_encoding_length(MAX_FRAME) + 1;
 
 const CHECKSUM_LEN: usize = 4;
@@ -27,7 +30,9 @@ static CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 /// What can be wrong with a received frame, or with a message to send.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FrameError {
-    /// More than [`MAX_FRAME`] bytes arrived before a delimiter.
+    /// A frame whose body and checksum exceed [`MAX_FRAME`] bytes (more
+    /// than [`MAX_ENCODED_FRAME`]` - 1` bytes arrived before a delimiter,
+    /// or they decode to more than [`MAX_FRAME`]).
     TooLong,
     /// The bytes are not valid COBS.
     Cobs,
@@ -45,7 +50,12 @@ pub enum FrameError {
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameError::TooLong => write!(f, "frame longer than {MAX_FRAME} bytes"),
+            FrameError::TooLong => write!(
+                f,
+                "frame too long: over {MAX_FRAME} bytes of body and checksum \
+                 ({} encoded bytes before its delimiter)",
+                MAX_ENCODED_FRAME - 1
+            ),
             FrameError::Cobs => write!(f, "frame is not valid COBS"),
             FrameError::TooShort { len } => {
                 write!(f, "frame of {len} bytes is shorter than its checksum")
@@ -88,13 +98,21 @@ pub fn encode_into<'o, T: Serialize + ?Sized>(
 
 /// Encodes `message` as a frame (delimiter included).
 pub fn encode<T: Serialize + ?Sized>(message: &T) -> Result<alloc::vec::Vec<u8>, FrameError> {
-    let mut body = postcard::to_allocvec(message).map_err(|_| FrameError::Encode)?;
+    let body = postcard::to_allocvec(message).map_err(|_| FrameError::Encode)?;
+    encode_body(&body)
+}
+
+/// Frames a message body made by hand (postcard bytes, or anything a test
+/// sends): appends its checksum, COBS encodes, ends with the delimiter.
+/// Refuses a body whose checksummed length exceeds [`MAX_FRAME`].
+pub fn encode_body(body: &[u8]) -> Result<alloc::vec::Vec<u8>, FrameError> {
     if body.len() + CHECKSUM_LEN > MAX_FRAME {
         return Err(FrameError::Encode);
     }
-    let crc = CRC32C.checksum(&body);
-    body.extend_from_slice(&crc.to_le_bytes());
-    let mut out = cobs::encode_vec(&body);
+    let mut plain = alloc::vec::Vec::with_capacity(body.len() + CHECKSUM_LEN);
+    plain.extend_from_slice(body);
+    plain.extend_from_slice(&CRC32C.checksum(body).to_le_bytes());
+    let mut out = cobs::encode_vec(&plain);
     out.push(0);
     Ok(out)
 }
@@ -106,6 +124,11 @@ pub fn unframe(frame: &mut [u8]) -> Result<&[u8], FrameError> {
         return Err(FrameError::TooLong);
     }
     let len = cobs::decode_in_place(frame).map_err(|_| FrameError::Cobs)?;
+    // Zero bytes in the body shorten its encoding: a body over the limit
+    // can arrive in few enough encoded bytes.
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLong);
+    }
     if len < CHECKSUM_LEN {
         return Err(FrameError::TooShort { len: len as u32 });
     }

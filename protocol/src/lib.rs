@@ -24,6 +24,7 @@ pub mod pattern;
 mod request;
 mod response;
 pub mod ring;
+pub mod scan;
 pub mod semantics;
 
 pub use hello::{CoverageInfo, FileInfo, Hello, PhysRange, VirtRange};
@@ -83,6 +84,14 @@ pub const fn heap_reserve_frames(heap_max_bytes: u64) -> u64 {
 pub const fn host_heap_offset(heap_max_bytes: u64) -> u64 {
     heap_max_bytes / 2 / KMALLOC_GRANULE * KMALLOC_GRANULE
 }
+
+/// The smallest guest RAM, in MiB, the kernel's guarantees hold on (see
+/// `semantics`, **The kernel's reserve**: its heap's half and the reserve
+/// cover the most one request frame needs). Measured: the guest boots and
+/// answers from 4 MiB (3 MiB and less triple fault at boot), but below
+/// 8 MiB its heap cannot hold [`budget::KERNEL_REQUEST_MEMORY`]; the
+/// runner boots no smaller guest.
+pub const MIN_RAM_MIB: u32 = 8;
 
 /// Largest number of files the host may supply (file numbers are 8 bits).
 pub const MAX_FILES: usize = 255;

@@ -168,9 +168,13 @@
 //!   applies them after it, unlike other requests' events: see rule 2).
 //!   Afterwards `swap_slots_used == 0` and `free_frames + heap_pages ==
 //!   boot_free_frames` (the kernel's own heap blocks stay).
-//! - **Batch**: more than [`crate::MAX_BATCH`] requests → one
-//!   `Error(TooLarge)` for the whole batch; otherwise one answer each, in
-//!   order; a nested `Batch` answers `Error(NestedBatch)` in its place.
+//! - **Batch**: more than [`crate::MAX_BATCH`] requests, the elements of
+//!   nested batches counted too ([`crate::scan::batch_elements`]) → one
+//!   `Error(TooLarge)` for the whole batch, refused before it is decoded
+//!   ([`crate::scan`]); otherwise one answer each, in order; a nested
+//!   `Batch` answers `Error(NestedBatch)` in its place. A frame nesting
+//!   batches deeper than [`crate::scan::MAX_BATCH_DEPTH`], or with bytes
+//!   after its request, answers `BadFrame(Decode)`.
 //!   The answer must fit in one frame and in the kernel's reserve, so
 //!   before executing element `i` the guest adds the encoded size of the
 //!   answers to elements `0..i` ([`crate::budget::encoded_len`]) and

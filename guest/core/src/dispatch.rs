@@ -26,11 +26,13 @@ use crate::validate::canonical;
 /// Answers one request (a `Batch` answers one response per request, a
 /// nested `Batch` `Error(NestedBatch)` in its place).
 pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
+    // The guest's frames were scanned for this before decoding
+    // (`protocol::scan`); a request built in memory is held to it here.
+    if protocol::scan::batch_elements(&req) > MAX_BATCH {
+        return Response::Error(Error::TooLarge);
+    }
     match req {
         Request::Batch(reqs) => {
-            if reqs.len() > MAX_BATCH {
-                return Response::Error(Error::TooLarge);
-            }
             // No more answers fit the memory budget than these slots (each
             // holds at least a `Response`), the `BatchCut` included.
             let mut out = Vec::with_capacity(reqs.len().min(MAX_ANSWER_SLOTS));

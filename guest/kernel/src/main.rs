@@ -4,7 +4,7 @@
 //! (`gdt`, `interrupts`), the kernel's own mappings (`paging`, `image_map`),
 //! the early heap (`heap`), the serial line (`serial`), panics (`panic`,
 //! `exit`), memory touches with exception fixup (`touch`), and the request
-//! loop (`rpc`, `batch_depth`), and where the coverage counters are (`coverage`) that hands every request to the VMM core's
+//! loop (`rpc`), and where the coverage counters are (`coverage`) that hands every request to the VMM core's
 //! dispatcher through [`machine::Kernel`].
 #![no_std]
 #![no_main]
@@ -13,7 +13,6 @@
 
 extern crate alloc;
 
-mod batch_depth;
 mod boot;
 mod coverage;
 mod exit;

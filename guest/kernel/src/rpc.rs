@@ -5,29 +5,29 @@
 //! on the next 0). With nothing to do the CPU sleeps (`serial::wait`) until
 //! a byte arrives: a serial frame, or the ring's doorbell.
 //!
-//! Decoding is `protocol::frame::decode` with one step between unframing and
-//! postcard: frames that nest `Batch` too deep are refused (`batch_depth`).
+//! Decoding is `protocol::scan::decode_request`: a frame that nests
+//! `Batch` too deep, names more than `MAX_BATCH` requests or has bytes after
+//! its request is refused before anything is decoded.
 
 use protocol::frame::{self, FrameError};
-use protocol::{GuestMessage, Request, Response};
+use protocol::scan::decode_request;
+use protocol::{GuestMessage, Response};
 
-use crate::batch_depth::{self, Scan};
 use crate::machine::Kernel;
 use crate::ring::Ring;
 use crate::serial::{self, Incoming, Receiver};
 
 /// Serves requests for good.
 pub fn serve(kernel: &mut Kernel) -> ! {
-    batch_depth::self_check();
     let mut rx = Receiver::take();
     let mut ring = Ring::default();
     loop {
         if let Some(posted) = ring.take() {
             let seq = posted.seq;
             let response = match posted.frame {
-                Some(bytes) => match decode(bytes) {
+                Some(bytes) => match decode_request(bytes) {
                     Ok(request) => vmm_core::dispatch::handle(kernel, request),
-                    Err(err) => Response::BadFrame(err),
+                    Err(refusal) => refusal.answer(),
                 },
                 None => Response::BadFrame(FrameError::Decode),
             };
@@ -38,9 +38,9 @@ pub fn serve(kernel: &mut Kernel) -> ! {
         if let Some(incoming) = rx.poll() {
             let response = match incoming {
                 Incoming::TooLong => Response::BadFrame(frame::FrameError::TooLong),
-                Incoming::Frame(bytes) => match decode(bytes) {
+                Incoming::Frame(bytes) => match decode_request(bytes) {
                     Ok(request) => vmm_core::dispatch::handle(kernel, request),
-                    Err(err) => Response::BadFrame(err),
+                    Err(refusal) => refusal.answer(),
                 },
             };
             serial::send(&GuestMessage::Reply(response));
@@ -70,13 +70,4 @@ fn encode_answer(message: &GuestMessage<'_>, area: &mut [u8]) -> usize {
             frame::encode_into(&fallback, scratch, area).map_or(0, |b| b.len() - 1)
         }
     })
-}
-
-/// Unframes and decodes one request, refusing deep `Batch` nesting.
-fn decode(bytes: &mut [u8]) -> Result<Request, FrameError> {
-    let body = frame::unframe(bytes)?;
-    if batch_depth::scan(body) == Scan::TooDeep {
-        return Err(FrameError::Decode);
-    }
-    postcard::from_bytes(body).map_err(|_| FrameError::Decode)
 }

@@ -199,7 +199,7 @@ pub fn send_emergency(message: &GuestMessage<'_>) -> bool {
 
 /// Incoming frames, collected in a static buffer of one frame.
 pub struct Receiver {
-    acc: FrameAccumulator<&'static mut [u8; MAX_FRAME]>,
+    acc: FrameAccumulator<&'static mut [u8; MAX_ENCODED_FRAME]>,
 }
 
 impl core::fmt::Debug for Receiver {
@@ -212,7 +212,7 @@ impl core::fmt::Debug for Receiver {
 pub enum Incoming<'a> {
     /// A complete frame (still COBS-encoded, without its delimiter).
     Frame(&'a mut [u8]),
-    /// A frame longer than `MAX_FRAME` was dropped.
+    /// A frame longer than any legal one (`MAX_ENCODED_FRAME`) was dropped.
     TooLong,
 }
 
@@ -220,7 +220,8 @@ impl Receiver {
     /// The receiver. Call once: it takes the static input buffer.
     pub fn take() -> Receiver {
         static TAKEN: AtomicBool = AtomicBool::new(false);
-        static mut RX_BUF: [u8; MAX_FRAME] = [0; MAX_FRAME];
+        // Encoded bytes: every legal frame fits, COBS overhead included.
+        static mut RX_BUF: [u8; MAX_ENCODED_FRAME] = [0; MAX_ENCODED_FRAME];
         assert!(
             !TAKEN.swap(true, Ordering::AcqRel),
             "serial receiver taken twice"

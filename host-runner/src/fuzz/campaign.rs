@@ -129,7 +129,10 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
     // A sequence that hung, running again with twice the timeout.
     let mut hung: Option<Failure> = None;
     while !s.stopping() {
-        let Some(k) = retry.or(job.probe_due()).or_else(|| s.source.take()) else {
+        // A sequence run again (a retry, the fresh-state probe) is work
+        // done, but not another sequence.
+        let again = retry.or(job.probe_due());
+        let Some(k) = again.or_else(|| s.source.take()) else {
             break;
         };
         let seed = sequence_seed(s.seed, k);
@@ -173,7 +176,9 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         s.progress
             .batches
             .fetch_add(run.batches() as u64, Ordering::Relaxed);
-        s.progress.sequences.fetch_add(1, Ordering::Relaxed);
+        if again.is_none() {
+            s.progress.sequences.fetch_add(1, Ordering::Relaxed);
+        }
         s.progress
             .coverage
             .lock()

@@ -230,6 +230,17 @@ mod tests {
         std::fs::write(other.path().join("bad.jsonl"), "not a trace").unwrap();
         let c = Corpus::open(Some(dir.path()), &[other.path().into()], 128, &[]).unwrap();
         assert_eq!((c.loaded, c.skipped), (2, 2));
+        // A header out of range (the file that overflowed the blob's
+        // size) is skipped like any unreadable trace, never booted.
+        let text = trace(2).to_text().replacen(
+            "\"ram_mib\":128",
+            "\"ram_mib\":128,\"files\":[{\"pages\":\"0x4000000000000000\"}]",
+            1,
+        );
+        assert!(trace::parse_str(&text).is_err());
+        std::fs::write(other.path().join("huge-file.jsonl"), text).unwrap();
+        let c = Corpus::open(None, &[other.path().into()], 128, &[]).unwrap();
+        assert_eq!((c.loaded, c.skipped), (0, 3));
     }
 
     #[test]

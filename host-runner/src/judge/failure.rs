@@ -66,6 +66,7 @@ pub fn is_environment_error(err: &Error) -> bool {
         | Error::AccelUnavailable { .. }
         | Error::MemoryCheck(_)
         | Error::Trace { .. }
+        | Error::Config(_)
         | Error::Io { .. } => true,
     }
 }

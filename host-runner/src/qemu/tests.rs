@@ -110,3 +110,27 @@ fn shell_quoting() {
         r"-a 'b c' 'it'\''s'"
     );
 }
+
+#[test]
+fn a_qemu_path_that_is_not_an_executable_file_says_what_it_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let said = |p: &Path| find_qemu(Some(p)).unwrap_err().to_string();
+    let text = said(dir.path());
+    assert!(
+        text.contains(&format!("--qemu {} is a directory", dir.path().display())),
+        "{text}"
+    );
+    let gone = dir.path().join("gone");
+    assert!(said(&gone).contains("does not exist"), "{}", said(&gone));
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(
+        said(&plain).contains("is not executable"),
+        "{}",
+        said(&plain)
+    );
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(find_qemu(Some(&plain)).unwrap(), plain);
+}

@@ -127,6 +127,9 @@ pub async fn run(
         Ok(vm) => vm,
         Err(f) => {
             emit(&format!("FAILED at boot: {f}\n"), &mut text);
+            if let Some(path) = &opts.dump {
+                emit(&no_dump(path, "the guest did not boot"), &mut text);
+            }
             let report = ReplayReport {
                 steps: vec![],
                 outcome: Outcome::Failed(f),
@@ -156,9 +159,16 @@ pub async fn run(
                 &format!("passed: {} ops, memory check clean\n", report.steps.len()),
                 &mut text,
             );
-            if let Err(f) = vm.finish().await {
-                report.outcome = Outcome::Failed(f.clone());
-                emit(&format!("FAILED: {f}\n"), &mut text);
+            let why = match vm.finish().await {
+                Err(f) => {
+                    report.outcome = Outcome::Failed(f.clone());
+                    emit(&format!("FAILED: {f}\n"), &mut text);
+                    "the guest failed as it was shut down, after the last check"
+                }
+                Ok(()) => "the trace passed (a core is written at a failure)",
+            };
+            if let Some(path) = &opts.dump {
+                emit(&no_dump(path, why), &mut text);
             }
         }
         Outcome::Failed(f) => {
@@ -200,41 +210,53 @@ async fn after_failure(
 ) -> String {
     let step = report.steps.last();
     let mut out = String::new();
-    let Some(addr) = failing_address(f, step) else {
-        return out;
-    };
-    let pages = neighbourhood(addr);
-    if vm.vm().qemu_pid().is_none()
-        || vm.vm().wait_exit(std::time::Duration::ZERO).await != crate::QemuExit::Running
-    {
-        out.push_str("(the guest is gone: no page walk to show)\n");
-    } else {
-        match vm
-            .with_ram(|mem, hello| explain::walks(mem, hello, &pages))
-            .await
-        {
-            Ok(w) => out.push_str(&w),
-            Err(e) => out.push_str(&format!("(could not read guest memory: {e})\n")),
+    let running = vm.vm().qemu_pid().is_some()
+        && vm.vm().wait_exit(std::time::Duration::ZERO).await == crate::QemuExit::Running;
+    if let Some(addr) = failing_address(f, step) {
+        let pages = neighbourhood(addr);
+        if !running {
+            out.push_str("(the guest is gone: no page walk to show)\n");
+        } else {
+            match vm
+                .with_ram(|mem, hello| explain::walks(mem, hello, &pages))
+                .await
+            {
+                Ok(w) => out.push_str(&w),
+                Err(e) => out.push_str(&format!("(could not read guest memory: {e})\n")),
+            }
         }
-        if let Some(path) = &opts.dump {
-            out.push_str(&dump(vm, path).await);
-        }
+        out.push_str(&explain::model_view(vm.model(), &pages));
     }
-    out.push_str(&explain::model_view(vm.model(), &pages));
+    if let Some(path) = &opts.dump {
+        let line = if running {
+            dump(vm, path).await
+        } else {
+            no_dump(path, "the guest is gone (QEMU exited at the failure)")
+        };
+        out.push_str(&line);
+    }
     out
 }
 
-/// `dump-guest-memory` (an ELF core, for gdb or crash) to `path`.
+/// The line of a `--dump` that wrote nothing, and why.
+pub fn no_dump(path: &Path, why: &str) -> String {
+    format!("no guest core written to {}: {why}\n", path.display())
+}
+
+/// `dump-guest-memory` (an ELF core, for gdb or crash) to `path`: the
+/// line saying it was written (and its size), or why not.
 async fn dump(vm: &mut JudgedVm, path: &Path) -> String {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    match vm
-        .vm()
-        .hmp(&format!("dump-guest-memory {}", abs.display()))
-        .await
-    {
-        Ok(o) if o.trim().is_empty() => format!("guest core written to {}\n", abs.display()),
-        Ok(o) => format!("dump-guest-memory: {}\n", o.trim()),
-        Err(e) => format!("dump-guest-memory failed: {e}\n"),
+    match vm.vm().dump_guest_memory(&abs).await {
+        Ok(()) => match std::fs::metadata(&abs) {
+            Ok(m) => format!(
+                "guest core written to {} ({} bytes, ELF; gdb or crash read it)\n",
+                abs.display(),
+                m.len()
+            ),
+            Err(e) => no_dump(&abs, &format!("QEMU said it wrote it, but {e}")),
+        },
+        Err(e) => no_dump(&abs, &format!("dump-guest-memory failed: {e}")),
     }
 }
 

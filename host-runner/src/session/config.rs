@@ -61,7 +61,7 @@ impl VmConfig {
             qemu,
             kernel,
             accel,
-            ram_mib: 128,
+            ram_mib: DEFAULT_RAM_MIB,
             boot_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             extra_args: Vec::new(),
@@ -75,6 +75,30 @@ impl VmConfig {
     pub fn ram_bytes(&self) -> u64 {
         u64::from(self.ram_mib) << 20
     }
+
+    /// Whether a guest of this configuration can boot (see
+    /// [`check_guest`]); [`crate::Vm::boot`] refuses one that cannot.
+    pub fn check(&self) -> Result<()> {
+        check_guest(self.ram_mib, &self.files)
+    }
+}
+
+/// Guest RAM, in MiB, unless told otherwise (`--ram`).
+pub const DEFAULT_RAM_MIB: u32 = 128;
+
+/// Refuses a guest of `ram_mib` MiB booting with `files` that could not
+/// boot, or whose guarantees would not hold: RAM or files out of the
+/// ranges of `trace::limits` (the same as a trace header's).
+pub fn check_guest(ram_mib: u32, files: &[crate::files::FileSpec]) -> Result<()> {
+    use trace::limits;
+    limits::check_ram(ram_mib).map_err(Error::Config)?;
+    let in_files = |e: trace::FieldError| {
+        Error::Config(format!(
+            "the guest's files: {e} (with a guest of {ram_mib} MiB)"
+        ))
+    };
+    limits::check_files(files).map_err(in_files)?;
+    limits::check_ram_with_files(ram_mib, files).map_err(in_files)
 }
 
 /// The file in a private directory that names its owner's process id.

@@ -12,6 +12,7 @@ use serde_with::{serde_as, skip_serializing_none};
 use crate::error::{FieldError, ParseError, TraceError};
 use crate::expect::Expect;
 use crate::failure::Failure;
+use crate::limits::{check_header, MAX_OPS};
 use crate::line::{read_entry, read_header};
 use crate::numbers::{Count, Hex};
 use crate::op::Op;
@@ -257,11 +258,12 @@ fn json(line: &str, n: usize) -> Result<Value, ParseError> {
 
 /// Reads a trace. Errors name the line (1-based) and the field. A UTF-8
 /// byte order mark before the header is skipped; a line that is not UTF-8
-/// is an error.
+/// is an error. The header's values are range-checked ([`crate::limits`]).
 pub fn parse(mut reader: impl BufRead) -> Result<Trace, TraceError> {
     let mut trace: Option<Trace> = None;
     let mut bytes = Vec::new();
     let mut n = 0;
+    let mut header_line = 1;
     while reader.read_until(b'\n', &mut bytes)? > 0 {
         n += 1;
         let raw = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
@@ -278,7 +280,19 @@ pub fn parse(mut reader: impl BufRead) -> Result<Trace, TraceError> {
             let value = json(line, n)?;
             let at = |error: FieldError| ParseError::Field { line: n, error };
             match &mut trace {
-                None => trace = Some(Trace::new(read_header(value).map_err(at)?)),
+                None => {
+                    let header = read_header(value).map_err(at)?;
+                    check_header(&header).map_err(at)?;
+                    header_line = n;
+                    trace = Some(Trace::new(header));
+                }
+                Some(t) if t.entries.len() == MAX_OPS => {
+                    return Err(at(FieldError::new(
+                        "",
+                        format!("more than {MAX_OPS} operations: a trace holds at most {MAX_OPS}"),
+                    ))
+                    .into())
+                }
                 Some(t) => t.entries.push(read_entry(value).map_err(at)?),
             }
         }
@@ -288,7 +302,7 @@ pub fn parse(mut reader: impl BufRead) -> Result<Trace, TraceError> {
     if !trace.batches_fit() {
         let sum: u64 = trace.header.batches.iter().map(|&n| u64::from(n)).sum();
         return Err(ParseError::Field {
-            line: 1,
+            line: header_line,
             error: FieldError::new(
                 "batches",
                 format!(

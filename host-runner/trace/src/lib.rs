@@ -25,6 +25,7 @@ pub mod failure_class;
 mod fields;
 pub mod format;
 pub mod generate;
+pub mod limits;
 mod line;
 pub mod minimize;
 pub mod mutate;

@@ -464,3 +464,74 @@ fn split_reclaimed_unwraps_once() {
     assert_eq!(wrapped.split_reclaimed(), (ev, inner.clone()));
     assert_eq!(inner.clone().split_reclaimed(), (Vec::new(), inner));
 }
+
+/// A body of `n` bytes with no zero in it or in its checksum (COBS's worst
+/// case), as body and checksum together: `n - 4` bytes, then the CRC.
+fn zero_free_plain(n: usize) -> Vec<u8> {
+    for fill in 1u8..=255 {
+        let mut plain = vec![fill; n - CHECKSUM_LEN];
+        let crc = CRC32C.checksum(&plain).to_le_bytes();
+        if !crc.contains(&0) {
+            plain.extend_from_slice(&crc);
+            return plain;
+        }
+    }
+    unreachable!("some fill byte gives a checksum without zeros")
+}
+
+/// Feeds `frame` (delimiter included) through an accumulator whose buffer
+/// is sized as both sides size theirs, and unframes what arrives.
+fn receive(frame: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let mut acc = FrameAccumulator::new(vec![0u8; MAX_ENCODED_FRAME]);
+    let mut got = None;
+    for &b in frame {
+        match acc.push(b) {
+            Feed::Pending | Feed::Empty => {}
+            Feed::TooLong => got = Some(Err(FrameError::TooLong)),
+            Feed::Frame(n) => got = Some(unframe(acc.frame(n)).map(<[u8]>::to_vec)),
+        }
+    }
+    got.expect("the frame ended")
+}
+
+#[test]
+fn the_largest_legal_frame_is_received_and_one_byte_more_is_refused() {
+    // MAX_FRAME bytes of body and checksum, none zero: the longest encoding.
+    let plain = zero_free_plain(MAX_FRAME);
+    let mut frame = cobs::encode_vec(&plain);
+    frame.push(0);
+    assert_eq!(
+        frame.len(),
+        MAX_ENCODED_FRAME,
+        "the worst case is the limit"
+    );
+    assert_eq!(
+        receive(&frame).as_deref(),
+        Ok(&plain[..plain.len() - CHECKSUM_LEN])
+    );
+    assert_eq!(
+        encode_body(&plain[..plain.len() - CHECKSUM_LEN]).unwrap(),
+        frame,
+        "the sender frames it too"
+    );
+    // One byte more: refused by the receiver, and by the sender.
+    let over = zero_free_plain(MAX_FRAME + 1);
+    let mut frame = cobs::encode_vec(&over);
+    frame.push(0);
+    assert_eq!(receive(&frame), Err(FrameError::TooLong));
+    assert_eq!(
+        encode_body(&over[..over.len() - CHECKSUM_LEN]),
+        Err(FrameError::Encode)
+    );
+    // A body over the limit whose zeros keep its encoding short is
+    // refused once decoded.
+    let mut zeros = vec![0u8; MAX_FRAME + 1 - CHECKSUM_LEN];
+    let crc = CRC32C.checksum(&zeros).to_le_bytes();
+    zeros.extend_from_slice(&crc);
+    let mut frame = cobs::encode_vec(&zeros);
+    assert!(frame.len() < MAX_ENCODED_FRAME - 1);
+    frame.push(0);
+    assert_eq!(receive(&frame), Err(FrameError::TooLong));
+    let message = FrameError::TooLong.to_string();
+    assert!(message.contains("131072 bytes of body"), "{message}");
+}

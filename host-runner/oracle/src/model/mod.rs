@@ -26,6 +26,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use protocol::scan::batch_elements;
 use protocol::{Error, Hello, Privilege, Reclaim, Request, Response, MAX_BATCH};
 
 use crate::coverage::ModelCoverage;
@@ -117,7 +118,7 @@ impl Model {
     /// The answer the model expects to `req` in its current state.
     pub fn predict(&self, req: &Request) -> Prediction {
         match req {
-            Request::Batch(reqs) if reqs.len() > MAX_BATCH => {
+            Request::Batch(_) if batch_elements(req) > MAX_BATCH => {
                 Prediction::Exact(Response::Error(Error::TooLarge))
             }
             Request::Batch(reqs) => {
@@ -209,12 +210,15 @@ impl Model {
                 .apply_observed(req, actual, coverage)
                 .map_err(|(e, r)| diverge(None, req, e, actual, r));
         };
-        if reqs.len() > MAX_BATCH {
+        if batch_elements(req) > MAX_BATCH {
             let want = Response::Error(Error::TooLarge);
             if *actual == want {
                 return Ok(());
             }
-            let why = format!("{} requests is above MAX_BATCH", reqs.len());
+            let why = format!(
+                "{} requests (nested batches' included) is above MAX_BATCH",
+                batch_elements(req)
+            );
             return Err(diverge(None, req, format!("{want:?}"), actual, why));
         }
         let Response::Batch(answers) = actual else {

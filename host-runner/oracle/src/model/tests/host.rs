@@ -170,6 +170,14 @@ fn batches_apply_element_by_element() {
     run(&mut m, &[(batch, good)]);
     let too_many = Request::Batch(vec![Request::Stats; protocol::MAX_BATCH + 1]);
     run(&mut m, &[(too_many, Response::Error(Error::TooLarge))]);
+    // Nested batches' elements count too: 2 + 4096 is over the limit.
+    let half = Request::Batch(vec![Request::Stats; protocol::MAX_BATCH / 2]);
+    let nested = Request::Batch(vec![half.clone(), half]);
+    assert_eq!(
+        m.predict(&nested),
+        Prediction::Exact(Response::Error(Error::TooLarge))
+    );
+    run(&mut m, &[(nested, Response::Error(Error::TooLarge))]);
 }
 
 #[test]
