@@ -81,7 +81,9 @@ impl Bits {
         }
     }
 
-    /// The first bit of `lo..hi` equal to `v`.
+    /// The first bit of `lo..hi` equal to `v`. Each frame of the map is
+    /// looked up once and its words read in place (not a frame lookup per
+    /// word): searches run over thousands of words.
     pub fn find<M: PhysMemory + ?Sized>(
         &self,
         mem: &mut M,
@@ -93,18 +95,34 @@ impl Bits {
         if lo >= hi {
             return None;
         }
-        for w in lo / 64..=(hi - 1) / 64 {
-            let word = self.word(mem, w);
-            let hits = if v { word } else { !word } & Self::mask(w, lo, hi);
-            if hits != 0 {
-                return Some(w * 64 + u64::from(hits.trailing_zeros()));
+        let (first, last) = (lo / 64, (hi - 1) / 64);
+        let mut w = first;
+        while w <= last {
+            let bytes = mem.frame_bytes(frame_at(self.base + w / FRAME_WORDS));
+            let end = last.min((w / FRAME_WORDS + 1) * FRAME_WORDS - 1);
+            for (i, chunk) in bytes
+                .chunks_exact(8)
+                .enumerate()
+                .take((end % FRAME_WORDS) as usize + 1)
+                .skip((w % FRAME_WORDS) as usize)
+            {
+                let at = w - w % FRAME_WORDS + i as u64;
+                let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                let hits = if v { word } else { !word } & Self::mask(at, lo, hi);
+                if hits != 0 {
+                    return Some(at * 64 + u64::from(hits.trailing_zeros()));
+                }
             }
+            w = end + 1;
         }
         None
     }
 
     /// The first run of `n` clear bits starting at a multiple of `step`, at
-    /// or after `from`.
+    /// or after `from`. A candidate that holds a set bit moves past the
+    /// whole run of set bits there (a word at a time), since no run can
+    /// start inside it: the cost is the words scanned, not a step per set
+    /// bit (a 2^18-bit `Valloc` map mostly handed out took a step per page).
     pub fn find_clear_run<M: PhysMemory + ?Sized>(
         &self,
         mem: &mut M,
@@ -116,7 +134,10 @@ impl Bits {
         let mut at = from.min(self.len).div_ceil(step) * step;
         while at.checked_add(n)? <= self.len {
             match self.find(mem, at, at + n, true) {
-                Some(used) => at = (used + 1).div_ceil(step) * step,
+                Some(used) => {
+                    let clear = self.find(mem, used + 1, self.len, false)?;
+                    at = clear.div_ceil(step) * step;
+                }
                 None => return Some(at),
             }
         }
@@ -200,5 +221,58 @@ mod tests {
         assert_eq!(seen, want);
         b.clear_all(&mut m);
         assert_eq!(b.find(&mut m, 0, 70_000, true), None);
+    }
+
+    /// The first bit of `lo..hi` equal to `v`, a bit at a time.
+    fn naive_find(bits: &[bool], lo: u64, hi: u64, v: bool) -> Option<u64> {
+        (lo..hi.min(bits.len() as u64)).find(|&n| bits[n as usize] == v)
+    }
+
+    /// The first run of `n` clear bits at a multiple of `step` from `from`,
+    /// every candidate tried.
+    fn naive_run(bits: &[bool], n: u64, step: u64, from: u64) -> Option<u64> {
+        let len = bits.len() as u64;
+        let mut at = from.min(len).div_ceil(step) * step;
+        while at + n <= len {
+            if (at..at + n).all(|b| !bits[b as usize]) {
+                return Some(at);
+            }
+            at += step;
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Searches across frames, with long set runs and short gaps (the
+        /// maps that made the old search step a bit at a time), find what
+        /// a bit-at-a-time search finds.
+        #[test]
+        fn searches_agree_with_a_bit_at_a_time_search(
+            runs in proptest::collection::vec((1u64..3000, 0u64..40), 1..40),
+            n in 1u64..200,
+            step in proptest::sample::select(vec![1u64, 2, 4, 64, 256]),
+            from in 0u64..70_000,
+            lo in 0u64..70_000,
+            span in 0u64..70_000,
+        ) {
+            let (mut m, b) = map();
+            let mut bits = vec![false; b.len as usize];
+            let mut at = 0u64;
+            for (used, gap) in runs {
+                let end = (at + used).min(b.len);
+                b.set_range(&mut m, at, end, true);
+                bits[at as usize..end as usize].iter_mut().for_each(|x| *x = true);
+                at = (end + gap).min(b.len);
+            }
+            let hi = lo.saturating_add(span);
+            for v in [true, false] {
+                proptest::prop_assert_eq!(b.find(&mut m, lo, hi, v), naive_find(&bits, lo, hi, v));
+            }
+            proptest::prop_assert_eq!(
+                b.find_clear_run(&mut m, n, step, from),
+                naive_run(&bits, n, step, from)
+            );
+        }
     }
 }
