@@ -216,8 +216,16 @@ impl JudgedVm {
         let (checker, model, hello) = (&mut self.checker, &mut self.model, &self.hello);
         let check = |mem: &dyn GuestMemory| checker.check_model(mem, hello, model, full);
         let r = inspect_by(&self.vm, hello, memory, qemu, check).await;
-        self.timings.checks += t.elapsed();
+        let spent = t.elapsed();
+        self.timings.checks += spent;
         self.timings.check_count += 1;
+        if full {
+            self.timings.full_checks += spent;
+            self.timings.full_count += 1;
+        }
+        if let Ok(c) = &r {
+            self.timings.qemu_view += c.qemu_time;
+        }
         if !r.as_ref().is_ok_and(MemoryCheck::is_clean) {
             self.checker.forget();
         }

@@ -19,6 +19,13 @@ pub struct Timings {
     /// Memory checks: reading, the checker, QEMU's view.
     pub checks: Duration,
     pub check_count: u64,
+    /// The full checks among them, and their time (the rest are
+    /// incremental).
+    pub full_checks: Duration,
+    pub full_count: u64,
+    /// Of the checks' time: QEMU's view (`info registers`, `info tlb`,
+    /// the comparison), full checks only.
+    pub qemu_view: Duration,
     /// Generating operations (the fuzzer's).
     pub generate: Duration,
     /// Fresh states between sequences: judged resets, boots (the fuzzer's).
@@ -32,6 +39,9 @@ impl AddAssign for Timings {
         self.model += o.model;
         self.checks += o.checks;
         self.check_count += o.check_count;
+        self.full_checks += o.full_checks;
+        self.full_count += o.full_count;
+        self.qemu_view += o.qemu_view;
         self.generate += o.generate;
         self.fresh += o.fresh;
     }
@@ -46,6 +56,9 @@ impl Timings {
             model: self.model.saturating_sub(earlier.model),
             checks: self.checks.saturating_sub(earlier.checks),
             check_count: self.check_count - earlier.check_count,
+            full_checks: self.full_checks.saturating_sub(earlier.full_checks),
+            full_count: self.full_count - earlier.full_count,
+            qemu_view: self.qemu_view.saturating_sub(earlier.qemu_view),
             generate: self.generate.saturating_sub(earlier.generate),
             fresh: self.fresh.saturating_sub(earlier.fresh),
         }
@@ -73,13 +86,20 @@ impl Timings {
             )
         };
         let per = |d: Duration, n: u64| d.as_secs_f64() * 1e3 / n.max(1) as f64;
+        let incremental = self.checks.saturating_sub(self.full_checks);
+        let incremental_count = self.check_count - self.full_count;
         format!(
-            "{}, {}, {} in {} checks ({:.2} ms each), {}, {}; {:.2} ms per batch round trip",
+            "{}, {}, {} in {} checks ({:.2} ms each: {} full {:.2} ms, of which QEMU's view {:.2} ms; {} incremental {:.2} ms), {}, {}; {:.2} ms per batch round trip",
             part("guest", self.guest),
             part("model", self.model),
             part("memory checks", self.checks),
             self.check_count,
             per(self.checks, self.check_count),
+            self.full_count,
+            per(self.full_checks, self.full_count),
+            per(self.qemu_view, self.full_count),
+            incremental_count,
+            per(incremental, incremental_count),
             part("generator", self.generate),
             part("fresh states", self.fresh),
             per(self.guest, self.batches),
@@ -91,5 +111,29 @@ impl fmt::Display for Timings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sum = self.guest + self.model + self.checks + self.generate + self.fresh;
         f.write_str(&self.split(sum))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_names_full_and_incremental_checks_apart() {
+        let ms = Duration::from_millis;
+        let t = Timings {
+            checks: ms(50),
+            check_count: 6,
+            full_checks: ms(40),
+            full_count: 2,
+            qemu_view: ms(10),
+            ..Timings::default()
+        };
+        let line = t.split(ms(100));
+        assert!(line.contains("in 6 checks (8.33 ms each: 2 full 20.00 ms, of which QEMU's view 5.00 ms; 4 incremental 2.50 ms)"), "{line}");
+        let mut sum = t;
+        sum += t;
+        assert_eq!(sum.since(&t), t);
+        assert_eq!(sum.full_count, 4);
     }
 }
