@@ -28,6 +28,7 @@ mod minimize;
 pub mod mix;
 mod ops;
 pub mod report;
+mod searches;
 pub mod table;
 #[cfg(test)]
 mod tests;
@@ -186,6 +187,10 @@ pub async fn run(
         report
             .figures
             .extend(mix::figures(&config, plan, &mix).await?);
+        progress(&format!("{accel}: allocator searches"));
+        report
+            .figures
+            .extend(searches::figures(&config, plan).await?);
         progress(&format!("{accel}: fuzz campaigns"));
         report
             .figures

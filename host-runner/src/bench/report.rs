@@ -27,6 +27,8 @@ pub enum Section {
     FreshState,
     /// The same operation mix in the guest and in `vmm-core` in-process.
     InGuestVsInProcess,
+    /// The guest's allocator searches over fragmented maps.
+    Searches,
     /// Short fuzz campaigns: checked operations and pages per second.
     EndToEnd,
     /// The memory check by RAM size and mapped pages.
@@ -36,12 +38,13 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::Boot,
         Section::RoundTrip,
         Section::Batched,
         Section::FreshState,
         Section::InGuestVsInProcess,
+        Section::Searches,
         Section::EndToEnd,
         Section::Checks,
         Section::Minimize,
@@ -55,6 +58,7 @@ impl Section {
             Section::Batched => "batched throughput",
             Section::FreshState => "fresh state",
             Section::InGuestVsInProcess => "in-guest vs in-process (same operation mix)",
+            Section::Searches => "allocator searches in the guest (fragmented maps)",
             Section::EndToEnd => "end to end (fuzz campaigns, checked operations)",
             Section::Checks => "checks (JudgedVm::check, full, with info tlb)",
             Section::Minimize => "minimization",
