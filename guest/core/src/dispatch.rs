@@ -11,6 +11,13 @@
 //! lock) and wrap the answer as `Reclaimed`; then the swap slots freed by
 //! swap-ins during the request are released; then the stale-translation
 //! probe runs (`stale`) and may wrap it as `Stale`.
+//!
+//! The VMM methods a request enters by (`Vmm::map`, `Vmm::heap_alloc`, …)
+//! are `#[inline(never)]`: the kernel is one LLVM module (link-time
+//! optimization, `guest/kernel/Cargo.toml`), and a request's entry point
+//! kept as a function of its own has a coverage entry counter, so the
+//! coverage report counts how often each ran. Everything below them
+//! inlines.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -37,6 +37,7 @@ impl<M: PhysMemory> Vmm<M> {
     /// Allocates `count` frames for the host (one run with `contiguous`),
     /// answered through `out` as runs in allocation order. The kernel-only
     /// check is the caller's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn alloc_frames(
         &mut self,
         count: u64,
@@ -93,6 +94,7 @@ impl<M: PhysMemory> Vmm<M> {
 
     /// Frees `count` frames from physical address `frame`; the host must
     /// hold every one. The kernel-only check is the caller's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn free_frames(&mut self, frame: u64, count: u64) -> Result<(), Error> {
         if count == 0 {
             return Err(Error::ZeroCount);

@@ -89,6 +89,7 @@ impl KHeap {
 impl<M: PhysMemory> Vmm<M> {
     /// A block of `size` bytes aligned to `align` (a power of two, at most
     /// 4096); `host` marks it as the host's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn heap_alloc(&mut self, size: u64, align: u64, host: bool) -> Result<u64, Error> {
         if size == 0 {
             return Err(Error::ZeroCount);
@@ -158,6 +159,7 @@ impl<M: PhysMemory> Vmm<M> {
 
     /// Frees the block at `addr`: the host's (`host`) or the kernel's.
     /// Answers its size; `InvalidState` if `addr` is no such live block.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn heap_free(&mut self, addr: u64, host: bool) -> Result<u64, Error> {
         let bad = Error::InvalidState { addr };
         let (h, g) = self.granule(addr).ok_or(bad)?;
@@ -243,6 +245,7 @@ impl<M: PhysMemory> Vmm<M> {
 
     /// Returns the frames of wholly free present heap pages (one event
     /// each, while the ring has room); answers how many.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn heap_scavenge(&mut self) -> u64 {
         self.heap_scavenge_keeping(0)
     }

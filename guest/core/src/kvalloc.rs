@@ -36,6 +36,7 @@ impl<M: PhysMemory> Vmm<M> {
     /// Finds `pages` free pages of the `Valloc` region and reserves them
     /// until [`Vmm::vfree`]; maps nothing. The kernel-only check is the
     /// caller's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn valloc(&mut self, pages: u64) -> Result<u64, Error> {
         if pages == 0 {
             return Err(Error::ZeroCount);
@@ -55,6 +56,7 @@ impl<M: PhysMemory> Vmm<M> {
     /// Gives back `pages` pages at `addr`, every one handed out by
     /// [`Vmm::valloc`] (any part of one or several runs). The kernel-only
     /// check is the caller's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), Error> {
         let len = validate::check_pages_basic(addr, pages, None)?;
         let end = addr + len;

@@ -46,6 +46,7 @@ impl<M: PhysMemory> Vmm<M> {
     /// Maps `pages` pages at `addr` present as usable RAM, each backed by a
     /// zeroed frame (one physically contiguous run with `contiguous`).
     /// Every page must be unusable.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn map(
         &mut self,
         addr: u64,
@@ -117,6 +118,7 @@ impl<M: PhysMemory> Vmm<M> {
 
     /// Makes every page unusable, freeing frames, swap slots and emptied
     /// tables. No page may be unusable.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn unmap(&mut self, addr: u64, pages: u64, privilege: Privilege) -> Result<(), Error> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
         if let Some(bad) = self.find_first(span, &|p| matches!(p, Pte::Unusable | Pte::Corrupt(_)))
@@ -148,6 +150,7 @@ impl<M: PhysMemory> Vmm<M> {
 
     /// Converts every page to the area type `to` (the seed's two
     /// `VMM_convertPageAreaTypeTo…` functions).
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn convert(
         &mut self,
         addr: u64,
@@ -184,6 +187,7 @@ impl<M: PhysMemory> Vmm<M> {
     /// private file pages to swap, clean file pages dropped), stopping at
     /// the first that does not fit or when the event ring is full. Answers
     /// `(swapped, dropped)`; the events name every page.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn evict(
         &mut self,
         addr: u64,
@@ -213,6 +217,7 @@ impl<M: PhysMemory> Vmm<M> {
     }
 
     /// Each page's state, in address order, through `out`.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn query(
         &mut self,
         addr: u64,

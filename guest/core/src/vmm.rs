@@ -495,6 +495,7 @@ impl<M: PhysMemory> Vmm<M> {
     /// clock's hand, the heap's hint for host blocks) where boot left it, so
     /// that a sequence run after a reset gets the answers it gets after a
     /// fresh boot.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn reset(&mut self) {
         self.make_unusable(USER_SPAN);
         self.make_unusable(KERNEL_SPAN);
