@@ -117,7 +117,7 @@ pub fn render(r: &FailureReport) -> String {
                     (frames::markup(map))
                 }
                 h2 { "Steps (" (r.steps.len()) ")" }
-                (steps::markup(&r.steps))
+                (steps::markup(&r.steps, r.failure.as_ref().and_then(|f| f.op_index)))
             }
         }
     };

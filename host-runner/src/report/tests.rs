@@ -201,6 +201,21 @@ fn the_failing_step_is_highlighted_and_early_steps_fold() {
         "{html}"
     );
     assert!(html.contains(r#"<tr id="step-39" class="failing">"#));
+    // A memory check that failed after an operation whose answer was
+    // right: that operation is the failing step.
+    let mut r = report(4);
+    r.steps[3].verdict = Verdict::Ok;
+    r.failure = Some(Failure::new(
+        FailureKind::Invariant,
+        "memory check after operation 2",
+        Some(2),
+    ));
+    let html = render(&r);
+    assert!(
+        html.contains(r#"<tr id="step-2" class="failing">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<tr id="step-3">"#));
 }
 
 #[test]
