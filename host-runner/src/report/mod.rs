@@ -124,13 +124,16 @@ pub fn render(r: &FailureReport) -> String {
     page.into_string()
 }
 
-/// Writes the report to `path` (atomically: a temporary file renamed).
+/// Writes the report to `path` (atomically: a file beside it, renamed;
+/// readable as any file the user writes, not a private temporary).
 pub fn write(path: &Path, r: &FailureReport) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
-    std::io::Write::write_all(&mut tmp, render(r).as_bytes())?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, render(r))?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Where the report of the trace at `trace` goes: beside it, `.html`.

@@ -297,3 +297,21 @@ fn model_and_guest_cells_agree_on_the_same_state() {
         CellState::Corrupt
     );
 }
+
+#[test]
+fn a_report_is_written_whole_and_an_unwritable_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.html");
+    super::write(&path, &report(2)).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), render(&report(2)));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary left"
+    );
+    assert!(super::write(&dir.path().join("missing/r.html"), &report(2)).is_err());
+    assert_eq!(
+        super::path_beside(std::path::Path::new("out/a-1.jsonl")),
+        std::path::Path::new("out/a-1.html")
+    );
+}
