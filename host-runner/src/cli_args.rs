@@ -54,4 +54,48 @@ pub struct ReplayArgs {
     /// At a failure, write an ELF core of the guest (dump-guest-memory).
     #[arg(long, value_name = "FILE")]
     pub dump: Option<PathBuf>,
+    /// Write an HTML report of the replay here: the verdict, the step
+    /// table, the address space around the failing address (guest beside
+    /// model), its page walk and the frame map. One self-contained file.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+/// When log lines on stderr carry ANSI colours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When stderr is a terminal and NO_COLOR is unset or empty.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour, given whether stderr is a terminal and the value
+    /// of NO_COLOR (no-color.org: set and not empty means no colour).
+    pub fn ansi(self, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ColorChoice;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let auto = ColorChoice::Auto;
+        assert!(auto.ansi(true, None));
+        assert!(auto.ansi(true, Some(OsStr::new(""))));
+        assert!(!auto.ansi(true, Some(OsStr::new("1"))));
+        assert!(!auto.ansi(false, None));
+        assert!(ColorChoice::Always.ansi(false, Some(OsStr::new("1"))));
+        assert!(!ColorChoice::Never.ansi(true, None));
+    }
 }

@@ -52,6 +52,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod ram;
 pub mod replay;
+pub mod report;
 pub mod ring;
 pub mod rpc;
 pub mod session;

@@ -8,10 +8,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use host_runner::exit_code::{self, ExitClass, UsageError};
 use host_runner::judge::MemorySource;
-use host_runner::{check, ci_job, replay, smoke, AccelChoice, RunnerOptions, Transport};
+use host_runner::{check, ci_job, replay, report, smoke, AccelChoice, RunnerOptions, Transport};
 
 mod cli_args;
-use cli_args::{CiArgs, ReplayArgs};
+use cli_args::{CiArgs, ColorChoice, ReplayArgs};
 
 /// Boots the vmmfuzz guest kernel under QEMU and drives its VMM over a
 /// serial RPC.
@@ -44,6 +44,10 @@ struct Cli {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Colours in log lines: `auto` colours only when stderr is a
+    /// terminal and NO_COLOR is unset or empty.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Option<Command>,
     /// The CI job's options, when no subcommand is given (`ci` takes the
@@ -119,7 +123,9 @@ enum Command {
     },
 }
 
-fn init_tracing(verbose: u8) {
+/// Log lines on stderr, one per event, coloured as `color` says.
+fn init_tracing(verbose: u8, color: ColorChoice) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         // QEMU closes its QMP socket as it exits, which the qapi crate
@@ -130,9 +136,12 @@ fn init_tracing(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let no_color = std::env::var_os("NO_COLOR");
+    let ansi = color.ansi(std::io::stderr().is_terminal(), no_color.as_deref());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
@@ -185,6 +194,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 dump: args.dump,
             };
             let run = replay::run(&config, &trace, &opts, |s| print!("{s}")).await;
+            if let Some(path) = &args.report {
+                let command = host_runner::fuzz::replay_command(&options);
+                let report = report::FailureReport::from_replay(&args.trace, &command, &run);
+                // The verdict stands whether or not the report is written.
+                match report::write(path, &report) {
+                    Ok(()) => println!("report written to {}", path.display()),
+                    Err(e) => eprintln!("warning: no report written to {}: {e}", path.display()),
+                }
+            }
             if let (true, Some(f)) = (opts.gdb, run.report.outcome.failure()) {
                 let stop = f.op_index.unwrap_or(trace.len());
                 replay::pause_for_gdb(&config, &trace, &opts, stop, |s| print!("{s}")).await?;
@@ -307,7 +325,7 @@ async fn interrupted() -> u8 {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.color);
     // On a signal the job is dropped, and with it its `Vm`, which kills QEMU.
     tokio::select! {
         result = run(cli) => match result {

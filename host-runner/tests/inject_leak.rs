@@ -89,6 +89,19 @@ async fn fuzz_finds_minimizes_and_replays_an_injected_leak() {
     assert!(found.path.is_file(), "the failing trace is saved");
     let saved = trace::parse_str(&std::fs::read_to_string(&found.path).unwrap()).unwrap();
     assert_eq!(saved.header.failure.as_ref(), Some(&found.failure));
+    // Its HTML report beside it, from a replay that reproduced it.
+    let html = host_runner::report::path_beside(&found.path);
+    let report = std::fs::read_to_string(&html)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", html.display()));
+    assert!(
+        report.contains(r#"class="verdict failed">FAILED"#) && report.contains("reproduced"),
+        "{}: the verdict",
+        html.display()
+    );
+    assert!(
+        report.contains(r#"<svg class="frames""#),
+        "the frame map is drawn"
+    );
 
     let min = match &found.minimized {
         Some(Ok(m)) => m,

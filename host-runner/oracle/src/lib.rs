@@ -31,8 +31,8 @@ pub mod model;
 pub mod synth;
 
 pub use checker::{
-    check, decode_walk, CheckReport, Checker, GuestMemory, ImageMemory, MemoryError, Scope,
-    Translation, Violation, Walk,
+    check, decode_walk, region_leaves, walk_levels, CheckReport, Checker, GuestMemory, ImageMemory,
+    MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
 };
 pub use coverage::{ModelCoverage, ModelNovelty};
 pub use model::{

@@ -17,6 +17,7 @@ use trace::{Failure, Outcome, Reproduction, Trace};
 use crate::error::{Error, Result};
 use crate::exit_code::ExitClass;
 use crate::judge::{JudgeOptions, JudgedVm, MemorySource};
+use crate::report::{gather, Snapshot};
 use crate::session::VmConfig;
 
 pub use explain::{failing_address, first_virt, neighbourhood};
@@ -90,6 +91,9 @@ pub struct ReplayRun {
     /// For a trace saved for a failure: whether it reproduced (its line
     /// ends the text).
     pub reproduction: Option<Reproduction>,
+    /// At a failure: the address space around the failing address, its
+    /// walk and the frame map, for the HTML report.
+    pub snapshot: Option<crate::report::Snapshot>,
 }
 
 impl ReplayRun {
@@ -139,6 +143,7 @@ pub async fn run(
                 report,
                 text,
                 reproduction,
+                snapshot: None,
             };
         }
     };
@@ -153,6 +158,7 @@ pub async fn run(
         text.push_str(&row);
     })
     .await;
+    let mut snapshot = None;
     match report.outcome.clone() {
         Outcome::Passed => {
             emit(
@@ -173,8 +179,9 @@ pub async fn run(
         }
         Outcome::Failed(f) => {
             emit(&format!("FAILED: {f}\n"), &mut text);
-            let more = after_failure(&mut vm, &report, &f, opts).await;
+            let (more, snap) = after_failure(&mut vm, &report, &f, opts).await;
             emit(&more, &mut text);
+            snapshot = snap;
         }
     }
     let reproduction = verdict(trace, &report, &mut text, &print);
@@ -182,6 +189,7 @@ pub async fn run(
         report,
         text,
         reproduction,
+        snapshot,
     }
 }
 
@@ -201,31 +209,47 @@ fn verdict(
 }
 
 /// The walks around the failing address, the model's view, and the core
-/// dump, as far as the guest still lets us look.
+/// dump, as far as the guest still lets us look; and the report's
+/// snapshot of the same (read in the same pause).
 async fn after_failure(
     vm: &mut JudgedVm,
     report: &ReplayReport,
     f: &Failure,
     opts: &ReplayOptions,
-) -> String {
+) -> (String, Option<Snapshot>) {
     let step = report.steps.last();
     let mut out = String::new();
+    let mut snapshot = None;
     let running = vm.vm().qemu_pid().is_some()
         && vm.vm().wait_exit(std::time::Duration::ZERO).await == crate::QemuExit::Running;
     if let Some(addr) = failing_address(f, step) {
         let pages = neighbourhood(addr);
+        let class = f.class.as_deref();
+        let mut snap = gather::model_side(vm.model(), Some(addr), class);
         if !running {
             out.push_str("(the guest is gone: no page walk to show)\n");
+            snap.notes.push(
+                "The guest is gone (QEMU exited at the failure): only the model's view.".into(),
+            );
         } else {
-            match vm
-                .with_ram(|mem, hello| explain::walks(mem, hello, &pages))
-                .await
-            {
+            let expect = vm.model().expectations();
+            let named = gather::named_frames(class);
+            let read = vm
+                .with_ram(|mem, hello| {
+                    gather::guest_side(&mut snap, mem, hello, &expect, &named);
+                    explain::walks(mem, hello, &pages)
+                })
+                .await;
+            match read {
                 Ok(w) => out.push_str(&w),
-                Err(e) => out.push_str(&format!("(could not read guest memory: {e})\n")),
+                Err(e) => {
+                    out.push_str(&format!("(could not read guest memory: {e})\n"));
+                    snap.notes.push(format!("Could not read guest memory: {e}"));
+                }
             }
         }
         out.push_str(&explain::model_view(vm.model(), &pages));
+        snapshot = Some(snap);
     }
     if let Some(path) = &opts.dump {
         let line = if running {
@@ -235,7 +259,7 @@ async fn after_failure(
         };
         out.push_str(&line);
     }
-    out
+    (out, snapshot)
 }
 
 /// The line of a `--dump` that wrote nothing, and why.

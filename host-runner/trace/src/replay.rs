@@ -262,7 +262,7 @@ pub async fn run_outcome(trace: &Trace, target: &mut impl Target, opts: RunOptio
 
 /// An answer in `expect` syntax; a `Reclaimed` answer is its plain answer
 /// (what `expect` matches) and the number of reclaim events.
-fn answer_text(r: Option<&Response>) -> String {
+pub fn answer_text(r: Option<&Response>) -> String {
     match r {
         None => "-".to_string(),
         Some(Response::Reclaimed { events, response }) => {

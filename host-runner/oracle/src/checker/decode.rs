@@ -1,14 +1,35 @@
-//! A page walk rendered as text, for the replay command to print at a
-//! divergence.
+//! A page walk decoded level by level, for the replay command to print at
+//! a divergence and for its HTML report to draw; and the level-1 entries
+//! of a 2 MiB region, decoded.
 
 use std::fmt::Write;
 
 use protocol::Hello;
 
-use super::entry::{decode_leaf, Flags, ADDR, P, PS};
-use super::memory::GuestMemory;
+use super::entry::{decode_leaf, Flags, Leaf, ADDR, P, PS};
+use super::memory::{GuestMemory, MemoryError};
 
 const NAMES: [&str; 4] = ["PML4", "PDPT", "PD", "PT"];
+
+/// One level of a decoded walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalkLevel {
+    /// `PML4`, `PDPT`, `PD` or `PT`.
+    pub name: &'static str,
+    /// The entry's index in its table.
+    pub index: u64,
+    /// The table's physical address.
+    pub table: u64,
+    /// The entry's raw value, or why it could not be read.
+    pub raw: Result<u64, String>,
+    /// Its hardware flags and software bits, as text.
+    pub flags: String,
+    /// The level-1 entry's decoded state.
+    pub leaf: Option<Leaf>,
+    /// Where a present entry leads: `table` or `frame`, the address, and
+    /// the allocator's bit for it (`used`, `FREE`, …).
+    pub next: Option<(&'static str, u64, String)>,
+}
 
 /// The allocator's bit for the frame at `frame`, as text.
 fn allocator_bit(mem: &dyn GuestMemory, hello: &Hello, frame: u64) -> String {
@@ -24,31 +45,36 @@ fn allocator_bit(mem: &dyn GuestMemory, hello: &Hello, frame: u64) -> String {
     }
 }
 
-/// Every level of the walk of `virt` from `hello.page_table_root`: the
-/// entry's raw value, flags and software bits, the next table or frame and
-/// its allocator bit, and the decoded level-1 state.
-pub fn decode_walk(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> String {
-    let mut out = format!("walk of {virt:#x} from root {:#x}\n", hello.page_table_root);
+/// Every level of the walk of `virt` from `hello.page_table_root`, down to
+/// the first entry that is not present, unreadable, or leads to a frame.
+pub fn walk_levels(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Vec<WalkLevel> {
+    let mut out = Vec::new();
     let mut table = hello.page_table_root;
     for (level, name) in NAMES.iter().enumerate() {
         let index = (virt >> (39 - 9 * level)) & 511;
         let mut b = [0u8; 8];
+        let mut row = WalkLevel {
+            name,
+            index,
+            table,
+            raw: Err(String::new()),
+            flags: String::new(),
+            leaf: None,
+            next: None,
+        };
         if let Err(e) = mem.read(table + index * 8, &mut b) {
-            let _ = writeln!(out, "  {name}[{index}] @ {table:#x}: unreadable ({e})");
+            row.raw = Err(e.to_string());
+            out.push(row);
             return out;
         }
         let raw = u64::from_le_bytes(b);
-        let _ = write!(
-            out,
-            "  {name}[{index}] @ {table:#x} = {raw:#018x} {}",
-            Flags(raw)
-        );
+        row.raw = Ok(raw);
+        row.flags = Flags(raw).to_string();
         if level == 3 {
-            let leaf = decode_leaf(raw, virt < 0x0000_8000_0000_0000);
-            let _ = write!(out, " -> {leaf:?}");
+            row.leaf = Some(decode_leaf(raw, virt < 0x0000_8000_0000_0000));
         }
         if raw & P == 0 {
-            let _ = writeln!(out, "{}", if level == 3 { "" } else { " (not present)" });
+            out.push(row);
             return out;
         }
         let next = raw & ADDR;
@@ -57,15 +83,76 @@ pub fn decode_walk(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> String {
         } else {
             "table"
         };
-        let _ = writeln!(
-            out,
-            " -> {what} {next:#x} ({})",
-            allocator_bit(mem, hello, next)
-        );
+        row.next = Some((what, next, allocator_bit(mem, hello, next)));
+        out.push(row);
         if what == "frame" {
             return out;
         }
         table = next;
     }
     out
+}
+
+/// Every level of the walk of `virt` from `hello.page_table_root`: the
+/// entry's raw value, flags and software bits, the next table or frame and
+/// its allocator bit, and the decoded level-1 state.
+pub fn decode_walk(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> String {
+    let mut out = format!("walk of {virt:#x} from root {:#x}\n", hello.page_table_root);
+    for l in walk_levels(mem, hello, virt) {
+        let (name, index, table) = (l.name, l.index, l.table);
+        let raw = match l.raw {
+            Ok(raw) => raw,
+            Err(e) => {
+                let _ = writeln!(out, "  {name}[{index}] @ {table:#x}: unreadable ({e})");
+                return out;
+            }
+        };
+        let _ = write!(
+            out,
+            "  {name}[{index}] @ {table:#x} = {raw:#018x} {}",
+            l.flags
+        );
+        if let Some(leaf) = l.leaf {
+            let _ = write!(out, " -> {leaf:?}");
+        }
+        match l.next {
+            None if l.leaf.is_some() => out.push('\n'),
+            None => out.push_str(" (not present)\n"),
+            Some((what, next, bit)) => {
+                let _ = writeln!(out, " -> {what} {next:#x} ({bit})");
+            }
+        }
+    }
+    out
+}
+
+/// The 512 level-1 entries of the 2 MiB region holding `virt`, decoded
+/// (all [`Leaf::Unusable`] when its page table is absent; all
+/// [`Leaf::Corrupt`] under a huge page).
+pub fn region_leaves(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    virt: u64,
+) -> Result<Vec<Leaf>, MemoryError> {
+    let lower = virt < 0x0000_8000_0000_0000;
+    let mut table = hello.page_table_root;
+    for level in 0..3 {
+        let index = (virt >> (39 - 9 * level)) & 511;
+        let mut b = [0u8; 8];
+        mem.read(table + index * 8, &mut b)?;
+        let raw = u64::from_le_bytes(b);
+        if raw & P == 0 {
+            return Ok(vec![Leaf::Unusable; 512]);
+        }
+        if raw & PS != 0 {
+            return Ok(vec![Leaf::Corrupt("under a huge page"); 512]);
+        }
+        table = raw & ADDR;
+    }
+    let mut bytes = vec![0u8; 4096];
+    mem.read(table, &mut bytes)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| decode_leaf(u64::from_le_bytes(c.try_into().expect("8 bytes")), lower))
+        .collect())
 }

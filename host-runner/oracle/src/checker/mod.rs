@@ -27,7 +27,7 @@ use protocol::Hello;
 
 use crate::model::Expectations;
 
-pub use decode::decode_walk;
+pub use decode::{decode_walk, region_leaves, walk_levels, WalkLevel};
 pub use entry::{Leaf, PresentKind};
 pub use memory::{GuestMemory, ImageMemory, MemoryError};
 pub use stateful::Checker;

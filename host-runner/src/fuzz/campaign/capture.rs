@@ -1,6 +1,7 @@
-//! A failure's capture: its trace saved before anything else, reported,
-//! minimized when its signature is new.
+//! A failure's capture: its trace saved before anything else, reported
+//! (with an HTML report beside it), minimized when its signature is new.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -12,6 +13,8 @@ use crate::fuzz::history::since_boot_path;
 use crate::fuzz::summary::FoundFailure;
 use crate::judge::target::Reuse;
 use crate::minimize::{minimize_trace, step_line, MinimizeError, MinimizeOptions, MinimizeReport};
+use crate::replay::ReplayOptions;
+use crate::report;
 
 impl Shared {
     /// Saves the failing trace (atomically: before anything else), and
@@ -53,6 +56,7 @@ impl Shared {
             self.replay,
             path.display()
         ));
+        self.write_report(&path, &trace).await;
         if let Some((p, t)) = &history {
             self.progress.println(format!(
                 "  the sequence ran after a reset; with everything before it since boot \
@@ -98,11 +102,29 @@ impl Shared {
 }
 
 impl Shared {
-    async fn minimize(
-        &self,
-        trace: Trace,
-        path: &std::path::Path,
-    ) -> Result<MinimizeReport, MinimizeError> {
+    /// The HTML report beside the saved trace (`<trace>.html`), from a
+    /// replay of it on a fresh guest. A report that cannot be made is a
+    /// warning: the trace is saved already and the verdict stands.
+    async fn write_report(&self, path: &Path, trace: &Trace) {
+        let judge = self.judge();
+        let opts = ReplayOptions {
+            memory: judge.memory,
+            tlb_check: judge.tlb_check,
+            ..ReplayOptions::default()
+        };
+        let run = crate::replay::run(&self.config, trace, &opts, |_| {}).await;
+        let html = report::path_beside(path);
+        let line = match report::write(
+            &html,
+            &report::FailureReport::from_replay(path, &self.replay, &run),
+        ) {
+            Ok(()) => format!("  report: {}", html.display()),
+            Err(e) => format!("  warning: no report written to {}: {e}", html.display()),
+        };
+        self.progress.println(line);
+    }
+
+    async fn minimize(&self, trace: Trace, path: &Path) -> Result<MinimizeReport, MinimizeError> {
         let opts = MinimizeOptions {
             judge: self.judge(),
             reuse: Reuse::FreshBoot,

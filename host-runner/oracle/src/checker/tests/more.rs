@@ -4,9 +4,10 @@
 use protocol::pattern::fill;
 use protocol::{Privilege, Request, Response};
 
+use super::super::entry::{Leaf, PresentKind};
 use super::super::entry::{G, P, PS, U, W};
 use super::super::image::Image;
-use super::super::{check, decode_walk, Violation};
+use super::super::{check, decode_walk, region_leaves, Violation};
 use super::{broken, clean, run, AOW, DATA, KPAGE, RO, SWAP};
 use crate::model::{Expectations, Model, ModelState};
 
@@ -162,6 +163,27 @@ fn decode_walk_renders_every_level() {
     assert!(text.contains("(FREE)"), "{text}");
     let text = decode_walk(&c.img.mem, &c.img.hello, 0x7000_0000_0000);
     assert!(text.contains("(not present)"), "{text}");
+}
+
+#[test]
+fn region_leaves_decode_every_page_of_a_2mib_region() {
+    let c = clean();
+    let leaves = region_leaves(&c.img.mem, &c.img.hello, DATA + 0x10).unwrap();
+    assert_eq!(leaves.len(), 512);
+    assert_eq!(leaves[0], Leaf::Unusable);
+    assert_eq!(
+        leaves[1],
+        Leaf::Present {
+            kind: PresentKind::Ram,
+            writable: true,
+            frame: c.data
+        }
+    );
+    assert_eq!(leaves[3], Leaf::AllocOnWrite);
+    assert!(matches!(leaves[4], Leaf::OnSwap { .. }), "{:?}", leaves[4]);
+    // No page table below: every page is unusable.
+    let far = region_leaves(&c.img.mem, &c.img.hello, 0x7000_0000_0000).unwrap();
+    assert!(far.iter().all(|l| *l == Leaf::Unusable));
 }
 
 #[test]

@@ -1,0 +1,180 @@
+//! The HTML failure report of a real failure, opened in a real browser: a
+//! guest built with `inject-leak` (unmap does not free the last page's
+//! frame) replays a short trace with `host-runner replay --report`; the
+//! report must name the leaked frame and draw the address space, and
+//! headless Chromium must render it without console errors and take a
+//! screenshot (kept under `target/report-test/`).
+//!
+//! Needs `qemu-system-x86_64` and the guest's toolchain; the browser part
+//! needs Debian's `chromium` (ci/run installs it) and says so when it
+//! skips.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use host_runner::guest_image::build_guest;
+
+/// Eight pages mapped (present RAM), four written, then pages 1 and 2
+/// unmapped: the injected bug keeps page 2's frame used with no owner,
+/// which the final memory check finds (invariant 3).
+const TRACE: &str = r#"{"format":"vmmfuzz-trace","version":2,"ram_mib":128,"note":"inject-leak: unmap keeps the last page's frame"}
+{"op":"map","addr":"0x40000000","pages":8,"writable":true,"contiguous":false,"as":"user","expect":"done"}
+{"op":"write","addr":"0x40000000","len":16384,"seed":"0x5","as":"user","expect":"done"}
+{"op":"unmap","addr":"0x40001000","pages":2,"as":"user","expect":"done"}
+"#;
+
+fn out_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/report-test");
+    std::fs::create_dir_all(&dir).expect("target/report-test");
+    dir.canonicalize().expect("an absolute path")
+}
+
+/// Replays the trace on the injected guest with `--report`; the report's
+/// text.
+fn failing_report(dir: &Path) -> (PathBuf, String) {
+    let kernel = build_guest(&["inject-leak"]).expect("the injected guest builds");
+    let trace = dir.join("leak.jsonl");
+    std::fs::write(&trace, TRACE).expect("the trace is written");
+    let html = dir.join("leak.html");
+    let _ = std::fs::remove_file(&html);
+    let out = Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args(["--accel", "tcg", "--kernel"])
+        .arg(&kernel)
+        .arg("replay")
+        .arg(&trace)
+        .arg("--report")
+        .arg(&html)
+        .output()
+        .expect("host-runner runs");
+    let text = format!(
+        "{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the leak fails the replay:\n{text}"
+    );
+    assert!(text.contains("report written to"), "{text}");
+    let report = std::fs::read_to_string(&html).expect("the report is written");
+    (html, report)
+}
+
+/// `chromium` in PATH, or why the browser part is skipped.
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("chromium"))
+        .find(|p| p.is_file())
+}
+
+fn browser(chromium: &Path, html: &Path, extra: &[&str]) -> (bool, String, String) {
+    let profile = tempfile::tempdir().expect("a profile directory");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_leak_s_report_names_its_frame_and_renders_in_a_browser() {
+    let dir = out_dir();
+    let (html, report) = failing_report(&dir);
+
+    // The content, against the failure: the verdict, invariant 3, the
+    // leaked frame outlined as used with no owner, the unmapped pages
+    // unusable on both sides, the others present, the pages past the
+    // mapping unusable, the failing step highlighted.
+    assert!(
+        report.contains(r#"<p id="verdict" class="verdict failed">FAILED"#),
+        "{report}"
+    );
+    assert!(report.contains("invariant 3"), "{report}");
+    let leaked = report
+        .find(r#"class="named" data-kind="used, no owner""#)
+        .unwrap_or_else(|| panic!("no leaked frame outlined:\n{report}"));
+    let id = &report[..leaked];
+    let id = &id[id.rfind("id=\"f-").expect("the frame's id") + 4..];
+    println!("leaked frame outlined: {}", id.trim_end_matches(['"', ' ']));
+    for (page, state) in [
+        ("40000000", "st-ram"),
+        ("40001000", "st-unusable"),
+        ("40002000", "st-unusable"),
+        ("40003000", "st-ram"),
+        ("40007000", "st-ram"),
+        ("40008000", "st-unusable"),
+    ] {
+        for side in ["g", "m"] {
+            assert!(
+                report.contains(&format!(r#"<rect id="{side}-{page}" class="{state}"#)),
+                "{side}-{page} is not {state}"
+            );
+        }
+    }
+    assert!(report.contains("0 page(s) differ"), "the page states agree");
+    assert!(
+        report.contains(r#"<tr id="step-2" class="failing">"#),
+        "{report}"
+    );
+
+    let Some(chromium) = chromium() else {
+        println!(
+            "SKIPPED the browser part: no `chromium` in PATH (ci/run installs Debian's chromium); \
+             the report is at {}",
+            html.display()
+        );
+        return;
+    };
+    let shot = dir.join("leak.png");
+    let _ = std::fs::remove_file(&shot);
+    let (ok, _, stderr) = browser(
+        &chromium,
+        &html,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2000",
+            "--hide-scrollbars",
+        ],
+    );
+    assert!(ok, "chromium took no screenshot:\n{stderr}");
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "a screenshot of {size} bytes:\n{stderr}");
+    println!("screenshot: {} ({size} bytes)", shot.display());
+
+    // The DOM as rendered, and the console: no errors, no failed fetch.
+    let (ok, dom, stderr) = browser(
+        &chromium,
+        &html,
+        &["--dump-dom", "--enable-logging=stderr", "--v=0"],
+    );
+    assert!(ok, "chromium dumped no DOM:\n{stderr}");
+    assert!(
+        dom.contains(r#"id="g-40001000""#),
+        "the rendered DOM lacks the cells:\n{dom}"
+    );
+    assert!(
+        dom.contains(r#"id="step-2""#),
+        "the rendered DOM lacks the steps"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("Uncaught") || l.contains("CONSOLE") || l.contains("ERR_FILE_NOT_FOUND")
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+}
