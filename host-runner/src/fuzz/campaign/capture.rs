@@ -61,6 +61,18 @@ impl Shared {
                 p.display()
             ));
         }
+        // In the summary at once: a campaign interrupted while minimizing
+        // still names the saved trace.
+        let index = {
+            let mut found = self.found.lock().expect("not poisoned");
+            found.push(FoundFailure {
+                failure: failure.clone(),
+                path: path.clone(),
+                ops: trace.len(),
+                minimized: None,
+            });
+            found.len() - 1
+        };
         let new = self
             .minimized
             .lock()
@@ -87,12 +99,7 @@ impl Shared {
         } else {
             None
         };
-        self.found.lock().expect("not poisoned").push(FoundFailure {
-            failure,
-            path,
-            ops: trace.len(),
-            minimized,
-        });
+        self.found.lock().expect("not poisoned")[index].minimized = minimized;
         Ok(())
     }
 }
