@@ -285,3 +285,45 @@ fn a_hang_that_hangs_again_is_saved_as_a_hang() {
         "{files:?}"
     );
 }
+
+#[test]
+fn sigterm_during_the_ci_jobs_campaign_prints_its_summary_marked_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("no-testcases");
+    std::fs::create_dir(&empty).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .current_dir(dir.path())
+        .args(["--accel", "tcg", "ci", "--fuzz-secs", "600", "--testcases"])
+        .arg(&empty)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    // The CI job's campaign writes its in-flight traces to ./failures.
+    let failures = dir.path().join("failures");
+    let started = Instant::now();
+    while ops_in_flight(&failures) < 10 && started.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        ops_in_flight(&failures) >= 10,
+        "the campaign never got going"
+    );
+    let qemu = qemu_children(child.id());
+    signal(child.id(), libc::SIGTERM);
+    let mut seen = String::new();
+    rest(&rx, &mut seen);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{seen}");
+    assert!(seen.contains("--- fuzz INTERRUPTED"), "{seen}");
+    assert!(seen.contains("INTERRUPTED by SIGTERM"), "{seen}");
+    assert!(
+        seen.contains("in flight: failures/running-job0.jsonl"),
+        "{seen}"
+    );
+    assert!(seen.contains("STOPPED"), "the table: {seen}");
+    for q in qemu {
+        assert!(gone(q), "QEMU {q} survived");
+    }
+}

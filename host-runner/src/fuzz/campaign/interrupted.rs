@@ -75,7 +75,7 @@ mod tests {
     fn the_unconfirmed_name_is_the_failure_name_marked() {
         let header = TraceHeader {
             seed: Some(7),
-            failure: Some(Failure::new(FailureKind::Hang, "no answer".into(), Some(3))),
+            failure: Some(Failure::new(FailureKind::Hang, "no answer", Some(3))),
             ..Default::default()
         };
         let t = Trace::new(header);
