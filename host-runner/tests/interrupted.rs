@@ -325,7 +325,10 @@ fn sigterm_during_the_ci_jobs_campaign_prints_its_summary_marked_interrupted() {
     assert!(seen.contains("STOPPED"), "the table: {seen}");
     // The wire fuzzing row ran before the campaign, and passed.
     let wire = seen.lines().find(|l| l.starts_with("wire fuzz (5s)"));
-    assert!(wire.is_some_and(|l| l.contains(" ok ")), "the table: {seen}");
+    assert!(
+        wire.is_some_and(|l| l.contains(" ok ")),
+        "the table: {seen}"
+    );
     for q in qemu {
         assert!(gone(q), "QEMU {q} survived");
     }

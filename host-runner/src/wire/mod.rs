@@ -149,13 +149,12 @@ async fn one(
 pub async fn run(config: &VmConfig, plan: &WirePlan, print: impl Fn(&str)) -> WireReport {
     let started = Instant::now();
     let mut report = WireReport::new(plan);
-    print(&format!(
-        "wire: seed {:#x}, up to {} burst(s){}\n",
-        plan.seed,
-        plan.bursts,
-        plan.duration
-            .map_or(String::new(), |d| format!(" or {:.0?}", d))
-    ));
+    let bound = match (plan.bursts, plan.duration) {
+        (u64::MAX, Some(d)) => format!("bursts for {d:.0?}"),
+        (n, Some(d)) => format!("up to {n} burst(s) or {d:.0?}"),
+        (n, None) => format!("{n} burst(s)"),
+    };
+    print(&format!("wire: seed {:#x}, {bound}\n", plan.seed));
     let opts = JudgeOptions::default();
     let mut vm = match JudgedVm::start(config, opts).await {
         Ok(vm) => vm,
