@@ -2,7 +2,8 @@
 //! smoke, then every `testcases/*.jsonl` replayed on a fresh guest (judged
 //! by the model, memory checked every K operations and at the end), then a
 //! time-bounded fuzz campaign; one summary table; success only if all
-//! passed.
+//! passed. With a fuzz budget, a few seconds of wire fuzzing
+//! ([`crate::wire`]) come before the campaign.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -166,15 +167,16 @@ pub async fn fuzz_campaign(
     let name = format!("fuzz ({}s)", budget.as_secs());
     match crate::fuzz::run(config, &args, replay_command).await {
         Ok(summary) => {
-            let failure = (!summary.failures.is_empty()).then(|| summary.to_string());
+            let failure = (!summary.failures.is_empty() || summary.interrupted.is_some())
+                .then(|| summary.to_string());
             let ops = usize::try_from(summary.ops).unwrap_or(usize::MAX);
             CiRow {
                 name,
                 ops,
-                class: if failure.is_some() {
-                    ExitClass::VmmFailed
-                } else {
-                    ExitClass::Passed
+                class: match (summary.interrupted, failure.is_some()) {
+                    (Some(signal), _) => ExitClass::Interrupted(signal),
+                    (None, true) => ExitClass::VmmFailed,
+                    (None, false) => ExitClass::Passed,
                 },
                 failure,
                 time: started.elapsed(),
@@ -198,7 +200,11 @@ pub fn table(rows: &[CiRow]) -> String {
         "trace", "ops", "result", "time"
     );
     for r in rows {
-        let result = if r.failure.is_none() { "ok" } else { "FAILED" };
+        let result = match (&r.failure, r.class) {
+            (None, _) => "ok",
+            (Some(_), ExitClass::Interrupted(_)) => "STOPPED",
+            (Some(_), _) => "FAILED",
+        };
         let secs = format!("{:.2}s", r.time.as_secs_f64());
         let _ = writeln!(
             out,
@@ -243,6 +249,12 @@ pub async fn run(config: &VmConfig, plan: &CiPlan, print: impl Fn(&str)) -> Resu
     }
     rows.push(row);
     if !plan.fuzz_budget.is_zero() {
+        let budget = plan.fuzz_budget.min(crate::wire::CI_BUDGET);
+        let row = crate::wire::ci_row(config, plan.fuzz_seed, budget).await;
+        if let Some(f) = &row.failure {
+            print(&format!("--- {} FAILED\n{f}\n", row.name));
+        }
+        rows.push(row);
         let replay = plan.replay_command.clone();
         let row = fuzz_campaign(
             config,
@@ -253,7 +265,11 @@ pub async fn run(config: &VmConfig, plan: &CiPlan, print: impl Fn(&str)) -> Resu
         )
         .await;
         if let Some(f) = &row.failure {
-            print(&format!("--- fuzz FAILED\n{f}\n"));
+            let what = match row.class {
+                ExitClass::Interrupted(_) => "INTERRUPTED",
+                _ => "FAILED",
+            };
+            print(&format!("--- fuzz {what}\n{f}\n"));
         }
         rows.push(row);
     }

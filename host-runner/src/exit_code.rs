@@ -6,6 +6,7 @@
 //! | 1 | the VMM failed: a bug found (a divergence, a broken invariant, a panic, a hang, a guest death) |
 //! | 2 | usage error: a bad option, a trace that cannot be read |
 //! | 3 | environment or tool error: QEMU missing or killed from outside, a full disk, a host socket failing |
+//! | 129, 130, 143 | interrupted by SIGHUP, SIGINT or SIGTERM (a campaign writes its summary first) |
 //!
 //! Errors are classified by their type ([`classify`]), never by their text.
 
@@ -30,6 +31,9 @@ pub enum ExitClass {
     VmmFailed,
     /// 2: the command line or its input is wrong.
     Usage,
+    /// 128 + the signal's number: interrupted (what was found so far is
+    /// reported, but the run did not finish).
+    Interrupted(crate::interrupt::Signal),
 }
 
 impl ExitClass {
@@ -40,11 +44,12 @@ impl ExitClass {
             ExitClass::VmmFailed => 1,
             ExitClass::Usage => 2,
             ExitClass::Environment => 3,
+            ExitClass::Interrupted(s) => s.exit_code(),
         }
     }
 
-    /// Of two results of one job, the one the job exits with: a usage
-    /// error, else a VMM failure (a bug found stays found even if the
+    /// Of two results of one job, the one the job exits with: an
+    /// interruption, else a usage error, else a VMM failure (a bug found stays found even if the
     /// environment also failed), else an environment error, else passed.
     pub fn worst(self, other: ExitClass) -> ExitClass {
         self.max(other)
@@ -67,6 +72,7 @@ impl fmt::Display for ExitClass {
             ExitClass::VmmFailed => "the VMM failed",
             ExitClass::Usage => "usage error",
             ExitClass::Environment => "environment or tool error",
+            ExitClass::Interrupted(s) => return write!(f, "interrupted by {s}"),
         })
     }
 }
@@ -78,7 +84,9 @@ Exit status (every subcommand, and the CI job):
   1  the VMM failed: a bug found (divergence, invariant, panic, hang, guest death)
   2  usage error: a bad option, a trace file that cannot be read
   3  environment or tool error: QEMU missing, failing to start or killed from
-     outside (the OOM killer), a full disk, a host socket failing";
+     outside (the OOM killer), a full disk, a host socket failing
+  129, 130, 143  interrupted by SIGHUP, SIGINT, SIGTERM (QEMU killed; a fuzz
+     campaign first prints its summary and the traces in flight)";
 
 /// A command-line or input mistake (exit 2).
 #[derive(Debug, thiserror::Error)]

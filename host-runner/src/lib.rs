@@ -45,6 +45,7 @@ pub mod exit_code;
 pub mod files;
 pub mod fuzz;
 pub mod guest_image;
+pub mod interrupt;
 pub mod judge;
 pub mod minimize;
 pub mod pressure;
@@ -57,6 +58,7 @@ pub mod ring;
 pub mod rpc;
 pub mod session;
 pub mod smoke;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use host_runner::exit_code::{self, ExitClass, UsageError};
 use host_runner::judge::MemorySource;
-use host_runner::{check, ci_job, replay, report, smoke, AccelChoice, RunnerOptions, Transport};
+use host_runner::{
+    check, ci_job, interrupt, replay, report, smoke, AccelChoice, RunnerOptions, Transport,
+};
 
 mod cli_args;
 use cli_args::{CiArgs, ColorChoice, ReplayArgs};
@@ -98,6 +100,12 @@ enum Command {
         /// here, as JSON, for `coverage --data`.
         #[arg(long, value_name = "FILE")]
         coverage_out: Option<PathBuf>,
+        /// Fuzz the wire instead: seeded bursts of hostile bytes on the
+        /// serial line (--sequences bursts, default 100; --duration, --seed
+        /// and --out as for sequences), each followed by a Ping, a judged
+        /// Reset, the memory check and Stats compared with before.
+        #[arg(long)]
+        wire: bool,
     },
     /// Which functions and lines of guest/core and guest/kernel the fuzzer
     /// reached, and how often, with the model's transition table: from a
@@ -240,7 +248,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             println!("{report}");
         }
         Command::Bench(args) => host_runner::bench::cli::run(&options, &args).await?,
-        Command::Fuzz { args, coverage_out } => {
+        Command::Fuzz {
+            args, wire: true, ..
+        } => {
+            let config = host_runner::config(&options).await?;
+            let report =
+                host_runner::wire::run(&config, &wire_plan(&args), |s| eprint!("{s}")).await;
+            print!("{report}");
+            return Ok(report.exit_class());
+        }
+        Command::Fuzz {
+            args, coverage_out, ..
+        } => {
             let files = trace::Trace::new(trace::TraceHeader {
                 files: args.files.0.clone(),
                 ..Default::default()
@@ -252,6 +271,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             print!("{summary}");
             if let Some(path) = coverage_out {
                 summary.reached.save(&path)?;
+            }
+            if let Some(signal) = summary.interrupted {
+                eprintln!("fuzz interrupted by {signal}: QEMU killed");
+                return Ok(ExitClass::Interrupted(signal));
             }
             if !summary.failures.is_empty() {
                 eprintln!("fuzz found {} failure(s)", summary.failures.len());
@@ -305,21 +328,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
     Ok(ExitClass::Passed)
 }
 
-/// Waits for Ctrl-C, SIGTERM or SIGHUP; returns the exit code to end with.
-async fn interrupted() -> u8 {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return 130;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => 130,
-        _ = term.recv() => 143,
-        _ = hup.recv() => 129,
+/// The wire campaign `fuzz --wire` describes.
+fn wire_plan(args: &host_runner::fuzz::FuzzArgs) -> host_runner::wire::WirePlan {
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let bursts = args.sequences.unwrap_or(if args.duration.is_some() {
+        u64::MAX
+    } else {
+        100
+    });
+    let mut again = format!("host-runner fuzz --wire --seed {seed:#x}");
+    if let Some(n) = args.sequences {
+        again.push_str(&format!(" --sequences {n}"));
     }
+    if let Some(d) = args.duration {
+        again.push_str(&format!(" --duration {}s", d.as_secs().max(1)));
+    }
+    host_runner::wire::WirePlan {
+        seed,
+        bursts,
+        duration: args.duration,
+        out: args.out.clone(),
+        again,
+    }
+}
+
+/// Waits for Ctrl-C, SIGTERM or SIGHUP; returns the signal to end with.
+/// While a part of the run answers signals itself (a fuzz campaign writing
+/// its summary), waits for the run to end instead, up to a bound or a
+/// second signal.
+async fn interrupted(mut listener: interrupt::Listener) -> interrupt::Signal {
+    let signal = listener.recv().await;
+    if interrupt::claimed() {
+        let _ = tokio::time::timeout(interrupt::CLAIM_GRACE, listener.recv()).await;
+    }
+    signal
 }
 
 #[tokio::main]
@@ -327,6 +373,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.color);
     // On a signal the job is dropped, and with it its `Vm`, which kills QEMU.
+    let listener = interrupt::Listener::new();
     tokio::select! {
         result = run(cli) => match result {
             Ok(class) => ExitCode::from(class.code()),
@@ -336,9 +383,9 @@ async fn main() -> ExitCode {
                 ExitCode::from(class.code())
             }
         },
-        code = interrupted() => {
-            eprintln!("interrupted: QEMU killed");
-            ExitCode::from(code)
+        signal = interrupted(listener) => {
+            eprintln!("interrupted by {signal}: QEMU killed");
+            ExitCode::from(signal.exit_code())
         }
     }
 }

@@ -399,7 +399,9 @@ pub fn label(request: &Request) -> String {
     }
 }
 
+mod raw;
 mod reader;
+pub use raw::BurstReplies;
 use reader::read_frames;
 pub use reader::vector_name;
 

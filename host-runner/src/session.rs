@@ -18,7 +18,7 @@ use crate::rpc::{label, RpcClient, RpcError};
 
 mod config;
 mod failure;
-pub use config::{check_guest, private_dir, Transport, VmConfig, DEFAULT_RAM_MIB};
+pub use config::{check_guest, owned_dir, private_dir, Transport, VmConfig, DEFAULT_RAM_MIB};
 use failure::{guest_error, report_error, unexpected};
 
 /// How long to wait for QEMU to end after the guest said it would.
@@ -249,6 +249,21 @@ impl Vm {
     pub async fn call_raw(&mut self, bytes: &[u8]) -> Result<Response> {
         let timeout = self.rpc.timeout();
         match self.rpc.call_raw(bytes, timeout).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(guest_error(&mut self.qemu, e).await),
+        }
+    }
+
+    /// Writes `bytes` raw on the serial line (a wire fuzzer's burst),
+    /// then a frame delimiter and `Ping { nonce }`: every reply before the
+    /// `Pong` ([`crate::rpc::RpcClient::burst_then_ping`]).
+    pub async fn burst_then_ping(
+        &mut self,
+        bytes: &[u8],
+        nonce: u64,
+        timeout: Duration,
+    ) -> Result<crate::rpc::BurstReplies> {
+        match self.rpc.burst_then_ping(bytes, nonce, timeout).await {
             Ok(r) => Ok(r),
             Err(e) => Err(guest_error(&mut self.qemu, e).await),
         }

@@ -18,6 +18,7 @@ use super::sequence::{run_sequence, SequenceSpec};
 use super::summary::{FoundFailure, FreshState, FuzzArgs, Summary};
 
 mod capture;
+mod interrupted;
 use crate::judge::{is_runner_failure, JudgeOptions};
 use crate::session::VmConfig;
 
@@ -65,6 +66,8 @@ pub(super) struct Shared {
     mutants: AtomicU64,
     /// Environment faults met and retried (not VMM bugs).
     environment: Mutex<Vec<String>>,
+    /// Hangs saved as unconfirmed, waiting for their rerun.
+    pending: Mutex<Vec<PathBuf>>,
 }
 
 impl Shared {
@@ -126,8 +129,9 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
     // The mutants of the latest sequences, so that a sequence run again
     // (a retry, the fresh-state probe) is the same sequence.
     let mut recent: Vec<(u64, Option<super::corpus::Mutant>)> = Vec::new();
-    // A sequence that hung, running again with twice the timeout.
-    let mut hung: Option<Failure> = None;
+    // A sequence that hung, running again with twice the timeout, and
+    // where its first run's trace waits for the verdict.
+    let mut hung: Option<(Failure, PathBuf)> = None;
     while !s.stopping() {
         // A sequence run again (a retry, the fresh-state probe) is work
         // done, but not another sequence.
@@ -196,8 +200,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         if let Err(e) = merged {
             tracing::warn!("sequence {k}: coverage not counted: {e}");
         }
-        let rerun_of_hang = hung.is_some();
-        if let Some(first) = hung.take() {
+        if let Some((first, unconfirmed)) = hung.take() {
             // Whatever the rerun shows, the next sequence boots afresh with
             // the usual timeout.
             job.timeout_scale = 1;
@@ -205,6 +208,7 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
             retry = None;
             match &run.failure {
                 None => {
+                    s.settle_unconfirmed(&unconfirmed);
                     s.environment_fault(format!(
                         "sequence {k}: {first}; it passed on a fresh boot with twice the \
                          timeout: the machine was slow, not the guest stuck"
@@ -212,21 +216,35 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
                     continue;
                 }
                 Some(f) if is_runner_failure(f) => {
+                    s.progress.println(format!(
+                        "sequence {k}: the hang stays unconfirmed: {}",
+                        unconfirmed.display()
+                    ));
                     return Err(FuzzError::Runner {
                         k,
                         failure: f.clone(),
-                    })
+                    });
                 }
-                Some(_) => {}
+                Some(_) => {
+                    // Confirmed: the rerun's failure is saved below, then
+                    // the unconfirmed copy goes.
+                    let trace = run.failing_trace().expect("failed");
+                    let since_boot = job.since_boot().with(&trace);
+                    s.capture(trace, since_boot).await?;
+                    s.settle_unconfirmed(&unconfirmed);
+                    continue;
+                }
             }
         }
         match &run.failure {
-            Some(f) if f.kind == FailureKind::Hang && retry.is_none() && !rerun_of_hang => {
+            Some(f) if f.kind == FailureKind::Hang && retry.is_none() => {
+                let path = s.save_unconfirmed(run.failing_trace().expect("failed"))?;
                 s.progress.println(format!(
-                    "sequence {k}: {f}; running it again on a fresh boot with twice the timeout \
-                     (a slow machine, or a hang?)"
+                    "sequence {k}: {f}; saved as unconfirmed: {}; running it again on a fresh \
+                     boot with twice the timeout (a slow machine, or a hang?)",
+                    path.display()
                 ));
-                hung = Some(f.clone());
+                hung = Some((f.clone(), path));
                 job.timeout_scale = 2;
                 retry = Some(k);
             }
@@ -354,6 +372,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         corpus: Mutex::new(corpus),
         mutants: AtomicU64::new(0),
         environment: Mutex::new(Vec::new()),
+        pending: Mutex::new(Vec::new()),
     });
     // One local task per job: a judged guest's futures are not `Send`.
     // The guests run in their own QEMU processes and the minimizer on
@@ -363,13 +382,24 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         .map(|i| local.spawn_local(job(shared.clone(), i)))
         .collect();
     let mut results = None;
-    local
-        .run_until(shared.progress.tick(goal, async {
-            results = Some(futures::future::join_all(jobs).await);
-        }))
+    // A signal stops the jobs where they are (their guests killed) and the
+    // campaign reports what it did, naming the traces in flight.
+    let (mut listener, _claim) = (crate::interrupt::Listener::new(), crate::interrupt::claim());
+    let interrupted = local
+        .run_until(async {
+            tokio::select! {
+                _ = shared.progress.tick(goal, async {
+                    results = Some(futures::future::join_all(jobs).await);
+                }) => None,
+                signal = listener.recv() => Some(signal),
+            }
+        })
         .await;
-    for r in results.unwrap_or_default() {
-        r.expect("a fuzz job does not panic")?;
+    drop(local);
+    if interrupted.is_none() {
+        for r in results.unwrap_or_default() {
+            r.expect("a fuzz job does not panic")?;
+        }
     }
     let p = &shared.progress;
     let (boots, resets) = (
@@ -402,7 +432,10 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         )
     };
     let environment = shared.environment.lock().expect("not poisoned").clone();
+    let in_flight = interrupted.map_or_else(Vec::new, |_| interrupted::in_flight(args, &shared));
     Ok(Summary {
+        interrupted,
+        in_flight,
         corpus,
         seed,
         shard: args.shard,

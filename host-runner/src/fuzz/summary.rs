@@ -208,6 +208,11 @@ pub struct Summary {
     pub reached: crate::coverage::Coverage,
     /// The corpus line: what was kept and how many mutants ran.
     pub corpus: String,
+    /// The signal that stopped the campaign before its end, if one did.
+    pub interrupted: Option<crate::interrupt::Signal>,
+    /// When interrupted: the traces in flight (each job's guest's
+    /// operations since its boot, a hang awaiting its rerun).
+    pub in_flight: Vec<PathBuf>,
 }
 
 /// The campaign's guidance in one line: guest edges and model
@@ -307,6 +312,19 @@ impl fmt::Display for Summary {
             )?;
             for e in &self.environment {
                 writeln!(f, "  {e}")?;
+            }
+        }
+        if let Some(signal) = self.interrupted {
+            writeln!(
+                f,
+                "INTERRUPTED by {signal}: the campaign stopped early, its guests killed; \
+                 the figures above are up to then"
+            )?;
+            for path in &self.in_flight {
+                writeln!(f, "  in flight: {}", path.display())?;
+            }
+            if self.in_flight.is_empty() {
+                writeln!(f, "  no trace was in flight")?;
             }
         }
         for found in &self.failures {

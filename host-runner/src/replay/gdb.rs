@@ -2,8 +2,6 @@
 //! stub on a unix socket (no network port), paused before the failing
 //! operation, with the exact gdb command line to attach.
 
-use std::os::unix::fs::PermissionsExt;
-
 use trace::{Outcome, Trace};
 
 use super::{config_for, ReplayOptions};
@@ -33,11 +31,9 @@ pub async fn pause_for_gdb(
     stop_before: usize,
     print: impl Fn(&str),
 ) -> Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("vmmfuzz-gdb-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()
-        .map_err(Error::TempDir)?;
+    // Named for its owner: a runner killed outright (SIGKILL) leaves it,
+    // and the next runner's sweep removes it.
+    let dir = crate::session::owned_dir("vmmfuzz-gdb-")?;
     let socket = dir.path().join("gdb.sock");
     let mut config = config_for(config, trace);
     let mut arg = std::ffi::OsString::from("unix:");

@@ -107,9 +107,18 @@ const OWNER: &str = "owner.pid";
 /// Makes the private directory for the sockets and dumps (mode 0700), after
 /// removing those that runners killed outright left behind.
 pub fn private_dir() -> Result<tempfile::TempDir> {
+    owned_dir("vmmfuzz-")
+}
+
+/// A private directory (mode 0700) in the temp directory named `prefix…`
+/// (which starts `vmmfuzz-`), holding its owner's process id so that
+/// [`sweep_stale_dirs`] removes it once that process is gone; made after
+/// such a sweep. `replay --gdb`'s socket lives in one too.
+pub fn owned_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    debug_assert!(prefix.starts_with("vmmfuzz-"), "swept by its prefix");
     sweep_stale_dirs(&std::env::temp_dir());
     let dir = tempfile::Builder::new()
-        .prefix("vmmfuzz-")
+        .prefix(prefix)
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(Error::TempDir)?;
@@ -157,6 +166,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_gdb_dir_names_its_owner() {
+        let dir = owned_dir("vmmfuzz-gdb-").unwrap();
+        let name = dir.path().file_name().unwrap().to_string_lossy();
+        assert!(name.starts_with("vmmfuzz-gdb-"), "{name}");
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let owner = std::fs::read_to_string(dir.path().join(OWNER)).unwrap();
+        assert_eq!(owner, std::process::id().to_string());
+    }
+
+    #[test]
     fn private_dir_is_0700() {
         let dir = private_dir().unwrap();
         let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
@@ -186,8 +206,12 @@ mod tests {
         let live = mk("vmmfuzz-live", Some(std::process::id()));
         let unowned = mk("vmmfuzz-unowned", None);
         let other = mk("other-dead", Some(dead));
-        assert_eq!(sweep_stale_dirs(tmp.path()), 1);
-        assert!(!stale.exists());
-        assert!(live.exists() && unowned.exists() && other.exists());
+        // `replay --gdb`'s socket directory, left by a runner killed with
+        // SIGKILL while QEMU waited for gdb; one of a live runner.
+        let gdb_dead = mk("vmmfuzz-gdb-dead", Some(dead));
+        let gdb_live = mk("vmmfuzz-gdb-live", Some(std::process::id()));
+        assert_eq!(sweep_stale_dirs(tmp.path()), 2);
+        assert!(!stale.exists() && !gdb_dead.exists());
+        assert!(live.exists() && gdb_live.exists() && unowned.exists() && other.exists());
     }
 }

@@ -56,7 +56,6 @@ impl Shared {
             self.replay,
             path.display()
         ));
-        self.write_report(&path, &trace).await;
         if let Some((p, t)) = &history {
             self.progress.println(format!(
                 "  the sequence ran after a reset; with everything before it since boot \
@@ -65,6 +64,20 @@ impl Shared {
                 p.display()
             ));
         }
+        // In the summary at once: a campaign interrupted while minimizing
+        // still names the saved trace.
+        let index = {
+            let mut found = self.found.lock().expect("not poisoned");
+            found.push(FoundFailure {
+                failure: failure.clone(),
+                path: path.clone(),
+                ops: trace.len(),
+                minimized: None,
+            });
+            found.len() - 1
+        };
+        // After the summary knows of it: the report replays the trace.
+        self.write_report(&path, &trace).await;
         let new = self
             .minimized
             .lock()
@@ -91,12 +104,7 @@ impl Shared {
         } else {
             None
         };
-        self.found.lock().expect("not poisoned").push(FoundFailure {
-            failure,
-            path,
-            ops: trace.len(),
-            minimized,
-        });
+        self.found.lock().expect("not poisoned")[index].minimized = minimized;
         Ok(())
     }
 }
