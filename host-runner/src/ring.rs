@@ -167,6 +167,12 @@ impl RingPort {
         Ok((seq, self.word32(OFF_WAITING).load(Ordering::SeqCst) != 0))
     }
 
+    /// Whether the guest says it sleeps (`waiting` reads 1): with a request
+    /// posted and unanswered, it missed its doorbell (rule 6).
+    pub fn guest_sleeps(&self) -> bool {
+        self.word32(OFF_WAITING).load(Ordering::SeqCst) != 0
+    }
+
     /// The answer frame of request `seq` (without its trailing zero), once
     /// the guest has published it.
     pub fn answer(&mut self, seq: u64) -> Option<Result<Vec<u8>, RingError>> {

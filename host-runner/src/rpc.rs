@@ -211,6 +211,8 @@ impl RpcClient {
         if doorbell {
             self.write(&[0], what, deadline, timeout).await?;
         }
+        let nudge = Duration::from_millis(protocol::ring::NUDGE_MS);
+        let mut look_again = Instant::now() + nudge;
         loop {
             if let Some(answer) = self.ring.as_mut().expect("a ring").answer(seq) {
                 let mut answer = answer?;
@@ -223,7 +225,21 @@ impl RpcClient {
                     Err(e) => Err(RpcError::Garbled(e)),
                 };
             }
-            match self.next(deadline, what, timeout).await? {
+            let wake = look_again.min(deadline);
+            let inbound = match self.next(wake, what, timeout).await {
+                Err(RpcError::Timeout { .. }) if wake < deadline => {
+                    // Rule 6: asleep with the request posted, the guest
+                    // missed its wake-up; ring again.
+                    look_again = Instant::now() + nudge;
+                    if self.ring.as_ref().expect("a ring").guest_sleeps() {
+                        tracing::debug!("ring: request {seq} posted, guest asleep: doorbell again");
+                        self.write(&[0], what, deadline, timeout).await?;
+                    }
+                    continue;
+                }
+                r => r?,
+            };
+            match inbound {
                 Inbound::Doorbell => {}
                 Inbound::Reply(r) => {
                     tracing::warn!("a serial reply while the ring is in use: {r:?}")

@@ -47,14 +47,29 @@
 //!    one `0x00` byte on the serial line.
 //! 4. Before sleeping, the guest stores `waiting = 1`, fences, and looks at
 //!    `req_seq` and its UART once more; it stores `waiting = 0` when it
-//!    wakes. So a posted request always either is seen or wakes it.
+//!    wakes. On a machine that keeps both fences, a posted request always
+//!    either is seen or wakes it. Under TCG with one vCPU it may not:
+//!    QEMU then emits no host barrier for the guest's fence (nor for a
+//!    locked instruction), so the guest's store of `waiting` can still sit
+//!    in the host CPU's store buffer when its load of `req_seq` runs, and
+//!    the host's rule-2 look at `waiting` can miss it. Rule 6 recovers.
 //! 5. After the guest stores `resp_seq = s` it changes no memory but its
 //!    own stack until the host posts `s + 1` (or sends a serial frame): the
 //!    host may read guest RAM then without stopping the VM, as if stopped.
+//! 6. While a posted request is unanswered, the host looks at `waiting`
+//!    again every [`NUDGE_MS`] milliseconds and sends another `0x00` byte
+//!    when it reads 1: a guest asleep with a request posted missed its
+//!    wake-up (rule 4). A spare byte is harmless (an empty frame), and a
+//!    guest busy with a long request stores no `waiting = 1`, so it gets
+//!    none.
 //!
 //! The ring's frames belong to the transport: the ring is a boot
 //! reservation (listed in `Hello::boot_reserved`). A VMM that scribbles on
 //! it is caught by the slot's sequence number and the frame's CRC.
+
+/// How long the host waits for an answer before it looks at `waiting`
+/// again (rule 6): a lost wake-up costs this instead of a hang.
+pub const NUDGE_MS: u64 = 20;
 
 /// The magic at the ring's start.
 pub const MAGIC: [u8; 8] = *b"VMMRING1";

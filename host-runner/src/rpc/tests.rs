@@ -286,3 +286,121 @@ async fn write_cut_by_a_timeout_is_ended_and_its_answer_dropped() {
         Response::Pong { nonce: 9 }
     );
 }
+
+/// The guest's end of a ring in memory the test owns, for the ring's
+/// wake-up rules: a guest that misses its wake-up (rule 4 can under TCG)
+/// must still get the request, through the host's second look (rule 6).
+mod ring_wakeup {
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use protocol::ring::{
+        self, MAGIC, OFF_MAGIC, OFF_REQ_SEQ, OFF_RESP_SEQ, OFF_SLOTS, OFF_SLOT_BYTES, OFF_VERSION,
+        OFF_WAITING, RING_BYTES, SLOTS, SLOT_BYTES, SLOT_HEADER,
+    };
+    use protocol::PhysRange;
+
+    use super::*;
+    use crate::ram::{Mapping, RamBacking};
+    use crate::ring::RingPort;
+
+    /// Raw access to the ring at offset 0 of `map`.
+    struct Guest(Arc<Mapping>);
+
+    impl Guest {
+        fn at(&self, offset: u64, len: u64) -> *mut u8 {
+            self.0.at(offset, len).expect("inside the ring")
+        }
+        fn word64(&self, offset: u64) -> &AtomicU64 {
+            // SAFETY: an 8-aligned header word inside the mapping, which
+            // `self.0` keeps alive; both sides use it atomically.
+            unsafe { AtomicU64::from_ptr(self.at(offset, 8).cast()) }
+        }
+        fn word32(&self, offset: u64) -> &AtomicU32 {
+            // SAFETY: as in `word64`, a 4-aligned u32.
+            unsafe { AtomicU32::from_ptr(self.at(offset, 4).cast()) }
+        }
+        fn write(&self, offset: u64, bytes: &[u8]) {
+            let p = self.at(offset, bytes.len() as u64);
+            // SAFETY: `at` checked the range; the host does not touch these
+            // bytes while the guest writes them (the ring's rules).
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) }
+        }
+        fn read(&self, offset: u64, len: u64) -> Vec<u8> {
+            let mut out = vec![0u8; len as usize];
+            let p = self.at(offset, len);
+            // SAFETY: as in `write`; the host published these bytes.
+            unsafe { std::ptr::copy_nonoverlapping(p, out.as_mut_ptr(), out.len()) }
+            out
+        }
+        fn header(&self) {
+            self.write(OFF_MAGIC, &MAGIC);
+            self.write(OFF_VERSION, &ring::VERSION.to_le_bytes());
+            self.write(OFF_SLOTS, &(SLOTS as u32).to_le_bytes());
+            self.write(OFF_SLOT_BYTES, &SLOT_BYTES.to_le_bytes());
+        }
+        /// Serves request `seq`: a Pong for a Ping.
+        fn serve(&self, seq: u64) {
+            let slot = ring::slot(seq);
+            let head = self.read(slot, SLOT_HEADER);
+            let len = u64::from_le_bytes(head[8..16].try_into().unwrap());
+            let mut body = self.read(slot + SLOT_HEADER, len);
+            let reply = match frame::decode::<Request>(&mut body) {
+                Ok(Request::Ping { nonce }) => Response::Pong { nonce },
+                _ => Response::Done,
+            };
+            let bytes = frame::encode(&GuestMessage::Reply(reply)).unwrap();
+            let bytes = bytes.strip_suffix(&[0]).unwrap();
+            self.write(slot + SLOT_HEADER, bytes);
+            self.write(slot + 8, &(bytes.len() as u64).to_le_bytes());
+            self.write(slot, &seq.to_le_bytes());
+            self.word64(OFF_RESP_SEQ).store(seq, Ordering::Release);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_that_missed_its_wake_up_is_woken_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ram = RamBacking::create(RING_BYTES, dir.path())
+            .unwrap()
+            .map()
+            .unwrap();
+        let guest = Guest(ram.mapping());
+        guest.header();
+        let port = RingPort::open(
+            &ram,
+            PhysRange {
+                start: 0,
+                end: RING_BYTES,
+            },
+        )
+        .unwrap();
+        let (host, mut line) = tokio::io::duplex(1 << 16);
+        let mut c = RpcClient::new(host, T);
+        c.attach_ring(port);
+        let sleeper = tokio::spawn(async move {
+            // The lost wake-up: the request is posted while `waiting` is
+            // still 0 (no doorbell), and the guest goes to sleep without
+            // having seen it, as when its store of `waiting` and its load
+            // of `req_seq` pass each other.
+            while guest.word64(OFF_REQ_SEQ).load(Ordering::Acquire) == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            guest.word32(OFF_WAITING).store(1, Ordering::SeqCst);
+            let mut byte = [1u8];
+            while byte != [0] {
+                line.read_exact(&mut byte).await.unwrap();
+            }
+            guest.word32(OFF_WAITING).store(0, Ordering::SeqCst);
+            guest.serve(1);
+            line.write_all(&[0]).await.unwrap();
+            line
+        });
+        let answer = c
+            .call_timeout(&Request::Ping { nonce: 7 }, Duration::from_secs(10))
+            .await
+            .expect("woken by the second doorbell, not a timeout");
+        assert_eq!(answer, Response::Pong { nonce: 7 });
+        drop(sleeper.await.unwrap());
+    }
+}
