@@ -201,12 +201,14 @@ fn unconfirmed_in(line: &str) -> PathBuf {
     PathBuf::from(line[at..].split(';').next().unwrap())
 }
 
+/// The failing traces saved in `out` (not the in-flight logs, nor the
+/// HTML report beside each trace).
 fn saved(out: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(out)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with("running-job"))
+        .filter(|n| !n.starts_with("running-job") && !n.ends_with(".html"))
         .collect();
     v.sort();
     v
