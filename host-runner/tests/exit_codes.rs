@@ -4,6 +4,9 @@
 //! saved as a failure nor turns the run red. Needs `qemu-system-x86_64`
 //! and the built guest for the tests that boot one.
 
+mod common;
+
+use common::qemu_children;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -91,25 +94,6 @@ fn a_missing_qemu_is_an_environment_error_that_says_what_to_install() {
         assert_eq!(out.status.code(), Some(3), "{t}");
         assert!(t.contains("apt-get install qemu-system-x86"), "{t}");
     }
-}
-
-/// The QEMU processes among the runner's children (`/proc/PID/task/*/
-/// children`).
-fn qemu_children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
-            if comm.starts_with("qemu") {
-                out.push(child);
-            }
-        }
-    }
-    out
 }
 
 /// Whether the in-flight trace of job 0 holds an operation: the guest is

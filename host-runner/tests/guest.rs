@@ -2,6 +2,9 @@
 //! QMP, and the runner binary. Needs `qemu-system-x86_64` (CI installs it).
 //! No wall-clock assertions: timeouts only bound hangs.
 
+mod common;
+
+use common::{alive, qemu_children};
 use std::time::Duration;
 
 use host_runner::accel::{self, Accel};
@@ -191,28 +194,6 @@ async fn dropping_the_vm_kills_qemu() {
     assert!(!dir.exists(), "the private directory was not removed");
 }
 
-/// Process ids of the QEMU children of `parent`.
-fn qemu_children(parent: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid …
-        let Some((comm, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let ppid = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-        if ppid == Some(parent) && comm.contains("qemu-system") {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// Whether `pid` stops running within five seconds.
 fn dies(pid: u32) -> bool {
     for _ in 0..100 {
@@ -222,17 +203,6 @@ fn dies(pid: u32) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
-}
-
-/// Whether `pid` runs (a zombie does not count).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
 }
 
 #[test]

@@ -7,6 +7,9 @@
 //! stalls. Needs `qemu-system-x86_64` and the built guest. No wall-clock
 //! assertions: the waits only bound a test that would otherwise hang.
 
+mod common;
+
+use common::{alive, qemu_children};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -49,35 +52,6 @@ fn rest(rx: &mpsc::Receiver<String>, seen: &mut String) {
     for l in rx.iter() {
         seen.push_str(&l);
         seen.push('\n');
-    }
-}
-
-/// The QEMU processes among `pid`'s children.
-fn qemu_children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
-            if comm.starts_with("qemu") {
-                out.push(child);
-            }
-        }
-    }
-    out
-}
-
-/// Whether `pid` runs (a zombie does not count).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
     }
 }
 

@@ -5,6 +5,9 @@
 //! and saves that burst's bytes, which are the seed's burst exactly. Needs
 //! `qemu-system-x86_64` and the built guest. No wall-clock assertions.
 
+mod common;
+
+use common::qemu_children;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -42,24 +45,6 @@ fn a_short_wire_campaign_passes_on_the_real_guest() {
     assert!(t.contains("the memory check clean, Stats as before"), "{t}");
     let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-/// The QEMU processes among `pid`'s children.
-fn qemu_children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
-            if comm.starts_with("qemu") {
-                out.push(child);
-            }
-        }
-    }
-    out
 }
 
 #[test]

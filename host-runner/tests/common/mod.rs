@@ -1,11 +1,11 @@
-//! What the injected-bug tests share: running `host-runner replay` as a
-//! user does.
+//! What the integration tests share: running `host-runner replay` as a
+//! user does, and finding the runner's QEMU processes in `/proc`.
+#![allow(dead_code, reason = "each test binary uses a part")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A trace of `testcases/`.
-#[allow(dead_code, reason = "not every test binary replays a testcase")]
 pub fn testcase(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testcases")
@@ -32,4 +32,33 @@ pub fn replay_cli(kernel: Option<&Path>, path: &Path) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code(), text)
+}
+
+/// The QEMU processes among `pid`'s children (`/proc/PID/task/*/children`).
+pub fn qemu_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            if comm.starts_with("qemu") {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `pid` runs (a zombie does not count).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
