@@ -16,19 +16,21 @@ use crate::limits::{check_header, MAX_OPS};
 use crate::line::{read_entry, read_header};
 use crate::numbers::{Count, Hex};
 use crate::op::Op;
+use crate::refs::{self, Ref};
 
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
 /// The version this crate writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// The versions this crate reads: version 1 is version 2 without the
 /// additions of protocol version 2 (`files`, `map_file`, `evict`,
 /// `kmalloc`, `kfree`, `heap_scavenge` and their answers), and version 2 is
 /// version 3 without `batches` and `check_every` (each operation was sent
 /// alone, checks were the runner's choice), and version 3 is version 4
 /// without `reproduced` and a failure's `class` (its signature then comes
-/// from its message), so all read the same.
-pub const READ_VERSIONS: [u32; 4] = [1, 2, 3, 4];
+/// from its message), and version 4 is version 5 without references to
+/// earlier answers (`"ref"`, [`crate::refs`]), so all read the same.
+pub const READ_VERSIONS: [u32; 5] = [1, 2, 3, 4, 5];
 
 /// The first line of a trace, after its `"format"` and `"version"`: its
 /// fields are written in this order, those that are `None` or empty left
@@ -87,19 +89,29 @@ pub struct FileSpec {
     pub seed: u64,
 }
 
-/// One operation line: the operation and, optionally, its expected answer,
-/// written `{"op":"<name>",<the operation's fields>,"expect":…}`.
+/// One operation line: the operation, optionally a reference that sets its
+/// address from an earlier answer, and optionally its expected answer,
+/// written `{"op":"<name>",<the operation's fields>,"ref":…,"expect":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     #[serde(flatten)]
     pub op: Op,
+    /// The operation's address is what an earlier operation answered
+    /// ([`crate::refs`]); the literal in `op` is the value it had when
+    /// recorded, sent when the reference does not resolve.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Ref>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
 }
 
 impl From<Op> for Entry {
     fn from(op: Op) -> Self {
-        Entry { op, expect: None }
+        Entry {
+            op,
+            reference: None,
+            expect: None,
+        }
     }
 }
 
@@ -164,8 +176,18 @@ impl Trace {
     }
 
     /// Removes operations `range`, keeping the batch sizes consistent (a
-    /// batch left empty goes).
+    /// batch left empty goes) and the references right: one to a later
+    /// operation moves with it, one to a removed operation goes (its line
+    /// keeps its literal).
     pub fn remove_ops(&mut self, range: std::ops::Range<usize>) {
+        let cut = range.len();
+        for e in &mut self.entries[range.end..] {
+            e.reference = e.reference.and_then(|r| match r.op {
+                i if i >= range.end => Some(Ref { op: i - cut, ..r }),
+                i if i >= range.start => None,
+                _ => Some(r),
+            });
+        }
         if !self.header.batches.is_empty() {
             let mut at = 0usize;
             for n in &mut self.header.batches {
@@ -177,6 +199,22 @@ impl Trace {
             self.header.batches.retain(|&n| n > 0);
         }
         self.entries.drain(range);
+    }
+
+    /// The operations as they are sent when every reference resolves to its
+    /// literal (what a trace says without a run).
+    pub fn ops(&self) -> impl Iterator<Item = &Op> {
+        self.entries.iter().map(|e| &e.op)
+    }
+
+    /// `other`'s operations appended after this trace's, their references
+    /// moved with them.
+    pub fn append(&mut self, other: &Trace) {
+        let at = self.entries.len();
+        self.entries.extend(other.entries.iter().map(|e| Entry {
+            reference: e.reference.map(|r| Ref { op: r.op + at, ..r }),
+            ..e.clone()
+        }));
     }
 
     /// Whether the header's batch sizes fit the operations.
@@ -293,7 +331,14 @@ pub fn parse(mut reader: impl BufRead) -> Result<Trace, TraceError> {
                     ))
                     .into())
                 }
-                Some(t) => t.entries.push(read_entry(value).map_err(at)?),
+                Some(t) => {
+                    let e = read_entry(value).map_err(at)?;
+                    if let Some(r) = &e.reference {
+                        refs::check(t.entries.len(), &e.op, r, &t.entries)
+                            .map_err(|m| at(FieldError::new("ref", m)))?;
+                    }
+                    t.entries.push(e);
+                }
             }
         }
         bytes.clear();

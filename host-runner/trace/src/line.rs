@@ -11,6 +11,7 @@ use crate::fields::{read, Place};
 use crate::format::{Entry, TraceHeader, FORMAT_NAME, FORMAT_VERSION, READ_VERSIONS};
 use crate::numbers::{read_number, shown, Count};
 use crate::op::{OpFields, OpKind};
+use crate::refs::Ref;
 
 /// The fields of an operation line's object.
 fn object(value: Value) -> Result<Map<String, Value>, FieldError> {
@@ -102,6 +103,18 @@ pub(crate) fn read_entry(value: Value) -> Result<Entry, FieldError> {
         }
     };
     let expect = f.remove("expect").as_ref().map(read_expect).transpose()?;
+    let reference = f
+        .remove("ref")
+        .map(|v| {
+            read::<Ref>(
+                &v,
+                Place {
+                    name: "ref",
+                    ..Place::default()
+                },
+            )
+        })
+        .transpose()?;
     // The derive reads an operation externally tagged: `{"map": {…}}`.
     let mut tagged = Map::new();
     tagged.insert(name, Value::Object(f));
@@ -111,10 +124,14 @@ pub(crate) fn read_entry(value: Value) -> Result<Entry, FieldError> {
         Place {
             variant_is_tag: true,
             known_before: &["op"],
-            known_after: &["expect"],
+            known_after: &["ref", "expect"],
             ..Place::default()
         },
     )?
     .into();
-    Ok(Entry { op, expect })
+    Ok(Entry {
+        op,
+        reference,
+        expect,
+    })
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::executor::{Executor, Outcome};
 use crate::failure::{Failure, Signature};
 use crate::format::Trace;
+use crate::refs;
 use crate::shrink;
 
 /// How much minimization may cost. Whatever runs out first ends it.
@@ -156,7 +157,13 @@ impl<E: Executor> Search<'_, E> {
             while progress {
                 progress = false;
                 let op = self.best.entries[i].op.clone();
+                // A referenced address is set by its reference: its literal
+                // is not what is sent.
+                let referenced = self.best.entries[i].reference.is_some();
                 for c in shrink::candidates(&op) {
+                    if referenced && refs::target(&c.op) != refs::target(&op) {
+                        continue;
+                    }
                     let mut candidate = self.best.clone();
                     candidate.entries[i].op = c.op;
                     candidate.entries[i].expect = None;
@@ -181,6 +188,9 @@ impl<E: Executor> Search<'_, E> {
     /// every range's place relative to the others (shrinking one address
     /// alone loses an overlap the failure needs).
     async fn shift_addrs(&mut self, i: usize) -> Option<bool> {
+        if self.best.entries[i].reference.is_some() {
+            return Some(false);
+        }
         let Some(from) = shrink::addr_of(&self.best.entries[i].op) else {
             return Some(false);
         };
@@ -191,7 +201,7 @@ impl<E: Executor> Search<'_, E> {
             };
             let mut candidate = self.best.clone();
             for (e, op) in candidate.entries.iter_mut().zip(shifted) {
-                if e.op != op {
+                if e.op != op && e.reference.is_none() {
                     e.op = op;
                     e.expect = None;
                 }

@@ -4,9 +4,8 @@
 //! read every spelling: a hex string (`"0x1000"`, `_` separators allowed), a
 //! decimal string, or a JSON number.
 //!
-//! A field that may later hold something else (a reference to an earlier
-//! answer, `{"ref": 12}`) changes its Rust type and gains a `SerializeAs` /
-//! `DeserializeAs` impl here; the readers do not change.
+//! A reference to an earlier answer does not change a field: it sits
+//! beside the literal, as the line's `"ref"` ([`crate::refs`]).
 
 use std::fmt;
 

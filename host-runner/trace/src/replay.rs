@@ -16,6 +16,7 @@ use crate::executor::Outcome;
 use crate::expect::Expect;
 use crate::failure::{Failure, FailureKind};
 use crate::format::{write_entry, Entry, Trace};
+use crate::refs::Answers;
 
 /// What a batch did: an answer for each request up to the first failure
 /// (all of them when none), the model's predictions when they were asked
@@ -179,64 +180,27 @@ pub async fn run(
         steps,
         outcome: Outcome::Failed(failure),
     };
+    let mut answers = Answers::new();
     for range in trace.batch_ranges() {
-        let entries = &trace.entries[range.clone()];
-        let requests: Vec<Request> = entries.iter().map(|e| e.op.to_request()).collect();
-        let run = target.batch(range.start, &requests, opts.predict).await;
-        let mut failure = run.failure;
-        let failing = failure.as_ref().and_then(|f| f.op_index);
-        if failure.is_none() && run.answers.len() < requests.len() {
-            failure = Some(Failure::new(
-                FailureKind::Divergence,
-                format!(
-                    "the batch of operations {}..{} got {} answers",
-                    range.start,
-                    range.end,
-                    run.answers.len()
-                ),
-                Some(range.start + run.answers.len()),
-            ));
-        }
-        for (i, entry) in entries.iter().enumerate() {
-            let index = range.start + i;
-            let answer = run.answers.get(i).cloned();
-            let mut verdict = Verdict::Ok;
-            if let Some(a) = &answer {
-                if let Some(x) = entry.expect.as_ref().filter(|x| !x.matches(a)) {
-                    // The expectation names the first difference; a model
-                    // failure at a later operation comes after it.
-                    if failing.is_none_or(|f| f >= index) {
-                        failure = Some(expect_failure(index, entry, x, a));
-                    }
+        for part in split_at_refs(&trace.entries, range.clone()) {
+            // References resolve from the answers before this batch.
+            let entries: Vec<Entry> = trace.entries[part.clone()]
+                .iter()
+                .map(|e| Entry {
+                    op: answers.resolve(&e.op, e.reference.as_ref()),
+                    ..e.clone()
+                })
+                .collect();
+            let requests: Vec<Request> = entries.iter().map(|e| e.op.to_request()).collect();
+            let run = target.batch(part.start, &requests, opts.predict).await;
+            for (i, a) in run.answers.iter().enumerate() {
+                if let Some(e) = entries.get(i) {
+                    answers.record(part.start + i, &e.op, a);
                 }
             }
-            let done = failure
-                .as_ref()
-                .is_some_and(|f| f.op_index.is_none_or(|f| f <= index));
-            if done {
-                verdict = Verdict::Failed;
-            }
-            if answer.is_none() && !done {
-                break;
-            }
-            let record = StepRecord {
-                index,
-                entry: entry.clone(),
-                answer,
-                predicted: run.predicted.get(i).cloned().flatten(),
-                verdict,
-            };
-            on_step(&record);
-            steps.push(record);
-            if done {
-                let mut f = failure.take().expect("a failure");
-                f.op_index = f.op_index.or(Some(index));
+            if let Err(f) = judge_batch(&part, &entries, run, &mut steps, on_step) {
                 return fail(steps, f);
             }
-        }
-        if let Some(mut f) = failure {
-            f.op_index = f.op_index.or(Some(range.end - 1));
-            return fail(steps, f);
         }
         if range.end < trace.len() && cadence.after_batch(range.len()) {
             if let Err(f) = target.check(Some(range.end - 1), Depth::Incremental).await {
@@ -253,6 +217,90 @@ pub async fn run(
         steps,
         outcome: Outcome::Passed,
     }
+}
+
+/// Judges one batch's answers against the lines' `expect`, records its
+/// steps, and answers its failure (the failing step is the last recorded).
+fn judge_batch(
+    range: &std::ops::Range<usize>,
+    entries: &[Entry],
+    run: BatchRun,
+    steps: &mut Vec<StepRecord>,
+    on_step: &mut dyn FnMut(&StepRecord),
+) -> Result<(), Failure> {
+    let mut failure = run.failure;
+    let failing = failure.as_ref().and_then(|f| f.op_index);
+    if failure.is_none() && run.answers.len() < entries.len() {
+        failure = Some(Failure::new(
+            FailureKind::Divergence,
+            format!(
+                "the batch of operations {}..{} got {} answers",
+                range.start,
+                range.end,
+                run.answers.len()
+            ),
+            Some(range.start + run.answers.len()),
+        ));
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        let index = range.start + i;
+        let answer = run.answers.get(i).cloned();
+        let mut verdict = Verdict::Ok;
+        if let Some(a) = &answer {
+            if let Some(x) = entry.expect.as_ref().filter(|x| !x.matches(a)) {
+                // The expectation names the first difference; a model
+                // failure at a later operation comes after it.
+                if failing.is_none_or(|f| f >= index) {
+                    failure = Some(expect_failure(index, entry, x, a));
+                }
+            }
+        }
+        let done = failure
+            .as_ref()
+            .is_some_and(|f| f.op_index.is_none_or(|f| f <= index));
+        if done {
+            verdict = Verdict::Failed;
+        }
+        if answer.is_none() && !done {
+            break;
+        }
+        let record = StepRecord {
+            index,
+            entry: entry.clone(),
+            answer,
+            predicted: run.predicted.get(i).cloned().flatten(),
+            verdict,
+        };
+        on_step(&record);
+        steps.push(record);
+        if done {
+            let mut f = failure.take().expect("a failure");
+            f.op_index = f.op_index.or(Some(index));
+            return Err(f);
+        }
+    }
+    match failure {
+        Some(mut f) => {
+            f.op_index = f.op_index.or(Some(range.end - 1));
+            Err(f)
+        }
+        None => Ok(()),
+    }
+}
+
+/// `range` cut before every operation that refers to an answer of the same
+/// batch, which must be known before that operation is sent.
+fn split_at_refs(entries: &[Entry], range: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
+    let mut parts = Vec::new();
+    let mut start = range.start;
+    for i in range.clone() {
+        if i > start && entries[i].reference.is_some_and(|r| r.op >= start) {
+            parts.push(start..i);
+            start = i;
+        }
+    }
+    parts.push(start..range.end);
+    parts
 }
 
 /// Runs a trace and answers only its outcome.
@@ -277,13 +325,17 @@ pub fn answer_text(r: Option<&Response>) -> String {
 }
 
 /// One row: index, verdict mark, request (as its trace line, without
-/// `expect`), the guest's answer, and what was expected or predicted.
+/// `expect`; a reference's address as it resolved), the guest's answer,
+/// and what was expected or predicted.
 pub fn format_step(s: &StepRecord) -> String {
     let mark = match s.verdict {
         Verdict::Ok => " ",
         Verdict::Failed => "✗",
     };
-    let request = write_entry(&Entry::from(s.entry.op.clone()));
+    let request = write_entry(&Entry {
+        expect: None,
+        ..s.entry.clone()
+    });
     let mut want = Vec::new();
     if let Some(x) = &s.entry.expect {
         want.push(format!("expect {}", x.to_json()));

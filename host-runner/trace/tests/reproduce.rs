@@ -139,5 +139,5 @@ fn version_3_headers_still_read() {
     assert_eq!(t.header.reproduced, None);
     assert!(t
         .to_text()
-        .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":4,"));
+        .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":5,"));
 }

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use trace::format::FORMAT_VERSION;
 use trace::parse_str;
 
 fn testcases() -> PathBuf {
@@ -19,7 +20,7 @@ fn check(name: &str, text: &str) {
 }
 
 /// What writing `text` back gives: its lines less comments and blank
-/// lines, versions 1 to 3 written as 4.
+/// lines, older versions written as the current one.
 fn written_back(text: &str) -> String {
     let out: String = text
         .lines()
@@ -29,10 +30,10 @@ fn written_back(text: &str) -> String {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    for old in [1, 2, 3] {
+    for old in [1, 2, 3, 4] {
         let prefix = format!("{{\"format\":\"vmmfuzz-trace\",\"version\":{old}");
         if let Some(rest) = out.strip_prefix(&prefix) {
-            return format!("{{\"format\":\"vmmfuzz-trace\",\"version\":4{rest}");
+            return format!("{{\"format\":\"vmmfuzz-trace\",\"version\":{FORMAT_VERSION}{rest}");
         }
     }
     out
