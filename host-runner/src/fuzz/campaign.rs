@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use trace::{Failure, FailureKind, GenConfig, Generator, Signature, Trace};
+use trace::{Failure, FailureKind, GenConfig, Generator, Signature};
 
 use super::corpus::Corpus;
 use super::fresh::Fresh;
@@ -294,11 +294,9 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
     if let Some(vm) = job.vm.take() {
         if let Err(f) = vm.finish().await {
             if let Some(prev) = job.prev.take().filter(|_| !is_runner_failure(&f)) {
-                let header = trace::TraceHeader {
-                    failure: Some(f),
-                    ..prev.header
-                };
-                s.capture(Trace::from_ops(header, prev.ops), None).await?;
+                let mut t = prev.trace();
+                t.header.failure = Some(f);
+                s.capture(t, None).await?;
             }
         }
     }

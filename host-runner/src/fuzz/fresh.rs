@@ -152,7 +152,7 @@ impl Fresh {
         }
         let since = self.since.as_mut().expect("a guest is running");
         if let Some(prev) = &self.prev {
-            since.sequence(&prev.ops, &prev.batch_sizes);
+            since.sequence(&prev.trace());
         }
         let path = self.log.0.clone();
         since.reset().map_err(s.io(path))?;
@@ -204,6 +204,7 @@ mod tests {
     fn run(ops: Vec<Op>) -> SequenceRun {
         SequenceRun {
             header: TraceHeader::default(),
+            refs: vec![None; ops.len()],
             ops,
             batch_sizes: vec![1],
             failure: None,

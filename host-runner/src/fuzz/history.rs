@@ -23,8 +23,8 @@ pub(super) fn since_boot_path(path: &Path) -> PathBuf {
 /// the log it is written to.
 #[derive(Debug)]
 pub(super) struct SinceBoot {
-    ops: Vec<Op>,
-    batches: Vec<u32>,
+    /// The operations (their references included) and batches so far.
+    done: Trace,
     log: TraceWriter,
 }
 
@@ -32,15 +32,14 @@ impl SinceBoot {
     /// A fresh guest's: the log at `path` started anew with `header`.
     pub fn start(path: &Path, header: &TraceHeader) -> io::Result<SinceBoot> {
         Ok(SinceBoot {
-            ops: Vec::new(),
-            batches: Vec::new(),
+            done: Trace::default(),
             log: TraceWriter::create(path, header, false)?,
         })
     }
 
     /// Operations before the running sequence.
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.done.len()
     }
 
     /// The in-flight log (the running sequence appends to it).
@@ -48,10 +47,14 @@ impl SinceBoot {
         &mut self.log
     }
 
-    /// A sequence ran: its operations (already in the log), in its batches.
-    pub fn sequence(&mut self, ops: &[Op], batches: &[u32]) {
-        self.ops.extend_from_slice(ops);
-        self.batches.extend_from_slice(batches);
+    /// A sequence ran: its trace's operations (already in the log), in its
+    /// batches.
+    pub fn sequence(&mut self, run: &Trace) {
+        self.done.append(run);
+        self.done
+            .header
+            .batches
+            .extend(run.batch_ranges().iter().map(|r| r.len() as u32));
     }
 
     /// The campaign's reset is about to be sent: into the history and the
@@ -68,32 +71,34 @@ impl SinceBoot {
             self.log.append(&op.clone().into())?;
         }
         self.log.flush_batch()?;
-        self.ops.extend(ops);
-        self.batches.push(2);
+        self.done.entries.extend(ops.map(Into::into));
+        self.done.header.batches.push(2);
         Ok(())
     }
 
     /// The whole history as a trace with `header` (and its batches).
     pub fn trace(&self, header: TraceHeader) -> Trace {
-        let mut t = Trace::from_ops(header, self.ops.iter().cloned());
-        t.header.batches.clone_from(&self.batches);
-        t
+        let batches = self.done.header.batches.clone();
+        Trace {
+            header: TraceHeader { batches, ..header },
+            entries: self.done.entries.clone(),
+        }
     }
 
     /// `failing` (a sequence's trace) preceded by the history, its failure's
     /// index moved with it; `None` on a fresh boot (`failing` is that
     /// already).
     pub fn with(&self, failing: &Trace) -> Option<Trace> {
-        if self.ops.is_empty() {
+        if self.done.is_empty() {
             return None;
         }
         let mut header = failing.header.clone();
         if let Some(f) = header.failure.as_mut() {
-            f.op_index = f.op_index.map(|i| i + self.ops.len());
+            f.op_index = f.op_index.map(|i| i + self.done.len());
         }
         let resets = self
-            .ops
-            .iter()
+            .done
+            .ops()
             .filter(|op| matches!(op, Op::Reset { .. }))
             .count();
         header.note =
@@ -102,15 +107,14 @@ impl SinceBoot {
              the campaign's reset, then the failing sequence (seed {})",
             failing.header.seed.map_or("?".into(), |s| format!("{s:#x}"))
         ));
-        let mut batches = self.batches.clone();
+        let mut t = self.trace(TraceHeader::default());
+        t.header.batches.clear();
+        let mut batches = self.done.header.batches.clone();
         batches.extend(failing.batch_ranges().iter().map(|r| r.len() as u32));
+        t.append(failing);
         header.batches = batches;
-        let ops = self
-            .ops
-            .iter()
-            .cloned()
-            .chain(failing.entries.iter().map(|e| e.op.clone()));
-        Some(Trace::from_ops(header, ops))
+        t.header = header;
+        Some(t)
     }
 }
 
@@ -131,7 +135,9 @@ mod tests {
         for op in &seq {
             h.log().append(&op.clone().into()).unwrap();
         }
-        h.sequence(&seq, &[2, 1]);
+        let mut run = Trace::from_ops(TraceHeader::default(), seq.clone());
+        run.header.batches = vec![2, 1];
+        h.sequence(&run);
         h.reset().unwrap();
         assert_eq!(h.len(), 5);
         let mut failing = Trace::from_ops(

@@ -6,8 +6,8 @@ use std::io;
 use protocol::{Request, Response};
 use trace::replay::Depth;
 use trace::{
-    Cadence, Failure, FailureKind, GenConfig, Generator, Op, Target, Trace, TraceHeader,
-    TraceWriter,
+    Answers, Cadence, Entry, Failure, FailureKind, GenConfig, Generator, Op, Ref, Target, Trace,
+    TraceHeader, TraceWriter,
 };
 
 use super::coverage::Coverage;
@@ -66,6 +66,9 @@ pub struct SequenceRun {
     pub header: TraceHeader,
     /// Every operation sent, in order.
     pub ops: Vec<Op>,
+    /// Each operation's reference to an earlier answer its address was
+    /// aimed at ([`trace::Answers::infer`]), beside `ops`.
+    pub refs: Vec<Option<Ref>>,
     /// The size of each batch sent, in order.
     pub batch_sizes: Vec<u32>,
     pub failure: Option<Failure>,
@@ -89,6 +92,9 @@ impl SequenceRun {
     /// in and the check cadence.
     pub fn trace(&self) -> Trace {
         let mut t = Trace::from_ops(self.header.clone(), self.ops.iter().cloned());
+        for (e, r) in t.entries.iter_mut().zip(&self.refs) {
+            e.reference = *r;
+        }
         t.header.batches.clone_from(&self.batch_sizes);
         t
     }
@@ -157,6 +163,7 @@ pub async fn run_sequence<T: Target + Timed>(
     let mut run = SequenceRun {
         header,
         ops: Vec::with_capacity(gen.ops),
+        refs: Vec::with_capacity(gen.ops),
         batch_sizes: Vec::new(),
         failure: None,
         coverage: Coverage::default(),
@@ -166,6 +173,11 @@ pub async fn run_sequence<T: Target + Timed>(
     let before = target.timings();
     let mut cadence = Cadence::new(spec.check_every);
     let mut last: Option<Response> = None;
+    // The answers that handed something out, for the references an
+    // operation aimed at one is recorded with; and where this sequence
+    // starts in the log (which may hold earlier sequences since boot).
+    let mut answers = Answers::new();
+    let base = log.as_deref().map_or(0, TraceWriter::ops);
     while run.ops.len() < gen.ops {
         let mut batch = Vec::new();
         timed(&mut run.timings.generate, || loop {
@@ -180,9 +192,15 @@ pub async fn run_sequence<T: Target + Timed>(
                 break;
             }
         });
+        let refs: Vec<Option<Ref>> = batch.iter().map(|op| answers.infer(op)).collect();
         if let Some(w) = log.as_deref_mut() {
-            for op in &batch {
-                w.append(&op.clone().into())?;
+            for (op, r) in batch.iter().zip(&refs) {
+                let mut e = Entry::from(op.clone());
+                e.reference = r.map(|r| Ref {
+                    op: r.op + base,
+                    ..r
+                });
+                w.append(&e)?;
             }
             w.flush_batch()?;
         }
@@ -193,7 +211,11 @@ pub async fn run_sequence<T: Target + Timed>(
         if result.failure.is_none() {
             run.coverage.record(&batch, &result.answers);
         }
+        for (i, (op, a)) in batch.iter().zip(&result.answers).enumerate() {
+            answers.record(first + i, op, a);
+        }
         run.ops.extend(batch);
+        run.refs.extend(refs);
         if let Some(f) = result.failure {
             run.failure = Some(f);
             break;

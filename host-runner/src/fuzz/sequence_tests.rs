@@ -143,6 +143,67 @@ fn answers_feed_the_generator() {
 }
 
 #[test]
+fn aimed_operations_are_recorded_with_references_to_the_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("running.jsonl");
+    let spec = spec(3, 600);
+    let mut log = TraceWriter::create(&path, &trace::TraceHeader::default(), false).unwrap();
+    // An earlier sequence since boot: the log's references count it.
+    for _ in 0..3 {
+        log.append(&Op::Stats.into()).unwrap();
+    }
+    let mut fake = Fake::default();
+    let run = block(run_sequence(&mut fake, &spec, Some(&mut log))).unwrap();
+    drop(log);
+    let t = run.trace();
+    let mut referenced = 0;
+    for (i, e) in t.entries.iter().enumerate() {
+        let Some(r) = e.reference else { continue };
+        referenced += 1;
+        assert!(r.op < i);
+        assert!(
+            matches!(t.entries[r.op].op, Op::AllocFrames { .. }),
+            "{i}: {r:?}"
+        );
+        // The literal is what the reference resolved to when it was sent.
+        let Response::Frames(runs) = &fake_answer(&fake, r.op) else {
+            panic!("frames")
+        };
+        let Op::FreeFrames { frame, .. } = e.op else {
+            panic!("a free")
+        };
+        assert_eq!(
+            runs[r.run as usize].start.wrapping_add_signed(r.plus),
+            frame
+        );
+    }
+    assert!(referenced > 0, "no free_frames recorded with a reference");
+    // The trace reads back with them, and the log holds them moved by the
+    // three operations before the sequence.
+    assert_eq!(trace::parse_str(&t.to_text()).unwrap(), t);
+    let logged = trace::parse_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (e, l) in t.entries.iter().zip(&logged.entries[3..]) {
+        assert_eq!(e.reference.map(|r| r.op + 3), l.reference.map(|r| r.op));
+    }
+}
+
+/// What the fake answered to operation `i` (its answers are a function of
+/// the requests: frames at increasing addresses).
+fn fake_answer(fake: &Fake, i: usize) -> Response {
+    let nth = fake.sent[..=i]
+        .iter()
+        .filter(|r| matches!(r, Request::AllocFrames { .. }))
+        .count() as u64;
+    let Request::AllocFrames { count, .. } = fake.sent[i] else {
+        return Response::Done;
+    };
+    Response::Frames(vec![FrameRun {
+        start: nth * 0x10_0000,
+        count: count.clamp(1, 4),
+    }])
+}
+
+#[test]
 fn a_failure_keeps_the_prefix_and_the_log_has_everything_sent() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("running.jsonl");
