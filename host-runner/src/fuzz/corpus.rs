@@ -11,14 +11,15 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use trace::{FileSpec, GenConfig, Generator, Mutation, Op, Trace};
+use trace::{FileSpec, GenConfig, Generator, Mutation, Trace};
 
 use crate::coverage::Novelty;
 
 /// A kept sequence.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub ops: Arc<[Op]>,
+    /// Its operations and their references (expectations dropped).
+    pub ops: Arc<[trace::Entry]>,
     /// Where it came from: a file, or the campaign's sequence number.
     pub origin: String,
 }
@@ -26,7 +27,9 @@ pub struct Entry {
 /// A mutated sequence to run.
 #[derive(Debug, Clone)]
 pub struct Mutant {
-    pub ops: Arc<[Op]>,
+    /// Its operations, references included: they resolve from the
+    /// answers of the run ([`trace::Answers`]).
+    pub ops: Arc<[trace::Entry]>,
     /// For the trace's note: the parents and the mutations.
     pub note: String,
 }
@@ -46,7 +49,7 @@ pub struct Corpus {
     pub added: usize,
 }
 
-fn hash(ops: &[Op]) -> u64 {
+fn hash(ops: &[trace::Entry]) -> u64 {
     let mut h = DefaultHasher::new();
     format!("{ops:?}").hash(&mut h);
     h.finish()
@@ -82,8 +85,7 @@ impl Corpus {
                     .and_then(|t| trace::parse_str(&t).ok())
                 {
                     Some(t) if fits(&t, ram_mib, files) => {
-                        let ops: Vec<Op> = t.entries.into_iter().map(|e| e.op).collect();
-                        if c.keep(ops, p.display().to_string()) {
+                        if c.keep(&t, p.display().to_string()) {
                             c.loaded += 1;
                         }
                     }
@@ -102,7 +104,8 @@ impl Corpus {
         self.entries.is_empty()
     }
 
-    fn keep(&mut self, ops: Vec<Op>, origin: String) -> bool {
+    fn keep(&mut self, t: &Trace, origin: String) -> bool {
+        let ops = operations(t);
         if ops.is_empty() || !self.hashes.insert(hash(&ops)) {
             return false;
         }
@@ -124,9 +127,8 @@ impl Corpus {
         if !novelty.any() {
             return Ok(false);
         }
-        let ops: Vec<Op> = trace.entries.iter().map(|e| e.op.clone()).collect();
-        let h = hash(&ops);
-        if !self.keep(ops, origin) {
+        let h = hash(&operations(trace));
+        if !self.keep(trace, origin) {
             return Ok(false);
         }
         self.added += 1;
@@ -175,6 +177,18 @@ impl Corpus {
     }
 }
 
+/// A trace's operations with their references, without expectations (a
+/// mutant is judged by the model alone).
+fn operations(t: &Trace) -> Vec<trace::Entry> {
+    t.entries
+        .iter()
+        .map(|e| trace::Entry {
+            expect: None,
+            ..e.clone()
+        })
+        .collect()
+}
+
 /// Whether trace `t` boots the campaign's guest.
 fn fits(t: &Trace, ram_mib: u32, files: &[FileSpec]) -> bool {
     t.header.ram_mib.is_none_or(|r| r == ram_mib) && t.header.files == files
@@ -184,7 +198,7 @@ fn fits(t: &Trace, ram_mib: u32, files: &[FileSpec]) -> bool {
 mod tests {
     use super::*;
     use protocol::Privilege;
-    use trace::TraceHeader;
+    use trace::{Op, TraceHeader};
 
     fn trace(n: u64) -> Trace {
         Trace::from_ops(

@@ -180,19 +180,24 @@ pub async fn run_sequence<T: Target + Timed>(
     let base = log.as_deref().map_or(0, TraceWriter::ops);
     while run.ops.len() < gen.ops {
         let mut batch = Vec::new();
+        let mut refs: Vec<Option<Ref>> = Vec::new();
         timed(&mut run.timings.generate, || loop {
             let answer = if batch.is_empty() { last.take() } else { None };
-            let op = match fixed.as_mut() {
-                Some(ops) => ops.next().cloned().unwrap_or(Op::Stats),
-                None => generator.next_op(answer.as_ref()),
+            // A mutant's references resolve from this run's answers (their
+            // operations are in earlier batches: each ends a batch); other
+            // operations aimed at what an answer handed out get one.
+            let (op, r) = match fixed.as_mut().map(|ops| ops.next()) {
+                Some(Some(e)) => (answers.resolve(&e.op, e.reference.as_ref()), e.reference),
+                Some(None) => (Op::Stats, None),
+                None => (generator.next_op(answer.as_ref()), None),
             };
+            refs.push(r.or_else(|| answers.infer(&op)));
             batch.push(op);
             let op = batch.last().expect("just pushed");
             if rule.ends_after(op, batch.len(), run.ops.len() + batch.len()) {
                 break;
             }
         });
-        let refs: Vec<Option<Ref>> = batch.iter().map(|op| answers.infer(op)).collect();
         if let Some(w) = log.as_deref_mut() {
             for (op, r) in batch.iter().zip(&refs) {
                 let mut e = Entry::from(op.clone());

@@ -187,6 +187,44 @@ fn aimed_operations_are_recorded_with_references_to_the_answers() {
     }
 }
 
+#[test]
+fn a_mutant_s_references_resolve_from_this_run_s_answers() {
+    let k = protocol::Privilege::Kernel;
+    let alloc = Op::AllocFrames {
+        count: 1,
+        contiguous: false,
+        privilege: k,
+    };
+    let mut free = trace::Entry::from(Op::FreeFrames {
+        frame: 0xdead_0000,
+        count: 1,
+        privilege: k,
+    });
+    free.reference = Some(trace::Ref {
+        op: 1,
+        run: 0,
+        plus: 0,
+    });
+    let mut s = spec(1, 3);
+    s.mutant = Some(super::super::corpus::Mutant {
+        ops: vec![alloc.clone().into(), alloc.into(), free].into(),
+        note: "test".into(),
+    });
+    let mut fake = Fake::default();
+    let run = block(run_sequence(&mut fake, &s, None)).unwrap();
+    // The recorded literal (0xdead0000) named another run's frame; this
+    // run's second alloc_frames got the fake's second frame.
+    assert_eq!(
+        fake.sent[2],
+        Request::FreeFrames {
+            frame: 0x20_0000,
+            count: 1,
+            privilege: k
+        }
+    );
+    assert_eq!(run.trace().entries[2].reference.map(|r| r.op), Some(1));
+}
+
 /// What the fake answered to operation `i` (its answers are a function of
 /// the requests: frames at increasing addresses).
 fn fake_answer(fake: &Fake, i: usize) -> Response {
