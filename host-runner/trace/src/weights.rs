@@ -115,7 +115,16 @@ pub struct GenConfig {
     /// Each sequence draws its own weights and length from its seed
     /// ([`GenConfig::for_sequence`]).
     pub swarm: bool,
+    /// From this operation on, the generator keeps the frame allocator
+    /// near empty ([`crate::Generator`]'s pressure pattern): everything
+    /// after runs with no frame to spare, where the kernel must still
+    /// answer from its reserve.
+    pub drain_from: Option<usize>,
 }
+
+/// The share of swarm sequences that drain the frame allocator part way
+/// through.
+const DRAINING: f64 = 0.2;
 
 /// How a swarm sequence's length relates to [`GenConfig::ops`]: mostly
 /// that, sometimes 5× or 25× as deep (a deep one never resets itself).
@@ -145,10 +154,16 @@ impl GenConfig {
         if depth > 1 {
             weights = weights.set(OpKind::Reset, 0);
         }
+        let ops = self.ops.saturating_mul(depth);
+        // Drawn last, so the weights and length of a seed stay as they were.
+        let drain_from = rng
+            .random_bool(DRAINING)
+            .then(|| rng.random_range(0..=ops / 2));
         GenConfig {
-            ops: self.ops.saturating_mul(depth),
+            ops,
             weights,
             swarm: false,
+            drain_from,
             ..self.clone()
         }
     }
@@ -176,6 +191,7 @@ impl Default for GenConfig {
             weights: Weights::default(),
             files: files_of_pages(&DEFAULT_FILE_PAGES),
             swarm: false,
+            drain_from: None,
         }
     }
 }

@@ -113,3 +113,61 @@ fn unmaps_hit_what_was_mapped() {
     // a fifth hit a mapped range exactly (by chance, almost none would).
     assert!(exact * 8 > unmaps, "{exact} of {unmaps} unmaps were exact");
 }
+
+#[test]
+fn some_sequences_drain_the_frame_allocator_part_way() {
+    let base = swarm();
+    let drains: Vec<(usize, usize)> = (0..500)
+        .filter_map(|s| {
+            let c = base.for_sequence(s);
+            c.drain_from.map(|d| (d, c.ops))
+        })
+        .collect();
+    assert!(
+        (60..=140).contains(&drains.len()),
+        "{} of 500 drain",
+        drains.len()
+    );
+    assert!(drains.iter().all(|&(d, ops)| d <= ops / 2));
+    assert_eq!(GenConfig::default().drain_from, None, "not without swarm");
+}
+
+#[test]
+fn a_draining_generator_takes_every_frame_it_hears_of() {
+    use protocol::{Response, Stats, MAX_ALLOC_FRAMES};
+    let config = GenConfig {
+        drain_from: Some(5),
+        ..GenConfig::default()
+    };
+    let mut g = trace::Generator::new(3, config);
+    assert!(g.header().note.is_some_and(|n| n.contains("from op 5")));
+    let mut answer = None;
+    let mut asked = Vec::new();
+    let mut free = 10_000u64;
+    for i in 0..400 {
+        let op = g.next_op(answer.as_ref());
+        answer = match op {
+            Op::Stats => Some(Response::Stats(Stats {
+                free_frames: free,
+                ..Stats::default()
+            })),
+            Op::AllocFrames { count, .. } if i >= 5 => {
+                asked.push((count, free));
+                let taken = count.min(free);
+                free -= taken;
+                Some(Response::Frames(vec![protocol::FrameRun {
+                    start: 0x1000,
+                    count: taken,
+                }]))
+            }
+            _ => Some(Response::Done),
+        };
+    }
+    // The first requests take all there is, at most the most one request
+    // may take; random ones (a few frames) may come between.
+    let drained = asked.iter().position(|&(_, f)| f == 0);
+    assert!(drained.is_some_and(|d| d <= 5), "{asked:?}");
+    let big: Vec<u64> = asked.iter().map(|a| a.0).filter(|&c| c > 64).collect();
+    assert_eq!(big, [MAX_ALLOC_FRAMES, MAX_ALLOC_FRAMES, 1808], "{asked:?}");
+    assert_eq!(free, 0);
+}

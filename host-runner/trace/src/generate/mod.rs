@@ -47,6 +47,8 @@ pub struct Generator {
     /// The range the last map, unmap, convert, map_file or evict named.
     changed: Option<(u64, u64)>,
     last: Option<Op>,
+    /// Operations generated so far.
+    made: usize,
 }
 
 fn remember<T>(list: &mut Vec<T>, item: T) {
@@ -73,6 +75,7 @@ impl Generator {
             free_frames: None,
             changed: None,
             last: None,
+            made: 0,
         }
     }
 
@@ -88,6 +91,11 @@ impl Generator {
             created_by: Some(concat!("vmmfuzz-trace ", env!("CARGO_PKG_VERSION")).to_string()),
             files: self.config.files.clone(),
             weights: Some(self.config.weights),
+            note: self.config.drain_from.map(|n| {
+                format!(
+                    "pressure: from op {n} on, the host takes every frame the allocator has left"
+                )
+            }),
             ..TraceHeader::default()
         }
     }
@@ -98,7 +106,8 @@ impl Generator {
         if let (Some(op), Some(r)) = (self.last.take(), last_response) {
             self.observe(&op, r);
         }
-        let op = self.pick();
+        let op = self.drain().unwrap_or_else(|| self.pick());
+        self.made += 1;
         if let Op::Map { addr, pages, .. }
         | Op::Unmap { addr, pages, .. }
         | Op::Convert { addr, pages, .. }

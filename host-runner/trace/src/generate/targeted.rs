@@ -8,6 +8,7 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 
 use super::Generator;
+use crate::op::Op;
 
 impl Generator {
     /// A range aimed at one where data lives (mapped, converted to usable
@@ -44,6 +45,28 @@ impl Generator {
             3 => (free / 2).max(1),
             _ => free.clamp(1, MAX_ALLOC_FRAMES),
         })
+    }
+
+    /// The pressure pattern ([`crate::GenConfig::drain_from`]): from that
+    /// operation on, about half the time, the host takes every frame the
+    /// allocator has left (as far as the last `stats`, less what it took
+    /// since, says), or asks `stats` when it does not know; once nothing
+    /// is left it asks again now and then, so frames that a scavenge, an
+    /// unmap or a free gave back are taken too. The operations drawn in
+    /// between then all run with no frame to spare.
+    pub(super) fn drain(&mut self) -> Option<Op> {
+        if self.config.drain_from.is_none_or(|from| self.made < from) {
+            return None;
+        }
+        match self.free_frames {
+            None => self.rng.random_bool(0.5).then_some(Op::Stats),
+            Some(0) => self.rng.random_bool(0.1).then_some(Op::Stats),
+            Some(free) => self.rng.random_bool(0.6).then(|| Op::AllocFrames {
+                count: free.min(MAX_ALLOC_FRAMES),
+                contiguous: false,
+                privilege: Privilege::Kernel,
+            }),
+        }
     }
 
     /// A touch across an edge of the range changed last: a few bytes
