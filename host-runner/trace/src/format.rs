@@ -201,6 +201,45 @@ impl Trace {
         self.entries.drain(range);
     }
 
+    /// Removes every operation `drop` picks, as [`Trace::remove_ops`] does
+    /// (batches and references kept right); answers how many went.
+    pub fn remove_where(&mut self, mut drop: impl FnMut(&Op) -> bool) -> usize {
+        let gone: Vec<bool> = self.entries.iter().map(|e| drop(&e.op)).collect();
+        // Each kept operation's new index.
+        let mut to = Vec::with_capacity(gone.len());
+        let mut kept = 0;
+        for &g in &gone {
+            to.push((!g).then_some(kept));
+            kept += usize::from(!g);
+        }
+        if !self.header.batches.is_empty() {
+            let mut at = 0usize;
+            for n in &mut self.header.batches {
+                let end = at + *n as usize;
+                let cut = gone[at.min(gone.len())..end.min(gone.len())]
+                    .iter()
+                    .filter(|&&g| g)
+                    .count();
+                *n -= cut as u32;
+                at = end;
+            }
+            self.header.batches.retain(|&n| n > 0);
+        }
+        let entries = std::mem::take(&mut self.entries);
+        self.entries = entries
+            .into_iter()
+            .zip(&gone)
+            .filter(|(_, &g)| !g)
+            .map(|(mut e, _)| {
+                e.reference = e
+                    .reference
+                    .and_then(|r| Some(Ref { op: to[r.op]?, ..r }));
+                e
+            })
+            .collect();
+        gone.len() - kept
+    }
+
     /// The operations as they are sent when every reference resolves to its
     /// literal (what a trace says without a run).
     pub fn ops(&self) -> impl Iterator<Item = &Op> {

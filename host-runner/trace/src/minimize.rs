@@ -8,8 +8,13 @@ use std::time::{Duration, Instant};
 use crate::executor::{Executor, Outcome};
 use crate::failure::{Failure, Signature};
 use crate::format::Trace;
+use crate::op::OpKind;
 use crate::refs;
 use crate::shrink;
+
+/// Traces this long or longer first lose whole kinds of operations
+/// ([`Search::remove_kinds`]).
+const KIND_PASS_MIN: usize = 32;
 
 /// How much minimization may cost. Whatever runs out first ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +108,36 @@ impl<E: Executor> Search<'_, E> {
             }
             _ => Some(false),
         }
+    }
+
+    /// Removes every operation of one kind at a time, the most frequent
+    /// kind first, keeping the removal when the failure stays: in a long
+    /// trace, whole kinds (the reads, the queries, the heap operations)
+    /// often play no part, and one run removes all of them where ddmin
+    /// would need chunks smaller than the gaps between the operations
+    /// that do matter. Only for traces of at least [`KIND_PASS_MIN`]
+    /// operations: below that ddmin is as quick.
+    async fn remove_kinds(&mut self) -> Option<bool> {
+        if self.best.len() < KIND_PASS_MIN {
+            return Some(false);
+        }
+        let mut counts: Vec<(usize, OpKind)> = OpKind::ALL
+            .iter()
+            .map(|&k| (self.best.ops().filter(|o| o.kind() == k).count(), k))
+            .filter(|&(n, _)| n > 0)
+            .collect();
+        counts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut changed = false;
+        for (_, kind) in counts {
+            let mut candidate = self.best.clone();
+            let n = candidate.remove_where(|op| op.kind() == kind);
+            if n == 0 || candidate.is_empty() {
+                continue;
+            }
+            let what = || format!("removed all {n} {} ops", kind.name());
+            changed |= self.try_candidate(candidate, what).await?;
+        }
+        Some(changed)
     }
 
     /// ddmin over the operations: remove chunks, from halves down to single
@@ -224,7 +259,8 @@ impl<E: Executor> Search<'_, E> {
 
 /// Shrinks `trace`, which fails with signature `target`, to a smaller trace
 /// that fails the same way: first no operation at all (a failure at boot
-/// needs none), then ddmin over the operations (halves, quarters, … before
+/// needs none), then (in a long trace) every operation of one kind at a
+/// time, then ddmin over the operations (halves, quarters, … before
 /// single operations), then over each
 /// operation's arguments (fewer pages, shorter lengths, lower and rounder
 /// addresses, kernel instead of user, plain instead of writable or
@@ -262,6 +298,9 @@ pub async fn minimize(
         {
             return s.finish();
         }
+    }
+    if s.remove_kinds().await.is_none() {
+        return s.finish();
     }
     // Until a fixpoint: shrunk arguments can make operations removable.
     loop {

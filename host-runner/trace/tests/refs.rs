@@ -165,3 +165,42 @@ fn the_minimizer_drops_operations_that_only_steered_the_allocator() {
         "moved with its operation"
     );
 }
+
+/// In a long trace, whole kinds that play no part go in one run each.
+#[test]
+fn a_long_trace_loses_whole_kinds_first() {
+    let mut ops = Vec::new();
+    for i in 0..60 {
+        ops.push(Op::Stats);
+        ops.push(Op::Ping { nonce: i });
+        if i % 10 == 0 {
+            ops.push(kmalloc(16));
+        }
+    }
+    let blocks = ops.iter().filter(|o| matches!(o, Op::Kmalloc { .. })).count();
+    ops.extend([kmalloc(7), kfree(0x1000 * (blocks as u64 + 1))]);
+    let mut t = Trace::from_ops(TraceHeader::default(), ops);
+    let last = t.len() - 1;
+    t.entries[last].reference = Some(Ref {
+        op: last - 1,
+        run: 0,
+        plus: 0,
+    });
+    let Outcome::Failed(f) = run(&t).0 else {
+        panic!("fails")
+    };
+    let mut steps = Vec::new();
+    let m = block_on(trace::minimize(
+        &t,
+        &f.signature(),
+        &mut HeapRuns,
+        Budget::default(),
+        &mut |s: &Step| steps.push(s.what.clone()),
+    ));
+    assert_eq!(m.trace.len(), 2, "{steps:?}");
+    assert_eq!(
+        steps[..2],
+        ["removed all 60 ping ops", "removed all 60 stats ops"],
+        "{steps:?}"
+    );
+}

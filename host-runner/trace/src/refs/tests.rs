@@ -223,3 +223,50 @@ fn an_operation_aimed_at_what_an_answer_handed_out_refers_to_it() {
         Some(block)
     );
 }
+
+#[test]
+fn removing_where_is_removing_one_by_one() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..200 {
+        let n = rng.random_range(1..40);
+        let ops: Vec<Op> = (0..n)
+            .map(|i| match rng.random_range(0..3) {
+                0 => kmalloc(i),
+                1 => kfree(i),
+                _ => Op::Stats,
+            })
+            .collect();
+        let mut t = Trace::from_ops(TraceHeader::default(), ops);
+        for i in 1..t.len() {
+            if matches!(t.entries[i].op, Op::Kfree { .. }) && rng.random_bool(0.7) {
+                t.entries[i].reference = Some(Ref {
+                    op: rng.random_range(0..i),
+                    run: 0,
+                    plus: 0,
+                });
+            }
+        }
+        let mut at = 0;
+        while at < t.len() {
+            let b = rng.random_range(1..=(t.len() - at).min(5));
+            t.header.batches.push(b as u32);
+            at += b;
+        }
+        let drop_kind = if rng.random_bool(0.5) {
+            OpKind::Stats
+        } else {
+            OpKind::Kmalloc
+        };
+        let mut one_by_one = t.clone();
+        for i in (0..t.len()).rev() {
+            if t.entries[i].op.kind() == drop_kind {
+                one_by_one.remove_ops(i..i + 1);
+            }
+        }
+        let mut at_once = t.clone();
+        let n = at_once.remove_where(|op| op.kind() == drop_kind);
+        assert_eq!(at_once, one_by_one);
+        assert_eq!(n, t.len() - at_once.len());
+    }
+}
