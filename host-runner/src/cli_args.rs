@@ -20,6 +20,13 @@ pub struct CiArgs {
     /// The folder of traces to replay.
     #[arg(long, value_name = "DIR")]
     pub testcases: Option<PathBuf>,
+    /// Also write the rows as a JUnit XML report (a test case per row: a
+    /// VMM failure is a `<failure>`, a fault of the machine an `<error>`).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write the rows and the verdict as JSON (`"format":"vmmfuzz-ci"`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 impl Default for CiArgs {
@@ -29,6 +36,8 @@ impl Default for CiArgs {
             fuzz_seed: ci_job::DEFAULT_FUZZ_SEED,
             check_every: 16,
             testcases: None,
+            junit: None,
+            json: None,
         }
     }
 }

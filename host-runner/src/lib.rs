@@ -39,6 +39,7 @@ pub mod accel;
 pub mod bench;
 pub mod check;
 pub mod ci_job;
+pub mod ci_results;
 pub mod coverage;
 pub mod error;
 pub mod exit_code;

@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 use host_runner::exit_code::{self, ExitClass, UsageError};
 use host_runner::judge::MemorySource;
 use host_runner::{
-    check, ci_job, interrupt, replay, report, smoke, AccelChoice, RunnerOptions, Transport,
+    check, ci_job, ci_results, interrupt, replay, report, smoke, AccelChoice, RunnerOptions,
+    Transport,
 };
 
 mod cli_args;
@@ -165,7 +166,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
     };
     if cli.command.is_some() && cli.ci != CiArgs::default() {
         return Err(UsageError(
-            "--fuzz-secs, --fuzz-seed, --check-every and --testcases go with the CI job \
+            "--fuzz-secs, --fuzz-seed, --check-every, --testcases, --junit and --json go with \
+             the CI job \
              (no subcommand, or after `ci`)"
                 .into(),
         )
@@ -182,8 +184,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             if let Some(dir) = args.testcases {
                 plan.testcases = dir;
             }
+            let started = std::time::Instant::now();
             let rows = ci_job::run(&config, &plan, |s| print!("{s}")).await?;
-            let class = ci_job::exit_class(&rows);
+            let total = started.elapsed();
+            let mut class = ci_job::exit_class(&rows);
+            // A results file that cannot be written is an environment
+            // error, said after the table; a VMM failure found stays the
+            // exit code.
+            let written = [
+                (&args.junit, ci_results::junit(&rows, total)),
+                (&args.json, Ok(ci_results::json(&rows, total))),
+            ];
+            for (path, text) in written {
+                let Some(path) = path else { continue };
+                if let Err(e) = text.and_then(|t| ci_results::write_atomically(path, &t)) {
+                    eprintln!("error (environment or tool error): {e}");
+                    class = class.worst(ExitClass::Environment);
+                }
+            }
             if class != ExitClass::Passed {
                 let failed = rows.iter().filter(|r| r.failure.is_some()).count();
                 eprintln!("CI job: {failed} failed ({class})");

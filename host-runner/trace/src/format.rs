@@ -231,9 +231,7 @@ impl Trace {
             .zip(&gone)
             .filter(|(_, &g)| !g)
             .map(|(mut e, _)| {
-                e.reference = e
-                    .reference
-                    .and_then(|r| Some(Ref { op: to[r.op]?, ..r }));
+                e.reference = e.reference.and_then(|r| Some(Ref { op: to[r.op]?, ..r }));
                 e
             })
             .collect();

@@ -177,7 +177,10 @@ fn a_long_trace_loses_whole_kinds_first() {
             ops.push(kmalloc(16));
         }
     }
-    let blocks = ops.iter().filter(|o| matches!(o, Op::Kmalloc { .. })).count();
+    let blocks = ops
+        .iter()
+        .filter(|o| matches!(o, Op::Kmalloc { .. }))
+        .count();
     ops.extend([kmalloc(7), kfree(0x1000 * (blocks as u64 + 1))]);
     let mut t = Trace::from_ops(TraceHeader::default(), ops);
     let last = t.len() - 1;
