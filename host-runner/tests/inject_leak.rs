@@ -107,6 +107,13 @@ async fn fuzz_finds_minimizes_and_replays_an_injected_leak() {
         Some(Ok(m)) => m,
         other => panic!("not minimized: {other:?}"),
     };
+    // It replays the minimized trace: its replay command names that file.
+    let min_name = min.path.file_name().unwrap().to_string_lossy();
+    assert!(
+        report.contains(&*min_name),
+        "{}: the report is of {min_name}",
+        html.display()
+    );
     let text = std::fs::read_to_string(&min.path).unwrap();
     eprintln!("{}:\n{text}", min.path.display());
     let minimized = trace::parse_str(&text).unwrap();

@@ -76,8 +76,6 @@ impl Shared {
             });
             found.len() - 1
         };
-        // After the summary knows of it: the report replays the trace.
-        self.write_report(&path, &trace).await;
         let new = self
             .minimized
             .lock()
@@ -100,20 +98,30 @@ impl Shared {
                 )),
                 Err(e) => self.progress.println(format!("  not minimized: {e}")),
             }
-            Some(r.map_err(|e| e.to_string()))
+            Some(r)
         } else {
             None
         };
+        // The report replays the minimized trace when there is one (a few
+        // operations, and the ones the failure needs), else the saved one;
+        // after the summary knows of the failure, so an interrupt while it
+        // is made loses nothing.
+        match minimized.as_ref().and_then(|r| r.as_ref().ok()) {
+            Some(m) => self.write_report(&path, &m.path, &m.result.trace).await,
+            None => self.write_report(&path, &path, &trace).await,
+        }
+        let minimized = minimized.map(|r| r.map_err(|e| e.to_string()));
         self.found.lock().expect("not poisoned")[index].minimized = minimized;
         Ok(())
     }
 }
 
 impl Shared {
-    /// The HTML report beside the saved trace (`<trace>.html`), from a
-    /// replay of it on a fresh guest. A report that cannot be made is a
+    /// The HTML report beside the saved trace `saved` (`<trace>.html`),
+    /// from a replay of `trace` (saved at `path`: the saved trace or its
+    /// minimized form) on a fresh guest. A report that cannot be made is a
     /// warning: the trace is saved already and the verdict stands.
-    async fn write_report(&self, path: &Path, trace: &Trace) {
+    async fn write_report(&self, saved: &Path, path: &Path, trace: &Trace) {
         let judge = self.judge();
         let opts = ReplayOptions {
             memory: judge.memory,
@@ -121,12 +129,13 @@ impl Shared {
             ..ReplayOptions::default()
         };
         let run = crate::replay::run(&self.config, trace, &opts, |_| {}).await;
-        let html = report::path_beside(path);
+        let html = report::path_beside(saved);
         let line = match report::write(
             &html,
             &report::FailureReport::from_replay(path, &self.replay, &run),
         ) {
-            Ok(()) => format!("  report: {}", html.display()),
+            Ok(()) if path == saved => format!("  report: {}", html.display()),
+            Ok(()) => format!("  report: {} (of the minimized trace)", html.display()),
             Err(e) => format!("  warning: no report written to {}: {e}", html.display()),
         };
         self.progress.println(line);
