@@ -101,6 +101,10 @@ enum Command {
         /// here, as JSON, for `coverage --data`.
         #[arg(long, value_name = "FILE")]
         coverage_out: Option<PathBuf>,
+        /// Also write the summary as one JSON document here
+        /// (`"format":"vmmfuzz-fuzz"`; fields in the README).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
         /// Fuzz the wire instead: seeded bursts of hostile bytes on the
         /// serial line (--sequences bursts, default 100; --duration, --seed
         /// and --out as for sequences), each followed by a Ping, a judged
@@ -276,7 +280,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             return Ok(report.exit_class());
         }
         Command::Fuzz {
-            args, coverage_out, ..
+            args,
+            coverage_out,
+            json,
+            ..
         } => {
             let files = trace::Trace::new(trace::TraceHeader {
                 files: args.files.0.clone(),
@@ -290,6 +297,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             if let Some(path) = coverage_out {
                 summary.reached.save(&path)?;
             }
+            // After the summary: a file that cannot be written is said, and
+            // a failure found stays the exit code.
+            let mut class = ExitClass::Passed;
+            if let Some(path) = json {
+                let doc = host_runner::fuzz::results::json(&summary);
+                if let Err(e) = ci_results::write_atomically(&path, &doc) {
+                    eprintln!("error (environment or tool error): {e}");
+                    class = ExitClass::Environment;
+                }
+            }
             if let Some(signal) = summary.interrupted {
                 eprintln!("fuzz interrupted by {signal}: QEMU killed");
                 return Ok(ExitClass::Interrupted(signal));
@@ -298,6 +315,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 eprintln!("fuzz found {} failure(s)", summary.failures.len());
                 return Ok(ExitClass::VmmFailed);
             }
+            return Ok(class);
         }
         Command::Coverage(args) => {
             let report = host_runner::coverage::cli::run(&options, &args).await?;

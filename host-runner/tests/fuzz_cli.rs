@@ -18,10 +18,21 @@ fn fuzz(out: &Path, extra: &[&str]) -> Command {
 #[test]
 fn a_short_campaign_passes_and_leaves_nothing_behind() {
     let out = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let json = results.path().join("fuzz.json");
     let run = fuzz(
         out.path(),
-        &["--seed", "0x2a", "--sequences", "3", "--ops", "60"],
+        &[
+            "--seed",
+            "0x2a",
+            "--sequences",
+            "3",
+            "--ops",
+            "60",
+            "--json",
+        ],
     )
+    .arg(&json)
     .output()
     .expect("host-runner runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -37,6 +48,23 @@ fn a_short_campaign_passes_and_leaves_nothing_behind() {
     );
     let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    // The same figures as one JSON document.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        (v["format"].as_str(), v["version"].as_u64()),
+        (Some("vmmfuzz-fuzz"), Some(1))
+    );
+    assert_eq!(v["seed"], "0x2a");
+    assert_eq!(v["sequences"], 3);
+    let ops = v["ops"].as_u64().unwrap();
+    assert!(stdout.contains(&format!(" {ops} ops in ")), "{stdout}");
+    assert!(v["answers"]["map"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty()));
+    assert!(v["reached"]["guest_edges"].as_u64().unwrap() > 0);
+    assert_eq!(v["failures"], serde_json::json!([]));
+    assert!(v["interrupted"].is_null());
 }
 
 #[test]

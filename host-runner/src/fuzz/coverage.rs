@@ -48,6 +48,14 @@ impl Coverage {
         }
     }
 
+    /// The counts by operation name and answer class.
+    pub fn table(&self) -> BTreeMap<&'static str, BTreeMap<String, u64>> {
+        self.counts
+            .iter()
+            .map(|(k, classes)| (k.name(), classes.clone()))
+            .collect()
+    }
+
     pub fn merge(&mut self, other: &Coverage) {
         self.pages = self.pages.saturating_add(other.pages);
         for (kind, classes) in &other.counts {

@@ -24,6 +24,7 @@ mod history;
 pub mod pages;
 pub mod plan;
 pub mod progress;
+pub mod results;
 pub mod sequence;
 pub mod summary;
 
