@@ -68,6 +68,10 @@ pub struct ReplayArgs {
     /// model), its page walk and the frame map. One self-contained file.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    /// Also write the replay as one JSON document: its outcome, whether a
+    /// saved failure reproduced, every step (`"format":"vmmfuzz-replay"`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// When log lines on stderr carry ANSI colours.

@@ -233,11 +233,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                     Err(e) => eprintln!("warning: no report written to {}: {e}", path.display()),
                 }
             }
+            let mut class = run.exit_class();
+            if let Some(path) = &args.json {
+                let doc = replay::results::json(&args.trace, &run);
+                if let Err(e) = ci_results::write_atomically(path, &doc) {
+                    eprintln!("error (environment or tool error): {e}");
+                    class = class.worst(ExitClass::Environment);
+                }
+            }
             if let (true, Some(f)) = (opts.gdb, run.report.outcome.failure()) {
                 let stop = f.op_index.unwrap_or(trace.len());
                 replay::pause_for_gdb(&config, &trace, &opts, stop, |s| print!("{s}")).await?;
             }
-            let class = run.exit_class();
             if class != ExitClass::Passed {
                 eprintln!("replay of {} failed ({class})", args.trace.display());
             }

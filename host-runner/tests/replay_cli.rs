@@ -258,3 +258,59 @@ fn gdb_attaches_to_the_paused_guest() {
     );
     assert!(!status.success());
 }
+
+#[test]
+fn json_says_whether_the_saved_failure_reproduced_and_every_step() {
+    // Saved for the divergence it shows (the failure as replay makes it),
+    // so the replay reproduces it.
+    let mut t = trace::parse_str(&format!(
+        "{HEADER}\n\
+         {{\"op\":\"map\",\"addr\":\"0x12345000\",\"pages\":1,\"as\":\"user\",\"expect\":\"done\"}}\n\
+         {{\"op\":\"read\",\"addr\":\"0x12346000\",\"len\":8,\"as\":\"user\",\"expect\":\"checksum\"}}\n"
+    ))
+    .unwrap();
+    let got = protocol::Response::Fault {
+        addr: 0x12346000,
+        write: false,
+        reason: protocol::FaultReason::Unusable,
+    };
+    let read = &t.entries[1];
+    t.header.failure = Some(trace::replay::expect_failure(
+        1,
+        read,
+        read.expect.as_ref().unwrap(),
+        &got,
+    ));
+    let trace = trace_file(&t.to_text());
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("replay.json");
+    let out = runner(&[
+        "replay",
+        trace.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        (v["format"].as_str(), v["version"].as_u64()),
+        (Some("vmmfuzz-replay"), Some(1))
+    );
+    assert_eq!(v["outcome"], "divergence");
+    assert_eq!(v["failure"]["op"], 1);
+    assert_eq!(v["reproduction"], "reproduced", "{stdout}");
+    assert_eq!(v["saved_failure"]["signature"], v["failure"]["signature"]);
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0]["request"]["op"], "map");
+    assert_eq!(
+        (steps[0]["ok"].as_bool(), steps[1]["ok"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(steps[1]["answer"]
+        .as_str()
+        .unwrap()
+        .contains("\"unusable\""));
+}

@@ -7,6 +7,7 @@
 
 mod explain;
 mod gdb;
+pub mod results;
 
 use std::path::{Path, PathBuf};
 
