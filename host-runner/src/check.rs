@@ -100,6 +100,95 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+/// How an invariant fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ok,
+    /// Invariant 7 with `--no-tlb`: CR3 compared, QEMU's mappings not.
+    CrOnly,
+    /// Invariant 8 is judged at every touch: a failed workload says.
+    SeeWorkload,
+    Violated,
+}
+
+/// One invariant's line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InvariantVerdict {
+    pub number: u8,
+    pub name: &'static str,
+    pub verdict: Verdict,
+    /// Its violations found.
+    pub count: usize,
+}
+
+/// Every invariant's verdict in `check` (the first source's).
+pub fn verdicts(run: &CheckRun, check: &MemoryCheck) -> Vec<InvariantVerdict> {
+    INVARIANTS
+        .iter()
+        .map(|&(number, name)| {
+            let count = match number {
+                7 => check.qemu.len(),
+                8 => 0,
+                n => check
+                    .report
+                    .violations
+                    .iter()
+                    .filter(|v| v.invariant() == n)
+                    .count(),
+            };
+            let verdict = match (number, count) {
+                (7, 0) if !check.tlb_checked => Verdict::CrOnly,
+                (8, _) if run.workload.is_none() => Verdict::Ok,
+                (8, _) => Verdict::SeeWorkload,
+                (_, 0) => Verdict::Ok,
+                _ => Verdict::Violated,
+            };
+            InvariantVerdict {
+                number,
+                name,
+                verdict,
+                count,
+            }
+        })
+        .collect()
+}
+
+/// The `"format"` of `check --json`.
+pub const JSON_FORMAT: &str = "vmmfuzz-check";
+
+/// The run as one JSON document (`check --json FILE`): whether it passed,
+/// the workload, every invariant's verdict, the violations, the counts and
+/// the timings per memory source.
+pub fn json(run: &CheckRun) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let first = run.checks.first();
+    let doc = serde_json::json!({
+        "format": JSON_FORMAT,
+        "version": 1,
+        "passed": run.passed(),
+        "workload": {
+            "ops": run.ops,
+            "failure": run.workload.as_ref().map(ToString::to_string),
+        },
+        "invariants": first.map(|c| verdicts(run, c)),
+        "violations": first.map(|c| c.violations_text().lines().map(String::from).collect::<Vec<_>>()),
+        "counts": first.map(|c| serde_json::json!({
+            "present_pages": c.report.walk.translations.len(),
+            "page_tables": c.report.walk.tables.len(),
+            "info_tlb_mappings": c.tlb_entries,
+        })),
+        "timings": run.checks.iter().map(|c| serde_json::json!({
+            "source": c.source.to_string(),
+            "read_ms": ms(c.read_time),
+            "checker_ms": ms(c.check_time),
+            "qemu_ms": ms(c.qemu_time),
+            "total_ms": ms(c.total_time()),
+        })).collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&doc).expect("plain data always serializes")
+}
+
 /// The report: the workload, every invariant's verdict, counts, timings.
 pub fn format_report(run: &CheckRun) -> String {
     let mut out = String::new();
@@ -118,25 +207,14 @@ pub fn format_report(run: &CheckRun) -> String {
     let Some(first) = run.checks.first() else {
         return out;
     };
-    for (n, what) in INVARIANTS {
-        let count = match n {
-            7 => first.qemu.len(),
-            8 => 0,
-            n => first
-                .report
-                .violations
-                .iter()
-                .filter(|v| v.invariant() == n)
-                .count(),
+    for v in verdicts(run, first) {
+        let verdict = match v.verdict {
+            Verdict::Ok => "ok".to_string(),
+            Verdict::CrOnly => "ok (CR3 only: --no-tlb)".to_string(),
+            Verdict::SeeWorkload => "see the workload".to_string(),
+            Verdict::Violated => format!("VIOLATED ({})", v.count),
         };
-        let verdict = match (n, count) {
-            (7, 0) if !first.tlb_checked => "ok (CR3 only: --no-tlb)".to_string(),
-            (8, _) if run.workload.is_none() => "ok".to_string(),
-            (8, _) => "see the workload".to_string(),
-            (_, 0) => "ok".to_string(),
-            (_, c) => format!("VIOLATED ({c})"),
-        };
-        let _ = writeln!(out, "  {n}. {what}: {verdict}");
+        let _ = writeln!(out, "  {}. {}: {verdict}", v.number, v.name);
     }
     let unreadable = first
         .report

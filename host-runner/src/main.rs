@@ -84,6 +84,10 @@ enum Command {
         /// Skip the `info tlb` comparison (CR3 is still compared).
         #[arg(long)]
         no_tlb: bool,
+        /// Also write the verdicts as one JSON document
+        /// (`"format":"vmmfuzz-check"`).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Boot, handshake, a ping batch, a memory check through QMP, shutdown.
     Smoke,
@@ -254,6 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             trace,
             memory,
             no_tlb,
+            json,
         } => {
             let trace = trace.map(|p| replay::read_trace(&p)).transpose()?;
             host_runner::check_input(&options, trace.as_ref())?;
@@ -266,9 +271,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 }
             };
             print!("{}", check::format_report(&run));
+            let mut class = ExitClass::Passed;
+            if let Some(path) = json {
+                if let Err(e) = ci_results::write_atomically(&path, &check::json(&run)) {
+                    eprintln!("error (environment or tool error): {e}");
+                    class = ExitClass::Environment;
+                }
+            }
             if !run.passed() {
                 eprintln!("check: invariants violated");
                 return Ok(ExitClass::VmmFailed);
+            }
+            if class != ExitClass::Passed {
+                return Ok(class);
             }
         }
         Command::Smoke => {

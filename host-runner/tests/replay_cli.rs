@@ -104,7 +104,9 @@ fn malformed_trace_names_line_and_field() {
 
 #[test]
 fn check_prints_every_invariant() {
-    let out = runner(&["check"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("check.json");
+    let out = runner(&["check", "--json", json.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -119,6 +121,34 @@ fn check_prints_every_invariant() {
     }
     assert!(!stdout.contains("VIOLATED"), "{stdout}");
     assert!(stdout.contains("timing (shared-ram)") && stdout.contains("timing (pmemsave)"));
+    // The same verdicts as JSON.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        (v["format"].as_str(), v["version"].as_u64()),
+        (Some("vmmfuzz-check"), Some(1))
+    );
+    assert_eq!(v["passed"], true);
+    let verdicts: Vec<(u64, &str)> = v["invariants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["number"].as_u64().unwrap(),
+                i["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(verdicts, (1..=8).map(|n| (n, "ok")).collect::<Vec<_>>());
+    assert!(v["counts"]["present_pages"].as_u64().unwrap() > 0);
+    let sources: Vec<&str> = v["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["shared-ram", "pmemsave"]);
 }
 
 /// A trace whose last operation fails (a read of an unusable page expected
