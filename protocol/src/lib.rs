@@ -16,6 +16,7 @@
 extern crate alloc;
 
 pub mod budget;
+pub mod crc32c;
 pub mod formats;
 pub mod frame;
 mod hello;

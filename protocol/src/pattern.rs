@@ -5,6 +5,8 @@
 //! host can predict any byte of memory from the history of writes, whatever
 //! their overlap, alignment and length.
 
+use crate::crc32c::Crc32c;
+
 /// The 8 pattern bytes of `seed` for the 8-byte-aligned word at `word_addr`
 /// (little endian: byte `i` of the word is the byte at `word_addr + i`).
 #[inline]
@@ -43,51 +45,34 @@ pub fn fill(seed: u64, addr: u64, buf: &mut [u8]) {
     }
 }
 
-/// CRC-32C with a 16-way table (64 KiB): the same function as the
-/// byte-at-a-time table, about four times fewer instructions a byte, which
-/// counts in the guest, where every instruction is emulated.
-static CRC32C: crc::Crc<u32, crc::Table<16>> =
-    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
-
 /// The checksum a `Read` answers: CRC-32C (Castagnoli) of the bytes in
-/// address order.
+/// address order ([`crate::crc32c`]).
 pub fn checksum(bytes: &[u8]) -> u32 {
-    CRC32C.checksum(bytes)
+    let mut c = Crc32c::new();
+    c.update(bytes);
+    c.finish()
 }
 
 /// [`checksum`] computed piece by piece, for reads done in chunks.
+#[derive(Debug, Default)]
 pub struct Checksum {
-    digest: crc::Digest<'static, u32, crc::Table<16>>,
-}
-
-impl core::fmt::Debug for Checksum {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Checksum").finish_non_exhaustive()
-    }
-}
-
-impl Default for Checksum {
-    fn default() -> Self {
-        Self::new()
-    }
+    crc: Crc32c,
 }
 
 impl Checksum {
     /// An empty checksum.
     pub fn new() -> Self {
-        Checksum {
-            digest: CRC32C.digest(),
-        }
+        Checksum { crc: Crc32c::new() }
     }
 
     /// Adds the next bytes.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.digest.update(bytes);
+        self.crc.update(bytes);
     }
 
     /// The checksum of everything added.
     pub fn finish(self) -> u32 {
-        self.digest.finalize()
+        self.crc.finish()
     }
 }
 

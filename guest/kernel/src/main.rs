@@ -3,7 +3,8 @@
 //! Boot (PVH, `boot`), physical memory at boot (`memory`), CPU tables
 //! (`gdt`, `interrupts`), the kernel's own mappings (`paging`, `image_map`),
 //! the early heap (`heap`), the serial line (`serial`), panics (`panic`,
-//! `exit`), memory touches with exception fixup (`touch`), and the request
+//! `exit`), memory touches with exception fixup (`touch`), `memset` and
+//! `memcpy` (`mem`), and the request
 //! loop (`rpc`), and where the coverage counters are (`coverage`) that hands every request to the VMM core's
 //! dispatcher through [`machine::Kernel`].
 #![no_std]
@@ -22,6 +23,7 @@ mod image_map;
 mod interrupts;
 mod irq;
 mod machine;
+mod mem;
 mod memory;
 mod paging;
 mod panic;

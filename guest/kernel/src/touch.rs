@@ -217,27 +217,66 @@ pub fn probe(addr: u64) -> bool {
     unsafe { touch_probe(addr as *const u8) != 0 }
 }
 
+/// The first bytes of a chunk at `at` of `n` bytes, copied with fixup:
+/// up to the next 8-byte boundary, at least one byte. Once they went
+/// through, the rest of the chunk does without faults: it lies in the same
+/// page, is touched the same way (loads or stores), and nothing can change
+/// the page's translation in between (one CPU, and interrupts are enabled
+/// only while the kernel waits for input, never inside a request).
+fn head_len(at: u64, n: usize) -> usize {
+    n.min(8 - (at & 7) as usize)
+}
+
 /// Stores the pattern of `seed` at `addr..addr + len` (validated by the
 /// dispatcher). Err: the first byte not stored, and why.
+///
+/// Each page's chunk starts with a copy with fixup of its first bytes
+/// ([`head_len`]): a fault there is resolved by the VMM or ends the write
+/// at that byte. The rest of the chunk is then written in place, not
+/// copied from a buffer: under TCG every guest load and store costs a
+/// software TLB lookup, and the buffer doubled them.
 pub fn write(addr: u64, len: u64, seed: u64) -> Result<(), (u64, FaultReason)> {
-    let mut buf = [0u8; 4096];
     for (at, n) in chunks(addr, len) {
-        pattern::fill(seed, at, &mut buf[..n]);
-        // SAFETY: `buf` holds `n <= 4096` readable bytes.
-        unsafe { copy_chunk(at, buf.as_mut_ptr(), n, true)? };
+        let head = head_len(at, n);
+        let mut first = [0u8; 8];
+        pattern::fill(seed, at, &mut first[..head]);
+        // SAFETY: `first` holds `head <= 8` readable bytes.
+        unsafe { copy_chunk(at, first.as_mut_ptr(), head, true)? };
+        if n > head {
+            let rest = at + head as u64;
+            // SAFETY: `rest..at + n` lies in the page whose first bytes
+            // were just stored through (see `head_len`): it is mapped
+            // writable. The slice lives for this fill only; its bytes are
+            // the ones the request names (validated by the dispatcher),
+            // which a copy through `touch_copy` would store alike.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(rest as *mut u8, n - head) };
+            pattern::fill(seed, rest, bytes);
+        }
     }
     Ok(())
 }
 
 /// Loads `addr..addr + len` (validated by the dispatcher) and answers the
 /// checksum. Err: the first byte not loaded, and why.
+///
+/// As [`write`]: the first bytes of each page's chunk with fixup, the rest
+/// checksummed in place.
 pub fn read(addr: u64, len: u64) -> Result<u32, (u64, FaultReason)> {
-    let mut buf = [0u8; 4096];
     let mut sum = Checksum::new();
     for (at, n) in chunks(addr, len) {
-        // SAFETY: `buf` holds `n <= 4096` writable bytes.
-        unsafe { copy_chunk(at, buf.as_mut_ptr(), n, false)? };
-        sum.update(&buf[..n]);
+        let head = head_len(at, n);
+        let mut first = [0u8; 8];
+        // SAFETY: `first` holds `head <= 8` writable bytes.
+        unsafe { copy_chunk(at, first.as_mut_ptr(), head, false)? };
+        sum.update(&first[..head]);
+        if n > head {
+            let rest = at + head as u64;
+            // SAFETY: `rest..at + n` lies in the page whose first bytes
+            // were just loaded through (see `head_len`): it is mapped
+            // readable, and nothing writes it while the checksum reads it.
+            let bytes = unsafe { core::slice::from_raw_parts(rest as *const u8, n - head) };
+            sum.update(bytes);
+        }
     }
     Ok(sum.finish())
 }
