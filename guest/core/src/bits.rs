@@ -8,7 +8,7 @@
 //! a `Reset` or a search over a 2-million-bit heap map is tens of thousands
 //! of word reads, not millions of bit reads.
 
-use crate::backend::PhysMemory;
+use crate::backend::{FrameAccess, PhysMemory};
 use crate::frames::frame_at;
 
 /// Bits in a frame.

@@ -5,7 +5,7 @@
 use protocol::{Error, Privilege};
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::PhysMemory;
+use crate::backend::{FrameAccess, PhysMemory};
 use crate::frames::{frame_at, frame_number};
 use crate::pte::{Pte, MAX_INDEX};
 use crate::validate::{self, canonical};
@@ -60,7 +60,7 @@ impl<M: PhysMemory> Vmm<M> {
             return false;
         }
         let src = frame_at(img.start / 4096 + page);
-        let data = *self.mem.frame_bytes(src);
+        let data = *self.mem.frame(src);
         self.mem.frame_bytes(frame).copy_from_slice(&data);
         true
     }

@@ -27,7 +27,7 @@
 
 use protocol::{Error, Reclaim};
 
-use crate::backend::PhysMemory;
+use crate::backend::{FrameAccess, PhysMemory};
 use crate::bits::Bits;
 use crate::layout::HEAP_START;
 use crate::paging::user;

@@ -8,7 +8,9 @@
 //! simulated memory of `sim` (feature `sim`).
 //!
 //! Module map:
-//! - [`backend`]: the memory/TLB trait and the `#[must_use]` flush token;
+//! - [`backend`]: the memory/TLB trait (an `unsafe trait`: the backend
+//!   refuses every frame that is not the VMM's, so a wrong VMM cannot write
+//!   over the kernel) and the `#[must_use]` flush token;
 //! - [`pte`]: the page-state enum and its one encode/decode pair;
 //! - [`frames`]: the physical frame allocator (bitmap in guest RAM);
 //! - [`validate`]: request input checks, in the order of the specification;
@@ -33,7 +35,9 @@
 //! - Never touch managed memory inside [`Machine::with_vmm`]:
 //!   [`dispatch::handle`] validates under it, releases it, then touches.
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+// No unsafe code runs here: the one `unsafe` is the declaration of
+// `PhysMemory`'s contract (and the simulated memory's promise to keep it).
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -63,7 +67,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{Flush, PhysMemory};
+pub use backend::{Flush, FrameAccess, FrameRefused, PhysMemory};
 pub use frames::FrameAllocator;
 pub use machine::Machine;
 pub use vmm::{Config, Vmm};

@@ -12,7 +12,7 @@
 use protocol::{AreaType, Error, PageState, Privilege};
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::PhysMemory;
+use crate::backend::{FrameAccess, PhysMemory};
 use crate::frames::{frame_at, frame_number};
 use crate::pte::Pte;
 use crate::validate::{self, canonical, Span};

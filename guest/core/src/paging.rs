@@ -12,7 +12,7 @@ use core::ops::ControlFlow;
 use x86_64::structures::paging::{Page, PhysFrame};
 use x86_64::VirtAddr;
 
-use crate::backend::{Flush, PhysMemory};
+use crate::backend::{Flush, FrameAccess, PhysMemory};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span, LINEAR_MASK};
 use crate::vmm::Vmm;
@@ -203,6 +203,17 @@ impl<M: PhysMemory> Visit<M> for Ensure {
     fn missing(&mut self, vmm: &mut Vmm<M>, at: Entry) -> Descend<()> {
         let Some(f) = vmm.frames.alloc() else {
             return ControlFlow::Break(());
+        };
+        // `inject-wild-frame`: a deliberate bug, a new table of the user
+        // half gets the frame after the PML4 (in the kernel: the kernel
+        // image's; in the simulation: a stand-in for the kernel's tables)
+        // instead of the frame just allocated, which leaks. The backend
+        // refuses it.
+        #[cfg(feature = "inject-wild-frame")]
+        let f = if user(at.slot.base) {
+            crate::frames::frame_at(crate::frames::frame_number(vmm.pml4) + 1)
+        } else {
+            f
         };
         vmm.mem.table(f).zero();
         let raw = pte::table_entry(f, user(at.slot.base));

@@ -7,123 +7,23 @@
 //! flush shows here too.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use protocol::{FaultReason, Hello, PhysRange, VirtRange};
-use x86_64::structures::paging::{Page, PageTable, PhysFrame};
+use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::PhysMemory;
-use crate::frames::{frame_at, frame_number, FrameAllocator};
+use crate::backend::FrameAccess;
+use crate::frames::{frame_at, FrameAllocator};
 use crate::layout;
 use crate::machine::Machine;
 use crate::pte;
 use crate::vmm::Vmm;
 
 mod kernel_heap;
+mod memory;
 
 pub use kernel_heap::KernelOutOfMemory;
-
-/// One simulated frame: never written (zero), last seen as bytes, or last
-/// seen as a table. Switching views converts the contents, so both views
-/// always show the same bits.
-#[derive(Debug)]
-enum SimFrame {
-    Zero,
-    Bytes(Box<[u8; 4096]>),
-    Table(Box<PageTable>),
-}
-
-/// Simulated physical memory: `frames` frames, allocated lazily.
-#[derive(Debug)]
-pub struct SimMemory {
-    frames: Vec<SimFrame>,
-    /// Pages flushed from the (simulated) TLB, in order.
-    pub flushed: Vec<Page>,
-    /// The simulated TLB: page address → frame and writability, filled by
-    /// touches, emptied page by page by flushes.
-    pub tlb: BTreeMap<u64, (PhysFrame, bool)>,
-    /// Test support: flushes are recorded but leave the TLB as it is (a
-    /// CPU whose `invlpg` does nothing, to test what catches a missing
-    /// flush).
-    pub ignore_flushes: bool,
-    /// Test support: page-table frames looked at so far (the cost of the
-    /// VMM's walks, which repeats where time does not).
-    pub table_reads: u64,
-}
-
-impl SimMemory {
-    /// A memory of `frames` zeroed frames.
-    pub fn new(frames: u64) -> Self {
-        SimMemory {
-            frames: (0..frames).map(|_| SimFrame::Zero).collect(),
-            flushed: Vec::new(),
-            tlb: BTreeMap::new(),
-            ignore_flushes: false,
-            table_reads: 0,
-        }
-    }
-
-    fn slot(&mut self, frame: PhysFrame) -> &mut SimFrame {
-        let n = frame_number(frame) as usize;
-        let len = self.frames.len();
-        self.frames
-            .get_mut(n)
-            .unwrap_or_else(|| panic!("frame {n} outside the simulated memory of {len} frames"))
-    }
-}
-
-impl PhysMemory for SimMemory {
-    fn table(&mut self, frame: PhysFrame) -> &mut PageTable {
-        self.table_reads += 1;
-        let slot = self.slot(frame);
-        let table = match core::mem::replace(slot, SimFrame::Zero) {
-            SimFrame::Table(t) => t,
-            SimFrame::Zero => Box::new(PageTable::new()),
-            SimFrame::Bytes(b) => {
-                let mut t = Box::new(PageTable::new());
-                for (e, chunk) in t.iter_mut().zip(b.chunks_exact(8)) {
-                    let mut w = [0u8; 8];
-                    w.copy_from_slice(chunk);
-                    pte::set_raw(e, u64::from_le_bytes(w));
-                }
-                t
-            }
-        };
-        *slot = SimFrame::Table(table);
-        match slot {
-            SimFrame::Table(t) => t,
-            _ => unreachable!(),
-        }
-    }
-
-    fn frame_bytes(&mut self, frame: PhysFrame) -> &mut [u8; 4096] {
-        let slot = self.slot(frame);
-        let bytes = match core::mem::replace(slot, SimFrame::Zero) {
-            SimFrame::Bytes(b) => b,
-            SimFrame::Zero => Box::new([0u8; 4096]),
-            SimFrame::Table(t) => {
-                let mut b = Box::new([0u8; 4096]);
-                for (e, chunk) in t.iter().zip(b.chunks_exact_mut(8)) {
-                    chunk.copy_from_slice(&pte::raw(e).to_le_bytes());
-                }
-                b
-            }
-        };
-        *slot = SimFrame::Bytes(bytes);
-        match slot {
-            SimFrame::Bytes(b) => b,
-            _ => unreachable!(),
-        }
-    }
-
-    fn flush(&mut self, page: Page) {
-        if !self.ignore_flushes {
-            self.tlb.remove(&page.start_address().as_u64());
-        }
-        self.flushed.push(page);
-    }
-}
+pub use memory::SimMemory;
 
 /// Frames reserved at boot in the simulated machine: frame 0, the PML4
 /// (frame 1) and two stand-ins for the kernel's own tables (frames 2, 3)
@@ -206,6 +106,10 @@ impl SimMachine {
             config.swap_frames = 0;
             config.heap_max_bytes = 0;
         }
+        // As the kernel: the VMM writes free RAM and its PML4, reads the
+        // file images, and is refused frame 0 and the kernel's tables.
+        let file_frames = SIM_BOOT_FRAMES..next;
+        mem.restrict(&[1..2, next..total], core::slice::from_ref(&file_frames));
         let vmm = Vmm::with_config(mem, frames, pml4, config);
         let meta = vmm.metadata_range();
         let hello = Hello {
@@ -314,7 +218,7 @@ impl Machine for SimMachine {
 
     fn touch_write(&mut self, addr: u64, len: u64, seed: u64) -> Result<(), (u64, FaultReason)> {
         self.touch(addr, len, true, |vmm, frame, off, at, n| {
-            let bytes = vmm.mem().frame_bytes(frame);
+            let bytes = vmm.mem().cpu_bytes(frame);
             protocol::pattern::fill(seed, at, &mut bytes[off..off + n]);
         })
     }
@@ -322,7 +226,7 @@ impl Machine for SimMachine {
     fn touch_read(&mut self, addr: u64, len: u64) -> Result<u32, (u64, FaultReason)> {
         let mut sum = protocol::pattern::Checksum::new();
         self.touch(addr, len, false, |vmm, frame, off, _, n| {
-            sum.update(&vmm.mem().frame_bytes(frame)[off..off + n]);
+            sum.update(&vmm.mem().cpu_bytes(frame)[off..off + n]);
         })?;
         Ok(sum.finish())
     }

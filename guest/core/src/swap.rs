@@ -12,7 +12,7 @@
 use protocol::PhysRange;
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::PhysMemory;
+use crate::backend::{FrameAccess, PhysMemory};
 use crate::frames::{frame_at, frame_number};
 use crate::vmm::Vmm;
 

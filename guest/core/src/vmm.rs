@@ -8,7 +8,7 @@
 use protocol::{FaultReason, PhysRange, Stats};
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::PhysMemory;
+use crate::backend::{FrameAccess, PhysMemory};
 use crate::files::FileImage;
 use crate::frames::{frame_at, frame_number, FrameAllocator};
 use crate::kheap::{KHeap, GRANULE};

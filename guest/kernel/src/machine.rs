@@ -51,10 +51,21 @@ pub unsafe fn init(state: BootState) {
         l.boot_free_frames,
         "the frame allocator and the boot reservations disagree"
     );
-    // SAFETY: the only DirectMap, made once (this function runs once) after
-    // paging::init, and given to the VMM.
-    let mem = unsafe { DirectMap::new() };
     let pml4 = PhysFrame::containing_address(PhysAddr::new(boot.pml4));
+    let free = memory::subtract(&l.ram, &l.reserved);
+    let images: alloc::vec::Vec<PhysRange> = l
+        .files
+        .iter()
+        .map(|f| PhysRange {
+            start: f.start,
+            end: f.start + f.pages * 4096,
+        })
+        .collect();
+    // SAFETY: the only DirectMap, made once (this function runs once) after
+    // paging::init, and given to the VMM; `free` is what the allocator
+    // manages (RAM less the reservations, as it was built from), which
+    // nothing but the VMM refers to.
+    let mem = unsafe { DirectMap::new(&free, pml4, &images) };
     let files: &'static [vmm_core::files::FileImage] = alloc::vec::Vec::leak(l.files.clone());
     let config = vmm_core::Config {
         files,

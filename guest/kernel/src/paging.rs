@@ -10,11 +10,16 @@
 //! The lower half (slots 0–255) is empty and belongs to the VMM, as does the
 //! kernel space between the two.
 
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use protocol::PhysRange;
 use x86_64::instructions::tlb;
-use x86_64::structures::paging::{PageTable, PageTableFlags as F};
+use x86_64::structures::paging::{Page, PageTable, PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 
 use vmm_core::layout::{DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, KERNEL_BASE};
+use vmm_core::FrameRefused;
 
 use crate::memory::PhysLayout;
 use crate::{boot, image_map};
@@ -110,7 +115,15 @@ pub unsafe fn init(layout: &PhysLayout) {
     tlb::flush_all();
 }
 
-/// Physical memory through the direct map (the VMM's `PhysMemory`).
+/// Physical memory through the direct map (the VMM's `PhysMemory`), for
+/// the frames the VMM may use only.
+///
+/// Each frame the VMM names is checked against the RAM the frame allocator
+/// manages (RAM less the boot reservations: the first MiB, the kernel image
+/// with its tables, stacks, ring and early heap, the frame bitmap, the
+/// file blob) and the PML4 the VMM was given; the file images are readable
+/// only. Anything else (a wrong VMM's corrupted entry, say) is refused, so
+/// the VMM's bug is reported instead of written over the kernel.
 ///
 /// Each invalidation is one `invlpg`, at once. (Queueing them and turning
 /// more than 32 into one CR3 reload, as Linux does, was measured slower
@@ -118,39 +131,75 @@ pub unsafe fn init(layout: &PhysLayout) {
 /// data too.)
 #[derive(Debug)]
 pub struct DirectMap {
-    _private: (),
+    /// Frame-number ranges the VMM may write, sorted.
+    write: Vec<Range<u64>>,
+    /// Frame-number ranges the VMM may only read (the file images).
+    read: Vec<Range<u64>>,
 }
 
 impl DirectMap {
-    /// The direct-map accessor.
+    /// The direct-map accessor, for the frames of `free` (physical ranges
+    /// the frame allocator manages, page aligned, inside the direct map)
+    /// and `pml4`, and for reading the frames of `read_only`.
     ///
     /// # Safety
-    /// Call once, after [`init`]: whoever holds it may view any RAM frame
-    /// as a table or as bytes, so it must be the only such accessor (the
-    /// VMM's).
-    pub unsafe fn new() -> DirectMap {
-        DirectMap { _private: () }
+    /// Call once, after [`init`]: whoever holds it may view those frames as
+    /// tables or bytes, so it must be the only such accessor (the VMM's),
+    /// and nothing else may refer to the frames of `free` but through the
+    /// VMM (the allocator hands them out only to it).
+    pub unsafe fn new(free: &[PhysRange], pml4: PhysFrame, read_only: &[PhysRange]) -> DirectMap {
+        // Whole frames inside each range only, as the allocator counts them.
+        let frames = |r: &PhysRange| r.start.div_ceil(4096)..r.end / 4096;
+        let pml4 = pml4.start_address().as_u64() / 4096;
+        let mut write: Vec<Range<u64>> = free.iter().map(frames).collect();
+        write.push(pml4..pml4 + 1);
+        write.sort_by_key(|r| r.start);
+        DirectMap {
+            write,
+            read: read_only.iter().map(frames).collect(),
+        }
     }
 
-    fn frame_ptr(frame: x86_64::structures::paging::PhysFrame) -> *mut u8 {
-        phys_to_virt(frame.start_address().as_u64()) as *mut u8
+    /// The frame's address in the direct map, if the VMM may use it (for
+    /// writing if `write`).
+    fn frame_ptr(&self, frame: PhysFrame, write: bool) -> Result<*mut u8, FrameRefused> {
+        let n = frame.start_address().as_u64() / 4096;
+        let inside = |rs: &[Range<u64>]| rs.iter().any(|r| r.contains(&n));
+        if inside(&self.write) || (!write && inside(&self.read)) {
+            Ok(phys_to_virt(frame.start_address().as_u64()) as *mut u8)
+        } else {
+            Err(FrameRefused { frame, write })
+        }
     }
 }
 
-impl vmm_core::PhysMemory for DirectMap {
-    fn table(&mut self, frame: x86_64::structures::paging::PhysFrame) -> &mut PageTable {
-        // SAFETY: the direct map covers every RAM frame; the only DirectMap
-        // belongs to the VMM, which hands out one view at a time (the
-        // `&mut self` borrow), and the frames it names are the VMM's own.
-        unsafe { &mut *(Self::frame_ptr(frame) as *mut PageTable) }
+// SAFETY: `frame_ptr` answers only frames of the ranges `new` was given:
+// RAM the allocator manages (or the VMM's PML4), all inside the direct map
+// (`init` maps every RAM range) and referred to by nothing but the VMM, or
+// file frames for reading only; each view is one whole frame, borrowed from
+// the only `DirectMap`, so one view lives at a time.
+unsafe impl vmm_core::PhysMemory for DirectMap {
+    fn try_table(&mut self, frame: PhysFrame) -> Result<&mut PageTable, FrameRefused> {
+        let p = self.frame_ptr(frame, true)?;
+        // SAFETY: a frame the VMM may write (checked above), mapped and
+        // aligned (a frame start), unaliased for the borrow of `self`.
+        Ok(unsafe { &mut *(p as *mut PageTable) })
     }
 
-    fn frame_bytes(&mut self, frame: x86_64::structures::paging::PhysFrame) -> &mut [u8; 4096] {
-        // SAFETY: as in `table`.
-        unsafe { &mut *(Self::frame_ptr(frame) as *mut [u8; 4096]) }
+    fn try_frame_bytes(&mut self, frame: PhysFrame) -> Result<&mut [u8; 4096], FrameRefused> {
+        let p = self.frame_ptr(frame, true)?;
+        // SAFETY: as in `try_table`.
+        Ok(unsafe { &mut *(p as *mut [u8; 4096]) })
     }
 
-    fn flush(&mut self, page: x86_64::structures::paging::Page) {
+    fn try_frame(&mut self, frame: PhysFrame) -> Result<&[u8; 4096], FrameRefused> {
+        let p = self.frame_ptr(frame, false)?;
+        // SAFETY: a frame the VMM may read (checked above), mapped; the
+        // file images are written by nothing after boot.
+        Ok(unsafe { &*(p as *const [u8; 4096]) })
+    }
+
+    fn flush(&mut self, page: Page) {
         tlb::flush(page.start_address());
     }
 }

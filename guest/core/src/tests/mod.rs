@@ -7,6 +7,7 @@
 mod bad_input;
 mod basics;
 mod clock_cost;
+mod frame_guard;
 mod kernel_reserve;
 mod model;
 mod oom;
@@ -24,10 +25,10 @@ use protocol::{Privilege, Request, Response, Stats};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::PhysAddr;
 
+use crate::backend::FrameAccess;
 use crate::dispatch;
 use crate::pte::{self, Pte};
 use crate::sim::{SimMachine, SIM_BOOT_FRAMES, SIM_KERNEL_SLOTS};
-use crate::PhysMemory;
 
 pub(crate) const K: Privilege = Privilege::Kernel;
 pub(crate) const U: Privilege = Privilege::User;

@@ -1,0 +1,183 @@
+//! Simulated physical memory: frames in a `Vec`, a simulated TLB, and the
+//! same frame check as the kernel's direct map.
+//!
+//! # Invariants
+//! - Both views of a frame (table, bytes) always show the same bits.
+//! - Once [`SimMemory::restrict`]ed, the VMM gets a view only of a frame
+//!   in its ranges (what the kernel's `DirectMap` checks); the CPU's touches
+//!   ([`SimMemory::cpu_bytes`]) are not checked, as the MMU does not ask.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::ops::Range;
+use x86_64::structures::paging::{Page, PageTable, PhysFrame};
+
+use crate::backend::{FrameRefused, PhysMemory};
+use crate::frames::frame_number;
+use crate::pte;
+
+/// One simulated frame: never written (zero), last seen as bytes, or last
+/// seen as a table. Switching views converts the contents, so both views
+/// always show the same bits.
+#[derive(Debug)]
+enum SimFrame {
+    Zero,
+    Bytes(Box<[u8; 4096]>),
+    Table(Box<PageTable>),
+}
+
+/// Simulated physical memory: `frames` frames, allocated lazily.
+#[derive(Debug)]
+pub struct SimMemory {
+    frames: Vec<SimFrame>,
+    /// Pages flushed from the (simulated) TLB, in order.
+    pub flushed: Vec<Page>,
+    /// The simulated TLB: page address → frame and writability, filled by
+    /// touches, emptied page by page by flushes.
+    pub tlb: BTreeMap<u64, (PhysFrame, bool)>,
+    /// Test support: flushes are recorded but leave the TLB as it is (a
+    /// CPU whose `invlpg` does nothing, to test what catches a missing
+    /// flush).
+    pub ignore_flushes: bool,
+    /// Test support: page-table frames looked at so far (the cost of the
+    /// VMM's walks, which repeats where time does not).
+    pub table_reads: u64,
+    /// The frames the VMM may use, as the kernel's direct map checks them
+    /// (`None`: every frame of the memory).
+    guard: Option<Guard>,
+}
+
+/// Frame numbers the VMM may write, and those it may only read.
+#[derive(Debug, Clone)]
+struct Guard {
+    write: Vec<Range<u64>>,
+    read: Vec<Range<u64>>,
+}
+
+impl SimMemory {
+    /// A memory of `frames` zeroed frames.
+    pub fn new(frames: u64) -> Self {
+        SimMemory {
+            frames: (0..frames).map(|_| SimFrame::Zero).collect(),
+            flushed: Vec::new(),
+            tlb: BTreeMap::new(),
+            ignore_flushes: false,
+            table_reads: 0,
+            guard: None,
+        }
+    }
+
+    /// From now on refuses the VMM every frame outside `write` (ranges of
+    /// frame numbers) for writing, and outside `write` and `read` for
+    /// reading, as the kernel refuses frames that are not RAM the allocator
+    /// manages.
+    pub fn restrict(&mut self, write: &[Range<u64>], read: &[Range<u64>]) {
+        self.guard = Some(Guard {
+            write: write.to_vec(),
+            read: read.to_vec(),
+        });
+    }
+
+    /// Whether the VMM may use `frame` (for writing if `write`).
+    fn check(&self, frame: PhysFrame, write: bool) -> Result<usize, FrameRefused> {
+        let n = frame_number(frame);
+        let inside = |rs: &[Range<u64>]| rs.iter().any(|r| r.contains(&n));
+        let allowed = (n as usize) < self.frames.len()
+            && self
+                .guard
+                .as_ref()
+                .is_none_or(|g| inside(&g.write) || (!write && inside(&g.read)));
+        if allowed {
+            Ok(n as usize)
+        } else {
+            Err(FrameRefused { frame, write })
+        }
+    }
+
+    /// The frame `frame` as the CPU writes it through a present entry: no
+    /// check but the memory's size (the MMU does not ask the kernel).
+    ///
+    /// # Panics
+    /// If `frame` is beyond the simulated memory.
+    pub fn cpu_bytes(&mut self, frame: PhysFrame) -> &mut [u8; 4096] {
+        let n = frame_number(frame) as usize;
+        let len = self.frames.len();
+        assert!(
+            n < len,
+            "frame {n} outside the simulated memory of {len} frames"
+        );
+        self.bytes_at(n)
+    }
+
+    fn table_at(&mut self, n: usize) -> &mut PageTable {
+        let slot = &mut self.frames[n];
+        let table = match core::mem::replace(slot, SimFrame::Zero) {
+            SimFrame::Table(t) => t,
+            SimFrame::Zero => Box::new(PageTable::new()),
+            SimFrame::Bytes(b) => {
+                let mut t = Box::new(PageTable::new());
+                for (e, chunk) in t.iter_mut().zip(b.chunks_exact(8)) {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(chunk);
+                    pte::set_raw(e, u64::from_le_bytes(w));
+                }
+                t
+            }
+        };
+        *slot = SimFrame::Table(table);
+        match slot {
+            SimFrame::Table(t) => t,
+            _ => unreachable!(),
+        }
+    }
+
+    fn bytes_at(&mut self, n: usize) -> &mut [u8; 4096] {
+        let slot = &mut self.frames[n];
+        let bytes = match core::mem::replace(slot, SimFrame::Zero) {
+            SimFrame::Bytes(b) => b,
+            SimFrame::Zero => Box::new([0u8; 4096]),
+            SimFrame::Table(t) => {
+                let mut b = Box::new([0u8; 4096]);
+                for (e, chunk) in t.iter().zip(b.chunks_exact_mut(8)) {
+                    chunk.copy_from_slice(&pte::raw(e).to_le_bytes());
+                }
+                b
+            }
+        };
+        *slot = SimFrame::Bytes(bytes);
+        match slot {
+            SimFrame::Bytes(b) => b,
+            _ => unreachable!(),
+        }
+    }
+}
+
+// SAFETY: every view is of one frame's own boxed contents, borrowed from
+// `self`; `check` refuses frames beyond the memory and, once `restrict`ed,
+// frames outside the VMM's ranges.
+#[allow(unsafe_code)]
+unsafe impl PhysMemory for SimMemory {
+    fn try_table(&mut self, frame: PhysFrame) -> Result<&mut PageTable, FrameRefused> {
+        let n = self.check(frame, true)?;
+        self.table_reads += 1;
+        Ok(self.table_at(n))
+    }
+
+    fn try_frame_bytes(&mut self, frame: PhysFrame) -> Result<&mut [u8; 4096], FrameRefused> {
+        let n = self.check(frame, true)?;
+        Ok(self.bytes_at(n))
+    }
+
+    fn try_frame(&mut self, frame: PhysFrame) -> Result<&[u8; 4096], FrameRefused> {
+        let n = self.check(frame, false)?;
+        Ok(self.bytes_at(n))
+    }
+
+    fn flush(&mut self, page: Page) {
+        if !self.ignore_flushes {
+            self.tlb.remove(&page.start_address().as_u64());
+        }
+        self.flushed.push(page);
+    }
+}

@@ -1,0 +1,57 @@
+//! The kernel refuses a frame outside the RAM the VMM may use instead of
+//! writing over itself: a guest built with `inject-wild-frame` (a new page
+//! table's entry names the frame after the PML4, a frame of the kernel
+//! image) stops at the first table it makes, with a panic report naming
+//! that frame, and the kernel's own tables stay intact until then.
+//!
+//! Needs `qemu-system-x86_64` and the guest's toolchain (the injected build
+//! is made here, into its own target directory).
+
+use host_runner::guest_image::build_guest;
+use host_runner::{Accel, Error, QemuExit, RunnerOptions, Vm};
+use protocol::{Privilege, Request, Response};
+
+#[tokio::test]
+async fn a_wild_table_frame_is_refused_and_reported() {
+    let kernel = build_guest(&["inject-wild-frame"]).expect("the injected guest builds");
+    let mut config = host_runner::base_config(&RunnerOptions {
+        kernel: Some(kernel),
+        ..RunnerOptions::default()
+    })
+    .expect("QEMU");
+    config.accel = Accel::Tcg;
+    let mut vm = Vm::boot(&config).await.expect("boot");
+    let hello = vm.hello().await.expect("hello");
+    // The frame the bug names is the kernel's own.
+    let wild = hello.page_table_root + 4096;
+    assert!(
+        hello.kernel_image.start <= wild && wild < hello.kernel_image.end,
+        "frame {wild:#x} is not in the kernel image {:x?}",
+        hello.kernel_image
+    );
+    // Requests that make no table still work.
+    let query = Request::Query {
+        addr: 0x1234_5000,
+        pages: 1,
+        privilege: Privilege::User,
+    };
+    assert!(matches!(
+        vm.call(query).await.expect("query answered"),
+        Response::Pages(_)
+    ));
+    let map = Request::Map {
+        addr: 0x1234_5000,
+        pages: 1,
+        writable: true,
+        contiguous: false,
+        privilege: Privilege::User,
+    };
+    match vm.call(map).await {
+        Err(Error::GuestPanic { report, exit }) => {
+            let want = format!("VMM bug: frame {wild:#x} refused for writing");
+            assert!(report.message.contains(&want), "{report:?}");
+            assert_eq!(exit, QemuExit::Panic);
+        }
+        other => panic!("the kernel let the VMM write its own frame: {other:?}"),
+    }
+}
