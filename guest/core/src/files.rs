@@ -11,14 +11,12 @@ use crate::pte::{Pte, MAX_INDEX};
 use crate::validate::{self, canonical};
 use crate::vmm::Vmm;
 
-/// One file image in physical memory (the kernel found it in the blob).
+pub use crate::config::FileImage;
+
+/// A file page that is not in the images (an entry naming a file or page
+/// the kernel was not given).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileImage {
-    /// Length in pages.
-    pub pages: u64,
-    /// Physical address of its first byte (page aligned).
-    pub start: u64,
-}
+pub(crate) struct NoFilePage;
 
 const RECORD: u64 = 1 << 63;
 
@@ -50,19 +48,21 @@ impl<M: PhysMemory> Vmm<M> {
         self.mem.frame_bytes(f)[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
 
-    /// Copies page `page` of file `file` into `frame`; `false` if there is
-    /// no such page.
-    pub(crate) fn load_file_page(&mut self, file: u8, page: u64, frame: PhysFrame) -> bool {
-        let Some(img) = self.files.get(usize::from(file)).copied() else {
-            return false;
-        };
+    /// Copies page `page` of file `file` into `frame`.
+    pub(crate) fn load_file_page(
+        &mut self,
+        file: u8,
+        page: u64,
+        frame: PhysFrame,
+    ) -> Result<(), NoFilePage> {
+        let img = self.files.get(usize::from(file)).ok_or(NoFilePage)?;
         if page >= img.pages {
-            return false;
+            return Err(NoFilePage);
         }
         let src = frame_at(img.start / 4096 + page);
         let data = *self.mem.frame(src);
         self.mem.frame_bytes(frame).copy_from_slice(&data);
-        true
+        Ok(())
     }
 
     /// Makes `pages` unusable pages at `addr` not-present mmap pages of

@@ -61,6 +61,10 @@ pub(crate) fn set_bit(map: &mut [u8], n: u64, v: bool) {
     }
 }
 
+/// No free frame was left for what the VMM needed (a page table, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NoFrame;
+
 impl FrameAllocator {
     /// An allocator over `bitmap` for `total_frames` frames: every frame is
     /// marked used except those wholly inside a `ram` range and touching no

@@ -22,8 +22,7 @@ use crate::layout::{VALLOC_PAGES, VALLOC_START};
 use crate::validate;
 use crate::vmm::Vmm;
 
-/// Frames of the `Valloc` bitmap (one bit per page of the region).
-pub const VALLOC_BITMAP_FRAMES: u64 = VALLOC_PAGES.div_ceil(4096 * 8);
+pub use crate::layout::VALLOC_BITMAP_FRAMES;
 
 impl<M: PhysMemory> Vmm<M> {
     fn valloc_bits(&self) -> Option<Bits> {

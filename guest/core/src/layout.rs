@@ -30,6 +30,9 @@ pub const HEAP_END: u64 = 0xffff_c080_0000_0000;
 pub const VALLOC_START: u64 = 0xffff_c100_0000_0000;
 /// Pages in the `Valloc` region (1 GiB).
 pub const VALLOC_PAGES: u64 = (1 << 30) / 4096;
+/// Frames of the `Valloc` bitmap (one bit per page of the region), part of
+/// the VMM's metadata.
+pub const VALLOC_BITMAP_FRAMES: u64 = VALLOC_PAGES.div_ceil(4096 * 8);
 /// Virtual address of physical address 0 in the kernel image mapping.
 pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 /// PML4 slot of the kernel image.

@@ -43,13 +43,18 @@ extern crate alloc;
 
 pub mod backend;
 mod bits;
+pub mod config;
 pub mod dispatch;
+mod events;
+mod fault;
 pub mod files;
 pub mod frames;
+mod heapmap;
 mod hostframes;
 pub mod kheap;
 pub mod kvalloc;
 pub mod layout;
+mod linear;
 pub mod machine;
 mod ops;
 mod paging;
@@ -68,6 +73,7 @@ mod walk;
 mod tests;
 
 pub use backend::{Flush, FrameAccess, FrameRefused, PhysMemory};
+pub use config::Config;
 pub use frames::FrameAllocator;
 pub use machine::Machine;
-pub use vmm::{Config, Vmm};
+pub use vmm::Vmm;

@@ -31,7 +31,9 @@ impl<M: PhysMemory> Vmm<M> {
                 Some(Pte::Unusable)
             }
             Pte::OnSwap { slot } => {
-                self.swap_free(slot);
+                if let Some(s) = self.swap.as_mut() {
+                    s.free(&mut self.mem, slot);
+                }
                 Some(Pte::Unusable)
             }
             Pte::AllocOnWrite | Pte::NotPresentMmap { .. } | Pte::Corrupt(_) => Some(Pte::Unusable),
@@ -299,7 +301,8 @@ impl<M: PhysMemory> Vmm<M> {
         if state == Pte::Unusable {
             return Ok(());
         }
-        self.ensure_tables(span).map_err(|()| Error::OutOfMemory)?;
+        self.ensure_tables(span)
+            .map_err(|_: crate::frames::NoFrame| Error::OutOfMemory)?;
         let state = match state {
             Pte::PresentRam { writable, .. } => {
                 let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
@@ -321,7 +324,10 @@ impl<M: PhysMemory> Vmm<M> {
             Pte::OnSwap { .. } => {
                 let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
                 self.mem.frame_bytes(frame).fill(fill);
-                let slot = self.swap_out(frame);
+                let slot = self
+                    .swap
+                    .as_mut()
+                    .and_then(|s| s.store(&mut self.mem, frame).ok());
                 let _ = self.frames.free(frame);
                 Pte::OnSwap {
                     slot: slot.ok_or(Error::OutOfMemory)?,

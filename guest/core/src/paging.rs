@@ -9,24 +9,16 @@
 use core::convert::Infallible;
 use core::ops::ControlFlow;
 
-use x86_64::structures::paging::{Page, PhysFrame};
-use x86_64::VirtAddr;
+use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, FrameAccess, PhysMemory};
+use crate::frames::NoFrame;
+use crate::layout::HEAP_START;
+use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span, LINEAR_MASK};
 use crate::vmm::Vmm;
-use crate::walk::{index, shift, Descend, Entry, Visit};
-
-/// Whether a linear address is in the lower half (its entries carry U).
-pub(crate) fn user(linear: u64) -> bool {
-    linear < (1 << 47)
-}
-
-/// The page at a linear address.
-pub(crate) fn page_of(linear: u64) -> Page {
-    Page::containing_address(VirtAddr::new_truncate(canonical(linear)))
-}
+use crate::walk::{index, shift, walk, Descend, Entry, Tables, Visit};
 
 /// Tables of levels `level - 1` down to 1 needed to cover `s..e` below a
 /// missing entry of a table at `level`.
@@ -35,6 +27,16 @@ fn tables_below(level: u8, s: u64, e: u64) -> u64 {
         let sh = shift(j) + 9;
         acc.saturating_add(((e - 1) >> sh) - (s >> sh) + 1)
     })
+}
+
+impl<M: PhysMemory> Tables for Vmm<M> {
+    fn root(&self) -> PhysFrame {
+        self.pml4
+    }
+
+    fn entry(&mut self, table: PhysFrame, i: usize) -> u64 {
+        self.read_entry(table, i)
+    }
 }
 
 impl<M: PhysMemory> Vmm<M> {
@@ -96,29 +98,55 @@ impl<M: PhysMemory> Vmm<M> {
         old.is_present().then(|| Flush::new(page_of(linear)))
     }
 
+    /// Adds (`add`) or removes a page of state `p` at `linear` to the
+    /// counters (heap pages count apart).
+    fn count(&mut self, linear: u64, p: Pte, add: bool) {
+        let heap = (linear >> 39) == (HEAP_START & LINEAR_MASK) >> 39;
+        let c = &mut self.counters;
+        let field = match p {
+            Pte::PresentRam { .. } if heap => &mut c.heap_pages,
+            Pte::PresentMmap { private: false, .. } => {
+                if add {
+                    c.clean_mmap += 1;
+                } else {
+                    c.clean_mmap -= 1;
+                }
+                &mut c.present_pages
+            }
+            Pte::PresentRam { .. } | Pte::PresentMmap { .. } => &mut c.present_pages,
+            Pte::AllocOnWrite if !heap => &mut c.alloc_on_write_pages,
+            _ => return,
+        };
+        if add {
+            *field += 1;
+        } else {
+            *field -= 1;
+        }
+    }
+
     /// The lowest page of `span` whose state satisfies `pred` (absent tables
     /// hold unusable pages).
     pub(crate) fn find_first(&mut self, span: Span, pred: &impl Fn(Pte) -> bool) -> Option<u64> {
         let absent = pred(Pte::Unusable);
         let mut find = Find { pred, absent };
-        self.walk(span.start, span.end, &mut find).break_value()
+        walk(self, span.start, span.end, &mut find).break_value()
     }
 
     /// Tables (PDPT, PD, PT) missing to give every page of `span` a level-1
     /// entry; the count stops growing soon after it exceeds `limit`.
     pub(crate) fn count_missing_tables(&mut self, span: Span, limit: u64) -> u64 {
         let mut count = Count { limit, acc: 0 };
-        let _ = self.walk(span.start, span.end, &mut count);
+        let _ = walk(self, span.start, span.end, &mut count);
         count.acc
     }
 
     /// Creates every missing table of `span`. On `Err` (no free frame) some
     /// tables may be left empty: the caller prunes them with
     /// [`Vmm::update`] (which frees empty tables).
-    pub(crate) fn ensure_tables(&mut self, span: Span) -> Result<(), ()> {
-        match self.walk(span.start, span.end, &mut Ensure) {
+    pub(crate) fn ensure_tables(&mut self, span: Span) -> Result<(), NoFrame> {
+        match walk(self, span.start, span.end, &mut Ensure) {
             ControlFlow::Continue(()) => Ok(()),
-            ControlFlow::Break(()) => Err(()),
+            ControlFlow::Break(e) => Err(e),
         }
     }
 
@@ -130,7 +158,7 @@ impl<M: PhysMemory> Vmm<M> {
     where
         F: FnMut(&mut Self, u64, Pte) -> Option<Pte>,
     {
-        let _ = self.walk(span.start, span.end, &mut Update { f, flush: true });
+        let _ = walk(self, span.start, span.end, &mut Update { f, flush: true });
     }
 
     /// [`Vmm::update`] without the flush of changed leaf entries: the bug
@@ -141,7 +169,7 @@ impl<M: PhysMemory> Vmm<M> {
     where
         F: FnMut(&mut Self, u64, Pte) -> Option<Pte>,
     {
-        let _ = self.walk(span.start, span.end, &mut Update { f, flush: false });
+        let _ = walk(self, span.start, span.end, &mut Update { f, flush: false });
     }
 }
 
@@ -152,7 +180,7 @@ struct Find<'a, P> {
     absent: bool,
 }
 
-impl<M: PhysMemory, P: Fn(Pte) -> bool> Visit<M> for Find<'_, P> {
+impl<M: PhysMemory, P: Fn(Pte) -> bool> Visit<Vmm<M>> for Find<'_, P> {
     type Stop = u64;
     const PAGES: bool = true;
 
@@ -178,7 +206,7 @@ struct Count {
     acc: u64,
 }
 
-impl<M: PhysMemory> Visit<M> for Count {
+impl<M: PhysMemory> Visit<Vmm<M>> for Count {
     type Stop = ();
     const PAGES: bool = false;
 
@@ -196,13 +224,13 @@ impl<M: PhysMemory> Visit<M> for Count {
 /// goes on into it; stops when no frame is free.
 struct Ensure;
 
-impl<M: PhysMemory> Visit<M> for Ensure {
-    type Stop = ();
+impl<M: PhysMemory> Visit<Vmm<M>> for Ensure {
+    type Stop = NoFrame;
     const PAGES: bool = false;
 
-    fn missing(&mut self, vmm: &mut Vmm<M>, at: Entry) -> Descend<()> {
+    fn missing(&mut self, vmm: &mut Vmm<M>, at: Entry) -> Descend<NoFrame> {
         let Some(f) = vmm.frames.alloc() else {
-            return ControlFlow::Break(());
+            return ControlFlow::Break(NoFrame);
         };
         // `inject-wild-frame`: a deliberate bug, a new table of the user
         // half gets the frame after the PML4 (in the kernel: the kernel
@@ -231,7 +259,7 @@ struct Update<'a, F> {
     flush: bool,
 }
 
-impl<M, F> Visit<M> for Update<'_, F>
+impl<M, F> Visit<Vmm<M>> for Update<'_, F>
 where
     M: PhysMemory,
     F: FnMut(&mut Vmm<M>, u64, Pte) -> Option<Pte>,

@@ -18,60 +18,21 @@
 
 use core::ops::ControlFlow;
 
-use protocol::{Reclaim, RECLAIM_RING};
+use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, PhysMemory};
-use crate::paging::{page_of, user};
+use crate::linear::{page_of, user, KERNEL_SPAN, USER_SPAN};
 use crate::pte::Pte;
 use crate::validate::canonical;
-use crate::vmm::{Vmm, KERNEL_SPAN, USER_SPAN};
-use crate::walk::{Entry, Visit};
+use crate::vmm::Vmm;
+use crate::walk::{walk, Entry, Visit};
 
 const ACCESSED: u64 = 1 << 5;
 
 /// Wholly free heap pages the pressure path leaves committed, for the
 /// kernel's own allocations while it builds an answer with no frame left.
 pub const HEAP_CUSHION: u64 = 8;
-
-/// The events of the answer being built, in a fixed array.
-#[derive(Debug)]
-pub struct Ring {
-    events: [Reclaim; RECLAIM_RING],
-    len: usize,
-}
-
-impl Default for Ring {
-    fn default() -> Self {
-        Ring {
-            events: [Reclaim::Dropped { addr: 0 }; RECLAIM_RING],
-            len: 0,
-        }
-    }
-}
-
-impl Ring {
-    pub(crate) fn full(&self) -> bool {
-        self.len == RECLAIM_RING
-    }
-
-    pub(crate) fn push(&mut self, e: Reclaim) {
-        if let Some(slot) = self.events.get_mut(self.len) {
-            *slot = e;
-            self.len += 1;
-        }
-    }
-
-    /// Events recorded.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no event is recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
 
 /// What the clock looks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,11 +44,7 @@ enum Victim {
 impl<M: PhysMemory> Vmm<M> {
     /// Moves up to `out.len()` events out of the ring, oldest first.
     pub fn drain_events(&mut self, out: &mut [Reclaim]) -> usize {
-        let n = out.len().min(self.ring.len);
-        out[..n].copy_from_slice(&self.ring.events[..n]);
-        self.ring.events.copy_within(n..self.ring.len, 0);
-        self.ring.len -= n;
-        n
+        self.ring.drain(out)
     }
 
     pub(crate) fn record(&mut self, e: Reclaim) {
@@ -207,7 +164,8 @@ impl<M: PhysMemory> Vmm<M> {
                 )
             }
             Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
-                let Some(slot) = self.swap_out(frame) else {
+                let stored = self.swap.as_mut().map(|s| s.store(&mut self.mem, frame));
+                let Some(Ok(slot)) = stored else {
                     return false;
                 };
                 (Pte::OnSwap { slot }, Reclaim::Swapped { addr, slot }, frame)
@@ -290,14 +248,14 @@ impl<M: PhysMemory> Vmm<M> {
     /// The first present level-1 entry at or after `from` below `end`:
     /// `(linear, table, index, raw)`.
     fn next_present(&mut self, from: u64, end: u64) -> Option<(u64, PhysFrame, usize, u64)> {
-        self.walk(from, end, &mut NextPresent).break_value()
+        walk(self, from, end, &mut NextPresent).break_value()
     }
 }
 
 /// [`Vmm::next_present`]: stops at the first present page.
 struct NextPresent;
 
-impl<M: PhysMemory> Visit<M> for NextPresent {
+impl<M: PhysMemory> Visit<Vmm<M>> for NextPresent {
     type Stop = (u64, PhysFrame, usize, u64);
     const PAGES: bool = true;
 

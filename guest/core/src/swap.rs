@@ -6,15 +6,23 @@
 //! 128-byte units; the slot number is the first unit's index. Free runs of
 //! units are found first fit from a rotating hint over the used-unit
 //! bitmap. A slot freed by a swap-in is only marked *pending* until the
-//! request's answer is built ([`Vmm::end_request`]), so a slot number
-//! is never reused within one answer (rule 2 of the reclaim events).
+//! request's answer is built ([`SwapStore::end_request`], called by
+//! `Vmm::end_request`), so a slot number is never reused within one answer
+//! (rule 2 of the reclaim events).
+//!
+//! # Invariants
+//! - The store is its own state: the VMM passes it the memory it lives in
+//!   and never reads or writes the store's frames otherwise.
+//! - A unit's *used* bit is set exactly when a slot's length covers it;
+//!   `slots`/`bytes` count the slots with a non-zero length and their
+//!   lengths; `pending` counts the set *pending* bits, all zero between
+//!   requests ([`SwapStore::check`]).
 
 use protocol::PhysRange;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::frames::{frame_at, frame_number};
-use crate::vmm::Vmm;
 
 /// Bytes of a unit.
 pub const UNIT: u64 = 128;
@@ -22,6 +30,21 @@ pub const UNIT: u64 = 128;
 /// (`lz4_flex::block::get_maximum_output_size(4096)`), rounded up.
 const COMPRESS_BUF: usize = 4608;
 const HEADER_MAGIC: &[u8; 8] = b"VMMSWAP1";
+
+/// The store has no run of free units for the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StoreFull;
+
+/// Why [`SwapStore::load`] loaded nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoadError {
+    /// The slot is beyond the store or holds no page.
+    NoPage,
+    /// The slot was loaded already in this request (it is pending).
+    Pending,
+    /// The slot's bytes do not decompress to a page.
+    Corrupt,
+}
 
 /// Where the store's parts lie (byte offsets from its first frame).
 #[derive(Clone, Copy, Debug)]
@@ -141,35 +164,32 @@ fn set_slot_len<M: PhysMemory>(mem: &mut M, s: &SwapStore, slot: u64, len: u64) 
     write(mem, s, s.len_off + slot * 2, &(len as u16).to_le_bytes());
 }
 
-impl<M: PhysMemory> Vmm<M> {
+impl SwapStore {
     /// Writes an empty store (header, zero bitmaps and lengths).
-    pub(crate) fn swap_format(&mut self) {
-        let Some(s) = self.swap else { return };
-        for n in 0..s.data_off / 4096 {
-            self.mem
-                .frame_bytes(frame_at(frame_number(s.base) + n))
+    pub fn format<M: PhysMemory>(&self, mem: &mut M) {
+        for n in 0..self.data_off / 4096 {
+            mem.frame_bytes(frame_at(frame_number(self.base) + n))
                 .fill(0);
         }
         let mut h = [0u8; 48];
         h[..8].copy_from_slice(HEADER_MAGIC);
         h[8..12].copy_from_slice(&(UNIT as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&(s.units as u32).to_le_bytes());
-        for (i, v) in [s.used_off, s.pending_off, s.len_off, s.data_off]
+        h[12..16].copy_from_slice(&(self.units as u32).to_le_bytes());
+        for (i, v) in [self.used_off, self.pending_off, self.len_off, self.data_off]
             .into_iter()
             .enumerate()
         {
             h[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
-        write(&mut self.mem, &s, 0, &h);
+        write(mem, self, 0, &h);
     }
 
     /// A free run of `n` units, first fit from the hint, then from 0.
-    fn find_units(&mut self, n: u64) -> Option<u64> {
-        let s = self.swap?;
-        for from in [s.hint.min(s.units), 0] {
+    fn find_units<M: PhysMemory>(&self, mem: &mut M, n: u64) -> Option<u64> {
+        for from in [self.hint.min(self.units), 0] {
             let (mut run, mut start) = (0, from);
-            for u in from..s.units {
-                if get_bit(&mut self.mem, &s, s.used_off, u) {
+            for u in from..self.units {
+                if get_bit(mem, self, self.used_off, u) {
                     run = 0;
                     continue;
                 }
@@ -185,14 +205,16 @@ impl<M: PhysMemory> Vmm<M> {
         None
     }
 
-    /// Stores the contents of `frame` in a new slot; `None` when the store
-    /// is absent or has no room for it.
-    pub(crate) fn swap_out(&mut self, frame: PhysFrame) -> Option<u64> {
-        let s = self.swap?;
+    /// Stores the contents of `frame` in a new slot and answers its number.
+    pub fn store<M: PhysMemory>(
+        &mut self,
+        mem: &mut M,
+        frame: PhysFrame,
+    ) -> Result<u64, StoreFull> {
         // lz4_flex wants room for the worst case (a little over 4096).
         let mut out = [0u8; COMPRESS_BUF];
         let len = {
-            let page = self.mem.frame_bytes(frame);
+            let page = mem.frame_bytes(frame);
             match lz4_flex::block::compress_into(page, &mut out) {
                 Ok(n) if n < 4096 => n,
                 _ => {
@@ -202,111 +224,107 @@ impl<M: PhysMemory> Vmm<M> {
             }
         };
         let units = (len as u64).div_ceil(UNIT);
-        let slot = self.find_units(units)?;
+        let slot = self.find_units(mem, units).ok_or(StoreFull)?;
         for u in slot..slot + units {
-            set_bit(&mut self.mem, &s, s.used_off, u, true);
+            set_bit(mem, self, self.used_off, u, true);
         }
-        set_slot_len(&mut self.mem, &s, slot, len as u64);
-        write(&mut self.mem, &s, s.data_off + slot * UNIT, &out[..len]);
-        let st = self.swap.as_mut()?;
-        st.hint = slot + units;
-        st.slots += 1;
-        st.bytes += len as u64;
-        Some(slot)
+        set_slot_len(mem, self, slot, len as u64);
+        write(mem, self, self.data_off + slot * UNIT, &out[..len]);
+        self.hint = slot + units;
+        self.slots += 1;
+        self.bytes += len as u64;
+        Ok(slot)
     }
 
     /// Loads slot `slot` into `frame` and marks the slot pending (freed when
-    /// the answer is built). `false` if the slot does not hold a page.
-    pub(crate) fn swap_in(&mut self, slot: u64, frame: PhysFrame) -> bool {
-        let Some(s) = self.swap else { return false };
-        if slot >= s.units {
-            return false;
+    /// the answer is built).
+    pub fn load<M: PhysMemory>(
+        &mut self,
+        mem: &mut M,
+        slot: u64,
+        frame: PhysFrame,
+    ) -> Result<(), LoadError> {
+        if slot >= self.units {
+            return Err(LoadError::NoPage);
         }
-        let len = slot_len(&mut self.mem, &s, slot);
-        if len == 0 || get_bit(&mut self.mem, &s, s.pending_off, slot) {
-            return false;
+        let len = slot_len(mem, self, slot);
+        if len == 0 {
+            return Err(LoadError::NoPage);
+        }
+        if get_bit(mem, self, self.pending_off, slot) {
+            return Err(LoadError::Pending);
         }
         let mut buf = [0u8; 4096];
         read(
-            &mut self.mem,
-            &s,
-            s.data_off + slot * UNIT,
+            mem,
+            self,
+            self.data_off + slot * UNIT,
             &mut buf[..len as usize],
         );
-        let page = self.mem.frame_bytes(frame);
+        let page = mem.frame_bytes(frame);
         if len == 4096 {
             page.copy_from_slice(&buf);
         } else {
             match lz4_flex::block::decompress_into(&buf[..len as usize], page) {
                 Ok(4096) => {}
-                _ => return false,
+                _ => return Err(LoadError::Corrupt),
             }
         }
-        set_bit(&mut self.mem, &s, s.pending_off, slot, true);
-        if let Some(st) = self.swap.as_mut() {
-            st.pending += 1;
-        }
-        true
+        set_bit(mem, self, self.pending_off, slot, true);
+        self.pending += 1;
+        Ok(())
     }
 
     /// Frees slot `slot` now (its page became unusable).
-    pub(crate) fn swap_free(&mut self, slot: u64) {
-        let Some(s) = self.swap else { return };
-        if slot >= s.units {
+    pub fn free<M: PhysMemory>(&mut self, mem: &mut M, slot: u64) {
+        if slot >= self.units {
             return;
         }
-        let len = slot_len(&mut self.mem, &s, slot);
+        let len = slot_len(mem, self, slot);
         if len == 0 {
             return;
         }
         for u in slot..slot + len.div_ceil(UNIT) {
-            set_bit(&mut self.mem, &s, s.used_off, u, false);
+            set_bit(mem, self, self.used_off, u, false);
         }
-        set_slot_len(&mut self.mem, &s, slot, 0);
-        if get_bit(&mut self.mem, &s, s.pending_off, slot) {
-            set_bit(&mut self.mem, &s, s.pending_off, slot, false);
-            if let Some(st) = self.swap.as_mut() {
-                st.pending -= 1;
-            }
+        set_slot_len(mem, self, slot, 0);
+        if get_bit(mem, self, self.pending_off, slot) {
+            set_bit(mem, self, self.pending_off, slot, false);
+            self.pending -= 1;
         }
-        if let Some(st) = self.swap.as_mut() {
-            st.slots -= 1;
-            st.bytes -= len;
-        }
+        self.slots -= 1;
+        self.bytes -= len;
     }
 
     /// Frees every pending slot (called once a request's answer is built,
-    /// by [`Vmm::end_request`]).
-    pub(crate) fn swap_end_request(&mut self) {
-        let Some(s) = self.swap else { return };
-        if s.pending == 0 {
+    /// by `Vmm::end_request`).
+    pub fn end_request<M: PhysMemory>(&mut self, mem: &mut M) {
+        if self.pending == 0 {
             return;
         }
-        for byte in 0..s.units.div_ceil(8) {
+        for byte in 0..self.units.div_ceil(8) {
             let mut b = [0u8];
-            read(&mut self.mem, &s, s.pending_off + byte, &mut b);
+            read(mem, self, self.pending_off + byte, &mut b);
             for k in 0..8 {
                 if b[0] & (1 << k) != 0 {
-                    self.swap_free(byte * 8 + k);
+                    self.free(mem, byte * 8 + k);
                 }
             }
         }
     }
-}
 
-#[cfg(any(test, feature = "sim"))]
-impl<M: PhysMemory> Vmm<M> {
     /// Test support: checks the store's bitmaps and lengths against each
     /// other (used bits exactly the slots' units, none pending, counters
     /// right); answers the slots in use.
-    pub fn swap_check(&mut self) -> Result<u64, alloc::string::String> {
+    #[cfg(test)]
+    pub fn check<M: PhysMemory>(&self, mem: &mut M) -> Result<u64, alloc::string::String> {
         use alloc::format;
-        let Some(s) = self.swap else { return Ok(0) };
+        let s = self;
         let (mut slots, mut bytes, mut covered_to) = (0u64, 0u64, 0u64);
         for u in 0..s.units {
-            let len = slot_len(&mut self.mem, &s, u);
-            let used = get_bit(&mut self.mem, &s, s.used_off, u);
-            if get_bit(&mut self.mem, &s, s.pending_off, u) {
+            let len = slot_len(mem, s, u);
+            let used = get_bit(mem, s, s.used_off, u);
+            if get_bit(mem, s, s.pending_off, u) {
                 return Err(format!("unit {u} pending between requests"));
             }
             if len > 0 {

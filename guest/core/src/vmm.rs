@@ -5,20 +5,19 @@
 //! (AllocFrames/FreeFrames) and [`crate::kvalloc`] (valloc/vfree); this
 //! module holds the state, the page-fault handler and reset.
 
-use protocol::{FaultReason, PhysRange, Stats};
+use protocol::{PhysRange, Stats};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
-use crate::files::FileImage;
-use crate::frames::{frame_at, frame_number, FrameAllocator};
-use crate::kheap::{KHeap, GRANULE};
-use crate::kvalloc::VALLOC_BITMAP_FRAMES;
-use crate::layout::HEAP_START;
-use crate::paging::user;
+use crate::config::{Config, FileImage};
+use crate::events::Ring;
+use crate::frames::{frame_at, frame_number, FrameAllocator, NoFrame};
+use crate::heapmap::{KHeap, GRANULE};
+use crate::layout::{HEAP_START, VALLOC_BITMAP_FRAMES};
+use crate::linear::{KERNEL_SPAN, USER_SPAN};
 use crate::pte::Pte;
-use crate::reclaim::Ring;
 use crate::swap::SwapStore;
-use crate::validate::{is_canonical, Span, KERNEL_REQUEST_END, KERNEL_REQUEST_START, LINEAR_MASK};
+use crate::validate::{is_canonical, Span, LINEAR_MASK};
 
 /// Counters kept as the state changes (never recomputed by a walk).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,30 +34,6 @@ pub(crate) struct Counters {
     pub pages_scavenged: u64,
     pub pages_evicted: u64,
     pub pages_dropped: u64,
-}
-
-/// What the kernel decides at boot besides the frames: the file images, the
-/// swap store's size and the heap's maximum.
-#[derive(Clone, Copy, Debug)]
-pub struct Config {
-    /// The files the host supplied (their frames are boot reservations).
-    pub files: &'static [FileImage],
-    /// Frames of the swap store (0: no swap).
-    pub swap_frames: u64,
-    /// The heap's maximum size in bytes (a multiple of 4096; 0: no heap).
-    pub heap_max_bytes: u64,
-}
-
-impl Config {
-    /// The defaults for a machine of `total_frames` frames: no files, a
-    /// swap store of RAM / 8, a heap of RAM / 4.
-    pub fn for_frames(total_frames: u64) -> Config {
-        Config {
-            files: &[],
-            swap_frames: total_frames / 8,
-            heap_max_bytes: total_frames / 4 * 4096,
-        }
-    }
 }
 
 /// The VMM's own metadata in guest RAM, one contiguous run of frames taken
@@ -104,17 +79,6 @@ pub struct Vmm<M> {
     /// whole managed space until the request ends or the pin changes.
     pub(crate) no_clean_file: Option<Option<Span>>,
 }
-
-/// The user space, as a span.
-pub(crate) const USER_SPAN: Span = Span {
-    start: 0,
-    end: 1 << 47,
-};
-/// The kernel request space, as a span.
-pub(crate) const KERNEL_SPAN: Span = Span {
-    start: KERNEL_REQUEST_START & LINEAR_MASK,
-    end: KERNEL_REQUEST_END & LINEAR_MASK,
-};
 
 impl<M: PhysMemory> Vmm<M> {
     /// The VMM over `mem`, allocating from `frames`, with the page tables
@@ -179,8 +143,10 @@ impl<M: PhysMemory> Vmm<M> {
             let heap_base = first + host_frames + VALLOC_BITMAP_FRAMES;
             vmm.finfo = Some(frame_at(heap_base + 3 * heap_maps));
             vmm.swap = SwapStore::layout(frame_at(first + fixed), m.frames - fixed);
-            vmm.swap_format();
-            if heap_max > 0 && vmm.init_heap(heap_max) {
+            if let Some(s) = vmm.swap {
+                s.format(&mut vmm.mem);
+            }
+            if heap_max > 0 && vmm.init_heap(heap_max).is_ok() {
                 vmm.heap = Some(KHeap {
                     base: heap_base,
                     map_frames: heap_maps,
@@ -200,22 +166,23 @@ impl<M: PhysMemory> Vmm<M> {
         vmm
     }
 
-    /// Makes the heap's pages allocate-on-write (creating its tables).
-    fn init_heap(&mut self, max: u64) -> bool {
+    /// Makes the heap's pages allocate-on-write (creating its tables; with
+    /// too few frames for them, none is left).
+    fn init_heap(&mut self, max: u64) -> Result<(), NoFrame> {
         let start = HEAP_START & LINEAR_MASK;
         let span = Span {
             start,
             end: start + max,
         };
         let before = self.counters.page_table_frames;
-        if self.ensure_tables(span).is_err() {
+        if let Err(e) = self.ensure_tables(span) {
             self.update(span, &mut |_: &mut Self, _, _| None);
-            return false;
+            return Err(e);
         }
         self.update(span, &mut |_: &mut Self, _, _| Some(Pte::AllocOnWrite));
         self.counters.heap_table_frames = self.counters.page_table_frames - before;
         self.counters.page_table_frames = before;
-        true
+        Ok(())
     }
 
     /// Calls `out` with every page-table frame of the heap region (made at
@@ -277,7 +244,9 @@ impl<M: PhysMemory> Vmm<M> {
     /// slots and forgets what its pressure path learnt.
     pub fn end_request(&mut self) {
         self.no_clean_file = None;
-        self.swap_end_request();
+        if let Some(s) = self.swap.as_mut() {
+            s.end_request(&mut self.mem);
+        }
     }
 
     /// Sets the range of the request being answered (the clock skips it).
@@ -347,32 +316,6 @@ impl<M: PhysMemory> Vmm<M> {
         }
     }
 
-    /// Adds (`add`) or removes a page of state `p` at `linear` to the
-    /// counters (heap pages count apart).
-    pub(crate) fn count(&mut self, linear: u64, p: Pte, add: bool) {
-        let heap = (linear >> 39) == (HEAP_START & LINEAR_MASK) >> 39;
-        let c = &mut self.counters;
-        let field = match p {
-            Pte::PresentRam { .. } if heap => &mut c.heap_pages,
-            Pte::PresentMmap { private: false, .. } => {
-                if add {
-                    c.clean_mmap += 1;
-                } else {
-                    c.clean_mmap -= 1;
-                }
-                &mut c.present_pages
-            }
-            Pte::PresentRam { .. } | Pte::PresentMmap { .. } => &mut c.present_pages,
-            Pte::AllocOnWrite if !heap => &mut c.alloc_on_write_pages,
-            _ => return,
-        };
-        if add {
-            *field += 1;
-        } else {
-            *field -= 1;
-        }
-    }
-
     /// The state of the page holding `addr` (any canonical address; a
     /// non-canonical one reads unusable).
     pub fn page_state(&mut self, addr: u64) -> Pte {
@@ -392,99 +335,6 @@ impl<M: PhysMemory> Vmm<M> {
             } => Some((frame, writable)),
             _ => None,
         }
-    }
-
-    /// The page-fault handler's decision for a fault at `addr` (a `write`
-    /// or a read): allocate-on-write pages get a zeroed frame, swapped pages
-    /// come back, file pages are loaded (private on a write), a clean file
-    /// page written becomes private; frames come through the pressure path.
-    /// `Err` is the fault a touch reports back.
-    pub fn handle_fault(&mut self, addr: u64, write: bool) -> Result<(), FaultReason> {
-        if !is_canonical(addr) {
-            return Err(FaultReason::Unusable);
-        }
-        let linear = addr & LINEAR_MASK;
-        let slot = linear >> 39;
-        if slot == u64::from(crate::layout::DIRECT_MAP_PML4_SLOT)
-            || slot == u64::from(crate::layout::KERNEL_PML4_SLOT)
-        {
-            return Err(FaultReason::Unusable);
-        }
-        let Some((table, i)) = self.leaf_slot(linear) else {
-            return Err(FaultReason::Unusable);
-        };
-        let page = linear & !0xfff;
-        let old = Pte::decode(self.read_entry(table, i), user(linear));
-        let new = match old {
-            Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. } => {
-                // A heap page faults only under a host block's touch (the
-                // kernel's blocks are committed): a request's frame, which
-                // leaves the kernel's reserve alone.
-                let frame = if (crate::layout::HEAP_START..crate::layout::HEAP_END).contains(&addr)
-                {
-                    self.alloc_heap_frame(false)
-                } else {
-                    self.alloc_frame()
-                }
-                .ok_or(FaultReason::OutOfMemory)?;
-                let loaded = match old {
-                    Pte::OnSwap { slot } => self.swap_in(slot, frame),
-                    Pte::NotPresentMmap { file, page } => self.load_file_page(file, page, frame),
-                    _ => {
-                        self.mem.frame_bytes(frame).fill(0);
-                        true
-                    }
-                };
-                if !loaded {
-                    let _ = self.frames.free(frame);
-                    return Err(FaultReason::Unusable);
-                }
-                // The managed space's faults only: the kernel's own heap
-                // faults are not the host's to predict.
-                if slot != (HEAP_START & LINEAR_MASK) >> 39 {
-                    self.counters.faults_resolved += 1;
-                }
-                match old {
-                    Pte::NotPresentMmap { file, page } => {
-                        self.set_frame_info(frame, Some((file, page)));
-                        Pte::PresentMmap {
-                            frame,
-                            writable: write,
-                            private: write,
-                        }
-                    }
-                    _ => Pte::PresentRam {
-                        frame,
-                        writable: true,
-                    },
-                }
-            }
-            Pte::PresentMmap {
-                frame,
-                private: false,
-                ..
-            } if write => Pte::PresentMmap {
-                frame,
-                writable: true,
-                private: true,
-            },
-            Pte::PresentRam { writable, .. } | Pte::PresentMmap { writable, .. } => {
-                if write && !writable {
-                    return Err(FaultReason::ReadOnly);
-                }
-                // A stale TLB entry: the entry allows the access now.
-                crate::backend::Flush::new(crate::paging::page_of(linear)).flush(&mut self.mem);
-                return Ok(());
-            }
-            _ => return Err(FaultReason::Unusable),
-        };
-        // The entry may have changed while reclaiming (never for the page
-        // being faulted: it was not present), so write over what it holds.
-        let cur = Pte::decode(self.read_entry(table, i), user(linear));
-        if let Some(f) = self.set_leaf(table, i, page, cur, new) {
-            f.flush(&mut self.mem);
-        }
-        Ok(())
     }
 
     /// Back to the boot state: every managed page unusable and every table

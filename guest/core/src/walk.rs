@@ -5,7 +5,7 @@
 //! A walker says only what it does at an entry, by implementing [`Visit`]:
 //! at a page's entry (level 1), at a missing table (an upper-level entry
 //! without P: skip it, stop, or create the table and go on into it), and
-//! after coming back from a table. [`Vmm::walk`] visits the entries of the
+//! after coming back from a table. [`walk`] visits the entries of the
 //! range in address order, depth first, and stops the whole walk as soon as
 //! a hook answers `Break`.
 //!
@@ -19,9 +19,7 @@ use core::ops::ControlFlow;
 
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::PhysMemory;
 use crate::pte;
-use crate::vmm::Vmm;
 
 /// The present bit of an entry.
 const PRESENT: u64 = 1;
@@ -89,9 +87,19 @@ pub(crate) struct Entry {
 /// What [`Visit::missing`] answers: the table to go on into, if any.
 pub(crate) type Descend<B> = ControlFlow<B, Option<PhysFrame>>;
 
-/// What a walk does at the entries it meets; every hook may stop the walk
-/// with `Break`.
-pub(crate) trait Visit<M: PhysMemory> {
+/// Page tables as the walk reads them: the root and one entry at a time.
+/// The VMM implements it over its memory (`paging`); the walk knows
+/// nothing else of the VMM.
+pub(crate) trait Tables {
+    /// The PML4.
+    fn root(&self) -> PhysFrame;
+    /// The raw entry `i` (taken mod 512) of `table`.
+    fn entry(&mut self, table: PhysFrame, i: usize) -> u64;
+}
+
+/// What a walk does at the entries it meets, with the tables `T` (which
+/// the hooks may change); every hook may stop the walk with `Break`.
+pub(crate) trait Visit<T> {
     /// What a stopped walk answers.
     type Stop;
 
@@ -101,65 +109,69 @@ pub(crate) trait Visit<M: PhysMemory> {
     const PAGES: bool;
 
     /// A level-1 entry (with any bits, present or not).
-    fn page(&mut self, _vmm: &mut Vmm<M>, _at: Entry) -> ControlFlow<Self::Stop> {
+    fn page(&mut self, _tables: &mut T, _at: Entry) -> ControlFlow<Self::Stop> {
         ControlFlow::Continue(())
     }
 
     /// An upper-level entry without a table: answer the table to go on
     /// into (one just made), or `None` to pass it.
-    fn missing(&mut self, _vmm: &mut Vmm<M>, _at: Entry) -> Descend<Self::Stop> {
+    fn missing(&mut self, _tables: &mut T, _at: Entry) -> Descend<Self::Stop> {
         ControlFlow::Continue(None)
     }
 
     /// Back from the walk of `child`, the table under the upper-level entry
     /// `at`, which did not stop.
-    fn left(&mut self, _vmm: &mut Vmm<M>, _at: Entry, _child: PhysFrame) {}
+    fn left(&mut self, _tables: &mut T, _at: Entry, _child: PhysFrame) {}
 }
 
-impl<M: PhysMemory> Vmm<M> {
-    /// Walks the entries that cover the linear range `s..e`, from the PML4
-    /// down, calling `v`'s hooks; answers the `Break` of the hook that
-    /// stopped it.
-    pub(crate) fn walk<V: Visit<M>>(&mut self, s: u64, e: u64, v: &mut V) -> ControlFlow<V::Stop> {
-        self.walk_table(self.pml4, 4, 0, s, e, v)
-    }
+/// Walks the entries of `tables` that cover the linear range `s..e`, from
+/// the PML4 down, calling `v`'s hooks; answers the `Break` of the hook that
+/// stopped it.
+pub(crate) fn walk<T: Tables, V: Visit<T>>(
+    tables: &mut T,
+    s: u64,
+    e: u64,
+    v: &mut V,
+) -> ControlFlow<V::Stop> {
+    let root = tables.root();
+    walk_table(tables, root, 4, 0, s, e, v)
+}
 
-    fn walk_table<V: Visit<M>>(
-        &mut self,
-        table: PhysFrame,
-        level: u8,
-        base: u64,
-        s: u64,
-        e: u64,
-        v: &mut V,
-    ) -> ControlFlow<V::Stop> {
-        if level == 0 {
-            return ControlFlow::Continue(());
-        }
-        for slot in slots(level, base, s, e) {
-            let raw = self.read_entry(table, slot.index);
-            let at = Entry {
-                table,
-                level,
-                slot,
-                raw,
-            };
-            if level == 1 {
-                v.page(self, at)?;
-                continue;
-            }
-            let child = if raw & PRESENT != 0 {
-                Some(pte::frame_of(raw))
-            } else {
-                v.missing(self, at)?
-            };
-            if let Some(child) = child.filter(|_| level > 2 || V::PAGES) {
-                self.walk_table(child, level - 1, slot.base, slot.start, slot.end, v)?;
-                v.left(self, at, child);
-            }
-        }
-        ControlFlow::Continue(())
+fn walk_table<T: Tables, V: Visit<T>>(
+    tables: &mut T,
+    table: PhysFrame,
+    level: u8,
+    base: u64,
+    s: u64,
+    e: u64,
+    v: &mut V,
+) -> ControlFlow<V::Stop> {
+    if level == 0 {
+        return ControlFlow::Continue(());
     }
+    for slot in slots(level, base, s, e) {
+        let raw = tables.entry(table, slot.index);
+        let at = Entry {
+            table,
+            level,
+            slot,
+            raw,
+        };
+        if level == 1 {
+            v.page(tables, at)?;
+            continue;
+        }
+        let child = if raw & PRESENT != 0 {
+            Some(pte::frame_of(raw))
+        } else {
+            v.missing(tables, at)?
+        };
+        if let Some(child) = child.filter(|_| level > 2 || V::PAGES) {
+            walk_table(tables, child, level - 1, slot.base, slot.start, slot.end, v)?;
+            v.left(tables, at, child);
+        }
+    }
+    ControlFlow::Continue(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use protocol::budget::{answer_memory, MAX_ANSWER_SLOTS, REQUEST_BYTES, RESPONSE_BYTES};
 use protocol::{Request, Response};
 
-use super::SimMachine;
+use super::machine::SimMachine;
 
 /// The kernel's heap, as the real kernel uses it: what
 /// [`SimMachine::answer_as_kernel`] could not get.

@@ -1,0 +1,138 @@
+//! The page-fault handler: what the VMM does when the CPU faults on a
+//! managed page (the kernel calls [`Vmm::handle_fault`] from its handler;
+//! the simulation from its touches).
+//!
+//! # Invariants
+//! - A fault changes at most the faulting page's entry (and, through the
+//!   pressure path, the entries it reclaims); a fault it cannot resolve
+//!   changes nothing and answers the reason the touch reports.
+
+use protocol::FaultReason;
+
+use crate::backend::{FrameAccess, PhysMemory};
+use crate::files::NoFilePage;
+use crate::layout::HEAP_START;
+use crate::linear::user;
+use crate::pte::Pte;
+use crate::swap::LoadError;
+use crate::validate::{is_canonical, LINEAR_MASK};
+use crate::vmm::Vmm;
+
+/// Why a not-present page's contents could not be brought in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unloadable {
+    /// The swap store refused the slot.
+    Swap(LoadError),
+    /// An `OnSwap` entry, and no swap store.
+    NoStore,
+    /// The entry names a file page the kernel was not given.
+    File,
+}
+
+impl From<Unloadable> for FaultReason {
+    /// Each is an entry the page cannot come back from: the touch reports
+    /// the page unusable.
+    fn from(_: Unloadable) -> FaultReason {
+        FaultReason::Unusable
+    }
+}
+
+impl<M: PhysMemory> Vmm<M> {
+    /// The page-fault handler's decision for a fault at `addr` (a `write`
+    /// or a read): allocate-on-write pages get a zeroed frame, swapped pages
+    /// come back, file pages are loaded (private on a write), a clean file
+    /// page written becomes private; frames come through the pressure path.
+    /// `Err` is the fault a touch reports back.
+    pub fn handle_fault(&mut self, addr: u64, write: bool) -> Result<(), FaultReason> {
+        if !is_canonical(addr) {
+            return Err(FaultReason::Unusable);
+        }
+        let linear = addr & LINEAR_MASK;
+        let slot = linear >> 39;
+        if slot == u64::from(crate::layout::DIRECT_MAP_PML4_SLOT)
+            || slot == u64::from(crate::layout::KERNEL_PML4_SLOT)
+        {
+            return Err(FaultReason::Unusable);
+        }
+        let Some((table, i)) = self.leaf_slot(linear) else {
+            return Err(FaultReason::Unusable);
+        };
+        let page = linear & !0xfff;
+        let old = Pte::decode(self.read_entry(table, i), user(linear));
+        let new = match old {
+            Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. } => {
+                // A heap page faults only under a host block's touch (the
+                // kernel's blocks are committed): a request's frame, which
+                // leaves the kernel's reserve alone.
+                let frame = if (crate::layout::HEAP_START..crate::layout::HEAP_END).contains(&addr)
+                {
+                    self.alloc_heap_frame(false)
+                } else {
+                    self.alloc_frame()
+                }
+                .ok_or(FaultReason::OutOfMemory)?;
+                let loaded = match old {
+                    Pte::OnSwap { slot } => match self.swap.as_mut() {
+                        Some(s) => s.load(&mut self.mem, slot, frame).map_err(Unloadable::Swap),
+                        None => Err(Unloadable::NoStore),
+                    },
+                    Pte::NotPresentMmap { file, page } => self
+                        .load_file_page(file, page, frame)
+                        .map_err(|_: NoFilePage| Unloadable::File),
+                    _ => {
+                        self.mem.frame_bytes(frame).fill(0);
+                        Ok(())
+                    }
+                };
+                if let Err(e) = loaded {
+                    let _ = self.frames.free(frame);
+                    return Err(e.into());
+                }
+                // The managed space's faults only: the kernel's own heap
+                // faults are not the host's to predict.
+                if slot != (HEAP_START & LINEAR_MASK) >> 39 {
+                    self.counters.faults_resolved += 1;
+                }
+                match old {
+                    Pte::NotPresentMmap { file, page } => {
+                        self.set_frame_info(frame, Some((file, page)));
+                        Pte::PresentMmap {
+                            frame,
+                            writable: write,
+                            private: write,
+                        }
+                    }
+                    _ => Pte::PresentRam {
+                        frame,
+                        writable: true,
+                    },
+                }
+            }
+            Pte::PresentMmap {
+                frame,
+                private: false,
+                ..
+            } if write => Pte::PresentMmap {
+                frame,
+                writable: true,
+                private: true,
+            },
+            Pte::PresentRam { writable, .. } | Pte::PresentMmap { writable, .. } => {
+                if write && !writable {
+                    return Err(FaultReason::ReadOnly);
+                }
+                // A stale TLB entry: the entry allows the access now.
+                crate::backend::Flush::new(crate::linear::page_of(linear)).flush(&mut self.mem);
+                return Ok(());
+            }
+            _ => return Err(FaultReason::Unusable),
+        };
+        // The entry may have changed while reclaiming (never for the page
+        // being faulted: it was not present), so write over what it holds.
+        let cur = Pte::decode(self.read_entry(table, i), user(linear));
+        if let Some(f) = self.set_leaf(table, i, page, cur, new) {
+            f.flush(&mut self.mem);
+        }
+        Ok(())
+    }
+}
