@@ -91,7 +91,7 @@ impl<M: PhysMemory> Vmm<M> {
                 // The managed space's faults only: the kernel's own heap
                 // faults are not the host's to predict.
                 if slot != (HEAP_START & LINEAR_MASK) >> 39 {
-                    self.counters.faults_resolved += 1;
+                    self.counters.fault_resolved();
                 }
                 match old {
                     Pte::NotPresentMmap { file, page } => {

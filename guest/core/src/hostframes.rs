@@ -30,7 +30,7 @@ impl<M: PhysMemory> Vmm<M> {
     fn give_host(&mut self, frame: PhysFrame) {
         if let Some(b) = self.host_bits() {
             b.set(&mut self.mem, frame_number(frame), true);
-            self.counters.host_frames += 1;
+            self.counters.host_frame(true);
         }
     }
 
@@ -121,7 +121,7 @@ impl<M: PhysMemory> Vmm<M> {
         for n in first..first + count {
             let freed = self.frames.free(frame_at(n));
             debug_assert!(freed.is_ok(), "host frame {n} was not in use");
-            self.counters.host_frames -= 1;
+            self.counters.host_frame(false);
         }
         Ok(())
     }
@@ -130,7 +130,7 @@ impl<M: PhysMemory> Vmm<M> {
     /// a word at a time; nothing when the host holds none).
     pub(crate) fn free_all_host_frames(&mut self) {
         let Some(bits) = self.host_bits() else { return };
-        if self.counters.host_frames == 0 {
+        if self.counters.host_frames() == 0 {
             return;
         }
         let frames = &mut self.frames;
@@ -139,6 +139,6 @@ impl<M: PhysMemory> Vmm<M> {
             debug_assert!(freed.is_ok(), "host frame {n} was not in use");
         });
         bits.clear_all(&mut self.mem);
-        self.counters.host_frames = 0;
+        self.counters.host_frames_cleared();
     }
 }

@@ -48,7 +48,7 @@ impl<M: PhysMemory> Vmm<M> {
             .find_clear_run(&mut self.mem, pages, 1, 0)
             .ok_or(Error::NoVirtualSpace)?;
         bits.set_range(&mut self.mem, start, start + pages, true);
-        self.counters.valloc_pages += pages;
+        self.counters.valloc_taken(pages);
         Ok(VALLOC_START + start * 4096)
     }
 
@@ -77,7 +77,7 @@ impl<M: PhysMemory> Vmm<M> {
             return Err(Error::InvalidState { addr: region_end });
         }
         bits.set_range(&mut self.mem, first, last, false);
-        self.counters.valloc_pages -= pages;
+        self.counters.valloc_freed(pages);
         Ok(())
     }
 
@@ -85,10 +85,10 @@ impl<M: PhysMemory> Vmm<M> {
     pub(crate) fn clear_valloc(&mut self) {
         if let Some(bits) = self
             .valloc_bits()
-            .filter(|_| self.counters.valloc_pages > 0)
+            .filter(|_| self.counters.valloc_pages() > 0)
         {
             bits.clear_all(&mut self.mem);
         }
-        self.counters.valloc_pages = 0;
+        self.counters.valloc_cleared();
     }
 }

@@ -44,6 +44,7 @@ extern crate alloc;
 pub mod backend;
 mod bits;
 pub mod config;
+mod counters;
 pub mod dispatch;
 mod events;
 mod fault;

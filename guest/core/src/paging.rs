@@ -13,7 +13,6 @@ use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, FrameAccess, PhysMemory};
 use crate::frames::NoFrame;
-use crate::layout::HEAP_START;
 use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span, LINEAR_MASK};
@@ -93,35 +92,8 @@ impl<M: PhysMemory> Vmm<M> {
         new: Pte,
     ) -> Option<Flush> {
         self.write_entry(table, i, new.encode(user(linear)));
-        self.count(linear, old, false);
-        self.count(linear, new, true);
+        self.counters.page_changed(linear, old, new);
         old.is_present().then(|| Flush::new(page_of(linear)))
-    }
-
-    /// Adds (`add`) or removes a page of state `p` at `linear` to the
-    /// counters (heap pages count apart).
-    fn count(&mut self, linear: u64, p: Pte, add: bool) {
-        let heap = (linear >> 39) == (HEAP_START & LINEAR_MASK) >> 39;
-        let c = &mut self.counters;
-        let field = match p {
-            Pte::PresentRam { .. } if heap => &mut c.heap_pages,
-            Pte::PresentMmap { private: false, .. } => {
-                if add {
-                    c.clean_mmap += 1;
-                } else {
-                    c.clean_mmap -= 1;
-                }
-                &mut c.present_pages
-            }
-            Pte::PresentRam { .. } | Pte::PresentMmap { .. } => &mut c.present_pages,
-            Pte::AllocOnWrite if !heap => &mut c.alloc_on_write_pages,
-            _ => return,
-        };
-        if add {
-            *field += 1;
-        } else {
-            *field -= 1;
-        }
     }
 
     /// The lowest page of `span` whose state satisfies `pred` (absent tables
@@ -246,7 +218,7 @@ impl<M: PhysMemory> Visit<Vmm<M>> for Ensure {
         vmm.mem.table(f).zero();
         let raw = pte::table_entry(f, user(at.slot.base));
         vmm.write_entry(at.table, at.slot.index, raw);
-        vmm.counters.page_table_frames += 1;
+        vmm.counters.table(true);
         ControlFlow::Continue(Some(f))
     }
 }
@@ -288,7 +260,7 @@ where
             Flush::new(page_of(at.slot.base)).flush(&mut vmm.mem);
             let freed = vmm.frames.free(child);
             debug_assert!(freed.is_ok(), "table frame {child:?} was not in use");
-            vmm.counters.page_table_frames -= 1;
+            vmm.counters.table(false);
         }
     }
 }

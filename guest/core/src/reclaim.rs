@@ -48,11 +48,7 @@ impl<M: PhysMemory> Vmm<M> {
     }
 
     pub(crate) fn record(&mut self, e: Reclaim) {
-        match e {
-            Reclaim::Swapped { .. } => self.counters.pages_evicted += 1,
-            Reclaim::Dropped { .. } => self.counters.pages_dropped += 1,
-            Reclaim::Scavenged { .. } => self.counters.pages_scavenged += 1,
-        }
+        self.counters.reclaimed(&e);
         self.ring.push(e);
     }
 
@@ -110,8 +106,7 @@ impl<M: PhysMemory> Vmm<M> {
             return true;
         }
         let n = n.saturating_add(self.heap_reserve());
-        let c = &self.counters;
-        let bound = self.frames.free_frames() + c.present_pages + c.heap_pages;
+        let bound = self.frames.free_frames() + self.counters.reclaimable();
         if bound < n {
             return false;
         }
@@ -132,7 +127,7 @@ impl<M: PhysMemory> Vmm<M> {
         if self.heap_wants_scan() && self.heap_scavenge_keeping(HEAP_CUSHION) > 0 {
             return true;
         }
-        if self.counters.clean_mmap > 0 && self.no_clean_file != Some(self.pin) {
+        if self.counters.clean_mmap() > 0 && self.no_clean_file != Some(self.pin) {
             if self.clock(Victim::CleanFile) {
                 return true;
             }

@@ -10,6 +10,7 @@ use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::config::{Config, FileImage};
+use crate::counters::Counters;
 use crate::events::Ring;
 use crate::frames::{frame_at, frame_number, FrameAllocator, NoFrame};
 use crate::heapmap::{KHeap, GRANULE};
@@ -18,23 +19,6 @@ use crate::linear::{KERNEL_SPAN, USER_SPAN};
 use crate::pte::Pte;
 use crate::swap::SwapStore;
 use crate::validate::{is_canonical, Span, LINEAR_MASK};
-
-/// Counters kept as the state changes (never recomputed by a walk).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Counters {
-    pub present_pages: u64,
-    pub alloc_on_write_pages: u64,
-    pub page_table_frames: u64,
-    pub host_frames: u64,
-    pub valloc_pages: u64,
-    pub faults_resolved: u64,
-    pub heap_pages: u64,
-    pub heap_table_frames: u64,
-    pub clean_mmap: u64,
-    pub pages_scavenged: u64,
-    pub pages_evicted: u64,
-    pub pages_dropped: u64,
-}
 
 /// The VMM's own metadata in guest RAM, one contiguous run of frames taken
 /// at construction: the host-frame ownership bitmap (bit `n` = the host holds
@@ -174,14 +158,13 @@ impl<M: PhysMemory> Vmm<M> {
             start,
             end: start + max,
         };
-        let before = self.counters.page_table_frames;
+        let before = self.counters.page_table_frames();
         if let Err(e) = self.ensure_tables(span) {
             self.update(span, &mut |_: &mut Self, _, _| None);
             return Err(e);
         }
         self.update(span, &mut |_: &mut Self, _, _| Some(Pte::AllocOnWrite));
-        self.counters.heap_table_frames = self.counters.page_table_frames - before;
-        self.counters.page_table_frames = before;
+        self.counters.tables_are_the_heaps(before);
         Ok(())
     }
 
@@ -291,29 +274,20 @@ impl<M: PhysMemory> Vmm<M> {
 
     /// The counters of the VMM and the frame allocator.
     pub fn stats(&self) -> Stats {
-        let c = &self.counters;
-        Stats {
+        let mut s = Stats {
             total_frames: self.frames.total_frames(),
             free_frames: self.frames.free_frames(),
             boot_free_frames: self.frames.boot_free_frames(),
-            page_table_frames: c.page_table_frames,
-            present_pages: c.present_pages,
-            alloc_on_write_pages: c.alloc_on_write_pages,
-            host_frames: c.host_frames,
-            valloc_pages: c.valloc_pages,
-            faults_resolved: c.faults_resolved,
             swap_slots_used: self.swap.map_or(0, |s| s.slots),
             swap_bytes_used: self.swap.map_or(0, |s| s.bytes),
             swap_bytes_total: self.swap.map_or(0, |s| s.capacity()),
             heap_max_bytes: self.heap_max,
-            heap_pages: c.heap_pages,
-            heap_table_frames: c.heap_table_frames,
             heap_bytes_live: self.heap.map_or(0, |h| h.live),
             bytes_freed_since_check: self.heap.map_or(0, |h| h.freed),
-            pages_scavenged: c.pages_scavenged,
-            pages_evicted: c.pages_evicted,
-            pages_dropped: c.pages_dropped,
-        }
+            ..Stats::default()
+        };
+        self.counters.fill(&mut s);
+        s
     }
 
     /// The state of the page holding `addr` (any canonical address; a
@@ -362,9 +336,6 @@ impl<M: PhysMemory> Vmm<M> {
         if let Some(h) = self.heap.as_mut() {
             h.hint = KHeap::host_start(h.granules);
         }
-        self.counters.faults_resolved = 0;
-        self.counters.pages_scavenged = 0;
-        self.counters.pages_evicted = 0;
-        self.counters.pages_dropped = 0;
+        self.counters.events_cleared();
     }
 }

@@ -1,0 +1,173 @@
+//! The VMM's counters, kept as the state changes (never recomputed by a
+//! walk), and changed only through the methods here, each named after the
+//! change it records.
+//!
+//! # Invariants
+//! - The page-state counts (`present_pages`, `alloc_on_write_pages`,
+//!   `heap_pages`, `clean_mmap`) change only in [`Counters::page_changed`],
+//!   which `paging`'s `set_leaf`, the one writer of level-1 entries, calls
+//!   for every entry it writes; `page_table_frames` only when `paging`
+//!   makes or frees a table. So each count equals what a walk of the
+//!   tables would find (`tests::check` walks and compares).
+//! - `heap_table_frames` counts the heap region's tables, made once at
+//!   boot and never freed; they are not in `page_table_frames`.
+//! - `host_frames` and `valloc_pages` count the host's frames and the
+//!   handed-out `Valloc` pages (`hostframes`, `kvalloc`).
+//! - The event counts (`faults_resolved`, `pages_scavenged`,
+//!   `pages_evicted`, `pages_dropped`) only grow, until `Reset`.
+
+use protocol::{Reclaim, Stats};
+
+use crate::layout::HEAP_START;
+use crate::pte::Pte;
+use crate::validate::LINEAR_MASK;
+
+/// Counters kept as the state changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    present_pages: u64,
+    alloc_on_write_pages: u64,
+    page_table_frames: u64,
+    host_frames: u64,
+    valloc_pages: u64,
+    faults_resolved: u64,
+    heap_pages: u64,
+    heap_table_frames: u64,
+    clean_mmap: u64,
+    pages_scavenged: u64,
+    pages_evicted: u64,
+    pages_dropped: u64,
+}
+
+/// Adds one to (`add`) or takes one from `field`.
+fn step(field: &mut u64, add: bool) {
+    if add {
+        *field += 1;
+    } else {
+        *field -= 1;
+    }
+}
+
+impl Counters {
+    /// The page at `linear` went from state `old` to `new` (heap pages
+    /// count apart).
+    pub fn page_changed(&mut self, linear: u64, old: Pte, new: Pte) {
+        self.count(linear, old, false);
+        self.count(linear, new, true);
+    }
+
+    fn count(&mut self, linear: u64, p: Pte, add: bool) {
+        let heap = (linear >> 39) == (HEAP_START & LINEAR_MASK) >> 39;
+        let field = match p {
+            Pte::PresentRam { .. } if heap => &mut self.heap_pages,
+            Pte::PresentMmap { private: false, .. } => {
+                step(&mut self.clean_mmap, add);
+                &mut self.present_pages
+            }
+            Pte::PresentRam { .. } | Pte::PresentMmap { .. } => &mut self.present_pages,
+            Pte::AllocOnWrite if !heap => &mut self.alloc_on_write_pages,
+            _ => return,
+        };
+        step(field, add);
+    }
+
+    /// A page table was made (`true`) or freed.
+    pub fn table(&mut self, made: bool) {
+        step(&mut self.page_table_frames, made);
+    }
+
+    /// Page tables counted so far.
+    pub fn page_table_frames(&self) -> u64 {
+        self.page_table_frames
+    }
+
+    /// The tables made since the count was `before` are the heap's (made at
+    /// boot, counted apart).
+    pub fn tables_are_the_heaps(&mut self, before: u64) {
+        self.heap_table_frames = self.page_table_frames - before;
+        self.page_table_frames = before;
+    }
+
+    /// Frames the pressure path could ever free: every present page's
+    /// (data and file pages, the heap's).
+    pub fn reclaimable(&self) -> u64 {
+        self.present_pages + self.heap_pages
+    }
+
+    /// Present clean file pages (which the pressure path may drop).
+    pub fn clean_mmap(&self) -> u64 {
+        self.clean_mmap
+    }
+
+    /// The host took (`true`) or gave back one frame.
+    pub fn host_frame(&mut self, taken: bool) {
+        step(&mut self.host_frames, taken);
+    }
+
+    /// Frames the host holds.
+    pub fn host_frames(&self) -> u64 {
+        self.host_frames
+    }
+
+    /// `Valloc` handed out `pages` pages.
+    pub fn valloc_taken(&mut self, pages: u64) {
+        self.valloc_pages += pages;
+    }
+
+    /// `Vfree` returned `pages` pages.
+    pub fn valloc_freed(&mut self, pages: u64) {
+        self.valloc_pages -= pages;
+    }
+
+    /// `Valloc` pages handed out.
+    pub fn valloc_pages(&self) -> u64 {
+        self.valloc_pages
+    }
+
+    /// `Reset` freed every host frame.
+    pub fn host_frames_cleared(&mut self) {
+        self.host_frames = 0;
+    }
+
+    /// `Reset` freed every `Valloc` page.
+    pub fn valloc_cleared(&mut self) {
+        self.valloc_pages = 0;
+    }
+
+    /// A fault of the managed space was resolved.
+    pub fn fault_resolved(&mut self) {
+        self.faults_resolved += 1;
+    }
+
+    /// The pressure path did `e`.
+    pub fn reclaimed(&mut self, e: &Reclaim) {
+        match e {
+            Reclaim::Swapped { .. } => self.pages_evicted += 1,
+            Reclaim::Dropped { .. } => self.pages_dropped += 1,
+            Reclaim::Scavenged { .. } => self.pages_scavenged += 1,
+        }
+    }
+
+    /// `Reset`: the event counts back to zero.
+    pub fn events_cleared(&mut self) {
+        self.faults_resolved = 0;
+        self.pages_scavenged = 0;
+        self.pages_evicted = 0;
+        self.pages_dropped = 0;
+    }
+
+    /// Fills the VMM's fields of `s`.
+    pub fn fill(&self, s: &mut Stats) {
+        s.page_table_frames = self.page_table_frames;
+        s.present_pages = self.present_pages;
+        s.alloc_on_write_pages = self.alloc_on_write_pages;
+        s.host_frames = self.host_frames;
+        s.valloc_pages = self.valloc_pages;
+        s.faults_resolved = self.faults_resolved;
+        s.heap_pages = self.heap_pages;
+        s.heap_table_frames = self.heap_table_frames;
+        s.pages_scavenged = self.pages_scavenged;
+        s.pages_evicted = self.pages_evicted;
+        s.pages_dropped = self.pages_dropped;
+    }
+}
