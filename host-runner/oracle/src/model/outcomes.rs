@@ -36,10 +36,14 @@ impl TouchOutcomes {
     /// page is sure to take one and the free frames are known exactly.
     pub(super) fn collapse(self) -> Prediction {
         let all: u64 = self.needy.iter().map(|r| r.1 - r.0).sum();
-        if let Some(c) = &self.complete {
-            if all <= self.free.0 {
-                return Prediction::Exact(c.clone());
-            }
+        // Enough frames whatever the bounds: the touch completes, with no
+        // reclaim (a read of a host block's bytes not all written may
+        // answer any checksum: no exact answer, but no shortage either).
+        if all <= self.free.0 {
+            return match &self.complete {
+                Some(c) => Prediction::Exact(c.clone()),
+                None => Prediction::Touch(self),
+            };
         }
         if self.free.0 != self.free.1 || self.needy.iter().any(|r| !r.2) {
             return Prediction::Touch(self);

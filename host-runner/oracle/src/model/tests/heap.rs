@@ -405,3 +405,51 @@ fn a_reset_gives_back_heap_pages_after_it() {
     );
     assert!(d.reason.contains("live block"), "{d}");
 }
+
+/// Found by the CI job's campaign (`testcases/fuzz-heap-read-with-no-frame-free.jsonl`): with no frame
+/// left that a request may take (the bounds exact at 0) and a clean file
+/// page to drop, a read of a host block's bytes not all written, its page
+/// present, was predicted to need reclaim first; it takes no frame, and
+/// any checksum is right.
+#[test]
+fn a_read_of_a_present_block_needs_no_frame_when_none_is_free() {
+    let mut h = super::hello_files();
+    h.heap_max_bytes = 1 << 20;
+    let mut m = Model::with_files(&h, &super::FILES).expect("specs match");
+    let block = HOST + 0x2000;
+    run(
+        &mut m,
+        &[
+            (kmalloc(64, 16), Response::Kmalloc { addr: block }),
+            (touch(block, 8, Some(1)), Response::Done),
+            (super::files::map_file(0x40_0000, 1, 0, 0), Response::Done),
+        ],
+    );
+    let file_read = super::files::read(0x40_0000, 8);
+    let Prediction::Exact(sum) = m.predict(&file_read) else {
+        panic!("a file page's bytes are known")
+    };
+    run(&mut m, &[(file_read, sum)]);
+    // The host takes every frame a request may take.
+    let mut start = 0x20_0000;
+    loop {
+        let (_, most) = m.request_free_bounds();
+        if most == 0 {
+            break;
+        }
+        let count = most.min(protocol::MAX_ALLOC_FRAMES);
+        let alloc = Request::AllocFrames {
+            count,
+            contiguous: false,
+            privilege: K,
+        };
+        let frames = Response::Frames(vec![protocol::FrameRun { start, count }]);
+        run(&mut m, &[(alloc, frames)]);
+        start += count * 4096;
+    }
+    assert_eq!(m.request_free_bounds(), (0, 0));
+    let read = touch(block + 8, 6, None);
+    let p = m.predict(&read);
+    assert!(!matches!(p, Prediction::Reclaim(_)), "{p:?}");
+    run(&mut m, &[(read, Response::Checksum { checksum: 7 })]);
+}
