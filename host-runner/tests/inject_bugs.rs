@@ -167,13 +167,7 @@ async fn a_default_campaign_finds_and_minimizes_a_heap_starving_kmalloc() {
 /// guest panics (QEMU exit 65).
 #[tokio::test]
 async fn a_starved_heap_panics_the_injected_guest() {
-    let kernel = build_guest(&["inject-heap-starve"]).expect("the injected guest builds");
-    let mut config = host_runner::base_config(&RunnerOptions {
-        kernel: Some(kernel),
-        ..RunnerOptions::default()
-    })
-    .expect("QEMU");
-    config.accel = Accel::Tcg;
+    let config = common::injected_config("inject-heap-starve");
     let mut vm = Vm::boot(&config).await.expect("boot");
     let max = vm.hello().await.expect("hello").heap_max_bytes;
     let whole = Request::Kmalloc {

@@ -7,19 +7,14 @@
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected build
 //! is made here, into its own target directory).
 
-use host_runner::guest_image::build_guest;
-use host_runner::{Accel, Error, QemuExit, RunnerOptions, Vm};
+mod common;
+
+use host_runner::{Error, QemuExit, Vm};
 use protocol::{Privilege, Request, Response};
 
 #[tokio::test]
 async fn a_wild_table_frame_is_refused_and_reported() {
-    let kernel = build_guest(&["inject-wild-frame"]).expect("the injected guest builds");
-    let mut config = host_runner::base_config(&RunnerOptions {
-        kernel: Some(kernel),
-        ..RunnerOptions::default()
-    })
-    .expect("QEMU");
-    config.accel = Accel::Tcg;
+    let config = common::injected_config("inject-wild-frame");
     let mut vm = Vm::boot(&config).await.expect("boot");
     let hello = vm.hello().await.expect("hello");
     // The frame the bug names is the kernel's own.

@@ -62,3 +62,17 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// The configuration of a guest built with the injected bug `feature`
+/// (into its own target directory), under TCG.
+pub fn injected_config(feature: &str) -> host_runner::VmConfig {
+    let kernel =
+        host_runner::guest_image::build_guest(&[feature]).expect("the injected guest builds");
+    let mut config = host_runner::base_config(&host_runner::RunnerOptions {
+        kernel: Some(kernel),
+        ..host_runner::RunnerOptions::default()
+    })
+    .expect("QEMU");
+    config.accel = host_runner::Accel::Tcg;
+    config
+}

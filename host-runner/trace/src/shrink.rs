@@ -77,17 +77,14 @@ fn flags_mut(op: &mut Op) -> Vec<(&'static str, &mut bool)> {
     }
 }
 
-/// The operation's virtual address field.
+/// The operation's virtual address field, among the address fields a
+/// reference may set ([`crate::refs::target_mut`]): not a file mapping's or
+/// an eviction's (their place is the file's or the data's), a heap block's
+/// or a physical frame.
 pub(crate) fn addr_mut(op: &mut Op) -> Option<&mut u64> {
     match op {
-        Op::Map { addr, .. }
-        | Op::Unmap { addr, .. }
-        | Op::Convert { addr, .. }
-        | Op::Write { addr, .. }
-        | Op::Read { addr, .. }
-        | Op::Query { addr, .. }
-        | Op::Vfree { addr, .. } => Some(addr),
-        _ => None,
+        Op::MapFile { .. } | Op::Evict { .. } | Op::Kfree { .. } | Op::FreeFrames { .. } => None,
+        op => crate::refs::target_mut(op),
     }
 }
 
