@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::executor::{Executor, Outcome};
 use crate::failure::{Failure, Signature};
 use crate::format::Trace;
+use crate::limits;
 use crate::op::OpKind;
 use crate::refs;
 use crate::shrink;
@@ -108,6 +109,31 @@ impl<E: Executor> Search<'_, E> {
             }
             _ => Some(false),
         }
+    }
+
+    /// Gives the guest less RAM: the smallest guest first, then doubling up
+    /// to the trace's own. A failure that needs the allocator drained
+    /// needs fewer and smaller draining operations on a smaller guest, and
+    /// every later run of a smaller guest is quicker (boot, reset and the
+    /// memory check grow with RAM). Only a trace that names its RAM size;
+    /// sizes its files do not fit are skipped.
+    async fn shrink_ram(&mut self) -> Option<bool> {
+        let Some(mib) = self.best.header.ram_mib else {
+            return Some(false);
+        };
+        let mut smaller = limits::MIN_RAM_MIB;
+        while smaller < mib {
+            if limits::check_ram_with_files(smaller, &self.best.header.files).is_ok() {
+                let mut candidate = self.best.clone();
+                candidate.header.ram_mib = Some(smaller);
+                let what = || format!("guest RAM: {mib} MiB → {smaller} MiB");
+                if self.try_candidate(candidate, what).await? {
+                    return Some(true);
+                }
+            }
+            smaller = smaller.saturating_mul(2);
+        }
+        Some(false)
     }
 
     /// Removes every operation of one kind at a time, the most frequent
@@ -259,7 +285,7 @@ impl<E: Executor> Search<'_, E> {
 
 /// Shrinks `trace`, which fails with signature `target`, to a smaller trace
 /// that fails the same way: first no operation at all (a failure at boot
-/// needs none), then (in a long trace) every operation of one kind at a
+/// needs none), then a smaller guest (less RAM), then (in a long trace) every operation of one kind at a
 /// time, then ddmin over the operations (halves, quarters, … before
 /// single operations), then over each
 /// operation's arguments (fewer pages, shorter lengths, lower and rounder
@@ -299,10 +325,11 @@ pub async fn minimize(
             return s.finish();
         }
     }
-    if s.remove_kinds().await.is_none() {
+    if s.shrink_ram().await.is_none() || s.remove_kinds().await.is_none() {
         return s.finish();
     }
-    // Until a fixpoint: shrunk arguments can make operations removable.
+    // Until a fixpoint: shrunk arguments can make operations removable,
+    // and fewer operations can make a smaller guest fail the same way.
     loop {
         let Some(removed) = s.remove_ops().await else {
             break;
@@ -310,7 +337,10 @@ pub async fn minimize(
         let Some(shrunk) = s.shrink_args().await else {
             break;
         };
-        if !removed && !shrunk {
+        let Some(less_ram) = s.shrink_ram().await else {
+            break;
+        };
+        if !removed && !shrunk && !less_ram {
             break;
         }
     }

@@ -338,3 +338,77 @@ fn a_large_count_shrinks_by_halving_not_one_by_one() {
     );
     assert!(m.attempts < 200, "{} runs", m.attempts);
 }
+
+/// A fake guest whose allocator holds `256 × ram_mib − 600` frames at
+/// boot and hands out at most 4,096 at once, all or nothing: a `convert`
+/// once every frame is taken answers `out_of_memory` (the zero-need bug).
+fn drained_convert(t: &Trace) -> Outcome {
+    let mut free = u64::from(t.header.ram_mib.unwrap_or(128)) * 256 - 600;
+    for (i, e) in t.entries.iter().enumerate() {
+        match e.op {
+            Op::AllocFrames { count, .. } if count <= 4096 && count <= free => {
+                free -= count;
+            }
+            Op::Convert { .. } if free == 0 => {
+                return Outcome::Failed(Failure::new(
+                    FailureKind::Divergence,
+                    format!(
+                        "op {i} (convert): expected \"done\", got {{\"error\":\"out_of_memory\"}}"
+                    ),
+                    Some(i),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Outcome::Passed
+}
+
+#[test]
+fn a_failure_that_drains_the_allocator_moves_to_the_smallest_guest() {
+    // The halving chain drains any count below 2 × 4,096 + 28,672 frames:
+    // a 128 MiB guest needs 8 requests to empty, an 8 MiB guest one.
+    let mut ops: Vec<Op> = Vec::new();
+    let alloc = |count| Op::AllocFrames {
+        count,
+        contiguous: false,
+        privilege: Privilege::Kernel,
+    };
+    ops.extend((0..7).map(|_| alloc(4096)));
+    ops.extend((0..13).map(|k| alloc(4096 >> (k + 1))));
+    ops.push(Op::Convert {
+        addr: 0x1000,
+        pages: 1,
+        to: AreaType::UsableRam,
+        privilege: Privilege::User,
+    });
+    let header = TraceHeader {
+        ram_mib: Some(128),
+        ..TraceHeader::default()
+    };
+    let t = Trace::from_ops(header, ops);
+    let target = signature_of(drained_convert, &t);
+    let mut exec = drained_convert;
+    let mut log = Vec::new();
+    let m = minimize(&t, &target, &mut exec, Budget::default(), &mut |s| {
+        log.push(s.what.clone())
+    });
+    assert_eq!(m.trace.header.ram_mib, Some(8), "{log:#?}");
+    assert_eq!(log[0], "guest RAM: 128 MiB → 8 MiB");
+    assert!(m.trace.len() <= 6, "{} ops: {log:#?}", m.trace.len());
+    assert_eq!(
+        drained_convert(&m.trace).failure().unwrap().signature(),
+        target
+    );
+}
+
+#[test]
+fn a_trace_without_its_ram_size_keeps_its_guest() {
+    let t = noisy_trace();
+    assert_eq!(t.header.ram_mib, None);
+    let target = signature_of(map_then_unmap, &t);
+    let mut exec = map_then_unmap;
+    let m = minimize(&t, &target, &mut exec, Budget::default(), &mut |_| {});
+    assert_eq!(m.trace.header.ram_mib, None);
+    assert!(m.steps.iter().all(|s| !s.what.starts_with("guest RAM")));
+}
