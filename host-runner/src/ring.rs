@@ -37,6 +37,17 @@ pub enum RingError {
     BadAnswer { seq: u64, tag: u64, len: u64 },
 }
 
+/// The header words of a posted slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotHeader {
+    /// The slot's sequence number and the frame's length.
+    True,
+    /// The sequence number, and this length instead of the frame's.
+    Len(u64),
+    /// This sequence number instead of the slot's, and the frame's length.
+    Tag(u64),
+}
+
 /// The host's end of the ring.
 #[derive(Debug)]
 pub struct RingPort {
@@ -153,14 +164,32 @@ impl RingPort {
         if frame.len() as u64 > ring::slot_capacity() {
             return Err(RingError::TooBig { len: frame.len() });
         }
+        self.post_with(frame, SlotHeader::True)
+    }
+
+    /// Posts `bytes` (cut to a slot's capacity) under a slot header that
+    /// may lie (the wire fuzzer's slots): the guest must answer the slot
+    /// as a damaged frame, whatever its header says. Same answer as
+    /// [`RingPort::post`].
+    pub fn post_raw(&mut self, bytes: &[u8], header: SlotHeader) -> Result<(u64, bool), RingError> {
+        let cut = bytes.len().min(ring::slot_capacity() as usize);
+        self.post_with(&bytes[..cut], header)
+    }
+
+    fn post_with(&mut self, frame: &[u8], header: SlotHeader) -> Result<(u64, bool), RingError> {
         let seq = self.posted + 1;
         if !ring::may_post(seq, self.read) {
             return Err(RingError::Overrun { seq });
         }
+        let (tag, len) = match header {
+            SlotHeader::True => (seq, frame.len() as u64),
+            SlotHeader::Len(len) => (seq, len),
+            SlotHeader::Tag(tag) => (tag, frame.len() as u64),
+        };
         let slot = ring::slot(seq);
         self.write_bytes(slot + SLOT_HEADER, frame);
-        self.write_bytes(slot + 8, &(frame.len() as u64).to_le_bytes());
-        self.write_bytes(slot, &seq.to_le_bytes());
+        self.write_bytes(slot + 8, &len.to_le_bytes());
+        self.write_bytes(slot, &tag.to_le_bytes());
         self.word64(OFF_REQ_SEQ).store(seq, Ordering::Release);
         fence(Ordering::SeqCst);
         self.posted = seq;

@@ -207,7 +207,28 @@ impl RpcClient {
     ) -> Result<Response, RpcError> {
         let deadline = Instant::now() + timeout;
         let ring = self.ring.as_mut().expect("a ring");
-        let (seq, doorbell) = ring.post(bytes)?;
+        let posted = ring.post(bytes)?;
+        let mut answer = self.ring_answer(posted, what, deadline, timeout).await?;
+        match frame::decode::<GuestMessage>(&mut answer) {
+            Ok(GuestMessage::Reply(r)) => Ok(r),
+            Ok(other) => {
+                tracing::warn!("ring answer {} is not a reply: {other:?}", posted.0);
+                Err(RpcError::Garbled(FrameError::Decode))
+            }
+            Err(e) => Err(RpcError::Garbled(e)),
+        }
+    }
+
+    /// Rings the doorbell for the request `posted` (its sequence number,
+    /// and whether the guest may sleep) when needed, and waits until
+    /// `deadline` for its answer frame in the ring.
+    async fn ring_answer(
+        &mut self,
+        (seq, doorbell): (u64, bool),
+        what: &str,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RpcError> {
         if doorbell {
             self.write(&[0], what, deadline, timeout).await?;
         }
@@ -215,15 +236,7 @@ impl RpcClient {
         let mut look_again = Instant::now() + nudge;
         loop {
             if let Some(answer) = self.ring.as_mut().expect("a ring").answer(seq) {
-                let mut answer = answer?;
-                return match frame::decode::<GuestMessage>(&mut answer) {
-                    Ok(GuestMessage::Reply(r)) => Ok(r),
-                    Ok(other) => {
-                        tracing::warn!("ring answer {seq} is not a reply: {other:?}");
-                        Err(RpcError::Garbled(FrameError::Decode))
-                    }
-                    Err(e) => Err(RpcError::Garbled(e)),
-                };
+                return Ok(answer?);
             }
             let wake = look_again.min(deadline);
             let inbound = match self.next(wake, what, timeout).await {

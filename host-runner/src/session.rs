@@ -269,6 +269,19 @@ impl Vm {
         }
     }
 
+    /// Posts `slots` in the ring, one at a time, each under its header
+    /// ([`crate::rpc::RpcClient::ring_burst`]): every answer.
+    pub async fn ring_burst(
+        &mut self,
+        slots: &[(Vec<u8>, crate::ring::SlotHeader)],
+        timeout: Duration,
+    ) -> Result<Vec<std::result::Result<Response, protocol::frame::FrameError>>> {
+        match self.rpc.ring_burst(slots, timeout).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(guest_error(&mut self.qemu, e).await),
+        }
+    }
+
     /// Sends a request that gets no answer (`Panic`, `Shutdown`), then waits
     /// for QEMU to end and returns the error that describes the guest's
     /// end (`GuestPanic`, …), or `Ok` with the exit when the guest had

@@ -1,5 +1,6 @@
 //! `host-runner fuzz --wire` on the real guest (TCG): a short seeded
-//! campaign passes, says what it sent and how the guest answered, and
+//! campaign passes, says what it sent and how the guest answered (on the
+//! serial line and in the ring's slots, or the line alone), and
 //! leaves nothing behind; a failure (here QEMU killed from outside, the one
 //! fault a test can cause on demand in the normal guest) names its burst
 //! and saves that burst's bytes, which are the seed's burst exactly. Needs
@@ -43,8 +44,31 @@ fn a_short_wire_campaign_passes_on_the_real_guest() {
     );
     assert!(t.contains("the guest's replies: BadFrame("), "{t}");
     assert!(t.contains("the memory check clean, Stats as before"), "{t}");
+    // The ring (the default transport) got every burst too, under lying
+    // headers among them, each refused.
+    assert!(
+        t.contains(" slot(s); the guest's answers: BadFrame("),
+        "no ring slots: {t}"
+    );
+    assert!(
+        t.contains("every ring slot answered (each lying header with BadFrame)"),
+        "{t}"
+    );
     let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn on_the_serial_transport_the_bursts_stay_on_the_line() {
+    let out = tempfile::tempdir().unwrap();
+    let run = wire(out.path(), &["--seed", "0x78", "--sequences", "3"])
+        .args(["--transport", "serial"])
+        .output()
+        .unwrap();
+    let t = text(&run);
+    assert_eq!(run.status.code(), Some(0), "{t}");
+    assert!(t.contains("wire: seed 0x78, 3 burst(s)"), "{t}");
+    assert!(!t.contains("in the ring:"), "{t}");
 }
 
 #[test]

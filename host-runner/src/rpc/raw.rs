@@ -1,14 +1,17 @@
-//! Raw bytes on the serial line, for the wire fuzzer (`crate::wire`): a
+//! Raw bytes for the wire fuzzer (`crate::wire`): on the serial line, a
 //! burst of anything, closed by a lone frame delimiter and a `Ping`, and
-//! every reply the guest sends until that `Ping`'s `Pong`.
+//! every reply the guest sends until that `Ping`'s `Pong`; in the ring,
+//! one slot per frame, under headers that may lie, and the answer of
+//! each.
 
 use std::time::Duration;
 
 use protocol::frame::{self, FrameError};
-use protocol::{Request, Response};
+use protocol::{GuestMessage, Request, Response};
 use tokio::time::Instant;
 
 use super::{Inbound, RpcClient, RpcError};
+use crate::ring::SlotHeader;
 
 /// What the guest sent back for a burst, before the closing `Pong`.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -49,5 +52,36 @@ impl RpcClient {
                 other => tracing::warn!("unexpected {other:?} after a wire burst"),
             }
         }
+    }
+}
+
+impl RpcClient {
+    /// Posts each of `slots` in the ring (its bytes cut to a slot's
+    /// capacity, under its header) and waits for its answer before the
+    /// next, all within `timeout`: each slot's answer, in order (a
+    /// `BadFrame` when its header lies or its bytes are no frame; an
+    /// answer that is no reply is undecodable). Without a ring, nothing is
+    /// sent.
+    pub async fn ring_burst(
+        &mut self,
+        slots: &[(Vec<u8>, SlotHeader)],
+        timeout: Duration,
+    ) -> Result<Vec<Result<Response, FrameError>>, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let what = "wire burst in the ring";
+        let mut got = Vec::with_capacity(slots.len());
+        for (bytes, header) in slots {
+            let Some(ring) = self.ring.as_mut() else {
+                break;
+            };
+            let posted = ring.post_raw(bytes, *header)?;
+            let mut answer = self.ring_answer(posted, what, deadline, timeout).await?;
+            got.push(match frame::decode::<GuestMessage>(&mut answer) {
+                Ok(GuestMessage::Reply(r)) => Ok(r),
+                Ok(_) => Err(FrameError::Decode),
+                Err(e) => Err(e),
+            });
+        }
+        Ok(got)
     }
 }

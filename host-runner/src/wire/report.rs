@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use protocol::frame::FrameError;
 use protocol::{Response, Stats};
 use trace::Failure;
 
@@ -24,6 +25,10 @@ pub struct Tally {
     /// The guest's replies to the bursts' frames, by kind
     /// (`BadFrame(Checksum)`, `Error(TooLarge)`, `Batch`, …).
     pub replies: BTreeMap<String, u64>,
+    /// Ring slots posted (the bursts' frames and the lying headers).
+    pub ring_slots: u64,
+    /// The guest's answers in the ring, by kind.
+    pub ring_replies: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -41,6 +46,16 @@ impl Tally {
         }
         if !r.garbled.is_empty() {
             *self.replies.entry("undecodable".into()).or_insert(0) += r.garbled.len() as u64;
+        }
+    }
+}
+
+impl Tally {
+    pub fn ring(&mut self, answers: &[Result<Response, FrameError>]) {
+        self.ring_slots += answers.len() as u64;
+        for a in answers {
+            let kind = a.as_ref().map_or_else(|_| "undecodable".into(), reply_kind);
+            *self.ring_replies.entry(kind).or_insert(0) += 1;
         }
     }
 }
@@ -166,11 +181,24 @@ impl fmt::Display for WireReport {
             "  the guest's replies: {}",
             list(&mut t.replies.iter().map(|(k, n)| (k.clone(), *n)))
         )?;
+        if t.ring_slots > 0 {
+            writeln!(
+                f,
+                "  in the ring: {} slot(s); the guest's answers: {}",
+                t.ring_slots,
+                list(&mut t.ring_replies.iter().map(|(k, n)| (k.clone(), *n)))
+            )?;
+        }
         if let Some(s) = &self.last_stats {
+            let ring = if t.ring_slots > 0 {
+                "every ring slot answered (each lying header with BadFrame), "
+            } else {
+                ""
+            };
             writeln!(
                 f,
                 "  after every burst: a Ping answered behind it and through the transport, \
-                 Reset judged, the memory check clean, Stats as before \
+                 {ring}Reset judged, the memory check clean, Stats as before \
                  ({} frames free + {} heap pages, {} heap bytes live)",
                 s.free_frames, s.heap_pages, s.heap_bytes_live
             )?;
@@ -195,7 +223,6 @@ impl fmt::Display for WireReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::frame::FrameError;
 
     #[test]
     fn replies_are_counted_by_kind() {
