@@ -95,4 +95,19 @@ impl Executor for JudgedExecutor {
             failed => failed,
         }
     }
+
+    async fn answers(&mut self, trace: &Trace) -> Vec<protocol::Response> {
+        let Ok(mut vm) = self.prepare(trace).await else {
+            return Vec::new();
+        };
+        let mut answers = Vec::with_capacity(trace.len());
+        let report = trace::run(trace, &mut vm, self.run, &mut |step| {
+            answers.extend(step.answer.clone());
+        })
+        .await;
+        if report.outcome == Outcome::Passed && self.reuse == Reuse::ResetBetween {
+            self.vm = Some(vm);
+        }
+        answers
+    }
 }

@@ -1,6 +1,8 @@
 //! The VM as the pure logic sees it: something that runs a whole trace from
 //! a fresh guest state and says whether it failed.
 
+use protocol::Response;
+
 use crate::failure::Failure;
 use crate::format::Trace;
 
@@ -26,6 +28,15 @@ impl Outcome {
 /// use plain functions of the trace ([`Fn`]).
 pub trait Executor {
     fn run(&mut self, trace: &Trace) -> impl std::future::Future<Output = Outcome>;
+
+    /// Runs `trace` as [`Executor::run`] does and answers the guest's
+    /// answers in order, up to the first operation that got none (the
+    /// minimizer's probe of what each operation took). An executor that
+    /// cannot tell answers none.
+    fn answers(&mut self, trace: &Trace) -> impl std::future::Future<Output = Vec<Response>> {
+        let _ = trace;
+        std::future::ready(Vec::new())
+    }
 }
 
 /// A function of the trace as an executor (for tests and fakes).

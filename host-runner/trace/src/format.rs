@@ -254,6 +254,25 @@ impl Trace {
         }));
     }
 
+    /// `ops` put before this trace's operations (their own batch when the
+    /// trace records batches), every reference moved with its target.
+    pub fn prepend(&mut self, ops: impl IntoIterator<Item = Op>) {
+        let head: Vec<Entry> = ops.into_iter().map(Entry::from).collect();
+        let k = head.len();
+        if k == 0 {
+            return;
+        }
+        for e in &mut self.entries {
+            e.reference = e.reference.map(|r| Ref { op: r.op + k, ..r });
+        }
+        if !self.header.batches.is_empty() {
+            let max = protocol::MAX_BATCH;
+            let sizes = (0..k.div_ceil(max)).map(|i| (k - i * max).min(max) as u32);
+            self.header.batches.splice(0..0, sizes);
+        }
+        self.entries.splice(0..0, head);
+    }
+
     /// Whether the header's batch sizes fit the operations.
     fn batches_fit(&self) -> bool {
         self.header.batches.is_empty()

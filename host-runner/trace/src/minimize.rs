@@ -13,6 +13,8 @@ use crate::op::OpKind;
 use crate::refs;
 use crate::shrink;
 
+mod drain;
+
 /// Traces this long or longer first lose whole kinds of operations
 /// ([`Search::remove_kinds`]).
 const KIND_PASS_MIN: usize = 32;
@@ -285,7 +287,9 @@ impl<E: Executor> Search<'_, E> {
 
 /// Shrinks `trace`, which fails with signature `target`, to a smaller trace
 /// that fails the same way: first no operation at all (a failure at boot
-/// needs none), then a smaller guest (less RAM), then (in a long trace) every operation of one kind at a
+/// needs none), then a smaller guest (less RAM), then the operations
+/// before the last few replaced by the frames they took (a failure that
+/// needs the allocator drained, [`drain`]), then (in a long trace) every operation of one kind at a
 /// time, then ddmin over the operations (halves, quarters, … before
 /// single operations), then over each
 /// operation's arguments (fewer pages, shorter lengths, lower and rounder
@@ -325,7 +329,10 @@ pub async fn minimize(
             return s.finish();
         }
     }
-    if s.shrink_ram().await.is_none() || s.remove_kinds().await.is_none() {
+    if s.shrink_ram().await.is_none()
+        || s.collapse_drain().await.is_none()
+        || s.remove_kinds().await.is_none()
+    {
         return s.finish();
     }
     // Until a fixpoint: shrunk arguments can make operations removable,
@@ -340,7 +347,10 @@ pub async fn minimize(
         let Some(less_ram) = s.shrink_ram().await else {
             break;
         };
-        if !removed && !shrunk && !less_ram {
+        let Some(collapsed) = s.collapse_drain().await else {
+            break;
+        };
+        if !removed && !shrunk && !less_ram && !collapsed {
             break;
         }
     }

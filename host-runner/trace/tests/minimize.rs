@@ -412,3 +412,104 @@ fn a_trace_without_its_ram_size_keeps_its_guest() {
     assert_eq!(m.trace.header.ram_mib, None);
     assert!(m.steps.iter().all(|s| !s.what.starts_with("guest RAM")));
 }
+
+/// [`drained_convert`]'s guest, whose maps also take frames (one per page
+/// and one for the page table) and which answers every operation, a
+/// `Stats` with its free frames: what the drain pass probes.
+struct DrainGuest;
+
+impl DrainGuest {
+    fn play(t: &Trace) -> (Vec<protocol::Response>, Outcome) {
+        use protocol::{Response, Stats};
+        let mut free = u64::from(t.header.ram_mib.unwrap_or(128)) * 256 - 600;
+        let mut answers = Vec::new();
+        for (i, e) in t.entries.iter().enumerate() {
+            let take = match e.op {
+                Op::AllocFrames { count, .. } if count <= 4096 => count,
+                Op::Map { pages, .. } => pages + 1,
+                Op::Convert { .. } if free == 0 => {
+                    let f = Failure::new(
+                        FailureKind::Divergence,
+                        format!("op {i} (convert): expected \"done\", got {{\"error\":\"out_of_memory\"}}"),
+                        Some(i),
+                    );
+                    return (answers, Outcome::Failed(f));
+                }
+                _ => 0,
+            };
+            if take <= free {
+                free -= take;
+            }
+            answers.push(match e.op {
+                Op::Stats => Response::Stats(Stats {
+                    free_frames: free,
+                    ..Stats::default()
+                }),
+                _ => Response::Done,
+            });
+        }
+        (answers, Outcome::Passed)
+    }
+}
+
+impl trace::Executor for DrainGuest {
+    async fn run(&mut self, t: &Trace) -> Outcome {
+        DrainGuest::play(t).1
+    }
+
+    async fn answers(&mut self, t: &Trace) -> Vec<protocol::Response> {
+        DrainGuest::play(t).0
+    }
+}
+
+#[test]
+fn operations_that_only_take_frames_collapse_into_one_allocation() {
+    // Maps at scattered addresses take a few frames each, then a halving
+    // chain takes the rest: ddmin alone can remove none of them.
+    let mut ops: Vec<Op> = (0..12)
+        .map(|k| Op::Map {
+            addr: 0x4000_0000 * (k + 1),
+            pages: 1 + k % 5,
+            writable: false,
+            contiguous: false,
+            privilege: Privilege::Kernel,
+        })
+        .collect();
+    ops.extend((0..13).map(|k| Op::AllocFrames {
+        count: 4096 >> k,
+        contiguous: false,
+        privilege: Privilege::Kernel,
+    }));
+    ops.push(Op::Convert {
+        addr: 0x1000,
+        pages: 1,
+        to: AreaType::UsableRam,
+        privilege: Privilege::User,
+    });
+    let header = TraceHeader {
+        ram_mib: Some(16),
+        ..TraceHeader::default()
+    };
+    let t = Trace::from_ops(header, ops);
+    let target = DrainGuest::play(&t).1.failure().unwrap().signature();
+    let mut log = Vec::new();
+    let m = block_on(trace::minimize(
+        &t,
+        &target,
+        &mut DrainGuest,
+        Budget::default(),
+        &mut |s| log.push(s.what.clone()),
+    ));
+    let kinds: Vec<_> = m.trace.ops().map(|o| o.kind().name()).collect();
+    assert_eq!(kinds, ["alloc_frames", "convert"], "{log:#?}");
+    assert!(
+        log.iter().any(|w| w.ends_with("frames they took")),
+        "{log:#?}"
+    );
+    // 8 MiB: 1,448 frames, all taken at once.
+    assert!(
+        matches!(m.trace.entries[0].op, Op::AllocFrames { count: 1448, .. }),
+        "{:?}",
+        m.trace.entries[0].op
+    );
+}
