@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::exit_code::{of_runner_error, ExitClass};
 use crate::fuzz::{FreshState, FuzzArgs};
 use crate::replay::{self, ReplayOptions};
-use crate::session::VmConfig;
+use crate::session::{Transport, VmConfig};
 
 /// Seconds of fuzzing in the CI job unless told otherwise.
 pub const DEFAULT_FUZZ_SECS: u64 = 120;
@@ -236,12 +236,29 @@ pub async fn run(config: &VmConfig, plan: &CiPlan, print: impl Fn(&str)) -> Resu
             .map_or(ExitClass::Passed, of_runner_error),
         time: started.elapsed(),
     });
-    for path in corpus(&plan.testcases)? {
-        let row = replay_file(config, &path, plan.check_every).await;
+    let testcases = corpus(&plan.testcases)?;
+    for path in &testcases {
+        let row = replay_file(config, path, plan.check_every).await;
         if let Some(f) = &row.failure {
             print(&format!("--- {} FAILED\n{f}\n", row.name));
         }
         rows.push(row);
+    }
+    // The serial line stays a complete transport: the corpus passes on it
+    // too (a few seconds), unless it was the transport already.
+    if config.transport == Transport::Ring {
+        let serial = VmConfig {
+            transport: Transport::Serial,
+            ..config.clone()
+        };
+        for path in &testcases {
+            let mut row = replay_file(&serial, path, plan.check_every).await;
+            row.name = format!("serial: {}", row.name);
+            if let Some(f) = &row.failure {
+                print(&format!("--- {} FAILED\n{f}\n", row.name));
+            }
+            rows.push(row);
+        }
     }
     let row = crate::pressure::ci_row(config).await;
     if let Some(f) = &row.failure {

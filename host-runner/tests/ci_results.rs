@@ -1,6 +1,7 @@
 //! The CI job's `--junit` and `--json` files, from the real binary on the
 //! real guest: a trace that passes, one whose answer diverges from its
-//! `expect` (a VMM failure), and the rows around them.
+//! `expect` (a VMM failure), each through the ring and on the serial line,
+//! and the rows around them.
 
 use std::process::Command;
 
@@ -33,8 +34,8 @@ fn the_ci_job_writes_junit_and_json_beside_its_table() {
     assert_eq!(out.status.code(), Some(1), "the VMM failed:\n{stdout}");
     let xml = std::fs::read_to_string(&xml).unwrap();
     assert!(
-        xml.contains(r#"tests="4" skipped="0" failures="1" errors="0""#),
-        "smoke, two traces, pressure:\n{xml}"
+        xml.contains(r#"tests="6" skipped="0" failures="2" errors="0""#),
+        "smoke, two traces through the ring and on the serial line, pressure:\n{xml}"
     );
     assert!(xml.contains(r#"<testcase name="a-passes.jsonl" classname="vmmfuzz.ci""#));
     assert!(
@@ -59,6 +60,8 @@ fn the_ci_job_writes_junit_and_json_beside_its_table() {
             ("smoke", "passed"),
             ("a-passes.jsonl", "passed"),
             ("b-diverges.jsonl", "vmm_failed"),
+            ("serial: a-passes.jsonl", "passed"),
+            ("serial: b-diverges.jsonl", "vmm_failed"),
             ("pressure (32 MiB)", "passed"),
         ]
     );

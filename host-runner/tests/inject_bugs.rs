@@ -23,7 +23,7 @@
 
 mod common;
 
-use common::{replay_cli, testcase};
+use common::{replay_cli, replay_cli_with, testcase};
 use host_runner::fuzz::FuzzArgs;
 use host_runner::guest_image::build_guest;
 use host_runner::{Accel, Error, QemuExit, RunnerOptions, Vm};
@@ -36,18 +36,18 @@ fn failed_line(output: &str) -> Option<&str> {
     output[at..].lines().next()
 }
 
-/// Replays `trace` twice on the build with `feature` (each must fail with
-/// `failure` in its `FAILED:` line) and once on the normal guest (must
-/// pass).
+/// Replays `trace` twice on the build with `feature`, through the ring and
+/// on the serial line (each must fail with `failure` in its `FAILED:`
+/// line), and once on the normal guest (must pass).
 fn fails_only_on(feature: &str, trace: &str, failure: &str) {
     let injected = build_guest(&[feature]).expect("the injected guest builds");
     let path = testcase(trace);
-    for i in 0..2 {
-        let (code, output) = replay_cli(Some(&injected), &path);
+    for (i, transport) in ["ring", "serial"].into_iter().enumerate() {
+        let (code, output) = replay_cli_with(Some(&injected), &path, &["--transport", transport]);
         assert_eq!(
             code,
             Some(1),
-            "replay {i} on {feature}: the VMM fails:\n{output}"
+            "replay {i} ({transport}) on {feature}: the VMM fails:\n{output}"
         );
         let line = failed_line(&output).unwrap_or_else(|| panic!("no FAILED line:\n{output}"));
         assert!(

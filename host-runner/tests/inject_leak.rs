@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::replay_cli;
+use common::{replay_cli, replay_cli_with};
 use host_runner::fuzz::{FreshState, FuzzArgs};
 use host_runner::guest_image::build_guest;
 use host_runner::{Accel, RunnerOptions, VmConfig};
@@ -141,8 +141,15 @@ async fn fuzz_finds_minimizes_and_replays_an_injected_leak() {
 
     let kernel = leaky.kernel.clone();
     let expected = minimized.header.failure.clone().expect("failure in header");
+    // The third replay on the serial line: the bug does not depend on
+    // the transport.
     for i in 0..3 {
-        let (code, output) = replay_cli(Some(&kernel), &min.path);
+        let serial: &[&str] = if i == 2 {
+            &["--transport", "serial"]
+        } else {
+            &[]
+        };
+        let (code, output) = replay_cli_with(Some(&kernel), &min.path, serial);
         assert_eq!(code, Some(1), "replay {i}: the VMM fails:\n{output}");
         assert_eq!(
             printed_failure_class(&output, &expected),

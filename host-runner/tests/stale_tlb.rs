@@ -9,7 +9,7 @@
 
 use host_runner::guest_image::{self, build_guest};
 use host_runner::judge::{JudgeOptions, JudgedVm};
-use host_runner::{Accel, RunnerOptions, VmConfig};
+use host_runner::{Accel, RunnerOptions, Transport, VmConfig};
 use protocol::{FaultReason, Privilege, Request, Response};
 use trace::FailureKind;
 
@@ -93,22 +93,27 @@ async fn skipped_flush_is_caught_by_the_probe_at_the_unmap() {
         "the injected build has a directory of its own"
     );
     assert!(kernel.to_string_lossy().contains("guest-inject-skip-flush"));
-    let mut vm = JudgedVm::start(&config(Some(kernel)), JudgeOptions::default())
-        .await
-        .expect("boot the injected guest");
-    let mut ops = prologue();
-    let unmap = ops.pop().expect("the unmap");
-    for req in ops {
-        vm.step(req)
+    // Through the ring (the default) and on the serial line alike.
+    for transport in [Transport::Ring, Transport::Serial] {
+        let mut c = config(Some(kernel.clone()));
+        c.transport = transport;
+        let mut vm = JudgedVm::start(&c, JudgeOptions::default())
             .await
-            .expect("judged: the bug does not show yet");
+            .expect("boot the injected guest");
+        let mut ops = prologue();
+        let unmap = ops.pop().expect("the unmap");
+        for req in ops {
+            vm.step(req)
+                .await
+                .expect("judged: the bug does not show yet");
+        }
+        let f = vm.step(unmap).await.unwrap_err();
+        assert_eq!(f.kind, FailureKind::Invariant, "{transport:?}: {f}");
+        assert_eq!(f.op_index, Some(3));
+        assert!(
+            f.message.contains("invariant 8") && f.message.contains(&format!("{PAGE:#x}")),
+            "{transport:?}: {}",
+            f.message
+        );
     }
-    let f = vm.step(unmap).await.unwrap_err();
-    assert_eq!(f.kind, FailureKind::Invariant, "{f}");
-    assert_eq!(f.op_index, Some(3));
-    assert!(
-        f.message.contains("invariant 8") && f.message.contains(&format!("{PAGE:#x}")),
-        "{}",
-        f.message
-    );
 }

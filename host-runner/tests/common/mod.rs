@@ -16,8 +16,17 @@ pub fn testcase(name: &str) -> PathBuf {
 /// its exit code, and its output (stdout, then stderr after a
 /// `--- stderr` line).
 pub fn replay_cli(kernel: Option<&Path>, path: &Path) -> (Option<i32>, String) {
+    replay_cli_with(kernel, path, &[])
+}
+
+/// [`replay_cli`] with more runner options (`--transport serial`).
+pub fn replay_cli_with(
+    kernel: Option<&Path>,
+    path: &Path,
+    extra: &[&str],
+) -> (Option<i32>, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-runner"));
-    cmd.args(["--accel", "tcg"]);
+    cmd.args(["--accel", "tcg"]).args(extra);
     if let Some(k) = kernel {
         cmd.arg("--kernel").arg(k);
     }
