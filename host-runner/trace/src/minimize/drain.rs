@@ -22,6 +22,11 @@ use crate::refs::Ref;
 /// small reproducers, and each candidate is a run.
 const MAX_TAIL: usize = 8;
 
+/// Longest trace the pass probes: its probe runs twice the operations,
+/// one per batch, which on a long trace costs more than the removals
+/// that shorten it first.
+const MAX_OPS: usize = 256;
+
 /// `trace` with a `Stats` before its first operation and after each; its
 /// references moved with their targets and its batches one operation
 /// each.
@@ -75,7 +80,7 @@ impl<E: Executor> Search<'_, E> {
     /// the same way (`None`: out of budget).
     pub(super) async fn collapse_drain(&mut self) -> Option<bool> {
         let n = self.best.len();
-        if n < 3 {
+        if !(3..=MAX_OPS).contains(&n) {
             return Some(false);
         }
         if self.budget.exhausted(self.attempts) {
