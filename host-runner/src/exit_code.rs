@@ -134,6 +134,13 @@ fn class_of(e: &(dyn std::error::Error + 'static)) -> Option<ExitClass> {
             MinimizeError::Runner { .. } | MinimizeError::Write { .. } => ExitClass::Environment,
         });
     }
+    if let Some(e) = e.downcast_ref::<crate::merge::MergeError>() {
+        return Some(if e.is_input() {
+            ExitClass::Usage
+        } else {
+            ExitClass::Environment
+        });
+    }
     if let Some(e) = e.downcast_ref::<CommandError>() {
         return Some(match e {
             CommandError::Coverage(_) => ExitClass::Usage,

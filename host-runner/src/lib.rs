@@ -48,6 +48,7 @@ pub mod fuzz;
 pub mod guest_image;
 pub mod interrupt;
 pub mod judge;
+pub mod merge;
 pub mod minimize;
 pub mod pressure;
 pub mod qemu;

@@ -115,7 +115,24 @@ enum Command {
         /// Reset, the memory check and Stats compared with before.
         #[arg(long)]
         wire: bool,
+        /// Also write the campaign report here: DIR/index.html (figures,
+        /// operations over time, failures by signature linking to their
+        /// reports, answers, guest coverage by line, model transitions),
+        /// the failures' files copied beside it.
+        #[arg(long, value_name = "DIR", conflicts_with = "wire")]
+        report: Option<PathBuf>,
+        /// Leave everything in the result directory DIR, for `merge`:
+        /// summary.json (as --json), coverage.json, corpus/ (as --corpus),
+        /// failures/ (as --out) and the report index.html.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["wire", "out", "corpus"])]
+        results: Option<PathBuf>,
     },
+    /// Merge the result directories of a campaign's shards (`fuzz
+    /// --shard i/n --results DIR`) into one: failures deduplicated by
+    /// signature (the shortest reproducer kept), corpora and coverage
+    /// merged, one summary.json and one report. Exits 1 when the merged
+    /// campaign has failures.
+    Merge(host_runner::merge::MergeArgs),
     /// Which functions and lines of guest/core and guest/kernel the fuzzer
     /// reached, and how often, with the model's transition table: from a
     /// campaign run now (the `fuzz` options) and/or saved coverage (--data).
@@ -302,11 +319,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             return Ok(report.exit_class());
         }
         Command::Fuzz {
-            args,
+            mut args,
             coverage_out,
             json,
+            report,
+            results,
             ..
         } => {
+            if let Some(dir) = &results {
+                host_runner::fuzz::results_dir::aim(&mut args, dir);
+            }
             let files = trace::Trace::new(trace::TraceHeader {
                 files: args.files.0.clone(),
                 ..Default::default()
@@ -321,14 +343,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             }
             // After the summary: a file that cannot be written is said, and
             // a failure found stays the exit code.
-            let mut class = ExitClass::Passed;
-            if let Some(path) = json {
-                let doc = host_runner::fuzz::results::json(&summary);
-                if let Err(e) = ci_results::write_atomically(&path, &doc) {
-                    eprintln!("error (environment or tool error): {e}");
-                    class = ExitClass::Environment;
-                }
+            let outputs = host_runner::fuzz::results_dir::Outputs {
+                json,
+                results,
+                report,
+            };
+            let (pages, errors) = outputs.write(&summary, options.kernel.as_deref());
+            for page in pages {
+                println!("campaign report: {}", page.display());
             }
+            for e in &errors {
+                eprintln!("error (environment or tool error): {e}");
+            }
+            let class = match errors.is_empty() {
+                true => ExitClass::Passed,
+                false => ExitClass::Environment,
+            };
             if let Some(signal) = summary.interrupted {
                 eprintln!("fuzz interrupted by {signal}: QEMU killed");
                 return Ok(ExitClass::Interrupted(signal));
@@ -338,6 +368,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 return Ok(ExitClass::VmmFailed);
             }
             return Ok(class);
+        }
+        Command::Merge(args) => {
+            let merged =
+                host_runner::merge::run(&args.shards, &args.out, options.kernel.as_deref())?;
+            print!("{merged}");
+            if !merged.doc.failures.is_empty() {
+                return Ok(ExitClass::VmmFailed);
+            }
         }
         Command::Coverage(args) => {
             let report = host_runner::coverage::cli::run(&options, &args).await?;

@@ -32,7 +32,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use counters::CounterReader;
-pub use edges::EdgeHits;
+pub use edges::{EdgeHits, KernelId};
 pub use oracle::ModelCoverage;
 
 /// What went wrong reading, matching or symbolizing coverage.

@@ -400,6 +400,8 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         }
     }
     let p = &shared.progress;
+    p.record_sample(true);
+    let timeline = p.timeline.lock().expect("not poisoned").samples().to_vec();
     let (boots, resets) = (
         p.boots.lock().expect("not poisoned").clone(),
         p.resets.lock().expect("not poisoned").clone(),
@@ -453,5 +455,6 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         coverage,
         timings,
         reached,
+        timeline,
     })
 }

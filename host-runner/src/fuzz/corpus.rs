@@ -177,6 +177,12 @@ impl Corpus {
     }
 }
 
+/// A trace's identity in a corpus (the hash its file is named by): its
+/// operations with their references, expectations left out.
+pub fn key(t: &Trace) -> u64 {
+    hash(&operations(t))
+}
+
 /// A trace's operations with their references, without expectations (a
 /// mutant is judged by the model alone).
 fn operations(t: &Trace) -> Vec<trace::Entry> {

@@ -14,7 +14,10 @@
 //! - [`progress`]: counters, the progress bar; [`coverage`]: how the guest
 //!   answered each kind of operation.
 //! - [`pages`]: the pages each operation's range names (the work done).
-//! - [`summary`]: the options and the end-of-campaign report.
+//! - [`summary`]: the options and the end-of-campaign report;
+//!   [`results`]: it as JSON; [`timeline`]: its counters over time.
+//! - [`results_dir`]: a campaign's result directory (`fuzz --results`),
+//!   the unit `host-runner merge` merges.
 
 pub mod campaign;
 pub mod corpus;
@@ -25,8 +28,10 @@ pub mod pages;
 pub mod plan;
 pub mod progress;
 pub mod results;
+pub mod results_dir;
 pub mod sequence;
 pub mod summary;
+pub mod timeline;
 
 pub use campaign::{run, FuzzError};
 pub use summary::{FoundFailure, FreshState, FuzzArgs, Summary};

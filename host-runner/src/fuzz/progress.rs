@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::coverage::Coverage;
+use super::timeline::{Sample, Timeline};
 
 /// How often the bar's message is refreshed, and the log line's period.
 const TICK: Duration = Duration::from_millis(250);
@@ -36,6 +37,8 @@ pub struct Progress {
     pub capturing: Mutex<Duration>,
     /// Guest edges and model transitions every sequence so far reached.
     pub reached: Mutex<crate::coverage::Coverage>,
+    /// The counters sampled over time (for the campaign report).
+    pub timeline: Mutex<Timeline>,
     bar: ProgressBar,
 }
 
@@ -70,6 +73,7 @@ impl Progress {
             timings: Mutex::new(Default::default()),
             capturing: Mutex::new(Duration::ZERO),
             reached: Mutex::default(),
+            timeline: Mutex::default(),
             bar,
         }
     }
@@ -92,6 +96,26 @@ impl Progress {
             self.ops_per_sec(),
             self.failures.load(Ordering::Relaxed)
         )
+    }
+
+    /// The counters now.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            seconds: self.elapsed().as_secs_f64(),
+            sequences: self.sequences.load(Ordering::Relaxed),
+            ops: self.ops.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Samples the counters into the timeline when a sample is due, or
+    /// always (`force`: the campaign's end).
+    pub fn record_sample(&self, force: bool) {
+        let mut t = self.timeline.lock().expect("not poisoned");
+        let now = self.sample();
+        if force || t.due(now.seconds) {
+            t.record(now);
+        }
     }
 
     /// A line above the bar (a failure, a minimization step).
@@ -131,6 +155,7 @@ impl Progress {
             };
             self.bar.set_position(pos);
             self.bar.set_message(self.status());
+            self.record_sample(false);
             if self.bar.is_hidden() && last_log.elapsed() >= LOG_EVERY {
                 tracing::info!("fuzz: {}", self.status());
                 last_log = Instant::now();

@@ -213,6 +213,8 @@ pub struct Summary {
     /// When interrupted: the traces in flight (each job's guest's
     /// operations since its boot, a hang awaiting its rerun).
     pub in_flight: Vec<PathBuf>,
+    /// The counters over time ([`super::timeline`]), the end included.
+    pub timeline: Vec<super::timeline::Sample>,
 }
 
 /// The campaign's guidance in one line: guest edges and model

@@ -4,7 +4,13 @@
 //! table, the address space around the failing address (guest beside
 //! model), the page walk, and physical memory. Pure functions from data
 //! to markup ([`maud`]); [`gather`] collects the data at a failure.
+//!
+//! [`campaign`]: the campaign report (`fuzz --report`, `merge`), a page
+//! per campaign linking to its failures' reports.
 
+pub mod campaign;
+mod campaign_tables;
+mod chart;
 pub mod frames;
 pub mod gather;
 pub mod page_map;

@@ -45,3 +45,18 @@ table.steps td.num { text-align: right; }
 tr.failing { background: #fde8e8; font-weight: 600; }
 details.early summary { cursor: pointer; margin: .3em 0; }
 "#;
+
+/// What the campaign report adds.
+pub const CAMPAIGN_CSS: &str = r#"
+table#figures th { text-align: left; padding-right: 1em; font-weight: 600; }
+svg.chart { max-width: 100%; height: auto; }
+svg.chart line.axis { stroke: #999; stroke-width: 1; }
+svg.chart polyline.ops { fill: none; stroke: #2f80ed; stroke-width: 2; }
+svg.chart circle.found { fill: #eb5757; stroke: #fff; stroke-width: 1; }
+code.replay { color: #555; }
+tr.cold td { color: #9a9a9a; }
+details.cov-file { margin: .2em 0; }
+details.cov-file summary { cursor: pointer; }
+details.cov-file table { margin: .3em 0 .6em 1.2em; }
+span.class { white-space: nowrap; margin-right: .6em; }
+"#;
