@@ -27,6 +27,10 @@ pub struct CiArgs {
     /// Also write the rows and the verdict as JSON (`"format":"vmmfuzz-ci"`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write the fuzz campaign's report here (DIR/index.html, the
+    /// failures' files beside it), as `fuzz --report`.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 impl Default for CiArgs {
@@ -38,6 +42,7 @@ impl Default for CiArgs {
             testcases: None,
             junit: None,
             json: None,
+            report: None,
         }
     }
 }

@@ -191,7 +191,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
     };
     if cli.command.is_some() && cli.ci != CiArgs::default() {
         return Err(UsageError(
-            "--fuzz-secs, --fuzz-seed, --check-every, --testcases, --junit and --json go with \
+            "--fuzz-secs, --fuzz-seed, --check-every, --testcases, --junit, --json and --report \
+             go with \
              the CI job \
              (no subcommand, or after `ci`)"
                 .into(),
@@ -205,6 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             plan.fuzz_budget = Duration::from_secs(args.fuzz_secs);
             plan.fuzz_seed = args.fuzz_seed;
             plan.check_every = args.check_every;
+            plan.report_dir = args.report;
             plan.replay_command = host_runner::fuzz::replay_command(&options);
             if let Some(dir) = args.testcases {
                 plan.testcases = dir;

@@ -3,7 +3,9 @@
 //! frame) replays a short trace with `host-runner replay --report`; the
 //! report must name the leaked frame and draw the address space, and
 //! headless Chromium must render it without console errors and take a
-//! screenshot (kept under `target/report-test/`).
+//! screenshot (kept under `target/report-test/`). A campaign report made
+//! from a fuzz summary with a failure is opened the same way (no guest
+//! needed).
 //!
 //! Needs `qemu-system-x86_64` and the guest's toolchain; the browser part
 //! needs Debian's `chromium` (ci/run installs it) and says so when it
@@ -170,6 +172,89 @@ fn a_leak_s_report_names_its_frame_and_renders_in_a_browser() {
         dom.contains(r#"id="step-2""#),
         "the rendered DOM lacks the steps"
     );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("Uncaught") || l.contains("CONSOLE") || l.contains("ERR_FILE_NOT_FOUND")
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+}
+
+/// A campaign's summary with one failure (its trace and report files
+/// beside it), as `fuzz --json` writes it.
+fn campaign_summary(failures: &Path) -> String {
+    let trace = failures.join("invariant-42-0123abcd.jsonl");
+    std::fs::write(&trace, TRACE).expect("the trace is written");
+    std::fs::write(trace.with_extension("html"), "<!DOCTYPE html><p>report</p>")
+        .expect("the report is written");
+    serde_json::json!({
+        "format": "vmmfuzz-fuzz", "version": 1, "seed": "0x2a", "shard": "1/1", "jobs": 1,
+        "seconds": 12.0, "fuzzing_seconds": 11.0, "sequences": 9, "ops": 1800, "batches": 60,
+        "pages_touched": 9000, "ops_per_second": 163.6, "pages_touched_per_second": 818.1,
+        "reached": {"guest_edges": 0, "guest_edges_total": 0, "model_transitions": 0,
+                    "model_events": 0, "model_events_total": 16},
+        "answers": {"map": {"done": 700, "overflow": 3}, "unmap": {"done": 90}},
+        "environment_faults": [], "interrupted": null, "in_flight": [],
+        "failures": [{"kind": "invariant", "signature": "invariant: invariant # leak",
+                      "message": "invariant 3: frame 0x1234 leaked", "op": 2,
+                      "trace": trace.display().to_string(), "ops": 3}],
+        "replay": "host-runner replay",
+        "timeline": [{"seconds": 0.0, "sequences": 0, "ops": 0, "failures": 0},
+                     {"seconds": 6.0, "sequences": 4, "ops": 900, "failures": 1},
+                     {"seconds": 12.0, "sequences": 9, "ops": 1800, "failures": 1}]
+    })
+    .to_string()
+}
+
+#[test]
+fn a_campaign_report_renders_in_a_browser() {
+    let dir = out_dir().join("campaign");
+    let _ = std::fs::remove_dir_all(&dir);
+    let failures = dir.join("failures");
+    std::fs::create_dir_all(&failures).expect("the failures directory");
+    let doc: host_runner::fuzz::results::Document =
+        serde_json::from_str(&campaign_summary(&failures)).expect("a fuzz summary");
+    let reached = host_runner::coverage::Coverage::default();
+    let page = host_runner::report::campaign::write(&dir, &doc, &reached, None)
+        .expect("the campaign report is written");
+    let html = std::fs::read_to_string(&page).expect("the page");
+    assert!(
+        html.contains(r#"<a href="failures/invariant-42-0123abcd.html">HTML report</a>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<svg id="ops-chart""#), "{html}");
+
+    let Some(chromium) = chromium() else {
+        println!(
+            "SKIPPED the browser part: no `chromium` in PATH (ci/run installs Debian's chromium); \
+             the report is at {}",
+            page.display()
+        );
+        return;
+    };
+    let shot = dir.join("campaign.png");
+    let (ok, _, stderr) = browser(
+        &chromium,
+        &page,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1200",
+            "--hide-scrollbars",
+        ],
+    );
+    assert!(
+        ok && shot.is_file(),
+        "chromium took no screenshot:\n{stderr}"
+    );
+    println!("screenshot: {}", shot.display());
+    let (ok, dom, stderr) = browser(
+        &chromium,
+        &page,
+        &["--dump-dom", "--enable-logging=stderr", "--v=0"],
+    );
+    assert!(ok, "chromium dumped no DOM:\n{stderr}");
+    assert!(dom.contains(r#"id="ops-chart""#) && dom.contains(r#"id="failure-0""#));
     let errors: Vec<&str> = stderr
         .lines()
         .filter(|l| {

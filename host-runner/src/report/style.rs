@@ -59,4 +59,5 @@ details.cov-file { margin: .2em 0; }
 details.cov-file summary { cursor: pointer; }
 details.cov-file table { margin: .3em 0 .6em 1.2em; }
 span.class { white-space: nowrap; margin-right: .6em; }
+table.steps + table.steps { margin-top: 1em; }
 "#;
