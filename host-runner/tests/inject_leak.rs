@@ -114,6 +114,33 @@ async fn fuzz_finds_minimizes_and_replays_an_injected_leak() {
         "{}: the report is of {min_name}",
         html.display()
     );
+    // The campaign report's row for it links that report and the
+    // minimized trace (copied beside the page), and lists the injected
+    // guest's own source lines.
+    let pages = tempfile::tempdir().unwrap();
+    let doc = host_runner::fuzz::results::document(&summary);
+    let page = host_runner::report::campaign::write(
+        pages.path(),
+        &doc,
+        &summary.reached,
+        Some(&leaky.kernel),
+    )
+    .expect("the campaign report is written");
+    let campaign = std::fs::read_to_string(&page).unwrap();
+    let html_name = html.file_name().unwrap().to_string_lossy();
+    assert!(
+        campaign.contains(&format!(
+            r#"<a href="failures/{html_name}">HTML report</a>"#
+        )) && campaign.contains(&format!(r#"<a href="failures/{min_name}">"#)),
+        "{}: the failure row's links",
+        page.display()
+    );
+    assert!(pages.path().join("failures").join(&*html_name).is_file());
+    assert!(
+        campaign.contains(r#"data-file="guest/core/"#),
+        "{}",
+        page.display()
+    );
     let text = std::fs::read_to_string(&min.path).unwrap();
     eprintln!("{}:\n{text}", min.path.display());
     let minimized = trace::parse_str(&text).unwrap();

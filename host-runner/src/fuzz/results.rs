@@ -46,8 +46,17 @@ pub struct Document {
     pub failures: Vec<FailureEntry>,
     /// The command line that replays a trace with this guest.
     pub replay: String,
-    /// The counters over time (added in version 1; absent from older
-    /// documents).
+    /// How each sequence got a fresh state: the median boot and reset
+    /// times, then the notes of how it was chosen.
+    #[serde(default)]
+    pub fresh_state: Vec<String>,
+    /// Where the jobs' time went (one line; one per shard when merged).
+    #[serde(default)]
+    pub time_split: Vec<String>,
+    /// What the corpus kept (one line; one per shard when merged).
+    #[serde(default)]
+    pub corpus: Vec<String>,
+    /// The counters over time.
     #[serde(default)]
     pub timeline: Vec<Sample>,
     /// For a merged document: the shards' `shard` fields, in merge order.
@@ -184,6 +193,14 @@ pub fn document(s: &Summary) -> Document {
             .collect(),
         failures: s.failures.iter().map(failure_entry).collect(),
         replay: s.replay.clone(),
+        fresh_state: std::iter::once(s.fresh_line())
+            .chain(s.fresh.iter().cloned())
+            .collect(),
+        time_split: vec![s.time_line()],
+        corpus: (!s.corpus.is_empty())
+            .then(|| s.corpus.clone())
+            .into_iter()
+            .collect(),
         timeline: s.timeline.clone(),
         merged_from: Vec::new(),
     }

@@ -109,6 +109,9 @@ fn the_document_reads_back_and_old_ones_without_new_fields_too() {
     let back: Document = serde_json::from_str(&doc.to_json()).unwrap();
     assert_eq!(back, doc);
     assert_eq!(back.timeline[1].ops, 800);
+    assert_eq!(back.fresh_state, ["boot not measured, reset not measured"]);
+    assert_eq!(back.time_split.len(), 1);
+    assert!(back.corpus.is_empty(), "no corpus line, none written");
     // A document written before the timeline existed.
     let mut v: serde_json::Value = serde_json::from_str(&doc.to_json()).unwrap();
     v.as_object_mut().unwrap().remove("timeline");

@@ -252,6 +252,22 @@ impl Summary {
         self.ops as f64 / self.fuzzing_secs()
     }
 
+    /// The median boot and reset times (`boot 412.0 ms (median of 3),
+    /// reset …`).
+    pub fn fresh_line(&self) -> String {
+        let figure = |x: Option<(Duration, usize)>| {
+            x.map_or("not measured".to_string(), |(d, n)| {
+                format!("{} (median of {n})", ms(d))
+            })
+        };
+        format!("boot {}, reset {}", figure(self.boot), figure(self.reset))
+    }
+
+    /// Where the jobs' time went.
+    pub fn time_line(&self) -> String {
+        self.timings.split(self.elapsed * self.jobs as u32)
+    }
+
     /// Pages the operations' ranges named, per second of fuzzing.
     pub fn pages_per_sec(&self) -> f64 {
         self.pages as f64 / self.fuzzing_secs()
@@ -280,25 +296,11 @@ impl fmt::Display for Summary {
             self.ops as f64 / self.batches.max(1) as f64,
             self.failures.len()
         )?;
-        let figure = |x: Option<(Duration, usize)>| {
-            x.map_or("not measured".to_string(), |(d, n)| {
-                format!("{} (median of {n})", ms(d))
-            })
-        };
-        writeln!(
-            f,
-            "fresh state per sequence: boot {}, reset {}",
-            figure(self.boot),
-            figure(self.reset),
-        )?;
+        writeln!(f, "fresh state per sequence: {}", self.fresh_line())?;
         for note in &self.fresh {
             writeln!(f, "  {note}")?;
         }
-        writeln!(
-            f,
-            "time: {}",
-            self.timings.split(self.elapsed * self.jobs as u32)
-        )?;
+        writeln!(f, "time: {}", self.time_line())?;
         if !self.coverage.is_empty() {
             write!(f, "{}", self.coverage)?;
         }

@@ -28,7 +28,7 @@ impl Shard {
     /// Reads the shard at `dir`.
     pub fn open(dir: &Path) -> Result<Shard, MergeError> {
         if !dir.is_dir() {
-            return Err(missing(dir, "the directory itself"));
+            return Err(missing(dir, "a directory at this path"));
         }
         let path = dir.join(SUMMARY);
         let text = std::fs::read_to_string(&path).map_err(|_| missing(dir, SUMMARY))?;

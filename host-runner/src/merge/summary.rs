@@ -22,6 +22,19 @@ fn distinct(shards: &[Shard], f: impl Fn(&Document) -> &str) -> String {
     seen.join(", ")
 }
 
+/// Every shard's lines of a field, each labelled with its shard (a merged
+/// shard's are labelled already).
+fn labelled_lines(docs: &[&Document], f: impl Fn(&Document) -> &Vec<String>) -> Vec<String> {
+    docs.iter()
+        .flat_map(|d| {
+            f(d).iter().map(|l| match d.merged_from.is_empty() {
+                true => format!("shard {}: {l}", d.shard),
+                false => l.clone(),
+            })
+        })
+        .collect()
+}
+
 /// The merged document of `shards`, with `failures` and the merged
 /// `coverage`.
 pub fn merge(shards: &[Shard], failures: Vec<FailureEntry>, coverage: &Coverage) -> Document {
@@ -78,14 +91,14 @@ pub fn merge(shards: &[Shard], failures: Vec<FailureEntry>, coverage: &Coverage)
             model_events_total: oracle::coverage::Event::ALL.len(),
         },
         answers,
-        environment_faults: docs
-            .iter()
-            .flat_map(|d| d.environment_faults.iter().map(|e| labelled(d, e)))
-            .collect(),
+        environment_faults: labelled_lines(&docs, |d| &d.environment_faults),
         interrupted: (!interrupted.is_empty()).then(|| interrupted.join("; ")),
         in_flight: docs.iter().flat_map(|d| d.in_flight.clone()).collect(),
         failures,
         replay: docs.first().map(|d| d.replay.clone()).unwrap_or_default(),
+        fresh_state: labelled_lines(&docs, |d| &d.fresh_state),
+        time_split: labelled_lines(&docs, |d| &d.time_split),
+        corpus: labelled_lines(&docs, |d| &d.corpus),
         timeline: timeline::sum(&timelines),
         merged_from,
     }

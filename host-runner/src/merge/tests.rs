@@ -164,6 +164,17 @@ fn the_same_failure_once_with_its_shortest_reproducer_and_the_rest_a_union() {
     assert_eq!(m.doc.reached.guest_edges, 2);
     assert_eq!(m.doc.timeline.last().unwrap().ops, 1600);
     assert_eq!(
+        m.doc.fresh_state[0],
+        "shard 1/2: boot not measured, reset not measured"
+    );
+    assert_eq!(
+        m.doc.environment_faults,
+        [
+            "shard 1/2: QEMU killed by signal 9; retried",
+            "shard 2/2: QEMU killed by signal 9; retried"
+        ]
+    );
+    assert_eq!(
         m.coverage.model.transitions().map(|(_, n)| n).sum::<u64>(),
         2
     );

@@ -83,6 +83,15 @@ fn summary_line(d: &Document) -> Markup {
     html! { p id="verdict" class=(verdict.0) { (verdict.1) } }
 }
 
+/// A row of the figures, a line per entry (none when empty).
+fn lines(name: &str, lines: &[String]) -> Markup {
+    html! {
+        @if !lines.is_empty() {
+            tr { th { (name) } td { @for (i, l) in lines.iter().enumerate() { @if i > 0 { br; } (l) } } }
+        }
+    }
+}
+
 fn figures(d: &Document) -> Markup {
     let r = &d.reached;
     html! {
@@ -103,6 +112,9 @@ fn figures(d: &Document) -> Markup {
                     @else { "guest edges " (r.guest_edges) " of " (r.guest_edges_total) }
                     ", model transitions " (r.model_transitions) ", model events "
                     (r.model_events) " of " (r.model_events_total) } }
+                (lines("fresh state", &d.fresh_state))
+                (lines("time", &d.time_split))
+                (lines("corpus", &d.corpus))
                 @if let Some(s) = &d.interrupted {
                     tr { th { "interrupted" } td class="note" { "by " (s) ": the figures are up to then" } }
                 }

@@ -29,6 +29,25 @@ fn link(href: Option<&String>, text: &str) -> Markup {
     }
 }
 
+/// How the reproducer was made: minimized from how many operations, in
+/// how long, how often it reproduced; or why it was not.
+fn minimization(f: &FailureEntry) -> String {
+    match (&f.minimized, &f.not_minimized) {
+        (Some(m), _) => {
+            let rate = m
+                .reproduced
+                .map_or(String::new(), |[r, n]| format!(", reproduced {r}/{n}"));
+            let flaky = if m.flaky { ", FLAKY" } else { "" };
+            format!(
+                "(minimized from {} in {:.1} s{rate}{flaky})",
+                f.ops, m.seconds
+            )
+        }
+        (None, Some(why)) => format!("(not minimized: {why})"),
+        (None, None) => "(not minimized)".into(),
+    }
+}
+
 /// Failures grouped by signature (`links[i]` is `doc.failures[i]`'s).
 pub fn failures(doc: &Document, links: &[FailureLinks]) -> Markup {
     let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
@@ -57,6 +76,7 @@ pub fn failures(doc: &Document, links: &[FailureLinks]) -> Markup {
                             td { (f.message.lines().next().unwrap_or("")) }
                             td {
                                 (link(l.reproducer.as_ref(), &format!("{} ops", f.reproducer_ops())))
+                                " " (minimization(f))
                                 br;
                                 code class="replay" { (doc.replay) " " (f.reproducer()) }
                             }

@@ -108,6 +108,8 @@ fn failures_link_their_reports_and_the_guest_s_files_and_chart_are_drawn() {
         "{html}"
     );
     assert!(html.contains("(HTML report not found)"), "{html}");
+    assert!(html.contains("9 ops</a> (not minimized)"), "{html}");
+    assert!(html.contains("<th>fresh state</th>"), "{html}");
     assert!(html.contains("FAILED: 2 failure(s), 1 signature(s)"));
     assert!(html.contains(r#"<svg id="ops-chart""#), "{html}");
     assert!(html.contains(r#"id="transitions""#) && html.contains("range crosses a page table"));
