@@ -66,3 +66,32 @@ fn the_ci_job_writes_junit_and_json_beside_its_table() {
         ]
     );
 }
+
+/// `--report DIR`: the CI job's fuzz campaign (two seconds of it here)
+/// leaves its campaign report there.
+#[test]
+fn the_ci_job_writes_its_campaign_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    let report = dir.path().join("fuzz-report");
+    let out = Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .current_dir(dir.path())
+        .args(["--accel", "tcg", "ci", "--fuzz-secs", "2", "--testcases"])
+        .arg(&cases)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let page = std::fs::read_to_string(report.join("index.html"))
+        .unwrap_or_else(|e| panic!("no campaign report: {e}\n{text}"));
+    assert!(page.contains("vmmfuzz campaign report"), "{page}");
+    assert!(page.contains(r#"id="no-failures""#), "{page}");
+    assert!(page.contains(r#"data-file="guest/core/"#), "no guest lines");
+}
