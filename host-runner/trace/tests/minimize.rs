@@ -394,7 +394,10 @@ fn a_failure_that_drains_the_allocator_moves_to_the_smallest_guest() {
         log.push(s.what.clone())
     });
     assert_eq!(m.trace.header.ram_mib, Some(8), "{log:#?}");
-    assert_eq!(log[0], "guest RAM: 128 MiB → 8 MiB");
+    assert!(
+        log.iter().any(|w| w == "guest RAM: 128 MiB → 8 MiB"),
+        "{log:#?}"
+    );
     assert!(m.trace.len() <= 6, "{} ops: {log:#?}", m.trace.len());
     assert_eq!(
         drained_convert(&m.trace).failure().unwrap().signature(),
