@@ -1,161 +1,17 @@
 //! `host-runner`: the command line. With no subcommand it runs the CI job.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use host_runner::exit_code::{self, ExitClass, UsageError};
-use host_runner::judge::MemorySource;
-use host_runner::{
-    check, ci_job, ci_results, interrupt, replay, report, smoke, AccelChoice, RunnerOptions,
-    Transport,
-};
+use host_runner::{check, ci_job, ci_results, interrupt, replay, report, smoke, RunnerOptions};
 
+mod cli;
 mod cli_args;
-use cli_args::{CiArgs, ColorChoice, ReplayArgs};
-
-/// Boots the vmmfuzz guest kernel under QEMU and drives its VMM over a
-/// serial RPC.
-#[derive(Debug, Parser)]
-#[command(version, about, after_help = exit_code::EXIT_CODES_HELP)]
-struct Cli {
-    /// QEMU binary (default: $VMMFUZZ_QEMU, else qemu-system-x86_64 in PATH).
-    #[arg(long, global = true, value_name = "PATH")]
-    qemu: Option<PathBuf>,
-    /// Guest kernel ELF (default: $VMMFUZZ_GUEST_KERNEL, else the one the build made).
-    #[arg(long, global = true, value_name = "PATH")]
-    kernel: Option<PathBuf>,
-    /// Accelerator; `auto` measures both once per machine and caches the verdict.
-    #[arg(long, global = true, value_enum, default_value_t = AccelChoice::Auto)]
-    accel: AccelChoice,
-    /// Measure the accelerators again instead of using the cached verdict.
-    #[arg(long, global = true)]
-    remeasure_accel: bool,
-    /// Guest RAM in MiB.
-    #[arg(long, global = true, default_value_t = 128, value_name = "MIB")]
-    ram: u32,
-    /// Timeout of one request, in milliseconds (default: 10000, or 100×
-    /// the accelerator's probe time when `auto` measured it slower).
-    #[arg(long, global = true, value_name = "MS")]
-    timeout_ms: Option<u64>,
-    /// How requests and answers travel after the handshake: the
-    /// shared-memory ring (with shared guest RAM), or the serial line.
-    #[arg(long, global = true, value_enum, default_value_t = Transport::Ring)]
-    transport: Transport,
-    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Colours in log lines: `auto` colours only when stderr is a
-    /// terminal and NO_COLOR is unset or empty.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
-    color: ColorChoice,
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// The CI job's options, when no subcommand is given (`ci` takes the
-    /// same after it).
-    #[command(flatten)]
-    ci: CiArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// What CI runs (the default): smoke, every testcases/*.jsonl replayed
-    /// with the model and memory checks, a time-bounded fuzz campaign; one
-    /// summary table; fails unless all passed.
-    Ci(CiArgs),
-    /// Replay a trace on a fresh guest: the step table, judged by the model
-    /// and memory checks; at the first failure the decoded page walk around
-    /// the failing address. A trace saved for a failure ends with one
-    /// verdict line: `reproduced`, `reproduced earlier`, `different
-    /// failure` or `passed`. Exits 1 when the VMM failed in any way, 0
-    /// when the trace passed.
-    Replay(ReplayArgs),
-    /// Boot, run a trace (or a built-in workload), check guest memory:
-    /// every invariant's verdict, counts, timings. Fails on any violation.
-    Check {
-        /// Run this trace first instead of the built-in workload.
-        #[arg(long, value_name = "FILE")]
-        trace: Option<PathBuf>,
-        /// The memory source reported first (both are timed).
-        #[arg(long, value_enum, default_value_t = MemorySource::default())]
-        memory: MemorySource,
-        /// Skip the `info tlb` comparison (CR3 is still compared).
-        #[arg(long)]
-        no_tlb: bool,
-        /// Also write the verdicts as one JSON document
-        /// (`"format":"vmmfuzz-check"`).
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-    },
-    /// Boot, handshake, a ping batch, a memory check through QMP, shutdown.
-    Smoke,
-    /// What the fuzzer's parts cost, as one table of medians (and --json):
-    /// boot, round trips and batches per transport, fresh state, in-guest
-    /// vs in-process, end-to-end campaigns, checks; per accelerator (KVM
-    /// and TCG when both work, or the one --accel names).
-    Bench(host_runner::bench::cli::BenchArgs),
-    /// Fuzz the VMM: seeded sequences, judged by the model and the memory
-    /// checker; failures saved to --out, minimized, with the replay command.
-    Fuzz {
-        #[command(flatten)]
-        args: host_runner::fuzz::FuzzArgs,
-        /// Write what the campaign reached (guest edges, model transitions)
-        /// here, as JSON, for `coverage --data`.
-        #[arg(long, value_name = "FILE")]
-        coverage_out: Option<PathBuf>,
-        /// Also write the summary as one JSON document here
-        /// (`"format":"vmmfuzz-fuzz"`; fields in the README).
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Fuzz the wire instead: seeded bursts of hostile bytes on the
-        /// serial line (--sequences bursts, default 100; --duration, --seed
-        /// and --out as for sequences), each followed by a Ping, a judged
-        /// Reset, the memory check and Stats compared with before.
-        #[arg(long)]
-        wire: bool,
-        /// Also write the campaign report here: DIR/index.html (figures,
-        /// operations over time, failures by signature linking to their
-        /// reports, answers, guest coverage by line, model transitions),
-        /// the failures' files copied beside it.
-        #[arg(long, value_name = "DIR", conflicts_with = "wire")]
-        report: Option<PathBuf>,
-        /// Leave everything in the result directory DIR, for `merge`:
-        /// summary.json (as --json), coverage.json, corpus/ (as --corpus),
-        /// failures/ (as --out) and the report index.html.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["wire", "out", "corpus"])]
-        results: Option<PathBuf>,
-    },
-    /// Merge the result directories of a campaign's shards (`fuzz
-    /// --shard i/n --results DIR`) into one: failures deduplicated by
-    /// signature (the shortest reproducer kept), corpora and coverage
-    /// merged, one summary.json and one report. Exits 1 when the merged
-    /// campaign has failures.
-    Merge(host_runner::merge::MergeArgs),
-    /// Which functions and lines of guest/core and guest/kernel the fuzzer
-    /// reached, and how often, with the model's transition table: from a
-    /// campaign run now (the `fuzz` options) and/or saved coverage (--data).
-    Coverage(host_runner::coverage::cli::CoverageArgs),
-    /// Shrink a failing trace to the smallest that fails the same way;
-    /// writes TRACE-min.jsonl beside it (TRACE-min-flaky.jsonl when its
-    /// reruns did not all reproduce). Exits 1 (the VMM fails the trace),
-    /// or 0 when the trace passes (nothing to minimize).
-    Minimize {
-        trace: PathBuf,
-        /// Time for the whole search; the best trace so far is kept.
-        #[arg(long, default_value = "5m", value_parser = host_runner::fuzz::plan::parse_duration)]
-        duration: Duration,
-        /// Memory check cadence of each attempt (0: only at its end);
-        /// default: the trace's own.
-        #[arg(long, value_name = "K")]
-        check_every: Option<usize>,
-        /// Runs of the minimized trace afterwards: its reproduction rate
-        /// goes in its header; under every run, it is labelled flaky.
-        #[arg(long, default_value_t = 3, value_name = "N")]
-        reruns: u32,
-    },
-}
+use cli::{Cli, Command};
+use cli_args::{CiArgs, ColorChoice};
 
 /// Log lines on stderr, one per event, coloured as `color` says.
 fn init_tracing(verbose: u8, color: ColorChoice) {
