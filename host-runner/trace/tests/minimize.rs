@@ -394,10 +394,7 @@ fn a_failure_that_drains_the_allocator_moves_to_the_smallest_guest() {
         log.push(s.what.clone())
     });
     assert_eq!(m.trace.header.ram_mib, Some(8), "{log:#?}");
-    assert!(
-        log.iter().any(|w| w.starts_with("guest RAM: ")),
-        "{log:#?}"
-    );
+    assert!(log.iter().any(|w| w.starts_with("guest RAM: ")), "{log:#?}");
     assert!(m.trace.len() <= 6, "{} ops: {log:#?}", m.trace.len());
     assert_eq!(
         drained_convert(&m.trace).failure().unwrap().signature(),
