@@ -95,15 +95,7 @@ pub fn exit_class(rows: &[CiRow]) -> ExitClass {
 
 /// Every `*.jsonl` in `dir`, sorted.
 pub fn corpus(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    files.sort();
-    Ok(files)
+    trace::trace_files(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))
 }
 
 /// Replays one trace file (quietly) and says how it went.

@@ -73,13 +73,7 @@ impl Corpus {
             std::fs::create_dir_all(d)?;
         }
         for d in dir.into_iter().chain(from.iter().map(PathBuf::as_path)) {
-            let mut paths: Vec<PathBuf> = std::fs::read_dir(d)?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect();
-            paths.sort();
-            for p in paths {
+            for p in trace::trace_files(d)? {
                 match std::fs::read_to_string(&p)
                     .ok()
                     .and_then(|t| trace::parse_str(&t).ok())

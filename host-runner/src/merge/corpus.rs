@@ -37,16 +37,10 @@ pub fn merge(shards: &[Shard], dir: &Path) -> Result<CorpusMerge, MergeError> {
     let mut m = CorpusMerge::default();
     for shard in shards {
         let from = shard.dir.join(CORPUS);
-        let mut paths: Vec<_> = std::fs::read_dir(&from)
-            .map_err(|_| super::MergeError::Missing {
-                dir: shard.dir.clone(),
-                what: format!("a readable {CORPUS}/"),
-            })?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        paths.sort();
+        let paths = trace::trace_files(&from).map_err(|_| super::MergeError::Missing {
+            dir: shard.dir.clone(),
+            what: format!("a readable {CORPUS}/"),
+        })?;
         for p in paths {
             let Some((text, t)) = std::fs::read_to_string(&p)
                 .ok()

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod de;
+pub mod dir;
 mod error;
 pub mod executor;
 pub mod expect;
@@ -41,6 +42,7 @@ pub mod shrink;
 mod strategy;
 pub mod weights;
 
+pub use dir::trace_files;
 pub use error::{FieldError, ParseError, TraceError};
 pub use executor::{Executor, FnExecutor, Outcome};
 pub use expect::Expect;
