@@ -6,6 +6,7 @@
 use protocol::{AreaType, Request, Response};
 
 use super::{req, K, U};
+use crate::machine::Machine;
 use crate::sim::SimMachine;
 
 const ADDR: u64 = 0x40_0000;
@@ -159,4 +160,59 @@ fn priming_loads_only_present_pages_of_the_range_and_changes_no_answer() {
         privilege: U,
     };
     assert!(matches!(req(&mut m, read), Response::Checksum { .. }));
+}
+
+/// Found by a 10-minute campaign (`testcases/fuzz-stale-probe-past-the-top.jsonl`
+/// is the guest's trace): an `unmap` of 14 pages from the last page of the
+/// address space made the probe's range run past its top, and page
+/// `2^52 + 12` passed for the user page `0xc000` (present here), so it
+/// joined the touched set; merged with a run at the top of the kernel's
+/// space, the set then covered the kernel's own PML4 slot 511, and a later
+/// probe walked the kernel's tables (refused by the frame guard: the guest
+/// panicked instead of answering).
+#[test]
+fn a_range_past_the_top_adds_no_page_to_the_touched_set() {
+    let mut m = SimMachine::new(64);
+    let map = Request::Map {
+        addr: 0xc000,
+        pages: 1,
+        writable: true,
+        contiguous: false,
+        privilege: U,
+    };
+    assert_eq!(req(&mut m, map), Response::Done);
+    let past_the_top = Request::Unmap {
+        addr: 0xffff_ffff_ffff_f000,
+        pages: 14,
+        privilege: K,
+    };
+    assert!(matches!(req(&mut m, past_the_top), Response::Error(_)));
+    let top = crate::layout::KERNEL_SPACE_END >> 12;
+    let runs = m.touched().runs().to_vec();
+    assert!(runs.iter().all(|&(_, e)| e <= top), "{runs:x?}");
+}
+
+/// The probe walks only space the VMM manages, whatever the touched set
+/// holds: a run across the top of the kernel's space (into slot 511, the
+/// kernel's own tables, which the simulation's memory refuses as the
+/// kernel's frame guard does) is probed up to that top only.
+#[test]
+fn the_probe_stays_out_of_the_kernels_own_tables() {
+    let mut m = SimMachine::new(64);
+    let top = crate::layout::KERNEL_SPACE_END >> 12;
+    m.touched().add(top - 2, top + 8);
+    for r in [
+        Request::Unmap {
+            addr: crate::layout::KERNEL_SPACE_END - 0x2000,
+            pages: 10,
+            privilege: K,
+        },
+        Request::Reset { privilege: K },
+    ] {
+        let answer = req(&mut m, r.clone());
+        assert!(
+            !matches!(answer, Response::Stale { .. }),
+            "{r:?}: {answer:?}"
+        );
+    }
 }
