@@ -136,17 +136,24 @@ impl<E: Executor> Search<'_, E> {
         }
         let mut smaller = limits::MIN_RAM_MIB;
         while smaller < mib {
-            if limits::check_ram_with_files(smaller, &self.best.header.files).is_ok() {
-                let mut candidate = self.best.clone();
-                candidate.header.ram_mib = Some(smaller);
-                let what = || format!("guest RAM: {mib} MiB → {smaller} MiB");
-                if self.try_candidate(candidate, what).await? {
-                    return Some(true);
-                }
+            if self.try_ram(mib, smaller).await? {
+                return Some(true);
             }
             smaller = smaller.saturating_mul(2);
         }
         Some(false)
+    }
+
+    /// Tries the trace on a guest of `smaller` MiB instead of its `mib`,
+    /// unless its files do not fit there.
+    async fn try_ram(&mut self, mib: u32, smaller: u32) -> Option<bool> {
+        if limits::check_ram_with_files(smaller, &self.best.header.files).is_err() {
+            return Some(false);
+        }
+        let mut candidate = self.best.clone();
+        candidate.header.ram_mib = Some(smaller);
+        let what = || format!("guest RAM: {mib} MiB → {smaller} MiB");
+        self.try_candidate(candidate, what).await
     }
 
     /// One try, on a trace of any length: the guest with an eighth of its
@@ -161,14 +168,10 @@ impl<E: Executor> Search<'_, E> {
             return Some(false);
         };
         let smaller = (mib / 8).max(limits::MIN_RAM_MIB);
-        if smaller >= mib || limits::check_ram_with_files(smaller, &self.best.header.files).is_err()
-        {
+        if smaller >= mib {
             return Some(false);
         }
-        let mut candidate = self.best.clone();
-        candidate.header.ram_mib = Some(smaller);
-        let what = || format!("guest RAM: {mib} MiB → {smaller} MiB");
-        self.try_candidate(candidate, what).await
+        self.try_ram(mib, smaller).await
     }
 
     /// Removes every operation of one kind at a time, the most frequent
