@@ -253,7 +253,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             let config = host_runner::config(&options).await?;
             let opts = host_runner::minimize::MinimizeOptions {
                 judge: host_runner::judge::JudgeOptions::default(),
-                reuse: host_runner::judge::target::Reuse::FreshBoot,
+                reuse: host_runner::judge::target::Reuse::ResetBetween,
                 duration,
                 check_every,
                 reruns,

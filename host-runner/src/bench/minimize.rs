@@ -74,7 +74,7 @@ pub async fn figures(
     let path = dir.path().join("long.jsonl");
     let opts = MinimizeOptions {
         judge: JudgeOptions::default(),
-        reuse: Reuse::FreshBoot,
+        reuse: Reuse::ResetBetween,
         duration: super::transport::secs(plan.minimize_secs),
         check_every: None,
         reruns: 0,
@@ -102,6 +102,12 @@ pub async fn figures(
             "minimized trace",
             Unit::Ops,
             report.result.trace.len() as f64,
+            1,
+        ),
+        tag.value(
+            "runs of candidate traces",
+            Unit::Runs,
+            report.result.attempts as f64,
             1,
         ),
         tag.value(

@@ -88,6 +88,9 @@ pub enum Unit {
     Percent,
     #[serde(rename = "ops")]
     Ops,
+    /// Whole runs of a trace (the minimizer's attempts).
+    #[serde(rename = "runs")]
+    Runs,
 }
 
 impl Unit {
@@ -103,6 +106,7 @@ impl Unit {
             Unit::Ratio => "×",
             Unit::Percent => "%",
             Unit::Ops => "ops",
+            Unit::Runs => "runs",
         }
     }
 }

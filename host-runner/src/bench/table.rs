@@ -10,7 +10,7 @@ use super::report::{Figure, Report, Unit};
 pub fn format_value(value: f64, unit: Unit) -> String {
     match unit {
         Unit::Ratio => format!("{value:.2}"),
-        Unit::Ops => format!("{value:.0}"),
+        Unit::Ops | Unit::Runs => format!("{value:.0}"),
         _ if value.abs() >= 1000.0 => format!("{value:.0}"),
         _ if value.abs() >= 10.0 => format!("{value:.1}"),
         _ => format!("{value:.2}"),

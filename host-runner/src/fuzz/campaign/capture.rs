@@ -144,7 +144,7 @@ impl Shared {
     async fn minimize(&self, trace: Trace, path: &Path) -> Result<MinimizeReport, MinimizeError> {
         let opts = MinimizeOptions {
             judge: self.judge(),
-            reuse: Reuse::FreshBoot,
+            reuse: Reuse::ResetBetween,
             duration: self.args.minimize_duration,
             check_every: None,
             reruns: self.args.reruns,
