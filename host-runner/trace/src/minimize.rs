@@ -8,23 +8,18 @@ use std::time::{Duration, Instant};
 use crate::executor::{Executor, Outcome};
 use crate::failure::{Failure, Signature};
 use crate::format::Trace;
-use crate::limits;
 use crate::op::OpKind;
 use crate::refs;
 use crate::shrink;
 
+mod cut;
 mod drain;
+mod merge;
+mod ram;
 
 /// Traces this long or longer first lose whole kinds of operations
 /// ([`Search::remove_kinds`]).
 const KIND_PASS_MIN: usize = 32;
-
-/// Longest trace [`Search::shrink_ram`] tries on a smaller guest: a long
-/// trace made for a larger one runs there under constant memory pressure
-/// (reclaim, swap), each run slower and seldom failing the same way
-/// (measured: the bench's 10,000-operation leak trace stayed at 3,071
-/// operations in 120 s with the pass first, against 3 without it).
-const SMALL_GUEST_MAX_OPS: usize = 256;
 
 /// How much minimization may cost. Whatever runs out first ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,60 +113,6 @@ impl<E: Executor> Search<'_, E> {
             }
             _ => Some(false),
         }
-    }
-
-    /// Gives the guest less RAM (a trace of at most
-    /// [`SMALL_GUEST_MAX_OPS`] operations): the smallest guest first, then
-    /// doubling up to the trace's own. A failure that needs the allocator drained
-    /// needs fewer and smaller draining operations on a smaller guest, and
-    /// every later run of a smaller guest is quicker (boot, reset and the
-    /// memory check grow with RAM). Only a trace that names its RAM size;
-    /// sizes its files do not fit are skipped.
-    async fn shrink_ram(&mut self) -> Option<bool> {
-        let Some(mib) = self.best.header.ram_mib else {
-            return Some(false);
-        };
-        if self.best.len() > SMALL_GUEST_MAX_OPS {
-            return Some(false);
-        }
-        let mut smaller = limits::MIN_RAM_MIB;
-        while smaller < mib {
-            if self.try_ram(mib, smaller).await? {
-                return Some(true);
-            }
-            smaller = smaller.saturating_mul(2);
-        }
-        Some(false)
-    }
-
-    /// Tries the trace on a guest of `smaller` MiB instead of its `mib`,
-    /// unless its files do not fit there.
-    async fn try_ram(&mut self, mib: u32, smaller: u32) -> Option<bool> {
-        if limits::check_ram_with_files(smaller, &self.best.header.files).is_err() {
-            return Some(false);
-        }
-        let mut candidate = self.best.clone();
-        candidate.header.ram_mib = Some(smaller);
-        let what = || format!("guest RAM: {mib} MiB → {smaller} MiB");
-        self.try_candidate(candidate, what).await
-    }
-
-    /// One try, on a trace of any length: the guest with an eighth of its
-    /// RAM (at least the smallest guest). A failure that drains the
-    /// allocator runs there in a fraction of the time (measured: a
-    /// 3,697-operation trace of `inject-zero-need-oom`, 20 s per run at
-    /// 128 MiB, 0.75 s at 16 MiB), and one run is all it costs when it
-    /// does not fail the same way; the whole ladder waits for a short
-    /// trace ([`Search::shrink_ram`]).
-    async fn eighth_of_the_ram(&mut self) -> Option<bool> {
-        let Some(mib) = self.best.header.ram_mib else {
-            return Some(false);
-        };
-        let smaller = (mib / 8).max(limits::MIN_RAM_MIB);
-        if smaller >= mib {
-            return Some(false);
-        }
-        self.try_ram(mib, smaller).await
     }
 
     /// Removes every operation of one kind at a time, the most frequent
@@ -323,7 +264,8 @@ impl<E: Executor> Search<'_, E> {
 
 /// Shrinks `trace`, which fails with signature `target`, to a smaller trace
 /// that fails the same way: first no operation at all (a failure at boot
-/// needs none), then a guest with an eighth of the RAM, then (in a long
+/// needs none), then cut after the operation where a check after every
+/// batch first shows it ([`cut`]), then a guest with an eighth of the RAM, then (in a long
 /// trace) every operation of one kind at a
 /// time, then ddmin over the operations (halves, quarters, … before
 /// single operations), then over each operation's arguments (fewer pages,
@@ -331,9 +273,9 @@ impl<E: Executor> Search<'_, E> {
 /// plain instead of writable or contiguous), then, once the trace is
 /// short, a smaller guest (less RAM) and the operations before the last
 /// few replaced by the frames they took (a failure that needs the
-/// allocator drained, [`drain`]), repeated until nothing changes or
-/// `budget` ends. Only a
-/// candidate whose failure has exactly the signature `target` is accepted.
+/// allocator drained, [`drain`]), then neighbouring frame allocations as
+/// one request ([`merge`]), repeated until nothing changes or `budget`
+/// ends. Only a candidate whose failure has exactly the signature `target` is accepted.
 /// `log` sees each accepted step. Always answers the best trace found (the
 /// input itself if nothing smaller fails the same way); `trace` is not run
 /// again first.
@@ -367,7 +309,10 @@ pub async fn minimize(
             return s.finish();
         }
     }
-    if s.eighth_of_the_ram().await.is_none() || s.remove_kinds().await.is_none() {
+    if s.cut_after_failure().await.is_none()
+        || s.eighth_of_the_ram().await.is_none()
+        || s.remove_kinds().await.is_none()
+    {
         return s.finish();
     }
     // Until a fixpoint: shrunk arguments can make operations removable,
@@ -385,7 +330,10 @@ pub async fn minimize(
         let Some(collapsed) = s.collapse_drain().await else {
             break;
         };
-        if !removed && !shrunk && !less_ram && !collapsed {
+        let Some(merged) = s.merge_allocs().await else {
+            break;
+        };
+        if !removed && !shrunk && !merged && !less_ram && !collapsed {
             break;
         }
     }
