@@ -257,20 +257,52 @@ impl Trace {
     /// `ops` put before this trace's operations (their own batch when the
     /// trace records batches), every reference moved with its target.
     pub fn prepend(&mut self, ops: impl IntoIterator<Item = Op>) {
+        self.insert_ops(0, ops);
+    }
+
+    /// `ops` put before operation `at` (their own batches of at most
+    /// [`protocol::MAX_BATCH`] when the trace records batches; a batch
+    /// they fall inside is split around them), every reference moved with
+    /// its target.
+    pub fn insert_ops(&mut self, at: usize, ops: impl IntoIterator<Item = Op>) {
         let head: Vec<Entry> = ops.into_iter().map(Entry::from).collect();
         let k = head.len();
         if k == 0 {
             return;
         }
+        let at = at.min(self.entries.len());
         for e in &mut self.entries {
-            e.reference = e.reference.map(|r| Ref { op: r.op + k, ..r });
+            e.reference = e.reference.map(|r| {
+                if r.op >= at {
+                    Ref { op: r.op + k, ..r }
+                } else {
+                    r
+                }
+            });
         }
         if !self.header.batches.is_empty() {
             let max = protocol::MAX_BATCH;
             let sizes = (0..k.div_ceil(max)).map(|i| (k - i * max).min(max) as u32);
-            self.header.batches.splice(0..0, sizes);
+            let mut batches = Vec::with_capacity(self.header.batches.len() + k.div_ceil(max) + 1);
+            let mut start = 0usize;
+            let mut sizes = Some(sizes);
+            for &b in &self.header.batches {
+                let end = start + b as usize;
+                if (start..end).contains(&at) {
+                    if at > start {
+                        batches.push((at - start) as u32);
+                    }
+                    batches.extend(sizes.take().into_iter().flatten());
+                    batches.push((end - at) as u32);
+                } else {
+                    batches.push(b);
+                }
+                start = end;
+            }
+            batches.extend(sizes.into_iter().flatten());
+            self.header.batches = batches;
         }
-        self.entries.splice(0..0, head);
+        self.entries.splice(at..at, head);
     }
 
     /// Whether the header's batch sizes fit the operations.

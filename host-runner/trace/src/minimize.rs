@@ -16,6 +16,7 @@ mod cut;
 mod drain;
 mod merge;
 mod ram;
+mod substitute;
 
 /// Traces this long or longer first lose whole kinds of operations
 /// ([`Search::remove_kinds`]).
@@ -264,21 +265,22 @@ impl<E: Executor> Search<'_, E> {
 
 /// Shrinks `trace`, which fails with signature `target`, to a smaller trace
 /// that fails the same way: first no operation at all (a failure at boot
-/// needs none), then cut after the operation where a check after every
-/// batch first shows it ([`cut`]), then a guest with an eighth of the RAM, then (in a long
-/// trace) every operation of one kind at a
-/// time, then ddmin over the operations (halves, quarters, … before
-/// single operations), then over each operation's arguments (fewer pages,
+/// needs none), then, for an invariant in a long trace, cut after the
+/// operation where denser checks first show it ([`cut`]), then a guest with
+/// an eighth of the RAM, then (in a long trace) every operation of one kind
+/// at a time; then, until nothing changes or `budget` ends: ddmin over the
+/// operations (halves, quarters, … before single operations); once the
+/// trace is short, a smaller guest ([`ram`]), the operations before the
+/// last few replaced by the frames they took ([`drain`]) and chunks of
+/// operations anywhere replaced likewise ([`substitute`]), for failures
+/// that need the allocator drained; neighbouring frame allocations as one
+/// request ([`merge`]); and last each operation's arguments (fewer pages,
 /// shorter lengths, lower and rounder addresses, kernel instead of user,
-/// plain instead of writable or contiguous), then, once the trace is
-/// short, a smaller guest (less RAM) and the operations before the last
-/// few replaced by the frames they took (a failure that needs the
-/// allocator drained, [`drain`]), then neighbouring frame allocations as
-/// one request ([`merge`]), repeated until nothing changes or `budget`
-/// ends. Only a candidate whose failure has exactly the signature `target` is accepted.
-/// `log` sees each accepted step. Always answers the best trace found (the
-/// input itself if nothing smaller fails the same way); `trace` is not run
-/// again first.
+/// plain instead of writable or contiguous), the costliest pass, on what
+/// the others left. Only a candidate whose failure has exactly the
+/// signature `target` is accepted. `log` sees each accepted step. Always
+/// answers the best trace found (the input itself if nothing smaller fails
+/// the same way); `trace` is not run again first.
 pub async fn minimize(
     trace: &Trace,
     target: &Signature,
@@ -321,19 +323,22 @@ pub async fn minimize(
         let Some(removed) = s.remove_ops().await else {
             break;
         };
-        let Some(shrunk) = s.shrink_args().await else {
-            break;
-        };
         let Some(less_ram) = s.shrink_ram().await else {
             break;
         };
         let Some(collapsed) = s.collapse_drain().await else {
             break;
         };
+        let Some(substituted) = s.substitute_takers().await else {
+            break;
+        };
         let Some(merged) = s.merge_allocs().await else {
             break;
         };
-        if !removed && !shrunk && !merged && !less_ram && !collapsed {
+        let Some(shrunk) = s.shrink_args().await else {
+            break;
+        };
+        if !removed && !less_ram && !collapsed && !substituted && !merged && !shrunk {
             break;
         }
     }

@@ -568,3 +568,123 @@ fn a_failure_only_a_check_sees_is_cut_after_the_operation_that_caused_it() {
     assert_eq!(m.trace.len(), 1, "{log:#?}");
     assert_eq!(m.trace.header.check_every, None, "the trace's own cadence");
 }
+
+/// A guest whose bug needs its heap to grow while the allocator is nearly
+/// empty (a `query` with fewer than 64 frames free, as the zero-need bug
+/// needs) and then every frame taken: a `convert` then answers
+/// `out_of_memory`. Maps take a frame per page and one for the table;
+/// `Stats` answers the free frames (the drain passes' probe).
+struct HeapDipGuest;
+
+impl HeapDipGuest {
+    fn play(t: &Trace) -> (Vec<protocol::Response>, Outcome) {
+        use protocol::{Response, Stats};
+        let mut free = u64::from(t.header.ram_mib.unwrap_or(128)) * 256 - 600;
+        let mut dipped = false;
+        let mut answers = Vec::new();
+        for (i, e) in t.entries.iter().enumerate() {
+            let take = match e.op {
+                Op::AllocFrames { count, .. } if count <= 4096 => count,
+                Op::Map { pages, .. } => pages + 1,
+                Op::Query { .. } => {
+                    dipped |= free < 64;
+                    0
+                }
+                Op::Convert { .. } if free == 0 && dipped => {
+                    let f = Failure::new(
+                        FailureKind::Divergence,
+                        format!("op {i} (convert): expected \"done\", got {{\"error\":\"out_of_memory\"}}"),
+                        Some(i),
+                    );
+                    return (answers, Outcome::Failed(f));
+                }
+                _ => 0,
+            };
+            if take <= free {
+                free -= take;
+            }
+            answers.push(match e.op {
+                Op::Stats => Response::Stats(Stats {
+                    free_frames: free,
+                    ..Stats::default()
+                }),
+                _ => Response::Done,
+            });
+        }
+        (answers, Outcome::Passed)
+    }
+}
+
+impl trace::Executor for HeapDipGuest {
+    async fn run(&mut self, t: &Trace) -> Outcome {
+        HeapDipGuest::play(t).1
+    }
+
+    async fn answers(&mut self, t: &Trace) -> Vec<protocol::Response> {
+        HeapDipGuest::play(t).0
+    }
+}
+
+#[test]
+fn operations_around_one_that_matters_become_the_frames_they_took() {
+    let map = |k: u64| Op::Map {
+        addr: 0x4000_0000 * (k + 1),
+        pages: 1 + k % 3,
+        writable: false,
+        contiguous: false,
+        privilege: Privilege::Kernel,
+    };
+    let alloc = |count| Op::AllocFrames {
+        count,
+        contiguous: false,
+        privilege: Privilege::Kernel,
+    };
+    // 16 MiB: 3,496 frames. Ten maps take 29, the allocations 3,440,
+    // leaving 27 for the query; twelve maps after it take 24, and the
+    // last allocation the 3 left.
+    let mut ops: Vec<Op> = (0..10).map(map).collect();
+    ops.extend([alloc(2048), alloc(1024), alloc(368)]);
+    ops.push(Op::Query {
+        addr: 0x1000,
+        pages: 512,
+        privilege: Privilege::Kernel,
+    });
+    ops.extend((0..12).map(|k| Op::Map {
+        addr: 0x80_0000_0000 * (k + 1),
+        pages: 1,
+        writable: false,
+        contiguous: false,
+        privilege: Privilege::Kernel,
+    }));
+    ops.push(alloc(3));
+    ops.push(Op::Convert {
+        addr: 0x1000,
+        pages: 1,
+        to: AreaType::UsableRam,
+        privilege: Privilege::User,
+    });
+    let header = TraceHeader {
+        ram_mib: Some(16),
+        ..TraceHeader::default()
+    };
+    let t = Trace::from_ops(header, ops);
+    let target = HeapDipGuest::play(&t).1.failure().unwrap().signature();
+    let mut log = Vec::new();
+    let m = block_on(trace::minimize(
+        &t,
+        &target,
+        &mut HeapDipGuest,
+        Budget::default(),
+        &mut |s| log.push(s.what.clone()),
+    ));
+    let kinds: Vec<_> = m.trace.ops().map(|o| o.kind().name()).collect();
+    assert_eq!(
+        kinds,
+        ["alloc_frames", "query", "alloc_frames", "convert"],
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|w| w.ends_with("→ the frames they took")),
+        "{log:#?}"
+    );
+}

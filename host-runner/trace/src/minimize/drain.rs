@@ -25,7 +25,7 @@ const MAX_TAIL: usize = 8;
 /// Longest trace the pass probes: its probe runs twice the operations,
 /// one per batch, which on a long trace costs more than the removals
 /// that shorten it first.
-const MAX_OPS: usize = 256;
+pub(super) const MAX_OPS: usize = 256;
 
 /// `trace` with a `Stats` before its first operation and after each; its
 /// references moved with their targets and its batches one operation
