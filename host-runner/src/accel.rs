@@ -8,7 +8,6 @@
 //! faster, logs the figures, and caches the verdict keyed by QEMU's version,
 //! the host kernel and the CPU model.
 
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,31 +24,7 @@ pub use probe::{
     PROBE_VMM_ROUNDS,
 };
 
-/// An accelerator QEMU can run the guest with.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl Accel {
-    /// The name QEMU's `-accel` takes.
-    pub fn qemu_name(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.qemu_name())
-    }
-}
+pub use crate::qemu::Accel;
 
 /// What `--accel` asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -10,10 +10,11 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use crate::accel::Accel;
 use crate::error::{Error, Result};
 
+mod command;
 mod exit;
+pub use command::{Accel, QemuArgs, RamFile};
 pub use exit::QemuExit;
 
 /// Name of the QEMU binary searched in `PATH`.
@@ -87,77 +88,6 @@ pub async fn qemu_version(binary: &Path) -> Result<String> {
         })?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.lines().next().unwrap_or("unknown").trim().to_owned())
-}
-
-/// Everything QEMU's command line depends on.
-#[derive(Clone, Debug)]
-pub struct QemuArgs {
-    /// The guest kernel ELF (booted through its PVH note).
-    pub kernel: PathBuf,
-    /// Guest RAM in MiB.
-    pub ram_mib: u32,
-    pub accel: Accel,
-    /// Unix socket the host listens on; QEMU connects to it as a client.
-    pub serial_socket: PathBuf,
-    /// Unix socket QEMU listens on for QMP.
-    pub qmp_socket: PathBuf,
-    /// Appended verbatim.
-    pub extra: Vec<OsString>,
-}
-
-impl QemuArgs {
-    /// QEMU's arguments: a microvm with no devices but one serial port and
-    /// `isa-debug-exit`, no display, no network, no reboot.
-    pub fn argv(&self) -> Vec<OsString> {
-        let mut v: Vec<OsString> = Vec::new();
-        let mut push = |s: &str| v.push(s.into());
-        push("-M");
-        push("microvm");
-        push("-accel");
-        push(self.accel.qemu_name());
-        push("-m");
-        push(&format!("{}M", self.ram_mib));
-        for s in [
-            "-nodefaults",
-            "-no-user-config",
-            "-no-reboot",
-            "-display",
-            "none",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-serial",
-            "chardev:s0",
-        ] {
-            push(s);
-        }
-        v.push("-chardev".into());
-        v.push(opt_with_path("socket,id=s0,path=", &self.serial_socket, ""));
-        v.push("-qmp".into());
-        v.push(opt_with_path(
-            "unix:",
-            &self.qmp_socket,
-            ",server=on,wait=off",
-        ));
-        v.push("-kernel".into());
-        v.push(self.kernel.clone().into_os_string());
-        v.extend(self.extra.iter().cloned());
-        v
-    }
-}
-
-/// `prefix ‖ path ‖ suffix`, with the path's commas doubled as QEMU's option
-/// syntax wants.
-fn opt_with_path(prefix: &str, path: &Path, suffix: &str) -> OsString {
-    use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let mut bytes = prefix.as_bytes().to_vec();
-    for &b in path.as_os_str().as_bytes() {
-        bytes.push(b);
-        if b == b',' {
-            bytes.push(b',');
-        }
-    }
-    bytes.extend_from_slice(suffix.as_bytes());
-    OsString::from_vec(bytes)
 }
 
 /// A running QEMU. Dropping it kills QEMU (`SIGKILL`).

@@ -17,7 +17,6 @@
 //! on microvm — the guest and `pmemsave` see the overlay and the file holds
 //! the RAM underneath. Nothing the VMM manages lives there.
 
-use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -26,6 +25,7 @@ use std::sync::Arc;
 use oracle::{GuestMemory, MemoryError};
 
 use crate::error::{Error, Result};
+use crate::qemu::RamFile;
 
 /// Where shared RAM goes when it fits.
 const SHM: &str = "/dev/shm";
@@ -63,18 +63,12 @@ impl RamBacking {
         &self.path
     }
 
-    /// QEMU's arguments that back guest RAM with this file.
-    pub fn qemu_args(&self) -> Vec<OsString> {
-        let mut object = OsString::from("memory-backend-file,id=vmmfuzz-ram,share=on,size=");
-        object.push(self.size.to_string());
-        object.push(",mem-path=");
-        object.push(self.path().as_os_str());
-        vec![
-            "-object".into(),
-            object,
-            "-machine".into(),
-            "memory-backend=vmmfuzz-ram".into(),
-        ]
+    /// What QEMU's command line names to back guest RAM with this file.
+    pub fn qemu_file(&self) -> RamFile {
+        RamFile {
+            path: self.path.clone(),
+            size: self.size,
+        }
     }
 
     /// Maps the file and closes it (QEMU, which opened it at start, keeps
@@ -238,10 +232,8 @@ mod tests {
         let path = backing.path().to_owned();
         // Stand in for QEMU: write through another handle.
         let mut other = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        let args = backing.qemu_args();
-        assert!(args[1]
-            .to_string_lossy()
-            .contains("share=on,size=65536,mem-path="));
+        assert_eq!(backing.qemu_file().size, 65536);
+        assert_eq!(backing.qemu_file().path, path);
         let ram = backing.map().unwrap();
         assert!(!path.exists(), "the name is gone once mapped");
         other.seek(SeekFrom::Start(0x1008)).unwrap();

@@ -56,25 +56,23 @@ impl Vm {
         } else {
             None
         };
-        let mut extra = backing
-            .as_ref()
-            .map(RamBacking::qemu_args)
-            .unwrap_or_default();
-        if !config.files.is_empty() {
+        let initrd = if config.files.is_empty() {
+            None
+        } else {
             let blob = dir.path().join("files.img");
             std::fs::write(&blob, crate::files::build_blob(&config.files))
                 .map_err(Error::TempDir)?;
-            extra.push("-initrd".into());
-            extra.push(blob.into_os_string());
-        }
-        extra.extend(config.extra_args.iter().cloned());
+            Some(blob)
+        };
         let args = QemuArgs {
             kernel: config.kernel.clone(),
             ram_mib: config.ram_mib,
             accel: config.accel,
             serial_socket,
             qmp_socket: qmp_socket.clone(),
-            extra,
+            ram_file: backing.as_ref().map(RamBacking::qemu_file),
+            initrd,
+            gdb_socket: config.gdb_socket.clone(),
         };
         let started = Instant::now();
         let deadline = started + config.boot_timeout;

@@ -1,47 +1,9 @@
-//! Unit tests of argv building, exit statuses and the binary search.
+//! Unit tests of exit statuses and the binary search (argv: `command.rs`).
 
 use std::path::Path;
 use std::process::ExitStatus;
 
 use super::*;
-
-fn args() -> QemuArgs {
-    QemuArgs {
-        kernel: "/k/vmmfuzz-kernel".into(),
-        ram_mib: 128,
-        accel: Accel::Tcg,
-        serial_socket: "/tmp/d,x/serial.sock".into(),
-        qmp_socket: "/tmp/d/qmp.sock".into(),
-        extra: vec!["-s".into()],
-    }
-}
-
-#[test]
-fn argv_is_a_bare_microvm() {
-    let argv: Vec<String> = args()
-        .argv()
-        .into_iter()
-        .map(|s| s.into_string().unwrap())
-        .collect();
-    let line = argv.join(" ");
-    assert_eq!(
-        line,
-        "-M microvm -accel tcg -m 128M -nodefaults -no-user-config -no-reboot \
-         -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-         -serial chardev:s0 -chardev socket,id=s0,path=/tmp/d,,x/serial.sock \
-         -qmp unix:/tmp/d/qmp.sock,server=on,wait=off -kernel /k/vmmfuzz-kernel -s"
-    );
-    assert!(!line.contains("-net") && !line.contains("tcp"));
-}
-
-#[test]
-fn kvm_argv() {
-    let mut a = args();
-    a.accel = Accel::Kvm;
-    let argv = a.argv();
-    let i = argv.iter().position(|s| s == "-accel").unwrap();
-    assert_eq!(argv[i + 1], "kvm");
-}
 
 #[test]
 fn exit_codes() {

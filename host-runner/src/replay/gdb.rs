@@ -36,10 +36,7 @@ pub async fn pause_for_gdb(
     let dir = crate::session::owned_dir("vmmfuzz-gdb-")?;
     let socket = dir.path().join("gdb.sock");
     let mut config = config_for(config, trace);
-    let mut arg = std::ffi::OsString::from("unix:");
-    arg.push(socket.as_os_str());
-    arg.push(",server=on,wait=off");
-    config.extra_args.extend(["-gdb".into(), arg]);
+    config.gdb_socket = Some(socket.clone());
     let mut prefix = trace.clone();
     prefix.remove_ops(stop_before.min(trace.len())..trace.len());
     let mut vm = JudgedVm::start(&config, opts.judge_options())

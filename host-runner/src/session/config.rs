@@ -1,6 +1,5 @@
 //! What a guest boots with, and where its sockets live.
 
-use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,8 +19,8 @@ pub struct VmConfig {
     pub boot_timeout: Duration,
     /// For every request (a batch gets more, see [`crate::Vm::batch`]).
     pub request_timeout: Duration,
-    /// Extra QEMU arguments (e.g. `-s -S` for gdb).
-    pub extra_args: Vec<OsString>,
+    /// A gdb stub listening on this unix socket (`replay --gdb`), if any.
+    pub gdb_socket: Option<PathBuf>,
     /// Back guest RAM with a file the host maps ([`crate::ram`]), so that
     /// [`crate::Vm::shared_ram`] reads guest memory without `pmemsave`.
     pub shared_ram: bool,
@@ -64,7 +63,7 @@ impl VmConfig {
             ram_mib: DEFAULT_RAM_MIB,
             boot_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
-            extra_args: Vec::new(),
+            gdb_socket: None,
             shared_ram: false,
             files: Vec::new(),
             transport: Transport::default(),
