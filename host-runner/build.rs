@@ -4,42 +4,18 @@
 //! compile-time variable `VMMFUZZ_GUEST_KERNEL`.
 //!
 //! The kernel is built into `<target dir>/guest` with the flags of its own
-//! `.cargo/config.toml`; the outer build's flags (RUSTFLAGS, clippy's
-//! wrapper, a `--target`, coverage instrumentation) are kept away from it.
+//! `.cargo/config.toml`, by the command `src/guest_build.rs` makes (the one
+//! the runner's injected builds use too).
 //! Set `VMMFUZZ_SKIP_GUEST_BUILD=1` to skip it (then pass `--kernel PATH` or
 //! `VMMFUZZ_GUEST_KERNEL` at run time).
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const GUEST_TARGET: &str = "x86_64-unknown-none";
-const KERNEL_BIN: &str = "vmmfuzz-kernel";
+#[path = "src/guest_build.rs"]
+mod guest_build;
 
-/// Variables of the outer cargo that would leak into the inner build.
-const CLEARED: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "RUSTDOCFLAGS",
-    "CARGO_ENCODED_RUSTDOCFLAGS",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_TARGET_DIR",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_MANIFEST_LINKS",
-    "TARGET",
-    "HOST",
-    "OUT_DIR",
-    "PROFILE",
-    "OPT_LEVEL",
-    "DEBUG",
-    "NUM_JOBS",
-    "LLVM_PROFILE_FILE",
-];
+use guest_build::GUEST_TARGET;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=VMMFUZZ_SKIP_GUEST_BUILD");
@@ -68,22 +44,7 @@ fn main() {
     }
 
     let target_dir = outer_target_dir().join("guest");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&kernel_dir)
-        .args(["build", "--release", "--bin", KERNEL_BIN]);
-    for (key, _) in env::vars_os() {
-        let k = key.to_string_lossy();
-        if CLEARED.contains(&k.as_ref())
-            || k.starts_with("CARGO_CFG_")
-            || k.starts_with("CARGO_FEATURE_")
-            || k.starts_with("CARGO_PKG_")
-            || k.starts_with("__CARGO")
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("CARGO_TARGET_DIR", &target_dir);
+    let mut cmd = guest_build::command(&kernel_dir, &target_dir, &[]);
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("could not run cargo to build the guest kernel: {e}"));
@@ -97,10 +58,7 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let elf = target_dir
-        .join(GUEST_TARGET)
-        .join("release")
-        .join(KERNEL_BIN);
+    let elf = guest_build::elf_path(&target_dir);
     if !elf.is_file() {
         panic!(
             "the guest kernel build succeeded but {} is missing:\n{}\n{}",

@@ -10,7 +10,6 @@
 //! everything else boots.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::error::{Error, Result};
 
@@ -59,23 +58,6 @@ pub fn feature_target_dir(features: &[&str]) -> PathBuf {
     base.join(format!("guest-{}", names.join("-")))
 }
 
-/// Variables of a surrounding cargo (or test run) that must not reach the
-/// guest's build: its own `.cargo/config.toml` sets the flags.
-const CLEARED: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "RUSTC_WRAPPER",
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_TARGET_DIR",
-    "LLVM_PROFILE_FILE",
-];
-
 /// Builds the guest kernel with `features` (e.g. `["inject-skip-flush"]`)
 /// into [`feature_target_dir`] and returns the ELF's path. Cargo's own
 /// up-to-date check makes a second call cheap. For tests that inject bugs:
@@ -83,27 +65,11 @@ const CLEARED: &[&str] = &[
 pub fn build_guest(features: &[&str]) -> Result<PathBuf> {
     let dir = kernel_source_dir();
     let target = feature_target_dir(features);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&dir)
-        .args(["build", "--release", "--bin", "vmmfuzz-kernel"]);
-    if !features.is_empty() {
-        cmd.args(["--features", &features.join(",")]);
-    }
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if CLEARED.contains(&k.as_ref())
-            || k.starts_with("CARGO_PKG_")
-            || k.starts_with("CARGO_CFG_")
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("CARGO_TARGET_DIR", &target);
+    let mut cmd = crate::guest_build::command(&dir, &target, features);
     let out = cmd
         .output()
         .map_err(|e| Error::io("running cargo to build the guest", e))?;
-    let elf = target.join("x86_64-unknown-none/release/vmmfuzz-kernel");
+    let elf = crate::guest_build::elf_path(&target);
     if !out.status.success() || !elf.is_file() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(Error::io(

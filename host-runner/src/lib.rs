@@ -45,6 +45,7 @@ pub mod error;
 pub mod exit_code;
 pub mod files;
 pub mod fuzz;
+pub mod guest_build;
 pub mod guest_image;
 pub mod interrupt;
 pub mod judge;

@@ -1,0 +1,140 @@
+//! How the guest kernel is built, in one place: the build script
+//! (`build.rs`, which includes this file by `#[path]`) builds the default
+//! kernel, and [`crate::guest_image::build_guest`] builds kernels with
+//! injected bugs, both with this command and this environment.
+//!
+//! The guest (`guest/kernel`, a cargo workspace of its own for
+//! `x86_64-unknown-none`) takes its flags from its own
+//! `.cargo/config.toml`: whatever a surrounding cargo, build script or
+//! test run set for the host build (RUSTFLAGS, clippy's or a coverage
+//! tool's wrapper, a `--target`, profile and build-script variables,
+//! coverage output) is kept away from it. Plain std only: the build script
+//! compiles it too.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The guest's target triple.
+pub const GUEST_TARGET: &str = "x86_64-unknown-none";
+
+/// The kernel's binary name.
+pub const KERNEL_BIN: &str = "vmmfuzz-kernel";
+
+/// Variables of a surrounding cargo (or test run) that must not reach the
+/// guest's build.
+const CLEARED: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "CARGO_ENCODED_RUSTDOCFLAGS",
+    "CARGO_BUILD_TARGET",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_TARGET_DIR",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTC_WRAPPER",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_MANIFEST_LINKS",
+    "TARGET",
+    "HOST",
+    "OUT_DIR",
+    "PROFILE",
+    "OPT_LEVEL",
+    "DEBUG",
+    "NUM_JOBS",
+    "LLVM_PROFILE_FILE",
+];
+
+/// Prefixes of such variables (a build script's cfg and feature values,
+/// the package's metadata, cargo's internals).
+const CLEARED_PREFIXES: &[&str] = &["CARGO_CFG_", "CARGO_FEATURE_", "CARGO_PKG_", "__CARGO"];
+
+/// Whether the variable `key` must not reach the guest's build.
+pub fn cleared(key: &OsStr) -> bool {
+    let k = key.to_string_lossy();
+    CLEARED.contains(&k.as_ref()) || CLEARED_PREFIXES.iter().any(|p| k.starts_with(p))
+}
+
+/// The cargo command that builds the kernel in `kernel_dir` with
+/// `features` (none: the default kernel) into `target_dir`, with the
+/// environment cleared of what [`cleared`] names.
+pub fn command(kernel_dir: &Path, target_dir: &Path, features: &[&str]) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(kernel_dir)
+        .args(["build", "--release", "--bin", KERNEL_BIN]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    for (key, _) in std::env::vars_os() {
+        if cleared(&key) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("CARGO_TARGET_DIR", target_dir);
+    cmd
+}
+
+/// Where the kernel built into `target_dir` is.
+pub fn elf_path(target_dir: &Path) -> PathBuf {
+    target_dir
+        .join(GUEST_TARGET)
+        .join("release")
+        .join(KERNEL_BIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_builds_flags_are_cleared_and_the_rest_kept() {
+        for k in [
+            "RUSTFLAGS",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_TARGET_DIR",
+            "OUT_DIR",
+            "LLVM_PROFILE_FILE",
+            "CARGO_CFG_TARGET_OS",
+            "CARGO_FEATURE_SIM",
+            "CARGO_PKG_NAME",
+            "__CARGO_FIX_PLZ",
+        ] {
+            assert!(cleared(OsStr::new(k)), "{k}");
+        }
+        for k in ["PATH", "HOME", "CARGO", "CARGO_HOME", "RUSTUP_TOOLCHAIN"] {
+            assert!(!cleared(OsStr::new(k)), "{k}");
+        }
+    }
+
+    #[test]
+    fn the_command_builds_the_kernel_with_its_features_into_its_dir() {
+        let cmd = command(Path::new("/src/k"), Path::new("/t/g"), &["a", "b"]);
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "build",
+                "--release",
+                "--bin",
+                KERNEL_BIN,
+                "--features",
+                "a,b"
+            ]
+        );
+        assert_eq!(cmd.get_current_dir(), Some(Path::new("/src/k")));
+        let target = cmd.get_envs().find(|(k, _)| *k == "CARGO_TARGET_DIR");
+        assert_eq!(
+            target,
+            Some((OsStr::new("CARGO_TARGET_DIR"), Some(OsStr::new("/t/g"))))
+        );
+        assert_eq!(
+            elf_path(Path::new("/t/g")),
+            Path::new("/t/g/x86_64-unknown-none/release/vmmfuzz-kernel")
+        );
+    }
+}
