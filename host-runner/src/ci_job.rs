@@ -5,12 +5,12 @@
 //! passed. With a fuzz budget, a few seconds of wire fuzzing
 //! ([`crate::wire`]) come before the campaign.
 
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use trace::Outcome;
 
+pub use crate::ci_row::{exit_class, table, CiRow};
 use crate::error::{Error, Result};
 use crate::exit_code::{of_runner_error, ExitClass};
 use crate::fuzz::{FreshState, FuzzArgs};
@@ -71,26 +71,6 @@ impl Default for CiPlan {
 /// `testcases/` beside this crate.
 pub fn default_testcases() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testcases")
-}
-
-/// One line of the summary table.
-#[derive(Clone, Debug)]
-pub struct CiRow {
-    pub name: String,
-    pub ops: usize,
-    /// `None` when it passed.
-    pub failure: Option<String>,
-    /// Whose the failure is: [`ExitClass::Passed`] when there is none,
-    /// [`ExitClass::Environment`] for a fault of the machine or the tool.
-    pub class: ExitClass,
-    pub time: Duration,
-}
-
-/// What the job exits with: the worst of its rows' classes.
-pub fn exit_class(rows: &[CiRow]) -> ExitClass {
-    rows.iter()
-        .map(|r| r.class)
-        .fold(ExitClass::Passed, ExitClass::worst)
 }
 
 /// Every `*.jsonl` in `dir`, sorted.
@@ -199,31 +179,6 @@ pub async fn fuzz_campaign(
             time: started.elapsed(),
         },
     }
-}
-
-/// The summary table.
-pub fn table(rows: &[CiRow]) -> String {
-    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
-    let mut out = format!(
-        "{:width$}  {:>6}  {:6}  {:>8}\n",
-        "trace", "ops", "result", "time"
-    );
-    for r in rows {
-        let result = match (&r.failure, r.class) {
-            (None, _) => "ok",
-            (Some(_), ExitClass::Interrupted(_)) => "STOPPED",
-            (Some(_), _) => "FAILED",
-        };
-        let secs = format!("{:.2}s", r.time.as_secs_f64());
-        let _ = writeln!(
-            out,
-            "{:width$}  {:>6}  {result:6}  {secs:>8}",
-            r.name, r.ops
-        );
-    }
-    let failed = rows.iter().filter(|r| r.failure.is_some()).count();
-    let _ = writeln!(out, "{} passed, {failed} failed", rows.len() - failed);
-    out
 }
 
 /// Runs the whole job; prints each failure's details as it happens, and

@@ -15,7 +15,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
-use crate::ci_job::{exit_class, CiRow};
+use crate::ci_row::{exit_class, CiRow};
 use crate::exit_code::ExitClass;
 
 /// The `"format"` of the JSON results.

@@ -12,7 +12,7 @@ pub struct CiArgs {
     pub fuzz_secs: u64,
     /// Seed of that campaign (fixed by default, so a red CI run reproduces).
     #[arg(long, default_value_t = ci_job::DEFAULT_FUZZ_SEED, value_name = "SEED",
-          value_parser = host_runner::fuzz::summary::parse_seed)]
+          value_parser = host_runner::args::parse_seed)]
     pub fuzz_seed: u64,
     /// Memory check every K operations of each trace (and at its end).
     #[arg(long, default_value_t = 16, value_name = "K")]

@@ -36,10 +36,12 @@
 //! Dropping a [`Vm`] kills QEMU; so does the runner's death by any signal.
 
 pub mod accel;
+pub mod args;
 pub mod bench;
 pub mod check;
 pub mod ci_job;
 pub mod ci_results;
+pub mod ci_row;
 pub mod coverage;
 pub mod error;
 pub mod exit_code;

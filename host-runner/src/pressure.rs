@@ -253,7 +253,7 @@ pub fn judge(r: &PressureReport) -> Result<(), String> {
 
 /// The scenario as a row of the CI job (`host-runner`'s default run): boots
 /// its own 32 MiB guest from `base`.
-pub async fn ci_row(base: &VmConfig) -> crate::ci_job::CiRow {
+pub async fn ci_row(base: &VmConfig) -> crate::ci_row::CiRow {
     let started = std::time::Instant::now();
     let mut config = config(base);
     config.request_timeout = config
@@ -274,7 +274,7 @@ pub async fn ci_row(base: &VmConfig) -> crate::ci_job::CiRow {
         Ok(()) => (None, ExitClass::Passed),
         Err((f, class)) => (Some(f), class),
     };
-    crate::ci_job::CiRow {
+    crate::ci_row::CiRow {
         name: "pressure (32 MiB)".into(),
         ops: (2 * ANON_PAGES + 2 * FILE_SPEC.pages) as usize,
         failure,

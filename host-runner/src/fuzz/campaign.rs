@@ -8,103 +8,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use trace::{Failure, FailureKind, GenConfig, Generator, Signature};
+use trace::{Failure, FailureKind, GenConfig, Generator};
 
 use super::corpus::Corpus;
+use super::error::FuzzError;
 use super::fresh::Fresh;
 use super::plan::{sequence_seed, SequenceSource};
 use super::progress::{median, Goal, Progress};
 use super::sequence::{run_sequence, SequenceSpec};
-use super::summary::{FoundFailure, FreshState, FuzzArgs, Summary};
+use super::summary::Summary;
+use crate::args::fuzz::{FreshState, FuzzArgs};
+use crate::judge::is_runner_failure;
+use crate::session::VmConfig;
+use shared::Shared;
 
 mod capture;
 mod interrupted;
-use crate::judge::{is_runner_failure, JudgeOptions};
-use crate::session::VmConfig;
-
-/// Why a campaign could not go on (a guest bug is a failure in the
-/// summary, not an error).
-#[derive(Debug, thiserror::Error)]
-pub enum FuzzError {
-    #[error("writing {}: {source}{}", .path.display(), disk_hint(.source))]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the guest did not start: {0}")]
-    Boot(Failure),
-    #[error("an environment fault twice in a row on sequence {k} (not a VMM bug): {failure}")]
-    Runner { k: u64, failure: Failure },
-}
-
-/// What to do about a full disk (an environment fault, not a VMM bug).
-fn disk_hint(e: &std::io::Error) -> &'static str {
-    if e.raw_os_error() == Some(libc::ENOSPC) {
-        " (the disk is full: free some space or pass --out on another disk; nothing \
-         about the VMM is known)"
-    } else {
-        ""
-    }
-}
-
-/// What the jobs share.
-pub(super) struct Shared {
-    pub config: VmConfig,
-    args: FuzzArgs,
-    seed: u64,
-    source: SequenceSource,
-    pub progress: Progress,
-    deadline: Option<Instant>,
-    stop: AtomicBool,
-    found: Mutex<Vec<FoundFailure>>,
-    minimized: Mutex<HashSet<Signature>>,
-    replay: String,
-    /// Each job's choice of fresh state, and why.
-    fresh_notes: Mutex<Vec<String>>,
-    corpus: Mutex<Corpus>,
-    /// Sequences run as corpus mutants.
-    mutants: AtomicU64,
-    /// Environment faults met and retried (not VMM bugs).
-    environment: Mutex<Vec<String>>,
-    /// Hangs saved as unconfirmed, waiting for their rerun.
-    pending: Mutex<Vec<PathBuf>>,
-}
-
-impl Shared {
-    pub fn judge(&self) -> JudgeOptions {
-        JudgeOptions {
-            check_after_reset: true,
-            ..JudgeOptions::default()
-        }
-    }
-
-    /// Sequence `seed`'s mutant, when the draw says it mutates (share
-    /// `--mutate`) and the corpus holds something.
-    fn mutant(&self, seed: u64, gen: &GenConfig) -> Option<super::corpus::Mutant> {
-        let p = self.args.mutate.clamp(0.0, 1.0);
-        let roll = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1u64 << 53) as f64;
-        if roll >= p {
-            return None;
-        }
-        self.corpus.lock().expect("not poisoned").mutant(seed, gen)
-    }
-
-    /// Reports an environment fault that is being retried, and keeps it
-    /// for the summary.
-    pub(super) fn environment_fault(&self, what: String) {
-        self.progress
-            .println(format!("environment fault (not a VMM bug): {what}"));
-        self.environment.lock().expect("not poisoned").push(what);
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    pub(super) fn io(&self, path: PathBuf) -> impl FnOnce(std::io::Error) -> FuzzError {
-        move |source| FuzzError::Io { path, source }
-    }
-}
+pub(super) mod shared;
 
 /// One job: sequences until the source, the deadline or the failure limit
 /// says stop.

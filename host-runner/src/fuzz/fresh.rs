@@ -21,10 +21,11 @@ use std::time::Instant;
 use trace::format::write_entry;
 use trace::{Op, TraceHeader};
 
-use super::campaign::{FuzzError, Shared};
+use super::campaign::shared::Shared;
+use super::error::FuzzError;
 use super::history::SinceBoot;
 use super::sequence::SequenceRun;
-use super::summary::FreshState;
+use crate::args::fuzz::FreshState;
 use crate::judge::{is_runner_failure, JudgedVm};
 
 /// Resets of one guest before the job boots a fresh one: bounds the

@@ -22,6 +22,7 @@
 pub mod campaign;
 pub mod corpus;
 pub mod coverage;
+mod error;
 mod fresh;
 mod history;
 pub mod pages;
@@ -33,8 +34,10 @@ pub mod sequence;
 pub mod summary;
 pub mod timeline;
 
-pub use campaign::{run, FuzzError};
-pub use summary::{FoundFailure, FreshState, FuzzArgs, Summary};
+pub use crate::args::fuzz::{FreshState, FuzzArgs};
+pub use campaign::run;
+pub use error::FuzzError;
+pub use summary::{FoundFailure, Summary};
 
 use crate::RunnerOptions;
 

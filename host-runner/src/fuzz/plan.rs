@@ -1,8 +1,7 @@
 //! The campaign's plan, as plain computation: which sequences run (seeds,
-//! `--shard`), where a batch ends, and the `--duration` syntax.
+//! `--shard`) and where a batch ends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use trace::{Op, Shard};
 
@@ -80,18 +79,6 @@ impl BatchRule {
     }
 }
 
-/// Parses a duration: a number and a unit (`90s`, `10m`, `1h`, `500ms`;
-/// units may be combined: `1m30s`, `1h 5m`), as `humantime` reads them (it
-/// also knows `min`, `sec`, `d`, `w`…); a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("expected a duration like 90s, 10m, 1h or 1m30s, got {text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,21 +127,5 @@ mod tests {
         );
         let every_op = BatchRule { max: 0, ..rule };
         assert!(every_op.ends_after(&Op::Stats, 1, 1));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("5min"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration(" 1h 5m "), Ok(Duration::from_secs(3900)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
-        for bad in ["", "m", "10x", "1.5", "-3s", "3 parsecs"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 }

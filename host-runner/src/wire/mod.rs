@@ -242,7 +242,7 @@ pub async fn run(config: &VmConfig, plan: &WirePlan, print: impl Fn(&str)) -> Wi
 }
 
 /// The CI job's row: a wire campaign of `budget` from `seed`.
-pub async fn ci_row(config: &VmConfig, seed: u64, budget: Duration) -> crate::ci_job::CiRow {
+pub async fn ci_row(config: &VmConfig, seed: u64, budget: Duration) -> crate::ci_row::CiRow {
     let started = Instant::now();
     let plan = WirePlan {
         seed,
@@ -255,7 +255,7 @@ pub async fn ci_row(config: &VmConfig, seed: u64, budget: Duration) -> crate::ci
         ),
     };
     let report = run(config, &plan, |_| {}).await;
-    crate::ci_job::CiRow {
+    crate::ci_row::CiRow {
         name: format!("wire fuzz ({}s)", budget.as_secs()),
         ops: usize::try_from(report.tally.bursts).unwrap_or(usize::MAX),
         class: report.exit_class(),

@@ -8,7 +8,8 @@ use std::time::Instant;
 use trace::recorder::failure_path;
 use trace::Trace;
 
-use super::{FuzzError, Shared};
+use super::shared::Shared;
+use crate::fuzz::error::FuzzError;
 use crate::fuzz::history::since_boot_path;
 use crate::fuzz::summary::FoundFailure;
 use crate::judge::target::Reuse;

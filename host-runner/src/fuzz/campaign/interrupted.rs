@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use trace::recorder::failure_path;
 use trace::Trace;
 
-use super::{FuzzError, Shared};
-use crate::fuzz::summary::FuzzArgs;
+use super::shared::Shared;
+use crate::args::fuzz::FuzzArgs;
+use crate::fuzz::error::FuzzError;
 
 /// Where a hang's trace waits for its rerun's verdict: the failure's own
 /// name with `-unconfirmed` before `.jsonl`.
