@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn an_error_and_its_causes_are_said_once() {
-        let io = || std::io::Error::from_raw_os_error(libc::EEXIST);
+        let io = || std::io::Error::from_raw_os_error(rustix::io::Errno::EXIST.raw_os_error());
         let e = anyhow::Error::new(FuzzError::Io {
             path: "failures".into(),
             source: io(),
@@ -230,7 +230,9 @@ mod tests {
         assert_eq!(error_text(&e), "smoke: File exists (os error 17)");
         let trace = crate::Error::Trace {
             path: "t.jsonl".into(),
-            source: trace::TraceError::Io(std::io::Error::from_raw_os_error(libc::EISDIR)),
+            source: trace::TraceError::Io(std::io::Error::from_raw_os_error(
+                rustix::io::Errno::ISDIR.raw_os_error(),
+            )),
         };
         assert_eq!(
             error_text(&anyhow::Error::new(trace)),
@@ -246,7 +248,7 @@ mod tests {
         .context("starting");
         assert_eq!(classify(&missing), ExitClass::Environment);
         let killed = anyhow::Error::new(crate::Error::GuestDied {
-            exit: QemuExit::Signal(libc::SIGKILL),
+            exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
             stderr: String::new(),
         });
         assert_eq!(classify(&killed), ExitClass::Environment);
@@ -257,7 +259,7 @@ mod tests {
         assert_eq!(classify(&triple), ExitClass::VmmFailed);
         let full = anyhow::Error::new(FuzzError::Io {
             path: "failures/x.jsonl".into(),
-            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            source: std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()),
         });
         assert_eq!(classify(&full), ExitClass::Environment);
         let usage = anyhow::Error::new(UsageError("bad".into()));

@@ -6,22 +6,52 @@
 
 pub use trace::FileSpec;
 
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{Immutable, IntoBytes, KnownLayout};
+
 const PAGE: usize = 4096;
+
+/// The blob's header (formats.rs, "The file images"): the host's own
+/// definition (the guest keeps its own).
+#[derive(IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct Header {
+    magic: [u8; 8],
+    version: U32,
+    count: U32,
+}
+
+/// One file's record, after the header.
+#[derive(IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct Record {
+    /// Where the file's first page is, from the blob's start.
+    offset: U64,
+    pages: U64,
+}
 
 /// The blob for `files`: a header page (more if the records need it), then
 /// each file page aligned, in order.
 pub fn build_blob(files: &[FileSpec]) -> Vec<u8> {
-    let header = (16 + 16 * files.len()).div_ceil(PAGE) * PAGE;
+    const HEADER: usize = size_of::<Header>();
+    const RECORD: usize = size_of::<Record>();
+    let header = (HEADER + RECORD * files.len()).div_ceil(PAGE) * PAGE;
     let data: usize = files.iter().map(|f| f.pages as usize * PAGE).sum();
     let mut blob = vec![0u8; header + data];
-    blob[..8].copy_from_slice(b"VMMFILES");
-    blob[8..12].copy_from_slice(&1u32.to_le_bytes());
-    blob[12..16].copy_from_slice(&(files.len() as u32).to_le_bytes());
+    let head = Header {
+        magic: *b"VMMFILES",
+        version: 1.into(),
+        count: (files.len() as u32).into(),
+    };
+    blob[..HEADER].copy_from_slice(head.as_bytes());
     let mut offset = header;
     for (i, f) in files.iter().enumerate() {
-        let rec = 16 + 16 * i;
-        blob[rec..rec + 8].copy_from_slice(&(offset as u64).to_le_bytes());
-        blob[rec + 8..rec + 16].copy_from_slice(&f.pages.to_le_bytes());
+        let rec = HEADER + RECORD * i;
+        let record = Record {
+            offset: (offset as u64).into(),
+            pages: f.pages.into(),
+        };
+        blob[rec..rec + RECORD].copy_from_slice(record.as_bytes());
         let len = f.pages as usize * PAGE;
         protocol::pattern::fill(f.seed, 0, &mut blob[offset..offset + len]);
         offset += len;

@@ -124,9 +124,18 @@ mod tests {
 
     #[test]
     fn exit_codes_are_128_plus_the_signal() {
-        assert_eq!(Signal::Hangup.exit_code(), 128 + libc::SIGHUP as u8);
-        assert_eq!(Signal::Interrupt.exit_code(), 128 + libc::SIGINT as u8);
-        assert_eq!(Signal::Terminate.exit_code(), 128 + libc::SIGTERM as u8);
+        assert_eq!(
+            Signal::Hangup.exit_code(),
+            128 + rustix::process::Signal::HUP.as_raw() as u8
+        );
+        assert_eq!(
+            Signal::Interrupt.exit_code(),
+            128 + rustix::process::Signal::INT.as_raw() as u8
+        );
+        assert_eq!(
+            Signal::Terminate.exit_code(),
+            128 + rustix::process::Signal::TERM.as_raw() as u8
+        );
     }
 
     #[test]

@@ -204,19 +204,18 @@ impl Qemu {
 /// way out. The signal is tied to the thread that spawns QEMU, which is a
 /// runtime thread that lives as long as the runner's runtime.
 fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: getpid is async-signal-safe, and the closure calls only
-    // async-signal-safe functions (prctl, getppid, _exit) between fork and
-    // exec, allocating nothing.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: see above.
+    use rustix::process::{getpid, getppid, set_parent_process_death_signal, Signal};
+    let parent = getpid();
+    // SAFETY: the closure runs between fork and exec and calls only
+    // async-signal-safe system calls (prctl, getppid), allocating nothing:
+    // its errors are raw errno values.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The runner died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            // The runner died before prctl took effect: fail the exec (the
+            // child then exits at once; nobody waits for it).
+            if getppid() != Some(parent) {
+                return Err(rustix::io::Errno::SRCH.into());
             }
             Ok(())
         });

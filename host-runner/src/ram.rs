@@ -19,7 +19,6 @@
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use oracle::{GuestMemory, MemoryError};
@@ -76,84 +75,46 @@ impl RamBacking {
     /// ([`crate::ring`]); everything else only reads it.
     pub fn map(self) -> Result<SharedRam> {
         let len = usize::try_from(self.size).expect("RAM size fits in usize");
-        // SAFETY: a fresh shared mapping of a file we own, of its full
-        // length; the kernel picks the address. It is only reached through
-        // raw pointers (`Mapping`), never through references.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                self.file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(Error::io(
-                "mapping guest RAM",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap does not return null");
+        // A raw mapping (`MmapRaw`): shared, readable and writable, and
+        // only reached through raw pointers, never through references.
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(&self.file)
+            .map_err(|e| Error::io("mapping guest RAM", e))?;
         // The mapping keeps the memory; QEMU has its own.
         drop(self.file);
         Ok(SharedRam {
-            map: Arc::new(Mapping { ptr, len }),
+            map: Arc::new(Mapping { map }),
         })
     }
 }
 
 /// Free bytes of the file system at `dir`.
 fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a valid C string and `st` is writable for one statvfs.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so it filled `st`.
-    let st = unsafe { st.assume_init() };
-    // The fields' types differ between targets.
-    #[allow(clippy::useless_conversion)]
-    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// The mapping of QEMU's RAM file: unmapped when the last holder drops it.
 #[derive(Debug)]
 pub(crate) struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
+    map: memmap2::MmapRaw,
 }
-
-// SAFETY: the mapping is owned by this value and only reached through raw
-// pointers; the guest (another process) changes it anyway, so every reader
-// copies out under the rules of `protocol::ring`.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// The address of guest physical `phys..phys + len`, if it lies inside.
     pub(crate) fn at(&self, phys: u64, len: u64) -> Option<*mut u8> {
         let start = usize::try_from(phys).ok()?;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
-        if end > self.len {
+        if end > self.map.len() {
             return None;
         }
-        // SAFETY: start <= end <= self.len: inside the mapping.
-        Some(unsafe { self.ptr.as_ptr().add(start) })
+        // SAFETY: start <= end <= len: inside the mapping.
+        Some(unsafe { self.map.as_mut_ptr().add(start) })
     }
-}
 
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `RamBacking::map`, unmapped once.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+    fn len(&self) -> usize {
+        self.map.len()
     }
 }
 
@@ -166,12 +127,12 @@ pub struct SharedRam {
 impl SharedRam {
     /// Bytes of guest RAM.
     pub fn len(&self) -> u64 {
-        self.map.len as u64
+        self.map.len() as u64
     }
 
     /// Whether the mapping is empty (never, for a booted guest).
     pub fn is_empty(&self) -> bool {
-        self.map.len == 0
+        self.map.len() == 0
     }
 
     /// The mapping, for the ring.
@@ -187,7 +148,7 @@ impl SharedRam {
         };
         let start = usize::try_from(phys).map_err(|_| oob.clone())?;
         let end = start.checked_add(buf.len()).ok_or(oob.clone())?;
-        if end > self.map.len {
+        if end > self.map.len() {
             return Err(oob);
         }
         // A plain bulk copy: reads happen between requests, when the guest
@@ -198,7 +159,7 @@ impl SharedRam {
         // `buf` is a distinct allocation of the same length.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.map.ptr.as_ptr().add(start),
+                self.map.map.as_ptr().add(start),
                 buf.as_mut_ptr(),
                 buf.len(),
             )

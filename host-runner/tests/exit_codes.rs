@@ -120,10 +120,10 @@ fn qemu_killed_from_outside_is_retried_and_never_saved_as_a_failure() {
     while killed.is_none() && started.elapsed() < Duration::from_secs(120) {
         if let Some(&q) = qemu_children(pid).first() {
             if driving(out.path()) {
-                // SAFETY: kill(2) with a pid we just read as our runner's
-                // QEMU child; at worst it is already gone (ESRCH).
-                let r = unsafe { libc::kill(q as i32, libc::SIGKILL) };
-                if r == 0 {
+                // A pid we just read as our runner's QEMU child; at worst
+                // it is already gone (ESRCH).
+                let pid = rustix::process::Pid::from_raw(q as i32).expect("a pid");
+                if rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok() {
                     killed = Some(q);
                 }
             }

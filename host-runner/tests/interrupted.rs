@@ -72,12 +72,11 @@ fn ops_in_flight(out: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) of a process this test started (or its QEMU child,
-    // read from /proc just before); at worst it is gone already (ESRCH).
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    // A process this test started (or its QEMU child, read from /proc just
+    // before); at worst it is gone already (ESRCH).
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    let _ = rustix::process::kill_process(pid, sig);
 }
 
 #[test]
@@ -108,7 +107,7 @@ fn sigint_prints_the_summary_and_the_trace_in_flight_and_leaves_no_qemu() {
         "the campaign never got going"
     );
     assert!(!qemu.is_empty(), "no QEMU seen");
-    signal(child.id(), libc::SIGINT);
+    signal(child.id(), rustix::process::Signal::INT);
     let mut seen = String::new();
     rest(&rx, &mut seen);
     let status = child.wait().unwrap();
@@ -148,7 +147,7 @@ fn stall_qemu(
         if stopped.len() < stops && ops_in_flight(out) > 0 {
             for q in qemu_children(runner.id()) {
                 if !stopped.contains(&q) {
-                    signal(q, libc::SIGSTOP);
+                    signal(q, rustix::process::Signal::STOP);
                     stopped.push(q);
                 }
             }
@@ -157,7 +156,7 @@ fn stall_qemu(
             seen.push_str(&l);
             seen.push('\n');
             if l.contains(until) {
-                signal(runner.id(), libc::SIGSTOP);
+                signal(runner.id(), rustix::process::Signal::STOP);
                 return Some(l);
             }
         }
@@ -224,7 +223,7 @@ fn a_hang_is_on_disk_before_its_rerun_and_removed_when_the_rerun_passes() {
     // The runner is stopped right after it said so: the rerun has not run.
     let path = unconfirmed_in(&line);
     let text = std::fs::read_to_string(&path).expect("on disk before the rerun");
-    signal(child.id(), libc::SIGCONT);
+    signal(child.id(), rustix::process::Signal::CONT);
     let t = trace::parse_str(&text).unwrap();
     assert_eq!(
         t.header.failure.as_ref().unwrap().kind,
@@ -249,7 +248,7 @@ fn a_hang_that_hangs_again_is_saved_as_a_hang() {
     let mut seen = String::new();
     // Both the first run's QEMU and the rerun's are stalled.
     let line = stall_qemu(&mut child, out.path(), &rx, 2, "FAILED: ", &mut seen);
-    signal(child.id(), libc::SIGCONT);
+    signal(child.id(), rustix::process::Signal::CONT);
     rest(&rx, &mut seen);
     let status = child.wait().unwrap();
     assert!(line.is_some(), "no failure reported:\n{seen}");
@@ -287,7 +286,7 @@ fn sigterm_during_the_ci_jobs_campaign_prints_its_summary_marked_interrupted() {
         "the campaign never got going"
     );
     let qemu = qemu_children(child.id());
-    signal(child.id(), libc::SIGTERM);
+    signal(child.id(), rustix::process::Signal::TERM);
     let mut seen = String::new();
     rest(&rx, &mut seen);
     let status = child.wait().unwrap();

@@ -277,10 +277,9 @@ fn gdb_attaches_to_the_paused_guest() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&gdb.stdout);
-    // SAFETY: kill(2) of the runner this test spawned.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
+    // The runner this test spawned.
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
     let status = child.wait().unwrap();
     assert!(
         text.contains("vmmfuzz_kernel::") || text.contains("in section .text"),

@@ -90,8 +90,9 @@ fn a_failure_names_its_burst_and_saves_its_bytes() {
     let mut killed = false;
     while !killed && started.elapsed() < Duration::from_secs(60) {
         for q in qemu_children(child.id()) {
-            // SAFETY: kill(2) of the runner's QEMU child, just read.
-            killed |= unsafe { libc::kill(q as libc::pid_t, libc::SIGKILL) } == 0;
+            // The runner's QEMU child, just read.
+            let pid = rustix::process::Pid::from_raw(q as i32).expect("a pid");
+            killed |= rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok();
         }
         std::thread::sleep(Duration::from_millis(20));
     }

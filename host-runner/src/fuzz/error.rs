@@ -21,7 +21,7 @@ pub enum FuzzError {
 
 /// What to do about a full disk (an environment fault, not a VMM bug).
 fn disk_hint(e: &std::io::Error) -> &'static str {
-    if e.raw_os_error() == Some(libc::ENOSPC) {
+    if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
         " (the disk is full: free some space or pass --out on another disk; nothing \
          about the VMM is known)"
     } else {

@@ -15,27 +15,37 @@ use crate::qemu::QemuExit;
 /// SIGXCPU). A QEMU that dies of SIGSEGV, SIGABRT, SIGBUS… crashed, which
 /// the guest may have caused: that stays `guest_died`.
 pub fn external_signal(signal: i32) -> bool {
-    matches!(
-        signal,
-        libc::SIGKILL | libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT | libc::SIGXCPU
-    )
+    use rustix::process::Signal;
+    [
+        Signal::KILL,
+        Signal::TERM,
+        Signal::INT,
+        Signal::HUP,
+        Signal::QUIT,
+        Signal::XCPU,
+    ]
+    .iter()
+    .any(|s| s.as_raw() == signal)
 }
 
 /// The signal's name (`SIGKILL`), or its number.
 pub fn signal_name(signal: i32) -> String {
-    let name = match signal {
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        _ => return format!("signal {signal}"),
-    };
-    format!("{name} ({signal})")
+    use rustix::process::Signal;
+    const NAMED: [(Signal, &str); 9] = [
+        (Signal::KILL, "SIGKILL"),
+        (Signal::TERM, "SIGTERM"),
+        (Signal::INT, "SIGINT"),
+        (Signal::HUP, "SIGHUP"),
+        (Signal::QUIT, "SIGQUIT"),
+        (Signal::XCPU, "SIGXCPU"),
+        (Signal::SEGV, "SIGSEGV"),
+        (Signal::ABORT, "SIGABRT"),
+        (Signal::BUS, "SIGBUS"),
+    ];
+    match NAMED.iter().find(|(s, _)| s.as_raw() == signal) {
+        Some((_, name)) => format!("{name} ({signal})"),
+        None => format!("signal {signal}"),
+    }
 }
 
 /// Whether the error is the environment's, not the guest's: every variant
@@ -184,19 +194,19 @@ mod tests {
     #[test]
     fn a_qemu_killed_from_outside_is_the_environment() {
         let killed = failure_from(Error::GuestDied {
-            exit: QemuExit::Signal(libc::SIGKILL),
+            exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
             stderr: String::new(),
         });
         assert_eq!(killed.kind, FailureKind::Environment);
         assert!(killed.message.contains("SIGKILL (9)"), "{}", killed.message);
         let at_boot = failure_from(Error::ExitedBeforeReady {
-            exit: QemuExit::Signal(libc::SIGTERM),
+            exit: QemuExit::Signal(rustix::process::Signal::TERM.as_raw()),
             stderr: String::new(),
         });
         assert!(is_runner_failure(&at_boot), "{}", at_boot.message);
         // A crash may be the guest's doing (a QEMU bug it triggered).
         let crashed = failure_from(Error::GuestDied {
-            exit: QemuExit::Signal(libc::SIGSEGV),
+            exit: QemuExit::Signal(rustix::process::Signal::SEGV.as_raw()),
             stderr: String::new(),
         });
         assert_eq!(crashed.kind, FailureKind::GuestDied);

@@ -14,7 +14,7 @@ mod memory;
 mod mmap;
 mod slots;
 mod stateful;
-mod swap;
+pub(crate) mod swap;
 mod violation;
 mod walk;
 

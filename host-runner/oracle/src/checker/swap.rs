@@ -24,28 +24,42 @@ pub struct Header {
     pub data: u64,
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+/// The header as laid out in guest memory (formats.rs, "The swap store").
+#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout, zerocopy::Immutable)]
+#[repr(C)]
+pub struct RawHeader {
+    pub magic: [u8; 8],
+    pub unit: zerocopy::little_endian::U32,
+    pub units: zerocopy::little_endian::U32,
+    pub used: zerocopy::little_endian::U64,
+    pub pending: zerocopy::little_endian::U64,
+    pub lengths: zerocopy::little_endian::U64,
+    pub data: zerocopy::little_endian::U64,
 }
 
+/// The header's magic.
+pub const MAGIC: [u8; 8] = *b"VMMSWAP1";
+
 fn header(mem: &dyn GuestMemory, hello: &Hello) -> Result<Header, String> {
+    use zerocopy::{FromZeros, IntoBytes};
     let r = hello.swap;
-    let mut b = [0u8; 48];
-    mem.read(r.start, &mut b).map_err(|e| e.to_string())?;
-    if &b[..8] != b"VMMSWAP1" {
-        return Err(format!("bad magic {:02x?}", &b[..8]));
+    let mut raw = RawHeader::new_zeroed();
+    mem.read(r.start, raw.as_mut_bytes())
+        .map_err(|e| e.to_string())?;
+    if raw.magic != MAGIC {
+        return Err(format!("bad magic {:02x?}", raw.magic));
     }
-    let unit = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
+    let unit = raw.unit.get();
     if u64::from(unit) != UNIT {
         return Err(format!("unit size {unit}, not 128"));
     }
-    let units = u64::from(u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")));
+    let units = u64::from(raw.units.get());
     let h = Header {
         units,
-        used: u64_at(&b, 16),
-        pending: u64_at(&b, 24),
-        lengths: u64_at(&b, 32),
-        data: u64_at(&b, 40),
+        used: raw.used.get(),
+        pending: raw.pending.get(),
+        lengths: raw.lengths.get(),
+        data: raw.data.get(),
     };
     let size = r.end - r.start;
     let parts = [

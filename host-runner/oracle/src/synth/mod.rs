@@ -148,14 +148,16 @@ impl Image {
         for f in total..total + tail {
             img.set_used(f, true);
         }
-        let mut header = Vec::with_capacity(48);
-        header.extend(b"VMMSWAP1");
-        header.extend(128u32.to_le_bytes());
-        header.extend((units as u32).to_le_bytes());
-        for off in [parts.used, parts.pending, parts.lengths, parts.data] {
-            header.extend(off.to_le_bytes());
-        }
-        img.write(swap_at, &header);
+        let header = crate::checker::swap::RawHeader {
+            magic: crate::checker::swap::MAGIC,
+            unit: (crate::checker::swap::UNIT as u32).into(),
+            units: (units as u32).into(),
+            used: parts.used.into(),
+            pending: parts.pending.into(),
+            lengths: parts.lengths.into(),
+            data: parts.data.into(),
+        };
+        img.write(swap_at, zerocopy::IntoBytes::as_bytes(&header));
         for p in 0..file_pages {
             img.write(file_at + p * 4096, &crate::model::file_page(FILE_SEED, p));
         }
