@@ -1,4 +1,7 @@
-//! The RPC client against a fake guest on an in-memory stream.
+//! The RPC client against a fake guest on an in-memory stream. The tests
+//! of timeouts run on paused time (`start_paused`): the timeouts and the
+//! guest's delays follow tokio's virtual clock, in a fixed order whatever
+//! the machine's load.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -153,7 +156,7 @@ async fn damaged_frame_gets_bad_frame_and_the_line_goes_on() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn timeout_then_late_reply_is_dropped() {
     let mut c = client().await;
     let err = c
@@ -172,7 +175,7 @@ async fn timeout_then_late_reply_is_dropped() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn hang_times_out() {
     let mut c = client().await;
     let err = c
@@ -235,7 +238,7 @@ async fn eof_without_report() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn ready_timeout_when_guest_is_silent() {
     let (host, _guest) = tokio::io::duplex(64);
     let mut c = RpcClient::new(host, T);
@@ -266,7 +269,7 @@ async fn undecodable_reply_is_an_error() {
     drop(responder.await);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn write_cut_by_a_timeout_is_ended_and_its_answer_dropped() {
     // A small pipe: a big request fills it while the guest does not read.
     let (host, guest) = tokio::io::duplex(64);
