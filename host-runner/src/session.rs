@@ -295,6 +295,12 @@ impl Vm {
         self.qemu.kill().await
     }
 
+    /// Kills QEMU (`SIGKILL`) if it still runs and waits (up to 5 s) for
+    /// its end; the `Vm` stays, with QEMU's output and the directory.
+    pub async fn kill_qemu(&mut self) -> QemuExit {
+        self.qemu.kill().await
+    }
+
     /// Waits up to `timeout` for QEMU to end on its own.
     pub async fn wait_exit(&mut self, timeout: Duration) -> QemuExit {
         self.qemu.wait_exit(timeout).await

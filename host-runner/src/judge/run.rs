@@ -95,17 +95,7 @@ impl JudgedVm {
         let mut f = failure_from(err);
         f.op_index = index;
         if f.kind == FailureKind::Hang {
-            if let Some(pid) = self.vm.qemu_pid() {
-                // The QEMU this session started and still owns (its pid is
-                // only returned while it runs).
-                if let Some(pid) = i32::try_from(pid)
-                    .ok()
-                    .and_then(rustix::process::Pid::from_raw)
-                {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                }
-            }
-            let exit = self.vm.wait_exit(std::time::Duration::from_secs(5)).await;
+            let exit = self.vm.kill_qemu().await;
             f.message.push_str(&format!("; QEMU killed ({exit})"));
         }
         f
