@@ -11,6 +11,7 @@ use protocol::FaultReason;
 
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::files::NoFilePage;
+use crate::frame_alloc::FrameAllocator;
 use crate::layout::HEAP_START;
 use crate::linear::user;
 use crate::pte::Pte;
@@ -37,7 +38,7 @@ impl From<Unloadable> for FaultReason {
     }
 }
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The page-fault handler's decision for a fault at `addr` (a `write`
     /// or a read): allocate-on-write pages get a zeroed frame, swapped pages
     /// come back, file pages are loaded (private on a write), a clean file

@@ -6,6 +6,7 @@ use protocol::{Error, Privilege};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::pte::{Pte, MAX_INDEX};
 use crate::validate::{self, canonical};
@@ -20,7 +21,7 @@ pub(crate) struct NoFilePage;
 
 const RECORD: u64 = 1 << 63;
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The `(file, page)` recorded for `frame`, if any.
     pub(crate) fn frame_info(&mut self, frame: PhysFrame) -> Option<(u8, u64)> {
         let base = self.finfo?;

@@ -1,26 +1,31 @@
 //! The physical frame allocator: one bit per frame in guest RAM, in the
 //! format of `protocol::formats` (bit `n` = byte `n / 8`, bit `n % 8`, 1 =
-//! used; bits past the last frame are 1).
+//! used; bits past the last frame are 1). The one implementation of
+//! [`FrameAllocator`].
+//!
+//! # Invariants
+//! - `free` is the number of zero bits below `total`; every bit at or past
+//!   `total` (to the end of the bitmap) is 1, so a search never answers a
+//!   frame that is not managed.
+//! - A frame's bit is 1 exactly while it is used: [`BitmapFrameAllocator::new`]
+//!   sets every frame not wholly inside RAM, or touching a reservation (the
+//!   kernel's image, its tables, the ring, the bitmap itself), and nothing
+//!   ever clears those bits again (`free` refuses a frame whose bit is 0).
+//! - `boot_free <= total`; `next <= total` (the next-fit hint of
+//!   [`FrameAllocator::alloc`], 0 after `rewind`).
+//! - The bitmap is the one the kernel names in `Hello::frame_bitmap`: the
+//!   host reads it as it lies in memory, so its format is the protocol's.
 
 use protocol::PhysRange;
 use x86_64::structures::paging::PhysFrame;
 use x86_64::PhysAddr;
 
+use crate::frame_alloc::{FrameAllocator, FreeError};
 use crate::pte::ADDR_MASK;
-
-/// Why a frame could not be freed (a bug of the caller: the VMM never frees a
-/// frame it does not own).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FreeError {
-    /// The frame is past the frames the allocator manages.
-    OutOfRange,
-    /// The frame is free already.
-    NotUsed,
-}
 
 /// Single and contiguous frame allocation over a bitmap.
 #[derive(Debug)]
-pub struct FrameAllocator {
+pub struct BitmapFrameAllocator {
     bitmap: &'static mut [u8],
     total: u64,
     free: u64,
@@ -61,11 +66,7 @@ pub(crate) fn set_bit(map: &mut [u8], n: u64, v: bool) {
     }
 }
 
-/// No free frame was left for what the VMM needed (a page table, say).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct NoFrame;
-
-impl FrameAllocator {
+impl BitmapFrameAllocator {
     /// An allocator over `bitmap` for `total_frames` frames: every frame is
     /// marked used except those wholly inside a `ram` range and touching no
     /// `reserved` range; the bits past `total_frames` in the last byte are 1.
@@ -98,7 +99,7 @@ impl FrameAllocator {
             }
         }
         let free = (0..total).filter(|&n| !bit(bitmap, n)).count() as u64;
-        FrameAllocator {
+        BitmapFrameAllocator {
             bitmap,
             total,
             free,
@@ -109,42 +110,9 @@ impl FrameAllocator {
         }
     }
 
-    /// Back to the placement of boot: the next single frame is searched
-    /// from frame 0 again, so that a run after `Reset` allocates the same
-    /// frames as a run after a fresh boot.
-    pub(crate) fn rewind(&mut self) {
-        self.next = 0;
-    }
-
-    /// Frames managed (bits in the bitmap).
-    pub fn total_frames(&self) -> u64 {
-        self.total
-    }
-
-    /// Frames free now.
-    pub fn free_frames(&self) -> u64 {
-        self.free
-    }
-
-    /// Frames free at boot (what every `Reset` returns to).
-    pub fn boot_free_frames(&self) -> u64 {
-        self.boot_free
-    }
-
     /// The bitmap as it lies in memory.
     pub fn bitmap(&self) -> &[u8] {
         self.bitmap
-    }
-
-    /// Records the current free count as the boot count (after the VMM took
-    /// its own metadata frames).
-    pub(crate) fn set_boot_point(&mut self) {
-        self.boot_free = self.free;
-    }
-
-    /// Whether frame number `n` is in use (frames past the end are).
-    pub fn is_used(&self, n: u64) -> bool {
-        n >= self.total || bit(self.bitmap, n)
     }
 
     /// Test support: whether the next allocation is made to fail.
@@ -163,9 +131,44 @@ impl FrameAllocator {
         set_bit(self.bitmap, n, true);
         self.free -= 1;
     }
+}
+
+impl FrameAllocator for BitmapFrameAllocator {
+    /// Back to the placement of boot: the next single frame is searched
+    /// from frame 0 again, so that a run after `Reset` allocates the same
+    /// frames as a run after a fresh boot.
+    fn rewind(&mut self) {
+        self.next = 0;
+    }
+
+    /// Frames managed (bits in the bitmap).
+    fn total_frames(&self) -> u64 {
+        self.total
+    }
+
+    /// Frames free now.
+    fn free_frames(&self) -> u64 {
+        self.free
+    }
+
+    /// Frames free at boot (what every `Reset` returns to).
+    fn boot_free_frames(&self) -> u64 {
+        self.boot_free
+    }
+
+    /// Records the current free count as the boot count (after the VMM took
+    /// its own metadata frames).
+    fn set_boot_point(&mut self) {
+        self.boot_free = self.free;
+    }
+
+    /// Whether frame number `n` is in use (frames past the end are).
+    fn is_used(&self, n: u64) -> bool {
+        n >= self.total || bit(self.bitmap, n)
+    }
 
     /// One free frame, or `None` when none is left.
-    pub fn alloc(&mut self) -> Option<PhysFrame> {
+    fn alloc(&mut self) -> Option<PhysFrame> {
         if self.free == 0 || self.injected_failure() {
             return None;
         }
@@ -192,7 +195,7 @@ impl FrameAllocator {
     /// frames the heap holds (it keeps what it grew into across `Reset`)
     /// then does not change which frames the host's requests get, until
     /// memory is nearly full.
-    pub fn alloc_high(&mut self) -> Option<PhysFrame> {
+    fn alloc_high(&mut self) -> Option<PhysFrame> {
         if self.free == 0 || self.injected_failure() {
             return None;
         }
@@ -215,7 +218,7 @@ impl FrameAllocator {
     }
 
     /// `count` physically contiguous free frames (first fit), or `None`.
-    pub fn alloc_contiguous(&mut self, count: u64) -> Option<PhysFrame> {
+    fn alloc_contiguous(&mut self, count: u64) -> Option<PhysFrame> {
         if count == 0 || count > self.free || self.injected_failure() {
             return None;
         }
@@ -250,7 +253,7 @@ impl FrameAllocator {
     }
 
     /// Frees `frame`.
-    pub fn free(&mut self, frame: PhysFrame) -> Result<(), FreeError> {
+    fn free(&mut self, frame: PhysFrame) -> Result<(), FreeError> {
         let n = frame_number(frame);
         if n >= self.total {
             return Err(FreeError::OutOfRange);

@@ -7,10 +7,11 @@ use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
+use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::vmm::{Meta, Vmm};
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The host-frame bitmap (bit `n`: the host holds frame `n`).
     fn host_bits(&self) -> Option<Bits> {
         self.meta.map(|m: Meta| Bits {

@@ -28,6 +28,7 @@
 use protocol::{Error, Reclaim};
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::frame_alloc::FrameAllocator;
 use crate::layout::HEAP_START;
 use crate::linear::user;
 use crate::pte::Pte;
@@ -37,7 +38,7 @@ use crate::vmm::Vmm;
 pub use crate::heapmap::GRANULE;
 use crate::heapmap::{KHeap, HOST, START, USED};
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// A block of `size` bytes aligned to `align` (a power of two, at most
     /// 4096); `host` marks it as the host's.
     #[inline(never)] // a request's entry point: see `crate::dispatch`

@@ -18,13 +18,14 @@ use protocol::Error;
 
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
+use crate::frame_alloc::FrameAllocator;
 use crate::layout::{VALLOC_PAGES, VALLOC_START};
 use crate::validate;
 use crate::vmm::Vmm;
 
 pub use crate::layout::VALLOC_BITMAP_FRAMES;
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     fn valloc_bits(&self) -> Option<Bits> {
         self.meta.map(|m| Bits {
             base: m.valloc_base(),

@@ -12,7 +12,9 @@
 //!   refuses every frame that is not the VMM's, so a wrong VMM cannot write
 //!   over the kernel) and the `#[must_use]` flush token;
 //! - [`pte`]: the page-state enum and its one encode/decode pair;
-//! - [`frames`]: the physical frame allocator (bitmap in guest RAM);
+//! - [`frame_alloc`]: the frame allocator as the VMM sees it (a trait, the
+//!   VMM generic over it), and [`frames`] its one implementation (a bitmap
+//!   in guest RAM);
 //! - [`validate`]: request input checks, in the order of the specification;
 //! - `walk`: the one walk over the page tables (entries a range covers,
 //!   descent into the tables that exist), which every walker is built on;
@@ -21,7 +23,7 @@
 //! - [`machine`], [`dispatch`]: requests in, responses out.
 //!
 //! # What the kernel must do
-//! - Build a [`FrameAllocator`] over the bitmap at `Hello::frame_bitmap`,
+//! - Build a [`BitmapFrameAllocator`] over the bitmap at `Hello::frame_bitmap`,
 //!   then [`Vmm::new`]: it takes one contiguous run of frames for its own
 //!   metadata (the host-frame and `Valloc` bitmaps) before recording the
 //!   boot free count. List [`Vmm::metadata_range`] in
@@ -49,6 +51,7 @@ pub mod dispatch;
 mod events;
 mod fault;
 pub mod files;
+pub mod frame_alloc;
 pub mod frames;
 mod heapmap;
 mod hostframes;
@@ -75,6 +78,7 @@ mod tests;
 
 pub use backend::{Flush, FrameAccess, FrameRefused, PhysMemory};
 pub use config::Config;
-pub use frames::FrameAllocator;
+pub use frame_alloc::FrameAllocator;
+pub use frames::BitmapFrameAllocator;
 pub use machine::Machine;
 pub use vmm::Vmm;

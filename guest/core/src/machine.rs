@@ -4,6 +4,7 @@
 use protocol::{FaultReason, Hello};
 
 use crate::backend::PhysMemory;
+use crate::frame_alloc::FrameAllocator;
 use crate::touched::Touched;
 use crate::vmm::Vmm;
 
@@ -12,13 +13,15 @@ use crate::vmm::Vmm;
 pub trait Machine {
     /// The VMM's memory backend.
     type Mem: PhysMemory;
+    /// The VMM's frame allocator.
+    type Frames: FrameAllocator;
 
     /// The layout report of the handshake.
     fn hello(&mut self) -> Hello;
 
     /// Runs `f` with the VMM (in the kernel: under its lock). Never touch
     /// memory inside `f`: a touch may fault into the VMM.
-    fn with_vmm<R>(&mut self, f: impl FnOnce(&mut Vmm<Self::Mem>) -> R) -> R;
+    fn with_vmm<R>(&mut self, f: impl FnOnce(&mut Vmm<Self::Mem, Self::Frames>) -> R) -> R;
 
     /// Stores the pattern of `seed` at `addr..addr + len` from the CPU, in
     /// ascending order; page faults go to [`Vmm::handle_fault`]. `Err` holds

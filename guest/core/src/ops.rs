@@ -13,12 +13,13 @@ use protocol::{AreaType, Error, PageState, Privilege};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::pte::Pte;
 use crate::validate::{self, canonical, Span};
 use crate::vmm::Vmm;
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Frees what a page holds and answers its unusable state (`None` when
     /// it is unusable already).
     fn release(&mut self, old: Pte) -> Option<Pte> {
@@ -289,7 +290,7 @@ pub fn to_usable(old: Pte) -> Option<Pte> {
 }
 
 #[cfg(any(test, feature = "sim"))]
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Test support: puts the page at canonical `addr` in `state` whatever it
     /// was (its old frame freed; a present state gets a fresh frame filled
     /// with `fill`, its `frame` field ignored; a present mmap page records
@@ -302,7 +303,7 @@ impl<M: PhysMemory> Vmm<M> {
             return Ok(());
         }
         self.ensure_tables(span)
-            .map_err(|_: crate::frames::NoFrame| Error::OutOfMemory)?;
+            .map_err(|_: crate::frame_alloc::NoFrame| Error::OutOfMemory)?;
         let state = match state {
             Pte::PresentRam { writable, .. } => {
                 let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;

@@ -12,7 +12,7 @@ use core::ops::ControlFlow;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, FrameAccess, PhysMemory};
-use crate::frames::NoFrame;
+use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span, LINEAR_MASK};
@@ -28,7 +28,7 @@ fn tables_below(level: u8, s: u64, e: u64) -> u64 {
     })
 }
 
-impl<M: PhysMemory> Tables for Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Tables for Vmm<M, A> {
     fn root(&self) -> PhysFrame {
         self.pml4
     }
@@ -38,7 +38,7 @@ impl<M: PhysMemory> Tables for Vmm<M> {
     }
 }
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub(crate) fn read_entry(&mut self, table: PhysFrame, i: usize) -> u64 {
         pte::raw(&self.mem.table(table)[i & 511])
     }
@@ -152,18 +152,18 @@ struct Find<'a, P> {
     absent: bool,
 }
 
-impl<M: PhysMemory, P: Fn(Pte) -> bool> Visit<Vmm<M>> for Find<'_, P> {
+impl<M: PhysMemory, A: FrameAllocator, P: Fn(Pte) -> bool> Visit<Vmm<M, A>> for Find<'_, P> {
     type Stop = u64;
     const PAGES: bool = true;
 
-    fn page(&mut self, _: &mut Vmm<M>, at: Entry) -> ControlFlow<u64> {
+    fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<u64> {
         if (self.pred)(Pte::decode(at.raw, user(at.slot.base))) {
             return ControlFlow::Break(at.slot.base);
         }
         ControlFlow::Continue(())
     }
 
-    fn missing(&mut self, _: &mut Vmm<M>, at: Entry) -> Descend<u64> {
+    fn missing(&mut self, _: &mut Vmm<M, A>, at: Entry) -> Descend<u64> {
         if self.absent {
             return ControlFlow::Break(at.slot.start);
         }
@@ -178,11 +178,11 @@ struct Count {
     acc: u64,
 }
 
-impl<M: PhysMemory> Visit<Vmm<M>> for Count {
+impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Count {
     type Stop = ();
     const PAGES: bool = false;
 
-    fn missing(&mut self, _: &mut Vmm<M>, at: Entry) -> Descend<()> {
+    fn missing(&mut self, _: &mut Vmm<M, A>, at: Entry) -> Descend<()> {
         let below = tables_below(at.level, at.slot.start, at.slot.end);
         self.acc = self.acc.saturating_add(below);
         if self.acc > self.limit {
@@ -196,11 +196,11 @@ impl<M: PhysMemory> Visit<Vmm<M>> for Count {
 /// goes on into it; stops when no frame is free.
 struct Ensure;
 
-impl<M: PhysMemory> Visit<Vmm<M>> for Ensure {
+impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Ensure {
     type Stop = NoFrame;
     const PAGES: bool = false;
 
-    fn missing(&mut self, vmm: &mut Vmm<M>, at: Entry) -> Descend<NoFrame> {
+    fn missing(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> Descend<NoFrame> {
         let Some(f) = vmm.frames.alloc() else {
             return ControlFlow::Break(NoFrame);
         };
@@ -231,15 +231,16 @@ struct Update<'a, F> {
     flush: bool,
 }
 
-impl<M, F> Visit<Vmm<M>> for Update<'_, F>
+impl<M, A, F> Visit<Vmm<M, A>> for Update<'_, F>
 where
     M: PhysMemory,
-    F: FnMut(&mut Vmm<M>, u64, Pte) -> Option<Pte>,
+    A: FrameAllocator,
+    F: FnMut(&mut Vmm<M, A>, u64, Pte) -> Option<Pte>,
 {
     type Stop = Infallible;
     const PAGES: bool = true;
 
-    fn page(&mut self, vmm: &mut Vmm<M>, at: Entry) -> ControlFlow<Infallible> {
+    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Infallible> {
         let lo = at.slot.base;
         let old = Pte::decode(at.raw, user(lo));
         if let Some(new) = (self.f)(vmm, canonical(lo), old) {
@@ -254,7 +255,7 @@ where
         ControlFlow::Continue(())
     }
 
-    fn left(&mut self, vmm: &mut Vmm<M>, at: Entry, child: PhysFrame) {
+    fn left(&mut self, vmm: &mut Vmm<M, A>, at: Entry, child: PhysFrame) {
         if vmm.mem.table(child).is_empty() {
             vmm.write_entry(at.table, at.slot.index, 0);
             Flush::new(page_of(at.slot.base)).flush(&mut vmm.mem);

@@ -22,6 +22,7 @@ use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, PhysMemory};
+use crate::frame_alloc::FrameAllocator;
 use crate::linear::{page_of, user, KERNEL_SPAN, USER_SPAN};
 use crate::pte::Pte;
 use crate::validate::canonical;
@@ -41,7 +42,7 @@ enum Victim {
     Evictable,
 }
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Moves up to `out.len()` events out of the ring, oldest first.
     pub fn drain_events(&mut self, out: &mut [Reclaim]) -> usize {
         self.ring.drain(out)
@@ -250,11 +251,11 @@ impl<M: PhysMemory> Vmm<M> {
 /// [`Vmm::next_present`]: stops at the first present page.
 struct NextPresent;
 
-impl<M: PhysMemory> Visit<Vmm<M>> for NextPresent {
+impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for NextPresent {
     type Stop = (u64, PhysFrame, usize, u64);
     const PAGES: bool = true;
 
-    fn page(&mut self, _: &mut Vmm<M>, at: Entry) -> ControlFlow<Self::Stop> {
+    fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
         if at.raw & 1 == 0 {
             return ControlFlow::Continue(());
         }

@@ -12,7 +12,8 @@ use crate::backend::{FrameAccess, PhysMemory};
 use crate::config::{Config, FileImage};
 use crate::counters::Counters;
 use crate::events::Ring;
-use crate::frames::{frame_at, frame_number, FrameAllocator, NoFrame};
+use crate::frame_alloc::{FrameAllocator, NoFrame};
+use crate::frames::{frame_at, frame_number, BitmapFrameAllocator};
 use crate::heapmap::{KHeap, GRANULE};
 use crate::layout::{HEAP_START, VALLOC_BITMAP_FRAMES};
 use crate::linear::{KERNEL_SPAN, USER_SPAN};
@@ -38,11 +39,12 @@ impl Meta {
     }
 }
 
-/// The virtual memory manager over a [`PhysMemory`].
+/// The virtual memory manager over a [`PhysMemory`], taking its frames from
+/// a [`FrameAllocator`] (the bitmap of [`crate::frames`] unless told).
 #[derive(Debug)]
-pub struct Vmm<M> {
+pub struct Vmm<M, A = BitmapFrameAllocator> {
     pub(crate) mem: M,
-    pub(crate) frames: FrameAllocator,
+    pub(crate) frames: A,
     pub(crate) pml4: PhysFrame,
     pub(crate) counters: Counters,
     pub(crate) meta: Option<Meta>,
@@ -64,11 +66,11 @@ pub struct Vmm<M> {
     pub(crate) no_clean_file: Option<Option<Span>>,
 }
 
-impl<M: PhysMemory> Vmm<M> {
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The VMM over `mem`, allocating from `frames`, with the page tables
     /// rooted at `pml4` (whose managed slots must be empty), with the
     /// defaults of [`Config::for_frames`].
-    pub fn new(mem: M, frames: FrameAllocator, pml4: PhysFrame) -> Self {
+    pub fn new(mem: M, frames: A, pml4: PhysFrame) -> Self {
         let config = Config::for_frames(frames.total_frames());
         Self::with_config(mem, frames, pml4, config)
     }
@@ -82,12 +84,7 @@ impl<M: PhysMemory> Vmm<M> {
     /// `Hello::boot_reserved` and reports `boot_free_frames` from
     /// [`Vmm::stats`]. With too little RAM for the metadata, `AllocFrames`,
     /// `Valloc`, the heap, files and swap are all unavailable.
-    pub fn with_config(
-        mem: M,
-        mut frames: FrameAllocator,
-        pml4: PhysFrame,
-        config: Config,
-    ) -> Self {
+    pub fn with_config(mem: M, mut frames: A, pml4: PhysFrame, config: Config) -> Self {
         let total = frames.total_frames();
         let host_frames = total.div_ceil(4096 * 8).max(1);
         let heap_max = config.heap_max_bytes / 4096 * 4096;
@@ -263,7 +260,7 @@ impl<M: PhysMemory> Vmm<M> {
     }
 
     /// The frame allocator.
-    pub fn frames(&self) -> &FrameAllocator {
+    pub fn frames(&self) -> &A {
         &self.frames
     }
 

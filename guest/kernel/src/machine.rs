@@ -9,7 +9,7 @@ use vmm_core::layout::{
     DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_END, HEAP_START, KERNEL_PML4_SLOT,
     KERNEL_SPACE_END, KERNEL_SPACE_START, USER_END, USER_START, VALLOC_PAGES, VALLOC_START,
 };
-use vmm_core::{FrameAllocator, Machine, Vmm};
+use vmm_core::{BitmapFrameAllocator, FrameAllocator, Machine, Vmm};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::PhysAddr;
 
@@ -45,7 +45,7 @@ pub unsafe fn init(state: BootState) {
     // by the direct map, reserved from the allocator and reached through
     // nothing else: the allocator owns them for good.
     let bitmap = unsafe { core::slice::from_raw_parts_mut(bitmap_virt, l.bitmap_len()) };
-    let frames = FrameAllocator::new(bitmap, l.total_frames, &l.ram, &l.reserved);
+    let frames = BitmapFrameAllocator::new(bitmap, l.total_frames, &l.ram, &l.reserved);
     assert_eq!(
         frames.free_frames(),
         l.boot_free_frames,
@@ -125,6 +125,7 @@ impl Kernel {
 
 impl Machine for Kernel {
     type Mem = DirectMap;
+    type Frames = BitmapFrameAllocator;
 
     fn hello(&mut self) -> Hello {
         let boot = boot_state();

@@ -8,7 +8,7 @@ use protocol::{FaultReason, Hello, PhysRange, VirtRange};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::FrameAccess;
-use crate::frames::{frame_at, FrameAllocator};
+use crate::frames::{frame_at, BitmapFrameAllocator};
 use crate::layout;
 use crate::machine::Machine;
 use crate::pte;
@@ -88,7 +88,7 @@ impl SimMachine {
             start: 0,
             end: total * 4096,
         }];
-        let frames = FrameAllocator::new(bitmap, total, &ram, &reserved);
+        let frames = BitmapFrameAllocator::new(bitmap, total, &ram, &reserved);
         let mut config = crate::config::Config {
             files: images,
             ..crate::config::Config::for_frames(total)
@@ -198,6 +198,7 @@ impl SimMachine {
 
 impl Machine for SimMachine {
     type Mem = SimMemory;
+    type Frames = BitmapFrameAllocator;
 
     fn hello(&mut self) -> Hello {
         self.hello.clone()

@@ -4,7 +4,8 @@
 use protocol::{AreaType, Error, FaultReason, FrameRun, PageState, PhysRange};
 
 use super::*;
-use crate::frames::FrameAllocator;
+use crate::frame_alloc::FrameAllocator;
+use crate::frames::BitmapFrameAllocator;
 
 fn leak(n: usize) -> &'static mut [u8] {
     Box::leak(vec![0u8; n].into_boxed_slice())
@@ -26,7 +27,7 @@ fn frame_allocator_marks_ram_minus_reserved() {
         start: 0x2800,
         end: 0x3001,
     }]; // frames 2, 3
-    let fa = FrameAllocator::new(leak(2), 13, &ram, &reserved);
+    let fa = BitmapFrameAllocator::new(leak(2), 13, &ram, &reserved);
     let free: Vec<u64> = (0..13).filter(|&n| !fa.is_used(n)).collect();
     assert_eq!(free, vec![1, 4, 9]);
     assert_eq!(fa.free_frames(), 3);
@@ -42,7 +43,7 @@ fn frame_allocator_alloc_free_contiguous() {
         start: 0,
         end: 64 * 4096,
     }];
-    let mut fa = FrameAllocator::new(leak(8), 64, &ram, &[]);
+    let mut fa = BitmapFrameAllocator::new(leak(8), 64, &ram, &[]);
     let mut got = Vec::new();
     while let Some(f) = fa.alloc() {
         got.push(f);
@@ -54,10 +55,10 @@ fn frame_allocator_alloc_free_contiguous() {
     for f in got.iter().step_by(2) {
         fa.free(*f).unwrap();
     }
-    assert_eq!(fa.free(got[0]), Err(crate::frames::FreeError::NotUsed));
+    assert_eq!(fa.free(got[0]), Err(crate::frame_alloc::FreeError::NotUsed));
     assert_eq!(
         fa.free(frame(64)),
-        Err(crate::frames::FreeError::OutOfRange)
+        Err(crate::frame_alloc::FreeError::OutOfRange)
     );
     assert_eq!(fa.free_frames(), 32);
     assert!(fa.alloc_contiguous(2).is_none());
@@ -65,7 +66,7 @@ fn frame_allocator_alloc_free_contiguous() {
     assert_eq!(fa.alloc_contiguous(3), Some(got[0]));
     assert_eq!(fa.free_frames(), 30);
     // A bitmap too small for the frames named: cut to what it holds.
-    let fa = FrameAllocator::new(leak(1), 100, &ram, &[]);
+    let fa = BitmapFrameAllocator::new(leak(1), 100, &ram, &[]);
     assert_eq!(fa.total_frames(), 8);
 }
 
@@ -452,7 +453,7 @@ fn hello_ping_stats_and_panic() {
 fn vmm_can_live_in_a_static_lock() {
     fn send_static<T: Send + 'static>() {}
     send_static::<crate::Vmm<crate::sim::SimMemory>>();
-    send_static::<FrameAllocator>();
+    send_static::<BitmapFrameAllocator>();
 }
 
 #[test]

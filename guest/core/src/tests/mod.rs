@@ -19,6 +19,7 @@ mod transitions;
 mod v2_pressure;
 mod v2_table;
 
+use crate::frame_alloc::FrameAllocator as _;
 use std::collections::{BTreeMap, HashSet};
 
 use protocol::{Privilege, Request, Response, Stats};

@@ -1,6 +1,7 @@
 //! Swap round trips, the heap (kmalloc/kfree/scavenge never freeing a live
 //! block), and memory pressure on a machine with few frames.
 
+use crate::frame_alloc::FrameAllocator as _;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
