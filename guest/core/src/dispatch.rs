@@ -26,6 +26,8 @@ use protocol::{
     Error, Privilege, Reclaim, Request, Response, MAX_ALLOC_FRAMES, MAX_BATCH, MAX_QUERY_PAGES,
 };
 
+mod wire;
+
 use crate::machine::Machine;
 use crate::stale::{self, Scope};
 use crate::validate::canonical;
@@ -116,11 +118,17 @@ fn record_touch<M: Machine>(m: &mut M, addr: u64, len: u64, stop: Option<u64>) {
     m.touched().add(lo, hi.max(lo) + 1);
 }
 
-fn done(r: Result<(), Error>) -> Response {
+/// `Done`, or the operation's error as the protocol's (`wire`).
+fn done<E: Into<Error>>(r: Result<(), E>) -> Response {
     match r {
         Ok(()) => Response::Done,
-        Err(e) => Response::Error(e),
+        Err(e) => Response::Error(e.into()),
     }
+}
+
+/// The operation's error as the protocol's (`wire`).
+fn error(e: impl Into<Error>) -> Response {
+    Response::Error(e.into())
 }
 
 /// Whether a request is kernel only.
@@ -174,7 +182,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             seed,
             privilege,
         } => match m.with_vmm(|v| v.check_touch(addr, len, privilege)) {
-            Err(e) => Response::Error(e),
+            Err(e) => error(e),
             Ok(None) => Response::Done,
             Ok(Some(_)) => {
                 let r = m.touch_write(addr, len, seed);
@@ -194,7 +202,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             len,
             privilege,
         } => match m.with_vmm(|v| v.check_touch(addr, len, privilege)) {
-            Err(e) => Response::Error(e),
+            Err(e) => error(e),
             Ok(None) => Response::Checksum {
                 checksum: protocol::pattern::checksum(&[]),
             },
@@ -219,7 +227,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             let mut out = Vec::with_capacity(pages.min(MAX_QUERY_PAGES) as usize);
             match m.with_vmm(|v| v.query(addr, pages, privilege, |s| out.push(s))) {
                 Ok(()) => Response::Pages(out),
-                Err(e) => Response::Error(e),
+                Err(e) => error(e),
             }
         }
         Request::AllocFrames {
@@ -238,7 +246,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
                     out.shrink_to_fit();
                     Response::Frames(out)
                 }
-                Err(e) => Response::Error(e),
+                Err(e) => error(e),
             }
         }
         Request::FreeFrames { frame, count, .. } => {
@@ -246,7 +254,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
         }
         Request::Valloc { pages, .. } => match m.with_vmm(|v| v.valloc(pages)) {
             Ok(addr) => Response::Valloc { addr },
-            Err(e) => Response::Error(e),
+            Err(e) => error(e),
         },
         Request::Vfree { addr, pages, .. } => done(m.with_vmm(|v| v.vfree(addr, pages))),
         Request::Stats => Response::Stats(m.with_vmm(|v| v.stats())),
@@ -267,12 +275,12 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             privilege,
         } => match m.with_vmm(|v| v.evict(addr, pages, privilege)) {
             Ok((swapped, dropped)) => Response::Evicted { swapped, dropped },
-            Err(e) => Response::Error(e),
+            Err(e) => error(e),
         },
         Request::Kmalloc { size, align, .. } => {
             match m.with_vmm(|v| v.heap_alloc(size, align, true)) {
                 Ok(addr) => Response::Kmalloc { addr },
-                Err(e) => Response::Error(e),
+                Err(e) => error(e),
             }
         }
         Request::Kfree { addr, .. } => done(m.with_vmm(|v| v.heap_free(addr, true).map(|_| ()))),

@@ -2,10 +2,11 @@
 //! loading a page on a fault, and the frame-info table that remembers which
 //! file page a present mmap frame holds (format: `protocol::formats`).
 
-use protocol::{Error, Privilege};
+use protocol::Privilege;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::errors::MapFileError;
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::pte::{Pte, MAX_INDEX};
@@ -75,29 +76,29 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         file: u8,
         file_page: u64,
         privilege: Privilege,
-    ) -> Result<(), Error> {
+    ) -> Result<(), MapFileError> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
         let img = self
             .files
             .get(usize::from(file))
             .copied()
-            .ok_or(Error::NoSuchFile)?;
+            .ok_or(MapFileError::NoSuchFile)?;
         if file_page
             .checked_add(pages)
             .is_none_or(|end| end > img.pages)
         {
-            return Err(Error::BeyondFile);
+            return Err(MapFileError::BeyondFile);
         }
         if let Some(bad) = self.find_first(span, &|p| p != Pte::Unusable) {
-            return Err(Error::InvalidState {
+            return Err(MapFileError::NotUnusable {
                 addr: canonical(bad),
             });
         }
         self.pin = Some(span);
         let need = self.count_missing_tables(span, u64::MAX);
-        if !self.reserve(need) || self.ensure_tables(span).is_err() {
+        if self.reserve(need).is_err() || self.ensure_tables(span).is_err() {
             self.update(span, &mut |_: &mut Self, _, _| None);
-            return Err(Error::OutOfMemory);
+            return Err(MapFileError::OutOfMemory);
         }
         let start = span.start;
         self.update(span, &mut |_: &mut Self, a, _| {

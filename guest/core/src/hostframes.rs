@@ -2,11 +2,12 @@
 //! host-frame bitmap of the VMM's metadata so that `FreeFrames` can refuse a
 //! frame the host does not hold.
 
-use protocol::{Error, FrameRun, MAX_ALLOC_FRAMES};
+use protocol::{FrameRun, MAX_ALLOC_FRAMES};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
+use crate::errors::{AllocFramesError, FreeFramesError, Invalid};
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::vmm::{Meta, Vmm};
@@ -44,21 +45,22 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         count: u64,
         contiguous: bool,
         mut out: impl FnMut(FrameRun),
-    ) -> Result<(), Error> {
+    ) -> Result<(), AllocFramesError> {
         if count == 0 {
-            return Err(Error::ZeroCount);
+            return Err(Invalid::ZeroCount.into());
         }
         if count > MAX_ALLOC_FRAMES {
-            return Err(Error::TooLarge);
+            return Err(Invalid::TooLarge.into());
         }
-        if self.meta.is_none() || !self.reserve(count) {
-            return Err(Error::OutOfMemory);
+        if self.meta.is_none() {
+            return Err(AllocFramesError::OutOfMemory);
         }
+        self.reserve(count)?;
         if contiguous {
             let start = self
                 .frames
                 .alloc_contiguous(count)
-                .ok_or(Error::OutOfMemory)?;
+                .ok_or(AllocFramesError::OutOfMemory)?;
             for n in 0..count {
                 self.give_host(frame_at(frame_number(start) + n));
             }
@@ -96,27 +98,29 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Frees `count` frames from physical address `frame`; the host must
     /// hold every one. The kernel-only check is the caller's.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
-    pub fn free_frames(&mut self, frame: u64, count: u64) -> Result<(), Error> {
+    pub fn free_frames(&mut self, frame: u64, count: u64) -> Result<(), FreeFramesError> {
         if count == 0 {
-            return Err(Error::ZeroCount);
+            return Err(Invalid::ZeroCount.into());
         }
         if count > MAX_ALLOC_FRAMES {
-            return Err(Error::TooLarge);
+            return Err(Invalid::TooLarge.into());
         }
         if frame % 4096 != 0 {
-            return Err(Error::Misaligned);
+            return Err(Invalid::Misaligned.into());
         }
         let end = count
             .checked_mul(4096)
             .and_then(|len| frame.checked_add(len))
-            .ok_or(Error::Overflow)?;
+            .ok_or(Invalid::Overflow)?;
         if end > self.frames.total_frames().saturating_mul(4096) {
-            return Err(Error::OutOfRange);
+            return Err(FreeFramesError::OutOfRange);
         }
         let first = frame / 4096;
-        let bits = self.host_bits().ok_or(Error::NotOwned { frame })?;
+        let bits = self
+            .host_bits()
+            .ok_or(FreeFramesError::NotOwned { frame })?;
         if let Some(n) = bits.find(&mut self.mem, first, first + count, false) {
-            return Err(Error::NotOwned { frame: n * 4096 });
+            return Err(FreeFramesError::NotOwned { frame: n * 4096 });
         }
         bits.set_range(&mut self.mem, first, first + count, false);
         for n in first..first + count {

@@ -25,9 +25,10 @@
 //! since the last reset, and the scavenger reads the heap's page tables
 //! directly, one table at a time.
 
-use protocol::{Error, Reclaim};
+use protocol::Reclaim;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::errors::{CommitError, Invalid, KmallocError, NotABlock};
 use crate::frame_alloc::FrameAllocator;
 use crate::layout::HEAP_START;
 use crate::linear::user;
@@ -42,21 +43,21 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// A block of `size` bytes aligned to `align` (a power of two, at most
     /// 4096); `host` marks it as the host's.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
-    pub fn heap_alloc(&mut self, size: u64, align: u64, host: bool) -> Result<u64, Error> {
+    pub fn heap_alloc(&mut self, size: u64, align: u64, host: bool) -> Result<u64, KmallocError> {
         if size == 0 {
-            return Err(Error::ZeroCount);
+            return Err(Invalid::ZeroCount.into());
         }
         if !align.is_power_of_two() {
-            return Err(Error::Misaligned);
+            return Err(Invalid::Misaligned.into());
         }
         if align > protocol::MAX_KMALLOC_ALIGN {
-            return Err(Error::TooLarge);
+            return Err(Invalid::TooLarge.into());
         }
-        let h = self.heap.ok_or(Error::OutOfMemory)?;
+        let h = self.heap.ok_or(KmallocError::OutOfMemory)?;
         let n = size.div_ceil(GRANULE);
         let step = align.max(GRANULE) / GRANULE;
         if n > h.granules {
-            return Err(Error::OutOfMemory);
+            return Err(KmallocError::OutOfMemory);
         }
         // The kernel's blocks first fit from the start, so that they reuse
         // pages that already have frames (an allocation must not need a
@@ -80,7 +81,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         } else {
             used.find_clear_run(mem, n, step, 0)
         };
-        let g = found.ok_or(Error::OutOfMemory)?;
+        let g = found.ok_or(KmallocError::OutOfMemory)?;
         used.set_range(mem, g, g + n, true);
         if host {
             h.map(HOST).set_range(mem, g, g + n, true);
@@ -110,10 +111,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Frees the block at `addr`: the host's (`host`) or the kernel's.
-    /// Answers its size; `InvalidState` if `addr` is no such live block.
+    /// Answers its size.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
-    pub fn heap_free(&mut self, addr: u64, host: bool) -> Result<u64, Error> {
-        let bad = Error::InvalidState { addr };
+    pub fn heap_free(&mut self, addr: u64, host: bool) -> Result<u64, NotABlock> {
+        let bad = NotABlock { addr };
         let (h, g) = self.granule(addr).ok_or(bad)?;
         let (used, start, hosts) = (h.map(USED), h.map(START), h.map(HOST));
         let mem = &mut self.mem;
@@ -267,33 +268,34 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// is left allocated then).
     pub fn kernel_alloc(&mut self, size: u64, align: u64) -> Option<u64> {
         let addr = self.heap_alloc(size, align, false).ok()?;
-        if self.heap_commit(addr, size) {
-            Some(addr)
-        } else {
-            let _ = self.heap_free(addr, false);
-            None
+        match self.heap_commit(addr, size) {
+            Ok(()) => Some(addr),
+            Err(_) => {
+                let _ = self.heap_free(addr, false);
+                None
+            }
         }
     }
 
-    /// Frees a block of the kernel's own; `false` if `addr` is not one.
-    pub fn kernel_free(&mut self, addr: u64) -> bool {
-        self.heap_free(addr, false).is_ok()
+    /// Frees a block of the kernel's own.
+    pub fn kernel_free(&mut self, addr: u64) -> Result<(), NotABlock> {
+        self.heap_free(addr, false).map(|_| ())
     }
 
     /// Gives every allocate-on-write page of `addr..addr + size` a zeroed
     /// frame now (the kernel's own blocks, so that using them never faults);
-    /// `false` if frames ran out.
-    pub fn heap_commit(&mut self, addr: u64, size: u64) -> bool {
+    /// `Err` if frames ran out (the pages committed so far keep theirs).
+    pub fn heap_commit(&mut self, addr: u64, size: u64) -> Result<(), CommitError> {
         let mut page = addr & !0xfff;
         while page < addr + size {
             let linear = page & LINEAR_MASK;
             let Some((table, i)) = self.leaf_slot(linear) else {
-                return false;
+                return Err(CommitError::NotHeap);
             };
             if Pte::decode(self.read_entry(table, i), false) == Pte::AllocOnWrite {
-                let Some(frame) = self.alloc_heap_frame(true) else {
-                    return false;
-                };
+                let frame = self
+                    .alloc_heap_frame(true)
+                    .ok_or(CommitError::OutOfFrames)?;
                 self.mem.frame_bytes(frame).fill(0);
                 let new = Pte::PresentRam {
                     frame,
@@ -305,6 +307,6 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             }
             page += 4096;
         }
-        true
+        Ok(())
     }
 }

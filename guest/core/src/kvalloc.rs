@@ -14,10 +14,9 @@
 //! here: the region is 2^18 pages, a 32 KiB bitmap (8 frames of the VMM's
 //! metadata), searched first fit a 64-bit word at a time (`bits`).
 
-use protocol::Error;
-
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
+use crate::errors::{Invalid, VallocError, VfreeError};
 use crate::frame_alloc::FrameAllocator;
 use crate::layout::{VALLOC_PAGES, VALLOC_START};
 use crate::validate;
@@ -37,17 +36,17 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// until [`Vmm::vfree`]; maps nothing. The kernel-only check is the
     /// caller's.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
-    pub fn valloc(&mut self, pages: u64) -> Result<u64, Error> {
+    pub fn valloc(&mut self, pages: u64) -> Result<u64, VallocError> {
         if pages == 0 {
-            return Err(Error::ZeroCount);
+            return Err(Invalid::ZeroCount.into());
         }
         if pages > VALLOC_PAGES {
-            return Err(Error::TooLarge);
+            return Err(Invalid::TooLarge.into());
         }
-        let bits = self.valloc_bits().ok_or(Error::NoVirtualSpace)?;
+        let bits = self.valloc_bits().ok_or(VallocError::NoVirtualSpace)?;
         let start = bits
             .find_clear_run(&mut self.mem, pages, 1, 0)
-            .ok_or(Error::NoVirtualSpace)?;
+            .ok_or(VallocError::NoVirtualSpace)?;
         bits.set_range(&mut self.mem, start, start + pages, true);
         self.counters.valloc_taken(pages);
         Ok(VALLOC_START + start * 4096)
@@ -57,25 +56,25 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// [`Vmm::valloc`] (any part of one or several runs). The kernel-only
     /// check is the caller's.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
-    pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), Error> {
+    pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), VfreeError> {
         let len = validate::check_pages_basic(addr, pages, None)?;
         let end = addr + len;
         let region_end = VALLOC_START + VALLOC_PAGES * 4096;
         if addr < VALLOC_START || addr >= region_end {
-            return Err(Error::InvalidState { addr });
+            return Err(VfreeError::NotHandedOut { addr });
         }
         let Some(bits) = self.valloc_bits() else {
-            return Err(Error::InvalidState { addr });
+            return Err(VfreeError::NotHandedOut { addr });
         };
         let first = (addr - VALLOC_START) / 4096;
         let last = (end.min(region_end) - VALLOC_START) / 4096;
         if let Some(n) = bits.find(&mut self.mem, first, last, false) {
-            return Err(Error::InvalidState {
+            return Err(VfreeError::NotHandedOut {
                 addr: VALLOC_START + n * 4096,
             });
         }
         if end > region_end {
-            return Err(Error::InvalidState { addr: region_end });
+            return Err(VfreeError::NotHandedOut { addr: region_end });
         }
         bits.set_range(&mut self.mem, first, last, false);
         self.counters.valloc_freed(pages);

@@ -48,6 +48,7 @@ mod bits;
 pub mod config;
 mod counters;
 pub mod dispatch;
+pub mod errors;
 mod events;
 mod fault;
 pub mod files;

@@ -9,14 +9,15 @@
 //! unusable again (they were unusable before), and the answer is
 //! `OutOfMemory` with the state as it was.
 
-use protocol::{AreaType, Error, PageState, Privilege};
+use protocol::{AreaType, PageState, Privilege};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::errors::{ConvertError, MapError, UnmapError};
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::pte::Pte;
-use crate::validate::{self, canonical, Span};
+use crate::validate::{self, canonical, Invalid, Span};
 use crate::vmm::Vmm;
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
@@ -57,24 +58,25 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         writable: bool,
         contiguous: bool,
         privilege: Privilege,
-    ) -> Result<(), Error> {
+    ) -> Result<(), MapError> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
         if let Some(bad) = self.find_first(span, &|p| p != Pte::Unusable) {
-            return Err(Error::InvalidState {
+            return Err(MapError::NotUnusable {
                 addr: canonical(bad),
             });
         }
         self.pin = Some(span);
         let limit = self.frames.total_frames();
         let need = pages.saturating_add(self.count_missing_tables(span, limit));
-        if need > limit || !self.reserve(need) {
-            return Err(Error::OutOfMemory);
+        if need > limit {
+            return Err(MapError::OutOfMemory);
         }
+        self.reserve(need)?;
         let run = if contiguous {
             Some(
                 self.frames
                     .alloc_contiguous(pages)
-                    .ok_or(Error::OutOfMemory)?,
+                    .ok_or(MapError::OutOfMemory)?,
             )
         } else {
             None
@@ -89,7 +91,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if self.ensure_tables(span).is_err() {
             self.update(span, &mut |_: &mut Self, _, _| None);
             free_run(self, 0);
-            return Err(Error::OutOfMemory);
+            return Err(MapError::OutOfMemory);
         }
         let mut next = 0u64;
         let mut failed = false;
@@ -114,7 +116,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if failed {
             self.make_unusable(span);
             free_run(self, next);
-            return Err(Error::OutOfMemory);
+            return Err(MapError::OutOfMemory);
         }
         Ok(())
     }
@@ -122,11 +124,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Makes every page unusable, freeing frames, swap slots and emptied
     /// tables. No page may be unusable.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
-    pub fn unmap(&mut self, addr: u64, pages: u64, privilege: Privilege) -> Result<(), Error> {
+    pub fn unmap(&mut self, addr: u64, pages: u64, privilege: Privilege) -> Result<(), UnmapError> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
         if let Some(bad) = self.find_first(span, &|p| matches!(p, Pte::Unusable | Pte::Corrupt(_)))
         {
-            return Err(Error::InvalidState {
+            return Err(UnmapError::NotMapped {
                 addr: canonical(bad),
             });
         }
@@ -160,7 +162,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         pages: u64,
         to: AreaType,
         privilege: Privilege,
-    ) -> Result<(), Error> {
+    ) -> Result<(), ConvertError> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
         match to {
             AreaType::Unusable => self.make_unusable(span),
@@ -168,12 +170,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 self.pin = Some(span);
                 let limit = self.frames.total_frames();
                 let need = self.count_missing_tables(span, limit);
-                if need > limit || !self.reserve(need) {
-                    return Err(Error::OutOfMemory);
+                if need > limit {
+                    return Err(ConvertError::OutOfMemory);
                 }
+                self.reserve(need)?;
                 if self.ensure_tables(span).is_err() {
                     self.update(span, &mut |_: &mut Self, _, _| None);
-                    return Err(Error::OutOfMemory);
+                    return Err(ConvertError::OutOfMemory);
                 }
                 self.update(span, &mut |v: &mut Self, _, old| {
                     if let Pte::PresentMmap { frame, .. } = old {
@@ -196,7 +199,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         addr: u64,
         pages: u64,
         privilege: Privilege,
-    ) -> Result<(u64, u64), Error> {
+    ) -> Result<(u64, u64), Invalid> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
         self.pin = Some(span);
         let (mut swapped, mut dropped) = (0, 0);
@@ -207,7 +210,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 break;
             }
             let clean = matches!(p, Pte::PresentMmap { private: false, .. });
-            if !self.send_out(table, i, lin, p) {
+            if self.send_out(table, i, lin, p).is_err() {
                 break;
             }
             if clean {
@@ -227,7 +230,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         pages: u64,
         privilege: Privilege,
         mut out: impl FnMut(PageState),
-    ) -> Result<(), Error> {
+    ) -> Result<(), Invalid> {
         let span = validate::check_pages(addr, pages, Some(protocol::MAX_QUERY_PAGES), privilege)?;
         let mut page = span.start;
         while page < span.end {
@@ -256,9 +259,9 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         addr: u64,
         len: u64,
         privilege: Privilege,
-    ) -> Result<Option<Span>, Error> {
+    ) -> Result<Option<Span>, Invalid> {
         match validate::check_touch(addr, len, privilege) {
-            Err(Error::Reserved)
+            Err(Invalid::Reserved)
                 if privilege == Privilege::Kernel
                     && (crate::layout::HEAP_START..crate::layout::HEAP_END).contains(&addr)
                     && self.heap_host_range(addr, len) =>
@@ -296,24 +299,23 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// with `fill`, its `frame` field ignored; a present mmap page records
     /// file 0 page 0; an on-swap page gets a real slot holding a page of
     /// `fill`).
-    pub fn set_state_for_test(&mut self, addr: u64, state: Pte, fill: u8) -> Result<(), Error> {
+    pub fn set_state_for_test(&mut self, addr: u64, state: Pte, fill: u8) -> Result<(), MapError> {
         let span = validate::check_pages(addr, 1, None, Privilege::Kernel)?;
         self.make_unusable(span);
         if state == Pte::Unusable {
             return Ok(());
         }
-        self.ensure_tables(span)
-            .map_err(|_: crate::frame_alloc::NoFrame| Error::OutOfMemory)?;
+        self.ensure_tables(span)?;
         let state = match state {
             Pte::PresentRam { writable, .. } => {
-                let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
+                let frame = self.frames.alloc().ok_or(MapError::OutOfMemory)?;
                 self.mem.frame_bytes(frame).fill(fill);
                 Pte::PresentRam { frame, writable }
             }
             Pte::PresentMmap {
                 writable, private, ..
             } => {
-                let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
+                let frame = self.frames.alloc().ok_or(MapError::OutOfMemory)?;
                 self.mem.frame_bytes(frame).fill(fill);
                 self.set_frame_info(frame, Some((0, 0)));
                 Pte::PresentMmap {
@@ -323,7 +325,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 }
             }
             Pte::OnSwap { .. } => {
-                let frame = self.frames.alloc().ok_or(Error::OutOfMemory)?;
+                let frame = self.frames.alloc().ok_or(MapError::OutOfMemory)?;
                 self.mem.frame_bytes(frame).fill(fill);
                 let slot = self
                     .swap
@@ -331,7 +333,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     .and_then(|s| s.store(&mut self.mem, frame).ok());
                 let _ = self.frames.free(frame);
                 Pte::OnSwap {
-                    slot: slot.ok_or(Error::OutOfMemory)?,
+                    slot: slot.ok_or(MapError::OutOfMemory)?,
                 }
             }
             s => s,

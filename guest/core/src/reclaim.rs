@@ -22,7 +22,7 @@ use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, PhysMemory};
-use crate::frame_alloc::FrameAllocator;
+use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::linear::{page_of, user, KERNEL_SPAN, USER_SPAN};
 use crate::pte::Pte;
 use crate::validate::canonical;
@@ -34,6 +34,21 @@ const ACCESSED: u64 = 1 << 5;
 /// Wholly free heap pages the pressure path leaves committed, for the
 /// kernel's own allocations while it builds an answer with no frame left.
 pub const HEAP_CUSHION: u64 = 8;
+
+/// Nothing could be reclaimed: no page outside the request's range to
+/// drop or evict (or none that fits the swap store), or the event ring is
+/// full. Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NothingToReclaim;
+
+/// Why a page was not sent out (nothing changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotSent {
+    /// The swap store has no room for it (or there is no swap store).
+    NoSwapRoom,
+    /// The page is not present.
+    NotPresent,
+}
 
 /// What the clock looks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,14 +85,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     return Some(f);
                 }
             }
-            if !self.reclaim_one() {
-                return None;
-            }
+            self.reclaim_one().ok()?;
         }
     }
 
     /// One frame for a heap page, from the top of memory (see
-    /// [`crate::frames::FrameAllocator::alloc_high`]): for the kernel's own
+    /// [`crate::frame_alloc::FrameAllocator::alloc_high`]): for the kernel's own
     /// blocks (`kernel`) the reserve first, then reclaim; for a host
     /// block's page as for a request (the reserve is not the host's).
     pub(crate) fn alloc_heap_frame(&mut self, kernel: bool) -> Option<PhysFrame> {
@@ -87,50 +100,45 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     return Some(f);
                 }
             }
-            if !self.reclaim_one() {
-                return None;
-            }
+            self.reclaim_one().ok()?;
         }
     }
 
-    /// Reclaims until `n` frames are free beyond the heap's reserve; `false`
+    /// Reclaims until `n` frames are free beyond the heap's reserve; `Err`
     /// if it cannot. A request that could not get them even if every
     /// present page (managed and heap) were reclaimed fails at once,
     /// reclaiming nothing; one that needs none (`n == 0`) always gets them,
     /// whatever the kernel's heap took of the reserve.
-    pub(crate) fn reserve(&mut self, n: u64) -> bool {
+    pub(crate) fn reserve(&mut self, n: u64) -> Result<(), NoFrame> {
         // `inject-zero-need-oom` reinstates a fixed bug, only for
         // host-runner's test that its reproducer catches it
         // (tests/inject_bugs.rs): a request needing no frame failed with
         // `OutOfMemory` once the kernel's heap had dipped into the reserve.
         if n == 0 && !cfg!(feature = "inject-zero-need-oom") {
-            return true;
+            return Ok(());
         }
         let n = n.saturating_add(self.heap_reserve());
         let bound = self.frames.free_frames() + self.counters.reclaimable();
         if bound < n {
-            return false;
+            return Err(NoFrame);
         }
         while self.frames.free_frames() < n {
-            if !self.reclaim_one() {
-                return false;
-            }
+            self.reclaim_one().map_err(|NothingToReclaim| NoFrame)?;
         }
-        true
+        Ok(())
     }
 
-    /// Frees at least one frame by the pressure order; `false` if nothing
-    /// could be freed (or the ring is full).
-    pub(crate) fn reclaim_one(&mut self) -> bool {
+    /// Frees at least one frame by the pressure order.
+    pub(crate) fn reclaim_one(&mut self) -> Result<(), NothingToReclaim> {
         if self.ring.full() {
-            return false;
+            return Err(NothingToReclaim);
         }
         if self.heap_wants_scan() && self.heap_scavenge_keeping(HEAP_CUSHION) > 0 {
-            return true;
+            return Ok(());
         }
         if self.counters.clean_mmap() > 0 && self.no_clean_file != Some(self.pin) {
-            if self.clock(Victim::CleanFile) {
-                return true;
+            if self.clock(Victim::CleanFile).is_ok() {
+                return Ok(());
             }
             // Every clean file page is in the pin: each later frame of
             // this request would sweep the whole space again for nothing
@@ -142,9 +150,14 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Sends the present page at `linear` (entry `table[i]`, state `old`)
-    /// out: drops a clean file page, swaps anything else. `false` if the
-    /// swap store has no room (nothing changed).
-    pub(crate) fn send_out(&mut self, table: PhysFrame, i: usize, linear: u64, old: Pte) -> bool {
+    /// out: drops a clean file page, swaps anything else.
+    pub(crate) fn send_out(
+        &mut self,
+        table: PhysFrame,
+        i: usize,
+        linear: u64,
+        old: Pte,
+    ) -> Result<(), NotSent> {
         let addr = canonical(linear);
         let (new, event, frame) = match old {
             Pte::PresentMmap {
@@ -162,11 +175,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
                 let stored = self.swap.as_mut().map(|s| s.store(&mut self.mem, frame));
                 let Some(Ok(slot)) = stored else {
-                    return false;
+                    return Err(NotSent::NoSwapRoom);
                 };
                 (Pte::OnSwap { slot }, Reclaim::Swapped { addr, slot }, frame)
             }
-            _ => return false,
+            _ => return Err(NotSent::NotPresent),
         };
         if let Some(f) = self.set_leaf(table, i, linear, old, new) {
             f.flush(&mut self.mem);
@@ -175,11 +188,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let freed = self.frames.free(frame);
         debug_assert!(freed.is_ok(), "evicted frame {frame:?} was not in use");
         self.record(event);
-        true
+        Ok(())
     }
 
-    /// One sweep step of the clock for `want`; `true` once a page went out.
-    fn clock(&mut self, want: Victim) -> bool {
+    /// One sweep step of the clock for `want`, until a page went out.
+    fn clock(&mut self, want: Victim) -> Result<(), NothingToReclaim> {
         let mut failures = 0;
         // Two laps: the first may only clear accessed bits.
         let spans = [USER_SPAN, KERNEL_SPAN, USER_SPAN, KERNEL_SPAN, USER_SPAN];
@@ -210,16 +223,16 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     Flush::new(page_of(lin)).flush(&mut self.mem);
                     continue;
                 }
-                if self.send_out(table, i, lin, p) {
-                    return true;
+                if self.send_out(table, i, lin, p).is_ok() {
+                    return Ok(());
                 }
                 failures += 1;
                 if failures >= 16 {
-                    return false;
+                    return Err(NothingToReclaim);
                 }
             }
         }
-        false
+        Err(NothingToReclaim)
     }
 
     /// The first page at or after `from` below `end` that `Evict` sends

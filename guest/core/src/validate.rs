@@ -5,7 +5,7 @@
 //! that a range of either canonical half is a plain interval
 //! `start..end` with `end <= 2^48`.
 
-use protocol::{Error, Privilege};
+use protocol::Privilege;
 
 use crate::layout::{KERNEL_SPACE_END, USER_END};
 
@@ -17,6 +17,29 @@ pub const KERNEL_REQUEST_END: u64 = KERNEL_SPACE_END;
 
 /// The 48 address bits.
 pub const LINEAR_MASK: u64 = (1 << 48) - 1;
+
+/// Why a request's input is refused: a check of steps 1–7 of
+/// `protocol::semantics` (or a count check of a kernel-only request), made
+/// before any state is read. Each is the protocol error of the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// A count of zero.
+    ZeroCount,
+    /// A count or length over the request's limit.
+    TooLarge,
+    /// An address or alignment that is not what the request needs.
+    Misaligned,
+    /// A non-canonical address.
+    NonCanonical,
+    /// The range's end overflows.
+    Overflow,
+    /// The range crosses from the lower half into the hole.
+    CrossesCanonicalHole,
+    /// A user request names the upper half.
+    PermissionDenied,
+    /// The range leaves the kernel space requests may name.
+    Reserved,
+}
 
 /// A validated range, linear (48-bit) addresses `start..end`, `end <= 2^48`,
 /// never crossing the canonical hole.
@@ -65,21 +88,21 @@ pub fn is_lower(addr: u64) -> bool {
 }
 
 /// Steps 3–7 over the bytes `addr..addr + len` (`len > 0`).
-pub fn check_bytes(addr: u64, len: u64, privilege: Privilege) -> Result<Span, Error> {
+pub fn check_bytes(addr: u64, len: u64, privilege: Privilege) -> Result<Span, Invalid> {
     if !is_canonical(addr) {
-        return Err(Error::NonCanonical);
+        return Err(Invalid::NonCanonical);
     }
-    let end = addr.checked_add(len).ok_or(Error::Overflow)?;
+    let end = addr.checked_add(len).ok_or(Invalid::Overflow)?;
     if is_lower(addr) {
         if end > USER_END {
-            return Err(Error::CrossesCanonicalHole);
+            return Err(Invalid::CrossesCanonicalHole);
         }
     } else {
         if privilege == Privilege::User {
-            return Err(Error::PermissionDenied);
+            return Err(Invalid::PermissionDenied);
         }
         if addr < KERNEL_REQUEST_START || end > KERNEL_REQUEST_END {
-            return Err(Error::Reserved);
+            return Err(Invalid::Reserved);
         }
     }
     Ok(Span::from_canonical(addr, len))
@@ -87,21 +110,21 @@ pub fn check_bytes(addr: u64, len: u64, privilege: Privilege) -> Result<Span, Er
 
 /// Steps 1–4 of a page range: count, alignment, canonical start, overflow.
 /// Answers the byte length.
-pub fn check_pages_basic(addr: u64, pages: u64, limit: Option<u64>) -> Result<u64, Error> {
+pub fn check_pages_basic(addr: u64, pages: u64, limit: Option<u64>) -> Result<u64, Invalid> {
     if pages == 0 {
-        return Err(Error::ZeroCount);
+        return Err(Invalid::ZeroCount);
     }
     if limit.is_some_and(|l| pages > l) {
-        return Err(Error::TooLarge);
+        return Err(Invalid::TooLarge);
     }
     if addr % 4096 != 0 {
-        return Err(Error::Misaligned);
+        return Err(Invalid::Misaligned);
     }
     if !is_canonical(addr) {
-        return Err(Error::NonCanonical);
+        return Err(Invalid::NonCanonical);
     }
-    let len = pages.checked_mul(4096).ok_or(Error::Overflow)?;
-    addr.checked_add(len).ok_or(Error::Overflow)?;
+    let len = pages.checked_mul(4096).ok_or(Invalid::Overflow)?;
+    addr.checked_add(len).ok_or(Invalid::Overflow)?;
     Ok(len)
 }
 
@@ -111,16 +134,16 @@ pub fn check_pages(
     pages: u64,
     limit: Option<u64>,
     privilege: Privilege,
-) -> Result<Span, Error> {
+) -> Result<Span, Invalid> {
     let len = check_pages_basic(addr, pages, limit)?;
     check_bytes(addr, len, privilege)
 }
 
 /// The checks of `Write`/`Read` before touching: `TooLarge`, then (for a
 /// non-zero length) steps 3–7. `Ok(None)` for a zero length.
-pub fn check_touch(addr: u64, len: u64, privilege: Privilege) -> Result<Option<Span>, Error> {
+pub fn check_touch(addr: u64, len: u64, privilege: Privilege) -> Result<Option<Span>, Invalid> {
     if len > protocol::MAX_TOUCH_LEN {
-        return Err(Error::TooLarge);
+        return Err(Invalid::TooLarge);
     }
     if len == 0 {
         return Ok(None);

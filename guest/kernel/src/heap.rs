@@ -61,10 +61,9 @@ unsafe impl GlobalAlloc for KernelHeap {
             unsafe { BOOT_HEAP.dealloc(ptr, layout) };
             return;
         }
-        assert!(
-            machine::heap_free(ptr as u64),
-            "kernel heap: freeing {ptr:p}, which is not a live kernel block"
-        );
+        if let Err(e) = machine::heap_free(ptr as u64) {
+            panic!("kernel heap: freeing {ptr:p}, which is not a live kernel block ({e:?})");
+        }
     }
 }
 

@@ -98,13 +98,23 @@ pub fn heap_alloc(size: u64, align: u64) -> Option<u64> {
     guard.as_mut()?.kernel_alloc(size, align)
 }
 
-/// Frees a kernel heap block; `false` if `addr` is not one (or the VMM is
-/// locked).
-pub fn heap_free(addr: u64) -> bool {
-    let Some(mut guard) = VMM.try_lock() else {
-        return false;
-    };
-    guard.as_mut().is_some_and(|vmm| vmm.kernel_free(addr))
+/// Why a kernel heap block could not be freed (each a bug of the kernel).
+#[derive(Debug)]
+pub enum HeapFreeError {
+    /// The VMM is locked (freeing while it is held).
+    Locked,
+    /// The VMM is not set up yet.
+    NoVmm,
+    /// `addr` is not a live kernel block.
+    NotABlock,
+}
+
+/// Frees a kernel heap block.
+pub fn heap_free(addr: u64) -> Result<(), HeapFreeError> {
+    let mut guard = VMM.try_lock().ok_or(HeapFreeError::Locked)?;
+    let vmm = guard.as_mut().ok_or(HeapFreeError::NoVmm)?;
+    vmm.kernel_free(addr)
+        .map_err(|vmm_core::errors::NotABlock { .. }| HeapFreeError::NotABlock)
 }
 
 /// The kernel, as the dispatcher's machine.

@@ -63,7 +63,7 @@ impl SimMachine {
         }
         for a in held {
             let freed = self.vmm.kernel_free(a);
-            debug_assert!(freed, "kernel block {a:#x} was not live");
+            debug_assert_eq!(freed, Ok(()), "kernel block {a:#x} was not live");
         }
         result.map(|()| answer)
     }

@@ -39,7 +39,7 @@ pub(super) fn kernel_can_answer(m: &mut SimMachine) {
     let a = m
         .kernel_alloc(KERNEL_REQUEST_MEMORY as u64)
         .unwrap_or_else(|e| panic!("{e:?} with {free} frames free"));
-    assert!(m.vmm.kernel_free(a));
+    assert_eq!(m.vmm.kernel_free(a), Ok(()));
 }
 
 fn map(addr: u64, pages: u64, writable: bool) -> Request {

@@ -318,7 +318,7 @@ fn frames_after_a_reset_are_the_boots_though_the_heap_grew() {
     let kernel_blocks: Vec<u64> = (0..4)
         .map(|_| {
             let b = m.vmm.heap_alloc(4000, 16, false).unwrap();
-            assert!(m.vmm.heap_commit(b, 4000));
+            assert_eq!(m.vmm.heap_commit(b, 4000), Ok(()));
             b
         })
         .collect();
