@@ -178,6 +178,7 @@ impl Bits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv::usize_of;
     use crate::sim::SimMemory;
 
     fn map() -> (SimMemory, Bits) {
@@ -225,7 +226,7 @@ mod tests {
 
     /// The first bit of `lo..hi` equal to `v`, a bit at a time.
     fn naive_find(bits: &[bool], lo: u64, hi: u64, v: bool) -> Option<u64> {
-        (lo..hi.min(bits.len() as u64)).find(|&n| bits[n as usize] == v)
+        (lo..hi.min(bits.len() as u64)).find(|&n| bits[usize_of(n)] == v)
     }
 
     /// The first run of `n` clear bits at a multiple of `step` from `from`,
@@ -234,7 +235,7 @@ mod tests {
         let len = bits.len() as u64;
         let mut at = from.min(len).div_ceil(step) * step;
         while at + n <= len {
-            if (at..at + n).all(|b| !bits[b as usize]) {
+            if (at..at + n).all(|b| !bits[usize_of(b)]) {
                 return Some(at);
             }
             at += step;
@@ -257,12 +258,12 @@ mod tests {
             span in 0u64..70_000,
         ) {
             let (mut m, b) = map();
-            let mut bits = vec![false; b.len as usize];
+            let mut bits = vec![false; usize_of(b.len)];
             let mut at = 0u64;
             for (used, gap) in runs {
                 let end = (at + used).min(b.len);
                 b.set_range(&mut m, at, end, true);
-                bits[at as usize..end as usize].iter_mut().for_each(|x| *x = true);
+                bits[usize_of(at)..usize_of(end)].iter_mut().for_each(|x| *x = true);
                 at = (end + gap).min(b.len);
             }
             let hi = lo.saturating_add(span);

@@ -28,6 +28,7 @@ use protocol::{
 
 mod wire;
 
+use crate::conv::usize_of;
 use crate::machine::Machine;
 use crate::stale::{self, Scope};
 use crate::validate::canonical;
@@ -238,7 +239,7 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             } else {
                 count.min(MAX_ALLOC_FRAMES)
             };
-            let mut out = Vec::with_capacity(cap as usize);
+            let mut out = Vec::with_capacity(usize_of(cap));
             match m.with_vmm(|v| v.alloc_frames(count, contiguous, |r| out.push(r))) {
                 Ok(()) => {
                     // The answer holds what it counts in the memory budget

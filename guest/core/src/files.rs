@@ -6,6 +6,7 @@ use protocol::Privilege;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::conv::usize_of;
 use crate::errors::MapFileError;
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
@@ -28,7 +29,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let base = self.finfo?;
         let n = frame_number(frame);
         let f = frame_at(frame_number(base) + n / 512);
-        let at = ((n % 512) * 8) as usize;
+        let at = usize_of(n % 512) * 8;
         let mut w = [0u8; 8];
         w.copy_from_slice(&self.mem.frame_bytes(f)[at..at + 8]);
         let v = u64::from_le_bytes(w);
@@ -46,7 +47,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             RECORD | (u64::from(file) << 40) | (page & MAX_INDEX)
         });
         let f = frame_at(frame_number(base) + n / 512);
-        let at = ((n % 512) * 8) as usize;
+        let at = usize_of(n % 512) * 8;
         self.mem.frame_bytes(f)[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
 

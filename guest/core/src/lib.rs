@@ -46,6 +46,7 @@ extern crate alloc;
 pub mod backend;
 mod bits;
 pub mod config;
+pub mod conv;
 mod counters;
 pub mod dispatch;
 pub mod errors;

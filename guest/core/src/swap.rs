@@ -22,6 +22,7 @@ use protocol::PhysRange;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::conv::usize_of;
 use crate::frames::{frame_at, frame_number};
 
 /// Bytes of a unit.
@@ -72,7 +73,9 @@ impl SwapStore {
     pub fn layout(base: PhysFrame, frames: u64) -> Option<SwapStore> {
         let bytes = frames.checked_mul(4096)?;
         // Per unit: 128 data bytes, 2 bits, one u16 length.
-        let mut units = bytes.saturating_sub(4096) * 8 / (UNIT * 8 + 2 + 16);
+        // The header holds the unit count as a u32.
+        let mut units =
+            (bytes.saturating_sub(4096) * 8 / (UNIT * 8 + 2 + 16)).min(u64::from(u32::MAX));
         loop {
             let used_off = 4096;
             let pending_off = used_off + page_up(units.div_ceil(8));
@@ -160,8 +163,8 @@ fn slot_len<M: PhysMemory>(mem: &mut M, s: &SwapStore, slot: u64) -> u64 {
     u64::from(u16::from_le_bytes(b))
 }
 
-fn set_slot_len<M: PhysMemory>(mem: &mut M, s: &SwapStore, slot: u64, len: u64) {
-    write(mem, s, s.len_off + slot * 2, &(len as u16).to_le_bytes());
+fn set_slot_len<M: PhysMemory>(mem: &mut M, s: &SwapStore, slot: u64, len: u16) {
+    write(mem, s, s.len_off + slot * 2, &len.to_le_bytes());
 }
 
 impl SwapStore {
@@ -173,8 +176,10 @@ impl SwapStore {
         }
         let mut h = [0u8; 48];
         h[..8].copy_from_slice(HEADER_MAGIC);
-        h[8..12].copy_from_slice(&(UNIT as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&(self.units as u32).to_le_bytes());
+        // Both fit: UNIT is 128, and `layout` keeps `units` within u32.
+        let word = |v: u64| u32::try_from(v).unwrap_or(u32::MAX).to_le_bytes();
+        h[8..12].copy_from_slice(&word(UNIT));
+        h[12..16].copy_from_slice(&word(self.units));
         for (i, v) in [self.used_off, self.pending_off, self.len_off, self.data_off]
             .into_iter()
             .enumerate()
@@ -213,26 +218,35 @@ impl SwapStore {
     ) -> Result<u64, StoreFull> {
         // lz4_flex wants room for the worst case (a little over 4096).
         let mut out = [0u8; COMPRESS_BUF];
-        let len = {
+        let len: u16 = {
             let page = mem.frame_bytes(frame);
-            match lz4_flex::block::compress_into(page, &mut out) {
-                Ok(n) if n < 4096 => n,
-                _ => {
+            let packed = lz4_flex::block::compress_into(page, &mut out)
+                .ok()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|&n| n < 4096);
+            match packed {
+                Some(n) => n,
+                None => {
                     out[..4096].copy_from_slice(page);
                     4096
                 }
             }
         };
-        let units = (len as u64).div_ceil(UNIT);
+        let units = u64::from(len).div_ceil(UNIT);
         let slot = self.find_units(mem, units).ok_or(StoreFull)?;
         for u in slot..slot + units {
             set_bit(mem, self, self.used_off, u, true);
         }
-        set_slot_len(mem, self, slot, len as u64);
-        write(mem, self, self.data_off + slot * UNIT, &out[..len]);
+        set_slot_len(mem, self, slot, len);
+        write(
+            mem,
+            self,
+            self.data_off + slot * UNIT,
+            &out[..usize::from(len)],
+        );
         self.hint = slot + units;
         self.slots += 1;
-        self.bytes += len as u64;
+        self.bytes += u64::from(len);
         Ok(slot)
     }
 
@@ -251,21 +265,22 @@ impl SwapStore {
         if len == 0 {
             return Err(LoadError::NoPage);
         }
+        // A length past a page is a corrupt store (the VMM writes at most
+        // 4096): refused, not read past the buffer.
+        if len > 4096 {
+            return Err(LoadError::Corrupt);
+        }
+        let len = usize_of(len);
         if get_bit(mem, self, self.pending_off, slot) {
             return Err(LoadError::Pending);
         }
         let mut buf = [0u8; 4096];
-        read(
-            mem,
-            self,
-            self.data_off + slot * UNIT,
-            &mut buf[..len as usize],
-        );
+        read(mem, self, self.data_off + slot * UNIT, &mut buf[..len]);
         let page = mem.frame_bytes(frame);
         if len == 4096 {
             page.copy_from_slice(&buf);
         } else {
-            match lz4_flex::block::decompress_into(&buf[..len as usize], page) {
+            match lz4_flex::block::decompress_into(&buf[..len], page) {
                 Ok(4096) => {}
                 _ => return Err(LoadError::Corrupt),
             }

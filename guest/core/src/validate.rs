@@ -74,7 +74,12 @@ impl Span {
 
 /// The canonical (sign-extended) form of a linear address.
 pub fn canonical(linear: u64) -> u64 {
-    (((linear & LINEAR_MASK) << 16) as i64 >> 16) as u64
+    let linear = linear & LINEAR_MASK;
+    if linear & (1 << 47) != 0 {
+        linear | !LINEAR_MASK
+    } else {
+        linear
+    }
 }
 
 /// Whether `addr` is canonical.

@@ -19,6 +19,7 @@ use core::ops::ControlFlow;
 
 use x86_64::structures::paging::PhysFrame;
 
+use crate::conv::usize_of;
 use crate::pte;
 
 /// The present bit of an entry.
@@ -63,7 +64,7 @@ pub(crate) fn slots(level: u8, base: u64, s: u64, e: u64) -> impl Iterator<Item 
         let lo = base + (i << sh);
         let hi = lo + (1u64 << sh);
         Slot {
-            index: i as usize,
+            index: usize_of(i),
             base: lo,
             start: s.max(lo),
             end: e.min(hi),

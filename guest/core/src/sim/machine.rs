@@ -1,6 +1,7 @@
 //! The simulated machine: the VMM over [`SimMemory`], touches that emulate
 //! the CPU (with its TLB), and the handshake a kernel would report.
 
+use crate::conv::usize_of;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -79,7 +80,7 @@ impl SimMachine {
             pte::set_raw(&mut mem.table(pml4)[slot], raw);
         }
         let bitmap: &'static mut [u8] =
-            Box::leak(vec![0u8; total.div_ceil(8) as usize].into_boxed_slice());
+            Box::leak(vec![0u8; usize_of(total.div_ceil(8))].into_boxed_slice());
         let reserved = [PhysRange {
             start: 0,
             end: next * 4096,
@@ -166,7 +167,7 @@ impl SimMachine {
         let mut at = addr;
         while at < end {
             let page_end = (at | 0xfff).saturating_add(1).min(end);
-            let chunk = (page_end - at) as usize;
+            let chunk = usize_of(page_end - at);
             let mut tries = 0;
             let page = at & !0xfff;
             let frame = loop {

@@ -7,6 +7,7 @@
 //!   in its ranges (what the kernel's `DirectMap` checks); the CPU's touches
 //!   ([`SimMemory::cpu_bytes`]) are not checked, as the MMU does not ask.
 
+use crate::conv::usize_of;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -83,13 +84,13 @@ impl SimMemory {
     fn check(&self, frame: PhysFrame, write: bool) -> Result<usize, FrameRefused> {
         let n = frame_number(frame);
         let inside = |rs: &[Range<u64>]| rs.iter().any(|r| r.contains(&n));
-        let allowed = (n as usize) < self.frames.len()
+        let allowed = usize_of(n) < self.frames.len()
             && self
                 .guard
                 .as_ref()
                 .is_none_or(|g| inside(&g.write) || (!write && inside(&g.read)));
         if allowed {
-            Ok(n as usize)
+            Ok(usize_of(n))
         } else {
             Err(FrameRefused { frame, write })
         }
@@ -101,7 +102,7 @@ impl SimMemory {
     /// # Panics
     /// If `frame` is beyond the simulated memory.
     pub fn cpu_bytes(&mut self, frame: PhysFrame) -> &mut [u8; 4096] {
-        let n = frame_number(frame) as usize;
+        let n = usize_of(frame_number(frame));
         let len = self.frames.len();
         assert!(
             n < len,

@@ -4,6 +4,7 @@
 //! dispatch ([`SimMachine::answer_as_kernel`]). The two bugs it fixed,
 //! each alone, are in `reserve_bugs`.
 
+use crate::conv::usize_of;
 use protocol::budget::{Used, KERNEL_REQUEST_MEMORY};
 use protocol::{AreaType, Error, FaultReason, MAX_BATCH, MAX_QUERY_PAGES};
 
@@ -225,7 +226,7 @@ fn after_every_allocating_request_is_exhausted_every_request_is_answered() {
         pages: MAX_QUERY_PAGES,
         privilege: U,
     };
-    assert!(matches!(sent(&mut m, q), Response::Pages(p) if p.len() == MAX_QUERY_PAGES as usize));
+    assert!(matches!(sent(&mut m, q), Response::Pages(p) if p.len() == usize_of(MAX_QUERY_PAGES)));
     let oom = Response::Error(Error::OutOfMemory);
     assert_eq!(sent(&mut m, map(0x7000_0000, 1, true)), oom);
     // Needing no frame: done, however little is free (the second bug).

@@ -19,6 +19,7 @@ mod transitions;
 mod v2_pressure;
 mod v2_table;
 
+use crate::conv::usize_of;
 use crate::frame_alloc::FrameAllocator as _;
 use std::collections::{BTreeMap, HashSet};
 
@@ -101,7 +102,7 @@ fn walk(
         if level == 4 && !managed_slot(i) {
             continue;
         }
-        let raw = pte::raw(&m.vmm.mem().table(table)[i as usize]);
+        let raw = pte::raw(&m.vmm.mem().table(table)[usize_of(i)]);
         if raw == 0 {
             continue;
         }

@@ -4,6 +4,7 @@
 //! every request on the answer and on every counter, with the leak check
 //! after every request and a reset check at the end.
 
+use crate::conv::usize_of;
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
@@ -123,7 +124,7 @@ impl Model {
         let end = addr + len;
         while at < end {
             let page = at & !0xfff;
-            let n = ((page + 4096).min(end) - at) as usize;
+            let n = usize_of((page + 4096).min(end) - at);
             let free = self.free();
             match self.pages.get_mut(&page) {
                 None => return Err((at, FaultReason::Unusable)),
@@ -145,7 +146,7 @@ impl Model {
             let Some(MPage::Present { data, .. }) = self.pages.get_mut(&page) else {
                 unreachable!()
             };
-            let off = (at - page) as usize;
+            let off = usize_of(at - page);
             match write {
                 Some(seed) => protocol::pattern::fill(seed, at, &mut data[off..off + n]),
                 None => out.extend_from_slice(&data[off..off + n]),

@@ -139,7 +139,7 @@ fn transitions_across_table_boundaries() {
             let start = b - (n / 2) * 4096;
             for (i, s) in srcs.iter().chain(srcs.iter()).enumerate() {
                 m.vmm
-                    .set_state_for_test(start + i as u64 * 4096, *s, i as u8)
+                    .set_state_for_test(start + i as u64 * 4096, *s, u8::try_from(i).unwrap())
                     .unwrap();
             }
             check(&mut m);

@@ -1,6 +1,7 @@
 //! Swap round trips, the heap (kmalloc/kfree/scavenge never freeing a live
 //! block), and memory pressure on a machine with few frames.
 
+use crate::conv::usize_of;
 use crate::frame_alloc::FrameAllocator as _;
 use std::collections::BTreeMap;
 
@@ -39,13 +40,13 @@ proptest! {
         let base = 0x40_0000u64;
         let n = pages.len() as u64;
         ok(&mut m, Request::Map { addr: base, pages: n, writable: true, contiguous: false, privilege: U });
-        let mut want = vec![0u8; (n * 4096) as usize];
+        let mut want = vec![0u8; usize_of(n * 4096)];
         for (i, &(seed, len, fill_byte)) in pages.iter().enumerate() {
             let a = base + i as u64 * 4096;
             // A run of one byte then `len` pattern bytes: from all-same to random.
             let page = &mut want[i * 4096..(i + 1) * 4096];
             page.fill(fill_byte);
-            fill(seed, a, &mut page[..len as usize]);
+            fill(seed, a, &mut page[..usize_of(len)]);
             for (j, b) in page.iter().enumerate() {
                 let mv = m.vmm.translate(a + j as u64).unwrap().0;
                 m.vmm.mem().frame_bytes(mv)[j] = *b;
@@ -85,7 +86,7 @@ proptest! {
                     }
                 }
                 2 => {
-                    if let Some((&a, _)) = live.iter().nth(seed as usize % live.len().max(1)) {
+                    if let Some((&a, _)) = live.iter().nth(usize_of(seed) % live.len().max(1)) {
                         live.remove(&a);
                         prop_assert_eq!(req(&mut m, Request::Kfree { addr: a, privilege: K }), Response::Done);
                         // Freed memory may no longer be touched.
@@ -107,7 +108,7 @@ proptest! {
                 }
             }
             for (&a, &(s, seed)) in &live {
-                let mut want = vec![0u8; s as usize];
+                let mut want = vec![0u8; usize_of(s)];
                 fill(seed, a, &mut want);
                 prop_assert_eq!(read_sum(&mut m, a, s, K), Response::Checksum { checksum: checksum(&want) });
             }

@@ -2,6 +2,7 @@
 //! (`protocol::semantics`, "Convert, and every other transition"), each
 //! state made by real requests, with the data checked after the change.
 
+use crate::conv::usize_of;
 use protocol::pattern::{checksum, fill};
 use protocol::{AreaType, Error, PageState, Reclaim};
 
@@ -372,7 +373,7 @@ fn evict_reports_each_page_in_order_and_stops_when_the_store_is_full() {
         assert!(matches!(e, Reclaim::Swapped { addr, .. } if *addr == ADDR + i as u64 * 4096));
     }
     check(&mut m);
-    let mut want = vec![0u8; (pages * 4096) as usize];
+    let mut want = vec![0u8; usize_of(pages * 4096)];
     fill(3, ADDR, &mut want);
     let r = req(
         &mut m,
