@@ -17,6 +17,7 @@
 //! Everything else the kernel reaches (page tables, frames, the bitmap) is
 //! reached through the direct map.
 
+use vmm_core::conv::usize_of;
 use x86_64::structures::paging::{PageTable, PageTableFlags as F};
 use x86_64::PhysAddr;
 
@@ -71,7 +72,7 @@ fn flags_for(phys: u64, image: (u64, u64)) -> Option<F> {
 /// the new tables map every page the kernel runs from at the same address,
 /// so the switch is seamless.
 pub unsafe fn remap(pd: &mut PageTable, image: (u64, u64)) {
-    let chunks = image.1.div_ceil(HUGE) as usize;
+    let chunks = usize_of(image.1.div_ceil(HUGE));
     assert!(
         chunks <= MAX_CHUNKS,
         "kernel image ends at {:#x}, beyond the {} MiB the image map covers",

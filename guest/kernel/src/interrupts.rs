@@ -179,19 +179,29 @@ impl Gate {
     /// A present ring-0 interrupt gate (interrupts stay disabled) to
     /// `handler`, on IST slot `ist` (0-based) if any.
     fn new(handler: u64, selector: u16, ist: Option<u16>) -> Gate {
+        let b = handler.to_le_bytes();
         Gate {
-            offset_low: handler as u16,
+            offset_low: u16::from_le_bytes([b[0], b[1]]),
             selector,
-            ist: ist.map_or(0, |i| i as u8 + 1),
+            // The gate's IST field is 3 bits (slots 1-7; 0 = none).
+            ist: ist.map_or(0, |i| (i & 7) as u8 + 1),
             attr: 0x8e,
-            offset_mid: (handler >> 16) as u16,
-            offset_high: (handler >> 32) as u32,
+            offset_mid: u16::from_le_bytes([b[2], b[3]]),
+            offset_high: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
             reserved: 0,
         }
     }
 }
 
 static IDT: Once<[Gate; VECTORS]> = Once::new();
+
+/// The IDT's limit (its size minus one), a u16 field.
+#[allow(clippy::cast_possible_truncation)] // checked by the assertion
+const IDT_LIMIT: u16 = {
+    let limit = core::mem::size_of::<[Gate; VECTORS]>() - 1;
+    assert!(limit <= 0xffff, "the IDT limit is a u16 field");
+    limit as u16
+};
 
 /// Builds and loads the IDT. Call after `gdt::init`.
 pub fn init() {
@@ -213,7 +223,7 @@ pub fn init() {
         idt
     });
     let ptr = DescriptorTablePointer {
-        limit: (core::mem::size_of::<[Gate; VECTORS]>() - 1) as u16,
+        limit: IDT_LIMIT,
         base: VirtAddr::new(idt.as_ptr() as u64),
     };
     // SAFETY: the table lives in a static for good and each gate points to
@@ -224,7 +234,8 @@ pub fn init() {
 /// Called by every stub with the saved registers.
 extern "C" fn exception_entry(frame: &mut TrapFrame) {
     if frame.vector >= 32 {
-        interrupt(frame.vector as u8);
+        // The stubs push the vector number, 0-255.
+        interrupt((frame.vector & 0xff) as u8);
         return;
     }
     let cr2 = Cr2::read_raw();
@@ -248,7 +259,7 @@ fn interrupt(vector: u8) {
 /// Reports an exception the kernel did not expect and exits.
 pub fn report(frame: &TrapFrame, cr2: u64) -> ! {
     let report = ExceptionReport {
-        vector: frame.vector as u8,
+        vector: (frame.vector & 0xff) as u8,
         error_code: frame.error_code,
         rip: frame.rip,
         cr2,

@@ -2,6 +2,7 @@
 //! lock, and the hardware operations the dispatcher asks for.
 
 use alloc::vec;
+use vmm_core::conv::usize_of;
 
 use protocol::{FaultReason, Hello, PhysRange, VirtRange, PAGE_SIZE};
 use spin::{Mutex, Once};
@@ -143,7 +144,7 @@ impl Machine for Kernel {
         let mut reserved = l.boot_reserved.clone();
         // Room for the heap's tables, reserved before the VMM is locked (no
         // allocation under the lock).
-        reserved.reserve(self.with_vmm(|v| v.stats().heap_table_frames) as usize + 1);
+        reserved.reserve(usize_of(self.with_vmm(|v| v.stats().heap_table_frames)) + 1);
         let (meta, total_frames, boot_free_frames, swap, frame_info, heap_max_bytes) = self
             .with_vmm(|v| {
                 v.heap_tables(|f| {

@@ -2,6 +2,7 @@
 //! reservations and where the frame bitmap goes.
 
 use alloc::vec::Vec;
+use vmm_core::conv::usize_of;
 
 use protocol::{PhysRange, PAGE_SIZE};
 use vmm_core::files::FileImage;
@@ -56,9 +57,9 @@ fn read_blob(blob: PhysRange) -> Vec<FileImage> {
     assert_eq!(&head[..8], b"VMMFILES", "file blob: bad magic");
     let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     assert_eq!(word(&head[8..12]), 1, "file blob: unknown version");
-    let count = word(&head[12..16]) as u64;
+    let count = u64::from(word(&head[12..16]));
     assert!(
-        count as usize <= protocol::MAX_FILES && 16 + count * 16 <= len,
+        usize_of(count) <= protocol::MAX_FILES && 16 + count * 16 <= len,
         "file blob: {count} files"
     );
     (0..count)
@@ -66,7 +67,7 @@ fn read_blob(blob: PhysRange) -> Vec<FileImage> {
             let mut rec = [0u8; 16];
             // SAFETY: record `i` lies inside the blob (checked above).
             unsafe {
-                core::ptr::copy_nonoverlapping(p.add(16 + 16 * i as usize), rec.as_mut_ptr(), 16)
+                core::ptr::copy_nonoverlapping(p.add(16 + 16 * usize_of(i)), rec.as_mut_ptr(), 16)
             };
             let offset = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
             let pages = u64::from_le_bytes(rec[8..].try_into().expect("8 bytes"));
@@ -214,6 +215,6 @@ impl PhysLayout {
 
     /// Bytes of the bitmap.
     pub fn bitmap_len(&self) -> usize {
-        (self.bitmap.end - self.bitmap.start) as usize
+        usize_of(self.bitmap.end - self.bitmap.start)
     }
 }

@@ -10,15 +10,24 @@ use protocol::ring::{
 };
 use protocol::PhysRange;
 
+use vmm_core::conv::usize_of;
+
 use crate::boot;
 
+/// `SLOTS` as the header's u32 field.
+#[allow(clippy::cast_possible_truncation)] // checked by the assertion
+const SLOTS_FIELD: u32 = {
+    assert!(SLOTS <= 0xffff_ffff, "the slot count is a u32 field");
+    SLOTS as u32
+};
+
 #[repr(C, align(4096))]
-struct RingSpace([u8; RING_BYTES as usize]);
+struct RingSpace([u8; usize_of(RING_BYTES)]);
 
 /// The ring. The host writes it (through its mapping of guest RAM) while
 /// the kernel runs, so it is only reached through raw pointers, never
 /// through a reference.
-static mut RING: RingSpace = RingSpace([0; RING_BYTES as usize]);
+static mut RING: RingSpace = RingSpace([0; usize_of(RING_BYTES)]);
 
 fn base() -> *mut u8 {
     core::ptr::addr_of_mut!(RING).cast()
@@ -28,12 +37,12 @@ fn word64(offset: u64) -> &'static AtomicU64 {
     // SAFETY: `offset` is one of the header's 8-aligned u64 fields, inside
     // the static (page aligned). The memory is only ever accessed
     // atomically at this offset, by the kernel and by the host.
-    unsafe { AtomicU64::from_ptr(base().add(offset as usize).cast()) }
+    unsafe { AtomicU64::from_ptr(base().add(usize_of(offset)).cast()) }
 }
 
 fn word32(offset: u64) -> &'static AtomicU32 {
     // SAFETY: as in `word64`, for a 4-aligned u32 field.
-    unsafe { AtomicU32::from_ptr(base().add(offset as usize).cast()) }
+    unsafe { AtomicU32::from_ptr(base().add(usize_of(offset)).cast()) }
 }
 
 /// Writes the header's constant part. Call once at boot, before `Hello`
@@ -43,14 +52,14 @@ pub fn init() {
     // not know the ring yet, so nothing else accesses it.
     unsafe {
         let b = base();
-        core::ptr::copy_nonoverlapping(MAGIC.as_ptr(), b.add(OFF_MAGIC as usize), 8);
-        b.add(OFF_VERSION as usize)
+        core::ptr::copy_nonoverlapping(MAGIC.as_ptr(), b.add(usize_of(OFF_MAGIC)), 8);
+        b.add(usize_of(OFF_VERSION))
             .cast::<u32>()
             .write(ring::VERSION.to_le());
-        b.add(OFF_SLOTS as usize)
+        b.add(usize_of(OFF_SLOTS))
             .cast::<u32>()
-            .write((SLOTS as u32).to_le());
-        b.add(OFF_SLOT_BYTES as usize)
+            .write(SLOTS_FIELD.to_le());
+        b.add(usize_of(OFF_SLOT_BYTES))
             .cast::<u64>()
             .write(SLOT_BYTES.to_le());
     }
@@ -98,7 +107,7 @@ impl Ring {
         // host wrote them before publishing `req_seq` (acquire above) and
         // leaves the slot alone until the answer is published.
         let (tag, len) = unsafe {
-            let p = base().add(slot as usize).cast::<u64>();
+            let p = base().add(usize_of(slot)).cast::<u64>();
             (p.read_volatile(), p.add(1).read_volatile())
         };
         let frame = (tag == seq && len <= capacity).then(|| {
@@ -108,8 +117,8 @@ impl Ring {
             // `self` keeps this the only reference made to it.
             unsafe {
                 core::slice::from_raw_parts_mut(
-                    base().add((slot + SLOT_HEADER) as usize),
-                    len as usize,
+                    base().add(usize_of(slot + SLOT_HEADER)),
+                    usize_of(len),
                 )
             }
         });
@@ -126,8 +135,8 @@ impl Ring {
         // is published. `&mut self` keeps this the only reference.
         unsafe {
             core::slice::from_raw_parts_mut(
-                base().add((slot + SLOT_HEADER) as usize),
-                ring::slot_capacity() as usize,
+                base().add(usize_of(slot + SLOT_HEADER)),
+                usize_of(ring::slot_capacity()),
             )
         }
     }
@@ -139,7 +148,7 @@ impl Ring {
         // SAFETY: the slot's two header words, inside the static; the host
         // reads them only after `resp_seq` is published below (release).
         unsafe {
-            let p = base().add(slot as usize).cast::<u64>();
+            let p = base().add(usize_of(slot)).cast::<u64>();
             p.add(1).write_volatile(len as u64);
             p.write_volatile(seq);
         }

@@ -19,6 +19,7 @@
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use vmm_core::conv::usize_of;
 
 use protocol::pattern::{self, Checksum};
 use protocol::FaultReason;
@@ -88,7 +89,9 @@ fn fixup_for(rip: u64) -> Option<u64> {
     let table = unsafe {
         let start = core::ptr::addr_of!(__extable_start) as *const u64;
         let end = core::ptr::addr_of!(__extable_end) as *const u64;
-        core::slice::from_raw_parts(start, end.offset_from(start) as usize)
+        // The end is never below the start (a broken script: no table).
+        let len = usize::try_from(end.offset_from(start)).unwrap_or(0);
+        core::slice::from_raw_parts(start, len)
     };
     table
         .chunks_exact(2)
@@ -203,7 +206,7 @@ fn chunks(addr: u64, len: u64) -> impl Iterator<Item = (u64, usize)> {
         }
         let page_left = 4096 - (at & 4095);
         let n = page_left.min(end.wrapping_sub(at));
-        let chunk = (at, n as usize);
+        let chunk = (at, usize_of(n));
         at = at.wrapping_add(n);
         Some(chunk)
     })
