@@ -1,6 +1,14 @@
 //! Frames the host holds (`AllocFrames`/`FreeFrames`), recorded in the
 //! host-frame bitmap of the VMM's metadata so that `FreeFrames` can refuse a
 //! frame the host does not hold.
+//!
+//! # Invariants
+//! - Bit `n` of the host-frame bitmap is set exactly while the host holds
+//!   frame `n`; every such frame is used in the frame allocator, and the
+//!   VMM's `host_frames` counter is the number of set bits.
+//! - [`HostFrames`] holds only where the bitmap lies; its operations get
+//!   the memory passed in. The [`Vmm`] methods take and free the frames in
+//!   the allocator and keep the counter beside the bitmap.
 
 use protocol::{FrameRun, MAX_ALLOC_FRAMES};
 use x86_64::structures::paging::PhysFrame;
@@ -12,26 +20,66 @@ use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::vmm::{Meta, Vmm};
 
+/// The host-frame bitmap (bit `n`: the host holds frame `n`), one bit per
+/// managed frame.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HostFrames {
+    bits: Bits,
+}
+
+impl HostFrames {
+    /// Whether the host holds frame number `n`.
+    fn holds<M: PhysMemory>(&self, mem: &mut M, n: u64) -> bool {
+        n < self.bits.len && self.bits.get(mem, n)
+    }
+
+    /// Records that the host holds `frame`.
+    fn give<M: PhysMemory>(&self, mem: &mut M, frame: PhysFrame) {
+        self.bits.set(mem, frame_number(frame), true);
+    }
+
+    /// Takes back frames `first..first + count` (inside the map): the host
+    /// must hold every one, the lowest it does not is the error.
+    fn take_back<M: PhysMemory>(
+        &self,
+        mem: &mut M,
+        first: u64,
+        count: u64,
+    ) -> Result<(), FreeFramesError> {
+        if let Some(n) = self.bits.find(mem, first, first + count, false) {
+            return Err(FreeFramesError::NotOwned { frame: n * 4096 });
+        }
+        self.bits.set_range(mem, first, first + count, false);
+        Ok(())
+    }
+
+    /// Takes back every frame, calling `f` with each one's number.
+    fn take_back_all<M: PhysMemory>(&self, mem: &mut M, mut f: impl FnMut(u64)) {
+        self.bits.for_each_set(mem, 0, self.bits.len, |_, n| f(n));
+        self.bits.clear_all(mem);
+    }
+}
+
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
-    /// The host-frame bitmap (bit `n`: the host holds frame `n`).
-    fn host_bits(&self) -> Option<Bits> {
-        self.meta.map(|m: Meta| Bits {
-            base: frame_number(m.base),
-            len: self.frames.total_frames(),
+    /// The host-frame bitmap, if the VMM has its metadata.
+    fn host_frames(&self) -> Option<HostFrames> {
+        self.meta.map(|m: Meta| HostFrames {
+            bits: Bits {
+                base: frame_number(m.base),
+                len: self.frames.total_frames(),
+            },
         })
     }
 
     /// Whether the host holds frame number `n`.
     pub fn host_holds(&mut self, n: u64) -> bool {
-        match self.host_bits() {
-            Some(b) if n < b.len => b.get(&mut self.mem, n),
-            _ => false,
-        }
+        self.host_frames()
+            .is_some_and(|h| h.holds(&mut self.mem, n))
     }
 
     fn give_host(&mut self, frame: PhysFrame) {
-        if let Some(b) = self.host_bits() {
-            b.set(&mut self.mem, frame_number(frame), true);
+        if let Some(h) = self.host_frames() {
+            h.give(&mut self.mem, frame);
             self.counters.host_frame(true);
         }
     }
@@ -116,13 +164,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             return Err(FreeFramesError::OutOfRange);
         }
         let first = frame / 4096;
-        let bits = self
-            .host_bits()
+        let host = self
+            .host_frames()
             .ok_or(FreeFramesError::NotOwned { frame })?;
-        if let Some(n) = bits.find(&mut self.mem, first, first + count, false) {
-            return Err(FreeFramesError::NotOwned { frame: n * 4096 });
-        }
-        bits.set_range(&mut self.mem, first, first + count, false);
+        host.take_back(&mut self.mem, first, count)?;
         for n in first..first + count {
             let freed = self.frames.free(frame_at(n));
             debug_assert!(freed.is_ok(), "host frame {n} was not in use");
@@ -134,16 +179,17 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Frees every frame the host holds (a scan of the host-frame bitmap,
     /// a word at a time; nothing when the host holds none).
     pub(crate) fn free_all_host_frames(&mut self) {
-        let Some(bits) = self.host_bits() else { return };
+        let Some(host) = self.host_frames() else {
+            return;
+        };
         if self.counters.host_frames() == 0 {
             return;
         }
         let frames = &mut self.frames;
-        bits.for_each_set(&mut self.mem, 0, bits.len, |_, n| {
+        host.take_back_all(&mut self.mem, |n| {
             let freed = frames.free(frame_at(n));
             debug_assert!(freed.is_ok(), "host frame {n} was not in use");
         });
-        bits.clear_all(&mut self.mem);
         self.counters.host_frames_cleared();
     }
 }

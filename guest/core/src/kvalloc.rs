@@ -13,6 +13,14 @@
 //! cost the thread names (extra RAM, 4 MiB for a 4 GiB space) is small
 //! here: the region is 2^18 pages, a 32 KiB bitmap (8 frames of the VMM's
 //! metadata), searched first fit a 64-bit word at a time (`bits`).
+//!
+//! # Invariants
+//! - Bit `n` of the region's bitmap is set exactly while page `n` of the
+//!   region is handed out; the VMM's `valloc_pages` counter is the number
+//!   of set bits.
+//! - [`VallocSpace`] holds only where the bitmap lies; its operations get
+//!   the memory passed in and change nothing else. The [`Vmm`] methods
+//!   validate the request, then keep the counter beside the bitmap.
 
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
@@ -24,12 +32,64 @@ use crate::vmm::Vmm;
 
 pub use crate::layout::VALLOC_BITMAP_FRAMES;
 
+/// End (exclusive) of the `Valloc` region.
+const REGION_END: u64 = VALLOC_START + VALLOC_PAGES * 4096;
+
+/// The `Valloc` region's bitmap (bit `n`: page `n` is handed out), in the
+/// VMM's metadata from frame number `base` on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VallocSpace {
+    bits: Bits,
+}
+
+impl VallocSpace {
+    /// The bitmap at frame number `base`.
+    pub(crate) fn at(base: u64) -> Self {
+        VallocSpace {
+            bits: Bits {
+                base,
+                len: VALLOC_PAGES,
+            },
+        }
+    }
+
+    /// Hands out the first free run of `pages` (`1..=VALLOC_PAGES`) pages:
+    /// the address of its first page.
+    fn alloc<M: PhysMemory>(&self, mem: &mut M, pages: u64) -> Result<u64, VallocError> {
+        let start = self
+            .bits
+            .find_clear_run(mem, pages, 1, 0)
+            .ok_or(VallocError::NoVirtualSpace)?;
+        self.bits.set_range(mem, start, start + pages, true);
+        Ok(VALLOC_START + start * 4096)
+    }
+
+    /// Takes back `addr..end` (`addr` a page of the region, `end` past it):
+    /// every page must be handed out, the lowest that is not is the error.
+    fn free<M: PhysMemory>(&self, mem: &mut M, addr: u64, end: u64) -> Result<(), VfreeError> {
+        let first = (addr - VALLOC_START) / 4096;
+        let last = (end.min(REGION_END) - VALLOC_START) / 4096;
+        if let Some(n) = self.bits.find(mem, first, last, false) {
+            return Err(VfreeError::NotHandedOut {
+                addr: VALLOC_START + n * 4096,
+            });
+        }
+        if end > REGION_END {
+            return Err(VfreeError::NotHandedOut { addr: REGION_END });
+        }
+        self.bits.set_range(mem, first, last, false);
+        Ok(())
+    }
+
+    /// Takes back every page.
+    fn clear<M: PhysMemory>(&self, mem: &mut M) {
+        self.bits.clear_all(mem);
+    }
+}
+
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
-    fn valloc_bits(&self) -> Option<Bits> {
-        self.meta.map(|m| Bits {
-            base: m.valloc_base(),
-            len: VALLOC_PAGES,
-        })
+    fn valloc_space(&self) -> Option<VallocSpace> {
+        self.meta.map(|m| VallocSpace::at(m.valloc_base()))
     }
 
     /// Finds `pages` free pages of the `Valloc` region and reserves them
@@ -43,13 +103,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if pages > VALLOC_PAGES {
             return Err(Invalid::TooLarge.into());
         }
-        let bits = self.valloc_bits().ok_or(VallocError::NoVirtualSpace)?;
-        let start = bits
-            .find_clear_run(&mut self.mem, pages, 1, 0)
-            .ok_or(VallocError::NoVirtualSpace)?;
-        bits.set_range(&mut self.mem, start, start + pages, true);
+        let space = self.valloc_space().ok_or(VallocError::NoVirtualSpace)?;
+        let addr = space.alloc(&mut self.mem, pages)?;
         self.counters.valloc_taken(pages);
-        Ok(VALLOC_START + start * 4096)
+        Ok(addr)
     }
 
     /// Gives back `pages` pages at `addr`, every one handed out by
@@ -58,36 +115,24 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), VfreeError> {
         let len = validate::check_pages_basic(addr, pages, None)?;
-        let end = addr + len;
-        let region_end = VALLOC_START + VALLOC_PAGES * 4096;
-        if addr < VALLOC_START || addr >= region_end {
+        if !(VALLOC_START..REGION_END).contains(&addr) {
             return Err(VfreeError::NotHandedOut { addr });
         }
-        let Some(bits) = self.valloc_bits() else {
+        let Some(space) = self.valloc_space() else {
             return Err(VfreeError::NotHandedOut { addr });
         };
-        let first = (addr - VALLOC_START) / 4096;
-        let last = (end.min(region_end) - VALLOC_START) / 4096;
-        if let Some(n) = bits.find(&mut self.mem, first, last, false) {
-            return Err(VfreeError::NotHandedOut {
-                addr: VALLOC_START + n * 4096,
-            });
-        }
-        if end > region_end {
-            return Err(VfreeError::NotHandedOut { addr: region_end });
-        }
-        bits.set_range(&mut self.mem, first, last, false);
+        space.free(&mut self.mem, addr, addr + len)?;
         self.counters.valloc_freed(pages);
         Ok(())
     }
 
     /// Frees every `Valloc` run.
     pub(crate) fn clear_valloc(&mut self) {
-        if let Some(bits) = self
-            .valloc_bits()
+        if let Some(space) = self
+            .valloc_space()
             .filter(|_| self.counters.valloc_pages() > 0)
         {
-            bits.clear_all(&mut self.mem);
+            space.clear(&mut self.mem);
         }
         self.counters.valloc_cleared();
     }

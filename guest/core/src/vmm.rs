@@ -12,6 +12,7 @@ use crate::backend::{FrameAccess, PhysMemory};
 use crate::config::{Config, FileImage};
 use crate::counters::Counters;
 use crate::events::Ring;
+use crate::files::FrameInfo;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::frames::{frame_at, frame_number, BitmapFrameAllocator};
 use crate::heapmap::{KHeap, GRANULE};
@@ -49,7 +50,7 @@ pub struct Vmm<M, A = BitmapFrameAllocator> {
     pub(crate) counters: Counters,
     pub(crate) meta: Option<Meta>,
     pub(crate) files: &'static [FileImage],
-    pub(crate) finfo: Option<PhysFrame>,
+    pub(crate) finfo: Option<FrameInfo>,
     pub(crate) swap: Option<SwapStore>,
     pub(crate) heap: Option<KHeap>,
     pub(crate) heap_max: u64,
@@ -122,7 +123,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 vmm.mem.frame_bytes(frame_at(first + n)).fill(0);
             }
             let heap_base = first + host_frames + VALLOC_BITMAP_FRAMES;
-            vmm.finfo = Some(frame_at(heap_base + 3 * heap_maps));
+            vmm.finfo = Some(FrameInfo {
+                base: frame_at(heap_base + 3 * heap_maps),
+                frames: total,
+            });
             vmm.swap = SwapStore::layout(frame_at(first + fixed), m.frames - fixed);
             if let Some(s) = vmm.swap {
                 s.format(&mut vmm.mem);
@@ -204,11 +208,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The frame-info table's physical range (empty if none).
     pub fn frame_info_range(&self) -> PhysRange {
         match self.finfo {
-            Some(f) => {
-                let start = f.start_address().as_u64();
+            Some(t) => {
+                let start = t.base.start_address().as_u64();
                 PhysRange {
                     start,
-                    end: start + self.frames.total_frames() * 8,
+                    end: start + t.frames * 8,
                 }
             }
             None => PhysRange { start: 0, end: 0 },
