@@ -8,7 +8,7 @@
 //!   the page leaves it: unmapped, dropped, swapped, converted to RAM).
 //! - File images are read only: a file page is copied into a frame of the
 //!   VMM's own, never mapped.
-//! - [`FrameInfo`] holds only where the table lies and how many frames it
+//! - `FrameInfo` holds only where the table lies and how many frames it
 //!   covers; its operations get the memory passed in.
 
 use protocol::Privilege;

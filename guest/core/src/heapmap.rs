@@ -1,13 +1,23 @@
-//! The kernel heap's bookkeeping: where its three granule bitmaps lie in the
-//! VMM's metadata and the counts kept beside them (the heap's operations
-//! are `kheap`).
+//! The kernel heap's allocator: where its three granule bitmaps lie in the
+//! VMM's metadata, the counts kept beside them, and `kmalloc`/`kfree` over
+//! them, the memory passed in (the heap's pages, scavenger and commits are
+//! `kheap`, which explains the design).
 //!
 //! # Invariants
+//! - A block is its start granule (set in *start*) and the used granules
+//!   after it up to the next start or free granule; every granule of a
+//!   host block is set in *host*, no kernel block's is.
 //! - `live` is the bytes of live blocks, `host_blocks` the host's live
 //!   blocks, all within granules `host_lo..host_hi` (when non-empty).
-//! - Host blocks lie in the upper half, from [`KHeap::host_start`] on.
+//! - Host blocks lie in the upper half, from [`KHeap::host_start`] on
+//!   (unless the `inject-heap-starve` bug is built in).
+//! - `freed` counts the bytes freed since the scavenger last completed a
+//!   pass; `incomplete` is set while a pass stopped early.
 
+use crate::backend::PhysMemory;
 use crate::bits::Bits;
+use crate::errors::{KmallocError, NotABlock};
+use crate::layout::HEAP_START;
 
 /// Bytes of a granule (and the smallest alignment).
 pub const GRANULE: u64 = 16;
@@ -58,5 +68,130 @@ impl KHeap {
             base: self.base + which * self.map_frames,
             len: self.granules,
         }
+    }
+}
+
+impl KHeap {
+    /// A block of `size` (`> 0`) bytes aligned to `align` (a power of two,
+    /// at most `MAX_KMALLOC_ALIGN`, checked by the caller); `host` marks it
+    /// as the host's. Answers its address.
+    pub(crate) fn alloc<M: PhysMemory>(
+        &mut self,
+        mem: &mut M,
+        size: u64,
+        align: u64,
+        host: bool,
+    ) -> Result<u64, KmallocError> {
+        let n = size.div_ceil(GRANULE);
+        let step = align.max(GRANULE) / GRANULE;
+        if n > self.granules {
+            return Err(KmallocError::OutOfMemory);
+        }
+        // The kernel's blocks first fit from the start, so that they reuse
+        // pages that already have frames (an allocation must not need a
+        // new frame while freed room is left in committed pages). The
+        // host's from a rotating hint over the upper half, to spread over
+        // fresh pages away from the kernel's, and never below it.
+        let host_start = KHeap::host_start(self.granules);
+        let used = self.map(USED);
+        let found = if host {
+            used.find_clear_run(mem, n, step, self.hint.max(host_start))
+                .or_else(|| used.find_clear_run(mem, n, step, host_start))
+                .or_else(|| {
+                    // A deliberate bug, only for host-runner's test that
+                    // the reproducer catches it (tests/inject_bugs.rs): a
+                    // host block may take the kernel's half too.
+                    cfg!(feature = "inject-heap-starve")
+                        .then(|| used.find_clear_run(mem, n, step, 0))
+                        .flatten()
+                })
+        } else {
+            used.find_clear_run(mem, n, step, 0)
+        };
+        let g = found.ok_or(KmallocError::OutOfMemory)?;
+        used.set_range(mem, g, g + n, true);
+        if host {
+            self.map(HOST).set_range(mem, g, g + n, true);
+        }
+        self.map(START).set(mem, g, true);
+        if host {
+            self.hint = g + n;
+            if self.host_lo >= self.host_hi {
+                (self.host_lo, self.host_hi) = (g, g + n);
+            } else {
+                self.host_lo = self.host_lo.min(g);
+                self.host_hi = self.host_hi.max(g + n);
+            }
+            self.host_blocks += 1;
+        }
+        self.live += n * GRANULE;
+        Ok(HEAP_START + g * GRANULE)
+    }
+
+    /// The granule of a heap address, if inside the heap.
+    fn granule(&self, addr: u64) -> Option<u64> {
+        let off = addr.checked_sub(HEAP_START)?;
+        (off % GRANULE == 0 && off / GRANULE < self.granules).then_some(off / GRANULE)
+    }
+
+    /// Frees the block at `addr`: the host's (`host`) or the kernel's.
+    /// Answers its size.
+    pub(crate) fn free<M: PhysMemory>(
+        &mut self,
+        mem: &mut M,
+        addr: u64,
+        host: bool,
+    ) -> Result<u64, NotABlock> {
+        let bad = NotABlock { addr };
+        let g = self.granule(addr).ok_or(bad)?;
+        let (used, start, hosts) = (self.map(USED), self.map(START), self.map(HOST));
+        if !start.get(mem, g) || hosts.get(mem, g) != host {
+            return Err(bad);
+        }
+        // The block: its start granule, and the used granules after it up
+        // to the next start or free granule.
+        let end_free = used
+            .find(mem, g + 1, self.granules, false)
+            .unwrap_or(self.granules);
+        let end = start.find(mem, g + 1, end_free, true).unwrap_or(end_free);
+        start.set(mem, g, false);
+        used.set_range(mem, g, end, false);
+        hosts.set_range(mem, g, end, false);
+        let size = (end - g) * GRANULE;
+        self.live -= size;
+        self.freed += size;
+        if host {
+            self.host_blocks -= 1;
+        }
+        Ok(size)
+    }
+
+    /// Whether `addr..addr + len` (`len > 0`) lies in one live host block.
+    pub(crate) fn host_range<M: PhysMemory>(&self, mem: &mut M, addr: u64, len: u64) -> bool {
+        let Some(off) = addr.checked_sub(HEAP_START) else {
+            return false;
+        };
+        let (first, last) = (off / GRANULE, (off + len - 1) / GRANULE);
+        if last >= self.granules {
+            return false;
+        }
+        let (used, start, hosts) = (self.map(USED), self.map(START), self.map(HOST));
+        // Back from `first` to its block's start, through host granules.
+        let mut g = first;
+        loop {
+            if !used.get(mem, g) || !hosts.get(mem, g) {
+                return false;
+            }
+            if start.get(mem, g) {
+                break;
+            }
+            match g.checked_sub(1) {
+                Some(p) => g = p,
+                None => return false,
+            }
+        }
+        used.find(mem, first + 1, last + 1, false).is_none()
+            && hosts.find(mem, first + 1, last + 1, false).is_none()
+            && start.find(mem, first + 1, last + 1, true).is_none()
     }
 }

@@ -24,6 +24,17 @@
 //! frees host blocks by scanning only the granules host blocks have held
 //! since the last reset, and the scavenger reads the heap's page tables
 //! directly, one table at a time.
+//!
+//! # Invariants
+//! - Every page of the heap region has its tables from boot on (never
+//!   freed) and is allocate-on-write or present RAM; a present page holds a
+//!   frame taken from the top of memory.
+//! - The scavenger returns only pages none of whose granules is used, so a
+//!   live block never loses its frame; the kernel's own blocks are
+//!   committed (present) before they are handed out, so using them never
+//!   faults under the VMM's lock.
+//! - The block bookkeeping is `heapmap::KHeap`'s (its own
+//!   invariants there); this module adds the pages under it.
 
 use protocol::Reclaim;
 
@@ -37,7 +48,7 @@ use crate::validate::LINEAR_MASK;
 use crate::vmm::Vmm;
 
 pub use crate::heapmap::GRANULE;
-use crate::heapmap::{KHeap, HOST, START, USED};
+use crate::heapmap::{HOST, START, USED};
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// A block of `size` bytes aligned to `align` (a power of two, at most
@@ -53,123 +64,22 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if align > protocol::MAX_KMALLOC_ALIGN {
             return Err(Invalid::TooLarge.into());
         }
-        let h = self.heap.ok_or(KmallocError::OutOfMemory)?;
-        let n = size.div_ceil(GRANULE);
-        let step = align.max(GRANULE) / GRANULE;
-        if n > h.granules {
-            return Err(KmallocError::OutOfMemory);
-        }
-        // The kernel's blocks first fit from the start, so that they reuse
-        // pages that already have frames (an allocation must not need a
-        // new frame while freed room is left in committed pages). The
-        // host's from a rotating hint over the upper half, to spread over
-        // fresh pages away from the kernel's, and never below it.
-        let host_start = KHeap::host_start(h.granules);
-        let used = h.map(USED);
-        let mem = &mut self.mem;
-        let found = if host {
-            used.find_clear_run(mem, n, step, h.hint.max(host_start))
-                .or_else(|| used.find_clear_run(mem, n, step, host_start))
-                .or_else(|| {
-                    // A deliberate bug, only for host-runner's test that
-                    // the reproducer catches it (tests/inject_bugs.rs): a
-                    // host block may take the kernel's half too.
-                    cfg!(feature = "inject-heap-starve")
-                        .then(|| used.find_clear_run(mem, n, step, 0))
-                        .flatten()
-                })
-        } else {
-            used.find_clear_run(mem, n, step, 0)
-        };
-        let g = found.ok_or(KmallocError::OutOfMemory)?;
-        used.set_range(mem, g, g + n, true);
-        if host {
-            h.map(HOST).set_range(mem, g, g + n, true);
-        }
-        h.map(START).set(mem, g, true);
-        if let Some(hp) = self.heap.as_mut() {
-            if host {
-                hp.hint = g + n;
-                if hp.host_lo >= hp.host_hi {
-                    (hp.host_lo, hp.host_hi) = (g, g + n);
-                } else {
-                    hp.host_lo = hp.host_lo.min(g);
-                    hp.host_hi = hp.host_hi.max(g + n);
-                }
-                hp.host_blocks += 1;
-            }
-            hp.live += n * GRANULE;
-        }
-        Ok(HEAP_START + g * GRANULE)
-    }
-
-    /// The granule of a heap address, if inside the heap.
-    fn granule(&self, addr: u64) -> Option<(KHeap, u64)> {
-        let h = self.heap?;
-        let off = addr.checked_sub(HEAP_START)?;
-        (off % GRANULE == 0 && off / GRANULE < h.granules).then_some((h, off / GRANULE))
+        let h = self.heap.as_mut().ok_or(KmallocError::OutOfMemory)?;
+        h.alloc(&mut self.mem, size, align, host)
     }
 
     /// Frees the block at `addr`: the host's (`host`) or the kernel's.
     /// Answers its size.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn heap_free(&mut self, addr: u64, host: bool) -> Result<u64, NotABlock> {
-        let bad = NotABlock { addr };
-        let (h, g) = self.granule(addr).ok_or(bad)?;
-        let (used, start, hosts) = (h.map(USED), h.map(START), h.map(HOST));
-        let mem = &mut self.mem;
-        if !start.get(mem, g) || hosts.get(mem, g) != host {
-            return Err(bad);
-        }
-        // The block: its start granule, and the used granules after it up
-        // to the next start or free granule.
-        let end_free = used
-            .find(mem, g + 1, h.granules, false)
-            .unwrap_or(h.granules);
-        let end = start.find(mem, g + 1, end_free, true).unwrap_or(end_free);
-        start.set(mem, g, false);
-        used.set_range(mem, g, end, false);
-        hosts.set_range(mem, g, end, false);
-        let size = (end - g) * GRANULE;
-        if let Some(hp) = self.heap.as_mut() {
-            hp.live -= size;
-            hp.freed += size;
-            if host {
-                hp.host_blocks -= 1;
-            }
-        }
-        Ok(size)
+        let h = self.heap.as_mut().ok_or(NotABlock { addr })?;
+        h.free(&mut self.mem, addr, host)
     }
 
     /// Whether `addr..addr + len` (`len > 0`) lies in one live host block.
     pub fn heap_host_range(&mut self, addr: u64, len: u64) -> bool {
-        let Some(h) = self.heap else { return false };
-        let Some(off) = addr.checked_sub(HEAP_START) else {
-            return false;
-        };
-        let (first, last) = (off / GRANULE, (off + len - 1) / GRANULE);
-        if last >= h.granules {
-            return false;
-        }
-        let (used, start, hosts) = (h.map(USED), h.map(START), h.map(HOST));
-        let mem = &mut self.mem;
-        // Back from `first` to its block's start, through host granules.
-        let mut g = first;
-        loop {
-            if !used.get(mem, g) || !hosts.get(mem, g) {
-                return false;
-            }
-            if start.get(mem, g) {
-                break;
-            }
-            match g.checked_sub(1) {
-                Some(p) => g = p,
-                None => return false,
-            }
-        }
-        used.find(mem, first + 1, last + 1, false).is_none()
-            && hosts.find(mem, first + 1, last + 1, false).is_none()
-            && start.find(mem, first + 1, last + 1, true).is_none()
+        self.heap
+            .is_some_and(|h| h.host_range(&mut self.mem, addr, len))
     }
 
     /// Frees every host block (`Reset`): only the granules host blocks have

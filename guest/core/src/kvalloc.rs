@@ -18,7 +18,7 @@
 //! - Bit `n` of the region's bitmap is set exactly while page `n` of the
 //!   region is handed out; the VMM's `valloc_pages` counter is the number
 //!   of set bits.
-//! - [`VallocSpace`] holds only where the bitmap lies; its operations get
+//! - `VallocSpace` holds only where the bitmap lies; its operations get
 //!   the memory passed in and change nothing else. The [`Vmm`] methods
 //!   validate the request, then keep the counter beside the bitmap.
 
