@@ -54,6 +54,7 @@ mod events;
 mod fault;
 pub mod files;
 pub mod frame_alloc;
+mod frameinfo;
 pub mod frames;
 mod heapmap;
 mod hostframes;
