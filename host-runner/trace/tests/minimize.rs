@@ -418,19 +418,29 @@ fn a_trace_without_its_ram_size_keeps_its_guest() {
 
 /// [`drained_convert`]'s guest, whose maps also take frames (one per page
 /// and one for the page table) and which answers every operation, a
-/// `Stats` with its free frames: what the drain pass probes.
-struct DrainGuest;
+/// `Stats` with its free frames: what the drain passes probe. With `dip`,
+/// its bug also needs the heap to have grown while the allocator was
+/// nearly empty (a `query` with fewer than 64 frames free, as the
+/// zero-need bug needs).
+struct DrainGuest {
+    dip: bool,
+}
 
 impl DrainGuest {
-    fn play(t: &Trace) -> (Vec<protocol::Response>, Outcome) {
+    fn play(&self, t: &Trace) -> (Vec<protocol::Response>, Outcome) {
         use protocol::{Response, Stats};
         let mut free = u64::from(t.header.ram_mib.unwrap_or(128)) * 256 - 600;
+        let mut dipped = false;
         let mut answers = Vec::new();
         for (i, e) in t.entries.iter().enumerate() {
             let take = match e.op {
                 Op::AllocFrames { count, .. } if count <= 4096 => count,
                 Op::Map { pages, .. } => pages + 1,
-                Op::Convert { .. } if free == 0 => {
+                Op::Query { .. } => {
+                    dipped |= free < 64;
+                    0
+                }
+                Op::Convert { .. } if free == 0 && (dipped || !self.dip) => {
                     let f = Failure::new(
                         FailureKind::Divergence,
                         format!("op {i} (convert): expected \"done\", got {{\"error\":\"out_of_memory\"}}"),
@@ -457,11 +467,11 @@ impl DrainGuest {
 
 impl trace::Executor for DrainGuest {
     async fn run(&mut self, t: &Trace) -> Outcome {
-        DrainGuest::play(t).1
+        self.play(t).1
     }
 
     async fn answers(&mut self, t: &Trace) -> Vec<protocol::Response> {
-        DrainGuest::play(t).0
+        self.play(t).0
     }
 }
 
@@ -494,12 +504,17 @@ fn operations_that_only_take_frames_collapse_into_one_allocation() {
         ..TraceHeader::default()
     };
     let t = Trace::from_ops(header, ops);
-    let target = DrainGuest::play(&t).1.failure().unwrap().signature();
+    let target = DrainGuest { dip: false }
+        .play(&t)
+        .1
+        .failure()
+        .unwrap()
+        .signature();
     let mut log = Vec::new();
     let m = block_on(trace::minimize(
         &t,
         &target,
-        &mut DrainGuest,
+        &mut DrainGuest { dip: false },
         Budget::default(),
         &mut |s| log.push(s.what.clone()),
     ));
@@ -569,62 +584,6 @@ fn a_failure_only_a_check_sees_is_cut_after_the_operation_that_caused_it() {
     assert_eq!(m.trace.header.check_every, None, "the trace's own cadence");
 }
 
-/// A guest whose bug needs its heap to grow while the allocator is nearly
-/// empty (a `query` with fewer than 64 frames free, as the zero-need bug
-/// needs) and then every frame taken: a `convert` then answers
-/// `out_of_memory`. Maps take a frame per page and one for the table;
-/// `Stats` answers the free frames (the drain passes' probe).
-struct HeapDipGuest;
-
-impl HeapDipGuest {
-    fn play(t: &Trace) -> (Vec<protocol::Response>, Outcome) {
-        use protocol::{Response, Stats};
-        let mut free = u64::from(t.header.ram_mib.unwrap_or(128)) * 256 - 600;
-        let mut dipped = false;
-        let mut answers = Vec::new();
-        for (i, e) in t.entries.iter().enumerate() {
-            let take = match e.op {
-                Op::AllocFrames { count, .. } if count <= 4096 => count,
-                Op::Map { pages, .. } => pages + 1,
-                Op::Query { .. } => {
-                    dipped |= free < 64;
-                    0
-                }
-                Op::Convert { .. } if free == 0 && dipped => {
-                    let f = Failure::new(
-                        FailureKind::Divergence,
-                        format!("op {i} (convert): expected \"done\", got {{\"error\":\"out_of_memory\"}}"),
-                        Some(i),
-                    );
-                    return (answers, Outcome::Failed(f));
-                }
-                _ => 0,
-            };
-            if take <= free {
-                free -= take;
-            }
-            answers.push(match e.op {
-                Op::Stats => Response::Stats(Stats {
-                    free_frames: free,
-                    ..Stats::default()
-                }),
-                _ => Response::Done,
-            });
-        }
-        (answers, Outcome::Passed)
-    }
-}
-
-impl trace::Executor for HeapDipGuest {
-    async fn run(&mut self, t: &Trace) -> Outcome {
-        HeapDipGuest::play(t).1
-    }
-
-    async fn answers(&mut self, t: &Trace) -> Vec<protocol::Response> {
-        HeapDipGuest::play(t).0
-    }
-}
-
 #[test]
 fn operations_around_one_that_matters_become_the_frames_they_took() {
     let map = |k: u64| Op::Map {
@@ -668,12 +627,17 @@ fn operations_around_one_that_matters_become_the_frames_they_took() {
         ..TraceHeader::default()
     };
     let t = Trace::from_ops(header, ops);
-    let target = HeapDipGuest::play(&t).1.failure().unwrap().signature();
+    let target = DrainGuest { dip: true }
+        .play(&t)
+        .1
+        .failure()
+        .unwrap()
+        .signature();
     let mut log = Vec::new();
     let m = block_on(trace::minimize(
         &t,
         &target,
-        &mut HeapDipGuest,
+        &mut DrainGuest { dip: true },
         Budget::default(),
         &mut |s| log.push(s.what.clone()),
     ));

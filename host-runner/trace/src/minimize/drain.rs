@@ -75,6 +75,20 @@ pub(super) fn allocations(frames: u64) -> Vec<Op> {
 }
 
 impl<E: Executor> Search<'_, E> {
+    /// One probe run of the best trace ([`probe_of`]): the free frames
+    /// before each of its operations ([`free_before`]), none when the
+    /// executor cannot tell answers (`None`: out of budget).
+    pub(super) async fn probe_free(&mut self) -> Option<Vec<u64>> {
+        if self.budget.exhausted(self.attempts) {
+            self.timed_out = true;
+            return None;
+        }
+        let answers = self.exec.answers(&probe_of(&self.best)).await;
+        // A run, unless the executor cannot tell answers (and ran nothing).
+        self.attempts += usize::from(!answers.is_empty());
+        Some(free_before(&answers))
+    }
+
     /// Replaces all but the last `k` operations by the frame allocations
     /// they amount to, for `k` from 1 up; answers at the first that fails
     /// the same way (`None`: out of budget).
@@ -83,14 +97,7 @@ impl<E: Executor> Search<'_, E> {
         if !(3..=MAX_OPS).contains(&n) {
             return Some(false);
         }
-        if self.budget.exhausted(self.attempts) {
-            self.timed_out = true;
-            return None;
-        }
-        let answers = self.exec.answers(&probe_of(&self.best)).await;
-        // A run, unless the executor cannot tell answers (and ran nothing).
-        self.attempts += usize::from(!answers.is_empty());
-        let free = free_before(&answers);
+        let free = self.probe_free().await?;
         let Some(&boot) = free.first() else {
             return Some(false);
         };

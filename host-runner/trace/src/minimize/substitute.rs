@@ -10,7 +10,7 @@
 //! `alloc_frames` of that many. After each kept replacement it probes
 //! again. The predicate decides, as always.
 
-use super::drain::{allocations, free_before, probe_of, MAX_OPS};
+use super::drain::{allocations, MAX_OPS};
 use super::Search;
 use crate::executor::Executor;
 use crate::format::Trace;
@@ -55,13 +55,7 @@ impl<E: Executor> Search<'_, E> {
             if !(3..=MAX_OPS).contains(&n) {
                 break;
             }
-            if self.budget.exhausted(self.attempts) {
-                self.timed_out = true;
-                return None;
-            }
-            let answers = self.exec.answers(&probe_of(&self.best)).await;
-            self.attempts += usize::from(!answers.is_empty());
-            let free = free_before(&answers);
+            let free = self.probe_free().await?;
             // Free frames before each operation up to the last one.
             let body = n - 1;
             if free.len() < n {
