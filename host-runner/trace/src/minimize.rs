@@ -84,6 +84,21 @@ struct Search<'a, E> {
     attempts: usize,
     steps: Vec<Step>,
     timed_out: bool,
+    /// The last drain probe ([`drain`]): the trace it ran and the free
+    /// frames it found, so that two passes in one round probe it once.
+    probed: Option<(Trace, Vec<u64>)>,
+}
+
+impl<E> Search<'_, E> {
+    /// Whether another run fits the budget; marks the search timed out
+    /// when it does not.
+    fn budget_left(&mut self) -> bool {
+        if self.budget.exhausted(self.attempts) {
+            self.timed_out = true;
+            return false;
+        }
+        true
+    }
 }
 
 impl<E: Executor> Search<'_, E> {
@@ -94,8 +109,7 @@ impl<E: Executor> Search<'_, E> {
         candidate: Trace,
         what: impl FnOnce() -> String,
     ) -> Option<bool> {
-        if self.budget.exhausted(self.attempts) {
-            self.timed_out = true;
+        if !self.budget_left() {
             return None;
         }
         self.attempts += 1;
@@ -297,6 +311,7 @@ pub async fn minimize(
         attempts: 0,
         steps: Vec::new(),
         timed_out: false,
+        probed: None,
     };
     // A failure that needs no operation (a bug at boot, a broken
     // invariant before any request) minimizes to none, in one run.

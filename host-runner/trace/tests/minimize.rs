@@ -475,6 +475,32 @@ impl trace::Executor for DrainGuest {
     }
 }
 
+/// Minimizes `ops` followed by a `convert` of one user page on a 16 MiB
+/// `guest`; answers the result and the log of accepted steps.
+fn minimize_drained(mut guest: DrainGuest, mut ops: Vec<Op>) -> (Minimized, Vec<String>) {
+    ops.push(Op::Convert {
+        addr: 0x1000,
+        pages: 1,
+        to: AreaType::UsableRam,
+        privilege: Privilege::User,
+    });
+    let header = TraceHeader {
+        ram_mib: Some(16),
+        ..TraceHeader::default()
+    };
+    let t = Trace::from_ops(header, ops);
+    let target = guest.play(&t).1.failure().unwrap().signature();
+    let mut log = Vec::new();
+    let m = block_on(trace::minimize(
+        &t,
+        &target,
+        &mut guest,
+        Budget::default(),
+        &mut |s| log.push(s.what.clone()),
+    ));
+    (m, log)
+}
+
 #[test]
 fn operations_that_only_take_frames_collapse_into_one_allocation() {
     // Maps at scattered addresses take a few frames each, then a halving
@@ -493,31 +519,7 @@ fn operations_that_only_take_frames_collapse_into_one_allocation() {
         contiguous: false,
         privilege: Privilege::Kernel,
     }));
-    ops.push(Op::Convert {
-        addr: 0x1000,
-        pages: 1,
-        to: AreaType::UsableRam,
-        privilege: Privilege::User,
-    });
-    let header = TraceHeader {
-        ram_mib: Some(16),
-        ..TraceHeader::default()
-    };
-    let t = Trace::from_ops(header, ops);
-    let target = DrainGuest { dip: false }
-        .play(&t)
-        .1
-        .failure()
-        .unwrap()
-        .signature();
-    let mut log = Vec::new();
-    let m = block_on(trace::minimize(
-        &t,
-        &target,
-        &mut DrainGuest { dip: false },
-        Budget::default(),
-        &mut |s| log.push(s.what.clone()),
-    ));
+    let (m, log) = minimize_drained(DrainGuest { dip: false }, ops);
     let kinds: Vec<_> = m.trace.ops().map(|o| o.kind().name()).collect();
     assert_eq!(kinds, ["alloc_frames", "convert"], "{log:#?}");
     assert!(
@@ -616,31 +618,7 @@ fn operations_around_one_that_matters_become_the_frames_they_took() {
         privilege: Privilege::Kernel,
     }));
     ops.push(alloc(3));
-    ops.push(Op::Convert {
-        addr: 0x1000,
-        pages: 1,
-        to: AreaType::UsableRam,
-        privilege: Privilege::User,
-    });
-    let header = TraceHeader {
-        ram_mib: Some(16),
-        ..TraceHeader::default()
-    };
-    let t = Trace::from_ops(header, ops);
-    let target = DrainGuest { dip: true }
-        .play(&t)
-        .1
-        .failure()
-        .unwrap()
-        .signature();
-    let mut log = Vec::new();
-    let m = block_on(trace::minimize(
-        &t,
-        &target,
-        &mut DrainGuest { dip: true },
-        Budget::default(),
-        &mut |s| log.push(s.what.clone()),
-    ));
+    let (m, log) = minimize_drained(DrainGuest { dip: true }, ops);
     let kinds: Vec<_> = m.trace.ops().map(|o| o.kind().name()).collect();
     assert_eq!(
         kinds,

@@ -74,8 +74,7 @@ impl<E: Executor> Search<'_, E> {
     /// Runs `trace` (a probe, never kept itself) and answers the operation
     /// its failure is at, if it fails with the target signature.
     async fn failing_op(&mut self, trace: &Trace) -> Option<Option<usize>> {
-        if self.budget.exhausted(self.attempts) {
-            self.timed_out = true;
+        if !self.budget_left() {
             return None;
         }
         self.attempts += 1;

@@ -77,16 +77,23 @@ pub(super) fn allocations(frames: u64) -> Vec<Op> {
 impl<E: Executor> Search<'_, E> {
     /// One probe run of the best trace ([`probe_of`]): the free frames
     /// before each of its operations ([`free_before`]), none when the
-    /// executor cannot tell answers (`None`: out of budget).
+    /// executor cannot tell answers (`None`: out of budget). A trace
+    /// probed already is not run again.
     pub(super) async fn probe_free(&mut self) -> Option<Vec<u64>> {
-        if self.budget.exhausted(self.attempts) {
-            self.timed_out = true;
+        if let Some((trace, free)) = &self.probed {
+            if *trace == self.best {
+                return Some(free.clone());
+            }
+        }
+        if !self.budget_left() {
             return None;
         }
         let answers = self.exec.answers(&probe_of(&self.best)).await;
         // A run, unless the executor cannot tell answers (and ran nothing).
         self.attempts += usize::from(!answers.is_empty());
-        Some(free_before(&answers))
+        let free = free_before(&answers);
+        self.probed = Some((self.best.clone(), free.clone()));
+        Some(free)
     }
 
     /// Replaces all but the last `k` operations by the frame allocations
