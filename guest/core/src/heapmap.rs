@@ -99,7 +99,7 @@ impl KHeap {
                 .or_else(|| used.find_clear_run(mem, n, step, host_start))
                 .or_else(|| {
                     // A deliberate bug, only for host-runner's test that
-                    // the reproducer catches it (tests/inject_bugs.rs): a
+                    // the reproducer catches it (host-runner/tests/it/inject_bugs.rs): a
                     // host block may take the kernel's half too.
                     cfg!(feature = "inject-heap-starve")
                         .then(|| used.find_clear_run(mem, n, step, 0))

@@ -134,7 +134,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         }
         if cfg!(feature = "inject-leak") {
             // A deliberate bug, only for host-runner's test that the fuzzer
-            // catches bugs (tests/inject_leak.rs): the frame of the last
+            // catches bugs (host-runner/tests/it/inject_leak.rs): the frame of the last
             // page is not freed.
             let last = (span.end - 4096) & 0xffff_ffff_f000;
             self.update(span, &mut |v: &mut Self, page, old| match old {

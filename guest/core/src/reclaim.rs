@@ -112,7 +112,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub(crate) fn reserve(&mut self, n: u64) -> Result<(), NoFrame> {
         // `inject-zero-need-oom` reinstates a fixed bug, only for
         // host-runner's test that its reproducer catches it
-        // (tests/inject_bugs.rs): a request needing no frame failed with
+        // (host-runner/tests/it/inject_bugs.rs): a request needing no frame failed with
         // `OutOfMemory` once the kernel's heap had dipped into the reserve.
         if n == 0 && !cfg!(feature = "inject-zero-need-oom") {
             return Ok(());

@@ -21,9 +21,7 @@
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
 
-mod common;
-
-use common::{replay_cli, replay_cli_with, testcase};
+use crate::common::{replay_cli, replay_cli_with, testcase};
 use host_runner::fuzz::FuzzArgs;
 use host_runner::guest_image::build_guest;
 use host_runner::{Accel, Error, QemuExit, RunnerOptions, Vm};
@@ -167,7 +165,7 @@ async fn a_default_campaign_finds_and_minimizes_a_heap_starving_kmalloc() {
 /// guest panics (QEMU exit 65).
 #[tokio::test]
 async fn a_starved_heap_panics_the_injected_guest() {
-    let config = common::injected_config("inject-heap-starve");
+    let config = crate::common::injected_config("inject-heap-starve");
     let mut vm = Vm::boot(&config).await.expect("boot");
     let max = vm.hello().await.expect("hello").heap_max_bytes;
     let whole = Request::Kmalloc {

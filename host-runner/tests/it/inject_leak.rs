@@ -6,12 +6,10 @@
 //! toolchain (the injected build is made here, into its own target
 //! directory).
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{replay_cli, replay_cli_with};
+use crate::common::{replay_cli, replay_cli_with};
 use host_runner::fuzz::{FreshState, FuzzArgs};
 use host_runner::guest_image::build_guest;
 use host_runner::{Accel, RunnerOptions, VmConfig};

@@ -6,9 +6,7 @@
 //! and saves that burst's bytes, which are the seed's burst exactly. Needs
 //! `qemu-system-x86_64` and the built guest. No wall-clock assertions.
 
-mod common;
-
-use common::qemu_children;
+use crate::common::qemu_children;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -1,6 +1,5 @@
 //! What the integration tests share: running `host-runner replay` as a
 //! user does, and finding the runner's QEMU processes in `/proc`.
-#![allow(dead_code, reason = "each test binary uses a part")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,9 +2,7 @@
 //! QMP, and the runner binary. Needs `qemu-system-x86_64` (CI installs it).
 //! No wall-clock assertions: timeouts only bound hangs.
 
-mod common;
-
-use common::{alive, qemu_children};
+use crate::common::{alive, qemu_children};
 use std::time::Duration;
 
 use host_runner::accel::{self, Accel};

@@ -7,14 +7,12 @@
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected build
 //! is made here, into its own target directory).
 
-mod common;
-
 use host_runner::{Error, QemuExit, Vm};
 use protocol::{Privilege, Request, Response};
 
 #[tokio::test]
 async fn a_wild_table_frame_is_refused_and_reported() {
-    let config = common::injected_config("inject-wild-frame");
+    let config = crate::common::injected_config("inject-wild-frame");
     let mut vm = Vm::boot(&config).await.expect("boot");
     let hello = vm.hello().await.expect("hello");
     // The frame the bug names is the kernel's own.

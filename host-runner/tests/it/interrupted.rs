@@ -7,9 +7,7 @@
 //! stalls. Needs `qemu-system-x86_64` and the built guest. No wall-clock
 //! assertions: the waits only bound a test that would otherwise hang.
 
-mod common;
-
-use common::{alive, qemu_children};
+use crate::common::{alive, qemu_children};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

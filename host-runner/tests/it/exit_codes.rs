@@ -4,9 +4,7 @@
 //! saved as a failure nor turns the run red. Needs `qemu-system-x86_64`
 //! and the built guest for the tests that boot one.
 
-mod common;
-
-use common::qemu_children;
+use crate::common::qemu_children;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
