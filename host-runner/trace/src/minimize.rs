@@ -22,6 +22,10 @@ mod substitute;
 /// ([`Search::remove_kinds`]).
 const KIND_PASS_MIN: usize = 32;
 
+/// Coarse rounds of ddmin stop at chunks of a sixteenth of the trace
+/// ([`minimize`]).
+const COARSE_CHUNKS: usize = 16;
+
 /// How much minimization may cost. Whatever runs out first ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Budget {
@@ -160,10 +164,10 @@ impl<E: Executor> Search<'_, E> {
         Some(changed)
     }
 
-    /// ddmin over the operations: remove chunks, from halves down to single
-    /// operations. Answers whether anything was removed (`None`: out of
-    /// budget).
-    async fn remove_ops(&mut self) -> Option<bool> {
+    /// ddmin over the operations: remove chunks, from halves down to
+    /// chunks of `floor` operations (1: single operations). Answers whether
+    /// anything was removed (`None`: out of budget).
+    async fn remove_ops(&mut self, floor: usize) -> Option<bool> {
         let mut changed = false;
         let mut chunks = 2usize;
         while !self.best.is_empty() {
@@ -192,7 +196,7 @@ impl<E: Executor> Search<'_, E> {
             }
             if removed {
                 chunks = chunks.saturating_sub(1).max(2);
-            } else if size == 1 {
+            } else if size == 1 || size.div_ceil(2) < floor {
                 break;
             } else {
                 chunks = (chunks * 2).min(self.best.len());
@@ -208,6 +212,7 @@ impl<E: Executor> Search<'_, E> {
         let mut changed = false;
         let mut i = 0;
         while i < self.best.len() {
+            changed |= self.shrink_count(i).await?;
             let mut progress = true;
             while progress {
                 progress = false;
@@ -235,6 +240,49 @@ impl<E: Executor> Search<'_, E> {
             }
             changed |= self.shift_addrs(i).await?;
             i += 1;
+        }
+        Some(changed)
+    }
+
+    /// Shrinks op `i`'s count (`pages`, `len`, `count`) to the least that
+    /// still fails the same way: 1 first, then the protocol's limit + 1
+    /// for a count above it (every larger one is refused alike), then one
+    /// less than the least failing count so far (in a later round, where
+    /// the count is already the least, that ends it in one run), then by
+    /// bisection between the largest count seen to pass and the smallest
+    /// seen to fail, about log2 of the count in runs. A failure that is not
+    /// monotonic in the count ends at a count that fails, if not the least.
+    async fn shrink_count(&mut self, i: usize) -> Option<bool> {
+        let op = self.best.entries[i].op.clone();
+        let Some((name, cur)) = shrink::count_of(&op).filter(|&(_, c)| c > 1) else {
+            return Some(false);
+        };
+        let (mut passes, mut fails) = (0, cur);
+        let mut first = shrink::first_counts(&op, cur).into_iter();
+        let mut neighbour_tried = false;
+        let mut changed = false;
+        loop {
+            let n = if let Some(n) = first.by_ref().find(|&n| passes < n && n < fails) {
+                n
+            } else if !neighbour_tried && fails - 1 > passes {
+                neighbour_tried = true;
+                fails - 1
+            } else if let Some(n) = shrink::bisect(passes, fails) {
+                n
+            } else {
+                break;
+            };
+            let mut candidate = self.best.clone();
+            candidate.entries[i].op = shrink::with_count(&op, n);
+            candidate.entries[i].expect = None;
+            let kind = op.kind().name();
+            let what = || format!("op {i} ({kind}): {name} → {n}");
+            if self.try_candidate(candidate, what).await? {
+                fails = n;
+                changed = true;
+            } else {
+                passes = n;
+            }
         }
         Some(changed)
     }
@@ -283,15 +331,16 @@ impl<E: Executor> Search<'_, E> {
 /// operation where denser checks first show it ([`cut`]), then a guest with
 /// an eighth of the RAM, then (in a long trace) every operation of one kind
 /// at a time; then, until nothing changes or `budget` ends: ddmin over the
-/// operations (halves, quarters, … before single operations); once the
+/// operations (halves, quarters, …; in the first, coarse rounds down to
+/// chunks of a sixteenth of the trace, then to single operations); once the
 /// trace is short, a smaller guest ([`ram`]), the operations before the
 /// last few replaced by the frames they took ([`drain`]) and chunks of
 /// operations anywhere replaced likewise ([`substitute`]), for failures
 /// that need the allocator drained; neighbouring frame allocations as one
 /// request ([`merge`]); and last each operation's arguments (fewer pages,
 /// shorter lengths, lower and rounder addresses, kernel instead of user,
-/// plain instead of writable or contiguous), the costliest pass, on what
-/// the others left. Only a candidate whose failure has exactly the
+/// plain instead of writable or contiguous; counts by bisection), the
+/// costliest pass, on what the others left, in fine rounds only. Only a candidate whose failure has exactly the
 /// signature `target` is accepted. `log` sees each accepted step. Always
 /// answers the best trace found (the input itself if nothing smaller fails
 /// the same way); `trace` is not run again first.
@@ -334,8 +383,20 @@ pub async fn minimize(
     }
     // Until a fixpoint: shrunk arguments can make operations removable,
     // and fewer operations can make a smaller guest fail the same way.
+    // Coarse rounds first: ddmin down to chunks of a sixteenth of the
+    // trace, and no argument shrinking, so that the passes that replace
+    // many operations at once (the drain, substitution and merging, on
+    // traces of at most 256 operations) run before ddmin's rounds of
+    // single operations, which on a trace of 200 cost 200 runs each. Once
+    // a coarse round changes nothing, fine rounds do everything.
+    let mut fine = s.best.len() < 2 * COARSE_CHUNKS;
     loop {
-        let Some(removed) = s.remove_ops().await else {
+        let floor = if fine {
+            1
+        } else {
+            (s.best.len() / COARSE_CHUNKS).max(1)
+        };
+        let Some(removed) = s.remove_ops(floor).await else {
             break;
         };
         let Some(less_ram) = s.shrink_ram().await else {
@@ -350,11 +411,19 @@ pub async fn minimize(
         let Some(merged) = s.merge_allocs().await else {
             break;
         };
-        let Some(shrunk) = s.shrink_args().await else {
-            break;
+        let shrunk = if fine {
+            let Some(shrunk) = s.shrink_args().await else {
+                break;
+            };
+            shrunk
+        } else {
+            false
         };
         if !removed && !less_ram && !collapsed && !substituted && !merged && !shrunk {
-            break;
+            if fine {
+                break;
+            }
+            fine = true;
         }
     }
     s.finish()

@@ -1,7 +1,7 @@
 //! Simpler variants of one operation's arguments, simplest first: the
 //! candidates the minimizer tries once it cannot remove more operations.
 
-use protocol::{Privilege, PAGE_SIZE};
+use protocol::{Privilege, MAX_ALLOC_FRAMES, MAX_QUERY_PAGES, MAX_TOUCH_LEN, PAGE_SIZE};
 
 use crate::op::Op;
 
@@ -10,23 +10,6 @@ use crate::op::Op;
 pub struct Candidate {
     pub op: Op,
     pub what: String,
-}
-
-/// Smaller values of a count, toward `min`: `min` itself, then values
-/// approaching `cur` by halving steps (a binary search over repeated calls).
-fn smaller_counts(cur: u64, min: u64) -> Vec<u64> {
-    let mut out = Vec::new();
-    if cur <= min {
-        return out;
-    }
-    out.push(min);
-    let mut delta = (cur - min) / 2;
-    while delta > 0 {
-        out.push(cur - delta);
-        delta /= 2;
-    }
-    out.dedup();
-    out
 }
 
 /// Lower, rounder addresses in the same canonical half: the half's start,
@@ -62,6 +45,52 @@ pub(crate) fn count_mut(op: &mut Op) -> Option<(&'static str, &mut u64)> {
         Op::AllocFrames { count, .. } | Op::FreeFrames { count, .. } => Some(("count", count)),
         _ => None,
     }
+}
+
+/// The operation's count and its name, if it has one.
+pub fn count_of(op: &Op) -> Option<(&'static str, u64)> {
+    count_mut(&mut op.clone()).map(|(name, c)| (name, *c))
+}
+
+/// `op` with its count set to `n` (unchanged if it has none).
+pub fn with_count(op: &Op, n: u64) -> Op {
+    let mut op = op.clone();
+    if let Some((_, c)) = count_mut(&mut op) {
+        *c = n;
+    }
+    op
+}
+
+/// The largest count the protocol lets the operation name: above it the
+/// guest refuses the request as `TooLarge`, whatever the count, so a
+/// failure that needs the refusal needs no count above `limit + 1`.
+pub fn count_limit(op: &Op) -> Option<u64> {
+    match op {
+        Op::AllocFrames { .. } | Op::FreeFrames { .. } => Some(MAX_ALLOC_FRAMES),
+        Op::Query { .. } => Some(MAX_QUERY_PAGES),
+        Op::Write { .. } | Op::Read { .. } => Some(MAX_TOUCH_LEN),
+        _ => None,
+    }
+}
+
+/// The first counts to try for an operation whose count is `cur`: the
+/// least (1), then, above the protocol's limit, the limit + 1. The rest is
+/// bisection ([`bisect`]).
+pub fn first_counts(op: &Op, cur: u64) -> Vec<u64> {
+    let mut out = vec![1];
+    if let Some(limit) = count_limit(op) {
+        out.push(limit + 1);
+    }
+    out.retain(|&c| c < cur);
+    out
+}
+
+/// The next count to try between `passes` (a count known not to fail the
+/// same way, or 0) and `fails` (one known to), or `None` when they are
+/// neighbours: the least failing count, if the failure is monotonic in
+/// the count, is found in log2(fails - passes) runs.
+pub fn bisect(passes: u64, fails: u64) -> Option<u64> {
+    (fails > passes + 1).then(|| passes + (fails - passes) / 2)
 }
 
 /// The operation's flags, by name.
@@ -143,7 +172,8 @@ pub fn shift_all(ops: &[Op], from: u64, to: u64) -> Option<Vec<Op>> {
     (moved > 1).then_some(out)
 }
 
-/// Every simpler variant of `op`, simplest first: smaller counts, flags
+/// Every simpler variant of `op` but a smaller count (the minimizer
+/// bisects counts: [`first_counts`], [`bisect`]), simplest first: flags
 /// off, kernel instead of user, a zero seed or nonce, lower addresses.
 pub fn candidates(op: &Op) -> Vec<Candidate> {
     let mut out = Vec::new();
@@ -152,13 +182,6 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
         change(&mut c);
         out.push(Candidate { op: c, what });
     };
-    if let Some((name, &mut cur)) = count_mut(&mut op.clone()) {
-        for v in smaller_counts(cur, 1) {
-            variant(format!("{name} → {v}"), &|o| {
-                *count_mut(o).expect("a count").1 = v
-            });
-        }
-    }
     for (i, (name, on)) in flags_mut(&mut op.clone()).into_iter().enumerate() {
         if *on {
             variant(format!("{name} → false"), &|o| {
@@ -196,8 +219,18 @@ mod tests {
 
     #[test]
     fn counts_and_addresses_only_get_smaller() {
-        assert_eq!(smaller_counts(8, 1), vec![1, 5, 7]);
-        assert_eq!(smaller_counts(1, 1), Vec::<u64>::new());
+        let alloc = Op::AllocFrames {
+            count: 1 << 36,
+            contiguous: false,
+            privilege: Privilege::Kernel,
+        };
+        assert_eq!(first_counts(&alloc, 1 << 36), vec![1, MAX_ALLOC_FRAMES + 1]);
+        assert_eq!(first_counts(&alloc, 4097), vec![1]);
+        assert_eq!(first_counts(&alloc, 1), Vec::<u64>::new());
+        assert_eq!(bisect(1, 8), Some(4));
+        assert_eq!(bisect(4, 8), Some(6));
+        assert_eq!(bisect(6, 7), None);
+        assert_eq!(bisect(0, 1), None);
         assert_eq!(
             smaller_addrs(0x4020_3000),
             vec![0, 0x4000_0000, 0x4020_0000]
@@ -221,8 +254,6 @@ mod tests {
         assert_eq!(
             whats,
             [
-                "pages → 1",
-                "pages → 2",
                 "contiguous → false",
                 "writable → false",
                 "as → kernel",

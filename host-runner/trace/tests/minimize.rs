@@ -336,7 +336,52 @@ fn a_large_count_shrinks_by_halving_not_one_by_one() {
         "{:?}",
         m.trace.entries[0].op
     );
-    assert!(m.attempts < 200, "{} runs", m.attempts);
+    // Bisection: about log2(61,838) = 16 runs for the count (halving
+    // toward a first success, restarted after each, took 57 runs in all).
+    assert!(m.attempts < 40, "{} runs", m.attempts);
+}
+
+#[test]
+fn a_count_the_guest_refuses_as_too_large_jumps_to_the_protocol_limit() {
+    // An `alloc_frames` of 2^36 frames is refused as too large, like every
+    // count above `MAX_ALLOC_FRAMES`: the failure needs a refusal, so the
+    // count goes to the limit + 1 in one run, then bisects below it.
+    let t = Trace::from_ops(
+        TraceHeader::default(),
+        [
+            Op::AllocFrames {
+                count: 1 << 36,
+                contiguous: false,
+                privilege: Privilege::Kernel,
+            },
+            Op::Stats,
+        ],
+    );
+    let mut exec = |t: &Trace| match t.entries.first().map(|e| &e.op) {
+        Some(Op::AllocFrames { count, .. }) if *count > protocol::MAX_ALLOC_FRAMES => {
+            Outcome::Failed(Failure::new(
+                FailureKind::Divergence,
+                "op 0 (alloc_frames): expected frames, got {\"error\":\"too_large\"}",
+                Some(0),
+            ))
+        }
+        _ => Outcome::Passed,
+    };
+    let target = exec(&t).failure().unwrap().signature();
+    let mut steps = Vec::new();
+    let m = minimize(&t, &target, &mut exec, Budget::default(), &mut |s| {
+        steps.push(s.what.clone())
+    });
+    assert!(
+        matches!(m.trace.entries[0].op, Op::AllocFrames { count: 4097, .. }),
+        "{:?}",
+        m.trace.entries[0].op
+    );
+    assert_eq!(steps[1], "op 0 (alloc_frames): count → 4097", "{steps:?}");
+    // The empty trace, without the stats, counts 1, 4097 and 4096; then the
+    // round that finds nothing more (without the alloc, counts 1 and 4096).
+    // Halving toward a first success never tried 4097.
+    assert!(m.attempts <= 12, "{} runs: {steps:?}", m.attempts);
 }
 
 /// A fake guest whose allocator holds `256 × ram_mib − 600` frames at
