@@ -139,7 +139,8 @@ pub enum Command {
     Minimize {
         trace: PathBuf,
         /// Time for the whole search; the best trace so far is kept.
-        #[arg(long, default_value = "5m", value_parser = host_runner::args::parse_duration)]
+        #[arg(long, default_value = host_runner::args::MINIMIZE_BUDGET,
+              value_parser = host_runner::args::parse_duration)]
         duration: Duration,
         /// Memory check cadence of each attempt (0: only at its end);
         /// default: the trace's own.

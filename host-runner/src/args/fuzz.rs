@@ -121,8 +121,9 @@ pub struct FuzzArgs {
     /// Stop the campaign after this many failures (0: never).
     #[arg(long, default_value_t = 1)]
     pub max_failures: u64,
-    /// Time for minimizing each new failure.
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    /// Time for minimizing each new failure (the same default as
+    /// `minimize`'s).
+    #[arg(long, default_value = super::MINIMIZE_BUDGET, value_parser = parse_duration)]
     pub minimize_duration: Duration,
     /// Save failures without minimizing them.
     #[arg(long)]
