@@ -108,12 +108,9 @@ pub enum Error {
         response: Box<Response>,
     },
 
-    /// A QMP command failed.
-    #[error("QMP {command} failed: {message}")]
-    Qmp {
-        command: &'static str,
-        message: String,
-    },
+    /// A QMP command failed (its own message).
+    #[error(transparent)]
+    Qmp(#[from] crate::qmp::QmpError),
 
     /// The accelerator asked for cannot be used.
     #[error("accelerator {accel} is not usable here: {reason}")]

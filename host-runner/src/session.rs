@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::qemu::{Qemu, QemuArgs, QemuExit};
-use crate::qmp::{Qmp, StatusInfo};
+use crate::qmp::{Qmp, QmpError, StatusInfo};
 use crate::ram::{RamBacking, SharedRam};
 use crate::ring::RingPort;
 use crate::rpc::{label, RpcClient, RpcError};
@@ -317,23 +317,23 @@ impl Vm {
     }
 
     /// QMP `query-status`.
-    pub async fn query_status(&self) -> Result<StatusInfo> {
+    pub async fn query_status(&self) -> Result<StatusInfo, QmpError> {
         self.qmp.query_status().await
     }
 
     /// Pauses the guest (QMP `stop`).
-    pub async fn stop(&self) -> Result<()> {
+    pub async fn stop(&self) -> Result<(), QmpError> {
         self.qmp.stop().await
     }
 
     /// Resumes the guest (QMP `cont`).
-    pub async fn cont(&self) -> Result<()> {
+    pub async fn cont(&self) -> Result<(), QmpError> {
         self.qmp.cont().await
     }
 
     /// Saves guest physical memory `addr..addr + size` to `name` in the
     /// private directory and returns the file's path.
-    pub async fn pmemsave(&self, addr: u64, size: u64, name: &str) -> Result<PathBuf> {
+    pub async fn pmemsave(&self, addr: u64, size: u64, name: &str) -> Result<PathBuf, QmpError> {
         let path = self.dir.path().join(name);
         self.qmp.pmemsave(addr, size, &path).await?;
         Ok(path)
@@ -359,12 +359,12 @@ impl Vm {
 
     /// Writes an ELF core of the guest to `path` (see
     /// [`Qmp::dump_guest_memory`]).
-    pub async fn dump_guest_memory(&self, path: &Path) -> Result<()> {
+    pub async fn dump_guest_memory(&self, path: &Path) -> Result<(), QmpError> {
         self.qmp.dump_guest_memory(path).await
     }
 
     /// A human-monitor command's output (`info registers`, `info tlb`, …).
-    pub async fn hmp(&self, command_line: &str) -> Result<String> {
+    pub async fn hmp(&self, command_line: &str) -> Result<String, QmpError> {
         self.qmp.hmp(command_line).await
     }
 }

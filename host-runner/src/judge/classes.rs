@@ -184,7 +184,7 @@ fn environment_what(err: &Error) -> String {
         Error::SerialConnectTimeout { .. } => "QEMU did not connect its serial port".into(),
         Error::VersionMismatch { .. } => "protocol version mismatch".into(),
         Error::Encode(_) => "a request too large to encode".into(),
-        Error::Qmp { command, .. } => format!("QMP {command} failed"),
+        Error::Qmp(crate::qmp::QmpError { command, .. }) => format!("QMP {command} failed"),
         Error::AccelUnavailable { .. } => "accelerator unavailable".into(),
         Error::MemoryCheck(_) => "guest memory unreadable".into(),
         Error::Trace { .. } => "trace unreadable".into(),

@@ -72,7 +72,7 @@ pub fn is_environment_error(err: &Error) -> bool {
         | Error::SerialConnectTimeout { .. }
         | Error::VersionMismatch { .. }
         | Error::Encode(_)
-        | Error::Qmp { .. }
+        | Error::Qmp(_)
         | Error::AccelUnavailable { .. }
         | Error::MemoryCheck(_)
         | Error::Trace { .. }
@@ -183,10 +183,10 @@ mod tests {
         reworded.message = "something else entirely 42".into();
         assert_eq!(reworded.signature(), panic.signature());
         assert_eq!(panic.signature().class, "panic at src/paging.rs:88:9");
-        let host = failure_from(Error::Qmp {
+        let host = failure_from(Error::Qmp(crate::qmp::QmpError {
             command: "stop",
             message: "gone".into(),
-        });
+        }));
         assert!(is_runner_failure(&host), "{}", host.message);
         assert_eq!(host.kind, FailureKind::Environment);
     }
