@@ -7,7 +7,7 @@ use std::time::Duration;
 use protocol::frame::FrameError;
 use protocol::{ExceptionReport, PanicReport, Response};
 
-use crate::qemu::QemuExit;
+use crate::qemu::{stderr_suffix, QemuExit};
 
 /// Result with the runner's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -15,42 +15,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What can go wrong while running the guest.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No QEMU binary was found.
-    #[error(
-        "QEMU not found ({searched}): install it with `apt-get install qemu-system-x86` \
-         (Debian/Ubuntu), or name the binary with --qemu PATH or VMMFUZZ_QEMU"
-    )]
-    QemuNotFound { searched: String },
-
-    /// QEMU could not be started.
-    #[error("could not start QEMU `{binary}`: {source}")]
-    QemuSpawn {
-        binary: PathBuf,
-        source: std::io::Error,
-    },
-
-    /// The guest kernel image is not where it should be.
-    #[error(
-        "guest kernel not found at {path}: build it with `cargo build -p host-runner` \
-         (its build script builds guest/kernel), or pass --kernel PATH"
-    )]
-    KernelMissing { path: PathBuf },
-
-    /// The private temporary directory or a socket in it could not be made.
-    #[error("could not set up the private socket directory: {0} (check TMPDIR: it must be writable and short, sockets need paths under 108 bytes)")]
-    TempDir(#[source] std::io::Error),
-
-    /// QEMU did not connect to the serial socket in time.
-    #[error("QEMU did not connect its serial port within {timeout:?}{}", stderr_suffix(.stderr))]
-    SerialConnectTimeout { timeout: Duration, stderr: String },
-
-    /// QEMU exited before the guest said it was ready.
-    #[error("QEMU exited ({exit}) before the guest was ready{}", stderr_suffix(.stderr))]
-    ExitedBeforeReady { exit: QemuExit, stderr: String },
-
-    /// The guest did not send `Ready` in time.
-    #[error("the guest sent no Ready message within {timeout:?}: it hangs or crashed early (try --accel tcg, or RUST_LOG=debug to see QEMU's output)")]
-    ReadyTimeout { timeout: Duration },
+    /// QEMU could not be launched or the guest did not boot (its own
+    /// message).
+    #[error(transparent)]
+    Launch(#[from] crate::qemu::LaunchError),
 
     /// The guest speaks another protocol version.
     #[error("guest protocol version {guest}, host speaks {host}: rebuild the guest and the runner from the same tree")]
@@ -112,10 +80,6 @@ pub enum Error {
     #[error(transparent)]
     Qmp(#[from] crate::qmp::QmpError),
 
-    /// The accelerator asked for cannot be used.
-    #[error("accelerator {accel} is not usable here: {reason}")]
-    AccelUnavailable { accel: String, reason: String },
-
     /// The memory dump does not hold what it should.
     #[error("memory check failed: {0}")]
     MemoryCheck(String),
@@ -139,15 +103,6 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
-}
-
-fn stderr_suffix(stderr: &str) -> String {
-    let s = stderr.trim();
-    if s.is_empty() {
-        String::new()
-    } else {
-        format!("; QEMU said:\n{s}")
-    }
 }
 
 impl Error {

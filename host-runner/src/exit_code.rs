@@ -16,8 +16,10 @@ use trace::{Failure, TraceError};
 
 use crate::coverage::cli::CommandError;
 use crate::fuzz::FuzzError;
-use crate::judge::is_environment_error;
+use crate::judge::{is_environment_error, is_environment_launch};
 use crate::minimize::MinimizeError;
+use crate::qemu::LaunchError;
+use crate::qmp::QmpError;
 
 /// What a run ended with, as the process's exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,6 +126,12 @@ fn class_of(e: &(dyn std::error::Error + 'static)) -> Option<ExitClass> {
     if let Some(e) = e.downcast_ref::<crate::Error>() {
         return Some(of_runner_error(e));
     }
+    if let Some(e) = e.downcast_ref::<LaunchError>() {
+        return Some(of_launch_error(e));
+    }
+    if e.is::<QmpError>() {
+        return Some(ExitClass::Environment);
+    }
     if let Some(e) = e.downcast_ref::<FuzzError>() {
         return Some(of_fuzz_error(e));
     }
@@ -177,6 +185,16 @@ pub fn of_runner_error(e: &crate::Error) -> ExitClass {
         crate::Error::Trace { .. } | crate::Error::Config(_) => ExitClass::Usage,
         e if is_environment_error(e) => ExitClass::Environment,
         _ => ExitClass::VmmFailed,
+    }
+}
+
+/// The class of a launch error: the guest's doing (a hang before `Ready`,
+/// QEMU ended by the guest) is the VMM failing.
+pub fn of_launch_error(e: &LaunchError) -> ExitClass {
+    if is_environment_launch(e) {
+        ExitClass::Environment
+    } else {
+        ExitClass::VmmFailed
     }
 }
 
@@ -242,9 +260,9 @@ mod tests {
 
     #[test]
     fn errors_classify_by_type_through_context() {
-        let missing = anyhow::Error::new(crate::Error::QemuNotFound {
+        let missing = anyhow::Error::new(crate::Error::from(LaunchError::QemuNotFound {
             searched: "no qemu".into(),
-        })
+        }))
         .context("starting");
         assert_eq!(classify(&missing), ExitClass::Environment);
         let killed = anyhow::Error::new(crate::Error::GuestDied {
@@ -268,5 +286,59 @@ mod tests {
             classify(&anyhow::anyhow!("who knows")),
             ExitClass::Environment
         );
+    }
+
+    #[test]
+    fn a_module_error_classifies_alone_as_in_the_runner_error() {
+        use std::time::Duration;
+        let hang = || LaunchError::ReadyTimeout {
+            timeout: Duration::from_secs(1),
+        };
+        let killed = || LaunchError::ExitedBeforeReady {
+            exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
+            stderr: String::new(),
+        };
+        let failed = || LaunchError::ExitedBeforeReady {
+            exit: QemuExit::Failed(1),
+            stderr: String::new(),
+        };
+        let triple = || LaunchError::ExitedBeforeReady {
+            exit: QemuExit::TripleFault,
+            stderr: String::new(),
+        };
+        let temp = || LaunchError::TempDir(std::io::Error::from(std::io::ErrorKind::NotFound));
+        for (launch, class) in [
+            (hang(), ExitClass::VmmFailed),
+            (killed(), ExitClass::Environment),
+            (failed(), ExitClass::Environment),
+            (triple(), ExitClass::VmmFailed),
+            (temp(), ExitClass::Environment),
+        ] {
+            let text = launch.to_string();
+            let alone = anyhow::Error::new(launch).context("booting");
+            assert_eq!(classify(&alone), class, "{text}");
+        }
+        for (launch, class) in [
+            (hang(), ExitClass::VmmFailed),
+            (killed(), ExitClass::Environment),
+            (triple(), ExitClass::VmmFailed),
+            (temp(), ExitClass::Environment),
+        ] {
+            let text = launch.to_string();
+            let wrapped = anyhow::Error::new(crate::Error::from(launch));
+            assert_eq!(classify(&wrapped), class, "{text}");
+            assert_eq!(wrapped.to_string(), text, "the sum says its part's message");
+        }
+        let qmp = || QmpError {
+            command: "stop",
+            message: "gone".into(),
+        };
+        assert_eq!(classify(&anyhow::Error::new(qmp())), ExitClass::Environment);
+        assert_eq!(
+            classify(&anyhow::Error::new(crate::Error::from(qmp()))),
+            ExitClass::Environment
+        );
+        let config = anyhow::Error::new(crate::Error::Config("too much RAM".into()));
+        assert_eq!(classify(&config), ExitClass::Usage);
     }
 }

@@ -10,7 +10,7 @@ use tokio::net::UnixListener;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::qemu::{Qemu, QemuArgs, QemuExit};
+use crate::qemu::{LaunchError, Qemu, QemuArgs, QemuExit};
 use crate::qmp::{Qmp, QmpError, StatusInfo};
 use crate::ram::{RamBacking, SharedRam};
 use crate::ring::RingPort;
@@ -44,14 +44,15 @@ impl Vm {
     pub async fn boot(config: &VmConfig) -> Result<Vm> {
         config.check()?;
         if !config.kernel.is_file() {
-            return Err(Error::KernelMissing {
+            return Err(LaunchError::KernelMissing {
                 path: config.kernel.clone(),
-            });
+            }
+            .into());
         }
         let dir = private_dir()?;
         let serial_socket = dir.path().join("serial.sock");
         let qmp_socket = dir.path().join("qmp.sock");
-        let listener = UnixListener::bind(&serial_socket).map_err(Error::TempDir)?;
+        let listener = UnixListener::bind(&serial_socket).map_err(LaunchError::TempDir)?;
         let backing = if config.shared_ram {
             Some(RamBacking::create(config.ram_bytes(), dir.path())?)
         } else {
@@ -62,7 +63,7 @@ impl Vm {
         } else {
             let blob = dir.path().join("files.img");
             std::fs::write(&blob, crate::files::build_blob(&config.files))
-                .map_err(Error::TempDir)?;
+                .map_err(LaunchError::TempDir)?;
             Some(blob)
         };
         let args = QemuArgs {
@@ -86,16 +87,17 @@ impl Vm {
                 Ok(Err(e)) => return Err(Error::io("accepting QEMU's serial connection", e)),
                 Err(_) => {
                     qemu.kill().await;
-                    return Err(Error::SerialConnectTimeout {
+                    return Err(LaunchError::SerialConnectTimeout {
                         timeout: config.boot_timeout,
                         stderr: qemu.final_output().await,
-                    });
+                    }
+                    .into());
                 }
             },
             // Longer than the accept's deadline: this branch is for QEMU
             // ending early, not for the timeout.
             exit = qemu.wait_exit(config.boot_timeout + EXIT_WAIT) => {
-                return Err(Error::ExitedBeforeReady { exit, stderr: qemu.final_output().await });
+                return Err(LaunchError::ExitedBeforeReady { exit, stderr: qemu.final_output().await }.into());
             }
         };
         drop(listener);
@@ -107,17 +109,19 @@ impl Vm {
         let version = match ready {
             Ok(v) => v,
             Err(RpcError::Timeout { .. }) => {
-                return Err(Error::ReadyTimeout {
+                return Err(LaunchError::ReadyTimeout {
                     timeout: config.boot_timeout,
-                })
+                }
+                .into())
             }
             Err(RpcError::Closed {
                 last_report: None, ..
             }) => {
-                return Err(Error::ExitedBeforeReady {
+                return Err(LaunchError::ExitedBeforeReady {
                     exit: qemu.wait_exit(EXIT_WAIT).await,
                     stderr: qemu.final_output().await,
-                })
+                }
+                .into())
             }
             Err(e) => return Err(guest_error(&mut qemu, e).await),
         };

@@ -8,7 +8,7 @@ use trace::{answer_class, FailureClass};
 use super::inspect::MemoryCheck;
 use super::qemu_view::QemuMismatch;
 use crate::error::Error;
-use crate::qemu::QemuExit;
+use crate::qemu::{LaunchError, QemuExit};
 
 /// The invariant class of a memory check: every broken invariant's
 /// number, and the frames, pages and swap slots the violations name.
@@ -136,7 +136,9 @@ pub fn of_error(err: &Error) -> FailureClass {
         },
         Error::GuestDied { exit, .. } => died(*exit, "the serial line closed"),
         Error::UnexpectedExit { exit, .. } => died(*exit, "QEMU ended"),
-        Error::ExitedBeforeReady { exit, .. } => died(*exit, "QEMU ended before Ready"),
+        Error::Launch(LaunchError::ExitedBeforeReady { exit, .. }) => {
+            died(*exit, "QEMU ended before Ready")
+        }
         Error::Timeout { request, .. } => FailureClass::Hang {
             request: request
                 .split(|c: char| !c.is_alphanumeric())
@@ -144,7 +146,7 @@ pub fn of_error(err: &Error) -> FailureClass {
                 .unwrap_or_default()
                 .to_string(),
         },
-        Error::ReadyTimeout { .. } => FailureClass::Hang {
+        Error::Launch(LaunchError::ReadyTimeout { .. }) => FailureClass::Hang {
             request: "Ready".into(),
         },
         Error::UnexpectedResponse { request, response } => FailureClass::Answer {
@@ -173,19 +175,21 @@ fn environment_what(err: &Error) -> String {
     match err {
         Error::GuestDied { exit, .. }
         | Error::UnexpectedExit { exit, .. }
-        | Error::ExitedBeforeReady { exit, .. } => match exit {
+        | Error::Launch(LaunchError::ExitedBeforeReady { exit, .. }) => match exit {
             QemuExit::Signal(s) => format!("QEMU killed by {}", super::signal_name(*s)),
             other => format!("QEMU failed ({other})"),
         },
-        Error::QemuNotFound { .. } => "QEMU not found".into(),
-        Error::QemuSpawn { .. } => "QEMU did not start".into(),
-        Error::KernelMissing { .. } => "guest kernel missing".into(),
-        Error::TempDir(_) => "no private socket directory".into(),
-        Error::SerialConnectTimeout { .. } => "QEMU did not connect its serial port".into(),
+        Error::Launch(LaunchError::QemuNotFound { .. }) => "QEMU not found".into(),
+        Error::Launch(LaunchError::QemuSpawn { .. }) => "QEMU did not start".into(),
+        Error::Launch(LaunchError::KernelMissing { .. }) => "guest kernel missing".into(),
+        Error::Launch(LaunchError::TempDir(_)) => "no private socket directory".into(),
+        Error::Launch(LaunchError::SerialConnectTimeout { .. }) => {
+            "QEMU did not connect its serial port".into()
+        }
         Error::VersionMismatch { .. } => "protocol version mismatch".into(),
         Error::Encode(_) => "a request too large to encode".into(),
         Error::Qmp(crate::qmp::QmpError { command, .. }) => format!("QMP {command} failed"),
-        Error::AccelUnavailable { .. } => "accelerator unavailable".into(),
+        Error::Launch(LaunchError::AccelUnavailable { .. }) => "accelerator unavailable".into(),
         Error::MemoryCheck(_) => "guest memory unreadable".into(),
         Error::Trace { .. } => "trace unreadable".into(),
         Error::Io { .. } => "host I/O".into(),

@@ -7,7 +7,7 @@
 use trace::{Failure, FailureKind};
 
 use crate::error::Error;
-use crate::qemu::QemuExit;
+use crate::qemu::{LaunchError, QemuExit};
 
 /// The signals that only come from outside QEMU: nothing a guest does makes
 /// QEMU receive them (the OOM killer's and `kill`'s SIGKILL, a terminal's
@@ -52,33 +52,45 @@ pub fn signal_name(signal: i32) -> String {
 /// is decided here, by its type (and for a dead QEMU, by the signal).
 pub fn is_environment_error(err: &Error) -> bool {
     match err {
+        Error::Launch(e) => is_environment_launch(e),
         Error::GuestPanic { .. }
         | Error::GuestException { .. }
         | Error::Timeout { .. }
-        | Error::ReadyTimeout { .. }
         | Error::UnexpectedResponse { .. }
         | Error::GuestFrame(_)
         | Error::Ring(_) => false,
-        Error::GuestDied { exit, .. }
-        | Error::UnexpectedExit { exit, .. }
-        | Error::ExitedBeforeReady { exit, .. } => {
-            matches!(exit, QemuExit::Signal(s) if external_signal(*s))
-                || matches!(exit, QemuExit::Failed(_))
+        Error::GuestDied { exit, .. } | Error::UnexpectedExit { exit, .. } => {
+            is_environment_exit(*exit)
         }
-        Error::QemuNotFound { .. }
-        | Error::QemuSpawn { .. }
-        | Error::KernelMissing { .. }
-        | Error::TempDir(_)
-        | Error::SerialConnectTimeout { .. }
-        | Error::VersionMismatch { .. }
+        Error::VersionMismatch { .. }
         | Error::Encode(_)
         | Error::Qmp(_)
-        | Error::AccelUnavailable { .. }
         | Error::MemoryCheck(_)
         | Error::Trace { .. }
         | Error::Config(_)
         | Error::Io { .. } => true,
     }
+}
+
+/// Whether a launch error is the environment's: all are but a guest that
+/// hangs before `Ready` or ends QEMU itself.
+pub fn is_environment_launch(err: &LaunchError) -> bool {
+    match err {
+        LaunchError::ReadyTimeout { .. } => false,
+        LaunchError::ExitedBeforeReady { exit, .. } => is_environment_exit(*exit),
+        LaunchError::QemuNotFound { .. }
+        | LaunchError::QemuSpawn { .. }
+        | LaunchError::KernelMissing { .. }
+        | LaunchError::TempDir(_)
+        | LaunchError::SerialConnectTimeout { .. }
+        | LaunchError::AccelUnavailable { .. } => true,
+    }
+}
+
+/// Whether QEMU's end is the environment's doing: killed from outside, or
+/// failing by its own exit status.
+fn is_environment_exit(exit: QemuExit) -> bool {
+    matches!(exit, QemuExit::Signal(s) if external_signal(s)) || matches!(exit, QemuExit::Failed(_))
 }
 
 /// The trace failure of a runner error:
@@ -100,7 +112,9 @@ pub fn failure_from(err: Error) -> Failure {
     }
     let kind = match &err {
         Error::GuestPanic { .. } => FailureKind::GuestPanic,
-        Error::Timeout { .. } | Error::ReadyTimeout { .. } => FailureKind::Hang,
+        Error::Timeout { .. } | Error::Launch(LaunchError::ReadyTimeout { .. }) => {
+            FailureKind::Hang
+        }
         Error::UnexpectedResponse { .. } | Error::GuestFrame(_) | Error::Ring(_) => {
             FailureKind::Divergence
         }
@@ -120,9 +134,8 @@ pub fn failure_from(err: Error) -> Failure {
 /// guest is not to blame.
 fn environment_message(err: &Error) -> String {
     let exit = match err {
-        Error::GuestDied { exit, .. }
-        | Error::UnexpectedExit { exit, .. }
-        | Error::ExitedBeforeReady { exit, .. } => Some(*exit),
+        Error::GuestDied { exit, .. } | Error::UnexpectedExit { exit, .. } => Some(*exit),
+        Error::Launch(e) => e.exit(),
         _ => None,
     };
     match exit {
@@ -199,10 +212,10 @@ mod tests {
         });
         assert_eq!(killed.kind, FailureKind::Environment);
         assert!(killed.message.contains("SIGKILL (9)"), "{}", killed.message);
-        let at_boot = failure_from(Error::ExitedBeforeReady {
+        let at_boot = failure_from(Error::Launch(LaunchError::ExitedBeforeReady {
             exit: QemuExit::Signal(rustix::process::Signal::TERM.as_raw()),
             stderr: String::new(),
-        });
+        }));
         assert!(is_runner_failure(&at_boot), "{}", at_boot.message);
         // A crash may be the guest's doing (a QEMU bug it triggered).
         let crashed = failure_from(Error::GuestDied {
@@ -210,10 +223,10 @@ mod tests {
             stderr: String::new(),
         });
         assert_eq!(crashed.kind, FailureKind::GuestDied);
-        let spawn = failure_from(Error::QemuSpawn {
+        let spawn = failure_from(Error::Launch(LaunchError::QemuSpawn {
             binary: "/nonexistent/qemu".into(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+        }));
         assert_eq!(spawn.kind, FailureKind::Environment);
     }
 }

@@ -6,6 +6,7 @@ use crate::common::{alive, qemu_children};
 use std::time::Duration;
 
 use host_runner::accel::{self, Accel};
+use host_runner::qemu::LaunchError;
 use host_runner::{smoke, AccelChoice, Error, QemuExit, RunnerOptions, Vm, VmConfig};
 use protocol::frame::{self, FrameError};
 use protocol::{Privilege, Request, Response, PROTOCOL_VERSION};
@@ -288,7 +289,10 @@ async fn explicit_accels_need_no_measurement() {
     assert_eq!(v.accel, Accel::Tcg);
     match accel::resolve(AccelChoice::Kvm, &base, "q", None, false).await {
         Ok(v) => assert_eq!(v.accel, Accel::Kvm),
-        Err(e) => assert!(matches!(e, Error::AccelUnavailable { .. }), "{e}"),
+        Err(e) => assert!(
+            matches!(e, Error::Launch(LaunchError::AccelUnavailable { .. })),
+            "{e}"
+        ),
     }
 }
 
@@ -299,7 +303,7 @@ async fn qemu_failing_to_start_the_kernel_is_reported_with_its_stderr() {
     let mut c = config(Accel::Tcg);
     c.kernel = bogus.path().to_owned();
     match Vm::boot(&c).await.unwrap_err() {
-        Error::ExitedBeforeReady { exit, stderr } => {
+        Error::Launch(LaunchError::ExitedBeforeReady { exit, stderr }) => {
             assert!(matches!(exit, QemuExit::Failed(_)), "{exit}");
             assert!(!stderr.trim().is_empty(), "QEMU's complaint is kept");
         }
