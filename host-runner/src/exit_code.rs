@@ -16,10 +16,11 @@ use trace::{Failure, TraceError};
 
 use crate::coverage::cli::CommandError;
 use crate::fuzz::FuzzError;
-use crate::judge::{is_environment_error, is_environment_launch};
+use crate::judge::{is_environment_error, is_environment_launch, is_environment_rpc};
 use crate::minimize::MinimizeError;
 use crate::qemu::LaunchError;
 use crate::qmp::QmpError;
+use crate::rpc::RpcError;
 
 /// What a run ended with, as the process's exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -129,6 +130,9 @@ fn class_of(e: &(dyn std::error::Error + 'static)) -> Option<ExitClass> {
     if let Some(e) = e.downcast_ref::<LaunchError>() {
         return Some(of_launch_error(e));
     }
+    if let Some(e) = e.downcast_ref::<RpcError>() {
+        return Some(of_rpc_error(e));
+    }
     if e.is::<QmpError>() {
         return Some(ExitClass::Environment);
     }
@@ -192,6 +196,15 @@ pub fn of_runner_error(e: &crate::Error) -> ExitClass {
 /// QEMU ended by the guest) is the VMM failing.
 pub fn of_launch_error(e: &LaunchError) -> ExitClass {
     if is_environment_launch(e) {
+        ExitClass::Environment
+    } else {
+        ExitClass::VmmFailed
+    }
+}
+
+/// The class of a guest's error: the guest's doing is the VMM failing.
+pub fn of_rpc_error(e: &RpcError) -> ExitClass {
+    if is_environment_rpc(e) {
         ExitClass::Environment
     } else {
         ExitClass::VmmFailed
@@ -265,15 +278,15 @@ mod tests {
         }))
         .context("starting");
         assert_eq!(classify(&missing), ExitClass::Environment);
-        let killed = anyhow::Error::new(crate::Error::GuestDied {
+        let killed = anyhow::Error::new(crate::Error::from(RpcError::GuestDied {
             exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
             stderr: String::new(),
-        });
+        }));
         assert_eq!(classify(&killed), ExitClass::Environment);
-        let triple = anyhow::Error::new(crate::Error::GuestDied {
+        let triple = anyhow::Error::new(crate::Error::from(RpcError::GuestDied {
             exit: QemuExit::TripleFault,
             stderr: String::new(),
-        });
+        }));
         assert_eq!(classify(&triple), ExitClass::VmmFailed);
         let full = anyhow::Error::new(FuzzError::Io {
             path: "failures/x.jsonl".into(),
@@ -338,6 +351,45 @@ mod tests {
             classify(&anyhow::Error::new(crate::Error::from(qmp()))),
             ExitClass::Environment
         );
+        let rpc = || {
+            [
+                (
+                    RpcError::Timeout {
+                        request: "Stats".into(),
+                        timeout: Duration::from_secs(1),
+                    },
+                    ExitClass::VmmFailed,
+                ),
+                (
+                    RpcError::GuestDied {
+                        exit: QemuExit::Signal(rustix::process::Signal::TERM.as_raw()),
+                        stderr: String::new(),
+                    },
+                    ExitClass::Environment,
+                ),
+                (
+                    RpcError::UnexpectedExit {
+                        exit: QemuExit::TripleFault,
+                        expected: "status 33",
+                        stderr: String::new(),
+                    },
+                    ExitClass::VmmFailed,
+                ),
+                (
+                    RpcError::VersionMismatch { guest: 1, host: 2 },
+                    ExitClass::Environment,
+                ),
+            ]
+        };
+        for (e, class) in rpc() {
+            let text = e.to_string();
+            assert_eq!(classify(&anyhow::Error::new(e)), class, "{text}");
+        }
+        for (e, class) in rpc() {
+            let text = e.to_string();
+            let wrapped = anyhow::Error::new(crate::Error::from(e));
+            assert_eq!(classify(&wrapped), class, "{text}");
+        }
         let config = anyhow::Error::new(crate::Error::Config("too much RAM".into()));
         assert_eq!(classify(&config), ExitClass::Usage);
     }

@@ -12,10 +12,9 @@ use tokio::task::JoinHandle;
 
 mod command;
 mod exit;
-mod launch_error;
+pub mod launch_error;
 pub use command::{Accel, QemuArgs, RamFile};
 pub use exit::QemuExit;
-pub(crate) use launch_error::stderr_suffix;
 pub use launch_error::LaunchError;
 
 /// Name of the QEMU binary searched in `PATH`.

@@ -9,6 +9,7 @@ use super::inspect::MemoryCheck;
 use super::qemu_view::QemuMismatch;
 use crate::error::Error;
 use crate::qemu::{LaunchError, QemuExit};
+use crate::rpc::RpcError;
 
 /// The invariant class of a memory check: every broken invariant's
 /// number, and the frames, pages and swap slots the violations name.
@@ -126,30 +127,40 @@ fn died(exit: QemuExit, what: &str) -> FailureClass {
 /// The class of a runner error, by its variant.
 pub fn of_error(err: &Error) -> FailureClass {
     match err {
-        Error::GuestPanic { report, .. } => FailureClass::Panic {
+        Error::Rpc(e) => of_rpc_error(e),
+        Error::Launch(LaunchError::ExitedBeforeReady { exit, .. }) => {
+            died(*exit, "QEMU ended before Ready")
+        }
+        Error::Launch(LaunchError::ReadyTimeout { .. }) => FailureClass::Hang {
+            request: "Ready".into(),
+        },
+        other => FailureClass::Environment {
+            what: environment_what(other),
+        },
+    }
+}
+
+/// The class of a guest's error, by its variant.
+fn of_rpc_error(err: &RpcError) -> FailureClass {
+    match err {
+        RpcError::GuestPanic { report, .. } => FailureClass::Panic {
             file: report.file.to_string(),
             line: report.line,
             column: report.column,
         },
-        Error::GuestException { report, .. } => FailureClass::Exception {
+        RpcError::GuestException { report, .. } => FailureClass::Exception {
             vector: report.vector,
         },
-        Error::GuestDied { exit, .. } => died(*exit, "the serial line closed"),
-        Error::UnexpectedExit { exit, .. } => died(*exit, "QEMU ended"),
-        Error::Launch(LaunchError::ExitedBeforeReady { exit, .. }) => {
-            died(*exit, "QEMU ended before Ready")
-        }
-        Error::Timeout { request, .. } => FailureClass::Hang {
+        RpcError::GuestDied { exit, .. } => died(*exit, "the serial line closed"),
+        RpcError::UnexpectedExit { exit, .. } => died(*exit, "QEMU ended"),
+        RpcError::Timeout { request, .. } => FailureClass::Hang {
             request: request
                 .split(|c: char| !c.is_alphanumeric())
                 .next()
                 .unwrap_or_default()
                 .to_string(),
         },
-        Error::Launch(LaunchError::ReadyTimeout { .. }) => FailureClass::Hang {
-            request: "Ready".into(),
-        },
-        Error::UnexpectedResponse { request, response } => FailureClass::Answer {
+        RpcError::UnexpectedResponse { request, response } => FailureClass::Answer {
             op: request
                 .split(|c: char| !c.is_alphanumeric())
                 .next()
@@ -158,14 +169,17 @@ pub fn of_error(err: &Error) -> FailureClass {
             expected: "an answer of its kind".into(),
             actual: answer_class(response),
         },
-        Error::GuestFrame(_) => FailureClass::Died {
+        RpcError::GuestFrame(_) => FailureClass::Died {
             how: "an undecodable frame".into(),
         },
-        Error::Ring(_) => FailureClass::Died {
+        RpcError::Ring(_) => FailureClass::Died {
             how: "the shared-memory ring broken".into(),
         },
-        other => FailureClass::Environment {
-            what: environment_what(other),
+        RpcError::VersionMismatch { .. } => FailureClass::Environment {
+            what: "protocol version mismatch".into(),
+        },
+        RpcError::Encode(_) => FailureClass::Environment {
+            what: "a request too large to encode".into(),
         },
     }
 }
@@ -173,9 +187,7 @@ pub fn of_error(err: &Error) -> FailureClass {
 /// What failed in the environment, by the error's variant (and signal).
 fn environment_what(err: &Error) -> String {
     match err {
-        Error::GuestDied { exit, .. }
-        | Error::UnexpectedExit { exit, .. }
-        | Error::Launch(LaunchError::ExitedBeforeReady { exit, .. }) => match exit {
+        Error::Launch(LaunchError::ExitedBeforeReady { exit, .. }) => match exit {
             QemuExit::Signal(s) => format!("QEMU killed by {}", super::signal_name(*s)),
             other => format!("QEMU failed ({other})"),
         },
@@ -186,8 +198,6 @@ fn environment_what(err: &Error) -> String {
         Error::Launch(LaunchError::SerialConnectTimeout { .. }) => {
             "QEMU did not connect its serial port".into()
         }
-        Error::VersionMismatch { .. } => "protocol version mismatch".into(),
-        Error::Encode(_) => "a request too large to encode".into(),
         Error::Qmp(crate::qmp::QmpError { command, .. }) => format!("QMP {command} failed"),
         Error::Launch(LaunchError::AccelUnavailable { .. }) => "accelerator unavailable".into(),
         Error::MemoryCheck(_) => "guest memory unreadable".into(),

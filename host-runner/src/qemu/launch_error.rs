@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::QemuExit;
+use super::exit::QemuExit;
 
 /// What can go wrong launching QEMU and booting the guest.
 #[derive(Debug, thiserror::Error)]

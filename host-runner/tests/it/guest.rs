@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use host_runner::accel::{self, Accel};
 use host_runner::qemu::LaunchError;
+use host_runner::rpc::RpcError;
 use host_runner::{smoke, AccelChoice, Error, QemuExit, RunnerOptions, Vm, VmConfig};
 use protocol::frame::{self, FrameError};
 use protocol::{Privilege, Request, Response, PROTOCOL_VERSION};
@@ -108,7 +109,7 @@ async fn guest_panic_is_reported_with_location_and_exit_status() {
     let text = err.to_string();
     eprintln!("{text}");
     match err {
-        Error::GuestPanic { report, exit } => {
+        RpcError::GuestPanic { report, exit } => {
             assert!(
                 report.message.contains("panic requested by host"),
                 "{report:?}"
@@ -123,7 +124,7 @@ async fn guest_panic_is_reported_with_location_and_exit_status() {
     }
     // The line is closed now; further calls say the guest died of its panic.
     match vm.call(Request::Ping { nonce: 1 }).await.unwrap_err() {
-        Error::GuestPanic { exit, .. } => assert_eq!(exit, QemuExit::Panic),
+        RpcError::GuestPanic { exit, .. } => assert_eq!(exit, QemuExit::Panic),
         other => panic!("{other}"),
     }
 }
