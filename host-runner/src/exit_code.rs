@@ -392,5 +392,17 @@ mod tests {
         }
         let config = anyhow::Error::new(crate::Error::Config("too much RAM".into()));
         assert_eq!(classify(&config), ExitClass::Usage);
+        let trace = anyhow::Error::new(crate::Error::Trace {
+            path: "t.jsonl".into(),
+            source: trace::TraceError::Io(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        });
+        assert_eq!(classify(&trace), ExitClass::Usage);
+        let io = anyhow::Error::new(crate::Error::io(
+            "accepting QEMU's serial connection",
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ));
+        assert_eq!(classify(&io), ExitClass::Environment);
+        let memory = anyhow::Error::new(crate::Error::MemoryCheck("no direct map".into()));
+        assert_eq!(classify(&memory), ExitClass::Environment);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use protocol::{Privilege, Request};
 use tokio::time::Instant;
 
-use super::mix::Mix;
+use super::mix::{send, Mix};
 use super::report::{Figure, Section, Tag, Unit};
 use super::{BenchError, BenchPlan};
 use crate::accel::expect_pong;
@@ -150,18 +150,6 @@ fn throughput(size: usize, batches: &[f64]) -> f64 {
 /// Whole batches of `size` in `total` requests (at least one).
 fn batches_of(total: usize, size: usize) -> usize {
     (total / size).max(1)
-}
-
-/// One request alone (as a single frame), more as a `Batch`.
-pub async fn send(
-    vm: &mut Vm,
-    mut requests: Vec<Request>,
-) -> Result<Vec<protocol::Response>, RpcError> {
-    if requests.len() == 1 {
-        let one = requests.pop().expect("one");
-        return Ok(vec![vm.call(one).await?]);
-    }
-    vm.batch(requests).await
 }
 
 /// Back to the boot state (unjudged: the guest's answer is only checked
