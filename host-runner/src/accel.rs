@@ -11,7 +11,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::qemu::LaunchError;
 use crate::session::VmConfig;
 
 mod cache;
@@ -103,10 +104,11 @@ pub async fn resolve(
                 reason: "asked for with --accel kvm".into(),
                 score: None,
             }),
-            Err(reason) => Err(Error::AccelUnavailable {
+            Err(reason) => Err(LaunchError::AccelUnavailable {
                 accel: "kvm".into(),
                 reason: format!("{reason} (use --accel tcg or auto)"),
-            }),
+            }
+            .into()),
         },
         AccelChoice::Auto => {
             if let Err(reason) = kvm_usable() {

@@ -1,134 +1,46 @@
-//! The runner's errors. Every variant says what went wrong and, where the
-//! user can do something about it, what to do.
+//! The runner's error: the sum of its modules' errors (launching QEMU,
+//! talking to the guest, QMP) where one operation meets several of them
+//! (a session that launches, then talks), and the failures that belong to
+//! no module of their own. Every variant says what went wrong and, where
+//! the user can do something about it, what to do.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use protocol::frame::FrameError;
-use protocol::{ExceptionReport, PanicReport, Response};
-
-use crate::qemu::QemuExit;
+use crate::qemu::launch_error::LaunchError;
+use crate::qmp::QmpError;
+use crate::rpc::RpcError;
 
 /// Result with the runner's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What can go wrong while running the guest.
+/// What can go wrong while running the guest, in the operations that mix
+/// launching it, talking to it and QMP.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No QEMU binary was found.
-    #[error(
-        "QEMU not found ({searched}): install it with `apt-get install qemu-system-x86` \
-         (Debian/Ubuntu), or name the binary with --qemu PATH or VMMFUZZ_QEMU"
-    )]
-    QemuNotFound { searched: String },
+    /// The launch's message ([`LaunchError`]): QEMU could not be launched
+    /// or the guest did not get to `Ready`.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
 
-    /// QEMU could not be started.
-    #[error("could not start QEMU `{binary}`: {source}")]
-    QemuSpawn {
-        binary: PathBuf,
-        source: std::io::Error,
-    },
+    /// The guest's message ([`RpcError`]): a request failed, or the guest
+    /// died.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
 
-    /// The guest kernel image is not where it should be.
-    #[error(
-        "guest kernel not found at {path}: build it with `cargo build -p host-runner` \
-         (its build script builds guest/kernel), or pass --kernel PATH"
-    )]
-    KernelMissing { path: PathBuf },
+    /// QMP's message ([`QmpError`]): QMP `command` failed.
+    #[error(transparent)]
+    Qmp(#[from] QmpError),
 
-    /// The private temporary directory or a socket in it could not be made.
-    #[error("could not set up the private socket directory: {0} (check TMPDIR: it must be writable and short, sockets need paths under 108 bytes)")]
-    TempDir(#[source] std::io::Error),
-
-    /// QEMU did not connect to the serial socket in time.
-    #[error("QEMU did not connect its serial port within {timeout:?}{}", stderr_suffix(.stderr))]
-    SerialConnectTimeout { timeout: Duration, stderr: String },
-
-    /// QEMU exited before the guest said it was ready.
-    #[error("QEMU exited ({exit}) before the guest was ready{}", stderr_suffix(.stderr))]
-    ExitedBeforeReady { exit: QemuExit, stderr: String },
-
-    /// The guest did not send `Ready` in time.
-    #[error("the guest sent no Ready message within {timeout:?}: it hangs or crashed early (try --accel tcg, or RUST_LOG=debug to see QEMU's output)")]
-    ReadyTimeout { timeout: Duration },
-
-    /// The guest speaks another protocol version.
-    #[error("guest protocol version {guest}, host speaks {host}: rebuild the guest and the runner from the same tree")]
-    VersionMismatch { guest: u32, host: u32 },
-
-    /// A request got no answer in time.
-    #[error("request {request} got no answer within {timeout:?}: the guest hangs (its serial loop is stuck or it spins in a fault)")]
-    Timeout { request: String, timeout: Duration },
-
-    /// The guest panicked.
-    #[error("guest panicked at {}:{}:{}: {} (QEMU {exit})", .report.file, .report.line, .report.column, .report.message)]
-    GuestPanic {
-        report: PanicReport<'static>,
-        exit: QemuExit,
-    },
-
-    /// The guest took a CPU exception it did not expect.
-    #[error("guest took unexpected exception {} ({}) at rip {:#x}, error code {:#x}, cr2 {:#x}, rsp {:#x} (QEMU {exit})",
-        .report.vector, crate::rpc::vector_name(.report.vector), .report.rip, .report.error_code, .report.cr2, .report.rsp)]
-    GuestException {
-        report: ExceptionReport,
-        exit: QemuExit,
-    },
-
-    /// The serial line closed without a panic or exception report.
-    #[error("the guest closed the serial line without a report (QEMU {exit}){}", stderr_suffix(.stderr))]
-    GuestDied { exit: QemuExit, stderr: String },
-
-    /// QEMU ended with a status other than the one expected.
-    #[error("QEMU ended with {exit}, expected {expected}{}", stderr_suffix(.stderr))]
-    UnexpectedExit {
-        exit: QemuExit,
-        expected: &'static str,
-        stderr: String,
-    },
-
-    /// The guest sent a frame the host could not decode.
-    #[error(
-        "the guest sent an undecodable frame: {0} (a guest framing bug or a protocol mismatch)"
-    )]
-    GuestFrame(FrameError),
-
-    /// A request could not be encoded.
-    #[error("request does not fit in a frame: {0}")]
-    Encode(FrameError),
-
-    /// The shared-memory transport could not be set up or broke its rules.
-    #[error("shared-memory transport: {0} (a guest transport bug, or a VMM that wrote over the ring; `--transport serial` avoids the ring)")]
-    Ring(#[from] crate::ring::RingError),
-
-    /// The guest answered something the request does not allow.
-    #[error("unexpected answer to {request}: {response:?}")]
-    UnexpectedResponse {
-        request: String,
-        response: Box<Response>,
-    },
-
-    /// A QMP command failed.
-    #[error("QMP {command} failed: {message}")]
-    Qmp {
-        command: &'static str,
-        message: String,
-    },
-
-    /// The accelerator asked for cannot be used.
-    #[error("accelerator {accel} is not usable here: {reason}")]
-    AccelUnavailable { accel: String, reason: String },
-
-    /// The memory dump does not hold what it should.
+    /// Memory check failed: what the dump does not hold that it should.
     #[error("memory check failed: {0}")]
     MemoryCheck(String),
 
-    /// A guest no run can boot: RAM or files out of range
+    /// Why no run can boot this guest: RAM or files out of range
     /// (`trace::limits`). Refused before QEMU starts (a usage error).
     #[error("{0}")]
     Config(String),
 
-    /// A trace file that cannot be opened or read (a usage error: the
+    /// Trace `path`: why it cannot be opened or read (a usage error: the
     /// input is wrong, not the guest or the machine).
     #[error("trace {}: {source}", .path.display())]
     Trace {
@@ -136,21 +48,13 @@ pub enum Error {
         source: trace::TraceError,
     },
 
-    /// An I/O error on the serial line, a socket or a file.
+    /// What was being done (on the serial line, a socket or a file): the
+    /// I/O error.
     #[error("{context}: {source}")]
     Io {
         context: String,
         source: std::io::Error,
     },
-}
-
-fn stderr_suffix(stderr: &str) -> String {
-    let s = stderr.trim();
-    if s.is_empty() {
-        String::new()
-    } else {
-        format!("; QEMU said:\n{s}")
-    }
 }
 
 impl Error {

@@ -16,8 +16,11 @@ use trace::{Failure, TraceError};
 
 use crate::coverage::cli::CommandError;
 use crate::fuzz::FuzzError;
-use crate::judge::is_environment_error;
+use crate::judge::{is_environment_error, is_environment_launch, is_environment_rpc};
 use crate::minimize::MinimizeError;
+use crate::qemu::LaunchError;
+use crate::qmp::QmpError;
+use crate::rpc::RpcError;
 
 /// What a run ended with, as the process's exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,6 +127,15 @@ fn class_of(e: &(dyn std::error::Error + 'static)) -> Option<ExitClass> {
     if let Some(e) = e.downcast_ref::<crate::Error>() {
         return Some(of_runner_error(e));
     }
+    if let Some(e) = e.downcast_ref::<LaunchError>() {
+        return Some(of_launch_error(e));
+    }
+    if let Some(e) = e.downcast_ref::<RpcError>() {
+        return Some(of_rpc_error(e));
+    }
+    if e.is::<QmpError>() {
+        return Some(ExitClass::Environment);
+    }
     if let Some(e) = e.downcast_ref::<FuzzError>() {
         return Some(of_fuzz_error(e));
     }
@@ -177,6 +189,25 @@ pub fn of_runner_error(e: &crate::Error) -> ExitClass {
         crate::Error::Trace { .. } | crate::Error::Config(_) => ExitClass::Usage,
         e if is_environment_error(e) => ExitClass::Environment,
         _ => ExitClass::VmmFailed,
+    }
+}
+
+/// The class of a launch error: the guest's doing (a hang before `Ready`,
+/// QEMU ended by the guest) is the VMM failing.
+pub fn of_launch_error(e: &LaunchError) -> ExitClass {
+    if is_environment_launch(e) {
+        ExitClass::Environment
+    } else {
+        ExitClass::VmmFailed
+    }
+}
+
+/// The class of a guest's error: the guest's doing is the VMM failing.
+pub fn of_rpc_error(e: &RpcError) -> ExitClass {
+    if is_environment_rpc(e) {
+        ExitClass::Environment
+    } else {
+        ExitClass::VmmFailed
     }
 }
 
@@ -242,20 +273,20 @@ mod tests {
 
     #[test]
     fn errors_classify_by_type_through_context() {
-        let missing = anyhow::Error::new(crate::Error::QemuNotFound {
+        let missing = anyhow::Error::new(crate::Error::from(LaunchError::QemuNotFound {
             searched: "no qemu".into(),
-        })
+        }))
         .context("starting");
         assert_eq!(classify(&missing), ExitClass::Environment);
-        let killed = anyhow::Error::new(crate::Error::GuestDied {
+        let killed = anyhow::Error::new(crate::Error::from(RpcError::GuestDied {
             exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
             stderr: String::new(),
-        });
+        }));
         assert_eq!(classify(&killed), ExitClass::Environment);
-        let triple = anyhow::Error::new(crate::Error::GuestDied {
+        let triple = anyhow::Error::new(crate::Error::from(RpcError::GuestDied {
             exit: QemuExit::TripleFault,
             stderr: String::new(),
-        });
+        }));
         assert_eq!(classify(&triple), ExitClass::VmmFailed);
         let full = anyhow::Error::new(FuzzError::Io {
             path: "failures/x.jsonl".into(),
@@ -268,5 +299,110 @@ mod tests {
             classify(&anyhow::anyhow!("who knows")),
             ExitClass::Environment
         );
+    }
+
+    #[test]
+    fn a_module_error_classifies_alone_as_in_the_runner_error() {
+        use std::time::Duration;
+        let hang = || LaunchError::ReadyTimeout {
+            timeout: Duration::from_secs(1),
+        };
+        let killed = || LaunchError::ExitedBeforeReady {
+            exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
+            stderr: String::new(),
+        };
+        let failed = || LaunchError::ExitedBeforeReady {
+            exit: QemuExit::Failed(1),
+            stderr: String::new(),
+        };
+        let triple = || LaunchError::ExitedBeforeReady {
+            exit: QemuExit::TripleFault,
+            stderr: String::new(),
+        };
+        let temp = || LaunchError::TempDir(std::io::Error::from(std::io::ErrorKind::NotFound));
+        for (launch, class) in [
+            (hang(), ExitClass::VmmFailed),
+            (killed(), ExitClass::Environment),
+            (failed(), ExitClass::Environment),
+            (triple(), ExitClass::VmmFailed),
+            (temp(), ExitClass::Environment),
+        ] {
+            let text = launch.to_string();
+            let alone = anyhow::Error::new(launch).context("booting");
+            assert_eq!(classify(&alone), class, "{text}");
+        }
+        for (launch, class) in [
+            (hang(), ExitClass::VmmFailed),
+            (killed(), ExitClass::Environment),
+            (triple(), ExitClass::VmmFailed),
+            (temp(), ExitClass::Environment),
+        ] {
+            let text = launch.to_string();
+            let wrapped = anyhow::Error::new(crate::Error::from(launch));
+            assert_eq!(classify(&wrapped), class, "{text}");
+            assert_eq!(wrapped.to_string(), text, "the sum says its part's message");
+        }
+        let qmp = || QmpError {
+            command: "stop",
+            message: "gone".into(),
+        };
+        assert_eq!(classify(&anyhow::Error::new(qmp())), ExitClass::Environment);
+        assert_eq!(
+            classify(&anyhow::Error::new(crate::Error::from(qmp()))),
+            ExitClass::Environment
+        );
+        let rpc = || {
+            [
+                (
+                    RpcError::Timeout {
+                        request: "Stats".into(),
+                        timeout: Duration::from_secs(1),
+                    },
+                    ExitClass::VmmFailed,
+                ),
+                (
+                    RpcError::GuestDied {
+                        exit: QemuExit::Signal(rustix::process::Signal::TERM.as_raw()),
+                        stderr: String::new(),
+                    },
+                    ExitClass::Environment,
+                ),
+                (
+                    RpcError::UnexpectedExit {
+                        exit: QemuExit::TripleFault,
+                        expected: "status 33",
+                        stderr: String::new(),
+                    },
+                    ExitClass::VmmFailed,
+                ),
+                (
+                    RpcError::VersionMismatch { guest: 1, host: 2 },
+                    ExitClass::Environment,
+                ),
+            ]
+        };
+        for (e, class) in rpc() {
+            let text = e.to_string();
+            assert_eq!(classify(&anyhow::Error::new(e)), class, "{text}");
+        }
+        for (e, class) in rpc() {
+            let text = e.to_string();
+            let wrapped = anyhow::Error::new(crate::Error::from(e));
+            assert_eq!(classify(&wrapped), class, "{text}");
+        }
+        let config = anyhow::Error::new(crate::Error::Config("too much RAM".into()));
+        assert_eq!(classify(&config), ExitClass::Usage);
+        let trace = anyhow::Error::new(crate::Error::Trace {
+            path: "t.jsonl".into(),
+            source: trace::TraceError::Io(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        });
+        assert_eq!(classify(&trace), ExitClass::Usage);
+        let io = anyhow::Error::new(crate::Error::io(
+            "accepting QEMU's serial connection",
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ));
+        assert_eq!(classify(&io), ExitClass::Environment);
+        let memory = anyhow::Error::new(crate::Error::MemoryCheck("no direct map".into()));
+        assert_eq!(classify(&memory), ExitClass::Environment);
     }
 }

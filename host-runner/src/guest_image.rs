@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::qemu::LaunchError;
 
 /// Environment variable naming the guest kernel ELF.
 pub const KERNEL_ENV: &str = "VMMFUZZ_GUEST_KERNEL";
@@ -23,7 +24,7 @@ pub fn built_kernel() -> Option<&'static Path> {
 
 /// The kernel to boot: `explicit`, else `$VMMFUZZ_GUEST_KERNEL`, else the
 /// built one. It must exist.
-pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf> {
+pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf, LaunchError> {
     let runtime = std::env::var_os(KERNEL_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
@@ -31,13 +32,13 @@ pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf> {
         .map(Path::to_owned)
         .or(runtime)
         .or_else(|| built_kernel().map(Path::to_owned))
-        .ok_or_else(|| Error::KernelMissing {
+        .ok_or_else(|| LaunchError::KernelMissing {
             path: PathBuf::from("(none: the build script did not build guest/kernel)"),
         })?;
     if path.is_file() {
         Ok(path)
     } else {
-        Err(Error::KernelMissing { path })
+        Err(LaunchError::KernelMissing { path })
     }
 }
 
@@ -92,7 +93,7 @@ mod tests {
     #[test]
     fn explicit_path_must_exist() {
         let err = resolve(Some(Path::new("/nonexistent/kernel"))).unwrap_err();
-        assert!(matches!(err, Error::KernelMissing { .. }));
+        assert!(matches!(err, LaunchError::KernelMissing { .. }));
         assert!(err.to_string().contains("--kernel"));
         let file = tempfile::NamedTempFile::new().unwrap();
         assert_eq!(resolve(Some(file.path())).unwrap(), file.path());

@@ -266,7 +266,7 @@ pub async fn ci_row(base: &VmConfig) -> crate::ci_row::CiRow {
         let mut vm = Vm::boot(&config).await.map_err(runner)?;
         let report = scenario(&mut vm).await.map_err(vmm)?;
         judge(&report).map_err(vmm)?;
-        vm.shutdown().await.map_err(runner)?;
+        vm.shutdown().await.map_err(|e| runner(e.into()))?;
         Ok::<_, (String, ExitClass)>(())
     }
     .await;

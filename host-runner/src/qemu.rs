@@ -10,12 +10,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, Result};
-
 mod command;
 mod exit;
+pub mod launch_error;
 pub use command::{Accel, QemuArgs, RamFile};
 pub use exit::QemuExit;
+pub use launch_error::LaunchError;
 
 /// Name of the QEMU binary searched in `PATH`.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
@@ -28,7 +28,7 @@ const OUTPUT_CAP: usize = 64 * 1024;
 
 /// Finds the QEMU binary: `explicit` if given, else `$VMMFUZZ_QEMU`, else
 /// `qemu-system-x86_64` in `PATH`.
-pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf> {
+pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf, LaunchError> {
     if let Some(path) = explicit {
         return usable(path, &format!("--qemu {}", path.display()));
     }
@@ -37,14 +37,14 @@ pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf> {
         return usable(&path, &format!("{QEMU_ENV}={}", path.display()));
     }
     search_path(QEMU_BINARY, std::env::var_os("PATH").as_deref()).ok_or_else(|| {
-        Error::QemuNotFound {
+        LaunchError::QemuNotFound {
             searched: format!("no {QEMU_BINARY} in PATH"),
         }
     })
 }
 
 /// `path` if it is an executable file; else what it is, said as `named`.
-fn usable(path: &Path, named: &str) -> Result<PathBuf> {
+fn usable(path: &Path, named: &str) -> Result<PathBuf, LaunchError> {
     use std::os::unix::fs::PermissionsExt;
     let why = match path.metadata() {
         Ok(m) if m.is_dir() => "is a directory, not the QEMU binary",
@@ -53,12 +53,12 @@ fn usable(path: &Path, named: &str) -> Result<PathBuf> {
         Ok(_) => return Ok(path.to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
         Err(e) => {
-            return Err(Error::QemuNotFound {
+            return Err(LaunchError::QemuNotFound {
                 searched: format!("{named}: {e}"),
             })
         }
     };
-    Err(Error::QemuNotFound {
+    Err(LaunchError::QemuNotFound {
         searched: format!("{named} {why}"),
     })
 }
@@ -76,13 +76,13 @@ pub fn search_path(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 /// QEMU's version line (`QEMU emulator version 7.2.22 (…)`).
-pub async fn qemu_version(binary: &Path) -> Result<String> {
+pub async fn qemu_version(binary: &Path) -> Result<String, LaunchError> {
     let out = Command::new(binary)
         .arg("--version")
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|source| Error::QemuSpawn {
+        .map_err(|source| LaunchError::QemuSpawn {
             binary: binary.to_owned(),
             source,
         })?;
@@ -103,7 +103,7 @@ pub struct Qemu {
 impl Qemu {
     /// Starts `binary` with `args`; its stdout and stderr are collected (and
     /// logged at debug level under the target `qemu`).
-    pub fn spawn(binary: &Path, args: &QemuArgs) -> Result<Qemu> {
+    pub fn spawn(binary: &Path, args: &QemuArgs) -> Result<Qemu, LaunchError> {
         let argv = args.argv();
         tracing::debug!(target: "qemu", "{} {}", binary.display(), shell_words(&argv));
         let mut cmd = Command::new(binary);
@@ -113,7 +113,7 @@ impl Qemu {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|source| Error::QemuSpawn {
+        let mut child = cmd.spawn().map_err(|source| LaunchError::QemuSpawn {
             binary: binary.to_owned(),
             source,
         })?;

@@ -12,9 +12,16 @@ use tokio::io::WriteHalf;
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, Result};
-
 pub use qapi::qmp::{RunState, StatusInfo};
+
+/// QMP `command` failed: `message` (what QEMU answered, or why there was
+/// no answer).
+#[derive(Debug, thiserror::Error)]
+#[error("QMP {command} failed: {message}")]
+pub struct QmpError {
+    pub command: &'static str,
+    pub message: String,
+}
 
 type Service = QapiService<QmpStreamTokio<WriteHalf<UnixStream>>>;
 
@@ -41,7 +48,7 @@ impl Drop for Qmp {
 
 impl Qmp {
     /// Connects to QEMU's QMP socket at `path` and negotiates capabilities.
-    pub async fn connect(path: &Path, timeout: Duration) -> Result<Qmp> {
+    pub async fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
         let connect = async {
             let negotiation = QmpStreamTokio::open_uds(path).await?;
             tracing::debug!(
@@ -54,11 +61,11 @@ impl Qmp {
         };
         let stream = tokio::time::timeout(timeout, connect)
             .await
-            .map_err(|_| Error::Qmp {
+            .map_err(|_| QmpError {
                 command: "qmp_capabilities",
                 message: format!("no greeting within {timeout:?}"),
             })?
-            .map_err(|e| Error::Qmp {
+            .map_err(|e| QmpError {
                 command: "qmp_capabilities",
                 message: format!("connecting to {}: {e}", path.display()),
             })?;
@@ -74,18 +81,18 @@ impl Qmp {
         &self,
         command: &'static str,
         fut: impl Future<Output = qapi::ExecuteResult<T>>,
-    ) -> Result<T::Ok>
+    ) -> Result<T::Ok, QmpError>
     where
         T: qapi::Command,
     {
         tracing::trace!("QMP {command}");
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(ok)) => Ok(ok),
-            Ok(Err(e)) => Err(Error::Qmp {
+            Ok(Err(e)) => Err(QmpError {
                 command,
                 message: e.to_string(),
             }),
-            Err(_) => Err(Error::Qmp {
+            Err(_) => Err(QmpError {
                 command,
                 message: format!("no answer within {:?}", self.timeout),
             }),
@@ -93,20 +100,20 @@ impl Qmp {
     }
 
     /// Whether the guest runs, and QEMU's run state.
-    pub async fn query_status(&self) -> Result<StatusInfo> {
+    pub async fn query_status(&self) -> Result<StatusInfo, QmpError> {
         self.run::<qmp::query_status>("query-status", self.service.execute(qmp::query_status {}))
             .await
     }
 
     /// Pauses the guest's CPUs.
-    pub async fn stop(&self) -> Result<()> {
+    pub async fn stop(&self) -> Result<(), QmpError> {
         self.run::<qmp::stop>("stop", self.service.execute(qmp::stop {}))
             .await
             .map(drop)
     }
 
     /// Resumes the guest's CPUs.
-    pub async fn cont(&self) -> Result<()> {
+    pub async fn cont(&self) -> Result<(), QmpError> {
         self.run::<qmp::cont>("cont", self.service.execute(qmp::cont {}))
             .await
             .map(drop)
@@ -114,8 +121,8 @@ impl Qmp {
 
     /// Saves `size` bytes of guest physical memory from `addr` to `path`
     /// (absolute; QEMU writes it).
-    pub async fn pmemsave(&self, addr: u64, size: u64, path: &Path) -> Result<()> {
-        let filename = path.to_str().ok_or_else(|| Error::Qmp {
+    pub async fn pmemsave(&self, addr: u64, size: u64, path: &Path) -> Result<(), QmpError> {
+        let filename = path.to_str().ok_or_else(|| QmpError {
             command: "pmemsave",
             message: format!("path {} is not UTF-8", path.display()),
         })?;
@@ -132,8 +139,8 @@ impl Qmp {
     /// Writes an ELF core of the guest (all its memory, the CPUs' state)
     /// to `path` (absolute; QEMU writes it), waiting until it is written.
     /// The path travels as a QMP string, spaces and all.
-    pub async fn dump_guest_memory(&self, path: &Path) -> Result<()> {
-        let file = path.to_str().ok_or_else(|| Error::Qmp {
+    pub async fn dump_guest_memory(&self, path: &Path) -> Result<(), QmpError> {
+        let file = path.to_str().ok_or_else(|| QmpError {
             command: "dump-guest-memory",
             message: format!("path {} is not UTF-8", path.display()),
         })?;
@@ -152,7 +159,7 @@ impl Qmp {
 
     /// Runs a human-monitor command (`info registers`, `info tlb`,
     /// `gva2gpa ADDR`, …) and returns its output.
-    pub async fn hmp(&self, command_line: &str) -> Result<String> {
+    pub async fn hmp(&self, command_line: &str) -> Result<String, QmpError> {
         let cmd = qmp::human_monitor_command {
             command_line: command_line.to_owned(),
             cpu_index: None,
@@ -163,13 +170,13 @@ impl Qmp {
 
     /// Asks QEMU to quit (it exits with status 0). QEMU may close the socket
     /// before it answers; that counts as done.
-    pub async fn quit(&self) -> Result<()> {
+    pub async fn quit(&self) -> Result<(), QmpError> {
         match self
             .run::<qmp::quit>("quit", self.service.execute(qmp::quit {}))
             .await
         {
             Ok(_) => Ok(()),
-            Err(Error::Qmp { message, .. })
+            Err(QmpError { message, .. })
                 if message.contains("EOF") || message.contains("disconnected") =>
             {
                 Ok(())

@@ -39,7 +39,7 @@ pub enum GuestReport {
 
 /// What can go wrong on the serial line.
 #[derive(Debug, thiserror::Error)]
-pub enum RpcError {
+pub enum LineError {
     /// No answer in time; the late reply, if any, will be dropped.
     #[error("{request} got no answer within {timeout:?}")]
     Timeout { request: String, timeout: Duration },
@@ -148,7 +148,7 @@ impl RpcClient {
     }
 
     /// Waits for the guest's `Ready` message; returns its protocol version.
-    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<u32, RpcError> {
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<u32, LineError> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.next(deadline, "Ready", timeout).await? {
@@ -169,7 +169,7 @@ impl RpcClient {
     }
 
     /// Sends `request` and waits (the default timeout) for its reply.
-    pub async fn call(&mut self, request: &Request) -> Result<Response, RpcError> {
+    pub async fn call(&mut self, request: &Request) -> Result<Response, LineError> {
         self.call_timeout(request, self.timeout).await
     }
 
@@ -178,8 +178,8 @@ impl RpcClient {
         &mut self,
         request: &Request,
         timeout: Duration,
-    ) -> Result<Response, RpcError> {
-        let bytes = frame::encode(request).map_err(RpcError::Encode)?;
+    ) -> Result<Response, LineError> {
+        let bytes = frame::encode(request).map_err(LineError::Encode)?;
         if self.ring.is_some() {
             return self.exchange_ring(&bytes, &label(request), timeout).await;
         }
@@ -192,8 +192,8 @@ impl RpcClient {
         &mut self,
         request: &Request,
         timeout: Duration,
-    ) -> Result<Response, RpcError> {
-        let bytes = frame::encode(request).map_err(RpcError::Encode)?;
+    ) -> Result<Response, LineError> {
+        let bytes = frame::encode(request).map_err(LineError::Encode)?;
         self.exchange(&bytes, &label(request), timeout).await
     }
 
@@ -204,7 +204,7 @@ impl RpcClient {
         bytes: &[u8],
         what: &str,
         timeout: Duration,
-    ) -> Result<Response, RpcError> {
+    ) -> Result<Response, LineError> {
         let deadline = Instant::now() + timeout;
         let ring = self.ring.as_mut().expect("a ring");
         let posted = ring.post(bytes)?;
@@ -213,9 +213,9 @@ impl RpcClient {
             Ok(GuestMessage::Reply(r)) => Ok(r),
             Ok(other) => {
                 tracing::warn!("ring answer {} is not a reply: {other:?}", posted.0);
-                Err(RpcError::Garbled(FrameError::Decode))
+                Err(LineError::Garbled(FrameError::Decode))
             }
-            Err(e) => Err(RpcError::Garbled(e)),
+            Err(e) => Err(LineError::Garbled(e)),
         }
     }
 
@@ -228,7 +228,7 @@ impl RpcClient {
         what: &str,
         deadline: Instant,
         timeout: Duration,
-    ) -> Result<Vec<u8>, RpcError> {
+    ) -> Result<Vec<u8>, LineError> {
         if doorbell {
             self.write(&[0], what, deadline, timeout).await?;
         }
@@ -240,7 +240,7 @@ impl RpcClient {
             }
             let wake = look_again.min(deadline);
             let inbound = match self.next(wake, what, timeout).await {
-                Err(RpcError::Timeout { .. }) if wake < deadline => {
+                Err(LineError::Timeout { .. }) if wake < deadline => {
                     // Rule 6: asleep with the request posted, the guest
                     // missed its wake-up; ring again.
                     look_again = Instant::now() + nudge;
@@ -268,13 +268,13 @@ impl RpcClient {
         &mut self,
         bytes: &[u8],
         timeout: Duration,
-    ) -> Result<Response, RpcError> {
+    ) -> Result<Response, LineError> {
         self.exchange(bytes, "raw frame", timeout).await
     }
 
     /// Sends `request` without waiting for a reply (`Shutdown`, `Panic`).
-    pub async fn send(&mut self, request: &Request) -> Result<(), RpcError> {
-        let bytes = frame::encode(request).map_err(RpcError::Encode)?;
+    pub async fn send(&mut self, request: &Request) -> Result<(), LineError> {
+        let bytes = frame::encode(request).map_err(LineError::Encode)?;
         let deadline = Instant::now() + self.timeout;
         self.write(&bytes, &label(request), deadline, self.timeout)
             .await
@@ -285,12 +285,12 @@ impl RpcClient {
     pub async fn wait_closed(
         &mut self,
         timeout: Duration,
-    ) -> Result<Option<GuestReport>, RpcError> {
+    ) -> Result<Option<GuestReport>, LineError> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.next(deadline, "end of the serial line", timeout).await {
-                Ok(_) | Err(RpcError::Panic(_)) | Err(RpcError::Exception(_)) => {}
-                Err(RpcError::Closed { last_report, .. }) => return Ok(last_report),
+                Ok(_) | Err(LineError::Panic(_)) | Err(LineError::Exception(_)) => {}
+                Err(LineError::Closed { last_report, .. }) => return Ok(last_report),
                 Err(e) => return Err(e),
             }
         }
@@ -301,7 +301,7 @@ impl RpcClient {
         bytes: &[u8],
         what: &str,
         timeout: Duration,
-    ) -> Result<Response, RpcError> {
+    ) -> Result<Response, LineError> {
         let deadline = Instant::now() + timeout;
         self.write(bytes, what, deadline, timeout).await?;
         loop {
@@ -315,14 +315,14 @@ impl RpcClient {
                     tracing::debug!("dropped a late undecodable reply: {e}");
                 }
                 Ok(Inbound::Reply(r)) => return Ok(r),
-                Ok(Inbound::Garbled(e)) => return Err(RpcError::Garbled(e)),
+                Ok(Inbound::Garbled(e)) => return Err(LineError::Garbled(e)),
                 Ok(Inbound::Ready(v)) => {
                     tracing::warn!("guest sent Ready (protocol {v}) again: did it restart?")
                 }
                 Ok(Inbound::Doorbell) => {}
                 Ok(other) => tracing::warn!("unexpected {other:?}"),
                 Err(e) => {
-                    if matches!(e, RpcError::Timeout { .. }) {
+                    if matches!(e, LineError::Timeout { .. }) {
                         self.stale += 1;
                     }
                     return Err(e);
@@ -337,7 +337,7 @@ impl RpcClient {
         what: &str,
         deadline: Instant,
         total: Duration,
-    ) -> Result<(), RpcError> {
+    ) -> Result<(), LineError> {
         if self.closed {
             return Err(self.closed_error(None));
         }
@@ -367,7 +367,7 @@ impl RpcClient {
                 self.closed = true;
                 Err(self.closed_error(Some(e)))
             }
-            Err(_) => Err(RpcError::Timeout {
+            Err(_) => Err(LineError::Timeout {
                 request: what.to_owned(),
                 timeout: total,
             }),
@@ -380,12 +380,12 @@ impl RpcClient {
         deadline: Instant,
         what: &str,
         total: Duration,
-    ) -> Result<Inbound, RpcError> {
+    ) -> Result<Inbound, LineError> {
         if self.closed {
             return Err(self.closed_error(None));
         }
         match tokio::time::timeout_at(deadline, self.inbound.recv()).await {
-            Err(_) => Err(RpcError::Timeout {
+            Err(_) => Err(LineError::Timeout {
                 request: what.to_owned(),
                 timeout: total,
             }),
@@ -400,16 +400,16 @@ impl RpcClient {
             Ok(Some(Inbound::Report(report))) => {
                 self.last_report = Some(report.clone());
                 Err(match report {
-                    GuestReport::Panic(p) => RpcError::Panic(p),
-                    GuestReport::Exception(e) => RpcError::Exception(e),
+                    GuestReport::Panic(p) => LineError::Panic(p),
+                    GuestReport::Exception(e) => LineError::Exception(e),
                 })
             }
             Ok(Some(msg)) => Ok(msg),
         }
     }
 
-    fn closed_error(&self, io: Option<io::Error>) -> RpcError {
-        RpcError::Closed {
+    fn closed_error(&self, io: Option<io::Error>) -> LineError {
+        LineError::Closed {
             last_report: self.last_report.clone(),
             io,
         }
@@ -428,8 +428,10 @@ pub fn label(request: &Request) -> String {
     }
 }
 
+mod error;
 mod raw;
 mod reader;
+pub use error::RpcError;
 pub use raw::BurstReplies;
 use reader::read_frames;
 pub use reader::vector_name;

@@ -10,11 +10,11 @@ use tokio::net::UnixListener;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::qemu::{Qemu, QemuArgs, QemuExit};
-use crate::qmp::{Qmp, StatusInfo};
+use crate::qemu::{LaunchError, Qemu, QemuArgs, QemuExit};
+use crate::qmp::{Qmp, QmpError, StatusInfo};
 use crate::ram::{RamBacking, SharedRam};
 use crate::ring::RingPort;
-use crate::rpc::{label, RpcClient, RpcError};
+use crate::rpc::{label, LineError, RpcClient, RpcError};
 
 mod batch;
 mod config;
@@ -44,14 +44,15 @@ impl Vm {
     pub async fn boot(config: &VmConfig) -> Result<Vm> {
         config.check()?;
         if !config.kernel.is_file() {
-            return Err(Error::KernelMissing {
+            return Err(LaunchError::KernelMissing {
                 path: config.kernel.clone(),
-            });
+            }
+            .into());
         }
         let dir = private_dir()?;
         let serial_socket = dir.path().join("serial.sock");
         let qmp_socket = dir.path().join("qmp.sock");
-        let listener = UnixListener::bind(&serial_socket).map_err(Error::TempDir)?;
+        let listener = UnixListener::bind(&serial_socket).map_err(LaunchError::TempDir)?;
         let backing = if config.shared_ram {
             Some(RamBacking::create(config.ram_bytes(), dir.path())?)
         } else {
@@ -62,7 +63,7 @@ impl Vm {
         } else {
             let blob = dir.path().join("files.img");
             std::fs::write(&blob, crate::files::build_blob(&config.files))
-                .map_err(Error::TempDir)?;
+                .map_err(LaunchError::TempDir)?;
             Some(blob)
         };
         let args = QemuArgs {
@@ -86,16 +87,17 @@ impl Vm {
                 Ok(Err(e)) => return Err(Error::io("accepting QEMU's serial connection", e)),
                 Err(_) => {
                     qemu.kill().await;
-                    return Err(Error::SerialConnectTimeout {
+                    return Err(LaunchError::SerialConnectTimeout {
                         timeout: config.boot_timeout,
                         stderr: qemu.final_output().await,
-                    });
+                    }
+                    .into());
                 }
             },
             // Longer than the accept's deadline: this branch is for QEMU
             // ending early, not for the timeout.
             exit = qemu.wait_exit(config.boot_timeout + EXIT_WAIT) => {
-                return Err(Error::ExitedBeforeReady { exit, stderr: qemu.final_output().await });
+                return Err(LaunchError::ExitedBeforeReady { exit, stderr: qemu.final_output().await }.into());
             }
         };
         drop(listener);
@@ -106,26 +108,29 @@ impl Vm {
         let boot_time = started.elapsed();
         let version = match ready {
             Ok(v) => v,
-            Err(RpcError::Timeout { .. }) => {
-                return Err(Error::ReadyTimeout {
+            Err(LineError::Timeout { .. }) => {
+                return Err(LaunchError::ReadyTimeout {
                     timeout: config.boot_timeout,
-                })
+                }
+                .into())
             }
-            Err(RpcError::Closed {
+            Err(LineError::Closed {
                 last_report: None, ..
             }) => {
-                return Err(Error::ExitedBeforeReady {
+                return Err(LaunchError::ExitedBeforeReady {
                     exit: qemu.wait_exit(EXIT_WAIT).await,
                     stderr: qemu.final_output().await,
-                })
+                }
+                .into())
             }
-            Err(e) => return Err(guest_error(&mut qemu, e).await),
+            Err(e) => return Err(guest_error(&mut qemu, e).await.into()),
         };
         if version != PROTOCOL_VERSION {
-            return Err(Error::VersionMismatch {
+            return Err(RpcError::VersionMismatch {
                 guest: version,
                 host: PROTOCOL_VERSION,
-            });
+            }
+            .into());
         }
         let qmp = Qmp::connect(&qmp_socket, config.request_timeout).await?;
         let ram = backing.map(RamBacking::map).transpose()?;
@@ -171,20 +176,20 @@ impl Vm {
     /// The handshake: the guest's layout (asked once, then remembered).
     /// With [`Transport::Ring`] and shared RAM, later requests go through
     /// the ring it reports.
-    pub async fn hello(&mut self) -> Result<Hello> {
+    pub async fn hello(&mut self) -> Result<Hello, RpcError> {
         if let Some(h) = &self.hello {
             return Ok(h.clone());
         }
         match self.call(Request::Hello).await? {
             Response::Hello(h) if h.protocol_version != PROTOCOL_VERSION => {
-                Err(Error::VersionMismatch {
+                Err(RpcError::VersionMismatch {
                     guest: h.protocol_version,
                     host: PROTOCOL_VERSION,
                 })
             }
             Response::Hello(h) => {
                 if let (Transport::Ring, Some(ram)) = (self.config.transport, &self.ram) {
-                    let port = RingPort::open(ram, h.ring).map_err(Error::Ring)?;
+                    let port = RingPort::open(ram, h.ring).map_err(RpcError::Ring)?;
                     self.rpc.attach_ring(port);
                 }
                 self.hello = Some((*h).clone());
@@ -195,13 +200,17 @@ impl Vm {
     }
 
     /// Sends one request and waits for its answer (the default timeout).
-    pub async fn call(&mut self, request: Request) -> Result<Response> {
+    pub async fn call(&mut self, request: Request) -> Result<Response, RpcError> {
         let timeout = self.rpc.timeout();
         self.call_timeout(request, timeout).await
     }
 
     /// Sends one request and waits up to `timeout` for its answer.
-    pub async fn call_timeout(&mut self, request: Request, timeout: Duration) -> Result<Response> {
+    pub async fn call_timeout(
+        &mut self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, RpcError> {
         match self.rpc.call_timeout(&request, timeout).await {
             Ok(r) => Ok(r),
             Err(e) => Err(guest_error(&mut self.qemu, e).await),
@@ -209,7 +218,7 @@ impl Vm {
     }
 
     /// Sends raw bytes (a damaged frame, say) and waits for the one answer.
-    pub async fn call_raw(&mut self, bytes: &[u8]) -> Result<Response> {
+    pub async fn call_raw(&mut self, bytes: &[u8]) -> Result<Response, RpcError> {
         let timeout = self.rpc.timeout();
         match self.rpc.call_raw(bytes, timeout).await {
             Ok(r) => Ok(r),
@@ -225,7 +234,7 @@ impl Vm {
         bytes: &[u8],
         nonce: u64,
         timeout: Duration,
-    ) -> Result<crate::rpc::BurstReplies> {
+    ) -> Result<crate::rpc::BurstReplies, RpcError> {
         match self.rpc.burst_then_ping(bytes, nonce, timeout).await {
             Ok(r) => Ok(r),
             Err(e) => Err(guest_error(&mut self.qemu, e).await),
@@ -238,7 +247,7 @@ impl Vm {
         &mut self,
         slots: &[(Vec<u8>, crate::ring::SlotHeader)],
         timeout: Duration,
-    ) -> Result<Vec<std::result::Result<Response, protocol::frame::FrameError>>> {
+    ) -> Result<Vec<std::result::Result<Response, protocol::frame::FrameError>>, RpcError> {
         match self.rpc.ring_burst(slots, timeout).await {
             Ok(r) => Ok(r),
             Err(e) => Err(guest_error(&mut self.qemu, e).await),
@@ -249,7 +258,7 @@ impl Vm {
     /// for QEMU to end and returns the error that describes the guest's
     /// end (`GuestPanic`, …), or `Ok` with the exit when the guest had
     /// nothing to report.
-    pub async fn send_and_wait_exit(&mut self, request: Request) -> Result<QemuExit> {
+    pub async fn send_and_wait_exit(&mut self, request: Request) -> Result<QemuExit, RpcError> {
         if let Err(e) = self.rpc.send(&request).await {
             return Err(guest_error(&mut self.qemu, e).await);
         }
@@ -261,14 +270,14 @@ impl Vm {
     }
 
     /// Asks the guest to shut down and checks that QEMU exits with 33.
-    pub async fn shutdown(mut self) -> Result<QemuExit> {
+    pub async fn shutdown(mut self) -> Result<QemuExit, RpcError> {
         let label = label(&Request::Shutdown);
         let exit = self.send_and_wait_exit(Request::Shutdown).await?;
         if exit == QemuExit::Shutdown {
             Ok(exit)
         } else {
             tracing::debug!("{label}: {exit}");
-            Err(Error::UnexpectedExit {
+            Err(RpcError::UnexpectedExit {
                 exit,
                 expected: "status 33 (clean guest shutdown)",
                 stderr: self.qemu.final_output().await,
@@ -282,11 +291,12 @@ impl Vm {
         self.qmp.quit().await?;
         match self.qemu.wait_exit(EXIT_WAIT).await {
             QemuExit::Quit => Ok(QemuExit::Quit),
-            exit => Err(Error::UnexpectedExit {
+            exit => Err(RpcError::UnexpectedExit {
                 exit,
                 expected: "status 0 after QMP quit",
                 stderr: self.qemu.final_output().await,
-            }),
+            }
+            .into()),
         }
     }
 
@@ -317,23 +327,23 @@ impl Vm {
     }
 
     /// QMP `query-status`.
-    pub async fn query_status(&self) -> Result<StatusInfo> {
+    pub async fn query_status(&self) -> Result<StatusInfo, QmpError> {
         self.qmp.query_status().await
     }
 
     /// Pauses the guest (QMP `stop`).
-    pub async fn stop(&self) -> Result<()> {
+    pub async fn stop(&self) -> Result<(), QmpError> {
         self.qmp.stop().await
     }
 
     /// Resumes the guest (QMP `cont`).
-    pub async fn cont(&self) -> Result<()> {
+    pub async fn cont(&self) -> Result<(), QmpError> {
         self.qmp.cont().await
     }
 
     /// Saves guest physical memory `addr..addr + size` to `name` in the
     /// private directory and returns the file's path.
-    pub async fn pmemsave(&self, addr: u64, size: u64, name: &str) -> Result<PathBuf> {
+    pub async fn pmemsave(&self, addr: u64, size: u64, name: &str) -> Result<PathBuf, QmpError> {
         let path = self.dir.path().join(name);
         self.qmp.pmemsave(addr, size, &path).await?;
         Ok(path)
@@ -359,12 +369,12 @@ impl Vm {
 
     /// Writes an ELF core of the guest to `path` (see
     /// [`Qmp::dump_guest_memory`]).
-    pub async fn dump_guest_memory(&self, path: &Path) -> Result<()> {
+    pub async fn dump_guest_memory(&self, path: &Path) -> Result<(), QmpError> {
         self.qmp.dump_guest_memory(path).await
     }
 
     /// A human-monitor command's output (`info registers`, `info tlb`, …).
-    pub async fn hmp(&self, command_line: &str) -> Result<String> {
+    pub async fn hmp(&self, command_line: &str) -> Result<String, QmpError> {
         self.qmp.hmp(command_line).await
     }
 }

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::accel::{expect_pong, Accel};
 use crate::error::{Error, Result};
+use crate::qmp::QmpError;
 use crate::session::{Vm, VmConfig};
 
 /// Pings in the smoke batch.
@@ -115,10 +116,11 @@ pub async fn run(config: &VmConfig) -> Result<SmokeReport> {
     vm.cont().await?;
     let status = vm.query_status().await?;
     if !status.running {
-        return Err(Error::Qmp {
+        return Err(QmpError {
             command: "cont",
             message: format!("guest not running after cont: {:?}", status.status),
-        });
+        }
+        .into());
     }
     // The guest still answers after the pause.
     expect_pong(vm.call(Request::Ping { nonce: 7 }).await?, 7)?;

@@ -7,7 +7,8 @@ use protocol::{AreaType, Privilege, Request, Response};
 use tokio::time::Instant;
 
 use super::Accel;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::rpc::RpcError;
 use crate::session::{Vm, VmConfig};
 
 /// What one probe measured.
@@ -154,10 +155,10 @@ pub fn vmm_workload() -> Vec<Request> {
 }
 
 /// Checks that `answer` is `Pong { nonce }`.
-pub fn expect_pong(answer: Response, nonce: u64) -> Result<()> {
+pub fn expect_pong(answer: Response, nonce: u64) -> Result<(), RpcError> {
     match answer {
         Response::Pong { nonce: n } if n == nonce => Ok(()),
-        other => Err(Error::UnexpectedResponse {
+        other => Err(RpcError::UnexpectedResponse {
             request: format!("Ping {{ nonce: {nonce} }}"),
             response: Box::new(other),
         }),

@@ -10,10 +10,10 @@ use vmm_core::machine::Machine as _;
 use vmm_core::sim::SimMachine;
 
 use super::report::{Figure, Link, Section, Tag, Unit};
-use super::transport::send;
 use super::BenchPlan;
 use crate::error::Result;
 use crate::fuzz::pages::pages_touched;
+use crate::rpc::RpcError;
 use crate::session::{Vm, VmConfig};
 
 /// A fixed operation list and what `vmm-core` answered it in-process.
@@ -160,6 +160,18 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan, mix: &Mix) -> Result<V
     }
     out.extend(tag.median("answers equal in both", Unit::Percent, &same));
     Ok(out)
+}
+
+/// One request alone (as a single frame), more as a `Batch`.
+pub async fn send(
+    vm: &mut Vm,
+    mut requests: Vec<Request>,
+) -> Result<Vec<protocol::Response>, RpcError> {
+    if requests.len() == 1 {
+        let one = requests.pop().expect("one");
+        return Ok(vec![vm.call(one).await?]);
+    }
+    vm.batch(requests).await
 }
 
 #[cfg(test)]

@@ -56,6 +56,13 @@ pub enum BenchError {
     Minimize(#[from] crate::minimize::MinimizeError),
 }
 
+/// A guest's error stops the bench as any runner error does.
+impl From<crate::rpc::RpcError> for BenchError {
+    fn from(e: crate::rpc::RpcError) -> Self {
+        BenchError::Runner(e.into())
+    }
+}
+
 /// How much to measure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchPlan {

@@ -7,11 +7,12 @@ use std::time::Duration;
 use protocol::{Privilege, Request};
 use tokio::time::Instant;
 
-use super::mix::Mix;
+use super::mix::{send, Mix};
 use super::report::{Figure, Section, Tag, Unit};
 use super::{BenchError, BenchPlan};
 use crate::accel::expect_pong;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::rpc::RpcError;
 use crate::session::{Transport, Vm, VmConfig};
 
 /// What the runs on one transport measured, in seconds.
@@ -151,18 +152,9 @@ fn batches_of(total: usize, size: usize) -> usize {
     (total / size).max(1)
 }
 
-/// One request alone (as a single frame), more as a `Batch`.
-pub async fn send(vm: &mut Vm, mut requests: Vec<Request>) -> Result<Vec<protocol::Response>> {
-    if requests.len() == 1 {
-        let one = requests.pop().expect("one");
-        return Ok(vec![vm.call(one).await?]);
-    }
-    vm.batch(requests).await
-}
-
 /// Back to the boot state (unjudged: the guest's answer is only checked
 /// to be `Done`, reclaimed or not).
-pub async fn reset(vm: &mut Vm) -> Result<()> {
+pub async fn reset(vm: &mut Vm) -> Result<(), RpcError> {
     let request = Request::Reset {
         privilege: Privilege::Kernel,
     };
@@ -173,7 +165,7 @@ pub async fn reset(vm: &mut Vm) -> Result<()> {
     }
     match answer {
         protocol::Response::Done => Ok(()),
-        other => Err(Error::UnexpectedResponse {
+        other => Err(RpcError::UnexpectedResponse {
             request: format!("{request:?}"),
             response: Box::new(other),
         }),

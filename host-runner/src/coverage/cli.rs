@@ -76,7 +76,8 @@ pub async fn run(options: &RunnerOptions, args: &CoverageArgs) -> Result<Report,
     if let Some(path) = &args.save {
         reached.save(path)?;
     }
-    let kernel = crate::guest_image::resolve(options.kernel.as_deref())?;
+    let kernel =
+        crate::guest_image::resolve(options.kernel.as_deref()).map_err(crate::Error::from)?;
     let opts = RenderOptions {
         lines: args.lines,
         other: args.other,

@@ -8,7 +8,8 @@ use trace::{answer_class, FailureClass};
 use super::inspect::MemoryCheck;
 use super::qemu_view::QemuMismatch;
 use crate::error::Error;
-use crate::qemu::QemuExit;
+use crate::qemu::{LaunchError, QemuExit};
+use crate::rpc::RpcError;
 
 /// The invariant class of a memory check: every broken invariant's
 /// number, and the frames, pages and swap slots the violations name.
@@ -126,28 +127,40 @@ fn died(exit: QemuExit, what: &str) -> FailureClass {
 /// The class of a runner error, by its variant.
 pub fn of_error(err: &Error) -> FailureClass {
     match err {
-        Error::GuestPanic { report, .. } => FailureClass::Panic {
+        Error::Rpc(e) => of_rpc_error(e),
+        Error::Launch(LaunchError::ExitedBeforeReady { exit, .. }) => {
+            died(*exit, "QEMU ended before Ready")
+        }
+        Error::Launch(LaunchError::ReadyTimeout { .. }) => FailureClass::Hang {
+            request: "Ready".into(),
+        },
+        other => FailureClass::Environment {
+            what: environment_what(other),
+        },
+    }
+}
+
+/// The class of a guest's error, by its variant.
+fn of_rpc_error(err: &RpcError) -> FailureClass {
+    match err {
+        RpcError::GuestPanic { report, .. } => FailureClass::Panic {
             file: report.file.to_string(),
             line: report.line,
             column: report.column,
         },
-        Error::GuestException { report, .. } => FailureClass::Exception {
+        RpcError::GuestException { report, .. } => FailureClass::Exception {
             vector: report.vector,
         },
-        Error::GuestDied { exit, .. } => died(*exit, "the serial line closed"),
-        Error::UnexpectedExit { exit, .. } => died(*exit, "QEMU ended"),
-        Error::ExitedBeforeReady { exit, .. } => died(*exit, "QEMU ended before Ready"),
-        Error::Timeout { request, .. } => FailureClass::Hang {
+        RpcError::GuestDied { exit, .. } => died(*exit, "the serial line closed"),
+        RpcError::UnexpectedExit { exit, .. } => died(*exit, "QEMU ended"),
+        RpcError::Timeout { request, .. } => FailureClass::Hang {
             request: request
                 .split(|c: char| !c.is_alphanumeric())
                 .next()
                 .unwrap_or_default()
                 .to_string(),
         },
-        Error::ReadyTimeout { .. } => FailureClass::Hang {
-            request: "Ready".into(),
-        },
-        Error::UnexpectedResponse { request, response } => FailureClass::Answer {
+        RpcError::UnexpectedResponse { request, response } => FailureClass::Answer {
             op: request
                 .split(|c: char| !c.is_alphanumeric())
                 .next()
@@ -156,14 +169,17 @@ pub fn of_error(err: &Error) -> FailureClass {
             expected: "an answer of its kind".into(),
             actual: answer_class(response),
         },
-        Error::GuestFrame(_) => FailureClass::Died {
+        RpcError::GuestFrame(_) => FailureClass::Died {
             how: "an undecodable frame".into(),
         },
-        Error::Ring(_) => FailureClass::Died {
+        RpcError::Ring(_) => FailureClass::Died {
             how: "the shared-memory ring broken".into(),
         },
-        other => FailureClass::Environment {
-            what: environment_what(other),
+        RpcError::VersionMismatch { .. } => FailureClass::Environment {
+            what: "protocol version mismatch".into(),
+        },
+        RpcError::Encode(_) => FailureClass::Environment {
+            what: "a request too large to encode".into(),
         },
     }
 }
@@ -171,21 +187,19 @@ pub fn of_error(err: &Error) -> FailureClass {
 /// What failed in the environment, by the error's variant (and signal).
 fn environment_what(err: &Error) -> String {
     match err {
-        Error::GuestDied { exit, .. }
-        | Error::UnexpectedExit { exit, .. }
-        | Error::ExitedBeforeReady { exit, .. } => match exit {
+        Error::Launch(LaunchError::ExitedBeforeReady { exit, .. }) => match exit {
             QemuExit::Signal(s) => format!("QEMU killed by {}", super::signal_name(*s)),
             other => format!("QEMU failed ({other})"),
         },
-        Error::QemuNotFound { .. } => "QEMU not found".into(),
-        Error::QemuSpawn { .. } => "QEMU did not start".into(),
-        Error::KernelMissing { .. } => "guest kernel missing".into(),
-        Error::TempDir(_) => "no private socket directory".into(),
-        Error::SerialConnectTimeout { .. } => "QEMU did not connect its serial port".into(),
-        Error::VersionMismatch { .. } => "protocol version mismatch".into(),
-        Error::Encode(_) => "a request too large to encode".into(),
-        Error::Qmp { command, .. } => format!("QMP {command} failed"),
-        Error::AccelUnavailable { .. } => "accelerator unavailable".into(),
+        Error::Launch(LaunchError::QemuNotFound { .. }) => "QEMU not found".into(),
+        Error::Launch(LaunchError::QemuSpawn { .. }) => "QEMU did not start".into(),
+        Error::Launch(LaunchError::KernelMissing { .. }) => "guest kernel missing".into(),
+        Error::Launch(LaunchError::TempDir(_)) => "no private socket directory".into(),
+        Error::Launch(LaunchError::SerialConnectTimeout { .. }) => {
+            "QEMU did not connect its serial port".into()
+        }
+        Error::Qmp(crate::qmp::QmpError { command, .. }) => format!("QMP {command} failed"),
+        Error::Launch(LaunchError::AccelUnavailable { .. }) => "accelerator unavailable".into(),
         Error::MemoryCheck(_) => "guest memory unreadable".into(),
         Error::Trace { .. } => "trace unreadable".into(),
         Error::Io { .. } => "host I/O".into(),

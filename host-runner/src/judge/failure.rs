@@ -7,7 +7,8 @@
 use trace::{Failure, FailureKind};
 
 use crate::error::Error;
-use crate::qemu::QemuExit;
+use crate::qemu::{LaunchError, QemuExit};
+use crate::rpc::RpcError;
 
 /// The signals that only come from outside QEMU: nothing a guest does makes
 /// QEMU receive them (the OOM killer's and `kill`'s SIGKILL, a terminal's
@@ -52,33 +53,53 @@ pub fn signal_name(signal: i32) -> String {
 /// is decided here, by its type (and for a dead QEMU, by the signal).
 pub fn is_environment_error(err: &Error) -> bool {
     match err {
-        Error::GuestPanic { .. }
-        | Error::GuestException { .. }
-        | Error::Timeout { .. }
-        | Error::ReadyTimeout { .. }
-        | Error::UnexpectedResponse { .. }
-        | Error::GuestFrame(_)
-        | Error::Ring(_) => false,
-        Error::GuestDied { exit, .. }
-        | Error::UnexpectedExit { exit, .. }
-        | Error::ExitedBeforeReady { exit, .. } => {
-            matches!(exit, QemuExit::Signal(s) if external_signal(*s))
-                || matches!(exit, QemuExit::Failed(_))
-        }
-        Error::QemuNotFound { .. }
-        | Error::QemuSpawn { .. }
-        | Error::KernelMissing { .. }
-        | Error::TempDir(_)
-        | Error::SerialConnectTimeout { .. }
-        | Error::VersionMismatch { .. }
-        | Error::Encode(_)
-        | Error::Qmp { .. }
-        | Error::AccelUnavailable { .. }
+        Error::Launch(e) => is_environment_launch(e),
+        Error::Rpc(e) => is_environment_rpc(e),
+        Error::Qmp(_)
         | Error::MemoryCheck(_)
         | Error::Trace { .. }
         | Error::Config(_)
         | Error::Io { .. } => true,
     }
+}
+
+/// Whether a launch error is the environment's: all are but a guest that
+/// hangs before `Ready` or ends QEMU itself.
+pub fn is_environment_launch(err: &LaunchError) -> bool {
+    match err {
+        LaunchError::ReadyTimeout { .. } => false,
+        LaunchError::ExitedBeforeReady { exit, .. } => is_environment_exit(*exit),
+        LaunchError::QemuNotFound { .. }
+        | LaunchError::QemuSpawn { .. }
+        | LaunchError::KernelMissing { .. }
+        | LaunchError::TempDir(_)
+        | LaunchError::SerialConnectTimeout { .. }
+        | LaunchError::AccelUnavailable { .. } => true,
+    }
+}
+
+/// Whether a guest's error is the environment's: only QEMU killed from
+/// outside or failing by itself, a version mismatch and an unencodable
+/// request are.
+pub fn is_environment_rpc(err: &RpcError) -> bool {
+    match err {
+        RpcError::GuestPanic { .. }
+        | RpcError::GuestException { .. }
+        | RpcError::Timeout { .. }
+        | RpcError::UnexpectedResponse { .. }
+        | RpcError::GuestFrame(_)
+        | RpcError::Ring(_) => false,
+        RpcError::GuestDied { exit, .. } | RpcError::UnexpectedExit { exit, .. } => {
+            is_environment_exit(*exit)
+        }
+        RpcError::VersionMismatch { .. } | RpcError::Encode(_) => true,
+    }
+}
+
+/// Whether QEMU's end is the environment's doing: killed from outside, or
+/// failing by its own exit status.
+fn is_environment_exit(exit: QemuExit) -> bool {
+    matches!(exit, QemuExit::Signal(s) if external_signal(s)) || matches!(exit, QemuExit::Failed(_))
 }
 
 /// The trace failure of a runner error:
@@ -92,25 +113,28 @@ pub fn is_environment_error(err: &Error) -> bool {
 /// | QEMU killed by a signal from outside ([`external_signal`]), QEMU failing (its own exit status: a bad option, a missing file), QEMU not found or not starting, QMP, I/O, … | `Environment` |
 ///
 /// The operation index is left unset: the caller knows it.
-pub fn failure_from(err: Error) -> Failure {
+pub fn failure_from(err: impl Into<Error>) -> Failure {
+    let err = err.into();
     let class = super::classes::of_error(&err);
     if is_environment_error(&err) {
         return Failure::new(FailureKind::Environment, environment_message(&err), None)
             .with_class(class);
     }
     let kind = match &err {
-        Error::GuestPanic { .. } => FailureKind::GuestPanic,
-        Error::Timeout { .. } | Error::ReadyTimeout { .. } => FailureKind::Hang,
-        Error::UnexpectedResponse { .. } | Error::GuestFrame(_) | Error::Ring(_) => {
-            FailureKind::Divergence
+        Error::Rpc(RpcError::GuestPanic { .. }) => FailureKind::GuestPanic,
+        Error::Rpc(RpcError::Timeout { .. }) | Error::Launch(LaunchError::ReadyTimeout { .. }) => {
+            FailureKind::Hang
         }
+        Error::Rpc(
+            RpcError::UnexpectedResponse { .. } | RpcError::GuestFrame(_) | RpcError::Ring(_),
+        ) => FailureKind::Divergence,
         _ => FailureKind::GuestDied,
     };
     let message = match &err {
-        Error::GuestDied {
+        Error::Rpc(RpcError::GuestDied {
             exit: QemuExit::TripleFault,
             ..
-        } => format!("triple fault: {err}"),
+        }) => format!("triple fault: {err}"),
         _ => err.to_string(),
     };
     Failure::new(kind, message, None).with_class(class)
@@ -120,9 +144,10 @@ pub fn failure_from(err: Error) -> Failure {
 /// guest is not to blame.
 fn environment_message(err: &Error) -> String {
     let exit = match err {
-        Error::GuestDied { exit, .. }
-        | Error::UnexpectedExit { exit, .. }
-        | Error::ExitedBeforeReady { exit, .. } => Some(*exit),
+        Error::Rpc(RpcError::GuestDied { exit, .. } | RpcError::UnexpectedExit { exit, .. }) => {
+            Some(*exit)
+        }
+        Error::Launch(e) => e.exit(),
         _ => None,
     };
     match exit {
@@ -148,21 +173,21 @@ mod tests {
 
     #[test]
     fn kinds() {
-        let hang = failure_from(Error::Timeout {
+        let hang = failure_from(Error::Rpc(RpcError::Timeout {
             request: "Stats".into(),
             timeout: Duration::from_secs(1),
-        });
+        }));
         assert_eq!(hang.kind, FailureKind::Hang);
         assert!(hang.message.contains("Stats"), "{}", hang.message);
-        let died = failure_from(Error::GuestDied {
+        let died = failure_from(Error::Rpc(RpcError::GuestDied {
             exit: QemuExit::TripleFault,
             stderr: String::new(),
-        });
+        }));
         assert_eq!(died.kind, FailureKind::GuestDied);
         assert!(died.message.starts_with("triple fault"), "{}", died.message);
         assert_eq!(died.signature().class, "triple fault");
         assert!(!is_runner_failure(&died));
-        let panic = failure_from(Error::GuestPanic {
+        let panic = failure_from(Error::Rpc(RpcError::GuestPanic {
             report: protocol::PanicReport {
                 message: "oops".into(),
                 file: "src/paging.rs".into(),
@@ -170,7 +195,7 @@ mod tests {
                 column: 9,
             },
             exit: QemuExit::Panic,
-        });
+        }));
         assert_eq!(panic.kind, FailureKind::GuestPanic);
         assert!(
             panic.message.contains("src/paging.rs:88:9: oops"),
@@ -183,37 +208,37 @@ mod tests {
         reworded.message = "something else entirely 42".into();
         assert_eq!(reworded.signature(), panic.signature());
         assert_eq!(panic.signature().class, "panic at src/paging.rs:88:9");
-        let host = failure_from(Error::Qmp {
+        let host = failure_from(Error::Qmp(crate::qmp::QmpError {
             command: "stop",
             message: "gone".into(),
-        });
+        }));
         assert!(is_runner_failure(&host), "{}", host.message);
         assert_eq!(host.kind, FailureKind::Environment);
     }
 
     #[test]
     fn a_qemu_killed_from_outside_is_the_environment() {
-        let killed = failure_from(Error::GuestDied {
+        let killed = failure_from(Error::Rpc(RpcError::GuestDied {
             exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
             stderr: String::new(),
-        });
+        }));
         assert_eq!(killed.kind, FailureKind::Environment);
         assert!(killed.message.contains("SIGKILL (9)"), "{}", killed.message);
-        let at_boot = failure_from(Error::ExitedBeforeReady {
+        let at_boot = failure_from(Error::Launch(LaunchError::ExitedBeforeReady {
             exit: QemuExit::Signal(rustix::process::Signal::TERM.as_raw()),
             stderr: String::new(),
-        });
+        }));
         assert!(is_runner_failure(&at_boot), "{}", at_boot.message);
         // A crash may be the guest's doing (a QEMU bug it triggered).
-        let crashed = failure_from(Error::GuestDied {
+        let crashed = failure_from(Error::Rpc(RpcError::GuestDied {
             exit: QemuExit::Signal(rustix::process::Signal::SEGV.as_raw()),
             stderr: String::new(),
-        });
+        }));
         assert_eq!(crashed.kind, FailureKind::GuestDied);
-        let spawn = failure_from(Error::QemuSpawn {
+        let spawn = failure_from(Error::Launch(LaunchError::QemuSpawn {
             binary: "/nonexistent/qemu".into(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+        }));
         assert_eq!(spawn.kind, FailureKind::Environment);
     }
 }

@@ -42,7 +42,8 @@ pub mod timings;
 
 pub use classes::{invariant_class, request_kind};
 pub use failure::{
-    external_signal, failure_from, is_environment_error, is_runner_failure, signal_name,
+    external_signal, failure_from, is_environment_error, is_environment_launch, is_environment_rpc,
+    is_runner_failure, signal_name,
 };
 pub use inspect::{inspect, MemoryCheck, MemorySource};
 pub use run::JudgedVm;

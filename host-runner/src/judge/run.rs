@@ -91,7 +91,7 @@ impl JudgedVm {
 
     /// A failure at operation `index`; a hang also kills QEMU (it would
     /// hold the serial line in an unknown state).
-    async fn fail(&mut self, err: crate::Error, index: Option<usize>) -> Failure {
+    async fn fail(&mut self, err: impl Into<crate::Error>, index: Option<usize>) -> Failure {
         let mut f = failure_from(err);
         f.op_index = index;
         if f.kind == FailureKind::Hang {

@@ -10,7 +10,7 @@ use protocol::frame::{self, FrameError};
 use protocol::{GuestMessage, Request, Response};
 use tokio::time::Instant;
 
-use super::{Inbound, RpcClient, RpcError};
+use super::{Inbound, LineError, RpcClient};
 use crate::ring::SlotHeader;
 
 /// What the guest sent back for a burst, before the closing `Pong`.
@@ -34,11 +34,11 @@ impl RpcClient {
         bytes: &[u8],
         nonce: u64,
         timeout: Duration,
-    ) -> Result<BurstReplies, RpcError> {
+    ) -> Result<BurstReplies, LineError> {
         let deadline = Instant::now() + timeout;
         let mut out = bytes.to_vec();
         out.push(0);
-        out.extend(frame::encode(&Request::Ping { nonce }).map_err(RpcError::Encode)?);
+        out.extend(frame::encode(&Request::Ping { nonce }).map_err(LineError::Encode)?);
         let what = "Ping after a wire burst";
         self.write(&out, what, deadline, timeout).await?;
         let mut got = BurstReplies::default();
@@ -66,7 +66,7 @@ impl RpcClient {
         &mut self,
         slots: &[(Vec<u8>, SlotHeader)],
         timeout: Duration,
-    ) -> Result<Vec<Result<Response, FrameError>>, RpcError> {
+    ) -> Result<Vec<Result<Response, FrameError>>, LineError> {
         let deadline = Instant::now() + timeout;
         let what = "wire burst in the ring";
         let mut got = Vec::with_capacity(slots.len());

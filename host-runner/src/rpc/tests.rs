@@ -10,7 +10,7 @@ use protocol::frame::{self, Feed, FrameAccumulator, FrameError};
 use protocol::{ExceptionReport, GuestMessage, PanicReport, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-use super::{GuestReport, RpcClient, RpcError};
+use super::{GuestReport, LineError, RpcClient};
 
 /// Nonces the fake guest treats specially.
 const HANG: u64 = u64::MAX;
@@ -164,7 +164,7 @@ async fn timeout_then_late_reply_is_dropped() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, RpcError::Timeout { timeout, .. } if *timeout == Duration::from_millis(50)),
+        matches!(&err, LineError::Timeout { timeout, .. } if *timeout == Duration::from_millis(50)),
         "{err}"
     );
     // The late Pong { LATE } arrives during this call and must not be
@@ -182,7 +182,7 @@ async fn hang_times_out() {
         .call_timeout(&Request::Ping { nonce: HANG }, Duration::from_millis(30))
         .await
         .unwrap_err();
-    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+    assert!(matches!(err, LineError::Timeout { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -195,7 +195,7 @@ async fn panic_is_reported_then_eof_keeps_it() {
         .await
         .unwrap_err();
     match err {
-        RpcError::Panic(p) => {
+        LineError::Panic(p) => {
             assert_eq!(p.message, "panic requested by host");
             assert_eq!(
                 (p.file.as_ref(), p.line, p.column),
@@ -207,7 +207,7 @@ async fn panic_is_reported_then_eof_keeps_it() {
     // The fake guest has gone: the next call sees the end of the line, with
     // the panic as the last report.
     match c.call(&Request::Ping { nonce: 1 }).await.unwrap_err() {
-        RpcError::Closed {
+        LineError::Closed {
             last_report: Some(GuestReport::Panic(p)),
             ..
         } => assert_eq!(p.line, 12),
@@ -219,7 +219,7 @@ async fn panic_is_reported_then_eof_keeps_it() {
 async fn exception_is_reported() {
     let mut c = client().await;
     match c.call(&Request::Stats).await.unwrap_err() {
-        RpcError::Exception(e) => assert_eq!((e.vector, e.cr2), (14, 0xdead_0000)),
+        LineError::Exception(e) => assert_eq!((e.vector, e.cr2), (14, 0xdead_0000)),
         other => panic!("{other}"),
     }
     assert!(matches!(c.last_report(), Some(GuestReport::Exception(_))));
@@ -231,7 +231,7 @@ async fn eof_without_report() {
     c.send(&Request::Shutdown).await.unwrap();
     assert_eq!(c.wait_closed(T).await.unwrap(), None);
     match c.call(&Request::Ping { nonce: 1 }).await.unwrap_err() {
-        RpcError::Closed {
+        LineError::Closed {
             last_report: None, ..
         } => {}
         other => panic!("{other}"),
@@ -243,7 +243,7 @@ async fn ready_timeout_when_guest_is_silent() {
     let (host, _guest) = tokio::io::duplex(64);
     let mut c = RpcClient::new(host, T);
     let err = c.wait_ready(Duration::from_millis(20)).await.unwrap_err();
-    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+    assert!(matches!(err, LineError::Timeout { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -265,7 +265,7 @@ async fn undecodable_reply_is_an_error() {
         guest
     });
     let err = c.call(&Request::Ping { nonce: 1 }).await.unwrap_err();
-    assert!(matches!(err, RpcError::Garbled(_)), "{err}");
+    assert!(matches!(err, LineError::Garbled(_)), "{err}");
     drop(responder.await);
 }
 
@@ -281,7 +281,7 @@ async fn write_cut_by_a_timeout_is_ended_and_its_answer_dropped() {
         .call_timeout(&big, Duration::from_millis(50))
         .await
         .unwrap_err();
-    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+    assert!(matches!(err, LineError::Timeout { .. }), "{err}");
     // The cut frame is ended with a delimiter; the guest's BadFrame for it is
     // not taken as the answer to this Ping.
     assert_eq!(

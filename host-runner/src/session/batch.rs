@@ -7,12 +7,12 @@ use std::time::Duration;
 use protocol::{Request, Response};
 
 use super::Vm;
-use crate::error::{Error, Result};
+use crate::rpc::RpcError;
 
 impl Vm {
     /// Sends requests as one `Batch` and returns one answer each. The
     /// timeout grows with the batch (1 ms a request over the default).
-    pub async fn batch(&mut self, requests: Vec<Request>) -> Result<Vec<Response>> {
+    pub async fn batch(&mut self, requests: Vec<Request>) -> Result<Vec<Response>, RpcError> {
         let mut answers = Vec::with_capacity(requests.len());
         let mut rest = requests;
         while !rest.is_empty() {
@@ -24,7 +24,7 @@ impl Vm {
             {
                 Response::Batch(got) => got,
                 other => {
-                    return Err(Error::UnexpectedResponse {
+                    return Err(RpcError::UnexpectedResponse {
                         request: format!("Batch of {n}"),
                         response: Box::new(other),
                     })
@@ -50,9 +50,9 @@ impl Vm {
 /// Where the guest cut a batch answer, if it did; an error when the answer
 /// is neither complete nor a cut the budget rule allows
 /// (`protocol::budget`, and `semantics`, **Batch**).
-fn batch_cut(sent: &[Request], got: &[Response]) -> Result<Option<usize>> {
+fn batch_cut(sent: &[Request], got: &[Response]) -> Result<Option<usize>, RpcError> {
     use protocol::budget::Used;
-    let bad = |why: String| Error::UnexpectedResponse {
+    let bad = |why: String| RpcError::UnexpectedResponse {
         request: format!("Batch of {} ({why})", sent.len()),
         response: Box::new(Response::Batch(got.to_vec())),
     };

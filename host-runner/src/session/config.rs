@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::accel::Accel;
 use crate::error::{Error, Result};
+use crate::qemu::LaunchError;
 
 /// Everything needed to boot a guest.
 #[derive(Clone, Debug)]
@@ -105,7 +106,7 @@ const OWNER: &str = "owner.pid";
 
 /// Makes the private directory for the sockets and dumps (mode 0700), after
 /// removing those that runners killed outright left behind.
-pub fn private_dir() -> Result<tempfile::TempDir> {
+pub fn private_dir() -> Result<tempfile::TempDir, LaunchError> {
     owned_dir("vmmfuzz-")
 }
 
@@ -113,18 +114,18 @@ pub fn private_dir() -> Result<tempfile::TempDir> {
 /// (which starts `vmmfuzz-`), holding its owner's process id so that
 /// [`sweep_stale_dirs`] removes it once that process is gone; made after
 /// such a sweep. `replay --gdb`'s socket lives in one too.
-pub fn owned_dir(prefix: &str) -> Result<tempfile::TempDir> {
+pub fn owned_dir(prefix: &str) -> Result<tempfile::TempDir, LaunchError> {
     debug_assert!(prefix.starts_with("vmmfuzz-"), "swept by its prefix");
     sweep_stale_dirs(&std::env::temp_dir());
     let dir = tempfile::Builder::new()
         .prefix(prefix)
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
-        .map_err(Error::TempDir)?;
+        .map_err(LaunchError::TempDir)?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-        .map_err(Error::TempDir)?;
+        .map_err(LaunchError::TempDir)?;
     std::fs::write(dir.path().join(OWNER), std::process::id().to_string())
-        .map_err(Error::TempDir)?;
+        .map_err(LaunchError::TempDir)?;
     Ok(dir)
 }
 

@@ -1,35 +1,34 @@
-//! Turning what went wrong on the serial line into the runner's errors,
+//! Turning what went wrong on the serial line into the guest's errors,
 //! with QEMU's exit status.
 
 use protocol::{Request, Response};
 
 use super::EXIT_WAIT;
-use crate::error::Error;
 use crate::qemu::Qemu;
-use crate::rpc::{label, GuestReport, RpcError};
+use crate::rpc::{label, GuestReport, LineError, RpcError};
 
-pub(super) fn unexpected(request: &Request, response: Response) -> Error {
-    Error::UnexpectedResponse {
+pub(super) fn unexpected(request: &Request, response: Response) -> RpcError {
+    RpcError::UnexpectedResponse {
         request: label(request),
         response: Box::new(response),
     }
 }
 
-/// Turns a serial-line error into the runner's error, with QEMU's exit
+/// Turns a serial-line error into the guest's error, with QEMU's exit
 /// status when the guest died.
-pub(super) async fn guest_error(qemu: &mut Qemu, e: RpcError) -> Error {
+pub(super) async fn guest_error(qemu: &mut Qemu, e: LineError) -> RpcError {
     match e {
-        RpcError::Timeout { request, timeout } => Error::Timeout { request, timeout },
-        RpcError::Encode(e) => Error::Encode(e),
-        RpcError::Garbled(e) => Error::GuestFrame(e),
-        RpcError::Ring(e) => Error::Ring(e),
-        RpcError::Panic(p) => report_error(qemu, GuestReport::Panic(p)).await,
-        RpcError::Exception(x) => report_error(qemu, GuestReport::Exception(x)).await,
-        RpcError::Closed {
+        LineError::Timeout { request, timeout } => RpcError::Timeout { request, timeout },
+        LineError::Encode(e) => RpcError::Encode(e),
+        LineError::Garbled(e) => RpcError::GuestFrame(e),
+        LineError::Ring(e) => RpcError::Ring(e),
+        LineError::Panic(p) => report_error(qemu, GuestReport::Panic(p)).await,
+        LineError::Exception(x) => report_error(qemu, GuestReport::Exception(x)).await,
+        LineError::Closed {
             last_report: Some(report),
             ..
         } => report_error(qemu, report).await,
-        RpcError::Closed {
+        LineError::Closed {
             last_report: None,
             io,
         } => {
@@ -37,7 +36,7 @@ pub(super) async fn guest_error(qemu: &mut Qemu, e: RpcError) -> Error {
                 tracing::debug!("serial line: {io}");
             }
             let exit = qemu.wait_exit(EXIT_WAIT).await;
-            Error::GuestDied {
+            RpcError::GuestDied {
                 exit,
                 stderr: qemu.final_output().await,
             }
@@ -45,10 +44,10 @@ pub(super) async fn guest_error(qemu: &mut Qemu, e: RpcError) -> Error {
     }
 }
 
-pub(super) async fn report_error(qemu: &mut Qemu, report: GuestReport) -> Error {
+pub(super) async fn report_error(qemu: &mut Qemu, report: GuestReport) -> RpcError {
     let exit = qemu.wait_exit(EXIT_WAIT).await;
     match report {
-        GuestReport::Panic(report) => Error::GuestPanic { report, exit },
-        GuestReport::Exception(report) => Error::GuestException { report, exit },
+        GuestReport::Panic(report) => RpcError::GuestPanic { report, exit },
+        GuestReport::Exception(report) => RpcError::GuestException { report, exit },
     }
 }

@@ -6,6 +6,8 @@ use crate::common::{alive, qemu_children};
 use std::time::Duration;
 
 use host_runner::accel::{self, Accel};
+use host_runner::qemu::LaunchError;
+use host_runner::rpc::RpcError;
 use host_runner::{smoke, AccelChoice, Error, QemuExit, RunnerOptions, Vm, VmConfig};
 use protocol::frame::{self, FrameError};
 use protocol::{Privilege, Request, Response, PROTOCOL_VERSION};
@@ -107,7 +109,7 @@ async fn guest_panic_is_reported_with_location_and_exit_status() {
     let text = err.to_string();
     eprintln!("{text}");
     match err {
-        Error::GuestPanic { report, exit } => {
+        RpcError::GuestPanic { report, exit } => {
             assert!(
                 report.message.contains("panic requested by host"),
                 "{report:?}"
@@ -122,7 +124,7 @@ async fn guest_panic_is_reported_with_location_and_exit_status() {
     }
     // The line is closed now; further calls say the guest died of its panic.
     match vm.call(Request::Ping { nonce: 1 }).await.unwrap_err() {
-        Error::GuestPanic { exit, .. } => assert_eq!(exit, QemuExit::Panic),
+        RpcError::GuestPanic { exit, .. } => assert_eq!(exit, QemuExit::Panic),
         other => panic!("{other}"),
     }
 }
@@ -288,7 +290,10 @@ async fn explicit_accels_need_no_measurement() {
     assert_eq!(v.accel, Accel::Tcg);
     match accel::resolve(AccelChoice::Kvm, &base, "q", None, false).await {
         Ok(v) => assert_eq!(v.accel, Accel::Kvm),
-        Err(e) => assert!(matches!(e, Error::AccelUnavailable { .. }), "{e}"),
+        Err(e) => assert!(
+            matches!(e, Error::Launch(LaunchError::AccelUnavailable { .. })),
+            "{e}"
+        ),
     }
 }
 
@@ -299,7 +304,7 @@ async fn qemu_failing_to_start_the_kernel_is_reported_with_its_stderr() {
     let mut c = config(Accel::Tcg);
     c.kernel = bogus.path().to_owned();
     match Vm::boot(&c).await.unwrap_err() {
-        Error::ExitedBeforeReady { exit, stderr } => {
+        Error::Launch(LaunchError::ExitedBeforeReady { exit, stderr }) => {
             assert!(matches!(exit, QemuExit::Failed(_)), "{exit}");
             assert!(!stderr.trim().is_empty(), "QEMU's complaint is kept");
         }

@@ -24,7 +24,8 @@
 use crate::common::{replay_cli, replay_cli_with, testcase};
 use host_runner::fuzz::FuzzArgs;
 use host_runner::guest_image::build_guest;
-use host_runner::{Accel, Error, QemuExit, RunnerOptions, Vm};
+use host_runner::rpc::RpcError;
+use host_runner::{Accel, QemuExit, RunnerOptions, Vm};
 use protocol::{Privilege, Request, Response};
 use trace::{FailureKind, OpKind};
 
@@ -183,7 +184,7 @@ async fn a_starved_heap_panics_the_injected_guest() {
         privilege: Privilege::User,
     };
     match vm.call(query).await {
-        Err(Error::GuestPanic { report, exit }) => {
+        Err(RpcError::GuestPanic { report, exit }) => {
             assert!(report.message.contains("memory allocation"), "{report:?}");
             assert_eq!(exit, QemuExit::Panic);
         }

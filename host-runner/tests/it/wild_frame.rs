@@ -7,7 +7,8 @@
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected build
 //! is made here, into its own target directory).
 
-use host_runner::{Error, QemuExit, Vm};
+use host_runner::rpc::RpcError;
+use host_runner::{QemuExit, Vm};
 use protocol::{Privilege, Request, Response};
 
 #[tokio::test]
@@ -40,7 +41,7 @@ async fn a_wild_table_frame_is_refused_and_reported() {
         privilege: Privilege::User,
     };
     match vm.call(map).await {
-        Err(Error::GuestPanic { report, exit }) => {
+        Err(RpcError::GuestPanic { report, exit }) => {
             let want = format!("VMM bug: frame {wild:#x} refused for writing");
             assert!(report.message.contains(&want), "{report:?}");
             assert_eq!(exit, QemuExit::Panic);
