@@ -83,11 +83,7 @@ fn the_ci_job_writes_its_campaign_report() {
         .arg(&report)
         .output()
         .unwrap();
-    let text = format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let page = std::fs::read_to_string(report.join("index.html"))
         .unwrap_or_else(|e| panic!("no campaign report: {e}\n{text}"));

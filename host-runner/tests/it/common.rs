@@ -34,12 +34,28 @@ pub fn replay_cli_with(
         .arg(path)
         .output()
         .expect("host-runner runs");
-    let text = format!(
+    let text = output_text(&out);
+    (out.status.code(), text)
+}
+
+/// A finished command's output as one text for assertion messages: its
+/// stdout, then its stderr after a `--- stderr` line.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
         "{}\n--- stderr\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    )
+}
+
+/// `text` in a temporary `.jsonl` file (removed when dropped).
+pub fn trace_file(text: &str) -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new()
+        .suffix(".jsonl")
+        .tempfile()
+        .expect("a temporary file");
+    std::fs::write(f.path(), text).expect("the trace is written");
+    f
 }
 
 /// The QEMU processes among `pid`'s children (`/proc/PID/task/*/children`).

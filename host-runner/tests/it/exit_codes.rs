@@ -4,7 +4,7 @@
 //! saved as a failure nor turns the run red. Needs `qemu-system-x86_64`
 //! and the built guest for the tests that boot one.
 
-use crate::common::qemu_children;
+use crate::common::{qemu_children, trace_file};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,20 +16,7 @@ fn runner() -> Command {
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn trace_file(text: &str) -> tempfile::NamedTempFile {
-    let f = tempfile::Builder::new()
-        .suffix(".jsonl")
-        .tempfile()
-        .unwrap();
-    std::fs::write(f.path(), text).unwrap();
-    f
+    crate::common::output_text(out)
 }
 
 #[test]

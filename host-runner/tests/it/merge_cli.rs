@@ -14,11 +14,7 @@ fn host_runner(args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("host-runner runs");
-    let text = format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     (out.status.success(), text)
 }
 

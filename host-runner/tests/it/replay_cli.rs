@@ -5,21 +5,14 @@
 
 use std::process::{Command, Output};
 
+use crate::common::trace_file;
+
 fn runner(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_host-runner"))
         .args(["--accel", "tcg"])
         .args(args)
         .output()
         .expect("host-runner runs")
-}
-
-fn trace_file(text: &str) -> tempfile::NamedTempFile {
-    let f = tempfile::Builder::new()
-        .suffix(".jsonl")
-        .tempfile()
-        .unwrap();
-    std::fs::write(f.path(), text).unwrap();
-    f
 }
 
 const HEADER: &str = r#"{"format":"vmmfuzz-trace","version":1}"#;

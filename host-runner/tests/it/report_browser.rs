@@ -48,11 +48,7 @@ fn failing_report(dir: &Path) -> (PathBuf, String) {
         .arg(&html)
         .output()
         .expect("host-runner runs");
-    let text = format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     assert_eq!(
         out.status.code(),
         Some(1),

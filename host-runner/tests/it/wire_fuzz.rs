@@ -21,11 +21,7 @@ fn wire(out: &Path, extra: &[&str]) -> Command {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    crate::common::output_text(o)
 }
 
 #[test]
