@@ -180,6 +180,15 @@ mod tests {
             std::io::Error::from(std::io::ErrorKind::ConnectionReset),
         ));
         assert_eq!(classify(&io), ExitClass::Environment);
+        let ram = crate::Error::from(crate::ram::RamError::Map(
+            std::io::Error::from_raw_os_error(rustix::io::Errno::NOMEM.raw_os_error()),
+        ));
+        assert_eq!(
+            ram.to_string(),
+            "mapping guest RAM: Cannot allocate memory (os error 12)",
+            "the text it had as an I/O error"
+        );
+        assert_eq!(classify(&anyhow::Error::new(ram)), ExitClass::Environment);
         let memory = anyhow::Error::new(crate::Error::MemoryCheck("no direct map".into()));
         assert_eq!(classify(&memory), ExitClass::Environment);
     }

@@ -60,7 +60,8 @@ pub fn is_environment_error(err: &Error) -> bool {
         | Error::MemoryCheck(_)
         | Error::Trace { .. }
         | Error::Config(_)
-        | Error::Io { .. } => true,
+        | Error::Io { .. }
+        | Error::Ram(_) => true,
     }
 }
 
