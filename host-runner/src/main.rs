@@ -106,7 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             let run = replay::run(&config, &trace, &opts, |s| print!("{s}")).await;
             if let Some(path) = &args.report {
                 let command = host_runner::fuzz::replay_command(&options);
-                let report = report::FailureReport::from_replay(&args.trace, &command, &run);
+                let report = run.failure_report(&args.trace, &command);
                 // The verdict stands whether or not the report is written.
                 match report::write(path, &report) {
                     Ok(()) => println!("report written to {}", path.display()),
