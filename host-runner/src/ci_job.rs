@@ -12,7 +12,7 @@ use trace::Outcome;
 
 pub use crate::ci_row::{exit_class, table, CiRow};
 use crate::error::{Error, Result};
-use crate::exit_code::{of_runner_error, ExitClass};
+use crate::exit_code::{Classify, ExitClass};
 use crate::fuzz::{FreshState, FuzzArgs};
 use crate::replay::{self, ReplayOptions};
 use crate::session::{Transport, VmConfig};
@@ -92,7 +92,7 @@ pub async fn replay_file(config: &VmConfig, path: &Path, check_every: usize) -> 
                 name,
                 ops: 0,
                 failure: Some(e.to_string()),
-                class: of_runner_error(&e),
+                class: e.exit_class(),
                 time: started.elapsed(),
             }
         }
@@ -175,7 +175,7 @@ pub async fn fuzz_campaign(
             name,
             ops: 0,
             failure: Some(e.to_string()),
-            class: crate::exit_code::of_fuzz_error(&e),
+            class: e.exit_class(),
             time: started.elapsed(),
         },
     }
@@ -197,7 +197,7 @@ pub async fn run(config: &VmConfig, plan: &CiPlan, print: impl Fn(&str)) -> Resu
         class: smoke
             .as_ref()
             .err()
-            .map_or(ExitClass::Passed, of_runner_error),
+            .map_or(ExitClass::Passed, Classify::exit_class),
         time: started.elapsed(),
     });
     let testcases = corpus(&plan.testcases)?;

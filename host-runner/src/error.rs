@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::qemu::launch_error::LaunchError;
 use crate::qmp::QmpError;
+use crate::ram::RamError;
 use crate::rpc::RpcError;
 
 /// Result with the runner's [`Error`].
@@ -30,6 +31,11 @@ pub enum Error {
     /// QMP's message ([`QmpError`]): QMP `command` failed.
     #[error(transparent)]
     Qmp(#[from] QmpError),
+
+    /// Guest RAM's message ([`RamError`]): the RAM file shared with QEMU
+    /// could not be created or mapped.
+    #[error(transparent)]
+    Ram(#[from] RamError),
 
     /// Memory check failed: what the dump does not hold that it should.
     #[error("memory check failed: {0}")]

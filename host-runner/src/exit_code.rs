@@ -8,19 +8,15 @@
 //! | 3 | environment or tool error: QEMU missing or killed from outside, a full disk, a host socket failing |
 //! | 129, 130, 143 | interrupted by SIGHUP, SIGINT or SIGTERM (a campaign writes its summary first) |
 //!
-//! Errors are classified by their type ([`classify`]), never by their text.
+//! Errors are classified by their type, never by their text: each error
+//! type says its class ([`Classify`], implemented next to the type, or next
+//! to the rules that decide it), and the binary's edge asks the first error
+//! of a chain whose type it knows ([`crate::error_class::classify`]). This
+//! module depends on none of the commands whose errors it classifies.
 
 use std::fmt;
 
 use trace::{Failure, TraceError};
-
-use crate::coverage::cli::CommandError;
-use crate::fuzz::FuzzError;
-use crate::judge::{is_environment_error, is_environment_launch, is_environment_rpc};
-use crate::minimize::MinimizeError;
-use crate::qemu::LaunchError;
-use crate::qmp::QmpError;
-use crate::rpc::RpcError;
 
 /// What a run ended with, as the process's exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -106,61 +102,36 @@ pub struct VmmFailed(pub String);
 #[error("{0}")]
 pub struct EnvironmentError(pub String);
 
-/// The class of an error at the binary's edge: the first error in its
-/// chain whose type says (anything unknown is a tool error, 3).
-pub fn classify(err: &anyhow::Error) -> ExitClass {
-    err.chain()
-        .find_map(class_of)
-        .unwrap_or(ExitClass::Environment)
+/// An error type's exit class: decided by its type (and variant), never
+/// by its text.
+pub trait Classify {
+    /// The exit class a run ending with this error exits with.
+    fn exit_class(&self) -> ExitClass;
 }
 
-fn class_of(e: &(dyn std::error::Error + 'static)) -> Option<ExitClass> {
-    if e.is::<UsageError>() || e.is::<TraceError>() {
-        return Some(ExitClass::Usage);
+impl Classify for UsageError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Usage
     }
-    if e.is::<VmmFailed>() {
-        return Some(ExitClass::VmmFailed);
+}
+
+impl Classify for VmmFailed {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::VmmFailed
     }
-    if e.is::<EnvironmentError>() {
-        return Some(ExitClass::Environment);
+}
+
+impl Classify for EnvironmentError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Environment
     }
-    if let Some(e) = e.downcast_ref::<crate::Error>() {
-        return Some(of_runner_error(e));
+}
+
+/// A trace that cannot be read is the input's fault (exit 2).
+impl Classify for TraceError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Usage
     }
-    if let Some(e) = e.downcast_ref::<LaunchError>() {
-        return Some(of_launch_error(e));
-    }
-    if let Some(e) = e.downcast_ref::<RpcError>() {
-        return Some(of_rpc_error(e));
-    }
-    if e.is::<QmpError>() {
-        return Some(ExitClass::Environment);
-    }
-    if let Some(e) = e.downcast_ref::<FuzzError>() {
-        return Some(of_fuzz_error(e));
-    }
-    if let Some(e) = e.downcast_ref::<MinimizeError>() {
-        return Some(match e {
-            MinimizeError::Read { .. } => ExitClass::Usage,
-            MinimizeError::Passes { .. } => ExitClass::Passed,
-            MinimizeError::Runner { .. } | MinimizeError::Write { .. } => ExitClass::Environment,
-        });
-    }
-    if let Some(e) = e.downcast_ref::<crate::merge::MergeError>() {
-        return Some(if e.is_input() {
-            ExitClass::Usage
-        } else {
-            ExitClass::Environment
-        });
-    }
-    if let Some(e) = e.downcast_ref::<CommandError>() {
-        return Some(match e {
-            CommandError::Coverage(_) => ExitClass::Usage,
-            CommandError::Fuzz(e) => of_fuzz_error(e),
-            CommandError::Runner(e) => of_runner_error(e),
-        });
-    }
-    None
 }
 
 /// An error as the binary prints it: its message, then each cause in its
@@ -183,46 +154,10 @@ pub fn error_text(err: &anyhow::Error) -> String {
     text
 }
 
-/// The class of a runner error: the guest's doing is the VMM failing.
-pub fn of_runner_error(e: &crate::Error) -> ExitClass {
-    match e {
-        crate::Error::Trace { .. } | crate::Error::Config(_) => ExitClass::Usage,
-        e if is_environment_error(e) => ExitClass::Environment,
-        _ => ExitClass::VmmFailed,
-    }
-}
-
-/// The class of a launch error: the guest's doing (a hang before `Ready`,
-/// QEMU ended by the guest) is the VMM failing.
-pub fn of_launch_error(e: &LaunchError) -> ExitClass {
-    if is_environment_launch(e) {
-        ExitClass::Environment
-    } else {
-        ExitClass::VmmFailed
-    }
-}
-
-/// The class of a guest's error: the guest's doing is the VMM failing.
-pub fn of_rpc_error(e: &RpcError) -> ExitClass {
-    if is_environment_rpc(e) {
-        ExitClass::Environment
-    } else {
-        ExitClass::VmmFailed
-    }
-}
-
-/// The class of a campaign's error.
-pub fn of_fuzz_error(e: &FuzzError) -> ExitClass {
-    match e {
-        FuzzError::Io { .. } | FuzzError::Runner { .. } => ExitClass::Environment,
-        FuzzError::Boot(f) => ExitClass::of_failure(f),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qemu::QemuExit;
+    use crate::fuzz::FuzzError;
 
     #[test]
     fn codes() {
@@ -269,140 +204,5 @@ mod tests {
             error_text(&anyhow::Error::new(trace)),
             "trace t.jsonl: reading the trace: Is a directory (os error 21)"
         );
-    }
-
-    #[test]
-    fn errors_classify_by_type_through_context() {
-        let missing = anyhow::Error::new(crate::Error::from(LaunchError::QemuNotFound {
-            searched: "no qemu".into(),
-        }))
-        .context("starting");
-        assert_eq!(classify(&missing), ExitClass::Environment);
-        let killed = anyhow::Error::new(crate::Error::from(RpcError::GuestDied {
-            exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
-            stderr: String::new(),
-        }));
-        assert_eq!(classify(&killed), ExitClass::Environment);
-        let triple = anyhow::Error::new(crate::Error::from(RpcError::GuestDied {
-            exit: QemuExit::TripleFault,
-            stderr: String::new(),
-        }));
-        assert_eq!(classify(&triple), ExitClass::VmmFailed);
-        let full = anyhow::Error::new(FuzzError::Io {
-            path: "failures/x.jsonl".into(),
-            source: std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()),
-        });
-        assert_eq!(classify(&full), ExitClass::Environment);
-        let usage = anyhow::Error::new(UsageError("bad".into()));
-        assert_eq!(classify(&usage), ExitClass::Usage);
-        assert_eq!(
-            classify(&anyhow::anyhow!("who knows")),
-            ExitClass::Environment
-        );
-    }
-
-    #[test]
-    fn a_module_error_classifies_alone_as_in_the_runner_error() {
-        use std::time::Duration;
-        let hang = || LaunchError::ReadyTimeout {
-            timeout: Duration::from_secs(1),
-        };
-        let killed = || LaunchError::ExitedBeforeReady {
-            exit: QemuExit::Signal(rustix::process::Signal::KILL.as_raw()),
-            stderr: String::new(),
-        };
-        let failed = || LaunchError::ExitedBeforeReady {
-            exit: QemuExit::Failed(1),
-            stderr: String::new(),
-        };
-        let triple = || LaunchError::ExitedBeforeReady {
-            exit: QemuExit::TripleFault,
-            stderr: String::new(),
-        };
-        let temp = || LaunchError::TempDir(std::io::Error::from(std::io::ErrorKind::NotFound));
-        for (launch, class) in [
-            (hang(), ExitClass::VmmFailed),
-            (killed(), ExitClass::Environment),
-            (failed(), ExitClass::Environment),
-            (triple(), ExitClass::VmmFailed),
-            (temp(), ExitClass::Environment),
-        ] {
-            let text = launch.to_string();
-            let alone = anyhow::Error::new(launch).context("booting");
-            assert_eq!(classify(&alone), class, "{text}");
-        }
-        for (launch, class) in [
-            (hang(), ExitClass::VmmFailed),
-            (killed(), ExitClass::Environment),
-            (triple(), ExitClass::VmmFailed),
-            (temp(), ExitClass::Environment),
-        ] {
-            let text = launch.to_string();
-            let wrapped = anyhow::Error::new(crate::Error::from(launch));
-            assert_eq!(classify(&wrapped), class, "{text}");
-            assert_eq!(wrapped.to_string(), text, "the sum says its part's message");
-        }
-        let qmp = || QmpError {
-            command: "stop",
-            message: "gone".into(),
-        };
-        assert_eq!(classify(&anyhow::Error::new(qmp())), ExitClass::Environment);
-        assert_eq!(
-            classify(&anyhow::Error::new(crate::Error::from(qmp()))),
-            ExitClass::Environment
-        );
-        let rpc = || {
-            [
-                (
-                    RpcError::Timeout {
-                        request: "Stats".into(),
-                        timeout: Duration::from_secs(1),
-                    },
-                    ExitClass::VmmFailed,
-                ),
-                (
-                    RpcError::GuestDied {
-                        exit: QemuExit::Signal(rustix::process::Signal::TERM.as_raw()),
-                        stderr: String::new(),
-                    },
-                    ExitClass::Environment,
-                ),
-                (
-                    RpcError::UnexpectedExit {
-                        exit: QemuExit::TripleFault,
-                        expected: "status 33",
-                        stderr: String::new(),
-                    },
-                    ExitClass::VmmFailed,
-                ),
-                (
-                    RpcError::VersionMismatch { guest: 1, host: 2 },
-                    ExitClass::Environment,
-                ),
-            ]
-        };
-        for (e, class) in rpc() {
-            let text = e.to_string();
-            assert_eq!(classify(&anyhow::Error::new(e)), class, "{text}");
-        }
-        for (e, class) in rpc() {
-            let text = e.to_string();
-            let wrapped = anyhow::Error::new(crate::Error::from(e));
-            assert_eq!(classify(&wrapped), class, "{text}");
-        }
-        let config = anyhow::Error::new(crate::Error::Config("too much RAM".into()));
-        assert_eq!(classify(&config), ExitClass::Usage);
-        let trace = anyhow::Error::new(crate::Error::Trace {
-            path: "t.jsonl".into(),
-            source: trace::TraceError::Io(std::io::Error::from(std::io::ErrorKind::NotFound)),
-        });
-        assert_eq!(classify(&trace), ExitClass::Usage);
-        let io = anyhow::Error::new(crate::Error::io(
-            "accepting QEMU's serial connection",
-            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
-        ));
-        assert_eq!(classify(&io), ExitClass::Environment);
-        let memory = anyhow::Error::new(crate::Error::MemoryCheck("no direct map".into()));
-        assert_eq!(classify(&memory), ExitClass::Environment);
     }
 }

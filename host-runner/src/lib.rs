@@ -44,6 +44,7 @@ pub mod ci_results;
 pub mod ci_row;
 pub mod coverage;
 pub mod error;
+pub mod error_class;
 pub mod exit_code;
 pub mod files;
 pub mod fuzz;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use host_runner::error_class::classify;
 use host_runner::exit_code::{self, ExitClass, UsageError};
 use host_runner::{check, ci_job, ci_results, interrupt, replay, report, smoke, RunnerOptions};
 
@@ -105,7 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
             let run = replay::run(&config, &trace, &opts, |s| print!("{s}")).await;
             if let Some(path) = &args.report {
                 let command = host_runner::fuzz::replay_command(&options);
-                let report = report::FailureReport::from_replay(&args.trace, &command, &run);
+                let report = run.failure_report(&args.trace, &command);
                 // The verdict stands whether or not the report is written.
                 match report::write(path, &report) {
                     Ok(()) => println!("report written to {}", path.display()),
@@ -332,7 +333,7 @@ async fn main() -> ExitCode {
         result = run(cli) => match result {
             Ok(class) => ExitCode::from(class.code()),
             Err(e) => {
-                let class = exit_code::classify(&e);
+                let class = classify(&e);
                 eprintln!("error ({class}): {}", exit_code::error_text(&e));
                 ExitCode::from(class.code())
             }

@@ -11,6 +11,7 @@ use trace::minimize::Step;
 use trace::recorder::minimized_path;
 use trace::{Budget, Executor, Failure, Minimized, Outcome, Rate, Trace, TraceError};
 
+use crate::exit_code::{Classify, ExitClass};
 use crate::judge::target::{JudgedExecutor, Reuse};
 use crate::judge::{is_runner_failure, JudgeOptions};
 use crate::session::VmConfig;
@@ -49,6 +50,19 @@ pub enum MinimizeError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// An unreadable trace is the input's fault; one that passes has nothing
+/// for the VMM to answer for; the runner failing or writing is the
+/// environment's.
+impl Classify for MinimizeError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            MinimizeError::Read { .. } => ExitClass::Usage,
+            MinimizeError::Passes { .. } => ExitClass::Passed,
+            MinimizeError::Runner { .. } | MinimizeError::Write { .. } => ExitClass::Environment,
+        }
+    }
 }
 
 /// A finished minimization.

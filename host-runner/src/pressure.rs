@@ -259,8 +259,8 @@ pub async fn ci_row(base: &VmConfig) -> crate::ci_row::CiRow {
     config.request_timeout = config
         .request_timeout
         .max(std::time::Duration::from_secs(60));
-    use crate::exit_code::{of_runner_error, ExitClass};
-    let runner = |e: crate::Error| (e.to_string(), of_runner_error(&e));
+    use crate::exit_code::{Classify, ExitClass};
+    let runner = |e: crate::Error| (e.to_string(), e.exit_class());
     let vmm = |e: String| (e, ExitClass::VmmFailed);
     let outcome = async {
         let mut vm = Vm::boot(&config).await.map_err(runner)?;

@@ -12,6 +12,8 @@ use tokio::io::WriteHalf;
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 
+use crate::exit_code::{Classify, ExitClass};
+
 pub use qapi::qmp::{RunState, StatusInfo};
 
 /// QMP `command` failed: `message` (what QEMU answered, or why there was
@@ -21,6 +23,14 @@ pub use qapi::qmp::{RunState, StatusInfo};
 pub struct QmpError {
     pub command: &'static str,
     pub message: String,
+}
+
+/// QMP failing is the environment's (exit 3): nothing is known about the
+/// VMM.
+impl Classify for QmpError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Environment
+    }
 }
 
 type Service = QapiService<QmpStreamTokio<WriteHalf<UnixStream>>>;

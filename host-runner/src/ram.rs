@@ -23,8 +23,25 @@ use std::sync::Arc;
 
 use oracle::{GuestMemory, MemoryError};
 
-use crate::error::{Error, Result};
 use crate::qemu::RamFile;
+
+/// Why guest RAM could not be shared: what was being done, and the I/O
+/// error.
+#[derive(Debug, thiserror::Error)]
+pub enum RamError {
+    /// Creating guest RAM in `dir`: the I/O error.
+    #[error("creating guest RAM in {}: {source}", .dir.display())]
+    Create {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// Sizing the guest RAM file: the I/O error.
+    #[error("sizing the guest RAM file: {0}")]
+    Size(#[source] std::io::Error),
+    /// Mapping guest RAM: the I/O error.
+    #[error("mapping guest RAM: {0}")]
+    Map(#[source] std::io::Error),
+}
 
 /// Where shared RAM goes when it fits.
 const SHM: &str = "/dev/shm";
@@ -43,16 +60,17 @@ pub struct RamBacking {
 impl RamBacking {
     /// An empty backing file of `size` bytes: in `/dev/shm` when it has
     /// room for all of it, else in `fallback_dir`.
-    pub fn create(size: u64, fallback_dir: &Path) -> Result<RamBacking> {
+    pub fn create(size: u64, fallback_dir: &Path) -> Result<RamBacking, RamError> {
         let dir = if free_bytes(Path::new(SHM)).is_some_and(|free| free >= size) {
             Path::new(SHM)
         } else {
             fallback_dir
         };
-        let file = tempfile::tempfile_in(dir)
-            .map_err(|e| Error::io(format!("creating guest RAM in {}", dir.display()), e))?;
-        file.set_len(size)
-            .map_err(|e| Error::io("sizing the guest RAM file", e))?;
+        let file = tempfile::tempfile_in(dir).map_err(|source| RamError::Create {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        file.set_len(size).map_err(RamError::Size)?;
         let path = format!("/proc/{}/fd/{}", std::process::id(), file.as_raw_fd()).into();
         Ok(RamBacking { file, path, size })
     }
@@ -73,14 +91,14 @@ impl RamBacking {
     /// Maps the file and closes it (QEMU, which opened it at start, keeps
     /// its own mapping). The mapping is writable for the ring's sake
     /// ([`crate::ring`]); everything else only reads it.
-    pub fn map(self) -> Result<SharedRam> {
+    pub fn map(self) -> Result<SharedRam, RamError> {
         let len = usize::try_from(self.size).expect("RAM size fits in usize");
         // A raw mapping (`MmapRaw`): shared, readable and writable, and
         // only reached through raw pointers, never through references.
         let map = memmap2::MmapOptions::new()
             .len(len)
             .map_raw(&self.file)
-            .map_err(|e| Error::io("mapping guest RAM", e))?;
+            .map_err(RamError::Map)?;
         // The mapping keeps the memory; QEMU has its own.
         drop(self.file);
         Ok(SharedRam {
@@ -141,7 +159,7 @@ impl SharedRam {
     }
 
     /// Copies guest physical `phys..phys + buf.len()` into `buf`.
-    pub fn read_into(&self, phys: u64, buf: &mut [u8]) -> std::result::Result<(), MemoryError> {
+    pub fn read_into(&self, phys: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         let oob = MemoryError::OutOfBounds {
             phys,
             len: buf.len() as u64,
@@ -168,7 +186,7 @@ impl SharedRam {
     }
 
     /// Reads the little-endian `u64` at `phys`.
-    pub fn read_u64(&self, phys: u64) -> std::result::Result<u64, MemoryError> {
+    pub fn read_u64(&self, phys: u64) -> Result<u64, MemoryError> {
         let mut b = [0u8; 8];
         self.read_into(phys, &mut b)?;
         Ok(u64::from_le_bytes(b))
@@ -176,7 +194,7 @@ impl SharedRam {
 }
 
 impl GuestMemory for SharedRam {
-    fn read(&self, phys: u64, buf: &mut [u8]) -> std::result::Result<(), MemoryError> {
+    fn read(&self, phys: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         self.read_into(phys, buf)
     }
 }
@@ -209,6 +227,21 @@ mod tests {
         let mut page = [0u8; 4096];
         GuestMemory::read(&ram, 0x1000, &mut page).unwrap();
         assert_eq!(page[8], 0x88);
+    }
+
+    #[test]
+    fn a_backing_that_cannot_be_created_says_where() {
+        // Too big for /dev/shm, so it goes to the fallback, which is missing.
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+        let err = RamBacking::create(u64::MAX, &missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "creating guest RAM in {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::report::{self, RenderOptions};
 use super::{Coverage, CoverageError};
+use crate::exit_code::{Classify, ExitClass};
 use crate::fuzz::{FuzzArgs, FuzzError};
 use crate::RunnerOptions;
 
@@ -38,6 +39,18 @@ pub enum CommandError {
     Fuzz(#[from] FuzzError),
     #[error(transparent)]
     Runner(#[from] crate::Error),
+}
+
+/// Bad coverage input is a usage error; the campaign's and the runner's
+/// errors keep their own class.
+impl Classify for CommandError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            CommandError::Coverage(_) => ExitClass::Usage,
+            CommandError::Fuzz(e) => e.exit_class(),
+            CommandError::Runner(e) => e.exit_class(),
+        }
+    }
 }
 
 /// What the command prints, and how many failures its campaign found

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use trace::Failure;
 
+use crate::exit_code::{Classify, ExitClass};
+
 /// Why a campaign could not go on (a guest bug is a failure in the
 /// summary, not an error).
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,17 @@ pub enum FuzzError {
     Boot(Failure),
     #[error("an environment fault twice in a row on sequence {k} (not a VMM bug): {failure}")]
     Runner { k: u64, failure: Failure },
+}
+
+/// The class of a campaign's error: writing and a runner failing twice
+/// are the environment's; a guest that does not start is its failure's.
+impl Classify for FuzzError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            FuzzError::Io { .. } | FuzzError::Runner { .. } => ExitClass::Environment,
+            FuzzError::Boot(f) => ExitClass::of_failure(f),
+        }
+    }
 }
 
 /// What to do about a full disk (an environment fault, not a VMM bug).

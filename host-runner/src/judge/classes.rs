@@ -202,7 +202,7 @@ fn environment_what(err: &Error) -> String {
         Error::Launch(LaunchError::AccelUnavailable { .. }) => "accelerator unavailable".into(),
         Error::MemoryCheck(_) => "guest memory unreadable".into(),
         Error::Trace { .. } => "trace unreadable".into(),
-        Error::Io { .. } => "host I/O".into(),
+        Error::Io { .. } | Error::Ram(_) => "host I/O".into(),
         _ => "host side".into(),
     }
 }

@@ -7,6 +7,7 @@
 use trace::{Failure, FailureKind};
 
 use crate::error::Error;
+use crate::exit_code::{Classify, ExitClass};
 use crate::qemu::{LaunchError, QemuExit};
 use crate::rpc::RpcError;
 
@@ -59,7 +60,8 @@ pub fn is_environment_error(err: &Error) -> bool {
         | Error::MemoryCheck(_)
         | Error::Trace { .. }
         | Error::Config(_)
-        | Error::Io { .. } => true,
+        | Error::Io { .. }
+        | Error::Ram(_) => true,
     }
 }
 
@@ -93,6 +95,42 @@ pub fn is_environment_rpc(err: &RpcError) -> bool {
             is_environment_exit(*exit)
         }
         RpcError::VersionMismatch { .. } | RpcError::Encode(_) => true,
+    }
+}
+
+/// The class of a runner error: the input's fault (a trace that cannot be
+/// read, a guest that cannot boot) is a usage error; else the guest's doing
+/// is the VMM failing.
+impl Classify for Error {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            Error::Trace { .. } | Error::Config(_) => ExitClass::Usage,
+            e if is_environment_error(e) => ExitClass::Environment,
+            _ => ExitClass::VmmFailed,
+        }
+    }
+}
+
+/// The class of a launch error: the guest's doing (a hang before `Ready`,
+/// QEMU ended by the guest) is the VMM failing.
+impl Classify for LaunchError {
+    fn exit_class(&self) -> ExitClass {
+        if is_environment_launch(self) {
+            ExitClass::Environment
+        } else {
+            ExitClass::VmmFailed
+        }
+    }
+}
+
+/// The class of a guest's error: the guest's doing is the VMM failing.
+impl Classify for RpcError {
+    fn exit_class(&self) -> ExitClass {
+        if is_environment_rpc(self) {
+            ExitClass::Environment
+        } else {
+            ExitClass::VmmFailed
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::coverage::Coverage;
+use crate::exit_code::{Classify, ExitClass};
 use crate::fuzz::results::Document;
 use crate::fuzz::results_dir::{self, ResultsDirError};
 pub use shard::Shard;
@@ -85,6 +86,18 @@ impl MergeError {
     /// the machine writing the output.
     pub fn is_input(&self) -> bool {
         !matches!(self, MergeError::Write { .. } | MergeError::Results(_))
+    }
+}
+
+/// Bad shards are a usage error; failing to write the output is the
+/// environment's.
+impl Classify for MergeError {
+    fn exit_class(&self) -> ExitClass {
+        if self.is_input() {
+            ExitClass::Usage
+        } else {
+            ExitClass::Environment
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use trace::{Failure, Outcome, Reproduction, Trace};
 use crate::error::{Error, Result};
 use crate::exit_code::ExitClass;
 use crate::judge::{JudgeOptions, JudgedVm, MemorySource};
-use crate::report::{gather, Snapshot};
+use crate::report::{gather, FailureReport, Snapshot};
 use crate::session::VmConfig;
 
 pub use explain::{failing_address, first_virt, neighbourhood};
@@ -109,6 +109,33 @@ impl ReplayRun {
         match &self.report.outcome {
             Outcome::Passed => ExitClass::Passed,
             Outcome::Failed(f) => ExitClass::of_failure(f),
+        }
+    }
+
+    /// The HTML report of this replay of the trace at `path`; `replay` is
+    /// the command before the path (`host-runner … replay`).
+    pub fn failure_report(&self, path: &Path, replay: &str) -> FailureReport {
+        let failure = self.report.outcome.failure().cloned();
+        let mut verdict = match (&self.report.outcome, &failure) {
+            (Outcome::Failed(_), Some(f)) => {
+                let first = f.to_string();
+                format!("FAILED: {}", first.lines().next().unwrap_or(""))
+            }
+            _ => format!(
+                "passed: {} ops, memory check clean",
+                self.report.steps.len()
+            ),
+        };
+        if let Some(r) = &self.reproduction {
+            verdict.push_str(&format!(" — {r}"));
+        }
+        FailureReport {
+            trace: path.display().to_string(),
+            verdict,
+            command: format!("{replay} {}", path.display()),
+            failure,
+            steps: self.report.steps.clone(),
+            snapshot: self.snapshot.clone().unwrap_or_default(),
         }
     }
 }

@@ -22,14 +22,7 @@ pub const PAGE: &str = "index.html";
 /// Where failures' files are copied, under the directory.
 pub const FAILURES: &str = "failures";
 
-/// Where one failure's files are, relative to the page (`None`: not found).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FailureLinks {
-    /// Its HTML failure report.
-    pub report: Option<String>,
-    /// Its shortest reproducer (the minimized trace, else the saved one).
-    pub reproducer: Option<String>,
-}
+pub use super::campaign_tables::FailureLinks;
 
 /// Everything the page shows.
 #[derive(Debug)]

@@ -8,7 +8,6 @@ use maud::{html, Markup};
 use oracle::coverage::Event;
 use oracle::ModelCoverage;
 
-use super::campaign::FailureLinks;
 use crate::coverage::report::GuestReport;
 use crate::coverage::symbols::Origin;
 use crate::fuzz::results::{Document, FailureEntry};
@@ -46,6 +45,15 @@ fn minimization(f: &FailureEntry) -> String {
         (None, Some(why)) => format!("(not minimized: {why})"),
         (None, None) => "(not minimized)".into(),
     }
+}
+
+/// Where one failure's files are, relative to the page (`None`: not found).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailureLinks {
+    /// Its HTML failure report.
+    pub report: Option<String>,
+    /// Its shortest reproducer (the minimized trace, else the saved one).
+    pub reproducer: Option<String>,
 }
 
 /// Failures grouped by signature (`links[i]` is `doc.failures[i]`'s).

@@ -23,9 +23,7 @@ use std::path::Path;
 use maud::{html, Markup, DOCTYPE};
 use oracle::WalkLevel;
 use trace::replay::StepRecord;
-use trace::{Failure, Outcome};
-
-use crate::replay::ReplayRun;
+use trace::Failure;
 
 /// What a replay saw of memory at its failure.
 #[derive(Clone, Debug, Default)]
@@ -51,32 +49,6 @@ pub struct FailureReport {
     pub failure: Option<Failure>,
     pub steps: Vec<StepRecord>,
     pub snapshot: Snapshot,
-}
-
-impl FailureReport {
-    /// The report of a replay of the trace at `path`; `replay` is the
-    /// command before the path (`host-runner … replay`).
-    pub fn from_replay(path: &Path, replay: &str, run: &ReplayRun) -> FailureReport {
-        let failure = run.report.outcome.failure().cloned();
-        let mut verdict = match (&run.report.outcome, &failure) {
-            (Outcome::Failed(_), Some(f)) => {
-                let first = f.to_string();
-                format!("FAILED: {}", first.lines().next().unwrap_or(""))
-            }
-            _ => format!("passed: {} ops, memory check clean", run.report.steps.len()),
-        };
-        if let Some(r) = &run.reproduction {
-            verdict.push_str(&format!(" — {r}"));
-        }
-        FailureReport {
-            trace: path.display().to_string(),
-            verdict,
-            command: format!("{replay} {}", path.display()),
-            failure,
-            steps: run.report.steps.clone(),
-            snapshot: run.snapshot.clone().unwrap_or_default(),
-        }
-    }
 }
 
 fn invariant(f: &Failure) -> Markup {

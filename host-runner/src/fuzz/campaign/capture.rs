@@ -131,10 +131,7 @@ impl Shared {
         };
         let run = crate::replay::run(&self.config, trace, &opts, |_| {}).await;
         let html = report::path_beside(saved);
-        let line = match report::write(
-            &html,
-            &report::FailureReport::from_replay(path, &self.replay, &run),
-        ) {
+        let line = match report::write(&html, &run.failure_report(path, &self.replay)) {
             Ok(()) if path == saved => format!("  report: {}", html.display()),
             Ok(()) => format!("  report: {} (of the minimized trace)", html.display()),
             Err(e) => format!("  warning: no report written to {}: {e}", html.display()),
