@@ -4,8 +4,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::accel::Accel;
 use crate::error::{Error, Result};
+use crate::qemu::Accel;
 use crate::qemu::LaunchError;
 
 /// Everything needed to boot a guest.
