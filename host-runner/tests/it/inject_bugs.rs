@@ -1,5 +1,5 @@
-//! Two fixed VMM bugs, put back by cargo features of the guest, are caught
-//! by their reproducers in `testcases/`: replayed with `host-runner replay`
+//! VMM bugs, put back or injected by cargo features of the guest, are
+//! caught by their reproducers in `testcases/`: replayed with `host-runner replay`
 //! as a user would, each fails on its injected build, the same way every
 //! time, and passes on the normal guest.
 //!
@@ -14,6 +14,11 @@
 //!   `unmap` changes its leaf entries without invalidating them; the
 //!   guest's stale-translation probe reads the page again and it does not
 //!   fault (invariant 8).
+//!
+//! - `inject-skip-flush` (`testcases/tlb-reset-scavenge-invalidates.jsonl`),
+//!   `inject-leak` (`testcases/leak-unmap-frees-its-frame.jsonl`) and
+//!   `inject-wild-frame` (`testcases/wild-frame-first-table.jsonl`): the
+//!   reproducers `fuzz --seed 1` found and minimized on those builds.
 //!
 //! A default campaign finds the first and the third by itself, and
 //! minimizes each to the operations of its reproducer.
@@ -82,6 +87,33 @@ fn the_unmap_flush_reproducer_fails_on_its_injected_build_only() {
         "inject-unmap-skip-flush",
         "tlb-unmap-invalidates.jsonl",
         "invariant at op 1: invariant 8: stale TLB entry: page 0xfffffe8000000000",
+    );
+}
+
+#[test]
+fn the_reset_flush_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-skip-flush",
+        "tlb-reset-scavenge-invalidates.jsonl",
+        "invariant at op 2: invariant 8: stale TLB entry: page 0xffffc00000200000",
+    );
+}
+
+#[test]
+fn the_leak_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-leak",
+        "leak-unmap-frees-its-frame.jsonl",
+        "invariant at op 1: memory check after operation 1: 1 violation(s)",
+    );
+}
+
+#[test]
+fn the_wild_frame_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-wild-frame",
+        "wild-frame-first-table.jsonl",
+        "guest_panic at op 0: guest panicked at",
     );
 }
 
