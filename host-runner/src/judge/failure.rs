@@ -115,22 +115,23 @@ impl Classify for Error {
 /// QEMU ended by the guest) is the VMM failing.
 impl Classify for LaunchError {
     fn exit_class(&self) -> ExitClass {
-        if is_environment_launch(self) {
-            ExitClass::Environment
-        } else {
-            ExitClass::VmmFailed
-        }
+        environment_or_vmm(is_environment_launch(self))
     }
 }
 
 /// The class of a guest's error: the guest's doing is the VMM failing.
 impl Classify for RpcError {
     fn exit_class(&self) -> ExitClass {
-        if is_environment_rpc(self) {
-            ExitClass::Environment
-        } else {
-            ExitClass::VmmFailed
-        }
+        environment_or_vmm(is_environment_rpc(self))
+    }
+}
+
+/// An error that is not the environment's is the VMM failing.
+fn environment_or_vmm(environment: bool) -> ExitClass {
+    if environment {
+        ExitClass::Environment
+    } else {
+        ExitClass::VmmFailed
     }
 }
 
