@@ -36,6 +36,22 @@ impl<M: PhysMemory, A: FrameAllocator> Tables for Vmm<M, A> {
     fn entry(&mut self, table: PhysFrame, i: usize) -> u64 {
         self.read_entry(table, i)
     }
+
+    fn next_present(
+        &mut self,
+        table: PhysFrame,
+        from: usize,
+        to: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Option<(usize, u64)> {
+        // One view of the table for the whole scan: one frame check, then
+        // a plain loop over the entries.
+        let entries = self.mem.table(table);
+        let to = to.min(512);
+        (from.min(to)..to)
+            .map(|i| (i, pte::raw(&entries[i])))
+            .find(|&(_, raw)| raw & 1 != 0 && keep(raw))
+    }
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {

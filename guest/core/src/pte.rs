@@ -78,6 +78,41 @@ pub enum Pte {
     Corrupt(u64),
 }
 
+/// What a present entry's available bits name, read without the checks
+/// of [`Pte::decode`]: a filter for scans over many entries, whose hits
+/// are decoded before anything is done with them. An entry that decodes to
+/// `PresentRam` or `PresentMmap` has the kind of the same name, with the
+/// same `writable` or `private`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PresentKind {
+    /// Software bits `0b001`.
+    Ram {
+        /// W bit.
+        writable: bool,
+    },
+    /// Software bits `0b010` (clean) or `0b011` (private).
+    Mmap {
+        /// Written since loaded.
+        private: bool,
+    },
+}
+
+/// The [`PresentKind`] of a raw level-1 entry: `None` when P is clear or
+/// the software bits name no present state.
+pub fn present_kind(raw: u64) -> Option<PresentKind> {
+    if raw & P == 0 {
+        return None;
+    }
+    match (raw >> SW_SHIFT) & 0b111 {
+        SW_RAM => Some(PresentKind::Ram {
+            writable: raw & W != 0,
+        }),
+        SW_MMAP_CLEAN => Some(PresentKind::Mmap { private: false }),
+        SW_MMAP_PRIVATE => Some(PresentKind::Mmap { private: true }),
+        _ => None,
+    }
+}
+
 impl Pte {
     /// Decodes a level-1 entry of a page in the lower half (`user`) or the
     /// upper half.

@@ -24,7 +24,7 @@ use x86_64::structures::paging::PhysFrame;
 use crate::backend::{Flush, PhysMemory};
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::linear::{page_of, user, KERNEL_SPAN, USER_SPAN};
-use crate::pte::Pte;
+use crate::pte::{self, PresentKind, Pte};
 use crate::validate::canonical;
 use crate::vmm::Vmm;
 use crate::walk::{walk, Entry, Visit};
@@ -193,43 +193,17 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// One sweep step of the clock for `want`, until a page went out.
     fn clock(&mut self, want: Victim) -> Result<(), NothingToReclaim> {
-        let mut failures = 0;
         // Two laps: the first may only clear accessed bits.
         let spans = [USER_SPAN, KERNEL_SPAN, USER_SPAN, KERNEL_SPAN, USER_SPAN];
         let start = spans
             .iter()
             .position(|s| s.start <= self.hand && self.hand < s.end)
             .unwrap_or(0);
+        let mut sweep = Sweep { want, failures: 0 };
         for (k, span) in spans.iter().enumerate().skip(start) {
-            let mut from = if k == start { self.hand } else { span.start };
-            while let Some((lin, table, i, raw)) = self.next_present(from, span.end) {
-                from = lin + 4096;
-                self.hand = from;
-                if self.pin.is_some_and(|p| p.start <= lin && lin < p.end) {
-                    continue;
-                }
-                let p = Pte::decode(raw, user(lin));
-                let fits = match (want, p) {
-                    (Victim::CleanFile, Pte::PresentMmap { private, .. }) => !private,
-                    (Victim::Evictable, Pte::PresentMmap { .. }) => true,
-                    (Victim::Evictable, Pte::PresentRam { writable, .. }) => writable,
-                    _ => false,
-                };
-                if !fits {
-                    continue;
-                }
-                if raw & ACCESSED != 0 {
-                    self.write_leaf_raw(table, i, raw & !ACCESSED);
-                    Flush::new(page_of(lin)).flush(&mut self.mem);
-                    continue;
-                }
-                if self.send_out(table, i, lin, p).is_ok() {
-                    return Ok(());
-                }
-                failures += 1;
-                if failures >= 16 {
-                    return Err(NothingToReclaim);
-                }
+            let from = if k == start { self.hand } else { span.start };
+            if let ControlFlow::Break(outcome) = walk(self, from, span.end, &mut sweep) {
+                return outcome;
             }
         }
         Err(NothingToReclaim)
@@ -261,12 +235,73 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 }
 
+/// The clock's hand over the present pages of one walk: each is passed
+/// (in the pin, or not a `want`), given its second chance (accessed bit
+/// cleared and flushed), or sent out. Stops when a page went out, or after
+/// 16 pages that could not be sent (no swap room).
+struct Sweep {
+    want: Victim,
+    failures: u32,
+}
+
+impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
+    type Stop = Result<(), NothingToReclaim>;
+    const PAGES: bool = true;
+    const PRESENT_ONLY: bool = true;
+
+    /// Only the pages `want` names: a sweep for a clean file page passes
+    /// the RAM pages, which fill most of memory, inside the table scan.
+    fn keep(&self, raw: u64) -> bool {
+        matches!(
+            (self.want, pte::present_kind(raw)),
+            (
+                Victim::CleanFile,
+                Some(PresentKind::Mmap { private: false })
+            ) | (Victim::Evictable, Some(PresentKind::Mmap { .. }))
+                | (Victim::Evictable, Some(PresentKind::Ram { writable: true }))
+        )
+    }
+
+    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
+        let (lin, table, i, raw) = (at.slot.base, at.table, at.slot.index, at.raw);
+        vmm.hand = lin + 4096;
+        if vmm.pin.is_some_and(|p| p.start <= lin && lin < p.end) {
+            return ControlFlow::Continue(());
+        }
+        let p = Pte::decode(raw, user(lin));
+        // The same choice as `keep`'s, now on the decoded (checked) state.
+        let fits = match (self.want, p) {
+            (Victim::CleanFile, Pte::PresentMmap { private, .. }) => !private,
+            (Victim::Evictable, Pte::PresentMmap { .. }) => true,
+            (Victim::Evictable, Pte::PresentRam { writable, .. }) => writable,
+            _ => false,
+        };
+        if !fits {
+            return ControlFlow::Continue(());
+        }
+        if raw & ACCESSED != 0 {
+            vmm.write_leaf_raw(table, i, raw & !ACCESSED);
+            Flush::new(page_of(lin)).flush(&mut vmm.mem);
+            return ControlFlow::Continue(());
+        }
+        if vmm.send_out(table, i, lin, p).is_ok() {
+            return ControlFlow::Break(Ok(()));
+        }
+        self.failures += 1;
+        if self.failures >= 16 {
+            return ControlFlow::Break(Err(NothingToReclaim));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// [`Vmm::next_present`]: stops at the first present page.
 struct NextPresent;
 
 impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for NextPresent {
     type Stop = (u64, PhysFrame, usize, u64);
     const PAGES: bool = true;
+    const PRESENT_ONLY: bool = true;
 
     fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
         if at.raw & 1 == 0 {

@@ -96,6 +96,23 @@ pub(crate) trait Tables {
     fn root(&self) -> PhysFrame;
     /// The raw entry `i` (taken mod 512) of `table`.
     fn entry(&mut self, table: PhysFrame, i: usize) -> u64;
+
+    /// The first present entry of `table` among `from..to` (indices below
+    /// 512) whose raw bits `keep` passes: its index and raw bits. The walk
+    /// of a [`Visit::PRESENT_ONLY`] visitor skips the rest of a page table
+    /// with it; an implementation that can view the whole table at once
+    /// scans it without reading the entries one by one.
+    fn next_present(
+        &mut self,
+        table: PhysFrame,
+        from: usize,
+        to: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Option<(usize, u64)> {
+        (from..to.min(512))
+            .map(|i| (i, self.entry(table, i)))
+            .find(|&(_, raw)| raw & PRESENT != 0 && keep(raw))
+    }
 }
 
 /// What a walk does at the entries it meets, with the tables `T` (which
@@ -109,7 +126,22 @@ pub(crate) trait Visit<T> {
     /// page tables, and never reads a page table.
     const PAGES: bool;
 
-    /// A level-1 entry (with any bits, present or not).
+    /// Whether [`Visit::page`] is called only for present level-1 entries:
+    /// a walker that passes every other page sets it, and the walk skips
+    /// them with [`Tables::next_present`] (the reclaim clock and `Evict`
+    /// cross thousands of allocate-on-write entries per present page).
+    const PRESENT_ONLY: bool = false;
+
+    /// Under [`Visit::PRESENT_ONLY`], a cheap test of a present entry's raw
+    /// bits that every entry [`Visit::page`] acts on passes (a superset:
+    /// `page` still decodes what it gets); the others are skipped in the
+    /// scan. Passes all by default.
+    fn keep(&self, _raw: u64) -> bool {
+        true
+    }
+
+    /// A level-1 entry (with any bits, present or not; only present ones
+    /// under [`Visit::PRESENT_ONLY`]).
     fn page(&mut self, _tables: &mut T, _at: Entry) -> ControlFlow<Self::Stop> {
         ControlFlow::Continue(())
     }
@@ -150,6 +182,9 @@ fn walk_table<T: Tables, V: Visit<T>>(
     if level == 0 {
         return ControlFlow::Continue(());
     }
+    if level == 1 && V::PRESENT_ONLY {
+        return walk_present_pages(tables, table, base, s, e, v);
+    }
     for slot in slots(level, base, s, e) {
         let raw = tables.entry(table, slot.index);
         let at = Entry {
@@ -171,6 +206,45 @@ fn walk_table<T: Tables, V: Visit<T>>(
             walk_table(tables, child, level - 1, slot.base, slot.start, slot.end, v)?;
             v.left(tables, at, child);
         }
+    }
+    ControlFlow::Continue(())
+}
+
+/// The present entries of the page table `table` (first address `base`)
+/// that `s..e` covers, for a [`Visit::PRESENT_ONLY`] visitor: the same
+/// slots, in the same order, as the loop of [`walk_table`] would give it.
+fn walk_present_pages<T: Tables, V: Visit<T>>(
+    tables: &mut T,
+    table: PhysFrame,
+    base: u64,
+    s: u64,
+    e: u64,
+    v: &mut V,
+) -> ControlFlow<V::Stop> {
+    let mut all = slots(1, base, s, e);
+    let Some(first) = all.next() else {
+        return ControlFlow::Continue(());
+    };
+    let last = all.last().map_or(first.index, |slot| slot.index);
+    let mut from = first.index;
+    while let Some((i, raw)) = tables.next_present(table, from, last + 1, |raw| v.keep(raw)) {
+        let lo = base + ((i as u64) << 12);
+        let slot = Slot {
+            index: i,
+            base: lo,
+            start: s.max(lo),
+            end: e.min(lo + 4096),
+        };
+        v.page(
+            tables,
+            Entry {
+                table,
+                level: 1,
+                slot,
+                raw,
+            },
+        )?;
+        from = i + 1;
     }
     ControlFlow::Continue(())
 }

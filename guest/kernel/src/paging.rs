@@ -135,6 +135,10 @@ pub struct DirectMap {
     write: Vec<Range<u64>>,
     /// Frame-number ranges the VMM may only read (the file images).
     read: Vec<Range<u64>>,
+    /// The frame number last found in `write` (`u64::MAX`: none yet): a
+    /// walk views the same table once per entry, and the ranges never
+    /// change, so a repeat needs no search.
+    last_write: u64,
 }
 
 impl DirectMap {
@@ -157,15 +161,20 @@ impl DirectMap {
         DirectMap {
             write,
             read: read_only.iter().map(frames).collect(),
+            last_write: u64::MAX,
         }
     }
 
     /// The frame's address in the direct map, if the VMM may use it (for
     /// writing if `write`).
-    fn frame_ptr(&self, frame: PhysFrame, write: bool) -> Result<*mut u8, FrameRefused> {
+    fn frame_ptr(&mut self, frame: PhysFrame, write: bool) -> Result<*mut u8, FrameRefused> {
         let n = frame.start_address().as_u64() / 4096;
         let inside = |rs: &[Range<u64>]| rs.iter().any(|r| r.contains(&n));
-        if inside(&self.write) || (!write && inside(&self.read)) {
+        let writable = n == self.last_write || inside(&self.write);
+        if writable {
+            self.last_write = n;
+        }
+        if writable || (!write && inside(&self.read)) {
             Ok(phys_to_virt(frame.start_address().as_u64()) as *mut u8)
         } else {
             Err(FrameRefused { frame, write })
@@ -173,7 +182,8 @@ impl DirectMap {
     }
 }
 
-// SAFETY: `frame_ptr` answers only frames of the ranges `new` was given:
+// SAFETY: `frame_ptr` answers only frames of the ranges `new` was given
+// (`last_write` only ever holds a frame it found in `write`):
 // RAM the allocator manages (or the VMM's PML4), all inside the direct map
 // (`init` maps every RAM range) and referred to by nothing but the VMM, or
 // file frames for reading only; each view is one whole frame, borrowed from
