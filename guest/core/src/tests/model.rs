@@ -9,40 +9,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use oracle::{CheckReport, GuestMemory, ImageMemory, Model};
+use oracle::{CheckReport, Model};
 use proptest::prelude::*;
-use protocol::{AreaType, Hello, PhysRange};
+use protocol::{AreaType, Hello};
 
+use super::ram::{checked_hello, SimRam};
 use super::*;
 
 const TOTAL_FRAMES: u64 = 96;
-
-/// The simulated RAM as the oracle's checker reads guest memory: frames
-/// `0..total` at their physical addresses, and the frame bitmap (which the
-/// simulation keeps outside its RAM) right after them, where the `Hello`
-/// of [`checked_hello`] names it.
-fn ram_image(m: &mut SimMachine) -> ImageMemory {
-    let total = m.vmm.frames().total_frames();
-    let mut bytes = Vec::with_capacity(usize_of(total * 4096) + 4096);
-    for n in 0..total {
-        bytes.extend_from_slice(m.vmm.mem().cpu_bytes(frame(n)));
-    }
-    bytes.extend_from_slice(m.vmm.frames().bitmap());
-    ImageMemory { base: 0, bytes }
-}
-
-/// The machine's `Hello`, with the frame bitmap where [`ram_image`] puts it.
-fn checked_hello(hello: &Hello, m: &SimMachine) -> Hello {
-    let start = m.vmm.frames().total_frames() * 4096;
-    let len = m.vmm.frames().bitmap().len() as u64;
-    Hello {
-        frame_bitmap: PhysRange {
-            start,
-            end: start + len,
-        },
-        ..hello.clone()
-    }
-}
 
 /// Every present page the checker's walk found: page address → (frame,
 /// writable).
@@ -156,7 +130,7 @@ impl Run {
         let Response::Hello(hello) = req(&mut m, Request::Hello) else {
             panic!("Hello answered otherwise")
         };
-        let checked = checked_hello(&hello, &m);
+        let checked = checked_hello(&mut m);
         Run {
             m,
             model: Model::new(&hello),
@@ -179,12 +153,8 @@ impl Run {
 
     /// The oracle's memory check of the simulated RAM.
     fn memory_check(&mut self) -> Result<CheckReport, TestCaseError> {
-        let image = ram_image(&mut self.m);
-        let report = oracle::check(
-            &image as &dyn GuestMemory,
-            &self.hello,
-            &self.model.expectations(),
-        );
+        let expect = self.model.expectations();
+        let report = oracle::check(&SimRam::of(&mut self.m), &self.hello, &expect);
         if !report.is_clean() {
             return Err(TestCaseError::fail(format!(
                 "memory check after request {}:\n{report}",
