@@ -144,6 +144,13 @@ pub(crate) fn check(m: &mut SimMachine) {
     for t in &heap_tables {
         own(*t, "heap table", &mut owners);
     }
+    let mut reported = Vec::new();
+    m.vmm
+        .heap_tables(|f| reported.push(f.start_address().as_u64() / 4096));
+    reported.sort_unstable();
+    let mut walked = heap_tables.clone();
+    walked.sort_unstable();
+    assert_eq!(reported, walked, "the heap's tables the VMM reports");
     for p in &heap_pages {
         own(*p, "heap page", &mut owners);
     }
