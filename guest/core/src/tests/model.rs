@@ -25,55 +25,13 @@ fn translations(report: &CheckReport) -> BTreeMap<u64, (u64, bool)> {
     ts.map(|t| (t.virt, (t.frame, t.writable))).collect()
 }
 
+/// One step of a sequence: a request, or a free of what the host holds
+/// (picked when the step runs, among what the guest handed out).
 #[derive(Clone, Debug)]
 enum Op {
-    Map {
-        at: (u64, Privilege),
-        pages: u64,
-        writable: bool,
-        contiguous: bool,
-    },
-    Unmap {
-        at: (u64, Privilege),
-        pages: u64,
-    },
-    Convert {
-        at: (u64, Privilege),
-        pages: u64,
-        usable: bool,
-    },
-    WipeUser,
-    Write {
-        at: (u64, Privilege),
-        off: u64,
-        len: u64,
-        seed: u64,
-    },
-    Read {
-        at: (u64, Privilege),
-        off: u64,
-        len: u64,
-    },
-    Query {
-        at: (u64, Privilege),
-        pages: u64,
-    },
-    Alloc {
-        count: u64,
-        contiguous: bool,
-    },
-    Free {
-        pick: usize,
-        count: u64,
-    },
-    Valloc {
-        pages: u64,
-    },
-    Vfree {
-        pick: usize,
-        pages: u64,
-    },
-    Reset,
+    Send(Request),
+    Free { pick: usize, count: u64 },
+    Vfree { pick: usize, pages: u64 },
 }
 
 /// Addresses around table boundaries, the top of user space, the edges of
@@ -95,23 +53,46 @@ fn addr() -> impl Strategy<Value = (u64, Privilege)> {
         .prop_map(|((b, p), k)| (b.wrapping_add(k * 4096).wrapping_sub(8 * 4096), p))
 }
 
+/// Any step: requests of every kind (an address from [`addr`]) and frees,
+/// weighted toward the ones that change state.
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
+    let area = |usable| {
+        if usable {
+            AreaType::UsableRam
+        } else {
+            AreaType::Unusable
+        }
+    };
+    let wipe_user = Request::Convert {
+        addr: 0,
+        pages: 1 << 35,
+        to: AreaType::Unusable,
+        privilege: U,
+    };
+    let requests = prop_oneof![
         4 => (addr(), 1u64..12, any::<bool>(), proptest::bool::weighted(0.2))
-            .prop_map(|(at, pages, writable, contiguous)| Op::Map { at, pages, writable, contiguous }),
-        2 => (addr(), 1u64..12).prop_map(|(at, pages)| Op::Unmap { at, pages }),
-        4 => (addr(), 1u64..40, any::<bool>()).prop_map(|(at, pages, usable)| Op::Convert { at, pages, usable }),
-        1 => Just(Op::WipeUser),
+            .prop_map(|((addr, privilege), pages, writable, contiguous)| Request::Map { addr, pages, writable, contiguous, privilege }),
+        2 => (addr(), 1u64..12).prop_map(|((addr, privilege), pages)| Request::Unmap { addr, pages, privilege }),
+        4 => (addr(), 1u64..40, any::<bool>())
+            .prop_map(move |((addr, privilege), pages, usable)| Request::Convert { addr, pages, to: area(usable), privilege }),
+        1 => Just(wipe_user),
         4 => (addr(), 0u64..4096, 0u64..(3 * 4096), any::<u64>())
-            .prop_map(|(at, off, len, seed)| Op::Write { at, off, len, seed }),
-        3 => (addr(), 0u64..4096, 0u64..(3 * 4096)).prop_map(|(at, off, len)| Op::Read { at, off, len }),
-        2 => (addr(), 1u64..20).prop_map(|(at, pages)| Op::Query { at, pages }),
-        2 => (1u64..8, proptest::bool::weighted(0.3)).prop_map(|(count, contiguous)| Op::Alloc { count, contiguous }),
-        2 => (any::<usize>(), 1u64..4).prop_map(|(pick, count)| Op::Free { pick, count }),
-        1 => (1u64..6).prop_map(|pages| Op::Valloc { pages }),
-        1 => (any::<usize>(), 1u64..4).prop_map(|(pick, pages)| Op::Vfree { pick, pages }),
-        1 => Just(Op::Reset),
+            .prop_map(|((base, privilege), off, len, seed)| Request::Write { addr: base.wrapping_add(off), len, seed, privilege }),
+        3 => (addr(), 0u64..4096, 0u64..(3 * 4096))
+            .prop_map(|((base, privilege), off, len)| Request::Read { addr: base.wrapping_add(off), len, privilege }),
+        2 => (addr(), 1u64..20).prop_map(|((addr, privilege), pages)| Request::Query { addr, pages, privilege }),
+        2 => (1u64..8, proptest::bool::weighted(0.3))
+            .prop_map(|(count, contiguous)| Request::AllocFrames { count, contiguous, privilege: K }),
+        1 => (1u64..6).prop_map(|pages| Request::Valloc { pages, privilege: K }),
+        1 => Just(Request::Reset { privilege: K }),
     ]
+    .prop_map(Op::Send);
+    let frees = prop_oneof![
+        2 => (any::<usize>(), 1u64..4).prop_map(|(pick, count)| Op::Free { pick, count }),
+        1 => (any::<usize>(), 1u64..4).prop_map(|(pick, pages)| Op::Vfree { pick, pages }),
+    ];
+    // The weights of the requests above and of the frees, as one list.
+    prop_oneof![24 => requests, 3 => frees]
 }
 
 /// One sequence: the machine, the oracle's model of it, and what the
@@ -167,111 +148,29 @@ impl Run {
     /// The request `op` stands for, picking among the frames the host
     /// holds and the valloc pages it reserved.
     fn request(&self, op: &Op) -> Request {
+        let pick = |held: Vec<u64>, pick: usize, none: u64| {
+            if held.is_empty() {
+                none
+            } else {
+                held[pick % held.len()]
+            }
+        };
         match *op {
-            Op::Map {
-                at: (addr, privilege),
-                pages,
-                writable,
-                contiguous,
-            } => Request::Map {
-                addr,
-                pages,
-                writable,
-                contiguous,
-                privilege,
-            },
-            Op::Unmap {
-                at: (addr, privilege),
-                pages,
-            } => Request::Unmap {
-                addr,
-                pages,
-                privilege,
-            },
-            Op::Convert {
-                at: (addr, privilege),
-                pages,
-                usable,
-            } => Request::Convert {
-                addr,
-                pages,
-                to: if usable {
-                    AreaType::UsableRam
-                } else {
-                    AreaType::Unusable
-                },
-                privilege,
-            },
-            Op::WipeUser => Request::Convert {
-                addr: 0,
-                pages: 1 << 35,
-                to: AreaType::Unusable,
-                privilege: U,
-            },
-            Op::Write {
-                at: (base, privilege),
-                off,
-                len,
-                seed,
-            } => Request::Write {
-                addr: base.wrapping_add(off),
-                len,
-                seed,
-                privilege,
-            },
-            Op::Read {
-                at: (base, privilege),
-                off,
-                len,
-            } => Request::Read {
-                addr: base.wrapping_add(off),
-                len,
-                privilege,
-            },
-            Op::Query {
-                at: (addr, privilege),
-                pages,
-            } => Request::Query {
-                addr,
-                pages,
-                privilege,
-            },
-            Op::Alloc { count, contiguous } => Request::AllocFrames {
+            Op::Send(ref r) => r.clone(),
+            Op::Free { pick: p, count } => Request::FreeFrames {
+                frame: pick(self.model.view().host_frames().collect(), p, 0x1000),
                 count,
-                contiguous,
                 privilege: K,
             },
-            Op::Free { pick, count } => {
-                let held: Vec<u64> = self.model.view().host_frames().collect();
-                let frame = if held.is_empty() {
-                    0x1000
-                } else {
-                    held[pick % held.len()]
-                };
-                Request::FreeFrames {
-                    frame,
-                    count,
-                    privilege: K,
-                }
-            }
-            Op::Valloc { pages } => Request::Valloc {
+            Op::Vfree { pick: p, pages } => Request::Vfree {
+                addr: pick(
+                    self.valloc.iter().copied().collect(),
+                    p,
+                    self.hello.valloc.start,
+                ),
                 pages,
                 privilege: K,
             },
-            Op::Vfree { pick, pages } => {
-                let held: Vec<u64> = self.valloc.iter().copied().collect();
-                let addr = if held.is_empty() {
-                    self.hello.valloc.start
-                } else {
-                    held[pick % held.len()]
-                };
-                Request::Vfree {
-                    addr,
-                    pages,
-                    privilege: K,
-                }
-            }
-            Op::Reset => Request::Reset { privilege: K },
         }
     }
 
