@@ -4,8 +4,10 @@
 //! runner judges the real guest: after every request the model judges the
 //! answer and a `Stats` answer (every counter), the oracle's memory checker
 //! reads the simulated RAM and the frame bitmap and checks its invariants
-//! against the model's expectations, and every present page whose
-//! translation changed was flushed. A reset check ends each sequence.
+//! against the model's expectations, every present page whose translation
+//! changed was flushed, and [`check`] (the core's own bookkeeping: bitmap,
+//! counters, kernel slots, swap store) holds. A reset check ends each
+//! sequence.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -199,6 +201,7 @@ impl Run {
         }
         self.judged(&Request::Stats)?;
         let report = self.memory_check()?;
+        check(&mut self.m);
         let fl: HashSet<u64> = self.m.vmm.mem().flushed[flushed..]
             .iter()
             .map(|p| p.start_address().as_u64())
