@@ -17,7 +17,7 @@ use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span, LINEAR_MASK};
 use crate::vmm::Vmm;
-use crate::walk::{index, shift, walk, Descend, Entry, Tables, Visit};
+use crate::walk::{shift, walk, Descend, Entry, Tables, Visit};
 
 /// Tables of levels `level - 1` down to 1 needed to cover `s..e` below a
 /// missing entry of a table at `level`.
@@ -69,30 +69,30 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.write_entry(table, i, raw);
     }
 
+    /// The level-1 entry of the page holding `linear`, if its tables exist.
+    fn leaf(&mut self, linear: u64) -> Option<Entry> {
+        let page = linear & LINEAR_MASK & !0xfff;
+        walk(self, page, page + 4096, &mut Leaf).break_value()
+    }
+
     /// The page table and index holding the level-1 entry of `linear`, if
     /// its tables exist.
     pub(crate) fn leaf_slot(&mut self, linear: u64) -> Option<(PhysFrame, usize)> {
-        let linear = linear & LINEAR_MASK;
-        let mut table = self.pml4;
-        for level in (2..=4).rev() {
-            let raw = self.read_entry(table, index(linear, level));
-            if raw & 1 == 0 {
-                return None;
-            }
-            table = pte::frame_of(raw);
-        }
-        Some((table, index(linear, 1)))
+        self.leaf(linear).map(|at| (at.table, at.slot.index))
     }
 
     /// The state of the page at `linear` (unusable when its tables are absent).
     pub(crate) fn lookup(&mut self, linear: u64) -> Pte {
-        match self.leaf_slot(linear) {
-            Some((t, i)) => {
-                let raw = self.read_entry(t, i);
-                Pte::decode(raw, user(linear))
-            }
+        match self.leaf(linear) {
+            Some(at) => Pte::decode(at.raw, user(linear)),
             None => Pte::Unusable,
         }
+    }
+
+    /// Calls `out` with every table under the PML4 that covers part of
+    /// `span`, each after the tables below it.
+    pub(crate) fn each_table(&mut self, span: Span, out: impl FnMut(PhysFrame)) {
+        let _ = walk(self, span.start, span.end, &mut EachTable(out));
     }
 
     /// Writes a level-1 entry, keeping the counters; answers the flush a
@@ -184,6 +184,31 @@ impl<M: PhysMemory, A: FrameAllocator, P: Fn(Pte) -> bool> Visit<Vmm<M, A>> for 
             return ControlFlow::Break(at.slot.start);
         }
         ControlFlow::Continue(None)
+    }
+}
+
+/// [`Vmm::leaf`]: stops at the first level-1 entry of the range.
+struct Leaf;
+
+impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Leaf {
+    type Stop = Entry;
+    const PAGES: bool = true;
+
+    fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Entry> {
+        ControlFlow::Break(at)
+    }
+}
+
+/// [`Vmm::each_table`]: calls its function with each table the walk comes
+/// back from.
+struct EachTable<F>(F);
+
+impl<M: PhysMemory, A: FrameAllocator, F: FnMut(PhysFrame)> Visit<Vmm<M, A>> for EachTable<F> {
+    type Stop = Infallible;
+    const PAGES: bool = true;
+
+    fn left(&mut self, _: &mut Vmm<M, A>, _: Entry, child: PhysFrame) {
+        (self.0)(child);
     }
 }
 

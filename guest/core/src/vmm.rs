@@ -16,7 +16,7 @@ use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::frameinfo::FrameInfo;
 use crate::frames::{frame_at, frame_number, BitmapFrameAllocator};
 use crate::heapmap::{KHeap, GRANULE};
-use crate::layout::{HEAP_START, VALLOC_BITMAP_FRAMES};
+use crate::layout::{HEAP_END, HEAP_START, VALLOC_BITMAP_FRAMES};
 use crate::linear::{KERNEL_SPAN, USER_SPAN};
 use crate::pte::Pte;
 use crate::swap::SwapStore;
@@ -170,28 +170,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Calls `out` with every page-table frame of the heap region (made at
-    /// boot, never freed: boot reservations).
-    pub fn heap_tables(&mut self, mut out: impl FnMut(PhysFrame)) {
-        let slot = ((HEAP_START & LINEAR_MASK) >> 39) as usize;
-        let root = self.read_entry(self.pml4, slot);
-        if root & 1 == 0 {
-            return;
-        }
-        let pdpt = crate::pte::frame_of(root);
-        out(pdpt);
-        for i in 0..512 {
-            let pd = self.read_entry(pdpt, i);
-            if pd & 1 == 0 {
-                continue;
-            }
-            out(crate::pte::frame_of(pd));
-            for j in 0..512 {
-                let pt = self.read_entry(crate::pte::frame_of(pd), j);
-                if pt & 1 != 0 {
-                    out(crate::pte::frame_of(pt));
-                }
-            }
-        }
+    /// boot, never freed: boot reservations), each after the tables below
+    /// it.
+    pub fn heap_tables(&mut self, out: impl FnMut(PhysFrame)) {
+        let start = HEAP_START & LINEAR_MASK;
+        let end = start + (HEAP_END - HEAP_START);
+        self.each_table(Span { start, end }, out);
     }
 
     /// The file images.

@@ -31,11 +31,6 @@ pub(crate) fn shift(level: u8) -> u32 {
     12 + 9 * u32::from(level.saturating_sub(1))
 }
 
-/// The index of the entry for `linear` in its table at `level`.
-pub(crate) fn index(linear: u64, level: u8) -> usize {
-    ((linear >> shift(level)) & 511) as usize
-}
-
 /// One entry of a table that a range covers.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Slot {
@@ -268,8 +263,6 @@ mod tests {
             (2, 0x40_0000, 0x40_0000, 0x40_1000),
         ];
         assert_eq!(got, want);
-        assert_eq!(index(0x40_1000, 2), 2);
-        assert_eq!(index(0x40_1000, 1), 1);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Host tests of the core over the simulated machine.
 //!
-//! `check` is the leak and consistency check every test runs: an
-//! independent walk of the page tables (not the VMM's walker) compared with
-//! the frame bitmap and the counters.
+//! `check` is the leak and consistency check every test runs: the page
+//! tables as the oracle's walker reads them from the simulated RAM (written
+//! from `protocol::formats`, not the VMM's walk), compared with the frame
+//! bitmap and the counters.
 
 mod bad_input;
 mod basics;
@@ -12,6 +13,7 @@ mod kernel_reserve;
 mod model;
 mod oom;
 mod pte_codec;
+mod ram;
 mod reserve_bugs;
 mod seed;
 mod stale;
@@ -19,11 +21,11 @@ mod transitions;
 mod v2_pressure;
 mod v2_table;
 
-use crate::conv::usize_of;
 use crate::frame_alloc::FrameAllocator as _;
 use std::collections::{BTreeMap, HashSet};
 
-use protocol::{Privilege, Request, Response, Stats};
+use oracle::checker::{decode_leaf, read_tables, Leaf, PresentKind, TableEntries};
+use protocol::{Hello, Privilege, Request, Response, Stats};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::PhysAddr;
 
@@ -31,6 +33,7 @@ use crate::backend::FrameAccess;
 use crate::dispatch;
 use crate::pte::{self, Pte};
 use crate::sim::{SimMachine, SIM_BOOT_FRAMES, SIM_KERNEL_SLOTS};
+use ram::{checked_hello, SimRam};
 
 pub(crate) const K: Privilege = Privilege::Kernel;
 pub(crate) const U: Privilege = Privilege::User;
@@ -52,24 +55,27 @@ pub(crate) fn stats(m: &mut SimMachine) -> Stats {
 }
 
 /// Everything observable of the state: counters, bitmap, every non-zero
-/// entry of the managed tables (by level and linear address), the
-/// metadata frames.
+/// entry of the managed tables outside the heap (by level and address),
+/// the metadata frames.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Snapshot {
     stats: Stats,
     bitmap: Vec<u8>,
-    pub(crate) entries: BTreeMap<(u8, u64), u64>,
+    entries: BTreeMap<(u8, u64), u64>,
     meta: Vec<u8>,
 }
 
 pub(crate) fn snapshot(m: &mut SimMachine) -> Snapshot {
     let stats = m.vmm.stats();
     let bitmap = m.vmm.frames().bitmap().to_vec();
+    let (hello, tables) = tables(m);
     let mut entries = BTreeMap::new();
-    let pml4 = m.vmm.pml4();
-    walk(m, pml4, 4, 0, &mut |lvl, lin, raw| {
-        entries.insert((lvl, lin), raw);
-    });
+    for t in tables.iter().filter(|t| !in_heap(&hello, t)) {
+        if let (3, Some(pml4e)) = (t.table.level, t.table.path.steps.first()) {
+            entries.insert((4, t.table.path.virt), pml4e.raw);
+        }
+        entries.extend(entries_of(t).map(|(virt, raw)| ((t.table.level, virt), raw)));
+    }
     let r = m.vmm.metadata_range();
     let mut meta = Vec::new();
     for n in r.start / 4096..r.end / 4096 {
@@ -83,43 +89,38 @@ pub(crate) fn snapshot(m: &mut SimMachine) -> Snapshot {
     }
 }
 
-/// The managed PML4 slots.
-fn managed_slot(i: u64) -> bool {
-    i < 256 || (385..511).contains(&i)
+/// The managed tables, the heap's included, as the oracle's walker reads
+/// them from the simulated RAM, which must find nothing wrong with them: no
+/// unreadable or empty table, no upper-level entry outside the format.
+fn tables(m: &mut SimMachine) -> (Hello, Vec<TableEntries>) {
+    let hello = checked_hello(m);
+    let (tables, found) = read_tables(&SimRam::of(m), &hello);
+    let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert!(found.is_empty(), "the oracle's walk: {}", found.join("; "));
+    (hello, tables)
 }
 
-/// Calls `f(level, linear, raw)` for every non-zero entry below `table`
-/// (managed slots only at the PML4).
-fn walk(
-    m: &mut SimMachine,
-    table: PhysFrame,
-    level: u8,
-    base: u64,
-    f: &mut impl FnMut(u8, u64, u64),
-) {
-    let shift = 12 + 9 * (u32::from(level) - 1);
-    for i in 0..512u64 {
-        if level == 4 && !managed_slot(i) {
-            continue;
-        }
-        let raw = pte::raw(&m.vmm.mem().table(table)[usize_of(i)]);
-        if raw == 0 {
-            continue;
-        }
-        let lin = base + (i << shift);
-        f(level, lin, raw);
-        if level > 1 {
-            walk(m, pte::frame_of(raw), level - 1, lin, f);
-        }
-    }
+/// Whether `t` is one of the heap's tables.
+fn in_heap(hello: &Hello, t: &TableEntries) -> bool {
+    hello.heap.contains(t.table.path.virt)
+}
+
+/// `(address, raw)` of every non-zero entry of `t`.
+fn entries_of(t: &TableEntries) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let shift = 12 + 9 * (u32::from(t.table.level) - 1);
+    let virt = t.table.path.virt;
+    let nonzero = t.entries.iter().zip(0u64..).filter(|(raw, _)| **raw != 0);
+    nonzero.map(move |(&raw, i)| (virt + (i << shift), raw))
 }
 
 /// The leak and consistency check: no managed table holds only zero
-/// entries; upper entries have the format's bits; every frame in use is
-/// owned by exactly one of boot, metadata, a table, a present page, the
-/// host; the counters agree with the walk; the kernel's PML4 slots are
-/// untouched and the heap slot is empty.
+/// entries; upper entries have the format's bits; no leaf is corrupt;
+/// every frame in use is owned by exactly one of boot, metadata, a table, a
+/// present page, the heap, the host; the counters agree with the walk; the
+/// kernel's PML4 slots are untouched; the heap is as [`walk_heap`] checks.
 pub(crate) fn check(m: &mut SimMachine) {
+    let (hello, all) = tables(m);
+    let (heap, tables): (Vec<_>, Vec<_>) = all.into_iter().partition(|t| in_heap(&hello, t));
     let pml4 = m.vmm.pml4();
     let mut owners: BTreeMap<u64, &'static str> = BTreeMap::new();
     let own = |n: u64, who: &'static str, owners: &mut BTreeMap<u64, &'static str>| {
@@ -139,42 +140,38 @@ pub(crate) fn check(m: &mut SimMachine) {
     for n in r.start / 4096..r.end / 4096 {
         own(n, "meta", &mut owners);
     }
-    let mut tables = Vec::new();
-    let mut present = Vec::new();
-    let mut aow = 0u64;
-    let mut upper_ok = true;
-    let (heap_tables, heap_pages) = walk_heap(m);
+    let (heap_tables, heap_pages) = heap_frames(&hello, &heap, m.vmm.heap_max_bytes());
     for t in &heap_tables {
         own(*t, "heap table", &mut owners);
     }
+    let mut reported = Vec::new();
+    m.vmm
+        .heap_tables(|f| reported.push(f.start_address().as_u64() / 4096));
+    reported.sort_unstable();
+    let mut walked = heap_tables.clone();
+    walked.sort_unstable();
+    assert_eq!(reported, walked, "the heap's tables the VMM reports");
     for p in &heap_pages {
         own(*p, "heap page", &mut owners);
     }
-    walk(m, pml4, 4, 0, &mut |lvl, lin, raw| {
-        let user = lin < (1 << 47);
-        if lvl > 1 {
-            let want = pte::table_entry(pte::frame_of(raw), user);
-            upper_ok &= raw & !(1 << 5) == want;
-            tables.push(pte::frame_of(raw));
-        } else {
-            match Pte::decode(raw, user) {
-                Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
-                    present.push(frame)
+    let (mut present, mut aow, mut slots) = (0u64, 0u64, Vec::new());
+    for t in &tables {
+        own(t.table.frame / 4096, "table", &mut owners);
+        if t.table.level > 1 {
+            continue;
+        }
+        for (virt, raw) in entries_of(t) {
+            match decode_leaf(raw, virt < 1 << 47) {
+                Leaf::Present { frame, .. } => {
+                    own(frame / 4096, "page", &mut owners);
+                    present += 1;
                 }
-                Pte::AllocOnWrite => aow += 1,
-                Pte::Corrupt(raw) => panic!("corrupt entry {raw:#x} at {lin:#x}"),
-                _ => {}
+                Leaf::AllocOnWrite => aow += 1,
+                Leaf::OnSwap { slot } => slots.push(slot),
+                Leaf::Corrupt(why) => panic!("corrupt entry {raw:#x} at {virt:#x}: {why}"),
+                Leaf::Unusable | Leaf::NotPresentMmap { .. } => {}
             }
         }
-    });
-    assert!(upper_ok, "an upper-level entry has bits outside the format");
-    for &t in &tables {
-        let empty = m.vmm.mem().table(t).is_empty();
-        assert!(!empty, "table {t:?} holds only zero entries");
-        own(t.start_address().as_u64() / 4096, "table", &mut owners);
-    }
-    for &p in &present {
-        own(p.start_address().as_u64() / 4096, "page", &mut owners);
     }
     let total = m.vmm.frames().total_frames();
     let mut host = 0;
@@ -201,7 +198,7 @@ pub(crate) fn check(m: &mut SimMachine) {
         tables.len() as u64,
         "page_table_frames"
     );
-    assert_eq!(s.present_pages, present.len() as u64, "present_pages");
+    assert_eq!(s.present_pages, present, "present_pages");
     assert_eq!(s.alloc_on_write_pages, aow, "alloc_on_write_pages");
     assert_eq!(s.host_frames, host, "host_frames");
     assert_eq!(s.free_frames, total - used.len() as u64, "free_frames");
@@ -223,59 +220,55 @@ pub(crate) fn check(m: &mut SimMachine) {
         s.boot_free_frames,
         "frame identity"
     );
-    check_swap(m);
+    check_swap(m, slots);
 }
 
-/// The heap slot: tables (frame numbers) and present pages' frames; every
-/// heap page is allocate-on-write or present RAM, writable, kernel; every
-/// entry past the heap's maximum is zero.
-fn walk_heap(m: &mut SimMachine) -> (Vec<u64>, Vec<u64>) {
-    let pml4 = m.vmm.pml4();
-    let max = m.vmm.heap_max_bytes();
-    let heap_lin = crate::layout::HEAP_START & crate::validate::LINEAR_MASK;
-    let (mut tables, mut pages) = (Vec::new(), Vec::new());
-    let root = pte::raw(&m.vmm.mem().table(pml4)[384]);
-    if root == 0 {
+/// The heap slot: tables (frame numbers) and present pages' frames, read
+/// as [`check`] reads them.
+pub(crate) fn walk_heap(m: &mut SimMachine) -> (Vec<u64>, Vec<u64>) {
+    let (hello, mut tables) = tables(m);
+    tables.retain(|t| in_heap(&hello, t));
+    heap_frames(&hello, &tables, m.vmm.heap_max_bytes())
+}
+
+/// The heap's tables (frame numbers) and present pages' frames, from its
+/// tables `heap`: every heap page of the heap's `max` bytes is
+/// allocate-on-write or present RAM, writable, kernel; every entry past the
+/// maximum is zero.
+fn heap_frames(hello: &Hello, heap: &[TableEntries], max: u64) -> (Vec<u64>, Vec<u64>) {
+    if heap.is_empty() {
         assert_eq!(max, 0, "heap of {max} bytes without tables");
-        return (tables, pages);
     }
-    tables.push(pte::frame_of(root).start_address().as_u64() / 4096);
+    let (mut tables, mut pages) = (Vec::new(), Vec::new());
     let mut leaves = 0u64;
-    walk(m, pte::frame_of(root), 3, heap_lin, &mut |lvl, lin, raw| {
-        if lvl > 1 {
-            tables.push(pte::frame_of(raw).start_address().as_u64() / 4096);
-            return;
+    for t in heap {
+        tables.push(t.table.frame / 4096);
+        if t.table.level > 1 {
+            continue;
         }
-        assert!(
-            lin - heap_lin < max,
-            "heap entry past the maximum at {lin:#x}"
-        );
-        leaves += 1;
-        match Pte::decode(raw, false) {
-            Pte::AllocOnWrite => {}
-            Pte::PresentRam {
-                frame,
-                writable: true,
-            } => pages.push(frame.start_address().as_u64() / 4096),
-            p => panic!("heap page {lin:#x} in state {p:?}"),
+        for (virt, raw) in entries_of(t) {
+            let off = virt - hello.heap.start;
+            assert!(off < max, "heap entry past the maximum at {virt:#x}");
+            leaves += 1;
+            match decode_leaf(raw, false) {
+                Leaf::AllocOnWrite => {}
+                Leaf::Present {
+                    kind: PresentKind::Ram,
+                    writable: true,
+                    frame,
+                } => pages.push(frame / 4096),
+                p => panic!("heap page {virt:#x} in state {p:?}"),
+            }
         }
-    });
+    }
     assert_eq!(leaves, max / 4096, "every heap page has an entry");
     (tables, pages)
 }
 
-/// The swap store agrees with the on-swap entries: every slot is named by
-/// exactly one entry, counts agree, nothing is pending between requests.
-fn check_swap(m: &mut SimMachine) {
-    let pml4 = m.vmm.pml4();
-    let mut slots = Vec::new();
-    walk(m, pml4, 4, 0, &mut |lvl, lin, raw| {
-        if lvl == 1 {
-            if let Pte::OnSwap { slot } = Pte::decode(raw, lin < (1 << 47)) {
-                slots.push(slot);
-            }
-        }
-    });
+/// The swap store agrees with the on-swap entries (their `slots`): every
+/// slot is named by exactly one entry, counts agree, nothing is pending
+/// between requests.
+fn check_swap(m: &mut SimMachine, slots: Vec<u64>) {
     let mut sorted = slots.clone();
     sorted.sort_unstable();
     sorted.dedup();

@@ -28,11 +28,11 @@ use protocol::Hello;
 use crate::model::Expectations;
 
 pub use decode::{decode_walk, region_leaves, walk_levels, WalkLevel};
-pub use entry::{Leaf, PresentKind};
+pub use entry::{decode_leaf, Leaf, PresentKind};
 pub use memory::{GuestMemory, ImageMemory, MemoryError};
 pub use stateful::Checker;
 pub use violation::{Path, Step, Violation};
-pub use walk::{TableRef, Translation, Walk};
+pub use walk::{read_tables, TableEntries, TableRef, Translation, Walk};
 
 /// The checker's findings: every violation, and the walk (its translations
 /// are what `info tlb` / `gva2gpa` are compared with; a full check's only).

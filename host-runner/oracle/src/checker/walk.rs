@@ -122,6 +122,35 @@ impl Tree {
     }
 }
 
+/// A table of the managed space as read, with its 512 raw entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableEntries {
+    pub table: TableRef,
+    pub entries: Box<[u64; 512]>,
+}
+
+/// Every table of the managed PML4 slots under `hello.page_table_root`, in
+/// walk order (parents before children, by address), and what the walk
+/// found wrong: unreadable tables, bad upper-level entries (invariant 4's
+/// format), empty tables. For judging a VMM's tables without a model (the
+/// guest core's tests over simulated memory).
+pub fn read_tables(mem: &dyn GuestMemory, hello: &Hello) -> (Vec<TableEntries>, Vec<Violation>) {
+    let mut out = Vec::new();
+    let tree = walk(mem, hello, &mut Vec::new(), &mut out);
+    let tables = tree.tables.into_iter().map(|t| TableEntries {
+        table: TableRef {
+            frame: t.frame,
+            level: t.level,
+            path: Path {
+                virt: t.virt,
+                steps: t.steps,
+            },
+        },
+        entries: t.entries,
+    });
+    (tables.collect(), out)
+}
+
 /// The virtual address of PML4 slot `slot` plus `offset` (sign-extended).
 pub fn slot_addr(slot: u64, offset: u64) -> u64 {
     let a = (slot << 39) | offset;
