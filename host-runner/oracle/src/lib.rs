@@ -24,6 +24,8 @@
 //!   transitions and invariant-relevant events, which the model counts as it
 //!   judges ([`Model::coverage`]).
 
+#![forbid(unsafe_code)]
+
 pub mod bench;
 pub mod checker;
 pub mod coverage;
