@@ -171,7 +171,10 @@ impl RpcClient {
     ) -> Result<Response, LineError> {
         let bytes = frame::encode(request).map_err(LineError::Encode)?;
         if self.ring.is_some() {
-            return self.exchange_ring(&bytes, &label(request), timeout).await;
+            let deadline = Instant::now() + timeout;
+            return self
+                .exchange_ring(&bytes, &label(request), deadline, timeout)
+                .await;
         }
         self.exchange(&bytes, &label(request), timeout).await
     }

@@ -23,14 +23,15 @@ impl RpcClient {
     }
 
     /// Posts a frame in the ring, rings the doorbell if the guest may
-    /// sleep, and waits for the answer in the ring.
+    /// sleep, and waits until `deadline` (`timeout` from the call) for the
+    /// answer in the ring.
     pub(super) async fn exchange_ring(
         &mut self,
         bytes: &[u8],
         what: &str,
+        deadline: Instant,
         timeout: Duration,
     ) -> Result<Response, LineError> {
-        let deadline = Instant::now() + timeout;
         let ring = self.ring.as_mut().expect("a ring");
         let posted = ring.post(bytes)?;
         let mut answer = self.ring_answer(posted, what, deadline, timeout).await?;
