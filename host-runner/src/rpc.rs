@@ -22,8 +22,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use protocol::frame::{self, FrameError};
-use protocol::{ExceptionReport, GuestMessage, PanicReport, Request, Response};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use protocol::{ExceptionReport, PanicReport, Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -158,16 +158,6 @@ impl RpcClient {
         }
     }
 
-    /// From now on requests and answers go through `ring`.
-    pub fn attach_ring(&mut self, ring: RingPort) {
-        self.ring = Some(ring);
-    }
-
-    /// Whether requests go through the shared-memory ring.
-    pub fn uses_ring(&self) -> bool {
-        self.ring.is_some()
-    }
-
     /// Sends `request` and waits (the default timeout) for its reply.
     pub async fn call(&mut self, request: &Request) -> Result<Response, LineError> {
         self.call_timeout(request, self.timeout).await
@@ -181,7 +171,10 @@ impl RpcClient {
     ) -> Result<Response, LineError> {
         let bytes = frame::encode(request).map_err(LineError::Encode)?;
         if self.ring.is_some() {
-            return self.exchange_ring(&bytes, &label(request), timeout).await;
+            let deadline = Instant::now() + timeout;
+            return self
+                .exchange_ring(&bytes, &label(request), deadline, timeout)
+                .await;
         }
         self.exchange(&bytes, &label(request), timeout).await
     }
@@ -195,71 +188,6 @@ impl RpcClient {
     ) -> Result<Response, LineError> {
         let bytes = frame::encode(request).map_err(LineError::Encode)?;
         self.exchange(&bytes, &label(request), timeout).await
-    }
-
-    /// Posts a frame in the ring, rings the doorbell if the guest may
-    /// sleep, and waits for the answer in the ring.
-    async fn exchange_ring(
-        &mut self,
-        bytes: &[u8],
-        what: &str,
-        timeout: Duration,
-    ) -> Result<Response, LineError> {
-        let deadline = Instant::now() + timeout;
-        let ring = self.ring.as_mut().expect("a ring");
-        let posted = ring.post(bytes)?;
-        let mut answer = self.ring_answer(posted, what, deadline, timeout).await?;
-        match frame::decode::<GuestMessage>(&mut answer) {
-            Ok(GuestMessage::Reply(r)) => Ok(r),
-            Ok(other) => {
-                tracing::warn!("ring answer {} is not a reply: {other:?}", posted.0);
-                Err(LineError::Garbled(FrameError::Decode))
-            }
-            Err(e) => Err(LineError::Garbled(e)),
-        }
-    }
-
-    /// Rings the doorbell for the request `posted` (its sequence number,
-    /// and whether the guest may sleep) when needed, and waits until
-    /// `deadline` for its answer frame in the ring.
-    async fn ring_answer(
-        &mut self,
-        (seq, doorbell): (u64, bool),
-        what: &str,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, LineError> {
-        if doorbell {
-            self.write(&[0], what, deadline, timeout).await?;
-        }
-        let nudge = Duration::from_millis(protocol::ring::NUDGE_MS);
-        let mut look_again = Instant::now() + nudge;
-        loop {
-            if let Some(answer) = self.ring.as_mut().expect("a ring").answer(seq) {
-                return Ok(answer?);
-            }
-            let wake = look_again.min(deadline);
-            let inbound = match self.next(wake, what, timeout).await {
-                Err(LineError::Timeout { .. }) if wake < deadline => {
-                    // Rule 6: asleep with the request posted, the guest
-                    // missed its wake-up; ring again.
-                    look_again = Instant::now() + nudge;
-                    if self.ring.as_ref().expect("a ring").guest_sleeps() {
-                        tracing::debug!("ring: request {seq} posted, guest asleep: doorbell again");
-                        self.write(&[0], what, deadline, timeout).await?;
-                    }
-                    continue;
-                }
-                r => r?,
-            };
-            match inbound {
-                Inbound::Doorbell => {}
-                Inbound::Reply(r) => {
-                    tracing::warn!("a serial reply while the ring is in use: {r:?}")
-                }
-                other => tracing::warn!("unexpected {other:?}"),
-            }
-        }
     }
 
     /// Sends raw bytes (a hand-made or damaged frame) and waits up to
@@ -295,125 +223,6 @@ impl RpcClient {
             }
         }
     }
-
-    async fn exchange(
-        &mut self,
-        bytes: &[u8],
-        what: &str,
-        timeout: Duration,
-    ) -> Result<Response, LineError> {
-        let deadline = Instant::now() + timeout;
-        self.write(bytes, what, deadline, timeout).await?;
-        loop {
-            match self.next(deadline, what, timeout).await {
-                Ok(Inbound::Reply(r)) if self.stale > 0 => {
-                    self.stale -= 1;
-                    tracing::debug!("dropped a late reply: {r:?}");
-                }
-                Ok(Inbound::Garbled(e)) if self.stale > 0 => {
-                    self.stale -= 1;
-                    tracing::debug!("dropped a late undecodable reply: {e}");
-                }
-                Ok(Inbound::Reply(r)) => return Ok(r),
-                Ok(Inbound::Garbled(e)) => return Err(LineError::Garbled(e)),
-                Ok(Inbound::Ready(v)) => {
-                    tracing::warn!("guest sent Ready (protocol {v}) again: did it restart?")
-                }
-                Ok(Inbound::Doorbell) => {}
-                Ok(other) => tracing::warn!("unexpected {other:?}"),
-                Err(e) => {
-                    if matches!(e, LineError::Timeout { .. }) {
-                        self.stale += 1;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    async fn write(
-        &mut self,
-        bytes: &[u8],
-        what: &str,
-        deadline: Instant,
-        total: Duration,
-    ) -> Result<(), LineError> {
-        if self.closed {
-            return Err(self.closed_error(None));
-        }
-        let this = &mut *self;
-        let io = async move {
-            if this.partial_frame {
-                // End the cut frame: the guest answers it with a BadFrame,
-                // which is dropped as a stale reply.
-                this.writer.write_all(&[0]).await?;
-                this.partial_frame = false;
-                this.stale += 1;
-            }
-            let mut done = 0;
-            while done < bytes.len() {
-                let n = this.writer.write(&bytes[done..]).await?;
-                if n == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                done += n;
-                this.partial_frame = done < bytes.len();
-            }
-            this.writer.flush().await
-        };
-        match tokio::time::timeout_at(deadline, io).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.closed = true;
-                Err(self.closed_error(Some(e)))
-            }
-            Err(_) => Err(LineError::Timeout {
-                request: what.to_owned(),
-                timeout: total,
-            }),
-        }
-    }
-
-    /// The next message that is not a report; reports end the wait as errors.
-    async fn next(
-        &mut self,
-        deadline: Instant,
-        what: &str,
-        total: Duration,
-    ) -> Result<Inbound, LineError> {
-        if self.closed {
-            return Err(self.closed_error(None));
-        }
-        match tokio::time::timeout_at(deadline, self.inbound.recv()).await {
-            Err(_) => Err(LineError::Timeout {
-                request: what.to_owned(),
-                timeout: total,
-            }),
-            Ok(None) => {
-                self.closed = true;
-                Err(self.closed_error(None))
-            }
-            Ok(Some(Inbound::Closed(io))) => {
-                self.closed = true;
-                Err(self.closed_error(io))
-            }
-            Ok(Some(Inbound::Report(report))) => {
-                self.last_report = Some(report.clone());
-                Err(match report {
-                    GuestReport::Panic(p) => LineError::Panic(p),
-                    GuestReport::Exception(e) => LineError::Exception(e),
-                })
-            }
-            Ok(Some(msg)) => Ok(msg),
-        }
-    }
-
-    fn closed_error(&self, io: Option<io::Error>) -> LineError {
-        LineError::Closed {
-            last_report: self.last_report.clone(),
-            io,
-        }
-    }
 }
 
 /// A short name for a request, for errors and logs.
@@ -429,8 +238,10 @@ pub fn label(request: &Request) -> String {
 }
 
 mod error;
+mod line;
 mod raw;
 mod reader;
+mod via_ring;
 pub use error::RpcError;
 pub use raw::BurstReplies;
 use reader::read_frames;

@@ -53,12 +53,9 @@ pub struct DirectMapEntry {
     pub pdpt: u64,
 }
 
-/// Physical address bits of a page-table entry (bits 12..=51).
-pub const ENTRY_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-
 /// Reads, in a dump of guest RAM from physical 0, the PML4 entry at `root`
-/// for the slot of `direct_map_offset`, and checks it is present and points
-/// inside RAM.
+/// for the slot of `direct_map_offset` (the first step of the oracle's walk
+/// of that address), and checks it is present and points inside RAM.
 pub fn check_direct_map_entry(
     ram: &[u8],
     root: u64,
@@ -70,16 +67,20 @@ pub fn check_direct_map_entry(
             "page-table root {root:#x} is not a page inside the {ram_len:#x} bytes of RAM"
         ));
     }
-    let slot = ((direct_map_offset >> 39) & 511) as usize;
-    let at = (root as usize) + slot * 8;
-    let raw = u64::from_le_bytes(ram[at..at + 8].try_into().expect("8 bytes"));
-    if raw & 1 == 0 {
+    let pml4 = oracle::address_path(ram, root, direct_map_offset)
+        .next()
+        .expect("a walk starts with the root's entry");
+    let slot = pml4.index as usize;
+    let at = root + slot as u64 * 8;
+    let raw = pml4
+        .raw
+        .clone()
+        .map_err(|e| format!("PML4[{slot}] at {at:#x} is unreadable: {e}"))?;
+    let Some(pdpt) = pml4.leads_to() else {
         return Err(format!(
-            "PML4[{slot}] at {:#x} is not present (raw {raw:#018x}) though the guest reports its direct map at {direct_map_offset:#x}",
-            root + slot as u64 * 8
+            "PML4[{slot}] at {at:#x} is not present (raw {raw:#018x}) though the guest reports its direct map at {direct_map_offset:#x}"
         ));
-    }
-    let pdpt = raw & ENTRY_ADDR_MASK;
+    };
     if pdpt.saturating_add(4096) > ram_len {
         return Err(format!(
             "PML4[{slot}] = {raw:#018x} points at {pdpt:#x}, outside the {ram_len:#x} bytes of RAM"

@@ -19,10 +19,14 @@
 //!   and the frame bitmap itself (decoders written from `protocol::formats`)
 //!   and reports every broken invariant ([`Violation`], numbered 1–6 as in
 //!   issue 4), with the [`Walk`]'s translations for the QEMU comparisons
-//!   (invariants 7 and 8). [`decode_walk`] renders the walk of one address.
+//!   (invariants 7 and 8). [`address_path`] reads the entries on the way
+//!   to one address (the one single-address walk: [`decode_walk`] renders
+//!   it, and the runner's smoke test reads its first step).
 //! - [`coverage`]: model coverage, (request × page state × answer)
 //!   transitions and invariant-relevant events, which the model counts as it
 //!   judges ([`Model::coverage`]).
+
+#![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod checker;
@@ -31,8 +35,8 @@ pub mod model;
 pub mod synth;
 
 pub use checker::{
-    check, decode_walk, region_leaves, walk_levels, CheckReport, Checker, GuestMemory, ImageMemory,
-    MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
+    address_path, check, decode_walk, region_leaves, walk_levels, CheckReport, Checker,
+    GuestMemory, ImageMemory, MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
 };
 pub use coverage::{ModelCoverage, ModelNovelty};
 pub use model::{

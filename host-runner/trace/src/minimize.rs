@@ -8,19 +8,14 @@ use std::time::{Duration, Instant};
 use crate::executor::{Executor, Outcome};
 use crate::failure::{Failure, Signature};
 use crate::format::Trace;
-use crate::op::OpKind;
-use crate::refs;
-use crate::shrink;
 
+mod args;
 mod cut;
 mod drain;
 mod merge;
 mod ram;
+mod remove;
 mod substitute;
-
-/// Traces this long or longer first lose whole kinds of operations
-/// ([`Search::remove_kinds`]).
-const KIND_PASS_MIN: usize = 32;
 
 /// Coarse rounds of ddmin stop at chunks of a sixteenth of the trace
 /// ([`minimize`]).
@@ -132,196 +127,6 @@ impl<E: Executor> Search<'_, E> {
             }
             _ => Some(false),
         }
-    }
-
-    /// Removes every operation of one kind at a time, the most frequent
-    /// kind first, keeping the removal when the failure stays: in a long
-    /// trace, whole kinds (the reads, the queries, the heap operations)
-    /// often play no part, and one run removes all of them where ddmin
-    /// would need chunks smaller than the gaps between the operations
-    /// that do matter. Only for traces of at least [`KIND_PASS_MIN`]
-    /// operations: below that ddmin is as quick.
-    async fn remove_kinds(&mut self) -> Option<bool> {
-        if self.best.len() < KIND_PASS_MIN {
-            return Some(false);
-        }
-        let mut counts: Vec<(usize, OpKind)> = OpKind::ALL
-            .iter()
-            .map(|&k| (self.best.ops().filter(|o| o.kind() == k).count(), k))
-            .filter(|&(n, _)| n > 0)
-            .collect();
-        counts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut changed = false;
-        for (_, kind) in counts {
-            let mut candidate = self.best.clone();
-            let n = candidate.remove_where(|op| op.kind() == kind);
-            if n == 0 || candidate.is_empty() {
-                continue;
-            }
-            let what = || format!("removed all {n} {} ops", kind.name());
-            changed |= self.try_candidate(candidate, what).await?;
-        }
-        Some(changed)
-    }
-
-    /// ddmin over the operations: remove chunks, from halves down to
-    /// chunks of `floor` operations (1: single operations). Answers whether
-    /// anything was removed (`None`: out of budget).
-    async fn remove_ops(&mut self, floor: usize) -> Option<bool> {
-        let mut changed = false;
-        let mut chunks = 2usize;
-        while !self.best.is_empty() {
-            let len = self.best.len();
-            let size = len.div_ceil(chunks.min(len));
-            let mut removed = false;
-            // Later chunks first: failures tend to show at the end, and the
-            // prefix is what sets them up.
-            let mut start = (len - 1) / size * size;
-            loop {
-                let end = (start + size).min(self.best.len());
-                let mut candidate = self.best.clone();
-                candidate.remove_ops(start..end);
-                let what = || match end - start {
-                    1 => format!("removed op {start}"),
-                    _ => format!("removed ops {start}..{end}"),
-                };
-                if self.try_candidate(candidate, what).await? {
-                    removed = true;
-                    changed = true;
-                }
-                if start == 0 {
-                    break;
-                }
-                start -= size;
-            }
-            if removed {
-                chunks = chunks.saturating_sub(1).max(2);
-            } else if size == 1 || size.div_ceil(2) < floor {
-                break;
-            } else {
-                chunks = (chunks * 2).min(self.best.len());
-            }
-        }
-        Some(changed)
-    }
-
-    /// Simplifies each operation's arguments until none of its candidates
-    /// fails the same way. Expectations of a changed operation are dropped
-    /// (they were about the old arguments).
-    async fn shrink_args(&mut self) -> Option<bool> {
-        let mut changed = false;
-        let mut i = 0;
-        while i < self.best.len() {
-            changed |= self.shrink_count(i).await?;
-            let mut progress = true;
-            while progress {
-                progress = false;
-                let op = self.best.entries[i].op.clone();
-                // A referenced address is set by its reference: its literal
-                // is not what is sent.
-                let referenced = self.best.entries[i].reference.is_some();
-                for c in shrink::candidates(&op) {
-                    if referenced && refs::target(&c.op) != refs::target(&op) {
-                        continue;
-                    }
-                    let mut candidate = self.best.clone();
-                    candidate.entries[i].op = c.op;
-                    candidate.entries[i].expect = None;
-                    let name = op.kind().name();
-                    if self
-                        .try_candidate(candidate, || format!("op {i} ({name}): {}", c.what))
-                        .await?
-                    {
-                        progress = true;
-                        changed = true;
-                        break;
-                    }
-                }
-            }
-            changed |= self.shift_addrs(i).await?;
-            i += 1;
-        }
-        Some(changed)
-    }
-
-    /// Shrinks op `i`'s count (`pages`, `len`, `count`) to the least that
-    /// still fails the same way: 1 first, then the protocol's limit + 1
-    /// for a count above it (every larger one is refused alike), then one
-    /// less than the least failing count so far (in a later round, where
-    /// the count is already the least, that ends it in one run), then by
-    /// bisection between the largest count seen to pass and the smallest
-    /// seen to fail, about log2 of the count in runs. A failure that is not
-    /// monotonic in the count ends at a count that fails, if not the least.
-    async fn shrink_count(&mut self, i: usize) -> Option<bool> {
-        let op = self.best.entries[i].op.clone();
-        let Some((name, cur)) = shrink::count_of(&op).filter(|&(_, c)| c > 1) else {
-            return Some(false);
-        };
-        let (mut passes, mut fails) = (0, cur);
-        let mut first = shrink::first_counts(&op, cur).into_iter();
-        let mut neighbour_tried = false;
-        let mut changed = false;
-        loop {
-            let n = if let Some(n) = first.by_ref().find(|&n| passes < n && n < fails) {
-                n
-            } else if !neighbour_tried && fails - 1 > passes {
-                neighbour_tried = true;
-                fails - 1
-            } else if let Some(n) = shrink::bisect(passes, fails) {
-                n
-            } else {
-                break;
-            };
-            let mut candidate = self.best.clone();
-            candidate.entries[i].op = shrink::with_count(&op, n);
-            candidate.entries[i].expect = None;
-            let kind = op.kind().name();
-            let what = || format!("op {i} ({kind}): {name} → {n}");
-            if self.try_candidate(candidate, what).await? {
-                fails = n;
-                changed = true;
-            } else {
-                passes = n;
-            }
-        }
-        Some(changed)
-    }
-
-    /// Moves the whole layout down to lower addresses of op `i`, keeping
-    /// every range's place relative to the others (shrinking one address
-    /// alone loses an overlap the failure needs).
-    async fn shift_addrs(&mut self, i: usize) -> Option<bool> {
-        if self.best.entries[i].reference.is_some() {
-            return Some(false);
-        }
-        let Some(from) = shrink::addr_of(&self.best.entries[i].op) else {
-            return Some(false);
-        };
-        for to in shrink::smaller_addrs(from) {
-            let ops: Vec<_> = self.best.entries.iter().map(|e| e.op.clone()).collect();
-            let Some(shifted) = shrink::shift_all(&ops, from, to) else {
-                continue;
-            };
-            let mut candidate = self.best.clone();
-            for (e, op) in candidate.entries.iter_mut().zip(shifted) {
-                if e.op != op && e.reference.is_none() {
-                    e.op = op;
-                    e.expect = None;
-                }
-            }
-            if self
-                .try_candidate(candidate, || {
-                    format!(
-                        "op {i} and the addresses above it: shifted down by {:#x}",
-                        from - to
-                    )
-                })
-                .await?
-            {
-                return Some(true);
-            }
-        }
-        Some(false)
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use protocol::Hello;
 
+use super::address::address_path;
 use super::entry::{decode_leaf, Flags, Leaf, ADDR, P, PS};
 use super::memory::{GuestMemory, MemoryError};
 
@@ -49,36 +50,34 @@ fn allocator_bit(mem: &dyn GuestMemory, hello: &Hello, frame: u64) -> String {
 /// the first entry that is not present, unreadable, or leads to a frame.
 pub fn walk_levels(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Vec<WalkLevel> {
     let mut out = Vec::new();
-    let mut table = hello.page_table_root;
-    for (level, name) in NAMES.iter().enumerate() {
-        let index = (virt >> (39 - 9 * level)) & 511;
-        let mut b = [0u8; 8];
+    for e in address_path(mem, hello.page_table_root, virt) {
         let mut row = WalkLevel {
-            name,
-            index,
-            table,
+            name: NAMES[e.level],
+            index: e.index,
+            table: e.table,
             raw: Err(String::new()),
             flags: String::new(),
             leaf: None,
             next: None,
         };
-        if let Err(e) = mem.read(table + index * 8, &mut b) {
-            row.raw = Err(e.to_string());
-            out.push(row);
-            return out;
-        }
-        let raw = u64::from_le_bytes(b);
+        let raw = match &e.raw {
+            Ok(raw) => *raw,
+            Err(err) => {
+                row.raw = Err(err.to_string());
+                out.push(row);
+                break;
+            }
+        };
         row.raw = Ok(raw);
         row.flags = Flags(raw).to_string();
-        if level == 3 {
+        if e.level == 3 {
             row.leaf = Some(decode_leaf(raw, virt < 0x0000_8000_0000_0000));
         }
-        if raw & P == 0 {
+        let Some(next) = e.leads_to() else {
             out.push(row);
-            return out;
-        }
-        let next = raw & ADDR;
-        let what = if level == 3 || raw & PS != 0 {
+            break;
+        };
+        let what = if e.level == 3 || raw & PS != 0 {
             "frame"
         } else {
             "table"
@@ -86,9 +85,8 @@ pub fn walk_levels(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Vec<WalkL
         row.next = Some((what, next, allocator_bit(mem, hello, next)));
         out.push(row);
         if what == "frame" {
-            return out;
+            break;
         }
-        table = next;
     }
     out
 }
@@ -136,11 +134,8 @@ pub fn region_leaves(
 ) -> Result<Vec<Leaf>, MemoryError> {
     let lower = virt < 0x0000_8000_0000_0000;
     let mut table = hello.page_table_root;
-    for level in 0..3 {
-        let index = (virt >> (39 - 9 * level)) & 511;
-        let mut b = [0u8; 8];
-        mem.read(table + index * 8, &mut b)?;
-        let raw = u64::from_le_bytes(b);
+    for e in address_path(mem, hello.page_table_root, virt).take(3) {
+        let raw = e.raw?;
         if raw & P == 0 {
             return Ok(vec![Leaf::Unusable; 512]);
         }

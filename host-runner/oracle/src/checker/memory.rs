@@ -26,17 +26,29 @@ pub struct ImageMemory {
 
 impl GuestMemory for ImageMemory {
     fn read(&self, phys: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let oob = MemoryError::OutOfBounds {
-            phys,
-            len: buf.len() as u64,
-        };
-        let start = phys.checked_sub(self.base).ok_or(oob.clone())?;
-        let start = usize::try_from(start).map_err(|_| oob.clone())?;
-        let src = start
-            .checked_add(buf.len())
-            .and_then(|end| self.bytes.get(start..end))
-            .ok_or(oob)?;
-        buf.copy_from_slice(src);
-        Ok(())
+        read_from(&self.bytes, self.base, phys, buf)
     }
+}
+
+/// A dump of guest RAM from physical 0 (what QEMU's `pmemsave` writes).
+impl GuestMemory for [u8] {
+    fn read(&self, phys: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        read_from(self, 0, phys, buf)
+    }
+}
+
+/// Fills `buf` from `bytes`, which hold physical `base..`.
+fn read_from(bytes: &[u8], base: u64, phys: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+    let oob = MemoryError::OutOfBounds {
+        phys,
+        len: buf.len() as u64,
+    };
+    let start = phys.checked_sub(base).ok_or(oob.clone())?;
+    let start = usize::try_from(start).map_err(|_| oob.clone())?;
+    let src = start
+        .checked_add(buf.len())
+        .and_then(|end| bytes.get(start..end))
+        .ok_or(oob)?;
+    buf.copy_from_slice(src);
+    Ok(())
 }

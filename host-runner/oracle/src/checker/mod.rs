@@ -2,6 +2,7 @@
 //! page tables and the frame bitmap itself, and reports every broken
 //! invariant against the model's [`Expectations`].
 
+mod address;
 mod bitmap;
 mod claims;
 mod copies;
@@ -27,6 +28,7 @@ use protocol::Hello;
 
 use crate::model::Expectations;
 
+pub use address::{address_path, AddressPath, PathEntry};
 pub use decode::{decode_walk, region_leaves, walk_levels, WalkLevel};
 pub use entry::{decode_leaf, Leaf, PresentKind};
 pub use memory::{GuestMemory, ImageMemory, MemoryError};

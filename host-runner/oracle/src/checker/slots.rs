@@ -3,6 +3,7 @@
 
 use protocol::Hello;
 
+use super::address::address_path;
 use super::memory::GuestMemory;
 use super::swap::{Header, Store, UNIT};
 use super::violation::{Path, Step, Violation};
@@ -28,25 +29,15 @@ pub fn check_slots(
 
 /// The entries leading to `virt`'s level-1 entry, read from the root.
 fn path_of(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Path {
-    let mut steps = Vec::new();
-    let mut table = hello.page_table_root;
-    for level in (0..4).rev() {
-        let index = (virt >> (12 + 9 * level)) & 511;
-        let mut b = [0u8; 8];
-        if mem.read(table + index * 8, &mut b).is_err() {
-            break;
-        }
-        let raw = u64::from_le_bytes(b);
-        steps.push(Step {
-            table,
-            index: index as u16,
-            raw,
-        });
-        if raw & 1 == 0 {
-            break;
-        }
-        table = raw & 0x000f_ffff_ffff_f000;
-    }
+    let steps = address_path(mem, hello.page_table_root, virt)
+        .map_while(|e| {
+            Some(Step {
+                table: e.table,
+                index: e.index as u16,
+                raw: e.raw.ok()?,
+            })
+        })
+        .collect();
     Path { virt, steps }
 }
 

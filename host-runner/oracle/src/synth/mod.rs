@@ -10,7 +10,7 @@ mod realize;
 
 use protocol::{FileInfo, Hello, PhysRange, VirtRange};
 
-use crate::checker::ImageMemory;
+use crate::checker::{address_path, ImageMemory};
 use crate::model::FileSpec;
 
 /// Present, writable, user.
@@ -238,15 +238,8 @@ impl Image {
 
     /// The physical address of `virt`'s level-1 entry, if its tables exist.
     pub fn leaf_addr(&self, virt: u64) -> Option<u64> {
-        let mut table = self.hello.page_table_root;
-        for level in (2..=4).rev() {
-            let e = self.read_u64(table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8);
-            if e & P == 0 {
-                return None;
-            }
-            table = e & ADDR;
-        }
-        Some(table + ((virt >> 12) & 511) * 8)
+        let pd = address_path(&self.mem, self.hello.page_table_root, virt).nth(2)?;
+        Some(pd.leads_to()? + ((virt >> 12) & 511) * 8)
     }
 
     /// The level-1 entry of `virt` (0 where no table exists).
@@ -274,17 +267,9 @@ impl Image {
 
     /// Clears `virt`'s level-1 entry and frees the tables it leaves empty.
     pub fn clear_leaf(&mut self, virt: u64) {
-        let mut path = vec![];
-        let mut table = self.hello.page_table_root;
-        for level in (1..=4).rev() {
-            let at = table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8;
-            path.push(at);
-            let e = self.read_u64(at);
-            if level == 1 || e & P == 0 {
-                break;
-            }
-            table = e & ADDR;
-        }
+        let path: Vec<u64> = address_path(&self.mem, self.hello.page_table_root, virt)
+            .map(|e| e.table + e.index * 8)
+            .collect();
         if path.len() < 4 {
             return;
         }

@@ -2,16 +2,17 @@
 //! seed, so the same seed, configuration and answers fed back give the same
 //! operations.
 
-use protocol::{AreaType, FrameRun, Privilege, Response, PAGE_SIZE};
+use protocol::{FrameRun, Privilege, Response, PAGE_SIZE};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::format::{Trace, TraceHeader};
-use crate::op::{Op, OpKind};
+use crate::op::Op;
 use crate::strategy::{self, Targets, USER_END};
 pub use crate::weights::{GenConfig, Weights};
 
+mod pick;
 mod targeted;
 mod v2;
 
@@ -154,22 +155,6 @@ impl Generator {
         }
     }
 
-    fn kind(&mut self) -> OpKind {
-        let w = self.config.weights;
-        let total: u32 = OpKind::ALL.iter().map(|&k| w.get(k)).sum();
-        if total == 0 {
-            return OpKind::Stats;
-        }
-        let mut roll = self.rng.random_range(0..total);
-        for k in OpKind::ALL {
-            if roll < w.get(k) {
-                return k;
-            }
-            roll -= w.get(k);
-        }
-        OpKind::Stats
-    }
-
     /// User or kernel for a range starting at `addr`: either in user space,
     /// mostly kernel elsewhere (a user request there must be refused).
     fn privilege_for(&mut self, addr: u64) -> Privilege {
@@ -234,186 +219,6 @@ impl Generator {
                     strategy::misalign(&mut self.rng, addr, 0.3),
                     strategy::len(&mut self.rng, &self.targets, 0),
                 )
-            }
-        }
-    }
-
-    fn pick(&mut self) -> Op {
-        match self.kind() {
-            OpKind::Hello => Op::Hello,
-            OpKind::Ping => Op::Ping {
-                nonce: self.rng.random(),
-            },
-            OpKind::Panic => Op::Panic {
-                privilege: self.kernel_only(),
-            },
-            OpKind::Stats => Op::Stats,
-            OpKind::Reset => Op::Reset {
-                privilege: self.kernel_only(),
-            },
-            OpKind::Map => {
-                let (addr, pages, privilege) = self.range();
-                let writable = self.rng.random_bool(0.8);
-                let contiguous = self.rng.random_bool(0.2);
-                self.backs(addr, pages);
-                Op::Map {
-                    addr,
-                    pages,
-                    writable,
-                    contiguous,
-                    privilege,
-                }
-            }
-            OpKind::Unmap => {
-                let aimed = self.rng.random_bool(0.5).then(|| self.aimed_range());
-                let (addr, pages, privilege) = aimed.flatten().unwrap_or_else(|| self.range());
-                Op::Unmap {
-                    addr,
-                    pages,
-                    privilege,
-                }
-            }
-            OpKind::Convert => {
-                let aimed = self.rng.random_bool(0.35).then(|| self.aimed_range());
-                let (addr, pages, privilege) = aimed.flatten().unwrap_or_else(|| self.range());
-                let to = if self.rng.random_bool(0.55) {
-                    self.backs(addr, pages);
-                    AreaType::UsableRam
-                } else {
-                    AreaType::Unusable
-                };
-                Op::Convert {
-                    addr,
-                    pages,
-                    to,
-                    privilege,
-                }
-            }
-            OpKind::Query => {
-                let (addr, pages, privilege) = self.range();
-                let pages = if self.rng.random_bool(0.8) {
-                    pages.clamp(1, 64)
-                } else {
-                    pages
-                };
-                Op::Query {
-                    addr,
-                    pages,
-                    privilege,
-                }
-            }
-            OpKind::Write => {
-                let edge = self.rng.random_bool(0.12).then(|| self.edge_bytes());
-                let (addr, len) = edge.flatten().unwrap_or_else(|| self.bytes());
-                remember(&mut self.writes, (addr, len));
-                let privilege = self.privilege_for(addr);
-                Op::Write {
-                    addr,
-                    len,
-                    seed: self.rng.random(),
-                    privilege,
-                }
-            }
-            OpKind::Read => {
-                let (addr, len) = match self.writes.choose(&mut self.rng).copied() {
-                    Some(w) if self.rng.random_bool(0.6) => w,
-                    Some((a, l)) if self.rng.random_bool(0.5) => (a.wrapping_add(l / 2), l),
-                    _ => match self.rng.random_bool(0.2).then(|| self.edge_bytes()) {
-                        Some(Some(e)) => e,
-                        _ => self.bytes(),
-                    },
-                };
-                Op::Read {
-                    addr,
-                    len,
-                    privilege: self.privilege_for(addr),
-                }
-            }
-            OpKind::AllocFrames => {
-                let aimed = self.rng.random_bool(0.25).then(|| self.aimed_count());
-                let count = strategy::pages(&mut self.rng, &self.targets);
-                let count = if let Some(Some(c)) = aimed {
-                    c
-                } else if self.rng.random_bool(0.6) {
-                    count.clamp(1, 8)
-                } else {
-                    count
-                };
-                Op::AllocFrames {
-                    count,
-                    contiguous: self.rng.random_bool(0.3),
-                    privilege: self.kernel_only(),
-                }
-            }
-            OpKind::FreeFrames => {
-                let (frame, count) = match self.frames.choose(&mut self.rng).copied() {
-                    Some(run) if self.rng.random_bool(0.8) => {
-                        let skip = self.rng.random_range(0..run.count.max(1));
-                        let whole = self.rng.random_bool(0.6);
-                        // The run is what the guest answered: wrapping
-                        // arithmetic, so that a buggy answer cannot crash
-                        // the generator.
-                        let count = if whole {
-                            run.count
-                        } else {
-                            self.rng
-                                .random_range(1..=(run.count - skip).saturating_add(1))
-                        };
-                        let offset = if whole {
-                            0
-                        } else {
-                            skip.wrapping_mul(PAGE_SIZE)
-                        };
-                        (run.start.wrapping_add(offset), count)
-                    }
-                    _ => {
-                        let frame =
-                            self.rng.random_range(0..self.targets.ram_pages * 2) * PAGE_SIZE;
-                        (
-                            strategy::misalign(&mut self.rng, frame, 0.1),
-                            strategy::pages(&mut self.rng, &self.targets),
-                        )
-                    }
-                };
-                Op::FreeFrames {
-                    frame,
-                    count,
-                    privilege: self.kernel_only(),
-                }
-            }
-            OpKind::Valloc => {
-                let pages = strategy::pages(&mut self.rng, &self.targets);
-                Op::Valloc {
-                    pages,
-                    privilege: self.kernel_only(),
-                }
-            }
-            OpKind::MapFile => self.map_file(),
-            OpKind::Evict => self.evict(),
-            OpKind::Kmalloc => self.kmalloc(),
-            OpKind::Kfree => self.kfree(),
-            OpKind::HeapScavenge => Op::HeapScavenge {
-                privilege: self.kernel_only(),
-            },
-            OpKind::Vfree => {
-                let (addr, pages) = match self.vallocs.choose(&mut self.rng).copied() {
-                    Some((a, p)) if self.rng.random_bool(0.8) => {
-                        match self.rng.random_range(0..3) {
-                            0 => (a, p),
-                            1 => (a, self.rng.random_range(1..=p.max(1))),
-                            _ => (a.wrapping_add(PAGE_SIZE), p),
-                        }
-                    }
-                    _ => {
-                        let (addr, pages, _) = self.range();
-                        (addr, pages)
-                    }
-                };
-                Op::Vfree {
-                    addr,
-                    pages,
-                    privilege: self.kernel_only(),
-                }
             }
         }
     }

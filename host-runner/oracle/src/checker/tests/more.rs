@@ -7,7 +7,7 @@ use protocol::{Privilege, Request, Response};
 use super::super::entry::{Leaf, PresentKind};
 use super::super::entry::{G, P, PS, U, W};
 use super::super::image::Image;
-use super::super::{check, decode_walk, region_leaves, Violation};
+use super::super::{address_path, check, decode_walk, region_leaves, MemoryError, Violation};
 use super::{broken, clean, run, AOW, DATA, KPAGE, RO, SWAP};
 use crate::model::{Expectations, Model, ModelState};
 
@@ -184,6 +184,49 @@ fn region_leaves_decode_every_page_of_a_2mib_region() {
     // No page table below: every page is unusable.
     let far = region_leaves(&c.img.mem, &c.img.hello, 0x7000_0000_0000).unwrap();
     assert!(far.iter().all(|l| *l == Leaf::Unusable));
+}
+
+#[test]
+fn address_path_reads_each_level_and_ends_where_the_path_does() {
+    let mut c = clean();
+    let root = c.img.hello.page_table_root;
+    let path: Vec<_> = address_path(&c.img.mem, root, DATA).collect();
+    assert_eq!(
+        path.iter().map(|e| e.level).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    assert_eq!(path[0].table, root);
+    for pair in path.windows(2) {
+        assert_eq!(pair[0].leads_to(), Some(pair[1].table));
+    }
+    let leaf = c.img.entry_addr(DATA, 1);
+    assert_eq!(path[3].table + path[3].index * 8, leaf);
+    assert_eq!(path[3].raw, Ok(c.img.read_u64(leaf)));
+    assert_eq!(path[3].leads_to(), Some(c.data));
+
+    // A path that is not present ends at the first absent entry.
+    let far: Vec<_> = address_path(&c.img.mem, root, 0x7000_0000_0000).collect();
+    assert_eq!(far.last().map(|e| e.leads_to()), Some(None));
+    assert!(far.len() < 4, "{far:?}");
+
+    // A huge page's frame is read as a table: the reader decides.
+    let huge = 0x4000_0000;
+    let pd = c.img.entry_addr(huge, 2);
+    c.img.write_u64(pd, 0x20_0000 | P | W | U | PS);
+    let levels: Vec<_> = address_path(&c.img.mem, root, huge)
+        .map(|e| e.level)
+        .collect();
+    assert_eq!(levels, [0, 1, 2, 3]);
+
+    // An unreadable table ends the path with its error.
+    c.img.write_u64(pd, 0x4000_0000_0000 | P | W | U);
+    let last = address_path(&c.img.mem, root, huge).last().unwrap();
+    assert_eq!(last.level, 3);
+    assert!(
+        matches!(last.raw, Err(MemoryError::OutOfBounds { .. })),
+        "{last:?}"
+    );
+    assert_eq!(last.leads_to(), None);
 }
 
 #[test]
