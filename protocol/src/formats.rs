@@ -33,7 +33,12 @@
 //!
 //! Either `0` (no table below), or `P=1`, `W=1`, `U` set exactly in the
 //! lower half, bits 12–51 the physical address of the next table, every other
-//! bit zero except accessed (bit 5). A table of the managed space whose 512
+//! bit zero except accessed (bit 5) and, in a PD entry (one naming a page
+//! table), bits 52–61: the **present count**, the number of present entries
+//! in that page table (0–512). The CPU ignores those bits; the VMM keeps the
+//! count with every entry it makes present or not present, so a scan for
+//! present pages (the reclaim clock, `Evict`) passes a page table that has
+//! none without reading it. A table of the managed space whose 512
 //! entries are all zero must not exist: the VMM frees it and clears the entry
 //! that pointed to it.
 //!

@@ -109,7 +109,29 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     ) -> Option<Flush> {
         self.write_entry(table, i, new.encode(user(linear)));
         self.counters.page_changed(linear, old, new);
+        if old.is_present() != new.is_present() {
+            self.count_present(linear, new.is_present());
+        }
         old.is_present().then(|| Flush::new(page_of(linear)))
+    }
+
+    /// Counts one more (`more`) or one fewer present entry in the page
+    /// table of `linear`, in the present count of the PD entry naming it
+    /// (`protocol::formats`). The CPU ignores those bits, so the entry
+    /// needs no flush.
+    fn count_present(&mut self, linear: u64, more: bool) {
+        let page = linear & LINEAR_MASK & !0xfff;
+        let mut pd = PdEntry(None);
+        let _ = walk(self, page, page + 4096, &mut pd);
+        let Some(at) = pd.0 else {
+            debug_assert!(false, "a page's entry changed under a missing table");
+            return;
+        };
+        let raw = self.read_entry(at.table, at.slot.index);
+        let n = pte::present_count(raw);
+        debug_assert!(more || n > 0, "present count below zero at {linear:#x}");
+        let n = if more { n + 1 } else { n.saturating_sub(1) };
+        self.write_entry(at.table, at.slot.index, pte::with_present_count(raw, n));
     }
 
     /// The lowest page of `span` whose state satisfies `pred` (absent tables
@@ -196,6 +218,21 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Leaf {
 
     fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Entry> {
         ControlFlow::Break(at)
+    }
+}
+
+/// [`Vmm::count_present`]: the PD entry the walk of one page comes back
+/// through.
+struct PdEntry(Option<Entry>);
+
+impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for PdEntry {
+    type Stop = Infallible;
+    const PAGES: bool = true;
+
+    fn left(&mut self, _: &mut Vmm<M, A>, at: Entry, _: PhysFrame) {
+        if at.level == 2 {
+            self.0 = Some(at);
+        }
     }
 }
 

@@ -257,7 +257,26 @@ pub fn set_raw(entry: &mut PageTableEntry, raw: u64) {
     );
 }
 
-/// An upper-level entry (PML4, PDPT, PD) pointing at the table in `frame`.
+/// Shift of the present count in a PD entry (`protocol::formats`: bits
+/// 52–61 of an entry naming a page table count the table's present
+/// entries; the CPU ignores them).
+const COUNT_SHIFT: u32 = 52;
+/// The present count's bits.
+const COUNT_MASK: u64 = 0x3ff << COUNT_SHIFT;
+
+/// The present count a PD entry holds: how many entries of the page table
+/// it names are present.
+pub fn present_count(raw: u64) -> u64 {
+    (raw & COUNT_MASK) >> COUNT_SHIFT
+}
+
+/// The PD entry `raw` with its present count set to `n` (at most 512).
+pub fn with_present_count(raw: u64, n: u64) -> u64 {
+    (raw & !COUNT_MASK) | (n.min(512) << COUNT_SHIFT)
+}
+
+/// An upper-level entry (PML4, PDPT, PD) pointing at the table in `frame`
+/// (for a PD entry, its present count is 0: the table is new).
 pub fn table_entry(frame: PhysFrame, user: bool) -> u64 {
     P | W | if user { U } else { 0 } | (frame.start_address().as_u64() & ADDR_MASK)
 }

@@ -10,7 +10,9 @@
 //! a hook answers `Break`.
 //!
 //! Upper-level entries are either zero or a table entry
-//! ([`pte::table_entry`], P set): the walkers are their only writers.
+//! ([`pte::table_entry`], P set): the walkers are their only writers, but
+//! for the present count of a PD entry ([`pte::present_count`]), which
+//! `paging`'s one writer of level-1 entries keeps.
 //!
 //! Nothing here panics: an empty range visits nothing, and a range past the
 //! 512 entries of a table is cut at its end.
@@ -123,7 +125,9 @@ pub(crate) trait Visit<T> {
 
     /// Whether [`Visit::page`] is called only for present level-1 entries:
     /// a walker that passes every other page sets it, and the walk skips
-    /// them with [`Tables::next_present`] (the reclaim clock and `Evict`
+    /// them: a page table whose PD entry counts no present entry
+    /// ([`pte::present_count`]) without reading it, the rest of a page
+    /// table with [`Tables::next_present`] (the reclaim clock and `Evict`
     /// cross thousands of allocate-on-write entries per present page).
     const PRESENT_ONLY: bool = false;
 
@@ -190,6 +194,10 @@ fn walk_table<T: Tables, V: Visit<T>>(
         };
         if level == 1 {
             v.page(tables, at)?;
+            continue;
+        }
+        if level == 2 && V::PRESENT_ONLY && raw & PRESENT != 0 && pte::present_count(raw) == 0 {
+            // A page table without a present entry: nothing to visit.
             continue;
         }
         let child = if raw & PRESENT != 0 {

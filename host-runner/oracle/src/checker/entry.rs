@@ -14,6 +14,9 @@ pub const PS: u64 = 1 << 7;
 pub const G: u64 = 1 << 8;
 /// Bits 12–51: a frame address, a swap slot or a file page.
 pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// Bits 52–61 of a PD entry (one naming a page table): how many entries of
+/// that table are present.
+pub const PRESENT_COUNT: u64 = 0x3ff << 52;
 /// Bits 1–3 of a not-present level-1 entry: its kind.
 const KIND: u64 = 0b1110;
 /// Bits 4–11 of a not-present file entry: the file.
@@ -86,9 +89,15 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
     }
 }
 
-/// Checks a non-zero PML4/PDPT/PD entry of the managed space; answers the
-/// next table's address.
-pub fn decode_upper(raw: u64, lower: bool) -> Result<u64, &'static str> {
+/// The present count of a PD entry (bits 52–61).
+pub fn present_count(raw: u64) -> u64 {
+    (raw & PRESENT_COUNT) >> 52
+}
+
+/// Checks a non-zero PML4/PDPT/PD entry of the managed space (a PD entry
+/// when `names_page_table`: it may hold a present count); answers the next
+/// table's address.
+pub fn decode_upper(raw: u64, lower: bool, names_page_table: bool) -> Result<u64, &'static str> {
     if raw & P == 0 {
         return Err("non-zero upper-level entry not present");
     }
@@ -101,8 +110,12 @@ pub fn decode_upper(raw: u64, lower: bool) -> Result<u64, &'static str> {
     if (raw & U != 0) != lower {
         return Err("U bit not set exactly in the lower half");
     }
-    if raw & !(P | W | U | A | ADDR) != 0 {
+    let count = if names_page_table { PRESENT_COUNT } else { 0 };
+    if raw & !(P | W | U | A | ADDR | count) != 0 {
         return Err("upper-level entry with reserved bits set");
+    }
+    if present_count(raw) > 512 {
+        return Err("PD entry's present count above 512");
     }
     Ok(raw & ADDR)
 }

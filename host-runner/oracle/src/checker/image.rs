@@ -138,10 +138,17 @@ impl Image {
         table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8
     }
 
-    /// Sets `virt`'s level-1 entry.
+    /// Sets `virt`'s level-1 entry, keeping the present count of the PD
+    /// entry above it (`protocol::formats`).
     pub fn set_leaf(&mut self, virt: u64, raw: u64) {
         let at = self.entry_addr(virt, 1);
+        let old = self.read_u64(at);
         self.write_u64(at, raw);
+        let pd = self.entry_addr(virt, 2);
+        let e = self.read_u64(pd);
+        let count = (e >> 52) & 0x3ff;
+        let count = count + (raw & P) - (old & P);
+        self.write_u64(pd, (e & !(0x3ff << 52)) | count << 52);
     }
 
     /// Maps `virt` as present RAM on a new frame; answers the frame.

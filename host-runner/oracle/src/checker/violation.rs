@@ -74,6 +74,14 @@ pub enum Violation {
     EmptyTable { path: Path, table: u64 },
     /// 4: an entry with reserved bits or an encoding of no state.
     BadEntry { path: Path, why: &'static str },
+    /// 4: a PD entry's present count is not the number of present entries
+    /// in the page table it names.
+    PresentCount {
+        path: Path,
+        table: u64,
+        recorded: u64,
+        present: u64,
+    },
     /// 5: a page's decoded state differs from the model's.
     StateMismatch {
         path: Path,
@@ -142,6 +150,7 @@ impl Violation {
             Violation::Leak { .. } | Violation::BadBitmap { .. } => 3,
             Violation::EmptyTable { .. }
             | Violation::BadEntry { .. }
+            | Violation::PresentCount { .. }
             | Violation::HeapEntry { .. } => 4,
             Violation::StateMismatch { .. }
             | Violation::MissingTable { .. }
@@ -194,6 +203,16 @@ impl fmt::Display for Violation {
                 write!(f, "table at {table:#x} holds only zero entries; {path}")
             }
             Violation::BadEntry { path, why } => write!(f, "{why}; {path}"),
+            Violation::PresentCount {
+                path,
+                table,
+                recorded,
+                present,
+            } => write!(
+                f,
+                "the PD entry counts {recorded} present entries in the page table at \
+                 {table:#x}, which holds {present}; {path}"
+            ),
             Violation::StateMismatch {
                 path,
                 expected,

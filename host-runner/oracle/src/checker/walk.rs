@@ -5,7 +5,7 @@
 
 use protocol::Hello;
 
-use super::entry::{decode_upper, PresentKind};
+use super::entry::{decode_upper, present_count, PresentKind, P};
 use super::memory::GuestMemory;
 use super::violation::{Path, Step, Violation};
 
@@ -257,7 +257,7 @@ impl Walker<'_> {
             index: index as u16,
             raw,
         });
-        match decode_upper(raw, lower) {
+        match decode_upper(raw, lower, level == 1) {
             Ok(next) => self.table(level, next, virt, steps, lower),
             Err(why) => self.out.push(Violation::BadEntry {
                 path: Path {
@@ -289,6 +289,22 @@ impl Walker<'_> {
                 steps: steps.clone(),
             };
             self.out.push(Violation::EmptyTable { path, table: phys });
+        }
+        if level == 1 {
+            let present = entries.iter().filter(|&&e| e & P != 0).count() as u64;
+            let recorded = steps.last().map_or(0, |s| present_count(s.raw));
+            if present != recorded {
+                let path = Path {
+                    virt,
+                    steps: steps.clone(),
+                };
+                self.out.push(Violation::PresentCount {
+                    path,
+                    table: phys,
+                    recorded,
+                    present,
+                });
+            }
         }
         let descend = level > 1 && !empty;
         let at = self.tree.tables.len();

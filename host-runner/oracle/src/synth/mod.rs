@@ -251,6 +251,7 @@ impl Image {
     pub fn set_leaf(&mut self, virt: u64, raw: u64) {
         let user = if virt < 1 << 47 { U } else { 0 };
         let mut table = self.hello.page_table_root;
+        let mut pde = 0;
         for level in (2..=4).rev() {
             let at = table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8;
             let mut e = self.read_u64(at);
@@ -260,9 +261,24 @@ impl Image {
                 e = t | P | W | user;
                 self.write_u64(at, e);
             }
+            if level == 2 {
+                pde = at;
+            }
             table = e & ADDR;
         }
         self.write_u64(table + ((virt >> 12) & 511) * 8, raw);
+        self.recount(pde);
+    }
+
+    /// Sets the present count of the PD entry at `pde` (bits 52–61,
+    /// `protocol::formats`) to the present entries of its page table.
+    fn recount(&mut self, pde: u64) {
+        let e = self.read_u64(pde);
+        let table = e & ADDR;
+        let present = (0..512)
+            .filter(|k| self.read_u64(table + k * 8) & P != 0)
+            .count() as u64;
+        self.write_u64(pde, (e & !(0x3ff << 52)) | present << 52);
     }
 
     /// Clears `virt`'s level-1 entry and frees the tables it leaves empty.
@@ -277,6 +293,9 @@ impl Image {
             self.write_u64(at, 0);
             let table = at & !0xfff;
             if i == 0 || (0..512).any(|k| self.read_u64(table + k * 8) != 0) {
+                if i == 3 {
+                    self.recount(path[2]);
+                }
                 break;
             }
             self.set_used(table >> 12, false);

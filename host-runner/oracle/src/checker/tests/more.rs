@@ -54,6 +54,46 @@ fn invariant_4_no_empty_table_no_reserved_bits() {
 }
 
 #[test]
+fn invariant_4_a_pd_entry_counts_the_present_entries_of_its_page_table() {
+    let mut c = clean();
+    let at = c.img.entry_addr(DATA, 2);
+    let e = c.img.read_u64(at);
+    // DATA's page table holds two present pages (DATA and RO), counted.
+    assert_eq!(e >> 52, 2, "{e:#x}");
+    assert!(run(&c).is_clean());
+
+    for (count, why) in [
+        (1, "counts 1 present entries in the page table at"),
+        (3, "counts 3 present entries in the page table at"),
+        (0, "counts 0 present entries in the page table at"),
+    ] {
+        let mut c = clean();
+        c.img.write_u64(at, (e & !(0x3ff << 52)) | count << 52);
+        let (n, text) = broken(&run(&c));
+        assert_eq!(n, [4], "{text}");
+        assert!(
+            text.contains(why) && text.contains("which holds 2"),
+            "{text}"
+        );
+    }
+
+    // Above 512, or in a PDPT entry, the bits are reserved.
+    let mut c = clean();
+    c.img.write_u64(at, (e & !(0x3ff << 52)) | 513 << 52);
+    let (_, text) = broken(&run(&c));
+    assert!(text.contains("present count above 512"), "{text}");
+    let mut c = clean();
+    let pdpte = c.img.entry_addr(DATA, 3);
+    let e3 = c.img.read_u64(pdpte);
+    c.img.write_u64(pdpte, e3 | 1 << 52);
+    let (_, text) = broken(&run(&c));
+    assert!(
+        text.contains("upper-level entry with reserved bits set"),
+        "{text}"
+    );
+}
+
+#[test]
 fn invariant_5_states_agree_with_the_model() {
     let mut c = clean();
     c.expect
