@@ -123,12 +123,14 @@ pub(crate) trait Visit<T> {
     /// page tables, and never reads a page table.
     const PAGES: bool;
 
-    /// Whether [`Visit::page`] is called only for present level-1 entries:
-    /// a walker that passes every other page sets it, and the walk skips
-    /// them: a page table whose PD entry counts no present entry
-    /// ([`pte::present_count`]) without reading it, the rest of a page
-    /// table with [`Tables::next_present`] (the reclaim clock and `Evict`
-    /// cross thousands of allocate-on-write entries per present page).
+    /// Whether [`Visit::page`] is called only for present level-1 entries
+    /// (and [`Visit::missing`] never): a walker that passes every other
+    /// page sets it, and the walk skips them, and every table without a
+    /// present entry, in scans of whole tables ([`Tables::next_present`]):
+    /// a page table whose PD entry counts no present entry
+    /// ([`pte::present_count`]) is not read at all. The reclaim clock and
+    /// `Evict` cross thousands of allocate-on-write entries per present
+    /// page.
     const PRESENT_ONLY: bool = false;
 
     /// Under [`Visit::PRESENT_ONLY`], a cheap test of a present entry's raw
@@ -181,8 +183,8 @@ fn walk_table<T: Tables, V: Visit<T>>(
     if level == 0 {
         return ControlFlow::Continue(());
     }
-    if level == 1 && V::PRESENT_ONLY {
-        return walk_present_pages(tables, table, base, s, e, v);
+    if V::PRESENT_ONLY {
+        return walk_present(tables, table, level, base, s, e, v);
     }
     for slot in slots(level, base, s, e) {
         let raw = tables.entry(table, slot.index);
@@ -194,10 +196,6 @@ fn walk_table<T: Tables, V: Visit<T>>(
         };
         if level == 1 {
             v.page(tables, at)?;
-            continue;
-        }
-        if level == 2 && V::PRESENT_ONLY && raw & PRESENT != 0 && pte::present_count(raw) == 0 {
-            // A page table without a present entry: nothing to visit.
             continue;
         }
         let child = if raw & PRESENT != 0 {
@@ -213,41 +211,56 @@ fn walk_table<T: Tables, V: Visit<T>>(
     ControlFlow::Continue(())
 }
 
-/// The present entries of the page table `table` (first address `base`)
-/// that `s..e` covers, for a [`Visit::PRESENT_ONLY`] visitor: the same
-/// slots, in the same order, as the loop of [`walk_table`] would give it.
-fn walk_present_pages<T: Tables, V: Visit<T>>(
+/// [`walk_table`] for a [`Visit::PRESENT_ONLY`] visitor: the same slots in
+/// the same order, but only of present entries, found with
+/// [`Tables::next_present`]: at level 1 those [`Visit::keep`] passes, at
+/// level 2 those whose page table counts a present entry
+/// ([`pte::present_count`]), above every present one. `missing` is never
+/// called (no entry without P is visited); `left` is, as in `walk_table`.
+fn walk_present<T: Tables, V: Visit<T>>(
     tables: &mut T,
     table: PhysFrame,
+    level: u8,
     base: u64,
     s: u64,
     e: u64,
     v: &mut V,
 ) -> ControlFlow<V::Stop> {
-    let mut all = slots(1, base, s, e);
+    let mut all = slots(level, base, s, e);
     let Some(first) = all.next() else {
         return ControlFlow::Continue(());
     };
     let last = all.last().map_or(first.index, |slot| slot.index);
+    let sh = shift(level);
     let mut from = first.index;
-    while let Some((i, raw)) = tables.next_present(table, from, last + 1, |raw| v.keep(raw)) {
-        let lo = base + ((i as u64) << 12);
+    while let Some((i, raw)) = tables.next_present(table, from, last + 1, |raw| match level {
+        1 => v.keep(raw),
+        2 => pte::present_count(raw) > 0,
+        _ => true,
+    }) {
+        from = i + 1;
+        let lo = base + ((i as u64) << sh);
         let slot = Slot {
             index: i,
             base: lo,
             start: s.max(lo),
-            end: e.min(lo + 4096),
+            end: e.min(lo + (1u64 << sh)),
         };
-        v.page(
-            tables,
-            Entry {
-                table,
-                level: 1,
-                slot,
-                raw,
-            },
-        )?;
-        from = i + 1;
+        let at = Entry {
+            table,
+            level,
+            slot,
+            raw,
+        };
+        if level == 1 {
+            v.page(tables, at)?;
+            continue;
+        }
+        let child = pte::frame_of(raw);
+        if level > 2 || V::PAGES {
+            walk_present(tables, child, level - 1, slot.base, slot.start, slot.end, v)?;
+            v.left(tables, at, child);
+        }
     }
     ControlFlow::Continue(())
 }
@@ -255,6 +268,93 @@ fn walk_present_pages<T: Tables, V: Visit<T>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use x86_64::PhysAddr;
+
+    /// Tables in a map from frame address to entries.
+    struct Mem {
+        root: PhysFrame,
+        tables: BTreeMap<u64, [u64; 512]>,
+    }
+
+    fn frame(addr: u64) -> PhysFrame {
+        PhysFrame::containing_address(PhysAddr::new(addr))
+    }
+
+    impl Tables for Mem {
+        fn root(&self) -> PhysFrame {
+            self.root
+        }
+        fn entry(&mut self, table: PhysFrame, i: usize) -> u64 {
+            self.tables[&table.start_address().as_u64()][i & 511]
+        }
+    }
+
+    /// Records the pages it is given (present ones only, if `ONLY`).
+    struct Pages<const ONLY: bool>(Vec<(u64, u64)>);
+
+    impl<const ONLY: bool> Visit<Mem> for Pages<ONLY> {
+        type Stop = ();
+        const PAGES: bool = true;
+        const PRESENT_ONLY: bool = ONLY;
+        fn page(&mut self, _: &mut Mem, at: Entry) -> ControlFlow<()> {
+            if at.raw & PRESENT != 0 {
+                self.0.push((at.slot.base, at.raw));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+
+    #[test]
+    fn a_present_only_walk_visits_the_present_pages_and_skips_counted_empty_tables() {
+        // PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> PTs 0x4000 (two
+        // present pages, count 2), 0x5000 (allocate-on-write entries only,
+        // count 0) and 0x6000 (one present page, count 1).
+        let t = |f: u64, count: u64| f | 0b111 | count << 52;
+        let mut tables = BTreeMap::new();
+        let mut pml4 = [0; 512];
+        pml4[0] = t(0x2000, 0);
+        let mut pdpt = [0; 512];
+        pdpt[0] = t(0x3000, 0);
+        let mut pd = [0; 512];
+        pd[0] = t(0x4000, 2);
+        pd[1] = t(0x5000, 0);
+        pd[2] = t(0x6000, 1);
+        let mut pt0 = [0b10; 512];
+        pt0[3] = 0x10_0000 | 0x203;
+        pt0[511] = 0x11_0000 | 0x203;
+        let mut pt2 = [0b10; 512];
+        pt2[7] = 0x12_0000 | 0x207;
+        for (f, e) in [(0x1000, pml4), (0x2000, pdpt), (0x3000, pd), (0x4000, pt0)] {
+            tables.insert(f, e);
+        }
+        tables.insert(0x5000, [0b10; 512]);
+        tables.insert(0x6000, pt2);
+        let mut mem = Mem {
+            root: frame(0x1000),
+            tables,
+        };
+        let (s, e) = (0x2000, 0x60_0000);
+        let mut all = Pages::<false>(vec![]);
+        let _ = walk(&mut mem, s, e, &mut all);
+        let mut present = Pages::<true>(vec![]);
+        let _ = walk(&mut mem, s, e, &mut present);
+        assert_eq!(
+            present.0,
+            [
+                (0x3000, 0x10_0203),
+                (0x1f_f000, 0x11_0203),
+                (0x40_7000, 0x12_0207)
+            ]
+        );
+        assert_eq!(present.0, all.0);
+
+        // A count of 0 is trusted: the walk does not read that table.
+        mem.tables.get_mut(&0x3000).expect("PD")[2] = t(0x6000, 0);
+        let mut present = Pages::<true>(vec![]);
+        let _ = walk(&mut mem, s, e, &mut present);
+        assert_eq!(present.0.len(), 2);
+    }
 
     fn parts(level: u8, base: u64, s: u64, e: u64) -> Vec<(usize, u64, u64, u64)> {
         slots(level, base, s, e)
