@@ -130,7 +130,15 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let raw = self.read_entry(at.table, at.slot.index);
         let n = pte::present_count(raw);
         debug_assert!(more || n > 0, "present count below zero at {linear:#x}");
-        let n = if more { n + 1 } else { n.saturating_sub(1) };
+        // `inject-count-skip`: a deliberate bug, the count is never lowered
+        // (host-runner's inject_bugs test: the checker must find it).
+        let n = if more {
+            n + 1
+        } else if cfg!(feature = "inject-count-skip") {
+            n
+        } else {
+            n.saturating_sub(1)
+        };
         self.write_entry(at.table, at.slot.index, pte::with_present_count(raw, n));
     }
 

@@ -19,6 +19,10 @@
 //!   `inject-leak` (`testcases/leak-unmap-frees-its-frame.jsonl`) and
 //!   `inject-wild-frame` (`testcases/wild-frame-first-table.jsonl`): the
 //!   reproducers `fuzz --seed 1` found and minimized on those builds.
+//! - `inject-count-skip` (`testcases/count-reset-scavenge-lowers-count.jsonl`):
+//!   a page table's present count is never lowered; `fuzz --seed 1` found
+//!   it at the first memory check (a reset's heap scavenge) and minimized
+//!   it to that reset (invariant 4).
 //!
 //! A default campaign finds the first and the third by itself, and
 //! minimizes each to the operations of its reproducer.
@@ -105,6 +109,15 @@ fn the_leak_reproducer_fails_on_its_injected_build_only() {
         "inject-leak",
         "leak-unmap-frees-its-frame.jsonl",
         "invariant at op 1: memory check after operation 1: 1 violation(s)",
+    );
+}
+
+#[test]
+fn the_present_count_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-count-skip",
+        "count-reset-scavenge-lowers-count.jsonl",
+        "invariant at op 0: memory check after operation 0: 1 violation(s)",
     );
 }
 
