@@ -17,7 +17,7 @@ use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span, LINEAR_MASK};
 use crate::vmm::Vmm;
-use crate::walk::{shift, walk, Descend, Entry, Tables, Visit};
+use crate::walk::{first_present, shift, walk, Descend, Entry, Tables, Visit};
 
 /// Tables of levels `level - 1` down to 1 needed to cover `s..e` below a
 /// missing entry of a table at `level`.
@@ -47,10 +47,7 @@ impl<M: PhysMemory, A: FrameAllocator> Tables for Vmm<M, A> {
         // One view of the table for the whole scan: one frame check, then
         // a plain loop over the entries.
         let entries = self.mem.table(table);
-        let to = to.min(512);
-        (from.min(to)..to)
-            .map(|i| (i, pte::raw(&entries[i])))
-            .find(|&(_, raw)| raw & 1 != 0 && keep(raw))
+        first_present(from, to, |i| pte::raw(&entries[i]), keep)
     }
 }
 

@@ -106,10 +106,23 @@ pub(crate) trait Tables {
         to: usize,
         keep: impl Fn(u64) -> bool,
     ) -> Option<(usize, u64)> {
-        (from..to.min(512))
-            .map(|i| (i, self.entry(table, i)))
-            .find(|&(_, raw)| raw & PRESENT != 0 && keep(raw))
+        first_present(from, to, |i| self.entry(table, i), keep)
     }
+}
+
+/// The first index among `from..to` (cut at 512) whose entry, as `read`
+/// gives it, is present and passes `keep`: the scan of
+/// [`Tables::next_present`].
+pub(crate) fn first_present(
+    from: usize,
+    to: usize,
+    mut read: impl FnMut(usize) -> u64,
+    keep: impl Fn(u64) -> bool,
+) -> Option<(usize, u64)> {
+    let to = to.min(512);
+    (from.min(to)..to)
+        .map(|i| (i, read(i)))
+        .find(|&(_, raw)| raw & PRESENT != 0 && keep(raw))
 }
 
 /// What a walk does at the entries it meets, with the tables `T` (which
@@ -194,19 +207,42 @@ fn walk_table<T: Tables, V: Visit<T>>(
             slot,
             raw,
         };
-        if level == 1 {
-            v.page(tables, at)?;
-            continue;
-        }
-        let child = if raw & PRESENT != 0 {
+        let child = if level == 1 {
+            None
+        } else if raw & PRESENT != 0 {
             Some(pte::frame_of(raw))
         } else {
             v.missing(tables, at)?
         };
-        if let Some(child) = child.filter(|_| level > 2 || V::PAGES) {
-            walk_table(tables, child, level - 1, slot.base, slot.start, slot.end, v)?;
-            v.left(tables, at, child);
-        }
+        visit(tables, at, child, v)?;
+    }
+    ControlFlow::Continue(())
+}
+
+/// The walk at `at`: a page's entry goes to the visitor; below a table's
+/// entry, the table `child` (if any, and if the visitor goes that deep) is
+/// walked, then `left` is called.
+fn visit<T: Tables, V: Visit<T>>(
+    tables: &mut T,
+    at: Entry,
+    child: Option<PhysFrame>,
+    v: &mut V,
+) -> ControlFlow<V::Stop> {
+    if at.level == 1 {
+        return v.page(tables, at);
+    }
+    if let Some(child) = child.filter(|_| at.level > 2 || V::PAGES) {
+        let slot = at.slot;
+        walk_table(
+            tables,
+            child,
+            at.level - 1,
+            slot.base,
+            slot.start,
+            slot.end,
+            v,
+        )?;
+        v.left(tables, at, child);
     }
     ControlFlow::Continue(())
 }
@@ -252,15 +288,7 @@ fn walk_present<T: Tables, V: Visit<T>>(
             slot,
             raw,
         };
-        if level == 1 {
-            v.page(tables, at)?;
-            continue;
-        }
-        let child = pte::frame_of(raw);
-        if level > 2 || V::PAGES {
-            walk_present(tables, child, level - 1, slot.base, slot.start, slot.end, v)?;
-            v.left(tables, at, child);
-        }
+        visit(tables, at, Some(pte::frame_of(raw)), v)?;
     }
     ControlFlow::Continue(())
 }
