@@ -2,7 +2,7 @@
 //! data laid out by hand in a byte vector, written through
 //! [`ImageWriter`] as the benchmarks' synthetic machine is.
 
-use protocol::{Hello, PhysRange, VirtRange};
+use protocol::{Hello, PhysRange};
 
 use super::entry::{P, U, W};
 use super::memory::ImageMemory;
@@ -31,13 +31,11 @@ impl Image {
 
     /// `frames` frames of memory of which `total` are RAM.
     pub fn sized(total: u64, frames: u64) -> Self {
+        // The model tests' layout, on this image's RAM.
         let hello = Hello {
-            protocol_version: protocol::PROTOCOL_VERSION,
             ram_bytes: total * 4096,
             total_frames: total,
             boot_free_frames: total - BOOT,
-            page_table_root: 0x1000,
-            direct_map_offset: 0xffff_8000_0000_0000,
             frame_bitmap: PhysRange {
                 start: 0x2000,
                 end: 0x2000 + frames / 8,
@@ -50,29 +48,8 @@ impl Image {
                 start: 0x8000,
                 end: 0x10000,
             },
-            user_space: VirtRange {
-                start: 0,
-                end: 0x0000_8000_0000_0000,
-            },
-            kernel_space: VirtRange {
-                start: KSPACE,
-                end: 0xffff_ff80_0000_0000,
-            },
-            heap: VirtRange {
-                start: 0xffff_c0a0_0000_0000,
-                end: 0xffff_c0a0_0200_0000,
-            },
-            valloc: VirtRange {
-                start: 0xffff_c0c0_0000_0000,
-                end: 0xffff_c0c0_0010_0000,
-            },
-            reserved_pml4_slots: vec![256, 511],
-            files: vec![],
-            swap: PhysRange { start: 0, end: 0 },
-            frame_info: PhysRange { start: 0, end: 0 },
             heap_max_bytes: 0x1000,
-            ring: PhysRange { start: 0, end: 0 },
-            coverage: None,
+            ..crate::model::tests::hello()
         };
         let mut image = Image {
             mem: ImageMemory {
