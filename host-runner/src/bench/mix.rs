@@ -40,13 +40,7 @@ impl Mix {
     /// answer to the one before as the fuzzer does, the answers coming
     /// from `vmm-core` in-process. `Panic`s are left out.
     pub fn record(config: &VmConfig, ops: usize, seed: u64) -> Mix {
-        let gen = trace::GenConfig {
-            ops,
-            ram_mib: config.ram_mib,
-            files: config.files.clone(),
-            ..trace::GenConfig::default()
-        };
-        let mut generator = trace::Generator::new(seed, gen);
+        let mut generator = generator(config, ops, seed);
         let mut m = machine(config);
         let mut last = Some(Response::Hello(Box::new(m.hello())));
         let (mut requests, mut answers) = (Vec::new(), Vec::new());
@@ -172,6 +166,18 @@ pub async fn send(
         return Ok(vec![vm.call(one).await?]);
     }
     vm.batch(requests).await
+}
+
+/// The generator of `seed` for `ops` operations of the fuzzer's default mix
+/// on `config`'s guest (its RAM size and files).
+pub(super) fn generator(config: &VmConfig, ops: usize, seed: u64) -> trace::Generator {
+    let gen = trace::GenConfig {
+        ops,
+        ram_mib: config.ram_mib,
+        files: config.files.clone(),
+        ..trace::GenConfig::default()
+    };
+    trace::Generator::new(seed, gen)
 }
 
 #[cfg(test)]

@@ -16,13 +16,7 @@ use crate::session::{Vm, VmConfig};
 /// which kinds bound the guest's rate.
 pub async fn op_costs(config: &VmConfig, ops: usize, seed: u64) -> Result<String> {
     use std::collections::BTreeMap;
-    let gen = trace::GenConfig {
-        ops,
-        ram_mib: config.ram_mib,
-        files: config.files.clone(),
-        ..trace::GenConfig::default()
-    };
-    let mut generator = trace::Generator::new(seed, gen);
+    let mut generator = super::mix::generator(config, ops, seed);
     let mut vm = Vm::boot(config).await?;
     let hello = vm.hello().await?;
     let mut per: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
 
 use super::{campaign_tables as tables, chart, style};
 use crate::coverage::report::GuestReport;
@@ -124,36 +124,29 @@ fn figures(d: &Document) -> Markup {
 /// The whole page.
 pub fn render(c: &Campaign) -> String {
     let d = c.doc;
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "vmmfuzz campaign: seed " (d.seed) ", shard " (d.shard) }
-                style { (maud::PreEscaped(style::CSS)) (maud::PreEscaped(style::CAMPAIGN_CSS)) }
-            }
-            body {
-                h1 { "vmmfuzz campaign report" }
-                (summary_line(d))
-                (figures(d))
-                h2 { "Operations over time" }
-                (chart::markup(&d.timeline))
-                h2 { "Failures by signature" }
-                (tables::failures(d, &c.links))
-                h2 { "Answers per request kind" }
-                (tables::answers(d))
-                h2 id="guest-coverage" { "Guest code coverage" }
-                @match &c.guest {
-                    Ok(g) => (tables::guest(g)),
-                    Err(why) => p class="note" id="no-guest-coverage" { "Not shown: " (why) },
-                }
-                h2 { "Model transitions" }
-                (tables::model(&c.reached.model))
-            }
+    let body = html! {
+        h1 { "vmmfuzz campaign report" }
+        (summary_line(d))
+        (figures(d))
+        h2 { "Operations over time" }
+        (chart::markup(&d.timeline))
+        h2 { "Failures by signature" }
+        (tables::failures(d, &c.links))
+        h2 { "Answers per request kind" }
+        (tables::answers(d))
+        h2 id="guest-coverage" { "Guest code coverage" }
+        @match &c.guest {
+            Ok(g) => (tables::guest(g)),
+            Err(why) => p class="note" id="no-guest-coverage" { "Not shown: " (why) },
         }
+        h2 { "Model transitions" }
+        (tables::model(&c.reached.model))
     };
-    page.into_string()
+    super::document(
+        html! { "vmmfuzz campaign: seed " (d.seed) ", shard " (d.shard) },
+        &[style::CSS, style::CAMPAIGN_CSS],
+        body,
+    )
 }
 
 /// `rel` as an href: its separators as `/`, bytes outside the plain set

@@ -64,42 +64,49 @@ fn invariant(f: &Failure) -> Markup {
 /// The whole page.
 pub fn render(r: &FailureReport) -> String {
     let s = &r.snapshot;
-    let page = html! {
+    let body = html! {
+        h1 { "vmmfuzz failure report" }
+        p id="verdict" class=(if r.failure.is_some() { "verdict failed" } else { "verdict passed" }) { (r.verdict) }
+        p { "Replay: " code id="command" { (r.command) } }
+        @if let Some(f) = &r.failure {
+            h2 { "The failure" }
+            (invariant(f))
+        }
+        @for n in &s.notes { p class="note" { (n) } }
+        @if !s.regions.is_empty() {
+            h2 { "Address space around the failing address" }
+            (page_map::markup(&s.regions, s.address))
+        }
+        @if let (Some(a), false) = (s.address, s.walk.is_empty()) {
+            h2 { "Page walk" }
+            (walk::markup(a, &s.walk))
+        }
+        @if let Some(map) = &s.frames {
+            h2 { "Physical memory (" (map.kinds.len()) " frames, a row per MiB)" }
+            (frames::markup(map))
+        }
+        h2 { "Steps (" (r.steps.len()) ")" }
+        (steps::markup(&r.steps, r.failure.as_ref().and_then(|f| f.op_index)))
+    };
+    document(html! { "vmmfuzz: " (r.trace) }, &[style::CSS], body)
+}
+
+/// A whole page: `title`, the report's style sheets `css` in order, and
+/// `body`.
+fn document(title: Markup, css: &[&str], body: Markup) -> String {
+    html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "vmmfuzz: " (r.trace) }
-                style { (maud::PreEscaped(style::CSS)) }
+                title { (title) }
+                style { @for c in css { (maud::PreEscaped(c)) } }
             }
-            body {
-                h1 { "vmmfuzz failure report" }
-                p id="verdict" class=(if r.failure.is_some() { "verdict failed" } else { "verdict passed" }) { (r.verdict) }
-                p { "Replay: " code id="command" { (r.command) } }
-                @if let Some(f) = &r.failure {
-                    h2 { "The failure" }
-                    (invariant(f))
-                }
-                @for n in &s.notes { p class="note" { (n) } }
-                @if !s.regions.is_empty() {
-                    h2 { "Address space around the failing address" }
-                    (page_map::markup(&s.regions, s.address))
-                }
-                @if let (Some(a), false) = (s.address, s.walk.is_empty()) {
-                    h2 { "Page walk" }
-                    (walk::markup(a, &s.walk))
-                }
-                @if let Some(map) = &s.frames {
-                    h2 { "Physical memory (" (map.kinds.len()) " frames, a row per MiB)" }
-                    (frames::markup(map))
-                }
-                h2 { "Steps (" (r.steps.len()) ")" }
-                (steps::markup(&r.steps, r.failure.as_ref().and_then(|f| f.op_index)))
-            }
+            body { (body) }
         }
-    };
-    page.into_string()
+    }
+    .into_string()
 }
 
 /// Writes the report to `path` (atomically: a file beside it, renamed;

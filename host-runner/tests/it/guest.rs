@@ -224,21 +224,7 @@ fn runner_binary_runs_smoke_by_default() {
 
 #[test]
 fn ctrl_c_kills_qemu() {
-    let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
-        .args([
-            "bench",
-            "--accel",
-            "tcg",
-            "--runs",
-            "1000",
-            "--round-trips",
-            "100000",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let qemu = wait_for_qemu(runner.id());
+    let (mut runner, qemu) = long_bench();
     let sent = std::process::Command::new("kill")
         .args(["-INT", &runner.id().to_string()])
         .status()
@@ -329,7 +315,17 @@ fn runner_names_the_package_when_qemu_is_missing() {
 
 #[test]
 fn killing_the_runner_outright_kills_qemu() {
-    let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
+    let (mut runner, qemu) = long_bench();
+    runner.kill().unwrap(); // SIGKILL: no destructor runs
+    runner.wait().unwrap();
+    for p in qemu {
+        assert!(dies(p), "QEMU {p} outlived a killed runner");
+    }
+}
+
+/// A runner busy with a long benchmark, and its QEMU processes once they run.
+fn long_bench() -> (std::process::Child, Vec<u32>) {
+    let runner = std::process::Command::new(env!("CARGO_BIN_EXE_host-runner"))
         .args([
             "bench",
             "--accel",
@@ -344,11 +340,7 @@ fn killing_the_runner_outright_kills_qemu() {
         .spawn()
         .unwrap();
     let qemu = wait_for_qemu(runner.id());
-    runner.kill().unwrap(); // SIGKILL: no destructor runs
-    runner.wait().unwrap();
-    for p in qemu {
-        assert!(dies(p), "QEMU {p} outlived a killed runner");
-    }
+    (runner, qemu)
 }
 
 fn wait_for_qemu(runner: u32) -> Vec<u32> {

@@ -91,12 +91,9 @@ async fn fresh_and_worked_guest_is_clean_through_shared_ram() {
     clean_run(MemorySource::SharedRam).await;
 }
 
-#[tokio::test]
-async fn change_behind_the_models_back_is_an_invariant_failure() {
-    let mut vm = JudgedVm::start(&config(), JudgeOptions::default())
-        .await
-        .expect("boot");
-    // Sent straight to the guest: the model does not know of it.
+/// Maps a user page at 0x7000_0000 straight on the guest: the model does
+/// not know of it.
+async fn map_behind_the_models_back(vm: &mut JudgedVm) {
     let hidden = Request::Map {
         addr: 0x7000_0000,
         pages: 1,
@@ -105,6 +102,14 @@ async fn change_behind_the_models_back_is_an_invariant_failure() {
         privilege: USER,
     };
     assert_eq!(vm.vm().call(hidden).await.unwrap(), Response::Done);
+}
+
+#[tokio::test]
+async fn change_behind_the_models_back_is_an_invariant_failure() {
+    let mut vm = JudgedVm::start(&config(), JudgeOptions::default())
+        .await
+        .expect("boot");
+    map_behind_the_models_back(&mut vm).await;
     vm.step(Request::Ping { nonce: 1 }).await.unwrap();
     let f = vm.check_at(Some(0), false).await.unwrap_err();
     assert_eq!(f.kind, FailureKind::Invariant, "{f}");
@@ -131,14 +136,7 @@ async fn change_behind_the_models_back_is_caught_by_an_incremental_check() {
         matches!(report.scope, oracle::Scope::Incremental { .. }),
         "{report:?}"
     );
-    let hidden = Request::Map {
-        addr: 0x7000_0000,
-        pages: 1,
-        writable: true,
-        contiguous: false,
-        privilege: USER,
-    };
-    assert_eq!(vm.vm().call(hidden).await.unwrap(), Response::Done);
+    map_behind_the_models_back(&mut vm).await;
     vm.step(Request::Ping { nonce: 2 }).await.unwrap();
     let f = vm.check_at(Some(3), false).await.unwrap_err();
     assert_eq!(f.kind, FailureKind::Invariant, "{f}");

@@ -59,12 +59,41 @@ fn failing_report(dir: &Path) -> (PathBuf, String) {
     (html, report)
 }
 
-/// `chromium` in PATH, or why the browser part is skipped.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("chromium"))
-        .find(|p| p.is_file())
+/// `chromium` in PATH; without it, says that the browser part of the test
+/// of `report` is skipped.
+fn chromium_or_skip(report: &Path) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("chromium"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        println!(
+            "SKIPPED the browser part: no `chromium` in PATH (ci/run installs Debian's chromium); \
+             the report is at {}",
+            report.display()
+        );
+    }
+    found
+}
+
+/// The DOM of `html` as `chromium` renders it, asserting that it renders
+/// with no console error and no failed fetch.
+fn rendered_dom(chromium: &Path, html: &Path) -> String {
+    let (ok, dom, stderr) = browser(
+        chromium,
+        html,
+        &["--dump-dom", "--enable-logging=stderr", "--v=0"],
+    );
+    assert!(ok, "chromium dumped no DOM:\n{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("Uncaught") || l.contains("CONSOLE") || l.contains("ERR_FILE_NOT_FOUND")
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    dom
 }
 
 fn browser(chromium: &Path, html: &Path, extra: &[&str]) -> (bool, String, String) {
@@ -129,12 +158,7 @@ fn a_leak_s_report_names_its_frame_and_renders_in_a_browser() {
         "{report}"
     );
 
-    let Some(chromium) = chromium() else {
-        println!(
-            "SKIPPED the browser part: no `chromium` in PATH (ci/run installs Debian's chromium); \
-             the report is at {}",
-            html.display()
-        );
+    let Some(chromium) = chromium_or_skip(&html) else {
         return;
     };
     let shot = dir.join("leak.png");
@@ -154,12 +178,7 @@ fn a_leak_s_report_names_its_frame_and_renders_in_a_browser() {
     println!("screenshot: {} ({size} bytes)", shot.display());
 
     // The DOM as rendered, and the console: no errors, no failed fetch.
-    let (ok, dom, stderr) = browser(
-        &chromium,
-        &html,
-        &["--dump-dom", "--enable-logging=stderr", "--v=0"],
-    );
-    assert!(ok, "chromium dumped no DOM:\n{stderr}");
+    let dom = rendered_dom(&chromium, &html);
     assert!(
         dom.contains(r#"id="g-40001000""#),
         "the rendered DOM lacks the cells:\n{dom}"
@@ -168,13 +187,6 @@ fn a_leak_s_report_names_its_frame_and_renders_in_a_browser() {
         dom.contains(r#"id="step-2""#),
         "the rendered DOM lacks the steps"
     );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| {
-            l.contains("Uncaught") || l.contains("CONSOLE") || l.contains("ERR_FILE_NOT_FOUND")
-        })
-        .collect();
-    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
 }
 
 /// A campaign's summary with one failure (its trace and report files
@@ -221,12 +233,7 @@ fn a_campaign_report_renders_in_a_browser() {
     );
     assert!(html.contains(r#"<svg id="ops-chart""#), "{html}");
 
-    let Some(chromium) = chromium() else {
-        println!(
-            "SKIPPED the browser part: no `chromium` in PATH (ci/run installs Debian's chromium); \
-             the report is at {}",
-            page.display()
-        );
+    let Some(chromium) = chromium_or_skip(&page) else {
         return;
     };
     let shot = dir.join("campaign.png");
@@ -244,18 +251,6 @@ fn a_campaign_report_renders_in_a_browser() {
         "chromium took no screenshot:\n{stderr}"
     );
     println!("screenshot: {}", shot.display());
-    let (ok, dom, stderr) = browser(
-        &chromium,
-        &page,
-        &["--dump-dom", "--enable-logging=stderr", "--v=0"],
-    );
-    assert!(ok, "chromium dumped no DOM:\n{stderr}");
+    let dom = rendered_dom(&chromium, &page);
     assert!(dom.contains(r#"id="ops-chart""#) && dom.contains(r#"id="failure-0""#));
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| {
-            l.contains("Uncaught") || l.contains("CONSOLE") || l.contains("ERR_FILE_NOT_FOUND")
-        })
-        .collect();
-    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
 }

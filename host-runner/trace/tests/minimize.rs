@@ -384,6 +384,31 @@ fn a_count_the_guest_refuses_as_too_large_jumps_to_the_protocol_limit() {
     assert!(m.attempts <= 12, "{} runs: {steps:?}", m.attempts);
 }
 
+/// `ops` then a `convert` of one user page, on a guest of `ram_mib` MiB.
+fn then_convert(mut ops: Vec<Op>, ram_mib: u32) -> Trace {
+    ops.push(Op::Convert {
+        addr: 0x1000,
+        pages: 1,
+        to: AreaType::UsableRam,
+        privilege: Privilege::User,
+    });
+    let header = TraceHeader {
+        ram_mib: Some(ram_mib),
+        ..TraceHeader::default()
+    };
+    Trace::from_ops(header, ops)
+}
+
+/// The zero-need bug's failure: op `i`, a `convert`, refused for want of
+/// memory.
+fn out_of_memory(i: usize) -> Failure {
+    Failure::new(
+        FailureKind::Divergence,
+        format!("op {i} (convert): expected \"done\", got {{\"error\":\"out_of_memory\"}}"),
+        Some(i),
+    )
+}
+
 /// A fake guest whose allocator holds `256 × ram_mib − 600` frames at
 /// boot and hands out at most 4,096 at once, all or nothing: a `convert`
 /// once every frame is taken answers `out_of_memory` (the zero-need bug).
@@ -394,15 +419,7 @@ fn drained_convert(t: &Trace) -> Outcome {
             Op::AllocFrames { count, .. } if count <= 4096 && count <= free => {
                 free -= count;
             }
-            Op::Convert { .. } if free == 0 => {
-                return Outcome::Failed(Failure::new(
-                    FailureKind::Divergence,
-                    format!(
-                        "op {i} (convert): expected \"done\", got {{\"error\":\"out_of_memory\"}}"
-                    ),
-                    Some(i),
-                ));
-            }
+            Op::Convert { .. } if free == 0 => return Outcome::Failed(out_of_memory(i)),
             _ => {}
         }
     }
@@ -421,17 +438,7 @@ fn a_failure_that_drains_the_allocator_moves_to_the_smallest_guest() {
     };
     ops.extend((0..7).map(|_| alloc(4096)));
     ops.extend((0..13).map(|k| alloc(4096 >> (k + 1))));
-    ops.push(Op::Convert {
-        addr: 0x1000,
-        pages: 1,
-        to: AreaType::UsableRam,
-        privilege: Privilege::User,
-    });
-    let header = TraceHeader {
-        ram_mib: Some(128),
-        ..TraceHeader::default()
-    };
-    let t = Trace::from_ops(header, ops);
+    let t = then_convert(ops, 128);
     let target = signature_of(drained_convert, &t);
     let mut exec = drained_convert;
     let mut log = Vec::new();
@@ -486,12 +493,7 @@ impl DrainGuest {
                     0
                 }
                 Op::Convert { .. } if free == 0 && (dipped || !self.dip) => {
-                    let f = Failure::new(
-                        FailureKind::Divergence,
-                        format!("op {i} (convert): expected \"done\", got {{\"error\":\"out_of_memory\"}}"),
-                        Some(i),
-                    );
-                    return (answers, Outcome::Failed(f));
+                    return (answers, Outcome::Failed(out_of_memory(i)));
                 }
                 _ => 0,
             };
@@ -522,18 +524,8 @@ impl trace::Executor for DrainGuest {
 
 /// Minimizes `ops` followed by a `convert` of one user page on a 16 MiB
 /// `guest`; answers the result and the log of accepted steps.
-fn minimize_drained(mut guest: DrainGuest, mut ops: Vec<Op>) -> (Minimized, Vec<String>) {
-    ops.push(Op::Convert {
-        addr: 0x1000,
-        pages: 1,
-        to: AreaType::UsableRam,
-        privilege: Privilege::User,
-    });
-    let header = TraceHeader {
-        ram_mib: Some(16),
-        ..TraceHeader::default()
-    };
-    let t = Trace::from_ops(header, ops);
+fn minimize_drained(mut guest: DrainGuest, ops: Vec<Op>) -> (Minimized, Vec<String>) {
+    let t = then_convert(ops, 16);
     let target = guest.play(&t).1.failure().unwrap().signature();
     let mut log = Vec::new();
     let m = block_on(trace::minimize(

@@ -7,7 +7,7 @@ mod v2;
 use protocol::pattern::fill;
 
 use super::entry::{U, W};
-use super::image::{Image, KSPACE, RAM, TOTAL};
+use super::image::{Image, ImageWriter, KSPACE, RAM, TOTAL};
 use super::{check, CheckReport, Violation};
 use crate::model::{Expectations, ModelState};
 

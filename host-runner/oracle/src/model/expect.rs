@@ -71,19 +71,7 @@ impl Expectations {
     /// The bytes the page holding `addr` must hold, whatever its state
     /// (`None`: unknown, a file without a spec).
     pub fn expected_bytes(&self, addr: u64) -> Option<[u8; 4096]> {
-        if let Some(b) = self.bytes(addr) {
-            return Some(*b);
-        }
-        match self.state(addr) {
-            Some(
-                ModelState::PresentMmap { file, page, .. }
-                | ModelState::NotPresentMmap { file, page },
-            ) => {
-                let spec = (*self.files.get(usize::from(file))?)?;
-                Some(super::files::file_page(spec.seed, page))
-            }
-            _ => Some([0; 4096]),
-        }
+        page_bytes(self.bytes(addr), self.state(addr), &self.files).map(Cow::into_owned)
     }
 
     /// Expects the files built from these specs.
@@ -183,20 +171,7 @@ impl<'a> Expected<'a> {
     /// The bytes the page holding `addr` must hold, whatever its state
     /// (`None`: unknown, a file without a spec).
     pub fn expected_bytes(&self, addr: u64) -> Option<Cow<'a, [u8; 4096]>> {
-        if let Some(b) = self.bytes(addr) {
-            return Some(Cow::Borrowed(b));
-        }
-        static ZERO: [u8; 4096] = [0; 4096];
-        match self.state(addr) {
-            Some(
-                ModelState::PresentMmap { file, page, .. }
-                | ModelState::NotPresentMmap { file, page },
-            ) => {
-                let spec = (*self.files.get(usize::from(file))?)?;
-                Some(Cow::Owned(super::files::file_page(spec.seed, page)))
-            }
-            _ => Some(Cow::Borrowed(&ZERO)),
-        }
+        page_bytes(self.bytes(addr), self.state(addr), self.files)
     }
 
     /// Every non-unusable run: (first page number, end, first page's state).
@@ -246,5 +221,28 @@ impl<'a> Expected<'a> {
             Known::Addrs(m) => m.get(&virt).copied(),
             Known::Numbers(m) => m.get(&(virt >> 12)).map(|f| f << 12),
         }
+    }
+}
+
+/// The bytes a page in `state` must hold: the host's `own` bytes when it
+/// has them, else its file's page (`None`: a file without a spec), else
+/// zeros.
+fn page_bytes<'a>(
+    own: Option<&'a [u8; 4096]>,
+    state: Option<ModelState>,
+    files: &[Option<FileSpec>],
+) -> Option<Cow<'a, [u8; 4096]>> {
+    if let Some(b) = own {
+        return Some(Cow::Borrowed(b));
+    }
+    static ZERO: [u8; 4096] = [0; 4096];
+    match state {
+        Some(
+            ModelState::PresentMmap { file, page, .. } | ModelState::NotPresentMmap { file, page },
+        ) => {
+            let spec = (*files.get(usize::from(file))?)?;
+            Some(Cow::Owned(super::files::file_page(spec.seed, page)))
+        }
+        _ => Some(Cow::Borrowed(&ZERO)),
     }
 }

@@ -21,7 +21,7 @@ mod touch;
 mod validate;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -37,6 +37,7 @@ pub use files::{file_page, FileSpec, FilesError};
 pub use outcomes::TouchOutcomes;
 pub use pages::ModelState;
 pub use prediction::{Divergence, Prediction};
+pub(crate) use reclaim::evicted;
 pub use stats::StatsBounds;
 pub use validate::canonical;
 

@@ -75,14 +75,7 @@ impl PageMap {
         start: u64,
         end: u64,
     ) -> impl Iterator<Item = (u64, u64, ModelState)> + '_ {
-        let head = self
-            .runs
-            .range(..start)
-            .next_back()
-            .filter(|(_, &(e, _))| e > start && start < end)
-            .map(|(&s, &(e, st))| (s, e, st));
-        let rest = self.runs.range(start..end).map(|(&s, &(e, st))| (s, e, st));
-        head.into_iter().chain(rest).map(move |(s, e, st)| {
+        self.runs_over(start, end).map(move |(s, e, st)| {
             let cs = s.max(start);
             (cs, e.min(end), st.nth(cs - s))
         })

@@ -33,6 +33,19 @@ pub(super) fn named_pages(req: &Request) -> (u64, u64) {
     }
 }
 
+/// The `Evicted` answer that counts `events`: how many went to swap, how
+/// many dropped.
+pub(crate) fn evicted<'a>(events: impl IntoIterator<Item = &'a Reclaim>) -> Response {
+    let (mut swapped, mut dropped) = (0, 0);
+    for e in events {
+        match e {
+            Reclaim::Swapped { .. } => swapped += 1,
+            _ => dropped += 1,
+        }
+    }
+    Response::Evicted { swapped, dropped }
+}
+
 fn show(ev: &Reclaim) -> String {
     super::prediction::hex_debug(ev)
 }
@@ -269,14 +282,7 @@ impl Model {
                 ));
             }
         }
-        let swapped = mine
-            .iter()
-            .filter(|e| matches!(e, Reclaim::Swapped { .. }))
-            .count() as u64;
-        let want = Response::Evicted {
-            swapped,
-            dropped: k as u64 - swapped,
-        };
+        let want = evicted(mine.iter().copied());
         if matches!(inner, Response::Evicted { .. }) && *inner != want {
             return Err((
                 super::prediction::hex_debug(&want),

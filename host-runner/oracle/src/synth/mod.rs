@@ -7,11 +7,14 @@
 //! formats say, so that the checker finds the image clean.
 
 mod realize;
+mod writer;
 
 use protocol::{FileInfo, Hello, PhysRange, VirtRange};
 
 use crate::checker::{address_path, ImageMemory};
 use crate::model::FileSpec;
+
+pub use writer::ImageWriter;
 
 /// Present, writable, user.
 const P: u64 = 1;
@@ -191,51 +194,6 @@ impl Image {
             .count() as u64
     }
 
-    /// Whether frame number `f` is marked used.
-    pub fn used(&self, f: u64) -> bool {
-        let b = self.mem.bytes[(self.hello.frame_bitmap.start + f / 8) as usize];
-        b >> (f % 8) & 1 == 1
-    }
-
-    /// Marks frame number `f` used or free.
-    pub fn set_used(&mut self, f: u64, used: bool) {
-        let at = (self.hello.frame_bitmap.start + f / 8) as usize;
-        let bit = 1u8 << (f % 8);
-        if used {
-            self.mem.bytes[at] |= bit;
-        } else {
-            self.mem.bytes[at] &= !bit;
-        }
-    }
-
-    /// A free frame's address, marked used (panics when RAM is full).
-    pub fn alloc(&mut self) -> u64 {
-        let total = self.hello.total_frames;
-        for k in 0..total {
-            let f = (self.next + k) % total;
-            if !self.used(f) {
-                self.next = f + 1;
-                self.set_used(f, true);
-                return f << 12;
-            }
-        }
-        panic!("the synthetic machine is out of frames");
-    }
-
-    pub fn read_u64(&self, phys: u64) -> u64 {
-        let p = phys as usize;
-        u64::from_le_bytes(self.mem.bytes[p..p + 8].try_into().expect("8 bytes"))
-    }
-
-    pub fn write_u64(&mut self, phys: u64, v: u64) {
-        self.write(phys, &v.to_le_bytes());
-    }
-
-    pub fn write(&mut self, phys: u64, bytes: &[u8]) {
-        let p = phys as usize;
-        self.mem.bytes[p..p + bytes.len()].copy_from_slice(bytes);
-    }
-
     /// The physical address of `virt`'s level-1 entry, if its tables exist.
     pub fn leaf_addr(&self, virt: u64) -> Option<u64> {
         let pd = address_path(&self.mem, self.hello.page_table_root, virt).nth(2)?;
@@ -245,40 +203,6 @@ impl Image {
     /// The level-1 entry of `virt` (0 where no table exists).
     pub fn leaf(&self, virt: u64) -> u64 {
         self.leaf_addr(virt).map_or(0, |a| self.read_u64(a))
-    }
-
-    /// Sets `virt`'s level-1 entry, making the tables above it.
-    pub fn set_leaf(&mut self, virt: u64, raw: u64) {
-        let user = if virt < 1 << 47 { U } else { 0 };
-        let mut table = self.hello.page_table_root;
-        let mut pde = 0;
-        for level in (2..=4).rev() {
-            let at = table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8;
-            let mut e = self.read_u64(at);
-            if e == 0 {
-                let t = self.alloc();
-                self.write(t, &[0; 4096]);
-                e = t | P | W | user;
-                self.write_u64(at, e);
-            }
-            if level == 2 {
-                pde = at;
-            }
-            table = e & ADDR;
-        }
-        self.write_u64(table + ((virt >> 12) & 511) * 8, raw);
-        self.recount(pde);
-    }
-
-    /// Sets the present count of the PD entry at `pde` (bits 52–61,
-    /// `protocol::formats`) to the present entries of its page table.
-    fn recount(&mut self, pde: u64) {
-        let e = self.read_u64(pde);
-        let table = e & ADDR;
-        let present = (0..512)
-            .filter(|k| self.read_u64(table + k * 8) & P != 0)
-            .count() as u64;
-        self.write_u64(pde, (e & !(0x3ff << 52)) | present << 52);
     }
 
     /// Clears `virt`'s level-1 entry and frees the tables it leaves empty.
@@ -300,5 +224,33 @@ impl Image {
             }
             self.set_used(table >> 12, false);
         }
+    }
+}
+
+impl ImageWriter for Image {
+    fn mem(&self) -> &ImageMemory {
+        &self.mem
+    }
+
+    fn mem_mut(&mut self) -> &mut ImageMemory {
+        &mut self.mem
+    }
+
+    fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// A free frame's address, marked used (panics when RAM is full).
+    fn alloc(&mut self) -> u64 {
+        let total = self.hello.total_frames;
+        for k in 0..total {
+            let f = (self.next + k) % total;
+            if !self.used(f) {
+                self.next = f + 1;
+                self.set_used(f, true);
+                return f << 12;
+            }
+        }
+        panic!("the synthetic machine is out of frames");
     }
 }

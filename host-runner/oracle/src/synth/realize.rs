@@ -3,8 +3,8 @@
 
 use protocol::{FrameRun, PageState, Reclaim, Request, Response, RECLAIM_RING};
 
-use super::{Image, ADDR, AOW, P, U, W};
-use crate::model::{Changes, Expected, Model, ModelState, Prediction};
+use super::{Image, ImageWriter, ADDR, AOW, P, U, W};
+use crate::model::{evicted, Changes, Expected, Model, ModelState, Prediction};
 
 /// A frame-info record's valid bit.
 const VALID: u64 = 1 << 63;
@@ -282,14 +282,9 @@ impl Image {
                 });
             }
         }
-        let swapped = events
-            .iter()
-            .filter(|e| matches!(e, Reclaim::Swapped { .. }))
-            .count() as u64;
-        let dropped = events.len() as u64 - swapped;
         Response::Reclaimed {
+            response: Box::new(evicted(&events)),
             events,
-            response: Box::new(Response::Evicted { swapped, dropped }),
         }
     }
 }

@@ -10,6 +10,7 @@ use protocol::{AreaType, Privilege, Request};
 use super::super::{CheckReport, Checker, Scope};
 use crate::bench::Scenario;
 use crate::model::{Changes, ModelState};
+use crate::synth::ImageWriter;
 
 /// The pages the operations use: 600 pages across a table boundary.
 const BASE: u64 = 0x1f_f000 - 100 * 4096;

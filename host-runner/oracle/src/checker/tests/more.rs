@@ -6,7 +6,7 @@ use protocol::{Privilege, Request, Response};
 
 use super::super::entry::{Leaf, PresentKind};
 use super::super::entry::{G, P, PS, U, W};
-use super::super::image::Image;
+use super::super::image::{Image, ImageWriter};
 use super::super::{address_path, check, decode_walk, region_leaves, MemoryError, Violation};
 use super::{broken, clean, run, AOW, DATA, KPAGE, RO, SWAP};
 use crate::model::{Expectations, Model, ModelState};

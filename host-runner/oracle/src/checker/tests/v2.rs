@@ -6,7 +6,7 @@ use protocol::pattern::fill;
 use protocol::{FileInfo, PhysRange};
 
 use super::super::entry::{U, W};
-use super::super::image::{Image, RAM};
+use super::super::image::{Image, ImageWriter, RAM};
 use super::{broken, check, CheckReport};
 use crate::model::{file_page, Expectations, FileSpec, ModelState};
 

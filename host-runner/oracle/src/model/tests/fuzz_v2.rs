@@ -7,7 +7,7 @@ use protocol::{AreaType, Privilege, Reclaim, Request, Response};
 
 use super::files::map_file;
 use super::{model_files, BOOT_FREE};
-use crate::model::{Model, ModelState, Prediction};
+use crate::model::{evicted, Model, ModelState, Prediction};
 
 fn addr() -> impl Strategy<Value = u64> {
     prop_oneof![8 => (0u64..32).prop_map(|p| p * 4096), 1 => any::<u64>()]
@@ -90,14 +90,9 @@ fn answer(m: &Model, req: &Request, slot: &mut u64) -> Option<Response> {
                     });
                 }
             }
-            let swapped = events
-                .iter()
-                .filter(|e| matches!(e, Reclaim::Swapped { .. }))
-                .count() as u64;
-            let dropped = events.len() as u64 - swapped;
             Some(Response::Reclaimed {
+                response: Box::new(evicted(&events)),
                 events,
-                response: Box::new(Response::Evicted { swapped, dropped }),
             })
         }
         _ => None,
