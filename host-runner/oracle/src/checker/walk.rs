@@ -183,12 +183,7 @@ fn read_into(
     phys: u64,
     buf: &mut [u64; 512],
 ) -> Result<(), super::MemoryError> {
-    let mut bytes = [0u8; 4096];
-    mem.read(phys, &mut bytes)?;
-    for (e, b) in buf.iter_mut().zip(bytes.chunks_exact(8)) {
-        *e = u64::from_le_bytes(b.try_into().expect("chunks of 8"));
-    }
-    Ok(())
+    mem.read_words(phys, buf)
 }
 
 struct Walker<'a> {
