@@ -1,0 +1,118 @@
+//! The walk's slots, and a present-only walk against the full one.
+
+use super::*;
+use std::collections::BTreeMap;
+use x86_64::PhysAddr;
+
+/// Tables in a map from frame address to entries.
+struct Mem {
+    root: PhysFrame,
+    tables: BTreeMap<u64, [u64; 512]>,
+}
+
+fn frame(addr: u64) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(addr))
+}
+
+impl Tables for Mem {
+    fn root(&self) -> PhysFrame {
+        self.root
+    }
+    fn entry(&mut self, table: PhysFrame, i: usize) -> u64 {
+        self.tables[&table.start_address().as_u64()][i & 511]
+    }
+}
+
+/// Records the pages it is given (present ones only, if `ONLY`).
+struct Pages<const ONLY: bool>(Vec<(u64, u64)>);
+
+impl<const ONLY: bool> Visit<Mem> for Pages<ONLY> {
+    type Stop = ();
+    const PAGES: bool = true;
+    const PRESENT_ONLY: bool = ONLY;
+    fn page(&mut self, _: &mut Mem, at: Entry) -> ControlFlow<()> {
+        if at.raw & PRESENT != 0 {
+            self.0.push((at.slot.base, at.raw));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[test]
+fn a_present_only_walk_visits_the_present_pages_and_skips_counted_empty_tables() {
+    // PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> PTs 0x4000 (two
+    // present pages, count 2), 0x5000 (allocate-on-write entries only,
+    // count 0) and 0x6000 (one present page, count 1).
+    let t = |f: u64, count: u64| f | 0b111 | count << 52;
+    let mut tables = BTreeMap::new();
+    let mut pml4 = [0; 512];
+    pml4[0] = t(0x2000, 0);
+    let mut pdpt = [0; 512];
+    pdpt[0] = t(0x3000, 0);
+    let mut pd = [0; 512];
+    pd[0] = t(0x4000, 2);
+    pd[1] = t(0x5000, 0);
+    pd[2] = t(0x6000, 1);
+    let mut pt0 = [0b10; 512];
+    pt0[3] = 0x10_0000 | 0x203;
+    pt0[511] = 0x11_0000 | 0x203;
+    let mut pt2 = [0b10; 512];
+    pt2[7] = 0x12_0000 | 0x207;
+    for (f, e) in [(0x1000, pml4), (0x2000, pdpt), (0x3000, pd), (0x4000, pt0)] {
+        tables.insert(f, e);
+    }
+    tables.insert(0x5000, [0b10; 512]);
+    tables.insert(0x6000, pt2);
+    let mut mem = Mem {
+        root: frame(0x1000),
+        tables,
+    };
+    let (s, e) = (0x2000, 0x60_0000);
+    let mut all = Pages::<false>(vec![]);
+    let _ = walk(&mut mem, s, e, &mut all);
+    let mut present = Pages::<true>(vec![]);
+    let _ = walk(&mut mem, s, e, &mut present);
+    assert_eq!(
+        present.0,
+        [
+            (0x3000, 0x10_0203),
+            (0x1f_f000, 0x11_0203),
+            (0x40_7000, 0x12_0207)
+        ]
+    );
+    assert_eq!(present.0, all.0);
+
+    // A count of 0 is trusted: the walk does not read that table.
+    mem.tables.get_mut(&0x3000).expect("PD")[2] = t(0x6000, 0);
+    let mut present = Pages::<true>(vec![]);
+    let _ = walk(&mut mem, s, e, &mut present);
+    assert_eq!(present.0.len(), 2);
+}
+
+fn parts(level: u8, base: u64, s: u64, e: u64) -> Vec<(usize, u64, u64, u64)> {
+    slots(level, base, s, e)
+        .map(|x| (x.index, x.base, x.start, x.end))
+        .collect()
+}
+
+#[test]
+fn a_range_is_cut_at_each_entry() {
+    let got = parts(2, 0, 0x1f_f000, 0x40_1000);
+    let want = vec![
+        (0, 0, 0x1f_f000, 0x20_0000),
+        (1, 0x20_0000, 0x20_0000, 0x40_0000),
+        (2, 0x40_0000, 0x40_0000, 0x40_1000),
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn odd_ranges_cover_nothing_or_stop_at_the_table_end() {
+    assert!(parts(4, 0, 5, 5).is_empty());
+    assert!(parts(4, 0, 7, 3).is_empty());
+    assert!(parts(1, 0x1000_0000, 0, u64::MAX).is_empty());
+    assert!(parts(4, 0, u64::MAX - 1, u64::MAX).is_empty());
+    let all = parts(4, 0, 0, u64::MAX);
+    assert_eq!(all.len(), 512);
+    assert_eq!(all[511], (511, 511 << 39, 511 << 39, 1 << 48));
+}
