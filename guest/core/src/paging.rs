@@ -107,24 +107,37 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.write_entry(table, i, new.encode(user(linear)));
         self.counters.page_changed(linear, old, new);
         if old.is_present() != new.is_present() {
-            self.count_present(linear, new.is_present());
+            self.count_present(table, linear, new.is_present());
         }
         old.is_present().then(|| Flush::new(page_of(linear)))
     }
 
     /// Counts one more (`more`) or one fewer present entry in the page
-    /// table of `linear`, in the present count of the PD entry naming it
-    /// (`protocol::formats`). The CPU ignores those bits, so the entry
-    /// needs no flush.
-    fn count_present(&mut self, linear: u64, more: bool) {
-        let page = linear & LINEAR_MASK & !0xfff;
-        let mut pd = PdEntry(None);
-        let _ = walk(self, page, page + 4096, &mut pd);
-        let Some(at) = pd.0 else {
-            debug_assert!(false, "a page's entry changed under a missing table");
-            return;
+    /// table `table` (of `linear`), in the present count of the PD entry
+    /// naming it (`protocol::formats`). The CPU ignores those bits, so the
+    /// entry needs no flush. The PD entry is the one found last time when
+    /// it still names `table` (a reset or an unmap counts every page of a
+    /// table in a row); else the walk finds it.
+    fn count_present(&mut self, table: PhysFrame, linear: u64, more: bool) {
+        let hinted = self.last_pd.filter(|&(pd, i)| {
+            let raw = self.read_entry(pd, i);
+            raw & 1 != 0 && pte::frame_of(raw) == table
+        });
+        let (pd, i) = match hinted {
+            Some(at) => at,
+            None => {
+                let page = linear & LINEAR_MASK & !0xfff;
+                let mut found = PdEntry(None);
+                let _ = walk(self, page, page + 4096, &mut found);
+                let Some(at) = found.0 else {
+                    debug_assert!(false, "a page's entry changed under a missing table");
+                    return;
+                };
+                (at.table, at.slot.index)
+            }
         };
-        let raw = self.read_entry(at.table, at.slot.index);
+        self.last_pd = Some((pd, i));
+        let raw = self.read_entry(pd, i);
         let n = pte::present_count(raw);
         debug_assert!(more || n > 0, "present count below zero at {linear:#x}");
         // `inject-count-skip`: a deliberate bug, the count is never lowered
@@ -136,7 +149,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         } else {
             n.saturating_sub(1)
         };
-        self.write_entry(at.table, at.slot.index, pte::with_present_count(raw, n));
+        self.write_entry(pd, i, pte::with_present_count(raw, n));
     }
 
     /// The lowest page of `span` whose state satisfies `pred` (absent tables
@@ -342,6 +355,9 @@ where
         if vmm.mem.table(child).is_empty() {
             vmm.write_entry(at.table, at.slot.index, 0);
             Flush::new(page_of(at.slot.base)).flush(&mut vmm.mem);
+            // The hint may name this table (or the PD holding its entry):
+            // freed tables leave no hint behind.
+            vmm.last_pd = None;
             let freed = vmm.frames.free(child);
             debug_assert!(freed.is_ok(), "table frame {child:?} was not in use");
             vmm.counters.table(false);

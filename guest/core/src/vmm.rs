@@ -65,6 +65,11 @@ pub struct Vmm<M, A = BitmapFrameAllocator> {
     /// only in its own range), so the pressure path skips that sweep of the
     /// whole managed space until the request ends or the pin changes.
     pub(crate) no_clean_file: Option<Option<Span>>,
+    /// Where the PD entry last found by `paging::count_present` is (the
+    /// PD and the index), cleared whenever a table is freed, so it always
+    /// names a live PD: used when that entry still names the page table
+    /// being counted (a page table has one PD entry).
+    pub(crate) last_pd: Option<(PhysFrame, usize)>,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
@@ -116,6 +121,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             pin: None,
             hand: 0,
             no_clean_file: None,
+            last_pd: None,
         };
         if let Some(m) = meta {
             let first = frame_number(m.base);
