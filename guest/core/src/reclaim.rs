@@ -268,15 +268,10 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
         if vmm.pin.is_some_and(|p| p.start <= lin && lin < p.end) {
             return ControlFlow::Continue(());
         }
+        // `keep` chose the page by its raw bits; decoding adds only the
+        // checks of a well-formed entry (a corrupt one is passed over).
         let p = Pte::decode(raw, user(lin));
-        // The same choice as `keep`'s, now on the decoded (checked) state.
-        let fits = match (self.want, p) {
-            (Victim::CleanFile, Pte::PresentMmap { private, .. }) => !private,
-            (Victim::Evictable, Pte::PresentMmap { .. }) => true,
-            (Victim::Evictable, Pte::PresentRam { writable, .. }) => writable,
-            _ => false,
-        };
-        if !fits {
+        if matches!(p, Pte::Corrupt(_)) {
             return ControlFlow::Continue(());
         }
         if raw & ACCESSED != 0 {
