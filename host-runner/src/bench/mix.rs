@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use protocol::{Request, Response};
+use protocol::{Privilege, Request, Response};
 use vmm_core::machine::Machine as _;
 use vmm_core::sim::SimMachine;
 
@@ -40,30 +40,105 @@ impl Mix {
     /// answer to the one before as the fuzzer does, the answers coming
     /// from `vmm-core` in-process. `Panic`s are left out.
     pub fn record(config: &VmConfig, ops: usize, seed: u64) -> Mix {
-        let mut generator = generator(config, ops, seed);
         let mut m = machine(config);
+        let mut recorder = Recorder::default();
+        recorder.sequence(&mut m, generator(config, ops, seed), ops);
+        recorder.mix()
+    }
+
+    /// About `ops` operations of a fuzz campaign of `seed` (swarm on, as
+    /// `fuzz` runs by default): its sequences `seed`, `seed + 1`, … each
+    /// with the weights, length and pressure pattern its seed draws, a
+    /// `Reset` between two (the campaign's fresh state), the last one cut
+    /// at `ops` (or one short of it, rather than end on a `Reset`). Unlike [`Mix::record`]'s short mix from a fresh machine,
+    /// this reaches memory pressure, where the clock reclaims.
+    pub fn record_campaign(config: &VmConfig, ops: usize, seed: u64) -> Mix {
+        let base = trace::GenConfig {
+            swarm: true,
+            ..gen_config(config, crate::fuzz::FuzzArgs::default().ops)
+        };
+        let mut m = machine(config);
+        let mut recorder = Recorder::default();
+        let mut first = true;
+        for k in 0.. {
+            let s = crate::fuzz::plan::sequence_seed(seed, k);
+            let gen = base.for_sequence(s);
+            if gen.drain_from.is_none() {
+                continue;
+            }
+            if !first {
+                // A reset only with room for an operation after it.
+                if recorder.requests.len() + 1 >= ops {
+                    break;
+                }
+                recorder.push(
+                    &mut m,
+                    Request::Reset {
+                        privilege: Privilege::Kernel,
+                    },
+                );
+            }
+            first = false;
+            let left = ops.saturating_sub(recorder.requests.len());
+            if left == 0 {
+                break;
+            }
+            let n = gen.ops.min(left);
+            recorder.sequence(&mut m, trace::Generator::new(s, gen), n);
+        }
+        recorder.mix()
+    }
+
+    /// The operations whose in-process answer reclaimed memory first.
+    pub fn reclaimed(&self) -> usize {
+        self.answers
+            .iter()
+            .filter(|a| matches!(a, Response::Reclaimed { .. }))
+            .count()
+    }
+}
+
+/// Requests run in-process as they are generated, with their answers.
+#[derive(Default)]
+struct Recorder {
+    requests: Vec<Request>,
+    answers: Vec<Response>,
+}
+
+impl Recorder {
+    fn push(&mut self, m: &mut SimMachine, request: Request) -> Response {
+        let answer = vmm_core::dispatch::handle(m, request.clone());
+        self.requests.push(request);
+        self.answers.push(answer.clone());
+        answer
+    }
+
+    /// `ops` operations of `generator`, each generated knowing the answer
+    /// to the one before (the first the machine's `Hello`).
+    fn sequence(&mut self, m: &mut SimMachine, mut generator: trace::Generator, ops: usize) {
         let mut last = Some(Response::Hello(Box::new(m.hello())));
-        let (mut requests, mut answers) = (Vec::new(), Vec::new());
-        while requests.len() < ops {
+        let mut made = 0;
+        while made < ops {
             let op = generator.next_op(last.as_ref());
             if matches!(op, trace::Op::Panic { .. }) {
                 last = None;
                 continue;
             }
-            let request = op.to_request();
-            let answer = vmm_core::dispatch::handle(&mut m, request.clone());
-            requests.push(request);
-            answers.push(answer.clone());
-            last = Some(answer);
+            last = Some(self.push(m, op.to_request()));
+            made += 1;
         }
-        let pages = requests
+    }
+
+    fn mix(self) -> Mix {
+        let pages = self
+            .requests
             .iter()
-            .zip(&answers)
+            .zip(&self.answers)
             .map(|(r, a)| pages_touched(r, a))
             .fold(0, u64::saturating_add);
         Mix {
-            requests,
-            answers,
+            requests: self.requests,
+            answers: self.answers,
             pages,
         }
     }
@@ -103,8 +178,14 @@ async fn in_guest(config: &VmConfig, mix: &Mix, batch: usize) -> Result<(f64, us
 }
 
 /// The mix's rates in the guest and in-process, side by side, with their
-/// ratio and how many answers agreed (`plan.runs` runs of each).
-pub async fn figures(config: &VmConfig, plan: &BenchPlan, mix: &Mix) -> Result<Vec<Figure>> {
+/// ratio, how many answers agreed (`plan.runs` runs of each) and how many
+/// operations reclaimed, as figures of `section`.
+pub async fn figures(
+    config: &VmConfig,
+    plan: &BenchPlan,
+    mix: &Mix,
+    section: Section,
+) -> Result<Vec<Figure>> {
     let n = mix.requests.len().max(1) as f64;
     let (mut guest, mut host, mut same) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..plan.runs.max(1) {
@@ -115,7 +196,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan, mix: &Mix) -> Result<V
     }
     let rate = |v: &[f64], of: f64| v.iter().map(|s| of / s.max(1e-9)).collect::<Vec<_>>();
     let tag = Tag {
-        section: Section::InGuestVsInProcess,
+        section,
         accel: config.accel,
         transport: Some(config.transport.into()),
     };
@@ -153,6 +234,12 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan, mix: &Mix) -> Result<V
         ));
     }
     out.extend(tag.median("answers equal in both", Unit::Percent, &same));
+    out.push(host_tag.value(
+        "operations that reclaimed memory first",
+        Unit::Ops,
+        mix.reclaimed() as f64,
+        1,
+    ));
     Ok(out)
 }
 
@@ -171,13 +258,18 @@ pub async fn send(
 /// The generator of `seed` for `ops` operations of the fuzzer's default mix
 /// on `config`'s guest (its RAM size and files).
 pub(super) fn generator(config: &VmConfig, ops: usize, seed: u64) -> trace::Generator {
-    let gen = trace::GenConfig {
+    trace::Generator::new(seed, gen_config(config, ops))
+}
+
+/// The generator's default configuration for `ops` operations on
+/// `config`'s guest.
+fn gen_config(config: &VmConfig, ops: usize) -> trace::GenConfig {
+    trace::GenConfig {
         ops,
         ram_mib: config.ram_mib,
         files: config.files.clone(),
         ..trace::GenConfig::default()
-    };
-    trace::Generator::new(seed, gen)
+    }
 }
 
 #[cfg(test)]
@@ -198,5 +290,25 @@ mod tests {
         assert!(a.pages > 0, "the default mix names pages");
         assert_ne!(a.requests, Mix::record(&config, 200, 8).requests);
         assert!(in_process(&config, &a) > 0.0);
+    }
+
+    #[test]
+    fn a_campaigns_mix_runs_its_sequences_with_resets_and_reaches_pressure() {
+        let mut config = VmConfig::new("qemu".into(), "kernel".into(), Accel::Tcg);
+        config.ram_mib = 16;
+        config.files = trace::files_of_pages(&[24, 600]);
+        let a = Mix::record_campaign(&config, 3000, 0xbe7c_0001);
+        assert_eq!(a.requests.len(), 3000);
+        assert_eq!(
+            a.requests,
+            Mix::record_campaign(&config, 3000, 0xbe7c_0001).requests
+        );
+        let resets = a
+            .requests
+            .iter()
+            .filter(|r| matches!(r, Request::Reset { .. }))
+            .count();
+        assert!(resets >= 2, "sequences are separated by resets: {resets}");
+        assert!(a.reclaimed() > 0, "16 MiB under a campaign's mix reclaims");
     }
 }

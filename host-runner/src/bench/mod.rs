@@ -80,6 +80,10 @@ pub struct BenchPlan {
     pub mix_ops: usize,
     /// Batch size of the in-guest side of in-guest vs in-process.
     pub mix_batch: usize,
+    /// Operations of the campaign's sequences run under memory pressure
+    /// (in-guest vs in-process).
+    #[serde(default)]
+    pub pressure_ops: usize,
     /// Seed of the mix, the fresh-state sequences and the campaigns.
     pub seed: u64,
     /// Seconds of each end-to-end campaign.
@@ -111,6 +115,7 @@ impl Default for BenchPlan {
             batched_requests: 1024,
             mix_ops: 2000,
             mix_batch: 256,
+            pressure_ops: 8000,
             seed: 0xbe7c_0001,
             fuzz_secs: 10.0,
             fuzz_jobs: vec![1, 2],
@@ -134,6 +139,7 @@ impl BenchPlan {
             round_trips: 20,
             batched_requests: 256,
             mix_ops: 256,
+            pressure_ops: 2000,
             fuzz_secs: 3.0,
             campaign_runs: 1,
             check_ram_mib: vec![64],
@@ -193,7 +199,14 @@ pub async fn run(
         progress(&format!("{accel}: in guest and in process"));
         report
             .figures
-            .extend(mix::figures(&config, plan, &mix).await?);
+            .extend(mix::figures(&config, plan, &mix, Section::InGuestVsInProcess).await?);
+        if plan.pressure_ops > 0 {
+            progress(&format!("{accel}: under memory pressure"));
+            let pressure = mix::Mix::record_campaign(&config, plan.pressure_ops, plan.seed);
+            report
+                .figures
+                .extend(mix::figures(&config, plan, &pressure, Section::UnderPressure).await?);
+        }
         progress(&format!("{accel}: allocator searches"));
         report
             .figures
@@ -231,6 +244,13 @@ fn standing_notes(plan: &BenchPlan) -> Vec<String> {
              'answers equal' counts the guest's answers equal to vmm-core's (frame addresses \
              differ between the two machines)",
             plan.mix_batch
+        ),
+        format!(
+            "under memory pressure: {} operations of a fuzz campaign of seed {:#x} (its \
+             sequences in order, each with the weights, length and pressure pattern its seed \
+             draws, a Reset between two), generated from vmm-core's answers in-process; the \
+             last row counts the operations that reclaimed (drop, swap, scavenge) first",
+            plan.pressure_ops, plan.seed
         ),
         "pages touched: each operation's range in pages (map, unmap, convert, query, \
          map_file, evict, vfree; the pages a write's or read's bytes overlap), none for a \

@@ -27,6 +27,8 @@ pub enum Section {
     FreshState,
     /// The same operation mix in the guest and in `vmm-core` in-process.
     InGuestVsInProcess,
+    /// The same again with a campaign's sequences, under memory pressure.
+    UnderPressure,
     /// The guest's allocator searches over fragmented maps.
     Searches,
     /// Short fuzz campaigns: checked operations and pages per second.
@@ -38,12 +40,13 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Boot,
         Section::RoundTrip,
         Section::Batched,
         Section::FreshState,
         Section::InGuestVsInProcess,
+        Section::UnderPressure,
         Section::Searches,
         Section::EndToEnd,
         Section::Checks,
@@ -58,6 +61,9 @@ impl Section {
             Section::Batched => "batched throughput",
             Section::FreshState => "fresh state",
             Section::InGuestVsInProcess => "in-guest vs in-process (same operation mix)",
+            Section::UnderPressure => {
+                "in-guest vs in-process under memory pressure (a campaign's sequences)"
+            }
             Section::Searches => "allocator searches in the guest (fragmented maps)",
             Section::EndToEnd => "end to end (fuzz campaigns, checked operations)",
             Section::Checks => "checks (JudgedVm::check, full, with info tlb)",
