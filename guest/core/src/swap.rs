@@ -60,6 +60,8 @@ pub(crate) struct SwapStore {
     hint: u64,
     pub slots: u64,
     pub bytes: u64,
+    /// Units the slots cover (their used bits).
+    used_units: u64,
     pending: u64,
 }
 
@@ -93,6 +95,7 @@ impl SwapStore {
                     hint: 0,
                     slots: 0,
                     bytes: 0,
+                    used_units: 0,
                     pending: 0,
                 });
             }
@@ -157,6 +160,23 @@ fn set_bit<M: PhysMemory>(mem: &mut M, s: &SwapStore, map: u64, n: u64, v: bool)
     write(mem, s, map + n / 8, &b);
 }
 
+/// Word `w` (units `64w..64w + 64`) of the bitmap at `map`. A bitmap is
+/// a whole number of pages (`layout` rounds it up), so each of its first
+/// `units.div_ceil(64)` words lies inside it.
+fn word<M: PhysMemory>(mem: &mut M, s: &SwapStore, map: u64, w: u64) -> u64 {
+    let mut b = [0u8; 8];
+    read(mem, s, map + w * 8, &mut b);
+    u64::from_le_bytes(b)
+}
+
+/// The bits of word `w` at or past the last unit.
+fn past_end(s: &SwapStore, w: u64) -> u64 {
+    match s.units.saturating_sub(w * 64) {
+        n @ 0..=63 => !0 << n,
+        _ => 0,
+    }
+}
+
 fn slot_len<M: PhysMemory>(mem: &mut M, s: &SwapStore, slot: u64) -> u64 {
     let mut b = [0u8; 2];
     read(mem, s, s.len_off + slot * 2, &mut b);
@@ -189,22 +209,49 @@ impl SwapStore {
         write(mem, self, 0, &h);
     }
 
-    /// A free run of `n` units, first fit from the hint, then from 0.
+    /// A free run of `n` units (1 to 32), first fit from the hint, then
+    /// from 0. The used bitmap is read a word at a time: a full word is
+    /// passed and an empty one counted whole, so a store with little room
+    /// costs a read per 64 units, not per unit; one with fewer free units
+    /// than `n` costs none.
     fn find_units<M: PhysMemory>(&self, mem: &mut M, n: u64) -> Option<u64> {
+        if self.units - self.used_units < n {
+            return None;
+        }
         for from in [self.hint.min(self.units), 0] {
-            let (mut run, mut start) = (0, from);
-            for u in from..self.units {
-                if get_bit(mem, self, self.used_off, u) {
-                    run = 0;
-                    continue;
+            let (mut run, mut start, mut u) = (0, from, from);
+            while u < self.units {
+                let (w, bit) = (u / 64, u % 64);
+                let used = word(mem, self, self.used_off, w) | past_end(self, w);
+                let next = (w + 1) * 64;
+                match used >> bit {
+                    rest if rest == u64::MAX >> bit => run = 0,
+                    0 => {
+                        if run == 0 {
+                            start = u;
+                        }
+                        run += 64 - bit;
+                        if run >= n {
+                            return Some(start);
+                        }
+                    }
+                    _ => {
+                        for b in bit..64 {
+                            if used & (1 << b) != 0 {
+                                run = 0;
+                                continue;
+                            }
+                            if run == 0 {
+                                start = w * 64 + b;
+                            }
+                            run += 1;
+                            if run == n {
+                                return Some(start);
+                            }
+                        }
+                    }
                 }
-                if run == 0 {
-                    start = u;
-                }
-                run += 1;
-                if run == n {
-                    return Some(start);
-                }
+                u = next;
             }
         }
         None
@@ -245,6 +292,7 @@ impl SwapStore {
             &out[..usize::from(len)],
         );
         self.hint = slot + units;
+        self.used_units += units;
         self.slots += 1;
         self.bytes += u64::from(len);
         Ok(slot)
@@ -299,9 +347,11 @@ impl SwapStore {
         if len == 0 {
             return;
         }
-        for u in slot..slot + len.div_ceil(UNIT) {
+        let units = len.div_ceil(UNIT);
+        for u in slot..slot + units {
             set_bit(mem, self, self.used_off, u, false);
         }
+        self.used_units -= units;
         set_slot_len(mem, self, slot, 0);
         if get_bit(mem, self, self.pending_off, slot) {
             set_bit(mem, self, self.pending_off, slot, false);
@@ -317,52 +367,22 @@ impl SwapStore {
         if self.pending == 0 {
             return;
         }
-        for byte in 0..self.units.div_ceil(8) {
-            let mut b = [0u8];
-            read(mem, self, self.pending_off + byte, &mut b);
-            for k in 0..8 {
-                if b[0] & (1 << k) != 0 {
-                    self.free(mem, byte * 8 + k);
-                }
+        // A word of the pending bitmap at a time, until none is left.
+        for w in 0..self.units.div_ceil(64) {
+            let mut pending = word(mem, self, self.pending_off, w);
+            while pending != 0 {
+                let b = u64::from(pending.trailing_zeros());
+                pending &= pending - 1;
+                self.free(mem, w * 64 + b);
+            }
+            if self.pending == 0 {
+                return;
             }
         }
-    }
-
-    /// Test support: checks the store's bitmaps and lengths against each
-    /// other (used bits exactly the slots' units, none pending, counters
-    /// right); answers the slots in use.
-    #[cfg(test)]
-    pub fn check<M: PhysMemory>(&self, mem: &mut M) -> Result<u64, alloc::string::String> {
-        use alloc::format;
-        let s = self;
-        let (mut slots, mut bytes, mut covered_to) = (0u64, 0u64, 0u64);
-        for u in 0..s.units {
-            let len = slot_len(mem, s, u);
-            let used = get_bit(mem, s, s.used_off, u);
-            if get_bit(mem, s, s.pending_off, u) {
-                return Err(format!("unit {u} pending between requests"));
-            }
-            if len > 0 {
-                if u < covered_to || len > 4096 {
-                    return Err(format!("slot {u} overlaps or has length {len}"));
-                }
-                slots += 1;
-                bytes += len;
-                covered_to = u + len.div_ceil(UNIT);
-            }
-            if used != (u < covered_to) {
-                return Err(format!(
-                    "unit {u}: used bit {used}, covered {}",
-                    u < covered_to
-                ));
-            }
-        }
-        if (slots, bytes) != (s.slots, s.bytes) {
-            return Err(format!(
-                "store holds {slots} slots / {bytes} bytes, counters say {} / {}",
-                s.slots, s.bytes
-            ));
-        }
-        Ok(slots)
     }
 }
+
+#[cfg(test)]
+mod check;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+//! The word-at-a-time searches of the store's bitmaps against the plain
+//! unit-by-unit ones they replaced.
+
+use super::*;
+use crate::sim::SimMemory;
+use proptest::prelude::*;
+use x86_64::PhysAddr;
+
+/// A store of `frames` frames at frame 0 of a memory of its own, with
+/// one frame after it (for pages).
+fn store(frames: u64) -> (SimMemory, SwapStore) {
+    let base = PhysFrame::containing_address(PhysAddr::new(0));
+    let s = SwapStore::layout(base, frames).expect("room for a page");
+    let mut mem = SimMemory::new(frames + 1);
+    s.format(&mut mem);
+    (mem, s)
+}
+
+/// The first run of `n` free units at or after the hint, else from 0,
+/// one unit at a time.
+fn reference(mem: &mut SimMemory, s: &SwapStore, n: u64) -> Option<u64> {
+    for from in [s.hint.min(s.units), 0] {
+        let (mut run, mut start) = (0, from);
+        for u in from..s.units {
+            if get_bit(mem, s, s.used_off, u) {
+                run = 0;
+                continue;
+            }
+            if run == 0 {
+                start = u;
+            }
+            run += 1;
+            if run == n {
+                return Some(start);
+            }
+        }
+    }
+    None
+}
+
+/// Marks the units `used` says (one flag per unit, cycled) used.
+fn mark(mem: &mut SimMemory, s: &mut SwapStore, used: &[bool]) {
+    for u in 0..s.units {
+        if used[(u as usize) % used.len()] {
+            set_bit(mem, s, s.used_off, u, true);
+            s.used_units += 1;
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn find_units_answers_what_the_unit_by_unit_search_did(
+        frames in 5u64..12,
+        runs in proptest::collection::vec((any::<bool>(), 1usize..140), 1..12),
+        hint in 0u64..400,
+        n in 1u64..=32,
+    ) {
+        // Runs of used and free units, long enough to fill and empty
+        // whole words.
+        let used: Vec<bool> = runs
+            .iter()
+            .flat_map(|&(u, n)| std::iter::repeat_n(u, n))
+            .collect();
+        let (mut mem, mut s) = store(frames);
+        mark(&mut mem, &mut s, &used);
+        s.hint = hint;
+        prop_assert_eq!(s.find_units(&mut mem, n), reference(&mut mem, &s, n));
+    }
+}
+
+#[test]
+fn a_store_with_no_unit_to_spare_finds_none_and_the_units_past_its_end_are_never_used() {
+    let (mut mem, mut s) = store(5);
+    assert_ne!(s.units % 64, 0, "the last word is partly past the end");
+    mark(&mut mem, &mut s, &[true]);
+    assert_eq!(s.find_units(&mut mem, 1), None);
+    // Free the last unit only: a run of one, and none of two (the bits
+    // past the end do not count as free).
+    let last = s.units - 1;
+    set_bit(&mut mem, &s, s.used_off, last, false);
+    s.used_units -= 1;
+    assert_eq!(s.find_units(&mut mem, 1), Some(last));
+    assert_eq!(s.find_units(&mut mem, 2), None);
+}
+
+#[test]
+fn end_request_frees_exactly_the_pending_slots() {
+    let (mut mem, mut s) = store(8);
+    let page = PhysFrame::containing_address(PhysAddr::new(8 * 4096));
+    mem.frame_bytes(page).fill(0x5a);
+    let slots: Vec<u64> = (0..100)
+        .map(|_| s.store(&mut mem, page).expect("room"))
+        .collect();
+    for &slot in slots.iter().step_by(7) {
+        s.load(&mut mem, slot, page).expect("stored");
+    }
+    s.end_request(&mut mem);
+    assert_eq!(
+        s.check(&mut mem),
+        Ok(100 - slots.iter().step_by(7).count() as u64)
+    );
+    assert_eq!(s.pending, 0);
+}
