@@ -40,8 +40,8 @@ fn reference(mem: &mut SimMemory, s: &SwapStore, n: u64) -> Option<u64> {
 
 /// Marks the units `used` says (one flag per unit, cycled) used.
 fn mark(mem: &mut SimMemory, s: &mut SwapStore, used: &[bool]) {
-    for u in 0..s.units {
-        if used[(u as usize) % used.len()] {
+    for (u, &is_used) in (0..s.units).zip(used.iter().cycle()) {
+        if is_used {
             set_bit(mem, s, s.used_off, u, true);
             s.used_units += 1;
         }
