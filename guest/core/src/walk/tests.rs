@@ -116,3 +116,28 @@ fn odd_ranges_cover_nothing_or_stop_at_the_table_end() {
     assert_eq!(all.len(), 512);
     assert_eq!(all[511], (511, 511 << 39, 511 << 39, 1 << 48));
 }
+
+proptest::proptest! {
+    /// The scan that passes eight absent entries at once finds what a scan
+    /// of one entry at a time finds.
+    #[test]
+    fn first_present_finds_the_first_present_kept_entry(
+        present in proptest::collection::vec(proptest::bool::weighted(0.05), 512),
+        from in 0usize..520,
+        to in 0usize..520,
+        odd in proptest::bool::ANY,
+    ) {
+        // Absent entries carry other bits (an allocate-on-write state), so
+        // only the present bit may decide.
+        let table: Vec<u64> = present
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (i as u64) << 12 | 0x200 | u64::from(p))
+            .collect();
+        let keep = |raw: u64| !odd || (raw >> 12) % 2 == 1;
+        let one_by_one = (from..to.min(512))
+            .map(|i| (i, table[i]))
+            .find(|&(_, raw)| raw & PRESENT != 0 && keep(raw));
+        proptest::prop_assert_eq!(first_present(from, to, |i| table[i], keep), one_by_one);
+    }
+}
