@@ -28,6 +28,14 @@ pub struct BenchArgs {
     /// Seconds of each end-to-end fuzz campaign.
     #[arg(long, value_name = "SECS")]
     pub fuzz_secs: Option<f64>,
+    /// Seed of the mixes, the fresh-state sequences and the campaigns
+    /// (decimal or 0x hex; default 0xbe7c0001).
+    #[arg(long, value_parser = crate::args::parse_seed)]
+    pub seed: Option<u64>,
+    /// Operations of the campaign's sequences run under memory pressure;
+    /// 0 leaves the section out.
+    #[arg(long, value_name = "OPS")]
+    pub pressure_ops: Option<usize>,
     /// Guest RAM sizes of the checks section (MiB, comma-separated).
     #[arg(long, value_name = "MIB,…", value_delimiter = ',')]
     pub check_ram: Option<Vec<u32>>,
@@ -59,6 +67,8 @@ impl BenchArgs {
         set(&mut plan.runs, self.runs);
         set(&mut plan.round_trips, self.round_trips);
         set(&mut plan.minimize_ops, self.minimize_ops);
+        set(&mut plan.pressure_ops, self.pressure_ops);
+        plan.seed = self.seed.unwrap_or(plan.seed);
         plan.fuzz_secs = self.fuzz_secs.unwrap_or(plan.fuzz_secs);
         plan.minimize_secs = self.minimize_secs.unwrap_or(plan.minimize_secs);
         if let Some(ram) = &self.check_ram {

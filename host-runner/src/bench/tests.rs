@@ -190,9 +190,14 @@ fn the_command_line_makes_the_plan() {
         "64,128",
         "--fuzz-secs",
         "1.5",
+        "--seed",
+        "0x18ed7952ef4dc836",
+        "--pressure-ops",
+        "500",
     ])
     .plan();
     assert_eq!((p.runs, p.fuzz_secs), (3, 1.5));
+    assert_eq!((p.seed, p.pressure_ops), (0x18ed_7952_ef4d_c836, 500));
     assert_eq!(p.check_ram_mib, vec![64, 128]);
     assert_eq!(
         plan(&["--json"]).json.as_deref(),
