@@ -62,6 +62,9 @@ pub(crate) struct SwapStore {
     pub bytes: u64,
     /// Units the slots cover (their used bits).
     used_units: u64,
+    /// The fewest units a search found no free run of since a unit was
+    /// last freed: no larger run can have appeared since.
+    no_run_of: Option<u64>,
     pending: u64,
 }
 
@@ -96,6 +99,7 @@ impl SwapStore {
                     slots: 0,
                     bytes: 0,
                     used_units: 0,
+                    no_run_of: None,
                     pending: 0,
                 });
             }
@@ -213,11 +217,21 @@ impl SwapStore {
     /// from 0. The used bitmap is read a word at a time: a full word is
     /// passed and an empty one counted whole, so a store with little room
     /// costs a read per 64 units, not per unit; one with fewer free units
-    /// than `n` costs none.
-    fn find_units<M: PhysMemory>(&self, mem: &mut M, n: u64) -> Option<u64> {
-        if self.units - self.used_units < n {
+    /// than `n` costs none, and neither does one that found no run of `n`
+    /// or fewer units since a unit was freed.
+    fn find_units<M: PhysMemory>(&mut self, mem: &mut M, n: u64) -> Option<u64> {
+        if self.units - self.used_units < n || self.no_run_of.is_some_and(|m| m <= n) {
             return None;
         }
+        let found = self.search_units(mem, n);
+        if found.is_none() {
+            self.no_run_of = Some(n);
+        }
+        found
+    }
+
+    /// [`SwapStore::find_units`]' search of the bitmap.
+    fn search_units<M: PhysMemory>(&self, mem: &mut M, n: u64) -> Option<u64> {
         for from in [self.hint.min(self.units), 0] {
             let (mut run, mut start, mut u) = (0, from, from);
             while u < self.units {
@@ -352,6 +366,7 @@ impl SwapStore {
             set_bit(mem, self, self.used_off, u, false);
         }
         self.used_units -= units;
+        self.no_run_of = None;
         set_slot_len(mem, self, slot, 0);
         if get_bit(mem, self, self.pending_off, slot) {
             set_bit(mem, self, self.pending_off, slot, false);

@@ -102,3 +102,30 @@ fn end_request_frees_exactly_the_pending_slots() {
     );
     assert_eq!(s.pending, 0);
 }
+
+#[test]
+fn a_search_that_found_no_run_answers_larger_ones_until_a_unit_is_freed() {
+    let (mut mem, mut s) = store(8);
+    let page = PhysFrame::containing_address(PhysAddr::new(8 * 4096));
+    mem.frame_bytes(page).fill(0x5a);
+    let mut slots = alloc::vec::Vec::new();
+    while let Ok(slot) = s.store(&mut mem, page) {
+        slots.push(slot);
+    }
+    // Free every other slot: holes of one slot's units, no run of two.
+    let one = slots[1] - slots[0];
+    for &slot in slots.iter().step_by(2) {
+        s.free(&mut mem, slot);
+    }
+    assert_eq!(s.find_units(&mut mem, 2 * one), None);
+    assert_eq!(s.no_run_of, Some(2 * one));
+    assert_eq!(s.find_units(&mut mem, 3 * one), None, "larger: none either");
+    assert_eq!(
+        s.find_units(&mut mem, one),
+        Some(slots[0]),
+        "smaller: searched"
+    );
+    s.free(&mut mem, slots[1]);
+    assert_eq!(s.no_run_of, None, "a free may join holes");
+    assert_eq!(s.find_units(&mut mem, 2 * one), Some(slots[0]));
+}
