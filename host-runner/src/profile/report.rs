@@ -23,7 +23,7 @@ fn pct(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// How the sampling went: samples, rate, guests, what ended early.
+/// How the sampling went: samples, rate, guests, monitor errors.
 pub fn sampling_lines(samples: &Samples) -> String {
     let secs = samples.sampling_time.as_secs_f64();
     let rate = if secs > 0.0 {
@@ -32,18 +32,10 @@ pub fn sampling_lines(samples: &Samples) -> String {
         0.0
     };
     let mut s = format!(
-        "profile: {} samples in {secs:.1} s ({rate:.0}/s) from {} guest(s)",
+        "profile: {} samples in {secs:.1} s ({rate:.0}/s) from {} guest(s), one after the other\n",
         samples.total(),
         samples.connections
     );
-    if samples.guests_ended > 0 {
-        let _ = write!(
-            s,
-            "; {} guest(s) ended while sampled (QEMU exited: a fresh boot, or a guest death)",
-            samples.guests_ended
-        );
-    }
-    s.push('\n');
     if samples.unreadable > 0 {
         let _ = writeln!(
             s,
@@ -136,6 +128,7 @@ mod tests {
         );
         let samples = Samples {
             halted: 4,
+            stacks: [(vec![1], 396)].into(),
             connections: 2,
             guests_ended: 1,
             sampling_time: Duration::from_secs(2),
@@ -148,7 +141,7 @@ mod tests {
     fn the_text_gives_shares_of_all_samples() {
         let (profile, samples) = example();
         let text = text(&profile, &samples, Path::new("/k"));
-        assert!(text.contains("from 2 guest(s); 1 guest(s) ended"), "{text}");
+        assert!(text.contains("(200/s) from 2 guest(s)"), "{text}");
         assert!(text.contains("halted: 50.0%"), "{text}");
         assert!(text.contains("guest's crates (vmm_core, vmmfuzz_kernel): 100.0%"));
         assert!(text.contains(" 50.0%   37.5%  vmm_core::walk\n"), "{text}");
