@@ -7,6 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use super::sampler::Samples;
 use super::symbols::{Symbolizer, UNKNOWN};
 
+/// Frames of a stack that says the chain was walked (the guest's RPC
+/// loop, its entry and the boot code are three).
+pub const DEEP: usize = 3;
+
 /// The folded stacks' frame for a CPU halted in `hlt`.
 pub const HALTED: &str = "[halted]";
 /// The folded stacks' frame for a guest paused by the campaign.
@@ -43,6 +47,9 @@ pub struct Profile {
     pub in_guest_crates: u64,
     /// Stack samples whose leaf nothing names.
     pub unknown_leaves: u64,
+    /// Stack samples at least [`DEEP`] frames deep: few, and the kernel
+    /// keeps no frame pointers.
+    pub deep: u64,
     /// Every function seen, most inclusive samples first (then by name).
     pub functions: Vec<FunctionCount>,
     /// Every leaf<-caller pair, most samples first.
@@ -73,7 +80,7 @@ impl Profile {
         let mut pairs: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut folded: BTreeMap<String, u64> = BTreeMap::new();
         let mut samples = halted + paused;
-        let (mut in_guest_crates, mut unknown_leaves) = (0, 0);
+        let (mut in_guest_crates, mut unknown_leaves, mut deep) = (0, 0, 0);
         for (names, n) in stacks {
             let Some(first) = names.first() else { continue };
             samples += n;
@@ -82,6 +89,9 @@ impl Profile {
             }
             if first == UNKNOWN {
                 unknown_leaves += n;
+            }
+            if names.len() >= DEEP {
+                deep += n;
             }
             *leaf.entry(first.clone()).or_default() += n;
             let distinct: HashSet<&String> = names.iter().collect();
@@ -123,6 +133,7 @@ impl Profile {
             paused,
             in_guest_crates,
             unknown_leaves,
+            deep,
             functions,
             pairs,
             folded,
@@ -228,6 +239,7 @@ mod tests {
             0,
         );
         assert_eq!((p.samples, p.in_guest_crates, p.unknown_leaves), (10, 6, 3));
+        assert_eq!(p.deep, 4);
         assert!(!guest_crate("kmain") && guest_crate("vmm_core::dispatch"));
     }
 

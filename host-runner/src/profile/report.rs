@@ -71,6 +71,15 @@ pub fn text(profile: &Profile, samples: &Samples, kernel: &Path) -> String {
             pct(profile.in_guest_crates, busy),
             pct(profile.unknown_leaves, busy)
         );
+        if profile.deep * 2 < busy {
+            let _ = writeln!(
+                s,
+                "warning: {:.0}% of the stacks are under {} frames deep: does this kernel keep \
+                 frame pointers? (profile builds one unless --kernel names another)",
+                pct(busy - profile.deep, busy),
+                super::fold::DEEP
+            );
+        }
     }
     let _ = writeln!(s, "\ntop functions by inclusive share (% of all samples)");
     let _ = writeln!(s, "  incl    self  function");
@@ -147,6 +156,22 @@ mod tests {
         assert!(text.contains(" 50.0%   37.5%  vmm_core::walk\n"), "{text}");
         assert!(text.contains(" 37.5%  vmm_core::walk  <-  vmm_core::dispatch\n"));
         assert!(text.contains(" 12.5%   12.5%  memset\n"), "{text}");
+        assert!(!text.contains("warning"), "{text}");
+    }
+
+    #[test]
+    fn shallow_stacks_are_said() {
+        let name = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let profile = Profile::of_named(
+            [(name(&["memset"]), 3), (name(&["a", "b", "kmain"]), 1)],
+            0,
+            0,
+        );
+        let text = text(&profile, &Samples::default(), Path::new("/k"));
+        assert!(
+            text.contains("warning: 75% of the stacks are under 3 frames deep"),
+            "{text}"
+        );
     }
 
     #[test]
