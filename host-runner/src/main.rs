@@ -11,6 +11,7 @@ use host_runner::{check, ci_job, ci_results, interrupt, replay, report, smoke, R
 
 mod cli;
 mod cli_args;
+mod cli_profile;
 use cli::{Cli, Command};
 use cli_args::{CiArgs, ColorChoice};
 
@@ -243,7 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 return Ok(ExitClass::VmmFailed);
             }
         }
-        Command::Profile(args) => return profile(&options, &args).await,
+        Command::Profile(args) => return cli_profile::run(&options, &args).await,
         Command::Minimize {
             trace,
             duration,
@@ -282,42 +283,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
         }
     }
     Ok(ExitClass::Passed)
-}
-
-/// `profile`: the campaign's summary, the profile, the files written; the
-/// exit class as `fuzz`'s. The profile of the samples taken is printed
-/// and written even when the campaign stopped with an error.
-async fn profile(
-    options: &host_runner::RunnerOptions,
-    args: &host_runner::profile::ProfileArgs,
-) -> anyhow::Result<ExitClass> {
-    let run = host_runner::profile::run(options, args).await?;
-    if let Ok(summary) = &run.campaign {
-        println!("{summary}");
-    }
-    print!("{}", run.text);
-    let mut class = ExitClass::Passed;
-    match &run.written {
-        Ok(files) => {
-            for f in files {
-                println!("written: {}", f.display());
-            }
-        }
-        Err(e) => {
-            eprintln!("error (environment or tool error): {e}");
-            class = ExitClass::Environment;
-        }
-    }
-    let summary = run.campaign?;
-    if let Some(signal) = summary.interrupted {
-        eprintln!("profile interrupted by {signal}: QEMU killed");
-        return Ok(ExitClass::Interrupted(signal));
-    }
-    if !summary.failures.is_empty() {
-        eprintln!("the campaign found {} failure(s)", summary.failures.len());
-        return Ok(ExitClass::VmmFailed);
-    }
-    Ok(class)
 }
 
 /// The wire campaign `fuzz --wire` describes.
