@@ -170,7 +170,9 @@ async fn sample(hmp: &mut Hmp) -> Result<Option<Sample>, HmpError> {
 }
 
 async fn read_stack(hmp: &mut Hmp) -> Result<Option<Sample>, HmpError> {
-    let Some(regs) = parse::registers(&hmp.command("info registers").await?) else {
+    let answer = hmp.command("info registers").await?;
+    let Some(regs) = parse::registers(&answer) else {
+        tracing::debug!("profile: unreadable `info registers`: {answer:?}");
         return Ok(None);
     };
     if regs.halted {
