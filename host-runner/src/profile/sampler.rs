@@ -5,6 +5,12 @@
 //!
 //! Each guest the campaign boots opens the monitor at the same path; when
 //! one ends (QEMU exits) the sampler connects to the next.
+//!
+//! A guest found paused (the judge pauses it between requests to read its
+//! RAM, at a failure) is counted as such and left alone. A pause that
+//! begins after the sampler's `info status` and before its `cont` is ended
+//! by that `cont` early; the judge reads RAM only between requests, while
+//! the guest waits in `hlt` for the next one.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
