@@ -13,6 +13,7 @@ use crate::exit_code::{Classify, EnvironmentError, ExitClass, UsageError, VmmFai
 use crate::fuzz::FuzzError;
 use crate::merge::MergeError;
 use crate::minimize::MinimizeError;
+use crate::profile::ProfileError;
 use crate::qemu::LaunchError;
 use crate::qmp::QmpError;
 use crate::rpc::RpcError;
@@ -42,6 +43,7 @@ fn class_of(e: &(dyn StdError + 'static)) -> Option<ExitClass> {
         .or_else(|| of::<MinimizeError>(e))
         .or_else(|| of::<MergeError>(e))
         .or_else(|| of::<CommandError>(e))
+        .or_else(|| of::<ProfileError>(e))
 }
 
 #[cfg(test)]

@@ -78,6 +78,23 @@ pub fn command(kernel_dir: &Path, target_dir: &Path, features: &[&str]) -> Comma
     cmd
 }
 
+/// The flags a profiling build adds (`host-runner profile`): every
+/// function keeps its frame pointer, so a stack is the chain of saved RBPs.
+pub const FRAME_POINTER_FLAGS: &[&str] = &["-C", "force-frame-pointers=yes"];
+
+/// Adds `flags` to the rust flags of the kernel's own `.cargo/config.toml`
+/// (through `--config build.rustflags`: cargo joins the arrays of every
+/// config source; RUSTFLAGS would replace them, linker script and coverage
+/// flags included).
+pub fn add_rustflags(cmd: &mut Command, flags: &[&str]) {
+    if flags.is_empty() {
+        return;
+    }
+    let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
+    cmd.arg("--config")
+        .arg(format!("build.rustflags=[{}]", quoted.join(",")));
+}
+
 /// Where the kernel built into `target_dir` is.
 pub fn elf_path(target_dir: &Path) -> PathBuf {
     target_dir
@@ -135,6 +152,22 @@ mod tests {
         assert_eq!(
             elf_path(Path::new("/t/g")),
             Path::new("/t/g/x86_64-unknown-none/release/vmmfuzz-kernel")
+        );
+    }
+
+    #[test]
+    fn added_flags_go_through_cargo_config_and_none_add_nothing() {
+        let mut cmd = command(Path::new("/src/k"), Path::new("/t/g"), &[]);
+        add_rustflags(&mut cmd, &[]);
+        assert_eq!(cmd.get_args().count(), 4);
+        add_rustflags(&mut cmd, FRAME_POINTER_FLAGS);
+        let args: Vec<_> = cmd.get_args().skip(4).collect();
+        assert_eq!(
+            args,
+            [
+                "--config",
+                r#"build.rustflags=["-C","force-frame-pointers=yes"]"#
+            ]
         );
     }
 }

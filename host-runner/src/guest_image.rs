@@ -51,12 +51,33 @@ pub fn kernel_source_dir() -> PathBuf {
 /// The directory an injected build of `features` goes to: beside the
 /// default build (`<target>/guest`) as `<target>/guest-<features>`.
 pub fn feature_target_dir(features: &[&str]) -> PathBuf {
+    let mut names: Vec<&str> = features.to_vec();
+    names.sort_unstable();
+    variant_target_dir(&names.join("-"))
+}
+
+/// The directory of the build named `name`, beside the default build:
+/// `<target>/guest-<name>`.
+fn variant_target_dir(name: &str) -> PathBuf {
     let base = built_kernel()
         .and_then(|k| k.ancestors().nth(4).map(Path::to_owned))
         .unwrap_or_else(|| std::env::temp_dir().join("vmmfuzz-guest-builds"));
-    let mut names: Vec<&str> = features.to_vec();
-    names.sort_unstable();
-    base.join(format!("guest-{}", names.join("-")))
+    base.join(format!("guest-{name}"))
+}
+
+/// Where [`build_frame_pointer_guest`] builds: `<target>/guest-frame-pointers`.
+pub fn frame_pointer_target_dir() -> PathBuf {
+    variant_target_dir("frame-pointers")
+}
+
+/// Builds the default kernel with frame pointers
+/// ([`crate::guest_build::FRAME_POINTER_FLAGS`]) into
+/// [`frame_pointer_target_dir`], for `host-runner profile`, and returns
+/// the ELF's path. The same code otherwise: the same features, flags and
+/// coverage counters.
+pub fn build_frame_pointer_guest() -> Result<PathBuf> {
+    let flags = crate::guest_build::FRAME_POINTER_FLAGS;
+    build_into(&[], flags, &frame_pointer_target_dir())
 }
 
 /// Builds the guest kernel with `features` (e.g. `["inject-skip-flush"]`)
@@ -64,19 +85,26 @@ pub fn feature_target_dir(features: &[&str]) -> PathBuf {
 /// up-to-date check makes a second call cheap. For tests that inject bugs:
 /// nothing else boots these builds.
 pub fn build_guest(features: &[&str]) -> Result<PathBuf> {
+    build_into(features, &[], &feature_target_dir(features))
+}
+
+/// Builds the kernel with `features` and the added rust `flags` into
+/// `target`; the ELF's path.
+fn build_into(features: &[&str], flags: &[&str], target: &Path) -> Result<PathBuf> {
     let dir = kernel_source_dir();
-    let target = feature_target_dir(features);
-    let mut cmd = crate::guest_build::command(&dir, &target, features);
+    let mut cmd = crate::guest_build::command(&dir, target, features);
+    crate::guest_build::add_rustflags(&mut cmd, flags);
     let out = cmd
         .output()
         .map_err(|e| Error::io("running cargo to build the guest", e))?;
-    let elf = crate::guest_build::elf_path(&target);
+    let elf = crate::guest_build::elf_path(target);
     if !out.status.success() || !elf.is_file() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(Error::io(
             format!(
-                "building the guest kernel with features [{}] in {} ({})",
+                "building the guest kernel with features [{}] and flags [{}] in {} ({})",
                 features.join(","),
+                flags.join(" "),
                 dir.display(),
                 out.status
             ),

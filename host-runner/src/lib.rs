@@ -8,7 +8,8 @@
 //! wraps it with the model and the memory checker ([`judge::JudgedVm`]);
 //! the subcommands build on them: [`smoke`], [`bench`](mod@bench),
 //! [`replay`](mod@replay), [`check`](mod@check), [`fuzz`],
-//! [`minimize`](mod@minimize) and the CI job ([`ci_job`]). The session
+//! [`minimize`](mod@minimize), [`profile`](mod@profile) and the CI job
+//! ([`ci_job`]). The session
 //! alone:
 //!
 //! ```no_run
@@ -55,6 +56,7 @@ pub mod judge;
 pub mod merge;
 pub mod minimize;
 pub mod pressure;
+pub mod profile;
 pub mod qemu;
 pub mod qmp;
 pub mod ram;

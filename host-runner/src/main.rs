@@ -11,6 +11,7 @@ use host_runner::{check, ci_job, ci_results, interrupt, replay, report, smoke, R
 
 mod cli;
 mod cli_args;
+mod cli_profile;
 use cli::{Cli, Command};
 use cli_args::{CiArgs, ColorChoice};
 
@@ -243,6 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 return Ok(ExitClass::VmmFailed);
             }
         }
+        Command::Profile(args) => return cli_profile::run(&options, &args).await,
         Command::Minimize {
             trace,
             duration,

@@ -75,6 +75,7 @@ impl Vm {
             ram_file: backing.as_ref().map(RamBacking::qemu_file),
             initrd,
             gdb_socket: config.gdb_socket.clone(),
+            monitor_socket: config.monitor_socket.clone(),
         };
         let started = Instant::now();
         let deadline = started + config.boot_timeout;

@@ -4,7 +4,8 @@
 //! the host listens on) and `isa-debug-exit`, a QMP socket, no display, no
 //! network and no reboot; optionally guest RAM backed by a file the host
 //! maps ([`crate::ram`]), the memory-mapped files' blob as `-initrd`
-//! ([`crate::files`]), and a gdb stub on a unix socket (`replay --gdb`).
+//! ([`crate::files`]), a gdb stub on a unix socket (`replay --gdb`), and
+//! a second, human monitor (HMP) on a unix socket (`profile`'s sampler).
 //! Paths are quoted as QEMU's option syntax wants (commas doubled).
 
 use std::ffi::OsString;
@@ -65,6 +66,8 @@ pub struct QemuArgs {
     pub initrd: Option<PathBuf>,
     /// A gdb stub listening on this unix socket, if any.
     pub gdb_socket: Option<PathBuf>,
+    /// A human monitor (HMP) listening on this unix socket, if any.
+    pub monitor_socket: Option<PathBuf>,
 }
 
 /// The id of the shared RAM backend.
@@ -72,7 +75,7 @@ const RAM_BACKEND_ID: &str = "vmmfuzz-ram";
 
 impl QemuArgs {
     /// QEMU's arguments, in the order: machine, serial, QMP, kernel, then
-    /// shared RAM, initrd and gdb stub when asked for.
+    /// shared RAM, initrd, gdb stub and human monitor when asked for.
     pub fn argv(&self) -> Vec<OsString> {
         let mut v: Vec<OsString> = Vec::new();
         let opt = |v: &mut Vec<OsString>, name: &str, value: OsString| {
@@ -122,6 +125,13 @@ impl QemuArgs {
                 with_path("unix:", socket, ",server=on,wait=off"),
             );
         }
+        if let Some(socket) = &self.monitor_socket {
+            opt(
+                &mut v,
+                "-monitor",
+                with_path("unix:", socket, ",server=on,wait=off"),
+            );
+        }
         v
     }
 }
@@ -155,6 +165,7 @@ mod tests {
             ram_file: None,
             initrd: None,
             gdb_socket: None,
+            monitor_socket: None,
         }
     }
 
@@ -221,6 +232,16 @@ mod tests {
                  mem-path=/proc/42/fd/7 -machine memory-backend=vmmfuzz-ram \
                  -initrd /tmp/d/files.img -gdb unix:/tmp/g/gdb.sock,server=on,wait=off"
             )
+        );
+    }
+
+    #[test]
+    fn a_human_monitor_as_profile_asks() {
+        let mut a = bare();
+        a.monitor_socket = Some("/tmp/p,q/monitor.sock".into());
+        assert_eq!(
+            line(&a),
+            format!("{BARE} -monitor unix:/tmp/p,,q/monitor.sock,server=on,wait=off")
         );
     }
 

@@ -22,6 +22,10 @@ pub struct VmConfig {
     pub request_timeout: Duration,
     /// A gdb stub listening on this unix socket (`replay --gdb`), if any.
     pub gdb_socket: Option<PathBuf>,
+    /// A human monitor (HMP) listening on this unix socket (`profile`'s
+    /// sampler), if any. Every guest booted with this configuration opens
+    /// it there, one after the other.
+    pub monitor_socket: Option<PathBuf>,
     /// Back guest RAM with a file the host maps ([`crate::ram`]), so that
     /// [`crate::Vm::shared_ram`] reads guest memory without `pmemsave`.
     pub shared_ram: bool,
@@ -65,6 +69,7 @@ impl VmConfig {
             boot_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             gdb_socket: None,
+            monitor_socket: None,
             shared_ram: false,
             files: Vec::new(),
             transport: Transport::default(),

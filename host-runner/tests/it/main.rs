@@ -24,6 +24,7 @@ mod kernel_reserve;
 mod log_colour;
 mod merge_cli;
 mod pressure;
+mod profile_cli;
 mod replay_cli;
 mod report_browser;
 mod stale_tlb;
