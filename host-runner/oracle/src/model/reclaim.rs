@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use protocol::{Reclaim, Request, Response, PAGE_SIZE, RECLAIM_RING};
 
-use super::pages::ModelState;
+use super::pages::{ModelState, PageMap};
 use super::Model;
 
 /// The pages a request names (rule 2: no reclaim may change them), and the
@@ -44,6 +44,48 @@ pub(crate) fn evicted<'a>(events: impl IntoIterator<Item = &'a Reclaim>) -> Resp
         }
     }
     Response::Evicted { swapped, dropped }
+}
+
+/// The swap slots in use while one answer's events are applied: those of
+/// the model's pages on swap, as ranges (one per run of pages, not one per
+/// page: a model with many pages on swap paid for a set of every slot at
+/// each answer with events), read when a `Swapped` event first needs them,
+/// and those the answer's earlier events took.
+#[derive(Debug, Default)]
+struct Slots {
+    /// Disjoint, sorted `start..end` ranges of the slots on swap.
+    on_swap: Option<Vec<(u64, u64)>>,
+    taken: BTreeSet<u64>,
+}
+
+impl Slots {
+    /// Takes `slot`; false when it is in use.
+    fn take(&mut self, pages: &PageMap, slot: u64) -> bool {
+        let on_swap = self.on_swap.get_or_insert_with(|| swap_ranges(pages));
+        let i = on_swap.partition_point(|&(s, _)| s <= slot);
+        let on_swap = i > 0 && slot < on_swap[i - 1].1;
+        !on_swap && self.taken.insert(slot)
+    }
+}
+
+/// The slots of `pages`' runs on swap, as disjoint sorted ranges.
+fn swap_ranges(pages: &PageMap) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = pages
+        .runs()
+        .filter_map(|(s, e, st)| match st {
+            ModelState::OnSwap { slot } => Some((slot, slot + (e - s))),
+            _ => None,
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (s, e) in ranges {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
 }
 
 fn show(ev: &Reclaim) -> String {
@@ -98,15 +140,7 @@ impl Model {
                 events.len()
             ));
         }
-        let mut slots: BTreeSet<u64> = self
-            .pages
-            .runs()
-            .filter_map(|(s, e, st)| match st {
-                ModelState::OnSwap { slot } => Some(slot..slot + (e - s)),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let mut slots = Slots::default();
         for (i, ev) in events.iter().enumerate() {
             let (Reclaim::Swapped { addr, .. }
             | Reclaim::Dropped { addr }
@@ -125,7 +159,7 @@ impl Model {
         Ok(())
     }
 
-    fn apply_event(&mut self, ev: &Reclaim, slots: &mut BTreeSet<u64>) -> Result<(), String> {
+    fn apply_event(&mut self, ev: &Reclaim, slots: &mut Slots) -> Result<(), String> {
         let (Reclaim::Swapped { addr, .. }
         | Reclaim::Dropped { addr }
         | Reclaim::Scavenged { addr }) = *ev;
@@ -161,7 +195,7 @@ impl Model {
                         ));
                     }
                 }
-                if !slots.insert(slot) {
+                if !slots.take(&self.pages, slot) {
                     return Err(format!("slot {slot} is in use"));
                 }
                 self.pages

@@ -215,3 +215,27 @@ fn a_diverging_answer_leaves_the_model_unchanged() {
     ));
     assert_eq!(m.stats().pages_dropped, 0);
 }
+
+#[test]
+fn a_slot_of_a_page_on_swap_is_in_use() {
+    let mut m = full();
+    // Slots 10 and 11 in one run, 20 alone, below it.
+    m.force_state(0x3000, 2, ModelState::OnSwap { slot: 10 });
+    m.force_state(0x2000, 1, ModelState::OnSwap { slot: 20 });
+    let ping = Request::Ping { nonce: 7 };
+    let swap = |slot| {
+        reclaimed(
+            vec![Reclaim::Swapped { addr: 0x1000, slot }],
+            Response::Pong { nonce: 7 },
+        )
+    };
+    for slot in [10, 11, 20] {
+        let d = diverges(&mut m.clone(), ping.clone(), swap(slot));
+        assert!(d.reason.contains(&format!("slot {slot} is in use")), "{d}");
+    }
+    for slot in [9, 12, 19, 21] {
+        let mut ok = m.clone();
+        run(&mut ok, &[(ping.clone(), swap(slot))]);
+        assert_eq!(ok.state(0x1000), Some(ModelState::OnSwap { slot }));
+    }
+}
