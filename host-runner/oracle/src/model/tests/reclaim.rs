@@ -239,3 +239,68 @@ fn a_slot_of_a_page_on_swap_is_in_use() {
         assert_eq!(ok.state(0x1000), Some(ModelState::OnSwap { slot }));
     }
 }
+
+#[test]
+fn a_diverging_answer_leaves_every_part_of_the_model_unchanged() {
+    use protocol::PageState;
+    let mut m = full();
+    let query = |pages| Request::Query {
+        addr: 0x1000,
+        pages,
+        privilege: U,
+    };
+    let ram = |writable, frame| PageState::PresentRam { writable, frame };
+    let file = |page, frame| PageState::PresentMmap {
+        file: 0,
+        page,
+        private: false,
+        frame,
+    };
+    // The frames of the four pages, known: a swap or a drop forgets them.
+    let frames = vec![
+        ram(true, 0x40_0000),
+        ram(false, 0x40_1000),
+        file(0, 0x40_2000),
+        file(1, 0x40_3000),
+    ];
+    run(&mut m, &[(query(4), Response::Pages(frames))]);
+    let before = m.fingerprint();
+    let swap = Reclaim::Swapped {
+        addr: 0x1000,
+        slot: 0,
+    };
+    let drop = |addr| Reclaim::Dropped { addr };
+    // The second page reported on the first's new frame, after the first
+    // page's frame was recorded.
+    let twice = Response::Pages(vec![ram(true, 0x50_0000), ram(false, 0x50_0000)]);
+    let cases = [
+        // Legal events, a wrong answer.
+        (
+            Request::Ping { nonce: 1 },
+            reclaimed(vec![swap, drop(0x3000)], Response::Done),
+            "Pong",
+        ),
+        // Legal events, then an illegal one.
+        (
+            Request::Ping { nonce: 1 },
+            reclaimed(
+                vec![drop(0x3000), swap, drop(0x3000)],
+                Response::Pong { nonce: 1 },
+            ),
+            "legal reclaim events",
+        ),
+        // Legal events, a Query answer refused at its second page.
+        (
+            query(2),
+            reclaimed(vec![drop(0x4000)], twice.clone()),
+            "Pages",
+        ),
+        // The same answer without events.
+        (query(2), twice, "Pages"),
+    ];
+    for (req, answer, expected) in cases {
+        let d = diverges(&mut m, req, answer);
+        assert!(d.expected.contains(expected), "{d}");
+        assert_eq!(m.fingerprint(), before, "after {d}");
+    }
+}
