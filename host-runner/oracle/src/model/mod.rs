@@ -18,6 +18,7 @@ mod reclaim;
 mod requests_v2;
 mod slots;
 mod stats;
+mod sum;
 mod touch;
 mod undo;
 mod validate;
