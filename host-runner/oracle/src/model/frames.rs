@@ -163,7 +163,30 @@ impl Model {
     }
 
     /// Records the frames a `Query` answer reports for pages from `first`.
+    /// Atomic: when a page's frame cannot be its own, the pages before it
+    /// are put back as they were (the model is left unchanged by a
+    /// divergence, and judging answers with events relies on it).
     pub(super) fn record_frames(&mut self, first: u64, states: &[PageState]) -> Result<(), String> {
+        let mut done = Vec::new();
+        match self.record_frames_logged(first, states, &mut done) {
+            Ok(()) => {
+                done.iter().for_each(|r| self.dirty.page(r.vpn));
+                Ok(())
+            }
+            Err(why) => {
+                done.into_iter().rev().for_each(|r| self.unrecord(r));
+                Err(why)
+            }
+        }
+    }
+
+    /// Records the frames page by page, in order, each in `done`.
+    fn record_frames_logged(
+        &mut self,
+        first: u64,
+        states: &[PageState],
+        done: &mut Vec<Recorded>,
+    ) -> Result<(), String> {
         for (vpn, st) in (first..).zip(states) {
             let frame = match *st {
                 PageState::PresentRam { frame, .. } | PageState::PresentMmap { frame, .. } => frame,
@@ -178,12 +201,44 @@ impl Model {
             if let Some(why) = self.frame_conflict(frame >> 12, Some(vpn)) {
                 return Err(format!("page {:#x}: {why}", vpn << 12));
             }
-            self.dirty.page(vpn);
-            if let Some(old) = self.page_frames.insert(vpn, frame >> 12) {
-                self.frame_pages.remove(&old);
-            }
-            self.frame_pages.insert(frame >> 12, vpn);
+            let old = self.page_frames.insert(vpn, frame >> 12);
+            let old = old.map(|f| (f, self.frame_pages.remove(&f)));
+            let before = self.frame_pages.insert(frame >> 12, vpn);
+            done.push(Recorded {
+                vpn,
+                frame: frame >> 12,
+                old,
+                before,
+            });
         }
         Ok(())
     }
+
+    /// Puts back what recording one page's frame replaced.
+    fn unrecord(&mut self, r: Recorded) {
+        match r.before {
+            Some(p) => self.frame_pages.insert(r.frame, p),
+            None => self.frame_pages.remove(&r.frame),
+        };
+        match r.old {
+            Some((f, owner)) => {
+                if let Some(p) = owner {
+                    self.frame_pages.insert(f, p);
+                }
+                self.page_frames.insert(r.vpn, f)
+            }
+            None => self.page_frames.remove(&r.vpn),
+        };
+    }
+}
+
+/// One page's frame a `Query` answer recorded, and what it replaced.
+#[derive(Debug)]
+struct Recorded {
+    vpn: u64,
+    frame: u64,
+    /// The page's frame before, and the page that frame was recorded for.
+    old: Option<(u64, Option<u64>)>,
+    /// The page the new frame was recorded for before.
+    before: Option<u64>,
 }

@@ -60,6 +60,10 @@ impl ModelState {
 #[derive(Clone, Debug, Default)]
 pub struct PageMap {
     runs: BTreeMap<u64, (u64, ModelState)>,
+    /// Page-table frames the pages need ([`PageMap::tables`]), kept up to
+    /// date by each update: counting them over every run cost a walk of
+    /// the whole map at each question about free frames.
+    tables: u64,
 }
 
 impl PageMap {
@@ -134,6 +138,7 @@ impl PageMap {
         if at < end {
             pieces.push((at, end, f(at, None)));
         }
+        let tables_before = self.tables_over(start, end);
         self.split(start);
         self.split(end);
         let inside: Vec<u64> = self.runs.range(start..end).map(|(&s, _)| s).collect();
@@ -146,6 +151,7 @@ impl PageMap {
             }
         }
         self.coalesce(start, end);
+        self.tables = self.tables - tables_before + self.tables_over(start, end);
     }
 
     /// Sets the pages of `start..end` to `state` (slots and file pages
@@ -197,9 +203,42 @@ impl PageMap {
 
     /// Page-table frames (PT, PD, PDPT) the current pages need.
     pub fn tables(&self) -> u64 {
+        self.tables
+    }
+
+    /// Page-table frames the current pages need, counted over every run
+    /// (what [`PageMap::tables`] keeps up to date).
+    #[cfg(test)]
+    pub(crate) fn tables_counted(&self) -> u64 {
         TABLE_SHIFTS
             .iter()
             .map(|&sh| distinct_regions(self.runs().map(|(s, e, _)| (s, e)), sh, 0, u64::MAX))
+            .sum()
+    }
+
+    /// Of the tables (every level) the pages `start..end` span, those that
+    /// hold a page, inside the range or not. Only these can change when
+    /// the range's states do. The two tables at a level's ends are looked
+    /// up; those between lie inside the range, whose runs are counted.
+    fn tables_over(&self, start: u64, end: u64) -> u64 {
+        if start >= end {
+            return 0;
+        }
+        TABLE_SHIFTS
+            .iter()
+            .map(|&sh| {
+                let (lo, hi) = (start >> sh, (end - 1) >> sh);
+                let holds = |t: u64| self.runs_in(t << sh, (t + 1) << sh).next().is_some();
+                let mut n = u64::from(holds(lo));
+                if hi > lo {
+                    n += u64::from(holds(hi));
+                }
+                if hi > lo + 1 {
+                    let inside = self.runs_in(start, end).map(|(s, e, _)| (s, e));
+                    n += distinct_regions(inside, sh, lo + 1, hi - 1);
+                }
+                n
+            })
             .sum()
     }
 

@@ -2,11 +2,11 @@
 //! its moment and applied before the request is judged; `Evict`'s and
 //! `HeapScavenge`'s own events judged against what those requests do.
 
-use std::collections::BTreeSet;
-
 use protocol::{Reclaim, Request, Response, PAGE_SIZE, RECLAIM_RING};
 
 use super::pages::ModelState;
+use super::slots::Slots;
+use super::undo::{Applied, Replaced};
 use super::Model;
 
 /// The pages a request names (rule 2: no reclaim may change them), and the
@@ -90,23 +90,42 @@ impl Model {
         out
     }
 
-    /// Checks each event legal when it happened and applies it.
-    pub(super) fn apply_events(&mut self, events: &[Reclaim], own: &Own) -> Result<(), String> {
+    /// Checks each event legal when it happened and applies it; the pages
+    /// they changed are marked changed only by [`Model::keep_events`], and
+    /// [`Model::undo_events`] puts back what they replaced. Atomic: on an
+    /// illegal event the model is as it was.
+    pub(super) fn apply_events(
+        &mut self,
+        events: &[Reclaim],
+        own: &Own,
+    ) -> Result<Applied, String> {
         if events.len() > RECLAIM_RING {
             return Err(format!(
                 "{} events, more than the ring's {RECLAIM_RING}",
                 events.len()
             ));
         }
-        let mut slots: BTreeSet<u64> = self
-            .pages
-            .runs()
-            .filter_map(|(s, e, st)| match st {
-                ModelState::OnSwap { slot } => Some(slot..slot + (e - s)),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let mut applied = Applied {
+            replaced: Vec::with_capacity(events.len()),
+            reclaims: self.reclaims,
+            scavenged_since: self.heap.scavenged_since,
+        };
+        match self.apply_each(events, own, &mut applied) {
+            Ok(()) => Ok(applied),
+            Err(why) => {
+                self.undo_events(applied);
+                Err(why)
+            }
+        }
+    }
+
+    fn apply_each(
+        &mut self,
+        events: &[Reclaim],
+        own: &Own,
+        applied: &mut Applied,
+    ) -> Result<(), String> {
+        let mut slots = Slots::default();
         for (i, ev) in events.iter().enumerate() {
             let (Reclaim::Swapped { addr, .. }
             | Reclaim::Dropped { addr }
@@ -120,28 +139,23 @@ impl Model {
             if (a..b).contains(&vpn) && own.evict.is_none() {
                 return Err(why("a page of the request's own range".into()));
             }
-            self.apply_event(ev, &mut slots).map_err(why)?;
+            let replaced = self.apply_event(ev, &mut slots).map_err(why)?;
+            applied.replaced.push(replaced);
         }
         Ok(())
     }
 
-    fn apply_event(&mut self, ev: &Reclaim, slots: &mut BTreeSet<u64>) -> Result<(), String> {
-        let (Reclaim::Swapped { addr, .. }
-        | Reclaim::Dropped { addr }
-        | Reclaim::Scavenged { addr }) = *ev;
-        self.dirty.page(addr >> 12);
+    /// Applies one event if legal, answering what it replaced.
+    fn apply_event(&mut self, ev: &Reclaim, slots: &mut Slots) -> Result<Replaced, String> {
         match *ev {
             Reclaim::Swapped { addr, slot } => {
                 let vpn = addr >> 12;
                 let st = self.pages.get(vpn);
-                let ok = matches!(
-                    st,
-                    Some(
-                        ModelState::PresentRam { writable: true }
-                            | ModelState::PresentMmap { private: true, .. }
-                    )
-                );
-                if !ok {
+                let Some(
+                    state @ (ModelState::PresentRam { writable: true }
+                    | ModelState::PresentMmap { private: true, .. }),
+                ) = st
+                else {
                     let (a, b) = self.heap_vpns();
                     let what = if (a..b).contains(&vpn) {
                         "a heap page (never swapped)".into()
@@ -152,7 +166,7 @@ impl Model {
                         )
                     };
                     return Err(format!("the page is {what}"));
-                }
+                };
                 if let Some((total, _)) = self.learned {
                     if slot >= total / 128 {
                         return Err(format!(
@@ -161,21 +175,24 @@ impl Model {
                         ));
                     }
                 }
-                if !slots.insert(slot) {
+                if !slots.take(&self.pages, slot) {
                     return Err(format!("slot {slot} is in use"));
                 }
                 self.pages
                     .set(vpn, vpn + 1, Some(ModelState::OnSwap { slot }));
-                self.drop_frame(vpn);
+                let frame = self.drop_frame(vpn);
                 self.reclaims[1] += 1;
+                Ok(Replaced::Page { vpn, state, frame })
             }
             Reclaim::Dropped { addr } => {
                 let vpn = addr >> 12;
-                let Some(ModelState::PresentMmap {
-                    file,
-                    page,
-                    private: false,
-                }) = self.pages.get(vpn)
+                let Some(
+                    state @ ModelState::PresentMmap {
+                        file,
+                        page,
+                        private: false,
+                    },
+                ) = self.pages.get(vpn)
                 else {
                     let st = super::prediction::describe(self.pages.get(vpn));
                     return Err(format!(
@@ -187,8 +204,9 @@ impl Model {
                     vpn + 1,
                     Some(ModelState::NotPresentMmap { file, page }),
                 );
-                self.drop_frame(vpn);
+                let frame = self.drop_frame(vpn);
                 self.reclaims[2] += 1;
+                Ok(Replaced::Page { vpn, state, frame })
             }
             Reclaim::Scavenged { addr } => {
                 let (a, b) = self.heap_vpns();
@@ -199,20 +217,20 @@ impl Model {
                 if let Some((s, n)) = self.heap.overlaps(addr, addr + PAGE_SIZE) {
                     return Err(format!("the page holds the live block {s:#x}+{n:#x}"));
                 }
-                self.heap.present.remove(&vpn);
+                let present = self.heap.present.remove(&vpn);
                 self.heap.scavenged_since += 1;
-                self.data.remove(&vpn);
+                let data = self.data.remove(&vpn);
                 self.reclaims[0] += 1;
+                Ok(Replaced::Heap { vpn, present, data })
             }
         }
-        Ok(())
     }
 
-    /// Forgets the frame page `vpn` had (its data stays).
-    fn drop_frame(&mut self, vpn: u64) {
-        if let Some(f) = self.page_frames.remove(&vpn) {
-            self.frame_pages.remove(&f);
-        }
+    /// Forgets the frame page `vpn` had (its data stays): the frame, and
+    /// the page recorded for that frame.
+    fn drop_frame(&mut self, vpn: u64) -> Option<(u64, Option<u64>)> {
+        let f = self.page_frames.remove(&vpn)?;
+        Some((f, self.frame_pages.remove(&f)))
     }
 
     /// Judges `Evict`'s and `HeapScavenge`'s own events and counts.

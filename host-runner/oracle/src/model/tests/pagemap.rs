@@ -53,6 +53,7 @@ proptest! {
                     None => naive.remove(&p),
                 };
             }
+            prop_assert_eq!(map.tables(), naive_tables(&naive));
         }
         for p in 0..4600 {
             prop_assert_eq!(map.get(p), naive.get(&p).copied(), "page {}", p);
@@ -63,6 +64,32 @@ proptest! {
         let runs: Vec<_> = map.runs().collect();
         for w in runs.windows(2) {
             prop_assert!(!(w[0].1 == w[1].0 && w[0].2.nth(w[0].1 - w[0].0) == w[1].2));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The table count each update keeps agrees with a count over every
+    /// run, for ranges across PT, PD and PDPT boundaries, with updates
+    /// that keep, change or empty the pages they cover.
+    #[test]
+    fn kept_table_count_agrees_with_a_count_of_the_runs(
+        ops in prop::collection::vec((0usize..4, 0u64..3000, 1u64..(1 << 19), 0u8..7), 1..30)
+    ) {
+        // Near page 0, a PD boundary, a PDPT boundary and far above.
+        let bases = [0, (1 << 18) - 1500, (1 << 27) - 1500, 5 << 27];
+        let mut map = PageMap::default();
+        for (b, off, len, k) in ops {
+            let start = bases[b] + off;
+            let len = if k == 6 { len } else { len % 1500 + 1 };
+            match k {
+                // Pages that hold none become allocate-on-write; others stay.
+                6 => map.update(start, start + len, |_, s| s.or(Some(ModelState::AllocOnWrite))),
+                k => map.set(start, start + len, state(k)),
+            }
+            prop_assert_eq!(map.tables(), map.tables_counted());
         }
     }
 }

@@ -215,3 +215,92 @@ fn a_diverging_answer_leaves_the_model_unchanged() {
     ));
     assert_eq!(m.stats().pages_dropped, 0);
 }
+
+#[test]
+fn a_slot_of_a_page_on_swap_is_in_use() {
+    let mut m = full();
+    // Slots 10 and 11 in one run, 20 alone, below it.
+    m.force_state(0x3000, 2, ModelState::OnSwap { slot: 10 });
+    m.force_state(0x2000, 1, ModelState::OnSwap { slot: 20 });
+    let ping = Request::Ping { nonce: 7 };
+    let swap = |slot| {
+        reclaimed(
+            vec![Reclaim::Swapped { addr: 0x1000, slot }],
+            Response::Pong { nonce: 7 },
+        )
+    };
+    for slot in [10, 11, 20] {
+        let d = diverges(&mut m.clone(), ping.clone(), swap(slot));
+        assert!(d.reason.contains(&format!("slot {slot} is in use")), "{d}");
+    }
+    for slot in [9, 12, 19, 21] {
+        let mut ok = m.clone();
+        run(&mut ok, &[(ping.clone(), swap(slot))]);
+        assert_eq!(ok.state(0x1000), Some(ModelState::OnSwap { slot }));
+    }
+}
+
+#[test]
+fn a_diverging_answer_leaves_every_part_of_the_model_unchanged() {
+    use protocol::PageState;
+    let mut m = full();
+    let query = |pages| Request::Query {
+        addr: 0x1000,
+        pages,
+        privilege: U,
+    };
+    let ram = |writable, frame| PageState::PresentRam { writable, frame };
+    let file = |page, frame| PageState::PresentMmap {
+        file: 0,
+        page,
+        private: false,
+        frame,
+    };
+    // The frames of the four pages, known: a swap or a drop forgets them.
+    let frames = vec![
+        ram(true, 0x40_0000),
+        ram(false, 0x40_1000),
+        file(0, 0x40_2000),
+        file(1, 0x40_3000),
+    ];
+    run(&mut m, &[(query(4), Response::Pages(frames))]);
+    let before = m.fingerprint();
+    let swap = Reclaim::Swapped {
+        addr: 0x1000,
+        slot: 0,
+    };
+    let drop = |addr| Reclaim::Dropped { addr };
+    // The second page reported on the first's new frame, after the first
+    // page's frame was recorded.
+    let twice = Response::Pages(vec![ram(true, 0x50_0000), ram(false, 0x50_0000)]);
+    let cases = [
+        // Legal events, a wrong answer.
+        (
+            Request::Ping { nonce: 1 },
+            reclaimed(vec![swap, drop(0x3000)], Response::Done),
+            "Pong",
+        ),
+        // Legal events, then an illegal one.
+        (
+            Request::Ping { nonce: 1 },
+            reclaimed(
+                vec![drop(0x3000), swap, drop(0x3000)],
+                Response::Pong { nonce: 1 },
+            ),
+            "legal reclaim events",
+        ),
+        // Legal events, a Query answer refused at its second page.
+        (
+            query(2),
+            reclaimed(vec![drop(0x4000)], twice.clone()),
+            "Pages",
+        ),
+        // The same answer without events.
+        (query(2), twice, "Pages"),
+    ];
+    for (req, answer, expected) in cases {
+        let d = diverges(&mut m, req, answer);
+        assert!(d.expected.contains(expected), "{d}");
+        assert_eq!(m.fingerprint(), before, "after {d}");
+    }
+}
