@@ -193,15 +193,19 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// One sweep step of the clock for `want`, until a page went out.
     fn clock(&mut self, want: Victim) -> Result<(), NothingToReclaim> {
-        // Two laps: the first may only clear accessed bits.
-        let spans = [USER_SPAN, KERNEL_SPAN, USER_SPAN, KERNEL_SPAN, USER_SPAN];
+        // Two laps from the hand, the first of which may only clear
+        // accessed bits: the rest of the hand's span, then the two spans
+        // in turn, each whole twice (so the pages before the hand in its
+        // own span get their second look too, whichever span it is in).
+        let spans = [USER_SPAN, KERNEL_SPAN];
         let start = spans
             .iter()
             .position(|s| s.start <= self.hand && self.hand < s.end)
             .unwrap_or(0);
         let mut sweep = Sweep { want, failures: 0 };
-        for (k, span) in spans.iter().enumerate().skip(start) {
-            let from = if k == start { self.hand } else { span.start };
+        for k in 0..5 {
+            let span = spans[(start + k) % spans.len()];
+            let from = if k == 0 { self.hand } else { span.start };
             if let ControlFlow::Break(outcome) = walk(self, from, span.end, &mut sweep) {
                 return outcome;
             }

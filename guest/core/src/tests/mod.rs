@@ -8,6 +8,7 @@
 mod bad_input;
 mod basics;
 mod clock_cost;
+mod clock_laps;
 mod frame_guard;
 mod kernel_reserve;
 mod model;
