@@ -28,13 +28,5 @@ pub async fn run(
         }
     }
     let summary = run.campaign?;
-    if let Some(signal) = summary.interrupted {
-        eprintln!("profile interrupted by {signal}: QEMU killed");
-        return Ok(ExitClass::Interrupted(signal));
-    }
-    if !summary.failures.is_empty() {
-        eprintln!("the campaign found {} failure(s)", summary.failures.len());
-        return Ok(ExitClass::VmmFailed);
-    }
-    Ok(class)
+    Ok(crate::campaign_exit("profile", &summary, class))
 }

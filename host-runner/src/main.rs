@@ -219,15 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 true => ExitClass::Passed,
                 false => ExitClass::Environment,
             };
-            if let Some(signal) = summary.interrupted {
-                eprintln!("fuzz interrupted by {signal}: QEMU killed");
-                return Ok(ExitClass::Interrupted(signal));
-            }
-            if !summary.failures.is_empty() {
-                eprintln!("fuzz found {} failure(s)", summary.failures.len());
-                return Ok(ExitClass::VmmFailed);
-            }
-            return Ok(class);
+            return Ok(campaign_exit("fuzz", &summary, class));
         }
         Command::Merge(args) => {
             let merged =
@@ -286,6 +278,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
 }
 
 /// The wire campaign `fuzz --wire` describes.
+/// The exit class of a campaign (`fuzz`, `profile`): interrupted, a VMM
+/// failure found, or `otherwise` (what became of its outputs); says which.
+fn campaign_exit(
+    what: &str,
+    summary: &host_runner::fuzz::Summary,
+    otherwise: ExitClass,
+) -> ExitClass {
+    if let Some(signal) = summary.interrupted {
+        eprintln!("{what} interrupted by {signal}: QEMU killed");
+        return ExitClass::Interrupted(signal);
+    }
+    if !summary.failures.is_empty() {
+        eprintln!("{what} found {} failure(s)", summary.failures.len());
+        return ExitClass::VmmFailed;
+    }
+    otherwise
+}
+
 fn wire_plan(args: &host_runner::fuzz::FuzzArgs) -> host_runner::wire::WirePlan {
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
