@@ -220,7 +220,8 @@ impl SwapStore {
     /// than `n` costs none, and neither does one that found no run of `n`
     /// or fewer units since a unit was freed.
     fn find_units<M: PhysMemory>(&mut self, mem: &mut M, n: u64) -> Option<u64> {
-        if self.units - self.used_units < n || self.no_run_of.is_some_and(|m| m <= n) {
+        let free = self.units.saturating_sub(self.used_units);
+        if free < n || self.no_run_of.is_some_and(|m| m <= n) {
             return None;
         }
         let found = self.search_units(mem, n);
@@ -365,15 +366,18 @@ impl SwapStore {
         for u in slot..slot + units {
             set_bit(mem, self, self.used_off, u, false);
         }
-        self.used_units -= units;
+        // Saturating here and below: a length table that a buggy VMM
+        // wrote over must not panic the kernel (the store's counters go
+        // wrong instead, which `Stats` and the checker report).
+        self.used_units = self.used_units.saturating_sub(units);
         self.no_run_of = None;
         set_slot_len(mem, self, slot, 0);
         if get_bit(mem, self, self.pending_off, slot) {
             set_bit(mem, self, self.pending_off, slot, false);
             self.pending -= 1;
         }
-        self.slots -= 1;
-        self.bytes -= len;
+        self.slots = self.slots.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(len);
     }
 
     /// Frees every pending slot (called once a request's answer is built,
