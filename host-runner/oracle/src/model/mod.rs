@@ -381,30 +381,6 @@ impl Model {
         self.dirty.take()
     }
 
-    /// Everything the model holds but its coverage, written out the same
-    /// way for equal models (the frame → page map in order), for tests
-    /// that a divergence leaves the model as it was.
-    #[cfg(test)]
-    pub(crate) fn fingerprint(&self) -> String {
-        let mut frame_pages: Vec<_> = self.frame_pages.iter().collect();
-        frame_pages.sort();
-        format!(
-            "{:?}",
-            (
-                (
-                    &self.hello,
-                    &self.space,
-                    &self.pages,
-                    &self.data,
-                    &self.host
-                ),
-                (&self.page_frames, frame_pages, &self.vspace),
-                (self.faults_resolved, &self.files, &self.heap, self.reclaims),
-                (self.learned, self.ring_used, &self.dirty),
-            )
-        )
-    }
-
     /// Puts pages `first..end` (addresses) into `state` directly, for tests
     /// of states no request can create yet (swap, file mappings).
     #[cfg(test)]
