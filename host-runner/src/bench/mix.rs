@@ -47,11 +47,14 @@ impl Mix {
     }
 
     /// About `ops` operations of a fuzz campaign of `seed` (swarm on, as
-    /// `fuzz` runs by default): its sequences `seed`, `seed + 1`, … each
-    /// with the weights, length and pressure pattern its seed draws, a
-    /// `Reset` between two (the campaign's fresh state), the last one cut
-    /// at `ops` (or one short of it, rather than end on a `Reset`). Unlike [`Mix::record`]'s short mix from a fresh machine,
-    /// this reaches memory pressure, where the clock reclaims.
+    /// `fuzz` runs by default) under memory pressure: of its sequences
+    /// `seed`, `seed + 1`, … those whose swarm draws the pressure pattern
+    /// (the allocator drained part way), in order, each with the weights
+    /// and length its seed draws, a `Reset` between two (the campaign's
+    /// fresh state), the last one cut at `ops` (or one short of it, rather
+    /// than end on a `Reset`). Unlike [`Mix::record`]'s short mix from a
+    /// fresh machine, this reaches the clock, the swap store and the
+    /// reserve.
     pub fn record_campaign(config: &VmConfig, ops: usize, seed: u64) -> Mix {
         let base = trace::GenConfig {
             swarm: true,
