@@ -4,10 +4,11 @@
 //!
 //! # Invariants
 //! - The page-state counts (`present_pages`, `alloc_on_write_pages`,
-//!   `heap_pages`, `clean_mmap`) change only in [`Counters::page_changed`],
-//!   which `paging`'s `set_leaf`, the one writer of level-1 entries, calls
-//!   for every entry it writes; `page_table_frames` only when `paging`
-//!   makes or frees a table. So each count equals what a walk of the
+//!   `heap_pages`, `clean_mmap`) change only in [`Counters::page_changed`]
+//!   and [`Counters::pages_changed`], which `paging`'s writers of level-1
+//!   entries call for every entry they write (`set_leaf`, one at a time;
+//!   `paging::whole`, a whole table at once) or a freed table takes with it;
+//!   `page_table_frames` only when `paging` makes or frees a table. So each count equals what a walk of the
 //!   tables would find (`tests::check` walks and compares).
 //! - `heap_table_frames` counts the heap region's tables, made once at
 //!   boot and never freed; they are not in `page_table_frames`.
@@ -41,10 +42,15 @@ pub(crate) struct Counters {
 
 /// Adds one to (`add`) or takes one from `field`.
 fn step(field: &mut u64, add: bool) {
+    step_by(field, add, 1);
+}
+
+/// Adds `n` to (`add`) or takes `n` from `field`.
+fn step_by(field: &mut u64, add: bool, n: u64) {
     if add {
-        *field += 1;
+        *field += n;
     } else {
-        *field -= 1;
+        *field -= n;
     }
 }
 
@@ -52,23 +58,29 @@ impl Counters {
     /// The page at `linear` went from state `old` to `new` (heap pages
     /// count apart).
     pub fn page_changed(&mut self, linear: u64, old: Pte, new: Pte) {
-        self.count(linear, old, false);
-        self.count(linear, new, true);
+        self.pages_changed(linear, old, new, 1);
     }
 
-    fn count(&mut self, linear: u64, p: Pte, add: bool) {
+    /// `n` pages of the page table of `linear` (so all in the heap's PML4
+    /// slot or none) went from state `old` to `new`.
+    pub fn pages_changed(&mut self, linear: u64, old: Pte, new: Pte, n: u64) {
+        self.count(linear, old, false, n);
+        self.count(linear, new, true, n);
+    }
+
+    fn count(&mut self, linear: u64, p: Pte, add: bool, n: u64) {
         let heap = (linear >> 39) == (HEAP_START & LINEAR_MASK) >> 39;
         let field = match p {
             Pte::PresentRam { .. } if heap => &mut self.heap_pages,
             Pte::PresentMmap { private: false, .. } => {
-                step(&mut self.clean_mmap, add);
+                step_by(&mut self.clean_mmap, add, n);
                 &mut self.present_pages
             }
             Pte::PresentRam { .. } | Pte::PresentMmap { .. } => &mut self.present_pages,
             Pte::AllocOnWrite if !heap => &mut self.alloc_on_write_pages,
             _ => return,
         };
-        step(field, add);
+        step_by(field, add, n);
     }
 
     /// A page table was made (`true`) or freed.

@@ -23,7 +23,7 @@ use crate::vmm::Vmm;
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Frees what a page holds and answers its unusable state (`None` when
     /// it is unusable already).
-    fn release(&mut self, old: Pte) -> Option<Pte> {
+    pub(crate) fn release(&mut self, old: Pte) -> Option<Pte> {
         match old {
             Pte::Unusable => None,
             Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
@@ -44,7 +44,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// Every page of `span` unusable; frees frames, swap slots and tables.
     pub(crate) fn make_unusable(&mut self, span: Span) {
-        self.update(span, &mut |v: &mut Self, _, old| v.release(old));
+        self.clear(span);
     }
 
     /// Maps `pages` pages at `addr` present as usable RAM, each backed by a
@@ -178,12 +178,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     self.update(span, &mut |_: &mut Self, _, _| None);
                     return Err(ConvertError::OutOfMemory);
                 }
-                self.update(span, &mut |v: &mut Self, _, old| {
-                    if let Pte::PresentMmap { frame, .. } = old {
-                        v.set_frame_info(frame, None);
-                    }
-                    to_usable(old)
-                });
+                self.make_usable(span);
             }
         }
         Ok(())

@@ -19,6 +19,8 @@ use crate::validate::{canonical, Span, LINEAR_MASK};
 use crate::vmm::Vmm;
 use crate::walk::{first_present, shift, walk, Descend, Entry, Tables, Visit};
 
+mod whole;
+
 /// Tables of levels `level - 1` down to 1 needed to cover `s..e` below a
 /// missing entry of a table at `level`.
 fn tables_below(level: u8, s: u64, e: u64) -> u64 {
@@ -52,6 +54,29 @@ impl<M: PhysMemory, A: FrameAllocator> Tables for Vmm<M, A> {
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
+    /// Frees the table `child` under the upper-level entry `at` when it
+    /// holds only zero entries (what every walker that empties tables does
+    /// on its way back).
+    pub(crate) fn free_if_empty(&mut self, at: Entry, child: PhysFrame) {
+        if self.mem.table(child).is_empty() {
+            self.free_table(at, child);
+        }
+    }
+
+    /// Unlinks the table `child` from the upper-level entry `at`, flushes,
+    /// and frees its frame, whatever its entries hold: the caller has
+    /// released and counted out every page it held.
+    pub(crate) fn free_table(&mut self, at: Entry, child: PhysFrame) {
+        self.write_entry(at.table, at.slot.index, 0);
+        Flush::new(page_of(at.slot.base)).flush(&mut self.mem);
+        // The hint may name this table (or the PD holding its entry):
+        // freed tables leave no hint behind.
+        self.last_pd = None;
+        let freed = self.frames.free(child);
+        debug_assert!(freed.is_ok(), "table frame {child:?} was not in use");
+        self.counters.table(false);
+    }
+
     pub(crate) fn read_entry(&mut self, table: PhysFrame, i: usize) -> u64 {
         pte::raw(&self.mem.table(table)[i & 511])
     }
@@ -352,15 +377,6 @@ where
     }
 
     fn left(&mut self, vmm: &mut Vmm<M, A>, at: Entry, child: PhysFrame) {
-        if vmm.mem.table(child).is_empty() {
-            vmm.write_entry(at.table, at.slot.index, 0);
-            Flush::new(page_of(at.slot.base)).flush(&mut vmm.mem);
-            // The hint may name this table (or the PD holding its entry):
-            // freed tables leave no hint behind.
-            vmm.last_pd = None;
-            let freed = vmm.frames.free(child);
-            debug_assert!(freed.is_ok(), "table frame {child:?} was not in use");
-            vmm.counters.table(false);
-        }
+        vmm.free_if_empty(at, child);
     }
 }

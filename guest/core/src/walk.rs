@@ -185,6 +185,22 @@ pub(crate) trait Visit<T> {
     /// Back from the walk of `child`, the table under the upper-level entry
     /// `at`, which did not stop.
     fn left(&mut self, _tables: &mut T, _at: Entry, _child: PhysFrame) {}
+
+    /// A page table `child` that the range covers whole, under the PD
+    /// entry `at`, before the walk goes into it: `Continue(true)` when the
+    /// visitor did the whole table's work itself (the walk then neither
+    /// visits its entries nor calls `left` for it), `Continue(false)` to
+    /// walk it as any other. A visitor whose change of a whole table is
+    /// cheaper at once than entry by entry (freeing it, filling it)
+    /// answers here. Never called under [`Visit::PRESENT_ONLY`].
+    fn whole_table(
+        &mut self,
+        _tables: &mut T,
+        _at: Entry,
+        _child: PhysFrame,
+    ) -> ControlFlow<Self::Stop, bool> {
+        ControlFlow::Continue(false)
+    }
 }
 
 /// Walks the entries of `tables` that cover the linear range `s..e`, from
@@ -249,6 +265,10 @@ fn visit<T: Tables, V: Visit<T>>(
     }
     if let Some(child) = child.filter(|_| at.level > 2 || V::PAGES) {
         let slot = at.slot;
+        let whole = at.level == 2 && slot.start == slot.base && slot.end - slot.base == 1 << 21;
+        if whole && !V::PRESENT_ONLY && v.whole_table(tables, at, child)? {
+            return ControlFlow::Continue(());
+        }
         walk_table(
             tables,
             child,

@@ -21,6 +21,7 @@ mod stale;
 mod transitions;
 mod v2_pressure;
 mod v2_table;
+mod whole_table;
 
 use crate::frame_alloc::FrameAllocator as _;
 use std::collections::{BTreeMap, HashSet};

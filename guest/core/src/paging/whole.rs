@@ -1,0 +1,142 @@
+//! The two walkers that change every page of a range to one area type,
+//! `make_unusable` (also `Reset`'s) and `make_usable`, with a path for the
+//! page tables the range covers whole: there a table's work is done at
+//! once instead of entry by entry through [`Vmm::set_leaf`].
+//!
+//! - **Unusable:** a whole table is freed. Its present entries are
+//!   released, written and flushed one by one as anywhere else (a TLB may
+//!   hold them); its other entries are only released (swap slots freed) and
+//!   counted out, not rewritten, since the frame goes back to the allocator
+//!   and every frame is zeroed before its next use.
+//! - **Usable:** a whole table that holds only zero entries (one the
+//!   convert just made) is filled with allocate-on-write entries and counted
+//!   in one step; none of them is present, so nothing needs a flush.
+//!
+//! Partly covered tables, and whole tables holding anything else, go entry
+//! by entry with the same changes as before. The counters and the PD's
+//! present count stay exact either way (`counters`, `pte::present_count`).
+
+use core::convert::Infallible;
+use core::ops::ControlFlow;
+
+use x86_64::structures::paging::PhysFrame;
+
+use crate::backend::{FrameAccess, PhysMemory};
+use crate::frame_alloc::FrameAllocator;
+use crate::linear::user;
+use crate::ops::to_usable;
+use crate::pte::{self, Pte};
+use crate::validate::Span;
+use crate::vmm::Vmm;
+use crate::walk::{walk, Entry, Visit};
+
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
+    /// Every page of `span` unusable: frees frames, swap slots and tables.
+    pub(crate) fn clear(&mut self, span: Span) {
+        let _ = walk(self, span.start, span.end, &mut Clear);
+    }
+
+    /// Every page of `span` usable RAM, as the convert to usable RAM does it
+    /// ([`to_usable`]); the caller made every table the span needs.
+    pub(crate) fn make_usable(&mut self, span: Span) {
+        let _ = walk(self, span.start, span.end, &mut Usable);
+    }
+
+    /// Changes the page at `lo` (entry `i` of `table`, raw bits `raw`) to
+    /// `new` if `new` differs, flushing a present entry.
+    fn change(&mut self, table: PhysFrame, i: usize, lo: u64, raw: u64, new: Option<Pte>) {
+        let old = Pte::decode(raw, user(lo));
+        if let Some(new) = new.filter(|&n| n != old) {
+            if let Some(flush) = self.set_leaf(table, i, lo, old, new) {
+                flush.flush(&mut self.mem);
+            }
+        }
+    }
+}
+
+/// [`Vmm::clear`].
+struct Clear;
+
+impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
+    type Stop = Infallible;
+    const PAGES: bool = true;
+
+    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Infallible> {
+        let lo = at.slot.base;
+        let new = vmm.release(Pte::decode(at.raw, user(lo)));
+        vmm.change(at.table, at.slot.index, lo, at.raw, new);
+        ControlFlow::Continue(())
+    }
+
+    fn whole_table(
+        &mut self,
+        vmm: &mut Vmm<M, A>,
+        at: Entry,
+        child: PhysFrame,
+    ) -> ControlFlow<Infallible, bool> {
+        let base = at.slot.base;
+        for i in 0..512 {
+            let raw = vmm.read_entry(child, i);
+            if raw == 0 {
+                continue;
+            }
+            let lo = base + ((i as u64) << 12);
+            let old = Pte::decode(raw, user(lo));
+            let new = vmm.release(old);
+            if old.is_present() {
+                vmm.change(child, i, lo, raw, new);
+            } else {
+                vmm.counters.page_changed(lo, old, Pte::Unusable);
+            }
+        }
+        vmm.free_table(at, child);
+        ControlFlow::Continue(true)
+    }
+
+    fn left(&mut self, vmm: &mut Vmm<M, A>, at: Entry, child: PhysFrame) {
+        vmm.free_if_empty(at, child);
+    }
+}
+
+/// [`Vmm::make_usable`].
+struct Usable;
+
+impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Usable {
+    type Stop = Infallible;
+    const PAGES: bool = true;
+
+    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Infallible> {
+        let old = Pte::decode(at.raw, user(at.slot.base));
+        if let Pte::PresentMmap { frame, .. } = old {
+            vmm.set_frame_info(frame, None);
+        }
+        let lo = at.slot.base;
+        vmm.change(at.table, at.slot.index, lo, at.raw, to_usable(old));
+        ControlFlow::Continue(())
+    }
+
+    fn whole_table(
+        &mut self,
+        vmm: &mut Vmm<M, A>,
+        at: Entry,
+        child: PhysFrame,
+    ) -> ControlFlow<Infallible, bool> {
+        let table = vmm.mem.table(child);
+        if !table.is_empty() {
+            return ControlFlow::Continue(false);
+        }
+        let base = at.slot.base;
+        let new = to_usable(Pte::Unusable).unwrap_or(Pte::Unusable);
+        debug_assert!(!new.is_present(), "a zero entry becomes a present one");
+        let raw = new.encode(user(base));
+        for e in table.iter_mut() {
+            pte::set_raw(e, raw);
+        }
+        vmm.counters.pages_changed(base, Pte::Unusable, new, 512);
+        ControlFlow::Continue(true)
+    }
+
+    fn left(&mut self, vmm: &mut Vmm<M, A>, at: Entry, child: PhysFrame) {
+        vmm.free_if_empty(at, child);
+    }
+}

@@ -1,0 +1,151 @@
+//! The whole-table paths of `paging::whole`: a page table a convert or a
+//! reset covers whole is freed or filled at once. Each test builds a table
+//! holding every kind of entry, covers it whole, and asks for exactly what
+//! the entry-by-entry path gives: every frame, swap slot and table back,
+//! the counters equal to a walk ([`check`]), no stale translation.
+
+use protocol::{AreaType, Request, Response};
+
+use super::{check, req, reset_and_check, stats, K};
+use crate::sim::SimMachine;
+
+/// A 2 MiB-aligned user address: the first page of one page table.
+const TABLE: u64 = 0x4000_0000;
+
+/// A machine whose page table at [`TABLE`] holds present RAM pages (4–7,
+/// touched, so the TLB holds them), pages on swap (0–3), file pages not
+/// present (8–9) and present (10), and allocate-on-write pages (the rest).
+fn mixed_table() -> SimMachine {
+    let mut m = SimMachine::with_files(1024, &[(4, 0xf11e)]);
+    let convert = |pages, to| Request::Convert {
+        addr: TABLE,
+        pages,
+        to,
+        privilege: K,
+    };
+    assert_eq!(
+        req(&mut m, convert(512, AreaType::UsableRam)),
+        Response::Done
+    );
+    let write = Request::Write {
+        addr: TABLE,
+        len: 8 * 4096,
+        seed: 3,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, write).split_reclaimed().1, Response::Done);
+    let evict = Request::Evict {
+        addr: TABLE,
+        pages: 4,
+        privilege: K,
+    };
+    assert!(matches!(
+        req(&mut m, evict).split_reclaimed().1,
+        Response::Evicted { .. }
+    ));
+    let unusable = Request::Convert {
+        addr: TABLE + 8 * 4096,
+        pages: 3,
+        to: AreaType::Unusable,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, unusable), Response::Done);
+    let map_file = Request::MapFile {
+        addr: TABLE + 8 * 4096,
+        pages: 3,
+        file: 0,
+        file_page: 0,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, map_file).split_reclaimed().1, Response::Done);
+    let read = Request::Read {
+        addr: TABLE + 10 * 4096,
+        len: 4096,
+        privilege: K,
+    };
+    assert!(matches!(
+        req(&mut m, read).split_reclaimed().1,
+        Response::Checksum { .. }
+    ));
+    let s = stats(&mut m);
+    assert_eq!(s.swap_slots_used, 4, "pages 0-3 on swap");
+    assert_eq!(s.present_pages, 5, "pages 4-7 and 10 present");
+    assert_eq!(s.alloc_on_write_pages, 512 - 11);
+    check(&mut m);
+    m
+}
+
+#[test]
+fn a_convert_to_unusable_of_a_whole_table_frees_every_page_and_the_table() {
+    let mut m = mixed_table();
+    let tables = stats(&mut m).page_table_frames;
+    let convert = Request::Convert {
+        addr: TABLE,
+        pages: 512,
+        to: AreaType::Unusable,
+        privilege: K,
+    };
+    // `Done`, not `Stale`: the present pages were flushed.
+    assert_eq!(req(&mut m, convert), Response::Done);
+    check(&mut m);
+    let s = stats(&mut m);
+    assert_eq!(s.swap_slots_used, 0, "every swap slot freed");
+    assert_eq!(s.present_pages + s.alloc_on_write_pages, 0);
+    assert_eq!(s.page_table_frames, tables - 3, "the PT, PD and PDPT freed");
+    let read = Request::Read {
+        addr: TABLE + 5 * 4096,
+        len: 8,
+        privilege: K,
+    };
+    assert!(matches!(req(&mut m, read), Response::Fault { .. }));
+}
+
+#[test]
+fn a_reset_frees_whole_tables_of_every_kind_of_entry() {
+    let mut m = mixed_table();
+    reset_and_check(&mut m);
+}
+
+#[test]
+fn a_convert_to_usable_of_a_new_whole_table_fills_it() {
+    let mut m = SimMachine::new(256);
+    let convert = Request::Convert {
+        addr: TABLE,
+        pages: 3 * 512,
+        to: AreaType::UsableRam,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, convert), Response::Done);
+    check(&mut m);
+    let s = stats(&mut m);
+    assert_eq!(s.alloc_on_write_pages, 3 * 512);
+    assert_eq!(s.page_table_frames, 5, "a PDPT, a PD and three PTs");
+    // Every page of the tables filled at once is usable: the last one too.
+    let write = Request::Write {
+        addr: TABLE + 3 * 512 * 4096 - 8,
+        len: 8,
+        seed: 1,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, write), Response::Done);
+    check(&mut m);
+}
+
+#[test]
+fn a_convert_to_usable_of_a_whole_table_keeps_what_it_already_holds() {
+    let mut m = mixed_table();
+    let convert = Request::Convert {
+        addr: TABLE,
+        pages: 512,
+        to: AreaType::UsableRam,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, convert), Response::Done);
+    check(&mut m);
+    let s = stats(&mut m);
+    // Pages 8-9 (file pages not present) became allocate-on-write, page 10
+    // (present file page) private RAM; the rest kept their state.
+    assert_eq!(s.swap_slots_used, 4);
+    assert_eq!(s.present_pages, 5);
+    assert_eq!(s.alloc_on_write_pages, 512 - 9);
+}
