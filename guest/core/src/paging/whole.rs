@@ -7,7 +7,8 @@
 //!   released, written and flushed one by one as anywhere else (a TLB may
 //!   hold them); its other entries are only released (swap slots freed) and
 //!   counted out, not rewritten, since the frame goes back to the allocator
-//!   and every frame is zeroed before its next use.
+//!   and every frame is zeroed before its next use. Allocate-on-write
+//!   entries, which hold nothing, are counted out together.
 //! - **Usable:** a whole table that holds only zero entries (one the
 //!   convert just made) is filled with allocate-on-write entries and counted
 //!   in one step; none of them is present, so nothing needs a flush.
@@ -75,9 +76,23 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
         child: PhysFrame,
     ) -> ControlFlow<Infallible, bool> {
         let base = at.slot.base;
-        for i in 0..512 {
+        // One view of the table first: its allocate-on-write entries (most
+        // of a converted range) hold nothing to release and are counted
+        // out together; whether any entry needs more than that.
+        let aow = Pte::AllocOnWrite.encode(user(base));
+        let (n_aow, more) = vmm
+            .mem
+            .table(child)
+            .iter()
+            .fold((0, false), |(n, more), e| {
+                let raw = pte::raw(e);
+                (n + u64::from(raw == aow), more || (raw != 0 && raw != aow))
+            });
+        vmm.counters
+            .pages_changed(base, Pte::AllocOnWrite, Pte::Unusable, n_aow);
+        for i in (0..512).filter(|_| more) {
             let raw = vmm.read_entry(child, i);
-            if raw == 0 {
+            if raw == 0 || raw == aow {
                 continue;
             }
             let lo = base + ((i as u64) << 12);
