@@ -67,11 +67,23 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// and frees its frame, whatever its entries hold: the caller has
     /// released and counted out every page it held.
     pub(crate) fn free_table(&mut self, at: Entry, child: PhysFrame) {
+        self.unlink_table(at);
+        self.drop_table(child);
+    }
+
+    /// Zeroes the upper-level entry `at` that names a table, and flushes:
+    /// the CPU can no longer reach the table or anything below it (the
+    /// pages it maps may still be in a TLB: they need their own flush).
+    pub(crate) fn unlink_table(&mut self, at: Entry) {
         self.write_entry(at.table, at.slot.index, 0);
         Flush::new(page_of(at.slot.base)).flush(&mut self.mem);
         // The hint may name this table (or the PD holding its entry):
         // freed tables leave no hint behind.
         self.last_pd = None;
+    }
+
+    /// Frees the frame of the unlinked table `child`.
+    pub(crate) fn drop_table(&mut self, child: PhysFrame) {
         let freed = self.frames.free(child);
         debug_assert!(freed.is_ok(), "table frame {child:?} was not in use");
         self.counters.table(false);

@@ -3,12 +3,13 @@
 //! page tables the range covers whole: there a table's work is done at
 //! once instead of entry by entry through [`Vmm::set_leaf`].
 //!
-//! - **Unusable:** a whole table is freed. Its present entries are
-//!   released, written and flushed one by one as anywhere else (a TLB may
-//!   hold them); its other entries are only released (swap slots freed) and
-//!   counted out, not rewritten, since the frame goes back to the allocator
-//!   and every frame is zeroed before its next use. Allocate-on-write
-//!   entries, which hold nothing, are counted out together.
+//! - **Unusable:** a whole table is unlinked from its PD entry first, so
+//!   the CPU can no longer walk to its pages; then every page's frame or
+//!   swap slot is released and counted out, each present page flushed from
+//!   the TLB once, and the table's frame freed. Its entries are never
+//!   rewritten: the frame goes back to the allocator, and every frame is
+//!   zeroed before its next use. Allocate-on-write entries, which hold
+//!   nothing, are counted out together.
 //! - **Usable:** a whole table that holds only zero entries (one the
 //!   convert just made) is filled with allocate-on-write entries and counted
 //!   in one step; none of them is present, so nothing needs a flush.
@@ -22,9 +23,9 @@ use core::ops::ControlFlow;
 
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::{FrameAccess, PhysMemory};
+use crate::backend::{Flush, FrameAccess, PhysMemory};
 use crate::frame_alloc::FrameAllocator;
-use crate::linear::user;
+use crate::linear::{page_of, user};
 use crate::ops::to_usable;
 use crate::pte::{self, Pte};
 use crate::validate::Span;
@@ -90,6 +91,11 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
             });
         vmm.counters
             .pages_changed(base, Pte::AllocOnWrite, Pte::Unusable, n_aow);
+        // Unlinked first, so that no walk of the CPU reaches the pages any
+        // more: each present one is then flushed once, and its entry needs
+        // no rewrite (nor its PD entry's present count: the PD entry is
+        // gone).
+        vmm.unlink_table(at);
         for i in (0..512).filter(|_| more) {
             let raw = vmm.read_entry(child, i);
             if raw == 0 || raw == aow {
@@ -97,14 +103,13 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
             }
             let lo = base + ((i as u64) << 12);
             let old = Pte::decode(raw, user(lo));
-            let new = vmm.release(old);
+            let _ = vmm.release(old);
+            vmm.counters.page_changed(lo, old, Pte::Unusable);
             if old.is_present() {
-                vmm.change(child, i, lo, raw, new);
-            } else {
-                vmm.counters.page_changed(lo, old, Pte::Unusable);
+                Flush::new(page_of(lo)).flush(&mut vmm.mem);
             }
         }
-        vmm.free_table(at, child);
+        vmm.drop_table(child);
         ControlFlow::Continue(true)
     }
 
