@@ -113,6 +113,24 @@ pub fn present_kind(raw: u64) -> Option<PresentKind> {
     }
 }
 
+/// Whether a raw level-1 entry is a present clean file page (as
+/// [`present_kind`] says `Mmap { private: false }`), by one test of its
+/// bits, without a branch: the reclaim clock's scan runs it on every entry
+/// it passes.
+pub fn is_clean_file(raw: u64) -> bool {
+    raw & (P | (0b111 << SW_SHIFT)) == P | (SW_MMAP_CLEAN << SW_SHIFT)
+}
+
+/// Whether a raw level-1 entry is a present page the pressure path may
+/// send out (as [`present_kind`] says `Mmap { .. }` or `Ram { writable:
+/// true }`), without a branch, as [`is_clean_file`].
+pub fn is_evictable(raw: u64) -> bool {
+    let sw = (raw >> SW_SHIFT) & 0b111;
+    let mmap = sw & 0b110 == SW_MMAP_CLEAN;
+    let ram = (sw == SW_RAM) & (raw & W != 0);
+    (raw & P != 0) & (mmap | ram)
+}
+
 impl Pte {
     /// Decodes a level-1 entry of a page in the lower half (`user`) or the
     /// upper half.

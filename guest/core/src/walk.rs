@@ -112,10 +112,13 @@ pub(crate) trait Tables {
 
 /// The first index among `from..to` (cut at 512) whose entry, as `read`
 /// gives it, is present and passes `keep`: the scan of
-/// [`Tables::next_present`]. Eight aligned entries none of which is
-/// present are passed at once, by the present bit of their OR: in a sparse
-/// table (a few present pages among allocate-on-write entries) that is one
-/// test per eight entries.
+/// [`Tables::next_present`]. Eight aligned entries none of which is both
+/// present and kept are passed at once, by one branch-free test of all
+/// eight (`keep` must be a pure test of the raw bits, called on any entry):
+/// in a sparse table, or one full of pages a sweep passes over (the RAM
+/// pages of a sweep for clean file pages), that is one test per eight
+/// entries, and under emulation one block (and one coverage counter)
+/// instead of eight.
 pub(crate) fn first_present(
     from: usize,
     to: usize,
@@ -126,8 +129,11 @@ pub(crate) fn first_present(
     let mut i = from.min(to);
     while i < to {
         if i % 8 == 0 && i + 8 <= to {
-            let any = (i..i + 8).fold(0, |acc, j| acc | read(j));
-            if any & PRESENT == 0 {
+            let any = (i..i + 8).fold(false, |acc, j| {
+                let raw = read(j);
+                acc | ((raw & PRESENT != 0) & keep(raw))
+            });
+            if !any {
                 i += 8;
                 continue;
             }
@@ -305,11 +311,12 @@ fn walk_present<T: Tables, V: Visit<T>>(
     let last = all.last().map_or(first.index, |slot| slot.index);
     let sh = shift(level);
     let mut from = first.index;
-    while let Some((i, raw)) = tables.next_present(table, from, last + 1, |raw| match level {
-        1 => v.keep(raw),
-        2 => pte::present_count(raw) > 0,
-        _ => true,
-    }) {
+    let next = |tables: &mut T, from: usize, v: &V| match level {
+        1 => tables.next_present(table, from, last + 1, |raw| v.keep(raw)),
+        2 => tables.next_present(table, from, last + 1, |raw| pte::present_count(raw) > 0),
+        _ => tables.next_present(table, from, last + 1, |_| true),
+    };
+    while let Some((i, raw)) = next(tables, from, v) {
         from = i + 1;
         let lo = base + ((i as u64) << sh);
         let slot = Slot {

@@ -154,3 +154,37 @@ fn table_entries_match_the_format() {
     assert_eq!(pte::table_entry(frame(5), true), 0x5000 | 0b111);
     assert_eq!(pte::table_entry(frame(5), false), 0x5000 | 0b011);
 }
+
+/// The clock's branch-free tests say what `present_kind` says, on every
+/// combination of the bits they read (P, W, the software bits) with each
+/// other low bit and a spread of high bits set or not.
+#[test]
+fn the_victim_tests_agree_with_present_kind() {
+    use crate::pte::{is_clean_file, is_evictable, present_kind, PresentKind};
+    let highs = [
+        0,
+        0x1234_5000,
+        pte::ADDR_MASK,
+        1 << 63,
+        0x7ff0_0000_0000_0000,
+    ];
+    for low in 0u64..0x1000 {
+        for high in highs {
+            let raw = high | low;
+            let kind = present_kind(raw);
+            assert_eq!(
+                is_clean_file(raw),
+                kind == Some(PresentKind::Mmap { private: false }),
+                "{raw:#x}"
+            );
+            assert_eq!(
+                is_evictable(raw),
+                matches!(
+                    kind,
+                    Some(PresentKind::Mmap { .. } | PresentKind::Ram { writable: true })
+                ),
+                "{raw:#x}"
+            );
+        }
+    }
+}
