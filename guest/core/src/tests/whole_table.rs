@@ -12,21 +12,28 @@ use crate::sim::SimMachine;
 /// A 2 MiB-aligned user address: the first page of one page table.
 const TABLE: u64 = 0x4000_0000;
 
+/// Converts `pages` pages at `addr` to `to`; the answer must be `Done`.
+fn convert(m: &mut SimMachine, addr: u64, pages: u64, to: AreaType) {
+    let r = Request::Convert {
+        addr,
+        pages,
+        to,
+        privilege: K,
+    };
+    // `Done`, not `Stale`: every present page made unusable was flushed.
+    assert_eq!(
+        req(m, r),
+        Response::Done,
+        "convert {pages} at {addr:#x} to {to:?}"
+    );
+}
+
 /// A machine whose page table at [`TABLE`] holds present RAM pages (4–7,
 /// touched, so the TLB holds them), pages on swap (0–3), file pages not
 /// present (8–9) and present (10), and allocate-on-write pages (the rest).
 fn mixed_table() -> SimMachine {
     let mut m = SimMachine::with_files(1024, &[(4, 0xf11e)]);
-    let convert = |pages, to| Request::Convert {
-        addr: TABLE,
-        pages,
-        to,
-        privilege: K,
-    };
-    assert_eq!(
-        req(&mut m, convert(512, AreaType::UsableRam)),
-        Response::Done
-    );
+    convert(&mut m, TABLE, 512, AreaType::UsableRam);
     let write = Request::Write {
         addr: TABLE,
         len: 8 * 4096,
@@ -43,13 +50,7 @@ fn mixed_table() -> SimMachine {
         req(&mut m, evict).split_reclaimed().1,
         Response::Evicted { .. }
     ));
-    let unusable = Request::Convert {
-        addr: TABLE + 8 * 4096,
-        pages: 3,
-        to: AreaType::Unusable,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, unusable), Response::Done);
+    convert(&mut m, TABLE + 8 * 4096, 3, AreaType::Unusable);
     let map_file = Request::MapFile {
         addr: TABLE + 8 * 4096,
         pages: 3,
@@ -79,14 +80,7 @@ fn mixed_table() -> SimMachine {
 fn a_convert_to_unusable_of_a_whole_table_frees_every_page_and_the_table() {
     let mut m = mixed_table();
     let tables = stats(&mut m).page_table_frames;
-    let convert = Request::Convert {
-        addr: TABLE,
-        pages: 512,
-        to: AreaType::Unusable,
-        privilege: K,
-    };
-    // `Done`, not `Stale`: the present pages were flushed.
-    assert_eq!(req(&mut m, convert), Response::Done);
+    convert(&mut m, TABLE, 512, AreaType::Unusable);
     check(&mut m);
     let s = stats(&mut m);
     assert_eq!(s.swap_slots_used, 0, "every swap slot freed");
@@ -109,13 +103,7 @@ fn a_reset_frees_whole_tables_of_every_kind_of_entry() {
 #[test]
 fn a_convert_to_usable_of_a_new_whole_table_fills_it() {
     let mut m = SimMachine::new(256);
-    let convert = Request::Convert {
-        addr: TABLE,
-        pages: 3 * 512,
-        to: AreaType::UsableRam,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, convert), Response::Done);
+    convert(&mut m, TABLE, 3 * 512, AreaType::UsableRam);
     check(&mut m);
     let s = stats(&mut m);
     assert_eq!(s.alloc_on_write_pages, 3 * 512);
@@ -134,13 +122,7 @@ fn a_convert_to_usable_of_a_new_whole_table_fills_it() {
 #[test]
 fn a_convert_to_usable_of_a_whole_table_keeps_what_it_already_holds() {
     let mut m = mixed_table();
-    let convert = Request::Convert {
-        addr: TABLE,
-        pages: 512,
-        to: AreaType::UsableRam,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, convert), Response::Done);
+    convert(&mut m, TABLE, 512, AreaType::UsableRam);
     check(&mut m);
     let s = stats(&mut m);
     // Pages 8-9 (file pages not present) became allocate-on-write, page 10
