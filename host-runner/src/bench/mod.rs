@@ -256,9 +256,10 @@ fn standing_notes(plan: &BenchPlan) -> Vec<String> {
          map_file, evict, vfree; the pages a write's or read's bytes overlap), none for a \
          refused one (an Error answer); in guest vs in process, by vmm-core's answers"
             .to_string(),
-        "checks: the judge's full check today (JudgedVm::check: model expectations against \
-         shared guest RAM, and QEMU's info tlb); the oracle's check-cost bench (full and \
-         incremental) replaces these rows when it lands"
+        "checks: the judge's checks on a live guest without files: full (JudgedVm::check: \
+         model expectations against shared guest RAM, and QEMU's info tlb), and incremental \
+         (what the operations since the last clean check could have changed: here a write of \
+         a few pages); the oracle's part alone: cargo bench -p oracle --bench checks"
             .to_string(),
     ];
     if plan.minimize_kernel.is_none() {

@@ -66,7 +66,9 @@ impl Section {
             }
             Section::Searches => "allocator searches in the guest (fragmented maps)",
             Section::EndToEnd => "end to end (fuzz campaigns, checked operations)",
-            Section::Checks => "checks (JudgedVm::check, full, with info tlb)",
+            Section::Checks => {
+                "checks (the judge's, on a live guest: full with info tlb, incremental)"
+            }
             Section::Minimize => "minimization",
         }
     }

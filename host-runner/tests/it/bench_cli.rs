@@ -52,6 +52,15 @@ fn quick_bench_json_has_every_section_with_positive_figures() {
             .any(|f| f.transport == Some(Link::InProcess)),
         "the in-process side is measured"
     );
+    for check in ["full check", "incremental check"] {
+        assert!(
+            report
+                .figures
+                .iter()
+                .any(|f| f.section == Section::Checks && f.name.contains(check)),
+            "no {check} figure in the checks section"
+        );
+    }
     assert!(
         report
             .notes
