@@ -100,7 +100,7 @@ impl Checker {
             None => Default::default(),
         };
         let mut out = Vec::new();
-        let tree = walk(mem, hello, &mut self.pool, &mut out);
+        let tree = walk(mem, hello, None, &mut self.pool, &mut out);
         let mut translations = Vec::new();
         for t in tree.leaf_tables() {
             leaf::check_table(hello, expect, t, &mut translations, &mut out);
