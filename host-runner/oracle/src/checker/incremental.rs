@@ -44,7 +44,7 @@ fn path_of(tree: &Tree, owner: Owner) -> Path {
         Owner::Page { virt } => match tree.find(virt & !0x1f_ffff, 1) {
             Some(t) => {
                 let i = ((virt >> 12) & 511) as usize;
-                let mut steps = t.steps.clone();
+                let mut steps = t.steps().to_vec();
                 steps.push(Step {
                     table: t.frame,
                     index: i as u16,

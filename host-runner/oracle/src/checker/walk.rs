@@ -65,8 +65,10 @@ pub(crate) struct Table {
     pub level: u8,
     /// The first address it covers.
     pub virt: u64,
-    /// The entries leading to it (PML4 entry first).
-    pub steps: Vec<Step>,
+    /// The entries leading to it (PML4 entry first): the first `depth`
+    /// (kept in place, not allocated per table).
+    pub chain: [Step; 3],
+    pub depth: u8,
     pub entries: Entries,
     /// Only zero entries (reported; its pages count as uncovered).
     pub empty: bool,
@@ -84,8 +86,13 @@ impl Table {
     pub fn path(&self) -> Path {
         Path {
             virt: self.virt,
-            steps: self.steps.clone(),
+            steps: self.steps().to_vec(),
         }
+    }
+
+    /// The entries leading to it (PML4 entry first).
+    pub fn steps(&self) -> &[Step] {
+        &self.chain[..usize::from(self.depth)]
     }
 
     /// The first page number a level-1 table covers.
@@ -151,10 +158,7 @@ pub fn read_tables(mem: &dyn GuestMemory, hello: &Hello) -> (Vec<TableEntries>, 
         table: TableRef {
             frame: t.frame,
             level: t.level,
-            path: Path {
-                virt: t.virt,
-                steps: t.steps,
-            },
+            path: t.path(),
         },
         entries: Box::new(*t.entries),
     });
@@ -224,10 +228,11 @@ pub(crate) fn walk(
         out.push(Violation::Unreadable { what, error });
         return Tree::default();
     }
+    let tables = Vec::with_capacity(prev.map_or(0, |p| p.tables.len()));
     let mut w = Walker {
         mem,
         prev,
-        tree: Tree::default(),
+        tree: Tree { tables },
         pool,
         out,
     };
@@ -344,11 +349,19 @@ impl<'a> Walker<'a> {
         }
         let descend = level > 1 && !empty;
         let at = self.tree.tables.len();
+        let mut chain = [Step {
+            table: 0,
+            index: 0,
+            raw: 0,
+        }; 3];
+        let depth = steps.len().min(3);
+        chain[..depth].copy_from_slice(&steps[..depth]);
         self.tree.tables.push(Table {
             frame: phys,
             level,
             virt,
-            steps: steps.clone(),
+            chain,
+            depth: depth as u8,
             entries,
             empty,
             present,
