@@ -21,8 +21,9 @@ fn differ(old: u64, new: u64) -> bool {
     old != new && ((old ^ new) & !(A | D) != 0 || old & P == 0)
 }
 
-/// What the comparison of two trees found.
-#[derive(Default)]
+/// What the comparison of two trees found (its buffers kept by the
+/// checker from one check to the next).
+#[derive(Debug, Default)]
 pub(super) struct Diff {
     pub removed: Vec<Claim>,
     pub added: Vec<Claim>,
@@ -41,6 +42,18 @@ pub(super) struct Diff {
 }
 
 impl Diff {
+    /// Empty, its buffers kept.
+    pub fn clear(&mut self) {
+        self.removed.clear();
+        self.added.clear();
+        self.verified.clear();
+        self.pages.clear();
+        self.slots.clear();
+        self.page_frames.clear();
+        self.regions.clear();
+        self.swap = false;
+    }
+
     fn table_claim(&mut self, t: &Table, added: bool) {
         let owner = Owner::Table {
             level: t.level,

@@ -22,7 +22,7 @@ use protocol::Hello;
 use super::bitmap::Bitmap;
 use super::claims::{Ctx, Owner};
 use super::copies::{refresh, word};
-use super::diff::{compare, Diff};
+use super::diff::compare;
 use super::memory::GuestMemory;
 use super::stateful::{Checker, Record};
 use super::swap::{check_store, model_slots, refresh_store};
@@ -82,10 +82,9 @@ impl Checker {
         let mut rec = self.record.take().expect("checked above");
         let mut out = Vec::new();
         let tree = walk(mem, hello, Some(&rec.tree), &mut self.pool, &mut out);
-        let mut d = Diff {
-            regions: changes.pages().to_vec(),
-            ..Diff::default()
-        };
+        let mut d = std::mem::take(&mut self.diff);
+        d.clear();
+        d.regions.extend_from_slice(changes.pages());
         compare(hello, expect, changes, &rec.tree, &tree, &mut d, &mut out);
         d.swap |= changes.pages().iter().any(|&(s, e)| {
             expect
@@ -205,6 +204,7 @@ impl Checker {
             }
             None => tree.recycle(&mut self.pool),
         }
+        self.diff = d;
         CheckReport {
             violations: out,
             walk: Walk::default(),

@@ -51,17 +51,20 @@ fn slot_data(
     (slot, len, virt): (u64, u64, u64),
     (stored, decoded): &mut (Vec<u8>, [u8; 4096]),
 ) -> Option<Violation> {
-    stored.clear();
-    stored.resize(len as usize, 0);
+    // Grown only: every byte used is read over.
+    if stored.len() < len as usize {
+        stored.resize(len as usize, 0);
+    }
+    let stored = &mut stored[..len as usize];
     let at = hello.swap.start + h.data + slot * UNIT;
     if let Err(error) = mem.read(at, stored) {
         let what = format!("swap slot {slot} at {at:#x}");
         return Some(Violation::Unreadable { what, error });
     }
     let page: &[u8] = if len == 4096 {
-        stored
+        &*stored
     } else {
-        match lz4_flex::block::decompress_into(stored, decoded) {
+        match lz4_flex::block::decompress_into(&*stored, decoded) {
             Ok(4096) => decoded,
             Ok(n) => {
                 let why = format!("slot {slot} of {virt:#x} decompresses to {n} bytes, not 4096");

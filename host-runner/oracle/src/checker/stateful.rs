@@ -9,6 +9,7 @@ use protocol::Hello;
 
 use super::bitmap::Bitmap;
 use super::claims::{Claim, Ctx, Owner, Owners};
+use super::diff::Diff;
 use super::memory::GuestMemory;
 use super::swap::{check_store, model_slots, read_store, Store};
 use super::walk::{walk, Entries, Tree, Walk};
@@ -40,6 +41,8 @@ pub struct Checker {
     /// Reused buffers: a chunk of memory read, the swap units owned.
     pub(super) scratch: Vec<u8>,
     pub(super) units: Vec<u64>,
+    /// The incremental check's comparison, for its buffers.
+    pub(super) diff: Diff,
 }
 
 impl Checker {
