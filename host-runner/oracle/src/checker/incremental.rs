@@ -20,9 +20,9 @@
 use protocol::Hello;
 
 use super::bitmap::Bitmap;
-use super::claims::{Claim, Ctx, Owner};
+use super::claims::{Ctx, Owner};
 use super::copies::{refresh, word};
-use super::entry::{decode_leaf, Leaf, A, D, P};
+use super::diff::compare;
 use super::memory::GuestMemory;
 use super::stateful::{Checker, Record};
 use super::swap::{check_store, model_slots, refresh_store};
@@ -30,11 +30,6 @@ use super::violation::{Path, Step};
 use super::walk::{walk, Table, Translation, Tree, Walk};
 use super::{data, leaf, mmap, slots, CheckReport, Scope, Violation};
 use crate::model::{Changes, Expected, ModelState};
-
-/// Whether a level-1 entry changed in a way that matters.
-fn differ(old: u64, new: u64) -> bool {
-    old != new && ((old ^ new) & !(A | D) != 0 || old & P == 0)
-}
 
 /// The entries leading to `owner`'s entry in `tree`.
 fn path_of(tree: &Tree, owner: Owner) -> Path {
@@ -49,7 +44,7 @@ fn path_of(tree: &Tree, owner: Owner) -> Path {
         Owner::Page { virt } => match tree.find(virt & !0x1f_ffff, 1) {
             Some(t) => {
                 let i = ((virt >> 12) & 511) as usize;
-                let mut steps = t.steps.clone();
+                let mut steps = t.steps().to_vec();
                 steps.push(Step {
                     table: t.frame,
                     index: i as u16,
@@ -62,54 +57,6 @@ fn path_of(tree: &Tree, owner: Owner) -> Path {
                 steps: vec![],
             },
         },
-    }
-}
-
-/// What the comparison of two trees found.
-#[derive(Default)]
-struct Diff {
-    removed: Vec<Claim>,
-    added: Vec<Claim>,
-    /// Translations of the entries verified again.
-    verified: Vec<Translation>,
-    /// Page numbers verified again (present or not).
-    pages: Vec<u64>,
-    /// Frame numbers of the present pages that changed, before and after.
-    page_frames: Vec<u64>,
-    /// Page runs whose coverage by tables may have changed.
-    regions: Vec<(u64, u64)>,
-    /// Whether a changed page was or is on swap.
-    swap: bool,
-}
-
-impl Diff {
-    fn table_claim(&mut self, t: &Table, added: bool) {
-        let owner = Owner::Table {
-            level: t.level,
-            virt: t.virt,
-        };
-        let c = Claim {
-            frame: t.frame,
-            owner,
-        };
-        if added {
-            self.added.push(c);
-        } else {
-            self.removed.push(c);
-        }
-    }
-
-    /// The old entry `old` of page `virt` no longer holds.
-    fn drop_old(&mut self, virt: u64, old: u64) {
-        match decode_leaf(old, virt < 1 << 47) {
-            Leaf::Present { frame, .. } => {
-                let owner = Owner::Page { virt };
-                self.removed.push(Claim { frame, owner });
-                self.page_frames.push(frame >> 12);
-            }
-            Leaf::OnSwap { .. } => self.swap = true,
-            _ => {}
-        }
     }
 }
 
@@ -134,11 +81,10 @@ impl Checker {
         }
         let mut rec = self.record.take().expect("checked above");
         let mut out = Vec::new();
-        let tree = walk(mem, hello, &mut self.pool, &mut out);
-        let mut d = Diff {
-            regions: changes.pages().to_vec(),
-            ..Diff::default()
-        };
+        let tree = walk(mem, hello, Some(&rec.tree), &mut self.pool, &mut out);
+        let mut d = std::mem::take(&mut self.diff);
+        d.clear();
+        d.regions.extend_from_slice(changes.pages());
         compare(hello, expect, changes, &rec.tree, &tree, &mut d, &mut out);
         d.swap |= changes.pages().iter().any(|&(s, e)| {
             expect
@@ -226,7 +172,7 @@ impl Checker {
                 Err(why) => out.push(Violation::SwapStore { why }),
                 Ok(lengths) if moved || d.swap => {
                     let found = check_store(store, &model_slots(expect), &mut self.units, &mut out);
-                    let mut wanted: Vec<u64> = slots_of(expect, changes, &d.pages);
+                    let mut wanted: Vec<u64> = slots_of(expect, changes, &d.slots);
                     wanted.extend(lengths.iter().flatten());
                     wanted.sort_unstable();
                     let again = |&(slot, _, _): &(u64, u64, u64)| {
@@ -258,6 +204,7 @@ impl Checker {
             }
             None => tree.recycle(&mut self.pool),
         }
+        self.diff = d;
         CheckReport {
             violations: out,
             walk: Walk::default(),
@@ -272,9 +219,10 @@ fn leaf_translation(tree: &Tree, virt: u64) -> Option<Translation> {
     leaf::translation(t, ((virt >> 12) & 511) as usize)
 }
 
-/// The swap slots the model puts the changed pages on.
-fn slots_of(expect: &Expected, changes: &Changes, pages: &[u64]) -> Vec<u64> {
-    let mut out = Vec::new();
+/// The swap slots the model puts the changed pages on (`verified`: those
+/// of the pages verified again, found as they were).
+fn slots_of(expect: &Expected, changes: &Changes, verified: &[u64]) -> Vec<u64> {
+    let mut out = verified.to_vec();
     for &(s, e) in changes.pages() {
         for (rs, re, st) in expect.runs_in(s, e) {
             if let ModelState::OnSwap { slot } = st {
@@ -282,118 +230,5 @@ fn slots_of(expect: &Expected, changes: &Changes, pages: &[u64]) -> Vec<u64> {
             }
         }
     }
-    for &vpn in pages {
-        if let Some(ModelState::OnSwap { slot }) = expect.state_of(vpn) {
-            out.push(slot);
-        }
-    }
     out
-}
-
-/// Compares the trees `old` and `new` (both in walk order): the claims
-/// that changed and the level-1 entries to verify again, verified.
-fn compare(
-    hello: &Hello,
-    expect: &Expected,
-    changes: &Changes,
-    old: &Tree,
-    new: &Tree,
-    d: &mut Diff,
-    out: &mut Vec<Violation>,
-) {
-    let (mut i, mut j) = (0, 0);
-    loop {
-        let (o, n) = (old.tables.get(i), new.tables.get(j));
-        match (o, n) {
-            (None, None) => break,
-            (Some(o), n) if n.is_none_or(|n| o.key() < n.key()) => {
-                d.table_claim(o, false);
-                if o.level == 1 {
-                    lose_table(o, d);
-                }
-                i += 1;
-            }
-            (o, Some(n)) if o.is_none_or(|o| n.key() < o.key()) => {
-                d.table_claim(n, true);
-                if n.level == 1 && !n.empty {
-                    for k in 0..512 {
-                        verify(hello, expect, n, k, 0, d, out);
-                    }
-                }
-                j += 1;
-            }
-            (Some(o), Some(n)) => {
-                if o.frame != n.frame {
-                    d.table_claim(o, false);
-                    d.table_claim(n, true);
-                }
-                if n.level == 1 && n.empty {
-                    lose_table(o, d);
-                } else if n.level == 1 && o.entries[..] != n.entries[..] {
-                    let base = n.first_page();
-                    let mut dirty = changes.pages_in(base, base + 512).peekable();
-                    for k in 0..512 {
-                        let vpn = base + k as u64;
-                        while dirty.peek().is_some_and(|&(_, e)| e <= vpn) {
-                            dirty.next();
-                        }
-                        let is_dirty = dirty.peek().is_some_and(|&(s, _)| s <= vpn);
-                        if is_dirty || differ(o.entries[k], n.entries[k]) {
-                            verify(hello, expect, n, k, o.entries[k], d, out);
-                        }
-                    }
-                } else if n.level == 1 {
-                    let base = n.first_page();
-                    for (s, e) in changes.pages_in(base, base + 512) {
-                        for vpn in s..e {
-                            let k = (vpn - base) as usize;
-                            verify(hello, expect, n, k, o.entries[k], d, out);
-                        }
-                    }
-                }
-                i += 1;
-                j += 1;
-            }
-            _ => unreachable!("one of the arms above matches"),
-        }
-    }
-}
-
-/// A level-1 table that no longer covers its pages: its present pages'
-/// claims go, and its pages' runs are checked for missing tables.
-fn lose_table(t: &Table, d: &mut Diff) {
-    let base = t.first_page();
-    for (k, &raw) in t.entries.iter().enumerate() {
-        if raw != 0 {
-            d.drop_old(super::leaf::entry_virt(t, k), raw);
-        }
-    }
-    d.regions.push((base, base + 512));
-}
-
-/// Verifies entry `k` of the level-1 table `t`, whose recorded value was
-/// `old` (0 for a new table).
-fn verify(
-    hello: &Hello,
-    expect: &Expected,
-    t: &Table,
-    k: usize,
-    old: u64,
-    d: &mut Diff,
-    out: &mut Vec<Violation>,
-) {
-    let vpn = t.first_page() + k as u64;
-    let want = expect.state_of(vpn);
-    if let Some(tr) = leaf::check_entry(hello, expect, t, k, want, out) {
-        d.added.push(Claim {
-            frame: tr.frame,
-            owner: Owner::Page { virt: tr.virt },
-        });
-        d.page_frames.push(tr.frame >> 12);
-        d.verified.push(tr);
-    }
-    d.swap |= matches!(want, Some(ModelState::OnSwap { .. }))
-        || matches!(decode_leaf(t.entries[k], true), Leaf::OnSwap { .. });
-    d.pages.push(vpn);
-    d.drop_old(leaf::entry_virt(t, k), old);
 }

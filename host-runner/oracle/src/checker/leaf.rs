@@ -91,7 +91,7 @@ pub(crate) fn translation(t: &Table, i: usize) -> Option<Translation> {
         frame,
         writable,
         kind,
-        steps: [t.steps[0], t.steps[1], t.steps[2], step],
+        steps: [t.chain[0], t.chain[1], t.chain[2], step],
     })
 }
 
@@ -109,7 +109,7 @@ pub(crate) fn check_entry(
     let virt = entry_virt(t, i);
     let got = decode_leaf(raw, virt < 1 << 47);
     let path = || {
-        let mut steps = t.steps.clone();
+        let mut steps = t.steps().to_vec();
         steps.push(Step {
             table: t.frame,
             index: i as u16,

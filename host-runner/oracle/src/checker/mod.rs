@@ -8,6 +8,7 @@ mod claims;
 mod copies;
 mod data;
 mod decode;
+mod diff;
 mod entry;
 mod incremental;
 mod leaf;

@@ -9,8 +9,8 @@ use super::swap::{Header, Store, UNIT};
 use super::violation::{Path, Step, Violation};
 use crate::model::Expected;
 
-/// Checks the data of `slots` ((slot, length, page address)), reusing
-/// `buf` for the stored bytes.
+/// Checks the data of `slots` ((slot, length, page address)), with one
+/// buffer for the stored bytes and one for the page for them all.
 pub fn check_slots(
     mem: &dyn GuestMemory,
     hello: &Hello,
@@ -22,8 +22,9 @@ pub fn check_slots(
     let Some(h) = &store.header else {
         return;
     };
+    let mut bufs = (Vec::new(), [0u8; 4096]);
     for s in slots {
-        out.extend(slot_data(mem, hello, h, expect, s));
+        out.extend(slot_data(mem, hello, h, expect, s, &mut bufs));
     }
 }
 
@@ -48,19 +49,23 @@ fn slot_data(
     h: &Header,
     expect: &Expected,
     (slot, len, virt): (u64, u64, u64),
+    (stored, decoded): &mut (Vec<u8>, [u8; 4096]),
 ) -> Option<Violation> {
-    let mut stored = vec![0u8; len as usize];
+    // Grown only: every byte used is read over.
+    if stored.len() < len as usize {
+        stored.resize(len as usize, 0);
+    }
+    let stored = &mut stored[..len as usize];
     let at = hello.swap.start + h.data + slot * UNIT;
-    if let Err(error) = mem.read(at, &mut stored) {
+    if let Err(error) = mem.read(at, stored) {
         let what = format!("swap slot {slot} at {at:#x}");
         return Some(Violation::Unreadable { what, error });
     }
-    let page = if len == 4096 {
-        stored
+    let page: &[u8] = if len == 4096 {
+        &*stored
     } else {
-        let mut p = vec![0u8; 4096];
-        match lz4_flex::block::decompress_into(&stored, &mut p) {
-            Ok(4096) => p,
+        match lz4_flex::block::decompress_into(&*stored, decoded) {
+            Ok(4096) => decoded,
             Ok(n) => {
                 let why = format!("slot {slot} of {virt:#x} decompresses to {n} bytes, not 4096");
                 return Some(Violation::SwapStore { why });
@@ -72,6 +77,9 @@ fn slot_data(
         }
     };
     let want = expect.expected_bytes(virt)?;
+    if page == &want[..] {
+        return None;
+    }
     let offset = page.iter().zip(want.iter()).position(|(a, b)| a != b)?;
     Some(Violation::SwapData {
         path: path_of(mem, hello, virt),

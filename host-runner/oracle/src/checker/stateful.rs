@@ -9,6 +9,7 @@ use protocol::Hello;
 
 use super::bitmap::Bitmap;
 use super::claims::{Claim, Ctx, Owner, Owners};
+use super::diff::Diff;
 use super::memory::GuestMemory;
 use super::swap::{check_store, model_slots, read_store, Store};
 use super::walk::{walk, Entries, Tree, Walk};
@@ -40,6 +41,8 @@ pub struct Checker {
     /// Reused buffers: a chunk of memory read, the swap units owned.
     pub(super) scratch: Vec<u8>,
     pub(super) units: Vec<u64>,
+    /// The incremental check's comparison, for its buffers.
+    pub(super) diff: Diff,
 }
 
 impl Checker {
@@ -100,7 +103,7 @@ impl Checker {
             None => Default::default(),
         };
         let mut out = Vec::new();
-        let tree = walk(mem, hello, &mut self.pool, &mut out);
+        let tree = walk(mem, hello, None, &mut self.pool, &mut out);
         let mut translations = Vec::new();
         for t in tree.leaf_tables() {
             leaf::check_table(hello, expect, t, &mut translations, &mut out);

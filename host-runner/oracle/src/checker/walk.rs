@@ -1,7 +1,12 @@
 //! The page walk: every table of the managed PML4 slots, read from the root
 //! in `Hello`, with the structural checks of invariant 4 above level 1.
 //! The tables are kept ([`Tree`]): the leaf checks read their entries, and
-//! the stateful checker compares them with the last check's.
+//! the stateful checker compares them with the last check's. Given that
+//! last check's tree, the walk compares each table in place with its copy
+//! there and, when the bytes are the same, shares the copy and its
+//! analysis instead of reading and analysing the table again.
+
+use std::sync::Arc;
 
 use protocol::Hello;
 
@@ -49,8 +54,9 @@ pub struct Walk {
     pub tables: Vec<TableRef>,
 }
 
-/// The entries of one table.
-pub(crate) type Entries = Box<[u64; 512]>;
+/// The entries of one table, shared by the trees of two checks when the
+/// table did not change between them.
+pub(crate) type Entries = Arc<[u64; 512]>;
 
 /// One table as read.
 #[derive(Debug)]
@@ -59,11 +65,15 @@ pub(crate) struct Table {
     pub level: u8,
     /// The first address it covers.
     pub virt: u64,
-    /// The entries leading to it (PML4 entry first).
-    pub steps: Vec<Step>,
+    /// The entries leading to it (PML4 entry first): the first `depth`
+    /// (kept in place, not allocated per table).
+    pub chain: [Step; 3],
+    pub depth: u8,
     pub entries: Entries,
     /// Only zero entries (reported; its pages count as uncovered).
     pub empty: bool,
+    /// How many entries are present.
+    pub present: u64,
 }
 
 impl Table {
@@ -76,8 +86,13 @@ impl Table {
     pub fn path(&self) -> Path {
         Path {
             virt: self.virt,
-            steps: self.steps.clone(),
+            steps: self.steps().to_vec(),
         }
+    }
+
+    /// The entries leading to it (PML4 entry first).
+    pub fn steps(&self) -> &[Step] {
+        &self.chain[..usize::from(self.depth)]
     }
 
     /// The first page number a level-1 table covers.
@@ -116,9 +131,11 @@ impl Tree {
         refs.collect()
     }
 
-    /// Gives the tables' entry buffers back to `pool`.
+    /// Gives the tables' entry buffers back to `pool` (those no other
+    /// tree shares).
     pub fn recycle(self, pool: &mut Vec<Entries>) {
-        pool.extend(self.tables.into_iter().map(|t| t.entries));
+        let unshared = self.tables.into_iter().map(|t| t.entries);
+        pool.extend(unshared.filter(|e| Arc::strong_count(e) == 1));
     }
 }
 
@@ -136,17 +153,14 @@ pub struct TableEntries {
 /// guest core's tests over simulated memory).
 pub fn read_tables(mem: &dyn GuestMemory, hello: &Hello) -> (Vec<TableEntries>, Vec<Violation>) {
     let mut out = Vec::new();
-    let tree = walk(mem, hello, &mut Vec::new(), &mut out);
+    let tree = walk(mem, hello, None, &mut Vec::new(), &mut out);
     let tables = tree.tables.into_iter().map(|t| TableEntries {
         table: TableRef {
             frame: t.frame,
             level: t.level,
-            path: Path {
-                virt: t.virt,
-                steps: t.steps,
-            },
+            path: t.path(),
         },
-        entries: t.entries,
+        entries: Box::new(*t.entries),
     });
     (tables.collect(), out)
 }
@@ -188,6 +202,8 @@ fn read_into(
 
 struct Walker<'a> {
     mem: &'a dyn GuestMemory,
+    /// The last check's tables.
+    prev: Option<&'a Tree>,
     tree: Tree,
     pool: &'a mut Vec<Entries>,
     out: &'a mut Vec<Violation>,
@@ -195,10 +211,13 @@ struct Walker<'a> {
 
 /// Walks the managed slots of the tables at `hello.page_table_root`,
 /// reporting unreadable tables, bad upper-level entries and empty tables;
-/// entry buffers come from `pool` when it has some.
+/// a table whose bytes are those of its copy in `prev` (same place, same
+/// frame) shares that copy, and other entry buffers come from `pool` when
+/// it has some.
 pub(crate) fn walk(
     mem: &dyn GuestMemory,
     hello: &Hello,
+    prev: Option<&Tree>,
     pool: &mut Vec<Entries>,
     out: &mut Vec<Violation>,
 ) -> Tree {
@@ -209,9 +228,11 @@ pub(crate) fn walk(
         out.push(Violation::Unreadable { what, error });
         return Tree::default();
     }
+    let tables = Vec::with_capacity(prev.map_or(0, |p| p.tables.len()));
     let mut w = Walker {
         mem,
-        tree: Tree::default(),
+        prev,
+        tree: Tree { tables },
         pool,
         out,
     };
@@ -231,7 +252,7 @@ pub(crate) fn walk(
     w.tree
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
     /// A non-leaf entry at `index` of `table` pointing to a table of `level`.
     #[allow(clippy::too_many_arguments)]
     fn entry(
@@ -265,36 +286,61 @@ impl Walker<'_> {
         steps.pop();
     }
 
-    fn table(&mut self, level: u8, phys: u64, virt: u64, steps: &mut Vec<Step>, lower: bool) {
-        let mut entries = self.pool.pop().unwrap_or_else(|| Box::new([0; 512]));
-        if let Err(error) = read_into(self.mem, phys, &mut entries) {
-            let path = Path {
-                virt,
-                steps: steps.clone(),
-            };
-            let what = format!("the level-{level} table at {phys:#x} ({path})");
+    /// The copy in `prev` of the level-`level` table for `virt` at `phys`,
+    /// when memory holds its bytes still.
+    fn unchanged(&self, level: u8, phys: u64, virt: u64) -> Option<&'a Table> {
+        let old = self.prev?.find(virt, level).filter(|o| o.frame == phys)?;
+        // In place: the guest's bytes are little-endian words.
+        let same = cfg!(target_endian = "little")
+            && self
+                .mem
+                .holds(phys, zerocopy::IntoBytes::as_bytes(&*old.entries))
+                == Ok(true);
+        same.then_some(old)
+    }
+
+    /// A fresh copy of the table at `phys` and what it holds (empty, how
+    /// many entries present); `None` when it is unreadable (reported).
+    fn read(
+        &mut self,
+        level: u8,
+        phys: u64,
+        path: impl Fn() -> Path,
+    ) -> Option<(Entries, bool, u64)> {
+        let mut entries = self.pool.pop().unwrap_or_else(|| Arc::new([0; 512]));
+        let words = Arc::make_mut(&mut entries);
+        if let Err(error) = read_into(self.mem, phys, words) {
+            let what = format!("the level-{level} table at {phys:#x} ({})", path());
             self.out.push(Violation::Unreadable { what, error });
             self.pool.push(entries);
-            return;
+            return None;
         }
-        let empty = entries.iter().all(|&e| e == 0);
+        let empty = words.iter().all(|&e| e == 0);
+        let present = words.iter().filter(|&&e| e & P != 0).count() as u64;
+        Some((entries, empty, present))
+    }
+
+    fn table(&mut self, level: u8, phys: u64, virt: u64, steps: &mut Vec<Step>, lower: bool) {
+        let path = || Path {
+            virt,
+            steps: steps.clone(),
+        };
+        let old = self.unchanged(level, phys, virt);
+        let known = old.map(|o| (Arc::clone(&o.entries), o.empty, o.present));
+        let Some((entries, empty, present)) = known.or_else(|| self.read(level, phys, path)) else {
+            return;
+        };
         if empty {
-            let path = Path {
-                virt,
-                steps: steps.clone(),
-            };
-            self.out.push(Violation::EmptyTable { path, table: phys });
+            self.out.push(Violation::EmptyTable {
+                path: path(),
+                table: phys,
+            });
         }
         if level == 1 {
-            let present = entries.iter().filter(|&&e| e & P != 0).count() as u64;
             let recorded = steps.last().map_or(0, |s| present_count(s.raw));
             if present != recorded {
-                let path = Path {
-                    virt,
-                    steps: steps.clone(),
-                };
                 self.out.push(Violation::PresentCount {
-                    path,
+                    path: path(),
                     table: phys,
                     recorded,
                     present,
@@ -303,13 +349,22 @@ impl Walker<'_> {
         }
         let descend = level > 1 && !empty;
         let at = self.tree.tables.len();
+        let mut chain = [Step {
+            table: 0,
+            index: 0,
+            raw: 0,
+        }; 3];
+        let depth = steps.len().min(3);
+        chain[..depth].copy_from_slice(&steps[..depth]);
         self.tree.tables.push(Table {
             frame: phys,
             level,
             virt,
-            steps: steps.clone(),
+            chain,
+            depth: depth as u8,
             entries,
             empty,
+            present,
         });
         if descend {
             let shift = 12 + 9 * u32::from(level - 1);
