@@ -55,14 +55,7 @@ impl Diff {
     }
 
     fn table_claim(&mut self, t: &Table, added: bool) {
-        let owner = Owner::Table {
-            level: t.level,
-            virt: t.virt,
-        };
-        let c = Claim {
-            frame: t.frame,
-            owner,
-        };
+        let c = t.claim();
         if added {
             self.added.push(c);
         } else {

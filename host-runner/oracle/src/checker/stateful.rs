@@ -119,15 +119,7 @@ impl Checker {
                 bitmap,
             };
             for t in &tree.tables {
-                let owner = Owner::Table {
-                    level: t.level,
-                    virt: t.virt,
-                };
-                let c = Claim {
-                    frame: t.frame,
-                    owner,
-                };
-                self.owners.claim(&ctx, c, || t.path(), &mut out);
+                self.owners.claim(&ctx, t.claim(), || t.path(), &mut out);
             }
             for t in &translations {
                 let owner = Owner::Page { virt: t.virt };

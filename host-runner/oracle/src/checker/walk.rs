@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use protocol::Hello;
 
+use super::claims::{Claim, Owner};
 use super::entry::{decode_upper, present_count, PresentKind, P};
 use super::memory::GuestMemory;
 use super::violation::{Path, Step, Violation};
@@ -77,6 +78,17 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// Its frame's claim: the table for its address at its level.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            frame: self.frame,
+            owner: Owner::Table {
+                level: self.level,
+                virt: self.virt,
+            },
+        }
+    }
+
     /// Its place in walk order: by address, a table before the tables
     /// below it.
     pub fn key(&self) -> (u64, u8) {
