@@ -25,7 +25,8 @@ use crate::backend::{FrameAccess, PhysMemory};
 use crate::conv::usize_of;
 use crate::frames::{frame_at, frame_number};
 
-use bytes::{get_bit, past_end, read, set_bit, set_slot_len, slot_len, word, write};
+use crate::bits::Bits;
+use bytes::{read, set_slot_len, slot_len, write};
 
 /// Bytes of a unit.
 pub const UNIT: u64 = 128;
@@ -146,63 +147,45 @@ impl SwapStore {
         write(mem, self, 0, &h);
     }
 
+    /// The used bitmap (one bit a unit), as the VMM's other metadata
+    /// bitmaps are kept: it starts on a page of the store's frames.
+    fn used(&self) -> Bits {
+        self.bitmap(self.used_off)
+    }
+
+    /// The pending bitmap (one bit a slot, by its first unit).
+    fn pending(&self) -> Bits {
+        self.bitmap(self.pending_off)
+    }
+
+    /// The bitmap of `units` bits at store offset `off` (page aligned:
+    /// `layout` rounds every part of the store up to pages).
+    fn bitmap(&self, off: u64) -> Bits {
+        Bits {
+            base: frame_number(self.base) + off / 4096,
+            len: self.units,
+        }
+    }
+
     /// A free run of `n` units (1 to 32), first fit from the hint, then
-    /// from 0. The used bitmap is read a word at a time: a full word is
-    /// passed and an empty one counted whole, so a store with little room
-    /// costs a read per 64 units, not per unit; one with fewer free units
-    /// than `n` costs none, and neither does one that found no run of `n`
-    /// or fewer units since a unit was freed.
+    /// from 0, searched a word of the used bitmap at a time
+    /// ([`Bits::find_clear_run`]). A store with fewer free units than `n`
+    /// costs no search, and neither does one that found no run of `n` or
+    /// fewer units since a unit was freed.
     fn find_units<M: PhysMemory>(&mut self, mem: &mut M, n: u64) -> Option<u64> {
         let free = self.units.saturating_sub(self.used_units);
         if free < n || self.no_run_of.is_some_and(|m| m <= n) {
             return None;
         }
-        let found = self.search_units(mem, n);
+        let used = self.used();
+        let from = self.hint.min(self.units);
+        let found = used
+            .find_clear_run(mem, n, 1, from)
+            .or_else(|| used.find_clear_run(mem, n, 1, 0));
         if found.is_none() {
             self.no_run_of = Some(n);
         }
         found
-    }
-
-    /// [`SwapStore::find_units`]' search of the bitmap.
-    fn search_units<M: PhysMemory>(&self, mem: &mut M, n: u64) -> Option<u64> {
-        for from in [self.hint.min(self.units), 0] {
-            let (mut run, mut start, mut u) = (0, from, from);
-            while u < self.units {
-                let (w, bit) = (u / 64, u % 64);
-                let used = word(mem, self, self.used_off, w) | past_end(self, w);
-                let next = (w + 1) * 64;
-                match used >> bit {
-                    rest if rest == u64::MAX >> bit => run = 0,
-                    0 => {
-                        if run == 0 {
-                            start = u;
-                        }
-                        run += 64 - bit;
-                        if run >= n {
-                            return Some(start);
-                        }
-                    }
-                    _ => {
-                        for b in bit..64 {
-                            if used & (1 << b) != 0 {
-                                run = 0;
-                                continue;
-                            }
-                            if run == 0 {
-                                start = w * 64 + b;
-                            }
-                            run += 1;
-                            if run == n {
-                                return Some(start);
-                            }
-                        }
-                    }
-                }
-                u = next;
-            }
-        }
-        None
     }
 
     /// Stores the contents of `frame` in a new slot and answers its number.
@@ -229,9 +212,7 @@ impl SwapStore {
         };
         let units = u64::from(len).div_ceil(UNIT);
         let slot = self.find_units(mem, units).ok_or(StoreFull)?;
-        for u in slot..slot + units {
-            set_bit(mem, self, self.used_off, u, true);
-        }
+        self.used().set_range(mem, slot, slot + units, true);
         set_slot_len(mem, self, slot, len);
         write(
             mem,
@@ -267,7 +248,7 @@ impl SwapStore {
             return Err(LoadError::Corrupt);
         }
         let len = usize_of(len);
-        if get_bit(mem, self, self.pending_off, slot) {
+        if self.pending().get(mem, slot) {
             return Err(LoadError::Pending);
         }
         let mut buf = [0u8; 4096];
@@ -281,7 +262,7 @@ impl SwapStore {
                 _ => return Err(LoadError::Corrupt),
             }
         }
-        set_bit(mem, self, self.pending_off, slot, true);
+        self.pending().set(mem, slot, true);
         self.pending += 1;
         Ok(())
     }
@@ -296,17 +277,15 @@ impl SwapStore {
             return;
         }
         let units = len.div_ceil(UNIT);
-        for u in slot..slot + units {
-            set_bit(mem, self, self.used_off, u, false);
-        }
+        self.used().set_range(mem, slot, slot + units, false);
         // Saturating here and below: a length table that a buggy VMM
         // wrote over must not panic the kernel (the store's counters go
         // wrong instead, which `Stats` and the checker report).
         self.used_units = self.used_units.saturating_sub(units);
         self.no_run_of = None;
         set_slot_len(mem, self, slot, 0);
-        if get_bit(mem, self, self.pending_off, slot) {
-            set_bit(mem, self, self.pending_off, slot, false);
+        if self.pending().get(mem, slot) {
+            self.pending().set(mem, slot, false);
             self.pending -= 1;
         }
         self.slots = self.slots.saturating_sub(1);
@@ -319,17 +298,14 @@ impl SwapStore {
         if self.pending == 0 {
             return;
         }
-        // A word of the pending bitmap at a time, until none is left.
-        for w in 0..self.units.div_ceil(64) {
-            let mut pending = word(mem, self, self.pending_off, w);
-            while pending != 0 {
-                let b = u64::from(pending.trailing_zeros());
-                pending &= pending - 1;
-                self.free(mem, w * 64 + b);
-            }
-            if self.pending == 0 {
+        // In order, a word of the bitmap at a time, until none is left.
+        let (pending, mut at) = (self.pending(), 0);
+        while self.pending > 0 {
+            let Some(slot) = pending.find(mem, at, self.units, true) else {
                 return;
-            }
+            };
+            self.free(mem, slot);
+            at = slot + 1;
         }
     }
 }

@@ -13,8 +13,8 @@ impl SwapStore {
         let (mut slots, mut bytes, mut covered_to, mut used_units) = (0u64, 0u64, 0u64, 0u64);
         for u in 0..s.units {
             let len = slot_len(mem, s, u);
-            let used = get_bit(mem, s, s.used_off, u);
-            if get_bit(mem, s, s.pending_off, u) {
+            let used = s.used().get(mem, u);
+            if s.pending().get(mem, u) {
                 return Err(format!("unit {u} pending between requests"));
             }
             if len > 0 {

@@ -22,7 +22,7 @@ fn reference(mem: &mut SimMemory, s: &SwapStore, n: u64) -> Option<u64> {
     for from in [s.hint.min(s.units), 0] {
         let (mut run, mut start) = (0, from);
         for u in from..s.units {
-            if get_bit(mem, s, s.used_off, u) {
+            if s.used().get(mem, u) {
                 run = 0;
                 continue;
             }
@@ -42,7 +42,7 @@ fn reference(mem: &mut SimMemory, s: &SwapStore, n: u64) -> Option<u64> {
 fn mark(mem: &mut SimMemory, s: &mut SwapStore, used: &[bool]) {
     for (u, &is_used) in (0..s.units).zip(used.iter().cycle()) {
         if is_used {
-            set_bit(mem, s, s.used_off, u, true);
+            s.used().set(mem, u, true);
             s.used_units += 1;
         }
     }
@@ -78,7 +78,7 @@ fn a_store_with_no_unit_to_spare_finds_none_and_the_units_past_its_end_are_never
     // Free the last unit only: a run of one, and none of two (the bits
     // past the end do not count as free).
     let last = s.units - 1;
-    set_bit(&mut mem, &s, s.used_off, last, false);
+    s.used().set(&mut mem, last, false);
     s.used_units -= 1;
     assert_eq!(s.find_units(&mut mem, 1), Some(last));
     assert_eq!(s.find_units(&mut mem, 2), None);
