@@ -59,16 +59,9 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// on its way back).
     pub(crate) fn free_if_empty(&mut self, at: Entry, child: PhysFrame) {
         if self.mem.table(child).is_empty() {
-            self.free_table(at, child);
+            self.unlink_table(at);
+            self.drop_table(child);
         }
-    }
-
-    /// Unlinks the table `child` from the upper-level entry `at`, flushes,
-    /// and frees its frame, whatever its entries hold: the caller has
-    /// released and counted out every page it held.
-    pub(crate) fn free_table(&mut self, at: Entry, child: PhysFrame) {
-        self.unlink_table(at);
-        self.drop_table(child);
     }
 
     /// Zeroes the upper-level entry `at` that names a table, and flushes:
