@@ -95,6 +95,12 @@ impl Ring {
         word64(OFF_REQ_SEQ).load(Ordering::Acquire) > self.served
     }
 
+    /// Whether the host has used the ring (it may also use only the serial
+    /// line).
+    pub fn in_use(&self) -> bool {
+        self.served > 0
+    }
+
     /// The next request, if one is posted.
     pub fn take(&mut self) -> Option<Posted<'_>> {
         if !self.pending() {
