@@ -3,7 +3,6 @@
 //! reported, and the mappings of `info tlb` (QEMU's MMU walking the same
 //! tables) must be the walk's translations (invariant 7).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use oracle::Walk;
@@ -118,23 +117,53 @@ fn canonical(v: u64) -> u64 {
 /// XGPDACTUW`, `-` for a clear flag); other lines are skipped.
 pub fn parse_tlb(text: &str) -> Vec<TlbEntry> {
     text.lines()
-        .filter_map(|line| {
-            let (virt, rest) = line.trim().split_once(": ")?;
-            let mut parts = rest.split_whitespace();
-            let phys = parts.next()?;
-            let flags = parts.next()?.as_bytes();
-            if flags.len() != 9 {
-                return None;
-            }
-            Some(TlbEntry {
-                virt: canonical(u64::from_str_radix(virt, 16).ok()?),
-                phys: u64::from_str_radix(phys, 16).ok()?,
-                large: flags[2] == b'P',
-                user: flags[7] == b'U',
-                writable: flags[8] == b'W',
-            })
-        })
+        .filter_map(|line| fixed_line(line).or_else(|| free_line(line)))
         .collect()
+}
+
+/// A line as QEMU prints it: two 16-digit hex numbers and nine flags at
+/// fixed places (a full check parses one per mapped page, thousands).
+fn fixed_line(line: &str) -> Option<TlbEntry> {
+    let b = line.as_bytes();
+    if b.len() != 44 || &b[16..18] != b": " || b[34] != b' ' {
+        return None;
+    }
+    entry(hex16(&b[..16])?, hex16(&b[18..34])?, &b[35..44])
+}
+
+/// Any other spacing of the same fields.
+fn free_line(line: &str) -> Option<TlbEntry> {
+    let (virt, rest) = line.trim().split_once(": ")?;
+    let mut parts = rest.split_whitespace();
+    let phys = parts.next()?;
+    let flags = parts.next()?.as_bytes();
+    entry(
+        u64::from_str_radix(virt, 16).ok()?,
+        u64::from_str_radix(phys, 16).ok()?,
+        flags,
+    )
+}
+
+/// An entry from its numbers and its nine flags.
+fn entry(virt: u64, phys: u64, flags: &[u8]) -> Option<TlbEntry> {
+    if flags.len() != 9 {
+        return None;
+    }
+    Some(TlbEntry {
+        virt: canonical(virt),
+        phys,
+        large: flags[2] == b'P',
+        user: flags[7] == b'U',
+        writable: flags[8] == b'W',
+    })
+}
+
+/// Sixteen hex digits.
+fn hex16(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |v, &d| {
+        let n = char::from(d).to_digit(16)?;
+        Some(v << 4 | u64::from(n))
+    })
 }
 
 /// Whether `virt` lies in a PML4 slot the VMM manages.
@@ -145,15 +174,18 @@ fn managed(hello: &Hello, virt: u64) -> bool {
 }
 
 /// Compares QEMU's mappings of the managed space with the walk's
-/// translations (at most `limit` mismatches are listed).
+/// translations (at most `limit` mismatches are listed): huge pages first,
+/// then the walk's pages QEMU lacks or maps otherwise (in walk order), then
+/// the pages only QEMU maps (by address). The two lists are joined in
+/// address order: each comes sorted from its walk (sorted here if not).
 pub fn compare_tlb(
     tlb: &[TlbEntry],
     walk: &Walk,
     hello: &Hello,
     limit: usize,
 ) -> Vec<QemuMismatch> {
-    let mut qemu: BTreeMap<u64, TlbEntry> = BTreeMap::new();
     let mut out = Vec::new();
+    let mut qemu: Vec<&TlbEntry> = Vec::with_capacity(tlb.len());
     for e in tlb.iter().filter(|e| managed(hello, e.virt)) {
         if e.large {
             out.push(QemuMismatch::LargePage {
@@ -161,31 +193,59 @@ pub fn compare_tlb(
                 phys: e.phys,
             });
         } else {
-            qemu.insert(e.virt, *e);
+            qemu.push(e);
         }
     }
-    for t in &walk.translations {
-        match qemu.remove(&t.virt) {
-            None => out.push(QemuMismatch::MissingInQemu {
-                virt: t.virt,
-                frame: t.frame,
-            }),
-            Some(q) if q.phys != t.frame || q.writable != t.writable => {
-                out.push(QemuMismatch::Differs {
+    if !qemu.is_sorted_by_key(|e| e.virt) {
+        qemu.sort_by_key(|e| e.virt);
+    }
+    // The walk's pages by address, each with its place in the walk: the
+    // mismatches are listed in walk order.
+    let mut walked: Vec<_> = walk.translations.iter().enumerate().collect();
+    let sorted = walked.is_sorted_by_key(|(_, t)| t.virt);
+    if !sorted {
+        walked.sort_by_key(|(_, t)| t.virt);
+    }
+    let mut found = Vec::new();
+    let mut only = Vec::new();
+    let mut q = qemu.into_iter().peekable();
+    for (at, t) in walked {
+        while let Some(e) = q.next_if(|e| e.virt < t.virt) {
+            only.push(QemuMismatch::OnlyInQemu {
+                virt: e.virt,
+                phys: e.phys,
+            });
+        }
+        match q.next_if(|e| e.virt == t.virt) {
+            None => found.push((
+                at,
+                QemuMismatch::MissingInQemu {
+                    virt: t.virt,
+                    frame: t.frame,
+                },
+            )),
+            Some(e) if e.phys != t.frame || e.writable != t.writable => found.push((
+                at,
+                QemuMismatch::Differs {
                     virt: t.virt,
                     walk_frame: t.frame,
                     walk_writable: t.writable,
-                    qemu_phys: q.phys,
-                    qemu_writable: q.writable,
-                })
-            }
+                    qemu_phys: e.phys,
+                    qemu_writable: e.writable,
+                },
+            )),
             Some(_) => {}
         }
     }
-    out.extend(qemu.into_values().map(|q| QemuMismatch::OnlyInQemu {
-        virt: q.virt,
-        phys: q.phys,
+    if !sorted {
+        found.sort_by_key(|&(at, _)| at);
+    }
+    out.extend(found.into_iter().map(|(_, m)| m));
+    only.extend(q.map(|e| QemuMismatch::OnlyInQemu {
+        virt: e.virt,
+        phys: e.phys,
     }));
+    out.append(&mut only);
     out.truncate(limit);
     out
 }

@@ -171,3 +171,60 @@ fn huge_page_in_managed_space_is_reported() {
         QemuMismatch::LargePage { virt: 0x200000, .. }
     ));
 }
+
+#[test]
+fn a_line_spaced_otherwise_parses_the_same() {
+    let fixed = parse_tlb("0000000012345000: 0000000000abc000 ---DA--UW\r\n");
+    let free = parse_tlb("  12345000:   abc000    ---DA--UW\n");
+    assert_eq!(fixed.len(), 1);
+    assert_eq!(fixed, free);
+    // A bad digit in the fixed form is not a mapping.
+    assert!(parse_tlb("00000000123g5000: 0000000000abc000 ---DA--UW\n").is_empty());
+}
+
+#[test]
+fn views_in_any_order_give_the_same_mismatches() {
+    let h = hello();
+    // QEMU maps even pages 0..2000 (page 1000 to another frame); the walk
+    // has every page 1..1999 that is a multiple of 3.
+    let text: String = (0..2000u64)
+        .filter(|p| p % 2 == 0)
+        .map(|p| {
+            let frame = if p == 1000 { 0x9_9999 } else { p };
+            format!(
+                "{:016x}: {:016x} ----A--UW\n",
+                0x4000_0000 + p * 4096,
+                frame * 4096
+            )
+        })
+        .collect();
+    let tlb = parse_tlb(&text);
+    assert_eq!(tlb.len(), 1000);
+    let mut walk = Walk {
+        translations: (1..2000u64)
+            .filter(|p| p % 3 == 0)
+            .map(|p| translation(0x4000_0000 + p * 4096, p * 4096, true))
+            .collect(),
+        ..Walk::default()
+    };
+    let sorted = compare_tlb(&tlb, &walk, &h, usize::MAX);
+    // Pages 3, 9, ... (odd multiples of 3) are missing in QEMU; page 1000
+    // is not a multiple of 3, so it is only in QEMU, like every even page
+    // that is not a multiple of 6.
+    let missing = sorted
+        .iter()
+        .filter(|m| matches!(m, QemuMismatch::MissingInQemu { .. }))
+        .count();
+    let only = sorted
+        .iter()
+        .filter(|m| matches!(m, QemuMismatch::OnlyInQemu { .. }))
+        .count();
+    assert_eq!((missing, only), (333, 667), "{sorted:?}");
+    walk.translations.reverse();
+    let mut tlb_rev = tlb.clone();
+    tlb_rev.reverse();
+    let mut reversed = compare_tlb(&tlb_rev, &walk, &h, usize::MAX);
+    // Walk order is kept for the walk's mismatches.
+    reversed[..333].reverse();
+    assert_eq!(reversed, sorted);
+}
