@@ -63,6 +63,10 @@ pub unsafe trait PhysMemory {
     fn try_frame(&mut self, frame: PhysFrame) -> Result<&[u8; 4096], FrameRefused>;
     /// Invalidates the TLB entry of `page` (and the paging-structure caches).
     fn flush(&mut self, page: Page);
+    /// Invalidates every TLB entry of the managed space and the
+    /// paging-structure caches (the managed space has no global page, so a
+    /// CR3 reload does it).
+    fn flush_all(&mut self);
 }
 
 /// The VMM's frame access: [`PhysMemory`]'s views, with a refusal reported
@@ -132,5 +136,46 @@ impl Flush {
         mem.flush(self.0);
         #[cfg(feature = "inject-skip-flush")]
         let _ = mem;
+    }
+}
+
+/// The TLB invalidations of one walk that may change many present pages:
+/// each page's at once up to [`Flushes::LIMIT`], past it one full flush
+/// when the walk ends ([`Flushes::finish`]), which then covers them all.
+///
+/// An `invlpg` costs the same for every page; a full flush costs one CR3
+/// reload plus the refill of the kernel's own TLB entries, so it pays only
+/// for many pages. Deferring is sound only in a walk that, until `finish`,
+/// neither touches the pages it changed nor takes a frame (a freed frame
+/// or table could otherwise be reused while a stale translation to it
+/// lives): a walk that only releases.
+#[must_use = "a walk's deferred flushes must be finished"]
+#[derive(Debug, Default)]
+pub(crate) struct Flushes {
+    count: u64,
+}
+
+impl Flushes {
+    /// Pages flushed one by one before the rest wait for one full flush.
+    pub const LIMIT: u64 = 128;
+
+    /// Flushes `page` now, or leaves it to [`Flushes::finish`].
+    pub fn add<M: PhysMemory + ?Sized>(&mut self, page: Flush, mem: &mut M) {
+        self.count += 1;
+        if self.count <= Self::LIMIT {
+            page.flush(mem);
+        }
+    }
+
+    /// The full flush, if any page was left to it. Every TLB invalidation
+    /// of the VMM goes through here or [`Flush::flush`]; the feature
+    /// `inject-skip-flush` skips both.
+    pub fn finish<M: PhysMemory + ?Sized>(self, mem: &mut M) {
+        if self.count > Self::LIMIT {
+            #[cfg(not(feature = "inject-skip-flush"))]
+            mem.flush_all();
+            #[cfg(feature = "inject-skip-flush")]
+            let _ = mem;
+        }
     }
 }

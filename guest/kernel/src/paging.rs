@@ -212,4 +212,8 @@ unsafe impl vmm_core::PhysMemory for DirectMap {
     fn flush(&mut self, page: Page) {
         tlb::flush(page.start_address());
     }
+
+    fn flush_all(&mut self) {
+        tlb::flush_all();
+    }
 }

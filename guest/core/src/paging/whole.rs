@@ -6,7 +6,8 @@
 //! - **Unusable:** a whole table is unlinked from its PD entry first, so
 //!   the CPU can no longer walk to its pages; then every page's frame or
 //!   swap slot is released and counted out, each present page flushed from
-//!   the TLB once, and the table's frame freed. Its entries are never
+//!   the TLB once, and the table's frame freed. Past [`Flushes::LIMIT`]
+//!   present pages, the walk ends with one full flush instead. Its entries are never
 //!   rewritten: the frame goes back to the allocator, and every frame is
 //!   zeroed before its next use. Allocate-on-write entries, which hold
 //!   nothing, are counted out together.
@@ -23,7 +24,7 @@ use core::ops::ControlFlow;
 
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::{Flush, FrameAccess, PhysMemory};
+use crate::backend::{Flush, Flushes, FrameAccess, PhysMemory};
 use crate::frame_alloc::FrameAllocator;
 use crate::linear::{page_of, user};
 use crate::ops::to_usable;
@@ -35,7 +36,9 @@ use crate::walk::{walk, Entry, Visit};
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Every page of `span` unusable: frees frames, swap slots and tables.
     pub(crate) fn clear(&mut self, span: Span) {
-        let _ = walk(self, span.start, span.end, &mut Clear);
+        let mut clear = Clear::default();
+        let _ = walk(self, span.start, span.end, &mut clear);
+        clear.flushes.finish(&mut self.mem);
     }
 
     /// Every page of `span` usable RAM, as the convert to usable RAM does it
@@ -56,8 +59,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 }
 
-/// [`Vmm::clear`].
-struct Clear;
+/// [`Vmm::clear`]: it only releases (it takes no frame and touches no
+/// page), so its flushes may wait for its end ([`Flushes`]).
+#[derive(Default)]
+struct Clear {
+    flushes: Flushes,
+}
 
 impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
     type Stop = Infallible;
@@ -65,8 +72,12 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
 
     fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Infallible> {
         let lo = at.slot.base;
-        let new = vmm.release(Pte::decode(at.raw, user(lo)));
-        vmm.change(at.table, at.slot.index, lo, at.raw, new);
+        let old = Pte::decode(at.raw, user(lo));
+        if let Some(new) = vmm.release(old).filter(|&n| n != old) {
+            if let Some(flush) = vmm.set_leaf(at.table, at.slot.index, lo, old, new) {
+                self.flushes.add(flush, &mut vmm.mem);
+            }
+        }
         ControlFlow::Continue(())
     }
 
@@ -92,7 +103,8 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
         vmm.counters
             .pages_changed(base, Pte::AllocOnWrite, Pte::Unusable, n_aow);
         // Unlinked first, so that no walk of the CPU reaches the pages any
-        // more: each present one is then flushed once, and its entry needs
+        // more: each present one is then flushed once (or by the walk's
+        // full flush at its end), and its entry needs
         // no rewrite (nor its PD entry's present count: the PD entry is
         // gone).
         vmm.unlink_table(at);
@@ -106,7 +118,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
             let _ = vmm.release(old);
             vmm.counters.page_changed(lo, old, Pte::Unusable);
             if old.is_present() {
-                Flush::new(page_of(lo)).flush(&mut vmm.mem);
+                self.flushes.add(Flush::new(page_of(lo)), &mut vmm.mem);
             }
         }
         vmm.drop_table(child);

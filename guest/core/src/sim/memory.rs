@@ -34,6 +34,8 @@ pub struct SimMemory {
     frames: Vec<SimFrame>,
     /// Pages flushed from the (simulated) TLB, in order.
     pub flushed: Vec<Page>,
+    /// Full flushes so far (each empties the TLB, and covers every page).
+    pub full_flushes: u64,
     /// The simulated TLB: page address → frame and writability, filled by
     /// touches, emptied page by page by flushes.
     pub tlb: BTreeMap<u64, (PhysFrame, bool)>,
@@ -62,6 +64,7 @@ impl SimMemory {
         SimMemory {
             frames: (0..frames).map(|_| SimFrame::Zero).collect(),
             flushed: Vec::new(),
+            full_flushes: 0,
             tlb: BTreeMap::new(),
             ignore_flushes: false,
             table_reads: 0,
@@ -180,5 +183,12 @@ unsafe impl PhysMemory for SimMemory {
             self.tlb.remove(&page.start_address().as_u64());
         }
         self.flushed.push(page);
+    }
+
+    fn flush_all(&mut self) {
+        if !self.ignore_flushes {
+            self.tlb.clear();
+        }
+        self.full_flushes += 1;
     }
 }

@@ -131,3 +131,59 @@ fn a_convert_to_usable_of_a_whole_table_keeps_what_it_already_holds() {
     assert_eq!(s.present_pages, 5);
     assert_eq!(s.alloc_on_write_pages, 512 - 9);
 }
+
+/// A machine with `tables` page tables of present RAM from [`TABLE`], every
+/// page written (touched: the TLB holds them all).
+fn present_tables(tables: u64) -> SimMachine {
+    let mut m = SimMachine::new(4096);
+    let pages = tables * 512;
+    convert(&mut m, TABLE, pages, AreaType::UsableRam);
+    let write = Request::Write {
+        addr: TABLE,
+        len: pages * 4096,
+        seed: 5,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, write).split_reclaimed().1, Response::Done);
+    assert_eq!(stats(&mut m).present_pages, pages);
+    assert_eq!(m.vmm.mem().tlb.len() as u64, pages, "every page touched");
+    m
+}
+
+#[test]
+fn many_present_pages_made_unusable_end_in_one_full_flush() {
+    let mut m = present_tables(3);
+    let (flushed, full) = (m.vmm.mem().flushed.len(), m.vmm.mem().full_flushes);
+    // Part of the first table (entry by entry) and two whole tables.
+    let from = TABLE + 100 * 4096;
+    convert(&mut m, from, 3 * 512 - 100, AreaType::Unusable);
+    let mem = m.vmm.mem();
+    assert_eq!(mem.full_flushes, full + 1, "one full flush");
+    // The first pages one by one, then the unlink of each whole table
+    // (its PD entry, flushed at once by `unlink_table`).
+    assert_eq!(
+        (mem.flushed.len() - flushed) as u64,
+        crate::backend::Flushes::LIMIT + 2,
+    );
+    // Only the pages left present are still in the TLB.
+    assert!(mem.tlb.is_empty());
+    check(&mut m);
+    assert_eq!(stats(&mut m).present_pages, 100);
+    // A reset of the same state also ends in a full flush.
+    let mut m = present_tables(2);
+    let full = m.vmm.mem().full_flushes;
+    reset_and_check(&mut m);
+    assert_eq!(m.vmm.mem().full_flushes, full + 1);
+}
+
+#[test]
+fn few_present_pages_are_flushed_one_by_one() {
+    let mut m = present_tables(1);
+    let (flushed, full) = (m.vmm.mem().flushed.len(), m.vmm.mem().full_flushes);
+    convert(&mut m, TABLE, 100, AreaType::Unusable);
+    let mem = m.vmm.mem();
+    assert_eq!(mem.full_flushes, full, "no full flush");
+    assert_eq!(mem.flushed.len() - flushed, 100);
+    assert_eq!(mem.tlb.len(), 412, "the other pages stay cached");
+    check(&mut m);
+}
