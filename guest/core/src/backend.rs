@@ -145,10 +145,11 @@ impl Flush {
 ///
 /// An `invlpg` costs the same for every page; a full flush costs one CR3
 /// reload plus the refill of the kernel's own TLB entries, so it pays only
-/// for many pages. Deferring is sound only in a walk that, until `finish`,
+/// for many pages. Deferring is sound in a walk that, until `finish`,
 /// neither touches the pages it changed nor takes a frame (a freed frame
 /// or table could otherwise be reused while a stale translation to it
-/// lives): a walk that only releases.
+/// lives): a walk that only releases, or one whose changes leave each
+/// translation as it was (the clock's clearing of accessed bits).
 #[must_use = "a walk's deferred flushes must be finished"]
 #[derive(Debug, Default)]
 pub(crate) struct Flushes {

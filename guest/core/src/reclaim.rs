@@ -21,7 +21,7 @@ use core::ops::ControlFlow;
 use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::{Flush, PhysMemory};
+use crate::backend::{Flush, Flushes, PhysMemory};
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::linear::{page_of, user, KERNEL_SPAN, USER_SPAN};
 use crate::pte::{self, Pte};
@@ -202,15 +202,22 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             .iter()
             .position(|s| s.start <= self.hand && self.hand < s.end)
             .unwrap_or(0);
-        let mut sweep = Sweep { want, failures: 0 };
+        let mut sweep = Sweep {
+            want,
+            failures: 0,
+            aged: Flushes::default(),
+        };
+        let mut outcome = Err(NothingToReclaim);
         for k in 0..5 {
             let span = spans[(start + k) % spans.len()];
             let from = if k == 0 { self.hand } else { span.start };
-            if let ControlFlow::Break(outcome) = walk(self, from, span.end, &mut sweep) {
-                return outcome;
+            if let ControlFlow::Break(o) = walk(self, from, span.end, &mut sweep) {
+                outcome = o;
+                break;
             }
         }
-        Err(NothingToReclaim)
+        sweep.aged.finish(&mut self.mem);
+        outcome
     }
 
     /// The first page at or after `from` below `end` that `Evict` sends
@@ -243,9 +250,16 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 /// (in the pin, or not a `want`), given its second chance (accessed bit
 /// cleared and flushed), or sent out. Stops when a page went out, or after
 /// 16 pages that could not be sent (no swap room).
+///
+/// The flushes of the second chances wait for the sweep's end ([`Flushes`]:
+/// past its limit, one full flush): clearing the accessed bit leaves the
+/// translation as it was, so a TLB entry kept a little longer only delays
+/// the CPU's setting of the bit again, and nothing touches a page during
+/// the sweep. A page sent out is flushed at once.
 struct Sweep {
     want: Victim,
     failures: u32,
+    aged: Flushes,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
@@ -277,7 +291,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
         }
         if raw & ACCESSED != 0 {
             vmm.write_leaf_raw(table, i, raw & !ACCESSED);
-            Flush::new(page_of(lin)).flush(&mut vmm.mem);
+            self.aged.add(Flush::new(page_of(lin)), &mut vmm.mem);
             return ControlFlow::Continue(());
         }
         if vmm.send_out(table, i, lin, p).is_ok() {

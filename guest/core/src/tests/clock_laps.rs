@@ -93,3 +93,49 @@ fn a_clean_file_page_before_the_hand_in_the_kernel_span_gets_its_second_look() {
     // clears the accessed bit, the second takes it.
     assert_eq!(one_more_frame(&mut m), [Reclaim::Dropped { addr: FILE_AT }]);
 }
+
+#[test]
+fn a_lap_over_many_accessed_pages_ends_in_one_full_flush() {
+    let mut m = SimMachine::new(1024);
+    let pages = 300;
+    let map = Request::Map {
+        addr: RAM_AT,
+        pages,
+        writable: true,
+        contiguous: false,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, map), Response::Done);
+    for p in 0..pages {
+        access(&mut m, RAM_AT + p * 4096);
+    }
+    let reserve = protocol::heap_reserve_frames(stats(&mut m).heap_max_bytes);
+    let spare = stats(&mut m).free_frames - reserve;
+    let take = Request::AllocFrames {
+        count: spare,
+        contiguous: false,
+        privilege: K,
+    };
+    assert!(matches!(req(&mut m, take), Response::Frames(_)));
+    let (flushed, full) = (m.vmm.mem().flushed.len(), m.vmm.mem().full_flushes);
+    // Every page has its accessed bit: the first lap clears them all, the
+    // second look takes the first page.
+    assert_eq!(
+        one_more_frame(&mut m),
+        [Reclaim::Swapped {
+            addr: RAM_AT,
+            slot: 0
+        }]
+    );
+    let mem = m.vmm.mem();
+    assert_eq!(mem.full_flushes, full + 1, "one full flush for the lap");
+    // The first second chances one by one, then the page sent out.
+    assert_eq!(
+        (mem.flushed.len() - flushed) as u64,
+        crate::backend::Flushes::LIMIT + 1
+    );
+    for p in 1..pages {
+        let (table, i) = m.vmm.leaf_slot((RAM_AT + p * 4096) & LINEAR_MASK).unwrap();
+        assert_eq!(m.vmm.read_entry(table, i) & (1 << 5), 0, "page {p} aged");
+    }
+}
