@@ -47,7 +47,8 @@
 //!    one `0x00` byte on the serial line.
 //! 4. Before sleeping, the guest stores `waiting = 1`, fences, and looks at
 //!    `req_seq` and its UART once more; it stores `waiting = 0` when it
-//!    wakes. On a machine that keeps both fences, a posted request always
+//!    wakes. (It may first look at `req_seq` for a while with `waiting`
+//!    still 0: a request posted then needs no doorbell.) On a machine that keeps both fences, a posted request always
 //!    either is seen or wakes it. Under TCG with one vCPU it may not:
 //!    QEMU then emits no host barrier for the guest's fence (nor for a
 //!    locked instruction), so the guest's store of `waiting` can still sit
