@@ -27,6 +27,19 @@ fn access(m: &mut SimMachine, addr: u64) {
     m.vmm.write_leaf_raw(table, i, raw | 1 << 5);
 }
 
+/// The host takes every frame left beyond the heap's reserve: each frame
+/// from now on is reclaimed.
+fn take_every_spare_frame(m: &mut SimMachine) {
+    let reserve = protocol::heap_reserve_frames(stats(m).heap_max_bytes);
+    let spare = stats(m).free_frames - reserve;
+    let take = Request::AllocFrames {
+        count: spare,
+        contiguous: false,
+        privilege: K,
+    };
+    assert!(matches!(req(m, take), Response::Frames(_)));
+}
+
 fn one_more_frame(m: &mut SimMachine) -> Vec<Reclaim> {
     let alloc = Request::AllocFrames {
         count: 1,
@@ -51,14 +64,7 @@ fn a_clean_file_page_before_the_hand_in_the_kernel_span_gets_its_second_look() {
         privilege: K,
     };
     assert_eq!(req(&mut m, map), Response::Done);
-    let reserve = protocol::heap_reserve_frames(stats(&mut m).heap_max_bytes);
-    let spare = stats(&mut m).free_frames - reserve;
-    let take = Request::AllocFrames {
-        count: spare,
-        contiguous: false,
-        privilege: K,
-    };
-    assert!(matches!(req(&mut m, take), Response::Frames(_)));
+    take_every_spare_frame(&mut m);
     // No clean file page yet: the first RAM page goes to swap, and the
     // hand rests after it, in the kernel's span, past the file's place.
     assert_eq!(
@@ -109,14 +115,7 @@ fn a_lap_over_many_accessed_pages_ends_in_one_full_flush() {
     for p in 0..pages {
         access(&mut m, RAM_AT + p * 4096);
     }
-    let reserve = protocol::heap_reserve_frames(stats(&mut m).heap_max_bytes);
-    let spare = stats(&mut m).free_frames - reserve;
-    let take = Request::AllocFrames {
-        count: spare,
-        contiguous: false,
-        privilege: K,
-    };
-    assert!(matches!(req(&mut m, take), Response::Frames(_)));
+    take_every_spare_frame(&mut m);
     let (flushed, full) = (m.vmm.mem().flushed.len(), m.vmm.mem().full_flushes);
     // Every page has its accessed bit: the first lap clears them all, the
     // second look takes the first page.
