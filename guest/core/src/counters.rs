@@ -12,8 +12,6 @@
 //!   tables would find (`tests::check` walks and compares).
 //! - `heap_table_frames` counts the heap region's tables, made once at
 //!   boot and never freed; they are not in `page_table_frames`.
-//! - `host_frames` and `valloc_pages` count the host's frames and the
-//!   handed-out `Valloc` pages (`hostframes`, `kvalloc`).
 //! - The event counts (`faults_resolved`, `pages_scavenged`,
 //!   `pages_evicted`, `pages_dropped`) only grow, until `Reset`.
 
@@ -29,8 +27,6 @@ pub(crate) struct Counters {
     present_pages: u64,
     alloc_on_write_pages: u64,
     page_table_frames: u64,
-    host_frames: u64,
-    valloc_pages: u64,
     faults_resolved: u64,
     heap_pages: u64,
     heap_table_frames: u64,
@@ -111,41 +107,6 @@ impl Counters {
         self.clean_mmap
     }
 
-    /// The host took (`true`) or gave back one frame.
-    pub fn host_frame(&mut self, taken: bool) {
-        step(&mut self.host_frames, taken);
-    }
-
-    /// Frames the host holds.
-    pub fn host_frames(&self) -> u64 {
-        self.host_frames
-    }
-
-    /// `Valloc` handed out `pages` pages.
-    pub fn valloc_taken(&mut self, pages: u64) {
-        self.valloc_pages += pages;
-    }
-
-    /// `Vfree` returned `pages` pages.
-    pub fn valloc_freed(&mut self, pages: u64) {
-        self.valloc_pages -= pages;
-    }
-
-    /// `Valloc` pages handed out.
-    pub fn valloc_pages(&self) -> u64 {
-        self.valloc_pages
-    }
-
-    /// `Reset` freed every host frame.
-    pub fn host_frames_cleared(&mut self) {
-        self.host_frames = 0;
-    }
-
-    /// `Reset` freed every `Valloc` page.
-    pub fn valloc_cleared(&mut self) {
-        self.valloc_pages = 0;
-    }
-
     /// A fault of the managed space was resolved.
     pub fn fault_resolved(&mut self) {
         self.faults_resolved += 1;
@@ -173,8 +134,6 @@ impl Counters {
         s.page_table_frames = self.page_table_frames;
         s.present_pages = self.present_pages;
         s.alloc_on_write_pages = self.alloc_on_write_pages;
-        s.host_frames = self.host_frames;
-        s.valloc_pages = self.valloc_pages;
         s.faults_resolved = self.faults_resolved;
         s.heap_pages = self.heap_pages;
         s.heap_table_frames = self.heap_table_frames;

@@ -2,20 +2,25 @@
 //! host's frames and the kernel virtual allocator, with their counters.
 //!
 //! Operations live in `ops` (map, unmap, convert, query), `hostframes`
-//! (AllocFrames/FreeFrames) and [`crate::kvalloc`] (valloc/vfree); this
-//! module holds the state, the page-fault handler and reset.
+//! (AllocFrames/FreeFrames: a `HostFrames` part with its bitmap and count)
+//! and [`crate::kvalloc`] (valloc/vfree: a `Valloc` part likewise); this
+//! module holds the parts, hands each request the parts it needs, and
+//! resets them.
 
-use protocol::{PhysRange, Stats};
+use protocol::{FrameRun, PhysRange, Stats};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::config::{Config, FileImage};
 use crate::counters::Counters;
+use crate::errors::{AllocFramesError, FreeFramesError, VallocError, VfreeError};
 use crate::events::Ring;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::frameinfo::FrameInfo;
 use crate::frames::{frame_at, frame_number, BitmapFrameAllocator};
 use crate::heapmap::{KHeap, GRANULE};
+use crate::hostframes::{self, HostFrames};
+use crate::kvalloc::{self, Valloc};
 use crate::layout::{HEAP_END, HEAP_START, VALLOC_BITMAP_FRAMES};
 use crate::linear::{KERNEL_SPAN, USER_SPAN};
 use crate::pte::Pte;
@@ -30,14 +35,7 @@ use crate::validate::{is_canonical, Span, LINEAR_MASK};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Meta {
     pub base: PhysFrame,
-    pub host_frames: u64,
     pub frames: u64,
-}
-
-impl Meta {
-    pub fn valloc_base(&self) -> u64 {
-        frame_number(self.base) + self.host_frames
-    }
 }
 
 /// The virtual memory manager over a [`PhysMemory`], taking its frames from
@@ -49,6 +47,10 @@ pub struct Vmm<M, A = BitmapFrameAllocator> {
     pub(crate) pml4: PhysFrame,
     pub(crate) counters: Counters,
     pub(crate) meta: Option<Meta>,
+    /// The host's frames (none without the metadata).
+    host: Option<HostFrames>,
+    /// The `Valloc` region (none without the metadata).
+    valloc: Option<Valloc>,
     pub(crate) files: &'static [FileImage],
     pub(crate) finfo: Option<FrameInfo>,
     pub(crate) swap: Option<SwapStore>,
@@ -103,7 +105,6 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             .or_else(|| frames.alloc_contiguous(fixed).map(|base| (base, 0)))
             .map(|(base, swap)| Meta {
                 base,
-                host_frames,
                 frames: fixed + swap,
             });
         let mut vmm = Vmm {
@@ -112,6 +113,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             pml4,
             counters: Counters::default(),
             meta,
+            host: None,
+            valloc: None,
             files: config.files,
             finfo: None,
             swap: None,
@@ -128,6 +131,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             for n in 0..fixed {
                 vmm.mem.frame_bytes(frame_at(first + n)).fill(0);
             }
+            vmm.host = Some(HostFrames::at(first, total));
+            vmm.valloc = Some(Valloc::at(first + host_frames));
             let heap_base = first + host_frames + VALLOC_BITMAP_FRAMES;
             vmm.finfo = Some(FrameInfo {
                 base: frame_at(heap_base + 3 * heap_maps),
@@ -275,6 +280,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             heap_max_bytes: self.heap_max,
             heap_bytes_live: self.heap.map_or(0, |h| h.live),
             bytes_freed_since_check: self.heap.map_or(0, |h| h.freed),
+            host_frames: self.host.map_or(0, |h| h.count()),
+            valloc_pages: self.valloc.map_or(0, |v| v.pages()),
             ..Stats::default()
         };
         self.counters.fill(&mut s);
@@ -302,6 +309,53 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         }
     }
 
+    /// Whether the host holds frame number `n`.
+    pub fn host_holds(&mut self, n: u64) -> bool {
+        self.host.is_some_and(|h| h.holds(&mut self.mem, n))
+    }
+
+    /// Allocates `count` frames for the host (one run with `contiguous`),
+    /// answered through `out` as runs in allocation order
+    /// ([`HostFrames::alloc`], after the pressure path made them free). The
+    /// kernel-only check is the caller's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
+    pub fn alloc_frames(
+        &mut self,
+        count: u64,
+        contiguous: bool,
+        out: impl FnMut(FrameRun),
+    ) -> Result<(), AllocFramesError> {
+        hostframes::check_alloc(count, self.host.is_some())?;
+        self.reserve(count)?;
+        let Some(host) = self.host.as_mut() else {
+            return Err(AllocFramesError::OutOfMemory);
+        };
+        host.alloc(&mut self.mem, &mut self.frames, count, contiguous, out)
+    }
+
+    /// Frees `count` frames from physical address `frame`; the host must
+    /// hold every one ([`hostframes::free_frames`]). The kernel-only check
+    /// is the caller's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
+    pub fn free_frames(&mut self, frame: u64, count: u64) -> Result<(), FreeFramesError> {
+        let host = self.host.as_mut();
+        hostframes::free_frames(host, &mut self.mem, &mut self.frames, frame, count)
+    }
+
+    /// Finds `pages` free pages of the `Valloc` region and reserves them
+    /// until [`Vmm::vfree`] ([`kvalloc::valloc`]).
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
+    pub fn valloc(&mut self, pages: u64) -> Result<u64, VallocError> {
+        kvalloc::valloc(self.valloc.as_mut(), &mut self.mem, pages)
+    }
+
+    /// Gives back `pages` pages at `addr`, every one handed out by
+    /// [`Vmm::valloc`] ([`kvalloc::vfree`]).
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
+    pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), VfreeError> {
+        kvalloc::vfree(self.valloc.as_mut(), &mut self.mem, addr, pages)
+    }
+
     /// Back to the boot state: every managed page unusable and every table
     /// of the managed space freed, every host frame freed, every `Valloc`
     /// run freed, every host heap block freed and the heap scavenged (its
@@ -314,8 +368,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub fn reset(&mut self) {
         self.make_unusable(USER_SPAN);
         self.make_unusable(KERNEL_SPAN);
-        self.free_all_host_frames();
-        self.clear_valloc();
+        if let Some(h) = self.host.as_mut() {
+            h.free_all(&mut self.mem, &mut self.frames);
+        }
+        if let Some(v) = self.valloc.as_mut() {
+            v.clear(&mut self.mem);
+        }
         self.heap_free_host_blocks();
         // The heap back to the pages of the kernel's live blocks, as after
         // boot: the pages it grew into would otherwise hold frames a fresh
