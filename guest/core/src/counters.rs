@@ -12,10 +12,8 @@
 //!   tables would find (`tests::check` walks and compares).
 //! - `heap_table_frames` counts the heap region's tables, made once at
 //!   boot and never freed; they are not in `page_table_frames`.
-//! - The event counts (`faults_resolved`, `pages_scavenged`,
-//!   `pages_evicted`, `pages_dropped`) only grow, until `Reset`.
 
-use protocol::{Reclaim, Stats};
+use protocol::Stats;
 
 use crate::layout::HEAP_START;
 use crate::pte::Pte;
@@ -27,13 +25,9 @@ pub(crate) struct Counters {
     present_pages: u64,
     alloc_on_write_pages: u64,
     page_table_frames: u64,
-    faults_resolved: u64,
     heap_pages: u64,
     heap_table_frames: u64,
     clean_mmap: u64,
-    pages_scavenged: u64,
-    pages_evicted: u64,
-    pages_dropped: u64,
 }
 
 /// Adds one to (`add`) or takes one from `field`.
@@ -107,38 +101,12 @@ impl Counters {
         self.clean_mmap
     }
 
-    /// A fault of the managed space was resolved.
-    pub fn fault_resolved(&mut self) {
-        self.faults_resolved += 1;
-    }
-
-    /// The pressure path did `e`.
-    pub fn reclaimed(&mut self, e: &Reclaim) {
-        match e {
-            Reclaim::Swapped { .. } => self.pages_evicted += 1,
-            Reclaim::Dropped { .. } => self.pages_dropped += 1,
-            Reclaim::Scavenged { .. } => self.pages_scavenged += 1,
-        }
-    }
-
-    /// `Reset`: the event counts back to zero.
-    pub fn events_cleared(&mut self) {
-        self.faults_resolved = 0;
-        self.pages_scavenged = 0;
-        self.pages_evicted = 0;
-        self.pages_dropped = 0;
-    }
-
     /// Fills the VMM's fields of `s`.
     pub fn fill(&self, s: &mut Stats) {
         s.page_table_frames = self.page_table_frames;
         s.present_pages = self.present_pages;
         s.alloc_on_write_pages = self.alloc_on_write_pages;
-        s.faults_resolved = self.faults_resolved;
         s.heap_pages = self.heap_pages;
         s.heap_table_frames = self.heap_table_frames;
-        s.pages_scavenged = self.pages_scavenged;
-        s.pages_evicted = self.pages_evicted;
-        s.pages_dropped = self.pages_dropped;
     }
 }

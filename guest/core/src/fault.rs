@@ -92,7 +92,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 // The managed space's faults only: the kernel's own heap
                 // faults are not the host's to predict.
                 if slot != (HEAP_START & LINEAR_MASK) >> 39 {
-                    self.counters.fault_resolved();
+                    self.events.fault_resolved();
                 }
                 match old {
                     Pte::NotPresentMmap { file, page } => {

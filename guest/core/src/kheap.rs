@@ -148,7 +148,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     keep -= 1;
                     continue;
                 }
-                if self.ring.full() {
+                if self.events.full() {
                     complete = false;
                     break 'tables;
                 }
@@ -157,7 +157,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 }
                 let ok = self.frames.free(frame);
                 debug_assert!(ok.is_ok(), "heap frame {frame:?} was not in use");
-                self.record(Reclaim::Scavenged {
+                self.events.record(Reclaim::Scavenged {
                     addr: HEAP_START + p * 4096,
                 });
                 freed += 1;

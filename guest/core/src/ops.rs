@@ -201,7 +201,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let mut from = span.start;
         while let Some((lin, table, i, p)) = self.next_evictable(from, span.end) {
             from = lin + 4096;
-            if self.ring.full() {
+            if self.events.full() {
                 break;
             }
             let clean = matches!(p, Pte::PresentMmap { private: false, .. });

@@ -60,12 +60,7 @@ enum Victim {
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Moves up to `out.len()` events out of the ring, oldest first.
     pub fn drain_events(&mut self, out: &mut [Reclaim]) -> usize {
-        self.ring.drain(out)
-    }
-
-    pub(crate) fn record(&mut self, e: Reclaim) {
-        self.counters.reclaimed(&e);
-        self.ring.push(e);
+        self.events.drain(out)
     }
 
     /// Frames only the kernel's own heap blocks may take
@@ -130,7 +125,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// Frees at least one frame by the pressure order.
     pub(crate) fn reclaim_one(&mut self) -> Result<(), NothingToReclaim> {
-        if self.ring.full() {
+        if self.events.full() {
             return Err(NothingToReclaim);
         }
         if self.heap_wants_scan() && self.heap_scavenge_keeping(HEAP_CUSHION) > 0 {
@@ -187,7 +182,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.set_frame_info(frame, None);
         let freed = self.frames.free(frame);
         debug_assert!(freed.is_ok(), "evicted frame {frame:?} was not in use");
-        self.record(event);
+        self.events.record(event);
         Ok(())
     }
 

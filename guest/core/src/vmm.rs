@@ -14,7 +14,7 @@ use crate::backend::{FrameAccess, PhysMemory};
 use crate::config::{Config, FileImage};
 use crate::counters::Counters;
 use crate::errors::{AllocFramesError, FreeFramesError, VallocError, VfreeError};
-use crate::events::Ring;
+use crate::events::Events;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::frameinfo::FrameInfo;
 use crate::frames::{frame_at, frame_number, BitmapFrameAllocator};
@@ -56,7 +56,7 @@ pub struct Vmm<M, A = BitmapFrameAllocator> {
     pub(crate) swap: Option<SwapStore>,
     pub(crate) heap: Option<KHeap>,
     pub(crate) heap_max: u64,
-    pub(crate) ring: Ring,
+    pub(crate) events: Events,
     /// The range of the request being answered: the clock skips it.
     pub(crate) pin: Option<Span>,
     /// The clock's hand (a linear address).
@@ -120,7 +120,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             swap: None,
             heap: None,
             heap_max: 0,
-            ring: Ring::default(),
+            events: Events::default(),
             pin: None,
             hand: 0,
             no_clean_file: None,
@@ -235,7 +235,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// Events waiting in the ring.
     pub fn pending_events(&self) -> usize {
-        self.ring.len()
+        self.events.pending()
     }
 
     /// The physical range of the VMM's metadata frames (empty if none), a
@@ -285,6 +285,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             ..Stats::default()
         };
         self.counters.fill(&mut s);
+        self.events.fill(&mut s);
         s
     }
 
@@ -385,6 +386,6 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if let Some(h) = self.heap.as_mut() {
             h.hint = KHeap::host_start(h.granules);
         }
-        self.counters.events_cleared();
+        self.events.counts_cleared();
     }
 }
