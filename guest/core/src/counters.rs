@@ -1,17 +1,22 @@
-//! The VMM's counters, kept as the state changes (never recomputed by a
-//! walk), and changed only through the methods here, each named after the
-//! change it records.
+//! The page-state counters, kept as the state changes (never recomputed by
+//! a walk), and changed only through the methods here, each named after
+//! the change it records. They live in [`crate::paging::PageTables`], which
+//! alone holds them mutably: only the writers of page-table entries change
+//! them.
 //!
 //! # Invariants
 //! - The page-state counts (`present_pages`, `alloc_on_write_pages`,
 //!   `heap_pages`, `clean_mmap`) change only in [`Counters::page_changed`]
-//!   and [`Counters::pages_changed`], which `paging`'s writers of level-1
-//!   entries call for every entry they write (`set_leaf`, one at a time;
-//!   `paging::whole`, a whole table at once) or a freed table takes with it;
-//!   `page_table_frames` only when `paging` makes or frees a table. So each count equals what a walk of the
-//!   tables would find (`tests::check` walks and compares).
+//!   and [`Counters::pages_changed`], which `PageTables`' writers of
+//!   level-1 entries call for every entry they write (`set_leaf`, one at a
+//!   time; `paging::whole`, a whole table at once) or a freed table takes
+//!   with it; `page_table_frames` only when `PageTables` makes or frees a
+//!   table. So each count equals what a walk of the tables would find
+//!   (`tests::check` walks and compares).
 //! - `heap_table_frames` counts the heap region's tables, made once at
 //!   boot and never freed; they are not in `page_table_frames`.
+//! - The host's frames, the `Valloc` pages and the event counts are kept by
+//!   their own parts (`hostframes`, `kvalloc`, `events`).
 
 use protocol::Stats;
 

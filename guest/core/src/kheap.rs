@@ -65,7 +65,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             return Err(Invalid::TooLarge.into());
         }
         let h = self.heap.as_mut().ok_or(KmallocError::OutOfMemory)?;
-        h.alloc(&mut self.mem, size, align, host)
+        h.alloc(self.pt.mem(), size, align, host)
     }
 
     /// Frees the block at `addr`: the host's (`host`) or the kernel's.
@@ -73,13 +73,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn heap_free(&mut self, addr: u64, host: bool) -> Result<u64, NotABlock> {
         let h = self.heap.as_mut().ok_or(NotABlock { addr })?;
-        h.free(&mut self.mem, addr, host)
+        h.free(self.pt.mem(), addr, host)
     }
 
     /// Whether `addr..addr + len` (`len > 0`) lies in one live host block.
     pub fn heap_host_range(&mut self, addr: u64, len: u64) -> bool {
         self.heap
-            .is_some_and(|h| h.host_range(&mut self.mem, addr, len))
+            .is_some_and(|h| h.host_range(self.pt.mem(), addr, len))
     }
 
     /// Frees every host block (`Reset`): only the granules host blocks have
@@ -89,8 +89,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if h.host_blocks > 0 {
             let (start, hosts) = (h.map(START), h.map(HOST));
             let mut g = h.host_lo;
-            while let Some(s) = start.find(&mut self.mem, g, h.host_hi, true) {
-                if hosts.get(&mut self.mem, s) {
+            while let Some(s) = start.find(self.pt.mem(), g, h.host_hi, true) {
+                if hosts.get(self.pt.mem(), s) {
                     let _ = self.heap_free(HEAP_START + s * GRANULE, true);
                 }
                 g = s + 1;
@@ -126,17 +126,17 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         // One page table (512 pages) at a time, its entries read in place.
         'tables: for first in (0..pages).step_by(512) {
             let linear = (HEAP_START + first * 4096) & LINEAR_MASK;
-            let Some((table, _)) = self.leaf_slot(linear) else {
+            let Some((table, _)) = self.pt.leaf_slot(linear) else {
                 continue;
             };
             for p in first..pages.min(first + 512) {
                 let i = (p % 512) as usize;
-                let raw = self.read_entry(table, i);
+                let raw = self.pt.read_entry(table, i);
                 if raw & 1 == 0 {
                     continue;
                 }
                 // The page's 256 granules are 4 words of the used map.
-                if (p * 4..p * 4 + 4).any(|w| used.word(&mut self.mem, w) != 0) {
+                if (p * 4..p * 4 + 4).any(|w| used.word(self.pt.mem(), w) != 0) {
                     continue;
                 }
                 let linear = (HEAP_START + p * 4096) & LINEAR_MASK;
@@ -152,10 +152,9 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     complete = false;
                     break 'tables;
                 }
-                if let Some(f) = self.set_leaf(table, i, linear, old, Pte::AllocOnWrite) {
-                    f.flush(&mut self.mem);
-                }
-                let ok = self.frames.free(frame);
+                self.pt
+                    .set_leaf_flushed(table, i, linear, old, Pte::AllocOnWrite);
+                let ok = self.pt.frames_mut().free(frame);
                 debug_assert!(ok.is_ok(), "heap frame {frame:?} was not in use");
                 self.events.record(Reclaim::Scavenged {
                     addr: HEAP_START + p * 4096,
@@ -199,21 +198,20 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let mut page = addr & !0xfff;
         while page < addr + size {
             let linear = page & LINEAR_MASK;
-            let Some((table, i)) = self.leaf_slot(linear) else {
+            let Some((table, i)) = self.pt.leaf_slot(linear) else {
                 return Err(CommitError::NotHeap);
             };
-            if Pte::decode(self.read_entry(table, i), false) == Pte::AllocOnWrite {
+            if Pte::decode(self.pt.read_entry(table, i), false) == Pte::AllocOnWrite {
                 let frame = self
                     .alloc_heap_frame(true)
                     .ok_or(CommitError::OutOfFrames)?;
-                self.mem.frame_bytes(frame).fill(0);
+                self.pt.mem().frame_bytes(frame).fill(0);
                 let new = Pte::PresentRam {
                     frame,
                     writable: true,
                 };
-                if let Some(f) = self.set_leaf(table, i, linear, Pte::AllocOnWrite, new) {
-                    f.flush(&mut self.mem);
-                }
+                self.pt
+                    .set_leaf_flushed(table, i, linear, Pte::AllocOnWrite, new);
             }
             page += 4096;
         }

@@ -16,10 +16,10 @@
 //!
 //! # Invariants
 //! - Bit `n` of the region's bitmap is set exactly while page `n` of the
-//!   region is handed out; [`Valloc::pages`] is the number of set bits.
-//! - [`Valloc`] is the only writer of its bitmap and its count; its
+//!   region is handed out; `Valloc::pages` is the number of set bits.
+//! - `Valloc` is the only writer of its bitmap and its count; its
 //!   operations get the memory passed in and change nothing else. The
-//!   request functions ([`valloc`], [`vfree`]) validate first, so a refused
+//!   request functions (`valloc`, `vfree`) validate first, so a refused
 //!   request changes nothing.
 
 use crate::backend::PhysMemory;

@@ -21,15 +21,13 @@ use core::ops::ControlFlow;
 use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::{Flush, PhysMemory};
+use crate::backend::PhysMemory;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
-use crate::linear::{page_of, user, KERNEL_SPAN, USER_SPAN};
+use crate::linear::{user, KERNEL_SPAN, USER_SPAN};
 use crate::pte::{self, Pte};
 use crate::validate::canonical;
 use crate::vmm::Vmm;
-use crate::walk::{walk, Entry, Visit};
-
-const ACCESSED: u64 = 1 << 5;
+use crate::walk::{walk, Entry, Tables, Visit};
 
 /// Wholly free heap pages the pressure path leaves committed, for the
 /// kernel's own allocations while it builds an answer with no frame left.
@@ -75,8 +73,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// only the heap's reserve is left.
     pub(crate) fn alloc_frame(&mut self) -> Option<PhysFrame> {
         loop {
-            if self.frames.free_frames() > self.heap_reserve() {
-                if let Some(f) = self.frames.alloc() {
+            if self.pt.frames().free_frames() > self.heap_reserve() {
+                if let Some(f) = self.pt.frames_mut().alloc() {
                     return Some(f);
                 }
             }
@@ -90,8 +88,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// block's page as for a request (the reserve is not the host's).
     pub(crate) fn alloc_heap_frame(&mut self, kernel: bool) -> Option<PhysFrame> {
         loop {
-            if kernel || self.frames.free_frames() > self.heap_reserve() {
-                if let Some(f) = self.frames.alloc_high() {
+            if kernel || self.pt.frames().free_frames() > self.heap_reserve() {
+                if let Some(f) = self.pt.frames_mut().alloc_high() {
                     return Some(f);
                 }
             }
@@ -113,11 +111,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             return Ok(());
         }
         let n = n.saturating_add(self.heap_reserve());
-        let bound = self.frames.free_frames() + self.counters.reclaimable();
+        let bound = self.pt.frames().free_frames() + self.pt.counters().reclaimable();
         if bound < n {
             return Err(NoFrame);
         }
-        while self.frames.free_frames() < n {
+        while self.pt.frames().free_frames() < n {
             self.reclaim_one().map_err(|NothingToReclaim| NoFrame)?;
         }
         Ok(())
@@ -131,7 +129,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if self.heap_wants_scan() && self.heap_scavenge_keeping(HEAP_CUSHION) > 0 {
             return Ok(());
         }
-        if self.counters.clean_mmap() > 0 && self.no_clean_file != Some(self.pin) {
+        if self.pt.counters().clean_mmap() > 0 && self.no_clean_file != Some(self.pin) {
             if self.clock(Victim::CleanFile).is_ok() {
                 return Ok(());
             }
@@ -168,7 +166,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 )
             }
             Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
-                let stored = self.swap.as_mut().map(|s| s.store(&mut self.mem, frame));
+                let stored = self.swap.as_mut().map(|s| s.store(self.pt.mem(), frame));
                 let Some(Ok(slot)) = stored else {
                     return Err(NotSent::NoSwapRoom);
                 };
@@ -176,11 +174,9 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             }
             _ => return Err(NotSent::NotPresent),
         };
-        if let Some(f) = self.set_leaf(table, i, linear, old, new) {
-            f.flush(&mut self.mem);
-        }
+        self.pt.set_leaf_flushed(table, i, linear, old, new);
         self.set_frame_info(frame, None);
-        let freed = self.frames.free(frame);
+        let freed = self.pt.frames_mut().free(frame);
         debug_assert!(freed.is_ok(), "evicted frame {frame:?} was not in use");
         self.events.record(event);
         Ok(())
@@ -230,7 +226,34 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The first present level-1 entry at or after `from` below `end`:
     /// `(linear, table, index, raw)`.
     fn next_present(&mut self, from: u64, end: u64) -> Option<(u64, PhysFrame, usize, u64)> {
-        walk(self, from, end, &mut NextPresent).break_value()
+        walk(&mut self.pt, from, end, &mut NextPresent).break_value()
+    }
+}
+
+/// The clock walks the VMM rather than its page tables alone: its visitor
+/// sends pages out, which needs the swap store, the frame-info table and
+/// the events besides the tables. The walk reads the tables as
+/// [`crate::paging::PageTables`] does.
+impl<M: PhysMemory, A: FrameAllocator> Tables for Vmm<M, A> {
+    #[inline]
+    fn root(&self) -> PhysFrame {
+        self.pt.root()
+    }
+
+    #[inline]
+    fn entry(&mut self, table: PhysFrame, i: usize) -> u64 {
+        self.pt.entry(table, i)
+    }
+
+    #[inline]
+    fn next_present(
+        &mut self,
+        table: PhysFrame,
+        from: usize,
+        to: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Option<(usize, u64)> {
+        self.pt.next_present(table, from, to, keep)
     }
 }
 
@@ -270,9 +293,8 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
         if matches!(p, Pte::Corrupt(_)) {
             return ControlFlow::Continue(());
         }
-        if raw & ACCESSED != 0 {
-            vmm.write_leaf_raw(table, i, raw & !ACCESSED);
-            Flush::new(page_of(lin)).flush(&mut vmm.mem);
+        if raw & pte::ACCESSED != 0 {
+            vmm.pt.clear_accessed(table, i, lin, raw);
             return ControlFlow::Continue(());
         }
         if vmm.send_out(table, i, lin, p).is_ok() {
@@ -289,12 +311,12 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
 /// [`Vmm::next_present`]: stops at the first present page.
 struct NextPresent;
 
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for NextPresent {
+impl<T> Visit<T> for NextPresent {
     type Stop = (u64, PhysFrame, usize, u64);
     const PAGES: bool = true;
     const PRESENT_ONLY: bool = true;
 
-    fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
+    fn page(&mut self, _: &mut T, at: Entry) -> ControlFlow<Self::Stop> {
         if at.raw & 1 == 0 {
             return ControlFlow::Continue(());
         }

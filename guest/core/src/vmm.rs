@@ -1,18 +1,23 @@
-//! The VMM: page tables of the managed space, the frame allocator, the
-//! host's frames and the kernel virtual allocator, with their counters.
+//! The VMM: its parts, each with its own invariants at the top of its
+//! module, and the requests that need more than one of them.
 //!
-//! Operations live in `ops` (map, unmap, convert, query), `hostframes`
-//! (AllocFrames/FreeFrames: a `HostFrames` part with its bitmap and count)
-//! and [`crate::kvalloc`] (valloc/vfree: a `Valloc` part likewise); this
-//! module holds the parts, hands each request the parts it needs, and
-//! resets them.
+//! - `paging::PageTables`: the memory, the frame allocator, the
+//!   page tables and the page-state counters (the only writer of entries);
+//! - `HostFrames` (`hostframes`) and `Valloc` ([`crate::kvalloc`]), each a
+//!   bitmap of the metadata with its count;
+//! - the heap (`heapmap`, `kheap`), the swap store ([`crate::swap`]), the
+//!   frame-info table (`frameinfo`), the events (`events`).
+//!
+//! Requests live in `ops` (map, unmap, convert, query, evict), `fault`,
+//! `kheap`, `files` and `reclaim` (the pressure path every frame comes
+//! through); this module builds the parts, hands the host-frame and
+//! `Valloc` requests the parts they need, and resets them.
 
 use protocol::{FrameRun, PhysRange, Stats};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::config::{Config, FileImage};
-use crate::counters::Counters;
 use crate::errors::{AllocFramesError, FreeFramesError, VallocError, VfreeError};
 use crate::events::Events;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
@@ -23,6 +28,7 @@ use crate::hostframes::{self, HostFrames};
 use crate::kvalloc::{self, Valloc};
 use crate::layout::{HEAP_END, HEAP_START, VALLOC_BITMAP_FRAMES};
 use crate::linear::{KERNEL_SPAN, USER_SPAN};
+use crate::paging::PageTables;
 use crate::pte::Pte;
 use crate::swap::SwapStore;
 use crate::validate::{is_canonical, Span, LINEAR_MASK};
@@ -42,10 +48,8 @@ pub(crate) struct Meta {
 /// a [`FrameAllocator`] (the bitmap of [`crate::frames`] unless told).
 #[derive(Debug)]
 pub struct Vmm<M, A = BitmapFrameAllocator> {
-    pub(crate) mem: M,
-    pub(crate) frames: A,
-    pub(crate) pml4: PhysFrame,
-    pub(crate) counters: Counters,
+    /// The page tables, with the memory and the frame allocator.
+    pub(crate) pt: PageTables<M, A>,
     pub(crate) meta: Option<Meta>,
     /// The host's frames (none without the metadata).
     host: Option<HostFrames>,
@@ -67,11 +71,6 @@ pub struct Vmm<M, A = BitmapFrameAllocator> {
     /// only in its own range), so the pressure path skips that sweep of the
     /// whole managed space until the request ends or the pin changes.
     pub(crate) no_clean_file: Option<Option<Span>>,
-    /// Where the PD entry last found by `paging::count_present` is (the
-    /// PD and the index), cleared whenever a table is freed, so it always
-    /// names a live PD: used when that entry still names the page table
-    /// being counted (a page table has one PD entry).
-    pub(crate) last_pd: Option<(PhysFrame, usize)>,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
@@ -108,10 +107,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 frames: fixed + swap,
             });
         let mut vmm = Vmm {
-            mem,
-            frames,
-            pml4,
-            counters: Counters::default(),
+            pt: PageTables::new(mem, frames, pml4),
             meta,
             host: None,
             valloc: None,
@@ -124,12 +120,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             pin: None,
             hand: 0,
             no_clean_file: None,
-            last_pd: None,
         };
         if let Some(m) = meta {
             let first = frame_number(m.base);
             for n in 0..fixed {
-                vmm.mem.frame_bytes(frame_at(first + n)).fill(0);
+                vmm.pt.mem().frame_bytes(frame_at(first + n)).fill(0);
             }
             vmm.host = Some(HostFrames::at(first, total));
             vmm.valloc = Some(Valloc::at(first + host_frames));
@@ -140,7 +135,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             });
             vmm.swap = SwapStore::layout(frame_at(first + fixed), m.frames - fixed);
             if let Some(s) = vmm.swap {
-                s.format(&mut vmm.mem);
+                s.format(vmm.pt.mem());
             }
             if heap_max > 0 && vmm.init_heap(heap_max).is_ok() {
                 vmm.heap = Some(KHeap {
@@ -158,7 +153,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 vmm.heap_max = heap_max;
             }
         }
-        vmm.frames.set_boot_point();
+        vmm.pt.frames_mut().set_boot_point();
         vmm
     }
 
@@ -170,14 +165,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             start,
             end: start + max,
         };
-        let before = self.counters.page_table_frames();
-        if let Err(e) = self.ensure_tables(span) {
-            self.update(span, &mut |_: &mut Self, _, _| None);
-            return Err(e);
-        }
-        self.update(span, &mut |_: &mut Self, _, _| Some(Pte::AllocOnWrite));
-        self.counters.tables_are_the_heaps(before);
-        Ok(())
+        self.pt.make_heap_tables(span)
     }
 
     /// Calls `out` with every page-table frame of the heap region (made at
@@ -186,7 +174,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub fn heap_tables(&mut self, out: impl FnMut(PhysFrame)) {
         let start = HEAP_START & LINEAR_MASK;
         let end = start + (HEAP_END - HEAP_START);
-        self.each_table(Span { start, end }, out);
+        self.pt.each_table(Span { start, end }, out);
     }
 
     /// The file images.
@@ -224,7 +212,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub fn end_request(&mut self) {
         self.no_clean_file = None;
         if let Some(s) = self.swap.as_mut() {
-            s.end_request(&mut self.mem);
+            s.end_request(self.pt.mem());
         }
     }
 
@@ -255,25 +243,25 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// The physical memory backend.
     pub fn mem(&mut self) -> &mut M {
-        &mut self.mem
+        self.pt.mem()
     }
 
     /// The frame allocator.
     pub fn frames(&self) -> &A {
-        &self.frames
+        self.pt.frames()
     }
 
     /// The PML4 frame.
     pub fn pml4(&self) -> PhysFrame {
-        self.pml4
+        self.pt.pml4()
     }
 
     /// The counters of the VMM and the frame allocator.
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
-            total_frames: self.frames.total_frames(),
-            free_frames: self.frames.free_frames(),
-            boot_free_frames: self.frames.boot_free_frames(),
+            total_frames: self.pt.frames().total_frames(),
+            free_frames: self.pt.frames().free_frames(),
+            boot_free_frames: self.pt.frames().boot_free_frames(),
             swap_slots_used: self.swap.map_or(0, |s| s.slots),
             swap_bytes_used: self.swap.map_or(0, |s| s.bytes),
             swap_bytes_total: self.swap.map_or(0, |s| s.capacity()),
@@ -284,7 +272,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             valloc_pages: self.valloc.map_or(0, |v| v.pages()),
             ..Stats::default()
         };
-        self.counters.fill(&mut s);
+        self.pt.counters().fill(&mut s);
         self.events.fill(&mut s);
         s
     }
@@ -295,7 +283,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if !is_canonical(addr) {
             return Pte::Unusable;
         }
-        self.lookup(addr & LINEAR_MASK)
+        self.pt.lookup(addr & LINEAR_MASK)
     }
 
     /// Where a touch of `addr` goes, as the CPU would find it: the frame and
@@ -312,12 +300,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// Whether the host holds frame number `n`.
     pub fn host_holds(&mut self, n: u64) -> bool {
-        self.host.is_some_and(|h| h.holds(&mut self.mem, n))
+        self.host.is_some_and(|h| h.holds(self.pt.mem(), n))
     }
 
     /// Allocates `count` frames for the host (one run with `contiguous`),
     /// answered through `out` as runs in allocation order
-    /// ([`HostFrames::alloc`], after the pressure path made them free). The
+    /// (`HostFrames::alloc`, after the pressure path made them free). The
     /// kernel-only check is the caller's.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn alloc_frames(
@@ -331,30 +319,32 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let Some(host) = self.host.as_mut() else {
             return Err(AllocFramesError::OutOfMemory);
         };
-        host.alloc(&mut self.mem, &mut self.frames, count, contiguous, out)
+        let (mem, frames) = self.pt.parts();
+        host.alloc(mem, frames, count, contiguous, out)
     }
 
     /// Frees `count` frames from physical address `frame`; the host must
-    /// hold every one ([`hostframes::free_frames`]). The kernel-only check
+    /// hold every one (`hostframes::free_frames`). The kernel-only check
     /// is the caller's.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn free_frames(&mut self, frame: u64, count: u64) -> Result<(), FreeFramesError> {
         let host = self.host.as_mut();
-        hostframes::free_frames(host, &mut self.mem, &mut self.frames, frame, count)
+        let (mem, frames) = self.pt.parts();
+        hostframes::free_frames(host, mem, frames, frame, count)
     }
 
     /// Finds `pages` free pages of the `Valloc` region and reserves them
-    /// until [`Vmm::vfree`] ([`kvalloc::valloc`]).
+    /// until [`Vmm::vfree`] (`kvalloc::valloc`).
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn valloc(&mut self, pages: u64) -> Result<u64, VallocError> {
-        kvalloc::valloc(self.valloc.as_mut(), &mut self.mem, pages)
+        kvalloc::valloc(self.valloc.as_mut(), self.pt.mem(), pages)
     }
 
     /// Gives back `pages` pages at `addr`, every one handed out by
-    /// [`Vmm::valloc`] ([`kvalloc::vfree`]).
+    /// [`Vmm::valloc`] (`kvalloc::vfree`).
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), VfreeError> {
-        kvalloc::vfree(self.valloc.as_mut(), &mut self.mem, addr, pages)
+        kvalloc::vfree(self.valloc.as_mut(), self.pt.mem(), addr, pages)
     }
 
     /// Back to the boot state: every managed page unusable and every table
@@ -370,10 +360,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.make_unusable(USER_SPAN);
         self.make_unusable(KERNEL_SPAN);
         if let Some(h) = self.host.as_mut() {
-            h.free_all(&mut self.mem, &mut self.frames);
+            let (mem, frames) = self.pt.parts();
+            h.free_all(mem, frames);
         }
         if let Some(v) = self.valloc.as_mut() {
-            v.clear(&mut self.mem);
+            v.clear(self.pt.mem());
         }
         self.heap_free_host_blocks();
         // The heap back to the pages of the kernel's live blocks, as after
@@ -381,7 +372,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         // boot hands to the host (one `Scavenged` event each).
         self.heap_scavenge();
         self.end_request();
-        self.frames.rewind();
+        self.pt.frames_mut().rewind();
         self.hand = 0;
         if let Some(h) = self.heap.as_mut() {
             h.hint = KHeap::host_start(h.granules);
