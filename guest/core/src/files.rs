@@ -86,7 +86,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 addr: canonical(bad),
             });
         }
-        self.pin = Some(span);
+        self.clock.pin(Some(span));
         let need = self.pt.count_missing_tables(span, u64::MAX);
         if self.reserve(need).is_err() || self.pt.ensure_tables(span).is_err() {
             self.pt.update(span, &mut |_, _, _| None);

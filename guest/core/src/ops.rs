@@ -49,7 +49,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 addr: canonical(bad),
             });
         }
-        self.pin = Some(span);
+        self.clock.pin(Some(span));
         let limit = self.pt.frames().total_frames();
         let need = pages.saturating_add(self.pt.count_missing_tables(span, limit));
         if need > limit {
@@ -165,7 +165,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         match to {
             AreaType::Unusable => self.make_unusable(span),
             AreaType::UsableRam => {
-                self.pin = Some(span);
+                self.clock.pin(Some(span));
                 let limit = self.pt.frames().total_frames();
                 let need = self.pt.count_missing_tables(span, limit);
                 if need > limit {
@@ -198,7 +198,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         privilege: Privilege,
     ) -> Result<(u64, u64), Invalid> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
-        self.pin = Some(span);
+        self.clock.pin(Some(span));
         let (mut swapped, mut dropped) = (0, 0);
         let mut from = span.start;
         while let Some((lin, table, i, p)) = self.next_evictable(from, span.end) {
@@ -268,10 +268,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             r => r,
         }
         .inspect(|span| {
-            self.pin = span.map(|s| Span {
+            self.clock.pin(span.map(|s| Span {
                 start: s.start & !0xfff,
                 end: s.end.div_ceil(4096) * 4096,
-            });
+            }));
         })
     }
 }

@@ -30,6 +30,7 @@ use crate::layout::{HEAP_END, HEAP_START, VALLOC_BITMAP_FRAMES};
 use crate::linear::{KERNEL_SPAN, USER_SPAN};
 use crate::paging::PageTables;
 use crate::pte::Pte;
+use crate::reclaim::Clock;
 use crate::swap::SwapStore;
 use crate::validate::{is_canonical, Span, LINEAR_MASK};
 
@@ -61,16 +62,8 @@ pub struct Vmm<M, A = BitmapFrameAllocator> {
     pub(crate) heap: Option<KHeap>,
     pub(crate) heap_max: u64,
     pub(crate) events: Events,
-    /// The range of the request being answered: the clock skips it.
-    pub(crate) pin: Option<Span>,
-    /// The clock's hand (a linear address).
-    pub(crate) hand: u64,
-    /// The pin under which the clock last found no clean file page to
-    /// drop, in the request being answered (cleared when it ends): none
-    /// can appear outside the pin before then (a request loads file pages
-    /// only in its own range), so the pressure path skips that sweep of the
-    /// whole managed space until the request ends or the pin changes.
-    pub(crate) no_clean_file: Option<Option<Span>>,
+    /// The clock's hand and the request's pin.
+    pub(crate) clock: Clock,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
@@ -117,9 +110,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             heap: None,
             heap_max: 0,
             events: Events::default(),
-            pin: None,
-            hand: 0,
-            no_clean_file: None,
+            clock: Clock::default(),
         };
         if let Some(m) = meta {
             let first = frame_number(m.base);
@@ -210,7 +201,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Called once a request's answer is built: frees its pending swap
     /// slots and forgets what its pressure path learnt.
     pub fn end_request(&mut self) {
-        self.no_clean_file = None;
+        self.clock.request_ended();
         if let Some(s) = self.swap.as_mut() {
             s.end_request(self.pt.mem());
         }
@@ -218,7 +209,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// Sets the range of the request being answered (the clock skips it).
     pub fn set_pin(&mut self, span: Option<Span>) {
-        self.pin = span;
+        self.clock.pin(span);
     }
 
     /// Events waiting in the ring.
@@ -373,7 +364,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.heap_scavenge();
         self.end_request();
         self.pt.frames_mut().rewind();
-        self.hand = 0;
+        self.clock.rewind();
         if let Some(h) = self.heap.as_mut() {
             h.hint = KHeap::host_start(h.granules);
         }
