@@ -86,10 +86,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// held since the last reset are looked at.
     pub(crate) fn heap_free_host_blocks(&mut self) {
         let Some(h) = self.heap else { return };
-        if h.host_blocks > 0 {
+        if let Some((lo, hi)) = h.host_granules() {
             let (start, hosts) = (h.map(START), h.map(HOST));
-            let mut g = h.host_lo;
-            while let Some(s) = start.find(self.pt.mem(), g, h.host_hi, true) {
+            let mut g = lo;
+            while let Some(s) = start.find(self.pt.mem(), g, hi, true) {
                 if hosts.get(self.pt.mem(), s) {
                     let _ = self.heap_free(HEAP_START + s * GRANULE, true);
                 }
@@ -97,13 +97,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             }
         }
         if let Some(hp) = self.heap.as_mut() {
-            (hp.host_lo, hp.host_hi) = (0, 0);
+            hp.host_blocks_freed();
         }
     }
 
     /// Whether the pressure path should scan the heap.
     pub(crate) fn heap_wants_scan(&self) -> bool {
-        self.heap.is_some_and(|h| h.freed > 0 || h.incomplete)
+        self.heap.is_some_and(|h| h.wants_scan())
     }
 
     /// Returns the frames of wholly free present heap pages (one event
@@ -120,7 +120,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub(crate) fn heap_scavenge_keeping(&mut self, mut keep: u64) -> u64 {
         let Some(h) = self.heap else { return 0 };
         let mut freed = 0;
-        let pages = h.granules * GRANULE / 4096;
+        let pages = h.pages();
         let used = h.map(USED);
         let mut complete = true;
         // One page table (512 pages) at a time, its entries read in place.
@@ -163,10 +163,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             }
         }
         if let Some(hp) = self.heap.as_mut() {
-            hp.incomplete = !complete;
-            if complete {
-                hp.freed = 0;
-            }
+            hp.scan_ended(complete);
         }
         freed
     }

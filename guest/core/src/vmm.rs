@@ -23,7 +23,7 @@ use crate::events::Events;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::frameinfo::FrameInfo;
 use crate::frames::{frame_at, frame_number, BitmapFrameAllocator};
-use crate::heapmap::{KHeap, GRANULE};
+use crate::heapmap::KHeap;
 use crate::hostframes::{self, HostFrames};
 use crate::kvalloc::{self, Valloc};
 use crate::layout::{HEAP_END, HEAP_START, VALLOC_BITMAP_FRAMES};
@@ -129,18 +129,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 s.format(vmm.pt.mem());
             }
             if heap_max > 0 && vmm.init_heap(heap_max).is_ok() {
-                vmm.heap = Some(KHeap {
-                    base: heap_base,
-                    map_frames: heap_maps,
-                    granules: heap_max / GRANULE,
-                    hint: KHeap::host_start(heap_max / GRANULE),
-                    live: 0,
-                    freed: 0,
-                    incomplete: false,
-                    host_blocks: 0,
-                    host_lo: 0,
-                    host_hi: 0,
-                });
+                vmm.heap = Some(KHeap::new(heap_base, heap_max));
                 vmm.heap_max = heap_max;
             }
         }
@@ -257,8 +246,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             swap_bytes_used: self.swap.map_or(0, |s| s.bytes),
             swap_bytes_total: self.swap.map_or(0, |s| s.capacity()),
             heap_max_bytes: self.heap_max,
-            heap_bytes_live: self.heap.map_or(0, |h| h.live),
-            bytes_freed_since_check: self.heap.map_or(0, |h| h.freed),
+            heap_bytes_live: self.heap.map_or(0, |h| h.live()),
+            bytes_freed_since_check: self.heap.map_or(0, |h| h.freed()),
             host_frames: self.host.map_or(0, |h| h.count()),
             valloc_pages: self.valloc.map_or(0, |v| v.pages()),
             ..Stats::default()
@@ -366,7 +355,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.pt.frames_mut().rewind();
         self.clock.rewind();
         if let Some(h) = self.heap.as_mut() {
-            h.hint = KHeap::host_start(h.granules);
+            h.rewind_hint();
         }
         self.events.counts_cleared();
     }
