@@ -45,6 +45,7 @@ extern crate alloc;
 
 pub mod backend;
 mod bits;
+mod clock;
 pub mod config;
 pub mod conv;
 mod counters;

@@ -25,7 +25,7 @@ use crate::backend::PhysMemory;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::linear::{user, KERNEL_SPAN, USER_SPAN};
 use crate::pte::{self, Pte};
-use crate::validate::{canonical, Span};
+use crate::validate::canonical;
 use crate::vmm::Vmm;
 use crate::walk::{walk, Entry, Tables, Visit};
 
@@ -46,55 +46,6 @@ pub(crate) enum NotSent {
     NoSwapRoom,
     /// The page is not present.
     NotPresent,
-}
-
-/// The clock's state across requests, and the range of the request
-/// being answered.
-///
-/// # Invariants
-/// - `hand` is where the next sweep starts (a linear address of the
-///   managed space), moved only by the sweep, back to 0 only at `Reset`
-///   ([`Clock::rewind`]).
-/// - No page in `pin` (the range of the request being answered) is sent
-///   out by the clock while that request is answered.
-/// - `no_clean_file` is `Some(pin)` only while no clean file page lies
-///   outside `pin` in the request being answered (none can appear before
-///   it ends: a request loads file pages only in its own range), so the
-///   pressure path skips that sweep of the whole managed space until the
-///   request ends ([`Clock::request_ended`]) or the pin changes.
-#[derive(Debug, Default)]
-pub(crate) struct Clock {
-    hand: u64,
-    pin: Option<Span>,
-    no_clean_file: Option<Option<Span>>,
-}
-
-impl Clock {
-    /// Sets the range of the request being answered (`None`: none).
-    pub fn pin(&mut self, span: Option<Span>) {
-        self.pin = span;
-    }
-
-    /// The request's answer is built: what its pressure path learnt goes.
-    pub fn request_ended(&mut self) {
-        self.no_clean_file = None;
-    }
-
-    /// `Reset`: the hand back where boot left it.
-    pub fn rewind(&mut self) {
-        self.hand = 0;
-    }
-
-    /// Whether a sweep for a clean file page is known to find none (every
-    /// one is in the pin, which has not changed since).
-    fn no_clean_file_outside_pin(&self) -> bool {
-        self.no_clean_file == Some(self.pin)
-    }
-
-    /// A sweep for a clean file page found none outside the pin.
-    fn found_no_clean_file(&mut self) {
-        self.no_clean_file = Some(self.pin);
-    }
 }
 
 /// What the clock looks for.
@@ -240,12 +191,16 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let spans = [USER_SPAN, KERNEL_SPAN];
         let start = spans
             .iter()
-            .position(|s| s.start <= self.clock.hand && self.clock.hand < s.end)
+            .position(|s| s.start <= self.clock.hand() && self.clock.hand() < s.end)
             .unwrap_or(0);
         let mut sweep = Sweep { want, failures: 0 };
         for k in 0..5 {
             let span = spans[(start + k) % spans.len()];
-            let from = if k == 0 { self.clock.hand } else { span.start };
+            let from = if k == 0 {
+                self.clock.hand()
+            } else {
+                span.start
+            };
             if let ControlFlow::Break(outcome) = walk(self, from, span.end, &mut sweep) {
                 return outcome;
             }
@@ -332,8 +287,8 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
 
     fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
         let (lin, table, i, raw) = (at.slot.base, at.table, at.slot.index, at.raw);
-        vmm.clock.hand = lin + 4096;
-        if vmm.clock.pin.is_some_and(|p| p.start <= lin && lin < p.end) {
+        vmm.clock.passed(lin);
+        if vmm.clock.pinned(lin) {
             return ControlFlow::Continue(());
         }
         // `keep` chose the page by its raw bits; decoding adds only the

@@ -17,6 +17,7 @@ use protocol::{FrameRun, PhysRange, Stats};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::clock::Clock;
 use crate::config::{Config, FileImage};
 use crate::errors::{AllocFramesError, FreeFramesError, VallocError, VfreeError};
 use crate::events::Events;
@@ -30,7 +31,6 @@ use crate::layout::{HEAP_END, HEAP_START, VALLOC_BITMAP_FRAMES};
 use crate::linear::{KERNEL_SPAN, USER_SPAN};
 use crate::paging::PageTables;
 use crate::pte::Pte;
-use crate::reclaim::Clock;
 use crate::swap::SwapStore;
 use crate::validate::{is_canonical, Span, LINEAR_MASK};
 
