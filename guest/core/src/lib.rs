@@ -58,6 +58,7 @@ pub mod frame_alloc;
 mod frameinfo;
 pub mod frames;
 mod heapmap;
+mod holders;
 mod hostframes;
 pub mod kheap;
 pub mod kvalloc;

@@ -16,7 +16,7 @@ use crate::backend::{FrameAccess, PhysMemory};
 use crate::errors::{ConvertError, MapError, UnmapError};
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
-use crate::paging::whole::Holders;
+use crate::holders::Holders;
 use crate::pte::Pte;
 use crate::validate::{self, canonical, Invalid, Span};
 use crate::vmm::Vmm;

@@ -22,12 +22,15 @@ use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::PhysMemory;
+use crate::clock::Clock;
+use crate::events::Events;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
+use crate::holders::{Holders, NotSent};
 use crate::linear::{user, KERNEL_SPAN, USER_SPAN};
+use crate::paging::PageTables;
 use crate::pte::{self, Pte};
-use crate::validate::canonical;
 use crate::vmm::Vmm;
-use crate::walk::{walk, Entry, Tables, Visit};
+use crate::walk::{walk, Entry, Visit};
 
 /// Wholly free heap pages the pressure path leaves committed, for the
 /// kernel's own allocations while it builds an answer with no frame left.
@@ -38,15 +41,6 @@ pub const HEAP_CUSHION: u64 = 8;
 /// full. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NothingToReclaim;
-
-/// Why a page was not sent out (nothing changed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NotSent {
-    /// The swap store has no room for it (or there is no swap store).
-    NoSwapRoom,
-    /// The page is not present.
-    NotPresent,
-}
 
 /// What the clock looks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -143,7 +137,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Sends the present page at `linear` (entry `table[i]`, state `old`)
-    /// out: drops a clean file page, swaps anything else.
+    /// out ([`Holders::send_out`]) and records its event.
     pub(crate) fn send_out(
         &mut self,
         table: PhysFrame,
@@ -151,33 +145,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         linear: u64,
         old: Pte,
     ) -> Result<(), NotSent> {
-        let addr = canonical(linear);
-        let (new, event, frame) = match old {
-            Pte::PresentMmap {
-                frame,
-                private: false,
-                ..
-            } => {
-                let (file, page) = self.frame_info(frame).unwrap_or((0, 0));
-                (
-                    Pte::NotPresentMmap { file, page },
-                    Reclaim::Dropped { addr },
-                    frame,
-                )
-            }
-            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
-                let stored = self.swap.as_mut().map(|s| s.store(self.pt.mem(), frame));
-                let Some(Ok(slot)) = stored else {
-                    return Err(NotSent::NoSwapRoom);
-                };
-                (Pte::OnSwap { slot }, Reclaim::Swapped { addr, slot }, frame)
-            }
-            _ => return Err(NotSent::NotPresent),
+        let mut holders = Holders {
+            finfo: self.finfo,
+            swap: self.swap.as_mut(),
         };
-        self.pt.set_leaf_flushed(table, i, linear, old, new);
-        self.set_frame_info(frame, None);
-        let freed = self.pt.frames_mut().free(frame);
-        debug_assert!(freed.is_ok(), "evicted frame {frame:?} was not in use");
+        let event = holders.send_out(&mut self.pt, table, i, linear, old)?;
         self.events.record(event);
         Ok(())
     }
@@ -193,15 +165,24 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             .iter()
             .position(|s| s.start <= self.clock.hand() && self.clock.hand() < s.end)
             .unwrap_or(0);
-        let mut sweep = Sweep { want, failures: 0 };
+        let mut sweep = Sweep {
+            want,
+            failures: 0,
+            clock: &mut self.clock,
+            holders: Holders {
+                finfo: self.finfo,
+                swap: self.swap.as_mut(),
+            },
+            events: &mut self.events,
+        };
         for k in 0..5 {
             let span = spans[(start + k) % spans.len()];
             let from = if k == 0 {
-                self.clock.hand()
+                sweep.clock.hand()
             } else {
                 span.start
             };
-            if let ControlFlow::Break(outcome) = walk(self, from, span.end, &mut sweep) {
+            if let ControlFlow::Break(outcome) = walk(&mut self.pt, from, span.end, &mut sweep) {
                 return outcome;
             }
         }
@@ -234,43 +215,20 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 }
 
-/// The clock walks the VMM rather than its page tables alone: its visitor
-/// sends pages out, which needs the swap store, the frame-info table and
-/// the events besides the tables. The walk reads the tables as
-/// [`crate::paging::PageTables`] does.
-impl<M: PhysMemory, A: FrameAllocator> Tables for Vmm<M, A> {
-    #[inline]
-    fn root(&self) -> PhysFrame {
-        self.pt.root()
-    }
-
-    #[inline]
-    fn entry(&mut self, table: PhysFrame, i: usize) -> u64 {
-        self.pt.entry(table, i)
-    }
-
-    #[inline]
-    fn next_present(
-        &mut self,
-        table: PhysFrame,
-        from: usize,
-        to: usize,
-        keep: impl Fn(u64) -> bool,
-    ) -> Option<(usize, u64)> {
-        self.pt.next_present(table, from, to, keep)
-    }
-}
-
 /// The clock's hand over the present pages of one walk: each is passed
 /// (in the pin, or not a `want`), given its second chance (accessed bit
 /// cleared and flushed), or sent out. Stops when a page went out, or after
-/// 16 pages that could not be sent (no swap room).
-struct Sweep {
+/// 16 pages that could not be sent (no swap room). It moves the clock's
+/// hand, and sends pages out through the holders, recording the events.
+struct Sweep<'a> {
     want: Victim,
     failures: u32,
+    clock: &'a mut Clock,
+    holders: Holders<'a>,
+    events: &'a mut Events,
 }
 
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
+impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Sweep<'_> {
     type Stop = Result<(), NothingToReclaim>;
     const PAGES: bool = true;
     const PRESENT_ONLY: bool = true;
@@ -285,10 +243,10 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
         }
     }
 
-    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
+    fn page(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
         let (lin, table, i, raw) = (at.slot.base, at.table, at.slot.index, at.raw);
-        vmm.clock.passed(lin);
-        if vmm.clock.pinned(lin) {
+        self.clock.passed(lin);
+        if self.clock.pinned(lin) {
             return ControlFlow::Continue(());
         }
         // `keep` chose the page by its raw bits; decoding adds only the
@@ -298,10 +256,11 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
             return ControlFlow::Continue(());
         }
         if raw & pte::ACCESSED != 0 {
-            vmm.pt.clear_accessed(table, i, lin, raw);
+            pt.clear_accessed(table, i, lin, raw);
             return ControlFlow::Continue(());
         }
-        if vmm.send_out(table, i, lin, p).is_ok() {
+        if let Ok(event) = self.holders.send_out(pt, table, i, lin, p) {
+            self.events.record(event);
             return ControlFlow::Break(Ok(()));
         }
         self.failures += 1;

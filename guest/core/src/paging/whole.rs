@@ -30,59 +30,11 @@ use x86_64::structures::paging::PhysFrame;
 use super::PageTables;
 use crate::backend::{Flush, FrameAccess, PhysMemory};
 use crate::frame_alloc::FrameAllocator;
-use crate::frameinfo::FrameInfo;
+use crate::holders::Holders;
 use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
-use crate::swap::SwapStore;
 use crate::validate::Span;
 use crate::walk::{walk, Entry, Visit};
-
-/// What pages hold outside the page tables: the frame-info table (which
-/// file page a present mmap frame holds) and the swap store (the slots of
-/// swapped pages), each if the VMM has it.
-pub(crate) struct Holders<'a> {
-    pub finfo: Option<FrameInfo>,
-    pub swap: Option<&'a mut SwapStore>,
-}
-
-impl Holders<'_> {
-    /// Frees what a page in state `old` holds (its frame in `pt`'s
-    /// allocator and its frame-info record, or its swap slot) and answers
-    /// its unusable state (`None` when it is unusable already).
-    pub fn release<M: PhysMemory, A: FrameAllocator>(
-        &mut self,
-        pt: &mut PageTables<M, A>,
-        old: Pte,
-    ) -> Option<Pte> {
-        match old {
-            Pte::Unusable => None,
-            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
-                self.forget_file_page(pt, frame);
-                let freed = pt.frames.free(frame);
-                debug_assert!(freed.is_ok(), "data frame {frame:?} was not in use");
-                Some(Pte::Unusable)
-            }
-            Pte::OnSwap { slot } => {
-                if let Some(s) = self.swap.as_mut() {
-                    s.free(&mut pt.mem, slot);
-                }
-                Some(Pte::Unusable)
-            }
-            Pte::AllocOnWrite | Pte::NotPresentMmap { .. } | Pte::Corrupt(_) => Some(Pte::Unusable),
-        }
-    }
-
-    /// Clears the file-page record of `frame`.
-    fn forget_file_page<M: PhysMemory, A: FrameAllocator>(
-        &self,
-        pt: &mut PageTables<M, A>,
-        frame: PhysFrame,
-    ) {
-        if let Some(t) = self.finfo {
-            t.set(&mut pt.mem, frame, None);
-        }
-    }
-}
 
 /// The seed's `VMM_convertPageAreaTypeToUsableRAM` for one page: the new
 /// state, or `None` to leave it.
