@@ -48,7 +48,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         page: u64,
         frame: PhysFrame,
     ) -> Result<(), NoFilePage> {
-        let img = self.files.get(usize::from(file)).ok_or(NoFilePage)?;
+        let img = self.files().get(usize::from(file)).ok_or(NoFilePage)?;
         if page >= img.pages {
             return Err(NoFilePage);
         }
@@ -71,7 +71,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     ) -> Result<(), MapFileError> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
         let img = self
-            .files
+            .files()
             .get(usize::from(file))
             .copied()
             .ok_or(MapFileError::NoSuchFile)?;

@@ -60,7 +60,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// fail with `OutOfMemory` while the kernel can still build their
     /// answers.
     pub(crate) fn heap_reserve(&self) -> u64 {
-        protocol::heap_reserve_frames(self.heap_max)
+        protocol::heap_reserve_frames(self.heap_max_bytes())
     }
 
     /// One frame for a request (data, swap-in, file load), reclaiming if

@@ -49,21 +49,31 @@ pub(crate) struct Meta {
 /// a [`FrameAllocator`] (the bitmap of [`crate::frames`] unless told).
 #[derive(Debug)]
 pub struct Vmm<M, A = BitmapFrameAllocator> {
+    // The parts the request modules (`ops`, `fault`, `reclaim`, `kheap`,
+    // `files`) use: each changes only through its own methods.
     /// The page tables, with the memory and the frame allocator.
     pub(crate) pt: PageTables<M, A>,
-    pub(crate) meta: Option<Meta>,
+    /// The frame-info table (none without the metadata).
+    pub(crate) finfo: Option<FrameInfo>,
+    /// The swap store (none without the metadata or with no room for it).
+    pub(crate) swap: Option<SwapStore>,
+    /// The kernel heap's allocator (none without a heap).
+    pub(crate) heap: Option<KHeap>,
+    /// The reclaim-event ring and the event counts.
+    pub(crate) events: Events,
+    /// The clock's hand and the request's pin.
+    pub(crate) clock: Clock,
+    // This module's own.
+    /// Where the metadata frames are (none if there was no room).
+    meta: Option<Meta>,
     /// The host's frames (none without the metadata).
     host: Option<HostFrames>,
     /// The `Valloc` region (none without the metadata).
     valloc: Option<Valloc>,
-    pub(crate) files: &'static [FileImage],
-    pub(crate) finfo: Option<FrameInfo>,
-    pub(crate) swap: Option<SwapStore>,
-    pub(crate) heap: Option<KHeap>,
-    pub(crate) heap_max: u64,
-    pub(crate) events: Events,
-    /// The clock's hand and the request's pin.
-    pub(crate) clock: Clock,
+    /// The file images.
+    files: &'static [FileImage],
+    /// The heap's maximum size (0 without a heap).
+    heap_max: u64,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
