@@ -1,23 +1,24 @@
-//! The VMM's counters, kept as the state changes (never recomputed by a
-//! walk), and changed only through the methods here, each named after the
-//! change it records.
+//! The page-state counters, kept as the state changes (never recomputed by
+//! a walk), and changed only through the methods here, each named after
+//! the change it records. They live in [`crate::paging::PageTables`], which
+//! alone holds them mutably: only the writers of page-table entries change
+//! them.
 //!
 //! # Invariants
 //! - The page-state counts (`present_pages`, `alloc_on_write_pages`,
 //!   `heap_pages`, `clean_mmap`) change only in [`Counters::page_changed`]
-//!   and [`Counters::pages_changed`], which `paging`'s writers of level-1
-//!   entries call for every entry they write (`set_leaf`, one at a time;
-//!   `paging::whole`, a whole table at once) or a freed table takes with it;
-//!   `page_table_frames` only when `paging` makes or frees a table. So each count equals what a walk of the
-//!   tables would find (`tests::check` walks and compares).
+//!   and [`Counters::pages_changed`], which `PageTables`' writers of
+//!   level-1 entries call for every entry they write (`set_leaf`, one at a
+//!   time; `paging::whole`, a whole table at once) or a freed table takes
+//!   with it; `page_table_frames` only when `PageTables` makes or frees a
+//!   table. So each count equals what a walk of the tables would find
+//!   (`tests::check` walks and compares).
 //! - `heap_table_frames` counts the heap region's tables, made once at
 //!   boot and never freed; they are not in `page_table_frames`.
-//! - `host_frames` and `valloc_pages` count the host's frames and the
-//!   handed-out `Valloc` pages (`hostframes`, `kvalloc`).
-//! - The event counts (`faults_resolved`, `pages_scavenged`,
-//!   `pages_evicted`, `pages_dropped`) only grow, until `Reset`.
+//! - The host's frames, the `Valloc` pages and the event counts are kept by
+//!   their own parts (`hostframes`, `kvalloc`, `events`).
 
-use protocol::{Reclaim, Stats};
+use protocol::Stats;
 
 use crate::layout::HEAP_START;
 use crate::pte::Pte;
@@ -29,15 +30,9 @@ pub(crate) struct Counters {
     present_pages: u64,
     alloc_on_write_pages: u64,
     page_table_frames: u64,
-    host_frames: u64,
-    valloc_pages: u64,
-    faults_resolved: u64,
     heap_pages: u64,
     heap_table_frames: u64,
     clean_mmap: u64,
-    pages_scavenged: u64,
-    pages_evicted: u64,
-    pages_dropped: u64,
 }
 
 /// Adds one to (`add`) or takes one from `field`.
@@ -111,75 +106,12 @@ impl Counters {
         self.clean_mmap
     }
 
-    /// The host took (`true`) or gave back one frame.
-    pub fn host_frame(&mut self, taken: bool) {
-        step(&mut self.host_frames, taken);
-    }
-
-    /// Frames the host holds.
-    pub fn host_frames(&self) -> u64 {
-        self.host_frames
-    }
-
-    /// `Valloc` handed out `pages` pages.
-    pub fn valloc_taken(&mut self, pages: u64) {
-        self.valloc_pages += pages;
-    }
-
-    /// `Vfree` returned `pages` pages.
-    pub fn valloc_freed(&mut self, pages: u64) {
-        self.valloc_pages -= pages;
-    }
-
-    /// `Valloc` pages handed out.
-    pub fn valloc_pages(&self) -> u64 {
-        self.valloc_pages
-    }
-
-    /// `Reset` freed every host frame.
-    pub fn host_frames_cleared(&mut self) {
-        self.host_frames = 0;
-    }
-
-    /// `Reset` freed every `Valloc` page.
-    pub fn valloc_cleared(&mut self) {
-        self.valloc_pages = 0;
-    }
-
-    /// A fault of the managed space was resolved.
-    pub fn fault_resolved(&mut self) {
-        self.faults_resolved += 1;
-    }
-
-    /// The pressure path did `e`.
-    pub fn reclaimed(&mut self, e: &Reclaim) {
-        match e {
-            Reclaim::Swapped { .. } => self.pages_evicted += 1,
-            Reclaim::Dropped { .. } => self.pages_dropped += 1,
-            Reclaim::Scavenged { .. } => self.pages_scavenged += 1,
-        }
-    }
-
-    /// `Reset`: the event counts back to zero.
-    pub fn events_cleared(&mut self) {
-        self.faults_resolved = 0;
-        self.pages_scavenged = 0;
-        self.pages_evicted = 0;
-        self.pages_dropped = 0;
-    }
-
     /// Fills the VMM's fields of `s`.
     pub fn fill(&self, s: &mut Stats) {
         s.page_table_frames = self.page_table_frames;
         s.present_pages = self.present_pages;
         s.alloc_on_write_pages = self.alloc_on_write_pages;
-        s.host_frames = self.host_frames;
-        s.valloc_pages = self.valloc_pages;
-        s.faults_resolved = self.faults_resolved;
         s.heap_pages = self.heap_pages;
         s.heap_table_frames = self.heap_table_frames;
-        s.pages_scavenged = self.pages_scavenged;
-        s.pages_evicted = self.pages_evicted;
-        s.pages_dropped = self.pages_dropped;
     }
 }

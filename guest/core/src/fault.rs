@@ -55,11 +55,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         {
             return Err(FaultReason::Unusable);
         }
-        let Some((table, i)) = self.leaf_slot(linear) else {
+        let Some((table, i)) = self.pt.leaf_slot(linear) else {
             return Err(FaultReason::Unusable);
         };
         let page = linear & !0xfff;
-        let old = Pte::decode(self.read_entry(table, i), user(linear));
+        let old = Pte::decode(self.pt.read_entry(table, i), user(linear));
         let new = match old {
             Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. } => {
                 // A heap page faults only under a host block's touch (the
@@ -74,25 +74,25 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 .ok_or(FaultReason::OutOfMemory)?;
                 let loaded = match old {
                     Pte::OnSwap { slot } => match self.swap.as_mut() {
-                        Some(s) => s.load(&mut self.mem, slot, frame).map_err(Unloadable::Swap),
+                        Some(s) => s.load(self.pt.mem(), slot, frame).map_err(Unloadable::Swap),
                         None => Err(Unloadable::NoStore),
                     },
                     Pte::NotPresentMmap { file, page } => self
                         .load_file_page(file, page, frame)
                         .map_err(|_: NoFilePage| Unloadable::File),
                     _ => {
-                        self.mem.frame_bytes(frame).fill(0);
+                        self.pt.mem().frame_bytes(frame).fill(0);
                         Ok(())
                     }
                 };
                 if let Err(e) = loaded {
-                    let _ = self.frames.free(frame);
+                    let _ = self.pt.frames_mut().free(frame);
                     return Err(e.into());
                 }
                 // The managed space's faults only: the kernel's own heap
                 // faults are not the host's to predict.
                 if slot != (HEAP_START & LINEAR_MASK) >> 39 {
-                    self.counters.fault_resolved();
+                    self.events.fault_resolved();
                 }
                 match old {
                     Pte::NotPresentMmap { file, page } => {
@@ -123,17 +123,15 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     return Err(FaultReason::ReadOnly);
                 }
                 // A stale TLB entry: the entry allows the access now.
-                crate::backend::Flush::new(crate::linear::page_of(linear)).flush(&mut self.mem);
+                crate::backend::Flush::new(crate::linear::page_of(linear)).flush(self.pt.mem());
                 return Ok(());
             }
             _ => return Err(FaultReason::Unusable),
         };
         // The entry may have changed while reclaiming (never for the page
         // being faulted: it was not present), so write over what it holds.
-        let cur = Pte::decode(self.read_entry(table, i), user(linear));
-        if let Some(f) = self.set_leaf(table, i, page, cur, new) {
-            f.flush(&mut self.mem);
-        }
+        let cur = Pte::decode(self.pt.read_entry(table, i), user(linear));
+        self.pt.set_leaf_flushed(table, i, page, cur, new);
         Ok(())
     }
 }

@@ -31,13 +31,13 @@ pub(crate) struct NoFilePage;
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The `(file, page)` recorded for `frame`, if any.
     pub(crate) fn frame_info(&mut self, frame: PhysFrame) -> Option<(u8, u64)> {
-        self.finfo?.get(&mut self.mem, frame)
+        self.finfo?.get(self.pt.mem(), frame)
     }
 
     /// Records (or clears, with `None`) the file page `frame` holds.
     pub(crate) fn set_frame_info(&mut self, frame: PhysFrame, info: Option<(u8, u64)>) {
         if let Some(t) = self.finfo {
-            t.set(&mut self.mem, frame, info);
+            t.set(self.pt.mem(), frame, info);
         }
     }
 
@@ -48,13 +48,14 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         page: u64,
         frame: PhysFrame,
     ) -> Result<(), NoFilePage> {
-        let img = self.files.get(usize::from(file)).ok_or(NoFilePage)?;
+        let img = self.files().get(usize::from(file)).ok_or(NoFilePage)?;
         if page >= img.pages {
             return Err(NoFilePage);
         }
         let src = frame_at(img.start / 4096 + page);
-        let data = *self.mem.frame(src);
-        self.mem.frame_bytes(frame).copy_from_slice(&data);
+        let mem = self.pt.mem();
+        let data = *mem.frame(src);
+        mem.frame_bytes(frame).copy_from_slice(&data);
         Ok(())
     }
 
@@ -70,7 +71,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     ) -> Result<(), MapFileError> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
         let img = self
-            .files
+            .files()
             .get(usize::from(file))
             .copied()
             .ok_or(MapFileError::NoSuchFile)?;
@@ -80,19 +81,19 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         {
             return Err(MapFileError::BeyondFile);
         }
-        if let Some(bad) = self.find_first(span, &|p| p != Pte::Unusable) {
+        if let Some(bad) = self.pt.find_first(span, &|p| p != Pte::Unusable) {
             return Err(MapFileError::NotUnusable {
                 addr: canonical(bad),
             });
         }
-        self.pin = Some(span);
-        let need = self.count_missing_tables(span, u64::MAX);
-        if self.reserve(need).is_err() || self.ensure_tables(span).is_err() {
-            self.update(span, &mut |_: &mut Self, _, _| None);
+        self.clock.pin(Some(span));
+        let need = self.pt.count_missing_tables(span, u64::MAX);
+        if self.reserve(need).is_err() || self.pt.ensure_tables(span).is_err() {
+            self.pt.update(span, &mut |_, _, _| None);
             return Err(MapFileError::OutOfMemory);
         }
         let start = span.start;
-        self.update(span, &mut |_: &mut Self, a, _| {
+        self.pt.update(span, &mut |_, a, _| {
             Some(Pte::NotPresentMmap {
                 file,
                 page: file_page + ((a & crate::validate::LINEAR_MASK) - start) / 4096,

@@ -13,6 +13,8 @@
 //!   (unless the `inject-heap-starve` bug is built in).
 //! - `freed` counts the bytes freed since the scavenger last completed a
 //!   pass; `incomplete` is set while a pass stopped early.
+//! - [`KHeap`]'s fields are private: the heap's pages (`kheap`) and the
+//!   VMM's reset change them only through the methods here.
 
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
@@ -27,19 +29,19 @@ pub const GRANULE: u64 = 16;
 pub(crate) struct KHeap {
     /// Frame number of the used bitmap; start and host follow, `map_frames`
     /// frames each.
-    pub base: u64,
-    pub map_frames: u64,
-    pub granules: u64,
-    pub hint: u64,
-    pub live: u64,
-    pub freed: u64,
-    pub incomplete: bool,
+    base: u64,
+    map_frames: u64,
+    granules: u64,
+    hint: u64,
+    live: u64,
+    freed: u64,
+    incomplete: bool,
     /// Live host blocks.
-    pub host_blocks: u64,
+    host_blocks: u64,
     /// Granules `host_lo..host_hi` hold every host block handed out since
     /// boot or the last `Reset` (empty when `host_lo >= host_hi`).
-    pub host_lo: u64,
-    pub host_hi: u64,
+    host_lo: u64,
+    host_hi: u64,
 }
 
 impl KHeap {
@@ -53,6 +55,69 @@ impl KHeap {
     /// Frames of one bitmap for a heap of `max` bytes.
     pub fn map_frames(max: u64) -> u64 {
         (max / GRANULE).div_ceil(8 * 4096)
+    }
+
+    /// An empty heap of `max` bytes whose (zeroed) bitmaps start at frame
+    /// number `base`, [`KHeap::map_frames`] frames each.
+    pub fn new(base: u64, max: u64) -> Self {
+        let granules = max / GRANULE;
+        KHeap {
+            base,
+            map_frames: Self::map_frames(max),
+            granules,
+            hint: Self::host_start(granules),
+            live: 0,
+            freed: 0,
+            incomplete: false,
+            host_blocks: 0,
+            host_lo: 0,
+            host_hi: 0,
+        }
+    }
+
+    /// Bytes of live blocks.
+    pub fn live(&self) -> u64 {
+        self.live
+    }
+
+    /// Bytes freed since the scavenger last completed a pass.
+    pub fn freed(&self) -> u64 {
+        self.freed
+    }
+
+    /// Pages of the heap.
+    pub fn pages(&self) -> u64 {
+        self.granules * GRANULE / 4096
+    }
+
+    /// Whether the scavenger has anything to look for: bytes freed since
+    /// its last complete pass, or a pass that stopped early.
+    pub fn wants_scan(&self) -> bool {
+        self.freed > 0 || self.incomplete
+    }
+
+    /// The scavenger's pass ended, `complete` or stopped early.
+    pub fn scan_ended(&mut self, complete: bool) {
+        self.incomplete = !complete;
+        if complete {
+            self.freed = 0;
+        }
+    }
+
+    /// The granules that hold every live host block (`None` when there is
+    /// none).
+    pub fn host_granules(&self) -> Option<(u64, u64)> {
+        (self.host_blocks > 0).then_some((self.host_lo, self.host_hi))
+    }
+
+    /// `Reset` freed every host block: the span they held is forgotten.
+    pub fn host_blocks_freed(&mut self) {
+        (self.host_lo, self.host_hi) = (0, 0);
+    }
+
+    /// `Reset`: the hint for host blocks back where boot left it.
+    pub fn rewind_hint(&mut self) {
+        self.hint = Self::host_start(self.granules);
     }
 }
 

@@ -65,7 +65,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             return Err(Invalid::TooLarge.into());
         }
         let h = self.heap.as_mut().ok_or(KmallocError::OutOfMemory)?;
-        h.alloc(&mut self.mem, size, align, host)
+        h.alloc(self.pt.mem(), size, align, host)
     }
 
     /// Frees the block at `addr`: the host's (`host`) or the kernel's.
@@ -73,37 +73,37 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn heap_free(&mut self, addr: u64, host: bool) -> Result<u64, NotABlock> {
         let h = self.heap.as_mut().ok_or(NotABlock { addr })?;
-        h.free(&mut self.mem, addr, host)
+        h.free(self.pt.mem(), addr, host)
     }
 
     /// Whether `addr..addr + len` (`len > 0`) lies in one live host block.
     pub fn heap_host_range(&mut self, addr: u64, len: u64) -> bool {
         self.heap
-            .is_some_and(|h| h.host_range(&mut self.mem, addr, len))
+            .is_some_and(|h| h.host_range(self.pt.mem(), addr, len))
     }
 
     /// Frees every host block (`Reset`): only the granules host blocks have
     /// held since the last reset are looked at.
     pub(crate) fn heap_free_host_blocks(&mut self) {
         let Some(h) = self.heap else { return };
-        if h.host_blocks > 0 {
+        if let Some((lo, hi)) = h.host_granules() {
             let (start, hosts) = (h.map(START), h.map(HOST));
-            let mut g = h.host_lo;
-            while let Some(s) = start.find(&mut self.mem, g, h.host_hi, true) {
-                if hosts.get(&mut self.mem, s) {
+            let mut g = lo;
+            while let Some(s) = start.find(self.pt.mem(), g, hi, true) {
+                if hosts.get(self.pt.mem(), s) {
                     let _ = self.heap_free(HEAP_START + s * GRANULE, true);
                 }
                 g = s + 1;
             }
         }
         if let Some(hp) = self.heap.as_mut() {
-            (hp.host_lo, hp.host_hi) = (0, 0);
+            hp.host_blocks_freed();
         }
     }
 
     /// Whether the pressure path should scan the heap.
     pub(crate) fn heap_wants_scan(&self) -> bool {
-        self.heap.is_some_and(|h| h.freed > 0 || h.incomplete)
+        self.heap.is_some_and(|h| h.wants_scan())
     }
 
     /// Returns the frames of wholly free present heap pages (one event
@@ -120,23 +120,23 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub(crate) fn heap_scavenge_keeping(&mut self, mut keep: u64) -> u64 {
         let Some(h) = self.heap else { return 0 };
         let mut freed = 0;
-        let pages = h.granules * GRANULE / 4096;
+        let pages = h.pages();
         let used = h.map(USED);
         let mut complete = true;
         // One page table (512 pages) at a time, its entries read in place.
         'tables: for first in (0..pages).step_by(512) {
             let linear = (HEAP_START + first * 4096) & LINEAR_MASK;
-            let Some((table, _)) = self.leaf_slot(linear) else {
+            let Some((table, _)) = self.pt.leaf_slot(linear) else {
                 continue;
             };
             for p in first..pages.min(first + 512) {
                 let i = (p % 512) as usize;
-                let raw = self.read_entry(table, i);
+                let raw = self.pt.read_entry(table, i);
                 if raw & 1 == 0 {
                     continue;
                 }
                 // The page's 256 granules are 4 words of the used map.
-                if (p * 4..p * 4 + 4).any(|w| used.word(&mut self.mem, w) != 0) {
+                if (p * 4..p * 4 + 4).any(|w| used.word(self.pt.mem(), w) != 0) {
                     continue;
                 }
                 let linear = (HEAP_START + p * 4096) & LINEAR_MASK;
@@ -148,26 +148,22 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     keep -= 1;
                     continue;
                 }
-                if self.ring.full() {
+                if self.events.full() {
                     complete = false;
                     break 'tables;
                 }
-                if let Some(f) = self.set_leaf(table, i, linear, old, Pte::AllocOnWrite) {
-                    f.flush(&mut self.mem);
-                }
-                let ok = self.frames.free(frame);
+                self.pt
+                    .set_leaf_flushed(table, i, linear, old, Pte::AllocOnWrite);
+                let ok = self.pt.frames_mut().free(frame);
                 debug_assert!(ok.is_ok(), "heap frame {frame:?} was not in use");
-                self.record(Reclaim::Scavenged {
+                self.events.record(Reclaim::Scavenged {
                     addr: HEAP_START + p * 4096,
                 });
                 freed += 1;
             }
         }
         if let Some(hp) = self.heap.as_mut() {
-            hp.incomplete = !complete;
-            if complete {
-                hp.freed = 0;
-            }
+            hp.scan_ended(complete);
         }
         freed
     }
@@ -199,21 +195,20 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let mut page = addr & !0xfff;
         while page < addr + size {
             let linear = page & LINEAR_MASK;
-            let Some((table, i)) = self.leaf_slot(linear) else {
+            let Some((table, i)) = self.pt.leaf_slot(linear) else {
                 return Err(CommitError::NotHeap);
             };
-            if Pte::decode(self.read_entry(table, i), false) == Pte::AllocOnWrite {
+            if Pte::decode(self.pt.read_entry(table, i), false) == Pte::AllocOnWrite {
                 let frame = self
                     .alloc_heap_frame(true)
                     .ok_or(CommitError::OutOfFrames)?;
-                self.mem.frame_bytes(frame).fill(0);
+                self.pt.mem().frame_bytes(frame).fill(0);
                 let new = Pte::PresentRam {
                     frame,
                     writable: true,
                 };
-                if let Some(f) = self.set_leaf(table, i, linear, Pte::AllocOnWrite, new) {
-                    f.flush(&mut self.mem);
-                }
+                self.pt
+                    .set_leaf_flushed(table, i, linear, Pte::AllocOnWrite, new);
             }
             page += 4096;
         }

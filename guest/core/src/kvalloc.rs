@@ -16,19 +16,17 @@
 //!
 //! # Invariants
 //! - Bit `n` of the region's bitmap is set exactly while page `n` of the
-//!   region is handed out; the VMM's `valloc_pages` counter is the number
-//!   of set bits.
-//! - `VallocSpace` holds only where the bitmap lies; its operations get
-//!   the memory passed in and change nothing else. The [`Vmm`] methods
-//!   validate the request, then keep the counter beside the bitmap.
+//!   region is handed out; `Valloc::pages` is the number of set bits.
+//! - `Valloc` is the only writer of its bitmap and its count; its
+//!   operations get the memory passed in and change nothing else. The
+//!   request functions (`valloc`, `vfree`) validate first, so a refused
+//!   request changes nothing.
 
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
 use crate::errors::{Invalid, VallocError, VfreeError};
-use crate::frame_alloc::FrameAllocator;
 use crate::layout::{VALLOC_PAGES, VALLOC_START};
 use crate::validate;
-use crate::vmm::Vmm;
 
 pub use crate::layout::VALLOC_BITMAP_FRAMES;
 
@@ -36,37 +34,84 @@ pub use crate::layout::VALLOC_BITMAP_FRAMES;
 const REGION_END: u64 = VALLOC_START + VALLOC_PAGES * 4096;
 
 /// The `Valloc` region's bitmap (bit `n`: page `n` is handed out), in the
-/// VMM's metadata from frame number `base` on.
+/// VMM's metadata from frame number `base` on, and how many bits are set.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct VallocSpace {
+pub(crate) struct Valloc {
     bits: Bits,
+    pages: u64,
 }
 
-impl VallocSpace {
-    /// The bitmap at frame number `base`.
+/// `Valloc` of `pages` pages over `space` (`None`: the VMM has no metadata,
+/// so there is no space): the address of the first page of the first free
+/// run, reserved until [`vfree`]; maps nothing. The kernel-only check is
+/// the caller's.
+pub(crate) fn valloc<M: PhysMemory>(
+    space: Option<&mut Valloc>,
+    mem: &mut M,
+    pages: u64,
+) -> Result<u64, VallocError> {
+    if pages == 0 {
+        return Err(Invalid::ZeroCount.into());
+    }
+    if pages > VALLOC_PAGES {
+        return Err(Invalid::TooLarge.into());
+    }
+    let space = space.ok_or(VallocError::NoVirtualSpace)?;
+    space.alloc(mem, pages)
+}
+
+/// `Vfree` of `pages` pages at `addr` over `space`, every one handed out by
+/// [`valloc`] (any part of one or several runs). The kernel-only check is
+/// the caller's.
+pub(crate) fn vfree<M: PhysMemory>(
+    space: Option<&mut Valloc>,
+    mem: &mut M,
+    addr: u64,
+    pages: u64,
+) -> Result<(), VfreeError> {
+    let len = validate::check_pages_basic(addr, pages, None)?;
+    if !(VALLOC_START..REGION_END).contains(&addr) {
+        return Err(VfreeError::NotHandedOut { addr });
+    }
+    let Some(space) = space else {
+        return Err(VfreeError::NotHandedOut { addr });
+    };
+    space.free(mem, addr, addr + len)
+}
+
+impl Valloc {
+    /// The bitmap at frame number `base`, with no page handed out (the
+    /// caller zeroed it).
     pub(crate) fn at(base: u64) -> Self {
-        VallocSpace {
+        Valloc {
             bits: Bits {
                 base,
                 len: VALLOC_PAGES,
             },
+            pages: 0,
         }
+    }
+
+    /// Pages handed out.
+    pub(crate) fn pages(&self) -> u64 {
+        self.pages
     }
 
     /// Hands out the first free run of `pages` (`1..=VALLOC_PAGES`) pages:
     /// the address of its first page.
-    fn alloc<M: PhysMemory>(&self, mem: &mut M, pages: u64) -> Result<u64, VallocError> {
+    fn alloc<M: PhysMemory>(&mut self, mem: &mut M, pages: u64) -> Result<u64, VallocError> {
         let start = self
             .bits
             .find_clear_run(mem, pages, 1, 0)
             .ok_or(VallocError::NoVirtualSpace)?;
         self.bits.set_range(mem, start, start + pages, true);
+        self.pages += pages;
         Ok(VALLOC_START + start * 4096)
     }
 
     /// Takes back `addr..end` (`addr` a page of the region, `end` past it):
     /// every page must be handed out, the lowest that is not is the error.
-    fn free<M: PhysMemory>(&self, mem: &mut M, addr: u64, end: u64) -> Result<(), VfreeError> {
+    fn free<M: PhysMemory>(&mut self, mem: &mut M, addr: u64, end: u64) -> Result<(), VfreeError> {
         let first = (addr - VALLOC_START) / 4096;
         let last = (end.min(REGION_END) - VALLOC_START) / 4096;
         if let Some(n) = self.bits.find(mem, first, last, false) {
@@ -78,62 +123,15 @@ impl VallocSpace {
             return Err(VfreeError::NotHandedOut { addr: REGION_END });
         }
         self.bits.set_range(mem, first, last, false);
+        self.pages -= last - first;
         Ok(())
     }
 
-    /// Takes back every page.
-    fn clear<M: PhysMemory>(&self, mem: &mut M) {
-        self.bits.clear_all(mem);
-    }
-}
-
-impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
-    fn valloc_space(&self) -> Option<VallocSpace> {
-        self.meta.map(|m| VallocSpace::at(m.valloc_base()))
-    }
-
-    /// Finds `pages` free pages of the `Valloc` region and reserves them
-    /// until [`Vmm::vfree`]; maps nothing. The kernel-only check is the
-    /// caller's.
-    #[inline(never)] // a request's entry point: see `crate::dispatch`
-    pub fn valloc(&mut self, pages: u64) -> Result<u64, VallocError> {
-        if pages == 0 {
-            return Err(Invalid::ZeroCount.into());
+    /// Takes back every page (`Reset`; nothing to scan when none is out).
+    pub(crate) fn clear<M: PhysMemory>(&mut self, mem: &mut M) {
+        if self.pages > 0 {
+            self.bits.clear_all(mem);
         }
-        if pages > VALLOC_PAGES {
-            return Err(Invalid::TooLarge.into());
-        }
-        let space = self.valloc_space().ok_or(VallocError::NoVirtualSpace)?;
-        let addr = space.alloc(&mut self.mem, pages)?;
-        self.counters.valloc_taken(pages);
-        Ok(addr)
-    }
-
-    /// Gives back `pages` pages at `addr`, every one handed out by
-    /// [`Vmm::valloc`] (any part of one or several runs). The kernel-only
-    /// check is the caller's.
-    #[inline(never)] // a request's entry point: see `crate::dispatch`
-    pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), VfreeError> {
-        let len = validate::check_pages_basic(addr, pages, None)?;
-        if !(VALLOC_START..REGION_END).contains(&addr) {
-            return Err(VfreeError::NotHandedOut { addr });
-        }
-        let Some(space) = self.valloc_space() else {
-            return Err(VfreeError::NotHandedOut { addr });
-        };
-        space.free(&mut self.mem, addr, addr + len)?;
-        self.counters.valloc_freed(pages);
-        Ok(())
-    }
-
-    /// Frees every `Valloc` run.
-    pub(crate) fn clear_valloc(&mut self) {
-        if let Some(space) = self
-            .valloc_space()
-            .filter(|_| self.counters.valloc_pages() > 0)
-        {
-            space.clear(&mut self.mem);
-        }
-        self.counters.valloc_cleared();
+        self.pages = 0;
     }
 }

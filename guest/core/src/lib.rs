@@ -45,6 +45,7 @@ extern crate alloc;
 
 pub mod backend;
 mod bits;
+mod clock;
 pub mod config;
 pub mod conv;
 mod counters;
@@ -57,6 +58,7 @@ pub mod frame_alloc;
 mod frameinfo;
 pub mod frames;
 mod heapmap;
+mod holders;
 mod hostframes;
 pub mod kheap;
 pub mod kvalloc;

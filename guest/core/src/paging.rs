@@ -1,10 +1,31 @@
-//! The page-table walkers: 4 levels, tables created on demand, freed as
-//! soon as every entry in them is zero. Every walk visits only the tables
-//! that exist, so a huge range costs what its tables cost, not its pages;
-//! the walk itself is [`crate::walk`], each walker here a [`Visit`].
+//! The page tables of the managed space as one part, [`PageTables`]: the
+//! memory they live in, the frame allocator their frames (and every other
+//! frame of the VMM) come from, the PML4, and the page-state counters.
+//! Tables are created on demand and freed as soon as every entry in them is
+//! zero. Every walk visits only the tables that exist, so a huge range costs
+//! what its tables cost, not its pages; the walk itself is
+//! [`crate::walk`], each walker here (and in `find`, `whole`) a [`Visit`].
 //!
 //! Addresses are linear (48-bit, see [`crate::validate::Span`]); level 4 is
 //! the PML4, level 1 the page table.
+//!
+//! # Invariants
+//! - [`PageTables`] is the only writer of page-table entries: level-1
+//!   entries change only through [`PageTables::set_leaf`] (one at a time)
+//!   and the whole-table paths of `whole` (a table at once), upper-level
+//!   entries only when a table is made or freed here, or a PD entry's
+//!   present count kept ([`pte::present_count`]). So the page-state
+//!   [`Counters`], which only those writers change, equal what a walk of
+//!   the tables finds, and each PD entry's present count is the number of
+//!   present entries of its page table.
+//! - Every table frame comes from the allocator and goes back to it when
+//!   the table is freed (counted in `page_table_frames` both ways; the
+//!   heap's, made once at boot and never freed, apart).
+//! - `last_pd` names a live PD entry or nothing: it is cleared whenever a
+//!   table is unlinked.
+//! - [`PageTables::mem`] and [`PageTables::frames_mut`] lend the memory and
+//!   the allocator to the other parts (data frames, swap, bitmaps); those
+//!   never write a page table through them.
 
 use core::convert::Infallible;
 use core::ops::ControlFlow;
@@ -12,33 +33,43 @@ use core::ops::ControlFlow;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, FrameAccess, PhysMemory};
+use crate::counters::Counters;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
-use crate::validate::{canonical, Span, LINEAR_MASK};
-use crate::vmm::Vmm;
-use crate::walk::{first_present, shift, walk, Descend, Entry, Tables, Visit};
+use crate::validate::{canonical, Span};
+use crate::walk::{first_present, walk, Descend, Entry, Tables, Visit};
 
+mod find;
 mod whole;
 
-/// Tables of levels `level - 1` down to 1 needed to cover `s..e` below a
-/// missing entry of a table at `level`.
-fn tables_below(level: u8, s: u64, e: u64) -> u64 {
-    (1..level).fold(0u64, |acc, j| {
-        let sh = shift(j) + 9;
-        acc.saturating_add(((e - 1) >> sh) - (s >> sh) + 1)
-    })
+/// The page tables, the memory and the frame allocator (see the module
+/// docs for the invariants).
+#[derive(Debug)]
+pub(crate) struct PageTables<M, A> {
+    mem: M,
+    frames: A,
+    pml4: PhysFrame,
+    counters: Counters,
+    /// Where the PD entry last found by [`PageTables::count_present`] is
+    /// (the PD and the index), cleared whenever a table is freed, so it
+    /// always names a live PD: used when that entry still names the page
+    /// table being counted (a page table has one PD entry).
+    last_pd: Option<(PhysFrame, usize)>,
 }
 
-impl<M: PhysMemory, A: FrameAllocator> Tables for Vmm<M, A> {
+impl<M: PhysMemory, A: FrameAllocator> Tables for PageTables<M, A> {
+    #[inline]
     fn root(&self) -> PhysFrame {
         self.pml4
     }
 
+    #[inline]
     fn entry(&mut self, table: PhysFrame, i: usize) -> u64 {
         self.read_entry(table, i)
     }
 
+    #[inline]
     fn next_present(
         &mut self,
         table: PhysFrame,
@@ -53,11 +84,71 @@ impl<M: PhysMemory, A: FrameAllocator> Tables for Vmm<M, A> {
     }
 }
 
-impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
+impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
+    /// The tables rooted at `pml4` (whose managed slots must be empty) in
+    /// `mem`, taking frames from `frames`; nothing counted yet.
+    pub fn new(mem: M, frames: A, pml4: PhysFrame) -> Self {
+        PageTables {
+            mem,
+            frames,
+            pml4,
+            counters: Counters::default(),
+            last_pd: None,
+        }
+    }
+
+    /// The memory, for everything but page tables.
+    #[inline]
+    pub fn mem(&mut self) -> &mut M {
+        &mut self.mem
+    }
+
+    /// The frame allocator.
+    #[inline]
+    pub fn frames(&self) -> &A {
+        &self.frames
+    }
+
+    /// The frame allocator, to take or free frames that are not tables.
+    #[inline]
+    pub fn frames_mut(&mut self) -> &mut A {
+        &mut self.frames
+    }
+
+    /// The memory and the frame allocator together.
+    #[inline]
+    pub fn parts(&mut self) -> (&mut M, &mut A) {
+        (&mut self.mem, &mut self.frames)
+    }
+
+    /// The PML4 frame.
+    pub fn pml4(&self) -> PhysFrame {
+        self.pml4
+    }
+
+    /// The page-state counts.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Makes every table of the heap region `span` and makes its pages
+    /// allocate-on-write, its tables counted apart (made at boot, never
+    /// freed). With too few frames for them, none is left.
+    pub fn make_heap_tables(&mut self, span: Span) -> Result<(), NoFrame> {
+        let before = self.counters.page_table_frames();
+        if let Err(e) = self.ensure_tables(span) {
+            self.update(span, &mut |_: &mut Self, _, _| None);
+            return Err(e);
+        }
+        self.update(span, &mut |_: &mut Self, _, _| Some(Pte::AllocOnWrite));
+        self.counters.tables_are_the_heaps(before);
+        Ok(())
+    }
+
     /// Frees the table `child` under the upper-level entry `at` when it
     /// holds only zero entries (what every walker that empties tables does
     /// on its way back).
-    pub(crate) fn free_if_empty(&mut self, at: Entry, child: PhysFrame) {
+    fn free_if_empty(&mut self, at: Entry, child: PhysFrame) {
         if self.mem.table(child).is_empty() {
             self.unlink_table(at);
             self.drop_table(child);
@@ -67,7 +158,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Zeroes the upper-level entry `at` that names a table, and flushes:
     /// the CPU can no longer reach the table or anything below it (the
     /// pages it maps may still be in a TLB: they need their own flush).
-    pub(crate) fn unlink_table(&mut self, at: Entry) {
+    fn unlink_table(&mut self, at: Entry) {
         self.write_entry(at.table, at.slot.index, 0);
         Flush::new(page_of(at.slot.base)).flush(&mut self.mem);
         // The hint may name this table (or the PD holding its entry):
@@ -76,57 +167,39 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Frees the frame of the unlinked table `child`.
-    pub(crate) fn drop_table(&mut self, child: PhysFrame) {
+    fn drop_table(&mut self, child: PhysFrame) {
         let freed = self.frames.free(child);
         debug_assert!(freed.is_ok(), "table frame {child:?} was not in use");
         self.counters.table(false);
     }
 
-    pub(crate) fn read_entry(&mut self, table: PhysFrame, i: usize) -> u64 {
+    /// The raw entry `i` (taken mod 512) of `table`.
+    #[inline]
+    pub fn read_entry(&mut self, table: PhysFrame, i: usize) -> u64 {
         pte::raw(&self.mem.table(table)[i & 511])
     }
 
+    #[inline]
     fn write_entry(&mut self, table: PhysFrame, i: usize, raw: u64) {
         pte::set_raw(&mut self.mem.table(table)[i & 511], raw);
     }
 
-    /// Rewrites a level-1 entry's raw bits without changing its state (the
-    /// clock clearing the accessed bit); the caller flushes.
-    pub(crate) fn write_leaf_raw(&mut self, table: PhysFrame, i: usize, raw: u64) {
-        self.write_entry(table, i, raw);
-    }
-
-    /// The level-1 entry of the page holding `linear`, if its tables exist.
-    fn leaf(&mut self, linear: u64) -> Option<Entry> {
-        let page = linear & LINEAR_MASK & !0xfff;
-        walk(self, page, page + 4096, &mut Leaf).break_value()
-    }
-
-    /// The page table and index holding the level-1 entry of `linear`, if
-    /// its tables exist.
-    pub(crate) fn leaf_slot(&mut self, linear: u64) -> Option<(PhysFrame, usize)> {
-        self.leaf(linear).map(|at| (at.table, at.slot.index))
-    }
-
-    /// The state of the page at `linear` (unusable when its tables are absent).
-    pub(crate) fn lookup(&mut self, linear: u64) -> Pte {
-        match self.leaf(linear) {
-            Some(at) => Pte::decode(at.raw, user(linear)),
-            None => Pte::Unusable,
-        }
-    }
-
-    /// Calls `out` with every table under the PML4 that covers part of
-    /// `span`, each after the tables below it.
-    pub(crate) fn each_table(&mut self, span: Span, out: impl FnMut(PhysFrame)) {
-        let _ = walk(self, span.start, span.end, &mut EachTable(out));
+    /// Clears the accessed bit of the present level-1 entry `table[i]`
+    /// (raw bits `raw`, of the page at `linear`); answers its flush, after
+    /// which the CPU sets the bit again on the next access (the clock's
+    /// second chance). Its state, and so every count, stays as it was.
+    #[must_use = "the CPU sets the accessed bit again only once the page is flushed"]
+    pub fn clear_accessed(&mut self, table: PhysFrame, i: usize, linear: u64, raw: u64) -> Flush {
+        self.write_entry(table, i, raw & !pte::ACCESSED);
+        Flush::new(page_of(linear))
     }
 
     /// Writes a level-1 entry, keeping the counters; answers the flush a
     /// changed present entry needs (`#[must_use]`, like the token itself,
     /// since `Option` does not carry the token's `must_use`).
     #[must_use = "a changed present entry must be flushed from the TLB"]
-    pub(crate) fn set_leaf(
+    #[inline]
+    pub fn set_leaf(
         &mut self,
         table: PhysFrame,
         i: usize,
@@ -140,6 +213,21 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             self.count_present(table, linear, new.is_present());
         }
         old.is_present().then(|| Flush::new(page_of(linear)))
+    }
+
+    /// [`PageTables::set_leaf`], then the flush it answers.
+    #[inline]
+    pub fn set_leaf_flushed(
+        &mut self,
+        table: PhysFrame,
+        i: usize,
+        linear: u64,
+        old: Pte,
+        new: Pte,
+    ) {
+        if let Some(f) = self.set_leaf(table, i, linear, old, new) {
+            f.flush(&mut self.mem);
+        }
     }
 
     /// Counts one more (`more`) or one fewer present entry in the page
@@ -156,10 +244,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let (pd, i) = match hinted {
             Some(at) => at,
             None => {
-                let page = linear & LINEAR_MASK & !0xfff;
-                let mut found = PdEntry(None);
-                let _ = walk(self, page, page + 4096, &mut found);
-                let Some(at) = found.0 else {
+                let Some(at) = self.pd_entry(linear) else {
                     debug_assert!(false, "a page's entry changed under a missing table");
                     return;
                 };
@@ -182,26 +267,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.write_entry(pd, i, pte::with_present_count(raw, n));
     }
 
-    /// The lowest page of `span` whose state satisfies `pred` (absent tables
-    /// hold unusable pages).
-    pub(crate) fn find_first(&mut self, span: Span, pred: &impl Fn(Pte) -> bool) -> Option<u64> {
-        let absent = pred(Pte::Unusable);
-        let mut find = Find { pred, absent };
-        walk(self, span.start, span.end, &mut find).break_value()
-    }
-
-    /// Tables (PDPT, PD, PT) missing to give every page of `span` a level-1
-    /// entry; the count stops growing soon after it exceeds `limit`.
-    pub(crate) fn count_missing_tables(&mut self, span: Span, limit: u64) -> u64 {
-        let mut count = Count { limit, acc: 0 };
-        let _ = walk(self, span.start, span.end, &mut count);
-        count.acc
-    }
-
     /// Creates every missing table of `span`. On `Err` (no free frame) some
     /// tables may be left empty: the caller prunes them with
-    /// [`Vmm::update`] (which frees empty tables).
-    pub(crate) fn ensure_tables(&mut self, span: Span) -> Result<(), NoFrame> {
+    /// [`PageTables::update`] (which frees empty tables).
+    pub fn ensure_tables(&mut self, span: Span) -> Result<(), NoFrame> {
         match walk(self, span.start, span.end, &mut Ensure) {
             ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(e) => Err(e),
@@ -212,18 +281,18 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// order, with its canonical address and state; writes the state `f`
     /// answers (flushing changed present entries), then frees every table
     /// of the span left with only zero entries.
-    pub(crate) fn update<F>(&mut self, span: Span, f: &mut F)
+    pub fn update<F>(&mut self, span: Span, f: &mut F)
     where
         F: FnMut(&mut Self, u64, Pte) -> Option<Pte>,
     {
         let _ = walk(self, span.start, span.end, &mut Update { f, flush: true });
     }
 
-    /// [`Vmm::update`] without the flush of changed leaf entries: the bug
-    /// the `inject-unmap-skip-flush` build puts in `unmap`, for the
+    /// [`PageTables::update`] without the flush of changed leaf entries:
+    /// the bug the `inject-unmap-skip-flush` build puts in `unmap`, for the
     /// runner's tests that the judge's stale-translation probe finds it.
     #[cfg(feature = "inject-unmap-skip-flush")]
-    pub(crate) fn update_unflushed<F>(&mut self, span: Span, f: &mut F)
+    pub fn update_unflushed<F>(&mut self, span: Span, f: &mut F)
     where
         F: FnMut(&mut Self, u64, Pte) -> Option<Pte>,
     {
@@ -231,103 +300,16 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 }
 
-/// [`Vmm::find_first`]: stops at the first page satisfying `pred`, or at
-/// the start of a missing table's part when `absent` (unusable satisfies).
-struct Find<'a, P> {
-    pred: &'a P,
-    absent: bool,
-}
-
-impl<M: PhysMemory, A: FrameAllocator, P: Fn(Pte) -> bool> Visit<Vmm<M, A>> for Find<'_, P> {
-    type Stop = u64;
-    const PAGES: bool = true;
-
-    fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<u64> {
-        if (self.pred)(Pte::decode(at.raw, user(at.slot.base))) {
-            return ControlFlow::Break(at.slot.base);
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn missing(&mut self, _: &mut Vmm<M, A>, at: Entry) -> Descend<u64> {
-        if self.absent {
-            return ControlFlow::Break(at.slot.start);
-        }
-        ControlFlow::Continue(None)
-    }
-}
-
-/// [`Vmm::leaf`]: stops at the first level-1 entry of the range.
-struct Leaf;
-
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Leaf {
-    type Stop = Entry;
-    const PAGES: bool = true;
-
-    fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Entry> {
-        ControlFlow::Break(at)
-    }
-}
-
-/// [`Vmm::count_present`]: the PD entry the walk of one page comes back
-/// through.
-struct PdEntry(Option<Entry>);
-
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for PdEntry {
-    type Stop = Infallible;
-    const PAGES: bool = true;
-
-    fn left(&mut self, _: &mut Vmm<M, A>, at: Entry, _: PhysFrame) {
-        if at.level == 2 {
-            self.0 = Some(at);
-        }
-    }
-}
-
-/// [`Vmm::each_table`]: calls its function with each table the walk comes
-/// back from.
-struct EachTable<F>(F);
-
-impl<M: PhysMemory, A: FrameAllocator, F: FnMut(PhysFrame)> Visit<Vmm<M, A>> for EachTable<F> {
-    type Stop = Infallible;
-    const PAGES: bool = true;
-
-    fn left(&mut self, _: &mut Vmm<M, A>, _: Entry, child: PhysFrame) {
-        (self.0)(child);
-    }
-}
-
-/// [`Vmm::count_missing_tables`]: adds up the tables below each missing
-/// entry, stopping once past `limit`.
-struct Count {
-    limit: u64,
-    acc: u64,
-}
-
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Count {
-    type Stop = ();
-    const PAGES: bool = false;
-
-    fn missing(&mut self, _: &mut Vmm<M, A>, at: Entry) -> Descend<()> {
-        let below = tables_below(at.level, at.slot.start, at.slot.end);
-        self.acc = self.acc.saturating_add(below);
-        if self.acc > self.limit {
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(None)
-    }
-}
-
-/// [`Vmm::ensure_tables`]: makes each missing table (zeroed, counted) and
-/// goes on into it; stops when no frame is free.
+/// [`PageTables::ensure_tables`]: makes each missing table (zeroed,
+/// counted) and goes on into it; stops when no frame is free.
 struct Ensure;
 
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Ensure {
+impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Ensure {
     type Stop = NoFrame;
     const PAGES: bool = false;
 
-    fn missing(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> Descend<NoFrame> {
-        let Some(f) = vmm.frames.alloc() else {
+    fn missing(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> Descend<NoFrame> {
+        let Some(f) = pt.frames.alloc() else {
             return ControlFlow::Break(NoFrame);
         };
         // `inject-wild-frame`: a deliberate bug, a new table of the user
@@ -337,43 +319,43 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Ensure {
         // refuses it.
         #[cfg(feature = "inject-wild-frame")]
         let f = if user(at.slot.base) {
-            crate::frames::frame_at(crate::frames::frame_number(vmm.pml4) + 1)
+            crate::frames::frame_at(crate::frames::frame_number(pt.pml4) + 1)
         } else {
             f
         };
-        vmm.mem.table(f).zero();
+        pt.mem.table(f).zero();
         let raw = pte::table_entry(f, user(at.slot.base));
-        vmm.write_entry(at.table, at.slot.index, raw);
-        vmm.counters.table(true);
+        pt.write_entry(at.table, at.slot.index, raw);
+        pt.counters.table(true);
         ControlFlow::Continue(Some(f))
     }
 }
 
-/// [`Vmm::update`]: writes the state `f` answers for each page (flushing
-/// each changed present entry, unless `flush` is off: an injected bug
-/// only), and frees each table the walk leaves empty.
+/// [`PageTables::update`]: writes the state `f` answers for each page
+/// (flushing each changed present entry, unless `flush` is off: an
+/// injected bug only), and frees each table the walk leaves empty.
 struct Update<'a, F> {
     f: &'a mut F,
     flush: bool,
 }
 
-impl<M, A, F> Visit<Vmm<M, A>> for Update<'_, F>
+impl<M, A, F> Visit<PageTables<M, A>> for Update<'_, F>
 where
     M: PhysMemory,
     A: FrameAllocator,
-    F: FnMut(&mut Vmm<M, A>, u64, Pte) -> Option<Pte>,
+    F: FnMut(&mut PageTables<M, A>, u64, Pte) -> Option<Pte>,
 {
     type Stop = Infallible;
     const PAGES: bool = true;
 
-    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Infallible> {
+    fn page(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> ControlFlow<Infallible> {
         let lo = at.slot.base;
         let old = Pte::decode(at.raw, user(lo));
-        if let Some(new) = (self.f)(vmm, canonical(lo), old) {
+        if let Some(new) = (self.f)(pt, canonical(lo), old) {
             if new != old {
-                if let Some(flush) = vmm.set_leaf(at.table, at.slot.index, lo, old, new) {
+                if let Some(flush) = pt.set_leaf(at.table, at.slot.index, lo, old, new) {
                     if self.flush {
-                        flush.flush(&mut vmm.mem);
+                        flush.flush(&mut pt.mem);
                     }
                 }
             }
@@ -381,7 +363,7 @@ where
         ControlFlow::Continue(())
     }
 
-    fn left(&mut self, vmm: &mut Vmm<M, A>, at: Entry, child: PhysFrame) {
-        vmm.free_if_empty(at, child);
+    fn left(&mut self, pt: &mut PageTables<M, A>, at: Entry, child: PhysFrame) {
+        pt.free_if_empty(at, child);
     }
 }

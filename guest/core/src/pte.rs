@@ -28,6 +28,8 @@ const P: u64 = 1;
 const W: u64 = 1 << 1;
 const U: u64 = 1 << 2;
 const A: u64 = 1 << 5;
+/// The accessed bit, which the CPU sets on an access through an entry.
+pub const ACCESSED: u64 = A;
 const D: u64 = 1 << 6;
 const SW_SHIFT: u32 = 9;
 const SW_RAM: u64 = 0b001;

@@ -21,15 +21,16 @@ use core::ops::ControlFlow;
 use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::{Flush, Flushes, PhysMemory};
+use crate::backend::{Flushes, PhysMemory};
+use crate::clock::Clock;
+use crate::events::Events;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
-use crate::linear::{page_of, user, KERNEL_SPAN, USER_SPAN};
+use crate::holders::{Holders, NotSent};
+use crate::linear::{user, KERNEL_SPAN, USER_SPAN};
+use crate::paging::PageTables;
 use crate::pte::{self, Pte};
-use crate::validate::canonical;
 use crate::vmm::Vmm;
 use crate::walk::{walk, Entry, Visit};
-
-const ACCESSED: u64 = 1 << 5;
 
 /// Wholly free heap pages the pressure path leaves committed, for the
 /// kernel's own allocations while it builds an answer with no frame left.
@@ -41,15 +42,6 @@ pub const HEAP_CUSHION: u64 = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NothingToReclaim;
 
-/// Why a page was not sent out (nothing changed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NotSent {
-    /// The swap store has no room for it (or there is no swap store).
-    NoSwapRoom,
-    /// The page is not present.
-    NotPresent,
-}
-
 /// What the clock looks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Victim {
@@ -60,12 +52,7 @@ enum Victim {
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Moves up to `out.len()` events out of the ring, oldest first.
     pub fn drain_events(&mut self, out: &mut [Reclaim]) -> usize {
-        self.ring.drain(out)
-    }
-
-    pub(crate) fn record(&mut self, e: Reclaim) {
-        self.counters.reclaimed(&e);
-        self.ring.push(e);
+        self.events.drain(out)
     }
 
     /// Frames only the kernel's own heap blocks may take
@@ -73,15 +60,15 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// fail with `OutOfMemory` while the kernel can still build their
     /// answers.
     pub(crate) fn heap_reserve(&self) -> u64 {
-        protocol::heap_reserve_frames(self.heap_max)
+        protocol::heap_reserve_frames(self.heap_max_bytes())
     }
 
     /// One frame for a request (data, swap-in, file load), reclaiming if
     /// only the heap's reserve is left.
     pub(crate) fn alloc_frame(&mut self) -> Option<PhysFrame> {
         loop {
-            if self.frames.free_frames() > self.heap_reserve() {
-                if let Some(f) = self.frames.alloc() {
+            if self.pt.frames().free_frames() > self.heap_reserve() {
+                if let Some(f) = self.pt.frames_mut().alloc() {
                     return Some(f);
                 }
             }
@@ -95,8 +82,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// block's page as for a request (the reserve is not the host's).
     pub(crate) fn alloc_heap_frame(&mut self, kernel: bool) -> Option<PhysFrame> {
         loop {
-            if kernel || self.frames.free_frames() > self.heap_reserve() {
-                if let Some(f) = self.frames.alloc_high() {
+            if kernel || self.pt.frames().free_frames() > self.heap_reserve() {
+                if let Some(f) = self.pt.frames_mut().alloc_high() {
                     return Some(f);
                 }
             }
@@ -118,11 +105,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             return Ok(());
         }
         let n = n.saturating_add(self.heap_reserve());
-        let bound = self.frames.free_frames() + self.counters.reclaimable();
+        let bound = self.pt.frames().free_frames() + self.pt.counters().reclaimable();
         if bound < n {
             return Err(NoFrame);
         }
-        while self.frames.free_frames() < n {
+        while self.pt.frames().free_frames() < n {
             self.reclaim_one().map_err(|NothingToReclaim| NoFrame)?;
         }
         Ok(())
@@ -130,13 +117,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// Frees at least one frame by the pressure order.
     pub(crate) fn reclaim_one(&mut self) -> Result<(), NothingToReclaim> {
-        if self.ring.full() {
+        if self.events.full() {
             return Err(NothingToReclaim);
         }
         if self.heap_wants_scan() && self.heap_scavenge_keeping(HEAP_CUSHION) > 0 {
             return Ok(());
         }
-        if self.counters.clean_mmap() > 0 && self.no_clean_file != Some(self.pin) {
+        if self.pt.counters().clean_mmap() > 0 && !self.clock.no_clean_file_outside_pin() {
             if self.clock(Victim::CleanFile).is_ok() {
                 return Ok(());
             }
@@ -144,13 +131,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             // this request would sweep the whole space again for nothing
             // (a read of 408 file pages with most of RAM present took 55 s
             // under TCG, 9 s in-process).
-            self.no_clean_file = Some(self.pin);
+            self.clock.found_no_clean_file();
         }
         self.clock(Victim::Evictable)
     }
 
     /// Sends the present page at `linear` (entry `table[i]`, state `old`)
-    /// out: drops a clean file page, swaps anything else.
+    /// out ([`Holders::send_out`]) and records its event.
     pub(crate) fn send_out(
         &mut self,
         table: PhysFrame,
@@ -158,36 +145,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         linear: u64,
         old: Pte,
     ) -> Result<(), NotSent> {
-        let addr = canonical(linear);
-        let (new, event, frame) = match old {
-            Pte::PresentMmap {
-                frame,
-                private: false,
-                ..
-            } => {
-                let (file, page) = self.frame_info(frame).unwrap_or((0, 0));
-                (
-                    Pte::NotPresentMmap { file, page },
-                    Reclaim::Dropped { addr },
-                    frame,
-                )
-            }
-            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
-                let stored = self.swap.as_mut().map(|s| s.store(&mut self.mem, frame));
-                let Some(Ok(slot)) = stored else {
-                    return Err(NotSent::NoSwapRoom);
-                };
-                (Pte::OnSwap { slot }, Reclaim::Swapped { addr, slot }, frame)
-            }
-            _ => return Err(NotSent::NotPresent),
+        let mut holders = Holders {
+            finfo: self.finfo,
+            swap: self.swap.as_mut(),
         };
-        if let Some(f) = self.set_leaf(table, i, linear, old, new) {
-            f.flush(&mut self.mem);
-        }
-        self.set_frame_info(frame, None);
-        let freed = self.frames.free(frame);
-        debug_assert!(freed.is_ok(), "evicted frame {frame:?} was not in use");
-        self.record(event);
+        let event = holders.send_out(&mut self.pt, table, i, linear, old)?;
+        self.events.record(event);
         Ok(())
     }
 
@@ -200,23 +163,33 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let spans = [USER_SPAN, KERNEL_SPAN];
         let start = spans
             .iter()
-            .position(|s| s.start <= self.hand && self.hand < s.end)
+            .position(|s| s.start <= self.clock.hand() && self.clock.hand() < s.end)
             .unwrap_or(0);
         let mut sweep = Sweep {
             want,
             failures: 0,
+            clock: &mut self.clock,
+            holders: Holders {
+                finfo: self.finfo,
+                swap: self.swap.as_mut(),
+            },
+            events: &mut self.events,
             aged: Flushes::default(),
         };
         let mut outcome = Err(NothingToReclaim);
         for k in 0..5 {
             let span = spans[(start + k) % spans.len()];
-            let from = if k == 0 { self.hand } else { span.start };
-            if let ControlFlow::Break(o) = walk(self, from, span.end, &mut sweep) {
+            let from = if k == 0 {
+                sweep.clock.hand()
+            } else {
+                span.start
+            };
+            if let ControlFlow::Break(o) = walk(&mut self.pt, from, span.end, &mut sweep) {
                 outcome = o;
                 break;
             }
         }
-        sweep.aged.finish(&mut self.mem);
+        sweep.aged.finish(self.pt.mem());
         outcome
     }
 
@@ -242,27 +215,31 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The first present level-1 entry at or after `from` below `end`:
     /// `(linear, table, index, raw)`.
     fn next_present(&mut self, from: u64, end: u64) -> Option<(u64, PhysFrame, usize, u64)> {
-        walk(self, from, end, &mut NextPresent).break_value()
+        walk(&mut self.pt, from, end, &mut NextPresent).break_value()
     }
 }
 
 /// The clock's hand over the present pages of one walk: each is passed
 /// (in the pin, or not a `want`), given its second chance (accessed bit
 /// cleared and flushed), or sent out. Stops when a page went out, or after
-/// 16 pages that could not be sent (no swap room).
+/// 16 pages that could not be sent (no swap room). It moves the clock's
+/// hand, and sends pages out through the holders, recording the events.
 ///
 /// The flushes of the second chances wait for the sweep's end ([`Flushes`]:
 /// past its limit, one full flush): clearing the accessed bit leaves the
 /// translation as it was, so a TLB entry kept a little longer only delays
 /// the CPU's setting of the bit again, and nothing touches a page during
 /// the sweep. A page sent out is flushed at once.
-struct Sweep {
+struct Sweep<'a> {
     want: Victim,
     failures: u32,
+    clock: &'a mut Clock,
+    holders: Holders<'a>,
+    events: &'a mut Events,
     aged: Flushes,
 }
 
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
+impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Sweep<'_> {
     type Stop = Result<(), NothingToReclaim>;
     const PAGES: bool = true;
     const PRESENT_ONLY: bool = true;
@@ -277,10 +254,10 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
         }
     }
 
-    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
+    fn page(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
         let (lin, table, i, raw) = (at.slot.base, at.table, at.slot.index, at.raw);
-        vmm.hand = lin + 4096;
-        if vmm.pin.is_some_and(|p| p.start <= lin && lin < p.end) {
+        self.clock.passed(lin);
+        if self.clock.pinned(lin) {
             return ControlFlow::Continue(());
         }
         // `keep` chose the page by its raw bits; decoding adds only the
@@ -289,12 +266,13 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
         if matches!(p, Pte::Corrupt(_)) {
             return ControlFlow::Continue(());
         }
-        if raw & ACCESSED != 0 {
-            vmm.write_leaf_raw(table, i, raw & !ACCESSED);
-            self.aged.add(Flush::new(page_of(lin)), &mut vmm.mem);
+        if raw & pte::ACCESSED != 0 {
+            let flush = pt.clear_accessed(table, i, lin, raw);
+            self.aged.add(flush, pt.mem());
             return ControlFlow::Continue(());
         }
-        if vmm.send_out(table, i, lin, p).is_ok() {
+        if let Ok(event) = self.holders.send_out(pt, table, i, lin, p) {
+            self.events.record(event);
             return ControlFlow::Break(Ok(()));
         }
         self.failures += 1;
@@ -308,12 +286,12 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Sweep {
 /// [`Vmm::next_present`]: stops at the first present page.
 struct NextPresent;
 
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for NextPresent {
+impl<T> Visit<T> for NextPresent {
     type Stop = (u64, PhysFrame, usize, u64);
     const PAGES: bool = true;
     const PRESENT_ONLY: bool = true;
 
-    fn page(&mut self, _: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
+    fn page(&mut self, _: &mut T, at: Entry) -> ControlFlow<Self::Stop> {
         if at.raw & 1 == 0 {
             return ControlFlow::Continue(());
         }

@@ -26,7 +26,7 @@ use crate::conv::usize_of;
 use crate::frames::{frame_at, frame_number};
 
 use crate::bits::Bits;
-use bytes::{read, set_slot_len, slot_len, write};
+use bytes::StoreBytes;
 
 /// Bytes of a unit.
 pub const UNIT: u64 = 128;
@@ -144,7 +144,15 @@ impl SwapStore {
         {
             h[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
-        write(mem, self, 0, &h);
+        self.raw().write(mem, 0, &h);
+    }
+
+    /// The store's bytes ([`bytes`]).
+    fn raw(&self) -> StoreBytes {
+        StoreBytes {
+            base: self.base,
+            len_off: self.len_off,
+        }
     }
 
     /// The used bitmap (one bit a unit), as the VMM's other metadata
@@ -213,13 +221,9 @@ impl SwapStore {
         let units = u64::from(len).div_ceil(UNIT);
         let slot = self.find_units(mem, units).ok_or(StoreFull)?;
         self.used().set_range(mem, slot, slot + units, true);
-        set_slot_len(mem, self, slot, len);
-        write(
-            mem,
-            self,
-            self.data_off + slot * UNIT,
-            &out[..usize::from(len)],
-        );
+        self.raw().set_slot_len(mem, slot, len);
+        let data = self.data_off + slot * UNIT;
+        self.raw().write(mem, data, &out[..usize::from(len)]);
         self.hint = slot + units;
         self.used_units += units;
         self.slots += 1;
@@ -238,7 +242,7 @@ impl SwapStore {
         if slot >= self.units {
             return Err(LoadError::NoPage);
         }
-        let len = slot_len(mem, self, slot);
+        let len = self.raw().slot_len(mem, slot);
         if len == 0 {
             return Err(LoadError::NoPage);
         }
@@ -252,7 +256,8 @@ impl SwapStore {
             return Err(LoadError::Pending);
         }
         let mut buf = [0u8; 4096];
-        read(mem, self, self.data_off + slot * UNIT, &mut buf[..len]);
+        self.raw()
+            .read(mem, self.data_off + slot * UNIT, &mut buf[..len]);
         let page = mem.frame_bytes(frame);
         if len == 4096 {
             page.copy_from_slice(&buf);
@@ -272,7 +277,7 @@ impl SwapStore {
         if slot >= self.units {
             return;
         }
-        let len = slot_len(mem, self, slot);
+        let len = self.raw().slot_len(mem, slot);
         if len == 0 {
             return;
         }
@@ -283,7 +288,7 @@ impl SwapStore {
         // wrong instead, which `Stats` and the checker report).
         self.used_units = self.used_units.saturating_sub(units);
         self.no_run_of = None;
-        set_slot_len(mem, self, slot, 0);
+        self.raw().set_slot_len(mem, slot, 0);
         if self.pending().get(mem, slot) {
             self.pending().set(mem, slot, false);
             self.pending -= 1;

@@ -1,23 +1,35 @@
-//! The VMM: page tables of the managed space, the frame allocator, the
-//! host's frames and the kernel virtual allocator, with their counters.
+//! The VMM: its parts, each with its own invariants at the top of its
+//! module, and the requests that need more than one of them.
 //!
-//! Operations live in `ops` (map, unmap, convert, query), `hostframes`
-//! (AllocFrames/FreeFrames) and [`crate::kvalloc`] (valloc/vfree); this
-//! module holds the state, the page-fault handler and reset.
+//! - `paging::PageTables`: the memory, the frame allocator, the
+//!   page tables and the page-state counters (the only writer of entries);
+//! - `HostFrames` (`hostframes`) and `Valloc` ([`crate::kvalloc`]), each a
+//!   bitmap of the metadata with its count;
+//! - the heap (`heapmap`, `kheap`), the swap store ([`crate::swap`]), the
+//!   frame-info table (`frameinfo`), the events (`events`).
+//!
+//! Requests live in `ops` (map, unmap, convert, query, evict), `fault`,
+//! `kheap`, `files` and `reclaim` (the pressure path every frame comes
+//! through); this module builds the parts, hands the host-frame and
+//! `Valloc` requests the parts they need, and resets them.
 
-use protocol::{PhysRange, Stats};
+use protocol::{FrameRun, PhysRange, Stats};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::clock::Clock;
 use crate::config::{Config, FileImage};
-use crate::counters::Counters;
-use crate::events::Ring;
+use crate::errors::{AllocFramesError, FreeFramesError, VallocError, VfreeError};
+use crate::events::Events;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::frameinfo::FrameInfo;
 use crate::frames::{frame_at, frame_number, BitmapFrameAllocator};
-use crate::heapmap::{KHeap, GRANULE};
+use crate::heapmap::KHeap;
+use crate::hostframes::{self, HostFrames};
+use crate::kvalloc::{self, Valloc};
 use crate::layout::{HEAP_END, HEAP_START, VALLOC_BITMAP_FRAMES};
 use crate::linear::{KERNEL_SPAN, USER_SPAN};
+use crate::paging::PageTables;
 use crate::pte::Pte;
 use crate::swap::SwapStore;
 use crate::validate::{is_canonical, Span, LINEAR_MASK};
@@ -30,46 +42,38 @@ use crate::validate::{is_canonical, Span, LINEAR_MASK};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Meta {
     pub base: PhysFrame,
-    pub host_frames: u64,
     pub frames: u64,
-}
-
-impl Meta {
-    pub fn valloc_base(&self) -> u64 {
-        frame_number(self.base) + self.host_frames
-    }
 }
 
 /// The virtual memory manager over a [`PhysMemory`], taking its frames from
 /// a [`FrameAllocator`] (the bitmap of [`crate::frames`] unless told).
 #[derive(Debug)]
 pub struct Vmm<M, A = BitmapFrameAllocator> {
-    pub(crate) mem: M,
-    pub(crate) frames: A,
-    pub(crate) pml4: PhysFrame,
-    pub(crate) counters: Counters,
-    pub(crate) meta: Option<Meta>,
-    pub(crate) files: &'static [FileImage],
+    // The parts the request modules (`ops`, `fault`, `reclaim`, `kheap`,
+    // `files`) use: each changes only through its own methods.
+    /// The page tables, with the memory and the frame allocator.
+    pub(crate) pt: PageTables<M, A>,
+    /// The frame-info table (none without the metadata).
     pub(crate) finfo: Option<FrameInfo>,
+    /// The swap store (none without the metadata or with no room for it).
     pub(crate) swap: Option<SwapStore>,
+    /// The kernel heap's allocator (none without a heap).
     pub(crate) heap: Option<KHeap>,
-    pub(crate) heap_max: u64,
-    pub(crate) ring: Ring,
-    /// The range of the request being answered: the clock skips it.
-    pub(crate) pin: Option<Span>,
-    /// The clock's hand (a linear address).
-    pub(crate) hand: u64,
-    /// The pin under which the clock last found no clean file page to
-    /// drop, in the request being answered (cleared when it ends): none
-    /// can appear outside the pin before then (a request loads file pages
-    /// only in its own range), so the pressure path skips that sweep of the
-    /// whole managed space until the request ends or the pin changes.
-    pub(crate) no_clean_file: Option<Option<Span>>,
-    /// Where the PD entry last found by `paging::count_present` is (the
-    /// PD and the index), cleared whenever a table is freed, so it always
-    /// names a live PD: used when that entry still names the page table
-    /// being counted (a page table has one PD entry).
-    pub(crate) last_pd: Option<(PhysFrame, usize)>,
+    /// The reclaim-event ring and the event counts.
+    pub(crate) events: Events,
+    /// The clock's hand and the request's pin.
+    pub(crate) clock: Clock,
+    // This module's own.
+    /// Where the metadata frames are (none if there was no room).
+    meta: Option<Meta>,
+    /// The host's frames (none without the metadata).
+    host: Option<HostFrames>,
+    /// The `Valloc` region (none without the metadata).
+    valloc: Option<Valloc>,
+    /// The file images.
+    files: &'static [FileImage],
+    /// The heap's maximum size (0 without a heap).
+    heap_max: u64,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
@@ -103,31 +107,28 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             .or_else(|| frames.alloc_contiguous(fixed).map(|base| (base, 0)))
             .map(|(base, swap)| Meta {
                 base,
-                host_frames,
                 frames: fixed + swap,
             });
         let mut vmm = Vmm {
-            mem,
-            frames,
-            pml4,
-            counters: Counters::default(),
+            pt: PageTables::new(mem, frames, pml4),
             meta,
+            host: None,
+            valloc: None,
             files: config.files,
             finfo: None,
             swap: None,
             heap: None,
             heap_max: 0,
-            ring: Ring::default(),
-            pin: None,
-            hand: 0,
-            no_clean_file: None,
-            last_pd: None,
+            events: Events::default(),
+            clock: Clock::default(),
         };
         if let Some(m) = meta {
             let first = frame_number(m.base);
             for n in 0..fixed {
-                vmm.mem.frame_bytes(frame_at(first + n)).fill(0);
+                vmm.pt.mem().frame_bytes(frame_at(first + n)).fill(0);
             }
+            vmm.host = Some(HostFrames::at(first, total));
+            vmm.valloc = Some(Valloc::at(first + host_frames));
             let heap_base = first + host_frames + VALLOC_BITMAP_FRAMES;
             vmm.finfo = Some(FrameInfo {
                 base: frame_at(heap_base + 3 * heap_maps),
@@ -135,25 +136,14 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             });
             vmm.swap = SwapStore::layout(frame_at(first + fixed), m.frames - fixed);
             if let Some(s) = vmm.swap {
-                s.format(&mut vmm.mem);
+                s.format(vmm.pt.mem());
             }
             if heap_max > 0 && vmm.init_heap(heap_max).is_ok() {
-                vmm.heap = Some(KHeap {
-                    base: heap_base,
-                    map_frames: heap_maps,
-                    granules: heap_max / GRANULE,
-                    hint: KHeap::host_start(heap_max / GRANULE),
-                    live: 0,
-                    freed: 0,
-                    incomplete: false,
-                    host_blocks: 0,
-                    host_lo: 0,
-                    host_hi: 0,
-                });
+                vmm.heap = Some(KHeap::new(heap_base, heap_max));
                 vmm.heap_max = heap_max;
             }
         }
-        vmm.frames.set_boot_point();
+        vmm.pt.frames_mut().set_boot_point();
         vmm
     }
 
@@ -165,14 +155,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             start,
             end: start + max,
         };
-        let before = self.counters.page_table_frames();
-        if let Err(e) = self.ensure_tables(span) {
-            self.update(span, &mut |_: &mut Self, _, _| None);
-            return Err(e);
-        }
-        self.update(span, &mut |_: &mut Self, _, _| Some(Pte::AllocOnWrite));
-        self.counters.tables_are_the_heaps(before);
-        Ok(())
+        self.pt.make_heap_tables(span)
     }
 
     /// Calls `out` with every page-table frame of the heap region (made at
@@ -181,7 +164,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub fn heap_tables(&mut self, out: impl FnMut(PhysFrame)) {
         let start = HEAP_START & LINEAR_MASK;
         let end = start + (HEAP_END - HEAP_START);
-        self.each_table(Span { start, end }, out);
+        self.pt.each_table(Span { start, end }, out);
     }
 
     /// The file images.
@@ -217,20 +200,20 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Called once a request's answer is built: frees its pending swap
     /// slots and forgets what its pressure path learnt.
     pub fn end_request(&mut self) {
-        self.no_clean_file = None;
+        self.clock.request_ended();
         if let Some(s) = self.swap.as_mut() {
-            s.end_request(&mut self.mem);
+            s.end_request(self.pt.mem());
         }
     }
 
     /// Sets the range of the request being answered (the clock skips it).
     pub fn set_pin(&mut self, span: Option<Span>) {
-        self.pin = span;
+        self.clock.pin(span);
     }
 
     /// Events waiting in the ring.
     pub fn pending_events(&self) -> usize {
-        self.ring.len()
+        self.events.pending()
     }
 
     /// The physical range of the VMM's metadata frames (empty if none), a
@@ -250,34 +233,37 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// The physical memory backend.
     pub fn mem(&mut self) -> &mut M {
-        &mut self.mem
+        self.pt.mem()
     }
 
     /// The frame allocator.
     pub fn frames(&self) -> &A {
-        &self.frames
+        self.pt.frames()
     }
 
     /// The PML4 frame.
     pub fn pml4(&self) -> PhysFrame {
-        self.pml4
+        self.pt.pml4()
     }
 
     /// The counters of the VMM and the frame allocator.
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
-            total_frames: self.frames.total_frames(),
-            free_frames: self.frames.free_frames(),
-            boot_free_frames: self.frames.boot_free_frames(),
+            total_frames: self.pt.frames().total_frames(),
+            free_frames: self.pt.frames().free_frames(),
+            boot_free_frames: self.pt.frames().boot_free_frames(),
             swap_slots_used: self.swap.map_or(0, |s| s.slots),
             swap_bytes_used: self.swap.map_or(0, |s| s.bytes),
             swap_bytes_total: self.swap.map_or(0, |s| s.capacity()),
             heap_max_bytes: self.heap_max,
-            heap_bytes_live: self.heap.map_or(0, |h| h.live),
-            bytes_freed_since_check: self.heap.map_or(0, |h| h.freed),
+            heap_bytes_live: self.heap.map_or(0, |h| h.live()),
+            bytes_freed_since_check: self.heap.map_or(0, |h| h.freed()),
+            host_frames: self.host.map_or(0, |h| h.count()),
+            valloc_pages: self.valloc.map_or(0, |v| v.pages()),
             ..Stats::default()
         };
-        self.counters.fill(&mut s);
+        self.pt.counters().fill(&mut s);
+        self.events.fill(&mut s);
         s
     }
 
@@ -287,7 +273,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         if !is_canonical(addr) {
             return Pte::Unusable;
         }
-        self.lookup(addr & LINEAR_MASK)
+        self.pt.lookup(addr & LINEAR_MASK)
     }
 
     /// Where a touch of `addr` goes, as the CPU would find it: the frame and
@@ -302,6 +288,55 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         }
     }
 
+    /// Whether the host holds frame number `n`.
+    pub fn host_holds(&mut self, n: u64) -> bool {
+        self.host.is_some_and(|h| h.holds(self.pt.mem(), n))
+    }
+
+    /// Allocates `count` frames for the host (one run with `contiguous`),
+    /// answered through `out` as runs in allocation order
+    /// (`HostFrames::alloc`, after the pressure path made them free). The
+    /// kernel-only check is the caller's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
+    pub fn alloc_frames(
+        &mut self,
+        count: u64,
+        contiguous: bool,
+        out: impl FnMut(FrameRun),
+    ) -> Result<(), AllocFramesError> {
+        hostframes::check_alloc(count, self.host.is_some())?;
+        self.reserve(count)?;
+        let Some(host) = self.host.as_mut() else {
+            return Err(AllocFramesError::OutOfMemory);
+        };
+        let (mem, frames) = self.pt.parts();
+        host.alloc(mem, frames, count, contiguous, out)
+    }
+
+    /// Frees `count` frames from physical address `frame`; the host must
+    /// hold every one (`hostframes::free_frames`). The kernel-only check
+    /// is the caller's.
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
+    pub fn free_frames(&mut self, frame: u64, count: u64) -> Result<(), FreeFramesError> {
+        let host = self.host.as_mut();
+        let (mem, frames) = self.pt.parts();
+        hostframes::free_frames(host, mem, frames, frame, count)
+    }
+
+    /// Finds `pages` free pages of the `Valloc` region and reserves them
+    /// until [`Vmm::vfree`] (`kvalloc::valloc`).
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
+    pub fn valloc(&mut self, pages: u64) -> Result<u64, VallocError> {
+        kvalloc::valloc(self.valloc.as_mut(), self.pt.mem(), pages)
+    }
+
+    /// Gives back `pages` pages at `addr`, every one handed out by
+    /// [`Vmm::valloc`] (`kvalloc::vfree`).
+    #[inline(never)] // a request's entry point: see `crate::dispatch`
+    pub fn vfree(&mut self, addr: u64, pages: u64) -> Result<(), VfreeError> {
+        kvalloc::vfree(self.valloc.as_mut(), self.pt.mem(), addr, pages)
+    }
+
     /// Back to the boot state: every managed page unusable and every table
     /// of the managed space freed, every host frame freed, every `Valloc`
     /// run freed, every host heap block freed and the heap scavenged (its
@@ -314,19 +349,24 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub fn reset(&mut self) {
         self.make_unusable(USER_SPAN);
         self.make_unusable(KERNEL_SPAN);
-        self.free_all_host_frames();
-        self.clear_valloc();
+        if let Some(h) = self.host.as_mut() {
+            let (mem, frames) = self.pt.parts();
+            h.free_all(mem, frames);
+        }
+        if let Some(v) = self.valloc.as_mut() {
+            v.clear(self.pt.mem());
+        }
         self.heap_free_host_blocks();
         // The heap back to the pages of the kernel's live blocks, as after
         // boot: the pages it grew into would otherwise hold frames a fresh
         // boot hands to the host (one `Scavenged` event each).
         self.heap_scavenge();
         self.end_request();
-        self.frames.rewind();
-        self.hand = 0;
+        self.pt.frames_mut().rewind();
+        self.clock.rewind();
         if let Some(h) = self.heap.as_mut() {
-            h.hint = KHeap::host_start(h.granules);
+            h.rewind_hint();
         }
-        self.counters.events_cleared();
+        self.events.counts_cleared();
     }
 }

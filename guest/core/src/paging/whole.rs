@@ -1,7 +1,7 @@
 //! The two walkers that change every page of a range to one area type,
 //! `make_unusable` (also `Reset`'s) and `make_usable`, with a path for the
 //! page tables the range covers whole: there a table's work is done at
-//! once instead of entry by entry through [`Vmm::set_leaf`].
+//! once instead of entry by entry through [`PageTables::set_leaf`].
 //!
 //! - **Unusable:** a whole table is unlinked from its PD entry first, so
 //!   the CPU can no longer walk to its pages; then every page's frame or
@@ -18,64 +18,83 @@
 //! Partly covered tables, and whole tables holding anything else, go entry
 //! by entry with the same changes as before. The counters and the PD's
 //! present count stay exact either way (`counters`, `pte::present_count`).
+//!
+//! What a page holds outside the tables (a frame's file-page record, a
+//! swap slot) is let go through the [`Holders`] passed in: the walkers
+//! change nothing else outside the page tables.
 
 use core::convert::Infallible;
 use core::ops::ControlFlow;
 
 use x86_64::structures::paging::PhysFrame;
 
+use super::PageTables;
 use crate::backend::{Flush, Flushes, FrameAccess, PhysMemory};
 use crate::frame_alloc::FrameAllocator;
+use crate::holders::Holders;
 use crate::linear::{page_of, user};
-use crate::ops::to_usable;
 use crate::pte::{self, Pte};
 use crate::validate::Span;
-use crate::vmm::Vmm;
 use crate::walk::{walk, Entry, Visit};
 
-impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
+/// The seed's `VMM_convertPageAreaTypeToUsableRAM` for one page: the new
+/// state, or `None` to leave it.
+fn to_usable(old: Pte) -> Option<Pte> {
+    match old {
+        Pte::Unusable | Pte::NotPresentMmap { .. } => Some(Pte::AllocOnWrite),
+        Pte::PresentMmap { frame, .. } => Some(Pte::PresentRam {
+            frame,
+            writable: true,
+        }),
+        Pte::PresentRam { .. } | Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::Corrupt(_) => None,
+    }
+}
+
+impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// Every page of `span` unusable: frees frames, swap slots and tables.
-    pub(crate) fn clear(&mut self, span: Span) {
-        let mut clear = Clear::default();
+    pub fn clear(&mut self, span: Span, holders: Holders<'_>) {
+        let mut clear = Clear {
+            holders,
+            flushes: Flushes::default(),
+        };
         let _ = walk(self, span.start, span.end, &mut clear);
         clear.flushes.finish(&mut self.mem);
     }
 
-    /// Every page of `span` usable RAM, as the convert to usable RAM does it
-    /// ([`to_usable`]); the caller made every table the span needs.
-    pub(crate) fn make_usable(&mut self, span: Span) {
-        let _ = walk(self, span.start, span.end, &mut Usable);
+    /// Every page of `span` usable RAM, as the convert to usable RAM does
+    /// it ([`to_usable`]); the caller made every table the span needs.
+    pub fn make_usable(&mut self, span: Span, holders: Holders<'_>) {
+        let _ = walk(self, span.start, span.end, &mut Usable(holders));
     }
 
     /// Changes the page at `lo` (entry `i` of `table`, raw bits `raw`) to
     /// `new` if `new` differs, flushing a present entry.
+    #[inline]
     fn change(&mut self, table: PhysFrame, i: usize, lo: u64, raw: u64, new: Option<Pte>) {
         let old = Pte::decode(raw, user(lo));
         if let Some(new) = new.filter(|&n| n != old) {
-            if let Some(flush) = self.set_leaf(table, i, lo, old, new) {
-                flush.flush(&mut self.mem);
-            }
+            self.set_leaf_flushed(table, i, lo, old, new);
         }
     }
 }
 
-/// [`Vmm::clear`]: it only releases (it takes no frame and touches no
-/// page), so its flushes may wait for its end ([`Flushes`]).
-#[derive(Default)]
-struct Clear {
+/// [`PageTables::clear`]: it only releases (it takes no frame and touches
+/// no page), so its flushes may wait for its end ([`Flushes`]).
+struct Clear<'a> {
+    holders: Holders<'a>,
     flushes: Flushes,
 }
 
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
+impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
     type Stop = Infallible;
     const PAGES: bool = true;
 
-    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Infallible> {
+    fn page(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> ControlFlow<Infallible> {
         let lo = at.slot.base;
         let old = Pte::decode(at.raw, user(lo));
-        if let Some(new) = vmm.release(old).filter(|&n| n != old) {
-            if let Some(flush) = vmm.set_leaf(at.table, at.slot.index, lo, old, new) {
-                self.flushes.add(flush, &mut vmm.mem);
+        if let Some(new) = self.holders.release(pt, old).filter(|&n| n != old) {
+            if let Some(flush) = pt.set_leaf(at.table, at.slot.index, lo, old, new) {
+                self.flushes.add(flush, &mut pt.mem);
             }
         }
         ControlFlow::Continue(())
@@ -83,7 +102,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
 
     fn whole_table(
         &mut self,
-        vmm: &mut Vmm<M, A>,
+        pt: &mut PageTables<M, A>,
         at: Entry,
         child: PhysFrame,
     ) -> ControlFlow<Infallible, bool> {
@@ -92,68 +111,64 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Clear {
         // of a converted range) hold nothing to release and are counted
         // out together; whether any entry needs more than that.
         let aow = Pte::AllocOnWrite.encode(user(base));
-        let (n_aow, more) = vmm
-            .mem
-            .table(child)
-            .iter()
-            .fold((0, false), |(n, more), e| {
-                let raw = pte::raw(e);
-                (n + u64::from(raw == aow), more || (raw != 0 && raw != aow))
-            });
-        vmm.counters
+        let (n_aow, more) = pt.mem.table(child).iter().fold((0, false), |(n, more), e| {
+            let raw = pte::raw(e);
+            (n + u64::from(raw == aow), more || (raw != 0 && raw != aow))
+        });
+        pt.counters
             .pages_changed(base, Pte::AllocOnWrite, Pte::Unusable, n_aow);
         // Unlinked first, so that no walk of the CPU reaches the pages any
         // more: each present one is then flushed once (or by the walk's
         // full flush at its end), and its entry needs
         // no rewrite (nor its PD entry's present count: the PD entry is
         // gone).
-        vmm.unlink_table(at);
+        pt.unlink_table(at);
         for i in (0..512).filter(|_| more) {
-            let raw = vmm.read_entry(child, i);
+            let raw = pt.read_entry(child, i);
             if raw == 0 || raw == aow {
                 continue;
             }
             let lo = base + ((i as u64) << 12);
             let old = Pte::decode(raw, user(lo));
-            let _ = vmm.release(old);
-            vmm.counters.page_changed(lo, old, Pte::Unusable);
+            let _ = self.holders.release(pt, old);
+            pt.counters.page_changed(lo, old, Pte::Unusable);
             if old.is_present() {
-                self.flushes.add(Flush::new(page_of(lo)), &mut vmm.mem);
+                self.flushes.add(Flush::new(page_of(lo)), &mut pt.mem);
             }
         }
-        vmm.drop_table(child);
+        pt.drop_table(child);
         ControlFlow::Continue(true)
     }
 
-    fn left(&mut self, vmm: &mut Vmm<M, A>, at: Entry, child: PhysFrame) {
-        vmm.free_if_empty(at, child);
+    fn left(&mut self, pt: &mut PageTables<M, A>, at: Entry, child: PhysFrame) {
+        pt.free_if_empty(at, child);
     }
 }
 
-/// [`Vmm::make_usable`].
-struct Usable;
+/// [`PageTables::make_usable`].
+struct Usable<'a>(Holders<'a>);
 
-impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Usable {
+impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Usable<'_> {
     type Stop = Infallible;
     const PAGES: bool = true;
 
-    fn page(&mut self, vmm: &mut Vmm<M, A>, at: Entry) -> ControlFlow<Infallible> {
+    fn page(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> ControlFlow<Infallible> {
         let old = Pte::decode(at.raw, user(at.slot.base));
         if let Pte::PresentMmap { frame, .. } = old {
-            vmm.set_frame_info(frame, None);
+            self.0.forget_file_page(pt, frame);
         }
         let lo = at.slot.base;
-        vmm.change(at.table, at.slot.index, lo, at.raw, to_usable(old));
+        pt.change(at.table, at.slot.index, lo, at.raw, to_usable(old));
         ControlFlow::Continue(())
     }
 
     fn whole_table(
         &mut self,
-        vmm: &mut Vmm<M, A>,
+        pt: &mut PageTables<M, A>,
         at: Entry,
         child: PhysFrame,
     ) -> ControlFlow<Infallible, bool> {
-        let table = vmm.mem.table(child);
+        let table = pt.mem.table(child);
         if !table.is_empty() {
             return ControlFlow::Continue(false);
         }
@@ -164,11 +179,11 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<Vmm<M, A>> for Usable {
         for e in table.iter_mut() {
             pte::set_raw(e, raw);
         }
-        vmm.counters.pages_changed(base, Pte::Unusable, new, 512);
+        pt.counters.pages_changed(base, Pte::Unusable, new, 512);
         ControlFlow::Continue(true)
     }
 
-    fn left(&mut self, vmm: &mut Vmm<M, A>, at: Entry, child: PhysFrame) {
-        vmm.free_if_empty(at, child);
+    fn left(&mut self, pt: &mut PageTables<M, A>, at: Entry, child: PhysFrame) {
+        pt.free_if_empty(at, child);
     }
 }

@@ -12,7 +12,7 @@ impl SwapStore {
         let s = self;
         let (mut slots, mut bytes, mut covered_to, mut used_units) = (0u64, 0u64, 0u64, 0u64);
         for u in 0..s.units {
-            let len = slot_len(mem, s, u);
+            let len = s.raw().slot_len(mem, u);
             let used = s.used().get(mem, u);
             if s.pending().get(mem, u) {
                 return Err(format!("unit {u} pending between requests"));

@@ -280,8 +280,12 @@ fn kernel_pages_have_no_user_bit_and_contiguous_maps_are_contiguous() {
         frames.windows(2).all(|w| w[1] == w[0] + 4096),
         "{frames:x?}"
     );
-    let (t, i) = m.vmm.leaf_slot(k & crate::validate::LINEAR_MASK).unwrap();
-    let raw = m.vmm.read_entry(t, i);
+    let (t, i) = m
+        .vmm
+        .pt
+        .leaf_slot(k & crate::validate::LINEAR_MASK)
+        .unwrap();
+    let raw = m.vmm.pt.read_entry(t, i);
     assert_eq!(raw & 0b111, 0b011, "P, W, no U");
     check(&mut m);
     reset_and_check(&mut m);

@@ -11,6 +11,7 @@
 use protocol::{Reclaim, Request, Response};
 
 use super::{req, stats, K};
+use crate::backend::FrameAccess;
 use crate::sim::SimMachine;
 use crate::validate::LINEAR_MASK;
 
@@ -21,10 +22,11 @@ const RAM_AT: u64 = 0xffff_c080_2000_0000;
 /// Sets the accessed bit of the present page at `addr`, as the CPU does
 /// on a walk (the simulated CPU never sets it).
 fn access(m: &mut SimMachine, addr: u64) {
-    let (table, i) = m.vmm.leaf_slot(addr & LINEAR_MASK).expect("mapped");
-    let raw = m.vmm.read_entry(table, i);
+    let (table, i) = m.vmm.pt.leaf_slot(addr & LINEAR_MASK).expect("mapped");
+    let raw = m.vmm.pt.read_entry(table, i);
     assert_eq!(raw & 1, 1, "present");
-    m.vmm.write_leaf_raw(table, i, raw | 1 << 5);
+    let entry = &mut m.vmm.mem().table(table)[i];
+    crate::pte::set_raw(entry, raw | crate::pte::ACCESSED);
 }
 
 /// The host takes every frame left beyond the heap's reserve: each frame
@@ -134,7 +136,11 @@ fn a_lap_over_many_accessed_pages_ends_in_one_full_flush() {
         crate::backend::Flushes::LIMIT + 1
     );
     for p in 1..pages {
-        let (table, i) = m.vmm.leaf_slot((RAM_AT + p * 4096) & LINEAR_MASK).unwrap();
-        assert_eq!(m.vmm.read_entry(table, i) & (1 << 5), 0, "page {p} aged");
+        let (table, i) = m
+            .vmm
+            .pt
+            .leaf_slot((RAM_AT + p * 4096) & LINEAR_MASK)
+            .unwrap();
+        assert_eq!(m.vmm.pt.read_entry(table, i) & (1 << 5), 0, "page {p} aged");
     }
 }

@@ -24,9 +24,9 @@ fn fails_cleanly_at_every_allocation(r: Request) {
             },
         );
         let before = snapshot(&mut m);
-        m.vmm.frames.fail_after = Some(k);
+        m.vmm.pt.frames_mut().fail_after = Some(k);
         let got = req(&mut m, r.clone());
-        m.vmm.frames.fail_after = None;
+        m.vmm.pt.frames_mut().fail_after = None;
         if got == Response::Done {
             assert!(k > 0, "{r:?} allocated nothing");
             check(&mut m);

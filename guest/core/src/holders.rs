@@ -1,0 +1,121 @@
+//! What pages hold outside the page tables, and the changes of one page
+//! that let go of it or move it: [`Holders`], the frame-info table (which
+//! file page a present mmap frame holds) and the swap store (the slots of
+//! swapped pages), lent by the VMM to the walkers and the pressure path
+//! together with the [`PageTables`].
+//!
+//! # Invariants
+//! - A page's frame-info record is cleared whenever its frame leaves it
+//!   (released, dropped, swapped out) and its swap slot freed when the page
+//!   is made unusable; the entry itself is always written through
+//!   [`PageTables`] (so its counts stay exact).
+//! - Nothing here changes when a page cannot be sent out ([`NotSent`]).
+
+use protocol::Reclaim;
+use x86_64::structures::paging::PhysFrame;
+
+use crate::backend::PhysMemory;
+use crate::frame_alloc::FrameAllocator;
+use crate::frameinfo::FrameInfo;
+use crate::paging::PageTables;
+use crate::pte::Pte;
+use crate::swap::SwapStore;
+use crate::validate::canonical;
+
+/// Why a page was not sent out (nothing changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotSent {
+    /// The swap store has no room for it (or there is no swap store).
+    NoSwapRoom,
+    /// The page is not present.
+    NotPresent,
+}
+
+/// What pages hold outside the page tables: the frame-info table (which
+/// file page a present mmap frame holds) and the swap store (the slots of
+/// swapped pages), each if the VMM has it.
+pub(crate) struct Holders<'a> {
+    pub finfo: Option<FrameInfo>,
+    pub swap: Option<&'a mut SwapStore>,
+}
+
+impl Holders<'_> {
+    /// Frees what a page in state `old` holds (its frame in `pt`'s
+    /// allocator and its frame-info record, or its swap slot) and answers
+    /// its unusable state (`None` when it is unusable already).
+    pub fn release<M: PhysMemory, A: FrameAllocator>(
+        &mut self,
+        pt: &mut PageTables<M, A>,
+        old: Pte,
+    ) -> Option<Pte> {
+        match old {
+            Pte::Unusable => None,
+            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
+                self.forget_file_page(pt, frame);
+                let freed = pt.frames_mut().free(frame);
+                debug_assert!(freed.is_ok(), "data frame {frame:?} was not in use");
+                Some(Pte::Unusable)
+            }
+            Pte::OnSwap { slot } => {
+                if let Some(s) = self.swap.as_mut() {
+                    s.free(pt.mem(), slot);
+                }
+                Some(Pte::Unusable)
+            }
+            Pte::AllocOnWrite | Pte::NotPresentMmap { .. } | Pte::Corrupt(_) => Some(Pte::Unusable),
+        }
+    }
+
+    /// Clears the file-page record of `frame`.
+    pub fn forget_file_page<M: PhysMemory, A: FrameAllocator>(
+        &self,
+        pt: &mut PageTables<M, A>,
+        frame: PhysFrame,
+    ) {
+        if let Some(t) = self.finfo {
+            t.set(pt.mem(), frame, None);
+        }
+    }
+
+    /// Sends the present page at `linear` (entry `table[i]` of `pt`, state
+    /// `old`) out: drops a clean file page, swaps anything else; its frame
+    /// goes back to the allocator. Answers the event to record.
+    pub fn send_out<M: PhysMemory, A: FrameAllocator>(
+        &mut self,
+        pt: &mut PageTables<M, A>,
+        table: PhysFrame,
+        i: usize,
+        linear: u64,
+        old: Pte,
+    ) -> Result<Reclaim, NotSent> {
+        let addr = canonical(linear);
+        let (new, event, frame) = match old {
+            Pte::PresentMmap {
+                frame,
+                private: false,
+                ..
+            } => {
+                let info = self.finfo.and_then(|t| t.get(pt.mem(), frame));
+                let (file, page) = info.unwrap_or((0, 0));
+                (
+                    Pte::NotPresentMmap { file, page },
+                    Reclaim::Dropped { addr },
+                    frame,
+                )
+            }
+            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
+                let stored = self.swap.as_mut().map(|s| s.store(pt.mem(), frame));
+                let Some(Ok(slot)) = stored else {
+                    return Err(NotSent::NoSwapRoom);
+                };
+                (Pte::OnSwap { slot }, Reclaim::Swapped { addr, slot }, frame)
+            }
+            _ => return Err(NotSent::NotPresent),
+        };
+        pt.set_leaf_flushed(table, i, linear, old, new);
+        self.forget_file_page(pt, frame);
+        let freed = pt.frames_mut().free(frame);
+        debug_assert!(freed.is_ok(), "evicted frame {frame:?} was not in use");
+        Ok(event)
+    }
+}
