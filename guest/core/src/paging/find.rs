@@ -39,7 +39,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
 
     /// The PD entry naming the page table of `linear`, if the tables down
     /// to that page table exist.
-    pub(super) fn pd_entry(&mut self, linear: u64) -> Option<Entry> {
+    pub(crate) fn pd_entry(&mut self, linear: u64) -> Option<Entry> {
         let page = linear & LINEAR_MASK & !0xfff;
         let mut found = PdEntry(None);
         let _ = walk(self, page, page + 4096, &mut found);

@@ -8,13 +8,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::*;
 use crate::backend::{FrameRefused, PhysMemory};
 use crate::sim::SimMemory;
+use crate::walk::Entry;
 
 /// The linear address the tests map: PML4 slot 0, PDPT slot 0, PD slot
 /// 128, PT slot 0.
 const ADDR: u64 = 0x1000_0000;
 
-/// A machine with one present page at [`ADDR`].
-fn mapped() -> SimMachine {
+/// A machine with one present page at [`ADDR`], and the PD entry naming
+/// its page table (found by the core's walk while it is sound).
+fn mapped() -> (SimMachine, Entry) {
     let mut m = SimMachine::new(64);
     let map = Request::Map {
         addr: ADDR,
@@ -24,18 +26,15 @@ fn mapped() -> SimMachine {
         privilege: U,
     };
     assert_eq!(req(&mut m, map), Response::Done);
-    m
+    let pd_entry = m.vmm.pt.pd_entry(ADDR).expect("ADDR is mapped");
+    (m, pd_entry)
 }
 
-/// Points the PD entry of [`ADDR`] at frame `n`, as a corrupted entry of a
-/// wrong VMM would.
-fn corrupt_pd_entry(m: &mut SimMachine, n: u64) {
-    let pml4 = m.vmm.pml4();
-    let mem = m.vmm.mem();
-    let pdpt = pte::frame_of(pte::raw(&mem.table(pml4)[0]));
-    let pd = pte::frame_of(pte::raw(&mem.table(pdpt)[0]));
-    let old = pte::raw(&mem.table(pd)[128]);
-    pte::set_raw(&mut mem.table(pd)[128], (old & 0xfff) | (n << 12));
+/// Points the PD entry `at` (of [`ADDR`]) at frame `n`, as a corrupted
+/// entry of a wrong VMM would.
+fn corrupt_pd_entry(m: &mut SimMachine, at: Entry, n: u64) {
+    let entry = &mut m.vmm.mem().table(at.table)[at.slot.index];
+    pte::set_raw(entry, (at.raw & 0xfff) | (n << 12));
 }
 
 /// Runs `r` and answers the message it panicked with.
@@ -50,8 +49,8 @@ fn refusal(m: &mut SimMachine, r: Request) -> String {
 
 #[test]
 fn a_table_entry_beyond_ram_is_refused_not_followed() {
-    let mut m = mapped();
-    corrupt_pd_entry(&mut m, 1000);
+    let (mut m, pd_entry) = mapped();
+    corrupt_pd_entry(&mut m, pd_entry, 1000);
     let unmap = Request::Unmap {
         addr: ADDR,
         pages: 1,
@@ -66,11 +65,11 @@ fn a_table_entry_beyond_ram_is_refused_not_followed() {
 
 #[test]
 fn a_table_entry_naming_the_kernels_tables_is_refused_before_any_write() {
-    let mut m = mapped();
+    let (mut m, pd_entry) = mapped();
     // Frame 2 stands in for a table of the kernel's (PML4 slot 256).
     let kernel_table = frame(2);
     m.vmm.mem().cpu_bytes(kernel_table).fill(0xab);
-    corrupt_pd_entry(&mut m, 2);
+    corrupt_pd_entry(&mut m, pd_entry, 2);
     let unmap = Request::Unmap {
         addr: ADDR,
         pages: 1,
@@ -87,7 +86,7 @@ fn a_table_entry_naming_the_kernels_tables_is_refused_before_any_write() {
         "the kernel's table was written"
     );
     // Frame 0 (firmware's, reserved) is refused as well.
-    corrupt_pd_entry(&mut m, 0);
+    corrupt_pd_entry(&mut m, pd_entry, 0);
     let query = Request::Query {
         addr: ADDR,
         pages: 1,
