@@ -228,6 +228,24 @@ impl GuestMemory for SharedRam {
         let now = unsafe { std::slice::from_raw_parts(src, want.len()) };
         Ok(now == want)
     }
+
+    /// Scans in place, without copying the bytes out first (the
+    /// frame-info table and the swap store's bookkeeping are megabytes of
+    /// mostly zeros).
+    fn nonzero_words(
+        &self,
+        phys: u64,
+        len: u64,
+        found: &mut dyn FnMut(usize, u64),
+    ) -> Result<(), MemoryError> {
+        let n = usize::try_from(len).map_err(|_| MemoryError::OutOfBounds { phys, len })?;
+        let src = self.bounds(phys, n)?;
+        // SAFETY: as in `holds`: `src..src + n` lies inside the mapping,
+        // which outlives this borrow, and nothing writes it meanwhile.
+        let now = unsafe { std::slice::from_raw_parts(src, n) };
+        oracle::nonzero_words(now, found);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

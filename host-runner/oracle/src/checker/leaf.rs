@@ -77,7 +77,7 @@ fn blank_entry(hello: &Hello, t: &Table) -> Option<u64> {
     // that holds neither end of it and does not hold that start has none.
     if a && b {
         Some(super::entry::W)
-    } else if !a && !b && !(first <= hello.heap.start && hello.heap.start <= last) {
+    } else if !a && !b && !(first..=last).contains(&hello.heap.start) {
         Some(0)
     } else {
         None

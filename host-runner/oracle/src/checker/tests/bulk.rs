@@ -76,3 +76,80 @@ fn one_entry_past_the_heap_or_outside_it_is_found() {
         );
     }
 }
+
+/// Word indexes that probe a table of `words` words scanned a 64-byte
+/// block (8 words) at a time: both ends, block boundaries, between them.
+fn word_probes(words: u64) -> Vec<u64> {
+    let mut w = vec![0, 1, 7, 8, 63, 64, words / 2 + 3, words - 8, words - 1];
+    w.retain(|&i| i < words);
+    w
+}
+
+#[test]
+fn one_record_anywhere_in_the_frame_info_table_is_found() {
+    let total = machine().img.hello.total_frames;
+    for n in word_probes(total) {
+        for checker in [Checker::new(), warm()] {
+            let mut checker = checker;
+            let mut s = machine();
+            let at = s.img.hello.frame_info.start + n * 8;
+            s.img.write_u64(at, crate::checker::mmap::record(0, 1));
+            let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), None);
+            let (kinds, text) = broken(&r);
+            assert_eq!(kinds, [5], "{text}");
+            assert!(
+                text.contains(&format!(
+                    "frame {:#x}: record 0x8000000000000001 but no present file page maps the frame",
+                    n << 12
+                )),
+                "{text}"
+            );
+        }
+    }
+}
+
+/// A checker whose record of a clean machine holds mirrors to bring up
+/// to date (the stateful path).
+fn warm() -> Checker {
+    let s = machine();
+    let mut c = Checker::new();
+    assert!(c
+        .full(&s.img.mem, &s.img.hello, &s.model.view(), None)
+        .is_clean());
+    c
+}
+
+#[test]
+fn one_stray_length_or_bit_anywhere_in_the_swap_store_is_found() {
+    let s = machine();
+    let (parts, at) = (s.img.swap_parts(), s.img.hello.swap.start);
+    // Lengths: 4 to a word; bitmaps: 64 units to a word.
+    for w in word_probes(parts.units / 4) {
+        let slot = w * 4 + 3;
+        let mut s = machine();
+        s.img.write(at + parts.lengths + slot * 2, &[0x10, 0]);
+        let text = broken(&run(&s)).1;
+        assert!(
+            text.contains(&format!("slot {slot} holds 16 bytes but no page is on it")),
+            "{text}"
+        );
+    }
+    for w in word_probes(parts.units / 64) {
+        let unit = w * 64 + 17;
+        let (byte, bit) = (unit / 8, 1u8 << (unit % 8));
+        let mut s = machine();
+        s.img.write(at + parts.pending + byte, &[bit]);
+        let text = broken(&run(&s)).1;
+        assert!(
+            text.contains(&format!("pending bit of unit {unit} set between requests")),
+            "{text}"
+        );
+        let mut s = machine();
+        s.img.write(at + parts.used + byte, &[bit]);
+        let text = broken(&run(&s)).1;
+        assert!(
+            text.contains(&format!("unit {unit} is marked used but no slot owns it")),
+            "{text}"
+        );
+    }
+}
