@@ -98,6 +98,8 @@ pub struct Owners {
     owned: Vec<u64>,
     /// Frame numbers given an owner since the last `reset`.
     touched: Vec<u64>,
+    /// The reserved frames' words (a buffer of [`Owners::leaks`]).
+    reserved: Vec<u64>,
 }
 
 impl Owners {
@@ -108,6 +110,7 @@ impl Owners {
                 owner: vec![0; total as usize],
                 owned: vec![0; total.div_ceil(64) as usize],
                 touched: Vec::new(),
+                reserved: std::mem::take(&mut self.reserved),
             };
             return;
         }
@@ -234,9 +237,10 @@ impl Owners {
 
     /// Invariant 3 over all frames: the used frames are exactly the owned
     /// and reserved ones, word by word.
-    pub fn leaks(&self, ctx: &Ctx, out: &mut Vec<Violation>) {
+    pub fn leaks(&mut self, ctx: &Ctx, out: &mut Vec<Violation>) {
         let total = ctx.bitmap.total;
-        let mut reserved = boot_words(ctx.hello);
+        let mut reserved = std::mem::take(&mut self.reserved);
+        boot_words(ctx.hello, &mut reserved);
         for f in ctx.expect.host_frames().filter(|&f| f < total) {
             reserved[(f / 64) as usize] |= 1 << (f % 64);
         }
@@ -247,6 +251,9 @@ impl Owners {
             let used = ctx.bitmap.words[w] & mask;
             let bad_used = used & !self.owned[w] & !r;
             let bad_free = !used & r & mask;
+            if bad_used | bad_free == 0 {
+                continue;
+            }
             n_leaked += u64::from(bad_used.count_ones());
             n_lost += u64::from(bad_free.count_ones());
             for (bits, list) in [(bad_used, &mut leaked), (bad_free, &mut lost)] {
@@ -257,6 +264,7 @@ impl Owners {
                 }
             }
         }
+        self.reserved = reserved;
         leak(n_leaked, leaked, n_lost, lost, out);
     }
 }

@@ -210,8 +210,11 @@ pub fn check_store(
         bad(format!("pending bit of unit {u} set between requests"));
     }
     let bit = |b: &[u64], u: u64| b[(u / 64) as usize] >> (u % 64) & 1 == 1;
-    owned.clear();
-    owned.resize(units.div_ceil(64) as usize, 0);
+    // All zeros between calls: the bits set here are cleared at the end.
+    if owned.len() as u64 != units.div_ceil(64) {
+        owned.clear();
+        owned.resize(units.div_ceil(64) as usize, 0);
+    }
     // Slots whose units were taken, in order: (slot, end unit).
     let mut taken: Vec<(u64, u64)> = Vec::new();
     let mut data = Vec::new();
@@ -293,6 +296,12 @@ pub fn check_store(
         bad(format!(
             "the page at {virt:#x} is on slot {s}, past the store's units"
         ));
+    }
+    // Every bit set is a unit of a taken slot.
+    for &(a, e) in &taken {
+        for w in a / 64..e.min(units).div_ceil(64) {
+            owned[w as usize] = 0;
+        }
     }
     data
 }

@@ -153,3 +153,53 @@ fn one_stray_length_or_bit_anywhere_in_the_swap_store_is_found() {
         );
     }
 }
+
+#[test]
+fn one_used_frame_nothing_owns_anywhere_is_found() {
+    let total = machine().img.hello.total_frames;
+    // Free frames only: the machine's boot structures take the first ones.
+    let first_free = (0..total).find(|&f| !machine().img.used(f)).unwrap();
+    for w in word_probes(total / 64) {
+        for bit in [0, 31, 63] {
+            let f = (w * 64 + bit).max(first_free);
+            let mut checker = warm();
+            let mut s = machine();
+            s.img.set_used(f, true);
+            let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), None);
+            let (kinds, text) = broken(&r);
+            assert_eq!(kinds, [3], "{text}");
+            assert!(
+                text.contains(&format!(
+                    "1 frames used but owned by nothing [{:#x}]",
+                    f << 12
+                )),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn swap_units_owned_at_one_check_are_not_owned_at_the_next() {
+    // Pages on swap: their slots own units, marked used.
+    let s = Scenario::new(64, 16);
+    let mut checker = Checker::new();
+    let view = s.model.view();
+    assert!(checker
+        .full(&s.img.mem, &s.img.hello, &view, None)
+        .is_clean());
+    let (parts, at) = (s.img.swap_parts(), s.img.hello.swap.start);
+    let used = (at + parts.used) as usize;
+    let bits = &s.img.mem.bytes[used..used + (parts.units / 8) as usize];
+    let byte = bits.iter().position(|&b| b != 0).expect("a used unit");
+    let unit = byte as u64 * 8 + u64::from(bits[byte].trailing_zeros());
+    // The same unit marked used where no page is on swap.
+    let mut m = machine();
+    m.img.write(at + parts.used + byte as u64, &[bits[byte]]);
+    let r = checker.full(&m.img.mem, &m.img.hello, &m.model.view(), None);
+    let text = broken(&r).1;
+    assert!(
+        text.contains(&format!("unit {unit} is marked used but no slot owns it")),
+        "{text}"
+    );
+}
