@@ -246,7 +246,25 @@ impl Owners {
         }
         let (mut leaked, mut lost) = (Vec::new(), Vec::new());
         let (mut n_leaked, mut n_lost) = (0, 0);
-        for (w, &r) in reserved.iter().enumerate() {
+        // Runs of 8 whole words (every bit a frame) with nothing leaked or
+        // lost, in one test; the words of the others one by one below.
+        let whole = (total / 64) as usize;
+        let used = &ctx.bitmap.words;
+        let mut bad_runs = Vec::new();
+        for k in 0..whole / 8 {
+            let at = k * 8;
+            let bad = (at..at + 8).fold(0, |a, w| {
+                let (u, r) = (used[w], reserved[w]);
+                a | (u & !self.owned[w] & !r) | (!u & r)
+            });
+            if bad != 0 {
+                bad_runs.push(at);
+            }
+        }
+        let rest = whole / 8 * 8..reserved.len();
+        let words = bad_runs.into_iter().flat_map(|at| at..at + 8).chain(rest);
+        for w in words {
+            let r = reserved[w];
             let mask = frame_mask(w, total);
             let used = ctx.bitmap.words[w] & mask;
             let bad_used = used & !self.owned[w] & !r;
