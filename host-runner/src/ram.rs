@@ -283,6 +283,12 @@ mod tests {
         assert!(ram.holds(0x1008, &page[8..16]).unwrap());
         assert!(!ram.holds(0x1008, &[0; 8]).unwrap());
         assert!(ram.holds(u64::MAX, &[0]).is_err());
+        // Scanned in place: the one non-zero word, by index from `phys`.
+        let mut found = Vec::new();
+        ram.nonzero_words(0x800, 0x1000, &mut |i, w| found.push((i, w)))
+            .unwrap();
+        assert_eq!(found, [(0x101, 0x1122_3344_5566_7788)]);
+        assert!(ram.nonzero_words(0x800, 64 << 10, &mut |_, _| {}).is_err());
     }
 
     #[test]
