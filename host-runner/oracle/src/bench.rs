@@ -226,6 +226,7 @@ pub fn check_costs(plan: &Plan) -> Vec<Row> {
     for &ram_mib in &plan.ram_mib {
         for &mapped in &plan.mapped {
             let mut s = Scenario::new(ram_mib, mapped);
+            s.img.mem.back_every_page();
             let mut checker = Checker::new();
             let (mut full, mut incremental, mut changed) = (Vec::new(), Vec::new(), Vec::new());
             let mut report = None;

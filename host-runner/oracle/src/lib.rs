@@ -35,8 +35,8 @@ pub mod model;
 pub mod synth;
 
 pub use checker::{
-    address_path, check, decode_walk, region_leaves, walk_levels, CheckReport, Checker,
-    GuestMemory, ImageMemory, MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
+    address_path, check, decode_walk, nonzero_words, region_leaves, walk_levels, CheckReport,
+    Checker, GuestMemory, ImageMemory, MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
 };
 pub use coverage::{ModelCoverage, ModelNovelty};
 pub use model::{

@@ -43,18 +43,26 @@ impl Bitmap {
             out.push(Violation::BadBitmap { why });
             return None;
         }
-        let mut bytes = vec![0xffu8; len.div_ceil(8) as usize * 8];
-        if let Err(error) = mem.read(range.start, &mut bytes[..len as usize]) {
+        // Whole words straight into `words`; the bytes of a last partial
+        // word after 0xff.
+        let whole = (len / 8) as usize;
+        words.resize(whole, 0);
+        let mut last = [0xffu8; 8];
+        let tail = &mut last[..(len % 8) as usize];
+        let read = mem.read_words(range.start, &mut words).and_then(|()| {
+            if tail.is_empty() {
+                return Ok(());
+            }
+            mem.read(range.start + len / 8 * 8, tail)
+        });
+        if let Err(error) = read {
             let what = format!("the frame bitmap at {:#x}", range.start);
             out.push(Violation::Unreadable { what, error });
             return None;
         }
-        words.clear();
-        words.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
-        );
+        if len % 8 != 0 {
+            words.push(u64::from_le_bytes(last));
+        }
         let bitmap = Bitmap { words, total };
         bitmap.check_tail(out);
         Some(bitmap)
@@ -113,13 +121,14 @@ pub fn set_range(words: &mut [u64], a: u64, b: u64) {
     }
 }
 
-/// The frames reserved at boot (invariant 3's reading), as bitmap words.
-pub fn boot_words(hello: &Hello) -> Vec<u64> {
+/// The frames reserved at boot (invariant 3's reading), as bitmap words
+/// in `words` (reused).
+pub fn boot_words(hello: &Hello, words: &mut Vec<u64>) {
     let total = hello.total_frames;
-    let mut words = vec![0u64; total.div_ceil(64) as usize];
+    words.clear();
+    words.resize(total.div_ceil(64) as usize, 0);
     for r in &hello.boot_reserved {
         let (a, b) = ((r.start >> 12).min(total), r.end.div_ceil(4096).min(total));
-        set_range(&mut words, a, b);
+        set_range(words, a, b);
     }
-    words
 }

@@ -21,7 +21,6 @@ use protocol::Hello;
 
 use super::bitmap::Bitmap;
 use super::claims::{Ctx, Owner};
-use super::copies::{refresh, word};
 use super::diff::compare;
 use super::memory::GuestMemory;
 use super::stateful::{Checker, Record};
@@ -128,7 +127,8 @@ impl Checker {
         let info_at = hello.frame_info.start;
         if let Some(info) = rec.info.as_mut() {
             let changed = |n: usize, _, _| fi.push(n as u64);
-            if let Err(error) = refresh(mem, info_at, info, &mut self.scratch, changed) {
+            let len = info.bytes.len() as u64;
+            if let Err(error) = info.sync(mem, info_at, len, changed) {
                 let what = format!("the frame-info table at {info_at:#x}");
                 out.push(Violation::Unreadable { what, error });
             }
@@ -140,7 +140,10 @@ impl Checker {
             // frame finds its own in log time (not a scan per frame).
             let mut by_frame: Vec<&Translation> = d.verified.iter().collect();
             by_frame.sort_by_key(|t| t.frame >> 12);
-            for n in fi.into_iter().filter(|&n| n < (info.len() / 8) as u64) {
+            for n in fi
+                .into_iter()
+                .filter(|&n| n < (info.bytes.len() / 8) as u64)
+            {
                 let kept = match self.owners.owner_of(n) {
                     Some(Owner::Page { virt }) => leaf_translation(&tree, virt),
                     _ => None,
@@ -150,7 +153,7 @@ impl Checker {
                 let to = by_frame.partition_point(|t| t.frame >> 12 <= n);
                 maps.extend(&by_frame[from..to]);
                 maps.sort_by_key(|t| t.virt);
-                mmap::check_frame(expect, n, word(info, n as usize), &maps, &mut out);
+                mmap::check_frame(expect, n, info.word(n as usize), &maps, &mut out);
             }
         }
         if let Some(bitmap) = &bitmap {
@@ -167,8 +170,7 @@ impl Checker {
 
         if let Some(store) = rec.swap.as_mut() {
             let mut moved = false;
-            let scratch = &mut self.scratch;
-            match refresh_store(mem, hello, store, scratch, &mut moved) {
+            match refresh_store(mem, hello, store, &mut moved) {
                 Err(why) => out.push(Violation::SwapStore { why }),
                 Ok(lengths) if moved || d.swap => {
                     let found = check_store(store, &model_slots(expect), &mut self.units, &mut out);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use protocol::{Hello, PAGE_SIZE};
 
-use super::copies::{next_nonzero, read_into, word};
+use super::copies::Mirror;
 use super::entry::PresentKind;
 use super::memory::GuestMemory;
 use super::violation::Violation;
@@ -25,14 +25,14 @@ pub fn record(file: u8, page: u64) -> u64 {
     VALID | u64::from(file) << 40 | page
 }
 
-/// Reads the frame-info table into `bytes` (reused); `None` when the
+/// Reads the frame-info table into `info` (reused); `None` when the
 /// layout has none or it cannot be read (which is reported).
 pub fn read_info(
     mem: &dyn GuestMemory,
     hello: &Hello,
-    mut bytes: Vec<u8>,
+    mut info: Mirror,
     out: &mut Vec<Violation>,
-) -> Option<Vec<u8>> {
+) -> Option<Mirror> {
     let r = hello.frame_info;
     if r.start == r.end {
         return None;
@@ -48,12 +48,12 @@ pub fn read_info(
         });
         return None;
     }
-    if let Err(error) = read_into(mem, r.start, len, &mut bytes) {
+    if let Err(error) = info.sync(mem, r.start, len, |_, _, _| {}) {
         let what = format!("the frame-info table at {:#x}", r.start);
         out.push(Violation::Unreadable { what, error });
         return None;
     }
-    Some(bytes)
+    Some(info)
 }
 
 /// The record the model expects on the frame of the file page `t` (0 when
@@ -115,7 +115,7 @@ pub fn check_frame(
 /// for records on any other frame.
 pub fn check_all(
     expect: &Expected,
-    info: &[u8],
+    info: &Mirror,
     translations: &[Translation],
     out: &mut Vec<Violation>,
 ) {
@@ -136,19 +136,17 @@ pub fn check_all(
         maps.sort_unstable();
         for group in maps.chunk_by(|a, b| a.0 == b.0) {
             let n = group[0].0;
-            if n >= (info.len() / 8) as u64 {
+            if n >= (info.bytes.len() / 8) as u64 {
                 continue;
             }
-            let got = word(info, n as usize);
+            let got = info.word(n as usize);
             let ts: Vec<&Translation> = group.iter().map(|&(_, i)| &translations[i]).collect();
             check_frame(expect, n, got, &ts, out);
         }
     }
-    let mut at = 0;
-    while let Some(n) = next_nonzero(info, at) {
-        at = n + 1;
+    for &n in info.nonzero() {
         if mmap.binary_search(&(n as u64)).is_err() {
-            check_frame(expect, n as u64, word(info, n), &[], out);
+            check_frame(expect, n as u64, info.word(n), &[], out);
         }
     }
 }

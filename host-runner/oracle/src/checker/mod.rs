@@ -32,7 +32,7 @@ use crate::model::Expectations;
 pub use address::{address_path, AddressPath, PathEntry};
 pub use decode::{decode_walk, region_leaves, walk_levels, WalkLevel};
 pub use entry::{decode_leaf, Leaf, PresentKind};
-pub use memory::{GuestMemory, ImageMemory, MemoryError};
+pub use memory::{nonzero_words, GuestMemory, ImageMemory, MemoryError};
 pub use stateful::Checker;
 pub use violation::{Path, Step, Violation};
 pub use walk::{read_tables, TableEntries, TableRef, Translation, Walk};

@@ -9,6 +9,7 @@ use protocol::Hello;
 
 use super::bitmap::Bitmap;
 use super::claims::{Claim, Ctx, Owner, Owners};
+use super::copies::Mirror;
 use super::diff::Diff;
 use super::memory::GuestMemory;
 use super::swap::{check_store, model_slots, read_store, Store};
@@ -24,7 +25,7 @@ pub(super) struct Record {
     pub since: (u64, u64),
     pub tree: Tree,
     pub bitmap: Vec<u64>,
-    pub info: Option<Vec<u8>>,
+    pub info: Option<Mirror>,
     pub swap: Option<Store>,
 }
 
@@ -38,8 +39,7 @@ pub struct Checker {
     pub(super) owners: Owners,
     /// Spare table buffers.
     pub(super) pool: Vec<Entries>,
-    /// Reused buffers: a chunk of memory read, the swap units owned.
-    pub(super) scratch: Vec<u8>,
+    /// A reused buffer: the swap units owned.
     pub(super) units: Vec<u64>,
     /// The incremental check's comparison, for its buffers.
     pub(super) diff: Diff,

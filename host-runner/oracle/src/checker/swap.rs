@@ -6,7 +6,7 @@
 use protocol::Hello;
 
 use super::bitmap::set_range;
-use super::copies::{next_nonzero, read_into, refresh, word};
+use super::copies::Mirror;
 use super::memory::GuestMemory;
 use super::violation::Violation;
 use crate::model::{Expected, ModelState};
@@ -83,9 +83,9 @@ fn header(mem: &dyn GuestMemory, hello: &Hello) -> Result<Header, String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Store {
     pub header: Option<Header>,
-    pub used: Vec<u8>,
-    pub pending: Vec<u8>,
-    pub lengths: Vec<u8>,
+    pub used: Mirror,
+    pub pending: Mirror,
+    pub lengths: Mirror,
 }
 
 impl Store {
@@ -96,15 +96,16 @@ impl Store {
     /// Slot `s`'s length.
     pub fn len(&self, s: u64) -> u64 {
         let at = 2 * s as usize;
-        u64::from(u16::from_le_bytes([self.lengths[at], self.lengths[at + 1]]))
+        let b = &self.lengths.bytes;
+        u64::from(u16::from_le_bytes([b[at], b[at + 1]]))
     }
 
     fn used(&self, u: u64) -> bool {
-        self.used[(u / 8) as usize] >> (u % 8) & 1 == 1
+        self.used.bytes[(u / 8) as usize] >> (u % 8) & 1 == 1
     }
 
     /// The parts: (offset in the store, bytes).
-    pub fn parts_mut(&mut self) -> [(u64, &mut Vec<u8>); 3] {
+    pub fn parts_mut(&mut self) -> [(u64, &mut Mirror); 3] {
         let h = self.header.expect("a store read");
         [
             (h.used, &mut self.used),
@@ -128,9 +129,10 @@ pub fn read_store(
     let at = hello.swap.start;
     store.header = Some(h);
     let bits = h.units.div_ceil(8);
-    let read = read_into(mem, at + h.used, bits, &mut store.used)
-        .and_then(|()| read_into(mem, at + h.pending, bits, &mut store.pending))
-        .and_then(|()| read_into(mem, at + h.lengths, h.units * 2, &mut store.lengths));
+    let none = |_, _, _| {};
+    let read = (store.used.sync(mem, at + h.used, bits, none))
+        .and_then(|()| store.pending.sync(mem, at + h.pending, bits, none))
+        .and_then(|()| store.lengths.sync(mem, at + h.lengths, h.units * 2, none));
     read.map_err(|_| "bitmaps or length table unreadable".to_string())?;
     Ok(Some(store))
 }
@@ -143,7 +145,6 @@ pub fn refresh_store(
     mem: &dyn GuestMemory,
     hello: &Hello,
     store: &mut Store,
-    scratch: &mut Vec<u8>,
     changed: &mut bool,
 ) -> Result<Option<Vec<u64>>, String> {
     let h = header(mem, hello).map_err(|why| format!("header: {why}"))?;
@@ -156,7 +157,8 @@ pub fn refresh_store(
     let at = hello.swap.start;
     for (k, (off, buf)) in store.parts_mut().into_iter().enumerate() {
         let lengths = k == 2;
-        refresh(mem, at + off, buf, scratch, |i, a, b| {
+        let len = buf.bytes.len() as u64;
+        buf.sync(mem, at + off, len, |i, a, b| {
             *changed = true;
             if lengths {
                 let moved = (0..4).filter(|j| (a ^ b) >> (16 * j) & 0xffff != 0);
@@ -170,11 +172,9 @@ pub fn refresh_store(
 
 /// The first unit of `units` whose bit is set in `bits` (bytes) and not
 /// in `but` (words; empty: none).
-fn first_bit(bits: &[u8], but: &[u64], units: u64) -> Option<u64> {
-    let mut at = 0;
-    while let Some(w) = next_nonzero(bits, at) {
-        at = w + 1;
-        let x = word(bits, w) & !but.get(w).copied().unwrap_or(0);
+fn first_bit(bits: &Mirror, but: &[u64], units: u64) -> Option<u64> {
+    for &w in bits.nonzero() {
+        let x = bits.word(w) & !but.get(w).copied().unwrap_or(0);
         if x != 0 {
             let u = w as u64 * 64 + u64::from(x.trailing_zeros());
             return (u < units).then_some(u);
@@ -210,8 +210,11 @@ pub fn check_store(
         bad(format!("pending bit of unit {u} set between requests"));
     }
     let bit = |b: &[u64], u: u64| b[(u / 64) as usize] >> (u % 64) & 1 == 1;
-    owned.clear();
-    owned.resize(units.div_ceil(64) as usize, 0);
+    // All zeros between calls: the bits set here are cleared at the end.
+    if owned.len() as u64 != units.div_ceil(64) {
+        owned.clear();
+        owned.resize(units.div_ceil(64) as usize, 0);
+    }
     // Slots whose units were taken, in order: (slot, end unit).
     let mut taken: Vec<(u64, u64)> = Vec::new();
     let mut data = Vec::new();
@@ -223,7 +226,7 @@ pub fn check_store(
         // The next slot with a length (four to a word), or that a page is on.
         let mut nonzero = None;
         while nonzero.is_none() {
-            let Some(w) = next_nonzero(&store.lengths, word_at) else {
+            let Some(w) = store.lengths.next_nonzero(word_at) else {
                 break;
             };
             nonzero = (w as u64 * 4..w as u64 * 4 + 4)
@@ -293,6 +296,12 @@ pub fn check_store(
         bad(format!(
             "the page at {virt:#x} is on slot {s}, past the store's units"
         ));
+    }
+    // Every bit set is a unit of a taken slot.
+    for &(a, e) in &taken {
+        for w in a / 64..e.min(units).div_ceil(64) {
+            owned[w as usize] = 0;
+        }
     }
     data
 }

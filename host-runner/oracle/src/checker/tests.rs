@@ -1,5 +1,6 @@
 //! Synthetic images that break each invariant on purpose, and a clean one.
 
+mod bulk;
 mod incremental;
 mod more;
 mod v2;

@@ -328,7 +328,7 @@ impl<'a> Walker<'a> {
             return None;
         }
         let empty = words.iter().all(|&e| e == 0);
-        let present = words.iter().filter(|&&e| e & P != 0).count() as u64;
+        let present = words.iter().map(|&e| e & P).sum();
         Some((entries, empty, present))
     }
 
