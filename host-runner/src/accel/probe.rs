@@ -108,13 +108,7 @@ pub fn vmm_workload() -> Vec<Request> {
     (0..PROBE_VMM_ROUNDS)
         .flat_map(|seed| {
             [
-                Request::Map {
-                    addr,
-                    pages,
-                    writable: true,
-                    contiguous: false,
-                    privilege,
-                },
+                Request::map_writable(addr, pages, privilege),
                 Request::Write {
                     addr,
                     len,

@@ -339,16 +339,7 @@ fn host_frames() {
     assert_eq!(stats(&mut m).host_frames, 10);
     check(&mut m);
     // Mapped frames are not the host's.
-    req(
-        &mut m,
-        Request::Map {
-            addr: 0x1000,
-            pages: 1,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    req(&mut m, Request::map_writable(0x1000, 1, U));
     let Some(PageState::PresentRam { frame, .. }) = (match req(
         &mut m,
         Request::Query {

@@ -13,16 +13,7 @@ use super::*;
 fn fails_cleanly_at_every_allocation(r: Request) {
     for k in 0.. {
         let mut m = SimMachine::without_reclaim(256);
-        req(
-            &mut m,
-            Request::Map {
-                addr: 0x20_0000,
-                pages: 1,
-                writable: true,
-                contiguous: false,
-                privilege: U,
-            },
-        );
+        req(&mut m, Request::map_writable(0x20_0000, 1, U));
         let before = snapshot(&mut m);
         m.vmm.pt.frames_mut().fail_after = Some(k);
         let got = req(&mut m, r.clone());
@@ -84,28 +75,10 @@ fn exact_memory_boundary() {
     let mut m = SimMachine::without_reclaim(64);
     let free = stats(&mut m).free_frames;
     // One PDPT, one PD, one PT are needed.
-    let r = req(
-        &mut m,
-        Request::Map {
-            addr: 0x1000,
-            pages: free - 2,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    let r = req(&mut m, Request::map_writable(0x1000, free - 2, U));
     assert_eq!(r, Response::Error(Error::OutOfMemory));
     check(&mut m);
-    let r = req(
-        &mut m,
-        Request::Map {
-            addr: 0x1000,
-            pages: free - 3,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    let r = req(&mut m, Request::map_writable(0x1000, free - 3, U));
     assert_eq!(r, Response::Done);
     check(&mut m);
     assert_eq!(stats(&mut m).free_frames, 0);

@@ -88,26 +88,8 @@ fn seed_33mib_usable_then_512mib_unusable() {
 #[test]
 fn convert_of_the_whole_lower_half_walks_tables_only() {
     let mut m = SimMachine::new(256);
-    req(
-        &mut m,
-        Request::Map {
-            addr: 0x7fff_ffff_f000,
-            pages: 1,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
-    req(
-        &mut m,
-        Request::Map {
-            addr: 0,
-            pages: 1,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    req(&mut m, Request::map_writable(0x7fff_ffff_f000, 1, U));
+    req(&mut m, Request::map_writable(0, 1, U));
     let r = req(
         &mut m,
         Request::Convert {
