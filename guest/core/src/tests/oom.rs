@@ -2,7 +2,6 @@
 //! allocation fails in the middle of a range, and reported as a fault by
 //! touches of allocate-on-write pages.
 
-use crate::conv::usize_of;
 use protocol::{AreaType, Error, FaultReason};
 
 use super::*;
@@ -123,21 +122,7 @@ fn touch_reports_out_of_memory_at_the_first_byte_not_stored() {
     check(&mut m);
     assert_eq!(stats(&mut m).faults_resolved, free - 3);
     // Every byte before the fault was written.
-    let mut buf = vec![0u8; usize_of(fault_at - 0x10_0000 - 50)];
-    protocol::pattern::fill(3, 0x10_0000 + 50, &mut buf);
-    assert_eq!(
-        req(
-            &mut m,
-            Request::Read {
-                addr: 0x10_0000 + 50,
-                len: buf.len() as u64,
-                privilege: U
-            }
-        ),
-        Response::Checksum {
-            checksum: protocol::pattern::checksum(&buf)
-        }
-    );
+    assert_reads_pattern(&mut m, 3, 0x10_0000 + 50, fault_at - 0x10_0000 - 50);
     // Reads fault the same way.
     let r = req(
         &mut m,

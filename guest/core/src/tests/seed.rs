@@ -38,21 +38,7 @@ fn seed_33mib_usable_then_512mib_unusable() {
             ),
             Response::Done
         );
-        let mut buf = vec![0u8; 5000];
-        protocol::pattern::fill(off, a, &mut buf);
-        assert_eq!(
-            req(
-                &mut m,
-                Request::Read {
-                    addr: a,
-                    len: 5000,
-                    privilege: U
-                }
-            ),
-            Response::Checksum {
-                checksum: protocol::pattern::checksum(&buf)
-            }
-        );
+        assert_reads_pattern(&mut m, off, a, 5000);
     }
     check(&mut m);
     let s = stats(&mut m);
