@@ -36,13 +36,7 @@ pub fn builtin_workload() -> Vec<Request> {
     let user = Privilege::User;
     let kernel = Privilege::Kernel;
     vec![
-        Request::Map {
-            addr: 0x4000_0000,
-            pages: 16,
-            writable: true,
-            contiguous: false,
-            privilege: user,
-        },
+        Request::map_writable(0x4000_0000, 16, user),
         Request::Write {
             addr: 0x4000_0800,
             len: 8 * 4096,

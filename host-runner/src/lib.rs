@@ -66,6 +66,8 @@ pub mod ring;
 pub mod rpc;
 pub mod session;
 pub mod smoke;
+#[cfg(test)]
+mod test_fixtures;
 pub mod wire;
 
 use std::path::PathBuf;

@@ -56,6 +56,14 @@ impl Drop for Qmp {
     }
 }
 
+/// `path` as the string a QMP command `command` takes it as.
+fn utf8_path<'a>(command: &'static str, path: &'a Path) -> Result<&'a str, QmpError> {
+    path.to_str().ok_or_else(|| QmpError {
+        command,
+        message: format!("path {} is not UTF-8", path.display()),
+    })
+}
+
 impl Qmp {
     /// Connects to QEMU's QMP socket at `path` and negotiates capabilities.
     pub async fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
@@ -132,10 +140,7 @@ impl Qmp {
     /// Saves `size` bytes of guest physical memory from `addr` to `path`
     /// (absolute; QEMU writes it).
     pub async fn pmemsave(&self, addr: u64, size: u64, path: &Path) -> Result<(), QmpError> {
-        let filename = path.to_str().ok_or_else(|| QmpError {
-            command: "pmemsave",
-            message: format!("path {} is not UTF-8", path.display()),
-        })?;
+        let filename = utf8_path("pmemsave", path)?;
         let cmd = qmp::pmemsave {
             val: addr,
             size,
@@ -150,10 +155,7 @@ impl Qmp {
     /// to `path` (absolute; QEMU writes it), waiting until it is written.
     /// The path travels as a QMP string, spaces and all.
     pub async fn dump_guest_memory(&self, path: &Path) -> Result<(), QmpError> {
-        let file = path.to_str().ok_or_else(|| QmpError {
-            command: "dump-guest-memory",
-            message: format!("path {} is not UTF-8", path.display()),
-        })?;
+        let file = utf8_path("dump-guest-memory", path)?;
         let cmd = qmp::dump_guest_memory {
             paging: false,
             protocol: format!("file:{file}"),

@@ -169,14 +169,13 @@ impl RpcClient {
         request: &Request,
         timeout: Duration,
     ) -> Result<Response, LineError> {
-        let bytes = frame::encode(request).map_err(LineError::Encode)?;
-        if self.ring.is_some() {
-            let deadline = Instant::now() + timeout;
-            return self
-                .exchange_ring(&bytes, &label(request), deadline, timeout)
-                .await;
+        if self.ring.is_none() {
+            return self.call_serial(request, timeout).await;
         }
-        self.exchange(&bytes, &label(request), timeout).await
+        let bytes = frame::encode(request).map_err(LineError::Encode)?;
+        let deadline = Instant::now() + timeout;
+        self.exchange_ring(&bytes, &label(request), deadline, timeout)
+            .await
     }
 
     /// Sends `request` over the serial line whatever the transport, and

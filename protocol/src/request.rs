@@ -166,6 +166,18 @@ pub enum Request {
 }
 
 impl Request {
+    /// A writable, not contiguous `Map` of `pages` pages at `addr`: the
+    /// mapping most callers mean.
+    pub fn map_writable(addr: u64, pages: u64, privilege: Privilege) -> Request {
+        Request::Map {
+            addr,
+            pages,
+            writable: true,
+            contiguous: false,
+            privilege,
+        }
+    }
+
     /// The privilege the request is made with, for requests that carry one.
     pub fn privilege(&self) -> Option<Privilege> {
         match self {

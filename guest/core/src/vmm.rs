@@ -45,6 +45,18 @@ pub(crate) struct Meta {
     pub frames: u64,
 }
 
+/// The empty range: what a range getter answers for a part the VMM lacks.
+const NO_RANGE: PhysRange = PhysRange { start: 0, end: 0 };
+
+/// The physical range of `bytes` bytes from the start of `base`.
+fn bytes_from(base: PhysFrame, bytes: u64) -> PhysRange {
+    let start = base.start_address().as_u64();
+    PhysRange {
+        start,
+        end: start + bytes,
+    }
+}
+
 /// The virtual memory manager over a [`PhysMemory`], taking its frames from
 /// a [`FrameAllocator`] (the bitmap of [`crate::frames`] unless told).
 #[derive(Debug)]
@@ -174,22 +186,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// The swap store's physical range (empty if none).
     pub fn swap_range(&self) -> PhysRange {
-        self.swap
-            .map_or(PhysRange { start: 0, end: 0 }, |s| s.range())
+        self.swap.map_or(NO_RANGE, |s| s.range())
     }
 
     /// The frame-info table's physical range (empty if none).
     pub fn frame_info_range(&self) -> PhysRange {
-        match self.finfo {
-            Some(t) => {
-                let start = t.base.start_address().as_u64();
-                PhysRange {
-                    start,
-                    end: start + t.frames * 8,
-                }
-            }
-            None => PhysRange { start: 0, end: 0 },
-        }
+        self.finfo
+            .map_or(NO_RANGE, |t| bytes_from(t.base, t.frames * 8))
     }
 
     /// The heap's maximum size (0 if there is no heap).
@@ -219,16 +222,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The physical range of the VMM's metadata frames (empty if none), a
     /// boot reservation.
     pub fn metadata_range(&self) -> PhysRange {
-        match self.meta {
-            Some(m) => {
-                let start = m.base.start_address().as_u64();
-                PhysRange {
-                    start,
-                    end: start + m.frames * 4096,
-                }
-            }
-            None => PhysRange { start: 0, end: 0 },
-        }
+        self.meta
+            .map_or(NO_RANGE, |m| bytes_from(m.base, m.frames * 4096))
     }
 
     /// The physical memory backend.

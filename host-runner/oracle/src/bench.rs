@@ -91,13 +91,7 @@ impl Scenario {
             let addr = 0x1000_0000 + k * 0x4000_0000;
             let pages = run.min(mapped - k * run);
             s.runs.push((addr, pages));
-            s.apply(Request::Map {
-                addr,
-                pages,
-                writable: true,
-                contiguous: false,
-                privilege: u,
-            });
+            s.apply(Request::map_writable(addr, pages, u));
             for p in (0..pages).step_by(4) {
                 s.apply(Request::Write {
                     addr: addr + p * 4096 + 8,
@@ -187,13 +181,7 @@ impl Scenario {
                 pages: count,
                 privilege: u,
             },
-            Request::Map {
-                addr: at,
-                pages: count,
-                writable: true,
-                contiguous: false,
-                privilege: u,
-            },
+            Request::map_writable(at, count, u),
             Request::Evict {
                 addr,
                 pages: 2,

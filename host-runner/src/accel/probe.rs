@@ -105,45 +105,31 @@ pub fn vmm_workload() -> Vec<Request> {
     let pages = PROBE_VMM_PAGES;
     let len = pages * protocol::PAGE_SIZE;
     let privilege = Privilege::User;
+    let convert = |to| Request::Convert {
+        addr,
+        pages,
+        to,
+        privilege,
+    };
     (0..PROBE_VMM_ROUNDS)
         .flat_map(|seed| {
+            let write = Request::Write {
+                addr,
+                len,
+                seed,
+                privilege,
+            };
             [
-                Request::Map {
-                    addr,
-                    pages,
-                    writable: true,
-                    contiguous: false,
-                    privilege,
-                },
-                Request::Write {
-                    addr,
-                    len,
-                    seed,
-                    privilege,
-                },
+                Request::map_writable(addr, pages, privilege),
+                write.clone(),
                 Request::Read {
                     addr,
                     len,
                     privilege,
                 },
-                Request::Convert {
-                    addr,
-                    pages,
-                    to: AreaType::Unusable,
-                    privilege,
-                },
-                Request::Convert {
-                    addr,
-                    pages,
-                    to: AreaType::UsableRam,
-                    privilege,
-                },
-                Request::Write {
-                    addr,
-                    len,
-                    seed,
-                    privilege,
-                },
+                convert(AreaType::Unusable),
+                convert(AreaType::UsableRam),
+                write,
                 Request::Unmap {
                     addr,
                     pages,

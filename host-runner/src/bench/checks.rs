@@ -109,13 +109,7 @@ fn map_and_write(addr: u64, pages: u64) -> Vec<Request> {
     if pages == 0 {
         return Vec::new();
     }
-    let mut requests = vec![Request::Map {
-        addr,
-        pages,
-        writable: true,
-        contiguous: false,
-        privilege: Privilege::User,
-    }];
+    let mut requests = vec![Request::map_writable(addr, pages, Privilege::User)];
     let (mut at, end) = (addr, addr + pages * 4096);
     while at < end {
         let len = (end - at).min(MAX_TOUCH_LEN);

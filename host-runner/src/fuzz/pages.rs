@@ -61,13 +61,7 @@ mod tests {
 
     #[test]
     fn ranges_count_their_pages_and_others_none() {
-        let map = Request::Map {
-            addr: 0x1000,
-            pages: 512,
-            writable: true,
-            contiguous: false,
-            privilege: K,
-        };
+        let map = Request::map_writable(0x1000, 512, K);
         assert_eq!(pages_named(&map), 512);
         let convert = Request::Convert {
             addr: 0,

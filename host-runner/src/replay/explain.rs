@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use oracle::{GuestMemory, Model};
-use protocol::{Hello, Request, Response, PAGE_SIZE};
+use protocol::{Hello, Response, PAGE_SIZE};
 use trace::replay::StepRecord;
 use trace::Failure;
 
@@ -30,16 +30,7 @@ pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u
     if let Some(Response::Fault { addr, .. }) = step.and_then(|s| s.answer.as_ref()) {
         return Some(*addr);
     }
-    let from_request = step.and_then(|s| match s.entry.op.to_request() {
-        Request::Map { addr, .. }
-        | Request::Unmap { addr, .. }
-        | Request::Convert { addr, .. }
-        | Request::Write { addr, .. }
-        | Request::Read { addr, .. }
-        | Request::Query { addr, .. }
-        | Request::Vfree { addr, .. } => Some(addr),
-        _ => None,
-    });
+    let from_request = step.and_then(|s| trace::shrink::addr_of(&s.entry.op));
     match failure.class.as_deref() {
         Some(_) => from_request,
         None => from_request.or_else(|| first_virt(&failure.message)),

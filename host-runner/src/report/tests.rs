@@ -15,14 +15,14 @@ use super::{render, FailureReport, Snapshot};
 
 const BASE: u64 = 0x4000_0000;
 
+/// A 1024-frame machine: the shared fixture's layout with small regions
+/// and a swap area.
 fn hello() -> Hello {
     Hello {
         protocol_version: protocol::PROTOCOL_VERSION,
         ram_bytes: 1024 * 4096,
         total_frames: 1024,
         boot_free_frames: 1008,
-        page_table_root: 0x1000,
-        direct_map_offset: 0xffff_8000_0000_0000,
         frame_bitmap: PhysRange {
             start: 0x2000,
             end: 0x2080,
@@ -35,14 +35,6 @@ fn hello() -> Hello {
             start: 0x8000,
             end: 0x10000,
         },
-        user_space: VirtRange {
-            start: 0,
-            end: 0x0000_8000_0000_0000,
-        },
-        kernel_space: VirtRange {
-            start: 0xffff_c080_0000_0000,
-            end: 0xffff_ff80_0000_0000,
-        },
         heap: VirtRange {
             start: 0xffff_c0a0_0000_0000,
             end: 0xffff_c0a0_0200_0000,
@@ -51,16 +43,12 @@ fn hello() -> Hello {
             start: 0xffff_c0c0_0000_0000,
             end: 0xffff_c0c0_0010_0000,
         },
-        reserved_pml4_slots: vec![256, 511],
-        files: vec![],
         swap: PhysRange {
             start: 0x20_0000,
             end: 0x20_4000,
         },
-        frame_info: PhysRange { start: 0, end: 0 },
         heap_max_bytes: 0x1000,
-        ring: PhysRange { start: 0, end: 0 },
-        coverage: None,
+        ..crate::test_fixtures::hello()
     }
 }
 

@@ -240,13 +240,7 @@ async fn every_request_at_every_boundary_from_both_privileges() {
         .with_ram(|m, h| kernel_half(m, h))
         .await
         .expect("read RAM");
-    let map = Request::Map {
-        addr: hello.valloc.start + (1 << 30),
-        pages: 1,
-        writable: true,
-        contiguous: false,
-        privilege: KERNEL,
-    };
+    let map = Request::map_writable(hello.valloc.start + (1 << 30), 1, KERNEL);
     let write = Request::Write {
         addr: hello.valloc.start + (1 << 30),
         len: 8,

@@ -48,6 +48,13 @@ pub fn output_text(out: &std::process::Output) -> String {
     )
 }
 
+/// Checks that a run left nothing in `dir` (a passing campaign saves no
+/// failure).
+pub fn assert_left_nothing(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// `text` in a temporary `.jsonl` file (removed when dropped).
 pub fn trace_file(text: &str) -> tempfile::NamedTempFile {
     let f = tempfile::Builder::new()

@@ -21,13 +21,7 @@ fn config() -> VmConfig {
 }
 
 fn map(addr: u64) -> Request {
-    Request::Map {
-        addr,
-        pages: 2,
-        writable: true,
-        contiguous: false,
-        privilege: Privilege::User,
-    }
+    Request::map_writable(addr, 2, Privilege::User)
 }
 
 /// The counters of `Vmm::map` in `guest/core/src/ops.rs`, and its entry's.

@@ -132,6 +132,5 @@ fn qemu_killed_from_outside_is_retried_and_never_saved_as_a_failure() {
     );
     assert!(t.contains("environment faults, retried"), "{t}");
     assert!(t.contains("0 failure(s)"), "{t}");
-    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
-    assert!(left.is_empty(), "saved: {left:?}");
+    crate::common::assert_left_nothing(out.path());
 }

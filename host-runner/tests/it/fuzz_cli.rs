@@ -46,8 +46,7 @@ fn a_short_campaign_passes_and_leaves_nothing_behind() {
         stdout.contains("fresh state per sequence: boot "),
         "{stdout}"
     );
-    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    crate::common::assert_left_nothing(out.path());
     // The same figures as one JSON document.
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -364,13 +364,7 @@ async fn shared_ram_agrees_with_pmemsave() {
     let addr = 0x4000_0000;
     let answers = vm
         .batch(vec![
-            Request::Map {
-                addr,
-                pages: 4,
-                writable: true,
-                contiguous: false,
-                privilege: Privilege::User,
-            },
+            Request::map_writable(addr, 4, Privilege::User),
             Request::Write {
                 addr,
                 len: 4 * 4096,

@@ -19,13 +19,7 @@ fn config() -> VmConfig {
 
 fn workload() -> Vec<Request> {
     vec![
-        Request::Map {
-            addr: 0x4000_0000,
-            pages: 3,
-            writable: true,
-            contiguous: false,
-            privilege: USER,
-        },
+        Request::map_writable(0x4000_0000, 3, USER),
         Request::Write {
             addr: 0x4000_0ff0,
             len: 0x2000,
@@ -94,13 +88,7 @@ async fn fresh_and_worked_guest_is_clean_through_shared_ram() {
 /// Maps a user page at 0x7000_0000 straight on the guest: the model does
 /// not know of it.
 async fn map_behind_the_models_back(vm: &mut JudgedVm) {
-    let hidden = Request::Map {
-        addr: 0x7000_0000,
-        pages: 1,
-        writable: true,
-        contiguous: false,
-        privilege: USER,
-    };
+    let hidden = Request::map_writable(0x7000_0000, 1, USER);
     assert_eq!(vm.vm().call(hidden).await.unwrap(), Response::Done);
 }
 
@@ -164,13 +152,7 @@ async fn wrong_answer_is_a_divergence_at_its_index() {
     vm.step(req).await.unwrap();
     // A query the model knows the answer of, answered behind its back
     // first: the same query now answers differently.
-    let hidden = Request::Map {
-        addr: 0x1000,
-        pages: 1,
-        writable: true,
-        contiguous: false,
-        privilege: USER,
-    };
+    let hidden = Request::map_writable(0x1000, 1, USER);
     assert_eq!(vm.vm().call(hidden).await.unwrap(), Response::Done);
     let req = Request::Query {
         addr: 0x1000,

@@ -253,13 +253,7 @@ async fn after_every_allocating_request_is_exhausted_every_request_is_answered()
         privilege: U,
     };
     assert!(matches!(run.kind(q).await, Response::Pages(_)));
-    let map = Request::Map {
-        addr: 0x7000_0000,
-        pages: 1,
-        writable: true,
-        contiguous: false,
-        privilege: U,
-    };
+    let map = Request::map_writable(0x7000_0000, 1, U);
     assert_eq!(run.kind(map).await, oom);
     let again = Request::Convert {
         addr: CONVERTED,

@@ -38,13 +38,7 @@ fn read() -> Request {
 /// the read that must fault.
 fn prologue() -> Vec<Request> {
     vec![
-        Request::Map {
-            addr: PAGE,
-            pages: 1,
-            writable: true,
-            contiguous: false,
-            privilege: USER,
-        },
+        Request::map_writable(PAGE, 1, USER),
         Request::Write {
             addr: PAGE,
             len: 64,

@@ -33,13 +33,7 @@ async fn a_wild_table_frame_is_refused_and_reported() {
         vm.call(query).await.expect("query answered"),
         Response::Pages(_)
     ));
-    let map = Request::Map {
-        addr: 0x1234_5000,
-        pages: 1,
-        writable: true,
-        contiguous: false,
-        privilege: Privilege::User,
-    };
+    let map = Request::map_writable(0x1234_5000, 1, Privilege::User);
     match vm.call(map).await {
         Err(RpcError::GuestPanic { report, exit }) => {
             let want = format!("VMM bug: frame {wild:#x} refused for writing");

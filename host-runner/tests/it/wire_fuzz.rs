@@ -48,8 +48,7 @@ fn a_short_wire_campaign_passes_on_the_real_guest() {
         t.contains("every ring slot answered (each lying header with BadFrame)"),
         "{t}"
     );
-    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
-    assert!(left.is_empty(), "{left:?}");
+    crate::common::assert_left_nothing(out.path());
 }
 
 #[test]

@@ -11,13 +11,7 @@ use super::*;
 fn busy() -> SimMachine {
     let mut m = SimMachine::without_reclaim(512);
     for r in [
-        Request::Map {
-            addr: 0x20_0000 - 0x2000,
-            pages: 4,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
+        Request::map_writable(0x20_0000 - 0x2000, 4, U),
         Request::Map {
             addr: 0x4000_0000,
             pages: 2,
@@ -31,13 +25,7 @@ fn busy() -> SimMachine {
             to: AreaType::UsableRam,
             privilege: U,
         },
-        Request::Map {
-            addr: 0xffff_c080_0000_0000,
-            pages: 1,
-            writable: true,
-            contiguous: false,
-            privilege: K,
-        },
+        Request::map_writable(0xffff_c080_0000_0000, 1, K),
         Request::Write {
             addr: 0x20_0000 - 0x2000,
             len: 0x3000,
@@ -75,13 +63,7 @@ fn refused(r: Request, want: Error) {
 }
 
 fn map(addr: u64, pages: u64, privilege: Privilege) -> Request {
-    Request::Map {
-        addr,
-        pages,
-        writable: true,
-        contiguous: false,
-        privilege,
-    }
+    Request::map_writable(addr, pages, privilege)
 }
 fn unmap(addr: u64, pages: u64, privilege: Privilege) -> Request {
     Request::Unmap {

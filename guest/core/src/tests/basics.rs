@@ -114,21 +114,7 @@ fn touches_and_faults() {
             reason: FaultReason::ReadOnly
         }
     );
-    let mut buf = vec![0u8; 0x1003];
-    protocol::pattern::fill(5, 0x1ffd, &mut buf);
-    assert_eq!(
-        req(
-            &mut m,
-            Request::Read {
-                addr: 0x1ffd,
-                len: 0x1003,
-                privilege: U
-            }
-        ),
-        Response::Checksum {
-            checksum: protocol::pattern::checksum(&buf)
-        }
-    );
+    assert_reads_pattern(&mut m, 5, 0x1ffd, 0x1003);
     // Read-only pages read fine; unusable ones fault at the first byte.
     let r = req(
         &mut m,
@@ -339,16 +325,7 @@ fn host_frames() {
     assert_eq!(stats(&mut m).host_frames, 10);
     check(&mut m);
     // Mapped frames are not the host's.
-    req(
-        &mut m,
-        Request::Map {
-            addr: 0x1000,
-            pages: 1,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    req(&mut m, Request::map_writable(0x1000, 1, U));
     let Some(PageState::PresentRam { frame, .. }) = (match req(
         &mut m,
         Request::Query {

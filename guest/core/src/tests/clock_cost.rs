@@ -23,13 +23,7 @@ fn nearly_full() -> SimMachine {
         Response::Stats(s) => s.free_frames,
         r => panic!("{r:?}"),
     };
-    let map = Request::Map {
-        addr: RAM,
-        pages: free - 200,
-        writable: true,
-        contiguous: false,
-        privilege: K,
-    };
+    let map = Request::map_writable(RAM, free - 200, K);
     assert_eq!(req(&mut m, map), Response::Done);
     let file = Request::MapFile {
         addr: FILE,

@@ -58,13 +58,7 @@ fn a_clean_file_page_before_the_hand_in_the_kernel_span_gets_its_second_look() {
     let mut m = SimMachine::with_files(1024, &[(1, 0xf11e)]);
     // Present kernel RAM after the file's place, then every spare frame
     // taken: each frame from now on is reclaimed.
-    let map = Request::Map {
-        addr: RAM_AT,
-        pages: stats(&mut m).free_frames - 200,
-        writable: true,
-        contiguous: false,
-        privilege: K,
-    };
+    let map = Request::map_writable(RAM_AT, stats(&mut m).free_frames - 200, K);
     assert_eq!(req(&mut m, map), Response::Done);
     take_every_spare_frame(&mut m);
     // No clean file page yet: the first RAM page goes to swap, and the
@@ -106,13 +100,7 @@ fn a_clean_file_page_before_the_hand_in_the_kernel_span_gets_its_second_look() {
 fn a_lap_over_many_accessed_pages_ends_in_one_full_flush() {
     let mut m = SimMachine::new(1024);
     let pages = 300;
-    let map = Request::Map {
-        addr: RAM_AT,
-        pages,
-        writable: true,
-        contiguous: false,
-        privilege: K,
-    };
+    let map = Request::map_writable(RAM_AT, pages, K);
     assert_eq!(req(&mut m, map), Response::Done);
     for p in 0..pages {
         access(&mut m, RAM_AT + p * 4096);

@@ -53,6 +53,27 @@ fn map(addr: u64, pages: u64, writable: bool) -> Request {
     }
 }
 
+/// A user `Convert` of `pages` pages at `addr` to `to`.
+fn convert(addr: u64, pages: u64, to: AreaType) -> Request {
+    Request::Convert {
+        addr,
+        pages,
+        to,
+        privilege: U,
+    }
+}
+
+/// A user mapping of `pages` pages of file 0 from its first page at `addr`.
+fn map_file(addr: u64, pages: u64) -> Request {
+    Request::MapFile {
+        addr,
+        pages,
+        file: 0,
+        file_page: 0,
+        privilege: U,
+    }
+}
+
 pub(super) fn write(addr: u64, len: u64, seed: u64, privilege: Privilege) -> Request {
     Request::Write {
         addr,
@@ -129,13 +150,7 @@ fn exhaust(m: &mut SimMachine) -> u64 {
         privilege: K,
     };
     assert_eq!(kreq(m, all), Response::Valloc { addr: VALLOC_START });
-    let mf = Request::MapFile {
-        addr: FILE,
-        pages: 64,
-        file: 0,
-        file_page: 0,
-        privilege: U,
-    };
+    let mf = map_file(FILE, 64);
     assert_eq!(kreq(m, mf), Response::Done);
     assert!(matches!(
         kreq(
@@ -157,12 +172,7 @@ fn exhaust(m: &mut SimMachine) -> u64 {
     // Read-only RAM: never evicted.
     assert_eq!(kreq(m, map(READ_ONLY, 16, false)), Response::Done);
     // Allocate-on-write pages (their tables now, their frames below).
-    let conv = Request::Convert {
-        addr: CONVERTED,
-        pages: 1 << 16,
-        to: AreaType::UsableRam,
-        privilege: U,
-    };
+    let conv = convert(CONVERTED, 1 << 16, AreaType::UsableRam);
     assert_eq!(kreq(m, conv), Response::Done);
     // RAM and swap: map, fill, evict, until nothing more goes to swap.
     let mut at = ANON;
@@ -230,37 +240,15 @@ fn after_every_allocating_request_is_exhausted_every_request_is_answered() {
     let oom = Response::Error(Error::OutOfMemory);
     assert_eq!(sent(&mut m, map(0x7000_0000, 1, true)), oom);
     // Needing no frame: done, however little is free (the second bug).
-    let again = Request::Convert {
-        addr: CONVERTED,
-        pages: 16,
-        to: AreaType::UsableRam,
-        privilege: U,
-    };
+    let again = convert(CONVERTED, 16, AreaType::UsableRam);
     assert_eq!(sent(&mut m, again), Response::Done);
     // A page whose table exists: unusable, then a file page (no frame).
     let hole = CONVERTED + 100 * 4096;
-    let un = Request::Convert {
-        addr: hole,
-        pages: 1,
-        to: AreaType::Unusable,
-        privilege: U,
-    };
+    let un = convert(hole, 1, AreaType::Unusable);
     assert_eq!(sent(&mut m, un), Response::Done);
-    let mf = Request::MapFile {
-        addr: hole,
-        pages: 1,
-        file: 0,
-        file_page: 0,
-        privilege: U,
-    };
+    let mf = map_file(hole, 1);
     assert_eq!(sent(&mut m, mf), Response::Done);
-    let far = Request::MapFile {
-        addr: 0x7f00_0000_0000,
-        pages: 1,
-        file: 0,
-        file_page: 0,
-        privilege: U,
-    };
+    let far = map_file(0x7f00_0000_0000, 1);
     assert_eq!(sent(&mut m, far), oom);
     let last = CONVERTED + ((1 << 16) - 1) * 4096;
     assert!(matches!(
@@ -384,12 +372,7 @@ fn after_every_allocating_request_is_exhausted_every_request_is_answered() {
         ),
         Response::Done
     );
-    let un = Request::Convert {
-        addr: CONVERTED,
-        pages: 1 << 16,
-        to: AreaType::Unusable,
-        privilege: U,
-    };
+    let un = convert(CONVERTED, 1 << 16, AreaType::Unusable);
     assert_eq!(sent(&mut m, un), Response::Done);
     reset_and_check(&mut m);
     kernel_can_answer(&mut m);

@@ -49,6 +49,20 @@ pub(crate) fn req(m: &mut SimMachine, r: Request) -> Response {
     dispatch::handle(m, r)
 }
 
+/// Reads `len` bytes at `addr` as the user and checks that they are the
+/// pattern `Write { seed }` put there (`protocol::pattern`).
+pub(crate) fn assert_reads_pattern(m: &mut SimMachine, seed: u64, addr: u64, len: u64) {
+    let mut buf = vec![0u8; crate::conv::usize_of(len)];
+    protocol::pattern::fill(seed, addr, &mut buf);
+    let read = Request::Read {
+        addr,
+        len,
+        privilege: U,
+    };
+    let checksum = protocol::pattern::checksum(&buf);
+    assert_eq!(req(m, read), Response::Checksum { checksum });
+}
+
 pub(crate) fn stats(m: &mut SimMachine) -> Stats {
     match req(m, Request::Stats) {
         Response::Stats(s) => s,

@@ -2,7 +2,6 @@
 //! allocation fails in the middle of a range, and reported as a fault by
 //! touches of allocate-on-write pages.
 
-use crate::conv::usize_of;
 use protocol::{AreaType, Error, FaultReason};
 
 use super::*;
@@ -13,16 +12,7 @@ use super::*;
 fn fails_cleanly_at_every_allocation(r: Request) {
     for k in 0.. {
         let mut m = SimMachine::without_reclaim(256);
-        req(
-            &mut m,
-            Request::Map {
-                addr: 0x20_0000,
-                pages: 1,
-                writable: true,
-                contiguous: false,
-                privilege: U,
-            },
-        );
+        req(&mut m, Request::map_writable(0x20_0000, 1, U));
         let before = snapshot(&mut m);
         m.vmm.pt.frames_mut().fail_after = Some(k);
         let got = req(&mut m, r.clone());
@@ -84,28 +74,10 @@ fn exact_memory_boundary() {
     let mut m = SimMachine::without_reclaim(64);
     let free = stats(&mut m).free_frames;
     // One PDPT, one PD, one PT are needed.
-    let r = req(
-        &mut m,
-        Request::Map {
-            addr: 0x1000,
-            pages: free - 2,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    let r = req(&mut m, Request::map_writable(0x1000, free - 2, U));
     assert_eq!(r, Response::Error(Error::OutOfMemory));
     check(&mut m);
-    let r = req(
-        &mut m,
-        Request::Map {
-            addr: 0x1000,
-            pages: free - 3,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    let r = req(&mut m, Request::map_writable(0x1000, free - 3, U));
     assert_eq!(r, Response::Done);
     check(&mut m);
     assert_eq!(stats(&mut m).free_frames, 0);
@@ -150,21 +122,7 @@ fn touch_reports_out_of_memory_at_the_first_byte_not_stored() {
     check(&mut m);
     assert_eq!(stats(&mut m).faults_resolved, free - 3);
     // Every byte before the fault was written.
-    let mut buf = vec![0u8; usize_of(fault_at - 0x10_0000 - 50)];
-    protocol::pattern::fill(3, 0x10_0000 + 50, &mut buf);
-    assert_eq!(
-        req(
-            &mut m,
-            Request::Read {
-                addr: 0x10_0000 + 50,
-                len: buf.len() as u64,
-                privilege: U
-            }
-        ),
-        Response::Checksum {
-            checksum: protocol::pattern::checksum(&buf)
-        }
-    );
+    assert_reads_pattern(&mut m, 3, 0x10_0000 + 50, fault_at - 0x10_0000 - 50);
     // Reads fault the same way.
     let r = req(
         &mut m,

@@ -38,21 +38,7 @@ fn seed_33mib_usable_then_512mib_unusable() {
             ),
             Response::Done
         );
-        let mut buf = vec![0u8; 5000];
-        protocol::pattern::fill(off, a, &mut buf);
-        assert_eq!(
-            req(
-                &mut m,
-                Request::Read {
-                    addr: a,
-                    len: 5000,
-                    privilege: U
-                }
-            ),
-            Response::Checksum {
-                checksum: protocol::pattern::checksum(&buf)
-            }
-        );
+        assert_reads_pattern(&mut m, off, a, 5000);
     }
     check(&mut m);
     let s = stats(&mut m);
@@ -88,26 +74,8 @@ fn seed_33mib_usable_then_512mib_unusable() {
 #[test]
 fn convert_of_the_whole_lower_half_walks_tables_only() {
     let mut m = SimMachine::new(256);
-    req(
-        &mut m,
-        Request::Map {
-            addr: 0x7fff_ffff_f000,
-            pages: 1,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
-    req(
-        &mut m,
-        Request::Map {
-            addr: 0,
-            pages: 1,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    req(&mut m, Request::map_writable(0x7fff_ffff_f000, 1, U));
+    req(&mut m, Request::map_writable(0, 1, U));
     let r = req(
         &mut m,
         Request::Convert {

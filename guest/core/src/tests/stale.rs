@@ -12,13 +12,7 @@ use crate::sim::SimMachine;
 const ADDR: u64 = 0x40_0000;
 
 fn map_and_touch(m: &mut SimMachine, pages: u64) {
-    let map = Request::Map {
-        addr: ADDR,
-        pages,
-        writable: true,
-        contiguous: false,
-        privilege: U,
-    };
+    let map = Request::map_writable(ADDR, pages, U);
     assert_eq!(req(m, map), Response::Done);
     let write = Request::Write {
         addr: ADDR,
@@ -119,13 +113,7 @@ fn a_missing_flush_is_caught_when_the_cpu_dropped_the_translation_since_the_touc
 fn a_range_never_touched_is_probed_at_its_ends() {
     for pages in [1, 4, 300] {
         let mut m = SimMachine::new(1024);
-        let map = Request::Map {
-            addr: ADDR,
-            pages,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        };
+        let map = Request::map_writable(ADDR, pages, U);
         assert_eq!(req(&mut m, map), Response::Done);
         m.vmm.mem().ignore_flushes = true;
         let unmap = Request::Unmap {
@@ -173,13 +161,7 @@ fn priming_loads_only_present_pages_of_the_range_and_changes_no_answer() {
 #[test]
 fn a_range_past_the_top_adds_no_page_to_the_touched_set() {
     let mut m = SimMachine::new(64);
-    let map = Request::Map {
-        addr: 0xc000,
-        pages: 1,
-        writable: true,
-        contiguous: false,
-        privilege: U,
-    };
+    let map = Request::map_writable(0xc000, 1, U);
     assert_eq!(req(&mut m, map), Response::Done);
     let past_the_top = Request::Unmap {
         addr: 0xffff_ffff_ffff_f000,

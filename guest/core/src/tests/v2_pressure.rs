@@ -39,7 +39,7 @@ proptest! {
         let mut m = SimMachine::new(256);
         let base = 0x40_0000u64;
         let n = pages.len() as u64;
-        ok(&mut m, Request::Map { addr: base, pages: n, writable: true, contiguous: false, privilege: U });
+        ok(&mut m, Request::map_writable(base, n, U));
         let mut want = vec![0u8; usize_of(n * 4096)];
         for (i, &(seed, len, fill_byte)) in pages.iter().enumerate() {
             let a = base + i as u64 * 4096;

@@ -330,16 +330,7 @@ fn map_file_refuses_unknown_files_and_pages_beyond() {
 fn evict_reports_each_page_in_order_and_stops_when_the_store_is_full() {
     let mut m = files_machine();
     let pages = 40;
-    ok(
-        &mut m,
-        Request::Map {
-            addr: ADDR,
-            pages,
-            writable: true,
-            contiguous: false,
-            privilege: U,
-        },
-    );
+    ok(&mut m, Request::map_writable(ADDR, pages, U));
     ok(
         &mut m,
         Request::Write {

@@ -1,51 +1,8 @@
 use oracle::checker::{PresentKind, Step};
 use oracle::Translation;
-use protocol::{PhysRange, VirtRange};
 
 use super::*;
-
-fn hello() -> Hello {
-    Hello {
-        protocol_version: 1,
-        ram_bytes: 128 << 20,
-        total_frames: 32768,
-        boot_free_frames: 30000,
-        page_table_root: 0x1000,
-        direct_map_offset: 0xffff_8000_0000_0000,
-        frame_bitmap: PhysRange {
-            start: 0x10_0000,
-            end: 0x10_1000,
-        },
-        boot_reserved: vec![],
-        kernel_image: PhysRange {
-            start: 0x20_0000,
-            end: 0x40_0000,
-        },
-        user_space: VirtRange {
-            start: 0,
-            end: 0x0000_8000_0000_0000,
-        },
-        kernel_space: VirtRange {
-            start: 0xffff_c080_0000_0000,
-            end: 0xffff_ff80_0000_0000,
-        },
-        heap: VirtRange {
-            start: 0xffff_c080_0000_0000,
-            end: 0xffff_c080_0200_0000,
-        },
-        valloc: VirtRange {
-            start: 0xffff_d000_0000_0000,
-            end: 0xffff_d000_1000_0000,
-        },
-        reserved_pml4_slots: vec![256, 511],
-        files: vec![],
-        swap: PhysRange { start: 0, end: 0 },
-        frame_info: PhysRange { start: 0, end: 0 },
-        heap_max_bytes: 0,
-        ring: PhysRange { start: 0, end: 0 },
-        coverage: None,
-    }
-}
+use crate::test_fixtures::hello;
 
 fn translation(virt: u64, frame: u64, writable: bool) -> Translation {
     let step = Step {

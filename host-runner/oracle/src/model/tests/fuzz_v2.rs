@@ -21,13 +21,7 @@ const U: Privilege = Privilege::User;
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (addr(), count()).prop_map(|(addr, pages)| Request::Map {
-            addr,
-            pages,
-            writable: true,
-            contiguous: false,
-            privilege: U
-        }),
+        (addr(), count()).prop_map(|(addr, pages)| Request::map_writable(addr, pages, U)),
         (addr(), count(), 0u8..3, 0u64..10)
             .prop_map(|(addr, pages, file, file_page)| map_file(addr, pages, file, file_page)),
         (addr(), count()).prop_map(|(addr, pages)| Request::Evict {

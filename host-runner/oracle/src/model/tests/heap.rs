@@ -26,6 +26,11 @@ fn kmalloc(size: u64, align: u64) -> Request {
     }
 }
 
+/// `Kmalloc`'s answer: a block at `addr`.
+fn at(addr: u64) -> Response {
+    Response::Kmalloc { addr }
+}
+
 fn kfree(addr: u64) -> Request {
     Request::Kfree { addr, privilege: K }
 }
@@ -70,7 +75,6 @@ fn kmalloc_validation_and_placement() {
         m.predict(&kmalloc(1 << 19, 8)),
         Prediction::Kmalloc { .. }
     ));
-    let at = |addr| Response::Kmalloc { addr };
     // 16-byte alignment at least; inside the host's part of the heap (not
     // the kernel's lower half).
     diverges(&mut m, kmalloc(100, 1), at(HOST + 8));
@@ -117,10 +121,7 @@ fn kmalloc_validation_and_placement() {
 fn a_block_is_its_size_rounded_up_to_whole_granules() {
     let mut m = model();
     let block = HOST + 0x3000;
-    run(
-        &mut m,
-        &[(kmalloc(100, 16), Response::Kmalloc { addr: block })],
-    );
+    run(&mut m, &[(kmalloc(100, 16), at(block))]);
     // Bytes 100..112 are the block's (the granule's rest); 112 is not.
     assert!(
         !matches!(
@@ -134,26 +135,16 @@ fn a_block_is_its_size_rounded_up_to_whole_granules() {
         err(Error::Reserved)
     );
     // The next block may start right after the granules, not before.
-    let d = diverges(
-        &mut m,
-        kmalloc(16, 16),
-        Response::Kmalloc { addr: block + 96 },
-    );
+    let d = diverges(&mut m, kmalloc(16, 16), at(block + 96));
     assert!(d.reason.contains("overlaps the live block"), "{d}");
-    run(
-        &mut m,
-        &[(kmalloc(16, 16), Response::Kmalloc { addr: block + 112 })],
-    );
+    run(&mut m, &[(kmalloc(16, 16), at(block + 112))]);
 }
 
 #[test]
 fn host_blocks_hold_what_the_host_wrote() {
     let mut m = model();
     let block = HOST + 0x2000;
-    run(
-        &mut m,
-        &[(kmalloc(0x2000, 4096), Response::Kmalloc { addr: block })],
-    );
+    run(&mut m, &[(kmalloc(0x2000, 4096), at(block))]);
     // Outside the block (or spanning its end): Reserved; as User: denied.
     assert_eq!(
         m.predict(&touch(block - 1, 2, Some(1))),
@@ -210,14 +201,9 @@ fn scavenge_returns_free_heap_pages_only() {
     run(
         &mut m,
         &[
-            (kmalloc(0x1000, 4096), Response::Kmalloc { addr: block }),
+            (kmalloc(0x1000, 4096), at(block)),
             (touch(block, 0x1000, Some(1)), Response::Done),
-            (
-                kmalloc(0x1000, 4096),
-                Response::Kmalloc {
-                    addr: block + 0x1000,
-                },
-            ),
+            (kmalloc(0x1000, 4096), at(block + 0x1000)),
             (touch(block + 0x1000, 1, Some(1)), Response::Done),
             (kfree(block + 0x1000), Response::Done),
         ],
@@ -327,7 +313,7 @@ fn reset_frees_the_host_s_blocks() {
     run(
         &mut m,
         &[
-            (kmalloc(64, 16), Response::Kmalloc { addr: HOST }),
+            (kmalloc(64, 16), at(HOST)),
             (touch(HOST, 64, Some(2)), Response::Done),
             (Request::Reset { privilege: K }, Response::Done),
         ],
@@ -347,7 +333,7 @@ fn a_reset_gives_back_heap_pages_after_it() {
     run(
         &mut m,
         &[
-            (kmalloc(0x2000, 4096), Response::Kmalloc { addr: block }),
+            (kmalloc(0x2000, 4096), at(block)),
             (touch(block, 0x2000, Some(1)), Response::Done),
         ],
     );
@@ -394,7 +380,7 @@ fn a_reset_gives_back_heap_pages_after_it() {
     run(
         &mut m,
         &[
-            (kmalloc(0x1000, 4096), Response::Kmalloc { addr: block }),
+            (kmalloc(0x1000, 4096), at(block)),
             (touch(block, 0x1000, Some(2)), Response::Done),
         ],
     );
@@ -420,7 +406,7 @@ fn a_read_of_a_present_block_needs_no_frame_when_none_is_free() {
     run(
         &mut m,
         &[
-            (kmalloc(64, 16), Response::Kmalloc { addr: block }),
+            (kmalloc(64, 16), at(block)),
             (touch(block, 8, Some(1)), Response::Done),
             (super::files::map_file(0x40_0000, 1, 0, 0), Response::Done),
         ],

@@ -9,14 +9,9 @@ use crate::model::{Model, ModelState, Prediction};
 pub(super) const K: Privilege = Privilege::Kernel;
 pub(super) const U: Privilege = Privilege::User;
 
+/// [`Request::map_writable`], the mapping these tests mostly make.
 pub(super) fn map(addr: u64, pages: u64, privilege: Privilege) -> Request {
-    Request::Map {
-        addr,
-        pages,
-        writable: true,
-        contiguous: false,
-        privilege,
-    }
+    Request::map_writable(addr, pages, privilege)
 }
 
 /// A read-only user mapping of `pages` pages at `addr`.

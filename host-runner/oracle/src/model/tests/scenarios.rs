@@ -138,13 +138,7 @@ fn a_256_mib_write_and_read_stay_fast() {
     h.boot_free_frames = (1 << 18) - 512;
     let mut m = Model::new(&h);
     let len = protocol::MAX_TOUCH_LEN;
-    let map = Request::Map {
-        addr: 0x4000_0000,
-        pages: len / 4096,
-        writable: true,
-        contiguous: false,
-        privilege: Privilege::User,
-    };
+    let map = Request::map_writable(0x4000_0000, len / 4096, Privilege::User);
     let write = Request::Write {
         addr: 0x4000_0000,
         len,
