@@ -40,7 +40,28 @@
 //! present pages (the reclaim clock, `Evict`) passes a page table that has
 //! none without reading it. A table of the managed space whose 512
 //! entries are all zero must not exist: the VMM frees it and clears the entry
-//! that pointed to it.
+//! that pointed to it (or, in a PD entry, may be the one exception below).
+//!
+//! ## The whole allocate-on-write PD entry
+//!
+//! A PD entry of the managed space outside the heap region may instead be
+//! `P=0`, bits 1–3 = `1`, bits 12–51 the physical address of a frame, every
+//! other bit zero (the level-1 allocate-on-write encoding, plus a frame).
+//! All 512 pages under it are usable RAM, allocate on write, exactly as if
+//! the entry named a page table of 512 allocate-on-write entries; the frame
+//! is that page table's, kept for it: in use in the bitmap and counted in
+//! `page_table_frames` like any table of the managed space, but its bytes
+//! mean nothing and are not read. When the VMM needs the page table (a page
+//! under the entry touched, or some of its pages changed) it fills the
+//! frame with 512 allocate-on-write entries and makes the entry a table
+//! entry (present count 0), taking no frame. So both forms own the same
+//! frames, a request needs the same tables whichever form the VMM chose
+//! (`semantics`, step 9), and the VMM may use either form for a 2 MiB
+//! region whose pages are all allocate on write. The CPU faults on any
+//! access under it (P is clear), and a not-present entry is never cached,
+//! so no change between the two forms needs a TLB flush. Converting a
+//! whole 2 MiB of untouched space to usable RAM, and back, costs one entry
+//! instead of a table's 512.
 //!
 //! The PML4 slots in [`crate::Hello::reserved_pml4_slots`] (the direct map and
 //! the kernel image) are the kernel's own and may use huge pages; their

@@ -363,6 +363,10 @@ where
         ControlFlow::Continue(())
     }
 
+    fn whole_aow(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> Descend<Infallible> {
+        ControlFlow::Continue(Some(pt.split(at)))
+    }
+
     fn left(&mut self, pt: &mut PageTables<M, A>, at: Entry, child: PhysFrame) {
         pt.free_if_empty(at, child);
     }

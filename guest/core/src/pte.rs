@@ -300,3 +300,16 @@ pub fn with_present_count(raw: u64, n: u64) -> u64 {
 pub fn table_entry(frame: PhysFrame, user: bool) -> u64 {
     P | W | if user { U } else { 0 } | (frame.start_address().as_u64() & ADDR_MASK)
 }
+
+/// The whole allocate-on-write PD entry (`protocol::formats`): every page
+/// of its 2 MiB allocate on write, no page table yet, `frame` kept for
+/// that table (its bytes mean nothing until [`crate::paging`] fills it).
+pub fn whole_aow_entry(frame: PhysFrame) -> u64 {
+    (KIND_AOW << KIND_SHIFT) | (frame.start_address().as_u64() & ADDR_MASK)
+}
+
+/// Whether the raw PD entry is a whole allocate-on-write entry (P clear,
+/// bits 1–3 = 1, nothing but a frame besides).
+pub fn is_whole_aow(raw: u64) -> bool {
+    raw & !ADDR_MASK == KIND_AOW << KIND_SHIFT
+}

@@ -12,7 +12,12 @@
 //! Upper-level entries are either zero or a table entry
 //! ([`pte::table_entry`], P set): the walkers are their only writers, but
 //! for the present count of a PD entry ([`pte::present_count`]), which
-//! `paging`'s one writer of level-1 entries keeps.
+//! `paging`'s one writer of level-1 entries keeps. A PD entry may also be
+//! a whole allocate-on-write entry ([`pte::whole_aow_entry`]: 512
+//! allocate-on-write pages and a frame kept for their table, not yet
+//! filled): the walk hands it to [`Visit::whole_aow`], never to
+//! [`Visit::missing`], and a [`Visit::PRESENT_ONLY`] walk passes it (it
+//! holds no present page).
 //!
 //! Nothing here panics: an empty range visits nothing, and a range past the
 //! 512 entries of a table is cut at its end.
@@ -188,6 +193,16 @@ pub(crate) trait Visit<T> {
         ControlFlow::Continue(None)
     }
 
+    /// A whole allocate-on-write PD entry (`at.level == 2`): 512
+    /// allocate-on-write pages with no page table yet, the frame kept for
+    /// it in `at.raw`. Answer the table to go on into (after filling it,
+    /// [`crate::paging`]'s split), or `None` to pass the entry. Passing is
+    /// the default: right for a walker that looks only at tables, present
+    /// pages or missing tables; one that acts on pages must answer.
+    fn whole_aow(&mut self, _tables: &mut T, _at: Entry) -> Descend<Self::Stop> {
+        ControlFlow::Continue(None)
+    }
+
     /// Back from the walk of `child`, the table under the upper-level entry
     /// `at`, which did not stop.
     fn left(&mut self, _tables: &mut T, _at: Entry, _child: PhysFrame) {}
@@ -249,6 +264,8 @@ fn walk_table<T: Tables, V: Visit<T>>(
             None
         } else if raw & PRESENT != 0 {
             Some(pte::frame_of(raw))
+        } else if level == 2 && pte::is_whole_aow(raw) {
+            v.whole_aow(tables, at)?
         } else {
             v.missing(tables, at)?
         };

@@ -1,6 +1,10 @@
-//! The read-only walks of [`PageTables`]: a page's entry and state, the
+//! The walks of [`PageTables`] that look: a page's entry and state, the
 //! first page of a range in a given state, the tables a range has or
-//! lacks. None of them writes an entry.
+//! lacks. None of them writes an entry, except that
+//! [`PageTables::leaf_slot`] makes a whole allocate-on-write PD entry a
+//! page table (which changes no state) to hand out a level-1 entry.
+//! Pages under a whole allocate-on-write entry are allocate on write to
+//! all of them; its frame is a table that exists.
 
 use core::convert::Infallible;
 use core::ops::ControlFlow;
@@ -9,6 +13,7 @@ use x86_64::structures::paging::PhysFrame;
 
 use super::PageTables;
 use crate::backend::PhysMemory;
+use crate::conv::usize_of;
 use crate::frame_alloc::FrameAllocator;
 use crate::linear::user;
 use crate::pte::Pte;
@@ -25,16 +30,23 @@ fn tables_below(level: u8, s: u64, e: u64) -> u64 {
 }
 
 impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
-    /// The level-1 entry of the page holding `linear`, if its tables exist.
+    /// The level-1 entry of the page holding `linear`, if its tables exist,
+    /// or the whole allocate-on-write PD entry above it (`level == 2`).
     fn leaf(&mut self, linear: u64) -> Option<Entry> {
         let page = linear & LINEAR_MASK & !0xfff;
         walk(self, page, page + 4096, &mut Leaf).break_value()
     }
 
     /// The page table and index holding the level-1 entry of `linear`, if
-    /// its tables exist.
+    /// its tables exist; a whole allocate-on-write entry above it is made
+    /// a page table first.
     pub fn leaf_slot(&mut self, linear: u64) -> Option<(PhysFrame, usize)> {
-        self.leaf(linear).map(|at| (at.table, at.slot.index))
+        let at = self.leaf(linear)?;
+        if at.level == 1 {
+            return Some((at.table, at.slot.index));
+        }
+        let table = self.split(at);
+        Some((table, usize_of((linear >> 12) & 511)))
     }
 
     /// The PD entry naming the page table of `linear`, if the tables down
@@ -50,6 +62,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// absent).
     pub fn lookup(&mut self, linear: u64) -> Pte {
         match self.leaf(linear) {
+            Some(at) if at.level == 2 => Pte::AllocOnWrite,
             Some(at) => Pte::decode(at.raw, user(linear)),
             None => Pte::Unusable,
         }
@@ -104,6 +117,13 @@ impl<T, P: Fn(Pte) -> bool> Visit<T> for Find<'_, P> {
         }
         ControlFlow::Continue(None)
     }
+
+    fn whole_aow(&mut self, _: &mut T, at: Entry) -> Descend<u64> {
+        if (self.pred)(Pte::AllocOnWrite) {
+            return ControlFlow::Break(at.slot.start);
+        }
+        ControlFlow::Continue(None)
+    }
 }
 
 /// [`PageTables::leaf`]: stops at the first level-1 entry of the range.
@@ -114,6 +134,10 @@ impl<T> Visit<T> for Leaf {
     const PAGES: bool = true;
 
     fn page(&mut self, _: &mut T, at: Entry) -> ControlFlow<Entry> {
+        ControlFlow::Break(at)
+    }
+
+    fn whole_aow(&mut self, _: &mut T, at: Entry) -> Descend<Entry> {
         ControlFlow::Break(at)
     }
 }
@@ -143,6 +167,11 @@ impl<T, F: FnMut(PhysFrame)> Visit<T> for EachTable<F> {
 
     fn left(&mut self, _: &mut T, _: Entry, child: PhysFrame) {
         (self.0)(child);
+    }
+
+    fn whole_aow(&mut self, _: &mut T, at: Entry) -> Descend<Infallible> {
+        (self.0)(crate::pte::frame_of(at.raw));
+        ControlFlow::Continue(None)
     }
 }
 

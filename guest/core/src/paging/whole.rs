@@ -11,9 +11,15 @@
 //!   rewritten: the frame goes back to the allocator, and every frame is
 //!   zeroed before its next use. Allocate-on-write entries, which hold
 //!   nothing, are counted out together.
-//! - **Usable:** a whole table that holds only zero entries (one the
-//!   convert just made) is filled with allocate-on-write entries and counted
-//!   in one step; none of them is present, so nothing needs a flush.
+//! - **Usable:** a whole table that holds only zero and allocate-on-write
+//!   entries (one the convert just made, most often) becomes a whole
+//!   allocate-on-write PD entry (`protocol::formats`) over the same frame,
+//!   its zero entries counted in one step: one entry written instead of
+//!   512, and none of them present, so nothing needs a flush.
+//! - A **whole allocate-on-write** PD entry is left as it is by the convert
+//!   to usable RAM; made unusable whole, its frame is freed without a read;
+//!   made unusable in part, it is made a page table first (its frame
+//!   filled, no frame taken) and walked as any other.
 //!
 //! Partly covered tables, and whole tables holding anything else, go entry
 //! by entry with the same changes as before. The counters and the PD's
@@ -35,7 +41,7 @@ use crate::holders::Holders;
 use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::Span;
-use crate::walk::{walk, Entry, Visit};
+use crate::walk::{walk, Descend, Entry, Visit};
 
 /// The seed's `VMM_convertPageAreaTypeToUsableRAM` for one page: the new
 /// state, or `None` to leave it.
@@ -65,6 +71,37 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// it ([`to_usable`]); the caller made every table the span needs.
     pub fn make_usable(&mut self, span: Span, holders: Holders<'_>) {
         let _ = walk(self, span.start, span.end, &mut Usable(holders));
+    }
+
+    /// Makes the whole allocate-on-write PD entry `at` (`protocol::formats`)
+    /// a page table: fills the frame it keeps with 512 allocate-on-write
+    /// entries and makes the entry name it (present count 0). No state and
+    /// no count changes, no frame is taken, and nothing needs a flush (the
+    /// entry was not present, so the CPU cached nothing of it). Answers the
+    /// table.
+    pub(super) fn split(&mut self, at: Entry) -> PhysFrame {
+        let table = pte::frame_of(at.raw);
+        let lower = user(at.slot.base);
+        let aow = Pte::AllocOnWrite.encode(lower);
+        for e in self.mem.table(table).iter_mut() {
+            pte::set_raw(e, aow);
+        }
+        self.write_entry(at.table, at.slot.index, pte::table_entry(table, lower));
+        table
+    }
+
+    /// Makes the PD entry `at` whole allocate-on-write over the frame
+    /// `table` it keeps (a page table of the caller's, its bytes no longer
+    /// read), counting the table's `unusable` zero entries as now allocate
+    /// on write; every other entry of the table must already have been
+    /// allocate on write. The entry named `table` (no present page, so no
+    /// flush) or was missing (`table` fresh from the allocator, counted by
+    /// the caller).
+    fn make_whole_aow(&mut self, at: Entry, table: PhysFrame, unusable: u64) {
+        self.counters
+            .pages_changed(at.slot.base, Pte::Unusable, Pte::AllocOnWrite, unusable);
+        self.write_entry(at.table, at.slot.index, pte::whole_aow_entry(table));
+        self.last_pd = None;
     }
 
     /// Changes the page at `lo` (entry `i` of `table`, raw bits `raw`) to
@@ -140,6 +177,21 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
         ControlFlow::Continue(true)
     }
 
+    fn whole_aow(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> Descend<Infallible> {
+        let slot = at.slot;
+        if slot.start != slot.base || slot.end - slot.base != 1 << 21 {
+            return ControlFlow::Continue(Some(pt.split(at)));
+        }
+        // Nothing to release and nothing present: the entry goes, with
+        // the frame kept for its table, unread.
+        pt.counters
+            .pages_changed(slot.base, Pte::AllocOnWrite, Pte::Unusable, 512);
+        pt.write_entry(at.table, slot.index, 0);
+        pt.last_pd = None;
+        pt.drop_table(pte::frame_of(at.raw));
+        ControlFlow::Continue(None)
+    }
+
     fn left(&mut self, pt: &mut PageTables<M, A>, at: Entry, child: PhysFrame) {
         pt.free_if_empty(at, child);
     }
@@ -168,18 +220,21 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Usable<'_> {
         at: Entry,
         child: PhysFrame,
     ) -> ControlFlow<Infallible, bool> {
-        let table = pt.mem.table(child);
-        if !table.is_empty() {
+        // Zero entries become allocate on write, which stay: a table of
+        // nothing else ends whole allocate on write.
+        let aow = Pte::AllocOnWrite.encode(user(at.slot.base));
+        let (zeros, other) = pt
+            .mem
+            .table(child)
+            .iter()
+            .fold((0, false), |(n, other), e| {
+                let raw = pte::raw(e);
+                (n + u64::from(raw == 0), other || (raw != 0 && raw != aow))
+            });
+        if other {
             return ControlFlow::Continue(false);
         }
-        let base = at.slot.base;
-        let new = to_usable(Pte::Unusable).unwrap_or(Pte::Unusable);
-        debug_assert!(!new.is_present(), "a zero entry becomes a present one");
-        let raw = new.encode(user(base));
-        for e in table.iter_mut() {
-            pte::set_raw(e, raw);
-        }
-        pt.counters.pages_changed(base, Pte::Unusable, new, 512);
+        pt.make_whole_aow(at, child, zeros);
         ControlFlow::Continue(true)
     }
 

@@ -6,7 +6,12 @@
 
 use protocol::{AreaType, Request, Response};
 
+use oracle::checker::walk_levels;
+
+use super::ram::{checked_hello, SimRam};
 use super::{check, req, reset_and_check, stats, K};
+use crate::backend::FrameAccess;
+use crate::pte;
 use crate::sim::SimMachine;
 
 /// A 2 MiB-aligned user address: the first page of one page table.
@@ -100,15 +105,36 @@ fn a_reset_frees_whole_tables_of_every_kind_of_entry() {
     reset_and_check(&mut m);
 }
 
+/// The raw PD entry over the page at `addr`, as the oracle's walk reads
+/// it from the simulated RAM.
+fn pd_entry(m: &mut SimMachine, addr: u64) -> u64 {
+    let hello = checked_hello(m);
+    let levels = walk_levels(&SimRam::of(m), &hello, addr);
+    match levels.get(2).map(|l| l.raw.clone()) {
+        Some(Ok(raw)) => raw,
+        other => panic!("no PD entry over {addr:#x}: {other:?}"),
+    }
+}
+
 #[test]
-fn a_convert_to_usable_of_a_new_whole_table_fills_it() {
+fn a_convert_to_usable_of_new_whole_tables_writes_one_pd_entry_each() {
     let mut m = SimMachine::new(256);
+    let free = stats(&mut m).free_frames;
     convert(&mut m, TABLE, 3 * 512, AreaType::UsableRam);
     check(&mut m);
     let s = stats(&mut m);
     assert_eq!(s.alloc_on_write_pages, 3 * 512);
-    assert_eq!(s.page_table_frames, 5, "a PDPT, a PD and three PTs");
-    // Every page of the tables filled at once is usable: the last one too.
+    assert_eq!(
+        s.page_table_frames, 5,
+        "a PDPT, a PD and three frames kept for page tables"
+    );
+    assert_eq!(s.free_frames, free - 5);
+    for t in 0..3 {
+        let raw = pd_entry(&mut m, TABLE + t * (1 << 21));
+        assert!(pte::is_whole_aow(raw), "region {t}: {raw:#x}");
+    }
+    // Every page of the regions is usable: a touch of the last one makes
+    // its region a page table (no frame taken for it) and the page present.
     let write = Request::Write {
         addr: TABLE + 3 * 512 * 4096 - 8,
         len: 8,
@@ -117,6 +143,70 @@ fn a_convert_to_usable_of_a_new_whole_table_fills_it() {
     };
     assert_eq!(req(&mut m, write), Response::Done);
     check(&mut m);
+    let s = stats(&mut m);
+    assert_eq!((s.page_table_frames, s.present_pages), (5, 1));
+    assert_eq!(s.free_frames, free - 6, "one data frame more");
+    let raw = pd_entry(&mut m, TABLE + 2 * (1 << 21));
+    assert_eq!((raw & 1, pte::present_count(raw)), (1, 1), "{raw:#x}");
+    assert!(pte::is_whole_aow(pd_entry(&mut m, TABLE)));
+    // And back: whole regions go with their frames, unread.
+    convert(&mut m, TABLE, 3 * 512, AreaType::Unusable);
+    check(&mut m);
+    assert_eq!(stats(&mut m).free_frames, free);
+}
+
+#[test]
+fn a_whole_allocate_on_write_region_made_unusable_whole_frees_its_frame_unread() {
+    let mut m = SimMachine::new(256);
+    let free = stats(&mut m).free_frames;
+    convert(&mut m, TABLE, 512, AreaType::UsableRam);
+    let raw = pd_entry(&mut m, TABLE);
+    assert!(pte::is_whole_aow(raw), "{raw:#x}");
+    // The frame kept for the table holds garbage: nothing reads it.
+    m.vmm.mem().frame_bytes(pte::frame_of(raw)).fill(0xa5);
+    check(&mut m);
+    convert(&mut m, TABLE, 512, AreaType::Unusable);
+    check(&mut m);
+    assert_eq!(stats(&mut m).free_frames, free);
+    // And by a reset.
+    convert(&mut m, TABLE, 1024, AreaType::UsableRam);
+    let raw = pd_entry(&mut m, TABLE + (1 << 21));
+    m.vmm.mem().frame_bytes(pte::frame_of(raw)).fill(0x5a);
+    reset_and_check(&mut m);
+    assert_eq!(stats(&mut m).free_frames, free);
+}
+
+#[test]
+fn part_of_a_whole_allocate_on_write_region_changes_through_its_table_without_a_frame() {
+    let mut m = SimMachine::new(256);
+    convert(&mut m, TABLE, 512, AreaType::UsableRam);
+    let free = stats(&mut m).free_frames;
+    // Map and MapFile over it name the first page of the range.
+    let map = Request::Map {
+        addr: TABLE + 5 * 4096,
+        pages: 2,
+        writable: true,
+        contiguous: false,
+        privilege: K,
+    };
+    assert_eq!(
+        req(&mut m, map),
+        Response::Error(protocol::Error::InvalidState {
+            addr: TABLE + 5 * 4096
+        })
+    );
+    // Part of it made unusable: its page table is filled from the frame
+    // kept for it; no frame is taken or freed.
+    convert(&mut m, TABLE + 10 * 4096, 20, AreaType::Unusable);
+    check(&mut m);
+    let s = stats(&mut m);
+    assert_eq!((s.free_frames, s.alloc_on_write_pages), (free, 512 - 20));
+    assert_eq!(pd_entry(&mut m, TABLE) & 1, 1, "a page table now");
+    // Usable again whole: the region is one entry again.
+    convert(&mut m, TABLE, 512, AreaType::UsableRam);
+    check(&mut m);
+    assert!(pte::is_whole_aow(pd_entry(&mut m, TABLE)));
+    assert_eq!(stats(&mut m).free_frames, free);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use protocol::Hello;
 
 use super::address::address_path;
-use super::entry::{decode_leaf, Flags, Leaf, ADDR, P, PS};
+use super::entry::{decode_leaf, decode_upper, Flags, Leaf, Upper, ADDR, P, PS};
 use super::memory::{GuestMemory, MemoryError};
 
 const NAMES: [&str; 4] = ["PML4", "PDPT", "PD", "PT"];
@@ -115,6 +115,13 @@ pub fn decode_walk(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> String {
         }
         match l.next {
             None if l.leaf.is_some() => out.push('\n'),
+            None if l.name == NAMES[2] && is_whole_aow(raw) => {
+                let _ = writeln!(
+                    out,
+                    " -> whole allocate-on-write 2 MiB, frame {:#x} kept for its table",
+                    raw & ADDR
+                );
+            }
             None => out.push_str(" (not present)\n"),
             Some((what, next, bit)) => {
                 let _ = writeln!(out, " -> {what} {next:#x} ({bit})");
@@ -125,7 +132,8 @@ pub fn decode_walk(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> String {
 }
 
 /// The 512 level-1 entries of the 2 MiB region holding `virt`, decoded
-/// (all [`Leaf::Unusable`] when its page table is absent; all
+/// (all [`Leaf::Unusable`] when its page table is absent, all
+/// [`Leaf::AllocOnWrite`] under a whole allocate-on-write entry; all
 /// [`Leaf::Corrupt`] under a huge page).
 pub fn region_leaves(
     mem: &dyn GuestMemory,
@@ -136,6 +144,9 @@ pub fn region_leaves(
     let mut table = hello.page_table_root;
     for e in address_path(mem, hello.page_table_root, virt).take(3) {
         let raw = e.raw?;
+        if e.level == 2 && is_whole_aow(raw) {
+            return Ok(vec![Leaf::AllocOnWrite; 512]);
+        }
         if raw & P == 0 {
             return Ok(vec![Leaf::Unusable; 512]);
         }
@@ -150,4 +161,9 @@ pub fn region_leaves(
         .chunks_exact(8)
         .map(|c| decode_leaf(u64::from_le_bytes(c.try_into().expect("8 bytes")), lower))
         .collect())
+}
+
+/// Whether a PD entry is a whole allocate-on-write entry.
+fn is_whole_aow(raw: u64) -> bool {
+    matches!(decode_upper(raw, false, true), Ok(Upper::WholeAow(_)))
 }

@@ -94,12 +94,31 @@ pub fn present_count(raw: u64) -> u64 {
     (raw & PRESENT_COUNT) >> 52
 }
 
+/// What a valid non-zero upper-level entry stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upper {
+    /// The next table, at this physical address.
+    Table(u64),
+    /// A whole allocate-on-write PD entry: 512 allocate-on-write pages,
+    /// and the frame at this physical address kept for their page table
+    /// (its bytes mean nothing).
+    WholeAow(u64),
+}
+
+/// The bits of a whole allocate-on-write PD entry besides its frame.
+const WHOLE_AOW: u64 = 1 << 1;
+
 /// Checks a non-zero PML4/PDPT/PD entry of the managed space (a PD entry
-/// when `names_page_table`: it may hold a present count); answers the next
-/// table's address.
-pub fn decode_upper(raw: u64, lower: bool, names_page_table: bool) -> Result<u64, &'static str> {
+/// when `names_page_table`: it may hold a present count, or be a whole
+/// allocate-on-write entry); answers what it stands for.
+pub fn decode_upper(raw: u64, lower: bool, names_page_table: bool) -> Result<Upper, &'static str> {
     if raw & P == 0 {
-        return Err("non-zero upper-level entry not present");
+        if names_page_table && raw & !ADDR == WHOLE_AOW {
+            return Ok(Upper::WholeAow(raw & ADDR));
+        }
+        return Err(
+            "non-zero upper-level entry not present (nor a whole allocate-on-write PD entry)",
+        );
     }
     if raw & PS != 0 {
         return Err("huge page in the managed space");
@@ -117,7 +136,7 @@ pub fn decode_upper(raw: u64, lower: bool, names_page_table: bool) -> Result<u64
     if present_count(raw) > 512 {
         return Err("PD entry's present count above 512");
     }
-    Ok(raw & ADDR)
+    Ok(Upper::Table(raw & ADDR))
 }
 
 /// The hardware flags of an entry, for reading.

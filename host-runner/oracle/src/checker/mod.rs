@@ -17,6 +17,7 @@ mod mmap;
 mod slots;
 mod stateful;
 pub(crate) mod swap;
+mod tree;
 mod violation;
 mod walk;
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use protocol::Hello;
 
-use super::claims::{Claim, Owner};
-use super::entry::{decode_upper, present_count, PresentKind, P};
+use super::entry::{decode_upper, present_count, PresentKind, Upper, P};
 use super::memory::GuestMemory;
+pub(crate) use super::tree::{Entries, Table, Tree};
 use super::violation::{Path, Step, Violation};
 
 /// A page table of the managed space the walk found.
@@ -55,101 +55,8 @@ pub struct Walk {
     pub tables: Vec<TableRef>,
 }
 
-/// The entries of one table, shared by the trees of two checks when the
-/// table did not change between them.
-pub(crate) type Entries = Arc<[u64; 512]>;
-
-/// One table as read.
-#[derive(Debug)]
-pub(crate) struct Table {
-    pub frame: u64,
-    pub level: u8,
-    /// The first address it covers.
-    pub virt: u64,
-    /// The entries leading to it (PML4 entry first): the first `depth`
-    /// (kept in place, not allocated per table).
-    pub chain: [Step; 3],
-    pub depth: u8,
-    pub entries: Entries,
-    /// Only zero entries (reported; its pages count as uncovered).
-    pub empty: bool,
-    /// How many entries are present.
-    pub present: u64,
-}
-
-impl Table {
-    /// Its frame's claim: the table for its address at its level.
-    pub fn claim(&self) -> Claim {
-        Claim {
-            frame: self.frame,
-            owner: Owner::Table {
-                level: self.level,
-                virt: self.virt,
-            },
-        }
-    }
-
-    /// Its place in walk order: by address, a table before the tables
-    /// below it.
-    pub fn key(&self) -> (u64, u8) {
-        (self.virt, 3 - self.level)
-    }
-
-    pub fn path(&self) -> Path {
-        Path {
-            virt: self.virt,
-            steps: self.steps().to_vec(),
-        }
-    }
-
-    /// The entries leading to it (PML4 entry first).
-    pub fn steps(&self) -> &[Step] {
-        &self.chain[..usize::from(self.depth)]
-    }
-
-    /// The first page number a level-1 table covers.
-    pub fn first_page(&self) -> u64 {
-        self.virt >> 12
-    }
-}
-
-/// Every table the walk read, in walk order (parents before children,
-/// by address).
-#[derive(Debug, Default)]
-pub(crate) struct Tree {
-    pub tables: Vec<Table>,
-}
-
-impl Tree {
-    /// The table of `level` whose first address is `virt`.
-    pub fn find(&self, virt: u64, level: u8) -> Option<&Table> {
-        let key = (virt, 3 - level);
-        let i = self.tables.partition_point(|t| t.key() < key);
-        self.tables.get(i).filter(|t| t.key() == key)
-    }
-
-    /// The non-empty level-1 tables.
-    pub fn leaf_tables(&self) -> impl Iterator<Item = &Table> {
-        self.tables.iter().filter(|t| t.level == 1 && !t.empty)
-    }
-
-    /// The public list of tables.
-    pub fn table_refs(&self) -> Vec<TableRef> {
-        let refs = self.tables.iter().map(|t| TableRef {
-            frame: t.frame,
-            level: t.level,
-            path: t.path(),
-        });
-        refs.collect()
-    }
-
-    /// Gives the tables' entry buffers back to `pool` (those no other
-    /// tree shares).
-    pub fn recycle(self, pool: &mut Vec<Entries>) {
-        let unshared = self.tables.into_iter().map(|t| t.entries);
-        pool.extend(unshared.filter(|e| Arc::strong_count(e) == 1));
-    }
-}
+/// A level-1 allocate-on-write entry (`protocol::formats`).
+const AOW_LEAF: u64 = 1 << 1;
 
 /// A table of the managed space as read, with its 512 raw entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,6 +126,12 @@ struct Walker<'a> {
     tree: Tree,
     pool: &'a mut Vec<Entries>,
     out: &'a mut Vec<Violation>,
+    /// The PML4 slot of the heap region, where no whole allocate-on-write
+    /// entry may stand.
+    heap_slot: u64,
+    /// 512 allocate-on-write entries: the table of every whole
+    /// allocate-on-write entry.
+    aow: Entries,
 }
 
 /// Walks the managed slots of the tables at `hello.page_table_root`,
@@ -247,6 +160,8 @@ pub(crate) fn walk(
         tree: Tree { tables },
         pool,
         out,
+        heap_slot: (hello.heap.start >> 39) & 511,
+        aow: Arc::new([AOW_LEAF; 512]),
     };
     let mut steps = Vec::with_capacity(4);
     for slot in managed_slots(hello) {
@@ -286,7 +201,17 @@ impl<'a> Walker<'a> {
             raw,
         });
         match decode_upper(raw, lower, level == 1) {
-            Ok(next) => self.table(level, next, virt, steps, lower),
+            Ok(Upper::Table(next)) => self.table(level, next, virt, steps, lower),
+            Ok(Upper::WholeAow(_)) if (virt >> 39) & 511 == self.heap_slot => {
+                self.out.push(Violation::BadEntry {
+                    path: Path {
+                        virt,
+                        steps: steps.clone(),
+                    },
+                    why: "whole allocate-on-write PD entry in the heap region, whose pages always have level-1 entries",
+                })
+            }
+            Ok(Upper::WholeAow(frame)) => self.whole_aow(frame, virt, steps),
             Err(why) => self.out.push(Violation::BadEntry {
                 path: Path {
                     virt,
@@ -330,6 +255,30 @@ impl<'a> Walker<'a> {
         let empty = words.iter().all(|&e| e == 0);
         let present = words.iter().map(|&e| e & P).sum();
         Some((entries, empty, present))
+    }
+
+    /// The page table a whole allocate-on-write PD entry stands for: its
+    /// frame's, with 512 allocate-on-write entries (not read: the frame's
+    /// bytes mean nothing), kept like any page table the walk read.
+    fn whole_aow(&mut self, frame: u64, virt: u64, steps: &[Step]) {
+        let mut chain = [Step {
+            table: 0,
+            index: 0,
+            raw: 0,
+        }; 3];
+        let depth = steps.len().min(3);
+        chain[..depth].copy_from_slice(&steps[..depth]);
+        let entries = Arc::clone(&self.aow);
+        self.tree.tables.push(Table {
+            frame,
+            level: 1,
+            virt,
+            chain,
+            depth: depth as u8,
+            entries,
+            empty: false,
+            present: 0,
+        });
     }
 
     fn table(&mut self, level: u8, phys: u64, virt: u64, steps: &mut Vec<Step>, lower: bool) {

@@ -8,7 +8,7 @@ use super::super::entry::{Leaf, PresentKind};
 use super::super::entry::{G, P, PS, U, W};
 use super::super::image::{Image, ImageWriter};
 use super::super::{address_path, check, decode_walk, region_leaves, MemoryError, Violation};
-use super::{broken, clean, run, AOW, DATA, KPAGE, RO, SWAP};
+use super::{broken, clean, run, Clean, AOW, DATA, KPAGE, RO, SWAP};
 use crate::model::{Expectations, Model, ModelState};
 
 #[test]
@@ -370,4 +370,80 @@ proptest::proptest! {
         proptest::prop_assert_eq!(r.is_clean(), !changed, "{}", r);
         let _ = decode_walk(&c.img.mem, &c.img.hello, DATA);
     }
+}
+
+/// A 2 MiB region of the clean image held by one whole allocate-on-write
+/// PD entry: the table for its pages made (all allocate on write), the PD
+/// entry rewritten to the whole form over the same frame, and the frame's
+/// bytes made garbage. Answers the PD entry's address and its frame.
+fn whole_aow_region(c: &mut Clean, region: u64) -> (u64, u64) {
+    c.img.set_leaf(region, 1 << 1);
+    let at = c.img.entry_addr(region, 2);
+    let frame = c.img.read_u64(at) & 0x000f_ffff_ffff_f000;
+    c.img.write(frame, &[0xa5; 4096]);
+    c.img.write_u64(at, frame | 1 << 1);
+    c.expect
+        .set_state(region, 512, Some(ModelState::AllocOnWrite));
+    (at, frame)
+}
+
+#[test]
+fn invariant_4_a_whole_allocate_on_write_pd_entry_stands_for_512_pages() {
+    const REGION: u64 = 0x4000_0000;
+    let mut c = clean();
+    let (at, frame) = whole_aow_region(&mut c, REGION);
+    // Its pages are allocate on write, its frame a table: the bytes there
+    // are not read.
+    let r = run(&c);
+    assert!(r.is_clean(), "{:#?}", r.violations);
+    assert!(r
+        .walk
+        .tables
+        .iter()
+        .any(|t| t.frame == frame && t.level == 1));
+    let leaves = region_leaves(&c.img.mem, &c.img.hello, REGION + 0x1000).unwrap();
+    assert!(leaves.iter().all(|l| *l == Leaf::AllocOnWrite));
+    let text = decode_walk(&c.img.mem, &c.img.hello, REGION + 0x1000);
+    assert!(text.contains("whole allocate-on-write 2 MiB"), "{text}");
+
+    // Its pages are what the model says, one by one.
+    let mut wrong = c.expect.clone();
+    wrong.set_state(REGION + 7 * 4096, 1, None);
+    let r = check(&c.img.mem, &c.img.hello, &wrong);
+    let (n, text) = broken(&r);
+    assert_eq!(n, [5], "{text}");
+
+    // Its frame is in use.
+    let mut c2 = clean();
+    let (_, frame) = whole_aow_region(&mut c2, REGION);
+    c2.img.set_used(frame >> 12, false);
+    let (n, text) = broken(&run(&c2));
+    assert!(n.contains(&1), "{text}");
+
+    // Any other bit makes it no entry of the format.
+    for stray in [1 << 5, 1 << 52, 1 << 63, 3 << 1] {
+        let mut c = clean();
+        let (at, frame) = whole_aow_region(&mut c, REGION);
+        c.img.write_u64(at, frame | 1 << 1 ^ stray);
+        let (n, text) = broken(&run(&c));
+        assert!(n.contains(&4), "{stray:#x}: {text}");
+        assert!(text.contains("not present"), "{stray:#x}: {text}");
+    }
+    let _ = at;
+
+    // Never in the heap region, whose pages always have level-1 entries.
+    let mut c = clean();
+    let heap = c.img.hello.heap.start & !0x1f_ffff;
+    whole_aow_region(&mut c, heap);
+    let (n, text) = broken(&run(&c));
+    assert!(n.contains(&4), "{text}");
+    assert!(text.contains("in the heap region"), "{text}");
+
+    // Only in a PD entry: in a PDPT entry it means nothing.
+    let mut c = clean();
+    let pdpte = c.img.entry_addr(DATA, 3);
+    let e = c.img.read_u64(pdpte);
+    c.img.write_u64(pdpte, (e & 0x000f_ffff_ffff_f000) | 1 << 1);
+    let (n, text) = broken(&run(&c));
+    assert!(n.contains(&4), "{text}");
 }
