@@ -49,6 +49,9 @@ pub struct BenchArgs {
     /// Time the minimization may take, in seconds.
     #[arg(long, value_name = "SECS")]
     pub minimize_secs: Option<f64>,
+    /// Measure only these sections (comma-separated); default: all.
+    #[arg(long, value_enum, value_name = "SECTION,…", value_delimiter = ',')]
+    pub only: Option<Vec<super::Section>>,
     /// Instead: the guest's cost per kind of operation, over this many
     /// generated operations sent one by one.
     #[arg(long, value_name = "OPS")]
@@ -75,6 +78,9 @@ impl BenchArgs {
             plan.check_ram_mib.clone_from(ram);
         }
         plan.minimize_kernel.clone_from(&self.minimize_kernel);
+        if let Some(only) = &self.only {
+            plan.only.clone_from(only);
+        }
         plan
     }
 }

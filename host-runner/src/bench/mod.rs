@@ -22,6 +22,7 @@ use crate::session::{Transport, VmConfig};
 
 pub mod checks;
 pub mod cli;
+mod converts;
 mod end_to_end;
 mod fresh;
 mod minimize;
@@ -103,6 +104,16 @@ pub struct BenchPlan {
     pub minimize_ops: usize,
     /// Seconds the minimization may take.
     pub minimize_secs: f64,
+    /// The sections to measure; empty: all of them.
+    #[serde(default)]
+    pub only: Vec<Section>,
+}
+
+impl BenchPlan {
+    /// Whether the plan measures `section`.
+    pub fn wants(&self, section: Section) -> bool {
+        self.only.is_empty() || self.only.contains(&section)
+    }
 }
 
 impl Default for BenchPlan {
@@ -125,6 +136,7 @@ impl Default for BenchPlan {
             minimize_kernel: None,
             minimize_ops: 10_000,
             minimize_secs: 120.0,
+            only: Vec::new(),
         }
     }
 }
@@ -182,8 +194,19 @@ pub async fn run(
             request_timeout: base.request_timeout.max(BENCH_TIMEOUT),
             ..base.clone()
         };
-        let mix = mix::Mix::record(&config, plan.mix_ops, plan.seed);
-        for t in plan.transports.iter().filter_map(|&l| transport_of(l)) {
+        let per_transport = [Section::Boot, Section::RoundTrip, Section::Batched];
+        let transports = per_transport.iter().any(|&s| plan.wants(s));
+        let mix = (transports || plan.wants(Section::InGuestVsInProcess))
+            .then(|| mix::Mix::record(&config, plan.mix_ops, plan.seed));
+        let links = if transports {
+            &plan.transports[..]
+        } else {
+            &[]
+        };
+        for (t, mix) in links
+            .iter()
+            .filter_map(|&l| transport_of(l).zip(mix.as_ref()))
+        {
             progress(&format!("{accel}, {t}: boot, round trip, batches"));
             let config = VmConfig {
                 transport: t,
@@ -192,34 +215,57 @@ pub async fn run(
             };
             report
                 .figures
-                .extend(transport::figures(&config, plan, &mix).await?);
+                .extend(transport::figures(&config, plan, mix).await?);
         }
-        progress(&format!("{accel}: fresh state"));
-        report.figures.extend(fresh::figures(&config, plan).await?);
-        progress(&format!("{accel}: in guest and in process"));
-        report
-            .figures
-            .extend(mix::figures(&config, plan, &mix, Section::InGuestVsInProcess).await?);
-        if plan.pressure_ops > 0 {
+        if plan.wants(Section::FreshState) {
+            progress(&format!("{accel}: fresh state"));
+            report.figures.extend(fresh::figures(&config, plan).await?);
+        }
+        if let Some(mix) = mix
+            .as_ref()
+            .filter(|_| plan.wants(Section::InGuestVsInProcess))
+        {
+            progress(&format!("{accel}: in guest and in process"));
+            report
+                .figures
+                .extend(mix::figures(&config, plan, mix, Section::InGuestVsInProcess).await?);
+        }
+        if plan.pressure_ops > 0 && plan.wants(Section::UnderPressure) {
             progress(&format!("{accel}: under memory pressure"));
             let pressure = mix::Mix::record_campaign(&config, plan.pressure_ops, plan.seed);
             report
                 .figures
                 .extend(mix::figures(&config, plan, &pressure, Section::UnderPressure).await?);
         }
-        progress(&format!("{accel}: allocator searches"));
-        report
-            .figures
-            .extend(searches::figures(&config, plan).await?);
-        progress(&format!("{accel}: fuzz campaigns"));
-        report
-            .figures
-            .extend(end_to_end::figures(&config, plan, notes).await?);
-        progress(&format!("{accel}: checks"));
-        report
-            .figures
-            .extend(checks::check_rows(&config, plan).await?);
-        if let Some(kernel) = &plan.minimize_kernel {
+        if plan.wants(Section::Searches) {
+            progress(&format!("{accel}: allocator searches"));
+            report
+                .figures
+                .extend(searches::figures(&config, plan).await?);
+        }
+        if plan.wants(Section::Converts) {
+            progress(&format!("{accel}: converts of untouched space"));
+            report
+                .figures
+                .extend(converts::figures(&config, plan).await?);
+        }
+        if plan.wants(Section::EndToEnd) {
+            progress(&format!("{accel}: fuzz campaigns"));
+            report
+                .figures
+                .extend(end_to_end::figures(&config, plan, notes).await?);
+        }
+        if plan.wants(Section::Checks) {
+            progress(&format!("{accel}: checks"));
+            report
+                .figures
+                .extend(checks::check_rows(&config, plan).await?);
+        }
+        if let Some(kernel) = plan
+            .minimize_kernel
+            .as_ref()
+            .filter(|_| plan.wants(Section::Minimize))
+        {
             progress(&format!("{accel}: minimization"));
             report
                 .figures

@@ -14,8 +14,21 @@ pub const FORMAT: &str = "vmmfuzz-bench";
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The parts of the table, in the order it prints them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
+#[clap(rename_all = "snake_case")]
 pub enum Section {
     /// QEMU's start to the guest's `Ready`.
     Boot,
@@ -31,6 +44,8 @@ pub enum Section {
     UnderPressure,
     /// The guest's allocator searches over fragmented maps.
     Searches,
+    /// Converts of untouched space to usable RAM and back, in the guest.
+    Converts,
     /// Short fuzz campaigns: checked operations and pages per second.
     EndToEnd,
     /// The memory check by RAM size and mapped pages.
@@ -40,7 +55,7 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::Boot,
         Section::RoundTrip,
         Section::Batched,
@@ -48,6 +63,7 @@ impl Section {
         Section::InGuestVsInProcess,
         Section::UnderPressure,
         Section::Searches,
+        Section::Converts,
         Section::EndToEnd,
         Section::Checks,
         Section::Minimize,
@@ -65,6 +81,7 @@ impl Section {
                 "in-guest vs in-process under memory pressure (a campaign's sequences)"
             }
             Section::Searches => "allocator searches in the guest (fragmented maps)",
+            Section::Converts => "converts of untouched space in the guest (whole page tables)",
             Section::EndToEnd => "end to end (fuzz campaigns, checked operations)",
             Section::Checks => {
                 "checks (the judge's, on a live guest: full with info tlb, incremental)"
