@@ -39,6 +39,39 @@ impl From<Unloadable> for FaultReason {
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
+    /// Fault-around, after the fault at `addr` resolved: the pages from the
+    /// next one up to `end` (exclusive: where the touch that faulted ends),
+    /// at most `max` of them, each resolved as its own fault would resolve
+    /// it ([`Vmm::handle_fault`] with the same `write`), in address order,
+    /// so that the touch does not fault on each. It stops at the first page
+    /// whose fault would not simply resolve: one present (the touch may not
+    /// fault on it at all), one whose fault would fail, and any page once
+    /// no frame is free beyond the heap's reserve (its fault might
+    /// reclaim). So it never reclaims, and everything it does (frames taken
+    /// in the same order, the same states, data and counts) the touch's own
+    /// faults would have done, before the touch reaches the next page: the
+    /// touch's answer and the state after it are the same either way.
+    /// Answers how many pages it resolved.
+    pub fn fault_around(&mut self, addr: u64, end: u64, write: bool, max: u64) -> u64 {
+        let mut page = (addr & !0xfff).wrapping_add(4096);
+        let mut done = 0;
+        while done < max && page < end && page > addr {
+            if self.pt.frames().free_frames() <= self.heap_reserve() {
+                break;
+            }
+            let resolvable = matches!(
+                self.pt.lookup(page & LINEAR_MASK),
+                Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. }
+            );
+            if !resolvable || self.handle_fault(page, write).is_err() {
+                break;
+            }
+            done += 1;
+            page = page.wrapping_add(4096);
+        }
+        done
+    }
+
     /// The page-fault handler's decision for a fault at `addr` (a `write`
     /// or a read): allocate-on-write pages get a zeroed frame, swapped pages
     /// come back, file pages are loaded (private on a write), a clean file

@@ -83,12 +83,24 @@ fn boot_state() -> &'static BootState {
 
 /// The page-fault handler's way into the VMM: `None` when the VMM is
 /// locked or not built yet (a fault inside the VMM or during boot: a kernel
-/// bug the caller reports as an exception).
-pub fn resolve_fault(addr: u64, write: bool) -> Option<Result<(), FaultReason>> {
+/// bug the caller reports as an exception). Once the fault resolved, the
+/// pages after it up to `around_end` (where the touch that faulted ends; 0:
+/// none) are resolved too, at most [`FAULT_AROUND_PAGES`], as their own
+/// faults would ([`Vmm::fault_around`]): under TCG the delivery of a page
+/// fault costs more than resolving the page.
+pub fn resolve_fault(addr: u64, write: bool, around_end: u64) -> Option<Result<(), FaultReason>> {
     let mut guard = VMM.try_lock()?;
     let vmm = guard.as_mut()?;
-    Some(vmm.handle_fault(addr, write))
+    let resolved = vmm.handle_fault(addr, write);
+    if resolved.is_ok() {
+        vmm.fault_around(addr, around_end, write, FAULT_AROUND_PAGES);
+    }
+    Some(resolved)
 }
+
+/// The most pages one fault resolves after its own (a page table's worth:
+/// the handler's time stays bounded).
+pub const FAULT_AROUND_PAGES: u64 = 512;
 
 /// A kernel heap block of `size` bytes aligned to `align`, committed (its
 /// pages have frames, from the heap's reserve first); `None` if the heap or

@@ -109,6 +109,27 @@ const NO_FAULT: u8 = 0;
 static FIXED_REASON: AtomicU8 = AtomicU8::new(NO_FAULT);
 /// Address of the last fixed-up fault.
 static FIXED_ADDR: AtomicU64 = AtomicU64::new(0);
+/// Where the touch in progress ends (0: none): a fault it takes resolves
+/// the pages after the faulting one up to there as well
+/// ([`machine::resolve_fault`]).
+static TOUCH_END: AtomicU64 = AtomicU64::new(0);
+
+/// Records the touch of `addr..addr + len` in progress (until the guard
+/// goes), for fault-around.
+struct Touching;
+
+impl Touching {
+    fn new(addr: u64, len: u64) -> Touching {
+        TOUCH_END.store(addr.saturating_add(len), Ordering::Relaxed);
+        Touching
+    }
+}
+
+impl Drop for Touching {
+    fn drop(&mut self) {
+        TOUCH_END.store(0, Ordering::Relaxed);
+    }
+}
 /// Faults resolved since the current chunk started: a resolution that does
 /// not stop the fault from coming back is a VMM bug, reported rather than
 /// looped on.
@@ -147,7 +168,7 @@ pub fn page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
         return false;
     }
     let write = frame.error_code & WRITE != 0;
-    match machine::resolve_fault(cr2, write) {
+    match machine::resolve_fault(cr2, write, TOUCH_END.load(Ordering::Relaxed)) {
         None => false, // the VMM was locked: a fault inside the VMM
         Some(Ok(())) => RESOLVED_IN_CHUNK.fetch_add(1, Ordering::Relaxed) < MAX_RESOLVED_IN_CHUNK,
         Some(Err(reason)) => match fixup_for(frame.rip) {
@@ -239,6 +260,7 @@ fn head_len(at: u64, n: usize) -> usize {
 /// copied from a buffer: under TCG every guest load and store costs a
 /// software TLB lookup, and the buffer doubled them.
 pub fn write(addr: u64, len: u64, seed: u64) -> Result<(), (u64, FaultReason)> {
+    let _touching = Touching::new(addr, len);
     for (at, n) in chunks(addr, len) {
         let head = head_len(at, n);
         let mut first = [0u8; 8];
@@ -266,6 +288,7 @@ pub fn write(addr: u64, len: u64, seed: u64) -> Result<(), (u64, FaultReason)> {
 /// checksummed in place.
 pub fn read(addr: u64, len: u64) -> Result<u32, (u64, FaultReason)> {
     let mut sum = Checksum::new();
+    let _touching = Touching::new(addr, len);
     for (at, n) in chunks(addr, len) {
         let head = head_len(at, n);
         let mut first = [0u8; 8];
