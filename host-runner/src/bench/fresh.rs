@@ -35,6 +35,7 @@ fn failed(what: &str, failure: trace::Failure) -> BenchError {
 pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>, BenchError> {
     let defaults = FuzzArgs::default();
     let (mut starts, mut resets, mut ops) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut guest, mut model, mut check) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..plan.runs.max(1) {
         let t = Instant::now();
         let mut vm = JudgedVm::start(config, campaign_judge())
@@ -64,6 +65,10 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
         let t = Instant::now();
         vm.reset().await.map_err(|f| failed("reset", f))?;
         resets.push(t.elapsed().as_secs_f64() * 1e3);
+        let parts = vm.last_reset();
+        guest.push(parts.guest.as_secs_f64() * 1e3);
+        model.push(parts.model.as_secs_f64() * 1e3);
+        check.push(parts.check.as_secs_f64() * 1e3);
         vm.finish().await.map_err(|f| failed("shutdown", f))?;
     }
     let tag = Tag {
@@ -76,6 +81,21 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
         "judged reset after a fuzz sequence (reset, stats, check)",
         Unit::Millis,
         &resets,
+    ));
+    out.extend(tag.median(
+        "  of which the guest's Reset and Stats (one batch's round trip)",
+        Unit::Millis,
+        &guest,
+    ));
+    out.extend(tag.median(
+        "  of which judging them and the fresh model",
+        Unit::Millis,
+        &model,
+    ));
+    out.extend(tag.median(
+        "  of which the memory check of the fresh state",
+        Unit::Millis,
+        &check,
     ));
     out.extend(tag.median(
         "judged start of a new guest (boot, hello, model)",

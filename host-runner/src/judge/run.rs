@@ -31,6 +31,20 @@ pub struct JudgedVm {
     /// The memory checker, with its record of the last clean check (for
     /// incremental checks); forgotten at `reset` and after a failed check.
     checker: Checker,
+    /// What the last [`JudgedVm::reset`] spent, part by part.
+    last_reset: ResetParts,
+}
+
+/// Where a judged reset's time goes (the bench's fresh-state rows).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ResetParts {
+    /// `Reset` and `Stats`, one batch's round trip: the guest's work.
+    pub guest: std::time::Duration,
+    /// Judging the answers and making the fresh model.
+    pub model: std::time::Duration,
+    /// The memory check of the fresh state (none when the options ask for
+    /// none).
+    pub check: std::time::Duration,
 }
 
 impl JudgedVm {
@@ -54,6 +68,7 @@ impl JudgedVm {
             timings: Timings::default(),
             coverage,
             checker: Checker::new(),
+            last_reset: ResetParts::default(),
         })
     }
 
@@ -293,10 +308,13 @@ impl JudgedVm {
             },
             Request::Stats,
         ];
+        let t = Instant::now();
         let got = match self.vm.batch(reqs.clone()).await {
             Ok(a) => a,
             Err(e) => return Err(self.fail(e, None).await),
         };
+        let guest = t.elapsed();
+        let t = Instant::now();
         let bad = |m: String| Failure::new(FailureKind::Divergence, format!("reset: {m}"), None);
         for (req, answer) in reqs.iter().zip(&got) {
             stale_check(0, answer).map_err(|mut f| {
@@ -321,6 +339,8 @@ impl JudgedVm {
         self.model.add_coverage(&reached);
         self.index = 0;
         self.checker.forget();
+        let model = t.elapsed();
+        let t = Instant::now();
         if self.opts.check_after_reset {
             // A full check of the fresh state (QEMU's view aside, as
             // before): the record the sequence's incremental checks
@@ -330,7 +350,17 @@ impl JudgedVm {
                 f
             })?;
         }
+        self.last_reset = ResetParts {
+            guest,
+            model,
+            check: t.elapsed(),
+        };
         Ok(())
+    }
+
+    /// What the last successful [`JudgedVm::reset`] spent, part by part.
+    pub fn last_reset(&self) -> ResetParts {
+        self.last_reset
     }
 
     /// What the guest's code and the model reached since the last call
