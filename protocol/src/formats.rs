@@ -58,10 +58,13 @@
 //! frames, a request needs the same tables whichever form the VMM chose
 //! (`semantics`, step 9), and the VMM may use either form for a 2 MiB
 //! region whose pages are all allocate on write. The CPU faults on any
-//! access under it (P is clear), and a not-present entry is never cached,
-//! so no change between the two forms needs a TLB flush. Converting a
-//! whole 2 MiB of untouched space to usable RAM, and back, costs one entry
-//! instead of a table's 512.
+//! access under it (P is clear) and caches nothing of a not-present
+//! entry: making it a table entry needs no invalidation, but making a
+//! table entry whole allocate on write does (the CPU may hold the present
+//! entry in its paging-structure caches and walk on to the frame), before
+//! the frame can be freed or reused. Converting a whole 2 MiB of untouched
+//! space to usable RAM, and back, costs one entry instead of a table's
+//! 512.
 //!
 //! The PML4 slots in [`crate::Hello::reserved_pml4_slots`] (the direct map and
 //! the kernel image) are the kernel's own and may use huge pages; their

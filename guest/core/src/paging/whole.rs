@@ -11,11 +11,13 @@
 //!   rewritten: the frame goes back to the allocator, and every frame is
 //!   zeroed before its next use. Allocate-on-write entries, which hold
 //!   nothing, are counted out together.
-//! - **Usable:** a whole table that holds only zero and allocate-on-write
-//!   entries (one the convert just made, most often) becomes a whole
-//!   allocate-on-write PD entry (`protocol::formats`) over the same frame,
-//!   its zero entries counted in one step: one entry written instead of
-//!   512, and none of them present, so nothing needs a flush.
+//! - **Usable:** a whole table that holds only zero entries (one the
+//!   convert just made) becomes a whole allocate-on-write PD entry
+//!   (`protocol::formats`) over the same frame, its pages counted in one
+//!   step: one entry written instead of 512, and one `invlpg` for the
+//!   entry (none of the pages is present). One already all allocate on
+//!   write is left as it is, filled (a touch under it would only fill it
+//!   again).
 //! - A **whole allocate-on-write** PD entry is left as it is by the convert
 //!   to usable RAM; made unusable whole, its frame is freed without a read;
 //!   made unusable in part, it is made a page table first (its frame
@@ -90,17 +92,20 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         table
     }
 
-    /// Makes the PD entry `at` whole allocate-on-write over the frame
-    /// `table` it keeps (a page table of the caller's, its bytes no longer
-    /// read), counting the table's `unusable` zero entries as now allocate
-    /// on write; every other entry of the table must already have been
-    /// allocate on write. The entry named `table` (no present page, so no
-    /// flush) or was missing (`table` fresh from the allocator, counted by
-    /// the caller).
+    /// Makes the PD entry `at`, which names the page table `table`,
+    /// whole allocate-on-write over that frame (its bytes no longer read),
+    /// counting the table's `unusable` zero entries as now allocate on
+    /// write; every other entry of the table must already have been
+    /// allocate on write. None of its pages is present, but the entry was:
+    /// the CPU may hold it in its paging-structure caches, and would go on
+    /// walking to the frame after it is freed and reused, so it is
+    /// invalidated (one `invlpg` in the region drops every cached
+    /// upper-level entry).
     fn make_whole_aow(&mut self, at: Entry, table: PhysFrame, unusable: u64) {
         self.counters
             .pages_changed(at.slot.base, Pte::Unusable, Pte::AllocOnWrite, unusable);
         self.write_entry(at.table, at.slot.index, pte::whole_aow_entry(table));
+        Flush::new(page_of(at.slot.base)).flush(&mut self.mem);
         self.last_pd = None;
     }
 
@@ -183,7 +188,9 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
             return ControlFlow::Continue(Some(pt.split(at)));
         }
         // Nothing to release and nothing present: the entry goes, with
-        // the frame kept for its table, unread.
+        // the frame kept for its table, unread. It was not present since
+        // it last named a table (that change was invalidated), so the CPU
+        // caches nothing of it.
         pt.counters
             .pages_changed(slot.base, Pte::AllocOnWrite, Pte::Unusable, 512);
         pt.write_entry(at.table, slot.index, 0);
@@ -220,8 +227,11 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Usable<'_> {
         at: Entry,
         child: PhysFrame,
     ) -> ControlFlow<Infallible, bool> {
-        // Zero entries become allocate on write, which stay: a table of
-        // nothing else ends whole allocate on write.
+        // Zero entries become allocate on write, which stay. A table of
+        // zero entries only (one the convert just made) becomes one whole
+        // allocate-on-write entry; one already all allocate on write is
+        // left as it is (no change, and a touch under it would need it
+        // filled again); any other is walked entry by entry.
         let aow = Pte::AllocOnWrite.encode(user(at.slot.base));
         let (zeros, other) = pt
             .mem
@@ -231,10 +241,11 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Usable<'_> {
                 let raw = pte::raw(e);
                 (n + u64::from(raw == 0), other || (raw != 0 && raw != aow))
             });
-        if other {
-            return ControlFlow::Continue(false);
+        match (zeros, other) {
+            (512, _) => pt.make_whole_aow(at, child, 512),
+            (0, false) => {}
+            _ => return ControlFlow::Continue(false),
         }
-        pt.make_whole_aow(at, child, zeros);
         ControlFlow::Continue(true)
     }
 

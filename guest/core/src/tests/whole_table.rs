@@ -202,7 +202,15 @@ fn part_of_a_whole_allocate_on_write_region_changes_through_its_table_without_a_
     let s = stats(&mut m);
     assert_eq!((s.free_frames, s.alloc_on_write_pages), (free, 512 - 20));
     assert_eq!(pd_entry(&mut m, TABLE) & 1, 1, "a page table now");
-    // Usable again whole: the region is one entry again.
+    // Usable again whole: every page allocate on write, in the table now
+    // filled (a touch would only fill it again), no frame taken or freed.
+    convert(&mut m, TABLE, 512, AreaType::UsableRam);
+    check(&mut m);
+    assert_eq!(pd_entry(&mut m, TABLE) & 1, 1, "still a page table");
+    let s = stats(&mut m);
+    assert_eq!((s.free_frames, s.alloc_on_write_pages), (free, 512));
+    // Unusable whole, then usable whole again: one entry again.
+    convert(&mut m, TABLE, 512, AreaType::Unusable);
     convert(&mut m, TABLE, 512, AreaType::UsableRam);
     check(&mut m);
     assert!(pte::is_whole_aow(pd_entry(&mut m, TABLE)));
@@ -275,5 +283,35 @@ fn few_present_pages_are_flushed_one_by_one() {
     assert_eq!(mem.full_flushes, full, "no full flush");
     assert_eq!(mem.flushed.len() - flushed, 100);
     assert_eq!(mem.tlb.len(), 412, "the other pages stay cached");
+    check(&mut m);
+}
+
+/// A page table made whole allocate on write goes from present to not
+/// present: the CPU may hold the old entry in its paging-structure caches
+/// and walk on to the frame, so the entry is invalidated before the frame
+/// can be freed (found by review: the region's frame was freed with no
+/// flush at all when a page of the next region kept the PD alive).
+#[test]
+fn a_page_table_made_whole_allocate_on_write_is_invalidated() {
+    let mut m = SimMachine::new(256);
+    // A page of the next region keeps the PD (and the PDPT) alive, so that
+    // freeing them does not flush the region by chance.
+    convert(&mut m, TABLE + (1 << 21), 1, AreaType::UsableRam);
+    let flushed_in_region = |m: &mut SimMachine, from: usize| {
+        let mem = m.vmm.mem();
+        let region = TABLE..TABLE + (1 << 21);
+        let one = mem.flushed[from..]
+            .iter()
+            .any(|p| region.contains(&p.start_address().as_u64()));
+        (one, mem.full_flushes)
+    };
+    let (from, full) = (m.vmm.mem().flushed.len(), m.vmm.mem().full_flushes);
+    convert(&mut m, TABLE, 512, AreaType::UsableRam);
+    assert!(pte::is_whole_aow(pd_entry(&mut m, TABLE)));
+    let (one, full_after) = flushed_in_region(&mut m, from);
+    assert!(
+        one || full_after > full,
+        "the present PD entry over {TABLE:#x} went not present with no invalidation"
+    );
     check(&mut m);
 }
