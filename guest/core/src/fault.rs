@@ -38,6 +38,17 @@ impl From<Unloadable> for FaultReason {
     }
 }
 
+/// The linear address of `addr` when a fault there may be the VMM's to
+/// resolve: canonical, and outside the PML4 slots of the direct map and the
+/// kernel image (whose faults are the kernel's bugs, never the VMM's).
+fn faultable(addr: u64) -> Option<u64> {
+    let linear = addr & LINEAR_MASK;
+    let slot = linear >> 39;
+    let kernel_own = slot == u64::from(crate::layout::DIRECT_MAP_PML4_SLOT)
+        || slot == u64::from(crate::layout::KERNEL_PML4_SLOT);
+    (is_canonical(addr) && !kernel_own).then_some(linear)
+}
+
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Fault-around, after the fault at `addr` resolved: the pages from the
     /// next one up to `end` (exclusive: where the touch that faulted ends),
@@ -51,7 +62,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// in the same order, the same states, data and counts) the touch's own
     /// faults would have done, before the touch reaches the next page: the
     /// touch's answer and the state after it are the same either way.
-    /// Answers how many pages it resolved.
+    /// Answers how many pages it resolved. (A page whose load fails takes
+    /// and frees a frame here and again in its own fault: the allocator's
+    /// search hint may then differ, which changes which free frames later
+    /// pages get, never how many or anything the protocol reports.)
     pub fn fault_around(&mut self, addr: u64, end: u64, write: bool, max: u64) -> u64 {
         let mut page = (addr & !0xfff).wrapping_add(4096);
         let mut done = 0;
@@ -59,8 +73,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             if self.pt.frames().free_frames() <= self.heap_reserve() {
                 break;
             }
+            let Some(linear) = faultable(page) else {
+                break;
+            };
             let resolvable = matches!(
-                self.pt.lookup(page & LINEAR_MASK),
+                self.pt.lookup(linear),
                 Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. }
             );
             if !resolvable || self.handle_fault(page, write).is_err() {
@@ -78,16 +95,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// page written becomes private; frames come through the pressure path.
     /// `Err` is the fault a touch reports back.
     pub fn handle_fault(&mut self, addr: u64, write: bool) -> Result<(), FaultReason> {
-        if !is_canonical(addr) {
+        let Some(linear) = faultable(addr) else {
             return Err(FaultReason::Unusable);
-        }
-        let linear = addr & LINEAR_MASK;
+        };
         let slot = linear >> 39;
-        if slot == u64::from(crate::layout::DIRECT_MAP_PML4_SLOT)
-            || slot == u64::from(crate::layout::KERNEL_PML4_SLOT)
-        {
-            return Err(FaultReason::Unusable);
-        }
         let Some((table, i)) = self.pt.leaf_slot(linear) else {
             return Err(FaultReason::Unusable);
         };

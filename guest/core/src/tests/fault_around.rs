@@ -134,8 +134,8 @@ fn data(m: &mut SimMachine) -> Vec<Vec<u8>> {
 
 #[test]
 fn fault_around_ends_where_the_touch_s_own_faults_end() {
-    let mut around_did_work = false;
     for write in [false, true] {
+        let mut around_did_work = false;
         for spare in [0, 1, 2, 5, 9, 20, 200] {
             let mut one = machine(spare);
             let mut other = machine(spare);
@@ -165,6 +165,9 @@ fn fault_around_ends_where_the_touch_s_own_faults_end() {
                 );
             }
         }
+        assert!(
+            around_did_work,
+            "write {write}: fault-around never resolved a page"
+        );
     }
-    assert!(around_did_work, "fault-around never resolved a page");
 }
