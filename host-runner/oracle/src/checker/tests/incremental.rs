@@ -340,3 +340,56 @@ proptest! {
         prop_assert_eq!(texts(&inc), texts(&f), "mutation {}", kind);
     }
 }
+
+/// A PD entry going between a page table and a whole allocate-on-write
+/// entry over the same frame (whose bytes then mean nothing), and a whole
+/// entry moved onto a frame another table holds: incremental checks judge
+/// each as full ones do.
+#[test]
+fn whole_allocate_on_write_entries_are_judged_alike_by_incremental_checks() {
+    use crate::synth::ImageWriter;
+    const R: u64 = 0x4000_0000;
+    let mut s = Scenario::empty(64, 4);
+    s.apply(Request::Convert {
+        addr: R,
+        pages: 512,
+        to: AreaType::UsableRam,
+        privilege: U,
+    });
+    let mut checker = Checker::new();
+    let changes = s.take_changes();
+    let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
+    assert!(r.is_clean(), "{r}");
+    let inc = |s: &mut Scenario, checker: &mut Checker| {
+        let ch = s.take_changes();
+        checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &ch)
+    };
+    let at = s.img.entry_addr(R, 2);
+    let table_raw = s.img.read_u64(at);
+    let frame = table_raw & 0x000f_ffff_ffff_f000;
+    // Table -> whole entry over the same frame, its bytes garbage.
+    s.img.write(frame, &[0xa5; 4096]);
+    s.img.write_u64(at, frame | 2);
+    let r = inc(&mut s, &mut checker);
+    assert!(r.is_clean(), "to whole: {r}");
+    assert!(matches!(r.scope, Scope::Incremental { .. }), "{r}");
+    // Back to a table of 512 allocate-on-write entries, same frame.
+    for k in 0..512 {
+        s.img.write_u64(frame + k * 8, 2);
+    }
+    s.img.write_u64(at, table_raw);
+    let r = inc(&mut s, &mut checker);
+    assert!(r.is_clean(), "to table: {r}");
+    // Whole again, then over the PD's own frame (its old frame freed):
+    // shared with the PD, as the full check says.
+    s.img.write_u64(at, frame | 2);
+    let r = inc(&mut s, &mut checker);
+    assert!(r.is_clean(), "whole again: {r}");
+    let pd = at & !0xfff;
+    s.img.write_u64(at, pd | 2);
+    s.img.set_used(frame >> 12, false);
+    let r = inc(&mut s, &mut checker);
+    let f = full(&s);
+    assert!(!f.is_clean());
+    assert_eq!(texts(&r), texts(&f), "incremental {r}\nfull {f}");
+}
