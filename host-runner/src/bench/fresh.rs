@@ -76,36 +76,41 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
         accel: config.accel,
         transport: Some(config.transport.into()),
     };
-    let mut out = Vec::new();
-    out.extend(tag.median(
-        "judged reset after a fuzz sequence (reset, stats, check)",
-        Unit::Millis,
-        &resets,
-    ));
-    out.extend(tag.median(
-        "  of which the guest's Reset and Stats (one batch's round trip)",
-        Unit::Millis,
-        &guest,
-    ));
-    out.extend(tag.median(
-        "  of which judging them and the fresh model",
-        Unit::Millis,
-        &model,
-    ));
-    out.extend(tag.median(
-        "  of which the memory check of the fresh state",
-        Unit::Millis,
-        &check,
-    ));
-    out.extend(tag.median(
-        "judged start of a new guest (boot, hello, model)",
-        Unit::Millis,
-        &starts,
-    ));
-    out.extend(tag.median(
-        "operations in the sequence before the reset",
-        Unit::Ops,
-        &ops,
-    ));
+    let rows: [(&str, Unit, &[f64]); 6] = [
+        (
+            "judged reset after a fuzz sequence (reset, stats, check)",
+            Unit::Millis,
+            &resets,
+        ),
+        (
+            "  of which the guest's Reset and Stats (one batch's round trip)",
+            Unit::Millis,
+            &guest,
+        ),
+        (
+            "  of which judging them and the fresh model",
+            Unit::Millis,
+            &model,
+        ),
+        (
+            "  of which the memory check of the fresh state",
+            Unit::Millis,
+            &check,
+        ),
+        (
+            "judged start of a new guest (boot, hello, model)",
+            Unit::Millis,
+            &starts,
+        ),
+        (
+            "operations in the sequence before the reset",
+            Unit::Ops,
+            &ops,
+        ),
+    ];
+    let out = rows
+        .into_iter()
+        .filter_map(|(name, unit, samples)| tag.median(name, unit, samples))
+        .collect();
     Ok(out)
 }

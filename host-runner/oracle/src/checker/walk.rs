@@ -110,6 +110,19 @@ pub fn managed_slots(hello: &Hello) -> Vec<u64> {
         .collect()
 }
 
+/// The first three of `steps` (the entries leading to a table, kept in
+/// place in [`Table`]) and how many there are.
+fn chain_of(steps: &[Step]) -> ([Step; 3], u8) {
+    let mut chain = [Step {
+        table: 0,
+        index: 0,
+        raw: 0,
+    }; 3];
+    let depth = steps.len().min(3);
+    chain[..depth].copy_from_slice(&steps[..depth]);
+    (chain, depth as u8)
+}
+
 /// Reads the table at `phys` into `buf`.
 fn read_into(
     mem: &dyn GuestMemory,
@@ -261,20 +274,14 @@ impl<'a> Walker<'a> {
     /// frame's, with 512 allocate-on-write entries (not read: the frame's
     /// bytes mean nothing), kept like any page table the walk read.
     fn whole_aow(&mut self, frame: u64, virt: u64, steps: &[Step]) {
-        let mut chain = [Step {
-            table: 0,
-            index: 0,
-            raw: 0,
-        }; 3];
-        let depth = steps.len().min(3);
-        chain[..depth].copy_from_slice(&steps[..depth]);
+        let (chain, depth) = chain_of(steps);
         let entries = Arc::clone(&self.aow);
         self.tree.tables.push(Table {
             frame,
             level: 1,
             virt,
             chain,
-            depth: depth as u8,
+            depth,
             entries,
             empty: false,
             present: 0,
@@ -310,19 +317,13 @@ impl<'a> Walker<'a> {
         }
         let descend = level > 1 && !empty;
         let at = self.tree.tables.len();
-        let mut chain = [Step {
-            table: 0,
-            index: 0,
-            raw: 0,
-        }; 3];
-        let depth = steps.len().min(3);
-        chain[..depth].copy_from_slice(&steps[..depth]);
+        let (chain, depth) = chain_of(steps);
         self.tree.tables.push(Table {
             frame: phys,
             level,
             virt,
             chain,
-            depth: depth as u8,
+            depth,
             entries,
             empty,
             present,
