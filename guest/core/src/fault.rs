@@ -38,6 +38,11 @@ impl From<Unloadable> for FaultReason {
     }
 }
 
+/// The most pages one fault resolves after its own in
+/// [`Vmm::fault_around`] (a page table's worth: the fault handler's time
+/// stays bounded). The kernel and the simulation both use it.
+pub const FAULT_AROUND_PAGES: u64 = 512;
+
 /// The linear address of `addr` when a fault there may be the VMM's to
 /// resolve: canonical, and outside the PML4 slots of the direct map and the
 /// kernel image (whose faults are the kernel's bugs, never the VMM's).

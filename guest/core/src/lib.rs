@@ -83,6 +83,7 @@ mod tests;
 
 pub use backend::{Flush, FrameAccess, FrameRefused, PhysMemory};
 pub use config::Config;
+pub use fault::FAULT_AROUND_PAGES;
 pub use frame_alloc::FrameAllocator;
 pub use frames::BitmapFrameAllocator;
 pub use machine::Machine;

@@ -10,7 +10,7 @@ use vmm_core::layout::{
     DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_END, HEAP_START, KERNEL_PML4_SLOT,
     KERNEL_SPACE_END, KERNEL_SPACE_START, USER_END, USER_START, VALLOC_PAGES, VALLOC_START,
 };
-use vmm_core::{BitmapFrameAllocator, FrameAllocator, Machine, Vmm};
+use vmm_core::{BitmapFrameAllocator, FrameAllocator, Machine, Vmm, FAULT_AROUND_PAGES};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::PhysAddr;
 
@@ -97,10 +97,6 @@ pub fn resolve_fault(addr: u64, write: bool, around_end: u64) -> Option<Result<(
     }
     Some(resolved)
 }
-
-/// The most pages one fault resolves after its own (a page table's worth:
-/// the handler's time stays bounded).
-pub const FAULT_AROUND_PAGES: u64 = 512;
 
 /// A kernel heap block of `size` bytes aligned to `align`, committed (its
 /// pages have frames, from the heap's reserve first); `None` if the heap or

@@ -189,6 +189,9 @@ impl SimMachine {
                     panic!("fault at {at:#x} resolved but the page is still not accessible");
                 }
                 self.vmm.handle_fault(at, write).map_err(|r| (at, r))?;
+                // As the kernel's handler: the touch's next pages too.
+                self.vmm
+                    .fault_around(at, end, write, crate::fault::FAULT_AROUND_PAGES);
             };
             access(&mut self.vmm, frame, (at & 0xfff) as usize, at, chunk);
             at = page_end;
