@@ -8,6 +8,7 @@
 //!   changes nothing and answers the reason the touch reports.
 
 use protocol::FaultReason;
+use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::files::NoFilePage;
@@ -71,9 +72,15 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// and frees a frame here and again in its own fault: the allocator's
     /// search hint may then differ, which changes which free frames later
     /// pages get, never how many or anything the protocol reports.)
+    ///
+    /// The next page's entry is the next one of the same page table, found
+    /// without a walk; a walk only where a page table ends. Nothing here
+    /// frees a table (no reclaim, and a fault only fills entries), so the
+    /// table stays the one under those pages.
     pub fn fault_around(&mut self, addr: u64, end: u64, write: bool, max: u64) -> u64 {
         let mut page = (addr & !0xfff).wrapping_add(4096);
         let mut done = 0;
+        let mut at: Option<(PhysFrame, usize)> = None;
         while done < max && page < end && page > addr {
             if self.pt.frames().free_frames() <= self.heap_reserve() {
                 break;
@@ -81,11 +88,18 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             let Some(linear) = faultable(page) else {
                 break;
             };
+            at = match at {
+                Some((table, i)) if i < 511 => Some((table, i + 1)),
+                _ => self.pt.leaf_slot(linear),
+            };
+            let Some((table, i)) = at else {
+                break;
+            };
             let resolvable = matches!(
-                self.pt.lookup(linear),
+                Pte::decode(self.pt.read_entry(table, i), user(linear)),
                 Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. }
             );
-            if !resolvable || self.handle_fault(page, write).is_err() {
+            if !resolvable || self.resolve(page, linear, table, i, write).is_err() {
                 break;
             }
             done += 1;
@@ -103,10 +117,23 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let Some(linear) = faultable(addr) else {
             return Err(FaultReason::Unusable);
         };
-        let slot = linear >> 39;
         let Some((table, i)) = self.pt.leaf_slot(linear) else {
             return Err(FaultReason::Unusable);
         };
+        self.resolve(addr, linear, table, i, write)
+    }
+
+    /// [`Vmm::handle_fault`] once the page's level-1 entry is known: entry
+    /// `i` of `table`, for `addr` (canonical) and its `linear` address.
+    fn resolve(
+        &mut self,
+        addr: u64,
+        linear: u64,
+        table: PhysFrame,
+        i: usize,
+        write: bool,
+    ) -> Result<(), FaultReason> {
+        let slot = linear >> 39;
         let page = linear & !0xfff;
         let old = Pte::decode(self.pt.read_entry(table, i), user(linear));
         let new = match old {
