@@ -168,15 +168,20 @@ impl Flushes {
         }
     }
 
-    /// The full flush, if any page was left to it. Every TLB invalidation
-    /// of the VMM goes through here or [`Flush::flush`]; the feature
-    /// `inject-skip-flush` skips both.
+    /// The full flush ([`flush_all`]), if any page was left to it.
     pub fn finish<M: PhysMemory + ?Sized>(self, mem: &mut M) {
         if self.count > Self::LIMIT {
-            #[cfg(not(feature = "inject-skip-flush"))]
-            mem.flush_all();
-            #[cfg(feature = "inject-skip-flush")]
-            let _ = mem;
+            flush_all(mem);
         }
     }
+}
+
+/// Invalidates every TLB entry of the VMM's pages (one CR3 reload). Every
+/// full flush of the VMM goes through here; the feature
+/// `inject-skip-flush` skips it, as [`Flush::flush`].
+pub(crate) fn flush_all<M: PhysMemory + ?Sized>(mem: &mut M) {
+    #[cfg(not(feature = "inject-skip-flush"))]
+    mem.flush_all();
+    #[cfg(feature = "inject-skip-flush")]
+    let _ = mem;
 }

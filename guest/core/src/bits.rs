@@ -35,12 +35,6 @@ impl Bits {
         u64::from_le_bytes(b)
     }
 
-    fn set_word<M: PhysMemory + ?Sized>(&self, mem: &mut M, w: u64, v: u64) {
-        let bytes = mem.frame_bytes(frame_at(self.base + w / FRAME_WORDS));
-        let at = (w % FRAME_WORDS) as usize * 8;
-        bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
-    }
-
     /// Bit `n`.
     pub fn get<M: PhysMemory + ?Sized>(&self, mem: &mut M, n: u64) -> bool {
         let bytes = mem.frame_bytes(frame_at(self.base + n / FRAME_BITS));
@@ -74,10 +68,23 @@ impl Bits {
         if lo >= hi {
             return;
         }
-        for w in lo / 64..=(hi - 1) / 64 {
-            let m = Self::mask(w, lo, hi);
-            let old = self.word(mem, w);
-            self.set_word(mem, w, if v { old | m } else { old & !m });
+        // Each frame of the map looked up once, its words changed in
+        // place (a `Reset` clears thousands of words).
+        let (first, last) = (lo / 64, (hi - 1) / 64);
+        let mut w = first;
+        while w <= last {
+            let bytes = mem.frame_bytes(frame_at(self.base + w / FRAME_WORDS));
+            let end = last.min((w / FRAME_WORDS + 1) * FRAME_WORDS - 1);
+            let words = bytes
+                .chunks_exact_mut(8)
+                .take((end % FRAME_WORDS) as usize + 1)
+                .skip((w % FRAME_WORDS) as usize);
+            for (at, chunk) in (w..).zip(words) {
+                let m = Self::mask(at, lo, hi);
+                let old = u64::from_le_bytes((&*chunk).try_into().expect("8 bytes"));
+                chunk.copy_from_slice(&(if v { old | m } else { old & !m }).to_le_bytes());
+            }
+            w = end + 1;
         }
     }
 
@@ -143,36 +150,6 @@ impl Bits {
         }
         None
     }
-
-    /// Calls `f` with every set bit of `lo..hi`, in order; `f` may change
-    /// the map (each word is read once, before its bits are handed out).
-    pub fn for_each_set<M: PhysMemory + ?Sized>(
-        &self,
-        mem: &mut M,
-        lo: u64,
-        hi: u64,
-        mut f: impl FnMut(&mut M, u64),
-    ) {
-        let hi = hi.min(self.len);
-        if lo >= hi {
-            return;
-        }
-        for w in lo / 64..=(hi - 1) / 64 {
-            let mut word = self.word(mem, w) & Self::mask(w, lo, hi);
-            while word != 0 {
-                let b = u64::from(word.trailing_zeros());
-                word &= word - 1;
-                f(mem, w * 64 + b);
-            }
-        }
-    }
-
-    /// Clears every bit.
-    pub fn clear_all<M: PhysMemory + ?Sized>(&self, mem: &mut M) {
-        for f in 0..self.len.div_ceil(FRAME_BITS) {
-            mem.frame_bytes(frame_at(self.base + f)).fill(0);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -216,11 +193,7 @@ mod tests {
         assert_eq!(b.find_clear_run(&mut m, 10, 4, 0), Some(200));
         assert_eq!(b.find_clear_run(&mut m, 100, 1, 32_700), Some(32_800));
         assert_eq!(b.find_clear_run(&mut m, 70_001, 1, 0), None);
-        let mut seen = Vec::new();
-        b.for_each_set(&mut m, 190, 32_770, |_, n| seen.push(n));
-        let want: Vec<u64> = (190..200).chain(32_760..32_770).collect();
-        assert_eq!(seen, want);
-        b.clear_all(&mut m);
+        b.set_range(&mut m, 0, b.len, false);
         assert_eq!(b.find(&mut m, 0, 70_000, true), None);
     }
 

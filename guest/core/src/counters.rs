@@ -10,8 +10,9 @@
 //!   and [`Counters::pages_changed`], which `PageTables`' writers of
 //!   level-1 entries call for every entry they write (`set_leaf`, one at a
 //!   time; `paging::whole`, a whole table at once) or a freed table takes
-//!   with it; `page_table_frames` only when `PageTables` makes or frees a
-//!   table. So each count equals what a walk of the tables would find
+//!   with it, or all at once when `Reset` drops the managed space
+//!   ([`Counters::managed_dropped`]); `page_table_frames` only when
+//!   `PageTables` makes or frees a table (or drops them all). So each count equals what a walk of the tables would find
 //!   (`tests::check` walks and compares).
 //! - `heap_table_frames` counts the heap region's tables, made once at
 //!   boot and never freed; they are not in `page_table_frames`.
@@ -81,6 +82,21 @@ impl Counters {
     /// A page table was made (`true`) or freed.
     pub fn table(&mut self, made: bool) {
         step(&mut self.page_table_frames, made);
+    }
+
+    /// Every table of the managed space was dropped with its pages (a
+    /// `Reset`): only the heap's pages and tables are left.
+    pub fn managed_dropped(&mut self) {
+        *self = Counters {
+            heap_pages: self.heap_pages,
+            heap_table_frames: self.heap_table_frames,
+            ..Counters::default()
+        };
+    }
+
+    /// Present heap pages.
+    pub fn heap_pages(&self) -> u64 {
+        self.heap_pages
     }
 
     /// Page tables counted so far.

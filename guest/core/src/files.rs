@@ -16,7 +16,7 @@ use x86_64::structures::paging::PhysFrame;
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::errors::MapFileError;
 use crate::frame_alloc::FrameAllocator;
-use crate::frames::frame_at;
+use crate::frames::{frame_at, frame_number};
 use crate::pte::Pte;
 use crate::validate::{self, canonical};
 use crate::vmm::Vmm;
@@ -37,6 +37,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Records (or clears, with `None`) the file page `frame` holds.
     pub(crate) fn set_frame_info(&mut self, frame: PhysFrame, info: Option<(u8, u64)>) {
         if let Some(t) = self.finfo {
+            if info.is_some() {
+                let n = frame_number(frame);
+                self.file_frames.add(n, n + 1);
+            }
             t.set(self.pt.mem(), frame, info);
         }
     }

@@ -16,7 +16,7 @@
 //!   the length) is left, and changes nothing then.
 //! - Placement is deterministic: which frame an `alloc*` answers depends
 //!   only on the calls made since construction or the last
-//!   [`FrameAllocator::rewind`] (the host predicts the frames `AllocFrames`
+//!   [`FrameAllocator::back_to_boot_point`] (the host predicts the frames `AllocFrames`
 //!   answers, and a sequence run after `Reset` must get the frames it gets
 //!   after a fresh boot).
 //!
@@ -36,6 +36,15 @@ pub enum FreeError {
     OutOfRange,
     /// The frame is free already.
     NotUsed,
+}
+
+/// Why a frame could not be claimed (a bug of the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimError {
+    /// The frame is past the frames the allocator manages.
+    OutOfRange,
+    /// The frame is used already.
+    Used,
 }
 
 /// No free frame was left for what the VMM needed (a page table, a data
@@ -75,12 +84,18 @@ pub trait FrameAllocator {
     /// Frees `frame`.
     fn free(&mut self, frame: PhysFrame) -> Result<(), FreeError>;
 
-    /// Records the current free count as the boot count (after the VMM took
-    /// its own metadata frames).
+    /// Takes the free frame `frame` (one the VMM knows it keeps across a
+    /// return to the boot point, such as a heap page's).
+    fn claim(&mut self, frame: PhysFrame) -> Result<(), ClaimError>;
+
+    /// Records the current state as the boot point (after the VMM took its
+    /// own metadata frames): the boot count, and which frames are used.
     fn set_boot_point(&mut self);
 
-    /// Back to the placement of boot: the next single frame is searched
-    /// from the start again, so that a run after `Reset` allocates the same
-    /// frames as a run after a fresh boot.
-    fn rewind(&mut self);
+    /// Back to the boot point: every frame used or free as it was then, and
+    /// the placement rewound (the next single frame is searched from the
+    /// start again), so that a run after `Reset` allocates the same frames
+    /// as a run after a fresh boot. The frames taken since are all free
+    /// again, whoever held them: the caller claims back those it keeps.
+    fn back_to_boot_point(&mut self);
 }

@@ -61,4 +61,16 @@ impl FrameInfo {
         let (f, at) = self.slot(n);
         mem.frame_bytes(f)[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
+
+    /// Clears the records of frames `frames` (numbers; cut to the managed
+    /// ones), a table frame at a time.
+    pub(crate) fn clear<M: PhysMemory>(&self, mem: &mut M, frames: core::ops::Range<u64>) {
+        let (mut n, end) = (frames.start, frames.end.min(self.frames));
+        while n < end {
+            let upto = end.min((n / 512 + 1) * 512);
+            let (f, at) = self.slot(n);
+            mem.frame_bytes(f)[at..at + usize_of(upto - n) * 8].fill(0);
+            n = upto;
+        }
+    }
 }

@@ -9,10 +9,14 @@
 //!   frame that is not managed.
 //! - A frame's bit is 1 exactly while it is used: [`BitmapFrameAllocator::new`]
 //!   sets every frame not wholly inside RAM, or touching a reservation (the
-//!   kernel's image, its tables, the ring, the bitmap itself), and nothing
+//!   kernel's image, its tables, the ring, the bitmap and its boot copy), and nothing
 //!   ever clears those bits again (`free` refuses a frame whose bit is 0).
 //! - `boot_free <= total`; `next <= total` (the next-fit hint of
-//!   [`FrameAllocator::alloc`], 0 after `rewind`).
+//!   [`FrameAllocator::alloc`], 0 after a return to the boot point).
+//! - `boot` holds the bitmap as it was at the boot point; the two differ
+//!   only inside the bytes `dirty` (every bit a `take` or `free` changed
+//!   since lies there), so a return to the boot point copies those back and
+//!   costs what changed, not the RAM size.
 //! - The bitmap is the one the kernel names in `Hello::frame_bitmap`: the
 //!   host reads it as it lies in memory, so its format is the protocol's.
 
@@ -20,13 +24,19 @@ use protocol::PhysRange;
 use x86_64::structures::paging::PhysFrame;
 use x86_64::PhysAddr;
 
-use crate::frame_alloc::{FrameAllocator, FreeError};
+use crate::conv::usize_of;
+use crate::extent::Extent;
+use crate::frame_alloc::{ClaimError, FrameAllocator, FreeError};
 use crate::pte::ADDR_MASK;
 
 /// Single and contiguous frame allocation over a bitmap.
 #[derive(Debug)]
 pub struct BitmapFrameAllocator {
     bitmap: &'static mut [u8],
+    /// The bitmap at the boot point, as long as `bitmap`.
+    boot: &'static mut [u8],
+    /// The bytes of `bitmap` that may differ from `boot`.
+    dirty: Extent,
     total: u64,
     free: u64,
     boot_free: u64,
@@ -70,13 +80,19 @@ impl BitmapFrameAllocator {
     /// An allocator over `bitmap` for `total_frames` frames: every frame is
     /// marked used except those wholly inside a `ram` range and touching no
     /// `reserved` range; the bits past `total_frames` in the last byte are 1.
-    /// `total_frames` is cut to what `bitmap` can hold.
+    /// `total_frames` is cut to what `bitmap` can hold. `boot` keeps the
+    /// bitmap of the boot point ([`FrameAllocator::set_boot_point`]): it is
+    /// cut to the bitmap's length, or the bitmap to its.
     pub fn new(
         bitmap: &'static mut [u8],
+        boot: &'static mut [u8],
         total_frames: u64,
         ram: &[PhysRange],
         reserved: &[PhysRange],
     ) -> Self {
+        let len = bitmap.len().min(boot.len());
+        let (bitmap, _) = bitmap.split_at_mut(len);
+        let (boot, _) = boot.split_at_mut(len);
         let cap = u64::try_from(bitmap.len())
             .unwrap_or(u64::MAX)
             .saturating_mul(8);
@@ -99,8 +115,11 @@ impl BitmapFrameAllocator {
             }
         }
         let free = (0..total).filter(|&n| !bit(bitmap, n)).count() as u64;
+        boot.copy_from_slice(bitmap);
         BitmapFrameAllocator {
             bitmap,
+            boot,
+            dirty: Extent::default(),
             total,
             free,
             boot_free: free,
@@ -128,17 +147,42 @@ impl BitmapFrameAllocator {
     }
 
     fn take(&mut self, n: u64) {
-        set_bit(self.bitmap, n, true);
+        self.set(n, true);
         self.free -= 1;
+    }
+
+    /// Sets frame `n`'s bit (below `total`) to `used`, widening `dirty`.
+    fn set(&mut self, n: u64, used: bool) {
+        set_bit(self.bitmap, n, used);
+        self.dirty.add(n / 8, n / 8 + 1);
     }
 }
 
 impl FrameAllocator for BitmapFrameAllocator {
-    /// Back to the placement of boot: the next single frame is searched
-    /// from frame 0 again, so that a run after `Reset` allocates the same
-    /// frames as a run after a fresh boot.
-    fn rewind(&mut self) {
+    /// Every frame back to its state at the boot point, and the next single
+    /// frame searched from frame 0 again: the bytes that changed since are
+    /// copied back from the boot copy.
+    fn back_to_boot_point(&mut self) {
+        let dirty = self.dirty.take();
+        let bytes = usize_of(dirty.start)..usize_of(dirty.end);
+        if let (Some(to), Some(from)) = (self.bitmap.get_mut(bytes.clone()), self.boot.get(bytes)) {
+            to.copy_from_slice(from);
+        }
+        self.free = self.boot_free;
         self.next = 0;
+    }
+
+    /// Takes the free frame `frame`.
+    fn claim(&mut self, frame: PhysFrame) -> Result<(), ClaimError> {
+        let n = frame_number(frame);
+        if n >= self.total {
+            return Err(ClaimError::OutOfRange);
+        }
+        if bit(self.bitmap, n) {
+            return Err(ClaimError::Used);
+        }
+        self.take(n);
+        Ok(())
     }
 
     /// Frames managed (bits in the bitmap).
@@ -160,6 +204,8 @@ impl FrameAllocator for BitmapFrameAllocator {
     /// its own metadata frames).
     fn set_boot_point(&mut self) {
         self.boot_free = self.free;
+        self.boot.copy_from_slice(self.bitmap);
+        self.dirty = Extent::default();
     }
 
     /// Whether frame number `n` is in use (frames past the end are).
@@ -261,7 +307,7 @@ impl FrameAllocator for BitmapFrameAllocator {
         if !bit(self.bitmap, n) {
             return Err(FreeError::NotUsed);
         }
-        set_bit(self.bitmap, n, false);
+        self.set(n, false);
         self.free += 1;
         Ok(())
     }

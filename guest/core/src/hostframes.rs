@@ -8,7 +8,9 @@
 //!   [`HostFrames::count`] is the number of set bits.
 //! - [`HostFrames`] is the only writer of its bitmap and its count, and
 //!   changes them only together with the allocator (taking a frame from it
-//!   when the host gets one, giving it back when the host frees it). Its
+//!   when the host gets one, giving it back when the host frees it, or
+//!   forgetting them all when `Reset` returns the allocator to its boot
+//!   point). Its
 //!   operations get the memory and the allocator passed in; the VMM only
 //!   reserves the frames first (the pressure path) and answers the stats.
 
@@ -18,6 +20,7 @@ use x86_64::structures::paging::PhysFrame;
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
 use crate::errors::{AllocFramesError, FreeFramesError, Invalid};
+use crate::extent::Extent;
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 
@@ -27,6 +30,8 @@ use crate::frames::{frame_at, frame_number};
 pub(crate) struct HostFrames {
     bits: Bits,
     count: u64,
+    /// The bits set since the last [`HostFrames::forget_all`].
+    held: Extent,
 }
 
 /// Checks an `AllocFrames` of `count` frames before anything changes;
@@ -82,6 +87,7 @@ impl HostFrames {
         HostFrames {
             bits: Bits { base, len: frames },
             count: 0,
+            held: Extent::default(),
         }
     }
 
@@ -97,7 +103,9 @@ impl HostFrames {
 
     /// Records that the host holds `frame`.
     fn give<M: PhysMemory>(&mut self, mem: &mut M, frame: PhysFrame) {
-        self.bits.set(mem, frame_number(frame), true);
+        let n = frame_number(frame);
+        self.bits.set(mem, n, true);
+        self.held.add(n, n + 1);
         self.count += 1;
     }
 
@@ -173,17 +181,14 @@ impl HostFrames {
         Ok(())
     }
 
-    /// Frees every frame the host holds (`Reset`: a scan of the bitmap, a
-    /// word at a time; nothing when the host holds none).
-    pub fn free_all<M: PhysMemory, A: FrameAllocator>(&mut self, mem: &mut M, frames: &mut A) {
-        if self.count == 0 {
-            return;
+    /// Forgets every frame the host holds (`Reset`, whose frame allocator
+    /// takes them back on its return to the boot point): clears the bits
+    /// set since the last time (nothing when the host holds none).
+    pub fn forget_all<M: PhysMemory>(&mut self, mem: &mut M) {
+        let held = self.held.take();
+        if self.count > 0 {
+            self.bits.set_range(mem, held.start, held.end, false);
         }
-        self.bits.for_each_set(mem, 0, self.bits.len, |_, n| {
-            let freed = frames.free(frame_at(n));
-            debug_assert!(freed.is_ok(), "host frame {n} was not in use");
-        });
-        self.bits.clear_all(mem);
         self.count = 0;
     }
 }

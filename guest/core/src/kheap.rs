@@ -37,6 +37,7 @@
 //!   invariants there); this module adds the pages under it.
 
 use protocol::Reclaim;
+use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::errors::{CommitError, Invalid, KmallocError, NotABlock};
@@ -123,18 +124,22 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let pages = h.pages();
         let used = h.map(USED);
         let mut complete = true;
-        // One page table (512 pages) at a time, its entries read in place.
-        'tables: for first in (0..pages).step_by(512) {
-            let linear = (HEAP_START + first * 4096) & LINEAR_MASK;
-            let Some((table, _)) = self.pt.leaf_slot(linear) else {
-                continue;
-            };
+        // One page table (512 pages) with a present page at a time, its
+        // entries read in place, until every present page was seen.
+        let mut left = self.pt.counters().heap_pages();
+        let mut from = 0;
+        'tables: while let Some((first, table)) = self.heap_table_in_use(from, left) {
+            from = first + 512;
             for p in first..pages.min(first + 512) {
+                if left == 0 {
+                    break 'tables;
+                }
                 let i = (p % 512) as usize;
                 let raw = self.pt.read_entry(table, i);
                 if raw & 1 == 0 {
                     continue;
                 }
+                left -= 1;
                 // The page's 256 granules are 4 words of the used map.
                 if (p * 4..p * 4 + 4).any(|w| used.word(self.pt.mem(), w) != 0) {
                     continue;
@@ -166,6 +171,52 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             hp.scan_ended(complete);
         }
         freed
+    }
+
+    /// Claims back from the frame allocator, just returned to its boot
+    /// point by `Reset`, the frame of every present heap page (the heap
+    /// keeps the pages of the kernel's live blocks). Stops once it has found
+    /// `heap_pages` of them: the kernel's blocks lie first fit from the
+    /// start, so after the scavenger that is a few tables at most.
+    pub(crate) fn heap_claim_frames(&mut self) {
+        let Some(h) = self.heap else { return };
+        let mut left = self.pt.counters().heap_pages();
+        let mut from = 0;
+        while let Some((first, table)) = self.heap_table_in_use(from, left) {
+            from = first + 512;
+            for p in first..h.pages().min(first + 512) {
+                if left == 0 {
+                    return;
+                }
+                let raw = self.pt.read_entry(table, (p % 512) as usize);
+                if raw & 1 == 0 {
+                    continue;
+                }
+                if let Pte::PresentRam { frame, .. } = Pte::decode(raw, false) {
+                    let claimed = self.pt.frames_mut().claim(frame);
+                    debug_assert!(claimed.is_ok(), "heap frame {frame:?} was in use");
+                    left = left.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// The first heap page table at or after page `from` (a multiple of
+    /// 512) with a present page, as its first page and frame; none when
+    /// `left` (the present pages not yet seen) is 0. Tables without a
+    /// present page are passed over at their PD entry's count.
+    fn heap_table_in_use(&mut self, from: u64, left: u64) -> Option<(u64, PhysFrame)> {
+        let pages = self.heap?.pages();
+        if left == 0 {
+            return None;
+        }
+        (from..pages).step_by(512).find_map(|first| {
+            let linear = (HEAP_START + first * 4096) & LINEAR_MASK;
+            match self.pt.table_in_use(linear) {
+                Some((table, n)) if n > 0 => Some((first, table)),
+                _ => None,
+            }
+        })
     }
 
     /// A block of the kernel's own (its `#[global_allocator]`), committed:

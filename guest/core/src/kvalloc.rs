@@ -25,6 +25,7 @@
 use crate::backend::PhysMemory;
 use crate::bits::Bits;
 use crate::errors::{Invalid, VallocError, VfreeError};
+use crate::extent::Extent;
 use crate::layout::{VALLOC_PAGES, VALLOC_START};
 use crate::validate;
 
@@ -39,6 +40,8 @@ const REGION_END: u64 = VALLOC_START + VALLOC_PAGES * 4096;
 pub(crate) struct Valloc {
     bits: Bits,
     pages: u64,
+    /// The bits set since the last [`Valloc::clear`].
+    set: Extent,
 }
 
 /// `Valloc` of `pages` pages over `space` (`None`: the VMM has no metadata,
@@ -89,6 +92,7 @@ impl Valloc {
                 len: VALLOC_PAGES,
             },
             pages: 0,
+            set: Extent::default(),
         }
     }
 
@@ -105,6 +109,7 @@ impl Valloc {
             .find_clear_run(mem, pages, 1, 0)
             .ok_or(VallocError::NoVirtualSpace)?;
         self.bits.set_range(mem, start, start + pages, true);
+        self.set.add(start, start + pages);
         self.pages += pages;
         Ok(VALLOC_START + start * 4096)
     }
@@ -127,10 +132,12 @@ impl Valloc {
         Ok(())
     }
 
-    /// Takes back every page (`Reset`; nothing to scan when none is out).
+    /// Takes back every page (`Reset`): clears the bits set since the last
+    /// time (nothing when none is out).
     pub(crate) fn clear<M: PhysMemory>(&mut self, mem: &mut M) {
+        let set = self.set.take();
         if self.pages > 0 {
-            self.bits.clear_all(mem);
+            self.bits.set_range(mem, set.start, set.end, false);
         }
         self.pages = 0;
     }

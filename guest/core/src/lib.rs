@@ -52,6 +52,7 @@ mod counters;
 pub mod dispatch;
 pub mod errors;
 mod events;
+mod extent;
 mod fault;
 pub mod files;
 pub mod frame_alloc;

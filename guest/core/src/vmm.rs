@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::config::{Config, FileImage};
 use crate::errors::{AllocFramesError, FreeFramesError, VallocError, VfreeError};
 use crate::events::Events;
+use crate::extent::Extent;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::frameinfo::FrameInfo;
 use crate::frames::{frame_at, frame_number, BitmapFrameAllocator};
@@ -28,7 +29,6 @@ use crate::heapmap::KHeap;
 use crate::hostframes::{self, HostFrames};
 use crate::kvalloc::{self, Valloc};
 use crate::layout::{HEAP_END, HEAP_START, VALLOC_BITMAP_FRAMES};
-use crate::linear::{KERNEL_SPAN, USER_SPAN};
 use crate::paging::PageTables;
 use crate::pte::Pte;
 use crate::swap::SwapStore;
@@ -86,6 +86,9 @@ pub struct Vmm<M, A = BitmapFrameAllocator> {
     files: &'static [FileImage],
     /// The heap's maximum size (0 without a heap).
     heap_max: u64,
+    /// Frame numbers holding every frame-info record set since boot or the
+    /// last `Reset`: what a reset clears.
+    pub(crate) file_frames: Extent,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
@@ -131,6 +134,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             swap: None,
             heap: None,
             heap_max: 0,
+            file_frames: Extent::default(),
             events: Events::default(),
             clock: Clock::default(),
         };
@@ -340,13 +344,16 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// clock's hand, the heap's hint for host blocks) where boot left it, so
     /// that a sequence run after a reset gets the answers it gets after a
     /// fresh boot.
+    ///
+    /// It costs what is in use, not the span: the managed space is dropped
+    /// at its PML4 entries unread, and every frame taken since the boot
+    /// point goes back at once (the allocator copies back the bytes of its
+    /// bitmap that changed); the heap then claims back its pages' frames,
+    /// and the frame-info records and swap slots are cleared in bulk.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn reset(&mut self) {
-        self.make_unusable(USER_SPAN);
-        self.make_unusable(KERNEL_SPAN);
         if let Some(h) = self.host.as_mut() {
-            let (mem, frames) = self.pt.parts();
-            h.free_all(mem, frames);
+            h.forget_all(self.pt.mem());
         }
         if let Some(v) = self.valloc.as_mut() {
             v.clear(self.pt.mem());
@@ -356,8 +363,17 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         // boot: the pages it grew into would otherwise hold frames a fresh
         // boot hands to the host (one `Scavenged` event each).
         self.heap_scavenge();
+        if let Some(s) = self.swap.as_mut() {
+            s.free_all(self.pt.mem());
+        }
+        let files = self.file_frames.take();
+        if let Some(t) = self.finfo {
+            t.clear(self.pt.mem(), files);
+        }
+        self.pt.drop_managed();
+        self.pt.frames_mut().back_to_boot_point();
+        self.heap_claim_frames();
         self.end_request();
-        self.pt.frames_mut().rewind();
         self.clock.rewind();
         if let Some(h) = self.heap.as_mut() {
             h.rewind_hint();

@@ -46,7 +46,12 @@ pub unsafe fn init(state: BootState) {
     // by the direct map, reserved from the allocator and reached through
     // nothing else: the allocator owns them for good.
     let bitmap = unsafe { core::slice::from_raw_parts_mut(bitmap_virt, l.bitmap_len()) };
-    let frames = BitmapFrameAllocator::new(bitmap, l.total_frames, &l.ram, &l.reserved);
+    let boot_virt = paging::phys_to_virt(l.bitmap_boot.start) as *mut u8;
+    // SAFETY: as the bitmap's: the copy's pages follow the bitmap's in the
+    // same reservation (PhysLayout), disjoint from the bitmap, and the
+    // allocator owns them for good.
+    let boot_copy = unsafe { core::slice::from_raw_parts_mut(boot_virt, l.bitmap_len()) };
+    let frames = BitmapFrameAllocator::new(bitmap, boot_copy, l.total_frames, &l.ram, &l.reserved);
     assert_eq!(
         frames.free_frames(),
         l.boot_free_frames,

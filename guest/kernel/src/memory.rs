@@ -27,8 +27,11 @@ pub struct PhysLayout {
     /// The frame bitmap, exact bytes (it starts page aligned right after the
     /// image).
     pub bitmap: PhysRange,
+    /// The allocator's copy of the bitmap at the boot point, as long, on
+    /// the pages right after the bitmap's.
+    pub bitmap_boot: PhysRange,
     /// What the kernel reserves inside RAM: the first MiB, the image, the
-    /// bitmap's pages.
+    /// bitmap's pages and its boot copy's.
     pub reserved: Vec<PhysRange>,
     /// Every frame marked used at boot, as ranges: `[0, total_frames * 4096)`
     /// less (RAM less reservations).
@@ -168,9 +171,16 @@ impl PhysLayout {
             start: bitmap_start,
             end: bitmap_start + total_frames.div_ceil(8),
         };
+        // The allocator's copy of the bitmap at the boot point (what a
+        // `Reset` returns to) on the pages after it, the same length.
+        let bitmap_boot_start = align_up(bitmap.end, PAGE_SIZE);
+        let bitmap_boot = PhysRange {
+            start: bitmap_boot_start,
+            end: bitmap_boot_start + (bitmap.end - bitmap.start),
+        };
         let bitmap_pages = PhysRange {
             start: bitmap.start,
-            end: align_up(bitmap.end, PAGE_SIZE),
+            end: align_up(bitmap_boot.end, PAGE_SIZE),
         };
         assert!(
             ram.iter()
@@ -206,6 +216,7 @@ impl PhysLayout {
             total_frames,
             kernel_image,
             bitmap,
+            bitmap_boot,
             reserved,
             boot_reserved,
             boot_free_frames,

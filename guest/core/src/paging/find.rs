@@ -16,7 +16,7 @@ use crate::backend::PhysMemory;
 use crate::conv::usize_of;
 use crate::frame_alloc::FrameAllocator;
 use crate::linear::user;
-use crate::pte::Pte;
+use crate::pte::{self, Pte};
 use crate::validate::{Span, LINEAR_MASK};
 use crate::walk::{shift, walk, Descend, Entry, Visit};
 
@@ -56,6 +56,14 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         let mut found = PdEntry(None);
         let _ = walk(self, page, page + 4096, &mut found);
         found.0
+    }
+
+    /// The page table of `linear` and how many of its entries are present
+    /// (the count its PD entry keeps), if the tables down to it exist and
+    /// the PD entry names it (not a whole allocate-on-write entry).
+    pub(crate) fn table_in_use(&mut self, linear: u64) -> Option<(PhysFrame, u64)> {
+        let at = self.pd_entry(linear)?;
+        (at.raw & 1 != 0).then(|| (pte::frame_of(at.raw), pte::present_count(at.raw)))
     }
 
     /// The state of the page at `linear` (unusable when its tables are

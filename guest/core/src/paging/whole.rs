@@ -1,5 +1,6 @@
 //! The two walkers that change every page of a range to one area type,
-//! `make_unusable` (also `Reset`'s) and `make_usable`, with a path for the
+//! `make_unusable` and `make_usable`, and `Reset`'s drop of the whole
+//! managed space ([`PageTables::drop_managed`]); the walkers have a path for the
 //! page tables the range covers whole: there a table's work is done at
 //! once instead of entry by entry through [`PageTables::set_leaf`].
 //!
@@ -37,10 +38,11 @@ use core::ops::ControlFlow;
 use x86_64::structures::paging::PhysFrame;
 
 use super::PageTables;
-use crate::backend::{Flush, Flushes, FrameAccess, PhysMemory};
+use crate::backend::{flush_all, Flush, Flushes, FrameAccess, PhysMemory};
+use crate::conv::usize_of;
 use crate::frame_alloc::FrameAllocator;
 use crate::holders::Holders;
-use crate::linear::{page_of, user};
+use crate::linear::{page_of, user, KERNEL_SPAN, USER_SPAN};
 use crate::pte::{self, Pte};
 use crate::validate::Span;
 use crate::walk::{walk, Descend, Entry, Visit};
@@ -67,6 +69,28 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         };
         let _ = walk(self, span.start, span.end, &mut clear);
         clear.flushes.finish(&mut self.mem);
+    }
+
+    /// Every page of the managed space (`USER_SPAN`, `KERNEL_SPAN`: whole
+    /// PML4 slots) unusable at once, for `Reset`: each of their PML4
+    /// entries is zeroed and one full flush drops what the CPU cached of
+    /// them (TLB and paging-structure caches). Nothing below is read: the
+    /// caller gives every frame taken since the boot point back at once
+    /// (`FrameAllocator::back_to_boot_point`), the tables' and the pages'
+    /// with them, and lets go in bulk of what pages hold outside the tables
+    /// (frame-info records, swap slots). The managed counts go to zero.
+    pub fn drop_managed(&mut self) {
+        let pml4 = self.mem.table(self.pml4);
+        for span in [USER_SPAN, KERNEL_SPAN] {
+            let slots = usize_of(span.start >> 39)..usize_of(span.end >> 39);
+            let managed = pml4.iter_mut().skip(slots.start).take(slots.len());
+            for e in managed.filter(|e| pte::raw(e) != 0) {
+                pte::set_raw(e, 0);
+            }
+        }
+        self.counters.managed_dropped();
+        self.last_pd = None;
+        flush_all(&mut self.mem);
     }
 
     /// Every page of `span` usable RAM, as the convert to usable RAM does

@@ -89,7 +89,9 @@ impl SimMachine {
             start: 0,
             end: total * 4096,
         }];
-        let frames = BitmapFrameAllocator::new(bitmap, total, &ram, &reserved);
+        let boot: &'static mut [u8] =
+            Box::leak(vec![0u8; usize_of(total.div_ceil(8))].into_boxed_slice());
+        let frames = BitmapFrameAllocator::new(bitmap, boot, total, &ram, &reserved);
         let mut config = crate::config::Config {
             files: images,
             ..crate::config::Config::for_frames(total)

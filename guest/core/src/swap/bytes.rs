@@ -9,6 +9,7 @@
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{FrameAccess, PhysMemory};
+use crate::conv::usize_of;
 use crate::frames::{frame_at, frame_number};
 
 /// The store's bytes: from the start of frame `base` on, with the slots'
@@ -43,6 +44,18 @@ impl StoreBytes {
             mem.frame_bytes(f)[at..at + n].copy_from_slice(&buf[done..done + n]);
             done += n;
             off += n as u64;
+        }
+    }
+
+    /// Zeroes `len` bytes at store offset `off` (across frames).
+    pub fn zero<M: PhysMemory>(self, mem: &mut M, mut off: u64, len: u64) {
+        let end = off + len;
+        while off < end {
+            let f = frame_at(frame_number(self.base) + off / 4096);
+            let at = off % 4096;
+            let n = (4096 - at).min(end - off);
+            mem.frame_bytes(f)[usize_of(at)..usize_of(at + n)].fill(0);
+            off += n;
         }
     }
 

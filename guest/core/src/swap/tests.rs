@@ -129,3 +129,33 @@ fn a_search_that_found_no_run_answers_larger_ones_until_a_unit_is_freed() {
     assert_eq!(s.no_run_of, None, "a free may join holes");
     assert_eq!(s.find_units(&mut mem, 2 * one), Some(slots[0]));
 }
+
+/// `free_all` leaves the store empty (every bit and length zero, the
+/// counts zero), with few slots far apart or many; a pending slot goes
+/// too.
+#[test]
+fn free_all_empties_the_store() {
+    for (frames, pages) in [(300u64, 2u64), (200, 60)] {
+        let (mut mem, mut s) = store(frames);
+        let page = frame_at(frames);
+        let mut slots = Vec::new();
+        for i in 0..pages {
+            // Incompressible bytes, so each slot takes whole runs of units.
+            protocol::pattern::fill(i + 1, 0, mem.frame_bytes(page));
+            slots.push(s.store(&mut mem, page).expect("room"));
+            // Far apart: the next slot goes past a stretch of free units.
+            s.hint += 2000;
+        }
+        s.load(&mut mem, slots[0], page).expect("a page");
+        s.free_all(&mut mem);
+        assert_eq!(s.check(&mut mem), Ok(0));
+        assert_eq!((s.slots, s.bytes, s.used_units, s.pending), (0, 0, 0, 0));
+        assert_eq!(s.used().find(&mut mem, 0, s.units, true), None);
+        assert_eq!(s.pending().find(&mut mem, 0, s.units, true), None);
+        for u in 0..s.units {
+            assert_eq!(s.raw().slot_len(&mut mem, u), 0, "unit {u}");
+        }
+        // And the store takes pages again.
+        assert!(s.store(&mut mem, page).is_ok());
+    }
+}

@@ -5,7 +5,7 @@ use protocol::{AreaType, Error, FaultReason, FrameRun, PageState, PhysRange};
 
 use super::*;
 use crate::frame_alloc::FrameAllocator;
-use crate::frames::BitmapFrameAllocator;
+use crate::frames::{frame_number, BitmapFrameAllocator};
 
 fn leak(n: usize) -> &'static mut [u8] {
     Box::leak(vec![0u8; n].into_boxed_slice())
@@ -27,7 +27,7 @@ fn frame_allocator_marks_ram_minus_reserved() {
         start: 0x2800,
         end: 0x3001,
     }]; // frames 2, 3
-    let fa = BitmapFrameAllocator::new(leak(2), 13, &ram, &reserved);
+    let fa = BitmapFrameAllocator::new(leak(2), leak(2), 13, &ram, &reserved);
     let free: Vec<u64> = (0..13).filter(|&n| !fa.is_used(n)).collect();
     assert_eq!(free, vec![1, 4, 9]);
     assert_eq!(fa.free_frames(), 3);
@@ -43,7 +43,7 @@ fn frame_allocator_alloc_free_contiguous() {
         start: 0,
         end: 64 * 4096,
     }];
-    let mut fa = BitmapFrameAllocator::new(leak(8), 64, &ram, &[]);
+    let mut fa = BitmapFrameAllocator::new(leak(8), leak(8), 64, &ram, &[]);
     let mut got = Vec::new();
     while let Some(f) = fa.alloc() {
         got.push(f);
@@ -66,8 +66,53 @@ fn frame_allocator_alloc_free_contiguous() {
     assert_eq!(fa.alloc_contiguous(3), Some(got[0]));
     assert_eq!(fa.free_frames(), 30);
     // A bitmap too small for the frames named: cut to what it holds.
-    let fa = BitmapFrameAllocator::new(leak(1), 100, &ram, &[]);
+    let fa = BitmapFrameAllocator::new(leak(1), leak(1), 100, &ram, &[]);
     assert_eq!(fa.total_frames(), 8);
+}
+
+/// Back to the boot point: every frame taken or freed since is as it was,
+/// the free count too, and the next frame is searched from the start; a
+/// frame claimed after is taken, a used one refused.
+#[test]
+fn frame_allocator_goes_back_to_its_boot_point() {
+    let ram = [PhysRange {
+        start: 0,
+        end: 64 * 4096,
+    }];
+    let reserved = [PhysRange {
+        start: 0,
+        end: 2 * 4096,
+    }]; // frames 0, 1
+    let mut fa = BitmapFrameAllocator::new(leak(8), leak(8), 64, &ram, &reserved);
+    let f2 = fa.alloc().unwrap();
+    fa.set_boot_point();
+    let boot: Vec<u8> = fa.bitmap().to_vec();
+    assert_eq!((fa.boot_free_frames(), frame_number(f2)), (61, 2));
+    let taken: Vec<_> = (0..20).filter_map(|_| fa.alloc()).collect();
+    fa.free(taken[3]).unwrap();
+    fa.free(f2).unwrap();
+    assert!(fa.alloc_contiguous(5).is_some());
+    fa.back_to_boot_point();
+    assert_eq!(fa.bitmap(), &boot[..]);
+    assert_eq!(fa.free_frames(), 61);
+    assert_eq!(
+        fa.alloc().map(frame_number),
+        Some(3),
+        "searched from the start"
+    );
+    fa.back_to_boot_point();
+    assert_eq!(fa.claim(frame(40)), Ok(()));
+    assert_eq!(fa.free_frames(), 60);
+    assert_eq!(
+        fa.claim(frame(40)),
+        Err(crate::frame_alloc::ClaimError::Used)
+    );
+    assert_eq!(
+        fa.claim(frame(64)),
+        Err(crate::frame_alloc::ClaimError::OutOfRange)
+    );
+    fa.back_to_boot_point();
+    assert_eq!((fa.bitmap(), fa.free_frames()), (&boot[..], 61));
 }
 
 #[test]

@@ -319,6 +319,14 @@ pub(crate) fn reset_and_check(m: &mut SimMachine) {
         "free frames after reset"
     );
     assert_eq!(s.swap_slots_used, 0, "swap slots after reset");
+    let info = m.vmm.frame_info_range();
+    for f in info.start / 4096..info.end.div_ceil(4096) {
+        let bytes = m.vmm.mem().frame_bytes(crate::frames::frame_at(f));
+        assert!(
+            bytes.iter().all(|&b| b == 0),
+            "a frame-info record left after reset in frame {f}"
+        );
+    }
     assert_eq!(s.page_table_frames, 0);
     assert_eq!(
         s.present_pages + s.alloc_on_write_pages + s.host_frames + s.valloc_pages,
