@@ -160,8 +160,8 @@
 //!   space freed, every host frame freed, every `Valloc` run freed, every
 //!   host heap block freed, then the heap scavenged as by `HeapScavenge`
 //!   (so it holds the pages of the kernel's live blocks, as after boot: a
-//!   sequence after a reset gets the frames it gets after a fresh boot),
-//!   then `faults_resolved`, `pages_scavenged`, `pages_evicted` and
+//!   sequence after a reset gets the frames, and the swap slots, it gets
+//!   after a fresh boot), then `faults_resolved`, `pages_scavenged`, `pages_evicted` and
 //!   `pages_dropped` zero. Answers `Done`, inside `Reclaimed` with one
 //!   `Scavenged` event per heap page given back; these are the only events
 //!   of a `Reset` answer, and they happen *after* the reset (the host

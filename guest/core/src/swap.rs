@@ -303,7 +303,7 @@ impl SwapStore {
         self.bytes = self.bytes.saturating_sub(len);
     }
 
-    /// Frees every slot at once (`Reset`): the used and pending bits and
+    /// Frees every slot at once (`Reset`), the search hint rewound: the used and pending bits and
     /// the lengths of the units stored to since the last time are cleared
     /// (every slot lies there), and the counts go to zero. The cost is
     /// that span of units, cleared a word or a frame at a time, which
@@ -311,6 +311,9 @@ impl SwapStore {
     /// lie far apart.
     pub fn free_all<M: PhysMemory>(&mut self, mem: &mut M) {
         let core::ops::Range { start: lo, end: hi } = self.stored.take();
+        // The search back where boot left it (a placement choice: slot
+        // numbers after a reset are those after a boot).
+        self.hint = 0;
         if self.slots == 0 && self.pending == 0 {
             // Every bit and length is zero already (the invariants).
             return;

@@ -341,7 +341,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// run freed, every host heap block freed and the heap scavenged (its
     /// pages back to those of the kernel's live blocks), the counters zero,
     /// and every placement choice (the frame allocator's next-fit hint, the
-    /// clock's hand, the heap's hint for host blocks) where boot left it, so
+    /// clock's hand, the heap's hint for host blocks, the swap store's
+    /// search hint) where boot left it, so
     /// that a sequence run after a reset gets the answers it gets after a
     /// fresh boot.
     ///

@@ -17,6 +17,7 @@ mod oom;
 mod pte_codec;
 mod ram;
 mod reserve_bugs;
+mod reset_bulk;
 mod seed;
 mod stale;
 mod transitions;

@@ -1,0 +1,262 @@
+//! `Reset` against a fresh boot (written by the review of the bulk reset):
+//! after any sequence, a reset leaves the machine as a fresh boot leaves
+//! it (bitmap, counters, the metadata outside the swap store's data area,
+//! the PML4), and the same follow-up sequence gets the same answers on
+//! both.
+
+use proptest::prelude::*;
+use protocol::{AreaType, Request, Response};
+
+use super::*;
+use crate::conv::usize_of;
+
+const FILES: &[(u64, u64)] = &[(24, 5)];
+
+/// One step; the `usize`s pick among what the host holds.
+#[derive(Clone, Debug)]
+enum Op {
+    Send(Request),
+    Free(usize, u64),
+    Vfree(usize, u64),
+    Kfree(usize),
+    /// A write into a host heap block (faults heap pages in).
+    HeapWrite(usize, u64),
+}
+
+fn addr() -> impl Strategy<Value = (u64, Privilege)> {
+    let bases = vec![
+        (0x20_0000u64, U),
+        (0x4000_0000, U),
+        (0x7fff_ffff_8000, U),
+        (0xffff_c080_0000_0000, K),
+        (0xffff_c100_0000_0000, K),
+        (0xffff_ff7f_ffff_8000, K),
+    ];
+    (proptest::sample::select(bases), 0u64..16)
+        .prop_map(|((b, p), k)| (b.wrapping_add(k * 4096).wrapping_sub(8 * 4096), p))
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let requests = prop_oneof![
+        4 => (addr(), 1u64..64, any::<bool>(), proptest::bool::weighted(0.2))
+            .prop_map(|((addr, privilege), pages, writable, contiguous)| Request::Map { addr, pages, writable, contiguous, privilege }),
+        2 => (addr(), 1u64..12).prop_map(|((addr, privilege), pages)| Request::Unmap { addr, pages, privilege }),
+        3 => (addr(), 1u64..200, any::<bool>())
+            .prop_map(|((addr, privilege), pages, usable)| Request::Convert { addr, pages, to: if usable { AreaType::UsableRam } else { AreaType::Unusable }, privilege }),
+        5 => (addr(), 0u64..4096, 0u64..(64 * 4096), any::<u64>())
+            .prop_map(|((base, privilege), off, len, seed)| Request::Write { addr: base.wrapping_add(off), len, seed, privilege }),
+        2 => (addr(), 0u64..4096, 0u64..(16 * 4096))
+            .prop_map(|((base, privilege), off, len)| Request::Read { addr: base.wrapping_add(off), len, privilege }),
+        2 => (addr(), 1u64..24, 0u64..24)
+            .prop_map(|((addr, privilege), pages, file_page)| Request::MapFile { addr, pages, file: 0, file_page, privilege }),
+        3 => (addr(), 1u64..64).prop_map(|((addr, privilege), pages)| Request::Evict { addr, pages, privilege }),
+        2 => (1u64..40, proptest::bool::weighted(0.3))
+            .prop_map(|(count, contiguous)| Request::AllocFrames { count, contiguous, privilege: K }),
+        1 => (1u64..6).prop_map(|pages| Request::Valloc { pages, privilege: K }),
+        3 => (1u64..(64 * 1024)).prop_map(|size| Request::Kmalloc { size, align: 16, privilege: K }),
+        2 => (1u64..(2 << 20)).prop_map(|size| Request::Kmalloc { size, align: 4096, privilege: K }),
+        1 => Just(Request::HeapScavenge { privilege: K }),
+        1 => Just(Request::Reset { privilege: K }),
+    ]
+    .prop_map(Op::Send);
+    prop_oneof![
+        30 => requests,
+        2 => (any::<usize>(), 1u64..8).prop_map(|(p, c)| Op::Free(p, c)),
+        1 => (any::<usize>(), 1u64..4).prop_map(|(p, c)| Op::Vfree(p, c)),
+        2 => any::<usize>().prop_map(Op::Kfree),
+        3 => (any::<usize>(), any::<u64>()).prop_map(|(p, s)| Op::HeapWrite(p, s)),
+    ]
+}
+
+/// What the host holds, to name in frees.
+#[derive(Default)]
+struct Held {
+    frames: Vec<u64>,
+    valloc: Vec<u64>,
+    blocks: Vec<(u64, u64)>,
+}
+
+fn pick<T: Copy>(v: &[T], p: usize) -> Option<T> {
+    (!v.is_empty()).then(|| v[p % v.len()])
+}
+
+fn request(held: &Held, op: &Op) -> Request {
+    match *op {
+        Op::Send(ref r) => r.clone(),
+        Op::Free(p, count) => Request::FreeFrames {
+            frame: pick(&held.frames, p).unwrap_or(0x1000),
+            count,
+            privilege: K,
+        },
+        Op::Vfree(p, pages) => Request::Vfree {
+            addr: pick(&held.valloc, p).unwrap_or(crate::layout::VALLOC_START),
+            pages,
+            privilege: K,
+        },
+        Op::Kfree(p) => Request::Kfree {
+            addr: pick(&held.blocks, p).map_or(crate::layout::HEAP_START, |b| b.0),
+            privilege: K,
+        },
+        Op::HeapWrite(p, seed) => {
+            let (addr, len) = pick(&held.blocks, p).unwrap_or((crate::layout::HEAP_START, 1));
+            Request::Write {
+                addr,
+                len,
+                seed,
+                privilege: K,
+            }
+        }
+    }
+}
+
+fn note(held: &mut Held, r: &Request, got: &Response) {
+    let (_, got) = got.clone().split_reclaimed();
+    match (r, &got) {
+        (Request::AllocFrames { .. }, Response::Frames(runs)) => {
+            for run in runs {
+                held.frames
+                    .extend((0..run.count).map(|i| run.start + i * 4096));
+            }
+        }
+        (Request::Valloc { pages, .. }, Response::Valloc { addr }) => {
+            held.valloc.extend((0..*pages).map(|i| addr + i * 4096));
+        }
+        (Request::Kmalloc { size, .. }, Response::Kmalloc { addr }) => {
+            held.blocks.push((*addr, *size))
+        }
+        (Request::Kfree { addr, .. }, Response::Done) => held.blocks.retain(|b| b.0 != *addr),
+        (Request::Reset { .. }, Response::Done) => *held = Held::default(),
+        _ => {}
+    }
+}
+
+/// Runs `ops` on `m`; answers the answers.
+fn run(m: &mut SimMachine, held: &mut Held, ops: &[Op]) -> Vec<Response> {
+    let mut out = Vec::new();
+    for op in ops {
+        let r = request(held, op);
+        let got = req(m, r.clone());
+        note(held, &r, &got);
+        out.push(got);
+    }
+    out
+}
+
+/// The counters, the frame bitmap, the metadata and the PML4's entries.
+type State = (Stats, Vec<u8>, Vec<u8>, Vec<(u64, u64)>);
+
+/// The metadata frames but the swap store's (whose data area keeps the
+/// bytes of freed slots), the frame bitmap and the counters.
+fn state(m: &mut SimMachine) -> State {
+    let stats = m.vmm.stats();
+    let bitmap = m.vmm.frames().bitmap().to_vec();
+    let meta = m.vmm.metadata_range();
+    let swap = m.vmm.swap_range();
+    let mut bytes = Vec::new();
+    for n in meta.start / 4096..meta.end / 4096 {
+        if (swap.start / 4096..swap.end / 4096).contains(&n) {
+            continue;
+        }
+        bytes.extend_from_slice(m.vmm.mem().frame_bytes(frame(n)));
+    }
+    // The PML4's managed slots.
+    let pml4 = m.vmm.pml4();
+    let slots = (0..512u64)
+        .map(|i| (i, pte::raw(&m.vmm.mem().table(pml4)[usize_of(i)])))
+        .filter(|&(_, raw)| raw != 0)
+        .collect();
+    (stats, bitmap, bytes, slots)
+}
+
+fn differential(total: u64, first: &[Op], then: &[Op]) -> Result<(), TestCaseError> {
+    let mut a = SimMachine::with_files(total, FILES);
+    let mut b = SimMachine::with_files(total, FILES);
+    // The kernel's own blocks, as the real kernel has them from boot on
+    // (the heap keeps their pages across a reset).
+    for m in [&mut a, &mut b] {
+        for size in [100u64, 3 * 4096, 40_000] {
+            m.kernel_alloc(size).expect("a kernel block");
+        }
+    }
+    let mut held_a = Held::default();
+    run(&mut a, &mut held_a, first);
+    let (events, answer) = req(&mut a, Request::Reset { privilege: K }).split_reclaimed();
+    prop_assert_eq!(answer, Response::Done);
+    check(&mut a);
+    if events.len() == protocol::RECLAIM_RING {
+        // Known before 7440fc6 too: a reset's scavenger stops at a full
+        // event ring and leaves heap pages present that a boot has not.
+        return Ok(());
+    }
+    let (mut sa, ba, ma, pa) = state(&mut a);
+    let (mut sb, bb, mb, pb) = state(&mut b);
+    // Known before 7440fc6 too: `Reset` does not clear this count.
+    (sa.bytes_freed_since_check, sb.bytes_freed_since_check) = (0, 0);
+    prop_assert_eq!(sa, sb, "stats after reset vs fresh");
+    prop_assert!(ba == bb, "frame bitmap after reset vs fresh");
+    prop_assert_eq!(pa, pb, "PML4 after reset vs fresh");
+    if ma != mb {
+        let at = ma.iter().zip(&mb).position(|(x, y)| x != y);
+        prop_assert!(
+            false,
+            "metadata after reset vs fresh: first differing byte {at:?}"
+        );
+    }
+    let mut held_b = Held::default();
+    let mut held_a = Held::default();
+    let ra = run(&mut a, &mut held_a, then);
+    let rb = run(&mut b, &mut held_b, then);
+    for (i, (x, y)) in ra.iter().zip(&rb).enumerate() {
+        prop_assert_eq!(x, y, "answer {} of the follow-up: {:?}", i, then[i]);
+    }
+    check(&mut a);
+    check(&mut b);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// Small RAM: pressure, swap, a one-table heap.
+    #[test]
+    fn reset_is_a_fresh_boot_small(
+        first in proptest::collection::vec(op(), 1..60),
+        then in proptest::collection::vec(op(), 1..30),
+    ) {
+        differential(400, &first, &then)?;
+    }
+
+    /// A heap of several tables (RAM / 4 > 512 pages).
+    #[test]
+    fn reset_is_a_fresh_boot_big_heap(
+        first in proptest::collection::vec(op(), 1..60),
+        then in proptest::collection::vec(op(), 1..30),
+    ) {
+        differential(4200, &first, &then)?;
+    }
+}
+
+/// The swap store's search hint is a placement choice: `Reset` puts it
+/// back where boot left it, so the same sequence gets the same slot
+/// numbers in its `Swapped` events after a reset as after a fresh boot
+/// (it did not before: found by the review of the bulk reset).
+#[test]
+fn swap_slots_after_a_reset_are_those_of_a_fresh_boot() {
+    let seq = |m: &mut SimMachine| {
+        assert_eq!(
+            req(m, Request::map_writable(0x4000_0000, 4, U)),
+            Response::Done
+        );
+        let evict = Request::Evict {
+            addr: 0x4000_0000,
+            pages: 1,
+            privilege: U,
+        };
+        req(m, evict)
+    };
+    let mut a = SimMachine::new(400);
+    let mut b = SimMachine::new(400);
+    seq(&mut a);
+    reset_and_check(&mut a);
+    assert_eq!(seq(&mut a), seq(&mut b));
+}
