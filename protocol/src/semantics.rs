@@ -218,7 +218,10 @@
 //! (since boot or the last `Reset`) until the VMM invalidates it. Before an
 //! `Unmap`, a `Convert`, an `Evict` or a `Reset` runs, the guest reads one
 //! byte of each such page of the request's range that is present (every
-//! touched page for `Reset`), and of the first and last page of the range
+//! touched page for `Reset`, and for `Reset` also of every touched page
+//! that is not present: each such read must fault, since the reset will
+//! drop every translation and hide one an earlier request failed to
+//! invalidate), and of the first and last page of the range
 //! when present, which join the touched pages: so the CPU holds their
 //! translations when the VMM changes their entries, however long ago they
 //! were touched (a TLB drops entries as it pleases). After answering such a

@@ -57,13 +57,13 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
                     break;
                 }
                 let scope = Scope::of(&r);
-                stale::prime(m, scope);
+                let before = stale::prime(m, scope);
                 let answer = match r {
                     Request::Batch(_) => Response::Error(Error::NestedBatch),
                     r => handle_one(m, r),
                 };
                 let answer = finish(m, answer);
-                let answer = stale::check(m, scope, answer);
+                let answer = stale::check(m, scope, answer, before);
                 used.add(&answer);
                 out.push(answer);
             }
@@ -71,10 +71,10 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
         }
         r => {
             let scope = Scope::of(&r);
-            stale::prime(m, scope);
+            let before = stale::prime(m, scope);
             let answer = handle_one(m, r);
             let answer = finish(m, answer);
-            stale::check(m, scope, answer)
+            stale::check(m, scope, answer, before)
         }
     }
 }

@@ -131,7 +131,10 @@ fn managed_parts(s: u64, e: u64) -> [(u64, u64); 2] {
 }
 
 /// Primes the TLB before the request of `scope` runs: loads one byte of
-/// each present page the probe will look at after it, so that a missing
+/// each present page the probe will look at after it (and, before a
+/// `Reset`, which drops every translation at once, probes the pages that
+/// are not present: a translation an earlier request failed to invalidate
+/// is found now or never; answered as the lowest such address), so that a missing
 /// invalidation leaves a translation the probe can find however long ago
 /// the page was touched (the CPU may have dropped that translation since;
 /// QEMU's TLB holds 256 entries). The first and last page of a range join
@@ -140,9 +143,9 @@ fn managed_parts(s: u64, e: u64) -> [(u64, u64); 2] {
 /// loads, the highest pages first, as the probe looks at them. The loads
 /// change nothing but accessed bits: a fault on them never reaches the
 /// VMM.
-pub(crate) fn prime<M: Machine>(m: &mut M, scope: Scope) {
+pub(crate) fn prime<M: Machine>(m: &mut M, scope: Scope) -> Option<u64> {
     let (lo, hi) = match scope {
-        Scope::Events => return,
+        Scope::Events => return None,
         Scope::Range(lo, hi) => (lo, hi),
         Scope::All => (0, u64::MAX),
     };
@@ -157,27 +160,39 @@ pub(crate) fn prime<M: Machine>(m: &mut M, scope: Scope) {
         examine: EXAMINE_CAP,
         probe: PROBE_CAP,
     };
+    let mut stale: Option<u64> = None;
     let (runs, n) = touched_runs(m);
     for &(s, e) in runs[..n].iter().rev() {
         for (s, e) in managed_parts(s.max(lo), e.min(hi)).into_iter().rev() {
             for p in (s..e).rev() {
                 if budget.examine == 0 || budget.probe == 0 {
-                    return;
+                    return stale;
                 }
                 budget.examine -= 1;
-                if m.with_vmm(|v| v.translate(p << 12).is_some()) {
+                let present = m.with_vmm(|v| v.translate(p << 12).is_some());
+                if present || scope == Scope::All {
                     budget.probe -= 1;
-                    m.probe(p << 12);
+                    let through = m.probe(p << 12);
+                    if through && !present {
+                        stale = Some(stale.map_or(p << 12, |a| a.min(p << 12)));
+                    }
                 }
             }
         }
     }
+    stale
 }
 
 /// Runs the probe of `scope` after `answer` was built; wraps the answer as
-/// `Stale` when a page read through a stale translation.
-pub(crate) fn check<M: Machine>(m: &mut M, scope: Scope, answer: Response) -> Response {
-    let mut stale: Option<u64> = None;
+/// `Stale` when a page read through a stale translation, here or in the
+/// priming before the request (`before`).
+pub(crate) fn check<M: Machine>(
+    m: &mut M,
+    scope: Scope,
+    answer: Response,
+    before: Option<u64>,
+) -> Response {
+    let mut stale: Option<u64> = before;
     let mut found = |a: Option<u64>| {
         if let Some(a) = a {
             stale = Some(stale.map_or(a, |s| s.min(a)));

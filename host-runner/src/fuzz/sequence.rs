@@ -178,26 +178,53 @@ pub async fn run_sequence<T: Target + Timed>(
     // starts in the log (which may hold earlier sequences since boot).
     let mut answers = Answers::new();
     let base = log.as_deref().map_or(0, TraceWriter::ops);
+    // A `Reset` generated after other operations of a batch: it starts the
+    // next one, so that the state it ends is checked first
+    // (`Cadence::before`).
+    let mut carried: Option<(Op, Option<Ref>)> = None;
     while run.ops.len() < gen.ops {
         let mut batch = Vec::new();
         let mut refs: Vec<Option<Ref>> = Vec::new();
         timed(&mut run.timings.generate, || loop {
-            let answer = if batch.is_empty() { last.take() } else { None };
-            // A mutant's references resolve from this run's answers (their
-            // operations are in earlier batches: each ends a batch); other
-            // operations aimed at what an answer handed out get one.
-            let (op, r) = match fixed.as_mut().map(|ops| ops.next()) {
-                Some(Some(e)) => (answers.resolve(&e.op, e.reference.as_ref()), e.reference),
-                Some(None) => (Op::Stats, None),
-                None => (generator.next_op(answer.as_ref()), None),
+            let (op, r) = match carried.take() {
+                Some(c) => c,
+                None => {
+                    let answer = if batch.is_empty() { last.take() } else { None };
+                    // A mutant's references resolve from this run's answers
+                    // (their operations are in earlier batches: each ends a
+                    // batch); other operations aimed at what an answer
+                    // handed out get one.
+                    let (op, r) = match fixed.as_mut().map(|ops| ops.next()) {
+                        Some(Some(e)) => {
+                            (answers.resolve(&e.op, e.reference.as_ref()), e.reference)
+                        }
+                        Some(None) => (Op::Stats, None),
+                        None => (generator.next_op(answer.as_ref()), None),
+                    };
+                    let r = r.or_else(|| answers.infer(&op));
+                    if !batch.is_empty() && matches!(op, Op::Reset { .. }) {
+                        carried = Some((op, r));
+                        break;
+                    }
+                    (op, r)
+                }
             };
-            refs.push(r.or_else(|| answers.infer(&op)));
+            refs.push(r);
             batch.push(op);
             let op = batch.last().expect("just pushed");
             if rule.ends_after(op, batch.len(), run.ops.len() + batch.len()) {
                 break;
             }
         });
+        if batch.first().is_some_and(|op| cadence.before(op)) {
+            if let Err(f) = target
+                .check(run.ops.len().checked_sub(1), Depth::Incremental)
+                .await
+            {
+                run.failure = Some(f);
+                break;
+            }
+        }
         if let Some(w) = log.as_deref_mut() {
             for (op, r) in batch.iter().zip(&refs) {
                 let mut e = Entry::from(op.clone());

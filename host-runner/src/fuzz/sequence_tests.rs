@@ -113,13 +113,18 @@ fn same_seed_same_sequence_in_bounded_batches() {
     assert_eq!(sent, ra.ops);
     assert!(a.batches.iter().all(|&n| (1..=16).contains(&n)));
     assert_eq!(a.batches.len(), ra.batches());
-    // Every batch but the last ends at a full batch, or after an operation
-    // whose answer the generator needs.
+    // Every batch but the last ends at a full batch, after an operation
+    // whose answer the generator needs, or before a `Reset` (which starts
+    // the next batch after a check).
     let mut end = 0;
     for &n in &a.batches[..a.batches.len() - 1] {
         end += n;
-        let op = &ra.ops[end - 1];
-        assert!(n == 16 || needs_answer(op), "batch ends at {end}");
+        let (op, next) = (&ra.ops[end - 1], &ra.ops[end]);
+        let reset_next = matches!(next, Op::Reset { .. });
+        assert!(
+            n == 16 || needs_answer(op) || reset_next,
+            "batch ends at {end}"
+        );
     }
     let other = block(run_sequence(&mut Fake::default(), &spec(8, 300), None)).unwrap();
     assert_ne!(other.ops, ra.ops);
@@ -339,4 +344,38 @@ fn the_final_check_is_a_failure_with_every_op() {
     let t = run.failing_trace().unwrap();
     assert_eq!(t.len(), 40);
     assert_eq!(t.header.failure.unwrap().kind, FailureKind::Invariant);
+}
+
+/// A `Reset` the generator draws after other operations of a batch starts
+/// the next batch, and the state before it is checked first (`Cadence::before`):
+/// it would hide a leak or a missed flush.
+#[test]
+fn a_reset_starts_a_batch_after_a_check() {
+    let mut resets = 0;
+    for seed in 0..40 {
+        let mut f = Fake::default();
+        let r = block(run_sequence(&mut f, &spec(seed, 400), None)).unwrap();
+        let starts: Vec<usize> = f
+            .batches
+            .iter()
+            .scan(0, |at, &n| {
+                let s = *at;
+                *at += n;
+                Some(s)
+            })
+            .collect();
+        for (i, op) in r.ops.iter().enumerate() {
+            if !matches!(op, Op::Reset { .. }) || i == 0 {
+                continue;
+            }
+            resets += 1;
+            assert!(starts.contains(&i), "seed {seed}: reset {i} inside a batch");
+            assert!(
+                f.checks.contains(&(Some(i - 1), Depth::Incremental)),
+                "seed {seed}: no check before reset {i}: {:?}",
+                f.checks
+            );
+        }
+    }
+    assert!(resets > 0, "the draws held no reset to test");
 }

@@ -16,6 +16,7 @@ use crate::executor::Outcome;
 use crate::expect::Expect;
 use crate::failure::{Failure, FailureKind};
 use crate::format::{write_entry, Entry, Trace};
+use crate::op::Op;
 use crate::refs::Answers;
 
 /// What a batch did: an answer for each request up to the first failure
@@ -86,7 +87,11 @@ impl Default for RunOptions {
 }
 
 /// When the memory is checked: after each batch that brings the
-/// operations since the last check to `every` or more.
+/// operations since the last check to `every` or more, and before a
+/// `Reset` that follows operations not yet checked. A `Reset` returns
+/// every frame and drops every translation at once, so a leak or a missed
+/// flush before it would leave no trace after it: the state it ends is
+/// checked first (its batch starts at the `Reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Cadence {
     pub every: usize,
@@ -98,9 +103,30 @@ impl Cadence {
         Cadence { every, since: 0 }
     }
 
+    /// Whether a check is due before a batch that starts with `op`
+    /// (a `Reset` after unchecked operations, when checks are on); counts
+    /// it as made.
+    pub fn before(&mut self, op: &Op) -> bool {
+        if self.every > 0 && self.since > 0 && matches!(op, Op::Reset { .. }) {
+            self.since = 0;
+            return true;
+        }
+        false
+    }
+
     /// Counts a batch of `n` operations; whether a check is due after it.
     pub fn after_batch(&mut self, n: usize) -> bool {
+        self.ran(n);
+        self.due()
+    }
+
+    /// Counts `n` operations sent.
+    pub fn ran(&mut self, n: usize) {
         self.since += n;
+    }
+
+    /// Whether a check is due now, at the end of a batch (counted as made).
+    pub fn due(&mut self) -> bool {
         if self.every > 0 && self.since >= self.every {
             self.since = 0;
             return true;
@@ -183,6 +209,14 @@ pub async fn run(
     let mut answers = Answers::new();
     for range in trace.batch_ranges() {
         for part in split_at_refs(&trace.entries, range.clone()) {
+            if cadence.before(&trace.entries[part.start].op) {
+                if let Err(f) = target
+                    .check(part.start.checked_sub(1), Depth::Incremental)
+                    .await
+                {
+                    return fail(steps, f);
+                }
+            }
             // References resolve from the answers before this batch.
             let entries: Vec<Entry> = trace.entries[part.clone()]
                 .iter()
@@ -201,8 +235,9 @@ pub async fn run(
             if let Err(f) = judge_batch(&part, &entries, run, &mut steps, on_step) {
                 return fail(steps, f);
             }
+            cadence.ran(part.len());
         }
-        if range.end < trace.len() && cadence.after_batch(range.len()) {
+        if range.end < trace.len() && cadence.due() {
             if let Err(f) = target.check(Some(range.end - 1), Depth::Incremental).await {
                 return fail(steps, f);
             }
@@ -294,7 +329,8 @@ fn split_at_refs(entries: &[Entry], range: std::ops::Range<usize>) -> Vec<std::o
     let mut parts = Vec::new();
     let mut start = range.start;
     for i in range.clone() {
-        if i > start && entries[i].reference.is_some_and(|r| r.op >= start) {
+        let reset = matches!(entries[i].op, Op::Reset { .. });
+        if i > start && (reset || entries[i].reference.is_some_and(|r| r.op >= start)) {
             parts.push(start..i);
             start = i;
         }

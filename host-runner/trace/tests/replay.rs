@@ -146,6 +146,56 @@ fn batches_and_the_check_cadence_come_from_the_header() {
     assert!(e.contains("line 1") && e.contains("batches"), "{e}");
 }
 
+/// A `Reset` returns every frame and drops every translation at once: the
+/// state before it is checked first (a leak or a missed flush would leave
+/// no trace after it), when checks are on and something ran unchecked;
+/// a `Reset` inside a batch starts a batch of its own for that.
+#[test]
+fn the_state_a_reset_ends_is_checked_first() {
+    let text = r#"{"format":"vmmfuzz-trace","version":1,"ram_mib":64,"check_every":50,"batches":[4,2]}
+{"op":"map","addr":"0x1000","pages":1,"as":"user"}
+{"op":"read","addr":"0x1000","len":8,"as":"user"}
+{"op":"reset","as":"kernel"}
+{"op":"reset","as":"kernel"}
+{"op":"map","addr":"0x2000","pages":1,"as":"user"}
+{"op":"stats"}
+"#;
+    let t = parse_str(text).unwrap();
+    let mut guest = FakeGuest::default();
+    let report = replay(&t, &mut guest, &mut Vec::new());
+    assert_eq!(report.outcome, Outcome::Passed);
+    assert_eq!(
+        guest.sent.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![2, 1, 1, 2],
+        "each reset starts a batch"
+    );
+    // Before each reset (the operations before it, then the first reset,
+    // unchecked), and the full one at the end.
+    assert_eq!(
+        guest.checks,
+        vec![
+            (Some(1), Depth::Incremental),
+            (Some(2), Depth::Incremental),
+            (Some(5), Depth::Full)
+        ]
+    );
+    // Nothing unchecked before a reset that opens the trace.
+    let mut first = parse_str(text).unwrap();
+    first.remove_ops(0..2);
+    let mut guest = FakeGuest::default();
+    let _ = replay(&first, &mut guest, &mut Vec::new());
+    assert_eq!(
+        guest.checks,
+        vec![(Some(0), Depth::Incremental), (Some(3), Depth::Full)]
+    );
+    // Checks off between operations: none but the last.
+    let mut t = t;
+    t.header.check_every = None;
+    let mut guest = FakeGuest::default();
+    let _ = replay(&t, &mut guest, &mut Vec::new());
+    assert_eq!(guest.checks, vec![(Some(5), Depth::Full)]);
+}
+
 #[test]
 fn a_wrong_answer_is_a_divergence_and_stops_the_replay() {
     let text = SCENARIO.replace("\"checksum\":\"0x1234\"", "\"checksum\":\"0x9999\"");

@@ -198,3 +198,28 @@ fn the_probe_stays_out_of_the_kernels_own_tables() {
         );
     }
 }
+
+/// A `Reset` drops every translation at once, so one an earlier request
+/// failed to invalidate (here past that request's own 128 probe loads) is
+/// looked for before the reset runs: the reset answers `Stale` at it.
+#[test]
+fn a_reset_finds_what_an_earlier_request_left_stale() {
+    let mut m = SimMachine::new(1024);
+    map_and_touch(&mut m, 200);
+    m.vmm.mem().ignore_flushes = true;
+    let unmap = Request::Unmap {
+        addr: ADDR,
+        pages: 200,
+        privilege: U,
+    };
+    match req(&mut m, unmap) {
+        Response::Stale { addr, .. } => assert!(addr > ADDR, "only the highest pages: {addr:#x}"),
+        other => panic!("the unmap answered {other:?}"),
+    }
+    m.vmm.mem().ignore_flushes = false;
+    match req(&mut m, Request::Reset { privilege: K }) {
+        Response::Stale { addr, .. } => assert_eq!(addr, ADDR),
+        other => panic!("the reset answered {other:?}"),
+    }
+    assert!(m.vmm.mem().tlb.is_empty(), "the reset flushed everything");
+}
