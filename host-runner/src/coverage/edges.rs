@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::symbols::Guidance;
 use super::CoverageError;
 
 /// Which kernel build edge indexes belong to: its edge count and a CRC of
@@ -121,25 +122,27 @@ impl EdgeHits {
     }
 
     /// Edges this reached that `seen` never had, and (edge, bucket) pairs
-    /// new to `seen`. Another kernel's hits are all new.
-    pub fn novelty(&self, seen: &EdgeHits) -> (usize, usize) {
+    /// new to `seen`, leaving out the edges `ignored` marks (for this
+    /// kernel; none when it is another's). Another kernel's hits are all
+    /// new.
+    pub fn novelty(&self, seen: &EdgeHits, ignored: Option<&Guidance>) -> (usize, usize) {
+        let counts = |i: usize| {
+            !ignored.is_some_and(|g| g.kernel == self.kernel && g.ignored.get(i) == Some(&true))
+        };
         if self.kernel != seen.kernel || self.hits.len() != seen.hits.len() {
+            let edges = (0..self.hits.len()).filter(|&i| counts(i) && self.hits[i] > 0);
+            let buckets = (0..self.buckets.len()).filter(|&i| counts(i));
             return (
-                self.reached(),
-                self.buckets.iter().map(|b| b.count_ones() as usize).sum(),
+                edges.count(),
+                buckets.map(|i| self.buckets[i].count_ones() as usize).sum(),
             );
         }
-        let edges = self
-            .hits
-            .iter()
-            .zip(&seen.hits)
-            .filter(|(&a, &b)| a > 0 && b == 0)
+        let edges = (0..self.hits.len())
+            .filter(|&i| counts(i) && self.hits[i] > 0 && seen.hits[i] == 0)
             .count();
-        let buckets = self
-            .buckets
-            .iter()
-            .zip(&seen.buckets)
-            .map(|(&a, &b)| (a & !b).count_ones() as usize)
+        let buckets = (0..self.buckets.len())
+            .filter(|&i| counts(i))
+            .map(|i| (self.buckets[i] & !seen.buckets[i]).count_ones() as usize)
             .sum();
         (edges, buckets)
     }

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 pub use counters::CounterReader;
 pub use edges::{EdgeHits, KernelId};
 pub use oracle::ModelCoverage;
+pub use symbols::Guidance;
 
 /// What went wrong reading, matching or symbolizing coverage.
 #[derive(Debug, thiserror::Error)]
@@ -103,11 +104,11 @@ impl Coverage {
     }
 
     /// What this coverage (a sequence's) reached that `seen` (the
-    /// campaign's) had not.
-    pub fn novelty(&self, seen: &Coverage) -> Novelty {
+    /// campaign's) had not, guest edges `ignored` marks left out.
+    pub fn novelty(&self, seen: &Coverage, ignored: Option<&Guidance>) -> Novelty {
         let (edges, buckets) = match (&self.edges, &seen.edges) {
-            (Some(e), Some(s)) => e.novelty(s),
-            (Some(e), None) => e.novelty(&EdgeHits::empty_like(e)),
+            (Some(e), Some(s)) => e.novelty(s, ignored),
+            (Some(e), None) => e.novelty(&EdgeHits::empty_like(e), ignored),
             (None, _) => (0, 0),
         };
         let m = self.model.novelty(&seen.model);

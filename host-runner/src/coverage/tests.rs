@@ -72,17 +72,44 @@ fn novelty_counts_new_edges_and_new_buckets() {
     let k = KernelId::of_pc_table(&[0; 64]);
     let mut campaign = Coverage::default();
     let first = hits(k, [1, 0, 0, 5]);
-    assert_eq!(first.novelty(&campaign).edges, 2);
+    assert_eq!(first.novelty(&campaign, None).edges, 2);
     campaign.merge(&first).unwrap();
-    assert!(!first.novelty(&campaign).any());
+    assert!(!first.novelty(&campaign, None).any());
     // Edge 3 ran 200 times in one sequence: no new edge, a new bucket.
     let second = hits(k, [1, 0, 0, 200]);
-    let n = second.novelty(&campaign);
+    let n = second.novelty(&campaign, None);
     assert_eq!((n.edges, n.buckets), (0, 1));
     campaign.merge(&second).unwrap();
     assert_eq!(campaign.edges.as_ref().unwrap().all_hits(), &[2, 0, 0, 205]);
     assert_eq!(campaign.edges_reached(), (2, 4));
     assert_eq!((bucket(1), bucket(3), bucket(4), bucket(128)), (0, 2, 3, 7));
+}
+
+/// Edges whose counts follow the host's timing guide nothing: a sequence
+/// that only ran them more (or for the first time) is not new; for
+/// another kernel's edges the mask does not apply.
+#[test]
+fn novelty_leaves_out_the_edges_the_guidance_ignores() {
+    let k = KernelId::of_pc_table(&[0; 64]);
+    let other = KernelId::of_pc_table(&[1; 64]);
+    let g = Guidance {
+        kernel: k,
+        ignored: vec![false, true, false, false],
+    };
+    let mut campaign = Coverage::default();
+    campaign.merge(&hits(k, [1, 3, 0, 0])).unwrap();
+    let timing = hits(k, [1, 200, 0, 0]);
+    assert!(
+        timing.novelty(&campaign, None).any(),
+        "a new bucket of edge 1"
+    );
+    assert!(!timing.novelty(&campaign, Some(&g)).any());
+    let n = hits(k, [1, 200, 7, 0]).novelty(&campaign, Some(&g));
+    assert_eq!((n.edges, n.buckets), (1, 1), "edge 2 counts");
+    let fresh = hits(k, [0, 5, 0, 0]).novelty(&Coverage::default(), Some(&g));
+    assert!(!fresh.any(), "only an ignored edge, on an empty campaign");
+    let theirs = hits(other, [0, 5, 0, 0]).novelty(&Coverage::default(), Some(&g));
+    assert_eq!(theirs.edges, 1, "another kernel's edges all count");
 }
 
 #[test]

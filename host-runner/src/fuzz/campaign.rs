@@ -115,7 +115,10 @@ async fn job(s: Arc<Shared>, index: usize) -> Result<(), FuzzError> {
         }
         let (novelty, merged) = {
             let mut seen = s.progress.reached.lock().expect("not poisoned");
-            (run.reached.novelty(&seen), seen.merge(&run.reached))
+            (
+                run.reached.novelty(&seen, s.guidance.as_ref()),
+                seen.merge(&run.reached),
+            )
         };
         if let Err(e) = merged {
             tracing::warn!("sequence {k}: coverage not counted: {e}");
@@ -275,7 +278,9 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         path: args.corpus.clone().unwrap_or_default(),
         source,
     })?;
+    let guidance = guidance(&config.kernel);
     let shared = Arc::new(Shared {
+        guidance,
         config: config.clone(),
         args: args.clone(),
         seed,
@@ -377,4 +382,22 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         reached,
         timeline,
     })
+}
+
+/// The edges the corpus leaves out of what is new (the transport's waits,
+/// whose counts follow the host's timing: `coverage::symbols`), read from
+/// the kernel's ELF; without them (an ELF without a PC table or DWARF),
+/// every edge counts, and the corpus may keep other sequences from one
+/// run to the next.
+fn guidance(kernel: &std::path::Path) -> Option<crate::coverage::Guidance> {
+    match crate::coverage::symbols::KernelSymbols::load(kernel) {
+        Ok(symbols) => Some(symbols.guidance()),
+        Err(e) => {
+            tracing::warn!(
+                "fuzz: every guest edge guides the corpus, the transport's timing included \
+                 (the kernel's symbols: {e})"
+            );
+            None
+        }
+    }
 }

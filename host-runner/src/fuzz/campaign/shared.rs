@@ -22,6 +22,8 @@ use crate::session::VmConfig;
 
 /// What the jobs share.
 pub(in crate::fuzz) struct Shared {
+    /// The guest edges the corpus leaves out of what is new.
+    pub(in crate::fuzz) guidance: Option<crate::coverage::Guidance>,
     pub(in crate::fuzz) config: VmConfig,
     pub(in crate::fuzz) args: FuzzArgs,
     pub(in crate::fuzz) seed: u64,
