@@ -8,6 +8,8 @@
 //! a `Reset` or a search over a 2-million-bit heap map is tens of thousands
 //! of word reads, not millions of bit reads.
 
+use core::ops::ControlFlow;
+
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::frames::frame_at;
 
@@ -62,14 +64,21 @@ impl Bits {
         }
     }
 
-    /// Sets bits `lo..hi` to `v`.
-    pub fn set_range<M: PhysMemory + ?Sized>(&self, mem: &mut M, lo: u64, hi: u64, v: bool) {
+    /// Calls `f` with each word holding a bit of `lo..hi` (its index and
+    /// its 8 bytes, in place), in order, until `f` breaks. Each frame of
+    /// the map is looked up once (not a lookup per word): scans and a
+    /// `Reset`'s clears run over thousands of words.
+    fn words<M: PhysMemory + ?Sized, B>(
+        &self,
+        mem: &mut M,
+        lo: u64,
+        hi: u64,
+        mut f: impl FnMut(u64, &mut [u8]) -> ControlFlow<B>,
+    ) -> Option<B> {
         let hi = hi.min(self.len);
         if lo >= hi {
-            return;
+            return None;
         }
-        // Each frame of the map looked up once, its words changed in
-        // place (a `Reset` clears thousands of words).
         let (first, last) = (lo / 64, (hi - 1) / 64);
         let mut w = first;
         while w <= last {
@@ -80,17 +89,27 @@ impl Bits {
                 .take((end % FRAME_WORDS) as usize + 1)
                 .skip((w % FRAME_WORDS) as usize);
             for (at, chunk) in (w..).zip(words) {
-                let m = Self::mask(at, lo, hi);
-                let old = u64::from_le_bytes((&*chunk).try_into().expect("8 bytes"));
-                chunk.copy_from_slice(&(if v { old | m } else { old & !m }).to_le_bytes());
+                if let ControlFlow::Break(b) = f(at, chunk) {
+                    return Some(b);
+                }
             }
             w = end + 1;
         }
+        None
     }
 
-    /// The first bit of `lo..hi` equal to `v`. Each frame of the map is
-    /// looked up once and its words read in place (not a frame lookup per
-    /// word): searches run over thousands of words.
+    /// Sets bits `lo..hi` to `v`.
+    pub fn set_range<M: PhysMemory + ?Sized>(&self, mem: &mut M, lo: u64, hi: u64, v: bool) {
+        let hi = hi.min(self.len);
+        let _: Option<()> = self.words(mem, lo, hi, |at, chunk| {
+            let m = Self::mask(at, lo, hi);
+            let old = u64::from_le_bytes((&*chunk).try_into().expect("8 bytes"));
+            chunk.copy_from_slice(&(if v { old | m } else { old & !m }).to_le_bytes());
+            ControlFlow::Continue(())
+        });
+    }
+
+    /// The first bit of `lo..hi` equal to `v`, a word at a time.
     pub fn find<M: PhysMemory + ?Sized>(
         &self,
         mem: &mut M,
@@ -99,30 +118,14 @@ impl Bits {
         v: bool,
     ) -> Option<u64> {
         let hi = hi.min(self.len);
-        if lo >= hi {
-            return None;
-        }
-        let (first, last) = (lo / 64, (hi - 1) / 64);
-        let mut w = first;
-        while w <= last {
-            let bytes = mem.frame_bytes(frame_at(self.base + w / FRAME_WORDS));
-            let end = last.min((w / FRAME_WORDS + 1) * FRAME_WORDS - 1);
-            for (i, chunk) in bytes
-                .chunks_exact(8)
-                .enumerate()
-                .take((end % FRAME_WORDS) as usize + 1)
-                .skip((w % FRAME_WORDS) as usize)
-            {
-                let at = w - w % FRAME_WORDS + i as u64;
-                let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                let hits = if v { word } else { !word } & Self::mask(at, lo, hi);
-                if hits != 0 {
-                    return Some(at * 64 + u64::from(hits.trailing_zeros()));
-                }
+        self.words(mem, lo, hi, |at, chunk| {
+            let word = u64::from_le_bytes((&*chunk).try_into().expect("8 bytes"));
+            let hits = if v { word } else { !word } & Self::mask(at, lo, hi);
+            match hits {
+                0 => ControlFlow::Continue(()),
+                _ => ControlFlow::Break(at * 64 + u64::from(hits.trailing_zeros())),
             }
-            w = end + 1;
-        }
-        None
+        })
     }
 
     /// The first run of `n` clear bits starting at a multiple of `step`, at

@@ -21,42 +21,43 @@ pub(super) struct StoreBytes {
 }
 
 impl StoreBytes {
-    /// Bytes at store offset `off..off + buf.len()` (across frames).
-    pub fn read<M: PhysMemory>(self, mem: &mut M, mut off: u64, buf: &mut [u8]) {
+    /// Calls `f` with each frame's part of store bytes `off..off + len`,
+    /// in order, and how many bytes came before it.
+    fn spans<M: PhysMemory>(
+        self,
+        mem: &mut M,
+        mut off: u64,
+        len: usize,
+        mut f: impl FnMut(&mut [u8], usize),
+    ) {
         let mut done = 0;
-        while done < buf.len() {
-            let f = frame_at(frame_number(self.base) + off / 4096);
-            let at = (off % 4096) as usize;
-            let n = (4096 - at).min(buf.len() - done);
-            buf[done..done + n].copy_from_slice(&mem.frame_bytes(f)[at..at + n]);
+        while done < len {
+            let frame = frame_at(frame_number(self.base) + off / 4096);
+            let at = usize_of(off % 4096);
+            let n = (4096 - at).min(len - done);
+            f(&mut mem.frame_bytes(frame)[at..at + n], done);
             done += n;
             off += n as u64;
         }
+    }
+
+    /// Bytes at store offset `off..off + buf.len()` (across frames).
+    pub fn read<M: PhysMemory>(self, mem: &mut M, off: u64, buf: &mut [u8]) {
+        self.spans(mem, off, buf.len(), |part, done| {
+            buf[done..done + part.len()].copy_from_slice(part);
+        });
     }
 
     /// Writes `buf` at store offset `off` (across frames).
-    pub fn write<M: PhysMemory>(self, mem: &mut M, mut off: u64, buf: &[u8]) {
-        let mut done = 0;
-        while done < buf.len() {
-            let f = frame_at(frame_number(self.base) + off / 4096);
-            let at = (off % 4096) as usize;
-            let n = (4096 - at).min(buf.len() - done);
-            mem.frame_bytes(f)[at..at + n].copy_from_slice(&buf[done..done + n]);
-            done += n;
-            off += n as u64;
-        }
+    pub fn write<M: PhysMemory>(self, mem: &mut M, off: u64, buf: &[u8]) {
+        self.spans(mem, off, buf.len(), |part, done| {
+            part.copy_from_slice(&buf[done..done + part.len()]);
+        });
     }
 
     /// Zeroes `len` bytes at store offset `off` (across frames).
-    pub fn zero<M: PhysMemory>(self, mem: &mut M, mut off: u64, len: u64) {
-        let end = off + len;
-        while off < end {
-            let f = frame_at(frame_number(self.base) + off / 4096);
-            let at = off % 4096;
-            let n = (4096 - at).min(end - off);
-            mem.frame_bytes(f)[usize_of(at)..usize_of(at + n)].fill(0);
-            off += n;
-        }
+    pub fn zero<M: PhysMemory>(self, mem: &mut M, off: u64, len: u64) {
+        self.spans(mem, off, usize_of(len), |part, _| part.fill(0));
     }
 
     /// The length of slot `slot` (0: no page).
