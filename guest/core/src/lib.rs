@@ -19,7 +19,9 @@
 //! - `walk`: the one walk over the page tables (entries a range covers,
 //!   descent into the tables that exist), which every walker is built on;
 //! - `paging`: the table walkers (create on demand, free when empty);
-//! - [`vmm`]: the VMM and its operations (`ops`, `hostframes`, [`kvalloc`]);
+//! - [`vmm`]: the VMM, whose parts only it and its children (the
+//!   requests: `ops`, `fault`, `kheap`, `files`, `reclaim`) reach, and the
+//!   parts it hands what they need (`hostframes`, [`kvalloc`]);
 //! - [`machine`], [`dispatch`]: requests in, responses out.
 //!
 //! # What the kernel must do
@@ -53,23 +55,18 @@ pub mod dispatch;
 pub mod errors;
 mod events;
 mod extent;
-mod fault;
-pub mod files;
 pub mod frame_alloc;
 mod frameinfo;
 pub mod frames;
 mod heapmap;
 mod holders;
 mod hostframes;
-pub mod kheap;
 pub mod kvalloc;
 pub mod layout;
 mod linear;
 pub mod machine;
-mod ops;
 mod paging;
 pub mod pte;
-pub mod reclaim;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 mod stale;
@@ -84,8 +81,8 @@ mod tests;
 
 pub use backend::{Flush, FrameAccess, FrameRefused, PhysMemory};
 pub use config::Config;
-pub use fault::FAULT_AROUND_PAGES;
 pub use frame_alloc::FrameAllocator;
 pub use frames::BitmapFrameAllocator;
 pub use machine::Machine;
+pub use vmm::fault::FAULT_AROUND_PAGES;
 pub use vmm::Vmm;

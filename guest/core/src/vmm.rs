@@ -8,10 +8,14 @@
 //! - the heap (`heapmap`, `kheap`), the swap store ([`crate::swap`]), the
 //!   frame-info table (`frameinfo`), the events (`events`).
 //!
-//! Requests live in `ops` (map, unmap, convert, query, evict), `fault`,
+//! [`Vmm`]'s fields are private: only this module and its children reach
+//! the parts. The children are the requests, each an `impl Vmm` block that
+//! uses several parts: `ops` (map, unmap, convert, query, evict), `fault`,
 //! `kheap`, `files` and `reclaim` (the pressure path every frame comes
-//! through); this module builds the parts, hands the host-frame and
-//! `Valloc` requests the parts they need, and resets them.
+//! through). A part that is not a request (`holders`, `hostframes`,
+//! `kvalloc`) gets what it needs passed in. This module builds the parts,
+//! hands the host-frame and `Valloc` requests the parts they need, and
+//! resets them.
 
 use protocol::{FrameRun, PhysRange, Stats};
 use x86_64::structures::paging::PhysFrame;
@@ -34,15 +38,23 @@ use crate::pte::Pte;
 use crate::swap::SwapStore;
 use crate::validate::{is_canonical, Span, LINEAR_MASK};
 
+pub(crate) mod fault;
+mod files;
+mod kheap;
+mod ops;
+mod reclaim;
+#[cfg(any(test, feature = "sim"))]
+mod test_support;
+
 /// The VMM's own metadata in guest RAM, one contiguous run of frames taken
 /// at construction: the host-frame ownership bitmap (bit `n` = the host holds
 /// frame `n`), the `Valloc` bitmap (bit `n` = page `n` of the region is
 /// handed out), the heap's three bitmaps, the frame-info table, then the
 /// swap store.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Meta {
-    pub base: PhysFrame,
-    pub frames: u64,
+struct Meta {
+    base: PhysFrame,
+    frames: u64,
 }
 
 /// The empty range: what a range getter answers for a part the VMM lacks.
@@ -61,20 +73,21 @@ fn bytes_from(base: PhysFrame, bytes: u64) -> PhysRange {
 /// a [`FrameAllocator`] (the bitmap of [`crate::frames`] unless told).
 #[derive(Debug)]
 pub struct Vmm<M, A = BitmapFrameAllocator> {
-    // The parts the request modules (`ops`, `fault`, `reclaim`, `kheap`,
-    // `files`) use: each changes only through its own methods.
+    // The parts the requests (this module's children `ops`, `fault`,
+    // `reclaim`, `kheap`, `files`) use: each changes only through its own
+    // methods.
     /// The page tables, with the memory and the frame allocator.
-    pub(crate) pt: PageTables<M, A>,
+    pt: PageTables<M, A>,
     /// The frame-info table (none without the metadata).
-    pub(crate) finfo: Option<FrameInfo>,
+    finfo: Option<FrameInfo>,
     /// The swap store (none without the metadata or with no room for it).
-    pub(crate) swap: Option<SwapStore>,
+    swap: Option<SwapStore>,
     /// The kernel heap's allocator (none without a heap).
-    pub(crate) heap: Option<KHeap>,
+    heap: Option<KHeap>,
     /// The reclaim-event ring and the event counts.
-    pub(crate) events: Events,
+    events: Events,
     /// The clock's hand and the request's pin.
-    pub(crate) clock: Clock,
+    clock: Clock,
     // This module's own.
     /// Where the metadata frames are (none if there was no room).
     meta: Option<Meta>,
@@ -88,7 +101,7 @@ pub struct Vmm<M, A = BitmapFrameAllocator> {
     heap_max: u64,
     /// Frame numbers holding every frame-info record set since boot or the
     /// last `Reset`: what a reset clears.
-    pub(crate) file_frames: Extent,
+    file_frames: Extent,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {

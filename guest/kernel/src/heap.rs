@@ -1,7 +1,7 @@
-//! The kernel's global allocator: the VMM's own heap (`vmm_core::kheap`),
-//! allocate-on-write pages in PML4 slot 384, from the moment the VMM exists;
-//! before that, a small boot heap in `.bss` (part of the kernel image, a
-//! boot reservation) for what boot itself allocates.
+//! The kernel's global allocator: the VMM's own heap (`vmm_core`'s
+//! `vmm/kheap.rs`), allocate-on-write pages in PML4 slot 384, from the
+//! moment the VMM exists; before that, a small boot heap in `.bss` (part of
+//! the kernel image, a boot reservation) for what boot itself allocates.
 //!
 //! Every block of the VMM heap is committed when it is handed out (its pages
 //! get frames then, through the VMM's pressure path), so the kernel never

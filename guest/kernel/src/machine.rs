@@ -72,7 +72,7 @@ pub unsafe fn init(state: BootState) {
     // manages (RAM less the reservations, as it was built from), which
     // nothing but the VMM refers to.
     let mem = unsafe { DirectMap::new(&free, pml4, &images) };
-    let files: &'static [vmm_core::files::FileImage] = alloc::vec::Vec::leak(l.files.clone());
+    let files: &'static [vmm_core::config::FileImage] = alloc::vec::Vec::leak(l.files.clone());
     let config = vmm_core::Config {
         files,
         ..vmm_core::Config::for_frames(l.total_frames)

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use vmm_core::conv::usize_of;
 
 use protocol::{PhysRange, PAGE_SIZE};
-use vmm_core::files::FileImage;
+use vmm_core::config::FileImage;
 
 use crate::boot::{self, BootInfo, E820_RAM};
 

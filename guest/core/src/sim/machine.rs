@@ -68,13 +68,13 @@ impl SimMachine {
                 let bytes = mem.frame_bytes(frame_at(next + p));
                 protocol::pattern::fill(seed, p * 4096, bytes);
             }
-            images.push(crate::files::FileImage {
+            images.push(crate::config::FileImage {
                 pages,
                 start: next * 4096,
             });
             next += pages;
         }
-        let images: &'static [crate::files::FileImage] = Box::leak(images.into_boxed_slice());
+        let images: &'static [crate::config::FileImage] = Box::leak(images.into_boxed_slice());
         let pml4 = frame_at(1);
         for (slot, raw) in SIM_KERNEL_SLOTS {
             pte::set_raw(&mut mem.table(pml4)[slot], raw);
@@ -193,7 +193,7 @@ impl SimMachine {
                 self.vmm.handle_fault(at, write).map_err(|r| (at, r))?;
                 // As the kernel's handler: the touch's next pages too.
                 self.vmm
-                    .fault_around(at, end, write, crate::fault::FAULT_AROUND_PAGES);
+                    .fault_around(at, end, write, crate::FAULT_AROUND_PAGES);
             };
             access(&mut self.vmm, frame, (at & 0xfff) as usize, at, chunk);
             at = page_end;

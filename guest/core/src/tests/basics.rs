@@ -313,10 +313,10 @@ fn kernel_pages_have_no_user_bit_and_contiguous_maps_are_contiguous() {
     );
     let (t, i) = m
         .vmm
-        .pt
+        .tables_for_test()
         .leaf_slot(k & crate::validate::LINEAR_MASK)
         .unwrap();
-    let raw = m.vmm.pt.read_entry(t, i);
+    let raw = m.vmm.tables_for_test().read_entry(t, i);
     assert_eq!(raw & 0b111, 0b011, "P, W, no U");
     check(&mut m);
     reset_and_check(&mut m);

@@ -22,8 +22,12 @@ const RAM_AT: u64 = 0xffff_c080_2000_0000;
 /// Sets the accessed bit of the present page at `addr`, as the CPU does
 /// on a walk (the simulated CPU never sets it).
 fn access(m: &mut SimMachine, addr: u64) {
-    let (table, i) = m.vmm.pt.leaf_slot(addr & LINEAR_MASK).expect("mapped");
-    let raw = m.vmm.pt.read_entry(table, i);
+    let (table, i) = m
+        .vmm
+        .tables_for_test()
+        .leaf_slot(addr & LINEAR_MASK)
+        .expect("mapped");
+    let raw = m.vmm.tables_for_test().read_entry(table, i);
     assert_eq!(raw & 1, 1, "present");
     let entry = &mut m.vmm.mem().table(table)[i];
     crate::pte::set_raw(entry, raw | crate::pte::ACCESSED);
@@ -126,9 +130,13 @@ fn a_lap_over_many_accessed_pages_ends_in_one_full_flush() {
     for p in 1..pages {
         let (table, i) = m
             .vmm
-            .pt
+            .tables_for_test()
             .leaf_slot((RAM_AT + p * 4096) & LINEAR_MASK)
             .unwrap();
-        assert_eq!(m.vmm.pt.read_entry(table, i) & (1 << 5), 0, "page {p} aged");
+        assert_eq!(
+            m.vmm.tables_for_test().read_entry(table, i) & (1 << 5),
+            0,
+            "page {p} aged"
+        );
     }
 }

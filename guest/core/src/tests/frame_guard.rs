@@ -26,7 +26,11 @@ fn mapped() -> (SimMachine, Entry) {
         privilege: U,
     };
     assert_eq!(req(&mut m, map), Response::Done);
-    let pd_entry = m.vmm.pt.pd_entry(ADDR).expect("ADDR is mapped");
+    let pd_entry = m
+        .vmm
+        .tables_for_test()
+        .pd_entry(ADDR)
+        .expect("ADDR is mapped");
     (m, pd_entry)
 }
 

@@ -293,10 +293,7 @@ fn check_swap(m: &mut SimMachine, slots: Vec<u64>) {
     assert_eq!(sorted.len(), slots.len(), "a swap slot named twice");
     let s = m.vmm.stats();
     assert_eq!(s.swap_slots_used, slots.len() as u64, "swap_slots_used");
-    let store = match m.vmm.swap {
-        Some(s) => s.check(m.vmm.mem()),
-        None => Ok(0),
-    };
+    let store = m.vmm.check_swap_for_test();
     assert_eq!(store, Ok(slots.len() as u64), "swap store");
 }
 

@@ -14,9 +14,9 @@ fn fails_cleanly_at_every_allocation(r: Request) {
         let mut m = SimMachine::without_reclaim(256);
         req(&mut m, Request::map_writable(0x20_0000, 1, U));
         let before = snapshot(&mut m);
-        m.vmm.pt.frames_mut().fail_after = Some(k);
+        m.vmm.tables_for_test().frames_mut().fail_after = Some(k);
         let got = req(&mut m, r.clone());
-        m.vmm.pt.frames_mut().fail_after = None;
+        m.vmm.tables_for_test().frames_mut().fail_after = None;
         if got == Response::Done {
             assert!(k > 0, "{r:?} allocated nothing");
             check(&mut m);

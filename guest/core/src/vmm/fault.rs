@@ -10,15 +10,15 @@
 use protocol::FaultReason;
 use x86_64::structures::paging::PhysFrame;
 
+use super::files::NoFilePage;
+use super::Vmm;
 use crate::backend::{FrameAccess, PhysMemory};
-use crate::files::NoFilePage;
 use crate::frame_alloc::FrameAllocator;
 use crate::layout::HEAP_START;
 use crate::linear::user;
 use crate::pte::Pte;
 use crate::swap::LoadError;
 use crate::validate::{is_canonical, LINEAR_MASK};
-use crate::vmm::Vmm;
 
 /// Why a not-present page's contents could not be brought in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

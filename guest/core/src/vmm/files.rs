@@ -13,29 +13,27 @@
 use protocol::Privilege;
 use x86_64::structures::paging::PhysFrame;
 
+use super::Vmm;
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::errors::MapFileError;
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::pte::Pte;
 use crate::validate::{self, canonical};
-use crate::vmm::Vmm;
-
-pub use crate::config::FileImage;
 
 /// A file page that is not in the images (an entry naming a file or page
 /// the kernel was not given).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct NoFilePage;
+pub(super) struct NoFilePage;
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The `(file, page)` recorded for `frame`, if any.
-    pub(crate) fn frame_info(&mut self, frame: PhysFrame) -> Option<(u8, u64)> {
+    pub(super) fn frame_info(&mut self, frame: PhysFrame) -> Option<(u8, u64)> {
         self.finfo?.get(self.pt.mem(), frame)
     }
 
     /// Records (or clears, with `None`) the file page `frame` holds.
-    pub(crate) fn set_frame_info(&mut self, frame: PhysFrame, info: Option<(u8, u64)>) {
+    pub(super) fn set_frame_info(&mut self, frame: PhysFrame, info: Option<(u8, u64)>) {
         if let Some(t) = self.finfo {
             if info.is_some() {
                 let n = frame_number(frame);
@@ -46,7 +44,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Copies page `page` of file `file` into `frame`.
-    pub(crate) fn load_file_page(
+    pub(super) fn load_file_page(
         &mut self,
         file: u8,
         page: u64,

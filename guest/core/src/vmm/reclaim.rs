@@ -21,6 +21,7 @@ use core::ops::ControlFlow;
 use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
+use super::Vmm;
 use crate::backend::{Flushes, PhysMemory};
 use crate::clock::Clock;
 use crate::events::Events;
@@ -29,18 +30,17 @@ use crate::holders::{Holders, NotSent};
 use crate::linear::{user, KERNEL_SPAN, USER_SPAN};
 use crate::paging::PageTables;
 use crate::pte::{self, Pte};
-use crate::vmm::Vmm;
 use crate::walk::{walk, Entry, Visit};
 
 /// Wholly free heap pages the pressure path leaves committed, for the
 /// kernel's own allocations while it builds an answer with no frame left.
-pub const HEAP_CUSHION: u64 = 8;
+const HEAP_CUSHION: u64 = 8;
 
 /// Nothing could be reclaimed: no page outside the request's range to
 /// drop or evict (or none that fits the swap store), or the event ring is
 /// full. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct NothingToReclaim;
+struct NothingToReclaim;
 
 /// What the clock looks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// One frame for a request (data, swap-in, file load), reclaiming if
     /// only the heap's reserve is left.
-    pub(crate) fn alloc_frame(&mut self) -> Option<PhysFrame> {
+    pub(super) fn alloc_frame(&mut self) -> Option<PhysFrame> {
         loop {
             if self.pt.frames().free_frames() > self.heap_reserve() {
                 if let Some(f) = self.pt.frames_mut().alloc() {
@@ -80,7 +80,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// [`crate::frame_alloc::FrameAllocator::alloc_high`]): for the kernel's own
     /// blocks (`kernel`) the reserve first, then reclaim; for a host
     /// block's page as for a request (the reserve is not the host's).
-    pub(crate) fn alloc_heap_frame(&mut self, kernel: bool) -> Option<PhysFrame> {
+    pub(super) fn alloc_heap_frame(&mut self, kernel: bool) -> Option<PhysFrame> {
         loop {
             if kernel || self.pt.frames().free_frames() > self.heap_reserve() {
                 if let Some(f) = self.pt.frames_mut().alloc_high() {
@@ -96,7 +96,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// present page (managed and heap) were reclaimed fails at once,
     /// reclaiming nothing; one that needs none (`n == 0`) always gets them,
     /// whatever the kernel's heap took of the reserve.
-    pub(crate) fn reserve(&mut self, n: u64) -> Result<(), NoFrame> {
+    pub(super) fn reserve(&mut self, n: u64) -> Result<(), NoFrame> {
         // `inject-zero-need-oom` reinstates a fixed bug, only for
         // host-runner's test that its reproducer catches it
         // (host-runner/tests/it/inject_bugs.rs): a request needing no frame failed with
@@ -116,7 +116,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Frees at least one frame by the pressure order.
-    pub(crate) fn reclaim_one(&mut self) -> Result<(), NothingToReclaim> {
+    fn reclaim_one(&mut self) -> Result<(), NothingToReclaim> {
         if self.events.full() {
             return Err(NothingToReclaim);
         }
@@ -138,7 +138,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// Sends the present page at `linear` (entry `table[i]`, state `old`)
     /// out ([`Holders::send_out`]) and records its event.
-    pub(crate) fn send_out(
+    pub(super) fn send_out(
         &mut self,
         table: PhysFrame,
         i: usize,
@@ -195,7 +195,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// The first page at or after `from` below `end` that `Evict` sends
     /// out: `(linear, table, index, state)`.
-    pub(crate) fn next_evictable(
+    pub(super) fn next_evictable(
         &mut self,
         mut from: u64,
         end: u64,

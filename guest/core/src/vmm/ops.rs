@@ -12,6 +12,7 @@
 use protocol::{AreaType, PageState, Privilege};
 use x86_64::structures::paging::PhysFrame;
 
+use super::Vmm;
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::errors::{ConvertError, MapError, UnmapError};
 use crate::frame_alloc::FrameAllocator;
@@ -19,11 +20,10 @@ use crate::frames::{frame_at, frame_number};
 use crate::holders::Holders;
 use crate::pte::Pte;
 use crate::validate::{self, canonical, Invalid, Span};
-use crate::vmm::Vmm;
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// Every page of `span` unusable; frees frames, swap slots and tables.
-    pub(crate) fn make_unusable(&mut self, span: Span) {
+    pub(super) fn make_unusable(&mut self, span: Span) {
         let holders = Holders {
             finfo: self.finfo,
             swap: self.swap.as_mut(),
@@ -273,56 +273,5 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 end: s.end.div_ceil(4096) * 4096,
             }));
         })
-    }
-}
-
-#[cfg(any(test, feature = "sim"))]
-impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
-    /// Test support: puts the page at canonical `addr` in `state` whatever it
-    /// was (its old frame freed; a present state gets a fresh frame filled
-    /// with `fill`, its `frame` field ignored; a present mmap page records
-    /// file 0 page 0; an on-swap page gets a real slot holding a page of
-    /// `fill`).
-    pub fn set_state_for_test(&mut self, addr: u64, state: Pte, fill: u8) -> Result<(), MapError> {
-        let span = validate::check_pages(addr, 1, None, Privilege::Kernel)?;
-        self.make_unusable(span);
-        if state == Pte::Unusable {
-            return Ok(());
-        }
-        self.pt.ensure_tables(span)?;
-        let state = match state {
-            Pte::PresentRam { writable, .. } => {
-                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
-                self.pt.mem().frame_bytes(frame).fill(fill);
-                Pte::PresentRam { frame, writable }
-            }
-            Pte::PresentMmap {
-                writable, private, ..
-            } => {
-                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
-                self.pt.mem().frame_bytes(frame).fill(fill);
-                self.set_frame_info(frame, Some((0, 0)));
-                Pte::PresentMmap {
-                    frame,
-                    writable,
-                    private,
-                }
-            }
-            Pte::OnSwap { .. } => {
-                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
-                self.pt.mem().frame_bytes(frame).fill(fill);
-                let slot = self
-                    .swap
-                    .as_mut()
-                    .and_then(|s| s.store(self.pt.mem(), frame).ok());
-                let _ = self.pt.frames_mut().free(frame);
-                Pte::OnSwap {
-                    slot: slot.ok_or(MapError::OutOfMemory)?,
-                }
-            }
-            s => s,
-        };
-        self.pt.update(span, &mut |_, _, _| Some(state));
-        Ok(())
     }
 }

@@ -39,17 +39,15 @@
 use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
+use super::Vmm;
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::errors::{CommitError, Invalid, KmallocError, NotABlock};
 use crate::frame_alloc::FrameAllocator;
+use crate::heapmap::{GRANULE, HOST, START, USED};
 use crate::layout::HEAP_START;
 use crate::linear::user;
 use crate::pte::Pte;
 use crate::validate::LINEAR_MASK;
-use crate::vmm::Vmm;
-
-pub use crate::heapmap::GRANULE;
-use crate::heapmap::{HOST, START, USED};
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// A block of `size` bytes aligned to `align` (a power of two, at most
@@ -85,7 +83,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 
     /// Frees every host block (`Reset`): only the granules host blocks have
     /// held since the last reset are looked at.
-    pub(crate) fn heap_free_host_blocks(&mut self) {
+    pub(super) fn heap_free_host_blocks(&mut self) {
         let Some(h) = self.heap else { return };
         if let Some((lo, hi)) = h.host_granules() {
             let (start, hosts) = (h.map(START), h.map(HOST));
@@ -103,7 +101,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Whether the pressure path should scan the heap.
-    pub(crate) fn heap_wants_scan(&self) -> bool {
+    pub(super) fn heap_wants_scan(&self) -> bool {
         self.heap.is_some_and(|h| h.wants_scan())
     }
 
@@ -118,7 +116,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// present pages: the pressure path leaves them so that the kernel can
     /// still build its answers (its blocks fit first from the start) when
     /// every other frame is taken.
-    pub(crate) fn heap_scavenge_keeping(&mut self, mut keep: u64) -> u64 {
+    pub(super) fn heap_scavenge_keeping(&mut self, mut keep: u64) -> u64 {
         let Some(h) = self.heap else { return 0 };
         let mut freed = 0;
         let pages = h.pages();
@@ -178,7 +176,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// keeps the pages of the kernel's live blocks). Stops once it has found
     /// `heap_pages` of them: the kernel's blocks lie first fit from the
     /// start, so after the scavenger that is a few tables at most.
-    pub(crate) fn heap_claim_frames(&mut self) {
+    pub(super) fn heap_claim_frames(&mut self) {
         let Some(h) = self.heap else { return };
         let mut left = self.pt.counters().heap_pages();
         let mut from = 0;

@@ -1,0 +1,83 @@
+//! Test support: what the tests of this crate (and of others, with the
+//! `sim` feature) reach past the requests: a page put in any state, and,
+//! for this crate's tests, the page tables (to read and write entries as
+//! the CPU does) and the swap store's own check.
+
+use protocol::Privilege;
+
+use crate::backend::{FrameAccess, PhysMemory};
+use crate::errors::MapError;
+use crate::frame_alloc::FrameAllocator;
+#[cfg(test)]
+use crate::paging::PageTables;
+use crate::pte::Pte;
+use crate::validate;
+
+use super::Vmm;
+
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
+    /// Test support: puts the page at canonical `addr` in `state` whatever it
+    /// was (its old frame freed; a present state gets a fresh frame filled
+    /// with `fill`, its `frame` field ignored; a present mmap page records
+    /// file 0 page 0; an on-swap page gets a real slot holding a page of
+    /// `fill`).
+    pub fn set_state_for_test(&mut self, addr: u64, state: Pte, fill: u8) -> Result<(), MapError> {
+        let span = validate::check_pages(addr, 1, None, Privilege::Kernel)?;
+        self.make_unusable(span);
+        if state == Pte::Unusable {
+            return Ok(());
+        }
+        self.pt.ensure_tables(span)?;
+        let state = match state {
+            Pte::PresentRam { writable, .. } => {
+                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
+                self.pt.mem().frame_bytes(frame).fill(fill);
+                Pte::PresentRam { frame, writable }
+            }
+            Pte::PresentMmap {
+                writable, private, ..
+            } => {
+                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
+                self.pt.mem().frame_bytes(frame).fill(fill);
+                self.set_frame_info(frame, Some((0, 0)));
+                Pte::PresentMmap {
+                    frame,
+                    writable,
+                    private,
+                }
+            }
+            Pte::OnSwap { .. } => {
+                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
+                self.pt.mem().frame_bytes(frame).fill(fill);
+                let slot = self
+                    .swap
+                    .as_mut()
+                    .and_then(|s| s.store(self.pt.mem(), frame).ok());
+                let _ = self.pt.frames_mut().free(frame);
+                Pte::OnSwap {
+                    slot: slot.ok_or(MapError::OutOfMemory)?,
+                }
+            }
+            s => s,
+        };
+        self.pt.update(span, &mut |_, _, _| Some(state));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
+    /// The page tables, with the memory and the frame allocator.
+    pub(crate) fn tables_for_test(&mut self) -> &mut PageTables<M, A> {
+        &mut self.pt
+    }
+
+    /// The swap store's check of itself (`SwapStore::check`): the slots in
+    /// use, 0 without a store.
+    pub(crate) fn check_swap_for_test(&mut self) -> Result<u64, alloc::string::String> {
+        match self.swap {
+            Some(s) => s.check(self.pt.mem()),
+            None => Ok(0),
+        }
+    }
+}
