@@ -52,26 +52,44 @@ pub(crate) struct Slot {
     pub end: u64,
 }
 
-/// The entries of a table at `level` whose first address is `base` that
-/// `s..e` covers, in address order. An empty range, or one that begins
-/// below `base`, covers none; one past the table's end is cut there.
-pub(crate) fn slots(level: u8, base: u64, s: u64, e: u64) -> impl Iterator<Item = Slot> {
-    let sh = shift(level);
-    let (first, last) = if s < e && base <= s {
-        ((s - base) >> sh, ((e - 1 - base) >> sh).min(511))
-    } else {
-        (1, 0)
-    };
-    (first..=last).map(move |i| {
-        let lo = base + (i << sh);
+/// The part of a walk's range under one table: the table's `level` (1 for
+/// a page table, 4 for the PML4), its first linear address `base`, and the
+/// range `s..e`.
+#[derive(Clone, Copy, Debug)]
+struct Under {
+    level: u8,
+    base: u64,
+    s: u64,
+    e: u64,
+}
+
+impl Under {
+    /// The entries of the table that the range covers, in address order.
+    /// An empty range, or one that begins below `base`, covers none; one
+    /// past the table's end is cut there.
+    fn slots(self) -> impl Iterator<Item = Slot> {
+        let Under { level, base, s, e } = self;
+        let sh = shift(level);
+        let (first, last) = if s < e && base <= s {
+            ((s - base) >> sh, ((e - 1 - base) >> sh).min(511))
+        } else {
+            (1, 0)
+        };
+        (first..=last).map(move |i| self.slot(i))
+    }
+
+    /// Entry `i` of the table, with the part of the range under it.
+    fn slot(self, i: u64) -> Slot {
+        let sh = shift(self.level);
+        let lo = self.base + (i << sh);
         let hi = lo + (1u64 << sh);
         Slot {
             index: usize_of(i),
             base: lo,
-            start: s.max(lo),
-            end: e.min(hi),
+            start: self.s.max(lo),
+            end: self.e.min(hi),
         }
-    })
+    }
 }
 
 /// An entry the walk is at: `table[slot.index]`, a table at `level`.
@@ -234,25 +252,30 @@ pub(crate) fn walk<T: Tables, V: Visit<T>>(
     v: &mut V,
 ) -> ControlFlow<V::Stop> {
     let root = tables.root();
-    walk_table(tables, root, 4, 0, s, e, v)
+    let under = Under {
+        level: 4,
+        base: 0,
+        s,
+        e,
+    };
+    walk_table(tables, root, under, v)
 }
 
+/// The walk of `table`, over the part `under` of the range.
 fn walk_table<T: Tables, V: Visit<T>>(
     tables: &mut T,
     table: PhysFrame,
-    level: u8,
-    base: u64,
-    s: u64,
-    e: u64,
+    under: Under,
     v: &mut V,
 ) -> ControlFlow<V::Stop> {
+    let level = under.level;
     if level == 0 {
         return ControlFlow::Continue(());
     }
     if V::PRESENT_ONLY {
-        return walk_present(tables, table, level, base, s, e, v);
+        return walk_present(tables, table, under, v);
     }
-    for slot in slots(level, base, s, e) {
+    for slot in under.slots() {
         let raw = tables.entry(table, slot.index);
         let at = Entry {
             table,
@@ -292,15 +315,13 @@ fn visit<T: Tables, V: Visit<T>>(
         if whole && !V::PRESENT_ONLY && v.whole_table(tables, at, child)? {
             return ControlFlow::Continue(());
         }
-        walk_table(
-            tables,
-            child,
-            at.level - 1,
-            slot.base,
-            slot.start,
-            slot.end,
-            v,
-        )?;
+        let under = Under {
+            level: at.level - 1,
+            base: slot.base,
+            s: slot.start,
+            e: slot.end,
+        };
+        walk_table(tables, child, under, v)?;
         v.left(tables, at, child);
     }
     ControlFlow::Continue(())
@@ -315,18 +336,15 @@ fn visit<T: Tables, V: Visit<T>>(
 fn walk_present<T: Tables, V: Visit<T>>(
     tables: &mut T,
     table: PhysFrame,
-    level: u8,
-    base: u64,
-    s: u64,
-    e: u64,
+    under: Under,
     v: &mut V,
 ) -> ControlFlow<V::Stop> {
-    let mut all = slots(level, base, s, e);
+    let level = under.level;
+    let mut all = under.slots();
     let Some(first) = all.next() else {
         return ControlFlow::Continue(());
     };
     let last = all.last().map_or(first.index, |slot| slot.index);
-    let sh = shift(level);
     let mut from = first.index;
     let next = |tables: &mut T, from: usize, v: &V| match level {
         1 => tables.next_present(table, from, last + 1, |raw| v.keep(raw)),
@@ -335,17 +353,10 @@ fn walk_present<T: Tables, V: Visit<T>>(
     };
     while let Some((i, raw)) = next(tables, from, v) {
         from = i + 1;
-        let lo = base + ((i as u64) << sh);
-        let slot = Slot {
-            index: i,
-            base: lo,
-            start: s.max(lo),
-            end: e.min(lo + (1u64 << sh)),
-        };
         let at = Entry {
             table,
             level,
-            slot,
+            slot: under.slot(i as u64),
             raw,
         };
         visit(tables, at, Some(pte::frame_of(raw)), v)?;

@@ -90,7 +90,8 @@ fn a_present_only_walk_visits_the_present_pages_and_skips_counted_empty_tables()
 }
 
 fn parts(level: u8, base: u64, s: u64, e: u64) -> Vec<(usize, u64, u64, u64)> {
-    slots(level, base, s, e)
+    Under { level, base, s, e }
+        .slots()
         .map(|x| (x.index, x.base, x.start, x.end))
         .collect()
 }
