@@ -133,6 +133,23 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         self.last_pd = None;
     }
 
+    /// One view of the page table `table`: how many of its entries are
+    /// zero, how many are `aow` (the allocate-on-write entry of its half),
+    /// and whether any is neither.
+    fn census(&mut self, table: PhysFrame, aow: u64) -> Census {
+        self.mem
+            .table(table)
+            .iter()
+            .fold(Census::default(), |c, e| {
+                let raw = pte::raw(e);
+                Census {
+                    zero: c.zero + u64::from(raw == 0),
+                    aow: c.aow + u64::from(raw == aow),
+                    other: c.other || (raw != 0 && raw != aow),
+                }
+            })
+    }
+
     /// Changes the page at `lo` (entry `i` of `table`, raw bits `raw`) to
     /// `new` if `new` differs, flushing a present entry.
     #[inline]
@@ -142,6 +159,17 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             self.set_leaf_flushed(table, i, lo, old, new);
         }
     }
+}
+
+/// What [`PageTables::census`] finds in a page table.
+#[derive(Clone, Copy, Default)]
+struct Census {
+    /// Zero entries (unusable pages).
+    zero: u64,
+    /// Allocate-on-write entries.
+    aow: u64,
+    /// Whether any entry is neither.
+    other: bool,
 }
 
 /// [`PageTables::clear`]: it only releases (it takes no frame and touches
@@ -177,19 +205,16 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
         // of a converted range) hold nothing to release and are counted
         // out together; whether any entry needs more than that.
         let aow = Pte::AllocOnWrite.encode(user(base));
-        let (n_aow, more) = pt.mem.table(child).iter().fold((0, false), |(n, more), e| {
-            let raw = pte::raw(e);
-            (n + u64::from(raw == aow), more || (raw != 0 && raw != aow))
-        });
+        let census = pt.census(child, aow);
         pt.counters
-            .pages_changed(base, Pte::AllocOnWrite, Pte::Unusable, n_aow);
+            .pages_changed(base, Pte::AllocOnWrite, Pte::Unusable, census.aow);
         // Unlinked first, so that no walk of the CPU reaches the pages any
         // more: each present one is then flushed once (or by the walk's
         // full flush at its end), and its entry needs
         // no rewrite (nor its PD entry's present count: the PD entry is
         // gone).
         pt.unlink_table(at);
-        for i in (0..512).filter(|_| more) {
+        for i in (0..512).filter(|_| census.other) {
             let raw = pt.read_entry(child, i);
             if raw == 0 || raw == aow {
                 continue;
@@ -257,15 +282,8 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Usable<'_> {
         // left as it is (no change, and a touch under it would need it
         // filled again); any other is walked entry by entry.
         let aow = Pte::AllocOnWrite.encode(user(at.slot.base));
-        let (zeros, other) = pt
-            .mem
-            .table(child)
-            .iter()
-            .fold((0, false), |(n, other), e| {
-                let raw = pte::raw(e);
-                (n + u64::from(raw == 0), other || (raw != 0 && raw != aow))
-            });
-        match (zeros, other) {
+        let census = pt.census(child, aow);
+        match (census.zero, census.other) {
             (512, _) => pt.make_whole_aow(at, child, 512),
             (0, false) => {}
             _ => return ControlFlow::Continue(false),
