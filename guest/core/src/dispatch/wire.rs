@@ -25,89 +25,54 @@ impl From<Invalid> for Error {
     }
 }
 
-impl From<MapError> for Error {
-    fn from(e: MapError) -> Self {
-        match e {
-            MapError::Invalid(e) => e.into(),
-            MapError::NotUnusable { addr } => Error::InvalidState { addr },
-            MapError::OutOfMemory => Error::OutOfMemory,
+/// `From<E> for Error` for each operation's error enum `E`: its
+/// `Invalid(e)` as the input check's error (above), and each other variant
+/// as listed (one match, so a variant left out does not compile).
+macro_rules! to_protocol {
+    ($($op:ident { $($variant:pat => $error:expr,)* })*) => {$(
+        impl From<$op> for Error {
+            fn from(e: $op) -> Self {
+                match e {
+                    $op::Invalid(e) => e.into(),
+                    $($variant => $error,)*
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl From<UnmapError> for Error {
-    fn from(e: UnmapError) -> Self {
-        match e {
-            UnmapError::Invalid(e) => e.into(),
-            UnmapError::NotMapped { addr } => Error::InvalidState { addr },
-        }
+to_protocol! {
+    MapError {
+        MapError::NotUnusable { addr } => Error::InvalidState { addr },
+        MapError::OutOfMemory => Error::OutOfMemory,
     }
-}
-
-impl From<ConvertError> for Error {
-    fn from(e: ConvertError) -> Self {
-        match e {
-            ConvertError::Invalid(e) => e.into(),
-            ConvertError::OutOfMemory => Error::OutOfMemory,
-        }
+    UnmapError {
+        UnmapError::NotMapped { addr } => Error::InvalidState { addr },
     }
-}
-
-impl From<MapFileError> for Error {
-    fn from(e: MapFileError) -> Self {
-        match e {
-            MapFileError::Invalid(e) => e.into(),
-            MapFileError::NoSuchFile => Error::NoSuchFile,
-            MapFileError::BeyondFile => Error::BeyondFile,
-            MapFileError::NotUnusable { addr } => Error::InvalidState { addr },
-            MapFileError::OutOfMemory => Error::OutOfMemory,
-        }
+    ConvertError {
+        ConvertError::OutOfMemory => Error::OutOfMemory,
     }
-}
-
-impl From<VallocError> for Error {
-    fn from(e: VallocError) -> Self {
-        match e {
-            VallocError::Invalid(e) => e.into(),
-            VallocError::NoVirtualSpace => Error::NoVirtualSpace,
-        }
+    MapFileError {
+        MapFileError::NoSuchFile => Error::NoSuchFile,
+        MapFileError::BeyondFile => Error::BeyondFile,
+        MapFileError::NotUnusable { addr } => Error::InvalidState { addr },
+        MapFileError::OutOfMemory => Error::OutOfMemory,
     }
-}
-
-impl From<VfreeError> for Error {
-    fn from(e: VfreeError) -> Self {
-        match e {
-            VfreeError::Invalid(e) => e.into(),
-            VfreeError::NotHandedOut { addr } => Error::InvalidState { addr },
-        }
+    VallocError {
+        VallocError::NoVirtualSpace => Error::NoVirtualSpace,
     }
-}
-
-impl From<AllocFramesError> for Error {
-    fn from(e: AllocFramesError) -> Self {
-        match e {
-            AllocFramesError::Invalid(e) => e.into(),
-            AllocFramesError::OutOfMemory => Error::OutOfMemory,
-        }
+    VfreeError {
+        VfreeError::NotHandedOut { addr } => Error::InvalidState { addr },
     }
-}
-
-impl From<FreeFramesError> for Error {
-    fn from(e: FreeFramesError) -> Self {
-        match e {
-            FreeFramesError::Invalid(e) => e.into(),
-            FreeFramesError::OutOfRange => Error::OutOfRange,
-            FreeFramesError::NotOwned { frame } => Error::NotOwned { frame },
-        }
+    AllocFramesError {
+        AllocFramesError::OutOfMemory => Error::OutOfMemory,
     }
-}
-
-impl From<KmallocError> for Error {
-    fn from(e: KmallocError) -> Self {
-        match e {
-            KmallocError::Invalid(e) => e.into(),
-            KmallocError::OutOfMemory => Error::OutOfMemory,
-        }
+    FreeFramesError {
+        FreeFramesError::OutOfRange => Error::OutOfRange,
+        FreeFramesError::NotOwned { frame } => Error::NotOwned { frame },
+    }
+    KmallocError {
+        KmallocError::OutOfMemory => Error::OutOfMemory,
     }
 }
 
