@@ -17,18 +17,50 @@ use core::arch::global_asm;
 
 global_asm!(
     r#"
-    .text
-    .global memset
-    .type memset, @function
-// memset(rdi: dst, esi: byte, rdx: len) -> rax: dst
-memset:
-    mov r9, rdi
-    movzx eax, sil
-    movabs r8, 0x0101010101010101
-    imul rax, r8
+// The loop memset and memcpy share, after their own start (r9 = dst, the
+// answer): rdx bytes at rdi (and at rsi, with `src=1`) in steps of 64
+// bytes while 64 are left, then of 8, then of 1; each step is the macro
+// `\op\()_64`, `\op\()_8` or `\op\()_1`, which only moves the bytes (the
+// loop advances the pointers).
+.macro mem_steps op, src=0
     cmp rdx, 64
     jb 2f
 1:
+    \op\()_64
+.if \src
+    add rsi, 64
+.endif
+    add rdi, 64
+    sub rdx, 64
+    cmp rdx, 64
+    jae 1b
+2:
+    cmp rdx, 8
+    jb 3f
+    \op\()_8
+.if \src
+    add rsi, 8
+.endif
+    add rdi, 8
+    sub rdx, 8
+    jmp 2b
+3:
+    test rdx, rdx
+    jz 4f
+    \op\()_1
+.if \src
+    inc rsi
+.endif
+    inc rdi
+    dec rdx
+    jmp 3b
+4:
+    mov rax, r9
+    ret
+.endm
+
+// memset's steps: the byte in every byte of rax.
+.macro memset_64
     mov [rdi], rax
     mov [rdi + 8], rax
     mov [rdi + 16], rax
@@ -37,38 +69,16 @@ memset:
     mov [rdi + 40], rax
     mov [rdi + 48], rax
     mov [rdi + 56], rax
-    add rdi, 64
-    sub rdx, 64
-    cmp rdx, 64
-    jae 1b
-2:
-    cmp rdx, 8
-    jb 3f
+.endm
+.macro memset_8
     mov [rdi], rax
-    add rdi, 8
-    sub rdx, 8
-    jmp 2b
-3:
-    test rdx, rdx
-    jz 4f
+.endm
+.macro memset_1
     mov [rdi], al
-    inc rdi
-    dec rdx
-    jmp 3b
-4:
-    mov rax, r9
-    ret
-    .size memset, . - memset
+.endm
 
-    .global memcpy
-    .type memcpy, @function
-// memcpy(rdi: dst, rsi: src, rdx: len) -> rax: dst; the ranges do not
-// overlap.
-memcpy:
-    mov r9, rdi
-    cmp rdx, 64
-    jb 2f
-1:
+// memcpy's steps.
+.macro memcpy_64
     mov rax, [rsi]
     mov rcx, [rsi + 8]
     mov r8, [rsi + 16]
@@ -85,32 +95,35 @@ memcpy:
     mov [rdi + 40], rcx
     mov [rdi + 48], r8
     mov [rdi + 56], r10
-    add rsi, 64
-    add rdi, 64
-    sub rdx, 64
-    cmp rdx, 64
-    jae 1b
-2:
-    cmp rdx, 8
-    jb 3f
+.endm
+.macro memcpy_8
     mov rax, [rsi]
     mov [rdi], rax
-    add rsi, 8
-    add rdi, 8
-    sub rdx, 8
-    jmp 2b
-3:
-    test rdx, rdx
-    jz 4f
+.endm
+.macro memcpy_1
     mov al, [rsi]
     mov [rdi], al
-    inc rsi
-    inc rdi
-    dec rdx
-    jmp 3b
-4:
-    mov rax, r9
-    ret
+.endm
+
+    .text
+    .global memset
+    .type memset, @function
+// memset(rdi: dst, esi: byte, rdx: len) -> rax: dst
+memset:
+    mov r9, rdi
+    movzx eax, sil
+    movabs r8, 0x0101010101010101
+    imul rax, r8
+    mem_steps memset
+    .size memset, . - memset
+
+    .global memcpy
+    .type memcpy, @function
+// memcpy(rdi: dst, rsi: src, rdx: len) -> rax: dst; the ranges do not
+// overlap.
+memcpy:
+    mov r9, rdi
+    mem_steps memcpy, 1
     .size memcpy, . - memcpy
     "#
 );
