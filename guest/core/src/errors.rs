@@ -124,6 +124,25 @@ pub enum CommitError {
     OutOfFrames,
 }
 
+/// A page is not unusable where an operation needs every page unusable
+/// (`Map`, `MapFile`): the lowest such, canonical.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NotUnusable {
+    pub addr: u64,
+}
+
+impl From<NotUnusable> for MapError {
+    fn from(NotUnusable { addr }: NotUnusable) -> Self {
+        MapError::NotUnusable { addr }
+    }
+}
+
+impl From<NotUnusable> for MapFileError {
+    fn from(NotUnusable { addr }: NotUnusable) -> Self {
+        MapFileError::NotUnusable { addr }
+    }
+}
+
 /// The request's input was refused, as any operation's error.
 macro_rules! from_invalid {
     ($($t:ident),*) => {$(

@@ -19,7 +19,7 @@ use crate::errors::MapFileError;
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::pte::Pte;
-use crate::validate::{self, canonical};
+use crate::validate;
 
 /// A file page that is not in the images (an entry naming a file or page
 /// the kernel was not given).
@@ -83,12 +83,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         {
             return Err(MapFileError::BeyondFile);
         }
-        if let Some(bad) = self.pt.find_first(span, &|p| p != Pte::Unusable) {
-            return Err(MapFileError::NotUnusable {
-                addr: canonical(bad),
-            });
-        }
-        self.clock.pin(Some(span));
+        self.claim_unusable(span)?;
         let need = self.pt.count_missing_tables(span, u64::MAX);
         if self.reserve(need).is_err() || self.pt.ensure_tables(span).is_err() {
             self.pt.update(span, &mut |_, _, _| None);

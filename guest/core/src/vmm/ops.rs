@@ -14,7 +14,7 @@ use x86_64::structures::paging::PhysFrame;
 
 use super::Vmm;
 use crate::backend::{FrameAccess, PhysMemory};
-use crate::errors::{ConvertError, MapError, UnmapError};
+use crate::errors::{ConvertError, MapError, NotUnusable, UnmapError};
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::holders::Holders;
@@ -31,6 +31,19 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.pt.clear(span, holders);
     }
 
+    /// Checks that every page of `span` is unusable, for a request that
+    /// fills unusable pages (`Map`, `MapFile`), then pins the span (the
+    /// pressure path leaves it alone).
+    pub(super) fn claim_unusable(&mut self, span: Span) -> Result<(), NotUnusable> {
+        if let Some(bad) = self.pt.find_first(span, &|p| p != Pte::Unusable) {
+            return Err(NotUnusable {
+                addr: canonical(bad),
+            });
+        }
+        self.clock.pin(Some(span));
+        Ok(())
+    }
+
     /// Maps `pages` pages at `addr` present as usable RAM, each backed by a
     /// zeroed frame (one physically contiguous run with `contiguous`).
     /// Every page must be unusable.
@@ -44,12 +57,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         privilege: Privilege,
     ) -> Result<(), MapError> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
-        if let Some(bad) = self.pt.find_first(span, &|p| p != Pte::Unusable) {
-            return Err(MapError::NotUnusable {
-                addr: canonical(bad),
-            });
-        }
-        self.clock.pin(Some(span));
+        self.claim_unusable(span)?;
         let limit = self.pt.frames().total_frames();
         let need = pages.saturating_add(self.pt.count_missing_tables(span, limit));
         if need > limit {
