@@ -41,6 +41,13 @@ fn corrupt_pd_entry(m: &mut SimMachine, at: Entry, n: u64) {
     pte::set_raw(entry, (at.raw & 0xfff) | (n << 12));
 }
 
+/// The unmap of [`ADDR`]'s page, which walks to the PD entry.
+const UNMAP: Request = Request::Unmap {
+    addr: ADDR,
+    pages: 1,
+    privilege: U,
+};
+
 /// Runs `r` and answers the message it panicked with.
 fn refusal(m: &mut SimMachine, r: Request) -> String {
     let err = catch_unwind(AssertUnwindSafe(|| req(m, r)))
@@ -55,12 +62,7 @@ fn refusal(m: &mut SimMachine, r: Request) -> String {
 fn a_table_entry_beyond_ram_is_refused_not_followed() {
     let (mut m, pd_entry) = mapped();
     corrupt_pd_entry(&mut m, pd_entry, 1000);
-    let unmap = Request::Unmap {
-        addr: ADDR,
-        pages: 1,
-        privilege: U,
-    };
-    let msg = refusal(&mut m, unmap);
+    let msg = refusal(&mut m, UNMAP);
     assert_eq!(
         msg,
         "VMM bug: frame 0x3e8000 refused for writing: not RAM the VMM may use"
@@ -74,12 +76,7 @@ fn a_table_entry_naming_the_kernels_tables_is_refused_before_any_write() {
     let kernel_table = frame(2);
     m.vmm.mem().cpu_bytes(kernel_table).fill(0xab);
     corrupt_pd_entry(&mut m, pd_entry, 2);
-    let unmap = Request::Unmap {
-        addr: ADDR,
-        pages: 1,
-        privilege: U,
-    };
-    let msg = refusal(&mut m, unmap);
+    let msg = refusal(&mut m, UNMAP);
     assert!(msg.contains("frame 0x2000 refused"), "{msg}");
     assert!(
         m.vmm

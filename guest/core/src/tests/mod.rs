@@ -29,7 +29,8 @@ use crate::frame_alloc::FrameAllocator as _;
 use std::collections::{BTreeMap, HashSet};
 
 use oracle::checker::{decode_leaf, read_tables, Leaf, PresentKind, TableEntries};
-use protocol::{Hello, Privilege, Request, Response, Stats};
+use proptest::strategy::Strategy;
+use protocol::{AreaType, Hello, Privilege, Request, Response, Stats};
 use x86_64::structures::paging::PhysFrame;
 use x86_64::PhysAddr;
 
@@ -63,6 +64,30 @@ pub(crate) fn assert_reads_pattern(m: &mut SimMachine, seed: u64, addr: u64, len
     };
     let checksum = protocol::pattern::checksum(&buf);
     assert_eq!(req(m, read), Response::Checksum { checksum });
+}
+
+/// Converts `pages` pages at `addr` to `to` as the kernel; the answer must
+/// be `Done` (not `Stale`: every present page made unusable was flushed).
+pub(crate) fn convert(m: &mut SimMachine, addr: u64, pages: u64, to: AreaType) {
+    let r = Request::Convert {
+        addr,
+        pages,
+        to,
+        privilege: K,
+    };
+    assert_eq!(
+        req(m, r),
+        Response::Done,
+        "convert {pages} at {addr:#x} to {to:?}"
+    );
+}
+
+/// An address near one of `bases` (from eight pages below to seven above,
+/// so that ranges from it cross the boundary the base is at), with the
+/// base's privilege.
+pub(crate) fn near(bases: Vec<(u64, Privilege)>) -> impl Strategy<Value = (u64, Privilege)> {
+    (proptest::sample::select(bases), 0u64..16)
+        .prop_map(|((b, p), k)| (b.wrapping_add(k * 4096).wrapping_sub(8 * 4096), p))
 }
 
 pub(crate) fn stats(m: &mut SimMachine) -> Stats {

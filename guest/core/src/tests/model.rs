@@ -39,7 +39,7 @@ enum Op {
 /// Addresses around table boundaries, the top of user space, the edges of
 /// the kernel request space, and a few that are refused.
 fn addr() -> impl Strategy<Value = (u64, Privilege)> {
-    let bases = vec![
+    near(vec![
         (0x20_0000u64, U),
         (0x4000_0000, U),
         (0x80_0000_0000, U),
@@ -50,9 +50,7 @@ fn addr() -> impl Strategy<Value = (u64, Privilege)> {
         (0xffff_c100_0000_0000, K),
         (0xffff_ff7f_ffff_8000, K),
         (0xffff_c100_0000_0000, U),
-    ];
-    (proptest::sample::select(bases), 0u64..16)
-        .prop_map(|((b, p), k)| (b.wrapping_add(k * 4096).wrapping_sub(8 * 4096), p))
+    ])
 }
 
 /// Any step: requests of every kind (an address from [`addr`]) and frees,

@@ -24,16 +24,14 @@ enum Op {
 }
 
 fn addr() -> impl Strategy<Value = (u64, Privilege)> {
-    let bases = vec![
+    near(vec![
         (0x20_0000u64, U),
         (0x4000_0000, U),
         (0x7fff_ffff_8000, U),
         (0xffff_c080_0000_0000, K),
         (0xffff_c100_0000_0000, K),
         (0xffff_ff7f_ffff_8000, K),
-    ];
-    (proptest::sample::select(bases), 0u64..16)
-        .prop_map(|((b, p), k)| (b.wrapping_add(k * 4096).wrapping_sub(8 * 4096), p))
+    ])
 }
 
 fn op() -> impl Strategy<Value = Op> {

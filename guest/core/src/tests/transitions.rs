@@ -61,19 +61,6 @@ fn strip(p: Pte) -> Pte {
     }
 }
 
-fn convert(m: &mut SimMachine, addr: u64, pages: u64, to: AreaType) {
-    let r = req(
-        m,
-        Request::Convert {
-            addr,
-            pages,
-            to,
-            privilege: K,
-        },
-    );
-    assert_eq!(r, Response::Done, "convert {addr:#x} {pages} {to:?}");
-}
-
 #[test]
 fn each_transition_of_both_functions() {
     for to in [AreaType::UsableRam, AreaType::Unusable] {

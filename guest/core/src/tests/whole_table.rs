@@ -9,29 +9,13 @@ use protocol::{AreaType, Request, Response};
 use oracle::checker::walk_levels;
 
 use super::ram::{checked_hello, SimRam};
-use super::{check, req, reset_and_check, stats, K};
+use super::{check, convert, req, reset_and_check, stats, K};
 use crate::backend::FrameAccess;
 use crate::pte;
 use crate::sim::SimMachine;
 
 /// A 2 MiB-aligned user address: the first page of one page table.
 const TABLE: u64 = 0x4000_0000;
-
-/// Converts `pages` pages at `addr` to `to`; the answer must be `Done`.
-fn convert(m: &mut SimMachine, addr: u64, pages: u64, to: AreaType) {
-    let r = Request::Convert {
-        addr,
-        pages,
-        to,
-        privilege: K,
-    };
-    // `Done`, not `Stale`: every present page made unusable was flushed.
-    assert_eq!(
-        req(m, r),
-        Response::Done,
-        "convert {pages} at {addr:#x} to {to:?}"
-    );
-}
 
 /// A machine whose page table at [`TABLE`] holds present RAM pages (4–7,
 /// touched, so the TLB holds them), pages on swap (0–3), file pages not
