@@ -18,17 +18,26 @@ use crate::errors::{ConvertError, MapError, NotUnusable, UnmapError};
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
 use crate::holders::Holders;
+use crate::paging::PageTables;
 use crate::pte::Pte;
 use crate::validate::{self, canonical, Invalid, Span};
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
-    /// Every page of `span` unusable; frees frames, swap slots and tables.
-    pub(super) fn make_unusable(&mut self, span: Span) {
+    /// The page tables, and what pages hold outside them (the frame-info
+    /// table, the swap store) lent beside them: for the walkers and the
+    /// pressure path, which let pages go.
+    pub(super) fn holders(&mut self) -> (&mut PageTables<M, A>, Holders<'_>) {
         let holders = Holders {
             finfo: self.finfo,
             swap: self.swap.as_mut(),
         };
-        self.pt.clear(span, holders);
+        (&mut self.pt, holders)
+    }
+
+    /// Every page of `span` unusable; frees frames, swap slots and tables.
+    pub(super) fn make_unusable(&mut self, span: Span) {
+        let (pt, holders) = self.holders();
+        pt.clear(span, holders);
     }
 
     /// Checks that every page of `span` is unusable, for a request that
@@ -132,11 +141,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             // catches bugs (host-runner/tests/it/inject_leak.rs): the frame of the last
             // page is not freed.
             let last = (span.end - 4096) & 0xffff_ffff_f000;
-            let mut holders = Holders {
-                finfo: self.finfo,
-                swap: self.swap.as_mut(),
-            };
-            self.pt.update(span, &mut |v, page, old| match old {
+            let (pt, mut holders) = self.holders();
+            pt.update(span, &mut |v, page, old| match old {
                 Pte::PresentRam { .. } if page & 0xffff_ffff_f000 == last => Some(Pte::Unusable),
                 _ => holders.release(v, old),
             });
@@ -146,12 +152,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             // unreachable: the leaves change without a TLB flush.
             #[cfg(feature = "inject-unmap-skip-flush")]
             {
-                let mut holders = Holders {
-                    finfo: self.finfo,
-                    swap: self.swap.as_mut(),
-                };
-                self.pt
-                    .update_unflushed(span, &mut |v, _, old| holders.release(v, old));
+                let (pt, mut holders) = self.holders();
+                pt.update_unflushed(span, &mut |v, _, old| holders.release(v, old));
             }
             #[cfg(not(feature = "inject-unmap-skip-flush"))]
             self.make_unusable(span);
@@ -184,11 +186,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     self.pt.update(span, &mut |_, _, _| None);
                     return Err(ConvertError::OutOfMemory);
                 }
-                let holders = Holders {
-                    finfo: self.finfo,
-                    swap: self.swap.as_mut(),
-                };
-                self.pt.make_usable(span, holders);
+                let (pt, holders) = self.holders();
+                pt.make_usable(span, holders);
             }
         }
         Ok(())

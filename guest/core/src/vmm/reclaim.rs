@@ -145,11 +145,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         linear: u64,
         old: Pte,
     ) -> Result<(), NotSent> {
-        let mut holders = Holders {
-            finfo: self.finfo,
-            swap: self.swap.as_mut(),
-        };
-        let event = holders.send_out(&mut self.pt, table, i, linear, old)?;
+        let (pt, mut holders) = self.holders();
+        let event = holders.send_out(pt, table, i, linear, old)?;
         self.events.record(event);
         Ok(())
     }
