@@ -61,14 +61,9 @@ global_asm!(
 
 // memset's steps: the byte in every byte of rax.
 .macro memset_64
-    mov [rdi], rax
-    mov [rdi + 8], rax
-    mov [rdi + 16], rax
-    mov [rdi + 24], rax
-    mov [rdi + 32], rax
-    mov [rdi + 40], rax
-    mov [rdi + 48], rax
-    mov [rdi + 56], rax
+.irp off, 0, 8, 16, 24, 32, 40, 48, 56
+    mov [rdi + \off], rax
+.endr
 .endm
 .macro memset_8
     mov [rdi], rax
@@ -77,24 +72,19 @@ global_asm!(
     mov [rdi], al
 .endm
 
-// memcpy's steps.
+// memcpy's steps: the 64 bytes in two halves of four loads, then four
+// stores.
 .macro memcpy_64
-    mov rax, [rsi]
-    mov rcx, [rsi + 8]
-    mov r8, [rsi + 16]
-    mov r10, [rsi + 24]
-    mov [rdi], rax
-    mov [rdi + 8], rcx
-    mov [rdi + 16], r8
-    mov [rdi + 24], r10
-    mov rax, [rsi + 32]
-    mov rcx, [rsi + 40]
-    mov r8, [rsi + 48]
-    mov r10, [rsi + 56]
-    mov [rdi + 32], rax
-    mov [rdi + 40], rcx
-    mov [rdi + 48], r8
-    mov [rdi + 56], r10
+.irp half, 0, 32
+    mov rax, [rsi + \half]
+    mov rcx, [rsi + \half + 8]
+    mov r8, [rsi + \half + 16]
+    mov r10, [rsi + \half + 24]
+    mov [rdi + \half], rax
+    mov [rdi + \half + 8], rcx
+    mov [rdi + \half + 16], r8
+    mov [rdi + \half + 24], r10
+.endr
 .endm
 .macro memcpy_8
     mov rax, [rsi]
