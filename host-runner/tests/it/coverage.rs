@@ -1,6 +1,6 @@
 //! Coverage on the real guest: the counters of `Vmm::map` move when a
 //! `Map` runs and stay still while the guest only answers pings; the PC
-//! table maps them to `guest/core/src/ops.rs`; the model counts the same
+//! table maps them to `guest/core/src/vmm/ops.rs`; the model counts the same
 //! request's transition; a `Reset` needs no care. Needs
 //! `qemu-system-x86_64` and the instrumented guest the build script makes.
 //! No wall-clock assertions.
@@ -24,7 +24,7 @@ fn map(addr: u64) -> Request {
     Request::map_writable(addr, 2, Privilege::User)
 }
 
-/// The counters of `Vmm::map` in `guest/core/src/ops.rs`, and its entry's.
+/// The counters of `Vmm::map` in `guest/core/src/vmm/ops.rs`, and its entry's.
 fn map_counters(symbols: &KernelSymbols) -> (Vec<usize>, usize) {
     let edges: Vec<usize> = symbols
         .sites
@@ -32,7 +32,7 @@ fn map_counters(symbols: &KernelSymbols) -> (Vec<usize>, usize) {
         .enumerate()
         .filter(|(_, s)| {
             s.origin == Origin::Core
-                && s.file == "guest/core/src/ops.rs"
+                && s.file == "guest/core/src/vmm/ops.rs"
                 && s.function.ends_with(">::map")
         })
         .map(|(i, _)| i)
@@ -111,7 +111,7 @@ async fn counters_move_when_map_runs_and_name_its_source() {
     let f = report
         .functions
         .iter()
-        .find(|f| f.function.ends_with(">::map") && f.file == "guest/core/src/ops.rs")
+        .find(|f| f.function.ends_with(">::map") && f.file == "guest/core/src/vmm/ops.rs")
         .expect("Vmm::map in the report");
     assert_eq!(f.origin, Origin::Core);
     assert!(f.line > 0 && f.edges_hit > 0);
@@ -156,7 +156,7 @@ fn the_coverage_command_reports_and_reads_back_what_it_saved() {
     };
     assert!(first.contains("reached: guest edges "), "{first}");
     assert!(
-        first.contains("  guest/core/src/ops.rs") && first.contains("vmm_core::ops::"),
+        first.contains("  guest/core/src/vmm/ops.rs") && first.contains("vmm_core::vmm::ops::"),
         "{first}"
     );
     assert!(first.contains("model transitions: "), "{first}");
