@@ -8,6 +8,7 @@ mod expect;
 mod files;
 mod frames;
 mod heap;
+mod hex;
 mod observe;
 mod outcomes;
 mod pages;
