@@ -8,7 +8,7 @@ mod v2;
 use protocol::pattern::fill;
 
 use super::entry::{U, W};
-use super::image::{Image, ImageWriter, KSPACE, RAM, TOTAL};
+use super::image::{Image, KSPACE, RAM, TOTAL};
 use super::{check, CheckReport, Violation};
 use crate::model::{Expectations, ModelState};
 
@@ -30,7 +30,7 @@ struct Clean {
 /// Two present pages (one written), an allocate-on-write page, a page on
 /// swap slot 5, a kernel page; expectations that match.
 fn clean() -> Clean {
-    let mut img = Image::new();
+    let mut img = Image::small();
     let mut expect = Expectations::default();
     let data = img.map(DATA, true);
     img.map(RO, false);

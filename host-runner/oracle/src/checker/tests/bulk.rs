@@ -4,7 +4,6 @@
 //! first and last word, at a block boundary and between boundaries.
 
 use super::super::entry::W;
-use super::super::image::ImageWriter;
 use super::super::{CheckReport, Checker};
 use super::broken;
 use crate::bench::Scenario;

@@ -6,7 +6,7 @@ use protocol::{Privilege, Request, Response};
 
 use super::super::entry::{Leaf, PresentKind};
 use super::super::entry::{G, P, PS, U, W};
-use super::super::image::{Image, ImageWriter};
+use super::super::image::Image;
 use super::super::{address_path, check, decode_walk, region_leaves, MemoryError, Violation};
 use super::{broken, clean, run, Clean, AOW, DATA, KPAGE, RO, SWAP};
 use crate::model::{Expectations, Model, ModelState};
@@ -271,7 +271,7 @@ fn address_path_reads_each_level_and_ends_where_the_path_does() {
 
 #[test]
 fn the_model_s_expectations_check_a_matching_image() {
-    let mut img = Image::new();
+    let mut img = Image::small();
     let mut m = Model::new(&img.hello);
     let u = Privilege::User;
     let steps = [

@@ -6,7 +6,7 @@ use protocol::pattern::fill;
 use protocol::{FileInfo, PhysRange};
 
 use super::super::entry::{U, W};
-use super::super::image::{Image, ImageWriter, RAM};
+use super::super::image::{Image, RAM};
 use super::{broken, check, CheckReport};
 use crate::model::{file_page, Expectations, FileSpec, ModelState};
 
@@ -40,7 +40,7 @@ fn store_part(part: u64) -> u64 {
 /// `PRIVATE`, page 1 not present at `NOT_PRESENT`; a raw slot 0 and an LZ4
 /// slot 40 in the swap store.
 fn v2() -> V2 {
-    let mut img = Image::new();
+    let mut img = Image::small();
     for f in 900..912 {
         img.set_used(f, true);
     }
