@@ -17,6 +17,7 @@ mod prediction;
 mod pressure;
 mod reclaim;
 mod requests_v2;
+mod runs;
 mod slots;
 mod stats;
 mod sum;
