@@ -63,12 +63,7 @@ pub fn hello() -> Hello {
             end: VALLOC + 256 * 4096,
         },
         reserved_pml4_slots: vec![256, 511],
-        files: vec![],
-        swap: PhysRange { start: 0, end: 0 },
-        frame_info: PhysRange { start: 0, end: 0 },
-        heap_max_bytes: 0,
-        ring: PhysRange { start: 0, end: 0 },
-        coverage: None,
+        ..Hello::default()
     }
 }
 
