@@ -76,6 +76,13 @@ fn assert_broken(r: &CheckReport, invariants: &[u8], says: &str) {
     assert!(text.contains(says), "{text}");
 }
 
+/// Asserts that the check's violations say `says`.
+#[track_caller]
+fn assert_says(r: &CheckReport, says: &str) {
+    let text = broken(r).1;
+    assert!(text.contains(says), "{text}");
+}
+
 /// Asserts that the check broke `invariant` (among others, maybe) and that
 /// its violations say `says`.
 #[track_caller]

@@ -5,7 +5,7 @@
 
 use super::super::entry::W;
 use super::super::{CheckReport, Checker};
-use super::{assert_broken, broken};
+use super::{assert_broken, assert_says, broken};
 use crate::bench::Scenario;
 
 /// A 64 MiB machine with nothing mapped: its heap region is 16 MiB of
@@ -119,10 +119,9 @@ fn one_stray_length_or_bit_anywhere_in_the_swap_store_is_found() {
         let slot = w * 4 + 3;
         let mut s = machine();
         s.img.write(at + parts.lengths + slot * 2, &[0x10, 0]);
-        let text = broken(&run(&s)).1;
-        assert!(
-            text.contains(&format!("slot {slot} holds 16 bytes but no page is on it")),
-            "{text}"
+        assert_says(
+            &run(&s),
+            &format!("slot {slot} holds 16 bytes but no page is on it"),
         );
     }
     for w in word_probes(parts.units / 64) {
@@ -130,17 +129,15 @@ fn one_stray_length_or_bit_anywhere_in_the_swap_store_is_found() {
         let (byte, bit) = (unit / 8, 1u8 << (unit % 8));
         let mut s = machine();
         s.img.write(at + parts.pending + byte, &[bit]);
-        let text = broken(&run(&s)).1;
-        assert!(
-            text.contains(&format!("pending bit of unit {unit} set between requests")),
-            "{text}"
+        assert_says(
+            &run(&s),
+            &format!("pending bit of unit {unit} set between requests"),
         );
         let mut s = machine();
         s.img.write(at + parts.used + byte, &[bit]);
-        let text = broken(&run(&s)).1;
-        assert!(
-            text.contains(&format!("unit {unit} is marked used but no slot owns it")),
-            "{text}"
+        assert_says(
+            &run(&s),
+            &format!("unit {unit} is marked used but no slot owns it"),
         );
     }
 }
@@ -184,9 +181,8 @@ fn swap_units_owned_at_one_check_are_not_owned_at_the_next() {
     let mut m = machine();
     m.img.write(at + parts.used + byte as u64, &[bits[byte]]);
     let r = checker.full(&m.img.mem, &m.img.hello, &m.model.view(), None);
-    let text = broken(&r).1;
-    assert!(
-        text.contains(&format!("unit {unit} is marked used but no slot owns it")),
-        "{text}"
+    assert_says(
+        &r,
+        &format!("unit {unit} is marked used but no slot owns it"),
     );
 }
