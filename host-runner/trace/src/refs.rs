@@ -250,7 +250,3 @@ impl Answers {
             })
     }
 }
-
-#[cfg(test)]
-#[path = "refs/tests.rs"]
-mod tests;
