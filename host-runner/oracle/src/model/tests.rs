@@ -14,7 +14,7 @@ mod scenarios;
 mod table;
 mod touches;
 
-use protocol::{FileInfo, Hello, PhysRange, Request, Response, VirtRange};
+use protocol::{AreaType, FileInfo, Hello, PhysRange, Privilege, Request, Response, VirtRange};
 
 use super::{Divergence, FileSpec, Model};
 
@@ -64,6 +64,16 @@ pub fn hello() -> Hello {
         },
         reserved_pml4_slots: vec![256, 511],
         ..Hello::default()
+    }
+}
+
+/// A user's `Convert` of `pages` pages at `addr` to `to`.
+pub fn convert(addr: u64, pages: u64, to: AreaType) -> Request {
+    Request::Convert {
+        addr,
+        pages,
+        to,
+        privilege: Privilege::User,
     }
 }
 

@@ -6,7 +6,7 @@ use protocol::pattern::checksum;
 use protocol::{AreaType, Error, FaultReason, PageState, Request, Response};
 
 use super::requests::{err, map, U};
-use super::{hello_files, model_files, run, BOOT_FREE, FILES};
+use super::{convert, hello_files, model_files, run, BOOT_FREE, FILES};
 use crate::model::files::file_page;
 use crate::model::{FileSpec, FilesError, Model, ModelState, Prediction};
 
@@ -199,12 +199,7 @@ fn the_transition_table_s_file_rows() {
         err(Error::InvalidState { addr: 0x60_0000 })
     );
     let mut unusable = m.clone();
-    let conv = |to| Request::Convert {
-        addr: 0x60_0000,
-        pages: 3,
-        to,
-        privilege: U,
-    };
+    let conv = |to| convert(0x60_0000, 3, to);
     run(&mut m, &[(conv(AreaType::UsableRam), Response::Done)]);
     assert_eq!(m.state(0x60_0000), Some(ModelState::AllocOnWrite));
     let ram = Some(ModelState::PresentRam { writable: true });
