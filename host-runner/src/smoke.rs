@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use oracle::ImageMemory;
 use protocol::{Request, PROTOCOL_VERSION};
-use tokio::time::Instant;
 
-use crate::accel::{expect_pong, Accel};
+use crate::accel::{expect_pong, ping_batch, Accel};
 use crate::error::{Error, Result};
 use crate::qmp::QmpError;
 use crate::session::{Vm, VmConfig};
@@ -98,18 +97,7 @@ pub async fn run(config: &VmConfig) -> Result<SmokeReport> {
     let hello = vm.hello().await?;
     tracing::debug!("hello: {hello:?}");
 
-    let t = Instant::now();
-    let answers = vm
-        .batch(
-            (0..SMOKE_PINGS)
-                .map(|nonce| Request::Ping { nonce })
-                .collect(),
-        )
-        .await?;
-    let ping_time = t.elapsed();
-    for (nonce, a) in (0..SMOKE_PINGS).zip(answers) {
-        expect_pong(a, nonce)?;
-    }
+    let ping_time = ping_batch(&mut vm, SMOKE_PINGS).await?;
 
     vm.stop().await?;
     let ram = ImageMemory {
