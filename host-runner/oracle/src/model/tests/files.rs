@@ -67,28 +67,18 @@ fn file_specs_must_match_the_guest_s_files() {
 #[test]
 fn map_file_validation_in_its_order() {
     let mut m = model_files();
-    assert_eq!(
-        m.predict(&map_file(0x1001, 1, 0, 0)),
-        err(Error::Misaligned)
-    );
-    assert_eq!(
-        m.predict(&map_file(0x1000, 1, 2, 0)),
-        err(Error::NoSuchFile)
-    );
-    assert_eq!(
-        m.predict(&map_file(0x1000, 9, 0, 0)),
-        err(Error::BeyondFile)
-    );
-    assert_eq!(
-        m.predict(&map_file(0x1000, 2, 1, 3)),
-        err(Error::BeyondFile)
-    );
-    assert_eq!(
-        m.predict(&map_file(0x1000, 1, 1, u64::MAX)),
-        err(Error::BeyondFile)
-    );
-    // Range validation comes before the file checks.
-    assert_eq!(m.predict(&map_file(0x1000, 0, 9, 0)), err(Error::ZeroCount));
+    let refused = [
+        (map_file(0x1001, 1, 0, 0), Error::Misaligned),
+        (map_file(0x1000, 1, 2, 0), Error::NoSuchFile),
+        (map_file(0x1000, 9, 0, 0), Error::BeyondFile),
+        (map_file(0x1000, 2, 1, 3), Error::BeyondFile),
+        (map_file(0x1000, 1, 1, u64::MAX), Error::BeyondFile),
+        // Range validation comes before the file checks.
+        (map_file(0x1000, 0, 9, 0), Error::ZeroCount),
+    ];
+    for (req, e) in refused {
+        assert_eq!(m.predict(&req), err(e), "{req:?}");
+    }
     run(&mut m, &[(map(0x3000, 1, U), Response::Done)]);
     assert_eq!(
         m.predict(&map_file(0x1000, 4, 0, 0)),
