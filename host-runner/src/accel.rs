@@ -21,8 +21,8 @@ pub use cache::{cache_file, cache_key};
 use cache::{read_cache, write_cache};
 use probe::ms;
 pub use probe::{
-    expect_pong, probe, vmm_workload, Probe, PROBE_BATCH, PROBE_ROUND_TRIPS, PROBE_VMM_PAGES,
-    PROBE_VMM_ROUNDS,
+    expect_pong, ping_batch, probe, vmm_workload, Probe, PROBE_BATCH, PROBE_ROUND_TRIPS,
+    PROBE_VMM_PAGES, PROBE_VMM_ROUNDS,
 };
 
 pub use crate::qemu::Accel;

@@ -4,10 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use oracle::ImageMemory;
 use protocol::{Request, PROTOCOL_VERSION};
-use tokio::time::Instant;
 
-use crate::accel::{expect_pong, Accel};
+use crate::accel::{expect_pong, ping_batch, Accel};
 use crate::error::{Error, Result};
 use crate::qmp::QmpError;
 use crate::session::{Vm, VmConfig};
@@ -53,15 +53,16 @@ pub struct DirectMapEntry {
     pub pdpt: u64,
 }
 
-/// Reads, in a dump of guest RAM from physical 0, the PML4 entry at `root`
-/// for the slot of `direct_map_offset` (the first step of the oracle's walk
-/// of that address), and checks it is present and points inside RAM.
+/// Reads, in a dump of guest RAM from physical 0 (`ram.base` 0), the PML4
+/// entry at `root` for the slot of `direct_map_offset` (the first step of
+/// the oracle's walk of that address), and checks it is present and points
+/// inside RAM.
 pub fn check_direct_map_entry(
-    ram: &[u8],
+    ram: &ImageMemory,
     root: u64,
     direct_map_offset: u64,
 ) -> std::result::Result<DirectMapEntry, String> {
-    let ram_len = ram.len() as u64;
+    let ram_len = ram.base + ram.bytes.len() as u64;
     if root % 4096 != 0 || root.saturating_add(4096) > ram_len {
         return Err(format!(
             "page-table root {root:#x} is not a page inside the {ram_len:#x} bytes of RAM"
@@ -96,21 +97,13 @@ pub async fn run(config: &VmConfig) -> Result<SmokeReport> {
     let hello = vm.hello().await?;
     tracing::debug!("hello: {hello:?}");
 
-    let t = Instant::now();
-    let answers = vm
-        .batch(
-            (0..SMOKE_PINGS)
-                .map(|nonce| Request::Ping { nonce })
-                .collect(),
-        )
-        .await?;
-    let ping_time = t.elapsed();
-    for (nonce, a) in (0..SMOKE_PINGS).zip(answers) {
-        expect_pong(a, nonce)?;
-    }
+    let ping_time = ping_batch(&mut vm, SMOKE_PINGS).await?;
 
     vm.stop().await?;
-    let ram = vm.dump_ram().await?;
+    let ram = ImageMemory {
+        base: 0,
+        bytes: vm.dump_ram().await?,
+    };
     let entry = check_direct_map_entry(&ram, hello.page_table_root, hello.direct_map_offset)
         .map_err(Error::MemoryCheck)?;
     drop(ram);
@@ -141,11 +134,18 @@ pub async fn run(config: &VmConfig) -> Result<SmokeReport> {
 mod tests {
     use super::*;
 
-    fn ram_with(root: u64, slot: usize, entry: u64) -> Vec<u8> {
-        let mut ram = vec![0u8; 1 << 20];
+    fn ram_with(root: u64, slot: usize, entry: u64) -> ImageMemory {
+        let mut ram = zeros(1 << 20);
         let at = root as usize + slot * 8;
-        ram[at..at + 8].copy_from_slice(&entry.to_le_bytes());
+        ram.bytes[at..at + 8].copy_from_slice(&entry.to_le_bytes());
         ram
+    }
+
+    fn zeros(len: usize) -> ImageMemory {
+        ImageMemory {
+            base: 0,
+            bytes: vec![0; len],
+        }
     }
 
     const OFFSET: u64 = 0xffff_8000_0000_0000;
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn bad_root_fails() {
-        let ram = vec![0u8; 0x2000];
+        let ram = zeros(0x2000);
         assert!(check_direct_map_entry(&ram, 0x1001, OFFSET).is_err());
         assert!(check_direct_map_entry(&ram, 0x2000, OFFSET).is_err());
     }

@@ -39,11 +39,6 @@ pub(crate) fn hello() -> Hello {
             end: 0xffff_d000_1000_0000,
         },
         reserved_pml4_slots: vec![256, 511],
-        files: vec![],
-        swap: PhysRange { start: 0, end: 0 },
-        frame_info: PhysRange { start: 0, end: 0 },
-        heap_max_bytes: 0,
-        ring: PhysRange { start: 0, end: 0 },
-        coverage: None,
+        ..Hello::default()
     }
 }

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// A range of physical memory, `start..end` in bytes.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PhysRange {
     pub start: u64,
     pub end: u64,
@@ -12,7 +12,7 @@ pub struct PhysRange {
 
 /// A range of virtual memory, `start..end` in bytes (`end` may be 0 to mean
 /// the top of the address space).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct VirtRange {
     pub start: u64,
     pub end: u64,
@@ -33,7 +33,9 @@ impl VirtRange {
 }
 
 /// The guest's answer to `Hello`: protocol version and memory layout.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// (`Default`: every field zero or empty, for fixtures that name only what
+/// they need.)
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hello {
     /// [`crate::PROTOCOL_VERSION`] of the guest.
     pub protocol_version: u32,

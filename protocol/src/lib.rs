@@ -31,7 +31,7 @@ pub mod semantics;
 pub use hello::{CoverageInfo, FileInfo, Hello, PhysRange, VirtRange};
 pub use message::{ExceptionReport, GuestMessage, PanicReport};
 pub use request::{AreaType, Privilege, Request};
-pub use response::{Error, FaultReason, FrameRun, PageState, Reclaim, Response, Stats};
+pub use response::{Error, ErrorKind, FaultReason, FrameRun, PageState, Reclaim, Response, Stats};
 
 /// Version of this protocol. The guest reports it in [`Hello`]; the host
 /// refuses to talk to a guest of another version.

@@ -186,46 +186,77 @@ pub struct Stats {
     pub pages_dropped: u64,
 }
 
-/// Why a request was refused. The request changed nothing.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Error {
-    /// A count of zero pages or frames.
-    ZeroCount,
-    /// A count or length above the request's limit.
-    TooLarge,
-    /// An address that must be page aligned is not.
-    Misaligned,
-    /// The start address is not canonical.
-    NonCanonical,
-    /// The range's end does not fit in 64 bits.
-    Overflow,
-    /// The range runs from one canonical half into the hole.
-    CrossesCanonicalHole,
-    /// A user request named kernel memory, or a kernel-only request came
-    /// from a user.
-    PermissionDenied,
-    /// The range is not memory the VMM manages (the direct map, the kernel
-    /// image, the heap region, or outside every managed region).
-    Reserved,
-    /// A page is in a state the request does not apply to.
-    InvalidState { addr: u64 },
-    /// Not enough free frames.
-    OutOfMemory,
-    /// A frame address beyond the RAM the allocator manages.
-    OutOfRange,
-    /// `FreeFrames` named a frame the host does not hold.
-    NotOwned { frame: u64 },
-    /// `Valloc` found no free range of that size.
-    NoVirtualSpace,
-    /// A `Batch` inside a `Batch`.
-    NestedBatch,
-    /// `MapFile` named a file the guest was not given.
-    NoSuchFile,
-    /// `MapFile`'s `file_page + pages` exceeds the file's pages.
-    BeyondFile,
-    /// The `Batch` was cut here: the answers so far and this request's
-    /// largest possible answer might not fit in one frame, so this request
-    /// and the rest were not executed (see [`crate::budget`]). Send them
-    /// again in another batch.
-    BatchCut,
+/// Defines [`Error`] and [`ErrorKind`] from one list of variants, so that
+/// the kinds are the errors' own.
+macro_rules! errors {
+    ($(#[$meta:meta])* pub enum Error {
+        $($(#[$doc:meta])* $variant:ident $({ $field:ident: u64 })?,)*
+    }) => {
+        $(#[$meta])*
+        pub enum Error {
+            $($(#[$doc])* $variant $({ $field: u64 })?,)*
+        }
+
+        /// An [`Error`] without its payload (the address of
+        /// `InvalidState`, the frame of `NotOwned`), in the same order.
+        #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum ErrorKind {
+            $($variant,)*
+        }
+
+        impl Error {
+            /// Which error this is, without its payload.
+            pub fn kind(&self) -> ErrorKind {
+                match self {
+                    $(Error::$variant { .. } => ErrorKind::$variant,)*
+                }
+            }
+        }
+    };
+}
+
+errors! {
+    /// Why a request was refused. The request changed nothing.
+    #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Error {
+        /// A count of zero pages or frames.
+        ZeroCount,
+        /// A count or length above the request's limit.
+        TooLarge,
+        /// An address that must be page aligned is not.
+        Misaligned,
+        /// The start address is not canonical.
+        NonCanonical,
+        /// The range's end does not fit in 64 bits.
+        Overflow,
+        /// The range runs from one canonical half into the hole.
+        CrossesCanonicalHole,
+        /// A user request named kernel memory, or a kernel-only request came
+        /// from a user.
+        PermissionDenied,
+        /// The range is not memory the VMM manages (the direct map, the kernel
+        /// image, the heap region, or outside every managed region).
+        Reserved,
+        /// A page is in a state the request does not apply to.
+        InvalidState { addr: u64 },
+        /// Not enough free frames.
+        OutOfMemory,
+        /// A frame address beyond the RAM the allocator manages.
+        OutOfRange,
+        /// `FreeFrames` named a frame the host does not hold.
+        NotOwned { frame: u64 },
+        /// `Valloc` found no free range of that size.
+        NoVirtualSpace,
+        /// A `Batch` inside a `Batch`.
+        NestedBatch,
+        /// `MapFile` named a file the guest was not given.
+        NoSuchFile,
+        /// `MapFile`'s `file_page + pages` exceeds the file's pages.
+        BeyondFile,
+        /// The `Batch` was cut here: the answers so far and this request's
+        /// largest possible answer might not fit in one frame, so this request
+        /// and the rest were not executed (see [`crate::budget`]). Send them
+        /// again in another batch.
+        BatchCut,
+    }
 }

@@ -65,18 +65,7 @@ pub async fn probe(base: &VmConfig, accel: Accel) -> Result<Probe> {
         expect_pong(vm.call(Request::Ping { nonce }).await?, nonce)?;
     }
     let round_trips = t.elapsed();
-    let t = Instant::now();
-    let answers = vm
-        .batch(
-            (0..PROBE_BATCH)
-                .map(|nonce| Request::Ping { nonce })
-                .collect(),
-        )
-        .await?;
-    let batch = t.elapsed();
-    for (nonce, a) in (0..PROBE_BATCH).zip(answers) {
-        expect_pong(a, nonce)?;
-    }
+    let batch = ping_batch(&mut vm, PROBE_BATCH).await?;
     let t = Instant::now();
     let answers = vm.batch(vmm_workload()).await?;
     let vmm = t.elapsed();
@@ -138,6 +127,20 @@ pub fn vmm_workload() -> Vec<Request> {
             ]
         })
         .collect()
+}
+
+/// Sends `n` pings as one batch and checks every pong; answers the
+/// batch's round trip.
+pub async fn ping_batch(vm: &mut Vm, n: u64) -> Result<Duration> {
+    let t = Instant::now();
+    let answers = vm
+        .batch((0..n).map(|nonce| Request::Ping { nonce }).collect())
+        .await?;
+    let round_trip = t.elapsed();
+    for (nonce, a) in (0..n).zip(answers) {
+        expect_pong(a, nonce)?;
+    }
+    Ok(round_trip)
 }
 
 /// Checks that `answer` is `Pong { nonce }`.

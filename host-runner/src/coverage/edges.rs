@@ -4,7 +4,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::symbols::Guidance;
 use super::CoverageError;
 
 /// Which kernel build edge indexes belong to: its edge count and a CRC of
@@ -34,6 +33,16 @@ impl fmt::Display for KernelId {
             self.edges, self.pc_table_crc
         )
     }
+}
+
+/// The edges a campaign's corpus does not count as new (one kernel build):
+/// those whose counts follow the host's timing
+/// ([`KernelSymbols::guidance`](super::symbols::KernelSymbols::guidance)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guidance {
+    pub kernel: KernelId,
+    /// `ignored[i]`: edge `i`'s count follows the host's timing.
+    pub ignored: Vec<bool>,
 }
 
 /// How often each guest edge ran (`hits[i]` for counter `i`) and which

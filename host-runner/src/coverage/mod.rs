@@ -32,9 +32,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use counters::CounterReader;
-pub use edges::{EdgeHits, KernelId};
+pub use edges::{EdgeHits, Guidance, KernelId};
 pub use oracle::ModelCoverage;
-pub use symbols::Guidance;
 
 /// What went wrong reading, matching or symbolizing coverage.
 #[derive(Debug, thiserror::Error)]

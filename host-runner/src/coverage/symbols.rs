@@ -5,7 +5,7 @@ use std::path::Path;
 
 use object::{Object, ObjectSection};
 
-use super::edges::KernelId;
+use super::edges::{Guidance, KernelId};
 use super::CoverageError;
 
 /// Whose code an edge is.
@@ -158,14 +158,6 @@ const HOST_TIMED_FUNCTIONS: [&str; 1] = ["vmmfuzz_kernel::interrupts::exception_
 pub fn times_the_host(site: &Site) -> bool {
     HOST_TIMED_FILES.contains(&site.file.as_str())
         || HOST_TIMED_FUNCTIONS.contains(&site.function.as_str())
-}
-
-/// The edges a campaign's corpus does not count as new (one kernel build).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Guidance {
-    pub kernel: KernelId,
-    /// `ignored[i]`: edge `i`'s count follows the host's timing.
-    pub ignored: Vec<bool>,
 }
 
 /// The site of `pc`: the innermost frame (of the inlined ones) that is the

@@ -1,19 +1,24 @@
 //! [`JudgedVm`]: a [`Vm`], the model that judges its answers, and the
-//! memory check.
+//! memory check. Here: the guest's start, its judged batches and its
+//! shutdown; its memory checks in `check`, its reset in `reset`.
 
-use oracle::{CheckReport, Checker, GuestMemory, Model};
-use protocol::{Error as ProtoError, Hello, Privilege, Request, Response, MAX_BATCH};
+use std::time::Instant;
+
+use oracle::{Checker, Model};
+use protocol::{Error as ProtoError, Hello, Request, Response, MAX_BATCH};
 use trace::replay::BatchRun;
 use trace::{Failure, FailureKind};
 
 use super::coverage::CoverageProbe;
 use super::failure::failure_from;
-use super::inspect::{inspect_by, with_paused_ram, MemoryCheck};
-use std::time::Instant;
-
 use super::timings::Timings;
 use super::JudgeOptions;
 use crate::session::{Vm, VmConfig};
+use reset::model_for;
+pub use reset::ResetParts;
+
+mod check;
+mod reset;
 
 /// A booted guest whose every answer the model judges. See the
 /// [module docs](super).
@@ -33,18 +38,6 @@ pub struct JudgedVm {
     checker: Checker,
     /// What the last [`JudgedVm::reset`] spent, part by part.
     last_reset: ResetParts,
-}
-
-/// Where a judged reset's time goes (the bench's fresh-state rows).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ResetParts {
-    /// `Reset` and `Stats`, one batch's round trip: the guest's work.
-    pub guest: std::time::Duration,
-    /// Judging the answers and making the fresh model.
-    pub model: std::time::Duration,
-    /// The memory check of the fresh state (none when the options ask for
-    /// none).
-    pub check: std::time::Duration,
 }
 
 impl JudgedVm {
@@ -204,165 +197,6 @@ impl JudgedVm {
         }
     }
 
-    /// The full memory check now: the full result, clean or not (a failure
-    /// only when it could not be made).
-    pub async fn inspect(&mut self) -> Result<MemoryCheck, Failure> {
-        self.inspect_with(true, self.opts.tlb_check).await
-    }
-
-    /// The memory check: the checker's full check when `full` (or when the
-    /// options ask for no incremental ones), else an incremental one when
-    /// it has a record of the last clean check (`oracle::Checker`); with
-    /// QEMU's view (CR3, `info tlb`) compared when `qemu` (full checks
-    /// only). A check that is not clean, or could not be made, leaves no
-    /// record: the next one is full.
-    async fn inspect_with(&mut self, full: bool, qemu: bool) -> Result<MemoryCheck, Failure> {
-        let t = Instant::now();
-        let full = full || qemu || !self.opts.incremental;
-        let memory = self.opts.memory;
-        let at = self.index.checked_sub(1);
-        let (checker, model, hello) = (&mut self.checker, &mut self.model, &self.hello);
-        let check = |mem: &dyn GuestMemory| checker.check_model(mem, hello, model, full);
-        let r = inspect_by(&self.vm, hello, memory, qemu, check).await;
-        let spent = t.elapsed();
-        self.timings.checks += spent;
-        self.timings.check_count += 1;
-        if full {
-            self.timings.full_checks += spent;
-            self.timings.full_count += 1;
-        }
-        if let Ok(c) = &r {
-            self.timings.qemu_view += c.qemu_time;
-        }
-        if !r.as_ref().is_ok_and(MemoryCheck::is_clean) {
-            self.checker.forget();
-        }
-        match r {
-            Ok(c) => Ok(c),
-            Err(e) => Err(self.fail(e, at).await),
-        }
-    }
-
-    /// The memory check after operation `at`, full (with QEMU's view) or
-    /// the one between batches (incremental: what changed since the last
-    /// clean check): the report, or an `Invariant` failure listing every
-    /// violation.
-    pub async fn check_at(
-        &mut self,
-        at: Option<usize>,
-        full: bool,
-    ) -> Result<CheckReport, Failure> {
-        self.check_with(at, full, full && self.opts.tlb_check).await
-    }
-
-    /// [`JudgedVm::check_at`] with the oracle's depth and QEMU's view
-    /// chosen apart.
-    async fn check_with(
-        &mut self,
-        at: Option<usize>,
-        full: bool,
-        qemu: bool,
-    ) -> Result<CheckReport, Failure> {
-        self.coverage.poll(&self.vm);
-        let check = self.inspect_with(full, qemu).await?;
-        if check.is_clean() {
-            return Ok(check.report);
-        }
-        let after = at.map_or("at boot".to_string(), |i| format!("after operation {i}"));
-        let message = format!(
-            "memory check {after}: {} violation(s)\n{}",
-            check.report.violations.len() + check.qemu.len(),
-            check.violations_text()
-        );
-        Err(Failure::new(FailureKind::Invariant, message, at)
-            .with_class(super::classes::invariant_class(&check)))
-    }
-
-    /// The full memory check now: the report when every invariant holds,
-    /// else an `Invariant` failure listing every violation.
-    pub async fn check(&mut self) -> Result<CheckReport, Failure> {
-        self.check_at(self.index.checked_sub(1), true).await
-    }
-
-    /// Runs `f` on the paused guest's RAM (for decoding walks at a failure).
-    pub async fn with_ram<T>(
-        &mut self,
-        f: impl FnOnce(&dyn GuestMemory, &Hello) -> T,
-    ) -> Result<T, Failure> {
-        let hello = self.hello.clone();
-        let at = self.index.checked_sub(1);
-        match with_paused_ram(&self.vm, self.opts.memory, |m| f(m, &hello)).await {
-            Ok(t) => Ok(t),
-            Err(e) => Err(self.fail(e, at).await),
-        }
-    }
-
-    /// Back to the boot state: `Reset` and `Stats`, both judged (free
-    /// frames plus heap pages must be the boot count), a fresh model,
-    /// operation index 0, and a memory check if the options ask for one.
-    /// Failures here carry no operation index.
-    pub async fn reset(&mut self) -> Result<(), Failure> {
-        let reqs = vec![
-            Request::Reset {
-                privilege: Privilege::Kernel,
-            },
-            Request::Stats,
-        ];
-        let t = Instant::now();
-        let got = match self.vm.batch(reqs.clone()).await {
-            Ok(a) => a,
-            Err(e) => return Err(self.fail(e, None).await),
-        };
-        let guest = t.elapsed();
-        let t = Instant::now();
-        let bad = |m: String| Failure::new(FailureKind::Divergence, format!("reset: {m}"), None);
-        for (req, answer) in reqs.iter().zip(&got) {
-            stale_check(0, answer).map_err(|mut f| {
-                f.op_index = None;
-                f.message = format!("reset: {}", f.message);
-                f
-            })?;
-            self.model
-                .apply(0, req, answer)
-                .map_err(|d| bad(d.to_string()))?;
-        }
-        match &got[1] {
-            Response::Stats(s) if s.free_frames + s.heap_pages == s.boot_free_frames => {}
-            other => {
-                return Err(bad(format!(
-                    "Stats after Reset: free_frames + heap_pages must equal boot_free_frames, got {other:?}"
-                )))
-            }
-        }
-        let reached = self.model.take_coverage();
-        self.model = model_for(&self.hello, self.vm.config())?;
-        self.model.add_coverage(&reached);
-        self.index = 0;
-        self.checker.forget();
-        let model = t.elapsed();
-        let t = Instant::now();
-        if self.opts.check_after_reset {
-            // A full check of the fresh state (QEMU's view aside, as
-            // before): the record the sequence's incremental checks
-            // compare with.
-            self.check_with(None, true, false).await.map_err(|mut f| {
-                f.message = format!("after reset: {}", f.message);
-                f
-            })?;
-        }
-        self.last_reset = ResetParts {
-            guest,
-            model,
-            check: t.elapsed(),
-        };
-        Ok(())
-    }
-
-    /// What the last successful [`JudgedVm::reset`] spent, part by part.
-    pub fn last_reset(&self) -> ResetParts {
-        self.last_reset
-    }
-
     /// What the guest's code and the model reached since the last call
     /// (or the boot): guest edges read from its counters now, and the
     /// model's transitions and events, carried across `reset`.
@@ -404,27 +238,4 @@ fn stale_check(index: usize, answer: &Response) -> Result<(), Failure> {
         })),
         _ => Ok(()),
     }
-}
-
-/// The model of a guest booted with `config`: it knows the bytes of every
-/// file image the runner gave the guest, so that file pages are judged.
-fn model_for(hello: &Hello, config: &VmConfig) -> Result<Model, Failure> {
-    let specs: Vec<oracle::FileSpec> = config
-        .files
-        .iter()
-        .map(|f| oracle::FileSpec {
-            pages: f.pages,
-            seed: f.seed,
-        })
-        .collect();
-    Model::with_files(hello, &specs).map_err(|e| {
-        Failure::new(
-            FailureKind::Environment,
-            format!("the guest's Hello does not list the files it was booted with: {e}"),
-            None,
-        )
-        .with_class(trace::FailureClass::Environment {
-            what: "the guest's files differ from the runner's".into(),
-        })
-    })
 }

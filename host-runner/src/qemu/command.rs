@@ -186,6 +186,17 @@ mod tests {
          -serial chardev:s0 -chardev socket,id=s0,path=/tmp/d,,x/serial.sock \
          -qmp unix:/tmp/d/qmp.sock,server=on,wait=off -kernel /k/vmmfuzz-kernel";
 
+    /// `bare()` with its RAM in the file `/proc/42/fd/7`, of `size` bytes.
+    fn with_ram_file(size: u64) -> QemuArgs {
+        QemuArgs {
+            ram_file: Some(RamFile {
+                path: "/proc/42/fd/7".into(),
+                size,
+            }),
+            ..bare()
+        }
+    }
+
     #[test]
     fn a_bare_microvm() {
         let line = line(&bare());
@@ -202,11 +213,7 @@ mod tests {
 
     #[test]
     fn shared_ram_as_ram_rs_built_it() {
-        let mut a = bare();
-        a.ram_file = Some(RamFile {
-            path: "/proc/42/fd/7".into(),
-            size: 128 << 20,
-        });
+        let a = with_ram_file(128 << 20);
         assert_eq!(
             line(&a),
             format!(
@@ -218,11 +225,7 @@ mod tests {
 
     #[test]
     fn files_and_gdb_as_session_and_replay_built_them() {
-        let mut a = bare();
-        a.ram_file = Some(RamFile {
-            path: "/proc/42/fd/7".into(),
-            size: 1 << 20,
-        });
+        let mut a = with_ram_file(1 << 20);
         a.initrd = Some("/tmp/d/files.img".into());
         a.gdb_socket = Some("/tmp/g/gdb.sock".into());
         assert_eq!(

@@ -118,18 +118,18 @@ async fn client() -> RpcClient {
     c
 }
 
+/// Asserts that `Ping { nonce }` is answered `Pong { nonce }`.
+async fn assert_pongs(c: &mut RpcClient, nonce: u64) {
+    let answer = c.call(&Request::Ping { nonce }).await.unwrap();
+    assert_eq!(answer, Response::Pong { nonce });
+}
+
 #[tokio::test]
 async fn ping_and_batch() {
     let mut c = client().await;
-    assert_eq!(
-        c.call(&Request::Ping { nonce: 5 }).await.unwrap(),
-        Response::Pong { nonce: 5 }
-    );
+    assert_pongs(&mut c, 5).await;
     // A Log before the reply is logged, not taken as the reply.
-    assert_eq!(
-        c.call(&Request::Ping { nonce: LOG_FIRST }).await.unwrap(),
-        Response::Pong { nonce: LOG_FIRST }
-    );
+    assert_pongs(&mut c, LOG_FIRST).await;
     let batch = Request::Batch((0..300).map(|nonce| Request::Ping { nonce }).collect());
     match c.call(&batch).await.unwrap() {
         Response::Batch(v) => {
@@ -150,10 +150,7 @@ async fn damaged_frame_gets_bad_frame_and_the_line_goes_on() {
         Response::BadFrame(FrameError::Checksum { .. } | FrameError::Cobs) => {}
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        c.call(&Request::Ping { nonce: 9 }).await.unwrap(),
-        Response::Pong { nonce: 9 }
-    );
+    assert_pongs(&mut c, 9).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,10 +166,7 @@ async fn timeout_then_late_reply_is_dropped() {
     );
     // The late Pong { LATE } arrives during this call and must not be
     // mistaken for its answer.
-    assert_eq!(
-        c.call(&Request::Ping { nonce: 3 }).await.unwrap(),
-        Response::Pong { nonce: 3 }
-    );
+    assert_pongs(&mut c, 3).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -284,10 +278,7 @@ async fn write_cut_by_a_timeout_is_ended_and_its_answer_dropped() {
     assert!(matches!(err, LineError::Timeout { .. }), "{err}");
     // The cut frame is ended with a delimiter; the guest's BadFrame for it is
     // not taken as the answer to this Ping.
-    assert_eq!(
-        c.call(&Request::Ping { nonce: 9 }).await.unwrap(),
-        Response::Pong { nonce: 9 }
-    );
+    assert_pongs(&mut c, 9).await;
 }
 
 /// The guest's end of a ring in memory the test owns, for the ring's

@@ -278,34 +278,41 @@ mod tests {
             heap_pages: 1,
             ..Stats::default()
         };
-        assert!(footprint_changes(&before, &before).is_empty());
-        let leaked_heap = Stats {
-            heap_bytes_live: 64,
-            ..before
-        };
-        assert_eq!(
-            footprint_changes(&before, &leaked_heap),
-            ["heap_bytes_live 0 → 64"]
-        );
-        let leaked_frame = Stats {
-            free_frames: 26_999,
-            ..before
-        };
-        assert_eq!(
-            footprint_changes(&before, &leaked_frame),
-            ["free_frames + heap_pages 27001 → 27000"]
-        );
-        // A heap page taken from the free frames is no leak.
-        let heap_grew = Stats {
-            free_frames: 26_999,
-            heap_pages: 2,
-            ..before
-        };
-        assert!(footprint_changes(&before, &heap_grew).is_empty());
-        let busy = Stats {
-            faults_resolved: 9,
-            ..before
-        };
-        assert!(footprint_changes(&before, &busy).is_empty());
+        let cases = [
+            (before, vec![]),
+            (
+                Stats {
+                    heap_bytes_live: 64,
+                    ..before
+                },
+                vec!["heap_bytes_live 0 → 64"],
+            ),
+            (
+                Stats {
+                    free_frames: 26_999,
+                    ..before
+                },
+                vec!["free_frames + heap_pages 27001 → 27000"],
+            ),
+            // A heap page taken from the free frames is no leak.
+            (
+                Stats {
+                    free_frames: 26_999,
+                    heap_pages: 2,
+                    ..before
+                },
+                vec![],
+            ),
+            (
+                Stats {
+                    faults_resolved: 9,
+                    ..before
+                },
+                vec![],
+            ),
+        ];
+        for (after, changes) in cases {
+            assert_eq!(footprint_changes(&before, &after), changes, "{after:?}");
+        }
     }
 }

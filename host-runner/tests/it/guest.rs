@@ -143,8 +143,11 @@ async fn qmp_stop_dump_cont_quit() {
         .and_then(|v| u64::from_str_radix(v, 16).ok())
         .unwrap_or_else(|| panic!("no CR3 in {regs}"));
     assert_eq!(cr3 & !0xfff, hello.page_table_root);
-    let ram = vm.dump_ram().await.unwrap();
-    assert_eq!(ram.len() as u64, vm.config().ram_bytes());
+    let ram = oracle::ImageMemory {
+        base: 0,
+        bytes: vm.dump_ram().await.unwrap(),
+    };
+    assert_eq!(ram.bytes.len() as u64, vm.config().ram_bytes());
     let entry = smoke::check_direct_map_entry(&ram, hello.page_table_root, hello.direct_map_offset)
         .unwrap();
     assert!(hello.reserved_pml4_slots.contains(&(entry.slot as u16)));

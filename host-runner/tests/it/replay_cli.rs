@@ -3,6 +3,7 @@
 //! malformed trace is refused with its line and field; `check` prints every
 //! invariant's verdict. Needs `qemu-system-x86_64`.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::common::trace_file;
@@ -188,15 +189,20 @@ fn dump_writes_an_elf_core_at_the_failure() {
 fn dump_says_why_no_core_was_written() {
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("never written.elf");
+    // `replay --dump CORE TRACE`: its exit code and stdout.
+    let replay_dumping = |trace: &Path| {
+        let out = runner(&[
+            "replay",
+            "--dump",
+            core.to_str().unwrap(),
+            trace.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout)
+    };
     let passing = trace_file(&format!("{HEADER}\n{{\"op\":\"stats\"}}\n"));
-    let out = runner(&[
-        "replay",
-        "--dump",
-        core.to_str().unwrap(),
-        passing.path().to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = replay_dumping(passing.path());
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.contains(&format!(
             "no guest core written to {}: the trace passed",
@@ -209,14 +215,8 @@ fn dump_says_why_no_core_was_written() {
     let panics = trace_file(&format!(
         "{HEADER}\n{{\"op\":\"panic\",\"as\":\"kernel\"}}\n"
     ));
-    let out = runner(&[
-        "replay",
-        "--dump",
-        core.to_str().unwrap(),
-        panics.path().to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = replay_dumping(panics.path());
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.contains("no guest core written to") && stdout.contains("the guest is gone"),
         "{stdout}"

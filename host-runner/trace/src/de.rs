@@ -21,7 +21,15 @@ use serde::de::{
 use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
-use crate::numbers::shown;
+/// A value as error messages show it (compact JSON, cut when long).
+pub(crate) fn shown(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
+}
 
 /// Why a value could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,11 +5,15 @@
 //! comments, encoding), `write` and `edit` (operations removed or
 //! inserted with batches and references kept right).
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 use serde_with::{serde_as, skip_serializing_none};
 
 use crate::expect::Expect;
 use crate::failure::Failure;
+use crate::files::FileSpec;
 use crate::numbers::{Count, Hex};
 use crate::op::Op;
 use crate::refs::Ref;
@@ -68,21 +72,56 @@ pub struct TraceHeader {
     pub weights: Option<crate::weights::Weights>,
     /// How often the saved failure showed when the trace was run again
     /// (`"3/3"`): under every time, the reproducer is flaky.
-    pub reproduced: Option<crate::reproduce::Rate>,
+    pub reproduced: Option<Rate>,
 }
 
-/// A file image the host builds: `pages` pages whose byte at file offset
-/// `o` is `protocol::pattern::pattern_byte(seed, o)`. In a header:
-/// `"files":[{"pages":16,"seed":"0x1"}]`.
-#[serde_as]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSpec {
-    #[serde_as(as = "Count")]
-    pub pages: u64,
-    #[serde(default)]
-    #[serde_as(as = "Hex")]
-    pub seed: u64,
+/// How many of the runs of a reproducer showed its failure: `"3/3"` in a
+/// trace header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    pub reproduced: u32,
+    pub runs: u32,
+}
+
+impl Rate {
+    /// Fewer than every run.
+    pub fn is_flaky(&self) -> bool {
+        self.reproduced < self.runs
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.reproduced, self.runs)
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected runs that reproduced out of runs, like \"3/3\"; got {s:?}");
+        let (a, b) = s.split_once('/').ok_or_else(bad)?;
+        let reproduced: u32 = a.trim().parse().map_err(|_| bad())?;
+        let runs: u32 = b.trim().parse().map_err(|_| bad())?;
+        if runs == 0 || reproduced > runs {
+            return Err(bad());
+        }
+        Ok(Rate { reproduced, runs })
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// One operation line: the operation, optionally a reference that sets its

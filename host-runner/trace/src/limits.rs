@@ -11,7 +11,8 @@
 //! | `batches[i]` | 1 to [`protocol::MAX_BATCH`], adding up to the operations |
 //! | `weights` | each at most [`MAX_WEIGHT`] |
 
-use crate::format::{FileSpec, TraceHeader};
+use crate::files::FileSpec;
+use crate::format::TraceHeader;
 use crate::op::OpKind;
 use crate::FieldError;
 

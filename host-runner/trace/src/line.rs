@@ -4,12 +4,12 @@
 
 use serde_json::{Map, Value};
 
-use crate::de::quoted;
+use crate::de::{quoted, shown};
 use crate::error::FieldError;
 use crate::expect::read::read_expect;
 use crate::fields::{read, Place};
 use crate::format::{Entry, TraceHeader, FORMAT_NAME, FORMAT_VERSION, READ_VERSIONS};
-use crate::numbers::{read_number, shown, Count};
+use crate::numbers::{read_number, Count};
 use crate::op::{OpFields, OpKind};
 use crate::refs::Ref;
 

@@ -3,7 +3,7 @@
 //! unit enum whose serde form is its name, and a serde_with adapter for the
 //! protocol type it names (`#[serde_as(as = "Who")] privilege: Privilege`).
 
-use protocol::{AreaType, Error, FaultReason, PageState, Privilege, Response, Stats};
+use protocol::{AreaType, Error, ErrorKind, FaultReason, PageState, Privilege, Response, Stats};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_with::{DeserializeAs, SerializeAs};
 
@@ -124,30 +124,20 @@ impl StatField {
     }
 }
 
+same_variants!(ErrorCode <-> ErrorKind { ZeroCount, TooLarge, Misaligned, NonCanonical, Overflow,
+    CrossesCanonicalHole, PermissionDenied, Reserved, InvalidState, OutOfMemory, OutOfRange, NotOwned,
+    NoVirtualSpace, NestedBatch, NoSuchFile, BeyondFile, BatchCut });
+
 impl ErrorCode {
     /// The code of `e`, and its address (`invalid_state`) or frame
     /// (`not_owned`).
     pub fn of(e: &Error) -> (ErrorCode, Option<u64>) {
-        use ErrorCode as C;
-        match *e {
-            Error::ZeroCount => (C::ZeroCount, None),
-            Error::TooLarge => (C::TooLarge, None),
-            Error::Misaligned => (C::Misaligned, None),
-            Error::NonCanonical => (C::NonCanonical, None),
-            Error::Overflow => (C::Overflow, None),
-            Error::CrossesCanonicalHole => (C::CrossesCanonicalHole, None),
-            Error::PermissionDenied => (C::PermissionDenied, None),
-            Error::Reserved => (C::Reserved, None),
-            Error::InvalidState { addr } => (C::InvalidState, Some(addr)),
-            Error::OutOfMemory => (C::OutOfMemory, None),
-            Error::OutOfRange => (C::OutOfRange, None),
-            Error::NotOwned { frame } => (C::NotOwned, Some(frame)),
-            Error::NoVirtualSpace => (C::NoVirtualSpace, None),
-            Error::NestedBatch => (C::NestedBatch, None),
-            Error::NoSuchFile => (C::NoSuchFile, None),
-            Error::BeyondFile => (C::BeyondFile, None),
-            Error::BatchCut => (C::BatchCut, None),
-        }
+        let payload = match *e {
+            Error::InvalidState { addr } => Some(addr),
+            Error::NotOwned { frame } => Some(frame),
+            _ => None,
+        };
+        (e.kind().into(), payload)
     }
 }
 

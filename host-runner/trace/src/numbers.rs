@@ -14,6 +14,8 @@ use serde::Serializer;
 use serde_json::Value;
 use serde_with::{DeserializeAs, SerializeAs};
 
+use crate::de::shown;
+
 /// Written as a hex string: addresses, frames, seeds, checksums.
 #[derive(Debug)]
 pub(crate) struct Hex;
@@ -142,16 +144,6 @@ pub(crate) fn parse_u64_str(s: &str) -> Option<u64> {
         u64::from_str_radix(&clean, radix).ok()
     } else {
         u64::from_str_radix(digits, radix).ok()
-    }
-}
-
-/// A value as error messages show it (compact JSON, cut when long).
-pub(crate) fn shown(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 40 {
-        format!("{}…", s.chars().take(40).collect::<String>())
-    } else {
-        s
     }
 }
 

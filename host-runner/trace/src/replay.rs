@@ -7,6 +7,9 @@
 //! attempts and the CI job's corpus all go through [`run`], with the
 //! batches and the check cadence the trace records (a fuzzed trace keeps
 //! the ones it ran with), so a failure shows where it showed before.
+//!
+//! Here: the [`Target`] a run drives and the run itself; when it checks
+//! memory in `cadence`, the step table in `table`.
 
 use std::future::Future;
 
@@ -15,9 +18,15 @@ use protocol::{Request, Response};
 use crate::executor::Outcome;
 use crate::expect::Expect;
 use crate::failure::{Failure, FailureKind};
-use crate::format::{write_entry, Entry, Trace};
+use crate::format::{Entry, Trace};
 use crate::op::Op;
 use crate::refs::Answers;
+
+mod cadence;
+mod table;
+
+pub use cadence::Cadence;
+pub use table::{answer_text, format_step, format_table, ReplayReport, StepRecord, Verdict};
 
 /// What a batch did: an answer for each request up to the first failure
 /// (all of them when none), the model's predictions when they were asked
@@ -84,84 +93,6 @@ impl Default for RunOptions {
             predict: false,
         }
     }
-}
-
-/// When the memory is checked: after each batch that brings the
-/// operations since the last check to `every` or more, and before a
-/// `Reset` that follows operations not yet checked. A `Reset` returns
-/// every frame and drops every translation at once, so a leak or a missed
-/// flush before it would leave no trace after it: the state it ends is
-/// checked first (its batch starts at the `Reset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Cadence {
-    pub every: usize,
-    pub since: usize,
-}
-
-impl Cadence {
-    pub fn new(every: usize) -> Self {
-        Cadence { every, since: 0 }
-    }
-
-    /// Whether a check is due before a batch that starts with `op`
-    /// (a `Reset` after unchecked operations, when checks are on); counts
-    /// it as made.
-    pub fn before(&mut self, op: &Op) -> bool {
-        if self.every > 0 && self.since > 0 && matches!(op, Op::Reset { .. }) {
-            self.since = 0;
-            return true;
-        }
-        false
-    }
-
-    /// Counts a batch of `n` operations; whether a check is due after it.
-    pub fn after_batch(&mut self, n: usize) -> bool {
-        self.ran(n);
-        self.due()
-    }
-
-    /// Counts `n` operations sent.
-    pub fn ran(&mut self, n: usize) {
-        self.since += n;
-    }
-
-    /// Whether a check is due now, at the end of a batch (counted as made).
-    pub fn due(&mut self) -> bool {
-        if self.every > 0 && self.since >= self.every {
-            self.since = 0;
-            return true;
-        }
-        false
-    }
-}
-
-/// How a step went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Answered as expected (or nothing was expected).
-    Ok,
-    /// The step failed (see the report's outcome).
-    Failed,
-}
-
-/// One row of the step table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepRecord {
-    pub index: usize,
-    pub entry: Entry,
-    /// The guest's answer (`None` when the guest gave none).
-    pub answer: Option<Response>,
-    /// The model's answer, when a judge gave one.
-    pub predicted: Option<Response>,
-    pub verdict: Verdict,
-}
-
-/// Everything a replay saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayReport {
-    pub steps: Vec<StepRecord>,
-    /// `Failed` at the first failing step; replay stops there.
-    pub outcome: Outcome,
 }
 
 /// The divergence failure of an answer that does not meet `expect`. The
@@ -342,65 +273,4 @@ fn split_at_refs(entries: &[Entry], range: std::ops::Range<usize>) -> Vec<std::o
 /// Runs a trace and answers only its outcome.
 pub async fn run_outcome(trace: &Trace, target: &mut impl Target, opts: RunOptions) -> Outcome {
     run(trace, target, opts, &mut |_| {}).await.outcome
-}
-
-/// An answer in `expect` syntax; a `Reclaimed` answer is its plain answer
-/// (what `expect` matches) and the number of reclaim events.
-pub fn answer_text(r: Option<&Response>) -> String {
-    match r {
-        None => "-".to_string(),
-        Some(Response::Reclaimed { events, response }) => {
-            format!(
-                "{} +{} reclaimed",
-                Expect::exact(response).to_json(),
-                events.len()
-            )
-        }
-        Some(r) => Expect::exact(r).to_json(),
-    }
-}
-
-/// One row: index, verdict mark, request (as its trace line, without
-/// `expect`; a reference's address as it resolved), the guest's answer,
-/// and what was expected or predicted.
-pub fn format_step(s: &StepRecord) -> String {
-    let mark = match s.verdict {
-        Verdict::Ok => " ",
-        Verdict::Failed => "✗",
-    };
-    let request = write_entry(&Entry {
-        expect: None,
-        ..s.entry.clone()
-    });
-    let mut want = Vec::new();
-    if let Some(x) = &s.entry.expect {
-        want.push(format!("expect {}", x.to_json()));
-    }
-    if let Some(p) = &s.predicted {
-        want.push(format!("model {}", answer_text(Some(p))));
-    }
-    let want = if want.is_empty() {
-        String::new()
-    } else {
-        format!("  ({})", want.join(", "))
-    };
-    format!(
-        "{:>5} {mark} {request}\n        → {}{want}",
-        s.index,
-        answer_text(s.answer.as_ref())
-    )
-}
-
-/// The step table of a replay, with the outcome last.
-pub fn format_table(report: &ReplayReport) -> String {
-    let mut out = String::new();
-    for s in &report.steps {
-        out.push_str(&format_step(s));
-        out.push('\n');
-    }
-    match &report.outcome {
-        Outcome::Passed => out.push_str(&format!("passed: {} ops\n", report.steps.len())),
-        Outcome::Failed(f) => out.push_str(&format!("FAILED: {f}\n")),
-    }
-    out
 }

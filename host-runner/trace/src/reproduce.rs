@@ -3,13 +3,10 @@
 //! fuzzer records in a reproducer's header after running it again.
 
 use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 
 use crate::executor::{Executor, Outcome};
 use crate::failure::{Failure, FailureKind};
-use crate::format::Trace;
+use crate::format::{Rate, Trace};
 
 /// What a run of a trace saved for `saved` showed, against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,55 +105,6 @@ impl fmt::Display for Reproduction {
                 one_line(saved)
             ),
         }
-    }
-}
-
-/// How many of the runs of a reproducer showed its failure: `"3/3"` in a
-/// trace header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Rate {
-    pub reproduced: u32,
-    pub runs: u32,
-}
-
-impl Rate {
-    /// Fewer than every run.
-    pub fn is_flaky(&self) -> bool {
-        self.reproduced < self.runs
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.reproduced, self.runs)
-    }
-}
-
-impl FromStr for Rate {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("expected runs that reproduced out of runs, like \"3/3\"; got {s:?}");
-        let (a, b) = s.split_once('/').ok_or_else(bad)?;
-        let reproduced: u32 = a.trim().parse().map_err(|_| bad())?;
-        let runs: u32 = b.trim().parse().map_err(|_| bad())?;
-        if runs == 0 || reproduced > runs {
-            return Err(bad());
-        }
-        Ok(Rate { reproduced, runs })
-    }
-}
-
-impl Serialize for Rate {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::ser::SerializeMap;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::format::FileSpec;
+use crate::files::{files_of_pages, FileSpec, DEFAULT_FILE_PAGES};
 use crate::op::OpKind;
 
 /// Relative weight of each operation kind (index: [`OpKind`] as `usize`).
@@ -167,20 +167,6 @@ impl GenConfig {
             ..self.clone()
         }
     }
-}
-
-/// Page counts of the files a campaign boots with unless told otherwise:
-/// one small file, and one that crosses a 2 MiB table (512 pages).
-pub const DEFAULT_FILE_PAGES: [u64; 2] = [24, 600];
-
-/// The files of these page counts: file `i`'s contents come from seed
-/// `0xf11e_0000 + i`, so a page count list names the files completely.
-pub fn files_of_pages(pages: &[u64]) -> Vec<FileSpec> {
-    pages
-        .iter()
-        .zip(0xf11e_0000u64..)
-        .map(|(&pages, seed)| FileSpec { pages, seed })
-        .collect()
 }
 
 impl Default for GenConfig {

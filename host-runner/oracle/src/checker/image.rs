@@ -1,12 +1,11 @@
-//! A test builder of synthetic guest memory: page tables, frame bitmap and
-//! data laid out by hand in a byte vector, written through
-//! [`ImageWriter`] as the benchmarks' synthetic machine is.
+//! The checker tests' synthetic guest memory: a [`synth::Image`](Image)
+//! (page tables, frame bitmap and data laid out by hand in a byte vector)
+//! of the model tests' layout, small.
 
 use protocol::{Hello, PhysRange};
 
 use super::entry::{P, U, W};
-use super::memory::ImageMemory;
-pub use crate::synth::ImageWriter;
+pub use crate::synth::Image;
 
 /// Frames of the image's RAM (the bitmap's last 4 bits are past it).
 pub const TOTAL: u64 = 1020;
@@ -17,15 +16,9 @@ pub const KSPACE: u64 = 0xffff_c080_0000_0000;
 /// Present usable RAM, software bits 9–11 = 0b001.
 pub const RAM: u64 = P | 1 << 9;
 
-pub struct Image {
-    pub mem: ImageMemory,
-    pub hello: Hello,
-    next: u64,
-}
-
 impl Image {
     /// 4 MiB of memory, boot frames and the bitmap's tail marked used.
-    pub fn new() -> Self {
+    pub fn small() -> Self {
         Image::sized(TOTAL, 1024)
     }
 
@@ -51,14 +44,7 @@ impl Image {
             heap_max_bytes: 0x1000,
             ..crate::model::tests::hello()
         };
-        let mut image = Image {
-            mem: ImageMemory {
-                base: 0,
-                bytes: vec![0; (frames * 4096) as usize],
-            },
-            hello,
-            next: BOOT,
-        };
+        let mut image = Image::blank(hello, frames);
         for f in (0..BOOT).chain(total..frames) {
             image.set_used(f, true);
         }
@@ -74,27 +60,5 @@ impl Image {
         let w = if writable { W } else { 0 };
         self.set_leaf(virt, frame | RAM | w | user);
         frame
-    }
-}
-
-impl ImageWriter for Image {
-    fn mem(&self) -> &ImageMemory {
-        &self.mem
-    }
-
-    fn mem_mut(&mut self) -> &mut ImageMemory {
-        &mut self.mem
-    }
-
-    fn hello(&self) -> &Hello {
-        &self.hello
-    }
-
-    /// The next frame never handed out, marked used.
-    fn alloc(&mut self) -> u64 {
-        let f = self.next;
-        self.next += 1;
-        self.set_used(f, true);
-        f << 12
     }
 }

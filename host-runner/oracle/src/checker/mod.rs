@@ -35,8 +35,9 @@ pub use decode::{decode_walk, region_leaves, walk_levels, WalkLevel};
 pub use entry::{decode_leaf, Leaf, PresentKind};
 pub use memory::{nonzero_words, GuestMemory, ImageMemory, MemoryError};
 pub use stateful::Checker;
+pub use tree::TableRef;
 pub use violation::{Path, Step, Violation};
-pub use walk::{read_tables, TableEntries, TableRef, Translation, Walk};
+pub use walk::{read_tables, TableEntries, Translation, Walk};
 
 /// The checker's findings: every violation, and the walk (its translations
 /// are what `info tlb` / `gva2gpa` are compared with; a full check's only).

@@ -8,7 +8,7 @@ mod v2;
 use protocol::pattern::fill;
 
 use super::entry::{U, W};
-use super::image::{Image, ImageWriter, KSPACE, RAM, TOTAL};
+use super::image::{Image, KSPACE, RAM, TOTAL};
 use super::{check, CheckReport, Violation};
 use crate::model::{Expectations, ModelState};
 
@@ -30,7 +30,7 @@ struct Clean {
 /// Two present pages (one written), an allocate-on-write page, a page on
 /// swap slot 5, a kernel page; expectations that match.
 fn clean() -> Clean {
-    let mut img = Image::new();
+    let mut img = Image::small();
     let mut expect = Expectations::default();
     let data = img.map(DATA, true);
     img.map(RO, false);
@@ -65,6 +65,31 @@ fn broken(r: &CheckReport) -> (Vec<u8>, String) {
     n.dedup();
     let text: Vec<String> = r.violations.iter().map(|v| v.to_string()).collect();
     (n, text.join("\n"))
+}
+
+/// Asserts that the check broke exactly `invariants` and that its
+/// violations say `says`.
+#[track_caller]
+fn assert_broken(r: &CheckReport, invariants: &[u8], says: &str) {
+    let (n, text) = broken(r);
+    assert_eq!(n, invariants, "{text}");
+    assert!(text.contains(says), "{text}");
+}
+
+/// Asserts that the check's violations say `says`.
+#[track_caller]
+fn assert_says(r: &CheckReport, says: &str) {
+    let text = broken(r).1;
+    assert!(text.contains(says), "{text}");
+}
+
+/// Asserts that the check broke `invariant` (among others, maybe) and that
+/// its violations say `says`.
+#[track_caller]
+fn assert_broken_among(r: &CheckReport, invariant: u8, says: &str) {
+    let (n, text) = broken(r);
+    assert!(n.contains(&invariant), "{text}");
+    assert!(text.contains(says), "{text}");
 }
 
 #[test]
@@ -107,21 +132,14 @@ fn invariant_1_frames_in_use() {
 
     let mut c = clean();
     c.img.set_used(pt >> 12, false);
-    let (n, text) = broken(&run(&c));
-    assert_eq!(n, [1], "{text}");
-    assert!(
-        text.contains(&format!("page-table frame {pt:#x} is free")),
-        "{text}"
-    );
+    assert_broken(&run(&c), &[1], &format!("page-table frame {pt:#x} is free"));
 
     let mut c = clean();
     let beyond = (TOTAL + 1) << 12;
     c.img.set_leaf(0x6000, beyond | RAM | U);
     c.expect
         .set_state(0x6000, 1, Some(ModelState::PresentRam { writable: false }));
-    let (n, text) = broken(&run(&c));
-    assert_eq!(n, [1], "{text}");
-    assert!(text.contains("beyond the bitmap"), "{text}");
+    assert_broken(&run(&c), &[1], "beyond the bitmap");
 }
 
 #[test]
@@ -131,32 +149,20 @@ fn invariant_2_one_owner_per_frame() {
     c.expect
         .set_state(0x6000, 1, Some(ModelState::PresentRam { writable: true }));
     c.expect.set_bytes(0x6000, c.bytes);
-    let (n, text) = broken(&run(&c));
-    assert_eq!(n, [2], "{text}");
-    assert!(
-        text.contains("is also mapped at 0x1000; virt 0x6000"),
-        "{text}"
-    );
+    assert_broken(&run(&c), &[2], "is also mapped at 0x1000; virt 0x6000");
 
     let mut c = clean();
     let pt = c.img.entry_addr(DATA, 1) & !0xfff;
     c.img.set_leaf(0x6000, pt | RAM | U);
     c.expect
         .set_state(0x6000, 1, Some(ModelState::PresentRam { writable: false }));
-    let (n, text) = broken(&run(&c));
-    assert!(n.contains(&2), "{text}");
-    assert!(text.contains("is also the level-1 table for 0x0"), "{text}");
+    assert_broken_among(&run(&c), 2, "is also the level-1 table for 0x0");
 
     let mut c = clean();
     c.img.set_leaf(0x6000, 0x5000 | RAM | U);
     c.expect
         .set_state(0x6000, 1, Some(ModelState::PresentRam { writable: false }));
-    let (n, text) = broken(&run(&c));
-    assert!(n.contains(&2), "{text}");
-    assert!(
-        text.contains("frame 0x5000 is also a boot reservation"),
-        "{text}"
-    );
+    assert_broken_among(&run(&c), 2, "frame 0x5000 is also a boot reservation");
 
     // The heap's pages and tables may be boot reservations (set up at
     // boot); its state is the heap's business, not the model's.
@@ -167,12 +173,7 @@ fn invariant_2_one_owner_per_frame() {
     assert!(r.is_clean(), "{:#?}", r.violations);
     // Not so outside the heap.
     c.img.set_leaf(heap - 0x1000, 0x7000 | RAM | W);
-    let (n, text) = broken(&run(&c));
-    assert_eq!(n, [2, 5], "{text}");
-    assert!(
-        text.contains("frame 0x7000 is also a boot reservation"),
-        "{text}"
-    );
+    assert_broken(&run(&c), &[2, 5], "frame 0x7000 is also a boot reservation");
 }
 
 #[test]
@@ -191,18 +192,11 @@ fn invariant_3_no_leak() {
     // A host frame must be used; then it is owned.
     let mut c = clean();
     c.expect.host_frames.insert(800 << 12);
-    let (n, text) = broken(&run(&c));
-    assert_eq!(n, [3], "{text}");
-    assert!(
-        text.contains("1 boot/host frames marked free [0x320000]"),
-        "{text}"
-    );
+    assert_broken(&run(&c), &[3], "1 boot/host frames marked free [0x320000]");
     c.img.set_used(800, true);
     assert!(run(&c).is_clean());
 
     let mut c = clean();
     c.img.set_used(TOTAL + 2, false);
-    let (n, text) = broken(&run(&c));
-    assert_eq!(n, [3], "{text}");
-    assert!(text.contains("bit 1022 past the last frame is 0"), "{text}");
+    assert_broken(&run(&c), &[3], "bit 1022 past the last frame is 0");
 }

@@ -6,7 +6,17 @@ use std::sync::Arc;
 
 use super::claims::{Claim, Owner};
 use super::violation::{Path, Step};
-use super::walk::TableRef;
+
+/// A page table of the managed space the walk found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableRef {
+    /// Physical address of the table.
+    pub frame: u64,
+    /// 3 = PDPT, 2 = PD, 1 = PT.
+    pub level: u8,
+    /// The entries leading to it; `path.virt` is the first address it covers.
+    pub path: Path,
+}
 
 /// The entries of one table, shared by the trees of two checks when the
 /// table did not change between them.
@@ -46,6 +56,15 @@ impl Table {
     /// below it.
     pub fn key(&self) -> (u64, u8) {
         (self.virt, 3 - self.level)
+    }
+
+    /// Its public description.
+    pub fn table_ref(&self) -> TableRef {
+        TableRef {
+            frame: self.frame,
+            level: self.level,
+            path: self.path(),
+        }
     }
 
     pub fn path(&self) -> Path {
@@ -88,12 +107,7 @@ impl Tree {
 
     /// The public list of tables.
     pub fn table_refs(&self) -> Vec<TableRef> {
-        let refs = self.tables.iter().map(|t| TableRef {
-            frame: t.frame,
-            level: t.level,
-            path: t.path(),
-        });
-        refs.collect()
+        self.tables.iter().map(Table::table_ref).collect()
     }
 
     /// Gives the tables' entry buffers back to `pool` (those no other

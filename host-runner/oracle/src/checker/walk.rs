@@ -12,19 +12,8 @@ use protocol::Hello;
 
 use super::entry::{decode_upper, present_count, PresentKind, Upper, P};
 use super::memory::GuestMemory;
-pub(crate) use super::tree::{Entries, Table, Tree};
+pub(crate) use super::tree::{Entries, Table, TableRef, Tree};
 use super::violation::{Path, Step, Violation};
-
-/// A page table of the managed space the walk found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableRef {
-    /// Physical address of the table.
-    pub frame: u64,
-    /// 3 = PDPT, 2 = PD, 1 = PT.
-    pub level: u8,
-    /// The entries leading to it; `path.virt` is the first address it covers.
-    pub path: Path,
-}
 
 /// A present page the walk found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,11 +63,7 @@ pub fn read_tables(mem: &dyn GuestMemory, hello: &Hello) -> (Vec<TableEntries>, 
     let mut out = Vec::new();
     let tree = walk(mem, hello, None, &mut Vec::new(), &mut out);
     let tables = tree.tables.into_iter().map(|t| TableEntries {
-        table: TableRef {
-            frame: t.frame,
-            level: t.level,
-            path: t.path(),
-        },
+        table: t.table_ref(),
         entries: Box::new(*t.entries),
     });
     (tables.collect(), out)

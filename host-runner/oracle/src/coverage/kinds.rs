@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use protocol::{AreaType, Error, FaultReason, Privilege, Request, Response};
+use protocol::{AreaType, FaultReason, Privilege, Request, Response};
 
 /// The kind of a request, with what changes its path through the VMM
 /// (convert's target area type, a contiguous allocation).
@@ -238,52 +238,8 @@ impl StateSet {
     }
 }
 
-/// Why a request was refused ([`protocol::Error`] without its payload).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Refusal {
-    ZeroCount,
-    TooLarge,
-    Misaligned,
-    NonCanonical,
-    Overflow,
-    CrossesCanonicalHole,
-    PermissionDenied,
-    Reserved,
-    InvalidState,
-    OutOfMemory,
-    OutOfRange,
-    NotOwned,
-    NoVirtualSpace,
-    NestedBatch,
-    NoSuchFile,
-    BeyondFile,
-    BatchCut,
-}
-
-impl Refusal {
-    pub fn of(e: &Error) -> Refusal {
-        use Refusal as R;
-        match e {
-            Error::ZeroCount => R::ZeroCount,
-            Error::TooLarge => R::TooLarge,
-            Error::Misaligned => R::Misaligned,
-            Error::NonCanonical => R::NonCanonical,
-            Error::Overflow => R::Overflow,
-            Error::CrossesCanonicalHole => R::CrossesCanonicalHole,
-            Error::PermissionDenied => R::PermissionDenied,
-            Error::Reserved => R::Reserved,
-            Error::InvalidState { .. } => R::InvalidState,
-            Error::OutOfMemory => R::OutOfMemory,
-            Error::OutOfRange => R::OutOfRange,
-            Error::NotOwned { .. } => R::NotOwned,
-            Error::NoVirtualSpace => R::NoVirtualSpace,
-            Error::NestedBatch => R::NestedBatch,
-            Error::NoSuchFile => R::NoSuchFile,
-            Error::BeyondFile => R::BeyondFile,
-            Error::BatchCut => R::BatchCut,
-        }
-    }
-}
+/// Why a request was refused: [`protocol::Error`] without its payload.
+pub use protocol::ErrorKind as Refusal;
 
 /// The class of an answer: done (any plain answer), a fault and its
 /// reason, or a refusal and its error.
@@ -302,7 +258,7 @@ impl AnswerClass {
     /// The class of a plain answer (reclaim events split off before).
     pub fn of(r: &Response) -> AnswerClass {
         match r {
-            Response::Error(e) => AnswerClass::Refused(Refusal::of(e)),
+            Response::Error(e) => AnswerClass::Refused(e.kind()),
             Response::Fault { reason, .. } => match reason {
                 FaultReason::Unusable => AnswerClass::FaultUnusable,
                 FaultReason::ReadOnly => AnswerClass::FaultReadOnly,

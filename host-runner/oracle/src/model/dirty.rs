@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::runs::insert_run;
+
 /// A source of model identities: a model made by `Model::new` gets a fresh
 /// one, so that a checker never takes one model's changes for another's.
 static EPOCHS: AtomicU64 = AtomicU64::new(1);
@@ -40,20 +42,7 @@ impl Dirty {
         if start >= end || self.all {
             return;
         }
-        let (mut s, mut e) = (start, end);
-        let touching: Vec<(u64, u64)> = self
-            .pages
-            .range(..=end)
-            .rev()
-            .take_while(|(_, &re)| re >= start)
-            .map(|(&rs, &re)| (rs, re))
-            .collect();
-        for (rs, re) in touching {
-            self.pages.remove(&rs);
-            s = s.min(rs);
-            e = e.max(re);
-        }
-        self.pages.insert(s, e);
+        insert_run(&mut self.pages, start, end);
     }
 
     /// Page `vpn` changed.

@@ -5,7 +5,7 @@ use protocol::{Error, FrameRun, PageState, VirtRange, MAX_ALLOC_FRAMES, PAGE_SIZ
 
 use super::pages::ModelState;
 use super::prediction::Prediction;
-use super::validate::page_range;
+use super::validate::{count_and_alignment, page_range};
 use super::{Effect, Model, Plan};
 
 /// The mark of a reserved page in the `Valloc` map.
@@ -43,15 +43,7 @@ impl Model {
     }
 
     pub(super) fn plan_free_frames(&self, frame: u64, count: u64) -> Result<Plan, Error> {
-        if count == 0 {
-            return Err(Error::ZeroCount);
-        }
-        if count > MAX_ALLOC_FRAMES {
-            return Err(Error::TooLarge);
-        }
-        if frame % PAGE_SIZE != 0 {
-            return Err(Error::Misaligned);
-        }
+        count_and_alignment(frame, count, MAX_ALLOC_FRAMES)?;
         let end = (count * PAGE_SIZE)
             .checked_add(frame)
             .ok_or(Error::Overflow)?;

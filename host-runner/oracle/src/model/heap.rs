@@ -11,6 +11,7 @@ use protocol::{Error, Response, KMALLOC_GRANULE, MAX_KMALLOC_ALIGN, PAGE_SIZE};
 
 use super::plan::{Effect, Plan};
 use super::prediction::Prediction;
+use super::runs::insert_run;
 use super::Model;
 
 /// What the model knows of the heap.
@@ -49,20 +50,7 @@ impl Heap {
 
     /// Marks `addr..end` written.
     pub fn wrote(&mut self, addr: u64, end: u64) {
-        let (mut s, mut e) = (addr, end);
-        let touching: Vec<(u64, u64)> = self
-            .written
-            .range(..=end)
-            .rev()
-            .take_while(|(_, &we)| we >= addr)
-            .map(|(&ws, &we)| (ws, we))
-            .collect();
-        for (ws, we) in touching {
-            self.written.remove(&ws);
-            s = s.min(ws);
-            e = e.max(we);
-        }
-        self.written.insert(s, e);
+        insert_run(&mut self.written, addr, end);
     }
 
     /// Forgets what was written in `addr..end` (a freed block).

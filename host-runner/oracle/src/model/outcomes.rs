@@ -1,11 +1,12 @@
 //! The answers a touch may get when the free frames are known only within
-//! bounds, and how an answer is judged against them.
+//! bounds, and how an answer is judged against them. (The one answer they
+//! leave, when they leave one: `Prediction::of_touch`.)
 
 use std::fmt;
 
 use protocol::{FaultReason, Response};
 
-use super::prediction::{hex_debug, Prediction};
+use super::hex::hex_debug;
 
 /// The answers a touch may get: the complete one when every frame it
 /// needs is found, or `Fault { OutOfMemory }` at a page needing a frame
@@ -30,39 +31,6 @@ pub struct TouchOutcomes {
 impl TouchOutcomes {
     fn needs(&self) -> u64 {
         self.needy.iter().filter(|r| r.2).map(|r| r.1 - r.0).sum()
-    }
-
-    /// The one possible answer when the bounds leave one: every frame-taking
-    /// page is sure to take one and the free frames are known exactly.
-    pub(super) fn collapse(self) -> Prediction {
-        let all: u64 = self.needy.iter().map(|r| r.1 - r.0).sum();
-        // Enough frames whatever the bounds: the touch completes, with no
-        // reclaim (a read of a host block's bytes not all written may
-        // answer any checksum: no exact answer, but no shortage either).
-        if all <= self.free.0 {
-            return match &self.complete {
-                Some(c) => Prediction::Exact(c.clone()),
-                None => Prediction::Touch(self),
-            };
-        }
-        if self.free.0 != self.free.1 || self.needy.iter().any(|r| !r.2) {
-            return Prediction::Touch(self);
-        }
-        if !self.oom_ok {
-            return Prediction::Reclaim("clean file pages outside the range".into());
-        }
-        let mut k = self.free.0;
-        for &(s, e, _) in &self.needy {
-            if k < e - s {
-                return Prediction::Exact(Response::Fault {
-                    addr: ((s + k) << 12).max(self.addr),
-                    write: self.write,
-                    reason: FaultReason::OutOfMemory,
-                });
-            }
-            k -= e - s;
-        }
-        Prediction::Touch(self)
     }
 
     /// The answer the model assumes in a batch prediction.

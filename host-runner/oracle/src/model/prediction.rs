@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use protocol::{Error, PageState, Request, Response, VirtRange};
+use protocol::{Error, FaultReason, PageState, Request, Response, VirtRange};
 
+use super::hex::hex_debug;
 use super::outcomes::TouchOutcomes;
 use super::pages::ModelState;
 use super::stats::StatsBounds;
@@ -65,6 +66,40 @@ pub enum Prediction {
 }
 
 impl Prediction {
+    /// A touch's prediction: its one possible answer when the bounds leave
+    /// one (every frame-taking page is sure to take one and the free frames
+    /// are known exactly), else all of `outcomes`.
+    pub(super) fn of_touch(outcomes: TouchOutcomes) -> Prediction {
+        let all: u64 = outcomes.needy.iter().map(|r| r.1 - r.0).sum();
+        // Enough frames whatever the bounds: the touch completes, with no
+        // reclaim (a read of a host block's bytes not all written may
+        // answer any checksum: no exact answer, but no shortage either).
+        if all <= outcomes.free.0 {
+            return match &outcomes.complete {
+                Some(c) => Prediction::Exact(c.clone()),
+                None => Prediction::Touch(outcomes),
+            };
+        }
+        if outcomes.free.0 != outcomes.free.1 || outcomes.needy.iter().any(|r| !r.2) {
+            return Prediction::Touch(outcomes);
+        }
+        if !outcomes.oom_ok {
+            return Prediction::Reclaim("clean file pages outside the range".into());
+        }
+        let mut k = outcomes.free.0;
+        for &(s, e, _) in &outcomes.needy {
+            if k < e - s {
+                return Prediction::Exact(Response::Fault {
+                    addr: ((s + k) << 12).max(outcomes.addr),
+                    write: outcomes.write,
+                    reason: FaultReason::OutOfMemory,
+                });
+            }
+            k -= e - s;
+        }
+        Prediction::Touch(outcomes)
+    }
+
     /// Why `got` does not fit this prediction, or `None` when it does.
     /// `Batch` is judged element by element by the model itself.
     pub fn mismatch(&self, got: &Response) -> Option<String> {
@@ -280,33 +315,4 @@ impl fmt::Display for Divergence {
             self.reason
         )
     }
-}
-
-/// Field names whose values read better in hex.
-const HEX_FIELDS: [&str; 5] = ["addr: ", "frame: ", "start: ", "checksum: ", "raw: "];
-
-/// `{:?}` of `value` with the numbers of address-like fields in hex.
-pub fn hex_debug(value: &impl fmt::Debug) -> String {
-    let text = format!("{value:?}");
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some((at, field)) = HEX_FIELDS
-        .iter()
-        .filter_map(|h| rest.find(h).map(|i| (i, *h)))
-        .min()
-    {
-        let value_at = at + field.len();
-        out.push_str(&rest[..value_at]);
-        rest = &rest[value_at..];
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        match rest[..digits].parse::<u64>() {
-            Ok(n) => out.push_str(&format!("{n:#x}")),
-            Err(_) => out.push_str(&rest[..digits]),
-        }
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-    out
 }

@@ -47,7 +47,7 @@ pub(crate) fn evicted<'a>(events: impl IntoIterator<Item = &'a Reclaim>) -> Resp
 }
 
 fn show(ev: &Reclaim) -> String {
-    super::prediction::hex_debug(ev)
+    super::hex::hex_debug(ev)
 }
 
 impl Model {
@@ -303,7 +303,7 @@ impl Model {
         let want = evicted(mine.iter().copied());
         if matches!(inner, Response::Evicted { .. }) && *inner != want {
             return Err((
-                super::prediction::hex_debug(&want),
+                super::hex::hex_debug(&want),
                 "the counts are not the events'".into(),
             ));
         }

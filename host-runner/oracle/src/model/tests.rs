@@ -14,7 +14,7 @@ mod scenarios;
 mod table;
 mod touches;
 
-use protocol::{FileInfo, Hello, PhysRange, Request, Response, VirtRange};
+use protocol::{AreaType, FileInfo, Hello, PhysRange, Privilege, Request, Response, VirtRange};
 
 use super::{Divergence, FileSpec, Model};
 
@@ -63,12 +63,17 @@ pub fn hello() -> Hello {
             end: VALLOC + 256 * 4096,
         },
         reserved_pml4_slots: vec![256, 511],
-        files: vec![],
-        swap: PhysRange { start: 0, end: 0 },
-        frame_info: PhysRange { start: 0, end: 0 },
-        heap_max_bytes: 0,
-        ring: PhysRange { start: 0, end: 0 },
-        coverage: None,
+        ..Hello::default()
+    }
+}
+
+/// A user's `Convert` of `pages` pages at `addr` to `to`.
+pub fn convert(addr: u64, pages: u64, to: AreaType) -> Request {
+    Request::Convert {
+        addr,
+        pages,
+        to,
+        privilege: Privilege::User,
     }
 }
 

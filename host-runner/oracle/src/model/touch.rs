@@ -89,7 +89,7 @@ impl Model {
             oom_ok: self.reclaim_exhausted(first, last),
         };
         Plan {
-            prediction: outcomes.collapse(),
+            prediction: Prediction::of_touch(outcomes),
             effect: Effect::Touch(TouchPlan {
                 addr,
                 end,

@@ -103,17 +103,24 @@ impl Space {
     }
 }
 
-/// Steps 1–4 of a page range; answers the end address.
-pub fn page_range(addr: u64, pages: u64, limit: u64) -> Result<u64, Error> {
-    if pages == 0 {
+/// The first steps of a page or frame range: `count` in `1..=limit`,
+/// `addr` page aligned.
+pub fn count_and_alignment(addr: u64, count: u64, limit: u64) -> Result<(), Error> {
+    if count == 0 {
         return Err(Error::ZeroCount);
     }
-    if pages > limit {
+    if count > limit {
         return Err(Error::TooLarge);
     }
     if addr % PAGE_SIZE != 0 {
         return Err(Error::Misaligned);
     }
+    Ok(())
+}
+
+/// Steps 1–4 of a page range; answers the end address.
+pub fn page_range(addr: u64, pages: u64, limit: u64) -> Result<u64, Error> {
+    count_and_alignment(addr, pages, limit)?;
     if !canonical(addr) {
         return Err(Error::NonCanonical);
     }

@@ -14,8 +14,6 @@ use protocol::{FileInfo, Hello, PhysRange, VirtRange};
 use crate::checker::{address_path, ImageMemory};
 use crate::model::FileSpec;
 
-pub use writer::ImageWriter;
-
 /// Present, writable, user.
 const P: u64 = 1;
 const W: u64 = 1 << 1;
@@ -42,7 +40,7 @@ pub struct Image {
 }
 
 /// The swap store's parts: units, and offsets from its start.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct SwapParts {
     pub units: u64,
     pub used: u64,
@@ -135,15 +133,9 @@ impl Image {
             ring: PhysRange { start: 0, end: 0 },
             coverage: None,
         };
-        let mut img = Image {
-            mem: ImageMemory {
-                base: 0,
-                bytes: vec![0; (total * 4096) as usize],
-            },
-            hello,
-            next: boot_end >> 12,
-            swap: parts,
-        };
+        let mut img = Image::blank(hello, total);
+        img.next = boot_end >> 12;
+        img.swap = parts;
         for f in 0..boot_end >> 12 {
             img.set_used(f, true);
         }
@@ -169,6 +161,20 @@ impl Image {
         }
         img.hello.boot_free_frames = total - img.used_frames();
         img
+    }
+
+    /// `frames` frames of zeroed memory laid out by `hello`, every frame
+    /// free (the caller marks what its layout reserves), no swap store.
+    pub fn blank(hello: Hello, frames: u64) -> Image {
+        Image {
+            mem: ImageMemory {
+                base: 0,
+                bytes: vec![0; (frames * 4096) as usize],
+            },
+            hello,
+            next: 0,
+            swap: SwapParts::default(),
+        }
     }
 
     /// The spec of the image's file, for [`crate::Model::with_files`].
@@ -225,23 +231,10 @@ impl Image {
             self.set_used(table >> 12, false);
         }
     }
-}
 
-impl ImageWriter for Image {
-    fn mem(&self) -> &ImageMemory {
-        &self.mem
-    }
-
-    fn mem_mut(&mut self) -> &mut ImageMemory {
-        &mut self.mem
-    }
-
-    fn hello(&self) -> &Hello {
-        &self.hello
-    }
-
-    /// A free frame's address, marked used (panics when RAM is full).
-    fn alloc(&mut self) -> u64 {
+    /// A free frame's address, marked used: the first free one from
+    /// where the last was found (panics when RAM is full).
+    pub fn alloc(&mut self) -> u64 {
         let total = self.hello.total_frames;
         for k in 0..total {
             let f = (self.next + k) % total;

@@ -3,7 +3,7 @@
 
 use protocol::{FrameRun, PageState, Reclaim, Request, Response, RECLAIM_RING};
 
-use super::{Image, ImageWriter, ADDR, AOW, P, U, W};
+use super::{Image, ADDR, AOW, P, U, W};
 use crate::model::{evicted, Changes, Expected, Model, ModelState, Prediction};
 
 /// A frame-info record's valid bit.

@@ -1,51 +1,39 @@
 //! Writing a synthetic image by hand: its bytes, its frame bitmap and its
 //! page tables, with the present count of each PD entry kept (bits 52–61,
-//! `protocol::formats` "Upper-level entries"). Shared by [`super::Image`]
-//! and the checker's test images, which differ only in layout and in how
-//! they pick a free frame.
+//! `protocol::formats` "Upper-level entries"). The benchmarks' machines
+//! and the checker's test images are all [`Image`]s, of other layouts.
 
-use protocol::Hello;
-
-use super::{ADDR, P, U, W};
-use crate::checker::ImageMemory;
+use super::{Image, ADDR, P, U, W};
 
 /// The present-count bits of a PD entry.
 const PRESENT_COUNT: u64 = 0x3ff << 52;
 
-/// A synthetic machine: memory from physical 0 and the `Hello` that lays it
-/// out.
-pub trait ImageWriter {
-    fn mem(&self) -> &ImageMemory;
-    fn mem_mut(&mut self) -> &mut ImageMemory;
-    fn hello(&self) -> &Hello;
-    /// A free frame's address, marked used.
-    fn alloc(&mut self) -> u64;
-
-    fn read_u64(&self, phys: u64) -> u64 {
+impl Image {
+    pub fn read_u64(&self, phys: u64) -> u64 {
         let p = phys as usize;
-        u64::from_le_bytes(self.mem().bytes[p..p + 8].try_into().expect("8 bytes"))
+        u64::from_le_bytes(self.mem.bytes[p..p + 8].try_into().expect("8 bytes"))
     }
 
-    fn write_u64(&mut self, phys: u64, v: u64) {
+    pub fn write_u64(&mut self, phys: u64, v: u64) {
         self.write(phys, &v.to_le_bytes());
     }
 
-    fn write(&mut self, phys: u64, bytes: &[u8]) {
+    pub fn write(&mut self, phys: u64, bytes: &[u8]) {
         let p = phys as usize;
-        self.mem_mut().bytes[p..p + bytes.len()].copy_from_slice(bytes);
+        self.mem.bytes[p..p + bytes.len()].copy_from_slice(bytes);
     }
 
     /// Whether frame number `f` is marked used.
-    fn used(&self, f: u64) -> bool {
-        let b = self.mem().bytes[(self.hello().frame_bitmap.start + f / 8) as usize];
+    pub fn used(&self, f: u64) -> bool {
+        let b = self.mem.bytes[(self.hello.frame_bitmap.start + f / 8) as usize];
         b >> (f % 8) & 1 == 1
     }
 
     /// Marks frame number `f` used or free.
-    fn set_used(&mut self, f: u64, used: bool) {
-        let at = (self.hello().frame_bitmap.start + f / 8) as usize;
+    pub fn set_used(&mut self, f: u64, used: bool) {
+        let at = (self.hello.frame_bitmap.start + f / 8) as usize;
         let bit = 1u8 << (f % 8);
-        let byte = &mut self.mem_mut().bytes[at];
+        let byte = &mut self.mem.bytes[at];
         if used {
             *byte |= bit;
         } else {
@@ -55,8 +43,8 @@ pub trait ImageWriter {
 
     /// The physical address of `virt`'s entry at `level` (4 = PML4 … 1 =
     /// PT), making the tables above it.
-    fn entry_addr(&mut self, virt: u64, level: u32) -> u64 {
-        let mut table = self.hello().page_table_root;
+    pub fn entry_addr(&mut self, virt: u64, level: u32) -> u64 {
+        let mut table = self.hello.page_table_root;
         for l in (level + 1..=4).rev() {
             table = self.table_at(table + index(virt, l) * 8, virt);
         }
@@ -65,7 +53,7 @@ pub trait ImageWriter {
 
     /// Sets `virt`'s level-1 entry, making the tables above it, and counts
     /// the present entries of its page table in the PD entry above it.
-    fn set_leaf(&mut self, virt: u64, raw: u64) {
+    pub fn set_leaf(&mut self, virt: u64, raw: u64) {
         let pde = self.entry_addr(virt, 2);
         let table = self.table_at(pde, virt);
         self.write_u64(table + index(virt, 1) * 8, raw);
@@ -74,7 +62,7 @@ pub trait ImageWriter {
 
     /// Sets the present count of the PD entry at `pde` to the present
     /// entries of its page table.
-    fn recount(&mut self, pde: u64) {
+    pub fn recount(&mut self, pde: u64) {
         let e = self.read_u64(pde);
         let table = e & ADDR;
         let present = (0..512)
@@ -85,7 +73,7 @@ pub trait ImageWriter {
 
     /// The table the upper-level entry at `at` names, made (zeroed, present,
     /// writable, user below the canonical hole) where the entry is zero.
-    fn table_at(&mut self, at: u64, virt: u64) -> u64 {
+    pub fn table_at(&mut self, at: u64, virt: u64) -> u64 {
         let mut e = self.read_u64(at);
         if e == 0 {
             let t = self.alloc();

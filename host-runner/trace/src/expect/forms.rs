@@ -11,9 +11,9 @@ use serde_with::de::DeserializeAsWrap;
 use serde_with::ser::SerializeAsWrap;
 use serde_with::{DeserializeAs, SerializeAs};
 
-use crate::de::ValueDe;
+use crate::de::{shown, ValueDe};
 use crate::names::{ErrorCode, PageKind, StatField};
-use crate::numbers::{shown, Count, Hex};
+use crate::numbers::{Count, Hex};
 
 /// A run of page states: `"present_ram"` for one page, `["unusable",3]`
 /// for several.

@@ -6,10 +6,11 @@ use serde_json::Value;
 
 use super::forms::at_name;
 use super::Expect;
+use crate::de::shown;
 use crate::error::FieldError;
 use crate::fields::{read, Place};
 use crate::names::ErrorCode;
-use crate::numbers::{read_number, shown, Hex};
+use crate::numbers::{read_number, Hex};
 
 const EXPECT: Place = Place {
     name: "expect",

@@ -86,7 +86,7 @@ pub fn parse(mut reader: impl BufRead) -> Result<Trace, TraceError> {
                 Some(t) => {
                     let e = read_entry(value).map_err(at)?;
                     if let Some(r) = &e.reference {
-                        refs::check(t.entries.len(), &e.op, r, &t.entries)
+                        refs::check(t.entries.len(), &e.op, r, |i| t.entries[i].op.kind())
                             .map_err(|m| at(FieldError::new("ref", m)))?;
                     }
                     t.entries.push(e);

@@ -54,8 +54,7 @@ impl Generator {
                 }
             }
             OpKind::Unmap => {
-                let aimed = self.rng.random_bool(0.5).then(|| self.aimed_range());
-                let (addr, pages, privilege) = aimed.flatten().unwrap_or_else(|| self.range());
+                let (addr, pages, privilege) = self.range_aimed(0.5);
                 Op::Unmap {
                     addr,
                     pages,
@@ -63,8 +62,7 @@ impl Generator {
                 }
             }
             OpKind::Convert => {
-                let aimed = self.rng.random_bool(0.35).then(|| self.aimed_range());
-                let (addr, pages, privilege) = aimed.flatten().unwrap_or_else(|| self.range());
+                let (addr, pages, privilege) = self.range_aimed(0.35);
                 let to = if self.rng.random_bool(0.55) {
                     self.backs(addr, pages);
                     AreaType::UsableRam

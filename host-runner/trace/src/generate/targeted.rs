@@ -11,6 +11,14 @@ use super::Generator;
 use crate::op::Op;
 
 impl Generator {
+    /// With probability `p`, a range aimed at one where data lives
+    /// ([`Generator::aimed_range`]); else, or when nothing lives anywhere
+    /// yet, one drawn from the address space.
+    pub(super) fn range_aimed(&mut self, p: f64) -> (u64, u64, Privilege) {
+        let aimed = self.rng.random_bool(p).then(|| self.aimed_range());
+        aimed.flatten().unwrap_or_else(|| self.range())
+    }
+
     /// A range aimed at one where data lives (mapped, converted to usable
     /// RAM, file-mapped): all of it, its first or last pages, one page
     /// inside, or the page just past its end. `None` when nothing lives

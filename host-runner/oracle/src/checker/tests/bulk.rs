@@ -4,9 +4,8 @@
 //! first and last word, at a block boundary and between boundaries.
 
 use super::super::entry::W;
-use super::super::image::ImageWriter;
 use super::super::{CheckReport, Checker};
-use super::broken;
+use super::{assert_broken, assert_says, broken};
 use crate::bench::Scenario;
 
 /// A 64 MiB machine with nothing mapped: its heap region is 16 MiB of
@@ -95,15 +94,7 @@ fn one_record_anywhere_in_the_frame_info_table_is_found() {
             let at = s.img.hello.frame_info.start + n * 8;
             s.img.write_u64(at, crate::checker::mmap::record(0, 1));
             let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), None);
-            let (kinds, text) = broken(&r);
-            assert_eq!(kinds, [5], "{text}");
-            assert!(
-                text.contains(&format!(
-                    "frame {:#x}: record 0x8000000000000001 but no present file page maps the frame",
-                    n << 12
-                )),
-                "{text}"
-            );
+            assert_broken(&r, &[5], &format!( "frame {:#x}: record 0x8000000000000001 but no present file page maps the frame", n << 12 ));
         }
     }
 }
@@ -128,10 +119,9 @@ fn one_stray_length_or_bit_anywhere_in_the_swap_store_is_found() {
         let slot = w * 4 + 3;
         let mut s = machine();
         s.img.write(at + parts.lengths + slot * 2, &[0x10, 0]);
-        let text = broken(&run(&s)).1;
-        assert!(
-            text.contains(&format!("slot {slot} holds 16 bytes but no page is on it")),
-            "{text}"
+        assert_says(
+            &run(&s),
+            &format!("slot {slot} holds 16 bytes but no page is on it"),
         );
     }
     for w in word_probes(parts.units / 64) {
@@ -139,17 +129,15 @@ fn one_stray_length_or_bit_anywhere_in_the_swap_store_is_found() {
         let (byte, bit) = (unit / 8, 1u8 << (unit % 8));
         let mut s = machine();
         s.img.write(at + parts.pending + byte, &[bit]);
-        let text = broken(&run(&s)).1;
-        assert!(
-            text.contains(&format!("pending bit of unit {unit} set between requests")),
-            "{text}"
+        assert_says(
+            &run(&s),
+            &format!("pending bit of unit {unit} set between requests"),
         );
         let mut s = machine();
         s.img.write(at + parts.used + byte, &[bit]);
-        let text = broken(&run(&s)).1;
-        assert!(
-            text.contains(&format!("unit {unit} is marked used but no slot owns it")),
-            "{text}"
+        assert_says(
+            &run(&s),
+            &format!("unit {unit} is marked used but no slot owns it"),
         );
     }
 }
@@ -166,14 +154,10 @@ fn one_used_frame_nothing_owns_anywhere_is_found() {
             let mut s = machine();
             s.img.set_used(f, true);
             let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), None);
-            let (kinds, text) = broken(&r);
-            assert_eq!(kinds, [3], "{text}");
-            assert!(
-                text.contains(&format!(
-                    "1 frames used but owned by nothing [{:#x}]",
-                    f << 12
-                )),
-                "{text}"
+            assert_broken(
+                &r,
+                &[3],
+                &format!("1 frames used but owned by nothing [{:#x}]", f << 12),
             );
         }
     }
@@ -197,9 +181,8 @@ fn swap_units_owned_at_one_check_are_not_owned_at_the_next() {
     let mut m = machine();
     m.img.write(at + parts.used + byte as u64, &[bits[byte]]);
     let r = checker.full(&m.img.mem, &m.img.hello, &m.model.view(), None);
-    let text = broken(&r).1;
-    assert!(
-        text.contains(&format!("unit {unit} is marked used but no slot owns it")),
-        "{text}"
+    assert_says(
+        &r,
+        &format!("unit {unit} is marked used but no slot owns it"),
     );
 }

@@ -10,7 +10,6 @@ use protocol::{AreaType, Privilege, Request};
 use super::super::{CheckReport, Checker, Scope};
 use crate::bench::Scenario;
 use crate::model::{Changes, ModelState};
-use crate::synth::ImageWriter;
 
 /// The pages the operations use: 600 pages across a table boundary.
 const BASE: u64 = 0x1f_f000 - 100 * 4096;
@@ -347,7 +346,6 @@ proptest! {
 /// each as full ones do.
 #[test]
 fn whole_allocate_on_write_entries_are_judged_alike_by_incremental_checks() {
-    use crate::synth::ImageWriter;
     const R: u64 = 0x4000_0000;
     let mut s = Scenario::empty(64, 4);
     s.apply(Request::Convert {

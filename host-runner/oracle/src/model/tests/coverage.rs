@@ -6,7 +6,7 @@ use protocol::{AreaType, Error, Reclaim, Request, Response};
 
 use super::files::{file_sum, map_file, read, write};
 use super::requests::{map, U};
-use super::{diverges, hello, model_files, reclaimed, run};
+use super::{convert, diverges, hello, model_files, reclaimed, run};
 use crate::coverage::{AnswerClass, Caller, Event, Refusal, RequestKind, StateKind, Transition};
 use crate::model::Model;
 
@@ -63,12 +63,7 @@ fn map_write_unmap_counts_each_transition_once() {
 #[test]
 fn a_range_over_mixed_states_counts_each_state_and_table_crossings() {
     let mut m = Model::new(&hello());
-    let to_usable = |addr, pages| Request::Convert {
-        addr,
-        pages,
-        to: AreaType::UsableRam,
-        privilege: U,
-    };
+    let to_usable = |addr, pages| convert(addr, pages, AreaType::UsableRam);
     // 0x1ff000 is the last page of the first table, 0x200000 the first of
     // the next.
     run(

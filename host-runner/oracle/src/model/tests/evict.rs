@@ -6,7 +6,7 @@ use protocol::{Reclaim, Request, Response, RECLAIM_RING};
 
 use super::files::{file_sum, map_file, read, write};
 use super::requests::{map, map_ro, U};
-use super::{diverges, model_files, reclaimed, run};
+use super::{convert, diverges, model_files, reclaimed, run};
 use crate::model::{Model, ModelState, Prediction};
 
 fn evict(addr: u64, pages: u64) -> Request {
@@ -31,12 +31,7 @@ fn swapped(addr: u64, slot: u64) -> Reclaim {
 fn setup() -> Model {
     let mut m = model_files();
     let ro = map_ro(0x2000, 1);
-    let aow = Request::Convert {
-        addr: 0x3000,
-        pages: 1,
-        to: protocol::AreaType::UsableRam,
-        privilege: U,
-    };
+    let aow = convert(0x3000, 1, protocol::AreaType::UsableRam);
     run(
         &mut m,
         &[

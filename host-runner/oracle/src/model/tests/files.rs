@@ -6,7 +6,7 @@ use protocol::pattern::checksum;
 use protocol::{AreaType, Error, FaultReason, PageState, Request, Response};
 
 use super::requests::{err, map, U};
-use super::{hello_files, model_files, run, BOOT_FREE, FILES};
+use super::{convert, hello_files, model_files, run, BOOT_FREE, FILES};
 use crate::model::files::file_page;
 use crate::model::{FileSpec, FilesError, Model, ModelState, Prediction};
 
@@ -67,28 +67,18 @@ fn file_specs_must_match_the_guest_s_files() {
 #[test]
 fn map_file_validation_in_its_order() {
     let mut m = model_files();
-    assert_eq!(
-        m.predict(&map_file(0x1001, 1, 0, 0)),
-        err(Error::Misaligned)
-    );
-    assert_eq!(
-        m.predict(&map_file(0x1000, 1, 2, 0)),
-        err(Error::NoSuchFile)
-    );
-    assert_eq!(
-        m.predict(&map_file(0x1000, 9, 0, 0)),
-        err(Error::BeyondFile)
-    );
-    assert_eq!(
-        m.predict(&map_file(0x1000, 2, 1, 3)),
-        err(Error::BeyondFile)
-    );
-    assert_eq!(
-        m.predict(&map_file(0x1000, 1, 1, u64::MAX)),
-        err(Error::BeyondFile)
-    );
-    // Range validation comes before the file checks.
-    assert_eq!(m.predict(&map_file(0x1000, 0, 9, 0)), err(Error::ZeroCount));
+    let refused = [
+        (map_file(0x1001, 1, 0, 0), Error::Misaligned),
+        (map_file(0x1000, 1, 2, 0), Error::NoSuchFile),
+        (map_file(0x1000, 9, 0, 0), Error::BeyondFile),
+        (map_file(0x1000, 2, 1, 3), Error::BeyondFile),
+        (map_file(0x1000, 1, 1, u64::MAX), Error::BeyondFile),
+        // Range validation comes before the file checks.
+        (map_file(0x1000, 0, 9, 0), Error::ZeroCount),
+    ];
+    for (req, e) in refused {
+        assert_eq!(m.predict(&req), err(e), "{req:?}");
+    }
     run(&mut m, &[(map(0x3000, 1, U), Response::Done)]);
     assert_eq!(
         m.predict(&map_file(0x1000, 4, 0, 0)),
@@ -199,12 +189,7 @@ fn the_transition_table_s_file_rows() {
         err(Error::InvalidState { addr: 0x60_0000 })
     );
     let mut unusable = m.clone();
-    let conv = |to| Request::Convert {
-        addr: 0x60_0000,
-        pages: 3,
-        to,
-        privilege: U,
-    };
+    let conv = |to| convert(0x60_0000, 3, to);
     run(&mut m, &[(conv(AreaType::UsableRam), Response::Done)]);
     assert_eq!(m.state(0x60_0000), Some(ModelState::AllocOnWrite));
     let ram = Some(ModelState::PresentRam { writable: true });

@@ -3,7 +3,7 @@
 use protocol::{AreaType, Error, FrameRun, PageState, Request, Response};
 
 use super::requests::{err, map, K, U};
-use super::{diverges, hello, run, BOOT_FREE, KSPACE, VALLOC};
+use super::{convert, diverges, hello, run, BOOT_FREE, KSPACE, VALLOC};
 use crate::model::{Model, Prediction};
 
 #[test]
@@ -189,12 +189,7 @@ fn reset_returns_to_boot() {
         seed: 0,
         privilege: U,
     };
-    let conv = Request::Convert {
-        addr: 0x1000,
-        pages: 1,
-        to: AreaType::UsableRam,
-        privilege: U,
-    };
+    let conv = convert(0x1000, 1, AreaType::UsableRam);
     run(&mut m, &[(conv, Response::Done), (w, Response::Done)]);
     assert_eq!(m.stats().faults_resolved, 1);
     run(&mut m, &[(Request::Reset { privilege: K }, Response::Done)]);

@@ -5,7 +5,7 @@ use protocol::{Error, FaultReason, Reclaim, Request, Response};
 
 use super::files::{file_sum, map_file, read, write};
 use super::requests::{map, map_ro, U};
-use super::{diverges, model_files, reclaimed, run, BOOT_FREE};
+use super::{convert, diverges, model_files, reclaimed, run, BOOT_FREE};
 use crate::model::{Model, ModelState, Prediction};
 
 /// 0x1000 RAM, 0x2000 read-only RAM, 0x3000..0x5000 clean file pages, and
@@ -52,12 +52,7 @@ fn pressure_drops_a_clean_page_for_a_touch() {
     let drop = vec![Reclaim::Dropped { addr: 0x3000 }];
     run(&mut dropped, &[(mf, reclaimed(drop, Response::Done))]);
     // A write to an allocate-on-write page after the guest dropped 0x3000.
-    let aow = Request::Convert {
-        addr: 0x5000,
-        pages: 1,
-        to: protocol::AreaType::UsableRam,
-        privilege: U,
-    };
+    let aow = convert(0x5000, 1, protocol::AreaType::UsableRam);
     run(&mut m, &[(aow, Response::Done)]);
     // Without the drop, the fault is required to come with a reclaim first.
     assert!(matches!(
@@ -85,12 +80,7 @@ fn pressure_drops_a_clean_page_for_a_touch() {
     );
     assert_eq!(m.stats().pages_dropped, 1);
     // A swap of the writable RAM page for the next one is legal too.
-    let aow = Request::Convert {
-        addr: 0x6000,
-        pages: 1,
-        to: protocol::AreaType::UsableRam,
-        privilege: U,
-    };
+    let aow = convert(0x6000, 1, protocol::AreaType::UsableRam);
     run(&mut m, &[(aow, Response::Done)]);
     let swap = vec![
         Reclaim::Dropped { addr: 0x4000 },

@@ -3,7 +3,7 @@
 
 use protocol::{AreaType, Error, Privilege, Request, Response};
 
-use super::{diverges, hello, run, BOOT_FREE, HEAP, KSPACE};
+use super::{convert, diverges, hello, run, BOOT_FREE, HEAP, KSPACE};
 use crate::model::{Model, ModelState, Prediction};
 
 pub(super) const K: Privilege = Privilege::Kernel;
@@ -165,20 +165,10 @@ fn out_of_memory_counts_data_frames_and_needed_tables() {
         err(Error::OutOfMemory)
     );
     // Converting the whole lower half needs 2^26 + 2^17 + 2^8 tables.
-    let all = Request::Convert {
-        addr: 0,
-        pages: 1 << 35,
-        to: AreaType::UsableRam,
-        privilege: U,
-    };
+    let all = convert(0, 1 << 35, AreaType::UsableRam);
     assert_eq!(m.predict(&all), err(Error::OutOfMemory));
     // ... and making it unusable needs nothing.
-    let none = Request::Convert {
-        addr: 0,
-        pages: 1 << 35,
-        to: AreaType::Unusable,
-        privilege: U,
-    };
+    let none = convert(0, 1 << 35, AreaType::Unusable);
     run(&mut m, &[(none, Response::Done)]);
     // A contiguous map may fail when frames suffice; a plain one may not.
     let contiguous = Request::Map {
@@ -213,12 +203,7 @@ fn convert_transitions() {
     m.force_state(0x4000, 1, ModelState::OnSwap { slot: 9 });
     m.force_state(0x5000, 1, ModelState::AllocOnWrite);
     m.force_state(0x6000, 1, ModelState::PresentRam { writable: false });
-    let to = |to| Request::Convert {
-        addr: 0,
-        pages: 8,
-        to,
-        privilege: U,
-    };
+    let to = |to| convert(0, 8, to);
     run(&mut m, &[(to(AreaType::UsableRam), Response::Done)]);
     let ram = |w| Some(ModelState::PresentRam { writable: w });
     let aow = Some(ModelState::AllocOnWrite);

@@ -8,7 +8,7 @@ use protocol::{AreaType, Error, Reclaim, Request, Response};
 
 use super::files::{map_file, read, write};
 use super::requests::{err, map, U};
-use super::{model_files, reclaimed, run};
+use super::{convert, model_files, reclaimed, run};
 use crate::model::{Model, ModelState, Prediction};
 
 fn evict(addr: u64, pages: u64) -> Request {
@@ -57,12 +57,7 @@ fn on_swap_pages_under_every_request() {
             },
         )],
     );
-    let conv = |addr, to| Request::Convert {
-        addr,
-        pages: 1,
-        to,
-        privilege: U,
-    };
+    let conv = |addr, to| convert(addr, 1, to);
     run(
         &mut m,
         &[(conv(0x1000, AreaType::UsableRam), Response::Done)],
@@ -108,12 +103,7 @@ fn on_swap_pages_under_every_request() {
 #[test]
 fn evict_leaves_pages_without_frames_alone() {
     let mut m = model_files();
-    let aow = Request::Convert {
-        addr: 0x1000,
-        pages: 2,
-        to: AreaType::UsableRam,
-        privilege: U,
-    };
+    let aow = convert(0x1000, 2, AreaType::UsableRam);
     run(
         &mut m,
         &[

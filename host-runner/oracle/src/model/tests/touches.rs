@@ -4,7 +4,7 @@ use protocol::pattern::{checksum, fill};
 use protocol::{AreaType, FaultReason, Request, Response};
 
 use super::requests::{map, map_ro, U};
-use super::{diverges, hello, run};
+use super::{convert, diverges, hello, run};
 use crate::model::Model;
 
 #[test]
@@ -89,12 +89,7 @@ fn allocate_on_write_faults_until_frames_run_out() {
     let mut h = hello();
     h.boot_free_frames = 5;
     let mut m = Model::new(&h);
-    let conv = Request::Convert {
-        addr: 0x10_0000,
-        pages: 4,
-        to: AreaType::UsableRam,
-        privilege: U,
-    };
+    let conv = convert(0x10_0000, 4, AreaType::UsableRam);
     // 3 tables leave 2 frames: the third page faults out of memory.
     let write = Request::Write {
         addr: 0x10_0800,
