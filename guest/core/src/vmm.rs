@@ -43,7 +43,7 @@ mod files;
 mod kheap;
 mod ops;
 mod reclaim;
-#[cfg(any(test, feature = "sim"))]
+#[cfg(test)]
 mod test_support;
 
 /// The VMM's own metadata in guest RAM, one contiguous run of frames taken

@@ -233,8 +233,8 @@ mod tests {
             "vmmfuzz_kernel::touch::page_fault"
         )));
         assert!(!times_the_host(&at(
-            "guest/core/src/fault.rs",
-            "vmm_core::fault::x"
+            "guest/core/src/vmm/fault.rs",
+            "vmm_core::vmm::fault::x"
         )));
         assert!(
             !times_the_host(&at("guest/core/src/rpc.rs", "x")),

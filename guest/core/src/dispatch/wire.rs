@@ -27,7 +27,8 @@ impl From<Invalid> for Error {
 
 /// `From<E> for Error` for each operation's error enum `E`: its
 /// `Invalid(e)` as the input check's error (above), and each other variant
-/// as listed (one match, so a variant left out does not compile).
+/// as listed (one match with no `_` arm, so a variant left out does not
+/// compile).
 macro_rules! to_protocol {
     ($($op:ident { $($variant:pat => $error:expr,)* })*) => {$(
         impl From<$op> for Error {

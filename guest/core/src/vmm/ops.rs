@@ -1,4 +1,4 @@
-//! Map, unmap, convert and query: validate everything first (steps 1–9 of
+//! Map, unmap, convert, query and evict: validate everything first (steps 1–9 of
 //! `protocol::semantics`), then change state.
 //!
 //! Rollback strategy: the memory check (step 9) counts the exact frames a

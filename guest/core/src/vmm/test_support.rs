@@ -1,14 +1,12 @@
-//! Test support: what the tests of this crate (and of others, with the
-//! `sim` feature) reach past the requests: a page put in any state, and,
-//! for this crate's tests, the page tables (to read and write entries as
-//! the CPU does) and the swap store's own check.
+//! Test support: what this crate's tests reach past the requests: a page
+//! put in any state, the page tables (to read and write entries as the CPU
+//! does) and the swap store's own check. Compiled for tests only.
 
 use protocol::Privilege;
 
 use crate::backend::{FrameAccess, PhysMemory};
 use crate::errors::MapError;
 use crate::frame_alloc::FrameAllocator;
-#[cfg(test)]
 use crate::paging::PageTables;
 use crate::pte::Pte;
 use crate::validate;
@@ -21,7 +19,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// with `fill`, its `frame` field ignored; a present mmap page records
     /// file 0 page 0; an on-swap page gets a real slot holding a page of
     /// `fill`).
-    pub fn set_state_for_test(&mut self, addr: u64, state: Pte, fill: u8) -> Result<(), MapError> {
+    pub(crate) fn set_state_for_test(
+        &mut self,
+        addr: u64,
+        state: Pte,
+        fill: u8,
+    ) -> Result<(), MapError> {
         let span = validate::check_pages(addr, 1, None, Privilege::Kernel)?;
         self.make_unusable(span);
         if state == Pte::Unusable {
@@ -63,10 +66,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.pt.update(span, &mut |_, _, _| Some(state));
         Ok(())
     }
-}
 
-#[cfg(test)]
-impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// The page tables, with the memory and the frame allocator.
     pub(crate) fn tables_for_test(&mut self) -> &mut PageTables<M, A> {
         &mut self.pt
