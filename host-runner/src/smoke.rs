@@ -62,6 +62,7 @@ pub fn check_direct_map_entry(
     root: u64,
     direct_map_offset: u64,
 ) -> std::result::Result<DirectMapEntry, String> {
+    debug_assert_eq!(ram.base, 0, "a dump of RAM from physical 0");
     let ram_len = ram.base + ram.bytes.len() as u64;
     if root % 4096 != 0 || root.saturating_add(4096) > ram_len {
         return Err(format!(

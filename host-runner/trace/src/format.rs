@@ -13,7 +13,7 @@ use serde_with::{serde_as, skip_serializing_none};
 
 use crate::expect::Expect;
 use crate::failure::Failure;
-use crate::files::FileSpec;
+pub use crate::files::FileSpec;
 use crate::numbers::{Count, Hex};
 use crate::op::Op;
 use crate::refs::Ref;

@@ -4,6 +4,8 @@
 //! - [`mod@format`]: the trace file (JSON Lines): [`Trace`], [`parse()`],
 //!   [`write()`]; its operations ([`Op`]) and expected answers ([`Expect`]).
 //!   The format is documented in `testcases/README.md`.
+//! - [`files`]: the files a guest boots with ([`FileSpec`],
+//!   [`files_of_pages`]).
 //! - [`recorder`]: write-ahead recording ([`TraceWriter`]) and atomic saving
 //!   ([`save_atomically`]) of traces.
 //! - [`mod@generate`]: seeded, reproducible generation ([`Generator`],

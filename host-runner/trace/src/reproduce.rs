@@ -6,7 +6,8 @@ use std::fmt;
 
 use crate::executor::{Executor, Outcome};
 use crate::failure::{Failure, FailureKind};
-use crate::format::{Rate, Trace};
+pub use crate::format::Rate;
+use crate::format::Trace;
 
 /// What a run of a trace saved for `saved` showed, against it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::ser::SerializeMap;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::files::{files_of_pages, FileSpec, DEFAULT_FILE_PAGES};
+use crate::files::FileSpec;
+pub use crate::files::{files_of_pages, DEFAULT_FILE_PAGES};
 use crate::op::OpKind;
 
 /// Relative weight of each operation kind (index: [`OpKind`] as `usize`).

@@ -165,7 +165,7 @@ impl Image {
 
     /// `frames` frames of zeroed memory laid out by `hello`, every frame
     /// free (the caller marks what its layout reserves), no swap store.
-    pub fn blank(hello: Hello, frames: u64) -> Image {
+    pub(crate) fn blank(hello: Hello, frames: u64) -> Image {
         Image {
             mem: ImageMemory {
                 base: 0,

@@ -94,7 +94,11 @@ fn one_record_anywhere_in_the_frame_info_table_is_found() {
             let at = s.img.hello.frame_info.start + n * 8;
             s.img.write_u64(at, crate::checker::mmap::record(0, 1));
             let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), None);
-            assert_broken(&r, &[5], &format!( "frame {:#x}: record 0x8000000000000001 but no present file page maps the frame", n << 12 ));
+            let says = format!(
+                "frame {:#x}: record 0x8000000000000001 but no present file page maps the frame",
+                n << 12
+            );
+            assert_broken(&r, &[5], &says);
         }
     }
 }
