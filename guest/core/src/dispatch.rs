@@ -56,27 +56,28 @@ pub fn handle<M: Machine>(m: &mut M, req: Request) -> Response {
                     out.push(Response::Error(Error::BatchCut));
                     break;
                 }
-                let scope = Scope::of(&r);
-                let before = stale::prime(m, scope);
-                let answer = match r {
-                    Request::Batch(_) => Response::Error(Error::NestedBatch),
-                    r => handle_one(m, r),
-                };
-                let answer = finish(m, answer);
-                let answer = stale::check(m, scope, answer, before);
+                let answer = probed(m, r);
                 used.add(&answer);
                 out.push(answer);
             }
             Response::Batch(out)
         }
-        r => {
-            let scope = Scope::of(&r);
-            let before = stale::prime(m, scope);
-            let answer = handle_one(m, r);
-            let answer = finish(m, answer);
-            stale::check(m, scope, answer, before)
-        }
+        r => probed(m, r),
     }
+}
+
+/// Answers one request that is not a whole batch (a `Batch` inside one is
+/// answered `Error(NestedBatch)`), with its events, between the TLB's
+/// priming and the stale-translation probe of its scope.
+fn probed<M: Machine>(m: &mut M, r: Request) -> Response {
+    let scope = Scope::of(&r);
+    let before = stale::prime(m, scope);
+    let answer = match r {
+        Request::Batch(_) => Response::Error(Error::NestedBatch),
+        r => handle_one(m, r),
+    };
+    let answer = finish(m, answer);
+    stale::check(m, scope, answer, before)
 }
 
 /// Wraps `answer` with the events recorded since the previous answer, then

@@ -174,13 +174,18 @@ pub(crate) fn prime<M: Machine>(m: &mut M, scope: Scope) -> Option<u64> {
                     budget.probe -= 1;
                     let through = m.probe(p << 12);
                     if through && !present {
-                        stale = Some(stale.map_or(p << 12, |a| a.min(p << 12)));
+                        stale = Some(lowest(stale, p << 12));
                     }
                 }
             }
         }
     }
     stale
+}
+
+/// The lower of the stale address found so far (if any) and `a`.
+fn lowest(found: Option<u64>, a: u64) -> u64 {
+    found.map_or(a, |s| s.min(a))
 }
 
 /// Runs the probe of `scope` after `answer` was built; wraps the answer as
@@ -195,7 +200,7 @@ pub(crate) fn check<M: Machine>(
     let mut stale: Option<u64> = before;
     let mut found = |a: Option<u64>| {
         if let Some(a) = a {
-            stale = Some(stale.map_or(a, |s| s.min(a)));
+            stale = Some(lowest(stale, a));
         }
     };
     let mut budget = Budget {
