@@ -25,9 +25,13 @@
 //!
 //! Any other value is corrupt. In a present entry: bit 1 (W) is the page's
 //! writability; bit 2 (U) is set exactly in the lower half; bits 12–51 hold
-//! the frame's physical address; bits 3, 4, 7, 8 (PWT, PCD, PAT, G) and
-//! 52–63 are zero; bits 5 and 6 (accessed, dirty) are the CPU's and may have
-//! any value. In a not-present entry every bit not named above is zero.
+//! the frame's physical address; bit 63 (NX) is set, except in present
+//! usable RAM mapped executable (`Map` with `executable`), which has NX
+//! clear and W clear: no page is both writable and executable, and a
+//! present mmap page is never executable; bits 3, 4, 7, 8 (PWT, PCD, PAT,
+//! G) and 52–62 are zero; bits 5 and 6 (accessed, dirty) are the CPU's and
+//! may have any value. In a not-present entry every bit not named above is
+//! zero.
 //!
 //! ## Upper-level entries (PML4, PDPT, PD)
 //!
@@ -90,7 +94,8 @@
 //!
 //! Pages `heap.start..heap.start + heap_max_bytes` always have level-1
 //! entries: allocate-on-write (`0b0010`) or present RAM (`P=1`, `W=1`,
-//! `U=0`, bits 9–11 = `0b001`). Every other entry of slot 384 is zero.
+//! `U=0`, bits 9–11 = `0b001`, NX set). Every other entry of slot 384 is
+//! zero.
 //!
 //! # The frame-info table
 //!

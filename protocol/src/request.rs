@@ -61,11 +61,15 @@ pub enum Request {
 
     /// Allocates `pages` frames now and maps them present as usable RAM.
     /// Every page must be unusable (else `InvalidState`). With `contiguous`,
-    /// the frames are one physically contiguous run.
+    /// the frames are one physically contiguous run. With `executable` the
+    /// pages may be executed (their NX bit clear); every other page of the
+    /// managed space is data and never executable. `writable` and
+    /// `executable` together are refused (`WriteAndExecute`, W^X).
     Map {
         addr: u64,
         pages: u64,
         writable: bool,
+        executable: bool,
         contiguous: bool,
         privilege: Privilege,
     },
@@ -166,13 +170,14 @@ pub enum Request {
 }
 
 impl Request {
-    /// A writable, not contiguous `Map` of `pages` pages at `addr`: the
-    /// mapping most callers mean.
+    /// A writable, not executable, not contiguous `Map` of `pages` pages
+    /// at `addr`: the mapping most callers mean.
     pub fn map_writable(addr: u64, pages: u64, privilege: Privilege) -> Request {
         Request::Map {
             addr,
             pages,
             writable: true,
+            executable: false,
             contiguous: false,
             privilege,
         }

@@ -119,8 +119,13 @@ pub struct FrameRun {
 pub enum PageState {
     /// Area type unusable: the entry is zero (or its table is absent).
     Unusable,
-    /// Usable RAM, present.
-    PresentRam { writable: bool, frame: u64 },
+    /// Usable RAM, present. `executable` is the NX bit cleared: only a
+    /// `Map` with `executable` makes such a page, never writable too.
+    PresentRam {
+        writable: bool,
+        executable: bool,
+        frame: u64,
+    },
     /// Usable RAM, not present: a frame is allocated on first touch.
     AllocOnWrite,
     /// Usable RAM, not present: the data is in swap slot `slot`.
@@ -258,5 +263,8 @@ errors! {
         /// and the rest were not executed (see [`crate::budget`]). Send them
         /// again in another batch.
         BatchCut,
+        /// `Map` asked for pages both writable and executable: no page is
+        /// ever both (W^X).
+        WriteAndExecute,
     }
 }

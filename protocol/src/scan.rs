@@ -63,7 +63,7 @@ fn fields(tag: u64) -> Option<&'static [Field]> {
     Some(match tag {
         0 | 4 | 15 => &[],                  // Hello, Shutdown, Stats
         1 | 3 | 16 => &[V],                 // Ping, Panic, Reset
-        5 => &[V, V, B, B, V],              // Map
+        5 => &[V, V, B, B, B, V],           // Map
         6 | 9 | 10 | 12 | 14 => &[V, V, V], // Unmap, Read, Query, FreeFrames, Vfree
         7 | 8 => &[V, V, V, V],             // Convert, Write
         11 => &[V, B, V],                   // AllocFrames

@@ -40,6 +40,9 @@
 //! `len == 0` → `Done` / the checksum of no bytes, with no other check; then
 //! steps 3–7 over the byte range `addr..addr + len` (no alignment rule).
 //!
+//! `Map` with both `writable` and `executable` answers `WriteAndExecute`
+//! before any other check (W^X: no page is ever writable and executable).
+//!
 //! Kernel-only requests (`Panic`, `AllocFrames`, `FreeFrames`, `Valloc`,
 //! `Vfree`, `Reset`, `Kmalloc`, `Kfree`, `HeapScavenge`) made as `User`
 //! answer `PermissionDenied` before any other check.
@@ -51,9 +54,14 @@
 //! the free frames (after the events) cover what it needs.
 //!
 //! # Requests
-//! - **Map** `addr, pages, writable, contiguous`: state rule: every page
-//!   unusable. Needs `pages` data frames plus needed tables. Every page
-//!   becomes present RAM with `writable`, backed by a zeroed frame. With
+//! - **Map** `addr, pages, writable, executable, contiguous`: state rule:
+//!   every page unusable. Needs `pages` data frames plus needed tables.
+//!   Every page becomes present RAM with `writable` and `executable`, backed
+//!   by a zeroed frame. `executable` is the only way a page of the managed
+//!   space becomes executable: every page any other request or fault makes
+//!   present (allocate-on-write, swap-in, file load, convert, the heap) is
+//!   data, never executable. An executable page is read-only, so it is
+//!   never evicted, and it stays executable until it is unmapped. With
 //!   `contiguous` the data frames are one physically contiguous run; if no
 //!   such run exists the answer is `OutOfMemory` even when enough frames are
 //!   free in pieces (the host cannot predict fragmentation and accepts either
@@ -201,7 +209,7 @@
 //! | --- | --- | --- | --- | --- | --- | --- |
 //! | unusable | allocate-on-write (+ tables) | – | not-present mmap | – | Fault Unusable | Fault Unusable |
 //! | present RAM, writable | – | unusable, frame freed | InvalidState | on swap, frame freed | read | stored |
-//! | present RAM, read-only | – | unusable, frame freed | InvalidState | – | read | Fault ReadOnly |
+//! | present RAM, read-only (executable or not) | – | unusable, frame freed | InvalidState | – | read | Fault ReadOnly |
 //! | allocate-on-write | – | unusable | InvalidState | – | zeroed frame → present RAM | same |
 //! | on swap | – | unusable, slot freed | InvalidState | – | frame, data back → present RAM | same |
 //! | present mmap, clean | present RAM, writable (same frame and data) | unusable, frame freed | InvalidState | not-present mmap, frame freed (dropped) | read | private in place |

@@ -168,9 +168,10 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
             addr,
             pages,
             writable,
+            executable,
             contiguous,
             privilege,
-        } => done(m.with_vmm(|v| v.map(addr, pages, writable, contiguous, privilege))),
+        } => done(m.with_vmm(|v| v.map(addr, pages, writable, executable, contiguous, privilege))),
         Request::Unmap {
             addr,
             pages,

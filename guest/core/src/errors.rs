@@ -20,6 +20,9 @@ pub enum MapError {
     NotUnusable { addr: u64 },
     /// Not enough frames, even after reclaiming (nothing changed).
     OutOfMemory,
+    /// Writable and executable at once (W^X), refused before any other
+    /// check.
+    WriteAndExecute,
 }
 
 /// `Unmap`.

@@ -11,8 +11,10 @@
 //! | `P=0`, bits 1–3 = 3, bits 4–11 = file, bits 12–51 = page | not-present mmap |
 //!
 //! Present entries also carry W (writability), U (set exactly in the lower
-//! half) and the frame; A and D are the CPU's and are ignored by
-//! [`Pte::decode`]. Anything else is [`Pte::Corrupt`].
+//! half), the frame, and NX (bit 63), set in every present entry except
+//! usable RAM mapped executable, which is never writable (W^X); A and D are
+//! the CPU's and are ignored by [`Pte::decode`]. Anything else is
+//! [`Pte::Corrupt`].
 
 use protocol::PageState;
 use x86_64::structures::paging::page_table::PageTableEntry;
@@ -31,6 +33,7 @@ const A: u64 = 1 << 5;
 /// The accessed bit, which the CPU sets on an access through an entry.
 pub const ACCESSED: u64 = A;
 const D: u64 = 1 << 6;
+const NX: u64 = 1 << 63;
 const SW_SHIFT: u32 = 9;
 const SW_RAM: u64 = 0b001;
 const SW_MMAP_CLEAN: u64 = 0b010;
@@ -52,6 +55,8 @@ pub enum Pte {
         frame: PhysFrame,
         /// W bit.
         writable: bool,
+        /// NX clear (only ever with `writable` false).
+        executable: bool,
     },
     /// Usable RAM, not present: a zeroed frame is allocated on first touch.
     AllocOnWrite,
@@ -141,14 +146,21 @@ impl Pte {
             return Pte::Unusable;
         }
         if raw & P != 0 {
-            let forbidden = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 8) | !(ADDR_MASK | 0xfff);
+            let forbidden = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 8) | !(ADDR_MASK | 0xfff | NX);
             if raw & forbidden != 0 || (raw & U != 0) != user {
                 return Pte::Corrupt(raw);
             }
             let frame = frame_of(raw);
             let writable = raw & W != 0;
+            let executable = raw & NX == 0;
             return match (raw >> SW_SHIFT) & 0b111 {
-                SW_RAM => Pte::PresentRam { frame, writable },
+                // W^X: a writable executable entry is no state.
+                SW_RAM if !(writable && executable) => Pte::PresentRam {
+                    frame,
+                    writable,
+                    executable,
+                },
+                _ if executable => Pte::Corrupt(raw),
                 SW_MMAP_CLEAN => Pte::PresentMmap {
                     frame,
                     writable,
@@ -179,15 +191,20 @@ impl Pte {
     /// its raw bits unchanged.
     pub fn encode(self, user: bool) -> u64 {
         let u = if user { U } else { 0 };
-        let present = |frame: PhysFrame, writable: bool, sw: u64| {
+        let present = |frame: PhysFrame, writable: bool, executable: bool, sw: u64| {
             P | if writable { W } else { 0 }
                 | u
                 | (sw << SW_SHIFT)
                 | (frame.start_address().as_u64() & ADDR_MASK)
+                | if executable { 0 } else { NX }
         };
         match self {
             Pte::Unusable => 0,
-            Pte::PresentRam { frame, writable } => present(frame, writable, SW_RAM),
+            Pte::PresentRam {
+                frame,
+                writable,
+                executable,
+            } => present(frame, writable, executable, SW_RAM),
             Pte::PresentMmap {
                 frame,
                 writable,
@@ -195,6 +212,7 @@ impl Pte {
             } => present(
                 frame,
                 writable,
+                false,
                 if private {
                     SW_MMAP_PRIVATE
                 } else {
@@ -209,6 +227,16 @@ impl Pte {
                     | ((page & MAX_INDEX) << 12)
             }
             Pte::Corrupt(raw) => raw,
+        }
+    }
+
+    /// A present, writable, not executable page of usable RAM: what a
+    /// touch, a swap-in or a convert makes (data, never code).
+    pub fn data(frame: PhysFrame) -> Pte {
+        Pte::PresentRam {
+            frame,
+            writable: true,
+            executable: false,
         }
     }
 
@@ -238,8 +266,13 @@ impl Pte {
     pub fn to_protocol(self) -> PageState {
         match self {
             Pte::Unusable => PageState::Unusable,
-            Pte::PresentRam { frame, writable } => PageState::PresentRam {
+            Pte::PresentRam {
+                frame,
                 writable,
+                executable,
+            } => PageState::PresentRam {
+                writable,
+                executable,
                 frame: frame.start_address().as_u64(),
             },
             Pte::AllocOnWrite => PageState::AllocOnWrite,

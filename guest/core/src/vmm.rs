@@ -292,7 +292,9 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// writability of a present page, `None` for a not-present one.
     pub fn translate(&mut self, addr: u64) -> Option<(PhysFrame, bool)> {
         match self.page_state(addr) {
-            Pte::PresentRam { frame, writable }
+            Pte::PresentRam {
+                frame, writable, ..
+            }
             | Pte::PresentMmap {
                 frame, writable, ..
             } => Some((frame, writable)),

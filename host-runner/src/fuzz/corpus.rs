@@ -210,6 +210,7 @@ mod tests {
                 addr: i << 12,
                 pages: 1,
                 writable: true,
+                executable: false,
                 contiguous: false,
                 privilege: Privilege::User,
             }),

@@ -14,6 +14,8 @@ pub struct TlbEntry {
     pub virt: u64,
     pub phys: u64,
     pub writable: bool,
+    /// NX clear (`X` is QEMU's flag for NX set).
+    pub executable: bool,
     pub user: bool,
     /// A 2 MiB or 1 GiB page (`P` flag).
     pub large: bool,
@@ -35,8 +37,10 @@ pub enum QemuMismatch {
         virt: u64,
         walk_frame: u64,
         walk_writable: bool,
+        walk_executable: bool,
         qemu_phys: u64,
         qemu_writable: bool,
+        qemu_executable: bool,
     },
     /// A huge page in the managed space (never used there).
     LargePage { virt: u64, phys: u64 },
@@ -64,11 +68,13 @@ impl fmt::Display for QemuMismatch {
                 virt,
                 walk_frame,
                 walk_writable,
+                walk_executable,
                 qemu_phys,
                 qemu_writable,
+                qemu_executable,
             } => write!(
                 f,
-                "invariant 7: virt {virt:#x}: the walk says frame {walk_frame:#x} (writable {walk_writable}), QEMU's MMU says {qemu_phys:#x} (writable {qemu_writable})"
+                "invariant 7: virt {virt:#x}: the walk says frame {walk_frame:#x} (writable {walk_writable}, executable {walk_executable}), QEMU's MMU says {qemu_phys:#x} (writable {qemu_writable}, executable {qemu_executable})"
             ),
             QemuMismatch::LargePage { virt, phys } => write!(
                 f,
@@ -152,6 +158,7 @@ fn entry(virt: u64, phys: u64, flags: &[u8]) -> Option<TlbEntry> {
     Some(TlbEntry {
         virt: canonical(virt),
         phys,
+        executable: flags[0] != b'X',
         large: flags[2] == b'P',
         user: flags[7] == b'U',
         writable: flags[8] == b'W',
@@ -224,16 +231,22 @@ pub fn compare_tlb(
                     frame: t.frame,
                 },
             )),
-            Some(e) if e.phys != t.frame || e.writable != t.writable => found.push((
-                at,
-                QemuMismatch::Differs {
-                    virt: t.virt,
-                    walk_frame: t.frame,
-                    walk_writable: t.writable,
-                    qemu_phys: e.phys,
-                    qemu_writable: e.writable,
-                },
-            )),
+            Some(e)
+                if (e.phys, e.writable, e.executable) != (t.frame, t.writable, t.executable) =>
+            {
+                found.push((
+                    at,
+                    QemuMismatch::Differs {
+                        virt: t.virt,
+                        walk_frame: t.frame,
+                        walk_writable: t.writable,
+                        walk_executable: t.executable,
+                        qemu_phys: e.phys,
+                        qemu_writable: e.writable,
+                        qemu_executable: e.executable,
+                    },
+                ))
+            }
             Some(_) => {}
         }
     }

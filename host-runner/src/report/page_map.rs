@@ -78,9 +78,10 @@ impl Cell {
     pub fn of_model(s: Option<ModelState>) -> Cell {
         let (state, key) = match s {
             None => (CellState::Unusable, String::new()),
-            Some(ModelState::PresentRam { writable }) => {
-                (CellState::PresentRam, rw(writable).to_string())
-            }
+            Some(ModelState::PresentRam {
+                writable,
+                executable,
+            }) => (CellState::PresentRam, rwx(writable, executable)),
             Some(ModelState::AllocOnWrite) => (CellState::AllocOnWrite, String::new()),
             Some(ModelState::OnSwap { slot }) => (CellState::OnSwap, format!("slot {slot}")),
             Some(ModelState::PresentMmap { private, .. }) => {
@@ -107,11 +108,12 @@ impl Cell {
             Leaf::Present {
                 kind: PresentKind::Ram,
                 writable,
+                executable,
                 frame,
             } => (
                 CellState::PresentRam,
-                rw(writable).to_string(),
-                format!("{} frame {frame:#x}", rw(writable)),
+                rwx(writable, executable),
+                format!("{} frame {frame:#x}", rwx(writable, executable)),
             ),
             Leaf::Present { kind, frame, .. } => {
                 let p = private_text(kind == PresentKind::MmapPrivate);
@@ -145,11 +147,14 @@ impl Cell {
     }
 }
 
-fn rw(writable: bool) -> &'static str {
-    if writable {
-        "writable"
+/// A present RAM page's access: the model's or the guest's (a writable
+/// executable page, which W^X forbids, shows as such).
+fn rwx(writable: bool, executable: bool) -> String {
+    let access = if writable { "writable" } else { "read-only" };
+    if executable {
+        format!("{access} executable")
     } else {
-        "read-only"
+        access.to_string()
     }
 }
 

@@ -77,6 +77,7 @@ fn region() -> Region {
     guest[1] = Cell::of_guest(&Leaf::Present {
         kind: PresentKind::Ram,
         writable: true,
+        executable: false,
         frame: 0x14000,
     });
     // Page 2: both on swap slot 3 (no difference).
@@ -108,6 +109,7 @@ fn report(steps: usize) -> FailureReport {
             virt: BASE + 0x1000,
             frame: 0x14000,
             writable: true,
+            executable: false,
             kind: PresentKind::Ram,
             steps: [Step {
                 table: 0,
@@ -251,10 +253,14 @@ fn the_page_is_self_contained() {
 fn model_and_guest_cells_agree_on_the_same_state() {
     let pairs = [
         (
-            Some(ModelState::PresentRam { writable: false }),
+            Some(ModelState::PresentRam {
+                writable: false,
+                executable: false,
+            }),
             Leaf::Present {
                 kind: PresentKind::Ram,
                 writable: false,
+                executable: false,
                 frame: 0x5000,
             },
         ),
@@ -271,6 +277,7 @@ fn model_and_guest_cells_agree_on_the_same_state() {
             Leaf::Present {
                 kind: PresentKind::MmapPrivate,
                 writable: true,
+                executable: false,
                 frame: 0x6000,
             },
         ),

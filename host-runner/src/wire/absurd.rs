@@ -76,7 +76,7 @@ pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
     } else {
         AreaType::Unusable
     };
-    let (w, ct) = (b & 1 == 1, c & 2 == 2);
+    let (w, x, ct) = (b & 1 == 1, c & 1 == 1, c & 2 == 2);
     match tag % 22 {
         0 => Request::Hello,
         1 => Request::Ping { nonce: a },
@@ -88,6 +88,7 @@ pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
             addr: a,
             pages: b,
             writable: w,
+            executable: x,
             contiguous: ct,
             privilege: p,
         },

@@ -66,6 +66,7 @@ fn requests(addr: u64, n: u64, p: Privilege) -> Vec<Request> {
             addr,
             pages: n,
             writable: true,
+            executable: false,
             contiguous: n % 2 == 0,
             privilege: p,
         },

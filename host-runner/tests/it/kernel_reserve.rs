@@ -85,6 +85,7 @@ impl Run {
                 addr: *at,
                 pages: chunk,
                 writable,
+                executable: false,
                 contiguous: false,
                 privilege: U,
             };
@@ -179,6 +180,7 @@ async fn exhaust(run: &mut Run) -> u64 {
         addr: READ_ONLY,
         pages: 16,
         writable: false,
+        executable: false,
         contiguous: false,
         privilege: U,
     };

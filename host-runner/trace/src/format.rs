@@ -21,7 +21,7 @@ use crate::refs::Ref;
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
 /// The version this crate writes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The versions this crate reads: version 1 is version 2 without the
 /// additions of protocol version 2 (`files`, `map_file`, `evict`,
 /// `kmalloc`, `kfree`, `heap_scavenge` and their answers), and version 2 is
@@ -29,8 +29,11 @@ pub const FORMAT_VERSION: u32 = 5;
 /// alone, checks were the runner's choice), and version 3 is version 4
 /// without `reproduced` and a failure's `class` (its signature then comes
 /// from its message), and version 4 is version 5 without references to
-/// earlier answers (`"ref"`, [`crate::refs`]), so all read the same.
-pub const READ_VERSIONS: [u32; 5] = [1, 2, 3, 4, 5];
+/// earlier answers (`"ref"`, [`crate::refs`]), and version 5 is version 6
+/// without executable maps (`map`'s `executable`, the page kinds
+/// `present_ram_exec` and `present_ram_wx`, the error
+/// `write_and_execute`), so all read the same.
+pub const READ_VERSIONS: [u32; 6] = [1, 2, 3, 4, 5, 6];
 
 /// The first line of a trace, after its `"format"` and `"version"`: its
 /// fields are written in this order, those that are `None` or empty left

@@ -195,6 +195,7 @@ mod tests {
             addr,
             pages,
             writable: true,
+            executable: false,
             contiguous: false,
             privilege: Privilege::User,
         }

@@ -61,12 +61,13 @@ names!(
     PermissionDenied = "permission_denied", Reserved = "reserved", InvalidState = "invalid_state",
     OutOfMemory = "out_of_memory", OutOfRange = "out_of_range", NotOwned = "not_owned",
     NoVirtualSpace = "no_virtual_space", NestedBatch = "nested_batch", NoSuchFile = "no_such_file",
-    BeyondFile = "beyond_file", BatchCut = "batch_cut" }
+    BeyondFile = "beyond_file", BatchCut = "batch_cut", WriteAndExecute = "write_and_execute" }
 );
 names!(
     /// A [`PageState`] without frames and slots (which the host does not
     /// predict); `any` matches every state.
     PageKind { Any = "any", Unusable = "unusable", PresentRam = "present_ram", PresentRamRo = "present_ram_ro",
+    PresentRamExec = "present_ram_exec", PresentRamWx = "present_ram_wx",
     AllocOnWrite = "alloc_on_write", OnSwap = "on_swap", PresentMmap = "present_mmap",
     NotPresentMmap = "not_present_mmap", Corrupt = "corrupt" }
 );
@@ -126,7 +127,7 @@ impl StatField {
 
 same_variants!(ErrorCode <-> ErrorKind { ZeroCount, TooLarge, Misaligned, NonCanonical, Overflow,
     CrossesCanonicalHole, PermissionDenied, Reserved, InvalidState, OutOfMemory, OutOfRange, NotOwned,
-    NoVirtualSpace, NestedBatch, NoSuchFile, BeyondFile, BatchCut });
+    NoVirtualSpace, NestedBatch, NoSuchFile, BeyondFile, BatchCut, WriteAndExecute });
 
 impl ErrorCode {
     /// The code of `e`, and its address (`invalid_state`) or frame
@@ -145,6 +146,14 @@ impl PageKind {
     pub fn of(s: &PageState) -> PageKind {
         match s {
             PageState::Unusable => PageKind::Unusable,
+            PageState::PresentRam {
+                writable: true,
+                executable: true,
+                ..
+            } => PageKind::PresentRamWx,
+            PageState::PresentRam {
+                executable: true, ..
+            } => PageKind::PresentRamExec,
             PageState::PresentRam { writable: true, .. } => PageKind::PresentRam,
             PageState::PresentRam {
                 writable: false, ..

@@ -100,6 +100,7 @@ ops! {
         #[serde_as(as = "Hex")] addr: u64,
         #[serde_as(as = "Count")] pages: u64,
         #[serde(default = "yes")] writable: bool,
+        #[serde(default, skip_serializing_if = "no")] executable: bool,
         #[serde(default)] contiguous: bool,
         #[serde(rename = "as")] #[serde_as(as = "Who")] privilege: Privilege,
     } = "map",
@@ -182,6 +183,11 @@ fn kernel() -> Privilege {
 
 fn yes() -> bool {
     true
+}
+
+/// Whether a flag that is written only when set is clear.
+fn no(flag: &bool) -> bool {
+    !flag
 }
 
 /// `kmalloc`'s alignment when a line gives none.

@@ -98,9 +98,14 @@ fn flags_mut(op: &mut Op) -> Vec<(&'static str, &mut bool)> {
     match op {
         Op::Map {
             writable,
+            executable,
             contiguous,
             ..
-        } => vec![("contiguous", contiguous), ("writable", writable)],
+        } => vec![
+            ("contiguous", contiguous),
+            ("executable", executable),
+            ("writable", writable),
+        ],
         Op::AllocFrames { contiguous, .. } => vec![("contiguous", contiguous)],
         _ => Vec::new(),
     }
@@ -247,6 +252,7 @@ mod tests {
             addr: 0x20_1000,
             pages: 3,
             writable: true,
+            executable: false,
             contiguous: true,
             privilege: Privilege::User,
         };

@@ -15,6 +15,7 @@ fn every_op() -> Vec<Op> {
             addr: 0x1234_5000,
             pages: 8448,
             writable: true,
+            executable: false,
             contiguous: false,
             privilege: User,
         },
@@ -245,6 +246,7 @@ fn hand_written_sample() {
                 addr: 0x1234_5000,
                 pages: 2,
                 writable: true,
+                executable: false,
                 contiguous: false,
                 privilege: User
             },
@@ -392,6 +394,7 @@ fn expectations_match_answers() {
     let pages = Response::Pages(vec![
         PageState::PresentRam {
             writable: true,
+            executable: false,
             frame: 0x5000,
         },
         PageState::Unusable,

@@ -100,6 +100,7 @@ fn noisy_trace() -> Trace {
             addr: 0x4020_0000,
             pages: 2,
             writable: true,
+            executable: false,
             contiguous: true,
             privilege: Privilege::User,
         }
@@ -140,6 +141,7 @@ fn shrinks_map_then_unmap_to_two_simple_ops() {
                 addr: 0,
                 pages: 1,
                 writable: false,
+                executable: false,
                 contiguous: false,
                 privilege: Privilege::Kernel
             },
@@ -196,6 +198,7 @@ fn a_different_failure_is_not_the_same_bug() {
             addr: 0x9000_0000,
             pages: 5,
             writable: true,
+            executable: false,
             contiguous: false,
             privilege: Privilege::Kernel,
         }
@@ -308,6 +311,7 @@ fn a_large_count_shrinks_by_halving_not_one_by_one() {
             addr: 0x4000_0000,
             pages: 61_838,
             writable: false,
+            executable: false,
             contiguous: false,
             privilege: Privilege::Kernel,
         }],
@@ -538,6 +542,7 @@ fn operations_that_only_take_frames_collapse_into_one_allocation() {
             addr: 0x4000_0000 * (k + 1),
             pages: 1 + k % 5,
             writable: false,
+            executable: false,
             contiguous: false,
             privilege: Privilege::Kernel,
         })
@@ -620,6 +625,7 @@ fn operations_around_one_that_matters_become_the_frames_they_took() {
         addr: 0x4000_0000 * (k + 1),
         pages: 1 + k % 3,
         writable: false,
+        executable: false,
         contiguous: false,
         privilege: Privilege::Kernel,
     };
@@ -642,6 +648,7 @@ fn operations_around_one_that_matters_become_the_frames_they_took() {
         addr: 0x80_0000_0000 * (k + 1),
         pages: 1,
         writable: false,
+        executable: false,
         contiguous: false,
         privilege: Privilege::Kernel,
     }));

@@ -389,6 +389,7 @@ fn an_operation_aimed_at_what_an_answer_handed_out_refers_to_it() {
             addr: block,
             pages: 1,
             writable: true,
+            executable: false,
             contiguous: false,
             privilege: K
         }),

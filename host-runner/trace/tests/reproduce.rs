@@ -27,6 +27,7 @@ fn one_map() -> Trace {
             addr: 0x1000,
             pages: 1,
             writable: true,
+            executable: false,
             contiguous: false,
             privilege: Privilege::User,
         }],

@@ -19,6 +19,7 @@ fn every_request() -> Vec<Request> {
             addr: 0x1234_5000,
             pages: 8448,
             writable: true,
+            executable: false,
             contiguous: false,
             privilege: p,
         },
@@ -199,6 +200,7 @@ fn every_response() -> Vec<Response> {
             PageState::Unusable,
             PageState::PresentRam {
                 writable: true,
+                executable: false,
                 frame: 0x30_0000,
             },
             PageState::AllocOnWrite,
@@ -362,6 +364,7 @@ fn truncated_frames_are_errors() {
             addr: 0x1234_5000,
             pages: 8,
             writable: true,
+            executable: false,
             contiguous: false,
             privilege: Privilege::User,
         })

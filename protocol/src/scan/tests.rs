@@ -17,6 +17,7 @@ fn samples() -> Vec<Request> {
             addr: big,
             pages: big,
             writable: true,
+            executable: false,
             contiguous: true,
             privilege: k,
         },

@@ -46,6 +46,7 @@ to_protocol! {
     MapError {
         MapError::NotUnusable { addr } => Error::InvalidState { addr },
         MapError::OutOfMemory => Error::OutOfMemory,
+        MapError::WriteAndExecute => Error::WriteAndExecute,
     }
     UnmapError {
         UnmapError::NotMapped { addr } => Error::InvalidState { addr },

@@ -52,10 +52,7 @@ use crate::walk::{walk, Descend, Entry, Visit};
 fn to_usable(old: Pte) -> Option<Pte> {
     match old {
         Pte::Unusable | Pte::NotPresentMmap { .. } => Some(Pte::AllocOnWrite),
-        Pte::PresentMmap { frame, .. } => Some(Pte::PresentRam {
-            frame,
-            writable: true,
-        }),
+        Pte::PresentMmap { frame, .. } => Some(Pte::data(frame)),
         Pte::PresentRam { .. } | Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::Corrupt(_) => None,
     }
 }

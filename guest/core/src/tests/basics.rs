@@ -122,6 +122,7 @@ fn touches_and_faults() {
         addr,
         pages,
         writable,
+        executable: false,
         contiguous: false,
         privilege: U,
     };
@@ -282,6 +283,7 @@ fn kernel_pages_have_no_user_bit_and_contiguous_maps_are_contiguous() {
             addr: k,
             pages: 5,
             writable: true,
+            executable: false,
             contiguous: true,
             privilege: K,
         },
@@ -303,6 +305,7 @@ fn kernel_pages_have_no_user_bit_and_contiguous_maps_are_contiguous() {
             PageState::PresentRam {
                 writable: true,
                 frame,
+                ..
             } => *frame,
             o => panic!("{o:?}"),
         })

@@ -72,6 +72,7 @@ fn machine(spare: u64) -> SimMachine {
         addr: page(24),
         pages: 1,
         writable: false,
+        executable: false,
         contiguous: false,
         privilege: K,
     };

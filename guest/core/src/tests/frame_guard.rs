@@ -22,6 +22,7 @@ fn mapped() -> (SimMachine, Entry) {
         addr: ADDR,
         pages: 1,
         writable: true,
+        executable: false,
         contiguous: false,
         privilege: U,
     };

@@ -48,6 +48,7 @@ fn map(addr: u64, pages: u64, writable: bool) -> Request {
         addr,
         pages,
         writable,
+        executable: false,
         contiguous: false,
         privilege: U,
     }

@@ -13,6 +13,7 @@ mod fault_around;
 mod frame_guard;
 mod kernel_reserve;
 mod model;
+mod nx;
 mod oom;
 mod pte_codec;
 mod ram;
@@ -299,6 +300,7 @@ fn heap_frames(hello: &Hello, heap: &[TableEntries], max: u64) -> (Vec<u64>, Vec
                     kind: PresentKind::Ram,
                     writable: true,
                     frame,
+                    ..
                 } => pages.push(frame / 4096),
                 p => panic!("heap page {virt:#x} in state {p:?}"),
             }

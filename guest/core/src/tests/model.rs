@@ -71,7 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
     };
     let requests = prop_oneof![
         4 => (addr(), 1u64..12, any::<bool>(), proptest::bool::weighted(0.2))
-            .prop_map(|((addr, privilege), pages, writable, contiguous)| Request::Map { addr, pages, writable, contiguous, privilege }),
+            .prop_map(|((addr, privilege), pages, writable, contiguous)| Request::Map { addr, pages, writable, contiguous, privilege, executable: false }),
         2 => (addr(), 1u64..12).prop_map(|((addr, privilege), pages)| Request::Unmap { addr, pages, privilege }),
         4 => (addr(), 1u64..40, any::<bool>())
             .prop_map(move |((addr, privilege), pages, usable)| Request::Convert { addr, pages, to: area(usable), privilege }),

@@ -40,6 +40,7 @@ fn map_rolls_back_at_every_failing_allocation() {
             addr: 0x4000_0000 - 0x3000,
             pages: 6,
             writable: true,
+            executable: false,
             contiguous,
             privilege: U,
         });
@@ -47,6 +48,7 @@ fn map_rolls_back_at_every_failing_allocation() {
             addr: 0x20_0000 - 0x1000,
             pages: 1,
             writable: true,
+            executable: false,
             contiguous,
             privilege: U,
         });

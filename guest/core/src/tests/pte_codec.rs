@@ -17,6 +17,9 @@ fn middles() -> Vec<u64> {
     v
 }
 
+/// No-execute (bit 63).
+const NX: u64 = 1 << 63;
+
 #[test]
 fn decode_then_encode_is_identity_on_every_valid_entry() {
     let mut valid = 0u64;
@@ -39,7 +42,21 @@ fn decode_then_encode_is_identity_on_every_valid_entry() {
                     if p.is_present() {
                         assert_eq!(raw & 0b100 != 0, user, "U bit");
                         assert_eq!(raw & ((1 << 3) | (1 << 4) | (1 << 7) | (1 << 8)), 0);
-                        assert_eq!(high, 0);
+                        assert!(high == 0 || high == 1 << 63, "only NX above bit 51");
+                        if high == 0 {
+                            // NX clear: W^X, and never a file page.
+                            assert!(
+                                matches!(
+                                    p,
+                                    Pte::PresentRam {
+                                        writable: false,
+                                        executable: true,
+                                        ..
+                                    }
+                                ),
+                                "raw {raw:#x} -> {p:?}"
+                            );
+                        }
                     } else {
                         assert_eq!(raw & 1, 0);
                     }
@@ -56,7 +73,11 @@ fn encode_then_decode_is_identity_on_every_state() {
     let mut states = vec![Pte::Unusable, Pte::AllocOnWrite];
     for f in frames {
         for writable in [false, true] {
-            states.push(Pte::PresentRam { frame: f, writable });
+            states.push(Pte::PresentRam {
+                frame: f,
+                writable,
+                executable: false,
+            });
             for private in [false, true] {
                 states.push(Pte::PresentMmap {
                     frame: f,
@@ -65,6 +86,13 @@ fn encode_then_decode_is_identity_on_every_state() {
                 });
             }
         }
+    }
+    for f in frames {
+        states.push(Pte::PresentRam {
+            frame: f,
+            writable: false,
+            executable: true,
+        });
     }
     for idx in [0, 1, 0xabcde, pte::MAX_INDEX] {
         states.push(Pte::OnSwap { slot: idx });
@@ -95,18 +123,29 @@ fn encodings_match_the_format_table() {
     assert_eq!(
         Pte::PresentRam {
             frame: f,
-            writable: true
+            writable: true,
+            executable: false,
         }
         .encode(true),
-        0x42000 | 0x200 | 0b111
+        NX | 0x42000 | 0x200 | 0b111
     );
     assert_eq!(
         Pte::PresentRam {
             frame: f,
-            writable: false
+            writable: false,
+            executable: false,
         }
         .encode(false),
-        0x42000 | 0x200 | 0b001
+        NX | 0x42000 | 0x200 | 0b001
+    );
+    assert_eq!(
+        Pte::PresentRam {
+            frame: f,
+            writable: false,
+            executable: true,
+        }
+        .encode(true),
+        0x42000 | 0x200 | 0b101
     );
     assert_eq!(
         Pte::PresentMmap {
@@ -115,7 +154,7 @@ fn encodings_match_the_format_table() {
             private: false
         }
         .encode(true),
-        0x42000 | 0x400 | 0b101
+        NX | 0x42000 | 0x400 | 0b101
     );
     assert_eq!(
         Pte::PresentMmap {
@@ -124,7 +163,7 @@ fn encodings_match_the_format_table() {
             private: true
         }
         .encode(true),
-        0x42000 | 0x600 | 0b111
+        NX | 0x42000 | 0x600 | 0b111
     );
     assert_eq!(Pte::AllocOnWrite.encode(true), 0b0010);
     assert_eq!(Pte::OnSwap { slot: 7 }.encode(false), 0x7000 | 0b0100);
@@ -146,6 +185,14 @@ fn encodings_match_the_format_table() {
     assert!(
         matches!(Pte::decode(1 | 0b100, true), Pte::Corrupt(_)),
         "present, no software bits"
+    );
+    assert!(
+        matches!(Pte::decode(0x42000 | 0x200 | 0b111, true), Pte::Corrupt(_)),
+        "writable and executable (W^X)"
+    );
+    assert!(
+        matches!(Pte::decode(0x42000 | 0x400 | 0b101, true), Pte::Corrupt(_)),
+        "an executable file page"
     );
 }
 

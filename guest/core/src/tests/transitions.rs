@@ -7,7 +7,8 @@ use super::*;
 
 const F: PhysFrame = PhysFrame::containing_address(PhysAddr::new_truncate(0));
 
-/// The six page states of the seed (present RAM twice: writable and not).
+/// The six page states of the seed (present RAM three times: writable,
+/// read-only, and executable, which is read-only too).
 fn sources() -> Vec<Pte> {
     vec![
         Pte::PresentMmap {
@@ -19,10 +20,17 @@ fn sources() -> Vec<Pte> {
         Pte::PresentRam {
             frame: F,
             writable: true,
+            executable: false,
         },
         Pte::PresentRam {
             frame: F,
             writable: false,
+            executable: false,
+        },
+        Pte::PresentRam {
+            frame: F,
+            writable: false,
+            executable: true,
         },
         Pte::AllocOnWrite,
         Pte::OnSwap { slot: 12 },
@@ -38,6 +46,7 @@ fn expected(s: Pte, to: AreaType) -> Pte {
             Pte::PresentMmap { frame, .. } => Pte::PresentRam {
                 frame,
                 writable: true,
+                executable: false,
             },
             Pte::NotPresentMmap { .. } | Pte::Unusable => Pte::AllocOnWrite,
             other => other,
@@ -47,7 +56,15 @@ fn expected(s: Pte, to: AreaType) -> Pte {
 
 fn strip(p: Pte) -> Pte {
     match p {
-        Pte::PresentRam { writable, .. } => Pte::PresentRam { frame: F, writable },
+        Pte::PresentRam {
+            writable,
+            executable,
+            ..
+        } => Pte::PresentRam {
+            frame: F,
+            writable,
+            executable,
+        },
         Pte::PresentMmap {
             writable, private, ..
         } => Pte::PresentMmap {

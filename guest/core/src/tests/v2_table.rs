@@ -41,6 +41,7 @@ fn map(writable: bool) -> Request {
         addr: ADDR,
         pages: 1,
         writable,
+        executable: false,
         contiguous: false,
         privilege: U,
     }

@@ -170,6 +170,7 @@ fn part_of_a_whole_allocate_on_write_region_changes_through_its_table_without_a_
         addr: TABLE + 5 * 4096,
         pages: 2,
         writable: true,
+        executable: false,
         contiguous: false,
         privilege: K,
     };

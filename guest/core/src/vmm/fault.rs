@@ -179,9 +179,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                             private: write,
                         }
                     }
+                    #[cfg(not(feature = "inject-exec-data"))]
+                    _ => Pte::data(frame),
+                    #[cfg(feature = "inject-exec-data")]
                     _ => Pte::PresentRam {
                         frame,
                         writable: true,
+                        executable: true,
                     },
                 }
             }

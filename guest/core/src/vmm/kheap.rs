@@ -252,10 +252,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     .alloc_heap_frame(true)
                     .ok_or(CommitError::OutOfFrames)?;
                 self.pt.mem().frame_bytes(frame).fill(0);
-                let new = Pte::PresentRam {
-                    frame,
-                    writable: true,
-                };
+                let new = Pte::data(frame);
                 self.pt
                     .set_leaf_flushed(table, i, linear, Pte::AllocOnWrite, new);
             }

@@ -54,17 +54,22 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     }
 
     /// Maps `pages` pages at `addr` present as usable RAM, each backed by a
-    /// zeroed frame (one physically contiguous run with `contiguous`).
-    /// Every page must be unusable.
+    /// zeroed frame (one physically contiguous run with `contiguous`),
+    /// writable or executable (never both: W^X) as asked. Every page must
+    /// be unusable.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn map(
         &mut self,
         addr: u64,
         pages: u64,
         writable: bool,
+        executable: bool,
         contiguous: bool,
         privilege: Privilege,
     ) -> Result<(), MapError> {
+        if writable && executable {
+            return Err(MapError::WriteAndExecute);
+        }
         let span = validate::check_pages(addr, pages, None, privilege)?;
         self.claim_unusable(span)?;
         let limit = self.pt.frames().total_frames();
@@ -113,7 +118,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             };
             next += 1;
             v.mem().frame_bytes(frame).fill(0);
-            Some(Pte::PresentRam { frame, writable })
+            Some(Pte::PresentRam {
+                frame,
+                writable,
+                executable,
+            })
         });
         if failed {
             self.make_unusable(span);

@@ -32,10 +32,18 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         }
         self.pt.ensure_tables(span)?;
         let state = match state {
-            Pte::PresentRam { writable, .. } => {
+            Pte::PresentRam {
+                writable,
+                executable,
+                ..
+            } => {
                 let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
                 self.pt.mem().frame_bytes(frame).fill(fill);
-                Pte::PresentRam { frame, writable }
+                Pte::PresentRam {
+                    frame,
+                    writable,
+                    executable,
+                }
             }
             Pte::PresentMmap {
                 writable, private, ..

@@ -12,6 +12,9 @@ pub const A: u64 = 1 << 5;
 pub const D: u64 = 1 << 6;
 pub const PS: u64 = 1 << 7;
 pub const G: u64 = 1 << 8;
+/// No-execute: set in every present entry of the managed space but
+/// executable RAM.
+pub const NX: u64 = 1 << 63;
 /// Bits 12–51: a frame address, a swap slot or a file page.
 pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
 /// Bits 52–61 of a PD entry (one naming a page table): how many entries of
@@ -37,6 +40,8 @@ pub enum Leaf {
     Present {
         kind: PresentKind,
         writable: bool,
+        /// NX clear.
+        executable: bool,
         frame: u64,
     },
     AllocOnWrite,
@@ -76,15 +81,23 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
         3 => PresentKind::MmapPrivate,
         _ => return Leaf::Corrupt("present entry with unknown software bits 9-11"),
     };
-    if raw & (PWT | PCD | PS | G) != 0 || raw >> 52 != 0 {
-        return Leaf::Corrupt("present entry with reserved bits (PWT, PCD, PAT, G or 52-63)");
+    if raw & (PWT | PCD | PS | G) != 0 || (raw & !NX) >> 52 != 0 {
+        return Leaf::Corrupt("present entry with reserved bits (PWT, PCD, PAT, G or 52-62)");
     }
     if (raw & U != 0) != lower {
         return Leaf::Corrupt("U bit not set exactly in the lower half");
     }
+    let (writable, executable) = (raw & W != 0, raw & NX == 0);
+    if writable && executable {
+        return Leaf::Corrupt("present entry writable and executable (W^X)");
+    }
+    if executable && kind != PresentKind::Ram {
+        return Leaf::Corrupt("file page executable (NX clear)");
+    }
     Leaf::Present {
         kind,
-        writable: raw & W != 0,
+        writable,
+        executable,
         frame: raw & ADDR,
     }
 }

@@ -4,7 +4,7 @@
 
 use protocol::{Hello, PhysRange};
 
-use super::entry::{P, U, W};
+use super::entry::{NX, P, U, W};
 pub use crate::synth::Image;
 
 /// Frames of the image's RAM (the bitmap's last 4 bits are past it).
@@ -13,8 +13,8 @@ pub const TOTAL: u64 = 1020;
 pub const BOOT: u64 = 16;
 pub const KSPACE: u64 = 0xffff_c080_0000_0000;
 
-/// Present usable RAM, software bits 9–11 = 0b001.
-pub const RAM: u64 = P | 1 << 9;
+/// Present usable RAM, software bits 9–11 = 0b001, data (NX).
+pub const RAM: u64 = P | 1 << 9 | NX;
 
 impl Image {
     /// 4 MiB of memory, boot frames and the bitmap's tail marked used.

@@ -14,13 +14,17 @@ fn agrees(want: Option<ModelState>, got: Leaf) -> bool {
     match (want, got) {
         (None, Leaf::Unusable) | (Some(ModelState::AllocOnWrite), Leaf::AllocOnWrite) => true,
         (
-            Some(ModelState::PresentRam { writable }),
+            Some(ModelState::PresentRam {
+                writable,
+                executable,
+            }),
             Leaf::Present {
                 kind: PresentKind::Ram,
                 writable: w,
+                executable: x,
                 ..
             },
-        ) => writable == w,
+        ) => (writable, executable) == (w, x),
         (Some(ModelState::OnSwap { slot }), Leaf::OnSwap { slot: s }) => slot == s,
         (Some(ModelState::PresentMmap { private, .. }), Leaf::Present { kind, .. }) => {
             kind == if private {
@@ -53,9 +57,10 @@ fn heap_entry(hello: &Hello, virt: u64, got: Leaf) -> Option<&'static str> {
         Leaf::Present {
             kind: PresentKind::Ram,
             writable: true,
+            executable: false,
             ..
         } => None,
-        Leaf::Present { .. } => Some("a present heap page not writable kernel RAM"),
+        Leaf::Present { .. } => Some("a present heap page not writable data (NX) kernel RAM"),
         _ => Some("a heap page neither allocate-on-write nor present RAM"),
     }
 }
@@ -100,6 +105,7 @@ pub(crate) fn translation(t: &Table, i: usize) -> Option<Translation> {
     let Leaf::Present {
         kind,
         writable,
+        executable,
         frame,
     } = decode_leaf(raw, virt < 1 << 47)
     else {
@@ -114,6 +120,7 @@ pub(crate) fn translation(t: &Table, i: usize) -> Option<Translation> {
         virt,
         frame,
         writable,
+        executable,
         kind,
         steps: [t.chain[0], t.chain[1], t.chain[2], step],
     })

@@ -40,11 +40,32 @@ fn clean() -> Clean {
     let mut bytes = [0u8; 4096];
     fill(3, DATA, &mut bytes);
     img.write(data, &bytes);
-    expect.set_state(DATA, 1, Some(ModelState::PresentRam { writable: true }));
-    expect.set_state(RO, 1, Some(ModelState::PresentRam { writable: false }));
+    expect.set_state(
+        DATA,
+        1,
+        Some(ModelState::PresentRam {
+            writable: true,
+            executable: false,
+        }),
+    );
+    expect.set_state(
+        RO,
+        1,
+        Some(ModelState::PresentRam {
+            writable: false,
+            executable: false,
+        }),
+    );
     expect.set_state(AOW, 1, Some(ModelState::AllocOnWrite));
     expect.set_state(SWAP, 1, Some(ModelState::OnSwap { slot: 5 }));
-    expect.set_state(KPAGE, 1, Some(ModelState::PresentRam { writable: true }));
+    expect.set_state(
+        KPAGE,
+        1,
+        Some(ModelState::PresentRam {
+            writable: true,
+            executable: false,
+        }),
+    );
     expect.set_bytes(DATA, bytes);
     Clean {
         img,
@@ -137,8 +158,14 @@ fn invariant_1_frames_in_use() {
     let mut c = clean();
     let beyond = (TOTAL + 1) << 12;
     c.img.set_leaf(0x6000, beyond | RAM | U);
-    c.expect
-        .set_state(0x6000, 1, Some(ModelState::PresentRam { writable: false }));
+    c.expect.set_state(
+        0x6000,
+        1,
+        Some(ModelState::PresentRam {
+            writable: false,
+            executable: false,
+        }),
+    );
     assert_broken(&run(&c), &[1], "beyond the bitmap");
 }
 
@@ -146,22 +173,40 @@ fn invariant_1_frames_in_use() {
 fn invariant_2_one_owner_per_frame() {
     let mut c = clean();
     c.img.set_leaf(0x6000, c.data | RAM | W | U);
-    c.expect
-        .set_state(0x6000, 1, Some(ModelState::PresentRam { writable: true }));
+    c.expect.set_state(
+        0x6000,
+        1,
+        Some(ModelState::PresentRam {
+            writable: true,
+            executable: false,
+        }),
+    );
     c.expect.set_bytes(0x6000, c.bytes);
     assert_broken(&run(&c), &[2], "is also mapped at 0x1000; virt 0x6000");
 
     let mut c = clean();
     let pt = c.img.entry_addr(DATA, 1) & !0xfff;
     c.img.set_leaf(0x6000, pt | RAM | U);
-    c.expect
-        .set_state(0x6000, 1, Some(ModelState::PresentRam { writable: false }));
+    c.expect.set_state(
+        0x6000,
+        1,
+        Some(ModelState::PresentRam {
+            writable: false,
+            executable: false,
+        }),
+    );
     assert_broken_among(&run(&c), 2, "is also the level-1 table for 0x0");
 
     let mut c = clean();
     c.img.set_leaf(0x6000, 0x5000 | RAM | U);
-    c.expect
-        .set_state(0x6000, 1, Some(ModelState::PresentRam { writable: false }));
+    c.expect.set_state(
+        0x6000,
+        1,
+        Some(ModelState::PresentRam {
+            writable: false,
+            executable: false,
+        }),
+    );
     assert_broken_among(&run(&c), 2, "frame 0x5000 is also a boot reservation");
 
     // The heap's pages and tables may be boot reservations (set up at

@@ -21,6 +21,8 @@ pub struct Translation {
     pub virt: u64,
     pub frame: u64,
     pub writable: bool,
+    /// NX clear.
+    pub executable: bool,
     pub kind: PresentKind,
     /// PML4, PDPT, PD and PT entries.
     pub steps: [Step; 4],

@@ -166,11 +166,13 @@ pub enum StateKind {
     /// A page of the heap region (the model does not follow each one's
     /// state: the kernel's own blocks are invisible).
     HeapPage,
+    /// Present RAM mapped executable (read-only: W^X).
+    PresentRamExecutable,
 }
 
 impl StateKind {
     /// Every state, in order (bit `i` of a [`StateSet`] is `ALL[i]`).
-    pub const ALL: [StateKind; 9] = [
+    pub const ALL: [StateKind; 10] = [
         StateKind::Unusable,
         StateKind::PresentRamReadOnly,
         StateKind::PresentRamWritable,
@@ -180,15 +182,18 @@ impl StateKind {
         StateKind::MmapPrivate,
         StateKind::MmapNotPresent,
         StateKind::HeapPage,
+        StateKind::PresentRamExecutable,
     ];
 
     pub fn area(self) -> Area {
         use StateKind as S;
         match self {
             S::Unusable => Area::Unusable,
-            S::PresentRamReadOnly | S::PresentRamWritable | S::AllocOnWrite | S::OnSwap => {
-                Area::UsableRam
-            }
+            S::PresentRamReadOnly
+            | S::PresentRamWritable
+            | S::PresentRamExecutable
+            | S::AllocOnWrite
+            | S::OnSwap => Area::UsableRam,
             S::MmapClean | S::MmapPrivate | S::MmapNotPresent => Area::MappedFile,
             S::HeapPage => Area::Heap,
         }
@@ -206,6 +211,7 @@ impl StateKind {
             S::MmapPrivate => "present mmap private",
             S::MmapNotPresent => "not-present mmap",
             S::HeapPage => "heap page",
+            S::PresentRamExecutable => "present RAM executable",
         }
     }
 

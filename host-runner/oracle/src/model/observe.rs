@@ -15,8 +15,13 @@ const PT_SHIFT: u32 = 9;
 
 fn kind_of(s: ModelState) -> StateKind {
     match s {
-        ModelState::PresentRam { writable: false } => StateKind::PresentRamReadOnly,
-        ModelState::PresentRam { writable: true } => StateKind::PresentRamWritable,
+        ModelState::PresentRam {
+            executable: true, ..
+        } => StateKind::PresentRamExecutable,
+        ModelState::PresentRam {
+            writable: false, ..
+        } => StateKind::PresentRamReadOnly,
+        ModelState::PresentRam { writable: true, .. } => StateKind::PresentRamWritable,
         ModelState::AllocOnWrite => StateKind::AllocOnWrite,
         ModelState::OnSwap { .. } => StateKind::OnSwap,
         ModelState::PresentMmap { private: false, .. } => StateKind::MmapClean,

@@ -11,8 +11,9 @@ const TABLE_SHIFTS: [u32; 3] = [9, 18, 27];
 /// A page's state as the model expects it. Unusable is the absence of a state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelState {
-    /// Present usable RAM.
-    PresentRam { writable: bool },
+    /// Present usable RAM; `executable` only from a `Map` that asked for
+    /// it, never with `writable`.
+    PresentRam { writable: bool, executable: bool },
     /// Usable RAM, allocate on write.
     AllocOnWrite,
     /// Usable RAM, in swap slot `slot`.
@@ -24,6 +25,13 @@ pub enum ModelState {
 }
 
 impl ModelState {
+    /// Writable, not executable present RAM: what a touch, a swap-in or a
+    /// convert makes.
+    pub const DATA: ModelState = ModelState::PresentRam {
+        writable: true,
+        executable: false,
+    };
+
     /// The state of the page `k` pages after a page in this state, inside
     /// one run: swap slots and file pages count up with the page.
     pub fn nth(self, k: u64) -> Self {

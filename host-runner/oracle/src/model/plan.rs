@@ -126,9 +126,13 @@ impl Model {
                 addr,
                 pages,
                 writable,
+                executable,
                 contiguous,
                 privilege,
             } => {
+                if writable && executable {
+                    return Err(Error::WriteAndExecute);
+                }
                 let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
                 if let Some((s, _, _)) = self.pages.runs_in(first, end).next() {
                     return Err(Error::InvalidState { addr: s << 12 });
@@ -136,7 +140,10 @@ impl Model {
                 let need = pages.saturating_add(self.pages.needed_tables(first, end));
                 let mut outcome = self.outcome(need, first, end);
                 outcome.oom |= contiguous;
-                let state = Some(ModelState::PresentRam { writable });
+                let state = Some(ModelState::PresentRam {
+                    writable,
+                    executable,
+                });
                 Plan {
                     prediction: outcome.predict(Response::Done),
                     effect: Effect::Set { first, end, state },
@@ -263,9 +270,7 @@ impl Model {
                     None | Some(ModelState::NotPresentMmap { .. }) => {
                         Some(ModelState::AllocOnWrite)
                     }
-                    Some(ModelState::PresentMmap { .. }) => {
-                        Some(ModelState::PresentRam { writable: true })
-                    }
+                    Some(ModelState::PresentMmap { .. }) => Some(ModelState::DATA),
                     usable => usable,
                 })
             }

@@ -192,9 +192,17 @@ fn pages_mismatch(want: &[Option<ModelState>], got: &[PageState]) -> Option<Stri
 pub fn state_matches(want: Option<ModelState>, got: PageState) -> bool {
     match (want, got) {
         (None, PageState::Unusable) => true,
-        (Some(ModelState::PresentRam { writable }), PageState::PresentRam { writable: w, .. }) => {
-            writable == w
-        }
+        (
+            Some(ModelState::PresentRam {
+                writable,
+                executable,
+            }),
+            PageState::PresentRam {
+                writable: w,
+                executable: x,
+                ..
+            },
+        ) => (writable, executable) == (w, x),
         (Some(ModelState::AllocOnWrite), PageState::AllocOnWrite) => true,
         (Some(ModelState::OnSwap { slot }), PageState::OnSwap { slot: s }) => slot == s,
         (

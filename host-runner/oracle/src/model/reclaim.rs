@@ -75,7 +75,7 @@ impl Model {
         let mut out = Vec::new();
         for (s, e, st) in self.pages.runs_in(first, end) {
             let swap = match st {
-                ModelState::PresentRam { writable: true }
+                ModelState::PresentRam { writable: true, .. }
                 | ModelState::PresentMmap { private: true, .. } => true,
                 ModelState::PresentMmap { private: false, .. } => false,
                 _ => continue,
@@ -152,7 +152,7 @@ impl Model {
                 let vpn = addr >> 12;
                 let st = self.pages.get(vpn);
                 let Some(
-                    state @ (ModelState::PresentRam { writable: true }
+                    state @ (ModelState::PresentRam { writable: true, .. }
                     | ModelState::PresentMmap { private: true, .. }),
                 ) = st
                 else {

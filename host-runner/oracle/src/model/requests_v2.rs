@@ -45,7 +45,7 @@ impl Model {
         let (mut swap, mut drop) = (0, 0);
         for (s, e, st) in self.pages.runs_in(first, end) {
             match st {
-                ModelState::PresentRam { writable: true }
+                ModelState::PresentRam { writable: true, .. }
                 | ModelState::PresentMmap { private: true, .. } => swap += e - s,
                 ModelState::PresentMmap { .. } => drop += e - s,
                 _ => {}

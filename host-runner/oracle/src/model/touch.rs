@@ -48,9 +48,9 @@ impl Model {
             for (s, e, st) in self.segments(first, last) {
                 stop = match st {
                     None => Some((s, FaultReason::Unusable)),
-                    Some(ModelState::PresentRam { writable: false }) if write => {
-                        Some((s, FaultReason::ReadOnly))
-                    }
+                    Some(ModelState::PresentRam {
+                        writable: false, ..
+                    }) if write => Some((s, FaultReason::ReadOnly)),
                     Some(
                         ModelState::AllocOnWrite
                         | ModelState::OnSwap { .. }
@@ -156,7 +156,7 @@ impl Model {
                 let new = match st {
                     ModelState::AllocOnWrite | ModelState::OnSwap { .. } => {
                         self.faults_resolved += e - s;
-                        ModelState::PresentRam { writable: true }
+                        ModelState::DATA
                     }
                     ModelState::NotPresentMmap { file, page } => {
                         self.faults_resolved += e - s;

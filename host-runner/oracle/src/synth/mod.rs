@@ -19,6 +19,8 @@ const P: u64 = 1;
 const W: u64 = 1 << 1;
 const U: u64 = 1 << 2;
 const ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// No-execute: every present leaf of the managed space but executable RAM.
+const NX: u64 = 1 << 63;
 /// Allocate on write.
 pub(crate) const AOW: u64 = 1 << 1;
 /// The kernel space and the heap region (PML4 slots 385 and 384 less one).

@@ -3,7 +3,7 @@
 
 use protocol::{FrameRun, PageState, Reclaim, Request, Response, RECLAIM_RING};
 
-use super::{Image, ADDR, AOW, P, U, W};
+use super::{Image, ADDR, AOW, NX, P, U, W};
 use crate::model::{evicted, Changes, Expected, Model, ModelState, Prediction};
 
 /// A frame-info record's valid bit.
@@ -156,11 +156,18 @@ impl Image {
                 new_slot = Some(slot);
                 2 << 1 | slot << 12
             }
-            Some(ModelState::PresentRam { writable }) => {
+            Some(ModelState::PresentRam {
+                writable,
+                executable,
+            }) => {
                 let f = old_frame.unwrap_or_else(|| self.alloc());
                 new_frame = Some(f);
                 self.set_record(f, 0);
-                f | P | 1 << 9 | if writable { W } else { 0 } | user
+                f | P
+                    | 1 << 9
+                    | if writable { W } else { 0 }
+                    | user
+                    | if executable { 0 } else { NX }
             }
             Some(ModelState::PresentMmap {
                 file,
@@ -171,7 +178,7 @@ impl Image {
                 new_frame = Some(f);
                 self.set_record(f, VALID | u64::from(file) << 40 | page);
                 let kind = if private { 3 } else { 2 };
-                f | P | kind << 9 | if private { W } else { 0 } | user
+                f | P | kind << 9 | if private { W } else { 0 } | user | NX
             }
         };
         if let Some(f) = new_frame {
@@ -236,7 +243,14 @@ impl Image {
         let frame = self.leaf(virt) & ADDR;
         match st {
             None => PageState::Unusable,
-            Some(ModelState::PresentRam { writable }) => PageState::PresentRam { writable, frame },
+            Some(ModelState::PresentRam {
+                writable,
+                executable,
+            }) => PageState::PresentRam {
+                writable,
+                executable,
+                frame,
+            },
             Some(ModelState::AllocOnWrite) => PageState::AllocOnWrite,
             Some(ModelState::OnSwap { slot }) => PageState::OnSwap { slot },
             Some(ModelState::PresentMmap {
@@ -266,7 +280,7 @@ impl Image {
                     break 'runs;
                 }
                 events.push(match st {
-                    ModelState::PresentRam { writable: true }
+                    ModelState::PresentRam { writable: true, .. }
                     | ModelState::PresentMmap { private: true, .. } => {
                         let Some(s) = self.free_slot_number(slot) else {
                             break 'runs;

@@ -14,8 +14,17 @@ fn translation(virt: u64, frame: u64, writable: bool) -> Translation {
         virt,
         frame,
         writable,
+        executable: false,
         kind: PresentKind::Ram,
         steps: [step; 4],
+    }
+}
+
+/// `t`, executable (NX clear).
+fn executable(t: Translation) -> Translation {
+    Translation {
+        executable: true,
+        ..t
     }
 }
 
@@ -43,7 +52,7 @@ fn cr3_is_read_and_compared() {
     ));
 }
 
-const TLB: &str = "0000000012345000: 0000000000abc000 ---DA--UW\n\
+const TLB: &str = "0000000012345000: 0000000000abc000 X--DA--UW\n\
     0000000012346000: 0000000000abd000 ----A--U-\n\
     ffff800000000000: 0000000000000000 X-PDA---W\n\
     0000c08000001000: 0000000000777000 X--DA---W\n\
@@ -59,11 +68,12 @@ fn tlb_lines_parse_with_sign_extension() {
             virt: 0x1234_5000,
             phys: 0xabc000,
             writable: true,
+            executable: false,
             user: true,
             large: false
         }
     );
-    assert!(!t[1].writable);
+    assert!(!t[1].writable && t[1].executable);
     assert!(t[2].large);
     assert_eq!(t[3].virt, 0xffff_c080_0000_1000);
 }
@@ -75,13 +85,31 @@ fn agreeing_views_pass_and_each_difference_is_named() {
     let mut walk = Walk {
         translations: vec![
             translation(0x1234_5000, 0xabc000, true),
-            translation(0x1234_6000, 0xabd000, false),
+            executable(translation(0x1234_6000, 0xabd000, false)),
             translation(0xffff_c080_0000_1000, 0x777000, true),
         ],
         ..Walk::default()
     };
     // The direct map (slot 256) is not managed: its huge page is ignored.
     assert_eq!(compare_tlb(&tlb, &walk, &h, 10), vec![]);
+
+    // NX differs: the walk's data page is executable in QEMU's MMU.
+    let mut nx = walk.clone();
+    nx.translations[1].executable = false;
+    let m = compare_tlb(&tlb, &nx, &h, 10);
+    assert!(
+        matches!(
+            m[..],
+            [QemuMismatch::Differs {
+                virt: 0x1234_6000,
+                walk_executable: false,
+                qemu_executable: true,
+                ..
+            }]
+        ),
+        "{m:?}"
+    );
+    assert!(m[0].to_string().contains("executable true"), "{}", m[0]);
 
     walk.translations[1] = translation(0x1234_6000, 0xabe000, false);
     walk.translations.push(translation(0x5000, 0x9000, true));
@@ -149,7 +177,7 @@ fn views_in_any_order_give_the_same_mismatches() {
         .map(|p| {
             let frame = if p == 1000 { 0x9_9999 } else { p };
             format!(
-                "{:016x}: {:016x} ----A--UW\n",
+                "{:016x}: {:016x} X---A--UW\n",
                 0x4000_0000 + p * 4096,
                 frame * 4096
             )

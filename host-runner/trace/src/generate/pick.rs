@@ -43,12 +43,16 @@ impl Generator {
             OpKind::Map => {
                 let (addr, pages, privilege) = self.range();
                 let writable = self.rng.random_bool(0.8);
+                // Half the read-only maps are code; a few writable ones ask
+                // for execute too, which W^X refuses.
+                let executable = self.rng.random_bool(if writable { 0.03 } else { 0.5 });
                 let contiguous = self.rng.random_bool(0.2);
                 self.backs(addr, pages);
                 Op::Map {
                     addr,
                     pages,
                     writable,
+                    executable,
                     contiguous,
                     privilege,
                 }

@@ -101,6 +101,7 @@ mod tests {
             addr,
             pages: 1,
             writable: false,
+            executable: false,
             contiguous: false,
             privilege: Privilege::Kernel,
         }

@@ -24,6 +24,7 @@ fn op() -> impl Strategy<Value = Option<Request>> {
     let n = 1u64..12;
     prop_oneof![
         4 => (p.clone(), n.clone(), any::<bool>()).prop_map(|(p, n, w)| Some(Request::Map {
+            executable: false,
             addr: addr(p), pages: n, writable: w, contiguous: false, privilege: U
         })),
         2 => (p.clone(), n.clone()).prop_map(|(p, n)| Some(Request::Unmap {

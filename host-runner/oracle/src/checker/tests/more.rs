@@ -91,8 +91,14 @@ fn invariant_4_a_pd_entry_counts_the_present_entries_of_its_page_table() {
 #[test]
 fn invariant_5_states_agree_with_the_model() {
     let mut c = clean();
-    c.expect
-        .set_state(AOW, 1, Some(ModelState::PresentRam { writable: true }));
+    c.expect.set_state(
+        AOW,
+        1,
+        Some(ModelState::PresentRam {
+            writable: true,
+            executable: false,
+        }),
+    );
     c.expect
         .set_state(SWAP, 1, Some(ModelState::OnSwap { slot: 6 }));
     c.expect
@@ -101,7 +107,7 @@ fn invariant_5_states_agree_with_the_model() {
     assert_eq!(n, [5], "{text}");
     assert!(
         text.contains(
-            "state AllocOnWrite, model expects PresentRam { writable: true }; virt 0x3000"
+            "state AllocOnWrite, model expects PresentRam { writable: true, executable: false }; virt 0x3000"
         ),
         "{text}"
     );
@@ -145,7 +151,7 @@ fn invariant_6_bytes_agree_with_the_model() {
     // A page never written must hold zeros.
     let mut c = clean();
     let ro = c.img.entry_addr(RO, 1);
-    let frame = c.img.read_u64(ro) & !0xfff;
+    let frame = c.img.read_u64(ro) & 0x000f_ffff_ffff_f000;
     c.img.write(frame + 4095, &[1]);
     assert_broken(&run(&c), &[6], "byte at 0x2fff");
 }
@@ -172,7 +178,7 @@ fn decode_walk_renders_every_level() {
     );
     assert!(
         text.contains(&format!(
-            "Present {{ kind: Ram, writable: true, frame: {} }}",
+            "Present {{ kind: Ram, writable: true, executable: false, frame: {} }}",
             c.data
         )),
         "{text}"
@@ -199,6 +205,7 @@ fn region_leaves_decode_every_page_of_a_2mib_region() {
         Leaf::Present {
             kind: PresentKind::Ram,
             writable: true,
+            executable: false,
             frame: c.data
         }
     );
@@ -263,6 +270,7 @@ fn the_model_s_expectations_check_a_matching_image() {
                 addr: DATA,
                 pages: 2,
                 writable: true,
+                executable: false,
                 contiguous: false,
                 privilege: u,
             },
@@ -302,7 +310,14 @@ fn a_128_mib_image_with_thousands_of_pages_is_checked_quickly() {
     for i in 0..4000u64 {
         let virt = i * 0x20_1000;
         let frame = img.map(virt, true);
-        expect.set_state(virt, 1, Some(ModelState::PresentRam { writable: true }));
+        expect.set_state(
+            virt,
+            1,
+            Some(ModelState::PresentRam {
+                writable: true,
+                executable: false,
+            }),
+        );
         if i % 10 == 0 {
             let mut bytes = [0u8; 4096];
             fill(i, virt, &mut bytes);

@@ -21,8 +21,8 @@ const NOT_PRESENT: u64 = 0x10_2000;
 const RAW_SLOT: u64 = 0x10_3000;
 const LZ4_SLOT: u64 = 0x10_4000;
 const SEED: u64 = 11;
-const MMAP_CLEAN: u64 = 1 | 2 << 9;
-const MMAP_PRIVATE: u64 = 1 | 3 << 9;
+const MMAP_CLEAN: u64 = 1 | 2 << 9 | 1 << 63;
+const MMAP_PRIVATE: u64 = 1 | 3 << 9 | 1 << 63;
 
 struct V2 {
     img: Image,
@@ -263,7 +263,7 @@ fn the_heap_region_holds_only_heap_entries() {
     breaks(
         &c,
         4,
-        "heap region: a present heap page not writable kernel RAM",
+        "heap region: a present heap page not writable data (NX) kernel RAM",
     );
     c.img.set_leaf(heap, 1 << 1);
     assert!(run(&c).is_clean());

@@ -66,7 +66,10 @@ fn evict_swaps_ram_and_private_pages_and_drops_clean_ones() {
     assert_eq!(m.state(0x1000), Some(ModelState::OnSwap { slot: 0 }));
     assert_eq!(
         m.state(0x2000),
-        Some(ModelState::PresentRam { writable: false })
+        Some(ModelState::PresentRam {
+            writable: false,
+            executable: false
+        })
     );
     assert_eq!(
         m.state(0x4000),
@@ -106,7 +109,10 @@ fn evict_swaps_ram_and_private_pages_and_drops_clean_ones() {
     assert_eq!(m.stats().swap_slots_used, 0);
     assert_eq!(
         m.state(0x5000),
-        Some(ModelState::PresentRam { writable: true })
+        Some(ModelState::PresentRam {
+            writable: true,
+            executable: false
+        })
     );
     // Slot 0 is free again: a new swap may take it.
     run(

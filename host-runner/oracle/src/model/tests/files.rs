@@ -192,7 +192,10 @@ fn the_transition_table_s_file_rows() {
     let conv = |to| convert(0x60_0000, 3, to);
     run(&mut m, &[(conv(AreaType::UsableRam), Response::Done)]);
     assert_eq!(m.state(0x60_0000), Some(ModelState::AllocOnWrite));
-    let ram = Some(ModelState::PresentRam { writable: true });
+    let ram = Some(ModelState::PresentRam {
+        writable: true,
+        executable: false,
+    });
     assert_eq!((m.state(0x60_1000), m.state(0x60_2000)), (ram, ram));
     // Same frame and data: the clean page keeps the file's bytes as RAM,
     // the not-present page reads zeros (the file is not loaded).

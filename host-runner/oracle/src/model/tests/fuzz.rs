@@ -39,6 +39,7 @@ fn request() -> impl Strategy<Value = Request> {
                 addr,
                 pages,
                 writable,
+                executable: false,
                 contiguous,
                 privilege
             }
@@ -140,8 +141,9 @@ impl Guest {
                 };
                 let pages = states.iter().zip((addr >> 12)..).map(|(s, vpn)| match *s {
                     None => PageState::Unusable,
-                    Some(ModelState::PresentRam { writable }) => PageState::PresentRam {
+                    Some(ModelState::PresentRam { writable, .. }) => PageState::PresentRam {
                         writable,
+                        executable: false,
                         frame: m
                             .page_frames
                             .get(&vpn)

@@ -71,7 +71,7 @@ fn answer(m: &Model, req: &Request, slot: &mut u64) -> Option<Response> {
             for (s, e, st) in m.pages.runs_in(first, end) {
                 for p in s..e {
                     events.push(match st {
-                        ModelState::PresentRam { writable: true }
+                        ModelState::PresentRam { writable: true, .. }
                         | ModelState::PresentMmap { private: true, .. } => {
                             *slot += 1;
                             Reclaim::Swapped {

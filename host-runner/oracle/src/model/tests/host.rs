@@ -65,6 +65,7 @@ fn host_frames_are_checked_and_counted() {
     let on = |frame| {
         Response::Pages(vec![PageState::PresentRam {
             writable: true,
+            executable: false,
             frame,
         }])
     };
@@ -208,6 +209,7 @@ fn query_answers_states_and_ignores_frame_values() {
         addr: KSPACE,
         pages: 1,
         writable: false,
+        executable: false,
         contiguous: true,
         privilege: K,
     };
@@ -227,7 +229,11 @@ fn query_answers_states_and_ignores_frame_values() {
     };
     let answer = |writable, frame| {
         Response::Pages(vec![
-            PageState::PresentRam { writable, frame },
+            PageState::PresentRam {
+                writable,
+                frame,
+                executable: false,
+            },
             PageState::AllocOnWrite,
             PageState::Unusable,
         ])

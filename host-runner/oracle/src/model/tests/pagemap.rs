@@ -10,8 +10,14 @@ fn state(k: u8) -> Option<ModelState> {
     match k {
         0 => None,
         1 => Some(ModelState::AllocOnWrite),
-        2 => Some(ModelState::PresentRam { writable: true }),
-        3 => Some(ModelState::PresentRam { writable: false }),
+        2 => Some(ModelState::PresentRam {
+            writable: true,
+            executable: false,
+        }),
+        3 => Some(ModelState::PresentRam {
+            writable: false,
+            executable: false,
+        }),
         _ => Some(ModelState::OnSwap {
             slot: u64::from(k) * 1000,
         }),

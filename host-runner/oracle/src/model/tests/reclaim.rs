@@ -115,7 +115,7 @@ fn illegal_events_are_reported_precisely() {
                 addr: 0x2000,
                 slot: 0,
             }],
-            "PresentRam { writable: false } (only present writable RAM",
+            "PresentRam { writable: false, executable: false } (only present writable RAM",
         ),
         (
             vec![Reclaim::Swapped {
@@ -239,7 +239,11 @@ fn a_diverging_answer_leaves_every_part_of_the_model_unchanged() {
         pages,
         privilege: U,
     };
-    let ram = |writable, frame| PageState::PresentRam { writable, frame };
+    let ram = |writable, frame| PageState::PresentRam {
+        writable,
+        frame,
+        executable: false,
+    };
     let file = |page, frame| PageState::PresentMmap {
         file: 0,
         page,

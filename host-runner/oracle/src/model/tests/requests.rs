@@ -20,6 +20,7 @@ pub(super) fn map_ro(addr: u64, pages: u64) -> Request {
         addr,
         pages,
         writable: false,
+        executable: false,
         contiguous: false,
         privilege: U,
     }
@@ -143,7 +144,10 @@ fn state_rules_name_the_lowest_offending_page() {
     );
     assert_eq!(
         m.state(0x5000),
-        Some(ModelState::PresentRam { writable: true })
+        Some(ModelState::PresentRam {
+            writable: true,
+            executable: false
+        })
     );
 }
 
@@ -175,6 +179,7 @@ fn out_of_memory_counts_data_frames_and_needed_tables() {
         addr: 0x1000,
         pages: 16,
         writable: false,
+        executable: false,
         contiguous: true,
         privilege: U,
     };
@@ -202,10 +207,22 @@ fn convert_transitions() {
     m.force_state(0x2000, 2, ModelState::NotPresentMmap { file: 2, page: 8 });
     m.force_state(0x4000, 1, ModelState::OnSwap { slot: 9 });
     m.force_state(0x5000, 1, ModelState::AllocOnWrite);
-    m.force_state(0x6000, 1, ModelState::PresentRam { writable: false });
+    m.force_state(
+        0x6000,
+        1,
+        ModelState::PresentRam {
+            writable: false,
+            executable: false,
+        },
+    );
     let to = |to| convert(0, 8, to);
     run(&mut m, &[(to(AreaType::UsableRam), Response::Done)]);
-    let ram = |w| Some(ModelState::PresentRam { writable: w });
+    let ram = |w| {
+        Some(ModelState::PresentRam {
+            writable: w,
+            executable: false,
+        })
+    };
     let aow = Some(ModelState::AllocOnWrite);
     let want = [
         aow,

@@ -95,7 +95,10 @@ fn on_swap_pages_under_every_request() {
     run(&mut m, &[(write(0x4000, 1, 1), Response::Done)]);
     assert_eq!(
         m.state(0x4000),
-        Some(ModelState::PresentRam { writable: true })
+        Some(ModelState::PresentRam {
+            writable: true,
+            executable: false
+        })
     );
     assert_eq!(m.stats().swap_slots_used, 1);
 }
