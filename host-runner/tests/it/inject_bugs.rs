@@ -23,9 +23,12 @@
 //!   a page table's present count is never lowered; `fuzz --seed 1` found
 //!   it at the first memory check (a reset's heap scavenge) and minimized
 //!   it to that reset (invariant 4).
+//! - `inject-exec-data` (`testcases/bug-exec-data.jsonl`): a fault maps
+//!   the page it fills writable and executable; `fuzz --seed 1` found it
+//!   at the first memory check after a touch (invariant 4, W^X).
 //!
-//! A default campaign finds the first and the third by itself, and
-//! minimizes each to the operations of its reproducer.
+//! A default campaign finds the first, the third and the last by itself,
+//! and minimizes each to the operations of its reproducer.
 //!
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
@@ -122,6 +125,15 @@ fn the_present_count_reproducer_fails_on_its_injected_build_only() {
 }
 
 #[test]
+fn the_exec_data_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-exec-data",
+        "bug-exec-data.jsonl",
+        "invariant at op 1: memory check after operation 1",
+    );
+}
+
+#[test]
 fn the_wild_frame_reproducer_fails_on_its_injected_build_only() {
     fails_only_on(
         "inject-wild-frame",
@@ -193,15 +205,31 @@ async fn a_default_campaign_finds_and_minimizes_a_missing_unmap_flush() {
     .await;
 }
 
-/// A host block allowed into the kernel's half of the heap: one `kmalloc`.
+/// A fault that maps its page executable as well as writable (W^X): a
+/// convert to usable RAM and a touch, caught by the memory check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_campaign_finds_and_minimizes_a_writable_executable_page() {
+    a_default_campaign_finds(
+        "inject-exec-data",
+        4,
+        FailureKind::Invariant,
+        "present entry writable and executable (W^X)",
+        &[OpKind::Convert, OpKind::Read],
+    )
+    .await;
+}
+
+/// A host block allowed into the kernel's half of the heap: two
+/// `kmalloc`s, the first taking room in the host's half so that the second
+/// fits only in the kernel's (seed 1 finds it at its eighth sequence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_default_campaign_finds_and_minimizes_a_heap_starving_kmalloc() {
     a_default_campaign_finds(
         "inject-heap-starve",
-        4,
+        16,
         FailureKind::Divergence,
         "expected Error(OutOfMemory), got Kmalloc",
-        &[OpKind::Kmalloc],
+        &[OpKind::Kmalloc, OpKind::Kmalloc],
     )
     .await;
 }
