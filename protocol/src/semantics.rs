@@ -9,7 +9,7 @@
 //!   (the guest reports both in `Hello`: `user_space`, and `kernel_space`
 //!   less `heap`).
 //! - *Page states* ([`crate::PageState`]): unusable; present RAM
-//!   (writable or not); allocate-on-write; on swap; present mmap; not-present
+//!   (writable, read-only, or executable and read-only); allocate-on-write; on swap; present mmap; not-present
 //!   mmap. The *usable RAM* area type is present RAM, allocate-on-write and on
 //!   swap. A page whose tables do not exist is unusable.
 //! - *Needed tables*: the page-table frames (PDPT, PD, PT; never the PML4) a

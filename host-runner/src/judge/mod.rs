@@ -9,8 +9,7 @@
 //!
 //! # async fn demo(config: &host_runner::VmConfig) -> Result<(), trace::Failure> {
 //! let mut vm = JudgedVm::start(config, JudgeOptions::default()).await?; // boot, Hello, Model::new
-//! vm.step(Request::Map { addr: 0x1000, pages: 1, writable: true, contiguous: false,
-//!                        privilege: Privilege::User }).await?;     // judged: Err(Divergence) if wrong
+//! vm.step(Request::map_writable(0x1000, 1, Privilege::User)).await?; // judged: Err(Divergence) if wrong
 //! vm.steps(vec![Request::Stats, Request::Ping { nonce: 1 }]).await?; // one Batch frame, judged element-wise
 //! let report = vm.check().await?;  // Err(Invariant) lists every violation
 //! vm.reset().await?;               // Reset + Stats (free == boot_free), op index back to 0

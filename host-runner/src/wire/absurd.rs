@@ -76,7 +76,10 @@ pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
     } else {
         AreaType::Unusable
     };
-    let (w, x, ct) = (b & 1 == 1, c & 1 == 1, c & 2 == 2);
+    // Execute from bit 2 of `c`, and with write only when bit 3 is clear,
+    // so all-ones fields are not refused by W^X before range validation.
+    let (w, ct) = (b & 1 == 1, c & 2 == 2);
+    let x = c & 4 == 4 && (!w || c & 8 == 0);
     match tag % 22 {
         0 => Request::Hello,
         1 => Request::Ping { nonce: a },

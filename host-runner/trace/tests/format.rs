@@ -215,7 +215,7 @@ fn written_lines_look_as_documented() {
     );
     assert_eq!(
         t.to_text(),
-        "{\"format\":\"vmmfuzz-trace\",\"version\":5,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
+        "{\"format\":\"vmmfuzz-trace\",\"version\":6,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
          {\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":8448,\"to\":\"usable_ram\",\"as\":\"user\"}\n"
     );
 }
@@ -340,10 +340,10 @@ fn malformed_headers() {
             "\"vmmfuzz-trace\"",
         ),
         (
-            "{\"format\":\"vmmfuzz-trace\",\"version\":6}",
+            "{\"format\":\"vmmfuzz-trace\",\"version\":7}",
             1,
             Some("version"),
-            "unsupported version 6: this build reads versions 1, 2, 3, 4 and 5",
+            "unsupported version 7: this build reads versions 1, 2, 3, 4, 5 and 6",
         ),
         (
             "{\"format\":\"vmmfuzz-trace\"}",
@@ -476,14 +476,14 @@ fn error_messages_read_as_documented() {
         "line 2: invalid JSON at column 28: EOF while parsing a value"
     );
     assert_eq!(
-        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":6}")
+        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":7}")
             .unwrap_err()
             .to_string(),
-        "line 1: field \"version\": unsupported version 6: this build reads versions 1, 2, 3, 4 and 5"
+        "line 1: field \"version\": unsupported version 7: this build reads versions 1, 2, 3, 4, 5 and 6"
     );
     assert_eq!(
         parse_str("# nothing\n").unwrap_err().to_string(),
-        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":5}"
+        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":6}"
     );
 }
 
@@ -501,8 +501,8 @@ fn ops_convert_to_requests_and_back() {
 }
 
 #[test]
-fn older_traces_still_read_and_new_ones_are_version_5() {
-    for v in [1, 2, 3, 4] {
+fn older_traces_still_read_and_new_ones_are_the_current_version() {
+    for v in trace::format::READ_VERSIONS {
         let t = parse_str(&format!(
             "{{\"format\":\"vmmfuzz-trace\",\"version\":{v}}}\n{{\"op\":\"stats\"}}\n"
         ))
@@ -510,7 +510,7 @@ fn older_traces_still_read_and_new_ones_are_version_5() {
         assert_eq!(t.len(), 1);
         assert!(t
             .to_text()
-            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":5"));
+            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":6"));
     }
 }
 

@@ -209,7 +209,7 @@ fn a_long_trace_loses_whole_kinds_first() {
     );
 }
 
-const HEADER: &str = r#"{"format":"vmmfuzz-trace","version":5}"#;
+const HEADER: &str = r#"{"format":"vmmfuzz-trace","version":6}"#;
 
 fn lines(ops: &[&str]) -> String {
     std::iter::once(HEADER)

@@ -140,5 +140,5 @@ fn version_3_headers_still_read() {
     assert_eq!(t.header.reproduced, None);
     assert!(t
         .to_text()
-        .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":5,"));
+        .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":6,"));
 }

@@ -70,8 +70,8 @@ fn op() -> impl Strategy<Value = Op> {
         privilege: U,
     };
     let requests = prop_oneof![
-        4 => (addr(), 1u64..12, any::<bool>(), proptest::bool::weighted(0.2))
-            .prop_map(|((addr, privilege), pages, writable, contiguous)| Request::Map { addr, pages, writable, contiguous, privilege, executable: false }),
+        4 => (addr(), 1u64..12, any::<bool>(), proptest::bool::weighted(0.2), proptest::bool::weighted(0.3))
+            .prop_map(|((addr, privilege), pages, writable, contiguous, executable)| Request::Map { addr, pages, writable, contiguous, privilege, executable }),
         2 => (addr(), 1u64..12).prop_map(|((addr, privilege), pages)| Request::Unmap { addr, pages, privilege }),
         4 => (addr(), 1u64..40, any::<bool>())
             .prop_map(move |((addr, privilege), pages, usable)| Request::Convert { addr, pages, to: area(usable), privilege }),

@@ -36,8 +36,8 @@ fn addr() -> impl Strategy<Value = (u64, Privilege)> {
 
 fn op() -> impl Strategy<Value = Op> {
     let requests = prop_oneof![
-        4 => (addr(), 1u64..64, any::<bool>(), proptest::bool::weighted(0.2))
-            .prop_map(|((addr, privilege), pages, writable, contiguous)| Request::Map { addr, pages, writable, contiguous, privilege, executable: false }),
+        4 => (addr(), 1u64..64, any::<bool>(), proptest::bool::weighted(0.2), proptest::bool::weighted(0.3))
+            .prop_map(|((addr, privilege), pages, writable, contiguous, executable)| Request::Map { addr, pages, writable, contiguous, privilege, executable }),
         2 => (addr(), 1u64..12).prop_map(|((addr, privilege), pages)| Request::Unmap { addr, pages, privilege }),
         3 => (addr(), 1u64..200, any::<bool>())
             .prop_map(|((addr, privilege), pages, usable)| Request::Convert { addr, pages, to: if usable { AreaType::UsableRam } else { AreaType::Unusable }, privilege }),

@@ -132,8 +132,8 @@ fn transitions_across_table_boundaries() {
         1 << 30,
         512 << 30,
         3 * (512u64 << 30),
-        (1 << 47) - 7 * 4096,  // the range ends at the top of user space
-        0xffff_c100_0000_0000, // a PML4 boundary in kernel space
+        (1 << 47) - sources().len() as u64 * 4096, // the range ends at the top of user space
+        0xffff_c100_0000_0000,                     // a PML4 boundary in kernel space
     ];
     for b in boundaries {
         for to in [AreaType::UsableRam, AreaType::Unusable] {

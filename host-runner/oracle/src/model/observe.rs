@@ -111,6 +111,7 @@ impl Model {
         let present = [
             StateKind::PresentRamReadOnly,
             StateKind::PresentRamWritable,
+            StateKind::PresentRamExecutable,
             StateKind::MmapClean,
             StateKind::MmapPrivate,
         ]

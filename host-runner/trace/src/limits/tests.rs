@@ -149,11 +149,12 @@ fn at_most_a_million_operations() {
 
 #[test]
 fn version_outside_those_read_is_refused() {
-    let err = parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":6}\n").unwrap_err();
+    let err = parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":7}\n").unwrap_err();
     assert_eq!(err.as_parse().and_then(|p| p.field()), Some("version"));
     let err = parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":0}\n").unwrap_err();
     assert!(
-        err.to_string().contains("reads versions 1, 2, 3, 4 and 5"),
+        err.to_string()
+            .contains("reads versions 1, 2, 3, 4, 5 and 6"),
         "{err}"
     );
     let err = parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":4294967296}\n").unwrap_err();

@@ -167,7 +167,9 @@ fn mutate(s: &mut Scenario, changes: &Changes, kind: u8, sel: u64) -> bool {
             let bad = match (kind, e & 1) {
                 (3, 1) => e | 1 << 8,
                 (3, _) => e | 1 << 5 | 1 << 1,
-                (_, 1) => e ^ 1 << 1,
+                // W on odd selections, NX (executable) on even ones.
+                (_, 1) if sel % 2 == 1 => e ^ 1 << 1,
+                (_, 1) => e ^ 1 << 63,
                 _ => e ^ 1 << 12,
             };
             img.write_u64(at, bad);

@@ -134,6 +134,50 @@ fn invariant_5_states_agree_with_the_model() {
 }
 
 #[test]
+fn nx_is_set_on_data_and_clear_only_on_code_w_xor_x() {
+    const NX: u64 = 1 << 63;
+    // A writable data page with NX clear: writable and executable.
+    let mut c = clean();
+    let at = c.img.entry_addr(DATA, 1);
+    c.img.write_u64(at, c.img.read_u64(at) & !NX);
+    // (its frame is then owned by nothing: invariant 3 too)
+    assert_broken_among(&run(&c), 4, "present entry writable and executable (W^X)");
+    // A read-only data page with NX clear: code where the model has data.
+    let mut c = clean();
+    let at = c.img.entry_addr(RO, 1);
+    c.img.write_u64(at, c.img.read_u64(at) & !NX);
+    assert_broken(
+        &run(&c),
+        &[5],
+        "model expects PresentRam { writable: false, executable: false }",
+    );
+    // ... and the other way round: code the guest left NX.
+    let mut c = clean();
+    c.expect.set_state(
+        RO,
+        1,
+        Some(ModelState::PresentRam {
+            writable: false,
+            executable: true,
+        }),
+    );
+    assert_broken(
+        &run(&c),
+        &[5],
+        "model expects PresentRam { writable: false, executable: true }",
+    );
+    let at = c.img.entry_addr(RO, 1);
+    c.img.write_u64(at, c.img.read_u64(at) & !NX);
+    assert!(run(&c).is_clean(), "code, NX clear, read-only");
+    // A file page (software bits 0b010) is never executable.
+    let mut c = clean();
+    let at = c.img.entry_addr(RO, 1);
+    c.img
+        .write_u64(at, (c.img.read_u64(at) & !NX & !(7 << 9)) | 2 << 9);
+    assert_broken_among(&run(&c), 4, "file page executable (NX clear)");
+}
+
+#[test]
 fn invariant_6_bytes_agree_with_the_model() {
     let mut c = clean();
     c.img.mem.bytes[c.data as usize + 100] ^= 0xff;

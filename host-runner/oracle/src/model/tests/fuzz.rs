@@ -34,16 +34,24 @@ fn privilege() -> impl Strategy<Value = Privilege> {
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (addr(), count(), any::<bool>(), any::<bool>(), privilege()).prop_map(
-            |(addr, pages, writable, contiguous, privilege)| Request::Map {
-                addr,
-                pages,
-                writable,
-                executable: false,
-                contiguous,
-                privilege
-            }
-        ),
+        (
+            addr(),
+            count(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            privilege()
+        )
+            .prop_map(
+                |(addr, pages, writable, executable, contiguous, privilege)| Request::Map {
+                    addr,
+                    pages,
+                    writable,
+                    executable,
+                    contiguous,
+                    privilege
+                }
+            ),
         (addr(), count(), privilege()).prop_map(|(addr, pages, privilege)| Request::Unmap {
             addr,
             pages,
@@ -141,9 +149,12 @@ impl Guest {
                 };
                 let pages = states.iter().zip((addr >> 12)..).map(|(s, vpn)| match *s {
                     None => PageState::Unusable,
-                    Some(ModelState::PresentRam { writable, .. }) => PageState::PresentRam {
+                    Some(ModelState::PresentRam {
                         writable,
-                        executable: false,
+                        executable,
+                    }) => PageState::PresentRam {
+                        writable,
+                        executable,
                         frame: m
                             .page_frames
                             .get(&vpn)
