@@ -21,6 +21,10 @@ pub enum AreaType {
     UsableRam,
     /// Unusable: frames and swap slots are freed, entries become zero.
     Unusable,
+    /// Pinned (never-swap) usable RAM: like usable RAM, but `Evict` and the
+    /// pressure path's clock never send its pages out. Swapped pages come
+    /// back into a frame at once (`semantics`, "Pinned RAM").
+    PinnedRam,
 }
 
 /// A request. Every request is answered by exactly one [`crate::Response`].

@@ -293,6 +293,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub fn translate(&mut self, addr: u64) -> Option<(PhysFrame, bool)> {
         match self.page_state(addr) {
             Pte::PresentRam { frame, writable }
+            | Pte::PinnedRam { frame, writable }
             | Pte::PresentMmap {
                 frame, writable, ..
             } => Some((frame, writable)),

@@ -56,6 +56,8 @@ fn to_usable(old: Pte) -> Option<Pte> {
             frame,
             writable: true,
         }),
+        Pte::PinnedRam { frame, writable } => Some(Pte::PresentRam { frame, writable }),
+        Pte::PinnedAllocOnWrite => Some(Pte::AllocOnWrite),
         Pte::PresentRam { .. } | Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::Corrupt(_) => None,
     }
 }

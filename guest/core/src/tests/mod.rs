@@ -14,6 +14,7 @@ mod frame_guard;
 mod kernel_reserve;
 mod model;
 mod oom;
+mod pinned;
 mod pte_codec;
 mod ram;
 mod reserve_bugs;
@@ -209,7 +210,7 @@ pub(crate) fn check(m: &mut SimMachine) {
                     own(frame / 4096, "page", &mut owners);
                     present += 1;
                 }
-                Leaf::AllocOnWrite => aow += 1,
+                Leaf::AllocOnWrite | Leaf::PinnedAllocOnWrite => aow += 1,
                 Leaf::OnSwap { slot } => slots.push(slot),
                 Leaf::Corrupt(why) => panic!("corrupt entry {raw:#x} at {virt:#x}: {why}"),
                 Leaf::Unusable | Leaf::NotPresentMmap { .. } => {}

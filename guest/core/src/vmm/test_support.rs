@@ -32,10 +32,14 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         }
         self.pt.ensure_tables(span)?;
         let state = match state {
-            Pte::PresentRam { writable, .. } => {
+            Pte::PresentRam { writable, .. } | Pte::PinnedRam { writable, .. } => {
                 let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
                 self.pt.mem().frame_bytes(frame).fill(fill);
-                Pte::PresentRam { frame, writable }
+                if state.is_pinned() {
+                    Pte::PinnedRam { frame, writable }
+                } else {
+                    Pte::PresentRam { frame, writable }
+                }
             }
             Pte::PresentMmap {
                 writable, private, ..

@@ -34,6 +34,7 @@ pub enum RequestKind {
     Kmalloc,
     Kfree,
     HeapScavenge,
+    ConvertToPinned,
 }
 
 impl RequestKind {
@@ -51,6 +52,7 @@ impl RequestKind {
             Request::Convert { to, .. } => match to {
                 AreaType::UsableRam => K::ConvertToUsable,
                 AreaType::Unusable => K::ConvertToUnusable,
+                AreaType::PinnedRam => K::ConvertToPinned,
             },
             Request::Write { .. } => K::Write,
             Request::Read { .. } => K::Read,
@@ -99,6 +101,7 @@ impl RequestKind {
             K::Kmalloc => "kmalloc",
             K::Kfree => "kfree",
             K::HeapScavenge => "heap_scavenge",
+            K::ConvertToPinned => "convert to pinned",
         }
     }
 }
@@ -138,6 +141,8 @@ pub enum Area {
     MappedFile,
     /// The kernel heap's region (its pages are usable RAM the heap owns).
     Heap,
+    /// Pinned (never-swap) usable RAM.
+    PinnedRam,
 }
 
 impl Area {
@@ -147,6 +152,7 @@ impl Area {
             Area::UsableRam => "usable RAM",
             Area::MappedFile => "mapped file",
             Area::Heap => "heap",
+            Area::PinnedRam => "pinned RAM",
         }
     }
 }
@@ -166,11 +172,14 @@ pub enum StateKind {
     /// A page of the heap region (the model does not follow each one's
     /// state: the kernel's own blocks are invisible).
     HeapPage,
+    PinnedRamReadOnly,
+    PinnedRamWritable,
+    PinnedAllocOnWrite,
 }
 
 impl StateKind {
     /// Every state, in order (bit `i` of a [`StateSet`] is `ALL[i]`).
-    pub const ALL: [StateKind; 9] = [
+    pub const ALL: [StateKind; 12] = [
         StateKind::Unusable,
         StateKind::PresentRamReadOnly,
         StateKind::PresentRamWritable,
@@ -180,6 +189,9 @@ impl StateKind {
         StateKind::MmapPrivate,
         StateKind::MmapNotPresent,
         StateKind::HeapPage,
+        StateKind::PinnedRamReadOnly,
+        StateKind::PinnedRamWritable,
+        StateKind::PinnedAllocOnWrite,
     ];
 
     pub fn area(self) -> Area {
@@ -191,6 +203,7 @@ impl StateKind {
             }
             S::MmapClean | S::MmapPrivate | S::MmapNotPresent => Area::MappedFile,
             S::HeapPage => Area::Heap,
+            S::PinnedRamReadOnly | S::PinnedRamWritable | S::PinnedAllocOnWrite => Area::PinnedRam,
         }
     }
 
@@ -206,6 +219,9 @@ impl StateKind {
             S::MmapPrivate => "present mmap private",
             S::MmapNotPresent => "not-present mmap",
             S::HeapPage => "heap page",
+            S::PinnedRamReadOnly => "pinned RAM read-only",
+            S::PinnedRamWritable => "pinned RAM writable",
+            S::PinnedAllocOnWrite => "pinned allocate on write",
         }
     }
 

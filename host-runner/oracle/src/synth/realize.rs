@@ -143,6 +143,7 @@ impl Image {
         let raw = match want {
             None => 0,
             Some(ModelState::AllocOnWrite) => AOW,
+            Some(ModelState::PinnedAllocOnWrite) => 4 << 1,
             Some(ModelState::NotPresentMmap { file, page }) => {
                 3 << 1 | u64::from(file) << 4 | page << 12
             }
@@ -156,11 +157,18 @@ impl Image {
                 new_slot = Some(slot);
                 2 << 1 | slot << 12
             }
-            Some(ModelState::PresentRam { writable }) => {
+            Some(
+                st @ (ModelState::PresentRam { writable } | ModelState::PinnedRam { writable }),
+            ) => {
                 let f = old_frame.unwrap_or_else(|| self.alloc());
                 new_frame = Some(f);
                 self.set_record(f, 0);
-                f | P | 1 << 9 | if writable { W } else { 0 } | user
+                let kind = if matches!(st, ModelState::PinnedRam { .. }) {
+                    0b100
+                } else {
+                    0b001
+                };
+                f | P | kind << 9 | if writable { W } else { 0 } | user
             }
             Some(ModelState::PresentMmap {
                 file,
@@ -238,6 +246,8 @@ impl Image {
             None => PageState::Unusable,
             Some(ModelState::PresentRam { writable }) => PageState::PresentRam { writable, frame },
             Some(ModelState::AllocOnWrite) => PageState::AllocOnWrite,
+            Some(ModelState::PinnedRam { writable }) => PageState::PinnedRam { writable, frame },
+            Some(ModelState::PinnedAllocOnWrite) => PageState::PinnedAllocOnWrite,
             Some(ModelState::OnSwap { slot }) => PageState::OnSwap { slot },
             Some(ModelState::PresentMmap {
                 file,

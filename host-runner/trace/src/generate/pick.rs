@@ -63,9 +63,15 @@ impl Generator {
             }
             OpKind::Convert => {
                 let (addr, pages, privilege) = self.range_aimed(0.35);
+                // Usable RAM, pinned (never-swap) RAM about a third of
+                // those, or unusable.
                 let to = if self.rng.random_bool(0.55) {
                     self.backs(addr, pages);
-                    AreaType::UsableRam
+                    if self.rng.random_bool(0.3) {
+                        AreaType::PinnedRam
+                    } else {
+                        AreaType::UsableRam
+                    }
                 } else {
                     AreaType::Unusable
                 };
