@@ -23,6 +23,8 @@
 //!   a page table's present count is never lowered; `fuzz --seed 1` found
 //!   it at the first memory check (a reset's heap scavenge) and minimized
 //!   it to that reset (invariant 4).
+//! - `inject-evict-pinned` (`testcases/bug-evict-pinned.jsonl`): `Evict`
+//!   sends pinned (never-swap) RAM to swap; the model refuses the event.
 //!
 //! A default campaign finds the first and the third by itself, and
 //! minimizes each to the operations of its reproducer.
@@ -127,6 +129,15 @@ fn the_wild_frame_reproducer_fails_on_its_injected_build_only() {
         "inject-wild-frame",
         "wild-frame-first-table.jsonl",
         "guest_panic at op 0: guest panicked at",
+    );
+}
+
+#[test]
+fn the_evict_pinned_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-evict-pinned",
+        "bug-evict-pinned.jsonl",
+        r#"divergence at op 2: op 2 (evict): expected {"evicted":{"swapped":0,"dropped":0}}, got {"evicted":{"swapped":1,"dropped":0}}"#,
     );
 }
 
