@@ -16,6 +16,16 @@ fn evict(addr: u64, pages: u64) -> Request {
     }
 }
 
+/// `inner` after one `Swapped` event of the page at `addr` to `slot`.
+fn one_swapped(addr: u64, slot: u64, inner: Response) -> Response {
+    reclaimed(vec![Reclaim::Swapped { addr, slot }], inner)
+}
+
+const EVICTED_ONE: Response = Response::Evicted {
+    swapped: 1,
+    dropped: 0,
+};
+
 #[test]
 fn pinned_pages_are_left_by_evict_and_refused_as_reclaim_events() {
     let mut m = model_files();
@@ -39,25 +49,13 @@ fn pinned_pages_are_left_by_evict_and_refused_as_reclaim_events() {
         Prediction::Evict { swap: 1, drop: 0 }
     );
     // Evict's own event of the pinned page, and one under pressure.
-    let own = reclaimed(
-        vec![Reclaim::Swapped {
-            addr: 0x2000,
-            slot: 0,
-        }],
-        Response::Evicted {
-            swapped: 1,
-            dropped: 0,
-        },
+    let d = diverges(
+        &mut m,
+        evict(0x2000, 1),
+        one_swapped(0x2000, 0, EVICTED_ONE),
     );
-    let d = diverges(&mut m, evict(0x2000, 1), own);
     assert!(d.to_string().contains("PinnedRam"), "{d}");
-    let pressure = reclaimed(
-        vec![Reclaim::Swapped {
-            addr: 0x2000,
-            slot: 0,
-        }],
-        Response::Done,
-    );
+    let pressure = one_swapped(0x2000, 0, Response::Done);
     let d = diverges(&mut m, map(0x9000, 1, U), pressure);
     assert!(d.to_string().contains("PinnedRam"), "{d}");
 }
@@ -65,16 +63,7 @@ fn pinned_pages_are_left_by_evict_and_refused_as_reclaim_events() {
 #[test]
 fn a_convert_to_pinned_needs_a_frame_per_swapped_page_and_unpins_back() {
     let mut m = model_files();
-    let swapped = reclaimed(
-        vec![Reclaim::Swapped {
-            addr: 0x1000,
-            slot: 3,
-        }],
-        Response::Evicted {
-            swapped: 1,
-            dropped: 0,
-        },
-    );
+    let swapped = one_swapped(0x1000, 3, EVICTED_ONE);
     run(
         &mut m,
         &[
