@@ -27,7 +27,8 @@
 //!   sends pinned (never-swap) RAM to swap; the model refuses the event.
 //!
 //! A default campaign finds the first and the third by itself, and
-//! minimizes each to the operations of its reproducer.
+//! minimizes each to the operations of its reproducer; and
+//! `inject-evict-pinned`, to a map, a convert to pinned RAM and an evict.
 //!
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
@@ -213,6 +214,20 @@ async fn a_default_campaign_finds_and_minimizes_a_heap_starving_kmalloc() {
         FailureKind::Divergence,
         "expected Error(OutOfMemory), got Kmalloc",
         &[OpKind::Kmalloc],
+    )
+    .await;
+}
+
+/// `Evict` sending pinned RAM to swap: the model refuses the event of a
+/// pinned page; a map, its convert to pinned RAM and the evict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_campaign_finds_and_minimizes_an_evicted_pinned_page() {
+    a_default_campaign_finds(
+        "inject-evict-pinned",
+        12,
+        FailureKind::Divergence,
+        "the page is PinnedRam",
+        &[OpKind::Map, OpKind::Convert, OpKind::Evict],
     )
     .await;
 }
