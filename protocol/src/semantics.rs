@@ -66,7 +66,9 @@
 //!   empty are freed.
 //! - **Convert** `to = UsableRam`: unusable → allocate-on-write;
 //!   not-present mmap → allocate-on-write; present mmap → present RAM
-//!   (same frame, same data, writable); usable RAM pages unchanged. No state
+//!   (same frame, same data, writable); usable RAM pages unchanged; pinned
+//!   RAM unpinned in place (pinned present → present RAM, same frame and
+//!   writability; pinned allocate-on-write → allocate-on-write). No state
 //!   rule; needs the tables of the pages that were unusable.
 //!   `to = Unusable`: every page becomes unusable, freeing frames, swap
 //!   slots and emptied tables. Needs nothing; never fails after validation.
