@@ -149,7 +149,8 @@ pub enum Request {
         privilege: Privilege,
     },
     /// Sends the range's present pages out, in ascending order: RAM and
-    /// private file pages to the swap store, clean file pages dropped.
+    /// private file pages to the swap store, clean file pages dropped
+    /// (read-only and pinned RAM are left).
     /// Answered with `Evicted` (inside `Reclaimed`, which names every page).
     Evict {
         addr: u64,
