@@ -22,6 +22,8 @@
 //! | `P=0`, bits 1–3 = `1`, all other bits 0 | usable RAM, allocate on write |
 //! | `P=0`, bits 1–3 = `2`, bits 12–51 = swap slot | usable RAM, on swap |
 //! | `P=0`, bits 1–3 = `3`, bits 4–11 = file, bits 12–51 = file page | memory-mapped file, not present |
+//! | `P=1`, bits 9–11 = `0b100` | present pinned (never-swap) RAM |
+//! | `P=0`, bits 1–3 = `4`, all other bits 0 | pinned RAM, allocate on write |
 //!
 //! Any other value is corrupt. In a present entry: bit 1 (W) is the page's
 //! writability; bit 2 (U) is set exactly in the lower half; bits 12–51 hold

@@ -21,6 +21,10 @@ pub enum AreaType {
     UsableRam,
     /// Unusable: frames and swap slots are freed, entries become zero.
     Unusable,
+    /// Pinned (never-swap) usable RAM: like usable RAM, but `Evict` and the
+    /// pressure path's clock never send its pages out. Swapped pages come
+    /// back into a frame at once (`semantics`, "Pinned RAM").
+    PinnedRam,
 }
 
 /// A request. Every request is answered by exactly one [`crate::Response`].
@@ -149,7 +153,8 @@ pub enum Request {
         privilege: Privilege,
     },
     /// Sends the range's present pages out, in ascending order: RAM and
-    /// private file pages to the swap store, clean file pages dropped.
+    /// private file pages to the swap store, clean file pages dropped
+    /// (read-only and pinned RAM are left).
     /// Answered with `Evicted` (inside `Reclaimed`, which names every page).
     Evict {
         addr: u64,

@@ -142,6 +142,12 @@ pub enum PageState {
     NotPresentMmap { file: u8, page: u64 },
     /// The entry holds bits that decode to no state (a guest bug).
     Corrupt { raw: u64 },
+    /// Pinned usable RAM, present: as `PresentRam`, but never evicted nor
+    /// picked by the pressure path.
+    PinnedRam { writable: bool, frame: u64 },
+    /// Pinned usable RAM, not present: a zeroed frame is allocated on first
+    /// touch (and the page becomes `PinnedRam`, writable).
+    PinnedAllocOnWrite,
 }
 
 /// Counters of the VMM and the frame allocator.

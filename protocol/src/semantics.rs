@@ -9,9 +9,13 @@
 //!   (the guest reports both in `Hello`: `user_space`, and `kernel_space`
 //!   less `heap`).
 //! - *Page states* ([`crate::PageState`]): unusable; present RAM
-//!   (writable, read-only, or executable and read-only); allocate-on-write; on swap; present mmap; not-present
-//!   mmap. The *usable RAM* area type is present RAM, allocate-on-write and on
-//!   swap. A page whose tables do not exist is unusable.
+//!   (writable, read-only, or executable and read-only); allocate-on-write;
+//!   on swap; present mmap; not-present mmap; pinned present RAM (writable
+//!   or not, never executable); pinned allocate-on-write.
+//!   The *usable RAM* area type is present RAM, allocate-on-write and on
+//!   swap; the *pinned RAM* area type (never swapped) is pinned present RAM
+//!   and pinned allocate-on-write. A page whose tables do not exist is
+//!   unusable.
 //! - *Needed tables*: the page-table frames (PDPT, PD, PT; never the PML4) a
 //!   request must create so that every page it makes non-unusable has a
 //!   level-1 entry. A table exists exactly while one of its entries is
@@ -71,10 +75,14 @@
 //!   empty are freed.
 //! - **Convert** `to = UsableRam`: unusable → allocate-on-write;
 //!   not-present mmap → allocate-on-write; present mmap → present RAM
-//!   (same frame, same data, writable); usable RAM pages unchanged. No state
+//!   (same frame, same data, writable); usable RAM pages unchanged; pinned
+//!   RAM unpinned in place (pinned present → present RAM, same frame and
+//!   writability; pinned allocate-on-write → allocate-on-write). No state
 //!   rule; needs the tables of the pages that were unusable.
 //!   `to = Unusable`: every page becomes unusable, freeing frames, swap
 //!   slots and emptied tables. Needs nothing; never fails after validation.
+//!   `to = PinnedRam`: see *Pinned RAM*; needs the tables of the pages that
+//!   were unusable plus one frame per page on swap.
 //! - **MapFile** `addr, pages, file, file_page`: steps 1–7, then
 //!   `file >= files.len()` → `NoSuchFile`; `file_page + pages` (overflow
 //!   included) above the file's `pages` → `BeyondFile`; then the state rule:
@@ -86,7 +94,8 @@
 //!   (it is anonymous memory now: on swap it is usable RAM, and comes back as
 //!   present RAM); present clean mmap → dropped (not-present mmap, same file
 //!   and page, frame freed); every other state (read-only present RAM
-//!   included: the on-swap entry has no room for writability) is left. The
+//!   included: the on-swap entry has no room for writability; pinned RAM,
+//!   present or not, too: that is what pinning means) is left. The
 //!   walk stops at the first page whose compressed data does not fit in the
 //!   swap store, or when the reclaim ring is full: that page and every later
 //!   one are left. The answer is `Reclaimed { events, Evicted { swapped,
@@ -215,11 +224,44 @@
 //! | present mmap, clean | present RAM, writable (same frame and data) | unusable, frame freed | InvalidState | not-present mmap, frame freed (dropped) | read | private in place |
 //! | present mmap, private | present RAM, writable (same frame and data) | unusable, frame freed | InvalidState | on swap (usable RAM now), frame freed | read | stored |
 //! | not-present mmap | allocate-on-write (the file data is not loaded) | unusable | InvalidState | – | file page copied → present mmap clean | copied → present mmap private |
+//! | pinned present RAM, writable | present RAM, writable (same frame) | unusable, frame freed | InvalidState | – | read | stored |
+//! | pinned present RAM, read-only | present RAM, read-only (same frame) | unusable, frame freed | InvalidState | – | read | Fault ReadOnly |
+//! | pinned allocate-on-write | allocate-on-write | unusable | InvalidState | – | zeroed frame → pinned present RAM, writable | same |
 //!
-//! Usable RAM or unusable → mmap is `MapFile` on unusable pages only: making
+//! `Convert → PinnedRam`, one row per state:
+//!
+//! | state | Convert → PinnedRam |
+//! | --- | --- |
+//! | unusable | pinned allocate-on-write (+ tables) |
+//! | present RAM, not executable | pinned present RAM (same frame, data and writability) |
+//! | present RAM, executable | – (code stays code: it is read-only, so never sent out anyway, and pinned RAM is data) |
+//! | allocate-on-write | pinned allocate-on-write |
+//! | on swap | pinned present RAM, writable: a frame is taken (counted in step 9), the data comes back from the slot now, the slot freed when the answer is built (no fault: not counted in `faults_resolved`) |
+//! | present mmap, clean or private | pinned present RAM, writable (same frame and data, as `→ UsableRam`) |
+//! | not-present mmap | pinned allocate-on-write (the file data is not loaded) |
+//! | pinned present RAM, pinned allocate-on-write | – |
+//!
+//! Usable RAM, pinned RAM or unusable → mmap is `MapFile` on unusable pages
+//! only (and `Map` likewise: a pinned page answers `InvalidState`): making
 //! a page that holds data an mmap page would drop that data silently, so it
 //! takes a `Convert → Unusable` first. Convert never fails for a page's
 //! state.
+//!
+//! # Pinned RAM
+//! Pinned (never-swap) RAM is usable RAM that neither `Evict` nor the
+//! pressure path ever sends out: the clock passes its pages as it passes
+//! read-only present RAM (no second chance given, their accessed bits left
+//! as they are), and no reclaim event ever names one. Everything else is as
+//! for usable RAM: pinned present pages count in `present_pages`, pinned
+//! allocate-on-write pages in `alloc_on_write_pages`, a touch of a pinned
+//! allocate-on-write page is a fault counted in `faults_resolved`, and
+//! `Unmap`, `Convert → Unusable` and `Reset` free them as any other page.
+//! `Convert → PinnedRam` needs `t + s` frames, `t` the needed tables and `s`
+//! the pages of its range on swap (step 9, with the reserve of *Memory
+//! pressure*: it reclaims, never a page of its own range, before it changes
+//! anything, and fails with `OutOfMemory` if it cannot); the swapped pages
+//! come back in ascending address order, each slot freed when the answer is
+//! built (as a swap-in's, see *Reclaim events*).
 //!
 //! # Stale translations
 //! The CPU may cache the translation of any page a `Write` or `Read` touched
@@ -273,11 +315,11 @@
 //! previous scan was cut short (as `HeapScavenge`, except that the lowest
 //! 8 wholly free present heap pages are kept, for the kernel's own
 //! allocations while it builds an answer); (2) drop one clean
-//! present file page; (3) evict one present writable RAM or private mmap
-//! page to swap; else `OutOfMemory`. Steps 2–3 pick by a clock over the
+//! present file page; (3) evict one present writable (unpinned) RAM or
+//! private mmap page to swap; else `OutOfMemory`. Steps 2–3 pick by a clock over the
 //! managed space (second chance on the accessed bit, one hand kept across
 //! requests; pages of the request's range are skipped). Read-only present
-//! RAM and heap pages are never evicted. A guest with a heap keeps
+//! RAM, pinned RAM and heap pages are never evicted. A guest with a heap keeps
 //! `reserve = `[`crate::heap_reserve_frames`]`(heap_max_bytes)` frames for
 //! the kernel's own heap blocks alone: a frame for anything else (data,
 //! tables, swap-in, file load, and the fault of a page of a *host* heap

@@ -72,8 +72,12 @@ impl Counters {
                 step_by(&mut self.clean_mmap, add, n);
                 &mut self.present_pages
             }
-            Pte::PresentRam { .. } | Pte::PresentMmap { .. } => &mut self.present_pages,
+            // Pinned RAM is usable RAM: counted with it (never in the heap).
+            Pte::PresentRam { .. } | Pte::PresentMmap { .. } | Pte::PinnedRam { .. } => {
+                &mut self.present_pages
+            }
             Pte::AllocOnWrite if !heap => &mut self.alloc_on_write_pages,
+            Pte::PinnedAllocOnWrite => &mut self.alloc_on_write_pages,
             _ => return,
         };
         step_by(field, add, n);

@@ -29,6 +29,8 @@ pub(crate) enum NotSent {
     NoSwapRoom,
     /// The page is not present.
     NotPresent,
+    /// The page is pinned RAM, which is never sent out.
+    Pinned,
 }
 
 /// What pages hold outside the page tables: the frame-info table (which
@@ -50,7 +52,9 @@ impl Holders<'_> {
     ) -> Option<Pte> {
         match old {
             Pte::Unusable => None,
-            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
+            Pte::PresentRam { frame, .. }
+            | Pte::PresentMmap { frame, .. }
+            | Pte::PinnedRam { frame, .. } => {
                 self.forget_file_page(pt, frame);
                 let freed = pt.frames_mut().free(frame);
                 debug_assert!(freed.is_ok(), "data frame {frame:?} was not in use");
@@ -62,8 +66,30 @@ impl Holders<'_> {
                 }
                 Some(Pte::Unusable)
             }
-            Pte::AllocOnWrite | Pte::NotPresentMmap { .. } | Pte::Corrupt(_) => Some(Pte::Unusable),
+            Pte::AllocOnWrite
+            | Pte::PinnedAllocOnWrite
+            | Pte::NotPresentMmap { .. }
+            | Pte::Corrupt(_) => Some(Pte::Unusable),
         }
+    }
+
+    /// Brings the data of swap slot `slot` back into a frame taken from
+    /// `pt`'s allocator (the caller made sure one is free: no reclaim
+    /// here), the slot pending until the answer is built, as a swap-in's.
+    /// `None` (nothing taken, the slot kept) when no frame is free or the
+    /// store refuses the slot.
+    pub fn swap_in<M: PhysMemory, A: FrameAllocator>(
+        &mut self,
+        pt: &mut PageTables<M, A>,
+        slot: u64,
+    ) -> Option<PhysFrame> {
+        let store = self.swap.as_mut()?;
+        let frame = pt.frames_mut().alloc()?;
+        if store.load(pt.mem(), slot, frame).is_err() {
+            let _ = pt.frames_mut().free(frame);
+            return None;
+        }
+        Some(frame)
     }
 
     /// Clears the file-page record of `frame`.
@@ -103,7 +129,16 @@ impl Holders<'_> {
                     frame,
                 )
             }
-            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => {
+            // Pinned RAM never goes out. `inject-evict-pinned` puts in a
+            // deliberate bug, only for host-runner's test that a pinned page
+            // sent to swap is caught (host-runner/tests/it/inject_bugs.rs):
+            // it goes out like any other RAM page.
+            Pte::PinnedRam { .. } if !cfg!(feature = "inject-evict-pinned") => {
+                return Err(NotSent::Pinned)
+            }
+            Pte::PresentRam { frame, .. }
+            | Pte::PresentMmap { frame, .. }
+            | Pte::PinnedRam { frame, .. } => {
                 let stored = self.swap.as_mut().map(|s| s.store(pt.mem(), frame));
                 let Some(Ok(slot)) = stored else {
                     return Err(NotSent::NoSwapRoom);

@@ -41,6 +41,7 @@ use crate::validate::{canonical, Span};
 use crate::walk::{first_present, walk, Descend, Entry, Tables, Visit};
 
 mod find;
+mod pinned;
 mod whole;
 
 /// The page tables, the memory and the frame allocator (see the module

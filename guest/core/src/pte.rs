@@ -9,6 +9,8 @@
 //! | `P=0`, bits 1–3 = 1, rest 0 | allocate on write |
 //! | `P=0`, bits 1–3 = 2, bits 12–51 = slot | on swap |
 //! | `P=0`, bits 1–3 = 3, bits 4–11 = file, bits 12–51 = page | not-present mmap |
+//! | `P=1`, bits 9–11 = `0b100` | present pinned RAM |
+//! | `P=0`, bits 1–3 = 4, rest 0 | pinned allocate on write |
 //!
 //! Present entries also carry W (writability), U (set exactly in the lower
 //! half), the frame, and NX (bit 63), set in every present entry except
@@ -38,10 +40,12 @@ const SW_SHIFT: u32 = 9;
 const SW_RAM: u64 = 0b001;
 const SW_MMAP_CLEAN: u64 = 0b010;
 const SW_MMAP_PRIVATE: u64 = 0b011;
+const SW_PINNED: u64 = 0b100;
 const KIND_SHIFT: u32 = 1;
 const KIND_AOW: u64 = 1;
 const KIND_SWAP: u64 = 2;
 const KIND_MMAP: u64 = 3;
+const KIND_PINNED_AOW: u64 = 4;
 const FILE_SHIFT: u32 = 4;
 
 /// The state of one page, decoded from its level-1 entry.
@@ -83,6 +87,16 @@ pub enum Pte {
     },
     /// Bits that decode to no state.
     Corrupt(u64),
+    /// Pinned (never-swap) usable RAM, present: never evicted.
+    PinnedRam {
+        /// Backing frame.
+        frame: PhysFrame,
+        /// W bit.
+        writable: bool,
+    },
+    /// Pinned usable RAM, not present: a zeroed frame is allocated on
+    /// first touch (the page becomes [`Pte::PinnedRam`]).
+    PinnedAllocOnWrite,
 }
 
 /// What a present entry's available bits name, read without the checks
@@ -171,12 +185,14 @@ impl Pte {
                     writable,
                     private: true,
                 },
+                SW_PINNED => Pte::PinnedRam { frame, writable },
                 _ => Pte::Corrupt(raw),
             };
         }
         let index = (raw & ADDR_MASK) >> 12;
         match (raw >> KIND_SHIFT) & 0b111 {
             KIND_AOW if raw == KIND_AOW << KIND_SHIFT => Pte::AllocOnWrite,
+            KIND_PINNED_AOW if raw == KIND_PINNED_AOW << KIND_SHIFT => Pte::PinnedAllocOnWrite,
             KIND_SWAP if raw & !(ADDR_MASK | 0b1110) == 0 => Pte::OnSwap { slot: index },
             KIND_MMAP if raw & !(ADDR_MASK | 0xff0 | 0b1110) == 0 => Pte::NotPresentMmap {
                 file: ((raw >> FILE_SHIFT) & 0xff) as u8,
@@ -227,6 +243,8 @@ impl Pte {
                     | ((page & MAX_INDEX) << 12)
             }
             Pte::Corrupt(raw) => raw,
+            Pte::PinnedRam { frame, writable } => present(frame, writable, false, SW_PINNED),
+            Pte::PinnedAllocOnWrite => KIND_PINNED_AOW << KIND_SHIFT,
         }
     }
 
@@ -242,15 +260,25 @@ impl Pte {
 
     /// Whether the entry is present (a frame is mapped).
     pub fn is_present(self) -> bool {
-        matches!(self, Pte::PresentRam { .. } | Pte::PresentMmap { .. })
+        matches!(
+            self,
+            Pte::PresentRam { .. } | Pte::PresentMmap { .. } | Pte::PinnedRam { .. }
+        )
     }
 
     /// The mapped frame of a present page.
     pub fn frame(self) -> Option<PhysFrame> {
         match self {
-            Pte::PresentRam { frame, .. } | Pte::PresentMmap { frame, .. } => Some(frame),
+            Pte::PresentRam { frame, .. }
+            | Pte::PresentMmap { frame, .. }
+            | Pte::PinnedRam { frame, .. } => Some(frame),
             _ => None,
         }
+    }
+
+    /// Whether the page is of the pinned RAM area type.
+    pub fn is_pinned(self) -> bool {
+        matches!(self, Pte::PinnedRam { .. } | Pte::PinnedAllocOnWrite)
     }
 
     /// Whether the page is of the usable RAM area type.
@@ -285,6 +313,11 @@ impl Pte {
             },
             Pte::NotPresentMmap { file, page } => PageState::NotPresentMmap { file, page },
             Pte::Corrupt(raw) => PageState::Corrupt { raw },
+            Pte::PinnedRam { frame, writable } => PageState::PinnedRam {
+                writable,
+                frame: frame.start_address().as_u64(),
+            },
+            Pte::PinnedAllocOnWrite => PageState::PinnedAllocOnWrite,
         }
     }
 }

@@ -295,6 +295,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             Pte::PresentRam {
                 frame, writable, ..
             }
+            | Pte::PinnedRam { frame, writable }
             | Pte::PresentMmap {
                 frame, writable, ..
             } => Some((frame, writable)),

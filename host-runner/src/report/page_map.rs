@@ -25,6 +25,10 @@ pub enum CellState {
     Unusable,
     /// Bits that decode to no state (the guest's view only).
     Corrupt,
+    /// Present pinned (never-swap) RAM.
+    PinnedRam,
+    /// Pinned RAM, allocate on write.
+    PinnedAllocOnWrite,
 }
 
 impl CellState {
@@ -38,6 +42,8 @@ impl CellState {
             CellState::OnSwap => "st-swap",
             CellState::Unusable => "st-unusable",
             CellState::Corrupt => "st-corrupt",
+            CellState::PinnedRam => "st-pinned",
+            CellState::PinnedAllocOnWrite => "st-pinaow",
         }
     }
 
@@ -50,10 +56,12 @@ impl CellState {
             CellState::OnSwap => "on swap",
             CellState::Unusable => "unusable",
             CellState::Corrupt => "corrupt entry",
+            CellState::PinnedRam => "pinned RAM",
+            CellState::PinnedAllocOnWrite => "pinned allocate-on-write",
         }
     }
 
-    pub const ALL: [CellState; 7] = [
+    pub const ALL: [CellState; 9] = [
         CellState::PresentRam,
         CellState::PresentFile,
         CellState::AllocOnWrite,
@@ -61,6 +69,8 @@ impl CellState {
         CellState::OnSwap,
         CellState::Unusable,
         CellState::Corrupt,
+        CellState::PinnedRam,
+        CellState::PinnedAllocOnWrite,
     ];
 }
 
@@ -83,6 +93,10 @@ impl Cell {
                 executable,
             }) => (CellState::PresentRam, rwx(writable, executable)),
             Some(ModelState::AllocOnWrite) => (CellState::AllocOnWrite, String::new()),
+            Some(ModelState::PinnedRam { writable }) => {
+                (CellState::PinnedRam, rw(writable).to_string())
+            }
+            Some(ModelState::PinnedAllocOnWrite) => (CellState::PinnedAllocOnWrite, String::new()),
             Some(ModelState::OnSwap { slot }) => (CellState::OnSwap, format!("slot {slot}")),
             Some(ModelState::PresentMmap { private, .. }) => {
                 (CellState::PresentFile, private_text(private).to_string())
@@ -115,6 +129,15 @@ impl Cell {
                 rwx(writable, executable),
                 format!("{} frame {frame:#x}", rwx(writable, executable)),
             ),
+            Leaf::Present {
+                kind: PresentKind::PinnedRam,
+                writable,
+                frame,
+            } => (
+                CellState::PinnedRam,
+                rw(writable).to_string(),
+                format!("{} frame {frame:#x}", rw(writable)),
+            ),
             Leaf::Present { kind, frame, .. } => {
                 let p = private_text(kind == PresentKind::MmapPrivate);
                 (
@@ -124,6 +147,9 @@ impl Cell {
                 )
             }
             Leaf::AllocOnWrite => (CellState::AllocOnWrite, String::new(), String::new()),
+            Leaf::PinnedAllocOnWrite => {
+                (CellState::PinnedAllocOnWrite, String::new(), String::new())
+            }
             Leaf::OnSwap { slot } => {
                 let k = format!("slot {slot}");
                 (CellState::OnSwap, k.clone(), k)

@@ -19,6 +19,8 @@ svg text.label { font: 10px ui-monospace, monospace; fill: #555; }
 .st-swap { fill: #f2994a; background: #f2994a; }
 .st-unusable { fill: #eeeeee; background: #eeeeee; }
 .st-corrupt { fill: #000; background: #000; }
+.st-pinned { fill: #6a1b9a; background: #6a1b9a; }
+.st-pinaow { fill: #d1b3e6; background: #d1b3e6; }
 rect.diff { stroke: #e00; stroke-width: 2; }
 rect.failing { stroke: #000; stroke-width: 3; }
 .diff-key { border: 2px solid #e00; }

@@ -71,10 +71,10 @@ pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
         Fill::Zero => 0,
         _ => u8::MAX,
     };
-    let to = if a & 1 == 0 {
-        AreaType::UsableRam
-    } else {
-        AreaType::Unusable
+    let to = match a % 3 {
+        0 => AreaType::UsableRam,
+        1 => AreaType::Unusable,
+        _ => AreaType::PinnedRam,
     };
     // Execute from bit 2 of `c`, and with write only when bit 3 is clear,
     // so all-ones fields are not refused by W^X before range validation.

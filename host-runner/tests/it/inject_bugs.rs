@@ -26,9 +26,12 @@
 //! - `inject-exec-data` (`testcases/bug-exec-data.jsonl`): a fault maps
 //!   the page it fills writable and executable; `fuzz --seed 1` found it
 //!   at the first memory check after a touch (invariant 4, W^X).
+//! - `inject-evict-pinned` (`testcases/bug-evict-pinned.jsonl`): `Evict`
+//!   sends pinned (never-swap) RAM to swap; the model refuses the event.
 //!
-//! A default campaign finds the first, the third and the last by itself,
-//! and minimizes each to the operations of its reproducer.
+//! A default campaign finds the first, the third and the last two by
+//! itself, and minimizes each to the operations of its reproducer
+//! (`inject-evict-pinned` to a map, a convert to pinned RAM and an evict).
 //!
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
@@ -142,6 +145,15 @@ fn the_wild_frame_reproducer_fails_on_its_injected_build_only() {
     );
 }
 
+#[test]
+fn the_evict_pinned_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-evict-pinned",
+        "bug-evict-pinned.jsonl",
+        r#"divergence at op 2: op 2 (evict): expected {"evicted":{"swapped":0,"dropped":0}}, got {"evicted":{"swapped":1,"dropped":0}}"#,
+    );
+}
+
 /// A default campaign (only the seed and the number of sequences fixed)
 /// on the build with `feature` finds a failure of `kind` whose message
 /// holds `message`, and minimizes it to operations of `kinds` that
@@ -230,6 +242,20 @@ async fn a_default_campaign_finds_and_minimizes_a_heap_starving_kmalloc() {
         FailureKind::Divergence,
         "expected Error(OutOfMemory), got Kmalloc",
         &[OpKind::Kmalloc, OpKind::Kmalloc],
+    )
+    .await;
+}
+
+/// `Evict` sending pinned RAM to swap: the model refuses the event of a
+/// pinned page; a map, its convert to pinned RAM and the evict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_campaign_finds_and_minimizes_an_evicted_pinned_page() {
+    a_default_campaign_finds(
+        "inject-evict-pinned",
+        12,
+        FailureKind::Divergence,
+        "the page is PinnedRam",
+        &[OpKind::Map, OpKind::Convert, OpKind::Evict],
     )
     .await;
 }

@@ -69,7 +69,8 @@ names!(
     PageKind { Any = "any", Unusable = "unusable", PresentRam = "present_ram", PresentRamRo = "present_ram_ro",
     PresentRamExec = "present_ram_exec", PresentRamWx = "present_ram_wx",
     AllocOnWrite = "alloc_on_write", OnSwap = "on_swap", PresentMmap = "present_mmap",
-    NotPresentMmap = "not_present_mmap", Corrupt = "corrupt" }
+    NotPresentMmap = "not_present_mmap", Corrupt = "corrupt", PinnedRam = "pinned_ram",
+    PinnedRamRo = "pinned_ram_ro", PinnedAllocOnWrite = "pinned_alloc_on_write" }
 );
 names!(
     /// A counter of [`Stats`].
@@ -94,9 +95,9 @@ names!(
 same_variants!(Who <-> Privilege { Kernel, User });
 names!(
     /// An [`AreaType`]: a `convert`'s `"to"`.
-    AreaName { UsableRam = "usable_ram", Unusable = "unusable" }
+    AreaName { UsableRam = "usable_ram", Unusable = "unusable", PinnedRam = "pinned_ram" }
 );
-same_variants!(AreaName <-> AreaType { UsableRam, Unusable });
+same_variants!(AreaName <-> AreaType { UsableRam, Unusable, PinnedRam });
 
 impl StatField {
     pub fn get(self, s: &Stats) -> u64 {
@@ -163,6 +164,11 @@ impl PageKind {
             PageState::PresentMmap { .. } => PageKind::PresentMmap,
             PageState::NotPresentMmap { .. } => PageKind::NotPresentMmap,
             PageState::Corrupt { .. } => PageKind::Corrupt,
+            PageState::PinnedRam { writable: true, .. } => PageKind::PinnedRam,
+            PageState::PinnedRam {
+                writable: false, ..
+            } => PageKind::PinnedRamRo,
+            PageState::PinnedAllocOnWrite => PageKind::PinnedAllocOnWrite,
         }
     }
 }

@@ -51,6 +51,16 @@ fn every_kind_appears_and_default_weights_never_panic() {
     let t = generate(1, &config(2000));
     let kinds: BTreeSet<OpKind> = t.entries.iter().map(|e| e.op.kind()).collect();
     assert_eq!(kinds.len(), OpKind::ALL.len(), "{kinds:?}");
+    // Every target of a convert, pinned (never-swap) RAM included.
+    let targets: BTreeSet<String> = t
+        .entries
+        .iter()
+        .filter_map(|e| match e.op {
+            trace::Op::Convert { to, .. } => Some(format!("{to:?}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets.len(), 3, "{targets:?}");
     let t = generate(
         1,
         &GenConfig {

@@ -90,6 +90,14 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         walk(self, span.start, span.end, &mut find).break_value()
     }
 
+    /// Pages of `span` on swap; the count stops growing once it exceeds
+    /// `limit`.
+    pub fn count_swapped(&mut self, span: Span, limit: u64) -> u64 {
+        let mut count = Swapped { limit, acc: 0 };
+        let _ = walk(self, span.start, span.end, &mut count);
+        count.acc
+    }
+
     /// Tables (PDPT, PD, PT) missing to give every page of `span` a
     /// level-1 entry; the count stops growing soon after it exceeds
     /// `limit`.
@@ -180,6 +188,29 @@ impl<T, F: FnMut(PhysFrame)> Visit<T> for EachTable<F> {
     fn whole_aow(&mut self, _: &mut T, at: Entry) -> Descend<Infallible> {
         (self.0)(crate::pte::frame_of(at.raw));
         ControlFlow::Continue(None)
+    }
+}
+
+/// [`PageTables::count_swapped`]: counts the on-swap entries (none under
+/// a missing table or a whole allocate-on-write entry), stopping once past
+/// `limit`.
+struct Swapped {
+    limit: u64,
+    acc: u64,
+}
+
+impl<T> Visit<T> for Swapped {
+    type Stop = ();
+    const PAGES: bool = true;
+
+    fn page(&mut self, _: &mut T, at: Entry) -> ControlFlow<()> {
+        if matches!(Pte::decode(at.raw, user(at.slot.base)), Pte::OnSwap { .. }) {
+            self.acc += 1;
+            if self.acc > self.limit {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -53,6 +53,12 @@ fn to_usable(old: Pte) -> Option<Pte> {
     match old {
         Pte::Unusable | Pte::NotPresentMmap { .. } => Some(Pte::AllocOnWrite),
         Pte::PresentMmap { frame, .. } => Some(Pte::data(frame)),
+        Pte::PinnedRam { frame, writable } => Some(Pte::PresentRam {
+            frame,
+            writable,
+            executable: false,
+        }),
+        Pte::PinnedAllocOnWrite => Some(Pte::AllocOnWrite),
         Pte::PresentRam { .. } | Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::Corrupt(_) => None,
     }
 }

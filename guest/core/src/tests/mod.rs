@@ -15,6 +15,7 @@ mod kernel_reserve;
 mod model;
 mod nx;
 mod oom;
+mod pinned;
 mod pte_codec;
 mod ram;
 mod reserve_bugs;
@@ -210,7 +211,7 @@ pub(crate) fn check(m: &mut SimMachine) {
                     own(frame / 4096, "page", &mut owners);
                     present += 1;
                 }
-                Leaf::AllocOnWrite => aow += 1,
+                Leaf::AllocOnWrite | Leaf::PinnedAllocOnWrite => aow += 1,
                 Leaf::OnSwap { slot } => slots.push(slot),
                 Leaf::Corrupt(why) => panic!("corrupt entry {raw:#x} at {virt:#x}: {why}"),
                 Leaf::Unusable | Leaf::NotPresentMmap { .. } => {}

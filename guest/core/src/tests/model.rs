@@ -56,12 +56,10 @@ fn addr() -> impl Strategy<Value = (u64, Privilege)> {
 /// Any step: requests of every kind (an address from [`addr`]) and frees,
 /// weighted toward the ones that change state.
 fn op() -> impl Strategy<Value = Op> {
-    let area = |usable| {
-        if usable {
-            AreaType::UsableRam
-        } else {
-            AreaType::Unusable
-        }
+    let area = |k: u8| match k {
+        0 => AreaType::UsableRam,
+        1 => AreaType::Unusable,
+        _ => AreaType::PinnedRam,
     };
     let wipe_user = Request::Convert {
         addr: 0,
@@ -73,8 +71,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (addr(), 1u64..12, any::<bool>(), proptest::bool::weighted(0.2), proptest::bool::weighted(0.3))
             .prop_map(|((addr, privilege), pages, writable, contiguous, executable)| Request::Map { addr, pages, writable, contiguous, privilege, executable }),
         2 => (addr(), 1u64..12).prop_map(|((addr, privilege), pages)| Request::Unmap { addr, pages, privilege }),
-        4 => (addr(), 1u64..40, any::<bool>())
-            .prop_map(move |((addr, privilege), pages, usable)| Request::Convert { addr, pages, to: area(usable), privilege }),
+        4 => (addr(), 1u64..40, 0u8..3)
+            .prop_map(move |((addr, privilege), pages, k)| Request::Convert { addr, pages, to: area(k), privilege }),
         1 => Just(wipe_user),
         4 => (addr(), 0u64..4096, 0u64..(3 * 4096), any::<u64>())
             .prop_map(|((base, privilege), off, len, seed)| Request::Write { addr: base.wrapping_add(off), len, seed, privilege }),

@@ -70,7 +70,7 @@ fn decode_then_encode_is_identity_on_every_valid_entry() {
 #[test]
 fn encode_then_decode_is_identity_on_every_state() {
     let frames = [frame(0), frame(1), frame(0x12345), frame((1 << 40) - 1)];
-    let mut states = vec![Pte::Unusable, Pte::AllocOnWrite];
+    let mut states = vec![Pte::Unusable, Pte::AllocOnWrite, Pte::PinnedAllocOnWrite];
     for f in frames {
         for writable in [false, true] {
             states.push(Pte::PresentRam {
@@ -78,6 +78,7 @@ fn encode_then_decode_is_identity_on_every_state() {
                 writable,
                 executable: false,
             });
+            states.push(Pte::PinnedRam { frame: f, writable });
             for private in [false, true] {
                 states.push(Pte::PresentMmap {
                     frame: f,
@@ -166,6 +167,15 @@ fn encodings_match_the_format_table() {
         NX | 0x42000 | 0x600 | 0b111
     );
     assert_eq!(Pte::AllocOnWrite.encode(true), 0b0010);
+    assert_eq!(Pte::PinnedAllocOnWrite.encode(false), 0b1000);
+    assert_eq!(
+        Pte::PinnedRam {
+            frame: f,
+            writable: true
+        }
+        .encode(true),
+        NX | 0x42000 | 0x800 | 0b111
+    );
     assert_eq!(Pte::OnSwap { slot: 7 }.encode(false), 0x7000 | 0b0100);
     assert_eq!(
         Pte::NotPresentMmap {
@@ -181,7 +191,11 @@ fn encodings_match_the_format_table() {
         Pte::Corrupt(_)
     ));
     assert!(matches!(Pte::decode(0b0100 | 0x10, true), Pte::Corrupt(_)));
-    assert!(matches!(Pte::decode(0b1000, true), Pte::Corrupt(_)));
+    assert!(matches!(Pte::decode(0b1010, true), Pte::Corrupt(_)));
+    assert!(matches!(
+        Pte::decode(0b1000 | 0x1000, true),
+        Pte::Corrupt(_)
+    ));
     assert!(
         matches!(Pte::decode(1 | 0b100, true), Pte::Corrupt(_)),
         "present, no software bits"
@@ -232,6 +246,10 @@ fn the_victim_tests_agree_with_present_kind() {
                 ),
                 "{raw:#x}"
             );
+            // Pinned RAM is never a victim.
+            if matches!(Pte::decode(raw, raw & 0b100 != 0), Pte::PinnedRam { .. }) {
+                assert!(!is_evictable(raw) && !is_clean_file(raw), "{raw:#x}");
+            }
         }
     }
 }

@@ -35,8 +35,20 @@ fn sources() -> Vec<Pte> {
         Pte::AllocOnWrite,
         Pte::OnSwap { slot: 12 },
         Pte::Unusable,
+        Pte::PinnedRam {
+            frame: F,
+            writable: true,
+        },
+        Pte::PinnedRam {
+            frame: F,
+            writable: false,
+        },
+        Pte::PinnedAllocOnWrite,
     ]
 }
+
+/// The three target area types of `Convert`.
+const TARGETS: [AreaType; 3] = [AreaType::UsableRam, AreaType::Unusable, AreaType::PinnedRam];
 
 /// What the seed's functions make of `s` (frames ignored).
 fn expected(s: Pte, to: AreaType) -> Pte {
@@ -49,6 +61,23 @@ fn expected(s: Pte, to: AreaType) -> Pte {
                 executable: false,
             },
             Pte::NotPresentMmap { .. } | Pte::Unusable => Pte::AllocOnWrite,
+            Pte::PinnedRam { frame, writable } => Pte::PresentRam { frame, writable },
+            Pte::PinnedAllocOnWrite => Pte::AllocOnWrite,
+            other => other,
+        },
+        AreaType::PinnedRam => match s {
+            Pte::PresentMmap { frame, .. } => Pte::PinnedRam {
+                frame,
+                writable: true,
+            },
+            Pte::OnSwap { .. } => Pte::PinnedRam {
+                frame: F,
+                writable: true,
+            },
+            Pte::NotPresentMmap { .. } | Pte::Unusable | Pte::AllocOnWrite => {
+                Pte::PinnedAllocOnWrite
+            }
+            Pte::PresentRam { frame, writable } => Pte::PinnedRam { frame, writable },
             other => other,
         },
     }
@@ -65,6 +94,7 @@ fn strip(p: Pte) -> Pte {
             writable,
             executable,
         },
+        Pte::PinnedRam { writable, .. } => Pte::PinnedRam { frame: F, writable },
         Pte::PresentMmap {
             writable, private, ..
         } => Pte::PresentMmap {
@@ -79,8 +109,8 @@ fn strip(p: Pte) -> Pte {
 }
 
 #[test]
-fn each_transition_of_both_functions() {
-    for to in [AreaType::UsableRam, AreaType::Unusable] {
+fn each_transition_of_the_three_targets() {
+    for to in TARGETS {
         for s in sources() {
             let mut m = SimMachine::new(128);
             let addr = 0x1234_5000;
@@ -90,13 +120,18 @@ fn each_transition_of_both_functions() {
             convert(&mut m, addr, 1, to);
             let after = m.vmm.page_state(addr);
             assert_eq!(strip(after), strip(expected(s, to)), "{s:?} -> {to:?}");
-            // Frames and data are kept by conversion to usable RAM.
-            if let (Some(f0), AreaType::UsableRam) = (before.frame(), to) {
+            // Frames and data are kept by conversion to usable or pinned RAM.
+            if let (Some(f0), AreaType::UsableRam | AreaType::PinnedRam) = (before.frame(), to) {
                 assert_eq!(after.frame(), Some(f0), "same frame");
                 assert!(
                     m.vmm.mem().frame_bytes(f0).iter().all(|&b| b == 0x5a),
                     "same data"
                 );
+            }
+            // A swapped page converted to pinned RAM has its data back.
+            if let (Pte::OnSwap { .. }, AreaType::PinnedRam) = (before, to) {
+                let f = after.frame().expect("present");
+                assert!(m.vmm.mem().frame_bytes(f).iter().all(|&b| b == 0x5a));
             }
             // A changed present entry was flushed.
             let changed = before != after;
@@ -136,7 +171,7 @@ fn transitions_across_table_boundaries() {
         0xffff_c100_0000_0000,                     // a PML4 boundary in kernel space
     ];
     for b in boundaries {
-        for to in [AreaType::UsableRam, AreaType::Unusable] {
+        for to in TARGETS {
             let mut m = SimMachine::new(256);
             let srcs = sources();
             let n = srcs.len() as u64 * 2;

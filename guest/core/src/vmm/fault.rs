@@ -97,7 +97,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             };
             let resolvable = matches!(
                 Pte::decode(self.pt.read_entry(table, i), user(linear)),
-                Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. }
+                Pte::AllocOnWrite
+                    | Pte::PinnedAllocOnWrite
+                    | Pte::OnSwap { .. }
+                    | Pte::NotPresentMmap { .. }
             );
             if !resolvable || self.resolve(page, linear, table, i, write).is_err() {
                 break;
@@ -137,7 +140,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         let page = linear & !0xfff;
         let old = Pte::decode(self.pt.read_entry(table, i), user(linear));
         let new = match old {
-            Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::NotPresentMmap { .. } => {
+            Pte::AllocOnWrite
+            | Pte::PinnedAllocOnWrite
+            | Pte::OnSwap { .. }
+            | Pte::NotPresentMmap { .. } => {
                 // A heap page faults only under a host block's touch (the
                 // kernel's blocks are committed): a request's frame, which
                 // leaves the kernel's reserve alone.
@@ -179,6 +185,10 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                             private: write,
                         }
                     }
+                    Pte::PinnedAllocOnWrite => Pte::PinnedRam {
+                        frame,
+                        writable: true,
+                    },
                     #[cfg(not(feature = "inject-exec-data"))]
                     _ => Pte::data(frame),
                     #[cfg(feature = "inject-exec-data")]
@@ -198,7 +208,9 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 writable: true,
                 private: true,
             },
-            Pte::PresentRam { writable, .. } | Pte::PresentMmap { writable, .. } => {
+            Pte::PresentRam { writable, .. }
+            | Pte::PresentMmap { writable, .. }
+            | Pte::PinnedRam { writable, .. } => {
                 if write && !writable {
                     return Err(FaultReason::ReadOnly);
                 }

@@ -181,23 +181,30 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         privilege: Privilege,
     ) -> Result<(), ConvertError> {
         let span = validate::check_pages(addr, pages, None, privilege)?;
-        match to {
-            AreaType::Unusable => self.make_unusable(span),
-            AreaType::UsableRam => {
-                self.clock.pin(Some(span));
-                let limit = self.pt.frames().total_frames();
-                let need = self.pt.count_missing_tables(span, limit);
-                if need > limit {
-                    return Err(ConvertError::OutOfMemory);
-                }
-                self.reserve(need)?;
-                if self.pt.ensure_tables(span).is_err() {
-                    self.pt.update(span, &mut |_, _, _| None);
-                    return Err(ConvertError::OutOfMemory);
-                }
-                let (pt, holders) = self.holders();
-                pt.make_usable(span, holders);
-            }
+        if to == AreaType::Unusable {
+            self.make_unusable(span);
+            return Ok(());
+        }
+        self.clock.pin(Some(span));
+        let limit = self.pt.frames().total_frames();
+        let mut need = self.pt.count_missing_tables(span, limit);
+        if to == AreaType::PinnedRam {
+            // Each swapped page comes back into a frame of its own now.
+            need = need.saturating_add(self.pt.count_swapped(span, limit));
+        }
+        if need > limit {
+            return Err(ConvertError::OutOfMemory);
+        }
+        self.reserve(need)?;
+        if self.pt.ensure_tables(span).is_err() {
+            self.pt.update(span, &mut |_, _, _| None);
+            return Err(ConvertError::OutOfMemory);
+        }
+        let (pt, holders) = self.holders();
+        if to == AreaType::PinnedRam {
+            pt.make_pinned(span, holders);
+        } else {
+            pt.make_usable(span, holders);
         }
         Ok(())
     }

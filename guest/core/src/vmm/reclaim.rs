@@ -203,6 +203,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 Pte::PresentMmap { .. } | Pte::PresentRam { writable: true, .. } => {
                     return Some((lin, table, i, p))
                 }
+                // `inject-evict-pinned`: a deliberate bug (see
+                // `Holders::send_out`), `Evict` sends pinned RAM out too.
+                Pte::PinnedRam { writable: true, .. } if cfg!(feature = "inject-evict-pinned") => {
+                    return Some((lin, table, i, p))
+                }
                 _ => from = lin + 4096,
             }
         }

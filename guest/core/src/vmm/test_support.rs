@@ -45,6 +45,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     executable,
                 }
             }
+            Pte::PinnedRam { writable, .. } => {
+                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
+                self.pt.mem().frame_bytes(frame).fill(fill);
+                Pte::PinnedRam { frame, writable }
+            }
             Pte::PresentMmap {
                 writable, private, ..
             } => {

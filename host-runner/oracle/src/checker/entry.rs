@@ -31,6 +31,16 @@ pub enum PresentKind {
     Ram,
     MmapClean,
     MmapPrivate,
+    /// Pinned (never-swap) RAM.
+    PinnedRam,
+}
+
+impl PresentKind {
+    /// Whether the page maps a file (clean or private), whose frame holds
+    /// a frame-info record.
+    pub fn is_file(self) -> bool {
+        matches!(self, PresentKind::MmapClean | PresentKind::MmapPrivate)
+    }
 }
 
 /// A decoded level-1 entry.
@@ -54,6 +64,8 @@ pub enum Leaf {
     },
     /// Bits that decode to no state, and why.
     Corrupt(&'static str),
+    /// Pinned RAM, allocate on write.
+    PinnedAllocOnWrite,
 }
 
 /// Decodes a level-1 entry of the lower (`lower`) or upper half.
@@ -64,6 +76,7 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
     if raw & P == 0 {
         return match (raw & KIND) >> 1 {
             1 if raw == 1 << 1 => Leaf::AllocOnWrite,
+            4 if raw == 4 << 1 => Leaf::PinnedAllocOnWrite,
             2 if raw & !(ADDR | KIND) == 0 => Leaf::OnSwap {
                 slot: (raw & ADDR) >> 12,
             },
@@ -71,7 +84,7 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
                 file: ((raw & FILE) >> 4) as u8,
                 page: (raw & ADDR) >> 12,
             },
-            1..=3 => Leaf::Corrupt("not-present entry with stray bits"),
+            1..=4 => Leaf::Corrupt("not-present entry with stray bits"),
             _ => Leaf::Corrupt("not-present entry of no known kind"),
         };
     }
@@ -79,6 +92,7 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
         1 => PresentKind::Ram,
         2 => PresentKind::MmapClean,
         3 => PresentKind::MmapPrivate,
+        4 => PresentKind::PinnedRam,
         _ => return Leaf::Corrupt("present entry with unknown software bits 9-11"),
     };
     if raw & (PWT | PCD | PS | G) != 0 || (raw & !NX) >> 52 != 0 {
@@ -92,7 +106,7 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
         return Leaf::Corrupt("present entry writable and executable (W^X)");
     }
     if executable && kind != PresentKind::Ram {
-        return Leaf::Corrupt("file page executable (NX clear)");
+        return Leaf::Corrupt("executable entry that is not usable RAM (NX clear on a file or pinned page)");
     }
     Leaf::Present {
         kind,

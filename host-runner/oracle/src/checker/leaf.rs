@@ -25,6 +25,15 @@ fn agrees(want: Option<ModelState>, got: Leaf) -> bool {
                 ..
             },
         ) => (writable, executable) == (w, x),
+        (
+            Some(ModelState::PinnedRam { writable }),
+            Leaf::Present {
+                kind: PresentKind::PinnedRam,
+                writable: w,
+                ..
+            },
+        ) => writable == w,
+        (Some(ModelState::PinnedAllocOnWrite), Leaf::PinnedAllocOnWrite) => true,
         (Some(ModelState::OnSwap { slot }), Leaf::OnSwap { slot: s }) => slot == s,
         (Some(ModelState::PresentMmap { private, .. }), Leaf::Present { kind, .. }) => {
             kind == if private {
@@ -172,7 +181,7 @@ pub(crate) fn check_entry(
             });
         }
     }
-    if let Some(t) = tr.as_ref().filter(|t| t.kind != PresentKind::Ram) {
+    if let Some(t) = tr.as_ref().filter(|t| t.kind.is_file()) {
         let clean = t.kind == PresentKind::MmapClean;
         if t.writable == clean {
             out.push(Violation::StateMismatch {

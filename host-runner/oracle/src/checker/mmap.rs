@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use protocol::{Hello, PAGE_SIZE};
 
 use super::copies::Mirror;
-use super::entry::PresentKind;
 use super::memory::GuestMemory;
 use super::violation::Violation;
 use super::walk::Translation;
@@ -75,7 +74,7 @@ pub fn check_frame(
     maps: &[&Translation],
     out: &mut Vec<Violation>,
 ) {
-    let Some(last) = maps.iter().rev().find(|t| t.kind != PresentKind::Ram) else {
+    let Some(last) = maps.iter().rev().find(|t| t.kind.is_file()) else {
         if got != 0 {
             let why = if got & !RECORD != 0 || got & VALID == 0 {
                 format!("corrupt record {got:#x}")
@@ -121,7 +120,7 @@ pub fn check_all(
 ) {
     let mut mmap: Vec<u64> = translations
         .iter()
-        .filter(|t| t.kind != PresentKind::Ram)
+        .filter(|t| t.kind.is_file())
         .map(|t| t.frame >> 12)
         .collect();
     mmap.sort_unstable();

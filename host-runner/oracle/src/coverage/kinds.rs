@@ -34,6 +34,7 @@ pub enum RequestKind {
     Kmalloc,
     Kfree,
     HeapScavenge,
+    ConvertToPinned,
 }
 
 impl RequestKind {
@@ -51,6 +52,7 @@ impl RequestKind {
             Request::Convert { to, .. } => match to {
                 AreaType::UsableRam => K::ConvertToUsable,
                 AreaType::Unusable => K::ConvertToUnusable,
+                AreaType::PinnedRam => K::ConvertToPinned,
             },
             Request::Write { .. } => K::Write,
             Request::Read { .. } => K::Read,
@@ -99,6 +101,7 @@ impl RequestKind {
             K::Kmalloc => "kmalloc",
             K::Kfree => "kfree",
             K::HeapScavenge => "heap_scavenge",
+            K::ConvertToPinned => "convert to pinned",
         }
     }
 }
@@ -138,6 +141,8 @@ pub enum Area {
     MappedFile,
     /// The kernel heap's region (its pages are usable RAM the heap owns).
     Heap,
+    /// Pinned (never-swap) usable RAM.
+    PinnedRam,
 }
 
 impl Area {
@@ -147,6 +152,7 @@ impl Area {
             Area::UsableRam => "usable RAM",
             Area::MappedFile => "mapped file",
             Area::Heap => "heap",
+            Area::PinnedRam => "pinned RAM",
         }
     }
 }
@@ -168,11 +174,14 @@ pub enum StateKind {
     HeapPage,
     /// Present RAM mapped executable (read-only: W^X).
     PresentRamExecutable,
+    PinnedRamReadOnly,
+    PinnedRamWritable,
+    PinnedAllocOnWrite,
 }
 
 impl StateKind {
     /// Every state, in order (bit `i` of a [`StateSet`] is `ALL[i]`).
-    pub const ALL: [StateKind; 10] = [
+    pub const ALL: [StateKind; 13] = [
         StateKind::Unusable,
         StateKind::PresentRamReadOnly,
         StateKind::PresentRamWritable,
@@ -183,6 +192,9 @@ impl StateKind {
         StateKind::MmapNotPresent,
         StateKind::HeapPage,
         StateKind::PresentRamExecutable,
+        StateKind::PinnedRamReadOnly,
+        StateKind::PinnedRamWritable,
+        StateKind::PinnedAllocOnWrite,
     ];
 
     pub fn area(self) -> Area {
@@ -196,6 +208,7 @@ impl StateKind {
             | S::OnSwap => Area::UsableRam,
             S::MmapClean | S::MmapPrivate | S::MmapNotPresent => Area::MappedFile,
             S::HeapPage => Area::Heap,
+            S::PinnedRamReadOnly | S::PinnedRamWritable | S::PinnedAllocOnWrite => Area::PinnedRam,
         }
     }
 
@@ -212,6 +225,9 @@ impl StateKind {
             S::MmapNotPresent => "not-present mmap",
             S::HeapPage => "heap page",
             S::PresentRamExecutable => "present RAM executable",
+            S::PinnedRamReadOnly => "pinned RAM read-only",
+            S::PinnedRamWritable => "pinned RAM writable",
+            S::PinnedAllocOnWrite => "pinned allocate on write",
         }
     }
 

@@ -8,25 +8,24 @@ use super::*;
 /// Transitions and events drawn from small pools, so that coverages
 /// overlap.
 fn observation() -> impl Strategy<Value = Observation> {
-    let transition =
-        (0..4u8, 0..10usize, 0..3u8, any::<bool>()).prop_map(|(r, from, answer, reclaimed)| {
-            Transition {
-                request: [
-                    RequestKind::Map,
-                    RequestKind::Unmap,
-                    RequestKind::ConvertToUsable,
-                    RequestKind::Write,
-                ][r as usize],
-                caller: Caller::User,
-                from: StateKind::ALL.get(from).copied(),
-                answer: [
-                    AnswerClass::Ok,
-                    AnswerClass::FaultUnusable,
-                    AnswerClass::Refused(Refusal::OutOfMemory),
-                ][answer as usize],
-                reclaimed,
-            }
-        });
+    let transition = (0..4u8, 0..=StateKind::ALL.len(), 0..3u8, any::<bool>()).prop_map(
+        |(r, from, answer, reclaimed)| Transition {
+            request: [
+                RequestKind::Map,
+                RequestKind::Unmap,
+                RequestKind::ConvertToUsable,
+                RequestKind::Write,
+            ][r as usize],
+            caller: Caller::User,
+            from: StateKind::ALL.get(from).copied(),
+            answer: [
+                AnswerClass::Ok,
+                AnswerClass::FaultUnusable,
+                AnswerClass::Refused(Refusal::OutOfMemory),
+            ][answer as usize],
+            reclaimed,
+        },
+    );
     let event = (0..Event::ALL.len()).prop_map(|i| Event::ALL[i]);
     (
         prop::collection::vec(transition, 0..6),

@@ -12,6 +12,7 @@ mod hex;
 mod observe;
 mod outcomes;
 mod pages;
+mod pinned;
 mod plan;
 mod prediction;
 mod pressure;

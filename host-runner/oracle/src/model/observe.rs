@@ -27,6 +27,9 @@ fn kind_of(s: ModelState) -> StateKind {
         ModelState::PresentMmap { private: false, .. } => StateKind::MmapClean,
         ModelState::PresentMmap { private: true, .. } => StateKind::MmapPrivate,
         ModelState::NotPresentMmap { .. } => StateKind::MmapNotPresent,
+        ModelState::PinnedRam { writable: false } => StateKind::PinnedRamReadOnly,
+        ModelState::PinnedRam { writable: true } => StateKind::PinnedRamWritable,
+        ModelState::PinnedAllocOnWrite => StateKind::PinnedAllocOnWrite,
     }
 }
 
@@ -114,6 +117,8 @@ impl Model {
             StateKind::PresentRamExecutable,
             StateKind::MmapClean,
             StateKind::MmapPrivate,
+            StateKind::PinnedRamReadOnly,
+            StateKind::PinnedRamWritable,
         ]
         .into_iter()
         .any(|s| states.contains(s));
@@ -124,9 +129,9 @@ impl Model {
         if done && states.contains(StateKind::OnSwap) {
             match request {
                 RequestKind::Unmap => event(Event::SwappedPageUnmapped),
-                RequestKind::ConvertToUsable | RequestKind::ConvertToUnusable => {
-                    event(Event::SwappedPageConverted)
-                }
+                RequestKind::ConvertToUsable
+                | RequestKind::ConvertToUnusable
+                | RequestKind::ConvertToPinned => event(Event::SwappedPageConverted),
                 RequestKind::Write | RequestKind::Read => event(Event::SwapIn),
                 _ => {}
             }

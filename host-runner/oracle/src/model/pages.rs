@@ -22,6 +22,10 @@ pub enum ModelState {
     PresentMmap { file: u8, page: u64, private: bool },
     /// Not-present memory-mapped file page.
     NotPresentMmap { file: u8, page: u64 },
+    /// Present pinned (never-swap) RAM.
+    PinnedRam { writable: bool },
+    /// Pinned RAM, allocate on write.
+    PinnedAllocOnWrite,
 }
 
 impl ModelState {
@@ -58,7 +62,9 @@ impl ModelState {
     pub fn holds_frame(self) -> bool {
         matches!(
             self,
-            ModelState::PresentRam { .. } | ModelState::PresentMmap { .. }
+            ModelState::PresentRam { .. }
+                | ModelState::PresentMmap { .. }
+                | ModelState::PinnedRam { .. }
         )
     }
 }

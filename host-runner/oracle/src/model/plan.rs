@@ -26,6 +26,10 @@ pub(super) enum Effect {
         first: u64,
         end: u64,
     },
+    ToPinned {
+        first: u64,
+        end: u64,
+    },
     Touch(TouchPlan),
     Query {
         first: u64,
@@ -194,10 +198,17 @@ impl Model {
                         }
                     }
                 }
-                let need = self.pages.needed_tables(first, end);
+                let mut need = self.pages.needed_tables(first, end);
+                let effect = if to == AreaType::PinnedRam {
+                    // A frame for each swapped page: its data comes back now.
+                    need += self.pages_on_swap(first, end);
+                    Effect::ToPinned { first, end }
+                } else {
+                    Effect::ToUsable { first, end }
+                };
                 Plan {
                     prediction: self.outcome(need, first, end).predict(Response::Done),
-                    effect: Effect::ToUsable { first, end },
+                    effect,
                 }
             }
             Request::Write {
@@ -271,9 +282,15 @@ impl Model {
                         Some(ModelState::AllocOnWrite)
                     }
                     Some(ModelState::PresentMmap { .. }) => Some(ModelState::DATA),
+                    Some(ModelState::PinnedRam { writable }) => Some(ModelState::PresentRam {
+                        writable,
+                        executable: false,
+                    }),
+                    Some(ModelState::PinnedAllocOnWrite) => Some(ModelState::AllocOnWrite),
                     usable => usable,
                 })
             }
+            (Effect::ToPinned { first, end }, _) => self.commit_to_pinned(first, end),
             (Effect::Touch(t), a) => self.commit_touch(t, a),
             (Effect::Stats, Response::Stats(got)) => self.commit_stats(got),
             (Effect::Kmalloc { size }, Response::Kmalloc { addr }) => {

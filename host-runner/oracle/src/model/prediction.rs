@@ -204,6 +204,10 @@ pub fn state_matches(want: Option<ModelState>, got: PageState) -> bool {
             },
         ) => (writable, executable) == (w, x),
         (Some(ModelState::AllocOnWrite), PageState::AllocOnWrite) => true,
+        (Some(ModelState::PinnedRam { writable }), PageState::PinnedRam { writable: w, .. }) => {
+            writable == w
+        }
+        (Some(ModelState::PinnedAllocOnWrite), PageState::PinnedAllocOnWrite) => true,
         (Some(ModelState::OnSwap { slot }), PageState::OnSwap { slot: s }) => slot == s,
         (
             Some(ModelState::PresentMmap {

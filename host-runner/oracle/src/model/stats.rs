@@ -115,7 +115,9 @@ impl Model {
             boot_free_frames: self.hello.boot_free_frames,
             page_table_frames: self.pages.tables(),
             present_pages: self.pages.count(ModelState::holds_frame),
-            alloc_on_write_pages: self.pages.count(|s| s == ModelState::AllocOnWrite),
+            alloc_on_write_pages: self
+                .pages
+                .count(|s| matches!(s, ModelState::AllocOnWrite | ModelState::PinnedAllocOnWrite)),
             host_frames: self.host.len() as u64,
             valloc_pages: self.vspace.count(|_| true),
             faults_resolved: self.faults_resolved,

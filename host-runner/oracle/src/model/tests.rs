@@ -8,6 +8,7 @@ mod fuzz_v2;
 mod heap;
 mod host;
 mod pagemap;
+mod pinned;
 mod reclaim;
 mod requests;
 mod scenarios;

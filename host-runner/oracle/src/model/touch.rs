@@ -48,11 +48,15 @@ impl Model {
             for (s, e, st) in self.segments(first, last) {
                 stop = match st {
                     None => Some((s, FaultReason::Unusable)),
-                    Some(ModelState::PresentRam {
-                        writable: false, ..
-                    }) if write => Some((s, FaultReason::ReadOnly)),
+                    Some(
+                        ModelState::PresentRam {
+                            writable: false, ..
+                        }
+                        | ModelState::PinnedRam { writable: false },
+                    ) if write => Some((s, FaultReason::ReadOnly)),
                     Some(
                         ModelState::AllocOnWrite
+                        | ModelState::PinnedAllocOnWrite
                         | ModelState::OnSwap { .. }
                         | ModelState::NotPresentMmap { .. },
                     ) => {
@@ -157,6 +161,10 @@ impl Model {
                     ModelState::AllocOnWrite | ModelState::OnSwap { .. } => {
                         self.faults_resolved += e - s;
                         ModelState::DATA
+                    }
+                    ModelState::PinnedAllocOnWrite => {
+                        self.faults_resolved += e - s;
+                        ModelState::PinnedRam { writable: true }
                     }
                     ModelState::NotPresentMmap { file, page } => {
                         self.faults_resolved += e - s;

@@ -143,6 +143,7 @@ impl Image {
         let raw = match want {
             None => 0,
             Some(ModelState::AllocOnWrite) => AOW,
+            Some(ModelState::PinnedAllocOnWrite) => 4 << 1,
             Some(ModelState::NotPresentMmap { file, page }) => {
                 3 << 1 | u64::from(file) << 4 | page << 12
             }
@@ -156,15 +157,18 @@ impl Image {
                 new_slot = Some(slot);
                 2 << 1 | slot << 12
             }
-            Some(ModelState::PresentRam {
-                writable,
-                executable,
-            }) => {
+            Some(
+                st @ (ModelState::PresentRam { writable, .. } | ModelState::PinnedRam { writable }),
+            ) => {
                 let f = old_frame.unwrap_or_else(|| self.alloc());
                 new_frame = Some(f);
                 self.set_record(f, 0);
+                let (kind, executable) = match st {
+                    ModelState::PresentRam { executable, .. } => (0b001, executable),
+                    _ => (0b100, false),
+                };
                 f | P
-                    | 1 << 9
+                    | kind << 9
                     | if writable { W } else { 0 }
                     | user
                     | if executable { 0 } else { NX }
@@ -252,6 +256,8 @@ impl Image {
                 frame,
             },
             Some(ModelState::AllocOnWrite) => PageState::AllocOnWrite,
+            Some(ModelState::PinnedRam { writable }) => PageState::PinnedRam { writable, frame },
+            Some(ModelState::PinnedAllocOnWrite) => PageState::PinnedAllocOnWrite,
             Some(ModelState::OnSwap { slot }) => PageState::OnSwap { slot },
             Some(ModelState::PresentMmap {
                 file,

@@ -67,9 +67,15 @@ impl Generator {
             }
             OpKind::Convert => {
                 let (addr, pages, privilege) = self.range_aimed(0.35);
+                // Usable RAM, pinned (never-swap) RAM about 3 in 10 of
+                // those, or unusable.
                 let to = if self.rng.random_bool(0.55) {
                     self.backs(addr, pages);
-                    AreaType::UsableRam
+                    if self.pins(addr, pages) {
+                        AreaType::PinnedRam
+                    } else {
+                        AreaType::UsableRam
+                    }
                 } else {
                     AreaType::Unusable
                 };
@@ -207,5 +213,20 @@ impl Generator {
                 }
             }
         }
+    }
+
+    /// Whether a convert to RAM of `pages` pages at `addr` pins them (about
+    /// 3 in 10): drawn from the sequence's seed, the operation's index and
+    /// the range, not from the generator's stream, so that adding the
+    /// pinned target left every other draw of a seed's sequence as it was
+    /// (saved seeds, and the campaigns the tests run, go as they went).
+    fn pins(&self, addr: u64, pages: u64) -> bool {
+        let made = self.made as u64;
+        let mut x = self.seed ^ made.rotate_left(32) ^ addr ^ pages.rotate_left(17);
+        // splitmix64's finalizer: every input bit reaches every output bit.
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        x % 10 < 3
     }
 }
