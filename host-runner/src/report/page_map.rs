@@ -94,7 +94,7 @@ impl Cell {
             }) => (CellState::PresentRam, rwx(writable, executable)),
             Some(ModelState::AllocOnWrite) => (CellState::AllocOnWrite, String::new()),
             Some(ModelState::PinnedRam { writable }) => {
-                (CellState::PinnedRam, rw(writable).to_string())
+                (CellState::PinnedRam, rwx(writable, false))
             }
             Some(ModelState::PinnedAllocOnWrite) => (CellState::PinnedAllocOnWrite, String::new()),
             Some(ModelState::OnSwap { slot }) => (CellState::OnSwap, format!("slot {slot}")),
@@ -133,10 +133,11 @@ impl Cell {
                 kind: PresentKind::PinnedRam,
                 writable,
                 frame,
+                ..
             } => (
                 CellState::PinnedRam,
-                rw(writable).to_string(),
-                format!("{} frame {frame:#x}", rw(writable)),
+                rwx(writable, false),
+                format!("{} frame {frame:#x}", rwx(writable, false)),
             ),
             Leaf::Present { kind, frame, .. } => {
                 let p = private_text(kind == PresentKind::MmapPrivate);

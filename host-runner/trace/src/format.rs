@@ -32,7 +32,9 @@ pub const FORMAT_VERSION: u32 = 6;
 /// earlier answers (`"ref"`, [`crate::refs`]), and version 5 is version 6
 /// without executable maps (`map`'s `executable`, the page kinds
 /// `present_ram_exec` and `present_ram_wx`, the error
-/// `write_and_execute`), so all read the same.
+/// `write_and_execute`) and pinned RAM (`convert` to `pinned_ram`, the
+/// page kinds `pinned_ram`, `pinned_ram_ro`, `pinned_alloc_on_write`), so
+/// all read the same.
 pub const READ_VERSIONS: [u32; 6] = [1, 2, 3, 4, 5, 6];
 
 /// The first line of a trace, after its `"format"` and `"version"`: its

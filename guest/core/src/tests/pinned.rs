@@ -177,6 +177,7 @@ fn pinned_pages_touch_refuse_mapping_and_unpin_in_place() {
             PageState::AllocOnWrite,
             PageState::PresentRam {
                 writable: true,
+                executable: false,
                 frame
             }
         ]

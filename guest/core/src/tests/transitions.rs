@@ -61,7 +61,11 @@ fn expected(s: Pte, to: AreaType) -> Pte {
                 executable: false,
             },
             Pte::NotPresentMmap { .. } | Pte::Unusable => Pte::AllocOnWrite,
-            Pte::PinnedRam { frame, writable } => Pte::PresentRam { frame, writable },
+            Pte::PinnedRam { frame, writable } => Pte::PresentRam {
+                frame,
+                writable,
+                executable: false,
+            },
             Pte::PinnedAllocOnWrite => Pte::AllocOnWrite,
             other => other,
         },
@@ -77,7 +81,13 @@ fn expected(s: Pte, to: AreaType) -> Pte {
             Pte::NotPresentMmap { .. } | Pte::Unusable | Pte::AllocOnWrite => {
                 Pte::PinnedAllocOnWrite
             }
-            Pte::PresentRam { frame, writable } => Pte::PinnedRam { frame, writable },
+            // Code stays code.
+            Pte::PresentRam {
+                executable: true, ..
+            } => s,
+            Pte::PresentRam {
+                frame, writable, ..
+            } => Pte::PinnedRam { frame, writable },
             other => other,
         },
     }

@@ -106,7 +106,9 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
         return Leaf::Corrupt("present entry writable and executable (W^X)");
     }
     if executable && kind != PresentKind::Ram {
-        return Leaf::Corrupt("executable entry that is not usable RAM (NX clear on a file or pinned page)");
+        return Leaf::Corrupt(
+            "executable entry that is not usable RAM (NX clear on a file or pinned page)",
+        );
     }
     Leaf::Present {
         kind,

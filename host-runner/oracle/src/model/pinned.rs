@@ -21,9 +21,9 @@ fn pinned(old: Option<ModelState>) -> ModelState {
                 executable: true, ..
             },
         ) => code,
-        Some(
-            ModelState::PresentRam { writable, .. } | ModelState::PinnedRam { writable },
-        ) => ModelState::PinnedRam { writable },
+        Some(ModelState::PresentRam { writable, .. } | ModelState::PinnedRam { writable }) => {
+            ModelState::PinnedRam { writable }
+        }
         // Swapped pages come back now, file pages become anonymous: both
         // writable, as a swap-in or the convert to usable RAM leave them.
         Some(ModelState::OnSwap { .. } | ModelState::PresentMmap { .. }) => {

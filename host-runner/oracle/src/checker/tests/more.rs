@@ -174,7 +174,7 @@ fn nx_is_set_on_data_and_clear_only_on_code_w_xor_x() {
     let at = c.img.entry_addr(RO, 1);
     c.img
         .write_u64(at, (c.img.read_u64(at) & !NX & !(7 << 9)) | 2 << 9);
-    assert_broken_among(&run(&c), 4, "file page executable (NX clear)");
+    assert_broken_among(&run(&c), 4, "executable entry that is not usable RAM");
 }
 
 #[test]

@@ -85,7 +85,10 @@ fn a_convert_to_pinned_needs_a_frame_per_swapped_page_and_unpins_back() {
     );
     assert_eq!(
         m.state(0x1000),
-        Some(ModelState::PresentRam { writable: true })
+        Some(ModelState::PresentRam {
+            writable: true,
+            executable: false
+        })
     );
     assert_eq!(m.state(0x2000), Some(ModelState::AllocOnWrite));
 }
