@@ -70,7 +70,9 @@
 //! entry in its paging-structure caches and walk on to the frame), before
 //! the frame can be freed or reused. Converting a whole 2 MiB of untouched
 //! space to usable RAM, and back, costs one entry instead of a table's
-//! 512.
+//! 512. Pinned pages have no such form: a `Convert → PinnedRam` of pages
+//! under a whole entry makes it a table entry first (taking no frame, so
+//! the needed tables are the same), then pins the 512 entries.
 //!
 //! The PML4 slots in [`crate::Hello::reserved_pml4_slots`] (the direct map and
 //! the kernel image) are the kernel's own and may use huge pages; their

@@ -37,8 +37,10 @@
 //! 8. the request's state rule (below) → `InvalidState { addr }` with the
 //!    lowest offending page;
 //! 9. `free_frames < frames needed` (data frames + needed tables) →
-//!    `OutOfMemory`. A request that needs no frame (a `Convert` or
-//!    `MapFile` whose tables all exist) never fails here.
+//!    `OutOfMemory`. A request that needs no frame (a `Convert` to usable
+//!    RAM or unusable, or a `MapFile`, whose tables all exist) never fails
+//!    here; a `Convert → PinnedRam` also needs a frame for each page of its
+//!    range on swap (*Pinned RAM*).
 //!
 //! `Write` and `Read` check, in order: `len > MAX_TOUCH_LEN` → `TooLarge`;
 //! `len == 0` → `Done` / the checksum of no bytes, with no other check; then
@@ -144,14 +146,19 @@
 //!   it, present mmap *private* (writable); present mmap clean → a fault
 //!   makes it private in place (same frame, no frame taken; not counted in
 //!   `faults_resolved`). The file's image never changes. With no frame left
-//!   after reclaim: `Fault { reason: OutOfMemory }`.
+//!   after reclaim: `Fault { reason: OutOfMemory }`. Pinned RAM as usable
+//!   RAM, staying pinned: pinned allocate-on-write → a fault allocates a
+//!   zeroed frame (pinned present RAM, writable; counted in
+//!   `faults_resolved`); pinned present writable → stored; pinned present
+//!   read-only → `Fault { reason: ReadOnly }`.
 //!   Kernel `Write`s may also name bytes in the heap region, if all of them
 //!   lie in one live block the host got from `Kmalloc` (else `Reserved`, as
 //!   any other heap byte).
 //! - **Read** `addr, len`: as `Write`, loading instead of storing: read-only
 //!   pages read fine, allocate-on-write pages are allocated (zero-filled) on
 //!   read too, swapped pages come back as on a write, a not-present mmap
-//!   page is loaded *clean* (present mmap, not private). Success answers the
+//!   page is loaded *clean* (present mmap, not private), a pinned
+//!   allocate-on-write page becomes pinned present RAM. Success answers the
 //!   [`crate::pattern::checksum`] of the bytes. The same heap rule applies.
 //! - **Query** `addr, pages`: each page's state; changes nothing.
 //! - **AllocFrames** `count, contiguous`: `count == 0` → `ZeroCount`;
@@ -248,8 +255,9 @@
 //! state.
 //!
 //! # Pinned RAM
-//! Pinned (never-swap) RAM is usable RAM that neither `Evict` nor the
-//! pressure path ever sends out: the clock passes its pages as it passes
+//! Pinned (never-swap) RAM is an area type of its own that behaves as
+//! usable RAM, except that neither `Evict` nor the pressure path ever
+//! sends its pages out: the clock passes them as it passes
 //! read-only present RAM (no second chance given, their accessed bits left
 //! as they are), and no reclaim event ever names one. Everything else is as
 //! for usable RAM: pinned present pages count in `present_pages`, pinned

@@ -245,3 +245,29 @@ fn a_convert_to_pinned_brings_swapped_pages_back() {
     assert_eq!(query(&mut m, ANON, 3), before);
     check(&mut m);
 }
+
+/// Pinned pages have no whole-table form: pinning pages under a whole
+/// allocate-on-write PD entry makes it a page table first, taking no frame
+/// (the entry's frame is the table's), and every step leaves the tables as
+/// the oracle's checker reads them valid.
+#[test]
+fn pinning_under_a_whole_allocate_on_write_entry_takes_no_frame() {
+    let mut m = SimMachine::new(256);
+    let boot = stats(&mut m).boot_free_frames;
+    let base = 0x4000_0000; // 2 MiB aligned: one whole PD entry
+    convert(&mut m, base, 512, AreaType::UsableRam);
+    let before = stats(&mut m);
+    assert_eq!(
+        req(&mut m, to(base + 0x1000, 1, AreaType::PinnedRam)),
+        Response::Done
+    );
+    let after = stats(&mut m);
+    let counts = |s: Stats| (s.page_table_frames, s.free_frames, s.alloc_on_write_pages);
+    assert_eq!(counts(after), counts(before));
+    check(&mut m);
+    for t in [AreaType::PinnedRam, AreaType::UsableRam, AreaType::Unusable] {
+        assert_eq!(req(&mut m, to(base, 512, t)), Response::Done, "{t:?}");
+        check(&mut m);
+    }
+    assert_eq!(stats(&mut m).free_frames, boot);
+}

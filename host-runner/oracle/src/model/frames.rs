@@ -181,7 +181,9 @@ impl Model {
     ) -> Result<(), String> {
         for (vpn, st) in (first..).zip(states) {
             let frame = match *st {
-                PageState::PresentRam { frame, .. } | PageState::PresentMmap { frame, .. } => frame,
+                PageState::PresentRam { frame, .. }
+                | PageState::PresentMmap { frame, .. }
+                | PageState::PinnedRam { frame, .. } => frame,
                 _ => continue,
             };
             if frame % PAGE_SIZE != 0 {

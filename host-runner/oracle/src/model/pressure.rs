@@ -98,9 +98,11 @@ impl Model {
 
     /// The possible outcomes of a request needing `need` frames for pages
     /// `first..end`.
-    /// A need above `free_frames + present_pages + heap_pages` (all that
-    /// reclaim could ever free; the sum is `boot_free - tables - host`,
-    /// known exactly) fails at once, reclaiming nothing.
+    /// A need above `free_frames + present_pages + heap_pages` (a bound on
+    /// what reclaim could ever free: it counts read-only and pinned pages,
+    /// which are never sent out, as the spec's bound does; the sum is
+    /// `boot_free - tables - host`, known exactly) fails at once,
+    /// reclaiming nothing.
     pub(super) fn outcome(&self, need: u64, first: u64, end: u64) -> Outcome {
         let hopeless = self
             .hello
