@@ -10,10 +10,18 @@ use crate::frame_alloc::FrameAllocator;
 use crate::paging::PageTables;
 use crate::pte::Pte;
 use crate::validate;
+use x86_64::structures::paging::PhysFrame;
 
 use super::Vmm;
 
 impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
+    /// A frame from the allocator, every byte `fill`.
+    fn filled_frame(&mut self, fill: u8) -> Result<PhysFrame, MapError> {
+        let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
+        self.pt.mem().frame_bytes(frame).fill(fill);
+        Ok(frame)
+    }
+
     /// Test support: puts the page at canonical `addr` in `state` whatever it
     /// was (its old frame freed; a present state gets a fresh frame filled
     /// with `fill`, its `frame` field ignored; a present mmap page records
@@ -37,8 +45,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 executable,
                 ..
             } => {
-                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
-                self.pt.mem().frame_bytes(frame).fill(fill);
+                let frame = self.filled_frame(fill)?;
                 Pte::PresentRam {
                     frame,
                     writable,
@@ -46,15 +53,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 }
             }
             Pte::PinnedRam { writable, .. } => {
-                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
-                self.pt.mem().frame_bytes(frame).fill(fill);
+                let frame = self.filled_frame(fill)?;
                 Pte::PinnedRam { frame, writable }
             }
             Pte::PresentMmap {
                 writable, private, ..
             } => {
-                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
-                self.pt.mem().frame_bytes(frame).fill(fill);
+                let frame = self.filled_frame(fill)?;
                 self.set_frame_info(frame, Some((0, 0)));
                 Pte::PresentMmap {
                     frame,
@@ -63,8 +68,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 }
             }
             Pte::OnSwap { .. } => {
-                let frame = self.pt.frames_mut().alloc().ok_or(MapError::OutOfMemory)?;
-                self.pt.mem().frame_bytes(frame).fill(fill);
+                let frame = self.filled_frame(fill)?;
                 let slot = self
                     .swap
                     .as_mut()

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use protocol::PageState;
+
 /// Page-table levels below the PML4, as the number of page-number bits one
 /// table of that level covers: PT (512 pages), PD, PDPT.
 const TABLE_SHIFTS: [u32; 3] = [9, 18, 27];
@@ -29,6 +31,39 @@ pub enum ModelState {
 }
 
 impl ModelState {
+    /// What `Query` answers for a page in state `st` (`None`: unusable)
+    /// whose present frame, if it has one, is `frame`.
+    pub fn answer(st: Option<ModelState>, frame: u64) -> PageState {
+        match st {
+            None => PageState::Unusable,
+            Some(ModelState::PresentRam {
+                writable,
+                executable,
+            }) => PageState::PresentRam {
+                writable,
+                executable,
+                frame,
+            },
+            Some(ModelState::AllocOnWrite) => PageState::AllocOnWrite,
+            Some(ModelState::PinnedRam { writable }) => PageState::PinnedRam { writable, frame },
+            Some(ModelState::PinnedAllocOnWrite) => PageState::PinnedAllocOnWrite,
+            Some(ModelState::OnSwap { slot }) => PageState::OnSwap { slot },
+            Some(ModelState::PresentMmap {
+                file,
+                page,
+                private,
+            }) => PageState::PresentMmap {
+                file,
+                page,
+                private,
+                frame,
+            },
+            Some(ModelState::NotPresentMmap { file, page }) => {
+                PageState::NotPresentMmap { file, page }
+            }
+        }
+    }
+
     /// Writable, not executable present RAM: what a touch, a swap-in or a
     /// convert makes.
     pub const DATA: ModelState = ModelState::PresentRam {

@@ -244,35 +244,7 @@ impl Image {
     }
 
     fn page_state(&self, virt: u64, st: Option<ModelState>) -> PageState {
-        let frame = self.leaf(virt) & ADDR;
-        match st {
-            None => PageState::Unusable,
-            Some(ModelState::PresentRam {
-                writable,
-                executable,
-            }) => PageState::PresentRam {
-                writable,
-                executable,
-                frame,
-            },
-            Some(ModelState::AllocOnWrite) => PageState::AllocOnWrite,
-            Some(ModelState::PinnedRam { writable }) => PageState::PinnedRam { writable, frame },
-            Some(ModelState::PinnedAllocOnWrite) => PageState::PinnedAllocOnWrite,
-            Some(ModelState::OnSwap { slot }) => PageState::OnSwap { slot },
-            Some(ModelState::PresentMmap {
-                file,
-                page,
-                private,
-            }) => PageState::PresentMmap {
-                file,
-                page,
-                private,
-                frame,
-            },
-            Some(ModelState::NotPresentMmap { file, page }) => {
-                PageState::NotPresentMmap { file, page }
-            }
-        }
+        ModelState::answer(st, self.leaf(virt) & ADDR)
     }
 
     /// `Evict` of pages `first..end`: every page it may send out, in order,

@@ -2,7 +2,7 @@
 //! model accepts the answers it predicts.
 
 use proptest::prelude::*;
-use protocol::{AreaType, FrameRun, PageState, Privilege, Request, Response};
+use protocol::{AreaType, FrameRun, Privilege, Request, Response};
 
 use super::{hello, BOOT_FREE, HEAP, KSPACE, VALLOC};
 use crate::model::{Model, ModelState, Prediction};
@@ -148,19 +148,17 @@ impl Guest {
                     return None;
                 };
                 let pages = states.iter().zip((addr >> 12)..).map(|(s, vpn)| match *s {
-                    None => PageState::Unusable,
-                    Some(ModelState::PresentRam {
-                        writable,
-                        executable,
-                    }) => PageState::PresentRam {
-                        writable,
-                        executable,
-                        frame: m
-                            .page_frames
-                            .get(&vpn)
-                            .map_or_else(|| self.frame(), |f| f << 12),
-                    },
-                    Some(ModelState::AllocOnWrite) => PageState::AllocOnWrite,
+                    st
+                    @ (None | Some(ModelState::PresentRam { .. } | ModelState::AllocOnWrite)) => {
+                        let frame = match st {
+                            Some(ModelState::PresentRam { .. }) => m
+                                .page_frames
+                                .get(&vpn)
+                                .map_or_else(|| self.frame(), |f| f << 12),
+                            _ => 0,
+                        };
+                        ModelState::answer(st, frame)
+                    }
                     Some(other) => panic!("no request makes {other:?}"),
                 });
                 Response::Pages(pages.collect())
