@@ -74,6 +74,19 @@
 //! under a whole entry makes it a table entry first (taking no frame, so
 //! the needed tables are the same), then pins the 512 entries.
 //!
+//! ## Address spaces
+//!
+//! Each address space has its PML4 (`Hello::page_table_root` for space 0,
+//! the `root` of `CreateSpace`'s answer for the others; CR3 holds the
+//! current space's). Between requests, entries 256–511 of every space's
+//! PML4 equal space 0's: one kernel half, its PDPTs shared, not copied
+//! (the VMM writes a kernel PML4 entry into every live space's PML4 when
+//! it makes or frees the PDPT below it). Entries 0–255 are the space's own
+//! user half, under the rules above. The PML4 of a space other than 0 is
+//! a table of the managed space: in use in the bitmap and counted in
+//! `page_table_frames`, even while its user half is empty; it is freed
+//! with its space.
+//!
 //! The PML4 slots in [`crate::Hello::reserved_pml4_slots`] (the direct map and
 //! the kernel image) are the kernel's own and may use huge pages; their
 //! tables are boot reservations.
@@ -89,7 +102,7 @@
 //! [`crate::Hello::boot_reserved`].
 //!
 //! A frame is in use exactly when one of these owns it: a boot reservation,
-//! a page table of the managed space, a present page of the managed space,
+//! a page table of the managed space (a space's PML4 included), a present page of the managed space,
 //! the host (through `AllocFrames`), or a present heap page. The heap's
 //! page tables are made at boot and never freed: they are boot reservations
 //! (listed in `boot_reserved`).

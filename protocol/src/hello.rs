@@ -45,8 +45,12 @@ pub struct Hello {
     pub total_frames: u64,
     /// Frames free after boot (and after every `Reset`).
     pub boot_free_frames: u64,
-    /// Physical address of the PML4 (the value in CR3).
+    /// Physical address of space 0's PML4 (the value in CR3 at boot and
+    /// after `Reset`; see `semantics`, **Address spaces**).
     pub page_table_root: u64,
+    /// How many address spaces may exist at once, space 0 included: space
+    /// numbers are `0..max_spaces`.
+    pub max_spaces: u16,
     /// The direct map: virtual `direct_map_offset + p` maps physical `p`.
     pub direct_map_offset: u64,
     /// The frame allocator's bitmap (format: [`crate::formats`]).

@@ -172,6 +172,18 @@ pub enum Request {
     Kfree { addr: u64, privilege: Privilege },
     /// Returns the frames of every wholly free present heap page. Kernel only.
     HeapScavenge { privilege: Privilege },
+
+    /// Makes a new address space: a PML4 of its own whose user half is
+    /// empty and whose kernel half is the kernel's (`semantics`, **Address
+    /// spaces**). Answered with `Space`. Kernel only.
+    CreateSpace { privilege: Privilege },
+    /// Makes `space` the current address space (CR3): every range request,
+    /// touch and fault after it acts on its user half. Kernel only.
+    SwitchSpace { space: u16, privilege: Privilege },
+    /// Frees every user page, swap slot and table of `space` and its PML4;
+    /// the kernel half is untouched. Not space 0, not the current space.
+    /// Kernel only.
+    DestroySpace { space: u16, privilege: Privilege },
 }
 
 impl Request {
@@ -207,7 +219,10 @@ impl Request {
             | Request::Evict { privilege, .. }
             | Request::Kmalloc { privilege, .. }
             | Request::Kfree { privilege, .. }
-            | Request::HeapScavenge { privilege } => Some(*privilege),
+            | Request::HeapScavenge { privilege }
+            | Request::CreateSpace { privilege }
+            | Request::SwitchSpace { privilege, .. }
+            | Request::DestroySpace { privilege, .. } => Some(*privilege),
             Request::Hello
             | Request::Ping { .. }
             | Request::Batch(_)

@@ -50,6 +50,9 @@ pub enum Response {
     Kmalloc { addr: u64 },
     /// Answer to `HeapScavenge`: heap pages whose frames were returned.
     Scavenged { pages: u64 },
+    /// Answer to `CreateSpace`: the new space's number and the physical
+    /// address of its PML4 (its CR3 value).
+    Space { space: u16, root: u64 },
     /// `response`, preceded by the reclaims the guest made since the
     /// previous answer was built (see `semantics`, "Reclaim events"). Never
     /// nested; inside a `Batch` each element carries its own.
@@ -272,5 +275,13 @@ errors! {
         /// `Map` asked for pages both writable and executable: no page is
         /// ever both (W^X).
         WriteAndExecute,
+        /// `SwitchSpace` or `DestroySpace` named a space that does not
+        /// exist.
+        NoSuchSpace,
+        /// `CreateSpace` found every space number of `Hello::max_spaces`
+        /// in use.
+        TooManySpaces,
+        /// `DestroySpace` named space 0 (the kernel's) or the current space.
+        SpaceInUse,
     }
 }

@@ -71,7 +71,8 @@ fn fields(tag: u64) -> Option<&'static [Field]> {
         17 => &[V, V, B, V, V],             // MapFile
         18 | 19 => &[V, V, V],              // Evict, Kmalloc
         20 => &[V, V],                      // Kfree
-        21 => &[V],                         // HeapScavenge
+        21 | 22 => &[V],                    // HeapScavenge, CreateSpace
+        23 | 24 => &[V, V],                 // SwitchSpace, DestroySpace
         _ => return None,
     })
 }

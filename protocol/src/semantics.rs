@@ -50,8 +50,9 @@
 //! before any other check (W^X: no page is ever writable and executable).
 //!
 //! Kernel-only requests (`Panic`, `AllocFrames`, `FreeFrames`, `Valloc`,
-//! `Vfree`, `Reset`, `Kmalloc`, `Kfree`, `HeapScavenge`) made as `User`
-//! answer `PermissionDenied` before any other check.
+//! `Vfree`, `Reset`, `Kmalloc`, `Kfree`, `HeapScavenge`, `CreateSpace`,
+//! `SwitchSpace`, `DestroySpace`) made as `User` answer `PermissionDenied`
+//! before any other check.
 //!
 //! Step 9 in version 2: "free frames" means the free frames after the guest
 //! reclaimed what it could (see *Memory pressure*): the guest answers
@@ -254,6 +255,42 @@
 //! takes a `Convert → Unusable` first. Convert never fails for a page's
 //! state.
 //!
+//! # Address spaces
+//! The guest has up to `Hello::max_spaces` address spaces, numbered
+//! `0..max_spaces`. Space 0 is the kernel's: it exists from boot, its PML4
+//! is `Hello::page_table_root`, and it is never destroyed. Exactly one
+//! space is *current* (the one in CR3): space 0 at boot and after `Reset`.
+//! - Every space has a user half of its own; they all share one kernel
+//!   half. A request, touch or fault at a user address acts on the
+//!   current space's page; at a kernel address, on the one kernel page,
+//!   whatever space is current. So a page is named by its address and, in
+//!   the user half, by the space that was current.
+//! - **CreateSpace** (kernel): every number `1..max_spaces` in use →
+//!   `TooManySpaces`; then step 9 with one frame (the new PML4, with the
+//!   reserve of *Memory pressure*) → `OutOfMemory`. The new space takes
+//!   the lowest unused number; its user half is empty, its kernel half is
+//!   the kernel's. Answers `Space { space, root }`, `root` the physical
+//!   address of its PML4. The current space does not change.
+//! - **SwitchSpace** `space` (kernel): `space` does not exist →
+//!   `NoSuchSpace`. Makes it current (switching to the current space is
+//!   allowed and changes nothing). Answers `Done`; no page changes, and no
+//!   translation of the previous space's user half survives it (see
+//!   *Stale translations*).
+//! - **DestroySpace** `space` (kernel): `space` does not exist →
+//!   `NoSuchSpace`; space 0 or the current space → `SpaceInUse`. Every user
+//!   page of the space becomes unusable as `Unmap` would make it (frames,
+//!   swap slots and frame-info records freed; no reclaim event), and its
+//!   tables and PML4 are freed. Needs nothing; never fails after those
+//!   checks. Answers `Done`.
+//! - `Reset` destroys every space but 0 and makes space 0 current first.
+//! - Pressure: the clock (*Memory pressure*) sweeps the current space's
+//!   user half and the kernel space, in linear address order from its one
+//!   hand (kept across switches); it never reclaims a page of a space that
+//!   is not current. `Evict` acts on the current space.
+//! - Stats: `present_pages`, `alloc_on_write_pages` and `swap_slots_used`
+//!   count the pages of every space; `page_table_frames` counts every
+//!   space's tables and the PML4 of every space but 0.
+//!
 //! # Pinned RAM
 //! Pinned (never-swap) RAM is an area type of its own that behaves as
 //! usable RAM, except that neither `Evict` nor the pressure path ever
@@ -273,7 +310,10 @@
 //!
 //! # Stale translations
 //! The CPU may cache the translation of any page a `Write` or `Read` touched
-//! (since boot or the last `Reset`) until the VMM invalidates it. Before an
+//! (since boot or the last `Reset`) until the VMM invalidates it. After a
+//! `SwitchSpace`, the guest reads one byte of every touched user page not
+//! present in the new current space: each read must fault (a translation
+//! of the previous space survived the switch otherwise). Before an
 //! `Unmap`, a `Convert`, an `Evict` or a `Reset` runs, the guest reads one
 //! byte of each such page of the request's range that is present (every
 //! touched page for `Reset`, and for `Reset` also of every touched page

@@ -103,6 +103,17 @@ fn every_request() -> Vec<Request> {
         Request::HeapScavenge {
             privilege: Privilege::Kernel,
         },
+        Request::CreateSpace {
+            privilege: Privilege::Kernel,
+        },
+        Request::SwitchSpace {
+            space: 3,
+            privilege: Privilege::User,
+        },
+        Request::DestroySpace {
+            space: u16::MAX,
+            privilege: Privilege::Kernel,
+        },
     ]
 }
 
@@ -114,6 +125,7 @@ fn every_response() -> Vec<Response> {
             total_frames: 32768,
             boot_free_frames: 30000,
             page_table_root: 0x10_1000,
+            max_spaces: 16,
             direct_map_offset: 0xffff_8000_0000_0000,
             frame_bitmap: PhysRange {
                 start: 0x20_0000,
@@ -239,6 +251,10 @@ fn every_response() -> Vec<Response> {
             addr: 0xffff_c000_0000_1000,
         },
         Response::Scavenged { pages: 2 },
+        Response::Space {
+            space: 15,
+            root: 0x7fff_f000,
+        },
         Response::Reclaimed {
             events: vec![
                 Reclaim::Swapped {

@@ -91,6 +91,15 @@ fn samples() -> Vec<Request> {
             privilege: k,
         },
         Request::HeapScavenge { privilege: k },
+        Request::CreateSpace { privilege: k },
+        Request::SwitchSpace {
+            space: u16::MAX,
+            privilege: k,
+        },
+        Request::DestroySpace {
+            space: u16::MAX,
+            privilege: k,
+        },
     ]
 }
 
@@ -121,6 +130,9 @@ fn the_scan_agrees_with_postcard_on_every_variant() {
             Request::Kmalloc { .. } => 19,
             Request::Kfree { .. } => 20,
             Request::HeapScavenge { .. } => 21,
+            Request::CreateSpace { .. } => 22,
+            Request::SwitchSpace { .. } => 23,
+            Request::DestroySpace { .. } => 24,
         };
         assert_eq!(index, i, "request samples out of order");
         let bytes = postcard::to_allocvec(sample).unwrap();
