@@ -79,6 +79,9 @@ pub enum Expect {
     Kmalloc(#[serde_as(as = "Hex")] u64),
     /// `{"scavenged":N}`: `HeapScavenge` freed N heap pages.
     Scavenged(#[serde_as(as = "Count")] u64),
+    /// `{"space":N}`: `CreateSpace` made space N (its root, the guest's
+    /// choice, is not matched).
+    Space(#[serde_as(as = "Count")] u16),
     /// A kind of answer with any content: `"done"`, `"hello"`, `"error"`…
     #[serde(skip)]
     Kind(AnswerKind),
@@ -174,6 +177,7 @@ impl Expect {
             ) => swapped.is_none_or(|x| x == *s) && dropped.is_none_or(|x| x == *d),
             (Expect::Kmalloc(x), Response::Kmalloc { addr }) => x == addr,
             (Expect::Scavenged(n), Response::Scavenged { pages }) => n == pages,
+            (Expect::Space(n), Response::Space { space, .. }) => n == space,
             _ => false,
         }
     }
@@ -190,6 +194,7 @@ impl Expect {
             },
             Response::Kmalloc { addr } => Expect::Kmalloc(*addr),
             Response::Scavenged { pages } => Expect::Scavenged(*pages),
+            Response::Space { space, .. } => Expect::Space(*space),
             Response::Pong { nonce } => Expect::Pong(*nonce),
             Response::Checksum { checksum } => Expect::Checksum(*checksum),
             Response::Fault {

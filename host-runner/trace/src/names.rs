@@ -52,7 +52,7 @@ names!(
     AnswerKind { Hello = "hello", Pong = "pong", Done = "done", Checksum = "checksum", Fault = "fault",
     Pages = "pages", Frames = "frames", Valloc = "valloc", Stats = "stats", Error = "error",
     BadFrame = "bad_frame", Batch = "batch", Evicted = "evicted", Kmalloc = "kmalloc",
-    Scavenged = "scavenged", Reclaimed = "reclaimed", Stale = "stale" }
+    Scavenged = "scavenged", Reclaimed = "reclaimed", Stale = "stale", Space = "space" }
 );
 names!(
     /// A [`protocol::Error`] without its data.
@@ -61,7 +61,8 @@ names!(
     PermissionDenied = "permission_denied", Reserved = "reserved", InvalidState = "invalid_state",
     OutOfMemory = "out_of_memory", OutOfRange = "out_of_range", NotOwned = "not_owned",
     NoVirtualSpace = "no_virtual_space", NestedBatch = "nested_batch", NoSuchFile = "no_such_file",
-    BeyondFile = "beyond_file", BatchCut = "batch_cut", WriteAndExecute = "write_and_execute" }
+    BeyondFile = "beyond_file", BatchCut = "batch_cut", WriteAndExecute = "write_and_execute",
+    NoSuchSpace = "no_such_space", TooManySpaces = "too_many_spaces", SpaceInUse = "space_in_use" }
 );
 names!(
     /// A [`PageState`] without frames and slots (which the host does not
@@ -128,7 +129,8 @@ impl StatField {
 
 same_variants!(ErrorCode <-> ErrorKind { ZeroCount, TooLarge, Misaligned, NonCanonical, Overflow,
     CrossesCanonicalHole, PermissionDenied, Reserved, InvalidState, OutOfMemory, OutOfRange, NotOwned,
-    NoVirtualSpace, NestedBatch, NoSuchFile, BeyondFile, BatchCut, WriteAndExecute });
+    NoVirtualSpace, NestedBatch, NoSuchFile, BeyondFile, BatchCut, WriteAndExecute, NoSuchSpace,
+    TooManySpaces, SpaceInUse });
 
 impl ErrorCode {
     /// The code of `e`, and its address (`invalid_state`) or frame
@@ -199,6 +201,7 @@ impl AnswerKind {
             Response::Scavenged { .. } => AnswerKind::Scavenged,
             Response::Reclaimed { .. } => AnswerKind::Reclaimed,
             Response::Stale { .. } => AnswerKind::Stale,
+            Response::Space { .. } => AnswerKind::Space,
         }
     }
 }

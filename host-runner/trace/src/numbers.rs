@@ -66,6 +66,7 @@ macro_rules! integers {
 integers! {
     u64: |v| v, Ok::<u64, ()>, "below 2^64";
     u32: u64::from, u32::try_from, "below 2^32";
+    u16: u64::from, u16::try_from, "from 0 to 65535";
     u8: u64::from, u8::try_from, "from 0 to 255";
     usize: |v| v as u64, usize::try_from, "below 2^64";
 }

@@ -55,10 +55,12 @@ macro_rules! ops {
         }
 
         impl OpKind {
+            /// How many kinds there are.
+            pub const COUNT: usize = 23;
             /// Every kind, in declaration order.
-            pub const ALL: [OpKind; 20] = [$(OpKind::$name,)*];
+            pub const ALL: [OpKind; Self::COUNT] = [$(OpKind::$name,)*];
             /// The `"op"` names of a trace line, in the order of [`OpKind::ALL`].
-            pub const NAMES: [&'static str; 20] = [$($text,)*];
+            pub const NAMES: [&'static str; Self::COUNT] = [$($text,)*];
         }
 
         impl Op {
@@ -175,6 +177,18 @@ ops! {
         #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
     } = "kfree",
     HeapScavenge { #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege } = "heap_scavenge",
+    /// Makes an address space (kernel only); answered `{"space":N}`.
+    CreateSpace { #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege } = "create_space",
+    /// Makes `space` current: later user addresses are its (kernel only).
+    SwitchSpace {
+        #[serde_as(as = "Count")] space: u16,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "switch_space",
+    /// Destroys `space` and everything in its user half (kernel only).
+    DestroySpace {
+        #[serde_as(as = "Count")] space: u16,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "destroy_space",
 }
 
 fn kernel() -> Privilege {

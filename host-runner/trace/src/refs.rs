@@ -79,7 +79,10 @@ pub fn target_mut(op: &mut Op) -> Option<&mut u64> {
         | Op::Stats
         | Op::Reset { .. }
         | Op::Kmalloc { .. }
-        | Op::HeapScavenge { .. } => None,
+        | Op::HeapScavenge { .. }
+        | Op::CreateSpace { .. }
+        | Op::SwitchSpace { .. }
+        | Op::DestroySpace { .. } => None,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::op::OpKind;
 /// In a trace header: a map from operation name to weight, kinds at 0
 /// left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Weights(pub [u32; 20]);
+pub struct Weights(pub [u32; OpKind::COUNT]);
 
 impl Serialize for Weights {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -34,7 +34,7 @@ impl Serialize for Weights {
 impl<'de> Deserialize<'de> for Weights {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let map = BTreeMap::<String, u32>::deserialize(d)?;
-        let mut w = Weights([0; 20]);
+        let mut w = Weights([0; OpKind::COUNT]);
         for (name, weight) in map {
             let Some(&k) = OpKind::ALL.iter().find(|k| k.name() == name) else {
                 return Err(de::Error::custom(format!(
@@ -60,7 +60,7 @@ impl Weights {
 
     /// Every kind equally likely (`panic` included).
     pub fn uniform() -> Self {
-        Weights([1; 20])
+        Weights([1; OpKind::COUNT])
     }
 
     /// Swarm testing (Groce et al., ISSTA 2012): weights drawn from these,
@@ -95,9 +95,9 @@ impl Default for Weights {
     /// Mostly memory operations; no `panic` (it would end every run).
     fn default() -> Self {
         // hello ping panic map unmap convert write read query alloc free valloc vfree stats reset
-        // map_file evict kmalloc kfree heap_scavenge
+        // map_file evict kmalloc kfree heap_scavenge create_space switch_space destroy_space
         Weights([
-            1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1, 8, 4, 5, 4, 2,
+            1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1, 8, 4, 5, 4, 2, 2, 4, 1,
         ])
     }
 }

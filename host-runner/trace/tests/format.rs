@@ -95,6 +95,15 @@ fn every_op() -> Vec<Op> {
             privilege: Kernel,
         },
         Op::HeapScavenge { privilege: Kernel },
+        Op::CreateSpace { privilege: Kernel },
+        Op::SwitchSpace {
+            space: 3,
+            privilege: User,
+        },
+        Op::DestroySpace {
+            space: u16::MAX,
+            privilege: Kernel,
+        },
     ]
 }
 
@@ -144,6 +153,11 @@ fn every_expect() -> Vec<Expect> {
         },
         Expect::Kmalloc(0xffff_c000_0100_0000),
         Expect::Scavenged(1),
+        Expect::Space(15),
+        Expect::Error {
+            code: ErrorCode::SpaceInUse,
+            at: None,
+        },
     ]
 }
 
@@ -215,7 +229,7 @@ fn written_lines_look_as_documented() {
     );
     assert_eq!(
         t.to_text(),
-        "{\"format\":\"vmmfuzz-trace\",\"version\":6,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
+        "{\"format\":\"vmmfuzz-trace\",\"version\":7,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
          {\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":8448,\"to\":\"usable_ram\",\"as\":\"user\"}\n"
     );
 }
@@ -340,10 +354,10 @@ fn malformed_headers() {
             "\"vmmfuzz-trace\"",
         ),
         (
-            "{\"format\":\"vmmfuzz-trace\",\"version\":7}",
+            "{\"format\":\"vmmfuzz-trace\",\"version\":8}",
             1,
             Some("version"),
-            "unsupported version 7: this build reads versions 1, 2, 3, 4, 5 and 6",
+            "unsupported version 8: this build reads versions 1, 2, 3, 4, 5, 6 and 7",
         ),
         (
             "{\"format\":\"vmmfuzz-trace\"}",
@@ -476,14 +490,14 @@ fn error_messages_read_as_documented() {
         "line 2: invalid JSON at column 28: EOF while parsing a value"
     );
     assert_eq!(
-        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":7}")
+        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":8}")
             .unwrap_err()
             .to_string(),
-        "line 1: field \"version\": unsupported version 7: this build reads versions 1, 2, 3, 4, 5 and 6"
+        "line 1: field \"version\": unsupported version 8: this build reads versions 1, 2, 3, 4, 5, 6 and 7"
     );
     assert_eq!(
         parse_str("# nothing\n").unwrap_err().to_string(),
-        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":6}"
+        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":7}"
     );
 }
 
@@ -510,7 +524,7 @@ fn older_traces_still_read_and_new_ones_are_the_current_version() {
         assert_eq!(t.len(), 1);
         assert!(t
             .to_text()
-            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":6"));
+            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":7"));
     }
 }
 

@@ -69,7 +69,7 @@ fn every_kind_appears_and_default_weights_never_panic() {
         },
     );
     assert!(t.entries.iter().all(|e| e.op.kind() != OpKind::Panic));
-    let only_maps = Weights([0; 20]).set(OpKind::Map, 1);
+    let only_maps = Weights([0; OpKind::COUNT]).set(OpKind::Map, 1);
     let t = generate(
         1,
         &GenConfig {
@@ -162,7 +162,7 @@ fn addresses_hit_what_breaks_vmms() {
 
 #[test]
 fn stepping_uses_the_answers() {
-    let only = Weights([0; 20])
+    let only = Weights([0; OpKind::COUNT])
         .set(OpKind::AllocFrames, 1)
         .set(OpKind::FreeFrames, 3)
         .set(OpKind::Valloc, 1)
@@ -260,7 +260,7 @@ fn map_file_aims_at_the_guests_files_and_past_them() {
             seed: 2,
         },
     ];
-    let only = Weights([0; 20]).set(OpKind::MapFile, 1);
+    let only = Weights([0; OpKind::COUNT]).set(OpKind::MapFile, 1);
     let t = generate(
         11,
         &GenConfig {
@@ -315,7 +315,7 @@ fn map_file_aims_at_the_guests_files_and_past_them() {
 
 #[test]
 fn the_heap_operations_use_the_blocks_the_guest_handed_out() {
-    let only = Weights([0; 20])
+    let only = Weights([0; OpKind::COUNT])
         .set(OpKind::Kmalloc, 2)
         .set(OpKind::Kfree, 2)
         .set(OpKind::Write, 2)
@@ -400,6 +400,7 @@ fn absurd_answers_do_not_crash_the_generator() {
         total_frames: u64::MAX,
         boot_free_frames: u64::MAX,
         page_table_root: 0,
+        max_spaces: u16::MAX,
         direct_map_offset: u64::MAX,
         frame_bitmap: r,
         boot_reserved: vec![r],
@@ -439,7 +440,7 @@ fn absurd_answers_do_not_crash_the_generator() {
 /// take at most `MAX_ALLOC_FRAMES`), counting what each answer took.
 #[test]
 fn the_allocator_is_drained_to_its_last_frame() {
-    let only = Weights([0; 20])
+    let only = Weights([0; OpKind::COUNT])
         .set(OpKind::AllocFrames, 4)
         .set(OpKind::Stats, 1);
     for seed in 0..5 {
@@ -477,4 +478,89 @@ fn the_allocator_is_drained_to_its_last_frame() {
             });
         }
     }
+}
+
+/// Address spaces: the generator creates, switches and destroys spaces it
+/// believes exist (numbers handed out lowest first, as the guest does),
+/// mostly aims switches and destroys at live spaces (some at space 0, the
+/// current one or one that cannot exist, to reach every refusal), and
+/// often touches what it wrote before right after a switch, through the
+/// new space.
+#[test]
+fn spaces_are_created_switched_destroyed_and_touched_across() {
+    let only = Weights([0; OpKind::COUNT])
+        .set(OpKind::Map, 2)
+        .set(OpKind::Write, 3)
+        .set(OpKind::CreateSpace, 2)
+        .set(OpKind::SwitchSpace, 3)
+        .set(OpKind::DestroySpace, 1);
+    let ops = generate(
+        11,
+        &GenConfig {
+            ops: 3000,
+            weights: only,
+            ..GenConfig::default()
+        },
+    )
+    .ops()
+    .cloned()
+    .collect::<Vec<_>>();
+    // Replay the generator's beliefs as the spec says they go.
+    let mut live: BTreeSet<u16> = BTreeSet::new();
+    let mut current = 0u16;
+    let (mut switches_live, mut switches, mut destroys_live, mut destroys) = (0, 0, 0, 0);
+    let (mut refused_destroys, mut touched_after_switch) = (0, 0);
+    let mut written: BTreeSet<u64> = BTreeSet::new();
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::CreateSpace {
+                privilege: Privilege::Kernel,
+            } => {
+                if let Some(n) = (1..16).find(|n| !live.contains(n)) {
+                    live.insert(n);
+                }
+            }
+            Op::SwitchSpace { space, privilege } => {
+                switches += 1;
+                if privilege == Privilege::Kernel && (space == 0 || live.contains(&space)) {
+                    switches_live += 1;
+                    current = space;
+                    if let Some(Op::Read { addr, .. } | Op::Write { addr, .. }) = ops.get(i + 1) {
+                        touched_after_switch += usize::from(written.contains(addr));
+                    }
+                }
+            }
+            Op::DestroySpace { space, privilege } => {
+                destroys += 1;
+                let ok = privilege == Privilege::Kernel
+                    && space != 0
+                    && space != current
+                    && live.contains(&space);
+                if ok {
+                    destroys_live += 1;
+                    live.remove(&space);
+                } else {
+                    refused_destroys += 1;
+                }
+            }
+            Op::Write { addr, .. } => {
+                written.insert(addr);
+            }
+            _ => {}
+        }
+    }
+    assert!(switches > 100 && destroys > 30, "{switches} {destroys}");
+    assert!(
+        switches_live * 10 >= switches * 7,
+        "most switches aim at a live space: {switches_live}/{switches}"
+    );
+    assert!(
+        destroys_live * 2 >= destroys,
+        "most destroys end a live space: {destroys_live}/{destroys}"
+    );
+    assert!(refused_destroys > 0, "some destroys are refused");
+    assert!(
+        touched_after_switch * 5 >= switches_live,
+        "a switch is often followed by a touch of what was written: {touched_after_switch}/{switches_live}"
+    );
 }

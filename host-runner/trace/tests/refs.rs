@@ -209,11 +209,18 @@ fn a_long_trace_loses_whole_kinds_first() {
     );
 }
 
-const HEADER: &str = r#"{"format":"vmmfuzz-trace","version":6}"#;
+/// A header of the version this build writes, so that a trace reads and
+/// writes back byte for byte.
+fn header() -> String {
+    format!(
+        r#"{{"format":"vmmfuzz-trace","version":{}}}"#,
+        trace::format::FORMAT_VERSION
+    )
+}
 
 fn lines(ops: &[&str]) -> String {
-    std::iter::once(HEADER)
-        .chain(ops.iter().copied())
+    std::iter::once(header())
+        .chain(ops.iter().map(|s| s.to_string()))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -19,7 +19,8 @@ fn a_sequence_config_depends_on_its_seed_alone() {
     for seed in 0..50 {
         assert_eq!(base.for_sequence(seed), base.for_sequence(seed));
     }
-    let distinct: BTreeSet<[u32; 20]> = (0..50).map(|s| base.for_sequence(s).weights.0).collect();
+    let distinct: BTreeSet<[u32; OpKind::COUNT]> =
+        (0..50).map(|s| base.for_sequence(s).weights.0).collect();
     assert!(distinct.len() > 40, "only {} weight sets", distinct.len());
     // Without swarm, the configuration is the campaign's.
     let plain = GenConfig::default();

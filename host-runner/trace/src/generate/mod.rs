@@ -13,6 +13,7 @@ use crate::strategy::{self, Targets, USER_END};
 pub use crate::weights::{GenConfig, Weights};
 
 mod pick;
+mod spaces;
 mod targeted;
 mod v2;
 
@@ -50,6 +51,10 @@ pub struct Generator {
     last: Option<Op>,
     /// Operations generated so far.
     made: usize,
+    /// The address spaces the generator believes exist.
+    spaces: spaces::Spaces,
+    /// An operation that must come next (a touch after a switch).
+    follow: Option<Op>,
 }
 
 fn remember<T>(list: &mut Vec<T>, item: T) {
@@ -77,6 +82,8 @@ impl Generator {
             changed: None,
             last: None,
             made: 0,
+            spaces: spaces::Spaces::default(),
+            follow: None,
         }
     }
 
@@ -107,7 +114,10 @@ impl Generator {
         if let (Some(op), Some(r)) = (self.last.take(), last_response) {
             self.observe(&op, r);
         }
-        let op = self.drain().unwrap_or_else(|| self.pick());
+        let op = self
+            .drain()
+            .or_else(|| self.follow.take())
+            .unwrap_or_else(|| self.pick());
         self.made += 1;
         if let Op::Map { addr, pages, .. }
         | Op::Unmap { addr, pages, .. }

@@ -2,7 +2,7 @@
 //! a kind by the configured weights, then its fields, aimed at what the
 //! generator remembers or drawn from the address space.
 
-use protocol::{AreaType, PAGE_SIZE};
+use protocol::{AreaType, Privilege, PAGE_SIZE};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
@@ -37,9 +37,16 @@ impl Generator {
                 privilege: self.kernel_only(),
             },
             OpKind::Stats => Op::Stats,
-            OpKind::Reset => Op::Reset {
-                privilege: self.kernel_only(),
-            },
+            OpKind::Reset => {
+                let privilege = self.kernel_only();
+                if privilege == Privilege::Kernel {
+                    self.spaces.reset();
+                }
+                Op::Reset { privilege }
+            }
+            OpKind::CreateSpace => self.create_space(),
+            OpKind::SwitchSpace => self.switch_space(),
+            OpKind::DestroySpace => self.destroy_space(),
             OpKind::Map => {
                 let (addr, pages, privilege) = self.range();
                 let writable = self.rng.random_bool(0.8);
