@@ -114,6 +114,7 @@ impl SimMachine {
             total_frames: total,
             boot_free_frames: vmm.stats().boot_free_frames,
             page_table_root: pml4.start_address().as_u64(),
+            max_spaces: layout::MAX_SPACES,
             direct_map_offset: layout::DIRECT_MAP_OFFSET,
             frame_bitmap: PhysRange { start: 0, end: 0 },
             boot_reserved: vec![reserved[0], meta],
