@@ -377,7 +377,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     pub fn reset(&mut self) {
         // Space 0 current (CR3 loaded) before anything else: the other
         // spaces go with the managed space below.
-        let entered = self.pt.enter(0);
+        let entered = self.pt.enter(0, true);
         debug_assert!(entered.is_ok(), "space 0 is always live");
         if let Some(h) = self.host.as_mut() {
             h.forget_all(self.pt.mem());

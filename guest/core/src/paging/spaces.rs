@@ -101,10 +101,13 @@ impl Spaces {
 impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// Writes `raw` into the upper-level entry `at` (one that names a table
     /// or is zero). A kernel PML4 entry is written into every live root, so
-    /// the kernel half stays one.
+    /// the kernel half stays one; `inject-kernel-half-unsynced` (a
+    /// deliberate bug, for the tests that must catch it) writes a new
+    /// kernel PDPT's entry into the walk root only.
     pub(super) fn link(&mut self, at: Entry, raw: u64) {
         let shared = at.level == 4 && !user(at.slot.base);
-        if !shared {
+        let unsynced = cfg!(feature = "inject-kernel-half-unsynced") && raw != 0;
+        if !shared || unsynced {
             self.write_entry(at.table, at.slot.index, raw);
             return;
         }
@@ -139,8 +142,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     }
 
     /// Makes `space` current: the walk root becomes its root, loaded into
-    /// CR3. Switching to the current space changes nothing.
-    pub fn enter(&mut self, space: u16) -> Result<(), NoSuchSpace> {
+    /// CR3 when `load` (always, but for the `inject-switch-no-cr3` bug).
+    /// Switching to the current space changes nothing.
+    pub fn enter(&mut self, space: u16, load: bool) -> Result<(), NoSuchSpace> {
         let root = self.spaces.root(space).ok_or(NoSuchSpace)?;
         if space == self.spaces.current {
             return Ok(());
@@ -148,7 +152,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         self.spaces.current = space;
         self.root = root;
         self.last_pd = None;
-        self.mem.load_root(root);
+        if load {
+            self.mem.load_root(root);
+        }
         Ok(())
     }
 
@@ -182,8 +188,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         if let Some(slot) = self.spaces.roots.get_mut(usize::from(space)) {
             *slot = None;
         }
-        let freed = self.frames.free(root);
-        debug_assert!(freed.is_ok(), "space {space}'s PML4 was not in use");
+        // `inject-destroy-leak`: a deliberate bug, for the tests that must
+        // catch it: the PML4 stays in use in the bitmap, counted nowhere.
+        if !cfg!(feature = "inject-destroy-leak") {
+            let freed = self.frames.free(root);
+            debug_assert!(freed.is_ok(), "space {space}'s PML4 was not in use");
+        }
         self.counters.table(false);
         Ok(())
     }

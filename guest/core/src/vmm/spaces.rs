@@ -40,10 +40,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         Ok((space, frame))
     }
 
-    /// Makes `space` current, its PML4 loaded into CR3.
+    /// Makes `space` current, its PML4 loaded into CR3. The
+    /// `inject-switch-no-cr3` build (a deliberate bug, for the tests that
+    /// must catch it) records the switch but leaves CR3 as it was.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn switch_space(&mut self, space: u16) -> Result<(), NoSuchSpace> {
-        self.pt.enter(space)
+        self.pt
+            .enter(space, !cfg!(feature = "inject-switch-no-cr3"))
     }
 
     /// Destroys `space` (live, neither 0 nor current): its user pages as
