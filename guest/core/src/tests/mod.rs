@@ -23,6 +23,7 @@ mod reset_bulk;
 mod seed;
 mod space_halves;
 mod space_memory;
+mod space_sequences;
 mod spaces;
 mod stale;
 mod transitions;
