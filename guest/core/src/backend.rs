@@ -67,6 +67,16 @@ pub unsafe trait PhysMemory {
     /// paging-structure caches (the managed space has no global page, so a
     /// CR3 reload does it).
     fn flush_all(&mut self);
+    /// Makes `root` the PML4 the CPU walks (a CR3 write: no PCID, so every
+    /// translation of the managed space and every paging-structure cache
+    /// entry is dropped with it). `root` is the PML4 of a live address
+    /// space: the one given to the VMM, or a frame of the allocator whose
+    /// kernel half the VMM copied from it. An implementation refuses (with
+    /// a panic naming the frame, as [`FrameAccess`] does) a root that is
+    /// not a frame the VMM may write, or whose entries for the kernel's own
+    /// mappings differ from the boot PML4's: it would unmap the running
+    /// kernel.
+    fn load_root(&mut self, root: PhysFrame);
 }
 
 /// The VMM's frame access: [`PhysMemory`]'s views, with a refusal reported

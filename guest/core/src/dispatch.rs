@@ -146,6 +146,9 @@ fn kernel_only(req: &Request) -> bool {
             | Request::Kmalloc { .. }
             | Request::Kfree { .. }
             | Request::HeapScavenge { .. }
+            | Request::CreateSpace { .. }
+            | Request::SwitchSpace { .. }
+            | Request::DestroySpace { .. }
     )
 }
 
@@ -294,5 +297,14 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
         Request::HeapScavenge { .. } => Response::Scavenged {
             pages: m.with_vmm(|v| v.heap_scavenge()),
         },
+        Request::CreateSpace { .. } => match m.with_vmm(|v| v.create_space()) {
+            Ok((space, root)) => Response::Space {
+                space,
+                root: root.start_address().as_u64(),
+            },
+            Err(e) => error(e),
+        },
+        Request::SwitchSpace { space, .. } => done(m.with_vmm(|v| v.switch_space(space))),
+        Request::DestroySpace { space, .. } => done(m.with_vmm(|v| v.destroy_space(space))),
     }
 }

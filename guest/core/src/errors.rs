@@ -117,6 +117,28 @@ pub struct NotABlock {
     pub addr: u64,
 }
 
+/// `CreateSpace`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateSpaceError {
+    /// Every space number but 0 is in use.
+    TooManySpaces,
+    /// No frame for the new PML4, even after reclaiming (nothing changed).
+    OutOfMemory,
+}
+
+/// `SwitchSpace` (and `DestroySpace`): no live space has that number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoSuchSpace;
+
+/// `DestroySpace`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestroySpaceError {
+    /// No live space has that number.
+    NoSuchSpace,
+    /// Space 0 (the kernel's) or the current space.
+    SpaceInUse,
+}
+
 /// Committing heap pages (the kernel's own blocks) stopped; the pages
 /// committed before keep their frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,4 +200,10 @@ macro_rules! from_no_frame {
         }
     )*};
 }
-from_no_frame!(MapError, ConvertError, MapFileError, AllocFramesError);
+from_no_frame!(
+    MapError,
+    ConvertError,
+    MapFileError,
+    AllocFramesError,
+    CreateSpaceError
+);

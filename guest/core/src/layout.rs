@@ -37,3 +37,7 @@ pub const VALLOC_BITMAP_FRAMES: u64 = VALLOC_PAGES.div_ceil(4096 * 8);
 pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 /// PML4 slot of the kernel image.
 pub const KERNEL_PML4_SLOT: u16 = 511;
+/// Address spaces that may exist at once, space 0 (the boot PML4's)
+/// included: `Hello::max_spaces` (see `protocol::semantics`, **Address
+/// spaces**).
+pub const MAX_SPACES: u16 = 16;

@@ -18,7 +18,8 @@
 //! - [`validate`]: request input checks, in the order of the specification;
 //! - `walk`: the one walk over the page tables (entries a range covers,
 //!   descent into the tables that exist), which every walker is built on;
-//! - `paging`: the table walkers (create on demand, free when empty);
+//! - `paging`: the table walkers (create on demand, free when empty), and
+//!   the address spaces (`paging::spaces`: one PML4 each, one kernel half);
 //! - [`vmm`]: the VMM, whose parts only it and its children (the
 //!   requests: `ops`, `fault`, `kheap`, `files`, `reclaim`) reach, and the
 //!   parts it hands what they need (`hostframes`, [`kvalloc`]);
@@ -31,7 +32,12 @@
 //!   boot free count. List [`Vmm::metadata_range`] in
 //!   `Hello::boot_reserved` and report `boot_free_frames` from the VMM.
 //! - Give the VMM a PML4 whose managed slots (0–255, 384–510) are empty; it
-//!   never reads or writes slots 256 and 511.
+//!   never writes slots 256 and 511, and only reads them to copy the whole
+//!   kernel half into the PML4 of each address space it creates (space 0
+//!   is that PML4; see `paging::spaces`).
+//! - Implement [`PhysMemory::load_root`] as a CR3 write: the VMM switches
+//!   address spaces through it (`SwitchSpace`, `Reset`), and report
+//!   [`layout::MAX_SPACES`] in `Hello::max_spaces`.
 //! - Call [`Vmm::handle_fault`] from the page-fault handler (with CR2 and
 //!   the W bit of the error code); `Ok` means retry the access, `Err` is the
 //!   fault a touch reports. Set CR0.WP so that writes to read-only pages

@@ -1,6 +1,7 @@
 //! The page tables of the managed space as one part, [`PageTables`]: the
 //! memory they live in, the frame allocator their frames (and every other
-//! frame of the VMM) come from, the PML4, and the page-state counters.
+//! frame of the VMM) come from, the PML4 of every address space
+//! (`spaces`), and the page-state counters.
 //! Tables are created on demand and freed as soon as every entry in them is
 //! zero. Every walk visits only the tables that exist, so a huge range costs
 //! what its tables cost, not its pages; the walk itself is
@@ -21,8 +22,12 @@
 //! - Every table frame comes from the allocator and goes back to it when
 //!   the table is freed (counted in `page_table_frames` both ways; the
 //!   heap's, made once at boot and never freed, apart).
-//! - `last_pd` names a live PD entry or nothing: it is cleared whenever a
-//!   table is unlinked.
+//! - `last_pd` names a live PD entry under the walk root or nothing: it is
+//!   cleared whenever a table is unlinked and whenever the walk root
+//!   changes (`spaces`).
+//! - Every walk starts from the walk root, the current address space's
+//!   PML4 (but for the teardown of another space: `spaces`, whose module
+//!   holds the invariants of the spaces and their shared kernel half).
 //! - [`PageTables::mem`] and [`PageTables::frames_mut`] lend the memory and
 //!   the allocator to the other parts (data frames, swap, bitmaps); those
 //!   never write a page table through them.
@@ -42,7 +47,10 @@ use crate::walk::{first_present, walk, Descend, Entry, Tables, Visit};
 
 mod find;
 mod pinned;
+mod spaces;
 mod whole;
+
+pub(crate) use spaces::Spaces;
 
 /// The page tables, the memory and the frame allocator (see the module
 /// docs for the invariants).
@@ -50,7 +58,11 @@ mod whole;
 pub(crate) struct PageTables<M, A> {
     mem: M,
     frames: A,
-    pml4: PhysFrame,
+    /// The address spaces: every live space's PML4 and the current one.
+    spaces: Spaces,
+    /// The PML4 every walk starts from: the current space's (see
+    /// `spaces` for the one exception).
+    root: PhysFrame,
     counters: Counters,
     /// Where the PD entry last found by [`PageTables::count_present`] is
     /// (the PD and the index), cleared whenever a table is freed, so it
@@ -62,7 +74,7 @@ pub(crate) struct PageTables<M, A> {
 impl<M: PhysMemory, A: FrameAllocator> Tables for PageTables<M, A> {
     #[inline]
     fn root(&self) -> PhysFrame {
-        self.pml4
+        self.root
     }
 
     #[inline]
@@ -87,12 +99,14 @@ impl<M: PhysMemory, A: FrameAllocator> Tables for PageTables<M, A> {
 
 impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// The tables rooted at `pml4` (whose managed slots must be empty) in
-    /// `mem`, taking frames from `frames`; nothing counted yet.
+    /// `mem`, taking frames from `frames`; `pml4` is space 0's, the only
+    /// space, current; nothing counted yet.
     pub fn new(mem: M, frames: A, pml4: PhysFrame) -> Self {
         PageTables {
             mem,
             frames,
-            pml4,
+            spaces: Spaces::new(pml4),
+            root: pml4,
             counters: Counters::default(),
             last_pd: None,
         }
@@ -122,9 +136,14 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         (&mut self.mem, &mut self.frames)
     }
 
-    /// The PML4 frame.
+    /// Space 0's PML4 (the boot PML4).
     pub fn pml4(&self) -> PhysFrame {
-        self.pml4
+        self.spaces.boot()
+    }
+
+    /// The address spaces.
+    pub fn spaces(&self) -> &Spaces {
+        &self.spaces
     }
 
     /// The page-state counts.
@@ -156,11 +175,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         }
     }
 
-    /// Zeroes the upper-level entry `at` that names a table, and flushes:
-    /// the CPU can no longer reach the table or anything below it (the
-    /// pages it maps may still be in a TLB: they need their own flush).
+    /// Zeroes the upper-level entry `at` that names a table (a kernel PML4
+    /// entry in every space), and flushes: the CPU can no longer reach the
+    /// table or anything below it (the pages it maps may still be in a
+    /// TLB: they need their own flush).
     fn unlink_table(&mut self, at: Entry) {
-        self.write_entry(at.table, at.slot.index, 0);
+        self.link(at, 0);
         Flush::new(page_of(at.slot.base)).flush(&mut self.mem);
         // The hint may name this table (or the PD holding its entry):
         // freed tables leave no hint behind.
@@ -320,13 +340,13 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Ensure {
         // refuses it.
         #[cfg(feature = "inject-wild-frame")]
         let f = if user(at.slot.base) {
-            crate::frames::frame_at(crate::frames::frame_number(pt.pml4) + 1)
+            crate::frames::frame_at(crate::frames::frame_number(pt.pml4()) + 1)
         } else {
             f
         };
         pt.mem.table(f).zero();
         let raw = pte::table_entry(f, user(at.slot.base));
-        pt.write_entry(at.table, at.slot.index, raw);
+        pt.link(at, raw);
         pt.counters.table(true);
         ControlFlow::Continue(Some(f))
     }

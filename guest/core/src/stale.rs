@@ -7,8 +7,13 @@
 //! Which pages: every page the answer's reclaim events name (heap pages the
 //! kernel itself used included), then those of [`Touched`] (what
 //! `Write`/`Read` touched) inside the request's range (everything for
-//! `Reset`), from the highest down: a touch runs upwards, so the last pages
-//! it reached are the ones a TLB most likely still holds.
+//! `Reset`, the whole user half for `SwitchSpace`: a page of the previous
+//! space that the new one does not have must not read), from the highest
+//! down: a touch runs upwards, so the last pages it reached are the ones a
+//! TLB most likely still holds. The touched set is one for all spaces (by
+//! address): a page found not present in the space current then leaves
+//! it, which is sound since no translation of another space survives a
+//! switch.
 //!
 //! Before such a request runs, the guest primes the TLB ([`prime`]): it
 //! loads one byte of each present page it will probe afterwards, so a
@@ -42,6 +47,9 @@ pub(crate) enum Scope {
     Events,
     /// Pages `lo..hi` of the touched set, and the events.
     Range(u64, u64),
+    /// Every page of the touched set in the user half, and the events
+    /// (`SwitchSpace`: the previous space's translations must be gone).
+    Switch,
     /// Every page of the touched set, and the events; then the set is
     /// emptied (`Reset`: no managed page is present after it).
     All,
@@ -59,7 +67,18 @@ impl Scope {
             | Request::Convert { addr, pages, .. }
             | Request::Evict { addr, pages, .. } => range(addr, pages),
             Request::Reset { .. } => Scope::All,
+            Request::SwitchSpace { .. } => Scope::Switch,
             _ => Scope::Events,
+        }
+    }
+
+    /// The pages of the touched set the scope looks at (`None`: none).
+    fn pages(self) -> Option<(u64, u64)> {
+        match self {
+            Scope::Events => None,
+            Scope::Range(lo, hi) => Some((lo, hi)),
+            Scope::Switch => Some((USER_START >> 12, USER_END >> 12)),
+            Scope::All => Some((0, u64::MAX)),
         }
     }
 }
@@ -144,11 +163,7 @@ fn managed_parts(s: u64, e: u64) -> [(u64, u64); 2] {
 /// change nothing but accessed bits: a fault on them never reaches the
 /// VMM.
 pub(crate) fn prime<M: Machine>(m: &mut M, scope: Scope) -> Option<u64> {
-    let (lo, hi) = match scope {
-        Scope::Events => return None,
-        Scope::Range(lo, hi) => (lo, hi),
-        Scope::All => (0, u64::MAX),
-    };
+    let (lo, hi) = scope.pages()?;
     if let Scope::Range(lo, hi) = scope {
         for p in [lo, hi.wrapping_sub(1)] {
             if lo < hi && managed(p) && m.with_vmm(|v| v.translate(p << 12).is_some()) {
@@ -219,12 +234,7 @@ pub(crate) fn check<M: Machine>(
             }
         }
     }
-    let range = match scope {
-        Scope::Events => None,
-        Scope::Range(lo, hi) => Some((lo, hi)),
-        Scope::All => Some((0, u64::MAX)),
-    };
-    if let Some((lo, hi)) = range {
+    if let Some((lo, hi)) = scope.pages() {
         // A copy of the ranges, so that the set can shrink as pages are
         // found not present.
         let (runs, n) = touched_runs(m);

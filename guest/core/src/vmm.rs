@@ -2,7 +2,8 @@
 //! module, and the requests that need more than one of them.
 //!
 //! - `paging::PageTables`: the memory, the frame allocator, the
-//!   page tables and the page-state counters (the only writer of entries);
+//!   page tables of every address space and the page-state counters (the
+//!   only writer of entries);
 //! - `HostFrames` (`hostframes`) and `Valloc` ([`crate::kvalloc`]), each a
 //!   bitmap of the metadata with its count;
 //! - the heap (`heapmap`, `kheap`), the swap store ([`crate::swap`]), the
@@ -12,7 +13,8 @@
 //! the parts. The children are the requests, each an `impl Vmm` block that
 //! uses several parts: `ops` (map, unmap, convert, query, evict), `fault`,
 //! `kheap`, `files` and `reclaim` (the pressure path every frame comes
-//! through). A part that is not a request (`holders`, `hostframes`,
+//! through), and `spaces` (create, switch, destroy an address space). A
+//! part that is not a request (`holders`, `hostframes`,
 //! `kvalloc`) gets what it needs passed in. This module builds the parts,
 //! hands the host-frame and `Valloc` requests the parts they need, and
 //! resets them.
@@ -43,6 +45,7 @@ mod files;
 mod kheap;
 mod ops;
 mod reclaim;
+mod spaces;
 #[cfg(test)]
 mod test_support;
 
@@ -253,7 +256,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         self.pt.frames()
     }
 
-    /// The PML4 frame.
+    /// Space 0's PML4 (the boot PML4, `Hello::page_table_root`); see
+    /// [`Vmm::space_root`] for the others.
     pub fn pml4(&self) -> PhysFrame {
         self.pt.pml4()
     }
@@ -352,7 +356,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         kvalloc::vfree(self.valloc.as_mut(), self.pt.mem(), addr, pages)
     }
 
-    /// Back to the boot state: every managed page unusable and every table
+    /// Back to the boot state: space 0 current and every other space
+    /// destroyed, every managed page unusable and every table
     /// of the managed space freed, every host frame freed, every `Valloc`
     /// run freed, every host heap block freed and the heap scavenged (its
     /// pages back to those of the kernel's live blocks), the counters zero,
@@ -363,12 +368,17 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// fresh boot.
     ///
     /// It costs what is in use, not the span: the managed space is dropped
-    /// at its PML4 entries unread, and every frame taken since the boot
+    /// at space 0's PML4 entries unread (the other spaces' PML4s with
+    /// everything below them forgotten), and every frame taken since the boot
     /// point goes back at once (the allocator copies back the bytes of its
     /// bitmap that changed); the heap then claims back its pages' frames,
     /// and the frame-info records and swap slots are cleared in bulk.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn reset(&mut self) {
+        // Space 0 current (CR3 loaded) before anything else: the other
+        // spaces go with the managed space below.
+        let entered = self.pt.enter(0, true);
+        debug_assert!(entered.is_ok(), "space 0 is always live");
         if let Some(h) = self.host.as_mut() {
             h.forget_all(self.pt.mem());
         }

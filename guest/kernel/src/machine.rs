@@ -8,7 +8,8 @@ use protocol::{FaultReason, Hello, PhysRange, VirtRange, PAGE_SIZE};
 use spin::{Mutex, Once};
 use vmm_core::layout::{
     DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_END, HEAP_START, KERNEL_PML4_SLOT,
-    KERNEL_SPACE_END, KERNEL_SPACE_START, USER_END, USER_START, VALLOC_PAGES, VALLOC_START,
+    KERNEL_SPACE_END, KERNEL_SPACE_START, MAX_SPACES, USER_END, USER_START, VALLOC_PAGES,
+    VALLOC_START,
 };
 use vmm_core::{BitmapFrameAllocator, FrameAllocator, Machine, Vmm, FAULT_AROUND_PAGES};
 use x86_64::structures::paging::PhysFrame;
@@ -194,6 +195,7 @@ impl Machine for Kernel {
             total_frames,
             boot_free_frames,
             page_table_root: boot.pml4,
+            max_spaces: MAX_SPACES,
             direct_map_offset: DIRECT_MAP_OFFSET,
             frame_bitmap: l.bitmap,
             boot_reserved: memory::normalize(reserved),

@@ -8,17 +8,22 @@
 //!   per-section permissions: `image_map`).
 //!
 //! The lower half (slots 0–255) is empty and belongs to the VMM, as does the
-//! kernel space between the two.
+//! kernel space between the two. The VMM's other address spaces copy the
+//! boot PML4's kernel half (these two slots included) into PML4s of their
+//! own, so the kernel runs unchanged in any space
+//! ([`DirectMap`]'s `load_root` checks the two slots before a switch).
 
 use alloc::vec::Vec;
 use core::ops::Range;
 
 use protocol::PhysRange;
 use x86_64::instructions::tlb;
+use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{Page, PageTable, PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 
-use vmm_core::layout::{DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, KERNEL_BASE};
+use vmm_core::layout::{DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, KERNEL_BASE, KERNEL_PML4_SLOT};
+use vmm_core::pte::ACCESSED;
 use vmm_core::FrameRefused;
 
 use crate::memory::PhysLayout;
@@ -130,6 +135,10 @@ pub unsafe fn init(layout: &PhysLayout) {
 /// more than 32 into one CR3 reload, as Linux does, was measured slower
 /// under TCG: a full flush empties QEMU's TLB of the kernel's own code and
 /// data too.)
+///
+/// A switch of address space is a CR3 write of the new space's PML4, once
+/// it is checked to be a frame the VMM may write that maps the kernel's
+/// own slots (direct map, image) as the boot PML4 does.
 #[derive(Debug)]
 pub struct DirectMap {
     /// Frame-number ranges the VMM may write, sorted.
@@ -140,6 +149,9 @@ pub struct DirectMap {
     /// walk views the same table once per entry, and the ranges never
     /// change, so a repeat needs no search.
     last_write: u64,
+    /// The boot PML4 (address space 0's), whose entries for the kernel's
+    /// own slots every root loaded into CR3 must hold.
+    boot_root: PhysFrame,
 }
 
 impl DirectMap {
@@ -155,6 +167,7 @@ impl DirectMap {
     pub unsafe fn new(free: &[PhysRange], pml4: PhysFrame, read_only: &[PhysRange]) -> DirectMap {
         // Whole frames inside each range only, as the allocator counts them.
         let frames = |r: &PhysRange| r.start.div_ceil(4096)..r.end / 4096;
+        let pml4_frame = pml4;
         let pml4 = pml4.start_address().as_u64() / 4096;
         let mut write: Vec<Range<u64>> = free.iter().map(frames).collect();
         write.push(pml4..pml4 + 1);
@@ -163,6 +176,7 @@ impl DirectMap {
             write,
             read: read_only.iter().map(frames).collect(),
             last_write: u64::MAX,
+            boot_root: pml4_frame,
         }
     }
 
@@ -216,5 +230,35 @@ unsafe impl vmm_core::PhysMemory for DirectMap {
 
     fn flush_all(&mut self) {
         tlb::flush_all();
+    }
+
+    fn load_root(&mut self, root: PhysFrame) {
+        let at = root.start_address().as_u64();
+        if let Err(e) = self.try_table(root) {
+            panic!("{e} (as the root of an address space)");
+        }
+        // The accessed bit is the CPU's, set in each PML4 on its own.
+        let entry = |t: &mut PageTable, slot: usize| vmm_core::pte::raw(&t[slot]) & !ACCESSED;
+        for slot in [DIRECT_MAP_PML4_SLOT, KERNEL_PML4_SLOT].map(usize::from) {
+            let boot = self.boot_root;
+            let want = self.try_table(boot).map(|t| entry(t, slot));
+            let got = self.try_table(root).map(|t| entry(t, slot));
+            assert!(
+                want.is_ok() && got == want,
+                "VMM bug: root {at:#x} loaded without the kernel's PML4 entry {slot}"
+            );
+        }
+        let (_, flags) = Cr3::read();
+        // SAFETY: `root` is a frame the VMM may write (checked above: RAM
+        // the allocator manages, or the boot PML4), so no other structure
+        // of the kernel lives in it, and its entries for the kernel's own
+        // slots (the direct map, and the image with every instruction,
+        // stack and static the kernel runs on) are the boot PML4's
+        // (checked above): every address the kernel uses after the write
+        // translates as before it. The rest of its kernel half (the heap,
+        // the managed kernel space) the VMM keeps equal in every root. The
+        // flags are CR3's own. The write drops every non-global
+        // translation, which is what a switch of space wants.
+        unsafe { Cr3::write(root, flags) };
     }
 }

@@ -6,8 +6,9 @@
 use protocol::Error;
 
 use crate::errors::{
-    AllocFramesError, ConvertError, FreeFramesError, Invalid, KmallocError, MapError, MapFileError,
-    NotABlock, UnmapError, VallocError, VfreeError,
+    AllocFramesError, ConvertError, CreateSpaceError, DestroySpaceError, FreeFramesError, Invalid,
+    KmallocError, MapError, MapFileError, NoSuchSpace, NotABlock, UnmapError, VallocError,
+    VfreeError,
 };
 
 impl From<Invalid> for Error {
@@ -81,5 +82,29 @@ to_protocol! {
 impl From<NotABlock> for Error {
     fn from(NotABlock { addr }: NotABlock) -> Self {
         Error::InvalidState { addr }
+    }
+}
+
+impl From<CreateSpaceError> for Error {
+    fn from(e: CreateSpaceError) -> Self {
+        match e {
+            CreateSpaceError::TooManySpaces => Error::TooManySpaces,
+            CreateSpaceError::OutOfMemory => Error::OutOfMemory,
+        }
+    }
+}
+
+impl From<NoSuchSpace> for Error {
+    fn from(NoSuchSpace: NoSuchSpace) -> Self {
+        Error::NoSuchSpace
+    }
+}
+
+impl From<DestroySpaceError> for Error {
+    fn from(e: DestroySpaceError) -> Self {
+        match e {
+            DestroySpaceError::NoSuchSpace => Error::NoSuchSpace,
+            DestroySpaceError::SpaceInUse => Error::SpaceInUse,
+        }
     }
 }

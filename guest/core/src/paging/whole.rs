@@ -75,15 +75,20 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     }
 
     /// Every page of the managed space (`USER_SPAN`, `KERNEL_SPAN`: whole
-    /// PML4 slots) unusable at once, for `Reset`: each of their PML4
-    /// entries is zeroed and one full flush drops what the CPU cached of
-    /// them (TLB and paging-structure caches). Nothing below is read: the
-    /// caller gives every frame taken since the boot point back at once
-    /// (`FrameAllocator::back_to_boot_point`), the tables' and the pages'
-    /// with them, and lets go in bulk of what pages hold outside the tables
-    /// (frame-info records, swap slots). The managed counts go to zero.
+    /// PML4 slots) unusable at once, for `Reset`: every space but 0 is
+    /// forgotten (the caller made space 0 current first), then each of
+    /// space 0's managed PML4 entries is zeroed and one full flush drops
+    /// what the CPU cached of them (TLB and paging-structure caches).
+    /// Nothing below is read, in any space: the caller gives every frame
+    /// taken since the boot point back at once
+    /// (`FrameAllocator::back_to_boot_point`), the other spaces' PML4s,
+    /// the tables' and the pages' with them (a user PML4 slot used in
+    /// another space only included), and lets go in bulk of what pages
+    /// hold outside the tables (frame-info records, swap slots, whichever
+    /// space their pages were in). The managed counts go to zero.
     pub fn drop_managed(&mut self) {
-        let pml4 = self.mem.table(self.pml4);
+        self.forget_spaces();
+        let pml4 = self.mem.table(self.root);
         for span in [USER_SPAN, KERNEL_SPAN] {
             let slots = usize_of(span.start >> 39)..usize_of(span.end >> 39);
             let managed = pml4.iter_mut().skip(slots.start).take(slots.len());

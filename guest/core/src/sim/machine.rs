@@ -1,5 +1,6 @@
 //! The simulated machine: the VMM over [`SimMemory`], touches that emulate
-//! the CPU (with its TLB), and the handshake a kernel would report.
+//! the CPU (with its TLB, walking the tables from its CR3), and the
+//! handshake a kernel would report.
 
 use crate::conv::usize_of;
 use alloc::boxed::Box;
@@ -79,6 +80,7 @@ impl SimMachine {
         for (slot, raw) in SIM_KERNEL_SLOTS {
             pte::set_raw(&mut mem.table(pml4)[slot], raw);
         }
+        mem.start_at(pml4);
         let bitmap: &'static mut [u8] =
             Box::leak(vec![0u8; usize_of(total.div_ceil(8))].into_boxed_slice());
         let reserved = [PhysRange {
@@ -112,6 +114,7 @@ impl SimMachine {
             total_frames: total,
             boot_free_frames: vmm.stats().boot_free_frames,
             page_table_root: pml4.start_address().as_u64(),
+            max_spaces: layout::MAX_SPACES,
             direct_map_offset: layout::DIRECT_MAP_OFFSET,
             frame_bitmap: PhysRange { start: 0, end: 0 },
             boot_reserved: vec![reserved[0], meta],
@@ -173,12 +176,13 @@ impl SimMachine {
             let mut tries = 0;
             let page = at & !0xfff;
             let frame = loop {
-                // The TLB first, as the CPU does; a miss walks the tables.
+                // The TLB first, as the CPU does; a miss walks the tables
+                // from CR3.
                 match self.vmm.mem().tlb.get(&page) {
                     Some(&(frame, writable)) if writable || !write => break frame,
                     _ => {}
                 }
-                match self.vmm.translate(at) {
+                match self.vmm.mem().cpu_translate(at) {
                     Some((frame, writable)) if writable || !write => {
                         self.vmm.mem().tlb.insert(page, (frame, writable));
                         break frame;
@@ -234,7 +238,7 @@ impl Machine for SimMachine {
         if self.vmm.mem().tlb.contains_key(&page) {
             return true;
         }
-        match self.vmm.translate(addr) {
+        match self.vmm.mem().cpu_translate(addr) {
             Some(t) => {
                 self.vmm.mem().tlb.insert(page, t);
                 true

@@ -1,11 +1,17 @@
-//! Simulated physical memory: frames in a `Vec`, a simulated TLB, and the
-//! same frame check as the kernel's direct map.
+//! Simulated physical memory: frames in a `Vec`, a simulated TLB and CR3,
+//! and the same frame check as the kernel's direct map.
 //!
 //! # Invariants
 //! - Both views of a frame (table, bytes) always show the same bits.
 //! - Once [`SimMemory::restrict`]ed, the VMM gets a view only of a frame
 //!   in its ranges (what the kernel's `DirectMap` checks); the CPU's touches
-//!   ([`SimMemory::cpu_bytes`]) are not checked, as the MMU does not ask.
+//!   ([`SimMemory::cpu_bytes`], [`SimMemory::cpu_translate`]) are not
+//!   checked, as the MMU does not ask.
+//! - The CPU walks from `cr3` only, which changes only when the VMM loads a
+//!   root ([`PhysMemory::load_root`], which empties the TLB as a CR3 write
+//!   does) or the machine starts ([`SimMemory::start_at`]): a VMM that
+//!   records a switch without loading the root leaves the CPU in the old
+//!   space, as the real CPU would be.
 
 use crate::conv::usize_of;
 use alloc::boxed::Box;
@@ -16,6 +22,7 @@ use x86_64::structures::paging::{Page, PageTable, PhysFrame};
 
 use crate::backend::{FrameRefused, PhysMemory};
 use crate::frames::frame_number;
+use crate::layout::{DIRECT_MAP_PML4_SLOT, KERNEL_PML4_SLOT};
 use crate::pte;
 
 /// One simulated frame: never written (zero), last seen as bytes, or last
@@ -49,6 +56,14 @@ pub struct SimMemory {
     /// The frames the VMM may use, as the kernel's direct map checks them
     /// (`None`: every frame of the memory).
     guard: Option<Guard>,
+    /// The CPU's CR3: the PML4 its walks start from (`None`: no root yet,
+    /// nothing translates).
+    pub cr3: Option<PhysFrame>,
+    /// Roots loaded by the VMM so far.
+    pub root_loads: u64,
+    /// The PML4 the machine started with: every root loaded must hold its
+    /// entries for the kernel's own slots.
+    boot_root: Option<PhysFrame>,
 }
 
 /// Frame numbers the VMM may write, and those it may only read.
@@ -69,7 +84,41 @@ impl SimMemory {
             ignore_flushes: false,
             table_reads: 0,
             guard: None,
+            cr3: None,
+            root_loads: 0,
+            boot_root: None,
         }
+    }
+
+    /// Starts the CPU at `root` (the boot PML4: what the kernel finds in
+    /// CR3), against which every root loaded later is checked.
+    pub fn start_at(&mut self, root: PhysFrame) {
+        self.cr3 = Some(root);
+        self.boot_root = Some(root);
+        self.tlb.clear();
+    }
+
+    /// The frame and writability the CPU finds for `addr` walking from
+    /// `cr3` (the TLB aside): `None` where an entry on the way is not
+    /// present, is a huge page (never used in the managed space) or names
+    /// a frame beyond the memory.
+    pub fn cpu_translate(&mut self, addr: u64) -> Option<(PhysFrame, bool)> {
+        let mut table = self.cr3?;
+        let mut writable = true;
+        for level in (1..=4u32).rev() {
+            let n = usize_of(frame_number(table));
+            if n >= self.frames.len() {
+                return None;
+            }
+            let i = usize_of((addr >> (12 + 9 * (level - 1))) & 511);
+            let raw = pte::raw(&self.table_at(n)[i]);
+            if raw & 1 == 0 || (level > 1 && raw & HUGE != 0) {
+                return None;
+            }
+            writable &= raw & 2 != 0;
+            table = pte::frame_of(raw);
+        }
+        Some((table, writable))
     }
 
     /// From now on refuses the VMM every frame outside `write` (ranges of
@@ -191,4 +240,35 @@ unsafe impl PhysMemory for SimMemory {
         }
         self.full_flushes += 1;
     }
+
+    fn load_root(&mut self, root: PhysFrame) {
+        if let Err(e) = self.check(root, true) {
+            panic!("{e} (as a root)");
+        }
+        if let Some(boot) = self.boot_root {
+            // The PML4 slots of the kernel's own mappings (direct map,
+            // image).
+            let own = [DIRECT_MAP_PML4_SLOT, KERNEL_PML4_SLOT].map(usize::from);
+            // The accessed bit is the CPU's, set in each PML4 on its own.
+            let mut entry = |f: PhysFrame, slot: usize| {
+                pte::raw(&self.table_at(usize_of(frame_number(f)))[slot]) & !pte::ACCESSED
+            };
+            for slot in own {
+                let want = entry(boot, slot);
+                let got = entry(root, slot);
+                assert_eq!(
+                    got, want,
+                    "VMM bug: root {root:?} loaded without the kernel's PML4 entry {slot}"
+                );
+            }
+        }
+        // A CR3 write drops every translation (no PCID, no global page in
+        // the managed space), whatever `ignore_flushes` says of `invlpg`.
+        self.tlb.clear();
+        self.cr3 = Some(root);
+        self.root_loads += 1;
+    }
 }
+
+/// The huge-page bit of an upper-level entry.
+const HUGE: u64 = 1 << 7;

@@ -271,6 +271,15 @@ fn kernel_only_requests_refuse_users_first() {
             privilege: U,
         },
         Request::Reset { privilege: U },
+        Request::CreateSpace { privilege: U },
+        Request::SwitchSpace {
+            space: u16::MAX,
+            privilege: U,
+        },
+        Request::DestroySpace {
+            space: 0,
+            privilege: U,
+        },
     ] {
         refused(r, Error::PermissionDenied);
     }

@@ -21,6 +21,10 @@ mod ram;
 mod reserve_bugs;
 mod reset_bulk;
 mod seed;
+mod space_halves;
+mod space_memory;
+mod space_sequences;
+mod spaces;
 mod stale;
 mod transitions;
 mod v2_pressure;
@@ -145,6 +149,45 @@ fn tables(m: &mut SimMachine) -> (Hello, Vec<TableEntries>) {
     (hello, tables)
 }
 
+/// The other live spaces (not 0): the frame number of each one's PML4, and
+/// the tables of their user halves as the oracle's walker reads them from
+/// its root, which must find nothing wrong with them. Asserts that every
+/// live PML4's kernel half (entries 256–511) is space 0's.
+fn other_spaces(m: &mut SimMachine, hello: &Hello) -> (Vec<u64>, Vec<TableEntries>) {
+    let kernel_half = |m: &mut SimMachine, root: PhysFrame| -> Vec<u64> {
+        let t = m.vmm.mem().table(root);
+        (256..512).map(|i| pte::raw(&t[i])).collect()
+    };
+    let boot = m.vmm.pml4();
+    let kernel = kernel_half(m, boot);
+    let (mut roots, mut user) = (Vec::new(), Vec::new());
+    for n in 1..crate::layout::MAX_SPACES {
+        let Some(root) = m.vmm.space_root(n) else {
+            continue;
+        };
+        assert_ne!(root, boot, "space {n} has space 0's PML4");
+        assert_eq!(
+            kernel_half(m, root),
+            kernel,
+            "space {n}'s kernel half differs from space 0's"
+        );
+        roots.push(root.start_address().as_u64() / 4096);
+        let h = Hello {
+            page_table_root: root.start_address().as_u64(),
+            ..hello.clone()
+        };
+        let (tables, found) = read_tables(&SimRam::of(m), &h);
+        let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert!(
+            found.is_empty(),
+            "the oracle's walk of space {n}: {}",
+            found.join("; ")
+        );
+        user.extend(tables.into_iter().filter(|t| t.table.path.virt < 1 << 47));
+    }
+    (roots, user)
+}
+
 /// Whether `t` is one of the heap's tables.
 fn in_heap(hello: &Hello, t: &TableEntries) -> bool {
     hello.heap.contains(t.table.path.virt)
@@ -160,12 +203,16 @@ fn entries_of(t: &TableEntries) -> impl Iterator<Item = (u64, u64)> + '_ {
 
 /// The leak and consistency check: no managed table holds only zero
 /// entries; upper entries have the format's bits; no leaf is corrupt;
-/// every frame in use is owned by exactly one of boot, metadata, a table, a
-/// present page, the heap, the host; the counters agree with the walk; the
-/// kernel's PML4 slots are untouched; the heap is as [`walk_heap`] checks.
+/// every frame in use is owned by exactly one of boot, metadata, a table
+/// (of any space, another space's PML4 included), a present page, the
+/// heap, the host; the counters agree with the walk; the kernel's PML4
+/// slots are untouched; every space's kernel half is space 0's; the heap
+/// is as [`walk_heap`] checks.
 pub(crate) fn check(m: &mut SimMachine) {
     let (hello, all) = tables(m);
-    let (heap, tables): (Vec<_>, Vec<_>) = all.into_iter().partition(|t| in_heap(&hello, t));
+    let (heap, mut tables): (Vec<_>, Vec<_>) = all.into_iter().partition(|t| in_heap(&hello, t));
+    let (roots, user) = other_spaces(m, &hello);
+    tables.extend(user);
     let pml4 = m.vmm.pml4();
     let mut owners: BTreeMap<u64, &'static str> = BTreeMap::new();
     let own = |n: u64, who: &'static str, owners: &mut BTreeMap<u64, &'static str>| {
@@ -188,6 +235,9 @@ pub(crate) fn check(m: &mut SimMachine) {
     let (heap_tables, heap_pages) = heap_frames(&hello, &heap, m.vmm.heap_max_bytes());
     for t in &heap_tables {
         own(*t, "heap table", &mut owners);
+    }
+    for r in &roots {
+        own(*r, "space root", &mut owners);
     }
     let mut reported = Vec::new();
     m.vmm
@@ -240,7 +290,7 @@ pub(crate) fn check(m: &mut SimMachine) {
     let s = m.vmm.stats();
     assert_eq!(
         s.page_table_frames,
-        tables.len() as u64,
+        (tables.len() + roots.len()) as u64,
         "page_table_frames"
     );
     assert_eq!(s.present_pages, present, "present_pages");

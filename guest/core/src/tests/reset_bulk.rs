@@ -2,7 +2,8 @@
 //! after any sequence, a reset leaves the machine as a fresh boot leaves
 //! it (bitmap, counters, the metadata outside the swap store's data area,
 //! the PML4), and the same follow-up sequence gets the same answers on
-//! both.
+//! both. The sequences create, switch and destroy address spaces too, so
+//! the reset may start in any space with others live.
 
 use proptest::prelude::*;
 use protocol::{AreaType, Request, Response};
@@ -55,6 +56,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1u64..(2 << 20)).prop_map(|size| Request::Kmalloc { size, align: 4096, privilege: K }),
         1 => Just(Request::HeapScavenge { privilege: K }),
         1 => Just(Request::Reset { privilege: K }),
+        // Spaces: a reset from any space, others live, is a fresh boot too.
+        2 => Just(Request::CreateSpace { privilege: K }),
+        3 => (0u16..4).prop_map(|space| Request::SwitchSpace { space, privilege: K }),
+        1 => (0u16..4).prop_map(|space| Request::DestroySpace { space, privilege: K }),
     ]
     .prop_map(Op::Send);
     prop_oneof![
