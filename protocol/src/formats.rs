@@ -79,7 +79,8 @@
 //! Each address space has its PML4 (`Hello::page_table_root` for space 0,
 //! the `root` of `CreateSpace`'s answer for the others; CR3 holds the
 //! current space's). Between requests, entries 256–511 of every space's
-//! PML4 equal space 0's: one kernel half, its PDPTs shared, not copied
+//! PML4 equal space 0's, bit 5 (accessed, which the CPU sets in the PML4
+//! it walks) aside: one kernel half, its PDPTs shared, not copied
 //! (the VMM writes a kernel PML4 entry into every live space's PML4 when
 //! it makes or frees the PDPT below it). Entries 0–255 are the space's own
 //! user half, under the rules above. The PML4 of a space other than 0 is

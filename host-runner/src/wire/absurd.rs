@@ -60,7 +60,10 @@ fn privilege(rng: &mut impl Rng) -> Privilege {
     }
 }
 
-/// A request of variant `tag` (0 to 21, postcard's order) with absurd
+/// How many request variants there are: tags `0..REQUEST_TAGS`.
+pub const REQUEST_TAGS: u8 = 25;
+
+/// A request of variant `tag` (0 to 24, postcard's order) with absurd
 /// fields; never one that ends the guest on purpose (`Panic` by the
 /// kernel, `Shutdown`): those are `Panic` by a user, which is refused.
 pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
@@ -80,7 +83,7 @@ pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
     // so all-ones fields are not refused by W^X before range validation.
     let (w, ct) = (b & 1 == 1, c & 2 == 2);
     let x = c & 4 == 4 && (!w || c & 8 == 0);
-    match tag % 22 {
+    match tag % REQUEST_TAGS {
         0 => Request::Hello,
         1 => Request::Ping { nonce: a },
         2 => Request::Batch(Vec::new()),
@@ -164,7 +167,17 @@ pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
             addr: a,
             privilege: p,
         },
-        _ => Request::HeapScavenge { privilege: p },
+        21 => Request::HeapScavenge { privilege: p },
+        22 => Request::CreateSpace { privilege: p },
+        // The low 16 bits: mostly no such space, sometimes a live one.
+        23 => Request::SwitchSpace {
+            space: a as u16,
+            privilege: p,
+        },
+        _ => Request::DestroySpace {
+            space: b as u16,
+            privilege: p,
+        },
     }
 }
 
@@ -267,7 +280,7 @@ mod tests {
     #[test]
     fn every_tag_makes_its_variant_and_none_ends_the_guest() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        for tag in 0..22u8 {
+        for tag in 0..REQUEST_TAGS {
             for fill in [Fill::Zero, Fill::Max, Fill::Edges] {
                 let r = request(&mut rng, tag, fill);
                 assert!(!matches!(r, Request::Shutdown), "{tag}");

@@ -119,7 +119,7 @@ fn valid_frame(rng: &mut impl Rng) -> Vec<u8> {
 
 fn absurd_request(rng: &mut impl Rng) -> Request {
     let fill = [Fill::Zero, Fill::Max, Fill::Edges][rng.random_range(0..3)];
-    let tag = rng.random_range(0..22);
+    let tag = rng.random_range(0..absurd::REQUEST_TAGS);
     match tag {
         // A small batch of absurd requests.
         2 => {
@@ -127,7 +127,7 @@ fn absurd_request(rng: &mut impl Rng) -> Request {
             Request::Batch(
                 (0..n)
                     .map(|_| {
-                        let tag = rng.random_range(0..22);
+                        let tag = rng.random_range(0..absurd::REQUEST_TAGS);
                         absurd::request(rng, tag, fill)
                     })
                     .collect(),

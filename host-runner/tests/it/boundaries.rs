@@ -141,6 +141,18 @@ fn requests(addr: u64, n: u64, p: Privilege) -> Vec<Request> {
             privilege: p,
         },
         Request::HeapScavenge { privilege: p },
+        // Space numbers from the argument: mostly none that exists. A
+        // kernel create is fine (the pass undoes nothing with it); a
+        // switch to one that exists would move the pass's user half.
+        Request::CreateSpace { privilege: p },
+        Request::SwitchSpace {
+            space: (n as u16).max(1),
+            privilege: p,
+        },
+        Request::DestroySpace {
+            space: n as u16,
+            privilege: p,
+        },
         // A kernel reset would undo the pass; a user one must be refused.
         Request::Reset { privilege: USER },
         Request::Stats,
