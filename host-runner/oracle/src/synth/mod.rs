@@ -134,6 +134,7 @@ impl Image {
             heap_max_bytes: heap_max,
             ring: PhysRange { start: 0, end: 0 },
             coverage: None,
+            max_spaces: 16,
         };
         let mut img = Image::blank(hello, total);
         img.next = boot_end >> 12;
