@@ -3,6 +3,7 @@
 mod bulk;
 mod incremental;
 mod more;
+mod spaces;
 mod v2;
 
 use protocol::pattern::fill;

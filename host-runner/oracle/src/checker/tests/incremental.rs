@@ -1,5 +1,6 @@
-//! Incremental checks against full ones: random operations run through
-//! the model and a synthetic image kept in step with it; a clean image
+//! Incremental checks against full ones: random operations (address
+//! spaces made, switched and destroyed among them) run through the model
+//! and a synthetic image kept in step with it; a clean image
 //! passes incremental checks, and a broken one (at a page, frame, slot or
 //! record the changes or the record's differences cover) gets the same
 //! violations from an incremental check as from a full one.
@@ -51,6 +52,13 @@ fn op() -> impl Strategy<Value = Option<Request>> {
         })),
         1 => (1u64..4).prop_map(|count| Some(Request::AllocFrames {
             count, contiguous: false, privilege: Privilege::Kernel
+        })),
+        1 => Just(Some(Request::CreateSpace { privilege: Privilege::Kernel })),
+        2 => (0u16..4).prop_map(|space| Some(Request::SwitchSpace {
+            space, privilege: Privilege::Kernel
+        })),
+        1 => (1u16..4).prop_map(|space| Some(Request::DestroySpace {
+            space, privilege: Privilege::Kernel
         })),
         2 => Just(None),
     ]
@@ -292,7 +300,10 @@ fn mutate(s: &mut Scenario, changes: &Changes, kind: u8, sel: u64) -> bool {
                 return false;
             };
             let addr = |e: u64| e & 0x000f_ffff_ffff_f000;
-            let pml4e = img.read_u64(img.hello.page_table_root + ((virt >> 39) & 511) * 8);
+            let Some(root) = img.root_of(virt) else {
+                return false;
+            };
+            let pml4e = img.read_u64(root + ((virt >> 39) & 511) * 8);
             let pdpte = img.read_u64(addr(pml4e) + ((virt >> 30) & 511) * 8);
             img.write_u64(addr(pdpte) + ((virt >> 21) & 511) * 8, 0);
             true
