@@ -3,6 +3,7 @@
 mod bulk;
 mod incremental;
 mod more;
+mod mutations;
 mod spaces;
 mod v2;
 
