@@ -219,10 +219,11 @@ impl Model {
     }
 
     /// How many kernel-half PML4 entries hold tables, when a space other
-    /// than 0 lives and `req` may change that (a range request): `None`
-    /// otherwise, not counted.
+    /// than 0 lives and `req` may change that (a range request in the
+    /// kernel half): `None` otherwise, not counted.
     pub(super) fn kernel_slots(&self, req: &Request) -> Option<u64> {
-        if self.spaces.roots.is_empty() || !is_range(req) {
+        let kernel = self.named_keys(req).0 >= KERNEL_FIRST_PAGE;
+        if self.spaces.roots.is_empty() || !is_range(req) || !kernel {
             return None;
         }
         let mut last = None;
