@@ -16,10 +16,14 @@
 //!   placement) is judged within bounds ([`StatsBounds`], [`TouchOutcomes`]).
 //! - [`checker`]: [`check`]`(&memory, &hello, &model.expectations())` reads
 //!   guest physical memory through [`GuestMemory`], walks the page tables
-//!   and the frame bitmap itself (decoders written from `protocol::formats`)
-//!   and reports every broken invariant ([`Violation`], numbered 1–6 as in
-//!   issue 4), with the [`Walk`]'s translations for the QEMU comparisons
-//!   (invariants 7 and 8). [`address_path`] reads the entries on the way
+//!   (space 0's from `Hello::page_table_root`, every other live space's
+//!   user half from the root the model learned) and the frame bitmap
+//!   itself (decoders written from `protocol::formats`) and reports every
+//!   broken invariant ([`Violation`], numbered 1–6 as in issue 4), with
+//!   the [`Walk`]'s translations for the QEMU comparisons (invariants 7
+//!   and 8; [`Walk::of_space`] gives the current space's view). Pages and
+//!   tables of a space other than 0 are named by keys
+//!   ([`model::keys`]: the space in bits 48–63 of the address). [`address_path`] reads the entries on the way
 //!   to one address (the one single-address walk: [`decode_walk`] renders
 //!   it, and the runner's smoke test reads its first step).
 //! - [`coverage`]: model coverage, (request × page state × answer)
@@ -35,8 +39,9 @@ pub mod model;
 pub mod synth;
 
 pub use checker::{
-    address_path, check, decode_walk, nonzero_words, region_leaves, walk_levels, CheckReport,
-    Checker, GuestMemory, ImageMemory, MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
+    address_path, check, decode_walk, decode_walk_from, nonzero_words, read_space_tables,
+    region_leaves, walk_levels, walk_levels_from, CheckReport, Checker, GuestMemory, ImageMemory,
+    MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
 };
 pub use coverage::{ModelCoverage, ModelNovelty};
 pub use model::{

@@ -1,21 +1,20 @@
-//! Frame ownership: every table and present page claims its frame
-//! (invariants 1 and 2), and the used frames are exactly the owned and
-//! reserved ones (invariant 3). The owners are kept by frame number
+//! Frame ownership: every table (a space's PML4 included) and present page
+//! claims its frame (invariants 1 and 2); the owners decide invariant 3
+//! ([`super::leaks`]). The owners are kept by frame number
 //! between checks, so that an incremental check re-decides only the
 //! frames whose claims, bit or host ownership changed.
 
 use protocol::Hello;
 
-use super::bitmap::{boot_covers, boot_holds, boot_words, frame_mask, Bitmap};
+use super::bitmap::{boot_holds, Bitmap};
 use super::violation::{Path, Violation};
+use crate::model::keys::{untag, SpaceAddr};
 use crate::model::Expected;
 
-/// How many frames a leak report lists.
-const SAMPLE: usize = 8;
-
 /// Who owns a frame the walk found: a table (its level and first address)
-/// or a data page (its address). Named in words only when a violation
-/// needs it.
+/// or a data page (its address); addresses are keys
+/// (`crate::model::keys`), a PML4 (level 4) the key of its space's address
+/// 0. Named in words only when a violation needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
     Table { level: u8, virt: u64 },
@@ -24,9 +23,14 @@ pub enum Owner {
 
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Owner::Table { level, virt } => write!(f, "the level-{level} table for {virt:#x}"),
-            Owner::Page { virt } => write!(f, "mapped at {virt:#x}"),
+        match *self {
+            Owner::Table { level: 4, virt } => {
+                write!(f, "the PML4 of space {}", untag(virt).0)
+            }
+            Owner::Table { level, virt } => {
+                write!(f, "the level-{level} table for {}", SpaceAddr(virt))
+            }
+            Owner::Page { virt } => write!(f, "mapped at {}", SpaceAddr(virt)),
         }
     }
 }
@@ -53,13 +57,14 @@ impl Owner {
     /// The full check's order of claims: tables in walk order, then pages.
     fn order(self) -> (u8, u64, u8) {
         match self {
-            Owner::Table { level, virt } => (0, virt, 3 - level),
+            Owner::Table { level, virt } => (0, virt, 4 - level),
             Owner::Page { virt } => (1, virt, 0),
         }
     }
 
     fn what(self) -> &'static str {
         match self {
+            Owner::Table { level: 4, .. } => "PML4",
             Owner::Table { .. } => "page-table",
             Owner::Page { .. } => "data page",
         }
@@ -94,12 +99,12 @@ pub struct Ctx<'a> {
 /// The owner of each frame, by frame number.
 #[derive(Debug, Default)]
 pub struct Owners {
-    owner: Vec<u64>,
-    owned: Vec<u64>,
+    pub(super) owner: Vec<u64>,
+    pub(super) owned: Vec<u64>,
     /// Frame numbers given an owner since the last `reset`.
     touched: Vec<u64>,
     /// The reserved frames' words (a buffer of [`Owners::leaks`]).
-    reserved: Vec<u64>,
+    pub(super) reserved: Vec<u64>,
 }
 
 impl Owners {
@@ -188,9 +193,10 @@ impl Owners {
         (code != 0).then(|| Owner::from_code(code))
     }
 
-    /// Re-decides frame numbers `frames` (sorted, distinct): their owner
-    /// so far and the `added` claims (sorted by frame) in walk order, then
-    /// invariant 3 for each, exactly as the full check would decide them.
+    /// Re-decides the claims of frame numbers `frames` (sorted, distinct):
+    /// their owner so far and the `added` claims (sorted by frame) in walk
+    /// order, exactly as the full check would decide them; then
+    /// [`Owners::leaks_of`] decides invariant 3 for them.
     pub fn redo(
         &mut self,
         ctx: &Ctx,
@@ -222,82 +228,5 @@ impl Owners {
                 self.claim(ctx, c, || path_of(c.owner), out);
             }
         }
-        let (mut leaked, mut lost) = (Vec::new(), Vec::new());
-        for &n in frames.iter().filter(|&&n| n < ctx.bitmap.total) {
-            let reserved = boot_covers(ctx.hello, n) || ctx.expect.host_holds(n << 12);
-            let used = ctx.bitmap.used(n);
-            if used && self.owner[n as usize] == 0 && !reserved {
-                leaked.push(n << 12);
-            } else if !used && reserved {
-                lost.push(n << 12);
-            }
-        }
-        leak(leaked.len() as u64, leaked, lost.len() as u64, lost, out);
     }
-
-    /// Invariant 3 over all frames: the used frames are exactly the owned
-    /// and reserved ones, word by word.
-    pub fn leaks(&mut self, ctx: &Ctx, out: &mut Vec<Violation>) {
-        let total = ctx.bitmap.total;
-        let mut reserved = std::mem::take(&mut self.reserved);
-        boot_words(ctx.hello, &mut reserved);
-        for f in ctx.expect.host_frames().filter(|&f| f < total) {
-            reserved[(f / 64) as usize] |= 1 << (f % 64);
-        }
-        let (mut leaked, mut lost) = (Vec::new(), Vec::new());
-        let (mut n_leaked, mut n_lost) = (0, 0);
-        // Runs of 8 whole words (every bit a frame) with nothing leaked or
-        // lost, in one test; the words of the others one by one below.
-        let whole = (total / 64) as usize;
-        let used = &ctx.bitmap.words;
-        let mut bad_runs = Vec::new();
-        for k in 0..whole / 8 {
-            let at = k * 8;
-            let bad = (at..at + 8).fold(0, |a, w| {
-                let (u, r) = (used[w], reserved[w]);
-                a | (u & !self.owned[w] & !r) | (!u & r)
-            });
-            if bad != 0 {
-                bad_runs.push(at);
-            }
-        }
-        let rest = whole / 8 * 8..reserved.len();
-        let words = bad_runs.into_iter().flat_map(|at| at..at + 8).chain(rest);
-        for w in words {
-            let r = reserved[w];
-            let mask = frame_mask(w, total);
-            let used = ctx.bitmap.words[w] & mask;
-            let bad_used = used & !self.owned[w] & !r;
-            let bad_free = !used & r & mask;
-            if bad_used | bad_free == 0 {
-                continue;
-            }
-            n_leaked += u64::from(bad_used.count_ones());
-            n_lost += u64::from(bad_free.count_ones());
-            for (bits, list) in [(bad_used, &mut leaked), (bad_free, &mut lost)] {
-                let mut b = bits;
-                while b != 0 && list.len() < SAMPLE {
-                    list.push((w as u64 * 64 + u64::from(b.trailing_zeros())) << 12);
-                    b &= b - 1;
-                }
-            }
-        }
-        self.reserved = reserved;
-        leak(n_leaked, leaked, n_lost, lost, out);
-    }
-}
-
-/// The leak violation, if any frame is leaked or lost.
-fn leak(leaked: u64, mut ls: Vec<u64>, lost: u64, mut lo: Vec<u64>, out: &mut Vec<Violation>) {
-    if leaked == 0 && lost == 0 {
-        return;
-    }
-    ls.truncate(SAMPLE);
-    lo.truncate(SAMPLE);
-    out.push(Violation::Leak {
-        leaked,
-        leaked_sample: ls,
-        lost,
-        lost_sample: lo,
-    });
 }

@@ -11,6 +11,7 @@ use super::leaf::in_heap;
 use super::memory::GuestMemory;
 use super::violation::Violation;
 use super::walk::Translation;
+use crate::model::keys::SpaceAddr;
 use crate::model::{Expected, ModelState};
 
 /// The bytes the present page at `virt` must hold: the model's, or for a
@@ -69,7 +70,7 @@ pub fn check_page(
     };
     // Compared in place first; read only to name the first difference.
     let unreadable = |error| {
-        let what = format!("the frame {:#x} of page {:#x}", t.frame, t.virt);
+        let what = format!("the frame {:#x} of page {}", t.frame, SpaceAddr(t.virt));
         Violation::Unreadable { what, error }
     };
     match mem.holds(t.frame, &want[..]) {

@@ -49,8 +49,20 @@ fn allocator_bit(mem: &dyn GuestMemory, hello: &Hello, frame: u64) -> String {
 /// Every level of the walk of `virt` from `hello.page_table_root`, down to
 /// the first entry that is not present, unreadable, or leads to a frame.
 pub fn walk_levels(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Vec<WalkLevel> {
+    walk_levels_from(mem, hello, hello.page_table_root, virt)
+}
+
+/// [`walk_levels`] from the PML4 at `root` (a space's: for a page of a
+/// space other than 0, its root and the plain address, as
+/// `crate::model::keys::untag` gives it).
+pub fn walk_levels_from(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    root: u64,
+    virt: u64,
+) -> Vec<WalkLevel> {
     let mut out = Vec::new();
-    for e in address_path(mem, hello.page_table_root, virt) {
+    for e in address_path(mem, root, virt) {
         let mut row = WalkLevel {
             name: NAMES[e.level],
             index: e.index,
@@ -95,8 +107,13 @@ pub fn walk_levels(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Vec<WalkL
 /// entry's raw value, flags and software bits, the next table or frame and
 /// its allocator bit, and the decoded level-1 state.
 pub fn decode_walk(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> String {
-    let mut out = format!("walk of {virt:#x} from root {:#x}\n", hello.page_table_root);
-    for l in walk_levels(mem, hello, virt) {
+    decode_walk_from(mem, hello, hello.page_table_root, virt)
+}
+
+/// [`decode_walk`] from the PML4 at `root` (see [`walk_levels_from`]).
+pub fn decode_walk_from(mem: &dyn GuestMemory, hello: &Hello, root: u64, virt: u64) -> String {
+    let mut out = format!("walk of {virt:#x} from root {root:#x}\n");
+    for l in walk_levels_from(mem, hello, root, virt) {
         let (name, index, table) = (l.name, l.index, l.table);
         let raw = match l.raw {
             Ok(raw) => raw,

@@ -14,6 +14,7 @@ use super::entry::{decode_leaf, Leaf, A, D, P, W};
 use super::leaf;
 use super::violation::Violation;
 use super::walk::{Table, Translation, Tree};
+use crate::model::keys::is_user;
 use crate::model::{Changes, Expected, ModelState};
 
 /// Whether a level-1 entry changed in a way that matters.
@@ -65,7 +66,7 @@ impl Diff {
 
     /// The old entry `old` of page `virt` no longer holds.
     fn drop_old(&mut self, virt: u64, old: u64) {
-        match decode_leaf(old, virt < 1 << 47) {
+        match decode_leaf(old, is_user(virt)) {
             Leaf::Present { frame, .. } => {
                 let owner = Owner::Page { virt };
                 self.removed.push(Claim { frame, owner });

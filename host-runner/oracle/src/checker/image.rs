@@ -56,7 +56,11 @@ impl Image {
     /// Maps `virt` as present RAM on a new frame; answers the frame.
     pub fn map(&mut self, virt: u64, writable: bool) -> u64 {
         let frame = self.alloc();
-        let user = if virt < 0x0000_8000_0000_0000 { U } else { 0 };
+        let user = if crate::model::keys::is_user(virt) {
+            U
+        } else {
+            0
+        };
         let w = if writable { W } else { 0 };
         self.set_leaf(virt, frame | RAM | w | user);
         frame

@@ -23,6 +23,7 @@ use super::bitmap::Bitmap;
 use super::claims::{Ctx, Owner};
 use super::diff::compare;
 use super::memory::GuestMemory;
+use super::spaces::decide_leaks;
 use super::stateful::{Checker, Record};
 use super::swap::{check_store, model_slots, refresh_store};
 use super::violation::{Path, Step};
@@ -80,7 +81,15 @@ impl Checker {
         }
         let mut rec = self.record.take().expect("checked above");
         let mut out = Vec::new();
-        let tree = walk(mem, hello, Some(&rec.tree), &mut self.pool, &mut out);
+        let spaces = expect.space_roots();
+        let tree = walk(
+            mem,
+            hello,
+            spaces,
+            Some(&rec.tree),
+            &mut self.pool,
+            &mut out,
+        );
         let mut d = std::mem::take(&mut self.diff);
         d.clear();
         d.regions.extend_from_slice(changes.pages());
@@ -165,6 +174,7 @@ impl Checker {
             d.added.sort_by_key(|c| c.frame >> 12);
             let path = |o| path_of(&tree, o);
             self.owners.redo(&ctx, &frames, &d.added, path, &mut out);
+            decide_leaks(mem, &ctx, &mut self.owners, Some(&frames), &mut out);
         }
         data::check_pages(mem, hello, expect, d.verified.iter(), &mut out);
 

@@ -7,6 +7,7 @@ use protocol::Hello;
 use super::entry::{decode_leaf, Leaf, PresentKind};
 use super::violation::{Path, Step, Violation};
 use super::walk::{Table, Translation};
+use crate::model::keys::is_user;
 use crate::model::{Expected, ModelState};
 
 /// Whether a decoded entry is the expected state.
@@ -116,7 +117,7 @@ pub(crate) fn translation(t: &Table, i: usize) -> Option<Translation> {
         writable,
         executable,
         frame,
-    } = decode_leaf(raw, virt < 1 << 47)
+    } = decode_leaf(raw, is_user(virt))
     else {
         return None;
     };
@@ -147,7 +148,7 @@ pub(crate) fn check_entry(
 ) -> Option<Translation> {
     let raw = t.entries[i];
     let virt = entry_virt(t, i);
-    let got = decode_leaf(raw, virt < 1 << 47);
+    let got = decode_leaf(raw, is_user(virt));
     let path = || {
         let mut steps = t.steps().to_vec();
         steps.push(Step {

@@ -12,9 +12,11 @@ mod diff;
 mod entry;
 mod incremental;
 mod leaf;
+mod leaks;
 mod memory;
 mod mmap;
 mod slots;
+mod spaces;
 mod stateful;
 pub(crate) mod swap;
 mod tree;
@@ -31,13 +33,15 @@ use protocol::Hello;
 use crate::model::Expectations;
 
 pub use address::{address_path, AddressPath, PathEntry};
-pub use decode::{decode_walk, region_leaves, walk_levels, WalkLevel};
+pub use decode::{
+    decode_walk, decode_walk_from, region_leaves, walk_levels, walk_levels_from, WalkLevel,
+};
 pub use entry::{decode_leaf, Leaf, PresentKind};
 pub use memory::{nonzero_words, GuestMemory, ImageMemory, MemoryError};
 pub use stateful::Checker;
 pub use tree::TableRef;
 pub use violation::{Path, Step, Violation};
-pub use walk::{read_tables, TableEntries, Translation, Walk};
+pub use walk::{read_space_tables, read_tables, TableEntries, Translation, Walk};
 
 /// The checker's findings: every violation, and the walk (its translations
 /// are what `info tlb` / `gva2gpa` are compared with; a full check's only).

@@ -7,6 +7,7 @@ use super::address::address_path;
 use super::memory::GuestMemory;
 use super::swap::{Header, Store, UNIT};
 use super::violation::{Path, Step, Violation};
+use crate::model::keys::{untag, SpaceAddr};
 use crate::model::Expected;
 
 /// Checks the data of `slots` ((slot, length, page address)), with one
@@ -28,9 +29,17 @@ pub fn check_slots(
     }
 }
 
-/// The entries leading to `virt`'s level-1 entry, read from the root.
-fn path_of(mem: &dyn GuestMemory, hello: &Hello, virt: u64) -> Path {
-    let steps = address_path(mem, hello.page_table_root, virt)
+/// The entries leading to the level-1 entry of `virt` (a key), read from
+/// its space's root.
+fn path_of(mem: &dyn GuestMemory, hello: &Hello, expect: &Expected, virt: u64) -> Path {
+    let (space, addr) = untag(virt);
+    let root = match space {
+        0 => Some(hello.page_table_root),
+        s => expect.space_roots().get(&s).copied(),
+    };
+    let steps = root
+        .into_iter()
+        .flat_map(|root| address_path(mem, root, addr))
         .map_while(|e| {
             Some(Step {
                 table: e.table,
@@ -67,11 +76,14 @@ fn slot_data(
         match lz4_flex::block::decompress_into(&*stored, decoded) {
             Ok(4096) => decoded,
             Ok(n) => {
-                let why = format!("slot {slot} of {virt:#x} decompresses to {n} bytes, not 4096");
+                let why = format!(
+                    "slot {slot} of {} decompresses to {n} bytes, not 4096",
+                    SpaceAddr(virt)
+                );
                 return Some(Violation::SwapStore { why });
             }
             Err(e) => {
-                let why = format!("slot {slot} of {virt:#x} is no LZ4 block: {e}");
+                let why = format!("slot {slot} of {} is no LZ4 block: {e}", SpaceAddr(virt));
                 return Some(Violation::SwapStore { why });
             }
         }
@@ -82,7 +94,7 @@ fn slot_data(
     }
     let offset = page.iter().zip(want.iter()).position(|(a, b)| a != b)?;
     Some(Violation::SwapData {
-        path: path_of(mem, hello, virt),
+        path: path_of(mem, hello, expect, virt),
         slot,
         offset: offset as u64,
         expected: want[offset],

@@ -12,6 +12,7 @@ use super::claims::{Claim, Ctx, Owner, Owners};
 use super::copies::Mirror;
 use super::diff::Diff;
 use super::memory::GuestMemory;
+use super::spaces::decide_leaks;
 use super::swap::{check_store, model_slots, read_store, Store};
 use super::walk::{walk, Entries, Tree, Walk};
 use super::{data, leaf, mmap, slots, CheckReport, Scope, Violation};
@@ -103,7 +104,14 @@ impl Checker {
             None => Default::default(),
         };
         let mut out = Vec::new();
-        let tree = walk(mem, hello, None, &mut self.pool, &mut out);
+        let tree = walk(
+            mem,
+            hello,
+            expect.space_roots(),
+            None,
+            &mut self.pool,
+            &mut out,
+        );
         let mut translations = Vec::new();
         for t in tree.leaf_tables() {
             leaf::check_table(hello, expect, t, &mut translations, &mut out);
@@ -129,7 +137,7 @@ impl Checker {
                 };
                 self.owners.claim(&ctx, c, || t.path(), &mut out);
             }
-            self.owners.leaks(&ctx, &mut out);
+            decide_leaks(mem, &ctx, &mut self.owners, None, &mut out);
         }
         data::check_pages(mem, hello, expect, translations.iter(), &mut out);
         let info = mmap::read_info(mem, hello, spare_info, &mut out);

@@ -9,6 +9,7 @@ use super::bitmap::set_range;
 use super::copies::Mirror;
 use super::memory::GuestMemory;
 use super::violation::Violation;
+use crate::model::keys::SpaceAddr;
 use crate::model::{Expected, ModelState};
 
 /// The unit of the data area.
@@ -255,7 +256,8 @@ pub fn check_store(
             (0, None) => continue,
             (0, Some(virt)) => {
                 bad(format!(
-                    "slot {at} of the page at {virt:#x} holds no data (length 0)"
+                    "slot {at} of the page at {} holds no data (length 0)",
+                    SpaceAddr(virt)
                 ));
                 continue;
             }
@@ -294,7 +296,8 @@ pub fn check_store(
     }
     if let Some((s, virt)) = slots.iter().find(|(s, _)| *s >= units) {
         bad(format!(
-            "the page at {virt:#x} is on slot {s}, past the store's units"
+            "the page at {} is on slot {s}, past the store's units",
+            SpaceAddr(*virt)
         ));
     }
     // Every bit set is a unit of a taken slot.

@@ -3,6 +3,8 @@
 mod bulk;
 mod incremental;
 mod more;
+mod mutations;
+mod spaces;
 mod v2;
 
 use protocol::pattern::fill;

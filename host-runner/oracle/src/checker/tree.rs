@@ -12,9 +12,11 @@ use super::violation::{Path, Step};
 pub struct TableRef {
     /// Physical address of the table.
     pub frame: u64,
-    /// 3 = PDPT, 2 = PD, 1 = PT.
+    /// 4 = the PML4 of a space other than 0, 3 = PDPT, 2 = PD, 1 = PT.
     pub level: u8,
-    /// The entries leading to it; `path.virt` is the first address it covers.
+    /// The entries leading to it; `path.virt` is the first address it
+    /// covers, a key (`crate::model::keys`) for a table of a space other
+    /// than 0.
     pub path: Path,
 }
 
@@ -52,10 +54,10 @@ impl Table {
         }
     }
 
-    /// Its place in walk order: by address, a table before the tables
-    /// below it.
+    /// Its place in walk order: by address (a key: see
+    /// `crate::model::keys`), a table before the tables below it.
     pub fn key(&self) -> (u64, u8) {
-        (self.virt, 3 - self.level)
+        (self.virt, 4 - self.level)
     }
 
     /// Its public description.
@@ -95,7 +97,7 @@ pub(crate) struct Tree {
 impl Tree {
     /// The table of `level` whose first address is `virt`.
     pub fn find(&self, virt: u64, level: u8) -> Option<&Table> {
-        let key = (virt, 3 - level);
+        let key = (virt, 4 - level);
         let i = self.tables.partition_point(|t| t.key() < key);
         self.tables.get(i).filter(|t| t.key() == key)
     }

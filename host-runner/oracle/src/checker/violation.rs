@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::memory::MemoryError;
+use crate::model::keys::{untag, SpaceAddr};
 
 /// The level names, PML4 first.
 const LEVELS: [&str; 4] = ["PML4", "PDPT", "PD", "PT"];
@@ -17,16 +18,27 @@ pub struct Step {
 }
 
 /// Where a violation is: a virtual address and the entries leading to it
-/// (PML4 entry first; fewer than four for a table).
+/// (PML4 entry first; fewer than four for a table). The address is a key
+/// (`crate::model::keys`): a page or table of a space other than 0 has the
+/// space in bits 48–63 ([`Path::space_addr`]), and the PML4 entry is in
+/// that space's PML4.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Path {
     pub virt: u64,
     pub steps: Vec<Step>,
 }
 
+impl Path {
+    /// The space of the page or table (0 for space 0 and the kernel half)
+    /// and its plain address: `virt` is a key (`crate::model::keys`).
+    pub fn space_addr(&self) -> (u16, u64) {
+        untag(self.virt)
+    }
+}
+
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "virt {:#x}", self.virt)?;
+        write!(f, "virt {}", SpaceAddr(self.virt))?;
         for (name, s) in LEVELS.iter().zip(&self.steps) {
             write!(f, " {name}[{}]@{:#x}={:#x}", s.index, s.table, s.raw)?;
         }
@@ -70,6 +82,24 @@ pub enum Violation {
     },
     /// 3: the bitmap itself is malformed (too short, tail bits not 1).
     BadBitmap { why: String },
+    /// 3: frames of a destroyed space (its PML4, its tables, its pages'
+    /// frames) still marked used, owned by nothing: `DestroySpace` or
+    /// `Reset` did not free them.
+    SpaceLeak {
+        space: u16,
+        frames: u64,
+        sample: Vec<u64>,
+    },
+    /// 4: a live space's PML4 whose kernel half (entries 256–511) is not
+    /// space 0's: `differing` entries differ, the first at `index`.
+    KernelHalf {
+        space: u16,
+        root: u64,
+        index: u16,
+        expected: u64,
+        got: u64,
+        differing: u16,
+    },
     /// 4: a table of the managed space holds only zero entries.
     EmptyTable { path: Path, table: u64 },
     /// 4: an entry with reserved bits or an encoding of no state.
@@ -88,7 +118,8 @@ pub enum Violation {
         expected: String,
         got: String,
     },
-    /// 5: the model expects non-unusable pages where no table exists.
+    /// 5: the model expects non-unusable pages where no table exists
+    /// (`virt` is a key, as a [`Path`]'s).
     MissingTable {
         virt: u64,
         pages: u64,
@@ -147,8 +178,9 @@ impl Violation {
             Violation::Unreadable { .. } => 0,
             Violation::FrameFree { .. } | Violation::FrameBeyondRam { .. } => 1,
             Violation::FrameShared { .. } => 2,
-            Violation::Leak { .. } | Violation::BadBitmap { .. } => 3,
-            Violation::EmptyTable { .. }
+            Violation::Leak { .. } | Violation::BadBitmap { .. } | Violation::SpaceLeak { .. } => 3,
+            Violation::KernelHalf { .. }
+            | Violation::EmptyTable { .. }
             | Violation::BadEntry { .. }
             | Violation::PresentCount { .. }
             | Violation::HeapEntry { .. } => 4,
@@ -199,6 +231,29 @@ impl fmt::Display for Violation {
                 hex_list(lost_sample)
             ),
             Violation::BadBitmap { why } => write!(f, "frame bitmap: {why}"),
+            Violation::SpaceLeak {
+                space,
+                frames,
+                sample,
+            } => write!(
+                f,
+                "{frames} frames of destroyed space {space} (its PML4, tables or pages) \
+                 still used but owned by nothing [{}]",
+                hex_list(sample)
+            ),
+            Violation::KernelHalf {
+                space,
+                root,
+                index,
+                expected,
+                got,
+                differing,
+            } => write!(
+                f,
+                "the kernel half of space {space}'s PML4 at {root:#x} is not space 0's: \
+                 {differing} of entries 256-511 differ, entry {index} is {got:#x}, \
+                 space 0's is {expected:#x}"
+            ),
             Violation::EmptyTable { path, table } => {
                 write!(f, "table at {table:#x} holds only zero entries; {path}")
             }
@@ -224,7 +279,8 @@ impl fmt::Display for Violation {
                 expected,
             } => write!(
                 f,
-                "virt {virt:#x} (+{pages} pages) has no page table, model expects {expected}"
+                "virt {} (+{pages} pages) has no page table, model expects {expected}",
+                SpaceAddr(*virt)
             ),
             Violation::HeapEntry { path, why } => write!(f, "heap region: {why}; {path}"),
             Violation::FrameInfoMismatch {
@@ -262,8 +318,8 @@ impl fmt::Display for Violation {
                 got,
             } => write!(
                 f,
-                "swap slot {slot} byte {offset:#x} (page byte {:#x}) is {got:#04x}, model expects {expected:#04x}; {path}",
-                path.virt + offset
+                "swap slot {slot} byte {offset:#x} (page byte {}) is {got:#04x}, model expects {expected:#04x}; {path}",
+                SpaceAddr(path.virt + offset)
             ),
             Violation::DataMismatch {
                 path,
@@ -273,8 +329,8 @@ impl fmt::Display for Violation {
                 got,
             } => write!(
                 f,
-                "byte at {:#x} (frame {frame:#x} + {offset:#x}) is {got:#04x}, model expects {expected:#04x}; {path}",
-                path.virt + offset
+                "byte at {} (frame {frame:#x} + {offset:#x}) is {got:#04x}, model expects {expected:#04x}; {path}",
+                SpaceAddr(path.virt + offset)
             ),
         }
     }

@@ -1,11 +1,14 @@
 //! The page walk: every table of the managed PML4 slots, read from the root
-//! in `Hello`, with the structural checks of invariant 4 above level 1.
+//! in `Hello` and from every other live space's root (its user half: see
+//! [`super::spaces`]), with the structural checks of invariant 4 above
+//! level 1.
 //! The tables are kept ([`Tree`]): the leaf checks read their entries, and
 //! the stateful checker compares them with the last check's. Given that
 //! last check's tree, the walk compares each table in place with its copy
 //! there and, when the bytes are the same, shares the copy and its
 //! analysis instead of reading and analysing the table again.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use protocol::Hello;
@@ -62,8 +65,21 @@ pub struct TableEntries {
 /// format), empty tables. For judging a VMM's tables without a model (the
 /// guest core's tests over simulated memory).
 pub fn read_tables(mem: &dyn GuestMemory, hello: &Hello) -> (Vec<TableEntries>, Vec<Violation>) {
+    read_space_tables(mem, hello, &BTreeMap::new())
+}
+
+/// [`read_tables`] of every space: space 0's from `hello.page_table_root`,
+/// then, for each of `spaces` (number → root, spaces other than 0), its
+/// PML4 (a level-4 table) and the tables of its user half, whose
+/// addresses are keys tagged with the space (`crate::model::keys`); a
+/// PML4 whose kernel half is not space 0's is reported.
+pub fn read_space_tables(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    spaces: &BTreeMap<u16, u64>,
+) -> (Vec<TableEntries>, Vec<Violation>) {
     let mut out = Vec::new();
-    let tree = walk(mem, hello, None, &mut Vec::new(), &mut out);
+    let tree = walk(mem, hello, spaces, None, &mut Vec::new(), &mut out);
     let tables = tree.tables.into_iter().map(|t| TableEntries {
         table: t.table_ref(),
         entries: Box::new(*t.entries),
@@ -99,7 +115,7 @@ pub fn managed_slots(hello: &Hello) -> Vec<u64> {
 
 /// The first three of `steps` (the entries leading to a table, kept in
 /// place in [`Table`]) and how many there are.
-fn chain_of(steps: &[Step]) -> ([Step; 3], u8) {
+pub(super) fn chain_of(steps: &[Step]) -> ([Step; 3], u8) {
     let mut chain = [Step {
         table: 0,
         index: 0,
@@ -119,13 +135,13 @@ fn read_into(
     mem.read_words(phys, buf)
 }
 
-struct Walker<'a> {
+pub(super) struct Walker<'a> {
     mem: &'a dyn GuestMemory,
     /// The last check's tables.
     prev: Option<&'a Tree>,
-    tree: Tree,
+    pub(super) tree: Tree,
     pool: &'a mut Vec<Entries>,
-    out: &'a mut Vec<Violation>,
+    pub(super) out: &'a mut Vec<Violation>,
     /// The PML4 slot of the heap region, where no whole allocate-on-write
     /// entry may stand.
     heap_slot: u64,
@@ -134,14 +150,18 @@ struct Walker<'a> {
     aow: Entries,
 }
 
-/// Walks the managed slots of the tables at `hello.page_table_root`,
-/// reporting unreadable tables, bad upper-level entries and empty tables;
-/// a table whose bytes are those of its copy in `prev` (same place, same
-/// frame) shares that copy, and other entry buffers come from `pool` when
-/// it has some.
+/// Walks the managed slots of the tables at `hello.page_table_root` and
+/// the user half of every space of `spaces` (number → root), reporting
+/// unreadable tables, bad upper-level entries, empty tables and kernel
+/// halves that are not space 0's; a table whose bytes are those of its
+/// copy in `prev` (same place, same frame) shares that copy, and other
+/// entry buffers come from `pool` when it has some. The tables come in
+/// key order: space 0's user half, each other space's PML4 and user half
+/// in turn, the kernel half.
 pub(crate) fn walk(
     mem: &dyn GuestMemory,
     hello: &Hello,
+    spaces: &BTreeMap<u16, u64>,
     prev: Option<&Tree>,
     pool: &mut Vec<Entries>,
     out: &mut Vec<Violation>,
@@ -164,22 +184,34 @@ pub(crate) fn walk(
         aow: Arc::new([AOW_LEAF; 512]),
     };
     let mut steps = Vec::with_capacity(4);
-    for slot in managed_slots(hello) {
-        let raw = pml4[slot as usize];
-        w.entry(
-            3,
-            root,
-            slot,
-            raw,
-            slot_addr(slot, 0),
-            &mut steps,
-            slot < 256,
-        );
+    let (user, kernel): (Vec<u64>, Vec<u64>) =
+        managed_slots(hello).into_iter().partition(|&s| s < 256);
+    w.slots(root, &pml4, &user, 0, &mut steps);
+    for (&space, &space_root) in spaces {
+        w.space(space, space_root, &pml4, &user, &mut steps);
     }
+    w.slots(root, &pml4, &kernel, 0, &mut steps);
     w.tree
 }
 
 impl<'a> Walker<'a> {
+    /// The entries `slots` of the PML4 `pml4` at `root`, for addresses
+    /// tagged with `tag` (the key bits of a space other than 0).
+    pub(super) fn slots(
+        &mut self,
+        root: u64,
+        pml4: &[u64; 512],
+        slots: &[u64],
+        tag: u64,
+        steps: &mut Vec<Step>,
+    ) {
+        for &slot in slots {
+            let raw = pml4[slot as usize];
+            let virt = tag | slot_addr(slot, 0);
+            self.entry(3, root, slot, raw, virt, steps, slot < 256);
+        }
+    }
+
     /// A non-leaf entry at `index` of `table` pointing to a table of `level`.
     #[allow(clippy::too_many_arguments)]
     fn entry(
@@ -225,7 +257,7 @@ impl<'a> Walker<'a> {
 
     /// The copy in `prev` of the level-`level` table for `virt` at `phys`,
     /// when memory holds its bytes still.
-    fn unchanged(&self, level: u8, phys: u64, virt: u64) -> Option<&'a Table> {
+    pub(super) fn unchanged(&self, level: u8, phys: u64, virt: u64) -> Option<&'a Table> {
         let old = self.prev?.find(virt, level).filter(|o| o.frame == phys)?;
         // In place: the guest's bytes are little-endian words.
         let same = cfg!(target_endian = "little")
@@ -238,7 +270,7 @@ impl<'a> Walker<'a> {
 
     /// A fresh copy of the table at `phys` and what it holds (empty, how
     /// many entries present); `None` when it is unreadable (reported).
-    fn read(
+    pub(super) fn read(
         &mut self,
         level: u8,
         phys: u64,

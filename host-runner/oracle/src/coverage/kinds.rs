@@ -35,6 +35,9 @@ pub enum RequestKind {
     Kfree,
     HeapScavenge,
     ConvertToPinned,
+    CreateSpace,
+    SwitchSpace,
+    DestroySpace,
 }
 
 impl RequestKind {
@@ -69,6 +72,9 @@ impl RequestKind {
             Request::Kmalloc { .. } => K::Kmalloc,
             Request::Kfree { .. } => K::Kfree,
             Request::HeapScavenge { .. } => K::HeapScavenge,
+            Request::CreateSpace { .. } => K::CreateSpace,
+            Request::SwitchSpace { .. } => K::SwitchSpace,
+            Request::DestroySpace { .. } => K::DestroySpace,
         }
     }
 
@@ -102,6 +108,9 @@ impl RequestKind {
             K::Kfree => "kfree",
             K::HeapScavenge => "heap_scavenge",
             K::ConvertToPinned => "convert to pinned",
+            K::CreateSpace => "create_space",
+            K::SwitchSpace => "switch_space",
+            K::DestroySpace => "destroy_space",
         }
     }
 }

@@ -74,6 +74,19 @@ pub enum Event {
     /// A successful `Unmap` or convert to unusable left a page table it
     /// touched empty (the VMM must free it).
     PageTableEmptied,
+    /// `SwitchSpace` left a space holding present user pages for another:
+    /// no translation of them may survive the switch.
+    SpaceSwitchedAway,
+    /// `DestroySpace` freed a space that held user pages (frames, swap
+    /// slots, tables).
+    SpaceDestroyedHoldingPages,
+    /// A successful request made or freed a kernel-half PDPT while a
+    /// space other than 0 lived: the VMM writes that PML4 entry into
+    /// every live space's PML4.
+    KernelSlotSharedBySpaces,
+    /// An answer came with reclaim events while a space other than 0 was
+    /// current (the clock sweeps that space's user half).
+    ReclaimInOtherSpace,
 }
 
 /// Frames free beyond the heap's reserve at or below which the allocator
@@ -100,6 +113,10 @@ impl Event {
             E::ReclaimRingFull => "reclaim ring full",
             E::RangeCrossesTable => "range crosses a page table",
             E::PageTableEmptied => "page table emptied",
+            E::SpaceSwitchedAway => "space switched away from present pages",
+            E::SpaceDestroyedHoldingPages => "space destroyed holding pages",
+            E::KernelSlotSharedBySpaces => "kernel PML4 entry changed with spaces",
+            E::ReclaimInOtherSpace => "reclaim in a space other than 0",
         }
     }
 }

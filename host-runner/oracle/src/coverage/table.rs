@@ -26,7 +26,7 @@ impl Transition {
 
 impl Event {
     /// Every event, in order.
-    pub const ALL: [Event; 16] = [
+    pub const ALL: [Event; 20] = [
         Event::PresentPageUnmapped,
         Event::SwappedPageConverted,
         Event::SwappedPageUnmapped,
@@ -43,6 +43,10 @@ impl Event {
         Event::ReclaimRingFull,
         Event::RangeCrossesTable,
         Event::PageTableEmptied,
+        Event::SpaceSwitchedAway,
+        Event::SpaceDestroyedHoldingPages,
+        Event::KernelSlotSharedBySpaces,
+        Event::ReclaimInOtherSpace,
     ];
 }
 

@@ -2,7 +2,7 @@
 //! written by hand in tests).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use super::files::FileSpec;
@@ -24,6 +24,12 @@ pub struct Expectations {
     pub files: Vec<Option<FileSpec>>,
     /// The host's live heap blocks: address → size.
     pub heap_blocks: BTreeMap<u64, u64>,
+    /// The live address spaces other than 0 and their roots (space 0's is
+    /// `Hello::page_table_root`).
+    spaces: BTreeMap<u16, u64>,
+    /// Roots of destroyed spaces, with their numbers (see
+    /// [`Expected::retired_space`]).
+    retired: VecDeque<(u64, u16)>,
 }
 
 impl Expectations {
@@ -42,11 +48,38 @@ impl Expectations {
             known_frames,
             files,
             heap_blocks,
+            spaces: BTreeMap::new(),
+            retired: VecDeque::new(),
         }
     }
 
-    /// Expects `state` (None: unusable) for `pages` pages from `addr`; swap
-    /// slots and file pages count up from the first page's.
+    /// Expects these live spaces (other than 0, with their roots) and
+    /// these roots of destroyed spaces.
+    pub(super) fn with_spaces(
+        mut self,
+        spaces: BTreeMap<u16, u64>,
+        retired: VecDeque<(u64, u16)>,
+    ) -> Self {
+        self.spaces = spaces;
+        self.retired = retired;
+        self
+    }
+
+    /// Expects space `space` (not 0) to live with its PML4 at `root`.
+    /// Its pages are set with keys ([`super::keys::tag`]).
+    pub fn add_space(&mut self, space: u16, root: u64) {
+        self.spaces.insert(space, root);
+    }
+
+    /// Expects space `space`, whose PML4 was at `root`, to be destroyed.
+    pub fn retire_space(&mut self, space: u16, root: u64) {
+        self.spaces.remove(&space);
+        self.retired.push_back((root, space));
+    }
+
+    /// Expects `state` (None: unusable) for `pages` pages from `addr` (a
+    /// key: [`super::keys::tag`] names a page of a space other than 0);
+    /// swap slots and file pages count up from the first page's.
     pub fn set_state(&mut self, addr: u64, pages: u64, state: Option<ModelState>) {
         self.pages.set(addr >> 12, (addr >> 12) + pages, state);
     }
@@ -97,6 +130,8 @@ impl Expectations {
             files: &self.files,
             host: Frames::Addrs(&self.host_frames),
             known: Known::Addrs(&self.known_frames),
+            spaces: &self.spaces,
+            retired: &self.retired,
         }
     }
 }
@@ -128,6 +163,8 @@ pub struct Expected<'a> {
     files: &'a [Option<FileSpec>],
     host: Frames<'a>,
     known: Known<'a>,
+    spaces: &'a BTreeMap<u16, u64>,
+    retired: &'a VecDeque<(u64, u16)>,
 }
 
 impl<'a> Expected<'a> {
@@ -137,6 +174,7 @@ impl<'a> Expected<'a> {
         files: &'a [Option<FileSpec>],
         host: &'a BTreeSet<u64>,
         page_frames: &'a BTreeMap<u64, u64>,
+        (spaces, retired): (&'a BTreeMap<u16, u64>, &'a VecDeque<(u64, u16)>),
     ) -> Self {
         Expected {
             pages,
@@ -144,7 +182,34 @@ impl<'a> Expected<'a> {
             files,
             host: Frames::Numbers(host),
             known: Known::Numbers(page_frames),
+            spaces,
+            retired,
         }
+    }
+
+    /// The live spaces other than 0, with their roots (the physical
+    /// address of each one's PML4), in order; space 0's root is
+    /// `Hello::page_table_root`. The checker walks each one's user half
+    /// from its root and names its pages by keys ([`super::keys`]).
+    pub fn space_roots(&self) -> &'a BTreeMap<u16, u64> {
+        self.spaces
+    }
+
+    /// The space a destroyed space's root at `frame` (a physical address)
+    /// belonged to: the newest destroyed spaces' roots are remembered
+    /// until a new space takes the frame, so that a PML4 the guest did
+    /// not free is named.
+    pub fn retired_space(&self, frame: u64) -> Option<u16> {
+        self.retired
+            .iter()
+            .rev()
+            .find(|&&(r, _)| r == frame)
+            .map(|&(_, s)| s)
+    }
+
+    /// The remembered roots of destroyed spaces: (root, space).
+    pub fn retired(&self) -> impl Iterator<Item = (u64, u16)> + 'a {
+        self.retired.iter().copied()
     }
 
     /// The expected state of page number `vpn` (None: unusable).

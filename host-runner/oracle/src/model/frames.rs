@@ -114,7 +114,7 @@ impl Model {
     }
 
     /// Why frame number `f` cannot be newly handed to `owner` (None: it can).
-    fn frame_conflict(&self, f: u64, owner: Option<u64>) -> Option<String> {
+    pub(super) fn frame_conflict(&self, f: u64, owner: Option<u64>) -> Option<String> {
         let addr = f << 12;
         if f >= self.hello.total_frames {
             return Some(format!("frame {addr:#x} is beyond RAM"));
@@ -125,9 +125,12 @@ impl Model {
         if self.host.contains(&f) {
             return Some(format!("frame {addr:#x} is held by the host"));
         }
+        if let Some(why) = self.root_conflict(f) {
+            return Some(why);
+        }
         match self.frame_pages.get(&f) {
             Some(&p) if Some(p) != owner => {
-                Some(format!("frame {addr:#x} backs page {:#x}", p << 12))
+                Some(format!("frame {addr:#x} backs page {}", Model::show(p)))
             }
             _ => None,
         }
@@ -188,12 +191,12 @@ impl Model {
             };
             if frame % PAGE_SIZE != 0 {
                 return Err(format!(
-                    "page {:#x}: frame {frame:#x} not aligned",
-                    vpn << 12
+                    "page {}: frame {frame:#x} not aligned",
+                    Model::show(vpn)
                 ));
             }
             if let Some(why) = self.frame_conflict(frame >> 12, Some(vpn)) {
-                return Err(format!("page {:#x}: {why}", vpn << 12));
+                return Err(format!("page {}: {why}", Model::show(vpn)));
             }
             let old = self.page_frames.insert(vpn, frame >> 12);
             let old = old.map(|f| (f, self.frame_pages.remove(&f)));

@@ -1,6 +1,10 @@
 //! The model (oracle): the guest VMM written again from semantics.rs alone.
 //! It predicts every answer, judges the guest's, and follows the guest where
-//! the specification leaves the answer open (which frames, which range).
+//! the specification leaves the answer open (which frames, which range,
+//! which root a new address space gets). The pages of every address space
+//! live in one page map, named by keys ([`keys`]): requests, touches and
+//! reclaim events name plain addresses of the current space, which the
+//! model keys on the way in and answers plain on the way out.
 
 mod batch;
 mod dirty;
@@ -9,6 +13,7 @@ mod files;
 mod frames;
 mod heap;
 mod hex;
+pub mod keys;
 mod observe;
 mod outcomes;
 mod pages;
@@ -20,6 +25,7 @@ mod reclaim;
 mod requests_v2;
 mod runs;
 mod slots;
+mod spaces;
 mod stats;
 mod sum;
 mod touch;
@@ -33,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use protocol::scan::batch_elements;
-use protocol::{Error, Hello, Privilege, Reclaim, Request, Response, MAX_BATCH};
+use protocol::{Error, Hello, Privilege, Request, Response, MAX_BATCH};
 
 use crate::coverage::ModelCoverage;
 
@@ -48,7 +54,7 @@ pub use stats::StatsBounds;
 pub use validate::canonical;
 
 use plan::{Effect, Plan};
-use validate::Space;
+use validate::Managed;
 
 /// The bytes of one page the host wrote.
 pub(crate) type PageBytes = Arc<[u8; 4096]>;
@@ -57,7 +63,9 @@ pub(crate) type PageBytes = Arc<[u8; 4096]>;
 #[derive(Clone, Debug)]
 pub struct Model {
     hello: Hello,
-    space: Space,
+    managed: Managed,
+    /// The address spaces: the live ones, their roots, the current one.
+    spaces: spaces::Spaces,
     pages: pages::PageMap,
     /// Bytes of the pages that hold non-zero data, by page number.
     data: BTreeMap<u64, PageBytes>,
@@ -94,7 +102,8 @@ impl Model {
     pub fn new(hello: &Hello) -> Self {
         Model {
             hello: hello.clone(),
-            space: Space::new(hello),
+            managed: Managed::new(hello),
+            spaces: spaces::Spaces::new(hello.max_spaces),
             pages: Default::default(),
             data: BTreeMap::new(),
             host: BTreeSet::new(),
@@ -117,9 +126,16 @@ impl Model {
         &self.hello
     }
 
-    /// The model's state of the page holding `addr` (None: unusable).
+    /// The model's state of the page whose key holds `addr` (None:
+    /// unusable): a plain address names a kernel page or one of space 0;
+    /// [`keys::tag`] names one of another space ([`Model::state_in`]).
     pub fn state(&self, addr: u64) -> Option<ModelState> {
         self.pages.get(addr >> 12)
+    }
+
+    /// The model's state of the page holding `addr` in space `space`.
+    pub fn state_in(&self, space: u16, addr: u64) -> Option<ModelState> {
+        self.state(keys::tag(space, addr))
     }
 
     /// The answer the model expects to `req` in its current state.
@@ -254,8 +270,9 @@ impl Model {
         coverage: &mut ModelCoverage,
     ) -> Result<(), (String, String)> {
         let mut seen = self.observe(req, actual);
+        let slots = self.kernel_slots(req);
         self.apply_one(req, actual)?;
-        self.observe_after(req, actual, &mut seen);
+        self.observe_after(req, actual, slots, &mut seen);
         coverage.add(&seen);
         Ok(())
     }
@@ -304,36 +321,6 @@ impl Model {
         judged
     }
 
-    /// A `Reset` answered with events: they come from its own scavenge of
-    /// the heap, after it (semantics, **Reset**), so they are applied after
-    /// the reset, and may only be `Scavenged`.
-    fn apply_reset(
-        &mut self,
-        req: &Request,
-        events: &[Reclaim],
-        inner: &Response,
-    ) -> Result<(), (String, String)> {
-        let mut m = self.clone();
-        m.judge_plain(req, inner)?;
-        if let Some(e) = events
-            .iter()
-            .find(|e| !matches!(e, Reclaim::Scavenged { .. }))
-        {
-            return Err((
-                "Done, with Scavenged events of the heap alone".into(),
-                format!("a Reset reclaims heap pages only, not {e:?}"),
-            ));
-        }
-        let applied = m
-            .apply_events(events, &Default::default())
-            .map_err(|why| ("legal reclaim events".to_string(), why))?;
-        m.keep_events(applied);
-        // The reset zeroes the reclaim counters after its scavenge.
-        m.reclaims = [0; 3];
-        *self = m;
-        Ok(())
-    }
-
     /// Judges and applies a plain answer (events already applied).
     /// Atomic: on a divergence the model is unchanged (the plan is read
     /// only, and a commit that refuses the answer changes nothing).
@@ -362,6 +349,7 @@ impl Model {
                 .map(|(&p, &f)| (p << 12, f << 12))
                 .collect(),
         )
+        .with_spaces(self.spaces.roots.clone(), self.spaces.retired.clone())
     }
 
     /// What the memory checker must find, as of now, borrowed (nothing is
@@ -373,6 +361,7 @@ impl Model {
             &self.files,
             &self.host,
             &self.page_frames,
+            (&self.spaces.roots, &self.spaces.retired),
         )
     }
 

@@ -4,6 +4,7 @@
 
 use protocol::{Reclaim, Request, Response, PAGE_SIZE, RECLAIM_RING};
 
+use super::keys::{user_pages, KERNEL_FIRST_PAGE};
 use super::{Model, ModelState};
 use crate::coverage::{
     AnswerClass, Caller, Event, Observation, RequestKind, StateKind, StateSet, Transition,
@@ -12,6 +13,8 @@ use crate::coverage::{
 
 /// Page-number bits one page table covers (512 pages, 2 MiB).
 const PT_SHIFT: u32 = 9;
+/// Page-number bits one PML4 entry covers (512 GiB).
+const PML4_SHIFT: u32 = 27;
 
 fn kind_of(s: ModelState) -> StateKind {
     match s {
@@ -57,9 +60,12 @@ impl Model {
     /// The pages `req` acted on, as page numbers `first..end`: its named
     /// range, cut after the faulting page of a touch that faulted.
     fn acted_pages(&self, req: &Request, answer: &Response) -> (u64, u64) {
-        let (first, end) = super::reclaim::named_pages(req);
+        let (first, end) = self.named_keys(req);
         match answer {
-            Response::Fault { addr, .. } => (first, end.min((addr >> 12).saturating_add(1))),
+            Response::Fault { addr, .. } => {
+                let fault = self.key(*addr) >> 12;
+                (first, end.min(fault.saturating_add(1)))
+            }
             _ => (first, end),
         }
     }
@@ -159,6 +165,22 @@ impl Model {
         if reclaims.len() >= RECLAIM_RING {
             event(Event::ReclaimRingFull);
         }
+        if reclaimed && self.spaces.current != 0 {
+            event(Event::ReclaimInOtherSpace);
+        }
+        match *req {
+            Request::SwitchSpace { space, .. }
+                if done
+                    && space != self.spaces.current
+                    && self.holds_present(self.spaces.current) =>
+            {
+                event(Event::SpaceSwitchedAway)
+            }
+            Request::DestroySpace { space, .. } if done && self.space_holds_pages(space) => {
+                event(Event::SpaceDestroyedHoldingPages)
+            }
+            _ => {}
+        }
         for r in reclaims {
             if let Some(e) = self.reclaim_event(r) {
                 event(e);
@@ -178,7 +200,7 @@ impl Model {
     /// The event one reclaim is, from the page's state before it.
     fn reclaim_event(&self, r: &Reclaim) -> Option<Event> {
         match *r {
-            Reclaim::Swapped { addr, .. } => match self.pages.get(addr >> 12)? {
+            Reclaim::Swapped { addr, .. } => match self.pages.get(self.key(addr) >> 12)? {
                 ModelState::PresentMmap { private: true, .. } => Some(Event::DirtyFilePageSwapped),
                 ModelState::PresentRam { .. } => Some(Event::RamPageSwapped),
                 _ => None,
@@ -188,9 +210,47 @@ impl Model {
         }
     }
 
+    /// Whether space `space`'s user half holds a present page.
+    fn holds_present(&self, space: u16) -> bool {
+        let (first, end) = user_pages(space);
+        self.pages
+            .runs_in(first, end)
+            .any(|(_, _, st)| st.holds_frame())
+    }
+
+    /// How many kernel-half PML4 entries hold tables, when a space other
+    /// than 0 lives and `req` may change that (a range request in the
+    /// kernel half): `None` otherwise, not counted.
+    pub(super) fn kernel_slots(&self, req: &Request) -> Option<u64> {
+        let kernel = self.named_keys(req).0 >= KERNEL_FIRST_PAGE;
+        if self.spaces.roots.is_empty() || !is_range(req) || !kernel {
+            return None;
+        }
+        let mut last = None;
+        let mut n = 0;
+        for (s, e, _) in self.pages.runs_in(KERNEL_FIRST_PAGE, u64::MAX) {
+            for slot in (s >> PML4_SHIFT).max(last.map_or(0, |l| l + 1))..=(e - 1) >> PML4_SHIFT {
+                n += 1;
+                last = Some(slot);
+            }
+        }
+        Some(n)
+    }
+
     /// Completes `seen` from the state after `req` was applied: a page
-    /// table a successful unmap left empty.
-    pub(super) fn observe_after(&self, req: &Request, actual: &Response, seen: &mut Observation) {
+    /// table a successful unmap left empty, a kernel PML4 entry made or
+    /// freed while other spaces live (`slots`: [`Model::kernel_slots`]
+    /// before the request).
+    pub(super) fn observe_after(
+        &self,
+        req: &Request,
+        actual: &Response,
+        slots: Option<u64>,
+        seen: &mut Observation,
+    ) {
+        if slots.is_some() && slots != self.kernel_slots(req) {
+            seen.events.push(Event::KernelSlotSharedBySpaces);
+        }
         let unmapping = matches!(
             RequestKind::of(req),
             RequestKind::Unmap | RequestKind::ConvertToUnusable
@@ -199,7 +259,7 @@ impl Model {
         if !unmapping || AnswerClass::of(inner) != AnswerClass::Ok {
             return;
         }
-        let (first, end) = super::reclaim::named_pages(req);
+        let (first, end) = self.named_keys(req);
         let had_pages = seen
             .transitions
             .iter()

@@ -13,7 +13,12 @@ use super::hex::hex_debug;
 /// where the frames found so far lie within the free-frame bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TouchOutcomes {
+    /// The touch's first byte and the pages below, as keys
+    /// ([`super::keys`]): the plain address plus `off`.
     pub(super) addr: u64,
+    /// The key offset of the touch's addresses (the current space's tag
+    /// for a user touch, else 0): answers name plain addresses.
+    pub(super) off: u64,
     pub(super) write: bool,
     /// The answer if no frame runs out (`None`: any `Checksum`, for heap
     /// bytes the host never wrote).
@@ -59,6 +64,11 @@ impl TouchOutcomes {
         else {
             return Some("different answer".into());
         };
+        // A fault outside the touch's half is at none of its pages.
+        if self.off != 0 && !super::keys::in_lower_half(addr) {
+            return Some("the fault's address is not in the touch's half".into());
+        }
+        let addr = addr + self.off;
         let (mut sure, mut all) = (0, 0);
         for &(s, e, certain) in &self.needy {
             if (s..e).contains(&(addr >> 12)) && write == self.write {

@@ -3,6 +3,7 @@
 
 use protocol::{AreaType, Error, Privilege, Request, Response, MAX_QUERY_PAGES};
 
+use super::keys::untag;
 use super::touch::TouchPlan;
 use super::{Model, ModelState, Prediction};
 
@@ -54,6 +55,15 @@ pub(super) enum Effect {
     Kfree {
         addr: u64,
     },
+    CreateSpace {
+        space: u16,
+    },
+    SwitchSpace {
+        space: u16,
+    },
+    DestroySpace {
+        space: u16,
+    },
 }
 
 impl Plan {
@@ -84,7 +94,16 @@ fn kernel_only(req: &Request) -> bool {
             | Request::Kmalloc { .. }
             | Request::Kfree { .. }
             | Request::HeapScavenge { .. }
+            | Request::CreateSpace { .. }
+            | Request::SwitchSpace { .. }
+            | Request::DestroySpace { .. }
     )
+}
+
+/// The plain address of key page `p` (the answer names it in the
+/// current space).
+fn addr_of(p: u64) -> u64 {
+    untag(p << 12).1
 }
 
 impl Model {
@@ -98,7 +117,7 @@ impl Model {
         if kernel_only(req) && req.privilege() == Some(Privilege::User) {
             return Err(Error::PermissionDenied);
         }
-        let space = &self.space;
+        let space = &self.managed;
         Ok(match *req {
             Request::Hello => Plan::exact(Response::Hello(Box::new(self.hello.clone()))),
             Request::Ping { nonce } => Plan::exact(Response::Pong { nonce }),
@@ -110,7 +129,7 @@ impl Model {
                 file_page,
                 privilege,
             } => self.plan_map_file(
-                space.check_pages(addr, pages, u64::MAX, privilege)?,
+                self.keys(space.check_pages(addr, pages, u64::MAX, privilege)?),
                 file,
                 file_page,
             )?,
@@ -118,7 +137,7 @@ impl Model {
                 addr,
                 pages,
                 privilege,
-            } => self.plan_evict(space.check_pages(addr, pages, u64::MAX, privilege)?),
+            } => self.plan_evict(self.keys(space.check_pages(addr, pages, u64::MAX, privilege)?)),
             Request::Kmalloc { size, align, .. } => self.plan_kmalloc(size, align)?,
             Request::Kfree { addr, .. } => self.plan_kfree(addr)?,
             Request::HeapScavenge { .. } => self.plan_scavenge(),
@@ -137,9 +156,10 @@ impl Model {
                 if writable && executable {
                     return Err(Error::WriteAndExecute);
                 }
-                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
+                let (first, end) =
+                    self.keys(space.check_pages(addr, pages, u64::MAX, privilege)?);
                 if let Some((s, _, _)) = self.pages.runs_in(first, end).next() {
-                    return Err(Error::InvalidState { addr: s << 12 });
+                    return Err(Error::InvalidState { addr: addr_of(s) });
                 }
                 let need = pages.saturating_add(self.pages.needed_tables(first, end));
                 let mut outcome = self.outcome(need, first, end);
@@ -158,9 +178,10 @@ impl Model {
                 pages,
                 privilege,
             } => {
-                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
+                let (first, end) =
+                    self.keys(space.check_pages(addr, pages, u64::MAX, privilege)?);
                 if let Some(p) = self.pages.first_gap(first, end) {
-                    return Err(Error::InvalidState { addr: p << 12 });
+                    return Err(Error::InvalidState { addr: addr_of(p) });
                 }
                 Plan::done(Effect::Set {
                     first,
@@ -174,7 +195,8 @@ impl Model {
                 to,
                 privilege,
             } => {
-                let (first, end) = space.check_pages(addr, pages, u64::MAX, privilege)?;
+                let (first, end) =
+                    self.keys(space.check_pages(addr, pages, u64::MAX, privilege)?);
                 if to == AreaType::Unusable {
                     return Ok(Plan::done(Effect::Set {
                         first,
@@ -190,7 +212,7 @@ impl Model {
                     } = st
                     {
                         if let Err(what) = self.file_seed(file) {
-                            let what = format!("{what}, for the page at {:#x}", s << 12);
+                            let what = format!("{what}, for the page at {}", Model::show(s));
                             return Ok(Plan {
                                 prediction: Prediction::Unspecified(what),
                                 effect: Effect::None,
@@ -241,7 +263,8 @@ impl Model {
                 pages,
                 privilege,
             } => {
-                let (first, end) = space.check_pages(addr, pages, MAX_QUERY_PAGES, privilege)?;
+                let (first, end) =
+                    self.keys(space.check_pages(addr, pages, MAX_QUERY_PAGES, privilege)?);
                 Plan {
                     prediction: Prediction::Pages(
                         (first..end).map(|p| self.pages.get(p)).collect(),
@@ -260,6 +283,9 @@ impl Model {
                 effect: Effect::Stats,
             },
             Request::Reset { .. } => Plan::done(Effect::Reset),
+            Request::CreateSpace { .. } => self.plan_create_space()?,
+            Request::SwitchSpace { space, .. } => self.plan_switch_space(space)?,
+            Request::DestroySpace { space, .. } => self.plan_destroy_space(space)?,
         })
     }
 
@@ -312,13 +338,18 @@ impl Model {
             }
             (Effect::Vfree { first, end }, _) => self.vspace.set(first, end, None),
             (Effect::Reset, _) => self.reset(),
+            (Effect::CreateSpace { space }, Response::Space { root, .. }) => {
+                self.commit_create_space(space, *root)?
+            }
+            (Effect::SwitchSpace { space }, _) => self.spaces.current = space,
+            (Effect::DestroySpace { space }, _) => self.commit_destroy_space(space),
             _ => {}
         }
         Ok(())
     }
 
     /// Drops the data and frame identities of pages `first..end`.
-    fn forget(&mut self, first: u64, end: u64) {
+    pub(super) fn forget(&mut self, first: u64, end: u64) {
         let gone: Vec<u64> = self.data.range(first..end).map(|(&p, _)| p).collect();
         for p in gone {
             self.data.remove(&p);

@@ -52,6 +52,11 @@ pub enum Prediction {
     Reclaim(String),
     /// `Valloc` with a free run of `pages` pages inside `region`.
     Valloc { pages: u64, region: VirtRange },
+    /// `Space` numbered `space` with any root (the guest's choice; the
+    /// model judges it a frame it knows nothing else of, and learns it);
+    /// with `oom` (the free frames are known only within bounds),
+    /// `Error(OutOfMemory)` too.
+    Space { space: u16, oom: bool },
     /// `Pages` with these states (`None` = unusable); frames are not
     /// predicted.
     Pages(Vec<Option<ModelState>>),
@@ -90,7 +95,7 @@ impl Prediction {
         for &(s, e, _) in &outcomes.needy {
             if k < e - s {
                 return Prediction::Exact(Response::Fault {
-                    addr: ((s + k) << 12).max(outcomes.addr),
+                    addr: ((s + k) << 12).max(outcomes.addr) - outcomes.off,
                     write: outcomes.write,
                     reason: FaultReason::OutOfMemory,
                 });
@@ -164,6 +169,20 @@ impl Prediction {
                 }
             }
             (Prediction::Valloc { .. }, Response::Valloc { .. }) => None,
+            (Prediction::Space { oom, .. }, g) if *g == Response::Error(Error::OutOfMemory) => {
+                (!oom).then(|| "a frame is free for the PML4".into())
+            }
+            (Prediction::Space { space, .. }, Response::Space { space: s, root }) => {
+                if s != space {
+                    Some(format!(
+                        "space {s}, but the lowest unused number is {space}"
+                    ))
+                } else if root % protocol::PAGE_SIZE != 0 {
+                    Some(format!("root {root:#x} is not page aligned"))
+                } else {
+                    None
+                }
+            }
             (Prediction::Pages(want), Response::Pages(got)) => pages_mismatch(want, got),
             (Prediction::Batch(_), Response::Batch(_)) => None,
             (Prediction::Unspecified(what), _) => Some(format!(
@@ -287,6 +306,13 @@ impl fmt::Display for Prediction {
                     i = j;
                 }
                 write!(f, "]")
+            }
+            Prediction::Space { space, oom } => {
+                write!(f, "Space {{ space: {space}, root: a free frame }}")?;
+                if *oom {
+                    write!(f, " or Error(OutOfMemory)")?;
+                }
+                Ok(())
             }
             Prediction::NoAnswer => write!(f, "no answer"),
             Prediction::Unspecified(what) => write!(f, "nothing specified for {what}"),

@@ -9,6 +9,7 @@
 
 use protocol::{Error, Response, RECLAIM_RING};
 
+use super::keys::{user_pages, KERNEL_FIRST_PAGE};
 use super::pages::ModelState;
 use super::prediction::Prediction;
 use super::Model;
@@ -51,9 +52,15 @@ impl Model {
         (self.hello.heap_max_bytes / 4096).max(self.heap_pages_min())
     }
 
+    /// Page-table frames of the managed space: every space's tables and
+    /// the PML4 of every space but 0 (semantics, "Address spaces").
+    pub(super) fn table_frames(&self) -> u64 {
+        self.pages.tables() + self.spaces.roots.len() as u64
+    }
+
     /// Frames the managed space, the tables and the host hold.
     fn used_frames(&self) -> u64 {
-        self.pages.tables() + self.pages.count(ModelState::holds_frame) + self.host.len() as u64
+        self.table_frames() + self.pages.count(ModelState::holds_frame) + self.host.len() as u64
     }
 
     /// The most frames that can be free now (exact when the heap's size is
@@ -87,10 +94,16 @@ impl Model {
     }
 
     /// Whether reclaim may have given up: the ring is full, or no clean
-    /// present file page is left outside pages `first..end`.
+    /// present file page the clock sweeps (the current space's user half
+    /// and the kernel space) is left outside pages `first..end` (keys).
     pub(super) fn reclaim_exhausted(&self, first: u64, end: u64) -> bool {
+        let (user, user_end) = user_pages(self.spaces.current);
+        let mut swept = self
+            .pages
+            .runs_in(user, user_end)
+            .chain(self.pages.runs_in(KERNEL_FIRST_PAGE, u64::MAX));
         self.ring_used >= RECLAIM_RING
-            || !self.pages.runs().any(|(s, e, st)| {
+            || !swept.any(|(s, e, st)| {
                 matches!(st, ModelState::PresentMmap { private: false, .. })
                     && (s < first || e > end)
             })
@@ -107,7 +120,7 @@ impl Model {
         let hopeless = self
             .hello
             .boot_free_frames
-            .saturating_sub(self.pages.tables() + self.host.len() as u64 + self.heap_reserve());
+            .saturating_sub(self.table_frames() + self.host.len() as u64 + self.heap_reserve());
         let (fewest, most) = self.request_free_bounds();
         Outcome {
             ok: need <= most,

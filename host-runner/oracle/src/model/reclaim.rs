@@ -17,8 +17,8 @@ pub(super) struct Own {
     evict: Option<Vec<(u64, bool)>>,
 }
 
-/// Pages `first..end` a request names (empty when it names none).
-pub(super) fn named_pages(req: &Request) -> (u64, u64) {
+/// Pages `first..end` a request names, plain (empty when it names none).
+fn named_pages(req: &Request) -> (u64, u64) {
     match *req {
         Request::Map { addr, pages, .. }
         | Request::Unmap { addr, pages, .. }
@@ -51,19 +51,41 @@ fn show(ev: &Reclaim) -> String {
 }
 
 impl Model {
+    /// Pages `first..end` a request names, as keys of the current space
+    /// (empty when it names none).
+    pub(super) fn named_keys(&self, req: &Request) -> (u64, u64) {
+        let (first, end) = named_pages(req);
+        if first == end {
+            return (0, 0);
+        }
+        // A range that leaves its half is refused; the keys of its
+        // first page's half are as good as any for the rule.
+        let off = self.spaces.offset(first << 12) >> 12;
+        (first + off, end.saturating_add(off))
+    }
+
+    /// The key of an event's page (`None`: not a canonical address, so
+    /// no page).
+    fn event_key(&self, addr: u64) -> Option<u64> {
+        super::validate::canonical(addr).then(|| self.key(addr) >> 12)
+    }
+
     /// What the request's own events may be, from the state before them.
     pub(super) fn own_events(&self, req: &Request) -> Own {
-        let range = named_pages(req);
+        let range = self.named_keys(req);
         let evict = match *req {
             Request::Evict {
                 addr,
                 pages,
                 privilege,
             } => self
-                .space
+                .managed
                 .check_pages(addr, pages, u64::MAX, privilege)
                 .ok()
-                .map(|(first, end)| self.evictable(first, end)),
+                .map(|pages| {
+                    let (first, end) = self.keys(pages);
+                    self.evictable(first, end)
+                }),
             _ => None,
         };
         Own { range, evict }
@@ -134,7 +156,9 @@ impl Model {
             if addr % PAGE_SIZE != 0 {
                 return Err(why("address not page aligned".into()));
             }
-            let vpn = addr >> 12;
+            let Some(vpn) = self.event_key(addr) else {
+                return Err(why("address not canonical".into()));
+            };
             let (a, b) = own.range;
             if (a..b).contains(&vpn) && own.evict.is_none() {
                 return Err(why("a page of the request's own range".into()));
@@ -149,7 +173,7 @@ impl Model {
     fn apply_event(&mut self, ev: &Reclaim, slots: &mut Slots) -> Result<Replaced, String> {
         match *ev {
             Reclaim::Swapped { addr, slot } => {
-                let vpn = addr >> 12;
+                let vpn = self.key(addr) >> 12;
                 let st = self.pages.get(vpn);
                 let Some(
                     state @ (ModelState::PresentRam { writable: true, .. }
@@ -185,7 +209,7 @@ impl Model {
                 Ok(Replaced::Page { vpn, state, frame })
             }
             Reclaim::Dropped { addr } => {
-                let vpn = addr >> 12;
+                let vpn = self.key(addr) >> 12;
                 let Some(
                     state @ ModelState::PresentMmap {
                         file,
@@ -260,14 +284,14 @@ impl Model {
                 let (Reclaim::Swapped { addr, .. }
                 | Reclaim::Dropped { addr }
                 | Reclaim::Scavenged { addr }) = **e;
-                (a..b).contains(&(addr >> 12))
+                self.event_key(addr).is_some_and(|k| (a..b).contains(&k))
             })
             .collect();
         let expected = || {
             let next: Vec<String> = elig
                 .iter()
                 .take(4)
-                .map(|(p, s)| format!("{}{:#x}", if *s { "swap " } else { "drop " }, p << 12))
+                .map(|(p, s)| format!("{}{}", if *s { "swap " } else { "drop " }, Model::show(*p)))
                 .collect();
             format!("Evict's events in address order: {} ...", next.join(", "))
         };
@@ -275,7 +299,7 @@ impl Model {
             let want = elig.get(i).copied();
             let fits = match (**ev, want) {
                 (Reclaim::Swapped { addr, .. }, Some((p, true)))
-                | (Reclaim::Dropped { addr }, Some((p, false))) => addr >> 12 == p,
+                | (Reclaim::Dropped { addr }, Some((p, false))) => self.key(addr) >> 12 == p,
                 _ => false,
             };
             if !fits {
@@ -294,8 +318,8 @@ impl Model {
                 return Err((
                     expected(),
                     format!(
-                        "the walk stopped at the clean file page {:#x}, which needs no swap space",
-                        p << 12
+                        "the walk stopped at the clean file page {}, which needs no swap space",
+                        Model::show(p)
                     ),
                 ));
             }

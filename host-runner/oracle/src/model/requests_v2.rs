@@ -1,7 +1,7 @@
 //! The version-2 requests' plans (`MapFile`, `Evict`) and what `Reset`,
 //! `Convert` and heap touches need beyond version 1.
 
-use protocol::{Error, Privilege, Response};
+use protocol::{Error, Privilege, Reclaim, Request, Response};
 
 use super::pages::ModelState;
 use super::plan::{Effect, Plan};
@@ -26,7 +26,9 @@ impl Model {
             return Err(Error::BeyondFile);
         }
         if let Some((s, _, _)) = self.pages.runs_in(first, end).next() {
-            return Err(Error::InvalidState { addr: s << 12 });
+            return Err(Error::InvalidState {
+                addr: super::keys::untag(s << 12).1,
+            });
         }
         let need = self.pages.needed_tables(first, end);
         let state = Some(ModelState::NotPresentMmap {
@@ -59,14 +61,47 @@ impl Model {
 }
 
 impl Model {
-    /// `Reset`: back to boot, but the files, the fixed numbers learned and
-    /// the heap's pages stay (the kernel's blocks live on; only the host's
+    /// A `Reset` answered with events: they come from its own scavenge of
+    /// the heap, after it (semantics, **Reset**), so they are applied after
+    /// the reset, and may only be `Scavenged`.
+    pub(super) fn apply_reset(
+        &mut self,
+        req: &Request,
+        events: &[Reclaim],
+        inner: &Response,
+    ) -> Result<(), (String, String)> {
+        let mut m = self.clone();
+        m.judge_plain(req, inner)?;
+        if let Some(e) = events
+            .iter()
+            .find(|e| !matches!(e, Reclaim::Scavenged { .. }))
+        {
+            return Err((
+                "Done, with Scavenged events of the heap alone".into(),
+                format!("a Reset reclaims heap pages only, not {e:?}"),
+            ));
+        }
+        let applied = m
+            .apply_events(events, &Default::default())
+            .map_err(|why| ("legal reclaim events".to_string(), why))?;
+        m.keep_events(applied);
+        // The reset zeroes the reclaim counters after its scavenge.
+        m.reclaims = [0; 3];
+        *self = m;
+        Ok(())
+    }
+
+    /// `Reset`: back to boot, but the files, the fixed numbers learned,
+    /// the roots of the spaces it destroys and the heap's pages stay (the kernel's blocks live on; only the host's
     /// blocks are freed).
     pub(super) fn reset(&mut self) {
         let mut m = Model::new(&self.hello);
         m.files = std::mem::take(&mut self.files);
         m.learned = self.learned;
         m.heap = std::mem::take(&mut self.heap);
+        // Every space but 0 destroyed (their roots retired), 0 current.
+        m.spaces = self.spaces.clone();
+        m.spaces.reset();
         m.heap.blocks.clear();
         m.heap.written.clear();
         for vpn in m.heap.present.clone() {

@@ -113,7 +113,7 @@ impl Model {
             total_frames: self.hello.total_frames,
             free_frames: self.free_frames(),
             boot_free_frames: self.hello.boot_free_frames,
-            page_table_frames: self.pages.tables(),
+            page_table_frames: self.table_frames(),
             present_pages: self.pages.count(ModelState::holds_frame),
             alloc_on_write_pages: self
                 .pages

@@ -12,6 +12,8 @@ mod pinned;
 mod reclaim;
 mod requests;
 mod scenarios;
+mod spaces;
+mod spaces_free;
 mod table;
 mod touches;
 

@@ -11,11 +11,14 @@ use super::prediction::Prediction;
 use super::sum::Sum;
 use super::{Effect, Model, PageBytes, Plan};
 
-/// A planned touch of `addr..end`; where it stopped comes from the answer.
+/// A planned touch of `addr..end` (keys: plain addresses plus `off`, the
+/// current space's tag for a user touch); where it stopped comes from the
+/// answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TouchPlan {
     addr: u64,
     end: u64,
+    off: u64,
     /// The seed of a `Write`; `None` for a `Read`.
     seed: Option<u64>,
     /// A touch of a host heap block.
@@ -25,10 +28,14 @@ pub struct TouchPlan {
 const ZERO: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
 impl Model {
-    /// Plans the touch of `addr..end` (validated, non-empty); `heap`: a
-    /// touch inside a host heap block.
+    /// Plans the touch of `addr..end` (validated, non-empty; plain
+    /// addresses of the current space); `heap`: a touch inside a host heap
+    /// block.
     pub(super) fn plan_touch(&self, addr: u64, end: u64, seed: Option<u64>, heap: bool) -> Plan {
         let write = seed.is_some();
+        // From here on in keys: the answer's addresses are plain again.
+        let off = self.spaces.offset(addr);
+        let (addr, end) = (addr + off, end + off);
         let (first, last) = (addr >> 12, ((end - 1) >> 12) + 1);
         if let Err(what) = self.file_bytes_known(first, last) {
             return Plan {
@@ -72,7 +79,7 @@ impl Model {
         }
         let complete = match (stop, seed) {
             (Some((page, reason)), _) => Some(Response::Fault {
-                addr: (page << 12).max(addr),
+                addr: (page << 12).max(addr) - off,
                 write,
                 reason,
             }),
@@ -84,6 +91,7 @@ impl Model {
         };
         let outcomes = TouchOutcomes {
             addr,
+            off,
             write,
             complete,
             needy,
@@ -97,6 +105,7 @@ impl Model {
             effect: Effect::Touch(TouchPlan {
                 addr,
                 end,
+                off,
                 seed,
                 heap,
             }),
@@ -144,8 +153,9 @@ impl Model {
     /// its bytes up to the stop.
     pub(super) fn commit_touch(&mut self, t: TouchPlan, actual: &Response) {
         let (first, last) = (t.addr >> 12, ((t.end - 1) >> 12) + 1);
+        // A judged fault lies in the touch's range, so in its half.
         let stop = match *actual {
-            Response::Fault { addr, .. } => addr,
+            Response::Fault { addr, .. } => addr + t.off,
             _ => t.end,
         };
         let stop_page = if stop == t.end { last } else { stop >> 12 };
@@ -200,7 +210,7 @@ impl Model {
             let to = stop.min(page_end);
             let (lo, hi) = ((at & 0xfff) as usize, lo_hi_end(to));
             let page: &mut PageBytes = self.data.entry(at >> 12).or_insert_with(|| Arc::new(ZERO));
-            pattern::fill(seed, at, &mut Arc::make_mut(page)[lo..hi]);
+            pattern::fill(seed, at - t.off, &mut Arc::make_mut(page)[lo..hi]);
             at = to;
         }
     }

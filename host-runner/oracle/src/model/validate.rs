@@ -33,15 +33,15 @@ fn overlaps(r: VirtRange, start: u64, end: u64) -> bool {
 
 /// The managed space of a layout: user space and kernel space less the heap.
 #[derive(Clone, Debug)]
-pub struct Space {
+pub struct Managed {
     user: VirtRange,
     kernel: VirtRange,
     heap: VirtRange,
 }
 
-impl Space {
+impl Managed {
     pub fn new(hello: &Hello) -> Self {
-        Space {
+        Managed {
             user: hello.user_space,
             kernel: hello.kernel_space,
             heap: hello.heap,

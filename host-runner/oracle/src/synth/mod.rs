@@ -7,7 +7,10 @@
 //! formats say, so that the checker finds the image clean.
 
 mod realize;
+mod spaces;
 mod writer;
+
+use std::collections::BTreeMap;
 
 use protocol::{FileInfo, Hello, PhysRange, VirtRange};
 
@@ -39,6 +42,8 @@ pub struct Image {
     next: u64,
     /// The swap store's parts (offsets from its start) and units.
     swap: SwapParts,
+    /// The live spaces other than 0 and their roots.
+    roots: BTreeMap<u16, u64>,
 }
 
 /// The swap store's parts: units, and offsets from its start.
@@ -134,6 +139,7 @@ impl Image {
             heap_max_bytes: heap_max,
             ring: PhysRange { start: 0, end: 0 },
             coverage: None,
+            max_spaces: 16,
         };
         let mut img = Image::blank(hello, total);
         img.next = boot_end >> 12;
@@ -176,6 +182,7 @@ impl Image {
             hello,
             next: 0,
             swap: SwapParts::default(),
+            roots: BTreeMap::new(),
         }
     }
 
@@ -202,9 +209,10 @@ impl Image {
             .count() as u64
     }
 
-    /// The physical address of `virt`'s level-1 entry, if its tables exist.
+    /// The physical address of `virt`'s level-1 entry (a key: see
+    /// `crate::model::keys`), if its space and tables exist.
     pub fn leaf_addr(&self, virt: u64) -> Option<u64> {
-        let pd = address_path(&self.mem, self.hello.page_table_root, virt).nth(2)?;
+        let pd = address_path(&self.mem, self.root_of(virt)?, virt).nth(2)?;
         Some(pd.leads_to()? + ((virt >> 12) & 511) * 8)
     }
 
@@ -213,9 +221,13 @@ impl Image {
         self.leaf_addr(virt).map_or(0, |a| self.read_u64(a))
     }
 
-    /// Clears `virt`'s level-1 entry and frees the tables it leaves empty.
+    /// Clears `virt`'s level-1 entry and frees the tables it leaves empty
+    /// (a kernel PDPT's PML4 entry cleared in every space's PML4).
     pub fn clear_leaf(&mut self, virt: u64) {
-        let path: Vec<u64> = address_path(&self.mem, self.hello.page_table_root, virt)
+        let Some(root) = self.root_of(virt) else {
+            return;
+        };
+        let path: Vec<u64> = address_path(&self.mem, root, virt)
             .map(|e| e.table + e.index * 8)
             .collect();
         if path.len() < 4 {
@@ -227,6 +239,9 @@ impl Image {
             if i == 0 || (0..512).any(|k| self.read_u64(table + k * 8) != 0) {
                 if i == 3 {
                     self.recount(path[2]);
+                }
+                if i == 0 {
+                    self.share_kernel_entry(at, virt);
                 }
                 break;
             }

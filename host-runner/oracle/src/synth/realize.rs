@@ -4,6 +4,7 @@
 use protocol::{FrameRun, PageState, Reclaim, Request, Response, RECLAIM_RING};
 
 use super::{Image, ADDR, AOW, NX, P, U, W};
+use crate::model::keys::{is_user, tag, untag};
 use crate::model::{evicted, Changes, Expected, Model, ModelState, Prediction};
 
 /// A frame-info record's valid bit.
@@ -11,7 +12,8 @@ const VALID: u64 = 1 << 63;
 /// Units of a raw (uncompressed) slot.
 const RAW_UNITS: u64 = 32;
 
-/// The canonical address of page number `vpn`.
+/// The canonical address (or key, for a page of a space other than 0:
+/// `crate::model::keys`) of page number `vpn`.
 fn virt_of(vpn: u64) -> u64 {
     let a = vpn << 12;
     if a & (1 << 47) != 0 {
@@ -27,12 +29,20 @@ impl Image {
         self.hello.heap.contains(virt_of(vpn))
     }
 
-    /// Page numbers in `first..end` whose level-1 entry is not zero.
-    fn existing_leaves(&self, first: u64, end: u64, out: &mut Vec<u64>) {
+    /// Page numbers (keys) in `first..end` whose level-1 entry is not
+    /// zero, in every space.
+    pub(super) fn existing_leaves(&self, first: u64, end: u64, out: &mut Vec<u64>) {
         let root = self.hello.page_table_root;
         self.leaves_under(root, 4, 0, first, end, out);
+        for (&s, &r) in &self.roots {
+            self.leaves_under(r, 4, tag(s, 0) >> 12, first, end, out);
+        }
+        out.sort_unstable();
     }
 
+    /// The leaves under the level-`level` table at `table`, whose first
+    /// page number is `base` (a tag alone at level 4: a space other than
+    /// 0's PML4 is walked in its user half, the kernel half is space 0's).
     fn leaves_under(
         &self,
         table: u64,
@@ -45,6 +55,7 @@ impl Image {
         let span = 1u64 << (9 * (level - 1));
         for i in 0..512u64 {
             let start = match level {
+                4 if i >= 256 && base != 0 => continue,
                 4 if i >= 256 => 0x000f_fff0_0000_0000 | i << 27,
                 _ => base + i * span,
             };
@@ -68,6 +79,7 @@ impl Image {
     /// Brings the pages `changes` names (every page when it says
     /// everything) and the host frames it names in line with `expect`.
     pub fn realize(&mut self, expect: &Expected, changes: &Changes) {
+        self.realize_spaces(expect);
         let all = [(0, u64::MAX >> 12)];
         let ranges = if changes.is_everything() {
             &all[..]
@@ -133,11 +145,27 @@ impl Image {
     /// Stores page `vpn` as `expect` has it.
     fn realize_page(&mut self, expect: &Expected, vpn: u64) {
         let virt = virt_of(vpn);
+        let bytes = || {
+            expect
+                .expected_bytes(virt)
+                .expect("the model knows its bytes")
+                .into_owned()
+        };
+        self.store_page(virt, expect.state_of(vpn), &bytes);
+    }
+
+    /// Stores the page of key `virt` in state `want` with the bytes
+    /// `bytes` gives (asked for only when the page holds data).
+    pub(super) fn store_page(
+        &mut self,
+        virt: u64,
+        want: Option<ModelState>,
+        bytes: &dyn Fn() -> [u8; 4096],
+    ) {
         let old = self.leaf(virt);
         let old_frame = (old & P != 0).then_some(old & ADDR);
         let old_slot = (old & P == 0 && (old >> 1) & 7 == 2).then_some(old >> 12);
-        let user = if virt < 1 << 47 { U } else { 0 };
-        let want = expect.state_of(vpn);
+        let user = if is_user(virt) { U } else { 0 };
         let mut new_frame = None;
         let mut new_slot = None;
         let raw = match want {
@@ -148,11 +176,8 @@ impl Image {
                 3 << 1 | u64::from(file) << 4 | page << 12
             }
             Some(ModelState::OnSwap { slot }) => {
-                let bytes = expect
-                    .expected_bytes(virt)
-                    .expect("the model knows its bytes");
                 if old_slot != Some(slot) {
-                    self.store_slot(slot, &bytes);
+                    self.store_slot(slot, &bytes());
                 }
                 new_slot = Some(slot);
                 2 << 1 | slot << 12
@@ -186,10 +211,7 @@ impl Image {
             }
         };
         if let Some(f) = new_frame {
-            let bytes = expect
-                .expected_bytes(virt)
-                .expect("the model knows its bytes");
-            self.write(f, &bytes[..]);
+            self.write(f, &bytes()[..]);
         }
         if let Some(f) = old_frame.filter(|&f| Some(f) != new_frame) {
             self.set_record(f, 0);
@@ -233,12 +255,17 @@ impl Image {
                 states
                     .iter()
                     .enumerate()
-                    .map(|(k, st)| self.page_state(addr + k as u64 * 4096, *st))
+                    .map(|(k, st)| self.page_state(model.key(addr + k as u64 * 4096), *st))
                     .collect(),
             )),
             (Prediction::Evict { .. }, &Request::Evict { addr, pages, .. }) => {
-                Some(self.evict(&model.view(), addr >> 12, (addr >> 12) + pages))
+                let first = model.key(addr) >> 12;
+                Some(self.evict(&model.view(), first, first + pages))
             }
+            (Prediction::Space { space, .. }, _) => Some(Response::Space {
+                space,
+                root: self.create_space(space),
+            }),
             _ => None,
         }
     }
@@ -265,11 +292,13 @@ impl Image {
                         };
                         slot = s + RAW_UNITS;
                         Reclaim::Swapped {
-                            addr: virt_of(p),
+                            addr: untag(virt_of(p)).1,
                             slot: s,
                         }
                     }
-                    ModelState::PresentMmap { .. } => Reclaim::Dropped { addr: virt_of(p) },
+                    ModelState::PresentMmap { .. } => Reclaim::Dropped {
+                        addr: untag(virt_of(p)).1,
+                    },
                     _ => continue,
                 });
             }

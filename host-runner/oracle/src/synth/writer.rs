@@ -4,6 +4,7 @@
 //! and the checker's test images are all [`Image`]s, of other layouts.
 
 use super::{Image, ADDR, P, U, W};
+use crate::model::keys::is_user;
 
 /// The present-count bits of a PD entry.
 const PRESENT_COUNT: u64 = 0x3ff << 52;
@@ -42,9 +43,10 @@ impl Image {
     }
 
     /// The physical address of `virt`'s entry at `level` (4 = PML4 … 1 =
-    /// PT), making the tables above it.
+    /// PT), making the tables above it; `virt` is a key
+    /// (`crate::model::keys`) of a live space.
     pub fn entry_addr(&mut self, virt: u64, level: u32) -> u64 {
-        let mut table = self.hello.page_table_root;
+        let mut table = self.root_of(virt).expect("the page's space lives");
         for l in (level + 1..=4).rev() {
             table = self.table_at(table + index(virt, l) * 8, virt);
         }
@@ -78,9 +80,10 @@ impl Image {
         if e == 0 {
             let t = self.alloc();
             self.write(t, &[0; 4096]);
-            let user = if virt < 1 << 47 { U } else { 0 };
+            let user = if is_user(virt) { U } else { 0 };
             e = t | P | W | user;
             self.write_u64(at, e);
+            self.share_kernel_entry(at, virt);
         }
         e & ADDR
     }

@@ -1,12 +1,14 @@
-//! Version-2 sequences with arbitrary arguments: the model never panics,
-//! accepts the answers it predicts (with the events a guest would report
-//! for `Evict`), and its counters keep the `Stats` identity.
+//! Version-2 sequences with arbitrary arguments (address spaces made,
+//! switched and destroyed among them): the model never panics, accepts
+//! the answers it predicts (with the events a guest would report for
+//! `Evict`), and its counters keep the `Stats` identity.
 
 use proptest::prelude::*;
 use protocol::{AreaType, Privilege, Reclaim, Request, Response};
 
 use super::files::map_file;
-use super::{model_files, BOOT_FREE};
+use super::BOOT_FREE;
+use crate::model::keys::untag;
 use crate::model::{evicted, Model, ModelState, Prediction};
 
 fn addr() -> impl Strategy<Value = u64> {
@@ -18,6 +20,7 @@ fn count() -> impl Strategy<Value = u64> {
 }
 
 const U: Privilege = Privilege::User;
+const K: Privilege = Privilege::Kernel;
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
@@ -55,7 +58,21 @@ fn request() -> impl Strategy<Value = Request> {
             len,
             privilege: U
         }),
+        Just(Request::CreateSpace { privilege: K }),
+        space().prop_map(|space| Request::SwitchSpace {
+            space,
+            privilege: K
+        }),
+        space().prop_map(|space| Request::DestroySpace {
+            space,
+            privilege: K
+        }),
     ]
+}
+
+/// A space number: mostly one that may live (of 4), now and then any.
+fn space() -> impl Strategy<Value = u16> {
+    prop_oneof![8 => 0u16..4, 1 => any::<u16>()]
 }
 
 /// What a guest answers: the prediction, and for `Evict` every page it
@@ -65,8 +82,15 @@ fn answer(m: &Model, req: &Request, slot: &mut u64) -> Option<Response> {
         (Prediction::Exact(r), _) => Some(r),
         (Prediction::DoneOrOutOfMemory, _) => Some(Response::Done),
         (Prediction::Touch(t), _) => t.assumed(),
+        (Prediction::Space { space, .. }, _) => Some(Response::Space {
+            space,
+            // Frames no page, host frame or live root holds (the fuzz
+            // makes no Query): a fresh one for each space made.
+            root: 0x700_0000 + (*slot + 1) * 4096 + u64::from(space) * 0x10_0000,
+        }),
         (Prediction::Evict { .. }, Request::Evict { addr, pages, .. }) => {
-            let (first, end) = (addr >> 12, (addr >> 12) + pages);
+            let first = m.key(*addr) >> 12;
+            let end = first + pages;
             let mut events = Vec::new();
             for (s, e, st) in m.pages.runs_in(first, end) {
                 for p in s..e {
@@ -75,11 +99,13 @@ fn answer(m: &Model, req: &Request, slot: &mut u64) -> Option<Response> {
                         | ModelState::PresentMmap { private: true, .. } => {
                             *slot += 1;
                             Reclaim::Swapped {
-                                addr: p << 12,
+                                addr: untag(p << 12).1,
                                 slot: *slot,
                             }
                         }
-                        ModelState::PresentMmap { .. } => Reclaim::Dropped { addr: p << 12 },
+                        ModelState::PresentMmap { .. } => Reclaim::Dropped {
+                            addr: untag(p << 12).1,
+                        },
                         _ => continue,
                     });
                 }
@@ -98,7 +124,11 @@ proptest! {
 
     #[test]
     fn the_model_accepts_its_own_v2_answers(reqs in prop::collection::vec(request(), 1..40)) {
-        let mut m = model_files();
+        let mut m = Model::with_files(
+            &protocol::Hello { max_spaces: 4, ..super::hello_files() },
+            &super::FILES,
+        )
+        .expect("specs match");
         let mut slot = 0;
         for (i, req) in reqs.iter().enumerate() {
             let Some(a) = answer(&m, req, &mut slot) else { continue };
@@ -113,5 +143,6 @@ proptest! {
         prop_assert!(m.apply(99, &reset, &Response::Done).is_ok());
         prop_assert_eq!(m.stats().free_frames, BOOT_FREE);
         prop_assert_eq!(m.stats().swap_slots_used, 0);
+        prop_assert_eq!(m.current_space(), 0);
     }
 }

@@ -311,7 +311,8 @@ impl Model {
             (
                 (
                     &self.hello,
-                    &self.space,
+                    &self.managed,
+                    &self.spaces,
                     &self.pages,
                     &self.data,
                     &self.host
