@@ -40,8 +40,8 @@ pub mod synth;
 
 pub use checker::{
     address_path, check, decode_walk, decode_walk_from, nonzero_words, read_space_tables,
-    region_leaves, walk_levels, walk_levels_from, CheckReport, Checker, GuestMemory, ImageMemory,
-    MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
+    region_leaves, region_leaves_from, walk_levels, walk_levels_from, CheckReport, Checker,
+    GuestMemory, ImageMemory, MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
 };
 pub use coverage::{ModelCoverage, ModelNovelty};
 pub use model::{

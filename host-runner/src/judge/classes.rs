@@ -83,6 +83,8 @@ fn objects(v: &Violation, frames: &mut Vec<u64>, pages: &mut Vec<u64>, slots: &m
             pages.push(path.virt);
             slots.push(*slot);
         }
+        V::SpaceLeak { sample, .. } => frames.extend(sample),
+        V::KernelHalf { root, .. } => frames.push(*root),
         V::Unreadable { .. } | V::BadBitmap { .. } | V::SwapStore { .. } => {}
     }
 }

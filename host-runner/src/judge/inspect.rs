@@ -140,7 +140,11 @@ pub async fn inspect(
     qemu: bool,
 ) -> Result<MemoryCheck> {
     let check = |mem: &dyn GuestMemory| oracle::check(mem, hello, expect);
-    inspect_by(vm, hello, source, qemu, check).await
+    let space = expect.current_space();
+    let root = expect
+        .space_root(hello, space)
+        .unwrap_or(hello.page_table_root);
+    inspect_by(vm, hello, (space, root), source, qemu, check).await
 }
 
 /// [`inspect`] with the oracle's part run by `check` on guest memory (a
@@ -149,6 +153,7 @@ pub async fn inspect(
 pub(crate) async fn inspect_by(
     vm: &Vm,
     hello: &Hello,
+    (space, root): (u16, u64),
     source: MemorySource,
     qemu: bool,
     check: impl FnOnce(&dyn GuestMemory) -> CheckReport,
@@ -174,7 +179,7 @@ pub(crate) async fn inspect_by(
     let mut tlb_entries = 0;
     if qemu {
         let registers = vm.hmp("info registers").await?;
-        mismatches.extend(check_cr3(&registers, hello));
+        mismatches.extend(check_cr3(&registers, space, root));
         let text = vm.hmp("info tlb").await?;
         if text.contains("PG disabled") {
             return Err(Error::MemoryCheck(format!(
@@ -184,7 +189,8 @@ pub(crate) async fn inspect_by(
         }
         let entries = parse_tlb(&text);
         tlb_entries = entries.len();
-        mismatches.extend(compare_tlb(&entries, &report.walk, hello, MISMATCH_LIMIT));
+        let current: Vec<_> = report.walk.of_space(space).collect();
+        mismatches.extend(compare_tlb(&entries, &current, hello, MISMATCH_LIMIT));
     }
     Ok(MemoryCheck {
         report,

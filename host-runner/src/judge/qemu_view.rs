@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use oracle::Walk;
+use oracle::Translation;
 use protocol::Hello;
 
 /// One mapping `info tlb` lists: `virt: phys flags`.
@@ -24,8 +24,10 @@ pub struct TlbEntry {
 /// Where QEMU's view and the walk disagree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QemuMismatch {
-    /// CR3 does not hold the root the guest reported in `Hello`.
-    Cr3 { cr3: u64, hello_root: u64 },
+    /// CR3 does not hold the PML4 of the current address space (space 0's
+    /// is the root the guest reported in `Hello`, another's the root its
+    /// `CreateSpace` answered).
+    Cr3 { cr3: u64, space: u16, root: u64 },
     /// `info registers` had no CR3 the runner could read.
     NoCr3 { output: String },
     /// The walk found a present page QEMU does not translate.
@@ -49,9 +51,9 @@ pub enum QemuMismatch {
 impl fmt::Display for QemuMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QemuMismatch::Cr3 { cr3, hello_root } => write!(
+            QemuMismatch::Cr3 { cr3, space, root } => write!(
                 f,
-                "invariant 7: CR3 is {cr3:#x} but the guest reported page-table root {hello_root:#x}"
+                "invariant 7: CR3 is {cr3:#x} but the current address space, {space}, has its PML4 at {root:#x}"
             ),
             QemuMismatch::NoCr3 { output } => {
                 write!(f, "invariant 7: no CR3 in `info registers`: {output:.200}")
@@ -96,16 +98,14 @@ pub fn parse_cr3(info_registers: &str) -> Option<u64> {
         .map(|v| v & 0x000f_ffff_ffff_f000)
 }
 
-/// Checks CR3 against `hello.page_table_root`.
-pub fn check_cr3(info_registers: &str, hello: &Hello) -> Option<QemuMismatch> {
+/// Checks CR3 against the PML4 `root` of the current address space
+/// `space`.
+pub fn check_cr3(info_registers: &str, space: u16, root: u64) -> Option<QemuMismatch> {
     match parse_cr3(info_registers) {
         None => Some(QemuMismatch::NoCr3 {
             output: info_registers.trim().to_string(),
         }),
-        Some(cr3) if cr3 != hello.page_table_root => Some(QemuMismatch::Cr3 {
-            cr3,
-            hello_root: hello.page_table_root,
-        }),
+        Some(cr3) if cr3 != root => Some(QemuMismatch::Cr3 { cr3, space, root }),
         Some(_) => None,
     }
 }
@@ -181,13 +181,15 @@ fn managed(hello: &Hello, virt: u64) -> bool {
 }
 
 /// Compares QEMU's mappings of the managed space with the walk's
-/// translations (at most `limit` mismatches are listed): huge pages first,
+/// `translations` of the current address space (the kernel half and that
+/// space's user half, plain addresses: [`oracle::checker::Walk::of_space`])
+/// (at most `limit` mismatches are listed): huge pages first,
 /// then the walk's pages QEMU lacks or maps otherwise (in walk order), then
 /// the pages only QEMU maps (by address). The two lists are joined in
 /// address order: each comes sorted from its walk (sorted here if not).
 pub fn compare_tlb(
     tlb: &[TlbEntry],
-    walk: &Walk,
+    translations: &[Translation],
     hello: &Hello,
     limit: usize,
 ) -> Vec<QemuMismatch> {
@@ -208,7 +210,7 @@ pub fn compare_tlb(
     }
     // The walk's pages by address, each with its place in the walk: the
     // mismatches are listed in walk order.
-    let mut walked: Vec<_> = walk.translations.iter().enumerate().collect();
+    let mut walked: Vec<_> = translations.iter().enumerate().collect();
     let sorted = walked.is_sorted_by_key(|(_, t)| t.virt);
     if !sorted {
         walked.sort_by_key(|(_, t)| t.virt);

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use oracle::model::keys::{tag, untag, SpaceAddr};
 use oracle::{GuestMemory, Model};
 use protocol::{Hello, Response, PAGE_SIZE};
 use trace::replay::StepRecord;
@@ -37,6 +38,14 @@ pub fn failing_address(failure: &Failure, step: Option<&StepRecord>) -> Option<u
     }
 }
 
+/// The model's key of the page a failure is about ([`failing_address`]):
+/// a class names pages by key already, while a fault's or a request's
+/// address is one of the space current at the failure.
+pub fn failing_key(failure: &Failure, step: Option<&StepRecord>, model: &Model) -> Option<u64> {
+    let from_class = failure.class.as_deref().and_then(|c| c.first_page());
+    from_class.or_else(|| failing_address(failure, step).map(|a| model.key(a)))
+}
+
 /// The first `virt 0x…` (or `virt {addr}` as the checker prints it) in a
 /// message.
 pub fn first_virt(message: &str) -> Option<u64> {
@@ -48,25 +57,35 @@ pub fn first_virt(message: &str) -> Option<u64> {
     u64::from_str_radix(&hex, 16).ok()
 }
 
-/// The page of `addr` and its two neighbours (fewer at the ends of the
-/// address space).
+/// The page of `addr` (a model key) and its two neighbours in the same
+/// address space (fewer at the ends of the address space).
 pub fn neighbourhood(addr: u64) -> Vec<u64> {
+    let (space, addr) = untag(addr);
     let page = addr & !(PAGE_SIZE - 1);
-    [
+    let pages: Vec<u64> = [
         page.checked_sub(PAGE_SIZE),
         Some(page),
         page.checked_add(PAGE_SIZE),
     ]
     .into_iter()
     .flatten()
-    .collect()
+    .collect();
+    pages.into_iter().map(|p| tag(space, p)).collect()
 }
 
-/// The decoded walks of `pages` (guest memory as it is now).
-pub fn walks(mem: &dyn GuestMemory, hello: &Hello, pages: &[u64]) -> String {
+/// The decoded walks of `pages` (model keys: a user page of a space other
+/// than 0 is walked from that space's PML4, when the model knows it lives),
+/// guest memory as it is now.
+pub fn walks(mem: &dyn GuestMemory, hello: &Hello, model: &Model, pages: &[u64]) -> String {
     pages
         .iter()
-        .map(|&p| oracle::decode_walk(mem, hello, p))
+        .map(|&key| {
+            let (space, addr) = untag(key);
+            match model.space_root(space) {
+                Some(root) => oracle::decode_walk_from(mem, hello, root, addr),
+                None => format!("{}: its address space no longer lives\n", SpaceAddr(key)),
+            }
+        })
         .collect::<Vec<_>>()
         .join("")
 }
@@ -79,7 +98,7 @@ pub fn model_view(model: &Model, pages: &[u64]) -> String {
             None => "Unusable".to_string(),
             Some(s) => format!("{s:?}"),
         };
-        let _ = writeln!(out, "  page {p:#x}: {state}");
+        let _ = writeln!(out, "  page {}: {state}", SpaceAddr(p));
     }
     let _ = writeln!(out, "  {:?}", model.stats());
     out

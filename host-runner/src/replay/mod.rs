@@ -250,7 +250,7 @@ async fn after_failure(
     let mut snapshot = None;
     let running = vm.vm().qemu_pid().is_some()
         && vm.vm().wait_exit(std::time::Duration::ZERO).await == crate::QemuExit::Running;
-    if let Some(addr) = failing_address(f, step) {
+    if let Some(addr) = explain::failing_key(f, step, vm.model()) {
         let pages = neighbourhood(addr);
         let class = f.class.as_deref();
         let mut snap = gather::model_side(vm.model(), Some(addr), class);
@@ -261,11 +261,12 @@ async fn after_failure(
             );
         } else {
             let expect = vm.model().expectations();
+            let model = vm.model().clone();
             let named = gather::named_frames(class);
             let read = vm
                 .with_ram(|mem, hello| {
                     gather::guest_side(&mut snap, mem, hello, &expect, &named);
-                    explain::walks(mem, hello, &pages)
+                    explain::walks(mem, hello, &model, &pages)
                 })
                 .await;
             match read {

@@ -1,6 +1,7 @@
 //! What the report draws, gathered at a failure from the model and the
 //! paused guest's memory through the checker's own readers.
 
+use oracle::model::keys::untag;
 use oracle::{Expectations, GuestMemory, Model};
 use protocol::Hello;
 use trace::FailureClass;
@@ -67,8 +68,21 @@ pub fn guest_side(
     expect: &Expectations,
     named: &[u64],
 ) {
+    // Addresses are the model's keys: a user page of a space other than 0
+    // is read through that space's PML4.
+    let root_of = |key: u64| {
+        let (space, addr) = untag(key);
+        expect.space_root(hello, space).map(|root| (root, addr))
+    };
     for r in &mut snap.regions {
-        match oracle::region_leaves(mem, hello, r.base) {
+        let Some((root, base)) = root_of(r.base) else {
+            snap.notes.push(format!(
+                "{}: its address space no longer lives",
+                oracle::model::keys::SpaceAddr(r.base)
+            ));
+            continue;
+        };
+        match oracle::region_leaves_from(mem, root, base) {
             Ok(leaves) => r.guest = Some(leaves.iter().map(Cell::of_guest).collect()),
             Err(e) => snap.notes.push(format!(
                 "the page table of {:#x} is unreadable: {e}",
@@ -77,8 +91,8 @@ pub fn guest_side(
         }
     }
     let mut named = named.to_vec();
-    if let Some(addr) = snap.address {
-        snap.walk = oracle::walk_levels(mem, hello, addr);
+    if let Some((root, addr)) = snap.address.and_then(root_of) {
+        snap.walk = oracle::walk_levels_from(mem, hello, root, addr);
         if let Some(("frame", frame, _)) = snap.walk.last().and_then(|l| l.next.clone()) {
             named.push(frame);
         }

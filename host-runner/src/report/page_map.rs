@@ -267,7 +267,7 @@ pub fn markup(regions: &[Region], failing: Option<u64>) -> Markup {
             @let diffs = r.differences();
             section class="region" id=(format!("region-{:x}", r.base)) {
                 h3 {
-                    (format!("{:#x} – {:#x}", r.base, r.base + REGION - 1))
+                    (region_title(r.base))
                     " (64 pages a row, 8 rows; "
                     (diffs.len()) " page(s) differ)"
                 }
@@ -279,5 +279,17 @@ pub fn markup(regions: &[Region], failing: Option<u64>) -> Markup {
                 (strip("model", &r.model, r.base, &diffs, failing_page))
             }
         }
+    }
+}
+
+/// A region's heading: its first and last address, and its address space
+/// when it is a user region of a space other than 0 (the base is a model
+/// key, `oracle::model::keys`).
+fn region_title(base: u64) -> String {
+    let (space, addr) = oracle::model::keys::untag(base);
+    let range = format!("{addr:#x} – {:#x}", addr + REGION - 1);
+    match space {
+        0 => range,
+        s => format!("{range} in space {s}"),
     }
 }

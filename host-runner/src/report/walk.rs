@@ -16,7 +16,7 @@ fn next_text(l: &WalkLevel) -> String {
 /// One box per level, left to right, with an arrow to the next.
 pub fn markup(virt: u64, levels: &[WalkLevel]) -> Markup {
     html! {
-        p { "Walk of " code { (format!("{virt:#x}")) } }
+        p { "Walk of " code { (oracle::model::keys::SpaceAddr(virt).to_string()) } }
         ol class="walk" {
             @for l in levels {
                 li class=(if l.next.is_some() { "level present" } else { "level stop" })

@@ -157,9 +157,19 @@ pub fn region_leaves(
     hello: &Hello,
     virt: u64,
 ) -> Result<Vec<Leaf>, MemoryError> {
+    region_leaves_from(mem, hello.page_table_root, virt)
+}
+
+/// [`region_leaves`] from the PML4 at `root` (a space's: for a page of a
+/// space other than 0, its root and the plain address).
+pub fn region_leaves_from(
+    mem: &dyn GuestMemory,
+    root: u64,
+    virt: u64,
+) -> Result<Vec<Leaf>, MemoryError> {
     let lower = virt < 0x0000_8000_0000_0000;
-    let mut table = hello.page_table_root;
-    for e in address_path(mem, hello.page_table_root, virt).take(3) {
+    let mut table = root;
+    for e in address_path(mem, root, virt).take(3) {
         let raw = e.raw?;
         if e.level == 2 && is_whole_aow(raw) {
             return Ok(vec![Leaf::AllocOnWrite; 512]);

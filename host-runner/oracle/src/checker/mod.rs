@@ -34,7 +34,8 @@ use crate::model::Expectations;
 
 pub use address::{address_path, AddressPath, PathEntry};
 pub use decode::{
-    decode_walk, decode_walk_from, region_leaves, walk_levels, walk_levels_from, WalkLevel,
+    decode_walk, decode_walk_from, region_leaves, region_leaves_from, walk_levels,
+    walk_levels_from, WalkLevel,
 };
 pub use entry::{decode_leaf, Leaf, PresentKind};
 pub use memory::{nonzero_words, GuestMemory, ImageMemory, MemoryError};

@@ -30,6 +30,8 @@ pub struct Expectations {
     /// Roots of destroyed spaces, with their numbers (see
     /// [`Expected::retired_space`]).
     retired: VecDeque<(u64, u16)>,
+    /// The current space (the one whose PML4 CR3 holds).
+    current: u16,
 }
 
 impl Expectations {
@@ -50,6 +52,7 @@ impl Expectations {
             heap_blocks,
             spaces: BTreeMap::new(),
             retired: VecDeque::new(),
+            current: 0,
         }
     }
 
@@ -63,6 +66,31 @@ impl Expectations {
         self.spaces = spaces;
         self.retired = retired;
         self
+    }
+
+    /// These expectations, with `space` current.
+    pub(super) fn current(mut self, space: u16) -> Self {
+        self.current = space;
+        self
+    }
+
+    /// Expects space `space` to be the current one (its PML4 in CR3).
+    pub fn set_current_space(&mut self, space: u16) {
+        self.current = space;
+    }
+
+    /// The space expected to be current.
+    pub fn current_space(&self) -> u16 {
+        self.current
+    }
+
+    /// The root of live space `space` (space 0's is `hello`'s), if it
+    /// lives.
+    pub fn space_root(&self, hello: &protocol::Hello, space: u16) -> Option<u64> {
+        match space {
+            0 => Some(hello.page_table_root),
+            s => self.spaces.get(&s).copied(),
+        }
     }
 
     /// Expects space `space` (not 0) to live with its PML4 at `root`.

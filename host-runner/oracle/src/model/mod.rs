@@ -350,6 +350,7 @@ impl Model {
                 .collect(),
         )
         .with_spaces(self.spaces.roots.clone(), self.spaces.retired.clone())
+        .current(self.spaces.current)
     }
 
     /// What the memory checker must find, as of now, borrowed (nothing is

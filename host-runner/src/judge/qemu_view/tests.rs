@@ -1,5 +1,5 @@
 use oracle::checker::{PresentKind, Step};
-use oracle::Translation;
+use oracle::{Translation, Walk};
 
 use super::*;
 use crate::test_fixtures::hello;
@@ -34,20 +34,20 @@ const REGISTERS: &str = "RAX=0000000000000000 RBX=0000000000000001\n\
 #[test]
 fn cr3_is_read_and_compared() {
     assert_eq!(parse_cr3(REGISTERS), Some(0x1000));
-    assert_eq!(check_cr3(REGISTERS, &hello()), None);
-    let mut h = hello();
-    h.page_table_root = 0x2000;
-    let m = check_cr3(REGISTERS, &h).unwrap();
+    assert_eq!(check_cr3(REGISTERS, 0, 0x1000), None);
+    let m = check_cr3(REGISTERS, 3, 0x2000).unwrap();
     assert_eq!(
         m,
         QemuMismatch::Cr3 {
             cr3: 0x1000,
-            hello_root: 0x2000
+            space: 3,
+            root: 0x2000
         }
     );
     assert!(m.to_string().contains("CR3 is 0x1000"), "{m}");
+    assert!(m.to_string().contains("address space, 3,"), "{m}");
     assert!(matches!(
-        check_cr3("no registers", &h),
+        check_cr3("no registers", 0, 0x1000),
         Some(QemuMismatch::NoCr3 { .. })
     ));
 }
@@ -91,12 +91,12 @@ fn agreeing_views_pass_and_each_difference_is_named() {
         ..Walk::default()
     };
     // The direct map (slot 256) is not managed: its huge page is ignored.
-    assert_eq!(compare_tlb(&tlb, &walk, &h, 10), vec![]);
+    assert_eq!(compare_tlb(&tlb, &walk.translations, &h, 10), vec![]);
 
     // NX differs: the walk's data page is executable in QEMU's MMU.
     let mut nx = walk.clone();
     nx.translations[1].executable = false;
-    let m = compare_tlb(&tlb, &nx, &h, 10);
+    let m = compare_tlb(&tlb, &nx.translations, &h, 10);
     assert!(
         matches!(
             m[..],
@@ -114,7 +114,7 @@ fn agreeing_views_pass_and_each_difference_is_named() {
     walk.translations[1] = translation(0x1234_6000, 0xabe000, false);
     walk.translations.push(translation(0x5000, 0x9000, true));
     walk.translations.remove(2);
-    let m = compare_tlb(&tlb, &walk, &h, 10);
+    let m = compare_tlb(&tlb, &walk.translations, &h, 10);
     assert_eq!(m.len(), 3, "{m:?}");
     assert!(matches!(
         m[0],
@@ -135,7 +135,7 @@ fn agreeing_views_pass_and_each_difference_is_named() {
             ..
         }
     ));
-    assert_eq!(compare_tlb(&tlb, &walk, &h, 1).len(), 1);
+    assert_eq!(compare_tlb(&tlb, &walk.translations, &h, 1).len(), 1);
     let text = m[2].to_string();
     assert!(
         text.starts_with("invariant 7:") && text.contains("0xffffc08000001000"),
@@ -150,7 +150,7 @@ fn huge_page_in_managed_space_is_reported() {
     let tlb2 = parse_tlb("0000000000200000: 0000000000400000 --PDA--UW\n");
     assert!(!tlb[0].large);
     assert!(tlb2[0].large);
-    let m = compare_tlb(&tlb2, &Walk::default(), &hello(), 10);
+    let m = compare_tlb(&tlb2, &[], &hello(), 10);
     assert!(matches!(
         m[0],
         QemuMismatch::LargePage { virt: 0x200000, .. }
@@ -192,7 +192,7 @@ fn views_in_any_order_give_the_same_mismatches() {
             .collect(),
         ..Walk::default()
     };
-    let sorted = compare_tlb(&tlb, &walk, &h, usize::MAX);
+    let sorted = compare_tlb(&tlb, &walk.translations, &h, usize::MAX);
     // Pages 3, 9, ... (odd multiples of 3) are missing in QEMU; page 1000
     // is not a multiple of 3, so it is only in QEMU, like every even page
     // that is not a multiple of 6.
@@ -208,7 +208,7 @@ fn views_in_any_order_give_the_same_mismatches() {
     walk.translations.reverse();
     let mut tlb_rev = tlb.clone();
     tlb_rev.reverse();
-    let mut reversed = compare_tlb(&tlb_rev, &walk, &h, usize::MAX);
+    let mut reversed = compare_tlb(&tlb_rev, &walk.translations, &h, usize::MAX);
     // Walk order is kept for the walk's mismatches.
     reversed[..333].reverse();
     assert_eq!(reversed, sorted);

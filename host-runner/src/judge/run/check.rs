@@ -28,8 +28,13 @@ impl JudgedVm {
         let memory = self.opts.memory;
         let at = self.index.checked_sub(1);
         let (checker, model, hello) = (&mut self.checker, &mut self.model, &self.hello);
+        let space = model.current_space();
+        let current = (
+            space,
+            model.space_root(space).unwrap_or(hello.page_table_root),
+        );
         let check = |mem: &dyn GuestMemory| checker.check_model(mem, hello, model, full);
-        let r = inspect_by(&self.vm, hello, memory, qemu, check).await;
+        let r = inspect_by(&self.vm, hello, current, memory, qemu, check).await;
         let spent = t.elapsed();
         self.timings.checks += spent;
         self.timings.check_count += 1;
