@@ -145,7 +145,7 @@ impl JudgedVm {
                     (false, _) => None,
                 };
                 self.index = index + 1;
-                let verdict = stale_check(index, &answer).and_then(|()| match req {
+                let verdict = stale_check(index, req, &answer).and_then(|()| match req {
                     Request::Batch(_) if answer == Response::Error(ProtoError::NestedBatch) => Ok(()),
                     Request::Batch(_) => Err(Failure::new(
                         FailureKind::Divergence,
@@ -218,15 +218,26 @@ impl JudgedVm {
 
 /// Invariant 8 as the guest's stale-translation probe found it
 /// (`protocol::semantics`, **Stale translations**): a page the request made
-/// not present still read through a TLB entry the VMM did not invalidate.
-fn stale_check(index: usize, answer: &Response) -> Result<(), Failure> {
+/// not present still read through a TLB entry the VMM did not invalidate,
+/// or, after a `SwitchSpace`, a page not present in the new space still
+/// read through a translation of the previous one.
+pub(super) fn stale_check(index: usize, req: &Request, answer: &Response) -> Result<(), Failure> {
+    let why = match req {
+        Request::SwitchSpace { space, .. } => format!(
+            "is not present in space {space}, made current by operation {index}, yet still read \
+             (a translation of the previous space survived the switch)"
+        ),
+        _ => format!(
+            "still read after operation {index} made it not present (the VMM changed its entry \
+             without invalidating the TLB)"
+        ),
+    };
     match answer {
         Response::Stale { addr, response } => Err(Failure::new(
             FailureKind::Invariant,
             format!(
-                "invariant 8: stale TLB entry: page {addr:#x} still read after operation \
-                 {index} made it not present (the VMM changed its entry without invalidating \
-                 the TLB); the operation answered {response:?}"
+                "invariant 8: stale TLB entry: page {addr:#x} {why}; the operation answered \
+                 {response:?}"
             ),
             Some(index),
         )

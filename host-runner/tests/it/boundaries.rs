@@ -248,7 +248,13 @@ async fn every_request_at_every_boundary_from_both_privileges() {
         vm.check().await.expect("memory check");
     }
     // The comparison sees a change when there is one: a kernel map in
-    // the valloc region adds kernel-half entries.
+    // the valloc region adds kernel-half entries. A kernel reset first:
+    // the pass switched to new spaces and filled their user halves, and
+    // the clock may not take another space's pages for the map.
+    let run = vm
+        .run_batch(&[Request::Reset { privilege: KERNEL }], false)
+        .await;
+    assert!(run.failure.is_none(), "{:?}", run.failure);
     let before = vm
         .with_ram(|m, h| kernel_half(m, h))
         .await
@@ -262,6 +268,11 @@ async fn every_request_at_every_boundary_from_both_privileges() {
     };
     let run = vm.run_batch(&[map, write], false).await;
     assert!(run.failure.is_none(), "{:?}", run.failure);
+    assert_eq!(
+        run.answers.first().cloned().map(|r| r.split_reclaimed().1),
+        Some(protocol::Response::Done),
+        "the kernel map is made"
+    );
     let after = vm
         .with_ram(|m, h| kernel_half(m, h))
         .await

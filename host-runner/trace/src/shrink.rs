@@ -179,7 +179,8 @@ pub fn shift_all(ops: &[Op], from: u64, to: u64) -> Option<Vec<Op>> {
 
 /// Every simpler variant of `op` but a smaller count (the minimizer
 /// bisects counts: [`first_counts`], [`bisect`]), simplest first: flags
-/// off, kernel instead of user, a zero seed or nonce, lower addresses.
+/// off, kernel instead of user, a zero seed or nonce, a lower space
+/// number, lower addresses.
 pub fn candidates(op: &Op) -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut variant = |what: String, change: &dyn Fn(&mut Op)| {
@@ -207,6 +208,21 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
         }),
         Op::Ping { nonce } if nonce != 0 => {
             variant("nonce → 0".into(), &|o| *o = Op::Ping { nonce: 0 })
+        }
+        // A lower space number: the first space made, then the one below.
+        // Numbers are handed out lowest first, so a failure in space 1
+        // needs one `create_space` where one in space 7 needed seven.
+        Op::SwitchSpace { space, .. } | Op::DestroySpace { space, .. } if space > 1 => {
+            for lower in [1, space - 1]
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                variant(format!("space → {lower}"), &|o| {
+                    if let Op::SwitchSpace { space, .. } | Op::DestroySpace { space, .. } = o {
+                        *space = lower;
+                    }
+                })
+            }
         }
         _ => {}
     }
@@ -267,5 +283,22 @@ mod tests {
                 "addr → 0x200000"
             ]
         );
+        let switch = Op::SwitchSpace {
+            space: 7,
+            privilege: Privilege::Kernel,
+        };
+        let whats: Vec<String> = candidates(&switch).into_iter().map(|c| c.what).collect();
+        assert_eq!(whats, ["space → 1", "space → 6"]);
+        let destroy = Op::DestroySpace {
+            space: 2,
+            privilege: Privilege::Kernel,
+        };
+        let whats: Vec<String> = candidates(&destroy).into_iter().map(|c| c.what).collect();
+        assert_eq!(whats, ["space → 1"]);
+        assert!(candidates(&Op::SwitchSpace {
+            space: 1,
+            privilege: Privilege::Kernel
+        })
+        .is_empty());
     }
 }
