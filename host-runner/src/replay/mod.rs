@@ -11,7 +11,7 @@ pub mod results;
 
 use std::path::{Path, PathBuf};
 
-use trace::replay::{format_step, ReplayReport};
+use trace::replay::{format_step_in, CurrentSpace, ReplayReport};
 use trace::RunOptions;
 use trace::{Failure, Outcome, Reproduction, Trace};
 
@@ -180,8 +180,9 @@ pub async fn run(
         final_check: true,
         predict: true,
     };
+    let mut current = CurrentSpace::default();
     let mut report = trace::run(trace, &mut vm, run, &mut |step| {
-        let row = format!("{}\n", format_step(step));
+        let row = format!("{}\n", format_step_in(step, current.step(step)));
         print(&row);
         text.push_str(&row);
     })

@@ -26,7 +26,10 @@ mod cadence;
 mod table;
 
 pub use cadence::Cadence;
-pub use table::{answer_text, format_step, format_table, ReplayReport, StepRecord, Verdict};
+pub use table::{
+    answer_text, format_step, format_step_in, format_table, CurrentSpace, ReplayReport, StepRecord,
+    Verdict,
+};
 
 /// What a batch did: an answer for each request up to the first failure
 /// (all of them when none), the model's predictions when they were asked
