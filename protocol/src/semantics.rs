@@ -310,10 +310,14 @@
 //!
 //! # Stale translations
 //! The CPU may cache the translation of any page a `Write` or `Read` touched
-//! (since boot or the last `Reset`) until the VMM invalidates it. After a
-//! `SwitchSpace`, the guest reads one byte of every touched user page not
-//! present in the new current space: each read must fault (a translation
-//! of the previous space survived the switch otherwise). Before an
+//! (since boot or the last `Reset`) until the VMM invalidates it. The
+//! touched pages are kept by address, for every space together. Before a
+//! `SwitchSpace` or a `DestroySpace` the guest reads one byte of each
+//! touched user page present in the current space (so the CPU holds their
+//! translations); after it, one byte of every touched user page not
+//! present in the (new) current space: each read must fault (a
+//! translation of the previous space survived the switch otherwise, or the
+//! destroy changed the current space's pages). Before an
 //! `Unmap`, a `Convert`, an `Evict` or a `Reset` runs, the guest reads one
 //! byte of each such page of the request's range that is present (every
 //! touched page for `Reset`, and for `Reset` also of every touched page
@@ -365,8 +369,9 @@
 //! allocations while it builds an answer); (2) drop one clean
 //! present file page; (3) evict one present writable (unpinned) RAM or
 //! private mmap page to swap; else `OutOfMemory`. Steps 2–3 pick by a clock over the
-//! managed space (second chance on the accessed bit, one hand kept across
-//! requests; pages of the request's range are skipped). Read-only present
+//! current space's user half and the kernel space (second chance on the
+//! accessed bit, one hand kept across requests and switches; pages of the
+//! request's range are skipped). Read-only present
 //! RAM, pinned RAM and heap pages are never evicted. A guest with a heap keeps
 //! `reserve = `[`crate::heap_reserve_frames`]`(heap_max_bytes)` frames for
 //! the kernel's own heap blocks alone: a frame for anything else (data,
@@ -382,7 +387,9 @@
 //! `Convert`) reclaim until enough are free before they change anything,
 //! and fail with `OutOfMemory` (state unchanged apart from the reported
 //! events) if they cannot; one that needs more than `free_frames +
-//! present_pages + heap_pages` fails at once, reclaiming nothing.
+//! present_pages + heap_pages` fails at once, reclaiming nothing
+//! (`present_pages` of every space: a request that needs less may still
+//! reclaim what the current space and the kernel space hold, then fail).
 //!
 //! # The kernel heap
 //! `heap.start..heap.start + heap_max_bytes` (`heap_max_bytes` = RAM / 4,

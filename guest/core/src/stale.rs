@@ -7,8 +7,10 @@
 //! Which pages: every page the answer's reclaim events name (heap pages the
 //! kernel itself used included), then those of [`Touched`] (what
 //! `Write`/`Read` touched) inside the request's range (everything for
-//! `Reset`, the whole user half for `SwitchSpace`: a page of the previous
-//! space that the new one does not have must not read), from the highest
+//! `Reset`, the whole user half for `SwitchSpace`, where a page of the
+//! previous space that the new one does not have must not read, and for
+//! `DestroySpace`, which must leave the current space's pages alone), from
+//! the highest
 //! down: a touch runs upwards, so the last pages it reached are the ones a
 //! TLB most likely still holds. The touched set is one for all spaces (by
 //! address): a page found not present in the space current then leaves
@@ -67,7 +69,7 @@ impl Scope {
             | Request::Convert { addr, pages, .. }
             | Request::Evict { addr, pages, .. } => range(addr, pages),
             Request::Reset { .. } => Scope::All,
-            Request::SwitchSpace { .. } => Scope::Switch,
+            Request::SwitchSpace { .. } | Request::DestroySpace { .. } => Scope::Switch,
             _ => Scope::Events,
         }
     }

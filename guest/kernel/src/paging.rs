@@ -22,7 +22,9 @@ use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{Page, PageTable, PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 
-use vmm_core::layout::{DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, KERNEL_BASE, KERNEL_PML4_SLOT};
+use vmm_core::layout::{
+    DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_START, KERNEL_BASE, KERNEL_PML4_SLOT,
+};
 use vmm_core::pte::ACCESSED;
 use vmm_core::FrameRefused;
 
@@ -239,7 +241,14 @@ unsafe impl vmm_core::PhysMemory for DirectMap {
         }
         // The accessed bit is the CPU's, set in each PML4 on its own.
         let entry = |t: &mut PageTable, slot: usize| vmm_core::pte::raw(&t[slot]) & !ACCESSED;
-        for slot in [DIRECT_MAP_PML4_SLOT, KERNEL_PML4_SLOT].map(usize::from) {
+        // The heap's slot too: the kernel's global allocator lives there,
+        // and its PDPT is made at boot and never changes.
+        let heap_slot = ((HEAP_START >> 39) & 511) as usize;
+        for slot in [
+            usize::from(DIRECT_MAP_PML4_SLOT),
+            usize::from(KERNEL_PML4_SLOT),
+            heap_slot,
+        ] {
             let boot = self.boot_root;
             let want = self.try_table(boot).map(|t| entry(t, slot));
             let got = self.try_table(root).map(|t| entry(t, slot));
@@ -252,11 +261,12 @@ unsafe impl vmm_core::PhysMemory for DirectMap {
         // SAFETY: `root` is a frame the VMM may write (checked above: RAM
         // the allocator manages, or the boot PML4), so no other structure
         // of the kernel lives in it, and its entries for the kernel's own
-        // slots (the direct map, and the image with every instruction,
-        // stack and static the kernel runs on) are the boot PML4's
-        // (checked above): every address the kernel uses after the write
-        // translates as before it. The rest of its kernel half (the heap,
-        // the managed kernel space) the VMM keeps equal in every root. The
+        // slots (the direct map, the image with every instruction, stack
+        // and static the kernel runs on, and the heap its allocator hands
+        // out) are the boot PML4's (checked above): every address the
+        // kernel uses after the write translates as before it. The rest of
+        // its kernel half (the managed kernel space, which the kernel
+        // itself never touches) the VMM keeps equal in every root. The
         // flags are CR3's own. The write drops every non-global
         // translation, which is what a switch of space wants.
         unsafe { Cr3::write(root, flags) };

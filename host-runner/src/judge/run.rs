@@ -145,7 +145,8 @@ impl JudgedVm {
                     (false, _) => None,
                 };
                 self.index = index + 1;
-                let verdict = stale_check(index, req, &answer).and_then(|()| match req {
+                let previous = self.model.current_space();
+                let verdict = stale_check(index, req, previous, &answer).and_then(|()| match req {
                     Request::Batch(_) if answer == Response::Error(ProtoError::NestedBatch) => Ok(()),
                     Request::Batch(_) => Err(Failure::new(
                         FailureKind::Divergence,
@@ -221,11 +222,22 @@ impl JudgedVm {
 /// not present still read through a TLB entry the VMM did not invalidate,
 /// or, after a `SwitchSpace`, a page not present in the new space still
 /// read through a translation of the previous one.
-pub(super) fn stale_check(index: usize, req: &Request, answer: &Response) -> Result<(), Failure> {
+/// `previous`: the space current before the request.
+pub(super) fn stale_check(
+    index: usize,
+    req: &Request,
+    previous: u16,
+    answer: &Response,
+) -> Result<(), Failure> {
     let why = match req {
-        Request::SwitchSpace { space, .. } => format!(
+        Request::SwitchSpace { space, .. } if *space != previous => format!(
             "is not present in space {space}, made current by operation {index}, yet still read \
              (a translation of the previous space survived the switch)"
+        ),
+        Request::SwitchSpace { .. } | Request::DestroySpace { .. } => format!(
+            "is not present in the current space, as the guest's own tables say after \
+             operation {index}, yet still read (a TLB entry the VMM did not invalidate, or an \
+             entry the VMM decodes as not present that the CPU reads as present)"
         ),
         _ => format!(
             "still read after operation {index} made it not present (the VMM changed its entry \

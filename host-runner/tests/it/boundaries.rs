@@ -142,8 +142,9 @@ fn requests(addr: u64, n: u64, p: Privilege) -> Vec<Request> {
         },
         Request::HeapScavenge { privilege: p },
         // Space numbers from the argument: mostly none that exists. A
-        // kernel create is fine (the pass undoes nothing with it); a
-        // switch to one that exists would move the pass's user half.
+        // kernel create makes one, and the switch then moves the kernel's
+        // pass to a fresh user half (its spaces fill up to too_many_spaces;
+        // the destroys hit space 0, the current one and absent ones).
         Request::CreateSpace { privilege: p },
         Request::SwitchSpace {
             space: (n as u16).max(1),

@@ -170,7 +170,7 @@ fn the_destroy_leak_reproducer_fails_on_its_injected_build_only() {
     fails_only_on(
         "inject-destroy-leak",
         "bug-destroy-leak.jsonl",
-        "divergence at op 2: operation 2: Stats",
+        "free + tables + present + host + heap_pages is",
     );
 }
 
@@ -189,6 +189,19 @@ fn the_kernel_half_reproducer_fails_on_its_injected_build_only() {
         "inject-kernel-half-unsynced",
         "bug-kernel-half-unsynced.jsonl",
         "invariant at op 1: memory check after operation 1: 1 violation(s)",
+    );
+    // The FAILED line names only the count; the violation under it is the
+    // kernel half's.
+    let injected =
+        build_guest(&["inject-kernel-half-unsynced"]).expect("the injected guest builds");
+    let (_, output) = replay_cli_with(
+        Some(&injected),
+        &testcase("bug-kernel-half-unsynced.jsonl"),
+        &[],
+    );
+    assert!(
+        output.contains("the kernel half of space 1's PML4") && output.contains("is not space 0's"),
+        "{output}"
     );
 }
 

@@ -42,7 +42,7 @@ impl JudgedVm {
         let t = Instant::now();
         let bad = |m: String| Failure::new(FailureKind::Divergence, format!("reset: {m}"), None);
         for (req, answer) in reqs.iter().zip(&got) {
-            stale_check(0, req, answer).map_err(|mut f| {
+            stale_check(0, req, 0, answer).map_err(|mut f| {
                 f.op_index = None;
                 f.message = format!("reset: {}", f.message);
                 f

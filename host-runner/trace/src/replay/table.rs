@@ -65,10 +65,12 @@ impl CurrentSpace {
     /// The space `s` ran in, and the one after it.
     pub fn step(&mut self, s: &StepRecord) -> u16 {
         let during = self.0;
-        let done = s
-            .answer
-            .clone()
-            .is_some_and(|a| a.split_reclaimed().1 == Response::Done);
+        // A stale probe's or a reclaim's wrapper around `Done` is done too.
+        let mut answer = s.answer.clone();
+        while let Some(Response::Stale { response, .. }) = answer {
+            answer = Some(*response);
+        }
+        let done = answer.is_some_and(|a| a.split_reclaimed().1 == Response::Done);
         match s.entry.op {
             Op::SwitchSpace { space, .. } if done => self.0 = space,
             Op::Reset { .. } if done => self.0 = 0,
