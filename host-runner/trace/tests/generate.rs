@@ -564,3 +564,38 @@ fn spaces_are_created_switched_destroyed_and_touched_across() {
         "a switch is often followed by a touch of what was written: {touched_after_switch}/{switches_live}"
     );
 }
+
+/// The generator takes the number of spaces from the guest's `hello`:
+/// with four, it aims no switch or destroy past space 5 (one past the
+/// last number, to be refused).
+#[test]
+fn the_number_of_spaces_comes_from_hello() {
+    let only = Weights([0; OpKind::COUNT])
+        .set(OpKind::CreateSpace, 2)
+        .set(OpKind::SwitchSpace, 3)
+        .set(OpKind::DestroySpace, 1);
+    let mut g = Generator::new(
+        3,
+        GenConfig {
+            ops: 0,
+            weights: only,
+            ..GenConfig::default()
+        },
+    );
+    let hello = protocol::Hello {
+        max_spaces: 4,
+        ..Default::default()
+    };
+    g.next_op(None);
+    let mut highest = 0;
+    let mut answer = Some(Response::Hello(Box::new(hello)));
+    for _ in 0..2000 {
+        match g.next_op(answer.take().as_ref()) {
+            Op::SwitchSpace { space, .. } | Op::DestroySpace { space, .. } => {
+                highest = highest.max(space)
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(highest, 5, "numbers 0..4 exist, 5 is one past them");
+}

@@ -139,7 +139,10 @@ impl Generator {
             r => r,
         };
         match (op, r) {
-            (_, Response::Hello(h)) => self.targets.learn(h),
+            (_, Response::Hello(h)) => {
+                self.targets.learn(h);
+                self.spaces.learn(h.max_spaces);
+            }
             (Op::AllocFrames { .. }, Response::Frames(runs)) => {
                 runs.iter().for_each(|&run| remember(&mut self.frames, run));
                 let taken = runs.iter().map(|r| r.count).fold(0, u64::saturating_add);

@@ -22,22 +22,40 @@ use rand::Rng;
 use super::Generator;
 use crate::op::Op;
 
-/// The numbers a guest hands out (`Hello::max_spaces`, 16 in the guest):
-/// past them, a switch or destroy aims at a space that cannot exist.
+/// How many spaces a guest has (`Hello::max_spaces`) until its `hello`
+/// answer says: the guest's own number.
 const GUESSED_MAX_SPACES: u16 = 16;
 
 /// The spaces the generator believes exist, besides space 0, and the current
 /// one.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Spaces {
     live: Vec<u16>,
     current: u16,
+    /// `Hello::max_spaces`: numbers `0..max` exist; past them a switch or
+    /// destroy aims at a space that cannot exist.
+    max: u16,
+}
+
+impl Default for Spaces {
+    fn default() -> Self {
+        Spaces {
+            live: Vec::new(),
+            current: 0,
+            max: GUESSED_MAX_SPACES,
+        }
+    }
 }
 
 impl Spaces {
     /// The number the next `create_space` gets, if one is free.
     fn next_free(&self) -> Option<u16> {
-        (1..GUESSED_MAX_SPACES).find(|n| !self.live.contains(n))
+        (1..self.max).find(|n| !self.live.contains(n))
+    }
+
+    /// The guest's `Hello` said how many spaces it has.
+    pub(super) fn learn(&mut self, max_spaces: u16) {
+        self.max = max_spaces;
     }
 
     /// `reset`: only space 0, current.
@@ -74,7 +92,7 @@ impl Generator {
             // The current one (allowed, changes nothing).
             7 => self.spaces.current,
             // One that may not exist.
-            _ => self.rng.random_range(0..GUESSED_MAX_SPACES + 2),
+            _ => self.rng.random_range(0..self.spaces.max.saturating_add(2)),
         };
         if privilege == Privilege::Kernel && (space == 0 || self.spaces.live.contains(&space)) {
             self.spaces.current = space;
@@ -102,7 +120,7 @@ impl Generator {
             _ => match self.rng.random_range(0..3) {
                 0 => 0,
                 1 => current,
-                _ => self.rng.random_range(0..GUESSED_MAX_SPACES + 2),
+                _ => self.rng.random_range(0..self.spaces.max.saturating_add(2)),
             },
         };
         if privilege == Privilege::Kernel && space != 0 && space != current {
