@@ -58,10 +58,7 @@ impl Model {
         if first == end {
             return (0, 0);
         }
-        // A range that leaves its half is refused; the keys of its
-        // first page's half are as good as any for the rule.
-        let off = self.spaces.offset(first << 12) >> 12;
-        (first + off, end.saturating_add(off))
+        self.keys((first, end))
     }
 
     /// The key of an event's page (`None`: not a canonical address, so

@@ -108,10 +108,12 @@ impl Model {
         addr + self.spaces.offset(addr)
     }
 
-    /// Validated page numbers `first..end` of the current space, as keys.
+    /// Page numbers `first..end` of the current space, as keys: those of
+    /// `first`'s half (a range that leaves its half is refused anyway, so
+    /// they are as good as any for it).
     pub(super) fn keys(&self, (first, end): (u64, u64)) -> (u64, u64) {
         let off = self.spaces.offset(first << 12) >> 12;
-        (first + off, end + off)
+        (first + off, end.saturating_add(off))
     }
 
     /// `CreateSpace` (kernel): the lowest unused number, one frame for its
