@@ -156,6 +156,15 @@ mod tests {
             privilege: Privilege::User,
         };
         assert!(encoded_len(&wrap(Response::Pages(pages))) <= max_answer_bytes(&q));
+        let shared = vec![
+            PageState::Shared {
+                writable: true,
+                mappings: u64::MAX,
+                frame: u64::MAX
+            };
+            MAX_QUERY_PAGES as usize
+        ];
+        assert!(encoded_len(&wrap(Response::Pages(shared))) <= max_answer_bytes(&q));
         let runs = vec![
             FrameRun {
                 start: u64::MAX,

@@ -24,6 +24,7 @@
 //! | `P=0`, bits 1–3 = `3`, bits 4–11 = file, bits 12–51 = file page | memory-mapped file, not present |
 //! | `P=1`, bits 9–11 = `0b100` | present pinned (never-swap) RAM |
 //! | `P=0`, bits 1–3 = `4`, all other bits 0 | pinned RAM, allocate on write |
+//! | `P=1`, bits 9–11 = `0b101` | present shared RAM (user half only) |
 //!
 //! Any other value is corrupt. In a present entry: bit 1 (W) is the page's
 //! writability; bit 2 (U) is set exactly in the lower half; bits 12–51 hold
@@ -121,10 +122,25 @@
 //! (`total_frames` of them, frame `n` at byte `8 n`). `0` = no record;
 //! a frame backing a present mmap page (clean or private) holds
 //! `1 << 63 | file << 40 | page` (file in bits 40–47, page in bits 0–39).
+//! A frame mapped by present shared entries holds `1 << 62 | n`: `n`
+//! (bits 0–39, at least 1) the number of present shared entries in the
+//! user halves of all live spaces that name the frame (its mapping count).
 //! Every other bit pattern is corrupt, and so is a record on a frame that no
-//! present mmap page maps, or a missing one on a frame that one does.
+//! present mmap (or shared) entry maps, or a missing one on a frame that one
+//! does, or a count that is not the number of shared entries naming it.
 //! A present mmap clean entry has W = 0 (a write faults and makes it private
 //! in place); a private one has W = 1.
+//!
+//! ## The sharing rule
+//!
+//! Between requests, over the leaf entries of every live space (each
+//! space's user half, and the one kernel half once): a data frame is named
+//! by exactly one entry, unless every entry naming it is present shared;
+//! then they all have the same W bit and their number is the frame's
+//! count. So anonymous RAM is never mapped twice (writable or not) unless
+//! it is shared, and a file page's frame (or a swap-in's, or a table's) is
+//! never also mapped elsewhere. A shared entry never appears in the kernel
+//! half.
 //!
 //! # The file images
 //!

@@ -35,7 +35,7 @@ pub use response::{Error, ErrorKind, FaultReason, FrameRun, PageState, Reclaim, 
 
 /// Version of this protocol. The guest reports it in [`Hello`]; the host
 /// refuses to talk to a guest of another version.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Size of a page and of a frame, in bytes.
 pub const PAGE_SIZE: u64 = 4096;

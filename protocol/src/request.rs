@@ -184,6 +184,18 @@ pub enum Request {
     /// the kernel half is untouched. Not space 0, not the current space.
     /// Kernel only.
     DestroySpace { space: u16, privilege: Privilege },
+    /// Shared memory: makes the `pages` unusable pages at `to` in space
+    /// `space` map the frames of the current space's present pages at
+    /// `addr`, page for page, with the same writability; both become
+    /// present shared RAM (`semantics`, **Shared memory**). User-half
+    /// ranges only; `space` may be the current space. Kernel only.
+    Share {
+        addr: u64,
+        pages: u64,
+        space: u16,
+        to: u64,
+        privilege: Privilege,
+    },
 }
 
 impl Request {
@@ -222,7 +234,8 @@ impl Request {
             | Request::HeapScavenge { privilege }
             | Request::CreateSpace { privilege }
             | Request::SwitchSpace { privilege, .. }
-            | Request::DestroySpace { privilege, .. } => Some(*privilege),
+            | Request::DestroySpace { privilege, .. }
+            | Request::Share { privilege, .. } => Some(*privilege),
             Request::Hello
             | Request::Ping { .. }
             | Request::Batch(_)

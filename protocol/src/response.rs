@@ -151,6 +151,15 @@ pub enum PageState {
     /// Pinned usable RAM, not present: a zeroed frame is allocated on first
     /// touch (and the page becomes `PinnedRam`, writable).
     PinnedAllocOnWrite,
+    /// Shared usable RAM, present: its frame is mapped by `mappings` present
+    /// shared pages of all live spaces (this one included; from the
+    /// frame-info table), all with this writability. Never executable,
+    /// never evicted nor picked by the pressure path.
+    Shared {
+        writable: bool,
+        mappings: u64,
+        frame: u64,
+    },
 }
 
 /// Counters of the VMM and the frame allocator.
@@ -165,7 +174,8 @@ pub struct Stats {
     /// Frames holding page tables of the VMM-managed space (not the boot
     /// tables of the direct map and the kernel image).
     pub page_table_frames: u64,
-    /// Present data pages in the managed space.
+    /// Present data pages in the managed space, counted by frame: a shared
+    /// frame counts once, however many pages map it.
     pub present_pages: u64,
     /// Allocate-on-write pages in the managed space.
     pub alloc_on_write_pages: u64,
@@ -275,8 +285,8 @@ errors! {
         /// `Map` asked for pages both writable and executable: no page is
         /// ever both (W^X).
         WriteAndExecute,
-        /// `SwitchSpace` or `DestroySpace` named a space that does not
-        /// exist.
+        /// `SwitchSpace`, `DestroySpace` or `Share` named a space that does
+        /// not exist.
         NoSuchSpace,
         /// `CreateSpace` found every space number of `Hello::max_spaces`
         /// in use.

@@ -73,6 +73,7 @@ fn fields(tag: u64) -> Option<&'static [Field]> {
         20 => &[V, V],                      // Kfree
         21 | 22 => &[V],                    // HeapScavenge, CreateSpace
         23 | 24 => &[V, V],                 // SwitchSpace, DestroySpace
+        25 => &[V, V, V, V, V],             // Share
         _ => return None,
     })
 }

@@ -11,11 +11,13 @@
 //! - *Page states* ([`crate::PageState`]): unusable; present RAM
 //!   (writable, read-only, or executable and read-only); allocate-on-write;
 //!   on swap; present mmap; not-present mmap; pinned present RAM (writable
-//!   or not, never executable); pinned allocate-on-write.
+//!   or not, never executable); pinned allocate-on-write; present shared
+//!   RAM (writable or not, never executable).
 //!   The *usable RAM* area type is present RAM, allocate-on-write and on
 //!   swap; the *pinned RAM* area type (never swapped) is pinned present RAM
-//!   and pinned allocate-on-write. A page whose tables do not exist is
-//!   unusable.
+//!   and pinned allocate-on-write; the *shared RAM* area type is present
+//!   shared RAM (user half only, never swapped). A page whose tables do not
+//!   exist is unusable.
 //! - *Needed tables*: the page-table frames (PDPT, PD, PT; never the PML4) a
 //!   request must create so that every page it makes non-unusable has a
 //!   level-1 entry. A table exists exactly while one of its entries is
@@ -51,8 +53,8 @@
 //!
 //! Kernel-only requests (`Panic`, `AllocFrames`, `FreeFrames`, `Valloc`,
 //! `Vfree`, `Reset`, `Kmalloc`, `Kfree`, `HeapScavenge`, `CreateSpace`,
-//! `SwitchSpace`, `DestroySpace`) made as `User` answer `PermissionDenied`
-//! before any other check.
+//! `SwitchSpace`, `DestroySpace`, `Share`) made as `User` answer
+//! `PermissionDenied` before any other check.
 //!
 //! Step 9 in version 2: "free frames" means the free frames after the guest
 //! reclaimed what it could (see *Memory pressure*): the guest answers
@@ -235,6 +237,8 @@
 //! | pinned present RAM, writable | present RAM, writable (same frame) | unusable, frame freed | InvalidState | – | read | stored |
 //! | pinned present RAM, read-only | present RAM, read-only (same frame) | unusable, frame freed | InvalidState | – | read | Fault ReadOnly |
 //! | pinned allocate-on-write | allocate-on-write | unusable | InvalidState | – | zeroed frame → pinned present RAM, writable | same |
+//! | present shared, writable | – | unusable, count − 1 (frame freed at 0) | InvalidState | – | read | stored (every mapping sees it) |
+//! | present shared, read-only | – | unusable, count − 1 (frame freed at 0) | InvalidState | – | read | Fault ReadOnly |
 //!
 //! `Convert → PinnedRam`, one row per state:
 //!
@@ -248,6 +252,7 @@
 //! | present mmap, clean or private | pinned present RAM, writable (same frame and data, as `→ UsableRam`) |
 //! | not-present mmap | pinned allocate-on-write (the file data is not loaded) |
 //! | pinned present RAM, pinned allocate-on-write | – |
+//! | present shared | – (never sent out already) |
 //!
 //! Usable RAM, pinned RAM or unusable → mmap is `MapFile` on unusable pages
 //! only (and `Map` likewise: a pinned page answers `InvalidState`): making
@@ -283,6 +288,8 @@
 //!   tables and PML4 are freed. Needs nothing; never fails after those
 //!   checks. Answers `Done`.
 //! - `Reset` destroys every space but 0 and makes space 0 current first.
+//!   A destroyed space's shared pages leave their frames as `Unmap` would
+//!   (*Shared memory*).
 //! - Pressure: the clock (*Memory pressure*) sweeps the current space's
 //!   user half and the kernel space, in linear address order from its one
 //!   hand (kept across switches); it never reclaims a page of a space that
@@ -290,6 +297,65 @@
 //! - Stats: `present_pages`, `alloc_on_write_pages` and `swap_slots_used`
 //!   count the pages of every space; `page_table_frames` counts every
 //!   space's tables and the PML4 of every space but 0.
+//!
+//! # Shared memory
+//! A *shared* page is a present page whose frame other pages (of the same
+//! space or of others) may map too. Every page mapping one shared frame is
+//! present shared RAM with the same writability; the frame's *mapping
+//! count* is the number of present shared pages, in all live spaces,
+//! that map it (kept in the frame-info table, `formats`). The data is the
+//! frame's: a `Write` through one mapping is what a `Read` through any
+//! other returns.
+//! - **Share** `addr, pages, space, to` (kernel): in this order, the first
+//!   that applies is the answer, and nothing changes:
+//!   1. `User` → `PermissionDenied`;
+//!   2. validation steps 1–5 over `addr, pages`, then over `to, pages`;
+//!   3. any byte of either range at or above `0x0000_8000_0000_0000` →
+//!      `Reserved` (shared memory is user memory: the kernel half is one
+//!      for every space already);
+//!   4. `space` does not exist → `NoSuchSpace`;
+//!   5. the source state rule, over the current space's pages at `addr`:
+//!      every page present RAM that is not executable (writable or not),
+//!      or present shared RAM → else `InvalidState` with the lowest
+//!      offending source page;
+//!   6. the target state rule, over space `space`'s pages at `to`: every
+//!      page unusable → else `InvalidState` with the lowest offending
+//!      target page (so ranges that overlap in one space fail here);
+//!   7. step 9 with the needed tables of the target range in `space`
+//!      (the reserve of *Memory pressure* included; the clock reclaims as
+//!      for any request, never a page of the source range) →
+//!      `OutOfMemory`.
+//!
+//!   Then, page by page: source page `addr + i*4096` becomes (or stays)
+//!   present shared RAM with its frame, data and writability; target page
+//!   `to + i*4096` of `space` becomes present shared RAM mapping the same
+//!   frame with the same writability; the frame's mapping count becomes
+//!   one more than its number of shared mappings before (a present RAM page
+//!   shared for the first time counts itself: 2 after). No frame is
+//!   taken or freed, and `present_pages` does not change. Answers `Done`.
+//!   `space` may be the current space (two ranges of one space share).
+//! - A shared page behaves as present RAM of its writability for every
+//!   touch (a write to a read-only one faults `ReadOnly`), for every space
+//!   that maps it. `Map` and `MapFile` answer `InvalidState` for it (it is
+//!   not unusable).
+//! - `Unmap`, `Convert → Unusable`, `DestroySpace` and `Reset` make a shared
+//!   page unusable: the mapping count of its frame goes down by one, and
+//!   the frame is freed (with its frame-info record) when the count reaches
+//!   zero, by whichever mapping goes last. A page whose frame's count is 1
+//!   stays shared RAM (it does not become plain present RAM again).
+//! - `Convert → UsableRam` and `Convert → PinnedRam` leave a shared page as
+//!   it is (it is usable RAM, and never sent out already).
+//! - `Evict` and the pressure clock never send a shared page out: they pass
+//!   it as they pass pinned RAM (no second chance given, accessed bits
+//!   left). No reclaim event ever names one.
+//! - `present_pages` counts data frames: a shared frame counts once,
+//!   however many pages map it (so `free_frames + page_table_frames +
+//!   present_pages + host_frames + heap_pages == boot_free_frames` holds).
+//! - No invalidation is needed by `Share` (the source pages keep their
+//!   frame and rights; the target pages were not present). Unmapping a
+//!   shared page invalidates its translation in the current space as any
+//!   other page; another space's translations are dropped by the CR3 write
+//!   of the switch to it (*Stale translations*).
 //!
 //! # Pinned RAM
 //! Pinned (never-swap) RAM is an area type of its own that behaves as

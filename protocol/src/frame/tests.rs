@@ -114,6 +114,13 @@ fn every_request() -> Vec<Request> {
             space: u16::MAX,
             privilege: Privilege::Kernel,
         },
+        Request::Share {
+            addr: 0x7fff_ffff_f000,
+            pages: 512,
+            space: 15,
+            to: 0x1000,
+            privilege: Privilege::Kernel,
+        },
     ]
 }
 
@@ -225,6 +232,16 @@ fn every_response() -> Vec<Response> {
             },
             PageState::NotPresentMmap { file: 1, page: 3 },
             PageState::Corrupt { raw: 0xff },
+            PageState::PinnedRam {
+                writable: false,
+                frame: 0x2000,
+            },
+            PageState::PinnedAllocOnWrite,
+            PageState::Shared {
+                writable: true,
+                mappings: 16,
+                frame: 0x3000,
+            },
         ]),
         Response::Frames(vec![FrameRun {
             start: 0x40_0000,

@@ -100,6 +100,13 @@ fn samples() -> Vec<Request> {
             space: u16::MAX,
             privilege: k,
         },
+        Request::Share {
+            addr: u64::MAX,
+            pages: u64::MAX,
+            space: u16::MAX,
+            to: u64::MAX,
+            privilege: k,
+        },
     ]
 }
 
@@ -133,6 +140,7 @@ fn the_scan_agrees_with_postcard_on_every_variant() {
             Request::CreateSpace { .. } => 22,
             Request::SwitchSpace { .. } => 23,
             Request::DestroySpace { .. } => 24,
+            Request::Share { .. } => 25,
         };
         assert_eq!(index, i, "request samples out of order");
         let bytes = postcard::to_allocvec(sample).unwrap();
