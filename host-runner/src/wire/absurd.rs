@@ -61,9 +61,9 @@ fn privilege(rng: &mut impl Rng) -> Privilege {
 }
 
 /// How many request variants there are: tags `0..REQUEST_TAGS`.
-pub const REQUEST_TAGS: u8 = 25;
+pub const REQUEST_TAGS: u8 = 26;
 
-/// A request of variant `tag` (0 to 24, postcard's order) with absurd
+/// A request of variant `tag` (0 to 25, postcard's order) with absurd
 /// fields; never one that ends the guest on purpose (`Panic` by the
 /// kernel, `Shutdown`): those are `Panic` by a user, which is refused.
 pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
@@ -174,8 +174,16 @@ pub fn request(rng: &mut impl Rng, tag: u8, fill: Fill) -> Request {
             space: a as u16,
             privilege: p,
         },
-        _ => Request::DestroySpace {
+        24 => Request::DestroySpace {
             space: b as u16,
+            privilege: p,
+        },
+        // Space from the low bits of `c`: mostly none that exists.
+        _ => Request::Share {
+            addr: a,
+            pages: b,
+            space: c as u16,
+            to: c,
             privilege: p,
         },
     }

@@ -154,6 +154,16 @@ fn requests(addr: u64, n: u64, p: Privilege) -> Vec<Request> {
             space: n as u16,
             privilege: p,
         },
+        // A share of the range with the same range of space 0 or a space
+        // that does not exist: refused (its pages are not unusable there,
+        // or the range is not user memory, or there is no such space).
+        Request::Share {
+            addr,
+            pages: n,
+            space: (n as u16) & 1,
+            to: addr,
+            privilege: p,
+        },
         // A kernel reset would undo the pass; a user one must be refused.
         Request::Reset { privilege: USER },
         Request::Stats,

@@ -21,7 +21,7 @@ use crate::refs::Ref;
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
 /// The version this crate writes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// The versions this crate reads: version 1 is version 2 without the
 /// additions of protocol version 2 (`files`, `map_file`, `evict`,
 /// `kmalloc`, `kfree`, `heap_scavenge` and their answers), and version 2 is
@@ -37,8 +37,10 @@ pub const FORMAT_VERSION: u32 = 7;
 /// version 6 is version 7 without address spaces (`create_space`,
 /// `switch_space`, `destroy_space`, the answer `{"space":N}`, the errors
 /// `no_such_space`, `too_many_spaces`, `space_in_use`): a trace of an older
-/// version runs in space 0 alone, so all read the same.
-pub const READ_VERSIONS: [u32; 7] = [1, 2, 3, 4, 5, 6, 7];
+/// version runs in space 0 alone; and version 7 is version 8 without shared
+/// memory (`share`, the page kinds `shared` and `shared_ro`), so all read
+/// the same.
+pub const READ_VERSIONS: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 
 /// The first line of a trace, after its `"format"` and `"version"`: its
 /// fields are written in this order, those that are `None` or empty left

@@ -71,7 +71,8 @@ names!(
     PresentRamExec = "present_ram_exec", PresentRamWx = "present_ram_wx",
     AllocOnWrite = "alloc_on_write", OnSwap = "on_swap", PresentMmap = "present_mmap",
     NotPresentMmap = "not_present_mmap", Corrupt = "corrupt", PinnedRam = "pinned_ram",
-    PinnedRamRo = "pinned_ram_ro", PinnedAllocOnWrite = "pinned_alloc_on_write" }
+    PinnedRamRo = "pinned_ram_ro", PinnedAllocOnWrite = "pinned_alloc_on_write", Shared = "shared",
+    SharedRo = "shared_ro" }
 );
 names!(
     /// A counter of [`Stats`].
@@ -171,6 +172,10 @@ impl PageKind {
                 writable: false, ..
             } => PageKind::PinnedRamRo,
             PageState::PinnedAllocOnWrite => PageKind::PinnedAllocOnWrite,
+            PageState::Shared { writable: true, .. } => PageKind::Shared,
+            PageState::Shared {
+                writable: false, ..
+            } => PageKind::SharedRo,
         }
     }
 }

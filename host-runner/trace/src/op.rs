@@ -56,7 +56,7 @@ macro_rules! ops {
 
         impl OpKind {
             /// How many kinds there are.
-            pub const COUNT: usize = 23;
+            pub const COUNT: usize = 24;
             /// Every kind, in declaration order.
             pub const ALL: [OpKind; Self::COUNT] = [$(OpKind::$name,)*];
             /// The `"op"` names of a trace line, in the order of [`OpKind::ALL`].
@@ -189,6 +189,15 @@ ops! {
         #[serde_as(as = "Count")] space: u16,
         #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
     } = "destroy_space",
+    /// Shares the current space's present pages at `addr` with the
+    /// unusable pages at `to` in `space` (kernel only).
+    Share {
+        #[serde_as(as = "Hex")] addr: u64,
+        #[serde_as(as = "Count")] pages: u64,
+        #[serde_as(as = "Count")] space: u16,
+        #[serde_as(as = "Hex")] to: u64,
+        #[serde(rename = "as", default = "kernel")] #[serde_as(as = "Who")] privilege: Privilege,
+    } = "share",
 }
 
 fn kernel() -> Privilege {

@@ -69,7 +69,8 @@ pub fn target_mut(op: &mut Op) -> Option<&mut u64> {
         | Op::Vfree { addr, .. }
         | Op::MapFile { addr, .. }
         | Op::Evict { addr, .. }
-        | Op::Kfree { addr, .. } => Some(addr),
+        | Op::Kfree { addr, .. }
+        | Op::Share { addr, .. } => Some(addr),
         Op::FreeFrames { frame, .. } => Some(frame),
         Op::Hello
         | Op::Ping { .. }

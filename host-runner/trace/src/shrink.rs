@@ -212,19 +212,36 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
         // A lower space number: the first space made, then the one below.
         // Numbers are handed out lowest first, so a failure in space 1
         // needs one `create_space` where one in space 7 needed seven.
-        Op::SwitchSpace { space, .. } | Op::DestroySpace { space, .. } if space > 1 => {
+        Op::SwitchSpace { space, .. }
+        | Op::DestroySpace { space, .. }
+        | Op::Share { space, .. }
+            if space > 1 =>
+        {
             for lower in [1, space - 1]
                 .into_iter()
                 .collect::<std::collections::BTreeSet<_>>()
             {
                 variant(format!("space → {lower}"), &|o| {
-                    if let Op::SwitchSpace { space, .. } | Op::DestroySpace { space, .. } = o {
+                    if let Op::SwitchSpace { space, .. }
+                    | Op::DestroySpace { space, .. }
+                    | Op::Share { space, .. } = o
+                    {
                         *space = lower;
                     }
                 })
             }
         }
         _ => {}
+    }
+    // A share's target lower too (its source is the address below).
+    if let Op::Share { to, .. } = *op {
+        for a in smaller_addrs(to) {
+            variant(format!("to → {a:#x}"), &|o| {
+                if let Op::Share { to, .. } = o {
+                    *to = a;
+                }
+            });
+        }
     }
     if let Some(addr) = addr_of(op) {
         for a in smaller_addrs(addr) {

@@ -95,9 +95,9 @@ impl Default for Weights {
     /// Mostly memory operations; no `panic` (it would end every run).
     fn default() -> Self {
         // hello ping panic map unmap convert write read query alloc free valloc vfree stats reset
-        // map_file evict kmalloc kfree heap_scavenge create_space switch_space destroy_space
+        // map_file evict kmalloc kfree heap_scavenge create_space switch_space destroy_space share
         Weights([
-            1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1, 8, 4, 5, 4, 2, 2, 4, 1,
+            1, 1, 0, 20, 12, 14, 14, 10, 6, 5, 5, 3, 3, 3, 1, 8, 4, 5, 4, 2, 2, 4, 1, 3,
         ])
     }
 }

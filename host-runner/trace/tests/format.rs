@@ -3,6 +3,7 @@
 
 use protocol::{AreaType, Error, FaultReason, FrameRun, PageState, Privilege, Response, Stats};
 use trace::expect::{ErrorCode, PageKind, StatField};
+use trace::format::{FORMAT_VERSION, READ_VERSIONS};
 use trace::{parse_str, Entry, Expect, Failure, FailureKind, Op, Trace, TraceHeader};
 
 fn every_op() -> Vec<Op> {
@@ -102,6 +103,13 @@ fn every_op() -> Vec<Op> {
         },
         Op::DestroySpace {
             space: u16::MAX,
+            privilege: Kernel,
+        },
+        Op::Share {
+            addr: 0x7fff_ffff_f000,
+            pages: 600,
+            space: 15,
+            to: 0x1000,
             privilege: Kernel,
         },
     ]
@@ -229,8 +237,10 @@ fn written_lines_look_as_documented() {
     );
     assert_eq!(
         t.to_text(),
-        "{\"format\":\"vmmfuzz-trace\",\"version\":7,\"seed\":\"0x2a\",\"ram_mib\":128}\n\
-         {\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":8448,\"to\":\"usable_ram\",\"as\":\"user\"}\n"
+        format!(
+            "{{\"format\":\"vmmfuzz-trace\",\"version\":{FORMAT_VERSION},\"seed\":\"0x2a\",\"ram_mib\":128}}\n\
+             {{\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":8448,\"to\":\"usable_ram\",\"as\":\"user\"}}\n"
+        )
     );
 }
 
@@ -301,6 +311,22 @@ fn hand_written_sample() {
 
 /// Parses `text` (a header is prepended when `with_header`) and answers the
 /// error's line, field and text.
+/// A test string that lives as long as the tables that hold `&str`s.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// The error for the first version past those this build reads.
+fn unsupported_next() -> String {
+    let (last, rest) = READ_VERSIONS.split_last().expect("versions");
+    let rest: Vec<String> = rest.iter().map(u32::to_string).collect();
+    format!(
+        "unsupported version {}: this build reads versions {} and {last}",
+        FORMAT_VERSION + 1,
+        rest.join(", ")
+    )
+}
+
 fn error_of(text: &str) -> (usize, Option<String>, String) {
     let err = parse_str(text).unwrap_err();
     let p = err.as_parse().expect("a parse error");
@@ -354,10 +380,10 @@ fn malformed_headers() {
             "\"vmmfuzz-trace\"",
         ),
         (
-            "{\"format\":\"vmmfuzz-trace\",\"version\":8}",
+            leak(format!("{{\"format\":\"vmmfuzz-trace\",\"version\":{}}}", FORMAT_VERSION + 1)),
             1,
             Some("version"),
-            "unsupported version 8: this build reads versions 1, 2, 3, 4, 5, 6 and 7",
+            leak(unsupported_next()),
         ),
         (
             "{\"format\":\"vmmfuzz-trace\"}",
@@ -490,14 +516,17 @@ fn error_messages_read_as_documented() {
         "line 2: invalid JSON at column 28: EOF while parsing a value"
     );
     assert_eq!(
-        parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":8}")
-            .unwrap_err()
-            .to_string(),
-        "line 1: field \"version\": unsupported version 8: this build reads versions 1, 2, 3, 4, 5, 6 and 7"
+        parse_str(&format!(
+            "{{\"format\":\"vmmfuzz-trace\",\"version\":{}}}",
+            FORMAT_VERSION + 1
+        ))
+        .unwrap_err()
+        .to_string(),
+        format!("line 1: field \"version\": {}", unsupported_next())
     );
     assert_eq!(
         parse_str("# nothing\n").unwrap_err().to_string(),
-        "line 1: the trace is empty: a trace starts with a header line like {\"format\":\"vmmfuzz-trace\",\"version\":7}"
+        format!("line 1: the trace is empty: a trace starts with a header line like {{\"format\":\"vmmfuzz-trace\",\"version\":{FORMAT_VERSION}}}")
     );
 }
 
@@ -522,9 +551,9 @@ fn older_traces_still_read_and_new_ones_are_the_current_version() {
         ))
         .unwrap_or_else(|e| panic!("version {v}: {e}"));
         assert_eq!(t.len(), 1);
-        assert!(t
-            .to_text()
-            .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":7"));
+        assert!(t.to_text().starts_with(&format!(
+            "{{\"format\":\"vmmfuzz-trace\",\"version\":{FORMAT_VERSION}}}"
+        )));
     }
 }
 

@@ -599,3 +599,81 @@ fn the_number_of_spaces_comes_from_hello() {
     }
     assert_eq!(highest, 5, "numbers 0..4 exist, 5 is one past them");
 }
+
+/// Shared memory: most shares name pages written before in the current
+/// space as their source and a live space as their target (the same
+/// address in another space, or a fresh range), a few a space that cannot
+/// exist; and about half the shares that can succeed are followed by the
+/// touches across spaces: a read of the target, a write there, and a read
+/// of the source back home.
+#[test]
+fn shares_aim_at_written_pages_and_are_touched_across_spaces() {
+    let only = Weights([0; OpKind::COUNT])
+        .set(OpKind::Map, 2)
+        .set(OpKind::Write, 3)
+        .set(OpKind::CreateSpace, 1)
+        .set(OpKind::SwitchSpace, 1)
+        .set(OpKind::Share, 3);
+    let ops = generate(
+        5,
+        &GenConfig {
+            ops: 3000,
+            weights: only,
+            ..GenConfig::default()
+        },
+    )
+    .ops()
+    .cloned()
+    .collect::<Vec<_>>();
+    let mut written_pages: BTreeSet<u64> = BTreeSet::new();
+    let (mut shares, mut from_written, mut to_other, mut same_addr, mut across) = (0, 0, 0, 0, 0);
+    let mut live: BTreeSet<u16> = BTreeSet::new();
+    let mut current = 0u16;
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::CreateSpace {
+                privilege: Privilege::Kernel,
+            } => {
+                if let Some(n) = (1..16).find(|n| !live.contains(n)) {
+                    live.insert(n);
+                }
+            }
+            Op::SwitchSpace {
+                space,
+                privilege: Privilege::Kernel,
+            } if space == 0 || live.contains(&space) => current = space,
+            Op::Write { addr, .. } => {
+                written_pages.insert(addr & !0xfff);
+            }
+            Op::Share {
+                addr, space, to, ..
+            } => {
+                shares += 1;
+                from_written += usize::from(written_pages.contains(&addr));
+                to_other += usize::from(space != current && (space == 0 || live.contains(&space)));
+                same_addr += usize::from(space != current && to == addr);
+                // The pattern: [switch], read of the target, write of it.
+                let rest = &ops[i + 1..ops.len().min(i + 4)];
+                let read_then_write = rest.windows(2).any(|w| {
+                    matches!(w, [Op::Read { addr: r, .. }, Op::Write { addr: w, .. }] if r == w && *r >> 12 >= to >> 12)
+                });
+                across += usize::from(read_then_write);
+            }
+            _ => {}
+        }
+    }
+    assert!(shares > 200, "{shares}");
+    assert!(
+        from_written * 2 >= shares,
+        "most shares name written pages: {from_written}/{shares}"
+    );
+    assert!(
+        to_other * 4 >= shares,
+        "many aim at another live space: {to_other}/{shares}"
+    );
+    assert!(
+        same_addr * 10 >= shares,
+        "some at the same address: {same_addr}/{shares}"
+    );
+    assert!(across * 5 >= shares, "touched across: {across}/{shares}");
+}

@@ -89,30 +89,34 @@ fn the_header_records_the_weights_and_reads_them_back() {
 
 #[test]
 fn unmaps_hit_what_was_mapped() {
-    let t = generate(
-        11,
-        &GenConfig {
-            ops: 4000,
-            ..GenConfig::default()
-        },
-    );
-    let mut mapped = BTreeSet::new();
     let (mut unmaps, mut exact) = (0, 0);
-    for e in &t.entries {
-        match e.op {
-            Op::Map { addr, pages, .. } => {
-                mapped.insert((addr, pages));
+    for seed in 1..=8 {
+        let t = generate(
+            seed,
+            &GenConfig {
+                ops: 4000,
+                ..GenConfig::default()
+            },
+        );
+        let mut mapped = BTreeSet::new();
+        for e in &t.entries {
+            match e.op {
+                Op::Map { addr, pages, .. } => {
+                    mapped.insert((addr, pages));
+                }
+                Op::Unmap { addr, pages, .. } => {
+                    unmaps += 1;
+                    exact += usize::from(mapped.contains(&(addr, pages)));
+                }
+                _ => {}
             }
-            Op::Unmap { addr, pages, .. } => {
-                unmaps += 1;
-                exact += usize::from(mapped.contains(&(addr, pages)));
-            }
-            _ => {}
         }
     }
-    // Half the unmaps are aimed, 40 % of those at a whole range: about
-    // a fifth hit a mapped range exactly (by chance, almost none would).
-    assert!(exact * 8 > unmaps, "{exact} of {unmaps} unmaps were exact");
+    // Half the unmaps are aimed, 40 % of those at a whole range where
+    // data lives (a map's, or a convert's or a file map's): about one in
+    // seven hits a mapped range exactly (by chance, almost none would).
+    // Over several seeds, so that one seed's draw does not decide.
+    assert!(exact * 10 > unmaps, "{exact} of {unmaps} unmaps were exact");
 }
 
 #[test]

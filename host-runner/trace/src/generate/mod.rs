@@ -2,6 +2,8 @@
 //! seed, so the same seed, configuration and answers fed back give the same
 //! operations.
 
+use std::collections::VecDeque;
+
 use protocol::{FrameRun, Privilege, Response, PAGE_SIZE};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -13,6 +15,7 @@ use crate::strategy::{self, Targets, USER_END};
 pub use crate::weights::{GenConfig, Weights};
 
 mod pick;
+mod share;
 mod spaces;
 mod targeted;
 mod v2;
@@ -53,8 +56,9 @@ pub struct Generator {
     made: usize,
     /// The address spaces the generator believes exist.
     spaces: spaces::Spaces,
-    /// An operation that must come next (a touch after a switch).
-    follow: Option<Op>,
+    /// Operations that must come next, in order (a touch after a switch,
+    /// the touches across spaces after a share).
+    follow: VecDeque<Op>,
 }
 
 fn remember<T>(list: &mut Vec<T>, item: T) {
@@ -83,7 +87,7 @@ impl Generator {
             last: None,
             made: 0,
             spaces: spaces::Spaces::default(),
-            follow: None,
+            follow: VecDeque::new(),
         }
     }
 
@@ -116,7 +120,7 @@ impl Generator {
         }
         let op = self
             .drain()
-            .or_else(|| self.follow.take())
+            .or_else(|| self.follow.pop_front())
             .unwrap_or_else(|| self.pick());
         self.made += 1;
         if let Op::Map { addr, pages, .. }

@@ -47,6 +47,7 @@ impl Generator {
             OpKind::CreateSpace => self.create_space(),
             OpKind::SwitchSpace => self.switch_space(),
             OpKind::DestroySpace => self.destroy_space(),
+            OpKind::Share => self.share(),
             OpKind::Map => {
                 let (addr, pages, privilege) = self.range();
                 let writable = self.rng.random_bool(0.8);

@@ -30,11 +30,11 @@ const GUESSED_MAX_SPACES: u16 = 16;
 /// one.
 #[derive(Debug)]
 pub(super) struct Spaces {
-    live: Vec<u16>,
-    current: u16,
+    pub(super) live: Vec<u16>,
+    pub(super) current: u16,
     /// `Hello::max_spaces`: numbers `0..max` exist; past them a switch or
     /// destroy aims at a space that cannot exist.
-    max: u16,
+    pub(super) max: u16,
 }
 
 impl Default for Spaces {
@@ -98,7 +98,9 @@ impl Generator {
             self.spaces.current = space;
             // Touch what was written before, now through this space.
             if self.rng.random_bool(0.5) {
-                self.follow = self.touch_written();
+                if let Some(op) = self.touch_written() {
+                    self.follow.push_back(op);
+                }
             }
         }
         Op::SwitchSpace { space, privilege }
