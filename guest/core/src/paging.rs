@@ -151,6 +151,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         &self.counters
     }
 
+    /// A frame became shared (`true`) or went with its last shared mapping
+    /// (the one count that no entry's state holds: `counters`).
+    pub fn shared_frame(&mut self, made: bool) {
+        self.counters.shared_frame(made);
+    }
+
     /// Makes every table of the heap region `span` and makes its pages
     /// allocate-on-write, its tables counted apart (made at boot, never
     /// freed). With too few frames for them, none is left.

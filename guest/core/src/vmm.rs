@@ -45,6 +45,7 @@ mod files;
 mod kheap;
 mod ops;
 mod reclaim;
+mod share;
 mod spaces;
 #[cfg(test)]
 mod test_support;
@@ -300,6 +301,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 frame, writable, ..
             }
             | Pte::PinnedRam { frame, writable }
+            | Pte::Shared { frame, writable }
             | Pte::PresentMmap {
                 frame, writable, ..
             } => Some((frame, writable)),
