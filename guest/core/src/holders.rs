@@ -106,6 +106,10 @@ impl Holders<'_> {
     /// and when that was the last mapping the frame is freed, its record
     /// cleared and it no longer counts as a present frame. (Without a
     /// frame-info table no frame is ever shared: `Share` refuses.)
+    ///
+    /// `inject-shared-unmap-frees`: a deliberate bug, for the tests that
+    /// must catch it: the frame is freed whatever its count (which is kept
+    /// right), so the other mappings name a free frame.
     pub fn drop_shared<M: PhysMemory, A: FrameAllocator>(
         &mut self,
         pt: &mut PageTables<M, A>,
@@ -116,6 +120,9 @@ impl Holders<'_> {
             t.set_shared(pt.mem(), frame, count.saturating_sub(1));
         }
         if count > 1 {
+            if cfg!(feature = "inject-shared-unmap-frees") {
+                let _ = pt.frames_mut().free(frame);
+            }
             return;
         }
         let freed = pt.frames_mut().free(frame);

@@ -5,6 +5,12 @@
 //! and the transition tables are in `shared_rows`; pressure, `Evict` and
 //! out of memory in `shared_pressure`. Every [`check`] checks the sharing
 //! rule and the stats identity.
+//!
+//! The injected bugs these catch: `inject-shared-unmap-frees` fails
+//! `unmap_in_one_space_keeps_the_frame` (frames in use differ from frames
+//! owned: a shared entry names a free frame); `inject-share-no-count` fails
+//! `sharing_a_shared_page_counts_every_mapping` (the count `Query` reads is
+//! one short).
 
 use protocol::PageState;
 
@@ -127,6 +133,7 @@ fn two_ranges_of_one_space_share() {
     assert_eq!(stats(&mut m).free_frames, free + 1 + 2 + 3);
 }
 
+/// Catches `inject-share-no-count`.
 #[test]
 fn sharing_a_shared_page_counts_every_mapping() {
     let (mut m, one) = two_spaces(2);
@@ -150,6 +157,7 @@ fn sharing_a_shared_page_counts_every_mapping() {
     reset_and_check(&mut m);
 }
 
+/// Catches `inject-shared-unmap-frees`.
 #[test]
 fn unmap_in_one_space_keeps_the_frame() {
     let (mut m, one) = two_spaces(3);

@@ -141,6 +141,9 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// added: its frame's count becomes one more than its shared mappings
     /// (2 for a page shared the first time). Answers its frame and
     /// writability (`None` if it is not shareable after all).
+    ///
+    /// `inject-share-no-count`: a deliberate bug, for the tests that must
+    /// catch it: a frame already shared keeps its count, one short.
     fn share_source(
         &mut self,
         linear: u64,
@@ -165,7 +168,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             }
             Pte::Shared { frame, writable } => {
                 let before = finfo.shared_count(self.pt.mem(), frame);
-                (frame, writable, before.saturating_add(1))
+                let count = if cfg!(feature = "inject-share-no-count") {
+                    before
+                } else {
+                    before.saturating_add(1)
+                };
+                (frame, writable, count)
             }
             _ => return None,
         };
