@@ -26,6 +26,7 @@ mod seed;
 mod shared;
 mod shared_pressure;
 mod shared_rows;
+mod shared_stale;
 mod sharing_rule;
 mod space_halves;
 mod space_memory;
