@@ -14,6 +14,13 @@
 //!   ([`Counters::managed_dropped`]); `page_table_frames` only when
 //!   `PageTables` makes or frees a table (or drops them all). So each count equals what a walk of the tables would find
 //!   (`tests::check` walks and compares).
+//! - `shared_frames` counts the frames present shared pages map (each
+//!   once, however many pages map it): it changes only when a frame
+//!   becomes shared ([`Counters::shared_frame`], by `Share`) or its last
+//!   shared mapping goes (by the release of that page), and a shared
+//!   page's own state change counts nothing. `present_pages` as reported
+//!   is the present non-shared pages plus `shared_frames`
+//!   (`protocol::Stats::present_pages` counts by frame).
 //! - `heap_table_frames` counts the heap region's tables, made once at
 //!   boot and never freed; they are not in `page_table_frames`.
 //! - The host's frames, the `Valloc` pages and the event counts are kept by
@@ -34,6 +41,7 @@ pub(crate) struct Counters {
     heap_pages: u64,
     heap_table_frames: u64,
     clean_mmap: u64,
+    shared_frames: u64,
 }
 
 /// Adds one to (`add`) or takes one from `field`.
@@ -78,9 +86,16 @@ impl Counters {
             }
             Pte::AllocOnWrite if !heap => &mut self.alloc_on_write_pages,
             Pte::PinnedAllocOnWrite => &mut self.alloc_on_write_pages,
+            // A shared page counts by its frame (`shared_frames`).
             _ => return,
         };
         step_by(field, add, n);
+    }
+
+    /// A frame became shared (`true`: a present page's, now mapped by
+    /// shared pages), or its last shared mapping went and it was freed.
+    pub fn shared_frame(&mut self, made: bool) {
+        step(&mut self.shared_frames, made);
     }
 
     /// A page table was made (`true`) or freed.
@@ -115,10 +130,18 @@ impl Counters {
         self.page_table_frames = before;
     }
 
-    /// Frames the pressure path could ever free: every present page's
-    /// (data and file pages, the heap's).
+    /// Present data frames, as `Stats::present_pages` counts them: a
+    /// shared frame once.
+    pub fn present_frames(&self) -> u64 {
+        self.present_pages + self.shared_frames
+    }
+
+    /// The bound of the pressure path's fail-at-once test
+    /// (`protocol::semantics`, *Memory pressure*): every present data
+    /// frame's and every heap page's (some of which, pinned or shared,
+    /// it never frees).
     pub fn reclaimable(&self) -> u64 {
-        self.present_pages + self.heap_pages
+        self.present_frames() + self.heap_pages
     }
 
     /// Present clean file pages (which the pressure path may drop).
@@ -129,7 +152,7 @@ impl Counters {
     /// Fills the VMM's fields of `s`.
     pub fn fill(&self, s: &mut Stats) {
         s.page_table_frames = self.page_table_frames;
-        s.present_pages = self.present_pages;
+        s.present_pages = self.present_frames();
         s.alloc_on_write_pages = self.alloc_on_write_pages;
         s.heap_pages = self.heap_pages;
         s.heap_table_frames = self.heap_table_frames;

@@ -149,6 +149,7 @@ fn kernel_only(req: &Request) -> bool {
             | Request::CreateSpace { .. }
             | Request::SwitchSpace { .. }
             | Request::DestroySpace { .. }
+            | Request::Share { .. }
     )
 }
 
@@ -306,5 +307,12 @@ fn handle_one<M: Machine>(m: &mut M, req: Request) -> Response {
         },
         Request::SwitchSpace { space, .. } => done(m.with_vmm(|v| v.switch_space(space))),
         Request::DestroySpace { space, .. } => done(m.with_vmm(|v| v.destroy_space(space))),
+        Request::Share {
+            addr,
+            pages,
+            space,
+            to,
+            ..
+        } => done(m.with_vmm(|v| v.share(addr, pages, space, to))),
     }
 }

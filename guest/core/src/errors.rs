@@ -139,6 +139,25 @@ pub enum DestroySpaceError {
     SpaceInUse,
 }
 
+/// `Share`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShareError {
+    /// A range was refused (steps 1–5 over either range; `Reserved` for a
+    /// byte of either outside the user half).
+    Invalid(Invalid),
+    /// No live space has the target's number.
+    NoSuchSpace,
+    /// The source page at `addr` (the lowest) is neither present
+    /// non-executable RAM nor present shared RAM.
+    NotShareable { addr: u64 },
+    /// The target page at `addr` (the lowest, in the target space) is not
+    /// unusable.
+    NotUnusable { addr: u64 },
+    /// Not enough frames for the target's missing tables, even after
+    /// reclaiming (nothing changed).
+    OutOfMemory,
+}
+
 /// Committing heap pages (the kernel's own blocks) stopped; the pages
 /// committed before keep their frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +206,8 @@ from_invalid!(
     VfreeError,
     AllocFramesError,
     FreeFramesError,
-    KmallocError
+    KmallocError,
+    ShareError
 );
 
 /// No frame was left, as the operations that need frames answer it.
@@ -205,5 +225,6 @@ from_no_frame!(
     ConvertError,
     MapFileError,
     AllocFramesError,
-    CreateSpaceError
+    CreateSpaceError,
+    ShareError
 );

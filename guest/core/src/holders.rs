@@ -9,7 +9,11 @@
 //!   (released, dropped, swapped out) and its swap slot freed when the page
 //!   is made unusable; the entry itself is always written through
 //!   [`PageTables`] (so its counts stay exact).
-//! - Nothing here changes when a page cannot be sent out ([`NotSent`]).
+//! - A shared page lets go of one mapping of its frame: the frame's
+//!   mapping count (its frame-info record) drops by one, and the frame and
+//!   its record go with the last mapping ([`Holders::drop_shared`]).
+//! - Nothing here changes when a page cannot be sent out ([`NotSent`]);
+//!   a shared page is never sent out.
 
 use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
@@ -31,6 +35,8 @@ pub(crate) enum NotSent {
     NotPresent,
     /// The page is pinned RAM, which is never sent out.
     Pinned,
+    /// The page is shared RAM, which is never sent out.
+    Shared,
 }
 
 /// What pages hold outside the page tables: the frame-info table (which
@@ -58,6 +64,10 @@ impl Holders<'_> {
                 self.forget_file_page(pt, frame);
                 let freed = pt.frames_mut().free(frame);
                 debug_assert!(freed.is_ok(), "data frame {frame:?} was not in use");
+                Some(Pte::Unusable)
+            }
+            Pte::Shared { frame, .. } => {
+                self.drop_shared(pt, frame);
                 Some(Pte::Unusable)
             }
             Pte::OnSwap { slot } => {
@@ -90,6 +100,36 @@ impl Holders<'_> {
             return None;
         }
         Some(frame)
+    }
+
+    /// One shared mapping of `frame` goes: its mapping count drops by one,
+    /// and when that was the last mapping the frame is freed, its record
+    /// cleared and it no longer counts as a present frame. (Without a
+    /// frame-info table no frame is ever shared: `Share` refuses.)
+    ///
+    /// `inject-shared-unmap-frees`: a deliberate bug, for the tests that
+    /// must catch it: the frame is freed whatever its count (which is kept
+    /// right), so the other mappings name a free frame.
+    pub fn drop_shared<M: PhysMemory, A: FrameAllocator>(
+        &mut self,
+        pt: &mut PageTables<M, A>,
+        frame: PhysFrame,
+    ) {
+        let count = self.finfo.map_or(1, |t| t.shared_count(pt.mem(), frame));
+        if let Some(t) = self.finfo {
+            t.set_shared(pt.mem(), frame, count.saturating_sub(1));
+        }
+        if count > 1 {
+            if cfg!(feature = "inject-shared-unmap-frees") {
+                let _ = pt.frames_mut().free(frame);
+            }
+            return;
+        }
+        let freed = pt.frames_mut().free(frame);
+        debug_assert!(freed.is_ok(), "shared frame {frame:?} was not in use");
+        if freed.is_ok() {
+            pt.shared_frame(false);
+        }
     }
 
     /// Clears the file-page record of `frame`.
@@ -136,6 +176,7 @@ impl Holders<'_> {
             Pte::PinnedRam { .. } if !cfg!(feature = "inject-evict-pinned") => {
                 return Err(NotSent::Pinned)
             }
+            Pte::Shared { .. } => return Err(NotSent::Shared),
             Pte::PresentRam { frame, .. }
             | Pte::PresentMmap { frame, .. }
             | Pte::PinnedRam { frame, .. } => {

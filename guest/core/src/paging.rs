@@ -26,8 +26,9 @@
 //!   cleared whenever a table is unlinked and whenever the walk root
 //!   changes (`spaces`).
 //! - Every walk starts from the walk root, the current address space's
-//!   PML4 (but for the teardown of another space: `spaces`, whose module
-//!   holds the invariants of the spaces and their shared kernel half).
+//!   PML4 (but for the teardown of another space and `Share`'s writes in
+//!   its target space: `spaces`, whose module holds the invariants of the
+//!   spaces and their shared kernel half).
 //! - [`PageTables::mem`] and [`PageTables::frames_mut`] lend the memory and
 //!   the allocator to the other parts (data frames, swap, bitmaps); those
 //!   never write a page table through them.
@@ -149,6 +150,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// The page-state counts.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// A frame became shared (`true`) or went with its last shared mapping
+    /// (the one count that no entry's state holds: `counters`).
+    pub fn shared_frame(&mut self, made: bool) {
+        self.counters.shared_frame(made);
     }
 
     /// Makes every table of the heap region `span` and makes its pages

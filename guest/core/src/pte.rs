@@ -11,12 +11,15 @@
 //! | `P=0`, bits 1–3 = 3, bits 4–11 = file, bits 12–51 = page | not-present mmap |
 //! | `P=1`, bits 9–11 = `0b100` | present pinned RAM |
 //! | `P=0`, bits 1–3 = 4, rest 0 | pinned allocate on write |
+//! | `P=1`, bits 9–11 = `0b101`, lower half only | present shared RAM |
 //!
 //! Present entries also carry W (writability), U (set exactly in the lower
 //! half), the frame, and NX (bit 63), set in every present entry except
 //! usable RAM mapped executable, which is never writable (W^X); A and D are
-//! the CPU's and are ignored by [`Pte::decode`]. Anything else is
-//! [`Pte::Corrupt`].
+//! the CPU's and are ignored by [`Pte::decode`]. A shared entry in the
+//! upper half is corrupt (shared memory is user memory). Anything else is
+//! [`Pte::Corrupt`]. A shared frame's mapping count is not in the entry:
+//! it is the frame-info table's (`frameinfo`).
 
 use protocol::PageState;
 use x86_64::structures::paging::page_table::PageTableEntry;
@@ -41,6 +44,7 @@ const SW_RAM: u64 = 0b001;
 const SW_MMAP_CLEAN: u64 = 0b010;
 const SW_MMAP_PRIVATE: u64 = 0b011;
 const SW_PINNED: u64 = 0b100;
+const SW_SHARED: u64 = 0b101;
 const KIND_SHIFT: u32 = 1;
 const KIND_AOW: u64 = 1;
 const KIND_SWAP: u64 = 2;
@@ -97,6 +101,15 @@ pub enum Pte {
     /// Pinned usable RAM, not present: a zeroed frame is allocated on
     /// first touch (the page becomes [`Pte::PinnedRam`]).
     PinnedAllocOnWrite,
+    /// Shared RAM, present (lower half only): the frame may be mapped by
+    /// other shared pages too, every one with the same writability; never
+    /// executable, never sent out.
+    Shared {
+        /// Backing frame.
+        frame: PhysFrame,
+        /// W bit.
+        writable: bool,
+    },
 }
 
 /// What a present entry's available bits name, read without the checks
@@ -119,7 +132,8 @@ pub enum PresentKind {
 }
 
 /// The [`PresentKind`] of a raw level-1 entry: `None` when P is clear or
-/// the software bits name no present state.
+/// the software bits name no present state of these kinds (pinned and
+/// shared RAM have none: nothing that asks for a kind may send them out).
 pub fn present_kind(raw: u64) -> Option<PresentKind> {
     if raw & P == 0 {
         return None;
@@ -186,6 +200,7 @@ impl Pte {
                     private: true,
                 },
                 SW_PINNED => Pte::PinnedRam { frame, writable },
+                SW_SHARED if user => Pte::Shared { frame, writable },
                 _ => Pte::Corrupt(raw),
             };
         }
@@ -245,6 +260,7 @@ impl Pte {
             Pte::Corrupt(raw) => raw,
             Pte::PinnedRam { frame, writable } => present(frame, writable, false, SW_PINNED),
             Pte::PinnedAllocOnWrite => KIND_PINNED_AOW << KIND_SHIFT,
+            Pte::Shared { frame, writable } => present(frame, writable, false, SW_SHARED),
         }
     }
 
@@ -262,7 +278,10 @@ impl Pte {
     pub fn is_present(self) -> bool {
         matches!(
             self,
-            Pte::PresentRam { .. } | Pte::PresentMmap { .. } | Pte::PinnedRam { .. }
+            Pte::PresentRam { .. }
+                | Pte::PresentMmap { .. }
+                | Pte::PinnedRam { .. }
+                | Pte::Shared { .. }
         )
     }
 
@@ -271,7 +290,8 @@ impl Pte {
         match self {
             Pte::PresentRam { frame, .. }
             | Pte::PresentMmap { frame, .. }
-            | Pte::PinnedRam { frame, .. } => Some(frame),
+            | Pte::PinnedRam { frame, .. }
+            | Pte::Shared { frame, .. } => Some(frame),
             _ => None,
         }
     }
@@ -289,8 +309,15 @@ impl Pte {
         )
     }
 
+    /// Whether the page is present shared RAM.
+    pub fn is_shared(self) -> bool {
+        matches!(self, Pte::Shared { .. })
+    }
+
     /// The state as the protocol reports it. A present mmap entry does not
-    /// hold its file and page (bits 12–51 are the frame), so they read 0.
+    /// hold its file and page (bits 12–51 are the frame), so they read 0;
+    /// nor does a shared entry hold its frame's mapping count, which reads
+    /// 0 (`Query` fills both in from the frame-info table).
     pub fn to_protocol(self) -> PageState {
         match self {
             Pte::Unusable => PageState::Unusable,
@@ -318,6 +345,11 @@ impl Pte {
                 frame: frame.start_address().as_u64(),
             },
             Pte::PinnedAllocOnWrite => PageState::PinnedAllocOnWrite,
+            Pte::Shared { frame, writable } => PageState::Shared {
+                writable,
+                mappings: 0,
+                frame: frame.start_address().as_u64(),
+            },
         }
     }
 }

@@ -144,6 +144,18 @@ pub fn check_pages(
     check_bytes(addr, len, privilege)
 }
 
+/// Steps 1–5 of a page range with no count limit (`Share`'s ranges, one
+/// after the other): the byte length. Unlike [`check_pages`] it stops
+/// before the privilege and reserved-space steps, which `Share` replaces
+/// with its own (both ranges in the user half).
+pub fn check_pages_to_hole(addr: u64, pages: u64) -> Result<u64, Invalid> {
+    let len = check_pages_basic(addr, pages, None)?;
+    if is_lower(addr) && addr + len > USER_END {
+        return Err(Invalid::CrossesCanonicalHole);
+    }
+    Ok(len)
+}
+
 /// The checks of `Write`/`Read` before touching: `TooLarge`, then (for a
 /// non-zero length) steps 3–7. `Ok(None)` for a zero length.
 pub fn check_touch(addr: u64, len: u64, privilege: Privilege) -> Result<Option<Span>, Invalid> {

@@ -13,7 +13,8 @@
 //! the parts. The children are the requests, each an `impl Vmm` block that
 //! uses several parts: `ops` (map, unmap, convert, query, evict), `fault`,
 //! `kheap`, `files` and `reclaim` (the pressure path every frame comes
-//! through), and `spaces` (create, switch, destroy an address space). A
+//! through), `spaces` (create, switch, destroy an address space) and
+//! `share` (`Share`, and the mapping count of a shared frame). A
 //! part that is not a request (`holders`, `hostframes`,
 //! `kvalloc`) gets what it needs passed in. This module builds the parts,
 //! hands the host-frame and `Valloc` requests the parts they need, and
@@ -45,6 +46,7 @@ mod files;
 mod kheap;
 mod ops;
 mod reclaim;
+mod share;
 mod spaces;
 #[cfg(test)]
 mod test_support;
@@ -300,6 +302,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 frame, writable, ..
             }
             | Pte::PinnedRam { frame, writable }
+            | Pte::Shared { frame, writable }
             | Pte::PresentMmap {
                 frame, writable, ..
             } => Some((frame, writable)),

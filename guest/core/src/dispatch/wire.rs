@@ -7,8 +7,8 @@ use protocol::Error;
 
 use crate::errors::{
     AllocFramesError, ConvertError, CreateSpaceError, DestroySpaceError, FreeFramesError, Invalid,
-    KmallocError, MapError, MapFileError, NoSuchSpace, NotABlock, UnmapError, VallocError,
-    VfreeError,
+    KmallocError, MapError, MapFileError, NoSuchSpace, NotABlock, ShareError, UnmapError,
+    VallocError, VfreeError,
 };
 
 impl From<Invalid> for Error {
@@ -76,6 +76,12 @@ to_protocol! {
     }
     KmallocError {
         KmallocError::OutOfMemory => Error::OutOfMemory,
+    }
+    ShareError {
+        ShareError::NoSuchSpace => Error::NoSuchSpace,
+        ShareError::NotShareable { addr } => Error::InvalidState { addr },
+        ShareError::NotUnusable { addr } => Error::InvalidState { addr },
+        ShareError::OutOfMemory => Error::OutOfMemory,
     }
 }
 

@@ -32,9 +32,12 @@ fn to_pinned(old: Pte) -> Option<Pte> {
             frame,
             writable: true,
         }),
-        Pte::OnSwap { .. } | Pte::PinnedRam { .. } | Pte::PinnedAllocOnWrite | Pte::Corrupt(_) => {
-            None
-        }
+        // Shared RAM is never sent out already: left as it is.
+        Pte::OnSwap { .. }
+        | Pte::PinnedRam { .. }
+        | Pte::PinnedAllocOnWrite
+        | Pte::Shared { .. }
+        | Pte::Corrupt(_) => None,
     }
 }
 

@@ -18,9 +18,10 @@
 //!   loads it through [`PhysMemory::load_root`] whenever it changes.
 //! - The walk root is the current space's root, except inside
 //!   [`PageTables::drop_space`], which walks the destroyed space from its
-//!   own root and restores the current one before it returns; `last_pd` is
-//!   cleared at every change of the walk root (a hint into another space's
-//!   tables is never used).
+//!   own root, and [`PageTables::in_space`] (`Share`'s target space), each
+//!   restoring the current one before it returns; `last_pd` is cleared at
+//!   every change of the walk root (a hint into another space's tables is
+//!   never used).
 //! - Kernel half in step: entries 256–511 of every live root are equal
 //!   (the CPU's accessed bits aside). A new root copies them from space
 //!   0's; after that a kernel PML4 entry changes only when a PDPT is made
@@ -139,6 +140,26 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             pte::set_raw(&mut table[KERNEL_HALF + i], raw);
         }
         self.counters.table(true);
+    }
+
+    /// Runs `f` with the walk root at `space`'s root (a live space, the
+    /// current one included), then makes the current space's root the walk
+    /// root again: every walk, table made and leaf written inside `f` is
+    /// that space's (its upper-level entries through [`PageTables::link`]
+    /// as any). No CPU walks another space's root, so the flushes `f` makes
+    /// there are only harmless extras of the current space's addresses.
+    pub fn in_space<R>(
+        &mut self,
+        space: u16,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> Result<R, NoSuchSpace> {
+        let root = self.spaces.root(space).ok_or(NoSuchSpace)?;
+        self.root = root;
+        self.last_pd = None;
+        let r = f(self);
+        self.root = self.spaces.current_root();
+        self.last_pd = None;
+        Ok(r)
     }
 
     /// Makes `space` current: the walk root becomes its root, loaded into

@@ -59,7 +59,12 @@ fn to_usable(old: Pte) -> Option<Pte> {
             executable: false,
         }),
         Pte::PinnedAllocOnWrite => Some(Pte::AllocOnWrite),
-        Pte::PresentRam { .. } | Pte::AllocOnWrite | Pte::OnSwap { .. } | Pte::Corrupt(_) => None,
+        // Shared RAM is usable RAM already: left as it is.
+        Pte::PresentRam { .. }
+        | Pte::AllocOnWrite
+        | Pte::OnSwap { .. }
+        | Pte::Shared { .. }
+        | Pte::Corrupt(_) => None,
     }
 }
 

@@ -3,7 +3,9 @@
 //! `check` is the leak and consistency check every test runs: the page
 //! tables as the oracle's walker reads them from the simulated RAM (written
 //! from `protocol::formats`, not the VMM's walk), compared with the frame
-//! bitmap and the counters.
+//! bitmap and the counters. Present shared entries are read here by the
+//! format's own words (`shared_leaf`) until the oracle's walker knows them,
+//! with the sharing rule of `protocol::formats` checked over every space.
 
 mod bad_input;
 mod basics;
@@ -21,6 +23,11 @@ mod ram;
 mod reserve_bugs;
 mod reset_bulk;
 mod seed;
+mod shared;
+mod shared_pressure;
+mod shared_rows;
+mod shared_stale;
+mod sharing_rule;
 mod space_halves;
 mod space_memory;
 mod space_sequences;
@@ -45,6 +52,8 @@ use crate::dispatch;
 use crate::pte::{self, Pte};
 use crate::sim::{SimMachine, SIM_BOOT_FRAMES, SIM_KERNEL_SLOTS};
 use ram::{checked_hello, SimRam};
+pub(crate) use sharing_rule::frame_record;
+use sharing_rule::{check_shared, shared_leaf};
 
 pub(crate) const K: Privilege = Privilege::Kernel;
 pub(crate) const U: Privilege = Privilege::User;
@@ -250,12 +259,20 @@ pub(crate) fn check(m: &mut SimMachine) {
         own(*p, "heap page", &mut owners);
     }
     let (mut present, mut aow, mut slots) = (0u64, 0u64, Vec::new());
+    // Shared frame number -> (entries naming it, their W bits).
+    let mut shared: BTreeMap<u64, (u64, HashSet<bool>)> = BTreeMap::new();
     for t in &tables {
         own(t.table.frame / 4096, "table", &mut owners);
         if t.table.level > 1 {
             continue;
         }
         for (virt, raw) in entries_of(t) {
+            if let Some((f, w)) = shared_leaf(raw, virt < 1 << 47) {
+                let e = shared.entry(f).or_default();
+                e.0 += 1;
+                e.1.insert(w);
+                continue;
+            }
             match decode_leaf(raw, virt < 1 << 47) {
                 Leaf::Present { frame, .. } => {
                     own(frame / 4096, "page", &mut owners);
@@ -267,6 +284,11 @@ pub(crate) fn check(m: &mut SimMachine) {
                 Leaf::Unusable | Leaf::NotPresentMmap { .. } => {}
             }
         }
+    }
+    check_shared(m, &shared);
+    for &f in shared.keys() {
+        own(f, "shared page", &mut owners);
+        present += 1;
     }
     let total = m.vmm.frames().total_frames();
     let mut host = 0;

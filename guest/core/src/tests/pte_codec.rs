@@ -253,3 +253,44 @@ fn the_victim_tests_agree_with_present_kind() {
         }
     }
 }
+
+/// The present shared entry (`protocol::formats`: `P=1`, bits 9–11 =
+/// `0b101`): W as its writability, NX and U set, the lower half only;
+/// never executable, never a victim of the clock.
+#[test]
+fn shared_entries_decode_in_the_user_half_only() {
+    use crate::pte::{is_clean_file, is_evictable, present_kind};
+    for f in [frame(0), frame(0x42), frame((1 << 40) - 1)] {
+        for writable in [false, true] {
+            let s = Pte::Shared { frame: f, writable };
+            let raw = s.encode(true);
+            let w = if writable { 0b10 } else { 0 };
+            let want = NX | (f.start_address().as_u64()) | 0xa00 | 0b101 | w;
+            assert_eq!(raw, want, "{s:?}");
+            assert_eq!(Pte::decode(raw, true), s);
+            assert_eq!(Pte::decode(raw | pte::CPU_BITS, true), s, "A and D");
+            assert!(s.is_present() && s.is_shared() && !s.is_pinned());
+            assert_eq!(s.frame(), Some(f));
+            assert_eq!(
+                s.to_protocol(),
+                protocol::PageState::Shared {
+                    writable,
+                    mappings: 0,
+                    frame: f.start_address().as_u64(),
+                }
+            );
+            // Corrupt: in the upper half (U or not), executable, U clear.
+            for bad in [(raw, false), (raw & !0b100, false), (raw & !NX, true)] {
+                assert!(
+                    matches!(Pte::decode(bad.0, bad.1), Pte::Corrupt(_)),
+                    "{:#x} user {}",
+                    bad.0,
+                    bad.1
+                );
+            }
+            assert!(matches!(Pte::decode(raw & !0b100, true), Pte::Corrupt(_)));
+            assert!(!is_evictable(raw) && !is_clean_file(raw));
+            assert_eq!(present_kind(raw), None);
+        }
+    }
+}

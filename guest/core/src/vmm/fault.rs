@@ -210,7 +210,8 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             },
             Pte::PresentRam { writable, .. }
             | Pte::PresentMmap { writable, .. }
-            | Pte::PinnedRam { writable, .. } => {
+            | Pte::PinnedRam { writable, .. }
+            | Pte::Shared { writable, .. } => {
                 if write && !writable {
                     return Err(FaultReason::ReadOnly);
                 }

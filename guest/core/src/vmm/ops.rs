@@ -264,6 +264,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                         frame: frame.start_address().as_u64(),
                     }
                 }
+                Pte::Shared { frame, writable } => PageState::Shared {
+                    writable,
+                    mappings: self.shared_count(frame),
+                    frame: frame.start_address().as_u64(),
+                },
                 p => p.to_protocol(),
             };
             out(state);
