@@ -33,6 +33,10 @@ fn kind_of(s: ModelState) -> StateKind {
         ModelState::PinnedRam { writable: false } => StateKind::PinnedRamReadOnly,
         ModelState::PinnedRam { writable: true } => StateKind::PinnedRamWritable,
         ModelState::PinnedAllocOnWrite => StateKind::PinnedAllocOnWrite,
+        ModelState::Shared {
+            writable: false, ..
+        } => StateKind::SharedReadOnly,
+        ModelState::Shared { writable: true, .. } => StateKind::SharedWritable,
     }
 }
 
@@ -125,6 +129,8 @@ impl Model {
             StateKind::MmapPrivate,
             StateKind::PinnedRamReadOnly,
             StateKind::PinnedRamWritable,
+            StateKind::SharedReadOnly,
+            StateKind::SharedWritable,
         ]
         .into_iter()
         .any(|s| states.contains(s));

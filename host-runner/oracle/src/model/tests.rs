@@ -12,6 +12,8 @@ mod pinned;
 mod reclaim;
 mod requests;
 mod scenarios;
+mod shared;
+mod shared_free;
 mod spaces;
 mod spaces_free;
 mod table;
