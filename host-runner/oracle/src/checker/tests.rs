@@ -4,6 +4,7 @@ mod bulk;
 mod incremental;
 mod more;
 mod mutations;
+mod shared;
 mod spaces;
 mod v2;
 
