@@ -5,6 +5,7 @@ mod incremental;
 mod more;
 mod mutations;
 mod shared;
+mod shared_counts;
 mod spaces;
 mod v2;
 

@@ -14,6 +14,7 @@ mod requests;
 mod scenarios;
 mod shared;
 mod shared_free;
+mod shared_rows;
 mod spaces;
 mod spaces_free;
 mod table;

@@ -2,11 +2,11 @@
 //! (counts, one data image for every mapping, writability), and the rows
 //! of the other requests on a shared page.
 
-use protocol::{AreaType, Error, FaultReason, PageState, Privilege, Request, Response};
+use protocol::{AreaType, Error, PageState, Privilege, Request, Response};
 
-use super::files::{map_file, read, write};
+use super::files::{read, write};
 use super::requests::{err, map, map_ro, K, U};
-use super::spaces::{made, switch, two_spaces};
+use super::spaces::{switch, two_spaces};
 use super::{convert, diverges, run, KSPACE};
 use crate::model::{Model, ModelState, Prediction};
 
@@ -256,80 +256,6 @@ fn counts_grow_by_share_and_fall_by_unmap_in_any_space() {
     assert_eq!(s.present_pages, 0, "the last mapping frees the frame");
     // The data frame and space 0's three tables.
     assert_eq!(s.free_frames, free + 4);
-}
-
-#[test]
-fn other_requests_on_shared_pages_follow_the_spec_rows() {
-    let hello = protocol::Hello {
-        max_spaces: 4,
-        ..super::hello_files()
-    };
-    let mut m = Model::with_files(&hello, &super::FILES).expect("specs match");
-    run(
-        &mut m,
-        &[
-            (super::spaces::create(), made(1)),
-            (map(0x1000, 1, U), Response::Done),
-            (map_ro(0x2000, 1), Response::Done),
-            (share(0x1000, 2, 1, 0x5000), Response::Done),
-        ],
-    );
-    let shared_rw = Some(ModelState::Shared {
-        writable: true,
-        group: 0,
-    });
-    assert_eq!(m.state(0x1000), shared_rw);
-    // Map and MapFile: not unusable.
-    let invalid = err(Error::InvalidState { addr: 0x1000 });
-    assert_eq!(m.predict(&map(0x1000, 1, U)), invalid);
-    assert_eq!(m.predict(&map_file(0x1000, 1, 0, 0)), invalid);
-    // Converts to usable or pinned RAM leave it; Evict passes it.
-    run(
-        &mut m,
-        &[
-            (convert(0x1000, 2, AreaType::UsableRam), Response::Done),
-            (convert(0x1000, 2, AreaType::PinnedRam), Response::Done),
-        ],
-    );
-    assert_eq!(m.state(0x1000), shared_rw);
-    assert_eq!(
-        counts(&m, 0x1000, 2),
-        vec![Some((true, 2)), Some((false, 2))]
-    );
-    let evict = Request::Evict {
-        addr: 0x1000,
-        pages: 2,
-        privilege: U,
-    };
-    assert_eq!(m.predict(&evict), Prediction::Evict { swap: 0, drop: 0 });
-    // A reclaim event naming a shared page is a guest bug.
-    let ev = super::reclaimed(
-        vec![protocol::Reclaim::Swapped {
-            addr: 0x1000,
-            slot: 0,
-        }],
-        Response::Done,
-    );
-    let d = diverges(&mut m, map(0x9000, 1, U), ev);
-    assert!(d.reason.contains("Shared"), "{d}");
-    // Touches: present RAM of its writability.
-    let ro = Response::Fault {
-        addr: 0x2000,
-        write: true,
-        reason: FaultReason::ReadOnly,
-    };
-    assert_eq!(m.predict(&write(0x1ff0, 32, 3)), Prediction::Exact(ro));
-    run(&mut m, &[(switch(1), Response::Done)]);
-    let ro = Response::Fault {
-        addr: 0x6000,
-        write: true,
-        reason: FaultReason::ReadOnly,
-    };
-    assert_eq!(m.predict(&write(0x5ff0, 32, 3)), Prediction::Exact(ro));
-    assert_eq!(
-        m.predict(&read(0x5000, 8192)),
-        Prediction::Exact(zeros(8192))
-    );
 }
 
 /// The checksum of `len` zero bytes (pages never written).
