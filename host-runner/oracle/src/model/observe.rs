@@ -174,6 +174,15 @@ impl Model {
         if reclaimed && self.spaces.current != 0 {
             event(Event::ReclaimInOtherSpace);
         }
+        let dropped = match *req {
+            _ if !done => (0, 0),
+            Request::DestroySpace { space, .. } => user_pages(space),
+            _ if unmapping => (first, end),
+            _ => (0, 0),
+        };
+        for e in self.shared_drops(dropped.0, dropped.1) {
+            event(e);
+        }
         match *req {
             Request::SwitchSpace { space, .. }
                 if done

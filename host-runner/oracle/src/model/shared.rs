@@ -146,7 +146,7 @@ impl Model {
             pages,
         } = r;
         let base = self.shared.next;
-        self.shared.next += pages;
+        self.shared.next = self.shared.next.saturating_add(pages);
         self.dirty.pages(source, source + pages);
         self.dirty.pages(target, target + pages);
         let runs: Vec<_> = self.pages.runs_in(source, source + pages).collect();
@@ -258,6 +258,33 @@ impl Model {
                 )
             })
         })
+    }
+
+    /// What making pages `first..end` unusable does to shared frames: a
+    /// mapping dropped while others stay, a frame freed with its last.
+    pub(super) fn shared_drops(&self, first: u64, end: u64) -> Vec<crate::coverage::Event> {
+        use crate::coverage::Event;
+        let (mut kept, mut freed) = (false, false);
+        for (s, e, st) in self.pages.runs_in(first, end) {
+            let ModelState::Shared { group, .. } = st else {
+                continue;
+            };
+            for g in group..group + (e - s) {
+                if self.shared.members(g).all(|q| (first..end).contains(&q)) {
+                    freed = true;
+                } else {
+                    kept = true;
+                }
+            }
+            if kept && freed {
+                break;
+            }
+        }
+        let events = [
+            (kept, Event::SharedMappingDropped),
+            (freed, Event::SharedFrameFreed),
+        ];
+        events.into_iter().filter(|e| e.0).map(|e| e.1).collect()
     }
 
     /// Whether pages `p` and `q` (keys) map one shared frame.

@@ -216,13 +216,12 @@ impl Image {
                 Some(f) if was_shared => f,
                 _ => {
                     let f = peer.or(old_frame).unwrap_or_else(|| self.alloc());
-                    if let Some(o) = old_frame {
-                        // The source page's own frame loses its record (a
-                        // RAM page has none); any other frame is freed.
+                    // The source page keeps its frame (a RAM page's has
+                    // no record; a mapping stored before may have counted
+                    // it already); any other frame is freed.
+                    if let Some(o) = old_frame.filter(|&o| o != f) {
                         self.set_record(o, 0);
-                        if o != f {
-                            self.set_used(o >> 12, false);
-                        }
+                        self.set_used(o >> 12, false);
                     }
                     self.share_more(f);
                     f

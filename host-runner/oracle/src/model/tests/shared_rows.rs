@@ -83,3 +83,49 @@ fn other_requests_on_shared_pages_follow_the_spec_rows() {
         Prediction::Exact(zeros(8192))
     );
 }
+
+#[test]
+fn coverage_counts_share_and_what_drops_shared_mappings() {
+    use crate::coverage::{
+        AnswerClass, Caller, Event, Refusal, RequestKind, StateKind, Transition,
+    };
+    let mut m = super::spaces::two_spaces();
+    run(
+        &mut m,
+        &[
+            (map(0x1000, 1, U), Response::Done),
+            (share(0x1000, 1, 1, 0x1000), Response::Done),
+            (
+                share(0x1000, 1, 1, 0x1000),
+                Response::Error(Error::InvalidState { addr: 0x1000 }),
+            ),
+            (share(0x1000, 1, 2, 0x1000), Response::Done),
+            (super::spaces::destroy(2), Response::Done),
+            (
+                Request::Unmap {
+                    addr: 0x1000,
+                    pages: 1,
+                    privilege: U,
+                },
+                Response::Done,
+            ),
+            (super::spaces::destroy(1), Response::Done),
+        ],
+    );
+    let c = m.coverage();
+    let t = |from, answer| Transition {
+        request: RequestKind::Share,
+        caller: Caller::Kernel,
+        from: Some(from),
+        answer,
+        reclaimed: false,
+    };
+    let ok = AnswerClass::Ok;
+    assert_eq!(c.count(&t(StateKind::PresentRamWritable, ok)), 1);
+    assert_eq!(c.count(&t(StateKind::SharedWritable, ok)), 1);
+    let refused = AnswerClass::Refused(Refusal::InvalidState);
+    assert_eq!(c.count(&t(StateKind::SharedWritable, refused)), 1);
+    assert_eq!(c.event_count(Event::SharedMappingDropped), 2);
+    assert_eq!(c.event_count(Event::SharedFrameFreed), 1);
+    assert_eq!(RequestKind::Share.name(), "share");
+}
