@@ -6,6 +6,7 @@ mod more;
 mod mutations;
 mod shared;
 mod shared_counts;
+mod shared_random;
 mod spaces;
 mod v2;
 
