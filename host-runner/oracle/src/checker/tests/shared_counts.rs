@@ -1,9 +1,12 @@
 //! Shared counts checked incrementally: an unmap in the current space that
 //! leaves its frame's count as it was is reported with the entries of the
 //! other spaces that the count constrains, and a record left behind by the
-//! last unmap is a leak; frames shared otherwise than the model shares
-//! them are reported though memory agrees with itself. The incremental
-//! check says what the full one says.
+//! last unmap is a leak; a file page's frame also mapped shared is
+//! reported with both; frames shared otherwise than the model shares them
+//! are reported though memory agrees with itself. The incremental check
+//! says what the full one says.
+
+use protocol::Request;
 
 use super::assert_broken_among;
 use super::shared::{both, frame_of, record_at, recorded, shared, switch, unmap, ADDR};
@@ -75,5 +78,42 @@ fn frames_shared_otherwise_than_the_model_shares_them_are_reported() {
             "the model expects these pages to map one shared frame, but they map several: \
              0x2000 → {g:#x}, 0x6000 in space 1 → {f:#x}"
         ),
+    );
+}
+
+#[test]
+fn a_file_pages_frame_also_mapped_shared_is_reported_with_both() {
+    let mut s = shared();
+    s.apply(Request::MapFile {
+        addr: 0x10_0000,
+        pages: 1,
+        file: 0,
+        file_page: 1,
+        privilege: super::shared::U,
+    });
+    s.apply(Request::Read {
+        addr: 0x10_0000,
+        len: 8,
+        privilege: super::shared::U,
+    });
+    let mut checker = recorded(&mut s);
+    let (file, _) = frame_of(&s, 0x10_0000);
+    let (g, at) = frame_of(&s, tag(1, 0x6000));
+    let e = s.img.read_u64(at);
+    s.img.write_u64(at, (e & !ADDR) | file);
+    s.img.set_used(g >> 12, false);
+    let r = both(&mut s, &mut checker);
+    assert_broken_among(
+        &r,
+        2,
+        &format!(
+            "frame {file:#x} is mapped shared at 0x6000 in space 1 and is also mapped at \
+             0x100000 (data page)"
+        ),
+    );
+    assert_broken_among(
+        &r,
+        5,
+        &format!("frame {file:#x} is mapped shared at 0x6000 in space 1, but its frame-info record is 0x8000000000000001 (a file page's record)"),
     );
 }
