@@ -1,13 +1,13 @@
 //! Random sequences of shared memory over three spaces (shares across
 //! spaces and within one, writes through any mapping, unmaps, converts,
-//! destroys, queries), answered as a correct guest would and stored in a
+//! destroys, resets, queries), answered as a correct guest would and stored in a
 //! synthetic image: the model accepts every answer, and the incremental
 //! check after each request is clean, as the full one is.
 
 use proptest::prelude::*;
 use protocol::{AreaType, Privilege, Request};
 
-use super::shared::{full, incremental, recorded, share, switch, unmap, K, U};
+use super::shared::{full, recorded, share, switch, unmap, K, U};
 use crate::bench::Scenario;
 
 fn page() -> impl Strategy<Value = u64> {
@@ -50,6 +50,7 @@ fn request() -> impl Strategy<Value = Request> {
             privilege: K,
         }),
         1 => Just(Request::CreateSpace { privilege: K }),
+        1 => Just(Request::Reset { privilege: K }),
         1 => (page(), 1u64..4).prop_map(|(addr, pages)| Request::Query {
             addr,
             pages,
@@ -74,7 +75,9 @@ proptest! {
         let mut checker = recorded(&mut s);
         for req in reqs {
             s.apply(req.clone());
-            let r = incremental(&mut s, &mut checker);
+            // Incremental but after a Reset (which changes everything).
+            let changes = s.take_changes();
+            let r = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
             prop_assert!(r.is_clean(), "after {:?}: {}\nfull: {}", req, r, full(&s));
         }
         let r = full(&s);
