@@ -14,12 +14,17 @@
 //!   judged; what depends on the kernel heap's unpredicted frames (free
 //!   frames, where a touch runs out, `Stats`' guest-own counters, `Kmalloc`
 //!   placement) is judged within bounds ([`StatsBounds`], [`TouchOutcomes`]).
+//!   Shared memory (protocol v6): the pages mapping one shared frame are a
+//!   group in the model (`ModelState::Shared`), with one data image and a
+//!   mapping count that `Query` must answer.
 //! - [`checker`]: [`check`]`(&memory, &hello, &model.expectations())` reads
 //!   guest physical memory through [`GuestMemory`], walks the page tables
 //!   (space 0's from `Hello::page_table_root`, every other live space's
 //!   user half from the root the model learned) and the frame bitmap
 //!   itself (decoders written from `protocol::formats`) and reports every
-//!   broken invariant ([`Violation`], numbered 1–6 as in issue 4), with
+//!   broken invariant ([`Violation`], numbered 1–6 as in issue 4; shared
+//!   frames under formats.rs' sharing rule: named only by present shared
+//!   entries, all of one W bit, as many as the frame-info record counts), with
 //!   the [`Walk`]'s translations for the QEMU comparisons (invariants 7
 //!   and 8; [`Walk::of_space`] gives the current space's view). Pages and
 //!   tables of a space other than 0 are named by keys

@@ -17,8 +17,18 @@ use crate::model::Expected;
 /// 0. Named in words only when a violation needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
-    Table { level: u8, virt: u64 },
-    Page { virt: u64 },
+    Table {
+        level: u8,
+        virt: u64,
+    },
+    Page {
+        virt: u64,
+    },
+    /// A present shared entry: other shared entries may name its frame too
+    /// (formats.rs, "The sharing rule"; decided by [`super::sharing`]).
+    Shared {
+        virt: u64,
+    },
 }
 
 impl std::fmt::Display for Owner {
@@ -31,22 +41,37 @@ impl std::fmt::Display for Owner {
                 write!(f, "the level-{level} table for {}", SpaceAddr(virt))
             }
             Owner::Page { virt } => write!(f, "mapped at {}", SpaceAddr(virt)),
+            Owner::Shared { virt } => write!(f, "mapped shared at {}", SpaceAddr(virt)),
         }
     }
 }
 
 impl Owner {
+    /// The owner of a present page's frame: shared or not by its kind.
+    pub fn of_page(virt: u64, kind: super::entry::PresentKind) -> Owner {
+        match kind {
+            super::entry::PresentKind::Shared => Owner::Shared { virt },
+            _ => Owner::Page { virt },
+        }
+    }
+
+    fn is_shared(self) -> bool {
+        matches!(self, Owner::Shared { .. })
+    }
+
     /// A non-zero number for the owner (its address's low bits say what).
     fn code(self) -> u64 {
         match self {
             Owner::Page { virt } => virt | 1,
             Owner::Table { level, virt } => virt | (1 + u64::from(level)),
+            Owner::Shared { virt } => virt | 6,
         }
     }
 
     fn from_code(c: u64) -> Owner {
         match c & 0xfff {
             1 => Owner::Page { virt: c & !0xfff },
+            6 => Owner::Shared { virt: c & !0xfff },
             l => Owner::Table {
                 level: (l - 1) as u8,
                 virt: c & !0xfff,
@@ -58,7 +83,7 @@ impl Owner {
     fn order(self) -> (u8, u64, u8) {
         match self {
             Owner::Table { level, virt } => (0, virt, 4 - level),
-            Owner::Page { virt } => (1, virt, 0),
+            Owner::Page { virt } | Owner::Shared { virt } => (1, virt, 0),
         }
     }
 
@@ -67,6 +92,7 @@ impl Owner {
             Owner::Table { level: 4, .. } => "PML4",
             Owner::Table { .. } => "page-table",
             Owner::Page { .. } => "data page",
+            Owner::Shared { .. } => "shared data page",
         }
     }
 
@@ -78,6 +104,7 @@ impl Owner {
                 super::heap_overlaps(hello, virt, 1u64 << (12 + 9 * u32::from(level)))
             }
             Owner::Page { virt } => super::heap_overlaps(hello, virt, 4096),
+            Owner::Shared { .. } => false,
         }
     }
 }
@@ -155,28 +182,50 @@ impl Owners {
             });
             return;
         }
-        if !ctx.bitmap.used(n) {
+        // A shared frame marked free is reported once for all its
+        // mappings, by the sharing rule's check.
+        if !ctx.bitmap.used(n) && !c.owner.is_shared() {
             out.push(Violation::FrameFree {
                 path: path(),
                 frame,
                 what,
             });
         }
+        let owner = self.owner_of(n);
         let other = if boot_holds(ctx.hello, frame) && !c.owner.boot_ok(ctx.hello) {
             Some("a boot reservation".to_string())
         } else if ctx.expect.host_holds(frame) {
             Some("held by the host".to_string())
         } else {
-            self.owner_of(n).map(|o| o.to_string())
+            owner.map(|o| o.to_string())
         };
-        match other {
-            Some(other) => out.push(Violation::FrameShared {
+        match (other, owner) {
+            // Shared entries may name one frame (the sharing rule).
+            (Some(_), Some(o)) if o.is_shared() && c.owner.is_shared() => {}
+            (Some(_), Some(o)) if o.is_shared() || c.owner.is_shared() => {
+                let (shared, private) = if o.is_shared() {
+                    (o, c.owner)
+                } else {
+                    (c.owner, o)
+                };
+                let virt = match shared {
+                    Owner::Shared { virt } => virt,
+                    _ => 0,
+                };
+                out.push(Violation::SharedMixed {
+                    path: path(),
+                    frame,
+                    shared_at: virt,
+                    other: format!("{} ({})", private, private.what()),
+                });
+            }
+            (Some(other), _) => out.push(Violation::FrameShared {
                 path: path(),
                 frame,
                 what,
                 other,
             }),
-            None => self.set(n, c.owner.code()),
+            (None, _) => self.set(n, c.owner.code()),
         }
     }
 
@@ -194,14 +243,17 @@ impl Owners {
     }
 
     /// Re-decides the claims of frame numbers `frames` (sorted, distinct):
-    /// their owner so far and the `added` claims (sorted by frame) in walk
-    /// order, exactly as the full check would decide them; then
+    /// their owner so far, the `added` claims (sorted by frame) and every
+    /// shared entry naming them now (`shared`: an unchanged shared entry
+    /// keeps a frame owned when the one recorded as its owner goes) in
+    /// walk order, exactly as the full check would decide them; then
     /// [`Owners::leaks_of`] decides invariant 3 for them.
     pub fn redo(
         &mut self,
         ctx: &Ctx,
         frames: &[u64],
         added: &[Claim],
+        shared: &super::sharing::SharedIndex,
         path_of: impl Fn(Owner) -> Path,
         out: &mut Vec<Violation>,
     ) {
@@ -223,7 +275,9 @@ impl Owners {
                 });
                 self.set(n, 0);
             }
+            claimants.extend(shared.claims_of(n));
             claimants.sort_by_key(|c| c.owner.order());
+            claimants.dedup();
             for &c in &claimants {
                 self.claim(ctx, c, || path_of(c.owner), out);
             }

@@ -52,6 +52,7 @@ pub fn check_page(
     let kind_agrees = match expect.state(t.virt) {
         Some(ModelState::PresentRam { .. }) => t.kind == PresentKind::Ram,
         Some(ModelState::PinnedRam { .. }) => t.kind == PresentKind::PinnedRam,
+        Some(ModelState::Shared { .. }) => t.kind == PresentKind::Shared,
         Some(ModelState::PresentMmap { private, .. }) => {
             t.kind
                 == if private {

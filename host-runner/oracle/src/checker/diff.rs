@@ -67,8 +67,8 @@ impl Diff {
     /// The old entry `old` of page `virt` no longer holds.
     fn drop_old(&mut self, virt: u64, old: u64) {
         match decode_leaf(old, is_user(virt)) {
-            Leaf::Present { frame, .. } => {
-                let owner = Owner::Page { virt };
+            Leaf::Present { frame, kind, .. } => {
+                let owner = Owner::of_page(virt, kind);
                 self.removed.push(Claim { frame, owner });
                 self.page_frames.push(frame >> 12);
             }
@@ -230,7 +230,7 @@ fn verify(
         if let Some(tr) = leaf::check_entry(hello, expect, t, k, want, out) {
             d.added.push(Claim {
                 frame: tr.frame,
-                owner: Owner::Page { virt: tr.virt },
+                owner: Owner::of_page(tr.virt, tr.kind),
             });
             d.page_frames.push(tr.frame >> 12);
             d.verified.push(tr);

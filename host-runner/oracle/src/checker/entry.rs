@@ -33,6 +33,9 @@ pub enum PresentKind {
     MmapPrivate,
     /// Pinned (never-swap) RAM.
     PinnedRam,
+    /// Shared RAM (sw bits `0b101`): its frame may be other entries' too,
+    /// under the sharing rule (`super::sharing`).
+    Shared,
 }
 
 impl PresentKind {
@@ -93,6 +96,7 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
         2 => PresentKind::MmapClean,
         3 => PresentKind::MmapPrivate,
         4 => PresentKind::PinnedRam,
+        5 => PresentKind::Shared,
         _ => return Leaf::Corrupt("present entry with unknown software bits 9-11"),
     };
     if raw & (PWT | PCD | PS | G) != 0 || (raw & !NX) >> 52 != 0 {
@@ -107,7 +111,7 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
     }
     if executable && kind != PresentKind::Ram {
         return Leaf::Corrupt(
-            "executable entry that is not usable RAM (NX clear on a file or pinned page)",
+            "executable entry that is not usable RAM (NX clear on a file, pinned or shared page)",
         );
     }
     Leaf::Present {

@@ -23,6 +23,7 @@ use super::bitmap::Bitmap;
 use super::claims::{Ctx, Owner};
 use super::diff::compare;
 use super::memory::GuestMemory;
+use super::sharing::{self, SharedIndex};
 use super::spaces::decide_leaks;
 use super::stateful::{Checker, Record};
 use super::swap::{check_store, model_slots, refresh_store};
@@ -41,7 +42,7 @@ fn path_of(tree: &Tree, owner: Owner) -> Path {
             },
             Table::path,
         ),
-        Owner::Page { virt } => match tree.find(virt & !0x1f_ffff, 1) {
+        Owner::Page { virt } | Owner::Shared { virt } => match tree.find(virt & !0x1f_ffff, 1) {
             Some(t) => {
                 let i = ((virt >> 12) & 511) as usize;
                 let mut steps = t.steps().to_vec();
@@ -110,6 +111,9 @@ impl Checker {
         runs.dedup_by_key(|r| r.0);
         leaf::missing_tables(runs.into_iter(), &covered, &mut out);
 
+        // Every shared entry, read again in full (they are few): the
+        // sharing rule is decided for every shared frame each time.
+        let shared = SharedIndex::read(&tree);
         let mut frames: Vec<u64> = Vec::new();
         let bitmap = Bitmap::read(mem, hello, Vec::new(), &mut out);
         if let Some(b) = &bitmap {
@@ -154,7 +158,9 @@ impl Checker {
                 .filter(|&n| n < (info.bytes.len() / 8) as u64)
             {
                 let kept = match self.owners.owner_of(n) {
-                    Some(Owner::Page { virt }) => leaf_translation(&tree, virt),
+                    Some(Owner::Page { virt } | Owner::Shared { virt }) => {
+                        leaf_translation(&tree, virt)
+                    }
                     _ => None,
                 };
                 let mut maps: Vec<&Translation> = kept.iter().collect();
@@ -173,9 +179,17 @@ impl Checker {
             };
             d.added.sort_by_key(|c| c.frame >> 12);
             let path = |o| path_of(&tree, o);
-            self.owners.redo(&ctx, &frames, &d.added, path, &mut out);
+            self.owners
+                .redo(&ctx, &frames, &d.added, &shared, path, &mut out);
             decide_leaks(mem, &ctx, &mut self.owners, Some(&frames), &mut out);
         }
+        sharing::check(
+            &shared,
+            rec.info.as_ref(),
+            bitmap.as_ref(),
+            expect,
+            &mut out,
+        );
         data::check_pages(mem, hello, expect, d.verified.iter(), &mut out);
 
         if let Some(store) = rec.swap.as_mut() {

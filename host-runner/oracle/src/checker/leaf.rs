@@ -35,6 +35,14 @@ fn agrees(want: Option<ModelState>, got: Leaf) -> bool {
             },
         ) => writable == w,
         (Some(ModelState::PinnedAllocOnWrite), Leaf::PinnedAllocOnWrite) => true,
+        (
+            Some(ModelState::Shared { writable, .. }),
+            Leaf::Present {
+                kind: PresentKind::Shared,
+                writable: w,
+                ..
+            },
+        ) => writable == w,
         (Some(ModelState::OnSwap { slot }), Leaf::OnSwap { slot: s }) => slot == s,
         (Some(ModelState::PresentMmap { private, .. }), Leaf::Present { kind, .. }) => {
             kind == if private {

@@ -75,7 +75,8 @@ pub fn check_frame(
     out: &mut Vec<Violation>,
 ) {
     let Some(last) = maps.iter().rev().find(|t| t.kind.is_file()) else {
-        if got != 0 {
+        // A shared record is the sharing rule's (`super::sharing`).
+        if got != 0 && !super::sharing::is_shared_record(got) {
             let why = if got & !RECORD != 0 || got & VALID == 0 {
                 format!("corrupt record {got:#x}")
             } else {

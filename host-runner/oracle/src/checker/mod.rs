@@ -15,12 +15,14 @@ mod leaf;
 mod leaks;
 mod memory;
 mod mmap;
+mod sharing;
 mod slots;
 mod spaces;
 mod stateful;
 pub(crate) mod swap;
 mod tree;
 mod violation;
+mod violation_shared;
 mod walk;
 
 #[cfg(test)]

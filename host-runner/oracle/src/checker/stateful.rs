@@ -12,6 +12,7 @@ use super::claims::{Claim, Ctx, Owner, Owners};
 use super::copies::Mirror;
 use super::diff::Diff;
 use super::memory::GuestMemory;
+use super::sharing::{self, SharedIndex};
 use super::spaces::decide_leaks;
 use super::swap::{check_store, model_slots, read_store, Store};
 use super::walk::{walk, Entries, Tree, Walk};
@@ -130,7 +131,7 @@ impl Checker {
                 self.owners.claim(&ctx, t.claim(), || t.path(), &mut out);
             }
             for t in &translations {
-                let owner = Owner::Page { virt: t.virt };
+                let owner = Owner::of_page(t.virt, t.kind);
                 let c = Claim {
                     frame: t.frame,
                     owner,
@@ -144,6 +145,8 @@ impl Checker {
         if let Some(info) = &info {
             mmap::check_all(expect, info, &translations, &mut out);
         }
+        let shared = SharedIndex::read(&tree);
+        sharing::check(&shared, info.as_ref(), bitmap.as_ref(), expect, &mut out);
         mmap::check_images(mem, hello, expect, &mut out);
         mmap::check_reservations(hello, &mut out);
         let swap = swap_store(mem, hello, spare_swap, &mut out);

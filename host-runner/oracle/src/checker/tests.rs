@@ -4,6 +4,9 @@ mod bulk;
 mod incremental;
 mod more;
 mod mutations;
+mod shared;
+mod shared_counts;
+mod shared_random;
 mod spaces;
 mod v2;
 

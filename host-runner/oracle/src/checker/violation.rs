@@ -169,6 +169,54 @@ pub enum Violation {
         expected: u8,
         got: u8,
     },
+    /// 5: the mapping count of a shared frame's frame-info record is not
+    /// the number of present shared entries naming the frame (`entries`:
+    /// their keys).
+    SharedCount {
+        frame: u64,
+        count: u64,
+        entries: Vec<u64>,
+    },
+    /// 2: a frame named by a present shared entry (at key `shared_at`) is
+    /// also a non-shared page's or a table's (`other`, in words).
+    SharedMixed {
+        path: Path,
+        frame: u64,
+        shared_at: u64,
+        other: String,
+    },
+    /// 4: the shared entries naming one frame do not all have the same W
+    /// bit (keys of each side).
+    SharedWritability {
+        frame: u64,
+        writable: Vec<u64>,
+        read_only: Vec<u64>,
+    },
+    /// 3 / 5: a shared frame-info record (`1 << 62 | count`) on a frame no
+    /// present shared entry names: a leaked record (and frame).
+    SharedRecordLeak { frame: u64, record: u64 },
+    /// 5: a frame named by present shared entries whose frame-info record
+    /// is not a shared record (`record`: what it holds).
+    SharedRecordMissing {
+        frame: u64,
+        record: u64,
+        entries: Vec<u64>,
+    },
+    /// 1: a frame still named by present shared entries (`entries`: their
+    /// keys) is free in the frame bitmap: a mapping's going freed it while
+    /// others still map it.
+    SharedFrameFree {
+        frame: u64,
+        entries: Vec<u64>,
+        record: u64,
+    },
+    /// 4: a present shared entry in the kernel half (shared memory is user
+    /// memory only).
+    SharedInKernelHalf { path: Path },
+    /// 5: the frames memory shares are not the model's: pages the model
+    /// keeps on one shared frame map several, or pages it keeps on
+    /// different frames map one.
+    SharedModel { frame: u64, why: String },
 }
 
 impl Violation {
@@ -192,6 +240,13 @@ impl Violation {
             Violation::DataMismatch { .. }
             | Violation::FileImage { .. }
             | Violation::SwapData { .. } => 6,
+            Violation::SharedFrameFree { .. } => 1,
+            Violation::SharedMixed { .. } => 2,
+            Violation::SharedRecordLeak { .. } => 3,
+            Violation::SharedWritability { .. } | Violation::SharedInKernelHalf { .. } => 4,
+            Violation::SharedCount { .. }
+            | Violation::SharedRecordMissing { .. }
+            | Violation::SharedModel { .. } => 5,
         }
     }
 }
@@ -332,6 +387,14 @@ impl fmt::Display for Violation {
                 "byte at {} (frame {frame:#x} + {offset:#x}) is {got:#04x}, model expects {expected:#04x}; {path}",
                 SpaceAddr(path.virt + offset)
             ),
+            Violation::SharedCount { .. }
+            | Violation::SharedMixed { .. }
+            | Violation::SharedWritability { .. }
+            | Violation::SharedRecordLeak { .. }
+            | Violation::SharedRecordMissing { .. }
+            | Violation::SharedFrameFree { .. }
+            | Violation::SharedInKernelHalf { .. }
+            | Violation::SharedModel { .. } => super::violation_shared::write(self, f),
         }
     }
 }

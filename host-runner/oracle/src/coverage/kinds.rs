@@ -38,6 +38,7 @@ pub enum RequestKind {
     CreateSpace,
     SwitchSpace,
     DestroySpace,
+    Share,
 }
 
 impl RequestKind {
@@ -75,6 +76,7 @@ impl RequestKind {
             Request::CreateSpace { .. } => K::CreateSpace,
             Request::SwitchSpace { .. } => K::SwitchSpace,
             Request::DestroySpace { .. } => K::DestroySpace,
+            Request::Share { .. } => K::Share,
         }
     }
 
@@ -111,6 +113,7 @@ impl RequestKind {
             K::CreateSpace => "create_space",
             K::SwitchSpace => "switch_space",
             K::DestroySpace => "destroy_space",
+            K::Share => "share",
         }
     }
 }
@@ -152,6 +155,8 @@ pub enum Area {
     Heap,
     /// Pinned (never-swap) usable RAM.
     PinnedRam,
+    /// Shared RAM: present pages whose frame other pages may map too.
+    SharedRam,
 }
 
 impl Area {
@@ -162,6 +167,7 @@ impl Area {
             Area::MappedFile => "mapped file",
             Area::Heap => "heap",
             Area::PinnedRam => "pinned RAM",
+            Area::SharedRam => "shared RAM",
         }
     }
 }
@@ -186,11 +192,13 @@ pub enum StateKind {
     PinnedRamReadOnly,
     PinnedRamWritable,
     PinnedAllocOnWrite,
+    SharedReadOnly,
+    SharedWritable,
 }
 
 impl StateKind {
     /// Every state, in order (bit `i` of a [`StateSet`] is `ALL[i]`).
-    pub const ALL: [StateKind; 13] = [
+    pub const ALL: [StateKind; 15] = [
         StateKind::Unusable,
         StateKind::PresentRamReadOnly,
         StateKind::PresentRamWritable,
@@ -204,6 +212,8 @@ impl StateKind {
         StateKind::PinnedRamReadOnly,
         StateKind::PinnedRamWritable,
         StateKind::PinnedAllocOnWrite,
+        StateKind::SharedReadOnly,
+        StateKind::SharedWritable,
     ];
 
     pub fn area(self) -> Area {
@@ -218,6 +228,7 @@ impl StateKind {
             S::MmapClean | S::MmapPrivate | S::MmapNotPresent => Area::MappedFile,
             S::HeapPage => Area::Heap,
             S::PinnedRamReadOnly | S::PinnedRamWritable | S::PinnedAllocOnWrite => Area::PinnedRam,
+            S::SharedReadOnly | S::SharedWritable => Area::SharedRam,
         }
     }
 
@@ -237,6 +248,8 @@ impl StateKind {
             S::PinnedRamReadOnly => "pinned RAM read-only",
             S::PinnedRamWritable => "pinned RAM writable",
             S::PinnedAllocOnWrite => "pinned allocate on write",
+            S::SharedReadOnly => "shared RAM read-only",
+            S::SharedWritable => "shared RAM writable",
         }
     }
 

@@ -87,6 +87,13 @@ pub enum Event {
     /// An answer came with reclaim events while a space other than 0 was
     /// current (the clock sweeps that space's user half).
     ReclaimInOtherSpace,
+    /// A shared page became unusable (`Unmap`, convert to unusable,
+    /// `DestroySpace`) while other pages still map its frame: the count
+    /// goes down, the frame stays.
+    SharedMappingDropped,
+    /// The last mapping of a shared frame went: the frame and its record
+    /// are freed.
+    SharedFrameFreed,
 }
 
 /// Frames free beyond the heap's reserve at or below which the allocator
@@ -117,6 +124,8 @@ impl Event {
             E::SpaceDestroyedHoldingPages => "space destroyed holding pages",
             E::KernelSlotSharedBySpaces => "kernel PML4 entry changed with spaces",
             E::ReclaimInOtherSpace => "reclaim in a space other than 0",
+            E::SharedMappingDropped => "shared mapping dropped, frame kept",
+            E::SharedFrameFreed => "shared frame freed with its last mapping",
         }
     }
 }

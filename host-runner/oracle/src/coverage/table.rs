@@ -26,7 +26,7 @@ impl Transition {
 
 impl Event {
     /// Every event, in order.
-    pub const ALL: [Event; 20] = [
+    pub const ALL: [Event; 22] = [
         Event::PresentPageUnmapped,
         Event::SwappedPageConverted,
         Event::SwappedPageUnmapped,
@@ -47,6 +47,8 @@ impl Event {
         Event::SpaceDestroyedHoldingPages,
         Event::KernelSlotSharedBySpaces,
         Event::ReclaimInOtherSpace,
+        Event::SharedMappingDropped,
+        Event::SharedFrameFreed,
     ];
 }
 

@@ -101,7 +101,7 @@ fn the_table_names_every_transition_and_event() {
             && text.contains("ok +reclaim"),
         "{text}"
     );
-    assert!(text.contains("model events: 1 of 20 reached"), "{text}");
+    assert!(text.contains("model events: 1 of 22 reached"), "{text}");
     let line = text
         .lines()
         .find(|l| l.contains("swapped page converted"))

@@ -129,7 +129,7 @@ impl Model {
             return Some(why);
         }
         match self.frame_pages.get(&f) {
-            Some(&p) if Some(p) != owner => {
+            Some(&p) if Some(p) != owner && !owner.is_some_and(|o| self.same_frame(o, p)) => {
                 Some(format!("frame {addr:#x} backs page {}", Model::show(p)))
             }
             _ => None,
@@ -186,7 +186,8 @@ impl Model {
             let frame = match *st {
                 PageState::PresentRam { frame, .. }
                 | PageState::PresentMmap { frame, .. }
-                | PageState::PinnedRam { frame, .. } => frame,
+                | PageState::PinnedRam { frame, .. }
+                | PageState::Shared { frame, .. } => frame,
                 _ => continue,
             };
             if frame % PAGE_SIZE != 0 {
@@ -196,6 +197,9 @@ impl Model {
                 ));
             }
             if let Some(why) = self.frame_conflict(frame >> 12, Some(vpn)) {
+                return Err(format!("page {}: {why}", Model::show(vpn)));
+            }
+            if let Some(why) = self.peer_conflict(vpn, frame >> 12) {
                 return Err(format!("page {}: {why}", Model::show(vpn)));
             }
             let old = self.page_frames.insert(vpn, frame >> 12);

@@ -24,6 +24,7 @@ mod pressure;
 mod reclaim;
 mod requests_v2;
 mod runs;
+mod shared;
 mod slots;
 mod spaces;
 mod stats;
@@ -76,6 +77,8 @@ pub struct Model {
     frame_pages: HashMap<u64, u64>,
     /// Pages reserved by `Valloc`.
     vspace: pages::PageMap,
+    /// The shared frames: the pages mapping each one.
+    shared: shared::Groups,
     faults_resolved: u64,
     /// Each file's content, when the runner told it (`with_files`).
     files: Vec<Option<FileSpec>>,
@@ -110,6 +113,7 @@ impl Model {
             page_frames: BTreeMap::new(),
             frame_pages: HashMap::new(),
             vspace: Default::default(),
+            shared: Default::default(),
             faults_resolved: 0,
             files: vec![None; hello.files.len()],
             heap: heap::Heap::default(),

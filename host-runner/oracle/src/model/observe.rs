@@ -33,6 +33,10 @@ fn kind_of(s: ModelState) -> StateKind {
         ModelState::PinnedRam { writable: false } => StateKind::PinnedRamReadOnly,
         ModelState::PinnedRam { writable: true } => StateKind::PinnedRamWritable,
         ModelState::PinnedAllocOnWrite => StateKind::PinnedAllocOnWrite,
+        ModelState::Shared {
+            writable: false, ..
+        } => StateKind::SharedReadOnly,
+        ModelState::Shared { writable: true, .. } => StateKind::SharedWritable,
     }
 }
 
@@ -125,6 +129,8 @@ impl Model {
             StateKind::MmapPrivate,
             StateKind::PinnedRamReadOnly,
             StateKind::PinnedRamWritable,
+            StateKind::SharedReadOnly,
+            StateKind::SharedWritable,
         ]
         .into_iter()
         .any(|s| states.contains(s));
@@ -167,6 +173,15 @@ impl Model {
         }
         if reclaimed && self.spaces.current != 0 {
             event(Event::ReclaimInOtherSpace);
+        }
+        let dropped = match *req {
+            _ if !done => (0, 0),
+            Request::DestroySpace { space, .. } => user_pages(space),
+            _ if unmapping => (first, end),
+            _ => (0, 0),
+        };
+        for e in self.shared_drops(dropped.0, dropped.1) {
+            event(e);
         }
         match *req {
             Request::SwitchSpace { space, .. }

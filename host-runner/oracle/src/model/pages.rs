@@ -28,13 +28,24 @@ pub enum ModelState {
     PinnedRam { writable: bool },
     /// Pinned RAM, allocate on write.
     PinnedAllocOnWrite,
+    /// Present shared RAM (semantics, **Shared memory**): every page whose
+    /// state holds the same `group` maps one frame, with this writability.
+    /// `group` is the model's own name for that frame (see `super::shared`:
+    /// it counts up with the page inside a run, as swap slots do).
+    Shared { writable: bool, group: u64 },
 }
 
 impl ModelState {
     /// What `Query` answers for a page in state `st` (`None`: unusable)
-    /// whose present frame, if it has one, is `frame`.
-    pub fn answer(st: Option<ModelState>, frame: u64) -> PageState {
+    /// whose present frame, if it has one, is `frame`, and whose frame's
+    /// mapping count, if it is shared, is `mappings`.
+    pub fn answer(st: Option<ModelState>, frame: u64, mappings: u64) -> PageState {
         match st {
+            Some(ModelState::Shared { writable, .. }) => PageState::Shared {
+                writable,
+                mappings,
+                frame,
+            },
             None => PageState::Unusable,
             Some(ModelState::PresentRam {
                 writable,
@@ -89,18 +100,30 @@ impl ModelState {
                 file,
                 page: page + k,
             },
+            ModelState::Shared { writable, group } => ModelState::Shared {
+                writable,
+                group: group + k,
+            },
             other => other,
         }
     }
 
-    /// Whether a page in this state owns a frame.
+    /// Whether a page in this state maps a frame (a shared page's frame
+    /// is other pages' too: see [`ModelState::owns_frame`]).
     pub fn holds_frame(self) -> bool {
         matches!(
             self,
             ModelState::PresentRam { .. }
                 | ModelState::PresentMmap { .. }
                 | ModelState::PinnedRam { .. }
+                | ModelState::Shared { .. }
         )
+    }
+
+    /// Whether a page in this state maps a frame no other page maps (every
+    /// present state but shared RAM).
+    pub fn owns_frame(self) -> bool {
+        self.holds_frame() && !matches!(self, ModelState::Shared { .. })
     }
 }
 

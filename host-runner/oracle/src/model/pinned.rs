@@ -14,6 +14,8 @@ fn pinned(old: Option<ModelState>) -> ModelState {
             | ModelState::NotPresentMmap { .. }
             | ModelState::PinnedAllocOnWrite,
         ) => ModelState::PinnedAllocOnWrite,
+        // Shared pages are never sent out already: left as they are.
+        Some(shared @ ModelState::Shared { .. }) => shared,
         // Code stays code (semantics: pinned RAM is data, and code is
         // read-only, never sent out anyway).
         Some(

@@ -64,6 +64,7 @@ pub(super) enum Effect {
     DestroySpace {
         space: u16,
     },
+    Share(super::shared::ShareRanges),
 }
 
 impl Plan {
@@ -97,6 +98,7 @@ fn kernel_only(req: &Request) -> bool {
             | Request::CreateSpace { .. }
             | Request::SwitchSpace { .. }
             | Request::DestroySpace { .. }
+            | Request::Share { .. }
     )
 }
 
@@ -267,7 +269,9 @@ impl Model {
                     self.keys(space.check_pages(addr, pages, MAX_QUERY_PAGES, privilege)?);
                 Plan {
                     prediction: Prediction::Pages(
-                        (first..end).map(|p| self.pages.get(p)).collect(),
+                        (first..end)
+                            .map(|p| (self.pages.get(p), self.mappings_of(p)))
+                            .collect(),
                     ),
                     effect: Effect::Query { first },
                 }
@@ -286,6 +290,13 @@ impl Model {
             Request::CreateSpace { .. } => self.plan_create_space()?,
             Request::SwitchSpace { space, .. } => self.plan_switch_space(space)?,
             Request::DestroySpace { space, .. } => self.plan_destroy_space(space)?,
+            Request::Share {
+                addr,
+                pages,
+                space,
+                to,
+                ..
+            } => self.plan_share(addr, pages, space, to)?,
         })
     }
 
@@ -343,13 +354,16 @@ impl Model {
             }
             (Effect::SwitchSpace { space }, _) => self.spaces.current = space,
             (Effect::DestroySpace { space }, _) => self.commit_destroy_space(space),
+            (Effect::Share(r), _) => self.commit_share(r),
             _ => {}
         }
         Ok(())
     }
 
-    /// Drops the data and frame identities of pages `first..end`.
+    /// Drops the data and frame identities of pages `first..end`, which
+    /// become unusable (their shared frames lose a mapping each).
     pub(super) fn forget(&mut self, first: u64, end: u64) {
+        self.unshare(first, end);
         let gone: Vec<u64> = self.data.range(first..end).map(|(&p, _)| p).collect();
         for p in gone {
             self.data.remove(&p);
@@ -361,7 +375,10 @@ impl Model {
             .collect();
         for (p, f) in gone {
             self.page_frames.remove(&p);
-            self.frame_pages.remove(&f);
+            // A shared frame stays recorded for a page that still maps it.
+            if self.frame_pages.get(&f) == Some(&p) {
+                self.frame_pages.remove(&f);
+            }
         }
     }
 }

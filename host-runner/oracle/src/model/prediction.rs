@@ -57,9 +57,10 @@ pub enum Prediction {
     /// with `oom` (the free frames are known only within bounds),
     /// `Error(OutOfMemory)` too.
     Space { space: u16, oom: bool },
-    /// `Pages` with these states (`None` = unusable); frames are not
-    /// predicted.
-    Pages(Vec<Option<ModelState>>),
+    /// `Pages` with these states (`None` = unusable), each with the
+    /// mapping count of its frame when it is shared (0 otherwise); frames
+    /// are not predicted.
+    Pages(Vec<(Option<ModelState>, u64)>),
     /// The guest sends no answer (`Shutdown`, a kernel `Panic`).
     NoAnswer,
     /// The specification says nothing about this answer (e.g. a touch of a
@@ -194,7 +195,7 @@ impl Prediction {
 }
 
 /// The first page whose state differs (frames are not compared).
-fn pages_mismatch(want: &[Option<ModelState>], got: &[PageState]) -> Option<String> {
+fn pages_mismatch(want: &[(Option<ModelState>, u64)], got: &[PageState]) -> Option<String> {
     if want.len() != got.len() {
         return Some(format!("{} states for {} pages", got.len(), want.len()));
     }
@@ -202,14 +203,26 @@ fn pages_mismatch(want: &[Option<ModelState>], got: &[PageState]) -> Option<Stri
         .iter()
         .zip(got)
         .enumerate()
-        .find(|(_, (w, g))| !state_matches(**w, **g))
+        .find(|(_, (&(w, n), g))| !state_matches(w, n, **g))
         .map(|(i, (w, g))| (i, w, g))?;
-    Some(format!("page {i}: expected {}, got {g:?}", describe(*w)))
+    Some(format!(
+        "page {i}: expected {}, got {g:?}",
+        describe_page(*w)
+    ))
 }
 
-/// Whether the guest's reported state is the model's (frames ignored).
-pub fn state_matches(want: Option<ModelState>, got: PageState) -> bool {
+/// Whether the guest's reported state is the model's (frames ignored);
+/// `mappings`: the mapping count the model expects of a shared page.
+pub fn state_matches(want: Option<ModelState>, mappings: u64, got: PageState) -> bool {
     match (want, got) {
+        (
+            Some(ModelState::Shared { writable, .. }),
+            PageState::Shared {
+                writable: w,
+                mappings: n,
+                ..
+            },
+        ) => (writable, mappings) == (w, n),
         (None, PageState::Unusable) => true,
         (
             Some(ModelState::PresentRam {
@@ -257,6 +270,17 @@ pub fn describe(state: Option<ModelState>) -> String {
     }
 }
 
+/// A page the model expects of a `Query` (its state and, when shared, its
+/// frame's mapping count) in the words of [`PageState`].
+fn describe_page((state, mappings): (Option<ModelState>, u64)) -> String {
+    match state {
+        Some(ModelState::Shared { writable, .. }) => {
+            format!("Shared {{ writable: {writable}, mappings: {mappings} }}")
+        }
+        s => describe(s),
+    }
+}
+
 impl fmt::Display for Prediction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -298,11 +322,11 @@ impl fmt::Display for Prediction {
                 let mut i = 0;
                 while i < states.len() {
                     let mut j = i + 1;
-                    while j < states.len() && states[j] == states[i] {
+                    while j < states.len() && describe_page(states[j]) == describe_page(states[i]) {
                         j += 1;
                     }
                     let sep = if i == 0 { "" } else { ", " };
-                    write!(f, "{sep}{}x {}", j - i, describe(states[i]))?;
+                    write!(f, "{sep}{}x {}", j - i, describe_page(states[i]))?;
                     i = j;
                 }
                 write!(f, "]")

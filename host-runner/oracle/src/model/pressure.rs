@@ -60,7 +60,7 @@ impl Model {
 
     /// Frames the managed space, the tables and the host hold.
     fn used_frames(&self) -> u64 {
-        self.table_frames() + self.pages.count(ModelState::holds_frame) + self.host.len() as u64
+        self.table_frames() + self.present_frames() + self.host.len() as u64
     }
 
     /// The most frames that can be free now (exact when the heap's size is

@@ -25,7 +25,9 @@ fn named_pages(req: &Request) -> (u64, u64) {
         | Request::Convert { addr, pages, .. }
         | Request::MapFile { addr, pages, .. }
         | Request::Query { addr, pages, .. }
-        | Request::Evict { addr, pages, .. } => (addr >> 12, (addr >> 12).saturating_add(pages)),
+        | Request::Evict { addr, pages, .. }
+        // Share's source range: the clock never takes one of its pages.
+        | Request::Share { addr, pages, .. } => (addr >> 12, (addr >> 12).saturating_add(pages)),
         Request::Write { addr, len, .. } | Request::Read { addr, len, .. } if len > 0 => {
             (addr >> 12, (addr.saturating_add(len - 1) >> 12) + 1)
         }

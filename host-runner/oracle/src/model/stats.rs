@@ -114,7 +114,7 @@ impl Model {
             free_frames: self.free_frames(),
             boot_free_frames: self.hello.boot_free_frames,
             page_table_frames: self.table_frames(),
-            present_pages: self.pages.count(ModelState::holds_frame),
+            present_pages: self.present_frames(),
             alloc_on_write_pages: self
                 .pages
                 .count(|s| matches!(s, ModelState::AllocOnWrite | ModelState::PinnedAllocOnWrite)),

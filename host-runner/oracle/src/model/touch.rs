@@ -59,7 +59,10 @@ impl Model {
                         ModelState::PresentRam {
                             writable: false, ..
                         }
-                        | ModelState::PinnedRam { writable: false },
+                        | ModelState::PinnedRam { writable: false }
+                        | ModelState::Shared {
+                            writable: false, ..
+                        },
                     ) if write => Some((s, FaultReason::ReadOnly)),
                     Some(
                         ModelState::AllocOnWrite
@@ -212,6 +215,10 @@ impl Model {
             let page: &mut PageBytes = self.data.entry(at >> 12).or_insert_with(|| Arc::new(ZERO));
             pattern::fill(seed, at - t.off, &mut Arc::make_mut(page)[lo..hi]);
             at = to;
+        }
+        if !t.heap && stop > t.addr {
+            // Through every mapping of a shared frame written.
+            self.spread_writes(first, ((stop - 1) >> 12) + 1);
         }
     }
 }

@@ -9,6 +9,10 @@ use crate::model::{evicted, Changes, Expected, Model, ModelState, Prediction};
 
 /// A frame-info record's valid bit.
 const VALID: u64 = 1 << 63;
+/// A frame-info record's shared bit (its mapping count in bits 0–39).
+const SHARED: u64 = 1 << 62;
+/// The software bits 9–11 of a present shared entry.
+const SHARED_KIND: u64 = 0b101 << 9;
 /// Units of a raw (uncompressed) slot.
 const RAW_UNITS: u64 = 32;
 
@@ -142,6 +146,41 @@ impl Image {
         self.write_u64(at, record);
     }
 
+    /// The frame another page of shared group `group` maps already (the
+    /// source page of a `Share` before or after it is stored), if one does.
+    fn group_frame(&self, expect: &Expected, vpn: u64, group: u64) -> Option<u64> {
+        expect.runs().find_map(|(s, e, st)| match st {
+            ModelState::Shared { group: g, .. } if (g..g + (e - s)).contains(&group) => {
+                let p = s + (group - g);
+                let leaf = self.leaf(virt_of(p));
+                (p != vpn && leaf & P != 0).then_some(leaf & ADDR)
+            }
+            _ => None,
+        })
+    }
+
+    /// One more shared mapping of frame `f`: its record counts it.
+    fn share_more(&mut self, f: u64) {
+        let at = self.hello.frame_info.start + (f >> 12) * 8;
+        let old = self.read_u64(at);
+        let n = if old & SHARED != 0 {
+            old & 0xff_ffff_ffff
+        } else {
+            0
+        };
+        self.write_u64(at, SHARED | (n + 1));
+    }
+
+    /// One shared mapping of frame `f` less: answers whether it was the
+    /// last (the record is then cleared).
+    fn share_less(&mut self, f: u64) -> bool {
+        let at = self.hello.frame_info.start + (f >> 12) * 8;
+        let n = self.read_u64(at) & 0xff_ffff_ffff;
+        let left = n.saturating_sub(1);
+        self.write_u64(at, if left == 0 { 0 } else { SHARED | left });
+        left == 0
+    }
+
     /// Stores page `vpn` as `expect` has it.
     fn realize_page(&mut self, expect: &Expected, vpn: u64) {
         let virt = virt_of(vpn);
@@ -151,24 +190,66 @@ impl Image {
                 .expect("the model knows its bytes")
                 .into_owned()
         };
-        self.store_page(virt, expect.state_of(vpn), &bytes);
+        let want = expect.state_of(vpn);
+        let peer = match want {
+            Some(ModelState::Shared { group, .. }) => self.group_frame(expect, vpn, group),
+            _ => None,
+        };
+        self.store_page(virt, want, &bytes, peer);
     }
 
     /// Stores the page of key `virt` in state `want` with the bytes
-    /// `bytes` gives (asked for only when the page holds data).
+    /// `bytes` gives (asked for only when the page holds data); `peer`:
+    /// the frame another page of its shared group maps already.
     pub(super) fn store_page(
         &mut self,
         virt: u64,
         want: Option<ModelState>,
         bytes: &dyn Fn() -> [u8; 4096],
+        peer: Option<u64>,
     ) {
         let old = self.leaf(virt);
         let old_frame = (old & P != 0).then_some(old & ADDR);
+        let was_shared = old & P != 0 && old & (7 << 9) == SHARED_KIND;
+        if let Some(ModelState::Shared { writable, .. }) = want {
+            let f = match old_frame {
+                Some(f) if was_shared => f,
+                _ => {
+                    let f = peer.or(old_frame).unwrap_or_else(|| self.alloc());
+                    // The source page keeps its frame (a RAM page's has
+                    // no record; a mapping stored before may have counted
+                    // it already); any other frame is freed.
+                    if let Some(o) = old_frame.filter(|&o| o != f) {
+                        self.set_record(o, 0);
+                        self.set_used(o >> 12, false);
+                    }
+                    self.share_more(f);
+                    f
+                }
+            };
+            self.write(f, &bytes()[..]);
+            let w = if writable { W } else { 0 };
+            self.set_leaf(virt, f | P | SHARED_KIND | w | U | NX);
+            return;
+        }
+        if let (Some(f), true) = (old_frame, was_shared) {
+            // This mapping goes; the frame with the last one.
+            if self.share_less(f) {
+                self.set_used(f >> 12, false);
+            }
+            if want.is_none() {
+                self.clear_leaf(virt);
+            }
+            // A shared page only ever becomes unusable.
+            return;
+        }
         let old_slot = (old & P == 0 && (old >> 1) & 7 == 2).then_some(old >> 12);
         let user = if is_user(virt) { U } else { 0 };
         let mut new_frame = None;
         let mut new_slot = None;
         let raw = match want {
+            // Stored above.
+            Some(ModelState::Shared { .. }) => return,
             None => 0,
             Some(ModelState::AllocOnWrite) => AOW,
             Some(ModelState::PinnedAllocOnWrite) => 4 << 1,
@@ -255,7 +336,7 @@ impl Image {
                 states
                     .iter()
                     .enumerate()
-                    .map(|(k, st)| self.page_state(model.key(addr + k as u64 * 4096), *st))
+                    .map(|(k, &(st, n))| self.page_state(model.key(addr + k as u64 * 4096), st, n))
                     .collect(),
             )),
             (Prediction::Evict { .. }, &Request::Evict { addr, pages, .. }) => {
@@ -270,8 +351,8 @@ impl Image {
         }
     }
 
-    fn page_state(&self, virt: u64, st: Option<ModelState>) -> PageState {
-        ModelState::answer(st, self.leaf(virt) & ADDR)
+    fn page_state(&self, virt: u64, st: Option<ModelState>, mappings: u64) -> PageState {
+        ModelState::answer(st, self.leaf(virt) & ADDR, mappings)
     }
 
     /// `Evict` of pages `first..end`: every page it may send out, in order,

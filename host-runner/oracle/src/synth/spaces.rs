@@ -58,7 +58,7 @@ impl Image {
         let mut vpns = Vec::new();
         self.existing_leaves(first, end, &mut vpns);
         for vpn in vpns {
-            self.store_page(vpn << 12, None, &|| [0; 4096]);
+            self.store_page(vpn << 12, None, &|| [0; 4096], None);
         }
         self.roots.remove(&space);
         self.set_used(root >> 12, false);

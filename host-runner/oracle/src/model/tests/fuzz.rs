@@ -147,7 +147,7 @@ impl Guest {
                 let Request::Query { addr, .. } = *req else {
                     return None;
                 };
-                let pages = states.iter().zip((addr >> 12)..).map(|(s, vpn)| match *s {
+                let pages = states.iter().zip((addr >> 12)..).map(|(s, vpn)| match s.0 {
                     st
                     @ (None | Some(ModelState::PresentRam { .. } | ModelState::AllocOnWrite)) => {
                         let frame = match st {
@@ -157,7 +157,7 @@ impl Guest {
                                 .map_or_else(|| self.frame(), |f| f << 12),
                             _ => 0,
                         };
-                        ModelState::answer(st, frame)
+                        ModelState::answer(st, frame, 0)
                     }
                     Some(other) => panic!("no request makes {other:?}"),
                 });
