@@ -84,6 +84,33 @@ fn objects(v: &Violation, frames: &mut Vec<u64>, pages: &mut Vec<u64>, slots: &m
             slots.push(*slot);
         }
         V::SpaceLeak { sample, .. } => frames.extend(sample),
+        V::SharedMixed {
+            path,
+            frame,
+            shared_at,
+            ..
+        } => {
+            frames.push(*frame);
+            pages.push(path.virt);
+            pages.push(*shared_at);
+        }
+        V::SharedInKernelHalf { path } => pages.push(path.virt),
+        V::SharedCount { frame, entries, .. }
+        | V::SharedRecordMissing { frame, entries, .. }
+        | V::SharedFrameFree { frame, entries, .. } => {
+            frames.push(*frame);
+            pages.extend(entries);
+        }
+        V::SharedWritability {
+            frame,
+            writable,
+            read_only,
+        } => {
+            frames.push(*frame);
+            pages.extend(writable);
+            pages.extend(read_only);
+        }
+        V::SharedRecordLeak { frame, .. } | V::SharedModel { frame, .. } => frames.push(*frame),
         V::KernelHalf { root, .. } => frames.push(*root),
         V::Unreadable { .. } | V::BadBitmap { .. } | V::SwapStore { .. } => {}
     }

@@ -29,6 +29,8 @@ pub enum CellState {
     PinnedRam,
     /// Pinned RAM, allocate on write.
     PinnedAllocOnWrite,
+    /// Present shared RAM (its frame may be mapped by other pages).
+    Shared,
 }
 
 impl CellState {
@@ -44,6 +46,7 @@ impl CellState {
             CellState::Corrupt => "st-corrupt",
             CellState::PinnedRam => "st-pinned",
             CellState::PinnedAllocOnWrite => "st-pinaow",
+            CellState::Shared => "st-shared",
         }
     }
 
@@ -58,10 +61,11 @@ impl CellState {
             CellState::Corrupt => "corrupt entry",
             CellState::PinnedRam => "pinned RAM",
             CellState::PinnedAllocOnWrite => "pinned allocate-on-write",
+            CellState::Shared => "shared RAM",
         }
     }
 
-    pub const ALL: [CellState; 9] = [
+    pub const ALL: [CellState; 10] = [
         CellState::PresentRam,
         CellState::PresentFile,
         CellState::AllocOnWrite,
@@ -71,6 +75,7 @@ impl CellState {
         CellState::Corrupt,
         CellState::PinnedRam,
         CellState::PinnedAllocOnWrite,
+        CellState::Shared,
     ];
 }
 
@@ -97,6 +102,8 @@ impl Cell {
                 (CellState::PinnedRam, rwx(writable, false))
             }
             Some(ModelState::PinnedAllocOnWrite) => (CellState::PinnedAllocOnWrite, String::new()),
+            // The group, not its frame: the model does not predict frames.
+            Some(ModelState::Shared { writable, .. }) => (CellState::Shared, rwx(writable, false)),
             Some(ModelState::OnSwap { slot }) => (CellState::OnSwap, format!("slot {slot}")),
             Some(ModelState::PresentMmap { private, .. }) => {
                 (CellState::PresentFile, private_text(private).to_string())
@@ -136,6 +143,16 @@ impl Cell {
                 ..
             } => (
                 CellState::PinnedRam,
+                rwx(writable, false),
+                format!("{} frame {frame:#x}", rwx(writable, false)),
+            ),
+            Leaf::Present {
+                kind: PresentKind::Shared,
+                writable,
+                frame,
+                ..
+            } => (
+                CellState::Shared,
                 rwx(writable, false),
                 format!("{} frame {frame:#x}", rwx(writable, false)),
             ),

@@ -21,6 +21,7 @@ svg text.label { font: 10px ui-monospace, monospace; fill: #555; }
 .st-corrupt { fill: #000; background: #000; }
 .st-pinned { fill: #6a1b9a; background: #6a1b9a; }
 .st-pinaow { fill: #d1b3e6; background: #d1b3e6; }
+.st-shared { fill: #00897b; background: #00897b; }
 rect.diff { stroke: #e00; stroke-width: 2; }
 rect.failing { stroke: #000; stroke-width: 3; }
 .diff-key { border: 2px solid #e00; }
