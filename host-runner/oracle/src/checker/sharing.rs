@@ -61,7 +61,9 @@ impl SharedIndex {
     /// space's user half and the kernel half).
     pub fn read(tree: &Tree) -> SharedIndex {
         let mut entries = Vec::new();
-        for t in tree.leaf_tables() {
+        // A table with no present entry holds no shared one (the heap's
+        // allocate-on-write tables, most of the time).
+        for t in tree.leaf_tables().filter(|t| t.present > 0) {
             for (i, &raw) in t.entries.iter().enumerate() {
                 if raw & P == 0 || raw & (7 << 9) != SHARED_KIND {
                     continue;

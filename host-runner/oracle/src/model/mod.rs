@@ -25,6 +25,7 @@ mod reclaim;
 mod requests_v2;
 mod runs;
 mod shared;
+mod shared_frames;
 mod slots;
 mod spaces;
 mod stats;
@@ -78,7 +79,7 @@ pub struct Model {
     /// Pages reserved by `Valloc`.
     vspace: pages::PageMap,
     /// The shared frames: the pages mapping each one.
-    shared: shared::Groups,
+    shared: shared_frames::Groups,
     faults_resolved: u64,
     /// Each file's content, when the runner told it (`with_files`).
     files: Vec<Option<FileSpec>>,

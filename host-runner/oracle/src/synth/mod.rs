@@ -7,6 +7,7 @@
 //! formats say, so that the checker finds the image clean.
 
 mod realize;
+mod shared;
 mod spaces;
 mod writer;
 

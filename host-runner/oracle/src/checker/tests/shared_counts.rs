@@ -117,3 +117,17 @@ fn a_file_pages_frame_also_mapped_shared_is_reported_with_both() {
         &format!("frame {file:#x} is mapped shared at 0x6000 in space 1, but its frame-info record is 0x8000000000000001 (a file page's record)"),
     );
 }
+
+#[test]
+fn a_record_with_both_high_bits_is_corrupt() {
+    let mut s = shared();
+    let mut checker = recorded(&mut s);
+    let (own, _) = frame_of(&s, 0x3000);
+    s.img.write_u64(record_at(&s, own), 3 << 62 | 1);
+    let r = both(&mut s, &mut checker);
+    super::assert_broken(
+        &r,
+        &[5],
+        &format!("frame-info table at frame {own:#x}: corrupt record 0xc000000000000001"),
+    );
+}

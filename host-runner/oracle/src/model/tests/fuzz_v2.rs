@@ -1,7 +1,7 @@
 //! Version-2 sequences with arbitrary arguments (address spaces made,
-//! switched and destroyed among them): the model never panics, accepts
-//! the answers it predicts (with the events a guest would report for
-//! `Evict`), and its counters keep the `Stats` identity.
+//! switched and destroyed, and shares, among them): the model never
+//! panics, accepts the answers it predicts (with the events a guest would
+//! report for `Evict`), and its counters keep the `Stats` identity.
 
 use proptest::prelude::*;
 use protocol::{AreaType, Privilege, Reclaim, Request, Response};
@@ -65,6 +65,13 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         space().prop_map(|space| Request::DestroySpace {
             space,
+            privilege: K
+        }),
+        (addr(), count(), space(), addr()).prop_map(|(addr, pages, space, to)| Request::Share {
+            addr,
+            pages,
+            space,
+            to,
             privilege: K
         }),
     ]
