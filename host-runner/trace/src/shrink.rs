@@ -40,7 +40,8 @@ pub(crate) fn count_mut(op: &mut Op) -> Option<(&'static str, &mut u64)> {
         | Op::Convert { pages, .. }
         | Op::Query { pages, .. }
         | Op::Valloc { pages, .. }
-        | Op::Vfree { pages, .. } => Some(("pages", pages)),
+        | Op::Vfree { pages, .. }
+        | Op::Share { pages, .. } => Some(("pages", pages)),
         Op::Write { len, .. } | Op::Read { len, .. } => Some(("len", len)),
         Op::AllocFrames { count, .. } | Op::FreeFrames { count, .. } => Some(("count", count)),
         _ => None,
@@ -177,6 +178,39 @@ pub fn shift_all(ops: &[Op], from: u64, to: u64) -> Option<Vec<Op>> {
     (moved > 1).then_some(out)
 }
 
+/// The address space `op` names (`switch_space`, `destroy_space`,
+/// `share`'s target), if it names one.
+pub fn space_mut(op: &mut Op) -> Option<&mut u16> {
+    match op {
+        Op::SwitchSpace { space, .. }
+        | Op::DestroySpace { space, .. }
+        | Op::Share { space, .. } => Some(space),
+        _ => None,
+    }
+}
+
+/// Every operation naming space `from` made to name `to` instead: a
+/// failure in space 3 whose space is named by several operations (made,
+/// shared into, destroyed) moves to space 1 as a whole, where lowering one
+/// operation's number alone would aim it at another space. `None` when
+/// that changes no more than one operation (the per-operation candidates
+/// cover that).
+pub fn renumber_space(ops: &[Op], from: u16, to: u16) -> Option<Vec<Op>> {
+    let mut moved = 0;
+    let out = ops
+        .iter()
+        .map(|op| {
+            let mut op = op.clone();
+            if let Some(s) = space_mut(&mut op).filter(|s| **s == from) {
+                *s = to;
+                moved += 1;
+            }
+            op
+        })
+        .collect();
+    (moved > 1).then_some(out)
+}
+
 /// Every simpler variant of `op` but a smaller count (the minimizer
 /// bisects counts: [`first_counts`], [`bisect`]), simplest first: flags
 /// off, kernel instead of user, a zero seed or nonce, a lower space
@@ -254,6 +288,36 @@ pub fn candidates(op: &Op) -> Vec<Candidate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_space_is_renumbered_in_every_operation_that_names_it() {
+        let k = Privilege::Kernel;
+        let ops = vec![
+            Op::CreateSpace { privilege: k },
+            Op::Share {
+                addr: 0,
+                pages: 1,
+                space: 3,
+                to: 0,
+                privilege: k,
+            },
+            Op::SwitchSpace {
+                space: 2,
+                privilege: k,
+            },
+            Op::DestroySpace {
+                space: 3,
+                privilege: k,
+            },
+        ];
+        let out = renumber_space(&ops, 3, 1).expect("two operations name space 3");
+        assert!(matches!(out[1], Op::Share { space: 1, .. }));
+        assert!(matches!(out[2], Op::SwitchSpace { space: 2, .. }));
+        assert!(matches!(out[3], Op::DestroySpace { space: 1, .. }));
+        assert_eq!(out[0], ops[0]);
+        // One operation alone is the per-operation candidates' job.
+        assert_eq!(renumber_space(&ops, 2, 1), None);
+    }
 
     #[test]
     fn counts_and_addresses_only_get_smaller() {

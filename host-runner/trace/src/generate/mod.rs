@@ -41,6 +41,9 @@ pub struct Generator {
     backed: Vec<(u64, u64)>,
     /// Byte ranges written before (`addr`, `len`).
     writes: Vec<(u64, u64)>,
+    /// User byte ranges written before, with the space that was current
+    /// (`space`, `addr`, `len`): where present RAM to share most likely is.
+    user_writes: Vec<(u16, u64, u64)>,
     frames: Vec<FrameRun>,
     vallocs: Vec<(u64, u64)>,
     /// Live heap blocks the host got from `kmalloc` (`addr`, `size`).
@@ -78,6 +81,7 @@ impl Generator {
             ranges: Vec::new(),
             backed: Vec::new(),
             writes: Vec::new(),
+            user_writes: Vec::new(),
             frames: Vec::new(),
             vallocs: Vec::new(),
             blocks: Vec::new(),

@@ -111,6 +111,7 @@ impl Generator {
                 let edge = self.rng.random_bool(0.12).then(|| self.edge_bytes());
                 let (addr, len) = edge.flatten().unwrap_or_else(|| self.bytes());
                 remember(&mut self.writes, (addr, len));
+                self.wrote_in(addr, len);
                 let privilege = self.privilege_for(addr);
                 Op::Write {
                     addr,

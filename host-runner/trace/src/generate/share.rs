@@ -3,9 +3,12 @@
 //! live space, and the pattern that shows a sharing bug at once: "change in
 //! one space, touch in the other".
 //!
-//! The target is most often the same address in another space (two
-//! processes mapping one buffer where each expects it), else a fresh range
-//! of user space, in another space or the current one. Half the shares that
+//! The source is mostly a user range written in the current space (its
+//! pages present RAM, or shared already, so counts grow past two). The
+//! target is most often the same address in another space (two processes
+//! mapping one buffer where each expects it), else a range of a window of
+//! user space other draws rarely reach, in another space or the current
+//! one, else any user range. Half the shares that
 //! the generator predicts succeed are followed by: a read of the target
 //! (it must read what the source holds), a write there, and a read back
 //! through the source (it must read the new data), with the switches that
@@ -23,6 +26,11 @@ use crate::strategy::{self, USER_END};
 
 /// The most pages one drawn `share` names (beyond a whole page table).
 const MAX_SHARE_PAGES: u64 = 600;
+
+/// The share window: 64 GiB of user space from here, where share targets
+/// are drawn page-aligned.
+const WINDOW: u64 = 0x5000_0000_0000;
+const WINDOW_PAGES: u64 = 1 << 24;
 
 impl Generator {
     pub(super) fn share(&mut self) -> Op {
@@ -43,16 +51,15 @@ impl Generator {
             // One that may not exist.
             _ => self.rng.random_range(0..self.spaces.max.saturating_add(2)),
         };
-        let to = if space != current && self.rng.random_bool(0.5) {
-            addr
-        } else {
-            self.share_target(pages)
-        };
+        let to = self.share_target(addr, pages, space != current);
         let exists = space == 0 || self.spaces.live.contains(&space);
         if privilege == Privilege::Kernel && exists && to < USER_END {
             let offset = bytes.0.wrapping_sub(addr);
             let mirror = (to.wrapping_add(offset), bytes.1);
             remember(&mut self.writes, mirror);
+            // The target is shared RAM of `space` now: a later share from
+            // there shares a shared page (its frame's count grows).
+            remember(&mut self.user_writes, (space, mirror.0, mirror.1));
             if self.rng.random_bool(0.5) {
                 self.change_across(space, mirror, bytes);
             }
@@ -66,39 +73,73 @@ impl Generator {
         }
     }
 
-    /// The source: the pages under a byte range written before (whole, or
-    /// a part), else a range aimed at where data lives. Returns the page
-    /// range and the byte range inside it that holds written data.
+    /// A write the generator just made: kept with the current space when
+    /// it is a user range, as a share's likely source.
+    pub(super) fn wrote_in(&mut self, addr: u64, len: u64) {
+        if addr < USER_END && len > 0 {
+            remember(&mut self.user_writes, (self.spaces.current, addr, len));
+        }
+    }
+
+    /// The source: the pages under a user byte range written before in the
+    /// current space (whole, or its first pages), else under any range
+    /// written before, else a range aimed at where data lives. Returns the
+    /// page range and the byte range inside it that holds written data.
     fn share_source(&mut self) -> (u64, u64, (u64, u64)) {
-        if let Some(&(a, len)) = self.writes.choose(&mut self.rng) {
-            if self.rng.random_bool(0.8) {
-                let start = a & !(PAGE_SIZE - 1);
-                let last = a.saturating_add(len.max(1) - 1) / PAGE_SIZE;
-                let pages = (last - start / PAGE_SIZE + 1).min(MAX_SHARE_PAGES);
-                let pages = if self.rng.random_bool(0.3) {
-                    self.rng.random_range(1..=pages)
-                } else {
-                    pages
-                };
-                let len = len.min(pages * PAGE_SIZE - (a - start));
-                return (start, pages, (a, len));
-            }
+        let current = self.spaces.current;
+        let here: Vec<(u64, u64)> = self
+            .user_writes
+            .iter()
+            .filter(|w| w.0 == current)
+            .map(|w| (w.1, w.2))
+            .collect();
+        let written = if !here.is_empty() && self.rng.random_bool(0.85) {
+            here.choose(&mut self.rng).copied()
+        } else if self.rng.random_bool(0.5) {
+            self.writes.choose(&mut self.rng).copied()
+        } else {
+            None
+        };
+        if let Some((a, len)) = written {
+            let start = a & !(PAGE_SIZE - 1);
+            let last = a.saturating_add(len.max(1) - 1) / PAGE_SIZE;
+            let pages = (last - start / PAGE_SIZE + 1).min(MAX_SHARE_PAGES);
+            let pages = if self.rng.random_bool(0.3) {
+                self.rng.random_range(1..=pages)
+            } else {
+                pages
+            };
+            let len = len.min(pages * PAGE_SIZE - (a - start));
+            return (start, pages, (a, len));
         }
         let (addr, pages, _) = self.range_aimed(0.8);
         let pages = pages.min(MAX_SHARE_PAGES);
         (addr, pages, (addr, pages.saturating_mul(PAGE_SIZE)))
     }
 
-    /// A user range of `pages` pages drawn as any range is, so mostly
-    /// unusable where it lands.
-    fn share_target(&mut self, pages: u64) -> u64 {
-        for _ in 0..3 {
-            let to = strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets);
-            if to < USER_END {
-                return to;
+    /// The target of a share of `pages` pages at `addr`: the same address
+    /// when the target space is another (two processes mapping one buffer
+    /// where each expects it), a range of the share window (where other
+    /// draws rarely land, so mostly unusable), or a user range drawn as
+    /// any range is.
+    fn share_target(&mut self, addr: u64, pages: u64, other_space: bool) -> u64 {
+        match self.rng.random_range(0..10) {
+            0..5 if other_space => addr,
+            0..8 => {
+                let slots = WINDOW_PAGES.saturating_sub(pages).max(1);
+                WINDOW + self.rng.random_range(0..slots) * PAGE_SIZE
+            }
+            _ => {
+                for _ in 0..3 {
+                    let to =
+                        strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets);
+                    if to < USER_END {
+                        return to;
+                    }
+                }
+                strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets)
             }
         }
-        strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets)
     }
 
     /// Queues: switch to `space` (if it is not current), read the target

@@ -42,6 +42,7 @@ impl<E: Executor> Search<'_, E> {
                 }
             }
             changed |= self.shift_addrs(i).await?;
+            changed |= self.lower_space(i).await?;
             i += 1;
         }
         Some(changed)
@@ -88,6 +89,43 @@ impl<E: Executor> Search<'_, E> {
             }
         }
         Some(changed)
+    }
+
+    /// Renumbers the address space op `i` names to a lower one in every
+    /// operation that names it (space 1 first, then the one below), so
+    /// that the `create_space`s it needed become removable.
+    pub(super) async fn lower_space(&mut self, i: usize) -> Option<bool> {
+        let Some(from) = shrink::space_mut(&mut self.best.entries[i].op.clone()).map(|s| *s) else {
+            return Some(false);
+        };
+        if from <= 1 {
+            return Some(false);
+        }
+        for to in [1, from - 1]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let ops: Vec<_> = self.best.entries.iter().map(|e| e.op.clone()).collect();
+            let Some(renumbered) = shrink::renumber_space(&ops, from, to) else {
+                continue;
+            };
+            let mut candidate = self.best.clone();
+            for (e, op) in candidate.entries.iter_mut().zip(renumbered) {
+                if e.op != op {
+                    e.op = op;
+                    e.expect = None;
+                }
+            }
+            if self
+                .try_candidate(candidate, || {
+                    format!("op {i} and every operation naming space {from}: space → {to}")
+                })
+                .await?
+            {
+                return Some(true);
+            }
+        }
+        Some(false)
     }
 
     /// Moves the whole layout down to lower addresses of op `i`, keeping
