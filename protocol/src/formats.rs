@@ -134,13 +134,16 @@
 //! ## The sharing rule
 //!
 //! Between requests, over the leaf entries of every live space (each
-//! space's user half, and the one kernel half once): a data frame is named
-//! by exactly one entry, unless every entry naming it is present shared;
-//! then they all have the same W bit and their number is the frame's
-//! count. So anonymous RAM is never mapped twice (writable or not) unless
-//! it is shared, and a file page's frame (or a swap-in's, or a table's) is
-//! never also mapped elsewhere. A shared entry never appears in the kernel
-//! half.
+//! space's user half, and the one kernel half once): a frame that leaf
+//! entries name is named by exactly one of them, unless every entry naming
+//! it is present shared; then they all have the same W bit and their
+//! number is the frame's count. So anonymous RAM is never mapped twice
+//! (writable or not) unless it is shared, and a file page's frame is never
+//! also mapped elsewhere (nor is a table's, a host frame or a boot
+//! reservation ever a data page's). A shared entry never appears in the
+//! kernel half. The accessed bits of shared entries are the CPU's; the
+//! pressure clock never clears them (it passes shared pages), which only
+//! the guest's own tests can see.
 //!
 //! # The file images
 //!

@@ -15,9 +15,10 @@
 //!   RAM (writable or not, never executable).
 //!   The *usable RAM* area type is present RAM, allocate-on-write and on
 //!   swap; the *pinned RAM* area type (never swapped) is pinned present RAM
-//!   and pinned allocate-on-write; the *shared RAM* area type is present
-//!   shared RAM (user half only, never swapped). A page whose tables do not
-//!   exist is unusable.
+//!   and pinned allocate-on-write; present shared RAM is usable RAM whose
+//!   frame other pages may map too (user half only, never swapped;
+//!   *Shared memory*), a state `Share` makes, not an area type `Convert`
+//!   names. A page whose tables do not exist is unusable.
 //! - *Needed tables*: the page-table frames (PDPT, PD, PT; never the PML4) a
 //!   request must create so that every page it makes non-unusable has a
 //!   level-1 entry. A table exists exactly while one of its entries is
@@ -76,7 +77,8 @@
 //!   free in pieces (the host cannot predict fragmentation and accepts either
 //!   answer when `free_frames` suffices).
 //! - **Unmap** `addr, pages`: state rule: no page unusable. Every page
-//!   becomes unusable: frames and swap slots are freed, tables that become
+//!   becomes unusable: frames and swap slots are freed (a shared page's
+//!   frame only with its last mapping, *Shared memory*), tables that become
 //!   empty are freed.
 //! - **Convert** `to = UsableRam`: unusable → allocate-on-write;
 //!   not-present mmap → allocate-on-write; present mmap → present RAM
@@ -84,8 +86,8 @@
 //!   RAM unpinned in place (pinned present → present RAM, same frame and
 //!   writability; pinned allocate-on-write → allocate-on-write). No state
 //!   rule; needs the tables of the pages that were unusable.
-//!   `to = Unusable`: every page becomes unusable, freeing frames, swap
-//!   slots and emptied tables. Needs nothing; never fails after validation.
+//!   `to = Unusable`: every page becomes unusable, freeing frames (a shared
+//!   page's with its last mapping), swap slots and emptied tables. Needs nothing; never fails after validation.
 //!   `to = PinnedRam`: see *Pinned RAM*; needs the tables of the pages that
 //!   were unusable plus one frame per page on swap.
 //! - **MapFile** `addr, pages, file, file_page`: steps 1–7, then
@@ -284,7 +286,8 @@
 //! - **DestroySpace** `space` (kernel): `space` does not exist →
 //!   `NoSuchSpace`; space 0 or the current space → `SpaceInUse`. Every user
 //!   page of the space becomes unusable as `Unmap` would make it (frames,
-//!   swap slots and frame-info records freed; no reclaim event), and its
+//!   swap slots and frame-info records freed, a shared frame only with its
+//!   last mapping; no reclaim event), and its
 //!   tables and PML4 are freed. Needs nothing; never fails after those
 //!   checks. Answers `Done`.
 //! - `Reset` destroys every space but 0 and makes space 0 current first.
@@ -294,8 +297,9 @@
 //!   user half and the kernel space, in linear address order from its one
 //!   hand (kept across switches); it never reclaims a page of a space that
 //!   is not current. `Evict` acts on the current space.
-//! - Stats: `present_pages`, `alloc_on_write_pages` and `swap_slots_used`
-//!   count the pages of every space; `page_table_frames` counts every
+//! - Stats: `present_pages` counts the data frames of every space (a
+//!   shared frame once, *Shared memory*), `alloc_on_write_pages` and
+//!   `swap_slots_used` the pages of every space; `page_table_frames` counts every
 //!   space's tables and the PML4 of every space but 0.
 //!
 //! # Shared memory
@@ -321,10 +325,19 @@
 //!   6. the target state rule, over space `space`'s pages at `to`: every
 //!      page unusable → else `InvalidState` with the lowest offending
 //!      target page (so ranges that overlap in one space fail here);
-//!   7. step 9 with the needed tables of the target range in `space`
-//!      (the reserve of *Memory pressure* included; the clock reclaims as
-//!      for any request, never a page of the source range) →
-//!      `OutOfMemory`.
+//!   7. a guest without a frame-info table (`Hello::frame_info` empty:
+//!      no room for the VMM's metadata, which never happens from
+//!      [`crate::MIN_RAM_MIB`] up) has nowhere to count mappings →
+//!      `OutOfMemory`, reclaiming nothing; then step 9 with the needed
+//!      tables of the target range in `space` (the reserve of *Memory
+//!      pressure* included; the clock reclaims as for any request, never a
+//!      page of the source range) → `OutOfMemory`. `Share` has no page
+//!      limit of its own (step 1 answers no `TooLarge`).
+//!
+//!   Source pages are present RAM only: pinned present RAM and present
+//!   mmap pages (clean or private) answer `InvalidState`, like executable
+//!   RAM (a pinned page cannot be shared, though a shared page stays
+//!   shared through `Convert → PinnedRam`).
 //!
 //!   Then, page by page: source page `addr + i*4096` becomes (or stays)
 //!   present shared RAM with its frame, data and writability; target page
@@ -433,12 +446,12 @@
 //! previous scan was cut short (as `HeapScavenge`, except that the lowest
 //! 8 wholly free present heap pages are kept, for the kernel's own
 //! allocations while it builds an answer); (2) drop one clean
-//! present file page; (3) evict one present writable (unpinned) RAM or
-//! private mmap page to swap; else `OutOfMemory`. Steps 2–3 pick by a clock over the
+//! present file page; (3) evict one present writable RAM page (not
+//! pinned, not shared) or private mmap page to swap; else `OutOfMemory`. Steps 2–3 pick by a clock over the
 //! current space's user half and the kernel space (second chance on the
 //! accessed bit, one hand kept across requests and switches; pages of the
 //! request's range are skipped). Read-only present
-//! RAM, pinned RAM and heap pages are never evicted. A guest with a heap keeps
+//! RAM, pinned RAM, shared RAM and heap pages are never evicted. A guest with a heap keeps
 //! `reserve = `[`crate::heap_reserve_frames`]`(heap_max_bytes)` frames for
 //! the kernel's own heap blocks alone: a frame for anything else (data,
 //! tables, swap-in, file load, and the fault of a page of a *host* heap
@@ -450,7 +463,7 @@
 //! that needs no frame needs nothing of the reserve either: it neither
 //! reclaims nor answers `OutOfMemory`, however few frames the kernel's
 //! heap left free. Requests that need several frames (`Map`, `MapFile`,
-//! `Convert`) reclaim until enough are free before they change anything,
+//! `Convert`, `Share`) reclaim until enough are free before they change anything,
 //! and fail with `OutOfMemory` (state unchanged apart from the reported
 //! events) if they cannot; one that needs more than `free_frames +
 //! present_pages + heap_pages` fails at once, reclaiming nothing

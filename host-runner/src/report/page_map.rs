@@ -102,7 +102,7 @@ impl Cell {
                 (CellState::PinnedRam, rwx(writable, false))
             }
             Some(ModelState::PinnedAllocOnWrite) => (CellState::PinnedAllocOnWrite, String::new()),
-            // The group, not its frame: the model does not predict frames.
+            // Its access only: the model does not predict frames.
             Some(ModelState::Shared { writable, .. }) => (CellState::Shared, rwx(writable, false)),
             Some(ModelState::OnSwap { slot }) => (CellState::OnSwap, format!("slot {slot}")),
             Some(ModelState::PresentMmap { private, .. }) => {

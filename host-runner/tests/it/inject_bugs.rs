@@ -37,12 +37,21 @@
 //! - `inject-kernel-half-unsynced` (`testcases/bug-kernel-half-unsynced.jsonl`):
 //!   a new kernel PDPT goes into the current space's PML4 only; the memory
 //!   check finds another space's kernel half not space 0's (invariant 4).
+//! - `inject-shared-unmap-frees` (`testcases/bug-shared-unmap-frees.jsonl`):
+//!   dropping a shared mapping frees the frame whatever its count; the
+//!   memory check finds the frame free while another space maps it
+//!   (invariant 1).
+//! - `inject-share-no-count` (`testcases/bug-share-no-count.jsonl`):
+//!   sharing a shared page leaves its frame's count one short; `Query`'s
+//!   count differs from the model's, and the memory check finds the record
+//!   short of the entries (invariant 5).
 //!
 //! A default campaign finds the first, the third, `inject-exec-data`,
 //! `inject-evict-pinned` and the three space bugs by itself, and minimizes
-//! each to a few operations (`inject-evict-pinned` to a convert to pinned
-//! RAM, a write and an evict; `inject-exec-data` to a page swapped back in
-//! W+X, caught by the probe after a switch of space).
+//! each to a few operations (`inject-evict-pinned` to a map, a convert to
+//! pinned RAM and an evict; `inject-exec-data` to a kernel heap block and
+//! a read that faults its page in W+X, named by the memory check), and so
+//! do the two shared-memory bugs.
 //!
 //! Needs `qemu-system-x86_64` and the guest's toolchain (the injected builds
 //! are made here, each into its own target directory).
@@ -205,6 +214,34 @@ fn the_kernel_half_reproducer_fails_on_its_injected_build_only() {
     );
 }
 
+#[test]
+fn the_shared_unmap_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-shared-unmap-frees",
+        "bug-shared-unmap-frees.jsonl",
+        "invariant at op 5: memory check after operation 5: 1 violation(s)",
+    );
+    let injected = build_guest(&["inject-shared-unmap-frees"]).expect("the injected guest builds");
+    let (_, output) = replay_cli_with(
+        Some(&injected),
+        &testcase("bug-shared-unmap-frees.jsonl"),
+        &[],
+    );
+    assert!(
+        output.contains("is free in the frame bitmap, but is still mapped at 0x0"),
+        "{output}"
+    );
+}
+
+#[test]
+fn the_share_count_reproducer_fails_on_its_injected_build_only() {
+    fails_only_on(
+        "inject-share-no-count",
+        "bug-share-no-count.jsonl",
+        "expected Pages[1x Shared { writable: false, mappings: 3 }]",
+    );
+}
+
 /// A default campaign (only the seed and the number of sequences fixed)
 /// on the build with `feature` finds a failure of `kind` whose message
 /// holds `message`, and minimizes it to operations of `kinds` that
@@ -268,29 +305,18 @@ async fn a_default_campaign_finds_and_minimizes_a_missing_unmap_flush() {
     .await;
 }
 
-/// A fault that maps its page executable as well as writable (W^X). The
-/// guest's own codec decodes such an entry as corrupt, not present, so the
-/// first check to see it is the guest's probe after a switch of address
-/// space (the current one here, which changes nothing else): a touched
-/// page it believes not present still reads, invariant 8, before the next
-/// memory check names the W+X entry. Minimized: a map, the host taking
-/// every frame (which sends the mapped pages to swap), a write that swaps
-/// one back in (as W+X) and the switch.
+/// A fault that maps its page executable as well as writable (W^X): a
+/// kernel heap block and a read that faults its heap page in, W+X; the
+/// memory check names the entry (invariant 4; seed 1 finds it in its
+/// second sequence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_default_campaign_finds_and_minimizes_a_writable_executable_page() {
     a_default_campaign_finds(
         "inject-exec-data",
         4,
         FailureKind::Invariant,
-        "invariant 8: stale TLB entry",
-        &[
-            OpKind::Map,
-            OpKind::AllocFrames,
-            OpKind::AllocFrames,
-            OpKind::AllocFrames,
-            OpKind::Write,
-            OpKind::SwitchSpace,
-        ],
+        "present entry writable and executable (W^X)",
+        &[OpKind::Kmalloc, OpKind::Read],
     )
     .await;
 }
@@ -311,9 +337,8 @@ async fn a_default_campaign_finds_and_minimizes_a_heap_starving_kmalloc() {
 }
 
 /// `Evict` sending pinned RAM to swap: the model refuses the event of a
-/// pinned page; a convert to pinned RAM, a write that gives one of its
-/// pages a frame, and the evict (seed 1 finds it at its twenty-first
-/// sequence).
+/// pinned page; a map, a convert of the mapped page to pinned RAM, and
+/// the evict (seed 1 finds it at its eighteenth sequence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_default_campaign_finds_and_minimizes_an_evicted_pinned_page() {
     a_default_campaign_finds(
@@ -321,7 +346,7 @@ async fn a_default_campaign_finds_and_minimizes_an_evicted_pinned_page() {
         21,
         FailureKind::Divergence,
         "the page is PinnedRam",
-        &[OpKind::Convert, OpKind::Write, OpKind::Evict],
+        &[OpKind::Map, OpKind::Convert, OpKind::Evict],
     )
     .await;
 }
@@ -357,26 +382,26 @@ async fn a_starved_heap_panics_the_injected_guest() {
     }
 }
 
-/// A destroy that leaks the space's PML4: a create, the destroy, and the
-/// stats whose identity is one frame short (seed 1 finds it at its fifth
-/// sequence).
+/// A destroy that leaks the space's PML4: a create and the destroy; the
+/// memory check names the destroyed space's frame, in use and owned by
+/// nothing (invariant 3; seed 1 finds it at its fourth sequence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_default_campaign_finds_and_minimizes_a_leaking_destroy() {
     a_default_campaign_finds(
         "inject-destroy-leak",
         8,
-        FailureKind::Divergence,
-        "free + tables + present + host + heap_pages is",
-        &[OpKind::CreateSpace, OpKind::DestroySpace, OpKind::Stats],
+        FailureKind::Invariant,
+        "still used but owned by nothing",
+        &[OpKind::CreateSpace, OpKind::DestroySpace],
     )
     .await;
 }
 
 /// A switch that leaves CR3 alone: the guest's probe after the switch
-/// reads a page of the previous space (seed 1 finds it at its seventh
-/// sequence, in a switch to space 7; the minimizer lowers the space number
-/// to 1 so that one `create_space` is left: a page made usable, the space,
-/// a read that gives the page a frame in space 0, and the switch).
+/// reads a page of the previous space (seed 1 finds it at its fourth
+/// sequence; minimized to a page mapped in space 0, a convert of it that
+/// makes it one the probe reads, the space, and the switch to it, after
+/// which the page must fault).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_default_campaign_finds_and_minimizes_a_switch_without_cr3() {
     a_default_campaign_finds(
@@ -385,9 +410,9 @@ async fn a_default_campaign_finds_and_minimizes_a_switch_without_cr3() {
         FailureKind::Invariant,
         "a translation of the previous space survived the switch",
         &[
+            OpKind::Map,
             OpKind::Convert,
             OpKind::CreateSpace,
-            OpKind::Read,
             OpKind::SwitchSpace,
         ],
     )
@@ -404,7 +429,47 @@ async fn a_default_campaign_finds_and_minimizes_an_unsynced_kernel_half() {
         8,
         FailureKind::Invariant,
         "is not space 0's",
-        &[OpKind::CreateSpace, OpKind::MapFile],
+        &[OpKind::CreateSpace, OpKind::Map],
+    )
+    .await;
+}
+
+/// An unmap of a shared page that frees the frame whatever its count: a
+/// page, a space, the share into it and the destroy of that space, after
+/// which space 0 maps a free frame (seed 1 finds it at its fourth
+/// sequence, in space 3; the minimizer renumbers it to space 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_campaign_finds_and_minimizes_a_shared_frame_freed_early() {
+    a_default_campaign_finds(
+        "inject-shared-unmap-frees",
+        8,
+        FailureKind::Invariant,
+        "is free in the frame bitmap, but is still mapped",
+        &[
+            OpKind::Map,
+            OpKind::CreateSpace,
+            OpKind::Share,
+            OpKind::DestroySpace,
+        ],
+    )
+    .await;
+}
+
+/// A share that does not count a shared page's new mapping: a space, a
+/// page, and two shares of it (seed 1 finds it at its ninth sequence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_campaign_finds_and_minimizes_an_uncounted_share() {
+    a_default_campaign_finds(
+        "inject-share-no-count",
+        10,
+        FailureKind::Invariant,
+        "its frame-info record counts",
+        &[
+            OpKind::CreateSpace,
+            OpKind::Map,
+            OpKind::Share,
+            OpKind::Share,
+        ],
     )
     .await;
 }

@@ -86,7 +86,7 @@ pub(super) fn write(v: &Violation, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         } => write!(
             f,
             "shared frame {frame:#x} is free in the frame bitmap, but is still mapped at {} \
-             (record {}): an unmap freed the frame while another mapping remained",
+             (record {}): a mapping that went (unmap, convert, destroy, reset) freed the frame while another remained",
             pages_list(entries),
             record_words(*record)
         ),

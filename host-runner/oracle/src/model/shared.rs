@@ -75,7 +75,11 @@ impl Model {
         if let Some((s, _, _)) = self.pages.runs_in(target, target + pages).next() {
             return Err(invalid(s));
         }
-        // Step 7: the target's tables.
+        // Step 7: no frame-info table, nowhere to count (before any
+        // reclaim); then the target's tables.
+        if self.hello.frame_info.end <= self.hello.frame_info.start {
+            return Err(Error::OutOfMemory);
+        }
         let need = self.pages.needed_tables(target, target + pages);
         let outcome = self.outcome(need, source, source + pages);
         let effect = if outcome.ok {

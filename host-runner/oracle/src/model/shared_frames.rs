@@ -97,32 +97,22 @@ impl Model {
         }
     }
 
-    /// After a write to pages `first..end`: the bytes of each shared page
-    /// written are every other mapping's bytes too.
-    pub(super) fn spread_writes(&mut self, first: u64, end: u64) {
-        let runs: Vec<_> = self
-            .pages
-            .runs_in(first, end)
-            .filter(|r| matches!(r.2, ModelState::Shared { .. }))
-            .collect();
-        for (s, e, st) in runs {
-            let ModelState::Shared { group, .. } = st else {
-                continue;
-            };
-            for (k, p) in (s..e).enumerate() {
-                let Some(bytes) = self.data.get(&p).cloned() else {
-                    continue;
-                };
-                let others: Vec<u64> = self
-                    .shared
-                    .members(group + k as u64)
-                    .filter(|&q| q != p)
-                    .collect();
-                for q in others {
-                    self.data.insert(q, bytes.clone());
-                    self.dirty.page(q);
-                }
-            }
+    /// After a write to page `vpn`: if it is shared, its bytes are every
+    /// other mapping's too. Called page by page as the write goes (in
+    /// ascending address order, as the CPU stores), so a write across two
+    /// pages of one frame (two ranges of one space sharing) leaves the
+    /// later page's bytes on top, as the frame holds them.
+    pub(super) fn spread_page(&mut self, vpn: u64) {
+        let Some(ModelState::Shared { group, .. }) = self.pages.get(vpn) else {
+            return;
+        };
+        let Some(bytes) = self.data.get(&vpn).cloned() else {
+            return;
+        };
+        let others: Vec<u64> = self.shared.members(group).filter(|&q| q != vpn).collect();
+        for q in others {
+            self.data.insert(q, bytes.clone());
+            self.dirty.page(q);
         }
     }
 

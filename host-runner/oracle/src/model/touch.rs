@@ -214,11 +214,11 @@ impl Model {
             let (lo, hi) = ((at & 0xfff) as usize, lo_hi_end(to));
             let page: &mut PageBytes = self.data.entry(at >> 12).or_insert_with(|| Arc::new(ZERO));
             pattern::fill(seed, at - t.off, &mut Arc::make_mut(page)[lo..hi]);
+            if !t.heap {
+                // Through every mapping of a shared frame written.
+                self.spread_page(at >> 12);
+            }
             at = to;
-        }
-        if !t.heap && stop > t.addr {
-            // Through every mapping of a shared frame written.
-            self.spread_writes(first, ((stop - 1) >> 12) + 1);
         }
     }
 }

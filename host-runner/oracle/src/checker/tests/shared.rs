@@ -257,8 +257,8 @@ fn an_unmap_that_frees_a_frame_still_mapped_is_named_with_its_page_and_space() {
         &[1, 5],
         &format!(
             "shared frame {f:#x} is free in the frame bitmap, but is still mapped at 0x6000 in \
-             space 1 (record no record (0)): an unmap freed the frame while another mapping \
-             remained"
+             space 1 (record no record (0)): a mapping that went (unmap, convert, destroy, \
+             reset) freed the frame while another remained"
         ),
     );
 }

@@ -264,3 +264,26 @@ pub(super) fn zeros(len: usize) -> Response {
         checksum: protocol::pattern::checksum(&vec![0u8; len]),
     }
 }
+
+/// A write across two pages of one frame (two ranges of one space share)
+/// stores in ascending address order: the frame holds the later page's
+/// bytes, and both mappings read them (the review's reproducer: spreading
+/// each page's bytes only after the whole write lost them).
+#[test]
+fn a_write_across_two_mappings_of_one_frame_leaves_the_later_bytes() {
+    let mut m = Model::new(&super::hello());
+    run(
+        &mut m,
+        &[
+            (map(0x1000, 1, U), Response::Done),
+            (share(0x1000, 1, 0, 0x2000), Response::Done),
+            (write(0x1000, 8192, 2), Response::Done),
+        ],
+    );
+    let later = sum(2, 0x2000, 4096);
+    assert_eq!(
+        m.predict(&read(0x1000, 4096)),
+        Prediction::Exact(later.clone())
+    );
+    assert_eq!(m.predict(&read(0x2000, 4096)), Prediction::Exact(later));
+}
