@@ -294,8 +294,9 @@ fn a_failure_keeps_the_prefix_and_the_log_has_everything_sent() {
 
 #[test]
 fn a_batch_that_hangs_is_saved_whole() {
+    // Op 45 falls inside seed 11's batch of ops 42–57.
     let mut fake = Fake {
-        hang_at: Some(42),
+        hang_at: Some(45),
         ..Fake::default()
     };
     let run = block(run_sequence(&mut fake, &spec(11, 200), None)).unwrap();
@@ -306,7 +307,7 @@ fn a_batch_that_hangs_is_saved_whole() {
     let batch_end: usize = sizes.iter().sum();
     assert_eq!(first, batch_end - sizes[last], "named at its first op");
     assert!(
-        sizes[last] > 1 && first < 42,
+        sizes[last] > 1 && first < 45,
         "the hang is inside a batch: {sizes:?}"
     );
     let saved = run.failing_trace().unwrap();

@@ -32,6 +32,19 @@ pub const VALLOC: u64 = 0xffff_c0c0_0000_0000;
 pub const HEAP: u64 = 0xffff_c0a0_0000_0000;
 
 /// A layout like the guest's: direct map in slot 256, kernel image in 511.
+/// `h` with a frame-info table, one record per frame, as every real guest
+/// has: `Share` counts mappings there (without one it answers
+/// `OutOfMemory`).
+pub fn with_frame_info(h: Hello) -> Hello {
+    Hello {
+        frame_info: PhysRange {
+            start: 0x18_0000,
+            end: 0x18_0000 + h.total_frames * 8,
+        },
+        ..h
+    }
+}
+
 pub fn hello() -> Hello {
     Hello {
         protocol_version: protocol::PROTOCOL_VERSION,

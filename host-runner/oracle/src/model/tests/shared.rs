@@ -271,7 +271,7 @@ pub(super) fn zeros(len: usize) -> Response {
 /// each page's bytes only after the whole write lost them).
 #[test]
 fn a_write_across_two_mappings_of_one_frame_leaves_the_later_bytes() {
-    let mut m = Model::new(&super::hello());
+    let mut m = Model::new(&super::with_frame_info(super::hello()));
     run(
         &mut m,
         &[
@@ -286,4 +286,20 @@ fn a_write_across_two_mappings_of_one_frame_leaves_the_later_bytes() {
         Prediction::Exact(later.clone())
     );
     assert_eq!(m.predict(&read(0x2000, 4096)), Prediction::Exact(later));
+}
+
+/// Without a frame-info table there is nowhere to count mappings: `Share`
+/// answers `OutOfMemory` after its state rules, reclaiming nothing.
+#[test]
+fn share_without_a_frame_info_table_is_out_of_memory() {
+    let mut m = Model::new(&super::hello());
+    run(&mut m, &[(map(0x1000, 1, U), Response::Done)]);
+    assert_eq!(
+        m.predict(&share(0x1000, 1, 0, 0x2000)),
+        Prediction::Exact(Response::Error(Error::OutOfMemory))
+    );
+    assert_eq!(
+        m.predict(&share(0x1000, 1, 0, 0x1000)),
+        Prediction::Exact(Response::Error(Error::InvalidState { addr: 0x1000 }))
+    );
 }

@@ -83,11 +83,11 @@ fn reset_drops_every_mapping() {
 #[test]
 fn share_needs_the_targets_tables_and_nothing_else() {
     // 5 free frames: a page and its three tables leave 1.
-    let mut m = Model::new(&Hello {
+    let mut m = Model::new(&super::with_frame_info(Hello {
         boot_free_frames: 5,
         max_spaces: 4,
         ..hello()
-    });
+    }));
     run(&mut m, &[(map(0x1000, 1, U), Response::Done)]);
     assert_eq!(m.stats().free_frames, 1);
     // Same page table: nothing needed, nothing taken.
@@ -170,10 +170,10 @@ fn query_frames_of_one_shared_frame_must_agree() {
 
 #[test]
 fn no_reclaim_event_may_name_a_page_of_the_source_range() {
-    let mut m = Model::new(&Hello {
+    let mut m = Model::new(&super::with_frame_info(Hello {
         max_spaces: 4,
         ..hello()
-    });
+    }));
     run(
         &mut m,
         &[(create(), made(1)), (map(0x1000, 2, U), Response::Done)],

@@ -12,10 +12,10 @@ use crate::model::{Model, ModelState, Prediction};
 
 #[test]
 fn other_requests_on_shared_pages_follow_the_spec_rows() {
-    let hello = protocol::Hello {
+    let hello = super::with_frame_info(protocol::Hello {
         max_spaces: 4,
         ..super::hello_files()
-    };
+    });
     let mut m = Model::with_files(&hello, &super::FILES).expect("specs match");
     run(
         &mut m,

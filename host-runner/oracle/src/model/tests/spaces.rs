@@ -40,10 +40,10 @@ pub(super) fn made(space: u16) -> Response {
 
 /// A model of [`hello`] with spaces 0..4 (numbers 1, 2, 3 to make).
 pub(super) fn model() -> Model {
-    Model::new(&protocol::Hello {
+    Model::new(&super::with_frame_info(protocol::Hello {
         max_spaces: 4,
         ..hello()
-    })
+    }))
 }
 
 /// [`model`] with spaces 1 and 2 made.
