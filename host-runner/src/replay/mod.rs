@@ -248,39 +248,46 @@ async fn after_failure(
 ) -> (String, Option<Snapshot>) {
     let step = report.steps.last();
     let mut out = String::new();
-    let mut snapshot = None;
     let running = vm.vm().qemu_pid().is_some()
         && vm.vm().wait_exit(std::time::Duration::ZERO).await == crate::QemuExit::Running;
-    if let Some(addr) = explain::failing_key(f, step, vm.model()) {
-        let pages = neighbourhood(addr);
-        let class = f.class.as_deref();
-        let mut snap = gather::model_side(vm.model(), Some(addr), class);
-        if !running {
+    // A failure without an address (a stats identity off, a hang) still
+    // gets the frame map: a leaked frame shows there, owned by nothing.
+    let addr = explain::failing_key(f, step, vm.model());
+    let pages = addr.map(neighbourhood).unwrap_or_default();
+    let class = f.class.as_deref();
+    let mut snap = gather::model_side(vm.model(), addr, class);
+    if !running {
+        if addr.is_some() {
             out.push_str("(the guest is gone: no page walk to show)\n");
-            snap.notes.push(
-                "The guest is gone (QEMU exited at the failure): only the model's view.".into(),
-            );
-        } else {
-            let expect = vm.model().expectations();
-            let model = vm.model().clone();
-            let named = gather::named_frames(class);
-            let read = vm
-                .with_ram(|mem, hello| {
-                    gather::guest_side(&mut snap, mem, hello, &expect, &named);
+        }
+        snap.notes
+            .push("The guest is gone (QEMU exited at the failure): only the model's view.".into());
+    } else {
+        let expect = vm.model().expectations();
+        let model = vm.model().clone();
+        let named = gather::named_frames(class);
+        let read = vm
+            .with_ram(|mem, hello| {
+                gather::guest_side(&mut snap, mem, hello, &expect, &named);
+                if pages.is_empty() {
+                    String::new()
+                } else {
                     explain::walks(mem, hello, &model, &pages)
-                })
-                .await;
-            match read {
-                Ok(w) => out.push_str(&w),
-                Err(e) => {
-                    out.push_str(&format!("(could not read guest memory: {e})\n"));
-                    snap.notes.push(format!("Could not read guest memory: {e}"));
                 }
+            })
+            .await;
+        match read {
+            Ok(w) => out.push_str(&w),
+            Err(e) => {
+                out.push_str(&format!("(could not read guest memory: {e})\n"));
+                snap.notes.push(format!("Could not read guest memory: {e}"));
             }
         }
-        out.push_str(&explain::model_view(vm.model(), &pages));
-        snapshot = Some(snap);
     }
+    if !pages.is_empty() {
+        out.push_str(&explain::model_view(vm.model(), &pages));
+    }
+    let snapshot = Some(snap);
     if let Some(path) = &opts.dump {
         let line = if running {
             dump(vm, path).await
