@@ -103,6 +103,10 @@ impl Model {
     /// pages of one frame (two ranges of one space sharing) leaves the
     /// later page's bytes on top, as the frame holds them.
     pub(super) fn spread_page(&mut self, vpn: u64) {
+        // Most writes meet no shared frame: no page-map lookup for them.
+        if self.shared.frames() == 0 {
+            return;
+        }
         let Some(ModelState::Shared { group, .. }) = self.pages.get(vpn) else {
             return;
         };

@@ -129,15 +129,16 @@ impl Generator {
                 let slots = WINDOW_PAGES.saturating_sub(pages).max(1);
                 WINDOW + self.rng.random_range(0..slots) * PAGE_SIZE
             }
+            // Up to four draws, the first in the user half (else the last).
             _ => {
-                for _ in 0..3 {
-                    let to =
-                        strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets);
+                let mut to = 0;
+                for _ in 0..4 {
+                    to = strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets);
                     if to < USER_END {
-                        return to;
+                        break;
                     }
                 }
-                strategy::range_addr(&mut self.rng, pages, &self.ranges, &self.targets)
+                to
             }
         }
     }
