@@ -2,8 +2,6 @@
 //! expects (zeros where the host never wrote, a file's bytes for a clean
 //! file page).
 
-use std::borrow::Cow;
-
 use protocol::{Hello, PAGE_SIZE};
 
 use super::entry::PresentKind;
@@ -15,28 +13,31 @@ use crate::model::keys::SpaceAddr;
 use crate::model::{Expected, ModelState};
 
 /// The bytes the present page at `virt` must hold: the model's, or for a
-/// clean page of a file without a spec, its image in guest memory.
-pub fn expected_page<'e>(
+/// clean page of a file without a spec, its image in guest memory; made
+/// in `scratch` where they must be made, else borrowed (a page checked
+/// copies no 4 KiB on the way to its compare).
+pub fn expected_page<'s>(
     mem: &dyn GuestMemory,
     hello: &Hello,
-    expect: &Expected<'e>,
+    expect: &Expected<'s>,
     virt: u64,
-) -> Option<Cow<'e, [u8; 4096]>> {
-    static ZERO: [u8; 4096] = [0; 4096];
-    if let Some(b) = expect.bytes(virt) {
-        return Some(Cow::Borrowed(b));
-    }
-    let Some(ModelState::PresentMmap { file, page, .. }) = expect.state(virt) else {
-        return Some(Cow::Borrowed(&ZERO));
+    scratch: &'s mut [u8; 4096],
+) -> Option<&'s [u8; 4096]> {
+    let state = expect.state(virt);
+    let image = match state {
+        Some(ModelState::PresentMmap { file, page, .. }) if expect.bytes(virt).is_none() => {
+            let spec = expect.files().get(usize::from(file)).copied().flatten();
+            spec.is_none().then_some((file, page))
+        }
+        _ => None,
     };
-    if let Some(b) = expect.expected_bytes(virt) {
-        return Some(b);
-    }
+    let Some((file, page)) = image else {
+        return expect.expected_in(virt, scratch);
+    };
     let info = hello.files.get(usize::from(file))?;
-    let mut buf = [0u8; 4096];
-    mem.read(info.image.start + page * PAGE_SIZE, &mut buf)
+    mem.read(info.image.start + page * PAGE_SIZE, scratch)
         .ok()?;
-    Some(Cow::Owned(buf))
+    Some(scratch)
 }
 
 /// Checks the bytes of the present page `t` (skipped where its state is
@@ -46,7 +47,7 @@ pub fn check_page(
     hello: &Hello,
     expect: &Expected,
     t: &Translation,
-    buf: &mut [u8; PAGE_SIZE as usize],
+    (scratch, buf): (&mut [u8; 4096], &mut [u8; 4096]),
     out: &mut Vec<Violation>,
 ) {
     let kind_agrees = match expect.state(t.virt) {
@@ -66,7 +67,7 @@ pub fn check_page(
     if !kind_agrees || in_heap(hello, t.virt) || t.frame >> 12 >= hello.total_frames {
         return;
     }
-    let Some(want) = expected_page(mem, hello, expect, t.virt) else {
+    let Some(want) = expected_page(mem, hello, expect, t.virt, scratch) else {
         return;
     };
     // Compared in place first; read only to name the first difference.
@@ -101,8 +102,8 @@ pub fn check_pages<'t>(
     pages: impl Iterator<Item = &'t Translation>,
     out: &mut Vec<Violation>,
 ) {
-    let mut buf = [0u8; PAGE_SIZE as usize];
+    let (mut scratch, mut buf) = ([0u8; 4096], [0u8; 4096]);
     for t in pages {
-        check_page(mem, hello, expect, t, &mut buf, out);
+        check_page(mem, hello, expect, t, (&mut scratch, &mut buf), out);
     }
 }

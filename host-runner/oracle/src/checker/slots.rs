@@ -11,7 +11,8 @@ use crate::model::keys::{untag, SpaceAddr};
 use crate::model::Expected;
 
 /// Checks the data of `slots` ((slot, length, page address)), with one
-/// buffer for the stored bytes and one for the page for them all.
+/// buffer for the stored bytes, one for the page and one for the
+/// expected page for them all.
 pub fn check_slots(
     mem: &dyn GuestMemory,
     hello: &Hello,
@@ -23,7 +24,7 @@ pub fn check_slots(
     let Some(h) = &store.header else {
         return;
     };
-    let mut bufs = (Vec::new(), [0u8; 4096]);
+    let mut bufs = (Vec::new(), [0u8; 4096], [0u8; 4096]);
     for s in slots {
         out.extend(slot_data(mem, hello, h, expect, s, &mut bufs));
     }
@@ -58,7 +59,7 @@ fn slot_data(
     h: &Header,
     expect: &Expected,
     (slot, len, virt): (u64, u64, u64),
-    (stored, decoded): &mut (Vec<u8>, [u8; 4096]),
+    (stored, decoded, scratch): &mut (Vec<u8>, [u8; 4096], [u8; 4096]),
 ) -> Option<Violation> {
     // Grown only: every byte used is read over.
     if stored.len() < len as usize {
@@ -88,7 +89,7 @@ fn slot_data(
             }
         }
     };
-    let want = expect.expected_bytes(virt)?;
+    let want = expect.expected_in(virt, scratch)?;
     if page == &want[..] {
         return None;
     }

@@ -267,6 +267,16 @@ impl<'a> Expected<'a> {
         page_bytes(self.bytes(addr), self.state(addr), self.files)
     }
 
+    /// As [`Expected::expected_bytes`], borrowed, or made in `scratch`
+    /// (a file's page): the checker's path, where each page checked would
+    /// otherwise copy 4 KiB a few times over.
+    pub fn expected_in<'s>(&self, addr: u64, scratch: &'s mut [u8; 4096]) -> Option<&'s [u8; 4096]>
+    where
+        'a: 's,
+    {
+        Source::of(self.bytes(addr), self.state(addr), self.files).map(|s| s.bytes(scratch))
+    }
+
     /// Every non-unusable run: (first page number, end, first page's state).
     pub fn runs(&self) -> impl Iterator<Item = (u64, u64, ModelState)> + 'a {
         self.pages.runs()
@@ -317,25 +327,75 @@ impl<'a> Expected<'a> {
     }
 }
 
-/// The bytes a page in `state` must hold: the host's `own` bytes when it
-/// has them, else its file's page (`None`: a file without a spec), else
-/// zeros.
+/// Where a page's expected bytes come from, without making them: the
+/// host's own bytes, a file's page, or zeros.
+#[derive(Clone, Copy, Debug)]
+enum Source<'a> {
+    Own(&'a [u8; 4096]),
+    File { seed: u64, page: u64 },
+    Zero,
+}
+
+/// A page of zeros, borrowed where a page has no bytes of its own.
+static ZERO: [u8; 4096] = [0; 4096];
+
+impl<'a> Source<'a> {
+    /// The source of the bytes a page in `state` must hold: the host's
+    /// `own` bytes when it has them, else its file's page (`None`: a file
+    /// without a spec), else zeros.
+    fn of(
+        own: Option<&'a [u8; 4096]>,
+        state: Option<ModelState>,
+        files: &[Option<FileSpec>],
+    ) -> Option<Source<'a>> {
+        if let Some(b) = own {
+            return Some(Source::Own(b));
+        }
+        match state {
+            Some(
+                ModelState::PresentMmap { file, page, .. }
+                | ModelState::NotPresentMmap { file, page },
+            ) => {
+                let spec = (*files.get(usize::from(file))?)?;
+                Some(Source::File {
+                    seed: spec.seed,
+                    page,
+                })
+            }
+            _ => Some(Source::Zero),
+        }
+    }
+
+    /// The bytes, made in `scratch` when they must be made (a file's
+    /// page): no 4 KiB page is copied or moved on the way.
+    fn bytes<'s>(self, scratch: &'s mut [u8; 4096]) -> &'s [u8; 4096]
+    where
+        'a: 's,
+    {
+        match self {
+            Source::Own(b) => b,
+            Source::Zero => &ZERO,
+            Source::File { seed, page } => {
+                super::files::fill_file_page(seed, page, scratch);
+                scratch
+            }
+        }
+    }
+
+    fn into_cow(self) -> Cow<'a, [u8; 4096]> {
+        match self {
+            Source::Own(b) => Cow::Borrowed(b),
+            Source::Zero => Cow::Borrowed(&ZERO),
+            Source::File { seed, page } => Cow::Owned(super::files::file_page(seed, page)),
+        }
+    }
+}
+
+/// The bytes a page in `state` must hold (see [`Source::of`]).
 fn page_bytes<'a>(
     own: Option<&'a [u8; 4096]>,
     state: Option<ModelState>,
     files: &[Option<FileSpec>],
 ) -> Option<Cow<'a, [u8; 4096]>> {
-    if let Some(b) = own {
-        return Some(Cow::Borrowed(b));
-    }
-    static ZERO: [u8; 4096] = [0; 4096];
-    match state {
-        Some(
-            ModelState::PresentMmap { file, page, .. } | ModelState::NotPresentMmap { file, page },
-        ) => {
-            let spec = (*files.get(usize::from(file))?)?;
-            Some(Cow::Owned(super::files::file_page(spec.seed, page)))
-        }
-        _ => Some(Cow::Borrowed(&ZERO)),
-    }
+    Source::of(own, state, files).map(Source::into_cow)
 }

@@ -32,8 +32,13 @@ pub enum FilesError {
 /// Page `page` of a file of `seed`.
 pub fn file_page(seed: u64, page: u64) -> [u8; PAGE_SIZE as usize] {
     let mut bytes = [0u8; PAGE_SIZE as usize];
-    pattern::fill(seed, page.wrapping_mul(PAGE_SIZE), &mut bytes);
+    fill_file_page(seed, page, &mut bytes);
     bytes
+}
+
+/// [`file_page`], made in place.
+pub fn fill_file_page(seed: u64, page: u64, bytes: &mut [u8; PAGE_SIZE as usize]) {
+    pattern::fill(seed, page.wrapping_mul(PAGE_SIZE), bytes);
 }
 
 impl Model {
