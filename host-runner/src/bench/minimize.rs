@@ -5,9 +5,10 @@
 //! a build, named at run time (`bench --minimize-kernel PATH`, e.g. the one
 //! `guest_image::build_guest(&["inject-leak"])` makes). The trace is the
 //! fuzzer's mix ([`Mix`], generated against `vmm-core` in-process) without
-//! its `Stats` requests, so that a leak shows at the end rather than at the
-//! first `Stats`; in the fuzzer's batches (`fuzz::plan::BatchRule`), the
-//! memory checked at its end.
+//! its `Stats` and `Reset` requests, so that a leak shows at the end rather
+//! than at the first `Stats`, and no `Reset` (which gives every frame back
+//! to the allocator) wipes it out before; in the fuzzer's batches
+//! (`fuzz::plan::BatchRule`), the memory checked at its end.
 
 use std::path::Path;
 
@@ -20,13 +21,19 @@ use crate::judge::JudgeOptions;
 use crate::minimize::{minimize_trace, MinimizeOptions};
 use crate::session::VmConfig;
 
-/// The long trace: `ops` operations of the mix of `seed` but `Stats`.
+/// The long trace: `ops` operations of the mix of `seed` but `Stats` and
+/// `Reset`.
 pub fn long_trace(config: &VmConfig, ops: usize, seed: u64) -> trace::Trace {
     let mix = Mix::record(config, ops + ops / 4, seed);
     let ops: Vec<trace::Op> = mix
         .requests
         .iter()
-        .filter(|r| !matches!(r, protocol::Request::Stats))
+        .filter(|r| {
+            !matches!(
+                r,
+                protocol::Request::Stats | protocol::Request::Reset { .. }
+            )
+        })
         .filter_map(trace::Op::from_request)
         .take(ops)
         .collect();
@@ -39,7 +46,7 @@ pub fn long_trace(config: &VmConfig, ops: usize, seed: u64) -> trace::Trace {
     let mut header = trace::Generator::new(seed, gen).header();
     header.seed = None;
     header.note = Some(format!(
-        "bench: the fuzzer's mix of seed {seed:#x} without Stats, for minimization"
+        "bench: the fuzzer's mix of seed {seed:#x} without Stats and Reset, for minimization"
     ));
     let rule = BatchRule {
         max: crate::fuzz::FuzzArgs::default().batch,
@@ -79,7 +86,19 @@ pub async fn figures(
         check_every: None,
         reruns: 0,
     };
-    let report = minimize_trace(&config, trace, &path, &opts, |_| {}).await?;
+    let report = match minimize_trace(&config, trace, &path, &opts, |_| {}).await {
+        Err(crate::minimize::MinimizeError::Passes { .. }) => {
+            return Err(BenchError::NothingFails(crate::exit_code::UsageError(
+                format!(
+                    "the long trace ({} operations) passes on the guest {}: give \
+                     --minimize-kernel a guest built with an injected bug (inject-leak)",
+                    plan.minimize_ops,
+                    kernel.display()
+                ),
+            )))
+        }
+        result => result?,
+    };
     if report.result.timed_out {
         notes.push(format!(
             "minimization: the {:.0} s budget ran out; the length is the best found by then",

@@ -55,6 +55,11 @@ pub enum BenchError {
     Setup(String),
     #[error("bench, minimization: {0}")]
     Minimize(#[from] crate::minimize::MinimizeError),
+    /// The long trace passes on the guest given to `--minimize-kernel`
+    /// (a usage error, exit 2: the minimizer's own "nothing to minimize"
+    /// is a pass, which a bench that measured nothing is not).
+    #[error("bench, minimization: {0}")]
+    NothingFails(#[source] crate::exit_code::UsageError),
 }
 
 /// A guest's error stops the bench as any runner error does.

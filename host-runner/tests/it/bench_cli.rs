@@ -81,3 +81,56 @@ fn quick_bench_json_has_every_section_with_positive_figures() {
         assert!(stderr.contains(title), "the table on stderr:\n{stderr}");
     }
 }
+
+/// `bench --only minimize` with an injected-leak guest: the long trace it
+/// builds fails on that guest and is minimized to a handful of operations
+/// (the section broke once unnoticed, when the fuzzer's mix began to draw
+/// `Reset`s that freed the leaked frame before the trace's last check).
+#[test]
+fn the_minimization_bench_minimizes_a_long_trace_that_fails() {
+    let kernel = host_runner::guest_image::build_guest(&["inject-leak"]).expect("the guest");
+    let run = Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args(["--accel", "tcg", "bench", "--only", "minimize", "--json"])
+        .arg("--minimize-kernel")
+        .arg(&kernel)
+        .args(["--minimize-ops", "2000"])
+        .output()
+        .expect("host-runner runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let report: Report = serde_json::from_str(&stdout).expect("stdout is the JSON report");
+    assert_eq!(report.sections(), vec![Section::Minimize], "{stdout}");
+    let value = |name: &str| {
+        report
+            .figures
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no {name:?} figure: {stdout}"))
+            .value
+    };
+    assert_eq!(value("failing trace given"), 2000.0);
+    let minimized = value("minimized trace");
+    assert!((1.0..=8.0).contains(&minimized), "{stdout}");
+}
+
+/// `bench --only minimize` given a guest without an injected bug: the long
+/// trace passes, so nothing was measured, and the bench says so and exits
+/// 2 (a usage error), not 0 as the minimizer's "nothing to minimize" does.
+#[test]
+fn the_minimization_bench_refuses_a_guest_without_a_bug() {
+    let kernel = host_runner::guest_image::build_guest(&[]).expect("the guest");
+    let run = Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args(["--accel", "tcg", "bench", "--only", "minimize"])
+        .arg("--minimize-kernel")
+        .arg(&kernel)
+        .args(["--minimize-ops", "300"])
+        .output()
+        .expect("host-runner runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("passes on the guest") && stderr.contains("injected bug"),
+        "{stderr}"
+    );
+}
