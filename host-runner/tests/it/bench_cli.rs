@@ -119,7 +119,7 @@ fn the_minimization_bench_minimizes_a_long_trace_that_fails() {
 /// 2 (a usage error), not 0 as the minimizer's "nothing to minimize" does.
 #[test]
 fn the_minimization_bench_refuses_a_guest_without_a_bug() {
-    let kernel = host_runner::guest_image::build_guest(&[]).expect("the guest");
+    let kernel = host_runner::guest_image::resolve(None).expect("the built guest");
     let run = Command::new(env!("CARGO_BIN_EXE_host-runner"))
         .args(["--accel", "tcg", "bench", "--only", "minimize"])
         .arg("--minimize-kernel")
