@@ -233,7 +233,7 @@ pub fn format_report(run: &CheckRun) -> String {
     for c in &run.checks {
         let _ = writeln!(
             out,
-            "timing ({}): read {}, checker {}, CR3 + info tlb {}, total {}",
+            "timing ({}): read {}, checker {}, CR3 + info tlb after the checker {}, total {}",
             c.source,
             ms(c.read_time),
             ms(c.check_time),

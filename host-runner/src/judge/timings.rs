@@ -23,8 +23,9 @@ pub struct Timings {
     /// incremental).
     pub full_checks: Duration,
     pub full_count: u64,
-    /// Of the checks' time: QEMU's view (`info registers`, `info tlb`,
-    /// the comparison), full checks only.
+    /// Of the checks' time: QEMU's view (`info tlb`, `info registers`,
+    /// the comparison), full checks only, beyond the oracle's check (QEMU
+    /// answers while the oracle checks: `judge::inspect`).
     pub qemu_view: Duration,
     /// Generating operations (the fuzzer's).
     pub generate: Duration,
@@ -89,7 +90,7 @@ impl Timings {
         let incremental = self.checks.saturating_sub(self.full_checks);
         let incremental_count = self.check_count - self.full_count;
         format!(
-            "{}, {}, {} in {} checks ({:.2} ms each: {} full {:.2} ms, of which QEMU's view {:.2} ms; {} incremental {:.2} ms), {}, {}; {:.2} ms per batch round trip",
+            "{}, {}, {} in {} checks ({:.2} ms each: {} full {:.2} ms, of which QEMU's view after the oracle {:.2} ms; {} incremental {:.2} ms), {}, {}; {:.2} ms per batch round trip",
             part("guest", self.guest),
             part("model", self.model),
             part("memory checks", self.checks),
@@ -130,7 +131,7 @@ mod tests {
             ..Timings::default()
         };
         let line = t.split(ms(100));
-        assert!(line.contains("in 6 checks (8.33 ms each: 2 full 20.00 ms, of which QEMU's view 5.00 ms; 4 incremental 2.50 ms)"), "{line}");
+        assert!(line.contains("in 6 checks (8.33 ms each: 2 full 20.00 ms, of which QEMU's view after the oracle 5.00 ms; 4 incremental 2.50 ms)"), "{line}");
         let mut sum = t;
         sum += t;
         assert_eq!(sum.since(&t), t);
