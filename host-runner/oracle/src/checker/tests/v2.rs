@@ -202,6 +202,24 @@ fn file_pages_and_images_hold_the_file_s_bytes() {
     breaks(&c, 6, "file 0 page 0x1 (phys 0x385000) byte 0x3");
 }
 
+/// Without a file's spec, a clean page of it must hold what the file's
+/// image in guest memory holds there (the checker reads the image into its
+/// scratch page; a spec'd file's page is made from the seed instead).
+#[test]
+fn a_file_without_a_spec_is_checked_against_its_image() {
+    let mut c = v2();
+    c.expect.files = vec![None];
+    assert!(run(&c).is_clean(), "{}", run(&c));
+    // The clean page and the image agree on a changed byte: still clean,
+    // for the image is the reference (a spec'd file would see it).
+    c.img.write(c.clean_frame + 9, &[0xaa]);
+    c.img.write(IMAGE + 0x1009, &[0xaa]);
+    assert!(run(&c).is_clean(), "{}", run(&c));
+    // The page alone changed: its bytes differ from the image's.
+    c.img.write(c.clean_frame + 10, &[!file_page(SEED, 1)[10]]);
+    breaks(&c, 6, "byte at 0x10000a");
+}
+
 #[test]
 fn the_swap_store_holds_exactly_the_on_swap_pages() {
     let lengths = SWAP + 3 * 4096;
