@@ -89,13 +89,7 @@ fn quick_bench_json_has_every_section_with_positive_figures() {
 #[test]
 fn the_minimization_bench_minimizes_a_long_trace_that_fails() {
     let kernel = host_runner::guest_image::build_guest(&["inject-leak"]).expect("the guest");
-    let run = Command::new(env!("CARGO_BIN_EXE_host-runner"))
-        .args(["--accel", "tcg", "bench", "--only", "minimize", "--json"])
-        .arg("--minimize-kernel")
-        .arg(&kernel)
-        .args(["--minimize-ops", "2000"])
-        .output()
-        .expect("host-runner runs");
+    let run = minimization_bench(&kernel, 2000);
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stdout}\n{stderr}");
@@ -120,17 +114,23 @@ fn the_minimization_bench_minimizes_a_long_trace_that_fails() {
 #[test]
 fn the_minimization_bench_refuses_a_guest_without_a_bug() {
     let kernel = host_runner::guest_image::resolve(None).expect("the built guest");
-    let run = Command::new(env!("CARGO_BIN_EXE_host-runner"))
-        .args(["--accel", "tcg", "bench", "--only", "minimize"])
-        .arg("--minimize-kernel")
-        .arg(&kernel)
-        .args(["--minimize-ops", "300"])
-        .output()
-        .expect("host-runner runs");
+    let run = minimization_bench(&kernel, 300);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("passes on the guest") && stderr.contains("injected bug"),
         "{stderr}"
     );
+}
+
+/// `bench --only minimize --json` on a long trace of `ops` operations,
+/// minimized on the guest `kernel`.
+fn minimization_bench(kernel: &std::path::Path, ops: usize) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_host-runner"))
+        .args(["--accel", "tcg", "bench", "--only", "minimize", "--json"])
+        .arg("--minimize-kernel")
+        .arg(kernel)
+        .args(["--minimize-ops", &ops.to_string()])
+        .output()
+        .expect("host-runner runs")
 }
