@@ -10,34 +10,28 @@ use super::memory::GuestMemory;
 use super::violation::Violation;
 use super::walk::Translation;
 use crate::model::keys::SpaceAddr;
-use crate::model::{Expected, ModelState};
+use crate::model::{Expected, ModelState, PageSource};
 
-/// The bytes the present page at `virt` must hold: the model's, or for a
-/// clean page of a file without a spec, its image in guest memory; made
-/// in `scratch` where they must be made, else borrowed (a page checked
-/// copies no 4 KiB on the way to its compare).
+/// The bytes the present page at `virt`, in `state`, must hold: the
+/// model's, or for a clean page of a file without a spec, its image in
+/// guest memory; made in `scratch` where they must be made, else borrowed
+/// (a page checked copies no 4 KiB on the way to its compare).
 pub fn expected_page<'s>(
     mem: &dyn GuestMemory,
     hello: &Hello,
     expect: &Expected<'s>,
-    virt: u64,
+    (virt, state): (u64, Option<ModelState>),
     scratch: &'s mut [u8; 4096],
 ) -> Option<&'s [u8; 4096]> {
-    let state = expect.state(virt);
-    let image = match state {
-        Some(ModelState::PresentMmap { file, page, .. }) if expect.bytes(virt).is_none() => {
-            let spec = expect.files().get(usize::from(file)).copied().flatten();
-            spec.is_none().then_some((file, page))
+    match expect.source(virt, state) {
+        PageSource::Image { file, page } => {
+            let info = hello.files.get(usize::from(file))?;
+            mem.read(info.image.start + page * PAGE_SIZE, scratch)
+                .ok()?;
+            Some(scratch)
         }
-        _ => None,
-    };
-    let Some((file, page)) = image else {
-        return expect.expected_in(virt, scratch);
-    };
-    let info = hello.files.get(usize::from(file))?;
-    mem.read(info.image.start + page * PAGE_SIZE, scratch)
-        .ok()?;
-    Some(scratch)
+        source => source.bytes(scratch),
+    }
 }
 
 /// Checks the bytes of the present page `t` (skipped where its state is
@@ -50,7 +44,8 @@ pub fn check_page(
     (scratch, buf): (&mut [u8; 4096], &mut [u8; 4096]),
     out: &mut Vec<Violation>,
 ) {
-    let kind_agrees = match expect.state(t.virt) {
+    let state = expect.state(t.virt);
+    let kind_agrees = match state {
         Some(ModelState::PresentRam { .. }) => t.kind == PresentKind::Ram,
         Some(ModelState::PinnedRam { .. }) => t.kind == PresentKind::PinnedRam,
         Some(ModelState::Shared { .. }) => t.kind == PresentKind::Shared,
@@ -67,7 +62,7 @@ pub fn check_page(
     if !kind_agrees || in_heap(hello, t.virt) || t.frame >> 12 >= hello.total_frames {
         return;
     }
-    let Some(want) = expected_page(mem, hello, expect, t.virt, scratch) else {
+    let Some(want) = expected_page(mem, hello, expect, (t.virt, state), scratch) else {
         return;
     };
     // Compared in place first; read only to name the first difference.

@@ -89,7 +89,7 @@ fn slot_data(
             }
         }
     };
-    let want = expect.expected_in(virt, scratch)?;
+    let want = expect.source(virt, expect.state(virt)).bytes(scratch)?;
     if page == &want[..] {
         return None;
     }

@@ -267,14 +267,12 @@ impl<'a> Expected<'a> {
         page_bytes(self.bytes(addr), self.state(addr), self.files)
     }
 
-    /// As [`Expected::expected_bytes`], borrowed, or made in `scratch`
-    /// (a file's page): the checker's path, where each page checked would
-    /// otherwise copy 4 KiB a few times over.
-    pub fn expected_in<'s>(&self, addr: u64, scratch: &'s mut [u8; 4096]) -> Option<&'s [u8; 4096]>
-    where
-        'a: 's,
-    {
-        Source::of(self.bytes(addr), self.state(addr), self.files).map(|s| s.bytes(scratch))
+    /// Where the bytes of the page holding `addr`, in `state` (what
+    /// [`Expected::state`] answers for it), come from: the checker's path,
+    /// which has the state already and borrows or makes the bytes with
+    /// [`PageSource::bytes`] (no 4 KiB copy per page checked).
+    pub fn source(&self, addr: u64, state: Option<ModelState>) -> PageSource<'a> {
+        PageSource::of(self.bytes(addr), state, self.files)
     }
 
     /// Every non-unusable run: (first page number, end, first page's state).
@@ -328,74 +326,82 @@ impl<'a> Expected<'a> {
 }
 
 /// Where a page's expected bytes come from, without making them: the
-/// host's own bytes, a file's page, or zeros.
+/// host's own bytes, a file's page from its seed, the file's image in
+/// guest memory (a file without a spec: only the checker can read it), or
+/// zeros.
 #[derive(Clone, Copy, Debug)]
-enum Source<'a> {
+pub enum PageSource<'a> {
     Own(&'a [u8; 4096]),
     File { seed: u64, page: u64 },
+    Image { file: u8, page: u64 },
     Zero,
 }
 
 /// A page of zeros, borrowed where a page has no bytes of its own.
 static ZERO: [u8; 4096] = [0; 4096];
 
-impl<'a> Source<'a> {
+impl<'a> PageSource<'a> {
     /// The source of the bytes a page in `state` must hold: the host's
-    /// `own` bytes when it has them, else its file's page (`None`: a file
-    /// without a spec), else zeros.
+    /// `own` bytes when it has them, else its file's page, else zeros.
     fn of(
         own: Option<&'a [u8; 4096]>,
         state: Option<ModelState>,
         files: &[Option<FileSpec>],
-    ) -> Option<Source<'a>> {
+    ) -> PageSource<'a> {
         if let Some(b) = own {
-            return Some(Source::Own(b));
+            return PageSource::Own(b);
         }
         match state {
             Some(
                 ModelState::PresentMmap { file, page, .. }
                 | ModelState::NotPresentMmap { file, page },
-            ) => {
-                let spec = (*files.get(usize::from(file))?)?;
-                Some(Source::File {
+            ) => match files.get(usize::from(file)).copied().flatten() {
+                Some(spec) => PageSource::File {
                     seed: spec.seed,
                     page,
-                })
-            }
-            _ => Some(Source::Zero),
+                },
+                None => PageSource::Image { file, page },
+            },
+            _ => PageSource::Zero,
         }
     }
 
     /// The bytes, made in `scratch` when they must be made (a file's
-    /// page): no 4 KiB page is copied or moved on the way.
-    fn bytes<'s>(self, scratch: &'s mut [u8; 4096]) -> &'s [u8; 4096]
+    /// page): no 4 KiB page is copied or moved on the way. `None` for a
+    /// file's image, which only guest memory holds.
+    pub fn bytes<'s>(self, scratch: &'s mut [u8; 4096]) -> Option<&'s [u8; 4096]>
     where
         'a: 's,
     {
         match self {
-            Source::Own(b) => b,
-            Source::Zero => &ZERO,
-            Source::File { seed, page } => {
+            PageSource::Own(b) => Some(b),
+            PageSource::Zero => Some(&ZERO),
+            PageSource::File { seed, page } => {
                 super::files::fill_file_page(seed, page, scratch);
-                scratch
+                Some(scratch)
             }
+            PageSource::Image { .. } => None,
         }
     }
 
-    fn into_cow(self) -> Cow<'a, [u8; 4096]> {
+    fn into_cow(self) -> Option<Cow<'a, [u8; 4096]>> {
         match self {
-            Source::Own(b) => Cow::Borrowed(b),
-            Source::Zero => Cow::Borrowed(&ZERO),
-            Source::File { seed, page } => Cow::Owned(super::files::file_page(seed, page)),
+            PageSource::Own(b) => Some(Cow::Borrowed(b)),
+            PageSource::Zero => Some(Cow::Borrowed(&ZERO)),
+            PageSource::File { seed, page } => {
+                Some(Cow::Owned(super::files::file_page(seed, page)))
+            }
+            PageSource::Image { .. } => None,
         }
     }
 }
 
-/// The bytes a page in `state` must hold (see [`Source::of`]).
+/// The bytes a page in `state` must hold (see [`PageSource::of`];
+/// `None`: a file without a spec).
 fn page_bytes<'a>(
     own: Option<&'a [u8; 4096]>,
     state: Option<ModelState>,
     files: &[Option<FileSpec>],
 ) -> Option<Cow<'a, [u8; 4096]>> {
-    Source::of(own, state, files).map(Source::into_cow)
+    PageSource::of(own, state, files).into_cow()
 }

@@ -46,7 +46,7 @@ use protocol::{Error, Hello, Privilege, Request, Response, MAX_BATCH};
 use crate::coverage::ModelCoverage;
 
 pub use dirty::Changes;
-pub use expect::{Expectations, Expected};
+pub use expect::{Expectations, Expected, PageSource};
 pub use files::{file_page, FileSpec, FilesError};
 pub use outcomes::TouchOutcomes;
 pub use pages::ModelState;
