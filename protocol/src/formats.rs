@@ -51,7 +51,7 @@
 //!
 //! ## The whole allocate-on-write PD entry
 //!
-//! A PD entry of the managed space outside the heap region may instead be
+//! A PD entry of the managed space (the heap region's included) may instead be
 //! `P=0`, bits 1–3 = `1`, bits 12–51 the physical address of a frame, every
 //! other bit zero (the level-1 allocate-on-write encoding, plus a frame).
 //! All 512 pages under it are usable RAM, allocate on write, exactly as if
@@ -111,10 +111,15 @@
 //!
 //! # The heap region (PML4 slot 384)
 //!
-//! Pages `heap.start..heap.start + heap_max_bytes` always have level-1
-//! entries: allocate-on-write (`0b0010`) or present RAM (`P=1`, `W=1`,
-//! `U=0`, bits 9–11 = `0b001`, NX set). Every other entry of slot 384 is
-//! zero.
+//! Pages `heap.start..heap.start + heap_max_bytes` are allocate on write
+//! (`0b0010`) or present RAM (`P=1`, `W=1`, `U=0`, bits 9–11 = `0b001`,
+//! NX set). Every other level-1 entry of slot 384 is zero. A 2 MiB region
+//! of heap pages all allocate on write may be one whole allocate-on-write
+//! PD entry (above) over its table's frame, as the heap's untouched
+//! tables are from boot: so a walk of the tables reads one entry, not 512,
+//! per 2 MiB of heap never used. Its frame is one of the heap's tables
+//! all the same (a boot reservation, counted in `heap_table_frames`); the
+//! first use of a page under it fills the table.
 //!
 //! # The frame-info table
 //!

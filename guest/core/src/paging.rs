@@ -41,6 +41,7 @@ use x86_64::structures::paging::PhysFrame;
 use crate::backend::{Flush, FrameAccess, PhysMemory};
 use crate::counters::Counters;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
+use crate::holders::Holders;
 use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span};
@@ -161,13 +162,25 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// Makes every table of the heap region `span` and makes its pages
     /// allocate-on-write, its tables counted apart (made at boot, never
     /// freed). With too few frames for them, none is left.
+    ///
+    /// Each page table the span covers whole is a whole allocate-on-write
+    /// PD entry over its frame (`protocol::formats`), as the convert to
+    /// usable RAM leaves one: the heap (RAM / 4) has no level-1 entries
+    /// until its pages are used, so neither a walk of the tables (QEMU's
+    /// `info tlb`, the host's checks) nor boot reads or writes 512 entries
+    /// per 2 MiB of heap it never used. A page's first use fills its table
+    /// ([`PageTables::leaf_slot`]); the frames are the same either way.
     pub fn make_heap_tables(&mut self, span: Span) -> Result<(), NoFrame> {
         let before = self.counters.page_table_frames();
         if let Err(e) = self.ensure_tables(span) {
             self.update(span, &mut |_: &mut Self, _, _| None);
             return Err(e);
         }
-        self.update(span, &mut |_: &mut Self, _, _| Some(Pte::AllocOnWrite));
+        let none = Holders {
+            finfo: None,
+            swap: None,
+        };
+        self.make_usable(span, none);
         self.counters.tables_are_the_heaps(before);
         Ok(())
     }

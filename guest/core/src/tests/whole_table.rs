@@ -300,3 +300,52 @@ fn a_page_table_made_whole_allocate_on_write_is_invalidated() {
     );
     check(&mut m);
 }
+
+#[test]
+fn the_heaps_untouched_tables_are_whole_allocate_on_write_entries() {
+    // 64 MiB: a 16 MiB heap, eight page tables' worth.
+    let mut m = SimMachine::new(16384);
+    let hello = checked_hello(&mut m);
+    let boot = stats(&mut m);
+    let regions: Vec<u64> = (0..boot.heap_max_bytes >> 21)
+        .map(|t| hello.heap.start + (t << 21))
+        .collect();
+    assert_eq!(regions.len(), 8);
+    let whole = |m: &mut SimMachine| {
+        regions
+            .iter()
+            .filter(|&&r| pte::is_whole_aow(pd_entry(m, r)))
+            .count()
+    };
+    // Every region but those the kernel's own blocks use (at the start).
+    let untouched = whole(&mut m);
+    assert!(untouched >= 7, "{untouched} of 8 regions whole");
+    // A host block (upper half of the heap) written: its region alone
+    // becomes a page table, over the frame kept for it.
+    let kmalloc = Request::Kmalloc {
+        size: 4096,
+        align: 4096,
+        privilege: K,
+    };
+    let Response::Kmalloc { addr } = req(&mut m, kmalloc).split_reclaimed().1 else {
+        panic!("kmalloc refused")
+    };
+    assert!(pte::is_whole_aow(pd_entry(&mut m, addr)));
+    let write = Request::Write {
+        addr,
+        len: 4096,
+        seed: 5,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, write).split_reclaimed().1, Response::Done);
+    assert!(!pte::is_whole_aow(pd_entry(&mut m, addr)));
+    assert_eq!(whole(&mut m), untouched - 1);
+    check(&mut m);
+    let s = stats(&mut m);
+    assert_eq!(
+        s.heap_table_frames, boot.heap_table_frames,
+        "no frame taken"
+    );
+    assert_eq!(s.heap_pages, boot.heap_pages + 1);
+    reset_and_check(&mut m);
+}

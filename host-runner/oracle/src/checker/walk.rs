@@ -142,9 +142,6 @@ pub(super) struct Walker<'a> {
     pub(super) tree: Tree,
     pool: &'a mut Vec<Entries>,
     pub(super) out: &'a mut Vec<Violation>,
-    /// The PML4 slot of the heap region, where no whole allocate-on-write
-    /// entry may stand.
-    heap_slot: u64,
     /// 512 allocate-on-write entries: the table of every whole
     /// allocate-on-write entry.
     aow: Entries,
@@ -180,7 +177,6 @@ pub(crate) fn walk(
         tree: Tree { tables },
         pool,
         out,
-        heap_slot: (hello.heap.start >> 39) & 511,
         aow: Arc::new([AOW_LEAF; 512]),
     };
     let mut steps = Vec::with_capacity(4);
@@ -234,15 +230,6 @@ impl<'a> Walker<'a> {
         });
         match decode_upper(raw, lower, level == 1) {
             Ok(Upper::Table(next)) => self.table(level, next, virt, steps, lower),
-            Ok(Upper::WholeAow(_)) if (virt >> 39) & 511 == self.heap_slot => {
-                self.out.push(Violation::BadEntry {
-                    path: Path {
-                        virt,
-                        steps: steps.clone(),
-                    },
-                    why: "whole allocate-on-write PD entry in the heap region, whose pages always have level-1 entries",
-                })
-            }
             Ok(Upper::WholeAow(frame)) => self.whole_aow(frame, virt, steps),
             Err(why) => self.out.push(Violation::BadEntry {
                 path: Path {
