@@ -2,8 +2,9 @@
 //!
 //! After boot the PML4 holds exactly two kinds of kernel entries:
 //! - slot 256: the direct map of all RAM at `DIRECT_MAP_OFFSET + phys`
-//!   (2 MiB pages; tables are statics of the image), and of the I/O and
-//!   local APICs' registers (uncached 2 MiB pages, `irq`);
+//!   (a 1 GiB page for each GiB that is RAM throughout, when the CPU has
+//!   them; 2 MiB pages for the rest; tables are statics of the image), and
+//!   of the I/O and local APICs' registers (uncached 2 MiB pages, `irq`);
 //! - slot 511: the kernel image at `KERNEL_BASE + phys` (4 KiB pages with
 //!   per-section permissions: `image_map`).
 //!
@@ -22,6 +23,7 @@ use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{Page, PageTable, PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 
+use vmm_core::conv::usize_of;
 use vmm_core::layout::{
     DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_START, KERNEL_BASE, KERNEL_PML4_SLOT,
 };
@@ -47,6 +49,17 @@ static mut DIRECT: DirectTables = DirectTables {
     pdpt: PageTable::new(),
     pds: [const { PageTable::new() }; DIRECT_MAP_GIB],
 };
+
+/// The APICs' registers (`irq`), which the direct map maps uncached.
+const MMIO_PAGES: [u64; 2] = [crate::irq::IOAPIC_PHYS, crate::irq::LAPIC_PHYS];
+
+/// Whether the CPU maps 1 GiB pages (CPUID 8000_0001h, EDX bit 26,
+/// `pdpe1gb`; the runner asks QEMU for it).
+fn cpu_has_gib_pages() -> bool {
+    use core::arch::x86_64::__cpuid;
+    // The extended leaves the CPU has: 8000_0001h must be among them.
+    __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).edx & (1 << 26) != 0
+}
 
 /// Physical address of a static of the kernel image.
 fn image_phys<T>(p: *const T) -> u64 {
@@ -87,13 +100,34 @@ pub unsafe fn init(layout: &PhysLayout) {
     let direct = unsafe { &mut *core::ptr::addr_of_mut!(DIRECT) };
     let table = F::PRESENT | F::WRITABLE;
     let huge = F::PRESENT | F::WRITABLE | F::HUGE_PAGE | F::NO_EXECUTE;
+    // A GiB that is RAM throughout is one 1 GiB page, so the direct map
+    // has a handful of entries whatever the RAM size (QEMU's `info tlb`,
+    // which every full check reads, lists one line per entry). A GiB
+    // with a hole, or the APICs' registers, keeps 2 MiB pages: the map
+    // holds RAM only, with write-back caching.
+    let gib_pages = cpu_has_gib_pages();
+    let mmio_gibs = MMIO_PAGES.map(|phys| phys / GIB);
+    let whole_gib = |gib: u64| {
+        gib_pages
+            && !mmio_gibs.contains(&gib)
+            && layout
+                .ram
+                .iter()
+                .any(|r| r.start <= gib * GIB && (gib + 1) * GIB <= r.end)
+    };
     for r in &layout.ram {
         let mut chunk = r.start / HUGE * HUGE;
         while chunk < r.end {
-            let gib = (chunk / GIB) as usize;
-            let pd_phys = image_phys(&direct.pds[gib]);
-            direct.pdpt[gib].set_addr(PhysAddr::new(pd_phys), table);
-            direct.pds[gib][((chunk % GIB) / HUGE) as usize].set_addr(PhysAddr::new(chunk), huge);
+            let gib = chunk / GIB;
+            let slot = usize_of(gib);
+            if whole_gib(gib) {
+                direct.pdpt[slot].set_addr(PhysAddr::new(gib * GIB), huge);
+                chunk = (gib + 1) * GIB;
+                continue;
+            }
+            let pd_phys = image_phys(&direct.pds[slot]);
+            direct.pdpt[slot].set_addr(PhysAddr::new(pd_phys), table);
+            direct.pds[slot][usize_of((chunk % GIB) / HUGE)].set_addr(PhysAddr::new(chunk), huge);
             chunk += HUGE;
         }
     }
@@ -101,7 +135,7 @@ pub unsafe fn init(layout: &PhysLayout) {
     // allocator never hands these frames out).
     let mmio =
         F::PRESENT | F::WRITABLE | F::HUGE_PAGE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
-    for phys in [crate::irq::IOAPIC_PHYS, crate::irq::LAPIC_PHYS] {
+    for phys in MMIO_PAGES {
         let page = phys / HUGE * HUGE;
         let gib = (page / GIB) as usize;
         direct.pdpt[gib].set_addr(PhysAddr::new(image_phys(&direct.pds[gib])), table);

@@ -70,6 +70,9 @@ pub struct QemuArgs {
     pub monitor_socket: Option<PathBuf>,
 }
 
+/// The vCPU: `qemu64` (QEMU's default) plus `pdpe1gb`.
+const CPU_MODEL: &str = "qemu64,+pdpe1gb";
+
 /// The id of the shared RAM backend.
 const RAM_BACKEND_ID: &str = "vmmfuzz-ram";
 
@@ -83,6 +86,11 @@ impl QemuArgs {
         };
         opt(&mut v, "-M", "microvm".into());
         opt(&mut v, "-accel", self.accel.qemu_name().into());
+        // QEMU's default CPU model with 1 GiB pages, which the guest's
+        // direct map uses for each GiB of RAM (without them it falls back
+        // to 2 MiB pages; a KVM host without them gets a warning from
+        // QEMU and the same fallback).
+        opt(&mut v, "-cpu", CPU_MODEL.into());
         opt(&mut v, "-m", format!("{}M", self.ram_mib).into());
         v.extend(["-nodefaults", "-no-user-config", "-no-reboot"].map(OsString::from));
         opt(&mut v, "-display", "none".into());
@@ -181,7 +189,7 @@ mod tests {
     /// The line every guest booted with before the builder: the serial
     /// transport's and the ring's alike (the transport is chosen after the
     /// handshake, not on QEMU's command line).
-    const BARE: &str = "-M microvm -accel tcg -m 128M -nodefaults -no-user-config -no-reboot \
+    const BARE: &str = "-M microvm -accel tcg -cpu qemu64,+pdpe1gb -m 128M -nodefaults -no-user-config -no-reboot \
          -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
          -serial chardev:s0 -chardev socket,id=s0,path=/tmp/d,,x/serial.sock \
          -qmp unix:/tmp/d/qmp.sock,server=on,wait=off -kernel /k/vmmfuzz-kernel";
