@@ -6,8 +6,10 @@
 //! QEMU's `info tlb`), and the incremental check between batches
 //! ([`JudgedVm::check_at`] without `full`: what the operations since the
 //! last clean check could have changed) after a write of a few pages.
-//! `cargo bench -p oracle --bench checks` measures the oracle's part alone,
-//! over synthetic images.
+//! Each full check's row comes with its two parts: the oracle's check, and
+//! QEMU's view (`info tlb`, `info registers`), asked for before the
+//! oracle's check and waited for after it. `cargo bench -p oracle --bench
+//! checks` measures the oracle's part alone, over synthetic images.
 
 use std::time::Instant;
 
@@ -60,16 +62,21 @@ pub async fn check_rows(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figur
             let requests = map_and_write(MAP_AT + mapped * 4096, target - mapped);
             vm.steps(requests).await.map_err(failed(stage("mapping")))?;
             mapped = target;
-            let mut ms = Vec::new();
+            let (mut ms, mut oracle, mut qemu) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..plan.runs.max(1) {
                 let t = Instant::now();
-                vm.check().await.map_err(failed(stage("check")))?;
+                let check = vm.check_timed().await.map_err(failed(stage("check")))?;
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
+                oracle.push(check.check_time.as_secs_f64() * 1e3);
+                qemu.push(check.qemu_time.as_secs_f64() * 1e3);
             }
+            let full = format!("{ram} MiB RAM, {mapped} pages mapped: full check");
+            out.extend(tag.median(full.clone(), Unit::Millis, &ms));
+            out.extend(tag.median(format!("{full}: the oracle"), Unit::Millis, &oracle));
             out.extend(tag.median(
-                format!("{ram} MiB RAM, {mapped} pages mapped: full check"),
+                format!("{full}: QEMU's view after the oracle"),
                 Unit::Millis,
-                &ms,
+                &qemu,
             ));
             let mut ms = Vec::new();
             for run in 0..plan.runs.max(1) {

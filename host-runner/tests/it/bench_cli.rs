@@ -69,6 +69,32 @@ fn quick_bench_json_has_every_section_with_positive_figures() {
             "no {check} figure in the checks section"
         );
     }
+    // Each full check comes with its parts, each at most the whole (in
+    // every sample, so in the medians).
+    let checks: Vec<_> = report
+        .figures
+        .iter()
+        .filter(|f| f.section == Section::Checks)
+        .collect();
+    let fulls: Vec<_> = checks
+        .iter()
+        .filter(|f| f.name.ends_with(": full check"))
+        .collect();
+    assert!(!fulls.is_empty());
+    for full in fulls {
+        for part in ["the oracle", "QEMU's view after the oracle"] {
+            let name = format!("{}: {part}", full.name);
+            let Some(p) = checks.iter().find(|f| f.name == name) else {
+                panic!("no {name:?} figure")
+            };
+            assert!(
+                p.value <= full.value,
+                "{name}: {} > {}",
+                p.value,
+                full.value
+            );
+        }
+    }
     assert!(
         report
             .notes

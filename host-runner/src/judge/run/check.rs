@@ -74,10 +74,23 @@ impl JudgedVm {
         full: bool,
         qemu: bool,
     ) -> Result<CheckReport, Failure> {
+        self.judged_inspect(at, full, qemu)
+            .await
+            .map(|check| check.report)
+    }
+
+    /// [`JudgedVm::check_with`], answering the whole check (its parts'
+    /// times included) when it is clean.
+    async fn judged_inspect(
+        &mut self,
+        at: Option<usize>,
+        full: bool,
+        qemu: bool,
+    ) -> Result<MemoryCheck, Failure> {
         self.coverage.poll(&self.vm);
         let check = self.inspect_with(full, qemu).await?;
         if check.is_clean() {
-            return Ok(check.report);
+            return Ok(check);
         }
         let after = at.map_or("at boot".to_string(), |i| format!("after operation {i}"));
         let message = format!(
@@ -93,6 +106,14 @@ impl JudgedVm {
     /// else an `Invariant` failure listing every violation.
     pub async fn check(&mut self) -> Result<CheckReport, Failure> {
         self.check_at(self.index.checked_sub(1), true).await
+    }
+
+    /// [`JudgedVm::check`], answering the whole check: what its parts
+    /// took (the oracle's check, QEMU's view after it) with the report.
+    pub async fn check_timed(&mut self) -> Result<MemoryCheck, Failure> {
+        let qemu = self.opts.tlb_check;
+        self.judged_inspect(self.index.checked_sub(1), true, qemu)
+            .await
     }
 
     /// Runs `f` on the paused guest's RAM (for decoding walks at a failure).
