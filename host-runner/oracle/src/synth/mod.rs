@@ -165,8 +165,16 @@ impl Image {
         for p in 0..file_pages {
             img.write(file_at + p * 4096, &crate::model::file_page(FILE_SEED, p));
         }
+        // The heap as the guest makes it at boot: every page allocate on
+        // write, each whole 2 MiB a whole allocate-on-write PD entry over
+        // the frame kept for its table (`protocol::formats`).
         for p in 0..heap_max >> 12 {
             img.set_leaf(HEAP + (p << 12), AOW);
+        }
+        for region in 0..heap_max >> 21 {
+            let at = img.entry_addr(HEAP + (region << 21), 2);
+            let table = img.read_u64(at) & 0x000f_ffff_ffff_f000;
+            img.write_u64(at, table | AOW);
         }
         img.hello.boot_free_frames = total - img.used_frames();
         img

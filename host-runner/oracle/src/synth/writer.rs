@@ -8,6 +8,9 @@ use crate::model::keys::is_user;
 
 /// The present-count bits of a PD entry.
 const PRESENT_COUNT: u64 = 0x3ff << 52;
+/// A whole allocate-on-write PD entry's bits besides its frame, which are
+/// also the level-1 allocate-on-write entry (`protocol::formats`).
+const WHOLE_AOW: u64 = 1 << 1;
 
 impl Image {
     pub fn read_u64(&self, phys: u64) -> u64 {
@@ -74,9 +77,21 @@ impl Image {
     }
 
     /// The table the upper-level entry at `at` names, made (zeroed, present,
-    /// writable, user below the canonical hole) where the entry is zero.
+    /// writable, user below the canonical hole) where the entry is zero,
+    /// and filled with 512 allocate-on-write entries where it is a whole
+    /// allocate-on-write PD entry (as the guest makes a page table of one:
+    /// its frame, present count 0).
     pub fn table_at(&mut self, at: u64, virt: u64) -> u64 {
         let mut e = self.read_u64(at);
+        if e & P == 0 && e & !ADDR == WHOLE_AOW {
+            let t = e & ADDR;
+            for k in 0..512 {
+                self.write_u64(t + k * 8, WHOLE_AOW);
+            }
+            let user = if is_user(virt) { U } else { 0 };
+            e = t | P | W | user;
+            self.write_u64(at, e);
+        }
         if e == 0 {
             let t = self.alloc();
             self.write(t, &[0; 4096]);
