@@ -25,7 +25,8 @@ use x86_64::PhysAddr;
 
 use vmm_core::conv::usize_of;
 use vmm_core::layout::{
-    DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_START, KERNEL_BASE, KERNEL_PML4_SLOT,
+    direct_map_gib_page, DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_START, KERNEL_BASE,
+    KERNEL_PML4_SLOT,
 };
 use vmm_core::pte::ACCESSED;
 use vmm_core::FrameRefused;
@@ -103,18 +104,10 @@ pub unsafe fn init(layout: &PhysLayout) {
     // A GiB that is RAM throughout is one 1 GiB page, so the direct map
     // has a handful of entries whatever the RAM size (QEMU's `info tlb`,
     // which every full check reads, lists one line per entry). A GiB
-    // with a hole, or the APICs' registers, keeps 2 MiB pages: the map
-    // holds RAM only, with write-back caching.
+    // with a hole, or the APICs' registers, keeps 2 MiB pages over its
+    // RAM, as before (so a 1 GiB page never maps a hole write-back).
     let gib_pages = cpu_has_gib_pages();
-    let mmio_gibs = MMIO_PAGES.map(|phys| phys / GIB);
-    let whole_gib = |gib: u64| {
-        gib_pages
-            && !mmio_gibs.contains(&gib)
-            && layout
-                .ram
-                .iter()
-                .any(|r| r.start <= gib * GIB && (gib + 1) * GIB <= r.end)
-    };
+    let whole_gib = |gib: u64| direct_map_gib_page(&layout.ram, &MMIO_PAGES, gib_pages, gib);
     for r in &layout.ram {
         let mut chunk = r.start / HUGE * HUGE;
         while chunk < r.end {
@@ -137,9 +130,9 @@ pub unsafe fn init(layout: &PhysLayout) {
         F::PRESENT | F::WRITABLE | F::HUGE_PAGE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
     for phys in MMIO_PAGES {
         let page = phys / HUGE * HUGE;
-        let gib = (page / GIB) as usize;
+        let gib = usize_of(page / GIB);
         direct.pdpt[gib].set_addr(PhysAddr::new(image_phys(&direct.pds[gib])), table);
-        direct.pds[gib][((page % GIB) / HUGE) as usize].set_addr(PhysAddr::new(page), mmio);
+        direct.pds[gib][usize_of((page % GIB) / HUGE)].set_addr(PhysAddr::new(page), mmio);
     }
     let pdpt_phys = image_phys(&direct.pdpt);
     // SAFETY: the boot PML4 and PD are image tables; nothing else holds a
