@@ -219,19 +219,35 @@ impl Image {
     }
 
     /// The physical address of `virt`'s level-1 entry (a key: see
-    /// `crate::model::keys`), if its space and tables exist.
+    /// `crate::model::keys`), if its space and tables exist (none under a
+    /// whole allocate-on-write PD entry, whose table is not filled).
     pub fn leaf_addr(&self, virt: u64) -> Option<u64> {
         let pd = address_path(&self.mem, self.root_of(virt)?, virt).nth(2)?;
         Some(pd.leads_to()? + ((virt >> 12) & 511) * 8)
     }
 
-    /// The level-1 entry of `virt` (0 where no table exists).
+    /// The level-1 entry of `virt`: 0 where no table exists, and the
+    /// allocate-on-write entry under a whole allocate-on-write PD entry
+    /// (what its 512 pages are).
     pub fn leaf(&self, virt: u64) -> u64 {
-        self.leaf_addr(virt).map_or(0, |a| self.read_u64(a))
+        if let Some(a) = self.leaf_addr(virt) {
+            return self.read_u64(a);
+        }
+        let whole = self
+            .root_of(virt)
+            .and_then(|root| address_path(&self.mem, root, virt).nth(2))
+            .is_some_and(|pd| pd.raw.is_ok_and(|raw| raw & P == 0 && raw & !ADDR == AOW));
+        if whole {
+            AOW
+        } else {
+            0
+        }
     }
 
     /// Clears `virt`'s level-1 entry and frees the tables it leaves empty
-    /// (a kernel PDPT's PML4 entry cleared in every space's PML4).
+    /// (a kernel PDPT's PML4 entry cleared in every space's PML4). Under a
+    /// whole allocate-on-write PD entry it does nothing: set the page
+    /// first ([`Image::set_leaf`] fills the table).
     pub fn clear_leaf(&mut self, virt: u64) {
         let Some(root) = self.root_of(virt) else {
             return;

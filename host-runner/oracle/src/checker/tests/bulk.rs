@@ -9,7 +9,9 @@ use super::{assert_broken, assert_says, broken};
 use crate::bench::Scenario;
 
 /// A 64 MiB machine with nothing mapped: its heap region is 16 MiB of
-/// allocate-on-write entries, 8 whole level-1 tables.
+/// allocate-on-write pages, 8 whole allocate-on-write PD entries (as the
+/// guest boots); a test that sets a heap page fills that region's table
+/// first (`Image::table_at`), so its entries are then scanned.
 fn machine() -> Scenario {
     Scenario::empty(64, 16)
 }
