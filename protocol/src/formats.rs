@@ -57,7 +57,8 @@
 //! All 512 pages under it are usable RAM, allocate on write, exactly as if
 //! the entry named a page table of 512 allocate-on-write entries; the frame
 //! is that page table's, kept for it: in use in the bitmap and counted in
-//! `page_table_frames` like any table of the managed space, but its bytes
+//! `page_table_frames` like any table of the managed space (in the heap
+//! region, in `heap_table_frames` like the heap's tables), but its bytes
 //! mean nothing and are not read. When the VMM needs the page table (a page
 //! under the entry touched, or some of its pages changed) it fills the
 //! frame with 512 allocate-on-write entries and makes the entry a table

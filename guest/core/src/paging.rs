@@ -166,10 +166,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// Each page table the span covers whole is a whole allocate-on-write
     /// PD entry over its frame (`protocol::formats`), as the convert to
     /// usable RAM leaves one: the heap (RAM / 4) has no level-1 entries
-    /// until its pages are used, so neither a walk of the tables (QEMU's
-    /// `info tlb`, the host's checks) nor boot reads or writes 512 entries
-    /// per 2 MiB of heap it never used. A page's first use fills its table
-    /// ([`PageTables::leaf_slot`]); the frames are the same either way.
+    /// until its pages are used, so a walk of the tables (QEMU's `info
+    /// tlb`, the host's checks) reads one entry, not 512, per 2 MiB of heap
+    /// never used. (Boot still zeroes each table's frame as it makes it,
+    /// and the convert reads it back once.) A page's first use fills its
+    /// table ([`PageTables::leaf_slot`]); the frames are the same either
+    /// way.
     pub fn make_heap_tables(&mut self, span: Span) -> Result<(), NoFrame> {
         let before = self.counters.page_table_frames();
         if let Err(e) = self.ensure_tables(span) {

@@ -27,8 +27,10 @@
 //!
 //! # Invariants
 //! - Every page of the heap region has its tables from boot on (never
-//!   freed) and is allocate-on-write or present RAM; a present page holds a
-//!   frame taken from the top of memory.
+//!   freed: a 2 MiB region never used has its page table's frame under a
+//!   whole allocate-on-write PD entry, filled at its first use) and is
+//!   allocate-on-write or present RAM; a present page holds a frame taken
+//!   from the top of memory.
 //! - The scavenger returns only pages none of whose granules is used, so a
 //!   live block never loses its frame; the kernel's own blocks are
 //!   committed (present) before they are handed out, so using them never
