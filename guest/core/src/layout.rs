@@ -43,7 +43,7 @@ pub const KERNEL_PML4_SLOT: u16 = 511;
 pub const MAX_SPACES: u16 = 16;
 
 /// Bytes one PDPT entry maps as a huge page.
-const GIB: u64 = 1 << 30;
+pub const GIB: u64 = 1 << 30;
 
 /// Whether the direct map maps GiB `gib` of physical memory with one
 /// 1 GiB page: the CPU has them (`gib_pages`), one range of `ram` (RAM,

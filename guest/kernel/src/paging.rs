@@ -25,7 +25,7 @@ use x86_64::PhysAddr;
 
 use vmm_core::conv::usize_of;
 use vmm_core::layout::{
-    direct_map_gib_page, DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, HEAP_START, KERNEL_BASE,
+    direct_map_gib_page, DIRECT_MAP_OFFSET, DIRECT_MAP_PML4_SLOT, GIB, HEAP_START, KERNEL_BASE,
     KERNEL_PML4_SLOT,
 };
 use vmm_core::pte::ACCESSED;
@@ -35,7 +35,6 @@ use crate::memory::PhysLayout;
 use crate::{boot, image_map};
 
 const HUGE: u64 = 2 << 20;
-const GIB: u64 = 1 << 30;
 
 /// GiB of physical address space the direct map can cover.
 pub const DIRECT_MAP_GIB: usize = 64;

@@ -8,10 +8,10 @@
 //! last clean check could have changed) after a write of a few pages.
 //! Each full check's row comes with its two parts: the oracle's check, and
 //! QEMU's view (`info tlb`, `info registers`), asked for before the
-//! oracle's check and waited for after it. (Reading RAM is a third part,
-//! none through the shared mapping the bench's guests use, a copy with
-//! `pmemsave`.) `cargo bench -p oracle --bench
-//! checks` measures the oracle's part alone, over synthetic images.
+//! oracle's check and waited for after it. (Reading RAM would be a third
+//! part with `pmemsave`; the bench's guests share their RAM, which takes no
+//! reading.) `cargo bench -p oracle --bench checks` measures the oracle's
+//! part alone, over synthetic images.
 
 use std::time::Instant;
 

@@ -27,6 +27,13 @@ const ADDR: u64 = 0x000f_ffff_ffff_f000;
 const NX: u64 = 1 << 63;
 /// Allocate on write.
 pub(crate) const AOW: u64 = 1 << 1;
+
+/// The frame a whole allocate-on-write PD entry keeps for its page table
+/// (`protocol::formats`: P clear, the allocate-on-write bits, a frame), or
+/// `None` for any other entry.
+fn whole_aow_frame(raw: u64) -> Option<u64> {
+    (raw & P == 0 && raw & !ADDR == AOW).then_some(raw & ADDR)
+}
 /// The kernel space and the heap region (PML4 slots 385 and 384 less one).
 pub const KSPACE: u64 = 0xffff_c080_0000_0000;
 pub const HEAP: u64 = 0xffff_c000_0000_0000;
@@ -165,16 +172,19 @@ impl Image {
         for p in 0..file_pages {
             img.write(file_at + p * 4096, &crate::model::file_page(FILE_SEED, p));
         }
-        // The heap as the guest makes it at boot: every page allocate on
-        // write, each whole 2 MiB a whole allocate-on-write PD entry over
-        // the frame kept for its table (`protocol::formats`).
-        for p in 0..heap_max >> 12 {
-            img.set_leaf(HEAP + (p << 12), AOW);
-        }
-        for region in 0..heap_max >> 21 {
-            let at = img.entry_addr(HEAP + (region << 21), 2);
-            let table = img.read_u64(at) & 0x000f_ffff_ffff_f000;
+        // The heap as the guest makes it at boot: each whole 2 MiB a
+        // whole allocate-on-write PD entry over the frame kept for its
+        // table (`protocol::formats`), the pages of a last partial 2 MiB
+        // allocate on write in a filled table.
+        let whole = heap_max >> 21;
+        for region in 0..whole {
+            let virt = HEAP + (region << 21);
+            let at = img.entry_addr(virt, 2);
+            let table = img.table_at(at, virt);
             img.write_u64(at, table | AOW);
+        }
+        for p in whole << 9..heap_max >> 12 {
+            img.set_leaf(HEAP + (p << 12), AOW);
         }
         img.hello.boot_free_frames = total - img.used_frames();
         img
@@ -236,7 +246,7 @@ impl Image {
         let whole = self
             .root_of(virt)
             .and_then(|root| address_path(&self.mem, root, virt).nth(2))
-            .is_some_and(|pd| pd.raw.is_ok_and(|raw| raw & P == 0 && raw & !ADDR == AOW));
+            .is_some_and(|pd| pd.raw.is_ok_and(|raw| whole_aow_frame(raw).is_some()));
         if whole {
             AOW
         } else {

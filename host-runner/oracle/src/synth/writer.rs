@@ -3,14 +3,11 @@
 //! `protocol::formats` "Upper-level entries"). The benchmarks' machines
 //! and the checker's test images are all [`Image`]s, of other layouts.
 
-use super::{Image, ADDR, P, U, W};
+use super::{whole_aow_frame, Image, ADDR, AOW, P, U, W};
 use crate::model::keys::is_user;
 
 /// The present-count bits of a PD entry.
 const PRESENT_COUNT: u64 = 0x3ff << 52;
-/// A whole allocate-on-write PD entry's bits besides its frame, which are
-/// also the level-1 allocate-on-write entry (`protocol::formats`).
-const WHOLE_AOW: u64 = 1 << 1;
 
 impl Image {
     pub fn read_u64(&self, phys: u64) -> u64 {
@@ -83,10 +80,9 @@ impl Image {
     /// its frame, present count 0).
     pub fn table_at(&mut self, at: u64, virt: u64) -> u64 {
         let mut e = self.read_u64(at);
-        if e & P == 0 && e & !ADDR == WHOLE_AOW {
-            let t = e & ADDR;
+        if let Some(t) = whole_aow_frame(e) {
             for k in 0..512 {
-                self.write_u64(t + k * 8, WHOLE_AOW);
+                self.write_u64(t + k * 8, AOW);
             }
             let user = if is_user(virt) { U } else { 0 };
             e = t | P | W | user;
