@@ -62,11 +62,25 @@ pub fn serve(kernel: &mut Kernel) -> ! {
 }
 
 /// How long the CPU looks at the ring for the host's next request before it
-/// sleeps, in TSC ticks: about 40 µs at 2.5 GHz (under TCG the TSC is the
+/// sleeps, in TSC ticks: about 400 µs at 2.5 GHz (under TCG the TSC is the
 /// host's). A host that posts within it needs no doorbell (`waiting` still
 /// reads 0) and the guest no wake-up from `hlt`; a host busy longer (a
 /// memory check, a new sequence) costs the guest this much spinning.
-const SPIN_TICKS: u64 = 100_000;
+///
+/// Between two batches of a campaign the host judges the answers and
+/// generates the next batch: about 200 µs for the default mix's 5 or so
+/// operations per batch. A wake-up from `hlt` costs about 250 µs more than
+/// a request found while spinning (a ping after 3 ms idle: 216-296 µs
+/// median, against 27-68 µs back to back, TCG, this 2-core machine): the
+/// doorbell byte goes through QEMU's main loop, the serial device, the
+/// interrupt and the vCPU's wake-up, each a hand-over between threads. So
+/// the spin outlasts the usual gap: measured at 40 µs against 400 µs, 40-s
+/// campaigns of seed 7 alternated, 1,979 and 2,258 against 2,239 and
+/// 2,660 checked operations/s with `--jobs 1` (1.92 and 1.67 against 1.66
+/// and 1.39 ms per batch), and 4,251 and 4,499 against 4,356 and 4,543
+/// with `--jobs 2`, where the two cores are busy anyway and a spinning
+/// guest's core is one the other job could use.
+const SPIN_TICKS: u64 = 1_000_000;
 
 /// Looks at the ring until a request is posted (true) or [`SPIN_TICKS`]
 /// pass (false).
