@@ -74,7 +74,8 @@ impl From<crate::rpc::RpcError> for BenchError {
 pub struct BenchPlan {
     /// Runs (each on fresh guests) whose medians the figures are.
     pub runs: usize,
-    /// Single pings per run.
+    /// Single pings per run, back to back (and a tenth as many, at least
+    /// 5, each after 3 ms idle: the guest asleep).
     pub round_trips: usize,
     /// Transports of the boot, round-trip and batched sections.
     pub transports: Vec<Link>,

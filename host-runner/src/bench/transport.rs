@@ -20,6 +20,8 @@ use crate::session::{Transport, Vm, VmConfig};
 struct Samples {
     boot: Vec<f64>,
     round_trip: Vec<f64>,
+    /// Pings each sent after [`IDLE`] without a request: the guest asleep.
+    idle_round_trip: Vec<f64>,
     /// Per batch size (the plan's order): one sample per batch.
     pings: Vec<Vec<f64>>,
     mix: Vec<Vec<f64>>,
@@ -62,6 +64,14 @@ pub async fn figures(
             let t = Instant::now();
             let answer = vm.call(Request::Ping { nonce }).await?;
             s.round_trip.push(t.elapsed().as_secs_f64());
+            expect_pong(answer, nonce)?;
+        }
+        for _ in 0..idle_pings(plan.round_trips) {
+            tokio::time::sleep(IDLE).await;
+            nonce += 1;
+            let t = Instant::now();
+            let answer = vm.call(Request::Ping { nonce }).await?;
+            s.idle_round_trip.push(t.elapsed().as_secs_f64());
             expect_pong(answer, nonce)?;
         }
         for (i, &size) in sizes.iter().enumerate() {
@@ -110,6 +120,11 @@ impl Samples {
             ..tag
         };
         out.extend(tag.median("ping", Unit::Micros, &us(&self.round_trip)));
+        out.extend(tag.median(
+            "ping after 3 ms idle (the guest asleep in hlt: its wake-up)",
+            Unit::Micros,
+            &us(&self.idle_round_trip),
+        ));
         let tag = Tag {
             section: Section::Batched,
             ..tag
@@ -134,6 +149,20 @@ impl Samples {
         }
         out
     }
+}
+
+/// How long the host leaves the guest without a request before an idle
+/// ping: longer than the guest's spin for the next request (about 400 µs,
+/// `guest/kernel/src/rpc.rs`), so the guest is asleep in `hlt` and the
+/// ping pays its wake-up (the doorbell byte through QEMU's main loop and
+/// serial device, the interrupt, the vCPU's wake-up), as a batch does
+/// after the host's memory checks or any gap longer than the spin.
+const IDLE: Duration = Duration::from_millis(3);
+
+/// Idle pings per run: a tenth of the back-to-back ones (each costs
+/// [`IDLE`] more), at least 5.
+fn idle_pings(round_trips: usize) -> usize {
+    (round_trips / 10).max(5)
 }
 
 /// Requests per second over all of `batches` (seconds each) of `size`

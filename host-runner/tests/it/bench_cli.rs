@@ -52,6 +52,18 @@ fn quick_bench_json_has_every_section_with_positive_figures() {
                 "no {section:?} figure on {link:?}"
             );
         }
+        // The round trip back to back, and after the guest fell asleep.
+        for ping in ["ping", "ping after 3 ms idle"] {
+            assert!(
+                report
+                    .figures
+                    .iter()
+                    .any(|f| f.section == Section::RoundTrip
+                        && f.transport == Some(link)
+                        && (f.name == ping || (ping != "ping" && f.name.starts_with(ping)))),
+                "no {ping:?} round trip on {link:?}"
+            );
+        }
     }
     assert!(
         report
