@@ -70,16 +70,18 @@ pub fn serve(kernel: &mut Kernel) -> ! {
 /// Between two batches of a campaign the host judges the answers and
 /// generates the next batch: about 200 µs for the default mix's 5 or so
 /// operations per batch. A wake-up from `hlt` costs about 250 µs more than
-/// a request found while spinning (a ping after 3 ms idle: 216-296 µs
-/// median, against 27-68 µs back to back, TCG, this 2-core machine): the
+/// a request found while spinning (`bench --only round_trip`, ring: 310 µs
+/// after 3 ms idle against 60 µs back to back, TCG, a 2-core machine): the
 /// doorbell byte goes through QEMU's main loop, the serial device, the
 /// interrupt and the vCPU's wake-up, each a hand-over between threads. So
-/// the spin outlasts the usual gap: measured at 40 µs against 400 µs, 40-s
-/// campaigns of seed 7 alternated, 1,979 and 2,258 against 2,239 and
-/// 2,660 checked operations/s with `--jobs 1` (1.92 and 1.67 against 1.66
-/// and 1.39 ms per batch), and 4,251 and 4,499 against 4,356 and 4,543
-/// with `--jobs 2`, where the two cores are busy anyway and a spinning
-/// guest's core is one the other job could use.
+/// the spin outlasts the usual gap. Measured with `--jobs 1`, 40-s
+/// campaigns of seed 7, 40 µs against 400 µs alternated five times: 1,979,
+/// 2,258, 2,601, 2,577 and 2,657 against 2,239, 2,660, 2,765, 2,578 and
+/// 2,714 checked operations/s (medians 2,577 and 2,714: 5 % more; 1.48
+/// against 1.36 ms per batch in the last three pairs). With `--jobs 2`,
+/// where the two cores are busy anyway and a spinning guest's core is one
+/// the other job could use, no change beyond the noise (4,251 and 4,499
+/// against 4,356 and 4,543).
 const SPIN_TICKS: u64 = 1_000_000;
 
 /// Looks at the ring until a request is posted (true) or [`SPIN_TICKS`]
