@@ -135,7 +135,7 @@ pub enum Command {
     /// Where the guest's VMM spends its time: a fuzz campaign (the `fuzz`
     /// options) on a kernel built with frame pointers, sampled --rate
     /// times a second through a second QEMU monitor; prints the share
-    /// halted (waiting for the host), the top functions inclusive and
+    /// halted and spinning (waiting for the host), the top functions inclusive and
     /// self, the hottest leaf<-caller pairs; writes the folded stacks
     /// (profile.folded, for flame graph tools) to --out. Exits as `fuzz`.
     Profile(host_runner::profile::ProfileArgs),

@@ -47,8 +47,10 @@
 //!    one `0x00` byte on the serial line.
 //! 4. Before sleeping, the guest stores `waiting = 1`, fences, and looks at
 //!    `req_seq` and its UART once more; it stores `waiting = 0` when it
-//!    wakes. (It may first look at `req_seq` for a while with `waiting`
-//!    still 0: a request posted then needs no doorbell.) On a machine that keeps both fences, a posted request always
+//!    wakes. (It may first look at `req_seq` for up to [`SPIN_TICKS`] of
+//!    its time-stamp counter with `waiting` still 0: a request posted then
+//!    needs no doorbell.) On a machine that keeps both fences, a posted
+//!    request always
 //!    either is seen or wakes it. Under TCG with one vCPU it may not:
 //!    QEMU then emits no host barrier for the guest's fence (nor for a
 //!    locked instruction), so the guest's store of `waiting` can still sit
@@ -71,6 +73,33 @@
 /// How long the host waits for an answer before it looks at `waiting`
 /// again (rule 6): a lost wake-up costs this instead of a hang.
 pub const NUDGE_MS: u64 = 20;
+
+/// How long the guest looks at `req_seq` for the host's next request
+/// before it sleeps (rule 4), in ticks of its time-stamp counter: about
+/// 400 µs at 2.5 GHz (under TCG the TSC is the host's).
+///
+/// Between two batches of a campaign the host judges the answers and
+/// generates the next batch: about 200 µs for the default mix's 5 or so
+/// operations per batch. A request found while the guest spins costs no
+/// doorbell and no wake-up from `hlt`, which goes through QEMU's main loop,
+/// the serial device, the interrupt and the vCPU's wake-up, each a
+/// hand-over between threads (`bench --only round_trip`, ring, TCG, a
+/// 2-core machine: 247-310 µs for a ping after 3 ms idle against 57-60 µs
+/// back to back; the difference holds the host's own wake-up too). So the
+/// spin outlasts the usual gap; a host busy longer (a memory check, a new
+/// sequence) costs the guest this much spinning.
+///
+/// Measured against the old 100,000 ticks (about 40 µs), 40-s campaigns
+/// of seed 7 with `--jobs 1`, alternated five times: 1,979, 2,258, 2,601,
+/// 2,577 and 2,657 against 2,239, 2,660, 2,765, 2,578 and 2,714 checked
+/// operations/s (medians 2,577 and 2,660: 3 % more; every pair favours
+/// the longer spin, by 0 to 18 %). With `--jobs 2` on 2 cores, where a
+/// spinning guest's core is one the other job could use, no change beyond
+/// the noise in two pairs (4,251 and 4,499 against 4,356 and 4,543); with
+/// more jobs than cores the spin can cost. Tuned under TCG only: under
+/// KVM a wake-up is far cheaper and a long `pause` loop may exit to the
+/// hypervisor, and this was not measured there.
+pub const SPIN_TICKS: u64 = 1_000_000;
 
 /// The magic at the ring's start.
 pub const MAGIC: [u8; 8] = *b"VMMRING1";

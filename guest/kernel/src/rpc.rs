@@ -2,14 +2,17 @@
 //! ring (`protocol::ring`), `vmm_core::dispatch::handle`, answers out the
 //! way the request came. A frame that does not decode is answered
 //! `BadFrame` and the loop goes on (the serial accumulator resynchronizes
-//! on the next 0). With nothing to do the CPU sleeps (`serial::wait`) until
-//! a byte arrives: a serial frame, or the ring's doorbell.
+//! on the next 0). With nothing to do the CPU looks at the ring for the
+//! host's next request for up to [`SPIN_TICKS`] (`protocol::ring`, rule 4),
+//! then sleeps (`serial::wait`) until a byte arrives: a serial frame, or
+//! the ring's doorbell.
 //!
 //! Decoding is `protocol::scan::decode_request`: a frame that nests
 //! `Batch` too deep, names more than `MAX_BATCH` requests or has bytes after
 //! its request is refused before anything is decoded.
 
 use protocol::frame::{self, FrameError};
+use protocol::ring::SPIN_TICKS;
 use protocol::scan::decode_request;
 use protocol::{GuestMessage, Response};
 
@@ -61,31 +64,10 @@ pub fn serve(kernel: &mut Kernel) -> ! {
     }
 }
 
-/// How long the CPU looks at the ring for the host's next request before it
-/// sleeps, in TSC ticks: about 400 µs at 2.5 GHz (under TCG the TSC is the
-/// host's). A host that posts within it needs no doorbell (`waiting` still
-/// reads 0) and the guest no wake-up from `hlt`; a host busy longer (a
-/// memory check, a new sequence) costs the guest this much spinning.
-///
-/// Between two batches of a campaign the host judges the answers and
-/// generates the next batch: about 200 µs for the default mix's 5 or so
-/// operations per batch. A wake-up from `hlt` costs about 250 µs more than
-/// a request found while spinning (`bench --only round_trip`, ring: 310 µs
-/// after 3 ms idle against 60 µs back to back, TCG, a 2-core machine): the
-/// doorbell byte goes through QEMU's main loop, the serial device, the
-/// interrupt and the vCPU's wake-up, each a hand-over between threads. So
-/// the spin outlasts the usual gap. Measured with `--jobs 1`, 40-s
-/// campaigns of seed 7, 40 µs against 400 µs alternated five times: 1,979,
-/// 2,258, 2,601, 2,577 and 2,657 against 2,239, 2,660, 2,765, 2,578 and
-/// 2,714 checked operations/s (medians 2,577 and 2,714: 5 % more; 1.48
-/// against 1.36 ms per batch in the last three pairs). With `--jobs 2`,
-/// where the two cores are busy anyway and a spinning guest's core is one
-/// the other job could use, no change beyond the noise (4,251 and 4,499
-/// against 4,356 and 4,543).
-const SPIN_TICKS: u64 = 1_000_000;
-
 /// Looks at the ring until a request is posted (true) or [`SPIN_TICKS`]
-/// pass (false).
+/// pass (false). Never inlined: the profiler counts the samples in it as
+/// waiting for the host (`host-runner profile`), not as work.
+#[inline(never)]
 fn spin_for_request(ring: &Ring) -> bool {
     let start = tsc();
     loop {

@@ -3,7 +3,7 @@
 //! JSON ([`Report`]).
 //!
 //! Sections ([`Section`]): boot to ready; one round trip on each
-//! transport; batched throughput at 1, 16 and 256 requests, pings and the
+//! transport, back to back and after 3 ms idle; batched throughput at 1, 16 and 256 requests, pings and the
 //! fuzzer's operation mix ([`mix::Mix`]); fresh-state cost (the judged
 //! reset a campaign makes, and a judged start beside it); the same mix in
 //! the guest and in-process in `vmm-core`, with their ratio; end-to-end
@@ -75,7 +75,7 @@ pub struct BenchPlan {
     /// Runs (each on fresh guests) whose medians the figures are.
     pub runs: usize,
     /// Single pings per run, back to back (and a tenth as many, at least
-    /// 5, each after 3 ms idle: the guest asleep).
+    /// 5, each after 3 ms idle: `transport::IDLE`).
     pub round_trips: usize,
     /// Transports of the boot, round-trip and batched sections.
     pub transports: Vec<Link>,
@@ -291,6 +291,12 @@ fn standing_notes(plan: &BenchPlan) -> Vec<String> {
              vmm-core in-process; the guest gets the same requests",
             plan.mix_ops, plan.seed
         ),
+        "round trip: back to back the guest finds each ring ping while it spins for the \
+         next request; after 3 ms idle it sleeps in hlt and the ping pays its wake-up (the \
+         doorbell byte through QEMU's main loop and serial device, the interrupt, the vCPU's \
+         wake-up), as a campaign's batch does after a memory check. On the serial line the \
+         guest sleeps between any two requests"
+            .to_string(),
         format!(
             "in guest vs in process: the guest's time includes the transport (batches of {}); \
              'answers equal' counts the guest's answers equal to vmm-core's (frame addresses \

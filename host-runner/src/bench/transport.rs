@@ -28,7 +28,8 @@ struct Samples {
 }
 
 /// `plan.runs` boots of `config` (its transport): each timed to `Ready`,
-/// then single pings, then for each batch size `plan.batched_requests`
+/// then single pings back to back, then a few single pings each after
+/// [`IDLE`] without a request, then for each batch size `plan.batched_requests`
 /// pings and as many operations of `mix` (after a `Reset`, so every size
 /// starts from the same state and sends the same operations), in batches
 /// of that size, each batch timed.
@@ -121,7 +122,7 @@ impl Samples {
         };
         out.extend(tag.median("ping", Unit::Micros, &us(&self.round_trip)));
         out.extend(tag.median(
-            "ping after 3 ms idle (the guest asleep in hlt: its wake-up)",
+            format!("ping after {} ms idle", IDLE.as_millis()),
             Unit::Micros,
             &us(&self.idle_round_trip),
         ));
@@ -152,12 +153,15 @@ impl Samples {
 }
 
 /// How long the host leaves the guest without a request before an idle
-/// ping: longer than the guest's spin for the next request (about 400 µs,
-/// `guest/kernel/src/rpc.rs`), so the guest is asleep in `hlt` and the
-/// ping pays its wake-up (the doorbell byte through QEMU's main loop and
-/// serial device, the interrupt, the vCPU's wake-up), as a batch does
-/// after the host's memory checks or any gap longer than the spin.
+/// ping: longer than the guest's spin for the next request
+/// ([`protocol::ring::SPIN_TICKS`]: at most 1 ms with a time-stamp
+/// counter of 1 GHz or more), so the guest is asleep in `hlt` and a ring
+/// ping pays its wake-up, as a batch does after one of the host's memory
+/// checks or any gap longer than the spin. (On the serial line the guest
+/// sleeps between any two requests: there the idle ping differs from the
+/// back-to-back one only by what idling does to the host and QEMU.)
 const IDLE: Duration = Duration::from_millis(3);
+const _: () = assert!(IDLE.as_nanos() > protocol::ring::SPIN_TICKS as u128);
 
 /// Idle pings per run: a tenth of the back-to-back ones (each costs
 /// [`IDLE`] more), at least 5.

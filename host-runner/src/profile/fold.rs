@@ -15,6 +15,10 @@ pub const DEEP: usize = 3;
 pub const HALTED: &str = "[halted]";
 /// The folded stacks' frame for a guest paused by the campaign.
 pub const PAUSED: &str = "[paused by host]";
+/// The guest's spin for the host's next request (`guest/kernel/src/rpc.rs`,
+/// never inlined): a sample with it on the stack is the guest waiting for
+/// the host, as in `hlt`, only spinning (`protocol::ring::SPIN_TICKS`).
+pub const SPIN: &str = "vmmfuzz_kernel::rpc::spin_for_request";
 
 /// One function's samples.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -42,6 +46,9 @@ pub struct Profile {
     pub samples: u64,
     pub halted: u64,
     pub paused: u64,
+    /// Stack samples in the guest's spin for the next request ([`SPIN`]
+    /// on the stack): waiting for the host, not work.
+    pub spinning: u64,
     /// Stack samples with a function of the guest's crates on the stack
     /// (`vmm_core::…`, `vmmfuzz_kernel::…`).
     pub in_guest_crates: u64,
@@ -80,7 +87,7 @@ impl Profile {
         let mut pairs: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut folded: BTreeMap<String, u64> = BTreeMap::new();
         let mut samples = halted + paused;
-        let (mut in_guest_crates, mut unknown_leaves, mut deep) = (0, 0, 0);
+        let (mut in_guest_crates, mut unknown_leaves, mut deep, mut spinning) = (0, 0, 0, 0);
         for (names, n) in stacks {
             let Some(first) = names.first() else { continue };
             samples += n;
@@ -89,6 +96,9 @@ impl Profile {
             }
             if first == UNKNOWN {
                 unknown_leaves += n;
+            }
+            if names.iter().any(|f| f == SPIN) {
+                spinning += n;
             }
             if names.len() >= DEEP {
                 deep += n;
@@ -131,6 +141,7 @@ impl Profile {
             samples,
             halted,
             paused,
+            spinning,
             in_guest_crates,
             unknown_leaves,
             deep,

@@ -58,10 +58,11 @@ pub fn text(profile: &Profile, samples: &Samples, kernel: &Path) -> String {
     let _ = writeln!(
         s,
         "halted: {:.1}% (in hlt: the guest waits for the host); paused by the host: {:.1}%; \
-         running: {:.1}%",
+         running: {:.1}%, of which spinning for the host's next request: {:.1}% (waiting too)",
         pct(profile.halted, all),
         pct(profile.paused, all),
-        pct(busy, all)
+        pct(busy, all),
+        pct(profile.spinning, all)
     );
     if busy > 0 {
         let _ = writeln!(
@@ -124,6 +125,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::profile::fold::SPIN;
 
     fn example() -> (Profile, Samples) {
         let name = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -131,6 +133,14 @@ mod tests {
             [
                 (name(&["vmm_core::walk", "vmm_core::dispatch", "kmain"]), 3),
                 (name(&["memset", "vmm_core::walk", "vmm_core::dispatch"]), 1),
+                (
+                    name(&[
+                        "vmmfuzz_kernel::ring::Ring::pending",
+                        SPIN,
+                        "vmmfuzz_kernel::rpc::serve",
+                    ]),
+                    2,
+                ),
             ],
             4,
             0,
@@ -151,11 +161,15 @@ mod tests {
         let (profile, samples) = example();
         let text = text(&profile, &samples, Path::new("/k"));
         assert!(text.contains("(200/s) from 2 guest(s)"), "{text}");
-        assert!(text.contains("halted: 50.0%"), "{text}");
+        assert!(text.contains("halted: 40.0%"), "{text}");
+        assert!(
+            text.contains("running: 60.0%, of which spinning for the host's next request: 20.0%"),
+            "{text}"
+        );
         assert!(text.contains("guest's crates (vmm_core, vmmfuzz_kernel): 100.0%"));
-        assert!(text.contains(" 50.0%   37.5%  vmm_core::walk\n"), "{text}");
-        assert!(text.contains(" 37.5%  vmm_core::walk  <-  vmm_core::dispatch\n"));
-        assert!(text.contains(" 12.5%   12.5%  memset\n"), "{text}");
+        assert!(text.contains(" 40.0%   30.0%  vmm_core::walk\n"), "{text}");
+        assert!(text.contains(" 30.0%  vmm_core::walk  <-  vmm_core::dispatch\n"));
+        assert!(text.contains(" 10.0%   10.0%  memset\n"), "{text}");
         assert!(!text.contains("warning"), "{text}");
     }
 
@@ -180,8 +194,9 @@ mod tests {
         let doc: serde_json::Value =
             serde_json::from_str(&json(&profile, &samples, Path::new("/k"), 100)).unwrap();
         assert_eq!(doc["format"], "vmmfuzz-profile");
-        assert_eq!(doc["profile"]["samples"], 8);
+        assert_eq!(doc["profile"]["samples"], 10);
         assert_eq!(doc["profile"]["halted"], 4);
+        assert_eq!(doc["profile"]["spinning"], 2);
         assert_eq!(doc["profile"]["functions"][0]["function"], "vmm_core::walk");
         assert_eq!(doc["profile"]["functions"][0]["inclusive"], 4);
         assert_eq!(doc["profile"]["functions"][0]["self"], 3);

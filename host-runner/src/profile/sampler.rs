@@ -10,7 +10,7 @@
 //! RAM, at a failure) is counted as such and left alone. A pause that
 //! begins after the sampler's `info status` and before its `cont` is ended
 //! by that `cont` early; the judge reads RAM only between requests, while
-//! the guest waits in `hlt` for the next one.
+//! the guest waits for the next one (spinning, then in `hlt`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
