@@ -135,9 +135,10 @@ pub enum Command {
     /// Where the guest's VMM spends its time: a fuzz campaign (the `fuzz`
     /// options) on a kernel built with frame pointers, sampled --rate
     /// times a second through a second QEMU monitor; prints the share
-    /// halted and spinning (waiting for the host), the top functions inclusive and
-    /// self, the hottest leaf<-caller pairs; writes the folded stacks
-    /// (profile.folded, for flame graph tools) to --out. Exits as `fuzz`.
+    /// halted and spinning (waiting for the host), the top functions
+    /// inclusive and self, the hottest leaf<-caller pairs; writes the
+    /// folded stacks (profile.folded, for flame graph tools) to --out.
+    /// Exits as `fuzz`.
     Profile(host_runner::profile::ProfileArgs),
     /// Shrink a failing trace to the smallest that fails the same way;
     /// writes TRACE-min.jsonl beside it (TRACE-min-flaky.jsonl when its

@@ -50,8 +50,7 @@
 //!    wakes. (It may first look at `req_seq` for up to [`SPIN_TICKS`] of
 //!    its time-stamp counter with `waiting` still 0: a request posted then
 //!    needs no doorbell.) On a machine that keeps both fences, a posted
-//!    request always
-//!    either is seen or wakes it. Under TCG with one vCPU it may not:
+//!    request always either is seen or wakes it. Under TCG with one vCPU it may not:
 //!    QEMU then emits no host barrier for the guest's fence (nor for a
 //!    locked instruction), so the guest's store of `waiting` can still sit
 //!    in the host CPU's store buffer when its load of `req_seq` runs, and

@@ -3,8 +3,8 @@
 //! JSON ([`Report`]).
 //!
 //! Sections ([`Section`]): boot to ready; one round trip on each
-//! transport, back to back and after 3 ms idle; batched throughput at 1, 16 and 256 requests, pings and the
-//! fuzzer's operation mix ([`mix::Mix`]); fresh-state cost (the judged
+//! transport, back to back and after 3 ms idle; batched throughput at 1,
+//! 16 and 256 requests, pings and the fuzzer's operation mix ([`mix::Mix`]); fresh-state cost (the judged
 //! reset a campaign makes, and a judged start beside it); the same mix in
 //! the guest and in-process in `vmm-core`, with their ratio; end-to-end
 //! checked operations and pages touched per second from short campaigns
@@ -291,12 +291,14 @@ fn standing_notes(plan: &BenchPlan) -> Vec<String> {
              vmm-core in-process; the guest gets the same requests",
             plan.mix_ops, plan.seed
         ),
-        "round trip: back to back the guest finds each ring ping while it spins for the \
-         next request; after 3 ms idle it sleeps in hlt and the ping pays its wake-up (the \
-         doorbell byte through QEMU's main loop and serial device, the interrupt, the vCPU's \
-         wake-up), as a campaign's batch does after a memory check. On the serial line the \
-         guest sleeps between any two requests"
-            .to_string(),
+        format!(
+            "round trip: back to back the guest finds each ring ping while it spins for the \
+             next request; after {} ms idle it sleeps in hlt and the ping pays its wake-up (the \
+             doorbell byte through QEMU's main loop and serial device, the interrupt, the \
+             vCPU's wake-up), as a campaign's batch does after a memory check. On the serial \
+             line the guest sleeps between any two requests",
+            transport::IDLE.as_millis()
+        ),
         format!(
             "in guest vs in process: the guest's time includes the transport (batches of {}); \
              'answers equal' counts the guest's answers equal to vmm-core's (frame addresses \

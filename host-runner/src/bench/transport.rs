@@ -62,18 +62,12 @@ pub async fn figures(
         }
         for _ in 0..plan.round_trips {
             nonce += 1;
-            let t = Instant::now();
-            let answer = vm.call(Request::Ping { nonce }).await?;
-            s.round_trip.push(t.elapsed().as_secs_f64());
-            expect_pong(answer, nonce)?;
+            s.round_trip.push(timed_ping(&mut vm, nonce).await?);
         }
         for _ in 0..idle_pings(plan.round_trips) {
             tokio::time::sleep(IDLE).await;
             nonce += 1;
-            let t = Instant::now();
-            let answer = vm.call(Request::Ping { nonce }).await?;
-            s.idle_round_trip.push(t.elapsed().as_secs_f64());
-            expect_pong(answer, nonce)?;
+            s.idle_round_trip.push(timed_ping(&mut vm, nonce).await?);
         }
         for (i, &size) in sizes.iter().enumerate() {
             let size = size.max(1);
@@ -160,8 +154,17 @@ impl Samples {
 /// checks or any gap longer than the spin. (On the serial line the guest
 /// sleeps between any two requests: there the idle ping differs from the
 /// back-to-back one only by what idling does to the host and QEMU.)
-const IDLE: Duration = Duration::from_millis(3);
+pub(super) const IDLE: Duration = Duration::from_millis(3);
 const _: () = assert!(IDLE.as_nanos() > protocol::ring::SPIN_TICKS as u128);
+
+/// One `Ping { nonce }`'s round trip, in seconds (its answer checked).
+async fn timed_ping(vm: &mut Vm, nonce: u64) -> Result<f64, BenchError> {
+    let t = Instant::now();
+    let answer = vm.call(Request::Ping { nonce }).await?;
+    let secs = t.elapsed().as_secs_f64();
+    expect_pong(answer, nonce)?;
+    Ok(secs)
+}
 
 /// Idle pings per run: a tenth of the back-to-back ones (each costs
 /// [`IDLE`] more), at least 5.
