@@ -1,10 +1,11 @@
 //! One fuzz sequence: operations generated from its seed, sent in batches
 //! to a judged guest, recorded write-ahead, and checked at the end.
 
+use std::future::Future;
 use std::io;
 
 use protocol::{Request, Response};
-use trace::replay::Depth;
+use trace::replay::{BatchRun, Depth};
 use trace::{
     Answers, Cadence, Entry, Failure, FailureKind, GenConfig, Generator, Op, Ref, Target, Trace,
     TraceHeader, TraceWriter,
@@ -37,6 +38,29 @@ impl Timed for JudgedVm {
 
     fn take_coverage(&mut self) -> Reached {
         JudgedVm::take_coverage(self)
+    }
+}
+
+/// A target that may judge a batch's answers while the guest runs the
+/// next batch (issue 16, pipelining: `judge::JudgedVm::run_batch_ahead`):
+/// its answers come back before they are judged, and a wrong one fails
+/// the next call (the next batch, or the next check, which judges what is
+/// left first) with its own operation's index. By default a batch is
+/// judged before it returns, as [`Target::batch`] does.
+pub trait JudgeAhead: Target {
+    fn batch_ahead(
+        &mut self,
+        first: usize,
+        requests: &[Request],
+    ) -> impl Future<Output = BatchRun> {
+        self.batch(first, requests, false)
+    }
+}
+
+impl JudgeAhead for JudgedVm {
+    async fn batch_ahead(&mut self, first: usize, requests: &[Request]) -> BatchRun {
+        debug_assert_eq!(first, self.index(), "operations run in order");
+        self.run_batch_ahead(requests).await
     }
 }
 
@@ -73,7 +97,8 @@ pub struct SequenceRun {
     pub batch_sizes: Vec<u32>,
     pub failure: Option<Failure>,
     /// How the guest answered each kind of operation (the batches answered
-    /// in full).
+    /// in full; in a failing sequence, the batch with the wrong answer too,
+    /// since answers are judged one batch later: [`JudgeAhead`]).
     pub coverage: Coverage,
     /// Where the sequence's time went (the target's parts and generating).
     pub timings: Timings,
@@ -135,10 +160,12 @@ impl SequenceRun {
 /// ahead of its answers; it ends after any operation whose answer the
 /// generator learns from ([`super::plan::needs_answer`]) or when full, so
 /// the trace depends only on the seed and the guest's answers, never on
-/// timing or `--jobs`. The memory is checked at the cadence after a batch
-/// (incremental) and once at the end (full). A failure ends the sequence.
+/// timing or `--jobs`. Each batch's answers are judged while the guest
+/// runs the next one ([`JudgeAhead`]); a check judges what is left first.
+/// The memory is checked at the cadence after a batch (incremental) and
+/// once at the end (full). A failure ends the sequence.
 /// `Err` only for the log's I/O.
-pub async fn run_sequence<T: Target + Timed>(
+pub async fn run_sequence<T: JudgeAhead + Timed>(
     target: &mut T,
     spec: &SequenceSpec,
     mut log: Option<&mut TraceWriter>,
@@ -239,7 +266,7 @@ pub async fn run_sequence<T: Target + Timed>(
         let requests: Vec<Request> = batch.iter().map(Op::to_request).collect();
         let first = run.ops.len();
         run.batch_sizes.push(batch.len() as u32);
-        let result = target.batch(first, &requests, false).await;
+        let result = target.batch_ahead(first, &requests).await;
         if result.failure.is_none() {
             run.coverage.record(&batch, &result.answers);
         }

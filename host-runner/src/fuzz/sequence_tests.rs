@@ -24,6 +24,8 @@ struct Fake {
 
 impl Timed for Fake {}
 
+impl super::JudgeAhead for Fake {}
+
 impl Target for Fake {
     async fn batch(&mut self, first: usize, reqs: &[Request], _: bool) -> BatchRun {
         assert_eq!(first, self.sent.len());
@@ -379,4 +381,121 @@ fn a_reset_starts_a_batch_after_a_check() {
         }
     }
     assert!(resets > 0, "the draws held no reset to test");
+}
+
+/// As [`Fake`], but judging one batch behind, as
+/// `JudgedVm::run_batch_ahead` does: the answer to `wrong_at` is wrong, and
+/// that is found by the next call (a batch, or a check, which judges what
+/// is left first).
+#[derive(Default)]
+struct AheadFake {
+    fake: Fake,
+    wrong_at: Option<usize>,
+    /// The operations answered and not judged yet.
+    unjudged: Option<std::ops::Range<usize>>,
+}
+
+impl AheadFake {
+    fn settle(&mut self) -> Option<Failure> {
+        let ops = self.unjudged.take()?;
+        let at = self.wrong_at.filter(|w| ops.contains(w))?;
+        Some(Failure::new(FailureKind::Divergence, "wrong", Some(at)))
+    }
+}
+
+impl Timed for AheadFake {}
+
+impl Target for AheadFake {
+    async fn batch(&mut self, first: usize, reqs: &[Request], predict: bool) -> BatchRun {
+        if let Some(f) = self.settle() {
+            return BatchRun {
+                failure: Some(f),
+                ..BatchRun::default()
+            };
+        }
+        self.fake.batch(first, reqs, predict).await
+    }
+
+    async fn check(&mut self, last: Option<usize>, depth: Depth) -> Result<(), Failure> {
+        if let Some(f) = self.settle() {
+            return Err(f);
+        }
+        self.fake.check(last, depth).await
+    }
+}
+
+impl super::JudgeAhead for AheadFake {
+    async fn batch_ahead(&mut self, first: usize, reqs: &[Request]) -> BatchRun {
+        let earlier = self.settle();
+        // The guest runs this batch while the one before is judged.
+        let run = self.fake.batch(first, reqs, false).await;
+        if let Some(f) = earlier {
+            return BatchRun {
+                failure: Some(f),
+                ..BatchRun::default()
+            };
+        }
+        if run.failure.is_none() {
+            self.unjudged = Some(first..first + reqs.len());
+        }
+        run
+    }
+}
+
+/// A wrong answer found while the guest ran the next batch fails at its
+/// own operation, and the saved trace ends there: the batch sent after it
+/// is not part of the reproducer.
+#[test]
+fn a_wrong_answer_judged_a_batch_later_fails_at_its_own_operation() {
+    let mut ahead = AheadFake {
+        wrong_at: Some(37),
+        ..AheadFake::default()
+    };
+    let run = block(run_sequence(&mut ahead, &spec(5, 300), None)).unwrap();
+    let failure = run.failure.clone().expect("the wrong answer is found");
+    assert_eq!(failure.kind, FailureKind::Divergence);
+    assert_eq!(failure.op_index, Some(37));
+    assert!(
+        ahead.fake.sent.len() > 38,
+        "the next batch ran before the answer was judged: {} sent",
+        ahead.fake.sent.len()
+    );
+    let saved = run.failing_trace().unwrap();
+    assert_eq!(saved.len(), 38);
+    let sent: Vec<Op> = ahead.fake.sent[..38]
+        .iter()
+        .map(|r| Op::from_request(r).unwrap())
+        .collect();
+    assert_eq!(saved.ops().cloned().collect::<Vec<_>>(), sent);
+}
+
+/// The answers of a sequence's last batch, and of the batch before a
+/// check, are judged before the check reads memory: a wrong one there is
+/// the failure, not lost and not a check's.
+#[test]
+fn the_last_batch_before_a_check_is_judged_first() {
+    for wrong in [299, 49] {
+        let mut ahead = AheadFake {
+            wrong_at: Some(wrong),
+            ..AheadFake::default()
+        };
+        let run = block(run_sequence(&mut ahead, &spec(5, 300), None)).unwrap();
+        let failure = run.failure.expect("the wrong answer is found");
+        assert_eq!(
+            (failure.kind, failure.op_index),
+            (FailureKind::Divergence, Some(wrong))
+        );
+        assert!(
+            ahead.fake.checks.iter().all(|c| c.0 < Some(wrong)),
+            "no check ran past the wrong answer: {:?}",
+            ahead.fake.checks
+        );
+    }
+    // Without a wrong answer, the same sequence as judged at once.
+    let mut ahead = AheadFake::default();
+    let a = block(run_sequence(&mut ahead, &spec(5, 300), None)).unwrap();
+    let b = block(run_sequence(&mut Fake::default(), &spec(5, 300), None)).unwrap();
+    assert!(a.failure.is_none());
+    assert_eq!(a.ops, b.ops);
+    assert_eq!(ahead.fake.checks.last(), Some(&(Some(299), Depth::Full)));
 }

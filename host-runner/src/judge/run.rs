@@ -17,6 +17,7 @@ use crate::session::{Vm, VmConfig};
 use reset::model_for;
 pub use reset::ResetParts;
 
+mod ahead;
 mod check;
 mod reset;
 
@@ -38,6 +39,9 @@ pub struct JudgedVm {
     checker: Checker,
     /// What the last [`JudgedVm::reset`] spent, part by part.
     last_reset: ResetParts,
+    /// The batch [`JudgedVm::run_batch_ahead`] sent last, answered and not
+    /// judged yet: operations `index..`.
+    unjudged: Option<ahead::Unjudged>,
 }
 
 impl JudgedVm {
@@ -62,10 +66,12 @@ impl JudgedVm {
             coverage,
             checker: Checker::new(),
             last_reset: ResetParts::default(),
+            unjudged: None,
         })
     }
 
-    /// The model, as of the last judged answer.
+    /// The model, as of the last judged answer (a batch that
+    /// [`JudgedVm::run_batch_ahead`] answered is judged by the next call).
     pub fn model(&self) -> &Model {
         &self.model
     }
@@ -92,9 +98,10 @@ impl JudgedVm {
         &mut self.vm
     }
 
-    /// Index of the next operation.
+    /// Index of the next operation (after the answered ones not judged
+    /// yet).
     pub fn index(&self) -> usize {
-        self.index
+        self.index + self.unjudged.as_ref().map_or(0, ahead::Unjudged::len)
     }
 
     /// A failure at operation `index`; a hang also kills QEMU (it would
@@ -114,19 +121,17 @@ impl JudgedVm {
     /// alone, more as `Batch` frames of at most `MAX_BATCH` (a `Batch`
     /// among them must be answered `Error(NestedBatch)`). Stops at the first
     /// failure, which carries its operation's index; the answers before it
-    /// are kept.
+    /// are kept. A batch [`JudgedVm::run_batch_ahead`] left unjudged is
+    /// judged first (its failure, if any, is this one's).
     pub async fn run_batch(&mut self, reqs: &[Request], predict: bool) -> BatchRun {
         let mut run = BatchRun::default();
+        if let Some(f) = self.settle() {
+            run.failure = Some(f);
+            return run;
+        }
         for chunk in reqs.chunks(MAX_BATCH) {
             let first = self.index;
-            let t = Instant::now();
-            let got = match chunk {
-                [one] => self.vm.call(one.clone()).await.map(|a| vec![a]),
-                _ => self.vm.batch(chunk.to_vec()).await,
-            };
-            self.timings.guest += t.elapsed();
-            self.timings.batches += 1;
-            let got = match got {
+            let got = match self.send(chunk).await {
                 Ok(a) => a,
                 Err(e) => {
                     run.failure = Some(self.fail(e, Some(first)).await);
@@ -134,49 +139,31 @@ impl JudgedVm {
                 }
             };
             let t = Instant::now();
-            for (i, (req, answer)) in chunk.iter().zip(got).enumerate() {
-                let index = first + i;
-                let predicted = match (predict, req) {
-                    (true, Request::Batch(_)) => Some(Response::Error(ProtoError::NestedBatch)),
-                    (true, r) => match self.model.predict(r) {
-                        oracle::Prediction::Exact(p) => Some(p),
-                        _ => None,
-                    },
-                    (false, _) => None,
-                };
-                self.index = index + 1;
-                let previous = self.model.current_space();
-                let verdict = stale_check(index, req, previous, &answer).and_then(|()| match req {
-                    Request::Batch(_) if answer == Response::Error(ProtoError::NestedBatch) => Ok(()),
-                    Request::Batch(_) => Err(Failure::new(
-                        FailureKind::Divergence,
-                        format!(
-                            "operation {index}: a Batch inside a Batch: expected Error(NestedBatch), got {answer:?}"
-                        ),
-                        Some(index),
-                    )),
-                    _ => self.model.apply(index as u64, req, &answer).map_err(|d| {
-                        // The model is unchanged by a divergence: what it
-                        // predicts now is what it expected.
-                        let expected = match self.model.predict(&d.request) {
-                            oracle::Prediction::Exact(p) => Some(p),
-                            _ => None,
-                        };
-                        Failure::new(FailureKind::Divergence, d.to_string(), Some(index))
-                            .with_class(super::classes::answer(&d.request, expected.as_ref(), &d.got))
-                    }),
-                });
-                run.answers.push(answer);
-                run.predicted.push(predicted);
-                if let Err(f) = verdict {
-                    self.timings.model += t.elapsed();
-                    run.failure = Some(f);
-                    return run;
-                }
-            }
+            let failure = judge(
+                &mut self.model,
+                &mut self.index,
+                chunk,
+                got,
+                predict,
+                &mut run,
+            );
             self.timings.model += t.elapsed();
+            if let Some(f) = failure {
+                run.failure = Some(f);
+                return run;
+            }
         }
         run
+    }
+
+    /// Sends one frame of requests (`Batch` for more than one) and waits
+    /// for the answers, unjudged: the guest's time.
+    async fn send(&mut self, chunk: &[Request]) -> Result<Vec<Response>, crate::rpc::RpcError> {
+        let t = Instant::now();
+        let got = call(&mut self.vm, chunk).await;
+        self.timings.guest += t.elapsed();
+        self.timings.batches += 1;
+        got
     }
 
     /// Sends one request and judges the answer.
@@ -200,13 +187,17 @@ impl JudgedVm {
 
     /// What the guest's code and the model reached since the last call
     /// (or the boot): guest edges read from its counters now, and the
-    /// model's transitions and events, carried across `reset`.
+    /// model's transitions and events, carried across `reset` (a batch
+    /// answered ahead and not judged yet counts at the next call).
     pub fn take_coverage(&mut self) -> crate::coverage::Coverage {
         self.coverage.take(&self.vm, &mut self.model)
     }
 
     /// Shuts the guest down; QEMU must exit with 33.
-    pub async fn finish(self) -> Result<(), Failure> {
+    pub async fn finish(mut self) -> Result<(), Failure> {
+        if let Some(f) = self.settle() {
+            return Err(f);
+        }
         let at = self.index.checked_sub(1);
         self.vm.shutdown().await.map(drop).map_err(|e| {
             let mut f = failure_from(e);
@@ -215,6 +206,67 @@ impl JudgedVm {
             f
         })
     }
+}
+
+/// One frame's requests: `Batch` for more than one.
+async fn call(vm: &mut Vm, chunk: &[Request]) -> Result<Vec<Response>, crate::rpc::RpcError> {
+    match chunk {
+        [one] => vm.call(one.clone()).await.map(|a| vec![a]),
+        _ => vm.batch(chunk.to_vec()).await,
+    }
+}
+
+/// Judges the guest's answers `got` to `reqs`, operations `*index..`, in
+/// order, with the model's predictions when `predict`: each answer and
+/// prediction goes onto `run`, `*index` past each operation judged. The
+/// first failure ends it (the model is unchanged by a divergence).
+fn judge(
+    model: &mut Model,
+    index: &mut usize,
+    reqs: &[Request],
+    got: Vec<Response>,
+    predict: bool,
+    run: &mut BatchRun,
+) -> Option<Failure> {
+    for (req, answer) in reqs.iter().zip(got) {
+        let at = *index;
+        let predicted = match (predict, req) {
+            (true, Request::Batch(_)) => Some(Response::Error(ProtoError::NestedBatch)),
+            (true, r) => match model.predict(r) {
+                oracle::Prediction::Exact(p) => Some(p),
+                _ => None,
+            },
+            (false, _) => None,
+        };
+        *index = at + 1;
+        let previous = model.current_space();
+        let verdict = stale_check(at, req, previous, &answer).and_then(|()| match req {
+            Request::Batch(_) if answer == Response::Error(ProtoError::NestedBatch) => Ok(()),
+            Request::Batch(_) => Err(Failure::new(
+                FailureKind::Divergence,
+                format!(
+                    "operation {at}: a Batch inside a Batch: expected Error(NestedBatch), got {answer:?}"
+                ),
+                Some(at),
+            )),
+            _ => model.apply(at as u64, req, &answer).map_err(|d| {
+                // The model is unchanged by a divergence: what it
+                // predicts now is what it expected.
+                let expected = match model.predict(&d.request) {
+                    oracle::Prediction::Exact(p) => Some(p),
+                    _ => None,
+                };
+                Failure::new(FailureKind::Divergence, d.to_string(), Some(at))
+                    .with_class(super::classes::answer(&d.request, expected.as_ref(), &d.got))
+            }),
+        });
+        run.answers.push(answer);
+        run.predicted.push(predicted);
+        if let Err(f) = verdict {
+            return Some(f);
+        }
+    }
+    None
 }
 
 /// Invariant 8 as the guest's stale-translation probe found it

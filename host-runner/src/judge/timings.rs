@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timings {
     /// From sending a batch to having its answers (transport and the
-    /// guest's own work).
+    /// guest's own work; [`Timings::model_ahead`] runs inside it).
     pub guest: Duration,
     pub batches: u64,
     /// The model judging answers.
     pub model: Duration,
+    /// Of the model's time: judging one batch while the guest ran the next
+    /// (`JudgedVm::run_batch_ahead`), so not time the guest waited.
+    pub model_ahead: Duration,
     /// Memory checks: reading, the checker, QEMU's view.
     pub checks: Duration,
     pub check_count: u64,
@@ -38,6 +41,7 @@ impl AddAssign for Timings {
         self.guest += o.guest;
         self.batches += o.batches;
         self.model += o.model;
+        self.model_ahead += o.model_ahead;
         self.checks += o.checks;
         self.check_count += o.check_count;
         self.full_checks += o.full_checks;
@@ -55,6 +59,7 @@ impl Timings {
             guest: self.guest.saturating_sub(earlier.guest),
             batches: self.batches - earlier.batches,
             model: self.model.saturating_sub(earlier.model),
+            model_ahead: self.model_ahead.saturating_sub(earlier.model_ahead),
             checks: self.checks.saturating_sub(earlier.checks),
             check_count: self.check_count - earlier.check_count,
             full_checks: self.full_checks.saturating_sub(earlier.full_checks),
@@ -88,11 +93,22 @@ impl Timings {
         };
         let per = |d: Duration, n: u64| d.as_secs_f64() * 1e3 / n.max(1) as f64;
         let incremental = self.checks.saturating_sub(self.full_checks);
+        // The model's time while the guest ran is inside `guest`: its
+        // share is the time the guest waited for it.
+        let ahead = if self.model_ahead.is_zero() {
+            String::new()
+        } else {
+            format!(
+                " (and {:.1} s more while the guest ran the next batch)",
+                self.model_ahead.as_secs_f64()
+            )
+        };
         let incremental_count = self.check_count - self.full_count;
         format!(
-            "{}, {}, {} in {} checks ({:.2} ms each: {} full {:.2} ms, of which QEMU's view after the oracle {:.2} ms; {} incremental {:.2} ms), {}, {}; {:.2} ms per batch round trip",
+            "{}, {}{}, {} in {} checks ({:.2} ms each: {} full {:.2} ms, of which QEMU's view after the oracle {:.2} ms; {} incremental {:.2} ms), {}, {}; {:.2} ms per batch round trip",
             part("guest", self.guest),
-            part("model", self.model),
+            part("model", self.model.saturating_sub(self.model_ahead)),
+            ahead,
             part("memory checks", self.checks),
             self.check_count,
             per(self.checks, self.check_count),
@@ -110,7 +126,9 @@ impl Timings {
 
 impl fmt::Display for Timings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sum = self.guest + self.model + self.checks + self.generate + self.fresh;
+        // The model's time while the guest ran is inside `guest` already.
+        let model = self.model.saturating_sub(self.model_ahead);
+        let sum = self.guest + model + self.checks + self.generate + self.fresh;
         f.write_str(&self.split(sum))
     }
 }

@@ -13,6 +13,9 @@ impl JudgedVm {
     /// The full memory check now: the full result, clean or not (a failure
     /// only when it could not be made).
     pub async fn inspect(&mut self) -> Result<MemoryCheck, Failure> {
+        if let Some(f) = self.settle() {
+            return Err(f);
+        }
         self.inspect_with(true, self.opts.tlb_check).await
     }
 
@@ -87,6 +90,10 @@ impl JudgedVm {
         full: bool,
         qemu: bool,
     ) -> Result<MemoryCheck, Failure> {
+        // The model must stand where the guest's memory stands.
+        if let Some(f) = self.settle() {
+            return Err(f);
+        }
         self.coverage.poll(&self.vm);
         let check = self.inspect_with(full, qemu).await?;
         if check.is_clean() {
@@ -121,6 +128,9 @@ impl JudgedVm {
         &mut self,
         f: impl FnOnce(&dyn GuestMemory, &Hello) -> T,
     ) -> Result<T, Failure> {
+        if let Some(f) = self.settle() {
+            return Err(f);
+        }
         let hello = self.hello.clone();
         let at = self.index.checked_sub(1);
         match with_paused_ram(&self.vm, self.opts.memory, |m| f(m, &hello)).await {

@@ -27,6 +27,9 @@ impl JudgedVm {
     /// operation index 0, and a memory check if the options ask for one.
     /// Failures here carry no operation index.
     pub async fn reset(&mut self) -> Result<(), Failure> {
+        if let Some(f) = self.settle() {
+            return Err(f);
+        }
         let reqs = vec![
             Request::Reset {
                 privilege: Privilege::Kernel,
