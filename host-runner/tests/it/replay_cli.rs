@@ -16,7 +16,7 @@ fn runner(args: &[&str]) -> Output {
         .expect("host-runner runs")
 }
 
-const HEADER: &str = r#"{"format":"vmmfuzz-trace","version":1}"#;
+const HEADER: &str = r#"{"format":"vmmfuzz-trace","version":9}"#;
 
 #[test]
 fn wrong_expectation_fails_with_the_table_and_the_walk() {
@@ -62,7 +62,7 @@ fn passing_trace_exits_zero_with_a_clean_check() {
         "{HEADER}\n\
          {{\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":3,\"to\":\"usable_ram\",\"as\":\"user\",\"expect\":\"done\"}}\n\
          {{\"op\":\"write\",\"addr\":\"0x12345ff0\",\"len\":32,\"seed\":\"0x1\",\"as\":\"user\",\"expect\":\"done\"}}\n\
-         {{\"op\":\"read\",\"addr\":\"0x12345ff0\",\"len\":32,\"as\":\"user\",\"expect\":{{\"checksum\":\"0xf0117a7e\"}}}}\n"
+         {{\"op\":\"read\",\"addr\":\"0x12345ff0\",\"len\":32,\"as\":\"user\",\"expect\":{{\"checksum\":\"0x769631cf\"}}}}\n"
     ));
     let out = runner(&[
         "replay",

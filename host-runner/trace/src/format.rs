@@ -21,7 +21,7 @@ use crate::refs::Ref;
 /// The `"format"` of a trace header.
 pub const FORMAT_NAME: &str = "vmmfuzz-trace";
 /// The version this crate writes.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 /// The versions this crate reads: version 1 is version 2 without the
 /// additions of protocol version 2 (`files`, `map_file`, `evict`,
 /// `kmalloc`, `kfree`, `heap_scavenge` and their answers), and version 2 is
@@ -38,9 +38,17 @@ pub const FORMAT_VERSION: u32 = 8;
 /// `switch_space`, `destroy_space`, the answer `{"space":N}`, the errors
 /// `no_such_space`, `too_many_spaces`, `space_in_use`): a trace of an older
 /// version runs in space 0 alone; and version 7 is version 8 without shared
-/// memory (`share`, the page kinds `shared` and `shared_ro`), so all read
-/// the same.
-pub const READ_VERSIONS: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+/// memory (`share`, the page kinds `shared` and `shared_ro`); and version
+/// 8 is version 9 with `Read`'s checksum the CRC-32C of protocol versions
+/// up to 6, not [`protocol::pattern::checksum`]: an older trace's
+/// `{"checksum":"0x…"}` reads as `"checksum"` ([`CHECKSUM_VERSION`]). So
+/// all read the same.
+pub const READ_VERSIONS: [u32; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+/// The first version whose `{"checksum":"0x…"}` expectations hold
+/// [`protocol::pattern::checksum`]'s values (protocol version 7); an
+/// older one's values are of another function, and are not compared.
+pub const CHECKSUM_VERSION: u32 = 9;
 
 /// The first line of a trace, after its `"format"` and `"version"`: its
 /// fields are written in this order, those that are `None` or empty left

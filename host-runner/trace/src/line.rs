@@ -24,8 +24,8 @@ fn object(value: Value) -> Result<Map<String, Value>, FieldError> {
     }
 }
 
-/// Reads the header line.
-pub(crate) fn read_header(value: Value) -> Result<TraceHeader, FieldError> {
+/// Reads the header line: the header and the trace's format version.
+pub(crate) fn read_header(value: Value) -> Result<(TraceHeader, u32), FieldError> {
     let mut f = object(value)?;
     if f.contains_key("op") && !f.contains_key("format") {
         return Err(FieldError::new("format", format!("missing: a trace starts with a header line like {{\"format\":\"{FORMAT_NAME}\",\"version\":{FORMAT_VERSION}}} before its first op")));
@@ -65,13 +65,14 @@ pub(crate) fn read_header(value: Value) -> Result<TraceHeader, FieldError> {
             format!("unsupported version {version}: this build reads versions {readable}"),
         ));
     }
-    read(
+    let header = read(
         &Value::Object(f),
         Place {
             known_before: &["format", "version"],
             ..Place::default()
         },
-    )
+    )?;
+    Ok((header, version))
 }
 
 /// Reads an operation line.

@@ -333,7 +333,7 @@ fn error_of(text: &str) -> (usize, Option<String>, String) {
     (p.line(), p.field().map(str::to_string), err.to_string())
 }
 
-const HEADER: &str = "{\"format\":\"vmmfuzz-trace\",\"version\":1}\n";
+const HEADER: &str = "{\"format\":\"vmmfuzz-trace\",\"version\":9}\n";
 
 #[test]
 fn malformed_files_name_line_and_field() {

@@ -6,8 +6,8 @@ use protocol::{Error, Request, Response};
 use trace::recorder::{failure_path, minimized_path, short_hash};
 use trace::replay::{format_table, BatchRun, Depth, Verdict};
 use trace::{
-    parse, parse_str, run, run_outcome, save_atomically, Failure, FailureKind, Outcome, RunOptions,
-    Target, Trace, TraceWriter,
+    parse, parse_str, run, run_outcome, save_atomically, Expect, Failure, FailureKind, Outcome,
+    RunOptions, Target, Trace, TraceWriter,
 };
 
 /// A model's verdict on an answer: its own answer, or why the guest's is
@@ -83,7 +83,7 @@ impl Target for FakeGuest {
     }
 }
 
-const SCENARIO: &str = r#"{"format":"vmmfuzz-trace","version":1,"ram_mib":64}
+const SCENARIO: &str = r#"{"format":"vmmfuzz-trace","version":9,"ram_mib":64}
 {"op":"map","addr":"0x1000","pages":1,"as":"user","expect":"done"}
 {"op":"read","addr":"0x1000","len":8,"as":"user","expect":{"checksum":"0x1234"}}
 {"op":"map","addr":"0x1000","pages":1,"as":"user","expect":{"error":"invalid_state","addr":"0x1000"}}
@@ -299,4 +299,31 @@ fn the_write_ahead_trace_survives_and_failures_are_saved_atomically() {
         name.replace(".jsonl", "-min.jsonl")
     );
     assert_eq!(min.parent(), out.parent());
+}
+
+/// A trace older than version 9 holds CRC-32C checksums (protocol
+/// version 6 and before): its `{"checksum":"0x…"}` reads as `"checksum"`,
+/// so the value of today's function passes it; from version 9 on the value
+/// is compared.
+#[test]
+fn an_older_traces_checksum_value_is_not_compared() {
+    let old = SCENARIO
+        .replace("\"version\":9", "\"version\":8")
+        .replace("\"checksum\":\"0x1234\"", "\"checksum\":\"0x9999\"");
+    let t = parse_str(&old).unwrap();
+    assert_eq!(
+        t.entries[1].expect,
+        Some(Expect::Kind(trace::expect::AnswerKind::Checksum))
+    );
+    let report = replay(&t, &mut FakeGuest::default(), &mut Vec::new());
+    assert!(report.outcome.failure().is_none(), "{:?}", report.outcome);
+    // Written again, it is a version-9 trace that expects any checksum.
+    let again = parse_str(&t.to_text()).unwrap();
+    assert_eq!(again.entries[1].expect, t.entries[1].expect);
+    assert!(t
+        .to_text()
+        .starts_with("{\"format\":\"vmmfuzz-trace\",\"version\":9"));
+    let new = SCENARIO.replace("\"checksum\":\"0x1234\"", "\"checksum\":\"0x9999\"");
+    let t = parse_str(&new).unwrap();
+    assert_eq!(t.entries[1].expect, Some(Expect::Checksum(0x9999)));
 }

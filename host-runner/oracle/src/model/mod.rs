@@ -29,7 +29,6 @@ mod shared_frames;
 mod slots;
 mod spaces;
 mod stats;
-mod sum;
 mod touch;
 mod undo;
 mod validate;

@@ -8,8 +8,8 @@ use protocol::{pattern, FaultReason, Response, PAGE_SIZE};
 use super::outcomes::TouchOutcomes;
 use super::pages::ModelState;
 use super::prediction::Prediction;
-use super::sum::Sum;
 use super::{Effect, Model, PageBytes, Plan};
+use protocol::pattern::Checksum;
 
 /// A planned touch of `addr..end` (keys: plain addresses plus `off`, the
 /// current space's tag for a user touch); where it stopped comes from the
@@ -132,19 +132,18 @@ impl Model {
         segments
     }
 
-    /// The checksum of the bytes the model holds at `addr..end`: a whole
-    /// page without bytes is taken in one step.
+    /// The checksum of the bytes the model holds at `addr..end`: a page
+    /// without bytes is taken in one step ([`Checksum::zeros`]).
     fn checksum(&self, addr: u64, end: u64) -> u32 {
-        let mut sum = Sum::new();
+        let mut sum = Checksum::new();
         let mut at = addr;
         while at < end {
             let page_end = ((at >> 12) + 1) << 12;
             let to = end.min(page_end);
             let (lo, hi) = ((at & 0xfff) as usize, lo_hi_end(to));
             match self.page_bytes(at >> 12) {
-                Some(bytes) => sum.bytes(&bytes[lo..hi]),
-                None if hi - lo == PAGE_SIZE as usize => sum.zero_page(),
-                None => sum.bytes(&ZERO[lo..hi]),
+                Some(bytes) => sum.update(&bytes[lo..hi]),
+                None => sum.zeros((hi - lo) as u64),
             }
             at = to;
         }

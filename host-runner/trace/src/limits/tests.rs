@@ -149,12 +149,12 @@ fn at_most_a_million_operations() {
 
 #[test]
 fn version_outside_those_read_is_refused() {
-    let err = parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":9}\n").unwrap_err();
+    let err = parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":10}\n").unwrap_err();
     assert_eq!(err.as_parse().and_then(|p| p.field()), Some("version"));
     let err = parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":0}\n").unwrap_err();
     assert!(
         err.to_string()
-            .contains("reads versions 1, 2, 3, 4, 5, 6, 7 and 8"),
+            .contains("reads versions 1, 2, 3, 4, 5, 6, 7, 8 and 9"),
         "{err}"
     );
     let err = parse_str("{\"format\":\"vmmfuzz-trace\",\"version\":4294967296}\n").unwrap_err();
