@@ -16,8 +16,10 @@ pub struct Timings {
     pub batches: u64,
     /// The model judging answers.
     pub model: Duration,
-    /// Of the model's time: judging one batch while the guest ran the next
-    /// (`JudgedVm::run_batch_ahead`), so not time the guest waited.
+    /// Of the model's time: judging one batch after the next was sent
+    /// (`JudgedVm::run_batch_ahead`), while the guest ran it. The guest
+    /// waited for none of it unless the judging outlasted the batch; then
+    /// the rest counts in `guest` too (the answer is read after judging).
     pub model_ahead: Duration,
     /// Memory checks: reading, the checker, QEMU's view.
     pub checks: Duration,

@@ -2,11 +2,17 @@
 //! model judges a batch's answers while the guest runs the next batch,
 //! instead of the guest waiting for the model between every two batches.
 //!
-//! Nothing is judged less. Every answer is judged, in order, before
-//! anything else reads the model or the guest's memory: every other method
-//! of a [`JudgedVm`] (a check, a reset, a judged batch, the shutdown)
-//! first judges the batch left unjudged ([`JudgedVm::settle`]), so a
-//! memory check still sees the guest and the model at the same operation.
+//! Nothing is judged less. Every answer is judged, in order, before the
+//! guest's memory is checked or the guest goes on from a judged state: the
+//! methods that judge, check, read the guest's RAM, reset or shut down
+//! (`run_batch`, `check_at` and the other checks, `with_ram`, `reset`,
+//! `finish`) first judge the batch left unjudged ([`JudgedVm::settle`]),
+//! so a memory check still sees the guest and the model at the same
+//! operation. The accessors (`model`, `vm`, `index`) and `take_coverage`
+//! do not: they answer the state as of the last judged answer (`index`
+//! counts the unjudged ones too). A `JudgedVm` dropped with a batch
+//! unjudged (the runner stopped by an I/O error or an interrupt) drops its
+//! answers unjudged.
 //!
 //! What changes is when a wrong answer is found: one batch later, with
 //! that batch already run by the guest. The failure still carries the
@@ -91,7 +97,16 @@ impl JudgedVm {
         self.timings.guest += t.elapsed();
         self.timings.batches += 1;
         let mut run = BatchRun::default();
-        if let Some(f) = judged {
+        if let Some(mut f) = judged {
+            if let Err(e) = got {
+                // The batch after the wrong answer failed too (a hang: QEMU
+                // is killed here): said beside it, the earlier one first.
+                let next = self.fail(e, Some(first)).await;
+                f.message.push_str(&format!(
+                    "; the next batch then failed too: {}",
+                    next.message
+                ));
+            }
             run.failure = Some(f);
             return run;
         }

@@ -118,6 +118,10 @@ impl JudgedVm {
     /// [`JudgedVm::check`], answering the whole check: what its parts
     /// took (the oracle's check, QEMU's view after it) with the report.
     pub async fn check_timed(&mut self) -> Result<MemoryCheck, Failure> {
+        // Judged first, so that the check's index is the last operation's.
+        if let Some(f) = self.settle() {
+            return Err(f);
+        }
         let qemu = self.opts.tlb_check;
         self.judged_inspect(self.index.checked_sub(1), true, qemu)
             .await

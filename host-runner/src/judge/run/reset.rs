@@ -25,7 +25,8 @@ impl JudgedVm {
     /// Back to the boot state: `Reset` and `Stats`, both judged (free
     /// frames plus heap pages must be the boot count), a fresh model,
     /// operation index 0, and a memory check if the options ask for one.
-    /// Failures here carry no operation index.
+    /// Failures here carry no operation index, but for a wrong answer in a
+    /// batch [`JudgedVm::run_batch_ahead`] left unjudged, judged first.
     pub async fn reset(&mut self) -> Result<(), Failure> {
         if let Some(f) = self.settle() {
             return Err(f);
