@@ -62,7 +62,7 @@ fn passing_trace_exits_zero_with_a_clean_check() {
         "{HEADER}\n\
          {{\"op\":\"convert\",\"addr\":\"0x12345000\",\"pages\":3,\"to\":\"usable_ram\",\"as\":\"user\",\"expect\":\"done\"}}\n\
          {{\"op\":\"write\",\"addr\":\"0x12345ff0\",\"len\":32,\"seed\":\"0x1\",\"as\":\"user\",\"expect\":\"done\"}}\n\
-         {{\"op\":\"read\",\"addr\":\"0x12345ff0\",\"len\":32,\"as\":\"user\",\"expect\":{{\"checksum\":\"0x769631cf\"}}}}\n"
+         {{\"op\":\"read\",\"addr\":\"0x12345ff0\",\"len\":32,\"as\":\"user\",\"expect\":{{\"checksum\":\"0x07bc7f3e\"}}}}\n"
     ));
     let out = runner(&[
         "replay",

@@ -132,8 +132,8 @@ impl Model {
         segments
     }
 
-    /// The checksum of the bytes the model holds at `addr..end`: a page
-    /// without bytes is taken in one step ([`Checksum::zeros`]).
+    /// The checksum of the bytes the model holds at `addr..end` (a page
+    /// without bytes holds zeros).
     fn checksum(&self, addr: u64, end: u64) -> u32 {
         let mut sum = Checksum::new();
         let mut at = addr;
@@ -143,7 +143,7 @@ impl Model {
             let (lo, hi) = ((at & 0xfff) as usize, lo_hi_end(to));
             match self.page_bytes(at >> 12) {
                 Some(bytes) => sum.update(&bytes[lo..hi]),
-                None => sum.zeros((hi - lo) as u64),
+                None => sum.update(&ZERO[lo..hi]),
             }
             at = to;
         }
