@@ -33,6 +33,7 @@ mod searches;
 pub mod table;
 #[cfg(test)]
 mod tests;
+mod touches;
 mod transport;
 
 pub use ops::op_costs;
@@ -254,6 +255,12 @@ pub async fn run(
             report
                 .figures
                 .extend(converts::figures(&config, plan).await?);
+        }
+        if plan.wants(Section::Touches) {
+            progress(&format!("{accel}: touches of 16 MiB"));
+            report
+                .figures
+                .extend(touches::figures(&config, plan).await?);
         }
         if plan.wants(Section::EndToEnd) {
             progress(&format!("{accel}: fuzz campaigns"));

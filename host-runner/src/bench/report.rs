@@ -46,6 +46,8 @@ pub enum Section {
     Searches,
     /// Converts of untouched space to usable RAM and back, in the guest.
     Converts,
+    /// A `Write` and a `Read` of 16 MiB of present pages, in the guest.
+    Touches,
     /// Short fuzz campaigns: checked operations and pages per second.
     EndToEnd,
     /// The memory check by RAM size and mapped pages.
@@ -55,7 +57,7 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 11] = [
+    pub const ALL: [Section; 12] = [
         Section::Boot,
         Section::RoundTrip,
         Section::Batched,
@@ -64,6 +66,7 @@ impl Section {
         Section::UnderPressure,
         Section::Searches,
         Section::Converts,
+        Section::Touches,
         Section::EndToEnd,
         Section::Checks,
         Section::Minimize,
@@ -82,6 +85,7 @@ impl Section {
             }
             Section::Searches => "allocator searches in the guest (fragmented maps)",
             Section::Converts => "converts of untouched space in the guest (whole page tables)",
+            Section::Touches => "touches of present pages in the guest (the pattern, the checksum)",
             Section::EndToEnd => "end to end (fuzz campaigns, checked operations)",
             Section::Checks => {
                 "checks (the judge's, on a live guest: full with info tlb, incremental)"
