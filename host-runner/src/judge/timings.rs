@@ -157,4 +157,34 @@ mod tests {
         assert_eq!(sum.since(&t), t);
         assert_eq!(sum.full_count, 4);
     }
+
+    /// Judging done while the guest ran the next batch is inside the
+    /// guest's time: the split shows the model's waited-for share, and the
+    /// rest beside it, and the whole counts it once.
+    #[test]
+    fn the_model_beside_the_guest_is_counted_once() {
+        let s = Duration::from_secs;
+        let t = Timings {
+            guest: s(10),
+            model: s(3),
+            model_ahead: s(2),
+            ..Timings::default()
+        };
+        let line = t.to_string();
+        assert!(
+            line.starts_with("guest 10.0 s (91%), model 1.0 s (9%) (and 2.0 s more while the guest ran the next batch), "),
+            "{line}"
+        );
+        let judged_at_once = Timings {
+            model_ahead: Duration::ZERO,
+            ..t
+        };
+        assert!(
+            judged_at_once
+                .to_string()
+                .starts_with("guest 10.0 s (77%), model 3.0 s (23%), "),
+            "{}",
+            judged_at_once
+        );
+    }
 }
