@@ -14,7 +14,14 @@ pub use checksum::{Checksum, K};
 #[inline]
 pub fn pattern_word(seed: u64, word_addr: u64) -> u64 {
     // splitmix64 finalizer over the seed mixed with the word's address.
-    let mut z = seed ^ (word_addr >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    mix64(seed ^ (word_addr >> 3).wrapping_mul(K))
+}
+
+/// splitmix64's finalizer: a bijection of 64-bit words whose every output
+/// bit depends on every input bit (the pattern's words, and the checksum's
+/// last step).
+#[inline]
+fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

@@ -125,7 +125,7 @@ impl JudgedVm {
     /// judged first (its failure, if any, is this one's).
     pub async fn run_batch(&mut self, reqs: &[Request], predict: bool) -> BatchRun {
         let mut run = BatchRun::default();
-        if let Some(f) = self.settle() {
+        if let Err(f) = self.settle() {
             run.failure = Some(f);
             return run;
         }
@@ -195,9 +195,7 @@ impl JudgedVm {
 
     /// Shuts the guest down; QEMU must exit with 33.
     pub async fn finish(mut self) -> Result<(), Failure> {
-        if let Some(f) = self.settle() {
-            return Err(f);
-        }
+        self.settle()?;
         let at = self.index.checked_sub(1);
         self.vm.shutdown().await.map(drop).map_err(|e| {
             let mut f = failure_from(e);

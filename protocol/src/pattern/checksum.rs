@@ -109,10 +109,7 @@ impl Checksum {
             last[..self.carried].copy_from_slice(&self.carry[..self.carried]);
             h = words(h, &last);
         }
-        let mut z = step(h, self.len);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
+        let z = super::mix64(step(h, self.len));
         (z ^ (z >> 32)) as u32
     }
 }

@@ -32,7 +32,10 @@ use protocol::{Request, Response, MAX_BATCH};
 use trace::replay::BatchRun;
 use trace::Failure;
 
+use oracle::Model;
+
 use super::{call, judge, JudgedVm};
+use crate::judge::timings::timed;
 
 /// A batch the guest answered that the model has not judged yet.
 #[derive(Debug)]
@@ -45,6 +48,13 @@ impl Unjudged {
     /// Its operations.
     pub(super) fn len(&self) -> usize {
         self.requests.len()
+    }
+
+    /// Judges it, operations `*index..` (see `run::judge`): its first
+    /// failure.
+    fn judge(self, model: &mut Model, index: &mut usize) -> Option<Failure> {
+        let mut run = BatchRun::default();
+        judge(model, index, &self.requests, self.answers, false, &mut run)
     }
 }
 
@@ -71,19 +81,11 @@ impl JudgedVm {
             // judges.
             let early = poll_once(sent.as_mut()).await;
             let judged = earlier.and_then(|e| {
-                let t = Instant::now();
-                let mut verdict = BatchRun::default();
-                let failure = judge(
-                    &mut self.model,
-                    &mut self.index,
-                    &e.requests,
-                    e.answers,
-                    false,
-                    &mut verdict,
-                );
-                let spent = t.elapsed();
-                self.timings.model += spent;
-                self.timings.model_ahead += spent;
+                let before = self.timings.model;
+                let failure = timed(&mut self.timings.model, || {
+                    e.judge(&mut self.model, &mut self.index)
+                });
+                self.timings.model_ahead += self.timings.model - before;
                 failure
             });
             // Even after a failure the guest's answer is read: the
@@ -125,21 +127,15 @@ impl JudgedVm {
     }
 
     /// Judges the batch [`JudgedVm::run_batch_ahead`] left unjudged, if
-    /// any: its first failure.
-    pub(super) fn settle(&mut self) -> Option<Failure> {
-        let e = self.unjudged.take()?;
-        let t = Instant::now();
-        let mut run = BatchRun::default();
-        let failure = judge(
-            &mut self.model,
-            &mut self.index,
-            &e.requests,
-            e.answers,
-            false,
-            &mut run,
-        );
-        self.timings.model += t.elapsed();
-        failure
+    /// any: `Err` with its first failure.
+    pub(super) fn settle(&mut self) -> Result<(), Failure> {
+        let Some(e) = self.unjudged.take() else {
+            return Ok(());
+        };
+        let failure = timed(&mut self.timings.model, || {
+            e.judge(&mut self.model, &mut self.index)
+        });
+        failure.map_or(Ok(()), Err)
     }
 }
 

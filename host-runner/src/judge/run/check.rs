@@ -13,9 +13,7 @@ impl JudgedVm {
     /// The full memory check now: the full result, clean or not (a failure
     /// only when it could not be made).
     pub async fn inspect(&mut self) -> Result<MemoryCheck, Failure> {
-        if let Some(f) = self.settle() {
-            return Err(f);
-        }
+        self.settle()?;
         self.inspect_with(true, self.opts.tlb_check).await
     }
 
@@ -91,9 +89,7 @@ impl JudgedVm {
         qemu: bool,
     ) -> Result<MemoryCheck, Failure> {
         // The model must stand where the guest's memory stands.
-        if let Some(f) = self.settle() {
-            return Err(f);
-        }
+        self.settle()?;
         self.coverage.poll(&self.vm);
         let check = self.inspect_with(full, qemu).await?;
         if check.is_clean() {
@@ -119,9 +115,7 @@ impl JudgedVm {
     /// took (the oracle's check, QEMU's view after it) with the report.
     pub async fn check_timed(&mut self) -> Result<MemoryCheck, Failure> {
         // Judged first, so that the check's index is the last operation's.
-        if let Some(f) = self.settle() {
-            return Err(f);
-        }
+        self.settle()?;
         let qemu = self.opts.tlb_check;
         self.judged_inspect(self.index.checked_sub(1), true, qemu)
             .await
@@ -132,9 +126,7 @@ impl JudgedVm {
         &mut self,
         f: impl FnOnce(&dyn GuestMemory, &Hello) -> T,
     ) -> Result<T, Failure> {
-        if let Some(f) = self.settle() {
-            return Err(f);
-        }
+        self.settle()?;
         let hello = self.hello.clone();
         let at = self.index.checked_sub(1);
         match with_paused_ram(&self.vm, self.opts.memory, |m| f(m, &hello)).await {

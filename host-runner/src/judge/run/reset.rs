@@ -28,9 +28,7 @@ impl JudgedVm {
     /// Failures here carry no operation index, but for a wrong answer in a
     /// batch [`JudgedVm::run_batch_ahead`] left unjudged, judged first.
     pub async fn reset(&mut self) -> Result<(), Failure> {
-        if let Some(f) = self.settle() {
-            return Err(f);
-        }
+        self.settle()?;
         let reqs = vec![
             Request::Reset {
                 privilege: Privilege::Kernel,
