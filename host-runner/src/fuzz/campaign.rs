@@ -1,7 +1,8 @@
-//! The campaign: `--jobs` tasks, each with its own judged guest, taking
-//! sequence numbers from one [`SequenceSource`]; a fresh state per
-//! sequence; failures saved first, then minimized. Here: the campaign's
-//! start and its summary; a job's loop in `job`.
+//! The campaign: `--jobs` jobs, each on a thread of its own (`threads`)
+//! with its own judged guest, taking sequence numbers from one
+//! [`SequenceSource`]; a fresh state per sequence; failures saved first,
+//! then minimized. Here: the campaign's start and its summary; a job's
+//! loop in `job`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,13 +16,14 @@ use super::progress::{median, Goal, Progress};
 use super::summary::Summary;
 use crate::args::fuzz::{FreshState, FuzzArgs};
 use crate::session::VmConfig;
-use job::job;
 use shared::Shared;
+use threads::JobThreads;
 
 mod capture;
 mod interrupted;
 mod job;
 pub(super) mod shared;
+mod threads;
 
 /// The campaign seed when none is given: from the clock.
 fn clock_seed() -> u64 {
@@ -93,32 +95,25 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         environment: Mutex::new(Vec::new()),
         pending: Mutex::new(Vec::new()),
     });
-    // One local task per job: a judged guest's futures are not `Send`.
-    // The guests run in their own QEMU processes and the minimizer on
-    // blocking threads, so one thread drives them all.
-    let local = tokio::task::LocalSet::new();
-    let jobs: Vec<_> = (0..args.jobs.max(1))
-        .map(|i| local.spawn_local(job(shared.clone(), i)))
-        .collect();
-    let mut results = None;
     // A signal stops the jobs where they are (their guests killed) and the
     // campaign reports what it did, naming the traces in flight.
     let (mut listener, _claim) = (crate::interrupt::Listener::new(), crate::interrupt::claim());
-    let interrupted = local
-        .run_until(async {
-            tokio::select! {
-                _ = shared.progress.tick(goal, async {
-                    results = Some(futures::future::join_all(jobs).await);
-                }) => None,
-                signal = listener.recv() => Some(signal),
-            }
-        })
-        .await;
-    drop(local);
-    if interrupted.is_none() {
-        for r in results.unwrap_or_default() {
-            r.expect("a fuzz job does not panic")?;
-        }
+    let mut jobs = {
+        let shared = shared.clone();
+        JobThreads::start(args.jobs, move |i| job::job(shared, i))?
+    };
+    let mut results = Vec::new();
+    let interrupted = tokio::select! {
+        _ = shared.progress.tick(goal, async {
+            results = jobs.finished().await;
+        }) => None,
+        signal = listener.recv() => Some(signal),
+    };
+    if interrupted.is_some() {
+        jobs.cancel().await;
+    }
+    for r in results.into_iter().flatten() {
+        r?;
     }
     let p = &shared.progress;
     p.record_sample(true);

@@ -19,6 +19,13 @@ pub enum FuzzError {
     Boot(Failure),
     #[error("an environment fault twice in a row on sequence {k} (not a VMM bug): {failure}")]
     Runner { k: u64, failure: Failure },
+    #[error(
+        "starting job {index}'s thread or runtime (not a VMM bug; fewer --jobs may do): {source}"
+    )]
+    Thread {
+        index: usize,
+        source: std::io::Error,
+    },
 }
 
 /// The class of a campaign's error: writing and a runner failing twice
@@ -26,7 +33,9 @@ pub enum FuzzError {
 impl Classify for FuzzError {
     fn exit_class(&self) -> ExitClass {
         match self {
-            FuzzError::Io { .. } | FuzzError::Runner { .. } => ExitClass::Environment,
+            FuzzError::Io { .. } | FuzzError::Runner { .. } | FuzzError::Thread { .. } => {
+                ExitClass::Environment
+            }
             FuzzError::Boot(f) => ExitClass::of_failure(f),
         }
     }

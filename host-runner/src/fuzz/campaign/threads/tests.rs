@@ -1,0 +1,105 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// Counts the jobs whose future was dropped, a while after the drop began
+/// (so that a caller that did not wait would see fewer).
+struct DropCount(Arc<AtomicUsize>, Duration);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        std::thread::sleep(self.1);
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn failed(index: usize) -> FuzzError {
+    FuzzError::Thread {
+        index,
+        source: std::io::Error::other("the job's own error"),
+    }
+}
+
+#[tokio::test]
+async fn jobs_run_side_by_side_not_one_after_the_other() {
+    // Each job blocks its thread until both have started: on one thread
+    // shared by the jobs, the first would wait out the deadline alone.
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let mut jobs = JobThreads::start(2, move |i| async move {
+        arrived.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while arrived.load(Ordering::SeqCst) < 2 {
+            if Instant::now() > deadline {
+                return Err(failed(i));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    })
+    .unwrap();
+    let out = jobs.finished().await;
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|o| matches!(o, Some(Ok(())))), "{out:?}");
+}
+
+#[tokio::test]
+async fn results_come_back_in_job_order() {
+    let mut jobs = JobThreads::start(3, |i| async move {
+        // The last job ends first.
+        tokio::time::sleep(Duration::from_millis(30 * (3 - i as u64))).await;
+        if i == 1 {
+            Err(failed(i))
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap();
+    let out = jobs.finished().await;
+    assert!(matches!(out[0], Some(Ok(()))), "{out:?}");
+    assert!(
+        matches!(out[1], Some(Err(FuzzError::Thread { index: 1, .. }))),
+        "{out:?}"
+    );
+    assert!(matches!(out[2], Some(Ok(()))), "{out:?}");
+}
+
+#[tokio::test]
+async fn no_jobs_asked_for_still_runs_one() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = ran.clone();
+    let mut jobs = JobThreads::start(0, move |_| async move {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(jobs.finished().await.len(), 1);
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn cancel_drops_every_job_where_it_is_and_waits_for_it() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let count = dropped.clone();
+    let mut jobs = JobThreads::start(2, move |i| async move {
+        // The first job, the one the abandoned wait was at, is the slower
+        // to stop.
+        let _guard = DropCount(count, Duration::from_millis(if i == 0 { 300 } else { 0 }));
+        std::future::pending::<Result<(), FuzzError>>().await
+    })
+    .unwrap();
+    // A wait for the jobs given up half way (a signal came while the
+    // campaign waited) must not lose a job that `cancel` waits for.
+    let waited = tokio::time::timeout(Duration::from_millis(20), jobs.finished()).await;
+    assert!(waited.is_err(), "the jobs never end on their own");
+    jobs.cancel().await;
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+#[should_panic(expected = "a job's own panic")]
+async fn a_job_that_panics_panics_where_the_campaign_waits() {
+    let mut jobs = JobThreads::start(1, |_| async move { panic!("a job's own panic") }).unwrap();
+    jobs.finished().await;
+}
