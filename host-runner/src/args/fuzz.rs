@@ -103,7 +103,7 @@ pub struct FuzzArgs {
     /// Memory check every K operations (0: only at each sequence's end).
     #[arg(long, default_value_t = 50, value_name = "K")]
     pub check_every: usize,
-    /// Guests at once, one task each.
+    /// Guests at once, each with a thread of its own in the runner.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
     /// This runner's share of the campaign: sequences k with k % n == i - 1.
