@@ -201,8 +201,10 @@ impl Qemu {
 
 /// Makes the kernel kill QEMU when the runner dies without running its
 /// destructors (`SIGKILL`, an abort): `kill_on_drop` covers every other
-/// way out. The signal is tied to the thread that spawns QEMU, which is a
-/// runtime thread that lives as long as the runner's runtime.
+/// way out. The signal is tied to the thread that spawns QEMU (a runtime
+/// thread, or a fuzz job's own thread), so a `Vm` must not outlive the
+/// thread that booted it: a fuzz job's guests live and die inside the job,
+/// which ends before its thread does.
 fn die_with_parent(cmd: &mut Command) {
     use rustix::process::{getpid, getppid, set_parent_process_death_signal, Signal};
     let parent = getpid();

@@ -123,7 +123,7 @@ impl Progress {
         self.printer().println(line);
     }
 
-    /// Prints above the bar from anywhere (a minimizer thread).
+    /// Prints above the bar from anywhere (a job's thread, its minimizer).
     pub fn printer(&self) -> Printer {
         Printer(self.bar.clone())
     }

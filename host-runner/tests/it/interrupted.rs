@@ -78,7 +78,8 @@ fn signal(pid: u32, sig: rustix::process::Signal) {
 }
 
 #[test]
-fn sigint_prints_the_summary_and_the_trace_in_flight_and_leaves_no_qemu() {
+fn sigint_prints_the_summary_and_each_jobs_trace_in_flight_and_leaves_no_qemu() {
+    // Two jobs, each on a thread of its own: the signal must stop both.
     let out = tempfile::tempdir().unwrap();
     let mut child = fuzz(
         out.path(),
@@ -90,6 +91,8 @@ fn sigint_prints_the_summary_and_the_trace_in_flight_and_leaves_no_qemu() {
             "10m",
             "--ops",
             "100000",
+            "--jobs",
+            "2",
         ],
     );
     let rx = lines(&mut child);
@@ -111,18 +114,22 @@ fn sigint_prints_the_summary_and_the_trace_in_flight_and_leaves_no_qemu() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{seen}");
     assert!(
-        seen.contains("fuzz: seed 0x7, shard 1/1, 1 job(s)"),
+        seen.contains("fuzz: seed 0x7, shard 1/1, 2 job(s)"),
         "the summary: {seen}"
     );
     assert!(seen.contains("INTERRUPTED by SIGINT"), "{seen}");
-    let in_flight = out.path().join("running-job0.jsonl");
-    assert!(
-        seen.contains(&format!("in flight: {}", in_flight.display())),
-        "{seen}"
-    );
-    let trace = trace::parse_str(&std::fs::read_to_string(&in_flight).unwrap())
-        .expect("the in-flight trace reads back");
-    assert!(trace.len() >= 20, "{} ops", trace.len());
+    for job in 0..2 {
+        let in_flight = out.path().join(format!("running-job{job}.jsonl"));
+        assert!(
+            seen.contains(&format!("in flight: {}", in_flight.display())),
+            "{seen}"
+        );
+        let trace = trace::parse_str(&std::fs::read_to_string(&in_flight).unwrap())
+            .expect("the in-flight trace reads back");
+        if job == 0 {
+            assert!(trace.len() >= 20, "{} ops", trace.len());
+        }
+    }
     for q in qemu {
         assert!(gone(q), "QEMU {q} survived the interrupted campaign");
     }

@@ -103,3 +103,60 @@ async fn a_job_that_panics_panics_where_the_campaign_waits() {
     let mut jobs = JobThreads::start(1, |_| async move { panic!("a job's own panic") }).unwrap();
     jobs.finished().await;
 }
+
+#[tokio::test]
+async fn a_job_that_panics_stops_the_others_before_its_panic_goes_on() {
+    use futures::FutureExt;
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let count = dropped.clone();
+    let mut jobs = JobThreads::start(2, move |i| async move {
+        if i == 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            panic!("job 1's panic");
+        }
+        let _guard = DropCount(count, Duration::from_millis(100));
+        std::future::pending::<Result<(), FuzzError>>().await
+    })
+    .unwrap();
+    let waited = std::panic::AssertUnwindSafe(jobs.finished())
+        .catch_unwind()
+        .await;
+    let payload = waited.expect_err("the panic goes on");
+    assert_eq!(message(&*payload), "job 1's panic");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "job 0 stopped before the panic went on"
+    );
+}
+
+#[tokio::test]
+async fn cancel_after_a_job_panicked_stops_the_rest_and_does_not_panic() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let count = dropped.clone();
+    let mut jobs = JobThreads::start(2, move |i| async move {
+        if i == 0 {
+            panic!("job 0's panic");
+        }
+        let _guard = DropCount(count, Duration::from_millis(50));
+        std::future::pending::<Result<(), FuzzError>>().await
+    })
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    jobs.cancel().await;
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn dropping_the_threads_stops_every_job_and_waits_for_it() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let count = dropped.clone();
+    let jobs = JobThreads::start(2, move |_| async move {
+        let _guard = DropCount(count, Duration::from_millis(100));
+        std::future::pending::<Result<(), FuzzError>>().await
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(jobs);
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
