@@ -95,7 +95,13 @@ pub const NUDGE_MS: u64 = 20;
 /// the longer spin, by 0 to 18 %). With `--jobs 2` on 2 cores, where a
 /// spinning guest's core is one the other job could use, no change beyond
 /// the noise in two pairs (4,251 and 4,499 against 4,356 and 4,543); with
-/// more jobs than cores the spin can cost. Tuned under TCG only: under
+/// more jobs than cores the spin can cost. Once each job had a thread of
+/// its own in the runner, a spin of 0 measured 7 % more at `--jobs 2`
+/// (5,968 and 5,907 against 5,567 and 5,541), but it gives up the 3 %
+/// above at `--jobs 1`, the per-guest figure; a host word that ends the
+/// spin while the host checks memory measured 3 % more at `--jobs 2` and
+/// 1.5 % less at `--jobs 1` (two pairs each, within the noise). Neither
+/// was kept. Tuned under TCG only: under
 /// KVM a wake-up is far cheaper and a long `pause` loop may exit to the
 /// hypervisor, and this was not measured there.
 pub const SPIN_TICKS: u64 = 1_000_000;
