@@ -220,6 +220,14 @@ mod tests {
                 ExitClass::Environment,
             ),
             (
+                FuzzError::Thread {
+                    index: 1,
+                    source: std::io::Error::from(std::io::ErrorKind::WouldBlock),
+                }
+                .into(),
+                ExitClass::Environment,
+            ),
+            (
                 MinimizeError::Read {
                     path: "t.jsonl".into(),
                     source: TraceError::Io(io()),

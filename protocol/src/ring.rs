@@ -96,12 +96,14 @@ pub const NUDGE_MS: u64 = 20;
 /// spinning guest's core is one the other job could use, no change beyond
 /// the noise in two pairs (4,251 and 4,499 against 4,356 and 4,543); with
 /// more jobs than cores the spin can cost. Once each job had a thread of
-/// its own in the runner, a spin of 0 measured 7 % more at `--jobs 2`
-/// (5,968 and 5,907 against 5,567 and 5,541), but it gives up the 3 %
-/// above at `--jobs 1`, the per-guest figure; a host word that ends the
-/// spin while the host checks memory measured 3 % more at `--jobs 2` and
-/// 1.5 % less at `--jobs 1` (two pairs each, within the noise). Neither
-/// was kept. Tuned under TCG only: under
+/// its own in the runner, 40-s campaigns of seed 7, alternated: a spin
+/// of 0 checked 5,968 and 5,907 operations/s at `--jobs 2` against 5,567
+/// and 5,541 (7 % more; not measured at `--jobs 1`, where the shorter
+/// spin above already cost 3 %, so not kept); a host word in the ring
+/// that ends the spin while the host checks memory, 6,158 and 5,922
+/// against 5,859 and 5,896 at `--jobs 2`, and 3,338 and 3,291 against
+/// 3,379 and 3,350 at `--jobs 1` (within the noise: not kept, nor its
+/// protocol change). Tuned under TCG only: under
 /// KVM a wake-up is far cheaper and a long `pause` loop may exit to the
 /// hypervisor, and this was not measured there.
 pub const SPIN_TICKS: u64 = 1_000_000;

@@ -46,23 +46,21 @@ async fn jobs_run_side_by_side_not_one_after_the_other() {
 
 #[tokio::test]
 async fn results_come_back_in_job_order() {
+    // Each job fails with its own index, and the last ends first.
     let mut jobs = JobThreads::start(3, |i| async move {
-        // The last job ends first.
         tokio::time::sleep(Duration::from_millis(30 * (3 - i as u64))).await;
-        if i == 1 {
-            Err(failed(i))
-        } else {
-            Ok(())
-        }
+        Err(failed(i))
     })
     .unwrap();
     let out = jobs.finished().await;
-    assert!(matches!(out[0], Some(Ok(()))), "{out:?}");
-    assert!(
-        matches!(out[1], Some(Err(FuzzError::Thread { index: 1, .. }))),
-        "{out:?}"
-    );
-    assert!(matches!(out[2], Some(Ok(()))), "{out:?}");
+    let indexes: Vec<_> = out
+        .iter()
+        .map(|o| match o {
+            Some(Err(FuzzError::Thread { index, .. })) => *index,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(indexes, [0, 1, 2]);
 }
 
 #[tokio::test]
@@ -82,11 +80,14 @@ async fn no_jobs_asked_for_still_runs_one() {
 async fn cancel_drops_every_job_where_it_is_and_waits_for_it() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let count = dropped.clone();
-    let mut jobs = JobThreads::start(2, move |i| async move {
-        // The first job, the one the abandoned wait was at, is the slower
-        // to stop.
-        let _guard = DropCount(count, Duration::from_millis(if i == 0 { 300 } else { 0 }));
-        std::future::pending::<Result<(), FuzzError>>().await
+    let mut jobs = JobThreads::start(2, move |i| {
+        // Made with the job, before its first poll: a job cancelled before
+        // it ever ran still counts. Job 0 is the slower to stop.
+        let guard = DropCount(count, Duration::from_millis(if i == 0 { 300 } else { 0 }));
+        async move {
+            let _guard = guard;
+            std::future::pending::<Result<(), FuzzError>>().await
+        }
     })
     .unwrap();
     // A wait for the jobs given up half way (a signal came while the
@@ -109,13 +110,16 @@ async fn a_job_that_panics_stops_the_others_before_its_panic_goes_on() {
     use futures::FutureExt;
     let dropped = Arc::new(AtomicUsize::new(0));
     let count = dropped.clone();
-    let mut jobs = JobThreads::start(2, move |i| async move {
-        if i == 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            panic!("job 1's panic");
+    let mut jobs = JobThreads::start(2, move |i| {
+        let guard = (i == 0).then(|| DropCount(count, Duration::from_millis(100)));
+        async move {
+            let _guard = guard;
+            if i == 1 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                panic!("job 1's panic");
+            }
+            std::future::pending::<Result<(), FuzzError>>().await
         }
-        let _guard = DropCount(count, Duration::from_millis(100));
-        std::future::pending::<Result<(), FuzzError>>().await
     })
     .unwrap();
     let waited = std::panic::AssertUnwindSafe(jobs.finished())
@@ -134,12 +138,15 @@ async fn a_job_that_panics_stops_the_others_before_its_panic_goes_on() {
 async fn cancel_after_a_job_panicked_stops_the_rest_and_does_not_panic() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let count = dropped.clone();
-    let mut jobs = JobThreads::start(2, move |i| async move {
-        if i == 0 {
-            panic!("job 0's panic");
+    let mut jobs = JobThreads::start(2, move |i| {
+        let guard = (i == 1).then(|| DropCount(count, Duration::from_millis(50)));
+        async move {
+            let _guard = guard;
+            if i == 0 {
+                panic!("job 0's panic");
+            }
+            std::future::pending::<Result<(), FuzzError>>().await
         }
-        let _guard = DropCount(count, Duration::from_millis(50));
-        std::future::pending::<Result<(), FuzzError>>().await
     })
     .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -151,12 +158,49 @@ async fn cancel_after_a_job_panicked_stops_the_rest_and_does_not_panic() {
 fn dropping_the_threads_stops_every_job_and_waits_for_it() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let count = dropped.clone();
-    let jobs = JobThreads::start(2, move |_| async move {
-        let _guard = DropCount(count, Duration::from_millis(100));
-        std::future::pending::<Result<(), FuzzError>>().await
+    let jobs = JobThreads::start(2, move |_| {
+        let guard = DropCount(count, Duration::from_millis(100));
+        async move {
+            let _guard = guard;
+            std::future::pending::<Result<(), FuzzError>>().await
+        }
     })
     .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     drop(jobs);
     assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_job_that_ends_while_a_wait_is_given_up_is_kept() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let count = dropped.clone();
+    let mut jobs = JobThreads::start(2, move |i| {
+        let guard = (i == 0).then(|| DropCount(count, Duration::ZERO));
+        async move {
+            let _guard = guard;
+            if i == 1 {
+                return Err(failed(1));
+            }
+            std::future::pending::<Result<(), FuzzError>>().await
+        }
+    })
+    .unwrap();
+    // Waits given up again and again (each a signal's), until job 1 has
+    // ended during one of them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while jobs.jobs[1].ended.is_none() && Instant::now() < deadline {
+        let waited = tokio::time::timeout(Duration::from_millis(50), jobs.finished()).await;
+        assert!(waited.is_err(), "job 0 never ends on its own");
+    }
+    assert!(
+        matches!(
+            jobs.jobs[1].ended,
+            Some(Ok(Some(Err(FuzzError::Thread { index: 1, .. }))))
+        ),
+        "job 1's end was kept when the wait was given up"
+    );
+    // And waiting again does not look at job 1's finished channel again.
+    jobs.cancel().await;
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
 }
