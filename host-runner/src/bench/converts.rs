@@ -41,11 +41,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
         }
         vm.shutdown().await?;
     }
-    let tag = Tag {
-        section: Section::Converts,
-        accel: config.accel,
-        transport: Some(config.transport.into()),
-    };
+    let tag = Tag::of(Section::Converts, config);
     let mut out = Vec::new();
     for (i, &(_, name)) in SIZES.iter().enumerate() {
         out.extend(tag.median(

@@ -17,11 +17,7 @@ pub async fn figures(
     plan: &BenchPlan,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Figure>, BenchError> {
-    let tag = Tag {
-        section: Section::EndToEnd,
-        accel: config.accel,
-        transport: Some(config.transport.into()),
-    };
+    let tag = Tag::of(Section::EndToEnd, config);
     let out_dir = tempfile::tempdir().map_err(|e| crate::Error::io("a temporary folder", e))?;
     let mut out = Vec::new();
     let mut rates = Vec::new();

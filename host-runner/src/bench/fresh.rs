@@ -71,11 +71,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
         check.push(parts.check.as_secs_f64() * 1e3);
         vm.finish().await.map_err(|f| failed("shutdown", f))?;
     }
-    let tag = Tag {
-        section: Section::FreshState,
-        accel: config.accel,
-        transport: Some(config.transport.into()),
-    };
+    let tag = Tag::of(Section::FreshState, config);
     let rows: [(&str, Unit, &[f64]); 6] = [
         (
             "judged reset after a fuzz sequence (reset, stats, check)",

@@ -105,11 +105,7 @@ pub async fn figures(
             plan.minimize_secs
         ));
     }
-    let tag = Tag {
-        section: Section::Minimize,
-        accel: config.accel,
-        transport: Some(config.transport.into()),
-    };
+    let tag = Tag::of(Section::Minimize, &config);
     Ok(vec![
         tag.value(
             "failing trace given",

@@ -198,11 +198,7 @@ pub async fn figures(
         host.push(in_process(config, mix));
     }
     let rate = |v: &[f64], of: f64| v.iter().map(|s| of / s.max(1e-9)).collect::<Vec<_>>();
-    let tag = Tag {
-        section,
-        accel: config.accel,
-        transport: Some(config.transport.into()),
-    };
+    let tag = Tag::of(section, config);
     let host_tag = tag.with(Some(Link::InProcess));
     let batch = plan.mix_batch;
     let mut out = Vec::new();

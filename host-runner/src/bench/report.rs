@@ -192,6 +192,16 @@ pub struct Tag {
 }
 
 impl Tag {
+    /// A figure of `section` measured on guests booted with `config`,
+    /// over its transport.
+    pub fn of(section: Section, config: &crate::session::VmConfig) -> Tag {
+        Tag {
+            section,
+            accel: config.accel,
+            transport: Some(config.transport.into()),
+        }
+    }
+
     /// The median of `samples` as a figure (`None` for no samples).
     pub fn median(&self, name: impl Into<String>, unit: Unit, samples: &[f64]) -> Option<Figure> {
         Some(Figure {

@@ -34,11 +34,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
         }
         vm.shutdown().await?;
     }
-    let tag = Tag {
-        section: Section::Searches,
-        accel: config.accel,
-        transport: Some(config.transport.into()),
-    };
+    let tag = Tag::of(Section::Searches, config);
     Ok(tag
         .median(
             format!("Valloc of 2 pages, no room (one free page in {GAP_EVERY}): round trip"),

@@ -41,12 +41,16 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
             to: AreaType::UsableRam,
             privilege: Privilege::User,
         };
-        expect(timed(&mut vm, convert).await?, &Response::Done, "convert")?;
+        answered(&mut vm, convert, &Response::Done, "convert").await?;
         for timed_run in [false, true] {
-            let (w, answer) = timed(&mut vm, write()).await?;
-            expect((w, answer), &Response::Done, "write")?;
-            let (r, answer) = timed(&mut vm, read()).await?;
-            expect((r, answer), &Response::Checksum { checksum: want }, "read")?;
+            let w = answered(&mut vm, write(), &Response::Done, "write").await?;
+            let r = answered(
+                &mut vm,
+                read(),
+                &Response::Checksum { checksum: want },
+                "read",
+            )
+            .await?;
             if timed_run {
                 writes.push(w);
                 reads.push(r);
@@ -54,19 +58,15 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
         }
         vm.shutdown().await?;
     }
-    let tag = Tag {
-        section: Section::Touches,
-        accel: config.accel,
-        transport: Some(config.transport.into()),
-    };
+    let tag = Tag::of(Section::Touches, config);
     let mut out = Vec::new();
     out.extend(tag.median(
-        "write 16 MiB of present pages: round trip".to_string(),
+        "write 16 MiB of present pages: round trip",
         Unit::Millis,
         &writes,
     ));
     out.extend(tag.median(
-        "read 16 MiB of present pages (the checksum): round trip".to_string(),
+        "read 16 MiB of present pages (the checksum): round trip",
         Unit::Millis,
         &reads,
     ));
@@ -90,20 +90,21 @@ fn read() -> Request {
     }
 }
 
-/// `request`'s round trip in ms, and its answer (reclaim events left out).
-async fn timed(vm: &mut Vm, request: Request) -> Result<(f64, Response), BenchError> {
+/// `request`'s round trip in ms; its answer (reclaim events left out)
+/// must be `want`.
+async fn answered(
+    vm: &mut Vm,
+    request: Request,
+    want: &Response,
+    what: &str,
+) -> Result<f64, BenchError> {
     let t = Instant::now();
     let answer = vm.call(request).await?;
     let millis = t.elapsed().as_secs_f64() * 1e3;
-    Ok((millis, answer.split_reclaimed().1))
-}
-
-/// The answer must be `want`.
-fn expect((_, got): (f64, Response), want: &Response, what: &str) -> Result<(), BenchError> {
-    if &got == want {
-        return Ok(());
+    match answer.split_reclaimed().1 {
+        got if &got == want => Ok(millis),
+        got => Err(BenchError::Setup(format!(
+            "touches: the {what} of 16 MiB answered {got:?}, not {want:?}"
+        ))),
     }
-    Err(BenchError::Setup(format!(
-        "touches: the {what} of 16 MiB answered {got:?}, not {want:?}"
-    )))
 }

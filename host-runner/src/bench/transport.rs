@@ -101,11 +101,7 @@ pub async fn figures(
 
 impl Samples {
     fn figures(self, config: &VmConfig, sizes: &[usize]) -> Vec<Figure> {
-        let tag = Tag {
-            section: Section::Boot,
-            accel: config.accel,
-            transport: Some(config.transport.into()),
-        };
+        let tag = Tag::of(Section::Boot, config);
         let ms = |v: &[f64]| v.iter().map(|s| s * 1e3).collect::<Vec<_>>();
         let us = |v: &[f64]| v.iter().map(|s| s * 1e6).collect::<Vec<_>>();
         let mut out = Vec::new();

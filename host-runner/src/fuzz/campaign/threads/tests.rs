@@ -15,6 +15,12 @@ impl Drop for DropCount {
     }
 }
 
+/// A job that never ends on its own, holding `guard` until it is dropped.
+async fn forever(guard: Option<DropCount>) -> Result<(), FuzzError> {
+    let _guard = guard;
+    std::future::pending().await
+}
+
 fn failed(index: usize) -> FuzzError {
     FuzzError::Thread {
         index,
@@ -84,10 +90,7 @@ async fn cancel_drops_every_job_where_it_is_and_waits_for_it() {
         // Made with the job, before its first poll: a job cancelled before
         // it ever ran still counts. Job 0 is the slower to stop.
         let guard = DropCount(count, Duration::from_millis(if i == 0 { 300 } else { 0 }));
-        async move {
-            let _guard = guard;
-            std::future::pending::<Result<(), FuzzError>>().await
-        }
+        forever(Some(guard))
     })
     .unwrap();
     // A wait for the jobs given up half way (a signal came while the
@@ -113,12 +116,11 @@ async fn a_job_that_panics_stops_the_others_before_its_panic_goes_on() {
     let mut jobs = JobThreads::start(2, move |i| {
         let guard = (i == 0).then(|| DropCount(count, Duration::from_millis(100)));
         async move {
-            let _guard = guard;
             if i == 1 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 panic!("job 1's panic");
             }
-            std::future::pending::<Result<(), FuzzError>>().await
+            forever(guard).await
         }
     })
     .unwrap();
@@ -141,11 +143,10 @@ async fn cancel_after_a_job_panicked_stops_the_rest_and_does_not_panic() {
     let mut jobs = JobThreads::start(2, move |i| {
         let guard = (i == 1).then(|| DropCount(count, Duration::from_millis(50)));
         async move {
-            let _guard = guard;
             if i == 0 {
                 panic!("job 0's panic");
             }
-            std::future::pending::<Result<(), FuzzError>>().await
+            forever(guard).await
         }
     })
     .unwrap();
@@ -159,11 +160,7 @@ fn dropping_the_threads_stops_every_job_and_waits_for_it() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let count = dropped.clone();
     let jobs = JobThreads::start(2, move |_| {
-        let guard = DropCount(count, Duration::from_millis(100));
-        async move {
-            let _guard = guard;
-            std::future::pending::<Result<(), FuzzError>>().await
-        }
+        forever(Some(DropCount(count, Duration::from_millis(100))))
     })
     .unwrap();
     std::thread::sleep(Duration::from_millis(50));
@@ -178,11 +175,10 @@ async fn a_job_that_ends_while_a_wait_is_given_up_is_kept() {
     let mut jobs = JobThreads::start(2, move |i| {
         let guard = (i == 0).then(|| DropCount(count, Duration::ZERO));
         async move {
-            let _guard = guard;
             if i == 1 {
                 return Err(failed(1));
             }
-            std::future::pending::<Result<(), FuzzError>>().await
+            forever(guard).await
         }
     })
     .unwrap();
