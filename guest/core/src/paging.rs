@@ -71,6 +71,13 @@ pub(crate) struct PageTables<M, A> {
     /// always names a live PD: used when that entry still names the page
     /// table being counted (a page table has one PD entry).
     last_pd: Option<(PhysFrame, usize)>,
+    /// How many level-1 entries [`PageTables::set_leaf`] wrote that the
+    /// reclaim clock's sweep for an evictable page keeps
+    /// ([`pte::is_evictable`]), in any space or half. `set_leaf` is the
+    /// only writer of such entries (the others write allocate-on-write,
+    /// unusable or table entries, or clear an accessed bit), so while this
+    /// stays, no page has become one the sweep would look at.
+    evictable_made: u64,
 }
 
 impl<M: PhysMemory, A: FrameAllocator> Tables for PageTables<M, A> {
@@ -111,6 +118,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             root: pml4,
             counters: Counters::default(),
             last_pd: None,
+            evictable_made: 0,
         }
     }
 
@@ -151,6 +159,13 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// The page-state counts.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// How many entries the clock's sweep for an evictable page would keep
+    /// were written so far (see the field's doc): unchanged since a sweep
+    /// found none in a space, that space still has none.
+    pub fn evictable_made(&self) -> u64 {
+        self.evictable_made
     }
 
     /// A frame became shared (`true`) or went with its last shared mapping
@@ -250,7 +265,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         old: Pte,
         new: Pte,
     ) -> Option<Flush> {
-        self.write_entry(table, i, new.encode(user(linear)));
+        let raw = new.encode(user(linear));
+        self.write_entry(table, i, raw);
+        self.evictable_made += u64::from(pte::is_evictable(raw));
         self.counters.page_changed(linear, old, new);
         if old.is_present() != new.is_present() {
             self.count_present(table, linear, new.is_present());

@@ -9,6 +9,7 @@
 
 mod bad_input;
 mod basics;
+mod clock_barren;
 mod clock_cost;
 mod clock_laps;
 mod fault_around;

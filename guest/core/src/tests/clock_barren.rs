@@ -1,0 +1,196 @@
+//! A space with no page the clock could send out fails a request for a
+//! frame at once, without a sweep, and only while that still holds
+//! (`clock::Barren`).
+//!
+//! In a fuzz campaign's operation mix run in-process, nine tenths of the
+//! clock's entry reads were sweeps that found nothing: with RAM full of
+//! pinned, shared and read-only pages, every request for a frame swept
+//! every table with a present page, twice, before answering
+//! `OutOfMemory`.
+
+use protocol::{Reclaim, Request, Response};
+
+use super::{check, req, stats, K};
+use crate::sim::SimMachine;
+
+/// Where the read-only RAM that fills memory lies.
+const FILL: u64 = 0x1000_0000;
+/// Where space 1's writable page lies.
+const ONE: u64 = 0x2000_0000;
+
+fn read_only(addr: u64, pages: u64) -> Request {
+    Request::Map {
+        addr,
+        pages,
+        writable: false,
+        executable: false,
+        contiguous: false,
+        privilege: K,
+    }
+}
+
+/// A machine whose spare frames (beyond the heap's reserve) are all
+/// present read-only RAM, which the clock never sends out (`extra` runs
+/// first, with frames still free), and the address of the fill's last
+/// page.
+fn full_of_read_only(extra: impl FnOnce(&mut SimMachine)) -> (SimMachine, u64) {
+    let mut m = SimMachine::with_files(1024, &[]);
+    extra(&mut m);
+    let reserve = protocol::heap_reserve_frames(stats(&mut m).heap_max_bytes);
+    // The tables the map makes take frames too: the host takes what is
+    // left (frames the clock never sends out either).
+    let pages = stats(&mut m).free_frames - reserve - 8;
+    assert_eq!(req(&mut m, read_only(FILL, pages)), Response::Done);
+    let rest = Request::AllocFrames {
+        count: stats(&mut m).free_frames - reserve,
+        contiguous: false,
+        privilege: K,
+    };
+    assert!(matches!(req(&mut m, rest), Response::Frames(_)));
+    assert_eq!(
+        stats(&mut m).free_frames,
+        reserve,
+        "every spare frame taken"
+    );
+    (m, FILL + (pages - 1) * 4096)
+}
+
+/// Asks for one frame: the answer and the page-table reads it took.
+fn one_frame(m: &mut SimMachine) -> (Response, u64) {
+    let before = m.vmm.mem().table_reads;
+    let answer = req(
+        m,
+        Request::AllocFrames {
+            count: 1,
+            contiguous: false,
+            privilege: K,
+        },
+    );
+    (answer, m.vmm.mem().table_reads - before)
+}
+
+/// Makes the fill's page at `page` present writable RAM, an evictable
+/// page, with the frame it had.
+fn one_evictable_page(m: &mut SimMachine, page: u64) {
+    let unmap = Request::Unmap {
+        addr: page,
+        pages: 1,
+        privilege: K,
+    };
+    assert_eq!(req(m, unmap), Response::Done);
+    assert_eq!(req(m, Request::map_writable(page, 1, K)), Response::Done);
+}
+
+fn switch(space: u16) -> Request {
+    Request::SwitchSpace {
+        space,
+        privilege: K,
+    }
+}
+
+/// Space 1, with one evictable page at `ONE`; space 0 current again.
+fn space_1_with_one_page(m: &mut SimMachine) {
+    let space = match req(m, Request::CreateSpace { privilege: K }) {
+        Response::Space { space, .. } => space,
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(space, 1);
+    assert_eq!(req(m, switch(1)), Response::Done);
+    assert_eq!(req(m, Request::map_writable(ONE, 1, K)), Response::Done);
+    assert_eq!(req(m, switch(0)), Response::Done);
+}
+
+fn swapped(answer: &Response) -> Vec<u64> {
+    match answer {
+        Response::Reclaimed { events, .. } => events
+            .iter()
+            .filter_map(|e| match *e {
+                Reclaim::Swapped { addr, .. } => Some(addr),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn a_space_without_evictable_pages_fails_later_requests_without_a_sweep() {
+    let (mut m, _) = full_of_read_only(|_| {});
+    let (first, swept) = one_frame(&mut m);
+    assert_eq!(first, Response::Error(protocol::Error::OutOfMemory));
+    for _ in 0..10 {
+        let (again, reads) = one_frame(&mut m);
+        assert_eq!(again, first);
+        // The sweep read every table with a present page, the PML4 down;
+        // the request now reads none of them.
+        assert!(
+            reads * 10 < swept,
+            "{reads} table reads after a sweep that took {swept}"
+        );
+    }
+    check(&mut m);
+}
+
+#[test]
+fn a_page_made_evictable_since_is_sent_out() {
+    let (mut m, last) = full_of_read_only(|_| {});
+    assert_eq!(
+        one_frame(&mut m).0,
+        Response::Error(protocol::Error::OutOfMemory)
+    );
+    one_evictable_page(&mut m, last);
+    let (answer, _) = one_frame(&mut m);
+    assert_eq!(swapped(&answer), [last], "{answer:?}");
+    check(&mut m);
+}
+
+#[test]
+fn once_the_clock_sent_that_page_out_the_space_fails_at_once_again() {
+    let (mut m, last) = full_of_read_only(|_| {});
+    let (_, swept) = one_frame(&mut m);
+    one_evictable_page(&mut m, last);
+    assert_eq!(swapped(&one_frame(&mut m).0), [last]);
+    let (again, reads) = one_frame(&mut m);
+    assert_eq!(again, Response::Error(protocol::Error::OutOfMemory));
+    assert!(
+        reads * 10 < swept,
+        "{reads} table reads after a sweep that took {swept}"
+    );
+    check(&mut m);
+}
+
+/// Space 0's record says nothing of space 1, whose page was made before
+/// it.
+#[test]
+fn another_space_is_swept() {
+    let (mut m, _) = full_of_read_only(space_1_with_one_page);
+    assert_eq!(
+        one_frame(&mut m).0,
+        Response::Error(protocol::Error::OutOfMemory)
+    );
+    assert_eq!(req(&mut m, switch(1)), Response::Done);
+    let (answer, _) = one_frame(&mut m);
+    assert_eq!(swapped(&answer), [ONE], "{answer:?}");
+    check(&mut m);
+}
+
+/// The record is of one space: a page the clock sends out of another
+/// space does not stand for a page made evictable in this one.
+#[test]
+fn a_page_sent_out_of_another_space_does_not_keep_the_record() {
+    let (mut m, last) = full_of_read_only(space_1_with_one_page);
+    // Space 0 has no evictable page: recorded.
+    assert_eq!(
+        one_frame(&mut m).0,
+        Response::Error(protocol::Error::OutOfMemory)
+    );
+    // One is made in space 0; space 1's goes out.
+    one_evictable_page(&mut m, last);
+    assert_eq!(req(&mut m, switch(1)), Response::Done);
+    assert_eq!(swapped(&one_frame(&mut m).0), [ONE]);
+    // Back in space 0, its page is there to send out.
+    assert_eq!(req(&mut m, switch(0)), Response::Done);
+    let (answer, _) = one_frame(&mut m);
+    assert_eq!(swapped(&answer), [last], "{answer:?}");
+    check(&mut m);
+}
