@@ -20,12 +20,14 @@ use crate::validate::Span;
 ///   it ends: a request loads file pages only in its own range), so the
 ///   pressure path skips that sweep of the whole managed space until the
 ///   request ends ([`Clock::request_ended`]) or the pin changes.
-/// - `barren` is `Some` only while the space whose PML4 is its `root` has
+/// - [`Clock::is_barren`] answers true only while the current space has
 ///   no page in its user half or the kernel span that a sweep for an
-///   evictable page keeps, pinned or not ([`Barren`] says why that holds).
-///   While it does, a sweep would visit no page, age none, send none and
-///   leave the hand where it is: the pressure path fails at once instead
-///   ([`Clock::is_barren`]). Cleared at `Reset`.
+///   evictable page keeps, pinned or not ([`Barren`] says why). A sweep
+///   would then visit no page, age none, send none and leave the hand
+///   where it is: the pressure path fails at once instead. The record
+///   itself may outlive that (it is then never true again): it goes at
+///   `Reset`, when a space is made, and when a sweep of another space
+///   sends a page out.
 /// - `sent` counts the pages the sweeps sent out since boot.
 #[derive(Debug, Default)]
 pub(crate) struct Clock {
@@ -40,17 +42,29 @@ pub(crate) struct Clock {
 /// no page at all, when `PageTables::evictable_made` was `made` and the
 /// sweeps had sent `sent` pages out.
 ///
-/// Every entry that makes a page one such a sweep keeps counts in
-/// `evictable_made` (`PageTables::set_leaf`), in any space. So the space
-/// has none still while every such entry written since was followed by
-/// the clock's sending that page out: each page a sweep of the space sends
-/// was kept by it, and so made so after the record (a sweep of another
-/// space drops the record: [`Clock::sent_out`]), and a page it sent is
-/// kept again only through another such entry. The count of entries made and
-/// the count of pages sent grow by the same then, and otherwise the first
-/// grows more (an entry in another space, or a page made so and left, or
-/// taken by something else than the clock): a sweep runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Every level-1 entry that makes a page one such a sweep keeps counts in
+/// `evictable_made` (`PageTables::set_leaf`, in any space), and a page
+/// becomes visible to the space's sweeps in no other way, because:
+/// - `set_leaf` is the only writer of such entries (the others write
+///   entries that are not present or not evictable, or upper-level ones);
+/// - a table is zeroed before it is linked, so linking one shows no page;
+/// - the kernel half is the same in every space (`paging::spaces`), so a
+///   kernel table linked in another space is linked in this one too;
+/// - a PD entry's present count is exact, so the sweep's walk, which skips
+///   page tables that count none, skips no kept page.
+///
+/// So the space has none still while every such entry written since was
+/// followed by the clock's sending that page out. Each page a sweep of
+/// this space sends was kept by it, so some such entry made it so after
+/// the record (a sweep of another space drops the record instead:
+/// [`Clock::sent_out`]); and a page sent out is kept again only through
+/// another such entry. The count of entries made and the count of pages
+/// sent then grow by the same; otherwise the first grows more (an entry
+/// in another space, a page made so and left, or one taken by something
+/// other than the clock) and a sweep runs. A space made later may reuse a
+/// destroyed space's PML4 frame: making a space drops the record
+/// ([`Clock::space_made`]).
+#[derive(Clone, Copy, Debug)]
 struct Barren {
     root: PhysFrame,
     made: u64,
@@ -68,7 +82,8 @@ impl Clock {
         self.no_clean_file = None;
     }
 
-    /// `Reset`: the hand back where boot left it.
+    /// `Reset`: the hand back where boot left it, and no record of a
+    /// barren space.
     pub fn rewind(&mut self) {
         self.hand = 0;
         self.barren = None;
@@ -85,11 +100,17 @@ impl Clock {
         });
     }
 
+    /// A space was made (its PML4 may be a destroyed space's): no record of
+    /// a barren space holds for it.
+    pub fn space_made(&mut self) {
+        self.barren = None;
+    }
+
     /// A sweep of the space whose PML4 is `root` sent a page out. A record
     /// of another space goes: that page was not made evictable after it
     /// (see [`Barren`]).
     pub fn sent_out(&mut self, root: PhysFrame) {
-        self.sent += 1;
+        self.sent = self.sent.wrapping_add(1);
         if self.barren.is_some_and(|b| b.root != root) {
             self.barren = None;
         }

@@ -5,7 +5,8 @@
 //! Tables are created on demand and freed as soon as every entry in them is
 //! zero. Every walk visits only the tables that exist, so a huge range costs
 //! what its tables cost, not its pages; the walk itself is
-//! [`crate::walk`], each walker here (and in `find`, `whole`) a [`Visit`].
+//! [`crate::walk`], each walker here (and in `find`, `whole`, `pinned`) a
+//! [`Visit`].
 //!
 //! Addresses are linear (48-bit, see [`crate::validate::Span`]); level 4 is
 //! the PML4, level 1 the page table.
@@ -13,9 +14,11 @@
 //! # Invariants
 //! - [`PageTables`] is the only writer of page-table entries: level-1
 //!   entries change only through [`PageTables::set_leaf`] (one at a time)
-//!   and the whole-table paths of `whole` (a table at once), upper-level
-//!   entries only when a table is made or freed here, or a PD entry's
-//!   present count kept ([`pte::present_count`]). So the page-state
+//!   and the whole-table paths of `whole` and `pinned` (a table at once),
+//!   upper-level entries only when a table is made or freed here, a whole
+//!   allocate-on-write PD entry is made or made a table again (`whole`,
+//!   `pinned`), or a PD entry's present count kept
+//!   ([`pte::present_count`]). So the page-state
 //!   [`Counters`], which only those writers change, equal what a walk of
 //!   the tables finds, and each PD entry's present count is the number of
 //!   present entries of its page table.
@@ -74,9 +77,11 @@ pub(crate) struct PageTables<M, A> {
     /// How many level-1 entries [`PageTables::set_leaf`] wrote that the
     /// reclaim clock's sweep for an evictable page keeps
     /// ([`pte::is_evictable`]), in any space or half. `set_leaf` is the
-    /// only writer of such entries (the others write allocate-on-write,
-    /// unusable or table entries, or clear an accessed bit), so while this
-    /// stays, no page has become one the sweep would look at.
+    /// only writer of such entries (the whole-table paths of `whole` and
+    /// `pinned` write unusable, allocate-on-write or pinned allocate-on-write
+    /// entries, `clear_accessed` only clears a bit, and the rest write
+    /// upper-level entries), so while this stays, no page has become one
+    /// the sweep would look at (`clock::Barren`).
     evictable_made: u64,
 }
 
@@ -267,7 +272,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     ) -> Option<Flush> {
         let raw = new.encode(user(linear));
         self.write_entry(table, i, raw);
-        self.evictable_made += u64::from(pte::is_evictable(raw));
+        self.evictable_made = self
+            .evictable_made
+            .wrapping_add(u64::from(pte::is_evictable(raw)));
         self.counters.page_changed(linear, old, new);
         if old.is_present() != new.is_present() {
             self.count_present(table, linear, new.is_present());

@@ -214,8 +214,9 @@ pub(crate) trait Visit<T> {
     /// A whole allocate-on-write PD entry (`at.level == 2`): 512
     /// allocate-on-write pages with no page table yet, the frame kept for
     /// it in `at.raw`. Answer the table to go on into (after filling it,
-    /// [`crate::paging`]'s split), or `None` to pass the entry. Passing is
-    /// the default: right for a walker that looks only at tables, present
+    /// [`crate::paging`]'s split), or `None` not to go in: to pass the
+    /// entry, or after doing its pages' work at once. Passing is the
+    /// default: right for a walker that looks only at tables, present
     /// pages or missing tables; one that acts on pages must answer.
     fn whole_aow(&mut self, _tables: &mut T, _at: Entry) -> Descend<Self::Stop> {
         ControlFlow::Continue(None)

@@ -70,9 +70,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     }
 
     /// Fills the page table `table` (of the pages from `base` on) with
-    /// pinned allocate-on-write entries, where its census found `zero`
-    /// unusable and `aow` allocate-on-write pages and nothing but pinned
-    /// allocate-on-write ones besides.
+    /// pinned allocate-on-write entries, where it held `zero` unusable and
+    /// `aow` allocate-on-write pages and nothing but pinned allocate-on-write
+    /// ones besides.
     fn fill_pinned(&mut self, table: PhysFrame, base: u64, zero: u64, aow: u64) {
         let pinned = Pte::PinnedAllocOnWrite.encode(user(base));
         for e in self.mem.table(table).iter_mut() {

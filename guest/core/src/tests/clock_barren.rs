@@ -18,11 +18,11 @@ const FILL: u64 = 0x1000_0000;
 /// Where space 1's writable page lies.
 const ONE: u64 = 0x2000_0000;
 
-fn read_only(addr: u64, pages: u64) -> Request {
+fn ram(addr: u64, pages: u64, writable: bool) -> Request {
     Request::Map {
         addr,
         pages,
-        writable: false,
+        writable,
         executable: false,
         contiguous: false,
         privilege: K,
@@ -34,13 +34,18 @@ fn read_only(addr: u64, pages: u64) -> Request {
 /// first, with frames still free), and the address of the fill's last
 /// page.
 fn full_of_read_only(extra: impl FnOnce(&mut SimMachine)) -> (SimMachine, u64) {
-    let mut m = SimMachine::with_files(1024, &[]);
+    full_of(false, extra)
+}
+
+/// [`full_of_read_only`], or with writable RAM, on a machine with a file.
+fn full_of(writable: bool, extra: impl FnOnce(&mut SimMachine)) -> (SimMachine, u64) {
+    let mut m = SimMachine::with_files(1024, &[(1, 0xf11e)]);
     extra(&mut m);
     let reserve = protocol::heap_reserve_frames(stats(&mut m).heap_max_bytes);
     // The tables the map makes take frames too: the host takes what is
     // left (frames the clock never sends out either).
     let pages = stats(&mut m).free_frames - reserve - 8;
-    assert_eq!(req(&mut m, read_only(FILL, pages)), Response::Done);
+    assert_eq!(req(&mut m, ram(FILL, pages, writable)), Response::Done);
     let rest = Request::AllocFrames {
         count: stats(&mut m).free_frames - reserve,
         contiguous: false,
@@ -192,5 +197,67 @@ fn a_page_sent_out_of_another_space_does_not_keep_the_record() {
     assert_eq!(req(&mut m, switch(0)), Response::Done);
     let (answer, _) = one_frame(&mut m);
     assert_eq!(swapped(&answer), [last], "{answer:?}");
+    check(&mut m);
+}
+
+/// A sweep that passed the request's own pages visited them: the only
+/// evictable page being in the range of the request that needed a frame
+/// leaves no record, and the next request sends it out.
+#[test]
+fn a_page_in_the_requests_own_range_still_counts_as_visited() {
+    let (mut m, last) = full_of_read_only(|_| {});
+    one_evictable_page(&mut m, last);
+    // The page after it is usable, not present: a write to both needs a
+    // frame for it, and the only page to send out is in the write's range.
+    let usable = Request::Convert {
+        addr: last + 4096,
+        pages: 1,
+        to: protocol::AreaType::UsableRam,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, usable), Response::Done);
+    let write = Request::Write {
+        addr: last,
+        len: 2 * 4096,
+        seed: 5,
+        privilege: K,
+    };
+    let answer = req(&mut m, write);
+    assert!(swapped(&answer).is_empty(), "{answer:?}");
+    assert_ne!(answer, Response::Done, "no frame for the second page");
+    let (answer, _) = one_frame(&mut m);
+    assert_eq!(swapped(&answer), [last], "{answer:?}");
+    check(&mut m);
+}
+
+/// A sweep for a clean file page that finds none leaves no record: the
+/// file page is in another space, and this one's RAM goes out.
+#[test]
+fn a_fruitless_sweep_for_a_clean_file_page_leaves_no_record() {
+    let (mut m, _) = full_of(true, |m| {
+        space_1_with_one_page(m);
+        assert_eq!(req(m, switch(1)), Response::Done);
+        let file = Request::MapFile {
+            addr: ONE + 4096,
+            pages: 1,
+            file: 0,
+            file_page: 0,
+            privilege: K,
+        };
+        assert_eq!(req(m, file), Response::Done);
+        let read = Request::Read {
+            addr: ONE + 4096,
+            len: 8,
+            privilege: K,
+        };
+        assert!(matches!(req(m, read), Response::Checksum { .. }));
+        assert_eq!(req(m, switch(0)), Response::Done);
+    });
+    let (answer, _) = one_frame(&mut m);
+    assert!(
+        matches!(&answer, Response::Reclaimed { response, .. } if matches!(**response, Response::Frames(_))),
+        "{answer:?}"
+    );
+    assert_eq!(swapped(&answer), [FILL], "{answer:?}");
     check(&mut m);
 }

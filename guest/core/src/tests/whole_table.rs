@@ -1,5 +1,5 @@
-//! The whole-table paths of `paging::whole`: a page table a convert or a
-//! reset covers whole is freed or filled at once. Each test builds a table
+//! The whole-table paths of `paging::whole` and `paging::pinned`: a page
+//! table a convert or a reset covers whole is freed or filled at once. Each test builds a table
 //! holding every kind of entry, covers it whole, and asks for exactly what
 //! the entry-by-entry path gives: every frame, swap slot and table back,
 //! the counters equal to a walk ([`check`]), no stale translation.
@@ -451,5 +451,53 @@ fn a_convert_to_pinned_of_a_whole_table_with_pages_in_use_goes_entry_by_entry() 
         .chain(&got[11..])
         .all(|p| *p == PageState::PinnedAllocOnWrite));
     assert_reads_pattern(&mut m, 3, TABLE, 8 * 4096);
+    reset_and_check(&mut m);
+}
+
+/// A table some of whose pages are pinned already is filled whole too,
+/// counted right; a region pinned whole again changes nothing.
+#[test]
+fn a_convert_to_pinned_over_pinned_pages_fills_the_rest_and_changes_nothing_twice() {
+    let mut m = three_unused_regions();
+    let region_2 = TABLE + (2 << 21);
+    convert(&mut m, region_2 + 4096, 3, AreaType::PinnedRam);
+    for _ in 0..2 {
+        let before = stats(&mut m);
+        convert(&mut m, region_2, 512, AreaType::PinnedRam);
+        check(&mut m);
+        let after = stats(&mut m);
+        assert_eq!(after.alloc_on_write_pages, before.alloc_on_write_pages);
+        assert_eq!(after.free_frames, before.free_frames);
+        assert!(states(&mut m, region_2, 512)
+            .iter()
+            .all(|s| *s == PageState::PinnedAllocOnWrite));
+    }
+    reset_and_check(&mut m);
+}
+
+/// The same fast paths in the kernel's span, whose tables are kernel
+/// tables (no U bit).
+#[test]
+fn a_convert_to_pinned_of_whole_kernel_tables_fills_each_at_once() {
+    const KERNEL: u64 = 0xffff_c080_4000_0000;
+    let mut m = SimMachine::new(256);
+    convert(&mut m, KERNEL, 2 * 512, AreaType::UsableRam);
+    let write = Request::Write {
+        addr: KERNEL + (1 << 21),
+        len: 8,
+        seed: 1,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, write), Response::Done);
+    convert(&mut m, KERNEL + (1 << 21), 1, AreaType::Unusable);
+    assert!(pte::is_whole_aow(pd_entry(&mut m, KERNEL)));
+    let reads = m.vmm.mem().table_reads;
+    convert(&mut m, KERNEL, 2 * 512, AreaType::PinnedRam);
+    let reads = m.vmm.mem().table_reads - reads;
+    assert!(reads < 1024, "{reads} table reads for 1024 pages");
+    check(&mut m);
+    assert!(states(&mut m, KERNEL, 2 * 512)
+        .iter()
+        .all(|s| *s == PageState::PinnedAllocOnWrite));
     reset_and_check(&mut m);
 }

@@ -259,7 +259,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
 /// the sweep. A page sent out is flushed at once.
 struct Sweep<'a> {
     want: Victim,
-    /// The PML4 of the space swept (the current one).
+    /// The PML4 the sweep's walks start from (the current space's).
     root: PhysFrame,
     /// Whether any page was visited (the clock's `barren` record).
     visited: bool,

@@ -37,6 +37,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             .alloc()
             .ok_or(CreateSpaceError::OutOfMemory)?;
         self.pt.add_space(space, frame);
+        self.clock.space_made();
         Ok((space, frame))
     }
 
