@@ -22,7 +22,8 @@ use crate::validate::Span;
 ///   request ends ([`Clock::request_ended`]) or the pin changes.
 /// - [`Clock::is_barren`] answers true only while the current space has
 ///   no page in its user half or the kernel span that a sweep for an
-///   evictable page keeps, pinned or not ([`Barren`] says why). A sweep
+///   evictable page keeps, in the request's pin or not ([`Barren`] says
+///   why). A sweep
 ///   would then visit no page, age none, send none and leave the hand
 ///   where it is: the pressure path fails at once instead. The record
 ///   itself may outlive that (it is then never true again): it goes at
@@ -41,6 +42,11 @@ pub(crate) struct Clock {
 /// A sweep for an evictable page of the space whose PML4 is `root` visited
 /// no page at all, when `PageTables::evictable_made` was `made` and the
 /// sweeps had sent `sent` pages out.
+///
+/// The rule: while that space is current, it still has no such page as
+/// long as `evictable_made - made == sent_now - sent`, that is, every
+/// evictable entry written since was matched by a page the clock sent out
+/// of this space. Why that holds:
 ///
 /// Every level-1 entry that makes a page one such a sweep keeps counts in
 /// `evictable_made` (`PageTables::set_leaf`, in any space), and a page

@@ -9,11 +9,12 @@
 //!   `heap_pages`, `clean_mmap`) change only in [`Counters::page_changed`]
 //!   and [`Counters::pages_changed`], which `PageTables`' writers of
 //!   level-1 entries call for every entry they write (`set_leaf`, one at a
-//!   time; `paging::whole` and `paging::pinned`, a whole table at once) or a freed table takes
-//!   with it, or all at once when `Reset` drops the managed space
-//!   ([`Counters::managed_dropped`]); `page_table_frames` only when
-//!   `PageTables` makes or frees a table (or drops them all). So each count equals what a walk of the tables would find
-//!   (`tests::check` walks and compares).
+//!   time; `paging::whole` and `paging::pinned`, a whole table at once) or
+//!   a freed table takes with it, or all at once when `Reset` drops the
+//!   managed space ([`Counters::managed_dropped`]); `page_table_frames`
+//!   only when `PageTables` makes or frees a table (or drops them all). So
+//!   each count equals what a walk of the tables would find (`tests::check`
+//!   walks and compares).
 //! - `shared_frames` counts the frames present shared pages map (each
 //!   once, however many pages map it): it changes only when a frame
 //!   becomes shared ([`Counters::shared_frame`], by `Share`) or its last

@@ -63,6 +63,14 @@ struct Under {
     e: u64,
 }
 
+impl Slot {
+    /// Whether the range covers the whole entry, an entry of a table at
+    /// `level` (for a PD entry, all 512 pages of its page table).
+    pub fn is_whole(&self, level: u8) -> bool {
+        self.start == self.base && self.end - self.base == 1 << shift(level)
+    }
+}
+
 impl Under {
     /// The entries of the table that the range covers, in address order.
     /// An empty range, or one that begins below `base`, covers none; one
@@ -312,7 +320,7 @@ fn visit<T: Tables, V: Visit<T>>(
     }
     if let Some(child) = child.filter(|_| at.level > 2 || V::PAGES) {
         let slot = at.slot;
-        let whole = at.level == 2 && slot.start == slot.base && slot.end - slot.base == 1 << 21;
+        let whole = at.level == 2 && slot.is_whole(2);
         if whole && !V::PRESENT_ONLY && v.whole_table(tables, at, child)? {
             return ControlFlow::Continue(());
         }

@@ -13,8 +13,9 @@
 //!   in part, it is made a page table first ([`PageTables::split`]) and
 //!   walked entry by entry.
 //!
-//! Nothing present changes on either path, so nothing is flushed, as entry
-//! by entry (an entry that was not present needs no flush).
+//! Nothing present changes on either path, so nothing needs a flush (nor
+//! does it entry by entry: an entry that was not present needs none). No
+//! table is left empty either: every page the convert covers ends pinned.
 
 use core::convert::Infallible;
 use core::ops::ControlFlow;
@@ -74,10 +75,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// `aow` allocate-on-write pages and nothing but pinned allocate-on-write
     /// ones besides.
     fn fill_pinned(&mut self, table: PhysFrame, base: u64, zero: u64, aow: u64) {
-        let pinned = Pte::PinnedAllocOnWrite.encode(user(base));
-        for e in self.mem.table(table).iter_mut() {
-            pte::set_raw(e, pinned);
-        }
+        self.fill_table(table, Pte::PinnedAllocOnWrite.encode(user(base)));
         self.counters
             .pages_changed(base, Pte::Unusable, Pte::PinnedAllocOnWrite, zero);
         self.counters
@@ -141,7 +139,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Pinned<'_> {
 
     fn whole_aow(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> Descend<Infallible> {
         let slot = at.slot;
-        if slot.start != slot.base || slot.end - slot.base != 1 << 21 {
+        if !slot.is_whole(2) {
             return ControlFlow::Continue(Some(pt.split(at)));
         }
         // As `split`, but its 512 allocate-on-write pages written pinned
@@ -152,9 +150,5 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Pinned<'_> {
         let entry = pte::table_entry(table, user(slot.base));
         pt.write_entry(at.table, slot.index, entry);
         ControlFlow::Continue(None)
-    }
-
-    fn left(&mut self, pt: &mut PageTables<M, A>, at: Entry, child: PhysFrame) {
-        pt.free_if_empty(at, child);
     }
 }

@@ -121,12 +121,17 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     pub(super) fn split(&mut self, at: Entry) -> PhysFrame {
         let table = pte::frame_of(at.raw);
         let lower = user(at.slot.base);
-        let aow = Pte::AllocOnWrite.encode(lower);
-        for e in self.mem.table(table).iter_mut() {
-            pte::set_raw(e, aow);
-        }
+        self.fill_table(table, Pte::AllocOnWrite.encode(lower));
         self.write_entry(at.table, at.slot.index, pte::table_entry(table, lower));
         table
+    }
+
+    /// Writes `raw` to every entry of the page table `table` (no count
+    /// changes: the caller's).
+    pub(super) fn fill_table(&mut self, table: PhysFrame, raw: u64) {
+        for e in self.mem.table(table).iter_mut() {
+            pte::set_raw(e, raw);
+        }
     }
 
     /// Makes the PD entry `at`, which names the page table `table`,
@@ -246,7 +251,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
 
     fn whole_aow(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> Descend<Infallible> {
         let slot = at.slot;
-        if slot.start != slot.base || slot.end - slot.base != 1 << 21 {
+        if !slot.is_whole(2) {
             return ControlFlow::Continue(Some(pt.split(at)));
         }
         // Nothing to release and nothing present: the entry goes, with

@@ -10,6 +10,8 @@
 
 use protocol::{Reclaim, Request, Response};
 
+use super::clock_laps::take_every_spare_frame;
+use super::spaces::{create, switch};
 use super::{check, req, stats, K};
 use crate::sim::SimMachine;
 
@@ -46,12 +48,7 @@ fn full_of(writable: bool, extra: impl FnOnce(&mut SimMachine)) -> (SimMachine, 
     // left (frames the clock never sends out either).
     let pages = stats(&mut m).free_frames - reserve - 8;
     assert_eq!(req(&mut m, ram(FILL, pages, writable)), Response::Done);
-    let rest = Request::AllocFrames {
-        count: stats(&mut m).free_frames - reserve,
-        contiguous: false,
-        privilege: K,
-    };
-    assert!(matches!(req(&mut m, rest), Response::Frames(_)));
+    take_every_spare_frame(&mut m);
     assert_eq!(
         stats(&mut m).free_frames,
         reserve,
@@ -86,36 +83,24 @@ fn one_evictable_page(m: &mut SimMachine, page: u64) {
     assert_eq!(req(m, Request::map_writable(page, 1, K)), Response::Done);
 }
 
-fn switch(space: u16) -> Request {
-    Request::SwitchSpace {
-        space,
-        privilege: K,
-    }
-}
-
 /// Space 1, with one evictable page at `ONE`; space 0 current again.
 fn space_1_with_one_page(m: &mut SimMachine) {
-    let space = match req(m, Request::CreateSpace { privilege: K }) {
-        Response::Space { space, .. } => space,
-        r => panic!("{r:?}"),
-    };
-    assert_eq!(space, 1);
-    assert_eq!(req(m, switch(1)), Response::Done);
+    assert_eq!(create(m).0, 1);
+    switch(m, 1);
     assert_eq!(req(m, Request::map_writable(ONE, 1, K)), Response::Done);
-    assert_eq!(req(m, switch(0)), Response::Done);
+    switch(m, 0);
 }
 
+/// The pages `answer` reports swapped out.
 fn swapped(answer: &Response) -> Vec<u64> {
-    match answer {
-        Response::Reclaimed { events, .. } => events
-            .iter()
-            .filter_map(|e| match *e {
-                Reclaim::Swapped { addr, .. } => Some(addr),
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
-    }
+    let (events, _) = answer.clone().split_reclaimed();
+    events
+        .iter()
+        .filter_map(|e| match *e {
+            Reclaim::Swapped { addr, .. } => Some(addr),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -173,7 +158,7 @@ fn another_space_is_swept() {
         one_frame(&mut m).0,
         Response::Error(protocol::Error::OutOfMemory)
     );
-    assert_eq!(req(&mut m, switch(1)), Response::Done);
+    switch(&mut m, 1);
     let (answer, _) = one_frame(&mut m);
     assert_eq!(swapped(&answer), [ONE], "{answer:?}");
     check(&mut m);
@@ -191,10 +176,10 @@ fn a_page_sent_out_of_another_space_does_not_keep_the_record() {
     );
     // One is made in space 0; space 1's goes out.
     one_evictable_page(&mut m, last);
-    assert_eq!(req(&mut m, switch(1)), Response::Done);
+    switch(&mut m, 1);
     assert_eq!(swapped(&one_frame(&mut m).0), [ONE]);
     // Back in space 0, its page is there to send out.
-    assert_eq!(req(&mut m, switch(0)), Response::Done);
+    switch(&mut m, 0);
     let (answer, _) = one_frame(&mut m);
     assert_eq!(swapped(&answer), [last], "{answer:?}");
     check(&mut m);
@@ -236,7 +221,7 @@ fn a_page_in_the_requests_own_range_still_counts_as_visited() {
 fn a_fruitless_sweep_for_a_clean_file_page_leaves_no_record() {
     let (mut m, _) = full_of(true, |m| {
         space_1_with_one_page(m);
-        assert_eq!(req(m, switch(1)), Response::Done);
+        switch(m, 1);
         let file = Request::MapFile {
             addr: ONE + 4096,
             pages: 1,
@@ -251,7 +236,7 @@ fn a_fruitless_sweep_for_a_clean_file_page_leaves_no_record() {
             privilege: K,
         };
         assert!(matches!(req(m, read), Response::Checksum { .. }));
-        assert_eq!(req(m, switch(0)), Response::Done);
+        switch(m, 0);
     });
     let (answer, _) = one_frame(&mut m);
     assert!(

@@ -35,7 +35,7 @@ fn access(m: &mut SimMachine, addr: u64) {
 
 /// The host takes every frame left beyond the heap's reserve: each frame
 /// from now on is reclaimed.
-fn take_every_spare_frame(m: &mut SimMachine) {
+pub(super) fn take_every_spare_frame(m: &mut SimMachine) {
     let reserve = protocol::heap_reserve_frames(stats(m).heap_max_bytes);
     let spare = stats(m).free_frames - reserve;
     let take = Request::AllocFrames {

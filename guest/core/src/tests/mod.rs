@@ -19,6 +19,7 @@ mod model;
 mod nx;
 mod oom;
 mod pinned;
+mod pinned_whole;
 mod pte_codec;
 mod ram;
 mod reserve_bugs;

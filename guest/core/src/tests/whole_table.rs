@@ -1,26 +1,26 @@
-//! The whole-table paths of `paging::whole` and `paging::pinned`: a page
-//! table a convert or a reset covers whole is freed or filled at once. Each test builds a table
+//! The whole-table paths of `paging::whole`: a page table a convert or a
+//! reset covers whole is freed or filled at once. Each test builds a table
 //! holding every kind of entry, covers it whole, and asks for exactly what
 //! the entry-by-entry path gives: every frame, swap slot and table back,
 //! the counters equal to a walk ([`check`]), no stale translation.
 
-use protocol::{AreaType, PageState, Request, Response};
+use protocol::{AreaType, Request, Response};
 
 use oracle::checker::walk_levels;
 
 use super::ram::{checked_hello, SimRam};
-use super::{assert_reads_pattern, check, convert, req, reset_and_check, stats, K};
+use super::{check, convert, req, reset_and_check, stats, K};
 use crate::backend::FrameAccess;
 use crate::pte;
 use crate::sim::SimMachine;
 
 /// A 2 MiB-aligned user address: the first page of one page table.
-const TABLE: u64 = 0x4000_0000;
+pub(super) const TABLE: u64 = 0x4000_0000;
 
 /// A machine whose page table at [`TABLE`] holds present RAM pages (4–7,
 /// touched, so the TLB holds them), pages on swap (0–3), file pages not
 /// present (8–9) and present (10), and allocate-on-write pages (the rest).
-fn mixed_table() -> SimMachine {
+pub(super) fn mixed_table() -> SimMachine {
     let mut m = SimMachine::with_files(1024, &[(4, 0xf11e)]);
     convert(&mut m, TABLE, 512, AreaType::UsableRam);
     let write = Request::Write {
@@ -91,7 +91,7 @@ fn a_reset_frees_whole_tables_of_every_kind_of_entry() {
 
 /// The raw PD entry over the page at `addr`, as the oracle's walk reads
 /// it from the simulated RAM.
-fn pd_entry(m: &mut SimMachine, addr: u64) -> u64 {
+pub(super) fn pd_entry(m: &mut SimMachine, addr: u64) -> u64 {
     let hello = checked_hello(m);
     let levels = walk_levels(&SimRam::of(m), &hello, addr);
     match levels.get(2).map(|l| l.raw.clone()) {
@@ -347,157 +347,5 @@ fn the_heaps_untouched_tables_are_whole_allocate_on_write_entries() {
         "no frame taken"
     );
     assert_eq!(s.heap_pages, boot.heap_pages + 1);
-    reset_and_check(&mut m);
-}
-
-fn states(m: &mut SimMachine, addr: u64, pages: u64) -> Vec<PageState> {
-    let query = Request::Query {
-        addr,
-        pages,
-        privilege: K,
-    };
-    match req(m, query) {
-        Response::Pages(p) => p,
-        r => panic!("{r:?}"),
-    }
-}
-
-/// Regions of [`TABLE`] on: 0 whole allocate on write, 1 a page table of
-/// allocate-on-write and unusable pages, 2 whole allocate on write again.
-fn three_unused_regions() -> SimMachine {
-    let mut m = SimMachine::new(256);
-    convert(&mut m, TABLE, 3 * 512, AreaType::UsableRam);
-    let region_1 = TABLE + (1 << 21);
-    let write = Request::Write {
-        addr: region_1,
-        len: 8,
-        seed: 1,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, write), Response::Done);
-    convert(&mut m, region_1, 2, AreaType::Unusable);
-    assert!(pte::is_whole_aow(pd_entry(&mut m, TABLE)));
-    assert!(!pte::is_whole_aow(pd_entry(&mut m, region_1)));
-    check(&mut m);
-    m
-}
-
-#[test]
-fn a_convert_to_pinned_of_whole_tables_of_unused_pages_fills_each_at_once() {
-    let mut m = three_unused_regions();
-    let before = stats(&mut m);
-    let reads = m.vmm.mem().table_reads;
-    convert(&mut m, TABLE, 2 * 512, AreaType::PinnedRam);
-    // Entry by entry, each page's change read its table twice: 2,589
-    // reads. What is left (about 540) is the convert's count of what the
-    // range needs, which reads region 1's entries one by one.
-    let reads = m.vmm.mem().table_reads - reads;
-    assert!(reads < 1024, "{reads} table reads for 1024 pages");
-    check(&mut m);
-    let after = stats(&mut m);
-    assert_eq!(after.alloc_on_write_pages, before.alloc_on_write_pages + 2);
-    assert_eq!(after.page_table_frames, before.page_table_frames);
-    assert_eq!(after.free_frames, before.free_frames, "no frame taken");
-    assert!(states(&mut m, TABLE, 2 * 512)
-        .iter()
-        .all(|s| *s == PageState::PinnedAllocOnWrite));
-    assert!(states(&mut m, TABLE + (2 << 21), 512)
-        .iter()
-        .all(|s| *s == PageState::AllocOnWrite));
-    // Region 0 is a page table now, every entry of it pinned.
-    let raw = pd_entry(&mut m, TABLE);
-    assert!(!pte::is_whole_aow(raw) && raw & 1 == 1, "{raw:#x}");
-    let write = Request::Write {
-        addr: TABLE + 4096,
-        len: 8,
-        seed: 2,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, write), Response::Done);
-    assert!(matches!(
-        states(&mut m, TABLE + 4096, 1)[..],
-        [PageState::PinnedRam { .. }]
-    ));
-    check(&mut m);
-    reset_and_check(&mut m);
-}
-
-#[test]
-fn a_convert_to_pinned_of_part_of_a_region_goes_entry_by_entry() {
-    let mut m = three_unused_regions();
-    let region_2 = TABLE + (2 << 21);
-    convert(&mut m, region_2 + 4096, 3, AreaType::PinnedRam);
-    check(&mut m);
-    let got = states(&mut m, region_2, 5);
-    use PageState::{AllocOnWrite as Aow, PinnedAllocOnWrite as Pinned};
-    assert_eq!(got, [Aow, Pinned, Pinned, Pinned, Aow]);
-    reset_and_check(&mut m);
-}
-
-#[test]
-fn a_convert_to_pinned_of_a_whole_table_with_pages_in_use_goes_entry_by_entry() {
-    let mut m = mixed_table();
-    convert(&mut m, TABLE, 512, AreaType::PinnedRam);
-    check(&mut m);
-    let s = stats(&mut m);
-    assert_eq!(s.swap_slots_used, 0, "pages 0-3 came back");
-    let got = states(&mut m, TABLE, 512);
-    assert!(got[..8]
-        .iter()
-        .chain(&got[10..11])
-        .all(|p| matches!(p, PageState::PinnedRam { writable: true, .. })));
-    assert!(got[8..10]
-        .iter()
-        .chain(&got[11..])
-        .all(|p| *p == PageState::PinnedAllocOnWrite));
-    assert_reads_pattern(&mut m, 3, TABLE, 8 * 4096);
-    reset_and_check(&mut m);
-}
-
-/// A table some of whose pages are pinned already is filled whole too,
-/// counted right; a region pinned whole again changes nothing.
-#[test]
-fn a_convert_to_pinned_over_pinned_pages_fills_the_rest_and_changes_nothing_twice() {
-    let mut m = three_unused_regions();
-    let region_2 = TABLE + (2 << 21);
-    convert(&mut m, region_2 + 4096, 3, AreaType::PinnedRam);
-    for _ in 0..2 {
-        let before = stats(&mut m);
-        convert(&mut m, region_2, 512, AreaType::PinnedRam);
-        check(&mut m);
-        let after = stats(&mut m);
-        assert_eq!(after.alloc_on_write_pages, before.alloc_on_write_pages);
-        assert_eq!(after.free_frames, before.free_frames);
-        assert!(states(&mut m, region_2, 512)
-            .iter()
-            .all(|s| *s == PageState::PinnedAllocOnWrite));
-    }
-    reset_and_check(&mut m);
-}
-
-/// The same fast paths in the kernel's span, whose tables are kernel
-/// tables (no U bit).
-#[test]
-fn a_convert_to_pinned_of_whole_kernel_tables_fills_each_at_once() {
-    const KERNEL: u64 = 0xffff_c080_4000_0000;
-    let mut m = SimMachine::new(256);
-    convert(&mut m, KERNEL, 2 * 512, AreaType::UsableRam);
-    let write = Request::Write {
-        addr: KERNEL + (1 << 21),
-        len: 8,
-        seed: 1,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, write), Response::Done);
-    convert(&mut m, KERNEL + (1 << 21), 1, AreaType::Unusable);
-    assert!(pte::is_whole_aow(pd_entry(&mut m, KERNEL)));
-    let reads = m.vmm.mem().table_reads;
-    convert(&mut m, KERNEL, 2 * 512, AreaType::PinnedRam);
-    let reads = m.vmm.mem().table_reads - reads;
-    assert!(reads < 1024, "{reads} table reads for 1024 pages");
-    check(&mut m);
-    assert!(states(&mut m, KERNEL, 2 * 512)
-        .iter()
-        .all(|s| *s == PageState::PinnedAllocOnWrite));
     reset_and_check(&mut m);
 }
