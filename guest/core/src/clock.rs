@@ -23,12 +23,11 @@ use crate::validate::Span;
 /// - [`Clock::is_barren`] answers true only while the current space has
 ///   no page in its user half or the kernel span that a sweep for an
 ///   evictable page keeps, in the request's pin or not ([`Barren`] says
-///   why). A sweep
-///   would then visit no page, age none, send none and leave the hand
-///   where it is: the pressure path fails at once instead. The record
-///   itself may outlive that (it is then never true again): it goes at
-///   `Reset`, when a space is made, and when a sweep of another space
-///   sends a page out.
+///   why). A sweep would then visit no page, age none, send none and
+///   leave the hand where it is: the pressure path fails at once instead.
+///   The record itself may outlive that (it is then never true again): it
+///   goes at `Reset`, when a space is made, and when a sweep of another
+///   space sends a page out.
 /// - `sent` counts the pages the sweeps sent out since boot.
 #[derive(Debug, Default)]
 pub(crate) struct Clock {
