@@ -104,9 +104,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Pinned<'_> {
             }
             _ => to_pinned(old),
         };
-        if let Some(new) = new.filter(|&n| n != old) {
-            pt.set_leaf_flushed(at.table, at.slot.index, lo, old, new);
-        }
+        pt.change(at.table, at.slot.index, lo, old, new);
         ControlFlow::Continue(())
     }
 

@@ -168,11 +168,18 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             })
     }
 
-    /// Changes the page at `lo` (entry `i` of `table`, raw bits `raw`) to
-    /// `new` if `new` differs, flushing a present entry.
+    /// Changes the page at `lo` (entry `i` of `table`, state `old`, as its
+    /// walker decoded it) to `new` if `new` differs, flushing a present
+    /// entry.
     #[inline]
-    fn change(&mut self, table: PhysFrame, i: usize, lo: u64, raw: u64, new: Option<Pte>) {
-        let old = Pte::decode(raw, user(lo));
+    pub(super) fn change(
+        &mut self,
+        table: PhysFrame,
+        i: usize,
+        lo: u64,
+        old: Pte,
+        new: Option<Pte>,
+    ) {
         if let Some(new) = new.filter(|&n| n != old) {
             self.set_leaf_flushed(table, i, lo, old, new);
         }
@@ -284,7 +291,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Usable<'_> {
             self.0.forget_file_page(pt, frame);
         }
         let lo = at.slot.base;
-        pt.change(at.table, at.slot.index, lo, at.raw, to_usable(old));
+        pt.change(at.table, at.slot.index, lo, old, to_usable(old));
         ControlFlow::Continue(())
     }
 

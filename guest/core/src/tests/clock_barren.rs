@@ -12,24 +12,16 @@ use protocol::{Reclaim, Request, Response};
 
 use super::clock_laps::take_every_spare_frame;
 use super::spaces::{create, switch};
-use super::{check, req, stats, K};
+use super::{check, map, req, stats, K};
 use crate::sim::SimMachine;
+
+/// The answer of a request for a frame when none can be had.
+const OOM: Response = Response::Error(protocol::Error::OutOfMemory);
 
 /// Where the read-only RAM that fills memory lies.
 const FILL: u64 = 0x1000_0000;
 /// Where space 1's writable page lies.
 const ONE: u64 = 0x2000_0000;
-
-fn ram(addr: u64, pages: u64, writable: bool) -> Request {
-    Request::Map {
-        addr,
-        pages,
-        writable,
-        executable: false,
-        contiguous: false,
-        privilege: K,
-    }
-}
 
 /// A machine whose spare frames (beyond the heap's reserve) are all
 /// present read-only RAM, which the clock never sends out (`extra` runs
@@ -47,7 +39,8 @@ fn full_of(writable: bool, extra: impl FnOnce(&mut SimMachine)) -> (SimMachine, 
     // The tables the map makes take frames too: the host takes what is
     // left (frames the clock never sends out either).
     let pages = stats(&mut m).free_frames - reserve - 8;
-    assert_eq!(req(&mut m, ram(FILL, pages, writable)), Response::Done);
+    let fill = map(FILL, pages, writable, false, K);
+    assert_eq!(req(&mut m, fill), Response::Done);
     take_every_spare_frame(&mut m);
     assert_eq!(
         stats(&mut m).free_frames,
@@ -107,7 +100,7 @@ fn swapped(answer: &Response) -> Vec<u64> {
 fn a_space_without_evictable_pages_fails_later_requests_without_a_sweep() {
     let (mut m, _) = full_of_read_only(|_| {});
     let (first, swept) = one_frame(&mut m);
-    assert_eq!(first, Response::Error(protocol::Error::OutOfMemory));
+    assert_eq!(first, OOM);
     for _ in 0..10 {
         let (again, reads) = one_frame(&mut m);
         assert_eq!(again, first);
@@ -124,10 +117,7 @@ fn a_space_without_evictable_pages_fails_later_requests_without_a_sweep() {
 #[test]
 fn a_page_made_evictable_since_is_sent_out() {
     let (mut m, last) = full_of_read_only(|_| {});
-    assert_eq!(
-        one_frame(&mut m).0,
-        Response::Error(protocol::Error::OutOfMemory)
-    );
+    assert_eq!(one_frame(&mut m).0, OOM);
     one_evictable_page(&mut m, last);
     let (answer, _) = one_frame(&mut m);
     assert_eq!(swapped(&answer), [last], "{answer:?}");
@@ -141,7 +131,7 @@ fn once_the_clock_sent_that_page_out_the_space_fails_at_once_again() {
     one_evictable_page(&mut m, last);
     assert_eq!(swapped(&one_frame(&mut m).0), [last]);
     let (again, reads) = one_frame(&mut m);
-    assert_eq!(again, Response::Error(protocol::Error::OutOfMemory));
+    assert_eq!(again, OOM);
     assert!(
         reads * 10 < swept,
         "{reads} table reads after a sweep that took {swept}"
@@ -154,10 +144,7 @@ fn once_the_clock_sent_that_page_out_the_space_fails_at_once_again() {
 #[test]
 fn another_space_is_swept() {
     let (mut m, _) = full_of_read_only(space_1_with_one_page);
-    assert_eq!(
-        one_frame(&mut m).0,
-        Response::Error(protocol::Error::OutOfMemory)
-    );
+    assert_eq!(one_frame(&mut m).0, OOM);
     switch(&mut m, 1);
     let (answer, _) = one_frame(&mut m);
     assert_eq!(swapped(&answer), [ONE], "{answer:?}");
@@ -170,10 +157,7 @@ fn another_space_is_swept() {
 fn a_page_sent_out_of_another_space_does_not_keep_the_record() {
     let (mut m, last) = full_of_read_only(space_1_with_one_page);
     // Space 0 has no evictable page: recorded.
-    assert_eq!(
-        one_frame(&mut m).0,
-        Response::Error(protocol::Error::OutOfMemory)
-    );
+    assert_eq!(one_frame(&mut m).0, OOM);
     // One is made in space 0; space 1's goes out.
     one_evictable_page(&mut m, last);
     switch(&mut m, 1);

@@ -43,17 +43,6 @@ pub(super) fn kernel_can_answer(m: &mut SimMachine) {
     assert_eq!(m.vmm.kernel_free(a), Ok(()));
 }
 
-fn map(addr: u64, pages: u64, writable: bool) -> Request {
-    Request::Map {
-        addr,
-        pages,
-        writable,
-        executable: false,
-        contiguous: false,
-        privilege: U,
-    }
-}
-
 /// A user `Convert` of `pages` pages at `addr` to `to`.
 fn convert(addr: u64, pages: u64, to: AreaType) -> Request {
     Request::Convert {
@@ -88,7 +77,7 @@ pub(super) fn write(addr: u64, len: u64, seed: u64, privilege: Privilege) -> Req
 /// map is refused; answers the pages mapped.
 fn map_until_refused(m: &mut SimMachine, at: &mut u64, chunk: u64, writable: bool) -> u64 {
     let mut mapped = 0;
-    while kreq(m, map(*at, chunk, writable)) == Response::Done {
+    while kreq(m, map(*at, chunk, writable, false, U)) == Response::Done {
         if writable {
             kreq(m, write(*at, chunk * 4096, *at, U));
         }
@@ -171,7 +160,7 @@ fn exhaust(m: &mut SimMachine) -> u64 {
     };
     assert!(matches!(kreq(m, some), Response::Frames(_)));
     // Read-only RAM: never evicted.
-    assert_eq!(kreq(m, map(READ_ONLY, 16, false)), Response::Done);
+    assert_eq!(kreq(m, map(READ_ONLY, 16, false, false, U)), Response::Done);
     // Allocate-on-write pages (their tables now, their frames below).
     let conv = convert(CONVERTED, 1 << 16, AreaType::UsableRam);
     assert_eq!(kreq(m, conv), Response::Done);
@@ -239,7 +228,7 @@ fn after_every_allocating_request_is_exhausted_every_request_is_answered() {
     };
     assert!(matches!(sent(&mut m, q), Response::Pages(p) if p.len() == usize_of(MAX_QUERY_PAGES)));
     let oom = Response::Error(Error::OutOfMemory);
-    assert_eq!(sent(&mut m, map(0x7000_0000, 1, true)), oom);
+    assert_eq!(sent(&mut m, map(0x7000_0000, 1, true, false, U)), oom);
     // Needing no frame: done, however little is free (the second bug).
     let again = convert(CONVERTED, 16, AreaType::UsableRam);
     assert_eq!(sent(&mut m, again), Response::Done);

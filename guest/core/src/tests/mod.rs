@@ -107,6 +107,24 @@ pub(crate) fn near(bases: Vec<(u64, Privilege)>) -> impl Strategy<Value = (u64, 
         .prop_map(|((b, p), k)| (b.wrapping_add(k * 4096).wrapping_sub(8 * 4096), p))
 }
 
+/// A `Map` of `pages` pages at `addr`, not contiguous.
+pub(crate) fn map(
+    addr: u64,
+    pages: u64,
+    writable: bool,
+    executable: bool,
+    privilege: Privilege,
+) -> Request {
+    Request::Map {
+        addr,
+        pages,
+        writable,
+        executable,
+        contiguous: false,
+        privilege,
+    }
+}
+
 pub(crate) fn stats(m: &mut SimMachine) -> Stats {
     match req(m, Request::Stats) {
         Response::Stats(s) => s,

@@ -23,17 +23,6 @@ fn present_ram(m: &mut SimMachine, addr: u64, writable: bool, executable: bool) 
     )
 }
 
-fn map(addr: u64, pages: u64, writable: bool, executable: bool, privilege: Privilege) -> Request {
-    Request::Map {
-        addr,
-        pages,
-        writable,
-        executable,
-        contiguous: false,
-        privilege,
-    }
-}
-
 #[test]
 fn writable_and_executable_is_refused_before_any_other_check() {
     let mut m = SimMachine::new(128);

@@ -5,32 +5,33 @@
 //! the entry-by-entry path gives: the same states, counts and frames
 //! ([`check`]).
 
-use protocol::{AreaType, PageState, Request, Response};
+use protocol::{AreaType, PageState};
 
 use super::shared::states;
+use super::spaces::write;
 use super::whole_table::{mixed_table, pd_entry, TABLE};
-use super::{assert_reads_pattern, check, convert, req, reset_and_check, stats, K};
+use super::{assert_reads_pattern, check, convert, reset_and_check, stats, K};
 use crate::pte;
 use crate::sim::SimMachine;
 
-/// Regions of [`TABLE`] on: 0 whole allocate on write, 1 a page table of
-/// allocate-on-write and unusable pages, 2 whole allocate on write again.
-fn three_unused_regions() -> SimMachine {
+/// `regions` 2 MiB regions from `base` on (2 or more): 0 whole allocate
+/// on write, 1 a page table of allocate-on-write and unusable pages, the
+/// rest whole allocate on write again.
+fn unused_regions(base: u64, regions: u64) -> SimMachine {
     let mut m = SimMachine::new(256);
-    convert(&mut m, TABLE, 3 * 512, AreaType::UsableRam);
-    let region_1 = TABLE + (1 << 21);
-    let write = Request::Write {
-        addr: region_1,
-        len: 8,
-        seed: 1,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, write), Response::Done);
+    convert(&mut m, base, regions * 512, AreaType::UsableRam);
+    let region_1 = base + (1 << 21);
+    write(&mut m, region_1, 8, 1, K);
     convert(&mut m, region_1, 2, AreaType::Unusable);
-    assert!(pte::is_whole_aow(pd_entry(&mut m, TABLE)));
+    assert!(pte::is_whole_aow(pd_entry(&mut m, base)));
     assert!(!pte::is_whole_aow(pd_entry(&mut m, region_1)));
     check(&mut m);
     m
+}
+
+/// [`unused_regions`] of [`TABLE`], three of them.
+fn three_unused_regions() -> SimMachine {
+    unused_regions(TABLE, 3)
 }
 
 #[test]
@@ -58,13 +59,7 @@ fn a_convert_to_pinned_of_whole_tables_of_unused_pages_fills_each_at_once() {
     // Region 0 is a page table now, every entry of it pinned.
     let raw = pd_entry(&mut m, TABLE);
     assert!(!pte::is_whole_aow(raw) && raw & 1 == 1, "{raw:#x}");
-    let write = Request::Write {
-        addr: TABLE + 4096,
-        len: 8,
-        seed: 2,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, write), Response::Done);
+    write(&mut m, TABLE + 4096, 8, 2, K);
     assert!(matches!(
         states(&mut m, TABLE + 4096, 1)[..],
         [PageState::PinnedRam { .. }]
@@ -137,17 +132,7 @@ fn a_convert_to_pinned_over_pinned_pages_fills_the_rest_and_changes_nothing_twic
 #[test]
 fn a_convert_to_pinned_of_whole_kernel_tables_fills_each_at_once() {
     const KERNEL: u64 = 0xffff_c080_4000_0000;
-    let mut m = SimMachine::new(256);
-    convert(&mut m, KERNEL, 2 * 512, AreaType::UsableRam);
-    let write = Request::Write {
-        addr: KERNEL + (1 << 21),
-        len: 8,
-        seed: 1,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, write), Response::Done);
-    convert(&mut m, KERNEL + (1 << 21), 1, AreaType::Unusable);
-    assert!(pte::is_whole_aow(pd_entry(&mut m, KERNEL)));
+    let mut m = unused_regions(KERNEL, 2);
     let reads = m.vmm.mem().table_reads;
     convert(&mut m, KERNEL, 2 * 512, AreaType::PinnedRam);
     let reads = m.vmm.mem().table_reads - reads;
