@@ -71,6 +71,27 @@ pub trait FrameAllocator {
     /// `None` when none is left.
     fn alloc(&mut self) -> Option<PhysFrame>;
 
+    /// The frame [`FrameAllocator::alloc`] would answer, taken the same
+    /// way, and whether its bytes are known to be zero
+    /// ([`crate::zeroes`]): a caller that wants it zeroed need not write
+    /// it then. It stays known to be zero (every other `alloc*` forgets
+    /// what it takes), so the caller names it in an entry without D, or
+    /// forgets it ([`FrameAllocator::set_zero`]).
+    fn alloc_zeroable(&mut self) -> Option<(PhysFrame, bool)>;
+
+    /// The run [`FrameAllocator::alloc_contiguous`] would answer, taken
+    /// the same way, its frames still known to be zero where they were
+    /// ([`FrameAllocator::is_zero`] says which), as
+    /// [`FrameAllocator::alloc_zeroable`].
+    fn alloc_contiguous_zeroable(&mut self, count: u64) -> Option<PhysFrame>;
+
+    /// Records whether `frame` is known to hold only zeros, under the
+    /// rules of [`crate::zeroes`].
+    fn set_zero(&mut self, frame: PhysFrame, zero: bool);
+
+    /// Whether `frame` is known to hold only zeros.
+    fn is_zero(&self, frame: PhysFrame) -> bool;
+
     /// The highest free frame, or `None` when none is left. The kernel heap
     /// takes its frames from the top, the rest from the bottom: which
     /// frames the heap holds (it keeps what it grew into across `Reset`)

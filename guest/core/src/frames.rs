@@ -9,8 +9,9 @@
 //!   frame that is not managed.
 //! - A frame's bit is 1 exactly while it is used: [`BitmapFrameAllocator::new`]
 //!   sets every frame not wholly inside RAM, or touching a reservation (the
-//!   kernel's image, its tables, the ring, the bitmap and its boot copy), and nothing
-//!   ever clears those bits again (`free` refuses a frame whose bit is 0).
+//!   kernel's image, its tables, the ring, the bitmap, its boot copy and
+//!   its zero record), and nothing ever clears those bits again (`free`
+//!   refuses a frame whose bit is 0).
 //! - `boot_free <= total`; `next <= total` (the next-fit hint of
 //!   [`FrameAllocator::alloc`], 0 after a return to the boot point).
 //! - `boot` holds the bitmap as it was at the boot point; the two differ
@@ -19,6 +20,12 @@
 //!   costs what changed, not the RAM size.
 //! - The bitmap is the one the kernel names in `Hello::frame_bitmap`: the
 //!   host reads it as it lies in memory, so its format is the protocol's.
+//! - `zero` ([`crate::zeroes`]) knows a frame to hold only zeros only
+//!   under that module's rules: every `alloc*` and `claim` but
+//!   [`FrameAllocator::alloc_zeroable`] forgets the frames it takes, `free`
+//!   keeps what is known (the VMM forgets a written page's frame before it
+//!   lets go of it), and [`FrameAllocator::back_to_boot_point`] keeps it
+//!   for the frames it makes free (forgets it for those it makes used).
 
 use protocol::PhysRange;
 use x86_64::structures::paging::PhysFrame;
@@ -28,6 +35,7 @@ use crate::conv::usize_of;
 use crate::extent::Extent;
 use crate::frame_alloc::{ClaimError, FrameAllocator, FreeError};
 use crate::pte::ADDR_MASK;
+use crate::zeroes::Zeroes;
 
 /// Single and contiguous frame allocation over a bitmap.
 #[derive(Debug)]
@@ -42,6 +50,8 @@ pub struct BitmapFrameAllocator {
     boot_free: u64,
     /// Next-fit hint for single frames.
     next: u64,
+    /// The frames known to hold only zeros (none without a record).
+    zero: Zeroes,
     /// Test support: allocations left before every allocation fails.
     #[cfg(test)]
     pub(crate) fail_after: Option<u64>,
@@ -124,9 +134,21 @@ impl BitmapFrameAllocator {
             free,
             boot_free: free,
             next: 0,
+            zero: Zeroes::default(),
             #[cfg(test)]
             fail_after: None,
         }
+    }
+
+    /// The allocator, keeping in `bits` (one bit per frame, as long as the
+    /// bitmap) which frames are known to hold only zeros
+    /// ([`crate::zeroes`]): none at first. Without it, no frame is ever
+    /// known to be zero.
+    pub fn with_zero_record(mut self, bits: &'static mut [u8]) -> Self {
+        let len = bits.len().min(self.bitmap.len());
+        let (bits, _) = bits.split_at_mut(len);
+        self.zero = Zeroes::new(bits);
+        self
     }
 
     /// The bitmap as it lies in memory.
@@ -146,9 +168,39 @@ impl BitmapFrameAllocator {
         false
     }
 
+    /// Takes the free frame `n`: whatever it held is its taker's to
+    /// write, so it is no longer known to be zero.
     fn take(&mut self, n: u64) {
+        self.zero.set(n, false);
+        self.take_keeping_zero(n);
+    }
+
+    /// Takes the free frame `n`, still known to be zero if it was.
+    fn take_keeping_zero(&mut self, n: u64) {
         self.set(n, true);
         self.free -= 1;
+    }
+
+    /// The free frame the next single allocation takes (next fit from
+    /// `next`), or `None` when none is left or a test makes it fail.
+    fn next_free(&mut self) -> Option<u64> {
+        if self.free == 0 || self.injected_failure() {
+            return None;
+        }
+        let bytes = self.total.div_ceil(8);
+        let start = (self.next / 8).min(bytes);
+        for byte in (start..bytes).chain(0..start) {
+            let i = usize::try_from(byte).ok()?;
+            let b = *self.bitmap.get(i)?;
+            if b == 0xff {
+                continue;
+            }
+            let n = byte * 8 + u64::from((!b).trailing_zeros());
+            if n < self.total {
+                return Some(n);
+            }
+        }
+        None
     }
 
     /// Sets frame `n`'s bit (below `total`) to `used`, widening `dirty`.
@@ -165,6 +217,9 @@ impl FrameAllocator for BitmapFrameAllocator {
     fn back_to_boot_point(&mut self) {
         let dirty = self.dirty.take();
         let bytes = usize_of(dirty.start)..usize_of(dirty.end);
+        // Frames used at the boot point are their boot-time owners' again:
+        // never known to be zero, as every frame a taker holds.
+        self.zero.forget_used(self.boot, bytes.clone());
         if let (Some(to), Some(from)) = (self.bitmap.get_mut(bytes.clone()), self.boot.get(bytes)) {
             to.copy_from_slice(from);
         }
@@ -215,25 +270,30 @@ impl FrameAllocator for BitmapFrameAllocator {
 
     /// One free frame, or `None` when none is left.
     fn alloc(&mut self) -> Option<PhysFrame> {
-        if self.free == 0 || self.injected_failure() {
-            return None;
-        }
-        let bytes = self.total.div_ceil(8);
-        let start = (self.next / 8).min(bytes);
-        for byte in (start..bytes).chain(0..start) {
-            let i = usize::try_from(byte).ok()?;
-            let b = *self.bitmap.get(i)?;
-            if b == 0xff {
-                continue;
-            }
-            let n = byte * 8 + u64::from((!b).trailing_zeros());
-            if n < self.total {
-                self.take(n);
-                self.next = n + 1;
-                return Some(frame_at(n));
-            }
-        }
-        None
+        let n = self.next_free()?;
+        self.take(n);
+        self.next = n + 1;
+        Some(frame_at(n))
+    }
+
+    /// The frame [`FrameAllocator::alloc`] would answer, and whether it is
+    /// known to hold only zeros (it stays known).
+    fn alloc_zeroable(&mut self) -> Option<(PhysFrame, bool)> {
+        let n = self.next_free()?;
+        let zero = self.zero.get(n);
+        self.take_keeping_zero(n);
+        self.next = n + 1;
+        Some((frame_at(n), zero))
+    }
+
+    /// Records whether the frame `frame` is known to hold only zeros.
+    fn set_zero(&mut self, frame: PhysFrame, zero: bool) {
+        self.zero.set(frame_number(frame), zero);
+    }
+
+    /// Whether the frame `frame` is known to hold only zeros.
+    fn is_zero(&self, frame: PhysFrame) -> bool {
+        self.zero.get(frame_number(frame))
     }
 
     /// The highest free frame, or `None` when none is left. The kernel
@@ -265,6 +325,17 @@ impl FrameAllocator for BitmapFrameAllocator {
 
     /// `count` physically contiguous free frames (first fit), or `None`.
     fn alloc_contiguous(&mut self, count: u64) -> Option<PhysFrame> {
+        let run = self.alloc_contiguous_zeroable(count)?;
+        let first = frame_number(run);
+        for n in first..first + count {
+            self.zero.set(n, false);
+        }
+        Some(run)
+    }
+
+    /// The run [`FrameAllocator::alloc_contiguous`] would answer, its
+    /// frames still known to be zero where they were.
+    fn alloc_contiguous_zeroable(&mut self, count: u64) -> Option<PhysFrame> {
         if count == 0 || count > self.free || self.injected_failure() {
             return None;
         }
@@ -288,7 +359,7 @@ impl FrameAllocator for BitmapFrameAllocator {
                 run += 1;
                 if run == count {
                     for m in run_start..run_start + count {
-                        self.take(m);
+                        self.take_keeping_zero(m);
                     }
                     return Some(frame_at(run_start));
                 }

@@ -81,6 +81,7 @@ pub mod touched;
 pub mod validate;
 pub mod vmm;
 mod walk;
+mod zeroes;
 
 #[cfg(test)]
 mod tests;

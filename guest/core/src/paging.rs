@@ -54,6 +54,7 @@ mod find;
 mod pinned;
 mod spaces;
 mod whole;
+mod written;
 
 pub(crate) use spaces::Spaces;
 
@@ -209,12 +210,44 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
 
     /// Frees the table `child` under the upper-level entry `at` when it
     /// holds only zero entries (what every walker that empties tables does
-    /// on its way back).
+    /// on its way back). Its bytes are all zero then, and known to be.
     fn free_if_empty(&mut self, at: Entry, child: PhysFrame) {
         if self.mem.table(child).is_empty() {
             self.unlink_table(at);
             self.drop_table(child);
+            self.frames.set_zero(child, true);
         }
+    }
+
+    /// The frame of the present level-1 entry `raw` is no longer known to
+    /// be zero if the CPU wrote through the entry (`crate::zeroes`): what
+    /// every change or drop of a present entry does before the entry, and
+    /// its dirty bit, go.
+    #[inline]
+    pub(crate) fn forget_written(&mut self, raw: u64) {
+        if let Some(frame) = pte::written_frame(raw) {
+            self.frames.set_zero(frame, false);
+        }
+    }
+
+    /// A free frame, zeroed, for a page to read zeros from (as `Map` makes
+    /// its pages): written only if it is not known to be zero already, and
+    /// known to be zero from then on (`crate::zeroes`), so the caller names
+    /// it in a new entry, which has no dirty bit.
+    pub fn zeroed_frame(&mut self) -> Option<PhysFrame> {
+        let (frame, _) = self.frames.alloc_zeroable()?;
+        self.zero_frame(frame);
+        Some(frame)
+    }
+
+    /// Zeroes the used frame `frame` for a page to read zeros from, unless
+    /// it is known to be zero already, and records it known to be zero.
+    pub fn zero_frame(&mut self, frame: PhysFrame) {
+        if self.frames.is_zero(frame) {
+            return;
+        }
+        self.mem.frame_bytes(frame).fill(0);
+        self.frames.set_zero(frame, true);
     }
 
     /// Zeroes the upper-level entry `at` that names a table (a kernel PML4
@@ -270,6 +303,10 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         old: Pte,
         new: Pte,
     ) -> Option<Flush> {
+        if old.is_present() {
+            let was = self.read_entry(table, i);
+            self.forget_written(was);
+        }
         let raw = new.encode(user(linear));
         self.write_entry(table, i, raw);
         self.evictable_made = self
@@ -376,9 +413,13 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Ensure {
     const PAGES: bool = false;
 
     fn missing(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> Descend<NoFrame> {
-        let Some(f) = pt.frames.alloc() else {
+        let Some((taken, zero)) = pt.frames.alloc_zeroable() else {
             return ControlFlow::Break(NoFrame);
         };
+        // A table is written through the direct map: no longer known to
+        // be zero once it is one (`crate::zeroes`).
+        pt.frames.set_zero(taken, false);
+        let f = taken;
         // `inject-wild-frame`: a deliberate bug, a new table of the user
         // half gets the frame after the PML4 (in the kernel: the kernel
         // image's; in the simulation: a stand-in for the kernel's tables)
@@ -390,7 +431,9 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Ensure {
         } else {
             f
         };
-        pt.mem.table(f).zero();
+        if !(zero && f == taken) {
+            pt.mem.table(f).zero();
+        }
         let raw = pte::table_entry(f, user(at.slot.base));
         pt.link(at, raw);
         pt.counters.table(true);

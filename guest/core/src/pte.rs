@@ -38,6 +38,8 @@ const A: u64 = 1 << 5;
 /// The accessed bit, which the CPU sets on an access through an entry.
 pub const ACCESSED: u64 = A;
 const D: u64 = 1 << 6;
+/// The dirty bit, which the CPU sets on the first write through an entry.
+pub const DIRTY: u64 = D;
 const NX: u64 = 1 << 63;
 const SW_SHIFT: u32 = 9;
 const SW_RAM: u64 = 0b001;
@@ -352,6 +354,13 @@ impl Pte {
             },
         }
     }
+}
+
+/// The frame a present entry `raw` names if the CPU wrote through it
+/// (its dirty bit is set); `None` for any other entry.
+#[inline]
+pub fn written_frame(raw: u64) -> Option<PhysFrame> {
+    (raw & (P | D) == P | D).then(|| frame_of(raw))
 }
 
 /// The bits of an entry that the CPU may set on its own (accessed, dirty).

@@ -52,7 +52,13 @@ pub unsafe fn init(state: BootState) {
     // same reservation (PhysLayout), disjoint from the bitmap, and the
     // allocator owns them for good.
     let boot_copy = unsafe { core::slice::from_raw_parts_mut(boot_virt, l.bitmap_len()) };
-    let frames = BitmapFrameAllocator::new(bitmap, boot_copy, l.total_frames, &l.ram, &l.reserved);
+    let zero_virt = paging::phys_to_virt(l.bitmap_zero.start) as *mut u8;
+    // SAFETY: as the bitmap's: the record's pages follow the boot copy's
+    // in the same reservation (PhysLayout), disjoint from both, and the
+    // allocator owns them for good.
+    let zero = unsafe { core::slice::from_raw_parts_mut(zero_virt, l.bitmap_len()) };
+    let frames = BitmapFrameAllocator::new(bitmap, boot_copy, l.total_frames, &l.ram, &l.reserved)
+        .with_zero_record(zero);
     assert_eq!(
         frames.free_frames(),
         l.boot_free_frames,

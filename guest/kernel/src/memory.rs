@@ -30,8 +30,12 @@ pub struct PhysLayout {
     /// The allocator's copy of the bitmap at the boot point, as long, on
     /// the pages right after the bitmap's.
     pub bitmap_boot: PhysRange,
+    /// The allocator's record of the frames known to hold only zeros
+    /// (`vmm_core::frames`), as long, on the pages right after the boot
+    /// copy's.
+    pub bitmap_zero: PhysRange,
     /// What the kernel reserves inside RAM: the first MiB, the image, the
-    /// bitmap's pages and its boot copy's.
+    /// bitmap's pages, its boot copy's and the zero record's.
     pub reserved: Vec<PhysRange>,
     /// Every frame marked used at boot, as ranges: `[0, total_frames * 4096)`
     /// less (RAM less reservations).
@@ -178,9 +182,16 @@ impl PhysLayout {
             start: bitmap_boot_start,
             end: bitmap_boot_start + (bitmap.end - bitmap.start),
         };
+        // The allocator's record of which frames are known to be zero, on
+        // the pages after the copy, the same length.
+        let bitmap_zero_start = align_up(bitmap_boot.end, PAGE_SIZE);
+        let bitmap_zero = PhysRange {
+            start: bitmap_zero_start,
+            end: bitmap_zero_start + (bitmap.end - bitmap.start),
+        };
         let bitmap_pages = PhysRange {
             start: bitmap.start,
-            end: align_up(bitmap_boot.end, PAGE_SIZE),
+            end: align_up(bitmap_zero.end, PAGE_SIZE),
         };
         assert!(
             ram.iter()
@@ -217,6 +228,7 @@ impl PhysLayout {
             kernel_image,
             bitmap,
             bitmap_boot,
+            bitmap_zero,
             reserved,
             boot_reserved,
             boot_free_frames,

@@ -153,9 +153,8 @@ pub unsafe fn init(layout: &PhysLayout) {
 ///
 /// Each frame the VMM names is checked against the RAM the frame allocator
 /// manages (RAM less the boot reservations: the first MiB, the kernel image
-/// with its tables, stacks, ring and early heap, the frame bitmap and its
-/// boot copy, the
-/// file blob) and the PML4 the VMM was given; the file images are readable
+/// with its tables, stacks, ring and early heap, the frame bitmap with its
+/// boot copy and zero record, the file blob) and the PML4 the VMM was given; the file images are readable
 /// only. Anything else (a wrong VMM's corrupted entry, say) is refused, so
 /// the VMM's bug is reported instead of written over the kernel.
 ///

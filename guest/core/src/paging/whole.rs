@@ -9,9 +9,10 @@
 //!   swap slot is released and counted out, each present page flushed from
 //!   the TLB once, and the table's frame freed. Past [`Flushes::LIMIT`]
 //!   present pages, the walk ends with one full flush instead. Its entries are never
-//!   rewritten: the frame goes back to the allocator, and every frame is
-//!   zeroed before its next use. Allocate-on-write entries, which hold
-//!   nothing, are counted out together.
+//!   rewritten: the frame goes back to the allocator (the frames of pages
+//!   written through their entries first forgotten as zero,
+//!   `crate::zeroes`). Allocate-on-write entries, which hold nothing, are
+//!   counted out together.
 //! - **Usable:** a whole table that holds only zero entries (one the
 //!   convert just made) becomes a whole allocate-on-write PD entry
 //!   (`protocol::formats`) over the same frame, its pages counted in one
@@ -92,6 +93,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// hold outside the tables (frame-info records, swap slots, whichever
     /// space their pages were in). The managed counts go to zero.
     pub fn drop_managed(&mut self) {
+        self.forget_written_pages();
         self.forget_spaces();
         let pml4 = self.mem.table(self.root);
         for span in [USER_SPAN, KERNEL_SPAN] {
@@ -246,6 +248,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
             }
             let lo = base + ((i as u64) << 12);
             let old = Pte::decode(raw, user(lo));
+            pt.forget_written(raw);
             let _ = self.holders.release(pt, old);
             pt.counters.page_changed(lo, old, Pte::Unusable);
             if old.is_present() {

@@ -93,7 +93,10 @@ impl SimMachine {
         }];
         let boot: &'static mut [u8] =
             Box::leak(vec![0u8; usize_of(total.div_ceil(8))].into_boxed_slice());
-        let frames = BitmapFrameAllocator::new(bitmap, boot, total, &ram, &reserved);
+        let zero: &'static mut [u8] =
+            Box::leak(vec![0u8; usize_of(total.div_ceil(8))].into_boxed_slice());
+        let frames =
+            BitmapFrameAllocator::new(bitmap, boot, total, &ram, &reserved).with_zero_record(zero);
         let mut config = crate::config::Config {
             files: images,
             ..crate::config::Config::for_frames(total)
@@ -185,6 +188,7 @@ impl SimMachine {
                 match self.vmm.mem().cpu_translate(at) {
                     Some((frame, writable)) if writable || !write => {
                         self.vmm.mem().tlb.insert(page, (frame, writable));
+                        self.vmm.mem().tlb_dirty.remove(&page);
                         break frame;
                     }
                     _ => {}
@@ -199,6 +203,10 @@ impl SimMachine {
                 self.vmm
                     .fault_around(at, end, write, crate::FAULT_AROUND_PAGES);
             };
+            // The first write through a TLB entry sets the dirty bit.
+            if write && self.vmm.mem().tlb_dirty.insert(page) {
+                self.vmm.mem().cpu_set_dirty(at);
+            }
             access(&mut self.vmm, frame, (at & 0xfff) as usize, at, chunk);
             at = page_end;
         }
@@ -241,6 +249,7 @@ impl Machine for SimMachine {
         match self.vmm.mem().cpu_translate(addr) {
             Some(t) => {
                 self.vmm.mem().tlb.insert(page, t);
+                self.vmm.mem().tlb_dirty.remove(&page);
                 true
             }
             None => false,

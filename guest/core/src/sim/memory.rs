@@ -15,7 +15,7 @@
 
 use crate::conv::usize_of;
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::ops::Range;
 use x86_64::structures::paging::{Page, PageTable, PhysFrame};
@@ -46,6 +46,10 @@ pub struct SimMemory {
     /// The simulated TLB: page address → frame and writability, filled by
     /// touches, emptied page by page by flushes.
     pub tlb: BTreeMap<u64, (PhysFrame, bool)>,
+    /// The pages whose TLB entry was written through since it was filled:
+    /// the CPU set the dirty bit of their level-1 entry then, and sets it
+    /// again only through a new entry (after a flush).
+    pub tlb_dirty: BTreeSet<u64>,
     /// Test support: flushes are recorded but leave the TLB as it is (a
     /// CPU whose `invlpg` does nothing, to test what catches a missing
     /// flush).
@@ -81,6 +85,7 @@ impl SimMemory {
             flushed: Vec::new(),
             full_flushes: 0,
             tlb: BTreeMap::new(),
+            tlb_dirty: BTreeSet::new(),
             ignore_flushes: false,
             table_reads: 0,
             guard: None,
@@ -96,6 +101,7 @@ impl SimMemory {
         self.cr3 = Some(root);
         self.boot_root = Some(root);
         self.tlb.clear();
+        self.tlb_dirty.clear();
     }
 
     /// The frame and writability the CPU finds for `addr` walking from
@@ -103,22 +109,48 @@ impl SimMemory {
     /// present, is a huge page (never used in the managed space) or names
     /// a frame beyond the memory.
     pub fn cpu_translate(&mut self, addr: u64) -> Option<(PhysFrame, bool)> {
+        let (n, i, writable) = self.cpu_walk(addr)?;
+        let raw = pte::raw(&self.table_at(n)[i]);
+        (raw & 1 != 0).then(|| (pte::frame_of(raw), writable && raw & 2 != 0))
+    }
+
+    /// What the CPU does on the first write through a TLB entry: walks
+    /// from `cr3` to the level-1 entry of `addr` and sets its dirty bit,
+    /// if the entry is present and every entry on the way is (as
+    /// [`SimMemory::cpu_translate`]).
+    pub fn cpu_set_dirty(&mut self, addr: u64) {
+        let Some((n, i, _)) = self.cpu_walk(addr) else {
+            return;
+        };
+        let entry = &mut self.table_at(n)[i];
+        let raw = pte::raw(entry);
+        if raw & 1 != 0 {
+            pte::set_raw(entry, raw | pte::DIRTY);
+        }
+    }
+
+    /// The CPU's walk from `cr3` to the level-1 entry of `addr`: the page
+    /// table's frame number, the entry's index and whether every upper
+    /// entry on the way allows writing; `None` where an upper entry is not
+    /// present, is a huge page or names a frame beyond the memory.
+    fn cpu_walk(&mut self, addr: u64) -> Option<(usize, usize, bool)> {
         let mut table = self.cr3?;
         let mut writable = true;
-        for level in (1..=4u32).rev() {
+        for level in (2..=4u32).rev() {
             let n = usize_of(frame_number(table));
             if n >= self.frames.len() {
                 return None;
             }
             let i = usize_of((addr >> (12 + 9 * (level - 1))) & 511);
             let raw = pte::raw(&self.table_at(n)[i]);
-            if raw & 1 == 0 || (level > 1 && raw & HUGE != 0) {
+            if raw & 1 == 0 || raw & HUGE != 0 {
                 return None;
             }
             writable &= raw & 2 != 0;
             table = pte::frame_of(raw);
         }
-        Some((table, writable))
+        let n = usize_of(frame_number(table));
+        (n < self.frames.len()).then(|| (n, usize_of((addr >> 12) & 511), writable))
     }
 
     /// From now on refuses the VMM every frame outside `write` (ranges of
@@ -230,6 +262,7 @@ unsafe impl PhysMemory for SimMemory {
     fn flush(&mut self, page: Page) {
         if !self.ignore_flushes {
             self.tlb.remove(&page.start_address().as_u64());
+            self.tlb_dirty.remove(&page.start_address().as_u64());
         }
         self.flushed.push(page);
     }
@@ -237,6 +270,7 @@ unsafe impl PhysMemory for SimMemory {
     fn flush_all(&mut self) {
         if !self.ignore_flushes {
             self.tlb.clear();
+            self.tlb_dirty.clear();
         }
         self.full_flushes += 1;
     }
@@ -265,6 +299,7 @@ unsafe impl PhysMemory for SimMemory {
         // A CR3 write drops every translation (no PCID, no global page in
         // the managed space), whatever `ignore_flushes` says of `invlpg`.
         self.tlb.clear();
+        self.tlb_dirty.clear();
         self.cr3 = Some(root);
         self.root_loads += 1;
     }

@@ -39,6 +39,7 @@ mod transitions;
 mod v2_pressure;
 mod v2_table;
 mod whole_table;
+mod zeroes;
 
 use crate::frame_alloc::FrameAllocator as _;
 use std::collections::{BTreeMap, HashSet};
@@ -279,6 +280,8 @@ pub(crate) fn check(m: &mut SimMachine) {
         own(*p, "heap page", &mut owners);
     }
     let (mut present, mut aow, mut slots) = (0u64, 0u64, Vec::new());
+    // Frames of present pages written through their entries (D set).
+    let mut written = HashSet::new();
     // Shared frame number -> (entries naming it, their W bits).
     let mut shared: BTreeMap<u64, (u64, HashSet<bool>)> = BTreeMap::new();
     for t in &tables {
@@ -287,6 +290,7 @@ pub(crate) fn check(m: &mut SimMachine) {
             continue;
         }
         for (virt, raw) in entries_of(t) {
+            written.extend(pte::written_frame(raw).map(|f| f.start_address().as_u64() / 4096));
             if let Some((f, w)) = shared_leaf(raw, virt < 1 << 47) {
                 let e = shared.entry(f).or_default();
                 e.0 += 1;
@@ -358,6 +362,32 @@ pub(crate) fn check(m: &mut SimMachine) {
         "frame identity"
     );
     check_swap(m, slots);
+    check_zeroes(m, &owners, &written);
+}
+
+/// The record of frames known to hold only zeros (`crate::zeroes`): each
+/// is free and zero, or a page's frame that is zero unless written through
+/// an entry with D set; no frame of any other owner is in it.
+fn check_zeroes(m: &mut SimMachine, owners: &BTreeMap<u64, &'static str>, written: &HashSet<u64>) {
+    for n in 0..m.vmm.frames().total_frames() {
+        if !m.vmm.frames().is_zero(frame(n)) {
+            continue;
+        }
+        let owner = owners.get(&n).copied();
+        assert!(
+            matches!(owner, None | Some("page" | "shared page")),
+            "frame {n}, known to be zero, is owned by {owner:?}"
+        );
+        if written.contains(&n) {
+            continue;
+        }
+        let bytes = m.vmm.mem().cpu_bytes(frame(n));
+        let at = bytes.iter().position(|&b| b != 0);
+        assert!(
+            at.is_none(),
+            "frame {n} ({owner:?}), known to be zero, holds a byte at {at:?}"
+        );
+    }
 }
 
 /// The heap slot: tables (frame numbers) and present pages' frames, read

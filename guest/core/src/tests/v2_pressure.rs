@@ -47,10 +47,10 @@ proptest! {
             let page = &mut want[i * 4096..(i + 1) * 4096];
             page.fill(fill_byte);
             fill(seed, a, &mut page[..usize_of(len)]);
-            for (j, b) in page.iter().enumerate() {
-                let mv = m.vmm.translate(a + j as u64).unwrap().0;
-                m.vmm.mem().frame_bytes(mv)[j] = *b;
-            }
+            // Written as the CPU writes: the bytes, and the entry's D bit.
+            let mv = m.vmm.translate(a).unwrap().0;
+            m.vmm.mem().cpu_bytes(mv).copy_from_slice(page);
+            m.vmm.mem().cpu_set_dirty(a);
         }
         let (events, _) = req(&mut m, Request::Evict { addr: base, pages: n, privilege: U }).split_reclaimed();
         prop_assert!(!events.is_empty());

@@ -147,9 +147,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 // A heap page faults only under a host block's touch (the
                 // kernel's blocks are committed): a request's frame, which
                 // leaves the kernel's reserve alone.
-                let frame = if (crate::layout::HEAP_START..crate::layout::HEAP_END).contains(&addr)
-                {
+                let heap = (crate::layout::HEAP_START..crate::layout::HEAP_END).contains(&addr);
+                let zeroed = !heap && matches!(old, Pte::AllocOnWrite | Pte::PinnedAllocOnWrite);
+                let frame = if heap {
                     self.alloc_heap_frame(false)
+                } else if zeroed {
+                    self.alloc_zeroed_frame()
                 } else {
                     self.alloc_frame()
                 }
@@ -162,6 +165,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                     Pte::NotPresentMmap { file, page } => self
                         .load_file_page(file, page, frame)
                         .map_err(|_: NoFilePage| Unloadable::File),
+                    _ if zeroed => Ok(()),
                     _ => {
                         self.pt.mem().frame_bytes(frame).fill(0);
                         Ok(())

@@ -13,7 +13,7 @@ use protocol::{AreaType, PageState, Privilege};
 use x86_64::structures::paging::PhysFrame;
 
 use super::Vmm;
-use crate::backend::{FrameAccess, PhysMemory};
+use crate::backend::PhysMemory;
 use crate::errors::{ConvertError, MapError, NotUnusable, UnmapError};
 use crate::frame_alloc::FrameAllocator;
 use crate::frames::{frame_at, frame_number};
@@ -82,7 +82,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             Some(
                 self.pt
                     .frames_mut()
-                    .alloc_contiguous(pages)
+                    .alloc_contiguous_zeroable(pages)
                     .ok_or(MapError::OutOfMemory)?,
             )
         } else {
@@ -107,8 +107,12 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 return None;
             }
             let frame: PhysFrame = match run {
-                Some(r) => frame_at(frame_number(r) + next),
-                None => match v.frames_mut().alloc() {
+                Some(r) => {
+                    let f = frame_at(frame_number(r) + next);
+                    v.zero_frame(f);
+                    f
+                }
+                None => match v.zeroed_frame() {
                     Some(f) => f,
                     None => {
                         failed = true;
@@ -117,7 +121,6 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 },
             };
             next += 1;
-            v.mem().frame_bytes(frame).fill(0);
             Some(Pte::PresentRam {
                 frame,
                 writable,

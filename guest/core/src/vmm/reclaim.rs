@@ -83,6 +83,19 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         }
     }
 
+    /// [`Vmm::alloc_frame`], zeroed for a page to read zeros from
+    /// ([`PageTables::zeroed_frame`]).
+    pub(super) fn alloc_zeroed_frame(&mut self) -> Option<PhysFrame> {
+        loop {
+            if self.pt.frames().free_frames() > self.heap_reserve() {
+                if let Some(f) = self.pt.zeroed_frame() {
+                    return Some(f);
+                }
+            }
+            self.reclaim_one().ok()?;
+        }
+    }
+
     /// One frame for a heap page, from the top of memory (see
     /// [`crate::frame_alloc::FrameAllocator::alloc_high`]): for the kernel's own
     /// blocks (`kernel`) the reserve first, then reclaim; for a host

@@ -1,0 +1,132 @@
+//! [`Zeroes`]: which frames are known to hold only zero bytes, so that a
+//! frame the VMM hands out zeroed (a page `Map` makes present, an
+//! allocate-on-write page's first touch) is not written with zeros again.
+//!
+//! Under TCG, zeroing a frame is 512 emulated stores; most frames that
+//! `Map` zeroes are let go of again (`Unmap`, a convert, an eviction, a
+//! destroyed space) without a byte of them written, and the next `Map`
+//! gets them back.
+//!
+//! # What a set bit means
+//! Bit `n` set: frame `n`'s 4096 bytes are all zero, except for what was
+//! written through a present level-1 entry that maps the frame and has
+//! its dirty bit (D) set. The CPU sets D in an entry before the first
+//! write through it, so a frame whose entries never had D set was never
+//! written. The bit is kept true by these rules:
+//! - Set only when the frame holds zeros: a data frame once it was zeroed
+//!   (or found set) for its page, a page table once it was found empty as
+//!   it is freed.
+//! - Cleared whenever the frame is taken for anything else
+//!   ([`crate::frame_alloc::FrameAllocator::alloc`] and the other `alloc*`
+//!   and `claim`): the taker may write it through the direct map, which
+//!   sets no D.
+//! - Cleared when an entry mapping the frame, with D set, is rewritten or
+//!   dropped ([`crate::paging::PageTables::set_leaf`] and the walkers that
+//!   drop a whole table read the entry first): a rewrite may lose D (the
+//!   VMM encodes entries without it), and a dropped entry can no longer
+//!   tell.
+//! - At `Reset`, which gives every frame taken since the boot point back
+//!   with the tables unread, cleared first for the frames of every present
+//!   entry with D set, in every space (`paging::written`).
+//!
+//! A wrong set bit would show as a `Map`ped page that does not read zero,
+//! which the host's model and memory checker report.
+
+use core::ops::Range;
+
+/// One bit per frame, set while the frame is known to hold only zeros (as
+/// the module says); no bits at all when the allocator keeps none (every
+/// frame then reads as not known to be zero).
+#[derive(Debug, Default)]
+pub(crate) struct Zeroes {
+    bits: &'static mut [u8],
+}
+
+impl Zeroes {
+    /// A record in `bits`, every frame not known to be zero.
+    pub fn new(bits: &'static mut [u8]) -> Self {
+        bits.fill(0);
+        Zeroes { bits }
+    }
+
+    /// Whether frame `n` is known to hold only zeros.
+    #[inline]
+    pub fn get(&self, n: u64) -> bool {
+        let Some(b) = usize::try_from(n / 8).ok().and_then(|i| self.bits.get(i)) else {
+            return false;
+        };
+        b & (1 << (n % 8)) != 0
+    }
+
+    /// Records whether frame `n` is known to hold only zeros (past the
+    /// record: nothing, the frame stays unknown).
+    #[inline]
+    pub fn set(&mut self, n: u64, zero: bool) {
+        if let Some(b) = usize::try_from(n / 8)
+            .ok()
+            .and_then(|i| self.bits.get_mut(i))
+        {
+            if zero {
+                *b |= 1 << (n % 8);
+            } else {
+                *b &= !(1 << (n % 8));
+            }
+        }
+    }
+
+    /// Forgets every frame that `bitmap` (in the allocator's format: 1 =
+    /// used) marks used within its bytes `bytes`: what a return to the
+    /// boot point does with the boot copy, whose used frames are their
+    /// boot-time owners' again.
+    pub fn forget_used(&mut self, bitmap: &[u8], bytes: Range<usize>) {
+        let (Some(z), Some(used)) = (self.bits.get_mut(bytes.clone()), bitmap.get(bytes)) else {
+            return;
+        };
+        for (z, used) in z.iter_mut().zip(used) {
+            *z &= !used;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Zeroes;
+    use alloc::boxed::Box;
+    use alloc::vec;
+
+    fn zeroes(bytes: usize) -> Zeroes {
+        Zeroes::new(Box::leak(vec![0xffu8; bytes].into_boxed_slice()))
+    }
+
+    #[test]
+    fn starts_unknown_and_records_each_frame() {
+        let mut z = zeroes(2);
+        assert!((0..16).all(|n| !z.get(n)), "nothing known at first");
+        z.set(3, true);
+        z.set(9, true);
+        assert!(z.get(3) && z.get(9) && !z.get(4));
+        z.set(3, false);
+        assert!(!z.get(3) && z.get(9));
+        z.set(16, true);
+        assert!(!z.get(16), "past the record: never known");
+    }
+
+    #[test]
+    fn forget_used_forgets_the_used_frames_of_the_bytes_given() {
+        let mut z = zeroes(3);
+        for n in 0..24 {
+            z.set(n, true);
+        }
+        // Frames 1 and 9 used, and 17 outside the bytes given.
+        z.forget_used(&[0b10, 0b10, 0b10], 0..2);
+        assert!(!z.get(1) && !z.get(9), "used frames forgotten");
+        assert!(z.get(0) && z.get(8) && z.get(17), "the rest kept");
+    }
+
+    #[test]
+    fn without_bits_nothing_is_known() {
+        let mut z = Zeroes::default();
+        z.set(0, true);
+        assert!(!z.get(0));
+    }
+}
