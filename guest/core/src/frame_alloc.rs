@@ -72,21 +72,19 @@ pub trait FrameAllocator {
     fn alloc(&mut self) -> Option<PhysFrame>;
 
     /// The frame [`FrameAllocator::alloc`] would answer, taken the same
-    /// way, and whether its bytes are known to be zero
-    /// ([`crate::zeroes`]): a caller that wants it zeroed need not write
-    /// it then. It stays known to be zero (every other `alloc*` forgets
-    /// what it takes), so the caller names it in an entry without D, or
-    /// forgets it ([`FrameAllocator::set_zero`]).
+    /// way (no longer known to be zero), and whether its bytes were known
+    /// to be zero (`crate::zeroes`): a caller that wants it zeroed need not
+    /// write it then.
     fn alloc_zeroable(&mut self) -> Option<(PhysFrame, bool)>;
 
     /// The run [`FrameAllocator::alloc_contiguous`] would answer, taken
-    /// the same way, its frames still known to be zero where they were
-    /// ([`FrameAllocator::is_zero`] says which), as
-    /// [`FrameAllocator::alloc_zeroable`].
+    /// the same way, but its frames still known to be zero where they were
+    /// ([`FrameAllocator::is_zero`] says which): the caller zeroes the
+    /// others before it maps them, and writes none of them otherwise.
     fn alloc_contiguous_zeroable(&mut self, count: u64) -> Option<PhysFrame>;
 
     /// Records whether `frame` is known to hold only zeros, under the
-    /// rules of [`crate::zeroes`].
+    /// rules of `crate::zeroes`.
     fn set_zero(&mut self, frame: PhysFrame, zero: bool);
 
     /// Whether `frame` is known to hold only zeros.

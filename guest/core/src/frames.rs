@@ -22,7 +22,8 @@
 //!   host reads it as it lies in memory, so its format is the protocol's.
 //! - `zero` ([`crate::zeroes`]) knows a frame to hold only zeros only
 //!   under that module's rules: every `alloc*` and `claim` but
-//!   [`FrameAllocator::alloc_zeroable`] forgets the frames it takes, `free`
+//!   [`FrameAllocator::alloc_contiguous_zeroable`] forgets the frames it
+//!   takes, `free`
 //!   keeps what is known (the VMM forgets a written page's frame before it
 //!   lets go of it), and [`FrameAllocator::back_to_boot_point`] keeps it
 //!   for the frames it makes free (forgets it for those it makes used).
@@ -276,12 +277,12 @@ impl FrameAllocator for BitmapFrameAllocator {
         Some(frame_at(n))
     }
 
-    /// The frame [`FrameAllocator::alloc`] would answer, and whether it is
-    /// known to hold only zeros (it stays known).
+    /// The frame [`FrameAllocator::alloc`] answers, and whether it was
+    /// known to hold only zeros.
     fn alloc_zeroable(&mut self) -> Option<(PhysFrame, bool)> {
         let n = self.next_free()?;
         let zero = self.zero.get(n);
-        self.take_keeping_zero(n);
+        self.take(n);
         self.next = n + 1;
         Some((frame_at(n), zero))
     }

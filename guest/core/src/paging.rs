@@ -35,6 +35,11 @@
 //! - [`PageTables::mem`] and [`PageTables::frames_mut`] lend the memory and
 //!   the allocator to the other parts (data frames, swap, bitmaps); those
 //!   never write a page table through them.
+//! - The dirty bit of every level-1 entry is read before the entry is
+//!   rewritten or dropped, and before what it maps is let go of
+//!   ([`PageTables::set_leaf`], the walkers that release pages, `Reset`'s
+//!   look in `written`): the frame of a page written through it is then
+//!   no longer known to hold only zeros (`crate::zeroes`).
 
 use core::convert::Infallible;
 use core::ops::ControlFlow;
@@ -224,7 +229,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// every change or drop of a present entry does before the entry, and
     /// its dirty bit, go.
     #[inline]
-    pub(crate) fn forget_written(&mut self, raw: u64) {
+    fn forget_written(&mut self, raw: u64) {
         if let Some(frame) = pte::written_frame(raw) {
             self.frames.set_zero(frame, false);
         }
@@ -235,19 +240,22 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// known to be zero from then on (`crate::zeroes`), so the caller names
     /// it in a new entry, which has no dirty bit.
     pub fn zeroed_frame(&mut self) -> Option<PhysFrame> {
-        let (frame, _) = self.frames.alloc_zeroable()?;
-        self.zero_frame(frame);
+        let (frame, zero) = self.frames.alloc_zeroable()?;
+        if !zero {
+            self.mem.frame_bytes(frame).fill(0);
+        }
+        self.frames.set_zero(frame, true);
         Some(frame)
     }
 
-    /// Zeroes the used frame `frame` for a page to read zeros from, unless
-    /// it is known to be zero already, and records it known to be zero.
+    /// Zeroes the used frame `frame` (one of a run that
+    /// `FrameAllocator::alloc_contiguous_zeroable` took) for a page to read
+    /// zeros from, unless it is known to be zero already.
     pub fn zero_frame(&mut self, frame: PhysFrame) {
-        if self.frames.is_zero(frame) {
-            return;
+        if !self.frames.is_zero(frame) {
+            self.mem.frame_bytes(frame).fill(0);
+            self.frames.set_zero(frame, true);
         }
-        self.mem.frame_bytes(frame).fill(0);
-        self.frames.set_zero(frame, true);
     }
 
     /// Zeroes the upper-level entry `at` that names a table (a kernel PML4
@@ -292,7 +300,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
 
     /// Writes a level-1 entry, keeping the counters; answers the flush a
     /// changed present entry needs (`#[must_use]`, like the token itself,
-    /// since `Option` does not carry the token's `must_use`).
+    /// since `Option` does not carry the token's `must_use`). The entry's
+    /// dirty bit is read first (`crate::zeroes`), whatever `old` decoded
+    /// to: a corrupt entry may be present too.
     #[must_use = "a changed present entry must be flushed from the TLB"]
     #[inline]
     pub fn set_leaf(
@@ -303,10 +313,8 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         old: Pte,
         new: Pte,
     ) -> Option<Flush> {
-        if old.is_present() {
-            let was = self.read_entry(table, i);
-            self.forget_written(was);
-        }
+        let was = self.read_entry(table, i);
+        self.forget_written(was);
         let raw = new.encode(user(linear));
         self.write_entry(table, i, raw);
         self.evictable_made = self
@@ -413,12 +421,11 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Ensure {
     const PAGES: bool = false;
 
     fn missing(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> Descend<NoFrame> {
+        // A table is written through the direct map: it is not recorded as
+        // zero again (`crate::zeroes`), but need not be zeroed if it was.
         let Some((taken, zero)) = pt.frames.alloc_zeroable() else {
             return ControlFlow::Break(NoFrame);
         };
-        // A table is written through the direct map: no longer known to
-        // be zero once it is one (`crate::zeroes`).
-        pt.frames.set_zero(taken, false);
         let f = taken;
         // `inject-wild-frame`: a deliberate bug, a new table of the user
         // half gets the frame after the PML4 (in the kernel: the kernel
@@ -461,6 +468,8 @@ where
     fn page(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> ControlFlow<Infallible> {
         let lo = at.slot.base;
         let old = Pte::decode(at.raw, user(lo));
+        // Before `f` lets go of what the page holds.
+        pt.forget_written(at.raw);
         if let Some(new) = (self.f)(pt, canonical(lo), old) {
             if new != old {
                 if let Some(flush) = pt.set_leaf(at.table, at.slot.index, lo, old, new) {

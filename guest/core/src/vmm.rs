@@ -371,11 +371,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// fresh boot.
     ///
     /// It costs what is in use, not the span: the managed space is dropped
-    /// at space 0's PML4 entries unread (the other spaces' PML4s with
-    /// everything below them forgotten), and every frame taken since the boot
-    /// point goes back at once (the allocator copies back the bytes of its
-    /// bitmap that changed); the heap then claims back its pages' frames,
-    /// and the frame-info records and swap slots are cleared in bulk.
+    /// at space 0's PML4 entries (the other spaces' PML4s with everything
+    /// below them forgotten), each space's page tables that hold a present
+    /// page read once for their dirty bits (`crate::zeroes`), and every
+    /// frame taken since the boot point goes back at once (the allocator
+    /// copies back the bytes of its bitmap that changed); the heap then
+    /// claims back its pages' frames, and the frame-info records and swap
+    /// slots are cleared in bulk.
     #[inline(never)] // a request's entry point: see `crate::dispatch`
     pub fn reset(&mut self) {
         // Space 0 current (CR3 loaded) before anything else: the other

@@ -34,6 +34,8 @@
 
 use core::ops::Range;
 
+use crate::frames::{bit, set_bit};
+
 /// One bit per frame, set while the frame is known to hold only zeros (as
 /// the module says); no bits at all when the allocator keeps none (every
 /// frame then reads as not known to be zero).
@@ -52,26 +54,15 @@ impl Zeroes {
     /// Whether frame `n` is known to hold only zeros.
     #[inline]
     pub fn get(&self, n: u64) -> bool {
-        let Some(b) = usize::try_from(n / 8).ok().and_then(|i| self.bits.get(i)) else {
-            return false;
-        };
-        b & (1 << (n % 8)) != 0
+        // Past the record `bit` answers 1 (used): never known to be zero.
+        n / 8 < self.bits.len() as u64 && bit(self.bits, n)
     }
 
     /// Records whether frame `n` is known to hold only zeros (past the
     /// record: nothing, the frame stays unknown).
     #[inline]
     pub fn set(&mut self, n: u64, zero: bool) {
-        if let Some(b) = usize::try_from(n / 8)
-            .ok()
-            .and_then(|i| self.bits.get_mut(i))
-        {
-            if zero {
-                *b |= 1 << (n % 8);
-            } else {
-                *b &= !(1 << (n % 8));
-            }
-        }
+        set_bit(self.bits, n, zero);
     }
 
     /// Forgets every frame that `bitmap` (in the allocator's format: 1 =

@@ -154,9 +154,10 @@ pub unsafe fn init(layout: &PhysLayout) {
 /// Each frame the VMM names is checked against the RAM the frame allocator
 /// manages (RAM less the boot reservations: the first MiB, the kernel image
 /// with its tables, stacks, ring and early heap, the frame bitmap with its
-/// boot copy and zero record, the file blob) and the PML4 the VMM was given; the file images are readable
-/// only. Anything else (a wrong VMM's corrupted entry, say) is refused, so
-/// the VMM's bug is reported instead of written over the kernel.
+/// boot copy and zero record, the file blob) and the PML4 the VMM was
+/// given; the file images are readable only. Anything else (a wrong VMM's
+/// corrupted entry, say) is refused, so the VMM's bug is reported instead
+/// of written over the kernel.
 ///
 /// Each invalidation is one `invlpg`, at once. (Queueing them and turning
 /// more than 32 into one CR3 reload, as Linux does, was measured slower

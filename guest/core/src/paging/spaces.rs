@@ -220,8 +220,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     }
 
     /// `Reset`'s end of every space but 0, the current one (the caller
-    /// entered it): their roots are forgotten unread, their frames given
-    /// back with every frame taken since boot (see `drop_managed`).
+    /// entered it): their roots are forgotten (their present pages' dirty
+    /// bits read first, `drop_managed`), their frames given back with every
+    /// frame taken since boot.
     pub(super) fn forget_spaces(&mut self) {
         debug_assert_eq!(self.spaces.current, 0, "reset outside space 0");
         self.spaces = Spaces::new(self.spaces.boot);

@@ -85,8 +85,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// forgotten (the caller made space 0 current first), then each of
     /// space 0's managed PML4 entries is zeroed and one full flush drops
     /// what the CPU cached of them (TLB and paging-structure caches).
-    /// Nothing below is read, in any space: the caller gives every frame
-    /// taken since the boot point back at once
+    /// Nothing below is changed, in any space, and only the page tables
+    /// that hold a present page are read (for their dirty bits, `written`):
+    /// the caller gives every frame taken since the boot point back at once
     /// (`FrameAllocator::back_to_boot_point`), the other spaces' PML4s,
     /// the tables' and the pages' with them (a user PML4 slot used in
     /// another space only included), and lets go in bulk of what pages
@@ -213,6 +214,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
     fn page(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> ControlFlow<Infallible> {
         let lo = at.slot.base;
         let old = Pte::decode(at.raw, user(lo));
+        pt.forget_written(at.raw);
         if let Some(new) = self.holders.release(pt, old).filter(|&n| n != old) {
             if let Some(flush) = pt.set_leaf(at.table, at.slot.index, lo, old, new) {
                 self.flushes.add(flush, &mut pt.mem);

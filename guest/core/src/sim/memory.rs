@@ -114,6 +114,17 @@ impl SimMemory {
         (raw & 1 != 0).then(|| (pte::frame_of(raw), writable && raw & 2 != 0))
     }
 
+    /// Whether every byte of `frame` is zero, read in whichever view the
+    /// frame is in (without turning it into another): a frame past the
+    /// memory holds nothing.
+    pub fn holds_only_zeros(&self, frame: PhysFrame) -> bool {
+        match self.frames.get(usize_of(frame_number(frame))) {
+            None | Some(SimFrame::Zero) => true,
+            Some(SimFrame::Bytes(b)) => b.iter().all(|&x| x == 0),
+            Some(SimFrame::Table(t)) => t.is_empty(),
+        }
+    }
+
     /// What the CPU does on the first write through a TLB entry: walks
     /// from `cr3` to the level-1 entry of `addr` and sets its dirty bit,
     /// if the entry is present and every entry on the way is (as

@@ -2,13 +2,17 @@
 //! made and nobody wrote leaves its frame known to be zero, so the next
 //! `Map` that gets the frame does not zero it again; a page written
 //! through its entry (D set) leaves it unknown, on every path that lets go
-//! of the entry. [`check`] asserts the record after every step of every
-//! test of the crate: each frame in it is free and zero, or a page's frame
-//! that is zero unless written through an entry with D set.
+//! of the entry. [`check`], which most tests of the crate run after each
+//! step, asserts the record: each frame in it is free and zero, or a
+//! page's frame that is zero unless written through an entry with D set.
+//! The simulated CPU sets D as the real one does (the last tests here).
 
 use protocol::{AreaType, Request, Response};
 use x86_64::structures::paging::PhysFrame;
 
+use oracle::checker::walk_levels;
+
+use super::ram::{checked_hello, SimRam};
 use super::spaces::{create, read, switch, write, A};
 use super::whole_table::TABLE;
 use super::{check, convert, frame, map, req, reset_and_check, K, U};
@@ -206,4 +210,35 @@ fn a_frame_used_at_the_boot_point_is_never_known_zero_after_a_return_to_it() {
     assert!(fa.is_used(0), "its boot-time owner's again");
     assert!(!fa.is_zero(owned), "which may write it");
     assert!(fa.is_zero(page), "a free frame stays known");
+}
+
+/// The dirty bit of the level-1 entry of `addr`, as the oracle's walk
+/// reads it from the simulated RAM.
+fn dirty(m: &mut SimMachine, addr: u64) -> bool {
+    let hello = checked_hello(m);
+    match walk_levels(&SimRam::of(m), &hello, addr)
+        .get(3)
+        .map(|l| l.raw.clone())
+    {
+        Some(Ok(raw)) => raw & crate::pte::DIRTY != 0,
+        other => panic!("no level-1 entry at {addr:#x}: {other:?}"),
+    }
+}
+
+#[test]
+fn the_simulated_cpu_sets_the_dirty_bit_on_the_first_write_through_each_translation() {
+    let mut m = SimMachine::new(256);
+    mapped(&mut m, A, 2, U);
+    // A read fills the TLB entry without D; the write through it sets D.
+    assert_eq!(read(&mut m, A, 4096, U), zeros(1));
+    assert!(!dirty(&mut m, A));
+    write(&mut m, A + 8, 8, 8, U);
+    assert!(dirty(&mut m, A));
+    assert!(!dirty(&mut m, A + 4096), "the other page was not written");
+    // The entry rewritten without D and flushed: the next write sets it
+    // again through the new translation.
+    convert(&mut m, A, 2, AreaType::PinnedRam);
+    assert!(!dirty(&mut m, A));
+    write(&mut m, A + 8, 8, 9, U);
+    assert!(dirty(&mut m, A));
 }

@@ -73,22 +73,24 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// One frame for a request (data, swap-in, file load), reclaiming if
     /// only the heap's reserve is left.
     pub(super) fn alloc_frame(&mut self) -> Option<PhysFrame> {
-        loop {
-            if self.pt.frames().free_frames() > self.heap_reserve() {
-                if let Some(f) = self.pt.frames_mut().alloc() {
-                    return Some(f);
-                }
-            }
-            self.reclaim_one().ok()?;
-        }
+        self.alloc_frame_by(|pt| pt.frames_mut().alloc())
     }
 
     /// [`Vmm::alloc_frame`], zeroed for a page to read zeros from
     /// ([`PageTables::zeroed_frame`]).
     pub(super) fn alloc_zeroed_frame(&mut self) -> Option<PhysFrame> {
+        self.alloc_frame_by(PageTables::zeroed_frame)
+    }
+
+    /// One frame taken by `take` above the heap's reserve, reclaiming one
+    /// page at a time while there is none.
+    fn alloc_frame_by(
+        &mut self,
+        take: impl Fn(&mut PageTables<M, A>) -> Option<PhysFrame>,
+    ) -> Option<PhysFrame> {
         loop {
             if self.pt.frames().free_frames() > self.heap_reserve() {
-                if let Some(f) = self.pt.zeroed_frame() {
+                if let Some(f) = take(&mut self.pt) {
                     return Some(f);
                 }
             }
