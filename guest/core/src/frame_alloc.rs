@@ -72,23 +72,26 @@ pub trait FrameAllocator {
     fn alloc(&mut self) -> Option<PhysFrame>;
 
     /// The frame [`FrameAllocator::alloc`] would answer, taken the same
-    /// way (no longer known to be zero), and whether its bytes were known
-    /// to be zero (`crate::zeroes`): a caller that wants it zeroed need not
-    /// write it then.
-    fn alloc_zeroable(&mut self) -> Option<(PhysFrame, bool)>;
+    /// way, with only zero bytes: `zero` writes them unless the frame is
+    /// known to hold only zeros already (`crate::zeroes`), and it is known
+    /// to from then on. The caller maps it for a page to read zeros from,
+    /// or forgets it ([`FrameAllocator::set_zero`]) if it writes it
+    /// otherwise.
+    fn alloc_zeroed(&mut self, zero: impl FnOnce(PhysFrame)) -> Option<PhysFrame>;
 
     /// The run [`FrameAllocator::alloc_contiguous`] would answer, taken
-    /// the same way, but its frames still known to be zero where they were
-    /// ([`FrameAllocator::is_zero`] says which): the caller zeroes the
-    /// others before it maps them, and writes none of them otherwise.
-    fn alloc_contiguous_zeroable(&mut self, count: u64) -> Option<PhysFrame>;
+    /// the same way, its frames made to hold only zeros as
+    /// [`FrameAllocator::alloc_zeroed`]'s (`zero` called for each frame not
+    /// known to hold only zeros).
+    fn alloc_contiguous_zeroed(
+        &mut self,
+        count: u64,
+        zero: impl FnMut(PhysFrame),
+    ) -> Option<PhysFrame>;
 
     /// Records whether `frame` is known to hold only zeros, under the
     /// rules of `crate::zeroes`.
     fn set_zero(&mut self, frame: PhysFrame, zero: bool);
-
-    /// Whether `frame` is known to hold only zeros.
-    fn is_zero(&self, frame: PhysFrame) -> bool;
 
     /// The highest free frame, or `None` when none is left. The kernel heap
     /// takes its frames from the top, the rest from the bottom: which

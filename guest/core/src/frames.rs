@@ -21,12 +21,12 @@
 //! - The bitmap is the one the kernel names in `Hello::frame_bitmap`: the
 //!   host reads it as it lies in memory, so its format is the protocol's.
 //! - `zero` ([`crate::zeroes`]) knows a frame to hold only zeros only
-//!   under that module's rules: every `alloc*` and `claim` but
-//!   [`FrameAllocator::alloc_contiguous_zeroable`] forgets the frames it
-//!   takes, `free`
-//!   keeps what is known (the VMM forgets a written page's frame before it
-//!   lets go of it), and [`FrameAllocator::back_to_boot_point`] keeps it
-//!   for the frames it makes free (forgets it for those it makes used).
+//!   under that module's rules: `alloc`, `alloc_high`, `alloc_contiguous`
+//!   and `claim` forget the frames they take, the `*_zeroed` allocations
+//!   zero them unless known and know them; `free` keeps what is known (the
+//!   VMM forgets a written page's frame before it lets go of it), and
+//!   [`FrameAllocator::back_to_boot_point`] keeps it for the frames it
+//!   makes free (forgets it for those it makes used).
 
 use protocol::PhysRange;
 use x86_64::structures::paging::PhysFrame;
@@ -145,8 +145,16 @@ impl BitmapFrameAllocator {
     /// bitmap) which frames are known to hold only zeros
     /// ([`crate::zeroes`]): none at first. Without it, no frame is ever
     /// known to be zero.
+    ///
+    /// # Panics
+    /// If `bits` is shorter than the bitmap (a kernel's layout bug).
     pub fn with_zero_record(mut self, bits: &'static mut [u8]) -> Self {
-        let len = bits.len().min(self.bitmap.len());
+        let len = self.bitmap.len();
+        assert!(
+            bits.len() >= len,
+            "zero record of {} bytes for a {len}-byte bitmap",
+            bits.len()
+        );
         let (bits, _) = bits.split_at_mut(len);
         self.zero = Zeroes::new(bits);
         self
@@ -173,13 +181,24 @@ impl BitmapFrameAllocator {
     /// write, so it is no longer known to be zero.
     fn take(&mut self, n: u64) {
         self.zero.set(n, false);
-        self.take_keeping_zero(n);
-    }
-
-    /// Takes the free frame `n`, still known to be zero if it was.
-    fn take_keeping_zero(&mut self, n: u64) {
         self.set(n, true);
         self.free -= 1;
+    }
+
+    /// Takes the free frame `n` with only zero bytes: `zero` writes them
+    /// unless it is known to hold only zeros, which it is from then on.
+    fn take_zeroed(&mut self, n: u64, zero: impl FnOnce(PhysFrame)) {
+        if !self.zero.get(n) {
+            zero(frame_at(n));
+            self.zero.set(n, true);
+        }
+        self.set(n, true);
+        self.free -= 1;
+    }
+
+    /// Whether the frame `frame` is known to hold only zeros.
+    pub fn is_zero(&self, frame: PhysFrame) -> bool {
+        self.zero.get(frame_number(frame))
     }
 
     /// The free frame the next single allocation takes (next fit from
@@ -277,24 +296,18 @@ impl FrameAllocator for BitmapFrameAllocator {
         Some(frame_at(n))
     }
 
-    /// The frame [`FrameAllocator::alloc`] answers, and whether it was
-    /// known to hold only zeros.
-    fn alloc_zeroable(&mut self) -> Option<(PhysFrame, bool)> {
+    /// One free frame with only zero bytes: `zero` writes them unless the
+    /// frame is known to hold only zeros.
+    fn alloc_zeroed(&mut self, zero: impl FnOnce(PhysFrame)) -> Option<PhysFrame> {
         let n = self.next_free()?;
-        let zero = self.zero.get(n);
-        self.take(n);
+        self.take_zeroed(n, zero);
         self.next = n + 1;
-        Some((frame_at(n), zero))
+        Some(frame_at(n))
     }
 
     /// Records whether the frame `frame` is known to hold only zeros.
     fn set_zero(&mut self, frame: PhysFrame, zero: bool) {
         self.zero.set(frame_number(frame), zero);
-    }
-
-    /// Whether the frame `frame` is known to hold only zeros.
-    fn is_zero(&self, frame: PhysFrame) -> bool {
-        self.zero.get(frame_number(frame))
     }
 
     /// The highest free frame, or `None` when none is left. The kernel
@@ -326,17 +339,46 @@ impl FrameAllocator for BitmapFrameAllocator {
 
     /// `count` physically contiguous free frames (first fit), or `None`.
     fn alloc_contiguous(&mut self, count: u64) -> Option<PhysFrame> {
-        let run = self.alloc_contiguous_zeroable(count)?;
-        let first = frame_number(run);
+        let first = self.free_run(count)?;
         for n in first..first + count {
-            self.zero.set(n, false);
+            self.take(n);
         }
-        Some(run)
+        Some(frame_at(first))
     }
 
-    /// The run [`FrameAllocator::alloc_contiguous`] would answer, its
-    /// frames still known to be zero where they were.
-    fn alloc_contiguous_zeroable(&mut self, count: u64) -> Option<PhysFrame> {
+    /// The run [`FrameAllocator::alloc_contiguous`] would answer, every
+    /// frame of it with only zero bytes.
+    fn alloc_contiguous_zeroed(
+        &mut self,
+        count: u64,
+        mut zero: impl FnMut(PhysFrame),
+    ) -> Option<PhysFrame> {
+        let first = self.free_run(count)?;
+        for n in first..first + count {
+            self.take_zeroed(n, &mut zero);
+        }
+        Some(frame_at(first))
+    }
+
+    /// Frees `frame`.
+    fn free(&mut self, frame: PhysFrame) -> Result<(), FreeError> {
+        let n = frame_number(frame);
+        if n >= self.total {
+            return Err(FreeError::OutOfRange);
+        }
+        if !bit(self.bitmap, n) {
+            return Err(FreeError::NotUsed);
+        }
+        self.set(n, false);
+        self.free += 1;
+        Ok(())
+    }
+}
+
+impl BitmapFrameAllocator {
+    /// The first frame of the first run of `count` free frames, or `None`
+    /// (nothing taken).
+    fn free_run(&mut self, count: u64) -> Option<u64> {
         if count == 0 || count > self.free || self.injected_failure() {
             return None;
         }
@@ -359,28 +401,11 @@ impl FrameAllocator for BitmapFrameAllocator {
                 }
                 run += 1;
                 if run == count {
-                    for m in run_start..run_start + count {
-                        self.take_keeping_zero(m);
-                    }
-                    return Some(frame_at(run_start));
+                    return Some(run_start);
                 }
             }
             n += 1;
         }
         None
-    }
-
-    /// Frees `frame`.
-    fn free(&mut self, frame: PhysFrame) -> Result<(), FreeError> {
-        let n = frame_number(frame);
-        if n >= self.total {
-            return Err(FreeError::OutOfRange);
-        }
-        if !bit(self.bitmap, n) {
-            return Err(FreeError::NotUsed);
-        }
-        self.set(n, false);
-        self.free += 1;
-        Ok(())
     }
 }

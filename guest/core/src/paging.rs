@@ -35,8 +35,8 @@
 //! - [`PageTables::mem`] and [`PageTables::frames_mut`] lend the memory and
 //!   the allocator to the other parts (data frames, swap, bitmaps); those
 //!   never write a page table through them.
-//! - The dirty bit of every level-1 entry is read before the entry is
-//!   rewritten or dropped, and before what it maps is let go of
+//! - The dirty bit of every present level-1 entry is read before the
+//!   entry is rewritten or dropped, and before what it maps is let go of
 //!   ([`PageTables::set_leaf`], the walkers that release pages, `Reset`'s
 //!   look in `written`): the frame of a page written through it is then
 //!   no longer known to hold only zeros (`crate::zeroes`).
@@ -240,22 +240,15 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// known to be zero from then on (`crate::zeroes`), so the caller names
     /// it in a new entry, which has no dirty bit.
     pub fn zeroed_frame(&mut self) -> Option<PhysFrame> {
-        let (frame, zero) = self.frames.alloc_zeroable()?;
-        if !zero {
-            self.mem.frame_bytes(frame).fill(0);
-        }
-        self.frames.set_zero(frame, true);
-        Some(frame)
+        let mem = &mut self.mem;
+        self.frames.alloc_zeroed(|f| mem.frame_bytes(f).fill(0))
     }
 
-    /// Zeroes the used frame `frame` (one of a run that
-    /// `FrameAllocator::alloc_contiguous_zeroable` took) for a page to read
-    /// zeros from, unless it is known to be zero already.
-    pub fn zero_frame(&mut self, frame: PhysFrame) {
-        if !self.frames.is_zero(frame) {
-            self.mem.frame_bytes(frame).fill(0);
-            self.frames.set_zero(frame, true);
-        }
+    /// `count` physically contiguous free frames as [`PageTables::zeroed_frame`]'s.
+    pub fn zeroed_run(&mut self, count: u64) -> Option<PhysFrame> {
+        let mem = &mut self.mem;
+        self.frames
+            .alloc_contiguous_zeroed(count, |f| mem.frame_bytes(f).fill(0))
     }
 
     /// Zeroes the upper-level entry `at` that names a table (a kernel PML4
@@ -421,12 +414,13 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Ensure {
     const PAGES: bool = false;
 
     fn missing(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> Descend<NoFrame> {
-        // A table is written through the direct map: it is not recorded as
-        // zero again (`crate::zeroes`), but need not be zeroed if it was.
-        let Some((taken, zero)) = pt.frames.alloc_zeroable() else {
+        let mem = &mut pt.mem;
+        let Some(taken) = pt.frames.alloc_zeroed(|f| mem.table(f).zero()) else {
             return ControlFlow::Break(NoFrame);
         };
-        let f = taken;
+        // A table is written through the direct map: no longer known to
+        // hold only zeros (`crate::zeroes`).
+        pt.frames.set_zero(taken, false);
         // `inject-wild-frame`: a deliberate bug, a new table of the user
         // half gets the frame after the PML4 (in the kernel: the kernel
         // image's; in the simulation: a stand-in for the kernel's tables)
@@ -434,13 +428,14 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Ensure {
         // refuses it.
         #[cfg(feature = "inject-wild-frame")]
         let f = if user(at.slot.base) {
-            crate::frames::frame_at(crate::frames::frame_number(pt.pml4()) + 1)
+            let wild = crate::frames::frame_at(crate::frames::frame_number(pt.pml4()) + 1);
+            pt.mem.table(wild).zero();
+            wild
         } else {
-            f
+            taken
         };
-        if !(zero && f == taken) {
-            pt.mem.table(f).zero();
-        }
+        #[cfg(not(feature = "inject-wild-frame"))]
+        let f = taken;
         let raw = pte::table_entry(f, user(at.slot.base));
         pt.link(at, raw);
         pt.counters.table(true);

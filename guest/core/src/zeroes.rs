@@ -1,11 +1,12 @@
 //! [`Zeroes`]: which frames are known to hold only zero bytes, so that a
 //! frame the VMM hands out zeroed (a page `Map` makes present, an
-//! allocate-on-write page's first touch) is not written with zeros again.
+//! allocate-on-write page's first touch, a new page table) is not written
+//! with zeros again.
 //!
 //! Under TCG, zeroing a frame is 512 emulated stores; most frames that
 //! `Map` zeroes are let go of again (`Unmap`, a convert, an eviction, a
-//! destroyed space) without a byte of them written, and the next `Map`
-//! gets them back.
+//! destroyed space, `Reset`) without a byte of them written, and the next
+//! `Map` gets them back.
 //!
 //! # What a set bit means
 //! Bit `n` set: frame `n`'s 4096 bytes are all zero, except for what was
@@ -13,21 +14,22 @@
 //! its dirty bit (D) set. The CPU sets D in an entry before the first
 //! write through it, so a frame whose entries never had D set was never
 //! written. The bit is kept true by these rules:
-//! - Set only when the frame holds zeros: a data frame once it was zeroed
-//!   (or found set) for its page, a page table once it was found empty as
-//!   it is freed.
-//! - Cleared whenever the frame is taken for anything else
-//!   ([`crate::frame_alloc::FrameAllocator::alloc`] and the other `alloc*`
-//!   and `claim`): the taker may write it through the direct map, which
-//!   sets no D.
+//! - Set only when the frame holds zeros: a frame the allocator's
+//!   `*_zeroed` methods hand out (zeroed unless the bit was set), a page
+//!   table found empty as it is freed.
+//! - Cleared whenever the frame is taken by any other `alloc*` or by
+//!   `claim`, and for a page table as soon as it is taken: the taker may
+//!   write it through the direct map, which sets no D.
 //! - Cleared when an entry mapping the frame, with D set, is rewritten or
-//!   dropped ([`crate::paging::PageTables::set_leaf`] and the walkers that
-//!   drop a whole table read the entry first): a rewrite may lose D (the
-//!   VMM encodes entries without it), and a dropped entry can no longer
-//!   tell.
-//! - At `Reset`, which gives every frame taken since the boot point back
-//!   with the tables unread, cleared first for the frames of every present
-//!   entry with D set, in every space (`paging::written`).
+//!   dropped, and before what it maps is let go of
+//!   ([`crate::paging::PageTables::set_leaf`] and the walkers read the
+//!   entry first): a rewrite may lose D (the VMM encodes entries without
+//!   it), and a dropped entry can no longer tell.
+//! - At `Reset`, which drops the tables and gives every frame taken since
+//!   the boot point back at once, cleared first for the frames of every
+//!   present entry with D set, in every space (`paging::written` reads the
+//!   tables that hold a present page), and for every frame the boot point
+//!   marks used (their boot-time owners').
 //!
 //! A wrong set bit would show as a `Map`ped page that does not read zero,
 //! which the host's model and memory checker report.

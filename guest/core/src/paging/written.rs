@@ -28,17 +28,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// in the kernel span (the same in every space). The current space
     /// stays the walks' root after.
     pub(super) fn forget_written_pages(&mut self) {
-        let current = self.root;
         for space in 0..MAX_SPACES {
-            let Some(root) = self.spaces.root(space) else {
-                continue;
-            };
-            self.root = root;
-            self.last_pd = None;
-            let _ = walk(self, USER_SPAN.start, USER_SPAN.end, &mut Written);
+            // A space that is not live has nothing to look at.
+            let _ = self.in_space(space, |pt| {
+                walk(pt, USER_SPAN.start, USER_SPAN.end, &mut Written)
+            });
         }
-        self.root = current;
-        self.last_pd = None;
         let _ = walk(self, KERNEL_SPAN.start, KERNEL_SPAN.end, &mut Written);
     }
 }

@@ -66,13 +66,6 @@ fn refused(r: Request, want: Error) {
 fn map(addr: u64, pages: u64, privilege: Privilege) -> Request {
     Request::map_writable(addr, pages, privilege)
 }
-fn unmap(addr: u64, pages: u64, privilege: Privilege) -> Request {
-    Request::Unmap {
-        addr,
-        pages,
-        privilege,
-    }
-}
 fn conv(addr: u64, pages: u64, privilege: Privilege) -> Request {
     Request::Convert {
         addr,

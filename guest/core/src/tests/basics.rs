@@ -74,6 +74,30 @@ fn frame_allocator_alloc_free_contiguous() {
 /// the free count too, and the next frame is searched from the start; a
 /// frame claimed after is taken, a used one refused.
 #[test]
+fn a_frame_used_at_the_boot_point_is_never_known_zero_after_a_return_to_it() {
+    let ram = [PhysRange {
+        start: 0,
+        end: 64 * 4096,
+    }];
+    let mut fa =
+        BitmapFrameAllocator::new(leak(8), leak(8), 64, &ram, &[]).with_zero_record(leak(8));
+    let owned = fa.alloc().unwrap();
+    fa.set_boot_point();
+    // A page holds another frame and leaves it clean; the owner lets go
+    // of its frame, and a page holds that one too and leaves it clean.
+    let page = fa.alloc_zeroed(|_| {}).unwrap();
+    fa.free(page).unwrap();
+    fa.free(owned).unwrap();
+    assert_eq!(fa.alloc_zeroed(|_| {}), Some(owned));
+    fa.free(owned).unwrap();
+    assert!(fa.is_zero(owned) && fa.is_zero(page));
+    fa.back_to_boot_point();
+    assert!(fa.is_used(0), "its boot-time owner's again");
+    assert!(!fa.is_zero(owned), "which may write it");
+    assert!(fa.is_zero(page), "a free frame stays known");
+}
+
+#[test]
 fn frame_allocator_goes_back_to_its_boot_point() {
     let ram = [PhysRange {
         start: 0,

@@ -126,6 +126,28 @@ pub(crate) fn map(
     }
 }
 
+/// A `Map` of `pages` writable pages at `addr` in one physically
+/// contiguous run.
+pub(crate) fn map_contiguous(addr: u64, pages: u64, privilege: Privilege) -> Request {
+    Request::Map {
+        addr,
+        pages,
+        writable: true,
+        executable: false,
+        contiguous: true,
+        privilege,
+    }
+}
+
+/// An `Unmap` of `pages` pages at `addr`.
+pub(crate) fn unmap(addr: u64, pages: u64, privilege: Privilege) -> Request {
+    Request::Unmap {
+        addr,
+        pages,
+        privilege,
+    }
+}
+
 pub(crate) fn stats(m: &mut SimMachine) -> Stats {
     match req(m, Request::Stats) {
         Response::Stats(s) => s,

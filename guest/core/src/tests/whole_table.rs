@@ -89,15 +89,21 @@ fn a_reset_frees_whole_tables_of_every_kind_of_entry() {
     reset_and_check(&mut m);
 }
 
-/// The raw PD entry over the page at `addr`, as the oracle's walk reads
-/// it from the simulated RAM.
-pub(super) fn pd_entry(m: &mut SimMachine, addr: u64) -> u64 {
+/// The raw entry at `level` (4 the PML4's, 1 the page's) on the way to
+/// the page at `addr`, as the oracle's walk reads it from the simulated
+/// RAM.
+pub(super) fn level_entry(m: &mut SimMachine, addr: u64, level: usize) -> u64 {
     let hello = checked_hello(m);
     let levels = walk_levels(&SimRam::of(m), &hello, addr);
-    match levels.get(2).map(|l| l.raw.clone()) {
+    match levels.get(4 - level).map(|l| l.raw.clone()) {
         Some(Ok(raw)) => raw,
-        other => panic!("no PD entry over {addr:#x}: {other:?}"),
+        other => panic!("no level-{level} entry over {addr:#x}: {other:?}"),
     }
+}
+
+/// The raw PD entry over the page at `addr`.
+pub(super) fn pd_entry(m: &mut SimMachine, addr: u64) -> u64 {
+    level_entry(m, addr, 2)
 }
 
 #[test]

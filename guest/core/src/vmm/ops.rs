@@ -79,12 +79,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         }
         self.reserve(need)?;
         let run = if contiguous {
-            Some(
-                self.pt
-                    .frames_mut()
-                    .alloc_contiguous_zeroable(pages)
-                    .ok_or(MapError::OutOfMemory)?,
-            )
+            Some(self.pt.zeroed_run(pages).ok_or(MapError::OutOfMemory)?)
         } else {
             None
         };
@@ -107,11 +102,7 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
                 return None;
             }
             let frame: PhysFrame = match run {
-                Some(r) => {
-                    let f = frame_at(frame_number(r) + next);
-                    v.zero_frame(f);
-                    f
-                }
+                Some(r) => frame_at(frame_number(r) + next),
                 None => match v.zeroed_frame() {
                     Some(f) => f,
                     None => {
