@@ -23,7 +23,7 @@ use core::ops::ControlFlow;
 use x86_64::structures::paging::PhysFrame;
 
 use super::PageTables;
-use crate::backend::{FrameAccess, PhysMemory};
+use crate::backend::PhysMemory;
 use crate::frame_alloc::FrameAllocator;
 use crate::holders::Holders;
 use crate::linear::user;
@@ -120,17 +120,12 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Pinned<'_> {
             Pte::AllocOnWrite.encode(lower),
             Pte::PinnedAllocOnWrite.encode(lower),
         );
-        let (mut zero, mut aows) = (0, 0);
-        for e in pt.mem.table(child).iter() {
-            match pte::raw(e) {
-                0 => zero += 1,
-                raw if raw == aow => aows += 1,
-                raw if raw == pinned => {}
-                _ => return ControlFlow::Continue(false),
-            }
+        let census = pt.census(child, aow, pinned);
+        if census.other {
+            return ControlFlow::Continue(false);
         }
-        if zero + aows > 0 {
-            pt.fill_pinned(child, base, zero, aows);
+        if census.zero + census.aow > 0 {
+            pt.fill_pinned(child, base, census.zero, census.aow);
         }
         ControlFlow::Continue(true)
     }

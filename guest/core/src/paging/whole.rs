@@ -156,8 +156,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
 
     /// One view of the page table `table`: how many of its entries are
     /// zero, how many are `aow` (the allocate-on-write entry of its half),
-    /// and whether any is neither.
-    fn census(&mut self, table: PhysFrame, aow: u64) -> Census {
+    /// and whether any is none of those nor `also` (another entry the
+    /// caller handles at once; 0 for none).
+    pub(super) fn census(&mut self, table: PhysFrame, aow: u64, also: u64) -> Census {
         self.mem
             .table(table)
             .iter()
@@ -166,7 +167,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
                 Census {
                     zero: c.zero + u64::from(raw == 0),
                     aow: c.aow + u64::from(raw == aow),
-                    other: c.other || (raw != 0 && raw != aow),
+                    other: c.other || (raw != 0 && raw != aow && raw != also),
                 }
             })
     }
@@ -191,13 +192,13 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
 
 /// What [`PageTables::census`] finds in a page table.
 #[derive(Clone, Copy, Default)]
-struct Census {
+pub(super) struct Census {
     /// Zero entries (unusable pages).
-    zero: u64,
+    pub zero: u64,
     /// Allocate-on-write entries.
-    aow: u64,
-    /// Whether any entry is neither.
-    other: bool,
+    pub aow: u64,
+    /// Whether any entry is neither (nor the caller's other entry).
+    pub other: bool,
 }
 
 /// [`PageTables::clear`]: it only releases (it takes no frame and touches
@@ -234,7 +235,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
         // of a converted range) hold nothing to release and are counted
         // out together; whether any entry needs more than that.
         let aow = Pte::AllocOnWrite.encode(user(base));
-        let census = pt.census(child, aow);
+        let census = pt.census(child, aow, 0);
         pt.counters
             .pages_changed(base, Pte::AllocOnWrite, Pte::Unusable, census.aow);
         // Unlinked first, so that no walk of the CPU reaches the pages any
@@ -312,7 +313,7 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Usable<'_> {
         // left as it is (no change, and a touch under it would need it
         // filled again); any other is walked entry by entry.
         let aow = Pte::AllocOnWrite.encode(user(at.slot.base));
-        let census = pt.census(child, aow);
+        let census = pt.census(child, aow, 0);
         match (census.zero, census.other) {
             (512, _) => pt.make_whole_aow(at, child, 512),
             (0, false) => {}
