@@ -52,7 +52,8 @@ pub(crate) struct Clock {
 /// becomes visible to the space's sweeps in no other way, because:
 /// - `set_leaf` is the only writer of such entries (the others write
 ///   entries that are not present or not evictable, or upper-level ones);
-/// - a table is zeroed before it is linked, so linking one shows no page;
+/// - a table holds only zero entries when it is linked (zeroed, or known
+///   to hold only zeros: `crate::zeroes`), so linking one shows no page;
 /// - the kernel half is the same in every space (`paging::spaces`), so a
 ///   kernel table linked in another space is linked in this one too;
 /// - a PD entry's present count is exact, so the sweep's walk, which skips

@@ -405,7 +405,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     }
 }
 
-/// [`PageTables::ensure_tables`]: makes each missing table (zeroed,
+/// [`PageTables::ensure_tables`]: makes each missing table (all zero,
 /// counted) and goes on into it; stops when no frame is free.
 struct Ensure;
 
