@@ -20,7 +20,7 @@
 //!   costs what changed, not the RAM size.
 //! - The bitmap is the one the kernel names in `Hello::frame_bitmap`: the
 //!   host reads it as it lies in memory, so its format is the protocol's.
-//! - `zero` ([`crate::zeroes`]) knows a frame to hold only zeros only
+//! - `zero` (`crate::zeroes`) knows a frame to hold only zeros only
 //!   under that module's rules: `alloc`, `alloc_high`, `alloc_contiguous`
 //!   and `claim` forget the frames they take, the `*_zeroed` allocations
 //!   zero them unless known and know them; `free` keeps what is known (the
@@ -143,7 +143,7 @@ impl BitmapFrameAllocator {
 
     /// The allocator, keeping in `bits` (one bit per frame, as long as the
     /// bitmap) which frames are known to hold only zeros
-    /// ([`crate::zeroes`]): none at first. Without it, no frame is ever
+    /// (`crate::zeroes`): none at first. Without it, no frame is ever
     /// known to be zero.
     ///
     /// # Panics
