@@ -2,7 +2,9 @@
 //! boot, in the format of `protocol::formats` ("The swap store").
 //!
 //! A page goes out as an LZ4 block (`lz4_flex`, see the crate's
-//! `Cargo.toml` for why) or raw when it does not shrink, packed into
+//! `Cargo.toml` for why; a page of zeros as the block the compressor makes
+//! of it, [`ZERO_PAGE`], without running it) or raw when it does not
+//! shrink, packed into
 //! 128-byte units; the slot number is the first unit's index. Free runs of
 //! units are found first fit from a rotating hint over the used-unit
 //! bitmap. A slot freed by a swap-in is only marked *pending* until the
@@ -35,6 +37,28 @@ pub const UNIT: u64 = 128;
 /// (`lz4_flex::block::get_maximum_output_size(4096)`), rounded up.
 const COMPRESS_BUF: usize = 4608;
 const HEADER_MAGIC: &[u8; 8] = b"VMMSWAP1";
+
+/// What `lz4_flex::block::compress_into` makes of a page of zeros (a test
+/// holds it to that): one literal zero, a match of 4090 bytes at offset 1,
+/// the last five bytes as literals.
+pub(crate) const ZERO_PAGE: &[u8] = &[
+    31, 0, 1, 0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 245,
+    96, 0, 0, 0, 0, 0, 0,
+];
+
+/// Whether `page` holds only zeros: eight words a turn (one translation
+/// block and coverage counter each under TCG), to the first turn with a
+/// non-zero word.
+fn all_zero(page: &[u8; 4096]) -> bool {
+    page.chunks_exact(64).all(|eight| {
+        let any = eight.chunks_exact(8).fold(0, |acc, w| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            acc | u64::from_le_bytes(b)
+        });
+        any == 0
+    })
+}
 
 /// The store has no run of free units for the page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,18 +226,27 @@ impl SwapStore {
     }
 
     /// Stores the contents of `frame` in a new slot and answers its number.
+    ///
+    /// A page of zeros, the most common page sent out (mapped and never
+    /// written), is stored as [`ZERO_PAGE`] without running the
+    /// compressor: the same bytes it makes of such a page, for a look at
+    /// the page that stops at its first non-zero word. Under TCG the
+    /// compressor cost several times that look: it clears its 8 KiB hash
+    /// table and its output buffer before it starts.
     pub fn store<M: PhysMemory>(
         &mut self,
         mem: &mut M,
         frame: PhysFrame,
     ) -> Result<u64, StoreFull> {
+        if all_zero(mem.frame_bytes(frame)) {
+            return self.put(mem, ZERO_PAGE);
+        }
         // lz4_flex wants room for the worst case (a little over 4096).
         let mut out = [0u8; COMPRESS_BUF];
-        let len: u16 = {
+        let len = {
             let page = mem.frame_bytes(frame);
             let packed = lz4_flex::block::compress_into(page, &mut out)
                 .ok()
-                .and_then(|n| u16::try_from(n).ok())
                 .filter(|&n| n < 4096);
             match packed {
                 Some(n) => n,
@@ -223,12 +256,19 @@ impl SwapStore {
                 }
             }
         };
+        self.put(mem, &out[..len])
+    }
+
+    /// Stores `data` (an LZ4 block of a page, or the page raw: at most
+    /// 4096 bytes) in a new slot and answers its number.
+    fn put<M: PhysMemory>(&mut self, mem: &mut M, data: &[u8]) -> Result<u64, StoreFull> {
+        let len = u16::try_from(data.len()).map_err(|_| StoreFull)?;
         let units = u64::from(len).div_ceil(UNIT);
         let slot = self.find_units(mem, units).ok_or(StoreFull)?;
         self.used().set_range(mem, slot, slot + units, true);
         self.raw().set_slot_len(mem, slot, len);
-        let data = self.data_off + slot * UNIT;
-        self.raw().write(mem, data, &out[..usize::from(len)]);
+        let at = self.data_off + slot * UNIT;
+        self.raw().write(mem, at, data);
         self.hint = slot + units;
         self.stored.add(slot, slot + units);
         self.used_units += units;

@@ -159,3 +159,58 @@ fn free_all_empties_the_store() {
         assert!(s.store(&mut mem, page).is_ok());
     }
 }
+
+#[test]
+fn the_zero_page_block_is_what_the_compressor_makes_of_zeros() {
+    let zeros = [0u8; 4096];
+    let mut out = [0u8; COMPRESS_BUF];
+    let n = lz4_flex::block::compress_into(&zeros, &mut out).expect("room");
+    assert_eq!(&out[..n], ZERO_PAGE);
+    let mut back = [1u8; 4096];
+    assert_eq!(
+        lz4_flex::block::decompress_into(ZERO_PAGE, &mut back).ok(),
+        Some(4096)
+    );
+    assert_eq!(back, zeros);
+}
+
+#[test]
+fn a_page_of_zeros_goes_out_as_the_zero_block_and_any_other_byte_through_the_compressor() {
+    let (mut mem, mut s) = store(300);
+    let page = frame_at(300);
+    let mut stored = |mem: &mut SimMemory, at: Option<usize>| {
+        mem.frame_bytes(page).fill(0);
+        if let Some(at) = at {
+            mem.frame_bytes(page)[at] = 0x80;
+        }
+        let want = *mem.frame_bytes(page);
+        let slot = s.store(mem, page).expect("room");
+        let len = usize_of(s.raw().slot_len(mem, slot));
+        let mut bytes = vec![0u8; len];
+        s.raw().read(mem, s.data_off + slot * UNIT, &mut bytes);
+        mem.frame_bytes(page).fill(0x55);
+        s.load(mem, slot, page).expect("a page");
+        assert_eq!(*mem.frame_bytes(page), want, "round trip, byte {at:?}");
+        bytes
+    };
+    assert_eq!(stored(&mut mem, None), ZERO_PAGE);
+    for at in [0, 7, 8, 63, 64, 2048, 4095] {
+        let bytes = stored(&mut mem, Some(at));
+        let mut out = [0u8; COMPRESS_BUF];
+        let mut page_bytes = [0u8; 4096];
+        page_bytes[at] = 0x80;
+        let n = lz4_flex::block::compress_into(&page_bytes, &mut out).expect("room");
+        assert_eq!(bytes, &out[..n], "byte {at}");
+    }
+}
+
+#[test]
+fn only_a_page_of_zeros_is_all_zero() {
+    let mut page = [0u8; 4096];
+    assert!(all_zero(&page));
+    for at in [0, 1, 7, 8, 63, 64, 65, 1000, 4032, 4095] {
+        page[at] = 1;
+        assert!(!all_zero(&page), "byte {at}");
+        page[at] = 0;
+    }
+}
