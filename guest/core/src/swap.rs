@@ -3,9 +3,9 @@
 //!
 //! A page goes out as an LZ4 block (`lz4_flex`, see the crate's
 //! `Cargo.toml` for why; a page of zeros as the block the compressor makes
-//! of it, [`ZERO_PAGE`], without running it) or raw when it does not
-//! shrink, packed into
-//! 128-byte units; the slot number is the first unit's index. Free runs of
+//! of it, `ZERO_PAGE`, without running it) or raw when it does not shrink,
+//! packed into 128-byte units; the slot number is the first unit's index.
+//! Free runs of
 //! units are found first fit from a rotating hint over the used-unit
 //! bitmap. A slot freed by a swap-in is only marked *pending* until the
 //! request's answer is built ([`SwapStore::end_request`], called by
@@ -39,9 +39,10 @@ const COMPRESS_BUF: usize = 4608;
 const HEADER_MAGIC: &[u8; 8] = b"VMMSWAP1";
 
 /// What `lz4_flex::block::compress_into` makes of a page of zeros (a test
-/// holds it to that): one literal zero, a match of 4090 bytes at offset 1,
-/// the last five bytes as literals.
-pub(crate) const ZERO_PAGE: &[u8] = &[
+/// holds it to that): one literal zero, a match of 4089 bytes at offset 1,
+/// the last six bytes as literals (lz4_flex ends a block's last match six
+/// bytes before its end).
+const ZERO_PAGE: &[u8] = &[
     31, 0, 1, 0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 245,
     96, 0, 0, 0, 0, 0, 0,
 ];
@@ -231,8 +232,9 @@ impl SwapStore {
     /// written), is stored as [`ZERO_PAGE`] without running the
     /// compressor: the same bytes it makes of such a page, for a look at
     /// the page that stops at its first non-zero word. Under TCG the
-    /// compressor cost several times that look: it clears its 8 KiB hash
-    /// table and its output buffer before it starts.
+    /// compression cost several times that look: the compressor clears its
+    /// 8 KiB hash table, and `store` its 4.5 KiB output buffer, before the
+    /// compressor reads the page.
     pub fn store<M: PhysMemory>(
         &mut self,
         mem: &mut M,
@@ -260,9 +262,14 @@ impl SwapStore {
     }
 
     /// Stores `data` (an LZ4 block of a page, or the page raw: at most
-    /// 4096 bytes) in a new slot and answers its number.
+    /// 4096 bytes) in a new slot and answers its number. More than a page,
+    /// which `store` never passes and `load` would refuse as corrupt, is
+    /// not stored.
     fn put<M: PhysMemory>(&mut self, mem: &mut M, data: &[u8]) -> Result<u64, StoreFull> {
-        let len = u16::try_from(data.len()).map_err(|_| StoreFull)?;
+        let len = u16::try_from(data.len())
+            .ok()
+            .filter(|&n| n <= 4096)
+            .ok_or(StoreFull)?;
         let units = u64::from(len).div_ceil(UNIT);
         let slot = self.find_units(mem, units).ok_or(StoreFull)?;
         self.used().set_range(mem, slot, slot + units, true);

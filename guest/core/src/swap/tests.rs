@@ -1,5 +1,6 @@
 //! The word-at-a-time searches of the store's bitmaps against the plain
-//! unit-by-unit ones they replaced.
+//! unit-by-unit ones they replaced; the zero page's block against the
+//! compressor's.
 
 use super::*;
 use crate::sim::SimMemory;
