@@ -5,12 +5,11 @@
 //! `Cargo.toml` for why; a page of zeros as the block the compressor makes
 //! of it, `ZERO_PAGE`, without running it) or raw when it does not shrink,
 //! packed into 128-byte units; the slot number is the first unit's index.
-//! Free runs of
-//! units are found first fit from a rotating hint over the used-unit
-//! bitmap. A slot freed by a swap-in is only marked *pending* until the
-//! request's answer is built ([`SwapStore::end_request`], called by
-//! `Vmm::end_request`), so a slot number is never reused within one answer
-//! (rule 2 of the reclaim events).
+//! Free runs of units are found first fit from a rotating hint over the
+//! used-unit bitmap. A slot freed by a swap-in is only marked *pending*
+//! until the request's answer is built ([`SwapStore::end_request`], called
+//! by `Vmm::end_request`), so a slot number is never reused within one
+//! answer (rule 2 of the reclaim events).
 //!
 //! # Invariants
 //! - The store is its own state: the VMM passes it the memory it lives in
