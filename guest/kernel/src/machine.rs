@@ -42,21 +42,19 @@ static VMM: Mutex<Option<Vmm<DirectMap>>> = Mutex::new(None);
 pub unsafe fn init(state: BootState) {
     let boot = BOOT.call_once(|| state);
     let l = &boot.layout;
-    let bitmap_virt = paging::phys_to_virt(l.bitmap.start) as *mut u8;
-    // SAFETY: the bitmap's pages are RAM (checked by PhysLayout), covered
-    // by the direct map, reserved from the allocator and reached through
-    // nothing else: the allocator owns them for good.
-    let bitmap = unsafe { core::slice::from_raw_parts_mut(bitmap_virt, l.bitmap_len()) };
-    let boot_virt = paging::phys_to_virt(l.bitmap_boot.start) as *mut u8;
-    // SAFETY: as the bitmap's: the copy's pages follow the bitmap's in the
-    // same reservation (PhysLayout), disjoint from the bitmap, and the
-    // allocator owns them for good.
-    let boot_copy = unsafe { core::slice::from_raw_parts_mut(boot_virt, l.bitmap_len()) };
-    let zero_virt = paging::phys_to_virt(l.bitmap_zero.start) as *mut u8;
-    // SAFETY: as the bitmap's: the record's pages follow the boot copy's
-    // in the same reservation (PhysLayout), disjoint from both, and the
-    // allocator owns them for good.
-    let zero = unsafe { core::slice::from_raw_parts_mut(zero_virt, l.bitmap_len()) };
+    // The bitmap, its boot copy and the zero record, one after the other.
+    let owned = |range: PhysRange| {
+        let virt = paging::phys_to_virt(range.start) as *mut u8;
+        // SAFETY: each of the three ranges lies on pages of RAM (checked
+        // by PhysLayout), covered by the direct map, reserved from the
+        // allocator and reached through nothing else; they are disjoint
+        // (each on the pages after the one before), each taken once here,
+        // and the allocator owns them for good.
+        unsafe { core::slice::from_raw_parts_mut(virt, l.bitmap_len()) }
+    };
+    let bitmap = owned(l.bitmap);
+    let boot_copy = owned(l.bitmap_boot);
+    let zero = owned(l.bitmap_zero);
     let frames = BitmapFrameAllocator::new(bitmap, boot_copy, l.total_frames, &l.ram, &l.reserved)
         .with_zero_record(zero);
     assert_eq!(

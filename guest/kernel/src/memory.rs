@@ -170,25 +170,21 @@ impl PhysLayout {
             start: kstart,
             end: kend,
         };
-        let bitmap_start = align_up(kend, PAGE_SIZE);
-        let bitmap = PhysRange {
-            start: bitmap_start,
-            end: bitmap_start + total_frames.div_ceil(8),
+        // The bitmap on the pages after the image; the allocator's copy of
+        // it at the boot point (what a `Reset` returns to) on the pages
+        // after it; its record of which frames are known to be zero after
+        // the copy. All three are a bit per frame long.
+        let bitmap_bytes = total_frames.div_ceil(8);
+        let on_pages_after = |end: u64| {
+            let start = align_up(end, PAGE_SIZE);
+            PhysRange {
+                start,
+                end: start + bitmap_bytes,
+            }
         };
-        // The allocator's copy of the bitmap at the boot point (what a
-        // `Reset` returns to) on the pages after it, the same length.
-        let bitmap_boot_start = align_up(bitmap.end, PAGE_SIZE);
-        let bitmap_boot = PhysRange {
-            start: bitmap_boot_start,
-            end: bitmap_boot_start + (bitmap.end - bitmap.start),
-        };
-        // The allocator's record of which frames are known to be zero, on
-        // the pages after the copy, the same length.
-        let bitmap_zero_start = align_up(bitmap_boot.end, PAGE_SIZE);
-        let bitmap_zero = PhysRange {
-            start: bitmap_zero_start,
-            end: bitmap_zero_start + (bitmap.end - bitmap.start),
-        };
+        let bitmap = on_pages_after(kend);
+        let bitmap_boot = on_pages_after(bitmap.end);
+        let bitmap_zero = on_pages_after(bitmap_boot.end);
         let bitmap_pages = PhysRange {
             start: bitmap.start,
             end: align_up(bitmap_zero.end, PAGE_SIZE),
