@@ -12,4 +12,4 @@ mod memory;
 
 pub use kernel_heap::KernelOutOfMemory;
 pub use machine::{SimMachine, SIM_BOOT_FRAMES, SIM_KERNEL_SLOTS};
-pub use memory::SimMemory;
+pub use memory::{Cached, SimMemory};

@@ -14,6 +14,7 @@ use crate::frames::{frame_at, BitmapFrameAllocator};
 use crate::layout;
 use crate::machine::Machine;
 use crate::pte;
+use crate::sim::Cached;
 use crate::vmm::Vmm;
 
 use super::memory::SimMemory;
@@ -182,13 +183,13 @@ impl SimMachine {
                 // The TLB first, as the CPU does; a miss walks the tables
                 // from CR3.
                 match self.vmm.mem().tlb.get(&page) {
-                    Some(&(frame, writable)) if writable || !write => break frame,
+                    Some(c) if c.writable || !write => break c.frame,
                     _ => {}
                 }
                 match self.vmm.mem().cpu_translate(at) {
                     Some((frame, writable)) if writable || !write => {
-                        self.vmm.mem().tlb.insert(page, (frame, writable));
-                        self.vmm.mem().tlb_dirty.remove(&page);
+                        let cached = Cached::new(frame, writable);
+                        self.vmm.mem().tlb.insert(page, cached);
                         break frame;
                     }
                     _ => {}
@@ -204,8 +205,10 @@ impl SimMachine {
                     .fault_around(at, end, write, crate::FAULT_AROUND_PAGES);
             };
             // The first write through a TLB entry sets the dirty bit.
-            if write && self.vmm.mem().tlb_dirty.insert(page) {
-                self.vmm.mem().cpu_set_dirty(at);
+            let mem = self.vmm.mem();
+            let first_write = |c: &mut Cached| !core::mem::replace(&mut c.dirty, true);
+            if write && mem.tlb.get_mut(&page).is_some_and(first_write) {
+                mem.cpu_set_dirty(at);
             }
             access(&mut self.vmm, frame, (at & 0xfff) as usize, at, chunk);
             at = page_end;
@@ -247,9 +250,11 @@ impl Machine for SimMachine {
             return true;
         }
         match self.vmm.mem().cpu_translate(addr) {
-            Some(t) => {
-                self.vmm.mem().tlb.insert(page, t);
-                self.vmm.mem().tlb_dirty.remove(&page);
+            Some((frame, writable)) => {
+                self.vmm
+                    .mem()
+                    .tlb
+                    .insert(page, Cached::new(frame, writable));
                 true
             }
             None => false,

@@ -15,7 +15,7 @@
 
 use crate::conv::usize_of;
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::Range;
 use x86_64::structures::paging::{Page, PageTable, PhysFrame};
@@ -35,6 +35,28 @@ enum SimFrame {
     Table(Box<PageTable>),
 }
 
+/// A translation in the simulated TLB: the frame, whether it allows
+/// writing, and whether it was written through since it was cached (the
+/// CPU set the level-1 entry's dirty bit then, and sets it again only
+/// through a new translation, after a flush).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cached {
+    pub frame: PhysFrame,
+    pub writable: bool,
+    pub dirty: bool,
+}
+
+impl Cached {
+    /// A translation just cached, not yet written through.
+    pub fn new(frame: PhysFrame, writable: bool) -> Self {
+        Cached {
+            frame,
+            writable,
+            dirty: false,
+        }
+    }
+}
+
 /// Simulated physical memory: `frames` frames, allocated lazily.
 #[derive(Debug)]
 pub struct SimMemory {
@@ -43,13 +65,9 @@ pub struct SimMemory {
     pub flushed: Vec<Page>,
     /// Full flushes so far (each empties the TLB, and covers every page).
     pub full_flushes: u64,
-    /// The simulated TLB: page address → frame and writability, filled by
-    /// touches, emptied page by page by flushes.
-    pub tlb: BTreeMap<u64, (PhysFrame, bool)>,
-    /// The pages whose TLB entry was written through since it was filled:
-    /// the CPU set the dirty bit of their level-1 entry then, and sets it
-    /// again only through a new entry (after a flush).
-    pub tlb_dirty: BTreeSet<u64>,
+    /// The simulated TLB: page address → what the CPU cached of it,
+    /// filled by touches, emptied page by page by flushes.
+    pub tlb: BTreeMap<u64, Cached>,
     /// Test support: flushes are recorded but leave the TLB as it is (a
     /// CPU whose `invlpg` does nothing, to test what catches a missing
     /// flush).
@@ -85,7 +103,6 @@ impl SimMemory {
             flushed: Vec::new(),
             full_flushes: 0,
             tlb: BTreeMap::new(),
-            tlb_dirty: BTreeSet::new(),
             ignore_flushes: false,
             table_reads: 0,
             guard: None,
@@ -101,7 +118,6 @@ impl SimMemory {
         self.cr3 = Some(root);
         self.boot_root = Some(root);
         self.tlb.clear();
-        self.tlb_dirty.clear();
     }
 
     /// The frame and writability the CPU finds for `addr` walking from
@@ -273,7 +289,6 @@ unsafe impl PhysMemory for SimMemory {
     fn flush(&mut self, page: Page) {
         if !self.ignore_flushes {
             self.tlb.remove(&page.start_address().as_u64());
-            self.tlb_dirty.remove(&page.start_address().as_u64());
         }
         self.flushed.push(page);
     }
@@ -281,7 +296,6 @@ unsafe impl PhysMemory for SimMemory {
     fn flush_all(&mut self) {
         if !self.ignore_flushes {
             self.tlb.clear();
-            self.tlb_dirty.clear();
         }
         self.full_flushes += 1;
     }
@@ -310,7 +324,6 @@ unsafe impl PhysMemory for SimMemory {
         // A CR3 write drops every translation (no PCID, no global page in
         // the managed space), whatever `ignore_flushes` says of `invlpg`.
         self.tlb.clear();
-        self.tlb_dirty.clear();
         self.cr3 = Some(root);
         self.root_loads += 1;
     }

@@ -13,6 +13,7 @@ use protocol::{FaultReason, PageState};
 use super::spaces::{create, pattern_sum, query, read, switch, write, A, KADDR};
 use super::*;
 use crate::machine::Machine as _;
+use crate::sim::Cached;
 use crate::stale::{self, Scope};
 
 /// Catches `inject-switch-no-cr3`: the CPU would go on reading space 0's
@@ -128,7 +129,7 @@ fn the_switch_probe_reads_the_previous_spaces_pages() {
     switch(&mut m, 0);
     // As if the switch had left space 1's translation of A in the TLB.
     let f = crate::frames::frame_at(frame / 4096);
-    m.vmm.mem().tlb.insert(A, (f, true));
+    m.vmm.mem().tlb.insert(A, Cached::new(f, true));
     m.touched().add(A >> 12, (A >> 12) + 1);
     let answer = stale::check(&mut m, Scope::Switch, Response::Done, None);
     let stale = Response::Stale {
