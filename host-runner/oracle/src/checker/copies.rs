@@ -94,12 +94,6 @@ impl Mirror {
         Ok(())
     }
 
-    /// The index of the first non-zero word from word `from` on.
-    pub fn next_nonzero(&self, from: usize) -> Option<usize> {
-        let at = self.nonzero.partition_point(|&i| i < from);
-        self.nonzero.get(at).copied()
-    }
-
     /// The indexes of the non-zero words, in order.
     pub fn nonzero(&self) -> &[usize] {
         &self.nonzero
@@ -142,11 +136,6 @@ mod tests {
             [(9, 0, 1), (300, 0, 2 << 56), (512, 0, 3 << 16)]
         );
         assert_eq!(m.nonzero(), [9, 300, 512]);
-        assert_eq!(
-            (m.next_nonzero(10), m.next_nonzero(301)),
-            (Some(300), Some(512))
-        );
-        assert_eq!(m.next_nonzero(513), None);
         // One word changes value, one becomes zero, one appears between.
         mem[8 * 9] = 4;
         mem[8 * 300 + 7] = 0;

@@ -222,12 +222,19 @@ pub fn check_store(
     let mut next = slots.iter().peekable();
     let mut s = 0;
     let mut word_at = 0;
+    // The non-zero words of the lengths, passed in order: `word_at` only
+    // grows, so one cursor finds each next one (not a search per slot).
+    let lengths = store.lengths.nonzero();
+    let mut cursor = 0;
     while s < units {
         word_at = word_at.max((s / 4) as usize);
         // The next slot with a length (four to a word), or that a page is on.
         let mut nonzero = None;
         while nonzero.is_none() {
-            let Some(w) = store.lengths.next_nonzero(word_at) else {
+            while lengths.get(cursor).is_some_and(|&w| w < word_at) {
+                cursor += 1;
+            }
+            let Some(&w) = lengths.get(cursor) else {
                 break;
             };
             nonzero = (w as u64 * 4..w as u64 * 4 + 4)
