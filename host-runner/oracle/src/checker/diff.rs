@@ -11,7 +11,7 @@ use protocol::Hello;
 
 use super::claims::{Claim, Owner};
 use super::entry::{decode_leaf, Leaf, A, D, P, W};
-use super::leaf;
+use super::leaf::{self, KnownFrames};
 use super::violation::Violation;
 use super::walk::{Table, Translation, Tree};
 use crate::model::keys::is_user;
@@ -135,9 +135,11 @@ pub(super) fn compare(
                 if n.level == 1 && !n.empty {
                     let base = n.first_page();
                     let mut want = Wants::new(expect.runs_in(base, base + 512));
+                    let mut known = KnownFrames::new(expect.known_in(base, base + 512));
                     for k in 0..512 {
-                        let w = want.at(base + k as u64);
-                        verify(hello, expect, n, k, 0, w, d, out);
+                        let vpn = base + k as u64;
+                        let w = (want.at(vpn), known.at(vpn));
+                        verify(hello, n, k, 0, w, d, out);
                     }
                 }
                 j += 1;
@@ -153,6 +155,7 @@ pub(super) fn compare(
                     let base = n.first_page();
                     let mut dirty = changes.pages_in(base, base + 512).peekable();
                     let mut want = Wants::new(expect.runs_in(base, base + 512));
+                    let mut known = KnownFrames::new(expect.known_in(base, base + 512));
                     for k in 0..512 {
                         let vpn = base + k as u64;
                         while dirty.peek().is_some_and(|&(_, e)| e <= vpn) {
@@ -160,18 +163,21 @@ pub(super) fn compare(
                         }
                         let is_dirty = dirty.peek().is_some_and(|&(s, _)| s <= vpn);
                         if is_dirty || differ(o.entries[k], n.entries[k]) {
-                            let w = want.at(vpn);
-                            verify(hello, expect, n, k, o.entries[k], w, d, out);
+                            let w = (want.at(vpn), known.at(vpn));
+                            verify(hello, n, k, o.entries[k], w, d, out);
                         }
                     }
                 } else if n.level == 1 {
                     let base = n.first_page();
+                    // The changed runs come in order, so one read of the
+                    // reported frames serves them all.
+                    let mut known = KnownFrames::new(expect.known_in(base, base + 512));
                     for (s, e) in changes.pages_in(base, base + 512) {
                         let mut want = Wants::new(expect.runs_in(s, e));
                         for vpn in s..e {
                             let k = (vpn - base) as usize;
-                            let w = want.at(vpn);
-                            verify(hello, expect, n, k, o.entries[k], w, d, out);
+                            let w = (want.at(vpn), known.at(vpn));
+                            verify(hello, n, k, o.entries[k], w, d, out);
                         }
                     }
                 }
@@ -210,15 +216,14 @@ fn nothing_to_check(hello: &Hello, virt: u64, raw: u64, want: Option<ModelState>
 }
 
 /// Verifies entry `k` of the level-1 table `t`, whose recorded value was
-/// `old` (0 for a new table) and whose page the model has in state `want`.
-#[allow(clippy::too_many_arguments)]
+/// `old` (0 for a new table), whose page the model has in state `want`
+/// and for which `Query` reported the frame `known`, if any.
 fn verify(
     hello: &Hello,
-    expect: &Expected,
     t: &Table,
     k: usize,
     old: u64,
-    want: Option<ModelState>,
+    (want, known): (Option<ModelState>, Option<u64>),
     d: &mut Diff,
     out: &mut Vec<Violation>,
 ) {
@@ -227,7 +232,7 @@ fn verify(
     let raw = t.entries[k];
     d.pages.push(vpn);
     if !nothing_to_check(hello, virt, raw, want) {
-        if let Some(tr) = leaf::check_entry(hello, expect, t, k, want, out) {
+        if let Some(tr) = leaf::check_entry(hello, t, k, (want, known), out) {
             d.added.push(Claim {
                 frame: tr.frame,
                 owner: Owner::of_page(tr.virt, tr.kind),

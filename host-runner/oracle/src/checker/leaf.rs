@@ -2,6 +2,8 @@
 //! (invariants 4 and 5), the heap region's rules, and the expected pages
 //! no table covers.
 
+use std::iter::Peekable;
+
 use protocol::Hello;
 
 use super::entry::{decode_leaf, Leaf, PresentKind};
@@ -144,14 +146,41 @@ pub(crate) fn translation(t: &Table, i: usize) -> Option<Translation> {
     })
 }
 
+/// The frames `Query` reported for pages asked for in increasing order,
+/// read from the model's map as they come ([`Expected::known_in`] over a
+/// table's pages), not looked up page by page.
+pub(crate) struct KnownFrames<I: Iterator<Item = (u64, u64)>> {
+    frames: Peekable<I>,
+}
+
+impl<I: Iterator<Item = (u64, u64)>> KnownFrames<I> {
+    pub(crate) fn new(frames: I) -> Self {
+        KnownFrames {
+            frames: frames.peekable(),
+        }
+    }
+
+    /// The frame reported for page `vpn` (not below the last one asked
+    /// for).
+    pub(crate) fn at(&mut self, vpn: u64) -> Option<u64> {
+        while self.frames.peek().is_some_and(|&(p, _)| p < vpn) {
+            self.frames.next();
+        }
+        self.frames
+            .peek()
+            .filter(|&&(p, _)| p == vpn)
+            .map(|&(_, f)| f)
+    }
+}
+
 /// Checks entry `i` of the level-1 table `t` against `want` (the model's
-/// state of its page); answers its translation when it is present.
+/// state of its page) and `known` (the frame `Query` reported for it, if
+/// any); answers its translation when it is present.
 pub(crate) fn check_entry(
     hello: &Hello,
-    expect: &Expected,
     t: &Table,
     i: usize,
-    want: Option<ModelState>,
+    (want, known): (Option<ModelState>, Option<u64>),
     out: &mut Vec<Violation>,
 ) -> Option<Translation> {
     let raw = t.entries[i];
@@ -181,7 +210,7 @@ pub(crate) fn check_entry(
             expected: describe(want),
             got: format!("{got:?}"),
         });
-    } else if let (Some(t), Some(f)) = (&tr, expect.known_frame(virt)) {
+    } else if let (Some(t), Some(f)) = (&tr, known) {
         if f != t.frame {
             out.push(Violation::StateMismatch {
                 path: path(),
@@ -232,6 +261,7 @@ pub(crate) fn check_table(
             want[(p - base) as usize] = Some(st.nth(p - s));
         }
     }
+    let mut known = KnownFrames::new(expect.known_in(base, base + 512));
     for (i, &w) in want.iter().enumerate() {
         let raw = t.entries[i];
         if w.is_none() && (raw == 0 || raw == super::entry::W) {
@@ -241,7 +271,8 @@ pub(crate) fn check_table(
                 continue;
             }
         }
-        translations.extend(check_entry(hello, expect, t, i, w, out));
+        let k = known.at(base + i as u64);
+        translations.extend(check_entry(hello, t, i, (w, k), out));
     }
 }
 

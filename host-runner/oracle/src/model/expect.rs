@@ -323,6 +323,26 @@ impl<'a> Expected<'a> {
             Known::Numbers(m) => m.get(&(virt >> 12)).map(|f| f << 12),
         }
     }
+
+    /// The frames `Query` reported for pages `start..end` (page numbers),
+    /// in order: (page number, the frame's address). A walk over a table's
+    /// pages reads them alongside its entries instead of looking each page
+    /// up.
+    pub fn known_in(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let (a, n) = match self.known {
+            Known::Addrs(m) => (Some(m), None),
+            Known::Numbers(m) => (None, Some(m)),
+        };
+        let (lo, hi) = (start.min(end), end);
+        let (from, to) = (lo.saturating_mul(4096), hi.saturating_mul(4096));
+        let a = a
+            .into_iter()
+            .flat_map(move |m| m.range(from..to).map(|(&virt, &f)| (virt >> 12, f)));
+        let n = n
+            .into_iter()
+            .flat_map(move |m| m.range(lo..hi).map(|(&vpn, &f)| (vpn, f << 12)));
+        a.chain(n)
+    }
 }
 
 /// Where a page's expected bytes come from, without making them: the

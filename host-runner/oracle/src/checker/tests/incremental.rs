@@ -206,3 +206,53 @@ fn whole_allocate_on_write_entries_are_judged_alike_by_incremental_checks() {
     assert!(!f.is_clean());
     assert_eq!(texts(&r), texts(&f), "incremental {r}\nfull {f}");
 }
+
+/// Two pages whose frames `Query` reported, their entries swapped (same
+/// bytes, so only the frames are wrong): the incremental check names both
+/// frames against what `Query` reported, as the full check does; the
+/// reported frames are read alongside each table's entries, so every
+/// page of the table must still find its own.
+#[test]
+fn queried_frames_that_moved_are_found_by_incremental_checks() {
+    let mut s = Scenario::empty(16, 4);
+    let at = 0x4000_0000;
+    s.apply(Request::Map {
+        executable: false,
+        addr: at,
+        pages: 8,
+        writable: true,
+        contiguous: false,
+        privilege: U,
+    });
+    s.apply(Request::Query {
+        addr: at,
+        pages: 8,
+        privilege: U,
+    });
+    let mut checker = run(&mut s, &[None]).expect("a clean image passes");
+    let (a, b) = (at + 2 * 4096, at + 5 * 4096);
+    let (ea, eb) = (
+        s.img.leaf_addr(a).expect("mapped"),
+        s.img.leaf_addr(b).expect("mapped"),
+    );
+    let (ra, rb) = (s.img.read_u64(ea), s.img.read_u64(eb));
+    s.img.write_u64(ea, rb);
+    s.img.write_u64(eb, ra);
+    let changes = s.take_changes();
+    let inc = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
+    let f = full(&s);
+    assert!(matches!(inc.scope, Scope::Incremental { .. }), "{inc:?}");
+    let found = texts(&inc);
+    assert_eq!(found, texts(&f));
+    let reported: Vec<&String> = found
+        .iter()
+        .filter(|t| t.contains("as Query reported"))
+        .collect();
+    assert_eq!(reported.len(), 2, "{found:#?}");
+    for virt in [a, b] {
+        assert!(
+            reported.iter().any(|t| t.contains(&format!("{virt:#x}"))),
+            "{virt:#x} not named: {found:#?}"
+        );
+    }
+}
