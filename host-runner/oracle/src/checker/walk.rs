@@ -336,8 +336,12 @@ impl<'a> Walker<'a> {
         });
         if descend {
             let shift = 12 + 9 * u32::from(level - 1);
-            for i in 0..512 {
-                let raw = self.tree.tables[at].entries[i];
+            // A handle of its own on the entries (the tree's vector grows
+            // under the calls below): the loop passes the zero entries,
+            // most of an upper-level table's, without indexing the tree
+            // or calling `entry` for each.
+            let entries = Arc::clone(&self.tree.tables[at].entries);
+            for (i, &raw) in entries.iter().enumerate().filter(|&(_, &raw)| raw != 0) {
                 let v = virt | ((i as u64) << shift);
                 self.entry(level - 1, phys, i as u64, raw, v, steps, lower);
             }
