@@ -149,10 +149,13 @@ impl Checker {
         if let Some(info) = &rec.info {
             fi.sort_unstable();
             fi.dedup();
-            // The verified translations by frame number, so that each
-            // frame finds its own in log time (not a scan per frame).
-            let mut by_frame: Vec<&Translation> = d.verified.iter().collect();
-            by_frame.sort_by_key(|t| t.frame >> 12);
+            // The verified translations by frame number: the frames come in
+            // order, so each finds its own where the last one's ended (one
+            // merge, not a search per frame).
+            let mut by_frame: Vec<(u64, &Translation)> =
+                d.verified.iter().map(|t| (t.frame >> 12, t)).collect();
+            by_frame.sort_by_key(|&(n, _)| n);
+            let mut to = 0;
             for n in fi
                 .into_iter()
                 .filter(|&n| n < (info.bytes.len() / 8) as u64)
@@ -164,9 +167,15 @@ impl Checker {
                     _ => None,
                 };
                 let mut maps: Vec<&Translation> = kept.iter().collect();
-                let from = by_frame.partition_point(|t| t.frame >> 12 < n);
-                let to = by_frame.partition_point(|t| t.frame >> 12 <= n);
-                maps.extend(&by_frame[from..to]);
+                let mut from = to;
+                while by_frame.get(from).is_some_and(|&(m, _)| m < n) {
+                    from += 1;
+                }
+                to = from;
+                while by_frame.get(to).is_some_and(|&(m, _)| m == n) {
+                    to += 1;
+                }
+                maps.extend(by_frame[from..to].iter().map(|&(_, t)| t));
                 maps.sort_by_key(|t| t.virt);
                 mmap::check_frame(expect, n, info.word(n as usize), &maps, &mut out);
             }
