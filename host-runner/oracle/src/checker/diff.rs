@@ -232,13 +232,12 @@ fn verify(
     let raw = t.entries[k];
     d.pages.push(vpn);
     if !nothing_to_check(hello, virt, raw, want) {
-        if let Some(tr) = leaf::check_entry(hello, t, k, (want, known), out) {
+        if let Some(tr) = leaf::check_entry(hello, t, k, (want, known), &mut d.verified, out) {
             d.added.push(Claim {
                 frame: tr.frame,
                 owner: Owner::of_page(tr.virt, tr.kind),
             });
             d.page_frames.push(tr.frame >> 12);
-            d.verified.push(tr);
         }
         if let Some(ModelState::OnSwap { slot }) = want {
             d.swap = true;
