@@ -10,7 +10,7 @@ use std::sync::Arc;
 use protocol::Hello;
 
 use super::claims::{Claim, Owner};
-use super::entry::{decode_leaf, Leaf, A, D, P, W};
+use super::entry::{decode_leaf, Leaf, A, D, P};
 use super::leaf::{self, KnownFrames};
 use super::violation::Violation;
 use super::walk::{Table, Translation, Tree};
@@ -201,29 +201,6 @@ fn lose_table(t: &Table, d: &mut Diff) {
     d.regions.push((base, base + 512));
 }
 
-/// Whether entry `raw` of page `virt` is one [`leaf::check_entry`] finds
-/// nothing wrong with and nothing to record for, told from its raw bits
-/// alone:
-/// - where the model leaves the page unusable, a zero entry outside the
-///   heap region and an allocate-on-write one inside it (what
-///   [`leaf::check_table`] passes over);
-/// - where the model has an allocate-on-write page outside the heap
-///   region, the allocate-on-write entry (W alone): it decodes to
-///   `AllocOnWrite`, which agrees, and a not-present entry has no
-///   translation, frame or swap slot to record. Converts and maps of large
-///   ranges change thousands of such entries between two checks.
-fn nothing_to_check(hello: &Hello, virt: u64, raw: u64, want: Option<ModelState>) -> bool {
-    let heap = hello.heap;
-    match want {
-        Some(ModelState::AllocOnWrite) => raw == W && !leaf::in_heap(hello, virt),
-        None if raw == 0 || raw == W => {
-            let heap_ok = leaf::in_heap(hello, virt) && virt - heap.start < hello.heap_max_bytes;
-            (raw == 0) != heap_ok
-        }
-        _ => false,
-    }
-}
-
 /// Verifies entry `k` of the level-1 table `t`, whose recorded value was
 /// `old` (0 for a new table), whose page the model has in state `want`
 /// and for which `Query` reported the frame `known`, if any.
@@ -240,7 +217,7 @@ fn verify(
     let virt = leaf::entry_virt(t, k);
     let raw = t.entries[k];
     d.pages.push(vpn);
-    if !nothing_to_check(hello, virt, raw, want) {
+    if !leaf::nothing_to_check(hello, virt, raw, want) {
         if let Some(tr) = leaf::check_entry(hello, t, k, (want, known), &mut d.verified, out) {
             d.added.push(Claim {
                 frame: tr.frame,
