@@ -28,7 +28,8 @@ fn differ(old: u64, new: u64) -> bool {
 pub(super) struct Diff {
     pub removed: Vec<Claim>,
     pub added: Vec<Claim>,
-    /// Translations of the entries verified again.
+    /// Translations of the entries verified again (their frames are in
+    /// `page_frames` too).
     pub verified: Vec<Translation>,
     /// Page numbers verified again (present or not).
     pub pages: Vec<u64>,

@@ -200,9 +200,9 @@ impl<I: Iterator<Item = (u64, u64)>> KnownFrames<I> {
 /// Checks entry `i` of the level-1 table `t` against `want` (the model's
 /// state of its page) and `known` (the frame `Query` reported for it, if
 /// any); when it is present, pushes its translation onto `translations`
-/// and answers it there (built in place, not handed back by value: a
-/// translation is 120 bytes, and its copies were half of this function's
-/// time in a campaign's profile).
+/// and answers a reference to it there (not the 120-byte value, to be
+/// moved again by the caller: the moves were half of this function's time
+/// in a campaign's profile).
 pub(crate) fn check_entry<'t>(
     hello: &Hello,
     t: &Table,

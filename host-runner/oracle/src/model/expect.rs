@@ -316,14 +316,6 @@ impl<'a> Expected<'a> {
         a.chain(n.into_iter().flatten().copied())
     }
 
-    /// The frame `Query` reported for the page at `virt` (an address).
-    pub fn known_frame(&self, virt: u64) -> Option<u64> {
-        match self.known {
-            Known::Addrs(m) => m.get(&virt).copied(),
-            Known::Numbers(m) => m.get(&(virt >> 12)).map(|f| f << 12),
-        }
-    }
-
     /// The frames `Query` reported for pages `start..end` (page numbers),
     /// in order: (page number, the frame's address). A walk over a table's
     /// pages reads them alongside its entries instead of looking each page
@@ -337,7 +329,9 @@ impl<'a> Expected<'a> {
         let (from, to) = (lo.saturating_mul(4096), hi.saturating_mul(4096));
         let a = a
             .into_iter()
-            .flat_map(move |m| m.range(from..to).map(|(&virt, &f)| (virt >> 12, f)));
+            .flat_map(move |m| m.range(from..to))
+            .filter(|&(&virt, _)| virt % 4096 == 0)
+            .map(|(&virt, &f)| (virt >> 12, f));
         let n = n
             .into_iter()
             .flat_map(move |m| m.range(lo..hi).map(|(&vpn, &f)| (vpn, f << 12)));
