@@ -2,16 +2,16 @@
 //! the record's, table by table in walk order; the claims that changed,
 //! and every level-1 entry that changed or whose page the model changed,
 //! verified again (see [`super::incremental`]). The model's states of a
-//! table's pages are read alongside its entries, run by run.
+//! table's pages, and the frames `Query` reported for them, are read
+//! alongside its entries ([`leaf::wants`]), as the full check reads them.
 
-use std::iter::Peekable;
 use std::sync::Arc;
 
 use protocol::Hello;
 
 use super::claims::{Claim, Owner};
 use super::entry::{decode_leaf, Leaf, A, D, P};
-use super::leaf::{self, KnownFrames};
+use super::leaf;
 use super::violation::Violation;
 use super::walk::{Table, Translation, Tree};
 use crate::model::keys::is_user;
@@ -79,29 +79,6 @@ impl Diff {
     }
 }
 
-/// The model's states of pages asked for in increasing order, read from
-/// its runs as they come (not a map look-up per page).
-struct Wants<I: Iterator<Item = (u64, u64, ModelState)>> {
-    runs: Peekable<I>,
-}
-
-impl<I: Iterator<Item = (u64, u64, ModelState)>> Wants<I> {
-    fn new(runs: I) -> Self {
-        Wants {
-            runs: runs.peekable(),
-        }
-    }
-
-    /// The state of page `vpn` (not below the last one asked for).
-    fn at(&mut self, vpn: u64) -> Option<ModelState> {
-        while self.runs.peek().is_some_and(|&(_, e, _)| e <= vpn) {
-            self.runs.next();
-        }
-        let &(s, _, st) = self.runs.peek().filter(|&&(s, _, _)| s <= vpn)?;
-        Some(st.nth(vpn - s))
-    }
-}
-
 /// Whether `o` and `n` hold the same entries (shared: the walk found the
 /// bytes unchanged).
 fn same(o: &Table, n: &Table) -> bool {
@@ -135,11 +112,9 @@ pub(super) fn compare(
                 d.table_claim(n, true);
                 if n.level == 1 && !n.empty {
                     let base = n.first_page();
-                    let mut want = Wants::new(expect.runs_in(base, base + 512));
-                    let mut known = KnownFrames::new(expect.known_in(base, base + 512));
+                    let mut want = leaf::wants(expect, base, base + 512);
                     for k in 0..512 {
-                        let vpn = base + k as u64;
-                        let w = (want.at(vpn), known.at(vpn));
+                        let w = want.at(base + k as u64);
                         verify(hello, n, k, 0, w, d, out);
                     }
                 }
@@ -155,8 +130,7 @@ pub(super) fn compare(
                 } else if n.level == 1 && !same(o, n) {
                     let base = n.first_page();
                     let mut dirty = changes.pages_in(base, base + 512).peekable();
-                    let mut want = Wants::new(expect.runs_in(base, base + 512));
-                    let mut known = KnownFrames::new(expect.known_in(base, base + 512));
+                    let mut want = leaf::wants(expect, base, base + 512);
                     for k in 0..512 {
                         let vpn = base + k as u64;
                         while dirty.peek().is_some_and(|&(_, e)| e <= vpn) {
@@ -164,20 +138,19 @@ pub(super) fn compare(
                         }
                         let is_dirty = dirty.peek().is_some_and(|&(s, _)| s <= vpn);
                         if is_dirty || differ(o.entries[k], n.entries[k]) {
-                            let w = (want.at(vpn), known.at(vpn));
+                            let w = want.at(vpn);
                             verify(hello, n, k, o.entries[k], w, d, out);
                         }
                     }
                 } else if n.level == 1 {
                     let base = n.first_page();
                     // The changed runs come in order, so one read of the
-                    // reported frames serves them all.
-                    let mut known = KnownFrames::new(expect.known_in(base, base + 512));
+                    // model's states and reported frames serves them all.
+                    let mut want = leaf::wants(expect, base, base + 512);
                     for (s, e) in changes.pages_in(base, base + 512) {
-                        let mut want = Wants::new(expect.runs_in(s, e));
                         for vpn in s..e {
                             let k = (vpn - base) as usize;
-                            let w = (want.at(vpn), known.at(vpn));
+                            let w = want.at(vpn);
                             verify(hello, n, k, o.entries[k], w, d, out);
                         }
                     }

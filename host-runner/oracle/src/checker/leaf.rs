@@ -170,30 +170,57 @@ pub(crate) fn translation(t: &Table, i: usize) -> Option<Translation> {
     })
 }
 
-/// The frames `Query` reported for pages asked for in increasing order,
-/// read from the model's map as they come ([`Expected::known_in`] over a
-/// table's pages), not looked up page by page.
-pub(crate) struct KnownFrames<I: Iterator<Item = (u64, u64)>> {
-    frames: Peekable<I>,
+/// What the model has for pages asked for in increasing order: each
+/// one's state and the frame `Query` reported for it, read from the
+/// model's runs and reported frames as they come ([`wants`]), not looked
+/// up page by page.
+pub(crate) struct Wants<R, K>
+where
+    R: Iterator<Item = (u64, u64, ModelState)>,
+    K: Iterator<Item = (u64, u64)>,
+{
+    runs: Peekable<R>,
+    known: Peekable<K>,
 }
 
-impl<I: Iterator<Item = (u64, u64)>> KnownFrames<I> {
-    pub(crate) fn new(frames: I) -> Self {
-        KnownFrames {
-            frames: frames.peekable(),
-        }
+/// [`Wants`] over pages `start..end` (page numbers).
+pub(crate) fn wants<'a>(
+    expect: &Expected<'a>,
+    start: u64,
+    end: u64,
+) -> Wants<impl Iterator<Item = (u64, u64, ModelState)> + 'a, impl Iterator<Item = (u64, u64)> + 'a>
+{
+    Wants {
+        runs: expect.runs_in(start, end).peekable(),
+        known: expect.known_in(start, end).peekable(),
     }
+}
 
-    /// The frame reported for page `vpn` (not below the last one asked
-    /// for).
-    pub(crate) fn at(&mut self, vpn: u64) -> Option<u64> {
-        while self.frames.peek().is_some_and(|&(p, _)| p < vpn) {
-            self.frames.next();
+impl<R, K> Wants<R, K>
+where
+    R: Iterator<Item = (u64, u64, ModelState)>,
+    K: Iterator<Item = (u64, u64)>,
+{
+    /// The model's state of page `vpn` and the frame `Query` reported for
+    /// it (`vpn` not below the last page asked for).
+    pub(crate) fn at(&mut self, vpn: u64) -> (Option<ModelState>, Option<u64>) {
+        while self.runs.peek().is_some_and(|&(_, e, _)| e <= vpn) {
+            self.runs.next();
         }
-        self.frames
+        let state = self
+            .runs
+            .peek()
+            .filter(|&&(s, _, _)| s <= vpn)
+            .map(|&(s, _, st)| st.nth(vpn - s));
+        while self.known.peek().is_some_and(|&(p, _)| p < vpn) {
+            self.known.next();
+        }
+        let known = self
+            .known
             .peek()
             .filter(|&&(p, _)| p == vpn)
-            .map(|&(_, f)| f)
+            .map(|&(_, f)| f);
+        (state, known)
     }
 }
 
@@ -285,18 +312,12 @@ pub(crate) fn check_table(
             }
         }
     }
-    let mut want = [None; 512];
-    for (s, e, st) in expect.runs_in(base, base + 512) {
-        for p in s..e {
-            want[(p - base) as usize] = Some(st.nth(p - s));
-        }
-    }
-    let mut known = KnownFrames::new(expect.known_in(base, base + 512));
-    for (i, &w) in want.iter().enumerate() {
+    let mut want = wants(expect, base, base + 512);
+    for i in 0..512 {
+        let (w, k) = want.at(base + i as u64);
         if nothing_to_check(hello, entry_virt(t, i), t.entries[i], w) {
             continue;
         }
-        let k = known.at(base + i as u64);
         check_entry(hello, t, i, (w, k), translations, out);
     }
 }
