@@ -55,6 +55,7 @@ use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span};
 use crate::walk::{first_present, walk, Descend, Entry, Tables, Visit};
 
+mod fill;
 mod find;
 mod pinned;
 mod spaces;
@@ -80,10 +81,10 @@ pub(crate) struct PageTables<M, A> {
     /// always names a live PD: used when that entry still names the page
     /// table being counted (a page table has one PD entry).
     last_pd: Option<(PhysFrame, usize)>,
-    /// How many level-1 entries [`PageTables::set_leaf`] wrote that the
-    /// reclaim clock's sweep for an evictable page keeps
-    /// ([`pte::is_evictable`]), in any space or half. `set_leaf` is the
-    /// only writer of such entries (the whole-table paths of `whole` and
+    /// How many level-1 entries [`PageTables::set_leaf`] and `Map`'s fill
+    /// (`fill`) wrote that the reclaim clock's sweep for an evictable page
+    /// keeps ([`pte::is_evictable`]), in any space or half. Those two are
+    /// the only writers of such entries (the whole-table paths of `whole` and
     /// `pinned` write unusable, allocate-on-write or pinned allocate-on-write
     /// entries, `clear_accessed` only clears a bit, and the rest write
     /// upper-level entries), so while this stays, no page has become one
@@ -337,26 +338,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
 
     /// Counts one more (`more`) or one fewer present entry in the page
     /// table `table` (of `linear`), in the present count of the PD entry
-    /// naming it (`protocol::formats`). The CPU ignores those bits, so the
-    /// entry needs no flush. The PD entry is the one found last time when
-    /// it still names `table` (a reset or an unmap counts every page of a
-    /// table in a row); else the walk finds it.
+    /// naming it (`protocol::formats`, [`PageTables::pd_of`]). The CPU
+    /// ignores those bits, so the entry needs no flush.
     fn count_present(&mut self, table: PhysFrame, linear: u64, more: bool) {
-        let hinted = self.last_pd.filter(|&(pd, i)| {
-            let raw = self.read_entry(pd, i);
-            raw & 1 != 0 && pte::frame_of(raw) == table
-        });
-        let (pd, i) = match hinted {
-            Some(at) => at,
-            None => {
-                let Some(at) = self.pd_entry(linear) else {
-                    debug_assert!(false, "a page's entry changed under a missing table");
-                    return;
-                };
-                (at.table, at.slot.index)
-            }
+        let Some((pd, i)) = self.pd_of(table, linear) else {
+            return;
         };
-        self.last_pd = Some((pd, i));
         let raw = self.read_entry(pd, i);
         let n = pte::present_count(raw);
         debug_assert!(more || n > 0, "present count below zero at {linear:#x}");
@@ -370,6 +357,40 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             n.saturating_sub(1)
         };
         self.write_entry(pd, i, pte::with_present_count(raw, n));
+    }
+
+    /// [`PageTables::count_present`] of `more` entries made present at
+    /// once in `table` (of `linear`).
+    fn count_present_by(&mut self, table: PhysFrame, linear: u64, more: u64) {
+        let Some((pd, i)) = self.pd_of(table, linear) else {
+            return;
+        };
+        let raw = self.read_entry(pd, i);
+        let n = pte::present_count(raw) + more;
+        self.write_entry(pd, i, pte::with_present_count(raw, n));
+    }
+
+    /// The PD entry naming the page table `table` (of `linear`), where the
+    /// present counts are kept: the one found last time when it still
+    /// names `table` (a reset or an unmap counts every page of a table in
+    /// a row), else the one the walk finds, which becomes the hint.
+    fn pd_of(&mut self, table: PhysFrame, linear: u64) -> Option<(PhysFrame, usize)> {
+        let hinted = self.last_pd.filter(|&(pd, i)| {
+            let raw = self.read_entry(pd, i);
+            raw & 1 != 0 && pte::frame_of(raw) == table
+        });
+        let at = match hinted {
+            Some(at) => at,
+            None => {
+                let Some(at) = self.pd_entry(linear) else {
+                    debug_assert!(false, "a page's entry changed under a missing table");
+                    return None;
+                };
+                (at.table, at.slot.index)
+            }
+        };
+        self.last_pd = Some(at);
+        Some(at)
     }
 
     /// Creates every missing table of `span`. On `Err` (no free frame) some

@@ -44,6 +44,16 @@ fn map_rolls_back_at_every_failing_allocation() {
             contiguous,
             privilege: U,
         });
+        // More pages in one table than `paging::fill` takes frames for at
+        // once (64), then the next table.
+        fails_cleanly_at_every_allocation(Request::Map {
+            addr: 0x4000_0000 - 72 * 0x1000,
+            pages: 80,
+            writable: true,
+            executable: false,
+            contiguous,
+            privilege: U,
+        });
         fails_cleanly_at_every_allocation(Request::Map {
             addr: 0x20_0000 - 0x1000,
             pages: 1,

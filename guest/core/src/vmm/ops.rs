@@ -10,7 +10,6 @@
 //! `OutOfMemory` with the state as it was.
 
 use protocol::{AreaType, PageState, Privilege};
-use x86_64::structures::paging::PhysFrame;
 
 use super::Vmm;
 use crate::backend::PhysMemory;
@@ -96,28 +95,18 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
             return Err(MapError::OutOfMemory);
         }
         let mut next = 0u64;
-        let mut failed = false;
-        self.pt.update(span, &mut |v, _, _old| {
-            if failed {
-                return None;
-            }
-            let frame: PhysFrame = match run {
-                Some(r) => frame_at(frame_number(r) + next),
-                None => match v.zeroed_frame() {
-                    Some(f) => f,
-                    None => {
-                        failed = true;
-                        return None;
-                    }
-                },
+        let mut take = |pt: &mut PageTables<M, A>| {
+            let frame = match run {
+                Some(r) => Some(frame_at(frame_number(r) + next)),
+                None => pt.zeroed_frame(),
             };
-            next += 1;
-            Some(Pte::PresentRam {
-                frame,
-                writable,
-                executable,
-            })
-        });
+            next += u64::from(frame.is_some());
+            frame
+        };
+        let failed = self
+            .pt
+            .fill_unusable(span, writable, executable, &mut take)
+            .is_err();
         if failed {
             self.make_unusable(span);
             free_run(self.pt.frames_mut(), next);
