@@ -36,10 +36,17 @@
 /// the golden-ratio constant of splitmix64.
 pub const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The register after taking word `w`.
-#[inline]
-fn step(h: u64, w: u64) -> u64 {
-    h.wrapping_mul(K).rotate_left(29).wrapping_add(w)
+/// The register after taking word `w`, the rotation done by `rotl29`
+/// (see [`Checksum::update_with`]).
+#[inline(always)]
+fn step(h: u64, w: u64, rotl29: impl Fn(u64) -> u64) -> u64 {
+    rotl29(h.wrapping_mul(K)).wrapping_add(w)
+}
+
+/// `x.rotate_left(29)`: the rotation of [`Checksum::update`].
+#[inline(always)]
+fn rotl29(x: u64) -> u64 {
+    x.rotate_left(29)
 }
 
 /// The register `h` after the words of `bytes` (a whole number of words):
@@ -51,15 +58,15 @@ fn step(h: u64, w: u64) -> u64 {
 /// about as much on those as on the word (the guest checksums every byte
 /// a `Read` covers).
 #[inline]
-fn words(mut h: u64, bytes: &[u8]) -> u64 {
+fn words(mut h: u64, bytes: &[u8], rotl29: impl Fn(u64) -> u64 + Copy) -> u64 {
     let mut eights = bytes.chunks_exact(64);
     for c in &mut eights {
         for w in c.chunks_exact(8) {
-            h = step(h, word(w));
+            h = step(h, word(w), rotl29);
         }
     }
     for w in eights.remainder().chunks_exact(8) {
-        h = step(h, word(w));
+        h = step(h, word(w), rotl29);
     }
     h
 }
@@ -97,7 +104,17 @@ impl Checksum {
     }
 
     /// Adds the next bytes.
-    pub fn update(&mut self, mut bytes: &[u8]) {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.update_with(bytes, rotl29);
+    }
+
+    /// [`Checksum::update`] with each step's rotation done by `rotl29`,
+    /// which must answer `x.rotate_left(29)` for every `x`: the same
+    /// checksum, for a caller that must choose the instructions. The guest
+    /// under QEMU's TCG does: a `rol` there makes the translator compute
+    /// every flag through a helper call, once per word (the kernel's
+    /// `touch::read`).
+    pub fn update_with(&mut self, mut bytes: &[u8], rotl29: impl Fn(u64) -> u64 + Copy) {
         self.len = self.len.wrapping_add(bytes.len() as u64);
         if self.carried > 0 {
             let take = (8 - self.carried).min(bytes.len());
@@ -108,12 +125,12 @@ impl Checksum {
             if self.carried < 8 {
                 return;
             }
-            self.h = words(self.h, &self.carry);
+            self.h = words(self.h, &self.carry, rotl29);
             self.carried = 0;
         }
         let whole = bytes.len() - bytes.len() % 8;
         let (body, tail) = bytes.split_at(whole);
-        self.h = words(self.h, body);
+        self.h = words(self.h, body, rotl29);
         self.carry[..tail.len()].copy_from_slice(tail);
         self.carried = tail.len();
     }
@@ -124,9 +141,9 @@ impl Checksum {
         if self.carried > 0 {
             let mut last = [0u8; 8];
             last[..self.carried].copy_from_slice(&self.carry[..self.carried]);
-            h = words(h, &last);
+            h = words(h, &last, rotl29);
         }
-        let z = super::mix64(step(h, self.len));
+        let z = super::mix64(step(h, self.len, rotl29));
         (z ^ (z >> 32)) as u32
     }
 }
@@ -148,13 +165,14 @@ mod tests {
         // length.
         let w0 = u64::from_le_bytes(*b"12345678");
         let w1 = u64::from(b'9');
-        let h = step(step(0, w0), w1);
+        let h = step(step(0, w0, rotl29), w1, rotl29);
         let mut c = Checksum::new();
         c.update(b"123456789");
         assert_eq!(
             words(
                 0,
-                &[b"12345678".as_slice(), &[b'9', 0, 0, 0, 0, 0, 0, 0]].concat()
+                &[b"12345678".as_slice(), &[b'9', 0, 0, 0, 0, 0, 0, 0]].concat(),
+                rotl29
             ),
             h
         );
@@ -169,10 +187,21 @@ mod tests {
         crate::pattern::fill(0x77, 0x1003, &mut bytes);
         for len in (0..=200).step_by(8) {
             let by_one = bytes[..len].chunks_exact(8).fold(0x1234, |h, w| {
-                step(h, u64::from_le_bytes(w.try_into().unwrap()))
+                step(h, u64::from_le_bytes(w.try_into().unwrap()), rotl29)
             });
-            assert_eq!(words(0x1234, &bytes[..len]), by_one, "{len} bytes");
+            assert_eq!(words(0x1234, &bytes[..len], rotl29), by_one, "{len} bytes");
         }
+    }
+
+    /// `update_with` uses the rotation it is given: a wrong one changes
+    /// the answer (so the test above compares two real computations).
+    #[test]
+    fn update_with_uses_its_rotation() {
+        let mut bytes = [0u8; 64];
+        crate::pattern::fill(0x5eed, 0x4000, &mut bytes);
+        let mut wrong = Checksum::new();
+        wrong.update_with(&bytes, |x: u64| x.rotate_left(28));
+        assert_ne!(wrong.finish(), checksum(&bytes));
     }
 
     const PINNED: [u32; 3] = [0x0000_0000, 0xfe4f_8878, 0xad66_f600];
@@ -213,6 +242,22 @@ mod tests {
                 c.update(&bytes[at..cut]);
                 at = cut;
             }
+            prop_assert_eq!(c.finish(), checksum(&bytes));
+        }
+
+        /// A rotation done otherwise, as the guest does it (two shifts and
+        /// an or), gives the same checksum in pieces of any length.
+        #[test]
+        #[allow(clippy::manual_rotate)] // the rotation by hand is the point
+        fn update_with_a_rotation_done_otherwise_is_update(
+            bytes in prop::collection::vec(any::<u8>(), 0..600),
+            cut in 0usize..600,
+        ) {
+            let cut = cut.min(bytes.len());
+            let shifts = |x: u64| (x << 29) | (x >> 35);
+            let mut c = Checksum::new();
+            c.update_with(&bytes[..cut], shifts);
+            c.update_with(&bytes[cut..], shifts);
             prop_assert_eq!(c.finish(), checksum(&bytes));
         }
 
