@@ -48,9 +48,10 @@ pub(crate) struct Clock {
 /// of this space. Why that holds:
 ///
 /// Every level-1 entry that makes a page one such a sweep keeps counts in
-/// `evictable_made` (`PageTables::set_leaf`, in any space), and a page
-/// becomes visible to the space's sweeps in no other way, because:
-/// - `set_leaf` is the only writer of such entries (the others write
+/// `evictable_made` (`PageTables::set_leaf` and `Map`'s fill,
+/// `PageTables::fill_unusable`, in any space), and a page becomes visible
+/// to the space's sweeps in no other way, because:
+/// - those two are the only writers of such entries (the others write
 ///   entries that are not present or not evictable, or upper-level ones);
 /// - a table holds only zero entries when it is linked (zeroed, or known
 ///   to hold only zeros: `crate::zeroes`), so linking one shows no page;

@@ -9,7 +9,8 @@
 //!   `heap_pages`, `clean_mmap`) change only in [`Counters::page_changed`]
 //!   and [`Counters::pages_changed`], which `PageTables`' writers of
 //!   level-1 entries call for every entry they write (`set_leaf`, one at a
-//!   time; `paging::whole` and `paging::pinned`, a whole table at once) or
+//!   time; `paging::fill`, a chunk of a page table's run at once;
+//!   `paging::whole` and `paging::pinned`, a whole table at once) or
 //!   a freed table takes with it, or all at once when `Reset` drops the
 //!   managed space ([`Counters::managed_dropped`]); `page_table_frames`
 //!   only when `PageTables` makes or frees a table (or drops them all). So

@@ -13,7 +13,8 @@
 //!
 //! # Invariants
 //! - [`PageTables`] is the only writer of page-table entries: level-1
-//!   entries change only through [`PageTables::set_leaf`] (one at a time)
+//!   entries change only through [`PageTables::set_leaf`] (one at a time),
+//!   `Map`'s fill of zero entries (`fill`, a page table's run at once)
 //!   and the whole-table paths of `whole` and `pinned` (a table at once),
 //!   upper-level entries only when a table is made or freed here, a whole
 //!   allocate-on-write PD entry is made or made a table again (`whole`,
@@ -76,7 +77,7 @@ pub(crate) struct PageTables<M, A> {
     /// `spaces` for the one exception).
     root: PhysFrame,
     counters: Counters,
-    /// Where the PD entry last found by [`PageTables::count_present`] is
+    /// Where the PD entry last found by [`PageTables::pd_of`] is
     /// (the PD and the index), cleared whenever a table is freed, so it
     /// always names a live PD: used when that entry still names the page
     /// table being counted (a page table has one PD entry).

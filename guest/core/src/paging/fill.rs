@@ -15,9 +15,10 @@
 //! - the run's entries are checked to be all zero in one scan;
 //! - the frames are taken in address order, the order `update` took them
 //!   in, so each page gets the frame it got before;
-//! - the entries are written in one pass over the table;
+//! - the entries are written in one pass over the table, a chunk of up to
+//!   [`CHUNK`] frames at a time;
 //! - the counters, the count of evictable entries made and the PD entry's
-//!   present count move once for the run.
+//!   present count move once per chunk.
 //!
 //! A run with an entry that is not zero (which `Map`'s checks rule out)
 //! goes through `update` as before, so that every count stays exact
@@ -117,9 +118,9 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             for (entry, frame) in entries.zip(frames[..got].iter().flatten()) {
                 pte::set_raw(entry, page(*frame).encode(in_user));
             }
-            if let Some(Some(sample)) = frames.first() {
+            if let (true, Some(sample)) = (got > 0, frames[0]) {
                 let linear = run.start + ((done as u64) << 12);
-                self.counted(table, linear, page(*sample), got as u64);
+                self.counted(table, linear, page(sample), got as u64);
             }
             done += got;
         }

@@ -259,6 +259,12 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
             }
         }
         pt.drop_table(child);
+        // A table of zero entries is all zero bytes, as `free_if_empty`
+        // records it (`crate::zeroes`): `Map`'s undo frees the tables it
+        // made for pages it never filled this way.
+        if census.zero == 512 {
+            pt.frames.set_zero(child, true);
+        }
         ControlFlow::Continue(true)
     }
 
