@@ -36,11 +36,11 @@
 /// the golden-ratio constant of splitmix64.
 pub const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The register after taking word `w`, the rotation done by `rotl29`
-/// (see [`Checksum::update_with`]).
+/// The register after taking word `w`, the rotation done by `rot` (see
+/// [`Checksum::update_with`]).
 #[inline(always)]
-fn step(h: u64, w: u64, rotl29: impl Fn(u64) -> u64) -> u64 {
-    rotl29(h.wrapping_mul(K)).wrapping_add(w)
+fn step(h: u64, w: u64, rot: impl Fn(u64) -> u64) -> u64 {
+    rot(h.wrapping_mul(K)).wrapping_add(w)
 }
 
 /// `x.rotate_left(29)`: the rotation of [`Checksum::update`].
@@ -58,15 +58,15 @@ fn rotl29(x: u64) -> u64 {
 /// about as much on those as on the word (the guest checksums every byte
 /// a `Read` covers).
 #[inline]
-fn words(mut h: u64, bytes: &[u8], rotl29: impl Fn(u64) -> u64 + Copy) -> u64 {
+fn words(mut h: u64, bytes: &[u8], rot: impl Fn(u64) -> u64 + Copy) -> u64 {
     let mut eights = bytes.chunks_exact(64);
     for c in &mut eights {
         for w in c.chunks_exact(8) {
-            h = step(h, word(w), rotl29);
+            h = step(h, word(w), rot);
         }
     }
     for w in eights.remainder().chunks_exact(8) {
-        h = step(h, word(w), rotl29);
+        h = step(h, word(w), rot);
     }
     h
 }
@@ -108,13 +108,16 @@ impl Checksum {
         self.update_with(bytes, rotl29);
     }
 
-    /// [`Checksum::update`] with each step's rotation done by `rotl29`,
-    /// which must answer `x.rotate_left(29)` for every `x`: the same
-    /// checksum, for a caller that must choose the instructions. The guest
+    /// [`Checksum::update`] with the rotation of each step it takes done by
+    /// `rot`, which must answer `x.rotate_left(29)` for every `x`: the same
+    /// checksum, for a caller that must choose the instructions ([`finish`]
+    /// takes its last steps with `rotate_left`). The guest
     /// under QEMU's TCG does: a `rol` there makes the translator compute
     /// every flag through a helper call, once per word (the kernel's
     /// `touch::read`).
-    pub fn update_with(&mut self, mut bytes: &[u8], rotl29: impl Fn(u64) -> u64 + Copy) {
+    ///
+    /// [`finish`]: Checksum::finish
+    pub fn update_with(&mut self, mut bytes: &[u8], rot: impl Fn(u64) -> u64 + Copy) {
         self.len = self.len.wrapping_add(bytes.len() as u64);
         if self.carried > 0 {
             let take = (8 - self.carried).min(bytes.len());
@@ -125,12 +128,12 @@ impl Checksum {
             if self.carried < 8 {
                 return;
             }
-            self.h = words(self.h, &self.carry, rotl29);
+            self.h = words(self.h, &self.carry, rot);
             self.carried = 0;
         }
         let whole = bytes.len() - bytes.len() % 8;
         let (body, tail) = bytes.split_at(whole);
-        self.h = words(self.h, body, rotl29);
+        self.h = words(self.h, body, rot);
         self.carry[..tail.len()].copy_from_slice(tail);
         self.carried = tail.len();
     }
