@@ -177,10 +177,12 @@ pub(crate) fn translation(t: &Table, i: usize) -> Option<Translation> {
 ///
 /// Each look at the two lists also says how far its answer holds: up to
 /// the end of the run it found (or the start of the next one, outside
-/// every run) and the next reported frame. Pages below that are answered
-/// from the run found, without looking again: a table's 512 entries in
-/// one run cost one look (the looks were a fifth of the full check's
-/// samples in a campaign's profile).
+/// every run) and the next reported frame. The pages from the one looked
+/// up to that bound are answered from the run found, without looking
+/// again: a table's entries in one run with no reported frame cost one
+/// look, and each reported frame a look for its page and one for the page
+/// after (the looks were a fifth of the full check's samples in a
+/// campaign's profile).
 pub(crate) struct Wants<R, K>
 where
     R: Iterator<Item = (u64, u64, ModelState)>,
@@ -188,9 +190,16 @@ where
 {
     runs: Peekable<R>,
     known: Peekable<K>,
-    /// Pages `held.0..held.1` have no reported frame and lie in the run
-    /// `held.2` (its first page and that page's state), or in none.
-    held: (u64, u64, Option<(u64, ModelState)>),
+    held: Held,
+}
+
+/// Pages `from..until` have no reported frame and lie in the run `run`
+/// (its first page and that page's state), or in none.
+#[derive(Clone, Copy, Debug, Default)]
+struct Held {
+    from: u64,
+    until: u64,
+    run: Option<(u64, ModelState)>,
 }
 
 /// [`Wants`] over pages `start..end` (page numbers).
@@ -208,20 +217,22 @@ where
     R: Iterator<Item = (u64, u64, ModelState)>,
     K: Iterator<Item = (u64, u64)>,
 {
-    /// Over the model's runs `(first page, end page, state of the first)`
-    /// and the reported frames `(page, frame)`, each in increasing order.
+    /// Over the model's runs `(first page, end page, state of the first)`,
+    /// disjoint, and the reported frames `(page, frame)`, one per page,
+    /// each in increasing order (as `Expected::runs_in` and
+    /// `Expected::known_in` give them: the bounds of [`Held`] rest on it).
     fn new(runs: R, known: K) -> Self {
         Wants {
             runs: runs.peekable(),
             known: known.peekable(),
-            held: (0, 0, None),
+            held: Held::default(),
         }
     }
 
     /// The model's state of page `vpn` and the frame `Query` reported for
     /// it (`vpn` not below the last page asked for).
     pub(crate) fn at(&mut self, vpn: u64) -> (Option<ModelState>, Option<u64>) {
-        let (from, until, run) = self.held;
+        let Held { from, until, run } = self.held;
         if from <= vpn && vpn < until {
             return (run.map(|(s, st)| st.nth(vpn - s)), None);
         }
@@ -238,11 +249,16 @@ where
         }
         let next_known = self.known.peek().copied();
         let known = next_known.filter(|&(p, _)| p == vpn).map(|(_, f)| f);
-        self.held = match (known, next_known) {
+        let until = match (known, next_known) {
             // The frame reported for `vpn`: the pages after it look again.
-            (Some(_), _) => (0, 0, None),
-            (None, Some((p, _))) => (vpn, run_until.min(p), run),
-            (None, None) => (vpn, run_until, run),
+            (Some(_), _) => vpn,
+            (None, Some((p, _))) => run_until.min(p),
+            (None, None) => run_until,
+        };
+        self.held = Held {
+            from: vpn,
+            until,
+            run,
         };
         (run.map(|(s, st)| st.nth(vpn - s)), known)
     }
@@ -402,32 +418,43 @@ mod tests {
     }
 
     proptest! {
-        /// Runs with gaps between them, frames reported inside and
-        /// outside runs, pages asked for in increasing order (some twice):
-        /// every answer is the one looked up.
+        /// Runs with and without gaps between them, in states `nth` moves
+        /// and in one it does not, frames reported inside, outside and at
+        /// the edges of runs, pages asked for in increasing order: most one
+        /// by one, some twice, some after a jump over several runs. Every
+        /// answer is the one looked up.
         #[test]
         fn answers_what_the_lists_hold(
-            lengths in prop::collection::vec((0u64..40, 1u64..300, any::<bool>()), 0..8),
-            reported in prop::collection::btree_set(0u64..3000, 0..20),
-            steps in prop::collection::vec(0u64..90, 1..200),
+            layout in prop::collection::vec(
+                (prop_oneof![Just(0u64), 0u64..10], 1u64..60, 0u8..3),
+                0..10,
+            ),
+            reported in prop::collection::btree_set(0u64..700, 0..40),
+            edges in prop::collection::vec((any::<prop::sample::Index>(), 0u64..3), 0..6),
+            steps in prop::collection::vec(0u64..100, 1..300),
         ) {
             let mut runs = Vec::new();
             let mut at = 0;
-            for (gap, len, swap) in lengths {
-                let st = if swap {
-                    ModelState::OnSwap { slot: at * 7 }
-                } else {
-                    ModelState::AllocOnWrite
+            for (gap, len, kind) in layout {
+                let (s, e) = (at + gap, at + gap + len);
+                let st = match kind {
+                    0 => ModelState::OnSwap { slot: s * 7 },
+                    1 => ModelState::Shared { writable: true, group: s },
+                    _ => ModelState::AllocOnWrite,
                 };
-                runs.push((at + gap, at + gap + len, st));
-                at += gap + len;
+                runs.push((s, e, st));
+                at = e;
+            }
+            let mut reported = reported;
+            for (run, edge) in edges.iter().filter(|_| !runs.is_empty()) {
+                let (s, e, _) = runs[run.index(runs.len())];
+                reported.insert([s, e - 1, e][*edge as usize]);
             }
             let known: Vec<(u64, u64)> = reported.into_iter().map(|p| (p, p << 12)).collect();
             let mut w = Wants::new(runs.clone().into_iter(), known.clone().into_iter());
             let mut vpn = 0;
             for step in steps {
-                // Some pages asked for twice, most passed one by one.
-                vpn += step % 3;
+                vpn += if step < 90 { step % 3 } else { step };
                 prop_assert_eq!(w.at(vpn), looked_up(&runs, &known, vpn), "page {}", vpn);
             }
         }
