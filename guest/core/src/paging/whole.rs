@@ -258,13 +258,9 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
                 self.flushes.add(Flush::new(page_of(lo)), &mut pt.mem);
             }
         }
-        pt.drop_table(child);
-        // A table of zero entries is all zero bytes, as `free_if_empty`
-        // records it (`crate::zeroes`): `Map`'s undo frees the tables it
-        // made for pages it never filled this way.
-        if census.zero == 512 {
-            pt.frames.set_zero(child, true);
-        }
+        // A table of zero entries: `Map`'s undo frees the tables it made
+        // for pages it never filled this way.
+        pt.drop_table(child, census.zero == 512);
         ControlFlow::Continue(true)
     }
 
@@ -281,7 +277,9 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Clear<'_> {
             .pages_changed(slot.base, Pte::AllocOnWrite, Pte::Unusable, 512);
         pt.write_entry(at.table, slot.index, 0);
         pt.last_pd = None;
-        pt.drop_table(pte::frame_of(at.raw));
+        // The frame kept for the table was never filled: its bytes are
+        // not known.
+        pt.drop_table(pte::frame_of(at.raw), false);
         ControlFlow::Continue(None)
     }
 
