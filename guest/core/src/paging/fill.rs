@@ -102,14 +102,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         let count = usize_of((run.end - run.start) >> 12);
         let mut done = 0;
         let mut frames = [None; CHUNK];
-        let mut out = Ok(());
-        while done < count && out.is_ok() {
+        while done < count {
             let n = CHUNK.min(count - done);
             let mut got = 0;
             for slot in &mut frames[..n] {
                 *slot = next(self);
                 if slot.is_none() {
-                    out = Err(NoFrame);
                     break;
                 }
                 got += 1;
@@ -122,9 +120,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
                 let linear = run.start + ((done as u64) << 12);
                 self.counted(table, linear, page(sample), got as u64);
             }
+            if got < n {
+                return Err(NoFrame);
+            }
             done += got;
         }
-        out
+        Ok(())
     }
 
     /// `n` zero entries of `table`, the first at `linear`, were made the
