@@ -162,8 +162,18 @@ impl Model {
         };
         let stop_page = if stop == t.end { last } else { stop >> 12 };
         let write = t.seed.is_some();
-        // Pages it made present and the bytes it wrote: at most the range.
-        self.dirty.pages(first, last);
+        // What changed, for the checker's next incremental check: the pages
+        // it wrote bytes to, and below those the pages it made present or
+        // private (each run whose state moves, below). A page it only read
+        // that was present already keeps its state, frame and bytes (its
+        // accessed bit aside, which no check judges), and the pages past a
+        // fault were not reached: neither is among the changes, as for any
+        // request that leaves a page alone. A heap touch's pages all count.
+        if t.heap {
+            self.dirty.pages(first, last);
+        } else if write && stop > t.addr {
+            self.dirty.pages(first, ((stop - 1) >> 12) + 1);
+        }
         if t.heap {
             self.heap.present.extend(first..stop_page);
         } else {
@@ -199,6 +209,9 @@ impl Model {
                     }
                     other => other,
                 };
+                if new != st {
+                    self.dirty.pages(s, e);
+                }
                 self.pages.set(s, e, Some(new));
             }
         }

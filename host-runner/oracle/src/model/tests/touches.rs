@@ -125,3 +125,74 @@ fn allocate_on_write_faults_until_frames_run_out() {
     };
     run(&mut m, &[(read, oom)]);
 }
+
+/// The pages a touch leaves among the changes the checker re-verifies
+/// (`Model::take_changes`), as page numbers.
+fn changed(m: &mut Model) -> Vec<(u64, u64)> {
+    m.take_changes().pages().to_vec()
+}
+
+#[test]
+fn a_touch_changes_only_the_pages_it_wrote_or_made_present() {
+    let mut m = Model::new(&hello());
+    let write = |addr, len| Request::Write {
+        addr,
+        len,
+        seed: 9,
+        privilege: U,
+    };
+    let read = |addr, len| Request::Read {
+        addr,
+        len,
+        privilege: U,
+    };
+    let unusable = |addr, write| Response::Fault {
+        addr,
+        write,
+        reason: FaultReason::Unusable,
+    };
+    // Four present pages, the first two written; two allocate-on-write
+    // pages after them.
+    run(
+        &mut m,
+        &[
+            (map(0x10000, 4, U), Response::Done),
+            (write(0x10000, 0x2000), Response::Done),
+            (convert(0x14000, 2, AreaType::UsableRam), Response::Done),
+        ],
+    );
+    changed(&mut m);
+    let mut bytes = vec![0u8; 0x6000];
+    fill(9, 0x10000, &mut bytes[..0x2000]);
+
+    // A read of present pages changes none of them.
+    let sum = checksum(&bytes[..0x4000]);
+    run(
+        &mut m,
+        &[(read(0x10000, 0x4000), Response::Checksum { checksum: sum })],
+    );
+    assert_eq!(changed(&mut m), vec![]);
+
+    // A read across them into the allocate-on-write pages changes only
+    // those, which it made present.
+    let sum = checksum(&bytes[0x3000..0x6000]);
+    run(
+        &mut m,
+        &[(read(0x13000, 0x3000), Response::Checksum { checksum: sum })],
+    );
+    assert_eq!(changed(&mut m), vec![(0x14, 0x16)]);
+
+    // A write changes every page it wrote a byte to, partial ones too.
+    run(&mut m, &[(write(0x10ff8, 0x1010), Response::Done)]);
+    assert_eq!(changed(&mut m), vec![(0x10, 0x13)]);
+
+    // A write that faults changes the pages before the fault, not those
+    // past it; one that faults at its first byte changes nothing.
+    run(&mut m, &[(write(0x15800, 0x2000), unusable(0x16000, true))]);
+    assert_eq!(changed(&mut m), vec![(0x15, 0x16)]);
+    run(&mut m, &[(write(0x16000, 0x10), unusable(0x16000, true))]);
+    assert_eq!(changed(&mut m), vec![]);
+    // A read that faults past pages already present changes nothing.
+    run(&mut m, &[(read(0x15000, 0x2000), unusable(0x16000, false))]);
+    assert_eq!(changed(&mut m), vec![]);
+}
