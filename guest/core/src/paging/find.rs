@@ -18,7 +18,7 @@ use crate::frame_alloc::FrameAllocator;
 use crate::linear::user;
 use crate::pte::{self, Pte};
 use crate::validate::{Span, LINEAR_MASK};
-use crate::walk::{shift, walk, Descend, Entry, Visit};
+use crate::walk::{shift, walk, Descend, Entry, Slot, Visit};
 
 /// Tables of levels `level - 1` down to 1 needed to cover `s..e` below a
 /// missing entry of a table at `level`.
@@ -32,7 +32,47 @@ fn tables_below(level: u8, s: u64, e: u64) -> u64 {
 impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// The level-1 entry of the page holding `linear`, if its tables exist,
     /// or the whole allocate-on-write PD entry above it (`level == 2`).
-    fn leaf(&mut self, linear: u64) -> Option<Entry> {
+    ///
+    /// What [`walk`] finds over the page's range with a visitor that stops
+    /// at its first level-1 or whole allocate-on-write entry, the same
+    /// [`Entry`] (the tests hold the two alike), read as a descent of at
+    /// most four entries: one page needs none of the walk's slots and
+    /// hooks, and the stale-translation probe looks up to 1,024 pages up
+    /// this way per answer.
+    pub(crate) fn leaf(&mut self, linear: u64) -> Option<Entry> {
+        let page = linear & LINEAR_MASK & !0xfff;
+        let mut table = self.root;
+        for level in (1..=4u8).rev() {
+            let sh = shift(level);
+            let index = usize_of((page >> sh) & 511);
+            let raw = self.read_entry(table, index);
+            let slot = Slot {
+                index,
+                base: (page >> sh) << sh,
+                start: page,
+                end: page + 4096,
+            };
+            let at = Entry {
+                table,
+                level,
+                slot,
+                raw,
+            };
+            if level == 1 {
+                return Some(at);
+            }
+            if raw & 1 == 0 {
+                return (level == 2 && pte::is_whole_aow(raw)).then_some(at);
+            }
+            table = pte::frame_of(raw);
+        }
+        None
+    }
+
+    /// [`PageTables::leaf`] by the walk, for the tests that hold the two
+    /// alike.
+    #[cfg(test)]
+    pub(crate) fn leaf_by_walk(&mut self, linear: u64) -> Option<Entry> {
         let page = linear & LINEAR_MASK & !0xfff;
         walk(self, page, page + 4096, &mut Leaf).break_value()
     }
@@ -142,9 +182,12 @@ impl<T, P: Fn(Pte) -> bool> Visit<T> for Find<'_, P> {
     }
 }
 
-/// [`PageTables::leaf`]: stops at the first level-1 entry of the range.
+/// [`PageTables::leaf_by_walk`]: stops at the first level-1 entry of the
+/// range, or at a whole allocate-on-write entry above it.
+#[cfg(test)]
 struct Leaf;
 
+#[cfg(test)]
 impl<T> Visit<T> for Leaf {
     type Stop = Entry;
     const PAGES: bool = true;

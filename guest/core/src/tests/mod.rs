@@ -15,6 +15,7 @@ mod clock_laps;
 mod fault_around;
 mod frame_guard;
 mod kernel_reserve;
+mod leaf_lookup;
 mod map_fill;
 mod model;
 mod nx;
