@@ -93,6 +93,11 @@ pub trait FrameAllocator {
     /// rules of `crate::zeroes`.
     fn set_zero(&mut self, frame: PhysFrame, zero: bool);
 
+    /// Whether `frame` is known to hold only zeros (`crate::zeroes`: but
+    /// for what was written through a present entry with its dirty bit
+    /// set).
+    fn is_zero(&self, frame: PhysFrame) -> bool;
+
     /// The highest free frame, or `None` when none is left. The kernel heap
     /// takes its frames from the top, the rest from the bottom: which
     /// frames the heap holds (it keeps what it grew into across `Reset`)

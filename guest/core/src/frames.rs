@@ -310,6 +310,10 @@ impl FrameAllocator for BitmapFrameAllocator {
         self.zero.set(frame_number(frame), zero);
     }
 
+    fn is_zero(&self, frame: PhysFrame) -> bool {
+        BitmapFrameAllocator::is_zero(self, frame)
+    }
+
     /// The highest free frame, or `None` when none is left. The kernel
     /// heap takes its frames from the top, the rest from the bottom: which
     /// frames the heap holds (it keeps what it grew into across `Reset`)

@@ -22,7 +22,7 @@ use crate::backend::PhysMemory;
 use crate::frame_alloc::FrameAllocator;
 use crate::frameinfo::FrameInfo;
 use crate::paging::PageTables;
-use crate::pte::Pte;
+use crate::pte::{self, Pte};
 use crate::swap::SwapStore;
 use crate::validate::canonical;
 
@@ -180,7 +180,17 @@ impl Holders<'_> {
             Pte::PresentRam { frame, .. }
             | Pte::PresentMmap { frame, .. }
             | Pte::PinnedRam { frame, .. } => {
-                let stored = self.swap.as_mut().map(|s| s.store(pt.mem(), frame));
+                // A frame known to hold only zeros, mapped by an entry
+                // without its dirty bit, was never written since (the rules
+                // of `crate::zeroes`): its page goes out as zeros without a
+                // look at its 4096 bytes. Most pages sent out are mapped
+                // and never written.
+                let written = pte::written_frame(pt.read_entry(table, i)).is_some();
+                let zeros = !written && pt.frames().is_zero(frame);
+                let stored = self.swap.as_mut().map(|s| match zeros {
+                    true => s.store_zeros(pt.mem()),
+                    false => s.store(pt.mem(), frame),
+                });
                 let Some(Ok(slot)) = stored else {
                     return Err(NotSent::NoSwapRoom);
                 };

@@ -260,6 +260,13 @@ impl SwapStore {
         self.put(mem, &out[..len])
     }
 
+    /// Stores a page of zeros in a new slot and answers its number: what
+    /// [`SwapStore::store`] stores for a frame that holds only zeros,
+    /// without looking at one (for a frame known to hold only zeros).
+    pub fn store_zeros<M: PhysMemory>(&mut self, mem: &mut M) -> Result<u64, StoreFull> {
+        self.put(mem, ZERO_PAGE)
+    }
+
     /// Stores `data` (an LZ4 block of a page, or the page raw: at most
     /// 4096 bytes) in a new slot and answers its number. More than a page,
     /// which `store` never passes and `load` would refuse as corrupt, is

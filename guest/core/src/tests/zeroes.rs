@@ -238,3 +238,60 @@ fn a_frame_known_zero_becomes_a_table_without_being_written() {
     assert!(m.vmm.frames().is_used(tables[0]));
     assert_eq!(m.vmm.mem().frame_bytes(first)[100], 0x5a, "not zeroed");
 }
+
+/// Sends `pages` pages at `addr` out; answers how many went to swap.
+fn evicted(m: &mut SimMachine, addr: u64, pages: u64) -> u64 {
+    let evict = protocol::Request::Evict {
+        addr,
+        pages,
+        privilege: K,
+    };
+    match req(m, evict).split_reclaimed().1 {
+        Response::Evicted { swapped, .. } => swapped,
+        other => panic!("evict answered {other:?}"),
+    }
+}
+
+/// A page goes out to swap as a page of zeros only when it holds zeros.
+/// `Holders::send_out` stores one without a look at its bytes when its
+/// frame is known to hold only zeros and its entry has no dirty bit (speed
+/// only: the slot holds what the look would store, as here). A page
+/// written through its entry (D set, its frame still known zero from its
+/// `Map`) and one brought back from swap (its frame not known zero, its
+/// entry without D) are looked at: their bytes come back intact, each
+/// time they go out and in again.
+#[test]
+fn a_page_goes_out_as_zeros_only_when_it_holds_zeros() {
+    let mut m = SimMachine::with_files(2048, &[]);
+    let zero = TABLE;
+    let data = TABLE + 4 * 4096;
+    mapped(&mut m, zero, 4, K);
+    let frames = mapped(&mut m, data, 4, K);
+    write(&mut m, data, 4 * 4096, 11, K);
+    // The write leaves the frames known zero: D in the entries says more.
+    assert!(frames.iter().all(|&f| known_zero(&m, f)));
+    assert_eq!(evicted(&mut m, zero, 4), 4);
+    let s = super::stats(&mut m);
+    assert_eq!(s.swap_slots_used, 4);
+    let zero_page_bytes = s.swap_bytes_used / 4;
+    assert!(zero_page_bytes > 0 && zero_page_bytes < 64, "{s:?}");
+    assert_eq!(evicted(&mut m, data, 4), 4);
+    let s = super::stats(&mut m);
+    assert!(s.swap_bytes_used > 4 * zero_page_bytes + 4 * 64, "{s:?}");
+    check(&mut m);
+    for round in 0..2 {
+        // Swapped in by a read (entries without D, frames not known
+        // zero), then out again.
+        let zeros = protocol::pattern::checksum(&[0; 4 * 4096]);
+        let sum = read(&mut m, zero, 4 * 4096, K);
+        assert_eq!(
+            sum.split_reclaimed().1,
+            Response::Checksum { checksum: zeros }
+        );
+        super::assert_reads_pattern(&mut m, 11, data, 4 * 4096);
+        assert_eq!(evicted(&mut m, zero, 4), 4, "round {round}");
+        assert_eq!(evicted(&mut m, data, 4), 4, "round {round}");
+        check(&mut m);
+    }
+    super::assert_reads_pattern(&mut m, 11, data, 4 * 4096);
+}
