@@ -168,7 +168,12 @@ impl Model {
         // that was present already keeps its state, frame and bytes (its
         // accessed bit aside, which no check judges), and the pages past a
         // fault were not reached: neither is among the changes, as for any
-        // request that leaves a page alone. A heap touch's pages all count.
+        // request that leaves a page alone. So a guest that wrote such a
+        // page while only reading it is caught as a wild write into any
+        // page is: by the next full check (each sequence's last), if the
+        // page still holds the stray bytes then. A heap touch's pages all
+        // count. A proptest holds every page whose state, frame or bytes
+        // a request changed to be among the changes.
         if t.heap {
             self.dirty.pages(first, last);
         } else if write && stop > t.addr {

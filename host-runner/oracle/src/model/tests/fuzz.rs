@@ -190,3 +190,100 @@ proptest! {
         prop_assert_eq!(m.stats().free_frames, BOOT_FREE);
     }
 }
+
+/// What the checker's incremental check may rely on of the model: its
+/// state, expected frame and bytes of every page, by runs.
+struct Seen {
+    runs: Vec<(u64, u64, ModelState)>,
+    frames: std::collections::BTreeMap<u64, u64>,
+    bytes: std::collections::BTreeMap<u64, [u8; 4096]>,
+}
+
+impl Seen {
+    fn of(m: &Model) -> Seen {
+        Seen {
+            runs: m.pages.runs().collect(),
+            frames: m.page_frames.clone(),
+            bytes: m.data.iter().map(|(&k, v)| (k, **v)).collect(),
+        }
+    }
+
+    /// The state of page `vpn`.
+    fn state(&self, vpn: u64) -> Option<ModelState> {
+        let i = self.runs.partition_point(|&(_, e, _)| e <= vpn);
+        self.runs
+            .get(i)
+            .filter(|&&(s, _, _)| s <= vpn)
+            .map(|&(_, _, st)| st)
+    }
+
+    /// The page ranges where `self` and `other` differ.
+    fn differ(&self, other: &Seen) -> Vec<(u64, u64)> {
+        let mut cuts: Vec<u64> = self
+            .runs
+            .iter()
+            .chain(&other.runs)
+            .flat_map(|r| [r.0, r.1])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out: Vec<(u64, u64)> = cuts
+            .windows(2)
+            .filter(|w| self.state(w[0]) != other.state(w[0]))
+            .map(|w| (w[0], w[1]))
+            .collect();
+        let keys = |a: &Seen, b: &Seen| -> Vec<u64> {
+            let f = a
+                .frames
+                .iter()
+                .filter(|(k, v)| b.frames.get(k) != Some(v))
+                .map(|(k, _)| *k);
+            let d = a
+                .bytes
+                .iter()
+                .filter(|(k, v)| b.bytes.get(k) != Some(v))
+                .map(|(k, _)| *k);
+            f.chain(d).collect()
+        };
+        out.extend(
+            keys(self, other)
+                .into_iter()
+                .chain(keys(other, self))
+                .map(|k| (k, k + 1)),
+        );
+        out
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every page whose state, expected frame or bytes an answered request
+    /// changed is among the changes the model hands the checker
+    /// (`Model::take_changes`): the incremental check re-verifies exactly
+    /// those pages.
+    #[test]
+    fn every_page_a_request_changes_is_among_the_changes(
+        reqs in prop::collection::vec(request(), 1..40),
+    ) {
+        let mut m = Model::new(&hello());
+        let mut guest = Guest { next_frame: 4096 };
+        m.take_changes();
+        for (i, req) in reqs.iter().enumerate() {
+            let before = Seen::of(&m);
+            let p = m.predict(req);
+            let Some(answer) = guest.answer(&m, req, p) else { continue };
+            if let Err(d) = m.apply(i as u64, req, &answer) {
+                return Err(TestCaseError::fail(d.to_string()));
+            }
+            let changes = m.take_changes();
+            if changes.is_everything() {
+                continue;
+            }
+            for (s, e) in before.differ(&Seen::of(&m)) {
+                let covered: u64 = changes.pages_in(s, e).map(|(a, b)| b - a).sum();
+                prop_assert_eq!(covered, e - s, "{:?} changed pages {:#x}..{:#x}", req, s, e);
+            }
+        }
+    }
+}
