@@ -11,20 +11,19 @@ use protocol::{AreaType, Request};
 use super::{req, K};
 use crate::layout::{KERNEL_SPACE_END, KERNEL_SPACE_START, USER_END, USER_START};
 use crate::sim::SimMachine;
+use crate::validate::KERNEL_REQUEST_START;
 use crate::walk::Entry;
 
-/// A 1 GiB-aligned user address: the requests work around it, across
-/// page-table and PD boundaries.
+/// A user address on a PML4 entry's boundary: the requests work around
+/// it, across page-table, PD, PDPT and PML4 boundaries.
 const BASE: u64 = 0x80_0000_0000;
 
-/// An address near [`BASE`] or in the kernel's managed half, by a drawn
-/// offset.
+/// The same in the kernel's half, where requests may map (past the heap).
+const KERNEL_BASE: u64 = KERNEL_REQUEST_START + (1 << 39);
+
+/// An address near [`BASE`] or [`KERNEL_BASE`], by a drawn offset.
 fn at(kernel: bool, off: u64) -> u64 {
-    let base = if kernel {
-        KERNEL_SPACE_START + (1 << 30)
-    } else {
-        BASE
-    };
+    let base = if kernel { KERNEL_BASE } else { BASE };
     base + (off % (6 << 21)) - (2 << 21)
 }
 
@@ -95,9 +94,10 @@ proptest! {
             req(&mut m, r);
         }
         let pt = m.vmm.tables_for_test();
-        // Every page of two tables around BASE, probes near it and in the
-        // kernel's half (unaligned), and addresses anywhere.
-        let near = (0..1024u64).map(|p| BASE - (1 << 21) + p * 4096);
+        // Every page of the two tables below each base and the first two
+        // above it, drawn addresses near them (unaligned), and addresses
+        // anywhere.
+        let near = (0..2048u64).flat_map(|p| [BASE, KERNEL_BASE].map(|b| b - (1 << 21) + p * 4096));
         let drawn = probes.iter().map(|&(k, o)| at(k, o) + (o & 0xfff));
         // Anywhere in the spaces the VMM manages (whose tables it owns).
         let anywhere = probes.iter().map(|&(k, o)| match k {
@@ -106,6 +106,50 @@ proptest! {
         });
         for a in near.chain(drawn).chain(anywhere) {
             prop_assert_eq!(parts(pt.leaf(a)), parts(pt.leaf_by_walk(a)), "at {:#x}", a);
+        }
+    }
+}
+
+/// The kinds of answer `leaf` gives, each met on a machine built for it,
+/// in both halves: a level-1 entry, a whole allocate-on-write entry, and
+/// nothing where the PML4, a PDPT or a PD has no entry for the page; each
+/// the walk's answer too.
+#[test]
+fn the_descent_meets_every_kind_of_entry_the_walk_meets() {
+    let mut m = SimMachine::with_files(4096, &[]);
+    for base in [BASE, KERNEL_BASE] {
+        let map = Request::Map {
+            addr: base,
+            pages: 4,
+            writable: true,
+            executable: false,
+            contiguous: false,
+            privilege: K,
+        };
+        let whole = Request::Convert {
+            addr: base + (1 << 21),
+            pages: 512,
+            to: AreaType::UsableRam,
+            privilege: K,
+        };
+        for r in [map, whole] {
+            let answer = req(&mut m, r.clone()).split_reclaimed().1;
+            assert_eq!(answer, protocol::Response::Done, "{r:?}");
+        }
+    }
+    let pt = m.vmm.tables_for_test();
+    for base in [BASE, KERNEL_BASE] {
+        let cases = [
+            (base + 4096, Some(1)),          // a mapped page
+            (base + (1 << 21) + 8, Some(2)), // a whole allocate-on-write entry
+            (base + (4 << 21), None),        // no page table: the PD's entry
+            (base + (1 << 30), None),        // no PD: the PDPT's entry
+            (base + (1 << 39), None),        // no PDPT: the PML4's entry
+        ];
+        for (a, level) in cases {
+            let found = pt.leaf(a);
+            assert_eq!(found.map(|e| e.level), level, "at {a:#x}");
+            assert_eq!(parts(found), parts(pt.leaf_by_walk(a)), "at {a:#x}");
         }
     }
 }
