@@ -18,7 +18,7 @@
 use protocol::Reclaim;
 use x86_64::structures::paging::PhysFrame;
 
-use crate::backend::PhysMemory;
+use crate::backend::{FrameAccess as _, PhysMemory};
 use crate::frame_alloc::FrameAllocator;
 use crate::frameinfo::FrameInfo;
 use crate::paging::PageTables;
@@ -187,6 +187,11 @@ impl Holders<'_> {
                 // and never written.
                 let written = pte::written_frame(pt.read_entry(table, i)).is_some();
                 let zeros = !written && pt.frames().is_zero(frame);
+                debug_assert!(
+                    !zeros || crate::swap::all_zero(pt.mem().frame_bytes(frame)),
+                    "frame {frame:?} is known to hold only zeros, its entry has no D, \
+                     yet it holds other bytes"
+                );
                 let stored = self.swap.as_mut().map(|s| match zeros {
                     true => s.store_zeros(pt.mem()),
                     false => s.store(pt.mem(), frame),

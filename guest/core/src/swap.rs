@@ -49,7 +49,7 @@ const ZERO_PAGE: &[u8] = &[
 /// Whether `page` holds only zeros: eight words a turn (one translation
 /// block and coverage counter each under TCG), to the first turn with a
 /// non-zero word.
-fn all_zero(page: &[u8; 4096]) -> bool {
+pub(crate) fn all_zero(page: &[u8; 4096]) -> bool {
     page.chunks_exact(64).all(|eight| {
         let any = eight.chunks_exact(8).fold(0, |acc, w| {
             let mut b = [0u8; 8];

@@ -31,8 +31,19 @@
 //!   tables that hold a present page), and for every frame the boot point
 //!   marks used (their boot-time owners').
 //!
+//! # Who reads it
+//! - The allocator's `*_zeroed` methods: a frame known to hold only zeros
+//!   is not zeroed again.
+//! - `Holders::send_out`: a page sent to swap whose frame is known to hold
+//!   only zeros and whose entry has no D goes out as a page of zeros
+//!   without a look at its bytes. That rests on the entry being the
+//!   frame's only mapping, which holds for every page that goes to swap
+//!   (a shared frame never does; the kernel's half has one set of page
+//!   tables in every space). Debug builds look anyway and assert it.
+//!
 //! A wrong set bit would show as a `Map`ped page that does not read zero,
-//! which the host's model and memory checker report.
+//! or a page that comes back from swap as zeros, which the host's model
+//! and memory checker report.
 
 use core::ops::Range;
 

@@ -295,3 +295,29 @@ fn a_page_goes_out_as_zeros_only_when_it_holds_zeros() {
     }
     super::assert_reads_pattern(&mut m, 11, data, 4 * 4096);
 }
+
+/// The shortcut of [`a_page_goes_out_as_zeros_only_when_it_holds_zeros`]
+/// runs, and trusts the record: a page holding data, its entry without D
+/// (brought back from swap by a read), whose frame a planted wrong bit
+/// calls zero, goes out as zeros in a release build and comes back as
+/// zeros; a debug build looks at the bytes and stops at the broken
+/// premise.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    should_panic(expected = "is known to hold only zeros, its entry has no D")
+)]
+fn a_wrong_zero_bit_sends_a_page_out_as_zeros() {
+    let mut m = SimMachine::with_files(2048, &[]);
+    mapped(&mut m, TABLE, 1, K);
+    write(&mut m, TABLE, 4096, 12, K);
+    assert_eq!(evicted(&mut m, TABLE, 1), 1);
+    super::assert_reads_pattern(&mut m, 12, TABLE, 4096);
+    let f = frame_of(&mut m, TABLE);
+    assert!(!known_zero(&m, f), "a frame swapped in is not known zero");
+    m.vmm.tables_for_test().frames_mut().set_zero(f, true);
+    assert_eq!(evicted(&mut m, TABLE, 1), 1);
+    let zeros = protocol::pattern::checksum(&[0; 4096]);
+    let sum = read(&mut m, TABLE, 4096, K).split_reclaimed().1;
+    assert_eq!(sum, Response::Checksum { checksum: zeros });
+}
