@@ -192,9 +192,12 @@ impl Holders<'_> {
                     "frame {frame:?} is known to hold only zeros, its entry has no D, \
                      yet it holds other bytes"
                 );
-                let stored = self.swap.as_mut().map(|s| match zeros {
-                    true => s.store_zeros(pt.mem()),
-                    false => s.store(pt.mem(), frame),
+                let stored = self.swap.as_mut().map(|s| {
+                    if zeros {
+                        s.store_zeros(pt.mem())
+                    } else {
+                        s.store(pt.mem(), frame)
+                    }
                 });
                 let Some(Ok(slot)) = stored else {
                     return Err(NotSent::NoSwapRoom);

@@ -176,12 +176,11 @@ impl Model {
         // a request changed to be among the changes.
         if t.heap {
             self.dirty.pages(first, last);
-        } else if write && stop > t.addr {
-            self.dirty.pages(first, ((stop - 1) >> 12) + 1);
-        }
-        if t.heap {
             self.heap.present.extend(first..stop_page);
         } else {
+            if write && stop > t.addr {
+                self.dirty.pages(first, ((stop - 1) >> 12) + 1);
+            }
             let runs: Vec<_> = self.pages.runs_in(first, stop_page).collect();
             for (s, e, st) in runs {
                 let new = match st {
