@@ -196,11 +196,6 @@ impl BitmapFrameAllocator {
         self.free -= 1;
     }
 
-    /// Whether the frame `frame` is known to hold only zeros.
-    pub fn is_zero(&self, frame: PhysFrame) -> bool {
-        self.zero.get(frame_number(frame))
-    }
-
     /// The free frame the next single allocation takes (next fit from
     /// `next`), or `None` when none is left or a test makes it fail.
     fn next_free(&mut self) -> Option<u64> {
@@ -311,7 +306,7 @@ impl FrameAllocator for BitmapFrameAllocator {
     }
 
     fn is_zero(&self, frame: PhysFrame) -> bool {
-        BitmapFrameAllocator::is_zero(self, frame)
+        self.zero.get(frame_number(frame))
     }
 
     /// The highest free frame, or `None` when none is left. The kernel

@@ -116,7 +116,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             for (entry, frame) in entries.zip(frames[..got].iter().flatten()) {
                 pte::set_raw(entry, page(*frame).encode(in_user));
             }
-            if let (true, Some(sample)) = (got > 0, frames[0]) {
+            if let Some(&Some(sample)) = frames[..got].first() {
                 let linear = run.start + ((done as u64) << 12);
                 self.counted(table, linear, page(sample), got as u64);
             }

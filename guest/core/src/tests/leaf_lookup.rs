@@ -8,7 +8,7 @@
 use proptest::prelude::*;
 use protocol::{AreaType, Request};
 
-use super::{req, K};
+use super::{convert, map, req, unmap, K};
 use crate::layout::{KERNEL_SPACE_END, KERNEL_SPACE_START, USER_END, USER_START};
 use crate::sim::SimMachine;
 use crate::validate::KERNEL_REQUEST_START;
@@ -43,14 +43,7 @@ fn request() -> impl Strategy<Value = Request> {
                 privilege: K,
             }
         }),
-        (addr.clone(), 1u64..40).prop_map(|(addr, pages)| Request::Map {
-            addr,
-            pages,
-            writable: true,
-            executable: false,
-            contiguous: false,
-            privilege: K,
-        }),
+        (addr.clone(), 1u64..40).prop_map(|(addr, pages)| map(addr, pages, true, false, K)),
         (addr.clone(), 1u64..0x30000, any::<u64>()).prop_map(|(addr, len, seed)| {
             Request::Write {
                 addr,
@@ -64,11 +57,7 @@ fn request() -> impl Strategy<Value = Request> {
             pages,
             privilege: K,
         }),
-        (addr, 1u64..20).prop_map(|(addr, pages)| Request::Unmap {
-            addr,
-            pages,
-            privilege: K,
-        }),
+        (addr, 1u64..20).prop_map(|(addr, pages)| unmap(addr, pages, K)),
     ]
 }
 
@@ -118,24 +107,9 @@ proptest! {
 fn the_descent_meets_every_kind_of_entry_the_walk_meets() {
     let mut m = SimMachine::with_files(4096, &[]);
     for base in [BASE, KERNEL_BASE] {
-        let map = Request::Map {
-            addr: base,
-            pages: 4,
-            writable: true,
-            executable: false,
-            contiguous: false,
-            privilege: K,
-        };
-        let whole = Request::Convert {
-            addr: base + (1 << 21),
-            pages: 512,
-            to: AreaType::UsableRam,
-            privilege: K,
-        };
-        for r in [map, whole] {
-            let answer = req(&mut m, r.clone()).split_reclaimed().1;
-            assert_eq!(answer, protocol::Response::Done, "{r:?}");
-        }
+        let answer = req(&mut m, map(base, 4, true, false, K));
+        assert_eq!(answer.split_reclaimed().1, protocol::Response::Done);
+        convert(&mut m, base + (1 << 21), 512, AreaType::UsableRam);
     }
     let pt = m.vmm.tables_for_test();
     for base in [BASE, KERNEL_BASE] {

@@ -7,6 +7,7 @@
 use x86_64::structures::paging::PhysFrame;
 
 use super::{check, frame, snapshot};
+use crate::frame_alloc::FrameAllocator as _;
 use crate::frames::BitmapFrameAllocator;
 use crate::holders::Holders;
 use crate::layout::HEAP_END;

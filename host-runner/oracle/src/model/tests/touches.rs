@@ -3,6 +3,7 @@
 use protocol::pattern::{checksum, fill};
 use protocol::{AreaType, FaultReason, Request, Response};
 
+use super::files::{read, write};
 use super::requests::{map, map_ro, U};
 use super::{convert, diverges, hello, run};
 use crate::model::Model;
@@ -135,17 +136,7 @@ fn changed(m: &mut Model) -> Vec<(u64, u64)> {
 #[test]
 fn a_touch_changes_only_the_pages_it_wrote_or_made_present() {
     let mut m = Model::new(&hello());
-    let write = |addr, len| Request::Write {
-        addr,
-        len,
-        seed: 9,
-        privilege: U,
-    };
-    let read = |addr, len| Request::Read {
-        addr,
-        len,
-        privilege: U,
-    };
+    let write = |addr, len| write(addr, len, 9);
     let unusable = |addr, write| Response::Fault {
         addr,
         write,
