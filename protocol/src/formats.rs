@@ -32,7 +32,8 @@
 //! usable RAM mapped executable (`Map` with `executable`), which has NX
 //! clear and W clear: no page is both writable and executable, and a
 //! present mmap page is never executable; bits 3, 4, 7, 8 (PWT, PCD, PAT,
-//! G) and 52–62 are zero; bits 5 and 6 (accessed, dirty) are the CPU's and
+//! G) and 52–62 are zero (bits 52–62 hold the VMM's own records only in a
+//! PD entry, below); bits 5 and 6 (accessed, dirty) are the CPU's and
 //! may have any value. In a not-present entry every bit not named above is
 //! zero.
 //!
@@ -41,13 +42,36 @@
 //! Either `0` (no table below), or `P=1`, `W=1`, `U` set exactly in the
 //! lower half, bits 12–51 the physical address of the next table, every other
 //! bit zero except accessed (bit 5) and, in a PD entry (one naming a page
-//! table), bits 52–61: the **present count**, the number of present entries
-//! in that page table (0–512). The CPU ignores those bits; the VMM keeps the
-//! count with every entry it makes present or not present, so a scan for
-//! present pages (the reclaim clock, `Evict`) passes a page table that has
-//! none without reading it. A table of the managed space whose 512
-//! entries are all zero must not exist: the VMM frees it and clears the entry
-//! that pointed to it (or, in a PD entry, may be the one exception below).
+//! table), bits 52–62: the present count and the no-evictable mark below.
+//! The CPU ignores bits 52–62 of an entry that names a table; in a PD entry
+//! the VMM keeps its own records there, so that a scan of the page tables
+//! can pass a page table without reading it. A table of the managed space
+//! whose 512 entries are all zero must not exist: the VMM frees it and clears
+//! the entry that pointed to it (or, in a PD entry, may be the one exception
+//! below).
+//!
+//! Bits 52–61 of a PD entry are the **present count**, the number of
+//! present entries in that page table (0–512). The VMM keeps the count with
+//! every entry it makes present or not present, so a scan for present pages
+//! (the reclaim clock, `Evict`) passes a page table that has none without
+//! reading it.
+//!
+//! Bit 62 of a PD entry is the **no-evictable mark**. It may be set only
+//! while no entry of that page table is a page the pressure path may send
+//! out: a present memory-mapped file page, clean or private (`P=1`, bits
+//! 9–11 = `0b010` or `0b011`), or present writable usable RAM (`P=1`, bits
+//! 9–11 = `0b001`, `W=1`). Read-only usable RAM, pinned and shared RAM
+//! (writable or not) and every not-present entry may be in a marked table.
+//! The reclaim clock sets the mark when its scan of the whole table found
+//! no such entry; the VMM clears it whenever it writes such an entry into
+//! the table (a page mapped writable, a file page loaded, a page brought
+//! back from swap, a page made writable, ...). A later sweep of the clock
+//! then passes a marked page table without reading it, the same way the
+//! present count lets it pass a table with no present entry. The mark is
+//! optional: a PD entry without it is always valid (the clock reads that
+//! table). It has no meaning, and is zero, in a PML4 or PDPT entry and in a
+//! whole allocate-on-write PD entry. The host checker verifies that no
+//! marked page table holds such a page.
 //!
 //! ## The whole allocate-on-write PD entry
 //!

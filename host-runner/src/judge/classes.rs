@@ -69,7 +69,9 @@ fn objects(v: &Violation, frames: &mut Vec<u64>, pages: &mut Vec<u64>, slots: &m
             frames.extend(leaked_sample);
             frames.extend(lost_sample);
         }
-        V::EmptyTable { path, table } | V::PresentCount { path, table, .. } => {
+        V::EmptyTable { path, table }
+        | V::PresentCount { path, table, .. }
+        | V::NoEvictableMark { path, table, .. } => {
             frames.push(*table);
             pages.push(path.virt);
         }

@@ -20,6 +20,12 @@ pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
 /// Bits 52–61 of a PD entry (one naming a page table): how many entries of
 /// that table are present.
 pub const PRESENT_COUNT: u64 = 0x3ff << 52;
+/// Bit 62 of a PD entry naming a page table: the no-evictable mark, set
+/// only while no entry of that table is a page the pressure path may send
+/// out ([`evictable`]). Optional (an entry without it is always valid); the
+/// CPU ignores it. Reserved (zero) in every other upper-level entry and in
+/// a whole allocate-on-write PD entry.
+pub const NO_EVICTABLE: u64 = 1 << 62;
 /// Bits 1–3 of a not-present level-1 entry: its kind.
 const KIND: u64 = 0b1110;
 /// Bits 4–11 of a not-present file entry: the file.
@@ -122,6 +128,29 @@ pub fn decode_leaf(raw: u64, lower: bool) -> Leaf {
     }
 }
 
+/// Whether a level-1 entry is a page the pressure path may send out, by its
+/// raw bits (`protocol::formats`, level-1 entries): present (P) and either
+/// a memory-mapped file page, clean or private (bits 9–11 `0b010` or
+/// `0b011`), or usable RAM (`0b001`) with W set. Read-only usable RAM,
+/// pinned and shared RAM and every not-present entry are not. The other
+/// bits are not looked at: [`decode_leaf`] judges them.
+pub fn evictable(raw: u64) -> bool {
+    if raw & P == 0 {
+        return false;
+    }
+    match (raw >> 9) & 7 {
+        0b010 | 0b011 => true,
+        0b001 => raw & W != 0,
+        _ => false,
+    }
+}
+
+/// Whether a PD entry carries the no-evictable mark ([`NO_EVICTABLE`]):
+/// it says that no entry of the page table it names is [`evictable`].
+pub fn marks_no_evictable(raw: u64) -> bool {
+    raw & NO_EVICTABLE != 0
+}
+
 /// The present count of a PD entry (bits 52–61).
 pub fn present_count(raw: u64) -> u64 {
     (raw & PRESENT_COUNT) >> 52
@@ -142,8 +171,9 @@ pub enum Upper {
 const WHOLE_AOW: u64 = 1 << 1;
 
 /// Checks a non-zero PML4/PDPT/PD entry of the managed space (a PD entry
-/// when `names_page_table`: it may hold a present count, or be a whole
-/// allocate-on-write entry); answers what it stands for.
+/// when `names_page_table`: it may hold a present count and the
+/// no-evictable mark, or be a whole allocate-on-write entry, which holds
+/// neither); answers what it stands for.
 pub fn decode_upper(raw: u64, lower: bool, names_page_table: bool) -> Result<Upper, &'static str> {
     if raw & P == 0 {
         if names_page_table && raw & !ADDR == WHOLE_AOW {
@@ -162,8 +192,12 @@ pub fn decode_upper(raw: u64, lower: bool, names_page_table: bool) -> Result<Upp
     if (raw & U != 0) != lower {
         return Err("U bit not set exactly in the lower half");
     }
-    let count = if names_page_table { PRESENT_COUNT } else { 0 };
-    if raw & !(P | W | U | A | ADDR | count) != 0 {
+    let software = if names_page_table {
+        PRESENT_COUNT | NO_EVICTABLE
+    } else {
+        0
+    };
+    if raw & !(P | W | U | A | ADDR | software) != 0 {
         return Err("upper-level entry with reserved bits set");
     }
     if present_count(raw) > 512 {

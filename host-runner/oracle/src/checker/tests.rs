@@ -4,6 +4,7 @@ mod bulk;
 mod incremental;
 mod more;
 mod mutations;
+mod no_evictable;
 mod shared;
 mod shared_counts;
 mod shared_random;

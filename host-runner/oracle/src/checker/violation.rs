@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::entry::Flags;
 use super::memory::MemoryError;
 use crate::model::keys::{untag, SpaceAddr};
 
@@ -111,6 +112,18 @@ pub enum Violation {
         table: u64,
         recorded: u64,
         present: u64,
+    },
+    /// 4: a PD entry carries the no-evictable mark (bit 62), but the page
+    /// table it names holds a page the pressure path may send out (present
+    /// writable usable RAM, or a present mmap page): the mark was left set
+    /// when such an entry was written. `path` leads to the first such
+    /// entry (`index`, `raw`) of the table; `evictable` counts them all.
+    NoEvictableMark {
+        path: Path,
+        table: u64,
+        index: u16,
+        raw: u64,
+        evictable: u64,
     },
     /// 5: a page's decoded state differs from the model's.
     StateMismatch {
@@ -231,6 +244,7 @@ impl Violation {
             | Violation::EmptyTable { .. }
             | Violation::BadEntry { .. }
             | Violation::PresentCount { .. }
+            | Violation::NoEvictableMark { .. }
             | Violation::HeapEntry { .. } => 4,
             Violation::StateMismatch { .. }
             | Violation::MissingTable { .. }
@@ -322,6 +336,19 @@ impl fmt::Display for Violation {
                 f,
                 "the PD entry counts {recorded} present entries in the page table at \
                  {table:#x}, which holds {present}; {path}"
+            ),
+            Violation::NoEvictableMark {
+                path,
+                table,
+                index,
+                raw,
+                evictable,
+            } => write!(
+                f,
+                "the PD entry marks the page table at {table:#x} as holding no page the \
+                 reclaim clock may send out (bit 62), but entry {index} ({raw:#x} {}) is one \
+                 (such entries in the table: {evictable}); {path}",
+                Flags(*raw)
             ),
             Violation::StateMismatch {
                 path,

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use protocol::Hello;
 
-use super::entry::{decode_upper, present_count, PresentKind, Upper, P};
+use super::entry::{
+    decode_upper, evictable, marks_no_evictable, present_count, PresentKind, Upper, P,
+};
 use super::memory::GuestMemory;
 pub(crate) use super::tree::{Entries, Table, TableRef, Tree};
 use super::violation::{Path, Step, Violation};
@@ -294,6 +296,32 @@ impl<'a> Walker<'a> {
         });
     }
 
+    /// The page table at `phys` (for `virt`, under `steps`), whose PD
+    /// entry carries the no-evictable mark: reports its first entry that
+    /// is a page the pressure path may send out, if any.
+    fn no_evictable(&mut self, phys: u64, entries: &[u64; 512], virt: u64, steps: &[Step]) {
+        let Some(index) = entries.iter().position(|&e| evictable(e)) else {
+            return;
+        };
+        let raw = entries[index];
+        let mut steps = steps.to_vec();
+        steps.push(Step {
+            table: phys,
+            index: index as u16,
+            raw,
+        });
+        self.out.push(Violation::NoEvictableMark {
+            path: Path {
+                virt: virt | (index as u64) << 12,
+                steps,
+            },
+            table: phys,
+            index: index as u16,
+            raw,
+            evictable: entries.iter().filter(|&&e| evictable(e)).count() as u64,
+        });
+    }
+
     fn table(&mut self, level: u8, phys: u64, virt: u64, steps: &mut Vec<Step>, lower: bool) {
         let path = || Path {
             virt,
@@ -311,7 +339,8 @@ impl<'a> Walker<'a> {
             });
         }
         if level == 1 {
-            let recorded = steps.last().map_or(0, |s| present_count(s.raw));
+            let pde = steps.last().map_or(0, |s| s.raw);
+            let recorded = present_count(pde);
             if present != recorded {
                 self.out.push(Violation::PresentCount {
                     path: path(),
@@ -319,6 +348,11 @@ impl<'a> Walker<'a> {
                     recorded,
                     present,
                 });
+            }
+            // Only a marked table is scanned: the mark is optional, and
+            // an unmarked table may hold anything.
+            if marks_no_evictable(pde) {
+                self.no_evictable(phys, &entries, virt, steps);
             }
         }
         let descend = level > 1 && !empty;

@@ -2,6 +2,7 @@
 //! something the model's changes or the record's differences cover, so
 //! that an incremental check must find what a full one finds.
 
+use super::super::entry::{evictable, NO_EVICTABLE};
 use super::super::{CheckReport, Checker};
 use crate::bench::Scenario;
 use crate::model::{Changes, ModelState};
@@ -192,6 +193,31 @@ pub(super) fn mutate(s: &mut Scenario, changes: &Changes, kind: u8, sel: u64) ->
                 let count = (raw >> 52) & 0x3ff;
                 let other = if count == 0 { 1 } else { count - 1 };
                 img.write_u64(at, (raw & !(0x3ff << 52)) | other << 52);
+                true
+            })
+        }
+        // A level-2 entry given the no-evictable mark (bit 62) over a
+        // page table holding a page the pressure path may send out, its
+        // table's bytes left as they were: the walk shares the record's
+        // copy of that table and must still look into it.
+        13 => {
+            let f = full(s);
+            let pds: Vec<(u64, u64)> = f
+                .walk
+                .tables
+                .iter()
+                .filter(|t| t.level == 1)
+                .filter(|t| {
+                    let table = (0..512).map(|k| s.img.read_u64(t.frame + k * 8));
+                    table.into_iter().any(evictable)
+                })
+                .filter_map(|t| t.path.steps.last())
+                .filter(|st| st.raw & 1 == 1)
+                .map(|st| (st.table + u64::from(st.index) * 8, st.raw))
+                .collect();
+            let img = &mut s.img;
+            pick(&pds, sel).is_some_and(|(at, raw)| {
+                img.write_u64(at, raw | NO_EVICTABLE);
                 true
             })
         }
