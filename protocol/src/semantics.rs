@@ -465,7 +465,8 @@
 //! heap left free. Requests that need several frames (`Map`, `MapFile`,
 //! `Convert`, `Share`) reclaim until enough are free before they change anything,
 //! and fail with `OutOfMemory` (state unchanged apart from the reported
-//! events) if they cannot; one that needs more than `free_frames +
+//! events, and the clock's own records in the entries: accessed bits
+//! cleared, PD entries' no-evictable marks set, `formats`) if they cannot; one that needs more than `free_frames +
 //! present_pages + heap_pages` fails at once, reclaiming nothing
 //! (`present_pages` of every space: a request that needs less may still
 //! reclaim what the current space and the kernel space hold, then fail).

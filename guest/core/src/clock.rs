@@ -57,8 +57,10 @@ pub(crate) struct Clock {
 ///   to hold only zeros: `crate::zeroes`), so linking one shows no page;
 /// - the kernel half is the same in every space (`paging::spaces`), so a
 ///   kernel table linked in another space is linked in this one too;
-/// - a PD entry's present count is exact, so the sweep's walk, which skips
-///   page tables that count none, skips no kept page.
+/// - a PD entry's present count is exact, and its no-evictable mark is
+///   set only while its page table holds no kept page, so the sweep's
+///   walk, which skips page tables that count none or have the mark,
+///   skips no kept page.
 ///
 /// So the space has none still while every such entry written since was
 /// followed by the clock's sending that page out. Each page a sweep of

@@ -18,11 +18,18 @@
 //!   and the whole-table paths of `whole` and `pinned` (a table at once),
 //!   upper-level entries only when a table is made or freed here, a whole
 //!   allocate-on-write PD entry is made or made a table again (`whole`,
-//!   `pinned`), or a PD entry's present count kept
-//!   ([`pte::present_count`]). So the page-state
+//!   `pinned`), or a PD entry's present count or no-evictable mark kept
+//!   ([`pte::present_count`], [`pte::marks_no_evictable`]). So the page-state
 //!   [`Counters`], which only those writers change, equal what a walk of
 //!   the tables finds, and each PD entry's present count is the number of
 //!   present entries of its page table.
+//! - A PD entry carries the no-evictable mark only while no entry of its
+//!   page table passes [`pte::is_evictable`]: the reclaim clock sets it
+//!   after a scan of the whole table found none
+//!   ([`PageTables::mark_no_evictable`]), and the only writers of such
+//!   entries, `set_leaf` and `Map`'s fill, clear it ([`PageTables::keep_pd`]);
+//!   a table is made without it, and a whole allocate-on-write PD entry
+//!   never has it.
 //! - Every table frame comes from the allocator and goes back to it when
 //!   the table is freed (counted in `page_table_frames` both ways; the
 //!   heap's, made once at boot and never freed, apart).
@@ -64,6 +71,16 @@ mod whole;
 mod written;
 
 pub(crate) use spaces::Spaces;
+
+/// How a change of a page table's entries moves its present count
+/// ([`PageTables::keep_pd`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Moved {
+    Not,
+    /// This many more present entries.
+    More(u64),
+    OneFewer,
+}
 
 /// The page tables, the memory and the frame allocator (see the module
 /// docs for the invariants).
@@ -316,12 +333,16 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         self.forget_written(was);
         let raw = new.encode(user(linear));
         self.write_entry(table, i, raw);
-        self.evictable_made = self
-            .evictable_made
-            .wrapping_add(u64::from(pte::is_evictable(raw)));
+        let evictable = pte::is_evictable(raw);
+        self.evictable_made = self.evictable_made.wrapping_add(u64::from(evictable));
         self.counters.page_changed(linear, old, new);
-        if old.is_present() != new.is_present() {
-            self.count_present(table, linear, new.is_present());
+        let present = match (old.is_present(), new.is_present()) {
+            (false, true) => Moved::More(1),
+            (true, false) => Moved::OneFewer,
+            _ => Moved::Not,
+        };
+        if present != Moved::Not || evictable {
+            self.keep_pd(table, linear, present, evictable);
         }
         old.is_present().then(|| Flush::new(page_of(linear)))
     }
@@ -341,40 +362,48 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         }
     }
 
-    /// Counts one more (`more`) or one fewer present entry in the page
-    /// table `table` (of `linear`), in the present count of the PD entry
-    /// naming it (`protocol::formats`, [`PageTables::pd_of`]). The CPU
-    /// ignores those bits, so the entry needs no flush.
-    fn count_present(&mut self, table: PhysFrame, linear: u64, more: bool) {
-        if more {
-            return self.count_present_by(table, linear, 1);
-        }
+    /// Keeps the PD entry naming the page table `table` (of `linear`,
+    /// [`PageTables::pd_of`]) after `table`'s entries changed: its present
+    /// count (`protocol::formats`) moved as `present` says and, when an
+    /// entry was made
+    /// one the pressure path may send out (`evictable`), its no-evictable
+    /// mark ([`pte::marks_no_evictable`]) cleared. The CPU ignores those
+    /// bits, so the entry needs no flush.
+    fn keep_pd(&mut self, table: PhysFrame, linear: u64, present: Moved, evictable: bool) {
         let Some((pd, i)) = self.pd_of(table, linear) else {
             return;
         };
         let raw = self.read_entry(pd, i);
+        let mut new = raw;
         let n = pte::present_count(raw);
-        debug_assert!(n > 0, "present count below zero at {linear:#x}");
-        // `inject-count-skip`: a deliberate bug, the count is never lowered
-        // (host-runner's inject_bugs test: the checker must find it).
-        let n = if cfg!(feature = "inject-count-skip") {
-            n
-        } else {
-            n.saturating_sub(1)
-        };
-        self.write_entry(pd, i, pte::with_present_count(raw, n));
+        match present {
+            Moved::Not => {}
+            Moved::More(more) => new = pte::with_present_count(new, n + more),
+            // `inject-count-skip`: a deliberate bug, the count is never
+            // lowered (host-runner's inject_bugs test: the checker must
+            // find it).
+            Moved::OneFewer if cfg!(feature = "inject-count-skip") => {}
+            Moved::OneFewer => {
+                debug_assert!(n > 0, "present count below zero at {linear:#x}");
+                new = pte::with_present_count(new, n.saturating_sub(1));
+            }
+        }
+        if evictable {
+            new = pte::with_no_evictable(new, false);
+        }
+        if new != raw {
+            self.write_entry(pd, i, new);
+        }
     }
 
-    /// `more` entries of `table` (of `linear`) made present: the raise of
-    /// [`PageTables::count_present`], by any number at once (`Map`'s fill
-    /// raises a chunk's).
-    fn count_present_by(&mut self, table: PhysFrame, linear: u64, more: u64) {
-        let Some((pd, i)) = self.pd_of(table, linear) else {
-            return;
-        };
+    /// The reclaim clock's scan of the whole page table under the PD entry
+    /// `pd[i]` found no entry the pressure path may send out: the entry
+    /// gets the no-evictable mark, and later sweeps pass the table unread
+    /// until [`PageTables::keep_pd`] clears it.
+    pub(crate) fn mark_no_evictable(&mut self, pd: PhysFrame, i: usize) {
         let raw = self.read_entry(pd, i);
-        let n = pte::present_count(raw) + more;
-        self.write_entry(pd, i, pte::with_present_count(raw, n));
+        debug_assert!(raw & 1 != 0, "a mark on a PD entry with no table");
+        self.write_entry(pd, i, pte::with_no_evictable(raw, true));
     }
 
     /// The PD entry naming the page table `table` (of `linear`), where the

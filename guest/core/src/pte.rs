@@ -397,13 +397,41 @@ pub fn present_count(raw: u64) -> u64 {
     (raw & COUNT_MASK) >> COUNT_SHIFT
 }
 
-/// The PD entry `raw` with its present count set to `n` (at most 512).
+/// The PD entry `raw` with its present count set to `n` (at most 512),
+/// its no-evictable mark as it was.
 pub fn with_present_count(raw: u64, n: u64) -> u64 {
     (raw & !COUNT_MASK) | (n.min(512) << COUNT_SHIFT)
 }
 
+/// The no-evictable mark of a PD entry (`protocol::formats`: bit 62 of an
+/// entry naming a page table, which the CPU ignores): set only while no
+/// entry of that table is a page the pressure path may send out
+/// ([`is_evictable`]). The reclaim clock sets it when its scan of the whole
+/// table found none, so that its later sweeps pass the table unread;
+/// [`crate::paging::PageTables`] clears it with every such entry it writes.
+const NO_EVICTABLE: u64 = 1 << 62;
+
+/// Whether the PD entry `raw` carries the no-evictable mark: no entry of
+/// the page table it names passes [`is_evictable`].
+#[inline]
+pub fn marks_no_evictable(raw: u64) -> bool {
+    raw & NO_EVICTABLE != 0
+}
+
+/// The PD entry `raw` with its no-evictable mark set (`true`) or cleared;
+/// its present count and every other bit as they were.
+#[inline]
+pub fn with_no_evictable(raw: u64, mark: bool) -> u64 {
+    if mark {
+        raw | NO_EVICTABLE
+    } else {
+        raw & !NO_EVICTABLE
+    }
+}
+
 /// An upper-level entry (PML4, PDPT, PD) pointing at the table in `frame`
-/// (for a PD entry, its present count is 0: the table is new).
+/// (for a PD entry, its present count is 0 and it has no no-evictable
+/// mark: the table is new).
 pub fn table_entry(frame: PhysFrame, user: bool) -> u64 {
     P | W | if user { U } else { 0 } | (frame.start_address().as_u64() & ADDR_MASK)
 }

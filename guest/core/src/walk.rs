@@ -11,8 +11,9 @@
 //!
 //! Upper-level entries are either zero or a table entry
 //! ([`pte::table_entry`], P set): the walkers are their only writers, but
-//! for the present count of a PD entry ([`pte::present_count`]), which
-//! `paging`'s one writer of level-1 entries keeps. A PD entry may also be
+//! for the present count and the no-evictable mark of a PD entry
+//! ([`pte::present_count`], [`pte::marks_no_evictable`]), which `paging`'s
+//! writers of level-1 entries keep. A PD entry may also be
 //! a whole allocate-on-write entry ([`pte::whole_aow_entry`]: 512
 //! allocate-on-write pages and a frame kept for their table, not yet
 //! filled): the walk hands it to [`Visit::whole_aow`], never to
@@ -207,6 +208,22 @@ pub(crate) trait Visit<T> {
         true
     }
 
+    /// Under [`Visit::PRESENT_ONLY`], a cheap test of the raw bits of a PD
+    /// entry that names a page table with a present entry: `false` when
+    /// the entry itself says [`Visit::keep`] passes none of the table's
+    /// entries (its no-evictable mark, for a keep that passes only pages
+    /// the pressure path may send out), and the walk passes the table
+    /// unread. Passes all by default.
+    fn keep_table(&self, _raw: u64) -> bool {
+        true
+    }
+
+    /// Under [`Visit::PRESENT_ONLY`], the walk read a whole page table, the
+    /// one the PD entry `at` names, and [`Visit::keep`] passed none of its
+    /// entries (so [`Visit::page`] was called for none): a visitor may
+    /// record that in `at` (the clock's no-evictable mark).
+    fn none_kept(&mut self, _tables: &mut T, _at: Entry) {}
+
     /// A level-1 entry (with any bits, present or not; only present ones
     /// under [`Visit::PRESENT_ONLY`]).
     fn page(&mut self, _tables: &mut T, _at: Entry) -> ControlFlow<Self::Stop> {
@@ -282,7 +299,8 @@ fn walk_table<T: Tables, V: Visit<T>>(
         return ControlFlow::Continue(());
     }
     if V::PRESENT_ONLY {
-        return walk_present(tables, table, under, v);
+        walk_present(tables, table, under, v)?;
+        return ControlFlow::Continue(());
     }
     for slot in under.slots() {
         let raw = tables.entry(table, slot.index);
@@ -330,7 +348,14 @@ fn visit<T: Tables, V: Visit<T>>(
             s: slot.start,
             e: slot.end,
         };
-        walk_table(tables, child, under, v)?;
+        if V::PRESENT_ONLY {
+            let kept = walk_present(tables, child, under, v)?;
+            if !kept && whole {
+                v.none_kept(tables, at);
+            }
+        } else {
+            walk_table(tables, child, under, v)?;
+        }
         v.left(tables, at, child);
     }
     ControlFlow::Continue(())
@@ -340,28 +365,34 @@ fn visit<T: Tables, V: Visit<T>>(
 /// the same order, but only of present entries, found with
 /// [`Tables::next_present`]: at level 1 those [`Visit::keep`] passes, at
 /// level 2 those whose page table counts a present entry
-/// ([`pte::present_count`]), above every present one. `missing` is never
-/// called (no entry without P is visited); `left` is, as in `walk_table`.
+/// ([`pte::present_count`]) and [`Visit::keep_table`] passes, above every
+/// present one. `missing` is never called (no entry without P is
+/// visited); `left` is, as in `walk_table`. Answers whether it visited
+/// any entry of `table`.
 fn walk_present<T: Tables, V: Visit<T>>(
     tables: &mut T,
     table: PhysFrame,
     under: Under,
     v: &mut V,
-) -> ControlFlow<V::Stop> {
+) -> ControlFlow<V::Stop, bool> {
     let level = under.level;
     let mut all = under.slots();
     let Some(first) = all.next() else {
-        return ControlFlow::Continue(());
+        return ControlFlow::Continue(false);
     };
     let last = all.last().map_or(first.index, |slot| slot.index);
     let mut from = first.index;
     let next = |tables: &mut T, from: usize, v: &V| match level {
         1 => tables.next_present(table, from, last + 1, |raw| v.keep(raw)),
-        2 => tables.next_present(table, from, last + 1, |raw| pte::present_count(raw) > 0),
+        2 => tables.next_present(table, from, last + 1, |raw| {
+            (pte::present_count(raw) > 0) & v.keep_table(raw)
+        }),
         _ => tables.next_present(table, from, last + 1, |_| true),
     };
+    let mut visited = false;
     while let Some((i, raw)) = next(tables, from, v) {
         from = i + 1;
+        visited = true;
         let at = Entry {
             table,
             level,
@@ -370,7 +401,7 @@ fn walk_present<T: Tables, V: Visit<T>>(
         };
         visit(tables, at, Some(pte::frame_of(raw)), v)?;
     }
-    ControlFlow::Continue(())
+    ControlFlow::Continue(visited)
 }
 
 #[cfg(test)]

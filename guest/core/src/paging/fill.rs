@@ -140,7 +140,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             .evictable_made
             .wrapping_add(if evictable { n } else { 0 });
         self.counters.pages_changed(linear, Pte::Unusable, new, n);
-        self.count_present_by(table, linear, n);
+        self.keep_pd(table, linear, super::Moved::More(n), evictable);
     }
 
     /// [`PageTables::fill_unusable`] for a run whose entries are not all

@@ -12,6 +12,7 @@ mod basics;
 mod clock_barren;
 mod clock_cost;
 mod clock_laps;
+mod clock_mark;
 mod fault_around;
 mod frame_guard;
 mod kernel_reserve;
@@ -158,8 +159,8 @@ pub(crate) fn stats(m: &mut SimMachine) -> Stats {
 }
 
 /// Everything observable of the state: counters, bitmap, every non-zero
-/// entry of the managed tables outside the heap (by level and address),
-/// the metadata frames.
+/// entry of the managed tables outside the heap (by level and address; a
+/// PD entry without its no-evictable mark), the metadata frames.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Snapshot {
     stats: Stats,
@@ -177,7 +178,15 @@ pub(crate) fn snapshot(m: &mut SimMachine) -> Snapshot {
         if let (3, Some(pml4e)) = (t.table.level, t.table.path.steps.first()) {
             entries.insert((4, t.table.path.virt), pml4e.raw);
         }
-        entries.extend(entries_of(t).map(|(virt, raw)| ((t.table.level, virt), raw)));
+        // A PD entry's no-evictable mark is left out: it records what a
+        // sweep of the clock read, and a sweep runs in requests that then
+        // fail (`OutOfMemory`) and change no state.
+        let level = t.table.level;
+        let unmarked = move |raw| match level {
+            2 => pte::with_no_evictable(raw, false),
+            _ => raw,
+        };
+        entries.extend(entries_of(t).map(|(virt, raw)| ((level, virt), unmarked(raw))));
     }
     let r = m.vmm.metadata_range();
     let mut meta = Vec::new();

@@ -300,6 +300,22 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Sweep<'_> {
         }
     }
 
+    /// A page table whose PD entry has the no-evictable mark holds no page
+    /// either `want` keeps (a clean file page is one the pressure path may
+    /// send out): the sweep passes it unread, as it would pass each entry.
+    fn keep_table(&self, raw: u64) -> bool {
+        !pte::marks_no_evictable(raw)
+    }
+
+    /// A whole page table with no page a sweep for an evictable page keeps
+    /// gets the no-evictable mark: the next sweeps pass it unread until a
+    /// page it may send out is made in it.
+    fn none_kept(&mut self, pt: &mut PageTables<M, A>, at: Entry) {
+        if self.want == Victim::Evictable {
+            pt.mark_no_evictable(at.table, at.slot.index);
+        }
+    }
+
     fn page(&mut self, pt: &mut PageTables<M, A>, at: Entry) -> ControlFlow<Self::Stop> {
         let (lin, table, i, raw) = (at.slot.base, at.table, at.slot.index, at.raw);
         self.clock.passed(lin);

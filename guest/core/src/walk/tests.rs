@@ -142,3 +142,87 @@ proptest::proptest! {
         proptest::prop_assert_eq!(first_present(from, to, |i| table[i], keep), one_by_one);
     }
 }
+
+/// Visits the present writable pages (bit 1) of tables whose PD entry has
+/// no bit 62, and records the PD slots of whole tables it kept none of.
+#[derive(Default)]
+struct Writable {
+    pages: Vec<u64>,
+    none_kept: Vec<usize>,
+}
+
+impl Visit<Mem> for Writable {
+    type Stop = ();
+    const PAGES: bool = true;
+    const PRESENT_ONLY: bool = true;
+    fn keep(&self, raw: u64) -> bool {
+        raw & 0b10 != 0
+    }
+    fn keep_table(&self, raw: u64) -> bool {
+        raw & 1 << 62 == 0
+    }
+    fn none_kept(&mut self, _: &mut Mem, at: Entry) {
+        assert_eq!(at.level, 2);
+        self.none_kept.push(at.slot.index);
+    }
+    fn page(&mut self, _: &mut Mem, at: Entry) -> ControlFlow<()> {
+        self.pages.push(at.slot.base);
+        ControlFlow::Continue(())
+    }
+}
+
+#[test]
+fn a_present_only_walk_trusts_a_table_mark_and_reports_whole_tables_with_nothing_kept() {
+    // PD 0x3000 names four page tables, each with present pages:
+    // 0x4000 (one writable page), 0x5000 (read-only pages only), 0x6000
+    // (a writable page, but its PD entry has bit 62), 0x7000 (read-only
+    // pages only, but the range covers only part of it).
+    let t = |f: u64, count: u64| f | 0b111 | count << 52;
+    let ro = |f: u64| f | 0x201;
+    let rw = |f: u64| f | 0x203;
+    let mut pd = [0; 512];
+    pd[0] = t(0x4000, 2);
+    pd[1] = t(0x5000, 2);
+    pd[2] = t(0x6000, 1) | 1 << 62;
+    pd[3] = t(0x7000, 1);
+    let mut pt0 = [0; 512];
+    pt0[5] = rw(0x10_0000);
+    pt0[6] = ro(0x11_0000);
+    let mut pt1 = [0; 512];
+    pt1[0] = ro(0x12_0000);
+    pt1[511] = ro(0x13_0000);
+    let mut pt2 = [0; 512];
+    pt2[9] = rw(0x14_0000);
+    let mut pt3 = [0; 512];
+    pt3[1] = ro(0x15_0000);
+    let mut tables = BTreeMap::new();
+    let mut pml4 = [0; 512];
+    pml4[0] = t(0x2000, 0);
+    let mut pdpt = [0; 512];
+    pdpt[0] = t(0x3000, 0);
+    for (f, e) in [
+        (0x1000, pml4),
+        (0x2000, pdpt),
+        (0x3000, pd),
+        (0x4000, pt0),
+        (0x5000, pt1),
+        (0x6000, pt2),
+        (0x7000, pt3),
+    ] {
+        tables.insert(f, e);
+    }
+    let mut mem = Mem {
+        root: frame(0x1000),
+        tables,
+    };
+    let mut v = Writable::default();
+    let _ = walk(&mut mem, 0, 0x60_0000 + 0x10_0000, &mut v);
+    assert_eq!(v.pages, [0x5000], "the marked table's page is not visited");
+    assert_eq!(v.none_kept, [1], "only the whole table with nothing kept");
+
+    // From inside the first table, it is not whole: only the second one.
+    let mut v = Writable::default();
+    let _ = walk(&mut mem, 0x6000, 0x80_0000, &mut v);
+    assert!(v.pages.is_empty());
+    assert_eq!(v.none_kept, [1, 3]);
+}
