@@ -32,23 +32,24 @@
 //! usable RAM mapped executable (`Map` with `executable`), which has NX
 //! clear and W clear: no page is both writable and executable, and a
 //! present mmap page is never executable; bits 3, 4, 7, 8 (PWT, PCD, PAT,
-//! G) and 52–62 are zero (bits 52–62 hold the VMM's own records only in a
-//! PD entry, below); bits 5 and 6 (accessed, dirty) are the CPU's and
-//! may have any value. In a not-present entry every bit not named above is
-//! zero.
+//! G) and 52–62 are zero (bits 52–62 hold the VMM's own records only in
+//! PD and PDPT entries, below); bits 5 and 6 (accessed, dirty) are the
+//! CPU's and may have any value. In a not-present entry every bit not
+//! named above is zero.
 //!
 //! ## Upper-level entries (PML4, PDPT, PD)
 //!
 //! Either `0` (no table below), or `P=1`, `W=1`, `U` set exactly in the
 //! lower half, bits 12–51 the physical address of the next table, every other
 //! bit zero except accessed (bit 5) and, in a PD entry (one naming a page
-//! table), bits 52–62: the present count and the no-evictable mark below.
-//! The CPU ignores bits 52–62 of an entry that names a table; in a PD entry
-//! the VMM keeps its own records there, so that a scan of the page tables
-//! can pass a page table without reading it. A table of the managed space
-//! whose 512 entries are all zero must not exist: the VMM frees it and clears
-//! the entry that pointed to it (or, in a PD entry, may be the one exception
-//! below).
+//! table), bits 52–62: the present count and the no-evictable mark below;
+//! in a PDPT entry, bit 62: the no-evictable mark (bits 52–61 are zero
+//! there). The CPU ignores bits 52–62 of an entry that names a table; in PD
+//! and PDPT entries the VMM keeps its own records there, so that a scan of
+//! the page tables can pass a page table, or a whole page directory,
+//! without reading it. A table of the managed space whose 512 entries are
+//! all zero must not exist: the VMM frees it and clears the entry that
+//! pointed to it (or, in a PD entry, may be the one exception below).
 //!
 //! Bits 52–61 of a PD entry are the **present count**, the number of
 //! present entries in that page table (0–512). The VMM keeps the count with
@@ -69,9 +70,25 @@
 //! then passes a marked page table without reading it, the same way the
 //! present count lets it pass a table with no present entry. The mark is
 //! optional: a PD entry without it is always valid (the clock reads that
-//! table). It has no meaning, and is zero, in a PML4 or PDPT entry and in a
-//! whole allocate-on-write PD entry. The host checker verifies that no
-//! marked page table holds such a page.
+//! table).
+//!
+//! Bit 62 of a PDPT entry is the same **no-evictable mark**, one level up:
+//! it may be set only while no page table anywhere under that page
+//! directory holds such a page (the same rule, for every page table its PD
+//! entries name). The reclaim clock sets it when its scan of the whole page
+//! directory found no such page; every write of such a page clears the mark
+//! of its PD entry and of its PDPT entry both. So a later sweep may pass a
+//! marked PDPT entry's page directory without reading it or any page table
+//! under it. The PD entries under a marked PDPT entry need not be marked
+//! themselves (one whose page table has no present page, say): a PDPT
+//! entry's mark says nothing of theirs. It is optional too: a PDPT entry
+//! without it is always valid.
+//!
+//! The mark has no meaning, and is zero, in a PML4 entry (the kernel half's
+//! PML4 entries are copied into every space's PML4, while PDPT and PD
+//! tables are shared: one entry to clear, not one per space) and in a
+//! whole allocate-on-write PD entry. The host checker verifies that no page
+//! table a PD or PDPT entry marks holds such a page.
 //!
 //! ## The whole allocate-on-write PD entry
 //!

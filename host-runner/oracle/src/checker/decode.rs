@@ -192,5 +192,5 @@ pub fn region_leaves_from(
 
 /// Whether a PD entry is a whole allocate-on-write entry.
 fn is_whole_aow(raw: u64) -> bool {
-    matches!(decode_upper(raw, false, true), Ok(Upper::WholeAow(_)))
+    matches!(decode_upper(raw, false, 1), Ok(Upper::WholeAow(_)))
 }

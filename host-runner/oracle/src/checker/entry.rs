@@ -20,11 +20,13 @@ pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
 /// Bits 52–61 of a PD entry (one naming a page table): how many entries of
 /// that table are present.
 pub const PRESENT_COUNT: u64 = 0x3ff << 52;
-/// Bit 62 of a PD entry naming a page table: the no-evictable mark, set
-/// only while no entry of that table is a page the pressure path may send
-/// out ([`evictable`]). Optional (an entry without it is always valid); the
-/// CPU ignores it. Reserved (zero) in every other upper-level entry and in
-/// a whole allocate-on-write PD entry.
+/// Bit 62 of a PD entry naming a page table, or of a PDPT entry: the
+/// no-evictable mark, set only while no entry of that page table (of any
+/// page table under that page directory) is a page the pressure path may
+/// send out ([`evictable`]). Optional (an entry without it is always
+/// valid, and a PD entry under a marked PDPT entry need not carry it); the
+/// CPU ignores it. Reserved (zero) in a PML4 entry and in a whole
+/// allocate-on-write PD entry.
 pub const NO_EVICTABLE: u64 = 1 << 62;
 /// Bits 1–3 of a not-present level-1 entry: its kind.
 const KIND: u64 = 0b1110;
@@ -145,8 +147,9 @@ pub fn evictable(raw: u64) -> bool {
     }
 }
 
-/// Whether a PD entry carries the no-evictable mark ([`NO_EVICTABLE`]):
-/// it says that no entry of the page table it names is [`evictable`].
+/// Whether a PD or PDPT entry carries the no-evictable mark
+/// ([`NO_EVICTABLE`]): it says that no entry of the page table it names
+/// (of any page table under the page directory it names) is [`evictable`].
 pub fn marks_no_evictable(raw: u64) -> bool {
     raw & NO_EVICTABLE != 0
 }
@@ -170,13 +173,15 @@ pub enum Upper {
 /// The bits of a whole allocate-on-write PD entry besides its frame.
 const WHOLE_AOW: u64 = 1 << 1;
 
-/// Checks a non-zero PML4/PDPT/PD entry of the managed space (a PD entry
-/// when `names_page_table`: it may hold a present count and the
-/// no-evictable mark, or be a whole allocate-on-write entry, which holds
-/// neither); answers what it stands for.
-pub fn decode_upper(raw: u64, lower: bool, names_page_table: bool) -> Result<Upper, &'static str> {
+/// Checks a non-zero upper-level entry of the managed space that names a
+/// table of level `names` (3: a PML4 entry naming a PDPT; 2: a PDPT entry
+/// naming a PD, which may hold the no-evictable mark; 1: a PD entry, which
+/// may hold a present count and the no-evictable mark, or be a whole
+/// allocate-on-write entry, which holds neither); answers what it stands
+/// for.
+pub fn decode_upper(raw: u64, lower: bool, names: u8) -> Result<Upper, &'static str> {
     if raw & P == 0 {
-        if names_page_table && raw & !ADDR == WHOLE_AOW {
+        if names == 1 && raw & !ADDR == WHOLE_AOW {
             return Ok(Upper::WholeAow(raw & ADDR));
         }
         return Err(
@@ -192,10 +197,10 @@ pub fn decode_upper(raw: u64, lower: bool, names_page_table: bool) -> Result<Upp
     if (raw & U != 0) != lower {
         return Err("U bit not set exactly in the lower half");
     }
-    let software = if names_page_table {
-        PRESENT_COUNT | NO_EVICTABLE
-    } else {
-        0
+    let software = match names {
+        1 => PRESENT_COUNT | NO_EVICTABLE,
+        2 => NO_EVICTABLE,
+        _ => 0,
     };
     if raw & !(P | W | U | A | ADDR | software) != 0 {
         return Err("upper-level entry with reserved bits set");

@@ -113,13 +113,20 @@ pub enum Violation {
         recorded: u64,
         present: u64,
     },
-    /// 4: a PD entry carries the no-evictable mark (bit 62), but the page
-    /// table it names holds a page the pressure path may send out (present
+    /// 4: a PD entry (`marked` 2), or the PDPT entry above it (`marked`
+    /// 3), carries the no-evictable mark (bit 62), but the page table
+    /// `table` holds a page the pressure path may send out (present
     /// writable usable RAM, or a present mmap page): the mark was left set
-    /// when such an entry was written. `path` leads to the first such
-    /// entry (`index`, `raw`) of the table; `evictable` counts them all.
+    /// when such an entry was written. `names` is the table the marked
+    /// entry names (`table` itself, or the page directory holding its PD
+    /// entry). `path` leads to the first such entry (`index`, `raw`) of the
+    /// table; `evictable` counts them all. A table under two marks is
+    /// reported once for each.
     NoEvictableMark {
         path: Path,
+        /// The marked entry's level: 2, a PD entry; 3, a PDPT entry.
+        marked: u8,
+        names: u64,
         table: u64,
         index: u16,
         raw: u64,
@@ -339,15 +346,33 @@ impl fmt::Display for Violation {
             ),
             Violation::NoEvictableMark {
                 path,
+                marked: 2,
                 table,
                 index,
                 raw,
                 evictable,
+                ..
             } => write!(
                 f,
                 "the PD entry marks the page table at {table:#x} as holding no page the \
                  reclaim clock may send out (bit 62), but entry {index} ({raw:#x} {}) is one \
                  (such entries in the table: {evictable}); {path}",
+                Flags(*raw)
+            ),
+            Violation::NoEvictableMark {
+                path,
+                names,
+                table,
+                index,
+                raw,
+                evictable,
+                ..
+            } => write!(
+                f,
+                "the PDPT entry marks the page directory at {names:#x} as holding no page \
+                 the reclaim clock may send out (bit 62), but the page table at {table:#x} \
+                 holds one: entry {index} ({raw:#x} {}) (such entries in the table: \
+                 {evictable}); {path}",
                 Flags(*raw)
             ),
             Violation::StateMismatch {

@@ -230,7 +230,7 @@ impl<'a> Walker<'a> {
             index: index as u16,
             raw,
         });
-        match decode_upper(raw, lower, level == 1) {
+        match decode_upper(raw, lower, level) {
             Ok(Upper::Table(next)) => self.table(level, next, virt, steps, lower),
             Ok(Upper::WholeAow(frame)) => self.whole_aow(frame, virt, steps),
             Err(why) => self.out.push(Violation::BadEntry {
@@ -296,30 +296,47 @@ impl<'a> Walker<'a> {
         });
     }
 
-    /// The page table at `phys` (for `virt`, under `steps`), whose PD
-    /// entry carries the no-evictable mark: reports its first entry that
-    /// is a page the pressure path may send out, if any.
+    /// The page table at `phys` (for `virt`, under `steps`: its PML4,
+    /// PDPT and PD entries): when its PD entry or the PDPT entry above
+    /// carries the no-evictable mark, reports its first entry that is a
+    /// page the pressure path may send out, if any, once for each marked
+    /// entry (the PDPT entry's first). Neither mark is assumed of the
+    /// other: a PD entry under a marked PDPT entry may be unmarked.
     fn no_evictable(&mut self, phys: u64, entries: &[u64; 512], virt: u64, steps: &[Step]) {
+        let [.., pdpte, pde] = steps else {
+            return;
+        };
+        // (the marked entry's level, the entry, the table it names)
+        let marks = [(3, pdpte, pde.table), (2, pde, phys)];
+        if !marks.iter().any(|(_, e, _)| marks_no_evictable(e.raw)) {
+            return;
+        }
         let Some(index) = entries.iter().position(|&e| evictable(e)) else {
             return;
         };
         let raw = entries[index];
-        let mut steps = steps.to_vec();
-        steps.push(Step {
+        let evictable = entries.iter().filter(|&&e| evictable(e)).count() as u64;
+        let mut path = steps.to_vec();
+        path.push(Step {
             table: phys,
             index: index as u16,
             raw,
         });
-        self.out.push(Violation::NoEvictableMark {
-            path: Path {
-                virt: virt | (index as u64) << 12,
-                steps,
-            },
-            table: phys,
-            index: index as u16,
-            raw,
-            evictable: entries.iter().filter(|&&e| evictable(e)).count() as u64,
-        });
+        let path = Path {
+            virt: virt | (index as u64) << 12,
+            steps: path,
+        };
+        for (marked, _, names) in marks.iter().filter(|(_, e, _)| marks_no_evictable(e.raw)) {
+            self.out.push(Violation::NoEvictableMark {
+                path: path.clone(),
+                marked: *marked,
+                names: *names,
+                table: phys,
+                index: index as u16,
+                raw,
+                evictable,
+            });
+        }
     }
 
     fn table(&mut self, level: u8, phys: u64, virt: u64, steps: &mut Vec<Step>, lower: bool) {
@@ -349,11 +366,11 @@ impl<'a> Walker<'a> {
                     present,
                 });
             }
-            // Only a marked table is scanned: the mark is optional, and
-            // an unmarked table may hold anything.
-            if marks_no_evictable(pde) {
-                self.no_evictable(phys, &entries, virt, steps);
-            }
+            // Only a table its PD entry or the PDPT entry above marks is
+            // scanned: the mark is optional, and an unmarked table may hold
+            // anything. (Also a copy shared with the last check: a PDPT
+            // mark set since covers tables whose bytes did not change.)
+            self.no_evictable(phys, &entries, virt, steps);
         }
         let descend = level > 1 && !empty;
         let at = self.tree.tables.len();

@@ -135,7 +135,7 @@ proptest! {
     fn incremental_checks_find_what_full_checks_find(
         ops in prop::collection::vec(op(), 1..50),
         last in prop::collection::vec(op(), 1..8),
-        kind in 0u8..14,
+        kind in 0u8..15,
         sel in any::<u64>(),
     ) {
         let mut s = Scenario::empty(16, 4);

@@ -221,6 +221,35 @@ pub(super) fn mutate(s: &mut Scenario, changes: &Changes, kind: u8, sel: u64) ->
                 true
             })
         }
+        // A level-3 entry given the no-evictable mark (bit 62) over a page
+        // directory one of whose page tables holds a page the pressure
+        // path may send out, its PD entries and the tables below left as
+        // they were (marked or not): the walk shares the record's copies
+        // of them and must still look into every page table under the
+        // marked entry.
+        14 => {
+            let f = full(s);
+            let pdptes: Vec<(u64, u64)> = f
+                .walk
+                .tables
+                .iter()
+                .filter(|t| t.level == 1)
+                // Not under a whole allocate-on-write PD entry: the bytes
+                // of the frame it keeps mean nothing.
+                .filter(|t| t.path.steps.last().is_some_and(|pde| pde.raw & 1 == 1))
+                .filter(|t| {
+                    let table = (0..512).map(|k| s.img.read_u64(t.frame + k * 8));
+                    table.into_iter().any(evictable)
+                })
+                .filter_map(|t| t.path.steps.get(1))
+                .map(|st| (st.table + u64::from(st.index) * 8, st.raw))
+                .collect();
+            let img = &mut s.img;
+            pick(&pdptes, sel).is_some_and(|(at, raw)| {
+                img.write_u64(at, raw | NO_EVICTABLE);
+                true
+            })
+        }
         // A level-2 entry gone: its table and everything under it.
         _ => {
             let Some((virt, _)) = pick(&entries, sel) else {
