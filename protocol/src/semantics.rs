@@ -466,7 +466,7 @@
 //! `Convert`, `Share`) reclaim until enough are free before they change anything,
 //! and fail with `OutOfMemory` (state unchanged apart from the reported
 //! events, and the clock's own records in the entries: accessed bits
-//! cleared, PD entries' no-evictable marks set, `formats`) if they cannot; one that needs more than `free_frames +
+//! cleared, PD and PDPT entries' no-evictable marks set, `formats`) if they cannot; one that needs more than `free_frames +
 //! present_pages + heap_pages` fails at once, reclaiming nothing
 //! (`present_pages` of every space: a request that needs less may still
 //! reclaim what the current space and the kernel space hold, then fail).

@@ -23,13 +23,14 @@
 //!   [`Counters`], which only those writers change, equal what a walk of
 //!   the tables finds, and each PD entry's present count is the number of
 //!   present entries of its page table.
-//! - A PD entry carries the no-evictable mark only while no entry of its
-//!   page table passes [`pte::is_evictable`]: the reclaim clock sets it
-//!   after a scan of the whole table found none
+//! - A PD or PDPT entry carries the no-evictable mark only while no
+//!   level-1 entry under it passes [`pte::is_evictable`]: the reclaim
+//!   clock sets it after a scan of the whole table it names found none
 //!   ([`PageTables::mark_no_evictable`]), and the only writers of such
-//!   entries, `set_leaf` and `Map`'s fill, clear it ([`PageTables::keep_pd`]);
-//!   a table is made without it, and a whole allocate-on-write PD entry
-//!   never has it.
+//!   entries, `set_leaf` and `Map`'s fill, clear it in both the PD and the
+//!   PDPT entry above the page ([`PageTables::keep_pd`]); a table is made
+//!   without it (its entry linked unmarked, with nothing under it yet), and
+//!   a PML4 entry or whole allocate-on-write PD entry never has it.
 //! - Every table frame comes from the allocator and goes back to it when
 //!   the table is freed (counted in `page_table_frames` both ways; the
 //!   heap's, made once at boot and never freed, apart).
@@ -55,13 +56,14 @@ use core::ops::ControlFlow;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, FrameAccess, PhysMemory};
+use crate::conv::usize_of;
 use crate::counters::Counters;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::holders::Holders;
 use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span};
-use crate::walk::{first_present, walk, Descend, Entry, Tables, Visit};
+use crate::walk::{first_present, shift, walk, Descend, Entry, Tables, Visit};
 
 mod fill;
 mod find;
@@ -365,10 +367,10 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
     /// Keeps the PD entry naming the page table `table` (of `linear`,
     /// [`PageTables::pd_of`]) after `table`'s entries changed: its present
     /// count (`protocol::formats`) moved as `present` says and, when an
-    /// entry was made
-    /// one the pressure path may send out (`evictable`), its no-evictable
-    /// mark ([`pte::marks_no_evictable`]) cleared. The CPU ignores those
-    /// bits, so the entry needs no flush.
+    /// entry was made one the pressure path may send out (`evictable`), its
+    /// no-evictable mark ([`pte::marks_no_evictable`]) cleared, and the
+    /// PDPT entry's above it. The CPU ignores those bits, so the entries
+    /// need no flush.
     fn keep_pd(&mut self, table: PhysFrame, linear: u64, present: Moved, evictable: bool) {
         let Some((pd, i)) = self.pd_of(table, linear) else {
             return;
@@ -390,20 +392,38 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         }
         if evictable {
             new = pte::with_no_evictable(new, false);
+            self.unmark_pdpt_entry(linear);
         }
         if new != raw {
             self.write_entry(pd, i, new);
         }
     }
 
-    /// The reclaim clock's scan of the whole page table under the PD entry
-    /// `pd[i]` found no entry the pressure path may send out: the entry
-    /// gets the no-evictable mark, and later sweeps pass the table unread
-    /// until [`PageTables::keep_pd`] clears it.
-    pub(crate) fn mark_no_evictable(&mut self, pd: PhysFrame, i: usize) {
-        let raw = self.read_entry(pd, i);
-        debug_assert!(raw & 1 != 0, "a mark on a PD entry with no table");
-        self.write_entry(pd, i, pte::with_no_evictable(raw, true));
+    /// Clears the no-evictable mark of the PDPT entry above `linear` under
+    /// the walk root, if it has one: a page the pressure path may send out
+    /// was made under it. (The PD entries below a marked PDPT entry need
+    /// not be marked, so this is done whether the PD entry was or not.)
+    fn unmark_pdpt_entry(&mut self, linear: u64) {
+        let slot = |level| usize_of((linear >> shift(level)) & 511);
+        let pml4e = self.read_entry(self.root, slot(4));
+        if pml4e & 1 == 0 {
+            return;
+        }
+        let (pdpt, i) = (pte::frame_of(pml4e), slot(3));
+        let raw = self.read_entry(pdpt, i);
+        if pte::marks_no_evictable(raw) {
+            self.write_entry(pdpt, i, pte::with_no_evictable(raw, false));
+        }
+    }
+
+    /// The reclaim clock's scan of the whole table under the PD or PDPT
+    /// entry `table[i]` found no page the pressure path may send out: the
+    /// entry gets the no-evictable mark, and later sweeps pass the table
+    /// unread until [`PageTables::keep_pd`] clears it.
+    pub(crate) fn mark_no_evictable(&mut self, table: PhysFrame, i: usize) {
+        let raw = self.read_entry(table, i);
+        debug_assert!(raw & 1 != 0, "a mark on an entry with no table");
+        self.write_entry(table, i, pte::with_no_evictable(raw, true));
     }
 
     /// The PD entry naming the page table `table` (of `linear`), where the

@@ -403,23 +403,24 @@ pub fn with_present_count(raw: u64, n: u64) -> u64 {
     (raw & !COUNT_MASK) | (n.min(512) << COUNT_SHIFT)
 }
 
-/// The no-evictable mark of a PD entry (`protocol::formats`: bit 62 of an
-/// entry naming a page table, which the CPU ignores): set only while no
-/// entry of that table is a page the pressure path may send out
-/// ([`is_evictable`]). The reclaim clock sets it when its scan of the whole
-/// table found none, so that its later sweeps pass the table unread;
-/// [`crate::paging::PageTables`] clears it with every such entry it writes.
+/// The no-evictable mark of a PD or PDPT entry (`protocol::formats`: bit
+/// 62 of an entry naming a page table or a page directory, which the CPU
+/// ignores): set only while no page under it is one the pressure path may
+/// send out ([`is_evictable`]). The reclaim clock sets it when its scan of
+/// the whole table found none, so that its later sweeps pass the table
+/// unread; [`crate::paging::PageTables`] clears the marks above every such
+/// page it writes.
 const NO_EVICTABLE: u64 = 1 << 62;
 
-/// Whether the PD entry `raw` carries the no-evictable mark: no entry of
-/// the page table it names passes [`is_evictable`].
+/// Whether the PD or PDPT entry `raw` carries the no-evictable mark: no
+/// level-1 entry under it passes [`is_evictable`].
 #[inline]
 pub fn marks_no_evictable(raw: u64) -> bool {
     raw & NO_EVICTABLE != 0
 }
 
-/// The PD entry `raw` with its no-evictable mark set (`true`) or cleared;
-/// its present count and every other bit as they were.
+/// The PD or PDPT entry `raw` with its no-evictable mark set (`true`) or
+/// cleared; its present count and every other bit as they were.
 #[inline]
 pub fn with_no_evictable(raw: u64, mark: bool) -> u64 {
     if mark {

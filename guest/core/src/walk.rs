@@ -208,20 +208,20 @@ pub(crate) trait Visit<T> {
         true
     }
 
-    /// Under [`Visit::PRESENT_ONLY`], a cheap test of the raw bits of a PD
-    /// entry that names a page table with a present entry: `false` when
-    /// the entry itself says [`Visit::keep`] passes none of the table's
-    /// entries (its no-evictable mark, for a keep that passes only pages
-    /// the pressure path may send out), and the walk passes the table
-    /// unread. Passes all by default.
+    /// Under [`Visit::PRESENT_ONLY`], a cheap test of the raw bits of a
+    /// present PD entry (one naming a page table with a present entry) or
+    /// PDPT entry: `false` when the entry itself says [`Visit::keep`]
+    /// passes no page under it (its no-evictable mark, for a keep that
+    /// passes only pages the pressure path may send out), and the walk
+    /// passes the table it names unread. Passes all by default.
     fn keep_table(&self, _raw: u64) -> bool {
         true
     }
 
-    /// Under [`Visit::PRESENT_ONLY`], the walk read a whole page table, the
-    /// one the PD entry `at` names, and [`Visit::keep`] passed none of its
-    /// entries (so [`Visit::page`] was called for none): a visitor may
-    /// record that in `at` (the clock's no-evictable mark).
+    /// Under [`Visit::PRESENT_ONLY`], the walk went through the whole table
+    /// the upper-level entry `at` names, and [`Visit::keep`] passed no
+    /// page under it (so [`Visit::page`] was called for none): a visitor
+    /// may record that in `at` (the clock's no-evictable mark).
     fn none_kept(&mut self, _tables: &mut T, _at: Entry) {}
 
     /// A level-1 entry (with any bits, present or not; only present ones
@@ -332,15 +332,17 @@ fn visit<T: Tables, V: Visit<T>>(
     at: Entry,
     child: Option<PhysFrame>,
     v: &mut V,
-) -> ControlFlow<V::Stop> {
+) -> ControlFlow<V::Stop, bool> {
     if at.level == 1 {
-        return v.page(tables, at);
+        v.page(tables, at)?;
+        return ControlFlow::Continue(true);
     }
+    let mut paged = false;
     if let Some(child) = child.filter(|_| at.level > 2 || V::PAGES) {
         let slot = at.slot;
-        let whole = at.level == 2 && slot.is_whole(2);
-        if whole && !V::PRESENT_ONLY && v.whole_table(tables, at, child)? {
-            return ControlFlow::Continue(());
+        let whole = slot.is_whole(at.level);
+        if at.level == 2 && whole && !V::PRESENT_ONLY && v.whole_table(tables, at, child)? {
+            return ControlFlow::Continue(false);
         }
         let under = Under {
             level: at.level - 1,
@@ -349,8 +351,8 @@ fn visit<T: Tables, V: Visit<T>>(
             e: slot.end,
         };
         if V::PRESENT_ONLY {
-            let kept = walk_present(tables, child, under, v)?;
-            if !kept && whole {
+            paged = walk_present(tables, child, under, v)?;
+            if !paged && whole {
                 v.none_kept(tables, at);
             }
         } else {
@@ -358,17 +360,18 @@ fn visit<T: Tables, V: Visit<T>>(
         }
         v.left(tables, at, child);
     }
-    ControlFlow::Continue(())
+    ControlFlow::Continue(paged)
 }
 
 /// [`walk_table`] for a [`Visit::PRESENT_ONLY`] visitor: the same slots in
 /// the same order, but only of present entries, found with
 /// [`Tables::next_present`]: at level 1 those [`Visit::keep`] passes, at
 /// level 2 those whose page table counts a present entry
-/// ([`pte::present_count`]) and [`Visit::keep_table`] passes, above every
-/// present one. `missing` is never called (no entry without P is
-/// visited); `left` is, as in `walk_table`. Answers whether it visited
-/// any entry of `table`.
+/// ([`pte::present_count`]) and [`Visit::keep_table`] passes, at level 3
+/// those [`Visit::keep_table`] passes, in the PML4 every present one.
+/// `missing` is never called (no entry without P is visited); `left` is,
+/// as in `walk_table`. Answers whether [`Visit::page`] was called for any
+/// page under `table`.
 fn walk_present<T: Tables, V: Visit<T>>(
     tables: &mut T,
     table: PhysFrame,
@@ -387,21 +390,21 @@ fn walk_present<T: Tables, V: Visit<T>>(
         2 => tables.next_present(table, from, last + 1, |raw| {
             (pte::present_count(raw) > 0) & v.keep_table(raw)
         }),
+        3 => tables.next_present(table, from, last + 1, |raw| v.keep_table(raw)),
         _ => tables.next_present(table, from, last + 1, |_| true),
     };
-    let mut visited = false;
+    let mut paged = false;
     while let Some((i, raw)) = next(tables, from, v) {
         from = i + 1;
-        visited = true;
         let at = Entry {
             table,
             level,
             slot: under.slot(i as u64),
             raw,
         };
-        visit(tables, at, Some(pte::frame_of(raw)), v)?;
+        paged |= visit(tables, at, Some(pte::frame_of(raw)), v)?;
     }
-    ControlFlow::Continue(visited)
+    ControlFlow::Continue(paged)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! The no-evictable mark of a PD entry (`pte::marks_no_evictable`): a
-//! sweep of the clock that read a whole page table and found no page it
-//! may send out marks the table, later sweeps pass it unread, and a page
-//! the pressure path may send out made in it takes the mark away again.
+//! The no-evictable mark of a PD or PDPT entry
+//! (`pte::marks_no_evictable`): a sweep of the clock that went through a
+//! whole page table or page directory and found no page it may send out
+//! marks it, later sweeps pass it unread, and a page the pressure path may
+//! send out made under it takes the marks above it away again.
 //!
 //! In a fuzz campaign's operation mix run in-process, sweeps read the
 //! tables of pinned, read-only and shared pages at every pass: a third of
@@ -11,7 +12,7 @@
 use protocol::{AreaType, Reclaim, Request, Response};
 
 use super::clock_laps::take_every_spare_frame;
-use super::whole_table::pd_entry;
+use super::whole_table::{level_entry, pd_entry};
 use super::{check, convert, map, req, stats, K};
 use crate::pte;
 use crate::sim::SimMachine;
@@ -22,10 +23,10 @@ const FILL: u64 = 0x1000_0000;
 const TABLE: u64 = 512 * 4096;
 
 /// A machine of 4096 frames whose spare frames are all present read-only
-/// RAM from [`FILL`] (the last of them writable), then taken by the host
-/// but for none: every frame from now on is reclaimed. Answers how many
-/// pages the fill has.
-fn full_of_read_only_but_the_last() -> (SimMachine, u64) {
+/// RAM from [`FILL`] but for one writable page, at `writable(pages)`, then
+/// taken by the host: every frame from now on is reclaimed. Answers how
+/// many pages the fill has, the writable one included.
+fn full_of_read_only_but_one(writable: impl Fn(u64) -> u64) -> (SimMachine, u64) {
     let mut m = SimMachine::new(4096);
     let reserve = protocol::heap_reserve_frames(stats(&mut m).heap_max_bytes);
     let pages = stats(&mut m).free_frames - reserve - 16;
@@ -33,13 +34,15 @@ fn full_of_read_only_but_the_last() -> (SimMachine, u64) {
         req(&mut m, map(FILL, pages - 1, false, false, K)),
         Response::Done
     );
-    let last = FILL + (pages - 1) * 4096;
-    assert_eq!(
-        req(&mut m, Request::map_writable(last, 1, K)),
-        Response::Done
-    );
+    let one = Request::map_writable(writable(pages), 1, K);
+    assert_eq!(req(&mut m, one), Response::Done);
     take_every_spare_frame(&mut m);
     (m, pages)
+}
+
+/// [`full_of_read_only_but_one`] with the writable page last of the fill.
+fn full_of_read_only_but_the_last() -> (SimMachine, u64) {
+    full_of_read_only_but_one(|pages| FILL + (pages - 1) * 4096)
 }
 
 /// Asks for one frame, which the clock must take from `victim`: the page
@@ -79,6 +82,11 @@ fn remap_writable(m: &mut SimMachine, page: u64) {
 /// Whether the PD entry of the page table holding `addr` has the mark.
 fn marked(m: &mut SimMachine, addr: u64) -> bool {
     pte::marks_no_evictable(pd_entry(m, addr))
+}
+
+/// Whether the PDPT entry of the page directory holding `addr` has it.
+fn directory_marked(m: &mut SimMachine, addr: u64) -> bool {
+    pte::marks_no_evictable(level_entry(m, addr, 3))
 }
 
 #[test]
@@ -140,4 +148,29 @@ fn a_page_the_clock_may_send_out_takes_its_tables_mark_away() {
     assert!(!marked(&mut m, page), "set_leaf clears the mark");
     check(&mut m);
     one_frame_from(&mut m, page);
+}
+
+#[test]
+fn a_sweep_marks_a_page_directory_it_found_nothing_in_and_a_page_made_under_it_unmarks_it() {
+    // The writable page lies in another gigabyte: the fill's page
+    // directory holds no page the clock may send out.
+    const FAR: u64 = 0x8000_0000;
+    let (mut m, pages) = full_of_read_only_but_one(|_| FAR);
+    assert!(FILL + pages * 4096 < 0x4000_0000, "one page directory");
+    one_frame_from(&mut m, FAR);
+    assert!(directory_marked(&mut m, FILL), "the fill's directory");
+    assert!(marked(&mut m, FILL), "its page tables");
+    assert!(!directory_marked(&mut m, FAR), "the victim's");
+    check(&mut m);
+
+    // A page the clock may send out, mapped in the fill's last table:
+    // the marks of its PD entry and of the PDPT entry go, the other
+    // tables keep theirs.
+    let page = FILL + (pages - 2) * 4096;
+    remap_writable(&mut m, page);
+    assert!(!marked(&mut m, page) && !directory_marked(&mut m, page));
+    assert!(marked(&mut m, FILL));
+    check(&mut m);
+    one_frame_from(&mut m, page);
+    check(&mut m);
 }

@@ -160,7 +160,7 @@ pub(crate) fn stats(m: &mut SimMachine) -> Stats {
 
 /// Everything observable of the state: counters, bitmap, every non-zero
 /// entry of the managed tables outside the heap (by level and address; a
-/// PD entry without its no-evictable mark), the metadata frames.
+/// PD or PDPT entry without its no-evictable mark), the metadata frames.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Snapshot {
     stats: Stats,
@@ -178,12 +178,12 @@ pub(crate) fn snapshot(m: &mut SimMachine) -> Snapshot {
         if let (3, Some(pml4e)) = (t.table.level, t.table.path.steps.first()) {
             entries.insert((4, t.table.path.virt), pml4e.raw);
         }
-        // A PD entry's no-evictable mark is left out: it records what a
-        // sweep of the clock read, and a sweep runs in requests that then
-        // fail (`OutOfMemory`) and change no state.
+        // A PD or PDPT entry's no-evictable mark is left out: it records
+        // what a sweep of the clock read, and a sweep runs in requests that
+        // then fail (`OutOfMemory`) and change no state.
         let level = t.table.level;
         let unmarked = move |raw| match level {
-            2 => pte::with_no_evictable(raw, false),
+            2 | 3 => pte::with_no_evictable(raw, false),
             _ => raw,
         };
         entries.extend(entries_of(t).map(|(virt, raw)| ((level, virt), unmarked(raw))));

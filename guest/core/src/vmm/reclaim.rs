@@ -300,18 +300,22 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Sweep<'_> {
         }
     }
 
-    /// A page table whose PD entry has the no-evictable mark holds no page
+    /// Under a PD or PDPT entry with the no-evictable mark lies no page
     /// either `want` keeps (a clean file page is one the pressure path may
-    /// send out): the sweep passes it unread, as it would pass each entry.
+    /// send out): the sweep passes the table it names unread, as it would
+    /// pass each entry.
     fn keep_table(&self, raw: u64) -> bool {
         !pte::marks_no_evictable(raw)
     }
 
-    /// A whole page table with no page a sweep for an evictable page keeps
-    /// gets the no-evictable mark: the next sweeps pass it unread until a
-    /// page it may send out is made in it.
+    /// A whole page table or page directory with no page a sweep for an
+    /// evictable page keeps gets the no-evictable mark in its PD or PDPT
+    /// entry: the next sweeps pass it unread until a page the pressure
+    /// path may send out is made under it. A PML4 entry gets none: the
+    /// kernel half's are copied into every space's PML4, which would then
+    /// differ (its PDPTs and PDs are shared, their marks with them).
     fn none_kept(&mut self, pt: &mut PageTables<M, A>, at: Entry) {
-        if self.want == Victim::Evictable {
+        if self.want == Victim::Evictable && at.level <= 3 {
             pt.mark_no_evictable(at.table, at.slot.index);
         }
     }

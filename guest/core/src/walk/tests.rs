@@ -143,12 +143,13 @@ proptest::proptest! {
     }
 }
 
-/// Visits the present writable pages (bit 1) of tables whose PD entry has
-/// no bit 62, and records the PD slots of whole tables it kept none of.
+/// Visits the present writable pages (bit 1) under PD and PDPT entries
+/// without bit 62, and records the entries (level, index) of whole tables
+/// it kept none of.
 #[derive(Default)]
 struct Writable {
     pages: Vec<u64>,
-    none_kept: Vec<usize>,
+    none_kept: Vec<(u8, usize)>,
 }
 
 impl Visit<Mem> for Writable {
@@ -162,8 +163,7 @@ impl Visit<Mem> for Writable {
         raw & 1 << 62 == 0
     }
     fn none_kept(&mut self, _: &mut Mem, at: Entry) {
-        assert_eq!(at.level, 2);
-        self.none_kept.push(at.slot.index);
+        self.none_kept.push((at.level, at.slot.index));
     }
     fn page(&mut self, _: &mut Mem, at: Entry) -> ControlFlow<()> {
         self.pages.push(at.slot.base);
@@ -218,11 +218,39 @@ fn a_present_only_walk_trusts_a_table_mark_and_reports_whole_tables_with_nothing
     let mut v = Writable::default();
     let _ = walk(&mut mem, 0, 0x60_0000 + 0x10_0000, &mut v);
     assert_eq!(v.pages, [0x5000], "the marked table's page is not visited");
-    assert_eq!(v.none_kept, [1], "only the whole table with nothing kept");
+    assert_eq!(
+        v.none_kept,
+        [(2, 1)],
+        "only the whole table with nothing kept"
+    );
 
     // From inside the first table, it is not whole: only the second one.
     let mut v = Writable::default();
     let _ = walk(&mut mem, 0x6000, 0x80_0000, &mut v);
     assert!(v.pages.is_empty());
-    assert_eq!(v.none_kept, [1, 3]);
+    assert_eq!(v.none_kept, [(2, 1), (2, 3)]);
+
+    // Over the whole gigabyte of the PDPT entry, with the writable page
+    // made read-only: every table and the directory kept nothing.
+    mem.tables.get_mut(&0x4000).expect("PT")[5] = ro(0x10_0000);
+    let mut v = Writable::default();
+    let _ = walk(&mut mem, 0, 1 << 30, &mut v);
+    assert!(v.pages.is_empty());
+    assert_eq!(v.none_kept, [(2, 0), (2, 1), (2, 3), (3, 0)]);
+
+    // A marked PDPT entry: its directory is not read at all, though a
+    // table below holds a writable page and none of its entries is marked.
+    mem.tables.get_mut(&0x4000).expect("PT")[5] = rw(0x10_0000);
+    mem.tables.get_mut(&0x3000).expect("PD")[2] = t(0x6000, 1);
+    let mut v = Writable::default();
+    let _ = walk(&mut mem, 0, 1 << 30, &mut v);
+    assert_eq!(v.pages, [0x5000, 0x40_9000]);
+    mem.tables.get_mut(&0x2000).expect("PDPT")[0] = t(0x3000, 0) | 1 << 62;
+    let mut v = Writable::default();
+    let _ = walk(&mut mem, 0, 1 << 30, &mut v);
+    assert!(
+        v.pages.is_empty() && v.none_kept.is_empty(),
+        "{:?}",
+        v.pages
+    );
 }
