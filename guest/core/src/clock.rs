@@ -36,6 +36,10 @@ pub(crate) struct Clock {
     no_clean_file: Option<Option<Span>>,
     barren: Option<Barren>,
     sent: u64,
+    /// Tests only: sweeps neither read nor set no-evictable marks, so a
+    /// test can hold a machine with marks to one without.
+    #[cfg(test)]
+    pub(crate) marks_off: bool,
 }
 
 /// A sweep for an evictable page of the space whose PML4 is `root` visited
@@ -57,10 +61,10 @@ pub(crate) struct Clock {
 ///   to hold only zeros: `crate::zeroes`), so linking one shows no page;
 /// - the kernel half is the same in every space (`paging::spaces`), so a
 ///   kernel table linked in another space is linked in this one too;
-/// - a PD entry's present count is exact, and its no-evictable mark is
-///   set only while its page table holds no kept page, so the sweep's
-///   walk, which skips page tables that count none or have the mark,
-///   skips no kept page.
+/// - a PD entry's present count is exact, and the no-evictable mark of a
+///   PD or PDPT entry is set only while no kept page lies under it, so the
+///   sweep's walk, which skips page tables that count none and tables
+///   under a mark, skips no kept page.
 ///
 /// So the space has none still while every such entry written since was
 /// followed by the clock's sending that page out. Each page a sweep of
@@ -132,6 +136,16 @@ impl Clock {
         self.barren.is_some_and(|b| {
             b.root == root && made.wrapping_sub(b.made) == self.sent.wrapping_sub(b.sent)
         })
+    }
+
+    /// Whether sweeps read and set no-evictable marks (always, but in a
+    /// test that turns them off).
+    pub fn uses_marks(&self) -> bool {
+        #[cfg(test)]
+        if self.marks_off {
+            return false;
+        }
+        true
     }
 
     /// Where the next sweep starts.

@@ -18,17 +18,18 @@
 //!   and the whole-table paths of `whole` and `pinned` (a table at once),
 //!   upper-level entries only when a table is made or freed here, a whole
 //!   allocate-on-write PD entry is made or made a table again (`whole`,
-//!   `pinned`), or a PD entry's present count or no-evictable mark kept
-//!   ([`pte::present_count`], [`pte::marks_no_evictable`]). So the page-state
+//!   `pinned`), or a PD entry's present count or a PD or PDPT entry's
+//!   no-evictable mark kept (`upper`: [`pte::present_count`],
+//!   [`pte::marks_no_evictable`]). So the page-state
 //!   [`Counters`], which only those writers change, equal what a walk of
 //!   the tables finds, and each PD entry's present count is the number of
 //!   present entries of its page table.
 //! - A PD or PDPT entry carries the no-evictable mark only while no
 //!   level-1 entry under it passes [`pte::is_evictable`]: the reclaim
 //!   clock sets it after a scan of the whole table it names found none
-//!   ([`PageTables::mark_no_evictable`]), and the only writers of such
+//!   (`upper`), and the only writers of such
 //!   entries, `set_leaf` and `Map`'s fill, clear it in both the PD and the
-//!   PDPT entry above the page ([`PageTables::keep_pd`]); a table is made
+//!   PDPT entry above the page (`upper`); a table is made
 //!   without it (its entry linked unmarked, with nothing under it yet), and
 //!   a PML4 entry or whole allocate-on-write PD entry never has it.
 //! - Every table frame comes from the allocator and goes back to it when
@@ -56,33 +57,23 @@ use core::ops::ControlFlow;
 use x86_64::structures::paging::PhysFrame;
 
 use crate::backend::{Flush, FrameAccess, PhysMemory};
-use crate::conv::usize_of;
 use crate::counters::Counters;
 use crate::frame_alloc::{FrameAllocator, NoFrame};
 use crate::holders::Holders;
 use crate::linear::{page_of, user};
 use crate::pte::{self, Pte};
 use crate::validate::{canonical, Span};
-use crate::walk::{first_present, shift, walk, Descend, Entry, Tables, Visit};
+use crate::walk::{first_present, walk, Descend, Entry, Tables, Visit};
 
 mod fill;
 mod find;
 mod pinned;
 mod spaces;
+mod upper;
 mod whole;
 mod written;
 
 pub(crate) use spaces::Spaces;
-
-/// How a change of a page table's entries moves its present count
-/// ([`PageTables::keep_pd`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Moved {
-    Not,
-    /// This many more present entries.
-    More(u64),
-    OneFewer,
-}
 
 /// The page tables, the memory and the frame allocator (see the module
 /// docs for the invariants).
@@ -339,12 +330,12 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         self.evictable_made = self.evictable_made.wrapping_add(u64::from(evictable));
         self.counters.page_changed(linear, old, new);
         let present = match (old.is_present(), new.is_present()) {
-            (false, true) => Moved::More(1),
-            (true, false) => Moved::OneFewer,
-            _ => Moved::Not,
+            (false, true) => upper::Moved::More(1),
+            (true, false) => upper::Moved::OneFewer,
+            _ => upper::Moved::Not,
         };
-        if present != Moved::Not || evictable {
-            self.keep_pd(table, linear, present, evictable);
+        if present != upper::Moved::Not || evictable {
+            self.leaf_changed(table, linear, present, evictable);
         }
         old.is_present().then(|| Flush::new(page_of(linear)))
     }
@@ -362,91 +353,6 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
         if let Some(f) = self.set_leaf(table, i, linear, old, new) {
             f.flush(&mut self.mem);
         }
-    }
-
-    /// Keeps the PD entry naming the page table `table` (of `linear`,
-    /// [`PageTables::pd_of`]) after `table`'s entries changed: its present
-    /// count (`protocol::formats`) moved as `present` says and, when an
-    /// entry was made one the pressure path may send out (`evictable`), its
-    /// no-evictable mark ([`pte::marks_no_evictable`]) cleared, and the
-    /// PDPT entry's above it. The CPU ignores those bits, so the entries
-    /// need no flush.
-    fn keep_pd(&mut self, table: PhysFrame, linear: u64, present: Moved, evictable: bool) {
-        let Some((pd, i)) = self.pd_of(table, linear) else {
-            return;
-        };
-        let raw = self.read_entry(pd, i);
-        let mut new = raw;
-        let n = pte::present_count(raw);
-        match present {
-            Moved::Not => {}
-            Moved::More(more) => new = pte::with_present_count(new, n + more),
-            // `inject-count-skip`: a deliberate bug, the count is never
-            // lowered (host-runner's inject_bugs test: the checker must
-            // find it).
-            Moved::OneFewer if cfg!(feature = "inject-count-skip") => {}
-            Moved::OneFewer => {
-                debug_assert!(n > 0, "present count below zero at {linear:#x}");
-                new = pte::with_present_count(new, n.saturating_sub(1));
-            }
-        }
-        if evictable {
-            new = pte::with_no_evictable(new, false);
-            self.unmark_pdpt_entry(linear);
-        }
-        if new != raw {
-            self.write_entry(pd, i, new);
-        }
-    }
-
-    /// Clears the no-evictable mark of the PDPT entry above `linear` under
-    /// the walk root, if it has one: a page the pressure path may send out
-    /// was made under it. (The PD entries below a marked PDPT entry need
-    /// not be marked, so this is done whether the PD entry was or not.)
-    fn unmark_pdpt_entry(&mut self, linear: u64) {
-        let slot = |level| usize_of((linear >> shift(level)) & 511);
-        let pml4e = self.read_entry(self.root, slot(4));
-        if pml4e & 1 == 0 {
-            return;
-        }
-        let (pdpt, i) = (pte::frame_of(pml4e), slot(3));
-        let raw = self.read_entry(pdpt, i);
-        if pte::marks_no_evictable(raw) {
-            self.write_entry(pdpt, i, pte::with_no_evictable(raw, false));
-        }
-    }
-
-    /// The reclaim clock's scan of the whole table under the PD or PDPT
-    /// entry `table[i]` found no page the pressure path may send out: the
-    /// entry gets the no-evictable mark, and later sweeps pass the table
-    /// unread until [`PageTables::keep_pd`] clears it.
-    pub(crate) fn mark_no_evictable(&mut self, table: PhysFrame, i: usize) {
-        let raw = self.read_entry(table, i);
-        debug_assert!(raw & 1 != 0, "a mark on an entry with no table");
-        self.write_entry(table, i, pte::with_no_evictable(raw, true));
-    }
-
-    /// The PD entry naming the page table `table` (of `linear`), where the
-    /// present counts are kept: the one found last time when it still
-    /// names `table` (a reset or an unmap counts every page of a table in
-    /// a row), else the one the walk finds, which becomes the hint.
-    fn pd_of(&mut self, table: PhysFrame, linear: u64) -> Option<(PhysFrame, usize)> {
-        let hinted = self.last_pd.filter(|&(pd, i)| {
-            let raw = self.read_entry(pd, i);
-            raw & 1 != 0 && pte::frame_of(raw) == table
-        });
-        let at = match hinted {
-            Some(at) => at,
-            None => {
-                let Some(at) = self.pd_entry(linear) else {
-                    debug_assert!(false, "a page's entry changed under a missing table");
-                    return None;
-                };
-                (at.table, at.slot.index)
-            }
-        };
-        self.last_pd = Some(at);
-        Some(at)
     }
 
     /// Creates every missing table of `span`. On `Err` (no free frame) some

@@ -11,9 +11,10 @@
 //!
 //! Upper-level entries are either zero or a table entry
 //! ([`pte::table_entry`], P set): the walkers are their only writers, but
-//! for the present count and the no-evictable mark of a PD entry
-//! ([`pte::present_count`], [`pte::marks_no_evictable`]), which `paging`'s
-//! writers of level-1 entries keep. A PD entry may also be
+//! for the present count of a PD entry and the no-evictable mark of a PD or
+//! PDPT entry ([`pte::present_count`], [`pte::marks_no_evictable`]), which
+//! `paging` keeps as level-1 entries change and the reclaim clock sets
+//! through [`Visit::none_kept`]. A PD entry may also be
 //! a whole allocate-on-write entry ([`pte::whole_aow_entry`]: 512
 //! allocate-on-write pages and a frame kept for their table, not yet
 //! filled): the walk hands it to [`Visit::whole_aow`], never to
@@ -195,9 +196,10 @@ pub(crate) trait Visit<T> {
     /// page sets it, and the walk skips them, and every table without a
     /// present entry, in scans of whole tables ([`Tables::next_present`]):
     /// a page table whose PD entry counts no present entry
-    /// ([`pte::present_count`]) is not read at all. The reclaim clock and
-    /// `Evict` cross thousands of allocate-on-write entries per present
-    /// page.
+    /// ([`pte::present_count`]) is not read at all, nor is a table whose
+    /// PD or PDPT entry [`Visit::keep_table`] refuses. The reclaim clock
+    /// and `Evict` cross thousands of allocate-on-write entries per
+    /// present page.
     const PRESENT_ONLY: bool = false;
 
     /// Under [`Visit::PRESENT_ONLY`], a cheap test of a present entry's raw
@@ -218,10 +220,11 @@ pub(crate) trait Visit<T> {
         true
     }
 
-    /// Under [`Visit::PRESENT_ONLY`], the walk went through the whole table
-    /// the upper-level entry `at` names, and [`Visit::keep`] passed no
-    /// page under it (so [`Visit::page`] was called for none): a visitor
-    /// may record that in `at` (the clock's no-evictable mark).
+    /// Under [`Visit::PRESENT_ONLY`] and [`Visit::PAGES`], the walk went
+    /// through the whole table that the PD or PDPT entry `at` names (the
+    /// entries [`Visit::keep_table`] is asked about), and [`Visit::keep`]
+    /// passed no page under it (so [`Visit::page`] was called for none): a
+    /// visitor may record that in `at` (the clock's no-evictable mark).
     fn none_kept(&mut self, _tables: &mut T, _at: Entry) {}
 
     /// A level-1 entry (with any bits, present or not; only present ones
@@ -326,7 +329,9 @@ fn walk_table<T: Tables, V: Visit<T>>(
 
 /// The walk at `at`: a page's entry goes to the visitor; below a table's
 /// entry, the table `child` (if any, and if the visitor goes that deep) is
-/// walked, then `left` is called.
+/// walked, then `left` is called. Answers whether [`Visit::page`] was
+/// called at or under `at`, as far as a [`Visit::PRESENT_ONLY`] walk
+/// tracks it (`walk_table`'s own walks answer `false` below a page).
 fn visit<T: Tables, V: Visit<T>>(
     tables: &mut T,
     at: Entry,
@@ -352,7 +357,7 @@ fn visit<T: Tables, V: Visit<T>>(
         };
         if V::PRESENT_ONLY {
             paged = walk_present(tables, child, under, v)?;
-            if !paged && whole {
+            if !paged && whole && V::PAGES && at.level <= 3 {
                 v.none_kept(tables, at);
             }
         } else {

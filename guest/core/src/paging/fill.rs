@@ -18,7 +18,9 @@
 //! - the entries are written in one pass over the table, a chunk of up to
 //!   [`CHUNK`] frames at a time;
 //! - the counters, the count of evictable entries made and the PD entry's
-//!   present count move once per chunk.
+//!   present count move once per chunk, and the no-evictable marks of the
+//!   PD and PDPT entries above are cleared once per chunk of writable pages
+//!   (`upper`).
 //!
 //! A run with an entry that is not zero (which `Map`'s checks rule out)
 //! goes through `update` as before, so that every count stays exact
@@ -140,7 +142,7 @@ impl<M: PhysMemory, A: FrameAllocator> PageTables<M, A> {
             .evictable_made
             .wrapping_add(if evictable { n } else { 0 });
         self.counters.pages_changed(linear, Pte::Unusable, new, n);
-        self.keep_pd(table, linear, super::Moved::More(n), evictable);
+        self.leaf_changed(table, linear, super::upper::Moved::More(n), evictable);
     }
 
     /// [`PageTables::fill_unusable`] for a run whose entries are not all

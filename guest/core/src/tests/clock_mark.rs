@@ -9,11 +9,12 @@
 //! the clock's entry reads were sweeps that found nothing, and most of the
 //! rest passed such tables on the way to a victim.
 
+use proptest::prelude::*;
 use protocol::{AreaType, Reclaim, Request, Response};
 
 use super::clock_laps::take_every_spare_frame;
 use super::whole_table::{level_entry, pd_entry};
-use super::{check, convert, map, req, stats, K};
+use super::{check, convert, map, req, stats, K, U};
 use crate::pte;
 use crate::sim::SimMachine;
 
@@ -173,4 +174,126 @@ fn a_sweep_marks_a_page_directory_it_found_nothing_in_and_a_page_made_under_it_u
     check(&mut m);
     one_frame_from(&mut m, page);
     check(&mut m);
+}
+
+#[test]
+fn a_page_table_made_under_a_marked_directory_takes_the_directorys_mark_away() {
+    const FAR: u64 = 0x8000_0000;
+    let (mut m, pages) = full_of_read_only_but_one(|_| FAR);
+    one_frame_from(&mut m, FAR);
+    assert!(directory_marked(&mut m, FILL));
+    // A new page table, past the fill's last, in the same directory: its
+    // PD entry is new (unmarked), the PDPT entry above it is marked.
+    let fresh = (FILL + pages * 4096).next_multiple_of(TABLE);
+    assert!(fresh < 0x4000_0000);
+    // Frames for it and its table: four read-only pages unmapped.
+    let unmap = Request::Unmap {
+        addr: FILL,
+        pages: 4,
+        privilege: K,
+    };
+    assert_eq!(req(&mut m, unmap), Response::Done);
+    assert_eq!(
+        req(&mut m, Request::map_writable(fresh, 1, K)),
+        Response::Done
+    );
+    assert!(
+        !directory_marked(&mut m, fresh),
+        "the PDPT entry's mark goes"
+    );
+    assert!(marked(&mut m, FILL + TABLE), "the other tables keep theirs");
+    check(&mut m);
+}
+
+/// Where the differential test's requests land: in one page table, the
+/// next one, another page directory, another PML4 entry.
+const PLACES: [u64; 4] = [0x1000_0000, 0x1020_0000, 0x4000_0000, 200 << 39];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Map(usize, u64, bool),
+    Unmap(usize, u64),
+    Write(usize, u64),
+    Read(usize, u64),
+    Convert(usize, u64, AreaType),
+    MapFile(usize, u64),
+    Take(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let place = 0..PLACES.len();
+    let pages = 1u64..700;
+    let to = prop_oneof![
+        Just(AreaType::UsableRam),
+        Just(AreaType::PinnedRam),
+        Just(AreaType::Unusable)
+    ];
+    prop_oneof![
+        4 => (place.clone(), pages.clone(), any::<bool>()).prop_map(|(p, n, w)| Op::Map(p, n, w)),
+        2 => (place.clone(), pages.clone()).prop_map(|(p, n)| Op::Unmap(p, n)),
+        3 => (place.clone(), pages.clone()).prop_map(|(p, n)| Op::Write(p, n)),
+        2 => (place.clone(), pages.clone()).prop_map(|(p, n)| Op::Read(p, n)),
+        2 => (place.clone(), pages.clone(), to).prop_map(|(p, n, t)| Op::Convert(p, n, t)),
+        1 => (place, 1u64..64).prop_map(|(p, n)| Op::MapFile(p, n)),
+        1 => (1u64..200).prop_map(Op::Take),
+    ]
+}
+
+fn request(op: &Op) -> Request {
+    let at = |p: usize| PLACES[p];
+    match *op {
+        Op::Map(p, n, w) => map(at(p), n, w, false, U),
+        Op::Unmap(p, n) => super::unmap(at(p), n, U),
+        Op::Write(p, n) => Request::Write {
+            addr: at(p),
+            len: n * 4096,
+            seed: n,
+            privilege: U,
+        },
+        Op::Read(p, n) => Request::Read {
+            addr: at(p),
+            len: n * 4096,
+            privilege: U,
+        },
+        Op::Convert(p, n, to) => Request::Convert {
+            addr: at(p),
+            pages: n,
+            to,
+            privilege: U,
+        },
+        Op::MapFile(p, n) => Request::MapFile {
+            addr: at(p),
+            pages: n,
+            file: 0,
+            file_page: 0,
+            privilege: U,
+        },
+        Op::Take(n) => Request::AllocFrames {
+            count: n,
+            contiguous: false,
+            privilege: K,
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The marks change what sweeps read, never what they do: a machine
+    /// whose sweeps neither read nor set them answers every request the
+    /// same (reclaim events, so the clock's victims, included) and ends
+    /// with its hand in the same place.
+    #[test]
+    fn sweeps_with_marks_answer_as_sweeps_without(ops in proptest::collection::vec(op(), 1..60)) {
+        let machine = || SimMachine::with_files(512, &[(64, 0xf11e)]);
+        let (mut marked, mut plain) = (machine(), machine());
+        plain.vmm.clock_for_test().marks_off = true;
+        for op in &ops {
+            let r = request(op);
+            let a = req(&mut marked, r.clone());
+            prop_assert_eq!(&a, &req(&mut plain, r), "{:?}", op);
+        }
+        prop_assert_eq!(marked.vmm.clock_for_test().hand(), plain.vmm.clock_for_test().hand());
+        check(&mut marked);
+    }
 }

@@ -16,10 +16,17 @@
 //! costs O(1) amortized per victim, and never picks a page touched since the
 //! hand last passed while an untouched one exists.
 //!
-//! A sweep that finds no victim costs a read of every table with a present
-//! page: with RAM full of pages it never sends out (pinned, shared,
-//! read-only), every request for a frame would pay it before its
-//! `OutOfMemory`. So a sweep that visited no page at all leaves a record
+//! A sweep reads only the tables that may hold a page it keeps: a page
+//! table whose PD entry counts no present page, or whose PD or PDPT entry
+//! has the no-evictable mark, is passed unread. The sweep marks each whole
+//! page table and page directory in which it kept no page
+//! (`pte::marks_no_evictable`), and a page the pressure path may send out
+//! made under a mark takes it away (`paging`), so the next sweeps pass the
+//! tables of pinned, shared and read-only pages without reading them,
+//! visiting the same pages in the same order. A sweep that visits no page
+//! at all still reads the PML4, the PDPTs and the unmarked entries: with
+//! RAM full of pages it never sends out, every request for a frame would
+//! pay that before its `OutOfMemory`. So such a sweep leaves a record
 //! (`clock::Barren`), and while the record holds the pressure path fails
 //! at once, with the same outcome and the hand where it was.
 
@@ -305,17 +312,18 @@ impl<M: PhysMemory, A: FrameAllocator> Visit<PageTables<M, A>> for Sweep<'_> {
     /// send out): the sweep passes the table it names unread, as it would
     /// pass each entry.
     fn keep_table(&self, raw: u64) -> bool {
-        !pte::marks_no_evictable(raw)
+        !(pte::marks_no_evictable(raw) && self.clock.uses_marks())
     }
 
     /// A whole page table or page directory with no page a sweep for an
     /// evictable page keeps gets the no-evictable mark in its PD or PDPT
     /// entry: the next sweeps pass it unread until a page the pressure
-    /// path may send out is made under it. A PML4 entry gets none: the
-    /// kernel half's are copied into every space's PML4, which would then
-    /// differ (its PDPTs and PDs are shared, their marks with them).
+    /// path may send out is made under it. (The walk asks about no PML4
+    /// entry: the kernel half's are copied into every space's PML4, which
+    /// would then differ, while its PDPTs and PDs are shared, their marks
+    /// with them.)
     fn none_kept(&mut self, pt: &mut PageTables<M, A>, at: Entry) {
-        if self.want == Victim::Evictable && at.level <= 3 {
+        if self.want == Victim::Evictable && self.clock.uses_marks() {
             pt.mark_no_evictable(at.table, at.slot.index);
         }
     }

@@ -84,6 +84,11 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
         Ok(())
     }
 
+    /// The reclaim clock's state.
+    pub(crate) fn clock_for_test(&mut self) -> &mut crate::clock::Clock {
+        &mut self.clock
+    }
+
     /// The page tables, with the memory and the frame allocator.
     pub(crate) fn tables_for_test(&mut self) -> &mut PageTables<M, A> {
         &mut self.pt
