@@ -330,8 +330,8 @@ fn walk_table<T: Tables, V: Visit<T>>(
 /// The walk at `at`: a page's entry goes to the visitor; below a table's
 /// entry, the table `child` (if any, and if the visitor goes that deep) is
 /// walked, then `left` is called. Answers whether [`Visit::page`] was
-/// called at or under `at`, as far as a [`Visit::PRESENT_ONLY`] walk
-/// tracks it (`walk_table`'s own walks answer `false` below a page).
+/// called at or under `at`; only a [`Visit::PRESENT_ONLY`] walk tracks it
+/// below a table's entry (the others answer `false` there: nothing asks).
 fn visit<T: Tables, V: Visit<T>>(
     tables: &mut T,
     at: Entry,

@@ -43,7 +43,7 @@ pub use entry::{decode_leaf, Leaf, PresentKind};
 pub use memory::{nonzero_words, GuestMemory, ImageMemory, MemoryError};
 pub use stateful::Checker;
 pub use tree::TableRef;
-pub use violation::{Path, Step, Violation};
+pub use violation::{MarkedEntry, Path, Step, Violation};
 pub use walk::{read_space_tables, read_tables, TableEntries, Translation, Walk};
 
 /// The checker's findings: every violation, and the walk (its translations

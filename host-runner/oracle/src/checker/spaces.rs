@@ -41,7 +41,7 @@ impl Walker<'_> {
         };
         let old = self.unchanged(4, root, virt);
         let known = old.map(|o| (Arc::clone(&o.entries), o.present));
-        let read = || self.read(4, root, path).map(|(e, _, p)| (e, p));
+        let read = || self.read(4, root, path).map(|(e, _, p, _)| (e, p));
         let Some((entries, present)) = known.or_else(read) else {
             return;
         };
@@ -71,6 +71,7 @@ impl Walker<'_> {
             entries,
             empty: false,
             present,
+            evictable_pages: 0,
         });
         self.slots(root, &pml4, slots, virt, steps);
     }

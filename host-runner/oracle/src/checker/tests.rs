@@ -5,6 +5,7 @@ mod incremental;
 mod more;
 mod mutations;
 mod no_evictable;
+mod no_evictable_pdpt;
 mod shared;
 mod shared_counts;
 mod shared_random;

@@ -40,6 +40,11 @@ pub(crate) struct Table {
     pub empty: bool,
     /// How many entries are present.
     pub present: u64,
+    /// In a page table, how many entries are pages the pressure path may
+    /// send out ([`super::entry::evictable`]), counted once when the table
+    /// is read: a no-evictable mark above it is checked against the count,
+    /// whether the table was read again or not.
+    pub evictable_pages: u64,
 }
 
 impl Table {

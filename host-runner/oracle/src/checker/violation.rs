@@ -124,8 +124,8 @@ pub enum Violation {
     /// reported once for each.
     NoEvictableMark {
         path: Path,
-        /// The marked entry's level: 2, a PD entry; 3, a PDPT entry.
-        marked: u8,
+        /// The marked entry: the PD entry, or the PDPT entry above it.
+        marked: MarkedEntry,
         names: u64,
         table: u64,
         index: u16,
@@ -272,6 +272,16 @@ impl Violation {
     }
 }
 
+/// Which entry carries a no-evictable mark that a page under it breaks
+/// ([`Violation::NoEvictableMark`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkedEntry {
+    /// The PD entry naming the page table.
+    Pd,
+    /// The PDPT entry naming the page directory above it.
+    Pdpt,
+}
+
 fn hex_list(frames: &[u64]) -> String {
     let v: Vec<String> = frames.iter().map(|f| format!("{f:#x}")).collect();
     v.join(", ")
@@ -346,7 +356,7 @@ impl fmt::Display for Violation {
             ),
             Violation::NoEvictableMark {
                 path,
-                marked: 2,
+                marked: MarkedEntry::Pd,
                 table,
                 index,
                 raw,
@@ -361,6 +371,7 @@ impl fmt::Display for Violation {
             ),
             Violation::NoEvictableMark {
                 path,
+                marked: MarkedEntry::Pdpt,
                 names,
                 table,
                 index,

@@ -18,7 +18,7 @@ use super::entry::{
 };
 use super::memory::GuestMemory;
 pub(crate) use super::tree::{Entries, Table, TableRef, Tree};
-use super::violation::{Path, Step, Violation};
+use super::violation::{MarkedEntry, Path, Step, Violation};
 
 /// A present page the walk found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,13 +258,15 @@ impl<'a> Walker<'a> {
     }
 
     /// A fresh copy of the table at `phys` and what it holds (empty, how
-    /// many entries present); `None` when it is unreadable (reported).
+    /// many entries present, and in a page table how many are pages the
+    /// pressure path may send out); `None` when it is unreadable
+    /// (reported).
     pub(super) fn read(
         &mut self,
         level: u8,
         phys: u64,
         path: impl Fn() -> Path,
-    ) -> Option<(Entries, bool, u64)> {
+    ) -> Option<(Entries, bool, u64, u64)> {
         let mut entries = self.pool.pop().unwrap_or_else(|| Arc::new([0; 512]));
         let words = Arc::make_mut(&mut entries);
         if let Err(error) = read_into(self.mem, phys, words) {
@@ -275,7 +277,11 @@ impl<'a> Walker<'a> {
         }
         let empty = words.iter().all(|&e| e == 0);
         let present = words.iter().map(|&e| e & P).sum();
-        Some((entries, empty, present))
+        let sendable = match level {
+            1 => words.iter().filter(|&&e| evictable(e)).count() as u64,
+            _ => 0,
+        };
+        Some((entries, empty, present, sendable))
     }
 
     /// The page table a whole allocate-on-write PD entry stands for: its
@@ -293,21 +299,33 @@ impl<'a> Walker<'a> {
             entries,
             empty: false,
             present: 0,
+            evictable_pages: 0,
         });
     }
 
     /// The page table at `phys` (for `virt`, under `steps`: its PML4,
-    /// PDPT and PD entries): when its PD entry or the PDPT entry above
-    /// carries the no-evictable mark, reports its first entry that is a
-    /// page the pressure path may send out, if any, once for each marked
-    /// entry (the PDPT entry's first). Neither mark is assumed of the
-    /// other: a PD entry under a marked PDPT entry may be unmarked.
-    fn no_evictable(&mut self, phys: u64, entries: &[u64; 512], virt: u64, steps: &[Step]) {
+    /// PDPT and PD entries), which holds `sendable` pages the pressure
+    /// path may send out: when its PD entry or the PDPT entry above
+    /// carries the no-evictable mark, reports its first such entry, once
+    /// for each marked entry (the PDPT entry's first). Neither mark is
+    /// assumed of the other: a PD entry under a marked PDPT entry may be
+    /// unmarked.
+    fn no_evictable(
+        &mut self,
+        phys: u64,
+        entries: &[u64; 512],
+        sendable: u64,
+        virt: u64,
+        steps: &[Step],
+    ) {
         let [.., pdpte, pde] = steps else {
             return;
         };
-        // (the marked entry's level, the entry, the table it names)
-        let marks = [(3, pdpte, pde.table), (2, pde, phys)];
+        // (which entry, the entry, the table it names)
+        let marks = [
+            (MarkedEntry::Pdpt, pdpte, pde.table),
+            (MarkedEntry::Pd, pde, phys),
+        ];
         if !marks.iter().any(|(_, e, _)| marks_no_evictable(e.raw)) {
             return;
         }
@@ -315,7 +333,6 @@ impl<'a> Walker<'a> {
             return;
         };
         let raw = entries[index];
-        let evictable = entries.iter().filter(|&&e| evictable(e)).count() as u64;
         let mut path = steps.to_vec();
         path.push(Step {
             table: phys,
@@ -334,7 +351,7 @@ impl<'a> Walker<'a> {
                 table: phys,
                 index: index as u16,
                 raw,
-                evictable,
+                evictable: sendable,
             });
         }
     }
@@ -345,8 +362,17 @@ impl<'a> Walker<'a> {
             steps: steps.clone(),
         };
         let old = self.unchanged(level, phys, virt);
-        let known = old.map(|o| (Arc::clone(&o.entries), o.empty, o.present));
-        let Some((entries, empty, present)) = known.or_else(|| self.read(level, phys, path)) else {
+        let known = old.map(|o| {
+            (
+                Arc::clone(&o.entries),
+                o.empty,
+                o.present,
+                o.evictable_pages,
+            )
+        });
+        let Some((entries, empty, present, sendable)) =
+            known.or_else(|| self.read(level, phys, path))
+        else {
             return;
         };
         if empty {
@@ -366,11 +392,14 @@ impl<'a> Walker<'a> {
                     present,
                 });
             }
-            // Only a table its PD entry or the PDPT entry above marks is
-            // scanned: the mark is optional, and an unmarked table may hold
-            // anything. (Also a copy shared with the last check: a PDPT
-            // mark set since covers tables whose bytes did not change.)
-            self.no_evictable(phys, &entries, virt, steps);
+            // A table holding pages the clock may send out (counted when it
+            // was read) must have no mark above it: the mark is optional,
+            // and an unmarked table may hold anything. (Also a copy shared
+            // with the last check: a mark set since covers tables whose
+            // bytes did not change.)
+            if sendable > 0 {
+                self.no_evictable(phys, &entries, sendable, virt, steps);
+            }
         }
         let descend = level > 1 && !empty;
         let at = self.tree.tables.len();
@@ -384,6 +413,7 @@ impl<'a> Walker<'a> {
             entries,
             empty,
             present,
+            evictable_pages: sendable,
         });
         if descend {
             let shift = 12 + 9 * u32::from(level - 1);

@@ -10,15 +10,16 @@ use super::super::entry::{
     decode_leaf, decode_upper, evictable, marks_no_evictable, Leaf, PresentKind, Upper, A,
     NO_EVICTABLE, NX, P, U, W,
 };
+use super::super::violation::MarkedEntry;
 use super::super::Violation;
 use super::assert_broken;
 use super::shared::{full, incremental, recorded, share, texts, K, U as USER};
 use crate::bench::Scenario;
 
 /// The first page of the 2 MiB region (one page table) the tests fill.
-const PT: u64 = 0x1000_0000;
+pub(super) const PT: u64 = 0x1000_0000;
 /// The page of that table the tests make a page the clock may send out.
-const EVICTABLE: u64 = PT + 16 * 4096;
+pub(super) const EVICTABLE: u64 = PT + 16 * 4096;
 
 /// The present count, in bits 52–61 of a PD entry.
 fn count(n: u64) -> u64 {
@@ -143,7 +144,7 @@ fn evictable_is_a_present_mmap_page_or_present_writable_usable_ram() {
 /// pinned RAM (present and allocate on write), read-only and executable
 /// RAM, two present shared entries, a page on swap, an allocate-on-write
 /// page, a not-present file page.
-fn unevictable() -> Scenario {
+pub(super) fn unevictable() -> Scenario {
     let mut s = Scenario::empty(16, 4);
     let page = |k: u64| PT + k * 4096;
     let map = |k, writable, executable| Request::Map {
@@ -233,7 +234,7 @@ fn unevictable() -> Scenario {
 }
 
 /// The ways to put a page the pressure path may send out at `at`.
-fn evictable_pages(at: u64) -> [(&'static str, Vec<Request>); 3] {
+pub(super) fn evictable_pages(at: u64) -> [(&'static str, Vec<Request>); 3] {
     let file = |write: bool| {
         let touch = if write {
             Request::Write {
@@ -267,7 +268,7 @@ fn evictable_pages(at: u64) -> [(&'static str, Vec<Request>); 3] {
 
 /// Sets the no-evictable mark in the PD entry of `virt`'s page table
 /// (`PT`'s unless said); answers the entry.
-fn mark_at(s: &mut Scenario, virt: u64) -> u64 {
+pub(super) fn mark_at(s: &mut Scenario, virt: u64) -> u64 {
     let at = s.img.entry_addr(virt, 2);
     let e = s.img.read_u64(at);
     assert_eq!(e & P, P, "a page table: {e:#x}");
@@ -275,7 +276,7 @@ fn mark_at(s: &mut Scenario, virt: u64) -> u64 {
     e | NO_EVICTABLE
 }
 
-fn mark(s: &mut Scenario) -> u64 {
+pub(super) fn mark(s: &mut Scenario) -> u64 {
     mark_at(s, PT)
 }
 
@@ -342,7 +343,7 @@ fn a_marked_page_table_holding_a_page_the_clock_may_send_out_breaks_invariant_4(
         else {
             panic!("{what}: {r}");
         };
-        assert_eq!((*marked, *names), (2, table), "{what}");
+        assert_eq!((*marked, *names), (MarkedEntry::Pd, table), "{what}");
         assert_eq!((*t, *index, *at_raw, *n), (table, 16, raw, 1), "{what}");
         assert_eq!(path.virt, EVICTABLE, "{what}");
         assert_eq!(path.steps.len(), 4, "{what}");
@@ -382,220 +383,4 @@ fn an_unmarked_page_table_may_hold_pages_the_clock_may_send_out() {
     let mut checker = recorded(&mut s);
     let r = incremental(&mut s, &mut checker);
     assert!(r.is_clean(), "{r}");
-}
-
-/// The page table after `PT`'s, under the same page directory.
-const PT2: u64 = PT + 0x20_0000;
-
-/// Sets the no-evictable mark in the PDPT entry of `virt`'s page directory
-/// (`PT`'s unless said); answers the entry.
-fn mark_pdpt_at(s: &mut Scenario, virt: u64) -> u64 {
-    let at = s.img.entry_addr(virt, 3);
-    let e = s.img.read_u64(at);
-    assert_eq!(e & P, P, "a page directory: {e:#x}");
-    s.img.write_u64(at, e | NO_EVICTABLE);
-    e | NO_EVICTABLE
-}
-
-fn mark_pdpt(s: &mut Scenario) -> u64 {
-    mark_pdpt_at(s, PT)
-}
-
-/// The PD entry of `virt`'s page table.
-fn pd_entry(s: &mut Scenario, virt: u64) -> u64 {
-    let at = s.img.entry_addr(virt, 2);
-    s.img.read_u64(at)
-}
-
-/// [`unevictable`]'s page table and a second one (`PT2`, under the same
-/// page directory) of three allocate-on-write pages: none present, so the
-/// reclaim clock never reads it and never marks its PD entry.
-fn two_tables() -> Scenario {
-    let mut s = unevictable();
-    s.apply(Request::Convert {
-        addr: PT2,
-        pages: 3,
-        to: AreaType::UsableRam,
-        privilege: USER,
-    });
-    assert_eq!(decode_leaf(s.img.leaf(PT2), true), Leaf::AllocOnWrite);
-    let pde = pd_entry(&mut s, PT2);
-    assert_eq!((pde & P, pde >> 52), (P, 0), "a page table, none present");
-    // Both under one PDPT entry, and no other table there.
-    let tables = full(&s).walk.tables;
-    let under: Vec<u64> = tables
-        .iter()
-        .filter(|t| t.level == 1 && t.path.virt >> 30 == PT >> 30)
-        .map(|t| t.path.virt)
-        .collect();
-    assert_eq!(under, [PT, PT2]);
-    s
-}
-
-#[test]
-fn a_marked_pdpt_entry_over_page_tables_of_pages_the_clock_may_not_send_out_is_clean() {
-    // The PDPT entry marked alone, and over `PT`'s marked PD entry: `PT2`'s
-    // stays unmarked either way (its table has no present page).
-    for pd_marked in [false, true] {
-        let mut s = two_tables();
-        if pd_marked {
-            mark(&mut s);
-        }
-        assert!(marks_no_evictable(mark_pdpt(&mut s)));
-        assert!(!marks_no_evictable(pd_entry(&mut s, PT2)));
-        let r = full(&s);
-        assert!(r.is_clean(), "PD entry marked: {pd_marked}: {r}");
-        // Marked after the record was made: the incremental check, which
-        // shares the record's copies of the unchanged PD and page tables,
-        // agrees.
-        let mut s = two_tables();
-        let mut checker = recorded(&mut s);
-        if pd_marked {
-            mark(&mut s);
-        }
-        mark_pdpt(&mut s);
-        let r = incremental(&mut s, &mut checker);
-        assert!(r.is_clean(), "PD entry marked: {pd_marked}: {r}");
-    }
-    // And a kernel PDPT entry, marked, over a table of one read-only page.
-    let mut s = unevictable();
-    let kpage = crate::synth::KSPACE;
-    s.apply(Request::Map {
-        addr: kpage,
-        pages: 1,
-        writable: false,
-        executable: false,
-        contiguous: false,
-        privilege: K,
-    });
-    assert!(!marks_no_evictable(pd_entry(&mut s, kpage)));
-    mark_pdpt_at(&mut s, kpage);
-    let r = full(&s);
-    assert!(r.is_clean(), "{r}");
-}
-
-/// The PDPT violation's text up to the entry's flags.
-fn pdpt_says(pd: u64, table: u64, index: u64, raw: u64) -> String {
-    format!(
-        "the PDPT entry marks the page directory at {pd:#x} as holding no page the reclaim \
-         clock may send out (bit 62), but the page table at {table:#x} holds one: entry \
-         {index} ({raw:#x} "
-    )
-}
-
-#[test]
-fn a_marked_pdpt_entry_over_a_page_the_clock_may_send_out_breaks_invariant_4() {
-    for (what, reqs) in evictable_pages(EVICTABLE) {
-        let mut s = two_tables();
-        for req in reqs {
-            s.apply(req);
-        }
-        assert!(full(&s).is_clean(), "{what}, unmarked");
-        let mut checker = recorded(&mut s);
-        // The PDPT entry marked; `PT`'s PD entry, over the page, not.
-        let pdpte = mark_pdpt(&mut s);
-        let pde = pd_entry(&mut s, PT);
-        assert!(!marks_no_evictable(pde), "{what}");
-        let (pd, table, raw) = page_at(&mut s, EVICTABLE);
-        let r = full(&s);
-        assert_broken(&r, &[4], &pdpt_says(pd, table, 16, raw));
-        assert_broken(&r, &[4], "(such entries in the table: 1)");
-        assert_eq!(r.violations.len(), 1, "{what}: {r}");
-        let Violation::NoEvictableMark {
-            path,
-            marked,
-            names,
-            table: t,
-            index,
-            raw: at_raw,
-            evictable: n,
-        } = &r.violations[0]
-        else {
-            panic!("{what}: {r}");
-        };
-        assert_eq!((*marked, *names), (3, pd), "{what}");
-        assert_eq!((*t, *index, *at_raw, *n), (table, 16, raw, 1), "{what}");
-        assert_eq!(path.virt, EVICTABLE, "{what}");
-        let raws: Vec<u64> = path.steps.iter().map(|st| st.raw).collect();
-        assert_eq!(raws[1..], [pdpte, pde, raw], "{what}");
-        // The incremental check shares the record's copies of the PD and
-        // the page table (their bytes did not change) and must still look
-        // into the table.
-        let inc = incremental(&mut s, &mut checker);
-        assert_eq!(texts(&inc), texts(&r), "{what}, incremental");
-    }
-}
-
-/// The page directory and page table of the page at `virt`, and its
-/// level-1 entry.
-fn page_at(s: &mut Scenario, virt: u64) -> (u64, u64, u64) {
-    let pd = s.img.entry_addr(virt, 2) & !0xfff;
-    let leaf_at = s.img.leaf_addr(virt).expect("a page table");
-    (pd, leaf_at & !0xfff, s.img.read_u64(leaf_at))
-}
-
-#[test]
-fn a_pdpt_mark_covers_every_page_table_under_it_whatever_their_pd_entries() {
-    // The page in `PT2`, whose PD entry is unmarked, and `PT`'s marked:
-    // only `PT2`'s table is named, for the PDPT entry's mark.
-    let mut s = two_tables();
-    s.apply(Request::map_writable(PT2 + 5 * 4096, 2, USER));
-    let mut checker = recorded(&mut s);
-    mark(&mut s);
-    mark_pdpt(&mut s);
-    let (pd, table, raw) = page_at(&mut s, PT2 + 5 * 4096);
-    let r = full(&s);
-    assert_broken(&r, &[4], &pdpt_says(pd, table, 5, raw));
-    assert_broken(&r, &[4], "(such entries in the table: 2)");
-    assert_eq!(r.violations.len(), 1, "{r}");
-    assert_eq!(texts(&incremental(&mut s, &mut checker)), texts(&r));
-
-    // A page written under a PDPT entry marked before the record, the mark
-    // left set: the page table changed, the PDPT did not.
-    let mut s = two_tables();
-    mark_pdpt(&mut s);
-    let mut checker = recorded(&mut s);
-    s.apply(Request::map_writable(EVICTABLE, 1, USER));
-    let (pd, table, raw) = page_at(&mut s, EVICTABLE);
-    let r = full(&s);
-    assert_broken(&r, &[4], &pdpt_says(pd, table, 16, raw));
-    assert_eq!(r.violations.len(), 1, "{r}");
-    assert_eq!(texts(&incremental(&mut s, &mut checker)), texts(&r));
-
-    // Both the PD entry and the PDPT entry above marked over the page: one
-    // violation for each mark.
-    let mut s = two_tables();
-    s.apply(Request::map_writable(EVICTABLE, 1, USER));
-    let mut checker = recorded(&mut s);
-    mark(&mut s);
-    mark_pdpt(&mut s);
-    let (pd, table, raw) = page_at(&mut s, EVICTABLE);
-    let r = full(&s);
-    assert_broken(&r, &[4], &pdpt_says(pd, table, 16, raw));
-    assert_broken(
-        &r,
-        &[4],
-        &format!("the PD entry marks the page table at {table:#x} as holding no page"),
-    );
-    let marks: Vec<u8> = r
-        .violations
-        .iter()
-        .map(|v| match v {
-            Violation::NoEvictableMark { marked, .. } => *marked,
-            v => panic!("{v}"),
-        })
-        .collect();
-    assert_eq!(marks, [3, 2], "{r}");
-    assert_eq!(texts(&incremental(&mut s, &mut checker)), texts(&r));
-
-    // A kernel PDPT entry marked over a writable kernel page.
-    let mut s = unevictable();
-    let kpage = crate::synth::KSPACE;
-    s.apply(Request::map_writable(kpage, 1, K));
-    let mut checker = recorded(&mut s);
-    mark_pdpt_at(&mut s, kpage);
-    let (pd, table, raw) = page_at(&mut s, kpage);
-    let r = full(&s);
-    assert_broken(&r, &[4], &pdpt_says(pd, table, 0, raw));
-    assert_eq!(texts(&incremental(&mut s, &mut checker)), texts(&r));
 }
