@@ -77,7 +77,7 @@ fn fails_without_a_sweep(m: &mut SimMachine, swept: u64) {
 
 /// Makes the fill's page at `page` present writable RAM, an evictable
 /// page, with the frame it had.
-fn one_evictable_page(m: &mut SimMachine, page: u64) {
+pub(super) fn one_evictable_page(m: &mut SimMachine, page: u64) {
     let unmap = Request::Unmap {
         addr: page,
         pages: 1,

@@ -46,7 +46,7 @@ pub(super) fn take_every_spare_frame(m: &mut SimMachine) {
     assert!(matches!(req(m, take), Response::Frames(_)));
 }
 
-fn one_more_frame(m: &mut SimMachine) -> Vec<Reclaim> {
+pub(super) fn one_more_frame(m: &mut SimMachine) -> Vec<Reclaim> {
     let alloc = Request::AllocFrames {
         count: 1,
         contiguous: false,

@@ -12,7 +12,8 @@
 use proptest::prelude::*;
 use protocol::{AreaType, Reclaim, Request, Response};
 
-use super::clock_laps::take_every_spare_frame;
+use super::clock_barren::one_evictable_page;
+use super::clock_laps::{one_more_frame, take_every_spare_frame};
 use super::whole_table::{level_entry, pd_entry};
 use super::{check, convert, map, req, stats, K, U};
 use crate::pte;
@@ -50,13 +51,7 @@ fn full_of_read_only_but_the_last() -> (SimMachine, u64) {
 /// table reads it took.
 fn one_frame_from(m: &mut SimMachine, victim: u64) -> u64 {
     let before = m.vmm.mem().table_reads;
-    let alloc = Request::AllocFrames {
-        count: 1,
-        contiguous: false,
-        privilege: K,
-    };
-    let (events, answer) = req(m, alloc).split_reclaimed();
-    assert!(matches!(answer, Response::Frames(_)), "{answer:?}");
+    let events = one_more_frame(m);
     let sent: Vec<u64> = events
         .iter()
         .filter_map(|e| match *e {
@@ -66,18 +61,6 @@ fn one_frame_from(m: &mut SimMachine, victim: u64) -> u64 {
         .collect();
     assert_eq!(sent, [victim], "{events:?}");
     m.vmm.mem().table_reads - before
-}
-
-/// Makes the fill's page at `page` present writable RAM (unmapped, then
-/// mapped again by `Map`'s fill).
-fn remap_writable(m: &mut SimMachine, page: u64) {
-    let unmap = Request::Unmap {
-        addr: page,
-        pages: 1,
-        privilege: K,
-    };
-    assert_eq!(req(m, unmap), Response::Done);
-    assert_eq!(req(m, Request::map_writable(page, 1, K)), Response::Done);
 }
 
 /// Whether the PD entry of the page table holding `addr` has the mark.
@@ -107,7 +90,7 @@ fn a_sweep_marks_the_tables_it_found_nothing_in_and_later_sweeps_pass_them() {
 
     // A page made writable in the last table is found without reading the
     // marked ones: the sweep wraps round the whole managed space to it.
-    remap_writable(&mut m, last - 4096);
+    one_evictable_page(&mut m, last - 4096);
     let then = one_frame_from(&mut m, last - 4096);
     assert!(
         then + tables - 2 <= first,
@@ -123,7 +106,7 @@ fn a_page_the_clock_may_send_out_takes_its_tables_mark_away() {
     assert!(marked(&mut m, FILL) && marked(&mut m, FILL + TABLE));
 
     // `Map`'s fill makes the first table's page writable again.
-    remap_writable(&mut m, FILL);
+    one_evictable_page(&mut m, FILL);
     assert!(!marked(&mut m, FILL), "Map's fill clears the mark");
     check(&mut m);
     one_frame_from(&mut m, FILL);
@@ -168,7 +151,7 @@ fn a_sweep_marks_a_page_directory_it_found_nothing_in_and_a_page_made_under_it_u
     // the marks of its PD entry and of the PDPT entry go, the other
     // tables keep theirs.
     let page = FILL + (pages - 2) * 4096;
-    remap_writable(&mut m, page);
+    one_evictable_page(&mut m, page);
     assert!(!marked(&mut m, page) && !directory_marked(&mut m, page));
     assert!(marked(&mut m, FILL));
     check(&mut m);

@@ -11,7 +11,7 @@ use super::super::entry::{
     NO_EVICTABLE, NX, P, U, W,
 };
 use super::super::violation::MarkedEntry;
-use super::super::Violation;
+use super::super::{CheckReport, Path, Violation};
 use super::assert_broken;
 use super::shared::{full, incremental, recorded, share, texts, K, U as USER};
 use crate::bench::Scenario;
@@ -309,6 +309,34 @@ fn a_marked_page_table_of_pages_the_clock_may_not_send_out_is_clean() {
     assert!(r.is_clean(), "{r}");
 }
 
+/// The one violation of `r`: a mark in `marked` (the entry, and the table
+/// it names) broken by [`EVICTABLE`], entry 16 of `table`, `raw`, the
+/// table's one such page; answers its path.
+pub(super) fn one_broken_mark<'r>(
+    r: &'r CheckReport,
+    marked: (MarkedEntry, u64),
+    (table, raw): (u64, u64),
+    what: &str,
+) -> &'r Path {
+    assert_eq!(r.violations.len(), 1, "{what}: {r}");
+    let Violation::NoEvictableMark {
+        path,
+        marked: entry,
+        names,
+        table: t,
+        index,
+        raw: at_raw,
+        evictable: n,
+    } = &r.violations[0]
+    else {
+        panic!("{what}: {r}");
+    };
+    assert_eq!((*entry, *names), marked, "{what}");
+    assert_eq!((*t, *index, *at_raw, *n), (table, 16, raw, 1), "{what}");
+    assert_eq!(path.virt, EVICTABLE, "{what}");
+    path
+}
+
 #[test]
 fn a_marked_page_table_holding_a_page_the_clock_may_send_out_breaks_invariant_4() {
     for (what, reqs) in evictable_pages(EVICTABLE) {
@@ -330,22 +358,7 @@ fn a_marked_page_table_holding_a_page_the_clock_may_send_out_breaks_invariant_4(
                  reclaim clock may send out (bit 62), but entry 16 ({raw:#x} "
             ),
         );
-        assert_eq!(r.violations.len(), 1, "{what}: {r}");
-        let Violation::NoEvictableMark {
-            path,
-            marked,
-            names,
-            table: t,
-            index,
-            raw: at_raw,
-            evictable: n,
-        } = &r.violations[0]
-        else {
-            panic!("{what}: {r}");
-        };
-        assert_eq!((*marked, *names), (MarkedEntry::Pd, table), "{what}");
-        assert_eq!((*t, *index, *at_raw, *n), (table, 16, raw, 1), "{what}");
-        assert_eq!(path.virt, EVICTABLE, "{what}");
+        let path = one_broken_mark(&r, (MarkedEntry::Pd, table), (table, raw), what);
         assert_eq!(path.steps.len(), 4, "{what}");
         assert_eq!(path.steps[2].raw, pde, "{what}");
         assert_eq!(path.steps[3].raw, raw, "{what}");

@@ -10,7 +10,7 @@ use super::super::entry::{decode_leaf, marks_no_evictable, Leaf, NO_EVICTABLE, P
 use super::super::violation::MarkedEntry;
 use super::super::Violation;
 use super::assert_broken;
-use super::no_evictable::{evictable_pages, mark, unevictable, EVICTABLE, PT};
+use super::no_evictable::{evictable_pages, mark, one_broken_mark, unevictable, EVICTABLE, PT};
 use super::shared::{full, incremental, recorded, texts, K, U as USER};
 use crate::bench::Scenario;
 
@@ -130,22 +130,7 @@ fn a_marked_pdpt_entry_over_a_page_the_clock_may_send_out_breaks_invariant_4() {
         let r = full(&s);
         assert_broken(&r, &[4], &pdpt_says(pd, table, 16, raw));
         assert_broken(&r, &[4], "(such entries in the table: 1)");
-        assert_eq!(r.violations.len(), 1, "{what}: {r}");
-        let Violation::NoEvictableMark {
-            path,
-            marked,
-            names,
-            table: t,
-            index,
-            raw: at_raw,
-            evictable: n,
-        } = &r.violations[0]
-        else {
-            panic!("{what}: {r}");
-        };
-        assert_eq!((*marked, *names), (MarkedEntry::Pdpt, pd), "{what}");
-        assert_eq!((*t, *index, *at_raw, *n), (table, 16, raw, 1), "{what}");
-        assert_eq!(path.virt, EVICTABLE, "{what}");
+        let path = one_broken_mark(&r, (MarkedEntry::Pdpt, pd), (table, raw), what);
         let raws: Vec<u64> = path.steps.iter().map(|st| st.raw).collect();
         assert_eq!(raws[1..], [pdpte, pde, raw], "{what}");
         // The incremental check shares the record's copies of the PD and
