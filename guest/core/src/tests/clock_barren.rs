@@ -98,6 +98,11 @@ fn space_1_with_one_page(m: &mut SimMachine) {
 /// The pages `answer` reports swapped out.
 fn swapped(answer: &Response) -> Vec<u64> {
     let (events, _) = answer.clone().split_reclaimed();
+    swapped_in(&events)
+}
+
+/// The pages `events` report swapped out.
+pub(super) fn swapped_in(events: &[Reclaim]) -> Vec<u64> {
     events
         .iter()
         .filter_map(|e| match *e {

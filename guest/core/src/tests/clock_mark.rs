@@ -10,9 +10,9 @@
 //! rest passed such tables on the way to a victim.
 
 use proptest::prelude::*;
-use protocol::{AreaType, Reclaim, Request, Response};
+use protocol::{AreaType, Request, Response};
 
-use super::clock_barren::one_evictable_page;
+use super::clock_barren::{one_evictable_page, swapped_in};
 use super::clock_laps::{one_more_frame, take_every_spare_frame};
 use super::whole_table::{level_entry, pd_entry};
 use super::{check, convert, map, req, stats, K, U};
@@ -52,14 +52,7 @@ fn full_of_read_only_but_the_last() -> (SimMachine, u64) {
 fn one_frame_from(m: &mut SimMachine, victim: u64) -> u64 {
     let before = m.vmm.mem().table_reads;
     let events = one_more_frame(m);
-    let sent: Vec<u64> = events
-        .iter()
-        .filter_map(|e| match *e {
-            Reclaim::Swapped { addr, .. } => Some(addr),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(sent, [victim], "{events:?}");
+    assert_eq!(swapped_in(&events), [victim], "{events:?}");
     m.vmm.mem().table_reads - before
 }
 
@@ -114,12 +107,7 @@ fn a_page_the_clock_may_send_out_takes_its_tables_mark_away() {
     // A write fault on allocate-on-write RAM (`set_leaf`) in the second
     // table, with the frame its read-only page gave back.
     let page = FILL + TABLE;
-    let unmap = Request::Unmap {
-        addr: page,
-        pages: 1,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, unmap), Response::Done);
+    assert_eq!(req(&mut m, super::unmap(page, 1, K)), Response::Done);
     convert(&mut m, page, 1, AreaType::UsableRam);
     assert!(marked(&mut m, page), "no page it may send out yet");
     let write = Request::Write {
@@ -170,12 +158,7 @@ fn a_page_table_made_under_a_marked_directory_takes_the_directorys_mark_away() {
     let fresh = (FILL + pages * 4096).next_multiple_of(TABLE);
     assert!(fresh < 0x4000_0000);
     // Frames for it and its table: four read-only pages unmapped.
-    let unmap = Request::Unmap {
-        addr: FILL,
-        pages: 4,
-        privilege: K,
-    };
-    assert_eq!(req(&mut m, unmap), Response::Done);
+    assert_eq!(req(&mut m, super::unmap(FILL, 4, K)), Response::Done);
     assert_eq!(
         req(&mut m, Request::map_writable(fresh, 1, K)),
         Response::Done

@@ -36,6 +36,22 @@ fn pick<T: Copy>(v: &[T], sel: u64) -> Option<T> {
     (!v.is_empty()).then(|| v[(sel % v.len() as u64) as usize])
 }
 
+/// The page tables of the full walk `f` that hold a page the pressure path
+/// may send out, read from `s`'s image (not those under a whole
+/// allocate-on-write PD entry: the bytes of the frame it keeps mean
+/// nothing).
+fn tables_holding_evictable<'f>(
+    f: &'f CheckReport,
+    s: &'f Scenario,
+) -> impl Iterator<Item = &'f crate::checker::TableRef> {
+    f.walk
+        .tables
+        .iter()
+        .filter(|t| t.level == 1)
+        .filter(|t| t.path.steps.last().is_some_and(|pde| pde.raw & 1 == 1))
+        .filter(|t| (0..512).any(|k| evictable(s.img.read_u64(t.frame + k * 8))))
+}
+
 /// Breaks the image in one of several ways at something `changes` or the
 /// record's differences cover; `false` when there was nothing to break.
 pub(super) fn mutate(s: &mut Scenario, changes: &Changes, kind: u8, sel: u64) -> bool {
@@ -196,56 +212,24 @@ pub(super) fn mutate(s: &mut Scenario, changes: &Changes, kind: u8, sel: u64) ->
                 true
             })
         }
-        // A level-2 entry given the no-evictable mark (bit 62) over a
-        // page table holding a page the pressure path may send out, its
-        // table's bytes left as they were: the walk shares the record's
-        // copy of that table and must still look into it.
-        13 => {
-            let f = full(s);
-            let pds: Vec<(u64, u64)> = f
-                .walk
-                .tables
-                .iter()
-                .filter(|t| t.level == 1)
-                .filter(|t| {
-                    let table = (0..512).map(|k| s.img.read_u64(t.frame + k * 8));
-                    table.into_iter().any(evictable)
-                })
-                .filter_map(|t| t.path.steps.last())
-                .filter(|st| st.raw & 1 == 1)
-                .map(|st| (st.table + u64::from(st.index) * 8, st.raw))
-                .collect();
-            let img = &mut s.img;
-            pick(&pds, sel).is_some_and(|(at, raw)| {
-                img.write_u64(at, raw | NO_EVICTABLE);
-                true
-            })
-        }
-        // A level-3 entry given the no-evictable mark (bit 62) over a page
-        // directory one of whose page tables holds a page the pressure
-        // path may send out, its PD entries and the tables below left as
+        // A level-2 entry (13) or level-3 entry (14) given the
+        // no-evictable mark (bit 62) over a page table holding a page the
+        // pressure path may send out, the entries and tables below left as
         // they were (marked or not): the walk shares the record's copies
         // of them and must still look into every page table under the
         // marked entry.
-        14 => {
+        13 | 14 => {
             let f = full(s);
-            let pdptes: Vec<(u64, u64)> = f
-                .walk
-                .tables
-                .iter()
-                .filter(|t| t.level == 1)
-                // Not under a whole allocate-on-write PD entry: the bytes
-                // of the frame it keeps mean nothing.
-                .filter(|t| t.path.steps.last().is_some_and(|pde| pde.raw & 1 == 1))
-                .filter(|t| {
-                    let table = (0..512).map(|k| s.img.read_u64(t.frame + k * 8));
-                    table.into_iter().any(evictable)
-                })
-                .filter_map(|t| t.path.steps.get(1))
+            let marked = |steps: &[super::super::Step]| match kind {
+                13 => steps.last().copied(),
+                _ => steps.get(1).copied(),
+            };
+            let entries: Vec<(u64, u64)> = tables_holding_evictable(&f, s)
+                .filter_map(|t| marked(&t.path.steps))
                 .map(|st| (st.table + u64::from(st.index) * 8, st.raw))
                 .collect();
             let img = &mut s.img;
-            pick(&pdptes, sel).is_some_and(|(at, raw)| {
+            pick(&entries, sel).is_some_and(|(at, raw)| {
                 img.write_u64(at, raw | NO_EVICTABLE);
                 true
             })

@@ -280,6 +280,18 @@ pub(super) fn mark(s: &mut Scenario) -> u64 {
     mark_at(s, PT)
 }
 
+/// One read-only kernel page mapped at `kpage` in `s`.
+pub(super) fn map_kernel_read_only(s: &mut Scenario, kpage: u64) {
+    s.apply(Request::Map {
+        addr: kpage,
+        pages: 1,
+        writable: false,
+        executable: false,
+        contiguous: false,
+        privilege: K,
+    });
+}
+
 #[test]
 fn a_marked_page_table_of_pages_the_clock_may_not_send_out_is_clean() {
     let mut s = unevictable();
@@ -296,14 +308,7 @@ fn a_marked_page_table_of_pages_the_clock_may_not_send_out_is_clean() {
     // And a kernel page table, marked, of one read-only page.
     let mut s = unevictable();
     let kpage = crate::synth::KSPACE;
-    s.apply(Request::Map {
-        addr: kpage,
-        pages: 1,
-        writable: false,
-        executable: false,
-        contiguous: false,
-        privilege: K,
-    });
+    map_kernel_read_only(&mut s, kpage);
     mark_at(&mut s, kpage);
     let r = full(&s);
     assert!(r.is_clean(), "{r}");

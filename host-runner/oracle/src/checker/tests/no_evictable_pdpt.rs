@@ -10,7 +10,9 @@ use super::super::entry::{decode_leaf, marks_no_evictable, Leaf, NO_EVICTABLE, P
 use super::super::violation::MarkedEntry;
 use super::super::Violation;
 use super::assert_broken;
-use super::no_evictable::{evictable_pages, mark, one_broken_mark, unevictable, EVICTABLE, PT};
+use super::no_evictable::{
+    evictable_pages, map_kernel_read_only, mark, one_broken_mark, unevictable, EVICTABLE, PT,
+};
 use super::shared::{full, incremental, recorded, texts, K, U as USER};
 use crate::bench::Scenario;
 
@@ -90,14 +92,7 @@ fn a_marked_pdpt_entry_over_page_tables_of_pages_the_clock_may_not_send_out_is_c
     // And a kernel PDPT entry, marked, over a table of one read-only page.
     let mut s = unevictable();
     let kpage = crate::synth::KSPACE;
-    s.apply(Request::Map {
-        addr: kpage,
-        pages: 1,
-        writable: false,
-        executable: false,
-        contiguous: false,
-        privilege: K,
-    });
+    map_kernel_read_only(&mut s, kpage);
     assert!(!marks_no_evictable(pd_entry(&mut s, kpage)));
     mark_pdpt_at(&mut s, kpage);
     let r = full(&s);
