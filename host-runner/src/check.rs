@@ -263,6 +263,7 @@ pub async fn run(
         tlb_check: tlb,
         // Checks on the way are full ones, as the command times them.
         incremental: false,
+        data_thread: false,
     };
     let vm = JudgedVm::start(&config, opts).await?;
     let (mut vm, workload, ops) = match trace {

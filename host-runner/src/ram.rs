@@ -229,6 +229,10 @@ impl GuestMemory for SharedRam {
         Ok(now == want)
     }
 
+    fn as_sync(&self) -> Option<&(dyn GuestMemory + Sync)> {
+        Some(self)
+    }
+
     /// Scans in place, without copying the bytes out first (the
     /// frame-info table and the swap store's bookkeeping are megabytes of
     /// mostly zeros).

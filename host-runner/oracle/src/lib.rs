@@ -47,6 +47,7 @@ pub use checker::{
     address_path, check, decode_walk, decode_walk_from, nonzero_words, read_space_tables,
     region_leaves, region_leaves_from, walk_levels, walk_levels_from, CheckReport, Checker,
     GuestMemory, ImageMemory, MemoryError, Scope, Translation, Violation, Walk, WalkLevel,
+    DATA_THREAD_PAGES,
 };
 pub use coverage::{ModelCoverage, ModelNovelty};
 pub use model::{

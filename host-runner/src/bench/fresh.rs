@@ -18,6 +18,7 @@ use crate::session::VmConfig;
 fn campaign_judge() -> JudgeOptions {
     JudgeOptions {
         check_after_reset: true,
+        data_thread: crate::judge::spare_core(1),
         ..JudgeOptions::default()
     }
 }

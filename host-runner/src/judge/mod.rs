@@ -64,6 +64,17 @@ pub struct JudgeOptions {
     /// incremental ones: what the operations since the last clean check
     /// could have changed. `false`: every check is a full one.
     pub incremental: bool,
+    /// The incremental check compares the changed pages' bytes on a thread
+    /// of its own, beside the rest of the check
+    /// ([`oracle::Checker::set_data_thread`]): for guests that have a core
+    /// to spare while they wait for their check ([`spare_core`]).
+    pub data_thread: bool,
+}
+
+/// Whether `guests` guests at once leave a core free while one of them is
+/// checked: its guest then waits, and its runner's thread checks.
+pub fn spare_core(guests: usize) -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() > guests)
 }
 
 impl Default for JudgeOptions {
@@ -75,6 +86,7 @@ impl Default for JudgeOptions {
             memory: MemorySource::default(),
             tlb_check: true,
             incremental: true,
+            data_thread: false,
         }
     }
 }

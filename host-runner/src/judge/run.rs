@@ -56,6 +56,8 @@ impl JudgedVm {
         let hello = vm.hello().await.map_err(failure_from)?;
         let model = model_for(&hello, &config)?;
         let coverage = CoverageProbe::new(&hello, &vm);
+        let mut checker = Checker::new();
+        checker.set_data_thread(opts.data_thread.then_some(oracle::DATA_THREAD_PAGES));
         Ok(JudgedVm {
             vm,
             model,
@@ -64,7 +66,7 @@ impl JudgedVm {
             opts,
             timings: Timings::default(),
             coverage,
-            checker: Checker::new(),
+            checker,
             last_reset: ResetParts::default(),
             unjudged: None,
         })

@@ -59,6 +59,7 @@ impl ReplayOptions {
             tlb_check: self.tlb_check,
             // A replay diagnoses: every check at its cadence is a full one.
             incremental: false,
+            data_thread: false,
         }
     }
 }

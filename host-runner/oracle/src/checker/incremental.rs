@@ -21,7 +21,7 @@ use protocol::Hello;
 
 use super::bitmap::Bitmap;
 use super::claims::{Ctx, Owner};
-use super::diff::compare;
+use super::diff::{compare, Diff};
 use super::memory::GuestMemory;
 use super::sharing::{self, SharedIndex};
 use super::spaces::decide_leaks;
@@ -100,6 +100,76 @@ impl Checker {
                 .runs_in(s, e)
                 .any(|r| matches!(r.2, ModelState::OnSwap { .. }))
         });
+        // The changed pages' bytes are the check's largest read: with a
+        // spare core ([`Checker::set_data_thread`]) they are compared on a
+        // thread of their own while this one decides the frames, the
+        // sharing and the swap store; their violations go where the
+        // sequential check puts them.
+        let verified = std::mem::take(&mut d.verified);
+        let spare = mem
+            .as_sync()
+            .filter(|_| self.data_thread.is_some_and(|min| verified.len() >= min));
+        let (frames, bitmap, data, later) = std::thread::scope(|scope| {
+            let worker =
+                spare.map(|sync| scope.spawn(|| pages_checked(sync, hello, expect, &verified)));
+            let (frames, bitmap) = self.frames_again(
+                mem,
+                (hello, expect, changes),
+                (&mut rec, &tree),
+                (&mut d, &verified),
+                &mut out,
+            );
+            let mut later = Vec::new();
+            self.swap_again(mem, (hello, expect, changes), &mut rec, &d, &mut later);
+            let data = match worker {
+                Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                None => pages_checked(mem, hello, expect, &verified),
+            };
+            (frames, bitmap, data, later)
+        });
+        out.extend(data);
+        out.extend(later);
+        d.verified = verified;
+
+        let scope = Scope::Incremental {
+            pages: d.pages.len() as u64,
+            frames: frames.len() as u64,
+            tables: tree.tables.len(),
+        };
+        rec.tree.recycle(&mut self.pool);
+        match bitmap.filter(|_| out.is_empty()) {
+            Some(b) => {
+                self.record = Some(Record {
+                    hello: rec.hello,
+                    since: (changes.epoch(), changes.seq()),
+                    tree,
+                    bitmap: b.words,
+                    info: rec.info,
+                    swap: rec.swap,
+                })
+            }
+            None => tree.recycle(&mut self.pool),
+        }
+        self.diff = d;
+        CheckReport {
+            violations: out,
+            walk: Walk::default(),
+            scope,
+        }
+    }
+
+    /// The incremental check's frames (invariants 1–3 for every frame
+    /// whose claim, bitmap bit, host ownership or frame-info record
+    /// changed), the model's pages without a table, and the sharing rule:
+    /// the changed bitmap frames and the bitmap read, for the record.
+    fn frames_again(
+        &mut self,
+        mem: &dyn GuestMemory,
+        (hello, expect, changes): (&Hello, &Expected, &Changes),
+        (rec, tree): (&mut Record, &Tree),
+        (d, verified): (&mut Diff, &[Translation]),
+        out: &mut Vec<Violation>,
+    ) -> (Vec<u64>, Option<Bitmap>) {
         // Expected pages without a table, where coverage may have changed.
         let covered: Vec<u64> = tree.leaf_tables().map(|t| t.first_page() >> 9).collect();
         let mut runs: Vec<_> = d
@@ -109,13 +179,13 @@ impl Checker {
             .collect();
         runs.sort_unstable_by_key(|r| r.0);
         runs.dedup_by_key(|r| r.0);
-        leaf::missing_tables(runs.into_iter(), &covered, &mut out);
+        leaf::missing_tables(runs.into_iter(), &covered, out);
 
         // Every shared entry, read again in full (they are few): the
         // sharing rule is decided for every shared frame each time.
-        let shared = SharedIndex::read(&tree);
+        let shared = SharedIndex::read(tree);
         let mut frames: Vec<u64> = Vec::new();
-        let bitmap = Bitmap::read(mem, hello, Vec::new(), &mut out);
+        let bitmap = Bitmap::read(mem, hello, Vec::new(), out);
         if let Some(b) = &bitmap {
             for (w, (&old, &new)) in rec.bitmap.iter().zip(&b.words).enumerate() {
                 let mut x = old ^ new;
@@ -158,7 +228,7 @@ impl Checker {
             // order, so each finds its own where the last one's ended (one
             // merge, not a search per frame).
             let mut by_frame: Vec<(u64, &Translation)> =
-                d.verified.iter().map(|t| (t.frame >> 12, t)).collect();
+                verified.iter().map(|t| (t.frame >> 12, t)).collect();
             by_frame.sort_by_key(|&(n, _)| n);
             let mut to = 0;
             for n in fi
@@ -167,7 +237,7 @@ impl Checker {
             {
                 let kept = match self.owners.owner_of(n) {
                     Some(Owner::Page { virt } | Owner::Shared { virt }) => {
-                        leaf_translation(&tree, virt)
+                        leaf_translation(tree, virt)
                     }
                     _ => None,
                 };
@@ -182,7 +252,7 @@ impl Checker {
                 }
                 maps.extend(by_frame[from..to].iter().map(|&(_, t)| t));
                 maps.sort_by_key(|t| t.virt);
-                mmap::check_frame(expect, n, info.word(n as usize), &maps, &mut out);
+                mmap::check_frame(expect, n, info.word(n as usize), &maps, out);
             }
         }
         if let Some(bitmap) = &bitmap {
@@ -192,26 +262,31 @@ impl Checker {
                 bitmap,
             };
             d.added.sort_by_key(|c| c.frame >> 12);
-            let path = |o| path_of(&tree, o);
+            let path = |o| path_of(tree, o);
             self.owners
-                .redo(&ctx, &frames, &d.added, &shared, path, &mut out);
-            decide_leaks(mem, &ctx, &mut self.owners, Some(&frames), &mut out);
+                .redo(&ctx, &frames, &d.added, &shared, path, out);
+            decide_leaks(mem, &ctx, &mut self.owners, Some(&frames), out);
         }
-        sharing::check(
-            &shared,
-            rec.info.as_ref(),
-            bitmap.as_ref(),
-            expect,
-            &mut out,
-        );
-        data::check_pages(mem, hello, expect, d.verified.iter(), &mut out);
+        sharing::check(&shared, rec.info.as_ref(), bitmap.as_ref(), expect, out);
+        (frames, bitmap)
+    }
 
+    /// The incremental check's swap store: its bookkeeping in full when it
+    /// or an on-swap page changed, and the data of changed slots.
+    fn swap_again(
+        &mut self,
+        mem: &dyn GuestMemory,
+        (hello, expect, changes): (&Hello, &Expected, &Changes),
+        rec: &mut Record,
+        d: &Diff,
+        out: &mut Vec<Violation>,
+    ) {
         if let Some(store) = rec.swap.as_mut() {
             let mut moved = false;
             match refresh_store(mem, hello, store, &mut moved) {
                 Err(why) => out.push(Violation::SwapStore { why }),
                 Ok(lengths) if moved || d.swap => {
-                    let found = check_store(store, &model_slots(expect), &mut self.units, &mut out);
+                    let found = check_store(store, &model_slots(expect), &mut self.units, out);
                     let mut wanted: Vec<u64> = slots_of(expect, changes, &d.slots);
                     wanted.extend(lengths.iter().flatten());
                     wanted.sort_unstable();
@@ -219,36 +294,10 @@ impl Checker {
                         lengths.is_none() || wanted.binary_search(&slot).is_ok()
                     };
                     let found = found.into_iter().filter(again);
-                    slots::check_slots(mem, hello, store, expect, found, &mut out);
+                    slots::check_slots(mem, hello, store, expect, found, out);
                 }
                 Ok(_) => {}
             }
-        }
-
-        let scope = Scope::Incremental {
-            pages: d.pages.len() as u64,
-            frames: frames.len() as u64,
-            tables: tree.tables.len(),
-        };
-        rec.tree.recycle(&mut self.pool);
-        match bitmap.filter(|_| out.is_empty()) {
-            Some(b) => {
-                self.record = Some(Record {
-                    hello: rec.hello,
-                    since: (changes.epoch(), changes.seq()),
-                    tree,
-                    bitmap: b.words,
-                    info: rec.info,
-                    swap: rec.swap,
-                })
-            }
-            None => tree.recycle(&mut self.pool),
-        }
-        self.diff = d;
-        CheckReport {
-            violations: out,
-            walk: Walk::default(),
-            scope,
         }
     }
 }
@@ -270,5 +319,22 @@ fn slots_of(expect: &Expected, changes: &Changes, verified: &[u64]) -> Vec<u64> 
             }
         }
     }
+    out
+}
+
+/// From how many changed pages their compare pays for a thread of its own
+/// ([`Checker::set_data_thread`]): a spawn costs tens of microseconds, a
+/// page's compare about a third of one.
+pub const DATA_THREAD_PAGES: usize = 128;
+
+/// The data violations of `pages` ([`data::check_pages`]).
+fn pages_checked(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    expect: &Expected,
+    pages: &[Translation],
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    data::check_pages(mem, hello, expect, pages.iter(), &mut out);
     out
 }

@@ -62,6 +62,13 @@ pub trait GuestMemory {
         }
         Ok(())
     }
+
+    /// This memory as one that threads may read at once, when it is one:
+    /// the incremental check then compares the changed pages' bytes on a
+    /// thread of their own ([`crate::Checker::set_data_thread`]).
+    fn as_sync(&self) -> Option<&(dyn GuestMemory + Sync)> {
+        None
+    }
 }
 
 /// Calls `found(i, word)` for each non-zero little-endian word `i` of
@@ -114,6 +121,10 @@ impl GuestMemory for ImageMemory {
 
     fn holds(&self, phys: u64, want: &[u8]) -> Result<bool, MemoryError> {
         Ok(slice_of(&self.bytes, self.base, phys, want.len())? == want)
+    }
+
+    fn as_sync(&self) -> Option<&(dyn GuestMemory + Sync)> {
+        Some(self)
     }
 
     fn nonzero_words(

@@ -40,6 +40,7 @@ pub use decode::{
     walk_levels_from, WalkLevel,
 };
 pub use entry::{decode_leaf, Leaf, PresentKind};
+pub use incremental::DATA_THREAD_PAGES;
 pub use memory::{nonzero_words, GuestMemory, ImageMemory, MemoryError};
 pub use stateful::Checker;
 pub use tree::TableRef;

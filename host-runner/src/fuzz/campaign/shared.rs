@@ -49,6 +49,7 @@ impl Shared {
     pub(in crate::fuzz) fn judge(&self) -> JudgeOptions {
         JudgeOptions {
             check_after_reset: true,
+            data_thread: crate::judge::spare_core(self.args.jobs),
             ..JudgeOptions::default()
         }
     }

@@ -11,6 +11,7 @@ use protocol::{AreaType, Privilege, Request};
 use super::super::{CheckReport, Checker, Scope};
 use super::mutations::mutate;
 use crate::bench::Scenario;
+use crate::model::Changes;
 
 /// The pages the operations use: 600 pages across a table boundary.
 const BASE: u64 = 0x1f_f000 - 100 * 4096;
@@ -152,6 +153,53 @@ proptest! {
         prop_assert!(matches!(inc.scope, Scope::Incremental { .. }), "{inc:?}");
         prop_assert!(!f.is_clean(), "mutation {kind} broke nothing");
         prop_assert_eq!(texts(&inc), texts(&f), "mutation {}", kind);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A checker that compares the changed pages on a thread of their own
+    /// reports what one that does not reports, in the same order, through
+    /// the same operations and then a mutation (dropping the thread's
+    /// violations, or running it on the pages of the last check, fails it).
+    #[test]
+    fn a_data_thread_reports_what_one_thread_reports(
+        ops in prop::collection::vec(op(), 1..40),
+        kind in 0u8..15,
+        sel in any::<u64>(),
+    ) {
+        let mut s = Scenario::empty(16, 4);
+        let (mut one, mut two) = (Checker::new(), Checker::new());
+        two.set_data_thread(Some(0));
+        let changes = s.take_changes();
+        for c in [&mut one, &mut two] {
+            let r = c.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
+            prop_assert!(r.is_clean(), "{r}");
+        }
+        let both = |s: &Scenario, changes: &Changes, one: &mut Checker, two: &mut Checker| {
+            let view = s.model.view();
+            let a = one.incremental(&s.img.mem, &s.img.hello, &view, changes);
+            let b = two.incremental(&s.img.mem, &s.img.hello, &view, changes);
+            (a, b)
+        };
+        for op in ops {
+            match op {
+                Some(req) => s.apply(req),
+                None => {
+                    let changes = s.take_changes();
+                    let (a, b) = both(&s, &changes, &mut one, &mut two);
+                    prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                }
+            }
+        }
+        let changes = s.take_changes();
+        if !mutate(&mut s, &changes, kind, sel) {
+            return Ok(());
+        }
+        let (a, b) = both(&s, &changes, &mut one, &mut two);
+        prop_assert!(!a.is_clean(), "mutation {kind} broke nothing: {a}");
+        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
 }
 
