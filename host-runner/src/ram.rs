@@ -229,6 +229,11 @@ impl GuestMemory for SharedRam {
         Ok(now == want)
     }
 
+    /// Two threads of one check may read at once (the incremental check's
+    /// data thread): a read races only with a write, and between requests
+    /// the guest writes nothing; the host's one writer, the ring, runs on
+    /// the check's own thread, which waits for its threads to end before
+    /// the check returns.
     fn as_sync(&self) -> Option<&(dyn GuestMemory + Sync)> {
         Some(self)
     }
@@ -293,6 +298,9 @@ mod tests {
             .unwrap();
         assert_eq!(found, [(0x101, 0x1122_3344_5566_7788)]);
         assert!(ram.nonzero_words(0x800, 64 << 10, &mut |_, _| {}).is_err());
+        // Threads may read it at once: the data thread is on in campaigns.
+        let sync = ram.as_sync().expect("shared RAM is Sync");
+        assert!(sync.holds(0x1008, &page[8..16]).unwrap());
     }
 
     #[test]

@@ -13,16 +13,6 @@ use crate::fuzz::FuzzArgs;
 use crate::judge::{JudgeOptions, JudgedVm};
 use crate::session::VmConfig;
 
-/// The judge a fuzz campaign uses (`fuzz::campaign`): a memory check after
-/// every reset.
-fn campaign_judge() -> JudgeOptions {
-    JudgeOptions {
-        check_after_reset: true,
-        data_thread: crate::judge::spare_core(1),
-        ..JudgeOptions::default()
-    }
-}
-
 fn failed(what: &str, failure: trace::Failure) -> BenchError {
     BenchError::Failed {
         stage: format!("fresh state, {what}"),
@@ -39,7 +29,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
     let (mut guest, mut model, mut check) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..plan.runs.max(1) {
         let t = Instant::now();
-        let mut vm = JudgedVm::start(config, campaign_judge())
+        let mut vm = JudgedVm::start(config, JudgeOptions::campaign(defaults.jobs))
             .await
             .map_err(|f| failed("start", f))?;
         starts.push(t.elapsed().as_secs_f64() * 1e3);

@@ -71,15 +71,32 @@ pub struct JudgeOptions {
     pub data_thread: bool,
 }
 
-/// Whether `guests` guests at once leave a core free while one of them is
-/// checked: its guest then waits, and its runner's thread checks.
+/// Whether `guests` guests at once (at least one) leave a core free while
+/// one of them is checked: its guest then waits (spinning for its next
+/// request for up to a few hundred microseconds, then asleep:
+/// `protocol::ring`), and its runner's thread checks.
+/// `available_parallelism` counts the cores this process may use (its
+/// affinity and cgroup quota), not other tenants' load.
 pub fn spare_core(guests: usize) -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() > guests)
+    std::thread::available_parallelism().is_ok_and(|n| n.get() > guests.max(1))
+}
+
+impl JudgeOptions {
+    /// A fuzz campaign's judge, of `jobs` guests at once: a memory check
+    /// after every reset (the fresh state between sequences), the changed
+    /// pages compared on a thread of their own when a core is free.
+    pub fn campaign(jobs: usize) -> Self {
+        JudgeOptions {
+            check_after_reset: true,
+            data_thread: spare_core(jobs),
+            ..JudgeOptions::default()
+        }
+    }
 }
 
 impl Default for JudgeOptions {
     /// Memory checks only when asked, shared RAM, `info tlb` compared at
-    /// full checks, incremental checks between batches.
+    /// full checks, incremental checks between batches, each on one thread.
     fn default() -> Self {
         JudgeOptions {
             check_after_reset: false,

@@ -15,7 +15,10 @@
 //! - The frame-info table: the frames whose record changed or whose pages
 //!   changed. The swap store's bookkeeping: in full when it or an on-swap
 //!   page changed; slot data for changed pages and changed slots.
-//! - Data: the changed present pages. File images: full checks only.
+//! - Data: the changed present pages, compared on a thread of their own
+//!   beside the frames and the swap store when the checker may use one
+//!   ([`Checker::set_data_thread`]); the report is the same, in the same
+//!   order. File images: full checks only.
 
 use protocol::Hello;
 
@@ -100,35 +103,15 @@ impl Checker {
                 .runs_in(s, e)
                 .any(|r| matches!(r.2, ModelState::OnSwap { .. }))
         });
-        // The changed pages' bytes are the check's largest read: with a
-        // spare core ([`Checker::set_data_thread`]) they are compared on a
-        // thread of their own while this one decides the frames, the
-        // sharing and the swap store; their violations go where the
-        // sequential check puts them.
+        let input = Inputs {
+            mem,
+            hello,
+            expect,
+            changes,
+        };
         let verified = std::mem::take(&mut d.verified);
-        let spare = mem
-            .as_sync()
-            .filter(|_| self.data_thread.is_some_and(|min| verified.len() >= min));
-        let (frames, bitmap, data, later) = std::thread::scope(|scope| {
-            let worker =
-                spare.map(|sync| scope.spawn(|| pages_checked(sync, hello, expect, &verified)));
-            let (frames, bitmap) = self.frames_again(
-                mem,
-                (hello, expect, changes),
-                (&mut rec, &tree),
-                (&mut d, &verified),
-                &mut out,
-            );
-            let mut later = Vec::new();
-            self.swap_again(mem, (hello, expect, changes), &mut rec, &d, &mut later);
-            let data = match worker {
-                Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                None => pages_checked(mem, hello, expect, &verified),
-            };
-            (frames, bitmap, data, later)
-        });
-        out.extend(data);
-        out.extend(later);
+        let (frames, bitmap) =
+            self.beside_data(input, (&mut rec, &tree), (&mut d, &verified), &mut out);
         d.verified = verified;
 
         let scope = Scope::Incremental {
@@ -158,18 +141,68 @@ impl Checker {
         }
     }
 
-    /// The incremental check's frames (invariants 1–3 for every frame
-    /// whose claim, bitmap bit, host ownership or frame-info record
-    /// changed), the model's pages without a table, and the sharing rule:
-    /// the changed bitmap frames and the bitmap read, for the record.
-    fn frames_again(
+    /// The incremental check after its walk: [`Checker::frames_again`],
+    /// [`Checker::swap_again`] and the changed pages' data (`verified`,
+    /// taken out of `d`), whose compare, the check's largest read, runs on
+    /// a thread of its own beside the other two when the checker may use
+    /// one ([`Checker::set_data_thread`]) and the system gives it one.
+    /// The violations come in the order of a check on one thread: the
+    /// frames' and the sharing's, the data's, the swap store's. Answers
+    /// what [`Checker::frames_again`] does.
+    fn beside_data(
         &mut self,
-        mem: &dyn GuestMemory,
-        (hello, expect, changes): (&Hello, &Expected, &Changes),
+        input: Inputs,
         (rec, tree): (&mut Record, &Tree),
         (d, verified): (&mut Diff, &[Translation]),
         out: &mut Vec<Violation>,
     ) -> (Vec<u64>, Option<Bitmap>) {
+        let (hello, expect) = (input.hello, input.expect);
+        let threaded = input
+            .mem
+            .as_sync()
+            .filter(|_| self.data_thread.is_some_and(|min| verified.len() >= min));
+        std::thread::scope(|threads| {
+            // A thread the system refuses leaves the compare to this one.
+            let worker = threaded.and_then(|mem| {
+                std::thread::Builder::new()
+                    .name("oracle-data".into())
+                    .spawn_scoped(threads, move || {
+                        data_violations(mem, hello, expect, verified)
+                    })
+                    .ok()
+            });
+            let (frames, bitmap) = self.frames_again(input, (rec, tree), (d, verified), out);
+            let mut swap = Vec::new();
+            self.swap_again(input, rec, d, &mut swap);
+            let data = match worker {
+                Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                None => data_violations(input.mem, hello, expect, verified),
+            };
+            out.extend(data);
+            out.extend(swap);
+            (frames, bitmap)
+        })
+    }
+
+    /// The incremental check's frames: the model's pages without a table;
+    /// invariants 1–3 for every frame whose claim, bitmap bit or host
+    /// ownership changed; the frame-info records of the frames whose
+    /// record or pages changed; the sharing rule. Answers the frames
+    /// decided again and the bitmap read, for the record. `verified`: the
+    /// pages verified again (`d.verified` is empty meanwhile).
+    fn frames_again(
+        &mut self,
+        input: Inputs,
+        (rec, tree): (&mut Record, &Tree),
+        (d, verified): (&mut Diff, &[Translation]),
+        out: &mut Vec<Violation>,
+    ) -> (Vec<u64>, Option<Bitmap>) {
+        let Inputs {
+            mem,
+            hello,
+            expect,
+            changes,
+        } = input;
         // Expected pages without a table, where coverage may have changed.
         let covered: Vec<u64> = tree.leaf_tables().map(|t| t.first_page() >> 9).collect();
         let mut runs: Vec<_> = d
@@ -273,14 +306,13 @@ impl Checker {
 
     /// The incremental check's swap store: its bookkeeping in full when it
     /// or an on-swap page changed, and the data of changed slots.
-    fn swap_again(
-        &mut self,
-        mem: &dyn GuestMemory,
-        (hello, expect, changes): (&Hello, &Expected, &Changes),
-        rec: &mut Record,
-        d: &Diff,
-        out: &mut Vec<Violation>,
-    ) {
+    fn swap_again(&mut self, input: Inputs, rec: &mut Record, d: &Diff, out: &mut Vec<Violation>) {
+        let Inputs {
+            mem,
+            hello,
+            expect,
+            changes,
+        } = input;
         if let Some(store) = rec.swap.as_mut() {
             let mut moved = false;
             match refresh_store(mem, hello, store, &mut moved) {
@@ -323,12 +355,23 @@ fn slots_of(expect: &Expected, changes: &Changes, verified: &[u64]) -> Vec<u64> 
 }
 
 /// From how many changed pages their compare pays for a thread of its own
-/// ([`Checker::set_data_thread`]): a spawn costs tens of microseconds, a
-/// page's compare about a third of one.
+/// ([`Checker::set_data_thread`]): a thread's start costs tens of
+/// microseconds, a page's compare about a third of one, so this is about
+/// where the two meet (not a measured best).
 pub const DATA_THREAD_PAGES: usize = 128;
 
-/// The data violations of `pages` ([`data::check_pages`]).
-fn pages_checked(
+/// What every part of one incremental check reads.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    mem: &'a dyn GuestMemory,
+    hello: &'a Hello,
+    expect: &'a Expected<'a>,
+    changes: &'a Changes,
+}
+
+/// The data violations of `pages` ([`data::check_pages`]), as a value: a
+/// thread answers them.
+fn data_violations(
     mem: &dyn GuestMemory,
     hello: &Hello,
     expect: &Expected,

@@ -46,7 +46,8 @@ pub struct Checker {
     /// The incremental check's comparison, for its buffers.
     pub(super) diff: Diff,
     /// From how many changed pages on the incremental check compares
-    /// their bytes on a thread of its own ([`Checker::set_data_thread`]).
+    /// their bytes on a thread of their own
+    /// ([`Checker::set_data_thread`]).
     pub(super) data_thread: Option<usize>,
 }
 
@@ -60,7 +61,8 @@ impl Checker {
     /// `min_pages` pages changed (`None`: never, the default) and the
     /// memory allows it ([`GuestMemory::as_sync`]). Worth it when a core
     /// is free while the check runs (a guest waits for its check), from
-    /// [`DATA_THREAD_PAGES`](super::DATA_THREAD_PAGES) pages. The report is the same either way.
+    /// [`DATA_THREAD_PAGES`](super::DATA_THREAD_PAGES) pages. The report
+    /// is the same either way, in the same order.
     pub fn set_data_thread(&mut self, min_pages: Option<usize>) {
         self.data_thread = min_pages;
     }

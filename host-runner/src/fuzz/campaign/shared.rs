@@ -47,11 +47,7 @@ pub(in crate::fuzz) struct Shared {
 
 impl Shared {
     pub(in crate::fuzz) fn judge(&self) -> JudgeOptions {
-        JudgeOptions {
-            check_after_reset: true,
-            data_thread: crate::judge::spare_core(self.args.jobs),
-            ..JudgeOptions::default()
-        }
+        JudgeOptions::campaign(self.args.jobs)
     }
 
     /// Sequence `seed`'s mutant, when the draw says it mutates (share
