@@ -32,7 +32,7 @@ use super::stateful::{Checker, Record};
 use super::swap::{check_store, model_slots, refresh_store};
 use super::violation::{Path, Step};
 use super::walk::{walk, Table, Translation, Tree, Walk};
-use super::{data, leaf, mmap, slots, CheckReport, Scope, Violation};
+use super::{leaf, mmap, slots, CheckReport, Scope, Violation};
 use crate::model::{Changes, Expected, ModelState};
 
 /// The entries leading to `owner`'s entry in `tree`.
@@ -141,56 +141,13 @@ impl Checker {
         }
     }
 
-    /// The incremental check after its walk: [`Checker::frames_again`],
-    /// [`Checker::swap_again`] and the changed pages' data (`verified`,
-    /// taken out of `d`), whose compare, the check's largest read, runs on
-    /// a thread of its own beside the other two when the checker may use
-    /// one ([`Checker::set_data_thread`]) and the system gives it one.
-    /// The violations come in the order of a check on one thread: the
-    /// frames' and the sharing's, the data's, the swap store's. Answers
-    /// what [`Checker::frames_again`] does.
-    fn beside_data(
-        &mut self,
-        input: Inputs,
-        (rec, tree): (&mut Record, &Tree),
-        (d, verified): (&mut Diff, &[Translation]),
-        out: &mut Vec<Violation>,
-    ) -> (Vec<u64>, Option<Bitmap>) {
-        let (hello, expect) = (input.hello, input.expect);
-        let threaded = input
-            .mem
-            .as_sync()
-            .filter(|_| self.data_thread.is_some_and(|min| verified.len() >= min));
-        std::thread::scope(|threads| {
-            // A thread the system refuses leaves the compare to this one.
-            let worker = threaded.and_then(|mem| {
-                std::thread::Builder::new()
-                    .name("oracle-data".into())
-                    .spawn_scoped(threads, move || {
-                        data_violations(mem, hello, expect, verified)
-                    })
-                    .ok()
-            });
-            let (frames, bitmap) = self.frames_again(input, (rec, tree), (d, verified), out);
-            let mut swap = Vec::new();
-            self.swap_again(input, rec, d, &mut swap);
-            let data = match worker {
-                Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                None => data_violations(input.mem, hello, expect, verified),
-            };
-            out.extend(data);
-            out.extend(swap);
-            (frames, bitmap)
-        })
-    }
-
     /// The incremental check's frames: the model's pages without a table;
     /// invariants 1–3 for every frame whose claim, bitmap bit or host
     /// ownership changed; the frame-info records of the frames whose
     /// record or pages changed; the sharing rule. Answers the frames
     /// decided again and the bitmap read, for the record. `verified`: the
     /// pages verified again (`d.verified` is empty meanwhile).
-    fn frames_again(
+    pub(super) fn frames_again(
         &mut self,
         input: Inputs,
         (rec, tree): (&mut Record, &Tree),
@@ -306,20 +263,21 @@ impl Checker {
 
     /// The incremental check's swap store: its bookkeeping in full when it
     /// or an on-swap page changed, and the data of changed slots.
-    fn swap_again(&mut self, input: Inputs, rec: &mut Record, d: &Diff, out: &mut Vec<Violation>) {
-        let Inputs {
-            mem,
-            hello,
-            expect,
-            changes,
-        } = input;
+    pub(super) fn swap_again(
+        &mut self,
+        input: Inputs,
+        rec: &mut Record,
+        d: &Diff,
+        out: &mut Vec<Violation>,
+    ) {
+        let (mem, hello, expect) = (input.mem, input.hello, input.expect);
         if let Some(store) = rec.swap.as_mut() {
             let mut moved = false;
             match refresh_store(mem, hello, store, &mut moved) {
                 Err(why) => out.push(Violation::SwapStore { why }),
                 Ok(lengths) if moved || d.swap => {
                     let found = check_store(store, &model_slots(expect), &mut self.units, out);
-                    let mut wanted: Vec<u64> = slots_of(expect, changes, &d.slots);
+                    let mut wanted: Vec<u64> = slots_of(expect, input.changes, &d.slots);
                     wanted.extend(lengths.iter().flatten());
                     wanted.sort_unstable();
                     let again = |&(slot, _, _): &(u64, u64, u64)| {
@@ -354,30 +312,11 @@ fn slots_of(expect: &Expected, changes: &Changes, verified: &[u64]) -> Vec<u64> 
     out
 }
 
-/// From how many changed pages their compare pays for a thread of its own
-/// ([`Checker::set_data_thread`]): a thread's start costs tens of
-/// microseconds, a page's compare about a third of one, so this is about
-/// where the two meet (not a measured best).
-pub const DATA_THREAD_PAGES: usize = 128;
-
 /// What every part of one incremental check reads.
 #[derive(Clone, Copy)]
-struct Inputs<'a> {
-    mem: &'a dyn GuestMemory,
-    hello: &'a Hello,
-    expect: &'a Expected<'a>,
-    changes: &'a Changes,
-}
-
-/// The data violations of `pages` ([`data::check_pages`]), as a value: a
-/// thread answers them.
-fn data_violations(
-    mem: &dyn GuestMemory,
-    hello: &Hello,
-    expect: &Expected,
-    pages: &[Translation],
-) -> Vec<Violation> {
-    let mut out = Vec::new();
-    data::check_pages(mem, hello, expect, pages.iter(), &mut out);
-    out
+pub(super) struct Inputs<'a> {
+    pub mem: &'a dyn GuestMemory,
+    pub hello: &'a Hello,
+    pub expect: &'a Expected<'a>,
+    pub changes: &'a Changes,
 }

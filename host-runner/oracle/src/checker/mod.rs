@@ -7,6 +7,7 @@ mod bitmap;
 mod claims;
 mod copies;
 mod data;
+mod data_thread;
 mod decode;
 mod diff;
 mod entry;
@@ -35,12 +36,12 @@ use protocol::Hello;
 use crate::model::Expectations;
 
 pub use address::{address_path, AddressPath, PathEntry};
+pub use data_thread::DATA_THREAD_PAGES;
 pub use decode::{
     decode_walk, decode_walk_from, region_leaves, region_leaves_from, walk_levels,
     walk_levels_from, WalkLevel,
 };
 pub use entry::{decode_leaf, Leaf, PresentKind};
-pub use incremental::DATA_THREAD_PAGES;
 pub use memory::{nonzero_words, GuestMemory, ImageMemory, MemoryError};
 pub use stateful::Checker;
 pub use tree::TableRef;

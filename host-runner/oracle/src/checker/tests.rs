@@ -1,6 +1,7 @@
 //! Synthetic images that break each invariant on purpose, and a clean one.
 
 mod bulk;
+mod data_thread;
 mod incremental;
 mod more;
 mod mutations;

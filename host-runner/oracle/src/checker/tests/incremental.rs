@@ -8,10 +8,9 @@
 use proptest::prelude::*;
 use protocol::{AreaType, Privilege, Request};
 
-use super::super::{CheckReport, Checker, GuestMemory, Scope, Violation};
+use super::super::{CheckReport, Checker, Scope};
 use super::mutations::mutate;
 use crate::bench::Scenario;
-use crate::model::Changes;
 
 /// The pages the operations use: 600 pages across a table boundary.
 const BASE: u64 = 0x1f_f000 - 100 * 4096;
@@ -21,7 +20,7 @@ fn addr(p: u64) -> u64 {
     BASE + (p % 600) * 4096
 }
 
-fn op() -> impl Strategy<Value = Option<Request>> {
+pub(super) fn op() -> impl Strategy<Value = Option<Request>> {
     let p = 0u64..600;
     let n = 1u64..12;
     prop_oneof![
@@ -154,90 +153,6 @@ proptest! {
         prop_assert!(!f.is_clean(), "mutation {kind} broke nothing");
         prop_assert_eq!(texts(&inc), texts(&f), "mutation {}", kind);
     }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    /// A checker that compares the changed pages on a thread of their own
-    /// reports what one that does not, through the same operations and
-    /// then a mutation with a changed page's byte flipped besides
-    /// (dropping the thread's violations, or giving it no pages, fails
-    /// it). The order both put them in is `a_data_thread_keeps_the_order`'s.
-    #[test]
-    fn a_data_thread_reports_what_one_thread_reports(
-        ops in prop::collection::vec(op(), 1..40),
-        kind in 0u8..15,
-        sel in any::<u64>(),
-    ) {
-        let mut s = Scenario::empty(16, 4);
-        prop_assert!(s.img.mem.as_sync().is_some(), "the thread would never run");
-        let (mut one, mut two) = (Checker::new(), Checker::new());
-        two.set_data_thread(Some(0));
-        let changes = s.take_changes();
-        for c in [&mut one, &mut two] {
-            let r = c.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
-            prop_assert!(r.is_clean(), "{r}");
-        }
-        let both = |s: &Scenario, changes: &Changes, one: &mut Checker, two: &mut Checker| {
-            let view = s.model.view();
-            let a = one.incremental(&s.img.mem, &s.img.hello, &view, changes);
-            let b = two.incremental(&s.img.mem, &s.img.hello, &view, changes);
-            (a, b)
-        };
-        for op in ops {
-            match op {
-                Some(req) => s.apply(req),
-                None => {
-                    let changes = s.take_changes();
-                    let (a, b) = both(&s, &changes, &mut one, &mut two);
-                    prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
-                }
-            }
-        }
-        let changes = s.take_changes();
-        let mutated = mutate(&mut s, &changes, kind, sel);
-        if !(mutate(&mut s, &changes, 0, sel.rotate_left(17)) || mutated) {
-            return Ok(());
-        }
-        let (a, b) = both(&s, &changes, &mut one, &mut two);
-        prop_assert!(!a.is_clean(), "mutation {kind} broke nothing: {a}");
-        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
-    }
-}
-
-/// With the data thread, a report's violations come in the order of a
-/// check on one thread: the frames' (a leak), then the changed pages'
-/// data, then the swap store's.
-#[test]
-fn a_data_thread_keeps_the_order() {
-    let mut s = Scenario::empty(16, 4);
-    s.apply(Request::map_writable(0x4000_0000, 4, U));
-    let mut checker = Checker::new();
-    checker.set_data_thread(Some(0));
-    let changes = s.take_changes();
-    let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
-    assert!(r.is_clean(), "{r}");
-    s.apply(Request::map_writable(0x4000_8000, 4, U));
-    let changes = s.take_changes();
-    assert!(mutate(&mut s, &changes, 2, 0), "a leak");
-    assert!(mutate(&mut s, &changes, 0, 1), "a changed page's byte");
-    assert!(
-        mutate(&mut s, &changes, 7, 0),
-        "a pending bit of the swap store"
-    );
-    let r = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
-    assert!(matches!(r.scope, Scope::Incremental { .. }), "{r}");
-    let rank = |v: &Violation| match v {
-        Violation::DataMismatch { .. } => 1,
-        Violation::SwapStore { .. } | Violation::SwapData { .. } => 2,
-        _ => 0,
-    };
-    let ranks: Vec<u8> = r.violations.iter().map(rank).collect();
-    for k in 0..3 {
-        assert!(ranks.contains(&k), "no violation of rank {k}: {r}");
-    }
-    assert!(ranks.is_sorted(), "out of order {ranks:?}: {r}");
 }
 
 /// A PD entry going between a page table and a whole allocate-on-write

@@ -1,0 +1,81 @@
+//! The incremental check's data thread: the changed pages' bytes, the
+//! check's largest read, compared on a thread of their own while the
+//! check's own thread decides the frames, the sharing and the swap store
+//! ([`Checker::set_data_thread`]). A guest waits while its check runs, so
+//! with a core to spare the compare costs no time of its own.
+
+use protocol::Hello;
+
+use super::bitmap::Bitmap;
+use super::data;
+use super::diff::Diff;
+use super::incremental::Inputs;
+use super::memory::GuestMemory;
+use super::stateful::{Checker, Record};
+use super::violation::Violation;
+use super::walk::{Translation, Tree};
+use crate::model::Expected;
+
+/// From how many changed pages their compare pays for a thread of its own
+/// ([`Checker::set_data_thread`]): a thread's start costs tens of
+/// microseconds, a page's compare about a third of one, so this is about
+/// where the two meet (not a measured best).
+pub const DATA_THREAD_PAGES: usize = 128;
+
+impl Checker {
+    /// The incremental check after its walk: [`Checker::frames_again`],
+    /// [`Checker::swap_again`] and the changed pages' data (`verified`,
+    /// taken out of `d`), whose compare, the check's largest read, runs on
+    /// a thread of its own beside the other two when the checker may use
+    /// one ([`Checker::set_data_thread`]) and the system gives it one.
+    /// The violations come in the order of a check on one thread: the
+    /// frames' and the sharing's, the data's, the swap store's. Answers
+    /// what [`Checker::frames_again`] does.
+    pub(super) fn beside_data(
+        &mut self,
+        input: Inputs,
+        (rec, tree): (&mut Record, &Tree),
+        (d, verified): (&mut Diff, &[Translation]),
+        out: &mut Vec<Violation>,
+    ) -> (Vec<u64>, Option<Bitmap>) {
+        let (hello, expect) = (input.hello, input.expect);
+        let threaded = input
+            .mem
+            .as_sync()
+            .filter(|_| self.data_thread.is_some_and(|min| verified.len() >= min));
+        std::thread::scope(|threads| {
+            // A thread the system refuses leaves the compare to this one.
+            let worker = threaded.and_then(|mem| {
+                std::thread::Builder::new()
+                    .name("oracle-data".into())
+                    .spawn_scoped(threads, move || {
+                        data_violations(mem, hello, expect, verified)
+                    })
+                    .ok()
+            });
+            let (frames, bitmap) = self.frames_again(input, (rec, tree), (d, verified), out);
+            let mut swap = Vec::new();
+            self.swap_again(input, rec, d, &mut swap);
+            let data = match worker {
+                Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                None => data_violations(input.mem, hello, expect, verified),
+            };
+            out.extend(data);
+            out.extend(swap);
+            (frames, bitmap)
+        })
+    }
+}
+
+/// The data violations of `pages` ([`data::check_pages`]), as a value: a
+/// thread answers them.
+fn data_violations(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    expect: &Expected,
+    pages: &[Translation],
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    data::check_pages(mem, hello, expect, pages.iter(), &mut out);
+    out
+}
