@@ -11,7 +11,7 @@ use super::super::entry::{
     NO_EVICTABLE, NX, P, U, W,
 };
 use super::super::violation::MarkedEntry;
-use super::super::{CheckReport, Path, Violation};
+use super::super::{CheckReport, Checker, Path, Violation};
 use super::assert_broken;
 use super::shared::{full, incremental, recorded, share, texts, K, U as USER};
 use crate::bench::Scenario;
@@ -233,6 +233,29 @@ pub(super) fn unevictable() -> Scenario {
     s
 }
 
+/// `s` with `reqs` applied, clean while nothing is marked, and a checker
+/// holding its record (for the incremental check after a mark).
+pub(super) fn unmarked_with(
+    mut s: Scenario,
+    reqs: Vec<Request>,
+    what: &str,
+) -> (Scenario, Checker) {
+    for req in reqs {
+        s.apply(req);
+    }
+    assert!(full(&s).is_clean(), "{what}, unmarked");
+    let checker = recorded(&mut s);
+    (s, checker)
+}
+
+/// The page directory and page table of the page at `virt`, and its
+/// level-1 entry.
+pub(super) fn page_at(s: &mut Scenario, virt: u64) -> (u64, u64, u64) {
+    let pd = s.img.entry_addr(virt, 2) & !0xfff;
+    let leaf_at = s.img.leaf_addr(virt).expect("a page table");
+    (pd, leaf_at & !0xfff, s.img.read_u64(leaf_at))
+}
+
 /// The ways to put a page the pressure path may send out at `at`.
 pub(super) fn evictable_pages(at: u64) -> [(&'static str, Vec<Request>); 3] {
     let file = |write: bool| {
@@ -345,15 +368,9 @@ pub(super) fn one_broken_mark<'r>(
 #[test]
 fn a_marked_page_table_holding_a_page_the_clock_may_send_out_breaks_invariant_4() {
     for (what, reqs) in evictable_pages(EVICTABLE) {
-        let mut s = unevictable();
-        for req in reqs {
-            s.apply(req);
-        }
-        assert!(full(&s).is_clean(), "{what}, unmarked");
-        let mut checker = recorded(&mut s);
+        let (mut s, mut checker) = unmarked_with(unevictable(), reqs, what);
         let pde = mark(&mut s);
-        let leaf_at = s.img.leaf_addr(EVICTABLE).expect("a page table");
-        let (table, raw) = (leaf_at & !0xfff, s.img.read_u64(leaf_at));
+        let (_, table, raw) = page_at(&mut s, EVICTABLE);
         let r = full(&s);
         assert_broken(
             &r,

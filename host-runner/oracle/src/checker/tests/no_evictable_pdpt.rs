@@ -11,7 +11,8 @@ use super::super::violation::MarkedEntry;
 use super::super::Violation;
 use super::assert_broken;
 use super::no_evictable::{
-    evictable_pages, map_kernel_read_only, mark, one_broken_mark, unevictable, EVICTABLE, PT,
+    evictable_pages, map_kernel_read_only, mark, one_broken_mark, page_at, unevictable,
+    unmarked_with, EVICTABLE, PT,
 };
 use super::shared::{full, incremental, recorded, texts, K, U as USER};
 use crate::bench::Scenario;
@@ -111,12 +112,7 @@ fn pdpt_says(pd: u64, table: u64, index: u64, raw: u64) -> String {
 #[test]
 fn a_marked_pdpt_entry_over_a_page_the_clock_may_send_out_breaks_invariant_4() {
     for (what, reqs) in evictable_pages(EVICTABLE) {
-        let mut s = two_tables();
-        for req in reqs {
-            s.apply(req);
-        }
-        assert!(full(&s).is_clean(), "{what}, unmarked");
-        let mut checker = recorded(&mut s);
+        let (mut s, mut checker) = unmarked_with(two_tables(), reqs, what);
         // The PDPT entry marked; `PT`'s PD entry, over the page, not.
         let pdpte = mark_pdpt(&mut s);
         let pde = pd_entry(&mut s, PT);
@@ -134,14 +130,6 @@ fn a_marked_pdpt_entry_over_a_page_the_clock_may_send_out_breaks_invariant_4() {
         let inc = incremental(&mut s, &mut checker);
         assert_eq!(texts(&inc), texts(&r), "{what}, incremental");
     }
-}
-
-/// The page directory and page table of the page at `virt`, and its
-/// level-1 entry.
-fn page_at(s: &mut Scenario, virt: u64) -> (u64, u64, u64) {
-    let pd = s.img.entry_addr(virt, 2) & !0xfff;
-    let leaf_at = s.img.leaf_addr(virt).expect("a page table");
-    (pd, leaf_at & !0xfff, s.img.read_u64(leaf_at))
 }
 
 #[test]
