@@ -1,7 +1,9 @@
 //! Builds the guest kernel (`guest/kernel`, a cargo workspace of its own for
 //! `x86_64-unknown-none`) so that `cargo run -p host-runner` on a fresh clone
 //! just works, and tells the runner where the ELF is through the
-//! compile-time variable `VMMFUZZ_GUEST_KERNEL`.
+//! compile-time variable `VMMFUZZ_GUEST_KERNEL`. It builds the same kernel
+//! without SanitizerCoverage (`VMMFUZZ_GUEST_KERNEL_PLAIN`) and the QEMU
+//! plugin that counts that one's blocks under TCG (`VMMFUZZ_QEMU_PLUGIN`).
 //!
 //! The kernel is built into `<target dir>/guest` with the flags of its own
 //! `.cargo/config.toml`, by the command `src/guest_build.rs` makes (the one
@@ -11,6 +13,7 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 // The build script builds the default kernel only: the variants' parts
 // (added rust flags) are the runner's.
@@ -42,35 +45,80 @@ fn main() {
             kernel_dir.join("Cargo.toml").display()
         );
     }
-    for dir in ["guest/kernel", "guest/core", "protocol"] {
+    for dir in [
+        "guest/kernel",
+        "guest/core",
+        "protocol",
+        "host-runner/qemu-plugin",
+    ] {
         watch(&root.join(dir));
     }
+    let target = outer_target_dir();
 
-    let target_dir = outer_target_dir().join("guest");
-    let mut cmd = guest_build::command(&kernel_dir, &target_dir, &[]);
+    // The default kernel, with SanitizerCoverage's counters.
+    let guest = target.join("guest");
+    let cmd = guest_build::command(&kernel_dir, &guest, &[]);
+    let elf = build(
+        "the guest kernel",
+        cmd,
+        &kernel_dir,
+        guest_build::elf_path(&guest),
+    );
+    println!("cargo:rustc-env=VMMFUZZ_GUEST_KERNEL={}", elf.display());
+
+    // The same kernel without them, and the QEMU plugin that counts its
+    // blocks instead under TCG (`src/coverage/blocks.rs`).
+    let plain = target.join("guest-plain");
+    let mut cmd = guest_build::command(&kernel_dir, &plain, &[]);
+    guest_build::without_sancov(&mut cmd);
+    let elf = build(
+        "the plain guest kernel",
+        cmd,
+        &kernel_dir,
+        guest_build::elf_path(&plain),
+    );
+    println!(
+        "cargo:rustc-env=VMMFUZZ_GUEST_KERNEL_PLAIN={}",
+        elf.display()
+    );
+
+    let plugin_dir = root.join("host-runner/qemu-plugin");
+    let plugin_target = target.join("qemu-plugin");
+    let cmd = guest_build::plugin_command(&plugin_dir, &plugin_target);
+    let lib = build(
+        "the QEMU plugin",
+        cmd,
+        &plugin_dir,
+        guest_build::plugin_path(&plugin_target),
+    );
+    println!("cargo:rustc-env=VMMFUZZ_QEMU_PLUGIN={}", lib.display());
+}
+
+/// Runs `cmd`, which builds `what` in `dir` to `product`, and answers
+/// `product`; panics with cargo's output when it fails.
+fn build(what: &str, mut cmd: Command, dir: &Path, product: PathBuf) -> PathBuf {
     let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("could not run cargo to build the guest kernel: {e}"));
+        .unwrap_or_else(|e| panic!("could not run cargo to build {what}: {e}"));
     if !out.status.success() {
         panic!(
-            "\n\nbuilding the guest kernel failed ({}), in {}:\n{}\n{}\n\
+            "\n\nbuilding {what} failed ({}), in {}:\n{}\n{}\n\
              (the guest needs the {GUEST_TARGET} target: `rustup target add {GUEST_TARGET}`)\n",
             out.status,
-            kernel_dir.display(),
+            dir.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let elf = guest_build::elf_path(&target_dir);
-    if !elf.is_file() {
+    if !product.is_file() {
         panic!(
-            "the guest kernel build succeeded but {} is missing:\n{}\n{}",
-            elf.display(),
+            "building {what} succeeded but {} is missing:\n{}\n{}",
+            product.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    println!("cargo:rustc-env=VMMFUZZ_GUEST_KERNEL={}", elf.display());
+    product
 }
 
 /// Asks cargo to rerun this script when anything in `dir` changes (every

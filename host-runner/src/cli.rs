@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use host_runner::edge_counts::EdgeCounts;
 use host_runner::exit_code;
 use host_runner::judge::MemorySource;
 use host_runner::{AccelChoice, Transport};
@@ -39,6 +40,13 @@ pub struct Cli {
     /// shared-memory ring (with shared guest RAM), or the serial line.
     #[arg(long, global = true, value_enum, default_value_t = Transport::Ring)]
     pub transport: Transport,
+    /// Who counts the guest's code edges for the corpus and the coverage
+    /// reports: `auto` lets QEMU count under TCG (a plugin counting the
+    /// blocks of the kernel built without SanitizerCoverage, which costs
+    /// the guest nothing) and the kernel's own counters otherwise; `qemu`
+    /// or `sancov` insist on one.
+    #[arg(long, global = true, value_enum, default_value_t = EdgeCounts::Auto)]
+    pub edge_counts: EdgeCounts,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

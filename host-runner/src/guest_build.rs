@@ -78,6 +78,38 @@ pub fn command(kernel_dir: &Path, target_dir: &Path, features: &[&str]) -> Comma
     cmd
 }
 
+/// The rust flags of the kernel's own `.cargo/config.toml` without
+/// SanitizerCoverage's: what a kernel whose coverage QEMU counts
+/// (`host-runner/qemu-plugin`) is built with.
+pub const PLAIN_FLAGS: &[&str] = &[
+    "-C",
+    "relocation-model=static",
+    "-C",
+    "code-model=kernel",
+    "-C",
+    "link-arg=-Tlinker.ld",
+];
+
+/// SanitizerCoverage's flags in the kernel's `.cargo/config.toml`, after
+/// [`PLAIN_FLAGS`] (a test holds the file to the two).
+pub const SANCOV_FLAGS: &[&str] = &[
+    "-C",
+    "passes=sancov-module",
+    "-C",
+    "llvm-args=-sanitizer-coverage-level=3",
+    "-C",
+    "llvm-args=-sanitizer-coverage-inline-8bit-counters",
+    "-C",
+    "llvm-args=-sanitizer-coverage-pc-table",
+];
+
+/// Builds without SanitizerCoverage: [`PLAIN_FLAGS`] replace the config
+/// file's flags (cargo takes `CARGO_ENCODED_RUSTFLAGS` instead of
+/// `build.rustflags`).
+pub fn without_sancov(cmd: &mut Command) {
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", PLAIN_FLAGS.join("\x1f"));
+}
+
 /// The flags a profiling build adds (`host-runner profile`): every
 /// function keeps its frame pointer, so a stack is the chain of saved RBPs.
 pub const FRAME_POINTER_FLAGS: &[&str] = &["-C", "force-frame-pointers=yes"];
@@ -93,6 +125,27 @@ pub fn add_rustflags(cmd: &mut Command, flags: &[&str]) {
     let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
     cmd.arg("--config")
         .arg(format!("build.rustflags=[{}]", quoted.join(",")));
+}
+
+/// The cargo command that builds the QEMU plugin that counts a plain
+/// kernel's blocks (`plugin_dir`, a cargo workspace of its own) into
+/// `target_dir`, with the environment cleared as for the kernel.
+pub fn plugin_command(plugin_dir: &Path, target_dir: &Path) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(plugin_dir).args(["build", "--release"]);
+    for (key, _) in std::env::vars_os() {
+        if cleared(&key) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("CARGO_TARGET_DIR", target_dir);
+    cmd
+}
+
+/// Where the plugin built into `target_dir` is.
+pub fn plugin_path(target_dir: &Path) -> PathBuf {
+    target_dir.join("release").join("libvmmfuzz_qemu_plugin.so")
 }
 
 /// Where the kernel built into `target_dir` is.
@@ -153,6 +206,39 @@ mod tests {
             elf_path(Path::new("/t/g")),
             Path::new("/t/g/x86_64-unknown-none/release/vmmfuzz-kernel")
         );
+    }
+
+    /// The quoted strings of the `rustflags` array of the kernel's
+    /// `.cargo/config.toml`, comments left out.
+    fn config_flags() -> Vec<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest/kernel/.cargo/config.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let array = text.split("rustflags = [").nth(1).unwrap();
+        let array = array.split("\n]").next().unwrap();
+        array
+            .lines()
+            .map(|l| l.split('#').next().unwrap())
+            .flat_map(|l| {
+                l.split('"')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_config_files_flags_are_the_plain_ones_then_sancovs() {
+        let both: Vec<&str> = PLAIN_FLAGS.iter().chain(SANCOV_FLAGS).copied().collect();
+        assert_eq!(config_flags(), both);
+        let mut cmd = command(Path::new("/src/k"), Path::new("/t/g"), &[]);
+        without_sancov(&mut cmd);
+        let flags = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "CARGO_ENCODED_RUSTFLAGS");
+        let flags = flags.and_then(|(_, v)| v).unwrap().to_str().unwrap();
+        assert_eq!(flags.split('\x1f').collect::<Vec<_>>(), PLAIN_FLAGS);
     }
 
     #[test]

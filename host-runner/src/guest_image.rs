@@ -22,6 +22,19 @@ pub fn built_kernel() -> Option<&'static Path> {
     option_env!("VMMFUZZ_GUEST_KERNEL").map(Path::new)
 }
 
+/// The same kernel built without SanitizerCoverage, if the build script
+/// built it: under TCG a QEMU plugin counts its blocks instead
+/// ([`built_plugin`]).
+pub fn built_plain_kernel() -> Option<&'static Path> {
+    option_env!("VMMFUZZ_GUEST_KERNEL_PLAIN").map(Path::new)
+}
+
+/// The QEMU plugin that counts a plain kernel's blocks
+/// (`host-runner/qemu-plugin`), if the build script built it.
+pub fn built_plugin() -> Option<&'static Path> {
+    option_env!("VMMFUZZ_QEMU_PLUGIN").map(Path::new)
+}
+
 /// The kernel to boot: `explicit`, else `$VMMFUZZ_GUEST_KERNEL`, else the
 /// built one. It must exist.
 pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf, LaunchError> {

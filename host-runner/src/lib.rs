@@ -44,6 +44,7 @@ pub mod ci_job;
 pub mod ci_results;
 pub mod ci_row;
 pub mod coverage;
+pub mod edge_counts;
 pub mod error;
 pub mod error_class;
 pub mod exit_code;
@@ -95,6 +96,8 @@ pub struct RunnerOptions {
     pub remeasure_accel: bool,
     /// How requests travel after the handshake.
     pub transport: Transport,
+    /// Who counts the guest's edges (`--edge-counts`).
+    pub edge_counts: edge_counts::EdgeCounts,
 }
 
 /// A [`VmConfig`] for the options, with QEMU and the kernel found but the
@@ -111,6 +114,7 @@ pub fn base_config(options: &RunnerOptions) -> Result<VmConfig> {
         config.request_timeout = t;
     }
     config.transport = options.transport;
+    config.edge_counts = options.edge_counts;
     // The ring lives in guest RAM the host maps.
     config.shared_ram |= options.transport == Transport::Ring;
     Ok(config)
@@ -133,7 +137,8 @@ pub fn check_input(options: &RunnerOptions, trace: Option<&trace::Trace>) -> Res
 }
 
 /// Resolves `--accel` (measuring if needed) into `config`, logging the
-/// choice and why.
+/// choice and why, and then who counts the guest's edges
+/// ([`edge_counts::settle`]: the kernel may give way to its plain twin).
 pub async fn choose_accel(config: &mut VmConfig, options: &RunnerOptions) -> Result<()> {
     let version = qemu::qemu_version(&config.qemu).await?;
     let cache = accel::cache_file();
@@ -158,7 +163,7 @@ pub async fn choose_accel(config: &mut VmConfig, options: &RunnerOptions) -> Res
         }
         config.request_timeout = t;
     }
-    Ok(())
+    edge_counts::settle(config)
 }
 
 /// A ready-to-boot configuration for the options.

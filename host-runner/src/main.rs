@@ -46,6 +46,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
         request_timeout: cli.timeout_ms.map(Duration::from_millis),
         remeasure_accel: cli.remeasure_accel,
         transport: cli.transport,
+        edge_counts: cli.edge_counts,
     };
     if cli.command.is_some() && cli.ci != CiArgs::default() {
         return Err(UsageError(

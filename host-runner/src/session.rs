@@ -3,12 +3,14 @@
 //! QEMU and removes the directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::{Hello, Request, Response, PROTOCOL_VERSION};
 use tokio::net::UnixListener;
 use tokio::time::Instant;
 
+use crate::coverage::BlockCounts;
 use crate::error::{Error, Result};
 use crate::qemu::{LaunchError, Qemu, QemuArgs, QemuExit};
 use crate::qmp::{Qmp, QmpError, StatusInfo};
@@ -33,6 +35,8 @@ pub struct Vm {
     rpc: RpcClient,
     qmp: Qmp,
     ram: Option<SharedRam>,
+    /// QEMU's plugin's counts of the guest's blocks, if it counts them.
+    blocks: Option<Arc<BlockCounts>>,
     config: VmConfig,
     boot_time: Duration,
     hello: Option<Hello>,
@@ -66,6 +70,12 @@ impl Vm {
                 .map_err(LaunchError::TempDir)?;
             Some(blob)
         };
+        let plugin = config
+            .block_counter
+            .as_ref()
+            .map(|c| c.prepare(dir.path()))
+            .transpose()
+            .map_err(|e| Error::Config(format!("the guest's block counts: {e}")))?;
         let args = QemuArgs {
             kernel: config.kernel.clone(),
             ram_mib: config.ram_mib,
@@ -76,6 +86,7 @@ impl Vm {
             initrd,
             gdb_socket: config.gdb_socket.clone(),
             monitor_socket: config.monitor_socket.clone(),
+            plugin: plugin.clone(),
         };
         let started = Instant::now();
         let deadline = started + config.boot_timeout;
@@ -135,17 +146,32 @@ impl Vm {
         }
         let qmp = Qmp::connect(&qmp_socket, config.request_timeout).await?;
         let ram = backing.map(RamBacking::map).transpose()?;
+        let blocks = match (&plugin, &config.block_counter) {
+            (Some(files), Some(counter)) => Some(Arc::new(
+                BlockCounts::map(files, counter.leaders())
+                    .map_err(|e| Error::Config(format!("the guest's block counts: {e}")))?,
+            )),
+            _ => None,
+        };
         tracing::debug!("guest ready after {boot_time:?} ({})", config.accel);
         Ok(Vm {
             qemu,
             rpc,
             qmp,
             ram,
+            blocks,
             config: config.clone(),
             boot_time,
             hello: None,
             dir,
         })
+    }
+
+    /// QEMU's counts of the guest's blocks and the kernel's block table,
+    /// if a plugin counts them ([`VmConfig::block_counter`]).
+    pub fn block_counts(&self) -> Option<(Arc<BlockCounts>, &[u8])> {
+        let counter = self.config.block_counter.as_ref()?;
+        Some((self.blocks.clone()?, &counter.table[..]))
     }
 
     /// From QEMU's start to the guest's `Ready`.

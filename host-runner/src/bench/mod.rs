@@ -192,7 +192,7 @@ pub async fn run(
     let mut report = Report::new(plan.clone());
     let notes = &mut report.notes;
     for &accel in accels {
-        let config = VmConfig {
+        let mut config = VmConfig {
             accel,
             files: crate::fuzz::FuzzArgs::default().files.0,
             // Measuring, not hunting hangs: a batch of 256 of the mix's
@@ -201,6 +201,8 @@ pub async fn run(
             request_timeout: base.request_timeout.max(BENCH_TIMEOUT),
             ..base.clone()
         };
+        // The kernel and edge counter the fuzzer uses under this accelerator.
+        crate::edge_counts::settle(&mut config)?;
         let per_transport = [Section::Boot, Section::RoundTrip, Section::Batched];
         let transports = per_transport.iter().any(|&s| plan.wants(s));
         let mix = (transports || plan.wants(Section::InGuestVsInProcess))

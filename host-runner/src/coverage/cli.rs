@@ -89,8 +89,10 @@ pub async fn run(options: &RunnerOptions, args: &CoverageArgs) -> Result<Report,
     if let Some(path) = &args.save {
         reached.save(path)?;
     }
-    let kernel =
-        crate::guest_image::resolve(options.kernel.as_deref()).map_err(crate::Error::from)?;
+    let kernel = crate::edge_counts::kernel_of(
+        options.kernel.as_deref(),
+        reached.edges.as_ref().map(|e| e.kernel),
+    )?;
     let opts = RenderOptions {
         lines: args.lines,
         other: args.other,

@@ -5,6 +5,10 @@
 //! - [`counters`]: [`CounterReader`] reads a booted guest's counters
 //!   from the shared RAM mapping and answers the hits since its last read
 //!   ([`EdgeHits`]).
+//! - [`plugin`]: under TCG, a kernel built without SanitizerCoverage runs
+//!   with no counters of its own; a QEMU plugin counts its block leaders
+//!   ([`blocks`]: found in the ELF, in the PC table's format) in a file the
+//!   host maps, and [`BlockReader`] answers the same [`EdgeHits`].
 //! - [`Coverage`]: what a sequence (or a campaign) reached, guest edges and
 //!   model coverage together. [`Coverage::merge`] adds two (associative,
 //!   for jobs and campaign shards); [`Coverage::novelty`] says what one
@@ -21,9 +25,11 @@
 //! edges rarely run that often; the serial loop's edges, which run while
 //! the guest waits, are counted approximately.
 
+pub mod blocks;
 pub mod cli;
 pub mod counters;
 mod edges;
+pub mod plugin;
 pub mod report;
 pub mod symbols;
 
@@ -34,6 +40,7 @@ use serde::{Deserialize, Serialize};
 pub use counters::CounterReader;
 pub use edges::{EdgeHits, Guidance, KernelId};
 pub use oracle::ModelCoverage;
+pub use plugin::{BlockCounter, BlockCounts, BlockReader, PluginFiles};
 
 /// What went wrong reading, matching or symbolizing coverage.
 #[derive(Debug, thiserror::Error)]

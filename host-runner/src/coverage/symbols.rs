@@ -79,27 +79,41 @@ fn classify(path: &str) -> (String, Origin) {
     (path.to_string(), Origin::Other)
 }
 
+/// The counters' PC table of the kernel ELF `data`: SanitizerCoverage's
+/// section, or for a kernel built without it (the section empty) the
+/// block table QEMU's plugin counts ([`super::blocks`]).
+pub fn pc_table(data: &[u8]) -> Result<Vec<u8>, String> {
+    let file = object::File::parse(data).map_err(|e| e.to_string())?;
+    let table = match file.section_by_name(PC_TABLE) {
+        Some(section) => section.data().map_err(|e| e.to_string())?,
+        None => &[],
+    };
+    if table.is_empty() {
+        return super::blocks::block_table(data);
+    }
+    if table.len() % 16 != 0 {
+        return Err(format!("{PC_TABLE} of {} bytes", table.len()));
+    }
+    Ok(table.to_vec())
+}
+
+/// Whether the kernel ELF `data` has SanitizerCoverage's counters (a
+/// non-empty PC table section).
+pub fn has_sancov(data: &[u8]) -> bool {
+    object::File::parse(data)
+        .ok()
+        .and_then(|f| f.section_by_name(PC_TABLE).map(|s| s.size() > 0))
+        .unwrap_or(false)
+}
+
 impl KernelSymbols {
-    /// Reads the PC table and maps every PC to its site.
+    /// Reads the PC table ([`pc_table`]) and maps every PC to its site.
     pub fn load(elf: &Path) -> Result<KernelSymbols, CoverageError> {
         let data = std::fs::read(elf).map_err(|source| CoverageError::Io {
             what: format!("reading {}", elf.display()),
             source,
         })?;
-        let file = object::File::parse(&*data).map_err(|e| elf_error(elf, e))?;
-        let section = file.section_by_name(PC_TABLE).ok_or_else(|| {
-            elf_error(
-                elf,
-                format!("no {PC_TABLE} section: not built with SanitizerCoverage"),
-            )
-        })?;
-        let table = section.data().map_err(|e| elf_error(elf, e))?;
-        if table.len() % 16 != 0 {
-            return Err(elf_error(
-                elf,
-                format!("{PC_TABLE} of {} bytes", table.len()),
-            ));
-        }
+        let table = pc_table(&data).map_err(|why| elf_error(elf, why))?;
         let loader = addr2line::Loader::new(elf).map_err(|e| elf_error(elf, e))?;
         let sites = table
             .chunks_exact(16)
@@ -109,7 +123,7 @@ impl KernelSymbols {
             })
             .collect();
         Ok(KernelSymbols {
-            kernel: KernelId::of_pc_table(table),
+            kernel: KernelId::of_pc_table(&table),
             sites,
         })
     }

@@ -1,5 +1,7 @@
 //! A judged guest's coverage: its counters, read from the shared RAM
-//! mapping at memory checks and when taken, and the model's coverage.
+//! mapping (or, for a kernel without counters under TCG, QEMU's block
+//! counts from their own mapping) at memory checks and when taken, and the
+//! model's coverage.
 //!
 //! Reading costs one copy of the counters (a few KiB) and needs no pause:
 //! between requests the guest runs only its serial loop, whose own edges
@@ -10,22 +12,35 @@
 use oracle::Model;
 use protocol::Hello;
 
-use crate::coverage::{CounterReader, Coverage};
+use crate::coverage::{BlockReader, CounterReader, Coverage};
 use crate::session::Vm;
+
+/// Where one booted guest's edge counts come from.
+#[derive(Debug)]
+enum Counts {
+    /// Its own SanitizerCoverage counters, in its RAM.
+    Guest(CounterReader),
+    /// QEMU's plugin's counts of its blocks.
+    Blocks(BlockReader),
+}
 
 /// The counters of one booted guest, if they can be read.
 #[derive(Debug)]
 pub(crate) struct CoverageProbe {
-    counters: Option<CounterReader>,
+    counters: Option<Counts>,
 }
 
 impl CoverageProbe {
     /// The probe of a guest just booted with layout `hello`.
     pub(crate) fn new(hello: &Hello, vm: &Vm) -> CoverageProbe {
-        let counters = match (hello.coverage, vm.shared_ram()) {
-            (Some(info), Some(ram)) => CounterReader::new(info, ram)
+        let counters = match (hello.coverage, vm.shared_ram(), vm.block_counts()) {
+            (Some(info), Some(ram), _) => CounterReader::new(info, ram)
+                .map(Counts::Guest)
                 .map_err(|e| tracing::warn!("guest coverage off: {e}"))
                 .ok(),
+            (None, _, Some((counts, table))) => {
+                Some(Counts::Blocks(BlockReader::new(counts, table)))
+            }
             _ => None,
         };
         CoverageProbe { counters }
@@ -34,11 +49,15 @@ impl CoverageProbe {
     /// Reads the counters into the pending hits (at a memory check, so
     /// that busy edges do not wrap unseen before the sequence ends).
     pub(crate) fn poll(&mut self, vm: &Vm) {
-        if let (Some(c), Some(ram)) = (self.counters.as_mut(), vm.shared_ram()) {
-            if let Err(e) = c.poll(ram) {
-                tracing::warn!("guest coverage off: {e}");
-                self.counters = None;
+        match (self.counters.as_mut(), vm.shared_ram()) {
+            (Some(Counts::Guest(c)), Some(ram)) => {
+                if let Err(e) = c.poll(ram) {
+                    tracing::warn!("guest coverage off: {e}");
+                    self.counters = None;
+                }
             }
+            (Some(Counts::Blocks(b)), _) => b.poll(),
+            _ => {}
         }
     }
 
@@ -46,7 +65,7 @@ impl CoverageProbe {
     /// model's transitions and events (taken from `model`).
     pub(crate) fn take(&mut self, vm: &Vm, model: &mut Model) -> Coverage {
         let edges = match (self.counters.as_mut(), vm.shared_ram()) {
-            (Some(c), Some(ram)) => match c.take(ram) {
+            (Some(Counts::Guest(c)), Some(ram)) => match c.take(ram) {
                 Ok(hits) => Some(hits),
                 Err(e) => {
                     tracing::warn!("guest coverage off: {e}");
@@ -54,6 +73,7 @@ impl CoverageProbe {
                     None
                 }
             },
+            (Some(Counts::Blocks(b)), _) => Some(b.take()),
             _ => None,
         };
         Coverage {

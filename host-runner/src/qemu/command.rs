@@ -68,6 +68,9 @@ pub struct QemuArgs {
     pub gdb_socket: Option<PathBuf>,
     /// A human monitor (HMP) listening on this unix socket, if any.
     pub monitor_socket: Option<PathBuf>,
+    /// The block-counting plugin and its files, if it counts the guest's
+    /// blocks ([`crate::coverage::plugin`]).
+    pub plugin: Option<crate::coverage::PluginFiles>,
 }
 
 /// The vCPU: `qemu64` (QEMU's default) plus `pdpe1gb`.
@@ -78,7 +81,8 @@ const RAM_BACKEND_ID: &str = "vmmfuzz-ram";
 
 impl QemuArgs {
     /// QEMU's arguments, in the order: machine, serial, QMP, kernel, then
-    /// shared RAM, initrd, gdb stub and human monitor when asked for.
+    /// shared RAM, initrd, gdb stub, human monitor and block-counting
+    /// plugin when asked for.
     pub fn argv(&self) -> Vec<OsString> {
         let mut v: Vec<OsString> = Vec::new();
         let opt = |v: &mut Vec<OsString>, name: &str, value: OsString| {
@@ -140,6 +144,12 @@ impl QemuArgs {
                 with_path("unix:", socket, ",server=on,wait=off"),
             );
         }
+        if let Some(p) = &self.plugin {
+            let mut arg = with_path("", &p.plugin, ",table=");
+            arg.push(with_path("", &p.table, ",counts="));
+            arg.push(with_path("", &p.counts, ""));
+            opt(&mut v, "-plugin", arg);
+        }
         v
     }
 }
@@ -174,6 +184,7 @@ mod tests {
             initrd: None,
             gdb_socket: None,
             monitor_socket: None,
+            plugin: None,
         }
     }
 
@@ -253,6 +264,23 @@ mod tests {
         assert_eq!(
             line(&a),
             format!("{BARE} -monitor unix:/tmp/p,,q/monitor.sock,server=on,wait=off")
+        );
+    }
+
+    #[test]
+    fn the_block_counter_with_its_files_commas_doubled() {
+        let mut a = bare();
+        a.plugin = Some(crate::coverage::PluginFiles {
+            plugin: "/t/qemu-plugin/release/libvmmfuzz_qemu_plugin.so".into(),
+            table: "/tmp/d,x/blocks.table".into(),
+            counts: "/tmp/d,x/blocks.counts".into(),
+        });
+        assert_eq!(
+            line(&a),
+            format!(
+                "{BARE} -plugin /t/qemu-plugin/release/libvmmfuzz_qemu_plugin.so,\
+                 table=/tmp/d,,x/blocks.table,counts=/tmp/d,,x/blocks.counts"
+            )
         );
     }
 

@@ -53,7 +53,8 @@ pub fn guest_report(reached: &Coverage, kernel: Option<&Path>) -> Result<GuestRe
         .edges
         .as_ref()
         .ok_or("no guest counters were read (an uninstrumented kernel, or guest RAM not shared)")?;
-    let kernel = crate::guest_image::resolve(kernel).map_err(|e| e.to_string())?;
+    let kernel =
+        crate::edge_counts::kernel_of(kernel, Some(hits.kernel)).map_err(|e| e.to_string())?;
     let symbols = KernelSymbols::load(&kernel).map_err(|e| e.to_string())?;
     GuestReport::build(hits, &symbols).map_err(|e| e.to_string())
 }

@@ -34,6 +34,13 @@ pub struct VmConfig {
     pub files: Vec<crate::files::FileSpec>,
     /// How requests and answers travel after the handshake.
     pub transport: Transport,
+    /// Who counts the guest's edges, as asked (`--edge-counts`);
+    /// [`crate::edge_counts::settle`] turns it into the kernel and
+    /// [`VmConfig::block_counter`] once the accelerator is known.
+    pub edge_counts: crate::edge_counts::EdgeCounts,
+    /// A QEMU plugin counts the guest's blocks (a kernel without
+    /// SanitizerCoverage, under TCG: [`crate::coverage::plugin`]), if so.
+    pub block_counter: Option<crate::coverage::BlockCounter>,
 }
 
 /// How requests and answers travel between host and guest.
@@ -73,6 +80,8 @@ impl VmConfig {
             shared_ram: false,
             files: Vec::new(),
             transport: Transport::default(),
+            edge_counts: Default::default(),
+            block_counter: None,
         }
     }
 

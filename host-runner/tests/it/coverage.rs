@@ -1,22 +1,30 @@
 //! Coverage on the real guest: the counters of `Vmm::map` move when a
 //! `Map` runs and stay still while the guest only answers pings; the PC
 //! table maps them to `guest/core/src/vmm/ops.rs`; the model counts the same
-//! request's transition; a `Reset` needs no care. Needs
-//! `qemu-system-x86_64` and the instrumented guest the build script makes.
+//! request's transition; a `Reset` needs no care. The same for both
+//! counters: the kernel's own (SanitizerCoverage) and QEMU's plugin over
+//! its plain twin. Needs `qemu-system-x86_64` and the kernels and plugin
+//! the build script makes.
 //! No wall-clock assertions.
 
 use host_runner::coverage::report::GuestReport;
 use host_runner::coverage::symbols::{KernelSymbols, Origin};
 use host_runner::coverage::EdgeHits;
+use host_runner::edge_counts::EdgeCounts;
 use host_runner::judge::{JudgeOptions, JudgedVm};
 use host_runner::{Accel, RunnerOptions, VmConfig};
 use oracle::coverage::{AnswerClass, Caller, RequestKind, StateKind, Transition};
 use protocol::{Privilege, Request};
 
-fn config() -> VmConfig {
+/// A TCG guest whose edges `counts` counts: its own counters, or QEMU's
+/// plugin over the kernel's plain twin.
+fn config(counts: EdgeCounts) -> VmConfig {
     let mut c = host_runner::base_config(&RunnerOptions::default())
         .expect("QEMU and the built guest kernel");
     c.accel = Accel::Tcg;
+    c.edge_counts = counts;
+    host_runner::edge_counts::settle(&mut c).expect("the built kernels and plugin");
+    assert_eq!(c.block_counter.is_some(), counts == EdgeCounts::Qemu);
     c
 }
 
@@ -49,8 +57,17 @@ fn hits_of(hits: &EdgeHits, edges: &[usize]) -> u64 {
 }
 
 #[tokio::test]
-async fn counters_move_when_map_runs_and_name_its_source() {
-    let config = config();
+async fn the_kernels_counters_move_when_map_runs_and_name_its_source() {
+    counters_move_when_map_runs_and_name_its_source(EdgeCounts::Sancov).await;
+}
+
+#[tokio::test]
+async fn qemus_block_counts_move_when_map_runs_and_name_its_source() {
+    counters_move_when_map_runs_and_name_its_source(EdgeCounts::Qemu).await;
+}
+
+async fn counters_move_when_map_runs_and_name_its_source(counts: EdgeCounts) {
+    let config = config(counts);
     let symbols = KernelSymbols::load(&config.kernel).expect("the kernel's PC table and DWARF");
     let (map_edges, entry) = map_counters(&symbols);
 

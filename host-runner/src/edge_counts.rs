@@ -1,0 +1,227 @@
+//! Who counts the guest's edges: the kernel's own SanitizerCoverage
+//! counters, or, under TCG, QEMU (a plugin counting the block leaders of
+//! the same kernel built without them: [`crate::coverage::plugin`]).
+//!
+//! Both give hits per code site of one kernel build, so the corpus, the
+//! coverage report and the campaign report work alike; they are not mixed
+//! (the two builds are different kernels: `KernelId`). The VMM's code is
+//! the same in both, so a trace replays alike on either.
+
+use std::path::Path;
+
+use crate::coverage::BlockCounter;
+use crate::error::{Error, Result};
+use crate::guest_image;
+use crate::qemu::Accel;
+use crate::session::VmConfig;
+
+/// `--edge-counts`: who counts the guest's edges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EdgeCounts {
+    /// QEMU under TCG when it can (the default kernel, or a `--kernel`
+    /// built without SanitizerCoverage), the kernel's counters otherwise.
+    #[default]
+    Auto,
+    /// QEMU's plugin: TCG only, a kernel without counters of its own.
+    Qemu,
+    /// The kernel's SanitizerCoverage counters (the default kernel's
+    /// build that has them), under any accelerator.
+    Sancov,
+}
+
+impl std::fmt::Display for EdgeCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EdgeCounts::Auto => "auto",
+            EdgeCounts::Qemu => "qemu",
+            EdgeCounts::Sancov => "sancov",
+        })
+    }
+}
+
+/// The kernel and counter `config` boots with for its
+/// [`VmConfig::edge_counts`], now that its accelerator is chosen. `config.kernel` is the kernel asked for: the
+/// default build (with counters) unless `--kernel` named another; the
+/// default build gives way to its plain twin when QEMU counts.
+pub fn settle(config: &mut VmConfig) -> Result<()> {
+    let choice = config.edge_counts;
+    config.block_counter = None;
+    let default = guest_image::built_kernel();
+    let plain = guest_image::built_plain_kernel();
+    if plain.is_some_and(|p| config.kernel == p) {
+        // Settled before (a bench's next accelerator): start again from
+        // the default build.
+        if let Some(d) = default {
+            config.kernel = d.to_owned();
+        }
+    }
+    let qemu_counts =
+        match (choice, config.accel) {
+            (EdgeCounts::Sancov, _) => return Ok(()),
+            (EdgeCounts::Auto, Accel::Kvm) => return Ok(()),
+            (EdgeCounts::Qemu, Accel::Kvm) => return Err(Error::Config(
+                "--edge-counts qemu: QEMU counts the guest's blocks under TCG only (--accel tcg)"
+                    .into(),
+            )),
+            (_, Accel::Tcg) => choice,
+        };
+    let Some(plugin) = guest_image::built_plugin() else {
+        return match qemu_counts {
+            EdgeCounts::Qemu => Err(Error::Config(
+                "--edge-counts qemu: the build made no QEMU plugin (VMMFUZZ_SKIP_GUEST_BUILD?)"
+                    .into(),
+            )),
+            _ => Ok(()),
+        };
+    };
+    let is_default = default.is_some_and(|d| config.kernel == d);
+    let kernel = match (is_default, plain) {
+        (true, Some(plain)) => plain.to_owned(),
+        _ if !has_sancov(&config.kernel)? => config.kernel.clone(),
+        _ if qemu_counts == EdgeCounts::Qemu => {
+            return Err(Error::Config(format!(
+                "--edge-counts qemu: {} counts its own edges (SanitizerCoverage); \
+                 pass a kernel built without it, or --edge-counts sancov",
+                config.kernel.display()
+            )))
+        }
+        _ => return Ok(()),
+    };
+    let counter = BlockCounter::new(plugin, &kernel)
+        .map_err(|e| Error::Config(format!("QEMU's block counts: {e}")))?;
+    tracing::debug!(
+        "edge counts: QEMU's plugin, {} leaders of {}",
+        counter.leaders(),
+        kernel.display()
+    );
+    config.kernel = kernel;
+    config.block_counter = Some(counter);
+    Ok(())
+}
+
+/// Whether the kernel ELF at `path` has counters of its own.
+fn has_sancov(path: &Path) -> Result<bool> {
+    let data =
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    Ok(crate::coverage::symbols::has_sancov(&data))
+}
+
+/// The kernel whose counters `kernel_id` names: `explicit` when given,
+/// else whichever of the default build and its plain twin it is, else the
+/// default ([`guest_image::resolve`]).
+pub fn kernel_of(
+    explicit: Option<&Path>,
+    kernel_id: Option<crate::coverage::KernelId>,
+) -> Result<std::path::PathBuf> {
+    if explicit.is_none() {
+        let built = [
+            guest_image::built_kernel(),
+            guest_image::built_plain_kernel(),
+        ];
+        for k in built.into_iter().flatten() {
+            let id = std::fs::read(k)
+                .ok()
+                .and_then(|d| crate::coverage::symbols::pc_table(&d).ok())
+                .map(|t| crate::coverage::KernelId::of_pc_table(&t));
+            if id.is_some() && id == kernel_id {
+                return Ok(k.to_owned());
+            }
+        }
+    }
+    Ok(guest_image::resolve(explicit)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcg_config() -> Option<VmConfig> {
+        let kernel = guest_image::built_kernel()?;
+        guest_image::built_plain_kernel()?;
+        guest_image::built_plugin()?;
+        Some(VmConfig::new("qemu".into(), kernel.to_owned(), Accel::Tcg))
+    }
+
+    #[test]
+    fn under_tcg_the_default_kernel_gives_way_to_its_plain_twin_counted_by_qemu() {
+        let Some(mut config) = tcg_config() else {
+            eprintln!("skipped: the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)");
+            return;
+        };
+        {
+            config.edge_counts = EdgeCounts::Auto;
+            settle(&mut config)
+        }
+        .unwrap();
+        assert_eq!(config.kernel, guest_image::built_plain_kernel().unwrap());
+        let counter = config.block_counter.clone().expect("QEMU counts");
+        assert!(counter.leaders() > 1000);
+        // Settling again (another accelerator) starts from the default.
+        config.accel = Accel::Kvm;
+        {
+            config.edge_counts = EdgeCounts::Auto;
+            settle(&mut config)
+        }
+        .unwrap();
+        assert_eq!(config.kernel, guest_image::built_kernel().unwrap());
+        assert!(config.block_counter.is_none());
+        assert!({
+            config.edge_counts = EdgeCounts::Qemu;
+            settle(&mut config)
+        }
+        .is_err());
+    }
+
+    #[test]
+    fn sancov_keeps_the_kernels_counters_and_qemu_refuses_a_kernel_that_has_them() {
+        let Some(mut config) = tcg_config() else {
+            eprintln!("skipped: the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)");
+            return;
+        };
+        let default = config.kernel.clone();
+        {
+            config.edge_counts = EdgeCounts::Sancov;
+            settle(&mut config)
+        }
+        .unwrap();
+        assert_eq!(config.kernel, default);
+        assert!(config.block_counter.is_none());
+        // A --kernel with counters of its own (a copy of the default).
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("k");
+        std::fs::copy(&default, &copy).unwrap();
+        config.kernel = copy.clone();
+        {
+            config.edge_counts = EdgeCounts::Auto;
+            settle(&mut config)
+        }
+        .unwrap();
+        assert_eq!(
+            (config.kernel.as_path(), config.block_counter.is_none()),
+            (copy.as_path(), true)
+        );
+        assert!({
+            config.edge_counts = EdgeCounts::Qemu;
+            settle(&mut config)
+        }
+        .is_err());
+    }
+
+    #[test]
+    fn saved_coverage_finds_the_build_it_was_read_from() {
+        let (Some(default), Some(plain)) = (
+            guest_image::built_kernel(),
+            guest_image::built_plain_kernel(),
+        ) else {
+            eprintln!("skipped: the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)");
+            return;
+        };
+        let id = |k: &Path| {
+            let t = crate::coverage::symbols::pc_table(&std::fs::read(k).unwrap()).unwrap();
+            crate::coverage::KernelId::of_pc_table(&t)
+        };
+        assert_eq!(kernel_of(None, Some(id(plain))).unwrap(), plain);
+        assert_eq!(kernel_of(None, Some(id(default))).unwrap(), default);
+        assert_ne!(id(plain), id(default));
+    }
+}
