@@ -74,6 +74,19 @@ pub fn settle(config: &mut VmConfig) -> Result<()> {
             _ => Ok(()),
         };
     };
+    if let Err(why) = loads_plugin(&config.qemu, plugin) {
+        if qemu_counts == EdgeCounts::Qemu {
+            return Err(Error::Config(format!(
+                "--edge-counts qemu: {} cannot load the block-counting plugin: {why}",
+                config.qemu.display()
+            )));
+        }
+        tracing::warn!(
+            "edge counts: the kernel's own (QEMU cannot load the block-counting plugin, \
+             which saves the guest a fifth of its time under TCG: {why})"
+        );
+        return Ok(());
+    }
     let is_default = default.is_some_and(|d| config.kernel == d);
     let kernel = match (is_default, plain) {
         (true, Some(plain)) => plain.to_owned(),
@@ -97,6 +110,64 @@ pub fn settle(config: &mut VmConfig) -> Result<()> {
     config.kernel = kernel;
     config.block_counter = Some(counter);
     Ok(())
+}
+
+/// How long the plugin's probe may take (it ends at once unless QEMU hangs).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `qemu` loads `plugin`: started with it and no arguments, QEMU
+/// ends at once, after the plugin refused to install for want of them
+/// (its message on stderr proves QEMU loaded it, resolved the plugin API
+/// and accepted its version). A QEMU built without plugins, or one that
+/// refuses this plugin's API version, ends with a message of its own: the
+/// error.
+pub fn loads_plugin(qemu: &Path, plugin: &Path) -> std::result::Result<(), String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(qemu)
+        .args([
+            "-M",
+            "none",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-no-user-config",
+        ])
+        .arg("-plugin")
+        .arg(plugin)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", qemu.display()))?;
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < PROBE_TIMEOUT => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("QEMU did not end within {PROBE_TIMEOUT:?}"));
+            }
+        }
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    if stderr.contains("vmmfuzz-qemu-plugin: missing argument") {
+        Ok(())
+    } else {
+        Err(stderr
+            .trim()
+            .lines()
+            .next()
+            .unwrap_or("no message")
+            .to_string())
+    }
 }
 
 /// Whether the kernel ELF at `path` has counters of its own.
@@ -139,7 +210,8 @@ mod tests {
         let kernel = guest_image::built_kernel()?;
         guest_image::built_plain_kernel()?;
         guest_image::built_plugin()?;
-        Some(VmConfig::new("qemu".into(), kernel.to_owned(), Accel::Tcg))
+        let qemu = crate::qemu::find_qemu(None).ok()?;
+        Some(VmConfig::new(qemu, kernel.to_owned(), Accel::Tcg))
     }
 
     #[test]
@@ -205,6 +277,52 @@ mod tests {
             settle(&mut config)
         }
         .is_err());
+    }
+
+    #[test]
+    fn a_qemu_that_cannot_load_the_plugin_leaves_the_kernels_counters() {
+        let Some(mut config) = tcg_config() else {
+            eprintln!(
+                "skipped: no QEMU, or the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)"
+            );
+            return;
+        };
+        let plugin = guest_image::built_plugin().unwrap();
+        loads_plugin(&config.qemu, plugin).expect("this QEMU loads it");
+        // Not a plugin: QEMU's own message, not the plugin's.
+        let why = loads_plugin(&config.qemu, &config.kernel).unwrap_err();
+        assert!(!why.is_empty());
+        assert!(loads_plugin(Path::new("/nonexistent/qemu"), plugin).is_err());
+        // A QEMU that does not load it: auto keeps the counters, qemu refuses.
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("qemu");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho 'plugin interface not enabled' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        config.qemu = fake;
+        let default = config.kernel.clone();
+        {
+            config.edge_counts = EdgeCounts::Auto;
+            settle(&mut config)
+        }
+        .unwrap();
+        assert_eq!(
+            (config.kernel.clone(), config.block_counter.is_none()),
+            (default, true)
+        );
+        let err = {
+            config.edge_counts = EdgeCounts::Qemu;
+            settle(&mut config)
+        }
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("plugin interface not enabled"),
+            "{err}"
+        );
     }
 
     #[test]

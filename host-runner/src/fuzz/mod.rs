@@ -35,6 +35,23 @@ pub mod summary;
 pub mod timeline;
 
 pub use crate::args::fuzz::{FreshState, FuzzArgs};
+
+#[cfg(test)]
+mod replay_command_tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_command_names_what_picked_the_campaigns_guest() {
+        let mut options = RunnerOptions::default();
+        assert_eq!(replay_command(&options), "host-runner replay");
+        options.accel = crate::AccelChoice::Tcg;
+        options.edge_counts = crate::edge_counts::EdgeCounts::Sancov;
+        assert_eq!(
+            replay_command(&options),
+            "host-runner --accel tcg --edge-counts sancov replay"
+        );
+    }
+}
 pub use campaign::run;
 pub use error::FuzzError;
 pub use summary::{FoundFailure, Summary};
@@ -42,8 +59,8 @@ pub use summary::{FoundFailure, Summary};
 use crate::RunnerOptions;
 
 /// The command that replays a trace with the guest of `options`
-/// (`host-runner replay`, plus `--kernel` and `--accel` when they were
-/// given; the trace's header holds its RAM size).
+/// (`host-runner replay`, plus `--kernel`, `--accel` and `--edge-counts`
+/// when they were given; the trace's header holds its RAM size).
 pub fn replay_command(options: &RunnerOptions) -> String {
     let mut cmd = String::from("host-runner");
     if let Some(k) = &options.kernel {
@@ -54,6 +71,10 @@ pub fn replay_command(options: &RunnerOptions) -> String {
             " --accel {}",
             format!("{:?}", options.accel).to_lowercase()
         ));
+    }
+    // The kernel the campaign booted: its edge counts pick the build.
+    if options.edge_counts != crate::edge_counts::EdgeCounts::Auto {
+        cmd.push_str(&format!(" --edge-counts {}", options.edge_counts));
     }
     cmd.push_str(" replay");
     cmd
