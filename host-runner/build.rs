@@ -82,16 +82,28 @@ fn main() {
         elf.display()
     );
 
+    // Without the plugin the runner still works: the kernel counts its
+    // own edges (edge_counts::settle), so a failed build is a warning.
     let plugin_dir = root.join("host-runner/qemu-plugin");
     let plugin_target = target.join("qemu-plugin");
-    let cmd = guest_build::plugin_command(&plugin_dir, &plugin_target);
-    let lib = build(
-        "the QEMU plugin",
-        cmd,
-        &plugin_dir,
-        guest_build::plugin_path(&plugin_target),
-    );
-    println!("cargo:rustc-env=VMMFUZZ_QEMU_PLUGIN={}", lib.display());
+    let out = guest_build::plugin_command(&plugin_dir, &plugin_target).output();
+    let lib = guest_build::plugin_path(&plugin_target);
+    match out {
+        Ok(out) if out.status.success() && lib.is_file() => {
+            println!("cargo:rustc-env=VMMFUZZ_QEMU_PLUGIN={}", lib.display());
+        }
+        Ok(out) => println!(
+            "cargo:warning=building the QEMU plugin in {} failed ({}): the kernel will count \
+             its own edges under TCG too (slower); {}",
+            plugin_dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ),
+        Err(e) => println!("cargo:warning=could not run cargo to build the QEMU plugin: {e}"),
+    }
 }
 
 /// Runs `cmd`, which builds `what` in `dir` to `product`, and answers

@@ -46,62 +46,45 @@ impl std::fmt::Display for EdgeCounts {
 pub fn settle(config: &mut VmConfig) -> Result<()> {
     let choice = config.edge_counts;
     config.block_counter = None;
-    let default = guest_image::built_kernel();
-    let plain = guest_image::built_plain_kernel();
-    if plain.is_some_and(|p| config.kernel == p) {
-        // Settled before (a bench's next accelerator): start again from
-        // the default build.
-        if let Some(d) = default {
-            config.kernel = d.to_owned();
-        }
-    }
     let qemu_counts =
         match (choice, config.accel) {
-            (EdgeCounts::Sancov, _) => return Ok(()),
-            (EdgeCounts::Auto, Accel::Kvm) => return Ok(()),
+            (EdgeCounts::Sancov, _) | (EdgeCounts::Auto, Accel::Kvm) => return Ok(()),
             (EdgeCounts::Qemu, Accel::Kvm) => return Err(Error::Config(
                 "--edge-counts qemu: QEMU counts the guest's blocks under TCG only (--accel tcg)"
                     .into(),
             )),
             (_, Accel::Tcg) => choice,
         };
+    let refuse = |why: String| match qemu_counts {
+        EdgeCounts::Qemu => Err(Error::Config(format!("--edge-counts qemu: {why}"))),
+        _ => Ok(()),
+    };
     let Some(plugin) = guest_image::built_plugin() else {
-        return match qemu_counts {
-            EdgeCounts::Qemu => Err(Error::Config(
-                "--edge-counts qemu: the build made no QEMU plugin (VMMFUZZ_SKIP_GUEST_BUILD?)"
-                    .into(),
-            )),
-            _ => Ok(()),
-        };
+        return refuse("the build made no QEMU plugin (VMMFUZZ_SKIP_GUEST_BUILD?)".into());
     };
     if let Err(why) = loads_plugin(&config.qemu, plugin) {
-        if qemu_counts == EdgeCounts::Qemu {
-            return Err(Error::Config(format!(
-                "--edge-counts qemu: {} cannot load the block-counting plugin: {why}",
-                config.qemu.display()
-            )));
-        }
         tracing::warn!(
-            "edge counts: the kernel's own (QEMU cannot load the block-counting plugin, \
-             which saves the guest a fifth of its time under TCG: {why})"
+            "edge counts: QEMU cannot load the block-counting plugin, which saves the guest \
+             a fifth of its time under TCG ({why})"
         );
-        return Ok(());
+        return refuse(format!(
+            "{} cannot load the block-counting plugin: {why}",
+            config.qemu.display()
+        ));
     }
-    let is_default = default.is_some_and(|d| config.kernel == d);
-    let kernel = match (is_default, plain) {
-        (true, Some(plain)) => plain.to_owned(),
+    let default = guest_image::built_kernel();
+    let kernel = match guest_image::built_plain_kernel() {
+        Some(plain) if default.is_some_and(|d| same_file(&config.kernel, d)) => plain.to_owned(),
         _ if !has_sancov(&config.kernel)? => config.kernel.clone(),
-        _ if qemu_counts == EdgeCounts::Qemu => {
-            return Err(Error::Config(format!(
-                "--edge-counts qemu: {} counts its own edges (SanitizerCoverage); \
-                 pass a kernel built without it, or --edge-counts sancov",
+        _ => {
+            return refuse(format!(
+                "{} counts its own edges (SanitizerCoverage); pass a kernel built without it, \
+                 or --edge-counts sancov",
                 config.kernel.display()
-            )))
+            ))
         }
-        _ => return Ok(()),
     };
-    let counter = BlockCounter::new(plugin, &kernel)
-        .map_err(|e| Error::Config(format!("QEMU's block counts: {e}")))?;
+    let counter = BlockCounter::new(plugin, &kernel).map_err(runner_error)?;
     tracing::debug!(
         "edge counts: QEMU's plugin, {} leaders of {}",
         counter.leaders(),
@@ -110,6 +93,16 @@ pub fn settle(config: &mut VmConfig) -> Result<()> {
     config.kernel = kernel;
     config.block_counter = Some(counter);
     Ok(())
+}
+
+/// A coverage error as the runner's: reading or writing a file is the
+/// environment's fault, anything else (a kernel ELF without code) the
+/// input's.
+pub(crate) fn runner_error(e: crate::coverage::CoverageError) -> Error {
+    match e {
+        crate::coverage::CoverageError::Io { what, source } => Error::io(what, source),
+        e => Error::Config(format!("QEMU's block counts: {e}")),
+    }
 }
 
 /// How long the plugin's probe may take (it ends at once unless QEMU hangs).
@@ -133,7 +126,7 @@ pub fn loads_plugin(qemu: &Path, plugin: &Path) -> std::result::Result<(), Strin
             "-no-user-config",
         ])
         .arg("-plugin")
-        .arg(plugin)
+        .arg(crate::qemu::command::with_path("file=", plugin, ""))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -158,6 +151,7 @@ pub fn loads_plugin(qemu: &Path, plugin: &Path) -> std::result::Result<(), Strin
         use std::io::Read;
         let _ = e.read_to_string(&mut stderr);
     }
+    // The plugin's message for want of arguments (its `ArgError::Missing`).
     if stderr.contains("vmmfuzz-qemu-plugin: missing argument") {
         Ok(())
     } else {
@@ -177,19 +171,30 @@ fn has_sancov(path: &Path) -> Result<bool> {
     Ok(crate::coverage::symbols::has_sancov(&data))
 }
 
-/// The kernel whose counters `kernel_id` names: `explicit` when given,
-/// else whichever of the default build and its plain twin it is, else the
-/// default ([`guest_image::resolve`]).
+/// Whether `a` and `b` name the same file (a relative and an absolute
+/// path alike).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The kernel whose counters `kernel_id` names, to symbolize them with:
+/// `explicit` (or the default, [`guest_image::resolve`]), or its twin when
+/// it is one of the two builds and the counters are the other's.
 pub fn kernel_of(
     explicit: Option<&Path>,
     kernel_id: Option<crate::coverage::KernelId>,
 ) -> Result<std::path::PathBuf> {
-    if explicit.is_none() {
-        let built = [
-            guest_image::built_kernel(),
-            guest_image::built_plain_kernel(),
-        ];
-        for k in built.into_iter().flatten() {
+    let asked = guest_image::resolve(explicit)?;
+    let built = [
+        guest_image::built_kernel(),
+        guest_image::built_plain_kernel(),
+    ];
+    let built: Vec<&Path> = built.into_iter().flatten().collect();
+    if built.iter().any(|k| same_file(&asked, k)) {
+        for k in built {
             let id = std::fs::read(k)
                 .ok()
                 .and_then(|d| crate::coverage::symbols::pc_table(&d).ok())
@@ -199,11 +204,13 @@ pub fn kernel_of(
             }
         }
     }
-    Ok(guest_image::resolve(explicit)?)
+    Ok(asked)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn tcg_config() -> Option<VmConfig> {
@@ -214,77 +221,71 @@ mod tests {
         Some(VmConfig::new(qemu, kernel.to_owned(), Accel::Tcg))
     }
 
+    const SKIPPED: &str =
+        "skipped: no QEMU, or the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)";
+
+    /// `config` settled for `choice`.
+    fn settled(config: &mut VmConfig, choice: EdgeCounts) -> Result<()> {
+        config.edge_counts = choice;
+        settle(config)
+    }
+
     #[test]
     fn under_tcg_the_default_kernel_gives_way_to_its_plain_twin_counted_by_qemu() {
         let Some(mut config) = tcg_config() else {
-            eprintln!("skipped: the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)");
+            eprintln!("{SKIPPED}");
             return;
         };
-        {
-            config.edge_counts = EdgeCounts::Auto;
-            settle(&mut config)
-        }
-        .unwrap();
-        assert_eq!(config.kernel, guest_image::built_plain_kernel().unwrap());
+        let default = config.kernel.clone();
+        settled(&mut config, EdgeCounts::Auto).unwrap();
+        let plain = guest_image::built_plain_kernel().unwrap();
+        assert_eq!(config.kernel, plain);
         let counter = config.block_counter.clone().expect("QEMU counts");
         assert!(counter.leaders() > 1000);
-        // Settling again (another accelerator) starts from the default.
+        // Settled again it stays (the plain kernel has no counters).
+        settled(&mut config, EdgeCounts::Qemu).unwrap();
+        assert_eq!(config.kernel, plain);
+        // Under KVM the kernel asked for counts, or qemu refuses.
+        config.kernel = default.clone();
         config.accel = Accel::Kvm;
-        {
-            config.edge_counts = EdgeCounts::Auto;
-            settle(&mut config)
-        }
-        .unwrap();
-        assert_eq!(config.kernel, guest_image::built_kernel().unwrap());
-        assert!(config.block_counter.is_none());
-        assert!({
-            config.edge_counts = EdgeCounts::Qemu;
-            settle(&mut config)
-        }
-        .is_err());
+        settled(&mut config, EdgeCounts::Auto).unwrap();
+        assert_eq!(
+            (&config.kernel, config.block_counter.is_none()),
+            (&default, true)
+        );
+        assert!(settled(&mut config, EdgeCounts::Qemu).is_err());
     }
 
     #[test]
     fn sancov_keeps_the_kernels_counters_and_qemu_refuses_a_kernel_that_has_them() {
         let Some(mut config) = tcg_config() else {
-            eprintln!("skipped: the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)");
+            eprintln!("{SKIPPED}");
             return;
         };
         let default = config.kernel.clone();
-        {
-            config.edge_counts = EdgeCounts::Sancov;
-            settle(&mut config)
-        }
-        .unwrap();
-        assert_eq!(config.kernel, default);
-        assert!(config.block_counter.is_none());
+        settled(&mut config, EdgeCounts::Sancov).unwrap();
+        assert_eq!(
+            (&config.kernel, config.block_counter.is_none()),
+            (&default, true)
+        );
         // A --kernel with counters of its own (a copy of the default).
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join("k");
         std::fs::copy(&default, &copy).unwrap();
         config.kernel = copy.clone();
-        {
-            config.edge_counts = EdgeCounts::Auto;
-            settle(&mut config)
-        }
-        .unwrap();
+        settled(&mut config, EdgeCounts::Auto).unwrap();
         assert_eq!(
-            (config.kernel.as_path(), config.block_counter.is_none()),
-            (copy.as_path(), true)
+            (&config.kernel, config.block_counter.is_none()),
+            (&copy, true)
         );
-        assert!({
-            config.edge_counts = EdgeCounts::Qemu;
-            settle(&mut config)
-        }
-        .is_err());
+        let err = settled(&mut config, EdgeCounts::Qemu).unwrap_err();
+        assert!(err.to_string().contains("counts its own edges"), "{err}");
     }
 
     #[test]
     fn a_qemu_that_cannot_load_the_plugin_leaves_the_kernels_counters() {
         let Some(mut config) = tcg_config() else {
-            eprintln!(
-                "skipped: no QEMU, or the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)"
-            );
+            eprintln!("{SKIPPED}");
             return;
         };
         let plugin = guest_image::built_plugin().unwrap();
@@ -293,34 +294,19 @@ mod tests {
         let why = loads_plugin(&config.qemu, &config.kernel).unwrap_err();
         assert!(!why.is_empty());
         assert!(loads_plugin(Path::new("/nonexistent/qemu"), plugin).is_err());
-        // A QEMU that does not load it: auto keeps the counters, qemu refuses.
-        let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("qemu");
-        std::fs::write(
-            &fake,
-            "#!/bin/sh\necho 'plugin interface not enabled' >&2\nexit 1\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        config.qemu = fake;
+        // A "QEMU" that loads nothing (it ends at once, without a word):
+        // auto keeps the kernel's counters, qemu refuses.
+        config.qemu = PathBuf::from("/bin/false");
         let default = config.kernel.clone();
-        {
-            config.edge_counts = EdgeCounts::Auto;
-            settle(&mut config)
-        }
-        .unwrap();
+        settled(&mut config, EdgeCounts::Auto).unwrap();
         assert_eq!(
-            (config.kernel.clone(), config.block_counter.is_none()),
-            (default, true)
+            (&config.kernel, config.block_counter.is_none()),
+            (&default, true)
         );
-        let err = {
-            config.edge_counts = EdgeCounts::Qemu;
-            settle(&mut config)
-        }
-        .unwrap_err();
+        let err = settled(&mut config, EdgeCounts::Qemu).unwrap_err();
         assert!(
-            err.to_string().contains("plugin interface not enabled"),
+            err.to_string()
+                .contains("cannot load the block-counting plugin"),
             "{err}"
         );
     }
@@ -331,15 +317,22 @@ mod tests {
             guest_image::built_kernel(),
             guest_image::built_plain_kernel(),
         ) else {
-            eprintln!("skipped: the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)");
+            eprintln!("{SKIPPED}");
             return;
         };
         let id = |k: &Path| {
             let t = crate::coverage::symbols::pc_table(&std::fs::read(k).unwrap()).unwrap();
             crate::coverage::KernelId::of_pc_table(&t)
         };
-        assert_eq!(kernel_of(None, Some(id(plain))).unwrap(), plain);
-        assert_eq!(kernel_of(None, Some(id(default))).unwrap(), default);
         assert_ne!(id(plain), id(default));
+        for asked in [None, Some(default), Some(plain)] {
+            assert_eq!(kernel_of(asked, Some(id(plain))).unwrap(), plain);
+            assert_eq!(kernel_of(asked, Some(id(default))).unwrap(), default);
+        }
+        // Another kernel is symbolized with itself.
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("k");
+        std::fs::copy(default, &other).unwrap();
+        assert_eq!(kernel_of(Some(&other), Some(id(plain))).unwrap(), other);
     }
 }

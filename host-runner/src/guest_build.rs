@@ -62,13 +62,20 @@ pub fn cleared(key: &OsStr) -> bool {
 /// `features` (none: the default kernel) into `target_dir`, with the
 /// environment cleared of what [`cleared`] names.
 pub fn command(kernel_dir: &Path, target_dir: &Path, features: &[&str]) -> Command {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(kernel_dir)
-        .args(["build", "--release", "--bin", KERNEL_BIN]);
+    let mut cmd = cargo_build(kernel_dir, target_dir);
+    cmd.args(["--bin", KERNEL_BIN]);
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
+    cmd
+}
+
+/// `cargo build --release` in `dir` into `target_dir`, with the
+/// environment cleared of what [`cleared`] names.
+fn cargo_build(dir: &Path, target_dir: &Path) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(dir).args(["build", "--release"]);
     for (key, _) in std::env::vars_os() {
         if cleared(&key) {
             cmd.env_remove(&key);
@@ -131,16 +138,7 @@ pub fn add_rustflags(cmd: &mut Command, flags: &[&str]) {
 /// kernel's blocks (`plugin_dir`, a cargo workspace of its own) into
 /// `target_dir`, with the environment cleared as for the kernel.
 pub fn plugin_command(plugin_dir: &Path, target_dir: &Path) -> Command {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(plugin_dir).args(["build", "--release"]);
-    for (key, _) in std::env::vars_os() {
-        if cleared(&key) {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("CARGO_TARGET_DIR", target_dir);
-    cmd
+    cargo_build(plugin_dir, target_dir)
 }
 
 /// Where the plugin built into `target_dir` is.

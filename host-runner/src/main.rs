@@ -209,7 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
                 results,
                 report,
             };
-            let (pages, errors) = outputs.write(&summary, options.kernel.as_deref());
+            let (pages, errors) = outputs.write(&summary, Some(&config.kernel));
             for page in pages {
                 println!("campaign report: {}", page.display());
             }

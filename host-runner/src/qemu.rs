@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-mod command;
+pub(crate) mod command;
 mod exit;
 pub mod launch_error;
 pub use command::{Accel, QemuArgs, RamFile};

@@ -75,7 +75,7 @@ impl Vm {
             .as_ref()
             .map(|c| c.prepare(dir.path()))
             .transpose()
-            .map_err(|e| Error::Config(format!("the guest's block counts: {e}")))?;
+            .map_err(crate::edge_counts::runner_error)?;
         let args = QemuArgs {
             kernel: config.kernel.clone(),
             ram_mib: config.ram_mib,
@@ -149,7 +149,7 @@ impl Vm {
         let blocks = match (&plugin, &config.block_counter) {
             (Some(files), Some(counter)) => Some(Arc::new(
                 BlockCounts::map(files, counter.leaders())
-                    .map_err(|e| Error::Config(format!("the guest's block counts: {e}")))?,
+                    .map_err(crate::edge_counts::runner_error)?,
             )),
             _ => None,
         };

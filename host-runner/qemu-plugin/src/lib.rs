@@ -74,6 +74,15 @@ pub static qemu_plugin_version: c_int = ffi::QEMU_PLUGIN_VERSION;
 /// The prefix of every message.
 const PREFIX: &str = "vmmfuzz-qemu-plugin";
 
+/// Writes a line to stderr, ignoring a failed write: `eprintln!` would
+/// panic, and a panic in a function QEMU calls aborts QEMU.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// What the translation callback reads: set once by a successful install,
 /// read-only afterwards, never dropped (QEMU keeps the counts' addresses
 /// in translated code for as long as it runs).
@@ -111,11 +120,11 @@ pub unsafe extern "C" fn qemu_plugin_install(
     match installed {
         Ok(Ok(())) => 0,
         Ok(Err(message)) => {
-            eprintln!("{PREFIX}: {message}");
+            say!("{PREFIX}: {message}");
             -1
         }
         Err(_) => {
-            eprintln!("{PREFIX}: internal error (a panic) while installing");
+            say!("{PREFIX}: internal error (a panic) while installing");
             -1
         }
     }
@@ -212,7 +221,7 @@ extern "C" fn on_tb_trans(_id: QemuPluginId, tb: *mut QemuPluginTb) {
         unsafe { instrument(tb) }
     }));
     if done.is_err() {
-        eprintln!("{PREFIX}: internal error (a panic) in the translation callback: a block is not counted");
+        say!("{PREFIX}: internal error (a panic) in the translation callback: a block is not counted");
     }
 }
 

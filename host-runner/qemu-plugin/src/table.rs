@@ -32,7 +32,10 @@ pub enum ArgError {
     Duplicate(&'static str),
     /// An argument's value is empty.
     EmptyValue(&'static str),
-    /// A required argument is missing.
+    /// A required argument is missing. Its message is how the runner's
+    /// probe (`host-runner/src/edge_counts.rs`, `loads_plugin`) knows QEMU
+    /// loaded the plugin: started with no arguments, it must print
+    /// `vmmfuzz-qemu-plugin: missing argument`.
     Missing(&'static str),
 }
 
@@ -256,6 +259,10 @@ mod tests {
             assert_eq!(parse_args(argv).as_ref(), Err(want), "{argv:?}");
         }
         assert!(ArgError::Missing("counts").to_string().contains("counts"));
+        // What the runner's probe looks for.
+        assert!(ArgError::Missing("table")
+            .to_string()
+            .starts_with("missing argument"));
     }
 
     #[test]

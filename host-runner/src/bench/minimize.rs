@@ -72,10 +72,12 @@ pub async fn figures(
     plan: &BenchPlan,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Figure>, BenchError> {
-    let config = VmConfig {
+    let mut config = VmConfig {
         kernel: kernel.to_owned(),
         ..config.clone()
     };
+    // Its own edge counter: the injected build has counters of its own.
+    crate::edge_counts::settle(&mut config)?;
     let trace = long_trace(&config, plan.minimize_ops, plan.seed);
     let dir = tempfile::tempdir().map_err(|e| crate::Error::io("a temporary folder", e))?;
     let path = dir.path().join("long.jsonl");

@@ -15,44 +15,34 @@
 //! Only the 64-bit code counts: executable sections named `.text*`. The
 //! 32-bit PVH entry (`.boot`) runs once per boot.
 
-use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction};
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic};
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
 
 /// The block table of `elf`: `(pc, flags)` pairs of little-endian `u64`s,
 /// sorted by pc, one per leader, flag bit 0 on functions' entries.
 pub fn block_table(elf: &[u8]) -> Result<Vec<u8>, String> {
     let file = object::File::parse(elf).map_err(|e| e.to_string())?;
-    let mut starts: Vec<u64> = Vec::new();
-    let mut leaders: Vec<u64> = Vec::new();
-    let mut spans: Vec<(u64, u64)> = Vec::new();
+    let mut code = Code::default();
     for section in file.sections() {
         let name = section.name().unwrap_or("");
         if !name.starts_with(".text") || !executable(section.flags()) {
             continue;
         }
-        let code = section.data().map_err(|e| format!("{name}: {e}"))?;
-        let base = section.address();
-        spans.push((base, base + code.len() as u64));
-        leaders.push(base);
-        decode(code, base, &mut starts, &mut leaders);
+        let bytes = section.data().map_err(|e| format!("{name}: {e}"))?;
+        code.leaders.push(section.address());
+        code.decode(bytes, section.address());
     }
-    if starts.is_empty() {
+    if code.starts.is_empty() {
         return Err("no 64-bit code (no executable .text section)".into());
     }
-    let entries: Vec<u64> = file
+    let mut entries: Vec<u64> = file
         .symbols()
         .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
         .map(|s| s.address())
         .collect();
-    leaders.extend_from_slice(&entries);
-    starts.sort_unstable();
-    leaders.sort_unstable();
-    leaders.dedup();
-    // A leader must be an instruction QEMU executes: a target inside an
-    // instruction (data or a decoding out of step) counts nothing.
-    leaders.retain(|pc| starts.binary_search(pc).is_ok());
-    let mut entries = entries;
     entries.sort_unstable();
+    code.targets.extend_from_slice(&entries);
+    let leaders = code.leaders();
     let mut table = Vec::with_capacity(leaders.len() * 16);
     for pc in leaders {
         let entry = u64::from(entries.binary_search(&pc).is_ok());
@@ -69,58 +59,95 @@ fn executable(flags: SectionFlags) -> bool {
     }
 }
 
-/// Decodes `code` (at `base`), pushing every instruction's address to
-/// `starts` and every leader it makes to `leaders`.
-fn decode(code: &[u8], base: u64, starts: &mut Vec<u64>, leaders: &mut Vec<u64>) {
-    let mut decoder = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
-    let mut insn = Instruction::default();
-    while decoder.can_decode() {
-        decoder.decode_out(&mut insn);
-        starts.push(insn.ip());
-        if insn.is_invalid() {
-            // Padding or data: the next byte may start code again.
-            continue;
-        }
-        match insn.flow_control() {
-            FlowControl::Next => {}
-            FlowControl::UnconditionalBranch
-            | FlowControl::ConditionalBranch
-            | FlowControl::Call => {
-                leaders.push(insn.next_ip());
-                if insn.is_jmp_short_or_near()
-                    || insn.is_jcc_short_or_near()
-                    || insn.is_call_near()
-                    || insn.is_loop()
-                    || insn.is_loopcc()
-                    || insn.is_jcx_short()
-                {
-                    leaders.push(insn.near_branch_target());
-                }
-            }
-            _ => leaders.push(insn.next_ip()),
-        }
-    }
+/// What decoding the code found.
+#[derive(Default)]
+struct Code {
+    /// Every instruction's address.
+    starts: Vec<u64>,
+    /// Leaders: section starts, the instructions after a flow change and
+    /// the targets of direct jumps and calls.
+    leaders: Vec<u64>,
+    /// Direct targets and functions' entries: leaders whatever they are.
+    targets: Vec<u64>,
+    /// Padding (`nop`, `int3`): after a jump or return, the bytes up to
+    /// the next aligned function or loop, which never run unless a jump
+    /// lands on them.
+    padding: Vec<u64>,
 }
 
-/// The pcs of a block table (or PC table), in its order.
-pub fn pcs(table: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    table
-        .chunks_exact(16)
-        .map(|e| u64::from_le_bytes(e[..8].try_into().expect("8 bytes")))
+impl Code {
+    /// Decodes `code` (at `base`).
+    fn decode(&mut self, code: &[u8], base: u64) {
+        let mut decoder = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
+        let mut insn = Instruction::default();
+        while decoder.can_decode() {
+            decoder.decode_out(&mut insn);
+            self.starts.push(insn.ip());
+            if insn.is_invalid() {
+                // Data: the next byte may start code again.
+                continue;
+            }
+            if matches!(insn.mnemonic(), Mnemonic::Nop | Mnemonic::Int3) {
+                self.padding.push(insn.ip());
+                continue;
+            }
+            match insn.flow_control() {
+                FlowControl::Next => {}
+                FlowControl::UnconditionalBranch
+                | FlowControl::ConditionalBranch
+                | FlowControl::Call => {
+                    self.leaders.push(insn.next_ip());
+                    if insn.is_jmp_short_or_near()
+                        || insn.is_jcc_short_or_near()
+                        || insn.is_call_near()
+                        || insn.is_loop()
+                        || insn.is_loopcc()
+                        || insn.is_jcx_short()
+                    {
+                        self.targets.push(insn.near_branch_target());
+                    }
+                }
+                _ => self.leaders.push(insn.next_ip()),
+            }
+        }
+    }
+
+    /// The leaders, sorted: those that start an instruction (a target
+    /// inside one, data or a decoding out of step, counts nothing), and of
+    /// the padding only what a jump lands on.
+    fn leaders(mut self) -> Vec<u64> {
+        self.starts.sort_unstable();
+        self.targets.sort_unstable();
+        self.padding.sort_unstable();
+        let mut leaders = self.leaders;
+        leaders.extend_from_slice(&self.targets);
+        leaders.sort_unstable();
+        leaders.dedup();
+        let has = |v: &[u64], pc: &u64| v.binary_search(pc).is_ok();
+        leaders.retain(|pc| {
+            has(&self.starts, pc) && (!has(&self.padding, pc) || has(&self.targets, pc))
+        });
+        leaders
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The pcs of a block table, in its order.
+    fn pcs(table: &[u8]) -> impl Iterator<Item = u64> + '_ {
+        table
+            .chunks_exact(16)
+            .map(|e| u64::from_le_bytes(e[..8].try_into().expect("8 bytes")))
+    }
+
     /// Leaders of a code snippet at 0x1000, without an ELF.
     fn leaders_of(code: &[u8]) -> Vec<u64> {
-        let (mut starts, mut leaders) = (Vec::new(), vec![0x1000]);
-        decode(code, 0x1000, &mut starts, &mut leaders);
-        leaders.sort_unstable();
-        leaders.dedup();
-        leaders.retain(|pc| starts.binary_search(pc).is_ok());
-        leaders
+        let mut c = Code::default();
+        c.leaders.push(0x1000);
+        c.decode(code, 0x1000);
+        c.leaders()
     }
 
     #[test]
@@ -132,7 +159,7 @@ mod tests {
             0x90, //             1008: nop
             0x48, 0x89, 0xf8, // 1009: mov rax, rdi
             0xc3, //             100c: ret
-            0x90, //             100d: nop
+            0x50, //             100d: push rax
         ];
         assert_eq!(leaders_of(&code), [0x1000, 0x1005, 0x1009, 0x100d]);
     }
@@ -142,7 +169,7 @@ mod tests {
         let code = [
             0xe8, 0x03, 0x00, 0x00, 0x00, // 1000: call 1008
             0xff, 0xe0, //                   1005: jmp rax
-            0x90, //                         1007: nop
+            0x50, //                         1007: push rax
             0xc3, //                         1008: ret
         ];
         assert_eq!(leaders_of(&code), [0x1000, 0x1005, 0x1007, 0x1008]);
@@ -156,6 +183,19 @@ mod tests {
             0xc3, //                         100c: ret
         ];
         assert_eq!(leaders_of(&code), [0x1000, 0x1002]);
+    }
+
+    #[test]
+    fn padding_leads_nothing_unless_a_jump_lands_on_it() {
+        let code = [
+            0xc3, //                         1000: ret
+            0xcc, 0xcc, //                   1001: int3 (padding)
+            0x90, //                         1003: nop (padding)
+            0x75, 0xfd, //                   1004: jne 1003
+            0xcc, //                         1006: int3
+            0x90, //                         1007: nop
+        ];
+        assert_eq!(leaders_of(&code), [0x1000, 0x1003]);
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub async fn run(options: &RunnerOptions, args: &CoverageArgs) -> Result<Report,
     let mut out = String::new();
     let mut failures = 0;
     let fuzz = &args.fuzz;
+    // The kernel the campaign booted, if one ran (under TCG, the plain
+    // twin of the default build when QEMU counted).
+    let mut booted = None;
     if args.data.is_empty() || fuzz.duration.is_some() || fuzz.sequences.is_some() {
         let config = crate::config(options).await?;
         let replay = crate::fuzz::replay_command(options);
@@ -85,14 +88,18 @@ pub async fn run(options: &RunnerOptions, args: &CoverageArgs) -> Result<Report,
             );
         }
         reached.merge(&summary.reached)?;
+        booted = Some(config.kernel);
     }
     if let Some(path) = &args.save {
         reached.save(path)?;
     }
-    let kernel = crate::edge_counts::kernel_of(
-        options.kernel.as_deref(),
-        reached.edges.as_ref().map(|e| e.kernel),
-    )?;
+    let kernel = match booted {
+        Some(k) => k,
+        None => crate::edge_counts::kernel_of(
+            options.kernel.as_deref(),
+            reached.edges.as_ref().map(|e| e.kernel),
+        )?,
+    };
     let opts = RenderOptions {
         lines: args.lines,
         other: args.other,

@@ -18,12 +18,13 @@
 //!   source lines (its DWARF); [`report`]: the text report of
 //!   `host-runner coverage` ([`cli`]).
 //!
-//! The counters are 8 bits and wrap: the reader counts each one's change
-//! between two reads modulo 256, so an edge run a multiple of 256 times
-//! between two reads counts nothing that time. The judge reads at every
-//! memory check and at each sequence's end, between which the VMM's own
-//! edges rarely run that often; the serial loop's edges, which run while
-//! the guest waits, are counted approximately.
+//! The kernel's counters are 8 bits and wrap: the reader counts each one's
+//! change between two reads modulo 256, so an edge run a multiple of 256
+//! times between two reads counts nothing that time. The judge reads at
+//! every memory check and at each sequence's end, between which the VMM's
+//! own edges rarely run that often; the serial loop's edges, which run
+//! while the guest waits, are counted approximately. QEMU's counts are 64
+//! bits: exact.
 
 pub mod blocks;
 pub mod cli;
@@ -61,7 +62,9 @@ pub enum CoverageError {
     Elf { path: String, why: String },
     #[error(
         "coverage of another kernel build: {theirs} (this one: {ours}); \
-         pass the kernel it was recorded with (--kernel PATH)"
+         pass the kernel it was recorded with (--kernel PATH); under TCG QEMU counts \
+         the blocks of the kernel built without SanitizerCoverage, so coverage of TCG \
+         and KVM campaigns, or of --edge-counts qemu and sancov, does not merge"
     )]
     OtherKernel { ours: String, theirs: String },
     #[error("reading the guest's counters: {0}")]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use object::{Object, ObjectSection};
+use object::{Object, ObjectSection, ObjectSymbol};
 
 use super::edges::{Guidance, KernelId};
 use super::CoverageError;
@@ -115,11 +115,17 @@ impl KernelSymbols {
         })?;
         let table = pc_table(&data).map_err(|why| elf_error(elf, why))?;
         let loader = addr2line::Loader::new(elf).map_err(|e| elf_error(elf, e))?;
+        let labels = code_labels(&data);
         let sites = table
             .chunks_exact(16)
             .map(|pair| {
                 let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-                site(&loader, word(&pair[..8]), word(&pair[8..]) & 1 != 0)
+                site(
+                    &loader,
+                    &labels,
+                    word(&pair[..8]),
+                    word(&pair[8..]) & 1 != 0,
+                )
             })
             .collect();
         Ok(KernelSymbols {
@@ -165,19 +171,65 @@ const HOST_TIMED_FILES: [&str; 4] = [
 
 /// The functions outside those files whose entry runs once per interrupt
 /// as well as per exception.
-const HOST_TIMED_FUNCTIONS: [&str; 1] = ["vmmfuzz_kernel::interrupts::exception_entry"];
+const HOST_TIMED_FUNCTIONS: [&str; 2] = [
+    "vmmfuzz_kernel::interrupts::exception_entry",
+    // Inlined into it, and run for interrupts only.
+    "vmmfuzz_kernel::interrupts::interrupt",
+];
+
+/// The interrupt entry's assembly (`interrupts.rs`'s `global_asm!`,
+/// without DWARF: its sites are named by symbol), which QEMU's block
+/// counts count and SanitizerCoverage did not: the common path runs once
+/// per interrupt as well as per exception, the stubs of vectors 32 and up
+/// (the PIC's interrupts) once per interrupt.
+fn interrupt_entry(function: &str) -> bool {
+    function == "isr_common"
+        || function
+            .strip_prefix("isr_stub_")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|vector| vector >= 32)
+}
 
 /// Whether an edge's count follows the host's timing (see
 /// [`HOST_TIMED_FILES`]).
 pub fn times_the_host(site: &Site) -> bool {
     HOST_TIMED_FILES.contains(&site.file.as_str())
         || HOST_TIMED_FUNCTIONS.contains(&site.function.as_str())
+        || interrupt_entry(&site.function)
 }
 
 /// The site of `pc`: the innermost frame (of the inlined ones) that is the
 /// guest's own code, else the innermost frame. An iterator's `next`
 /// inlined into the VMM counts as the VMM line that called it.
-fn site(loader: &addr2line::Loader, pc: u64, entry: bool) -> Site {
+/// The ELF's symbols in code, sorted by address, sized or not: names for
+/// code without DWARF (the interrupt entry's assembly labels, which
+/// addr2line's symbol lookup, by size, does not find).
+fn code_labels(data: &[u8]) -> Vec<(u64, String)> {
+    let Ok(file) = object::File::parse(data) else {
+        return Vec::new();
+    };
+    let code = |s: &object::Symbol| {
+        s.section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .is_some_and(|sec| sec.kind() == object::SectionKind::Text)
+    };
+    let mut labels: Vec<(u64, String)> = file
+        .symbols()
+        .filter(|s| code(s) && s.kind() != object::SymbolKind::Section)
+        .filter_map(|s| Some((s.address(), s.name().ok()?.to_string())))
+        .filter(|(_, name)| !name.is_empty())
+        .collect();
+    labels.sort();
+    labels
+}
+
+/// The name of the nearest label at or below `pc`.
+fn label_at(labels: &[(u64, String)], pc: u64) -> Option<String> {
+    let i = labels.partition_point(|(a, _)| *a <= pc);
+    i.checked_sub(1).map(|i| rustc_demangle(&labels[i].1))
+}
+
+fn site(loader: &addr2line::Loader, labels: &[(u64, String)], pc: u64, entry: bool) -> Site {
     let mut chosen: Option<(Option<String>, String, u32, Origin)> = None;
     if let Ok(mut frames) = loader.find_frames(pc) {
         while let Ok(Some(frame)) = frames.next() {
@@ -200,6 +252,7 @@ fn site(loader: &addr2line::Loader, pc: u64, entry: bool) -> Site {
     let (function, file, line, origin) = chosen.unwrap_or((None, "?".into(), 0, Origin::Other));
     let function = function
         .or_else(|| loader.find_symbol(pc).map(rustc_demangle))
+        .or_else(|| label_at(labels, pc))
         .unwrap_or_else(|| "?".into());
     Site {
         pc,
@@ -254,6 +307,31 @@ mod tests {
             !times_the_host(&at("guest/core/src/rpc.rs", "x")),
             "only the kernel's"
         );
+    }
+
+    #[test]
+    fn the_interrupt_entrys_assembly_times_the_host_but_exceptions_stubs_do_not() {
+        for (function, timed) in [
+            ("isr_common", true),
+            ("isr_stub_32", true),
+            ("isr_stub_36", true),
+            ("isr_stub_14", false),
+            ("isr_stub_x", false),
+        ] {
+            assert_eq!(times_the_host(&at("?", function)), timed, "{function}");
+        }
+        // On the kernel QEMU counts: every leader of the common path.
+        let Some(plain) = crate::guest_image::built_plain_kernel() else {
+            eprintln!("skipped: no plain kernel was built (VMMFUZZ_SKIP_GUEST_BUILD)");
+            return;
+        };
+        let symbols = KernelSymbols::load(plain).unwrap();
+        let guidance = symbols.guidance();
+        let common: Vec<usize> = (0..symbols.sites.len())
+            .filter(|&i| symbols.sites[i].function == "isr_common")
+            .collect();
+        assert!(common.len() > 1, "{common:?}");
+        assert!(common.iter().all(|&i| guidance.ignored[i]));
     }
 
     #[test]

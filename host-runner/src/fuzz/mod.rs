@@ -36,22 +36,6 @@ pub mod timeline;
 
 pub use crate::args::fuzz::{FreshState, FuzzArgs};
 
-#[cfg(test)]
-mod replay_command_tests {
-    use super::*;
-
-    #[test]
-    fn the_replay_command_names_what_picked_the_campaigns_guest() {
-        let mut options = RunnerOptions::default();
-        assert_eq!(replay_command(&options), "host-runner replay");
-        options.accel = crate::AccelChoice::Tcg;
-        options.edge_counts = crate::edge_counts::EdgeCounts::Sancov;
-        assert_eq!(
-            replay_command(&options),
-            "host-runner --accel tcg --edge-counts sancov replay"
-        );
-    }
-}
 pub use campaign::run;
 pub use error::FuzzError;
 pub use summary::{FoundFailure, Summary};
@@ -78,4 +62,21 @@ pub fn replay_command(options: &RunnerOptions) -> String {
     }
     cmd.push_str(" replay");
     cmd
+}
+
+#[cfg(test)]
+mod replay_command_tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_command_names_what_picked_the_campaigns_guest() {
+        let mut options = RunnerOptions::default();
+        assert_eq!(replay_command(&options), "host-runner replay");
+        options.accel = crate::AccelChoice::Tcg;
+        options.edge_counts = crate::edge_counts::EdgeCounts::Sancov;
+        assert_eq!(
+            replay_command(&options),
+            "host-runner --accel tcg --edge-counts sancov replay"
+        );
+    }
 }

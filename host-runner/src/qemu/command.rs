@@ -145,7 +145,7 @@ impl QemuArgs {
             );
         }
         if let Some(p) = &self.plugin {
-            let mut arg = with_path("", &p.plugin, ",table=");
+            let mut arg = with_path("file=", &p.plugin, ",table=");
             arg.push(with_path("", &p.table, ",counts="));
             arg.push(with_path("", &p.counts, ""));
             opt(&mut v, "-plugin", arg);
@@ -156,7 +156,7 @@ impl QemuArgs {
 
 /// `prefix ‖ path ‖ suffix`, with the path's commas doubled as QEMU's option
 /// syntax wants.
-fn with_path(prefix: &str, path: &Path, suffix: &str) -> OsString {
+pub(crate) fn with_path(prefix: &str, path: &Path, suffix: &str) -> OsString {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let mut bytes = prefix.as_bytes().to_vec();
     for &b in path.as_os_str().as_bytes() {
@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(
             line(&a),
             format!(
-                "{BARE} -plugin /t/qemu-plugin/release/libvmmfuzz_qemu_plugin.so,\
+                "{BARE} -plugin file=/t/qemu-plugin/release/libvmmfuzz_qemu_plugin.so,\
                  table=/tmp/d,,x/blocks.table,counts=/tmp/d,,x/blocks.counts"
             )
         );

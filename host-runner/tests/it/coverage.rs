@@ -138,7 +138,8 @@ async fn counters_move_when_map_runs_and_name_its_source(counts: EdgeCounts) {
 
 /// `host-runner coverage` as a user runs it: a short campaign's report
 /// names guest/core's functions and the model's table; saved, it reads
-/// back into the same report without running anything.
+/// back into the same report without running anything (symbolized with
+/// the build it was read from: under TCG, QEMU's counts of the plain one).
 #[test]
 fn the_coverage_command_reports_and_reads_back_what_it_saved() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,4 +184,63 @@ fn the_coverage_command_reports_and_reads_back_what_it_saved() {
         "--data alone runs no campaign"
     );
     assert_eq!(guest_line(&again), guest_line(&first));
+    // At the defaults under TCG, QEMU counted: the blocks of the plain
+    // build, whose table (the kernel's id) the saved coverage names.
+    let plain = host_runner::guest_image::built_plain_kernel().expect("the plain build");
+    let table = host_runner::coverage::symbols::pc_table(&std::fs::read(plain).unwrap()).unwrap();
+    let coverage = host_runner::coverage::Coverage::load(&saved).unwrap();
+    assert_eq!(
+        coverage.edges.expect("guest edges").kernel,
+        host_runner::coverage::KernelId::of_pc_table(&table),
+        "QEMU's block counts of the plain build"
+    );
+}
+
+/// The same requests on two fresh guests count the same hits on every
+/// edge the corpus looks at (all but those that follow the host's timing:
+/// the transport's waits, the interrupt entry), with either counter: what
+/// lets a campaign keep the same sequences from one run to the next.
+#[tokio::test]
+async fn the_same_requests_count_the_same_on_two_guests() {
+    for counts in [EdgeCounts::Qemu, EdgeCounts::Sancov] {
+        let config = config(counts);
+        let symbols = KernelSymbols::load(&config.kernel).expect("symbols");
+        let guidance = symbols.guidance();
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let mut vm = JudgedVm::start(&config, JudgeOptions::default())
+                .await
+                .expect("boot");
+            let _boot = vm.take_coverage();
+            vm.steps(vec![
+                map(0x4000_0000),
+                Request::Ping { nonce: 1 },
+                map(0x4010_0000),
+                map(0x4000_0000),
+            ])
+            .await
+            .expect("judged");
+            vm.reset().await.expect("reset");
+            runs.push(vm.take_coverage().edges.expect("read"));
+            vm.finish().await.expect("exit 33");
+        }
+        assert!(runs[0].reached() > 0, "{counts}");
+        // Every edge the corpus looks at that counted otherwise, by site.
+        let differ: Vec<String> = (0..runs[0].len())
+            .filter(|&i| !guidance.ignored[i] && runs[0].hits(i) != runs[1].hits(i))
+            .map(|i| {
+                let s = &symbols.sites[i];
+                format!(
+                    "{:#x} {} {}:{}: {} vs {}",
+                    s.pc,
+                    s.function,
+                    s.file,
+                    s.line,
+                    runs[0].hits(i),
+                    runs[1].hits(i)
+                )
+            })
+            .collect();
+        assert!(differ.is_empty(), "{counts}:\n{}", differ.join("\n"));
+    }
 }
