@@ -92,6 +92,10 @@ impl Model {
                     if self.frame_pages.get(&f) == Some(&p) {
                         self.frame_pages.insert(f, q);
                     }
+                    // The heir maps the frame too: recorded as its, so that
+                    // its own unmapping frees the frame (a frame learned
+                    // after the share was recorded for the source only).
+                    self.page_frames.insert(q, f);
                 }
             }
         }

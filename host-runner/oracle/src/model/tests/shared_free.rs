@@ -189,3 +189,56 @@ fn no_reclaim_event_may_name_a_page_of_the_source_range() {
     assert!(d.reason.contains("own range"), "{d}");
     assert_eq!(m.state(0x2000), Some(ModelState::DATA));
 }
+
+/// Found by a 10-minute campaign (seed 47; testcases/shared-frame-heir.jsonl):
+/// a shared frame the model learned only after the share (a `Query` of the
+/// source) passed to the target when the source was unmapped, but the
+/// target's page was not recorded as mapping it, so destroying the target
+/// left the frame recorded as its, and the VMM handing it out again was a
+/// divergence.
+#[test]
+fn a_shared_frame_learned_after_the_share_is_freed_with_its_last_mapping() {
+    let mut m = two_spaces();
+    let q = |addr| Request::Query {
+        addr,
+        pages: 1,
+        privilege: U,
+    };
+    run(
+        &mut m,
+        &[
+            (map(0x1000, 1, U), Response::Done),
+            (share(0x1000, 1, 1, 0x5000), Response::Done),
+            (
+                q(0x1000),
+                Response::Pages(vec![PageState::Shared {
+                    writable: true,
+                    mappings: 2,
+                    frame: 0x40_0000,
+                }]),
+            ),
+            (
+                Request::Unmap {
+                    addr: 0x1000,
+                    pages: 1,
+                    privilege: U,
+                },
+                Response::Done,
+            ),
+            (destroy(1), Response::Done),
+            (map(0x1000, 1, U), Response::Done),
+        ],
+    );
+    // The frame went with space 1's mapping, the last: it may back anything.
+    run(
+        &mut m,
+        &[(
+            q(0x1000),
+            Response::Pages(vec![PageState::PresentRam {
+                writable: true,
+                executable: false,
+                frame: 0x40_0000,
+            }]),
+        )],
+    );
+}
