@@ -43,7 +43,7 @@ impl std::fmt::Display for EdgeCounts {
 /// [`VmConfig::edge_counts`], now that its accelerator is chosen. `config.kernel` is the kernel asked for: the
 /// default build (with counters) unless `--kernel` named another; the
 /// default build gives way to its plain twin when QEMU counts.
-pub fn settle(config: &mut VmConfig) -> Result<()> {
+pub async fn settle(config: &mut VmConfig) -> Result<()> {
     let choice = config.edge_counts;
     config.block_counter = None;
     let qemu_counts =
@@ -62,7 +62,7 @@ pub fn settle(config: &mut VmConfig) -> Result<()> {
     let Some(plugin) = guest_image::built_plugin() else {
         return refuse("the build made no QEMU plugin (VMMFUZZ_SKIP_GUEST_BUILD?)".into());
     };
-    if let Err(why) = loads_plugin(&config.qemu, plugin) {
+    if let Err(why) = loads_plugin(&config.qemu, plugin).await {
         tracing::warn!(
             "edge counts: QEMU cannot load the block-counting plugin, which saves the guest \
              a fifth of its time under TCG ({why})"
@@ -114,9 +114,9 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// and accepted its version). A QEMU built without plugins, or one that
 /// refuses this plugin's API version, ends with a message of its own: the
 /// error.
-pub fn loads_plugin(qemu: &Path, plugin: &Path) -> std::result::Result<(), String> {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(qemu)
+pub async fn loads_plugin(qemu: &Path, plugin: &Path) -> std::result::Result<(), String> {
+    use std::process::Stdio;
+    let child = tokio::process::Command::new(qemu)
         .args([
             "-M",
             "none",
@@ -130,27 +130,14 @@ pub fn loads_plugin(qemu: &Path, plugin: &Path) -> std::result::Result<(), Strin
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("starting {}: {e}", qemu.display()))?;
-    let started = std::time::Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if started.elapsed() < PROBE_TIMEOUT => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("QEMU did not end within {PROBE_TIMEOUT:?}"));
-            }
-        }
-    }
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let out = tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| format!("QEMU did not end within {PROBE_TIMEOUT:?}"))?
+        .map_err(|e| format!("waiting for {}: {e}", qemu.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
     // The plugin's message for want of arguments (its `ArgError::Missing`).
     if stderr.contains("vmmfuzz-qemu-plugin: missing argument") {
         Ok(())
@@ -225,45 +212,45 @@ mod tests {
         "skipped: no QEMU, or the build script built no kernels (VMMFUZZ_SKIP_GUEST_BUILD)";
 
     /// `config` settled for `choice`.
-    fn settled(config: &mut VmConfig, choice: EdgeCounts) -> Result<()> {
+    async fn settled(config: &mut VmConfig, choice: EdgeCounts) -> Result<()> {
         config.edge_counts = choice;
-        settle(config)
+        settle(config).await
     }
 
-    #[test]
-    fn under_tcg_the_default_kernel_gives_way_to_its_plain_twin_counted_by_qemu() {
+    #[tokio::test]
+    async fn under_tcg_the_default_kernel_gives_way_to_its_plain_twin_counted_by_qemu() {
         let Some(mut config) = tcg_config() else {
             eprintln!("{SKIPPED}");
             return;
         };
         let default = config.kernel.clone();
-        settled(&mut config, EdgeCounts::Auto).unwrap();
+        settled(&mut config, EdgeCounts::Auto).await.unwrap();
         let plain = guest_image::built_plain_kernel().unwrap();
         assert_eq!(config.kernel, plain);
         let counter = config.block_counter.clone().expect("QEMU counts");
         assert!(counter.leaders() > 1000);
         // Settled again it stays (the plain kernel has no counters).
-        settled(&mut config, EdgeCounts::Qemu).unwrap();
+        settled(&mut config, EdgeCounts::Qemu).await.unwrap();
         assert_eq!(config.kernel, plain);
         // Under KVM the kernel asked for counts, or qemu refuses.
         config.kernel = default.clone();
         config.accel = Accel::Kvm;
-        settled(&mut config, EdgeCounts::Auto).unwrap();
+        settled(&mut config, EdgeCounts::Auto).await.unwrap();
         assert_eq!(
             (&config.kernel, config.block_counter.is_none()),
             (&default, true)
         );
-        assert!(settled(&mut config, EdgeCounts::Qemu).is_err());
+        assert!(settled(&mut config, EdgeCounts::Qemu).await.is_err());
     }
 
-    #[test]
-    fn sancov_keeps_the_kernels_counters_and_qemu_refuses_a_kernel_that_has_them() {
+    #[tokio::test]
+    async fn sancov_keeps_the_kernels_counters_and_qemu_refuses_a_kernel_that_has_them() {
         let Some(mut config) = tcg_config() else {
             eprintln!("{SKIPPED}");
             return;
         };
         let default = config.kernel.clone();
-        settled(&mut config, EdgeCounts::Sancov).unwrap();
+        settled(&mut config, EdgeCounts::Sancov).await.unwrap();
         assert_eq!(
             (&config.kernel, config.block_counter.is_none()),
             (&default, true)
@@ -273,37 +260,43 @@ mod tests {
         let copy = dir.path().join("k");
         std::fs::copy(&default, &copy).unwrap();
         config.kernel = copy.clone();
-        settled(&mut config, EdgeCounts::Auto).unwrap();
+        settled(&mut config, EdgeCounts::Auto).await.unwrap();
         assert_eq!(
             (&config.kernel, config.block_counter.is_none()),
             (&copy, true)
         );
-        let err = settled(&mut config, EdgeCounts::Qemu).unwrap_err();
+        let err = settled(&mut config, EdgeCounts::Qemu).await.unwrap_err();
         assert!(err.to_string().contains("counts its own edges"), "{err}");
     }
 
-    #[test]
-    fn a_qemu_that_cannot_load_the_plugin_leaves_the_kernels_counters() {
+    #[tokio::test]
+    async fn a_qemu_that_cannot_load_the_plugin_leaves_the_kernels_counters() {
         let Some(mut config) = tcg_config() else {
             eprintln!("{SKIPPED}");
             return;
         };
         let plugin = guest_image::built_plugin().unwrap();
-        loads_plugin(&config.qemu, plugin).expect("this QEMU loads it");
+        loads_plugin(&config.qemu, plugin)
+            .await
+            .expect("this QEMU loads it");
         // Not a plugin: QEMU's own message, not the plugin's.
-        let why = loads_plugin(&config.qemu, &config.kernel).unwrap_err();
+        let why = loads_plugin(&config.qemu, &config.kernel)
+            .await
+            .unwrap_err();
         assert!(!why.is_empty());
-        assert!(loads_plugin(Path::new("/nonexistent/qemu"), plugin).is_err());
+        assert!(loads_plugin(Path::new("/nonexistent/qemu"), plugin)
+            .await
+            .is_err());
         // A "QEMU" that loads nothing (it ends at once, without a word):
         // auto keeps the kernel's counters, qemu refuses.
         config.qemu = PathBuf::from("/bin/false");
         let default = config.kernel.clone();
-        settled(&mut config, EdgeCounts::Auto).unwrap();
+        settled(&mut config, EdgeCounts::Auto).await.unwrap();
         assert_eq!(
             (&config.kernel, config.block_counter.is_none()),
             (&default, true)
         );
-        let err = settled(&mut config, EdgeCounts::Qemu).unwrap_err();
+        let err = settled(&mut config, EdgeCounts::Qemu).await.unwrap_err();
         assert!(
             err.to_string()
                 .contains("cannot load the block-counting plugin"),

@@ -163,7 +163,7 @@ pub async fn choose_accel(config: &mut VmConfig, options: &RunnerOptions) -> Res
         }
         config.request_timeout = t;
     }
-    edge_counts::settle(config)
+    edge_counts::settle(config).await
 }
 
 /// A ready-to-boot configuration for the options.

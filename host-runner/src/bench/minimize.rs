@@ -77,7 +77,7 @@ pub async fn figures(
         ..config.clone()
     };
     // Its own edge counter: the injected build has counters of its own.
-    crate::edge_counts::settle(&mut config)?;
+    crate::edge_counts::settle(&mut config).await?;
     let trace = long_trace(&config, plan.minimize_ops, plan.seed);
     let dir = tempfile::tempdir().map_err(|e| crate::Error::io("a temporary folder", e))?;
     let path = dir.path().join("long.jsonl");

@@ -202,7 +202,7 @@ pub async fn run(
             ..base.clone()
         };
         // The kernel and edge counter the fuzzer uses under this accelerator.
-        crate::edge_counts::settle(&mut config)?;
+        crate::edge_counts::settle(&mut config).await?;
         let per_transport = [Section::Boot, Section::RoundTrip, Section::Batched];
         let transports = per_transport.iter().any(|&s| plan.wants(s));
         let mix = (transports || plan.wants(Section::InGuestVsInProcess))

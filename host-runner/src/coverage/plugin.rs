@@ -32,8 +32,11 @@ pub struct BlockCounter {
 /// A guest's files for the plugin, before QEMU starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginFiles {
+    /// The plugin's shared library (QEMU's `-plugin file=`).
     pub plugin: PathBuf,
+    /// The kernel's block table, written for this guest.
     pub table: PathBuf,
+    /// The counts, zeroed, one `u64` per leader: the plugin adds to them.
     pub counts: PathBuf,
 }
 
@@ -119,6 +122,7 @@ impl BlockCounts {
         self.leaders
     }
 
+    /// Whether there are no counters (never, for a kernel's table).
     pub fn is_empty(&self) -> bool {
         self.leaders == 0
     }

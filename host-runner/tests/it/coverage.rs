@@ -18,12 +18,14 @@ use protocol::{Privilege, Request};
 
 /// A TCG guest whose edges `counts` counts: its own counters, or QEMU's
 /// plugin over the kernel's plain twin.
-fn config(counts: EdgeCounts) -> VmConfig {
+async fn config(counts: EdgeCounts) -> VmConfig {
     let mut c = host_runner::base_config(&RunnerOptions::default())
         .expect("QEMU and the built guest kernel");
     c.accel = Accel::Tcg;
     c.edge_counts = counts;
-    host_runner::edge_counts::settle(&mut c).expect("the built kernels and plugin");
+    host_runner::edge_counts::settle(&mut c)
+        .await
+        .expect("the built kernels and plugin");
     assert_eq!(c.block_counter.is_some(), counts == EdgeCounts::Qemu);
     c
 }
@@ -67,7 +69,7 @@ async fn qemus_block_counts_move_when_map_runs_and_name_its_source() {
 }
 
 async fn counters_move_when_map_runs_and_name_its_source(counts: EdgeCounts) {
-    let config = config(counts);
+    let config = config(counts).await;
     let symbols = KernelSymbols::load(&config.kernel).expect("the kernel's PC table and DWARF");
     let (map_edges, entry) = map_counters(&symbols);
 
@@ -203,7 +205,7 @@ fn the_coverage_command_reports_and_reads_back_what_it_saved() {
 #[tokio::test]
 async fn the_same_requests_count_the_same_on_two_guests() {
     for counts in [EdgeCounts::Qemu, EdgeCounts::Sancov] {
-        let config = config(counts);
+        let config = config(counts).await;
         let symbols = KernelSymbols::load(&config.kernel).expect("symbols");
         let guidance = symbols.guidance();
         let mut runs = Vec::new();
