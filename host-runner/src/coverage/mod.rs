@@ -25,6 +25,12 @@
 //! own edges rarely run that often; the serial loop's edges, which run
 //! while the guest waits, are counted approximately. QEMU's counts are 64
 //! bits: exact.
+//!
+//! Either way a read races the guest's work after its last answer: it
+//! drops the answer after sending it, so a read right after an answer
+//! counts that drop's edges in this window or in the next. A sequence's
+//! hits may move by one on those edges from run to run; totals over a
+//! guest's life, read when it is idle, do not.
 
 pub mod blocks;
 pub mod cli;
