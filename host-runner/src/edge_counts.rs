@@ -75,16 +75,19 @@ pub async fn settle(config: &mut VmConfig) -> Result<()> {
     let default = guest_image::built_kernel();
     let kernel = match guest_image::built_plain_kernel() {
         Some(plain) if default.is_some_and(|d| same_file(&config.kernel, d)) => plain.to_owned(),
-        _ if !has_sancov(&config.kernel)? => config.kernel.clone(),
-        _ => {
-            return refuse(format!(
-                "{} counts its own edges (SanitizerCoverage); pass a kernel built without it, \
-                 or --edge-counts sancov",
-                config.kernel.display()
-            ))
-        }
+        _ => config.kernel.clone(),
     };
-    let counter = BlockCounter::new(plugin, &kernel).map_err(runner_error)?;
+    // Read once: whether it counts its own edges, and its block table.
+    let elf = std::fs::read(&kernel)
+        .map_err(|e| Error::io(format!("reading {}", kernel.display()), e))?;
+    if crate::coverage::symbols::has_sancov(&elf) {
+        return refuse(format!(
+            "{} counts its own edges (SanitizerCoverage); pass a kernel built without it, \
+             or --edge-counts sancov",
+            kernel.display()
+        ));
+    }
+    let counter = BlockCounter::new(plugin, &kernel, &elf).map_err(runner_error)?;
     tracing::debug!(
         "edge counts: QEMU's plugin, {} leaders of {}",
         counter.leaders(),
@@ -149,13 +152,6 @@ pub async fn loads_plugin(qemu: &Path, plugin: &Path) -> std::result::Result<(),
             .unwrap_or("no message")
             .to_string())
     }
-}
-
-/// Whether the kernel ELF at `path` has counters of its own.
-fn has_sancov(path: &Path) -> Result<bool> {
-    let data =
-        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    Ok(crate::coverage::symbols::has_sancov(&data))
 }
 
 /// Whether `a` and `b` name the same file (a relative and an absolute

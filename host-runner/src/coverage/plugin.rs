@@ -41,14 +41,10 @@ pub struct PluginFiles {
 }
 
 impl BlockCounter {
-    /// The counter for `kernel` (a kernel without SanitizerCoverage) with
-    /// the plugin at `plugin`.
-    pub fn new(plugin: &Path, kernel: &Path) -> Result<BlockCounter, CoverageError> {
-        let elf = std::fs::read(kernel).map_err(|source| CoverageError::Io {
-            what: format!("reading {}", kernel.display()),
-            source,
-        })?;
-        let table = super::blocks::block_table(&elf).map_err(|why| CoverageError::Elf {
+    /// The counter for the kernel ELF `elf` (read from `kernel`, a kernel
+    /// without SanitizerCoverage) with the plugin at `plugin`.
+    pub fn new(plugin: &Path, kernel: &Path, elf: &[u8]) -> Result<BlockCounter, CoverageError> {
+        let table = super::blocks::block_table(elf).map_err(|why| CoverageError::Elf {
             path: kernel.display().to_string(),
             why,
         })?;

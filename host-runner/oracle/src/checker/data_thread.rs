@@ -8,12 +8,11 @@ use protocol::Hello;
 
 use super::bitmap::Bitmap;
 use super::data;
-use super::diff::Diff;
-use super::incremental::Inputs;
+use super::incremental::{Inputs, Walked};
 use super::memory::GuestMemory;
-use super::stateful::{Checker, Record};
+use super::stateful::Checker;
 use super::violation::Violation;
-use super::walk::{Translation, Tree};
+use super::walk::Translation;
 use crate::model::Expected;
 
 /// From how many changed pages their compare pays for a thread of its own
@@ -24,8 +23,8 @@ pub const DATA_THREAD_PAGES: usize = 128;
 
 impl Checker {
     /// The incremental check after its walk: [`Checker::frames_again`],
-    /// [`Checker::swap_again`] and the changed pages' data (`verified`,
-    /// taken out of `d`), whose compare, the check's largest read, runs on
+    /// [`Checker::swap_again`] and the changed pages' data
+    /// (`w.verified`), whose compare, the check's largest read, runs on
     /// a thread of its own beside the other two when the checker may use
     /// one ([`Checker::set_data_thread`]) and the system gives it one.
     /// The violations come in the order of a check on one thread: the
@@ -34,11 +33,10 @@ impl Checker {
     pub(super) fn beside_data(
         &mut self,
         input: Inputs,
-        (rec, tree): (&mut Record, &Tree),
-        (d, verified): (&mut Diff, &[Translation]),
+        mut w: Walked,
         out: &mut Vec<Violation>,
     ) -> (Vec<u64>, Option<Bitmap>) {
-        let (hello, expect) = (input.hello, input.expect);
+        let (hello, expect, verified) = (input.hello, input.expect, w.verified);
         let threaded = input
             .mem
             .as_sync()
@@ -53,9 +51,9 @@ impl Checker {
                     })
                     .ok()
             });
-            let (frames, bitmap) = self.frames_again(input, (rec, tree), (d, verified), out);
+            let (frames, bitmap) = self.frames_again(input, &mut w, out);
             let mut swap = Vec::new();
-            self.swap_again(input, rec, d, &mut swap);
+            self.swap_again(input, w.rec, w.d, &mut swap);
             let data = match worker {
                 Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
                 None => data_violations(input.mem, hello, expect, verified),

@@ -110,8 +110,13 @@ impl Checker {
             changes,
         };
         let verified = std::mem::take(&mut d.verified);
-        let (frames, bitmap) =
-            self.beside_data(input, (&mut rec, &tree), (&mut d, &verified), &mut out);
+        let walked = Walked {
+            rec: &mut rec,
+            tree: &tree,
+            d: &mut d,
+            verified: &verified,
+        };
+        let (frames, bitmap) = self.beside_data(input, walked, &mut out);
         d.verified = verified;
 
         let scope = Scope::Incremental {
@@ -146,14 +151,14 @@ impl Checker {
     /// ownership changed; the frame-info records of the frames whose
     /// record or pages changed; the sharing rule. Answers the frames
     /// decided again and the bitmap read, for the record. `verified`: the
-    /// pages verified again (`d.verified` is empty meanwhile).
+    /// pages verified again (`w.verified`; `d.verified` is empty meanwhile).
     pub(super) fn frames_again(
         &mut self,
         input: Inputs,
-        (rec, tree): (&mut Record, &Tree),
-        (d, verified): (&mut Diff, &[Translation]),
+        w: &mut Walked,
         out: &mut Vec<Violation>,
     ) -> (Vec<u64>, Option<Bitmap>) {
+        let (rec, tree, d, verified) = (&mut *w.rec, w.tree, &mut *w.d, w.verified);
         let Inputs {
             mem,
             hello,
@@ -310,6 +315,16 @@ fn slots_of(expect: &Expected, changes: &Changes, verified: &[u64]) -> Vec<u64> 
         }
     }
     out
+}
+
+/// What the walk of one incremental check leaves to the parts after it:
+/// the record it brings up to date, the tree it walked, the diff, and the
+/// pages to verify again (taken out of `d.verified` meanwhile).
+pub(super) struct Walked<'a> {
+    pub rec: &'a mut Record,
+    pub tree: &'a Tree,
+    pub d: &'a mut Diff,
+    pub verified: &'a [Translation],
 }
 
 /// What every part of one incremental check reads.
