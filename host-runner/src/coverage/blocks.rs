@@ -15,12 +15,47 @@
 //! Only the 64-bit code counts: executable sections named `.text*`. The
 //! 32-bit PVH entry (`.boot`) runs once per boot.
 
-use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic};
+use iced_x86::{
+    Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory,
+    InstructionInfoOptions, Mnemonic,
+};
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
 
 /// The block table of `elf`: `(pc, flags)` pairs of little-endian `u64`s,
 /// sorted by pc, one per leader, flag bit 0 on functions' entries.
 pub fn block_table(elf: &[u8]) -> Result<Vec<u8>, String> {
+    blocks(elf).map(|b| b.table)
+}
+
+/// A kernel's blocks: the table QEMU's plugin counts, and what runs each
+/// time each leader does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocks {
+    /// [`block_table`]'s bytes.
+    pub table: Vec<u8>,
+    /// `costs[i]`: leader `i`'s block.
+    pub costs: Vec<BlockCost>,
+}
+
+/// What one block runs: the instructions from its leader up to the next
+/// leader or through the first that changes the flow, whichever comes
+/// first. All run whenever the leader does (straight-line code), so a
+/// leader's count times its block's cost is what it accounts for; an
+/// exception in the middle of a block is the one overcount.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockCost {
+    pub instructions: u32,
+    /// The guest memory accesses its instructions make: memory operands
+    /// and the stack's (push, pop, call, return). Under TCG each is a
+    /// lookup in QEMU's software TLB, which costs far more than an
+    /// arithmetic instruction, so these bound an emulated guest more
+    /// closely than its instructions do. A `rep` string instruction
+    /// counts one access each way, whatever its count.
+    pub accesses: u32,
+}
+
+/// The blocks of `elf` ([`Blocks`]).
+pub fn blocks(elf: &[u8]) -> Result<Blocks, String> {
     let file = object::File::parse(elf).map_err(|e| e.to_string())?;
     let mut code = Code::default();
     for section in file.sections() {
@@ -42,14 +77,14 @@ pub fn block_table(elf: &[u8]) -> Result<Vec<u8>, String> {
         .collect();
     entries.sort_unstable();
     code.targets.extend_from_slice(&entries);
-    let leaders = code.leaders();
+    let (leaders, costs) = code.leaders();
     let mut table = Vec::with_capacity(leaders.len() * 16);
     for pc in leaders {
         let entry = u64::from(entries.binary_search(&pc).is_ok());
         table.extend_from_slice(&pc.to_le_bytes());
         table.extend_from_slice(&entry.to_le_bytes());
     }
-    Ok(table)
+    Ok(Blocks { table, costs })
 }
 
 fn executable(flags: SectionFlags) -> bool {
@@ -62,8 +97,10 @@ fn executable(flags: SectionFlags) -> bool {
 /// What decoding the code found.
 #[derive(Default)]
 struct Code {
-    /// Every instruction's address.
-    starts: Vec<u64>,
+    /// Every instruction's address and its memory accesses.
+    starts: Vec<(u64, u8)>,
+    /// The instructions that change the flow (and undecodable bytes).
+    ends: Vec<u64>,
     /// Leaders: section starts, the instructions after a flow change and
     /// the targets of direct jumps and calls.
     leaders: Vec<u64>,
@@ -80,16 +117,26 @@ impl Code {
     fn decode(&mut self, code: &[u8], base: u64) {
         let mut decoder = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
         let mut insn = Instruction::default();
+        let mut info = InstructionInfoFactory::new();
         while decoder.can_decode() {
             decoder.decode_out(&mut insn);
-            self.starts.push(insn.ip());
+            let accesses = info
+                .info_options(&insn, InstructionInfoOptions::NO_REGISTER_USAGE)
+                .used_memory()
+                .len();
+            self.starts
+                .push((insn.ip(), u8::try_from(accesses).unwrap_or(u8::MAX)));
             if insn.is_invalid() {
                 // Data: the next byte may start code again.
+                self.ends.push(insn.ip());
                 continue;
             }
             if matches!(insn.mnemonic(), Mnemonic::Nop | Mnemonic::Int3) {
                 self.padding.push(insn.ip());
                 continue;
+            }
+            if insn.flow_control() != FlowControl::Next {
+                self.ends.push(insn.ip());
             }
             match insn.flow_control() {
                 FlowControl::Next => {}
@@ -114,9 +161,11 @@ impl Code {
 
     /// The leaders, sorted: those that start an instruction (a target
     /// inside one, data or a decoding out of step, counts nothing), and of
-    /// the padding only what a jump lands on.
-    fn leaders(mut self) -> Vec<u64> {
+    /// the padding only what a jump lands on; with each one's block's
+    /// cost ([`BlockCost`]).
+    fn leaders(mut self) -> (Vec<u64>, Vec<BlockCost>) {
         self.starts.sort_unstable();
+        self.ends.sort_unstable();
         self.targets.sort_unstable();
         self.padding.sort_unstable();
         let mut leaders = self.leaders;
@@ -124,10 +173,26 @@ impl Code {
         leaders.sort_unstable();
         leaders.dedup();
         let has = |v: &[u64], pc: &u64| v.binary_search(pc).is_ok();
-        leaders.retain(|pc| {
-            has(&self.starts, pc) && (!has(&self.padding, pc) || has(&self.targets, pc))
-        });
-        leaders
+        let starts = |pc: &u64| self.starts.binary_search_by_key(pc, |s| s.0).is_ok();
+        leaders.retain(|pc| starts(pc) && (!has(&self.padding, pc) || has(&self.targets, pc)));
+        let costs = leaders
+            .iter()
+            .enumerate()
+            .map(|(i, &pc)| {
+                let next = leaders.get(i + 1).copied().unwrap_or(u64::MAX);
+                let from = self.starts.partition_point(|s| s.0 < pc);
+                let mut cost = BlockCost::default();
+                for &(ip, accesses) in self.starts[from..].iter().take_while(|s| s.0 < next) {
+                    cost.instructions += 1;
+                    cost.accesses += u32::from(accesses);
+                    if has(&self.ends, &ip) {
+                        break;
+                    }
+                }
+                cost
+            })
+            .collect();
+        (leaders, costs)
     }
 }
 
@@ -144,6 +209,11 @@ mod tests {
 
     /// Leaders of a code snippet at 0x1000, without an ELF.
     fn leaders_of(code: &[u8]) -> Vec<u64> {
+        blocks_of(code).0
+    }
+
+    /// Leaders of a code snippet at 0x1000 and their blocks' costs.
+    fn blocks_of(code: &[u8]) -> (Vec<u64>, Vec<BlockCost>) {
         let mut c = Code::default();
         c.leaders.push(0x1000);
         c.decode(code, 0x1000);
@@ -199,14 +269,43 @@ mod tests {
     }
 
     #[test]
+    fn a_block_runs_up_to_the_next_leader_or_through_its_flow_change() {
+        let code = [
+            0x48, 0x85, 0xff, // 1000: test rdi, rdi
+            0x74, 0x04, //       1003: je 1009
+            0x48, 0xff, 0xc7, // 1005: inc rdi
+            0x90, //             1008: nop (run: it falls through)
+            0x48, 0x89, 0xf8, // 1009: mov rax, rdi
+            0xc3, //             100c: ret
+            0xcc, 0xcc, //       100d: int3 (padding, never run)
+            0x50, //             100f: push rax (a call's target below)
+            0xe8, 0xfa, 0xff, 0xff, 0xff, // 1010: call 100f
+        ];
+        let (leaders, costs) = blocks_of(&code);
+        // The call's return point is past the code: no leader.
+        assert_eq!(leaders, [0x1000, 0x1005, 0x1009, 0x100f]);
+        let lengths: Vec<u32> = costs.iter().map(|c| c.instructions).collect();
+        assert_eq!(lengths, [2, 2, 2, 2]);
+        // The return pops, the push and the call push.
+        let accesses: Vec<u32> = costs.iter().map(|c| c.accesses).collect();
+        assert_eq!(accesses, [0, 0, 1, 2]);
+    }
+
+    #[test]
     fn the_built_kernels_table_is_sorted_and_marks_entries() {
         let Some(elf) = crate::guest_image::built_plain_kernel() else {
             eprintln!("skipped: no plain kernel was built (VMMFUZZ_SKIP_GUEST_BUILD)");
             return;
         };
         let bytes = std::fs::read(elf).expect("the built kernel");
-        let table = block_table(&bytes).expect("a table");
+        let Blocks { table, costs } = blocks(&bytes).expect("a table");
         let pcs: Vec<u64> = pcs(&table).collect();
+        assert_eq!(costs.len(), pcs.len());
+        assert!(
+            costs.iter().all(|c| c.instructions > 0),
+            "a leader of no instruction"
+        );
+        assert!(costs.iter().any(|c| c.accesses > 0));
         assert!(pcs.len() > 1000, "{} leaders", pcs.len());
         assert!(pcs.windows(2).all(|w| w[0] < w[1]));
         let entries = table.chunks_exact(16).filter(|e| e[8] & 1 != 0).count();

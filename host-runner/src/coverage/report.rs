@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::blocks::BlockCost;
 use super::edges::{EdgeHits, KernelId};
 use super::symbols::{KernelSymbols, Origin};
 use super::{Coverage, CoverageError};
@@ -36,6 +37,31 @@ pub struct FunctionCoverage {
     /// How often it ran: its entry edge's hits when it has one (a function
     /// of its own), else its busiest edge's (a function inlined elsewhere).
     pub hits: u64,
+    /// What its blocks ran, inlined copies included (zero unless
+    /// [`GuestReport::ran`] is known).
+    pub ran: Ran,
+}
+
+/// Instructions and memory accesses run ([`BlockCost`] times hits).
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ran {
+    pub instructions: u64,
+    pub accesses: u64,
+}
+
+impl Ran {
+    /// `hits` runs of a block of cost `c`.
+    fn of(hits: u64, c: BlockCost) -> Ran {
+        Ran {
+            instructions: hits.saturating_mul(u64::from(c.instructions)),
+            accesses: hits.saturating_mul(u64::from(c.accesses)),
+        }
+    }
+
+    fn add(&mut self, r: Ran) {
+        self.instructions = self.instructions.saturating_add(r.instructions);
+        self.accesses = self.accesses.saturating_add(r.accesses);
+    }
 }
 
 /// One source line's edges.
@@ -47,6 +73,8 @@ pub struct LineCoverage {
     pub edges: usize,
     /// Its busiest edge's hits.
     pub hits: u64,
+    /// What its blocks ran (as [`FunctionCoverage::ran`]).
+    pub ran: Ran,
 }
 
 /// Guest code coverage by function and line.
@@ -58,6 +86,10 @@ pub struct GuestReport {
     pub functions: Vec<FunctionCoverage>,
     /// In file, then line order.
     pub lines: Vec<LineCoverage>,
+    /// The instructions the guest ran and their memory accesses, when QEMU
+    /// counted its blocks ([`KernelSymbols::costs`]): an exact profile, the
+    /// same on a busy machine as on an idle one.
+    pub ran: Option<Ran>,
 }
 
 impl GuestReport {
@@ -67,8 +99,14 @@ impl GuestReport {
         let mut functions: BTreeMap<(Origin, &str, &str), FunctionCoverage> = BTreeMap::new();
         let mut lines: BTreeMap<(Origin, &str, u32), LineCoverage> = BTreeMap::new();
         let mut entries: BTreeMap<(Origin, &str, &str), u64> = BTreeMap::new();
+        let costs = symbols.costs.as_deref();
+        let mut total = Ran::default();
         for (i, s) in symbols.sites.iter().enumerate() {
             let n = hits.hits(i);
+            let run = costs
+                .and_then(|c| c.get(i))
+                .map_or(Ran::default(), |&c| Ran::of(n, c));
+            total.add(run);
             let key = (s.origin, s.file.as_str(), s.function.as_str());
             let f = functions.entry(key).or_insert_with(|| FunctionCoverage {
                 origin: s.origin,
@@ -78,6 +116,7 @@ impl GuestReport {
                 edges: 0,
                 edges_hit: 0,
                 hits: 0,
+                ran: Ran::default(),
             });
             if s.line != 0 && (f.line == 0 || s.line < f.line) {
                 f.line = s.line;
@@ -85,6 +124,7 @@ impl GuestReport {
             f.edges += 1;
             f.edges_hit += usize::from(n > 0);
             f.hits = f.hits.max(n);
+            f.ran.add(run);
             if s.entry {
                 *entries.entry(key).or_default() += n;
             }
@@ -96,9 +136,11 @@ impl GuestReport {
                     line: s.line,
                     edges: 0,
                     hits: 0,
+                    ran: Ran::default(),
                 });
             l.edges += 1;
             l.hits = l.hits.max(n);
+            l.ran.add(run);
         }
         for (key, n) in entries {
             if let Some(f) = functions.get_mut(&key) {
@@ -125,6 +167,7 @@ impl GuestReport {
             by_origin,
             functions,
             lines: lines.into_values().collect(),
+            ran: costs.map(|_| total),
         })
     }
 
@@ -202,6 +245,9 @@ fn render_guest(out: &mut String, g: &GuestReport, opts: RenderOptions) {
             t.lines
         );
     }
+    if let Some(total) = g.ran {
+        render_ran(out, g, total);
+    }
     let shown = |o: Origin| opts.other || o != Origin::Other;
     let _ = writeln!(
         out,
@@ -233,6 +279,73 @@ fn render_guest(out: &mut String, g: &GuestReport, opts: RenderOptions) {
             }
             let _ = writeln!(out, "    {:>5}: {}", l.line, count(l.hits));
         }
+    }
+}
+
+/// Functions (and then lines) shown by the memory accesses they ran.
+const TOP_FUNCTIONS: usize = 30;
+const TOP_LINES: usize = 20;
+
+/// Where the guest's time went under TCG: the functions and lines whose
+/// blocks made the most memory accesses, with their instructions, each
+/// with its share of `total` and the running share of accesses.
+fn render_ran(out: &mut String, g: &GuestReport, total: Ran) {
+    let _ = writeln!(
+        out,
+        "\nguest code run (QEMU's block counts times the blocks' contents): {} memory \
+         accesses in {} instructions",
+        total.accesses, total.instructions
+    );
+    let _ = writeln!(
+        out,
+        "  busiest by memory accesses (under TCG each is a software TLB lookup, far \
+         dearer than an arithmetic instruction); an inlined function counts apart \
+         from its caller"
+    );
+    let share = |n: u64, of: u64| 100.0 * n as f64 / of.max(1) as f64;
+    let row = |out: &mut String, r: Ran, cumul: u64, what: String| {
+        let _ = writeln!(
+            out,
+            "  {:>5.1}% {:>5.1}% {:>14} {:>5.1}% {:>14}  {what}",
+            share(r.accesses, total.accesses),
+            share(cumul, total.accesses),
+            r.accesses,
+            share(r.instructions, total.instructions),
+            r.instructions,
+        );
+    };
+    let _ = writeln!(
+        out,
+        "  {:>6} {:>6} {:>14} {:>6} {:>14}  function (file:line)",
+        "share", "cumul", "accesses", "share", "instructions"
+    );
+    let mut functions: Vec<&FunctionCoverage> = g.functions.iter().collect();
+    functions.sort_by_key(|f| std::cmp::Reverse((f.ran.accesses, f.ran.instructions)));
+    let mut cumul = 0;
+    for f in functions
+        .iter()
+        .take(TOP_FUNCTIONS)
+        .filter(|f| f.ran.instructions > 0)
+    {
+        cumul += f.ran.accesses;
+        row(
+            out,
+            f.ran,
+            cumul,
+            format!("{} ({}:{})", f.function, f.file, f.line),
+        );
+    }
+    let mut lines: Vec<&LineCoverage> = g.lines.iter().collect();
+    lines.sort_by_key(|l| std::cmp::Reverse((l.ran.accesses, l.ran.instructions)));
+    let _ = writeln!(out, "  busiest lines:");
+    let mut cumul = 0;
+    for l in lines
+        .iter()
+        .take(TOP_LINES)
+        .filter(|l| l.ran.instructions > 0)
+    {
+        cumul += l.ran.accesses;
+        row(out, l.ran, cumul, format!("{}:{}", l.file, l.line));
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use object::{Object, ObjectSection, ObjectSymbol};
 
+use super::blocks::BlockCost;
 use super::edges::{Guidance, KernelId};
 use super::CoverageError;
 
@@ -54,6 +55,12 @@ pub struct KernelSymbols {
     pub kernel: KernelId,
     /// `sites[i]` is counter `i`'s.
     pub sites: Vec<Site>,
+    /// For a kernel whose blocks QEMU counts (no counters of its own), what
+    /// each count stands for ([`BlockCost`]): QEMU's counts are exact, so
+    /// hits times costs are the instructions the guest ran and the memory
+    /// accesses they made. `None` for SanitizerCoverage's edges, which are
+    /// not blocks and whose 8-bit counters wrap.
+    pub costs: Option<Vec<BlockCost>>,
 }
 
 /// The PC table section (`protocol::formats`, "Coverage counters").
@@ -113,7 +120,12 @@ impl KernelSymbols {
             what: format!("reading {}", elf.display()),
             source,
         })?;
-        let table = pc_table(&data).map_err(|why| elf_error(elf, why))?;
+        let (table, costs) = if has_sancov(&data) {
+            (pc_table(&data).map_err(|why| elf_error(elf, why))?, None)
+        } else {
+            let b = super::blocks::blocks(&data).map_err(|why| elf_error(elf, why))?;
+            (b.table, Some(b.costs))
+        };
         let loader = addr2line::Loader::new(elf).map_err(|e| elf_error(elf, e))?;
         let labels = code_labels(&data);
         let sites = table
@@ -131,6 +143,7 @@ impl KernelSymbols {
         Ok(KernelSymbols {
             kernel: KernelId::of_pc_table(&table),
             sites,
+            costs,
         })
     }
 

@@ -4,7 +4,10 @@
 use oracle::ImageMemory;
 use protocol::{CoverageInfo, PhysRange};
 
+use super::blocks::BlockCost;
 use super::edges::{bucket, KernelId};
+use super::report::{render, GuestReport, Ran, RenderOptions};
+use super::symbols::{KernelSymbols, Origin, Site};
 use super::*;
 
 const COUNTERS: u64 = 0x1000;
@@ -149,4 +152,59 @@ fn saves_and_loads() {
         Coverage::load(&path),
         Err(CoverageError::Format { .. })
     ));
+}
+
+/// Three sites in two functions, `f` inlined twice; `costs` as QEMU's.
+fn symbols(costs: Option<Vec<BlockCost>>) -> KernelSymbols {
+    let site = |pc, function: &str, line| Site {
+        pc,
+        entry: false,
+        function: function.into(),
+        file: "guest/core/src/a.rs".into(),
+        line,
+        origin: Origin::Core,
+    };
+    KernelSymbols {
+        kernel: KernelId {
+            edges: 3,
+            pc_table_crc: 9,
+        },
+        sites: vec![site(0x10, "f", 4), site(0x20, "g", 9), site(0x30, "f", 5)],
+        costs,
+    }
+}
+
+#[test]
+fn what_ran_is_hits_times_block_costs_by_function_and_line() {
+    let kernel = symbols(None).kernel;
+    let hits = EdgeHits::from_hits(kernel, vec![10, 1, 3]);
+    let cost = |instructions, accesses| BlockCost {
+        instructions,
+        accesses,
+    };
+    let costs = vec![cost(4, 1), cost(100, 5), cost(2, 2)];
+    let r = GuestReport::build(&hits, &symbols(Some(costs))).unwrap();
+    let ran = |instructions, accesses| Ran {
+        instructions,
+        accesses,
+    };
+    assert_eq!(r.ran, Some(ran(40 + 100 + 6, 10 + 5 + 6)));
+    assert_eq!(r.function("f").unwrap().ran, ran(46, 16));
+    assert_eq!(r.function("g").unwrap().ran, ran(100, 5));
+    let line5 = r.lines.iter().find(|l| l.line == 5).unwrap();
+    assert_eq!(line5.ran, ran(6, 6));
+    let text = render(Some(&r), &Coverage::default(), RenderOptions::default());
+    assert!(
+        text.contains("21 memory accesses in 146 instructions"),
+        "{text}"
+    );
+    // By accesses, f first (16 of 21), though g ran more instructions.
+    let f = text.find("   76.2%  76.2%").expect("f's row");
+    let g = text.find("   23.8% 100.0%").expect("g's row");
+    assert!(f < g, "{text}");
+    // SanitizerCoverage's edges are no blocks: nothing ran is known.
+    let r = GuestReport::build(&hits, &symbols(None)).unwrap();
+    assert_eq!(r.ran, None);
+    let text = render(Some(&r), &Coverage::default(), RenderOptions::default());
+    assert!(!text.contains("memory accesses"), "{text}");
 }

@@ -10,7 +10,7 @@ use oracle::coverage::{
 use trace::{Failure, FailureKind};
 
 use super::*;
-use crate::coverage::report::{FunctionCoverage, LineCoverage, Tally};
+use crate::coverage::report::{FunctionCoverage, LineCoverage, Ran, Tally};
 use crate::coverage::symbols::Origin;
 use crate::coverage::{EdgeHits, KernelId};
 use crate::fuzz::results::{document, tests::summary};
@@ -66,6 +66,7 @@ fn guest() -> GuestReport {
             edges: 2,
             edges_hit: 1,
             hits: 7,
+            ran: Ran::default(),
         }],
         lines: [(40, 7), (41, 0)]
             .map(|(line, hits)| LineCoverage {
@@ -74,8 +75,10 @@ fn guest() -> GuestReport {
                 line,
                 edges: 1,
                 hits,
+                ran: Ran::default(),
             })
             .to_vec(),
+        ran: None,
     }
 }
 

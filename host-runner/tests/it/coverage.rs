@@ -135,6 +135,18 @@ async fn counters_move_when_map_runs_and_name_its_source(counts: EdgeCounts) {
     assert_eq!(f.origin, Origin::Core);
     assert!(f.line > 0 && f.edges_hit > 0);
     assert_eq!(f.hits, 3);
+    // QEMU's exact block counts say what ran; the kernel's edges cannot.
+    if counts == EdgeCounts::Qemu {
+        let total = report.ran.expect("QEMU's counts: what the guest ran");
+        assert!(f.ran.instructions > 0 && f.ran.accesses > 0, "{:?}", f.ran);
+        assert!(total.instructions > f.ran.instructions, "{total:?}");
+        assert!(
+            total.accesses > 0 && total.accesses < total.instructions,
+            "{total:?}"
+        );
+    } else {
+        assert_eq!(report.ran, None);
+    }
     vm.finish().await.expect("exit 33");
 }
 
@@ -180,6 +192,11 @@ fn the_coverage_command_reports_and_reads_back_what_it_saved() {
         "{first}"
     );
     assert!(first.contains("model transitions: "), "{first}");
+    // QEMU counted: the report says what the guest ran, busiest first.
+    assert!(
+        first.contains("guest code run (QEMU's block counts times the blocks' contents): "),
+        "{first}"
+    );
     let again = run(&["--data", saved.to_str().unwrap()]);
     assert!(
         !again.contains("fuzz: seed"),
