@@ -17,7 +17,7 @@
 
 use iced_x86::{
     Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory,
-    InstructionInfoOptions, Mnemonic,
+    InstructionInfoOptions, Mnemonic, OpAccess,
 };
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
 
@@ -40,17 +40,27 @@ pub struct Blocks {
 /// What one block runs: the instructions from its leader up to the next
 /// leader or through the first that changes the flow, whichever comes
 /// first. All run whenever the leader does (straight-line code), so a
-/// leader's count times its block's cost is what it accounts for; an
-/// exception in the middle of a block is the one overcount.
+/// leader's count times its block's cost is what it accounts for.
+///
+/// Where that is not so: an exception in the middle of a block (the rest
+/// did not run), a leader that faults and runs again (its block counts
+/// twice), an indirect jump into the middle of a block (not counted).
+/// A `rep` string instruction is a block of its own, whose leader QEMU
+/// counts once per iteration (TCG runs one iteration per execution of the
+/// instruction), so its cost is per iteration. The kernel's code has no
+/// `fxsave`/`xsave` (soft float), whose one operand stands for many
+/// stores.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BlockCost {
+    /// Its instructions.
     pub instructions: u32,
     /// The guest memory accesses its instructions make: memory operands
-    /// and the stack's (push, pop, call, return). Under TCG each is a
-    /// lookup in QEMU's software TLB, which costs far more than an
-    /// arithmetic instruction, so these bound an emulated guest more
-    /// closely than its instructions do. A `rep` string instruction
-    /// counts one access each way, whatever its count.
+    /// (a read-modify-write one twice, as TCG loads and then stores it,
+    /// unless it is atomic: `lock` or `xchg`, one helper call) and the
+    /// stack's (push, pop, call, return). Under TCG each is a lookup in
+    /// QEMU's software TLB, which costs far more than an arithmetic
+    /// instruction, so these bound an emulated guest more closely than its
+    /// instructions do.
     pub accesses: u32,
 }
 
@@ -87,6 +97,19 @@ pub fn blocks(elf: &[u8]) -> Result<Blocks, String> {
     Ok(Blocks { table, costs })
 }
 
+/// `insn`'s guest memory accesses ([`BlockCost::accesses`]).
+fn accesses(info: &mut InstructionInfoFactory, insn: &Instruction) -> u32 {
+    let atomic = insn.has_lock_prefix() || insn.mnemonic() == Mnemonic::Xchg;
+    info.info_options(insn, InstructionInfoOptions::NO_REGISTER_USAGE)
+        .used_memory()
+        .iter()
+        .map(|m| match m.access() {
+            OpAccess::ReadWrite | OpAccess::ReadCondWrite if !atomic => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
 fn executable(flags: SectionFlags) -> bool {
     match flags {
         SectionFlags::Elf { sh_flags } => sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0,
@@ -97,8 +120,9 @@ fn executable(flags: SectionFlags) -> bool {
 /// What decoding the code found.
 #[derive(Default)]
 struct Code {
-    /// Every instruction's address and its memory accesses.
-    starts: Vec<(u64, u8)>,
+    /// Every instruction's address and its memory accesses
+    /// ([`BlockCost::accesses`]).
+    starts: Vec<(u64, u32)>,
     /// The instructions that change the flow (and undecodable bytes).
     ends: Vec<u64>,
     /// Leaders: section starts, the instructions after a flow change and
@@ -120,19 +144,24 @@ impl Code {
         let mut info = InstructionInfoFactory::new();
         while decoder.can_decode() {
             decoder.decode_out(&mut insn);
-            let accesses = info
-                .info_options(&insn, InstructionInfoOptions::NO_REGISTER_USAGE)
-                .used_memory()
-                .len();
-            self.starts
-                .push((insn.ip(), u8::try_from(accesses).unwrap_or(u8::MAX)));
+            self.starts.push((insn.ip(), accesses(&mut info, &insn)));
             if insn.is_invalid() {
                 // Data: the next byte may start code again.
                 self.ends.push(insn.ip());
                 continue;
             }
+            if insn.mnemonic() == Mnemonic::Int3 {
+                // Padding, or a breakpoint: nothing runs on past it.
+                self.ends.push(insn.ip());
+            }
             if matches!(insn.mnemonic(), Mnemonic::Nop | Mnemonic::Int3) {
                 self.padding.push(insn.ip());
+                continue;
+            }
+            if insn.is_string_instruction() && (insn.has_rep_prefix() || insn.has_repne_prefix()) {
+                // A block of its own: TCG runs one iteration per execution.
+                self.leaders.extend([insn.ip(), insn.next_ip()]);
+                self.ends.push(insn.ip());
                 continue;
             }
             if insn.flow_control() != FlowControl::Next {
@@ -156,6 +185,10 @@ impl Code {
                 }
                 _ => self.leaders.push(insn.next_ip()),
             }
+        }
+        // The section's code ends here: no block runs on into the next.
+        if let Some(&(last, _)) = self.starts.last() {
+            self.ends.push(last);
         }
     }
 
@@ -184,7 +217,7 @@ impl Code {
                 let mut cost = BlockCost::default();
                 for &(ip, accesses) in self.starts[from..].iter().take_while(|s| s.0 < next) {
                     cost.instructions += 1;
-                    cost.accesses += u32::from(accesses);
+                    cost.accesses += accesses;
                     if has(&self.ends, &ip) {
                         break;
                     }
@@ -292,6 +325,60 @@ mod tests {
     }
 
     #[test]
+    fn read_modify_write_operands_access_twice_unless_atomic() {
+        let code = [
+            0x48, 0x89, 0x07, //             1000: mov [rdi], rax      1
+            0x48, 0x83, 0x07, 0x01, //       1003: add qword [rdi], 1  2
+            0xf0, 0x48, 0x83, 0x07, 0x01, // 1007: lock add [rdi], 1   1
+            0x48, 0x8d, 0x47, 0x08, //       100c: lea rax, [rdi+8]    0
+            0xff, 0x37, //                   1010: push qword [rdi]    2
+            0x48, 0x87, 0x07, //             1012: xchg [rdi], rax     1
+            0xc3, //                         1015: ret                 1
+        ];
+        let (leaders, costs) = blocks_of(&code);
+        assert_eq!(leaders, [0x1000]);
+        assert_eq!(
+            costs,
+            [BlockCost {
+                instructions: 7,
+                accesses: 8
+            }]
+        );
+    }
+
+    #[test]
+    fn a_rep_string_instruction_is_a_block_of_its_own() {
+        let code = [
+            0x48, 0x89, 0xd1, // 1000: mov rcx, rdx
+            0xf3, 0x48, 0xa5, // 1003: rep movsq (a load and a store)
+            0xc3, //             1006: ret
+        ];
+        let (leaders, costs) = blocks_of(&code);
+        assert_eq!(leaders, [0x1000, 0x1003, 0x1006]);
+        let cost = |instructions, accesses| BlockCost {
+            instructions,
+            accesses,
+        };
+        assert_eq!(costs, [cost(1, 0), cost(1, 2), cost(1, 1)]);
+    }
+
+    #[test]
+    fn no_block_runs_on_into_the_next_section_or_past_an_int3() {
+        let mut c = Code::default();
+        for (base, code) in [
+            (0x1000, &[0x48, 0xff, 0xc7][..]), // inc rdi, then the section ends
+            (0x2000, &[0x50, 0xcc, 0x50, 0xc3][..]), // push rax; int3; push rax; ret
+        ] {
+            c.leaders.push(base);
+            c.decode(code, base);
+        }
+        let (leaders, costs) = c.leaders();
+        assert_eq!(leaders, [0x1000, 0x2000]);
+        let lengths: Vec<u32> = costs.iter().map(|c| c.instructions).collect();
+        assert_eq!(lengths, [1, 2]);
+    }
+
+    #[test]
     fn the_built_kernels_table_is_sorted_and_marks_entries() {
         let Some(elf) = crate::guest_image::built_plain_kernel() else {
             eprintln!("skipped: no plain kernel was built (VMMFUZZ_SKIP_GUEST_BUILD)");
@@ -305,7 +392,22 @@ mod tests {
             costs.iter().all(|c| c.instructions > 0),
             "a leader of no instruction"
         );
-        assert!(costs.iter().any(|c| c.accesses > 0));
+        // Blocks do not overlap: they hold at most the code's instructions
+        // (each block's lie between its leader and the next).
+        let mut code = Code::default();
+        let file = object::File::parse(&*bytes).expect("an ELF");
+        for section in file.sections() {
+            let name = section.name().unwrap_or("");
+            if name.starts_with(".text") && executable(section.flags()) {
+                code.decode(section.data().expect("its bytes"), section.address());
+            }
+        }
+        let held: u64 = costs.iter().map(|c| u64::from(c.instructions)).sum();
+        assert!(
+            held <= code.starts.len() as u64,
+            "{held} of {}",
+            code.starts.len()
+        );
         assert!(pcs.len() > 1000, "{} leaders", pcs.len());
         assert!(pcs.windows(2).all(|w| w[0] < w[1]));
         let entries = table.chunks_exact(16).filter(|e| e[8] & 1 != 0).count();

@@ -37,6 +37,7 @@ pub mod cli;
 pub mod counters;
 mod edges;
 pub mod plugin;
+pub mod ran;
 pub mod report;
 pub mod symbols;
 

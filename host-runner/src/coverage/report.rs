@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::blocks::BlockCost;
 use super::edges::{EdgeHits, KernelId};
-use super::symbols::{KernelSymbols, Origin};
+pub use super::ran::Ran;
+use super::symbols::{times_the_host, KernelSymbols, Origin};
 use super::{Coverage, CoverageError};
 
 /// Reached and total, per kind of unit.
@@ -37,31 +37,10 @@ pub struct FunctionCoverage {
     /// How often it ran: its entry edge's hits when it has one (a function
     /// of its own), else its busiest edge's (a function inlined elsewhere).
     pub hits: u64,
-    /// What its blocks ran, inlined copies included (zero unless
-    /// [`GuestReport::ran`] is known).
+    /// What its blocks ran, inlined copies included, charged to the
+    /// function of each block's first instruction (zero unless
+    /// [`GuestReport::ran`] is known, and for the transport's waits).
     pub ran: Ran,
-}
-
-/// Instructions and memory accesses run ([`BlockCost`] times hits).
-#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ran {
-    pub instructions: u64,
-    pub accesses: u64,
-}
-
-impl Ran {
-    /// `hits` runs of a block of cost `c`.
-    fn of(hits: u64, c: BlockCost) -> Ran {
-        Ran {
-            instructions: hits.saturating_mul(u64::from(c.instructions)),
-            accesses: hits.saturating_mul(u64::from(c.accesses)),
-        }
-    }
-
-    fn add(&mut self, r: Ran) {
-        self.instructions = self.instructions.saturating_add(r.instructions);
-        self.accesses = self.accesses.saturating_add(r.accesses);
-    }
 }
 
 /// One source line's edges.
@@ -88,8 +67,12 @@ pub struct GuestReport {
     pub lines: Vec<LineCoverage>,
     /// The instructions the guest ran and their memory accesses, when QEMU
     /// counted its blocks ([`KernelSymbols::costs`]): an exact profile, the
-    /// same on a busy machine as on an idle one.
+    /// same on a busy machine as on an idle one. Without the transport's
+    /// waits, which follow the host's timing ([`times_the_host`]).
     pub ran: Option<Ran>,
+    /// What the transport's waits ran (the sites [`times_the_host`] names),
+    /// left out of [`GuestReport::ran`] and of every function and line.
+    pub waits: Ran,
 }
 
 impl GuestReport {
@@ -100,13 +83,17 @@ impl GuestReport {
         let mut lines: BTreeMap<(Origin, &str, u32), LineCoverage> = BTreeMap::new();
         let mut entries: BTreeMap<(Origin, &str, &str), u64> = BTreeMap::new();
         let costs = symbols.costs.as_deref();
-        let mut total = Ran::default();
+        let (mut total, mut waits) = (Ran::default(), Ran::default());
         for (i, s) in symbols.sites.iter().enumerate() {
             let n = hits.hits(i);
-            let run = costs
+            let mut run = costs
                 .and_then(|c| c.get(i))
                 .map_or(Ran::default(), |&c| Ran::of(n, c));
-            total.add(run);
+            if times_the_host(s) {
+                waits += run;
+                run = Ran::default();
+            }
+            total += run;
             let key = (s.origin, s.file.as_str(), s.function.as_str());
             let f = functions.entry(key).or_insert_with(|| FunctionCoverage {
                 origin: s.origin,
@@ -124,7 +111,7 @@ impl GuestReport {
             f.edges += 1;
             f.edges_hit += usize::from(n > 0);
             f.hits = f.hits.max(n);
-            f.ran.add(run);
+            f.ran += run;
             if s.entry {
                 *entries.entry(key).or_default() += n;
             }
@@ -140,7 +127,7 @@ impl GuestReport {
                 });
             l.edges += 1;
             l.hits = l.hits.max(n);
-            l.ran.add(run);
+            l.ran += run;
         }
         for (key, n) in entries {
             if let Some(f) = functions.get_mut(&key) {
@@ -168,6 +155,7 @@ impl GuestReport {
             functions,
             lines: lines.into_values().collect(),
             ran: costs.map(|_| total),
+            waits,
         })
     }
 
@@ -245,8 +233,8 @@ fn render_guest(out: &mut String, g: &GuestReport, opts: RenderOptions) {
             t.lines
         );
     }
-    if let Some(total) = g.ran {
-        render_ran(out, g, total);
+    if g.ran.is_some() {
+        super::ran::render(out, g);
     }
     let shown = |o: Origin| opts.other || o != Origin::Other;
     let _ = writeln!(
@@ -279,73 +267,6 @@ fn render_guest(out: &mut String, g: &GuestReport, opts: RenderOptions) {
             }
             let _ = writeln!(out, "    {:>5}: {}", l.line, count(l.hits));
         }
-    }
-}
-
-/// Functions (and then lines) shown by the memory accesses they ran.
-const TOP_FUNCTIONS: usize = 30;
-const TOP_LINES: usize = 20;
-
-/// Where the guest's time went under TCG: the functions and lines whose
-/// blocks made the most memory accesses, with their instructions, each
-/// with its share of `total` and the running share of accesses.
-fn render_ran(out: &mut String, g: &GuestReport, total: Ran) {
-    let _ = writeln!(
-        out,
-        "\nguest code run (QEMU's block counts times the blocks' contents): {} memory \
-         accesses in {} instructions",
-        total.accesses, total.instructions
-    );
-    let _ = writeln!(
-        out,
-        "  busiest by memory accesses (under TCG each is a software TLB lookup, far \
-         dearer than an arithmetic instruction); an inlined function counts apart \
-         from its caller"
-    );
-    let share = |n: u64, of: u64| 100.0 * n as f64 / of.max(1) as f64;
-    let row = |out: &mut String, r: Ran, cumul: u64, what: String| {
-        let _ = writeln!(
-            out,
-            "  {:>5.1}% {:>5.1}% {:>14} {:>5.1}% {:>14}  {what}",
-            share(r.accesses, total.accesses),
-            share(cumul, total.accesses),
-            r.accesses,
-            share(r.instructions, total.instructions),
-            r.instructions,
-        );
-    };
-    let _ = writeln!(
-        out,
-        "  {:>6} {:>6} {:>14} {:>6} {:>14}  function (file:line)",
-        "share", "cumul", "accesses", "share", "instructions"
-    );
-    let mut functions: Vec<&FunctionCoverage> = g.functions.iter().collect();
-    functions.sort_by_key(|f| std::cmp::Reverse((f.ran.accesses, f.ran.instructions)));
-    let mut cumul = 0;
-    for f in functions
-        .iter()
-        .take(TOP_FUNCTIONS)
-        .filter(|f| f.ran.instructions > 0)
-    {
-        cumul += f.ran.accesses;
-        row(
-            out,
-            f.ran,
-            cumul,
-            format!("{} ({}:{})", f.function, f.file, f.line),
-        );
-    }
-    let mut lines: Vec<&LineCoverage> = g.lines.iter().collect();
-    lines.sort_by_key(|l| std::cmp::Reverse((l.ran.accesses, l.ran.instructions)));
-    let _ = writeln!(out, "  busiest lines:");
-    let mut cumul = 0;
-    for l in lines
-        .iter()
-        .take(TOP_LINES)
-        .filter(|l| l.ran.instructions > 0)
-    {
-        cumul += l.ran.accesses;
-        row(out, l.ran, cumul, format!("{}:{}", l.file, l.line));
     }
 }
 

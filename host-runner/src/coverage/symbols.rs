@@ -73,7 +73,9 @@ fn elf_error(path: &Path, why: impl ToString) -> CoverageError {
     }
 }
 
-/// `path` from `guest/core/` or `guest/kernel/` on, and whose it is.
+/// `path` from `guest/core/` or `guest/kernel/` on, and whose it is; the
+/// workspace's other crates the kernel builds in (`protocol/`) from the
+/// workspace on too, so the same in every checkout.
 fn classify(path: &str) -> (String, Origin) {
     for (dir, origin) in [
         ("guest/core/", Origin::Core),
@@ -83,25 +85,35 @@ fn classify(path: &str) -> (String, Origin) {
             return (path[at..].to_string(), origin);
         }
     }
-    (path.to_string(), Origin::Other)
+    match path.rfind("/protocol/src/") {
+        Some(at) => (path[at + 1..].to_string(), Origin::Other),
+        None => (path.to_string(), Origin::Other),
+    }
 }
 
 /// The counters' PC table of the kernel ELF `data`: SanitizerCoverage's
 /// section, or for a kernel built without it (the section empty) the
 /// block table QEMU's plugin counts ([`super::blocks`]).
 pub fn pc_table(data: &[u8]) -> Result<Vec<u8>, String> {
+    counted(data).map(|(table, _)| table)
+}
+
+/// [`pc_table`], and for a kernel whose blocks QEMU counts what each
+/// block runs ([`KernelSymbols::costs`]).
+fn counted(data: &[u8]) -> Result<(Vec<u8>, Option<Vec<BlockCost>>), String> {
     let file = object::File::parse(data).map_err(|e| e.to_string())?;
     let table = match file.section_by_name(PC_TABLE) {
         Some(section) => section.data().map_err(|e| e.to_string())?,
         None => &[],
     };
     if table.is_empty() {
-        return super::blocks::block_table(data);
+        let blocks = super::blocks::blocks(data)?;
+        return Ok((blocks.table, Some(blocks.costs)));
     }
     if table.len() % 16 != 0 {
         return Err(format!("{PC_TABLE} of {} bytes", table.len()));
     }
-    Ok(table.to_vec())
+    Ok((table.to_vec(), None))
 }
 
 /// Whether the kernel ELF `data` has SanitizerCoverage's counters (a
@@ -120,12 +132,7 @@ impl KernelSymbols {
             what: format!("reading {}", elf.display()),
             source,
         })?;
-        let (table, costs) = if has_sancov(&data) {
-            (pc_table(&data).map_err(|why| elf_error(elf, why))?, None)
-        } else {
-            let b = super::blocks::blocks(&data).map_err(|why| elf_error(elf, why))?;
-            (b.table, Some(b.costs))
-        };
+        let (table, costs) = counted(&data).map_err(|why| elf_error(elf, why))?;
         let loader = addr2line::Loader::new(elf).map_err(|e| elf_error(elf, e))?;
         let labels = code_labels(&data);
         let sites = table
@@ -373,6 +380,10 @@ mod tests {
         assert_eq!(
             classify("/a/guest/kernel/src/touch.rs"),
             ("guest/kernel/src/touch.rs".into(), Origin::Kernel)
+        );
+        assert_eq!(
+            classify("/work/x/protocol/src/pattern.rs"),
+            ("protocol/src/pattern.rs".into(), Origin::Other)
         );
         let dep = "/root/.cargo/registry/src/x/postcard-1.0/src/de.rs";
         assert_eq!(classify(dep), (dep.into(), Origin::Other));

@@ -154,54 +154,86 @@ fn saves_and_loads() {
     ));
 }
 
-/// Three sites in two functions, `f` inlined twice; `costs` as QEMU's.
+/// Three sites in two functions, `f` inlined twice, and a transport wait;
+/// `costs` as QEMU's.
 fn symbols(costs: Option<Vec<BlockCost>>) -> KernelSymbols {
-    let site = |pc, function: &str, line| Site {
+    let site = |pc, function: &str, file: &str, line| Site {
         pc,
         entry: false,
         function: function.into(),
-        file: "guest/core/src/a.rs".into(),
+        file: file.into(),
         line,
         origin: Origin::Core,
     };
+    let a = "guest/core/src/a.rs";
     KernelSymbols {
         kernel: KernelId {
-            edges: 3,
+            edges: 4,
             pc_table_crc: 9,
         },
-        sites: vec![site(0x10, "f", 4), site(0x20, "g", 9), site(0x30, "f", 5)],
+        sites: vec![
+            site(0x10, "f", a, 4),
+            site(0x20, "g", a, 9),
+            site(0x30, "f", a, 5),
+            site(
+                0x40,
+                "vmmfuzz_kernel::rpc::spin",
+                "guest/kernel/src/rpc.rs",
+                7,
+            ),
+        ],
         costs,
     }
 }
 
 #[test]
-fn what_ran_is_hits_times_block_costs_by_function_and_line() {
+fn what_ran_is_hits_times_block_costs_by_function_and_line_without_the_waits() {
     let kernel = symbols(None).kernel;
-    let hits = EdgeHits::from_hits(kernel, vec![10, 1, 3]);
+    let hits = EdgeHits::from_hits(kernel, vec![10, 1, 3, 1000]);
     let cost = |instructions, accesses| BlockCost {
         instructions,
         accesses,
     };
-    let costs = vec![cost(4, 1), cost(100, 5), cost(2, 2)];
+    let costs = vec![cost(4, 1), cost(100, 5), cost(2, 2), cost(3, 1)];
     let r = GuestReport::build(&hits, &symbols(Some(costs))).unwrap();
     let ran = |instructions, accesses| Ran {
         instructions,
         accesses,
     };
     assert_eq!(r.ran, Some(ran(40 + 100 + 6, 10 + 5 + 6)));
+    assert_eq!(r.waits, ran(3000, 1000));
     assert_eq!(r.function("f").unwrap().ran, ran(46, 16));
     assert_eq!(r.function("g").unwrap().ran, ran(100, 5));
+    assert_eq!(r.function("rpc::spin").unwrap().ran, ran(0, 0));
     let line5 = r.lines.iter().find(|l| l.line == 5).unwrap();
     assert_eq!(line5.ran, ran(6, 6));
     let text = render(Some(&r), &Coverage::default(), RenderOptions::default());
     assert!(
-        text.contains("21 memory accesses in 146 instructions"),
+        text.contains(
+            "21 memory accesses in 146 instructions; the transport's waits, which \
+             follow the host's timing, ran 1000 more in 3000 and are left out"
+        ),
         "{text}"
     );
-    // By accesses, f first (16 of 21), though g ran more instructions.
-    let f = text.find("   76.2%  76.2%").expect("f's row");
-    let g = text.find("   23.8% 100.0%").expect("g's row");
-    assert!(f < g, "{text}");
+    // By accesses: f (16 of 21) before g, though g ran more instructions;
+    // the wait is in no row.
+    let row = |acc: f64, cumul: f64, n: u64, insn: f64, i: u64, what: &str| {
+        format!("  {acc:>6.1} {cumul:>6.1} {n:>14} {insn:>6.1} {i:>14}  {what}\n")
+    };
+    let f = row(76.2, 76.2, 16, 31.5, 46, "f (guest/core/src/a.rs:4)");
+    let g = row(23.8, 100.0, 5, 68.5, 100, "g (guest/core/src/a.rs:9)");
+    let (at_f, at_g) = (text.find(&f), text.find(&g));
+    assert!(at_f.is_some() && at_g.is_some() && at_f < at_g, "{text}");
+    let lines = &text[text.find("line (of a known number)").expect("the lines")..];
+    assert!(
+        lines.starts_with(&format!(
+            "line (of a known number)\n{}",
+            row(47.6, 47.6, 10, 27.4, 40, "guest/core/src/a.rs:4")
+        )),
+        "{text}"
+    );
+    let table = &text[..text.find("functions by file").expect("the functions")];
+    assert!(!table.contains("rpc"), "{text}");
     // SanitizerCoverage's edges are no blocks: nothing ran is known.
     let r = GuestReport::build(&hits, &symbols(None)).unwrap();
     assert_eq!(r.ran, None);

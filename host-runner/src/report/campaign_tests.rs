@@ -79,6 +79,7 @@ fn guest() -> GuestReport {
             })
             .to_vec(),
         ran: None,
+        waits: Ran::default(),
     }
 }
 

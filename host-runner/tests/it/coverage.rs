@@ -203,6 +203,14 @@ fn the_coverage_command_reports_and_reads_back_what_it_saved() {
         "--data alone runs no campaign"
     );
     assert_eq!(guest_line(&again), guest_line(&first));
+    // What ran, derived again from the saved counts and the ELF.
+    let ran_line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("guest code run "))
+            .unwrap_or_else(|| panic!("no guest code run in:\n{text}"))
+            .to_string()
+    };
+    assert_eq!(ran_line(&again), ran_line(&first));
     // At the defaults under TCG, QEMU counted: the blocks of the plain
     // build, whose table (the kernel's id) the saved coverage names.
     let plain = host_runner::guest_image::built_plain_kernel().expect("the plain build");
