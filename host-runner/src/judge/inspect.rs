@@ -169,13 +169,14 @@ pub(crate) async fn inspect_by(
     let read_time = t.elapsed();
     // QEMU's view is asked for first, and formatted in QEMU's process
     // while the oracle checks here: `info tlb` lists every mapping, and
-    // at a few thousand pages its text takes as long as the check.
+    // at a few thousand pages its text takes as long as the check. Both
+    // commands go at once (QMP answers them in order, each by its id), so
+    // the registers cost no round trip of their own after the table.
     let view = async {
         if !qemu {
             return Ok(None);
         }
-        let tlb = vm.hmp("info tlb").await?;
-        let registers = vm.hmp("info registers").await?;
+        let (tlb, registers) = tokio::try_join!(vm.hmp("info tlb"), vm.hmp("info registers"))?;
         Ok::<_, crate::qmp::QmpError>(Some((tlb, registers)))
     };
     let oracle = async {
