@@ -264,7 +264,11 @@ mod tests {
             0xc3, //             100c: ret
             0x50, //             100d: push rax
         ];
-        assert_eq!(leaders_of(&code), [0x1000, 0x1005, 0x1009, 0x100d]);
+        let (leaders, costs) = blocks_of(&code);
+        assert_eq!(leaders, [0x1000, 0x1005, 0x1009, 0x100d]);
+        // The nop runs: the inc falls through it.
+        let lengths: Vec<u32> = costs.iter().map(|c| c.instructions).collect();
+        assert_eq!(lengths, [2, 2, 2, 1]);
     }
 
     #[test]
@@ -304,24 +308,20 @@ mod tests {
     #[test]
     fn a_block_runs_up_to_the_next_leader_or_through_its_flow_change() {
         let code = [
-            0x48, 0x85, 0xff, // 1000: test rdi, rdi
-            0x74, 0x04, //       1003: je 1009
-            0x48, 0xff, 0xc7, // 1005: inc rdi
-            0x90, //             1008: nop (run: it falls through)
-            0x48, 0x89, 0xf8, // 1009: mov rax, rdi
-            0xc3, //             100c: ret
-            0xcc, 0xcc, //       100d: int3 (padding, never run)
-            0x50, //             100f: push rax (a call's target below)
-            0xe8, 0xfa, 0xff, 0xff, 0xff, // 1010: call 100f
+            0x48, 0x89, 0xf8, //             1000: mov rax, rdi
+            0xc3, //                         1003: ret
+            0xcc, 0xcc, //                   1004: int3 (padding, never run)
+            0x50, //                         1006: push rax (the call's target)
+            0xe8, 0xfa, 0xff, 0xff, 0xff, // 1007: call 1006
         ];
         let (leaders, costs) = blocks_of(&code);
         // The call's return point is past the code: no leader.
-        assert_eq!(leaders, [0x1000, 0x1005, 0x1009, 0x100f]);
+        assert_eq!(leaders, [0x1000, 0x1006]);
         let lengths: Vec<u32> = costs.iter().map(|c| c.instructions).collect();
-        assert_eq!(lengths, [2, 2, 2, 2]);
-        // The return pops, the push and the call push.
+        assert_eq!(lengths, [2, 2]);
+        // The return pops; the push and the call push.
         let accesses: Vec<u32> = costs.iter().map(|c| c.accesses).collect();
-        assert_eq!(accesses, [0, 0, 1, 2]);
+        assert_eq!(accesses, [1, 2]);
     }
 
     #[test]
