@@ -6,11 +6,16 @@
 //!
 //! A block leader is an instruction that starts a basic block in the
 //! static code: a function's entry (flag bit 0, as in SanitizerCoverage's
-//! table), the target of a direct jump or call, and the instruction after
-//! any that changes the flow (a branch, call, return, interrupt or
-//! exception). The table depends only on the ELF, so two guests, two
-//! campaigns and the report agree on what counter `i` is, however TCG
-//! cuts its translation blocks.
+//! table), the target of a direct jump or call, the instruction after any
+//! that changes the flow (a branch, call, return, interrupt or exception),
+//! and a `rep` string instruction and the one after it. TCG runs a `rep`
+//! one iteration per execution of the instruction, so its leader counts
+//! iterations, not runs (flag bit 1, [`ITERATES`]): the corpus's guidance
+//! and the report's runs leave such counts out. No block runs on past an
+//! `int3` or the end of its section. The table depends only on the ELF
+//! and these rules, so two guests, two campaigns and the report agree on
+//! what counter `i` is, however TCG cuts its translation blocks (coverage
+//! saved by a build with other rules belongs to another table).
 //!
 //! Only the 64-bit code counts: executable sections named `.text*`. The
 //! 32-bit PVH entry (`.boot`) runs once per boot.
@@ -21,10 +26,16 @@ use iced_x86::{
 };
 use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
 
+/// The table flag of a leader that is a function's entry.
+pub const ENTRY: u64 = 1;
+/// The table flag of a leader that counts iterations, not runs: a `rep`
+/// string instruction's.
+pub const ITERATES: u64 = 2;
+
 /// The block table of `elf`: `(pc, flags)` pairs of little-endian `u64`s,
-/// sorted by pc, one per leader, flag bit 0 on functions' entries.
+/// sorted by pc, one per leader, flags [`ENTRY`] and [`ITERATES`].
 pub fn block_table(elf: &[u8]) -> Result<Vec<u8>, String> {
-    blocks(elf).map(|b| b.table)
+    decode(elf, false).map(|(table, _)| table)
 }
 
 /// A kernel's blocks: the table QEMU's plugin counts, and what runs each
@@ -46,28 +57,38 @@ pub struct Blocks {
 /// did not run), a leader that faults and runs again (its block counts
 /// twice), an indirect jump into the middle of a block (not counted).
 /// A `rep` string instruction is a block of its own, whose leader QEMU
-/// counts once per iteration (TCG runs one iteration per execution of the
-/// instruction), so its cost is per iteration. The kernel's code has no
-/// `fxsave`/`xsave` (soft float), whose one operand stands for many
-/// stores.
+/// 7.2 counts once per iteration and once more per execution (after the
+/// last iteration it runs the instruction again to find `rcx` zero), so
+/// its cost is per iteration, with one too many per execution. The
+/// kernel's code has no `fxsave`/`xsave` (soft float), whose one operand
+/// stands for many stores.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BlockCost {
     /// Its instructions.
     pub instructions: u32,
     /// The guest memory accesses its instructions make: memory operands
-    /// (a read-modify-write one twice, as TCG loads and then stores it,
-    /// unless it is atomic: `lock` or `xchg`, one helper call) and the
-    /// stack's (push, pop, call, return). Under TCG each is a lookup in
-    /// QEMU's software TLB, which costs far more than an arithmetic
-    /// instruction, so these bound an emulated guest more closely than its
-    /// instructions do.
+    /// (a read-modify-write one twice: TCG loads and then stores it, and
+    /// with one vCPU a `lock`ed one or an `xchg` too, QEMU's non-parallel
+    /// path) and the stack's (push, pop, call, return). Under TCG each is
+    /// a lookup in QEMU's software TLB, which costs far more than an
+    /// arithmetic instruction, so these bound an emulated guest more
+    /// closely than its instructions do.
     pub accesses: u32,
 }
 
 /// The blocks of `elf` ([`Blocks`]).
 pub fn blocks(elf: &[u8]) -> Result<Blocks, String> {
-    let file = object::File::parse(elf).map_err(|e| e.to_string())?;
-    let mut code = Code::default();
+    let (table, costs) = decode(elf, true)?;
+    Ok(Blocks { table, costs })
+}
+
+/// The code of `file`'s 64-bit sections, decoded (with each instruction's
+/// memory accesses when `costs`).
+fn code_of(file: &object::File, costs: bool) -> Result<Code, String> {
+    let mut code = Code {
+        costs,
+        ..Code::default()
+    };
     for section in file.sections() {
         let name = section.name().unwrap_or("");
         if !name.starts_with(".text") || !executable(section.flags()) {
@@ -80,6 +101,14 @@ pub fn blocks(elf: &[u8]) -> Result<Blocks, String> {
     if code.starts.is_empty() {
         return Err("no 64-bit code (no executable .text section)".into());
     }
+    Ok(code)
+}
+
+/// The block table of `elf`, and its blocks' costs when `costs` (else
+/// none: the plugin's table needs no instruction info).
+fn decode(elf: &[u8], costs: bool) -> Result<(Vec<u8>, Vec<BlockCost>), String> {
+    let file = object::File::parse(elf).map_err(|e| e.to_string())?;
+    let mut code = code_of(&file, costs)?;
     let mut entries: Vec<u64> = file
         .symbols()
         .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
@@ -87,24 +116,27 @@ pub fn blocks(elf: &[u8]) -> Result<Blocks, String> {
         .collect();
     entries.sort_unstable();
     code.targets.extend_from_slice(&entries);
-    let (leaders, costs) = code.leaders();
+    let mut iterating = std::mem::take(&mut code.iterating);
+    iterating.sort_unstable();
+    let (leaders, costs) = code.blocks();
     let mut table = Vec::with_capacity(leaders.len() * 16);
     for pc in leaders {
-        let entry = u64::from(entries.binary_search(&pc).is_ok());
+        let has = |v: &[u64]| v.binary_search(&pc).is_ok();
+        let flags =
+            if has(&entries) { ENTRY } else { 0 } | if has(&iterating) { ITERATES } else { 0 };
         table.extend_from_slice(&pc.to_le_bytes());
-        table.extend_from_slice(&entry.to_le_bytes());
+        table.extend_from_slice(&flags.to_le_bytes());
     }
-    Ok(Blocks { table, costs })
+    Ok((table, costs))
 }
 
 /// `insn`'s guest memory accesses ([`BlockCost::accesses`]).
 fn accesses(info: &mut InstructionInfoFactory, insn: &Instruction) -> u32 {
-    let atomic = insn.has_lock_prefix() || insn.mnemonic() == Mnemonic::Xchg;
     info.info_options(insn, InstructionInfoOptions::NO_REGISTER_USAGE)
         .used_memory()
         .iter()
         .map(|m| match m.access() {
-            OpAccess::ReadWrite | OpAccess::ReadCondWrite if !atomic => 2,
+            OpAccess::ReadWrite | OpAccess::ReadCondWrite => 2,
             _ => 1,
         })
         .sum()
@@ -120,11 +152,17 @@ fn executable(flags: SectionFlags) -> bool {
 /// What decoding the code found.
 #[derive(Default)]
 struct Code {
+    /// Whether to find each instruction's memory accesses.
+    costs: bool,
     /// Every instruction's address and its memory accesses
-    /// ([`BlockCost::accesses`]).
+    /// ([`BlockCost::accesses`]; 0 unless `costs`).
     starts: Vec<(u64, u32)>,
-    /// The instructions that change the flow (and undecodable bytes).
+    /// The instructions no block runs on past: those that change the flow,
+    /// `rep` string instructions, `int3`, undecodable bytes and each
+    /// section's last instruction.
     ends: Vec<u64>,
+    /// The `rep` string instructions ([`ITERATES`]).
+    iterating: Vec<u64>,
     /// Leaders: section starts, the instructions after a flow change and
     /// the targets of direct jumps and calls.
     leaders: Vec<u64>,
@@ -144,7 +182,12 @@ impl Code {
         let mut info = InstructionInfoFactory::new();
         while decoder.can_decode() {
             decoder.decode_out(&mut insn);
-            self.starts.push((insn.ip(), accesses(&mut info, &insn)));
+            let n = if self.costs {
+                accesses(&mut info, &insn)
+            } else {
+                0
+            };
+            self.starts.push((insn.ip(), n));
             if insn.is_invalid() {
                 // Data: the next byte may start code again.
                 self.ends.push(insn.ip());
@@ -162,6 +205,7 @@ impl Code {
                 // A block of its own: TCG runs one iteration per execution.
                 self.leaders.extend([insn.ip(), insn.next_ip()]);
                 self.ends.push(insn.ip());
+                self.iterating.push(insn.ip());
                 continue;
             }
             if insn.flow_control() != FlowControl::Next {
@@ -196,7 +240,7 @@ impl Code {
     /// inside one, data or a decoding out of step, counts nothing), and of
     /// the padding only what a jump lands on; with each one's block's
     /// cost ([`BlockCost`]).
-    fn leaders(mut self) -> (Vec<u64>, Vec<BlockCost>) {
+    fn blocks(mut self) -> (Vec<u64>, Vec<BlockCost>) {
         self.starts.sort_unstable();
         self.ends.sort_unstable();
         self.targets.sort_unstable();
@@ -247,10 +291,13 @@ mod tests {
 
     /// Leaders of a code snippet at 0x1000 and their blocks' costs.
     fn blocks_of(code: &[u8]) -> (Vec<u64>, Vec<BlockCost>) {
-        let mut c = Code::default();
+        let mut c = Code {
+            costs: true,
+            ..Code::default()
+        };
         c.leaders.push(0x1000);
         c.decode(code, 0x1000);
-        c.leaders()
+        c.blocks()
     }
 
     #[test]
@@ -325,14 +372,15 @@ mod tests {
     }
 
     #[test]
-    fn read_modify_write_operands_access_twice_unless_atomic() {
+    fn read_modify_write_operands_access_twice() {
+        // With one vCPU, TCG runs a locked operation as a load and a store.
         let code = [
             0x48, 0x89, 0x07, //             1000: mov [rdi], rax      1
             0x48, 0x83, 0x07, 0x01, //       1003: add qword [rdi], 1  2
-            0xf0, 0x48, 0x83, 0x07, 0x01, // 1007: lock add [rdi], 1   1
+            0xf0, 0x48, 0x83, 0x07, 0x01, // 1007: lock add [rdi], 1   2
             0x48, 0x8d, 0x47, 0x08, //       100c: lea rax, [rdi+8]    0
             0xff, 0x37, //                   1010: push qword [rdi]    2
-            0x48, 0x87, 0x07, //             1012: xchg [rdi], rax     1
+            0x48, 0x87, 0x07, //             1012: xchg [rdi], rax     2
             0xc3, //                         1015: ret                 1
         ];
         let (leaders, costs) = blocks_of(&code);
@@ -341,7 +389,7 @@ mod tests {
             costs,
             [BlockCost {
                 instructions: 7,
-                accesses: 8
+                accesses: 10
             }]
         );
     }
@@ -360,11 +408,18 @@ mod tests {
             accesses,
         };
         assert_eq!(costs, [cost(1, 0), cost(1, 2), cost(1, 1)]);
+        // Its leader is flagged: it counts iterations.
+        let mut c = Code::default();
+        c.decode(&code, 0x1000);
+        assert_eq!(c.iterating, [0x1003]);
     }
 
     #[test]
     fn no_block_runs_on_into_the_next_section_or_past_an_int3() {
-        let mut c = Code::default();
+        let mut c = Code {
+            costs: true,
+            ..Code::default()
+        };
         for (base, code) in [
             (0x1000, &[0x48, 0xff, 0xc7][..]), // inc rdi, then the section ends
             (0x2000, &[0x50, 0xcc, 0x50, 0xc3][..]), // push rax; int3; push rax; ret
@@ -372,7 +427,7 @@ mod tests {
             c.leaders.push(base);
             c.decode(code, base);
         }
-        let (leaders, costs) = c.leaders();
+        let (leaders, costs) = c.blocks();
         assert_eq!(leaders, [0x1000, 0x2000]);
         let lengths: Vec<u32> = costs.iter().map(|c| c.instructions).collect();
         assert_eq!(lengths, [1, 2]);
@@ -392,22 +447,24 @@ mod tests {
             costs.iter().all(|c| c.instructions > 0),
             "a leader of no instruction"
         );
-        // Blocks do not overlap: they hold at most the code's instructions
-        // (each block's lie between its leader and the next).
-        let mut code = Code::default();
+        // The kernel's memset (guest/kernel/src/mem.rs, assembly: the same
+        // bytes in every build): its entry block sets up and branches (six
+        // instructions, no access), its loop stores 64 bytes a turn.
         let file = object::File::parse(&*bytes).expect("an ELF");
-        for section in file.sections() {
-            let name = section.name().unwrap_or("");
-            if name.starts_with(".text") && executable(section.flags()) {
-                code.decode(section.data().expect("its bytes"), section.address());
-            }
-        }
-        let held: u64 = costs.iter().map(|c| u64::from(c.instructions)).sum();
-        assert!(
-            held <= code.starts.len() as u64,
-            "{held} of {}",
-            code.starts.len()
-        );
+        let memset = file
+            .symbols()
+            .find(|s| s.name() == Ok("memset"))
+            .expect("memset")
+            .address();
+        let at = |pc| costs[pcs.binary_search(&pc).expect("a leader")];
+        let block = |instructions, accesses| BlockCost {
+            instructions,
+            accesses,
+        };
+        assert_eq!(at(memset), block(6, 0));
+        assert_eq!(at(memset + 0x1b), block(12, 8));
+        // The plugin's table is the same without the costs.
+        assert_eq!(block_table(&bytes).expect("a table"), table);
         assert!(pcs.len() > 1000, "{} leaders", pcs.len());
         assert!(pcs.windows(2).all(|w| w[0] < w[1]));
         let entries = table.chunks_exact(16).filter(|e| e[8] & 1 != 0).count();

@@ -71,7 +71,10 @@ pub enum CoverageError {
         "coverage of another kernel build: {theirs} (this one: {ours}); \
          pass the kernel it was recorded with (--kernel PATH); under TCG QEMU counts \
          the blocks of the kernel built without SanitizerCoverage, so coverage of TCG \
-         and KVM campaigns, or of --edge-counts qemu and sancov, does not merge"
+         and KVM campaigns, or of --edge-counts qemu and sancov, does not merge; and \
+         QEMU's block counts saved by a host-runner that cut the same kernel into \
+         other blocks (one from before `rep` string instructions were blocks of their own) \
+         belong to that cut, not this one"
     )]
     OtherKernel { ours: String, theirs: String },
     #[error("reading the guest's counters: {0}")]

@@ -15,7 +15,7 @@ use std::ops::AddAssign;
 use serde::Serialize;
 
 use super::blocks::BlockCost;
-use super::report::{FunctionCoverage, GuestReport, LineCoverage};
+use super::report::{percent as share, FunctionCoverage, GuestReport, LineCoverage};
 
 /// Instructions run and the memory accesses they made.
 #[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,15 +47,10 @@ const TOP_FUNCTIONS: usize = 30;
 /// The busiest lines shown.
 const TOP_LINES: usize = 20;
 
-/// `part` of `all` in percent.
-fn share(part: u64, all: u64) -> f64 {
-    100.0 * part as f64 / all.max(1) as f64
-}
-
-/// The table of what the guest ran (when `g.ran` is known): the totals,
-/// then the busiest functions and lines by accesses, each with its share
-/// of the accesses, the running share, and its instructions and their
-/// share. Code outside `guest/` (`memset`, `memcpy`, dependencies) is
+/// The table of what the guest ran, when `g.ran` is known (nothing
+/// else): the totals, then the busiest functions and lines by accesses,
+/// each with its share of the accesses, the running share, and its
+/// instructions and their share. Code outside `guest/` (`memset`, `memcpy`, dependencies) is
 /// shown too: it is the guest's time as much as the VMM's own.
 pub(super) fn render(out: &mut String, g: &GuestReport) {
     let Some(total) = g.ran else {
@@ -71,8 +66,10 @@ pub(super) fn render(out: &mut String, g: &GuestReport) {
     let _ = writeln!(
         out,
         "  busiest by memory accesses (under TCG each is a software TLB lookup, far dearer \
-         than an arithmetic instruction); a block counts where its first instruction is, \
-         and an inlined function apart from its caller"
+         than an arithmetic instruction); a block counts where its first instruction is: \
+         in the innermost function of the guest's own code there (an inlined guest \
+         function apart from its caller; core, alloc and protocol code inlined into \
+         guest code counts as its caller's)"
     );
     let header = |out: &mut String, what: &str| {
         let _ = writeln!(

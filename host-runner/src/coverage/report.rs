@@ -110,7 +110,9 @@ impl GuestReport {
             }
             f.edges += 1;
             f.edges_hit += usize::from(n > 0);
-            f.hits = f.hits.max(n);
+            // A `rep`'s count is of iterations, not runs.
+            let runs = if s.iterates { 0 } else { n };
+            f.hits = f.hits.max(runs);
             f.ran += run;
             if s.entry {
                 *entries.entry(key).or_default() += n;
@@ -126,7 +128,7 @@ impl GuestReport {
                     ran: Ran::default(),
                 });
             l.edges += 1;
-            l.hits = l.hits.max(n);
+            l.hits = l.hits.max(runs);
             l.ran += run;
         }
         for (key, n) in entries {
@@ -174,7 +176,9 @@ pub struct RenderOptions {
     pub other: bool,
 }
 
-fn percent(part: usize, all: usize) -> f64 {
+/// `part` of `all` in percent (0 of nothing).
+pub(super) fn percent(part: impl Into<u64>, all: impl Into<u64>) -> f64 {
+    let (part, all) = (part.into(), all.into());
     if all == 0 {
         0.0
     } else {
@@ -216,7 +220,7 @@ fn render_guest(out: &mut String, g: &GuestReport, opts: RenderOptions) {
         "guest edges: {} of {} reached ({:.1} %); kernel: {}",
         all.edges_hit,
         all.edges,
-        percent(all.edges_hit, all.edges),
+        percent(all.edges_hit as u64, all.edges as u64),
         g.kernel
     );
     for (origin, t) in &g.by_origin {
@@ -226,16 +230,14 @@ fn render_guest(out: &mut String, g: &GuestReport, opts: RenderOptions) {
             origin.name(),
             t.edges_hit,
             t.edges,
-            percent(t.edges_hit, t.edges),
+            percent(t.edges_hit as u64, t.edges as u64),
             t.functions_hit,
             t.functions,
             t.lines_hit,
             t.lines
         );
     }
-    if g.ran.is_some() {
-        super::ran::render(out, g);
-    }
+    super::ran::render(out, g);
     let shown = |o: Origin| opts.other || o != Origin::Other;
     let _ = writeln!(
         out,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use super::blocks::BlockCost;
+use super::blocks::{BlockCost, ENTRY, ITERATES};
 use super::edges::{Guidance, KernelId};
 use super::CoverageError;
 
@@ -38,11 +38,15 @@ pub struct Site {
     pub pc: u64,
     /// The block starts a function (the PC table's flag).
     pub entry: bool,
+    /// Its count is of iterations, not runs: a `rep` string instruction's
+    /// leader in QEMU's block table ([`super::blocks::ITERATES`]).
+    pub iterates: bool,
     /// The function the line belongs to (an inlined one where inlined),
     /// demangled without hash; `?` when the DWARF has none.
     pub function: String,
-    /// The source file, from `guest/` on for the guest's own files (so the
-    /// same in every checkout); as the DWARF says for others; `?` if none.
+    /// The source file, from `guest/` on for the guest's own files and from
+    /// `protocol/` on for the protocol crate's (so the same in every
+    /// checkout); as the DWARF says for others; `?` if none.
     pub file: String,
     /// The line (0 when unknown).
     pub line: u32,
@@ -139,12 +143,10 @@ impl KernelSymbols {
             .chunks_exact(16)
             .map(|pair| {
                 let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-                site(
-                    &loader,
-                    &labels,
-                    word(&pair[..8]),
-                    word(&pair[8..]) & 1 != 0,
-                )
+                let flags = word(&pair[8..]);
+                let mut s = site(&loader, &labels, word(&pair[..8]), flags & ENTRY != 0);
+                s.iterates = flags & ITERATES != 0;
+                s
             })
             .collect();
         Ok(KernelSymbols {
@@ -156,11 +158,18 @@ impl KernelSymbols {
 
     /// Which edges count when a campaign asks whether a sequence reached
     /// something new: all but those whose hit counts follow when the
-    /// host's requests arrive rather than what they ask ([`times_the_host`]).
+    /// host's requests arrive rather than what they ask ([`times_the_host`])
+    /// and those that count a `rep`'s iterations ([`Site::iterates`]):
+    /// their buckets would follow how many bytes a copy moved, and the
+    /// block before them is reached whenever they are.
     pub fn guidance(&self) -> Guidance {
         Guidance {
             kernel: self.kernel,
-            ignored: self.sites.iter().map(times_the_host).collect(),
+            ignored: self
+                .sites
+                .iter()
+                .map(|s| s.iterates || times_the_host(s))
+                .collect(),
         }
     }
 
@@ -292,6 +301,7 @@ fn site(loader: &addr2line::Loader, labels: &[(u64, String)], pc: u64, entry: bo
     Site {
         pc,
         entry,
+        iterates: false,
         function,
         file,
         line,
@@ -312,6 +322,7 @@ mod tests {
         Site {
             pc: 0,
             entry: false,
+            iterates: false,
             function: function.into(),
             file: file.into(),
             line: 1,

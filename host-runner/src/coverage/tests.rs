@@ -160,6 +160,7 @@ fn symbols(costs: Option<Vec<BlockCost>>) -> KernelSymbols {
     let site = |pc, function: &str, file: &str, line| Site {
         pc,
         entry: false,
+        iterates: false,
         function: function.into(),
         file: file.into(),
         line,
@@ -239,4 +240,29 @@ fn what_ran_is_hits_times_block_costs_by_function_and_line_without_the_waits() {
     assert_eq!(r.ran, None);
     let text = render(Some(&r), &Coverage::default(), RenderOptions::default());
     assert!(!text.contains("memory accesses"), "{text}");
+}
+
+/// A `rep`'s leader counts iterations: the corpus's guidance leaves it
+/// out, as it leaves out the transport's waits, and so do the report's
+/// runs; what it ran still counts.
+#[test]
+fn a_leader_that_counts_iterations_guides_nothing_and_is_no_run() {
+    let mut s = symbols(Some(vec![BlockCost::default(); 4]));
+    s.sites[1].iterates = true;
+    assert_eq!(s.guidance().ignored, [false, true, false, true]);
+    let hits = EdgeHits::from_hits(s.kernel, vec![10, 4096, 3, 1]);
+    s.costs = Some(vec![
+        BlockCost::default(),
+        BlockCost {
+            instructions: 1,
+            accesses: 2,
+        },
+        BlockCost::default(),
+        BlockCost::default(),
+    ]);
+    let r = GuestReport::build(&hits, &s).unwrap();
+    let g = r.function("g").unwrap();
+    assert_eq!((g.hits, g.edges_hit), (0, 1));
+    assert_eq!(g.ran.accesses, 8192);
+    assert_eq!(r.function("f").unwrap().hits, 10);
 }

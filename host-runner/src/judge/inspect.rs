@@ -170,14 +170,18 @@ pub(crate) async fn inspect_by(
     // QEMU's view is asked for first, and formatted in QEMU's process
     // while the oracle checks here: `info tlb` lists every mapping, and
     // at a few thousand pages its text takes as long as the check. Both
-    // commands go at once (QMP answers them in order, each by its id), so
-    // the registers cost no round trip of their own after the table.
+    // commands go at once when the QMP client numbers them (qapi does when
+    // QEMU offers out-of-band commands, as 7.2 does; else one follows the
+    // other, the same answers), so the registers cost no round trip of
+    // their own after the table. Both answers are awaited even when one
+    // fails: dropping a command in flight would leave its answer without a
+    // taker, which ends qapi's connection for every later command.
     let view = async {
         if !qemu {
             return Ok(None);
         }
-        let (tlb, registers) = tokio::try_join!(vm.hmp("info tlb"), vm.hmp("info registers"))?;
-        Ok::<_, crate::qmp::QmpError>(Some((tlb, registers)))
+        let (tlb, registers) = tokio::join!(vm.hmp("info tlb"), vm.hmp("info registers"));
+        Ok::<_, crate::qmp::QmpError>(Some((tlb?, registers?)))
     };
     let oracle = async {
         let t = Instant::now();
