@@ -163,8 +163,9 @@ struct Code {
     ends: Vec<u64>,
     /// The `rep` string instructions ([`ITERATES`]).
     iterating: Vec<u64>,
-    /// Leaders: section starts, the instructions after a flow change and
-    /// the targets of direct jumps and calls.
+    /// Leaders: section starts, the instructions after a flow change,
+    /// `rep` string instructions and the instructions after them (the
+    /// targets of direct jumps and calls are in `targets`).
     leaders: Vec<u64>,
     /// Direct targets and functions' entries: leaders whatever they are.
     targets: Vec<u64>,
