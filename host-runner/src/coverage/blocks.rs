@@ -35,7 +35,7 @@ pub const ITERATES: u64 = 2;
 /// The block table of `elf`: `(pc, flags)` pairs of little-endian `u64`s,
 /// sorted by pc, one per leader, flags [`ENTRY`] and [`ITERATES`].
 pub fn block_table(elf: &[u8]) -> Result<Vec<u8>, String> {
-    decode(elf, false).map(|(table, _)| table)
+    decode(elf, false).map(|b| b.table)
 }
 
 /// A kernel's blocks: the table QEMU's plugin counts, and what runs each
@@ -78,8 +78,7 @@ pub struct BlockCost {
 
 /// The blocks of `elf` ([`Blocks`]).
 pub fn blocks(elf: &[u8]) -> Result<Blocks, String> {
-    let (table, costs) = decode(elf, true)?;
-    Ok(Blocks { table, costs })
+    decode(elf, true)
 }
 
 /// The code of `file`'s 64-bit sections, decoded (with each instruction's
@@ -104,30 +103,17 @@ fn code_of(file: &object::File, costs: bool) -> Result<Code, String> {
     Ok(code)
 }
 
-/// The block table of `elf`, and its blocks' costs when `costs` (else
-/// none: the plugin's table needs no instruction info).
-fn decode(elf: &[u8], costs: bool) -> Result<(Vec<u8>, Vec<BlockCost>), String> {
+/// The blocks of `elf`, with their costs when `costs` (else zero
+/// accesses: the plugin's table needs no instruction info).
+fn decode(elf: &[u8], costs: bool) -> Result<Blocks, String> {
     let file = object::File::parse(elf).map_err(|e| e.to_string())?;
     let mut code = code_of(&file, costs)?;
-    let mut entries: Vec<u64> = file
+    code.entries = file
         .symbols()
         .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
         .map(|s| s.address())
         .collect();
-    entries.sort_unstable();
-    code.targets.extend_from_slice(&entries);
-    let mut iterating = std::mem::take(&mut code.iterating);
-    iterating.sort_unstable();
-    let (leaders, costs) = code.blocks();
-    let mut table = Vec::with_capacity(leaders.len() * 16);
-    for pc in leaders {
-        let has = |v: &[u64]| v.binary_search(&pc).is_ok();
-        let flags =
-            if has(&entries) { ENTRY } else { 0 } | if has(&iterating) { ITERATES } else { 0 };
-        table.extend_from_slice(&pc.to_le_bytes());
-        table.extend_from_slice(&flags.to_le_bytes());
-    }
-    Ok((table, costs))
+    Ok(code.blocks())
 }
 
 /// `insn`'s guest memory accesses ([`BlockCost::accesses`]).
@@ -167,8 +153,10 @@ struct Code {
     /// `rep` string instructions and the instructions after them (the
     /// targets of direct jumps and calls are in `targets`).
     leaders: Vec<u64>,
-    /// Direct targets and functions' entries: leaders whatever they are.
+    /// Direct targets: leaders whatever they are.
     targets: Vec<u64>,
+    /// Functions' entries ([`ENTRY`]): leaders whatever they are.
+    entries: Vec<u64>,
     /// Padding (`nop`, `int3`): after a jump or return, the bytes up to
     /// the next aligned function or loop, which never run unless a jump
     /// lands on them.
@@ -237,15 +225,23 @@ impl Code {
         }
     }
 
-    /// The leaders, sorted: those that start an instruction (a target
-    /// inside one, data or a decoding out of step, counts nothing), and of
-    /// the padding only what a jump lands on; with each one's block's
-    /// cost ([`BlockCost`]).
-    fn blocks(mut self) -> (Vec<u64>, Vec<BlockCost>) {
+    /// The blocks: the leaders, sorted (those that start an instruction:
+    /// a target inside one, data or a decoding out of step, counts
+    /// nothing; of the padding only what a jump or a function's entry
+    /// lands on), their table with its flags, and each one's cost
+    /// ([`BlockCost`]).
+    fn blocks(mut self) -> Blocks {
+        self.targets.extend_from_slice(&self.entries);
+        for v in [
+            &mut self.ends,
+            &mut self.targets,
+            &mut self.entries,
+            &mut self.iterating,
+            &mut self.padding,
+        ] {
+            v.sort_unstable();
+        }
         self.starts.sort_unstable();
-        self.ends.sort_unstable();
-        self.targets.sort_unstable();
-        self.padding.sort_unstable();
         let mut leaders = self.leaders;
         leaders.extend_from_slice(&self.targets);
         leaders.sort_unstable();
@@ -270,7 +266,14 @@ impl Code {
                 cost
             })
             .collect();
-        (leaders, costs)
+        let mut table = Vec::with_capacity(leaders.len() * 16);
+        for pc in &leaders {
+            let flag = |v: &[u64], f: u64| if has(v, pc) { f } else { 0 };
+            let flags = flag(&self.entries, ENTRY) | flag(&self.iterating, ITERATES);
+            table.extend_from_slice(&pc.to_le_bytes());
+            table.extend_from_slice(&flags.to_le_bytes());
+        }
+        Blocks { table, costs }
     }
 }
 
@@ -298,7 +301,8 @@ mod tests {
         };
         c.leaders.push(0x1000);
         c.decode(code, 0x1000);
-        c.blocks()
+        let b = c.blocks();
+        (pcs(&b.table).collect(), b.costs)
     }
 
     #[test]
@@ -428,7 +432,8 @@ mod tests {
             c.leaders.push(base);
             c.decode(code, base);
         }
-        let (leaders, costs) = c.blocks();
+        let b = c.blocks();
+        let (leaders, costs): (Vec<u64>, _) = (pcs(&b.table).collect(), b.costs);
         assert_eq!(leaders, [0x1000, 0x2000]);
         let lengths: Vec<u32> = costs.iter().map(|c| c.instructions).collect();
         assert_eq!(lengths, [1, 2]);

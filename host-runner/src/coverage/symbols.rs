@@ -106,10 +106,7 @@ pub fn pc_table(data: &[u8]) -> Result<Vec<u8>, String> {
 /// block runs ([`KernelSymbols::costs`]).
 fn counted(data: &[u8]) -> Result<(Vec<u8>, Option<Vec<BlockCost>>), String> {
     let file = object::File::parse(data).map_err(|e| e.to_string())?;
-    let table = match file.section_by_name(PC_TABLE) {
-        Some(section) => section.data().map_err(|e| e.to_string())?,
-        None => &[],
-    };
+    let table = sancov_pcs(&file)?;
     if table.is_empty() {
         let blocks = super::blocks::blocks(data)?;
         return Ok((blocks.table, Some(blocks.costs)));
@@ -125,8 +122,16 @@ fn counted(data: &[u8]) -> Result<(Vec<u8>, Option<Vec<BlockCost>>), String> {
 pub fn has_sancov(data: &[u8]) -> bool {
     object::File::parse(data)
         .ok()
-        .and_then(|f| f.section_by_name(PC_TABLE).map(|s| s.size() > 0))
+        .and_then(|f| sancov_pcs(&f).ok().map(|t| !t.is_empty()))
         .unwrap_or(false)
+}
+
+/// The PC table section's bytes (empty when there is none).
+fn sancov_pcs<'a>(file: &object::File<'a>) -> Result<&'a [u8], String> {
+    match file.section_by_name(PC_TABLE) {
+        Some(section) => section.data().map_err(|e| e.to_string()),
+        None => Ok(&[]),
+    }
 }
 
 impl KernelSymbols {
@@ -143,10 +148,7 @@ impl KernelSymbols {
             .chunks_exact(16)
             .map(|pair| {
                 let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-                let flags = word(&pair[8..]);
-                let mut s = site(&loader, &labels, word(&pair[..8]), flags & ENTRY != 0);
-                s.iterates = flags & ITERATES != 0;
-                s
+                site(&loader, &labels, word(&pair[..8]), word(&pair[8..]))
             })
             .collect();
         Ok(KernelSymbols {
@@ -273,7 +275,7 @@ fn label_at(labels: &[(u64, String)], pc: u64) -> Option<String> {
     i.checked_sub(1).map(|i| rustc_demangle(&labels[i].1))
 }
 
-fn site(loader: &addr2line::Loader, labels: &[(u64, String)], pc: u64, entry: bool) -> Site {
+fn site(loader: &addr2line::Loader, labels: &[(u64, String)], pc: u64, flags: u64) -> Site {
     let mut chosen: Option<(Option<String>, String, u32, Origin)> = None;
     if let Ok(mut frames) = loader.find_frames(pc) {
         while let Ok(Some(frame)) = frames.next() {
@@ -300,8 +302,8 @@ fn site(loader: &addr2line::Loader, labels: &[(u64, String)], pc: u64, entry: bo
         .unwrap_or_else(|| "?".into());
     Site {
         pc,
-        entry,
-        iterates: false,
+        entry: flags & ENTRY != 0,
+        iterates: flags & ITERATES != 0,
         function,
         file,
         line,
