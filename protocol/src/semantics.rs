@@ -190,8 +190,11 @@
 //!   host heap block freed, then the heap scavenged as by `HeapScavenge`
 //!   (so it holds the pages of the kernel's live blocks, as after boot: a
 //!   sequence after a reset gets the frames, and the swap slots, it gets
-//!   after a fresh boot), then `faults_resolved`, `pages_scavenged`, `pages_evicted` and
-//!   `pages_dropped` zero. Answers `Done`, inside `Reclaimed` with one
+//!   after a fresh boot; but like `HeapScavenge` it gives back at most
+//!   [`crate::RECLAIM_RING`] pages (rule 5 of "Reclaim events"), so after a
+//!   `Reset` whose events fill the ring free heap pages may stay present,
+//!   and the boot state takes another `Reset`), then `faults_resolved`,
+//!   `pages_scavenged`, `pages_evicted` and `pages_dropped` zero. Answers `Done`, inside `Reclaimed` with one
 //!   `Scavenged` event per heap page given back; these are the only events
 //!   of a `Reset` answer, and they happen *after* the reset (the host
 //!   applies them after it, unlike other requests' events: see rule 2).

@@ -363,12 +363,13 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// destroyed, every managed page unusable and every table
     /// of the managed space freed, every host frame freed, every `Valloc`
     /// run freed, every host heap block freed and the heap scavenged (its
-    /// pages back to those of the kernel's live blocks), the counters zero,
-    /// and every placement choice (the frame allocator's next-fit hint, the
-    /// clock's hand, the heap's hint for host blocks, the swap store's
-    /// search hint) where boot left it, so
-    /// that a sequence run after a reset gets the answers it gets after a
-    /// fresh boot.
+    /// pages back to those of the kernel's live blocks, at most a ring of
+    /// events' worth per reset: `protocol::semantics`, **Reset**), the
+    /// counters zero, and every placement choice (the frame allocator's
+    /// next-fit hint, the clock's hand, the heap's hint for host blocks,
+    /// the swap store's search hint) where boot left it, so that a
+    /// sequence run after a reset whose events did not fill the ring gets
+    /// the answers it gets after a fresh boot.
     ///
     /// It costs what is in use, not the span: the managed space is dropped
     /// at space 0's PML4 entries (the other spaces' PML4s with everything

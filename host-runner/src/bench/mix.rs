@@ -50,7 +50,8 @@ impl Mix {
     /// `fuzz` runs by default) under memory pressure: of its sequences
     /// `seed`, `seed + 1`, … those whose swarm draws the pressure pattern
     /// (the allocator drained part way), in order, each with the weights
-    /// and length its seed draws, a `Reset` between two (the campaign's
+    /// and length its seed draws, the campaign's reset between two (`Reset`,
+    /// again while the last filled the reclaim ring: the campaign's
     /// fresh state), the last one cut at `ops` (or one short of it, rather
     /// than end on a `Reset`). Unlike [`Mix::record`]'s short mix from a
     /// fresh machine, this reaches the clock, the swap store and the
@@ -74,12 +75,24 @@ impl Mix {
                 if recorder.requests.len() + 1 >= ops {
                     break;
                 }
-                recorder.push(
+                // The campaign's fresh state: `Reset`, again while the last
+                // filled the reclaim ring
+                // (`crate::judge::JudgedVm::reset_logged`; its `Stats` left
+                // out here).
+                let mut last = recorder.push(
                     &mut m,
                     Request::Reset {
                         privilege: Privilege::Kernel,
                     },
                 );
+                while crate::judge::ring_filled(&last) && recorder.requests.len() < ops {
+                    last = recorder.push(
+                        &mut m,
+                        Request::Reset {
+                            privilege: Privilege::Kernel,
+                        },
+                    );
+                }
             }
             first = false;
             let left = ops.saturating_sub(recorder.requests.len());

@@ -155,13 +155,17 @@ impl Fresh {
         if let Some(prev) = &self.prev {
             since.sequence(&prev.trace());
         }
-        let path = self.log.0.clone();
-        since.reset().map_err(s.io(path))?;
+        // Each batch of the reset goes to the history and the in-flight log
+        // before it is sent; a log that cannot be written ends the reset as
+        // an environment fault (a fresh boot follows).
         let t = Instant::now();
-        match vm.reset().await {
+        match vm
+            .reset_logged(&mut |reqs, again| since.reset_batch(reqs, again))
+            .await
+        {
             Ok(()) => {
                 self.resets += 1;
-                s.progress.record_reset(t.elapsed());
+                s.progress.record_reset(t.elapsed(), vm.last_reset());
                 Ok(vm)
             }
             Err(f) if is_runner_failure(&f) => {

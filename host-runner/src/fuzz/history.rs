@@ -10,7 +10,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use protocol::Privilege;
+use protocol::Request;
 use trace::{Op, Trace, TraceHeader, TraceWriter};
 
 /// Where a failure's trace from boot goes: beside the failing sequence's.
@@ -25,6 +25,8 @@ pub(super) fn since_boot_path(path: &Path) -> PathBuf {
 pub(super) struct SinceBoot {
     /// The operations (their references included) and batches so far.
     done: Trace,
+    /// Sequences in `done`.
+    sequences: usize,
     log: TraceWriter,
 }
 
@@ -33,6 +35,7 @@ impl SinceBoot {
     pub fn start(path: &Path, header: &TraceHeader) -> io::Result<SinceBoot> {
         Ok(SinceBoot {
             done: Trace::default(),
+            sequences: 0,
             log: TraceWriter::create(path, header, false)?,
         })
     }
@@ -50,6 +53,7 @@ impl SinceBoot {
     /// A sequence ran: its trace's operations (already in the log), in its
     /// batches.
     pub fn sequence(&mut self, run: &Trace) {
+        self.sequences += 1;
         self.done.append(run);
         self.done
             .header
@@ -57,22 +61,29 @@ impl SinceBoot {
             .extend(run.batch_ranges().iter().map(|r| r.len() as u32));
     }
 
-    /// The campaign's reset is about to be sent: into the history and the
-    /// log, as the batch it goes in.
-    pub fn reset(&mut self) -> io::Result<()> {
-        let ops = [
-            Op::Reset {
-                privilege: Privilege::Kernel,
-            },
-            Op::Stats,
-        ];
-        self.log.comment("the campaign's reset")?;
+    /// A batch of the campaign's reset is about to be sent (`Reset` and
+    /// `Stats`, again while the `Reset` filled the reclaim ring:
+    /// [`crate::judge::JudgedVm::reset_logged`]): into the history and the
+    /// log, as the batch it goes in; `again` for the rounds after the
+    /// first.
+    pub fn reset_batch(&mut self, reqs: &[Request], again: bool) -> io::Result<()> {
+        let ops: Vec<Op> = reqs.iter().filter_map(Op::from_request).collect();
+        if ops.len() != reqs.len() {
+            return Err(io::Error::other(format!(
+                "a request of the campaign's reset has no trace form: {reqs:?}"
+            )));
+        }
+        self.log.comment(if again {
+            "the campaign's reset again: the last filled the reclaim ring"
+        } else {
+            "the campaign's reset"
+        })?;
         for op in &ops {
             self.log.append(&op.clone().into())?;
         }
         self.log.flush_batch()?;
-        self.done.entries.extend(ops.map(Into::into));
-        self.done.header.batches.push(2);
+        self.done.header.batches.push(ops.len() as u32);
+        self.done.entries.extend(ops.into_iter().map(Into::into));
         Ok(())
     }
 
@@ -96,14 +107,10 @@ impl SinceBoot {
         if let Some(f) = header.failure.as_mut() {
             f.op_index = f.op_index.map(|i| i + self.done.len());
         }
-        let resets = self
-            .done
-            .ops()
-            .filter(|op| matches!(op, Op::Reset { .. }))
-            .count();
+        let earlier = self.sequences;
         header.note =
             Some(format!(
-            "what the guest received since boot: {resets} earlier sequence(s), each followed by \
+            "what the guest received since boot: {earlier} earlier sequence(s), each followed by \
              the campaign's reset, then the failing sequence (seed {})",
             failing.header.seed.map_or("?".into(), |s| format!("{s:#x}"))
         ));
@@ -138,8 +145,13 @@ mod tests {
         let mut run = Trace::from_ops(TraceHeader::default(), seq.clone());
         run.header.batches = vec![2, 1];
         h.sequence(&run);
-        h.reset().unwrap();
-        assert_eq!(h.len(), 5);
+        // The campaign's reset, in two rounds (the first filled the reclaim
+        // ring).
+        let k = protocol::Privilege::Kernel;
+        let reset = [Request::Reset { privilege: k }, Request::Stats];
+        h.reset_batch(&reset, false).unwrap();
+        h.reset_batch(&reset, true).unwrap();
+        assert_eq!(h.len(), 7);
         let mut failing = Trace::from_ops(
             TraceHeader {
                 seed: Some(0x2a),
@@ -153,11 +165,12 @@ mod tests {
         let ops: Vec<Op> = t.entries.iter().map(|e| e.op.clone()).collect();
         assert_eq!(ops[..3], seq[..]);
         assert!(matches!(ops[3], Op::Reset { .. }) && ops[4] == Op::Stats);
-        assert_eq!(ops[5..], [Op::Stats, Op::Ping { nonce: 9 }]);
-        assert_eq!(t.header.batches, vec![2, 1, 2, 2]);
+        assert!(matches!(ops[5], Op::Reset { .. }) && ops[6] == Op::Stats);
+        assert_eq!(ops[7..], [Op::Stats, Op::Ping { nonce: 9 }]);
+        assert_eq!(t.header.batches, vec![2, 1, 2, 2, 2]);
         assert_eq!(
             t.header.failure.expect("kept").op_index,
-            Some(6),
+            Some(8),
             "still the ping"
         );
         let note = t.header.note.expect("a note");
@@ -169,7 +182,7 @@ mod tests {
         drop(h);
         let logged = trace::parse_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
         let logged: Vec<Op> = logged.entries.iter().map(|e| e.op.clone()).collect();
-        assert_eq!(logged[..], ops[..5]);
+        assert_eq!(logged[..], ops[..7]);
         assert_eq!(
             since_boot_path(Path::new("out/divergence-7-ab.jsonl")),
             Path::new("out/divergence-7-ab-since-boot.jsonl")

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::coverage::Coverage;
 use super::timeline::{Sample, Timeline};
+use crate::judge::ResetParts;
 
 /// How often the bar's message is refreshed, and the log line's period.
 const TICK: Duration = Duration::from_millis(250);
@@ -25,9 +26,10 @@ pub struct Progress {
     pub pages: AtomicU64,
     pub batches: AtomicU64,
     pub failures: AtomicU64,
-    /// Times of fresh boots (until Ready and Hello) and of judged resets.
+    /// Times of fresh boots (until Ready and Hello) and of judged resets,
+    /// each reset with its parts.
     pub boots: Mutex<Vec<Duration>>,
-    pub resets: Mutex<Vec<Duration>>,
+    pub resets: Mutex<Vec<(Duration, ResetParts)>>,
     /// The answers of every sequence so far.
     pub coverage: Mutex<Coverage>,
     /// Where the jobs' time went.
@@ -132,15 +134,21 @@ impl Progress {
         self.boots.lock().expect("not poisoned").push(d);
     }
 
-    pub fn record_reset(&self, d: Duration) {
-        self.resets.lock().expect("not poisoned").push(d);
+    pub fn record_reset(&self, d: Duration, parts: ResetParts) {
+        self.resets.lock().expect("not poisoned").push((d, parts));
     }
 
     /// Median boot and reset times so far.
     pub fn fresh_state_medians(&self) -> (Option<Duration>, Option<Duration>) {
         let boots = median(&self.boots.lock().expect("not poisoned"));
-        let resets = median(&self.resets.lock().expect("not poisoned"));
-        (boots, resets)
+        let resets: Vec<Duration> = self
+            .resets
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        (boots, median(&resets))
     }
 
     /// Redraws the bar until `done` resolves; logs the status line every
@@ -190,9 +198,42 @@ pub fn median(v: &[Duration]) -> Option<Duration> {
     v.get(v.len() / 2).copied()
 }
 
+/// Each part's median over `resets` (none without resets): where a
+/// typical reset's time goes. The parts' medians need not add up to the
+/// total's median; `resets` is the most `Reset`s one judged reset sent.
+pub fn median_parts(resets: &[(Duration, ResetParts)]) -> Option<ResetParts> {
+    let part = |f: fn(&ResetParts) -> Duration| {
+        median(&resets.iter().map(|r| f(&r.1)).collect::<Vec<_>>())
+    };
+    Some(ResetParts {
+        guest: part(|p| p.guest)?,
+        model: part(|p| p.model)?,
+        check: part(|p| p.check)?,
+        resets: resets.iter().map(|r| r.1.resets).max()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resets_parts_are_each_parts_median_and_the_most_resets() {
+        let ms = Duration::from_millis;
+        assert_eq!(median_parts(&[]), None);
+        let part = |guest, check, resets| ResetParts {
+            guest: ms(guest),
+            model: ms(1),
+            check: ms(check),
+            resets,
+        };
+        let parts = median_parts(&[
+            (ms(9), part(5, 1, 1)),
+            (ms(9), part(1, 9, 3)),
+            (ms(9), part(3, 4, 1)),
+        ]);
+        assert_eq!(parts, Some(part(3, 4, 3)));
+    }
 
     #[test]
     fn medians_and_status() {
@@ -203,7 +244,7 @@ mod tests {
         p.ops.store(120, Ordering::Relaxed);
         p.sequences.store(3, Ordering::Relaxed);
         p.record_boot(ms(400));
-        p.record_reset(ms(20));
+        p.record_reset(ms(20), ResetParts::default());
         assert_eq!(p.fresh_state_medians(), (Some(ms(400)), Some(ms(20))));
         let s = p.status();
         assert!(

@@ -22,6 +22,7 @@ pub(crate) fn summary(failures: Vec<FoundFailure>) -> Summary {
         batches: 100,
         boot: None,
         reset: None,
+        reset_parts: None,
         fresh: Vec::new(),
         environment: vec!["QEMU killed by signal 9; retried".into()],
         failures,
@@ -117,4 +118,32 @@ fn the_document_reads_back_and_old_ones_without_new_fields_too() {
     v.as_object_mut().unwrap().remove("timeline");
     let old: Document = serde_json::from_value(v).unwrap();
     assert!(old.timeline.is_empty());
+}
+
+#[test]
+fn the_fresh_state_line_gives_the_resets_parts_and_extra_resets() {
+    let ms = Duration::from_millis;
+    let mut s = summary(Vec::new());
+    s.boot = Some((ms(60), 2));
+    s.reset = Some((Duration::from_micros(1800), 40));
+    let parts = crate::judge::ResetParts {
+        guest: Duration::from_micros(1100),
+        model: Duration::from_micros(40),
+        check: Duration::from_micros(620),
+        resets: 1,
+    };
+    s.reset_parts = Some(parts);
+    assert_eq!(
+        s.fresh_line(),
+        "boot 60.0 ms (median of 2), reset 1.8 ms (median of 40), of which (each part's \
+         median) the guest's Reset and Stats 1.10 ms, judging them 0.04 ms, the check of the \
+         fresh state 0.62 ms"
+    );
+    s.reset_parts = Some(crate::judge::ResetParts { resets: 3, ..parts });
+    assert!(
+        s.fresh_line()
+            .ends_with("; up to 3 Resets in one (a reset filled the reclaim ring)"),
+        "{}",
+        s.fresh_line()
+    );
 }

@@ -40,6 +40,9 @@ pub struct Summary {
     /// Median boot and reset times, and what was used.
     pub boot: Option<(Duration, usize)>,
     pub reset: Option<(Duration, usize)>,
+    /// Each part's median over the judged resets: the guest's `Reset` and
+    /// `Stats`, judging them, the check of the fresh state.
+    pub reset_parts: Option<crate::judge::ResetParts>,
     /// How fresh states were made, and why (one line per job in `auto`).
     pub fresh: Vec<String>,
     /// Environment faults met and retried: QEMU killed from outside, a
@@ -109,7 +112,29 @@ impl Summary {
                 format!("{} (median of {n})", ms(d))
             })
         };
-        format!("boot {}, reset {}", figure(self.boot), figure(self.reset))
+        let fine = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+        let parts = self.reset_parts.map_or(String::new(), |p| {
+            let again = if p.resets > 1 {
+                format!(
+                    "; up to {} Resets in one (a reset filled the reclaim ring)",
+                    p.resets
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                ", of which (each part's median) the guest's Reset and Stats {}, \
+                 judging them {}, the check of the fresh state {}{again}",
+                fine(p.guest),
+                fine(p.model),
+                fine(p.check)
+            )
+        });
+        format!(
+            "boot {}, reset {}{parts}",
+            figure(self.boot),
+            figure(self.reset)
+        )
     }
 
     /// Where the jobs' time went.

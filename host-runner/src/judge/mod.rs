@@ -45,7 +45,7 @@ pub use failure::{
     is_runner_failure, signal_name,
 };
 pub use inspect::{inspect, MemoryCheck, MemorySource};
-pub use run::JudgedVm;
+pub use run::{ring_filled, JudgedVm, ResetParts};
 pub use timings::Timings;
 
 /// How a [`JudgedVm`] judges.

@@ -204,3 +204,59 @@ async fn executor_runs_traces_reused_and_fresh() {
         assert_eq!(f.op_index, Some(1), "{f}");
     }
 }
+
+/// A host heap block of more pages than the reclaim ring holds, written,
+/// then the judged reset: one `Reset` gives back a ring of its pages and
+/// leaves the rest present, so the judged reset sends another, and the
+/// guest's counters are the boot's again (before, a campaign's probe found
+/// its first sequence running differently after the reset than after a
+/// boot, and booted a guest per sequence from then on).
+#[tokio::test]
+async fn judged_reset_past_the_reclaim_ring_is_the_boot_state() {
+    let mut vm = JudgedVm::start(&config(), JudgeOptions::default())
+        .await
+        .expect("boot");
+    let boot = vm.step(Request::Stats).await.expect("stats");
+    let kernel = Privilege::Kernel;
+    let pages = protocol::RECLAIM_RING as u64 + 100;
+    let Response::Kmalloc { addr } = vm
+        .step(Request::Kmalloc {
+            size: pages * 4096,
+            align: 4096,
+            privilege: kernel,
+        })
+        .await
+        .expect("kmalloc")
+    else {
+        panic!("a host block of {pages} pages");
+    };
+    let written = vm
+        .step(Request::Write {
+            addr,
+            len: pages * 4096,
+            seed: 3,
+            privilege: kernel,
+        })
+        .await
+        .expect("write");
+    assert_eq!(written.split_reclaimed().1, Response::Done);
+    vm.reset().await.expect("reset");
+    assert_eq!(vm.last_reset().resets, 2, "the first reset filled the ring");
+    let after = vm.step(Request::Stats).await.expect("stats");
+    // `bytes_freed_since_check` counts the kernel's own blocks too (those
+    // that decode requests and build answers, sized by them): no state a
+    // boot fixes.
+    let counters = |s: Response| match s {
+        Response::Stats(s) => protocol::Stats {
+            bytes_freed_since_check: 0,
+            ..s
+        },
+        other => panic!("Stats, got {other:?}"),
+    };
+    assert_eq!(
+        counters(after),
+        counters(boot),
+        "the counters after the judged reset"
+    );
+    vm.finish().await.expect("exit 33");
+}
