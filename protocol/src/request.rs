@@ -138,7 +138,9 @@ pub enum Request {
     /// Counters of the VMM and the frame allocator.
     Stats,
     /// Back to the boot state: every managed page unusable, every host frame,
-    /// every virtual range and every host heap block freed. Kernel only.
+    /// every virtual range and every host heap block freed, the heap
+    /// scavenged (at most a reclaim ring of pages: another `Reset` gives back
+    /// more; `semantics`, **Reset**). Kernel only.
     Reset { privilege: Privilege },
 
     /// Makes `pages` unusable pages at `addr` a memory-mapped-file area over

@@ -193,8 +193,9 @@
 //!   after a fresh boot; but like `HeapScavenge` it gives back at most
 //!   [`crate::RECLAIM_RING`] pages (rule 5 of "Reclaim events"), so after a
 //!   `Reset` whose events fill the ring free heap pages may stay present,
-//!   and the boot state takes another `Reset`), then `faults_resolved`,
-//!   `pages_scavenged`, `pages_evicted` and `pages_dropped` zero. Answers `Done`, inside `Reclaimed` with one
+//!   and the boot state takes one `Reset` more, or several), then
+//!   `faults_resolved`, `pages_scavenged`, `pages_evicted` and
+//!   `pages_dropped` zero. Answers `Done`, inside `Reclaimed` with one
 //!   `Scavenged` event per heap page given back; these are the only events
 //!   of a `Reset` answer, and they happen *after* the reset (the host
 //!   applies them after it, unlike other requests' events: see rule 2).

@@ -1,7 +1,8 @@
 //! Fresh-state cost as the fuzzer pays it: a judged guest (the campaign's
 //! judge options) runs one fuzz sequence at the campaign defaults, then
-//! the judged `Reset` (`Reset` and `Stats` judged, a new model, the memory
-//! check after it) is timed; beside it, the judged start of a new guest
+//! the judged reset (`Reset` and `Stats` judged, again while a `Reset`
+//! gave back many heap pages, a new model, the memory check after it) is
+//! timed; beside it, the judged start of a new guest
 //! (boot, `Hello`, model), the other way to a fresh state.
 
 use std::time::Instant;
@@ -70,7 +71,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
             &resets,
         ),
         (
-            "  of which the guest's Reset and Stats (one batch's round trip)",
+            "  of which the guest's Reset and Stats (one batch's round trip a round)",
             Unit::Millis,
             &guest,
         ),

@@ -51,9 +51,9 @@ impl Mix {
     /// `seed`, `seed + 1`, … those whose swarm draws the pressure pattern
     /// (the allocator drained part way), in order, each with the weights
     /// and length its seed draws, the campaign's reset between two (`Reset`,
-    /// again while the last filled the reclaim ring: the campaign's
-    /// fresh state), the last one cut at `ops` (or one short of it, rather
-    /// than end on a `Reset`). Unlike [`Mix::record`]'s short mix from a
+    /// again while the last gave back many pages: the campaign's fresh
+    /// state), the last one cut at `ops` (or one short of it, rather than
+    /// end on a `Reset`). Unlike [`Mix::record`]'s short mix from a
     /// fresh machine, this reaches the clock, the swap store and the
     /// reserve.
     pub fn record_campaign(config: &VmConfig, ops: usize, seed: u64) -> Mix {
@@ -64,34 +64,30 @@ impl Mix {
         let mut m = machine(config);
         let mut recorder = Recorder::default();
         let mut first = true;
-        for k in 0.. {
+        'sequences: for k in 0.. {
             let s = crate::fuzz::plan::sequence_seed(seed, k);
             let gen = base.for_sequence(s);
             if gen.drain_from.is_none() {
                 continue;
             }
             if !first {
-                // A reset only with room for an operation after it.
-                if recorder.requests.len() + 1 >= ops {
-                    break;
-                }
                 // The campaign's fresh state: `Reset`, again while the last
-                // filled the reclaim ring
-                // (`crate::judge::JudgedVm::reset_logged`; its `Stats` left
-                // out here).
-                let mut last = recorder.push(
-                    &mut m,
-                    Request::Reset {
-                        privilege: Privilege::Kernel,
-                    },
-                );
-                while crate::judge::ring_filled(&last) && recorder.requests.len() < ops {
-                    last = recorder.push(
+                // gave back many pages (`crate::judge::another_reset`; its
+                // `Stats` left out here), each with room for an operation
+                // after it.
+                loop {
+                    if recorder.requests.len() + 1 >= ops {
+                        break 'sequences;
+                    }
+                    let answer = recorder.push(
                         &mut m,
                         Request::Reset {
                             privilege: Privilege::Kernel,
                         },
                     );
+                    if !crate::judge::another_reset(&answer) {
+                        break;
+                    }
                 }
             }
             first = false;

@@ -317,8 +317,8 @@ fn standing_notes(plan: &BenchPlan) -> Vec<String> {
         format!(
             "under memory pressure: {} operations of a fuzz campaign of seed {:#x} (its \
              sequences in order, each with the weights, length and pressure pattern its seed \
-             draws, the campaign's reset between two: Reset, again while the last filled the \
-             reclaim ring), generated from vmm-core's answers in-process; the \
+             draws, the campaign's reset between two: Reset, again while the last gave back \
+             many heap pages), generated from vmm-core's answers in-process; the \
              last row counts the operations that reclaimed (drop, swap, scavenge) first",
             plan.pressure_ops, plan.seed
         ),

@@ -26,7 +26,7 @@ use super::error::FuzzError;
 use super::history::SinceBoot;
 use super::sequence::SequenceRun;
 use crate::args::fuzz::FreshState;
-use crate::judge::{is_runner_failure, JudgedVm};
+use crate::judge::{is_runner_failure, JudgedVm, ResetError};
 
 /// Resets of one guest before the job boots a fresh one: bounds the
 /// history a failure after a reset is saved with (at most this many
@@ -156,8 +156,8 @@ impl Fresh {
             since.sequence(&prev.trace());
         }
         // Each batch of the reset goes to the history and the in-flight log
-        // before it is sent; a log that cannot be written ends the reset as
-        // an environment fault (a fresh boot follows).
+        // before it is sent; a log that cannot be written ends the job, as
+        // the sequence's own log does.
         let t = Instant::now();
         match vm
             .reset_logged(&mut |reqs, again| since.reset_batch(reqs, again))
@@ -168,11 +168,12 @@ impl Fresh {
                 s.progress.record_reset(t.elapsed(), vm.last_reset());
                 Ok(vm)
             }
-            Err(f) if is_runner_failure(&f) => {
+            Err(ResetError::Log(e)) => Err(s.io(self.log.0.clone())(e)),
+            Err(ResetError::Failed(f)) if is_runner_failure(&f) => {
                 s.environment_fault(format!("reset: {f}; booting a fresh guest"));
                 self.boot(s).await
             }
-            Err(mut f) => {
+            Err(ResetError::Failed(mut f)) => {
                 // A reset that fails is no way to a fresh state: boot from
                 // now on (in `auto`), so the same failure is not met again.
                 self.probe = None;

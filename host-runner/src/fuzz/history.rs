@@ -1,6 +1,7 @@
 //! What a job's guest received since it booted: each sequence's
 //! operations in the batches they were sent in, and after each the
-//! campaign's reset (`reset` and `stats`, one batch). It is written ahead
+//! campaign's reset (`reset` and `stats`, one batch, again while a reset
+//! gave back many heap pages). It is written ahead
 //! to the job's in-flight log as it is sent (appended, never rewritten),
 //! so a killed runner leaves a trace that replays from a fresh boot; and a
 //! sequence that fails after a reset is saved a second time, preceded by
@@ -62,7 +63,7 @@ impl SinceBoot {
     }
 
     /// A batch of the campaign's reset is about to be sent (`Reset` and
-    /// `Stats`, again while the `Reset` filled the reclaim ring:
+    /// `Stats`, again while the `Reset` gave back many heap pages:
     /// [`crate::judge::JudgedVm::reset_logged`]): into the history and the
     /// log, as the batch it goes in; `again` for the rounds after the
     /// first.
@@ -74,7 +75,7 @@ impl SinceBoot {
             )));
         }
         self.log.comment(if again {
-            "the campaign's reset again: the last filled the reclaim ring"
+            "the campaign's reset again: the last gave back many heap pages"
         } else {
             "the campaign's reset"
         })?;
@@ -107,12 +108,14 @@ impl SinceBoot {
         if let Some(f) = header.failure.as_mut() {
             f.op_index = f.op_index.map(|i| i + self.done.len());
         }
-        let earlier = self.sequences;
-        header.note =
-            Some(format!(
-            "what the guest received since boot: {earlier} earlier sequence(s), each followed by \
+        header.note = Some(format!(
+            "what the guest received since boot: {} earlier sequence(s), each followed by \
              the campaign's reset, then the failing sequence (seed {})",
-            failing.header.seed.map_or("?".into(), |s| format!("{s:#x}"))
+            self.sequences,
+            failing
+                .header
+                .seed
+                .map_or("?".into(), |s| format!("{s:#x}"))
         ));
         let mut t = self.trace(TraceHeader::default());
         t.header.batches.clear();
@@ -145,8 +148,8 @@ mod tests {
         let mut run = Trace::from_ops(TraceHeader::default(), seq.clone());
         run.header.batches = vec![2, 1];
         h.sequence(&run);
-        // The campaign's reset, in two rounds (the first filled the reclaim
-        // ring).
+        // The campaign's reset, in two rounds (the first gave back many
+        // heap pages).
         let k = protocol::Privilege::Kernel;
         let reset = [Request::Reset { privilege: k }, Request::Stats];
         h.reset_batch(&reset, false).unwrap();

@@ -142,7 +142,7 @@ fn the_fresh_state_line_gives_the_resets_parts_and_extra_resets() {
     s.reset_parts = Some(crate::judge::ResetParts { resets: 3, ..parts });
     assert!(
         s.fresh_line()
-            .ends_with("; up to 3 Resets in one (a reset filled the reclaim ring)"),
+            .ends_with("; up to 3 Resets in one (a reset gave back many heap pages)"),
         "{}",
         s.fresh_line()
     );

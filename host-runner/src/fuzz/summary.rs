@@ -41,7 +41,8 @@ pub struct Summary {
     pub boot: Option<(Duration, usize)>,
     pub reset: Option<(Duration, usize)>,
     /// Each part's median over the judged resets: the guest's `Reset` and
-    /// `Stats`, judging them, the check of the fresh state.
+    /// `Stats`, judging them, the check of the fresh state; and in
+    /// `resets`, the most `Reset`s one judged reset sent.
     pub reset_parts: Option<crate::judge::ResetParts>,
     /// How fresh states were made, and why (one line per job in `auto`).
     pub fresh: Vec<String>,
@@ -116,7 +117,7 @@ impl Summary {
         let parts = self.reset_parts.map_or(String::new(), |p| {
             let again = if p.resets > 1 {
                 format!(
-                    "; up to {} Resets in one (a reset filled the reclaim ring)",
+                    "; up to {} Resets in one (a reset gave back many heap pages)",
                     p.resets
                 )
             } else {

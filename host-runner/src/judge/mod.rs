@@ -12,7 +12,7 @@
 //! vm.step(Request::map_writable(0x1000, 1, Privilege::User)).await?; // judged: Err(Divergence) if wrong
 //! vm.steps(vec![Request::Stats, Request::Ping { nonce: 1 }]).await?; // one Batch frame, judged element-wise
 //! let report = vm.check().await?;  // Err(Invariant) lists every violation
-//! vm.reset().await?;               // Reset + Stats (free == boot_free), op index back to 0
+//! vm.reset().await?;               // Reset + Stats (free == boot_free), again after many pages; op index 0
 //! let reached = vm.take_coverage(); // guest edges and model transitions since boot
 //! vm.finish().await?;              // Shutdown, QEMU must exit 33
 //! # Ok(()) }
@@ -45,7 +45,7 @@ pub use failure::{
     is_runner_failure, signal_name,
 };
 pub use inspect::{inspect, MemoryCheck, MemorySource};
-pub use run::{ring_filled, JudgedVm, ResetParts};
+pub use run::{another_reset, JudgedVm, ResetError, ResetParts};
 pub use timings::Timings;
 
 /// How a [`JudgedVm`] judges.

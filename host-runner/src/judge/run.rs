@@ -15,7 +15,7 @@ use super::timings::Timings;
 use super::JudgeOptions;
 use crate::session::{Vm, VmConfig};
 use reset::model_for;
-pub use reset::{ring_filled, ResetParts};
+pub use reset::{another_reset, ResetError, ResetParts};
 
 mod ahead;
 mod check;

@@ -188,7 +188,10 @@ fn differential(total: u64, first: &[Op], then: &[Op]) -> Result<(), TestCaseErr
     // filled the event ring (a reset gives back at most a ring of heap
     // pages; the next gives back more, and zeroes the counters again).
     for round in 0.. {
-        prop_assert!(round <= 17, "a 32 MiB heap needs at most 17 resets");
+        prop_assert!(
+            round < 32,
+            "a reset gives back a ring of the heap's few rings"
+        );
         let (events, answer) = req(&mut a, Request::Reset { privilege: K }).split_reclaimed();
         prop_assert_eq!(answer, Response::Done);
         check(&mut a);
@@ -267,15 +270,16 @@ fn swap_slots_after_a_reset_are_those_of_a_fresh_boot() {
     assert_eq!(seq(&mut a), seq(&mut b));
 }
 
-/// A `Reset` gives back at most a ring of free heap pages (its answer's
-/// events): a host block of more, written and then freed by the reset,
-/// leaves the rest present, which a fresh boot has not, and the frames
-/// after it differ from a boot's. Another `Reset` gives back the rest and
-/// zeroes the counters again; after it the machine is a fresh boot's. The
-/// runner's fresh state resets again while a reset filled the ring: its
-/// probe found a campaign (`fuzz --seed 49`) whose first sequence ran
-/// differently after one reset than after a boot, and every job of it
-/// then booted a guest per sequence.
+/// What the runner's fresh state relies on: a `Reset` gives back at most a
+/// ring of free heap pages (its answer's events), so a host block of more,
+/// written and then freed by the reset, leaves the rest present, which a
+/// fresh boot has not; another `Reset` gives back the rest and zeroes the
+/// counters again, and after it the machine is a fresh boot's. The
+/// runner's probe found a campaign (`fuzz --seed 49`) whose first sequence
+/// ran differently after one reset than after a boot (every job of it then
+/// booted a guest per sequence); the runner now resets again while a reset
+/// gave back many pages (`host-runner`'s `judge::another_reset`, shown on
+/// the guest by its test `judged_reset_past_the_reclaim_ring_is_the_boot_state`).
 #[test]
 fn a_reset_that_fills_the_event_ring_leaves_heap_pages_for_the_next() {
     let pages = protocol::RECLAIM_RING as u64 + 488;
