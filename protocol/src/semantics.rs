@@ -192,8 +192,10 @@
 //!   sequence after a reset gets the frames, and the swap slots, it gets
 //!   after a fresh boot; but like `HeapScavenge` it gives back at most
 //!   [`crate::RECLAIM_RING`] pages (rule 5 of "Reclaim events"), so after a
-//!   `Reset` whose events fill the ring free heap pages may stay present,
-//!   and the boot state takes one `Reset` more, or several), then
+//!   `Reset` whose events fill the ring free heap pages may stay present;
+//!   and its answer, built after the scavenge, holds its events in the
+//!   heap, so many events take heap pages a boot has not: the boot state
+//!   takes one `Reset` more, or several, until one gives back few), then
 //!   `faults_resolved`, `pages_scavenged`, `pages_evicted` and
 //!   `pages_dropped` zero. Answers `Done`, inside `Reclaimed` with one
 //!   `Scavenged` event per heap page given back; these are the only events

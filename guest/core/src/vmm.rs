@@ -368,8 +368,9 @@ impl<M: PhysMemory, A: FrameAllocator> Vmm<M, A> {
     /// counters zero, and every placement choice (the frame allocator's
     /// next-fit hint, the clock's hand, the heap's hint for host blocks,
     /// the swap store's search hint) where boot left it, so that a
-    /// sequence run after a reset whose events did not fill the ring gets
-    /// the answers it gets after a fresh boot.
+    /// sequence run after a reset that gave back few heap pages gets the
+    /// answers it gets after a fresh boot (after one that gave back many,
+    /// another reset gives back the rest, and the pages its answer took).
     ///
     /// It costs what is in use, not the span: the managed space is dropped
     /// at space 0's PML4 entries (the other spaces' PML4s with everything

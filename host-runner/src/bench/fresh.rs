@@ -2,7 +2,8 @@
 //! judge options) runs one fuzz sequence at the campaign defaults, then
 //! the judged reset (`Reset` and `Stats` judged, again while a `Reset`
 //! gave back many heap pages, a new model, the memory check after it) is
-//! timed; beside it, the judged start of a new guest
+//! timed (the guest's row sums the rounds' round trips; its name is the
+//! one earlier benches' JSON has); beside it, the judged start of a new guest
 //! (boot, `Hello`, model), the other way to a fresh state.
 
 use std::time::Instant;
@@ -71,7 +72,7 @@ pub async fn figures(config: &VmConfig, plan: &BenchPlan) -> Result<Vec<Figure>,
             &resets,
         ),
         (
-            "  of which the guest's Reset and Stats (one batch's round trip a round)",
+            "  of which the guest's Reset and Stats (one batch's round trip)",
             Unit::Millis,
             &guest,
         ),

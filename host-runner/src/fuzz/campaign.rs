@@ -163,7 +163,7 @@ pub async fn run(config: &VmConfig, args: &FuzzArgs, replay: String) -> Result<S
         pages: p.pages.load(Ordering::Relaxed),
         batches: p.batches.load(Ordering::Relaxed),
         boot: median(&boots).map(|m| (m, boots.len())),
-        reset: median(&resets.iter().map(|r| r.0).collect::<Vec<_>>()).map(|m| (m, resets.len())),
+        reset: super::progress::reset_median(&resets),
         reset_parts: super::progress::median_parts(&resets),
         fresh,
         environment,

@@ -141,14 +141,8 @@ impl Progress {
     /// Median boot and reset times so far.
     pub fn fresh_state_medians(&self) -> (Option<Duration>, Option<Duration>) {
         let boots = median(&self.boots.lock().expect("not poisoned"));
-        let resets: Vec<Duration> = self
-            .resets
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .map(|r| r.0)
-            .collect();
-        (boots, median(&resets))
+        let resets = reset_median(&self.resets.lock().expect("not poisoned"));
+        (boots, resets.map(|r| r.0))
     }
 
     /// Redraws the bar until `done` resolves; logs the status line every
@@ -196,6 +190,13 @@ pub fn median(v: &[Duration]) -> Option<Duration> {
     let mut v = v.to_vec();
     v.sort_unstable();
     v.get(v.len() / 2).copied()
+}
+
+/// The median of the judged resets' times, and how many there were (none
+/// without resets).
+pub fn reset_median(resets: &[(Duration, ResetParts)]) -> Option<(Duration, usize)> {
+    let times: Vec<Duration> = resets.iter().map(|r| r.0).collect();
+    median(&times).map(|m| (m, times.len()))
 }
 
 /// Each part's median over `resets` (none without resets): where a
