@@ -188,9 +188,9 @@ impl Fresh {
                     .take()
                     .expect("a guest is kept only after a sequence");
                 // Everything since boot: the reset failed on what all of
-                // it left behind. The reset is its last batch.
+                // it left behind, in its last round: the last batch.
                 let since = self.since.as_ref().expect("a guest is running");
-                f.op_index = since.len().checked_sub(2);
+                f.op_index = since.last_batch_start();
                 let header = TraceHeader {
                     failure: Some(f),
                     ..prev.header

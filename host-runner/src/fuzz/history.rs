@@ -41,9 +41,11 @@ impl SinceBoot {
         })
     }
 
-    /// Operations before the running sequence.
-    pub fn len(&self) -> usize {
-        self.done.len()
+    /// Where the last batch so far starts (the last round of a reset, after
+    /// one): none before the first.
+    pub fn last_batch_start(&self) -> Option<usize> {
+        let last = *self.done.header.batches.last()? as usize;
+        self.done.len().checked_sub(last)
     }
 
     /// The in-flight log (the running sequence appends to it).
@@ -140,6 +142,7 @@ mod tests {
         let mut h = SinceBoot::start(&log, &TraceHeader::default()).unwrap();
         let fresh = Trace::from_ops(TraceHeader::default(), [Op::Stats]);
         assert!(h.with(&fresh).is_none(), "a fresh boot has no history");
+        assert_eq!(h.last_batch_start(), None);
         // A sequence of three ops in two batches, as run_sequence logs it.
         let seq = [Op::Stats, Op::Hello, Op::Ping { nonce: 1 }];
         for op in &seq {
@@ -153,8 +156,10 @@ mod tests {
         let k = protocol::Privilege::Kernel;
         let reset = [Request::Reset { privilege: k }, Request::Stats];
         h.reset_batch(&reset, false).unwrap();
+        assert_eq!(h.last_batch_start(), Some(3));
         h.reset_batch(&reset, true).unwrap();
-        assert_eq!(h.len(), 7);
+        assert_eq!(h.trace(TraceHeader::default()).len(), 7);
+        assert_eq!(h.last_batch_start(), Some(5), "the reset's last round");
         let mut failing = Trace::from_ops(
             TraceHeader {
                 seed: Some(0x2a),
