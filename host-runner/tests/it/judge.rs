@@ -252,7 +252,7 @@ async fn reset_after_a_block(pages: u64) -> (Vec<bool>, Stats, Stats) {
             "{reqs:?}"
         );
         rounds.push(again);
-        Ok(())
+        Ok::<(), std::convert::Infallible>(())
     })
     .await
     .expect("reset");

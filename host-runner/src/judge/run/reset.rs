@@ -4,11 +4,11 @@
 
 use oracle::Model;
 use protocol::{Hello, Privilege, Request, Response, Stats, RECLAIM_RING};
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use trace::{Failure, FailureKind};
 
 use super::{stale_check, JudgedVm};
-use crate::judge::failure_from;
 use crate::session::VmConfig;
 
 /// Where a judged reset's time goes (the bench's fresh-state rows, the
@@ -27,17 +27,22 @@ pub struct ResetParts {
     pub resets: u32,
 }
 
-/// Why [`JudgedVm::reset_logged`] ended without a fresh state.
+/// Why [`JudgedVm::reset_logged`] ended without a fresh state; `E` is its
+/// log's error.
 #[derive(Debug)]
-pub enum ResetError {
+pub enum ResetError<E = std::io::Error> {
     /// The log refused a batch, which was not sent: the caller's to
     /// report, never the guest's fault.
-    Log(std::io::Error),
+    Log(E),
     /// The guest, or its judging, failed the reset.
     Failed(Failure),
 }
 
-impl From<Failure> for ResetError {
+/// What [`JudgedVm::reset_logged`] gives each batch before it is sent:
+/// the batch, and whether it is a round after the first.
+pub type Ahead<'a, E> = dyn FnMut(&[Request], bool) -> Result<(), E> + Send + 'a;
+
+impl<E> From<Failure> for ResetError<E> {
     fn from(f: Failure) -> Self {
         ResetError::Failed(f)
     }
@@ -100,10 +105,13 @@ impl JudgedVm {
     /// Back to the boot state, without a log of what is sent: see
     /// [`JudgedVm::reset_logged`].
     pub async fn reset(&mut self) -> Result<(), Failure> {
-        match self.reset_logged(&mut |_, _| Ok(())).await {
+        match self
+            .reset_logged(&mut |_, _| Ok::<(), Infallible>(()))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(ResetError::Failed(f)) => Err(f),
-            Err(ResetError::Log(e)) => Err(failure_from(crate::Error::io("no log", e))),
+            Err(ResetError::Log(never)) => match never {},
         }
     }
 
@@ -121,10 +129,10 @@ impl JudgedVm {
     /// with that batch unsent, as [`ResetError::Log`]. Failures here carry
     /// no operation index, but for a wrong answer in a batch
     /// [`JudgedVm::run_batch_ahead`] left unjudged, judged first.
-    pub async fn reset_logged(
+    pub async fn reset_logged<E: Send>(
         &mut self,
-        ahead: &mut (dyn FnMut(&[Request], bool) -> std::io::Result<()> + Send),
-    ) -> Result<(), ResetError> {
+        ahead: &mut Ahead<'_, E>,
+    ) -> Result<(), ResetError<E>> {
         self.settle()?;
         let (mut guest, mut model) = (Duration::ZERO, Duration::ZERO);
         let reqs = [
