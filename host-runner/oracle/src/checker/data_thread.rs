@@ -1,8 +1,11 @@
-//! The incremental check's data thread: the changed pages' bytes, the
-//! check's largest read, compared on a thread of their own while the
-//! check's own thread decides the frames, the sharing and the swap store
-//! ([`Checker::set_data_thread`]). A guest waits while its check runs, so
-//! with a core to spare the compare costs no time of its own.
+//! The data thread: the present pages' bytes, a check's largest read,
+//! compared on a thread of their own while the check's own thread does the
+//! rest ([`Checker::set_data_thread`]): the incremental check's changed
+//! pages beside the frames, the sharing and the swap store; the full
+//! check's every present page beside the frames' claims, the frame-info
+//! table, the file images and the swap store. A guest waits while its
+//! check runs, so with a core to spare the compare costs no time of its
+//! own.
 
 use protocol::Hello;
 
@@ -15,7 +18,7 @@ use super::violation::Violation;
 use super::walk::Translation;
 use crate::model::Expected;
 
-/// From how many changed pages their compare pays for a thread of its own
+/// From how many pages their compare pays for a thread of its own
 /// ([`Checker::set_data_thread`]): a thread's start costs tens of
 /// microseconds, a page's compare about a third of one, so this is about
 /// where the two meet (not a measured best).
@@ -24,45 +27,63 @@ pub const DATA_THREAD_PAGES: usize = 128;
 impl Checker {
     /// The incremental check after its walk: [`Checker::frames_again`],
     /// [`Checker::swap_again`] and the changed pages' data
-    /// (`w.verified`), whose compare, the check's largest read, runs on
-    /// a thread of its own beside the other two when the checker may use
-    /// one ([`Checker::set_data_thread`]) and the system gives it one.
-    /// The violations come in the order of a check on one thread: the
-    /// frames' and the sharing's, the data's, the swap store's. Answers
-    /// what [`Checker::frames_again`] does.
-    pub(super) fn beside_data(
+    /// (`w.verified`), whose compare runs beside the other two
+    /// ([`beside_data`]). The violations come in the order of a check on
+    /// one thread: the frames' and the sharing's, the data's, the swap
+    /// store's. Answers what [`Checker::frames_again`] does.
+    pub(super) fn frames_beside_data(
         &mut self,
         input: Inputs,
         mut w: Walked,
         out: &mut Vec<Violation>,
     ) -> (Vec<u64>, Option<Bitmap>) {
         let (hello, expect, verified) = (input.hello, input.expect, w.verified);
-        let threaded = input
-            .mem
-            .as_sync()
-            .filter(|_| self.data_thread.is_some_and(|min| verified.len() >= min));
-        std::thread::scope(|threads| {
-            // A thread the system refuses leaves the compare to this one.
-            let worker = threaded.and_then(|mem| {
-                std::thread::Builder::new()
-                    .name("oracle-data".into())
-                    .spawn_scoped(threads, move || {
-                        data_violations(mem, hello, expect, verified)
-                    })
-                    .ok()
+        let min_pages = self.data_thread;
+        let (((frames, bitmap), swap), data) =
+            beside_data(input.mem, hello, expect, verified, min_pages, || {
+                let found = self.frames_again(input, &mut w, out);
+                let mut swap = Vec::new();
+                self.swap_again(input, w.rec, w.d, &mut swap);
+                (found, swap)
             });
-            let (frames, bitmap) = self.frames_again(input, &mut w, out);
-            let mut swap = Vec::new();
-            self.swap_again(input, w.rec, w.d, &mut swap);
-            let data = match worker {
-                Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                None => data_violations(input.mem, hello, expect, verified),
-            };
-            out.extend(data);
-            out.extend(swap);
-            (frames, bitmap)
-        })
+        out.extend(data);
+        out.extend(swap);
+        (frames, bitmap)
     }
+}
+
+/// Runs `rest` on this thread and compares the bytes of `pages`
+/// ([`data::check_pages`]), on a thread of their own when `min_pages`
+/// allows it (at least that many pages), the memory can be read by two
+/// threads at once ([`GuestMemory::as_sync`]) and the system gives a
+/// thread; else here, after `rest`. Answers what `rest` answered and the
+/// data's violations, the same either way.
+pub(super) fn beside_data<R>(
+    mem: &dyn GuestMemory,
+    hello: &Hello,
+    expect: &Expected,
+    pages: &[Translation],
+    min_pages: Option<usize>,
+    rest: impl FnOnce() -> R,
+) -> (R, Vec<Violation>) {
+    let threaded = mem
+        .as_sync()
+        .filter(|_| min_pages.is_some_and(|min| pages.len() >= min));
+    std::thread::scope(|threads| {
+        // A thread the system refuses leaves the compare to this one.
+        let worker = threaded.and_then(|mem| {
+            std::thread::Builder::new()
+                .name("oracle-data".into())
+                .spawn_scoped(threads, move || data_violations(mem, hello, expect, pages))
+                .ok()
+        });
+        let r = rest();
+        let data = match worker {
+            Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => data_violations(mem, hello, expect, pages),
+        };
+        (r, data)
+    })
 }
 
 /// The data violations of `pages` ([`data::check_pages`]), as a value: a

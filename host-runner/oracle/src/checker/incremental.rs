@@ -116,7 +116,7 @@ impl Checker {
             d: &mut d,
             verified: &verified,
         };
-        let (frames, bitmap) = self.beside_data(input, walked, &mut out);
+        let (frames, bitmap) = self.frames_beside_data(input, walked, &mut out);
         d.verified = verified;
 
         let scope = Scope::Incremental {

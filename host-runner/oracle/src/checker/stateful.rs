@@ -10,13 +10,14 @@ use protocol::Hello;
 use super::bitmap::Bitmap;
 use super::claims::{Claim, Ctx, Owner, Owners};
 use super::copies::Mirror;
+use super::data_thread::beside_data;
 use super::diff::Diff;
 use super::memory::GuestMemory;
 use super::sharing::{self, SharedIndex};
 use super::spaces::decide_leaks;
 use super::swap::{check_store, model_slots, read_store, Store};
-use super::walk::{walk, Entries, Tree, Walk};
-use super::{data, leaf, mmap, slots, CheckReport, Scope, Violation};
+use super::walk::{walk, Entries, Translation, Tree, Walk};
+use super::{leaf, mmap, slots, CheckReport, Scope, Violation};
 use crate::model::{Changes, Expected, Model};
 
 /// What a clean check read, for the next incremental check to compare.
@@ -56,10 +57,11 @@ impl Checker {
         Checker::default()
     }
 
-    /// Lets the incremental check compare the changed pages' bytes on a
-    /// second thread, beside the rest of the check, when at least
-    /// `min_pages` pages changed (`None`: never, the default) and the
-    /// memory allows it ([`GuestMemory::as_sync`]). Worth it when a core
+    /// Lets a check compare the present pages' bytes on a second thread,
+    /// beside the rest of the check (the incremental check's changed
+    /// pages, the full check's every one), when there are at least
+    /// `min_pages` (`None`: never, the default) and the memory allows it
+    /// ([`GuestMemory::as_sync`]). Worth it when a core
     /// is free while the check runs (a guest waits for its check), from
     /// [`DATA_THREAD_PAGES`](super::DATA_THREAD_PAGES) pages. The report
     /// is the same either way, in the same order.
@@ -134,41 +136,27 @@ impl Checker {
         }
         let covered: Vec<u64> = tree.leaf_tables().map(|t| t.first_page() >> 9).collect();
         leaf::missing_tables(expect.runs(), &covered, &mut out);
-        let bitmap = Bitmap::read(mem, hello, spare_bitmap, &mut out);
-        if let Some(bitmap) = &bitmap {
-            self.owners.reset(hello.total_frames);
-            let ctx = Ctx {
-                hello,
-                expect,
-                bitmap,
-            };
-            for t in &tree.tables {
-                self.owners.claim(&ctx, t.claim(), || t.path(), &mut out);
-            }
-            for t in &translations {
-                let owner = Owner::of_page(t.virt, t.kind);
-                let c = Claim {
-                    frame: t.frame,
-                    owner,
-                };
-                self.owners.claim(&ctx, c, || t.path(), &mut out);
-            }
-            decide_leaks(mem, &ctx, &mut self.owners, None, &mut out);
-        }
-        data::check_pages(mem, hello, expect, translations.iter(), &mut out);
-        let info = mmap::read_info(mem, hello, spare_info, &mut out);
-        if let Some(info) = &info {
-            mmap::check_all(expect, info, &translations, &mut out);
-        }
-        let shared = SharedIndex::read(&tree);
-        sharing::check(&shared, info.as_ref(), bitmap.as_ref(), expect, &mut out);
-        mmap::check_images(mem, hello, expect, &mut out);
-        mmap::check_reservations(hello, &mut out);
-        let swap = swap_store(mem, hello, spare_swap, &mut out);
-        if let Some(store) = &swap {
-            let found = check_store(store, &model_slots(expect), &mut self.units, &mut out);
-            slots::check_slots(mem, hello, store, expect, found.into_iter(), &mut out);
-        }
+        // The present pages' bytes beside the rest (`beside_data`); the
+        // report keeps the order of a check on one thread: the claims',
+        // the data's, then the frame-info table's and what follows.
+        let mut tail = Vec::new();
+        let ((bitmap, info, swap), data) =
+            beside_data(mem, hello, expect, &translations, self.data_thread, || {
+                let bitmap = self.claims(
+                    mem,
+                    hello,
+                    expect,
+                    (&tree, &translations),
+                    spare_bitmap,
+                    &mut out,
+                );
+                let spare = (spare_info, spare_swap);
+                let read = (&tree, &translations[..], bitmap.as_ref());
+                let (info, swap) = self.beyond_frames(mem, hello, expect, read, spare, &mut tail);
+                (bitmap, info, swap)
+            });
+        out.extend(data);
+        out.append(&mut tail);
         let walk = Walk {
             translations,
             tables: tree.table_refs(),
@@ -191,6 +179,71 @@ impl Checker {
             walk,
             scope: Scope::Full,
         }
+    }
+}
+
+impl Checker {
+    /// The full check's frames: the bitmap read, and every table's and
+    /// present page's claim on its frame decided (invariants 1–3) with the
+    /// leaks. Answers the bitmap (`None`: unreadable, reported).
+    fn claims(
+        &mut self,
+        mem: &dyn GuestMemory,
+        hello: &Hello,
+        expect: &Expected,
+        (tree, translations): (&Tree, &[Translation]),
+        spare: Vec<u64>,
+        out: &mut Vec<Violation>,
+    ) -> Option<Bitmap> {
+        let bitmap = Bitmap::read(mem, hello, spare, out)?;
+        self.owners.reset(hello.total_frames);
+        let ctx = Ctx {
+            hello,
+            expect,
+            bitmap: &bitmap,
+        };
+        for t in &tree.tables {
+            self.owners.claim(&ctx, t.claim(), || t.path(), out);
+        }
+        for t in translations {
+            let owner = Owner::of_page(t.virt, t.kind);
+            let c = Claim {
+                frame: t.frame,
+                owner,
+            };
+            self.owners.claim(&ctx, c, || t.path(), out);
+        }
+        decide_leaks(mem, &ctx, &mut self.owners, None, out);
+        Some(bitmap)
+    }
+
+    /// The full check's parts after the frames: the frame-info table, the
+    /// sharing rule, the file images, the reservations and the swap store
+    /// (`spare`: the buffers of the last record's table and store).
+    /// Answers the table and the store as read.
+    fn beyond_frames(
+        &mut self,
+        mem: &dyn GuestMemory,
+        hello: &Hello,
+        expect: &Expected,
+        (tree, translations, bitmap): (&Tree, &[Translation], Option<&Bitmap>),
+        (spare_info, spare_swap): (Mirror, Store),
+        out: &mut Vec<Violation>,
+    ) -> (Option<Mirror>, Option<Store>) {
+        let info = mmap::read_info(mem, hello, spare_info, out);
+        if let Some(info) = &info {
+            mmap::check_all(expect, info, translations, out);
+        }
+        let shared = SharedIndex::read(tree);
+        sharing::check(&shared, info.as_ref(), bitmap, expect, out);
+        mmap::check_images(mem, hello, expect, out);
+        mmap::check_reservations(hello, out);
+        let swap = swap_store(mem, hello, spare_swap, out);
+        if let Some(store) = &swap {
+            let found = check_store(store, &model_slots(expect), &mut self.units, out);
+            slots::check_slots(mem, hello, store, expect, found.into_iter(), out);
+        }
+        (info, swap)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The incremental check's data thread (`checker::data_thread`): the
-//! same report as a check on one thread, in the same order.
+//! The data thread (`checker::data_thread`), in the incremental check and
+//! in the full one: the same report as a check on one thread, in the same
+//! order.
 
 use proptest::prelude::*;
 use protocol::{Privilege, Request};
@@ -60,6 +61,44 @@ proptest! {
         prop_assert!(!a.is_clean(), "mutation {kind} broke nothing: {a}");
         prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
+
+    /// A full check that compares the present pages on a thread of their
+    /// own reports what one that does not, after the same operations and
+    /// then a mutation with a present page's byte flipped besides, and
+    /// keeps the same record: the next incremental checks of both agree
+    /// too.
+    #[test]
+    fn a_full_check_with_a_data_thread_reports_what_one_thread_reports(
+        ops in prop::collection::vec(op(), 1..40),
+        kind in 0u8..15,
+        sel in any::<u64>(),
+    ) {
+        let mut s = Scenario::empty(16, 4);
+        let (mut one, mut two) = (Checker::new(), Checker::new());
+        two.set_data_thread(Some(0));
+        for req in ops.into_iter().flatten() {
+            s.apply(req);
+        }
+        let changes = s.take_changes();
+        let full = |s: &Scenario, one: &mut Checker, two: &mut Checker| {
+            let view = s.model.view();
+            let a = one.full(&s.img.mem, &s.img.hello, &view, Some(&changes));
+            let b = two.full(&s.img.mem, &s.img.hello, &view, Some(&changes));
+            (a, b)
+        };
+        let (a, b) = full(&s, &mut one, &mut two);
+        prop_assert!(a.is_clean(), "{a}");
+        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        prop_assert_eq!(one.has_record(), two.has_record());
+        let mutated = mutate(&mut s, &changes, kind, sel);
+        if !(mutate(&mut s, &changes, 0, sel.rotate_left(17)) || mutated) {
+            return Ok(());
+        }
+        let (a, b) = full(&s, &mut one, &mut two);
+        prop_assert!(!a.is_clean(), "mutation {kind} broke nothing: {a}");
+        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        prop_assert_eq!(one.has_record(), two.has_record());
+    }
 }
 
 /// With the data thread, a report's violations come in the order of a
@@ -84,14 +123,45 @@ fn a_data_thread_keeps_the_order() {
     );
     let r = checker.incremental(&s.img.mem, &s.img.hello, &s.model.view(), &changes);
     assert!(matches!(r.scope, Scope::Incremental { .. }), "{r}");
-    let rank = |v: &Violation| match v {
-        Violation::DataMismatch { .. } => 1,
-        Violation::SwapStore { .. } | Violation::SwapData { .. } => 2,
-        _ => 0,
-    };
     let ranks: Vec<u8> = r.violations.iter().map(rank).collect();
     for k in 0..3 {
         assert!(ranks.contains(&k), "no violation of rank {k}: {r}");
     }
     assert!(ranks.is_sorted(), "out of order {ranks:?}: {r}");
+}
+
+/// With the data thread, a full check's violations come in the order of a
+/// check on one thread: the frames' (a leak), then the present pages'
+/// data, then the swap store's.
+#[test]
+fn a_full_check_with_a_data_thread_keeps_the_order() {
+    let mut s = Scenario::empty(16, 4);
+    s.apply(Request::map_writable(0x4000_0000, 4, U));
+    s.apply(Request::map_writable(0x4000_8000, 4, U));
+    let changes = s.take_changes();
+    assert!(mutate(&mut s, &changes, 2, 0), "a leak");
+    assert!(mutate(&mut s, &changes, 0, 1), "a present page's byte");
+    assert!(
+        mutate(&mut s, &changes, 7, 0),
+        "a pending bit of the swap store"
+    );
+    let mut checker = Checker::new();
+    checker.set_data_thread(Some(0));
+    let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
+    assert_eq!(r.scope, Scope::Full, "{r}");
+    let ranks: Vec<u8> = r.violations.iter().map(rank).collect();
+    for k in 0..3 {
+        assert!(ranks.contains(&k), "no violation of rank {k}: {r}");
+    }
+    assert!(ranks.is_sorted(), "out of order {ranks:?}: {r}");
+}
+
+/// Where a violation comes in a report: the frames' and the sharing's
+/// first, then the data's, then the swap store's.
+fn rank(v: &Violation) -> u8 {
+    match v {
+        Violation::DataMismatch { .. } => 1,
+        Violation::SwapStore { .. } | Violation::SwapData { .. } => 2,
+        _ => 0,
+    }
 }
