@@ -264,6 +264,7 @@ pub async fn run(
         // Checks on the way are full ones, as the command times them.
         incremental: false,
         data_thread: false,
+        spin: None,
     };
     let vm = JudgedVm::start(&config, opts).await?;
     let (mut vm, workload, ops) = match trace {

@@ -6,8 +6,8 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use protocol::ring::{
-    self, MAGIC, OFF_MAGIC, OFF_REQ_SEQ, OFF_RESP_SEQ, OFF_SLOTS, OFF_SLOT_BYTES, OFF_VERSION,
-    OFF_WAITING, RING_BYTES, SLOTS, SLOT_BYTES, SLOT_HEADER,
+    self, MAGIC, OFF_MAGIC, OFF_REQ_SEQ, OFF_RESP_SEQ, OFF_SLOTS, OFF_SLOT_BYTES, OFF_SPIN,
+    OFF_VERSION, OFF_WAITING, RING_BYTES, SLOTS, SLOT_BYTES, SLOT_HEADER,
 };
 use protocol::PhysRange;
 
@@ -194,6 +194,19 @@ impl RingPort {
         fence(Ordering::SeqCst);
         self.posted = seq;
         Ok((seq, self.word32(OFF_WAITING).load(Ordering::SeqCst) != 0))
+    }
+
+    /// Stores the ring's `spin`: how many ticks of its time-stamp counter
+    /// the guest looks for the next request before it sleeps (rule 4). It
+    /// reads the word as it looks, so a smaller one ends a look under way.
+    pub fn set_spin(&self, ticks: u64) {
+        self.word64(OFF_SPIN).store(ticks, Ordering::Relaxed);
+    }
+
+    /// The ring's `spin` as last stored (by the guest at boot, or by
+    /// [`RingPort::set_spin`]).
+    pub fn spin(&self) -> u64 {
+        self.word64(OFF_SPIN).load(Ordering::Relaxed)
     }
 
     /// Whether the guest says it sleeps (`waiting` reads 1): with a request

@@ -200,6 +200,20 @@ impl Vm {
         self.rpc.uses_ring()
     }
 
+    /// Sets how long the guest looks for its next request before it
+    /// sleeps, in ticks of its time-stamp counter (the ring's `spin`,
+    /// `protocol::ring` rule 4): false, and nothing set, without a ring
+    /// (on the serial line the guest sleeps between any two requests).
+    pub fn set_guest_spin(&self, ticks: u64) -> bool {
+        self.rpc.ring().map(|r| r.set_spin(ticks)).is_some()
+    }
+
+    /// Whether the guest says it sleeps until a doorbell (the ring's
+    /// `waiting`), or `None` without a ring.
+    pub fn guest_sleeps(&self) -> Option<bool> {
+        self.rpc.ring().map(crate::ring::RingPort::guest_sleeps)
+    }
+
     /// The handshake: the guest's layout (asked once, then remembered).
     /// With [`Transport::Ring`] and shared RAM, later requests go through
     /// the ring it reports.

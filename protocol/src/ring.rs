@@ -25,6 +25,7 @@
 //! | `0x40` | `u64` `req_seq`: the last request posted | host |
 //! | `0x80` | `u64` `resp_seq`: the last request answered | guest |
 //! | `0xc0` | `u32` `waiting`: 1 while the guest may sleep | guest |
+//! | `0x100` | `u64` `spin`: how long the guest looks for the next request before it sleeps | host ([`SPIN_TICKS`] from the guest at boot) |
 //! | `0x1000` | slot `k` at `0x1000 + k * SLOT_BYTES` | both |
 //!
 //! A slot is a `u64` sequence number, a `u64` byte length, then a frame's
@@ -47,17 +48,19 @@
 //!    one `0x00` byte on the serial line.
 //! 4. Before sleeping, the guest stores `waiting = 1`, fences, and looks at
 //!    `req_seq` and its UART once more; it stores `waiting = 0` when it
-//!    wakes. (It may first look at `req_seq` for up to [`SPIN_TICKS`] of
+//!    wakes. (It may first look at `req_seq` for up to `spin` ticks of
 //!    its time-stamp counter with `waiting` still 0: a request posted then
-//!    needs no doorbell.) On a machine that keeps both fences, a posted
+//!    needs no doorbell. It reads `spin` again as it looks, so a host that
+//!    stores a smaller `spin` ends the look early: 0 ends it at once.) On a machine that keeps both fences, a posted
 //!    request always either is seen or wakes it. Under TCG with one vCPU it may not:
 //!    QEMU then emits no host barrier for the guest's fence (nor for a
 //!    locked instruction), so the guest's store of `waiting` can still sit
 //!    in the host CPU's store buffer when its load of `req_seq` runs, and
 //!    the host's rule-2 look at `waiting` can miss it. Rule 6 recovers.
 //! 5. After the guest stores `resp_seq = s` it changes no memory but its
-//!    own stack until the host posts `s + 1` (or sends a serial frame): the
-//!    host may read guest RAM then without stopping the VM, as if stopped.
+//!    own stack and the ring's `waiting` until the host posts `s + 1` (or
+//!    sends a serial frame): the host may read guest RAM then without
+//!    stopping the VM, as if stopped (the ring is not the VMM's to check).
 //! 6. While a posted request is unanswered, the host looks at `waiting`
 //!    again every [`NUDGE_MS`] milliseconds and sends another `0x00` byte
 //!    when it reads 1: a guest asleep with a request posted missed its
@@ -74,8 +77,9 @@
 pub const NUDGE_MS: u64 = 20;
 
 /// How long the guest looks at `req_seq` for the host's next request
-/// before it sleeps (rule 4), in ticks of its time-stamp counter: about
-/// 400 µs at 2.5 GHz (under TCG the TSC is the host's).
+/// before it sleeps (rule 4) until the host stores another `spin`, in
+/// ticks of its time-stamp counter: about 400 µs at 2.5 GHz (under TCG the
+/// TSC is the host's).
 ///
 /// Between two batches of a campaign the host judges the answers and
 /// generates the next batch: about 200 µs for the default mix's 5 or so
@@ -106,12 +110,23 @@ pub const NUDGE_MS: u64 = 20;
 /// protocol change). Tuned under TCG only: under
 /// KVM a wake-up is far cheaper and a long `pause` loop may exit to the
 /// hypervisor, and this was not measured there.
+///
+/// Since ring version 2 the host sets the spin (`spin`), and a campaign
+/// with no core to spare sets 0 (`host_runner::judge::campaign_spin`).
+/// 40-s campaigns of seed 49, alternated three times, a 2-core machine:
+/// at `--jobs 2`, 11,335-12,077 checked operations/s with this spin
+/// against 17,282-17,808 with none (the batch round trip 0.63 ms against
+/// 0.33: two spinning guests held the cores their runners' checks and
+/// each other's work needed); at `--jobs 1`, 9,528-9,903 with it against
+/// 8,932-9,740 with none (medians 9,564 and 9,602: no difference beyond
+/// the noise; 0.31-0.32 ms a round trip against 0.33-0.36), so a guest
+/// with a core to spare keeps it.
 pub const SPIN_TICKS: u64 = 1_000_000;
 
 /// The magic at the ring's start.
 pub const MAGIC: [u8; 8] = *b"VMMRING1";
-/// The layout version this module describes.
-pub const VERSION: u32 = 1;
+/// The layout version this module describes (2: the host's `spin`).
+pub const VERSION: u32 = 2;
 /// Slots: how many requests may be posted ahead of the answers the host
 /// has read.
 pub const SLOTS: u64 = 2;
@@ -136,6 +151,8 @@ pub const OFF_REQ_SEQ: u64 = 0x40;
 pub const OFF_RESP_SEQ: u64 = 0x80;
 /// Offset of `waiting`.
 pub const OFF_WAITING: u64 = 0xc0;
+/// Offset of `spin`.
+pub const OFF_SPIN: u64 = 0x100;
 /// Offset of the first slot.
 pub const OFF_SLOTS_START: u64 = 0x1000;
 
@@ -157,7 +174,8 @@ pub const fn slot_capacity() -> u64 {
 const _: () = {
     assert!(SLOT_BYTES % 4096 == 0);
     assert!(slot_capacity() >= crate::frame::MAX_ENCODED_FRAME as u64);
-    assert!(OFF_WAITING + 4 <= OFF_SLOTS_START);
+    assert!(OFF_WAITING + 4 <= OFF_SPIN);
+    assert!(OFF_SPIN % 64 == 0 && OFF_SPIN + 8 <= OFF_SLOTS_START);
 };
 
 /// Whether the host may post request `seq` now (rule 1), given the last

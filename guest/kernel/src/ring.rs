@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use protocol::ring::{
     self, MAGIC, OFF_MAGIC, OFF_REQ_SEQ, OFF_RESP_SEQ, OFF_SLOTS, OFF_SLOT_BYTES, OFF_VERSION,
-    OFF_WAITING, RING_BYTES, SLOTS, SLOT_BYTES, SLOT_HEADER,
+    OFF_SPIN, OFF_WAITING, RING_BYTES, SLOTS, SLOT_BYTES, SLOT_HEADER, SPIN_TICKS,
 };
 use protocol::PhysRange;
 
@@ -45,8 +45,8 @@ fn word32(offset: u64) -> &'static AtomicU32 {
     unsafe { AtomicU32::from_ptr(base().add(usize_of(offset)).cast()) }
 }
 
-/// Writes the header's constant part. Call once at boot, before `Hello`
-/// tells the host where the ring is.
+/// Writes the header's constant part and the default `spin`. Call once
+/// at boot, before `Hello` tells the host where the ring is.
 pub fn init() {
     // SAFETY: the header's first 24 bytes, inside the static; the host does
     // not know the ring yet, so nothing else accesses it.
@@ -63,6 +63,7 @@ pub fn init() {
             .cast::<u64>()
             .write(SLOT_BYTES.to_le());
     }
+    word64(OFF_SPIN).store(SPIN_TICKS, Ordering::Relaxed);
 }
 
 /// Where the ring lies in physical memory.
@@ -161,6 +162,13 @@ impl Ring {
         word64(OFF_RESP_SEQ).store(seq, Ordering::Release);
         self.served = seq;
         crate::serial::doorbell();
+    }
+
+    /// How long to look for the next request before sleeping, in ticks of
+    /// the time-stamp counter: the host's `spin` (rule 4), which it may
+    /// change at any time.
+    pub fn spin_ticks(&self) -> u64 {
+        word64(OFF_SPIN).load(Ordering::Relaxed)
     }
 
     /// Says the kernel may sleep (rule 4): the host then rings the doorbell

@@ -3,8 +3,8 @@
 //! way the request came. A frame that does not decode is answered
 //! `BadFrame` and the loop goes on (the serial accumulator resynchronizes
 //! on the next 0). With nothing to do the CPU looks at the ring for the
-//! host's next request for up to [`SPIN_TICKS`] (`protocol::ring`, rule 4),
-//! then sleeps (`serial::wait`) until a byte arrives: a serial frame, or
+//! host's next request for as long as the ring's `spin` says
+//! (`protocol::ring`, rule 4), then sleeps (`serial::wait`) until a byte arrives: a serial frame, or
 //! the ring's doorbell.
 //!
 //! Decoding is `protocol::scan::decode_request`: a frame that nests
@@ -12,7 +12,6 @@
 //! its request is refused before anything is decoded.
 
 use protocol::frame::{self, FrameError};
-use protocol::ring::SPIN_TICKS;
 use protocol::scan::decode_request;
 use protocol::{GuestMessage, Response};
 
@@ -64,8 +63,9 @@ pub fn serve(kernel: &mut Kernel) -> ! {
     }
 }
 
-/// Looks at the ring until a request is posted (true) or [`SPIN_TICKS`]
-/// pass (false). Never inlined: the profiler counts the samples in it as
+/// Looks at the ring until a request is posted (true) or the ring's
+/// `spin` ticks pass (false; read again each turn, so the host can end
+/// the look early). Never inlined: the profiler counts the samples in it as
 /// waiting for the host (`host-runner profile`), not as work.
 #[inline(never)]
 fn spin_for_request(ring: &Ring) -> bool {
@@ -74,7 +74,7 @@ fn spin_for_request(ring: &Ring) -> bool {
         if ring.pending() {
             return true;
         }
-        if tsc().wrapping_sub(start) > SPIN_TICKS {
+        if tsc().wrapping_sub(start) > ring.spin_ticks() {
             return false;
         }
         core::hint::spin_loop();

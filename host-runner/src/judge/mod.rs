@@ -64,11 +64,27 @@ pub struct JudgeOptions {
     /// incremental ones: what the operations since the last clean check
     /// could have changed. `false`: every check is a full one.
     pub incremental: bool,
-    /// The incremental check compares the changed pages' bytes on a thread
-    /// of its own, beside the rest of the check
+    /// Checks compare the present pages' bytes (the incremental check's
+    /// changed ones, the full check's all) on a thread of their own,
+    /// beside the rest of the check
     /// ([`oracle::Checker::set_data_thread`]): for guests that have a core
     /// to spare while they wait for their check ([`spare_core`]).
     pub data_thread: bool,
+    /// How long the guest looks for its next request before it sleeps, in
+    /// ticks of its time-stamp counter (the ring's `spin`,
+    /// `protocol::ring` rule 4); `None` leaves the guest's default
+    /// ([`protocol::ring::SPIN_TICKS`]). Whatever it is, the guest does
+    /// not spin through a full check with QEMU's view: it sleeps, and its
+    /// core is the check's (see [`JudgedVm::check_at`]).
+    pub spin: Option<u64>,
+}
+
+/// The guest's spin for a campaign of `guests` guests at once: the
+/// guest's default when a core is free for each guest ([`spare_core`]),
+/// else none: a guest spinning for its next request then holds a core
+/// another guest or the runner could use.
+pub fn campaign_spin(guests: usize) -> Option<u64> {
+    (!spare_core(guests)).then_some(0)
 }
 
 /// Whether `guests` guests at once (at least one) leave a core free while
@@ -83,12 +99,15 @@ pub fn spare_core(guests: usize) -> bool {
 
 impl JudgeOptions {
     /// A fuzz campaign's judge, of `jobs` guests at once: a memory check
-    /// after every reset (the fresh state between sequences), the changed
-    /// pages compared on a thread of their own when a core is free.
+    /// after every reset (the fresh state between sequences), the pages'
+    /// bytes compared on a thread of their own when a core is free, and
+    /// guests that spin for their next request only then
+    /// ([`campaign_spin`]).
     pub fn campaign(jobs: usize) -> Self {
         JudgeOptions {
             check_after_reset: true,
             data_thread: spare_core(jobs),
+            spin: campaign_spin(jobs),
             ..JudgeOptions::default()
         }
     }
@@ -104,6 +123,7 @@ impl Default for JudgeOptions {
             tlb_check: true,
             incremental: true,
             data_thread: false,
+            spin: None,
         }
     }
 }

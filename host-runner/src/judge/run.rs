@@ -55,6 +55,9 @@ impl JudgedVm {
         let mut vm = Vm::boot(&config).await.map_err(failure_from)?;
         let hello = vm.hello().await.map_err(failure_from)?;
         let model = model_for(&hello, &config)?;
+        if let Some(ticks) = opts.spin {
+            vm.set_guest_spin(ticks);
+        }
         let coverage = CoverageProbe::new(&hello, &vm);
         let mut checker = Checker::new();
         checker.set_data_thread(opts.data_thread.then_some(oracle::DATA_THREAD_PAGES));

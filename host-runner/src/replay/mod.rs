@@ -60,6 +60,7 @@ impl ReplayOptions {
             // A replay diagnoses: every check at its cadence is a full one.
             incremental: false,
             data_thread: false,
+            spin: None,
         }
     }
 }

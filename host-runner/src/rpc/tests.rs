@@ -283,14 +283,15 @@ async fn write_cut_by_a_timeout_is_ended_and_its_answer_dropped() {
 
 /// The guest's end of a ring in memory the test owns, for the ring's
 /// wake-up rules: a guest that misses its wake-up (rule 4 can under TCG)
-/// must still get the request, through the host's second look (rule 6).
+/// must still get the request, through the host's second look (rule 6);
+/// the host's `spin` is the guest's word.
 mod ring_wakeup {
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use std::sync::Arc;
 
     use protocol::ring::{
-        self, MAGIC, OFF_MAGIC, OFF_REQ_SEQ, OFF_RESP_SEQ, OFF_SLOTS, OFF_SLOT_BYTES, OFF_VERSION,
-        OFF_WAITING, RING_BYTES, SLOTS, SLOT_BYTES, SLOT_HEADER,
+        self, MAGIC, OFF_MAGIC, OFF_REQ_SEQ, OFF_RESP_SEQ, OFF_SLOTS, OFF_SLOT_BYTES, OFF_SPIN,
+        OFF_VERSION, OFF_WAITING, RING_BYTES, SLOTS, SLOT_BYTES, SLOT_HEADER,
     };
     use protocol::PhysRange;
 
@@ -350,6 +351,31 @@ mod ring_wakeup {
             self.write(slot, &seq.to_le_bytes());
             self.word64(OFF_RESP_SEQ).store(seq, Ordering::Release);
         }
+    }
+
+    /// The host's `spin` lands in the word the guest reads (rule 4).
+    #[test]
+    fn the_spin_the_host_sets_is_the_word_the_guest_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let ram = RamBacking::create(RING_BYTES, dir.path())
+            .unwrap()
+            .map()
+            .unwrap();
+        let guest = Guest(ram.mapping());
+        guest.header();
+        guest
+            .word64(OFF_SPIN)
+            .store(ring::SPIN_TICKS, Ordering::Relaxed);
+        let whole = PhysRange {
+            start: 0,
+            end: RING_BYTES,
+        };
+        let port = RingPort::open(&ram, whole).unwrap();
+        assert_eq!(port.spin(), ring::SPIN_TICKS);
+        port.set_spin(0);
+        assert_eq!(guest.word64(OFF_SPIN).load(Ordering::Relaxed), 0);
+        port.set_spin(12_345);
+        assert_eq!(guest.word64(OFF_SPIN).load(Ordering::Relaxed), 12_345);
     }
 
     #[tokio::test]

@@ -22,6 +22,11 @@ impl RpcClient {
         self.ring.is_some()
     }
 
+    /// The ring's port, once attached.
+    pub fn ring(&self) -> Option<&RingPort> {
+        self.ring.as_ref()
+    }
+
     /// Posts a frame in the ring, rings the doorbell if the guest may
     /// sleep, and waits until `deadline` (`timeout` from the call) for the
     /// answer in the ring.

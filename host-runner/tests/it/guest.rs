@@ -67,6 +67,41 @@ async fn handshake_and_batch() {
     assert_eq!(vm.shutdown().await.unwrap(), QemuExit::Shutdown);
 }
 
+/// The ring's `spin` is the host's to set (`protocol::ring`, rule 4):
+/// told to spin without end, the guest stays awake between requests (its
+/// default spin would have put it to sleep within a millisecond); told 0,
+/// it ends the look under way and sleeps; a request then still wakes it.
+#[tokio::test]
+async fn the_guest_spins_for_as_long_as_the_host_says() {
+    let mut c = config(Accel::Tcg);
+    c.shared_ram = true;
+    let mut vm = Vm::boot(&c).await.expect("boot");
+    vm.hello().await.unwrap();
+    assert!(vm.uses_ring(), "shared RAM and the default transport");
+    let ping = |nonce| Request::Ping { nonce };
+    assert!(vm.set_guest_spin(u64::MAX));
+    assert_eq!(vm.call(ping(1)).await.unwrap(), Response::Pong { nonce: 1 });
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            vm.guest_sleeps(),
+            Some(false),
+            "asleep with no end to its spin"
+        );
+    }
+    assert!(vm.set_guest_spin(0));
+    let asleep = async {
+        while vm.guest_sleeps() != Some(true) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), asleep)
+        .await
+        .expect("a spin of 0 ends the guest's look: it sleeps");
+    assert_eq!(vm.call(ping(2)).await.unwrap(), Response::Pong { nonce: 2 });
+    assert_eq!(vm.shutdown().await.unwrap(), QemuExit::Shutdown);
+}
+
 #[tokio::test]
 async fn damaged_frame_is_answered_and_the_guest_goes_on() {
     let mut vm = boot().await;
