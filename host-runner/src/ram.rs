@@ -178,8 +178,8 @@ impl SharedRam {
     pub fn read_into(&self, phys: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         let src = self.bounds(phys, buf.len())?;
         // A plain bulk copy: reads happen between requests, when the guest
-        // changes no memory (`protocol::ring`, rule 5), so nothing races
-        // with it. (Word-by-word volatile loads made the checker 2.5x
+        // writes nothing a check reads (`protocol::ring`, rule 5: only its
+        // own stack and the ring's `waiting`), so nothing races with it. (Word-by-word volatile loads made the checker 2.5x
         // slower than reading a `pmemsave` copy.)
         // SAFETY: `src..src + buf.len()` lies inside the mapping
         // (`bounds`), and `buf` is a distinct allocation of the same length.
@@ -223,15 +223,16 @@ impl GuestMemory for SharedRam {
         // SAFETY: `src..src + want.len()` lies inside the mapping
         // (`bounds`), which outlives this borrow (`self` holds it); nothing
         // writes it meanwhile: reads happen between requests, when the
-        // guest changes no memory (see `read_into`), and the host writes
-        // only the ring, never while a check reads.
+        // guest writes nothing a check reads (see `read_into`), and the
+        // host writes only the ring, never while a check reads.
         let now = unsafe { std::slice::from_raw_parts(src, want.len()) };
         Ok(now == want)
     }
 
-    /// Two threads of one check may read at once (the incremental check's
-    /// data thread): a read races only with a write, and between requests
-    /// the guest writes nothing; the host's one writer, the ring, runs on
+    /// Two threads of one check may read at once (the check's data
+    /// thread): a read races only with a write, and between requests the
+    /// guest writes nothing a check reads (see `read_into`); the host's one
+    /// writer, the ring, runs on
     /// the check's own thread, which waits for its threads to end before
     /// the check returns.
     fn as_sync(&self) -> Option<&(dyn GuestMemory + Sync)> {

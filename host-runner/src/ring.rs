@@ -203,6 +203,12 @@ impl RingPort {
         self.word64(OFF_SPIN).store(ticks, Ordering::Relaxed);
     }
 
+    /// Stores the ring's `spin` as [`RingPort::set_spin`] does, answering
+    /// the one it replaces (for putting it back).
+    pub fn swap_spin(&self, ticks: u64) -> u64 {
+        self.word64(OFF_SPIN).swap(ticks, Ordering::Relaxed)
+    }
+
     /// The ring's `spin` as last stored (by the guest at boot, or by
     /// [`RingPort::set_spin`]).
     pub fn spin(&self) -> u64 {

@@ -208,6 +208,17 @@ impl Vm {
         self.rpc.ring().map(|r| r.set_spin(ticks)).is_some()
     }
 
+    /// [`Vm::set_guest_spin`], answering the spin it replaces (`None`, and
+    /// nothing set, without a ring).
+    pub fn swap_guest_spin(&self, ticks: u64) -> Option<u64> {
+        self.rpc.ring().map(|r| r.swap_spin(ticks))
+    }
+
+    /// The guest's spin as last set (`None` without a ring).
+    pub fn guest_spin(&self) -> Option<u64> {
+        self.rpc.ring().map(crate::ring::RingPort::spin)
+    }
+
     /// Whether the guest says it sleeps until a doorbell (the ring's
     /// `waiting`), or `None` without a ring.
     pub fn guest_sleeps(&self) -> Option<bool> {

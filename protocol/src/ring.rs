@@ -51,9 +51,9 @@
 //!    wakes. (It may first look at `req_seq` for up to `spin` ticks of
 //!    its time-stamp counter with `waiting` still 0: a request posted then
 //!    needs no doorbell. It reads `spin` again as it looks, so a host that
-//!    stores a smaller `spin` ends the look early: 0 ends it at once.) On a machine that keeps both fences, a posted
-//!    request always either is seen or wakes it. Under TCG with one vCPU it may not:
-//!    QEMU then emits no host barrier for the guest's fence (nor for a
+//!    stores a smaller `spin` ends the look early: 0 ends it at once.) On
+//!    a machine that keeps both fences, a posted request always either is
+//!    seen or wakes it. Under TCG with one vCPU it may not: QEMU then emits no host barrier for the guest's fence (nor for a
 //!    locked instruction), so the guest's store of `waiting` can still sit
 //!    in the host CPU's store buffer when its load of `req_seq` runs, and
 //!    the host's rule-2 look at `waiting` can miss it. Rule 6 recovers.
@@ -76,10 +76,9 @@
 /// again (rule 6): a lost wake-up costs this instead of a hang.
 pub const NUDGE_MS: u64 = 20;
 
-/// How long the guest looks at `req_seq` for the host's next request
-/// before it sleeps (rule 4) until the host stores another `spin`, in
-/// ticks of its time-stamp counter: about 400 µs at 2.5 GHz (under TCG the
-/// TSC is the host's).
+/// The guest's `spin` from boot until the host stores another (rule 4),
+/// in ticks of its time-stamp counter: about 400 µs at 2.5 GHz (under TCG
+/// the TSC is the host's).
 ///
 /// Between two batches of a campaign the host judges the answers and
 /// generates the next batch: about 200 µs for the default mix's 5 or so
@@ -89,38 +88,32 @@ pub const NUDGE_MS: u64 = 20;
 /// hand-over between threads (`bench --only round_trip`, ring, TCG, a
 /// 2-core machine: 247-310 µs for a ping after 3 ms idle against 57-60 µs
 /// back to back; the difference holds the host's own wake-up too). So the
-/// spin outlasts the usual gap; a host busy longer (a memory check, a new
-/// sequence) costs the guest this much spinning.
+/// spin outlasts the usual gap, and a host busy longer costs the guest's
+/// core this much spinning.
 ///
-/// Measured against the old 100,000 ticks (about 40 µs), 40-s campaigns
-/// of seed 7 with `--jobs 1`, alternated five times: 1,979, 2,258, 2,601,
-/// 2,577 and 2,657 against 2,239, 2,660, 2,765, 2,578 and 2,714 checked
-/// operations/s (medians 2,577 and 2,660: 3 % more; every pair favours
-/// the longer spin, by 0 to 18 %). With `--jobs 2` on 2 cores, where a
-/// spinning guest's core is one the other job could use, no change beyond
-/// the noise in two pairs (4,251 and 4,499 against 4,356 and 4,543); with
-/// more jobs than cores the spin can cost. Once each job had a thread of
-/// its own in the runner, 40-s campaigns of seed 7, alternated: a spin
-/// of 0 checked 5,968 and 5,907 operations/s at `--jobs 2` against 5,567
-/// and 5,541 (7 % more; not measured at `--jobs 1`, where the shorter
-/// spin above already cost 3 %, so not kept); a host word in the ring
-/// that ends the spin while the host checks memory, 6,158 and 5,922
-/// against 5,859 and 5,896 at `--jobs 2`, and 3,338 and 3,291 against
-/// 3,379 and 3,350 at `--jobs 1` (within the noise: not kept, nor its
-/// protocol change). Tuned under TCG only: under
-/// KVM a wake-up is far cheaper and a long `pause` loop may exit to the
-/// hypervisor, and this was not measured there.
+/// How it was chosen, on a 2-core machine under TCG (40-s campaigns,
+/// checked operations/s, runs alternated):
+/// - Against the old 100,000 ticks (about 40 µs), seed 7, `--jobs 1`:
+///   medians 2,577 and 2,660 of five runs (3 % more, every pair for the
+///   longer spin); at `--jobs 2` no change beyond the noise then.
+/// - Later, once each job had a thread of its own in the runner: a spin of
+///   0 at `--jobs 2` checked 5,968 and 5,907 against 5,567 and 5,541, and
+///   a host word that ended the spin while the host checked memory was
+///   within the noise at both job counts; neither was kept then.
+/// - Ring version 2 (the host's `spin`), seed 49, three runs each: at
+///   `--jobs 2`, 11,335-12,077 with this spin against 17,282-17,808 with
+///   none (the batch round trip 0.63 ms against 0.33: two spinning guests
+///   held the cores the runners' checks and each other's work needed); at
+///   `--jobs 1`, 9,528-9,903 with it against 8,932-9,740 with none
+///   (medians 9,564 and 9,602: no difference beyond the noise). So a
+///   campaign with no core to spare per guest sets 0
+///   (`host_runner::judge::campaign_spin`), one with a spare core keeps
+///   this, and a full check with QEMU's view sets 0 while it runs (its
+///   full checks went from 10.39-10.70 ms to 9.57-9.92 at `--jobs 1`).
 ///
-/// Since ring version 2 the host sets the spin (`spin`), and a campaign
-/// with no core to spare sets 0 (`host_runner::judge::campaign_spin`).
-/// 40-s campaigns of seed 49, alternated three times, a 2-core machine:
-/// at `--jobs 2`, 11,335-12,077 checked operations/s with this spin
-/// against 17,282-17,808 with none (the batch round trip 0.63 ms against
-/// 0.33: two spinning guests held the cores their runners' checks and
-/// each other's work needed); at `--jobs 1`, 9,528-9,903 with it against
-/// 8,932-9,740 with none (medians 9,564 and 9,602: no difference beyond
-/// the noise; 0.31-0.32 ms a round trip against 0.33-0.36), so a guest
-/// with a core to spare keeps it.
+/// Tuned under TCG only: under KVM a wake-up is far cheaper and a long
+/// `pause` loop may exit to the hypervisor, and this was not measured
+/// there.
 pub const SPIN_TICKS: u64 = 1_000_000;
 
 /// The magic at the ring's start.

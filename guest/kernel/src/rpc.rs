@@ -4,8 +4,8 @@
 //! `BadFrame` and the loop goes on (the serial accumulator resynchronizes
 //! on the next 0). With nothing to do the CPU looks at the ring for the
 //! host's next request for as long as the ring's `spin` says
-//! (`protocol::ring`, rule 4), then sleeps (`serial::wait`) until a byte arrives: a serial frame, or
-//! the ring's doorbell.
+//! (`protocol::ring`, rule 4), then sleeps (`serial::wait`) until a byte
+//! arrives: a serial frame, or the ring's doorbell.
 //!
 //! Decoding is `protocol::scan::decode_request`: a frame that nests
 //! `Batch` too deep, names more than `MAX_BATCH` requests or has bytes after

@@ -304,8 +304,9 @@ fn standing_notes(plan: &BenchPlan) -> Vec<String> {
             "round trip: back to back the guest finds each ring ping while it spins for the \
              next request; after {} ms idle it sleeps in hlt and the ping pays its wake-up (the \
              doorbell byte through QEMU's main loop and serial device, the interrupt, the \
-             vCPU's wake-up), as a campaign's batch does after a memory check. On the serial \
-             line the guest sleeps between any two requests",
+             vCPU's wake-up), as a campaign's batch does after a full memory check, and after \
+             any answer when its guests have no core to spare (they do not spin then). On the \
+             serial line the guest sleeps between any two requests",
             transport::IDLE.as_millis()
         ),
         format!(

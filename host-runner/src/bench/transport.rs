@@ -146,8 +146,10 @@ impl Samples {
 /// ping: longer than the guest's spin for the next request
 /// ([`protocol::ring::SPIN_TICKS`]: at most 1 ms with a time-stamp
 /// counter of 1 GHz or more), so the guest is asleep in `hlt` and a ring
-/// ping pays its wake-up, as a batch does after one of the host's memory
-/// checks or any gap longer than the spin. (On the serial line the guest
+/// ping pays its wake-up, as a batch does after one of the host's full
+/// memory checks (the guest sleeps through them), any gap longer than the
+/// spin, or any answer in a campaign whose guests have no core to spare
+/// (`judge::campaign_spin`: no spin). (On the serial line the guest
 /// sleeps between any two requests: there the idle ping differs from the
 /// back-to-back one only by what idling does to the host and QEMU.)
 pub(super) const IDLE: Duration = Duration::from_millis(3);

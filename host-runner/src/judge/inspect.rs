@@ -4,9 +4,10 @@
 //! (`info tlb`) with the walk.
 //!
 //! The guest is not paused: a check runs only between requests, when the
-//! guest has sent its last answer and changes no memory until the next
-//! request comes (`protocol::ring`, rule 5; the serial line's answer is
-//! likewise the last thing a request does). Pausing through QMP (`stop`,
+//! guest has sent its last answer and writes no memory a check reads until
+//! the next request comes (`protocol::ring`, rule 5: only its stack and the
+//! ring's `waiting`; the serial line's answer is likewise the last thing a
+//! request does). Pausing through QMP (`stop`,
 //! `cont`) cost 8 ms a check and bought nothing.
 
 use std::fmt;
@@ -151,8 +152,29 @@ pub async fn inspect(
 
 /// [`inspect`] with the oracle's part run by `check` on guest memory (a
 /// stateful [`oracle::Checker`]'s full or incremental check); with `qemu`
-/// its report must be a full one, whose walk QEMU's view is compared with.
+/// its report must be a full one, whose walk QEMU's view is compared with,
+/// and the guest does not spin through it (`protocol::ring`, rule 4).
 pub(crate) async fn inspect_by(
+    vm: &Vm,
+    hello: &Hello,
+    at: (u16, u64),
+    source: MemorySource,
+    qemu: bool,
+    check: impl FnOnce(&dyn GuestMemory) -> CheckReport,
+) -> Result<MemoryCheck> {
+    // A check with QEMU's view outlasts the guest's spin (milliseconds of
+    // `info tlb` for QEMU to print): the guest sleeps at once, its core
+    // the check's threads' and QEMU's, and gets its spin back after.
+    let spin = if qemu { vm.swap_guest_spin(0) } else { None };
+    let r = inspect_now(vm, hello, at, source, qemu, check).await;
+    if let Some(ticks) = spin {
+        vm.set_guest_spin(ticks);
+    }
+    r
+}
+
+/// [`inspect_by`] with the guest's spin as it is.
+async fn inspect_now(
     vm: &Vm,
     hello: &Hello,
     (space, root): (u16, u64),

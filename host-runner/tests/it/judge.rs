@@ -87,6 +87,32 @@ async fn fresh_and_worked_guest_is_clean_through_shared_ram() {
 
 /// Maps a user page at 0x7000_0000 straight on the guest: the model does
 /// not know of it.
+/// The judge's spin policy (`JudgeOptions::spin`, `protocol::ring` rule
+/// 4): the guest gets the spin the options name at its start (its own
+/// default without one), and a full check with QEMU's view, which puts the
+/// guest to sleep while it runs, gives that spin back.
+#[tokio::test]
+async fn the_guest_spins_as_the_options_say_and_a_full_check_gives_its_spin_back() {
+    let default = protocol::ring::SPIN_TICKS;
+    for (spin, want) in [(Some(0), 0), (Some(1234), 1234), (None, default)] {
+        let opts = JudgeOptions {
+            spin,
+            ..JudgeOptions::default()
+        };
+        let mut vm = JudgedVm::start(&config(), opts).await.expect("start");
+        assert_eq!(vm.vm().guest_spin(), Some(want), "at the start, {spin:?}");
+        vm.steps(workload()).await.expect("the workload");
+        let check = vm.check_timed().await.expect("a clean check");
+        assert!(check.tlb_checked, "a full check with QEMU's view");
+        assert_eq!(
+            vm.vm().guest_spin(),
+            Some(want),
+            "after the check, {spin:?}"
+        );
+        vm.finish().await.expect("shutdown");
+    }
+}
+
 async fn map_behind_the_models_back(vm: &mut JudgedVm) {
     let hidden = Request::map_writable(0x7000_0000, 1, USER);
     assert_eq!(vm.vm().call(hidden).await.unwrap(), Response::Done);

@@ -35,15 +35,7 @@ impl JudgedVm {
             model.space_root(space).unwrap_or(hello.page_table_root),
         );
         let check = |mem: &dyn GuestMemory| checker.check_model(mem, hello, model, full);
-        // A check with QEMU's view outlasts the guest's spin (milliseconds
-        // of `info tlb` for QEMU to print): the guest sleeps at once, and
-        // its core is the checker's threads' and QEMU's.
-        let asleep = qemu && self.vm.set_guest_spin(0);
         let r = inspect_by(&self.vm, hello, current, memory, qemu, check).await;
-        if asleep {
-            self.vm
-                .set_guest_spin(self.opts.spin.unwrap_or(protocol::ring::SPIN_TICKS));
-        }
         let spent = t.elapsed();
         self.timings.checks += spent;
         self.timings.check_count += 1;

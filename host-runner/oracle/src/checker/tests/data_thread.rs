@@ -64,37 +64,51 @@ proptest! {
 
     /// A full check that compares the present pages on a thread of their
     /// own reports what one that does not, after the same operations and
-    /// then a mutation with a present page's byte flipped besides, and
-    /// keeps the same record: the next incremental checks of both agree
-    /// too.
+    /// then after a mutation with a present page's byte flipped besides;
+    /// the two keep the same record, so the incremental checks that
+    /// follow (on one thread each) agree too.
     #[test]
     fn a_full_check_with_a_data_thread_reports_what_one_thread_reports(
-        ops in prop::collection::vec(op(), 1..40),
+        before in prop::collection::vec(op(), 1..40),
+        after in prop::collection::vec(op(), 1..20),
         kind in 0u8..15,
         sel in any::<u64>(),
     ) {
         let mut s = Scenario::empty(16, 4);
+        prop_assert!(s.img.mem.as_sync().is_some(), "the thread would never run");
         let (mut one, mut two) = (Checker::new(), Checker::new());
         two.set_data_thread(Some(0));
-        for req in ops.into_iter().flatten() {
-            s.apply(req);
-        }
-        let changes = s.take_changes();
-        let full = |s: &Scenario, one: &mut Checker, two: &mut Checker| {
+        let full = |s: &mut Scenario, one: &mut Checker, two: &mut Checker| {
+            let changes = s.take_changes();
             let view = s.model.view();
             let a = one.full(&s.img.mem, &s.img.hello, &view, Some(&changes));
             let b = two.full(&s.img.mem, &s.img.hello, &view, Some(&changes));
-            (a, b)
+            (a, b, changes)
         };
-        let (a, b) = full(&s, &mut one, &mut two);
+        for req in before.into_iter().flatten() {
+            s.apply(req);
+        }
+        let (a, b, _) = full(&mut s, &mut one, &mut two);
         prop_assert!(a.is_clean(), "{a}");
         prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
-        prop_assert_eq!(one.has_record(), two.has_record());
+        prop_assert!(one.has_record() && two.has_record());
+        two.set_data_thread(None);
+        for req in after.into_iter().flatten() {
+            s.apply(req);
+        }
+        let changes = s.take_changes();
+        let view = s.model.view();
+        let a = one.incremental(&s.img.mem, &s.img.hello, &view, &changes);
+        let b = two.incremental(&s.img.mem, &s.img.hello, &view, &changes);
+        prop_assert!(a.is_clean(), "{a}");
+        prop_assert!(matches!(a.scope, Scope::Incremental { .. }), "{a}");
+        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        two.set_data_thread(Some(0));
         let mutated = mutate(&mut s, &changes, kind, sel);
         if !(mutate(&mut s, &changes, 0, sel.rotate_left(17)) || mutated) {
             return Ok(());
         }
-        let (a, b) = full(&s, &mut one, &mut two);
+        let (a, b, _) = full(&mut s, &mut one, &mut two);
         prop_assert!(!a.is_clean(), "mutation {kind} broke nothing: {a}");
         prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
         prop_assert_eq!(one.has_record(), two.has_record());
@@ -132,7 +146,8 @@ fn a_data_thread_keeps_the_order() {
 
 /// With the data thread, a full check's violations come in the order of a
 /// check on one thread: the frames' (a leak), then the present pages'
-/// data, then the swap store's.
+/// data, then what follows the data: the frame-info table's (a stray
+/// record) and the swap store's.
 #[test]
 fn a_full_check_with_a_data_thread_keeps_the_order() {
     let mut s = Scenario::empty(16, 4);
@@ -141,6 +156,7 @@ fn a_full_check_with_a_data_thread_keeps_the_order() {
     let changes = s.take_changes();
     assert!(mutate(&mut s, &changes, 2, 0), "a leak");
     assert!(mutate(&mut s, &changes, 0, 1), "a present page's byte");
+    assert!(mutate(&mut s, &changes, 6, 0), "a stray frame-info record");
     assert!(
         mutate(&mut s, &changes, 7, 0),
         "a pending bit of the swap store"
@@ -149,15 +165,41 @@ fn a_full_check_with_a_data_thread_keeps_the_order() {
     checker.set_data_thread(Some(0));
     let r = checker.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
     assert_eq!(r.scope, Scope::Full, "{r}");
-    let ranks: Vec<u8> = r.violations.iter().map(rank).collect();
+    let ranks: Vec<u8> = r.violations.iter().filter_map(full_rank).collect();
     for k in 0..3 {
         assert!(ranks.contains(&k), "no violation of rank {k}: {r}");
     }
+    let info = |v: &&Violation| {
+        matches!(
+            v,
+            Violation::FrameInfo { .. } | Violation::FrameInfoMismatch { .. }
+        )
+    };
+    assert!(
+        r.violations.iter().any(|v| info(&v)),
+        "no frame-info violation: {r}"
+    );
     assert!(ranks.is_sorted(), "out of order {ranks:?}: {r}");
 }
 
-/// Where a violation comes in a report: the frames' and the sharing's
-/// first, then the data's, then the swap store's.
+/// Where the violations the order test makes come in a full check: the
+/// frames' claims, then the data, then the frame-info table and the swap
+/// store.
+fn full_rank(v: &Violation) -> Option<u8> {
+    match v {
+        Violation::Leak { .. } | Violation::FrameFree { .. } => Some(0),
+        Violation::DataMismatch { .. } => Some(1),
+        Violation::FrameInfo { .. }
+        | Violation::FrameInfoMismatch { .. }
+        | Violation::SwapStore { .. }
+        | Violation::SwapData { .. } => Some(2),
+        _ => None,
+    }
+}
+
+/// Where a violation comes in an incremental check's report: the frames'
+/// and the sharing's first (the frame-info table's among them), then the
+/// data's, then the swap store's.
 fn rank(v: &Violation) -> u8 {
     match v {
         Violation::DataMismatch { .. } => 1,
