@@ -47,7 +47,11 @@ pub(in crate::fuzz) struct Shared {
 
 impl Shared {
     pub(in crate::fuzz) fn judge(&self) -> JudgeOptions {
-        JudgeOptions::campaign(self.args.jobs)
+        let campaign = JudgeOptions::campaign(self.args.jobs);
+        JudgeOptions {
+            spin: self.args.guest_spin.or(campaign.spin),
+            ..campaign
+        }
     }
 
     /// Sequence `seed`'s mutant, when the draw says it mutates (share
