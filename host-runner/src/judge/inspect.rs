@@ -7,8 +7,9 @@
 //! guest has sent its last answer and writes no memory a check reads until
 //! the next request comes (`protocol::ring`, rule 5: only its stack and the
 //! ring's `waiting`; the serial line's answer is likewise the last thing a
-//! request does). Pausing through QMP (`stop`,
-//! `cont`) cost 8 ms a check and bought nothing.
+//! request does). Pausing through QMP (`stop`, `cont`) cost 8 ms a check
+//! and bought nothing. Through a check with QEMU's view the guest does not
+//! spin for its next request but sleeps (`inspect_by`).
 
 use std::fmt;
 use std::time::{Duration, Instant};

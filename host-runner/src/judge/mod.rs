@@ -74,8 +74,9 @@ pub struct JudgeOptions {
     /// ticks of its time-stamp counter (the ring's `spin`,
     /// `protocol::ring` rule 4); `None` leaves the guest's default
     /// ([`protocol::ring::SPIN_TICKS`]). Whatever it is, the guest does
-    /// not spin through a full check with QEMU's view: it sleeps, and its
-    /// core is the check's (see [`JudgedVm::check_at`]).
+    /// not spin through a full check with QEMU's view (the check at a
+    /// sequence's end, [`JudgedVm::check`]): it sleeps, its core the
+    /// check's, and gets this spin back after.
     pub spin: Option<u64>,
 }
 

@@ -353,9 +353,10 @@ mod ring_wakeup {
         }
     }
 
-    /// The host's `spin` lands in the word the guest reads (rule 4).
-    #[test]
-    fn the_spin_the_host_sets_is_the_word_the_guest_reads() {
+    /// A ring at the start of a RAM file of its own (the directory keeps
+    /// the file), its header written and `then` done by the guest before
+    /// the host opens its port.
+    fn ring_in_memory(then: impl FnOnce(&Guest)) -> (tempfile::TempDir, Guest, RingPort) {
         let dir = tempfile::tempdir().unwrap();
         let ram = RamBacking::create(RING_BYTES, dir.path())
             .unwrap()
@@ -363,14 +364,22 @@ mod ring_wakeup {
             .unwrap();
         let guest = Guest(ram.mapping());
         guest.header();
-        guest
-            .word64(OFF_SPIN)
-            .store(ring::SPIN_TICKS, Ordering::Relaxed);
+        then(&guest);
         let whole = PhysRange {
             start: 0,
             end: RING_BYTES,
         };
         let port = RingPort::open(&ram, whole).unwrap();
+        (dir, guest, port)
+    }
+
+    /// The host's `spin` lands in the word the guest reads (rule 4).
+    #[test]
+    fn the_spin_the_host_sets_is_the_word_the_guest_reads() {
+        let (_dir, guest, port) = ring_in_memory(|g| {
+            g.word64(OFF_SPIN)
+                .store(ring::SPIN_TICKS, Ordering::Relaxed)
+        });
         assert_eq!(port.spin(), ring::SPIN_TICKS);
         port.set_spin(0);
         assert_eq!(guest.word64(OFF_SPIN).load(Ordering::Relaxed), 0);
@@ -380,21 +389,7 @@ mod ring_wakeup {
 
     #[tokio::test]
     async fn a_guest_that_missed_its_wake_up_is_woken_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let ram = RamBacking::create(RING_BYTES, dir.path())
-            .unwrap()
-            .map()
-            .unwrap();
-        let guest = Guest(ram.mapping());
-        guest.header();
-        let port = RingPort::open(
-            &ram,
-            PhysRange {
-                start: 0,
-                end: RING_BYTES,
-            },
-        )
-        .unwrap();
+        let (_dir, guest, port) = ring_in_memory(|_| {});
         let (host, mut line) = tokio::io::duplex(1 << 16);
         let mut c = RpcClient::new(host, T);
         c.attach_ring(port);

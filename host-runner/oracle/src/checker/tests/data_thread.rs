@@ -13,6 +13,14 @@ use crate::model::Changes;
 
 const U: Privilege = Privilege::User;
 
+/// An empty scenario and two checkers of it, the second with the data
+/// thread for every check.
+fn pair() -> (Scenario, Checker, Checker) {
+    let (one, mut two) = (Checker::new(), Checker::new());
+    two.set_data_thread(Some(0));
+    (Scenario::empty(16, 4), one, two)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -27,10 +35,8 @@ proptest! {
         kind in 0u8..15,
         sel in any::<u64>(),
     ) {
-        let mut s = Scenario::empty(16, 4);
+        let (mut s, mut one, mut two) = pair();
         prop_assert!(s.img.mem.as_sync().is_some(), "the thread would never run");
-        let (mut one, mut two) = (Checker::new(), Checker::new());
-        two.set_data_thread(Some(0));
         let changes = s.take_changes();
         for c in [&mut one, &mut two] {
             let r = c.full(&s.img.mem, &s.img.hello, &s.model.view(), Some(&changes));
@@ -74,10 +80,8 @@ proptest! {
         kind in 0u8..15,
         sel in any::<u64>(),
     ) {
-        let mut s = Scenario::empty(16, 4);
+        let (mut s, mut one, mut two) = pair();
         prop_assert!(s.img.mem.as_sync().is_some(), "the thread would never run");
-        let (mut one, mut two) = (Checker::new(), Checker::new());
-        two.set_data_thread(Some(0));
         let full = |s: &mut Scenario, one: &mut Checker, two: &mut Checker| {
             let changes = s.take_changes();
             let view = s.model.view();
