@@ -58,6 +58,9 @@ pub struct RingPort {
     posted: u64,
     /// The last answer read.
     read: u64,
+    /// Doorbells rung again for a guest asleep with a request posted
+    /// (rule 6).
+    nudges: u64,
 }
 
 // SAFETY: `base` points into `_map`, which the port keeps alive; the memory
@@ -81,6 +84,7 @@ impl RingPort {
             base,
             posted: 0,
             read: 0,
+            nudges: 0,
         };
         let mut head = [0u8; 24];
         port.read_bytes(OFF_MAGIC, &mut head);
@@ -213,6 +217,17 @@ impl RingPort {
     /// [`RingPort::set_spin`]).
     pub fn spin(&self) -> u64 {
         self.word64(OFF_SPIN).load(Ordering::Relaxed)
+    }
+
+    /// Counts a doorbell rung again for a guest that missed its first
+    /// (rule 6).
+    pub fn count_nudge(&mut self) {
+        self.nudges += 1;
+    }
+
+    /// The doorbells rung again so far ([`RingPort::count_nudge`]).
+    pub fn nudges(&self) -> u64 {
+        self.nudges
     }
 
     /// Whether the guest says it sleeps (`waiting` reads 1): with a request

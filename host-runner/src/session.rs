@@ -214,6 +214,12 @@ impl Vm {
         self.rpc.ring().map(|r| r.swap_spin(ticks))
     }
 
+    /// Doorbells rung again so far for a guest asleep with a request
+    /// posted (`protocol::ring` rule 6; 0 without a ring).
+    pub fn ring_nudges(&self) -> u64 {
+        self.rpc.ring().map_or(0, crate::ring::RingPort::nudges)
+    }
+
     /// The guest's spin as last set (`None` without a ring).
     pub fn guest_spin(&self) -> Option<u64> {
         self.rpc.ring().map(crate::ring::RingPort::spin)

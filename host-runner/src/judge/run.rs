@@ -168,6 +168,7 @@ impl JudgedVm {
         let got = call(&mut self.vm, chunk).await;
         self.timings.guest += t.elapsed();
         self.timings.batches += 1;
+        self.timings.nudges = self.vm.ring_nudges();
         got
     }
 

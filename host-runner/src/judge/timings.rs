@@ -36,6 +36,10 @@ pub struct Timings {
     pub generate: Duration,
     /// Fresh states between sequences: judged resets, boots (the fuzzer's).
     pub fresh: Duration,
+    /// Answers the guest gave only after a second doorbell: asleep with a
+    /// request posted, it had missed the first (`protocol::ring` rule 6),
+    /// and the answer came up to [`protocol::ring::NUDGE_MS`] late.
+    pub nudges: u64,
 }
 
 impl AddAssign for Timings {
@@ -51,6 +55,7 @@ impl AddAssign for Timings {
         self.qemu_view += o.qemu_view;
         self.generate += o.generate;
         self.fresh += o.fresh;
+        self.nudges += o.nudges;
     }
 }
 
@@ -69,6 +74,7 @@ impl Timings {
             qemu_view: self.qemu_view.saturating_sub(earlier.qemu_view),
             generate: self.generate.saturating_sub(earlier.generate),
             fresh: self.fresh.saturating_sub(earlier.fresh),
+            nudges: self.nudges - earlier.nudges,
         }
     }
 }
@@ -106,8 +112,15 @@ impl Timings {
             )
         };
         let incremental_count = self.check_count - self.full_count;
+        let nudges = match self.nudges {
+            0 => String::new(),
+            n => format!(
+                "; {n} answer(s) after a second doorbell (a guest asleep had missed the first: up to {} ms each)",
+                protocol::ring::NUDGE_MS
+            ),
+        };
         format!(
-            "{}, {}{}, {} in {} checks ({:.2} ms each: {} full {:.2} ms, of which QEMU's view after the oracle {:.2} ms; {} incremental {:.2} ms), {}, {}; {:.2} ms per batch round trip",
+            "{}, {}{}, {} in {} checks ({:.2} ms each: {} full {:.2} ms, of which QEMU's view after the oracle {:.2} ms; {} incremental {:.2} ms), {}, {}; {:.2} ms per batch round trip{}",
             part("guest", self.guest),
             part("model", self.model.saturating_sub(self.model_ahead)),
             ahead,
@@ -122,6 +135,7 @@ impl Timings {
             part("generator", self.generate),
             part("fresh states", self.fresh),
             per(self.guest, self.batches),
+            nudges,
         )
     }
 }
@@ -156,6 +170,28 @@ mod tests {
         sum += t;
         assert_eq!(sum.since(&t), t);
         assert_eq!(sum.full_count, 4);
+        assert!(!line.contains("doorbell"), "no nudges, no words: {line}");
+    }
+
+    /// Answers that waited for a second doorbell (`protocol::ring` rule 6)
+    /// are counted in the split, summed over guests and taken apart by
+    /// `since`.
+    #[test]
+    fn the_split_counts_the_answers_after_a_second_doorbell() {
+        let t = Timings {
+            nudges: 3,
+            ..Timings::default()
+        };
+        let line = t.split(Duration::from_secs(1));
+        let want = format!(
+            "; 3 answer(s) after a second doorbell (a guest asleep had missed the first: up to {} ms each)",
+            protocol::ring::NUDGE_MS
+        );
+        assert!(line.ends_with(&want), "{line}");
+        let mut sum = t;
+        sum += t;
+        assert_eq!(sum.nudges, 6);
+        assert_eq!(sum.since(&t).nudges, 3);
     }
 
     /// Judging done while the guest ran the next batch is inside the

@@ -416,6 +416,10 @@ mod ring_wakeup {
             .await
             .expect("woken by the second doorbell, not a timeout");
         assert_eq!(answer, Response::Pong { nonce: 7 });
+        assert!(
+            c.ring().expect("a ring").nudges() >= 1,
+            "the second doorbell is counted"
+        );
         drop(sleeper.await.unwrap());
     }
 }

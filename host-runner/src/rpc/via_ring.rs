@@ -75,7 +75,9 @@ impl RpcClient {
                     // Rule 6: asleep with the request posted, the guest
                     // missed its wake-up; ring again.
                     look_again = Instant::now() + nudge;
-                    if self.ring.as_ref().expect("a ring").guest_sleeps() {
+                    let ring = self.ring.as_mut().expect("a ring");
+                    if ring.guest_sleeps() {
+                        ring.count_nudge();
                         tracing::debug!("ring: request {seq} posted, guest asleep: doorbell again");
                         self.write(&[0], what, deadline, timeout).await?;
                     }

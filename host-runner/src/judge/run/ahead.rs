@@ -98,6 +98,7 @@ impl JudgedVm {
         };
         self.timings.guest += t.elapsed();
         self.timings.batches += 1;
+        self.timings.nudges = self.vm.ring_nudges();
         let mut run = BatchRun::default();
         if let Some(mut f) = judged {
             if let Err(e) = got {
