@@ -203,18 +203,13 @@ impl RingPort {
     /// Stores the ring's `spin`: how many ticks of its time-stamp counter
     /// the guest looks for the next request before it sleeps (rule 4). It
     /// reads the word as it looks, so a smaller one ends a look under way.
-    pub fn set_spin(&self, ticks: u64) {
-        self.word64(OFF_SPIN).store(ticks, Ordering::Relaxed);
-    }
-
-    /// Stores the ring's `spin` as [`RingPort::set_spin`] does, answering
-    /// the one it replaces (for putting it back).
+    /// Answers the spin it replaces (for putting it back).
     pub fn swap_spin(&self, ticks: u64) -> u64 {
         self.word64(OFF_SPIN).swap(ticks, Ordering::Relaxed)
     }
 
     /// The ring's `spin` as last stored (by the guest at boot, or by
-    /// [`RingPort::set_spin`]).
+    /// [`RingPort::swap_spin`]).
     pub fn spin(&self) -> u64 {
         self.word64(OFF_SPIN).load(Ordering::Relaxed)
     }

@@ -205,7 +205,7 @@ impl Vm {
     /// `protocol::ring` rule 4): false, and nothing set, without a ring
     /// (on the serial line the guest sleeps between any two requests).
     pub fn set_guest_spin(&self, ticks: u64) -> bool {
-        self.rpc.ring().map(|r| r.set_spin(ticks)).is_some()
+        self.swap_guest_spin(ticks).is_some()
     }
 
     /// [`Vm::set_guest_spin`], answering the spin it replaces (`None`, and

@@ -33,7 +33,7 @@ pub trait Timed {
 
 impl Timed for JudgedVm {
     fn timings(&self) -> Timings {
-        *JudgedVm::timings(self)
+        JudgedVm::timings(self)
     }
 
     fn take_coverage(&mut self) -> Reached {

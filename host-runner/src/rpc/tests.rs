@@ -381,9 +381,9 @@ mod ring_wakeup {
                 .store(ring::SPIN_TICKS, Ordering::Relaxed)
         });
         assert_eq!(port.spin(), ring::SPIN_TICKS);
-        port.set_spin(0);
+        port.swap_spin(0);
         assert_eq!(guest.word64(OFF_SPIN).load(Ordering::Relaxed), 0);
-        port.set_spin(12_345);
+        port.swap_spin(12_345);
         assert_eq!(guest.word64(OFF_SPIN).load(Ordering::Relaxed), 12_345);
     }
 

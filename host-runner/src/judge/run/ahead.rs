@@ -98,7 +98,6 @@ impl JudgedVm {
         };
         self.timings.guest += t.elapsed();
         self.timings.batches += 1;
-        self.timings.nudges = self.vm.ring_nudges();
         let mut run = BatchRun::default();
         if let Some(mut f) = judged {
             if let Err(e) = got {
