@@ -2,15 +2,18 @@
 //! compared on a thread of their own while the check's own thread does the
 //! rest ([`Checker::set_data_thread`]): the incremental check's changed
 //! pages beside the frames, the sharing and the swap store; the full
-//! check's every present page beside the frames' claims, the frame-info
-//! table, the file images and the swap store. A guest waits while its
-//! check runs, so with a core to spare the compare costs no time of its
-//! own.
+//! check's every present page and the second half of the file images'
+//! pages beside the frames' claims, the frame-info table, the first half
+//! of the file images and the swap store. A guest waits while its check
+//! runs, so with a core to spare the compare costs no time of its own.
+
+use std::ops::Range;
 
 use protocol::Hello;
 
 use super::bitmap::Bitmap;
 use super::data;
+use super::file_images;
 use super::incremental::{Inputs, Walked};
 use super::memory::GuestMemory;
 use super::stateful::Checker;
@@ -39,8 +42,9 @@ impl Checker {
     ) -> (Vec<u64>, Option<Bitmap>) {
         let (hello, expect, verified) = (input.hello, input.expect, w.verified);
         let min_pages = self.data_thread;
-        let (((frames, bitmap), swap), data) =
-            beside_data(input.mem, hello, expect, verified, min_pages, || {
+        let work = (verified, 0..0);
+        let (((frames, bitmap), swap), data, _) =
+            beside_data(input.mem, hello, expect, work, min_pages, || {
                 let found = self.frames_again(input, &mut w, out);
                 let mut swap = Vec::new();
                 self.swap_again(input, w.rec, w.d, &mut swap);
@@ -53,48 +57,45 @@ impl Checker {
 }
 
 /// Runs `rest` on this thread and compares the bytes of `pages`
-/// ([`data::check_pages`]), on a thread of their own when `min_pages`
-/// allows it (at least that many pages), the memory can be read by two
-/// threads at once ([`GuestMemory::as_sync`]) and the system gives a
-/// thread; else here, after `rest`. Answers what `rest` answered and the
-/// data's violations, the same either way.
+/// ([`data::check_pages`]) and of the file images' pages `images`
+/// ([`file_images::check_images`]), on a thread of their own when
+/// `min_pages` allows it (at least that many pages of the two together),
+/// the memory can be read by two threads at once
+/// ([`GuestMemory::as_sync`]) and the system gives a thread; else here,
+/// after `rest`. Answers what `rest` answered, the data's violations and
+/// the images', the same either way.
 pub(super) fn beside_data<R>(
     mem: &dyn GuestMemory,
     hello: &Hello,
     expect: &Expected,
-    pages: &[Translation],
+    (pages, images): (&[Translation], Range<u64>),
     min_pages: Option<usize>,
     rest: impl FnOnce() -> R,
-) -> (R, Vec<Violation>) {
+) -> (R, Vec<Violation>, Vec<Violation>) {
+    let work = pages.len() as u64 + (images.end.saturating_sub(images.start));
     let threaded = mem
         .as_sync()
-        .filter(|_| min_pages.is_some_and(|min| pages.len() >= min));
+        .filter(|_| min_pages.is_some_and(|min| work >= min as u64));
     std::thread::scope(|threads| {
+        let compare = |mem: &dyn GuestMemory| {
+            let mut data = Vec::new();
+            data::check_pages(mem, hello, expect, pages.iter(), &mut data);
+            let mut image = Vec::new();
+            file_images::check_images(mem, hello, expect, images.clone(), &mut image);
+            (data, image)
+        };
         // A thread the system refuses leaves the compare to this one.
         let worker = threaded.and_then(|mem| {
             std::thread::Builder::new()
                 .name("oracle-data".into())
-                .spawn_scoped(threads, move || data_violations(mem, hello, expect, pages))
+                .spawn_scoped(threads, move || compare(mem))
                 .ok()
         });
         let r = rest();
-        let data = match worker {
+        let (data, image) = match worker {
             Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            None => data_violations(mem, hello, expect, pages),
+            None => compare(mem),
         };
-        (r, data)
+        (r, data, image)
     })
-}
-
-/// The data violations of `pages` ([`data::check_pages`]), as a value: a
-/// thread answers them.
-fn data_violations(
-    mem: &dyn GuestMemory,
-    hello: &Hello,
-    expect: &Expected,
-    pages: &[Translation],
-) -> Vec<Violation> {
-    let mut out = Vec::new();
-    data::check_pages(mem, hello, expect, pages.iter(), &mut out);
-    out
 }

@@ -1,10 +1,8 @@
 //! File mappings in guest memory (formats.rs, "The frame-info table" and
 //! "The file images"): each present file page's frame carries the record
 //! of its file and page (invariant 5), a clean page is read-only and a
-//! private one writable, no other frame has a record, and the file images
-//! hold the bytes their specs give (invariant 6).
-
-use std::sync::{Arc, Mutex};
+//! private one writable, no other frame has a record; the file images are
+//! boot reservations (their bytes: `super::file_images`).
 
 use protocol::{Hello, PAGE_SIZE};
 
@@ -12,7 +10,7 @@ use super::copies::Mirror;
 use super::memory::GuestMemory;
 use super::violation::Violation;
 use super::walk::Translation;
-use crate::model::{Expected, FileSpec, ModelState};
+use crate::model::{Expected, ModelState};
 
 /// A frame-info record's valid bit.
 const VALID: u64 = 1 << 63;
@@ -147,64 +145,6 @@ pub fn check_all(
     for &n in info.nonzero() {
         if mmap.binary_search(&(n as u64)).is_err() {
             check_frame(expect, n as u64, info.word(n), &[], out);
-        }
-    }
-}
-
-/// The bytes of file `spec`'s image, made once per process (a check
-/// compares them with guest memory; making them is the costly part).
-fn image_bytes(spec: FileSpec) -> Arc<Vec<u8>> {
-    static IMAGES: Mutex<Vec<(FileSpec, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
-    let mut images = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, b)) = images.iter().find(|(s, _)| *s == spec) {
-        return b.clone();
-    }
-    let mut bytes = vec![0u8; (spec.pages * PAGE_SIZE) as usize];
-    protocol::pattern::fill(spec.seed, 0, &mut bytes);
-    let bytes = Arc::new(bytes);
-    images.push((spec, bytes.clone()));
-    bytes
-}
-
-/// Invariant 6 for the file images: every page of every file holds the
-/// bytes of its spec.
-pub fn check_images(
-    mem: &dyn GuestMemory,
-    hello: &Hello,
-    expect: &Expected,
-    out: &mut Vec<Violation>,
-) {
-    let mut buf = [0u8; PAGE_SIZE as usize];
-    for (file, info) in hello.files.iter().enumerate() {
-        let Some(Some(spec)) = expect.files().get(file) else {
-            continue;
-        };
-        // Page `p` of a file is the pattern at `p * 4096`: the image of
-        // the pages the guest reports.
-        let image = image_bytes(FileSpec {
-            pages: info.pages,
-            seed: spec.seed,
-        });
-        for (page, want) in (0..info.pages).zip(image.chunks_exact(PAGE_SIZE as usize)) {
-            let phys = info.image.start + page * PAGE_SIZE;
-            if let Err(error) = mem.read(phys, &mut buf) {
-                let what = format!("page {page:#x} of file {file} at {phys:#x}");
-                out.push(Violation::Unreadable { what, error });
-                break;
-            }
-            if buf[..] == *want {
-                continue;
-            }
-            if let Some(offset) = buf.iter().zip(want).position(|(a, b)| a != b) {
-                out.push(Violation::FileImage {
-                    file: file as u8,
-                    page,
-                    phys,
-                    offset: offset as u64,
-                    expected: want[offset],
-                    got: buf[offset],
-                });
-            }
         }
     }
 }

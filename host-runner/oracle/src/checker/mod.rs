@@ -11,6 +11,7 @@ mod data_thread;
 mod decode;
 mod diff;
 mod entry;
+mod file_images;
 mod incremental;
 mod leaf;
 mod leaks;

@@ -5,6 +5,8 @@
 //! changes and the differences from that record say may have changed
 //! (see [`super::incremental`]).
 
+use std::ops::Range;
+
 use protocol::Hello;
 
 use super::bitmap::Bitmap;
@@ -17,7 +19,7 @@ use super::sharing::{self, SharedIndex};
 use super::spaces::decide_leaks;
 use super::swap::{check_store, model_slots, read_store, Store};
 use super::walk::{walk, Entries, Translation, Tree, Walk};
-use super::{leaf, mmap, slots, CheckReport, Scope, Violation};
+use super::{file_images, leaf, mmap, slots, CheckReport, Scope, Violation};
 use crate::model::{Changes, Expected, Model};
 
 /// What a clean check read, for the next incremental check to compare.
@@ -136,12 +138,16 @@ impl Checker {
         }
         let covered: Vec<u64> = tree.leaf_tables().map(|t| t.first_page() >> 9).collect();
         leaf::missing_tables(expect.runs(), &covered, &mut out);
-        // The present pages' bytes beside the rest (`beside_data`); the
-        // report keeps the order of a check on one thread: the claims',
-        // the data's, then the frame-info table's and what follows.
-        let mut tail = Vec::new();
-        let ((bitmap, info, swap), data) =
-            beside_data(mem, hello, expect, &translations, self.data_thread, || {
+        // The present pages' bytes and the file images' second half beside
+        // the rest (`beside_data`); the report keeps the order of a check
+        // on one thread: the claims', the data's, the frame-info table's,
+        // the images' and what follows.
+        let images = file_images::image_pages(hello);
+        let half = images / 2;
+        let (mut tail, mut after) = (Vec::new(), Vec::new());
+        let work = (&translations[..], half..images);
+        let ((bitmap, info, swap), data, image) =
+            beside_data(mem, hello, expect, work, self.data_thread, || {
                 let bitmap = self.claims(
                     mem,
                     hello,
@@ -152,11 +158,14 @@ impl Checker {
                 );
                 let spare = (spare_info, spare_swap);
                 let read = (&tree, &translations[..], bitmap.as_ref());
-                let (info, swap) = self.beyond_frames(mem, hello, expect, read, spare, &mut tail);
+                let into = (0..half, &mut tail, &mut after);
+                let (info, swap) = self.beyond_frames(mem, hello, expect, read, spare, into);
                 (bitmap, info, swap)
             });
         out.extend(data);
         out.append(&mut tail);
+        out.extend(image);
+        out.append(&mut after);
         let walk = Walk {
             translations,
             tables: tree.table_refs(),
@@ -218,9 +227,10 @@ impl Checker {
     }
 
     /// The full check's parts after the frames: the frame-info table, the
-    /// sharing rule, the file images, the reservations and the swap store
-    /// (`spare`: the buffers of the last record's table and store).
-    /// Answers the table and the store as read.
+    /// sharing rule and the file images' pages `images`, their violations
+    /// into `out`; the reservations and the swap store, theirs into
+    /// `after` (`spare`: the buffers of the last record's table and
+    /// store). Answers the table and the store as read.
     fn beyond_frames(
         &mut self,
         mem: &dyn GuestMemory,
@@ -228,7 +238,7 @@ impl Checker {
         expect: &Expected,
         (tree, translations, bitmap): (&Tree, &[Translation], Option<&Bitmap>),
         (spare_info, spare_swap): (Mirror, Store),
-        out: &mut Vec<Violation>,
+        (images, out, after): (Range<u64>, &mut Vec<Violation>, &mut Vec<Violation>),
     ) -> (Option<Mirror>, Option<Store>) {
         let info = mmap::read_info(mem, hello, spare_info, out);
         if let Some(info) = &info {
@@ -236,12 +246,12 @@ impl Checker {
         }
         let shared = SharedIndex::read(tree);
         sharing::check(&shared, info.as_ref(), bitmap, expect, out);
-        mmap::check_images(mem, hello, expect, out);
-        mmap::check_reservations(hello, out);
-        let swap = swap_store(mem, hello, spare_swap, out);
+        file_images::check_images(mem, hello, expect, images, out);
+        mmap::check_reservations(hello, after);
+        let swap = swap_store(mem, hello, spare_swap, after);
         if let Some(store) = &swap {
-            let found = check_store(store, &model_slots(expect), &mut self.units, out);
-            slots::check_slots(mem, hello, store, expect, found.into_iter(), out);
+            let found = check_store(store, &model_slots(expect), &mut self.units, after);
+            slots::check_slots(mem, hello, store, expect, found.into_iter(), after);
         }
         (info, swap)
     }

@@ -7,7 +7,8 @@ use protocol::{FileInfo, PhysRange};
 
 use super::super::entry::{U, W};
 use super::super::image::{Image, RAM};
-use super::{assert_broken_among, assert_says, broken, check, CheckReport};
+use super::super::Checker;
+use super::{assert_broken_among, assert_says, broken, check, CheckReport, Violation};
 use crate::model::{file_page, Expectations, FileSpec, ModelState};
 
 const IMAGE: u64 = 900 << 12;
@@ -304,4 +305,88 @@ fn boot_structures_are_boot_reservations() {
     );
     let (_, text) = broken(&run(&c));
     assert!(!text.contains("file 0"), "{text}");
+}
+
+/// A full check with the data thread compares the file images' second
+/// half there: the same report as on one thread, in its order (the
+/// frame-info table's, the images' pages in order, then the swap store's).
+/// Dropping the thread's images, or putting them after the swap store,
+/// fails it.
+#[test]
+fn a_data_thread_checks_the_images_second_half_in_order() {
+    let mut c = v2();
+    c.img.write(IMAGE + 3, &[!file_page(SEED, 0)[3]]);
+    c.img.write(IMAGE + 0x1005, &[!file_page(SEED, 1)[5]]);
+    c.img.write_u64(INFO + 5 * 8, 1 << 63 | 1);
+    c.img.write(store_part(2), &[1]);
+    let view = c.expect.view();
+    let mut threaded = Checker::new();
+    threaded.set_data_thread(Some(0));
+    let two = threaded.full(&c.img.mem, &c.img.hello, &view, None);
+    let one = Checker::new().full(&c.img.mem, &c.img.hello, &view, None);
+    assert_eq!(format!("{one:?}"), format!("{two:?}"));
+    let ranks: Vec<u8> = two
+        .violations
+        .iter()
+        .filter_map(|v| match v {
+            Violation::FrameInfo { .. } | Violation::FrameInfoMismatch { .. } => Some(0),
+            Violation::FileImage { page, .. } => Some(1 + (*page as u8)),
+            Violation::SwapStore { .. } => Some(3),
+            _ => None,
+        })
+        .collect();
+    for k in 0..4 {
+        assert!(ranks.contains(&k), "no violation of rank {k}: {two}");
+    }
+    assert!(ranks.is_sorted(), "out of order {ranks:?}: {two}");
+}
+
+/// The file images' pages split anywhere, across files and around a file
+/// without a spec: the two parts' violations, one after the other, are
+/// the whole check's.
+#[test]
+fn the_file_images_split_anywhere_report_what_the_whole_does() {
+    use super::super::file_images::{check_images, image_pages};
+    let mut img = Image::small();
+    let sizes = [3u64, 2, 4];
+    let mut at = IMAGE;
+    for &pages in &sizes {
+        img.hello.files.push(FileInfo {
+            pages,
+            image: PhysRange {
+                start: at,
+                end: at + pages * 4096,
+            },
+        });
+        at += pages * 4096;
+    }
+    let specs = [
+        Some(FileSpec { pages: 3, seed: 3 }),
+        None,
+        Some(FileSpec { pages: 4, seed: 4 }),
+    ];
+    let mut expect = Expectations::default();
+    expect.files = specs.to_vec();
+    for (info, spec) in img.hello.files.clone().iter().zip(specs) {
+        let Some(spec) = spec else { continue };
+        for page in 0..info.pages {
+            img.write(info.image.start + page * 4096, &file_page(spec.seed, page));
+        }
+    }
+    // Broken: file 0 page 1, file 2 pages 0 and 3 (pages 1, 5 and 8).
+    for page in [1u64, 5, 8] {
+        img.write(IMAGE + page * 4096 + 7, &[0x5a]);
+    }
+    let view = expect.view();
+    let total = image_pages(&img.hello);
+    assert_eq!(total, 9);
+    let mut whole = Vec::new();
+    check_images(&img.mem, &img.hello, &view, 0..total, &mut whole);
+    assert_eq!(whole.len(), 3, "{whole:?}");
+    for k in 0..=total {
+        let mut split = Vec::new();
+        check_images(&img.mem, &img.hello, &view, 0..k, &mut split);
+        check_images(&img.mem, &img.hello, &view, k..total, &mut split);
+        assert_eq!(format!("{split:?}"), format!("{whole:?}"), "split at {k}");
+    }
 }
