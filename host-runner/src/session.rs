@@ -317,6 +317,10 @@ impl Vm {
     /// end (`GuestPanic`, …), or `Ok` with the exit when the guest had
     /// nothing to report.
     pub async fn send_and_wait_exit(&mut self, request: Request) -> Result<QemuExit, RpcError> {
+        // It goes on the serial line, which a guest spinning for the ring's
+        // next request does not read until its spin ends: told any spin
+        // (`--guest-spin`), it stops now.
+        self.set_guest_spin(0);
         if let Err(e) = self.rpc.send(&request).await {
             return Err(guest_error(&mut self.qemu, e).await);
         }

@@ -110,7 +110,8 @@ pub struct FuzzArgs {
     /// in ticks of its time-stamp counter (default: the guest's 1,000,000,
     /// about 0.4 ms at 2.5 GHz, while cores outnumber guests; else 0, so
     /// that no guest holds a core another needs). Whatever it is, a guest
-    /// sleeps through the memory check at each sequence's end.
+    /// sleeps through the memory check at each sequence's end, and through
+    /// the check of each fresh state while cores outnumber guests.
     #[arg(long, value_name = "TICKS")]
     pub guest_spin: Option<u64>,
     /// This runner's share of the campaign: sequences k with k % n == i - 1.

@@ -148,25 +148,28 @@ pub async fn inspect(
     let root = expect
         .space_root(hello, space)
         .unwrap_or(hello.page_table_root);
-    inspect_by(vm, hello, (space, root), source, qemu, check).await
+    inspect_by(vm, hello, (space, root), source, (qemu, qemu), check).await
 }
 
 /// [`inspect`] with the oracle's part run by `check` on guest memory (a
 /// stateful [`oracle::Checker`]'s full or incremental check); with `qemu`
-/// its report must be a full one, whose walk QEMU's view is compared with,
-/// and the guest does not spin through it (`protocol::ring`, rule 4).
+/// its report must be a full one, whose walk QEMU's view is compared with.
+/// With `sleeps` the guest does not spin through the check but sleeps
+/// (`protocol::ring`, rule 4): for a check that outlasts the spin and has
+/// work for both cores (QEMU's view, or the oracle's data thread).
 pub(crate) async fn inspect_by(
     vm: &Vm,
     hello: &Hello,
     at: (u16, u64),
     source: MemorySource,
-    qemu: bool,
+    (qemu, sleeps): (bool, bool),
     check: impl FnOnce(&dyn GuestMemory) -> CheckReport,
 ) -> Result<MemoryCheck> {
-    // A check with QEMU's view outlasts the guest's spin (milliseconds of
-    // `info tlb` for QEMU to print): the guest sleeps at once, its core
-    // the check's threads' and QEMU's, and gets its spin back after.
-    let spin = if qemu { vm.swap_guest_spin(0) } else { None };
+    // Such a check outlasts the guest's spin (milliseconds of `info tlb`
+    // for QEMU to print; a fresh state's file images on two threads): the
+    // guest sleeps at once, its core the check's threads' and QEMU's, and
+    // gets its spin back after.
+    let spin = if sleeps { vm.swap_guest_spin(0) } else { None };
     let r = inspect_now(vm, hello, at, source, qemu, check).await;
     if let Some(ticks) = spin {
         vm.set_guest_spin(ticks);

@@ -75,7 +75,8 @@ pub struct JudgeOptions {
     /// `protocol::ring` rule 4); `None` leaves the guest's default
     /// ([`protocol::ring::SPIN_TICKS`]). Whatever it is, the guest does
     /// not spin through a full check with QEMU's view (the check at a
-    /// sequence's end, [`JudgedVm::check`]): it sleeps, its core the
+    /// sequence's end, [`JudgedVm::check`]) or with the data thread (the
+    /// fresh state's, with `data_thread`): it sleeps, its core the
     /// check's, and gets this spin back after.
     pub spin: Option<u64>,
 }

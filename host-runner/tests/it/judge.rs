@@ -319,3 +319,37 @@ async fn judged_reset_of_a_few_heap_pages_takes_one_round() {
     assert_eq!(rounds, [false]);
     assert_eq!(after, boot);
 }
+
+/// With the data thread the guest sleeps through the check of a fresh
+/// state (its file images on both threads: the guest's core is the
+/// check's), and without it spins through it; either way it has its spin
+/// back after, and a guest told to spin without end still shuts down.
+/// Told to spin without end, a guest found asleep after a reset slept
+/// because the check told it to; one that was given no core during the
+/// check (a fraction of a millisecond) never read the word, so the test
+/// asks for one sleep in ten resets, and for none without the thread.
+#[tokio::test]
+async fn the_guest_sleeps_through_a_fresh_states_check_with_the_data_thread() {
+    for data_thread in [true, false] {
+        let opts = JudgeOptions {
+            check_after_reset: true,
+            data_thread,
+            spin: Some(u64::MAX),
+            ..JudgeOptions::default()
+        };
+        let mut vm = JudgedVm::start(&config(), opts).await.expect("start");
+        let mut asleep = 0;
+        for _ in 0..10 {
+            vm.steps(workload()).await.expect("the workload");
+            vm.reset().await.expect("a judged reset and its check");
+            asleep += usize::from(vm.vm().guest_sleeps() == Some(true));
+            assert_eq!(vm.vm().guest_spin(), Some(u64::MAX), "its spin back");
+        }
+        if data_thread {
+            assert!(asleep > 0, "never asleep after a fresh state's check");
+        } else {
+            assert_eq!(asleep, 0, "asleep though told to spin without end");
+        }
+        vm.finish().await.expect("shutdown");
+    }
+}
