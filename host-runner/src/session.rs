@@ -204,6 +204,9 @@ impl Vm {
     /// sleeps, in ticks of its time-stamp counter (the ring's `spin`,
     /// `protocol::ring` rule 4): false, and nothing set, without a ring
     /// (on the serial line the guest sleeps between any two requests).
+    /// While it looks it does not read the serial line: a request sent
+    /// there waits for the spin to end ([`Vm::send_and_wait_exit`] ends
+    /// it first).
     pub fn set_guest_spin(&self, ticks: u64) -> bool {
         self.swap_guest_spin(ticks).is_some()
     }

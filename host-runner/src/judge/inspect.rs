@@ -155,8 +155,9 @@ pub async fn inspect(
 /// stateful [`oracle::Checker`]'s full or incremental check); with `qemu`
 /// its report must be a full one, whose walk QEMU's view is compared with.
 /// With `sleeps` the guest does not spin through the check but sleeps
-/// (`protocol::ring`, rule 4): for a check that outlasts the spin and has
-/// work for both cores (QEMU's view, or the oracle's data thread).
+/// (`protocol::ring`, rule 4): for a check that has work for both cores
+/// (QEMU's view, or the oracle's data thread), which a spinning guest
+/// would hold one of. Its next request then pays the wake-up.
 pub(crate) async fn inspect_by(
     vm: &Vm,
     hello: &Hello,
@@ -165,10 +166,9 @@ pub(crate) async fn inspect_by(
     (qemu, sleeps): (bool, bool),
     check: impl FnOnce(&dyn GuestMemory) -> CheckReport,
 ) -> Result<MemoryCheck> {
-    // Such a check outlasts the guest's spin (milliseconds of `info tlb`
-    // for QEMU to print; a fresh state's file images on two threads): the
-    // guest sleeps at once, its core the check's threads' and QEMU's, and
-    // gets its spin back after.
+    // Such a check has work for both cores (QEMU printing `info tlb`
+    // beside the oracle; the oracle's two threads): the guest sleeps at
+    // once, its core the check's, and gets its spin back after.
     let spin = if sleeps { vm.swap_guest_spin(0) } else { None };
     let r = inspect_now(vm, hello, at, source, qemu, check).await;
     if let Some(ticks) = spin {

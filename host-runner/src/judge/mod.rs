@@ -65,8 +65,9 @@ pub struct JudgeOptions {
     /// could have changed. `false`: every check is a full one.
     pub incremental: bool,
     /// Checks compare the present pages' bytes (the incremental check's
-    /// changed ones, the full check's all) on a thread of their own,
-    /// beside the rest of the check
+    /// changed ones, the full check's all, and its file images' second
+    /// half) on a thread of their own, beside the rest of the check, and
+    /// the guest sleeps through full checks instead of spinning
     /// ([`oracle::Checker::set_data_thread`]): for guests that have a core
     /// to spare while they wait for their check ([`spare_core`]).
     pub data_thread: bool,
@@ -75,9 +76,9 @@ pub struct JudgeOptions {
     /// `protocol::ring` rule 4); `None` leaves the guest's default
     /// ([`protocol::ring::SPIN_TICKS`]). Whatever it is, the guest does
     /// not spin through a full check with QEMU's view (the check at a
-    /// sequence's end, [`JudgedVm::check`]) or with the data thread (the
-    /// fresh state's, with `data_thread`): it sleeps, its core the
-    /// check's, and gets this spin back after.
+    /// sequence's end, [`JudgedVm::check`]) or any full check while
+    /// `data_thread` is on (in a campaign, the fresh state's): it sleeps,
+    /// its core the check's, and gets this spin back after.
     pub spin: Option<u64>,
 }
 

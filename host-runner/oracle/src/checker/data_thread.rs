@@ -1,11 +1,12 @@
-//! The data thread: the present pages' bytes, a check's largest read,
-//! compared on a thread of their own while the check's own thread does the
-//! rest ([`Checker::set_data_thread`]): the incremental check's changed
-//! pages beside the frames, the sharing and the swap store; the full
-//! check's every present page and the second half of the file images'
-//! pages beside the frames' claims, the frame-info table, the first half
-//! of the file images and the swap store. A guest waits while its check
-//! runs, so with a core to spare the compare costs no time of its own.
+//! The data thread: the bytes a check compares, its largest read, on a
+//! thread of their own while the check's own thread does the rest
+//! ([`Checker::set_data_thread`]): the incremental check's changed pages
+//! beside the frames, the sharing and the swap store; the full check's
+//! every present page and the second half of the file images' pages (a
+//! fresh state's largest read) beside the frames' claims, the frame-info
+//! table, the first half of the file images and the swap store. A guest
+//! waits while its check runs, so with a core to spare the compare costs
+//! no time of its own.
 
 use std::ops::Range;
 
@@ -72,10 +73,10 @@ pub(super) fn beside_data<R>(
     min_pages: Option<usize>,
     rest: impl FnOnce() -> R,
 ) -> (R, Vec<Violation>, Vec<Violation>) {
-    let work = pages.len() as u64 + (images.end.saturating_sub(images.start));
+    let count = pages.len() as u64 + (images.end.saturating_sub(images.start));
     let threaded = mem
         .as_sync()
-        .filter(|_| min_pages.is_some_and(|min| work >= min as u64));
+        .filter(|_| min_pages.is_some_and(|min| count >= min as u64));
     std::thread::scope(|threads| {
         let compare = |mem: &dyn GuestMemory| {
             let mut data = Vec::new();

@@ -37,9 +37,13 @@ pub fn image_pages(hello: &Hello) -> u64 {
 }
 
 /// Invariant 6 for pages `pages` of the file images, numbered one file
-/// after another ([`image_pages`]); a file without a spec is skipped. The
-/// violations of two adjacent ranges, one after the other, are those of
-/// the two together (an unreadable page ends its file's part of a range).
+/// after another ([`image_pages`]); a file without a spec is skipped but
+/// numbered. Two adjacent ranges report, one after the other, what the
+/// two together do, but for an image that cannot be read: an unreadable
+/// page ends its file's part of a range, so a file split between two
+/// ranges is reported unreadable in each part that reaches the pages it
+/// cannot read (in a well-formed guest every image is a boot reservation
+/// in RAM, which `mmap::check_reservations` checks).
 pub fn check_images(
     mem: &dyn GuestMemory,
     hello: &Hello,
@@ -50,9 +54,11 @@ pub fn check_images(
     let mut buf = [0u8; PAGE_SIZE as usize];
     let mut first = 0u64;
     for (file, info) in hello.files.iter().enumerate() {
+        // This file's pages in the numbering; of them, `lo..hi` in range.
         let own = first..first + info.pages;
         first = own.end;
-        let (lo, hi) = (pages.start.max(own.start), pages.end.min(own.end));
+        let lo = pages.start.max(own.start) - own.start;
+        let hi = pages.end.min(own.end).saturating_sub(own.start);
         let Some(Some(spec)) = expect.files().get(file) else {
             continue;
         };
@@ -65,11 +71,8 @@ pub fn check_images(
             pages: info.pages,
             seed: spec.seed,
         });
-        let wants = image.chunks_exact(PAGE_SIZE as usize);
-        for (page, want) in (0..info.pages).zip(wants).skip((lo - own.start) as usize) {
-            if page >= hi - own.start {
-                break;
-            }
+        for page in lo..hi {
+            let want = &image[(page * PAGE_SIZE) as usize..][..PAGE_SIZE as usize];
             let phys = info.image.start + page * PAGE_SIZE;
             let unreadable = |error| {
                 let what = format!("page {page:#x} of file {file} at {phys:#x}");

@@ -64,8 +64,9 @@ pub trait GuestMemory {
     }
 
     /// This memory as one that threads may read at once, when it is one:
-    /// a check then compares the present pages' bytes on a thread of their
-    /// own ([`crate::Checker::set_data_thread`]).
+    /// a check then compares the present pages' bytes (and at a full
+    /// check half the file images') on a thread of their own
+    /// ([`crate::Checker::set_data_thread`]).
     fn as_sync(&self) -> Option<&(dyn GuestMemory + Sync)> {
         None
     }

@@ -48,8 +48,7 @@ pub struct Checker {
     pub(super) units: Vec<u64>,
     /// The incremental check's comparison, for its buffers.
     pub(super) diff: Diff,
-    /// From how many changed pages on the incremental check compares
-    /// their bytes on a thread of their own
+    /// From how many pages a check compares bytes on a thread of its own
     /// ([`Checker::set_data_thread`]).
     pub(super) data_thread: Option<usize>,
 }
@@ -59,14 +58,14 @@ impl Checker {
         Checker::default()
     }
 
-    /// Lets a check compare the present pages' bytes on a second thread,
-    /// beside the rest of the check (the incremental check's changed
-    /// pages, the full check's every one), when there are at least
-    /// `min_pages` (`None`: never, the default) and the memory allows it
-    /// ([`GuestMemory::as_sync`]). Worth it when a core
-    /// is free while the check runs (a guest waits for its check), from
-    /// [`DATA_THREAD_PAGES`](super::DATA_THREAD_PAGES) pages. The report
-    /// is the same either way, in the same order.
+    /// Lets a check compare bytes on a second thread, beside the rest of
+    /// the check (the incremental check's changed pages; the full check's
+    /// every present page and the second half of the file images' pages),
+    /// when those pages number at least `min_pages` (`None`: never, the
+    /// default) and the memory allows it ([`GuestMemory::as_sync`]).
+    /// Worth it when a core is free while the check runs (a guest waits
+    /// for its check), from [`DATA_THREAD_PAGES`](super::DATA_THREAD_PAGES)
+    /// pages. The report is the same either way, in the same order.
     pub fn set_data_thread(&mut self, min_pages: Option<usize>) {
         self.data_thread = min_pages;
     }

@@ -389,4 +389,57 @@ fn the_file_images_split_anywhere_report_what_the_whole_does() {
         check_images(&img.mem, &img.hello, &view, k..total, &mut split);
         assert_eq!(format!("{split:?}"), format!("{whole:?}"), "split at {k}");
     }
+    // Each part reports its own pages: file 0's, then file 2's two (the
+    // file without a spec numbered, not checked).
+    let files_of = |range| {
+        let mut out = Vec::new();
+        check_images(&img.mem, &img.hello, &view, range, &mut out);
+        out.iter()
+            .map(|v| match v {
+                Violation::FileImage { file, page, .. } => (*file, *page),
+                other => panic!("{other}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(files_of(0..5), [(0, 1)]);
+    assert_eq!(files_of(5..9), [(2, 0), (2, 3)]);
+}
+
+/// An image that runs past RAM: the whole check names its first
+/// unreadable page, and a split inside the file names it in each part
+/// that reaches past the end (as `check_images` says).
+#[test]
+fn an_unreadable_image_is_named_once_in_each_part_of_a_split() {
+    use super::super::file_images::check_images;
+    let mut img = Image::small();
+    let end = img.mem.bytes.len() as u64;
+    img.hello.files.push(FileInfo {
+        pages: 6,
+        image: PhysRange {
+            start: end - 2 * 4096,
+            end: end + 4 * 4096,
+        },
+    });
+    let mut expect = Expectations::default();
+    expect.files = vec![Some(FileSpec { pages: 6, seed: 5 })];
+    for page in 0..2 {
+        img.write(end - (2 - page) * 4096, &file_page(5, page));
+    }
+    let view = expect.view();
+    let unreadable = |parts: &[(u64, u64)]| {
+        let mut out = Vec::new();
+        for &(lo, hi) in parts {
+            check_images(&img.mem, &img.hello, &view, lo..hi, &mut out);
+        }
+        out.iter()
+            .map(|v| match v {
+                Violation::Unreadable { what, .. } => what.clone(),
+                other => panic!("{other}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let page = |p: u64| format!("page {p:#x} of file 0 at {:#x}", end + (p - 2) * 4096);
+    assert_eq!(unreadable(&[(0, 6)]), [page(2)]);
+    assert_eq!(unreadable(&[(0, 2), (2, 6)]), [page(2)]);
+    assert_eq!(unreadable(&[(0, 4), (4, 6)]), [page(2), page(4)]);
 }
