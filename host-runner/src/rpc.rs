@@ -200,7 +200,14 @@ impl RpcClient {
     }
 
     /// Sends `request` without waiting for a reply (`Shutdown`, `Panic`).
+    /// It goes on the serial line, which a guest looking at the ring for
+    /// its next request does not read until its spin ends: with a ring,
+    /// the spin ends first (`protocol::ring` rule 4; the guest then sleeps
+    /// and the line's byte wakes it).
     pub async fn send(&mut self, request: &Request) -> Result<(), LineError> {
+        if let Some(ring) = &self.ring {
+            ring.swap_spin(0);
+        }
         let bytes = frame::encode(request).map_err(LineError::Encode)?;
         let deadline = Instant::now() + self.timeout;
         self.write(&bytes, &label(request), deadline, self.timeout)

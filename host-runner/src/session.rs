@@ -205,8 +205,8 @@ impl Vm {
     /// `protocol::ring` rule 4): false, and nothing set, without a ring
     /// (on the serial line the guest sleeps between any two requests).
     /// While it looks it does not read the serial line: a request sent
-    /// there waits for the spin to end ([`Vm::send_and_wait_exit`] ends
-    /// it first).
+    /// there waits for the spin to end (a request without an answer,
+    /// `Shutdown` or `Panic`, ends it first: `RpcClient::send`).
     pub fn set_guest_spin(&self, ticks: u64) -> bool {
         self.swap_guest_spin(ticks).is_some()
     }
@@ -320,10 +320,6 @@ impl Vm {
     /// end (`GuestPanic`, …), or `Ok` with the exit when the guest had
     /// nothing to report.
     pub async fn send_and_wait_exit(&mut self, request: Request) -> Result<QemuExit, RpcError> {
-        // It goes on the serial line, which a guest spinning for the ring's
-        // next request does not read until its spin ends: told any spin
-        // (`--guest-spin`), it stops now.
-        self.set_guest_spin(0);
         if let Err(e) = self.rpc.send(&request).await {
             return Err(guest_error(&mut self.qemu, e).await);
         }
