@@ -248,3 +248,63 @@ async fn inspect_now(
         qemu_time: checked.elapsed(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    use oracle::{CheckReport, GuestMemory, Scope, Walk};
+    use protocol::Request;
+
+    use super::{inspect_by, MemorySource};
+    use crate::session::Vm;
+    use crate::{Accel, RunnerOptions};
+
+    /// A guest told to spin without end, then checked: with `sleeps` it
+    /// goes to sleep while the check runs (the check waits for it, so no
+    /// scheduling can hide it), without it goes on spinning; either way
+    /// its spin is back after, and it still shuts down.
+    #[tokio::test]
+    async fn the_guest_sleeps_through_a_check_that_says_so_and_spins_through_the_rest() {
+        let Ok(mut config) = crate::base_config(&RunnerOptions::default()) else {
+            eprintln!("skipped: no QEMU, or the build script built no kernel");
+            return;
+        };
+        config.accel = Accel::Tcg;
+        let mut vm = Vm::boot(&config).await.expect("boot");
+        let hello = vm.hello().await.expect("hello");
+        assert!(vm.uses_ring(), "shared RAM and the default transport");
+        for (nonce, sleeps) in [(1, true), (2, false)] {
+            assert!(vm.set_guest_spin(u64::MAX));
+            let pong = vm.call(Request::Ping { nonce }).await.expect("pong");
+            assert_eq!(pong, protocol::Response::Pong { nonce });
+            let seen = Cell::new(None::<bool>);
+            let check = |_: &dyn GuestMemory| {
+                // Long enough for a guest told to sleep; a glance at one
+                // that was not.
+                let wait = if sleeps { 30_000 } else { 50 };
+                let end = Instant::now() + Duration::from_millis(wait);
+                while vm.guest_sleeps() != Some(true) && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                seen.set(vm.guest_sleeps());
+                CheckReport {
+                    violations: Vec::new(),
+                    walk: Walk::default(),
+                    scope: Scope::Full,
+                }
+            };
+            let at = (0, hello.page_table_root);
+            let memory = MemorySource::SharedRam;
+            inspect_by(&vm, &hello, at, memory, (false, sleeps), check)
+                .await
+                .expect("the check");
+            assert_eq!(seen.get(), Some(sleeps), "asleep in the check: {sleeps}");
+            assert_eq!(vm.guest_spin(), Some(u64::MAX), "its spin back");
+        }
+        vm.shutdown()
+            .await
+            .expect("a spinning guest still shuts down");
+    }
+}

@@ -35,13 +35,7 @@ impl JudgedVm {
             model.space_root(space).unwrap_or(hello.page_table_root),
         );
         let check = |mem: &dyn GuestMemory| checker.check_model(mem, hello, model, full);
-        // The guest sleeps through a full check that has both cores' work
-        // (QEMU's view, or the data thread) and spins through the rest:
-        // sleeping through the incremental ones too measured no better
-        // (30-s campaigns at --jobs 1, alternated against this) and wakes
-        // the guest after ten times as many checks. A judge without
-        // incremental checks sleeps through every one.
-        let sleeps = qemu || (full && self.opts.data_thread);
+        let sleeps = sleeps_through(full, qemu, self.opts.data_thread);
         let r = inspect_by(&self.vm, hello, current, memory, (qemu, sleeps), check).await;
         let spent = t.elapsed();
         self.timings.checks += spent;
@@ -139,6 +133,41 @@ impl JudgedVm {
         match with_paused_ram(&self.vm, self.opts.memory, |m| f(m, &hello)).await {
             Ok(t) => Ok(t),
             Err(e) => Err(self.fail(e, at).await),
+        }
+    }
+}
+
+/// Whether the guest sleeps through a check (`inspect_by`'s `sleeps`): a
+/// full check that has both cores' work (QEMU's view, or the data thread),
+/// not the rest. Sleeping through the incremental ones too measured no
+/// better (30-s campaigns at --jobs 1, alternated) and wakes the guest
+/// after ten times as many checks. A judge without incremental checks
+/// asks for full ones only, and so sleeps through every one.
+fn sleeps_through(full: bool, qemu: bool, data_thread: bool) -> bool {
+    qemu || (full && data_thread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sleeps_through;
+
+    /// QEMU's view always; a full check with the data thread; never an
+    /// incremental one, nor a full one without the thread.
+    #[test]
+    fn the_guest_sleeps_through_full_checks_with_work_for_both_cores() {
+        for (full, qemu, thread, want) in [
+            (true, true, false, true),
+            (true, true, true, true),
+            (true, false, true, true),
+            (true, false, false, false),
+            (false, false, true, false),
+            (false, false, false, false),
+        ] {
+            assert_eq!(
+                sleeps_through(full, qemu, thread),
+                want,
+                "full {full}, QEMU's view {qemu}, data thread {thread}"
+            );
         }
     }
 }
